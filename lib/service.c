@@ -1,0 +1,81 @@
+/* service.c -- see service.h. */
+#include "service.h"
+#include "log.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/time.h>
+#include <time.h>
+
+struct service {
+    struct event_base *base;
+    struct event *sigint, *sigterm;
+    void (*on_stop)(void *);
+    void *on_stop_arg;
+    int stopping;
+};
+
+static void service_signal_cb(evutil_socket_t sig, short what, void *arg) {
+    (void)what;
+    service *s = arg;
+    log_info("signal %d: shutting down", (int)sig);
+    service_stop(s);
+}
+
+int service_new(const char *name, service **out) {
+    signal(SIGPIPE, SIG_IGN);
+    if (log_init(name) != 0) return -1;
+    service *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    s->base = event_base_new();
+    if (!s->base) {
+        free(s);
+        return -1;
+    }
+    s->sigint = evsignal_new(s->base, SIGINT, service_signal_cb, s);
+    s->sigterm = evsignal_new(s->base, SIGTERM, service_signal_cb, s);
+    evsignal_add(s->sigint, NULL);
+    evsignal_add(s->sigterm, NULL);
+    *out = s;
+    return 0;
+}
+
+struct event_base *service_base(service *s) { return s->base; }
+
+void service_on_stop(service *s, void (*cb)(void *arg), void *arg) {
+    s->on_stop = cb;
+    s->on_stop_arg = arg;
+}
+
+int service_run(service *s) {
+    event_base_dispatch(s->base);
+    return 0;
+}
+
+void service_stop(service *s) {
+    if (s->stopping) return;
+    s->stopping = 1;
+    if (s->on_stop) s->on_stop(s->on_stop_arg);
+    event_base_loopexit(s->base, NULL);
+}
+
+void service_free(service *s) {
+    if (!s) return;
+    event_free(s->sigint);
+    event_free(s->sigterm);
+    event_base_free(s->base);
+    free(s);
+    log_shutdown();
+}
+
+long long service_now_us(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (long long)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+long long service_mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}

@@ -1,0 +1,28 @@
+/* service.h -- the process scaffolding every HomeIQ binary shares: one libevent
+ * loop, SIGPIPE ignored, SIGINT/SIGTERM turned into a clean loop exit so that
+ * buffers are flushed and leak checkers see every allocation freed. */
+#ifndef HOMEIQ_SERVICE_H
+#define HOMEIQ_SERVICE_H
+
+#include <event2/event.h>
+
+typedef struct service service;
+
+/* Creates the loop and installs the signal handlers. 0 on success. */
+int service_new(const char *name, service **out);
+struct event_base *service_base(service *s);
+
+/* Called once on SIGINT/SIGTERM, before the loop is asked to exit; lets the
+ * program stop accepting work and flush. Optional. */
+void service_on_stop(service *s, void (*cb)(void *arg), void *arg);
+
+/* Runs the loop until a signal or service_stop(). Returns 0. */
+int service_run(service *s);
+void service_stop(service *s);
+void service_free(service *s);
+
+/* Monotonic and wall clocks in microseconds. */
+long long service_now_us(void);
+long long service_mono_us(void);
+
+#endif
