@@ -1,0 +1,47 @@
+# HomeIQ -- the commands a newcomer types. CMake does the building.
+#   make         build (release, in build/)
+#   make test    install deps, build release + ASan/UBSan, run every test in both
+#   make run     install deps, build, run simulator + 3 services on SQLite (Ctrl-C stops all)
+#   make bench   end-to-end benchmark (writes bench/results/ and docs/BENCHMARKS.md)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+CTEST_ARGS ?=
+
+.PHONY: all build deps test test-release test-asan run bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+test: deps
+	@$(MAKE) --no-print-directory test-release
+	@$(MAKE) --no-print-directory test-asan
+	@echo "make test: all tests passed (release and ASan+UBSan builds)"
+
+test-release: build
+	@echo "== tests: release build =="
+	@cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+
+test-asan:
+	@echo "== tests: AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer build =="
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHOMEIQ_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:exitcode=23 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure $(CTEST_ARGS)
+
+run: deps build
+	@scripts/run
+
+bench: deps
+	@scripts/install-deps --bench
+	@$(MAKE) --no-print-directory build
+	@bench/run
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

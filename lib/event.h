@@ -1,0 +1,49 @@
+/* event.h -- the HomeIQ event model shared by all services.
+ *
+ * Two shapes travel between the services:
+ *  - raw HA events (what ingestion spools and forwards; enrichment parses them);
+ *  - enriched records (what enrichment sends to storage and storage serves),
+ *    flat JSON objects described field by field in docs/EVENTS.md.
+ * This module owns what they have in common: unpacking a request body into a
+ * list of events, RFC 3339 time parsing/formatting, and a record's identity. */
+#ifndef HOMEIQ_EVENT_H
+#define HOMEIQ_EVENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Accepts one event object, a JSON array of events, or {"events":[...]}.
+ * On success *events is a new reference to an array (possibly empty).
+ * On failure returns -1 and sets *err to a static message. */
+int event_unpack_batch(json_t *body, json_t **events, const char **err);
+
+/* Parses RFC 3339 / ISO 8601 ("2025-06-14T08:33:20.218734+00:00", "...Z",
+ * fraction optional, up to 9 digits; offsets honoured) to microseconds since the
+ * Unix epoch, UTC. 0 or -1. */
+int event_time_parse(const char *s, int64_t *us);
+
+/* Formats as "YYYY-MM-DDTHH:MM:SS.ffffffZ" (always 6 fraction digits).
+ * `out` must hold EVENT_TIME_LEN bytes. */
+#define EVENT_TIME_LEN 32
+void event_time_format(int64_t us, char out[EVENT_TIME_LEN]);
+
+/* The stable identity of an enriched record: hex of the first 16 bytes of
+ * SHA-256 over event_type, entity_id, time_fired, context_id (missing = "").
+ * `out` holds EVENT_ID_LEN bytes. 0, or -1 when time_fired is missing. */
+#define EVENT_ID_LEN 33
+int event_identity(const json_t *record, char out[EVENT_ID_LEN]);
+
+/* Checks an enriched record is storable: time_fired a parseable RFC 3339
+ * string, event_type a non-empty string, entity_id a "domain.object" string
+ * (required for state_changed, optional otherwise; any non-empty string --
+ * the strict HA format is enrichment's check), state/old_state strings or
+ * null, attributes an object when present, value/old_value numbers or null.
+ * Returns 0, or -1 with a human-readable reason in err. */
+int event_record_check(const json_t *record, char *err, size_t errlen);
+
+/* Splits "domain.object_id"; 0 when the entity id is well-formed
+ * (lowercase [a-z0-9_] both sides, non-empty, one dot). */
+int event_entity_split(const char *entity_id, char *domain, size_t dlen, const char **object_id);
+
+#endif

@@ -1,0 +1,210 @@
+/* httpd.c -- see httpd.h. A thin layer over evhttp: routes go through one
+ * trampoline so every answer carries a request id and unknown paths get a
+ * JSON 404, the same way in every service. */
+#include "httpd.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct httpd_route_entry {
+    httpd *server;
+    httpd_handler handler;
+    void *arg;
+    struct httpd_route_entry *next;
+} httpd_route_entry;
+
+struct httpd {
+    struct evhttp *http;
+    struct evhttp_bound_socket *sock;
+    int port;
+    unsigned long long next_id;
+    httpd_route_entry *routes;
+};
+
+static void httpd_set_request_id(httpd *h, struct evhttp_request *req) {
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    if (evhttp_find_header(out, "X-Request-Id")) return;
+    const char *in = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Request-Id");
+    char id[64];
+    if (in && strlen(in) < 64) {
+        evhttp_add_header(out, "X-Request-Id", in);
+        return;
+    }
+    snprintf(id, sizeof id, "%x-%llu", (unsigned)(h->port & 0xffff), ++h->next_id);
+    evhttp_add_header(out, "X-Request-Id", id);
+}
+
+static void httpd_trampoline(struct evhttp_request *req, void *arg) {
+    httpd_route_entry *r = arg;
+    httpd_set_request_id(r->server, req);
+    r->handler(req, r->arg);
+}
+
+static void httpd_not_found(struct evhttp_request *req, void *arg) {
+    httpd_set_request_id(arg, req);
+    httpd_reply_error(req, 404, "no such endpoint: %s", evhttp_request_get_uri(req));
+}
+
+static void httpd_metrics(struct evhttp_request *req, void *arg) {
+    (void)arg;
+    if (httpd_require_method(req, EVHTTP_REQ_GET)) return;
+    size_t len;
+    char *text = metrics_render(&len);
+    httpd_reply_text(req, 200, "text/plain; version=0.0.4", text, len);
+    free(text);
+}
+
+int httpd_new(struct event_base *base, const httpd_opts *opts, httpd **out) {
+    httpd *h = calloc(1, sizeof *h);
+    if (!h) return -1;
+    h->http = evhttp_new(base);
+    if (!h->http) goto fail;
+    const char *bind = opts->bind && *opts->bind ? opts->bind : "127.0.0.1";
+    h->sock = evhttp_bind_socket_with_handle(h->http, bind, (ev_uint16_t)opts->port);
+    if (!h->sock) {
+        log_error("cannot listen on %s:%d (in use, or bad address)", bind, opts->port);
+        goto fail;
+    }
+    struct sockaddr_storage ss;
+    ev_socklen_t sl = sizeof ss;
+    h->port = opts->port;
+    if (getsockname(evhttp_bound_socket_get_fd(h->sock), (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) h->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6) h->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    evhttp_set_max_body_size(h->http, (ev_ssize_t)(opts->max_body ? opts->max_body : 16u << 20));
+    evhttp_set_max_headers_size(h->http, 64 * 1024);
+    evhttp_set_timeout(h->http, opts->timeout_s > 0 ? opts->timeout_s : 30);
+    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+    evhttp_set_gencb(h->http, httpd_not_found, h);
+    httpd_route(h, "/metrics", httpd_metrics, NULL);
+    log_info("listening on http://%s:%d", bind, h->port);
+    *out = h;
+    return 0;
+fail:
+    if (h->http) evhttp_free(h->http);
+    free(h);
+    return -1;
+}
+
+int httpd_route(httpd *h, const char *path, httpd_handler handler, void *arg) {
+    httpd_route_entry *r = calloc(1, sizeof *r);
+    if (!r) return -1;
+    r->server = h;
+    r->handler = handler;
+    r->arg = arg;
+    if (evhttp_set_cb(h->http, path, httpd_trampoline, r) != 0) {
+        free(r);
+        return -1;
+    }
+    r->next = h->routes;
+    h->routes = r;
+    return 0;
+}
+
+int httpd_port(const httpd *h) { return h->port; }
+
+void httpd_free(httpd *h) {
+    if (!h) return;
+    evhttp_free(h->http);
+    while (h->routes) {
+        httpd_route_entry *next = h->routes->next;
+        free(h->routes);
+        h->routes = next;
+    }
+    free(h);
+}
+
+int httpd_require_method(struct evhttp_request *req, int methods) {
+    int m = (int)evhttp_request_get_command(req);
+    if (m & methods) return 0;
+    char allow[64] = "";
+    if (methods & EVHTTP_REQ_GET) strcat(allow, "GET, ");
+    if (methods & EVHTTP_REQ_POST) strcat(allow, "POST, ");
+    if (methods & EVHTTP_REQ_PUT) strcat(allow, "PUT, ");
+    if (methods & EVHTTP_REQ_DELETE) strcat(allow, "DELETE, ");
+    size_t n = strlen(allow);
+    if (n >= 2) allow[n - 2] = '\0';
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+    httpd_reply_error(req, 405, "method not allowed (allowed: %s)", allow);
+    return -1;
+}
+
+void httpd_reply_text(struct evhttp_request *req, int status, const char *content_type, const char *text,
+                      size_t len) {
+    struct evbuffer *buf = evbuffer_new();
+    if (buf) evbuffer_add(buf, text, len);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", content_type);
+    evhttp_send_reply(req, status, NULL, buf);
+    if (buf) evbuffer_free(buf);
+}
+
+void httpd_reply_json(struct evhttp_request *req, int status, json_t *body) {
+    if (!body) body = json_object();
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    if (!text) {
+        httpd_reply_text(req, 500, "application/json", "{\"error\":\"cannot encode response\"}", 34);
+        return;
+    }
+    httpd_reply_text(req, status, "application/json", text, strlen(text));
+    free(text);
+}
+
+void httpd_reply_error(struct evhttp_request *req, int status, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_debug("%s %s -> %d %s", evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET",
+              evhttp_request_get_uri(req), status, msg);
+    httpd_reply_json(req, status, json_pack("{ss}", "error", msg));
+}
+
+int httpd_read_json(struct evhttp_request *req, json_t **out) {
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len == 0) {
+        httpd_reply_error(req, 400, "empty body: expected JSON");
+        return -1;
+    }
+    const char *data = (const char *)evbuffer_pullup(in, -1);
+    json_error_t e;
+    json_t *v = json_loadb(data, len, JSON_ALLOW_NUL, &e);
+    if (!v) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "malformed JSON at byte %d (line %d, column %d): %s", e.position, e.line,
+                 e.column, e.text);
+        httpd_reply_json(req, 400, json_pack("{sssi}", "error", msg, "position", e.position));
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int httpd_query_parse(struct evhttp_request *req, struct evkeyvalq *params) {
+    TAILQ_INIT(params);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (!q) return 0;
+    return evhttp_parse_query_str(q, params);
+}
+
+const char *httpd_query_get(struct evkeyvalq *params, const char *key) { return evhttp_find_header(params, key); }
+
+void httpd_query_free(struct evkeyvalq *params) { evhttp_clear_headers(params); }
+
+const char *httpd_request_id(struct evhttp_request *req) {
+    const char *id = evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-Id");
+    return id ? id : "-";
+}

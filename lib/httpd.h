@@ -1,0 +1,59 @@
+/* httpd.h -- the HTTP server every HomeIQ service runs: evhttp on the process'
+ * one libevent loop, with the limits and conventions the services must share:
+ * a body limit (413), header/read timeouts, a request id on every answer, JSON
+ * bodies in and out, 400 with the byte position for malformed JSON, 405 for a
+ * wrong method, and GET /metrics served from the metrics registry. */
+#ifndef HOMEIQ_HTTPD_H
+#define HOMEIQ_HTTPD_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <stddef.h>
+
+typedef struct httpd httpd;
+typedef void (*httpd_handler)(struct evhttp_request *req, void *arg);
+
+typedef struct httpd_opts {
+    const char *bind;        /* default "127.0.0.1" */
+    int port;
+    size_t max_body;         /* bytes; larger bodies get 413 */
+    int timeout_s;           /* header/body read timeout, default 30 */
+} httpd_opts;
+
+/* Binds and starts serving on `base`. GET /metrics is routed automatically. */
+int httpd_new(struct event_base *base, const httpd_opts *opts, httpd **out);
+/* Exact-path route; the handler checks the method (see httpd_require_method). */
+int httpd_route(httpd *h, const char *path, httpd_handler handler, void *arg);
+/* The port actually bound (useful with port 0). */
+int httpd_port(const httpd *h);
+void httpd_free(httpd *h);
+
+/* Answers 405 (with Allow) and returns -1 unless the method is one of `methods`
+ * (a mask of EVHTTP_REQ_*). */
+int httpd_require_method(struct evhttp_request *req, int methods);
+
+/* Sends `body` (reference stolen, may be NULL for an empty object) as
+ * application/json with `status`. */
+void httpd_reply_json(struct evhttp_request *req, int status, json_t *body);
+/* Sends {"error":"<message>"} with `status`. */
+void httpd_reply_error(struct evhttp_request *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Sends a text/plain body (Prometheus exposition etc.). */
+void httpd_reply_text(struct evhttp_request *req, int status, const char *content_type, const char *text, size_t len);
+
+/* Parses the request body as JSON. On failure it has already answered:
+ * 400 {"error":"malformed JSON at byte N (line L, column C): <text>","position":N}
+ * or 400 for an empty body, and returns -1. On success *out is a new reference. */
+int httpd_read_json(struct evhttp_request *req, json_t **out);
+
+/* Query-string parameter of the request URI, or NULL. `params` must be
+ * initialised by httpd_query_parse() and released with httpd_query_free(). */
+int httpd_query_parse(struct evhttp_request *req, struct evkeyvalq *params);
+const char *httpd_query_get(struct evkeyvalq *params, const char *key);
+void httpd_query_free(struct evkeyvalq *params);
+
+/* The request id (X-Request-Id from the client, or generated). */
+const char *httpd_request_id(struct evhttp_request *req);
+
+#endif

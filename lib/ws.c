@@ -1,0 +1,742 @@
+/* ws.c -- WebSocket connections: wslay framing over libevent bufferevents.
+ *
+ * Why this shape: wslay does no I/O, so its recv/send callbacks read from and
+ * append to the bufferevent's evbuffers. Appending never blocks, so wslay's
+ * queue is always flushed straight into the bufferevent output buffer and the
+ * back-pressure figure (ws_pending_bytes) is simply that buffer's length.
+ *
+ * Re-entrancy: user callbacks may call ws_send_text/ws_close/ws_free. While we
+ * are inside a callback (depth > 0) wslay_event_send is postponed (wslay must
+ * not be re-entered) and ws_free only marks the conn; the outermost callback
+ * frame does the real work when it unwinds (see leave()). */
+#include "ws.h"
+
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <wslay/wslay.h>
+
+#define WS_DEFAULT_MAX_MSG (16u * 1024 * 1024)
+#define WS_DEFAULT_CONNECT_MS 10000
+#define WS_CLOSE_TIMEOUT_MS 3000
+#define WS_MAX_HANDSHAKE 16384
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+typedef enum {
+    WS_ST_CONNECTING,  /* client: TCP/TLS connect in progress */
+    WS_ST_HANDSHAKE,   /* client: upgrade request sent, waiting for 101 */
+    WS_ST_OPEN,
+    WS_ST_CLOSING,     /* close frame queued/sent, waiting for the peer's */
+    WS_ST_FLUSHING,    /* close handshake done; writing the last bytes */
+    WS_ST_DEAD         /* on_close called (or freed); no more callbacks */
+} ws_state;
+
+struct ws_conn {
+    struct event_base *base;
+    struct bufferevent *bev;
+    struct evdns_base *dns;
+    SSL_CTX *ssl_ctx;
+    wslay_event_context_ptr wslay;
+    struct event *timer;        /* connect / close timeouts, deferred teardown */
+    ws_callbacks cb;
+    void *arg;
+    ws_state state;
+    int is_client;
+    size_t max_msg;
+    int depth;                  /* nesting of our callback frames */
+    int free_pending;           /* ws_free called while depth > 0 */
+    int send_pending;           /* wslay has queued data to send after unwinding */
+    int teardown_pending;       /* teardown requested from a place we cannot do it */
+    int td_code;
+    char td_reason[320];
+    int peer_code;              /* from the peer's close frame; 0 = none received */
+    char peer_reason[124];
+    char key_accept[29];        /* client: the Sec-WebSocket-Accept we expect */
+    char *request;              /* client: the upgrade request, sent once connected */
+};
+
+static void real_free(ws_conn *c);
+static void teardown(ws_conn *c, int code, const char *reason);
+static void pump(ws_conn *c);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void enter(ws_conn *c) { c->depth++; }
+
+/* Unwinds one callback frame; returns 1 if the conn was freed (caller must
+ * not touch it any more). */
+static int leave(ws_conn *c)
+{
+    if (--c->depth > 0) return 0;
+    if (c->free_pending) {
+        real_free(c);
+        return 1;
+    }
+    if (c->state != WS_ST_DEAD) {
+        if (c->send_pending) pump(c);
+        if (c->teardown_pending && c->state != WS_ST_DEAD) {
+            c->teardown_pending = 0;
+            enter(c);
+            teardown(c, c->td_code, c->td_reason);
+            return leave(c);
+        }
+    }
+    return 0;
+}
+
+static int base64(const unsigned char *in, size_t n, char *out, size_t outsz)
+{
+    if (outsz < 4 * ((n + 2) / 3) + 1) return -1;
+    EVP_EncodeBlock((unsigned char *)out, in, (int)n);
+    return 0;
+}
+
+int ws_accept_value(const char *key, char out[29])
+{
+    char buf[256];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int n = snprintf(buf, sizeof buf, "%s" WS_GUID, key ? key : "");
+    if (!key || n < 0 || (size_t)n >= sizeof buf) return -1;
+    if (!EVP_Digest(buf, (size_t)n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) return -1;
+    return base64(md, 20, out, 29);
+}
+
+/* ---- teardown ---------------------------------------------------------- */
+
+/* Closes the socket and reports on_close once. Must be called inside an
+ * enter()/leave() frame, never from inside a wslay call. */
+static void teardown(ws_conn *c, int code, const char *reason)
+{
+    if (c->state == WS_ST_DEAD) return;
+    c->state = WS_ST_DEAD;
+    if (c->timer) evtimer_del(c->timer);
+    if (c->bev) {
+        bufferevent_free(c->bev);   /* closes the socket */
+        c->bev = NULL;
+    }
+    if (c->peer_code) {
+        code = c->peer_code;
+        reason = c->peer_reason;
+    }
+    log_debug("ws: connection closed (%d %s)", code, reason ? reason : "");
+    if (c->cb.on_close && !c->free_pending) c->cb.on_close(c, code, reason ? reason : "", c->arg);
+}
+
+/* Requests a teardown from a context where calling on_close now is unsafe. */
+static void defer_teardown(ws_conn *c, int code, const char *reason)
+{
+    if (c->teardown_pending || c->state == WS_ST_DEAD) return;
+    c->teardown_pending = 1;
+    c->td_code = code;
+    size_t n = reason ? strnlen(reason, sizeof c->td_reason - 1) : 0;
+    if (n) memcpy(c->td_reason, reason, n);
+    c->td_reason[n] = '\0';
+}
+
+/* Called when we are done with wslay for this round: decides whether the
+ * connection finished (both close frames exchanged / fatal error). */
+static void check_finished(ws_conn *c)
+{
+    if (!c->wslay || c->state == WS_ST_DEAD) return;
+    int rd = wslay_event_want_read(c->wslay);
+    int wr = wslay_event_want_write(c->wslay);
+    if (rd || wr) return;
+    /* Nothing more to read or write through wslay: flush the output, then close. */
+    if (c->state != WS_ST_FLUSHING) {
+        c->state = WS_ST_FLUSHING;
+        if (c->timer) {
+            struct timeval tv = {WS_CLOSE_TIMEOUT_MS / 1000, (WS_CLOSE_TIMEOUT_MS % 1000) * 1000};
+            evtimer_add(c->timer, &tv);
+        }
+    }
+    if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        int sent = wslay_event_get_status_code_sent(c->wslay);
+        char why[64];
+        snprintf(why, sizeof why, "closed (sent %d)", sent);
+        defer_teardown(c, 1006, c->peer_code ? "" : why);
+    }
+}
+
+/* Runs wslay_event_send (only outside wslay calls). */
+static void pump(ws_conn *c)
+{
+    c->send_pending = 0;
+    if (!c->wslay || c->state == WS_ST_DEAD) return;
+    if (wslay_event_want_write(c->wslay) && wslay_event_send(c->wslay) != 0) {
+        defer_teardown(c, 1006, "send failed");
+        return;
+    }
+    check_finished(c);
+}
+
+/* ---- wslay callbacks ---------------------------------------------------- */
+
+static ssize_t wslay_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                             void *user)
+{
+    (void)flags;
+    ws_conn *c = user;
+    if (!c->bev || c->free_pending) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    int n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
+    if (n <= 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    return n;
+}
+
+static ssize_t wslay_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
+                             int flags, void *user)
+{
+    (void)flags;
+    ws_conn *c = user;
+    if (!c->bev || evbuffer_add(bufferevent_get_output(c->bev), data, len) != 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+static int wslay_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
+{
+    (void)user;
+    if (RAND_bytes(buf, (int)len) != 1) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return 0;
+}
+
+static void wslay_msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *a,
+                         void *user)
+{
+    ws_conn *c = user;
+    if (c->free_pending || c->state == WS_ST_DEAD) return;
+    if (a->opcode == WSLAY_TEXT_FRAME) {
+        if (c->state == WS_ST_OPEN && c->cb.on_text)
+            c->cb.on_text(c, (const char *)a->msg, a->msg_length, c->arg);
+    } else if (a->opcode == WSLAY_BINARY_FRAME) {
+        /* Neither side of HomeIQ uses binary frames. */
+        wslay_event_queue_close(ctx, WSLAY_CODE_UNSUPPORTED_DATA, NULL, 0);
+    } else if (a->opcode == WSLAY_CONNECTION_CLOSE) {
+        c->peer_code = a->status_code ? a->status_code : 1005;
+        size_t rl = a->msg_length > 2 ? a->msg_length - 2 : 0;
+        if (rl >= sizeof c->peer_reason) rl = sizeof c->peer_reason - 1;
+        if (rl) memcpy(c->peer_reason, a->msg + 2, rl);
+        c->peer_reason[rl] = '\0';
+        if (c->state == WS_ST_OPEN) c->state = WS_ST_CLOSING;
+    }
+}
+
+static int setup_wslay(ws_conn *c)
+{
+    struct wslay_event_callbacks cbs = {
+        .recv_callback = wslay_recv_cb,
+        .send_callback = wslay_send_cb,
+        .genmask_callback = wslay_genmask_cb,
+        .on_msg_recv_callback = wslay_msg_cb,
+    };
+    int rc = c->is_client ? wslay_event_context_client_init(&c->wslay, &cbs, c)
+                          : wslay_event_context_server_init(&c->wslay, &cbs, c);
+    if (rc != 0) return -1;
+    wslay_event_config_set_max_recv_msg_length(c->wslay, c->max_msg);
+    return 0;
+}
+
+/* Feeds what is in the input buffer to wslay. Inside an enter() frame. */
+static void process_input(ws_conn *c)
+{
+    if (!c->wslay || c->state == WS_ST_DEAD) return;
+    if (wslay_event_want_read(c->wslay) && wslay_event_recv(c->wslay) != 0) {
+        defer_teardown(c, 1006, "receive failed");
+        return;
+    }
+    if (c->free_pending || c->state == WS_ST_DEAD) return;
+    /* wslay refuses to read after a close or a protocol error: drop the rest. */
+    if (!wslay_event_want_read(c->wslay) && c->bev)
+        evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+    pump(c);
+}
+
+/* ---- client handshake ---------------------------------------------------- */
+
+static int header_has_token(const char *val, const char *tok)
+{
+    size_t tl = strlen(tok);
+    for (const char *p = val; *p; p++)
+        if (strncasecmp(p, tok, tl) == 0) return 1;
+    return 0;
+}
+
+/* Parses the 101 response in buf (NUL-terminated header block). NULL = ok,
+ * else a static error description. */
+static const char *check_upgrade_response(ws_conn *c, char *buf)
+{
+    if (strncmp(buf, "HTTP/1.1 101", 12) != 0) {
+        static char err[96];
+        char *eol = strchr(buf, '\r');
+        if (eol) *eol = '\0';
+        snprintf(err, sizeof err, "upgrade refused: %.70s", buf);
+        return err;
+    }
+    int up = 0, conn = 0, acc = 0;
+    char *save = NULL;
+    char *line = strtok_r(buf, "\r\n", &save);
+    while ((line = strtok_r(NULL, "\r\n", &save)) != NULL) {
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        *colon = '\0';
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        size_t vl = strlen(v);
+        while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) v[--vl] = '\0';
+        if (strcasecmp(line, "Upgrade") == 0 && header_has_token(v, "websocket")) up = 1;
+        else if (strcasecmp(line, "Connection") == 0 && header_has_token(v, "upgrade")) conn = 1;
+        else if (strcasecmp(line, "Sec-WebSocket-Accept") == 0) acc = strcmp(v, c->key_accept) == 0 ? 1 : -1;
+        else if (strcasecmp(line, "Sec-WebSocket-Extensions") == 0) return "server chose an extension we did not offer";
+    }
+    if (!up || !conn) return "upgrade response lacks Upgrade/Connection headers";
+    if (acc != 1) return "bad Sec-WebSocket-Accept";
+    return NULL;
+}
+
+static void on_handshake_read(ws_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    if (p.pos < 0) {
+        if (evbuffer_get_length(in) > WS_MAX_HANDSHAKE) teardown(c, 1006, "handshake failed: response too large");
+        return;
+    }
+    size_t hl = (size_t)p.pos + 4;
+    char *hdr = malloc(hl + 1);
+    if (!hdr) {
+        teardown(c, 1006, "out of memory");
+        return;
+    }
+    evbuffer_remove(in, hdr, hl);
+    hdr[hl] = '\0';
+    const char *err = check_upgrade_response(c, hdr);
+    if (err) {
+        char why[128];
+        snprintf(why, sizeof why, "handshake failed: %s", err);
+        free(hdr);
+        teardown(c, 1006, why);
+        return;
+    }
+    free(hdr);
+    if (setup_wslay(c) != 0) {
+        teardown(c, 1006, "out of memory");
+        return;
+    }
+    evtimer_del(c->timer);
+    c->state = WS_ST_OPEN;
+    log_debug("ws: connection open");
+    if (c->cb.on_open) c->cb.on_open(c, c->arg);
+    if (c->free_pending || c->state == WS_ST_DEAD) return;
+    if (evbuffer_get_length(in) > 0) process_input(c);
+    else pump(c);
+}
+
+/* ---- bufferevent callbacks --------------------------------------------- */
+
+static void bev_read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    ws_conn *c = arg;
+    enter(c);
+    if (c->state == WS_ST_HANDSHAKE) on_handshake_read(c);
+    else if (c->state == WS_ST_CONNECTING) { /* data before connect event: wait */ }
+    else process_input(c);
+    leave(c);
+}
+
+static void bev_write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    ws_conn *c = arg;
+    enter(c);
+    if (c->state == WS_ST_FLUSHING) check_finished(c);
+    leave(c);
+}
+
+static void describe_bev_error(ws_conn *c, short what, char *out, size_t n)
+{
+    unsigned long e = c->ssl_ctx ? bufferevent_get_openssl_error(c->bev) : 0;
+    if (e) {
+        char eb[160];
+        ERR_error_string_n(e, eb, sizeof eb);
+        /* Verification errors are more useful than "certificate verify failed". */
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+        if (vr != X509_V_OK)
+            snprintf(out, n, "tls: %s (%s)", X509_verify_cert_error_string(vr), eb);
+        else
+            snprintf(out, n, "tls: %s", eb);
+        while (ERR_get_error()) {}
+        return;
+    }
+    int dnserr = bufferevent_socket_get_dns_error(c->bev);
+    if (dnserr) {
+        snprintf(out, n, "resolve failed: %s", evutil_gai_strerror(dnserr));
+        return;
+    }
+    int err = EVUTIL_SOCKET_ERROR();
+    if (what & BEV_EVENT_EOF) snprintf(out, n, "connection closed by peer");
+    else if (err) snprintf(out, n, "%s", evutil_socket_error_to_string(err));
+    else snprintf(out, n, "connection error");
+}
+
+static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    ws_conn *c = arg;
+    enter(c);
+    if (what & BEV_EVENT_CONNECTED) {
+        if (c->state == WS_ST_CONNECTING) {
+            c->state = WS_ST_HANDSHAKE;
+            bufferevent_write(c->bev, c->request, strlen(c->request));
+            free(c->request);
+            c->request = NULL;
+        }
+    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (c->state == WS_ST_OPEN || c->state == WS_ST_CLOSING || c->state == WS_ST_FLUSHING) {
+            /* Let wslay see any bytes that arrived with the EOF (a close frame). */
+            process_input(c);
+        }
+        if (c->state != WS_ST_DEAD) {
+            char why[256];
+            describe_bev_error(c, what, why, sizeof why);
+            if (c->state == WS_ST_CONNECTING || c->state == WS_ST_HANDSHAKE) {
+                char w2[300];
+                snprintf(w2, sizeof w2, "%s: %s", c->state == WS_ST_CONNECTING ? "connect failed" : "handshake failed", why);
+                defer_teardown(c, 1006, w2);
+            } else {
+                defer_teardown(c, 1006, why);
+            }
+        }
+    }
+    leave(c);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ws_conn *c = arg;
+    enter(c);
+    if (c->teardown_pending) {
+        /* handled by leave() */
+    } else if (c->state == WS_ST_CONNECTING || c->state == WS_ST_HANDSHAKE) {
+        defer_teardown(c, 1006, c->state == WS_ST_CONNECTING ? "connect timeout" : "handshake timeout");
+    } else if (c->state == WS_ST_CLOSING || c->state == WS_ST_FLUSHING) {
+        defer_teardown(c, 1006, "close timeout");
+    }
+    leave(c);
+}
+
+/* ---- client connect ------------------------------------------------------- */
+
+typedef struct ws_url {
+    int tls;
+    char host[256];
+    int port;
+    char path[2048];
+    int host_is_ip;
+    int ipv6;
+} ws_url;
+
+static int parse_url(const char *url, ws_url *u)
+{
+    memset(u, 0, sizeof *u);
+    const char *p;
+    if (strncasecmp(url, "ws://", 5) == 0) { p = url + 5; u->tls = 0; }
+    else if (strncasecmp(url, "wss://", 6) == 0) { p = url + 6; u->tls = 1; }
+    else return -1;
+    u->port = u->tls ? 443 : 80;
+    const char *hs = p, *he;
+    if (*p == '[') {
+        hs = p + 1;
+        he = strchr(hs, ']');
+        if (!he) return -1;
+        p = he + 1;
+        u->ipv6 = 1;
+    } else {
+        he = p + strcspn(p, ":/?#");
+        p = he;
+    }
+    size_t hl = (size_t)(he - hs);
+    if (hl == 0 || hl >= sizeof u->host) return -1;
+    memcpy(u->host, hs, hl);
+    u->host[hl] = '\0';
+    if (*p == ':') {
+        char *end;
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port < 1 || port > 65535) return -1;
+        u->port = (int)port;
+        p = end;
+    }
+    if (*p == '\0') snprintf(u->path, sizeof u->path, "/");
+    else if (*p == '/' || *p == '?') {
+        if (strlen(p) + 2 > sizeof u->path) return -1;
+        snprintf(u->path, sizeof u->path, "%s%s", *p == '?' ? "/" : "", p);
+    } else return -1;
+    for (const char *q = u->path; *q; q++)
+        if ((unsigned char)*q <= ' ' || *q == 0x7f) return -1;
+    unsigned char tmp[16];
+    u->host_is_ip = inet_pton(AF_INET, u->host, tmp) == 1 || inet_pton(AF_INET6, u->host, tmp) == 1;
+    return 0;
+}
+
+static SSL *make_ssl(ws_conn *c, const ws_url *u, const ws_client_opts *o)
+{
+    c->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!c->ssl_ctx) return NULL;
+    SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
+    if (!o->insecure) {
+        int ok = o->ca_file && *o->ca_file ? SSL_CTX_load_verify_locations(c->ssl_ctx, o->ca_file, NULL)
+                                           : SSL_CTX_set_default_verify_paths(c->ssl_ctx);
+        if (ok != 1) {
+            log_error("ws: cannot load CA certificates%s%s", o->ca_file ? " from " : "", o->ca_file ? o->ca_file : "");
+            return NULL;
+        }
+        SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_NONE, NULL);
+    }
+    SSL *ssl = SSL_new(c->ssl_ctx);
+    if (!ssl) return NULL;
+    if (!u->host_is_ip) SSL_set_tlsext_host_name(ssl, u->host);
+    if (!o->insecure) {
+        int ok = u->host_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), u->host)
+                               : SSL_set1_host(ssl, u->host);
+        if (ok != 1) {
+            SSL_free(ssl);
+            return NULL;
+        }
+    }
+    return ssl;
+}
+
+static int build_request(ws_conn *c, const ws_url *u, const char *extra)
+{
+    unsigned char raw[16];
+    char key[32];
+    if (RAND_bytes(raw, sizeof raw) != 1 || base64(raw, sizeof raw, key, sizeof key) != 0) return -1;
+    if (ws_accept_value(key, c->key_accept) != 0) return -1;
+    char hostport[300];
+    int defport = u->port == (u->tls ? 443 : 80);
+    if (defport) snprintf(hostport, sizeof hostport, u->ipv6 ? "[%s]" : "%s", u->host);
+    else snprintf(hostport, sizeof hostport, u->ipv6 ? "[%s]:%d" : "%s:%d", u->host, u->port);
+    const char *fmt = "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n";
+    if (!extra) extra = "";
+    int n = snprintf(NULL, 0, fmt, u->path, hostport, key, extra);
+    if (n < 0) return -1;
+    c->request = malloc((size_t)n + 1);
+    if (!c->request) return -1;
+    snprintf(c->request, (size_t)n + 1, fmt, u->path, hostport, key, extra);
+    return 0;
+}
+
+int ws_client_connect(struct event_base *base, const char *url, const ws_client_opts *o,
+                      const ws_callbacks *cb, void *arg, ws_conn **out)
+{
+    static const ws_client_opts defaults = {0};
+    if (!o) o = &defaults;
+    ws_url u;
+    if (!base || !url || !cb || !out || parse_url(url, &u) != 0) {
+        log_error("ws: invalid WebSocket URL (expected ws[s]://host[:port]/path)");
+        return -1;
+    }
+    ws_conn *c = calloc(1, sizeof *c);
+    if (!c) return -1;
+    c->base = base;
+    c->cb = *cb;
+    c->arg = arg;
+    c->is_client = 1;
+    c->state = WS_ST_CONNECTING;
+    c->max_msg = o->max_msg_bytes ? o->max_msg_bytes : WS_DEFAULT_MAX_MSG;
+    c->timer = evtimer_new(base, timer_cb, c);
+    if (!c->timer || build_request(c, &u, o->extra_headers) != 0) goto fail;
+
+    if (u.tls) {
+        SSL *ssl = make_ssl(c, &u, o);
+        if (!ssl) goto fail;
+        c->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (!c->bev) {
+            SSL_free(ssl);
+            goto fail;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (!c->bev) goto fail;
+    }
+    bufferevent_setcb(c->bev, bev_read_cb, bev_write_cb, bev_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+
+    /* Async DNS, except for literals (none needed) and mDNS ".local" names,
+     * which only the system resolver (nss-mdns) knows: those block briefly. */
+    size_t hl = strlen(u.host);
+    int mdns = hl > 6 && strcasecmp(u.host + hl - 6, ".local") == 0;
+    if (!u.host_is_ip && !mdns) {
+        c->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+        if (!c->dns) log_debug("ws: evdns unavailable, resolving %s synchronously", u.host);
+    }
+    int ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : WS_DEFAULT_CONNECT_MS;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+
+    *out = c;
+    /* Errors found synchronously here are reported from the loop (via leave
+     * -> deferred teardown would run on_close before the caller has *out), so
+     * we hold a frame and convert a teardown request into a timer. */
+    enter(c);
+    if (bufferevent_socket_connect_hostname(c->bev, c->dns, AF_UNSPEC, u.host, u.port) != 0
+        && !c->teardown_pending) {
+        defer_teardown(c, 1006, "connect failed");
+    }
+    if (c->teardown_pending) {
+        struct timeval zero = {0, 0};
+        evtimer_add(c->timer, &zero);   /* timer_cb's leave() runs the teardown */
+    }
+    c->depth--;                         /* no leave(): nothing may run synchronously */
+    return 0;
+
+fail:
+    real_free(c);
+    return -1;
+}
+
+/* ---- server --------------------------------------------------------------- */
+
+int ws_server_accept(struct event_base *base, struct bufferevent *bev, const char *key,
+                     size_t max_msg_bytes, const ws_callbacks *cb, void *arg, ws_conn **out)
+{
+    char accept[29];
+    if (!base || !bev || !cb || !out || ws_accept_value(key, accept) != 0) return -1;
+    ws_conn *c = calloc(1, sizeof *c);
+    if (!c) return -1;
+    c->base = base;
+    c->cb = *cb;
+    c->arg = arg;
+    c->is_client = 0;
+    c->max_msg = max_msg_bytes ? max_msg_bytes : WS_DEFAULT_MAX_MSG;
+    c->timer = evtimer_new(base, timer_cb, c);
+    if (!c->timer || setup_wslay(c) != 0) {
+        real_free(c);
+        return -1;
+    }
+    char resp[160];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+    if (bufferevent_write(bev, resp, (size_t)n) != 0) {
+        real_free(c);
+        return -1;
+    }
+    c->bev = bev;
+    c->state = WS_ST_OPEN;
+    bufferevent_setcb(bev, bev_read_cb, bev_write_cb, bev_event_cb, c);
+    bufferevent_setwatermark(bev, EV_READ, 0, 0);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    *out = c;
+    /* Bytes that came with the upgrade request are handled from the loop. */
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    return 0;
+}
+
+/* ---- sending, closing, freeing ----------------------------------------------- */
+
+int ws_send_text(ws_conn *c, const char *msg, size_t len)
+{
+    if (!c || c->state != WS_ST_OPEN || !c->wslay || c->free_pending) return -1;
+    struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)msg, len};
+    if (wslay_event_queue_msg(c->wslay, &m) != 0) return -1;
+    if (c->depth > 0) {
+        c->send_pending = 1;
+        return 0;
+    }
+    enter(c);
+    pump(c);
+    leave(c);
+    return 0;
+}
+
+size_t ws_pending_bytes(const ws_conn *c)
+{
+    if (!c || !c->bev) return 0;
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+void ws_close(ws_conn *c, int code, const char *reason)
+{
+    if (!c || c->free_pending || c->state == WS_ST_DEAD) return;
+    if (c->state == WS_ST_CONNECTING || c->state == WS_ST_HANDSHAKE) {
+        /* Reported from the loop, never from inside ws_close itself. */
+        defer_teardown(c, 1006, "closed before open");
+        struct timeval zero = {0, 0};
+        evtimer_add(c->timer, &zero);
+        return;
+    }
+    if (c->state != WS_ST_OPEN) return;
+    size_t rl = reason ? strlen(reason) : 0;
+    if (rl > 122) rl = 122;
+    wslay_event_queue_close(c->wslay, (uint16_t)(code > 0 ? code : 1000), (const uint8_t *)reason, rl);
+    c->state = WS_ST_CLOSING;
+    struct timeval tv = {WS_CLOSE_TIMEOUT_MS / 1000, (WS_CLOSE_TIMEOUT_MS % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+    if (c->depth > 0) {
+        c->send_pending = 1;
+        return;
+    }
+    enter(c);
+    pump(c);
+    leave(c);
+}
+
+static void real_free(ws_conn *c)
+{
+    if (c->timer) event_free(c->timer);
+    if (c->bev) bufferevent_free(c->bev);
+    if (c->wslay) wslay_event_context_free(c->wslay);
+    if (c->dns) evdns_base_free(c->dns, 1);
+    if (c->ssl_ctx) SSL_CTX_free(c->ssl_ctx);
+    free(c->request);
+    free(c);
+}
+
+void ws_free(ws_conn *c)
+{
+    if (!c) return;
+    if (c->depth > 0) {
+        c->free_pending = 1;
+        if (c->timer) evtimer_del(c->timer);
+        return;
+    }
+    real_free(c);
+}

@@ -1,0 +1,80 @@
+/* lineproto.c -- see lineproto.h. */
+#include "lineproto.h"
+#include "store_json.h"
+
+#include <math.h>
+#include <string.h>
+
+void lineproto_measurement(sbuf *b, const char *name) {
+    for (const char *p = name; *p; p++) {
+        if (*p == ',' || *p == ' ') sbuf_addc(b, '\\');
+        sbuf_addc(b, *p);
+    }
+}
+
+static char lineproto_tag_char(char c) {
+    if (c == '\\') return '/';
+    if (c == '\n' || c == '\r' || c == '\t') return ' ';
+    return c;
+}
+
+void lineproto_tag(sbuf *b, const char *s) {
+    for (const char *p = s; *p; p++) {
+        char c = lineproto_tag_char(*p);
+        if (c == ',' || c == '=' || c == ' ') sbuf_addc(b, '\\');
+        sbuf_addc(b, c);
+    }
+}
+
+void lineproto_tag_form(sbuf *b, const char *s) {
+    for (const char *p = s; *p; p++) sbuf_addc(b, lineproto_tag_char(*p));
+}
+
+void lineproto_field_string(sbuf *b, const char *s, size_t n) {
+    sbuf_addc(b, '"');
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '"' && s[i] != '\\') {
+            run++;
+            continue;
+        }
+        sbuf_add(b, s + i - run, run);
+        run = 0;
+        sbuf_addc(b, '\\');
+        sbuf_addc(b, s[i]);
+    }
+    sbuf_add(b, s + n - run, run);
+    sbuf_addc(b, '"');
+}
+
+int lineproto_field_float(sbuf *b, double v) {
+    if (!isfinite(v)) return -1;
+    store_json_real(b, v);
+    return 0;
+}
+
+void influxql_string(sbuf *b, const char *s) {
+    sbuf_addc(b, '\'');
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n') {
+            sbuf_add(b, "\\n", 2);
+            continue;
+        }
+        if (*p == '\\' || *p == '\'') sbuf_addc(b, '\\');
+        sbuf_addc(b, *p);
+    }
+    sbuf_addc(b, '\'');
+}
+
+void influxql_ident(sbuf *b, const char *s) {
+    sbuf_addc(b, '"');
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n') {
+            sbuf_add(b, "\\n", 2);
+            continue;
+        }
+        if (*p == '\\' || *p == '"') sbuf_addc(b, '\\');
+        sbuf_addc(b, *p);
+    }
+    sbuf_addc(b, '"');
+}

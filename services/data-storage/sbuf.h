@@ -1,0 +1,30 @@
+/* sbuf.h -- a growable byte buffer for building SQL-free text: line protocol,
+ * InfluxQL, JSON answers.
+ *
+ * Why: every backend builds long strings (a 10,000-line write, a 10,000-row
+ * answer); one tiny append-only buffer with a sticky out-of-memory flag keeps
+ * those builders free of per-call error checks: check sbuf_failed() once. */
+#ifndef HOMEIQ_SBUF_H
+#define HOMEIQ_SBUF_H
+
+#include <stddef.h>
+
+typedef struct sbuf {
+    char *data;     /* always NUL-terminated when len > 0 or after sbuf_init */
+    size_t len, cap;
+    int failed;     /* an allocation failed; contents are incomplete */
+} sbuf;
+
+void sbuf_init(sbuf *b);
+void sbuf_free(sbuf *b);
+void sbuf_reset(sbuf *b);                 /* len = 0, keeps memory */
+void sbuf_add(sbuf *b, const char *s, size_t n);
+void sbuf_adds(sbuf *b, const char *s);
+void sbuf_addc(sbuf *b, char c);
+void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hands the contents to the caller (malloc'd, NUL-terminated) and resets b.
+ * NULL when an allocation failed. */
+char *sbuf_take(sbuf *b, size_t *len);
+static inline int sbuf_failed(const sbuf *b) { return b->failed; }
+
+#endif

@@ -1,0 +1,129 @@
+/* store.h -- the narrow interface between the HTTP API and a storage backend.
+ *
+ * Why: data-storage has one job -- commit batches durably, idempotently and
+ * without losing anything -- and two very different places to do it (the
+ * embedded SQLite file, a remote InfluxDB). The API layer prepares a batch
+ * (validation, identity, exact JSON text) with store_batch_prepare(), hands it
+ * to a backend through store_ops, and answers only from the backend's
+ * callback, i.e. after the commit. Backends never see HTTP.
+ *
+ * Ownership: the caller owns a store_batch and the filter; the backend fills
+ * the per-item status and counters and calls `cb` exactly once (maybe before
+ * write_batch returns). Rows passed to a callback belong to the backend and
+ * are valid only during the call. */
+#ifndef HOMEIQ_STORE_H
+#define HOMEIQ_STORE_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+
+typedef enum {
+    STORE_ITEM_PENDING = 0, /* valid, to be written */
+    STORE_ITEM_STORED,
+    STORE_ITEM_DUPLICATE,
+    STORE_ITEM_REJECTED,    /* failed validation or refused by the database: dead-lettered */
+} store_item_status;
+
+typedef struct store_item {
+    int index;                  /* position in the request's "events" */
+    store_item_status status;
+    char *error;                /* reason when rejected (owned) */
+    char *json;                 /* exact stored text of the record (owned) */
+    size_t json_len;
+    const json_t *record;       /* borrowed from the request body */
+    char event_id[EVENT_ID_LEN];
+    int64_t time_us;            /* time_fired */
+    const char *entity_id;      /* borrowed from record, may be NULL */
+    const char *event_type;     /* borrowed from record */
+    char domain[64];            /* record's domain, else the entity id's prefix; "" if none */
+} store_item;
+
+typedef struct store_dead_letter {
+    char *source;   /* owned */
+    char *error;    /* owned */
+    char *raw;      /* owned: JSON text of the event as received */
+} store_dead_letter;
+
+typedef struct store_batch {
+    store_item *items;
+    size_t nitems;
+    store_dead_letter *dead;    /* dead letters to write in the same commit */
+    size_t ndead, dead_cap;
+    int64_t stored_at_us;       /* set by the backend */
+    size_t stored, duplicates, rejected_by_db, dead_lettered;
+} store_batch;
+
+typedef struct store_filter {
+    long limit;             /* 1..10000, default 100 */
+    long offset;            /* >= 0 */
+    const char *entity_id;  /* borrowed; NULL = any */
+    const char *domain;
+    const char *event_type;
+    int64_t start_us, end_us;   /* start inclusive, end exclusive */
+    int has_start, has_end;
+} store_filter;
+
+#define STORE_MAX_LIMIT 10000
+
+/* A query result: complete JSON object texts, newest first. */
+typedef struct store_rows {
+    char **json;
+    size_t n, cap;
+} store_rows;
+
+typedef struct store store;
+
+typedef void (*store_write_cb)(store_batch *b, int rc, const char *err, void *arg);
+typedef void (*store_rows_cb)(const store_rows *rows, int rc, const char *err, void *arg);
+
+typedef struct store_ops {
+    const char *name;
+    /* Commits the PENDING items and all dead letters in one durable step.
+     * rc 0: committed (items now STORED, DUPLICATE or REJECTED);
+     * rc -1: nothing reliably committed, backend unavailable (-> 503). */
+    void (*write_batch)(store *s, store_batch *b, store_write_cb cb, void *arg);
+    void (*query)(store *s, const store_filter *f, store_rows_cb cb, void *arg);
+    void (*dead_letters)(store *s, long limit, store_rows_cb cb, void *arg);
+    /* 0 healthy, -1 with a short machine-readable reason. Never blocks. */
+    int (*health)(store *s, const char **reason);
+    /* Backend facts for /health (new reference). */
+    json_t *(*info)(store *s);
+    /* Cancels what is in flight (callbacks get rc -1) and frees everything. */
+    void (*close)(store *s);
+} store_ops;
+
+struct store {
+    const store_ops *ops;
+};
+
+/* Opens the backend named by STORAGE_BACKEND (sqlite|influxdb). */
+int store_open(struct event_base *base, store **out);
+void store_close(store *s);
+
+/* Builds a batch from the request's events (a JSON array) and dead_letters
+ * (array or NULL). Invalid events become REJECTED items with a dead letter
+ * (source "data-storage"). 0, or -1 on out of memory. */
+int store_batch_prepare(store_batch *b, json_t *events, json_t *dead_letters);
+void store_batch_free(store_batch *b);
+/* Adds a dead letter; raw is the JSON text (copied). 0/-1. */
+int store_batch_add_dead(store_batch *b, const char *source, const char *error, const char *raw);
+
+/* Applies one query parameter. 0, or -1 with a message naming the parameter. */
+int store_filter_set(store_filter *f, const char *key, const char *value, char *err, size_t errlen);
+void store_filter_init(store_filter *f);
+/* Checks the combination (start <= end). 0/-1 as above. */
+int store_filter_check(const store_filter *f, char *err, size_t errlen);
+
+/* Appends `record_json` + event_id + stored_at as one object to rows. 0/-1. */
+int store_rows_add_event(store_rows *r, const char *record_json, size_t len, const char *event_id, int64_t stored_at_us);
+int store_rows_add(store_rows *r, char *json); /* takes ownership */
+void store_rows_free(store_rows *r);
+
+/* A JSON number for "limit=" style parameters: strict decimal in [min,max]. */
+int store_parse_long(const char *s, long min, long max, long *out);
+
+#endif

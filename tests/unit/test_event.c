@@ -1,0 +1,136 @@
+/* Unit tests for lib/event.c: times, identity, record checks, batch shapes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "event.h"
+
+static void test_time_roundtrip(void **state) {
+    (void)state;
+    int64_t us;
+    char out[EVENT_TIME_LEN];
+    assert_int_equal(event_time_parse("2025-06-14T08:33:20.218734+00:00", &us), 0);
+    assert_int_equal(us, 1749890000218734LL);
+    event_time_format(us, out);
+    assert_string_equal(out, "2025-06-14T08:33:20.218734Z");
+    /* fraction omitted when 0 (HA's isoformat) */
+    assert_int_equal(event_time_parse("2025-06-14T08:33:20+00:00", &us), 0);
+    event_time_format(us, out);
+    assert_string_equal(out, "2025-06-14T08:33:20.000000Z");
+    /* offsets honoured */
+    assert_int_equal(event_time_parse("2025-06-14T10:33:20.5+02:00", &us), 0);
+    event_time_format(us, out);
+    assert_string_equal(out, "2025-06-14T08:33:20.500000Z");
+    assert_int_equal(event_time_parse("2025-01-06T14:30:00Z", &us), 0);
+    event_time_format(us, out);
+    assert_string_equal(out, "2025-01-06T14:30:00.000000Z");
+    /* nanoseconds truncated to microseconds */
+    assert_int_equal(event_time_parse("1970-01-01T00:00:00.123456789Z", &us), 0);
+    assert_int_equal(us, 123456);
+    /* before the epoch */
+    assert_int_equal(event_time_parse("1969-12-31T23:59:59.5Z", &us), 0);
+    event_time_format(us, out);
+    assert_string_equal(out, "1969-12-31T23:59:59.500000Z");
+    assert_int_equal(event_time_parse("2024-02-29T00:00:00Z", &us), 0);
+}
+
+static void test_time_rejects(void **state) {
+    (void)state;
+    int64_t us;
+    const char *bad[] = {"", "yesterday", "2025-13-01T00:00:00Z", "2025-02-30T00:00:00Z", "2023-02-29T00:00:00Z",
+                         "2025-06-14 08:33", "2025-06-14T25:00:00Z", "2025-06-14T08:33:20.Z",
+                         "2025-06-14T08:33:20Zjunk", "2025-06-14T08:33:20+0", NULL};
+    for (int i = 0; bad[i]; i++) assert_int_equal(event_time_parse(bad[i], &us), -1);
+    assert_int_equal(event_time_parse(NULL, &us), -1);
+}
+
+static void test_identity(void **state) {
+    (void)state;
+    char a[EVENT_ID_LEN], b[EVENT_ID_LEN];
+    json_t *r1 = json_pack("{ssssssss}", "event_type", "state_changed", "entity_id", "sensor.x", "time_fired",
+                           "2025-06-14T08:33:20.218734Z", "context_id", "01JXPS4SATTNZJ8RR616P54XFG");
+    json_t *r2 = json_deep_copy(r1);
+    json_object_set_new(r2, "state", json_string("other"));
+    assert_int_equal(event_identity(r1, a), 0);
+    assert_int_equal(event_identity(r2, b), 0);
+    assert_string_equal(a, b); /* identity ignores payload */
+    assert_int_equal(strlen(a), 32);
+    json_object_set_new(r2, "context_id", json_string("01JXPS4SATTNZJ8RR616P54XFH"));
+    assert_int_equal(event_identity(r2, b), 0);
+    assert_string_not_equal(a, b);
+    json_object_del(r2, "time_fired");
+    assert_int_equal(event_identity(r2, b), -1);
+    json_decref(r1);
+    json_decref(r2);
+}
+
+static void test_record_check(void **state) {
+    (void)state;
+    char err[128];
+    json_t *r = json_pack("{sssssss{}}", "event_type", "state_changed", "entity_id", "sensor.x", "time_fired",
+                          "2025-06-14T08:33:20.218734Z", "attributes");
+    assert_int_equal(event_record_check(r, err, sizeof err), 0);
+    json_object_set_new(r, "value", json_string("12"));
+    assert_int_equal(event_record_check(r, err, sizeof err), -1);
+    assert_string_equal(err, "value must be a number or null");
+    json_object_set_new(r, "value", json_real(12));
+    json_object_del(r, "entity_id");
+    assert_int_equal(event_record_check(r, err, sizeof err), -1);
+    assert_string_equal(err, "missing entity_id");
+    json_object_set_new(r, "event_type", json_string("call_service"));
+    assert_int_equal(event_record_check(r, err, sizeof err), 0);
+    json_object_set_new(r, "time_fired", json_string("soon"));
+    assert_int_equal(event_record_check(r, err, sizeof err), -1);
+    json_decref(r);
+}
+
+static void test_entity_split(void **state) {
+    (void)state;
+    char d[64];
+    const char *obj;
+    assert_int_equal(event_entity_split("sensor.living_room_2", d, sizeof d, &obj), 0);
+    assert_string_equal(d, "sensor");
+    assert_string_equal(obj, "living_room_2");
+    const char *bad[] = {"sensor", "Sensor.x", "sensor.", ".x", "sensor.x.y", "sensor._x", "sensor.x_",
+                         "sen__sor.x", "sensor.a b", NULL};
+    for (int i = 0; bad[i]; i++) assert_int_equal(event_entity_split(bad[i], d, sizeof d, &obj), -1);
+}
+
+static void test_unpack(void **state) {
+    (void)state;
+    json_t *ev, *out;
+    const char *err;
+    json_t *one = json_pack("{ss}", "event_type", "x");
+    assert_int_equal(event_unpack_batch(one, &out, &err), 0);
+    assert_int_equal(json_array_size(out), 1);
+    json_decref(out);
+    ev = json_pack("{s[oo]}", "events", json_incref(one), json_incref(one));
+    assert_int_equal(event_unpack_batch(ev, &out, &err), 0);
+    assert_int_equal(json_array_size(out), 2);
+    json_decref(out);
+    json_decref(ev);
+    ev = json_pack("[o]", json_incref(one));
+    assert_int_equal(event_unpack_batch(ev, &out, &err), 0);
+    assert_int_equal(json_array_size(out), 1);
+    json_decref(out);
+    json_decref(ev);
+    ev = json_string("nope");
+    assert_int_equal(event_unpack_batch(ev, &out, &err), -1);
+    json_decref(ev);
+    ev = json_pack("{si}", "events", 3);
+    assert_int_equal(event_unpack_batch(ev, &out, &err), -1);
+    json_decref(ev);
+    json_decref(one);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_time_roundtrip), cmocka_unit_test(test_time_rejects),
+        cmocka_unit_test(test_identity),       cmocka_unit_test(test_record_check),
+        cmocka_unit_test(test_entity_split),   cmocka_unit_test(test_unpack),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,177 @@
+/* sim.h -- shared state of the Home Assistant simulator.
+ *
+ * Why one header: the simulator is a single process with one libevent loop
+ * and one `sim` struct that the HTTP front door (sim_http.c), the HA protocol
+ * (sim_proto.c) and the house model (sim_house.c) all read; keeping the types
+ * in one place keeps the modules' narrow interfaces visible. */
+#ifndef HOMEIQ_SIM_H
+#define HOMEIQ_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <jansson.h>
+
+#include "ws.h"
+
+#define SIM_HA_VERSION "2025.6.1"
+#define SIM_BACKPRESSURE_BYTES (4u * 1024 * 1024)
+#define SIM_MAX_INBOUND (4u * 1024 * 1024)   /* HA's max_msg_size */
+#define SIM_COALESCE_MAX 256
+
+/* ---- growable string buffer (sim_util.c) ---- */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+} sbuf;
+int sbuf_reserve(sbuf *b, size_t extra);
+int sbuf_add(sbuf *b, const void *data, size_t n);
+int sbuf_adds(sbuf *b, const char *s);
+int sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sbuf_add_jstr(sbuf *b, const char *s); /* JSON string literal with quotes */
+void sbuf_free(sbuf *b);
+
+/* ---- small helpers (sim_util.c) ---- */
+uint64_t sim_rand(void);             /* xorshift64*, seeded by sim_seed */
+void sim_seed(uint64_t seed);
+double sim_rand01(void);
+void sim_ulid(long long ts_us, char out[27]);
+void sim_isotime(long long ts_us, char out[40]);   /* HA isoformat, "+00:00" */
+void sim_epoch_float(long long ts_us, char out[32]);/* Python float repr of seconds */
+
+/* ---- entities (sim_house.c) ---- */
+typedef struct sim_snap {           /* one State of an entity */
+    char state[64];
+    json_t *attrs;                  /* owned reference */
+    char *attrs_json;               /* compact serialisation of attrs */
+    long long lc, lu;               /* last_changed, last_updated (= last_reported) */
+    char ctx[27], parent[27];       /* parent "" = null */
+    int has_user;
+    char *state_json;               /* the full State object */
+} sim_snap;
+
+typedef struct sim_entity {
+    char *entity_id;
+    double interval_s;
+    long long next_due;             /* mono us */
+    int numeric;                    /* state is a random walk */
+    double value, vmin, vmax, vstep;
+    int decimals;
+    char **states;                  /* enum states (NULL when numeric) */
+    size_t nstates;
+    double p_state;                 /* chance a tick changes the enum state */
+    json_t *base_attrs;             /* owned */
+    json_t *state_attrs;            /* {state: {attr overlay}}, owned or NULL */
+    char *walk_attr;                /* attribute random walk (climate, weather) */
+    double wval, wmin, wmax, wstep;
+    int wdecimals;
+    double p_unavailable, p_unknown;
+    double p_user;                  /* chance a change is a user's call_service */
+    char *service_domain;           /* for call_service events (light, switch, ...) */
+    int has_state;                  /* cur valid */
+    int glitch;                     /* currently unavailable/unknown */
+    sim_snap cur, prev;
+    int has_prev;
+} sim_entity;
+
+typedef struct sim_automation {
+    char *name, *entity_id, *trigger, *to, *target, *service;
+} sim_automation;
+
+/* ---- clients ---- */
+typedef enum { SUB_EVENTS, SUB_ENTITIES } sub_kind;
+typedef struct sim_sub {
+    long long id;
+    sub_kind kind;
+    char *event_type;               /* SUB_EVENTS: NULL = "*" */
+    char **entity_ids;              /* SUB_ENTITIES filter, NULL = all */
+    size_t nentity_ids;
+} sim_sub;
+
+typedef struct sim sim;
+typedef struct sim_client {
+    sim *s;
+    ws_conn *ws;
+    int authed;
+    int closing;
+    int coalesce;
+    long long last_id;
+    struct event *auth_timer;
+    sim_sub *subs;
+    size_t nsubs, capsubs;
+    sbuf batch;                     /* coalesced events of the current tick */
+    int batch_count;
+    struct sim_client *prev, *next;
+} sim_client;
+
+typedef struct sim_http_conn {
+    sim *s;
+    struct bufferevent *bev;
+    int responded;
+    struct sim_http_conn *prev, *next;
+} sim_http_conn;
+
+struct sim {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    char *token;
+    /* config */
+    long long rate, count, seed;
+    int load_mode;
+    char *scenario_path;
+    /* house */
+    sim_entity *entities;
+    size_t nentities;
+    sim_automation *automations;
+    size_t nautomations;
+    char user_id[33];
+    json_t *config_json;            /* get_config result */
+    json_t *services_json;          /* get_services result */
+    size_t rr;                      /* load-mode round robin */
+    long long last_ts;              /* strictly increasing event time */
+    /* generation */
+    struct event *gen_timer;
+    long long tick_us;
+    double credit;
+    long long last_tick_mono;
+    int paused;
+    int backpressure;
+    /* stats */
+    long long sent, deliveries, paused_backpressure, connections_total, drops, generated;
+    long long bytes_sent_events;
+    /* sent log */
+    FILE *sent_log;
+    /* lists */
+    sim_client *clients;
+    sim_http_conn *http_conns;
+    sbuf ev;                        /* scratch: event body */
+    sbuf tmp;                       /* scratch */
+};
+
+/* sim_house.c */
+int house_load(sim *s, const char *path);
+void house_free(sim *s);
+void house_tick(sim *s);            /* generation timer body */
+void house_start_stop(sim *s);      /* (re)arm or stop generation after a change */
+int house_generating(const sim *s);
+void house_states_json(sim *s, sbuf *out);
+void house_entities_snapshot(sim *s, const sim_sub *sub, sbuf *out);
+
+/* sim_proto.c */
+sim_client *proto_client_new(sim *s);
+void proto_client_free(sim_client *c);       /* unlinks, frees ws too */
+void proto_drop_all(sim *s);
+int proto_subscribed_clients(const sim *s);
+long long proto_subscriptions(const sim *s);
+void proto_send_reply(sim_client *c, const char *msg, size_t len);
+extern const ws_callbacks proto_ws_callbacks;
+
+/* sim_http.c */
+int http_listen(sim *s, const char *bind, int port);
+void http_free_all(sim *s);
+void sim_stats_json(sim *s, sbuf *out);
+
+#endif
