@@ -120,6 +120,10 @@ int store_filter_check(const store_filter *f, char *err, size_t errlen);
 
 /* Appends `record_json` + event_id + stored_at as one object to rows. 0/-1. */
 int store_rows_add_event(store_rows *r, const char *record_json, size_t len, const char *event_id, int64_t stored_at_us);
+/* Appends one dead letter {"id","received_at","source","error","event"};
+ * raw is JSON text (stored by us, so valid). 0/-1. */
+int store_rows_add_dead(store_rows *r, long long id, int64_t received_at_us, const char *source, const char *error,
+                        const char *raw);
 int store_rows_add(store_rows *r, char *json); /* takes ownership */
 void store_rows_free(store_rows *r);
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# bench/storage_insert.sh -- batch-insert throughput of homeiq-data-storage.
+#
+# Starts the real binary (and, for influxdb, a throw-away influxd), posts
+# EVENTS generated records (tests/storage/gen_events.jq: realistic, with
+# awkward strings and attributes) in batches of BATCH over one keep-alive
+# connection, and prints events/s for each backend. Each POST is answered
+# only after the durable commit, so this is committed throughput.
+#
+# Use: bench/storage_insert.sh [path/to/homeiq-data-storage]
+#      BACKENDS="sqlite influxdb" EVENTS=20000 BATCH=1000 (defaults)
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/tests/lib/common.sh"
+. "$root/tests/lib/influxd.sh"
+BIN=${1:-$root/build/services/data-storage/homeiq-data-storage}
+EVENTS=${EVENTS:-20000}
+BATCH=${BATCH:-1000}
+BACKENDS=${BACKENDS:-sqlite influxdb}
+
+nb=$((EVENTS / BATCH))
+echo "# generating $EVENTS events in $nb batches of $BATCH"
+jq -nc --argjson n "$EVENTS" --argjson from 0 -f "$root/tests/storage/gen_events.jq" > "$TEST_TMP/all.json"
+for ((k = 0; k < nb; k++)); do
+  jq -c --argjson k $k --argjson b "$BATCH" '{events: .[$k*$b:($k+1)*$b]}' "$TEST_TMP/all.json" > "$TEST_TMP/b$k.json"
+done
+bytes=$(cat "$TEST_TMP"/b*.json | wc -c)
+
+for backend in $BACKENDS; do
+  [ "$backend" = influxdb ] && { influxd_start || exit 1; }
+  port=$(free_port)
+  STORAGE_BACKEND=$backend DATA_DIR=$TEST_TMP/data-$backend DATA_STORAGE_PORT=$port LOG_LEVEL=warn \
+    start_bg "storage-$backend" "$BIN"
+  pid=$LAST_PID
+  wait_healthy "http://127.0.0.1:$port/health" 30 || exit 1
+  args=()
+  for ((k = 0; k < nb; k++)); do
+    args+=(-o /dev/null -w '%{http_code}\n' -XPOST -H 'Content-Type: application/json'
+           --data-binary @"$TEST_TMP/b$k.json" "http://127.0.0.1:$port/api/v1/events")
+    (( k < nb - 1 )) && args+=(--next)
+  done
+  t0=$(date +%s.%N)
+  codes=$(curl -s "${args[@]}" | sort | uniq -c | tr '\n' ' ')
+  t1=$(date +%s.%N)
+  secs=$(echo "$t1 - $t0" | bc -l)
+  printf '%-9s %6d events, batch %5d: %6.2f s, %8.0f events/s  (%s; %d request bytes)\n' \
+    "$backend" "$EVENTS" "$BATCH" "$secs" "$(echo "$EVENTS / $secs" | bc -l)" "HTTP: $codes" "$bytes"
+  stop_pid "$pid"
+  [ "$backend" = influxdb ] && influxd_stop
+done
+echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+finish >/dev/null

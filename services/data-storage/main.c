@@ -1,0 +1,85 @@
+/* main.c -- homeiq-data-storage: configuration, wiring, clean shutdown.
+ *
+ * The only HomeIQ service that touches a database. Everything it does is in
+ * storage_api.c (HTTP) and the store_* backends; this file reads the
+ * environment, connects them on the one event loop, and frees everything on
+ * SIGTERM in the order that lets in-flight requests be answered. */
+#include "config.h"
+#include "httpd.h"
+#include "log.h"
+#include "metrics.h"
+#include "service.h"
+#include "storage_api.h"
+#include "store.h"
+
+#include <stdio.h>
+
+static const config_var storage_vars[] = {
+    {"DATA_STORAGE_BIND", "127.0.0.1", "address to listen on"},
+    {"DATA_STORAGE_PORT", "8004", "HTTP port"},
+    {"STORAGE_BACKEND", "sqlite", "sqlite | influxdb"},
+    {"MAX_BATCH", "10000", "most events accepted in one POST"},
+    {"MAX_BODY_BYTES", "16777216", "largest request body; larger gets 413"},
+    {"DATA_DIR", "./data", "sqlite: directory of events.db (created)"},
+    {"SQLITE_BUSY_TIMEOUT_MS", "5000", "sqlite: wait this long for a lock before answering 503"},
+    {"INFLUXDB_URL", "http://127.0.0.1:8086", "influxdb: base URL"},
+    {"INFLUXDB_API_VERSION", NULL, "influxdb: 1 or 2 (default: 2 when INFLUXDB_TOKEN/ORG/BUCKET is set, else 1)"},
+    {"INFLUXDB_DATABASE", "home_assistant", "influxdb v1: database (created at start if missing)"},
+    {"INFLUXDB_USERNAME", NULL, "influxdb v1: user"},
+    {"INFLUXDB_PASSWORD", NULL, "influxdb v1: password (or INFLUXDB_PASSWORD_FILE); never logged"},
+    {"INFLUXDB_ORG", NULL, "influxdb v2/v3: organization"},
+    {"INFLUXDB_BUCKET", "home_assistant", "influxdb v2/v3: bucket (also the database name for queries)"},
+    {"INFLUXDB_TOKEN", NULL, "influxdb v2/v3: API token (or INFLUXDB_TOKEN_FILE); never logged"},
+    {"INFLUXDB_TIMEOUT_MS", "10000", "influxdb: timeout of one HTTP request"},
+    {"INFLUXDB_CHUNK_LINES", "5000", "influxdb: most lines in one write request"},
+    {"INFLUXDB_PING_INTERVAL_MS", "5000", "influxdb: how often /health pings InfluxDB"},
+    {NULL, NULL, NULL},
+};
+
+typedef struct storage_main {
+    service *svc;
+    httpd *http;
+    store *st;
+    storage_api *api;
+} storage_main;
+
+static int storage_main_start(storage_main *m) {
+    long long port, max_batch, max_body;
+    if (config_long("DATA_STORAGE_PORT", 8004, 0, 65535, &port) || config_long("MAX_BATCH", 10000, 1, 1000000, &max_batch) ||
+        config_long("MAX_BODY_BYTES", 16 << 20, 1024, 1LL << 31, &max_body))
+        return -1;
+    if (service_new("data-storage", &m->svc) != 0) return -1;
+    if (store_open(service_base(m->svc), &m->st) != 0) return -1;
+    httpd_opts ho = {.bind = config_str("DATA_STORAGE_BIND", "127.0.0.1"), .port = (int)port,
+                     .max_body = (size_t)max_body, .timeout_s = 30};
+    if (httpd_new(service_base(m->svc), &ho, &m->http) != 0) return -1;
+    storage_api_opts ao = {.max_batch = (long)max_batch};
+    return storage_api_new(m->http, m->st, &ao, &m->api);
+}
+
+static void storage_main_free(storage_main *m) {
+    store_close(m->st);       /* answers requests still waiting for the backend */
+    storage_api_free(m->api);
+    httpd_free(m->http);
+    metrics_free_all();
+    service_free(m->svc);
+}
+
+int main(int argc, char **argv) {
+    int rc = config_parse_args(argc, argv,
+                               "homeiq-data-storage: stores enriched Home Assistant events (SQLite or InfluxDB)\n"
+                               "and serves them over HTTP (POST/GET /api/v1/events, /api/v1/dead-letters,\n"
+                               "/health, /metrics).",
+                               storage_vars);
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    storage_main m = {0};
+    if (storage_main_start(&m) != 0) {
+        log_error("data-storage failed to start");
+        storage_main_free(&m);
+        return 1;
+    }
+    service_run(m.svc);
+    log_info("data-storage stopped");
+    storage_main_free(&m);
+    return 0;
+}

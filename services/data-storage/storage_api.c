@@ -1,0 +1,345 @@
+/* storage_api.c -- see storage_api.h.
+ *
+ * The ack contract lives here: a POST is answered from the backend's write
+ * callback only, i.e. 200 after the durable commit, 503 when the backend could
+ * not commit (the caller retries; storage is idempotent). Writes to InfluxDB
+ * complete asynchronously, so a request may outlive its client connection: a
+ * close callback detaches it and the answer is then dropped. */
+#include "storage_api.h"
+#include "log.h"
+#include "metrics.h"
+#include "service.h"
+#include "store_json.h"
+
+#include <event2/http.h>
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A request waiting for the backend (a POST's commit, a GET's rows). */
+typedef struct storage_wait storage_wait;
+
+struct storage_api {
+    store *st;
+    storage_api_opts opts;
+    storage_wait *pending;
+    metric *m_stored, *m_dups, *m_rejected, *m_dead, *m_batch_ok, *m_batch_fail, *m_latency, *m_up;
+};
+
+struct storage_wait {
+    storage_api *api;
+    struct evhttp_request *req;    /* NULL once the client is gone */
+    const char *rows_key;          /* GET: "events" or "dead_letters" */
+    json_t *body;                  /* POST: the request body (items borrow from it) */
+    store_batch batch;
+    long long t0_us;
+    storage_wait *prev, *next;
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static double storage_backend_up(void *arg) {
+    storage_api *a = arg;
+    const char *reason;
+    return a->st->ops->health(a->st, &reason) == 0 ? 1.0 : 0.0;
+}
+
+static void storage_reply_json_text(struct evhttp_request *req, int status, sbuf *b) {
+    size_t len;
+    char *text = sbuf_take(b, &len);
+    if (!text) {
+        httpd_reply_error(req, 500, "out of memory");
+        return;
+    }
+    httpd_reply_text(req, status, "application/json", text, len);
+    free(text);
+}
+
+/* Validates every query parameter with `set`; answers 400 naming the bad one. */
+static int storage_query_params(struct evhttp_request *req, struct evkeyvalq *params,
+                                int (*set)(void *ctx, const char *k, const char *v, char *err, size_t n),
+                                void *ctx) {
+    char err[256];
+    if (httpd_query_parse(req, params) != 0) {
+        httpd_reply_error(req, 400, "query string: cannot be parsed");
+        return -1;
+    }
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, params, next) {
+        if (set(ctx, kv->key, kv->value, err, sizeof err) != 0) {
+            httpd_reply_error(req, 400, "%s", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- waiting requests ------------------------------------------------- */
+
+static void storage_wait_client_gone(struct evhttp_connection *conn, void *arg) {
+    (void)conn;
+    storage_wait *w = arg;
+    log_warn("client closed the connection before its answer was ready; the answer is dropped");
+    w->req = NULL;
+}
+
+static storage_wait *storage_wait_new(storage_api *a, struct evhttp_request *req) {
+    storage_wait *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->api = a;
+    w->req = req;
+    w->next = a->pending;
+    if (a->pending) a->pending->prev = w;
+    a->pending = w;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), storage_wait_client_gone, w);
+    return w;
+}
+
+static void storage_wait_free(storage_wait *w) {
+    storage_api *a = w->api;
+    if (w->req) evhttp_connection_set_closecb(evhttp_request_get_connection(w->req), NULL, NULL);
+    if (w->prev) w->prev->next = w->next;
+    else if (a->pending == w) a->pending = w->next;
+    if (w->next) w->next->prev = w->prev;
+    store_batch_free(&w->batch);
+    json_decref(w->body);
+    free(w);
+}
+
+/* ---- POST /api/v1/events ---------------------------------------------- */
+
+static void storage_post_answer(storage_wait *p) {
+    store_batch *b = &p->batch;
+    sbuf out;
+    sbuf_init(&out);
+    sbuf_printf(&out, "{\"success\":true,\"stored\":%zu,\"duplicates\":%zu,\"rejected\":[", b->stored, b->duplicates);
+    int first = 1;
+    for (size_t i = 0; i < b->nitems; i++) {
+        const store_item *it = &b->items[i];
+        if (it->status != STORE_ITEM_REJECTED) continue;
+        sbuf_printf(&out, "%s{\"index\":%d,\"error\":", first ? "" : ",", it->index);
+        store_json_string(&out, it->error ? it->error : "rejected", it->error ? strlen(it->error) : 8);
+        sbuf_addc(&out, '}');
+        first = 0;
+    }
+    sbuf_printf(&out, "],\"dead_lettered\":%zu}", b->dead_lettered);
+    storage_reply_json_text(p->req, 200, &out);
+}
+
+static void storage_post_done(store_batch *b, int rc, const char *err, void *arg) {
+    storage_wait *p = arg;
+    storage_api *a = p->api;
+    metrics_observe(a->m_latency, (double)(service_mono_us() - p->t0_us) / 1e6);
+    if (rc != 0) {
+        metrics_add(a->m_batch_fail, 1);
+        log_warn("batch of %zu events not committed: %s", b->nitems, err ? err : "backend unavailable");
+        if (p->req) httpd_reply_error(p->req, 503, "storage backend unavailable: %s", err ? err : "unknown error");
+    } else {
+        size_t rejected = 0;
+        for (size_t i = 0; i < b->nitems; i++) rejected += b->items[i].status == STORE_ITEM_REJECTED;
+        metrics_add(a->m_batch_ok, 1);
+        metrics_add(a->m_stored, (double)b->stored);
+        metrics_add(a->m_dups, (double)b->duplicates);
+        metrics_add(a->m_rejected, (double)rejected);
+        metrics_add(a->m_dead, (double)b->dead_lettered);
+        log_debug("batch: %zu stored, %zu duplicates, %zu rejected, %zu dead-lettered", b->stored, b->duplicates,
+                  rejected, b->dead_lettered);
+        if (p->req) storage_post_answer(p);
+    }
+    storage_wait_free(p);
+}
+
+/* Splits the body into the events array and the optional dead_letters. */
+static int storage_post_unpack(struct evhttp_request *req, json_t *body, long max_batch, json_t **events,
+                               json_t **dead) {
+    const char *err = NULL;
+    *dead = NULL;
+    if (json_is_object(body) && json_object_get(body, "dead_letters")) {
+        *dead = json_object_get(body, "dead_letters");
+        if (!json_is_array(*dead)) {
+            httpd_reply_error(req, 400, "dead_letters: must be an array");
+            return -1;
+        }
+        if (!json_object_get(body, "events")) {
+            *events = json_array();
+            goto sizes;
+        }
+    }
+    if (event_unpack_batch(body, events, &err) != 0) {
+        httpd_reply_error(req, 400, "%s", err ? err : "expected an event, an array of events or {\"events\":[...]}");
+        return -1;
+    }
+sizes:
+    if ((long)json_array_size(*events) > max_batch || (long)json_array_size(*dead) > max_batch) {
+        httpd_reply_error(req, 400, "batch too large: %zu events (MAX_BATCH is %ld)", json_array_size(*events),
+                          max_batch);
+        json_decref(*events);
+        return -1;
+    }
+    return 0;
+}
+
+static void storage_post_events(struct evhttp_request *req, storage_api *a) {
+    json_t *body, *events, *dead;
+    if (httpd_read_json(req, &body) != 0) return;
+    if (storage_post_unpack(req, body, a->opts.max_batch, &events, &dead) != 0) {
+        json_decref(body);
+        return;
+    }
+    storage_wait *p = storage_wait_new(a, req);
+    if (!p) {
+        json_decref(events);
+        json_decref(body);
+        httpd_reply_error(req, 500, "out of memory");
+        return;
+    }
+    p->body = body;
+    p->t0_us = service_mono_us();
+    int rc = store_batch_prepare(&p->batch, events, dead);
+    json_decref(events); /* items borrow from body, which holds the same values */
+    if (rc != 0) {
+        httpd_reply_error(req, 500, "out of memory");
+        storage_wait_free(p);
+        return;
+    }
+    a->st->ops->write_batch(a->st, &p->batch, storage_post_done, p);
+}
+
+/* ---- GET /api/v1/events ----------------------------------------------- */
+
+static int storage_filter_param(void *ctx, const char *k, const char *v, char *err, size_t n) {
+    return store_filter_set(ctx, k, v, err, n);
+}
+
+static void storage_rows_reply(const store_rows *rows, int rc, const char *err, void *arg) {
+    storage_wait *w = arg;
+    struct evhttp_request *req = w->req;
+    if (!req) {
+        /* client gone */
+    } else if (rc != 0) {
+        httpd_reply_error(req, 503, "storage backend unavailable: %s", err ? err : "query failed");
+    } else {
+        sbuf out;
+        sbuf_init(&out);
+        sbuf_printf(&out, "{\"%s\":[", w->rows_key);
+        for (size_t i = 0; i < rows->n; i++) {
+            if (i) sbuf_addc(&out, ',');
+            sbuf_adds(&out, rows->json[i]);
+        }
+        sbuf_printf(&out, "],\"count\":%zu}", rows->n);
+        storage_reply_json_text(req, 200, &out);
+    }
+    storage_wait_free(w);
+}
+
+static storage_wait *storage_rows_wait(storage_api *a, struct evhttp_request *req, const char *key) {
+    storage_wait *w = storage_wait_new(a, req);
+    if (!w) httpd_reply_error(req, 500, "out of memory");
+    else w->rows_key = key;
+    return w;
+}
+
+static void storage_get_events(struct evhttp_request *req, storage_api *a) {
+    store_filter f;
+    struct evkeyvalq params;
+    char err[256];
+    store_filter_init(&f);
+    if (storage_query_params(req, &params, storage_filter_param, &f) != 0) goto out;
+    if (store_filter_check(&f, err, sizeof err) != 0) {
+        httpd_reply_error(req, 400, "%s", err);
+        goto out;
+    }
+    /* Backends copy what they need from the filter before returning; params
+     * (which the filter points into) are freed right after. */
+    storage_wait *w = storage_rows_wait(a, req, "events");
+    if (w) a->st->ops->query(a->st, &f, storage_rows_reply, w);
+out:
+    httpd_query_free(&params);
+}
+
+static void storage_events(struct evhttp_request *req, void *arg) {
+    if (httpd_require_method(req, EVHTTP_REQ_GET | EVHTTP_REQ_POST) != 0) return;
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_POST) storage_post_events(req, arg);
+    else storage_get_events(req, arg);
+}
+
+/* ---- GET /api/v1/dead-letters ----------------------------------------- */
+
+static int storage_dead_param(void *ctx, const char *k, const char *v, char *err, size_t n) {
+    if (strcmp(k, "limit") != 0) {
+        snprintf(err, n, "%.64s: unknown parameter (known: limit)", k);
+        return -1;
+    }
+    if (store_parse_long(v, 1, STORE_MAX_LIMIT, ctx) == 0) return 0;
+    snprintf(err, n, "limit: must be an integer from 1 to %d", STORE_MAX_LIMIT);
+    return -1;
+}
+
+static void storage_dead_letters(struct evhttp_request *req, void *arg) {
+    storage_api *a = arg;
+    struct evkeyvalq params;
+    long limit = 100;
+    if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
+    if (storage_query_params(req, &params, storage_dead_param, &limit) == 0) {
+        storage_wait *w = storage_rows_wait(a, req, "dead_letters");
+        if (w) a->st->ops->dead_letters(a->st, limit, storage_rows_reply, w);
+    }
+    httpd_query_free(&params);
+}
+
+/* ---- GET /health ------------------------------------------------------ */
+
+static void storage_health(struct evhttp_request *req, void *arg) {
+    storage_api *a = arg;
+    if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
+    const char *reason = NULL;
+    int ok = a->st->ops->health(a->st, &reason) == 0;
+    json_t *o = json_pack("{s:s,s:s}", "status", ok ? "healthy" : "unhealthy", "service", "data-storage");
+    if (!ok) json_object_set_new(o, "reason", json_string(reason ? reason : "backend_unavailable"));
+    json_object_set_new(o, "backend", a->st->ops->info(a->st));
+    size_t pending = 0;
+    for (storage_wait *p = a->pending; p; p = p->next) pending++;
+    json_object_set_new(o, "pending_requests", json_integer((json_int_t)pending));
+    httpd_reply_json(req, ok ? 200 : 503, o);
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+static void storage_api_metrics(storage_api *a) {
+    a->m_stored = metrics_counter("homeiq_storage_events_stored_total", "Events committed (new).", NULL);
+    a->m_dups = metrics_counter("homeiq_storage_duplicates_total", "Events already stored (idempotent re-posts).", NULL);
+    a->m_rejected = metrics_counter("homeiq_storage_rejected_total",
+                                    "Events refused (validation or database) and dead-lettered.", NULL);
+    a->m_dead = metrics_counter("homeiq_storage_dead_letters_total", "Dead letters written.", NULL);
+    a->m_batch_ok = metrics_counter("homeiq_storage_batches_total", "Write batches by result.", "result=\"committed\"");
+    a->m_batch_fail =
+        metrics_counter("homeiq_storage_batches_total", "Write batches by result.", "result=\"unavailable\"");
+    a->m_latency = metrics_histogram("homeiq_storage_batch_seconds", "Time from request to durable commit.", NULL,
+                                     metrics_latency_bounds, metrics_latency_nbounds);
+    a->m_up = metrics_gauge_fn("homeiq_storage_backend_up", "1 when the storage backend is healthy.", NULL,
+                               storage_backend_up, a);
+}
+
+int storage_api_new(httpd *h, store *st, const storage_api_opts *opts, storage_api **out) {
+    storage_api *a = calloc(1, sizeof *a);
+    if (!a) return -1;
+    a->st = st;
+    a->opts = *opts;
+    storage_api_metrics(a);
+    if (httpd_route(h, "/api/v1/events", storage_events, a) || httpd_route(h, "/api/v1/dead-letters", storage_dead_letters, a) ||
+        httpd_route(h, "/health", storage_health, a)) {
+        free(a);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+void storage_api_free(storage_api *a) {
+    if (!a) return;
+    /* store_close() ran first and answered everything in flight. */
+    if (a->pending) log_warn("requests still pending at shutdown");
+    free(a);
+}

@@ -1,0 +1,25 @@
+/* storage_api.h -- the HTTP face of data-storage: POST/GET /api/v1/events,
+ * GET /api/v1/dead-letters, GET /health, and the storage metrics.
+ *
+ * Why separate from the backends: the API decides what a request means
+ * (parsing, limits, validation, answer shapes, metrics) the same way for every
+ * backend; store.h is all it knows about the database. */
+#ifndef HOMEIQ_STORAGE_API_H
+#define HOMEIQ_STORAGE_API_H
+
+#include "httpd.h"
+#include "store.h"
+
+typedef struct storage_api storage_api;
+
+typedef struct storage_api_opts {
+    long max_batch;     /* events per POST */
+} storage_api_opts;
+
+/* Registers the routes on `h`; `st` must outlive the api. 0/-1. */
+int storage_api_new(httpd *h, store *st, const storage_api_opts *opts, storage_api **out);
+/* Call after store_close() (which answers every request still waiting for
+ * the backend) and before httpd_free(). */
+void storage_api_free(storage_api *a);
+
+#endif

@@ -1,0 +1,976 @@
+/* store_influx.c -- the InfluxDB backend.
+ *
+ * Why it looks like this:
+ *  - Writes go out through httpc on the event loop and the caller is answered
+ *    from the 204, so "200 only after the commit" holds. Batches are written
+ *    one at a time (a FIFO): the duplicate check below is only honest if no
+ *    other batch of ours is between its query and its write.
+ *  - Duplicates: InfluxDB silently overwrites an identical point, so to report
+ *    them we first ask which event_ids already exist in the batch's time
+ *    window, and skip those (a re-post writes nothing).
+ *  - Point time = time_fired in ns. time_fired has microseconds, so the three
+ *    sub-microsecond digits are free: each point gets an offset derived from
+ *    its event_id and bumped past any time already taken in the window, so
+ *    two different events in one series and microsecond never overwrite each
+ *    other.
+ *  - A 400/413 ("partial write", "unable to parse", "field type conflict")
+ *    names bad lines but the good ones must not be lost: the failing chunk is
+ *    bisected down to single lines; good lines are stored (again -- identical
+ *    points overwrite themselves), bad ones become dead letters with
+ *    InfluxDB's error. Any other answer, or none, fails the batch (503).
+ *  - Dead letters live in the measurement homeiq_dead_letters of the same
+ *    database, written in the same request as the batch, with a unique
+ *    per-process nanosecond time each (so none overwrites another).
+ *  - Exact read-back: the full record JSON is the string field "record"; the
+ *    other fields/tags exist for InfluxQL users and for filtering.
+ *  - v1 (/write?db=, basic auth) or v2/v3 (/api/v2/write?org=&bucket=,
+ *    "Authorization: Token"). Queries use InfluxQL /query, which 2.x (with a
+ *    DBRP mapping) and 3.x also serve; db = bucket there. Only v1 is tested
+ *    here (Debian ships influxdb 1.6). */
+#include "store_influx.h"
+#include "config.h"
+#include "httpc.h"
+#include "lineproto.h"
+#include "log.h"
+#include "service.h"
+#include "store_json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INFLUX_MEASUREMENT "home_assistant_events"
+#define INFLUX_DEAD_MEASUREMENT "homeiq_dead_letters"
+
+typedef struct influx_job influx_job;
+
+typedef struct store_influx {
+    store base;
+    struct event_base *evb;
+    httpc *http;
+    char *url, *db, *org, *bucket, *userpwd, *auth_header;
+    int api_version;
+    long timeout_ms, chunk_lines, ping_ms;
+    int up, db_ready, ping_inflight, create_inflight, closing;
+    char last_error[256];
+    struct event *ping_timer;
+    influx_job *queue, *queue_tail;     /* queue is the running job */
+    int64_t last_dead_ns;
+} store_influx;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void influx_urlencode(sbuf *b, const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+            *p == '_' || *p == '.' || *p == '~') {
+            sbuf_addc(b, (char)*p);
+        } else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            sbuf_add(b, e, 3);
+        }
+    }
+}
+
+static void influx_set_down(store_influx *s, const char *detail) {
+    snprintf(s->last_error, sizeof s->last_error, "influxdb_unreachable: %.200s", detail ? detail : "");
+    if (s->up) log_warn("influxdb unavailable: %s", s->last_error);
+    s->up = 0;
+}
+
+/* InfluxDB's {"error":"..."} text, or the raw body. */
+static void influx_error_text(const httpc_response *r, char *out, size_t n) {
+    json_t *j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+    const char *e = json_string_value(json_object_get(j, "error"));
+    if (e) snprintf(out, n, "%s", e);
+    else if (r->status == 0) snprintf(out, n, "%s", r->error ? r->error : "no response");
+    else snprintf(out, n, "HTTP %ld: %.200s", r->status, r->body_len ? r->body : "");
+    json_decref(j);
+}
+
+static int influx_send(store_influx *s, const char *method, const char *url, const char *ctype, const char *body,
+                       size_t len, httpc_done_cb cb, void *arg) {
+    const char *headers[3] = {NULL, NULL, NULL};
+    int h = 0;
+    if (ctype) headers[h++] = ctype;
+    if (s->auth_header) headers[h++] = s->auth_header;
+    httpc_request req = {.method = method, .url = url, .headers = headers, .body = body, .body_len = len,
+                         .timeout_ms = s->timeout_ms, .userpwd = s->userpwd};
+    return httpc_send(s->http, &req, cb, arg);
+}
+
+/* POST /query with q=<sql> (and db=, epoch=ns, chunked). */
+static int influx_query_send(store_influx *s, const char *sql, int with_db, httpc_done_cb cb, void *arg) {
+    sbuf url, form;
+    sbuf_init(&url);
+    sbuf_init(&form);
+    sbuf_printf(&url, "%s/query?epoch=ns&chunked=true&chunk_size=10000", s->url);
+    if (with_db) {
+        sbuf_adds(&url, "&db=");
+        influx_urlencode(&url, s->db);
+    }
+    sbuf_adds(&form, "q=");
+    influx_urlencode(&form, sql);
+    int rc = -1;
+    if (!sbuf_failed(&url) && !sbuf_failed(&form))
+        rc = influx_send(s, "POST", url.data, "Content-Type: application/x-www-form-urlencoded", form.data, form.len,
+                         cb, arg);
+    sbuf_free(&url);
+    sbuf_free(&form);
+    return rc;
+}
+
+/* Walks the (possibly chunked: one JSON document per chunk) /query answer and
+ * calls `row` for each value row of each series. -1 with err on an error. */
+static int influx_parse_rows(const httpc_response *r, int (*row)(json_t *columns, json_t *values, void *arg), void *arg,
+                             char *err, size_t errlen) {
+    size_t off = 0;
+    while (off < r->body_len) {
+        while (off < r->body_len && (r->body[off] == '\n' || r->body[off] == '\r' || r->body[off] == ' ')) off++;
+        if (off >= r->body_len) break;
+        json_error_t je;
+        json_t *doc = json_loadb(r->body + off, r->body_len - off, JSON_DISABLE_EOF_CHECK, &je);
+        if (!doc) {
+            snprintf(err, errlen, "unreadable answer from InfluxDB: %s", je.text);
+            return -1;
+        }
+        off += (size_t)je.position;
+        json_t *res, *ser;
+        size_t i, k;
+        const char *e = json_string_value(json_object_get(doc, "error"));
+        json_array_foreach(json_object_get(doc, "results"), i, res) {
+            if (!e) e = json_string_value(json_object_get(res, "error"));
+            json_array_foreach(json_object_get(res, "series"), k, ser) {
+                json_t *cols = json_object_get(ser, "columns"), *val;
+                size_t v;
+                json_array_foreach(json_object_get(ser, "values"), v, val) {
+                    if (row(cols, val, arg) != 0) {
+                        snprintf(err, errlen, "out of memory");
+                        json_decref(doc);
+                        return -1;
+                    }
+                }
+            }
+        }
+        if (e) {
+            snprintf(err, errlen, "influxdb: %s", e);
+            json_decref(doc);
+            return -1;
+        }
+        json_decref(doc);
+    }
+    return 0;
+}
+
+/* Column index by name in a series' "columns", or -1. */
+static int influx_col(json_t *columns, const char *name) {
+    json_t *c;
+    size_t i;
+    json_array_foreach(columns, i, c) if (json_is_string(c) && strcmp(json_string_value(c), name) == 0) return (int)i;
+    return -1;
+}
+
+static const char *influx_row_str(json_t *columns, json_t *values, const char *name) {
+    int i = influx_col(columns, name);
+    return i < 0 ? NULL : json_string_value(json_array_get(values, (size_t)i));
+}
+
+static int64_t influx_row_time(json_t *columns, json_t *values) {
+    int i = influx_col(columns, "time");
+    return i < 0 ? 0 : (int64_t)json_integer_value(json_array_get(values, (size_t)i));
+}
+
+/* ---- a set of event ids and of taken nanosecond times ----------------- */
+
+typedef struct influx_set {
+    uint64_t *keys;     /* 0 = empty slot */
+    char (*ids)[EVENT_ID_LEN];
+    size_t cap, n;
+} influx_set;
+
+static uint64_t influx_mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x | 1; /* never 0 */
+}
+
+static uint64_t influx_id_key(const char *id) {
+    uint64_t k = 0;
+    for (int i = 0; i < 16 && id[i]; i++) k = k * 31 + (unsigned char)id[i];
+    return influx_mix(k);
+}
+
+static int influx_set_grow(influx_set *s, int with_ids) {
+    size_t cap = s->cap ? s->cap * 2 : 1024;
+    influx_set n = {calloc(cap, sizeof *n.keys), with_ids ? calloc(cap, sizeof *n.ids) : NULL, cap, 0};
+    if (!n.keys || (with_ids && !n.ids)) {
+        free(n.keys);
+        free(n.ids);
+        return -1;
+    }
+    for (size_t i = 0; i < s->cap; i++) {
+        if (!s->keys[i]) continue;
+        size_t j = s->keys[i] & (cap - 1);
+        while (n.keys[j]) j = (j + 1) & (cap - 1);
+        n.keys[j] = s->keys[i];
+        if (with_ids) memcpy(n.ids[j], s->ids[i], EVENT_ID_LEN);
+        n.n++;
+    }
+    free(s->keys);
+    free(s->ids);
+    *s = n;
+    return 0;
+}
+
+/* 1 when present; otherwise inserts and returns 0; -1 out of memory.
+ * `id` NULL: the set holds bare 64-bit keys (times). */
+static int influx_set_put(influx_set *s, uint64_t key, const char *id) {
+    if ((s->n + 1) * 2 > s->cap && influx_set_grow(s, id != NULL) != 0) return -1;
+    size_t j = key & (s->cap - 1);
+    for (; s->keys[j]; j = (j + 1) & (s->cap - 1))
+        if (s->keys[j] == key && (!id || strcmp(s->ids[j], id) == 0)) return 1;
+    s->keys[j] = key;
+    if (id) memcpy(s->ids[j], id, EVENT_ID_LEN);
+    s->n++;
+    return 0;
+}
+
+static void influx_set_free(influx_set *s) {
+    free(s->keys);
+    free(s->ids);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- write jobs ------------------------------------------------------- */
+
+typedef struct influx_line {
+    size_t off, len;
+    int item;   /* index into batch items, or -1 - dead letter index */
+} influx_line;
+
+typedef struct influx_range {
+    size_t lo, hi;
+} influx_range;
+
+struct influx_job {
+    store_influx *s;
+    store_batch *b;
+    store_write_cb cb;
+    void *arg;
+    influx_job *next;
+    influx_set ids, times;
+    uint64_t *ns;               /* per item: assigned point time */
+    sbuf body;                  /* all lines */
+    influx_line *lines;
+    size_t nlines, lines_cap;
+    influx_range *stack;        /* ranges still to send */
+    size_t nstack, stack_cap;
+    size_t dead_written;        /* dead letters already turned into lines */
+    int failed;
+    char err[256];
+};
+
+static void influx_job_start(store_influx *s);
+
+static void influx_job_free(influx_job *j) {
+    influx_set_free(&j->ids);
+    influx_set_free(&j->times);
+    free(j->ns);
+    sbuf_free(&j->body);
+    free(j->lines);
+    free(j->stack);
+    free(j);
+}
+
+/* Reports the job (rc -1 when failed), frees it and starts the next one. */
+static void influx_job_finish(influx_job *j) {
+    store_influx *s = j->s;
+    store_batch *b = j->b;
+    int rc = j->failed ? -1 : 0;
+    if (rc == 0) {
+        b->stored = b->duplicates = 0;
+        for (size_t i = 0; i < b->nitems; i++) {
+            if (b->items[i].status == STORE_ITEM_STORED) b->stored++;
+            else if (b->items[i].status == STORE_ITEM_DUPLICATE) b->duplicates++;
+        }
+        b->dead_lettered = b->ndead;
+    }
+    s->queue = j->next;
+    if (!s->queue) s->queue_tail = NULL;
+    store_write_cb cb = j->cb;
+    void *arg = j->arg;
+    char err[256];
+    snprintf(err, sizeof err, "%s", j->err);
+    influx_job_free(j);
+    cb(b, rc, rc ? err : NULL, arg);
+    if (!s->closing) influx_job_start(s);
+}
+
+static void influx_job_fail(influx_job *j, const char *why) {
+    j->failed = 1;
+    snprintf(j->err, sizeof j->err, "%.250s", why);
+    influx_job_finish(j);
+}
+
+static int influx_job_push(influx_job *j, size_t lo, size_t hi) {
+    if (j->nstack == j->stack_cap) {
+        size_t cap = j->stack_cap ? j->stack_cap * 2 : 32;
+        influx_range *p = realloc(j->stack, cap * sizeof *p);
+        if (!p) return -1;
+        j->stack = p;
+        j->stack_cap = cap;
+    }
+    j->stack[j->nstack++] = (influx_range){lo, hi};
+    return 0;
+}
+
+static int influx_job_add_line(influx_job *j, size_t off, int item) {
+    if (j->nlines == j->lines_cap) {
+        size_t cap = j->lines_cap ? j->lines_cap * 2 : 256;
+        influx_line *p = realloc(j->lines, cap * sizeof *p);
+        if (!p) return -1;
+        j->lines = p;
+        j->lines_cap = cap;
+    }
+    j->lines[j->nlines++] = (influx_line){off, j->body.len - off, item};
+    return 0;
+}
+
+static void influx_tag(sbuf *b, const char *key, const char *value) {
+    if (!value || !*value) return; /* InfluxDB has no empty tag values */
+    sbuf_addc(b, ',');
+    sbuf_adds(b, key);
+    sbuf_addc(b, '=');
+    lineproto_tag(b, value);
+}
+
+static const char *influx_str(const json_t *rec, const char *key) {
+    return json_string_value(json_object_get(rec, key));
+}
+
+/* Appends ",key=<string>" for a string member, returns 1 when added. */
+static void influx_field_str(sbuf *b, const char *key, const char *v, size_t n) {
+    sbuf_addc(b, ',');
+    sbuf_adds(b, key);
+    sbuf_addc(b, '=');
+    lineproto_field_string(b, v, n);
+}
+
+static void influx_field_member_str(sbuf *b, const json_t *rec, const char *key) {
+    const json_t *v = json_object_get(rec, key);
+    if (json_is_string(v)) influx_field_str(b, key, json_string_value(v), json_string_length(v));
+}
+
+static void influx_field_member_float(sbuf *b, const json_t *rec, const char *key) {
+    const json_t *v = json_object_get(rec, key);
+    if (!json_is_number(v)) return;
+    size_t mark = b->len;
+    sbuf_addc(b, ',');
+    sbuf_adds(b, key);
+    sbuf_addc(b, '=');
+    if (lineproto_field_float(b, json_number_value(v)) != 0) b->len = mark;
+}
+
+/* One point of the events measurement. Fields have fixed types whatever the
+ * record holds: strings stay strings, value/old_value/duration are floats and
+ * only written when numeric. */
+static void influx_event_line(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at) {
+    const json_t *rec = it->record;
+    lineproto_measurement(b, INFLUX_MEASUREMENT);
+    influx_tag(b, "device_class", influx_str(rec, "device_class"));
+    influx_tag(b, "domain", it->domain);
+    influx_tag(b, "entity_id", it->entity_id);
+    influx_tag(b, "event_type", it->event_type);
+    influx_tag(b, "unit_of_measurement", influx_str(rec, "unit_of_measurement"));
+    sbuf_adds(b, " event_id=");
+    lineproto_field_string(b, it->event_id, strlen(it->event_id));
+    influx_field_str(b, "stored_at", stored_at, strlen(stored_at));
+    influx_field_str(b, "record", it->json, it->json_len);
+    influx_field_member_str(b, rec, "state");
+    influx_field_member_float(b, rec, "value");
+    influx_field_member_str(b, rec, "old_state");
+    influx_field_member_float(b, rec, "old_value");
+    influx_field_member_float(b, rec, "duration_in_state");
+    influx_field_member_str(b, rec, "context_id");
+    influx_field_member_str(b, rec, "context_parent_id");
+    influx_field_member_str(b, rec, "context_user_id");
+    const json_t *attrs = json_object_get(rec, "attributes");
+    if (json_is_object(attrs)) {
+        sbuf tmp;
+        sbuf_init(&tmp);
+        store_json_dump(attrs, &tmp);
+        if (!sbuf_failed(&tmp)) influx_field_str(b, "attributes", tmp.data, tmp.len);
+        else b->failed = 1;
+        sbuf_free(&tmp);
+    }
+    sbuf_printf(b, " %llu\n", (unsigned long long)ns);
+}
+
+static void influx_dead_line(store_influx *s, sbuf *b, const store_dead_letter *d) {
+    int64_t ns = service_now_us() * 1000;
+    if (ns <= s->last_dead_ns) ns = s->last_dead_ns + 1;
+    s->last_dead_ns = ns;
+    lineproto_measurement(b, INFLUX_DEAD_MEASUREMENT);
+    influx_tag(b, "source", d->source);
+    sbuf_adds(b, " error=");
+    lineproto_field_string(b, d->error, strlen(d->error));
+    influx_field_str(b, "raw", d->raw, strlen(d->raw));
+    sbuf_printf(b, " %lld\n", (long long)ns);
+}
+
+/* Lines for dead letters [j->dead_written, b->ndead) and a range for them. */
+static int influx_job_add_dead_lines(influx_job *j) {
+    size_t first = j->nlines;
+    for (; j->dead_written < j->b->ndead; j->dead_written++) {
+        size_t off = j->body.len;
+        influx_dead_line(j->s, &j->body, &j->b->dead[j->dead_written]);
+        if (influx_job_add_line(j, off, -1 - (int)j->dead_written) != 0) return -1;
+    }
+    if (sbuf_failed(&j->body)) return -1;
+    for (size_t lo = first; lo < j->nlines; lo += (size_t)j->s->chunk_lines) {
+        size_t hi = lo + (size_t)j->s->chunk_lines < j->nlines ? lo + (size_t)j->s->chunk_lines : j->nlines;
+        if (influx_job_push(j, lo, hi) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Builds every line; chunks are pushed so the first chunk is sent first. */
+static int influx_job_build(influx_job *j) {
+    store_batch *b = j->b;
+    char stored_at[EVENT_TIME_LEN];
+    b->stored_at_us = service_now_us();
+    event_time_format(b->stored_at_us, stored_at);
+    for (size_t i = 0; i < b->nitems; i++) {
+        if (b->items[i].status != STORE_ITEM_PENDING) continue;
+        size_t off = j->body.len;
+        influx_event_line(&j->body, &b->items[i], j->ns[i], stored_at);
+        if (influx_job_add_line(j, off, (int)i) != 0) return -1;
+    }
+    size_t nevents = j->nlines;
+    if (influx_job_add_dead_lines(j) != 0) return -1;
+    /* add_dead_lines pushed the dead-letter ranges; event ranges go on top
+     * in reverse so they pop in order, before the dead letters. */
+    size_t chunk = (size_t)j->s->chunk_lines;
+    size_t nranges = (nevents + chunk - 1) / chunk;
+    for (size_t r = nranges; r-- > 0;) {
+        size_t lo = r * chunk, hi = lo + chunk < nevents ? lo + chunk : nevents;
+        if (influx_job_push(j, lo, hi) != 0) return -1;
+    }
+    return sbuf_failed(&j->body) ? -1 : 0;
+}
+
+static void influx_write_done(const httpc_response *r, void *arg);
+
+static void influx_write_url(store_influx *s, sbuf *url) {
+    if (s->api_version == 2) {
+        sbuf_printf(url, "%s/api/v2/write?precision=ns&org=", s->url);
+        influx_urlencode(url, s->org ? s->org : "");
+        sbuf_adds(url, "&bucket=");
+        influx_urlencode(url, s->bucket);
+    } else {
+        sbuf_printf(url, "%s/write?precision=ns&db=", s->url);
+        influx_urlencode(url, s->db);
+    }
+}
+
+/* Sends the range on top of the stack, or finishes the job. */
+static void influx_job_next(influx_job *j) {
+    if (j->nstack == 0 && j->dead_written < j->b->ndead && influx_job_add_dead_lines(j) != 0) {
+        influx_job_fail(j, "out of memory");
+        return;
+    }
+    if (j->nstack == 0) {
+        for (size_t i = 0; i < j->nlines; i++)
+            if (j->lines[i].item >= 0 && j->b->items[j->lines[i].item].status == STORE_ITEM_PENDING)
+                j->b->items[j->lines[i].item].status = STORE_ITEM_STORED;
+        influx_job_finish(j);
+        return;
+    }
+    influx_range rg = j->stack[j->nstack - 1];
+    const influx_line *lo = &j->lines[rg.lo], *hi = &j->lines[rg.hi - 1];
+    sbuf url;
+    sbuf_init(&url);
+    influx_write_url(j->s, &url);
+    int rc = sbuf_failed(&url) ? -1
+                               : influx_send(j->s, "POST", url.data, "Content-Type: text/plain; charset=utf-8",
+                                             j->body.data + lo->off, hi->off + hi->len - lo->off, influx_write_done, j);
+    sbuf_free(&url);
+    if (rc != 0) influx_job_fail(j, "cannot start a request to InfluxDB");
+}
+
+/* A line InfluxDB refused on its own: its event becomes a dead letter. */
+static int influx_job_reject_line(influx_job *j, const influx_line *ln, const char *why) {
+    if (ln->item < 0) return -1; /* a dead letter itself was refused: fail, the caller retries */
+    store_item *it = &j->b->items[ln->item];
+    char reason[300];
+    snprintf(reason, sizeof reason, "influxdb refused the point: %.250s", why);
+    log_warn("event %d (%s) refused by InfluxDB: %s", it->index, it->event_id, why);
+    it->status = STORE_ITEM_REJECTED;
+    free(it->error);
+    it->error = strdup(reason);
+    j->b->rejected_by_db++;
+    return store_batch_add_dead(j->b, "data-storage", reason, it->json);
+}
+
+static void influx_write_done(const httpc_response *r, void *arg) {
+    influx_job *j = arg;
+    store_influx *s = j->s;
+    char why[256];
+    influx_range rg = j->stack[--j->nstack];
+    if (s->closing) {
+        influx_job_fail(j, "shutting down");
+        return;
+    }
+    if (r->status == 204 || r->status == 200) {
+        s->up = 1;
+        influx_job_next(j);
+        return;
+    }
+    influx_error_text(r, why, sizeof why);
+    if (r->status == 400 || r->status == 413) {
+        s->up = 1;
+        if (rg.hi - rg.lo == 1) {
+            if (influx_job_reject_line(j, &j->lines[rg.lo], why) != 0) {
+                influx_job_fail(j, why);
+                return;
+            }
+        } else {
+            size_t mid = rg.lo + (rg.hi - rg.lo) / 2;
+            if (influx_job_push(j, mid, rg.hi) != 0 || influx_job_push(j, rg.lo, mid) != 0) {
+                influx_job_fail(j, "out of memory");
+                return;
+            }
+        }
+        influx_job_next(j);
+        return;
+    }
+    if (r->status == 0) influx_set_down(s, why);
+    else if (r->status == 404) s->db_ready = 0; /* database gone: recreate on the next ping */
+    char msg[300];
+    snprintf(msg, sizeof msg, "influxdb write failed: %.250s", why);
+    influx_job_fail(j, msg);
+}
+
+/* ---- duplicate check -------------------------------------------------- */
+
+static int influx_dup_row(json_t *columns, json_t *values, void *arg) {
+    influx_job *j = arg;
+    const char *id = influx_row_str(columns, values, "event_id");
+    int64_t t = influx_row_time(columns, values);
+    if (t && influx_set_put(&j->times, influx_mix((uint64_t)t), NULL) < 0) return -1;
+    if (id && strlen(id) == EVENT_ID_LEN - 1 && influx_set_put(&j->ids, influx_id_key(id), id) < 0) return -1;
+    return 0;
+}
+
+/* Marks duplicates (stored before, or twice in this batch) and gives every
+ * new event a free nanosecond time within its microsecond. */
+static int influx_job_assign(influx_job *j) {
+    store_batch *b = j->b;
+    influx_set seen = {0};
+    for (size_t i = 0; i < b->nitems; i++) {
+        store_item *it = &b->items[i];
+        if (it->status != STORE_ITEM_PENDING) continue;
+        uint64_t key = influx_id_key(it->event_id);
+        int in_db = j->ids.cap ? influx_set_put(&j->ids, key, it->event_id) : 0;
+        int twice = influx_set_put(&seen, key, it->event_id);
+        if (in_db < 0 || twice < 0) {
+            influx_set_free(&seen);
+            return -1;
+        }
+        if (in_db == 1 || twice == 1) {
+            it->status = STORE_ITEM_DUPLICATE;
+            continue;
+        }
+        unsigned off = (unsigned)(key % 1000);
+        for (unsigned k = 0; k < 1000; k++) {
+            uint64_t ns = (uint64_t)it->time_us * 1000 + (off + k) % 1000;
+            int taken = influx_set_put(&j->times, influx_mix(ns), NULL);
+            if (taken < 0) {
+                influx_set_free(&seen);
+                return -1;
+            }
+            j->ns[i] = ns;
+            if (!taken) break;
+        }
+    }
+    influx_set_free(&seen);
+    return 0;
+}
+
+static void influx_job_write(influx_job *j) {
+    if (influx_job_assign(j) != 0 || influx_job_build(j) != 0) {
+        influx_job_fail(j, "out of memory");
+        return;
+    }
+    influx_job_next(j);
+}
+
+static void influx_dup_done(const httpc_response *r, void *arg) {
+    influx_job *j = arg;
+    store_influx *s = j->s;
+    char why[256];
+    if (s->closing) {
+        influx_job_fail(j, "shutting down");
+        return;
+    }
+    if (r->status != 200) {
+        influx_error_text(r, why, sizeof why);
+        if (r->status == 0) influx_set_down(s, why);
+        char msg[300];
+        snprintf(msg, sizeof msg, "influxdb duplicate check failed: %.250s", why);
+        influx_job_fail(j, msg);
+        return;
+    }
+    s->up = 1;
+    if (influx_parse_rows(r, influx_dup_row, j, why, sizeof why) != 0) {
+        /* "database not found" on a fresh database means nothing is stored yet */
+        if (!strstr(why, "database not found")) {
+            influx_job_fail(j, why);
+            return;
+        }
+    }
+    influx_job_write(j);
+}
+
+/* Asks which event_ids already exist between the batch's first and last time. */
+static void influx_job_start(store_influx *s) {
+    influx_job *j = s->queue;
+    if (!j) return;
+    store_batch *b = j->b;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t i = 0; i < b->nitems; i++) {
+        if (b->items[i].status != STORE_ITEM_PENDING) continue;
+        if (b->items[i].time_us < lo) lo = b->items[i].time_us;
+        if (b->items[i].time_us > hi) hi = b->items[i].time_us;
+    }
+    if (lo > hi) { /* only rejects and dead letters */
+        influx_job_write(j);
+        return;
+    }
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT event_id FROM \"%s\" WHERE time >= %lld AND time <= %lld", INFLUX_MEASUREMENT,
+             (long long)lo * 1000, (long long)hi * 1000 + 999);
+    if (influx_set_grow(&j->ids, 1) != 0 || influx_query_send(s, sql, 1, influx_dup_done, j) != 0)
+        influx_job_fail(j, "cannot start a request to InfluxDB");
+}
+
+static void store_influx_write_batch(store *base, store_batch *b, store_write_cb cb, void *arg) {
+    store_influx *s = (store_influx *)base;
+    influx_job *j = calloc(1, sizeof *j);
+    if (j) j->ns = calloc(b->nitems ? b->nitems : 1, sizeof *j->ns);
+    if (!j || !j->ns || s->closing) {
+        free(j ? j->ns : NULL);
+        free(j);
+        cb(b, -1, s->closing ? "shutting down" : "out of memory", arg);
+        return;
+    }
+    j->s = s;
+    j->b = b;
+    j->cb = cb;
+    j->arg = arg;
+    sbuf_init(&j->body);
+    if (s->queue_tail) {
+        s->queue_tail->next = j;
+        s->queue_tail = j;
+        return;
+    }
+    s->queue = s->queue_tail = j;
+    influx_job_start(s);
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+typedef struct influx_read {
+    store_influx *s;
+    store_rows_cb cb;
+    void *arg;
+    store_rows rows;
+    int dead;
+} influx_read;
+
+static int influx_event_row(json_t *columns, json_t *values, void *arg) {
+    influx_read *rd = arg;
+    const char *rec = influx_row_str(columns, values, "record");
+    const char *id = influx_row_str(columns, values, "event_id");
+    const char *at = influx_row_str(columns, values, "stored_at");
+    int64_t at_us = 0;
+    if (!rec || !id || !at || event_time_parse(at, &at_us) != 0 || strlen(id) != EVENT_ID_LEN - 1 ||
+        strspn(id, "0123456789abcdef") != EVENT_ID_LEN - 1)
+        return 0; /* a point not written by us */
+    return store_rows_add_event(&rd->rows, rec, strlen(rec), id, at_us);
+}
+
+static int influx_dead_row(json_t *columns, json_t *values, void *arg) {
+    influx_read *rd = arg;
+    int64_t ns = influx_row_time(columns, values);
+    const char *raw = influx_row_str(columns, values, "raw");
+    /* raw was written by us from valid JSON; check anyway, it is embedded as is */
+    json_t *check = raw ? json_loads(raw, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
+    int rc = store_rows_add_dead(&rd->rows, (long long)ns, ns / 1000, influx_row_str(columns, values, "source"),
+                                 influx_row_str(columns, values, "error"), check ? raw : "null");
+    json_decref(check);
+    return rc;
+}
+
+static void influx_read_done(const httpc_response *r, void *arg) {
+    influx_read *rd = arg;
+    char why[256];
+    int rc = -1;
+    if (rd->s->closing) {
+        snprintf(why, sizeof why, "shutting down");
+    } else if (r->status != 200) {
+        influx_error_text(r, why, sizeof why);
+        if (r->status == 0) influx_set_down(rd->s, why);
+    } else {
+        rd->s->up = 1;
+        rc = influx_parse_rows(r, rd->dead ? influx_dead_row : influx_event_row, rd, why, sizeof why);
+        if (rc != 0 && strstr(why, "database not found")) rc = 0; /* nothing written yet */
+    }
+    rd->cb(&rd->rows, rc, rc ? why : NULL, rd->arg);
+    store_rows_free(&rd->rows);
+    free(rd);
+}
+
+static void influx_read_start(store_influx *s, const char *sql, int dead, store_rows_cb cb, void *arg) {
+    influx_read *rd = calloc(1, sizeof *rd);
+    if (!rd) {
+        store_rows none = {0};
+        cb(&none, -1, "out of memory", arg);
+        return;
+    }
+    *rd = (influx_read){.s = s, .cb = cb, .arg = arg, .dead = dead};
+    if (s->closing || influx_query_send(s, sql, 1, influx_read_done, rd) != 0) {
+        store_rows none = {0};
+        free(rd);
+        cb(&none, -1, "cannot start a request to InfluxDB", arg);
+    }
+}
+
+static void influx_where_tag(sbuf *q, int *first, const char *key, const char *value) {
+    if (!value) return;
+    sbuf_adds(q, *first ? " WHERE " : " AND ");
+    *first = 0;
+    influxql_ident(q, key);
+    sbuf_adds(q, " = ");
+    sbuf form;
+    sbuf_init(&form);
+    lineproto_tag_form(&form, value);
+    influxql_string(q, form.data ? form.data : "");
+    sbuf_free(&form);
+}
+
+static void store_influx_query(store *base, const store_filter *f, store_rows_cb cb, void *arg) {
+    store_influx *s = (store_influx *)base;
+    sbuf q;
+    int first = 1;
+    sbuf_init(&q);
+    sbuf_adds(&q, "SELECT record, event_id, stored_at FROM ");
+    influxql_ident(&q, INFLUX_MEASUREMENT);
+    influx_where_tag(&q, &first, "entity_id", f->entity_id);
+    influx_where_tag(&q, &first, "domain", f->domain);
+    influx_where_tag(&q, &first, "event_type", f->event_type);
+    if (f->has_start) {
+        sbuf_printf(&q, "%s time >= %lld", first ? " WHERE" : " AND", (long long)f->start_us * 1000);
+        first = 0;
+    }
+    if (f->has_end) {
+        sbuf_printf(&q, "%s time < %lld", first ? " WHERE" : " AND", (long long)f->end_us * 1000);
+        first = 0;
+    }
+    sbuf_printf(&q, " ORDER BY time DESC LIMIT %ld OFFSET %ld", f->limit, f->offset);
+    if (sbuf_failed(&q)) {
+        store_rows none = {0};
+        cb(&none, -1, "out of memory", arg);
+    } else {
+        influx_read_start(s, q.data, 0, cb, arg);
+    }
+    sbuf_free(&q);
+}
+
+static void store_influx_dead_letters(store *base, long limit, store_rows_cb cb, void *arg) {
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT source, error, raw FROM \"%s\" ORDER BY time DESC LIMIT %ld",
+             INFLUX_DEAD_MEASUREMENT, limit);
+    influx_read_start((store_influx *)base, sql, 1, cb, arg);
+}
+
+/* ---- health: /ping, and CREATE DATABASE (v1) --------------------------- */
+
+static void influx_create_done(const httpc_response *r, void *arg) {
+    store_influx *s = arg;
+    char why[256];
+    s->create_inflight = 0;
+    if (s->closing) return;
+    if (r->status == 200) {
+        if (!s->db_ready) log_info("influxdb database %s ready", s->db);
+        s->db_ready = 1;
+        s->up = 1;
+        return;
+    }
+    influx_error_text(r, why, sizeof why);
+    if (r->status == 0) influx_set_down(s, why);
+    else log_error("CREATE DATABASE %s failed: %s", s->db, why);
+}
+
+static void influx_create_db(store_influx *s) {
+    if (s->api_version != 1) {
+        s->db_ready = 1; /* v2/v3: buckets are created by the operator */
+        return;
+    }
+    if (s->create_inflight) return;
+    sbuf q;
+    sbuf_init(&q);
+    sbuf_adds(&q, "CREATE DATABASE ");
+    influxql_ident(&q, s->db);
+    if (!sbuf_failed(&q) && influx_query_send(s, q.data, 0, influx_create_done, s) == 0) s->create_inflight = 1;
+    sbuf_free(&q);
+}
+
+static void influx_ping_done(const httpc_response *r, void *arg) {
+    store_influx *s = arg;
+    char why[256];
+    s->ping_inflight = 0;
+    if (s->closing) return;
+    if (r->status == 204 || r->status == 200) {
+        if (!s->up) log_info("influxdb at %s is reachable", s->url);
+        s->up = 1;
+        if (!s->db_ready) influx_create_db(s);
+        return;
+    }
+    influx_error_text(r, why, sizeof why);
+    influx_set_down(s, why);
+}
+
+static void influx_ping(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    store_influx *s = arg;
+    if (s->ping_inflight || s->closing) return;
+    char url[1024];
+    snprintf(url, sizeof url, "%s/ping", s->url);
+    if (influx_send(s, "GET", url, NULL, NULL, 0, influx_ping_done, s) == 0) s->ping_inflight = 1;
+}
+
+static int store_influx_health(store *base, const char **reason) {
+    store_influx *s = (store_influx *)base;
+    if (!s->up) *reason = "influxdb_unreachable";
+    else if (!s->db_ready) *reason = "influxdb_database_missing";
+    else return 0;
+    return -1;
+}
+
+static json_t *store_influx_info(store *base) {
+    store_influx *s = (store_influx *)base;
+    size_t queued = 0;
+    for (influx_job *j = s->queue; j; j = j->next) queued++;
+    json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:b,s:b,s:I}", "backend", "influxdb", "url", s->url, "api_version",
+                          s->api_version, s->api_version == 1 ? "database" : "bucket",
+                          s->api_version == 1 ? s->db : s->bucket, "reachable", s->up, "database_ready", s->db_ready,
+                          "queued_batches", (json_int_t)queued);
+    if (o && !s->up) json_object_set_new(o, "last_error", json_string(s->last_error));
+    return o;
+}
+
+/* ---- open / close ----------------------------------------------------- */
+
+static void store_influx_close(store *base) {
+    store_influx *s = (store_influx *)base;
+    s->closing = 1;
+    if (s->ping_timer) event_free(s->ping_timer);
+    httpc_free(s->http); /* in-flight callbacks run now and fail their jobs */
+    while (s->queue) influx_job_fail(s->queue, "shutting down");
+    free(s->url);
+    free(s->db);
+    free(s->org);
+    free(s->bucket);
+    free(s->userpwd);
+    free(s->auth_header);
+    free(s);
+}
+
+static const store_ops store_influx_ops = {
+    .name = "influxdb",
+    .write_batch = store_influx_write_batch,
+    .query = store_influx_query,
+    .dead_letters = store_influx_dead_letters,
+    .health = store_influx_health,
+    .info = store_influx_info,
+    .close = store_influx_close,
+};
+
+static char *influx_strdup_opt(const char *name, const char *def) {
+    const char *v = config_str(name, def);
+    return v ? strdup(v) : NULL;
+}
+
+static int influx_config(store_influx *s) {
+    long long ver, timeout, chunk, ping;
+    s->url = influx_strdup_opt("INFLUXDB_URL", "http://127.0.0.1:8086");
+    if (s->url) {
+        size_t n = strlen(s->url);
+        while (n && s->url[n - 1] == '/') s->url[--n] = '\0';
+    }
+    s->db = influx_strdup_opt("INFLUXDB_DATABASE", "home_assistant");
+    s->org = influx_strdup_opt("INFLUXDB_ORG", NULL);
+    s->bucket = influx_strdup_opt("INFLUXDB_BUCKET", NULL);
+    char *token = config_secret("INFLUXDB_TOKEN");
+    int v2_default = token || s->org || s->bucket;
+    if (!s->bucket) s->bucket = strdup(s->db ? s->db : "home_assistant");
+    if (config_long("INFLUXDB_API_VERSION", v2_default ? 2 : 1, 1, 2, &ver) ||
+        config_long("INFLUXDB_TIMEOUT_MS", 10000, 100, 600000, &timeout) ||
+        config_long("INFLUXDB_CHUNK_LINES", 5000, 1, 100000, &chunk) ||
+        config_long("INFLUXDB_PING_INTERVAL_MS", 5000, 50, 3600000, &ping)) {
+        free(token);
+        return -1;
+    }
+    s->api_version = (int)ver;
+    s->timeout_ms = (long)timeout;
+    s->chunk_lines = (long)chunk;
+    s->ping_ms = (long)ping;
+    if (token) {
+        size_t n = strlen(token) + 32;
+        s->auth_header = malloc(n);
+        if (s->auth_header) snprintf(s->auth_header, n, "Authorization: Token %s", token);
+        log_add_secret(s->auth_header);
+        free(token);
+    }
+    const char *user = config_str("INFLUXDB_USERNAME", NULL);
+    char *pass = config_secret("INFLUXDB_PASSWORD");
+    if (user) {
+        size_t n = strlen(user) + (pass ? strlen(pass) : 0) + 2;
+        s->userpwd = malloc(n);
+        if (s->userpwd) snprintf(s->userpwd, n, "%s:%s", user, pass ? pass : "");
+    }
+    free(pass);
+    if (s->api_version == 1) s->db_ready = 0;
+    /* for v2/v3, /query (v1 compatibility API) takes the bucket as db */
+    if (s->api_version == 2) {
+        free(s->db);
+        s->db = strdup(s->bucket);
+    }
+    return s->url && s->db && s->bucket ? 0 : -1;
+}
+
+int store_influx_open(struct event_base *base, store **out) {
+    store_influx *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    s->base.ops = &store_influx_ops;
+    s->evb = base;
+    if (influx_config(s) != 0 || httpc_new(base, &s->http) != 0) {
+        store_influx_close(&s->base);
+        return -1;
+    }
+    s->ping_timer = event_new(base, -1, EV_PERSIST, influx_ping, s);
+    struct timeval tv = {s->ping_ms / 1000, (s->ping_ms % 1000) * 1000};
+    if (!s->ping_timer || event_add(s->ping_timer, &tv) != 0) {
+        store_influx_close(&s->base);
+        return -1;
+    }
+    log_info("influxdb store: %s, API v%d, %s %s", s->url, s->api_version, s->api_version == 1 ? "database" : "bucket",
+             s->api_version == 1 ? s->db : s->bucket);
+    influx_ping(-1, 0, s);
+    influx_create_db(s);
+    *out = &s->base;
+    return 0;
+}

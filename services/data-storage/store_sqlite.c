@@ -1,0 +1,383 @@
+/* store_sqlite.c -- the embedded store: one SQLite file, WAL journal.
+ *
+ * Why these choices:
+ *  - synchronous=FULL: in WAL mode NORMAL may lose the last transactions on
+ *    power loss, and we answer 200 only after a durable commit; FULL fsyncs
+ *    the WAL on every commit (one fsync per batch, so the cost is per batch,
+ *    not per event).
+ *  - one transaction per batch, events and dead letters together: a batch is
+ *    either committed whole (answer 200) or not at all (answer 503, retry).
+ *  - UNIQUE event_id + INSERT OR IGNORE: a retried batch stores nothing twice,
+ *    and changes()==0 tells us which events were duplicates.
+ *  - the record is kept as its exact JSON text; the columns beside it exist
+ *    only to filter and order (time in microseconds, entity, domain, type).
+ *  - PRAGMA user_version + an ordered list of migrations: a newer binary
+ *    upgrades an older file in place; an older binary refuses a newer file.
+ *  - statements are prepared once (queries: one per filter combination). */
+#include "store_sqlite.h"
+#include "config.h"
+#include "log.h"
+#include "service.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct store_sqlite {
+    store base;
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *insert_event, *insert_dead, *select_dead;
+    sqlite3_stmt *begin, *commit, *rollback;
+    sqlite3_stmt *query[32];   /* by filter mask, see store_sqlite_query_mask */
+    int last_write_failed;
+    long busy_timeout_ms;
+    char last_error[160];
+} store_sqlite;
+
+/* Each entry upgrades the schema by one version, in one transaction. */
+static const char *const store_sqlite_migrations[] = {
+    /* 1: events and dead letters */
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  event_id TEXT NOT NULL UNIQUE,"
+    "  time_us INTEGER NOT NULL,"
+    "  entity_id TEXT,"
+    "  domain TEXT,"
+    "  event_type TEXT NOT NULL,"
+    "  stored_at_us INTEGER NOT NULL,"
+    "  record TEXT NOT NULL);"
+    "CREATE INDEX events_time ON events(time_us);"
+    "CREATE INDEX events_entity_time ON events(entity_id, time_us);"
+    "CREATE TABLE dead_letters ("
+    "  id INTEGER PRIMARY KEY,"
+    "  received_at_us INTEGER NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  error TEXT NOT NULL,"
+    "  raw TEXT NOT NULL);",
+    /* 2: filters by domain and event type without a full scan */
+    "CREATE INDEX events_domain_time ON events(domain, time_us);"
+    "CREATE INDEX events_type_time ON events(event_type, time_us);",
+};
+#define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
+
+static const store_ops store_sqlite_ops;
+
+static void store_sqlite_fail(store_sqlite *s, const char *what) {
+    snprintf(s->last_error, sizeof s->last_error, "%s: %s", what, sqlite3_errmsg(s->db));
+    log_error("sqlite %s", s->last_error);
+}
+
+static int store_sqlite_exec(store_sqlite *s, const char *sql) {
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK) return 0;
+    log_error("sqlite: %s (in: %.80s)", msg ? msg : "?", sql);
+    sqlite3_free(msg);
+    return -1;
+}
+
+static int store_sqlite_user_version(store_sqlite *s, int *v) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) return -1;
+    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -1;
+    *v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int store_sqlite_migrate(store_sqlite *s) {
+    int v;
+    if (store_sqlite_user_version(s, &v) != 0) return -1;
+    if (v > STORE_SQLITE_VERSION) {
+        log_error("%s has schema version %d; this binary knows up to %d (upgrade it)", s->path, v,
+                  STORE_SQLITE_VERSION);
+        return -1;
+    }
+    for (; v < STORE_SQLITE_VERSION; v++) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d;", v + 1);
+        if (store_sqlite_exec(s, "BEGIN IMMEDIATE") != 0) return -1;
+        if (store_sqlite_exec(s, store_sqlite_migrations[v]) != 0 || store_sqlite_exec(s, sql) != 0) {
+            store_sqlite_exec(s, "ROLLBACK");
+            return -1;
+        }
+        if (store_sqlite_exec(s, "COMMIT") != 0) return -1;
+        log_info("sqlite schema migrated to version %d", v + 1);
+    }
+    return 0;
+}
+
+static int store_sqlite_prepare(store_sqlite *s, const char *sql, sqlite3_stmt **st) {
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
+    store_sqlite_fail(s, "prepare");
+    return -1;
+}
+
+static int store_sqlite_prepare_all(store_sqlite *s) {
+    return store_sqlite_prepare(s,
+                                "INSERT OR IGNORE INTO events(event_id,time_us,entity_id,domain,event_type,"
+                                "stored_at_us,record) VALUES(?,?,?,?,?,?,?)",
+                                &s->insert_event) ||
+           store_sqlite_prepare(s, "INSERT INTO dead_letters(received_at_us,source,error,raw) VALUES(?,?,?,?)",
+                                &s->insert_dead) ||
+           store_sqlite_prepare(s,
+                                "SELECT id,received_at_us,source,error,raw FROM dead_letters "
+                                "ORDER BY id DESC LIMIT ?",
+                                &s->select_dead) ||
+           store_sqlite_prepare(s, "BEGIN IMMEDIATE", &s->begin) ||
+           store_sqlite_prepare(s, "COMMIT", &s->commit) || store_sqlite_prepare(s, "ROLLBACK", &s->rollback);
+}
+
+int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) {
+    store_sqlite *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    s->base.ops = &store_sqlite_ops;
+    s->path = strdup(path);
+    if (!s->path) goto fail;
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        log_error("cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto fail;
+    }
+    s->busy_timeout_ms = busy_timeout_ms;
+    sqlite3_busy_timeout(s->db, (int)busy_timeout_ms);
+    if (store_sqlite_exec(s, "PRAGMA journal_mode=WAL") || store_sqlite_exec(s, "PRAGMA synchronous=FULL") ||
+        store_sqlite_exec(s, "PRAGMA foreign_keys=ON") || store_sqlite_migrate(s) || store_sqlite_prepare_all(s))
+        goto fail;
+    log_info("sqlite store %s ready (schema version %d, WAL, synchronous=FULL)", path, STORE_SQLITE_VERSION);
+    *out = &s->base;
+    return 0;
+fail:
+    s->base.ops->close(&s->base);
+    return -1;
+}
+
+static int store_sqlite_mkdir(const char *dir) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return -1;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(path, 0750) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(path, 0750) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+int store_sqlite_open(store **out) {
+    const char *dir = config_str("DATA_DIR", "./data");
+    long long busy;
+    if (config_long("SQLITE_BUSY_TIMEOUT_MS", 5000, 0, 600000, &busy) != 0) return -1;
+    if (store_sqlite_mkdir(dir) != 0) {
+        log_error("DATA_DIR=%s: cannot create: %s", dir, strerror(errno));
+        return -1;
+    }
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/events.db", dir) >= (int)sizeof path) return -1;
+    return store_sqlite_open_path(path, (long)busy, out);
+}
+
+/* ---- writes ----------------------------------------------------------- */
+
+static int store_sqlite_step_done(store_sqlite *s, sqlite3_stmt *st, const char *what) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) return 0;
+    store_sqlite_fail(s, what);
+    return -1;
+}
+
+static void store_sqlite_bind_text_or_null(sqlite3_stmt *st, int col, const char *v) {
+    if (v && *v) sqlite3_bind_text(st, col, v, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, col);
+}
+
+static int store_sqlite_insert_item(store_sqlite *s, store_batch *b, store_item *it) {
+    sqlite3_stmt *st = s->insert_event;
+    sqlite3_bind_text(st, 1, it->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, it->time_us);
+    store_sqlite_bind_text_or_null(st, 3, it->entity_id);
+    store_sqlite_bind_text_or_null(st, 4, it->domain);
+    sqlite3_bind_text(st, 5, it->event_type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, b->stored_at_us);
+    sqlite3_bind_text(st, 7, it->json, (int)it->json_len, SQLITE_STATIC);
+    if (store_sqlite_step_done(s, st, "insert event") != 0) return -1;
+    it->status = sqlite3_changes(s->db) ? STORE_ITEM_STORED : STORE_ITEM_DUPLICATE;
+    return 0;
+}
+
+static int store_sqlite_insert_dead(store_sqlite *s, store_batch *b, const store_dead_letter *d) {
+    sqlite3_stmt *st = s->insert_dead;
+    sqlite3_bind_int64(st, 1, b->stored_at_us);
+    sqlite3_bind_text(st, 2, d->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, d->error, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, d->raw, -1, SQLITE_STATIC);
+    return store_sqlite_step_done(s, st, "insert dead letter");
+}
+
+static int store_sqlite_write(store_sqlite *s, store_batch *b) {
+    b->stored_at_us = service_now_us();
+    if (store_sqlite_step_done(s, s->begin, "begin") != 0) return -1;
+    for (size_t i = 0; i < b->nitems; i++)
+        if (b->items[i].status == STORE_ITEM_PENDING && store_sqlite_insert_item(s, b, &b->items[i]) != 0)
+            goto rollback;
+    for (size_t i = 0; i < b->ndead; i++)
+        if (store_sqlite_insert_dead(s, b, &b->dead[i]) != 0) goto rollback;
+    if (store_sqlite_step_done(s, s->commit, "commit") != 0) goto rollback;
+    return 0;
+rollback:
+    if (!sqlite3_get_autocommit(s->db)) store_sqlite_step_done(s, s->rollback, "rollback");
+    for (size_t i = 0; i < b->nitems; i++)
+        if (b->items[i].status != STORE_ITEM_REJECTED) b->items[i].status = STORE_ITEM_PENDING;
+    return -1;
+}
+
+static void store_sqlite_write_batch(store *base, store_batch *b, store_write_cb cb, void *arg) {
+    store_sqlite *s = (store_sqlite *)base;
+    if (store_sqlite_write(s, b) != 0) {
+        s->last_write_failed = 1;
+        cb(b, -1, s->last_error, arg);
+        return;
+    }
+    s->last_write_failed = 0;
+    b->stored = b->duplicates = 0;
+    for (size_t i = 0; i < b->nitems; i++) {
+        if (b->items[i].status == STORE_ITEM_STORED) b->stored++;
+        else if (b->items[i].status == STORE_ITEM_DUPLICATE) b->duplicates++;
+    }
+    b->dead_lettered = b->ndead;
+    cb(b, 0, NULL, arg);
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+enum { Q_ENTITY = 1, Q_DOMAIN = 2, Q_TYPE = 4, Q_START = 8, Q_END = 16 };
+
+static int store_sqlite_query_mask(const store_filter *f) {
+    return (f->entity_id ? Q_ENTITY : 0) | (f->domain ? Q_DOMAIN : 0) | (f->event_type ? Q_TYPE : 0) |
+           (f->has_start ? Q_START : 0) | (f->has_end ? Q_END : 0);
+}
+
+static sqlite3_stmt *store_sqlite_query_stmt(store_sqlite *s, int mask) {
+    if (s->query[mask]) return s->query[mask];
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT record,event_id,stored_at_us FROM events WHERE 1%s%s%s%s%s "
+             "ORDER BY time_us DESC, id DESC LIMIT ? OFFSET ?",
+             mask & Q_ENTITY ? " AND entity_id=?" : "", mask & Q_DOMAIN ? " AND domain=?" : "",
+             mask & Q_TYPE ? " AND event_type=?" : "", mask & Q_START ? " AND time_us>=?" : "",
+             mask & Q_END ? " AND time_us<?" : "");
+    if (store_sqlite_prepare(s, sql, &s->query[mask]) != 0) return NULL;
+    return s->query[mask];
+}
+
+static int store_sqlite_run_query(store_sqlite *s, const store_filter *f, store_rows *rows) {
+    int mask = store_sqlite_query_mask(f), col = 1;
+    sqlite3_stmt *st = store_sqlite_query_stmt(s, mask);
+    if (!st) return -1;
+    if (mask & Q_ENTITY) sqlite3_bind_text(st, col++, f->entity_id, -1, SQLITE_STATIC);
+    if (mask & Q_DOMAIN) sqlite3_bind_text(st, col++, f->domain, -1, SQLITE_STATIC);
+    if (mask & Q_TYPE) sqlite3_bind_text(st, col++, f->event_type, -1, SQLITE_STATIC);
+    if (mask & Q_START) sqlite3_bind_int64(st, col++, f->start_us);
+    if (mask & Q_END) sqlite3_bind_int64(st, col++, f->end_us);
+    sqlite3_bind_int64(st, col++, f->limit);
+    sqlite3_bind_int64(st, col++, f->offset);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *rec = (const char *)sqlite3_column_text(st, 0);
+        int len = sqlite3_column_bytes(st, 0);
+        const char *eid = (const char *)sqlite3_column_text(st, 1);
+        if (store_rows_add_event(rows, rec, (size_t)len, eid, sqlite3_column_int64(st, 2)) != 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) store_sqlite_fail(s, "query");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void store_sqlite_query(store *base, const store_filter *f, store_rows_cb cb, void *arg) {
+    store_sqlite *s = (store_sqlite *)base;
+    store_rows rows = {0};
+    int rc = store_sqlite_run_query(s, f, &rows);
+    cb(&rows, rc, rc ? s->last_error : NULL, arg);
+    store_rows_free(&rows);
+}
+
+static void store_sqlite_dead_letters(store *base, long limit, store_rows_cb cb, void *arg) {
+    store_sqlite *s = (store_sqlite *)base;
+    store_rows rows = {0};
+    sqlite3_stmt *st = s->select_dead;
+    sqlite3_bind_int64(st, 1, limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (store_rows_add_dead(&rows, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                                (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
+                                (const char *)sqlite3_column_text(st, 4)) != 0)
+            break;
+    if (rc != SQLITE_DONE) store_sqlite_fail(s, "dead letters");
+    sqlite3_reset(st);
+    cb(&rows, rc == SQLITE_DONE ? 0 : -1, rc == SQLITE_DONE ? NULL : s->last_error, arg);
+    store_rows_free(&rows);
+}
+
+/* ---- health, info, close ---------------------------------------------- */
+
+/* After a failed write, checks (without waiting) whether a write would now
+ * get the lock, so /health recovers before the next batch arrives. */
+static void store_sqlite_probe(store_sqlite *s) {
+    sqlite3_busy_timeout(s->db, 0);
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->last_write_failed = 0;
+    }
+    sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
+}
+
+static int store_sqlite_health(store *base, const char **reason) {
+    store_sqlite *s = (store_sqlite *)base;
+    if (s->last_write_failed) store_sqlite_probe(s);
+    if (s->last_write_failed) {
+        *reason = "sqlite_write_failed";
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *store_sqlite_info(store *base) {
+    store_sqlite *s = (store_sqlite *)base;
+    json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:s}", "backend", "sqlite", "path", s->path, "schema_version",
+                          STORE_SQLITE_VERSION, "journal_mode", "wal", "synchronous", "full");
+    if (o && s->last_write_failed) json_object_set_new(o, "last_error", json_string(s->last_error));
+    return o;
+}
+
+static void store_sqlite_close(store *base) {
+    store_sqlite *s = (store_sqlite *)base;
+    sqlite3_finalize(s->insert_event);
+    sqlite3_finalize(s->insert_dead);
+    sqlite3_finalize(s->select_dead);
+    sqlite3_finalize(s->begin);
+    sqlite3_finalize(s->commit);
+    sqlite3_finalize(s->rollback);
+    for (int i = 0; i < 32; i++) sqlite3_finalize(s->query[i]);
+    if (s->db && sqlite3_close(s->db) != SQLITE_OK) log_warn("sqlite close: %s", sqlite3_errmsg(s->db));
+    free(s->path);
+    free(s);
+}
+
+static const store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .write_batch = store_sqlite_write_batch,
+    .query = store_sqlite_query,
+    .dead_letters = store_sqlite_dead_letters,
+    .health = store_sqlite_health,
+    .info = store_sqlite_info,
+    .close = store_sqlite_close,
+};

@@ -1,0 +1,12 @@
+/* store_sqlite.h -- the embedded SQLite backend (the default). */
+#ifndef HOMEIQ_STORE_SQLITE_H
+#define HOMEIQ_STORE_SQLITE_H
+
+#include "store.h"
+
+/* Opens DATA_DIR/events.db (creating DATA_DIR), migrates the schema. 0/-1. */
+int store_sqlite_open(store **out);
+/* Opens a specific file (tests, tools). */
+int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out);
+
+#endif
