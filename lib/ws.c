@@ -65,6 +65,9 @@ struct ws_conn {
     int free_pending;           /* ws_free called while depth > 0 */
     int send_pending;           /* wslay has queued data to send after unwinding */
     int teardown_pending;       /* teardown requested from a place we cannot do it */
+    int close_req;              /* ws_close called inside a callback: queue after data */
+    int close_code;
+    char close_reason[123];
     int td_code;
     char td_reason[320];
     int peer_code;              /* from the peer's close frame; 0 = none received */
@@ -91,7 +94,7 @@ static int leave(ws_conn *c)
         return 1;
     }
     if (c->state != WS_ST_DEAD) {
-        if (c->send_pending) pump(c);
+        if (c->send_pending || c->close_req) pump(c);
         if (c->teardown_pending && c->state != WS_ST_DEAD) {
             c->teardown_pending = 0;
             enter(c);
@@ -184,6 +187,17 @@ static void pump(ws_conn *c)
     if (wslay_event_want_write(c->wslay) && wslay_event_send(c->wslay) != 0) {
         defer_teardown(c, 1006, "send failed");
         return;
+    }
+    if (c->close_req) {
+        /* wslay sends control frames before queued data, so the close frame is
+         * queued only once the data before it has been handed to the socket. */
+        c->close_req = 0;
+        wslay_event_queue_close(c->wslay, (uint16_t)c->close_code, (const uint8_t *)c->close_reason,
+                                strlen(c->close_reason));
+        if (wslay_event_send(c->wslay) != 0) {
+            defer_teardown(c, 1006, "send failed");
+            return;
+        }
     }
     check_finished(c);
 }
@@ -704,16 +718,15 @@ void ws_close(ws_conn *c, int code, const char *reason)
         return;
     }
     if (c->state != WS_ST_OPEN) return;
-    size_t rl = reason ? strlen(reason) : 0;
-    if (rl > 122) rl = 122;
-    wslay_event_queue_close(c->wslay, (uint16_t)(code > 0 ? code : 1000), (const uint8_t *)reason, rl);
+    size_t rl = reason ? strnlen(reason, sizeof c->close_reason - 1) : 0;
+    if (rl) memcpy(c->close_reason, reason, rl);
+    c->close_reason[rl] = '\0';
+    c->close_code = code > 0 ? code : 1000;
+    c->close_req = 1;
     c->state = WS_ST_CLOSING;
     struct timeval tv = {WS_CLOSE_TIMEOUT_MS / 1000, (WS_CLOSE_TIMEOUT_MS % 1000) * 1000};
     evtimer_add(c->timer, &tv);
-    if (c->depth > 0) {
-        c->send_pending = 1;
-        return;
-    }
+    if (c->depth > 0) return;  /* leave() pumps */
     enter(c);
     pump(c);
     leave(c);

@@ -162,6 +162,7 @@ void house_entities_snapshot(sim *s, const sim_sub *sub, sbuf *out);
 
 /* sim_proto.c */
 sim_client *proto_client_new(sim *s);
+void proto_client_start(sim_client *c);     /* after ws_server_accept: auth_required */
 void proto_client_free(sim_client *c);       /* unlinks, frees ws too */
 void proto_drop_all(sim *s);
 int proto_subscribed_clients(const sim *s);

@@ -123,12 +123,16 @@ void sim_isotime(long long ts_us, char out[40])
     int us = (int)(ts_us % 1000000);
     struct tm tm;
     gmtime_r(&sec, &tm);
+    char buf[128];
     if (us)
-        snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00", tm.tm_year + 1900, tm.tm_mon + 1,
+        snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00", tm.tm_year + 1900, tm.tm_mon + 1,
                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
     else
-        snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d+00:00", tm.tm_year + 1900, tm.tm_mon + 1,
+        snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d+00:00", tm.tm_year + 1900, tm.tm_mon + 1,
                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    size_t n = strnlen(buf, 39);
+    memcpy(out, buf, n);
+    out[n] = '\0';
 }
 
 void sim_epoch_float(long long ts_us, char out[32])
