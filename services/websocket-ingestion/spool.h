@@ -73,8 +73,9 @@ void spool_set_listener(spool *s, spool_written_fn on_written, spool_durable_fn 
  * loop turn (or at once when a lot is buffered), the fsync fsync_ms later. */
 int spool_append(spool *s, const char *data, size_t len, uint64_t *seq);
 
-/* Whether `n` records of `bytes` payload in total would fit now. */
-int spool_fits(const spool *s, size_t n, size_t bytes);
+/* Whether `n` records of `bytes` payload in total would fit now. A "no"
+ * marks the spool full (health) until the next trim frees space. */
+int spool_fits(spool *s, size_t n, size_t bytes);
 
 /* Writes buffered records and fsyncs now (tests, shutdown). 0 or -1. */
 int spool_sync(spool *s);
@@ -91,6 +92,8 @@ int spool_ack(spool *s, uint64_t upto);
 
 /* Unread records (written or buffered, past the read cursor). */
 uint64_t spool_unread(const spool *s);
+/* Unread records that spool_read can return now (already written). */
+uint64_t spool_readable(const spool *s);
 void spool_get_stats(const spool *s, spool_stats *st);
 
 /* Writes, fsyncs, saves the ack cursor and frees everything. NULL is fine. */

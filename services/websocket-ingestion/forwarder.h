@@ -1,0 +1,67 @@
+/* forwarder.h -- sends spooled events downstream (enrichment-pipeline) and
+ * trims the spool only after downstream acknowledged them.
+ *
+ * Why a separate stage: receiving from HA must never wait for downstream, and
+ * downstream being slow, down or restarting must never lose an event. The
+ * forwarder reads the spool in order, in batches (FORWARD_BATCH_MAX events or
+ * FORWARD_LINGER_MS after the first unsent one), keeps a window of at most
+ * FORWARD_MAX_INFLIGHT batches sent and not yet acknowledged (so memory and
+ * re-sends after a crash stay bounded), and acknowledges batches to the
+ * spool strictly in order: the spool's ack cursor never passes a batch that
+ * has not been answered 200 (a 200 with "rejected" entries is an ack too:
+ * downstream dead-lettered those). Anything else (503, other statuses,
+ * connection errors, timeouts) is retried with exponential backoff, and no
+ * new batch starts until the failing one got through.
+ */
+#ifndef HOMEIQ_FORWARDER_H
+#define HOMEIQ_FORWARDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "httpc.h"
+#include "spool.h"
+
+struct event_base;
+
+typedef struct forwarder forwarder;
+
+#define FORWARDER_MAX_INFLIGHT 64
+
+typedef struct forwarder_opts {
+    const char *url;            /* full URL of POST .../api/v1/events */
+    size_t batch_max;           /* events per request */
+    size_t batch_max_bytes;     /* about this many payload bytes per request */
+    long linger_ms;             /* wait for a full batch at most this long */
+    int max_inflight;           /* 1..FORWARDER_MAX_INFLIGHT */
+    long timeout_ms;            /* per request */
+    long retry_min_ms, retry_max_ms;
+} forwarder_opts;
+
+typedef struct forwarder_stats {
+    uint64_t events_acked;      /* events downstream answered 200 for (incl. rejected) */
+    uint64_t events_rejected;   /* of those, rejected by downstream validation */
+    uint64_t batches_ok, batches_failed;
+    int inflight;
+    int retrying;               /* a batch waits for a retry */
+    long long last_ok_us;       /* wall clock of the last 200, 0 = never */
+    long long failing_since_us; /* monotonic start of the current failure streak, 0 = none */
+    long last_status;           /* last HTTP status (0 = connection error) */
+    char last_error[160];       /* short description of the last failure */
+} forwarder_stats;
+
+/* The forwarder does not own `hc` or `sp`. It installs itself as the spool's
+ * written-listener only if the caller forwards forwarder_kick from its own. */
+int forwarder_new(struct event_base *base, httpc *hc, spool *sp, const forwarder_opts *o, forwarder **out);
+
+/* New records reached the spool: send what can be sent. */
+void forwarder_kick(forwarder *f);
+
+void forwarder_get_stats(const forwarder *f, forwarder_stats *st);
+
+/* Stops sending; responses still arriving (httpc_free cancels them) are ignored.
+ * Call before httpc_free, then forwarder_free. */
+void forwarder_stop(forwarder *f);
+void forwarder_free(forwarder *f);
+
+#endif

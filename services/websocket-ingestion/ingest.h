@@ -1,0 +1,57 @@
+/* ingest.h -- the websocket-ingestion process: its configuration and the
+ * stages it wires together (HA client -> spool -> forwarder, plus the HTTP
+ * API). main.c owns the struct and every stage in it; ingest_api.c serves
+ * /health and /api/v1/events/forward from it.
+ *
+ * Why one context struct: the stages know nothing of each other (narrow
+ * interfaces, Fluent Bit style); only this struct and the two callbacks in
+ * main.c connect them, so the data flow is visible in one place. */
+#ifndef HOMEIQ_INGEST_H
+#define HOMEIQ_INGEST_H
+
+#include <stdint.h>
+
+#include "forwarder.h"
+#include "ha_client.h"
+#include "httpc.h"
+#include "httpd.h"
+#include "metrics.h"
+#include "service.h"
+#include "spool.h"
+
+typedef struct ingest_pending ingest_pending; /* a /forward request waiting for fsync */
+
+typedef struct ingest {
+    service *svc;
+    struct event_base *base;
+    spool *sp;
+    httpc *hc;
+    forwarder *fw;
+    ha_client *ha;              /* NULL in forward-only mode (HOME_ASSISTANT_URL=none) */
+    httpd *hd;
+
+    char ha_url[1024];          /* ws(s) URL, for /health (no secrets in it) */
+    char downstream_url[1024];
+    long long unhealthy_after_us; /* DOWNSTREAM_UNHEALTHY_S */
+    long long started_us;
+
+    uint64_t events_received;   /* from HA */
+    uint64_t events_accepted;   /* via POST /api/v1/events/forward */
+    uint64_t events_dropped;    /* refused: spool full (or record too large) */
+    long long last_event_us;
+
+    ingest_pending *pending_head, *pending_tail;
+
+    metric *m_received, *m_accepted, *m_dropped_full, *m_dropped_big;
+} ingest;
+
+/* Routes /health and /api/v1/events/forward on in->hd. 0 or -1. */
+int ingest_api_init(ingest *in);
+/* The spool made records durable up to `durable_seq`: answer waiting requests. */
+void ingest_api_durable(ingest *in, uint64_t durable_seq);
+/* Answers every waiting request (shutdown) and frees them. */
+void ingest_api_shutdown(ingest *in);
+/* Registers the gauges read from the stages at scrape time. */
+void ingest_api_metrics(ingest *in);
+
+#endif

@@ -1,0 +1,230 @@
+/* main.c -- homeiq-websocket-ingestion: reads the configuration, wires
+ * HA client -> spool -> forwarder (+ the HTTP API) on one libevent loop, and
+ * tears everything down on SIGTERM so nothing leaks and the spool is synced.
+ *
+ * The data flow lives in the two callbacks below: an HA event is appended to
+ * the spool (never forwarded from memory); the spool tells the forwarder when
+ * records reached the file and the API when they are durable. */
+#include "ingest.h"
+
+#include "config.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static const config_var ingest_vars[] = {
+    {"WEBSOCKET_INGESTION_PORT", "8001", "HTTP port (/health, /metrics, /api/v1/events/forward)"},
+    {"WEBSOCKET_INGESTION_BIND", "127.0.0.1", "HTTP bind address"},
+    {"HOME_ASSISTANT_URL", "http://127.0.0.1:8123",
+     "HA base URL http(s)://host:8123, or ws(s)://host:8123/api/websocket; 'none' = forward-only mode (no HA)"},
+    {"HOME_ASSISTANT_TOKEN", NULL, "HA long-lived access token (never logged)"},
+    {"HOME_ASSISTANT_TOKEN_FILE", NULL, "file holding the token, used when HOME_ASSISTANT_TOKEN is unset"},
+    {"HOME_ASSISTANT_CA_FILE", NULL, "wss: PEM CA bundle to verify HA's certificate (default: system CAs)"},
+    {"HOME_ASSISTANT_INSECURE", "0", "wss: 1 = do not verify HA's certificate and host name (only on request)"},
+    {"HOME_ASSISTANT_EVENT_TYPES", "state_changed", "comma list of event types to subscribe to; * = all"},
+    {"HA_PING_INTERVAL_S", "30", "application-level ping period"},
+    {"HA_PONG_TIMEOUT_S", "10", "reconnect when a pong takes longer"},
+    {"RECONNECT_MIN_DELAY_MS", "1000", "first reconnect delay (doubles per failure, +-25% jitter)"},
+    {"RECONNECT_MAX_DELAY", "60", "reconnect delay cap, seconds"},
+    {"HA_AUTH_RETRY_S", "300", "after auth_invalid, try the token again this often; 0 = never"},
+    {"HA_MAX_MESSAGE_BYTES", "67108864", "largest WebSocket message accepted from HA"},
+    {"DATA_DIR", "./data", "data directory"},
+    {"SPOOL_DIR", NULL, "spool directory (default DATA_DIR/spool)"},
+    {"SPOOL_MAX_BYTES", "1073741824", "spool size limit; at the limit new events are refused (health 503)"},
+    {"SPOOL_SEGMENT_BYTES", "67108864", "spool segment file size (capped to SPOOL_MAX_BYTES/8)"},
+    {"SPOOL_FSYNC_MS", "100", "group fsync delay after an append"},
+    {"ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002", "where events are forwarded (POST <url>/api/v1/events)"},
+    {"FORWARD_BATCH_MAX", "1000", "events per forward request"},
+    {"FORWARD_BATCH_MAX_BYTES", "8388608", "about this many bytes per forward request"},
+    {"FORWARD_LINGER_MS", "20", "wait at most this long for a full batch"},
+    {"FORWARD_MAX_INFLIGHT", "4", "batches sent and not yet acknowledged (1 = strictly ordered delivery)"},
+    {"FORWARD_TIMEOUT_MS", "30000", "forward request timeout"},
+    {"FORWARD_RETRY_MIN_MS", "100", "first retry delay after a failed forward (doubles)"},
+    {"FORWARD_RETRY_MAX_MS", "5000", "retry delay cap"},
+    {"DOWNSTREAM_UNHEALTHY_S", "30", "health turns 503 after forwards failed this long"},
+    {"INGEST_MAX_BODY_BYTES", "16777216", "largest POST /api/v1/events/forward body"},
+    {NULL, NULL, NULL},
+};
+
+typedef struct ingest_cfg {
+    long long port, ping_s, pong_s, rmin_ms, rmax_s, auth_retry_s, max_msg, spool_max, seg_bytes, fsync_ms;
+    long long batch_max, batch_bytes, linger_ms, inflight, timeout_ms, retry_min, retry_max, unhealthy_s, max_body;
+    int insecure;
+} ingest_cfg;
+
+static int ingest_read_numbers(ingest_cfg *c) {
+    int bad = 0;
+    bad |= config_long("WEBSOCKET_INGESTION_PORT", 8001, 0, 65535, &c->port);
+    bad |= config_long("HA_PING_INTERVAL_S", 30, 1, 3600, &c->ping_s);
+    bad |= config_long("HA_PONG_TIMEOUT_S", 10, 1, 3600, &c->pong_s);
+    bad |= config_long("RECONNECT_MIN_DELAY_MS", 1000, 1, 3600000, &c->rmin_ms);
+    bad |= config_long("RECONNECT_MAX_DELAY", 60, 1, 86400, &c->rmax_s);
+    bad |= config_long("HA_AUTH_RETRY_S", 300, 0, 86400 * 7, &c->auth_retry_s);
+    bad |= config_long("HA_MAX_MESSAGE_BYTES", 64ll << 20, 4096, 64ll << 20, &c->max_msg);
+    bad |= config_long("SPOOL_MAX_BYTES", 1ll << 30, 1 << 20, 1ll << 50, &c->spool_max);
+    bad |= config_long("SPOOL_SEGMENT_BYTES", 0, 0, 1ll << 32, &c->seg_bytes);
+    bad |= config_long("SPOOL_FSYNC_MS", 100, 0, 60000, &c->fsync_ms);
+    bad |= config_long("FORWARD_BATCH_MAX", 1000, 1, 100000, &c->batch_max);
+    bad |= config_long("FORWARD_BATCH_MAX_BYTES", 8 << 20, 1024, 1ll << 30, &c->batch_bytes);
+    bad |= config_long("FORWARD_LINGER_MS", 20, 0, 60000, &c->linger_ms);
+    bad |= config_long("FORWARD_MAX_INFLIGHT", 4, 1, FORWARDER_MAX_INFLIGHT, &c->inflight);
+    bad |= config_long("FORWARD_TIMEOUT_MS", 30000, 100, 3600000, &c->timeout_ms);
+    bad |= config_long("FORWARD_RETRY_MIN_MS", 100, 1, 3600000, &c->retry_min);
+    bad |= config_long("FORWARD_RETRY_MAX_MS", 5000, 1, 3600000, &c->retry_max);
+    bad |= config_long("DOWNSTREAM_UNHEALTHY_S", 30, 0, 86400, &c->unhealthy_s);
+    bad |= config_long("INGEST_MAX_BODY_BYTES", 16 << 20, 1024, 1ll << 30, &c->max_body);
+    bad |= config_bool("HOME_ASSISTANT_INSECURE", 0, &c->insecure);
+    return bad ? -1 : 0;
+}
+
+/* ---- the data flow ------------------------------------------------------------ */
+
+static void ingest_on_ha_event(const char *json, size_t len, void *arg) {
+    ingest *in = arg;
+    in->events_received++;
+    in->last_event_us = service_now_us();
+    metrics_add(in->m_received, 1);
+    int rc = spool_append(in->sp, json, len, NULL);
+    if (rc == 0) return;
+    in->events_dropped++;
+    if (rc == SPOOL_EFULL) {
+        metrics_add(in->m_dropped_full, 1);
+        if (in->events_dropped == 1 || in->events_dropped % 10000 == 0)
+            log_error("spool full (SPOOL_MAX_BYTES): event dropped (%llu so far); downstream must catch up",
+                      (unsigned long long)in->events_dropped);
+    } else {
+        metrics_add(in->m_dropped_big, 1);
+        log_error("event of %zu bytes cannot be spooled; dropped", len);
+    }
+}
+
+static void ingest_on_written(void *arg) {
+    ingest *in = arg;
+    forwarder_kick(in->fw);
+}
+
+static void ingest_on_durable(uint64_t durable_seq, void *arg) { ingest_api_durable(arg, durable_seq); }
+
+static void ingest_on_stop(void *arg) {
+    ingest *in = arg;
+    /* make everything durable now so waiting /forward callers get their 200 */
+    spool_sync(in->sp);
+}
+
+/* ---- set-up -------------------------------------------------------------------- */
+
+static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url) {
+    if (ha_client_url(url, in->ha_url, sizeof in->ha_url) != 0) {
+        log_error("HOME_ASSISTANT_URL=%s: expected http(s)://host:port or ws(s)://host:port/api/websocket", url);
+        return -1;
+    }
+    char *token = config_secret("HOME_ASSISTANT_TOKEN");
+    if (!token || !*token) {
+        log_error("HOME_ASSISTANT_TOKEN (or HOME_ASSISTANT_TOKEN_FILE) is required (or HOME_ASSISTANT_URL=none)");
+        free(token);
+        return -1;
+    }
+    ha_client_opts o = {
+        .url = in->ha_url, .token = token, .event_types = config_str("HOME_ASSISTANT_EVENT_TYPES", "state_changed"),
+        .ca_file = config_str("HOME_ASSISTANT_CA_FILE", NULL), .insecure = c->insecure,
+        .ping_interval_ms = (long)c->ping_s * 1000, .pong_timeout_ms = (long)c->pong_s * 1000,
+        .reconnect_min_ms = (long)c->rmin_ms, .reconnect_max_ms = (long)c->rmax_s * 1000,
+        .auth_retry_ms = (long)c->auth_retry_s * 1000, .connect_timeout_ms = 10000,
+        .max_msg_bytes = (size_t)c->max_msg,
+    };
+    if (c->insecure) log_warn("HOME_ASSISTANT_INSECURE=1: HA's TLS certificate is NOT verified");
+    int rc = ha_client_new(in->base, &o, ingest_on_ha_event, in, &in->ha);
+    memset(token, 0, strlen(token));
+    free(token);
+    if (rc != 0) return -1;
+    log_info("home assistant: %s, event types %s", in->ha_url, config_str("HOME_ASSISTANT_EVENT_TYPES", "state_changed"));
+    ha_client_start(in->ha);
+    return 0;
+}
+
+static int ingest_setup(ingest *in, const ingest_cfg *c) {
+    char spool_dir[4096];
+    const char *sd = config_str("SPOOL_DIR", NULL);
+    snprintf(spool_dir, sizeof spool_dir, "%s%s", sd ? sd : config_str("DATA_DIR", "./data"), sd ? "" : "/spool");
+    spool_opts so = {.dir = spool_dir, .max_bytes = (uint64_t)c->spool_max, .segment_bytes = (uint64_t)c->seg_bytes,
+                     .fsync_ms = (long)c->fsync_ms};
+    if (spool_open(in->base, &so, &in->sp) != 0) return -1;
+
+    const char *down = config_str("ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002");
+    size_t dl = strlen(down);
+    while (dl > 0 && down[dl - 1] == '/') dl--;
+    snprintf(in->downstream_url, sizeof in->downstream_url, "%.*s/api/v1/events", (int)dl, down);
+    forwarder_opts fo = {
+        .url = in->downstream_url, .batch_max = (size_t)c->batch_max, .batch_max_bytes = (size_t)c->batch_bytes,
+        .linger_ms = (long)c->linger_ms, .max_inflight = (int)c->inflight, .timeout_ms = (long)c->timeout_ms,
+        .retry_min_ms = (long)c->retry_min, .retry_max_ms = (long)c->retry_max,
+    };
+    if (httpc_new(in->base, &in->hc) != 0 || forwarder_new(in->base, in->hc, in->sp, &fo, &in->fw) != 0) return -1;
+    spool_set_listener(in->sp, ingest_on_written, ingest_on_durable, in);
+    in->unhealthy_after_us = c->unhealthy_s * 1000000;
+
+    in->m_received = metrics_counter("homeiq_ingestion_events_received_total", "Events received from HA", NULL);
+    in->m_accepted = metrics_counter("homeiq_ingestion_events_accepted_total",
+                                     "Events accepted by POST /api/v1/events/forward", NULL);
+    in->m_dropped_full = metrics_counter("homeiq_ingestion_events_dropped_total", "Events that could not be spooled",
+                                         "reason=\"spool_full\"");
+    in->m_dropped_big = metrics_counter("homeiq_ingestion_events_dropped_total", "Events that could not be spooled",
+                                        "reason=\"too_large\"");
+    ingest_api_metrics(in);
+
+    httpd_opts ho = {.bind = config_str("WEBSOCKET_INGESTION_BIND", "127.0.0.1"), .port = (int)c->port,
+                     .max_body = (size_t)c->max_body, .timeout_s = 30};
+    if (httpd_new(in->base, &ho, &in->hd) != 0 || ingest_api_init(in) != 0) return -1;
+
+    const char *ha_url = config_str("HOME_ASSISTANT_URL", "http://127.0.0.1:8123");
+    if (!strcasecmp(ha_url, "none") || !strcasecmp(ha_url, "off")) {
+        log_info("HOME_ASSISTANT_URL=%s: forward-only mode (no HA connection; health ignores HA)", ha_url);
+    } else if (ingest_start_ha(in, c, ha_url) != 0) {
+        return -1;
+    }
+    /* unacknowledged records from a previous run go out first */
+    forwarder_kick(in->fw);
+    return 0;
+}
+
+static void ingest_teardown(ingest *in) {
+    ha_client_free(in->ha);
+    if (in->sp) spool_sync(in->sp);
+    ingest_api_shutdown(in);
+    forwarder_stop(in->fw);
+    httpc_free(in->hc);
+    forwarder_free(in->fw);
+    httpd_free(in->hd);
+    spool_close(in->sp);
+}
+
+int main(int argc, char **argv) {
+    int rc = config_parse_args(argc, argv,
+                               "homeiq-websocket-ingestion: Home Assistant WebSocket -> durable spool -> "
+                               "enrichment-pipeline",
+                               ingest_vars);
+    if (rc != 0) return rc > 0 ? 0 : 2;
+    ingest in = {0};
+    if (service_new("websocket-ingestion", &in.svc) != 0) return 1;
+    in.base = service_base(in.svc);
+    in.started_us = service_mono_us();
+    srandom((unsigned)(time(NULL) ^ getpid()));
+    ingest_cfg cfg = {0};
+    int exit_code = 0;
+    if (ingest_read_numbers(&cfg) != 0 || ingest_setup(&in, &cfg) != 0) {
+        log_error("start-up failed");
+        exit_code = 1;
+    } else {
+        service_on_stop(in.svc, ingest_on_stop, &in);
+        service_run(in.svc);
+    }
+    ingest_teardown(&in);
+    metrics_free_all();
+    service_free(in.svc);
+    return exit_code;
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# test_e2e_faults.sh COUNT RATE -- zero loss, zero duplicates while things break
+# mid-stream, on real processes (simulator -> ingestion -> enrichment -> storage/sqlite):
+#   1. enrichment SIGKILLed and restarted;
+#   2. data-storage SIGKILLed and restarted (same database);
+#   3. ingestion SIGKILLed with a backlog in its spool (enrichment stopped), restarted:
+#      the spool is replayed;
+#   4. the simulator drops the HA connection: ingestion reconnects and subscribes once.
+# Honesty of the check: an event is in the sent-log when the simulator wrote it to
+# the socket. Before killing ingestion / dropping the connection the simulator is
+# paused and we wait until ingestion received everything (its counter stops), so
+# the sent-log is exactly what ingestion got; then every sent event must be stored
+# exactly once, and ingestion's received counters must add up to the sent count
+# (a second subscription would double them; storage dedup would hide it).
+. "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/e2e_lib.sh"
+COUNT=${1:-40000}
+RATE=${2:-2000}
+
+sim_sent_ge() { [ "$(sim_stat sent)" -ge "$1" ]; }
+sim_post() { curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$SIM_PORT/api/sim/$1"; }
+ing_resubscribed() {
+  local h; h=$(curl -s "http://127.0.0.1:$ING_PORT/health") || return 1
+  [ "$(jq -r '.home_assistant.state' <<<"$h")" = subscribed ] && [ "$(jq -r '.home_assistant.disconnects' <<<"$h")" -ge 1 ]
+}
+
+start_storage storage
+start_enrichment enrichment
+start_sim "$RATE" "$COUNT"
+start_ingestion ingestion
+check "ingestion healthy" wait_healthy "http://127.0.0.1:$ING_PORT/health" 20
+
+# 1. enrichment killed mid-stream
+check "stream running (15%)" wait_until 120 sim_sent_ge $((COUNT * 15 / 100))
+kill -KILL "$ENR_PID"; wait "$ENR_PID" 2>/dev/null
+sleep 1
+start_enrichment enrichment2
+echo "# enrichment killed and restarted at sent=$(sim_stat sent)"
+
+# 2. storage killed mid-stream
+check "stream running (35%)" wait_until 120 sim_sent_ge $((COUNT * 35 / 100))
+kill -KILL "$STO_PID"; wait "$STO_PID" 2>/dev/null
+sleep 1
+start_storage storage2
+echo "# storage killed and restarted at sent=$(sim_stat sent)"
+
+# 3. ingestion killed with a backlog: enrichment frozen, simulator paused
+check "stream running (55%)" wait_until 120 sim_sent_ge $((COUNT * 55 / 100))
+kill -STOP "$ENR_PID"
+sleep 1
+check_eq "simulator paused" 200 "$(sim_post pause)"
+check "ingestion received everything sent so far" wait_until 20 ing_quiet
+RECV1=$(ing_stat .events.received)
+DEPTH=$(ing_stat .spool.depth)
+check "ingestion has a backlog in its spool when killed (depth $DEPTH)" test "$DEPTH" -gt 0
+kill -KILL "$ING_PID"; wait "$ING_PID" 2>/dev/null
+kill -CONT "$ENR_PID"
+echo "# ingestion killed at sent=$(sim_stat sent) received=$RECV1 spool depth=$DEPTH"
+start_ingestion ingestion2
+check "ingestion healthy again" wait_healthy "http://127.0.0.1:$ING_PORT/health" 30
+check "restarted ingestion re-sends its unacknowledged records" \
+  grep -q -E "[1-9][0-9]* unacknowledged record\(s\) to re-send" "$TEST_TMP/ingestion2.log"
+check_eq "simulator resumed" 200 "$(sim_post resume)"
+
+# 4. HA connection dropped by the simulator
+check "stream running (75%)" wait_until 120 sim_sent_ge $((COUNT * 75 / 100))
+check_eq "simulator paused" 200 "$(sim_post pause)"
+check "ingestion received everything sent so far" wait_until 20 ing_quiet
+check_eq "simulator drops the connection" 200 "$(sim_post drop)"
+check "ingestion reconnected and resubscribed" wait_until 30 ing_resubscribed
+check_eq "exactly one subscription after the reconnect" 1 "$(sim_stat subscriptions)"
+check_eq "simulator resumed" 200 "$(sim_post resume)"
+
+check "simulator sent all $COUNT events" wait_until 300 sim_done
+check "ingestion drained its spool" wait_until 300 ing_drained
+RECV2=$(ing_stat .events.received)
+check_eq "ingestion received each sent event once (across the restart)" "$(sim_stat sent)" $((RECV1 + RECV2))
+check_eq "no events dropped" 0 "$(ing_stat .events.dropped)"
+
+verify_exactly_once "$COUNT"
+
+check "ingestion exits cleanly on SIGTERM" stop_pid "$ING_PID"
+check "enrichment exits cleanly" stop_pid "$ENR_PID"
+check "storage exits cleanly" stop_pid "$STO_PID"
+finish
