@@ -220,7 +220,7 @@ static int fwd_inflight_slots(const forwarder *f) {
 }
 
 /* Starts as many batches as allowed: full ones at once, a partial one when
- * the linger time since it became pending has passed. */
+ * nothing is in flight or the linger time since it became pending has passed. */
 static void fwd_pump(forwarder *f) {
     if (f->stopped) return;
     /* A batch being retried holds the line: no new requests until it got through. */
@@ -233,7 +233,10 @@ static void fwd_pump(forwarder *f) {
     while (!f->retrying && fwd_inflight_slots(f)) {
         uint64_t readable = spool_readable(f->sp);
         if (readable == 0) break;
-        if (readable < f->o.batch_max && !f->linger_expired) {
+        /* Linger only while a request is in flight (like Nagle): an idle
+         * pipeline sends at once, so a quiet home sees no added latency,
+         * and a busy one still gets full batches. */
+        if (readable < f->o.batch_max && !f->linger_expired && f->count > 0) {
             if (!f->linger_armed) {
                 struct timeval tv = {f->o.linger_ms / 1000, (f->o.linger_ms % 1000) * 1000};
                 evtimer_add(f->linger_ev, &tv);

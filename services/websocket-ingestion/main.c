@@ -41,7 +41,7 @@ static const config_var ingest_vars[] = {
     {"ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002", "where events are forwarded (POST <url>/api/v1/events)"},
     {"FORWARD_BATCH_MAX", "1000", "events per forward request"},
     {"FORWARD_BATCH_MAX_BYTES", "8388608", "about this many bytes per forward request"},
-    {"FORWARD_LINGER_MS", "20", "wait at most this long for a full batch"},
+    {"FORWARD_LINGER_MS", "20", "while a batch is in flight, wait at most this long for the next one to fill"},
     {"FORWARD_MAX_INFLIGHT", "4", "batches sent and not yet acknowledged (1 = strictly ordered delivery)"},
     {"FORWARD_TIMEOUT_MS", "30000", "forward request timeout"},
     {"FORWARD_RETRY_MIN_MS", "100", "first retry delay after a failed forward (doubles)"},
