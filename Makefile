@@ -6,7 +6,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
-CTEST_ARGS ?=
+CTEST_ARGS ?= --timeout 900
 
 .PHONY: all build deps test test-release test-asan run bench clean
 

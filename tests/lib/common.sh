@@ -8,12 +8,15 @@ TEST_TMP=$(mktemp -d /tmp/homeiq-test.XXXXXX)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
-# A TCP port on 127.0.0.1 that nothing listens on right now.
+# A TCP port on 127.0.0.1 that nothing listens on right now. Ports come from below the
+# kernel's ephemeral range (so an outgoing connection cannot hold one), and a port is
+# never handed out twice in one test (recorded in $TEST_TMP/.ports).
 free_port() {
   local p
   while :; do
-    p=$(( 20000 + RANDOM % 30000 ))
-    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
+    p=$(( 10000 + RANDOM % 22000 ))
+    grep -qx "$p" "$TEST_TMP/.ports" 2>/dev/null && continue
+    if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p" >>"$TEST_TMP/.ports"; echo "$p"; return; fi
   done
 }
 
@@ -27,10 +30,14 @@ start_bg() {
   eval "PID_${name//-/_}=$LAST_PID"
 }
 
-# wait_http URL [SECONDS] : waits until URL answers (any HTTP status).
+# wait_http URL [SECONDS] [PID] : waits until URL answers (any HTTP status); fails at
+# once if PID (default: the last process started) has exited, e.g. could not bind.
 wait_http() {
-  local url=$1 t=${2:-20} i=0
+  local url=$1 t=${2:-20} pid=${3:-${LAST_PID:-}} i=0
   while (( i < t * 10 )); do
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      echo "process $pid exited while waiting for $url" >&2; return 1
+    fi
     if curl -s -o /dev/null "$url"; then return 0; fi
     sleep 0.1; i=$((i + 1))
   done
