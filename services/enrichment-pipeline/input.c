@@ -21,9 +21,8 @@ static int input_state_value(const json_t *state_obj, const char *which, const j
     *out = NULL;
     if (!state_obj) return 0;
     const json_t *s = json_object_get(state_obj, "state");
-    if (!json_is_string(s))
-        return enrich_fail(rej, ENRICH_BAD_STATE, "%s.state is %s, not a string", which,
-                           s ? "not a string" : "missing");
+    if (!s) return enrich_fail(rej, ENRICH_BAD_STATE, "%s.state is missing", which);
+    if (!json_is_string(s)) return enrich_fail(rej, ENRICH_BAD_STATE, "%s.state is not a string", which);
     *out = s;
     return 0;
 }
@@ -126,9 +125,9 @@ int input_parse(const json_t *raw, input_view *v, enrich_reject *rej) {
         ev = json_object_get(raw, "event");
         if (!json_is_object(ev)) return enrich_fail(rej, ENRICH_BAD_SHAPE, "envelope's event is not an object");
         v->shape = INPUT_ENVELOPE;
-    } else if (!json_object_get(raw, "data")) {
-        v->shape = INPUT_FLAT; /* HA events always carry "data"; flat ones never need it */
     }
+    /* HA events always carry "data"; flat ones never need it (also inside an envelope) */
+    if (!json_object_get(ev, "data")) v->shape = INPUT_FLAT;
     v->event = ev;
 
     const json_t *et = json_object_get(ev, "event_type");

@@ -1,0 +1,235 @@
+/* api.c -- see api.h. One POST is one pipeline run:
+ *   parse   body -> JSON -> list of events            (400 / 413 here)
+ *   enrich  each event -> record or dead letter       (batch.c, enrich.c)
+ *   forward one storage request, answer from its answer (forward.c)
+ * The request waits (asynchronously) for storage; nothing is acknowledged
+ * before storage acknowledged it. */
+#include "api.h"
+
+#include "batch.h"
+#include "event.h"
+#include "forward.h"
+#include "log.h"
+#include "metrics.h"
+#include "service.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct api {
+    httpc *client;
+    health *health;
+    forward_target target;
+    size_t max_batch;
+    metric *events_in, *events_out, *stored, *duplicates, *dead_lettered;
+    metric *rejected[ENRICH_REASON_COUNT];
+    metric *rejected_by_storage;
+    metric *stage_parse, *stage_enrich, *stage_forward;
+    metric *answers_200, *answers_400, *answers_413, *answers_502, *answers_503;
+    metric *inflight;
+};
+
+/* One POST waiting for storage's answer; owned by the httpc callback. */
+typedef struct api_pending {
+    api *a;
+    struct evhttp_request *req;
+    batch b;
+} api_pending;
+
+static double api_seconds_since(long long t0_us) { return (double)(service_mono_us() - t0_us) / 1e6; }
+
+static void api_answer(api *a, struct evhttp_request *req, int status, json_t *body) {
+    metric *m = status == 200 ? a->answers_200 : status == 413 ? a->answers_413 : status == 502 ? a->answers_502
+              : status == 503 ? a->answers_503 : a->answers_400;
+    metrics_add(m, 1);
+    httpd_reply_json(req, status, body);
+}
+
+static void api_answer_error(api *a, struct evhttp_request *req, int status, const char *msg) {
+    api_answer(a, req, status, json_pack("{s:s}", "error", msg));
+}
+
+static void api_count_outcome(api *a, const batch *b, const json_t *reply) {
+    metrics_add(a->events_out, (double)json_array_size(b->records));
+    metrics_add(a->stored, (double)json_integer_value(json_object_get(reply, "stored")));
+    metrics_add(a->duplicates, (double)json_integer_value(json_object_get(reply, "duplicates")));
+    metrics_add(a->dead_lettered, (double)json_integer_value(json_object_get(reply, "dead_lettered")));
+    for (int r = 1; r < ENRICH_REASON_COUNT; r++) metrics_add(a->rejected[r], (double)b->reasons[r]);
+    size_t ours = json_array_size(b->rejected), all = json_array_size(json_object_get(reply, "rejected"));
+    if (all > ours) metrics_add(a->rejected_by_storage, (double)(all - ours));
+}
+
+static void api_storage_done(const httpc_response *res, void *arg) {
+    api_pending *p = arg;
+    api *a = p->a;
+    char err[512];
+    metrics_observe(a->stage_forward, res->total_s);
+    metrics_add(a->inflight, -1);
+    forward_outcome o = forward_classify(res->status);
+    if (res->status == 0) health_note(a->health, 0, res->error);
+    else if (res->status == 200) health_note(a->health, 1, NULL);
+    if (o == FORWARD_STORED) {
+        json_t *reply;
+        if (batch_map_reply(&p->b, res->body, res->body_len, &reply, err, sizeof err) == 0) {
+            api_count_outcome(a, &p->b, reply);
+            api_answer(a, p->req, 200, reply);
+        } else {
+            log_error("request %s: %s", httpd_request_id(p->req), err);
+            api_answer_error(a, p->req, 502, err);
+        }
+    } else {
+        forward_error_text(res, err, sizeof err);
+        log_warn("request %s: %s (%zu events not acknowledged)", httpd_request_id(p->req), err, p->b.n);
+        api_answer_error(a, p->req, o == FORWARD_UNAVAILABLE ? 503 : 502, err);
+    }
+    batch_free(&p->b);
+    free(p);
+}
+
+/* Parse stage: body -> array of events. 0, or -1 after answering. */
+static int api_parse(api *a, struct evhttp_request *req, json_t **events) {
+    json_t *body;
+    const char *err;
+    if (httpd_read_json(req, &body) != 0) {
+        metrics_add(a->answers_400, 1);
+        return -1;
+    }
+    int rc = event_unpack_batch(body, events, &err);
+    json_decref(body);
+    if (rc != 0) {
+        api_answer_error(a, req, 400, err);
+        return -1;
+    }
+    if (json_array_size(*events) > a->max_batch) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "batch of %zu events exceeds MAX_BATCH=%zu", json_array_size(*events),
+                 a->max_batch);
+        json_decref(*events);
+        api_answer_error(a, req, 413, msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Forward stage: hands the batch to storage; the answer comes in api_storage_done. */
+static void api_forward(api *a, struct evhttp_request *req, api_pending *p) {
+    size_t len;
+    char *body = batch_storage_body(&p->b, &len);
+    if (!body || forward_send(a->client, &a->target, httpd_request_id(req), body, len, api_storage_done, p) != 0) {
+        free(body);
+        batch_free(&p->b);
+        free(p);
+        api_answer_error(a, req, 503, "cannot start the request to data-storage");
+        return;
+    }
+    free(body);
+    metrics_add(a->inflight, 1);
+}
+
+static void api_post_events(struct evhttp_request *req, void *arg) {
+    api *a = arg;
+    if (httpd_require_method(req, EVHTTP_REQ_POST)) return;
+    long long t0 = service_mono_us();
+    json_t *events;
+    if (api_parse(a, req, &events) != 0) return;
+    metrics_observe(a->stage_parse, api_seconds_since(t0));
+    metrics_add(a->events_in, (double)json_array_size(events));
+
+    long long t1 = service_mono_us();
+    api_pending *p = calloc(1, sizeof *p);
+    if (!p || batch_build(events, &p->b) != 0) {
+        free(p);
+        json_decref(events);
+        api_answer_error(a, req, 503, "out of memory");
+        return;
+    }
+    json_decref(events);
+    metrics_observe(a->stage_enrich, api_seconds_since(t1));
+    p->a = a;
+    p->req = req;
+    if (p->b.n == 0) { /* nothing to store: nothing to wait for */
+        api_answer(a, req, 200, json_pack("{s:b, s:i, s:i, s:i, s:i, s:[]}", "success", 1, "processed", 0, "stored",
+                                          0, "duplicates", 0, "dead_lettered", 0, "rejected"));
+        batch_free(&p->b);
+        free(p);
+        return;
+    }
+    api_forward(a, req, p);
+}
+
+static void api_get_health(struct evhttp_request *req, void *arg) {
+    api *a = arg;
+    if (httpd_require_method(req, EVHTTP_REQ_GET)) return;
+    if (health_storage_ok(a->health)) {
+        httpd_reply_json(req, 200, json_pack("{s:s, s:s, s:s}", "status", "healthy", "service",
+                                             "enrichment-pipeline", "storage", "reachable"));
+        return;
+    }
+    httpd_reply_json(req, 503, json_pack("{s:s, s:s, s:s, s:s}", "status", "unhealthy", "service",
+                                         "enrichment-pipeline", "reason", "storage_unreachable", "detail",
+                                         health_storage_error(a->health)));
+}
+
+static double api_storage_up(void *arg) { return health_storage_ok(arg) ? 1 : 0; }
+
+static void api_metrics_new(api *a) {
+    static const char *const stage_help = "Time per request in each pipeline stage";
+    a->events_in = metrics_counter("homeiq_enrichment_events_in_total", "Events received", NULL);
+    a->events_out = metrics_counter("homeiq_enrichment_events_out_total",
+                                    "Enriched records acknowledged (HTTP 200) by data-storage", NULL);
+    a->stored = metrics_counter("homeiq_enrichment_events_stored_total", "Records data-storage stored as new", NULL);
+    a->duplicates = metrics_counter("homeiq_enrichment_events_duplicate_total",
+                                    "Records data-storage already had (retries)", NULL);
+    a->dead_lettered = metrics_counter("homeiq_enrichment_dead_lettered_total",
+                                       "Events data-storage put in its dead-letter store", NULL);
+    for (int r = 1; r < ENRICH_REASON_COUNT; r++) {
+        char label[64];
+        snprintf(label, sizeof label, "reason=\"%s\"", enrich_reason_label((enrich_reason)r));
+        a->rejected[r] = metrics_counter("homeiq_enrichment_rejected_total",
+                                         "Events rejected (dead-lettered), by reason", label);
+    }
+    a->rejected_by_storage = metrics_counter("homeiq_enrichment_rejected_total",
+                                             "Events rejected (dead-lettered), by reason", "reason=\"storage\"");
+    a->stage_parse = metrics_histogram("homeiq_enrichment_stage_seconds", stage_help, "stage=\"parse\"",
+                                       metrics_latency_bounds, metrics_latency_nbounds);
+    a->stage_enrich = metrics_histogram("homeiq_enrichment_stage_seconds", stage_help, "stage=\"enrich\"",
+                                        metrics_latency_bounds, metrics_latency_nbounds);
+    a->stage_forward = metrics_histogram("homeiq_enrichment_stage_seconds", stage_help, "stage=\"forward\"",
+                                         metrics_latency_bounds, metrics_latency_nbounds);
+    static const char *const ans_help = "POST /api/v1/events answers by status";
+    a->answers_200 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"200\"");
+    a->answers_400 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"400\"");
+    a->answers_413 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"413\"");
+    a->answers_502 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"502\"");
+    a->answers_503 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"503\"");
+    a->inflight = metrics_gauge("homeiq_enrichment_storage_requests_inflight", "Batches waiting for data-storage",
+                                NULL);
+    metrics_gauge_fn("homeiq_enrichment_storage_up", "1 when data-storage is reachable", NULL, api_storage_up,
+                     a->health);
+}
+
+int api_new(httpd *server, httpc *client, health *h, const api_config *cfg, api **out) {
+    api *a = calloc(1, sizeof *a);
+    if (!a) return -1;
+    a->client = client;
+    a->health = h;
+    a->max_batch = cfg->max_batch;
+    if (forward_target_init(&a->target, cfg->storage_url, cfg->storage_timeout_ms) != 0) {
+        free(a);
+        return -1;
+    }
+    api_metrics_new(a);
+    if (httpd_route(server, "/api/v1/events", api_post_events, a) || httpd_route(server, "/health", api_get_health, a)) {
+        api_free(a);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+void api_free(api *a) {
+    if (!a) return;
+    forward_target_free(&a->target);
+    free(a);
+}

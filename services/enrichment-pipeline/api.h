@@ -1,0 +1,26 @@
+/* api.h -- enrichment-pipeline's HTTP endpoints: POST /api/v1/events (the
+ * pipeline parse -> enrich -> forward, answered when storage answered) and
+ * GET /health; GET /metrics is served by lib/httpd. Also owns the metrics. */
+#ifndef HOMEIQ_ENRICH_API_H
+#define HOMEIQ_ENRICH_API_H
+
+#include "health.h"
+#include "httpc.h"
+#include "httpd.h"
+
+#include <stddef.h>
+
+typedef struct api_config {
+    const char *storage_url;   /* DATA_STORAGE_URL */
+    long storage_timeout_ms;   /* per forward */
+    size_t max_batch;          /* events per request */
+} api_config;
+
+typedef struct api api;
+
+int api_new(httpd *server, httpc *client, health *h, const api_config *cfg, api **out);
+/* Requests still waiting for storage are answered by httpc_free (503), which
+ * must run before api_free. */
+void api_free(api *a);
+
+#endif

@@ -1,0 +1,143 @@
+/* batch.c -- see batch.h. */
+#include "batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH_SOURCE "enrichment-pipeline"
+
+void batch_free(batch *b) {
+    json_decref(b->records);
+    json_decref(b->dead_letters);
+    json_decref(b->rejected);
+    free(b->record_input);
+    memset(b, 0, sizeof *b);
+}
+
+/* The raw event goes to the dead-letter store as received, with the reason. */
+static int batch_reject(batch *b, size_t index, const json_t *raw, const enrich_reject *rej) {
+    b->reasons[rej->reason]++;
+    json_t *dl = json_pack("{s:s, s:O, s:s}", "error", rej->message, "event", raw, "source", BATCH_SOURCE);
+    json_t *r = json_pack("{s:I, s:s}", "index", (json_int_t)index, "error", rej->message);
+    if (!dl || !r || json_array_append_new(b->dead_letters, dl) || json_array_append_new(b->rejected, r)) {
+        return -1; /* append_new released what it was given */
+    }
+    return 0;
+}
+
+int batch_build(const json_t *events, batch *b) {
+    memset(b, 0, sizeof *b);
+    b->n = json_array_size(events);
+    b->records = json_array();
+    b->dead_letters = json_array();
+    b->rejected = json_array();
+    b->record_input = malloc((b->n ? b->n : 1) * sizeof *b->record_input);
+    if (!b->records || !b->dead_letters || !b->rejected || !b->record_input) goto oom;
+    for (size_t i = 0; i < b->n; i++) {
+        const json_t *raw = json_array_get(events, i);
+        json_t *record;
+        enrich_reject rej;
+        if (enrich_event(raw, &record, &rej) == 0) {
+            b->record_input[json_array_size(b->records)] = i;
+            if (json_array_append_new(b->records, record)) goto oom;
+        } else if (batch_reject(b, i, raw, &rej)) {
+            goto oom;
+        }
+    }
+    return 0;
+oom:
+    batch_free(b);
+    return -1;
+}
+
+char *batch_storage_body(const batch *b, size_t *len) {
+    json_t *body = json_pack("{s:O, s:O}", "events", b->records, "dead_letters", b->dead_letters);
+    if (!body) return NULL;
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text) *len = strlen(text);
+    return text;
+}
+
+typedef struct batch_reject_entry {
+    size_t index;
+    const char *error;
+} batch_reject_entry;
+
+static int batch_entry_cmp(const void *a, const void *b) {
+    size_t x = ((const batch_reject_entry *)a)->index, y = ((const batch_reject_entry *)b)->index;
+    return x < y ? -1 : x > y;
+}
+
+/* Storage's rejects (indexes into its "events") as input positions. */
+static int batch_storage_rejects(const batch *b, const json_t *rejected, batch_reject_entry *out, size_t *n,
+                                 char *err, size_t errlen) {
+    size_t i;
+    json_t *r;
+    json_array_foreach(rejected, i, r) {
+        json_t *idx = json_object_get(r, "index");
+        const char *msg = json_string_value(json_object_get(r, "error"));
+        json_int_t j = json_integer_value(idx);
+        if (!json_is_integer(idx) || j < 0 || (size_t)j >= json_array_size(b->records)) {
+            snprintf(err, errlen, "storage answered a reject with a bad index");
+            return -1;
+        }
+        out[(*n)++] = (batch_reject_entry){b->record_input[j], msg ? msg : "rejected by data-storage"};
+    }
+    return 0;
+}
+
+/* Merges our rejects with storage's, sorted by input position. */
+static json_t *batch_merged_rejects(const batch *b, const json_t *storage_rejected, char *err, size_t errlen) {
+    size_t total = json_array_size(b->rejected) + json_array_size(storage_rejected), n = 0, i;
+    batch_reject_entry *all = malloc((total ? total : 1) * sizeof *all);
+    if (!all) return NULL;
+    json_t *r;
+    json_array_foreach(b->rejected, i, r) {
+        all[n++] = (batch_reject_entry){(size_t)json_integer_value(json_object_get(r, "index")),
+                                        json_string_value(json_object_get(r, "error"))};
+    }
+    if (batch_storage_rejects(b, storage_rejected, all, &n, err, errlen)) {
+        free(all);
+        return NULL;
+    }
+    qsort(all, n, sizeof *all, batch_entry_cmp);
+    json_t *out = json_array();
+    for (i = 0; out && i < n; i++)
+        json_array_append_new(out, json_pack("{s:I, s:s}", "index", (json_int_t)all[i].index, "error", all[i].error));
+    free(all);
+    return out;
+}
+
+int batch_map_reply(const batch *b, const char *body, size_t len, json_t **reply, char *err, size_t errlen) {
+    json_error_t je;
+    json_t *ans = json_loadb(body ? body : "", len, 0, &je);
+    *reply = NULL;
+    if (!json_is_object(ans) || !json_is_true(json_object_get(ans, "success"))) {
+        snprintf(err, errlen, "data-storage answered 200 without {\"success\":true}");
+        json_decref(ans);
+        return -1;
+    }
+    json_t *rejected = json_object_get(ans, "rejected");
+    if (rejected && !json_is_array(rejected)) {
+        snprintf(err, errlen, "data-storage's \"rejected\" is not an array");
+        json_decref(ans);
+        return -1;
+    }
+    json_t *merged = batch_merged_rejects(b, rejected, err, errlen);
+    if (!merged) {
+        json_decref(ans);
+        return -1;
+    }
+    *reply = json_pack("{s:b, s:I, s:I, s:I, s:I, s:o}", "success", 1, "processed", (json_int_t)b->n, "stored",
+                       json_integer_value(json_object_get(ans, "stored")), "duplicates",
+                       json_integer_value(json_object_get(ans, "duplicates")), "dead_lettered",
+                       json_integer_value(json_object_get(ans, "dead_lettered")), "rejected", merged);
+    json_decref(ans);
+    if (!*reply) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,42 @@
+/* batch.h -- one request's worth of events: enrich each, build the single
+ * storage request, and map storage's per-record answer back to the positions
+ * of the caller's input.
+ *
+ * Why its own module: the ack contract lives here. Every input position ends
+ * up in exactly one place -- a record in storage's "events" (index map kept in
+ * record_input) or a dead letter with its reason -- and the caller's answer is
+ * built only from storage's 200 answer for this very batch. Pure (no I/O), so
+ * the mapping is unit-tested without sockets. */
+#ifndef HOMEIQ_ENRICH_BATCH_H
+#define HOMEIQ_ENRICH_BATCH_H
+
+#include "enrich.h"
+
+#include <stddef.h>
+
+typedef struct batch {
+    size_t n;                   /* input events */
+    json_t *records;            /* array: the "events" sent to storage */
+    size_t *record_input;       /* record_input[j] = input index of records[j] */
+    json_t *dead_letters;       /* array: {"error","event","source"} for storage */
+    json_t *rejected;           /* array: {"index","error"} -- our validation failures */
+    size_t reasons[ENRICH_REASON_COUNT]; /* rejections per reason, for metrics */
+} batch;
+
+/* Enriches every element of `events` (a JSON array). 0, or -1 on out of memory
+ * (the batch is then freed). */
+int batch_build(const json_t *events, batch *b);
+
+/* The storage request body {"events":[...],"dead_letters":[...]}; malloc'd, NUL-terminated. */
+char *batch_storage_body(const batch *b, size_t *len);
+
+/* Maps storage's 200 answer to ours:
+ * {"success":true,"processed":N,"stored":S,"duplicates":D,"dead_lettered":K,
+ *  "rejected":[{"index":<input index>,"error":"..."}]} sorted by index.
+ * 0 and *reply (new reference), or -1 with err when storage's answer does not
+ * follow the contract (not JSON, success not true, an index out of range). */
+int batch_map_reply(const batch *b, const char *body, size_t len, json_t **reply, char *err, size_t errlen);
+
+void batch_free(batch *b);
+
+#endif

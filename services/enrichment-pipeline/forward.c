@@ -1,0 +1,64 @@
+/* forward.c -- see forward.h. */
+#include "forward.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+forward_outcome forward_classify(long status) {
+    if (status == 200) return FORWARD_STORED;
+    if (status == 0 || status >= 500) return FORWARD_UNAVAILABLE;
+    return FORWARD_REFUSED;
+}
+
+char *forward_join_url(const char *base, const char *path) {
+    size_t bl = strlen(base);
+    while (bl > 0 && base[bl - 1] == '/') bl--;
+    while (*path == '/') path++;
+    size_t n = bl + 1 + strlen(path) + 1;
+    char *url = malloc(n);
+    if (url) snprintf(url, n, "%.*s/%s", (int)bl, base, path);
+    return url;
+}
+
+int forward_target_init(forward_target *t, const char *base_url, long timeout_ms) {
+    t->events_url = forward_join_url(base_url, "api/v1/events");
+    t->timeout_ms = timeout_ms;
+    return t->events_url ? 0 : -1;
+}
+
+void forward_target_free(forward_target *t) {
+    free(t->events_url);
+    t->events_url = NULL;
+}
+
+int forward_send(httpc *c, const forward_target *t, const char *request_id, const char *body, size_t len,
+                 httpc_done_cb cb, void *arg) {
+    char rid[96];
+    snprintf(rid, sizeof rid, "X-Request-Id: %.60s", request_id ? request_id : "-");
+    /* "Expect:" stops libcurl 7.x from sending "Expect: 100-continue" for
+     * bodies over 1 KiB, which costs a round trip per batch. */
+    const char *headers[] = {"Content-Type: application/json", "Expect:", rid, NULL};
+    httpc_request req = {
+        .method = "POST",
+        .url = t->events_url,
+        .headers = headers,
+        .body = body,
+        .body_len = len,
+        .timeout_ms = t->timeout_ms,
+    };
+    return httpc_send(c, &req, cb, arg);
+}
+
+void forward_error_text(const httpc_response *res, char *out, size_t n) {
+    if (res->status == 0) {
+        snprintf(out, n, "data-storage unreachable: %s", res->error ? res->error : "no answer");
+        return;
+    }
+    json_t *j = json_loadb(res->body ? res->body : "", res->body_len, 0, NULL);
+    const char *msg = json_string_value(json_object_get(j, "error"));
+    if (msg) snprintf(out, n, "data-storage answered %ld: %s", res->status, msg);
+    else snprintf(out, n, "data-storage answered %ld", res->status);
+    json_decref(j);
+}

@@ -1,0 +1,43 @@
+/* forward.h -- the forward stage: one POST of one batch to data-storage, and
+ * what its answer means for our caller.
+ *
+ * Why: the ack contract ("200 only when storage answered 200 for this batch")
+ * must be decided in one place from storage's status alone:
+ *   200                 -> STORED: map storage's per-record results, answer 200
+ *   no answer, 5xx      -> UNAVAILABLE: answer 503, the caller keeps and retries
+ *   any other status    -> REFUSED: answer 502 with storage's message (never 200)
+ * The request goes through httpc, whose curl multi handle keeps the connection
+ * to storage alive across batches. */
+#ifndef HOMEIQ_ENRICH_FORWARD_H
+#define HOMEIQ_ENRICH_FORWARD_H
+
+#include "httpc.h"
+
+#include <stddef.h>
+
+typedef enum forward_outcome { FORWARD_STORED, FORWARD_UNAVAILABLE, FORWARD_REFUSED } forward_outcome;
+
+forward_outcome forward_classify(long status);
+
+typedef struct forward_target {
+    char *events_url;   /* <DATA_STORAGE_URL>/api/v1/events, owned */
+    long timeout_ms;
+} forward_target;
+
+/* Builds the target from the base URL (a trailing '/' is fine). 0 or -1. */
+int forward_target_init(forward_target *t, const char *base_url, long timeout_ms);
+void forward_target_free(forward_target *t);
+
+/* POSTs `body` (copied) with the caller's request id; `cb` gets storage's
+ * answer exactly once (see httpc_send). 0, or -1 when it could not start. */
+int forward_send(httpc *c, const forward_target *t, const char *request_id, const char *body, size_t len,
+                 httpc_done_cb cb, void *arg);
+
+/* storage's {"error":"..."} text from a non-200 answer, else a generic text;
+ * writes at most n bytes into out. */
+void forward_error_text(const httpc_response *res, char *out, size_t n);
+
+/* "<base>/<path>" without a doubled '/'; malloc'd. */
+char *forward_join_url(const char *base, const char *path);
+
+#endif

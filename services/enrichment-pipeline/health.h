@@ -1,0 +1,30 @@
+/* health.h -- is data-storage reachable? Probed in the background.
+ *
+ * Why: enrichment is stateless and healthy exactly when it can store, so its
+ * GET /health reflects storage's: 503 {"reason":"storage_unreachable"} when
+ * storage's /health does not answer 200. A timer probes every few seconds;
+ * forward results update the state at once in between (a refused connection
+ * on a real batch need not wait for the next probe). */
+#ifndef HOMEIQ_ENRICH_HEALTH_H
+#define HOMEIQ_ENRICH_HEALTH_H
+
+#include "httpc.h"
+
+#include <event2/event.h>
+
+typedef struct health health;
+
+/* Starts probing <storage_url>/health now and every interval_ms. */
+int health_new(struct event_base *base, httpc *c, const char *storage_url, long interval_ms, long timeout_ms,
+               health **out);
+/* 1 when storage answered 200 on the last probe or forward, else 0. */
+int health_storage_ok(const health *h);
+/* Why storage is considered down (empty when ok). */
+const char *health_storage_error(const health *h);
+/* A forward result: reachable (status != 0 and < 500) or not, with why. */
+void health_note(health *h, int ok, const char *why);
+/* Stops the timer and ignores in-flight probe answers (call before httpc_free). */
+void health_stop(health *h);
+void health_free(health *h);
+
+#endif
