@@ -181,6 +181,11 @@ int httpd_read_json(struct evhttp_request *req, json_t **out) {
     const char *data = (const char *)evbuffer_pullup(in, -1);
     json_error_t e;
     json_t *v = json_loadb(data, len, JSON_ALLOW_NUL, &e);
+    if (!v && json_error_code(&e) == json_error_numeric_overflow) {
+        /* Valid JSON with an integer beyond 64 bits (an HA attribute can hold
+         * one): read integers as doubles rather than refuse the whole batch. */
+        v = json_loadb(data, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &e);
+    }
     if (!v) {
         char msg[400];
         snprintf(msg, sizeof msg, "malformed JSON at byte %d (line %d, column %d): %s", e.position, e.line,

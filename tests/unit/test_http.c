@@ -63,6 +63,11 @@ static void test_server_client(void **state) {
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "{\"echo\":{\"a\":1}}");
 
+    /* an integer beyond 64 bits is valid JSON: read as a double, not refused */
+    r = request(base, c, "POST", url, "{\"big\":123456789012345678901234}", 32);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"big\":1.2345678901234569e23"));
+
     r = request(base, c, "POST", url, "{\"a\":1,}", 8);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body, "malformed JSON at byte"));
