@@ -6,6 +6,12 @@
  * to a write buffer that is written out at the end of the loop turn (one
  * write(2) for everything a WebSocket frame carried) and fdatasync'ed by a
  * group timer; readers only see records that reached the file.
+ *
+ * The group fdatasync runs on a small syncer thread, not on the loop: on a
+ * busy disk one fdatasync can take tens of milliseconds, and doing it inline
+ * stalled the WebSocket reader and the forwarder for that long (it was the
+ * p99 of end-to-end latency). The thread syncs a dup of the segment's fd and
+ * reports back through a pipe; durable_seq only moves when it is done.
  */
 #include "spool.h"
 #include "crc32c.h"
@@ -18,6 +24,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +80,18 @@ struct spool {
     int rd_open;
 
     uint64_t fsyncs, fsync_us, appends, append_bytes, torn_bytes;
+
+    /* the syncer thread: one request at a time, guarded by mu */
+    pthread_t syncer;
+    int syncer_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int sync_fd;                  /* dup of wfd to fdatasync; -1 = no request */
+    uint64_t sync_seq;            /* records below this are durable when it is done */
+    int sync_busy, sync_quit, sync_rc;
+    long long sync_us;
+    int done_pipe[2];             /* syncer -> loop: "a request finished" */
+    struct event *done_ev;
 
     spool_written_fn on_written;
     spool_durable_fn on_durable;
@@ -410,16 +429,117 @@ static int spool_do_fsync(spool *s) {
     return 0;
 }
 
+static void *spool_syncer_main(void *arg) {
+    spool *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (s->sync_fd < 0 && !s->sync_quit) pthread_cond_wait(&s->cv, &s->mu);
+        if (s->sync_fd < 0) break; /* quit, nothing pending */
+        int fd = s->sync_fd;
+        pthread_mutex_unlock(&s->mu);
+        long long t0 = service_mono_us();
+        int rc = fdatasync(fd);
+        long long us = service_mono_us() - t0;
+        close(fd);
+        pthread_mutex_lock(&s->mu);
+        s->sync_fd = -1;
+        s->sync_rc = rc == 0 ? 0 : errno;
+        s->sync_us = us;
+        char b = 1;
+        ssize_t w = write(s->done_pipe[1], &b, 1);
+        (void)w;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Hands the written records to the syncer thread; 0, or -1 to fall back to
+ * an inline fdatasync (no thread, or dup failed). */
+static int spool_start_async_sync(spool *s) {
+    if (!s->syncer_started) return -1;
+    if (s->sync_busy) return 0; /* the completion re-arms the timer */
+    int fd = dup(s->wfd);
+    if (fd < 0) return -1;
+    pthread_mutex_lock(&s->mu);
+    s->sync_fd = fd;
+    s->sync_seq = s->written_seq;
+    s->sync_busy = 1;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+/* The syncer finished a request: move durable_seq and tell the owner. */
+static void spool_sync_done_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    spool *s = arg;
+    char buf[16];
+    ssize_t r = read(fd, buf, sizeof buf);
+    (void)r;
+    pthread_mutex_lock(&s->mu);
+    int busy = s->sync_busy && s->sync_fd < 0;
+    int rc = s->sync_rc;
+    long long us = s->sync_us;
+    uint64_t seq = s->sync_seq;
+    if (busy) s->sync_busy = 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!busy) return;
+    uint64_t dbefore = s->durable_seq;
+    if (rc != 0) {
+        log_error("spool: fdatasync failed: %s", strerror(rc));
+    } else {
+        s->fsync_us += (uint64_t)us;
+        s->fsyncs++;
+        if (seq > s->durable_seq) s->durable_seq = seq;
+    }
+    spool_save_ack(s);
+    if (s->written_seq != s->durable_seq) spool_arm_fsync(s);
+    if (s->durable_seq != dbefore && s->on_durable) s->on_durable(s->durable_seq, s->cb_arg);
+}
+
 static void spool_fsync_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     spool *s = arg;
     s->fsync_pending = 0;
     uint64_t wbefore = s->written_seq, dbefore = s->durable_seq;
-    if (spool_do_fsync(s) != 0) spool_arm_fsync(s); /* try again later */
+    if (spool_write_out(s) == 0 && s->durable_seq != s->written_seq) {
+        if (spool_start_async_sync(s) != 0 && spool_do_fsync(s) != 0) spool_arm_fsync(s); /* try again later */
+    } else if (s->write_failing) {
+        spool_arm_fsync(s);
+    }
     spool_save_ack(s);
     if (s->written_seq != wbefore && s->on_written) s->on_written(s->cb_arg);
     if (s->durable_seq != dbefore && s->on_durable) s->on_durable(s->durable_seq, s->cb_arg);
+}
+
+static int spool_syncer_start(spool *s) {
+    if (pipe2(s->done_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+    s->done_ev = event_new(s->base, s->done_pipe[0], EV_READ | EV_PERSIST, spool_sync_done_cb, s);
+    if (!s->done_ev || event_add(s->done_ev, NULL) != 0) return -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (pthread_create(&s->syncer, NULL, spool_syncer_main, s) != 0) return -1;
+    s->syncer_started = 1;
+    return 0;
+}
+
+/* Waits for a request in flight to finish, then stops the thread. */
+static void spool_syncer_stop(spool *s) {
+    if (s->syncer_started) {
+        pthread_mutex_lock(&s->mu);
+        s->sync_quit = 1;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->syncer, NULL);
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        s->syncer_started = 0;
+    }
+    if (s->done_ev) event_free(s->done_ev);
+    s->done_ev = NULL;
+    for (int i = 0; i < 2; i++)
+        if (s->done_pipe[i] >= 0) close(s->done_pipe[i]);
 }
 
 /* Closes the last segment (written + fsync'ed) and starts a new one. */
@@ -670,6 +790,8 @@ int spool_open(struct event_base *base, const spool_opts *o, spool **out) {
     s->base = base;
     s->wfd = -1;
     s->lockfd = -1;
+    s->sync_fd = -1;
+    s->done_pipe[0] = s->done_pipe[1] = -1;
     s->dir = strdup(o->dir);
     s->max_bytes = o->max_bytes;
     s->segment_bytes = o->segment_bytes ? o->segment_bytes : SPOOL_DEFAULT_SEGMENT;
@@ -678,7 +800,8 @@ int spool_open(struct event_base *base, const spool_opts *o, spool **out) {
     s->fsync_ms = o->fsync_ms < 0 ? 0 : o->fsync_ms;
     s->flush_ev = event_new(base, -1, 0, spool_flush_cb, s);
     s->fsync_ev = evtimer_new(base, spool_fsync_cb, s);
-    if (!s->dir || !s->flush_ev || !s->fsync_ev || spool_lock(s) != 0 || spool_load(s) != 0) {
+    if (!s->dir || !s->flush_ev || !s->fsync_ev || spool_syncer_start(s) != 0 || spool_lock(s) != 0 ||
+        spool_load(s) != 0) {
         spool_close(s);
         return -1;
     }
@@ -691,6 +814,7 @@ int spool_open(struct event_base *base, const spool_opts *o, spool **out) {
 
 void spool_close(spool *s) {
     if (!s) return;
+    spool_syncer_stop(s); /* a sync in flight finishes first */
     if (s->wfd >= 0) {
         spool_do_fsync(s);
         spool_save_ack(s);
