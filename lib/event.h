@@ -33,6 +33,9 @@ void event_time_format(int64_t us, char out[EVENT_TIME_LEN]);
  * `out` holds EVENT_ID_LEN bytes. 0, or -1 when time_fired is missing. */
 #define EVENT_ID_LEN 33
 int event_identity(const json_t *record, char out[EVENT_ID_LEN]);
+/* The same from the four (decoded) strings, "" for a missing one. 0/-1. */
+int event_identity_parts(const char *event_type, const char *entity_id, const char *time_fired,
+                         const char *context_id, char out[EVENT_ID_LEN]);
 
 /* Checks an enriched record is storable: time_fired a parseable RFC 3339
  * string, event_type a non-empty string, entity_id a "domain.object" string

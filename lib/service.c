@@ -2,6 +2,7 @@
 #include "service.h"
 #include "log.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/time.h>
@@ -13,6 +14,10 @@ struct service {
     void (*on_stop)(void *);
     void *on_stop_arg;
     int stopping;
+    struct event *idle;
+    struct timeval idle_tv;
+    void (*on_idle)(void *);
+    void *on_idle_arg;
 };
 
 static void service_signal_cb(evutil_socket_t sig, short what, void *arg) {
@@ -42,6 +47,29 @@ int service_new(const char *name, service **out) {
 
 struct event_base *service_base(service *s) { return s->base; }
 
+static void service_idle_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    service *s = arg;
+    if (s->on_idle) s->on_idle(s->on_idle_arg);
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
+int service_on_idle(service *s, long idle_ms, void (*cb)(void *arg), void *arg) {
+    if (!s->idle) s->idle = evtimer_new(s->base, service_idle_cb, s);
+    if (!s->idle) return -1;
+    s->idle_tv.tv_sec = idle_ms / 1000;
+    s->idle_tv.tv_usec = (idle_ms % 1000) * 1000;
+    s->on_idle = cb;
+    s->on_idle_arg = arg;
+    return 0;
+}
+
+void service_note_busy(service *s) {
+    if (s && s->idle) evtimer_add(s->idle, &s->idle_tv);
+}
+
 void service_on_stop(service *s, void (*cb)(void *arg), void *arg) {
     s->on_stop = cb;
     s->on_stop_arg = arg;
@@ -63,6 +91,7 @@ void service_free(service *s) {
     if (!s) return;
     event_free(s->sigint);
     event_free(s->sigterm);
+    if (s->idle) event_free(s->idle);
     event_base_free(s->base);
     free(s);
     log_shutdown();

@@ -21,6 +21,14 @@ int service_run(service *s);
 void service_stop(service *s);
 void service_free(service *s);
 
+/* Gives memory back after a burst: once service_note_busy() has not been
+ * called for idle_ms, runs cb (optional: drop caches) and returns the heap's
+ * free pages to the kernel (malloc_trim), so RSS falls back towards its idle
+ * size instead of staying at the burst's high-water mark. 0/-1. */
+int service_on_idle(service *s, long idle_ms, void (*cb)(void *arg), void *arg);
+/* Marks work done now (cheap: re-arms one timer). No-op without service_on_idle(). */
+void service_note_busy(service *s);
+
 /* Monotonic and wall clocks in microseconds. */
 long long service_now_us(void);
 long long service_mono_us(void);

@@ -1,6 +1,6 @@
 /* lineproto.c -- see lineproto.h. */
 #include "lineproto.h"
-#include "store_json.h"
+#include "json_text.h"
 
 #include <math.h>
 #include <string.h>
@@ -49,7 +49,7 @@ void lineproto_field_string(sbuf *b, const char *s, size_t n) {
 
 int lineproto_field_float(sbuf *b, double v) {
     if (!isfinite(v)) return -1;
-    store_json_real(b, v);
+    json_text_real(b, v);
     return 0;
 }
 

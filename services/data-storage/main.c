@@ -53,7 +53,7 @@ static int storage_main_start(storage_main *m) {
     httpd_opts ho = {.bind = config_str("DATA_STORAGE_BIND", "127.0.0.1"), .port = (int)port,
                      .max_body = (size_t)max_body, .timeout_s = 30};
     if (httpd_new(service_base(m->svc), &ho, &m->http) != 0) return -1;
-    storage_api_opts ao = {.max_batch = (long)max_batch};
+    storage_api_opts ao = {.max_batch = (long)max_batch, .svc = m->svc};
     return storage_api_new(m->http, m->st, &ao, &m->api);
 }
 

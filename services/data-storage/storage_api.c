@@ -9,8 +9,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "service.h"
-#include "store_json.h"
+#include "json_text.h"
+#include "store_text.h"
 
+#include <event2/buffer.h>
 #include <event2/http.h>
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
@@ -120,7 +122,7 @@ static void storage_post_answer(storage_wait *p) {
         const store_item *it = &b->items[i];
         if (it->status != STORE_ITEM_REJECTED) continue;
         sbuf_printf(&out, "%s{\"index\":%d,\"error\":", first ? "" : ",", it->index);
-        store_json_string(&out, it->error ? it->error : "rejected", it->error ? strlen(it->error) : 8);
+        json_text_string(&out, it->error ? it->error : "rejected", it->error ? strlen(it->error) : 8);
         sbuf_addc(&out, '}');
         first = 0;
     }
@@ -131,6 +133,7 @@ static void storage_post_answer(storage_wait *p) {
 static void storage_post_done(store_batch *b, int rc, const char *err, void *arg) {
     storage_wait *p = arg;
     storage_api *a = p->api;
+    service_note_busy(a->opts.svc);
     metrics_observe(a->m_latency, (double)(service_mono_us() - p->t0_us) / 1e6);
     if (rc != 0) {
         metrics_add(a->m_batch_fail, 1);
@@ -181,8 +184,31 @@ sizes:
     return 0;
 }
 
+/* The common body straight from its text (no jansson tree): 0 handled
+ * (answered or handed to the backend), 1 not handled (use the general path). */
+static int storage_post_text(struct evhttp_request *req, storage_api *a) {
+    if (!a->st->ops->text_batches) return 1;
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *text = len ? (const char *)evbuffer_pullup(in, -1) : NULL;
+    store_batch b;
+    int rc = store_text_prepare(text, len, a->opts.max_batch, &b);
+    if (rc > 0) return 1;
+    storage_wait *p = rc == 0 ? storage_wait_new(a, req) : NULL;
+    if (!p) {
+        store_batch_free(&b);
+        httpd_reply_error(req, 500, "out of memory");
+        return 0;
+    }
+    p->t0_us = service_mono_us();
+    p->batch = b;
+    a->st->ops->write_batch(a->st, &p->batch, storage_post_done, p);
+    return 0;
+}
+
 static void storage_post_events(struct evhttp_request *req, storage_api *a) {
     json_t *body, *events, *dead;
+    if (storage_post_text(req, a) == 0) return;
     if (httpd_read_json(req, &body) != 0) return;
     if (storage_post_unpack(req, body, a->opts.max_batch, &events, &dead) != 0) {
         json_decref(body);
@@ -322,12 +348,23 @@ static void storage_api_metrics(storage_api *a) {
                                storage_backend_up, a);
 }
 
+/* Two seconds without a write: the backend's caches (SQLite's 16 MiB page
+ * cache) and the burst's free heap go back to the kernel. */
+static void storage_api_idle(void *arg) {
+    storage_api *a = arg;
+    if (a->st->ops->release_memory) a->st->ops->release_memory(a->st);
+}
+
 int storage_api_new(httpd *h, store *st, const storage_api_opts *opts, storage_api **out) {
     storage_api *a = calloc(1, sizeof *a);
     if (!a) return -1;
     a->st = st;
     a->opts = *opts;
     storage_api_metrics(a);
+    if (opts->svc && service_on_idle(opts->svc, 2000, storage_api_idle, a) != 0) {
+        free(a);
+        return -1;
+    }
     if (httpd_route(h, "/api/v1/events", storage_events, a) || httpd_route(h, "/api/v1/dead-letters", storage_dead_letters, a) ||
         httpd_route(h, "/health", storage_health, a)) {
         free(a);

@@ -8,12 +8,14 @@
 #define HOMEIQ_STORAGE_API_H
 
 #include "httpd.h"
+#include "service.h"
 #include "store.h"
 
 typedef struct storage_api storage_api;
 
 typedef struct storage_api_opts {
     long max_batch;     /* events per POST */
+    service *svc;       /* optional: told about each write so caches are released when idle */
 } storage_api_opts;
 
 /* Registers the routes on `h`; `st` must outlive the api. 0/-1. */

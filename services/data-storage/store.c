@@ -4,7 +4,7 @@
  * InfluxDB accept, reject and answer exactly alike. */
 #include "store.h"
 #include "store_influx.h"
-#include "store_json.h"
+#include "json_text.h"
 #include "store_sqlite.h"
 #include "config.h"
 #include "log.h"
@@ -31,7 +31,7 @@ void store_close(store *s) {
 static char *store_dump(const json_t *j) {
     sbuf b;
     sbuf_init(&b);
-    store_json_dump(j, &b);
+    json_text_dump(j, &b);
     return sbuf_take(&b, NULL);
 }
 
@@ -102,7 +102,7 @@ static int store_item_prepare(store_batch *b, store_item *it, json_t *ev) {
     store_item_domain(it);
     sbuf sb;
     sbuf_init(&sb);
-    store_json_dump(ev, &sb);
+    json_text_dump(ev, &sb);
     it->json = sbuf_take(&sb, &it->json_len);
     return it->json ? 0 : -1;
 }
@@ -253,7 +253,11 @@ int store_rows_add_event(store_rows *r, const char *record_json, size_t len, con
     sbuf b;
     sbuf_init(&b);
     sbuf_add(&b, record_json, len - 1);
-    sbuf_printf(&b, "%s\"event_id\":\"%s\",\"stored_at\":\"%s\"}", len > 2 ? "," : "", event_id, at);
+    sbuf_adds(&b, len > 2 ? ",\"event_id\":\"" : "\"event_id\":\"");
+    sbuf_adds(&b, event_id);
+    sbuf_adds(&b, "\",\"stored_at\":\"");
+    sbuf_adds(&b, at);
+    sbuf_add(&b, "\"}", 2);
     return store_rows_add(r, sbuf_take(&b, NULL));
 }
 
@@ -264,9 +268,9 @@ int store_rows_add_dead(store_rows *r, long long id, int64_t received_at_us, con
     sbuf b;
     sbuf_init(&b);
     sbuf_printf(&b, "{\"id\":%lld,\"received_at\":\"%s\",\"source\":", id, at);
-    store_json_string(&b, source ? source : "", source ? strlen(source) : 0);
+    json_text_string(&b, source ? source : "", source ? strlen(source) : 0);
     sbuf_adds(&b, ",\"error\":");
-    store_json_string(&b, error ? error : "", error ? strlen(error) : 0);
+    json_text_string(&b, error ? error : "", error ? strlen(error) : 0);
     sbuf_adds(&b, ",\"event\":");
     sbuf_adds(&b, raw && *raw ? raw : "null");
     sbuf_addc(&b, '}');

@@ -34,7 +34,7 @@ typedef struct store_item {
     char *error;                /* reason when rejected (owned) */
     char *json;                 /* exact stored text of the record (owned) */
     size_t json_len;
-    const json_t *record;       /* borrowed from the request body */
+    const json_t *record;       /* borrowed from the request body; NULL when built from text */
     char event_id[EVENT_ID_LEN];
     int64_t time_us;            /* time_fired */
     const char *entity_id;      /* borrowed from record, may be NULL */
@@ -82,6 +82,9 @@ typedef void (*store_rows_cb)(const store_rows *rows, int rc, const char *err, v
 
 typedef struct store_ops {
     const char *name;
+    /* 1 when write_batch reads only the item fields and text, never
+     * item->record: the API may then build batches with store_text_prepare(). */
+    int text_batches;
     /* Commits the PENDING items and all dead letters in one durable step.
      * rc 0: committed (items now STORED, DUPLICATE or REJECTED);
      * rc -1: nothing reliably committed, backend unavailable (-> 503). */
@@ -92,6 +95,8 @@ typedef struct store_ops {
     int (*health)(store *s, const char **reason);
     /* Backend facts for /health (new reference). */
     json_t *(*info)(store *s);
+    /* Gives back caches while nothing is being written. Optional (NULL). */
+    void (*release_memory)(store *s);
     /* Cancels what is in flight (callbacks get rc -1) and frees everything. */
     void (*close)(store *s);
 } store_ops;

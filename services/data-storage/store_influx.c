@@ -33,7 +33,7 @@
 #include "lineproto.h"
 #include "log.h"
 #include "service.h"
-#include "store_json.h"
+#include "json_text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -400,7 +400,7 @@ static void influx_event_line(sbuf *b, const store_item *it, uint64_t ns, const 
     if (json_is_object(attrs)) {
         sbuf tmp;
         sbuf_init(&tmp);
-        store_json_dump(attrs, &tmp);
+        json_text_dump(attrs, &tmp);
         if (!sbuf_failed(&tmp)) influx_field_str(b, "attributes", tmp.data, tmp.len);
         else b->failed = 1;
         sbuf_free(&tmp);

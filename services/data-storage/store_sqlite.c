@@ -13,7 +13,19 @@
  *    only to filter and order (time in microseconds, entity, domain, type).
  *  - PRAGMA user_version + an ordered list of migrations: a newer binary
  *    upgrades an older file in place; an older binary refuses a newer file.
- *  - statements are prepared once (queries: one per filter combination). */
+ *  - statements are prepared once (queries: one per filter combination).
+ *  - a 16 MiB page cache (SQLite's default is 2 MiB): each batch inserts into
+ *    five indexes, the event_id one at random places; with the default cache
+ *    those pages are read back from disk on every batch (a third of the
+ *    process' system time in a 40,000-event burst). The cache is given back
+ *    when the store goes idle (store_sqlite_idle), so it costs only while
+ *    writing.
+ *  - wal_autocheckpoint=8000 pages (32 MiB; default 1000): a 1,000-event
+ *    batch appends ~750 WAL frames (the random-keyed event_id index), so the
+ *    default checkpointed -- and fsynced the database -- almost every batch.
+ *    Fewer, larger checkpoints write each hot index page once per checkpoint
+ *    instead of once per batch (40,000-event burst: fdatasync 93 -> ~50,
+ *    pwrite -10%, pread -40%). */
 #include "store_sqlite.h"
 #include "config.h"
 #include "log.h"
@@ -145,7 +157,8 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
     s->busy_timeout_ms = busy_timeout_ms;
     sqlite3_busy_timeout(s->db, (int)busy_timeout_ms);
     if (store_sqlite_exec(s, "PRAGMA journal_mode=WAL") || store_sqlite_exec(s, "PRAGMA synchronous=FULL") ||
-        store_sqlite_exec(s, "PRAGMA foreign_keys=ON") || store_sqlite_migrate(s) || store_sqlite_prepare_all(s))
+        store_sqlite_exec(s, "PRAGMA foreign_keys=ON") ||
+        store_sqlite_exec(s, "PRAGMA cache_size=-16384") || store_sqlite_exec(s, "PRAGMA wal_autocheckpoint=8000") || store_sqlite_migrate(s) || store_sqlite_prepare_all(s))
         goto fail;
     log_info("sqlite store %s ready (schema version %d, WAL, synchronous=FULL)", path, STORE_SQLITE_VERSION);
     *out = &s->base;
@@ -327,6 +340,13 @@ static void store_sqlite_dead_letters(store *base, long limit, store_rows_cb cb,
     store_rows_free(&rows);
 }
 
+/* ---- memory ----------------------------------------------------------- */
+
+static void store_sqlite_release_memory(store *base) {
+    store_sqlite *s = (store_sqlite *)base;
+    sqlite3_db_release_memory(s->db);
+}
+
 /* ---- health, info, close ---------------------------------------------- */
 
 /* After a failed write, checks (without waiting) whether a write would now
@@ -374,10 +394,12 @@ static void store_sqlite_close(store *base) {
 
 static const store_ops store_sqlite_ops = {
     .name = "sqlite",
+    .text_batches = 1,
     .write_batch = store_sqlite_write_batch,
     .query = store_sqlite_query,
     .dead_letters = store_sqlite_dead_letters,
     .health = store_sqlite_health,
     .info = store_sqlite_info,
+    .release_memory = store_sqlite_release_memory,
     .close = store_sqlite_close,
 };

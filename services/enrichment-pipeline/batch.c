@@ -1,5 +1,7 @@
 /* batch.c -- see batch.h. */
 #include "batch.h"
+#include "json_text.h"
+#include "sbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,13 +53,17 @@ oom:
     return -1;
 }
 
+/* json_text rather than json_dumps: a third of the CPU for the same values
+ * (storage stores its own canonical text of each record either way). */
 char *batch_storage_body(const batch *b, size_t *len) {
-    json_t *body = json_pack("{s:O, s:O}", "events", b->records, "dead_letters", b->dead_letters);
-    if (!body) return NULL;
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (text) *len = strlen(text);
-    return text;
+    sbuf out;
+    sbuf_init(&out);
+    sbuf_adds(&out, "{\"events\":");
+    json_text_dump(b->records, &out);
+    sbuf_adds(&out, ",\"dead_letters\":");
+    json_text_dump(b->dead_letters, &out);
+    sbuf_addc(&out, '}');
+    return sbuf_take(&out, len);
 }
 
 typedef struct batch_reject_entry {

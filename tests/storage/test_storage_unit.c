@@ -14,8 +14,9 @@
 
 #include "lineproto.h"
 #include "store.h"
-#include "store_json.h"
+#include "json_text.h"
 #include "store_sqlite.h"
+#include "store_text.h"
 
 static char *lp(void (*fn)(sbuf *, const char *), const char *in) {
     sbuf b;
@@ -78,7 +79,7 @@ static void test_json_exact(void **st) {
     assert_non_null(j);
     sbuf b;
     sbuf_init(&b);
-    store_json_dump(j, &b);
+    json_text_dump(j, &b);
     assert_string_equal(b.data, "{\"z\":1,\"a\":[0.1,21.3,2.5,1e+300,3.0,-0.0],\"s\":\"°C 😀 \\\"q\\\" \\\\ \\n\\t\\u0001\"}");
     json_t *back = json_loads(b.data, 0, &e);
     assert_true(json_equal(j, back));
@@ -219,12 +220,103 @@ static void test_sqlite_store(void **st) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* The general path (jansson tree, checks, dump) for a body; 0 or -1. */
+static int general_prepare(const char *body, store_batch *b, json_t **tree) {
+    json_t *events;
+    const char *err;
+    *tree = json_loads(body, JSON_ALLOW_NUL, NULL);
+    if (!*tree || event_unpack_batch(*tree, &events, &err) != 0) return -1;
+    int rc = store_batch_prepare(b, events, NULL);
+    json_decref(events);
+    return rc;
+}
+
+/* store_text_prepare() gives exactly the general path's batch, or declines. */
+static void text_same_as_general(const char *body, int expect_fast) {
+    store_batch t, g;
+    json_t *tree = NULL;
+    int rc = store_text_prepare(body, strlen(body), 10000, &t);
+    if (!expect_fast) {
+        assert_int_equal(rc, 1);
+        return;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(general_prepare(body, &g, &tree), 0);
+    assert_int_equal(t.nitems, g.nitems);
+    for (size_t i = 0; i < t.nitems; i++) {
+        const store_item *a = &t.items[i], *e = &g.items[i];
+        assert_int_equal(e->status, STORE_ITEM_PENDING);
+        assert_int_equal(a->status, STORE_ITEM_PENDING);
+        assert_int_equal(a->index, e->index);
+        assert_int_equal(a->json_len, e->json_len);
+        assert_string_equal(a->json, e->json);
+        assert_string_equal(a->event_id, e->event_id);
+        assert_true(a->time_us == e->time_us);
+        assert_string_equal(a->event_type, e->event_type);
+        assert_string_equal(a->domain, e->domain);
+        if (e->entity_id) assert_string_equal(a->entity_id, e->entity_id);
+        else assert_null(a->entity_id);
+    }
+    store_batch_free(&t);
+    store_batch_free(&g);
+    json_decref(tree);
+}
+
+static void test_text_prepare(void **st) {
+    (void)st;
+    text_same_as_general("{\"events\":[{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.a\","
+                         "\"time_fired\":\"2025-06-14T08:33:20.5+02:00\",\"value\":21.50,\"n\":-0,\"big\":123456789012345678,"
+                         "\"e\":1E+2,\"f\":-0.0,\"g\":1e-400,\"h\":0.1,\"s\":\"a\\u00e9\\/\\ud83d\\ude00\\u001f\\b\\\"\\\\\","
+                         "\"u\":\"\xc3\xa9\xf0\x9f\x8f\xa0\",\"attributes\":{\"x\":[1, 2.5 ,{},[],null,true,false],"
+                         "\"k\\u0020\":\"v\"},\"domain\":\"custom\",\"event_id\":\"old\",\"stored_at\":\"old\"}],"
+                         "\"dead_letters\":[]}",
+                         1);
+    text_same_as_general(" [ {\"event_id\":\"x\", \"event_type\":\"call_service\",\"time_fired\":\"2025-06-14T08:33:20Z\","
+                         "\"context_id\":\"c\",\"data\":{\"domain\":\"light\"}}, {\"event_type\":\"e\",\"time_fired\":"
+                         "\"2025-06-14T08:33:20Z\",\"entity_id\":null,\"stored_at\":1} ] ",
+                         1);
+    text_same_as_general("{\"events\":[]}", 1);
+    /* declined: the general path owns these */
+    const char *decline[] = {
+        "", "{}", "{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\"}", "[1]", "[{}]",
+        "{\"events\":[],\"dead_letters\":[{\"error\":\"x\"}]}", "{\"events\":[],\"other\":1}",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"a\":1,\"a\":2}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"a\":\"\\u0000\"}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"a\":1234567890123456789}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"a\":1e999}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"a\":01}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"a\":\"\\ud800\"}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"a\":\"\xc0\xaf\"}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"a\":\"\t\"}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"a\":tru}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\"}] x",
+        "[{\"event_type\":\"\",\"time_fired\":\"2025-06-14T08:33:20Z\"}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"yesterday\"}]",
+        "[{\"event_type\":\"state_changed\",\"time_fired\":\"2025-06-14T08:33:20Z\"}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"entity_id\":\"\"}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"state\":1}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"value\":\"1\"}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"attributes\":[]}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"event_id\":1,\"event_id\":2}]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\"},]",
+        "[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\"}",
+    };
+    for (size_t i = 0; i < sizeof decline / sizeof *decline; i++) text_same_as_general(decline[i], 0);
+    store_batch b;
+    assert_int_equal(store_text_prepare("[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\"},"
+                                        "{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:21Z\"}]",
+                                        strlen("[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\"},"
+                                               "{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:21Z\"}]"),
+                                        1, &b),
+                     1); /* over MAX_BATCH: the general path answers 400 */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lineproto_tag),     cmocka_unit_test(test_lineproto_measurement),
         cmocka_unit_test(test_lineproto_field_string), cmocka_unit_test(test_influxql_string),
         cmocka_unit_test(test_json_exact),        cmocka_unit_test(test_filter_params),
-        cmocka_unit_test(test_batch_prepare),     cmocka_unit_test(test_sqlite_store),
+        cmocka_unit_test(test_batch_prepare),     cmocka_unit_test(test_text_prepare),     cmocka_unit_test(test_sqlite_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

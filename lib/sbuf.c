@@ -42,8 +42,6 @@ void sbuf_add(sbuf *b, const char *s, size_t n) {
 
 void sbuf_adds(sbuf *b, const char *s) { sbuf_add(b, s, strlen(s)); }
 
-void sbuf_addc(sbuf *b, char c) { sbuf_add(b, &c, 1); }
-
 void sbuf_printf(sbuf *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

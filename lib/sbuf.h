@@ -3,7 +3,8 @@
  *
  * Why: every backend builds long strings (a 10,000-line write, a 10,000-row
  * answer); one tiny append-only buffer with a sticky out-of-memory flag keeps
- * those builders free of per-call error checks: check sbuf_failed() once. */
+ * those builders free of per-call error checks: check sbuf_failed() once.
+ * (In lib/ since enrichment builds its request to storage with it too.) */
 #ifndef HOMEIQ_SBUF_H
 #define HOMEIQ_SBUF_H
 
@@ -20,7 +21,15 @@ void sbuf_free(sbuf *b);
 void sbuf_reset(sbuf *b);                 /* len = 0, keeps memory */
 void sbuf_add(sbuf *b, const char *s, size_t n);
 void sbuf_adds(sbuf *b, const char *s);
-void sbuf_addc(sbuf *b, char c);
+/* Inline: builders append single characters a lot. */
+static inline void sbuf_addc(sbuf *b, char c) {
+    if (b->len + 2 <= b->cap && !b->failed) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+    } else {
+        sbuf_add(b, &c, 1);
+    }
+}
 void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hands the contents to the caller (malloc'd, NUL-terminated) and resets b.
  * NULL when an allocation failed. */
