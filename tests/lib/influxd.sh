@@ -90,11 +90,11 @@ EOF
 # (under TEST_TMP, removed by common.sh) so influxd_restart can reuse it.
 influxd_stop() {
   [ -n "${INFLUXD_PID:-}" ] || return 0
-  kill -TERM "$INFLUXD_PID" 2>/dev/null
+  kill -TERM "$INFLUXD_PID" 2>/dev/null || true
   local i=0
   while kill -0 "$INFLUXD_PID" 2>/dev/null && (( i < 100 )); do sleep 0.1; i=$((i + 1)); done
-  kill -KILL "$INFLUXD_PID" 2>/dev/null
-  wait "$INFLUXD_PID" 2>/dev/null
+  kill -KILL "$INFLUXD_PID" 2>/dev/null || true   # safe under `set -e` too
+  wait "$INFLUXD_PID" 2>/dev/null || true
   INFLUXD_PID=
   return 0
 }
