@@ -14,6 +14,7 @@ typedef struct api_config {
     const char *storage_url;   /* DATA_STORAGE_URL */
     long storage_timeout_ms;   /* per forward */
     size_t max_batch;          /* events per request */
+    int fast_path;             /* ENRICHMENT_FAST_PATH: try fastpath.c before jansson */
 } api_config;
 
 typedef struct api api;

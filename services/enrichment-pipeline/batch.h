@@ -11,21 +11,35 @@
 #define HOMEIQ_ENRICH_BATCH_H
 
 #include "enrich.h"
+#include "sbuf.h"
 
 #include <stddef.h>
 
+/* Records and dead letters are kept as the JSON text storage gets (json_text),
+ * so the fast path (fastpath.c) and the jansson path build the same bytes. */
 typedef struct batch {
     size_t n;                   /* input events */
-    json_t *records;            /* array: the "events" sent to storage */
-    size_t *record_input;       /* record_input[j] = input index of records[j] */
-    json_t *dead_letters;       /* array: {"error","event","source"} for storage */
+    size_t nrecords;            /* records in `records` */
+    sbuf records;               /* "rec,rec,...": the "events" sent to storage, without brackets */
+    size_t *record_input;       /* record_input[j] = input index of record j */
+    sbuf dead_letters;          /* "dl,dl,...": {"error","event","source"} for storage */
     json_t *rejected;           /* array: {"index","error"} -- our validation failures */
     size_t reasons[ENRICH_REASON_COUNT]; /* rejections per reason, for metrics */
+    size_t fast;                /* events the fast path enriched (no jansson tree) */
 } batch;
 
 /* Enriches every element of `events` (a JSON array). 0, or -1 on out of memory
  * (the batch is then freed). */
 int batch_build(const json_t *events, batch *b);
+
+/* For fastpath.c: a batch of n events, empty; 0 or -1. */
+int batch_init(batch *b, size_t n);
+/* For fastpath.c: appends event `index` (a jansson tree) the jansson way:
+ * a record, or a dead letter with its reason. 0 or -1 (out of memory). */
+int batch_add_event(batch *b, size_t index, const json_t *raw);
+/* For fastpath.c: starts record text for input `index` in b->records (the
+ * caller appends the record object text). */
+void batch_begin_record(batch *b, size_t index);
 
 /* The storage request body {"events":[...],"dead_letters":[...]}; malloc'd, NUL-terminated. */
 char *batch_storage_body(const batch *b, size_t *len);

@@ -29,12 +29,13 @@ static const config_var enrichment_vars[] = {
     {"STORAGE_PROBE_INTERVAL_MS", "2000", "how often GET /health of data-storage is probed"},
     {"STORAGE_PROBE_TIMEOUT_MS", "2000", "timeout of that probe"},
     {"HTTP_READ_TIMEOUT_S", "30", "timeout for reading a request's headers and body"},
+    {"ENRICHMENT_FAST_PATH", "1", "1: enrich plain HA events straight from the request text (same output); 0: jansson only"},
     {"TZ", NULL, "IANA time zone for time_of_day/weekday, e.g. Europe/Amsterdam (default: the system zone)"},
     {NULL, NULL, NULL},
 };
 
 typedef struct enrichment_config {
-    long long port, max_body, max_batch, storage_timeout_ms, probe_interval_ms, probe_timeout_ms, read_timeout_s;
+    long long fast_path, port, max_body, max_batch, storage_timeout_ms, probe_interval_ms, probe_timeout_ms, read_timeout_s;
     const char *bind, *storage_url;
 } enrichment_config;
 
@@ -47,7 +48,8 @@ static int enrichment_read_config(enrichment_config *c) {
         config_long("STORAGE_TIMEOUT_MS", 10000, 100, 600000, &c->storage_timeout_ms) ||
         config_long("STORAGE_PROBE_INTERVAL_MS", 2000, 100, 600000, &c->probe_interval_ms) ||
         config_long("STORAGE_PROBE_TIMEOUT_MS", 2000, 100, 600000, &c->probe_timeout_ms) ||
-        config_long("HTTP_READ_TIMEOUT_S", 30, 1, 3600, &c->read_timeout_s))
+        config_long("HTTP_READ_TIMEOUT_S", 30, 1, 3600, &c->read_timeout_s) ||
+        config_long("ENRICHMENT_FAST_PATH", 1, 0, 1, &c->fast_path))
         return -1;
     return 0;
 }
@@ -98,7 +100,7 @@ int main(int argc, char **argv) {
     httpd_opts opts = {.bind = cfg.bind, .port = (int)cfg.port, .max_body = (size_t)cfg.max_body,
                        .timeout_s = (int)cfg.read_timeout_s};
     api_config acfg = {.storage_url = cfg.storage_url, .storage_timeout_ms = (long)cfg.storage_timeout_ms,
-                       .max_batch = (size_t)cfg.max_batch};
+                       .max_batch = (size_t)cfg.max_batch, .fast_path = cfg.fast_path != 0};
     if (httpc_new(service_base(svc), &client) != 0 || httpd_new(service_base(svc), &opts, &server) != 0 ||
         health_new(service_base(svc), client, cfg.storage_url, (long)cfg.probe_interval_ms,
                    (long)cfg.probe_timeout_ms, &hl) != 0 ||

@@ -494,8 +494,8 @@ static void test_batch_mapping(void **state) {
     batch b;
     assert_int_equal(batch_build(events, &b), 0);
     assert_int_equal(b.n, 5);
-    assert_int_equal(json_array_size(b.records), 3);
-    assert_int_equal(json_array_size(b.dead_letters), 2);
+    assert_int_equal(b.nrecords, 3);
+    assert_int_equal(json_array_size(b.rejected), 2);
     assert_int_equal(b.record_input[0], 0);
     assert_int_equal(b.record_input[1], 2);
     assert_int_equal(b.record_input[2], 4);

@@ -1,0 +1,392 @@
+/* json_scan.c -- see json_scan.h. A recursive-descent checker (RFC 8259)
+ * that returns positions instead of values, and on request notes what a
+ * jansson reader / the json_text writer would do differently with the text. */
+#include "json_scan.h"
+
+#include "json_text.h"
+#include "sbuf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define JSCAN_KEYS 256 /* keys remembered for the duplicate check, all open objects together */
+
+typedef struct jscan {
+    const char *p, *end, *start;
+    unsigned want, notes;      /* JSCAN_NOTE_* asked for / found */
+    const char *key[JSCAN_KEYS];
+    size_t klen[JSCAN_KEYS], nkeys;
+    sbuf tmp;                  /* a real re-printed by json_text_real */
+    const char *pair_low;      /* hex of the low surrogate after a checked high one */
+    int trusted;               /* text already validated: skip values, do not check them */
+} jscan;
+
+static int jscan_value(jscan *s, int depth);
+
+static void jscan_ws(jscan *s) {
+    const char *p = s->p, *end = s->end;
+    if (p >= end || (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')) return; /* compact JSON */
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    s->p = p;
+    s->notes |= s->want & JSCAN_NOTE_WS;
+}
+
+static int jscan_hex(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static unsigned jscan_hexval(const char *h) {
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = h[i];
+        v = v << 4 | (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
+/* A \u escape (valid hex at h): does jansson read it as json_text writes it back? */
+static void jscan_note_u(jscan *s, const char *h) {
+    unsigned v = jscan_hexval(h);
+    /* jansson refuses \u0000 in keys and a surrogate that is not half of a pair */
+    int paired = v >= 0xD800 && v <= 0xDBFF && s->end - h >= 10 && h[4] == '\\' && h[5] == 'u' &&
+                 jscan_hex(h[6]) && jscan_hex(h[7]) && jscan_hex(h[8]) && jscan_hex(h[9]) &&
+                 jscan_hexval(h + 6) >= 0xDC00 && jscan_hexval(h + 6) <= 0xDFFF;
+    if (v >= 0xDC00 && v <= 0xDFFF && s->pair_low == h) paired = 1; /* the low half of a checked pair */
+    if (paired && v <= 0xDBFF) s->pair_low = h + 6;
+    if (v == 0 || (v >= 0xD800 && v <= 0xDFFF && !paired)) s->notes |= s->want & JSCAN_NOTE_JANSSON;
+    /* json_text writes \u00xx (lowercase) only for control characters without a short form */
+    int canon = v < 0x20 && v != '\b' && v != '\f' && v != '\n' && v != '\r' && v != '\t' &&
+                !(h[2] >= 'A' && h[2] <= 'F') && !(h[3] >= 'A' && h[3] <= 'F');
+    if (!canon) s->notes |= s->want & JSCAN_NOTE_ESCAPE;
+}
+
+
+/* One UTF-8 sequence starting at s->p (first byte >= 0x80); strict: no
+ * overlongs, no surrogates, max U+10FFFF. */
+static int jscan_utf8(jscan *s) {
+    const unsigned char *u = (const unsigned char *)s->p;
+    size_t left = (size_t)(s->end - s->p);
+    unsigned c = u[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else return -1;
+    if (left < n) return -1;
+    if (u[1] < lo || u[1] > hi) return -1;
+    for (size_t i = 2; i < n; i++)
+        if (u[i] < 0x80 || u[i] > 0xBF) return -1;
+    s->p += n;
+    return 0;
+}
+
+/* 1 for bytes a string holds as is: printable ASCII but '"' and '\\'. */
+static const unsigned char jscan_plain[256] = {
+    [0x20] = 1, [0x21] = 1, [0x23 ... 0x5B] = 1, [0x5D ... 0x7F] = 1,
+};
+
+/* The hot loop: plain runs with the position in a register (s->p may alias
+ * the text, so the compiler cannot keep it there itself). */
+static int jscan_string(jscan *s) {
+    const unsigned char *p = (const unsigned char *)s->p + 1, *end = (const unsigned char *)s->end;
+    for (;;) {
+        while (end - p >= 4 && jscan_plain[p[0]] && jscan_plain[p[1]] && jscan_plain[p[2]] && jscan_plain[p[3]])
+            p += 4;
+        while (p < end && jscan_plain[*p]) p++;
+        s->p = (const char *)p;
+        if (p >= end) return -1;
+        unsigned char c = *p;
+        if (c == '"') {
+            s->p++;
+            return 0;
+        }
+        if (c < 0x20) return -1;
+        if (c == '\\') {
+            if (++s->p >= s->end) return -1;
+            char e = *s->p;
+            if (e == 'u') {
+                if (s->end - s->p < 5) return -1;
+                for (int i = 1; i <= 4; i++)
+                    if (!jscan_hex(s->p[i])) return -1;
+                if (s->want) jscan_note_u(s, s->p + 1);
+                s->p += 5;
+            } else if (e && strchr("\"\\/bfnrt", e)) {
+                if (e == '/') s->notes |= s->want & JSCAN_NOTE_ESCAPE; /* json_text writes '/' */
+                s->p++;
+            } else return -1;
+        } else if (jscan_utf8(s) != 0) { /* c >= 0x80 */
+            return -1;
+        }
+        p = (const unsigned char *)s->p;
+    }
+}
+
+static int jscan_digits(jscan *s) {
+    const char *b = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9') s->p++;
+    return s->p > b ? 0 : -1;
+}
+
+/* A real (text b..e) that json_text_real would not print back as is. */
+static int jscan_real_noncanonical(jscan *s, const char *b, const char *e) {
+    char buf[64];
+    size_t n = (size_t)(e - b);
+    if (n >= sizeof buf) return 1;
+    memcpy(buf, b, n);
+    buf[n] = '\0';
+    sbuf_reset(&s->tmp);
+    json_text_real(&s->tmp, strtod(buf, NULL));
+    return sbuf_failed(&s->tmp) || s->tmp.len != n || memcmp(s->tmp.data, b, n) != 0;
+}
+
+static int jscan_number(jscan *s) {
+    const char *b = s->p, *ib, *xb = NULL;
+    int real = 0;
+    if (*s->p == '-') s->p++;
+    if (s->p >= s->end) return -1;
+    ib = s->p;
+    if (*s->p == '0') s->p++;
+    else if (jscan_digits(s) != 0) return -1;
+    size_t idigits = (size_t)(s->p - ib);
+    if (s->p < s->end && *s->p == '.') {
+        s->p++, real = 1;
+        if (jscan_digits(s) != 0) return -1;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++, real = 1;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-')) s->p++;
+        xb = s->p;
+        if (jscan_digits(s) != 0) return -1;
+    }
+    if (!s->want) return 0;
+    /* jansson refuses integers beyond 64 bits and reals overflowing a double
+     * (httpd then re-reads the whole body differently): flag well before that. */
+    long exp10 = 0; /* a positive exponent (negative ones cannot overflow) */
+    if (xb && xb[-1] != '-' && s->p - xb <= 3)
+        for (const char *d = xb; d < s->p; d++) exp10 = exp10 * 10 + (*d - '0');
+    if (real ? (xb && s->p - xb > 3) || (long)idigits + exp10 > 300 : idigits > 18)
+        s->notes |= s->want & JSCAN_NOTE_JANSSON;
+    if (s->want & JSCAN_NOTE_NUMBER) {
+        if (real ? jscan_real_noncanonical(s, b, s->p) : (*b == '-' && ib[0] == '0'))
+            s->notes |= JSCAN_NOTE_NUMBER; /* "-0" is the integer 0 */
+    }
+    return 0;
+}
+
+/* Remembers a key of the open object (its keys start at base); notes a repeat. */
+static void jscan_key_seen(jscan *s, size_t base, const char *key, size_t klen) {
+    if (memchr(key, '\\', klen)) s->notes |= s->want & JSCAN_NOTE_KEY_ESCAPE;
+    if (!(s->want & JSCAN_NOTE_DUP_KEY)) return;
+    for (size_t i = base; i < s->nkeys; i++) {
+        if (s->klen[i] == klen && memcmp(s->key[i], key, klen) == 0) {
+            s->notes |= JSCAN_NOTE_DUP_KEY;
+            return;
+        }
+    }
+    if (s->nkeys == JSCAN_KEYS) {
+        s->notes |= JSCAN_NOTE_DUP_KEY; /* too many to check: say "maybe" */
+        return;
+    }
+    s->key[s->nkeys] = key;
+    s->klen[s->nkeys++] = klen;
+}
+
+static int jscan_literal(jscan *s, const char *lit) {
+    size_t n = strlen(lit);
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0) return -1;
+    s->p += n;
+    return 0;
+}
+
+/* The end of the string at p ('"') in validated text: the next quote not
+ * escaped by an odd run of backslashes. */
+static const char *jscan_skip_string(const char *p, const char *end) {
+    p++;
+    for (;;) {
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        if (!q) return end;
+        size_t bs = 0;
+        while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\') bs++;
+        if (bs % 2 == 0) return q + 1;
+        p = q + 1;
+    }
+}
+
+/* Moves past the value at s->p in validated text without checking it. */
+static void jscan_skip(jscan *s) {
+    const char *p = s->p, *end = s->end;
+    int depth = 0;
+    if (*p != '{' && *p != '[' && *p != '"') { /* number or literal */
+        while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+            p++;
+        s->p = p;
+        return;
+    }
+    do {
+        char c = *p;
+        if (c == '"') {
+            p = jscan_skip_string(p, end);
+            continue;
+        }
+        if (c == '{' || c == '[') depth++;
+        else if (c == '}' || c == ']') depth--;
+        p++;
+    } while (depth > 0 && p < end);
+    s->p = p;
+}
+
+/* Object or array body; when fn is set, reports members/elements (top level). */
+static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_fn efn, void *arg) {
+    char close = *s->p == '{' ? '}' : ']';
+    int is_obj = close == '}';
+    int stopped = 0;
+    size_t key_base = s->nkeys;
+    if (depth >= JSCAN_MAX_DEPTH) return -1;
+    s->p++;
+    jscan_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return 0;
+    }
+    for (;;) {
+        const char *key = NULL;
+        size_t klen = 0;
+        if (is_obj) {
+            if (s->p >= s->end || *s->p != '"') return -1;
+            key = s->p + 1;
+            if (s->trusted) s->p = jscan_skip_string(s->p, s->end);
+            else if (jscan_string(s) != 0) return -1;
+            klen = (size_t)(s->p - 1 - key);
+            if (s->want) jscan_key_seen(s, key_base, key, klen);
+            jscan_ws(s);
+            if (s->p >= s->end || *s->p != ':') return -1;
+            s->p++;
+            jscan_ws(s);
+        }
+        const char *v = s->p;
+        if (s->trusted) {
+            jscan_ws(s);
+            v = s->p;
+            if (v >= s->end) return -1;
+            jscan_skip(s);
+        } else if (jscan_value(s, depth + 1) != 0) {
+            return -1;
+        }
+        if (!stopped) {
+            if (mfn) stopped = mfn(key, klen, v, (size_t)(s->p - v), arg);
+            else if (efn) stopped = efn(v, (size_t)(s->p - v), arg);
+        }
+        jscan_ws(s);
+        if (s->p >= s->end) return -1;
+        if (*s->p == ',') {
+            s->p++;
+            jscan_ws(s);
+            continue;
+        }
+        if (*s->p != close) return -1;
+        s->p++;
+        s->nkeys = key_base;
+        return 0;
+    }
+}
+
+static int jscan_value(jscan *s, int depth) {
+    jscan_ws(s);
+    if (s->p >= s->end) return -1;
+    switch (*s->p) {
+    case '{':
+    case '[': return jscan_container(s, depth, NULL, NULL, NULL);
+    case '"': return jscan_string(s);
+    case 't': return jscan_literal(s, "true");
+    case 'f': return jscan_literal(s, "false");
+    case 'n': return jscan_literal(s, "null");
+    default:
+        if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) return jscan_number(s);
+        return -1;
+    }
+}
+
+static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, jscan_elem_fn efn, void *arg,
+                     size_t *err_pos, unsigned notes_wanted, unsigned *notes) {
+    jscan s;
+    int rc;
+    s.p = s.start = p;
+    s.end = p + len;
+    s.want = 0; /* surrounding whitespace is no note */
+    s.notes = 0;
+    s.nkeys = 0;
+    s.pair_low = NULL;
+    s.trusted = 0;
+    sbuf_init(&s.tmp);
+    jscan_ws(&s);
+    s.want = notes_wanted;
+    if (want) {
+        if (s.p >= s.end || *s.p != want) rc = -1;
+        else rc = jscan_container(&s, 0, mfn, efn, arg);
+    } else {
+        rc = jscan_value(&s, 0);
+    }
+    if (rc == 0) {
+        s.want = 0;
+        jscan_ws(&s);
+        if (s.p != s.end) rc = -1;
+    }
+    if (rc != 0 && err_pos) *err_pos = (size_t)(s.p - s.start);
+    if (notes) *notes = s.notes;
+    sbuf_free(&s.tmp);
+    return rc;
+}
+
+int jscan_validate(const char *p, size_t len, size_t *err_pos) {
+    return jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, 0, NULL);
+}
+
+int jscan_object(const char *p, size_t len, jscan_member_fn fn, void *arg) {
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, 0, NULL);
+}
+
+int jscan_array(const char *p, size_t len, jscan_elem_fn fn, void *arg) {
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL);
+}
+
+int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *arg) {
+    jscan s;
+    int rc;
+    s.p = s.start = p;
+    s.end = p + len;
+    s.want = s.notes = 0;
+    s.nkeys = 0;
+    s.trusted = 1;
+    jscan_ws(&s);
+    if (s.p >= s.end || *s.p != '{') return -1;
+    rc = jscan_container(&s, 0, fn, NULL, arg);
+    return rc; /* nothing to free: no reals are re-printed without notes */
+}
+
+int jscan_check(const char *p, size_t len, unsigned want, unsigned *notes) {
+    return jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, notes);
+}
+
+int jscan_object_notes(const char *p, size_t len, jscan_member_fn fn, void *arg, unsigned want, unsigned *notes) {
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, want, notes);
+}
+
+int jscan_array_notes(const char *p, size_t len, jscan_elem_fn fn, void *arg, unsigned want, unsigned *notes) {
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes);
+}
+
+char jscan_first(const char *p, size_t len) {
+    jscan s;
+    s.p = s.start = p;
+    s.end = p + len;
+    s.want = 0;
+    jscan_ws(&s);
+    return s.p < s.end ? *s.p : '\0';
+}

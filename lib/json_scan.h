@@ -1,0 +1,70 @@
+/* json_scan.h -- a validating JSON scanner that finds the byte spans of values
+ * without building a tree.
+ *
+ * Why: every HA event message is {"type":"event","event":{...},"id":N} (or an
+ * array of such messages when coalescing is on). Ingestion spools the "event"
+ * member exactly as received, so it needs where that member starts and ends,
+ * not a parsed document: parsing with jansson and printing it again would cost
+ * ~25 us per 1 KB event and change the bytes. The scanner still checks the
+ * full JSON grammar (strings, escapes, UTF-8, numbers, literals, nesting), so
+ * the spool never holds text that would make a whole forwarded batch invalid.
+ *
+ * Shared (lib/): enrichment reads HA events with it too. Its fast path needs to
+ * know, besides validity, whether jansson would read a span differently from
+ * its text and whether json_text would write it back byte for byte; the
+ * *_notes / jscan_check variants report that (JSCAN_NOTE_*), at the cost of a
+ * little work per string escape, number and key.
+ */
+#ifndef HOMEIQ_JSON_SCAN_H
+#define HOMEIQ_JSON_SCAN_H
+
+#include <stddef.h>
+
+#define JSCAN_MAX_DEPTH 512
+
+/* Notes: things seen in the text (only those asked for are looked for). */
+#define JSCAN_NOTE_WS 1u         /* whitespace between tokens (json_text writes none) */
+#define JSCAN_NOTE_ESCAPE 2u     /* a string escape json_text would write differently ("\/", "\u00e9") */
+#define JSCAN_NOTE_KEY_ESCAPE 4u /* a key with any escape (raw key bytes != decoded key) */
+#define JSCAN_NOTE_NUMBER 8u     /* a number json_text would print differently ("1e3", "-0", "7.50") */
+#define JSCAN_NOTE_DUP_KEY 16u   /* an object repeats a key (or has too many keys to check) */
+#define JSCAN_NOTE_JANSSON 32u   /* jansson would refuse it or read it specially: \u0000, a
+                                    surrogate escape, an integer past 18 digits, a huge real */
+#define JSCAN_NOTE_CANONICAL (JSCAN_NOTE_WS | JSCAN_NOTE_ESCAPE | JSCAN_NOTE_KEY_ESCAPE | JSCAN_NOTE_NUMBER | \
+                              JSCAN_NOTE_DUP_KEY | JSCAN_NOTE_JANSSON)
+
+/* Called for each member of an object; key is raw (between the quotes, escapes
+ * not decoded), val spans the value's text. Return non-zero to stop. */
+typedef int (*jscan_member_fn)(const char *key, size_t klen, const char *val, size_t vlen, void *arg);
+/* Called for each element of an array. Return non-zero to stop. */
+typedef int (*jscan_elem_fn)(const char *val, size_t vlen, void *arg);
+
+/* Validates one complete JSON text (surrounding whitespace allowed). 0 or -1;
+ * on -1 *err_pos (may be NULL) is the byte offset of the problem. */
+int jscan_validate(const char *p, size_t len, size_t *err_pos);
+
+/* Iterates the members of the object that `p` holds (validated on the way).
+ * 0 = all members seen (or fn stopped), -1 = not a valid object. */
+int jscan_object(const char *p, size_t len, jscan_member_fn fn, void *arg);
+
+/* Iterates the elements of the array that `p` holds. 0 or -1 like above. */
+int jscan_array(const char *p, size_t len, jscan_elem_fn fn, void *arg);
+
+/* Like jscan_validate / jscan_object / jscan_array, also reporting in *notes
+ * the JSCAN_NOTE_* bits of `want` that occur anywhere inside (surrounding
+ * whitespace excepted). With want = JSCAN_NOTE_CANONICAL and no note, the text
+ * is exactly what json_text_dump() writes for jansson's tree of it. */
+int jscan_check(const char *p, size_t len, unsigned want, unsigned *notes);
+int jscan_object_notes(const char *p, size_t len, jscan_member_fn fn, void *arg, unsigned want, unsigned *notes);
+int jscan_array_notes(const char *p, size_t len, jscan_elem_fn fn, void *arg, unsigned want, unsigned *notes);
+
+/* jscan_object for text that one of the calls above already validated (a
+ * member's span, say): nested values are skipped, not checked, which makes
+ * finding a few members of a large object cheap. Invalid text gives garbage
+ * spans, never a read outside [p, p+len). */
+int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *arg);
+
+/* The first non-whitespace byte of p, or '\0' when there is none. */
+char jscan_first(const char *p, size_t len);
+
+#endif

@@ -1,0 +1,441 @@
+/* test_fastpath.c -- differential test of enrichment's fast path.
+ *
+ * fastpath.c must send data-storage exactly the bytes the jansson path sends
+ * (batch_build + batch_storage_body on httpd_read_json's tree), with the same
+ * index map, rejects and reject reasons, or decline the body. Every input goes
+ * through both: the files in data/ (whole, per case, per input, re-indented),
+ * and a few thousand generated simulator-like events (unicode, escapes,
+ * numbers of every form, nulls, added/removed entities, non-state events,
+ * envelopes, flat events, invalid ones, whitespace, repeated keys). The
+ * generated set must mostly take the fast path, or the test proves nothing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch.h"
+#include "event.h"
+#include "fastpath.h"
+#include "json_scan.h"
+#include "json_text.h"
+#include "sbuf.h"
+
+#define MAX_BATCH 10000
+
+static size_t total_events, fast_events, declined_bodies, bodies;
+
+/* The jansson path as api.c runs it. 0 built, 1 body refused (400), 2 too many. */
+static int slow_build(const char *body, size_t len, batch *b, size_t *n) {
+    json_error_t e;
+    json_t *v = json_loadb(body, len, JSON_ALLOW_NUL, &e);
+    if (!v && json_error_code(&e) == json_error_numeric_overflow)
+        v = json_loadb(body, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &e);
+    if (!v) {
+        if (getenv("FASTPATH_DEBUG")) fprintf(stderr, "jansson: %s at %d: %.200s\n", e.text, e.position, body + (e.position > 100 ? e.position - 100 : 0));
+        return 1;
+    }
+    json_t *events;
+    const char *err;
+    int rc = event_unpack_batch(v, &events, &err);
+    json_decref(v);
+    if (rc) return 1;
+    *n = json_array_size(events);
+    if (*n > MAX_BATCH) {
+        json_decref(events);
+        return 2;
+    }
+    assert_int_equal(batch_build(events, b), 0);
+    json_decref(events);
+    return 0;
+}
+
+static void check_body(const char *body, size_t len) {
+    batch slow, fast;
+    size_t n = 0;
+    int s = slow_build(body, len, &slow, &n);
+    int f = fastpath_build(body, len, MAX_BATCH, &fast);
+    bodies++;
+    assert_true(f == FASTPATH_BUILT || f == FASTPATH_DECLINED || f == FASTPATH_TOO_MANY);
+    if (f == FASTPATH_DECLINED) {
+        declined_bodies++;
+        if (getenv("FASTPATH_DEBUG") && s == 0) fprintf(stderr, "declined: %.300s\n", body);
+        if (s == 0) batch_free(&slow);
+        return;
+    }
+    if (f == FASTPATH_TOO_MANY) {
+        assert_int_equal(s, 2);
+        assert_int_equal(fast.n, n);
+        return;
+    }
+    if (s != 0) fail_msg("fast path built a body jansson refuses: %.300s", body);
+    size_t sl, fl;
+    char *sb = batch_storage_body(&slow, &sl), *fb = batch_storage_body(&fast, &fl);
+    if (sl != fl || memcmp(sb, fb, sl) != 0) {
+        size_t i = 0;
+        while (i < sl && i < fl && sb[i] == fb[i]) i++;
+        size_t from = i > 120 ? i - 120 : 0;
+        fail_msg("storage bodies differ at byte %zu\n jansson: %.240s\n fast:    %.240s\n input: %.600s", i,
+                 sb + from, fb + from, body);
+    }
+    assert_int_equal(slow.n, fast.n);
+    assert_int_equal(slow.nrecords, fast.nrecords);
+    for (size_t j = 0; j < slow.nrecords; j++) assert_int_equal(slow.record_input[j], fast.record_input[j]);
+    assert_true(json_equal(slow.rejected, fast.rejected));
+    assert_memory_equal(slow.reasons, fast.reasons, sizeof slow.reasons);
+    total_events += fast.n;
+    fast_events += fast.fast;
+    free(sb);
+    free(fb);
+    batch_free(&slow);
+    batch_free(&fast);
+}
+
+static void check_json(const json_t *j, size_t flags) {
+    char *t = json_dumps(j, flags | JSON_ENCODE_ANY);
+    assert_non_null(t);
+    check_body(t, strlen(t));
+    free(t);
+}
+
+static void check_file(const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", ENRICH_TEST_DATA, name);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    static char buf[1 << 20];
+    size_t len = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    check_body(buf, len); /* as written, whitespace and all */
+    json_t *j = json_loadb(buf, len, 0, NULL);
+    assert_non_null(j);
+    check_json(j, JSON_COMPACT);
+    check_json(j, JSON_INDENT(1));
+    size_t i;
+    json_t *c;
+    json_array_foreach(j, i, c) {
+        check_json(c, JSON_COMPACT); /* one case / one event */
+        json_t *in = json_object_get(c, "input");
+        if (in) {
+            check_json(in, JSON_COMPACT);
+            json_t *wrapped = json_pack("{s:[O]}", "events", in);
+            check_json(wrapped, JSON_COMPACT);
+            json_decref(wrapped);
+        }
+    }
+    json_decref(j);
+}
+
+static json_t *load_file_json(const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", ENRICH_TEST_DATA, name);
+    json_t *j = json_load_file(path, 0, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+/* The file's text without whitespace between tokens (as jq -c writes it:
+ * json_dumps would print reals with 17 digits). */
+static char *compact_file(const char *name) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", ENRICH_TEST_DATA, name);
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    sbuf o;
+    sbuf_init(&o);
+    int c, in_str = 0, esc = 0;
+    while ((c = fgetc(fp)) != EOF) {
+        if (in_str) {
+            if (esc) esc = 0;
+            else if (c == '\\') esc = 1;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+            continue;
+        }
+        sbuf_addc(&o, (char)c);
+    }
+    fclose(fp);
+    return sbuf_take(&o, NULL);
+}
+
+static void test_data_files(void **state) {
+    (void)state;
+    /* the ten protocol examples, in their envelopes, as ingestion forwards them: all fast */
+    json_t *ex = load_file_json("ha_examples.json");
+    char *t = compact_file("ha_examples.json");
+    batch b;
+    assert_int_equal(fastpath_build(t, strlen(t), MAX_BATCH, &b), FASTPATH_BUILT);
+    assert_int_equal(b.fast, json_array_size(ex));
+    batch_free(&b);
+    check_body(t, strlen(t));
+    free(t);
+    json_decref(ex);
+    check_file("ha_examples.json");
+    check_file("ha_examples_expected.json");
+    check_file("edge_cases.json");
+}
+
+/* ---- generated events ---------------------------------------------------- */
+
+static unsigned long long rng = 88172645463325252ull;
+static unsigned rnd(unsigned n) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (unsigned)(rng % n);
+}
+#define PICK(arr) (arr)[rnd(sizeof(arr) / sizeof(arr)[0])]
+
+static const char *const domains[] = {"sensor", "binary_sensor", "light", "switch", "climate", "device_tracker",
+                                      "lock", "sun", "cover", "weather"};
+/* In "plain" rounds only the first *_PLAIN entries are picked: what HA and the
+ * simulator send (raw UTF-8, canonical numbers); the rest are escapes and
+ * number forms the fast path leaves to jansson. */
+static int plain;
+#define PICKP(arr, nplain) (arr)[plain ? rnd(nplain) : rnd(sizeof(arr) / sizeof(arr)[0])]
+static const char *const states[] = {
+    "\"21.5\"", "\"-3\"", "\"1e3\"", "\"on\"", "\"off\"", "\"unavailable\"", "\"unknown\"", "\"\"", "\" 5 \"",
+    "\"1_000\"", "\"nan\"", "\"inf\"", "\"home\"", "\"not_home\"", "\"h\xc3\xa9llo\"", "\"open\"", "\"closed\"",
+    "\"locked\"", "\"above_horizon\"", "\"0.1\"", "\"62\"", "\"1e999\"", "\"1e-400\"", "\"heat\"", "\"22.90\"",
+    "\"\xf0\x9f\x8c\xa1\"", "\"21,5\"",
+    /* not plain */ "\"a\\\"b\"", "\"\\u00e9t\\u00e9\"", "\"line\\nbreak\""};
+#define STATES_PLAIN 27
+static const char *const units[] = {"\"\xc2\xb0""C\"", "\"%\"", "\"kWh\"", "\"W\"", "5", "null", "\"lx\"",
+                                    /* not plain */ "\"\\u00b0F\"", "\"m\\/s\""};
+#define UNITS_PLAIN 7
+static const char *const names[] = {"\"Living room Temperature\"", "\"K\xc3\xbc""che \xf0\x9f\x8c\xa1\"", "null",
+                                    "\"Porch light\"", "\"caf\xc3\xa9\"",
+                                    /* not plain */ "\"Kitchen \\\"Main\\\"\"", "\"Tab\\there\"",
+                                    "\"\\ud83c\\udf21 Therm\""};
+#define NAMES_PLAIN 5
+static const char *const extras[] = {
+    "\"latitude\":52.3731339", "\"longitude\":4.8903147", "\"brightness\":255", "\"color_temp\":7.0",
+    "\"small\":0.0001", "\"half\":0.5", "\"list\":[1,2.5,\"x\",null,true,false]",
+    "\"nested\":{\"a\":{\"b\":null,\"c\":[{}]}}", "\"empty\":{}", "\"ctl\":\"\\u0001\\u001f\"",
+    "\"big\":123456789012345678", "\"neg\":-42", "\"friendly\":true", "\"icon\":\"mdi:thermometer\"",
+    "\"options\":[\"a\",\"b\"]", "\"supported_features\":0", "\"q\":\"\\\"quoted\\\\\"", "\"negzero\":-0.0",
+    /* not plain */ "\"min\":1e3", "\"zero\":-0", "\"tiny\":1e-7", "\"path\":\"\\/config\\/x\"",
+    "\"CTL\":\"\\u001F\"", "\"e\":2.5E-3", "\"trail\":7.50", "\"spaced\": 1", "\"x\":1.7976931348623157e30"};
+#define EXTRAS_PLAIN 18
+static const char *const times[] = {"2025-06-14T08:33:20.218734+00:00", "2025-06-14T08:35:11+00:00",
+                                    "2025-06-14T23:59:59.999999Z", "2025-01-06T14:30:00Z",
+                                    "2025-03-30T01:30:00.5+01:00", "2025-10-26 02:30:00", "2025-12-31T23:00:00-02:00",
+                                    "1970-01-01T00:00:00Z"};
+static const char *const ctx_ids[] = {"\"01JXPS4SATTNZJ8RR616P54XFG\"", "null", "\"8a3f1c2d4e5b46a7b8c9d0e1f2a3b4c5\"",
+                                      "\"01JXPRVH3P5B2ZJ7WQ0M6K4TRA\""};
+
+static void gen_attrs(sbuf *o) {
+    sbuf_addc(o, '{');
+    int n = 0;
+    const char *sep = "";
+#define MEMBER(...) (sbuf_adds(o, sep), sbuf_printf(o, __VA_ARGS__), sep = ",", n++)
+    if (rnd(4)) MEMBER("\"state_class\":\"measurement\"");
+    if (rnd(4)) MEMBER("\"unit_of_measurement\":%s", PICKP(units, UNITS_PLAIN));
+    if (rnd(3)) MEMBER("\"device_class\":\"%s\"", rnd(2) ? "temperature" : "power");
+    if (!plain && rnd(5) == 0) MEMBER("\"state_class\":null"); /* sometimes a repeat */
+    for (unsigned k = rnd(4); k > 0; k--) {
+        const char *x = PICKP(extras, EXTRAS_PLAIN);
+        if (!strstr(o->data + (o->len > 0 ? 0 : 0), x)) MEMBER("%s", x);
+    }
+    if (rnd(6)) MEMBER("\"friendly_name\":%s", PICKP(names, NAMES_PLAIN));
+    if (rnd(40) == 0) MEMBER("\"device_\\u0063lass\":\"x\"");
+    sbuf_addc(o, '}');
+    (void)n;
+#undef MEMBER
+}
+
+static void gen_state(sbuf *o, const char *entity, const char *state, const char *lc) {
+    sbuf_printf(o, "{\"entity_id\":\"%s\",\"state\":%s", entity, state);
+    switch (rnd(12)) {
+    case 0: sbuf_adds(o, ",\"attributes\":null"); break;
+    case 1: sbuf_adds(o, ",\"attributes\":\"oops\""); break;
+    case 2: break; /* none */
+    default: sbuf_adds(o, ",\"attributes\":"), gen_attrs(o);
+    }
+    sbuf_printf(o, ",\"last_changed\":%s,\"last_reported\":\"%s\",\"last_updated\":\"%s\"", lc, times[0], times[0]);
+    if (rnd(3)) sbuf_printf(o, ",\"context\":{\"id\":%s,\"parent_id\":null,\"user_id\":%s}", PICK(ctx_ids), PICK(ctx_ids));
+    sbuf_addc(o, '}');
+}
+
+static void gen_event(sbuf *o, unsigned i) {
+    char entity[128];
+    const char *dom = PICK(domains);
+    switch (rnd(30)) {
+    case 0: snprintf(entity, sizeof entity, "Sensor.Bad_%u", i); break;
+    case 1: snprintf(entity, sizeof entity, "%s.a__%u", dom, i); break;
+    case 2: snprintf(entity, sizeof entity, "%s", dom); break;
+    default: snprintf(entity, sizeof entity, "%s.obj_%u", dom, i);
+    }
+    int envelope = rnd(3) == 0, flat = rnd(25) == 0;
+    if (envelope) sbuf_printf(o, "{\"id\":%u,\"type\":\"event\",\"event\":", i);
+    unsigned kind = rnd(10);
+    const char *et = kind < 7 ? "state_changed" : kind == 7 ? "call_service" : kind == 8 ? "automation_triggered" : "";
+    if (rnd(60) == 0) et = "state\\u005fchanged";
+    sbuf_printf(o, "{\"event_type\":\"%s\"", et);
+    if (flat) {
+        sbuf_printf(o, ",\"entity_id\":\"%s\",\"state\":%s,\"timestamp\":\"%s\"}", entity, PICKP(states, STATES_PLAIN), PICK(times));
+        if (envelope) sbuf_addc(o, '}');
+        return;
+    }
+    sbuf_adds(o, ",\"data\":");
+    if (kind < 7 || kind == 9) {
+        char lc_new[64], lc_old[64];
+        snprintf(lc_new, sizeof lc_new, "%s%s%s", rnd(10) ? "\"" : "", rnd(10) ? times[0] : "null", "");
+        if (lc_new[0] == '"') strcat(lc_new, "\"");
+        else snprintf(lc_new, sizeof lc_new, "null");
+        snprintf(lc_old, sizeof lc_old, "\"%s\"", rnd(4) ? "2025-06-14T08:28:20.118734+00:00" : PICK(times));
+        sbuf_adds(o, "{");
+        int eid = rnd(12);
+        if (eid) sbuf_printf(o, "\"entity_id\":\"%s\",", entity);
+        else if (rnd(2)) sbuf_adds(o, "\"entity_id\":null,");
+        unsigned shape = rnd(12);
+        sbuf_adds(o, "\"old_state\":");
+        if (shape == 0) sbuf_adds(o, "null"); /* added */
+        else if (shape == 11) sbuf_adds(o, "7");
+        else gen_state(o, entity, PICKP(states, STATES_PLAIN), lc_old);
+        sbuf_adds(o, ",\"new_state\":");
+        if (shape == 1) sbuf_adds(o, "null"); /* removed */
+        else if (shape == 2 && rnd(2)) sbuf_adds(o, "null"); /* neither (if old is also null: reject) */
+        else gen_state(o, entity, rnd(8) ? PICKP(states, STATES_PLAIN) : "5", lc_new);
+        if (rnd(50) == 0) sbuf_printf(o, ",\"entity_id\":\"%s\"", entity); /* repeated key */
+        sbuf_adds(o, "}");
+    } else if (kind == 7) {
+        sbuf_printf(o, "{\"domain\":\"light\",\"service\":\"turn_on\",\"service_data\":{\"entity_id\":\"%s\","
+                       "\"brightness\":%u,\"rgb\":[255,0.5,1e2]}}", entity, rnd(256));
+    } else {
+        sbuf_printf(o, "{\"entity_id\":\"%s\",\"name\":%s,\"source\":\"state of %s\"%s}",
+                    rnd(4) ? "automation.porch" : "Bad.One", PICKP(names, NAMES_PLAIN), entity, rnd(3) ? "" : ",\"n\":1.0");
+    }
+    switch (rnd(20)) {
+    case 0: break; /* no origin */
+    case 1: sbuf_adds(o, ",\"origin\":5"); break;
+    default: sbuf_printf(o, ",\"origin\":\"%s\"", rnd(5) ? "LOCAL" : "REMOTE");
+    }
+    switch (rnd(25)) {
+    case 0: break; /* no time */
+    case 1: sbuf_adds(o, ",\"time_fired\":\"yesterday\""); break;
+    case 2: sbuf_printf(o, ",\"timestamp\":\"%s\"", PICK(times)); break;
+    case 3: sbuf_adds(o, ",\"time_fired\":null"); break;
+    default: sbuf_printf(o, ",\"time_fired\":\"%s\"", PICK(times));
+    }
+    switch (rnd(12)) {
+    case 0: break; /* no context: new_state's */
+    case 1: sbuf_adds(o, ",\"context\":null"); break;
+    case 2: sbuf_adds(o, ",\"context\":\"x\""); break;
+    case 3: sbuf_adds(o, ",\"context\":{\"id\":\"\\u0041B\",\"parent_id\":null,\"user_id\":null}"); break;
+    default:
+        sbuf_printf(o, ",\"context\":{\"id\":%s,\"parent_id\":%s,\"user_id\":%s}", PICK(ctx_ids), PICK(ctx_ids),
+                    PICK(ctx_ids));
+    }
+    if (rnd(80) == 0) sbuf_adds(o, ",\"origin\":\"REMOTE\""); /* repeated key */
+    sbuf_addc(o, '}');
+    if (envelope) sbuf_addc(o, '}');
+}
+
+static void test_generated(void **state) {
+    (void)state;
+    size_t before_total = total_events, before_fast = fast_events;
+    unsigned id = 0;
+    for (int round = 0; round < 120; round++) {
+        sbuf o;
+        sbuf_init(&o);
+        unsigned form = rnd(10), n = 1 + rnd(60);
+        plain = round % 2;
+        if (form == 0) sbuf_adds(&o, "{\"events\":[");
+        else if (form != 1) sbuf_adds(&o, "[");
+        if (form == 1) n = 1;
+        for (unsigned k = 0; k < n; k++) {
+            if (k) sbuf_addc(&o, ',');
+            gen_event(&o, id++);
+        }
+        if (form == 0) sbuf_adds(&o, "]}");
+        else if (form != 1) sbuf_adds(&o, "]");
+        assert_false(sbuf_failed(&o));
+        check_body(o.data, o.len);
+        /* the same batch once more: whitespace around it, and a 64-bit overflow somewhere */
+        if (round % 10 == 0 && form >= 2) {
+            sbuf w;
+            sbuf_init(&w);
+            sbuf_printf(&w, " \n[{\"event_type\":\"x\",\"big\":%s,\"data\":{}},%.*s ]\n",
+                        round % 20 ? "123456789012345678901234" : "1.7976931348623157e308", (int)(o.len - 2), o.data + 1);
+            check_body(w.data, w.len);
+            sbuf_free(&w);
+        }
+        sbuf_free(&o);
+    }
+    size_t gen_total = total_events - before_total, gen_fast = fast_events - before_fast;
+    print_message("generated: %zu events in built bodies, %zu on the fast path; %zu of %zu bodies declined\n",
+                  gen_total, gen_fast, declined_bodies, bodies);
+    assert_true(gen_total >= 3000);
+    assert_true(gen_fast * 4 >= gen_total); /* a quarter at least: most others are rejects, left to jansson */
+}
+
+/* Plain HA events (what ingestion forwards) must all take the fast path. */
+static void test_plain_all_fast(void **state) {
+    (void)state;
+    const char *ev = "[{\"event_type\":\"state_changed\",\"data\":{\"entity_id\":\"sensor.t\",\"old_state\":{\"entity_id\":"
+                     "\"sensor.t\",\"state\":\"22.8\",\"attributes\":{\"unit_of_measurement\":\"\xc2\xb0""C\"},"
+                     "\"last_changed\":\"2025-06-14T08:28:20.118734+00:00\"},\"new_state\":{\"entity_id\":\"sensor.t\","
+                     "\"state\":\"22.9\",\"attributes\":{\"unit_of_measurement\":\"\xc2\xb0""C\",\"friendly_name\":\"T\"},"
+                     "\"last_changed\":\"2025-06-14T08:33:20.218734+00:00\"}},\"origin\":\"LOCAL\",\"time_fired\":"
+                     "\"2025-06-14T08:33:20.218734+00:00\",\"context\":{\"id\":\"01J\",\"parent_id\":null,\"user_id\":null}},"
+                     "{\"event_type\":\"call_service\",\"data\":{\"domain\":\"light\"},\"time_fired\":\"2025-06-14T08:33:20Z\"}]";
+    batch b;
+    assert_int_equal(fastpath_build(ev, strlen(ev), MAX_BATCH, &b), FASTPATH_BUILT);
+    assert_int_equal(b.fast, 2);
+    batch_free(&b);
+    check_body(ev, strlen(ev));
+    assert_int_equal(fastpath_build(ev, strlen(ev), 1, &b), FASTPATH_TOO_MANY);
+    assert_int_equal(b.n, 2);
+}
+
+/* lib/json_scan's notes, which the fast path's decisions rest on. */
+static unsigned notes_of(const char *t) {
+    unsigned n = 0;
+    assert_int_equal(jscan_check(t, strlen(t), JSCAN_NOTE_CANONICAL, &n), 0);
+    return n;
+}
+
+static void test_scan_notes(void **state) {
+    (void)state;
+    assert_int_equal(notes_of("{\"a\":[1,2.5,-3,\"x\\\"y\\n\\u001f\",null,true,{}],\"b\":7.0,\"c\":-0.0}"), 0);
+    assert_int_equal(notes_of(" {\"a\":1} "), 0); /* surrounding whitespace is fine */
+    assert_int_equal(notes_of("{\"a\": 1}"), JSCAN_NOTE_WS);
+    assert_int_equal(notes_of("[\"\\/\"]"), JSCAN_NOTE_ESCAPE);
+    assert_int_equal(notes_of("[\"\\u00e9\"]"), JSCAN_NOTE_ESCAPE);
+    assert_int_equal(notes_of("[\"\\u001F\"]"), JSCAN_NOTE_ESCAPE);
+    assert_int_equal(notes_of("[\"\\u000a\"]"), JSCAN_NOTE_ESCAPE); /* json_text writes \n */
+    assert_int_equal(notes_of("{\"\\u0061\":1}"), JSCAN_NOTE_KEY_ESCAPE | JSCAN_NOTE_ESCAPE);
+    assert_int_equal(notes_of("[1e3]"), JSCAN_NOTE_NUMBER);
+    assert_int_equal(notes_of("[-0]"), JSCAN_NOTE_NUMBER);
+    assert_int_equal(notes_of("[7.50]"), JSCAN_NOTE_NUMBER);
+    assert_int_equal(notes_of("{\"a\":1,\"b\":{\"a\":2},\"a\":3}"), JSCAN_NOTE_DUP_KEY);
+    assert_int_equal(notes_of("[{\"a\":1},{\"a\":1}]"), 0); /* same key in sibling objects */
+    assert_true(notes_of("[\"\\u0000\"]") & JSCAN_NOTE_JANSSON);
+    assert_true(notes_of("[\"\\ud800x\"]") & JSCAN_NOTE_JANSSON);
+    assert_false(notes_of("[\"\\ud83c\\udf21\"]") & JSCAN_NOTE_JANSSON); /* a pair is fine */
+    assert_true(notes_of("[\"\\udf21\"]") & JSCAN_NOTE_JANSSON);
+    assert_true(notes_of("[1234567890123456789]") & JSCAN_NOTE_JANSSON);
+    assert_false(notes_of("[123456789012345678]") & JSCAN_NOTE_JANSSON);
+    assert_true(notes_of("[1e400]") & JSCAN_NOTE_JANSSON);
+    assert_false(notes_of("[1e-300]") & JSCAN_NOTE_JANSSON);
+}
+
+int main(void) {
+    setenv("TZ", "Europe/Amsterdam", 1);
+    tzset();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scan_notes),
+        cmocka_unit_test(test_plain_all_fast),
+        cmocka_unit_test(test_data_files),
+        cmocka_unit_test(test_generated),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
