@@ -1,4 +1,5 @@
-/* httpc.h -- outbound HTTP on the process' libevent loop (libcurl multi_socket).
+/* httpc.h -- outbound HTTP on the process' libevent loop (libevent's evhttp
+ * client, TLS via bufferevent_openssl; see httpc.c).
  *
  * Services forward batches downstream (ingestion -> enrichment -> storage ->
  * InfluxDB) through this one client so that keep-alive, timeouts, TLS
@@ -16,7 +17,7 @@ typedef struct httpc_response {
     long status;            /* HTTP status, or 0 when no response (connect error, timeout) */
     const char *body;       /* response body, NUL-terminated, owned by httpc (valid in the callback) */
     size_t body_len;
-    const char *error;      /* curl's error text when status == 0, else NULL */
+    const char *error;      /* why there is no response when status == 0, else NULL */
     double total_s;         /* request duration */
 } httpc_response;
 
@@ -32,6 +33,7 @@ typedef struct httpc_request {
     const char *userpwd;            /* "user:password" for basic auth, or NULL */
 } httpc_request;
 
+/* Also sets SIGPIPE to ignored if it still has its default action. */
 int httpc_new(struct event_base *base, httpc **out);
 /* Starts a request; `cb` is always called exactly once (also on httpc_free,
  * with status 0 and error "cancelled"). Returns -1 only when the request

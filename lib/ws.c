@@ -9,9 +9,12 @@
  * are inside a callback (depth > 0) wslay_event_send is postponed (wslay must
  * not be re-entered) and ws_free only marks the conn; the outermost callback
  * frame does the real work when it unwinds (see leave()). */
+/* SHA1_Init & co. are deprecated in OpenSSL 3 but need no provider: see ws_accept_value */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "ws.h"
 
 #include "log.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -21,17 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <wslay/wslay.h>
 
 #define WS_DEFAULT_MAX_MSG (16u * 1024 * 1024)
@@ -112,15 +113,34 @@ static int base64(const unsigned char *in, size_t n, char *out, size_t outsz)
     return 0;
 }
 
+/* SHA-1 through the low-level API on purpose: EVP_Digest (and RAND_bytes)
+ * make OpenSSL 3 load its provider and algorithm tables, ~2.3 MB of RSS that
+ * a plain ws:// client never needs otherwise. */
 int ws_accept_value(const char *key, char out[29])
 {
     char buf[256];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
+    unsigned char md[SHA_DIGEST_LENGTH];
     int n = snprintf(buf, sizeof buf, "%s" WS_GUID, key ? key : "");
     if (!key || n < 0 || (size_t)n >= sizeof buf) return -1;
-    if (!EVP_Digest(buf, (size_t)n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20) return -1;
-    return base64(md, 20, out, 29);
+    SHA_CTX sha;
+    if (!SHA1_Init(&sha) || !SHA1_Update(&sha, buf, (size_t)n) || !SHA1_Final(md, &sha)) return -1;
+    return base64(md, sizeof md, out, 29);
+}
+
+/* Masking keys and the handshake nonce: the kernel's CSPRNG (see above). */
+static int random_bytes(void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t r = getrandom(p, len, 0);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += r;
+        len -= (size_t)r;
+    }
+    return 0;
 }
 
 /* ---- teardown ---------------------------------------------------------- */
@@ -236,7 +256,7 @@ static ssize_t wslay_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, s
 static int wslay_genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *user)
 {
     (void)user;
-    if (RAND_bytes(buf, (int)len) != 1) {
+    if (random_bytes(buf, len) != 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
@@ -398,20 +418,7 @@ static void bev_write_cb(struct bufferevent *bev, void *arg)
 
 static void describe_bev_error(ws_conn *c, short what, char *out, size_t n)
 {
-    unsigned long e = c->ssl_ctx ? bufferevent_get_openssl_error(c->bev) : 0;
-    if (e) {
-        char eb[160];
-        ERR_error_string_n(e, eb, sizeof eb);
-        /* Verification errors are more useful than "certificate verify failed". */
-        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-        long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-        if (vr != X509_V_OK)
-            snprintf(out, n, "tls: %s (%s)", X509_verify_cert_error_string(vr), eb);
-        else
-            snprintf(out, n, "tls: %s", eb);
-        while (ERR_get_error()) {}
-        return;
-    }
+    if (c->ssl_ctx && tls_describe_error(c->bev, out, n)) return;
     int dnserr = bufferevent_socket_get_dns_error(c->bev);
     if (dnserr) {
         snprintf(out, n, "resolve failed: %s", evutil_gai_strerror(dnserr));
@@ -526,39 +533,15 @@ static int parse_url(const char *url, ws_url *u)
 
 static SSL *make_ssl(ws_conn *c, const ws_url *u, const ws_client_opts *o)
 {
-    c->ssl_ctx = SSL_CTX_new(TLS_client_method());
-    if (!c->ssl_ctx) return NULL;
-    SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
-    if (!o->insecure) {
-        int ok = o->ca_file && *o->ca_file ? SSL_CTX_load_verify_locations(c->ssl_ctx, o->ca_file, NULL)
-                                           : SSL_CTX_set_default_verify_paths(c->ssl_ctx);
-        if (ok != 1) {
-            log_error("ws: cannot load CA certificates%s%s", o->ca_file ? " from " : "", o->ca_file ? o->ca_file : "");
-            return NULL;
-        }
-        SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
-    } else {
-        SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_NONE, NULL);
-    }
-    SSL *ssl = SSL_new(c->ssl_ctx);
-    if (!ssl) return NULL;
-    if (!u->host_is_ip) SSL_set_tlsext_host_name(ssl, u->host);
-    if (!o->insecure) {
-        int ok = u->host_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), u->host)
-                               : SSL_set1_host(ssl, u->host);
-        if (ok != 1) {
-            SSL_free(ssl);
-            return NULL;
-        }
-    }
-    return ssl;
+    c->ssl_ctx = tls_client_ctx_new(o->ca_file, o->insecure);
+    return c->ssl_ctx ? tls_client_ssl_new(c->ssl_ctx, u->host, o->insecure) : NULL;
 }
 
 static int build_request(ws_conn *c, const ws_url *u, const char *extra)
 {
     unsigned char raw[16];
     char key[32];
-    if (RAND_bytes(raw, sizeof raw) != 1 || base64(raw, sizeof raw, key, sizeof key) != 0) return -1;
+    if (random_bytes(raw, sizeof raw) != 0 || base64(raw, sizeof raw, key, sizeof key) != 0) return -1;
     if (ws_accept_value(key, c->key_accept) != 0) return -1;
     char hostport[300];
     int defport = u->port == (u->tls ? 443 : 80);
@@ -599,13 +582,8 @@ int ws_client_connect(struct event_base *base, const char *url, const ws_client_
     if (u.tls) {
         SSL *ssl = make_ssl(c, &u, o);
         if (!ssl) goto fail;
-        c->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-        if (!c->bev) {
-            SSL_free(ssl);
-            goto fail;
-        }
-        bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+        c->bev = tls_client_bev_new(base, ssl);
+        if (!c->bev) goto fail;
     } else {
         c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
         if (!c->bev) goto fail;

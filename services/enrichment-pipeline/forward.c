@@ -37,9 +37,7 @@ int forward_send(httpc *c, const forward_target *t, const char *request_id, cons
                  httpc_done_cb cb, void *arg) {
     char rid[96];
     snprintf(rid, sizeof rid, "X-Request-Id: %.60s", request_id ? request_id : "-");
-    /* "Expect:" stops libcurl 7.x from sending "Expect: 100-continue" for
-     * bodies over 1 KiB, which costs a round trip per batch. */
-    const char *headers[] = {"Content-Type: application/json", "Expect:", rid, NULL};
+    const char *headers[] = {"Content-Type: application/json", rid, NULL};
     httpc_request req = {
         .method = "POST",
         .url = t->events_url,

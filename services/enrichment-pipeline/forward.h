@@ -6,7 +6,7 @@
  *   200                 -> STORED: map storage's per-record results, answer 200
  *   no answer, 5xx      -> UNAVAILABLE: answer 503, the caller keeps and retries
  *   any other status    -> REFUSED: answer 502 with storage's message (never 200)
- * The request goes through httpc, whose curl multi handle keeps the connection
+ * The request goes through httpc, whose connection pool keeps the connection
  * to storage alive across batches. */
 #ifndef HOMEIQ_ENRICH_FORWARD_H
 #define HOMEIQ_ENRICH_FORWARD_H

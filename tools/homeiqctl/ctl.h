@@ -27,7 +27,7 @@ const char *ctl_service_name(ctl_service s);
  * WEBSOCKET_INGESTION_URL, default http://127.0.0.1:8001. Static storage. */
 const char *ctl_service_url(ctl_service s);
 
-/* One HTTP exchange. status 0 = no answer (then body holds curl's error). */
+/* One HTTP exchange. status 0 = no answer (then body holds the transport error). */
 typedef struct ctl_reply {
     long status;
     char *body;     /* owned, NUL-terminated, never NULL after ctl_http() */

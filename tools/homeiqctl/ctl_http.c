@@ -8,7 +8,7 @@
 #include "config.h"
 #include "httpc.h"
 
-#include <curl/curl.h>
+#include <event2/http.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,17 +83,17 @@ void ctl_reply_reason(const ctl_reply *r, char *out, size_t outlen) {
 }
 
 int ctl_query_add(char **qs, const char *key, const char *value) {
-    char *enc = curl_easy_escape(NULL, value, 0);
+    char *enc = evhttp_uriencode(value, -1, 0); /* RFC 3986: all but unreserved */
     if (!enc) return -1;
     size_t old = *qs ? strlen(*qs) : 0;
     size_t add = strlen(key) + strlen(enc) + 3;
     char *p = realloc(*qs, old + add);
     if (!p) {
-        curl_free(enc);
+        free(enc);
         return -1;
     }
     snprintf(p + old, add, "%c%s=%s", old ? '&' : '?', key, enc);
-    curl_free(enc);
+    free(enc);
     *qs = p;
     return 0;
 }
