@@ -122,6 +122,7 @@ OUT=$("$CTL" health); RC=$?
 check "health exits 1 when a service is down" test "$RC" = 1
 check "health marks it DOWN" grep -q '^websocket-ingestion .* -  *DOWN ' <<<"$OUT"
 start_ingest
+check "websocket-ingestion healthy again" wait_healthy "$WEBSOCKET_INGESTION_URL/health" 30
 
 stop_pid "$PID_enrich"; check_eq "enrichment-pipeline exits cleanly" 0 $?
 validate_down enrichment-pipeline
