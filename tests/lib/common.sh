@@ -65,8 +65,8 @@ stop_pid() {
 # Stops everything still running, checks sanitizer reports in the logs.
 cleanup() {
   local pid
-  for pid in "${TEST_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${TEST_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+  for pid in "${TEST_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done   # safe under set -e
+  for pid in "${TEST_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   if grep -l -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TEST_TMP"/*.log 2>/dev/null; then
     echo "FAIL: sanitizer report in the logs above" >&2
     grep -h -A30 -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TEST_TMP"/*.log >&2
