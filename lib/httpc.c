@@ -22,6 +22,7 @@
  * connection freed from inside one, so retired connections are freed from a
  * zero-delay timer (the "reaper"). */
 #include "httpc.h"
+#include "url.h"
 
 #include "log.h"
 #include "tls.h"
@@ -535,39 +536,18 @@ static int parse_method(const char *m, enum evhttp_cmd_type *out) {
 
 /* http[s]://host[:port][/path][?query][#frag]; IPv6 literals in brackets. */
 static int parse_url(const char *url, httpc_call *call) {
-    const char *p;
-    if (strncasecmp(url, "http://", 7) == 0) { p = url + 7; call->https = 0; }
-    else if (strncasecmp(url, "https://", 8) == 0) { p = url + 8; call->https = 1; }
-    else return -1;
-    call->port = call->https ? 443 : 80;
-    const char *hs = p, *he;
-    if (*p == '[') {
-        hs = p + 1;
-        he = strchr(hs, ']');
-        if (!he) return -1;
-        p = he + 1;
-    } else {
-        he = p + strcspn(p, ":/?#");
-        p = he;
-    }
-    size_t hl = (size_t)(he - hs);
-    if (hl == 0 || hl >= sizeof call->host) return -1;
-    memcpy(call->host, hs, hl);
-    call->host[hl] = '\0';
-    if (*p == ':') {
-        char *end;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port < 1 || port > 65535) return -1;
-        call->port = (int)port;
-        p = end;
-    }
-    size_t tl = strcspn(p, "#");
-    if (tl && *p != '/' && *p != '?') return -1;
-    call->target = malloc(tl + 2);
+    url_parts u;
+    if (url_split(url, "http", "https", &u) != 0) return -1;
+    call->https = u.tls;
+    call->port = u.port;
+    memcpy(call->host, u.host, sizeof call->host);
+    int slash = url_target_needs_slash(&u);
+    call->target = malloc(u.target_len + 2);
     if (!call->target) return -1;
-    snprintf(call->target, tl + 2, "%s%.*s", (tl == 0 || *p == '?') ? "/" : "", (int)tl, p);
-    for (const char *q = call->target; *q; q++)
-        if ((unsigned char)*q <= ' ' || *q == 0x7f) return -1;
+    char *t = call->target;
+    if (slash) *t++ = '/';
+    memcpy(t, u.target, u.target_len);
+    t[u.target_len] = '\0';
     return 0;
 }
 

@@ -12,6 +12,7 @@
 /* SHA1_Init & co. are deprecated in OpenSSL 3 but need no provider: see ws_accept_value */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "ws.h"
+#include "url.h"
 
 #include "log.h"
 #include "tls.h"
@@ -492,40 +493,15 @@ typedef struct ws_url {
 static int parse_url(const char *url, ws_url *u)
 {
     memset(u, 0, sizeof *u);
-    const char *p;
-    if (strncasecmp(url, "ws://", 5) == 0) { p = url + 5; u->tls = 0; }
-    else if (strncasecmp(url, "wss://", 6) == 0) { p = url + 6; u->tls = 1; }
-    else return -1;
-    u->port = u->tls ? 443 : 80;
-    const char *hs = p, *he;
-    if (*p == '[') {
-        hs = p + 1;
-        he = strchr(hs, ']');
-        if (!he) return -1;
-        p = he + 1;
-        u->ipv6 = 1;
-    } else {
-        he = p + strcspn(p, ":/?#");
-        p = he;
-    }
-    size_t hl = (size_t)(he - hs);
-    if (hl == 0 || hl >= sizeof u->host) return -1;
-    memcpy(u->host, hs, hl);
-    u->host[hl] = '\0';
-    if (*p == ':') {
-        char *end;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port < 1 || port > 65535) return -1;
-        u->port = (int)port;
-        p = end;
-    }
-    if (*p == '\0') snprintf(u->path, sizeof u->path, "/");
-    else if (*p == '/' || *p == '?') {
-        if (strlen(p) + 2 > sizeof u->path) return -1;
-        snprintf(u->path, sizeof u->path, "%s%s", *p == '?' ? "/" : "", p);
-    } else return -1;
-    for (const char *q = u->path; *q; q++)
-        if ((unsigned char)*q <= ' ' || *q == 0x7f) return -1;
+    url_parts parts;
+    if (url_split(url, "ws", "wss", &parts) != 0) return -1;
+    u->tls = parts.tls;
+    u->ipv6 = parts.ipv6;
+    u->port = parts.port;
+    memcpy(u->host, parts.host, sizeof u->host);
+    int slash = url_target_needs_slash(&parts);
+    if (parts.target_len + 2 > sizeof u->path) return -1;
+    snprintf(u->path, sizeof u->path, "%s%.*s", slash ? "/" : "", (int)parts.target_len, parts.target);
     unsigned char tmp[16];
     u->host_is_ip = inet_pton(AF_INET, u->host, tmp) == 1 || inet_pton(AF_INET6, u->host, tmp) == 1;
     return 0;

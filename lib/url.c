@@ -1,0 +1,52 @@
+/* url.c -- see url.h. */
+#include "url.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Skips "<scheme>://" when url starts with it; returns the rest or NULL. */
+static const char *url_after_scheme(const char *url, const char *scheme) {
+    size_t n = strlen(scheme);
+    if (strncasecmp(url, scheme, n) != 0 || strncmp(url + n, "://", 3) != 0) return NULL;
+    return url + n + 3;
+}
+
+int url_split(const char *url, const char *plain, const char *secure, url_parts *out) {
+    memset(out, 0, sizeof *out);
+    const char *p = url ? url_after_scheme(url, plain) : NULL;
+    if (!p && url && (p = url_after_scheme(url, secure)) != NULL) out->tls = 1;
+    if (!p) return -1;
+    out->port = out->tls ? 443 : 80;
+    const char *hs = p, *he;
+    if (*p == '[') {
+        hs = p + 1;
+        he = strchr(hs, ']');
+        if (!he) return -1;
+        p = he + 1;
+        out->ipv6 = 1;
+    } else {
+        he = p + strcspn(p, ":/?#");
+        p = he;
+    }
+    size_t hl = (size_t)(he - hs);
+    if (hl == 0 || hl >= sizeof out->host) return -1;
+    memcpy(out->host, hs, hl);
+    out->host[hl] = '\0';
+    if (*p == ':') {
+        char *end;
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port < 1 || port > 65535) return -1;
+        out->port = (int)port;
+        p = end;
+    }
+    size_t tl = strcspn(p, "#");
+    if (tl && *p != '/' && *p != '?') return -1;
+    for (size_t i = 0; i < tl; i++)
+        if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f) return -1;
+    out->target = p;
+    out->target_len = tl;
+    return 0;
+}
+
+int url_target_needs_slash(const url_parts *u) { return u->target_len == 0 || u->target[0] == '?'; }
