@@ -6,8 +6,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-void json_text_string(sbuf *out, const char *s, size_t n) {
+void json_text_escape_char(sbuf *out, unsigned char c) {
     static const char hex[] = "0123456789abcdef";
+    switch (c) {
+    case '"': sbuf_add(out, "\\\"", 2); break;
+    case '\\': sbuf_add(out, "\\\\", 2); break;
+    case '\n': sbuf_add(out, "\\n", 2); break;
+    case '\r': sbuf_add(out, "\\r", 2); break;
+    case '\t': sbuf_add(out, "\\t", 2); break;
+    case '\b': sbuf_add(out, "\\b", 2); break;
+    case '\f': sbuf_add(out, "\\f", 2); break;
+    default: {
+        char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        sbuf_add(out, u, 6);
+    }
+    }
+}
+
+void json_text_string(sbuf *out, const char *s, size_t n) {
     sbuf_addc(out, '"');
     size_t run = 0; /* bytes copied verbatim, flushed in one append */
     for (size_t i = 0; i < n; i++) {
@@ -18,19 +34,7 @@ void json_text_string(sbuf *out, const char *s, size_t n) {
         }
         sbuf_add(out, s + i - run, run);
         run = 0;
-        switch (c) {
-        case '"': sbuf_add(out, "\\\"", 2); break;
-        case '\\': sbuf_add(out, "\\\\", 2); break;
-        case '\n': sbuf_add(out, "\\n", 2); break;
-        case '\r': sbuf_add(out, "\\r", 2); break;
-        case '\t': sbuf_add(out, "\\t", 2); break;
-        case '\b': sbuf_add(out, "\\b", 2); break;
-        case '\f': sbuf_add(out, "\\f", 2); break;
-        default: {
-            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            sbuf_add(out, u, 6);
-        }
-        }
+        json_text_escape_char(out, c);
     }
     sbuf_add(out, s + n - run, run);
     sbuf_addc(out, '"');

@@ -19,6 +19,9 @@
 void json_text_dump(const json_t *j, sbuf *out);
 /* Appends `s` (n bytes, UTF-8) as a quoted JSON string. */
 void json_text_string(sbuf *out, const char *s, size_t n);
+/* Appends the escape json_text_string() writes for c (a control character,
+ * '"' or '\\'): the short forms, else \u00XX. */
+void json_text_escape_char(sbuf *out, unsigned char c);
 /* Appends the shortest text that reads back as `v` (always with '.' or 'e'). */
 void json_text_real(sbuf *out, double v);
 

@@ -100,20 +100,7 @@ static void st_put_codepoint(sbuf *out, sbuf *dec, uint32_t cp) {
         sbuf_add(out, u, n);
         return;
     }
-    switch (cp) { /* the escapes json_text_string() writes */
-    case '"': sbuf_add(out, "\\\"", 2); break;
-    case '\\': sbuf_add(out, "\\\\", 2); break;
-    case '\n': sbuf_add(out, "\\n", 2); break;
-    case '\r': sbuf_add(out, "\\r", 2); break;
-    case '\t': sbuf_add(out, "\\t", 2); break;
-    case '\b': sbuf_add(out, "\\b", 2); break;
-    case '\f': sbuf_add(out, "\\f", 2); break;
-    default: {
-        static const char hex[] = "0123456789abcdef";
-        char e[6] = {'\\', 'u', '0', '0', hex[cp >> 4], hex[cp & 15]};
-        sbuf_add(out, e, 6);
-    }
-    }
+    json_text_escape_char(out, (unsigned char)cp); /* the escape json_text_string() writes */
 }
 
 /* The escape at *pp ('\\'); moves *pp past it. */
