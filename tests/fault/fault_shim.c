@@ -5,8 +5,8 @@
  * HOMEIQ_FAULT="call:pattern:nth[:errno]" -- the nth call (1-based) of `call`
  * whose path (or, for write/fdatasync, the path of the descriptor) contains
  * `pattern` fails with errno (default EIO); all other calls go through. call
- * is one of open_rdonly (open/openat without O_WRONLY/O_RDWR), open_write,
- * write, fdatasync, rename. Each firing is logged to stderr. */
+ * is one of open_rdonly (open without O_WRONLY/O_RDWR), open_write, write
+ * (write, pwrite), fdatasync (fdatasync, fsync), rename. Each firing is logged to stderr. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -47,7 +47,9 @@ static int fault_hit(const char *call, const char *path) {
     pthread_mutex_lock(&f_mu);
     fault_init();
     if (f_call[0] && !strcmp(call, f_call) && path && strstr(path, f_pat) && ++f_count == f_nth) hit = 1;
+    long count = f_count;
     pthread_mutex_unlock(&f_mu);
+    if (getenv("HOMEIQ_FAULT_TRACE") && path) fprintf(stderr, "fault_shim: trace %s(%s) #%ld\n", call, path, count);
     if (hit) fprintf(stderr, "fault_shim: %s(%s) fails with errno %d (call #%ld)\n", call, path, f_errno, f_nth);
     return hit;
 }
@@ -107,6 +109,30 @@ ssize_t write(int fd, const void *b, size_t n) {
 int fdatasync(int fd) {
     static int (*real)(int);
     if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    char p[512];
+    if (fault_hit("fdatasync", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
+    return real(fd);
+}
+
+ssize_t pwrite(int fd, const void *b, size_t n, off_t off) {
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    if (!real) real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+    char p[512];
+    if (fault_hit("write", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
+    return real(fd, b, n, off);
+}
+
+ssize_t pwrite64(int fd, const void *b, size_t n, off_t off) {
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    if (!real) real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite64");
+    char p[512];
+    if (fault_hit("write", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
+    return real(fd, b, n, off);
+}
+
+int fsync(int fd) {
+    static int (*real)(int);
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
     char p[512];
     if (fault_hit("fdatasync", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
     return real(fd);

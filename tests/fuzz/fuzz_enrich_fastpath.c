@@ -24,6 +24,7 @@ static void die(const char *what, const uint8_t *d, size_t n) {
 
 /* 0 built, 1 refused (400), 2 too many. */
 static int slow_build(const char *body, size_t len, batch *b) {
+    if (memchr(body, '\0', len)) return 1; /* lib/httpd refuses it first */
     json_error_t e;
     json_t *v = json_loadb(body, len, JSON_ALLOW_NUL, &e);
     if (!v && json_error_code(&e) == json_error_numeric_overflow)
