@@ -2,6 +2,7 @@
  * trampoline so every answer carries a request id and unknown paths get a
  * JSON 404, the same way in every service. */
 #include "httpd.h"
+#include "auth.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -18,6 +19,7 @@ typedef struct httpd_route_entry {
     httpd *server;
     httpd_handler handler;
     void *arg;
+    int open;                     /* answered without a token (auth_path_open) */
     struct httpd_route_entry *next;
 } httpd_route_entry;
 
@@ -45,11 +47,13 @@ static void httpd_set_request_id(httpd *h, struct evhttp_request *req) {
 static void httpd_trampoline(struct evhttp_request *req, void *arg) {
     httpd_route_entry *r = arg;
     httpd_set_request_id(r->server, req);
+    if (!r->open && auth_check(req) != 0) return;
     r->handler(req, r->arg);
 }
 
 static void httpd_not_found(struct evhttp_request *req, void *arg) {
     httpd_set_request_id(arg, req);
+    if (auth_check(req) != 0) return;
     httpd_reply_error(req, 404, "no such endpoint: %s", evhttp_request_get_uri(req));
 }
 
@@ -68,6 +72,7 @@ int httpd_new(struct event_base *base, const httpd_opts *opts, httpd **out) {
     h->http = evhttp_new(base);
     if (!h->http) goto fail;
     const char *bind = opts->bind && *opts->bind ? opts->bind : "127.0.0.1";
+    if (auth_bind_allowed(bind) != 0) goto fail;
     h->sock = evhttp_bind_socket_with_handle(h->http, bind, (ev_uint16_t)opts->port);
     if (!h->sock) {
         log_error("cannot listen on %s:%d (in use, or bad address)", bind, opts->port);
@@ -102,6 +107,7 @@ int httpd_route(httpd *h, const char *path, httpd_handler handler, void *arg) {
     r->server = h;
     r->handler = handler;
     r->arg = arg;
+    r->open = auth_path_open(path);
     if (evhttp_set_cb(h->http, path, httpd_trampoline, r) != 0) {
         free(r);
         return -1;

@@ -21,7 +21,10 @@ typedef struct httpd_opts {
     int timeout_s;           /* header/body read timeout, default 30 */
 } httpd_opts;
 
-/* Binds and starts serving on `base`. GET /metrics is routed automatically. */
+/* Binds and starts serving on `base`. GET /metrics is routed automatically.
+ * Refuses a non-loopback `bind` without an API token (auth_bind_allowed), and
+ * asks every request but GET /health (and /metrics with METRICS_AUTH=0) for
+ * the token before its handler runs (auth_check). */
 int httpd_new(struct event_base *base, const httpd_opts *opts, httpd **out);
 /* Exact-path route; the handler checks the method (see httpd_require_method). */
 int httpd_route(httpd *h, const char *path, httpd_handler handler, void *arg);
