@@ -18,8 +18,16 @@ typedef struct httpd_opts {
     const char *bind;        /* default "127.0.0.1" */
     int port;
     size_t max_body;         /* bytes; larger bodies get 413 */
-    int timeout_s;           /* header/body read timeout, default 30 */
+    int timeout_s;           /* header/body read timeout, default 30; also closes idle keep-alive connections */
+    int max_connections;     /* 0 = HTTP_MAX_CONNECTIONS (default HTTPD_DEFAULT_MAX_CONNECTIONS) */
 } httpd_opts;
+
+#define HTTPD_DEFAULT_MAX_CONNECTIONS 4096
+
+/* The variables every HTTP server documents in its --help table. */
+#define HTTPD_CONFIG_VARS                                                                                     \
+    {"HTTP_MAX_CONNECTIONS", "4096",                                                                          \
+     "most open client connections; at the cap new clients wait in the kernel's backlog (bounded by the fd limit)"}
 
 /* Binds and starts serving on `base`. GET /metrics is routed automatically.
  * Refuses a non-loopback `bind` without an API token (auth_bind_allowed), and

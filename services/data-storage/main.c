@@ -35,6 +35,7 @@ static const config_var storage_vars[] = {
     {"INFLUXDB_CHUNK_LINES", "5000", "influxdb: most lines in one write request"},
     {"INFLUXDB_PING_INTERVAL_MS", "5000", "influxdb: how often /health pings InfluxDB"},
     AUTH_CONFIG_VARS,
+    HTTPD_CONFIG_VARS,
     {NULL, NULL, NULL},
 };
 

@@ -33,6 +33,7 @@ static const config_var enrichment_vars[] = {
     {"ENRICHMENT_FAST_PATH", "1", "1: enrich plain HA events straight from the request text (same output); 0: jansson only"},
     {"TZ", NULL, "IANA time zone for time_of_day/weekday, e.g. Europe/Amsterdam (default: the system zone)"},
     AUTH_CONFIG_VARS,
+    HTTPD_CONFIG_VARS,
     {NULL, NULL, NULL},
 };
 

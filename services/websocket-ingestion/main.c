@@ -8,6 +8,7 @@
 #include "ingest.h"
 
 #include "auth.h"
+#include "httpd.h"
 #include "config.h"
 #include "log.h"
 
@@ -50,6 +51,7 @@ static const config_var ingest_vars[] = {
     {"DOWNSTREAM_UNHEALTHY_S", "30", "health turns 503 after forwards failed this long"},
     {"INGEST_MAX_BODY_BYTES", "16777216", "largest POST /api/v1/events/forward body"},
     AUTH_CONFIG_VARS,
+    HTTPD_CONFIG_VARS,
     {NULL, NULL, NULL},
 };
 
