@@ -21,12 +21,12 @@ echo "# data-storage suite, backend=$BACKEND"
 
 export STORAGE_BACKEND=$BACKEND DATA_DIR=$TEST_TMP/data MAX_BODY_BYTES=4194304 LOG_LEVEL=${LOG_LEVEL:-info}
 export SQLITE_BUSY_TIMEOUT_MS=300 INFLUXDB_PING_INTERVAL_MS=200 INFLUXDB_DATABASE="homeiq test"
-if [ "$BACKEND" = influxdb ]; then influxd_start || exit 1; fi
+if [ "$BACKEND" = influxdb ]; then influxd_start || bail "influxd starts"; fi
 PORT=$(free_port)
 U=http://127.0.0.1:$PORT
 DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
 STORAGE_PID=$LAST_PID
-wait_healthy "$U/health" 30 || { cat "$TEST_TMP/storage.log"; exit 1; }
+wait_healthy "$U/health" 30 "$STORAGE_PID" || bail "data-storage healthy"
 
 # post FILE -> prints "HTTP_CODE BODY"
 post() { curl -s -o "$TEST_TMP/resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' --data-binary @"$1"; echo " $(cat "$TEST_TMP/resp")"; }
@@ -213,7 +213,7 @@ if [ "$BACKEND" = influxdb ]; then
   h=$(curl -s -w ' %{http_code}' "$U/health")
   check_eq "influxdb down: /health 503 influxdb_unreachable" "503 influxdb_unreachable" "${h##* } $(jq -r .reason <<<"${h% *}")"
   check "influxdb down: backend_up 0" grep -qE '^homeiq_storage_backend_up 0$' <<<"$(curl -s "$U/metrics")"
-  influxd_restart || exit 1
+  influxd_restart || bail "influxd restarts"
 else
   # another process holds the write lock longer than SQLITE_BUSY_TIMEOUT_MS
   (echo "BEGIN EXCLUSIVE;"; echo "INSERT INTO dead_letters(received_at_us,source,error,raw) VALUES(0,'t','t','null');"; sleep 2; echo "ROLLBACK;") \
