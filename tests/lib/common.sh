@@ -73,6 +73,19 @@ wait_healthy() {
   echo "timeout waiting for 200 from $url" >&2; curl -s "$url" >&2; return 1
 }
 
+# wait_for SECONDS CMD... : polls CMD every 0.1 s until it succeeds (0) or
+# SECONDS pass (1, and says what it waited for). For waits on a condition
+# instead of sleeps.
+wait_for() {
+  local t=$1 i=0; shift
+  while (( i < t * 10 )); do
+    "$@" && return 0
+    sleep 0.1; i=$((i + 1))
+  done
+  echo "# timeout after ${t}s waiting for: $*" >&2
+  return 1
+}
+
 # exit_status_name STATUS : "0", "23 (sanitizer report)", "139 (SIGSEGV)".
 exit_status_name() {
   local st=$1
