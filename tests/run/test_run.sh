@@ -9,9 +9,11 @@
 # runs in a session of its own so that "no process left" can be checked
 # exactly (nothing may remain in that session).
 # Usage: test_run.sh REPO_ROOT BUILD_DIR MODE
-#   MODE=make:   `make run` in a fresh copy of REPO_ROOT (full build); with
-#                HOMEIQ_TEST_FRESH_CLONE=0: make -C REPO_ROOT run BUILD=BUILD_DIR
-#                (deps + build are no-ops there, then scripts/run)
+#   MODE=make:   make -C REPO_ROOT run BUILD=BUILD_DIR (the build under test:
+#                deps + build are no-ops there, then scripts/run); with
+#                HOMEIQ_TEST_FRESH_CLONE=1: `make run` in a fresh copy of
+#                REPO_ROOT (a full build, 20-60 s on 2 cores; CI covers the
+#                fresh clone anyway, since .ci/run is `make test` on one)
 #   MODE=script: REPO_ROOT/scripts/run with BUILD=BUILD_DIR (sanitizer builds,
 #                whose CMake cache `make build` must not reconfigure)
 . "$(dirname "$0")/../lib/common.sh"
@@ -28,7 +30,7 @@ export WEBSOCKET_INGESTION_URL=http://127.0.0.1:$WEBSOCKET_INGESTION_PORT
 export ENRICHMENT_PIPELINE_URL=http://127.0.0.1:$ENRICHMENT_PIPELINE_PORT
 export DATA_STORAGE_URL=http://127.0.0.1:$DATA_STORAGE_PORT
 
-if [ "$MODE" = make ] && [ "${HOMEIQ_TEST_FRESH_CLONE:-1}" = 1 ] && git -C "$ROOT" rev-parse >/dev/null 2>&1; then
+if [ "$MODE" = make ] && [ "${HOMEIQ_TEST_FRESH_CLONE:-0}" = 1 ] && git -C "$ROOT" rev-parse >/dev/null 2>&1; then
   # `make run` as on a fresh clone: a copy of the working tree (the files git
   # would clone plus untracked, non-ignored ones), built from scratch in its
   # own build/ (about 20-60 s on 2 cores).
@@ -52,7 +54,7 @@ for _ in $(seq 50); do [ -s "$TEST_TMP/run.pid" ] && break; sleep 0.1; done
 SID=$(cat "$TEST_TMP/run.pid")
 session_procs() { ps -eo pid=,sid=,args= | awk -v s="$SID" '$2 == s'; }
 # Safety net: whatever happens below, nothing of the session survives the test.
-trap 'kill -KILL -- -"$SID" 2>/dev/null; cleanup' EXIT
+on_cleanup 'kill -KILL -- -"$SID" 2>/dev/null'
 
 UP=0
 for _ in $(seq 4200); do   # up to 420 s: make builds first
@@ -113,7 +115,7 @@ tail -n 5 "$TEST_TMP/run.log"
 # hint, and leaves nothing behind. (The simulator stands in for HA.)
 SIM_PORT=$(free_port)
 start_bg badtoken-ha env SIMULATOR_PORT="$SIM_PORT" SIMULATOR_TOKEN=right "$BUILD_DIR/tools/ha-simulator/homeiq-ha-simulator"
-wait_http "http://127.0.0.1:$SIM_PORT/health" 20
+wait_http "http://127.0.0.1:$SIM_PORT/health" 20 || bail "the stand-in HA (simulator) started"
 setsid env HOME_ASSISTANT_URL="http://127.0.0.1:$SIM_PORT" HOME_ASSISTANT_TOKEN=wrong BUILD="$BUILD_DIR" \
   DATA_DIR="$TEST_TMP/data-badtoken" RUN_LOG_DIR="$TEST_TMP/badtoken" bash -c 'echo $$ >"$0"; exec "$@"' \
   "$TEST_TMP/bad.pid" "$ROOT/scripts/run" </dev/null >"$TEST_TMP/badtoken-run.log" 2>&1
@@ -127,5 +129,5 @@ check_eq "... and leaves no process behind" "" "$(session_procs)"
 for f in "$TEST_TMP"/badtoken/*.log; do  # sanitizer reports are checked in $TEST_TMP/*.log
   cp "$f" "$TEST_TMP/badtoken-$(basename "$f")"
 done
-stop_pid "$PID_badtoken_ha"
+check "the stand-in HA exits cleanly" stop_pid "$PID_badtoken_ha"
 finish
