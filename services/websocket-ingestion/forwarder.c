@@ -11,6 +11,7 @@
  * is replaced by a dead letter (delivery_dead_letter), and the batch is done
  * when its last range got through. The spool is acknowledged as before. */
 #include "forwarder.h"
+#include "auth.h"
 
 #include "delivery.h"
 #include "log.h"
@@ -175,7 +176,7 @@ static void fwd_pump(forwarder *f);
 
 static void fwd_send(fwd_batch *b) {
     forwarder *f = b->f;
-    static const char *const headers[] = {"Content-Type: application/json", NULL};
+    const char *headers[] = {"Content-Type: application/json", auth_header(), NULL};
     httpc_request req = {
         .method = "POST", .url = f->url, .headers = headers,
         .body = b->split ? b->sub.data : b->body, .body_len = b->split ? b->sub.len : b->len,
