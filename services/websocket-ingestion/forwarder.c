@@ -442,11 +442,12 @@ static void fwd_pump(forwarder *f) {
         b->attempts = 0;
         b->split = b->dead = 0;
         b->suspect_tries = 0;
-        uint64_t from = 0;
+        spool_stats before;
+        spool_get_stats(f->sp, &before); /* where this read starts, to put the cursor back */
+        uint64_t from = before.read_seq;
         fwd_fill fl = {b, f->o.batch_max_bytes, &f->st.events_dead_lettered, 0};
         size_t n = 0;
         int rc = spool_read(f->sp, f->o.batch_max, f->o.batch_max_bytes, fwd_record_cb, &fl, &n);
-        if (n > 0) from = b->first_seq;
         if (n > 0 && (fl.oom || fwd_body_add(b, "]", 1) != 0)) {
             /* The records were read: put the cursor back so none is skipped. */
             log_error("forwarder: out of memory building a batch; reading again later");
