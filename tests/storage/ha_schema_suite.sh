@@ -272,6 +272,26 @@ storage env3 $HA INFLUXDB_DATABASE=case_env3 INFLUXDB_DEFAULT_MEASUREMENT=state 
 post_enr "$TEST_TMP/case.json" >/dev/null
 check_eq "env: default_measurement for points without a unit" '["%","W","state","°C"]' "$(measurements case_env3)"
 
+# ---- differential: random awkward events against real Python -------------------
+# ha_oracle.py computes HA's line for each event with Python's own float(),
+# str() and re; what influxd holds after HomeIQ wrote the events must equal
+# what it holds after those lines are written as HA writes them.
+storage diff $HA INFLUXDB_DATABASE=diff || exit 1
+ndiff=$(python3 "$here/ha_oracle.py" "${HA_ORACLE_EVENTS:-3000}" 7 "$TEST_TMP/oracle.json" "$TEST_TMP/oracle.lp")
+r=$(post_enr "$TEST_TMP/oracle.json")
+check_eq "differential: 200, nothing rejected, $ndiff points written" "200 [] $ndiff" \
+  "${r%% *} $(jq -c .rejected <<<"${r#* }") $(metric 'homeiq_storage_ha_points_total{result="written"}')"
+curl -s -XPOST "$INFLUX/query" --data-urlencode 'q=CREATE DATABASE oracle' >/dev/null
+check_eq "differential: Python's lines load into a second database" 204 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$INFLUX/write?db=oracle" --data-binary @"$TEST_TMP/oracle.lp")"
+dump_db oracle > "$TEST_TMP/oracle.dump"
+dump_db diff > "$TEST_TMP/diff.dump"
+check_eq "differential: $ndiff random points in $(grep -c '^[^ ]* points ' "$TEST_TMP/oracle.dump") measurements equal Python's" \
+  "$(md5sum < "$TEST_TMP/oracle.dump")" "$(md5sum < "$TEST_TMP/diff.dump")"
+if ! cmp -s "$TEST_TMP/oracle.dump" "$TEST_TMP/diff.dump"; then
+  diff <(tr '[' '\n' < "$TEST_TMP/oracle.dump") <(tr '[' '\n' < "$TEST_TMP/diff.dump") | head -20
+fi
+
 # ---- mixed events: field types never conflict ----------------------------------
 storage mixed $HA INFLUXDB_DATABASE=mixed || exit 1
 jq -nc --argjson n "$NMIX" '
