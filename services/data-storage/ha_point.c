@@ -258,8 +258,12 @@ static void hp_attribute(hp_ctx *x, const char *key, const json_t *v) {
         hp_set_float(x, &x->fields, x->text.data + koff, klen, d);
     } else {
         size_t slen, soff = hp_pystr(x, v, &slen);
-        size_t kstr = x->text.len;
-        sbuf_add(&x->text, x->text.data + koff, klen);  /* may move data: copy from a stable offset */
+        size_t kstr = hp_text(x, x->text.data + koff, klen); /* copies safely from inside the text */
+        if (x->oom || sbuf_failed(&x->text)) {
+            x->oom = 1;
+            return;
+        }
+        x->text.len--; /* drop its NUL, append "_str" */
         sbuf_adds(&x->text, "_str");
         sbuf_addc(&x->text, '\0');
         if (sbuf_failed(&x->text)) {
