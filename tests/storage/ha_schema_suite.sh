@@ -125,6 +125,24 @@ c=$(curl -s -o "$TEST_TMP/get" -w '%{http_code}' "$S/api/v1/events?event_type=ca
 check_eq "GET ?event_type=call_service: the HomeIQ record" "200 1 call_service" \
   "$c $(jq -r '"\(.count) \(.events[0].event_type)"' "$TEST_TMP/get")"
 
+# ---- the Grafana dashboards' queries run on what was written -------------------
+# dash_queries DASHBOARD DB : every variable and panel query of the dashboard,
+# Grafana's macros filled in, must answer without error and with data.
+dash_queries() {
+  local dash=$1 db=$2 q n=0 bad=0
+  while IFS= read -r q; do
+    q=${q//\$timeFilter/time >= \'2025-06-01T00:00:00Z\' AND time < now() + 1d}   # dead letters: receive time
+    q=${q//\$__interval/30d}; q=${q//\$unit/°C}; q=${q//\$entity/.*}; q=${q//\$domain/.*}
+    n=$((n + 1))
+    if ! iq "$db" "$q" | jq -e '(.results[0].error == null) and ([.results[0].series[]?.values | length] | add > 0)' >/dev/null; then
+      bad=$((bad + 1)); echo "# dashboard query without data: $q"; iq "$db" "$q" | head -c 300; echo
+    fi
+  done < <(jq -r '(.templating.list[].query, .panels[].targets[].query)' "$dash")
+  echo "$n $bad"
+}
+check_eq "the homeassistant-schema Grafana dashboard: 7 queries answer with data" "7 0" \
+  "$(dash_queries "$here/../../deploy/grafana/homeiq-influxdb-homeassistant-schema.json" hiq | tail -1)"
+
 # ---- a 400 for one line: that line dead-lettered, the rest stored -------------
 ev() { # ev ENTITY STATE ATTRS_JSON SECOND
   jq -nc --arg e "$1" --arg s "$2" --argjson a "$3" --arg t "2025-06-15T10:00:$4.123456+00:00" \
@@ -337,5 +355,17 @@ check "mixed: battery is a float and battery_str a string everywhere" \
 
 stop_pid "$STORAGE_PID"
 check_eq "data-storage exits 0 on SIGTERM" 0 $?
+STORAGE_PID=
+
+# ---- the same events on the homeiq schema, for its dashboard --------------------
+storage homeiq STORAGE_BACKEND=influxdb INFLUXDB_SCHEMA=homeiq INFLUXDB_DATABASE=homeiq_schema || exit 1
+post_enr "$here/../enrichment/data/ha_examples.json" >/dev/null
+post_enr "$DATA/ha_awkward_events.json" >/dev/null
+printf '{"events":[],"dead_letters":[{"error":"test","event":{"x":1},"source":"test"}]}' > "$TEST_TMP/dl.json"
+curl -s -o /dev/null -XPOST "$S/api/v1/events" -H 'Content-Type: application/json' --data-binary @"$TEST_TMP/dl.json"
+check_eq "homeiq schema: GET /api/v1/events answers every event" 17 "$(curl -s "$S/api/v1/events?limit=100" | jq .count)"
+check_eq "the homeiq-schema Grafana dashboard: 8 queries answer with data" "8 0" \
+  "$(dash_queries "$here/../../deploy/grafana/homeiq-influxdb-homeiq-schema.json" homeiq_schema | tail -1)"
+stop_pid "$STORAGE_PID"
 influxd_stop
 finish
