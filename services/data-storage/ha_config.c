@@ -183,7 +183,7 @@ static int hc_list(hc *h, const yaml_node_t *n, const char *key, int split, ha_s
 }
 
 static void hc_warn_unknown(hc *h, const yaml_node_t *k, const char *where) {
-    if (!h->quiet)
+    if (!h->quiet && k->type == YAML_SCALAR_NODE)
         log_warn("%s line %zu: %s%s is not a known key; ignored", h->path, k->start_mark.line + 1, where,
                  (const char *)k->data.scalar.value);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "event.h"
+#include "ha_config.h"
 #include "ha_filter.h"
 #include "ha_point.h"
 #include "pyval.h"
@@ -512,6 +513,100 @@ static void test_tags_ignore_precision(void **st) {
     ha_point_config_free(&c);
 }
 
+/* ---- configuration.yaml ----------------------------------------------------- */
+
+static char yaml_dir[64];
+
+static int yaml_parse(const char *body, ha_point_config *c, char *err, size_t n) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/configuration.yaml", yaml_dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    memset(c, 0, sizeof *c);
+    err[0] = '\0';
+    return ha_config_yaml(path, c, err, n);
+}
+
+static void test_config_yaml(void **st) {
+    (void)st;
+    snprintf(yaml_dir, sizeof yaml_dir, "/tmp/homeiq-ha-yaml.XXXXXX");
+    assert_non_null(mkdtemp(yaml_dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/secrets.yaml", yaml_dir);
+    FILE *f = fopen(path, "w");
+    fputs("unit_glob: m_g\n", f);
+    fclose(f);
+    ha_point_config c;
+    char err[400];
+    int rc = yaml_parse("default_config:\n"
+                        "script: !include scripts.yaml\n"
+                        "influxdb:\n"
+                        "  measurement_attr: entity_id\n"
+                        "  default_measurement: dm\n"
+                        "  precision: ms\n"
+                        "  tags: {a: 1, b: x}\n"
+                        "  tags_attributes: friendly_name\n"
+                        "  ignore_attributes: [icon, 'x y']\n"
+                        "  component_config:\n"
+                        "    sensor.a: {override_measurement: m_a, ignore_attributes: z}\n"
+                        "  component_config_glob:\n"
+                        "    \"sensor.*_power\": {override_measurement: !secret unit_glob}\n"
+                        "  component_config_domain: {light: {ignore_attributes: [q]}}\n"
+                        "  include: {entities: 'sensor.a, sensor.b', domains: light}\n"
+                        "  exclude: {entity_globs: ['*_raw']}\n",
+                        &c, err, sizeof err);
+    if (rc != 0) fail_msg("%s", err);
+    assert_int_equal(c.measurement_attr, HA_MEAS_ENTITY_ID);
+    assert_string_equal(c.default_measurement, "dm");
+    assert_int_equal(c.precision, HA_PREC_MS);
+    assert_int_equal(c.tag_keys.n, 2);
+    assert_string_equal(c.tag_values.v[0], "1");
+    assert_int_equal(c.tags_attributes.n, 1);
+    assert_string_equal(c.ignore_attributes.v[1], "x y");
+    assert_int_equal(c.by_entity.n, 1);
+    assert_string_equal(c.by_entity.v[0].override_measurement, "m_a");
+    assert_true(c.by_entity.v[0].has_ignore);
+    assert_int_equal(c.by_glob.n, 1);
+    assert_string_equal(c.by_glob.v[0].key, "sensor.*_power");
+    assert_string_equal(c.by_glob.v[0].override_measurement, "m_g"); /* from secrets.yaml */
+    assert_int_equal(c.filter.include_entities.n, 2);
+    assert_string_equal(c.filter.include_entities.v[1], "sensor.b");
+    assert_int_equal(c.filter.include_domains.n, 1);
+    assert_int_equal(c.filter.exclude_globs.n, 1);
+    ha_point_config_free(&c);
+    static const struct {
+        const char *yaml, *want;
+    } bad[] = {
+        {"other: 1\n", "no influxdb: block"},
+        {"influxdb: !include influx.yaml\n", "!include is not supported"},
+        {"influxdb: [1]\n", "influxdb: expected a mapping"},
+        {"influxdb:\n  tags: [a]\n", "influxdb.tags: expected a mapping"},
+        {"influxdb:\n  ignore_attributes: {a: 1}\n", "influxdb.ignore_attributes: expected a list"},
+        {"influxdb:\n  include: [a]\n", "influxdb.include: expected a mapping"},
+        {"influxdb:\n  ssl: maybe\n", "influxdb.ssl: expected true or false"},
+        {"influxdb:\n  api_version: 3\n", "influxdb.api_version: expected 1 or 2"},
+        {"influxdb:\n  measurement_attr: unit\n", "influxdb.measurement_attr: expected"},
+        {"influxdb:\n  component_config:\n    sensor.a: [1]\n", "influxdb.component_config.sensor.a: expected a mapping"},
+        {"influxdb:\n  password: !secret missing\n", "!secret missing is not defined"},
+        {"influxdb:\n  api_version: 2\n  token: t\n  organization: o\n  database: d\n", "v1 settings"},
+        {"influxdb:\n  host: [\n", "line"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        rc = yaml_parse(bad[i].yaml, &c, err, sizeof err);
+        ha_point_config_free(&c);
+        if (rc == 0 || !strstr(err, bad[i].want)) fail_msg("%s: rc %d, error \"%s\"", bad[i].yaml, rc, err);
+    }
+    rc = yaml_parse("influxdb:\n  api_version: 2\n  token: t\n  organization: o\n  bucket: b\n  mystery: 1\n", &c, err,
+                    sizeof err);
+    assert_int_equal(rc, 0); /* an unknown key is a warning */
+    ha_point_config_free(&c);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", yaml_dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_py_float),
@@ -522,6 +617,7 @@ int main(void) {
         cmocka_unit_test(test_golden_awkward_attributes),
         cmocka_unit_test(test_measurement_rules),
         cmocka_unit_test(test_tags_ignore_precision),
+        cmocka_unit_test(test_config_yaml),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
