@@ -125,6 +125,13 @@ c=$(curl -s -o "$TEST_TMP/get" -w '%{http_code}' "$S/api/v1/events?event_type=ca
 check_eq "GET ?event_type=call_service: the HomeIQ record" "200 1 call_service" \
   "$c $(jq -r '"\(.count) \(.events[0].event_type)"' "$TEST_TMP/get")"
 
+# storage's own answer says what it acknowledged without a point
+printf '%s' '[{"event_type":"state_changed","entity_id":"sensor.z","time_fired":"2025-06-14T11:00:00.000001Z","state":"unknown"},
+ {"event_type":"state_changed","entity_id":"sensor.z","time_fired":"2025-06-14T11:00:00.000002Z","state":"5"}]' > "$TEST_TMP/direct.json"
+check_eq "storage answers stored 1, skipped 1 (unknown), nothing rejected" '[1,1,0,[]]' \
+  "$(curl -s -XPOST "$S/api/v1/events" -H 'Content-Type: application/json' --data-binary @"$TEST_TMP/direct.json" |
+     jq -c '[.stored, .skipped, .dead_lettered, .rejected]')"
+
 # ---- the Grafana dashboards' queries run on what was written -------------------
 # dash_queries DASHBOARD DB : every variable and panel query of the dashboard,
 # Grafana's macros filled in, must answer without error and with data.
@@ -225,7 +232,8 @@ storage yaml -u INFLUXDB_URL -u STORAGE_BACKEND -u INFLUXDB_SCHEMA INFLUXDB_HA_C
 check_eq "yaml: host/port/database from the block (host via !secret)" "$INFLUX case_yaml" \
   "$(curl -s "$S/health" | jq -r '"\(.backend.url) \(.backend.database)"')"
 r=$(post_enr "$TEST_TMP/case.json")
-check_eq "yaml: 200, 6 written" "200 6" "${r%% *} $(jq .stored <<<"${r#* }")"
+check_eq "yaml: 200, 6 written, excluded ones neither rejected nor dead-lettered" "200 6 [] 0" \
+  "${r%% *} $(jq -c '.stored, .rejected, .dead_lettered' <<<"${r#* }" | xargs)"
 check_eq "yaml: overrides per entity/glob/domain, domain__device_class, include glob; excluded ones absent" \
   '["binary_sensor__motion","hvac","kitchen","light","power","sensor__humidity"]' "$(measurements case_yaml)"
 check_eq "yaml: 4 excluded, counted" 4 "$(metric 'homeiq_storage_ha_points_total{result="excluded"}')"
