@@ -602,6 +602,39 @@ static void test_config_yaml(void **st) {
                     sizeof err);
     assert_int_equal(rc, 0); /* an unknown key is a warning */
     ha_point_config_free(&c);
+    /* connection keys become data-storage's settings; a set variable wins */
+    static const char *vars[] = {"INFLUXDB_HA_CONFIG", "STORAGE_BACKEND", "INFLUXDB_SCHEMA", "INFLUXDB_URL",
+                                 "INFLUXDB_API_VERSION", "INFLUXDB_TOKEN", "INFLUXDB_ORG", "INFLUXDB_BUCKET",
+                                 "INFLUXDB_DATABASE", "INFLUXDB_USERNAME", "INFLUXDB_PASSWORD"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
+    assert_int_equal(yaml_parse("influxdb:\n  api_version: 2\n  token: tok-123456\n  organization: home\n", &c, err,
+                                sizeof err), 0);
+    ha_point_config_free(&c);
+    snprintf(path, sizeof path, "%s/configuration.yaml", yaml_dir);
+    setenv("INFLUXDB_HA_CONFIG", path, 1);
+    setenv("INFLUXDB_ORG", "from-env", 1);
+    assert_int_equal(ha_config_env_defaults(), 0);
+    assert_string_equal(getenv("STORAGE_BACKEND"), "influxdb");
+    assert_string_equal(getenv("INFLUXDB_SCHEMA"), "homeassistant");
+    assert_string_equal(getenv("INFLUXDB_URL"), "https://us-west-2-1.aws.cloud2.influxdata.com");
+    assert_string_equal(getenv("INFLUXDB_API_VERSION"), "2");
+    assert_string_equal(getenv("INFLUXDB_TOKEN"), "tok-123456");
+    assert_string_equal(getenv("INFLUXDB_ORG"), "from-env");
+    assert_string_equal(getenv("INFLUXDB_BUCKET"), "Home Assistant");
+    assert_null(getenv("INFLUXDB_DATABASE"));
+    for (size_t i = 1; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
+    assert_int_equal(yaml_parse("influxdb:\n  host: db.lan\n  ssl: true\n  path: /influx\n  username: u\n"
+                                "  password: p4ssw0rd\n",
+                                &c, err, sizeof err), 0);
+    ha_point_config_free(&c);
+    assert_int_equal(ha_config_env_defaults(), 0);
+    assert_string_equal(getenv("INFLUXDB_URL"), "https://db.lan:8086/influx");
+    assert_string_equal(getenv("INFLUXDB_API_VERSION"), "1");
+    assert_string_equal(getenv("INFLUXDB_DATABASE"), "home_assistant");
+    assert_string_equal(getenv("INFLUXDB_USERNAME"), "u");
+    assert_string_equal(getenv("INFLUXDB_PASSWORD"), "p4ssw0rd");
+    assert_null(getenv("INFLUXDB_TOKEN"));
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) unsetenv(vars[i]);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", yaml_dir);
     assert_int_equal(system(cmd), 0);
