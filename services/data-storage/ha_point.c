@@ -82,11 +82,11 @@ static hp_kv *hp_find(hp_ctx *x, hp_map *m, const char *k, size_t klen) {
     return NULL;
 }
 
-/* Appends s to the scratch text (NUL-terminated); its offset. */
 static int hp_inside(const hp_ctx *x, const char *s) {
     return x->text.data && s >= x->text.data && s < x->text.data + x->text.cap;
 }
 
+/* Appends s to the scratch text (NUL-terminated); its offset. */
 static size_t hp_text(hp_ctx *x, const char *s, size_t n) {
     size_t off = x->text.len;
     if (hp_inside(x, s)) { /* the append may move the buffer s points into */
@@ -109,7 +109,7 @@ static size_t hp_text(hp_ctx *x, const char *s, size_t n) {
  * first (they may point into it). */
 static hp_kv *hp_set(hp_ctx *x, hp_map *m, const char *k, size_t klen) {
     size_t koff = hp_text(x, k, klen);
-    if (sbuf_failed(&x->text)) {
+    if (x->oom || sbuf_failed(&x->text)) {
         x->oom = 1;
         return NULL;
     }
