@@ -389,9 +389,18 @@ static void hc_default_env(const char *name, const char *value) {
     if (value && !config_str(name, NULL)) setenv(name, value, 1);
 }
 
+static void hc_check_backend(void) {
+    const char *schema = config_str("INFLUXDB_SCHEMA", "homeiq"), *backend = config_str("STORAGE_BACKEND", "sqlite");
+    if (strcmp(schema, "homeiq") != 0 && strcmp(backend, "influxdb") != 0)
+        log_warn("INFLUXDB_SCHEMA=%s has no effect with STORAGE_BACKEND=%s", schema, backend);
+}
+
 int ha_config_env_defaults(void) {
     const char *path = config_str("INFLUXDB_HA_CONFIG", NULL);
-    if (!path) return 0;
+    if (!path) {
+        hc_check_backend();
+        return 0;
+    }
     char err[512];
     ha_point_config scratch = {0};
     hc h = {.path = path, .err = err, .errlen = sizeof err, .quiet = 1};
@@ -430,6 +439,7 @@ int ha_config_env_defaults(void) {
     if (h.ssl_ca_cert) log_warn("%s: ssl_ca_cert is not supported; the system CA certificates are used", path);
     log_info("INFLUXDB_HA_CONFIG %s: InfluxDB API v%d at %s (environment variables that are set take precedence)",
              path, v2 ? 2 : 1, config_str("INFLUXDB_URL", url));
+    hc_check_backend();
     hc_free(&h);
     return 0;
 }
