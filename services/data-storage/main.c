@@ -4,6 +4,7 @@
  * storage_api.c (HTTP) and the store_* backends; this file reads the
  * environment, connects them on the one event loop, and frees everything on
  * SIGTERM in the order that lets in-flight requests be answered. */
+#include "auth.h"
 #include "config.h"
 #include "ha_config.h"
 #include "httpd.h"
@@ -50,6 +51,8 @@ static const config_var storage_vars[] = {
     {"INFLUXDB_EXCLUDE_ENTITIES", NULL, "homeassistant filter: entity ids"},
     {"INFLUXDB_EXCLUDE_DOMAINS", NULL, "homeassistant filter: domains"},
     {"INFLUXDB_EXCLUDE_ENTITY_GLOBS", NULL, "homeassistant filter: entity id globs"},
+    AUTH_CONFIG_VARS,
+    HTTPD_CONFIG_VARS,
     {NULL, NULL, NULL},
 };
 

@@ -30,14 +30,14 @@ NMIX=${3:-50000}
 DATA=$here/data
 echo "# data-storage INFLUXDB_SCHEMA=homeassistant suite"
 export LOG_LEVEL=${LOG_LEVEL:-info} INFLUXDB_PING_INTERVAL_MS=200
-influxd_start || exit 1
+influxd_start || bail "influxd did not start"
 INFLUX=$INFLUXDB_URL
 SPORT=$(free_port)
 EPORT=$(free_port)
 S=http://127.0.0.1:$SPORT
 E=http://127.0.0.1:$EPORT
 DATA_STORAGE_URL=$S ENRICHMENT_PIPELINE_PORT=$EPORT STORAGE_PROBE_INTERVAL_MS=200 start_bg enrichment "$ENR"
-wait_http "$E/health" 20 || { cat "$TEST_TMP/enrichment.log"; exit 1; }
+wait_http "$E/health" 20 || bail "enrichment-pipeline did not start"
 
 iq() { # iq DB QUERY -> JSON
   curl -s -G "$INFLUX/query" --data-urlencode "db=$1" --data-urlencode "epoch=ns" --data-urlencode "q=$2"
@@ -56,11 +56,15 @@ STORAGE_PID=
 HA="STORAGE_BACKEND=influxdb INFLUXDB_SCHEMA=homeassistant"
 storage() {
   local name=$1; shift
-  [ -n "$STORAGE_PID" ] && stop_pid "$STORAGE_PID"
+  if [ -n "$STORAGE_PID" ]; then
+    local st=0
+    stop_pid "$STORAGE_PID" || st=$?
+    [ "$st" = 0 ] || check_eq "data-storage before '$name' exited cleanly" 0 "$(exit_status_name "$st")"
+  fi
   env "$@" DATA_STORAGE_PORT=$SPORT "$STO" >"$TEST_TMP/storage-$name.log" 2>&1 &
   STORAGE_PID=$!
   TEST_PIDS+=("$STORAGE_PID")
-  wait_healthy "$S/health" 30 || { cat "$TEST_TMP/storage-$name.log"; return 1; }
+  wait_healthy "$S/health" 30 "$STORAGE_PID" || { tail -n 20 "$TEST_TMP/storage-$name.log"; return 1; }
   wait_healthy "$E/health" 30 || return 1   # enrichment saw storage come back
 }
 measurements() { iq "$1" 'SHOW MEASUREMENTS' | jq -c '[.results[0].series[0].values[]?[0]] | sort'; }
@@ -83,7 +87,7 @@ dump_db() {
 }
 
 # ---- golden: HA's points, read back ------------------------------------------
-storage golden $HA INFLUXDB_DATABASE=hiq || exit 1
+storage golden $HA INFLUXDB_DATABASE=hiq || bail "data-storage did not start"
 # (posted as they are: jq would print the attribute 1.0 as 1, which Python's str() tells apart)
 r1=$(post_enr "$here/../enrichment/data/ha_examples.json")
 r2=$(post_enr "$DATA/ha_awkward_events.json")
@@ -228,7 +232,7 @@ influxdb:
     entity_globs: ["sensor.*_raw"]
   unknown_key: 1
 EOF
-storage yaml -u INFLUXDB_URL -u STORAGE_BACKEND -u INFLUXDB_SCHEMA INFLUXDB_HA_CONFIG="$TEST_TMP/ha/configuration.yaml" || exit 1
+storage yaml -u INFLUXDB_URL -u STORAGE_BACKEND -u INFLUXDB_SCHEMA INFLUXDB_HA_CONFIG="$TEST_TMP/ha/configuration.yaml" || bail "data-storage did not start"
 check_eq "yaml: host/port/database from the block (host via !secret)" "$INFLUX case_yaml" \
   "$(curl -s "$S/health" | jq -r '"\(.backend.url) \(.backend.database)"')"
 r=$(post_enr "$TEST_TMP/case.json")
@@ -273,7 +277,7 @@ check_eq "INFLUXDB_SCHEMA=bogus stops the start" 1 \
 
 # ---- environment variables -----------------------------------------------------
 storage env1 $HA INFLUXDB_DATABASE=case_env1 INFLUXDB_MEASUREMENT_ATTR=entity_id INFLUXDB_PRECISION=ms \
-  INFLUXDB_TAGS=site=home,room=all INFLUXDB_EXCLUDE_DOMAINS=switch,light INFLUXDB_EXCLUDE_ENTITIES=sensor.noisy || exit 1
+  INFLUXDB_TAGS=site=home,room=all INFLUXDB_EXCLUDE_DOMAINS=switch,light INFLUXDB_EXCLUDE_ENTITIES=sensor.noisy || bail "data-storage did not start"
 r=$(post_enr "$TEST_TMP/case.json")
 check_eq "env (filter case 3: excludes only): measurement = entity id" \
   '["binary_sensor.door","climate.hall","sensor.house_power","sensor.hum","sensor.kitchen_temp","sensor.t_raw"]' \
@@ -284,7 +288,7 @@ check_eq "env: precision ms (5 points, all ...123000000)" "5 5" \
 check_eq "env: static tags" '["home","all"]' \
   "$(iq case_env1 'SELECT site, room, value FROM "sensor.hum"' | jq -c '.results[0].series[0].values[0][1:3]')"
 storage env2 $HA INFLUXDB_DATABASE=case_env2 INFLUXDB_OVERRIDE_MEASUREMENT=ha INFLUXDB_PRECISION=us \
-  INFLUXDB_INCLUDE_ENTITY_GLOBS='sensor.*_temp,sensor.h*' INFLUXDB_INCLUDE_ENTITIES=light.desk_lamp || exit 1
+  INFLUXDB_INCLUDE_ENTITY_GLOBS='sensor.*_temp,sensor.h*' INFLUXDB_INCLUDE_ENTITIES=light.desk_lamp || bail "data-storage did not start"
 post_enr "$TEST_TMP/case.json" >/dev/null
 check_eq "env (filter case 2: includes only) + global override: one measurement" '["ha"]' "$(measurements case_env2)"
 check_eq "env: the included entities" '["desk_lamp","house_power","hum","kitchen_temp"]' \
@@ -294,7 +298,7 @@ check "env: the unit is a field under an override" \
 times case_env2 'SELECT value FROM ha' > "$TEST_TMP/t_us"
 check_eq "env: precision us (4 points, all ...123456000)" "4 4" \
   "$(grep -c . "$TEST_TMP/t_us") $(grep -c '123456000$' "$TEST_TMP/t_us")"
-storage env3 $HA INFLUXDB_DATABASE=case_env3 INFLUXDB_DEFAULT_MEASUREMENT=state || exit 1
+storage env3 $HA INFLUXDB_DATABASE=case_env3 INFLUXDB_DEFAULT_MEASUREMENT=state || bail "data-storage did not start"
 post_enr "$TEST_TMP/case.json" >/dev/null
 check_eq "env: default_measurement for points without a unit" '["%","W","state","°C"]' "$(measurements case_env3)"
 
@@ -302,7 +306,7 @@ check_eq "env: default_measurement for points without a unit" '["%","W","state",
 # ha_oracle.py computes HA's line for each event with Python's own float(),
 # str() and re; what influxd holds after HomeIQ wrote the events must equal
 # what it holds after those lines are written as HA writes them.
-storage diff $HA INFLUXDB_DATABASE=diff || exit 1
+storage diff $HA INFLUXDB_DATABASE=diff || bail "data-storage did not start"
 ndiff=$(python3 "$here/ha_oracle.py" "${HA_ORACLE_EVENTS:-3000}" 7 "$TEST_TMP/oracle.json" "$TEST_TMP/oracle.lp")
 r=$(post_enr "$TEST_TMP/oracle.json")
 check_eq "differential: 200, nothing rejected, $ndiff points written" "200 [] $ndiff" \
@@ -319,7 +323,7 @@ if ! cmp -s "$TEST_TMP/oracle.dump" "$TEST_TMP/diff.dump"; then
 fi
 
 # ---- mixed events: field types never conflict ----------------------------------
-storage mixed $HA INFLUXDB_DATABASE=mixed || exit 1
+storage mixed $HA INFLUXDB_DATABASE=mixed || bail "data-storage did not start"
 jq -nc --argjson n "$NMIX" '
   def pad6: tostring | ("000000" + .)[-6:];
   def t(i): ((1749900000 + (i / 20 | floor)) | todate | sub("Z$"; "")) + "." + ((i % 20) * 7 | pad6) + "+00:00";
@@ -366,7 +370,7 @@ check_eq "data-storage exits 0 on SIGTERM" 0 $?
 STORAGE_PID=
 
 # ---- the same events on the homeiq schema, for its dashboard --------------------
-storage homeiq STORAGE_BACKEND=influxdb INFLUXDB_SCHEMA=homeiq INFLUXDB_DATABASE=homeiq_schema || exit 1
+storage homeiq STORAGE_BACKEND=influxdb INFLUXDB_SCHEMA=homeiq INFLUXDB_DATABASE=homeiq_schema || bail "data-storage did not start"
 post_enr "$here/../enrichment/data/ha_examples.json" >/dev/null
 post_enr "$DATA/ha_awkward_events.json" >/dev/null
 printf '{"events":[],"dead_letters":[{"error":"test","event":{"x":1},"source":"test"}]}' > "$TEST_TMP/dl.json"
@@ -375,5 +379,6 @@ check_eq "homeiq schema: GET /api/v1/events answers every event" 17 "$(curl -s "
 check_eq "the homeiq-schema Grafana dashboard: 8 queries answer with data" "8 0" \
   "$(dash_queries "$here/../../deploy/grafana/homeiq-influxdb-homeiq-schema.json" homeiq_schema | tail -1)"
 stop_pid "$STORAGE_PID"
+check_eq "data-storage (homeiq schema) exits 0 on SIGTERM" 0 $?
 influxd_stop
 finish
