@@ -50,6 +50,8 @@ typedef struct store_sqlite {
     char last_error[160];
 } store_sqlite;
 
+#include "store_sqlite_read.h"
+
 /* Each entry upgrades the schema by one version, in one transaction. */
 static const char *const store_sqlite_migrations[] = {
     /* 1: events and dead letters */
@@ -73,10 +75,19 @@ static const char *const store_sqlite_migrations[] = {
     /* 2: filters by domain and event type without a full scan */
     "CREATE INDEX events_domain_time ON events(domain, time_us);"
     "CREATE INDEX events_type_time ON events(event_type, time_us);",
+    /* 3: the dashboard's reads (store_sqlite_read.c). entities: one row per
+     * entity, kept by a trigger in the inserting transaction (last state, its
+     * last change, event count). samples: a narrow copy of each state_changed
+     * (time, number, state) clustered by entity and time, so a 30-day series
+     * reads one small b-tree range instead of 260k JSON records. */
+    STORE_SQLITE_MIGRATION_3,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
 static const store_ops store_sqlite_ops;
+
+sqlite3 *store_sqlite_db(store *base) { return ((store_sqlite *)base)->db; }
+const char *store_sqlite_path(store *base) { return ((store_sqlite *)base)->path; }
 
 static void store_sqlite_fail(store_sqlite *s, const char *what) {
     snprintf(s->last_error, sizeof s->last_error, "%s: %s", what, sqlite3_errmsg(s->db));
@@ -398,6 +409,10 @@ static const store_ops store_sqlite_ops = {
     .write_batch = store_sqlite_write_batch,
     .query = store_sqlite_query,
     .dead_letters = store_sqlite_dead_letters,
+    .feed = store_sqlite_feed,
+    .entities = store_sqlite_entities,
+    .series = store_sqlite_series,
+    .stats = store_sqlite_stats,
     .health = store_sqlite_health,
     .info = store_sqlite_info,
     .release_memory = store_sqlite_release_memory,
