@@ -27,6 +27,8 @@ struct httpd {
     int port;
     unsigned long long next_id;
     httpd_route_entry *routes;
+    httpd_handler fallback;
+    void *fallback_arg;
 };
 
 static void httpd_set_request_id(httpd *h, struct evhttp_request *req) {
@@ -49,7 +51,12 @@ static void httpd_trampoline(struct evhttp_request *req, void *arg) {
 }
 
 static void httpd_not_found(struct evhttp_request *req, void *arg) {
-    httpd_set_request_id(arg, req);
+    httpd *h = arg;
+    httpd_set_request_id(h, req);
+    if (h->fallback) {
+        h->fallback(req, h->fallback_arg);
+        return;
+    }
     httpd_reply_error(req, 404, "no such endpoint: %s", evhttp_request_get_uri(req));
 }
 
@@ -109,6 +116,11 @@ int httpd_route(httpd *h, const char *path, httpd_handler handler, void *arg) {
     r->next = h->routes;
     h->routes = r;
     return 0;
+}
+
+void httpd_fallback(httpd *h, httpd_handler handler, void *arg) {
+    h->fallback = handler;
+    h->fallback_arg = arg;
 }
 
 int httpd_port(const httpd *h) { return h->port; }

@@ -25,6 +25,9 @@ typedef struct httpd_opts {
 int httpd_new(struct event_base *base, const httpd_opts *opts, httpd **out);
 /* Exact-path route; the handler checks the method (see httpd_require_method). */
 int httpd_route(httpd *h, const char *path, httpd_handler handler, void *arg);
+/* Handler for every path without an exact route (default: JSON 404); for
+ * prefix routes and static files. The request id is set as for routes. */
+void httpd_fallback(httpd *h, httpd_handler handler, void *arg);
 /* The port actually bound (useful with port 0). */
 int httpd_port(const httpd *h);
 void httpd_free(httpd *h);
