@@ -1,0 +1,32 @@
+# tests/admin/house.sh -- sourced by the admin-api tests: a live simulated
+# house on free loopback ports (simulator -> websocket-ingestion ->
+# enrichment-pipeline -> data-storage on SQLite) plus admin-api.
+# Needs common.sh sourced and SIM ING ENR STO ADM set to the binaries.
+SIM_PORT=$(free_port) ST_PORT=$(free_port) EN_PORT=$(free_port) IN_PORT=$(free_port) AD_PORT=$(free_port)
+export DATA_DIR=$TEST_TMP/data LOG_LEVEL=${LOG_LEVEL:-warn}
+export WEBSOCKET_INGESTION_URL=http://127.0.0.1:$IN_PORT
+export ENRICHMENT_PIPELINE_URL=http://127.0.0.1:$EN_PORT
+export DATA_STORAGE_URL=http://127.0.0.1:$ST_PORT
+export HOME_ASSISTANT_URL=http://127.0.0.1:$SIM_PORT HOME_ASSISTANT_TOKEN=admin-test-token SIMULATOR_TOKEN=admin-test-token
+A=http://127.0.0.1:$AD_PORT
+
+house_start_storage() { start_bg storage env DATA_STORAGE_PORT="$ST_PORT" "$STO"; }
+house_start() {
+  start_bg sim env SIMULATOR_PORT="$SIM_PORT" "$SIM"
+  wait_http "http://127.0.0.1:$SIM_PORT/health" 20 || return 1
+  house_start_storage
+  start_bg enrich env ENRICHMENT_PIPELINE_PORT="$EN_PORT" "$ENR"
+  start_bg ingest env WEBSOCKET_INGESTION_PORT="$IN_PORT" "$ING"
+  start_bg admin env ADMIN_API_PORT="$AD_PORT" "$ADM"
+  wait_healthy "$DATA_STORAGE_URL/health" 30 && wait_healthy "$ENRICHMENT_PIPELINE_URL/health" 30 &&
+    wait_healthy "$WEBSOCKET_INGESTION_URL/health" 30 && wait_healthy "$A/api/v1/health" 30
+}
+
+# probe ENTITY STATE [CONTEXT] : one state_changed, fired now, through ingestion's forward API.
+probe() {
+  local t ctx=${3:-probe-$RANDOM$RANDOM}
+  t=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+  curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary \
+    "{\"event_type\":\"state_changed\",\"entity_id\":\"$1\",\"state\":\"$2\",\"time_fired\":\"$t\",\"context_id\":\"$ctx\"}" \
+    "$WEBSOCKET_INGESTION_URL/api/v1/events/forward"
+}
