@@ -221,6 +221,10 @@ const char *httpd_query_get(struct evkeyvalq *params, const char *key) { return 
 
 void httpd_query_free(struct evkeyvalq *params) { evhttp_clear_headers(params); }
 
+void httpd_request_abandon(struct evhttp_request *req) {
+    if (req && !evhttp_request_get_connection(req)) evhttp_request_free(req);
+}
+
 const char *httpd_request_id(struct evhttp_request *req) {
     const char *id = evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-Id");
     return id ? id : "-";

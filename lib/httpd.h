@@ -56,6 +56,13 @@ int httpd_query_parse(struct evhttp_request *req, struct evkeyvalq *params);
 const char *httpd_query_get(struct evkeyvalq *params, const char *key);
 void httpd_query_free(struct evkeyvalq *params);
 
+/* For a connection close callback (evhttp_connection_set_closecb) of a request
+ * that will now never be answered: when the client went away first, libevent
+ * detached the request from the connection and leaves freeing it to us (it
+ * would be freed by the reply we no longer send); this frees it then. Never
+ * use `req` afterwards. */
+void httpd_request_abandon(struct evhttp_request *req);
+
 /* The request id (X-Request-Id from the client, or generated). */
 const char *httpd_request_id(struct evhttp_request *req);
 

@@ -132,7 +132,9 @@ static void overview_answer(overview_req *o) {
 
 static void overview_gone(struct evhttp_connection *c, void *arg) {
     (void)c;
-    ((overview_req *)arg)->req = NULL;
+    overview_req *o = arg;
+    httpd_request_abandon(o->req);
+    o->req = NULL;
 }
 
 static void overview_release(overview_req *o) {

@@ -128,7 +128,9 @@ static void health_answer(health_req *h) {
 
 static void health_gone(struct evhttp_connection *c, void *arg) {
     (void)c;
-    ((health_req *)arg)->req = NULL;
+    health_req *h = arg;
+    httpd_request_abandon(h->req);
+    h->req = NULL;
 }
 
 typedef struct health_part {

@@ -71,6 +71,7 @@ static void stream_client_free(stream_client *c) {
 static void stream_client_gone(struct evhttp_connection *conn, void *arg) {
     (void)conn;
     stream_client *c = arg;
+    httpd_request_abandon(c->req);
     c->req = NULL;
     if (!c->polling) stream_client_free(c); /* else freed when the poll answers */
 }

@@ -60,7 +60,9 @@ typedef struct admin_relay_ctx {
 
 static void admin_relay_gone(struct evhttp_connection *c, void *arg) {
     (void)c;
-    ((admin_relay_ctx *)arg)->req = NULL;
+    admin_relay_ctx *r = arg;
+    httpd_request_abandon(r->req);
+    r->req = NULL;
 }
 
 static void admin_relay_done(const httpc_response *res, void *arg) {

@@ -35,7 +35,9 @@ typedef struct query_wait {
 
 static void query_client_gone(struct evhttp_connection *conn, void *arg) {
     (void)conn;
-    ((query_wait *)arg)->req = NULL;
+    query_wait *w = arg;
+    httpd_request_abandon(w->req);
+    w->req = NULL;
 }
 
 static query_wait *query_wait_new(struct evhttp_request *req, const char *key) {
