@@ -7,11 +7,12 @@
  *    never skips or repeats an event. The answer's cursor is the head read in
  *    the same statement batch when everything up to it was returned, so a
  *    filtered tail does not rescan non-matching rows on the next call.
- *  - entities: read from the trigger-kept table (one row per entity), never
- *    from a GROUP BY over all events.
- *  - series: one range of the samples b-tree (clustered by entity, time),
- *    aggregated by SQLite into at most `points` buckets; a state timeline is
- *    the same range with equal neighbours merged here.
+ *  - entities: read from the table the writer keeps (one row per entity),
+ *    never from a GROUP BY over all events.
+ *  - series: one range of the covering index events_entity_series (entity,
+ *    time, kind, value, state), aggregated by SQLite into at most `points`
+ *    buckets; a state timeline is the same range with equal neighbours
+ *    merged here. No record is parsed.
  * Every function answers synchronously through the callback. */
 #include "store_sqlite_read.h"
 #include "json_text.h"
@@ -208,17 +209,18 @@ out:
 
 /* ---- series ------------------------------------------------------------- */
 
-static int sqr_buckets(store *s, const store_series_query *q, int64_t entity, int64_t width, store_rows *rows,
-                       char *err, size_t n) {
+static int sqr_buckets(store *s, const store_series_query *q, int64_t width, store_rows *rows, char *err,
+                       size_t n) {
     sqlite3_stmt *st = sqr_prepare(s,
                                    "SELECT (time_us - ?1) / ?2, min(value), avg(value), max(value), count(value)"
-                                   " FROM samples WHERE entity = ?3 AND time_us >= ?1 AND time_us < ?4"
-                                   " AND value IS NOT NULL GROUP BY 1 ORDER BY 1",
+                                   " FROM events INDEXED BY events_entity_series WHERE entity_id = ?3"
+                                   " AND time_us >= ?1 AND time_us < ?4 AND kind = 1 AND value IS NOT NULL"
+                                   " GROUP BY 1 ORDER BY 1",
                                    err, n);
     if (!st) return -1;
     sqlite3_bind_int64(st, 1, q->start_us);
     sqlite3_bind_int64(st, 2, width);
-    sqlite3_bind_int64(st, 3, entity);
+    sqlite3_bind_text(st, 3, q->entity_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, q->end_us);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -276,17 +278,18 @@ static int sqr_segment_feed(sqr_segment *g, int64_t t, const char *state, store_
     return state && !g->state ? -1 : 0;
 }
 
-static int sqr_timeline(store *s, const store_series_query *q, int64_t entity, int64_t now_us, store_rows *rows,
-                        int *truncated, char *err, size_t n) {
+static int sqr_timeline(store *s, const store_series_query *q, int64_t now_us, store_rows *rows, int *truncated,
+                        char *err, size_t n) {
     sqr_segment g = {0};
     sqlite3_stmt *st = sqr_prepare(s,
-                                   "SELECT * FROM (SELECT time_us, state FROM samples WHERE entity = ?1"
-                                   " AND time_us < ?2 ORDER BY time_us DESC, event DESC LIMIT 1)"
-                                   " UNION ALL SELECT * FROM (SELECT time_us, state FROM samples"
-                                   " WHERE entity = ?1 AND time_us >= ?2 AND time_us < ?3 ORDER BY time_us, event)",
+                                   "SELECT * FROM (SELECT time_us, state FROM events INDEXED BY events_entity_series"
+                                   " WHERE entity_id = ?1 AND time_us < ?2 AND kind = 1 ORDER BY time_us DESC, id DESC"
+                                   " LIMIT 1) UNION ALL SELECT * FROM (SELECT time_us, state FROM events"
+                                   " INDEXED BY events_entity_series WHERE entity_id = ?1 AND time_us >= ?2"
+                                   " AND time_us < ?3 AND kind = 1 ORDER BY time_us, id)",
                                    err, n);
     if (!st) return -1;
-    sqlite3_bind_int64(st, 1, entity);
+    sqlite3_bind_text(st, 1, q->entity_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, q->start_us);
     sqlite3_bind_int64(st, 3, q->end_us);
     int r;
@@ -321,7 +324,7 @@ void store_sqlite_series(store *s, const store_series_query *q, store_read_cb cb
     sbuf_init(&meta);
     char err[256] = "";
     int rc = 0;
-    sqlite3_stmt *st = sqr_prepare(s, "SELECT id, numeric FROM entities WHERE entity_id = ?1", err, sizeof err);
+    sqlite3_stmt *st = sqr_prepare(s, "SELECT numeric FROM entities WHERE entity_id = ?1", err, sizeof err);
     if (!st) {
         rc = -1;
         goto out;
@@ -338,8 +341,7 @@ void store_sqlite_series(store *s, const store_series_query *q, store_read_cb cb
         rc = sqr_fail(s, st, "series", err, sizeof err);
         goto out;
     }
-    int64_t entity = sqlite3_column_int64(st, 0);
-    int numeric = sqlite3_column_int(st, 1);
+    int numeric = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     char a[EVENT_TIME_LEN], b[EVENT_TIME_LEN];
     event_time_format(q->start_us, a);
@@ -350,12 +352,12 @@ void store_sqlite_series(store *s, const store_series_query *q, store_read_cb cb
     if (numeric) {
         int64_t span = q->end_us - q->start_us, width = (span + q->points - 1) / q->points;
         if (width < 1) width = 1;
-        rc = sqr_buckets(s, q, entity, width, &rows, err, sizeof err);
+        rc = sqr_buckets(s, q, width, &rows, err, sizeof err);
         sbuf_printf(&meta, ",\"kind\":\"numeric\",\"bucket_s\":");
         json_text_real(&meta, (double)width / 1e6);
     } else {
         int truncated = 0;
-        rc = sqr_timeline(s, q, entity, service_now_us(), &rows, &truncated, err, sizeof err);
+        rc = sqr_timeline(s, q, service_now_us(), &rows, &truncated, err, sizeof err);
         sbuf_printf(&meta, ",\"kind\":\"timeline\",\"truncated\":%s", truncated ? "true" : "false");
     }
 out:
