@@ -162,7 +162,7 @@ int sqm_update_entities(const store_sqlite_model *m, const store_batch *b, sqlit
     for (size_t i = 0; i < b->nitems; i++)
         if (b->items[i].status == STORE_ITEM_STORED && b->items[i].entity_id && b->items[i].entity_id[0])
             r[n++] = (sqm_ref){&b->items[i], &m->f[i]};
-    qsort(r, n, sizeof *r, sqm_cmp);
+    if (n > 1) qsort(r, n, sizeof *r, sqm_cmp);
     int rc = 0;
     for (size_t lo = 0, hi; lo < n && rc == 0; lo = hi) {
         for (hi = lo + 1; hi < n && strcmp(r[hi].it->entity_id, r[lo].it->entity_id) == 0; hi++) {

@@ -142,28 +142,40 @@ try:
         e.clear()
         e.send_keys(eid)
         d.find_element(By.ID, "h-add").click()
-    d.find_element(By.CSS_SELECTOR, 'input[name="range"][value="3600"]').click()
-    add_entity("sensor.dashboard_probe")
     add_entity("sensor.living_room_temperature")
+    add_entity("sensor.kitchen_temperature")
     drawn = wait(lambda: int(d.find_element(By.ID, "history").get_attribute("data-drawn") or 0) > 0 and
                  js("return Chart.getChart('h-numeric') && Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).length"), 20)
     check("a chart draws for the chosen entities (two overlaid)", drawn == 2, drawn)
     npts = js("return Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).map(s => s.data.length)")
-    check("... with their data points", all(n > 0 for n in npts), npts)
+    check("... with their 24 h of data points (288 seeded readings each, at most 400 buckets)",
+          all(200 <= n <= 400 for n in npts), npts)
+    d.find_element(By.CSS_SELECTOR, 'input[name="range"][value="3600"]').click()
+    check("the 1 h range redraws with fewer points",
+          wait(lambda: all(n < 60 for n in js("return Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).map(s => s.data.length)")), 10))
+    d.find_element(By.CSS_SELECTOR, 'input[name="range"][value="86400"]').click()
+    wait(lambda: js("return Chart.getChart('h-numeric').data.datasets[2].data.length") > 200, 10)
     blank = js("""const c = document.getElementById('h-numeric'); const x = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                   let n = 0; for (let i = 3; i < x.length; i += 4) if (x[i]) n++; return n;""")
     check("... and pixels are painted on the canvas", blank > 1000, blank)
-    lights = js("return [...document.querySelectorAll('#h-entities option')].map(o => o.value).filter(v => v.startsWith('light.') || v.startsWith('binary_sensor.') || v.startsWith('switch.'))")
-    if check("the entity search lists on/off entities", bool(lights), lights):
-        add_entity(lights[0])
-        check("an on/off entity draws a state timeline",
-              wait(lambda: js("return !document.getElementById('h-timeline-box').hidden && Chart.getChart('h-timeline') && Chart.getChart('h-timeline').data.datasets.length > 0"), 20))
+    opts = js("return [...document.querySelectorAll('#h-entities option')].map(o => o.value)")
+    check("the entity search lists the house's entities", "light.living_room_spots" in opts, opts[:10])
+    add_entity("light.living_room_spots")
+    tl = wait(lambda: js("""const c = Chart.getChart('h-timeline'); return !document.getElementById('h-timeline-box').hidden && c
+                           && c.data.datasets.map(d => d.label + ':' + d.data.length).sort().join(' ')"""), 20)
+    check("an on/off entity draws a state timeline (seeded: 6 on and 6 off periods, or more)",
+          bool(tl) and all(int(x.split(":")[1]) >= 6 for x in tl.split(" ") if x.split(":")[0] in ("on", "off")), tl)
     d.execute_script("document.getElementById('history').scrollIntoView()")
     time.sleep(0.3)
     d.save_screenshot(os.path.join(ART, "dashboard-history.png"))
     d.execute_script("window.scrollTo(0, 0)")
     time.sleep(0.3)
+    d.save_screenshot(os.path.join(ART, "dashboard-top.png"))
+    full = js("return document.documentElement.scrollHeight")
+    d.set_window_size(1280, full + 140)  # the whole page in one picture (docs/img/dashboard.png)
+    time.sleep(0.8)
     d.save_screenshot(os.path.join(ART, "dashboard.png"))
+    d.set_window_size(1280, 1600)
 
     # ---- accessibility basics ----------------------------------------------------------
     unlabelled = js("""return [...document.querySelectorAll('input, select, textarea')].filter(e => e.type !== 'hidden' &&

@@ -30,3 +30,29 @@ probe() {
     "{\"event_type\":\"state_changed\",\"entity_id\":\"$1\",\"state\":\"$2\",\"time_fired\":\"$t\",\"context_id\":\"$ctx\"}" \
     "$WEBSOCKET_INGESTION_URL/api/v1/events/forward"
 }
+
+# house_seed_history : 24 h of history for a few of the house's entities, posted
+# straight to data-storage as stored records (temperatures every 5 min, a lamp
+# switching every 2 h), so the history charts have something to draw.
+house_seed_history() {
+  /usr/bin/python3 - "$(date +%s)" <<'PY' >"$TEST_TMP/history.json"
+import json, math, sys, datetime
+now = int(sys.argv[1])
+ts = lambda s: datetime.datetime.fromtimestamp(s, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+evs = []
+for e, base in (("sensor.living_room_temperature", 21.0), ("sensor.kitchen_temperature", 19.5)):
+    for i in range(288):
+        t = now - 86400 + 300 * i
+        v = round(base + 2.5 * math.sin(2 * math.pi * i / 288 + (0.8 if "kitchen" in e else 0)), 1)
+        evs.append({"event_type": "state_changed", "entity_id": e, "domain": "sensor", "time_fired": ts(t),
+                    "context_id": f"seed-{e}-{i}", "state": str(v), "value": v, "unit_of_measurement": "°C"})
+for i in range(12):
+    t = now - 86400 + 7200 * i
+    s = "on" if i % 2 else "off"
+    evs.append({"event_type": "state_changed", "entity_id": "light.living_room_spots", "domain": "light",
+                "time_fired": ts(t), "context_id": f"seed-spots-{i}", "state": s, "value": 1.0 if s == "on" else 0.0})
+print(json.dumps({"events": evs}))
+PY
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        --data-binary @"$TEST_TMP/history.json" "$DATA_STORAGE_URL/api/v1/events")" = 200 ]
+}

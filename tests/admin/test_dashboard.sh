@@ -12,6 +12,7 @@ for f in /usr/bin/chromium /usr/bin/chromedriver; do
 done
 /usr/bin/python3 -c 'import selenium' || { echo "not ok - python3-selenium missing: run scripts/install-deps"; exit 1; }
 check "the house and admin-api are up" house_start
+check "24 h of history seeded for the charts" house_seed_history
 /usr/bin/python3 "$here/dashboard.py" "$A/" "$ART" "$PID_storage"
 check_eq "dashboard.py: every browser check passed" 0 $?
 PID_storage_done=1
