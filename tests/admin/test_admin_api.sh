@@ -91,6 +91,19 @@ check_eq "before + after the reconnect = every stored event once, in order (no g
   "$(sse_ids "$TEST_TMP/sse1") $(sse_ids "$TEST_TMP/sse2")"
 check_eq "the stream's events are the stored records" '1 2 3 4 5 6 7 8' \
   "$(cat "$TEST_TMP/sse1" "$TEST_TMP/sse2" | sed -n 's/^data: //p' | jq -r .state | xargs)"
+# Unfiltered, so every seq counts: an off-by-one on resume cannot hide behind a filter.
+curl -sN --max-time 30 "$A/api/v1/events/stream" >"$TEST_TMP/sseu1" & CU=$!
+TEST_PIDS+=("$CU")
+sleep 0.5; probe sensor.sse_unfiltered 1 >/dev/null; probe sensor.sse_unfiltered 2 >/dev/null
+wait_ids "$TEST_TMP/sseu1" 2
+kill "$CU"; wait "$CU" 2>/dev/null
+probe sensor.sse_unfiltered 3 >/dev/null; probe sensor.sse_unfiltered 4 >/dev/null
+sleep 0.5
+LASTU=$(sse_ids "$TEST_TMP/sseu1" | awk '{print $NF}')
+curl -sN --max-time 2 -H "Last-Event-ID: $LASTU" "$A/api/v1/events/stream" >"$TEST_TMP/sseu2"
+U=$(sse_ids "$TEST_TMP/sseu1") U="$U $(sse_ids "$TEST_TMP/sseu2")"
+check_eq "unfiltered: before + after the reconnect are consecutive seqs" "$(seq -s ' ' $(awk '{print $1, $NF}' <<<"$U"))" "$U"
+check "... across the reconnect ($LASTU)" test "$(sse_ids "$TEST_TMP/sseu2" | wc -w)" -ge 2
 curl -sN --max-time 3 "$A/api/v1/events/stream?entity_id=$P&last_event_id=0" >"$TEST_TMP/sse3"
 check_eq "last_event_id= works like the header (from the start: all 8)" 8 "$(grep -c '^id: ' "$TEST_TMP/sse3")"
 curl -sN --max-time 3 "$A/api/v1/events/stream?domain=sensor&backlog=5" >"$TEST_TMP/sse4"
