@@ -144,9 +144,9 @@ try:
         d.find_element(By.ID, "h-add").click()
     add_entity("sensor.living_room_temperature")
     add_entity("sensor.kitchen_temperature")
-    drawn = wait(lambda: int(d.find_element(By.ID, "history").get_attribute("data-drawn") or 0) > 0 and
-                 js("return Chart.getChart('h-numeric') && Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).length"), 20)
-    check("a chart draws for the chosen entities (two overlaid)", drawn == 2, drawn)
+    ndrawn = lambda: js("return Chart.getChart('h-numeric') ? Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).length : 0")
+    drawn = wait(lambda: ndrawn() == 2, 20)
+    check("a chart draws for the chosen entities (two overlaid)", drawn, ndrawn())
     npts = js("return Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).map(s => s.data.length)")
     check("... with their 24 h of data points (288 seeded readings each, at most 400 buckets)",
           all(200 <= n <= 400 for n in npts), npts)

@@ -187,10 +187,12 @@ function renderChips() {
 }
 const timeTicks = (span) => (v) => {
   const d = new Date(v);
-  return span > 2 * 86400e3 ? d.toLocaleDateString("en-GB", { day: "2-digit", month: "short" }) + " " + d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" })
+  return span > 20 * 3600e3 ? d.toLocaleDateString("en-GB", { day: "2-digit", month: "short" }) + " " + d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" })
     : d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hour12: false });
 };
+let histGen = 0; // a newer drawHistory() supersedes an older one still loading
 async function drawHistory() {
+  const gen = ++histGen;
   const range = histRange();
   const status = $("#h-status");
   if (!range) { status.textContent = "Custom range: choose a start before the end."; return; }
@@ -198,6 +200,7 @@ async function drawHistory() {
   status.textContent = "Loading…";
   const q = `start=${encodeURIComponent(range.start.toISOString())}&end=${encodeURIComponent(range.end.toISOString())}&points=400`;
   const results = await Promise.all(hist.selected.map((id) => getJSON(`api/v1/entities/${encodeURIComponent(id)}/series?${q}`).catch(() => ({ status: 0 }))));
+  if (gen !== histGen) return;
   const numeric = [], timeline = [], problems = [];
   results.forEach((r, i) => {
     if (r.status !== 200) { problems.push(`${hist.selected[i]}: ${(r.body && r.body.error) || "unavailable"}`); return; }
