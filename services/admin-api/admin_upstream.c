@@ -4,6 +4,7 @@
  * building, the timeout and what a failed hop looks like to the client
  * (502 naming the peer and the transport error) are decided here once. */
 #include "admin.h"
+#include "auth.h"
 #include "log.h"
 #include "sbuf.h"
 
@@ -29,7 +30,8 @@ int admin_get(admin *a, admin_peer p, const char *path_and_query, admin_upstream
     sbuf_adds(&url, a->peer_url[p]);
     sbuf_adds(&url, path_and_query);
     if (sbuf_failed(&url)) return -1;
-    httpc_request r = {.method = "GET", .url = url.data, .timeout_ms = a->upstream_timeout_ms};
+    const char *headers[] = {auth_header(), NULL}; /* the deployment's API token, when set */
+    httpc_request r = {.method = "GET", .url = url.data, .headers = headers, .timeout_ms = a->upstream_timeout_ms};
     int rc = httpc_send(a->http, &r, cb, arg);
     sbuf_free(&url);
     return rc;

@@ -5,6 +5,7 @@
  * itself -- read only over HTTP from websocket-ingestion, enrichment-pipeline
  * and data-storage, found through the same *_URL variables as homeiqctl. */
 #include "admin.h"
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -31,6 +32,7 @@ static const config_var admin_vars[] = {
     {"ADMIN_API_UPSTREAM_TIMEOUT_MS", "5000", "timeout of one request to another service"},
     {"ADMIN_STREAM_POLL_MS", "500", "live tail: how often data-storage's feed is read per open stream"},
     {"ADMIN_STREAM_MAX_CLIENTS", "64", "live tail: most open streams; more get 503"},
+    AUTH_CONFIG_VARS,
     {NULL, NULL, NULL},
 };
 
@@ -56,6 +58,7 @@ static void admin_fallback(struct evhttp_request *req, void *arg) {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path) path = "/";
+    if (strncmp(path, "/api/", 5) == 0 && auth_check(req) != 0) return; /* the page's files are public */
     if (admin_api_series(a, req, path) == 0) return;
     if (strncmp(path, "/api/", 5) == 0) {
         httpd_reply_error(req, 404, "no such endpoint: %s", path);

@@ -23,6 +23,7 @@ from selenium.webdriver.common.keys import Keys
 
 URL, ART, STORAGE_PID = sys.argv[1], sys.argv[2], int(sys.argv[3])
 INGEST = os.environ["WEBSOCKET_INGESTION_URL"]
+TOKEN = os.environ["HOMEIQ_API_TOKEN"]
 os.makedirs(ART, exist_ok=True)
 fails = 0
 
@@ -51,7 +52,7 @@ def probe(entity, state):
     body = json.dumps({"event_type": "state_changed", "entity_id": entity, "state": state, "time_fired": now,
                        "context_id": f"dash-{entity}-{state}-{time.time_ns()}"}).encode()
     req = urllib.request.Request(INGEST + "/api/v1/events/forward", data=body,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN})
     return urllib.request.urlopen(req, timeout=10).status
 
 
@@ -75,6 +76,15 @@ d = browser()
 try:
     d.get(URL)
     js = d.execute_script
+    # ---- the API token: the page asks for it, then works -------------------------
+    check("without a token the page asks for it (labelled field)",
+          wait(lambda: d.find_element(By.ID, "auth").is_displayed(), 10) and
+          js("return document.getElementById('auth-token').labels.length") == 1)
+    d.find_element(By.ID, "auth-token").send_keys(TOKEN + Keys.ENTER)
+    check("... and hides the question once it has it", wait(lambda: not d.find_element(By.ID, "auth").is_displayed(), 5))
+    time.sleep(1)
+    pre = [e for e in console_errors(d) if not (e.get("source") == "network" and " 401 " in e.get("message", "") + " ")]
+    check("before the token: no console errors besides the expected 401 answers", not pre, pre)
     # ---- pipeline ---------------------------------------------------------------
     levels = lambda: js("return [...document.querySelectorAll('#hops li')].map(l => l.id + ':' + l.dataset.level)")
     want = ["hop-home-assistant:ok", "hop-websocket-ingestion:ok", "hop-enrichment-pipeline:ok",

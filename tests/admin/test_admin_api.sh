@@ -21,6 +21,18 @@ check_eq "admin-api binds loopback by default" "0100007F$(printf ':%04X' "$AD_PO
 check_eq "GET /health answers 200 healthy" healthy "$(get /health | jq -r .status)"
 check "GET /metrics is Prometheus text" bash -c "curl -s '$A/metrics' | grep -q '^# TYPE\|^# HELP' || curl -s -o /dev/null -w '%{http_code}' '$A/metrics' | grep -q 200"
 
+# ---- the API token -------------------------------------------------------------
+check_eq "without the token: /api/v1/health is 401" 401 "$(curl -q -s -o /dev/null -w '%{http_code}' "$A/api/v1/health")"
+check_eq "without the token: the series route is 401 too" 401 \
+  "$(curl -q -s -o /dev/null -w '%{http_code}' "$A/api/v1/entities/sensor.x/series")"
+check_eq "without the token: the live tail is 401" 401 "$(curl -q -s -o /dev/null -w '%{http_code}' "$A/api/v1/events/stream")"
+check_eq "a wrong token is 401" 401 \
+  "$(curl -q -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' "$A/api/v1/overview")"
+check_eq "without the token: the page and its files are served (they hold no data)" '200 200 200' \
+  "$(for p in / app.js vendor/chart.min.js; do curl -q -s -o /dev/null -w '%{http_code} ' "$A/$p"; done | xargs)"
+check_eq "without the token: /health is open" 200 "$(curl -q -s -o /dev/null -w '%{http_code}' "$A/health")"
+check "admin-api documents the token variables" bash -c "'$ADM' --help | grep -q HOMEIQ_API_TOKEN_FILE"
+
 # ---- health ---------------------------------------------------------------------
 H=$(curl -s -w '\n%{http_code}' "$A/api/v1/health")
 check_eq "api/v1/health: 200 when every hop is healthy" 200 "$(tail -n1 <<<"$H")"

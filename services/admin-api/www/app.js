@@ -1,7 +1,8 @@
 // app.js -- the HomeIQ dashboard. Plain JS, no build step; every URL is
 // relative (the page also works under a reverse-proxy prefix). Data comes
 // from admin-api only: api/v1/health, overview, entities, series, the
-// events/stream SSE tail and dead-letters. Charts: Chart.js (Debian's
+// events/stream SSE tail (read with fetch, so it can carry the API token) and
+// dead-letters. Charts: Chart.js (Debian's
 // libjs-chart.js, served at vendor/chart.min.js).
 "use strict";
 
@@ -30,8 +31,29 @@ function fmtTime(iso) {
   const d = new Date(iso);
   return isNaN(d) ? String(iso) : d.toLocaleString("en-GB", { hour12: false });
 }
+// The API token (docs/SECURITY.md), when the deployment has one: from a
+// "#token=..." fragment (never sent to a server) or typed into the form, kept
+// in this tab's sessionStorage only.
+let token = sessionStorage.getItem("homeiq-token");
+(() => {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (!m) return;
+  token = decodeURIComponent(m[1]);
+  sessionStorage.setItem("homeiq-token", token);
+  history.replaceState(null, "", location.pathname + location.search);
+})();
+function authHeaders(extra) {
+  const h = Object.assign({ Accept: "application/json" }, extra || {});
+  if (token) h.Authorization = "Bearer " + token;
+  return h;
+}
+function needToken() {
+  $("#auth").hidden = false;
+  $("#auth-state").textContent = token ? "That token was refused." : "";
+}
 async function getJSON(url) {
-  const r = await fetch(url, { headers: { Accept: "application/json" } });
+  const r = await fetch(url, { headers: authHeaders() });
+  if (r.status === 401) needToken();
   let body = null;
   try { body = await r.json(); } catch (e) { body = null; }
   return { status: r.status, body };
@@ -108,7 +130,7 @@ async function pollOverview() {
 }
 
 // ---- live tail ---------------------------------------------------------------
-const tail = { es: null, lastId: null, paused: false, max: 200, filters: {} };
+const tail = { ctrl: null, lastId: null, paused: false, max: 200, filters: {} };
 function showRecord(rec) {
   $("#record-json").textContent = JSON.stringify(rec, null, 2);
   const d = $("#record");
@@ -124,26 +146,59 @@ function tailRow(ev) {
   return tr;
 }
 function tailState(text) { $("#tail-state").textContent = text; }
-function tailOpen(backlog) {
-  if (tail.es) tail.es.close();
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(tail.filters)) if (v) q.set(k, v);
-  if (tail.lastId != null) q.set("last_event_id", tail.lastId); else q.set("backlog", backlog);
-  const es = new EventSource("api/v1/events/stream?" + q.toString());
-  tail.es = es;
-  es.addEventListener("event", (m) => {
-    let ev; try { ev = JSON.parse(m.data); } catch (e) { return; }
-    tail.lastId = m.lastEventId || ev.seq;
+function tailMessage(block) {
+  let id = null, type = "message", data = "";
+  for (const line of block.split("\n")) {
+    if (line.startsWith("id: ")) id = line.slice(4);
+    else if (line.startsWith("event: ")) type = line.slice(7);
+    else if (line.startsWith("data: ")) data += line.slice(6);
+  }
+  if (type === "event") {
+    let ev; try { ev = JSON.parse(data); } catch (e) { return; }
+    tail.lastId = id || ev.seq;
     const body = $("#tail tbody");
     body.prepend(tailRow(ev));
     while (body.rows.length > tail.max) body.deleteRow(body.rows.length - 1);
-  });
-  es.addEventListener("upstream-error", (m) => {
-    let why = "data-storage unavailable"; try { why = JSON.parse(m.data).error; } catch (e) { /* keep default */ }
+    tailState("Live");
+  } else if (type === "upstream-error") {
+    let why = "data-storage unavailable"; try { why = JSON.parse(data).error; } catch (e) { /* keep default */ }
     tailState("Waiting: " + why);
-  });
-  es.onopen = () => tailState(tail.paused ? "Paused" : "Live");
-  es.onerror = () => tailState("Reconnecting…");
+  }
+}
+function tailClose() { if (tail.ctrl) tail.ctrl.abort(); tail.ctrl = null; }
+// The SSE stream read with fetch (EventSource cannot send the token). On a
+// reconnect it sends Last-Event-ID itself: the stream resumes after the last
+// event shown, with no gap and no repeat.
+async function tailOpen(backlog) {
+  tailClose();
+  const ctrl = new AbortController();
+  tail.ctrl = ctrl;
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(tail.filters)) if (v) q.set(k, v);
+  const extra = {};
+  if (tail.lastId != null) extra["Last-Event-ID"] = String(tail.lastId); else q.set("backlog", backlog);
+  try {
+    const r = await fetch("api/v1/events/stream?" + q.toString(), { headers: authHeaders(extra), signal: ctrl.signal });
+    if (r.status === 401) { needToken(); tailState("Needs the API token"); return; }
+    if (!r.ok) {
+      let why = r.status; try { why = (await r.json()).error; } catch (e) { /* keep the status */ }
+      tailState("Not live: " + why);
+    } else {
+      tailState(tail.paused ? "Paused" : "Live");
+      const reader = r.body.getReader(), dec = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) { tailMessage(buf.slice(0, i)); buf = buf.slice(i + 2); }
+      }
+    }
+  } catch (e) {
+    if (e.name === "AbortError") return;
+  }
+  if (tail.ctrl === ctrl && !tail.paused) { tailState("Reconnecting…"); setTimeout(() => { if (tail.ctrl === ctrl) tailOpen(0); }, 1000); }
 }
 function tailApplyFilters(ev) {
   if (ev) ev.preventDefault();
@@ -157,7 +212,7 @@ function tailTogglePause() {
   tail.paused = !tail.paused;
   $("#tail-pause").setAttribute("aria-pressed", String(tail.paused));
   $("#tail-pause").textContent = tail.paused ? "Resume" : "Pause";
-  if (tail.paused) { if (tail.es) tail.es.close(); tail.es = null; tailState("Paused (resumes without a gap)"); }
+  if (tail.paused) { tailClose(); tailState("Paused (resumes without a gap)"); }
   else tailOpen(50); // continues after the last event shown: no gap, no repeat
 }
 
@@ -278,7 +333,16 @@ async function loadDead() {
 }
 
 // ---- start -----------------------------------------------------------------------
+function useToken(ev) {
+  ev.preventDefault();
+  token = $("#auth-token").value.trim();
+  sessionStorage.setItem("homeiq-token", token);
+  $("#auth-token").value = "";
+  $("#auth").hidden = true;
+  pollHealth(); pollOverview(); loadEntities(); loadDead(); tailOpen(50);
+}
 function start() {
+  $("#auth-form").addEventListener("submit", useToken);
   $("#tail-filters").addEventListener("submit", tailApplyFilters);
   $("#f-clear").addEventListener("click", () => { $("#tail-filters").reset(); tailApplyFilters(); });
   $("#tail-pause").addEventListener("click", tailTogglePause);
