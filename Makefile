@@ -4,12 +4,13 @@
 #                any test was skipped (HOMEIQ_ALLOW_SKIP=1 accepts skips on purpose; CI never does)
 #   make run     install deps, build, run simulator + 3 services on SQLite (Ctrl-C stops all)
 #   make bench   end-to-end benchmark (writes bench/results/ and docs/BENCHMARKS.md)
+#   make bench-admin  the dashboard's targets: 30-day series, entity list, SSE at 1,000 events/s, RSS
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 CTEST_ARGS ?= --timeout 900
 
-.PHONY: all build deps test test-release test-asan run bench clean
+.PHONY: all build deps test test-release test-asan run bench bench-admin clean
 
 all: build
 
@@ -38,6 +39,9 @@ test-asan:
 
 run: deps build
 	@scripts/run
+
+bench-admin: deps build
+	@bench/admin.sh
 
 bench: deps
 	@scripts/install-deps --bench

@@ -17,6 +17,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 . "$ROOT/tests/lib/common.sh"
+trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
 unset ASAN_OPTIONS UBSAN_OPTIONS
 export LOG_LEVEL=warn
 SIM=$BUILD/tools/ha-simulator/homeiq-ha-simulator ING=$BUILD/services/websocket-ingestion/homeiq-websocket-ingestion
@@ -122,4 +123,3 @@ jq -n --argjson rows "$N" --arg sst "$SERIES_ST" --arg sad "$SERIES_AD" --argjso
     sse: {rate: $rate, seconds: $secs, received: $got, every_seq_once_in_order: $ok},
     admin_api_rss_kb: {idle: $idle, after: $after, peak: $hwm}, cpus: $cpu}' | tee "$OUT"
 for p in "$PID_ingest" "$PID_enrich" "$PID_admin" "$PID_storage" "$PID_sim"; do stop_pid "$p"; done
-finish >/dev/null
