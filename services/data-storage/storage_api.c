@@ -11,6 +11,7 @@
 #include "service.h"
 #include "json_text.h"
 #include "store_text.h"
+#include "query_api.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -27,6 +28,7 @@ struct storage_api {
     store *st;
     storage_api_opts opts;
     storage_wait *pending;
+    query_api *reads;              /* the dashboard's reads (query_api.c) */
     metric *m_stored, *m_dups, *m_rejected, *m_dead, *m_batch_ok, *m_batch_fail, *m_latency, *m_up;
 };
 
@@ -370,7 +372,7 @@ int storage_api_new(httpd *h, store *st, const storage_api_opts *opts, storage_a
         return -1;
     }
     if (httpd_route(h, "/api/v1/events", storage_events, a) || httpd_route(h, "/api/v1/dead-letters", storage_dead_letters, a) ||
-        httpd_route(h, "/health", storage_health, a)) {
+        httpd_route(h, "/health", storage_health, a) || query_api_new(h, st, &a->reads)) {
         free(a);
         return -1;
     }
@@ -382,5 +384,6 @@ void storage_api_free(storage_api *a) {
     if (!a) return;
     /* store_close() ran first and answered everything in flight. */
     if (a->pending) log_warn("requests still pending at shutdown");
+    query_api_free(a->reads);
     free(a);
 }
