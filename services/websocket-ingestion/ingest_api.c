@@ -66,6 +66,19 @@ static void ingest_health(struct evhttp_request *req, void *arg) {
     if (downstream_down) json_array_append_new(reasons, json_string("downstream_unreachable"));
     int healthy = json_array_size(reasons) == 0;
 
+    json_t *bfj = json_null();
+    if (in->bf) {
+        backfill_stats bs;
+        backfill_get_stats(in->bf, &bs);
+        bfj = json_pack("{s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:s}", "state", bs.state, "from",
+                        ingest_time_json(bs.from_us), "to", ingest_time_json(bs.to_us), "entities",
+                        (json_int_t)bs.entities, "entities_done", (json_int_t)bs.entities_done, "windows",
+                        (json_int_t)bs.windows, "windows_done", (json_int_t)bs.windows_done, "events",
+                        (json_int_t)bs.events, "events_total", (json_int_t)bs.events_total, "requests",
+                        (json_int_t)bs.requests_total, "failures", (json_int_t)bs.failures_total, "duration_s",
+                        bs.duration_s, "last_error", bs.last_error);
+        json_object_set_new(bfj, "high_water_mark", ingest_time_json(hwm_get(in->hw)));
+    }
     long long last_event = in->last_event_us;
     json_t *body = json_pack(
         "{s:s,s:s,s:o,s:o,s:o,s:o,"
@@ -84,6 +97,7 @@ static void ingest_health(struct evhttp_request *req, void *arg) {
         "downstream", "url", in->downstream_url, "reachable", !fs.failing_since_us, "inflight", fs.inflight,
         "batches_ok", (json_int_t)fs.batches_ok, "batches_failed", (json_int_t)fs.batches_failed, "last_ok",
         ingest_time_json(fs.last_ok_us), "last_error", fs.last_error);
+    json_object_set_new(body, "backfill", bfj);
     httpd_reply_json(req, healthy ? 200 : 503, body);
 }
 
