@@ -41,7 +41,7 @@ struct backfill {
     int listing;                /* the pending request is get_states */
     long retry_ms;
 
-    int64_t mark, from, to, win_from, win_to;
+    int64_t mark, from, to, win_from, win_to, subscribed;
     char **entities;
     size_t nentities, chunk;    /* chunk = index of the first entity of the current request */
     json_t *prev;               /* entity -> previous row's new_state text (old_state of the next) */
@@ -238,7 +238,9 @@ static void bf_send_listing(backfill *b) {
 static void bf_complete(backfill *b) {
     spool_stats ss;
     spool_get_stats(b->sp, &ss);
-    hwm_complete(b->hw, ss.next_seq, b->to);
+    /* complete up to the subscribe (history covered it; `to` is later only to absorb clock skew),
+     * and live events since then up to the newest spooled (hwm keeps the later of the two) */
+    hwm_complete(b->hw, ss.next_seq, b->subscribed);
     hwm_durable(b->hw, ss.durable_seq);
     b->s.duration_s = (double)(service_mono_us() - b->started_mono) / 1e6;
     bf_set_state(b, BF_DONE);
@@ -355,6 +357,12 @@ static void bf_on_states(backfill *b, const bf_result *r) {
     b->s.windows = (b->to - b->from + b->o.window_us - 1) / b->o.window_us;
     b->s.windows_done = 0;
     log_info("backfill: %zu entities, %lld window(s) of history to read", b->nentities, (long long)b->s.windows);
+    long wait = b->o.delay_ms - (long)((service_mono_us() - b->started_mono) / 1000);
+    if (wait > 0) { /* let HA's recorder commit what was fired just before the subscribe */
+        bf_set_state(b, BF_FETCHING);
+        bf_arm(b->timer, wait);
+        return;
+    }
     bf_send_next(b);
 }
 
@@ -439,7 +447,7 @@ static void bf_on_result(const char *msg, size_t len, void *arg) {
         bf_set_state(b, BF_UNSUPPORTED);
         spool_stats ss;
         spool_get_stats(b->sp, &ss);
-        hwm_complete(b->hw, ss.next_seq, b->to); /* nothing more can be had; the mark moves on */
+        hwm_complete(b->hw, ss.next_seq, b->subscribed); /* nothing more can be had; the mark moves on */
         hwm_durable(b->hw, ss.durable_seq);
         bf_free_entities(b);
         return;
@@ -482,6 +490,7 @@ static void bf_on_subscribed(void *arg) {
                  m, o);
         b->from = oldest;
     }
+    b->subscribed = now;
     b->to = now + b->o.overlap_us;
     hwm_hold(b->hw);
     json_object_clear(b->prev);

@@ -40,6 +40,9 @@ typedef struct backfill_opts {
     int64_t window_us;          /* BACKFILL_WINDOW_S: time span per request */
     int chunk_entities;         /* BACKFILL_CHUNK_ENTITIES: entity ids per request */
     long interval_ms;           /* BACKFILL_INTERVAL_MS: pause between requests (rate limit) */
+    long delay_ms;              /* BACKFILL_DELAY_S: wait after subscribing before reading history (HA's
+                                   recorder commits every commit_interval, 5 s by default: a change fired
+                                   just before the subscribe is not in its database yet) */
     long timeout_ms;            /* BACKFILL_TIMEOUT_S: a request not answered in time is sent again */
     long retry_min_ms, retry_max_ms;
 } backfill_opts;

@@ -57,13 +57,14 @@ static const config_var ingest_vars[] = {
     {"BACKFILL_CHUNK_ENTITIES", "20", "entity ids per history request"},
     {"BACKFILL_INTERVAL_MS", "100", "pause between history requests (rate limit)"},
     {"BACKFILL_TIMEOUT_S", "120", "a history request not answered in time is sent again"},
+    {"BACKFILL_DELAY_S", "6", "wait after subscribing before reading history (HA's recorder commits every 5 s)"},
     {NULL, NULL, NULL},
 };
 
 typedef struct ingest_cfg {
     long long port, ping_s, pong_s, rmin_ms, rmax_s, auth_retry_s, max_msg, spool_max, seg_bytes, fsync_ms;
     long long batch_max, batch_bytes, linger_ms, inflight, timeout_ms, retry_min, retry_max, unhealthy_s, max_body;
-    long long bf_max_age, bf_overlap, bf_window, bf_chunk, bf_interval, bf_timeout;
+    long long bf_max_age, bf_overlap, bf_window, bf_chunk, bf_interval, bf_timeout, bf_delay;
     int insecure, backfill;
 } ingest_cfg;
 
@@ -96,6 +97,7 @@ static int ingest_read_numbers(ingest_cfg *c) {
     bad |= config_long("BACKFILL_CHUNK_ENTITIES", 20, 1, 10000, &c->bf_chunk);
     bad |= config_long("BACKFILL_INTERVAL_MS", 100, 0, 600000, &c->bf_interval);
     bad |= config_long("BACKFILL_TIMEOUT_S", 120, 1, 3600, &c->bf_timeout);
+    bad |= config_long("BACKFILL_DELAY_S", 6, 0, 3600, &c->bf_delay);
     return bad ? -1 : 0;
 }
 
@@ -189,7 +191,7 @@ static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url, con
     backfill_opts bo = {
         .enabled = c->backfill, .max_age_us = c->bf_max_age * 1000000, .overlap_us = c->bf_overlap * 1000000,
         .window_us = c->bf_window * 1000000, .chunk_entities = (int)c->bf_chunk, .interval_ms = (long)c->bf_interval,
-        .timeout_ms = (long)c->bf_timeout * 1000, .retry_min_ms = 1000, .retry_max_ms = 60000,
+        .timeout_ms = (long)c->bf_timeout * 1000, .delay_ms = (long)c->bf_delay * 1000, .retry_min_ms = 1000, .retry_max_ms = 60000,
     };
     if (backfill_new(in->base, &bo, in->ha, in->sp, in->hw, &in->bf) != 0) return -1;
     backfill_metrics(in->bf);
