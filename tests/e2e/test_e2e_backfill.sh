@@ -16,6 +16,7 @@ RATE=${1:-300}
 BACKEND=${2:-sqlite}
 TRUTH=$TEST_TMP/truth.jsonl
 HIST=$TEST_TMP/history.jsonl
+BF_WAIT=${BF_WAIT:-120} # seconds to wait for a backfill run (a smaller one to watch the test fail with BACKFILL=0)
 
 if [ "$BACKEND" = influxdb ]; then
   . "$(dirname "$0")/../lib/influxd.sh"
@@ -53,7 +54,7 @@ GEN_A1=$(sim_stat generated)
 echo "# A: ingestion down for 5 s while the house generated $((GEN_A1 - GEN_A0)) changes (${RATE}/s)"
 start_ingestion ingestion2 BACKFILL_INTERVAL_MS=20
 check "A: ingestion healthy again" wait_healthy "http://127.0.0.1:$ING_PORT/health" 30
-check "A: backfill done" wait_until 120 wait_backfill_done
+check "A: backfill done" wait_until "$BF_WAIT" wait_backfill_done
 phase_report A
 BF_A=$(bf events)
 check "A: backfill spooled at least the $((GEN_A1 - GEN_A0)) changes of the gap ($BF_A)" test "$BF_A" -ge $((GEN_A1 - GEN_A0))
@@ -66,7 +67,7 @@ sleep 2
 curl -s -o /dev/null -X POST "http://127.0.0.1:$SIM_PORT/api/sim/history/fail/2"
 check_eq "B: simulator drops the connection" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$SIM_PORT/api/sim/drop")"
-check "B: backfill retried the failed history calls and finished" wait_until 120 wait_backfill_done
+check "B: backfill retried the failed history calls and finished" wait_until "$BF_WAIT" wait_backfill_done
 phase_report B
 check "B: the failures are counted in /health" test "$(bf failures)" -ge 2
 check "B: the failed history call is logged with HA's error" grep -q "history_during_period failed: unknown_error" \
@@ -77,7 +78,7 @@ sleep 2
 check "C: HA stops (SIGTERM)" stop_pid "$SIM_PID"
 sleep 2
 start_house sim2
-check "C: ingestion reconnected and backfilled" wait_until 120 bash -c \
+check "C: ingestion reconnected and backfilled" wait_until "$BF_WAIT" bash -c \
   "[ \$(curl -s http://127.0.0.1:$ING_PORT/health | jq -r '.backfill.state') = done ] && \
    [ \$(curl -s http://127.0.0.1:$ING_PORT/health | jq -r '.home_assistant.state') = subscribed ]"
 phase_report C
