@@ -70,7 +70,8 @@ static void ingest_health(struct evhttp_request *req, void *arg) {
     if (in->bf) {
         backfill_stats bs;
         backfill_get_stats(in->bf, &bs);
-        bfj = json_pack("{s:s,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:s}", "state", bs.state, "from",
+        bfj = json_pack("{s:s,s:I,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:s}", "state", bs.state, "runs",
+                        (json_int_t)bs.runs, "from",
                         ingest_time_json(bs.from_us), "to", ingest_time_json(bs.to_us), "entities",
                         (json_int_t)bs.entities, "entities_done", (json_int_t)bs.entities_done, "windows",
                         (json_int_t)bs.windows, "windows_done", (json_int_t)bs.windows_done, "events",
