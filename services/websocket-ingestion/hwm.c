@@ -25,7 +25,7 @@ struct hwm {
 };
 
 static uint64_t hwm_fnv(const char *s) {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
 }
