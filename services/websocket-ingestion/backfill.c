@@ -20,6 +20,7 @@
 
 #include <event2/event.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +50,18 @@ struct backfill {
     long long started_mono;
     backfill_stats s;
     metric *m_events, *m_requests, *m_failures;
+
+    int connected;              /* subscribed now */
+    int import_run;             /* the current run is an import (homeiqctl import-history) */
+    int import_pending;         /* an import is asked for / to be resumed (file SPOOL_DIR/import) */
+    int64_t imp_from, imp_to, imp_next; /* imp_next: start of the first window not yet done */
+    char **imp_ids;             /* entity filter, NULL = every entity get_states lists */
+    size_t nimp_ids;
 };
+
+static void bf_after_run(backfill *b);
+static void bf_import_save(backfill *b);
+static void bf_import_forget(backfill *b);
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -236,22 +248,28 @@ static void bf_send_listing(backfill *b) {
 }
 
 static void bf_complete(backfill *b) {
-    spool_stats ss;
-    spool_get_stats(b->sp, &ss);
-    /* complete up to the subscribe (history covered it; `to` is later only to absorb clock skew),
-     * and live events since then up to the newest spooled (hwm keeps the later of the two) */
-    hwm_complete(b->hw, ss.next_seq, b->subscribed);
-    hwm_durable(b->hw, ss.durable_seq);
+    if (b->import_run) {
+        bf_import_forget(b);
+    } else {
+        spool_stats ss;
+        spool_get_stats(b->sp, &ss);
+        /* complete up to the subscribe (history covered it; `to` is later only to absorb clock skew),
+         * and live events since then up to the newest spooled (hwm keeps the later of the two) */
+        hwm_complete(b->hw, ss.next_seq, b->subscribed);
+        hwm_durable(b->hw, ss.durable_seq);
+    }
     b->s.duration_s = (double)(service_mono_us() - b->started_mono) / 1e6;
     bf_set_state(b, BF_DONE);
     b->s.last_error[0] = '\0';
     char f[EVENT_TIME_LEN], t[EVENT_TIME_LEN];
     bf_iso(b->from, f);
     bf_iso(b->to, t);
-    log_info("backfill: done, %llu event(s) from %s to %s (%zu entities) in %.1f s",
-             (unsigned long long)b->s.events, f, t, b->nentities, b->s.duration_s);
+    log_info("backfill: %s done, %llu event(s) from %s to %s (%zu entities) in %.1f s",
+             b->import_run ? "import" : "gap", (unsigned long long)b->s.events, f, t, b->nentities,
+             b->s.duration_s);
     bf_free_entities(b);
     json_object_clear(b->prev);
+    bf_after_run(b);
 }
 
 static void bf_send_history(backfill *b) {
@@ -276,6 +294,10 @@ static void bf_send_next(backfill *b) {
         b->s.entities_done = 0;
         b->win_from = b->win_to;
         b->s.windows_done++;
+        if (b->import_run) { /* resumable from here */
+            b->imp_next = b->win_from;
+            bf_import_save(b);
+        }
         if (b->win_from >= b->to || b->nentities == 0) {
             bf_complete(b);
             return;
@@ -339,6 +361,7 @@ static int bf_collect_entity(const char *v, size_t vl, void *arg) {
 }
 
 static int bf_cmp(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+static void bf_windows(backfill *b);
 
 static void bf_on_states(backfill *b, const bf_result *r) {
     bf_free_entities(b);
@@ -349,6 +372,11 @@ static void bf_on_states(backfill *b, const bf_result *r) {
         return;
     }
     qsort(b->entities, b->nentities, sizeof *b->entities, bf_cmp);
+    bf_windows(b);
+}
+
+/* The run's entity list is known: the first window. */
+static void bf_windows(backfill *b) {
     b->chunk = 0;
     b->win_from = b->from;
     b->win_to = b->from + b->o.window_us < b->to ? b->from + b->o.window_us : b->to;
@@ -447,9 +475,11 @@ static void bf_on_result(const char *msg, size_t len, void *arg) {
         bf_set_state(b, BF_UNSUPPORTED);
         spool_stats ss;
         spool_get_stats(b->sp, &ss);
-        hwm_complete(b->hw, ss.next_seq, b->subscribed); /* nothing more can be had; the mark moves on */
+        if (b->import_run) bf_import_forget(b); /* nothing can be imported either */
+        else hwm_complete(b->hw, ss.next_seq, b->subscribed); /* nothing more can be had; the mark moves on */
         hwm_durable(b->hw, ss.durable_seq);
         bf_free_entities(b);
+        bf_after_run(b);
         return;
     }
     if (!ok) {
@@ -466,35 +496,14 @@ static void bf_on_result(const char *msg, size_t len, void *arg) {
 
 /* ---- hooks ------------------------------------------------------------------------------ */
 
-static void bf_on_subscribed(void *arg) {
-    backfill *b = arg;
-    bf_stop_request(b);
-    if (!b->o.enabled) {
-        bf_set_state(b, BF_OFF);
-        return;
-    }
-    int64_t now = service_now_us();
-    b->mark = hwm_get(b->hw);
-    if (!b->mark) { /* first start: nothing to catch up with (import-history is for that) */
-        bf_set_state(b, BF_IDLE);
-        if (hwm_held(b->hw)) hwm_complete(b->hw, 0, 0);
-        return;
-    }
-    b->from = b->mark - b->o.overlap_us;
-    int64_t oldest = now - b->o.max_age_us;
-    if (b->from < oldest) {
-        char m[EVENT_TIME_LEN], o[EVENT_TIME_LEN];
-        bf_iso(b->mark, m);
-        bf_iso(oldest, o);
-        log_warn("backfill: the gap starts at %s, older than BACKFILL_MAX_AGE; changes before %s are not asked for",
-                 m, o);
-        b->from = oldest;
-    }
-    b->subscribed = now;
-    b->to = now + b->o.overlap_us;
-    hwm_hold(b->hw);
+/* A run over [from, to]: the gap after the mark, or an import. */
+static void bf_start_run(backfill *b, int64_t from, int64_t to, int import) {
+    b->import_run = import;
+    b->from = from;
+    b->to = to;
     json_object_clear(b->prev);
     bf_free_entities(b);
+    b->s.kind = import ? "import" : "gap";
     b->s.from_us = b->from;
     b->s.to_us = b->to;
     b->s.events = 0;
@@ -507,18 +516,146 @@ static void bf_on_subscribed(void *arg) {
     char f[EVENT_TIME_LEN], t[EVENT_TIME_LEN];
     bf_iso(b->from, f);
     bf_iso(b->to, t);
-    log_info("backfill: reading home assistant's history from %s to %s", f, t);
+    log_info("backfill: %s: reading home assistant's history from %s to %s", import ? "import" : "gap", f, t);
+    if (import && b->imp_ids) { /* the entities asked for: no listing */
+        b->entities = calloc(b->nimp_ids ? b->nimp_ids : 1, sizeof *b->entities);
+        for (size_t i = 0; b->entities && i < b->nimp_ids; i++) b->entities[b->nentities++] = strdup(b->imp_ids[i]);
+        bf_set_state(b, BF_FETCHING);
+        bf_windows(b);
+        return;
+    }
     bf_send_listing(b);
+}
+
+/* After a run: a pending import goes next. */
+static void bf_after_run(backfill *b) {
+    if (!b->import_pending || !b->connected || !b->o.enabled) return;
+    b->mark = 0; /* an import re-sends every row it reads */
+    bf_start_run(b, b->imp_next, b->imp_to, 1);
+}
+
+static void bf_on_subscribed(void *arg) {
+    backfill *b = arg;
+    bf_stop_request(b);
+    b->connected = 1;
+    if (!b->o.enabled) {
+        bf_set_state(b, BF_OFF);
+        return;
+    }
+    int64_t now = service_now_us();
+    b->mark = hwm_get(b->hw);
+    if (!b->mark) { /* first start: no gap to catch up with (import-history is for older history) */
+        bf_set_state(b, BF_IDLE);
+        if (hwm_held(b->hw)) hwm_complete(b->hw, 0, 0);
+        bf_after_run(b);
+        return;
+    }
+    int64_t from = b->mark - b->o.overlap_us;
+    int64_t oldest = now - b->o.max_age_us;
+    if (from < oldest) {
+        char m[EVENT_TIME_LEN], o[EVENT_TIME_LEN];
+        bf_iso(b->mark, m);
+        bf_iso(oldest, o);
+        log_warn("backfill: the gap starts at %s, older than BACKFILL_MAX_AGE; changes before %s are not asked for",
+                 m, o);
+        from = oldest;
+    }
+    b->subscribed = now;
+    hwm_hold(b->hw);
+    bf_start_run(b, from, now + b->o.overlap_us, 0);
 }
 
 static void bf_on_lost(void *arg) {
     backfill *b = arg;
+    b->connected = 0;
     if (b->state != BF_LISTING && b->state != BF_FETCHING && b->state != BF_RETRYING) return;
     bf_stop_request(b);
     bf_set_state(b, BF_INTERRUPTED);
     b->s.duration_s = (double)(service_mono_us() - b->started_mono) / 1e6;
-    log_warn("backfill: interrupted (connection lost) after %llu event(s); starts over from the mark on reconnect",
-             (unsigned long long)b->s.events);
+    log_warn("backfill: %s interrupted (connection lost) after %llu event(s); %s on reconnect",
+             b->import_run ? "import" : "gap", (unsigned long long)b->s.events,
+             b->import_run ? "resumes from its last finished window" : "starts over from the mark");
+}
+
+/* ---- import (homeiqctl import-history) ----------------------------------------------------
+ * The request and its progress (the first window not yet done) live in o.import_path, so an
+ * import survives ingestion's restart and a lost connection, and resumes where it was. */
+
+static void bf_import_save(backfill *b) {
+    if (!b->o.import_path) return;
+    json_t *ids = json_array();
+    for (size_t i = 0; i < b->nimp_ids; i++) json_array_append_new(ids, json_string(b->imp_ids[i]));
+    json_t *j = json_pack("{s:I,s:I,s:I,s:o}", "from", (json_int_t)b->imp_from, "to", (json_int_t)b->imp_to, "next",
+                          (json_int_t)b->imp_next, "entity_ids", b->imp_ids ? ids : json_null());
+    if (!b->imp_ids) json_decref(ids);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", b->o.import_path);
+    if (!j || json_dump_file(j, tmp, JSON_COMPACT) != 0 || rename(tmp, b->o.import_path) != 0)
+        log_error("backfill: cannot save the import's progress to %s", b->o.import_path);
+    json_decref(j);
+}
+
+static void bf_import_ids_free(backfill *b) {
+    for (size_t i = 0; i < b->nimp_ids; i++) free(b->imp_ids[i]);
+    free(b->imp_ids);
+    b->imp_ids = NULL;
+    b->nimp_ids = 0;
+}
+
+static void bf_import_forget(backfill *b) {
+    b->import_pending = 0;
+    bf_import_ids_free(b);
+    if (b->o.import_path) remove(b->o.import_path);
+}
+
+static void bf_import_load(backfill *b) {
+    if (!b->o.import_path) return;
+    json_t *j = json_load_file(b->o.import_path, 0, NULL);
+    if (!j) return;
+    json_t *ids = json_object_get(j, "entity_ids");
+    b->imp_from = json_integer_value(json_object_get(j, "from"));
+    b->imp_to = json_integer_value(json_object_get(j, "to"));
+    b->imp_next = json_integer_value(json_object_get(j, "next"));
+    if (json_is_array(ids)) {
+        b->imp_ids = calloc(json_array_size(ids) + 1, sizeof *b->imp_ids);
+        size_t i;
+        json_t *v;
+        json_array_foreach(ids, i, v) if (json_is_string(v)) b->imp_ids[b->nimp_ids++] = strdup(json_string_value(v));
+    }
+    json_decref(j);
+    if (b->imp_to <= 0 || b->imp_next < b->imp_from || b->imp_next > b->imp_to) {
+        log_warn("backfill: %s is not a valid import; ignored", b->o.import_path);
+        bf_import_forget(b);
+        return;
+    }
+    b->import_pending = 1;
+    char n[EVENT_TIME_LEN];
+    bf_iso(b->imp_next, n);
+    log_info("backfill: an unfinished import resumes from %s once home assistant is connected", n);
+}
+
+int backfill_import(backfill *b, int64_t since_us, const char *const *entity_ids, size_t n) {
+    if (!b->o.enabled) return -1;
+    if (b->import_pending) return 1; /* one at a time: the caller watches the running one */
+    int64_t now = service_now_us();
+    b->imp_from = b->imp_next = now - since_us;
+    b->imp_to = now;
+    bf_import_ids_free(b);
+    if (n) {
+        b->imp_ids = calloc(n, sizeof *b->imp_ids);
+        for (size_t i = 0; b->imp_ids && i < n; i++) b->imp_ids[b->nimp_ids++] = strdup(entity_ids[i]);
+    }
+    b->import_pending = 1;
+    bf_import_save(b);
+    if (b->state != BF_LISTING && b->state != BF_FETCHING && b->state != BF_RETRYING) bf_after_run(b);
+    return 0;
+}
+
+void backfill_import_status(const backfill *b, int *pending, int64_t *from, int64_t *to, int64_t *next) {
+    *pending = b->import_pending;
+    *from = b->imp_from;
+    *to = b->imp_to;
+    *next = b->imp_next;
 }
 
 /* ---- life cycle ------------------------------------------------------------------------ */
@@ -548,6 +685,9 @@ int backfill_new(struct event_base *base, const backfill_opts *o, ha_client *ha,
         return -1;
     }
     bf_set_state(b, o->enabled ? BF_IDLE : BF_OFF);
+    b->s.kind = "gap";
+    if (b->o.import_path) b->o.import_path = strdup(b->o.import_path);
+    if (o->enabled) bf_import_load(b);
     ha_client_set_hooks(ha, bf_on_subscribed, bf_on_lost, b);
     *out = b;
     return 0;
@@ -584,6 +724,8 @@ void backfill_free(backfill *b) {
     if (b->timer) event_free(b->timer);
     if (b->timeout) event_free(b->timeout);
     bf_free_entities(b);
+    bf_import_ids_free(b);
+    free((char *)b->o.import_path);
     json_decref(b->prev);
     sbuf_free(&b->ev);
     sbuf_free(&b->st);

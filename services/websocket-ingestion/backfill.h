@@ -45,10 +45,12 @@ typedef struct backfill_opts {
                                    just before the subscribe is not in its database yet) */
     long timeout_ms;            /* BACKFILL_TIMEOUT_S: a request not answered in time is sent again */
     long retry_min_ms, retry_max_ms;
+    const char *import_path;    /* where an import's request and progress are kept (copied) */
 } backfill_opts;
 
 typedef struct backfill_stats {
     const char *state;          /* off idle listing fetching retrying done interrupted unsupported */
+    const char *kind;           /* of the current / last run: "gap" (after the mark) or "import" */
     int64_t from_us, to_us;     /* the window of the current / last run; 0 = none */
     size_t entities, entities_done; /* entity-chunk progress within the current time window */
     int64_t windows, windows_done;
@@ -61,6 +63,13 @@ typedef struct backfill_stats {
 int backfill_new(struct event_base *base, const backfill_opts *o, ha_client *ha, spool *sp, hwm *hw,
                  backfill **out);
 void backfill_get_stats(const backfill *b, backfill_stats *st);
+
+/* homeiqctl import-history: read the last `since_us` of history (all entities, or the n
+ * given) into the spool, after any gap run; resumable (progress kept in opts.import_path)
+ * and idempotent (identities). 0 = started/queued, 1 = an import is already under way
+ * (watch it), -1 = backfill is off. */
+int backfill_import(backfill *b, int64_t since_us, const char *const *entity_ids, size_t n);
+void backfill_import_status(const backfill *b, int *pending, int64_t *from, int64_t *to, int64_t *next);
 /* Registers its /metrics series. */
 void backfill_metrics(backfill *b);
 void backfill_free(backfill *b);

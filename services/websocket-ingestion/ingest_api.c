@@ -12,6 +12,7 @@
  * (the first that applies, in that order; "reasons" lists all). The Python
  * original answered 200 while it had given up reconnecting. */
 #include "ingest.h"
+#include "backfill_api.h"
 
 #include "event.h"
 #include "log.h"
@@ -66,20 +67,7 @@ static void ingest_health(struct evhttp_request *req, void *arg) {
     if (downstream_down) json_array_append_new(reasons, json_string("downstream_unreachable"));
     int healthy = json_array_size(reasons) == 0;
 
-    json_t *bfj = json_null();
-    if (in->bf) {
-        backfill_stats bs;
-        backfill_get_stats(in->bf, &bs);
-        bfj = json_pack("{s:s,s:I,s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:s}", "state", bs.state, "runs",
-                        (json_int_t)bs.runs, "from",
-                        ingest_time_json(bs.from_us), "to", ingest_time_json(bs.to_us), "entities",
-                        (json_int_t)bs.entities, "entities_done", (json_int_t)bs.entities_done, "windows",
-                        (json_int_t)bs.windows, "windows_done", (json_int_t)bs.windows_done, "events",
-                        (json_int_t)bs.events, "events_total", (json_int_t)bs.events_total, "requests",
-                        (json_int_t)bs.requests_total, "failures", (json_int_t)bs.failures_total, "duration_s",
-                        bs.duration_s, "last_error", bs.last_error);
-        json_object_set_new(bfj, "high_water_mark", ingest_time_json(hwm_get(in->hw)));
-    }
+    json_t *bfj = backfill_api_json(in);
     long long last_event = in->last_event_us;
     json_t *body = json_pack(
         "{s:s,s:s,s:o,s:o,s:o,s:o,"
@@ -203,7 +191,7 @@ void ingest_api_shutdown(ingest *in) {
 int ingest_api_init(ingest *in) {
     if (httpd_route(in->hd, "/health", ingest_health, in) != 0) return -1;
     if (httpd_route(in->hd, "/api/v1/events/forward", ingest_forward, in) != 0) return -1;
-    return 0;
+    return backfill_api_init(in);
 }
 
 /* ---- gauges ------------------------------------------------------------------ */

@@ -188,10 +188,13 @@ static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url, con
     free(token);
     if (rc != 0) return -1;
     if (hwm_open(spool_dir, in->ha_url, &in->hw) != 0) return -1;
+    char import_path[4200];
+    snprintf(import_path, sizeof import_path, "%s/import", spool_dir);
     backfill_opts bo = {
         .enabled = c->backfill, .max_age_us = c->bf_max_age * 1000000, .overlap_us = c->bf_overlap * 1000000,
         .window_us = c->bf_window * 1000000, .chunk_entities = (int)c->bf_chunk, .interval_ms = (long)c->bf_interval,
         .timeout_ms = (long)c->bf_timeout * 1000, .delay_ms = (long)c->bf_delay * 1000, .retry_min_ms = 1000, .retry_max_ms = 60000,
+        .import_path = import_path,
     };
     if (backfill_new(in->base, &bo, in->ha, in->sp, in->hw, &in->bf) != 0) return -1;
     backfill_metrics(in->bf);
