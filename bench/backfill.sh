@@ -47,7 +47,13 @@ SP=$(port); EP=$(port); DP=$(port); IP=$(port)
 DATA_DIR=$T/storage DATA_STORAGE_PORT=$DP "$STO" >"$T/storage.log" 2>&1 & PIDS+=($!)
 ENRICHMENT_PIPELINE_PORT=$EP DATA_STORAGE_URL=http://127.0.0.1:$DP "$ENR" >"$T/enrichment.log" 2>&1 & PIDS+=($!)
 SIMULATOR_PORT=$SP "$SIM" --history-file "$T/history.jsonl" >"$T/sim.log" 2>&1 & PIDS+=($!)
-for p in $DP $EP $SP; do until curl -s -o /dev/null "http://127.0.0.1:$p/health"; do sleep 0.1; done; done
+up() { # PORT PID : waits for /health; fails when the process died (e.g. the port was taken)
+  until curl -s -o /dev/null "http://127.0.0.1:$1/health"; do kill -0 "$2" 2>/dev/null || { echo "a process on port $1 died" >&2; exit 1; }; sleep 0.1; done
+}
+up $DP "${PIDS[0]}"; up $EP "${PIDS[1]}"
+until curl -s "http://127.0.0.1:$SP/health" | grep -q ha-simulator; do # (loading the history takes a while)
+  kill -0 "${PIDS[2]}" 2>/dev/null || { echo "the simulator died (port $SP taken?)" >&2; exit 1; }; sleep 0.2
+done
 grep "restored" "$T/sim.log"
 
 # ---- the mark: HOURS ago (hwm-<FNV-1a 64 of the WebSocket URL>, as hwm.c names it) ----------
@@ -64,12 +70,12 @@ T0=$(date +%s.%N)
 HOME_ASSISTANT_URL=http://127.0.0.1:$SP HOME_ASSISTANT_TOKEN=homeiq-simulator-token DATA_DIR=$T/ingestion \
   WEBSOCKET_INGESTION_PORT=$IP ENRICHMENT_PIPELINE_URL=http://127.0.0.1:$EP BACKFILL_OVERLAP_S=0 \
   "$ING" >"$T/ingestion.log" 2>&1 & PIDS+=($!); IPID=$!
-until curl -s -o /dev/null "http://127.0.0.1:$IP/health"; do sleep 0.1; done
+up $IP $IPID
 MAXRSS=0
 while [ "$(hget $IP .backfill.state)" != done ]; do
   r=$(rss_kb $IPID); [ "$r" -gt "$MAXRSS" ] && MAXRSS=$r
   st=$(hget $IP .backfill.state)
-  if [ "$st" = interrupted ] || [ "$st" = unsupported ]; then echo "backfill $st" >&2; tail "$T/ingestion.log" >&2; exit 1; fi
+  if [ "$st" = unsupported ]; then echo "backfill $st" >&2; tail "$T/ingestion.log" >&2; exit 1; fi
   sleep 0.2
 done
 T1=$(date +%s.%N)
@@ -86,4 +92,5 @@ T2=$(date +%s.%N)
 echo "rows in HA's history: $ROWS over $HOURS h; backfilled events: $EVENTS"
 echo "backfill time (subscribe -> done, incl. BACKFILL_DELAY_S): $(awk "BEGIN{printf \"%.1f\", $T1 - $T0}") s"
 echo "until storage holds them all: $(awk "BEGIN{printf \"%.1f\", $T2 - $T0}") s"
+echo "connections cut during the backfill (an answer over HA_MAX_MESSAGE_BYTES): $(grep -c 'ended during a history request' "$T/ingestion.log")"
 echo "ingestion peak RSS (VmHWM) at backfill end: $((PEAK_BF / 1024)) MB; largest sampled RSS: $((MAXRSS / 1024)) MB; idle now: $(( $(rss_kb $IPID) / 1024 )) MB"

@@ -52,6 +52,10 @@ struct backfill {
     metric *m_events, *m_requests, *m_failures;
 
     int connected;              /* subscribed now */
+    int lost_in_request;        /* the connection ended while a history request was pending */
+    int shrink;                 /* windows are window_us >> shrink: an answer too large for the
+                                   connection (HA_MAX_MESSAGE_BYTES) must not cut it forever */
+    int64_t window_us;          /* of the current run */
     int import_run;             /* the current run is an import (homeiqctl import-history) */
     int import_pending;         /* an import is asked for / to be resumed (file SPOOL_DIR/import) */
     int64_t imp_from, imp_to, imp_next; /* imp_next: start of the first window not yet done */
@@ -269,6 +273,7 @@ static void bf_complete(backfill *b) {
              b->s.duration_s);
     bf_free_entities(b);
     json_object_clear(b->prev);
+    b->shrink = 0;
     bf_after_run(b);
 }
 
@@ -302,7 +307,7 @@ static void bf_send_next(backfill *b) {
             bf_complete(b);
             return;
         }
-        b->win_to = b->win_from + b->o.window_us < b->to ? b->win_from + b->o.window_us : b->to;
+        b->win_to = b->win_from + b->window_us < b->to ? b->win_from + b->window_us : b->to;
     }
     bf_send_history(b);
 }
@@ -379,10 +384,10 @@ static void bf_on_states(backfill *b, const bf_result *r) {
 static void bf_windows(backfill *b) {
     b->chunk = 0;
     b->win_from = b->from;
-    b->win_to = b->from + b->o.window_us < b->to ? b->from + b->o.window_us : b->to;
+    b->win_to = b->from + b->window_us < b->to ? b->from + b->window_us : b->to;
     b->s.entities = b->nentities;
     b->s.entities_done = 0;
-    b->s.windows = (b->to - b->from + b->o.window_us - 1) / b->o.window_us;
+    b->s.windows = (b->to - b->from + b->window_us - 1) / b->window_us;
     b->s.windows_done = 0;
     log_info("backfill: %zu entities, %lld window(s) of history to read", b->nentities, (long long)b->s.windows);
     long wait = b->o.delay_ms - (long)((service_mono_us() - b->started_mono) / 1000);
@@ -457,7 +462,10 @@ static void bf_on_result(const char *msg, size_t len, void *arg) {
     backfill *b = arg;
     b->req_id = -1;
     evtimer_del(b->timeout);
-    if (!msg) return; /* connection lost: on_lost handles it */
+    if (!msg) { /* connection lost: on_lost handles it */
+        b->lost_in_request = !b->listing;
+        return;
+    }
     bf_result r;
     bf_err e;
     int ok = bf_parse_result(msg, len, &r, &e);
@@ -499,6 +507,7 @@ static void bf_on_result(const char *msg, size_t len, void *arg) {
 /* A run over [from, to]: the gap after the mark, or an import. */
 static void bf_start_run(backfill *b, int64_t from, int64_t to, int import) {
     b->import_run = import;
+    b->window_us = b->o.window_us >> b->shrink;
     b->from = from;
     b->to = to;
     json_object_clear(b->prev);
@@ -569,6 +578,12 @@ static void bf_on_lost(void *arg) {
     backfill *b = arg;
     b->connected = 0;
     if (b->state != BF_LISTING && b->state != BF_FETCHING && b->state != BF_RETRYING) return;
+    if (b->lost_in_request && b->shrink < 12 && (b->o.window_us >> (b->shrink + 1)) >= 60000000) {
+        b->shrink++;
+        log_warn("backfill: the connection ended during a history request; the next run asks for %lld s at a time",
+                 (long long)((b->o.window_us >> b->shrink) / 1000000));
+    }
+    b->lost_in_request = 0;
     bf_stop_request(b);
     bf_set_state(b, BF_INTERRUPTED);
     b->s.duration_s = (double)(service_mono_us() - b->started_mono) / 1e6;
