@@ -31,6 +31,7 @@ static const config_var VARS[] = {
     {"SIMULATOR_ALWAYS_ON", "0", "1 = the house lives on without subscribers, like a real HA (--always-on)"},
     {"SIMULATOR_HISTORY", "1", "0 = no recorder/history component: history commands are unknown_command"},
     {"SIMULATOR_HISTORY_FILE", NULL, "keep the recorder's rows in this file and restore them on start (HA restart)"},
+    {"SIMULATOR_HISTORY_MAX_ROWS", "4000000", "recorder rows kept in memory; beyond, an entity's oldest quarter is purged"},
     {NULL, NULL, NULL},
 };
 
@@ -116,7 +117,8 @@ int main(int argc, char **argv)
     if (config_long("SIMULATOR_PORT", 8123, 1, 65535, &port) != 0
         || config_long("SIMULATOR_RATE", 0, 0, 100000000, &rate) != 0
         || config_long("SIMULATOR_COUNT", 0, 0, (long long)1 << 62, &s.count) != 0
-        || config_long("SIMULATOR_SEED", 1, 0, (long long)1 << 62, &s.seed) != 0)
+        || config_long("SIMULATOR_SEED", 1, 0, (long long)1 << 62, &s.seed) != 0
+        || config_long("SIMULATOR_HISTORY_MAX_ROWS", 4000000, 0, (long long)1 << 40, &s.history_max_rows) != 0)
         goto out_log;
     s.rate = rate;
     if (config_bool("SIMULATOR_ALWAYS_ON", 0, &s.always_on) != 0 || config_bool("SIMULATOR_HISTORY", 1, &s.history_on) != 0)

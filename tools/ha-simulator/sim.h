@@ -148,7 +148,8 @@ struct sim {
     int always_on;                  /* the house lives on without subscribers (SIMULATOR_ALWAYS_ON) */
     int history_on;                 /* the recorder/history component is loaded (SIMULATOR_HISTORY) */
     long long history_fail;         /* the next N history calls fail (POST /api/sim/history/fail/N) */
-    long long history_calls, history_rows;
+    long long history_calls, history_rows, history_purged;
+    long long history_max_rows;     /* SIMULATOR_HISTORY_MAX_ROWS: purge beyond (memory bound) */
     FILE *history_file;             /* recorder rows, one JSON line each (SIMULATOR_HISTORY_FILE) */
     FILE *truth_log;                /* every generated event, sent or not (SIMULATOR_TRUTH_LOG) */
     /* generation */

@@ -53,9 +53,34 @@ static int hist_push(sim_entity *e, double lu, double lc, const char *state, con
     return 0;
 }
 
+/* Like the recorder's purge: an entity over its share of SIMULATOR_HISTORY_MAX_ROWS loses its
+ * oldest quarter (memory stays bounded in long, fast runs such as the benchmarks). */
+static void hist_purge(sim *s, sim_entity *e)
+{
+    size_t cap = s->nentities ? (size_t)(s->history_max_rows / (long long)s->nentities) : 0;
+    if (cap < 4 || e->nhist < cap) return;
+    size_t drop = e->nhist / 4;
+    /* the first kept row may share the attributes of a dropped one (rows share only with the row
+     * before, so the sharers are the rows right after it): it takes a copy, they follow it */
+    if (!e->hist[drop].owns_attrs) {
+        char *old = e->hist[drop].attrs, *copy = strdup(old);
+        if (!copy) return;
+        for (size_t k = drop; k < e->nhist && e->hist[k].attrs == old; k++) e->hist[k].attrs = copy;
+        e->hist[drop].owns_attrs = 1;
+    }
+    for (size_t k = 0; k < drop; k++) {
+        free(e->hist[k].state);
+        if (e->hist[k].owns_attrs) free(e->hist[k].attrs);
+    }
+    memmove(e->hist, e->hist + drop, (e->nhist - drop) * sizeof *e->hist);
+    e->nhist -= drop;
+    s->history_purged += (long long)drop;
+}
+
 void hist_record(sim *s, sim_entity *e)
 {
     const sim_snap *n = &e->cur;
+    hist_purge(s, e);
     if (hist_push(e, n->luf, n->lcf, n->state, n->attrs_json) != 0) {
         log_error("history: out of memory; row of %s not recorded", e->entity_id);
         return;
@@ -225,8 +250,12 @@ static void hist_entity_rows(const sim_entity *e, const hist_query *q, sbuf *b, 
 {
     int keep_attr_only = hist_domain_in(e->entity_id, SIGNIFICANT_DOMAINS);
     int keep_attrs = !q->no_attrs || hist_domain_in(e->entity_id, KEEP_ATTR_DOMAINS);
-    size_t first = 0;
-    while (first < e->nhist && e->hist[first].lu <= q->start) first++;
+    size_t first = 0, hi = e->nhist; /* the first row after start (rows are in time order) */
+    while (first < hi) {
+        size_t mid = first + (hi - first) / 2;
+        if (e->hist[mid].lu <= q->start) first = mid + 1;
+        else hi = mid;
+    }
     int n = 0;
     if (q->start_state && first > 0) { /* the state at start, stamped start_time */
         const sim_hrow *r = &e->hist[first - 1];

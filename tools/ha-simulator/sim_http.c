@@ -52,7 +52,7 @@ void sim_stats_json(sim *s, sbuf *out)
                 "\"paused\":%s,\"generating\":%s,\"count_reached\":%s,\"mode\":\"%s\",\"rate\":%lld,\"count\":%lld,"
                 "\"connections_total\":%lld,\"drops\":%lld,\"pending_bytes\":%zu,\"entities\":%zu,"
                 "\"always_on\":%s,\"history\":%s,\"history_calls\":%lld,\"history_rows\":%lld,"
-                "\"history_fail\":%lld}",
+                "\"history_fail\":%lld,\"history_purged\":%lld}",
                 s->sent, s->deliveries, s->generated, clients, authed, proto_subscribed_clients(s),
                 proto_subscriptions(s), s->paused_backpressure, s->backpressure ? "true" : "false",
                 s->paused ? "true" : "false", house_generating(s) ? "true" : "false",
@@ -60,7 +60,7 @@ void sim_stats_json(sim *s, sbuf *out)
                 s->load_mode ? "load" : "house",
                 s->rate, s->count, s->connections_total, s->drops, pending, s->nentities,
                 s->always_on ? "true" : "false", s->history_on ? "true" : "false", s->history_calls,
-                s->history_rows, s->history_fail);
+                s->history_rows, s->history_fail, s->history_purged);
 }
 
 static void http_write_cb(struct bufferevent *bev, void *arg)
