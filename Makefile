@@ -1,6 +1,7 @@
 # HomeIQ -- the commands a newcomer types. CMake does the building.
 #   make         build (release, in build/)
-#   make test    install deps, build release + ASan/UBSan, run every test in both
+#   make test    install deps, build release + ASan/UBSan, run every test in both; fails when
+#                any test was skipped (HOMEIQ_ALLOW_SKIP=1 accepts skips on purpose; CI never does)
 #   make run     install deps, build, run simulator + 3 services on SQLite (Ctrl-C stops all)
 #   make bench   end-to-end benchmark (writes bench/results/ and docs/BENCHMARKS.md)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -26,14 +27,14 @@ test: deps
 
 test-release: build
 	@echo "== tests: release build =="
-	@cd $(BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+	@cd $(BUILD) && $(CURDIR)/tests/lib/ctest_strict.sh --output-on-failure $(CTEST_ARGS)
 
 test-asan:
 	@echo "== tests: AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer build =="
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHOMEIQ_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:exitcode=23 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --output-on-failure $(CTEST_ARGS)
+		$(CURDIR)/tests/lib/ctest_strict.sh --output-on-failure $(CTEST_ARGS)
 
 run: deps build
 	@scripts/run

@@ -7,6 +7,8 @@
  * records reached the file and the API when they are durable. */
 #include "ingest.h"
 
+#include "auth.h"
+#include "httpd.h"
 #include "config.h"
 #include "event.h"
 #include "json_scan.h"
@@ -58,6 +60,8 @@ static const config_var ingest_vars[] = {
     {"BACKFILL_INTERVAL_MS", "100", "pause between history requests (rate limit)"},
     {"BACKFILL_TIMEOUT_S", "120", "a history request not answered in time is sent again"},
     {"BACKFILL_DELAY_S", "6", "wait after subscribing before reading history (HA's recorder commits every 5 s)"},
+    AUTH_CONFIG_VARS,
+    HTTPD_CONFIG_VARS,
     {NULL, NULL, NULL},
 };
 

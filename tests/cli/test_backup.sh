@@ -15,7 +15,7 @@ PER_BATCH=20
 PORT=$(free_port)
 export DATA_DIR=$TEST_TMP/data
 start_bg storage env DATA_STORAGE_PORT="$PORT" "$STORAGE"
-wait_healthy "http://127.0.0.1:$PORT/health" 20 || { echo "storage did not start"; finish; }
+wait_healthy "http://127.0.0.1:$PORT/health" 20 "$LAST_PID" || bail "data-storage did not start"
 export DATA_STORAGE_URL=http://127.0.0.1:$PORT
 
 # batch_json I: PER_BATCH enriched records; batch I, event J has time_fired
@@ -100,7 +100,7 @@ check_eq "restored store passes PRAGMA integrity_check" ok \
 # A fresh data-storage on the restored directory serves every event acked
 # before the backup began.
 start_bg storage2 env DATA_STORAGE_PORT="$P2" DATA_DIR="$TEST_TMP/restored" "$STORAGE"
-wait_healthy "http://127.0.0.1:$P2/health" 20
+wait_healthy "http://127.0.0.1:$P2/health" 20 "$LAST_PID" || bail "data-storage did not start on the restored store"
 curl -s "http://127.0.0.1:$P2/api/v1/events?entity_id=$ENTITY&limit=10000" |
   jq -r '.events[].context_id' | sort -u >"$TEST_TMP/restored_ids"
 while read -r i; do

@@ -12,12 +12,12 @@
 CTL=$1 STORAGE=$2
 N=200
 
-influxd_start || { check "influxd starts" false; finish; }
+influxd_start || bail "influxd starts"
 RPC=$(sed -n 's/^bind-address = "\(.*\)"/\1/p' "$INFLUXD_DIR/influxdb.conf")
 export STORAGE_BACKEND=influxdb INFLUXDB_DATABASE=homeiq_bk INFLUXDB_BACKUP_HOST=$RPC
 PORT=$(free_port)
 start_bg storage env DATA_STORAGE_PORT="$PORT" DATA_DIR="$TEST_TMP/data" "$STORAGE"
-wait_healthy "http://127.0.0.1:$PORT/health" 30 || { check "data-storage (influxdb) healthy" false; finish; }
+wait_healthy "http://127.0.0.1:$PORT/health" 30 "$LAST_PID" || bail "data-storage (influxdb) healthy"
 
 BATCH=$(for ((i = 0; i < N; i++)); do
   printf '{"event_type":"state_changed","entity_id":"sensor.influx_bk","time_fired":"2025-02-01T00:%02d:%02d.000000Z","state":"%d","context_id":"ib-%d"}\n' \

@@ -14,7 +14,7 @@ start_sim() {
   SENT_LOG=${SENT_LOG:-$TEST_TMP/sent.jsonl}
   start_bg sim env SIMULATOR_PORT=$SIM_PORT "$SIM_BIN" --rate "$rate" --count "$count" --seed 7 --sent-log "$SENT_LOG" "$@"
   SIM_PID=$LAST_PID
-  wait_http "http://127.0.0.1:$SIM_PORT/health" 20
+  wait_http "http://127.0.0.1:$SIM_PORT/health" 20 || bail "simulator started"
 }
 
 # start_storage NAME [env...] : data-storage on STO_PORT (sqlite in $TEST_TMP/storage unless env says otherwise).
@@ -23,7 +23,7 @@ start_storage() {
   STO_PORT=${STO_PORT:-$(free_port)}
   start_bg "$name" env DATA_DIR="$TEST_TMP/storage" DATA_STORAGE_PORT=$STO_PORT "$@" "$STO_BIN"
   STO_PID=$LAST_PID
-  wait_http "http://127.0.0.1:$STO_PORT/health" 30
+  wait_http "http://127.0.0.1:$STO_PORT/health" 30 || bail "data-storage ($name) started"
 }
 
 start_enrichment() {
@@ -31,7 +31,7 @@ start_enrichment() {
   ENR_PORT=${ENR_PORT:-$(free_port)}
   start_bg "$name" env ENRICHMENT_PIPELINE_PORT=$ENR_PORT DATA_STORAGE_URL=http://127.0.0.1:$STO_PORT "$@" "$ENR_BIN"
   ENR_PID=$LAST_PID
-  wait_http "http://127.0.0.1:$ENR_PORT/health" 30
+  wait_http "http://127.0.0.1:$ENR_PORT/health" 30 || bail "enrichment-pipeline ($name) started"
 }
 
 # start_ingestion NAME [VAR=value...] : ingestion connected to the simulator.
@@ -43,7 +43,7 @@ start_ingestion() {
     ENRICHMENT_PIPELINE_URL=http://127.0.0.1:$ENR_PORT RECONNECT_MIN_DELAY_MS=200 RECONNECT_MAX_DELAY=2 \
     FORWARD_RETRY_MAX_MS=1000 "$@" "$ING_BIN"
   ING_PID=$LAST_PID
-  wait_http "http://127.0.0.1:$ING_PORT/health" 30
+  wait_http "http://127.0.0.1:$ING_PORT/health" 30 || bail "websocket-ingestion ($name) started"
 }
 
 sim_stat() { curl -s "http://127.0.0.1:$SIM_PORT/api/sim/stats" | jq -r ".$1"; }

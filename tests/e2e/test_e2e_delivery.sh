@@ -10,7 +10,7 @@ BACKEND=${3:-sqlite}
 
 if [ "$BACKEND" = influxdb ]; then
   . "$(dirname "$0")/../lib/influxd.sh"
-  influxd_start || { check "influxd starts" false; finish; }
+  influxd_start || bail "influxd starts"
   start_storage storage STORAGE_BACKEND=influxdb INFLUXDB_URL="$INFLUXDB_URL" INFLUXDB_DATABASE=homeiq_e2e
 else
   start_storage storage

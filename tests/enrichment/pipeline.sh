@@ -28,7 +28,7 @@ S=http://127.0.0.1:$SPORT E=http://127.0.0.1:$EPORT
 storage_env=(DATA_STORAGE_PORT=$SPORT MAX_BATCH=500 DATA_DIR="$TEST_TMP/storage")
 if [ "$BACKEND" = influxdb ]; then
   . "$HERE/../lib/influxd.sh"
-  influxd_start || { echo "not ok - influxd did not start"; finish; }
+  influxd_start || bail "influxd did not start"
   storage_env+=(STORAGE_BACKEND=influxdb INFLUXDB_URL="$INFLUXDB_URL" INFLUXDB_PING_INTERVAL_MS=200)
 fi
 start_storage() { start_bg "storage$1" env "${storage_env[@]}" "$STORAGE"; STORAGE_PID=$LAST_PID; }
@@ -37,8 +37,8 @@ start_storage 1
 start_bg enrichment env TZ=Europe/Amsterdam ENRICHMENT_PIPELINE_PORT=$EPORT DATA_STORAGE_URL=$S \
   MAX_BATCH=1000 MAX_BODY_BYTES=1048576 STORAGE_PROBE_INTERVAL_MS=200 STORAGE_TIMEOUT_MS=2000 "$ENRICH"
 ENRICH_PID=$LAST_PID
-wait_healthy "$S/health" 30 || { echo "not ok - storage not healthy"; finish; }
-wait_healthy "$E/health" 10 || { echo "not ok - enrichment not healthy"; finish; }
+wait_healthy "$S/health" 30 "$STORAGE_PID" || bail "storage not healthy"
+wait_healthy "$E/health" 10 "$ENRICH_PID" || bail "enrichment not healthy"
 echo "# backend $BACKEND: storage $S, enrichment $E"
 
 # post BODY_FILE -> sets CODE and BODY
@@ -205,8 +205,8 @@ post "$TEST_TMP/down.json"
 check_eq "post while storage is down: 503" 503 "$CODE"
 
 start_storage 2
-wait_healthy "$S/health" 30 || echo "# storage did not come back"
-wait_healthy "$E/health" 10 || echo "# enrichment did not see storage come back"
+wait_healthy "$S/health" 30 "$STORAGE_PID" || bail "storage did not come back after its restart"
+wait_healthy "$E/health" 10 || bail "enrichment did not see storage come back"
 check_eq "after restart: every batch answered 200 before the kill is stored" $((n200 * BS)) \
   "$(all_events | jq '[.events[] | select((.entity_id // "") | startswith("sensor.stream_"))] | length' | \
      awk -v want=$((n200 * BS)) '{ print ($1 >= want) ? want : $1 }')"

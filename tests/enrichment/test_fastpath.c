@@ -25,6 +25,7 @@
 #include "json_scan.h"
 #include "json_text.h"
 #include "sbuf.h"
+#include "validate.h"
 
 #define MAX_BATCH 10000
 
@@ -199,7 +200,16 @@ static const char *const domains[] = {"sensor", "binary_sensor", "light", "switc
  * simulator send (raw UTF-8, canonical numbers); the rest are escapes and
  * number forms the fast path leaves to jansson. */
 static int plain;
-#define PICKP(arr, nplain) (arr)[plain ? rnd(nplain) : rnd(sizeof(arr) / sizeof(arr)[0])]
+/* In "clean" rounds (plain too) nothing that would be rejected or that HA never
+ * sends is picked: every event must then take the fast path. */
+static int clean;
+/* Picks from arr; sets *nonplain when the pick is one of the non-plain entries. */
+static const char *pickp(const char *const *arr, size_t n, size_t nplain, int *nonplain) {
+    size_t i = plain ? rnd((unsigned)nplain) : rnd((unsigned)n);
+    if (i >= nplain) *nonplain = 1;
+    return arr[i];
+}
+#define PICKP(arr, nplain, flag) pickp((arr), sizeof(arr) / sizeof(arr)[0], (nplain), (flag))
 static const char *const states[] = {
     "\"21.5\"", "\"-3\"", "\"1e3\"", "\"on\"", "\"off\"", "\"unavailable\"", "\"unknown\"", "\"\"", "\" 5 \"",
     "\"1_000\"", "\"nan\"", "\"inf\"", "\"home\"", "\"not_home\"", "\"h\xc3\xa9llo\"", "\"open\"", "\"closed\"",
@@ -231,58 +241,92 @@ static const char *const times[] = {"2025-06-14T08:33:20.218734+00:00", "2025-06
 static const char *const ctx_ids[] = {"\"01JXPS4SATTNZJ8RR616P54XFG\"", "null", "\"8a3f1c2d4e5b46a7b8c9d0e1f2a3b4c5\"",
                                       "\"01JXPRVH3P5B2ZJ7WQ0M6K4TRA\""};
 
-static void gen_attrs(sbuf *o) {
+/* What the generator knows about an event it wrote: whether the fast path must
+ * take it (every member it reads is plain, the copied object is canonical,
+ * nothing would be rejected) or must leave it to jansson. Checked per event. */
+enum { EXPECT_FAST, EXPECT_SLOW };
+
+/* A state's text is one the fast path reads: a string without escapes. */
+static int plain_state_text(const char *t) {
+    return t[0] == '"' && !strchr(t, '\\');
+}
+
+/* attributes; *slow when, as new_state's, they keep the event off the fast path. */
+static void gen_attrs(sbuf *o, int *slow) {
     sbuf_addc(o, '{');
-    int n = 0;
     const char *sep = "";
-#define MEMBER(...) (sbuf_adds(o, sep), sbuf_printf(o, __VA_ARGS__), sep = ",", n++)
-    if (rnd(4)) MEMBER("\"state_class\":\"measurement\"");
-    if (rnd(4)) MEMBER("\"unit_of_measurement\":%s", PICKP(units, UNITS_PLAIN));
+    size_t start = o->len;
+#define MEMBER(...) (sbuf_adds(o, sep), sbuf_printf(o, __VA_ARGS__), sep = ",")
+    int has_state_class = rnd(4) != 0;
+    if (has_state_class) MEMBER("\"state_class\":\"measurement\"");
+    if (rnd(4)) MEMBER("\"unit_of_measurement\":%s", PICKP(units, UNITS_PLAIN, slow));
     if (rnd(3)) MEMBER("\"device_class\":\"%s\"", rnd(2) ? "temperature" : "power");
-    if (!plain && rnd(5) == 0) MEMBER("\"state_class\":null"); /* sometimes a repeat */
+    if (!plain && rnd(5) == 0) MEMBER("\"state_class\":null"), *slow |= has_state_class; /* sometimes a repeat */
     for (unsigned k = rnd(4); k > 0; k--) {
-        const char *x = PICKP(extras, EXTRAS_PLAIN);
-        if (!strstr(o->data + (o->len > 0 ? 0 : 0), x)) MEMBER("%s", x);
+        int np = 0;
+        const char *x = PICKP(extras, EXTRAS_PLAIN, &np);
+        if (!strstr(o->data + start, x)) MEMBER("%s", x), *slow |= np;
     }
-    if (rnd(6)) MEMBER("\"friendly_name\":%s", PICKP(names, NAMES_PLAIN));
-    if (rnd(40) == 0) MEMBER("\"device_\\u0063lass\":\"x\"");
+    if (rnd(6)) MEMBER("\"friendly_name\":%s", PICKP(names, NAMES_PLAIN, slow));
+    if (!clean && rnd(40) == 0) MEMBER("\"device_\\u0063lass\":\"x\""), *slow = 1;
     sbuf_addc(o, '}');
-    (void)n;
 #undef MEMBER
 }
 
-static void gen_state(sbuf *o, const char *entity, const char *state, const char *lc) {
+/* One State object; *slow as for gen_attrs (attributes that are not an object count). */
+static void gen_state(sbuf *o, const char *entity, const char *state, const char *lc, int *slow) {
     sbuf_printf(o, "{\"entity_id\":\"%s\",\"state\":%s", entity, state);
-    switch (rnd(12)) {
+    switch (clean ? 2 + rnd(10) : rnd(12)) {
     case 0: sbuf_adds(o, ",\"attributes\":null"); break;
-    case 1: sbuf_adds(o, ",\"attributes\":\"oops\""); break;
+    case 1: sbuf_adds(o, ",\"attributes\":\"oops\""), *slow = 1; break;
     case 2: break; /* none */
-    default: sbuf_adds(o, ",\"attributes\":"), gen_attrs(o);
+    default: sbuf_adds(o, ",\"attributes\":"), gen_attrs(o, slow);
     }
     sbuf_printf(o, ",\"last_changed\":%s,\"last_reported\":\"%s\",\"last_updated\":\"%s\"", lc, times[0], times[0]);
     if (rnd(3)) sbuf_printf(o, ",\"context\":{\"id\":%s,\"parent_id\":null,\"user_id\":%s}", PICK(ctx_ids), PICK(ctx_ids));
     sbuf_addc(o, '}');
 }
 
-static void gen_event(sbuf *o, unsigned i) {
+static int valid_time(const char *t) {
+    int64_t us;
+    return event_time_parse(t, &us) == 0 && us >= 0;
+}
+
+/* A time_fired: any of times[], a valid one in clean rounds. */
+static const char *pick_time(void) {
+    const char *t = PICK(times);
+    while (clean && !valid_time(t)) t = PICK(times);
+    return t;
+}
+
+/* One generated event; returns EXPECT_FAST or EXPECT_SLOW; *is_sc for respace(). */
+static int gen_event(sbuf *o, unsigned i, int *is_sc) {
     char entity[128];
     const char *dom = PICK(domains);
-    switch (rnd(30)) {
+    int slow = 0;
+    switch (clean ? 3 + rnd(27) : rnd(30)) {
     case 0: snprintf(entity, sizeof entity, "Sensor.Bad_%u", i); break;
     case 1: snprintf(entity, sizeof entity, "%s.a__%u", dom, i); break;
     case 2: snprintf(entity, sizeof entity, "%s", dom); break;
     default: snprintf(entity, sizeof entity, "%s.obj_%u", dom, i);
     }
-    int envelope = rnd(3) == 0, flat = rnd(25) == 0;
+    size_t dl;
+    const char *why;
+    int entity_ok = validate_entity_id(entity, strlen(entity), &dl, &why) == 0;
+    int envelope = rnd(3) == 0, flat = !clean && rnd(25) == 0;
     if (envelope) sbuf_printf(o, "{\"id\":%u,\"type\":\"event\",\"event\":", i);
-    unsigned kind = rnd(10);
+    unsigned kind = clean ? rnd(9) : rnd(10);
     const char *et = kind < 7 ? "state_changed" : kind == 7 ? "call_service" : kind == 8 ? "automation_triggered" : "";
-    if (rnd(60) == 0) et = "state\\u005fchanged";
+    if (kind == 9) slow = 1; /* empty event_type: a reject */
+    if (!clean && rnd(60) == 0) et = "state\\u005fchanged", slow = 1;
+    *is_sc = kind < 7 && !slow;
     sbuf_printf(o, "{\"event_type\":\"%s\"", et);
     if (flat) {
-        sbuf_printf(o, ",\"entity_id\":\"%s\",\"state\":%s,\"timestamp\":\"%s\"}", entity, PICKP(states, STATES_PLAIN), PICK(times));
+        int np = 0;
+        sbuf_printf(o, ",\"entity_id\":\"%s\",\"state\":%s,\"timestamp\":\"%s\"}", entity,
+                    PICKP(states, STATES_PLAIN, &np), PICK(times));
         if (envelope) sbuf_addc(o, '}');
-        return;
+        return EXPECT_SLOW; /* the flat form is jansson's */
     }
     sbuf_adds(o, ",\"data\":");
     if (kind < 7 || kind == 9) {
@@ -292,89 +336,254 @@ static void gen_event(sbuf *o, unsigned i) {
         else snprintf(lc_new, sizeof lc_new, "null");
         snprintf(lc_old, sizeof lc_old, "\"%s\"", rnd(4) ? "2025-06-14T08:28:20.118734+00:00" : PICK(times));
         sbuf_adds(o, "{");
-        int eid = rnd(12);
+        int eid = clean ? 1 + rnd(11) : rnd(12), has_eid = 1;
         if (eid) sbuf_printf(o, "\"entity_id\":\"%s\",", entity);
-        else if (rnd(2)) sbuf_adds(o, "\"entity_id\":null,");
-        unsigned shape = rnd(12);
+        else if (rnd(2)) sbuf_adds(o, "\"entity_id\":null,"), slow = 1; /* not a string: jansson says why */
+        else has_eid = 0;
+        if (!entity_ok) slow = 1;                                           /* a reject */
+        unsigned shape = clean ? rnd(11) : rnd(12);
+        int old_slow = 0, new_slow = 0, has_old = 1, has_new = 1;
         sbuf_adds(o, "\"old_state\":");
-        if (shape == 0) sbuf_adds(o, "null"); /* added */
-        else if (shape == 11) sbuf_adds(o, "7");
-        else gen_state(o, entity, PICKP(states, STATES_PLAIN), lc_old);
+        if (shape == 0) sbuf_adds(o, "null"), has_old = 0; /* added */
+        else if (shape == 11) sbuf_adds(o, "7"), slow = 1;
+        else {
+            int np = 0, ignored = 0;
+            const char *st = PICKP(states, STATES_PLAIN, &np);
+            if (!plain_state_text(st)) slow = 1;
+            gen_state(o, entity, st, lc_old, &ignored); /* old attributes are not read */
+            (void)old_slow;
+        }
         sbuf_adds(o, ",\"new_state\":");
-        if (shape == 1) sbuf_adds(o, "null"); /* removed */
-        else if (shape == 2 && rnd(2)) sbuf_adds(o, "null"); /* neither (if old is also null: reject) */
-        else gen_state(o, entity, rnd(8) ? PICKP(states, STATES_PLAIN) : "5", lc_new);
-        if (rnd(50) == 0) sbuf_printf(o, ",\"entity_id\":\"%s\"", entity); /* repeated key */
+        if (shape == 1) sbuf_adds(o, "null"), has_new = 0; /* removed */
+        else if (shape == 2 && rnd(2)) sbuf_adds(o, "null"), has_new = 0; /* neither (if old is also null: reject) */
+        else {
+            int np = 0;
+            const char *st = clean || rnd(8) ? PICKP(states, STATES_PLAIN, &np) : "5";
+            if (!plain_state_text(st)) slow = 1;
+            gen_state(o, entity, st, lc_new, &new_slow);
+            slow |= new_slow;
+        }
+        if (!has_old && !has_new) slow = 1;
+        if (!clean && rnd(50) == 0) sbuf_printf(o, ",\"entity_id\":\"%s\"", entity), slow |= has_eid; /* repeated key */
         sbuf_adds(o, "}");
     } else if (kind == 7) {
+        /* 1e2 is not json_text's form of 100: data is then not copied verbatim */
+        int exp_form = !plain && rnd(2);
         sbuf_printf(o, "{\"domain\":\"light\",\"service\":\"turn_on\",\"service_data\":{\"entity_id\":\"%s\","
-                       "\"brightness\":%u,\"rgb\":[255,0.5,1e2]}}", entity, rnd(256));
+                       "\"brightness\":%u,\"rgb\":[255,0.5,%s]}}", entity, rnd(256), exp_form ? "1e2" : "100");
+        if (exp_form) slow = 1;
     } else {
+        /* data is copied verbatim when canonical: \" and \t are json_text's own
+         * escapes, a \u escape is not (it writes the UTF-8) */
+        int np = 0;
+        const char *name = PICKP(names, NAMES_PLAIN, &np);
+        if (strstr(name, "\\u")) slow = 1;
         sbuf_printf(o, "{\"entity_id\":\"%s\",\"name\":%s,\"source\":\"state of %s\"%s}",
-                    rnd(4) ? "automation.porch" : "Bad.One", PICKP(names, NAMES_PLAIN), entity, rnd(3) ? "" : ",\"n\":1.0");
+                    rnd(4) ? "automation.porch" : "Bad.One", name, entity, rnd(3) ? "" : ",\"n\":1.0");
     }
+    int has_origin = 1;
     switch (rnd(20)) {
-    case 0: break; /* no origin */
+    case 0: has_origin = 0; break; /* no origin */
     case 1: sbuf_adds(o, ",\"origin\":5"); break;
     default: sbuf_printf(o, ",\"origin\":\"%s\"", rnd(5) ? "LOCAL" : "REMOTE");
     }
-    switch (rnd(25)) {
-    case 0: break; /* no time */
-    case 1: sbuf_adds(o, ",\"time_fired\":\"yesterday\""); break;
-    case 2: sbuf_printf(o, ",\"timestamp\":\"%s\"", PICK(times)); break;
-    case 3: sbuf_adds(o, ",\"time_fired\":null"); break;
-    default: sbuf_printf(o, ",\"time_fired\":\"%s\"", PICK(times));
+    const char *t;
+    unsigned tcase = rnd(25);
+    if (clean && (tcase == 0 || tcase == 1 || tcase == 3)) tcase = 4;
+    switch (tcase) {
+    case 0: slow = 1; break; /* no time: a reject */
+    case 1: sbuf_adds(o, ",\"time_fired\":\"yesterday\""), slow = 1; break;
+    case 2: t = pick_time(), sbuf_printf(o, ",\"timestamp\":\"%s\"", t), slow |= !valid_time(t); break;
+    case 3: sbuf_adds(o, ",\"time_fired\":null"), slow = 1; break;
+    default: t = pick_time(), sbuf_printf(o, ",\"time_fired\":\"%s\"", t), slow |= !valid_time(t);
     }
-    switch (rnd(12)) {
+    unsigned ccase = rnd(12);
+    if (clean && (ccase == 2 || ccase == 3)) ccase = 4;
+    switch (ccase) {
     case 0: break; /* no context: new_state's */
     case 1: sbuf_adds(o, ",\"context\":null"); break;
-    case 2: sbuf_adds(o, ",\"context\":\"x\""); break;
-    case 3: sbuf_adds(o, ",\"context\":{\"id\":\"\\u0041B\",\"parent_id\":null,\"user_id\":null}"); break;
+    case 2: sbuf_adds(o, ",\"context\":\"x\""), slow = 1; break;
+    case 3: sbuf_adds(o, ",\"context\":{\"id\":\"\\u0041B\",\"parent_id\":null,\"user_id\":null}"), slow = 1; break;
     default:
         sbuf_printf(o, ",\"context\":{\"id\":%s,\"parent_id\":%s,\"user_id\":%s}", PICK(ctx_ids), PICK(ctx_ids),
                     PICK(ctx_ids));
     }
-    if (rnd(80) == 0) sbuf_adds(o, ",\"origin\":\"REMOTE\""); /* repeated key */
+    if (!clean && rnd(80) == 0) sbuf_adds(o, ",\"origin\":\"REMOTE\""), slow |= has_origin; /* repeated key */
     sbuf_addc(o, '}');
     if (envelope) sbuf_addc(o, '}');
+    return slow ? EXPECT_SLOW : EXPECT_FAST;
+}
+
+/* ---- whitespace: the same event, spaced ------------------------------------ */
+
+static const char *const spaces[] = {" ", "  ", "\n", "\t", "\r\n  ", "\n\t\t"};
+
+/* Copies event text `in` to o with whitespace after ':' and ',' (and sometimes
+ * before them, and inside brackets) at every level. The object the fast path
+ * copies verbatim -- new_state.attributes of a state_changed event, data of
+ * any other -- must be canonical (no whitespace) to be copied, so with
+ * inside_copied == 0 it is left as is; with 1 it is spaced too. Returns 1 when
+ * whitespace went inside a copied object. */
+static int respace(sbuf *o, const char *in, size_t n, int is_sc, int inside_copied) {
+    enum { MAXD = 32 };
+    char keys[MAXD][24]; /* key under which each open container sits ("" in arrays) */
+    int is_obj[MAXD], depth = 0, in_str = 0, esc = 0, at_key = 0, touched = 0;
+    char cur_key[24] = "";
+    size_t key_start = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        sbuf_addc(o, c);
+        if (in_str) {
+            if (esc) esc = 0;
+            else if (c == '\\') esc = 1;
+            else if (c == '"') {
+                in_str = 0;
+                if (at_key) {
+                    size_t kl = i - key_start - 1;
+                    if (kl >= sizeof cur_key) kl = sizeof cur_key - 1;
+                    memcpy(cur_key, in + key_start + 1, kl);
+                    cur_key[kl] = '\0';
+                }
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_str = 1;
+            key_start = i;
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            assert_true(depth < MAXD);
+            snprintf(keys[depth], sizeof keys[depth], "%s", depth > 0 && is_obj[depth - 1] ? cur_key : "");
+            is_obj[depth++] = c == '{';
+            at_key = c == '{';
+            continue;
+        }
+        if (c == '}' || c == ']') {
+            depth--;
+            at_key = 0;
+            continue;
+        }
+        if (c != ':' && c != ',') continue;
+        if (c == ',') at_key = depth > 0 && is_obj[depth - 1];
+        else at_key = 0;
+        /* the path of keys from the event object (inside the envelope, if any) */
+        int base = depth > 1 && strcmp(keys[1], "event") == 0 ? 2 : 1;
+        int copied = is_sc ? depth >= base + 3 && strcmp(keys[base], "data") == 0 &&
+                                 strcmp(keys[base + 1], "new_state") == 0 && strcmp(keys[base + 2], "attributes") == 0
+                           : depth >= base + 1 && strcmp(keys[base], "data") == 0;
+        if (copied && !inside_copied) continue;
+        if (rnd(3) == 0) continue; /* not after every one */
+        /* before the ':' / ',' too, sometimes: move it after the whitespace */
+        if (rnd(4) == 0) {
+            o->len--;
+            sbuf_adds(o, PICK(spaces));
+            sbuf_addc(o, c);
+        }
+        sbuf_adds(o, PICK(spaces));
+        touched |= copied;
+    }
+    return touched;
+}
+
+/* How one event fares alone: 1 fast path, 0 jansson. */
+static int took_fast_path(const char *ev, size_t len) {
+    batch b;
+    int rc = fastpath_build(ev, len, MAX_BATCH, &b);
+    assert_int_equal(rc, FASTPATH_BUILT);
+    assert_int_equal(b.n, 1);
+    int fast = (int)b.fast;
+    batch_free(&b);
+    return fast;
+}
+
+static size_t gen_expected_fast, gen_spaced_fast, gen_spaced_slow, gen_clean_fast;
+
+/* Checks the generator's expectation for one event text. */
+static void expect_path(const char *ev, size_t len, int expect) {
+    int fast = took_fast_path(ev, len);
+    if (fast != (expect == EXPECT_FAST))
+        fail_msg("expected the %s path, took the %s path: %.*s", expect == EXPECT_FAST ? "fast" : "jansson",
+                 fast ? "fast" : "jansson", (int)len, ev);
 }
 
 static void test_generated(void **state) {
     (void)state;
     size_t before_total = total_events, before_fast = fast_events;
     unsigned id = 0;
-    for (int round = 0; round < 120; round++) {
+    for (int round = 0; round < 160; round++) {
         sbuf o;
         sbuf_init(&o);
         unsigned form = rnd(10), n = 1 + rnd(60);
+        /* even rounds: anything; odd rounds plain (what HA sends), and of those
+         * 1 mod 8: clean (all fast), 3 mod 8: clean and spaced outside the copied
+         * object (all still fast), 5 mod 8: clean and spaced inside it too
+         * (jansson for those), 7 mod 8: spaced outside it */
         plain = round % 2;
-        if (form == 0) sbuf_adds(&o, "{\"events\":[");
-        else if (form != 1) sbuf_adds(&o, "[");
+        clean = round % 8 == 1 || round % 8 == 3 || round % 8 == 5;
+        int spaced = round % 8 == 3 || round % 8 == 7 ? 1 : round % 8 == 5 ? 2 : 0;
+        if (form == 0) sbuf_adds(&o, spaced ? "{ \"events\" :\n[ " : "{\"events\":[");
+        else if (form != 1) sbuf_adds(&o, spaced ? "[\n " : "[");
         if (form == 1) n = 1;
         for (unsigned k = 0; k < n; k++) {
-            if (k) sbuf_addc(&o, ',');
-            gen_event(&o, id++);
+            if (k) sbuf_adds(&o, spaced ? " ,\n  " : ",");
+            sbuf ev;
+            sbuf_init(&ev);
+            int is_sc;
+            int expect = gen_event(&ev, id++, &is_sc);
+            assert_false(sbuf_failed(&ev));
+            if (spaced) {
+                sbuf sp;
+                sbuf_init(&sp);
+                int touched = respace(&sp, ev.data, ev.len, is_sc, spaced == 2);
+                assert_false(sbuf_failed(&sp));
+                if (touched) expect = EXPECT_SLOW;
+                expect_path(sp.data, sp.len, expect);
+                if (expect == EXPECT_FAST) gen_spaced_fast++;
+                else gen_spaced_slow++;
+                sbuf_add(&o, sp.data, sp.len);
+                sbuf_free(&sp);
+            } else {
+                expect_path(ev.data, ev.len, expect);
+                sbuf_add(&o, ev.data, ev.len);
+            }
+            if (expect == EXPECT_FAST) gen_expected_fast++;
+            if (clean && spaced != 2) {
+                assert_int_equal(expect, EXPECT_FAST); /* the generator's own promise */
+                gen_clean_fast++;
+            }
+            sbuf_free(&ev);
         }
-        if (form == 0) sbuf_adds(&o, "]}");
-        else if (form != 1) sbuf_adds(&o, "]");
+        if (form == 0) sbuf_adds(&o, spaced ? " ]\n}" : "]}");
+        else if (form != 1) sbuf_adds(&o, spaced ? "\n]" : "]");
         assert_false(sbuf_failed(&o));
         check_body(o.data, o.len);
         /* the same batch once more: whitespace around it, and a 64-bit overflow somewhere */
         if (round % 10 == 0 && form >= 2) {
             sbuf w;
             sbuf_init(&w);
+            const char *open = memchr(o.data, '[', o.len), *close = o.data + o.len - 1;
+            while (*close != ']') close--;
             sbuf_printf(&w, " \n[{\"event_type\":\"x\",\"big\":%s,\"data\":{}},%.*s ]\n",
-                        round % 20 ? "123456789012345678901234" : "1.7976931348623157e308", (int)(o.len - 2), o.data + 1);
+                        round % 20 ? "123456789012345678901234" : "1.7976931348623157e308", (int)(close - open - 1),
+                        open + 1);
             check_body(w.data, w.len);
             sbuf_free(&w);
         }
         sbuf_free(&o);
     }
     size_t gen_total = total_events - before_total, gen_fast = fast_events - before_fast;
-    print_message("generated: %zu events in built bodies, %zu on the fast path; %zu of %zu bodies declined\n",
-                  gen_total, gen_fast, declined_bodies, bodies);
-    assert_true(gen_total >= 3000);
-    assert_true(gen_fast * 4 >= gen_total); /* a quarter at least: most others are rejects, left to jansson */
+    print_message("generated: %zu events in built bodies, %zu on the fast path (%zu expected, %zu of them in clean "
+                  "rounds), spaced %zu fast + %zu jansson; %zu of %zu bodies declined\n",
+                  gen_total, gen_fast, gen_expected_fast, gen_clean_fast, gen_spaced_fast, gen_spaced_slow,
+                  declined_bodies, bodies);
+    assert_true(gen_total >= 4000);
+    /* every event the generator knew to be plain took the fast path, and no other did */
+    assert_int_equal(gen_fast, gen_expected_fast);
+    assert_true(gen_fast * 5 >= gen_total * 2); /* 40 %: the rest are rejects and forms left to jansson */
+    assert_true(gen_clean_fast >= 1000);
+    assert_true(gen_spaced_fast >= 400);
+    assert_true(gen_spaced_slow >= 400);
 }
 
 /* Plain HA events (what ingestion forwards) must all take the fast path. */

@@ -24,12 +24,13 @@ start_ing() {
     ENRICHMENT_PIPELINE_URL=http://127.0.0.1:$ENR_PORT DOWNSTREAM_UNHEALTHY_S=1 SPOOL_MAX_BYTES=1048576 \
     FORWARD_RETRY_MIN_MS=50 FORWARD_RETRY_MAX_MS=300 "$ING_BIN"
   ING_PID=$LAST_PID
-  wait_http "$ING/health"
+  wait_http "$ING/health" || bail "websocket-ingestion ($1) started"
 }
 start_downstream() {
   start_bg "sto$1" env DATA_STORAGE_PORT=$STO_PORT DATA_DIR="$TEST_TMP/sto" "$STO_BIN"; STO_PID=$LAST_PID
   start_bg "enr$1" env ENRICHMENT_PIPELINE_PORT=$ENR_PORT DATA_STORAGE_URL=http://127.0.0.1:$STO_PORT "$ENR_BIN"; ENR_PID=$LAST_PID
-  wait_http "http://127.0.0.1:$STO_PORT/health" && wait_http "http://127.0.0.1:$ENR_PORT/health"
+  wait_http "http://127.0.0.1:$STO_PORT/health" "" "$STO_PID" || bail "data-storage (sto$1) started"
+  wait_http "http://127.0.0.1:$ENR_PORT/health" "" "$ENR_PID" || bail "enrichment-pipeline (enr$1) started"
 }
 depth_is() { [ "$(hstat .spool.depth)" = "$1" ]; }
 wait_depth() { local i=0; while (( i < $2 * 10 )); do depth_is "$1" && return 0; sleep 0.1; i=$((i+1)); done; hstat . >&2; return 1; }
@@ -74,7 +75,7 @@ check_eq "all 4 events stored" "sensor.t1 sensor.t2 sensor.t3 sensor.t4" "$(stor
 check_eq "forwarded counter" 4 "$(hstat .events.forwarded)"
 
 # Spool full: downstream stopped, 1 MiB limit.
-stop_pid "$ENR_PID"
+check "enrichment stops cleanly (downstream down for the spool-full case)" stop_pid "$ENR_PID"
 PAD=$(head -c 1500 /dev/zero | tr '\0' p)
 export PAD
 code=200 n=0 id=100

@@ -18,7 +18,7 @@ wait_reason() { # PORT REASON SECONDS
   health "$1" >&2; return 1
 }
 start_sim() { start_bg "$1" env SIMULATOR_PORT=$SIM_PORT SIMULATOR_TOKEN=$TOKEN "$SIM_BIN"; SIM_PID=$LAST_PID
-  wait_http "http://127.0.0.1:$SIM_PORT/health"; }
+  wait_http "http://127.0.0.1:$SIM_PORT/health" || bail "simulator ($1) started"; }
 # start_ing NAME VAR=value... : ingestion in its own data dir, downstream unused (nothing listens).
 start_ing() {
   local name=$1; shift
@@ -26,7 +26,7 @@ start_ing() {
   start_bg "$name" env WEBSOCKET_INGESTION_PORT=$ING_PORT DATA_DIR="$TEST_TMP/$name" \
     ENRICHMENT_PIPELINE_URL=http://127.0.0.1:1 RECONNECT_MIN_DELAY_MS=200 RECONNECT_MAX_DELAY=1 "$@" "$ING_BIN"
   ING_PID=$LAST_PID
-  wait_http "http://127.0.0.1:$ING_PORT/health"
+  wait_http "http://127.0.0.1:$ING_PORT/health" || bail "websocket-ingestion ($name) started"
 }
 
 start_sim sim

@@ -41,7 +41,7 @@ if command -v docker-compose >/dev/null; then
     bash -c "[ $RC -ne 0 ] && grep -q 'in deploy/.env' '$TEST_TMP/compose-noenv.txt'"
   RESOLVED=$TEST_TMP/compose.yml
 else
-  echo "# SKIP docker-compose config: docker-compose not installed (checked the YAML with python3 only)"
+  skip "docker-compose config: docker-compose not installed (scripts/install-deps installs it)"
   RESOLVED=$D/docker-compose.yml
 fi
 
@@ -76,7 +76,7 @@ PY
   check_eq "compose: 3 services + influxdb, health checks, depends_on service_healthy, ports" ok \
     "$(tail -n 1 "$TEST_TMP/structure.txt")"
 else
-  echo "# SKIP compose structure: python3 yaml module missing"
+  skip "compose structure: python3's yaml module missing (comes with docker-compose)"
 fi
 check "compose takes every secret from .env (no literal token/password)" \
   bash -c "! grep -nE '^ *[A-Z_]*(TOKEN|PASSWORD): *[^\$ ]' '$D/docker-compose.yml'"
@@ -129,6 +129,8 @@ if command -v readelf >/dev/null && [ -x "$BIN_ingest" ]; then
     grep -qx "$pkg" <<<"$RUNTIME_PKGS" || notcovered+=" $lib(${pkg:-?})"
   done
   check_eq "Dockerfile: runtime stage installs every library the binaries link" "" "${notcovered# }"
+else
+  skip "Dockerfile runtime libraries: readelf (binutils) missing"
 fi
 for p in $(grep -oE '/build/[a-z/-]+/homeiq[a-z-]*' "$D/Dockerfile" | sort -u); do
   check "Dockerfile: $p exists in a CMake build" test -x "$BUILD${p#/build}"
@@ -160,7 +162,7 @@ if command -v systemd-analyze >/dev/null; then
     check_eq "$n: every Environment= variable is documented by the binary" "" "${undocumented# }"
   done
 else
-  echo "# SKIP systemd units: systemd-analyze not installed"
+  skip "systemd units: systemd-analyze not installed (Debian package systemd)"
 fi
 # ---- README ------------------------------------------------------------------
 # The README's configuration tables name every variable each binary documents.

@@ -9,9 +9,11 @@
 # runs in a session of its own so that "no process left" can be checked
 # exactly (nothing may remain in that session).
 # Usage: test_run.sh REPO_ROOT BUILD_DIR MODE
-#   MODE=make:   `make run` in a fresh copy of REPO_ROOT (full build); with
-#                HOMEIQ_TEST_FRESH_CLONE=0: make -C REPO_ROOT run BUILD=BUILD_DIR
-#                (deps + build are no-ops there, then scripts/run)
+#   MODE=make:   make -C REPO_ROOT run BUILD=BUILD_DIR (the build under test:
+#                deps + build are no-ops there, then scripts/run); with
+#                HOMEIQ_TEST_FRESH_CLONE=1: `make run` in a fresh copy of
+#                REPO_ROOT (a full build, 20-60 s on 2 cores; CI covers the
+#                fresh clone anyway, since .ci/run is `make test` on one)
 #   MODE=script: REPO_ROOT/scripts/run with BUILD=BUILD_DIR (sanitizer builds,
 #                whose CMake cache `make build` must not reconfigure)
 . "$(dirname "$0")/../lib/common.sh"
@@ -23,11 +25,12 @@ export DATA_STORAGE_PORT=$(free_port) SIMULATOR_PORT=$(free_port)
 export DATA_DIR=$TEST_TMP/data RUN_LOG_DIR=$TEST_TMP   # service logs: $TEST_TMP/<name>.log
 export RUN_STATUS_LINE_EVERY=1 RUN_HEALTH_TIMEOUT=60
 unset HOME_ASSISTANT_URL HOME_ASSISTANT_TOKEN HOME_ASSISTANT_TOKEN_FILE STORAGE_BACKEND
+unset HOMEIQ_API_TOKEN HOMEIQ_API_TOKEN_FILE   # make run generates $DATA_DIR/api-token
 export WEBSOCKET_INGESTION_URL=http://127.0.0.1:$WEBSOCKET_INGESTION_PORT
 export ENRICHMENT_PIPELINE_URL=http://127.0.0.1:$ENRICHMENT_PIPELINE_PORT
 export DATA_STORAGE_URL=http://127.0.0.1:$DATA_STORAGE_PORT
 
-if [ "$MODE" = make ] && [ "${HOMEIQ_TEST_FRESH_CLONE:-1}" = 1 ] && git -C "$ROOT" rev-parse >/dev/null 2>&1; then
+if [ "$MODE" = make ] && [ "${HOMEIQ_TEST_FRESH_CLONE:-0}" = 1 ] && git -C "$ROOT" rev-parse >/dev/null 2>&1; then
   # `make run` as on a fresh clone: a copy of the working tree (the files git
   # would clone plus untracked, non-ignored ones), built from scratch in its
   # own build/ (about 20-60 s on 2 cores).
@@ -51,7 +54,7 @@ for _ in $(seq 50); do [ -s "$TEST_TMP/run.pid" ] && break; sleep 0.1; done
 SID=$(cat "$TEST_TMP/run.pid")
 session_procs() { ps -eo pid=,sid=,args= | awk -v s="$SID" '$2 == s'; }
 # Safety net: whatever happens below, nothing of the session survives the test.
-trap 'kill -KILL -- -"$SID" 2>/dev/null; cleanup' EXIT
+on_cleanup 'kill -KILL -- -"$SID" 2>/dev/null'
 
 UP=0
 for _ in $(seq 4200); do   # up to 420 s: make builds first
@@ -67,10 +70,20 @@ for url in "http://127.0.0.1:$SIMULATOR_PORT" "$WEBSOCKET_INGESTION_URL" "$ENRIC
 done
 check "it prints a homeiqctl line to watch events" grep -q 'homeiqctl events -f' "$TEST_TMP/run.log"
 
+# make run generated the API token, readable only by its owner; without it the
+# APIs answer 401, with it they answer.
+TOKEN_FILE=$DATA_DIR/api-token
+check_eq "make run generated an API token file with mode 600" 600 "$(stat -c %a "$TOKEN_FILE" 2>/dev/null)"
+check "... of 64 hex characters" grep -qxE '[0-9a-f]{64}' "$TOKEN_FILE"
+check_eq "events without the token: 401" 401 \
+  "$(curl -s -o /dev/null -w '%{http_code}' "$DATA_STORAGE_URL/api/v1/events?limit=1")"
+export HOMEIQ_API_TOKEN_FILE=$TOKEN_FILE
+acurl() { curl -K- "$@" <<<"header = \"Authorization: Bearer $(cat "$TOKEN_FILE")\""; }
+
 # Events from the simulated house arrive in storage.
 N=0
 for _ in $(seq 300); do
-  N=$(curl -s "$DATA_STORAGE_URL/api/v1/events?limit=100" | jq '[.events[] | select(.entity_id != "sensor.homeiq_validation")] | length')
+  N=$(acurl -s "$DATA_STORAGE_URL/api/v1/events?limit=100" | jq '[.events[] | select(.entity_id != "sensor.homeiq_validation")] | length')
   [ "${N:-0}" -gt 0 ] && break; sleep 0.1
 done
 check "simulated Home Assistant events arrive in storage ($N)" test "${N:-0}" -gt 0
@@ -102,7 +115,7 @@ tail -n 5 "$TEST_TMP/run.log"
 # hint, and leaves nothing behind. (The simulator stands in for HA.)
 SIM_PORT=$(free_port)
 start_bg badtoken-ha env SIMULATOR_PORT="$SIM_PORT" SIMULATOR_TOKEN=right "$BUILD_DIR/tools/ha-simulator/homeiq-ha-simulator"
-wait_http "http://127.0.0.1:$SIM_PORT/health" 20
+wait_http "http://127.0.0.1:$SIM_PORT/health" 20 || bail "the stand-in HA (simulator) started"
 setsid env HOME_ASSISTANT_URL="http://127.0.0.1:$SIM_PORT" HOME_ASSISTANT_TOKEN=wrong BUILD="$BUILD_DIR" \
   DATA_DIR="$TEST_TMP/data-badtoken" RUN_LOG_DIR="$TEST_TMP/badtoken" bash -c 'echo $$ >"$0"; exec "$@"' \
   "$TEST_TMP/bad.pid" "$ROOT/scripts/run" </dev/null >"$TEST_TMP/badtoken-run.log" 2>&1
@@ -116,5 +129,5 @@ check_eq "... and leaves no process behind" "" "$(session_procs)"
 for f in "$TEST_TMP"/badtoken/*.log; do  # sanitizer reports are checked in $TEST_TMP/*.log
   cp "$f" "$TEST_TMP/badtoken-$(basename "$f")"
 done
-stop_pid "$PID_badtoken_ha"
+check "the stand-in HA exits cleanly" stop_pid "$PID_badtoken_ha"
 finish

@@ -24,7 +24,7 @@ run_probe() { # run_probe NAME URL [ENV=...]... : transcript in NAME.out
 SPORT=$(free_port)
 SIMULATOR_PORT=$SPORT start_bg sim "$SIM"
 SIM_PID=$LAST_PID
-wait_healthy "http://127.0.0.1:$SPORT/health" 10
+wait_healthy "http://127.0.0.1:$SPORT/health" 10 || bail "simulator started"
 GOOD=$(free_port)
 start_bg proxy_good python3 "$HERE/tls_proxy.py" "$GOOD" "$SPORT" "$TEST_TMP/localhost.pem" "$TEST_TMP/localhost.key"
 OTHER=$(free_port)

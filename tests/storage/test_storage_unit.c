@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "lineproto.h"
 #include "store.h"
 #include "json_text.h"
@@ -220,15 +221,27 @@ static void test_sqlite_store(void **st) {
     assert_int_equal(system(cmd), 0);
 }
 
-/* The general path (jansson tree, checks, dump) for a body; 0 or -1. */
-static int general_prepare(const char *body, store_batch *b, json_t **tree) {
-    json_t *events;
+/* The general path as storage_api.c runs it (httpd_read_json's parse, with its
+ * retry of an integer overflow as a real; dead letters; jansson tree, checks,
+ * dump) for a body; 0, or -1 when the body itself is refused (400). */
+static int general_prepare_len(const char *body, size_t len, store_batch *b, json_t **tree) {
+    json_t *events, *dead = NULL;
     const char *err;
-    *tree = json_loads(body, JSON_ALLOW_NUL, NULL);
-    if (!*tree || event_unpack_batch(*tree, &events, &err) != 0) return -1;
-    int rc = store_batch_prepare(b, events, NULL);
+    json_error_t e;
+    *tree = json_loadb(body, len, JSON_ALLOW_NUL, &e);
+    if (!*tree && json_error_code(&e) == json_error_numeric_overflow)
+        *tree = json_loadb(body, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &e);
+    if (!*tree) return -1;
+    if (json_is_object(*tree)) dead = json_object_get(*tree, "dead_letters");
+    if (dead && !json_is_array(dead)) return -1;
+    if (dead && !json_object_get(*tree, "events")) events = json_array();
+    else if (event_unpack_batch(*tree, &events, &err) != 0) return -1;
+    int rc = store_batch_prepare(b, events, dead);
     json_decref(events);
     return rc;
+}
+static int general_prepare(const char *body, store_batch *b, json_t **tree) {
+    return general_prepare_len(body, strlen(body), b, tree);
 }
 
 /* store_text_prepare() gives exactly the general path's batch, or declines. */
@@ -311,12 +324,367 @@ static void test_text_prepare(void **st) {
                      1); /* over MAX_BATCH: the general path answers 400 */
 }
 
+
+/* ---- generated records: the text path against the general path ---------------
+ *
+ * Records as enrichment sends them (and as a client may send them straight to
+ * storage): every field storage checks, with valid and invalid types, strings
+ * with every escape and raw UTF-8, numbers of every form, nested attributes,
+ * unknown members, spacing after ':' and ',' (and before them, inside brackets)
+ * at every level. The generator knows for each event what must happen:
+ *   GEN_OK       the text path takes it, and must build the general path's bytes;
+ *   GEN_DECLINE  the text path declines it; the general path stores it anyway;
+ *   GEN_REJECT   the text path declines it; the general path dead-letters it;
+ *   GEN_BAD      not JSON (or overflowing): the general path refuses the body (400).
+ * Every event is checked alone against that, and every body as a whole. */
+enum { GEN_OK, GEN_DECLINE, GEN_REJECT, GEN_BAD };
+
+static unsigned long long srng = 0x9E3779B97F4A7C15ull;
+static unsigned srnd(unsigned n) {
+    srng ^= srng << 13;
+    srng ^= srng >> 7;
+    srng ^= srng << 17;
+    return (unsigned)(srng % n);
+}
+#define SPICK(arr) (arr)[srnd(sizeof(arr) / sizeof(arr)[0])]
+static int worst(int a, int b) { return a > b ? a : b; }
+
+static const char *const g_strings[] = {
+    "\"on\"", "\"21.5\"", "\"\"", "\"caf\xc3\xa9 \xf0\x9f\x8f\xa0\"", "\"\\u00e9t\\u00e9\"", "\"a\\/b\"",
+    "\"\\ud83d\\ude00\"", "\"\\b\\f\\n\\r\\t\"", "\"\\\"q\\\"\"", "\"\\\\\"", "\"\\u001f\\u007f\"", "\"\\u2028\"",
+    "\"\\u0041\\u00DF\"", "\"K\xc3\xbc""che\"", "\"mdi:thermometer\"", "\"01JXPS4SATTNZJ8RR616P54XFG\""};
+static const char *const g_numbers[] = {"0", "-0", "21.5", "21.50", "1E+2", "1e-400", "0.1", "123456789012345678",
+                                        "-123456789012345678", "1.7976931348623157e308", "5e-324", "2.5E-3", "-42",
+                                        "7.0", "1e21", "0.30000000000000004", "1.5e300", "-0.0", "100", "3"};
+static const char *const g_times[] = {"2025-06-14T08:33:20.218734Z", "2025-06-14T08:33:20Z",
+                                      "2025-06-14T10:33:20.5+02:00", "2025-06-14T08:33:20.218734+00:00",
+                                      "1970-01-01T00:00:00Z", "2025-03-30T01:30:00.123456789-05:30"};
+
+/* A value for an unchecked member (attributes, data, unknown keys); depth left. */
+static void gen_any(sbuf *o, int depth, int *cat);
+
+static void gen_object(sbuf *o, int depth, int *cat) {
+    unsigned n = srnd(5);
+    sbuf_addc(o, '{');
+    for (unsigned k = 0; k < n; k++) {
+        if (k) sbuf_addc(o, ',');
+        sbuf_printf(o, "\"k%u\":", k);
+        gen_any(o, depth - 1, cat);
+    }
+    if (n && srnd(25) == 0) { /* a repeated key: jansson keeps the last */
+        sbuf_adds(o, ",\"k0\":1");
+        *cat = worst(*cat, GEN_DECLINE);
+    }
+    if (srnd(200) == 0) { /* more members than the text path tracks */
+        for (unsigned k = 0; k < 70; k++) sbuf_printf(o, "%s\"m%u\":%u", n || k ? "," : "", k, k);
+        *cat = worst(*cat, GEN_DECLINE);
+    }
+    sbuf_addc(o, '}');
+}
+
+static void gen_any(sbuf *o, int depth, int *cat) {
+    unsigned r = srnd(depth > 0 ? 14 : 10);
+    if (srnd(300) == 0) { /* a \\u0000 in a value: jansson keeps it (JSON_ALLOW_NUL) */
+        sbuf_adds(o, "\"a\\u0000b\"");
+        *cat = worst(*cat, GEN_DECLINE);
+        return;
+    }
+    if (srnd(300) == 0) { /* an integer beyond 18 digits: jansson reads it (as a real beyond int64) */
+        sbuf_adds(o, srnd(2) ? "-1234567890123456789" : "98765432109876543210");
+        *cat = worst(*cat, GEN_DECLINE);
+        return;
+    }
+    if (srnd(400) == 0) { /* deeper than the text path goes */
+        for (int i = 0; i < 40; i++) sbuf_addc(o, '[');
+        for (int i = 0; i < 40; i++) sbuf_addc(o, ']');
+        *cat = worst(*cat, GEN_DECLINE);
+        return;
+    }
+    if (srnd(500) == 0) { /* not JSON, or a real that overflows: the whole body is a 400 */
+        static const char *const bad[] = {"\"\xc0\xaf\"", "\"tab\there\"", "\"\\ud800\"", "01", "1e999", "tru",
+                                          "\"\\x\"", "[1,]"};
+        sbuf_adds(o, SPICK(bad));
+        *cat = GEN_BAD;
+        return;
+    }
+    switch (r) {
+    case 0: case 1: case 2: sbuf_adds(o, SPICK(g_strings)); break;
+    case 3: case 4: case 5: sbuf_adds(o, SPICK(g_numbers)); break;
+    case 6: sbuf_adds(o, "true"); break;
+    case 7: sbuf_adds(o, "false"); break;
+    case 8: sbuf_adds(o, "null"); break;
+    case 9: sbuf_adds(o, srnd(2) ? "[]" : "{}"); break;
+    case 10: case 11: gen_object(o, depth, cat); break;
+    default: {
+        unsigned n = srnd(4);
+        sbuf_addc(o, '[');
+        for (unsigned k = 0; k < n; k++) {
+            if (k) sbuf_addc(o, ',');
+            gen_any(o, depth - 1, cat);
+        }
+        sbuf_addc(o, ']');
+    }
+    }
+}
+
+/* A checked string member (state, origin, ...): string or null; rarely another type. */
+static void gen_str_member(sbuf *o, const char *key, int *cat) {
+    sbuf_printf(o, ",\"%s\":", key);
+    unsigned r = srnd(240);
+    if (r == 0) sbuf_adds(o, "5"), *cat = worst(*cat, GEN_REJECT);
+    else if (r < 30) sbuf_adds(o, "null");
+    else sbuf_adds(o, SPICK(g_strings));
+}
+
+static void gen_num_member(sbuf *o, const char *key, int *cat) {
+    sbuf_printf(o, ",\"%s\":", key);
+    unsigned r = srnd(240);
+    if (r == 0) sbuf_adds(o, "\"1\""), *cat = worst(*cat, GEN_REJECT);
+    else if (r == 1) sbuf_adds(o, "1234567890123456789"), *cat = worst(*cat, GEN_DECLINE);
+    else if (r < 30) sbuf_adds(o, "null");
+    else sbuf_adds(o, SPICK(g_numbers));
+}
+
+/* One record; returns its GEN_* category. */
+static int gen_record(sbuf *o, unsigned i) {
+    int cat = GEN_OK;
+    unsigned t = srnd(10);
+    const char *type = t < 6 ? "\"state_changed\"" : t < 8 ? "\"call_service\"" : t < 9 ? "\"automation_triggered\""
+                                                                                         : "\"custom_\\u00e9vent\"";
+    int sc = t < 6;
+    sbuf_addc(o, '{');
+    unsigned et = srnd(80);
+    if (et == 0) sbuf_adds(o, "\"event_type\":\"\""), cat = GEN_REJECT;
+    else if (et == 1) sbuf_adds(o, "\"event_type\":5"), cat = GEN_REJECT;
+    else if (et == 2) sbuf_adds(o, "\"event_id\":\"x\""), cat = GEN_REJECT; /* no event_type at all */
+    else sbuf_printf(o, "\"event_type\":%s", type);
+    /* entity_id */
+    unsigned e = srnd(40);
+    if (e == 0) sbuf_adds(o, ",\"entity_id\":\"\""), cat = worst(cat, GEN_REJECT);
+    else if (e == 1) sbuf_adds(o, ",\"entity_id\":5"), cat = worst(cat, GEN_REJECT);
+    else if (e < 5) {
+        if (e == 2) sbuf_adds(o, ",\"entity_id\":null");
+        if (sc) cat = worst(cat, GEN_REJECT); /* state_changed needs one */
+    } else if (e == 5) sbuf_printf(o, ",\"entity_id\":\"sensor.\\u006fbj_%u\"", i);
+    else sbuf_printf(o, ",\"entity_id\":\"%s.obj_%u\"", sc ? "sensor" : "light", i);
+    if (srnd(3)) sbuf_printf(o, ",\"domain\":%s", srnd(30) ? "\"sensor\"" : (cat = worst(cat, GEN_REJECT), "7"));
+    gen_str_member(o, "object_id", &cat);
+    /* time_fired */
+    unsigned tf = srnd(60);
+    if (tf == 0) sbuf_adds(o, ",\"time_fired\":\"yesterday\""), cat = worst(cat, GEN_REJECT);
+    else if (tf == 1) sbuf_adds(o, ",\"time_fired\":null"), cat = worst(cat, GEN_REJECT);
+    else if (tf == 2) cat = worst(cat, GEN_REJECT); /* missing */
+    else {
+        const char *tt = SPICK(g_times);
+        int64_t us;
+        assert_int_equal(event_time_parse(tt, &us), 0);
+        sbuf_printf(o, ",\"time_fired\":\"%s\"", tt);
+    }
+    gen_str_member(o, "origin", &cat);
+    unsigned c = srnd(40);
+    if (c == 0) sbuf_adds(o, ",\"context_id\":5"), cat = worst(cat, GEN_REJECT);
+    else if (c < 6) sbuf_adds(o, ",\"context_id\":null");
+    else if (c < 38) sbuf_printf(o, ",\"context_id\":\"01JXPS4SATTNZJ8RR616P%05u\"", i % 100000);
+    gen_str_member(o, "context_parent_id", &cat);
+    gen_str_member(o, "context_user_id", &cat);
+    if (sc) {
+        gen_str_member(o, "state", &cat);
+        gen_num_member(o, "value", &cat);
+        gen_str_member(o, "old_state", &cat);
+        gen_num_member(o, "old_value", &cat);
+        gen_str_member(o, "unit_of_measurement", &cat);
+        gen_str_member(o, "device_class", &cat);
+        gen_str_member(o, "state_class", &cat);
+        gen_str_member(o, "friendly_name", &cat);
+        unsigned a = srnd(50);
+        if (a == 0) sbuf_adds(o, ",\"attributes\":[]"), cat = worst(cat, GEN_REJECT);
+        else if (a < 4) sbuf_adds(o, ",\"attributes\":null");
+        else sbuf_adds(o, ",\"attributes\":"), gen_object(o, 4, &cat);
+        gen_num_member(o, "duration_in_state", &cat);
+        if (srnd(2)) sbuf_printf(o, ",\"state_changed\":%s", srnd(2) ? "true" : "false");
+    } else {
+        unsigned d = srnd(50);
+        if (d == 0) sbuf_adds(o, ",\"data\":\"x\""), cat = worst(cat, GEN_REJECT);
+        else sbuf_adds(o, ",\"data\":"), gen_object(o, 4, &cat);
+    }
+    if (srnd(2)) sbuf_printf(o, ",\"time_of_day\":\"morning\",\"weekday\":\"saturday\"");
+    /* storage-owned members, dropped from the stored text */
+    if (srnd(5) == 0) sbuf_adds(o, ",\"event_id\":\"0123456789abcdef0123456789abcdef\"");
+    if (srnd(5) == 0) {
+        sbuf_adds(o, ",\"stored_at\":");
+        gen_any(o, 1, &cat);
+    }
+    if (et != 2 && srnd(60) == 0) sbuf_adds(o, ",\"event_id\":1,\"event_id\":2"), cat = worst(cat, GEN_DECLINE);
+    for (unsigned k = srnd(3); k > 0; k--) {
+        sbuf_printf(o, ",\"extra_%u\":", k);
+        gen_any(o, 3, &cat);
+    }
+    if (srnd(60) == 0) sbuf_adds(o, ",\"extra_0\":1,\"extra_0\":[2]"), cat = worst(cat, GEN_DECLINE);
+    sbuf_addc(o, '}');
+    return cat;
+}
+
+static const char *const g_spaces[] = {" ", "  ", "\n", "\t", "\r\n  ", "\n\t\t"};
+
+/* Copies in to o with whitespace after ':' and ',' (sometimes before them too)
+ * and after '[' / '{', at every level; never inside strings. */
+static void g_respace(sbuf *o, const char *in, size_t n) {
+    int in_str = 0, esc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = in[i];
+        if (in_str) {
+            sbuf_addc(o, c);
+            if (esc) esc = 0;
+            else if (c == '\\') esc = 1;
+            else if (c == '"') in_str = 0;
+            continue;
+        }
+        if (c == '"') in_str = 1;
+        if ((c == ':' || c == ',' || c == ']' || c == '}') && srnd(4) == 0) sbuf_adds(o, SPICK(g_spaces));
+        sbuf_addc(o, c);
+        if ((c == ':' || c == ',' || c == '[' || c == '{') && srnd(3)) sbuf_adds(o, SPICK(g_spaces));
+    }
+}
+
+static size_t g_ok, g_decline, g_reject, g_bad, g_bodies_text, g_bodies_declined, g_spaced_ok, g_multi_text;
+
+/* The body both ways, against the expectation: `want[i]` per event, `body_cat`
+ * GEN_OK unless the body itself (dead letters) sends it to the general path. */
+static void g_check(const char *body, size_t len, const int *want, size_t n, int body_cat) {
+    int all = body_cat;
+    for (size_t i = 0; i < n; i++) all = worst(all, want[i]);
+    store_batch t, g;
+    json_t *tree = NULL;
+    int trc = store_text_prepare(body, len, 10000, &t);
+    int grc = general_prepare_len(body, len, &g, &tree);
+    if (all == GEN_BAD) {
+        if (trc != 1 || grc != -1) fail_msg("want text 1 / general -1, got %d / %d: %.*s", trc, grc, (int)len, body);
+        if (grc == 0) store_batch_free(&g);
+        json_decref(tree);
+        return;
+    }
+    if (grc != 0) fail_msg("the general path refused the body: %.*s", (int)len, body);
+    assert_int_equal(g.nitems, n);
+    for (size_t i = 0; i < n; i++) {
+        int want_status = want[i] == GEN_REJECT ? STORE_ITEM_REJECTED : STORE_ITEM_PENDING;
+        if ((int)g.items[i].status != want_status)
+            fail_msg("event %zu: general path status %d, want %d (%s): %.*s", i, (int)g.items[i].status, want_status,
+                     g.items[i].error ? g.items[i].error : "", (int)len, body);
+    }
+    if (all == GEN_OK) {
+        if (trc != 0) fail_msg("the text path declined a plain body: %.*s", (int)len, body);
+        g_bodies_text++;
+        if (n > 1) g_multi_text++;
+        assert_int_equal(t.nitems, g.nitems);
+        assert_int_equal(t.ndead, 0);
+        for (size_t i = 0; i < t.nitems; i++) {
+            const store_item *a = &t.items[i], *e = &g.items[i];
+            assert_int_equal(a->status, STORE_ITEM_PENDING);
+            assert_int_equal(a->index, e->index);
+            if (a->json_len != e->json_len || memcmp(a->json, e->json, a->json_len) != 0)
+                fail_msg("event %zu stored text differs\n text:    %s\n general: %s", i, a->json, e->json);
+            assert_string_equal(a->event_id, e->event_id);
+            assert_true(a->time_us == e->time_us);
+            assert_string_equal(a->event_type, e->event_type);
+            assert_string_equal(a->domain, e->domain);
+            if (e->entity_id) assert_string_equal(a->entity_id, e->entity_id);
+            else assert_null(a->entity_id);
+        }
+        store_batch_free(&t);
+    } else {
+        if (trc != 1) fail_msg("the text path took a body it must decline (%d): %.*s", trc, (int)len, body);
+        g_bodies_declined++;
+    }
+    store_batch_free(&g);
+    json_decref(tree);
+}
+
+static void test_text_generated(void **st) {
+    (void)st;
+    unsigned id = 0;
+    for (int round = 0; round < 400; round++) {
+        int spaced = round % 3 == 1, clean = round % 4 >= 2; /* clean: every record valid and plain */
+        unsigned form = srnd(6), n = 1 + srnd(20);
+        int want[32], body_cat = GEN_OK;
+        sbuf o;
+        sbuf_init(&o);
+        if (form == 0) sbuf_adds(&o, "[");
+        else if (form == 1) sbuf_adds(&o, "{\"dead_letters\":[],\"events\":[");
+        else sbuf_adds(&o, "{\"events\":[");
+        for (unsigned k = 0; k < n; k++) {
+            if (k) sbuf_addc(&o, ',');
+            sbuf ev, sp;
+            sbuf_init(&ev);
+            sbuf_init(&sp);
+            want[k] = gen_record(&ev, id++);
+            while (clean && want[k] != GEN_OK) { /* clean rounds: only records the text path takes */
+                sbuf_reset(&ev);
+                want[k] = gen_record(&ev, id++);
+            }
+            const char *text = ev.data;
+            size_t tl = ev.len;
+            if (spaced) {
+                g_respace(&sp, ev.data, ev.len);
+                text = sp.data, tl = sp.len;
+            }
+            assert_false(sbuf_failed(&ev) || sbuf_failed(&sp));
+            /* the event alone, as a one-element array */
+            sbuf one;
+            sbuf_init(&one);
+            sbuf_addc(&one, '[');
+            sbuf_add(&one, text, tl);
+            sbuf_addc(&one, ']');
+            g_check(one.data, one.len, &want[k], 1, GEN_OK);
+            sbuf_free(&one);
+            switch (want[k]) {
+            case GEN_OK: g_ok++, g_spaced_ok += spaced; break;
+            case GEN_DECLINE: g_decline++; break;
+            case GEN_REJECT: g_reject++; break;
+            default: g_bad++;
+            }
+            sbuf_add(&o, text, tl);
+            sbuf_free(&ev);
+            sbuf_free(&sp);
+        }
+        sbuf_addc(&o, ']');
+        if (form == 3) sbuf_adds(&o, ",\"dead_letters\":[]");
+        if (form == 4 && srnd(2)) { /* dead letters to store: the general path's */
+            sbuf_adds(&o, ",\"dead_letters\":[{\"error\":\"bad\",\"event\":{\"a\":1},\"source\":\"enrichment-pipeline\"}]");
+            body_cat = GEN_DECLINE;
+        }
+        if (form != 0) sbuf_addc(&o, '}');
+        assert_false(sbuf_failed(&o));
+        if (spaced) {
+            sbuf sp;
+            sbuf_init(&sp);
+            sbuf_adds(&sp, SPICK(g_spaces));
+            g_respace(&sp, o.data, o.len); /* spaced twice: also between the events */
+            sbuf_adds(&sp, SPICK(g_spaces));
+            g_check(sp.data, sp.len, want, n, body_cat);
+            sbuf_free(&sp);
+        } else {
+            g_check(o.data, o.len, want, n, body_cat);
+        }
+        sbuf_free(&o);
+    }
+    print_message("generated records: %zu text path (%zu spaced), %zu declined but stored, %zu rejected, %zu not JSON; "
+                  "bodies (single events included): %zu text path (%zu of several events), %zu general path\n",
+                  g_ok, g_spaced_ok, g_decline, g_reject, g_bad, g_bodies_text, g_multi_text, g_bodies_declined);
+    assert_true(g_ok >= 2000);
+    assert_true(g_spaced_ok >= 600);
+    assert_true(g_decline >= 100);
+    assert_true(g_reject >= 200);
+    assert_true(g_bad >= 5);
+    assert_true(g_multi_text >= 50);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lineproto_tag),     cmocka_unit_test(test_lineproto_measurement),
         cmocka_unit_test(test_lineproto_field_string), cmocka_unit_test(test_influxql_string),
         cmocka_unit_test(test_json_exact),        cmocka_unit_test(test_filter_params),
-        cmocka_unit_test(test_batch_prepare),     cmocka_unit_test(test_text_prepare),     cmocka_unit_test(test_sqlite_store),
+        cmocka_unit_test(test_batch_prepare),     cmocka_unit_test(test_text_prepare),     cmocka_unit_test(test_text_generated),
+        cmocka_unit_test(test_sqlite_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

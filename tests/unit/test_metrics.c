@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,13 @@
 static double forty_two(void *arg) {
     (void)arg;
     return 42;
+}
+
+/* occurrences NEEDLE in TEXT */
+static int count_of(const char *text, const char *needle) {
+    int n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
 }
 
 static void test_render(void **state) {
@@ -37,8 +45,20 @@ static void test_render(void **state) {
     assert_non_null(strstr(text, "homeiq_latency_seconds_bucket{le=\"1\"} 2\n"));
     assert_non_null(strstr(text, "homeiq_latency_seconds_bucket{le=\"+Inf\"} 3\n"));
     assert_non_null(strstr(text, "homeiq_latency_seconds_count 3\n"));
-    /* HELP/TYPE once per name */
-    assert_ptr_equal(strstr(text, "# HELP homeiq_events_total"), strrchr(text, '#') > text ? strstr(text, "# HELP homeiq_events_total") : NULL);
+    /* HELP/TYPE once per metric name, however many label sets it has, and
+     * before its first sample. */
+    static const char *names[] = {"homeiq_events_total", "homeiq_other", "homeiq_fn", "homeiq_latency_seconds"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char help[96], type[96], sample[96];
+        snprintf(help, sizeof help, "# HELP %s ", names[i]);
+        snprintf(type, sizeof type, "# TYPE %s ", names[i]);
+        snprintf(sample, sizeof sample, "\n%s", names[i]);
+        assert_int_equal(count_of(text, help), 1);
+        assert_int_equal(count_of(text, type), 1);
+        assert_true(strstr(text, type) < strstr(text, sample));
+    }
+    assert_int_equal(count_of(text, "# HELP "), 4);
+    assert_int_equal(count_of(text, "# TYPE "), 4);
     free(text);
     metrics_free_all();
 }

@@ -16,13 +16,13 @@ if [ ! -d "$JS_DIR/node_modules/home-assistant-js-websocket" ] || [ ! -d "$JS_DI
     fi
   ) 9>"/tmp/homeiq-simulator-js-npm.lock" >"$TEST_TMP/npm.out" 2>&1
   check "npm ci installed the locked JS client" test -d "$JS_DIR/node_modules/home-assistant-js-websocket"
-  [ "$FAILS" = 0 ] || { cat "$TEST_TMP/npm.out"; finish; }
+  [ "$FAILS" = 0 ] || { cat "$TEST_TMP/npm.out"; bail "the JS client is not installed: nothing else can run"; }
 fi
 
 PORT=$(free_port)
 SIMULATOR_PORT=$PORT start_bg sim "$SIM" --rate 40 --seed 5
 SIM_PID=$LAST_PID
-wait_healthy "http://127.0.0.1:$PORT/health" 10
+wait_healthy "http://127.0.0.1:$PORT/health" 10 || bail "simulator started"
 
 (cd "$JS_DIR" && node test_js_client.mjs "$PORT") | tee "$TEST_TMP/js.out"
 check "official JS client test script passed" test "${PIPESTATUS[0]}" = 0
