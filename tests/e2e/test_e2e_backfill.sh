@@ -41,6 +41,7 @@ bf() { ing_stat ".backfill.$1"; }
 # wait_run_done N : the backfill run after run N (the one a new subscribe started) is done
 wait_run_done() { local h; h=$(curl -s "http://127.0.0.1:$ING_PORT/health") || return 1
   [ "$(jq -r .backfill.state <<<"$h")" = done ] && [ "$(jq -r .backfill.runs <<<"$h")" -gt "$1" ]; }
+now_iso() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
 phase_report() { # phase_report NAME : the backfill figures from /health
   local h; h=$(curl -s "http://127.0.0.1:$ING_PORT/health")
   echo "# $1: backfill $(jq -c '.backfill | {state, from, to, entities, events, requests, failures, duration_s}' <<<"$h")"
@@ -50,6 +51,7 @@ sleep 3
 # --- A. ingestion SIGKILLed for 5 s -----------------------------------------------------
 check "a high-water mark is kept next to the spool" bash -c "ls '$TEST_TMP'/ingestion/spool/hwm-* >/dev/null"
 GEN_A0=$(sim_stat generated)
+TA0=$(now_iso)
 kill -KILL "$ING_PID"; wait "$ING_PID" 2>/dev/null
 sleep 5
 GEN_A1=$(sim_stat generated)
@@ -58,6 +60,7 @@ start_ingestion ingestion2 BACKFILL_INTERVAL_MS=20
 check "A: ingestion healthy again" wait_healthy "http://127.0.0.1:$ING_PORT/health" 30
 check "A: backfill done" wait_until "$BF_WAIT" wait_run_done 0
 phase_report A
+TA1=$(now_iso)
 BF_A=$(bf events)
 check "A: backfill spooled at least the $((GEN_A1 - GEN_A0)) changes of the gap ($BF_A)" test "$BF_A" -ge $((GEN_A1 - GEN_A0))
 check "A: backfill progress is logged" grep -q "backfill: gap done, [0-9]* event(s)" "$TEST_TMP/ingestion2.log"
@@ -68,10 +71,12 @@ sleep 2
 # --- B. HA link cut without a close frame; the first 2 history calls fail ------------------
 curl -s -o /dev/null -X POST "http://127.0.0.1:$SIM_PORT/api/sim/history/fail/2"
 RUNS=$(bf runs)
+TB0=$(now_iso)
 check_eq "B: simulator drops the connection" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$SIM_PORT/api/sim/drop")"
 check "B: backfill retried the failed history calls and finished" wait_until "$BF_WAIT" wait_run_done "$RUNS"
 phase_report B
+TB1=$(now_iso)
 check "B: the failures are counted in /health" test "$(bf failures)" -ge 2
 check "B: the failed history call is logged with HA's error" grep -q "history_during_period failed: unknown_error" \
   "$TEST_TMP/ingestion2.log"
@@ -79,11 +84,13 @@ sleep 2
 
 # --- C. HA restart, its history kept ---------------------------------------------------------
 RUNS=$(bf runs)
+TC0=$(now_iso)
 check "C: HA stops (SIGTERM)" stop_pid "$SIM_PID"
 sleep 2
 start_house sim2
 check "C: ingestion reconnected and backfilled" wait_until "$BF_WAIT" wait_run_done "$RUNS"
 phase_report C
+TC1=$(now_iso)
 check "C: HA restored its history" grep -q "row(s) restored" "$TEST_TMP/sim2.log"
 sleep 2
 
@@ -118,6 +125,13 @@ check_eq "every generated change is stored" 0 "$MISS"
 check_eq "no change stored twice" 0 "$DUP"
 check_eq "nothing stored that was not generated (no float-rounded twin)" 0 "$EXTRA"
 check_eq "storage holds exactly the generated changes" "$GEN" "$STORED"
+in_window() { awk -F'\t' -v a="$1" -v b="$2" '$2 >= a && $2 < b' "$3"; }
+for ph in "A (ingestion SIGKILLed 5 s) $TA0 $TA1" "B (link cut, 2 history calls failing) $TB0 $TB1" \
+          "C (HA restart, history kept) $TC0 $TC1"; do
+  set -- $ph; a=${*: -2:1}; b=${*: -1}
+  in_window "$a" "$b" "$TEST_TMP/truth.keys" >"$TEST_TMP/w.truth"; in_window "$a" "$b" "$TEST_TMP/stored.keys" >"$TEST_TMP/w.stored"
+  echo "# phase ${ph% * *}: from the fault to the end of its backfill: generated $(wc -l <"$TEST_TMP/w.truth"), stored $(wc -l <"$TEST_TMP/w.stored"), missing $(comm -23 "$TEST_TMP/w.truth" "$TEST_TMP/w.stored" | wc -l), duplicated $(cut -f1,2 "$TEST_TMP/w.stored" | uniq -d | wc -l)"
+done
 if [ "$MISS" != 0 ]; then comm -23 "$TEST_TMP/truth.keys" "$TEST_TMP/stored.keys" | head -5 >&2; fi
 if [ "$EXTRA" != 0 ]; then comm -13 "$TEST_TMP/truth.keys" "$TEST_TMP/stored.keys" | head -5 >&2; fi
 DUPS=$(curl -s "http://127.0.0.1:$ENR_PORT/metrics" | awk '/^homeiq_enrichment_events_duplicate_total/ {print $2}')
