@@ -279,7 +279,9 @@ static void bf_complete(backfill *b) {
 
 static void bf_send_history(backfill *b) {
     char st[EVENT_TIME_LEN], en[EVENT_TIME_LEN];
-    bf_iso(b->win_from, st);
+    /* HA selects last_updated > start and < end: a row exactly at a window boundary would be in
+     * neither window; starting 1 us earlier puts it in the later one (a row read twice is one record) */
+    bf_iso(b->win_from - 1, st);
     bf_iso(b->win_to, en);
     json_t *ids = json_array();
     size_t end = b->chunk + (size_t)b->o.chunk_entities;
