@@ -22,6 +22,7 @@ SIM_PID=$LAST_PID
 wait_healthy "http://127.0.0.1:$PORT/health" 10
 START=$(( $(date +%s) - 1 ))
 sleep 2
+curl -s -o /dev/null -X POST "http://127.0.0.1:$PORT/api/sim/pause" # the window's rows are final
 END=$(( $(date +%s) + 1 ))
 H='"type":"history/history_during_period"'
 probe errs \
