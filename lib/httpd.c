@@ -2,10 +2,18 @@
  * trampoline so every answer carries a request id and unknown paths get a
  * JSON 404, the same way in every service. */
 #include "httpd.h"
+#include "auth.h"
+#include "config.h"
 #include "log.h"
 #include "metrics.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <sys/resource.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
 #include <event2/keyvalq_struct.h>
 #include <sys/queue.h>
 #include <netinet/in.h>
@@ -14,16 +22,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define HTTPD_FD_RESERVE 128   /* descriptors kept for the service's own files and connections */
+
 typedef struct httpd_route_entry {
     httpd *server;
     httpd_handler handler;
     void *arg;
+    int open;                     /* answered without a token (auth_path_open) */
     struct httpd_route_entry *next;
 } httpd_route_entry;
 
 struct httpd {
     struct evhttp *http;
     struct evhttp_bound_socket *sock;
+    struct evconnlistener *listener;
+    struct event *resume;         /* while paused: re-checks the cap */
+    int max_conns, fd_cap;        /* HTTP_MAX_CONNECTIONS; lowest free fd at which accepting pauses */
+    int paused;
+    metric *m_paused;
     int port;
     unsigned long long next_id;
     httpd_route_entry *routes;
@@ -45,12 +61,56 @@ static void httpd_set_request_id(httpd *h, struct evhttp_request *req) {
 static void httpd_trampoline(struct evhttp_request *req, void *arg) {
     httpd_route_entry *r = arg;
     httpd_set_request_id(r->server, req);
+    if (!r->open && auth_check(req) != 0) return;
     r->handler(req, r->arg);
 }
 
 static void httpd_not_found(struct evhttp_request *req, void *arg) {
     httpd_set_request_id(arg, req);
+    if (auth_check(req) != 0) return;
     httpd_reply_error(req, 404, "no such endpoint: %s", evhttp_request_get_uri(req));
+}
+
+/* ---- connection cap ----------------------------------------------------
+ * libevent 2.1's evhttp has no connection limit, and a flood of idle clients
+ * would take every file descriptor, leaving none for the service's own work
+ * (spool segments, SQLite, its connections downstream). The kernel hands out
+ * the lowest free descriptor, so the lowest free one says how many are in use
+ * (every one below it is). After each accept, when that reaches the cap
+ * (HTTP_MAX_CONNECTIONS beyond the descriptors open at start, and never closer
+ * than HTTPD_FD_RESERVE to the process' limit), the listener is paused, so
+ * further clients wait in the kernel's backlog, and is resumed once
+ * connections have closed (idle ones close after the read timeout). */
+static int httpd_lowest_free_fd(const httpd *h) {
+    int fd = fcntl(evhttp_bound_socket_get_fd(h->sock), F_DUPFD_CLOEXEC, 0);
+    if (fd >= 0) close(fd);
+    return fd < 0 ? INT_MAX : fd;
+}
+
+static void httpd_resume_check(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    httpd *h = arg;
+    if (httpd_lowest_free_fd(h) < h->fd_cap) {
+        h->paused = 0;
+        evconnlistener_enable(h->listener);
+        log_info("accepting connections again");
+        return;
+    }
+    struct timeval tv = {0, 100 * 1000};
+    evtimer_add(h->resume, &tv);
+}
+
+static struct bufferevent *httpd_new_conn(struct event_base *base, void *arg) {
+    httpd *h = arg;
+    if (!h->paused && httpd_lowest_free_fd(h) >= h->fd_cap) {
+        h->paused = 1;
+        metrics_add(h->m_paused, 1);
+        evconnlistener_disable(h->listener);
+        log_warn("connection cap reached (HTTP_MAX_CONNECTIONS=%d): not accepting more until some close",
+                 h->max_conns);
+        httpd_resume_check(-1, 0, h);
+    }
+    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 }
 
 static void httpd_metrics(struct evhttp_request *req, void *arg) {
@@ -62,12 +122,42 @@ static void httpd_metrics(struct evhttp_request *req, void *arg) {
     free(text);
 }
 
+/* The connection cap: opts->max_connections, else HTTP_MAX_CONNECTIONS, and
+ * never more than the descriptors the process may open minus a reserve for
+ * its own files and outgoing connections. Raises the soft descriptor limit to
+ * the hard one first (Debian's default soft limit is 1024). */
+static int httpd_conn_limit(const httpd *h, const httpd_opts *opts, int *max_conns, int *fd_cap) {
+    struct rlimit rl;
+    long long want = opts->max_connections;
+    if (!want && config_long("HTTP_MAX_CONNECTIONS", HTTPD_DEFAULT_MAX_CONNECTIONS, 1, 1000000, &want) != 0)
+        return -1;
+    long long fds = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        fds = rl.rlim_cur == RLIM_INFINITY ? 1 << 20 : (long long)rl.rlim_cur;
+    }
+    long long room = fds - HTTPD_FD_RESERVE;
+    if (room < 16) room = 16;
+    if (want > room)
+        log_warn("HTTP_MAX_CONNECTIONS=%lld: only %lld file descriptors may be open; at most about %lld connections",
+                 want, fds, room);
+    *max_conns = (int)want;
+    long long cap = httpd_lowest_free_fd(h) + want;
+    *fd_cap = (int)(cap < room ? cap : room);
+    return 0;
+}
+
 int httpd_new(struct event_base *base, const httpd_opts *opts, httpd **out) {
     httpd *h = calloc(1, sizeof *h);
     if (!h) return -1;
     h->http = evhttp_new(base);
     if (!h->http) goto fail;
     const char *bind = opts->bind && *opts->bind ? opts->bind : "127.0.0.1";
+    if (auth_bind_allowed(bind) != 0) goto fail;
     h->sock = evhttp_bind_socket_with_handle(h->http, bind, (ev_uint16_t)opts->port);
     if (!h->sock) {
         log_error("cannot listen on %s:%d (in use, or bad address)", bind, opts->port);
@@ -85,6 +175,13 @@ int httpd_new(struct event_base *base, const httpd_opts *opts, httpd **out) {
     evhttp_set_timeout(h->http, opts->timeout_s > 0 ? opts->timeout_s : 30);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+    if (httpd_conn_limit(h, opts, &h->max_conns, &h->fd_cap) != 0) goto fail;
+    h->listener = evhttp_bound_socket_get_listener(h->sock);
+    h->resume = evtimer_new(base, httpd_resume_check, h);
+    if (!h->resume) goto fail;
+    h->m_paused = metrics_counter("homeiq_http_accept_paused_total",
+                                  "Times the server stopped accepting at HTTP_MAX_CONNECTIONS", NULL);
+    evhttp_set_bevcb(h->http, httpd_new_conn, h);
     evhttp_set_gencb(h->http, httpd_not_found, h);
     httpd_route(h, "/metrics", httpd_metrics, NULL);
     log_info("listening on http://%s:%d", bind, h->port);
@@ -92,6 +189,7 @@ int httpd_new(struct event_base *base, const httpd_opts *opts, httpd **out) {
     return 0;
 fail:
     if (h->http) evhttp_free(h->http);
+    if (h->resume) event_free(h->resume);
     free(h);
     return -1;
 }
@@ -102,6 +200,7 @@ int httpd_route(httpd *h, const char *path, httpd_handler handler, void *arg) {
     r->server = h;
     r->handler = handler;
     r->arg = arg;
+    r->open = auth_path_open(path);
     if (evhttp_set_cb(h->http, path, httpd_trampoline, r) != 0) {
         free(r);
         return -1;
@@ -116,6 +215,7 @@ int httpd_port(const httpd *h) { return h->port; }
 void httpd_free(httpd *h) {
     if (!h) return;
     evhttp_free(h->http);
+    event_free(h->resume);
     while (h->routes) {
         httpd_route_entry *next = h->routes->next;
         free(h->routes);

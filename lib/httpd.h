@@ -18,10 +18,21 @@ typedef struct httpd_opts {
     const char *bind;        /* default "127.0.0.1" */
     int port;
     size_t max_body;         /* bytes; larger bodies get 413 */
-    int timeout_s;           /* header/body read timeout, default 30 */
+    int timeout_s;           /* header/body read timeout, default 30; also closes idle keep-alive connections */
+    int max_connections;     /* 0 = HTTP_MAX_CONNECTIONS (default HTTPD_DEFAULT_MAX_CONNECTIONS) */
 } httpd_opts;
 
-/* Binds and starts serving on `base`. GET /metrics is routed automatically. */
+#define HTTPD_DEFAULT_MAX_CONNECTIONS 4096
+
+/* The variables every HTTP server documents in its --help table. */
+#define HTTPD_CONFIG_VARS                                                                                     \
+    {"HTTP_MAX_CONNECTIONS", "4096",                                                                          \
+     "most open client connections; at the cap new clients wait in the kernel's backlog (bounded by the fd limit)"}
+
+/* Binds and starts serving on `base`. GET /metrics is routed automatically.
+ * Refuses a non-loopback `bind` without an API token (auth_bind_allowed), and
+ * asks every request but GET /health (and /metrics with METRICS_AUTH=0) for
+ * the token before its handler runs (auth_check). */
 int httpd_new(struct event_base *base, const httpd_opts *opts, httpd **out);
 /* Exact-path route; the handler checks the method (see httpd_require_method). */
 int httpd_route(httpd *h, const char *path, httpd_handler handler, void *arg);

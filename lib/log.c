@@ -1,4 +1,5 @@
 /* log.c -- see log.h. Lines are formatted into one buffer, scrubbed of secrets,
+ * escaped (no value from outside can end or forge a line, or break the JSON),
  * then written with a single write(2) so concurrent processes don't interleave. */
 #include "log.h"
 
@@ -67,14 +68,56 @@ static void log_scrub(char *s) {
     }
 }
 
-/* Append `s` to `out` as the inside of a JSON string. */
-static size_t log_json_escape(char *out, size_t cap, const char *s) {
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there
+ * are not one (bad lead, bad continuation, overlong, surrogate, > U+10FFFF). */
+static size_t log_utf8_len(const unsigned char *s) {
+    unsigned c = s[0];
+    size_t n;
+    unsigned min;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) n = 2, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef) n = 3, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4) n = 4, min = 0x10000;
+    else return 0;
+    unsigned cp = c & (0x3f >> (n - 1));
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return n;
+}
+
+/* Copies `s` into `out` so that it cannot end or forge a log line: control
+ * characters (newline, carriage return, ANSI escapes...) and bytes that are
+ * not UTF-8 become visible escapes. JSON: the inside of a JSON string
+ * (\n, \u001b; a bad byte becomes U+FFFD, so the line stays valid JSON).
+ * Text: \n, \r, \t, \xNN, and a backslash doubled only before those, so
+ * an escape in the input cannot pass for one made here. */
+static size_t log_escape(char *out, size_t cap, const char *s, int json) {
     size_t o = 0;
-    for (; *s && o + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') out[o++] = '\\', out[o++] = (char)c;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && o + 8 < cap) {
+        unsigned c = *p;
+        size_t n = log_utf8_len(p);
+        if (n == 0) {
+            o += (size_t)(json ? snprintf(out + o, cap - o, "\\ufffd") : snprintf(out + o, cap - o, "\\x%02x", c));
+            p++;
+            continue;
+        }
+        if (n > 1) {
+            memcpy(out + o, p, n), o += n, p += n;
+            continue;
+        }
+        p++;
+        if (json && (c == '"' || c == '\\')) out[o++] = '\\', out[o++] = (char)c;
+        else if (!json && c == '\\' && (*p == 'n' || *p == 'r' || *p == 't' || *p == 'x' || *p == '\\'))
+            out[o++] = '\\', out[o++] = '\\';
         else if (c == '\n') out[o++] = '\\', out[o++] = 'n';
-        else if (c < 0x20) o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+        else if (c == '\r') out[o++] = '\\', out[o++] = 'r';
+        else if (c == '\t') out[o++] = '\\', out[o++] = 't';
+        else if (c < 0x20 || c == 0x7f)
+            o += (size_t)(json ? snprintf(out + o, cap - o, "\\u%04x", c) : snprintf(out + o, cap - o, "\\x%02x", c));
         else out[o++] = (char)c;
     }
     out[o] = '\0';
@@ -98,14 +141,13 @@ void log_msg(log_level level, const char *fmt, ...) {
     snprintf(ts + n, sizeof ts - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 
     int len;
-    if (log_json) {
-        char esc[LOG_LINE_MAX * 2 - 256];
-        log_json_escape(esc, sizeof esc, msg);
+    char esc[LOG_LINE_MAX * 2 - 256];
+    log_escape(esc, sizeof esc, msg, log_json);
+    if (log_json)
         len = snprintf(line, sizeof line, "{\"time\":\"%s\",\"level\":\"%s\",\"service\":\"%s\",\"msg\":\"%s\"}\n",
                        ts, log_names[level], log_service, esc);
-    } else {
-        len = snprintf(line, sizeof line, "%s %-5s %s: %s\n", ts, log_names[level], log_service, msg);
-    }
+    else
+        len = snprintf(line, sizeof line, "%s %-5s %s: %s\n", ts, log_names[level], log_service, esc);
     if (len < 0) return;
     if ((size_t)len >= sizeof line) len = (int)sizeof line - 1, line[len - 1] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)len);

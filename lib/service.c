@@ -1,5 +1,6 @@
 /* service.c -- see service.h. */
 #include "service.h"
+#include "auth.h"
 #include "log.h"
 
 #include <malloc.h>
@@ -94,6 +95,7 @@ void service_free(service *s) {
     if (s->idle) event_free(s->idle);
     event_base_free(s->base);
     free(s);
+    auth_shutdown();
     log_shutdown();
 }
 

@@ -4,6 +4,7 @@
  * storage_api.c (HTTP) and the store_* backends; this file reads the
  * environment, connects them on the one event loop, and frees everything on
  * SIGTERM in the order that lets in-flight requests be answered. */
+#include "auth.h"
 #include "config.h"
 #include "httpd.h"
 #include "log.h"
@@ -33,6 +34,8 @@ static const config_var storage_vars[] = {
     {"INFLUXDB_TIMEOUT_MS", "10000", "influxdb: timeout of one HTTP request"},
     {"INFLUXDB_CHUNK_LINES", "5000", "influxdb: most lines in one write request"},
     {"INFLUXDB_PING_INTERVAL_MS", "5000", "influxdb: how often /health pings InfluxDB"},
+    AUTH_CONFIG_VARS,
+    HTTPD_CONFIG_VARS,
     {NULL, NULL, NULL},
 };
 

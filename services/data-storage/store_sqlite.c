@@ -28,6 +28,7 @@
  *    pwrite -10%, pread -40%). */
 #include "store_sqlite.h"
 #include "config.h"
+#include "dblock.h"
 #include "log.h"
 #include "service.h"
 
@@ -37,11 +38,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct store_sqlite {
     store base;
     sqlite3 *db;
     char *path;
+    int lock_fd;               /* dblock on DATA_DIR/events.db, or -1 */
     sqlite3_stmt *insert_event, *insert_dead, *select_dead;
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *query[32];   /* by filter mask, see store_sqlite_query_mask */
@@ -147,6 +150,7 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
     store_sqlite *s = calloc(1, sizeof *s);
     if (!s) return -1;
     s->base.ops = &store_sqlite_ops;
+    s->lock_fd = -1;
     s->path = strdup(path);
     if (!s->path) goto fail;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
@@ -191,7 +195,21 @@ int store_sqlite_open(store **out) {
     }
     char path[4096];
     if (snprintf(path, sizeof path, "%s/events.db", dir) >= (int)sizeof path) return -1;
-    return store_sqlite_open_path(path, (long)busy, out);
+    pid_t holder;
+    int lock = dblock_acquire(path, &holder);
+    if (lock < 0) {
+        if (errno == EWOULDBLOCK)
+            log_error("%s is in use by another process (pid %ld): another data-storage, or a homeiqctl restore",
+                      path, (long)holder);
+        else log_error("%s.lock: %s", path, strerror(errno));
+        return -1;
+    }
+    if (store_sqlite_open_path(path, (long)busy, out) != 0) {
+        close(lock);
+        return -1;
+    }
+    ((store_sqlite *)*out)->lock_fd = lock;
+    return 0;
 }
 
 /* ---- writes ----------------------------------------------------------- */
@@ -388,6 +406,7 @@ static void store_sqlite_close(store *base) {
     sqlite3_finalize(s->rollback);
     for (int i = 0; i < 32; i++) sqlite3_finalize(s->query[i]);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK) log_warn("sqlite close: %s", sqlite3_errmsg(s->db));
+    if (s->lock_fd >= 0) close(s->lock_fd);   /* after the close: the lock covers every write */
     free(s->path);
     free(s);
 }

@@ -1,6 +1,7 @@
 /* batch.c -- see batch.h. */
 #include "batch.h"
 #include "json_text.h"
+#include "log.h"
 #include "sbuf.h"
 
 #include <stdio.h>
@@ -20,6 +21,8 @@ void batch_free(batch *b) {
 /* The raw event goes to the dead-letter store as received, with the reason. */
 static int batch_reject(batch *b, size_t index, const json_t *raw, const enrich_reject *rej) {
     b->reasons[rej->reason]++;
+    /* The message quotes the event (an entity id...): log.c escapes it, so it cannot forge a line. */
+    log_warn("event %zu dead-lettered (%s): %s", index, enrich_reason_label(rej->reason), rej->message);
     json_t *dl = json_pack("{s:s, s:O, s:s}", "error", rej->message, "event", raw, "source", BATCH_SOURCE);
     json_t *r = json_pack("{s:I, s:s}", "index", (json_int_t)index, "error", rej->message);
     if (!dl || !r || json_array_append_new(b->rejected, r)) {

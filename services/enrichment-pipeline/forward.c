@@ -1,5 +1,6 @@
 /* forward.c -- see forward.h. */
 #include "forward.h"
+#include "auth.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ int forward_send(httpc *c, const forward_target *t, const char *request_id, cons
                  httpc_done_cb cb, void *arg) {
     char rid[96];
     snprintf(rid, sizeof rid, "X-Request-Id: %.60s", request_id ? request_id : "-");
-    const char *headers[] = {"Content-Type: application/json", rid, NULL};
+    const char *headers[] = {"Content-Type: application/json", rid, auth_header(), NULL};
     httpc_request req = {
         .method = "POST",
         .url = t->events_url,

@@ -6,6 +6,7 @@
  * storage committed. The service keeps no state, so copies can run side by
  * side behind a load balancer. */
 #include "api.h"
+#include "auth.h"
 #include "config.h"
 #include "health.h"
 #include "httpc.h"
@@ -31,6 +32,8 @@ static const config_var enrichment_vars[] = {
     {"HTTP_READ_TIMEOUT_S", "30", "timeout for reading a request's headers and body"},
     {"ENRICHMENT_FAST_PATH", "1", "1: enrich plain HA events straight from the request text (same output); 0: jansson only"},
     {"TZ", NULL, "IANA time zone for time_of_day/weekday, e.g. Europe/Amsterdam (default: the system zone)"},
+    AUTH_CONFIG_VARS,
+    HTTPD_CONFIG_VARS,
     {NULL, NULL, NULL},
 };
 

@@ -4,6 +4,7 @@
  * ("[" rec "," rec ... "]": records are raw event objects) and kept until the
  * batch is acknowledged, so a retry re-sends exactly the same events. */
 #include "forwarder.h"
+#include "auth.h"
 
 #include "log.h"
 #include "metrics.h"
@@ -87,7 +88,7 @@ static void fwd_pump(forwarder *f);
 
 static void fwd_send(fwd_batch *b) {
     forwarder *f = b->f;
-    static const char *const headers[] = {"Content-Type: application/json", NULL};
+    const char *headers[] = {"Content-Type: application/json", auth_header(), NULL};
     httpc_request req = {
         .method = "POST", .url = f->url, .headers = headers,
         .body = b->body, .body_len = b->len, .timeout_ms = f->o.timeout_ms,

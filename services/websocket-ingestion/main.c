@@ -7,6 +7,8 @@
  * records reached the file and the API when they are durable. */
 #include "ingest.h"
 
+#include "auth.h"
+#include "httpd.h"
 #include "config.h"
 #include "log.h"
 
@@ -48,6 +50,8 @@ static const config_var ingest_vars[] = {
     {"FORWARD_RETRY_MAX_MS", "5000", "retry delay cap"},
     {"DOWNSTREAM_UNHEALTHY_S", "30", "health turns 503 after forwards failed this long"},
     {"INGEST_MAX_BODY_BYTES", "16777216", "largest POST /api/v1/events/forward body"},
+    AUTH_CONFIG_VARS,
+    HTTPD_CONFIG_VARS,
     {NULL, NULL, NULL},
 };
 

@@ -25,6 +25,7 @@ export DATA_STORAGE_PORT=$(free_port) SIMULATOR_PORT=$(free_port)
 export DATA_DIR=$TEST_TMP/data RUN_LOG_DIR=$TEST_TMP   # service logs: $TEST_TMP/<name>.log
 export RUN_STATUS_LINE_EVERY=1 RUN_HEALTH_TIMEOUT=60
 unset HOME_ASSISTANT_URL HOME_ASSISTANT_TOKEN HOME_ASSISTANT_TOKEN_FILE STORAGE_BACKEND
+unset HOMEIQ_API_TOKEN HOMEIQ_API_TOKEN_FILE   # make run generates $DATA_DIR/api-token
 export WEBSOCKET_INGESTION_URL=http://127.0.0.1:$WEBSOCKET_INGESTION_PORT
 export ENRICHMENT_PIPELINE_URL=http://127.0.0.1:$ENRICHMENT_PIPELINE_PORT
 export DATA_STORAGE_URL=http://127.0.0.1:$DATA_STORAGE_PORT
@@ -69,10 +70,20 @@ for url in "http://127.0.0.1:$SIMULATOR_PORT" "$WEBSOCKET_INGESTION_URL" "$ENRIC
 done
 check "it prints a homeiqctl line to watch events" grep -q 'homeiqctl events -f' "$TEST_TMP/run.log"
 
+# make run generated the API token, readable only by its owner; without it the
+# APIs answer 401, with it they answer.
+TOKEN_FILE=$DATA_DIR/api-token
+check_eq "make run generated an API token file with mode 600" 600 "$(stat -c %a "$TOKEN_FILE" 2>/dev/null)"
+check "... of 64 hex characters" grep -qxE '[0-9a-f]{64}' "$TOKEN_FILE"
+check_eq "events without the token: 401" 401 \
+  "$(curl -s -o /dev/null -w '%{http_code}' "$DATA_STORAGE_URL/api/v1/events?limit=1")"
+export HOMEIQ_API_TOKEN_FILE=$TOKEN_FILE
+acurl() { curl -K- "$@" <<<"header = \"Authorization: Bearer $(cat "$TOKEN_FILE")\""; }
+
 # Events from the simulated house arrive in storage.
 N=0
 for _ in $(seq 300); do
-  N=$(curl -s "$DATA_STORAGE_URL/api/v1/events?limit=100" | jq '[.events[] | select(.entity_id != "sensor.homeiq_validation")] | length')
+  N=$(acurl -s "$DATA_STORAGE_URL/api/v1/events?limit=100" | jq '[.events[] | select(.entity_id != "sensor.homeiq_validation")] | length')
   [ "${N:-0}" -gt 0 ] && break; sleep 0.1
 done
 check "simulated Home Assistant events arrive in storage ($N)" test "${N:-0}" -gt 0

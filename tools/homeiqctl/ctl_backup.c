@@ -14,8 +14,11 @@
  *    result is a single self-contained file (journal_mode=DELETE) that has
  *    passed PRAGMA integrity_check, written to a temporary name, fsync'ed and
  *    renamed, so a crash never leaves a half backup under the final name.
- *  - Restore refuses while data-storage answers (it holds the file open and
- *    would keep writing to the replaced one) unless --force; checks the backup
+ *  - Backup never writes over the live store's files, nor over an existing
+ *    file without --force.
+ *  - Restore refuses while a data-storage holds the store's lock (dblock: it
+ *    holds the file open and would keep writing to the replaced one; no
+ *    --force for that), or answers at its URL unless --force; checks the backup
  *    with integrity_check first; keeps the current store (and its -wal/-shm,
  *    which must never be applied to another database) under a
  *    .pre-restore-<time> name instead of deleting it.
@@ -23,10 +26,12 @@
  *    `influxd restore -portable`; homeiqctl prints and runs them. */
 #include "ctl.h"
 #include "config.h"
+#include "dblock.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -141,6 +146,39 @@ static int ctl_sqlite_copy(sqlite3 *src, sqlite3 *dst, const ctl_backup_opts *o,
 
 /* ---- sqlite backup ---------------------------------------------------- */
 
+/* 1 when `path` names the same file as `other`: the same inode when both
+ * exist, else the same canonical directory and name. */
+static int ctl_same_file(const char *path, const char *other) {
+    struct stat a, b;
+    if (stat(path, &a) == 0 && stat(other, &b) == 0) return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    char d1[4096], d2[4096], r1[PATH_MAX], r2[PATH_MAX];
+    ctl_dirname(path, d1, sizeof d1);
+    ctl_dirname(other, d2, sizeof d2);
+    const char *n1 = strrchr(path, '/'), *n2 = strrchr(other, '/');
+    n1 = n1 ? n1 + 1 : path;
+    n2 = n2 ? n2 + 1 : other;
+    return realpath(d1, r1) && realpath(d2, r2) && strcmp(r1, r2) == 0 && strcmp(n1, n2) == 0;
+}
+
+/* Refuses a backup target that is the live store (or one of its -wal, -shm,
+ * -journal, .lock files), always, and an existing file unless --force. */
+static int ctl_backup_target_ok(const ctl_backup_opts *o, const char *src_path) {
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal", ".lock"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char live[4200];
+        snprintf(live, sizeof live, "%s%s", src_path, suffixes[i]);
+        if (ctl_same_file(o->path, live)) {
+            fprintf(stderr, "homeiqctl: refusing to back up over the live store file %s\n", live);
+            return -1;
+        }
+    }
+    if (!o->force && access(o->path, F_OK) == 0) {
+        fprintf(stderr, "homeiqctl: %s exists; choose another --out or add --force to replace it\n", o->path);
+        return -1;
+    }
+    return 0;
+}
+
 static int ctl_sqlite_backup(const ctl_backup_opts *o) {
     char src_path[4096], tmp[4200], mode[32], err[512], what[64], dir[4096];
     snprintf(src_path, sizeof src_path, "%s/%s", o->data_dir, CTL_DB_NAME);
@@ -150,6 +188,7 @@ static int ctl_sqlite_backup(const ctl_backup_opts *o) {
                 strerror(errno));
         return CTL_FAIL;
     }
+    if (ctl_backup_target_ok(o, src_path) != 0) return CTL_FAIL;
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", o->path, (long)getpid());
     unlink(tmp);
     sqlite3 *src = NULL, *dst = NULL;
@@ -243,19 +282,30 @@ static int ctl_sqlite_restore(const ctl_backup_opts *o) {
                 ctl_service_url(CTL_STORAGE));
         return CTL_FAIL;
     }
+    snprintf(db_path, sizeof db_path, "%s/%s", o->data_dir, CTL_DB_NAME);
     sqlite3 *from = NULL, *dst = NULL;
-    int ret = CTL_FAIL;
+    int ret = CTL_FAIL, lock = -1;
+    pid_t holder;
+    if (mkdir(o->data_dir, 0750) != 0 && errno != EEXIST) {
+        fprintf(stderr, "homeiqctl: cannot create %s: %s\n", o->data_dir, strerror(errno));
+        goto out;
+    }
+    /* Held for the whole restore: no data-storage may have the store open
+     * (even with --force), and none can start until the new file is in place. */
+    lock = dblock_acquire(db_path, &holder);
+    if (lock < 0) {
+        if (errno == EWOULDBLOCK)
+            fprintf(stderr, "homeiqctl: %s is in use by data-storage (pid %ld); stop it before restoring\n", db_path,
+                    (long)holder);
+        else fprintf(stderr, "homeiqctl: %s.lock: %s\n", db_path, strerror(errno));
+        goto out;
+    }
     if (sqlite3_open_v2(o->path, &from, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         ctl_integrity_check(from, err, sizeof err) != 0) {
         fprintf(stderr, "homeiqctl: %s is not a usable backup: %s\n", o->path,
                 from ? sqlite3_errmsg(from) : "cannot open");
         goto out;
     }
-    if (mkdir(o->data_dir, 0750) != 0 && errno != EEXIST) {
-        fprintf(stderr, "homeiqctl: cannot create %s: %s\n", o->data_dir, strerror(errno));
-        goto out;
-    }
-    snprintf(db_path, sizeof db_path, "%s/%s", o->data_dir, CTL_DB_NAME);
     snprintf(tmp, sizeof tmp, "%s.restore-tmp", db_path);
     unlink(tmp);
     if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
@@ -289,6 +339,7 @@ out:
     sqlite3_close(dst);
     sqlite3_close(from);
     if (ret != CTL_OK && tmp[0]) unlink(tmp);
+    if (lock >= 0) close(lock);
     return ret;
 }
 
@@ -333,11 +384,12 @@ static int ctl_influx_run(const ctl_backup_opts *o, int restore) {
 static void ctl_backup_usage(FILE *out, int restore) {
     if (!restore)
         fprintf(out,
-                "usage: homeiqctl backup --out PATH [--data-dir DIR] [--backend sqlite|influxdb]\n"
+                "usage: homeiqctl backup --out PATH [--force] [--data-dir DIR] [--backend sqlite|influxdb]\n"
                 "                        [--step-pages N] [--sleep DURATION] [--dry-run]\n"
                 "  sqlite (default): consistent copy of DATA_DIR/events.db into the file PATH while\n"
                 "    data-storage runs (SQLite online backup API, N pages per step, default 256, with\n"
                 "    --sleep between steps, default 10ms); checked with PRAGMA integrity_check.\n"
+                "    Refuses an existing PATH unless --force, and always the live store's own files.\n"
                 "  influxdb: runs `influxd backup -portable -database $INFLUXDB_DATABASE\n"
                 "    -host $INFLUXDB_BACKUP_HOST PATH` (PATH is a directory; --dry-run only prints it).\n");
     else
@@ -346,7 +398,8 @@ static void ctl_backup_usage(FILE *out, int restore) {
                 "                         [--newdb NAME] [--dry-run]\n"
                 "  sqlite (default): checks PATH with PRAGMA integrity_check and installs it as\n"
                 "    DATA_DIR/events.db; the current store is kept as events.db.pre-restore-<time>.\n"
-                "    Refuses while data-storage answers at DATA_STORAGE_URL unless --force.\n"
+                "    Refuses while a data-storage has this store open (its lock, events.db.lock), and\n"
+                "    while data-storage answers at DATA_STORAGE_URL unless --force.\n"
                 "  influxdb: runs `influxd restore -portable -db $INFLUXDB_DATABASE\n"
                 "    -host $INFLUXDB_BACKUP_HOST [-newdb NAME] PATH` (--dry-run only prints it).\n");
 }
@@ -374,7 +427,7 @@ static int ctl_backup_main(int argc, char **argv, int restore) {
         case 'F': if (!restore) goto usage; o.path = optarg; break;
         case 'd': o.data_dir = optarg; break;
         case 'b': o.backend = optarg; break;
-        case 'f': if (!restore) goto usage; o.force = 1; break;
+        case 'f': o.force = 1; break;
         case 'n': o.dry_run = 1; break;
         case 'N': if (!restore) goto usage; o.newdb = optarg; break;
         case 'p':

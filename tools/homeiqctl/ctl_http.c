@@ -5,6 +5,7 @@
  * timeouts, JSON parsing of answers and "why did it fail" texts here means
  * health, validate and events report problems the same way. */
 #include "ctl.h"
+#include "auth.h"
 #include "config.h"
 #include "httpc.h"
 
@@ -45,11 +46,13 @@ int ctl_http(const char *method, const char *base, const char *path, const char 
         return -1;
     }
     snprintf(url, ulen, "%s%s", base, path);
+    const char *headers[] = {auth_header(), NULL};
     httpc_request req = {
         .method = method,
         .url = url,
         .body = body,
         .body_len = body ? strlen(body) : 0,
+        .headers = headers,
         .timeout_ms = timeout_ms,
     };
     int rc = httpc_fetch(&req, &r->status, &r->body);

@@ -8,6 +8,7 @@
  * subcommands and documents the environment. */
 #include "config.h"
 #include "ctl.h"
+#include "auth.h"
 #include "log.h"
 
 #include <signal.h>
@@ -22,6 +23,8 @@ static const config_var ctl_vars[] = {
     {"DATA_DIR", "./data", "backup/restore (sqlite): directory holding events.db"},
     {"INFLUXDB_DATABASE", "home_assistant", "backup/restore (influxdb 1.x): database name"},
     {"INFLUXDB_BACKUP_HOST", "127.0.0.1:8088", "backup/restore (influxdb): influxd RPC address"},
+    {"HOMEIQ_API_TOKEN", NULL, "API token sent to the services as 'Authorization: Bearer <token>'"},
+    {"HOMEIQ_API_TOKEN_FILE", NULL, "file holding the API token (preferred over HOMEIQ_API_TOKEN in scripts)"},
     {NULL, NULL, NULL},
 };
 
@@ -56,7 +59,7 @@ static const struct {
 
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
-    if (log_init("homeiqctl") != 0) return CTL_USAGE;
+    if (log_init("homeiqctl") != 0 || auth_load() != 0) return CTL_USAGE;
     int rc = CTL_USAGE;
     if (argc < 2) {
         fprintf(stderr, "%s\n", ctl_usage);
@@ -72,6 +75,7 @@ int main(int argc, char **argv) {
         else
             fprintf(stderr, "homeiqctl: unknown command '%s'; see homeiqctl --help\n", argv[1]);
     }
+    auth_shutdown();
     log_shutdown();
     return rc;
 }

@@ -1,0 +1,52 @@
+/* auth.h -- the API token every HomeIQ server asks for and every client sends.
+ *
+ * Why one module: the rule "every endpoint but GET /health needs
+ * `Authorization: Bearer <token>` once HOMEIQ_API_TOKEN is set" must mean the
+ * same thing in every service, and so must the refusal to listen on a
+ * non-loopback address without a token. httpd asks auth_check() before any
+ * handler runs, so a new route cannot forget it; services and tools add
+ * auth_header() to the requests they send to other HomeIQ services.
+ *
+ * State is per process (one token per process), loaded once by auth_load();
+ * the token string is owned here and registered with the log scrubber. */
+#ifndef HOMEIQ_AUTH_H
+#define HOMEIQ_AUTH_H
+
+#include <event2/http.h>
+
+/* The variables every server documents in its --help table. */
+#define AUTH_CONFIG_VARS                                                                                          \
+    {"HOMEIQ_API_TOKEN", NULL, "API token: every endpoint but GET /health needs 'Authorization: Bearer <token>'"}, \
+    {"HOMEIQ_API_TOKEN_FILE", NULL, "file holding the API token (preferred; warned about if group/world-readable)"}, \
+    {"METRICS_AUTH", "1", "1: /metrics needs the token too (when one is set); 0: /metrics is open"},               \
+    {"HOMEIQ_ALLOW_UNAUTHENTICATED", "0", "1: allow a non-loopback bind address without a token (warns)"}
+
+/* Reads HOMEIQ_API_TOKEN / HOMEIQ_API_TOKEN_FILE and METRICS_AUTH once (later
+ * calls return the first result). A token file that is set but unreadable or
+ * empty is an error, never "no token". 0, or -1 after logging why. */
+int auth_load(void);
+
+/* 0 when a server may listen on `bind`: a token is set, or the address is
+ * loopback, or HOMEIQ_ALLOW_UNAUTHENTICATED=1 (logged as a warning). -1 with
+ * a clear error naming the variable otherwise. */
+int auth_bind_allowed(const char *bind);
+
+/* 1 when a token is configured. */
+int auth_enabled(void);
+
+/* 1 when requests to `path` need no token (GET /health; /metrics with METRICS_AUTH=0). */
+int auth_path_open(const char *path);
+
+/* 0 when the request may go on (no token configured, or the right bearer
+ * token, compared in constant time). Otherwise answers 401 with
+ * WWW-Authenticate: Bearer and returns -1. */
+int auth_check(struct evhttp_request *req);
+
+/* "Authorization: Bearer <token>" for outgoing requests to other HomeIQ
+ * services, or NULL when no token is set. Owned here. */
+const char *auth_header(void);
+
+/* Frees the token (at exit). */
+void auth_shutdown(void);
+
+#endif
