@@ -37,7 +37,11 @@ check "stream running (15%)" wait_until 120 sim_sent_ge $((COUNT * 15 / 100))
 F0=$(ing_stat .downstream.batches_failed)
 kill -KILL "$ENR_PID"; wait "$ENR_PID" 2>/dev/null
 check "ingestion saw enrichment down (a failed forward)" wait_until 30 ing_failed_ge $((F0 + 1))
+# Paused while the restart takes its time (seconds under ASan on a busy machine),
+# so the simulator is still sending when step 3 needs it.
+check_eq "simulator paused for the restart" 200 "$(sim_post pause)"
 start_enrichment enrichment2
+check_eq "simulator resumed" 200 "$(sim_post resume)"
 echo "# enrichment killed and restarted at sent=$(sim_stat sent)"
 
 # 2. storage killed mid-stream
@@ -45,7 +49,9 @@ check "stream running (35%)" wait_until 120 sim_sent_ge $((COUNT * 35 / 100))
 F0=$(ing_stat .downstream.batches_failed)
 kill -KILL "$STO_PID"; wait "$STO_PID" 2>/dev/null
 check "ingestion saw storage down (a failed forward: enrichment answers 503)" wait_until 30 ing_failed_ge $((F0 + 1))
+check_eq "simulator paused for the restart" 200 "$(sim_post pause)"
 start_storage storage2
+check_eq "simulator resumed" 200 "$(sim_post resume)"
 echo "# storage killed and restarted at sent=$(sim_stat sent)"
 
 # 3. ingestion killed with a backlog: enrichment frozen, simulator paused
