@@ -27,6 +27,7 @@ struct api {
     size_t max_batch;
     int fast_path;
     metric *events_in, *events_out, *stored, *duplicates, *dead_lettered;
+    metric *fast_events; /* events the fast path enriched (ENRICHMENT_FAST_PATH) */
     metric *rejected[ENRICH_REASON_COUNT];
     metric *rejected_by_storage;
     metric *stage_parse, *stage_enrich, *stage_forward;
@@ -175,6 +176,7 @@ static void api_post_events(struct evhttp_request *req, void *arg) {
         metrics_observe(a->stage_parse, 0);
         metrics_observe(a->stage_enrich, api_seconds_since(t0));
         metrics_add(a->events_in, (double)p->b.n);
+        metrics_add(a->fast_events, (double)p->b.fast);
     } else {
         json_t *events;
         if (api_parse(a, req, &events) != 0) {
@@ -223,6 +225,8 @@ static double api_storage_up(void *arg) { return health_storage_ok(arg) ? 1 : 0;
 static void api_metrics_new(api *a) {
     static const char *const stage_help = "Time per request in each pipeline stage";
     a->events_in = metrics_counter("homeiq_enrichment_events_in_total", "Events received", NULL);
+    a->fast_events = metrics_counter("homeiq_enrichment_fast_path_events_total",
+                                     "Events enriched straight from the request text (fast path)", NULL);
     a->events_out = metrics_counter("homeiq_enrichment_events_out_total",
                                     "Enriched records acknowledged (HTTP 200) by data-storage", NULL);
     a->stored = metrics_counter("homeiq_enrichment_events_stored_total", "Records data-storage stored as new", NULL);

@@ -47,6 +47,7 @@ typedef struct ingest {
     long long last_event_us;
 
     ingest_pending *pending_head, *pending_tail;
+    int answered_at_stop;       /* /forward answers given while stopping: flush them before exit */
 
     metric *m_received, *m_accepted, *m_dropped_full, *m_dropped_big;
 } ingest;

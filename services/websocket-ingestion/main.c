@@ -188,6 +188,7 @@ static void ingest_on_durable(uint64_t durable_seq, void *arg) {
 static void ingest_on_stop(void *arg) {
     ingest *in = arg;
     /* make everything durable now so waiting /forward callers get their 200 */
+    if (in->pending_head) in->answered_at_stop = 1;
     spool_sync(in->sp);
 }
 
@@ -284,14 +285,23 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
 static void ingest_teardown(ingest *in) {
     ha_client_free(in->ha);
     backfill_free(in->bf);
-    if (in->sp) spool_sync(in->sp);
+    int answering = in->answered_at_stop || in->pending_head != NULL;
+    if (in->sp) spool_sync(in->sp); /* answers 200 for what this made durable */
     if (in->hw && in->sp) { /* everything appended is durable now: the mark can say so */
         spool_stats ss;
         spool_get_stats(in->sp, &ss);
         hwm_durable(in->hw, ss.durable_seq);
     }
     hwm_close(in->hw);
-    ingest_api_shutdown(in);
+    ingest_api_shutdown(in);          /* 503 for anything else */
+    if (answering) {
+        /* Let those answers reach their clients: httpd_free() below closes every
+         * connection at once, and a queued answer would be lost (the client saw
+         * a dropped connection instead of 200/503). Bounded: 300 ms. */
+        struct timeval tv = {0, 300 * 1000};
+        event_base_loopexit(in->base, &tv);
+        event_base_dispatch(in->base);
+    }
     forwarder_stop(in->fw);
     httpc_free(in->hc);
     forwarder_free(in->fw);

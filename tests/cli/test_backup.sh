@@ -73,6 +73,16 @@ RC=$?
 check "restore refuses while data-storage is running (exit $RC)" test "$RC" -ne 0
 check "... and says why" grep -q "data-storage is running" "$TEST_TMP/refuse.log"
 check "... and touched nothing" test ! -e "$TEST_TMP/restored/events.db"
+# --force: the data-storage answering at DATA_STORAGE_URL serves another store
+# (DATA_DIR=$TEST_TMP/data), so restoring into a directory it does not hold goes ahead.
+"$CTL" restore --from "$TEST_TMP/backup.db" --data-dir "$TEST_TMP/restored_force" --force >"$TEST_TMP/force.log" 2>&1
+RC=$?
+cat "$TEST_TMP/force.log"
+check_eq "restore --force goes ahead while a data-storage answers (another store)" 0 "$RC"
+check_eq "... the restored store passes PRAGMA integrity_check" ok \
+  "$(sqlite3 "$TEST_TMP/restored_force/events.db" 'PRAGMA integrity_check')"
+check_eq "... and holds the backup's events" "$(sqlite3 "$TEST_TMP/backup.db" 'SELECT count(*) FROM events')" \
+  "$(sqlite3 "$TEST_TMP/restored_force/events.db" 'SELECT count(*) FROM events')"
 
 # Restore refuses a damaged backup.
 head -c 8192 "$TEST_TMP/backup.db" >"$TEST_TMP/damaged.db"

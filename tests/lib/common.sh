@@ -124,6 +124,10 @@ stop_pid() {
     while kill -0 "$pid" 2>/dev/null && (( i < t * 10 )); do sleep 0.1; i=$((i + 1)); done
     if kill -0 "$pid" 2>/dev/null; then
       echo "# stop_pid: $name (pid $pid) still running ${t}s after SIGTERM: SIGKILL" >&2
+      # what it was doing: busy (R) or waiting (S, and in which kernel call), and its last words
+      echo "# stop_pid: $name $(grep -E '^State' "/proc/$pid/status" 2>/dev/null | tr -s '\t ' ' ')," \
+        "wchan $(cat "/proc/$pid/wchan" 2>/dev/null), threads $(ls "/proc/$pid/task" 2>/dev/null | wc -l)" >&2
+      [ -f "$TEST_TMP/$name.log" ] && tail -n 5 "$TEST_TMP/$name.log" | sed 's/^/#   /' >&2
       kill -KILL "$pid" 2>/dev/null
       wait "$pid" 2>/dev/null
       _forget_pid "$pid"

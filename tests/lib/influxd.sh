@@ -13,6 +13,9 @@
 #   ...
 #   influxd_stop                 # also done by common.sh's cleanup (PID in TEST_PIDS)
 #
+# INFLUXD_AUTH_ENABLED=true starts it with authentication on (create the first
+# admin user through /query, as on a real install).
+#
 # influxd_start FAILS (does not skip) when /usr/bin/influxd is missing: the
 # project's scripts/install-deps installs it. INFLUXD_BIN overrides the path.
 
@@ -58,7 +61,7 @@ bind-address = "127.0.0.1:$rpc_port"
 [http]
   enabled = true
   bind-address = "127.0.0.1:$http_port"
-  auth-enabled = false
+  auth-enabled = ${INFLUXD_AUTH_ENABLED:-false}
   log-enabled = false
   pprof-enabled = false
 

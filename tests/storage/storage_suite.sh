@@ -250,6 +250,15 @@ curl -s "$U/api/v1/events?event_type=raw_text" >"$TEST_TMP/raw.got.json"
 python3 "$here/raw_records.py" --strip-storage-keys "$TEST_TMP/raw.got.json" >"$TEST_TMP/raw.got"
 check "raw bytes: 7.0 stays 7.0, \u00e9 becomes UTF-8, 1e300 -> 1e+300, -0 -> 0, key order kept" \
   cmp "$TEST_TMP/raw.want" "$TEST_TMP/raw.got"
+# docs/EVENTS.md: an integer beyond 64 bits is read as a real (not a 400), and
+# with it every integer of that request.
+printf '%s' '[{"event_type":"big_int","time_fired":"2025-05-05T05:05:06Z","a":123456789012345678901234,"m":9223372036854775807},{"event_type":"big_int","time_fired":"2025-05-05T05:05:07Z","n":255}]' >"$TEST_TMP/bigint.json"
+check_eq "an integer beyond 64 bits: stored (not a 400)" "200 2" "$(r=$(post "$TEST_TMP/bigint.json"); echo "$(code_of "$r") $(body_of "$r" | jq .stored)")"
+curl -s "$U/api/v1/events?event_type=big_int" >"$TEST_TMP/bigint.got.json"
+python3 "$here/raw_records.py" --strip-storage-keys "$TEST_TMP/bigint.got.json" >"$TEST_TMP/bigint.got"
+printf '%s\n' '{"event_type":"big_int","time_fired":"2025-05-05T05:05:07Z","n":255.0}' \
+  '{"event_type":"big_int","time_fired":"2025-05-05T05:05:06Z","a":1.2345678901234569e+23,"m":9.223372036854776e+18}' >"$TEST_TMP/bigint.want"
+check "... read as reals, the whole request's integers with it (docs/EVENTS.md)" cmp "$TEST_TMP/bigint.want" "$TEST_TMP/bigint.got"
 
 # ---- shutdown ---------------------------------------------------------------
 stop_pid "$STORAGE_PID"; rc=$?

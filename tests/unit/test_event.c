@@ -131,6 +131,48 @@ static void test_time_from_epoch(void **state) {
     }
 }
 
+/* Known answers for event_id (docs/EVENTS.md: the first 16 bytes of SHA-256 over
+ * event_type, entity_id, time_fired, context_id, each followed by 0x1f; an
+ * absent member counts as ""). Stored events are deduplicated by this id, so a
+ * change breaks deduplication against every store written before it: these
+ * values pin today's rule (v2: a state_changed event is entity + last_updated to
+ * the microsecond, written as time_fired with six digits, and an empty context --
+ * docs/EVENTS.md section 8; SQLite schema 4 migrated the v1 ids). When the rule
+ * is changed on purpose, change these values, the doc and the migration together.
+ * Expected values computed independently:
+ *   printf 'state_changed\x1fsensor.x\x1f2025-...Z\x1f\x1f' | sha256sum | cut -c1-32 */
+static void test_event_id_known_answers_v2(void **state) {
+    (void)state;
+    static const struct {
+        const char *record, *event_id;
+    } cases[] = {
+        /* docs/EVENTS.md's worked example: the same id as printed there (the context is not part of it) */
+        {"{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.living_room_temperature\","
+         "\"time_fired\":\"2025-06-14T08:33:20.218734Z\",\"context_id\":\"01JXPS4SATTNZJ8RR616P54XFG\",\"state\":\"22.9\"}",
+         "7baeee3ade08d84d5f1090928f6c0b84"},
+        /* no entity_id (a non-state event) */
+        {"{\"event_type\":\"call_service\",\"time_fired\":\"2025-06-14T08:33:35.498211Z\","
+         "\"context_id\":\"01JXPS56QZ8E4R1T6Y3U9I0P2M\",\"data\":{\"domain\":\"light\"}}",
+         "ee627e8d51fe4a0b84f30179d1d4c4ba"},
+        /* context_id null counts as "" */
+        {"{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.x\",\"time_fired\":\"2025-06-14T08:33:20.218734Z\","
+         "\"context_id\":null}",
+         "dd433dc5a362509a065c798a04d2028f"},
+        /* UTF-8 is hashed as its bytes */
+        {"{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.caf\u00e9\",\"time_fired\":\"1970-01-01T00:00:00.000000Z\","
+         "\"context_id\":\"a\"}",
+         "025a665c0fa89016a7f996be6540f225"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *r = json_loads(cases[i].record, 0, NULL);
+        assert_non_null(r);
+        char id[EVENT_ID_LEN];
+        assert_int_equal(event_identity(r, id), 0);
+        assert_string_equal(id, cases[i].event_id);
+        json_decref(r);
+    }
+}
+
 static void test_record_check(void **state) {
     (void)state;
     char err[128];
@@ -194,7 +236,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time_roundtrip), cmocka_unit_test(test_time_rejects),
         cmocka_unit_test(test_identity),
-        cmocka_unit_test(test_time_from_epoch),       cmocka_unit_test(test_record_check),
+        cmocka_unit_test(test_time_from_epoch),
+        cmocka_unit_test(test_event_id_known_answers_v2),
+        cmocka_unit_test(test_record_check),
         cmocka_unit_test(test_entity_split),   cmocka_unit_test(test_unpack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# tests/storage/test_influx_v1.sh -- data-storage against a real influxd 1.x
+# with authentication on, for the promises of its --help / README that the
+# storage suite does not reach:
+#  - INFLUXDB_USERNAME / INFLUXDB_PASSWORD (basic auth): a wrong password is a
+#    503 (never a 200), the right one stores; the password never reaches a log;
+#  - INFLUXDB_CHUNK_LINES: a batch goes out in ceil(lines / chunk) write
+#    requests (counted by influxd's own /debug/vars);
+#  - the database missing: writes answer 503 and /health says
+#    influxdb_database_missing; a restart creates it again ("created at start if
+#    missing") and the batch is stored.
+# (InfluxDB's v2 API cannot run here: Debian 12 ships influxdb 1.x only.)
+# Usage: test_influx_v1.sh DATA_STORAGE
+. "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/influxd.sh"
+STO=$1
+PW="pw-$RANDOM$RANDOM-secret"
+DB=homeiq_v1auth
+
+INFLUXD_AUTH_ENABLED=true influxd_start || bail "influxd (auth enabled) starts"
+iq() { # iq USER:PASS QUERY : an InfluxQL statement, as that user
+  curl -s -u "$1" -XPOST "$INFLUXDB_URL/query" --data-urlencode "q=$2"
+}
+# With auth on and no user yet, influxd accepts exactly one thing: the first admin.
+curl -s -XPOST "$INFLUXDB_URL/query" --data-urlencode "q=CREATE USER admin WITH PASSWORD '$PW' WITH ALL PRIVILEGES" >/dev/null
+check "influxd refuses a query without credentials now" \
+  bash -c "curl -s -XPOST '$INFLUXDB_URL/query' --data-urlencode 'q=SHOW DATABASES' | grep -q 'unable to parse authentication credentials\|authorization failed'"
+write_reqs() { curl -s "$INFLUXDB_URL/debug/vars" | jq '[to_entries[] | select(.key | startswith("httpd")) | .value.values.writeReq] | add // 0'; }
+
+# batch N FIRST : N records with distinct identities
+batch() { jq -nc --argjson n "$1" --argjson f "$2" '[range($f; $f + $n) | {event_type: "state_changed",
+  entity_id: "sensor.v1_\(.)", time_fired: ((1750000000 + .) | todate), state: "\(.)", context_id: "v1-\(.)"}]'; }
+post() { curl -s -o "$TEST_TMP/resp" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @- "$U/api/v1/events"; }
+health_reason() { curl -s "$U/health" | jq -r .reason; }
+# storage NAME VAR=value... : data-storage on influxd; sets U and SPID
+storage() {
+  local name=$1; shift
+  local p; p=$(free_port); U=http://127.0.0.1:$p
+  start_bg "$name" env DATA_STORAGE_PORT=$p DATA_DIR="$TEST_TMP/$name" STORAGE_BACKEND=influxdb \
+    INFLUXDB_URL="$INFLUXDB_URL" INFLUXDB_DATABASE=$DB INFLUXDB_USERNAME=admin LOG_LEVEL=debug "$@" "$STO"
+  SPID=$LAST_PID
+  wait_http "$U/health" 20 "$SPID" || bail "data-storage ($name) started"
+}
+
+# ---- wrong password ----------------------------------------------------------------
+storage wrongpw INFLUXDB_PASSWORD="not-$PW" INFLUXDB_PING_INTERVAL_MS=200
+check_eq "wrong password: a batch is not acknowledged (503)" 503 "$(batch 3 0 | post)"
+check "wrong password: /health 503" wait_for 10 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' '$U/health')\" = 503 ]"
+check "wrong password: exits cleanly" stop_pid "$SPID"
+
+# ---- right password, INFLUXDB_CHUNK_LINES=7 ----------------------------------------------
+printf '%s\n' "$PW" >"$TEST_TMP/pw"
+storage rightpw INFLUXDB_PASSWORD_FILE="$TEST_TMP/pw" INFLUXDB_CHUNK_LINES=7 INFLUXDB_PING_INTERVAL_MS=200
+check "right password: healthy (database created with the credentials)" wait_healthy "$U/health" 20 "$SPID"
+W0=$(write_reqs)
+check_eq "50 events with INFLUXDB_CHUNK_LINES=7: 200" 200 "$(batch 50 100 | post)"
+check_eq "... all 50 stored" 50 "$(jq .stored "$TEST_TMP/resp")"
+W1=$(write_reqs)
+check_eq "... in ceil(50 / 7) = 8 write requests (influxd's writeReq counter)" 8 $((W1 - W0))
+check_eq "... and readable" 50 "$(curl -s "$U/api/v1/events?limit=1000" | jq '[.events[] | select(.entity_id | startswith("sensor.v1_"))] | length')"
+W0=$(write_reqs)
+check_eq "7 events: 200" 200 "$(batch 7 200 | post)"
+check_eq "... in one write request" 1 $(( $(write_reqs) - W0 ))
+check "right password: exits cleanly" stop_pid "$SPID"
+
+# ---- the database goes missing ---------------------------------------------------------
+storage dbgone INFLUXDB_PASSWORD_FILE="$TEST_TMP/pw" INFLUXDB_PING_INTERVAL_MS=600000
+check "healthy before the database is dropped" wait_healthy "$U/health" 20 "$SPID"
+iq "admin:$PW" "DROP DATABASE $DB" >/dev/null
+check_eq "database dropped: a batch is not acknowledged (503)" 503 "$(batch 3 300 | post)"
+check_eq "database dropped: /health says influxdb_database_missing" influxdb_database_missing "$(health_reason)"
+check "database dropped: exits cleanly" stop_pid "$SPID"
+storage dbback INFLUXDB_PASSWORD_FILE="$TEST_TMP/pw" INFLUXDB_PING_INTERVAL_MS=200
+check "restarted: the database is created again, healthy" wait_healthy "$U/health" 20 "$SPID"
+check_eq "... and the batch is stored" "200 3" "$(c=$(batch 3 300 | post); echo "$c $(jq .stored "$TEST_TMP/resp")")"
+check "restarted: exits cleanly" stop_pid "$SPID"
+
+# ---- secrets ---------------------------------------------------------------------------
+B64=$(printf 'admin:%s' "$PW" | base64)
+check "the password is in no data-storage log (debug level)" bash -c "! grep -l -e '$PW' -e '$B64' '$TEST_TMP'/wrongpw.log '$TEST_TMP'/rightpw.log '$TEST_TMP'/dbgone.log '$TEST_TMP'/dbback.log"
+influxd_stop
+finish
