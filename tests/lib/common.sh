@@ -128,6 +128,10 @@ stop_pid() {
       echo "# stop_pid: $name $(grep -E '^State' "/proc/$pid/status" 2>/dev/null | tr -s '\t ' ' ')," \
         "wchan $(cat "/proc/$pid/wchan" 2>/dev/null), threads $(ls "/proc/$pid/task" 2>/dev/null | wc -l)" >&2
       [ -f "$TEST_TMP/$name.log" ] && tail -n 5 "$TEST_TMP/$name.log" | sed 's/^/#   /' >&2
+      if command -v gdb >/dev/null; then   # where it is stuck, for the report
+        timeout 60 gdb -p "$pid" -batch -ex 'thread apply all bt 30' 2>/dev/null | grep -E '^(#|Thread)' |
+          head -n 60 | sed 's/^/#   /' >&2
+      fi
       kill -KILL "$pid" 2>/dev/null
       wait "$pid" 2>/dev/null
       _forget_pid "$pid"
