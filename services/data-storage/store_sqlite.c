@@ -27,6 +27,8 @@
  *    instead of once per batch (40,000-event burst: fdatasync 93 -> ~50,
  *    pwrite -10%, pread -40%). */
 #include "store_sqlite.h"
+#include "stats_sqlite.h"
+#include "retention_sqlite.h"
 #include "config.h"
 #include "dblock.h"
 #include "log.h"
@@ -45,6 +47,8 @@ typedef struct store_sqlite {
     sqlite3 *db;
     char *path;
     int lock_fd;               /* dblock on DATA_DIR/events.db, or -1 */
+    stats_sqlite *stats;       /* long-term statistics, updated in each batch's transaction */
+    retention_sqlite *retention;
     sqlite3_stmt *insert_event, *insert_dead, *select_dead;
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *query[32];   /* by filter mask, see store_sqlite_query_mask */
@@ -76,6 +80,8 @@ static const char *const store_sqlite_migrations[] = {
     /* 2: filters by domain and event type without a full scan */
     "CREATE INDEX events_domain_time ON events(domain, time_us);"
     "CREATE INDEX events_type_time ON events(event_type, time_us);",
+    /* 3: long-term statistics (stats_sqlite.h; issue 13) */
+    STATS_SQLITE_MIGRATION,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
@@ -160,9 +166,11 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
     }
     s->busy_timeout_ms = busy_timeout_ms;
     sqlite3_busy_timeout(s->db, (int)busy_timeout_ms);
-    if (store_sqlite_exec(s, "PRAGMA journal_mode=WAL") || store_sqlite_exec(s, "PRAGMA synchronous=FULL") ||
+    if (retention_sqlite_prepare_file(s->db) || store_sqlite_exec(s, "PRAGMA journal_mode=WAL") || store_sqlite_exec(s, "PRAGMA synchronous=FULL") ||
         store_sqlite_exec(s, "PRAGMA foreign_keys=ON") ||
-        store_sqlite_exec(s, "PRAGMA cache_size=-16384") || store_sqlite_exec(s, "PRAGMA wal_autocheckpoint=8000") || store_sqlite_migrate(s) || store_sqlite_prepare_all(s))
+        store_sqlite_exec(s, "PRAGMA cache_size=-16384") || store_sqlite_exec(s, "PRAGMA wal_autocheckpoint=8000") || store_sqlite_migrate(s) ||
+        store_sqlite_prepare_all(s) || stats_sqlite_open(s->db, &s->stats) ||
+        retention_sqlite_open(s->db, s->path, s->stats, &s->retention))
         goto fail;
     log_info("sqlite store %s ready (schema version %d, WAL, synchronous=FULL)", path, STORE_SQLITE_VERSION);
     *out = &s->base;
@@ -258,6 +266,10 @@ static int store_sqlite_write(store_sqlite *s, store_batch *b) {
             goto rollback;
     for (size_t i = 0; i < b->ndead; i++)
         if (store_sqlite_insert_dead(s, b, &b->dead[i]) != 0) goto rollback;
+    if (stats_sqlite_batch(s->stats, b) != 0) {
+        store_sqlite_fail(s, "statistics");
+        goto rollback;
+    }
     if (store_sqlite_step_done(s, s->commit, "commit") != 0) goto rollback;
     return 0;
 rollback:
@@ -393,11 +405,14 @@ static json_t *store_sqlite_info(store *base) {
     json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:s}", "backend", "sqlite", "path", s->path, "schema_version",
                           STORE_SQLITE_VERSION, "journal_mode", "wal", "synchronous", "full");
     if (o && s->last_write_failed) json_object_set_new(o, "last_error", json_string(s->last_error));
+    if (o && s->retention) json_object_set_new(o, "retention", retention_sqlite_info(s->retention));
     return o;
 }
 
 static void store_sqlite_close(store *base) {
     store_sqlite *s = (store_sqlite *)base;
+    retention_sqlite_close(s->retention);
+    stats_sqlite_close(s->stats);
     sqlite3_finalize(s->insert_event);
     sqlite3_finalize(s->insert_dead);
     sqlite3_finalize(s->select_dead);
@@ -411,6 +426,22 @@ static void store_sqlite_close(store *base) {
     free(s);
 }
 
+/* ---- statistics and retention (stats_sqlite.c, retention_sqlite.c) ---- */
+
+static int store_sqlite_stats_rows(store *base, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
+                                   int *kind, stats_row *prev, int *has_prev, store_stats_row_fn fn, void *arg) {
+    store_sqlite *s = (store_sqlite *)base;
+    return stats_sqlite_rows(s->stats, entity_id, hourly, start_us, end_us, kind, prev, has_prev, fn, arg);
+}
+
+static int store_sqlite_maintain(store *base, int64_t now_us) {
+    store_sqlite *s = (store_sqlite *)base;
+    sqlite3_busy_timeout(s->db, 50);   /* a batch holds the lock: try on the next tick, don't stall the loop */
+    int rc = retention_sqlite_step(s->retention, now_us);
+    sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
+    return rc;
+}
+
 static const store_ops store_sqlite_ops = {
     .name = "sqlite",
     .text_batches = 1,
@@ -420,5 +451,7 @@ static const store_ops store_sqlite_ops = {
     .health = store_sqlite_health,
     .info = store_sqlite_info,
     .release_memory = store_sqlite_release_memory,
+    .stats_rows = store_sqlite_stats_rows,
+    .maintain = store_sqlite_maintain,
     .close = store_sqlite_close,
 };

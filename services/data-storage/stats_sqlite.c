@@ -1,0 +1,505 @@
+/* stats_sqlite.c -- see stats_sqlite.h.
+ *
+ * The update, per entity touched by a batch (all inside the batch's
+ * transaction):
+ *   1. B = the 5-minute bucket of the batch's earliest event of the entity;
+ *      the carry (value in force, sum, last_reset) comes from the latest
+ *      5-minute row before B. If that row's value still held at its end and
+ *      it is older than B - 5 min, B moves back to just after it (the hold
+ *      fills the gap).
+ *   2. E = the end of the bucket of the first *numeric* stored event after the
+ *      batch's latest one (every event before it is re-read too), else of the
+ *      latest event: up to there the buckets are recomputed from the raw rows.
+ *   3. Rows after E keep their shape; only their cumulative sum moves, by the
+ *      difference the recomputation made to the sum at E.
+ *   4. Every hour touched is merged again from its 5-minute rows (HA's way).
+ * Recomputing from stored rows is what makes it idempotent: a duplicate adds
+ * no raw row, so it changes nothing; a late event is simply part of the rows. */
+#include "stats_sqlite.h"
+#include "log.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    SQ_META_GET, SQ_META_ADD, SQ_META_KIND,
+    SQ_PREV_5, SQ_AT_5, SQ_NEXT_EVENTS, SQ_RANGE_EVENTS,
+    SQ_PUT_5, SQ_DEL_5, SQ_SHIFT_5,
+    SQ_HOUR_5ROWS, SQ_GET_H, SQ_PUT_H, SQ_DEL_H, SQ_SHIFT_H,
+    SQ_MARK_SET, SQ_MARKS,
+    SQ_ROWS_5, SQ_ROWS_H, SQ_BEFORE_5, SQ_BEFORE_H,
+    SQ_N
+};
+
+#define STATS_COLS "start_us,mean,min,max,last,state,sum,last_reset_us,count,covered_us"
+
+static const char *const stats_sql[SQ_N] = {
+    [SQ_META_GET] = "SELECT id,kind FROM stats_meta WHERE entity_id=?",
+    [SQ_META_ADD] = "INSERT INTO stats_meta(entity_id,kind) VALUES(?,?)",
+    [SQ_META_KIND] = "UPDATE stats_meta SET kind=? WHERE id=?",
+    [SQ_PREV_5] = "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us<? ORDER BY start_us DESC LIMIT 1",
+    [SQ_AT_5] = "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us<? ORDER BY start_us DESC LIMIT 1",
+    [SQ_NEXT_EVENTS] = "SELECT time_us,record FROM events WHERE entity_id=? AND time_us>? ORDER BY time_us,id",
+    [SQ_RANGE_EVENTS] =
+        "SELECT time_us,record FROM events WHERE entity_id=? AND time_us>=? AND time_us<? ORDER BY time_us,id",
+    [SQ_PUT_5] = "INSERT OR REPLACE INTO stats_5min(meta_id," STATS_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+    [SQ_DEL_5] = "DELETE FROM stats_5min WHERE meta_id=? AND start_us=?",
+    [SQ_SHIFT_5] = "UPDATE stats_5min SET sum=sum+? WHERE meta_id=? AND start_us>=? AND sum IS NOT NULL",
+    [SQ_HOUR_5ROWS] =
+        "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us>=? AND start_us<? ORDER BY start_us",
+    [SQ_GET_H] = "SELECT " STATS_COLS " FROM stats_hour WHERE meta_id=? AND start_us=?",
+    [SQ_PUT_H] = "INSERT OR REPLACE INTO stats_hour(meta_id," STATS_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+    [SQ_DEL_H] = "DELETE FROM stats_hour WHERE meta_id=? AND start_us=?",
+    [SQ_SHIFT_H] = "UPDATE stats_hour SET sum=sum+? WHERE meta_id=? AND start_us>=? AND sum IS NOT NULL",
+    [SQ_MARK_SET] = "UPDATE stats_marks SET value=? WHERE name=?",
+    [SQ_MARKS] = "SELECT name,value FROM stats_marks",
+    [SQ_ROWS_5] =
+        "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us>=? AND start_us<? ORDER BY start_us",
+    [SQ_ROWS_H] =
+        "SELECT " STATS_COLS " FROM stats_hour WHERE meta_id=? AND start_us>=? AND start_us<? ORDER BY start_us",
+    [SQ_BEFORE_5] = "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us<? ORDER BY start_us DESC LIMIT 1",
+    [SQ_BEFORE_H] = "SELECT " STATS_COLS " FROM stats_hour WHERE meta_id=? AND start_us<? ORDER BY start_us DESC LIMIT 1",
+};
+
+struct stats_sqlite {
+    sqlite3 *db;
+    sqlite3_stmt *st[SQ_N];
+    int64_t events_purged_before, s5_purged_before;
+    stats_sqlite_counters counters;
+    /* scratch, reused across batches */
+    stats_sample *samples;
+    size_t nsamples, samples_cap;
+    stats_row *rows;
+    size_t nrows, rows_cap;
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static sqlite3_stmt *stats_stmt(stats_sqlite *s, int which) {
+    sqlite3_stmt *st = s->st[which];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+static int stats_done(stats_sqlite *s, sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) return 0;
+    log_error("statistics: %s", sqlite3_errmsg(s->db));
+    return -1;
+}
+
+static void stats_bind_real_or_null(sqlite3_stmt *st, int col, int has, double v) {
+    if (has && isfinite(v)) sqlite3_bind_double(st, col, v);
+    else sqlite3_bind_null(st, col);
+}
+
+static double stats_col_real(sqlite3_stmt *st, int col, int *has) {
+    int n = sqlite3_column_type(st, col) == SQLITE_NULL;
+    if (has) *has = !n;
+    return n ? NAN : sqlite3_column_double(st, col);
+}
+
+static void stats_row_read(sqlite3_stmt *st, stats_row *r) {
+    int has;
+    memset(r, 0, sizeof *r);
+    r->start_us = sqlite3_column_int64(st, 0);
+    r->mean = stats_col_real(st, 1, NULL);
+    r->min = stats_col_real(st, 2, NULL);
+    r->max = stats_col_real(st, 3, NULL);
+    r->last = stats_col_real(st, 4, &r->has_last);
+    r->state = stats_col_real(st, 5, &r->has_state);
+    r->sum = stats_col_real(st, 6, &has);
+    if (!has) r->sum = 0;
+    r->has_last_reset = sqlite3_column_type(st, 7) != SQLITE_NULL;
+    r->last_reset_us = sqlite3_column_int64(st, 7);
+    r->count = sqlite3_column_int64(st, 8);
+    r->covered_us = sqlite3_column_int64(st, 9);
+}
+
+static int stats_row_put(stats_sqlite *s, int which, int64_t meta, stats_kind kind, const stats_row *r) {
+    sqlite3_stmt *st = stats_stmt(s, which);
+    sqlite3_bind_int64(st, 1, meta);
+    sqlite3_bind_int64(st, 2, r->start_us);
+    stats_bind_real_or_null(st, 3, 1, r->mean);
+    stats_bind_real_or_null(st, 4, 1, r->min);
+    stats_bind_real_or_null(st, 5, 1, r->max);
+    stats_bind_real_or_null(st, 6, r->has_last, r->last);
+    stats_bind_real_or_null(st, 7, r->has_state, r->state);
+    stats_bind_real_or_null(st, 8, kind != STATS_KIND_MEASUREMENT, r->sum);
+    if (r->has_last_reset) sqlite3_bind_int64(st, 9, r->last_reset_us);
+    else sqlite3_bind_null(st, 9);
+    sqlite3_bind_int64(st, 10, r->count);
+    sqlite3_bind_int64(st, 11, r->covered_us);
+    s->counters.rows_written++;
+    return stats_done(s, st);
+}
+
+static int stats_row_del(stats_sqlite *s, int which, int64_t meta, int64_t start) {
+    sqlite3_stmt *st = stats_stmt(s, which);
+    sqlite3_bind_int64(st, 1, meta);
+    sqlite3_bind_int64(st, 2, start);
+    return stats_done(s, st);
+}
+
+/* The latest row of `which` (a "before" query) with start < t. 1 found, 0 none, -1 error. */
+static int stats_row_before(stats_sqlite *s, int which, int64_t meta, int64_t t, stats_row *r) {
+    sqlite3_stmt *st = stats_stmt(s, which);
+    sqlite3_bind_int64(st, 1, meta);
+    sqlite3_bind_int64(st, 2, t);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) stats_row_read(st, r);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW) return 1;
+    if (rc == SQLITE_DONE) return 0;
+    log_error("statistics: %s", sqlite3_errmsg(s->db));
+    return -1;
+}
+
+static int stats_push_sample(stats_sqlite *s, const stats_sample *x) {
+    if (s->nsamples == s->samples_cap) {
+        size_t cap = s->samples_cap ? s->samples_cap * 2 : 256;
+        stats_sample *n = realloc(s->samples, cap * sizeof *n);
+        if (!n) return -1;
+        s->samples = n;
+        s->samples_cap = cap;
+    }
+    s->samples[s->nsamples++] = *x;
+    return 0;
+}
+
+static int stats_push_row(stats_sqlite *s, const stats_row *r) {
+    if (s->nrows == s->rows_cap) {
+        size_t cap = s->rows_cap ? s->rows_cap * 2 : 64;
+        stats_row *n = realloc(s->rows, cap * sizeof *n);
+        if (!n) return -1;
+        s->rows = n;
+        s->rows_cap = cap;
+    }
+    s->rows[s->nrows++] = *r;
+    return 0;
+}
+
+/* ---- open / close / marks ---------------------------------------------- */
+
+int stats_sqlite_load_marks(stats_sqlite *s) {
+    sqlite3_stmt *st = stats_stmt(s, SQ_MARKS);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        int64_t v = sqlite3_column_int64(st, 1);
+        if (strcmp(name, "events_purged_before_us") == 0) s->events_purged_before = v;
+        else if (strcmp(name, "stats_5min_purged_before_us") == 0) s->s5_purged_before = v;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int stats_sqlite_open(sqlite3 *db, stats_sqlite **out) {
+    stats_sqlite *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    s->db = db;
+    for (int i = 0; i < SQ_N; i++) {
+        if (sqlite3_prepare_v3(db, stats_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+            log_error("statistics: prepare: %s", sqlite3_errmsg(db));
+            stats_sqlite_close(s);
+            return -1;
+        }
+    }
+    if (stats_sqlite_load_marks(s) != 0) {
+        stats_sqlite_close(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void stats_sqlite_close(stats_sqlite *s) {
+    if (!s) return;
+    for (int i = 0; i < SQ_N; i++) sqlite3_finalize(s->st[i]);
+    free(s->samples);
+    free(s->rows);
+    free(s);
+}
+
+int64_t stats_sqlite_horizon(const stats_sqlite *s) {
+    return s->events_purged_before > s->s5_purged_before ? s->events_purged_before : s->s5_purged_before;
+}
+
+int stats_sqlite_set_mark(stats_sqlite *s, const char *name, int64_t value) {
+    sqlite3_stmt *st = stats_stmt(s, SQ_MARK_SET);
+    sqlite3_bind_int64(st, 1, value);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    if (stats_done(s, st) != 0) return -1;
+    if (strcmp(name, "events_purged_before_us") == 0) s->events_purged_before = value;
+    else s->s5_purged_before = value;
+    return 0;
+}
+
+void stats_sqlite_counters_get(const stats_sqlite *s, stats_sqlite_counters *c) {
+    *c = s->counters;
+}
+
+/* ---- the update -------------------------------------------------------- */
+
+/* The entity's metadata id, created when it first has a numeric value.
+ * 1 found/created, 0 not tracked, -1 error. */
+static int stats_meta(stats_sqlite *s, const char *entity, int numeric, stats_kind kind, int64_t *meta) {
+    sqlite3_stmt *st = stats_stmt(s, SQ_META_GET);
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *meta = sqlite3_column_int64(st, 0);
+        int old = sqlite3_column_int(st, 1);
+        sqlite3_reset(st);
+        if (numeric && old != (int)kind) {
+            st = stats_stmt(s, SQ_META_KIND);
+            sqlite3_bind_int(st, 1, (int)kind);
+            sqlite3_bind_int64(st, 2, *meta);
+            if (stats_done(s, st) != 0) return -1;
+        }
+        return 1;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return -1;
+    if (!numeric) return 0;
+    st = stats_stmt(s, SQ_META_ADD);
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, (int)kind);
+    if (stats_done(s, st) != 0) return -1;
+    *meta = sqlite3_last_insert_rowid(s->db);
+    return 1;
+}
+
+/* End of the range to recompute: the bucket end of the first numeric event
+ * after tmax (every event up to it included), else of the latest event. */
+static int stats_range_end(stats_sqlite *s, const char *entity, int64_t tmax, int64_t *end) {
+    sqlite3_stmt *st = stats_stmt(s, SQ_NEXT_EVENTS);
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, tmax);
+    int64_t last = tmax;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        last = sqlite3_column_int64(st, 0);
+        stats_sample x;
+        stats_kind k;
+        if (stats_sample_from_record((const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                                     &x, &k) == 1 && x.numeric)
+            break;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return -1;
+    *end = stats_floor(last, STATS_5MIN_US) + STATS_5MIN_US;
+    return 0;
+}
+
+static int stats_load_samples(stats_sqlite *s, const char *entity, int64_t from, int64_t to) {
+    sqlite3_stmt *st = stats_stmt(s, SQ_RANGE_EVENTS);
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    s->nsamples = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        stats_sample x;
+        stats_kind k;
+        if (stats_sample_from_record((const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
+                                     &x, &k) != 1)
+            continue;   /* not a state change of this entity (another event type naming it) */
+        x.t_us = sqlite3_column_int64(st, 0);
+        if (stats_push_sample(s, &x) != 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+typedef struct stats_emit_ctx {
+    stats_sqlite *s;
+    int64_t meta;
+    stats_kind kind;
+} stats_emit_ctx;
+
+static int stats_emit_5(const stats_row *r, int64_t start, void *arg) {
+    stats_emit_ctx *c = arg;
+    return r ? stats_row_put(c->s, SQ_PUT_5, c->meta, c->kind, r) : stats_row_del(c->s, SQ_DEL_5, c->meta, start);
+}
+
+/* Hour h again from its 5-minute rows. Below the 5-minute horizon (only when
+ * a hold fills a gap after an old kept row) the hour's earlier rows are gone:
+ * the existing hourly row stands for them and is merged with the new rows. */
+static int stats_hour_update(stats_sqlite *s, int64_t meta, stats_kind kind, int64_t h, int64_t from) {
+    s->nrows = 0;
+    int64_t lo = h;
+    if (h < s->s5_purged_before && from > h) {
+        sqlite3_stmt *st = stats_stmt(s, SQ_GET_H);
+        sqlite3_bind_int64(st, 1, meta);
+        sqlite3_bind_int64(st, 2, h);
+        stats_row r;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) stats_row_read(st, &r);
+        sqlite3_reset(st);
+        if (rc == SQLITE_ROW && stats_push_row(s, &r) != 0) return -1;
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return -1;
+        lo = from;
+    }
+    sqlite3_stmt *st = stats_stmt(s, SQ_HOUR_5ROWS);
+    sqlite3_bind_int64(st, 1, meta);
+    sqlite3_bind_int64(st, 2, lo);
+    sqlite3_bind_int64(st, 3, h + STATS_HOUR_US);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        stats_row r;
+        stats_row_read(st, &r);
+        if (stats_push_row(s, &r) != 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return -1;
+    if (s->nrows == 0) return stats_row_del(s, SQ_DEL_H, meta, h);
+    stats_row hr;
+    stats_merge(s->rows, s->nrows, h, &hr);
+    return stats_row_put(s, SQ_PUT_H, meta, kind, &hr);
+}
+
+static int stats_shift(stats_sqlite *s, int which, int64_t meta, int64_t from, double delta) {
+    sqlite3_stmt *st = stats_stmt(s, which);
+    sqlite3_bind_double(st, 1, delta);
+    sqlite3_bind_int64(st, 2, meta);
+    sqlite3_bind_int64(st, 3, from);
+    return stats_done(s, st);
+}
+
+/* One entity: its batch events span [tmin, tmax]. */
+static int stats_entity(stats_sqlite *s, const char *entity, int64_t meta, stats_kind kind, int64_t tmin,
+                        int64_t tmax) {
+    int64_t b = stats_floor(tmin, STATS_5MIN_US);
+    if (b < stats_sqlite_horizon(s)) {
+        s->counters.late_skipped++;
+        return 0;
+    }
+    stats_row prev;
+    stats_carry carry;
+    memset(&carry, 0, sizeof carry);
+    int found = stats_row_before(s, SQ_PREV_5, meta, b, &prev);
+    if (found < 0) return -1;
+    if (found) {
+        stats_carry_from_row(&prev, &carry);
+        if (prev.has_last && prev.start_us + STATS_5MIN_US < b) b = prev.start_us + STATS_5MIN_US;
+    }
+    int64_t end;
+    if (stats_range_end(s, entity, tmax, &end) != 0) return -1;
+    stats_row old_end;   /* the sum at `end` before: later rows move by the difference */
+    int had_end = stats_row_before(s, SQ_AT_5, meta, end, &old_end);
+    if (had_end < 0 || stats_load_samples(s, entity, b, end) != 0) return -1;
+    stats_emit_ctx ec = {s, meta, kind};
+    if (stats_compute(kind, &carry, s->samples, s->nsamples, STATS_5MIN_US, b, end, stats_emit_5, &ec) != 0)
+        return -1;
+    double delta = had_end && kind != STATS_KIND_MEASUREMENT ? carry.sum - old_end.sum : 0;
+    if (delta != 0 && stats_shift(s, SQ_SHIFT_5, meta, end, delta) != 0) return -1;
+    int64_t h0 = stats_floor(b, STATS_HOUR_US), h1 = stats_floor(end - 1, STATS_HOUR_US);
+    for (int64_t h = h0; h <= h1; h += STATS_HOUR_US)
+        if (stats_hour_update(s, meta, kind, h, b) != 0) return -1;
+    if (delta != 0 && stats_shift(s, SQ_SHIFT_H, meta, h1 + STATS_HOUR_US, delta) != 0) return -1;
+    s->counters.entities_updated++;
+    return 0;
+}
+
+typedef struct stats_item_ref {
+    const store_item *it;
+} stats_item_ref;
+
+static int stats_item_cmp(const void *a, const void *b) {
+    const store_item *x = ((const stats_item_ref *)a)->it, *y = ((const stats_item_ref *)b)->it;
+    int c = strcmp(x->entity_id, y->entity_id);
+    if (c) return c;
+    return x->time_us < y->time_us ? -1 : x->time_us > y->time_us;
+}
+
+/* The entities of one group [i, j) of refs, all of one entity. */
+static int stats_group(stats_sqlite *s, const stats_item_ref *refs, size_t i, size_t j) {
+    int numeric = 0;
+    stats_kind kind = STATS_KIND_MEASUREMENT;
+    for (size_t k = i; k < j; k++) {
+        stats_sample x;
+        stats_kind kk;
+        if (stats_sample_from_record(refs[k].it->json, refs[k].it->json_len, &x, &kk) == 1 && x.numeric) {
+            numeric = 1;
+            kind = kk;  /* the latest numeric event's state_class */
+        }
+    }
+    int64_t meta;
+    int rc = stats_meta(s, refs[i].it->entity_id, numeric, kind, &meta);
+    if (rc <= 0) return rc;
+    if (!numeric) {
+        sqlite3_stmt *st = stats_stmt(s, SQ_META_GET);   /* keep the kind the entity has */
+        sqlite3_bind_text(st, 1, refs[i].it->entity_id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) kind = (stats_kind)sqlite3_column_int(st, 1);
+        sqlite3_reset(st);
+    }
+    return stats_entity(s, refs[i].it->entity_id, meta, kind, refs[i].it->time_us, refs[j - 1].it->time_us);
+}
+
+int stats_sqlite_batch(stats_sqlite *s, const store_batch *b) {
+    size_t n = 0;
+    for (size_t i = 0; i < b->nitems; i++) {
+        const store_item *it = &b->items[i];
+        if (it->status == STORE_ITEM_STORED && it->entity_id && strcmp(it->event_type, "state_changed") == 0) n++;
+    }
+    if (n == 0) return 0;
+    stats_item_ref *refs = malloc(n * sizeof *refs);
+    if (!refs) return -1;
+    n = 0;
+    for (size_t i = 0; i < b->nitems; i++) {
+        const store_item *it = &b->items[i];
+        if (it->status == STORE_ITEM_STORED && it->entity_id && strcmp(it->event_type, "state_changed") == 0)
+            refs[n++].it = it;
+    }
+    qsort(refs, n, sizeof *refs, stats_item_cmp);
+    int rc = 0;
+    for (size_t i = 0, j; i < n && rc == 0; i = j) {
+        for (j = i + 1; j < n && strcmp(refs[j].it->entity_id, refs[i].it->entity_id) == 0; j++) {}
+        rc = stats_group(s, refs, i, j);
+    }
+    free(refs);
+    return rc;
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+int stats_sqlite_rows(stats_sqlite *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
+                      int *kind, stats_row *prev, int *has_prev, stats_sqlite_row_fn fn, void *arg) {
+    *kind = -1;
+    *has_prev = 0;
+    sqlite3_stmt *st = stats_stmt(s, SQ_META_GET);
+    sqlite3_bind_text(st, 1, entity_id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    int64_t meta = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (rc == SQLITE_ROW) *kind = sqlite3_column_int(st, 1);
+    sqlite3_reset(st);
+    if (rc == SQLITE_DONE) return 0;
+    if (rc != SQLITE_ROW) return -1;
+    int found = stats_row_before(s, hourly ? SQ_BEFORE_H : SQ_BEFORE_5, meta, start_us, prev);
+    if (found < 0) return -1;
+    *has_prev = found;
+    st = stats_stmt(s, hourly ? SQ_ROWS_H : SQ_ROWS_5);
+    sqlite3_bind_int64(st, 1, meta);
+    sqlite3_bind_int64(st, 2, start_us);
+    sqlite3_bind_int64(st, 3, end_us);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        stats_row r;
+        stats_row_read(st, &r);
+        if (fn(&r, arg) != 0) {
+            rc = SQLITE_ABORT;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
