@@ -11,6 +11,7 @@
 #include "service.h"
 #include "json_text.h"
 #include "store_text.h"
+#include "stats_api.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -366,7 +367,7 @@ int storage_api_new(httpd *h, store *st, const storage_api_opts *opts, storage_a
         return -1;
     }
     if (httpd_route(h, "/api/v1/events", storage_events, a) || httpd_route(h, "/api/v1/dead-letters", storage_dead_letters, a) ||
-        httpd_route(h, "/health", storage_health, a)) {
+        httpd_route(h, "/health", storage_health, a) || stats_api_route(h, st)) {
         free(a);
         return -1;
     }

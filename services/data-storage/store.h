@@ -101,7 +101,8 @@ typedef struct store_ops {
     void (*release_memory)(store *s);
     /* Long-term statistics of one entity, oldest first, from the 5-minute
      * (hourly 0) or hourly table; *prev = the row before start_us when
-     * *has_prev; *kind = stats_kind, or -1 when the entity has none. 0/-1.
+     * *has_prev; *kind = stats_kind, or -1 when the entity has none (all
+     * three are set before fn is first called). 0/-1.
      * Optional (NULL: the backend keeps no statistics it can read back). */
     int (*stats_rows)(store *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us, int *kind,
                       stats_row *prev, int *has_prev, store_stats_row_fn fn, void *arg);
