@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "service.h"
 #include "storage_api.h"
+#include "storage_maint.h"
 #include "store.h"
 
 #include <stdio.h>
@@ -34,6 +35,7 @@ static const config_var storage_vars[] = {
     {"INFLUXDB_TIMEOUT_MS", "10000", "influxdb: timeout of one HTTP request"},
     {"INFLUXDB_CHUNK_LINES", "5000", "influxdb: most lines in one write request"},
     {"INFLUXDB_PING_INTERVAL_MS", "5000", "influxdb: how often /health pings InfluxDB"},
+    STORAGE_MAINT_CONFIG_VARS,
     AUTH_CONFIG_VARS,
     HTTPD_CONFIG_VARS,
     {NULL, NULL, NULL},

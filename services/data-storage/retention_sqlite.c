@@ -4,7 +4,9 @@
  * of an hour are never merged from a half-purged set of 5-minute rows. The
  * watermarks (stats_marks) move in the same transaction as the deletes they
  * describe: from then on stats_sqlite ignores events older than them (their
- * rows are gone), and never recomputes from a partial set of raw events. */
+ * rows are gone), and never recomputes from a partial set of raw events. A
+ * mark moves only when a step deleted something: a store that purged nothing
+ * keeps accepting history of any age into its statistics. */
 #include "retention_sqlite.h"
 #include "config.h"
 #include "log.h"
@@ -68,7 +70,7 @@ int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, re
     r->stats = stats;
     if (config_long("RETENTION_DAYS", 0, 0, 1000000, &r->raw_days) ||
         config_long("STATISTICS_5MIN_RETENTION_DAYS", 10, 1, 1000000, &r->s5_days) ||
-        config_long("PURGE_STEP_ROWS", 2000, 1, 1000000, &r->step_rows))
+        config_long("PURGE_STEP_ROWS", 500, 1, 1000000, &r->step_rows))
         goto fail;
     if (retention_prepare(r,
                           "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_us<? "
@@ -125,16 +127,16 @@ static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
     long long budget = r->step_rows, n = 0;
     if (r->raw_days > 0) {
         int64_t cut = retention_cutoff(now_us, r->raw_days);
-        if (stats_sqlite_set_mark(r->stats, "events_purged_before_us", cut) != 0) return -1;
         if (retention_delete(r, r->del_events, cut, budget, &n) != 0) return -1;
+        if (n > 0 && stats_sqlite_set_mark(r->stats, "events_purged_before_us", cut) != 0) return -1;
         r->events_purged += (unsigned long long)n;
         budget -= n;
     }
     if (budget > 0) {
         int64_t cut = retention_cutoff(now_us, r->s5_days);
-        if (stats_sqlite_set_mark(r->stats, "stats_5min_purged_before_us", cut) != 0) return -1;
         long long m = 0;
         if (retention_delete(r, r->del_5min, cut, budget, &m) != 0) return -1;
+        if (m > 0 && stats_sqlite_set_mark(r->stats, "stats_5min_purged_before_us", cut) != 0) return -1;
         r->stats_purged += (unsigned long long)m;
         budget -= m;
     }

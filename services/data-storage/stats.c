@@ -60,8 +60,8 @@ static void stats_row_fill(stats_kind kind, const stats_acc *a, const stats_carr
     memset(r, 0, sizeof *r);
     r->start_us = start;
     r->mean = a->covered_us > 0 ? a->wsum / ((double)a->covered_us / 1e6) : NAN;
-    r->min = a->min;
-    r->max = a->max;
+    r->min = a->any ? a->min : NAN;
+    r->max = a->any ? a->max : NAN;
     r->has_last = c->in_force;
     r->last = c->in_force ? c->value : 0;
     r->has_state = c->has_prev;
@@ -79,7 +79,8 @@ int stats_compute(stats_kind kind, stats_carry *carry, const stats_sample *sampl
     for (int64_t b = from_us; b < to_us; b += period_us) {
         int64_t e = b + period_us, t = b;
         stats_acc a = {0};
-        for (; i < n && samples[i].t_us < e; i++) {
+        int seen = 0;
+        for (; i < n && samples[i].t_us < e; i++, seen = 1) {
             const stats_sample *s = &samples[i];
             int64_t st = s->t_us < b ? b : s->t_us;
             stats_acc_hold(&a, carry, t, st);  /* the previous value, up to this change */
@@ -96,7 +97,7 @@ int stats_compute(stats_kind kind, stats_carry *carry, const stats_sample *sampl
         }
         stats_acc_hold(&a, carry, t, e);         /* the last value holds to the period's end */
         int rc;
-        if (a.covered_us > 0 || a.count > 0) {
+        if (a.covered_us > 0 || a.count > 0 || seen) {   /* seen alone: a break marker */
             stats_row r;
             stats_row_fill(kind, &a, carry, b, &r);
             rc = emit(&r, b, arg);
@@ -126,11 +127,13 @@ void stats_merge(const stats_row *rows, size_t n, int64_t start_us, stats_row *o
     out->count = 0;
     out->covered_us = 0;
     int any = 0;
+    out->min = out->max = NAN;
     for (size_t i = 0; i < n; i++) {
         const stats_row *r = &rows[i];
         if (r->covered_us > 0) wsum += r->mean * ((double)r->covered_us / 1e6);
         out->covered_us += r->covered_us;
         out->count += r->count;
+        if (stats_row_is_marker(r)) continue;
         if (!any || r->min < out->min) out->min = r->min;
         if (!any || r->max > out->max) out->max = r->max;
         any = 1;

@@ -60,13 +60,19 @@ typedef struct stats_row {
 } stats_row;
 
 /* Calls emit for every period start in [from_us, to_us) (both multiples of
- * period_us): row = NULL when the period gets no row (no numeric value in
- * force and none recorded). samples: sorted by time, all in [from_us, to_us).
+ * period_us): row = NULL when the period gets no row (no sample in it and no
+ * numeric value in force). A period with samples but no numeric value in force
+ * and none recorded gets a *break marker* (count 0, covered 0, mean/min/max
+ * NaN): stored so the next update carries "no value" from it, never shown. samples: sorted by time, all in [from_us, to_us).
  * *carry: in = state at from_us, out = state at to_us. 0, or the first
  * non-zero emit return. */
 typedef int (*stats_emit_fn)(const stats_row *row, int64_t start_us, void *arg);
 int stats_compute(stats_kind kind, stats_carry *carry, const stats_sample *samples, size_t n, int64_t period_us,
                   int64_t from_us, int64_t to_us, stats_emit_fn emit, void *arg);
+
+static inline int stats_row_is_marker(const stats_row *r) {
+    return r->count == 0 && r->covered_us == 0;
+}
 
 /* The carry after a row (the state at its end). */
 void stats_carry_from_row(const stats_row *r, stats_carry *c);

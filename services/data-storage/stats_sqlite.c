@@ -38,7 +38,7 @@ static const char *const stats_sql[SQ_N] = {
     [SQ_META_GET] = "SELECT id,kind FROM stats_meta WHERE entity_id=?",
     [SQ_META_ADD] = "INSERT INTO stats_meta(entity_id,kind) VALUES(?,?)",
     [SQ_META_KIND] = "UPDATE stats_meta SET kind=? WHERE id=?",
-    [SQ_PREV_5] = "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us<? ORDER BY start_us DESC LIMIT 1",
+    [SQ_PREV_5] = /* bound with INT64_MAX: the entity's latest row */ "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us<? ORDER BY start_us DESC LIMIT 1",
     [SQ_AT_5] = "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us<? ORDER BY start_us DESC LIMIT 1",
     [SQ_NEXT_EVENTS] = "SELECT time_us,record FROM events WHERE entity_id=? AND time_us>? ORDER BY time_us,id",
     [SQ_RANGE_EVENTS] =
@@ -54,10 +54,11 @@ static const char *const stats_sql[SQ_N] = {
     [SQ_SHIFT_H] = "UPDATE stats_hour SET sum=sum+? WHERE meta_id=? AND start_us>=? AND sum IS NOT NULL",
     [SQ_MARK_SET] = "UPDATE stats_marks SET value=? WHERE name=?",
     [SQ_MARKS] = "SELECT name,value FROM stats_marks",
-    [SQ_ROWS_5] =
-        "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us>=? AND start_us<? ORDER BY start_us",
-    [SQ_ROWS_H] =
-        "SELECT " STATS_COLS " FROM stats_hour WHERE meta_id=? AND start_us>=? AND start_us<? ORDER BY start_us",
+    /* reads for the API: break markers (count 0, nothing covered) are not shown */
+    [SQ_ROWS_5] = "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us>=? AND start_us<? "
+                  "AND (count>0 OR covered_us>0) ORDER BY start_us",
+    [SQ_ROWS_H] = "SELECT " STATS_COLS " FROM stats_hour WHERE meta_id=? AND start_us>=? AND start_us<? "
+                  "AND (count>0 OR covered_us>0) ORDER BY start_us",
     [SQ_BEFORE_5] = "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us<? ORDER BY start_us DESC LIMIT 1",
     [SQ_BEFORE_H] = "SELECT " STATS_COLS " FROM stats_hour WHERE meta_id=? AND start_us<? ORDER BY start_us DESC LIMIT 1",
 };
@@ -329,13 +330,13 @@ static int stats_emit_5(const stats_row *r, int64_t start, void *arg) {
     return r ? stats_row_put(c->s, SQ_PUT_5, c->meta, c->kind, r) : stats_row_del(c->s, SQ_DEL_5, c->meta, start);
 }
 
-/* Hour h again from its 5-minute rows. Below the 5-minute horizon (only when
- * a hold fills a gap after an old kept row) the hour's earlier rows are gone:
- * the existing hourly row stands for them and is merged with the new rows. */
+/* Hour h again from its 5-minute rows from `from` on; when from > h (an
+ * append), the existing hourly row stands for the hour's rows before `from`
+ * (they may have been purged) and is merged with the new ones. */
 static int stats_hour_update(stats_sqlite *s, int64_t meta, stats_kind kind, int64_t h, int64_t from) {
     s->nrows = 0;
     int64_t lo = h;
-    if (h < s->s5_purged_before && from > h) {
+    if (from > h) {
         sqlite3_stmt *st = stats_stmt(s, SQ_GET_H);
         sqlite3_bind_int64(st, 1, meta);
         sqlite3_bind_int64(st, 2, h);
@@ -376,24 +377,54 @@ static int stats_shift(stats_sqlite *s, int which, int64_t meta, int64_t from, d
     return stats_done(s, st);
 }
 
+/* Where the recomputation of an entity starts (*b) and what it carries in.
+ * Append (no row at or after the first new bucket): from the entity's latest
+ * row, filling a held value's gap; needs no older row. Late: from the row
+ * before, which must not be in purged territory. 1 go, 0 skip, -1 error. */
+static int stats_start(stats_sqlite *s, int64_t meta, int64_t tmin, int64_t *b, int *append, stats_carry *carry) {
+    stats_row r;
+    int64_t b0 = stats_floor(tmin, STATS_5MIN_US);
+    memset(carry, 0, sizeof *carry);
+    *b = b0;
+    int found = stats_row_before(s, SQ_PREV_5, meta, INT64_MAX, &r);
+    if (found < 0) return -1;
+    *append = !found || r.start_us < b0;
+    if (*append) {
+        if (found) {
+            stats_carry_from_row(&r, carry);
+            if (r.has_last) *b = r.start_us + STATS_5MIN_US;
+        }
+        return 1;
+    }
+    int64_t h0 = stats_floor(b0, STATS_HOUR_US);
+    if (h0 < s->s5_purged_before || b0 < s->events_purged_before) return 0;
+    found = stats_row_before(s, SQ_PREV_5, meta, b0, &r);
+    if (found < 0) return -1;
+    if (found && (s->s5_purged_before == 0 || r.start_us >= s->s5_purged_before)) {
+        stats_carry_from_row(&r, carry);
+        return 1;
+    }
+    /* the rows before b0 were purged: the hour before stands for them */
+    found = stats_row_before(s, SQ_BEFORE_H, meta, h0, &r);
+    if (found < 0) return -1;
+    if (found) {
+        if (r.has_last && r.start_us + STATS_HOUR_US != b0) return 0; /* a hold we cannot see: skip */
+        stats_carry_from_row(&r, carry);
+    }
+    return 1;
+}
+
 /* One entity: its batch events span [tmin, tmax]. */
 static int stats_entity(stats_sqlite *s, const char *entity, int64_t meta, stats_kind kind, int64_t tmin,
                         int64_t tmax) {
-    int64_t b = stats_floor(tmin, STATS_5MIN_US);
-    if (b < stats_sqlite_horizon(s)) {
-        s->counters.late_skipped++;
-        return 0;
-    }
-    stats_row prev;
+    int64_t b, end;
+    int append;
     stats_carry carry;
-    memset(&carry, 0, sizeof carry);
-    int found = stats_row_before(s, SQ_PREV_5, meta, b, &prev);
-    if (found < 0) return -1;
-    if (found) {
-        stats_carry_from_row(&prev, &carry);
-        if (prev.has_last && prev.start_us + STATS_5MIN_US < b) b = prev.start_us + STATS_5MIN_US;
+    int go = stats_start(s, meta, tmin, &b, &append, &carry);
+    if (go <= 0) {
+        if (go == 0) s->counters.late_skipped++;
+        return go;
     }
-    int64_t end;
     if (stats_range_end(s, entity, tmax, &end) != 0) return -1;
     stats_row old_end;   /* the sum at `end` before: later rows move by the difference */
     int had_end = stats_row_before(s, SQ_AT_5, meta, end, &old_end);
@@ -405,7 +436,7 @@ static int stats_entity(stats_sqlite *s, const char *entity, int64_t meta, stats
     if (delta != 0 && stats_shift(s, SQ_SHIFT_5, meta, end, delta) != 0) return -1;
     int64_t h0 = stats_floor(b, STATS_HOUR_US), h1 = stats_floor(end - 1, STATS_HOUR_US);
     for (int64_t h = h0; h <= h1; h += STATS_HOUR_US)
-        if (stats_hour_update(s, meta, kind, h, b) != 0) return -1;
+        if (stats_hour_update(s, meta, kind, h, append && h == h0 ? b : h) != 0) return -1;
     if (delta != 0 && stats_shift(s, SQ_SHIFT_H, meta, h1 + STATS_HOUR_US, delta) != 0) return -1;
     s->counters.entities_updated++;
     return 0;
