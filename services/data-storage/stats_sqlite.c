@@ -19,6 +19,7 @@
 #include "log.h"
 
 #include <math.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -477,7 +478,30 @@ static int stats_group(stats_sqlite *s, const stats_item_ref *refs, size_t i, si
     return stats_entity(s, refs[i].it->entity_id, meta, kind, refs[i].it->time_us, refs[j - 1].it->time_us);
 }
 
+static int stats_sqlite_batch_run(stats_sqlite *s, const store_batch *b);
+
+static unsigned long long stats_mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+}
+
 int stats_sqlite_batch(stats_sqlite *s, const store_batch *b) {
+    unsigned long long t0 = stats_mono_us();
+    int rc = stats_sqlite_batch_run(s, b);
+    s->counters.update_us += stats_mono_us() - t0;
+    s->counters.batches++;
+    return rc;
+}
+
+json_t *stats_sqlite_info(const stats_sqlite *s) {
+    const stats_sqlite_counters *c = &s->counters;
+    return json_pack("{s:I,s:I,s:I,s:I,s:I}", "entities_updated", (json_int_t)c->entities_updated, "rows_written",
+                     (json_int_t)c->rows_written, "late_skipped", (json_int_t)c->late_skipped, "batches",
+                     (json_int_t)c->batches, "update_us", (json_int_t)c->update_us);
+}
+
+static int stats_sqlite_batch_run(stats_sqlite *s, const store_batch *b) {
     size_t n = 0;
     for (size_t i = 0; i < b->nitems; i++) {
         const store_item *it = &b->items[i];

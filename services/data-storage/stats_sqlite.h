@@ -17,6 +17,7 @@
 #include "stats.h"
 #include "store.h"
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 /* The schema migration (appended to store_sqlite.c's migration table). */
@@ -55,8 +56,11 @@ int stats_sqlite_load_marks(stats_sqlite *s);
 /* Counters for /metrics. */
 typedef struct stats_sqlite_counters {
     unsigned long long entities_updated, rows_written, late_skipped;
+    unsigned long long batches, update_us;   /* time spent in stats_sqlite_batch */
 } stats_sqlite_counters;
 void stats_sqlite_counters_get(const stats_sqlite *s, stats_sqlite_counters *c);
+/* {"entities_updated","rows_written","late_skipped","batches","update_us"} */
+json_t *stats_sqlite_info(const stats_sqlite *s);
 
 /* Rows of one entity in [start_us, end_us) from the 5-minute (hourly = 0) or
  * hourly table (hourly = 1), oldest first; *prev gets the row just before

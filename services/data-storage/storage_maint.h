@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #define STORAGE_MAINT_CONFIG_VARS                                                                                \
+    {"STATISTICS", "1", "sqlite: 1 = update long-term statistics in each batch (0 leaves gaps: measurements only)"}, \
     {"RETENTION_DAYS", "0", "sqlite: purge raw events older than this many days (0 = keep every event)"},      \
     {"STATISTICS_5MIN_RETENTION_DAYS", "10", "sqlite: purge 5-minute statistics older than this (hourly: kept)"}, \
     {"PURGE_STEP_ROWS", "500", "sqlite: most rows deleted (and pages vacuumed) in one purge step"},            \

@@ -48,6 +48,7 @@ typedef struct store_sqlite {
     char *path;
     int lock_fd;               /* dblock on DATA_DIR/events.db, or -1 */
     stats_sqlite *stats;       /* long-term statistics, updated in each batch's transaction */
+    int stats_on;              /* STATISTICS=0 turns the update off (measurements) */
     retention_sqlite *retention;
     sqlite3_stmt *insert_event, *insert_dead, *select_dead;
     sqlite3_stmt *begin, *commit, *rollback;
@@ -165,6 +166,9 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
         goto fail;
     }
     s->busy_timeout_ms = busy_timeout_ms;
+    long long on;
+    if (config_long("STATISTICS", 1, 0, 1, &on) != 0) goto fail;
+    s->stats_on = (int)on;
     sqlite3_busy_timeout(s->db, (int)busy_timeout_ms);
     if (retention_sqlite_prepare_file(s->db) || store_sqlite_exec(s, "PRAGMA journal_mode=WAL") || store_sqlite_exec(s, "PRAGMA synchronous=FULL") ||
         store_sqlite_exec(s, "PRAGMA foreign_keys=ON") ||
@@ -266,7 +270,7 @@ static int store_sqlite_write(store_sqlite *s, store_batch *b) {
             goto rollback;
     for (size_t i = 0; i < b->ndead; i++)
         if (store_sqlite_insert_dead(s, b, &b->dead[i]) != 0) goto rollback;
-    if (stats_sqlite_batch(s->stats, b) != 0) {
+    if (s->stats_on && stats_sqlite_batch(s->stats, b) != 0) {
         store_sqlite_fail(s, "statistics");
         goto rollback;
     }
@@ -406,6 +410,7 @@ static json_t *store_sqlite_info(store *base) {
                           STORE_SQLITE_VERSION, "journal_mode", "wal", "synchronous", "full");
     if (o && s->last_write_failed) json_object_set_new(o, "last_error", json_string(s->last_error));
     if (o && s->retention) json_object_set_new(o, "retention", retention_sqlite_info(s->retention));
+    if (o && s->stats && s->stats_on) json_object_set_new(o, "statistics", stats_sqlite_info(s->stats));
     return o;
 }
 

@@ -232,11 +232,47 @@ def bulk(t_end, days, n, ents, out):
     json.dump(recs, open(out, "w"))
 
 
+def house(t_end, days, batch, outdir):
+    """A 60-entity house: 10 power sensors every 30 s, 10 energy meters
+    (total_increasing) every 60 s, 20 temperature/humidity sensors every 5 min,
+    20 on/off entities every ~10 min; in time order, in files of `batch`
+    records (outdir/h_NNNNN.json). Prints the event count."""
+    rnd = random.Random(60)
+    ents = [("sensor.power_%d" % i, "measurement", 30) for i in range(10)] + \
+           [("sensor.energy_%d" % i, "total_increasing", 60) for i in range(10)] + \
+           [("sensor.climate_%d" % i, "measurement", 300) for i in range(20)] + \
+           [("binary_sensor.motion_%d" % i, "measurement", 600) for i in range(20)]
+    t0 = t_end - days * 86400
+    ev = []
+    for k, (e, sc, every) in enumerate(ents):
+        t, m, n = t0 + rnd.uniform(0, every), 0.0, 0
+        while t < t_end:
+            if e.startswith("binary"):
+                st = "on" if n % 2 else "off"
+            elif sc == "total_increasing":
+                m += rnd.uniform(0, 0.05)
+                st = "%.3f" % m
+            elif e.startswith("sensor.power"):
+                st = "%.1f" % rnd.uniform(0, 3000)
+            else:
+                st = "%.2f" % (20 + 3 * math.sin(t / 40000.0 + k))
+            ev.append((t, e, st, sc, n))
+            t += every * rnd.uniform(0.8, 1.2)
+            n += 1
+    ev.sort()
+    for i in range(0, len(ev), batch):
+        recs = [record(e, t, st, sc, None, n) for (t, e, st, sc, n) in ev[i:i + batch]]
+        json.dump({"events": recs}, open("%s/h_%05d.json" % (outdir, i // batch), "w"))
+    print(len(ev))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "gen":
         gen(float(sys.argv[2]), sys.argv[3])
     elif cmd == "check":
         sys.exit(check(sys.argv[2], sys.argv[3], sys.argv[4]))
+    elif cmd == "house":
+        house(float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     elif cmd == "bulk":
         bulk(float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
