@@ -74,6 +74,7 @@ struct stats_sqlite {
     size_t nsamples, samples_cap;
     stats_row *rows;
     size_t nrows, rows_cap;
+    struct stats_hot *hot[1024];   /* per-entity cache: the fast path for in-order states */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -218,8 +219,11 @@ int stats_sqlite_open(sqlite3 *db, stats_sqlite **out) {
     return 0;
 }
 
+static void stats_hot_clear(stats_sqlite *s);
+
 void stats_sqlite_close(stats_sqlite *s) {
     if (!s) return;
+    stats_hot_clear(s);
     for (int i = 0; i < SQ_N; i++) sqlite3_finalize(s->st[i]);
     free(s->samples);
     free(s->rows);
@@ -451,31 +455,264 @@ static int stats_item_cmp(const void *a, const void *b) {
     const store_item *x = ((const stats_item_ref *)a)->it, *y = ((const stats_item_ref *)b)->it;
     int c = strcmp(x->entity_id, y->entity_id);
     if (c) return c;
-    return x->time_us < y->time_us ? -1 : x->time_us > y->time_us;
+    if (x->time_us != y->time_us) return x->time_us < y->time_us ? -1 : 1;
+    return x < y ? -1 : x > y;   /* batch order = insert order = the id order the slow path reads */
+}
+
+/* ---- the hot cache: in-order states without re-reading the database ----
+ *
+ * For each entity the cache holds what the slow path would read back: its
+ * latest 5-minute row's period, the carry at that period's start, the states
+ * in that period, the merge of the hour's earlier rows, and the time of its
+ * latest state. A group whose states are all later than that time (the
+ * normal, live case) is computed from memory and costs two writes (the
+ * 5-minute row, the hourly row); anything else takes the slow path, which
+ * rebuilds the entry from the database. Any rollback empties the cache. */
+
+typedef struct stats_hot {
+    struct stats_hot *next;
+    char *entity;
+    int64_t meta;           /* 0: no numeric state seen yet (not tracked) */
+    stats_kind kind;
+    int valid;              /* the fields below match the database */
+    int64_t bucket, last_t;
+    stats_carry carry;
+    stats_sample *samples;
+    size_t n, cap;
+    int has_hour_before;
+    stats_row hour_before;
+} stats_hot;
+
+static unsigned stats_hash(const char *e) {
+    unsigned h = 2166136261u;
+    for (; *e; e++) h = (h ^ (unsigned char)*e) * 16777619u;
+    return h & 1023u;
+}
+
+static stats_hot *stats_hot_get(stats_sqlite *s, const char *entity) {
+    unsigned k = stats_hash(entity);
+    for (stats_hot *h = s->hot[k]; h; h = h->next)
+        if (strcmp(h->entity, entity) == 0) return h;
+    stats_hot *h = calloc(1, sizeof *h);
+    if (!h || !(h->entity = strdup(entity))) {
+        free(h);
+        return NULL;
+    }
+    h->meta = -1;   /* unknown */
+    h->next = s->hot[k];
+    s->hot[k] = h;
+    return h;
+}
+
+static void stats_hot_clear(stats_sqlite *s) {
+    for (int k = 0; k < 1024; k++) {
+        for (stats_hot *h = s->hot[k], *n; h; h = n) {
+            n = h->next;
+            free(h->entity);
+            free(h->samples);
+            free(h);
+        }
+        s->hot[k] = NULL;
+    }
+}
+
+void stats_sqlite_rollback(stats_sqlite *s) {
+    stats_hot_clear(s);
+}
+
+static int stats_hot_set_samples(stats_hot *h, const stats_sample *x, size_t n) {
+    if (n > h->cap) {
+        size_t cap = n < 16 ? 16 : n * 2;
+        stats_sample *p = realloc(h->samples, cap * sizeof *p);
+        if (!p) return -1;
+        h->samples = p;
+        h->cap = cap;
+    }
+    if (n) memmove(h->samples, x, n * sizeof *x);
+    h->n = n;
+    return 0;
+}
+
+/* Reads the entry back from the database after the slow path. */
+static int stats_hot_build(stats_sqlite *s, stats_hot *h) {
+    stats_row r, p;
+    h->valid = 0;
+    int found = stats_row_before(s, SQ_PREV_5, h->meta, INT64_MAX, &r);
+    if (found <= 0) return found;
+    int64_t hour = stats_floor(r.start_us, STATS_HOUR_US);
+    if (s->s5_purged_before && hour - STATS_HOUR_US < s->s5_purged_before) return 0; /* rows around it purged */
+    memset(&h->carry, 0, sizeof h->carry);
+    found = stats_row_before(s, SQ_PREV_5, h->meta, r.start_us, &p);
+    if (found < 0) return -1;
+    if (found) {
+        if (p.has_last && p.start_us + STATS_5MIN_US < r.start_us) return 0;   /* not expected: stay slow */
+        stats_carry_from_row(&p, &h->carry);
+    }
+    if (stats_load_samples(s, h->entity, r.start_us, r.start_us + STATS_5MIN_US) != 0) return -1;
+    if (s->nsamples == 0 || stats_hot_set_samples(h, s->samples, s->nsamples) != 0) return 0;
+    h->last_t = s->samples[s->nsamples - 1].t_us;
+    h->bucket = r.start_us;
+    s->nrows = 0;
+    sqlite3_stmt *st = stats_stmt(s, SQ_HOUR_5ROWS);
+    sqlite3_bind_int64(st, 1, h->meta);
+    sqlite3_bind_int64(st, 2, hour);
+    sqlite3_bind_int64(st, 3, r.start_us);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        stats_row x;
+        stats_row_read(st, &x);
+        if (stats_push_row(s, &x) != 0) break;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return -1;
+    h->has_hour_before = s->nrows > 0;
+    if (s->nrows) stats_merge(s->rows, s->nrows, hour, &h->hour_before);
+    h->valid = 1;
+    return 0;
+}
+
+typedef struct stats_fast_ctx {
+    stats_sqlite *s;
+    stats_hot *h;
+} stats_fast_ctx;
+
+static int stats_emit_fast(const stats_row *r, int64_t start, void *arg) {
+    stats_fast_ctx *c = arg;
+    (void)start;
+    if (!r) return 0;   /* later than the latest row: nothing stored to delete */
+    if (stats_row_put(c->s, SQ_PUT_5, c->h->meta, c->h->kind, r) != 0) return -1;
+    return stats_push_row(c->s, r);
+}
+
+/* Rows [from, to) of s->rows merged, after `base` (if any), as hour h. */
+static int stats_fast_hour(stats_sqlite *s, stats_hot *h, int64_t hour, const stats_row *base, size_t from,
+                           size_t to, stats_row *out) {
+    size_t n = to - from + (base ? 1 : 0);
+    if (n == 0) return 0;
+    stats_row *tmp = malloc(n * sizeof *tmp);
+    if (!tmp) return -1;
+    size_t k = 0;
+    if (base) tmp[k++] = *base;
+    for (size_t i = from; i < to; i++) tmp[k++] = s->rows[i];
+    stats_merge(tmp, n, hour, out);
+    free(tmp);
+    (void)h;
+    return 1;
+}
+
+/* The in-order case from memory; gs: the group's states, all after h->last_t. */
+static int stats_fast(stats_sqlite *s, stats_hot *h, const stats_sample *gs, size_t gn) {
+    if (h->n + gn > h->cap) {
+        size_t cap = (h->n + gn) * 2;
+        stats_sample *p = realloc(h->samples, cap * sizeof *p);
+        if (!p) return -1;
+        h->samples = p;
+        h->cap = cap;
+    }
+    memcpy(h->samples + h->n, gs, gn * sizeof *gs);
+    h->n += gn;
+    int64_t lastb = stats_floor(gs[gn - 1].t_us, STATS_5MIN_US), end = lastb + STATS_5MIN_US;
+    size_t split = 0;
+    while (split < h->n && h->samples[split].t_us < lastb) split++;
+    stats_carry carry = h->carry;
+    stats_fast_ctx c = {s, h};
+    s->nrows = 0;
+    if (stats_compute(h->kind, &carry, h->samples, split, STATS_5MIN_US, h->bucket, lastb, stats_emit_fast, &c) != 0)
+        return -1;
+    stats_carry at_last = carry;
+    size_t nbefore = s->nrows;   /* rows before lastb */
+    if (stats_compute(h->kind, &carry, h->samples + split, h->n - split, STATS_5MIN_US, lastb, end, stats_emit_fast,
+                      &c) != 0)
+        return -1;
+    /* hours: the first one continues h->hour_before */
+    int64_t h0 = stats_floor(h->bucket, STATS_HOUR_US);
+    size_t i = 0;
+    stats_row new_before;
+    int has_new_before = 0;
+    for (int64_t hour = h0; hour <= stats_floor(lastb, STATS_HOUR_US); hour += STATS_HOUR_US) {
+        size_t j = i;
+        while (j < s->nrows && s->rows[j].start_us < hour + STATS_HOUR_US) j++;
+        const stats_row *base = hour == h0 && h->has_hour_before ? &h->hour_before : NULL;
+        stats_row hr;
+        int rc = stats_fast_hour(s, h, hour, base, i, j, &hr);
+        if (rc < 0 || (rc > 0 && stats_row_put(s, SQ_PUT_H, h->meta, h->kind, &hr) != 0)) return -1;
+        if (hour == stats_floor(lastb, STATS_HOUR_US)) {   /* the new hour_before: rows before lastb */
+            size_t jb = i;
+            while (jb < nbefore && s->rows[jb].start_us < lastb) jb++;
+            rc = stats_fast_hour(s, h, hour, base, i, jb, &new_before);
+            if (rc < 0) return -1;
+            has_new_before = rc > 0;
+        }
+        i = j;
+    }
+    /* the entry now describes lastb */
+    size_t keep = h->n - split;
+    memmove(h->samples, h->samples + split, keep * sizeof *h->samples);
+    h->n = keep;
+    h->bucket = lastb;
+    h->carry = at_last;
+    h->last_t = gs[gn - 1].t_us;
+    h->has_hour_before = has_new_before;
+    if (has_new_before) h->hour_before = new_before;
+    s->counters.entities_updated++;
+    s->counters.fast_updates++;
+    return 0;
 }
 
 /* The entities of one group [i, j) of refs, all of one entity. */
 static int stats_group(stats_sqlite *s, const stats_item_ref *refs, size_t i, size_t j) {
+    const char *entity = refs[i].it->entity_id;
+    size_t gn = 0;
     int numeric = 0;
     stats_kind kind = STATS_KIND_MEASUREMENT;
+    stats_sample *gs = malloc((j - i) * sizeof *gs);
+    if (!gs) return -1;
     for (size_t k = i; k < j; k++) {
-        stats_sample x;
         stats_kind kk;
-        if (stats_sample_from_record(refs[k].it->json, refs[k].it->json_len, &x, &kk) == 1 && x.numeric) {
+        if (stats_sample_from_record(refs[k].it->json, refs[k].it->json_len, &gs[gn], &kk) != 1) continue;
+        gs[gn].t_us = refs[k].it->time_us;
+        if (gs[gn].numeric) {
             numeric = 1;
             kind = kk;  /* the latest numeric event's state_class */
         }
+        gn++;
     }
-    int64_t meta;
-    int rc = stats_meta(s, refs[i].it->entity_id, numeric, kind, &meta);
-    if (rc <= 0) return rc;
-    if (!numeric) {
-        sqlite3_stmt *st = stats_stmt(s, SQ_META_GET);   /* keep the kind the entity has */
-        sqlite3_bind_text(st, 1, refs[i].it->entity_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW) kind = (stats_kind)sqlite3_column_int(st, 1);
-        sqlite3_reset(st);
+    int rc = 0;
+    stats_hot *h = stats_hot_get(s, entity);
+    if (h && h->meta == 0 && !numeric) goto out;   /* known not tracked */
+    if (!h || h->meta <= 0 || (numeric && kind != h->kind)) {
+        int64_t meta;
+        rc = stats_meta(s, entity, numeric, kind, &meta);
+        if (rc <= 0) {
+            if (rc == 0 && h) h->meta = 0;
+            goto out;
+        }
+        if (!numeric) {
+            sqlite3_stmt *st = stats_stmt(s, SQ_META_GET);   /* keep the kind the entity has */
+            sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+            if (sqlite3_step(st) == SQLITE_ROW) kind = (stats_kind)sqlite3_column_int(st, 1);
+            sqlite3_reset(st);
+        }
+        if (h) {
+            if (h->meta != meta || h->kind != kind) h->valid = 0;
+            h->meta = meta;
+            h->kind = kind;
+        }
+        if (!h) {
+            rc = stats_entity(s, entity, meta, kind, gs[0].t_us, gs[gn - 1].t_us);
+            goto out;
+        }
     }
-    return stats_entity(s, refs[i].it->entity_id, meta, kind, refs[i].it->time_us, refs[j - 1].it->time_us);
+    if (gn == 0) goto out;
+    if (h->valid && gs[0].t_us > h->last_t) {
+        rc = stats_fast(s, h, gs, gn);
+    } else {
+        rc = stats_entity(s, entity, h->meta, h->kind, gs[0].t_us, gs[gn - 1].t_us);
+        if (rc == 0) rc = stats_hot_build(s, h);
+    }
+out:
+    free(gs);
+    return rc < 0 ? -1 : 0;
 }
 
 static int stats_sqlite_batch_run(stats_sqlite *s, const store_batch *b);
@@ -496,7 +733,8 @@ int stats_sqlite_batch(stats_sqlite *s, const store_batch *b) {
 
 json_t *stats_sqlite_info(const stats_sqlite *s) {
     const stats_sqlite_counters *c = &s->counters;
-    return json_pack("{s:I,s:I,s:I,s:I,s:I}", "entities_updated", (json_int_t)c->entities_updated, "rows_written",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "entities_updated", (json_int_t)c->entities_updated,
+                     "fast_updates", (json_int_t)c->fast_updates, "rows_written",
                      (json_int_t)c->rows_written, "late_skipped", (json_int_t)c->late_skipped, "batches",
                      (json_int_t)c->batches, "update_us", (json_int_t)c->update_us);
 }

@@ -44,6 +44,9 @@ void stats_sqlite_close(stats_sqlite *s);
  * (the caller rolls the whole batch back). */
 int stats_sqlite_batch(stats_sqlite *s, const store_batch *b);
 
+/* The batch's transaction was rolled back: forget what the cache learned. */
+void stats_sqlite_rollback(stats_sqlite *s);
+
 /* Events older than this are stored but not counted: the rows they would
  * change were purged (docs/STATISTICS.md, "late events"). */
 int64_t stats_sqlite_horizon(const stats_sqlite *s);
@@ -57,6 +60,7 @@ int stats_sqlite_load_marks(stats_sqlite *s);
 typedef struct stats_sqlite_counters {
     unsigned long long entities_updated, rows_written, late_skipped;
     unsigned long long batches, update_us;   /* time spent in stats_sqlite_batch */
+    unsigned long long fast_updates;          /* entity updates served from the cache */
 } stats_sqlite_counters;
 void stats_sqlite_counters_get(const stats_sqlite *s, stats_sqlite_counters *c);
 /* {"entities_updated","rows_written","late_skipped","batches","update_us"} */

@@ -278,6 +278,7 @@ static int store_sqlite_write(store_sqlite *s, store_batch *b) {
     return 0;
 rollback:
     if (!sqlite3_get_autocommit(s->db)) store_sqlite_step_done(s, s->rollback, "rollback");
+    stats_sqlite_rollback(s->stats);
     for (size_t i = 0; i < b->nitems; i++)
         if (b->items[i].status != STORE_ITEM_REJECTED) b->items[i].status = STORE_ITEM_PENDING;
     return -1;

@@ -467,6 +467,14 @@ static size_t dump(const char *path, const char *table, const char *entity, dbro
     return n;
 }
 
+static const char *time_of(const char *rec) {
+    return strstr(rec, "\"time_fired\":\"");
+}
+
+static int by_time(const void *a, const void *b) {
+    return strcmp(time_of(*(char *const *)a), time_of(*(char *const *)b));
+}
+
 static store *open_store(char *dir, char *path, size_t pathlen) {
     assert_non_null(mkdtemp(dir));
     snprintf(path, pathlen, "%s/events.db", dir);
@@ -499,12 +507,56 @@ static void test_sqlite_incremental(void **st) {
         if (rand() % 3 == 0) post(b, shuf + i, m);
         i += m;
     }
+    /* C: in time order (the live case: the cache's fast path), random batch
+     * sizes, with every 20th event held back and posted late in between */
+    char dc[] = "/tmp/homeiq-stats.XXXXXX", pc[64];
+    store *c = open_store(dc, pc, sizeof pc);
+    memcpy(shuf, ev_json, total * sizeof *shuf);
+    qsort(shuf, total, sizeof *shuf, by_time);
+    char **held = malloc(total * sizeof *held);
+    size_t nheld = 0, nlive = 0;
+    for (size_t i = 0; i < total; i++) {
+        if (i % 20 == 7) held[nheld++] = shuf[i];
+        else shuf[nlive++] = shuf[i];
+    }
+    size_t hp = 0;
+    for (size_t i = 0; i < nlive;) {
+        size_t m = 1 + (size_t)rand() % 40;
+        if (i + m > nlive) m = nlive - i;
+        post(c, shuf + i, m);
+        i += m;
+        if (rand() % 8 == 0 && hp < nheld) {
+            size_t l = 1 + (size_t)rand() % 10;
+            if (hp + l > nheld) l = nheld - hp;
+            post(c, held + hp, l);
+            hp += l;
+        }
+    }
+    if (hp < nheld) post(c, held + hp, nheld - hp);
+    json_t *info = c->ops->info(c);   /* the in-order batches took the fast path */
+    json_int_t fast = json_integer_value(json_object_get(json_object_get(info, "statistics"), "fast_updates"));
+    print_message("in-order store: %lld of %lld entity updates from the cache\n", (long long)fast, (long long)json_integer_value(json_object_get(json_object_get(info, "statistics"), "entities_updated")));
+    assert_true(fast > 50);
+    json_decref(info);
+    free(held);
     free(shuf);
     static dbrow ra[20000], rb[20000];
     const char *tables[2] = {"stats_5min", "stats_hour"};
     for (int e = 0; e < 3; e++) {
         for (int t = 0; t < 2; t++) {
-            size_t na = dump(pa, tables[t], ents[e], ra, 20000), nb = dump(pb, tables[t], ents[e], rb, 20000);
+            size_t na = dump(pa, tables[t], ents[e], ra, 20000), nb = dump(pc, tables[t], ents[e], rb, 20000);
+            assert_int_equal(na, nb);
+            for (size_t i = 0; i < na; i++) {
+                assert_int_equal(ra[i].start, rb[i].start);
+                assert_close(ra[i].mean, rb[i].mean, "in-order mean", ra[i].start);
+                assert_close(ra[i].sum, rb[i].sum, "in-order sum", ra[i].start);
+                assert_int_equal(ra[i].count, rb[i].count);
+                if (ra[i].count || !isnan(ra[i].mean)) {
+                    assert_close(ra[i].min, rb[i].min, "in-order min", ra[i].start);
+                    assert_close(ra[i].max, rb[i].max, "in-order max", ra[i].start);
+                }
+            }
+            nb = dump(pb, tables[t], ents[e], rb, 20000);
             assert_int_equal(na, nb);
             assert_true(na > 10);
             int64_t period = t ? H1 : P5;
@@ -543,9 +595,10 @@ static void test_sqlite_incremental(void **st) {
     }
     store_close(a);
     store_close(b);
+    store_close(c);
     for (size_t i = 0; i < total; i++) free(ev_json[i]);
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf %s %s", da, db_);
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s %s", da, db_, dc);
     assert_int_equal(system(cmd), 0);
 }
 
