@@ -110,15 +110,18 @@ static int store_sqlite_user_version(store_sqlite *s, int *v) {
     return rc;
 }
 
+/* Tests: stop the migrations at this version (0 = the latest). */
+static int store_sqlite_stop_at;
+
 static int store_sqlite_migrate(store_sqlite *s) {
-    int v;
+    int v, want = store_sqlite_stop_at ? store_sqlite_stop_at : STORE_SQLITE_VERSION;
     if (store_sqlite_user_version(s, &v) != 0) return -1;
     if (v > STORE_SQLITE_VERSION) {
         log_error("%s has schema version %d; this binary knows up to %d (upgrade it)", s->path, v,
                   STORE_SQLITE_VERSION);
         return -1;
     }
-    for (; v < STORE_SQLITE_VERSION; v++) {
+    for (; v < want; v++) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d;", v + 1);
         if (store_sqlite_exec(s, "BEGIN IMMEDIATE") != 0) return -1;
@@ -173,7 +176,7 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
     if (retention_sqlite_prepare_file(s->db) || store_sqlite_exec(s, "PRAGMA journal_mode=WAL") || store_sqlite_exec(s, "PRAGMA synchronous=FULL") ||
         store_sqlite_exec(s, "PRAGMA foreign_keys=ON") ||
         store_sqlite_exec(s, "PRAGMA cache_size=-16384") || store_sqlite_exec(s, "PRAGMA wal_autocheckpoint=8000") || store_sqlite_migrate(s) ||
-        store_sqlite_prepare_all(s) || stats_sqlite_open(s->db, &s->stats) ||
+        store_sqlite_stop_at || store_sqlite_prepare_all(s) || stats_sqlite_open(s->db, &s->stats) ||
         retention_sqlite_open(s->db, s->path, s->stats, &s->retention))
         goto fail;
     log_info("sqlite store %s ready (schema version %d, WAL, synchronous=FULL)", path, STORE_SQLITE_VERSION);
@@ -182,6 +185,29 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
 fail:
     s->base.ops->close(&s->base);
     return -1;
+}
+
+int store_sqlite_create_at_version(const char *path, int version) {
+    store *s = NULL;
+    store_sqlite_stop_at = version;
+    int rc = store_sqlite_open_path(path, 1000, &s);   /* "fails" once migrated to `version` */
+    store_sqlite_stop_at = 0;
+    sqlite3 *db;
+    int v = -1;
+    if (sqlite3_open(path, &db) == SQLITE_OK) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+            sqlite3_finalize(st);
+        }
+    }
+    sqlite3_close(db);
+    (void)rc;
+    return v == version ? 0 : -1;
+}
+
+int store_sqlite_latest_version(void) {
+    return STORE_SQLITE_VERSION;
 }
 
 static int store_sqlite_mkdir(const char *dir) {

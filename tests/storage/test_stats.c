@@ -602,11 +602,38 @@ static void test_sqlite_incremental(void **st) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* Every earlier schema version upgrades to the latest, and statistics then
+ * work on the upgraded file (old events are not back-filled into them). */
+static void test_upgrade(void **st) {
+    (void)st;
+    for (int v = 1; v < store_sqlite_latest_version(); v++) {
+        char dir[] = "/tmp/homeiq-stats.XXXXXX", path[64], cmd[128];
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/events.db", dir);
+        assert_int_equal(store_sqlite_create_at_version(path, v), 0);
+        store *s;
+        assert_int_equal(store_sqlite_open_path(path, 1000, &s), 0);
+        char *recs[2] = {
+            "{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.up\",\"time_fired\":\"2026-01-01T00:00:00Z\","
+            "\"state\":\"10\",\"value\":10.0}",
+            "{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.up\",\"time_fired\":\"2026-01-01T00:02:30Z\","
+            "\"state\":\"20\",\"value\":20.0}"};
+        post(s, recs, 2);
+        store_close(s);
+        static dbrow r[4];
+        assert_int_equal(dump(path, "stats_5min", "sensor.up", r, 4), 1);
+        assert_close(15.0, r[0].mean, "upgraded mean", r[0].start);
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_answers), cmocka_unit_test(test_against_reference),
         cmocka_unit_test(test_sawtooth),      cmocka_unit_test(test_merge),
         cmocka_unit_test(test_record_reading), cmocka_unit_test(test_sqlite_incremental),
+        cmocka_unit_test(test_upgrade),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
