@@ -62,11 +62,12 @@ print("%s: %d POSTs (%d events/s target): p50 %.2f ms, p99 %.2f ms, max %.2f ms"
 PY
 }
 start_bg purge env RETENTION_DAYS=30 PURGE_INTERVAL_MS=60000 PURGE_STEP_MS=${PURGE_STEP_MS:-100} \
-  PURGE_STEP_ROWS=${PURGE_STEP_ROWS:-500} "$BIN"
+  PURGE_STEP_ROWS=${PURGE_STEP_ROWS:-200} "$BIN"
 pid=$LAST_PID; wait_healthy "$U/health" 30 || exit 1
 load "$SECS" during-purge
-echo "purged so far: $(curl -s "$U/health" | jq -c '.backend.retention | {events_purged, freelist_pages}')"
-wait_for 120 bash -c "curl -s $U/health | jq -e '.backend.retention.freelist_pages == 0 and .backend.retention.events_purged > 0' >/dev/null"
+echo "purge so far: $(curl -s "$U/health" | jq -c '.backend.retention | {events_purged, stats_rows_purged, purging, step_us_max}')"
+wait_for 300 bash -c "curl -s $U/health | jq -e '.backend.retention.purging == false and .backend.retention.events_purged > 0' >/dev/null"
+echo "purge done: $(curl -s "$U/health" | jq -c '.backend.retention | {events_purged, stats_rows_purged, step_us_max}')"
 load "$SECS" after-purge
 stop_pid "$pid"
 size2=$(stat -c %s "$TEST_TMP/data/events.db")

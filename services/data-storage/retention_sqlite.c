@@ -12,6 +12,7 @@
 #include "log.h"
 
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 struct retention_sqlite {
@@ -20,6 +21,8 @@ struct retention_sqlite {
     long long raw_days, s5_days, step_rows;
     sqlite3_stmt *del_events, *del_5min, *begin, *commit, *rollback;
     unsigned long long events_purged, stats_purged, pages_freed;
+    int purging;                        /* the last step left more to do */
+    long long step_us_max, step_us_last;
 };
 
 static int retention_int(sqlite3 *db, const char *sql, long long *out) {
@@ -70,7 +73,7 @@ int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, re
     r->stats = stats;
     if (config_long("RETENTION_DAYS", 0, 0, 1000000, &r->raw_days) ||
         config_long("STATISTICS_5MIN_RETENTION_DAYS", 10, 1, 1000000, &r->s5_days) ||
-        config_long("PURGE_STEP_ROWS", 500, 1, 1000000, &r->step_rows))
+        config_long("PURGE_STEP_ROWS", 200, 1, 1000000, &r->step_rows))
         goto fail;
     if (retention_prepare(r,
                           "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_us<? "
@@ -144,26 +147,51 @@ static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
     return 0;
 }
 
+static long long retention_mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static int retention_step_run(retention_sqlite *r, int64_t now_us);
+
 int retention_sqlite_step(retention_sqlite *r, int64_t now_us) {
+    long long t0 = retention_mono_us();
+    int rc = retention_step_run(r, now_us);
+    r->step_us_last = retention_mono_us() - t0;
+    if (r->step_us_last > r->step_us_max) r->step_us_max = r->step_us_last;
+    r->purging = rc == 1;
+    return rc;
+}
+
+/* Frees at most step_rows pages at the end of the file, inside the step's
+ * transaction (one commit, one fsync per step). */
+static int retention_vacuum(retention_sqlite *r, int *more) {
+    long long freelist = 0;
+    if (retention_int(r->db, "PRAGMA freelist_count", &freelist) != 0) return -1;
+    if (freelist == 0) return 0;
+    char sql[64];
+    long long pages = freelist < r->step_rows ? freelist : r->step_rows;
+    snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%lld)", pages);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return -1;
+    r->pages_freed += (unsigned long long)pages;
+    if (freelist > pages) *more = 1;
+    return 0;
+}
+
+static int retention_step_run(retention_sqlite *r, int64_t now_us) {
     int more = 0;
     if (retention_run(r, r->begin) != 0) return -1;
-    if (retention_deletes(r, now_us, &more) != 0 || retention_run(r, r->commit) != 0) {
+    if (retention_deletes(r, now_us, &more) != 0 || retention_vacuum(r, &more) != 0 ||
+        retention_run(r, r->commit) != 0) {
         if (!sqlite3_get_autocommit(r->db)) retention_run(r, r->rollback);
         stats_sqlite_load_marks(r->stats);
         return -1;
-    }
-    long long freelist = 0;
-    if (retention_int(r->db, "PRAGMA freelist_count", &freelist) == 0 && freelist > 0) {
-        char sql[64];
-        long long pages = freelist < r->step_rows ? freelist : r->step_rows;
-        snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%lld)", pages);
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) == SQLITE_OK) {
-            while (sqlite3_step(st) == SQLITE_ROW) {}
-            sqlite3_finalize(st);
-        }
-        r->pages_freed += (unsigned long long)pages;
-        if (freelist > pages) more = 1;
     }
     return more;
 }
@@ -172,8 +200,10 @@ json_t *retention_sqlite_info(retention_sqlite *r) {
     long long av = 0, freelist = 0;
     retention_int(r->db, "PRAGMA auto_vacuum", &av);
     retention_int(r->db, "PRAGMA freelist_count", &freelist);
-    return json_pack("{s:I,s:I,s:I,s:I,s:s,s:I}", "retention_days", (json_int_t)r->raw_days,
+    return json_pack("{s:I,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I}", "retention_days", (json_int_t)r->raw_days,
                      "statistics_5min_retention_days", (json_int_t)r->s5_days, "events_purged",
                      (json_int_t)r->events_purged, "stats_rows_purged", (json_int_t)r->stats_purged, "auto_vacuum",
-                     av == 2 ? "incremental" : av == 1 ? "full" : "none", "freelist_pages", (json_int_t)freelist);
+                     av == 2 ? "incremental" : av == 1 ? "full" : "none", "freelist_pages", (json_int_t)freelist,
+                     "purging", r->purging, "step_us_last", (json_int_t)r->step_us_last, "step_us_max",
+                     (json_int_t)r->step_us_max);
 }

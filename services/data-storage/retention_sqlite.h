@@ -37,7 +37,8 @@ void retention_sqlite_close(retention_sqlite *r);
 int retention_sqlite_step(retention_sqlite *r, int64_t now_us);
 
 /* {"retention_days":..,"statistics_5min_retention_days":..,"events_purged":N,
- *  "stats_rows_purged":N,"auto_vacuum":"incremental"|"none","freelist_pages":N} */
+ *  "stats_rows_purged":N,"auto_vacuum":"incremental"|"none","freelist_pages":N,
+ *  "purging":bool (more to do after the last step),"step_us_last","step_us_max"} */
 json_t *retention_sqlite_info(retention_sqlite *r);
 
 #endif

@@ -22,7 +22,7 @@
     {"STATISTICS", "1", "sqlite: 1 = update long-term statistics in each batch (0 leaves gaps: measurements only)"}, \
     {"RETENTION_DAYS", "0", "sqlite: purge raw events older than this many days (0 = keep every event)"},      \
     {"STATISTICS_5MIN_RETENTION_DAYS", "10", "sqlite: purge 5-minute statistics older than this (hourly: kept)"}, \
-    {"PURGE_STEP_ROWS", "500", "sqlite: most rows deleted (and pages vacuumed) in one purge step"},            \
+    {"PURGE_STEP_ROWS", "200", "sqlite: most rows deleted (and pages vacuumed) in one purge step"},            \
     {"PURGE_INTERVAL_MS", "60000", "how often retention runs; steps follow each other every PURGE_STEP_MS"},  \
     {"PURGE_STEP_MS", "100", "pause between two purge steps while there is more to purge"},                    \
     {"SQLITE_VACUUM_ON_START", "0", "sqlite: 1 = convert an old file to auto_vacuum=INCREMENTAL (one VACUUM)"}, \
