@@ -6,6 +6,7 @@
  * SIGTERM in the order that lets in-flight requests be answered. */
 #include "auth.h"
 #include "config.h"
+#include "ha_config.h"
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
@@ -36,6 +37,22 @@ static const config_var storage_vars[] = {
     {"INFLUXDB_CHUNK_LINES", "5000", "influxdb: most lines in one write request"},
     {"INFLUXDB_PING_INTERVAL_MS", "5000", "influxdb: how often /health pings InfluxDB"},
     STORAGE_MAINT_CONFIG_VARS,
+    /* INFLUXDB_SCHEMA=homeassistant: HA's own points (ha_point.c, ha_config.c, docs/INFLUXDB.md) */
+    {"INFLUXDB_SCHEMA", "homeiq", "influxdb: homeiq (HomeIQ's measurement) | homeassistant (the points HA's InfluxDB integration writes)"},
+    {"INFLUXDB_HA_CONFIG", NULL, "homeassistant: HA's configuration.yaml; its influxdb: block (and !secret from secrets.yaml) sets the defaults of everything here, and implies STORAGE_BACKEND=influxdb, INFLUXDB_SCHEMA=homeassistant"},
+    {"INFLUXDB_MEASUREMENT_ATTR", "unit_of_measurement", "homeassistant: unit_of_measurement | domain__device_class | entity_id"},
+    {"INFLUXDB_DEFAULT_MEASUREMENT", NULL, "homeassistant: measurement when measurement_attr gives none (default: the entity id)"},
+    {"INFLUXDB_OVERRIDE_MEASUREMENT", NULL, "homeassistant: one measurement for every point (per-entity overrides: component_config in YAML)"},
+    {"INFLUXDB_TAGS", NULL, "homeassistant: static tags, key=value,key=value"},
+    {"INFLUXDB_TAGS_ATTRIBUTES", NULL, "homeassistant: attributes written as tags, comma-separated"},
+    {"INFLUXDB_IGNORE_ATTRIBUTES", NULL, "homeassistant: attributes never written, comma-separated"},
+    {"INFLUXDB_PRECISION", "ns", "homeassistant: time precision ns | us | ms | s"},
+    {"INFLUXDB_INCLUDE_ENTITIES", NULL, "homeassistant filter: entity ids, comma-separated (HA's include/exclude rules)"},
+    {"INFLUXDB_INCLUDE_DOMAINS", NULL, "homeassistant filter: domains"},
+    {"INFLUXDB_INCLUDE_ENTITY_GLOBS", NULL, "homeassistant filter: entity id globs (* ?)"},
+    {"INFLUXDB_EXCLUDE_ENTITIES", NULL, "homeassistant filter: entity ids"},
+    {"INFLUXDB_EXCLUDE_DOMAINS", NULL, "homeassistant filter: domains"},
+    {"INFLUXDB_EXCLUDE_ENTITY_GLOBS", NULL, "homeassistant filter: entity id globs"},
     AUTH_CONFIG_VARS,
     HTTPD_CONFIG_VARS,
     {NULL, NULL, NULL},
@@ -54,6 +71,7 @@ static int storage_main_start(storage_main *m) {
         config_long("MAX_BODY_BYTES", 16 << 20, 1024, 1LL << 31, &max_body))
         return -1;
     if (service_new("data-storage", &m->svc) != 0) return -1;
+    if (ha_config_env_defaults() != 0) return -1; /* INFLUXDB_HA_CONFIG: before the backend is chosen */
     if (store_open(service_base(m->svc), &m->st) != 0) return -1;
     httpd_opts ho = {.bind = config_str("DATA_STORAGE_BIND", "127.0.0.1"), .port = (int)port,
                      .max_body = (size_t)max_body, .timeout_s = 30};

@@ -129,7 +129,9 @@ static void storage_post_answer(storage_wait *p) {
         sbuf_addc(&out, '}');
         first = 0;
     }
-    sbuf_printf(&out, "],\"dead_lettered\":%zu}", b->dead_lettered);
+    sbuf_printf(&out, "],\"dead_lettered\":%zu", b->dead_lettered);
+    if (b->skipped) sbuf_printf(&out, ",\"skipped\":%zu", b->skipped); /* INFLUXDB_SCHEMA=homeassistant */
+    sbuf_addc(&out, '}');
     storage_reply_json_text(p->req, 200, &out);
 }
 
@@ -248,6 +250,8 @@ static void storage_rows_reply(const store_rows *rows, int rc, const char *err, 
     struct evhttp_request *req = w->req;
     if (!req) {
         /* client gone */
+    } else if (rc == STORE_QUERY_UNSUPPORTED) {
+        httpd_reply_error(req, 501, "%s", err ? err : "not supported by this storage schema");
     } else if (rc != 0) {
         httpd_reply_error(req, 503, "storage backend unavailable: %s", err ? err : "query failed");
     } else {

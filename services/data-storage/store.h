@@ -27,6 +27,8 @@ typedef enum {
     STORE_ITEM_STORED,
     STORE_ITEM_DUPLICATE,
     STORE_ITEM_REJECTED,    /* failed validation or refused by the database: dead-lettered */
+    STORE_ITEM_SKIPPED,     /* acknowledged, deliberately not written (INFLUXDB_SCHEMA=homeassistant skips
+                               what HA skips: removed entities, unknown/unavailable/"" states, filtered out) */
 } store_item_status;
 
 typedef struct store_item {
@@ -56,6 +58,7 @@ typedef struct store_batch {
     size_t ndead, dead_cap;
     int64_t stored_at_us;       /* set by the backend */
     size_t stored, duplicates, rejected_by_db, dead_lettered;
+    size_t skipped;             /* STORE_ITEM_SKIPPED items */
 } store_batch;
 
 typedef struct store_filter {
@@ -79,8 +82,11 @@ typedef struct store_rows {
 typedef struct store store;
 
 typedef void (*store_write_cb)(store_batch *b, int rc, const char *err, void *arg);
+/* rc 0 rows; -1 backend unavailable (503); STORE_QUERY_UNSUPPORTED: the
+ * backend cannot answer this query at all, err says why (501). */
 typedef void (*store_rows_cb)(const store_rows *rows, int rc, const char *err, void *arg);
 typedef int (*store_stats_row_fn)(const stats_row *r, void *arg);
+#define STORE_QUERY_UNSUPPORTED (-2)
 
 typedef struct store_ops {
     const char *name;

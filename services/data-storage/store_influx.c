@@ -30,6 +30,7 @@
 #include "store_influx.h"
 #include "config.h"
 #include "httpc.h"
+#include "influx_ha.h"
 #include "lineproto.h"
 #include "log.h"
 #include "service.h"
@@ -56,6 +57,7 @@ typedef struct store_influx {
     struct event *ping_timer;
     influx_job *queue, *queue_tail;     /* queue is the running job */
     int64_t last_dead_ns;
+    influx_ha *ha;                      /* INFLUXDB_SCHEMA=homeassistant, else NULL */
 } store_influx;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -445,7 +447,10 @@ static int influx_job_build(influx_job *j) {
     for (size_t i = 0; i < b->nitems; i++) {
         if (b->items[i].status != STORE_ITEM_PENDING) continue;
         size_t off = j->body.len;
-        influx_event_line(&j->body, &b->items[i], j->ns[i], stored_at);
+        influx_ha_result ha = influx_ha_line(j->s->ha, b, &b->items[i], &j->body);
+        if (ha == INFLUX_HA_OOM) return -1;
+        if (ha == INFLUX_HA_NO_LINE) continue;
+        if (ha == INFLUX_HA_NOT_MINE) influx_event_line(&j->body, &b->items[i], j->ns[i], stored_at);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
     size_t nevents = j->nlines;
@@ -573,7 +578,8 @@ static int influx_job_assign(influx_job *j) {
         store_item *it = &b->items[i];
         if (it->status != STORE_ITEM_PENDING) continue;
         uint64_t key = influx_id_key(it->event_id);
-        int in_db = j->ids.cap ? influx_set_put(&j->ids, key, it->event_id) : 0;
+        /* HA points are not in HomeIQ's measurement: only repeats within the batch count */
+        int in_db = j->ids.cap && !influx_ha_owns(j->s->ha, it) ? influx_set_put(&j->ids, key, it->event_id) : 0;
         int twice = influx_set_put(&seen, key, it->event_id);
         if (in_db < 0 || twice < 0) {
             influx_set_free(&seen);
@@ -641,11 +647,11 @@ static void influx_job_start(store_influx *s) {
     store_batch *b = j->b;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (size_t i = 0; i < b->nitems; i++) {
-        if (b->items[i].status != STORE_ITEM_PENDING) continue;
+        if (b->items[i].status != STORE_ITEM_PENDING || influx_ha_owns(s->ha, &b->items[i])) continue;
         if (b->items[i].time_us < lo) lo = b->items[i].time_us;
         if (b->items[i].time_us > hi) hi = b->items[i].time_us;
     }
-    if (lo > hi) { /* only rejects and dead letters */
+    if (lo > hi) { /* only rejects, dead letters and HA points */
         influx_job_write(j);
         return;
     }
@@ -763,6 +769,12 @@ static void influx_where_tag(sbuf *q, int *first, const char *key, const char *v
 
 static void store_influx_query(store *base, const store_filter *f, store_rows_cb cb, void *arg) {
     store_influx *s = (store_influx *)base;
+    char why[400];
+    if (influx_ha_query_check(s->ha, f, why, sizeof why) != 0) {
+        store_rows none = {0};
+        cb(&none, STORE_QUERY_UNSUPPORTED, why, arg);
+        return;
+    }
     sbuf q;
     int first = 1;
     sbuf_init(&q);
@@ -869,6 +881,7 @@ static json_t *store_influx_info(store *base) {
                           s->api_version == 1 ? s->db : s->bucket, "reachable", s->up, "database_ready", s->db_ready,
                           "queued_batches", (json_int_t)queued);
     if (o && !s->up) json_object_set_new(o, "last_error", json_string(s->last_error));
+    influx_ha_info(s->ha, o);
     return o;
 }
 
@@ -886,6 +899,7 @@ static void store_influx_close(store *base) {
     free(s->bucket);
     free(s->userpwd);
     free(s->auth_header);
+    influx_ha_free(s->ha);
     free(s);
 }
 
@@ -957,7 +971,7 @@ int store_influx_open(struct event_base *base, store **out) {
     if (!s) return -1;
     s->base.ops = &store_influx_ops;
     s->evb = base;
-    if (influx_config(s) != 0 || httpc_new(base, &s->http) != 0) {
+    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 || httpc_new(base, &s->http) != 0) {
         store_influx_close(&s->base);
         return -1;
     }

@@ -1,0 +1,98 @@
+/* influx_ha.c -- see influx_ha.h. */
+#include "influx_ha.h"
+#include "ha_config.h"
+#include "ha_point.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct influx_ha {
+    ha_point_config cfg;
+    unsigned long long counts[HA_POINT_NSKIP];
+    metric *m[HA_POINT_NSKIP];
+};
+
+int influx_ha_open(influx_ha **out) {
+    *out = NULL;
+    influx_ha *h = calloc(1, sizeof *h);
+    if (!h) return -1;
+    int enabled = 0;
+    if (ha_config_load(&h->cfg, &enabled) != 0) {
+        free(h);
+        return -1;
+    }
+    if (!enabled) {
+        free(h);
+        return 0;
+    }
+    for (int r = 0; r < HA_POINT_NSKIP; r++) {
+        char label[48];
+        snprintf(label, sizeof label, "result=\"%s\"", ha_point_result_name((ha_point_result)r));
+        h->m[r] = metrics_counter("homeiq_storage_ha_points_total",
+                                  "state_changed events by outcome on INFLUXDB_SCHEMA=homeassistant (written, or "
+                                  "skipped as HA skips them: removed, unknown, unavailable, empty_state, excluded "
+                                  "by the filter; error: dead-lettered).",
+                                  label);
+    }
+    *out = h;
+    return 0;
+}
+
+void influx_ha_free(influx_ha *h) {
+    if (!h) return;
+    ha_point_config_free(&h->cfg);
+    free(h);
+}
+
+int influx_ha_owns(const influx_ha *h, const store_item *it) {
+    return h && it->event_type && strcmp(it->event_type, "state_changed") == 0 && it->record;
+}
+
+static void influx_ha_count(influx_ha *h, ha_point_result r) {
+    h->counts[r]++;
+    if (h->m[r]) metrics_add(h->m[r], 1);
+}
+
+influx_ha_result influx_ha_line(influx_ha *h, store_batch *b, store_item *it, sbuf *body) {
+    if (!influx_ha_owns(h, it)) return INFLUX_HA_NOT_MINE;
+    char err[200];
+    ha_point_result r = ha_point_build(&h->cfg, it->record, it->time_us, body, err, sizeof err);
+    influx_ha_count(h, r);
+    if (r == HA_POINT_WRITTEN) return sbuf_failed(body) ? INFLUX_HA_OOM : INFLUX_HA_LINE;
+    if (r != HA_POINT_ERROR) {
+        it->status = STORE_ITEM_SKIPPED;
+        b->skipped++;
+        return INFLUX_HA_NO_LINE;
+    }
+    if (!strcmp(err, "out of memory")) return INFLUX_HA_OOM;
+    char reason[300];
+    snprintf(reason, sizeof reason, "homeassistant schema: %s", err);
+    log_warn("event %d (%s) cannot be written as HA's point: %s", it->index, it->event_id, err);
+    it->status = STORE_ITEM_REJECTED;
+    free(it->error);
+    it->error = strdup(reason);
+    if (!it->error || store_batch_add_dead(b, "data-storage", reason, it->json) != 0) return INFLUX_HA_OOM;
+    return INFLUX_HA_NO_LINE;
+}
+
+int influx_ha_query_check(const influx_ha *h, const store_filter *f, char *err, size_t errlen) {
+    if (!h || (f->event_type && strcmp(f->event_type, "state_changed") != 0)) return 0;
+    snprintf(err, errlen,
+             "INFLUXDB_SCHEMA=homeassistant stores state_changed events as Home Assistant's points (one measurement "
+             "per unit, no HomeIQ record), which this API cannot return; query them with InfluxQL/Grafana, or ask "
+             "for another event type (event_type=...)");
+    return -1;
+}
+
+void influx_ha_info(const influx_ha *h, json_t *o) {
+    if (!o) return;
+    json_object_set_new(o, "schema", json_string(h ? "homeassistant" : "homeiq"));
+    if (!h) return;
+    json_t *c = json_object();
+    for (int r = 0; r < HA_POINT_NSKIP; r++)
+        json_object_set_new(c, ha_point_result_name((ha_point_result)r), json_integer((json_int_t)h->counts[r]));
+    json_object_set_new(o, "ha_points", c);
+}
