@@ -223,10 +223,14 @@ def check(exp_path, got5, goth):
     return 1 if bad else 0
 
 
-def bulk(t_end, days, n, ents, out):
+def bulk(t_end, days, n, ents, out, hole=None):
+    """hole: a time; no record within 3 hours of it (a cut-off the test checks
+    against, so the hour it falls in cannot change the counts)."""
     recs, span = [], days * 86400
     for i in range(n):
         t = t_end - span + span * i / n
+        if hole is not None and abs(t - hole) < 3 * 3600:
+            continue
         e = "sensor.bulk_%d" % (i % ents)
         recs.append(record(e, t, "%.2f" % (20 + 5 * math.sin(i / 50.0)), "measurement", None, i))
     json.dump(recs, open(out, "w"))
@@ -275,4 +279,5 @@ if __name__ == "__main__":
     elif cmd == "house":
         house(float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     elif cmd == "bulk":
-        bulk(float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6])
+        bulk(float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6],
+             float(sys.argv[7]) if len(sys.argv) > 7 else None)
