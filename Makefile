@@ -9,7 +9,10 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 CTEST_ARGS ?= --timeout 900
 
-.PHONY: all build deps test test-release test-asan run bench clean
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+.PHONY: all build deps test test-release test-asan run bench clean fuzz
 
 all: build
 
@@ -44,5 +47,14 @@ bench: deps
 	@$(MAKE) --no-print-directory build
 	@bench/run
 
+# Fuzzing (clang + libFuzzer): every harness in tests/fuzz for FUZZ_SECONDS each,
+# starting from (and adding to) its corpus in a scratch copy; findings land in
+# $(FUZZ_BUILD)/findings/. Commit new small corpus files that raise coverage.
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (scripts/install-deps)"; exit 1; }
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHOMEIQ_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_json_scan fuzz_enrich_fastpath fuzz_spool_recovery fuzz_url fuzz_dead_letter fuzz_storage_text
+	@tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -279,6 +279,18 @@ int httpd_read_json(struct evhttp_request *req, json_t **out) {
         return -1;
     }
     const char *data = (const char *)evbuffer_pullup(in, -1);
+    const char *nul = memchr(data, '\0', len);
+    if (nul) {
+        /* A NUL byte is never valid JSON text, but jansson stops reading at one
+         * and ignores what follows ("false\0junk"); lib/json_scan refuses it.
+         * Refused here too, so every reader accepts the same texts (found by
+         * tests/fuzz/fuzz_json_scan). */
+        char msg[120];
+        int pos = (int)(nul - data);
+        snprintf(msg, sizeof msg, "malformed JSON at byte %d: a NUL byte", pos);
+        httpd_reply_json(req, 400, json_pack("{sssi}", "error", msg, "position", pos));
+        return -1;
+    }
     json_error_t e;
     json_t *v = json_loadb(data, len, JSON_ALLOW_NUL, &e);
     if (!v && json_error_code(&e) == json_error_numeric_overflow) {

@@ -6,10 +6,14 @@
 #include "json_text.h"
 #include "sbuf.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define JSCAN_KEYS 256 /* keys remembered for the duplicate check, all open objects together */
+#define JSCAN_KEYS 256
+#define JSCAN_STRICT_BIT 0x80000000u /* internal: jscan_top runs in strict mode */
+
+static _Thread_local const char *jscan_last_why; /* keys remembered for the duplicate check, all open objects together */
 
 typedef struct jscan {
     const char *p, *end, *start;
@@ -19,6 +23,9 @@ typedef struct jscan {
     sbuf tmp;                  /* a real re-printed by json_text_real */
     const char *pair_low;      /* hex of the low surrogate after a checked high one */
     int trusted;               /* text already validated: skip values, do not check them */
+    int strict;                /* refuse what jansson cannot represent (jscan_strict) */
+    int in_key;                /* scanning a key (strict: \u0000 refused there) */
+    const char *why;           /* strict: why the text was refused */
 } jscan;
 
 static int jscan_value(jscan *s, int depth);
@@ -60,6 +67,36 @@ static void jscan_note_u(jscan *s, const char *h) {
     if (!canon) s->notes |= s->want & JSCAN_NOTE_ESCAPE;
 }
 
+
+/* Strict mode: a \u escape jansson refuses (it cannot hold it in a C string
+ * or in UTF-8): a surrogate that is not half of a pair, \u0000 in a key.
+ * A high surrogate checks its low half and skips it. */
+static int jscan_strict_u(jscan *s, const char *h) {
+    unsigned v = jscan_hexval(h);
+    if (v == 0 && s->in_key) return s->why = "\\u0000 in an object key", -1;
+    if (v >= 0xDC00 && v <= 0xDFFF) return s->why = "a lone low surrogate escape (\\udc00-\\udfff)", -1;
+    if (v < 0xD800 || v > 0xDBFF) return 0;
+    if (s->end - h < 10 || h[4] != '\\' || h[5] != 'u' || !jscan_hex(h[6]) || !jscan_hex(h[7]) ||
+        !jscan_hex(h[8]) || !jscan_hex(h[9]) || jscan_hexval(h + 6) < 0xDC00 || jscan_hexval(h + 6) > 0xDFFF)
+        return s->why = "a lone high surrogate escape (\\ud800-\\udbff)", -1;
+    s->p += 6; /* the low half: checked here, the caller moves past the high one */
+    return 0;
+}
+
+/* Strict mode: a number jansson refuses. Integers beyond 64 bits are read as
+ * reals (lib/httpd); a real that overflows a double is refused. */
+static int jscan_strict_number(jscan *s, const char *b, const char *e, int real, size_t idigits) {
+    if (!real && idigits <= 18) return 0;
+    size_t n = (size_t)(e - b);
+    char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
+    if (!buf) return s->why = "out of memory", -1;
+    memcpy(buf, b, n);
+    buf[n] = '\0';
+    double v = strtod(buf, NULL);
+    if (buf != small) free(buf);
+    if (isinf(v)) return s->why = "a number too large for a double (e.g. 1e400)", -1;
+    return 0;
+}
 
 /* One UTF-8 sequence starting at s->p (first byte >= 0x80); strict: no
  * overlongs, no surrogates, max U+10FFFF. */
@@ -115,6 +152,7 @@ static int jscan_string(jscan *s) {
                 if (s->end - s->p < 5) return -1;
                 for (int i = 1; i <= 4; i++)
                     if (!jscan_hex(s->p[i])) return -1;
+                if (s->strict && jscan_strict_u(s, s->p + 1) != 0) return -1;
                 if (s->want) jscan_note_u(s, s->p + 1);
                 s->p += 5;
             } else if (e && strchr("\"\\/bfnrt", e)) {
@@ -164,6 +202,10 @@ static int jscan_number(jscan *s) {
         if (s->p < s->end && (*s->p == '+' || *s->p == '-')) s->p++;
         xb = s->p;
         if (jscan_digits(s) != 0) return -1;
+    }
+    if (s->strict && jscan_strict_number(s, b, s->p, real, idigits) != 0) {
+        s->p = b;
+        return -1;
     }
     if (!s->want) return 0;
     /* jansson refuses integers beyond 64 bits and reals overflowing a double
@@ -261,8 +303,10 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
         if (is_obj) {
             if (s->p >= s->end || *s->p != '"') return -1;
             key = s->p + 1;
+            s->in_key = 1;
             if (s->trusted) s->p = jscan_skip_string(s->p, s->end);
             else if (jscan_string(s) != 0) return -1;
+            s->in_key = 0;
             klen = (size_t)(s->p - 1 - key);
             if (s->want) jscan_key_seen(s, key_base, key, klen);
             jscan_ws(s);
@@ -324,6 +368,10 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
     s.nkeys = 0;
     s.pair_low = NULL;
     s.trusted = 0;
+    s.strict = notes_wanted & JSCAN_STRICT_BIT ? 1 : 0;
+    s.in_key = 0;
+    s.why = NULL;
+    notes_wanted &= ~JSCAN_STRICT_BIT;
     sbuf_init(&s.tmp);
     jscan_ws(&s);
     s.want = notes_wanted;
@@ -339,6 +387,7 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
         if (s.p != s.end) rc = -1;
     }
     if (rc != 0 && err_pos) *err_pos = (size_t)(s.p - s.start);
+    if (rc != 0 && s.strict) jscan_last_why = s.why ? s.why : "malformed JSON";
     if (notes) *notes = s.notes;
     sbuf_free(&s.tmp);
     return rc;
@@ -364,6 +413,8 @@ int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *ar
     s.want = s.notes = 0;
     s.nkeys = 0;
     s.trusted = 1;
+    s.strict = s.in_key = 0;
+    s.why = NULL;
     jscan_ws(&s);
     if (s.p >= s.end || *s.p != '{') return -1;
     rc = jscan_container(&s, 0, fn, NULL, arg);
@@ -380,6 +431,13 @@ int jscan_object_notes(const char *p, size_t len, jscan_member_fn fn, void *arg,
 
 int jscan_array_notes(const char *p, size_t len, jscan_elem_fn fn, void *arg, unsigned want, unsigned *notes) {
     return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes);
+}
+
+int jscan_strict(const char *p, size_t len, size_t *err_pos, const char **why) {
+    jscan_last_why = NULL;
+    int rc = jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, JSCAN_STRICT_BIT, NULL);
+    if (why) *why = rc ? jscan_last_why : NULL;
+    return rc;
 }
 
 char jscan_first(const char *p, size_t len) {

@@ -58,6 +58,15 @@ int jscan_check(const char *p, size_t len, unsigned want, unsigned *notes);
 int jscan_object_notes(const char *p, size_t len, jscan_member_fn fn, void *arg, unsigned want, unsigned *notes);
 int jscan_array_notes(const char *p, size_t len, jscan_elem_fn fn, void *arg, unsigned want, unsigned *notes);
 
+/* jscan_validate, and also refuses what jansson (every other reader in
+ * HomeIQ) cannot represent, so that text it accepts is read the same way by
+ * every service: a real that overflows a double ("1e400"), a surrogate escape
+ * that is not half of a pair ("\ud800"), "\u0000" in an object key. (\u0000
+ * in a string value is fine: the services read with JSON_ALLOW_NUL; integers
+ * beyond 64 bits are read as reals.) 0, or -1 with *err_pos and *why (a
+ * static string; either may be NULL). */
+int jscan_strict(const char *p, size_t len, size_t *err_pos, const char **why);
+
 /* jscan_object for text that one of the calls above already validated (a
  * member's span, say): nested values are skipped, not checked, which makes
  * finding a few members of a large object cheap. Invalid text gives garbage

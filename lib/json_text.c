@@ -40,6 +40,33 @@ void json_text_string(sbuf *out, const char *s, size_t n) {
     sbuf_addc(out, '"');
 }
 
+size_t json_text_utf8_len(const unsigned char *u, size_t left) {
+    unsigned c = u[0], lo = 0x80, hi = 0xBF;
+    size_t n;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else return 0;
+    if (left < n || u[1] < lo || u[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (u[i] < 0x80 || u[i] > 0xBF) return 0;
+    return n;
+}
+
+int json_text_utf8_prefix(const char *s, size_t len, size_t max) {
+    if (len <= max) return (int)len;
+    size_t n = max;
+    /* back up over continuation bytes to the start of the cut sequence */
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    return (int)n;
+}
+
 /* Appends v as a decimal integer. */
 static void json_text_int(sbuf *out, long long v) {
     char buf[24], *p = buf + sizeof buf;

@@ -22,6 +22,14 @@ void json_text_string(sbuf *out, const char *s, size_t n);
 /* Appends the escape json_text_string() writes for c (a control character,
  * '"' or '\\'): the short forms, else \u00XX. */
 void json_text_escape_char(sbuf *out, unsigned char c);
+/* The length (2..4) of the valid UTF-8 sequence at p (p[0] >= 0x80, `left`
+ * bytes available), or 0 when it is not one: strict, no overlongs, no
+ * surrogates, at most U+10FFFF (what jansson and lib/json_scan accept). */
+size_t json_text_utf8_len(const unsigned char *p, size_t left);
+/* The longest prefix of s[0..len) of at most max bytes that does not cut a
+ * UTF-8 sequence in two: for messages quoting user text with "%.*s", which
+ * must stay valid UTF-8 to travel in JSON. */
+int json_text_utf8_prefix(const char *s, size_t len, size_t max);
 /* Appends the shortest text that reads back as `v` (always with '.' or 'e'). */
 void json_text_real(sbuf *out, double v);
 

@@ -28,6 +28,7 @@
  *    DBRP mapping) and 3.x also serve; db = bucket there. Only v1 is tested
  *    here (Debian ships influxdb 1.6). */
 #include "store_influx.h"
+#include "influx_time.h"
 #include "config.h"
 #include "httpc.h"
 #include "influx_ha.h"
@@ -270,11 +271,14 @@ struct influx_job {
     influx_range *stack;        /* ranges still to send */
     size_t nstack, stack_cap;
     size_t dead_written;        /* dead letters already turned into lines */
+    influx_us_range *dup;       /* time ranges the duplicate check reads (influx_time.h) */
+    size_t ndup, dup_next;      /* ranges, and the first not asked yet */
     int failed;
     char err[256];
 };
 
 static void influx_job_start(store_influx *s);
+static int influx_dup_next(influx_job *j);
 
 static void influx_job_free(influx_job *j) {
     influx_set_free(&j->ids);
@@ -283,6 +287,7 @@ static void influx_job_free(influx_job *j) {
     sbuf_free(&j->body);
     free(j->lines);
     free(j->stack);
+    free(j->dup);
     free(j);
 }
 
@@ -637,29 +642,77 @@ static void influx_dup_done(const httpc_response *r, void *arg) {
             return;
         }
     }
-    influx_job_write(j);
+    int rc = influx_dup_next(j);
+    if (rc == 1) influx_job_write(j);
+    else if (rc != 0) influx_job_fail(j, "cannot start a request to InfluxDB");
 }
 
-/* Asks which event_ids already exist between the batch's first and last time. */
+/* Asks which event_ids already exist near the batch's own times: one SELECT
+ * per range of influx_dup_ranges (times within a second of each other share
+ * one), INFLUX_DUP_PER_QUERY statements per request, never the whole span
+ * between the batch's first and last time (finding 8 of issue 14). */
+#define INFLUX_DUP_PER_QUERY 64
+
+static int influx_dup_plan(influx_job *j) {
+    store_batch *b = j->b;
+    int64_t *t = malloc((b->nitems ? b->nitems : 1) * sizeof *t);
+    j->dup = malloc((b->nitems ? b->nitems : 1) * sizeof *j->dup);
+    if (!t || !j->dup) {
+        free(t);
+        return -1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < b->nitems; i++) /* HA-schema points have no event_id to check */
+        if (b->items[i].status == STORE_ITEM_PENDING && !influx_ha_owns(j->s->ha, &b->items[i]))
+            t[n++] = b->items[i].time_us;
+    j->ndup = influx_dup_ranges(t, n, j->dup);
+    j->dup_next = 0;
+    free(t);
+    return 0;
+}
+
+/* Sends the next request of the duplicate check; 1 when none is left. */
+static int influx_dup_next(influx_job *j) {
+    if (j->dup_next >= j->ndup) return 1;
+    sbuf sql;
+    sbuf_init(&sql);
+    for (size_t k = 0; k < INFLUX_DUP_PER_QUERY && j->dup_next < j->ndup; k++, j->dup_next++) {
+        const influx_us_range *r = &j->dup[j->dup_next];
+        sbuf_printf(&sql, "%sSELECT event_id FROM \"%s\" WHERE time >= %lld AND time <= %lld", k ? ";" : "",
+                    INFLUX_MEASUREMENT, (long long)r->lo * 1000, (long long)r->hi * 1000 + 999);
+    }
+    int rc = sbuf_failed(&sql) || influx_query_send(j->s, sql.data, 1, influx_dup_done, j) != 0 ? -1 : 0;
+    sbuf_free(&sql);
+    return rc;
+}
+
 static void influx_job_start(store_influx *s) {
     influx_job *j = s->queue;
     if (!j) return;
-    store_batch *b = j->b;
-    int64_t lo = INT64_MAX, hi = INT64_MIN;
-    for (size_t i = 0; i < b->nitems; i++) {
-        if (b->items[i].status != STORE_ITEM_PENDING || influx_ha_owns(s->ha, &b->items[i])) continue;
-        if (b->items[i].time_us < lo) lo = b->items[i].time_us;
-        if (b->items[i].time_us > hi) hi = b->items[i].time_us;
-    }
-    if (lo > hi) { /* only rejects, dead letters and HA points */
-        influx_job_write(j);
+    if (influx_dup_plan(j) != 0 || influx_set_grow(&j->ids, 1) != 0) {
+        influx_job_fail(j, "out of memory");
         return;
     }
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT event_id FROM \"%s\" WHERE time >= %lld AND time <= %lld", INFLUX_MEASUREMENT,
-             (long long)lo * 1000, (long long)hi * 1000 + 999);
-    if (influx_set_grow(&j->ids, 1) != 0 || influx_query_send(s, sql, 1, influx_dup_done, j) != 0)
-        influx_job_fail(j, "cannot start a request to InfluxDB");
+    int rc = influx_dup_next(j);
+    if (rc == 1) influx_job_write(j); /* only rejects and dead letters */
+    else if (rc != 0) influx_job_fail(j, "cannot start a request to InfluxDB");
+}
+
+/* Events whose time InfluxDB cannot hold are dead-lettered with the reason
+ * (finding 7): time_us * 1000 must fit int64. */
+static int influx_refuse_times(store_batch *b) {
+    char why[200];
+    for (size_t i = 0; i < b->nitems; i++) {
+        store_item *it = &b->items[i];
+        if (it->status != STORE_ITEM_PENDING || influx_time_check(it->time_us, why, sizeof why) == 0) continue;
+        log_warn("event %d (%s) refused: %s", it->index, it->event_id, why);
+        it->status = STORE_ITEM_REJECTED;
+        free(it->error);
+        it->error = strdup(why);
+        b->rejected_by_db++;
+        if (!it->error || store_batch_add_dead(b, "data-storage", why, it->json) != 0) return -1;
+    }
+    return 0;
 }
 
 static void store_influx_write_batch(store *base, store_batch *b, store_write_cb cb, void *arg) {
@@ -677,6 +730,12 @@ static void store_influx_write_batch(store *base, store_batch *b, store_write_cb
     j->cb = cb;
     j->arg = arg;
     sbuf_init(&j->body);
+    if (influx_refuse_times(b) != 0) {
+        free(j->ns);
+        free(j);
+        cb(b, -1, "out of memory", arg);
+        return;
+    }
     if (s->queue_tail) {
         s->queue_tail->next = j;
         s->queue_tail = j;
@@ -783,12 +842,13 @@ static void store_influx_query(store *base, const store_filter *f, store_rows_cb
     influx_where_tag(&q, &first, "entity_id", f->entity_id);
     influx_where_tag(&q, &first, "domain", f->domain);
     influx_where_tag(&q, &first, "event_type", f->event_type);
+    /* bounds past what InfluxDB holds are saturated, never overflowed (finding 7) */
     if (f->has_start) {
-        sbuf_printf(&q, "%s time >= %lld", first ? " WHERE" : " AND", (long long)f->start_us * 1000);
+        sbuf_printf(&q, "%s time >= %lld", first ? " WHERE" : " AND", (long long)influx_time_ns_sat(f->start_us));
         first = 0;
     }
     if (f->has_end) {
-        sbuf_printf(&q, "%s time < %lld", first ? " WHERE" : " AND", (long long)f->end_us * 1000);
+        sbuf_printf(&q, "%s time < %lld", first ? " WHERE" : " AND", (long long)influx_time_ns_sat(f->end_us));
         first = 0;
     }
     sbuf_printf(&q, " ORDER BY time DESC LIMIT %ld OFFSET %ld", f->limit, f->offset);

@@ -7,6 +7,7 @@
 #include "api.h"
 
 #include "batch.h"
+#include "delivery.h"
 #include "event.h"
 #include "fastpath.h"
 #include "forward.h"
@@ -29,7 +30,7 @@ struct api {
     metric *rejected[ENRICH_REASON_COUNT];
     metric *rejected_by_storage;
     metric *stage_parse, *stage_enrich, *stage_forward;
-    metric *answers_200, *answers_400, *answers_413, *answers_502, *answers_503;
+    metric *answers_200, *answers_400, *answers_413, *answers_422, *answers_502, *answers_503;
     metric *inflight;
 };
 
@@ -38,13 +39,14 @@ typedef struct api_pending {
     api *a;
     struct evhttp_request *req;
     batch b;
+    size_t body_len;            /* of the request to storage */
 } api_pending;
 
 static double api_seconds_since(long long t0_us) { return (double)(service_mono_us() - t0_us) / 1e6; }
 
 static void api_answer(api *a, struct evhttp_request *req, int status, json_t *body) {
     metric *m = status == 200 ? a->answers_200 : status == 413 ? a->answers_413 : status == 502 ? a->answers_502
-              : status == 503 ? a->answers_503 : a->answers_400;
+              : status == 503 ? a->answers_503 : status == DELIVERY_REFUSED_STATUS ? a->answers_422 : a->answers_400;
     metrics_add(m, 1);
     httpd_reply_json(req, status, body);
 }
@@ -69,7 +71,7 @@ static void api_storage_done(const httpc_response *res, void *arg) {
     char err[512];
     metrics_observe(a->stage_forward, res->total_s);
     metrics_add(a->inflight, -1);
-    forward_outcome o = forward_classify(res->status);
+    forward_outcome o = forward_classify(res, p->body_len);
     if (res->status == 0) health_note(a->health, 0, res->error);
     else if (res->status == 200) health_note(a->health, 1, NULL);
     if (o == FORWARD_STORED) {
@@ -84,7 +86,7 @@ static void api_storage_done(const httpc_response *res, void *arg) {
     } else {
         forward_error_text(res, err, sizeof err);
         log_warn("request %s: %s (%zu events not acknowledged)", httpd_request_id(p->req), err, p->b.n);
-        api_answer_error(a, p->req, o == FORWARD_UNAVAILABLE ? 503 : 502, err);
+        api_answer_error(a, p->req, o == FORWARD_UNAVAILABLE ? 503 : DELIVERY_REFUSED_STATUS, err);
     }
     batch_free(&p->b);
     free(p);
@@ -143,6 +145,7 @@ static int api_parse(api *a, struct evhttp_request *req, json_t **events) {
 static void api_forward(api *a, struct evhttp_request *req, api_pending *p) {
     size_t len;
     char *body = batch_storage_body(&p->b, &len);
+    p->body_len = len;
     if (!body || forward_send(a->client, &a->target, httpd_request_id(req), body, len, api_storage_done, p) != 0) {
         free(body);
         batch_free(&p->b);
@@ -245,6 +248,7 @@ static void api_metrics_new(api *a) {
     a->answers_200 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"200\"");
     a->answers_400 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"400\"");
     a->answers_413 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"413\"");
+    a->answers_422 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"422\"");
     a->answers_502 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"502\"");
     a->answers_503 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"503\"");
     a->inflight = metrics_gauge("homeiq_enrichment_storage_requests_inflight", "Batches waiting for data-storage",

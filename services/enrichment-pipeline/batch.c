@@ -1,5 +1,6 @@
 /* batch.c -- see batch.h. */
 #include "batch.h"
+#include "delivery.h"
 #include "json_text.h"
 #include "log.h"
 #include "sbuf.h"
@@ -54,9 +55,32 @@ void batch_begin_record(batch *b, size_t index) {
     b->record_input[b->nrecords++] = index;
 }
 
+/* A dead letter made upstream (lib/delivery: websocket-ingestion refused the
+ * event, or downstream refused it for good) is passed on as a dead letter:
+ * its reason and raw text, never validated as an event (it is not one). */
+static int batch_upstream_dead(batch *b, size_t index, const json_t *raw) {
+    const char *err = json_string_value(json_object_get(raw, "error"));
+    const char *src = json_string_value(json_object_get(raw, "source"));
+    const json_t *ev = json_object_get(raw, "event");
+    json_t *dl = json_pack("{s:s, s:O, s:s, s:O}", "error", err ? err : "dead letter without a reason", "event",
+                           ev ? ev : json_null(), "source", src ? src : "unknown", "event_bytes",
+                           json_object_get(raw, "event_bytes") ? json_object_get(raw, "event_bytes") : json_null());
+    json_t *r = json_pack("{s:I, s:s}", "index", (json_int_t)index, "error", err ? err : "dead letter");
+    if (!dl || !r || json_array_append_new(b->rejected, r)) {
+        json_decref(dl);
+        return -1;
+    }
+    if (b->dead_letters.len) sbuf_addc(&b->dead_letters, ',');
+    json_text_dump(dl, &b->dead_letters);
+    json_decref(dl);
+    return sbuf_failed(&b->dead_letters) ? -1 : 0;
+}
+
 int batch_add_event(batch *b, size_t index, const json_t *raw) {
     json_t *record;
     enrich_reject rej;
+    const char *type = json_string_value(json_object_get(raw, "event_type"));
+    if (type && !strcmp(type, DELIVERY_DEAD_TYPE)) return batch_upstream_dead(b, index, raw);
     if (enrich_event(raw, &record, &rej) != 0) return batch_reject(b, index, raw, &rej);
     batch_begin_record(b, index);
     json_text_dump(record, &b->records);

@@ -1,6 +1,7 @@
 /* enrich.c -- assemble one enriched record from a validated event.
  * See enrich.h for the stage overview and docs/EVENTS.md for every field. */
 #include "enrich.h"
+#include "json_text.h"
 
 #include "event.h"
 #include "input.h"
@@ -29,12 +30,33 @@ const char *enrich_reason_label(enrich_reason r) {
     return (r >= 0 && r < ENRICH_REASON_COUNT) ? enrich_reason_labels[r] : "unknown";
 }
 
+/* The reason travels as a JSON string (the dead letter, the answer): a message
+ * cut by the buffer size, or quoting cut user text, must not end inside a
+ * UTF-8 sequence (json_pack would then fail and the whole batch with it). */
+static void enrich_message_utf8(char *m) {
+    const unsigned char *u = (const unsigned char *)m;
+    size_t len = strlen(m);
+    for (size_t i = 0; i < len;) {
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = json_text_utf8_len(u + i, len - i);
+        if (!n) {
+            m[i] = '\0';
+            return;
+        }
+        i += n;
+    }
+}
+
 int enrich_fail(enrich_reject *rej, enrich_reason reason, const char *fmt, ...) {
     rej->reason = reason;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(rej->message, sizeof rej->message, fmt, ap);
     va_end(ap);
+    enrich_message_utf8(rej->message);
     return -1;
 }
 

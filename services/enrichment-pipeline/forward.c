@@ -1,16 +1,19 @@
 /* forward.c -- see forward.h. */
 #include "forward.h"
 #include "auth.h"
+#include "delivery.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-forward_outcome forward_classify(long status) {
-    if (status == 200) return FORWARD_STORED;
-    if (status == 0 || status >= 500) return FORWARD_UNAVAILABLE;
-    return FORWARD_REFUSED;
+forward_outcome forward_classify(const httpc_response *res, size_t body_len) {
+    switch (delivery_classify(res->status, res->error, body_len)) {
+    case DELIVERY_STORED: return FORWARD_STORED;
+    case DELIVERY_RETRY: return FORWARD_UNAVAILABLE;
+    default: return FORWARD_REFUSED;
+    }
 }
 
 char *forward_join_url(const char *base, const char *path) {

@@ -2,10 +2,15 @@
  * what its answer means for our caller.
  *
  * Why: the ack contract ("200 only when storage answered 200 for this batch")
- * must be decided in one place from storage's status alone:
- *   200                 -> STORED: map storage's per-record results, answer 200
- *   no answer, 5xx      -> UNAVAILABLE: answer 503, the caller keeps and retries
- *   any other status    -> REFUSED: answer 502 with storage's message (never 200)
+ * is decided by lib/delivery (delivery_classify), the same rules ingestion
+ * uses for us:
+ *   200                       -> STORED: map storage's per-record results, answer 200
+ *   no answer, 5xx, 3xx, 408  -> UNAVAILABLE: answer 503, the caller keeps and retries
+ *   4xx, or the connection cut after a large body
+ *                             -> REFUSED: answer 422 (DELIVERY_REFUSED_STATUS) with
+ *                                storage's message: the caller splits the batch
+ *                                and dead-letters what is refused alone
+ *   a 200 breaking the contract -> 502 (retried by the caller)
  * The request goes through httpc, whose connection pool keeps the connection
  * to storage alive across batches. */
 #ifndef HOMEIQ_ENRICH_FORWARD_H
@@ -17,7 +22,7 @@
 
 typedef enum forward_outcome { FORWARD_STORED, FORWARD_UNAVAILABLE, FORWARD_REFUSED } forward_outcome;
 
-forward_outcome forward_classify(long status);
+forward_outcome forward_classify(const httpc_response *res, size_t body_len);
 
 typedef struct forward_target {
     char *events_url;   /* <DATA_STORAGE_URL>/api/v1/events, owned */

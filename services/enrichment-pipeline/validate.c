@@ -2,6 +2,7 @@
 #include "validate.h"
 
 #include "event.h"
+#include "json_text.h"
 
 #include <string.h>
 
@@ -47,7 +48,8 @@ static int validate_entity(const input_view *v, validate_result *out, enrich_rej
     if (!e || json_is_null(e)) return enrich_fail(rej, ENRICH_MISSING_ENTITY_ID, "state_changed without entity_id");
     if (!json_is_string(e)) return enrich_fail(rej, ENRICH_BAD_ENTITY_ID, "entity_id is not a string");
     if (validate_entity_id(json_string_value(e), json_string_length(e), &out->domain_len, &why))
-        return enrich_fail(rej, ENRICH_BAD_ENTITY_ID, "entity_id \"%.100s\" is invalid: %s",
+        return enrich_fail(rej, ENRICH_BAD_ENTITY_ID, "entity_id \"%.*s\" is invalid: %s",
+                           json_text_utf8_prefix(json_string_value(e), json_string_length(e), 100),
                            json_string_value(e), why);
     out->entity_id = json_string_value(e);
     return 0;
@@ -57,11 +59,13 @@ static int validate_time(const input_view *v, validate_result *out, enrich_rejec
     if (!v->time || json_is_null(v->time)) return enrich_fail(rej, ENRICH_MISSING_TIME, "missing %s", v->time_key);
     if (!json_is_string(v->time)) return enrich_fail(rej, ENRICH_BAD_TIME, "%s is not a string", v->time_key);
     const char *t = json_string_value(v->time);
+    int tl = json_text_utf8_prefix(t, json_string_length(v->time), 64); /* quoted whole characters only */
     int64_t us;
     if (event_time_parse(t, &us) != 0)
-        return enrich_fail(rej, ENRICH_BAD_TIME, "%s \"%.64s\" is not an RFC 3339 time", v->time_key, t);
+        return enrich_fail(rej, ENRICH_BAD_TIME, "%s \"%.*s\" is not an RFC 3339 time", v->time_key, tl, t);
     if (us < 0 || us > VALIDATE_TIME_MAX_US)
-        return enrich_fail(rej, ENRICH_BAD_TIME, "%s \"%.64s\" is out of range (1970..9999)", v->time_key, t);
+        return enrich_fail(rej, ENRICH_BAD_TIME, "%s \"%.*s\" is out of range (1970..9999)", v->time_key, tl,
+                           t);
     out->time_us = us;
     return 0;
 }

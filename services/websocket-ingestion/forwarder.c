@@ -2,20 +2,33 @@
  *
  * Batches live in a ring in spool order. A batch's body is built once
  * ("[" rec "," rec ... "]": records are raw event objects) and kept until the
- * batch is acknowledged, so a retry re-sends exactly the same events. */
+ * batch is acknowledged, so a retry re-sends exactly the same events.
+ *
+ * What an answer means is lib/delivery's business (delivery_classify). A
+ * batch downstream refuses for good is split in place: the batch keeps its
+ * records and sends sub-ranges [lo,hi) in order (halves, the pending right
+ * halves on a small stack) until the refused events are single; each of those
+ * is replaced by a dead letter (delivery_dead_letter), and the batch is done
+ * when its last range got through. The spool is acknowledged as before. */
 #include "forwarder.h"
 #include "auth.h"
 
+#include "delivery.h"
 #include "log.h"
 #include "metrics.h"
 #include "service.h"
 
 #include <event2/event.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define FWD_SPLIT_DEPTH 64 /* pending right halves: log2 of any batch size */
+#define FWD_SOURCE "websocket-ingestion"
 
 typedef enum { FWD_SENDING, FWD_DONE, FWD_RETRY_WAIT } fwd_state;
 
@@ -25,9 +38,21 @@ typedef struct fwd_batch {
     size_t count;
     char *body;
     size_t len, cap;
+    size_t *roff;                /* where record i starts in body */
+    size_t rcap;
     fwd_state state;
     int attempts;
     struct event *retry_ev;
+    /* splitting (see the top of the file): the range in flight is [lo,hi) */
+    int split;
+    size_t lo, hi;
+    size_t ends[FWD_SPLIT_DEPTH];
+    int nends;
+    int dead;                    /* the range in flight is the dead letter of record lo */
+    int suspect_tries;
+    char reason[300];            /* why record lo is dead-lettered */
+    sbuf sub;                    /* the body of the range in flight */
+    size_t sent_len;
 } fwd_batch;
 
 struct forwarder {
@@ -36,6 +61,7 @@ struct forwarder {
     spool *sp;
     forwarder_opts o;
     char *url;
+    char *quarantine;
 
     fwd_batch ring[FORWARDER_MAX_INFLIGHT];
     int head, count;            /* ring[head] is the oldest */
@@ -45,8 +71,11 @@ struct forwarder {
     struct event *linger_ev;
     int linger_armed, linger_expired;
     int failures;               /* consecutive */
+    struct event *read_retry_ev; /* the spool could not be read: try again */
+    int read_failures;
 
     forwarder_stats st;
+    metric *m_dead, *m_split;
     metric *m_events, *m_rejected, *m_batches_ok, *m_batches_failed, *m_latency, *m_batch_size;
 };
 
@@ -69,16 +98,75 @@ static int fwd_body_add(fwd_batch *b, const char *data, size_t len) {
 
 typedef struct fwd_fill {
     fwd_batch *b;
+    size_t max_bytes;
+    uint64_t *dead_count;
     int oom;
 } fwd_fill;
+
+/* A record no batch can carry ("[" rec "]" over FORWARD_BATCH_MAX_BYTES, which
+ * must stay below what downstream accepts) goes out as its dead letter at
+ * once: retrying it could never succeed. */
+static int fwd_add_oversized(fwd_fill *fl, uint64_t seq, const char *data, size_t len) {
+    char why[200];
+    snprintf(why, sizeof why, "event of %zu bytes is larger than a forward batch may be (FORWARD_BATCH_MAX_BYTES=%zu)",
+             len, fl->max_bytes);
+    log_error("forwarder: record %" PRIu64 ": %s; dead-lettered", seq, why);
+    sbuf dl;
+    sbuf_init(&dl);
+    delivery_dead_letter(&dl, FWD_SOURCE, why, data, len);
+    int rc = sbuf_failed(&dl) ? -1 : fwd_body_add(fl->b, dl.data, dl.len);
+    sbuf_free(&dl);
+    (*fl->dead_count)++;
+    return rc;
+}
 
 static void fwd_record_cb(uint64_t seq, const char *data, size_t len, void *arg) {
     fwd_fill *fl = arg;
     fwd_batch *b = fl->b;
     if (b->count == 0) b->first_seq = seq;
-    if (fwd_body_add(b, b->count ? "," : "[", 1) != 0 || fwd_body_add(b, data, len) != 0) fl->oom = 1;
+    if (b->count == b->rcap) {
+        size_t ncap = b->rcap ? b->rcap * 2 : 64;
+        size_t *n = realloc(b->roff, ncap * sizeof *n);
+        if (!n) fl->oom = 1;
+        else b->roff = n, b->rcap = ncap;
+    }
+    if (fl->oom || fwd_body_add(b, b->count ? "," : "[", 1) != 0) {
+        fl->oom = 1;
+        return;
+    }
+    b->roff[b->count] = b->len;
+    if (len + 2 > fl->max_bytes ? fwd_add_oversized(fl, seq, data, len) != 0 : fwd_body_add(b, data, len) != 0)
+        fl->oom = 1;
     b->count++;
     b->end_seq = seq + 1;
+}
+
+/* Record i's text inside the batch body. */
+static void fwd_record_span(const fwd_batch *b, size_t i, const char **p, size_t *n) {
+    size_t end = i + 1 < b->count ? b->roff[i + 1] - 1 : b->len - 1; /* before ',' or ']' */
+    *p = b->body + b->roff[i];
+    *n = end - b->roff[i];
+}
+
+/* The body of the range in flight: records [lo,hi), or record lo's dead letter. */
+static int fwd_build_sub(fwd_batch *b) {
+    if (sbuf_failed(&b->sub)) sbuf_free(&b->sub);
+    sbuf_reset(&b->sub);
+    sbuf_addc(&b->sub, '[');
+    if (b->dead) {
+        const char *p;
+        size_t n;
+        fwd_record_span(b, b->lo, &p, &n);
+        delivery_dead_letter(&b->sub, FWD_SOURCE, b->reason, p, n);
+    } else {
+        const char *p0, *p1;
+        size_t n1;
+        fwd_record_span(b, b->lo, &p0, &n1);
+        fwd_record_span(b, b->hi - 1, &p1, &n1);
+        sbuf_add(&b->sub, p0, (size_t)(p1 + n1 - p0));
+    }
+    sbuf_addc(&b->sub, ']');
+    return sbuf_failed(&b->sub) ? -1 : 0;
 }
 
 /* ---- sending ------------------------------------------------------------ */
@@ -91,8 +179,10 @@ static void fwd_send(fwd_batch *b) {
     const char *headers[] = {"Content-Type: application/json", auth_header(), NULL};
     httpc_request req = {
         .method = "POST", .url = f->url, .headers = headers,
-        .body = b->body, .body_len = b->len, .timeout_ms = f->o.timeout_ms,
+        .body = b->split ? b->sub.data : b->body, .body_len = b->split ? b->sub.len : b->len,
+        .timeout_ms = f->o.timeout_ms,
     };
+    b->sent_len = req.body_len;
     b->state = FWD_SENDING;
     b->attempts++;
     f->st.inflight++;
@@ -104,13 +194,7 @@ static void fwd_send(fwd_batch *b) {
 }
 
 static long fwd_backoff_ms(forwarder *f) {
-    long d = f->o.retry_min_ms;
-    for (int i = 1; i < f->failures && d < f->o.retry_max_ms; i++) d *= 2;
-    if (d > f->o.retry_max_ms) d = f->o.retry_max_ms;
-    /* +-20 % jitter so that several ingestion instances do not retry in step */
-    long j = d / 5;
-    if (j > 0) d += (long)(random() % (2 * j + 1)) - j;
-    return d > 0 ? d : 1;
+    return delivery_backoff_ms(f->failures, f->o.retry_min_ms, f->o.retry_max_ms);
 }
 
 static void fwd_retry_cb(evutil_socket_t fd, short what, void *arg) {
@@ -133,6 +217,8 @@ static void fwd_ack_head(forwarder *f) {
         b->len = 0;
         b->count = 0;
         b->attempts = 0;
+        b->split = b->dead = 0;
+        sbuf_free(&b->sub);
         if (b->cap > (2u << 20)) { /* an unusually big batch: do not keep its buffer */
             free(b->body);
             b->body = NULL;
@@ -182,13 +268,101 @@ static void fwd_note_failure(forwarder *f, fwd_batch *b, const httpc_response *r
     evtimer_add(b->retry_ev, &tv);
 }
 
+/* Last resort: downstream refused even the dead letter of one event (it is
+ * broken or older than this contract). The event goes to a local file next
+ * to the spool, so it is still not lost, and the line moves on. */
+static void fwd_quarantine(forwarder *f, fwd_batch *b, const httpc_response *res) {
+    f->st.events_quarantined++;
+    log_error("forwarder: downstream refused the dead letter of record %" PRIu64 " (HTTP %ld: %.160s); kept in %s",
+              b->first_seq + b->lo, res->status, res->body, f->o.quarantine_path ? f->o.quarantine_path : "the log");
+    if (!f->o.quarantine_path) {
+        log_error("forwarder: dead letter: %.*s", (int)b->sub.len, b->sub.data);
+        return;
+    }
+    int fd = open(f->o.quarantine_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_error("forwarder: cannot open %s; dead letter: %.*s", f->o.quarantine_path, (int)b->sub.len, b->sub.data);
+        return;
+    }
+    /* the sub body is "[dead letter]": one JSON line without the brackets */
+    ssize_t w = write(fd, b->sub.data + 1, b->sub.len - 2);
+    w += write(fd, "\n", 1);
+    if (w != (ssize_t)b->sub.len - 1 || fdatasync(fd) != 0)
+        log_error("forwarder: cannot write %s; dead letter: %.*s", f->o.quarantine_path, (int)b->sub.len, b->sub.data);
+    close(fd);
+}
+
+/* The range in flight got through: next range, or the batch is done. */
+static void fwd_range_done(forwarder *f, fwd_batch *b) {
+    if (!b->split || (b->hi >= b->count && b->nends == 0)) {
+        b->state = FWD_DONE;
+        fwd_ack_head(f);
+        return;
+    }
+    b->lo = b->hi;
+    b->hi = b->ends[--b->nends];
+    b->dead = 0;
+    b->suspect_tries = 0;
+    b->attempts = 0;
+    if (fwd_build_sub(b) != 0) {
+        httpc_response oom = {.status = 0, .body = "", .error = "out of memory building a batch"};
+        fwd_note_failure(f, b, &oom);
+        return;
+    }
+    fwd_send(b);
+}
+
+/* Downstream refuses the range in flight for good (or cut a large body). */
+static void fwd_refused(forwarder *f, fwd_batch *b, const httpc_response *res, delivery_outcome o) {
+    if (!b->split) {
+        b->split = 1;
+        b->lo = 0;
+        b->hi = b->count;
+        b->nends = 0;
+        f->st.batches_split++;
+        metrics_add(f->m_split, 1);
+    }
+    size_t n = b->hi - b->lo;
+    char answer[200];
+    if (res->status) snprintf(answer, sizeof answer, "HTTP %ld: %.160s", res->status, res->body);
+    else snprintf(answer, sizeof answer, "%s after a %zu-byte request", res->error ? res->error : "no answer", b->sent_len);
+    if (b->dead) { /* even the dead letter: keep it locally, move on */
+        fwd_quarantine(f, b, res);
+        fwd_range_done(f, b);
+        return;
+    }
+    if (n > 1 && b->nends < FWD_SPLIT_DEPTH) {
+        log_warn("forwarder: downstream refused %zu event(s) (seq %" PRIu64 "..): %s; splitting", n,
+                 b->first_seq + b->lo, answer);
+        b->ends[b->nends++] = b->hi;
+        b->hi = b->lo + n / 2;
+    } else if (o == DELIVERY_SUSPECT && ++b->suspect_tries < DELIVERY_SUSPECT_TRIES) {
+        fwd_note_failure(f, b, res); /* maybe the connection just broke: same event again, later */
+        return;
+    } else {
+        snprintf(b->reason, sizeof b->reason, "refused by %s: %s", f->url, answer);
+        log_error("forwarder: record %" PRIu64 " %s; dead-lettered", b->first_seq + b->lo, b->reason);
+        b->dead = 1;
+        f->st.events_dead_lettered++;
+        metrics_add(f->m_dead, 1);
+    }
+    b->attempts = 0;
+    if (fwd_build_sub(b) != 0) {
+        httpc_response oom = {.status = 0, .body = "", .error = "out of memory building a batch"};
+        fwd_note_failure(f, b, &oom);
+        return;
+    }
+    fwd_send(b);
+}
+
 static void fwd_response_cb(const httpc_response *res, void *arg) {
     fwd_batch *b = arg;
     forwarder *f = b->f;
     f->st.inflight--;
     if (f->stopped) return;
     metrics_observe(f->m_latency, res->total_s);
-    if (res->status == 200) {
+    delivery_outcome o = delivery_classify(res->status, res->error, b->sent_len);
+    if (o == DELIVERY_STORED) {
         if (f->failures) log_info("forwarder: downstream answers again (after %d failed attempt(s))", f->failures);
         f->failures = 0;
         f->st.failing_since_us = 0;
@@ -197,10 +371,11 @@ static void fwd_response_cb(const httpc_response *res, void *arg) {
         f->st.batches_ok++;
         metrics_add(f->m_batches_ok, 1);
         fwd_count_rejected(f, b, res);
-        b->state = FWD_DONE;
-        fwd_ack_head(f);
-    } else {
+        fwd_range_done(f, b);
+    } else if (o == DELIVERY_RETRY) {
         fwd_note_failure(f, b, res);
+    } else {
+        fwd_refused(f, b, res, o);
     }
     fwd_pump(f);
 }
@@ -220,6 +395,21 @@ static int fwd_inflight_slots(const forwarder *f) {
     return f->count < f->o.max_inflight;
 }
 
+static void fwd_read_retry_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    fwd_pump(arg);
+}
+
+/* The spool could not be read (or a batch not built): nothing was skipped,
+ * try again with backoff (no new record may come to kick us). */
+static void fwd_read_failed(forwarder *f) {
+    f->read_failures++;
+    long d = delivery_backoff_ms(f->read_failures, f->o.retry_min_ms, f->o.retry_max_ms);
+    struct timeval tv = {d / 1000, (d % 1000) * 1000};
+    evtimer_add(f->read_retry_ev, &tv);
+}
+
 /* Starts as many batches as allowed: full ones at once, a partial one when
  * nothing is in flight or the linger time since it became pending has passed. */
 static void fwd_pump(forwarder *f) {
@@ -228,7 +418,7 @@ static void fwd_pump(forwarder *f) {
     f->retrying = 0;
     for (int i = 0; i < f->count; i++) {
         const fwd_batch *b = &f->ring[(f->head + i) % f->o.max_inflight];
-        if (b->state == FWD_RETRY_WAIT || (b->state == FWD_SENDING && b->attempts > 1)) f->retrying++;
+        if (b->state == FWD_RETRY_WAIT || (b->state == FWD_SENDING && (b->attempts > 1 || b->split))) f->retrying++;
     }
     f->st.retrying = f->retrying > 0;
     while (!f->retrying && fwd_inflight_slots(f)) {
@@ -250,13 +440,26 @@ static void fwd_pump(forwarder *f) {
         b->len = 0;
         b->count = 0;
         b->attempts = 0;
-        fwd_fill fl = {b, 0};
+        b->split = b->dead = 0;
+        b->suspect_tries = 0;
+        spool_stats before;
+        spool_get_stats(f->sp, &before); /* where this read starts, to put the cursor back */
+        uint64_t from = before.read_seq;
+        fwd_fill fl = {b, f->o.batch_max_bytes, &f->st.events_dead_lettered, 0};
         size_t n = 0;
-        if (spool_read(f->sp, f->o.batch_max, f->o.batch_max_bytes, fwd_record_cb, &fl, &n) != 0 || n == 0) break;
-        if (fl.oom || fwd_body_add(b, "]", 1) != 0) {
-            log_error("forwarder: out of memory building a batch");
+        int rc = spool_read(f->sp, f->o.batch_max, f->o.batch_max_bytes, fwd_record_cb, &fl, &n);
+        if (n > 0 && (fl.oom || fwd_body_add(b, "]", 1) != 0)) {
+            /* The records were read: put the cursor back so none is skipped. */
+            log_error("forwarder: out of memory building a batch; reading again later");
+            spool_rewind(f->sp, from);
+            rc = -1;
+            n = 0;
+        }
+        if (rc != 0 || n == 0) {
+            if (rc != 0) fwd_read_failed(f);
             break;
         }
+        f->read_failures = 0;
         f->count++;
         metrics_observe(f->m_batch_size, (double)n);
         fwd_send(b);
@@ -291,8 +494,12 @@ int forwarder_new(struct event_base *base, httpc *hc, spool *sp, const forwarder
     if (f->o.retry_max_ms < f->o.retry_min_ms) f->o.retry_max_ms = f->o.retry_min_ms;
     f->o.url = NULL;
     f->url = strdup(o->url);
+    f->o.quarantine_path = NULL;
+    f->quarantine = o->quarantine_path ? strdup(o->quarantine_path) : NULL;
+    f->o.quarantine_path = f->quarantine;
     f->linger_ev = evtimer_new(base, fwd_linger_cb, f);
-    if (!f->url || !f->linger_ev) {
+    f->read_retry_ev = evtimer_new(base, fwd_read_retry_cb, f);
+    if (!f->url || !f->linger_ev || !f->read_retry_ev) {
         forwarder_free(f);
         return -1;
     }
@@ -308,6 +515,10 @@ int forwarder_new(struct event_base *base, httpc *hc, spool *sp, const forwarder
                                   "Events acknowledged by downstream (spool trimmed past them)", NULL);
     f->m_rejected = metrics_counter("homeiq_ingestion_events_rejected_total",
                                     "Events downstream rejected (dead-lettered there, acked here)", NULL);
+    f->m_dead = metrics_counter("homeiq_ingestion_events_dead_lettered_total",
+                                "Events downstream refused for good, sent on as dead letters", NULL);
+    f->m_split = metrics_counter("homeiq_ingestion_forward_splits_total",
+                                 "Batches split to isolate events downstream refused", NULL);
     f->m_batches_ok = metrics_counter("homeiq_ingestion_forward_batches_total", "Forward requests by outcome",
                                       "result=\"ok\"");
     f->m_batches_failed = metrics_counter("homeiq_ingestion_forward_batches_total", "Forward requests by outcome",
@@ -327,6 +538,7 @@ void forwarder_stop(forwarder *f) {
     if (!f) return;
     f->stopped = 1;
     if (f->linger_ev) evtimer_del(f->linger_ev);
+    if (f->read_retry_ev) evtimer_del(f->read_retry_ev);
     for (int i = 0; i < FORWARDER_MAX_INFLIGHT; i++)
         if (f->ring[i].retry_ev) evtimer_del(f->ring[i].retry_ev);
 }
@@ -336,8 +548,12 @@ void forwarder_free(forwarder *f) {
     for (int i = 0; i < FORWARDER_MAX_INFLIGHT; i++) {
         if (f->ring[i].retry_ev) event_free(f->ring[i].retry_ev);
         free(f->ring[i].body);
+        free(f->ring[i].roff);
+        sbuf_free(&f->ring[i].sub);
     }
     if (f->linger_ev) event_free(f->linger_ev);
+    if (f->read_retry_ev) event_free(f->read_retry_ev);
+    free(f->quarantine);
     free(f->url);
     free(f);
 }

@@ -9,9 +9,14 @@
  * re-sends after a crash stay bounded), and acknowledges batches to the
  * spool strictly in order: the spool's ack cursor never passes a batch that
  * has not been answered 200 (a 200 with "rejected" entries is an ack too:
- * downstream dead-lettered those). Anything else (503, other statuses,
- * connection errors, timeouts) is retried with exponential backoff, and no
- * new batch starts until the failing one got through.
+ * downstream dead-lettered those). What other answers mean is lib/delivery's
+ * contract: RETRY (503, connection errors, timeouts) re-sends the same events
+ * with exponential backoff; REFUSED (4xx, e.g. 400, 413, 422) splits the batch
+ * until the refused events are single and sends each as a dead letter (reason
+ * + raw bytes), so no event can hold the line for good. While a batch is
+ * retried or split, no new batch starts. A batch is at most
+ * FORWARD_BATCH_MAX_BYTES of text including its last record; a record that
+ * cannot fit alone is dead-lettered at once.
  */
 #ifndef HOMEIQ_FORWARDER_H
 #define HOMEIQ_FORWARDER_H
@@ -36,11 +41,15 @@ typedef struct forwarder_opts {
     int max_inflight;           /* 1..FORWARDER_MAX_INFLIGHT */
     long timeout_ms;            /* per request */
     long retry_min_ms, retry_max_ms;
+    const char *quarantine_path; /* where a dead letter downstream refused too is kept (copied; may be NULL) */
 } forwarder_opts;
 
 typedef struct forwarder_stats {
     uint64_t events_acked;      /* events downstream answered 200 for (incl. rejected) */
     uint64_t events_rejected;   /* of those, rejected by downstream validation */
+    uint64_t events_dead_lettered; /* refused for good (or too large): sent on as dead letters */
+    uint64_t events_quarantined;   /* even the dead letter was refused: kept in quarantine_path */
+    uint64_t batches_split;        /* batches split to isolate refused events */
     uint64_t batches_ok, batches_failed;
     int inflight;
     int retrying;               /* a batch waits for a retry */

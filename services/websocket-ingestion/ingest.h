@@ -38,6 +38,8 @@ typedef struct ingest {
     uint64_t events_received;   /* from HA */
     uint64_t events_accepted;   /* via POST /api/v1/events/forward */
     uint64_t events_dropped;    /* refused: spool full (or record too large) */
+    uint64_t events_refused;    /* from HA, refused by jscan_strict: spooled as dead letters */
+    char quarantine_path[4200]; /* SPOOL_DIR/dead-letters.jsonl: dead letters downstream refused too */
     long long last_event_us;
 
     ingest_pending *pending_head, *pending_tail;

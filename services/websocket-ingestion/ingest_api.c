@@ -70,7 +70,7 @@ static void ingest_health(struct evhttp_request *req, void *arg) {
     json_t *body = json_pack(
         "{s:s,s:s,s:o,s:o,s:o,s:o,"
         "s:{s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I},"
-        "s:{s:I,s:I,s:I,s:I,s:I},"
+        "s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
         "s:{s:s,s:b,s:i,s:I,s:I,s:o,s:s}}",
         "status", healthy ? "healthy" : "unhealthy", "service", "websocket-ingestion", "reason",
         healthy ? json_null() : json_incref(json_array_get(reasons, 0)), "reasons", reasons, "home_assistant",
@@ -80,7 +80,8 @@ static void ingest_health(struct evhttp_request *req, void *arg) {
         "full", ss.full, "fsyncs", (json_int_t)ss.fsyncs, "next_seq", (json_int_t)ss.next_seq,
         "events", "received", (json_int_t)in->events_received, "accepted", (json_int_t)in->events_accepted,
         "forwarded", (json_int_t)fs.events_acked, "rejected_downstream", (json_int_t)fs.events_rejected,
-        "dropped", (json_int_t)in->events_dropped,
+        "dropped", (json_int_t)in->events_dropped, "refused_at_ingestion", (json_int_t)in->events_refused,
+        "dead_lettered", (json_int_t)fs.events_dead_lettered, "quarantined", (json_int_t)fs.events_quarantined,
         "downstream", "url", in->downstream_url, "reachable", !fs.failing_since_us, "inflight", fs.inflight,
         "batches_ok", (json_int_t)fs.batches_ok, "batches_failed", (json_int_t)fs.batches_failed, "last_ok",
         ingest_time_json(fs.last_ok_us), "last_error", fs.last_error);

@@ -10,6 +10,8 @@
 #include "auth.h"
 #include "httpd.h"
 #include "config.h"
+#include "delivery.h"
+#include "json_scan.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -42,7 +44,8 @@ static const config_var ingest_vars[] = {
     {"SPOOL_FSYNC_MS", "100", "group fsync delay after an append"},
     {"ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002", "where events are forwarded (POST <url>/api/v1/events)"},
     {"FORWARD_BATCH_MAX", "1000", "events per forward request"},
-    {"FORWARD_BATCH_MAX_BYTES", "8388608", "about this many bytes per forward request"},
+    {"FORWARD_BATCH_MAX_BYTES", "8388608",
+     "most bytes per forward request (keep below enrichment's MAX_BODY_BYTES); a larger event is dead-lettered"},
     {"FORWARD_LINGER_MS", "20", "while a batch is in flight, wait at most this long for the next one to fill"},
     {"FORWARD_MAX_INFLIGHT", "4", "batches sent and not yet acknowledged (1 = strictly ordered delivery)"},
     {"FORWARD_TIMEOUT_MS", "30000", "forward request timeout"},
@@ -88,12 +91,36 @@ static int ingest_read_numbers(ingest_cfg *c) {
 
 /* ---- the data flow ------------------------------------------------------------ */
 
+/* An event other readers would refuse (lib/json_scan jscan_strict: 1e400, a
+ * lone surrogate escape, \u0000 in a key) is refused here, at the first hop,
+ * and spooled as its dead letter instead: HA does not resend, so refusing
+ * must not mean dropping, and spooled as is it would be refused downstream. */
+static int ingest_spool_event(ingest *in, const char *json, size_t len) {
+    size_t pos = 0;
+    const char *why = NULL;
+    char reason[200];
+    if (len > SPOOL_MAX_RECORD)
+        snprintf(reason, sizeof reason, "refused at websocket-ingestion: event of %zu bytes is larger than a spool record may be", len);
+    else if (jscan_strict(json, len, &pos, &why) == 0)
+        return spool_append(in->sp, json, len, NULL);
+    else
+        snprintf(reason, sizeof reason, "refused at websocket-ingestion: %s at byte %zu", why ? why : "invalid JSON", pos);
+    log_warn("event from home assistant %s; dead-lettered", reason + 33);
+    in->events_refused++;
+    sbuf dl;
+    sbuf_init(&dl);
+    delivery_dead_letter(&dl, "websocket-ingestion", reason, json, len);
+    int rc = sbuf_failed(&dl) ? -1 : spool_append(in->sp, dl.data, dl.len, NULL);
+    sbuf_free(&dl);
+    return rc;
+}
+
 static void ingest_on_ha_event(const char *json, size_t len, void *arg) {
     ingest *in = arg;
     in->events_received++;
     in->last_event_us = service_now_us();
     metrics_add(in->m_received, 1);
-    int rc = spool_append(in->sp, json, len, NULL);
+    int rc = ingest_spool_event(in, json, len);
     if (rc == 0) return;
     in->events_dropped++;
     if (rc == SPOOL_EFULL) {
@@ -159,6 +186,7 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
                      .fsync_ms = (long)c->fsync_ms};
     if (spool_open(in->base, &so, &in->sp) != 0) return -1;
 
+    snprintf(in->quarantine_path, sizeof in->quarantine_path, "%s/dead-letters.jsonl", spool_dir);
     const char *down = config_str("ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002");
     size_t dl = strlen(down);
     while (dl > 0 && down[dl - 1] == '/') dl--;
@@ -167,6 +195,7 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
         .url = in->downstream_url, .batch_max = (size_t)c->batch_max, .batch_max_bytes = (size_t)c->batch_bytes,
         .linger_ms = (long)c->linger_ms, .max_inflight = (int)c->inflight, .timeout_ms = (long)c->timeout_ms,
         .retry_min_ms = (long)c->retry_min, .retry_max_ms = (long)c->retry_max,
+        .quarantine_path = in->quarantine_path,
     };
     if (httpc_new(in->base, &in->hc) != 0 || forwarder_new(in->base, in->hc, in->sp, &fo, &in->fw) != 0) return -1;
     spool_set_listener(in->sp, ingest_on_written, ingest_on_durable, in);

@@ -68,6 +68,7 @@ struct spool {
     size_t wlen, wcap, woff;      /* woff: bytes of wbuf already written */
 
     uint64_t next_seq, written_seq, durable_seq, read_seq, acked_seq, saved_ack;
+    uint64_t written_told, durable_told; /* what on_written / on_durable last heard */
     uint64_t bytes;
     int full;
 
@@ -140,6 +141,38 @@ static int spool_mkdirs(const char *dir) {
     }
     if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
     return 0;
+}
+
+/* ---- telling the owner ---------------------------------------------------- */
+
+/* Tells the listeners what moved since they last heard, whichever path moved
+ * it: a write at append time (a large record), a rotation's fsync, the group
+ * fsync. Comparing with what was told (not with the value before this one
+ * call) is what makes sure no path can forget to tell. */
+static void spool_tell_durable(spool *s) {
+    if (s->durable_seq != s->durable_told) {
+        s->durable_told = s->durable_seq;
+        if (s->on_durable) s->on_durable(s->durable_seq, s->cb_arg);
+    }
+}
+
+static void spool_tell(spool *s) {
+    if (s->written_seq != s->written_told) {
+        s->written_told = s->written_seq;
+        if (s->on_written) s->on_written(s->cb_arg);
+    }
+    if (s->durable_seq != s->durable_told) {
+        s->durable_told = s->durable_seq;
+        if (s->on_durable) s->on_durable(s->durable_seq, s->cb_arg);
+    }
+}
+
+/* Tell at the end of this loop turn (never from inside an append or ack). */
+static void spool_tell_soon(spool *s) {
+    if (!s->flush_pending && s->flush_ev) {
+        s->flush_pending = 1;
+        event_active(s->flush_ev, 0, 0);
+    }
 }
 
 /* ---- buffered reader --------------------------------------------------- */
@@ -403,9 +436,8 @@ static void spool_flush_cb(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     spool *s = arg;
     s->flush_pending = 0;
-    uint64_t before = s->written_seq;
     spool_write_out(s);
-    if (s->written_seq != before && s->on_written) s->on_written(s->cb_arg);
+    spool_tell(s);
 }
 
 static void spool_arm_fsync(spool *s) {
@@ -494,7 +526,8 @@ static void spool_sync_done_cb(evutil_socket_t fd, short what, void *arg) {
     }
     spool_save_ack(s);
     if (s->written_seq != s->durable_seq) spool_arm_fsync(s);
-    if (s->durable_seq != dbefore && s->on_durable) s->on_durable(s->durable_seq, s->cb_arg);
+    (void)dbefore;
+    spool_tell(s);
 }
 
 static void spool_fsync_cb(evutil_socket_t fd, short what, void *arg) {
@@ -509,8 +542,9 @@ static void spool_fsync_cb(evutil_socket_t fd, short what, void *arg) {
         spool_arm_fsync(s);
     }
     spool_save_ack(s);
-    if (s->written_seq != wbefore && s->on_written) s->on_written(s->cb_arg);
-    if (s->durable_seq != dbefore && s->on_durable) s->on_durable(s->durable_seq, s->cb_arg);
+    (void)wbefore;
+    (void)dbefore;
+    spool_tell(s);
 }
 
 static int spool_syncer_start(spool *s) {
@@ -545,6 +579,7 @@ static void spool_syncer_stop(spool *s) {
 /* Closes the last segment (written + fsync'ed) and starts a new one. */
 static int spool_rotate(spool *s) {
     if (spool_do_fsync(s) != 0) return -1;
+    spool_tell_soon(s); /* the fsync made records durable: /forward callers wait for that */
     close(s->wfd);
     s->wfd = -1;
     if (spool_new_segment(s, s->next_seq) != 0) {
@@ -599,19 +634,15 @@ int spool_append(spool *s, const char *data, size_t len, uint64_t *seq) {
     s->append_bytes += SPOOL_RECORD_HEADER + len;
 
     if (s->wlen >= SPOOL_WBUF_FLUSH) spool_write_out(s);
-    if (!s->flush_pending) {
-        s->flush_pending = 1;
-        event_active(s->flush_ev, 0, 0);
-    }
+    spool_tell_soon(s); /* writes the rest and tells the forwarder, also about a write done just now */
     spool_arm_fsync(s);
     return 0;
 }
 
 int spool_sync(spool *s) {
-    uint64_t dbefore = s->durable_seq;
     int rc = spool_do_fsync(s);
     spool_save_ack(s);
-    if (s->durable_seq != dbefore && s->on_durable) s->on_durable(s->durable_seq, s->cb_arg);
+    spool_tell_durable(s); /* writers hear at the end of the loop turn, as usual */
     return rc;
 }
 
@@ -641,32 +672,59 @@ static int spool_rd_open(spool *s, const spool_seg *g) {
     return 0;
 }
 
+/* A failure after some records were handed over ends the batch there: the
+ * cursor stays at the end of the last record handed over, so the failing
+ * record is read again next time (never skipped). */
+static int spool_read_failed(size_t got, size_t *n) {
+    *n = got;
+    return got ? 0 : -1;
+}
+
 int spool_read(spool *s, size_t max_records, size_t max_bytes, spool_record_fn fn, void *arg, size_t *n) {
-    size_t got = 0, bytes = 0;
+    size_t got = 0, bytes = 1; /* the text "[r1,r2,...]": '[' + each record and its ',' or ']' */
     *n = 0;
-    while (got < max_records && s->read_seq < s->written_seq && (got == 0 || bytes < max_bytes)) {
+    while (got < max_records && s->read_seq < s->written_seq) {
         spool_seg *g = spool_seg_for(s, s->read_seq);
         if (!g) break;
         if (g->first_seq > s->read_seq) s->read_seq = g->first_seq; /* skip a gap */
         if (!s->rd_open || s->rd_seg_first != g->first_seq || s->rd_seq > s->read_seq) {
-            if (spool_rd_open(s, g) != 0) return -1;
+            if (spool_rd_open(s, g) != 0) return spool_read_failed(got, n);
         }
         const char *data;
-        size_t len;
+        size_t len, pos = s->rd.pos;
+        uint64_t off = s->rd.off;
         int rc = spool_rd_record(&s->rd, &data, &len);
         if (rc != 0) {
             log_error("spool: cannot read record %" PRIu64 " (%s)", s->rd_seq,
                       rc < 0 ? strerror(errno) : rc == 1 ? "unexpected end of segment" : "checksum mismatch");
-            return -1;
+            if (s->rd_open) close(s->rd.fd);
+            s->rd_open = 0; /* start over from a fresh open next time */
+            return spool_read_failed(got, n);
         }
-        if (s->rd_seq++ < s->read_seq) continue; /* before the cursor (after a restart) */
+        if (s->rd_seq < s->read_seq) { /* before the cursor (after a restart) */
+            s->rd_seq++;
+            continue;
+        }
+        if (got > 0 && bytes + len + 1 > max_bytes) {
+            /* the batch is bounded including its last record: leave it for the next */
+            if (s->rd.off == off) s->rd.pos = pos;
+            else s->rd_open = (close(s->rd.fd), 0);
+            break;
+        }
+        s->rd_seq++;
         fn(s->read_seq, data, len, arg);
         s->read_seq++;
         got++;
-        bytes += len;
+        bytes += len + 1;
     }
     *n = got;
     return 0;
+}
+
+void spool_rewind(spool *s, uint64_t seq) {
+    if (seq < s->acked_seq) seq = s->acked_seq;
+    if (seq >= s->read_seq) return;
+    s->read_seq = seq; /* rd_seq > read_seq: the next read reopens the segment */
 }
 
 uint64_t spool_unread(const spool *s) { return s->next_seq - s->read_seq; }
@@ -772,6 +830,7 @@ static int spool_load(spool *s) {
     }
     spool_seg *last = &s->segs[s->nsegs - 1];
     s->next_seq = s->written_seq = s->durable_seq = last->first_seq + last->nrec;
+    s->written_told = s->durable_told = s->next_seq;
     uint64_t first = s->segs[0].first_seq;
     if (!have_ack || ack < first) ack = first;
     if (ack > s->next_seq) ack = s->next_seq;

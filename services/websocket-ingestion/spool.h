@@ -80,10 +80,18 @@ int spool_fits(spool *s, size_t n, size_t bytes);
 /* Writes buffered records and fsyncs now (tests, shutdown). 0 or -1. */
 int spool_sync(spool *s);
 
-/* Reads up to max_records / about max_bytes (at least one record) from the
- * read cursor, stopping at written_seq; calls fn for each and advances the
- * cursor. *n = records read. 0, or -1 on an I/O error. */
+/* Reads up to max_records from the read cursor, stopping at written_seq;
+ * calls fn for each and advances the cursor. max_bytes bounds the batch text
+ * "[r1,r2,...]" INCLUDING the last record (a single record is always read,
+ * whatever its size: the caller decides what to do with it). *n = records
+ * read. A read error after some records ends the batch there (0, *n > 0, the
+ * cursor right after the last record handed over); -1 only when none was
+ * read. No record is ever skipped. */
 int spool_read(spool *s, size_t max_records, size_t max_bytes, spool_record_fn fn, void *arg, size_t *n);
+
+/* Moves the read cursor back to seq (not below acked_seq): records handed
+ * over by spool_read that the caller could not use are read again. */
+void spool_rewind(spool *s, uint64_t seq);
 
 /* Records [acked_seq, upto) are acknowledged downstream: moves the ack cursor
  * and deletes segment files that hold only acknowledged records. upto is

@@ -10,7 +10,7 @@
 #     field, rejected ones must come back as rejected with our input index and
 #     sit in storage's dead-letter store with the raw event and the reason;
 #  3. the request contract: one object / array / {"events":[]} bodies, 400 with
-#     byte position, 413 (body and MAX_BATCH), 502 when storage refuses a batch,
+#     byte position, 413 (body and MAX_BATCH), 422 when storage refuses a batch,
 #     re-posts are duplicates, metrics;
 #  4. storage SIGKILLed mid-stream: enrichment answers 503 (never 200) and its
 #     /health says storage_unreachable; after a restart, re-posting every batch
@@ -154,11 +154,12 @@ check_eq "over MAX_BATCH: 413" 413 "$CODE"
 head -c 1100000 /dev/zero | tr '\0' ' ' >"$TEST_TMP/huge.json"; echo '[]' >>"$TEST_TMP/huge.json"
 post "$TEST_TMP/huge.json"
 check_eq "over MAX_BODY_BYTES: 413" 413 "$CODE"
-# storage accepts at most 500 per batch: 600 valid events -> storage 400 -> 502, never 200
+# storage accepts at most 500 per batch: 600 valid events -> storage 400 -> 422 (lib/delivery: refused, the
+# caller splits the batch), never 200
 jq -n -c '[range(0; 600) | {event_type: "state_changed", entity_id: "sensor.refused", state: (. | tostring), time_fired: ((1750000000 + .) | todate)}]' >"$TEST_TMP/refused.json"
 post "$TEST_TMP/refused.json"
-check_eq "storage refuses the batch (4xx): 502" 502 "$CODE"
-check "502 carries storage's message" jqe '.error | test("data-storage answered 400")' <<<"$BODY"
+check_eq "storage refuses the batch (4xx): 422" 422 "$CODE"
+check "422 carries storage's message" jqe '.error | test("data-storage answered 400")' <<<"$BODY"
 check_eq "refused batch: nothing stored" 0 "$(curl -s "$S/api/v1/events?entity_id=sensor.refused&limit=10" | jq .count)"
 check_eq "GET on POST route: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' "$E/api/v1/events")"
 

@@ -543,16 +543,25 @@ static void test_batch_mapping(void **state) {
     json_decref(events);
 }
 
+static forward_outcome classify(long status, const char *error, size_t body_len) {
+    httpc_response r = {.status = status, .body = "", .error = error};
+    return forward_classify(&r, body_len);
+}
+
+/* The rules themselves are lib/delivery's (tests/unit/test_delivery.c); here:
+ * enrichment's storage client goes by them. */
 static void test_forward_rules(void **state) {
     (void)state;
-    assert_int_equal(forward_classify(200), FORWARD_STORED);
-    assert_int_equal(forward_classify(0), FORWARD_UNAVAILABLE);
-    assert_int_equal(forward_classify(500), FORWARD_UNAVAILABLE);
-    assert_int_equal(forward_classify(503), FORWARD_UNAVAILABLE);
-    assert_int_equal(forward_classify(400), FORWARD_REFUSED);
-    assert_int_equal(forward_classify(413), FORWARD_REFUSED);
-    assert_int_equal(forward_classify(201), FORWARD_REFUSED);
-    assert_int_equal(forward_classify(302), FORWARD_REFUSED);
+    assert_int_equal(classify(200, NULL, 10), FORWARD_STORED);
+    assert_int_equal(classify(0, "connection refused", 10), FORWARD_UNAVAILABLE);
+    assert_int_equal(classify(500, NULL, 10), FORWARD_UNAVAILABLE);
+    assert_int_equal(classify(503, NULL, 10), FORWARD_UNAVAILABLE);
+    assert_int_equal(classify(400, NULL, 10), FORWARD_REFUSED);
+    assert_int_equal(classify(413, NULL, 10), FORWARD_REFUSED);
+    assert_int_equal(classify(0, "connection closed before the response", 4u << 20), FORWARD_REFUSED);
+    assert_int_equal(classify(0, "connection closed before the response", 1000), FORWARD_UNAVAILABLE);
+    assert_int_equal(classify(201, NULL, 10), FORWARD_UNAVAILABLE); /* a peer breaking the contract: retried */
+    assert_int_equal(classify(302, NULL, 10), FORWARD_UNAVAILABLE);
     char *u = forward_join_url("http://127.0.0.1:8004/", "/api/v1/events");
     assert_string_equal(u, "http://127.0.0.1:8004/api/v1/events");
     free(u);

@@ -157,6 +157,10 @@ void house_free(sim *s);
 void house_tick(sim *s);            /* generation timer body */
 void house_start_stop(sim *s);      /* (re)arm or stop generation after a change */
 int house_generating(const sim *s);
+/* Sends `event` (any bytes: tests play an HA that sends odd JSON) as the
+ * "event" of an event message to every events subscription, after what is
+ * queued. Returns the number of messages sent. */
+int house_inject(sim *s, const char *event, size_t len);
 void house_states_json(sim *s, sbuf *out);
 void house_entities_snapshot(sim *s, const sim_sub *sub, sbuf *out);
 

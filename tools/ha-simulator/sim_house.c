@@ -709,6 +709,27 @@ static void house_step(sim *s, sim_entity *e)
 
 /* ---- generation loop --------------------------------------------------------- */
 
+int house_inject(sim *s, const char *event, size_t len)
+{
+    int n = 0;
+    sbuf m = {0};
+    flush_batches(s); /* after everything already queued, in order */
+    for (sim_client *c = s->clients; c; c = c->next) {
+        if (!c->authed || c->closing) continue;
+        for (size_t i = 0; i < c->nsubs; i++) {
+            if (c->subs[i].kind != SUB_EVENTS) continue;
+            m.len = 0;
+            sbuf_adds(&m, "{\"type\":\"event\",\"event\":");
+            sbuf_add(&m, event, len);
+            sbuf_printf(&m, ",\"id\":%lld}", c->subs[i].id);
+            ws_send_text(c->ws, m.p, m.len);
+            n++;
+        }
+    }
+    sbuf_free(&m);
+    return n;
+}
+
 int house_generating(const sim *s)
 {
     return !s->paused && !count_reached(s) && proto_subscribed_clients(s) > 0;

@@ -1,0 +1,146 @@
+/* fault_shim.c -- an LD_PRELOAD library that makes chosen I/O calls fail, for
+ * fault-injection tests of real processes (issue 14: "every case ends with
+ * zero acked events lost").
+ *
+ * HOMEIQ_FAULT="call:pattern:nth[:errno]" -- the nth call (1-based) of `call`
+ * whose path (or, for write/fdatasync, the path of the descriptor) contains
+ * `pattern` fails with errno (default EIO); all other calls go through. call
+ * is one of open_rdonly (open without O_WRONLY/O_RDWR), open_write, write
+ * (write, pwrite), fdatasync (fdatasync, fsync), rename. Each firing is logged to stderr. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static char f_call[32], f_pat[256];
+static long f_nth, f_count;
+static int f_errno = EIO, f_ready;
+static pthread_mutex_t f_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void fault_init(void) {
+    if (f_ready) return;
+    f_ready = 1;
+    const char *v = getenv("HOMEIQ_FAULT");
+    if (!v) return;
+    char buf[400];
+    snprintf(buf, sizeof buf, "%s", v);
+    char *call = strtok(buf, ":"), *pat = strtok(NULL, ":"), *nth = strtok(NULL, ":"), *en = strtok(NULL, ":");
+    if (!call || !pat || !nth) return;
+    snprintf(f_call, sizeof f_call, "%s", call);
+    snprintf(f_pat, sizeof f_pat, "%s", pat);
+    f_nth = atol(nth);
+    if (en) f_errno = atoi(en);
+}
+
+/* 1 when this call must fail. */
+static int fault_hit(const char *call, const char *path) {
+    int hit = 0;
+    pthread_mutex_lock(&f_mu);
+    fault_init();
+    if (f_call[0] && !strcmp(call, f_call) && path && strstr(path, f_pat) && ++f_count == f_nth) hit = 1;
+    long count = f_count;
+    pthread_mutex_unlock(&f_mu);
+    if (getenv("HOMEIQ_FAULT_TRACE") && path) fprintf(stderr, "fault_shim: trace %s(%s) #%ld\n", call, path, count);
+    if (hit) fprintf(stderr, "fault_shim: %s(%s) fails with errno %d (call #%ld)\n", call, path, f_errno, f_nth);
+    return hit;
+}
+
+static const char *fd_path(int fd, char *buf, size_t n) {
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t l = readlink(link, buf, n - 1);
+    if (l < 0) return NULL;
+    buf[l] = '\0';
+    return buf;
+}
+
+static int open_common(const char *path, int flags) {
+    int w = (flags & O_ACCMODE) != O_RDONLY;
+    return fault_hit(w ? "open_write" : "open_rdonly", path);
+}
+
+int open(const char *path, int flags, ...) {
+    static int (*real)(const char *, int, ...);
+    if (!real) real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
+    mode_t mode = 0;
+    if (flags & O_CREAT) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    if (open_common(path, flags)) return errno = f_errno, -1;
+    return real(path, flags, mode);
+}
+
+int open64(const char *path, int flags, ...) {
+    static int (*real)(const char *, int, ...);
+    if (!real) real = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open64");
+    mode_t mode = 0;
+    if (flags & O_CREAT) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = (mode_t)va_arg(ap, int);
+        va_end(ap);
+    }
+    if (open_common(path, flags)) return errno = f_errno, -1;
+    return real(path, flags, mode);
+}
+
+ssize_t write(int fd, const void *b, size_t n) {
+    static ssize_t (*real)(int, const void *, size_t);
+    if (!real) real = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+    char p[512];
+    if (fd > 2 && f_ready && f_call[0] && !strcmp(f_call, "write") && fault_hit("write", fd_path(fd, p, sizeof p)))
+        return errno = f_errno, -1;
+    if (!f_ready) fault_init();
+    return real(fd, b, n);
+}
+
+int fdatasync(int fd) {
+    static int (*real)(int);
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    char p[512];
+    if (fault_hit("fdatasync", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
+    return real(fd);
+}
+
+ssize_t pwrite(int fd, const void *b, size_t n, off_t off) {
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    if (!real) real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
+    char p[512];
+    if (fault_hit("write", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
+    return real(fd, b, n, off);
+}
+
+ssize_t pwrite64(int fd, const void *b, size_t n, off_t off) {
+    static ssize_t (*real)(int, const void *, size_t, off_t);
+    if (!real) real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite64");
+    char p[512];
+    if (fault_hit("write", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
+    return real(fd, b, n, off);
+}
+
+int fsync(int fd) {
+    static int (*real)(int);
+    if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    char p[512];
+    if (fault_hit("fdatasync", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
+    return real(fd);
+}
+
+int rename(const char *a, const char *b) {
+    static int (*real)(const char *, const char *);
+    if (!real) real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+    if (fault_hit("rename", b)) return errno = f_errno, -1;
+    return real(a, b);
+}
