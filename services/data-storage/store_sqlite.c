@@ -81,7 +81,10 @@ static const char *const store_sqlite_migrations[] = {
     /* 2: filters by domain and event type without a full scan */
     "CREATE INDEX events_domain_time ON events(domain, time_us);"
     "CREATE INDEX events_type_time ON events(event_type, time_us);",
-    /* 3: long-term statistics (stats_sqlite.h; issue 13) */
+    /* 3: long-term statistics (stats_sqlite.h; issue 13). Independent of the other
+     * migrations (new tables only): when merged with other branches' migrations keep it
+     * after theirs and renumber; tests/storage/test_stats.c test_upgrade upgrades a file
+     * from every earlier version and checks the statistics on it. */
     STATS_SQLITE_MIGRATION,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
