@@ -14,7 +14,8 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
 
-BIN=${1:?usage: stats_suite.sh /path/to/homeiq-data-storage}
+BIN=${1:?usage: stats_suite.sh /path/to/homeiq-data-storage [/path/to/homeiqctl]}
+CTL=${2:-}
 SERIES="python3 $here/stats_series.py"
 export STORAGE_BACKEND=sqlite LOG_LEVEL=${LOG_LEVEL:-info} MAX_BODY_BYTES=16777216
 echo "# statistics suite"
@@ -68,6 +69,17 @@ for q in "period=year&entity_id=sensor.step&start=$START:period" "entity_id=sens
   check "bad ${q##*:} -> 400 naming it" jqe --arg p "${q##*:}" '.error | startswith($p)' "$TEST_TMP/err.json"
   [ "$code" = 400 ] || check_eq "status for ${q##*:}" 400 "$code"
 done
+if [ -n "$CTL" ]; then
+  DATA_STORAGE_URL=$U "$CTL" stats --entity sensor.step --period hour --start "$START" --json >"$TEST_TMP/ctl.json"
+  check_eq "homeiqctl stats --json exits 0" 0 $?
+  check "homeiqctl stats --json prints the API's rows" \
+    jqe --slurpfile g "$TEST_TMP/goth.json" '.["sensor.step"] == $g[0]["sensor.step"]' "$TEST_TMP/ctl.json"
+  DATA_STORAGE_URL=$U "$CTL" stats --entity sensor.step --start "$START" >"$TEST_TMP/ctl.txt"
+  check "homeiqctl stats prints a table with the hourly means" grep -q "^$(date -u -d "@$T0" '+%Y-%m-%d %H:%M') " "$TEST_TMP/ctl.txt"
+  DATA_STORAGE_URL=$U "$CTL" stats --entity sensor.step --period year --start "$START" 2>"$TEST_TMP/ctl.err"
+  check_eq "homeiqctl stats with a bad period exits 2" 2 $?
+  check "... and says which parameter" grep -q "period" "$TEST_TMP/ctl.err"
+fi
 check "stop: exit 0" stop_pid "$SPID"
 
 # ---- SIGKILL during batches: nothing missing, nothing counted twice ----------
