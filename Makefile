@@ -4,6 +4,7 @@
 #                any test was skipped (HOMEIQ_ALLOW_SKIP=1 accepts skips on purpose; CI never does)
 #   make run     install deps, build, run simulator + 3 services on SQLite (Ctrl-C stops all)
 #   make bench   end-to-end benchmark (writes bench/results/ and docs/BENCHMARKS.md)
+#   make bench-admin  the dashboard's targets: 30-day series, entity list, SSE at 1,000 events/s, RSS
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -12,7 +13,7 @@ CTEST_ARGS ?= --timeout 900
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build deps test test-release test-asan run bench clean fuzz
+.PHONY: all build deps test test-release test-asan run bench bench-admin clean fuzz
 
 all: build
 
@@ -41,6 +42,9 @@ test-asan:
 
 run: deps build
 	@scripts/run
+
+bench-admin: deps build
+	@bench/admin.sh
 
 bench: deps
 	@scripts/install-deps --bench

@@ -43,6 +43,8 @@ struct httpd {
     int port;
     unsigned long long next_id;
     httpd_route_entry *routes;
+    httpd_handler fallback;
+    void *fallback_arg;
 };
 
 static void httpd_set_request_id(httpd *h, struct evhttp_request *req) {
@@ -66,7 +68,12 @@ static void httpd_trampoline(struct evhttp_request *req, void *arg) {
 }
 
 static void httpd_not_found(struct evhttp_request *req, void *arg) {
-    httpd_set_request_id(arg, req);
+    httpd *h = arg;
+    httpd_set_request_id(h, req);
+    if (h->fallback) { /* it checks the token itself (it may serve public files) */
+        h->fallback(req, h->fallback_arg);
+        return;
+    }
     if (auth_check(req) != 0) return;
     httpd_reply_error(req, 404, "no such endpoint: %s", evhttp_request_get_uri(req));
 }
@@ -210,6 +217,11 @@ int httpd_route(httpd *h, const char *path, httpd_handler handler, void *arg) {
     return 0;
 }
 
+void httpd_fallback(httpd *h, httpd_handler handler, void *arg) {
+    h->fallback = handler;
+    h->fallback_arg = arg;
+}
+
 int httpd_port(const httpd *h) { return h->port; }
 
 void httpd_free(httpd *h) {
@@ -320,6 +332,10 @@ int httpd_query_parse(struct evhttp_request *req, struct evkeyvalq *params) {
 const char *httpd_query_get(struct evkeyvalq *params, const char *key) { return evhttp_find_header(params, key); }
 
 void httpd_query_free(struct evkeyvalq *params) { evhttp_clear_headers(params); }
+
+void httpd_request_abandon(struct evhttp_request *req) {
+    if (req && !evhttp_request_get_connection(req)) evhttp_request_free(req);
+}
 
 const char *httpd_request_id(struct evhttp_request *req) {
     const char *id = evhttp_find_header(evhttp_request_get_output_headers(req), "X-Request-Id");

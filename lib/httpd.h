@@ -36,6 +36,10 @@ typedef struct httpd_opts {
 int httpd_new(struct event_base *base, const httpd_opts *opts, httpd **out);
 /* Exact-path route; the handler checks the method (see httpd_require_method). */
 int httpd_route(httpd *h, const char *path, httpd_handler handler, void *arg);
+/* Handler for every path without an exact route (default: JSON 404); for
+ * prefix routes and static files. The request id is set as for routes; the
+ * token is NOT checked: the handler calls auth_check() for what it protects. */
+void httpd_fallback(httpd *h, httpd_handler handler, void *arg);
 /* The port actually bound (useful with port 0). */
 int httpd_port(const httpd *h);
 void httpd_free(httpd *h);
@@ -63,6 +67,13 @@ int httpd_read_json(struct evhttp_request *req, json_t **out);
 int httpd_query_parse(struct evhttp_request *req, struct evkeyvalq *params);
 const char *httpd_query_get(struct evkeyvalq *params, const char *key);
 void httpd_query_free(struct evkeyvalq *params);
+
+/* For a connection close callback (evhttp_connection_set_closecb) of a request
+ * that will now never be answered: when the client went away first, libevent
+ * detached the request from the connection and leaves freeing it to us (it
+ * would be freed by the reply we no longer send); this frees it then. Never
+ * use `req` afterwards. */
+void httpd_request_abandon(struct evhttp_request *req);
 
 /* The request id (X-Request-Id from the client, or generated). */
 const char *httpd_request_id(struct evhttp_request *req);

@@ -13,6 +13,7 @@
 #include "store_text.h"
 #include "stats_api.h"
 #include "storage_maint.h"
+#include "query_api.h"
 
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -30,6 +31,7 @@ struct storage_api {
     storage_api_opts opts;
     storage_wait *pending;
     storage_maint *maint;          /* retention timer, disk guard */
+    query_api *reads;              /* the dashboard's reads (query_api.c) */
     metric *m_stored, *m_dups, *m_rejected, *m_dead, *m_batch_ok, *m_batch_fail, *m_latency, *m_up;
 };
 
@@ -379,7 +381,8 @@ int storage_api_new(httpd *h, store *st, const storage_api_opts *opts, storage_a
         return -1;
     }
     if (httpd_route(h, "/api/v1/events", storage_events, a) || httpd_route(h, "/api/v1/dead-letters", storage_dead_letters, a) ||
-        httpd_route(h, "/health", storage_health, a) || stats_api_route(h, st)) {
+        httpd_route(h, "/health", storage_health, a) || stats_api_route(h, st) ||
+        query_api_new(h, st, &a->reads)) {
         storage_maint_free(a->maint);
         free(a);
         return -1;
@@ -393,5 +396,6 @@ void storage_api_free(storage_api *a) {
     /* store_close() ran first and answered everything in flight. */
     if (a->pending) log_warn("requests still pending at shutdown");
     storage_maint_free(a->maint);
+    query_api_free(a->reads);
     free(a);
 }

@@ -81,6 +81,8 @@ typedef struct store_rows {
 
 typedef struct store store;
 
+#include "store_read.h"
+
 typedef void (*store_write_cb)(store_batch *b, int rc, const char *err, void *arg);
 /* rc 0 rows; -1 backend unavailable (503); STORE_QUERY_UNSUPPORTED: the
  * backend cannot answer this query at all, err says why (501). */
@@ -103,6 +105,12 @@ typedef struct store_ops {
     int (*health)(store *s, const char **reason);
     /* Backend facts for /health (new reference). */
     json_t *(*info)(store *s);
+    /* Reads for the dashboard (store_read.h, served by query_api.c). Optional:
+     * NULL = the backend does not offer it (the API answers 501 naming it). */
+    void (*feed)(store *s, const store_feed_query *q, store_read_cb cb, void *arg);
+    void (*entities)(store *s, const store_entity_query *q, store_read_cb cb, void *arg);
+    void (*series)(store *s, const store_series_query *q, store_read_cb cb, void *arg);
+    void (*stats)(store *s, const store_stats_query *q, store_read_cb cb, void *arg);
     /* Gives back caches while nothing is being written. Optional (NULL). */
     void (*release_memory)(store *s);
     /* Long-term statistics of one entity, oldest first, from the 5-minute

@@ -51,12 +51,16 @@ typedef struct store_sqlite {
     int stats_on;              /* STATISTICS=0 turns the update off (measurements) */
     retention_sqlite *retention;
     sqlite3_stmt *insert_event, *insert_dead, *select_dead;
+    sqlite3_stmt *upsert_entity;   /* the dashboard's entities table (store_sqlite_model.c) */
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *query[32];   /* by filter mask, see store_sqlite_query_mask */
     int last_write_failed;
     long busy_timeout_ms;
     char last_error[160];
 } store_sqlite;
+
+#include "store_sqlite_model.h"
+#include "store_sqlite_read.h"
 
 /* Each entry upgrades the schema by one version, in one transaction. */
 static const char *const store_sqlite_migrations[] = {
@@ -81,7 +85,11 @@ static const char *const store_sqlite_migrations[] = {
     /* 2: filters by domain and event type without a full scan */
     "CREATE INDEX events_domain_time ON events(domain, time_us);"
     "CREATE INDEX events_type_time ON events(event_type, time_us);",
-    /* 3: long-term statistics (stats_sqlite.h; issue 13). Independent of the other
+    /* 3: the dashboard's reads (store_sqlite_model.h): kind/state/value on
+     * each event, covered by the widened entity index, and the entities table,
+     * both filled from the existing events once, then kept by the writer. */
+    STORE_SQLITE_MIGRATION_3,
+    /* 4: long-term statistics (stats_sqlite.h; issue 13). Independent of the other
      * migrations (new tables only): when merged with other branches' migrations keep it
      * after theirs and renumber; tests/storage/test_stats.c test_upgrade upgrades a file
      * from every earlier version and checks the statistics on it. */
@@ -90,6 +98,9 @@ static const char *const store_sqlite_migrations[] = {
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
 static const store_ops store_sqlite_ops;
+
+sqlite3 *store_sqlite_db(store *base) { return ((store_sqlite *)base)->db; }
+const char *store_sqlite_path(store *base) { return ((store_sqlite *)base)->path; }
 
 static void store_sqlite_fail(store_sqlite *s, const char *what) {
     snprintf(s->last_error, sizeof s->last_error, "%s: %s", what, sqlite3_errmsg(s->db));
@@ -147,8 +158,9 @@ static int store_sqlite_prepare(store_sqlite *s, const char *sql, sqlite3_stmt *
 static int store_sqlite_prepare_all(store_sqlite *s) {
     return store_sqlite_prepare(s,
                                 "INSERT OR IGNORE INTO events(event_id,time_us,entity_id,domain,event_type,"
-                                "stored_at_us,record) VALUES(?,?,?,?,?,?,?)",
+                                "stored_at_us,record,kind,state,value) VALUES(?,?,?,?,?,?,?,?,?,?)",
                                 &s->insert_event) ||
+           store_sqlite_prepare(s, STORE_SQLITE_ENTITY_UPSERT, &s->upsert_entity) ||
            store_sqlite_prepare(s, "INSERT INTO dead_letters(received_at_us,source,error,raw) VALUES(?,?,?,?)",
                                 &s->insert_dead) ||
            store_sqlite_prepare(s,
@@ -268,7 +280,8 @@ static void store_sqlite_bind_text_or_null(sqlite3_stmt *st, int col, const char
     else sqlite3_bind_null(st, col);
 }
 
-static int store_sqlite_insert_item(store_sqlite *s, store_batch *b, store_item *it) {
+static int store_sqlite_insert_item(store_sqlite *s, store_batch *b, const store_sqlite_model *m, size_t i) {
+    store_item *it = &b->items[i];
     sqlite3_stmt *st = s->insert_event;
     sqlite3_bind_text(st, 1, it->event_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, it->time_us);
@@ -277,6 +290,7 @@ static int store_sqlite_insert_item(store_sqlite *s, store_batch *b, store_item 
     sqlite3_bind_text(st, 5, it->event_type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, b->stored_at_us);
     sqlite3_bind_text(st, 7, it->json, (int)it->json_len, SQLITE_STATIC);
+    sqm_bind(m, i, st, 8);
     if (store_sqlite_step_done(s, st, "insert event") != 0) return -1;
     it->status = sqlite3_changes(s->db) ? STORE_ITEM_STORED : STORE_ITEM_DUPLICATE;
     return 0;
@@ -292,20 +306,34 @@ static int store_sqlite_insert_dead(store_sqlite *s, store_batch *b, const store
 }
 
 static int store_sqlite_write(store_sqlite *s, store_batch *b) {
+    store_sqlite_model m = {0};
     b->stored_at_us = service_now_us();
-    if (store_sqlite_step_done(s, s->begin, "begin") != 0) return -1;
+    if (sqm_prepare(&m, b) != 0) {
+        snprintf(s->last_error, sizeof s->last_error, "out of memory");
+        sqm_free(&m);
+        return -1;
+    }
+    if (store_sqlite_step_done(s, s->begin, "begin") != 0) {
+        sqm_free(&m);
+        return -1;
+    }
     for (size_t i = 0; i < b->nitems; i++)
-        if (b->items[i].status == STORE_ITEM_PENDING && store_sqlite_insert_item(s, b, &b->items[i]) != 0)
-            goto rollback;
+        if (b->items[i].status == STORE_ITEM_PENDING && store_sqlite_insert_item(s, b, &m, i) != 0) goto rollback;
     for (size_t i = 0; i < b->ndead; i++)
         if (store_sqlite_insert_dead(s, b, &b->dead[i]) != 0) goto rollback;
+    if (sqm_update_entities(&m, b, s->db, s->upsert_entity) != 0) {
+        store_sqlite_fail(s, "update entities");
+        goto rollback;
+    }
     if (s->stats_on && stats_sqlite_batch(s->stats, b) != 0) {
         store_sqlite_fail(s, "statistics");
         goto rollback;
     }
     if (store_sqlite_step_done(s, s->commit, "commit") != 0) goto rollback;
+    sqm_free(&m);
     return 0;
 rollback:
+    sqm_free(&m);
     if (!sqlite3_get_autocommit(s->db)) store_sqlite_step_done(s, s->rollback, "rollback");
     stats_sqlite_rollback(s->stats);
     for (size_t i = 0; i < b->nitems; i++)
@@ -449,6 +477,7 @@ static void store_sqlite_close(store *base) {
     retention_sqlite_close(s->retention);
     stats_sqlite_close(s->stats);
     sqlite3_finalize(s->insert_event);
+    sqlite3_finalize(s->upsert_entity);
     sqlite3_finalize(s->insert_dead);
     sqlite3_finalize(s->select_dead);
     sqlite3_finalize(s->begin);
@@ -483,6 +512,10 @@ static const store_ops store_sqlite_ops = {
     .write_batch = store_sqlite_write_batch,
     .query = store_sqlite_query,
     .dead_letters = store_sqlite_dead_letters,
+    .feed = store_sqlite_feed,
+    .entities = store_sqlite_entities,
+    .series = store_sqlite_series,
+    .stats = store_sqlite_stats,
     .health = store_sqlite_health,
     .info = store_sqlite_info,
     .release_memory = store_sqlite_release_memory,

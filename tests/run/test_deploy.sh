@@ -19,6 +19,7 @@ BIN_storage=$BUILD/services/data-storage/homeiq-data-storage
 BIN_enrich=$BUILD/services/enrichment-pipeline/homeiq-enrichment-pipeline
 BIN_ingest=$BUILD/services/websocket-ingestion/homeiq-websocket-ingestion
 BIN_ctl=$BUILD/tools/homeiqctl/homeiqctl
+BIN_admin=$BUILD/services/admin-api/homeiq-admin-api
 
 # ---- docker-compose --------------------------------------------------------
 if ! command -v docker-compose >/dev/null && [ "$(id -u)" = 0 ] && [ "${DEPLOY_TEST_NO_INSTALL:-0}" != 1 ]; then
@@ -56,7 +57,8 @@ def bad(msg):
     global ok; ok = False; print("problem:", msg)
 want = {"websocket-ingestion": ("8001", "enrichment-pipeline"),
         "enrichment-pipeline": ("8002", "data-storage"),
-        "data-storage": ("8004", "influxdb")}
+        "data-storage": ("8004", "influxdb"),
+        "admin-api": ("8003", "data-storage")}
 for name, (port, dep) in want.items():
     s = svcs.get(name) or {}
     if not s: bad(f"service {name} missing"); continue
@@ -73,7 +75,7 @@ if "healthcheck" not in (svcs.get("influxdb") or {}): bad("influxdb: no healthch
 print("ok" if ok else "FAILED")
 PY
   cat "$TEST_TMP/structure.txt"
-  check_eq "compose: 3 services + influxdb, health checks, depends_on service_healthy, ports" ok \
+  check_eq "compose: 4 services + influxdb, health checks, depends_on service_healthy, ports" ok \
     "$(tail -n 1 "$TEST_TMP/structure.txt")"
 else
   skip "compose structure: python3's yaml module missing (comes with docker-compose)"
@@ -95,7 +97,7 @@ compose_vars() { # compose_vars SERVICE : environment keys of that service in th
 print("\n".join(e if isinstance(e, dict) else [x.split("=")[0] for x in e]))' "$RESOLVED" "$1" 2>/dev/null
 }
 for pair in "data-storage:$BIN_storage" "enrichment-pipeline:$BIN_enrich" "websocket-ingestion:$BIN_ingest" \
-            "homeiqctl:$BIN_ctl"; do
+            "admin-api:$BIN_admin" "homeiqctl:$BIN_ctl"; do
   svc=${pair%%:*} bin=${pair#*:}
   [ -x "$bin" ] || continue
   undocumented=""
@@ -109,7 +111,7 @@ done
 # ---- Dockerfile --------------------------------------------------------------
 check_eq "Dockerfile: two stages on debian:12-slim" 2 "$(grep -c '^FROM debian:12-slim AS ' "$D/Dockerfile")"
 RUNTIME_PKGS=$(awk '/^FROM .* AS runtime/ {r=1} r && /apt-get install/ {p=1} p {print} p && !/\\$/ {p=0}' "$D/Dockerfile" |
-  tr ' \\' '\n\n' | grep -E '^lib|^ca-certificates$|^curl$')
+  tr ' \\' '\n\n' | grep -E '^lib|^zlib|^ca-certificates$|^curl$')
 # One apt-cache call (each costs about a second): the packages it knows.
 KNOWN=$(apt-cache show --no-all-versions $RUNTIME_PKGS 2>/dev/null | sed -n 's/^Package: //p')
 missing=""
@@ -118,7 +120,7 @@ check_eq "Dockerfile: runtime packages exist in Debian 12 ($(echo $RUNTIME_PKGS 
 if command -v readelf >/dev/null && [ -x "$BIN_ingest" ]; then
   # Every library the binaries link directly (ELF NEEDED) is in a runtime package.
   notcovered=""
-  for lib in $(for b in "$BIN_storage" "$BIN_enrich" "$BIN_ingest" "$BIN_ctl"; do
+  for lib in $(for b in "$BIN_storage" "$BIN_enrich" "$BIN_ingest" "$BIN_admin" "$BIN_ctl"; do
                  readelf -d "$b" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'; done | sort -u); do
     path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|x86_64|64bit/ {print $NF; exit}')
     [ -z "$path" ] && path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
@@ -142,7 +144,8 @@ if command -v systemd-analyze >/dev/null; then
   cp "$D"/systemd/*.service "$D"/systemd/*.target "$TEST_TMP/units/"
   # Point ExecStart at the built binaries (verify checks that they exist).
   sed -i "s|/usr/local/bin/homeiq-data-storage|$BIN_storage|; s|/usr/local/bin/homeiq-enrichment-pipeline|$BIN_enrich|;
-          s|/usr/local/bin/homeiq-websocket-ingestion|$BIN_ingest|" "$TEST_TMP"/units/*.service
+          s|/usr/local/bin/homeiq-websocket-ingestion|$BIN_ingest|; s|/usr/local/bin/homeiq-admin-api|$BIN_admin|" \
+    "$TEST_TMP"/units/*.service
   systemd-analyze verify "$TEST_TMP"/units/*.service "$TEST_TMP"/units/*.target >"$TEST_TMP/verify.txt" 2>&1
   RC=$?
   cat "$TEST_TMP/verify.txt"
@@ -167,7 +170,7 @@ fi
 # ---- README ------------------------------------------------------------------
 # The README's configuration tables name every variable each binary documents.
 SIM_BIN=$BUILD/tools/ha-simulator/homeiq-ha-simulator
-for bin in "$BIN_storage" "$BIN_enrich" "$BIN_ingest" "$BIN_ctl" "$SIM_BIN"; do
+for bin in "$BIN_storage" "$BIN_enrich" "$BIN_ingest" "$BIN_admin" "$BIN_ctl" "$SIM_BIN"; do
   [ -x "$bin" ] || continue
   vars=$("$bin" --help | sed -n '/^Configuration (environment variables):/,$p' | awk '/^  [A-Z]/ {print $1}')
   missing=""

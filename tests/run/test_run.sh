@@ -21,7 +21,7 @@ ROOT=$1 BUILD_DIR=$2 MODE=${3:-make}
 CTL=$BUILD_DIR/tools/homeiqctl/homeiqctl
 
 export WEBSOCKET_INGESTION_PORT=$(free_port) ENRICHMENT_PIPELINE_PORT=$(free_port)
-export DATA_STORAGE_PORT=$(free_port) SIMULATOR_PORT=$(free_port)
+export DATA_STORAGE_PORT=$(free_port) SIMULATOR_PORT=$(free_port) ADMIN_API_PORT=$(free_port)
 export DATA_DIR=$TEST_TMP/data RUN_LOG_DIR=$TEST_TMP   # service logs: $TEST_TMP/<name>.log
 export RUN_STATUS_LINE_EVERY=1 RUN_HEALTH_TIMEOUT=60
 unset HOME_ASSISTANT_URL HOME_ASSISTANT_TOKEN HOME_ASSISTANT_TOKEN_FILE STORAGE_BACKEND
@@ -69,6 +69,8 @@ for url in "http://127.0.0.1:$SIMULATOR_PORT" "$WEBSOCKET_INGESTION_URL" "$ENRIC
   check_eq "$url/health is 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$url/health")"
 done
 check "it prints a homeiqctl line to watch events" grep -q 'homeiqctl events -f' "$TEST_TMP/run.log"
+check_eq "the first thing it prints after starting is the dashboard URL" "Dashboard: http://127.0.0.1:$ADMIN_API_PORT/" \
+  "$(awk '/^run: started admin-api/ {on = 1; next} on && NF && !/^run: / {print $1, $2; exit}' "$TEST_TMP/run.log")"
 
 # make run generated the API token, readable only by its owner; without it the
 # APIs answer 401, with it they answer.
@@ -79,6 +81,8 @@ check_eq "events without the token: 401" 401 \
   "$(curl -s -o /dev/null -w '%{http_code}' "$DATA_STORAGE_URL/api/v1/events?limit=1")"
 export HOMEIQ_API_TOKEN_FILE=$TOKEN_FILE
 acurl() { curl -K- "$@" <<<"header = \"Authorization: Bearer $(cat "$TOKEN_FILE")\""; }
+check_eq "the dashboard's page answers; its API says every hop is healthy (with the token)" '200 healthy' \
+  "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_API_PORT/") $(acurl -s "http://127.0.0.1:$ADMIN_API_PORT/api/v1/health" | jq -r .status)"
 
 # Events from the simulated house arrive in storage.
 N=0

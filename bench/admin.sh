@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# bench/admin.sh -- the dashboard's targets (issue 12), measured, not asserted:
+#   series:   a 30-day series of one sensor reporting every 10 s (259,200 rows,
+#             among BENCH_ADMIN_OTHER other events) -> GET /api/v1/series
+#             (data-storage) and /api/v1/entities/{id}/series (admin-api),
+#             points=500, best and median of 5, curl's total time on loopback;
+#   entities: GET /api/v1/entities with BENCH_ADMIN_ENTITIES entities;
+#   sse:      the simulator at BENCH_ADMIN_SSE_RATE events/s for
+#             BENCH_ADMIN_SSE_SECONDS through the whole pipeline while one SSE
+#             client tails admin-api; the ids it got must be exactly the
+#             stored seqs (no gap, no repeat), and its lag at the end;
+#   rss:      admin-api's VmRSS idle after start, and after serving the page
+#             and the API calls above (VmHWM too).
+# Use: bench/admin.sh   (BUILD=build by default; results printed, and as JSON
+#      to bench/results/admin-<time>.json)
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+. "$ROOT/tests/lib/common.sh"
+trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
+unset ASAN_OPTIONS UBSAN_OPTIONS
+export LOG_LEVEL=warn
+SIM=$BUILD/tools/ha-simulator/homeiq-ha-simulator ING=$BUILD/services/websocket-ingestion/homeiq-websocket-ingestion
+ENR=$BUILD/services/enrichment-pipeline/homeiq-enrichment-pipeline STO=$BUILD/services/data-storage/homeiq-data-storage
+ADM=$BUILD/services/admin-api/homeiq-admin-api
+ROWS=${BENCH_ADMIN_ROWS:-259200} OTHER=${BENCH_ADMIN_OTHER:-100000} NENT=${BENCH_ADMIN_ENTITIES:-500}
+RATE=${BENCH_ADMIN_SSE_RATE:-1000} SECS=${BENCH_ADMIN_SSE_SECONDS:-60}
+say() { printf '[bench-admin %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+rss() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+
+. "$ROOT/tests/admin/house.sh"
+# ---- history: the sensor plus other entities, straight into data-storage --------
+house_start_storage
+wait_healthy "$DATA_STORAGE_URL/health" 30 || exit 1
+say "posting $ROWS sensor rows (every 10 s over 30 days) + $OTHER events over $NENT entities"
+NOW_S=$(date +%s)
+/usr/bin/python3 - "$ROWS" "$OTHER" "$NENT" "$NOW_S" "$TEST_TMP/hist" <<'PY'
+import json, sys, datetime, os
+rows, other, nent, now, out = map(str, sys.argv[1:6])
+rows, other, nent, now = int(rows), int(other), int(nent), int(now)
+os.makedirs(out, exist_ok=True)
+def ts(s): return datetime.datetime.fromtimestamp(s, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+def rec(e, t, st, v, i):
+    return {"event_type": "state_changed", "entity_id": e, "domain": e.split(".")[0], "object_id": e.split(".")[1],
+            "time_fired": ts(t), "origin": "LOCAL", "context_id": f"bench-{i}", "state": st, "value": v,
+            "unit_of_measurement": "°C", "attributes": {"unit_of_measurement": "°C", "friendly_name": e}}
+evs = [rec("sensor.bench_temperature", now - 30 * 86400 + 10 * i, "%.1f" % (20 + (i % 100) / 10), 20 + (i % 100) / 10, i)
+       for i in range(rows)]
+evs += [rec(f"sensor.bench_{i % nent}", now - 30 * 86400 + (i * 2591) % (30 * 86400), str(i % 50), float(i % 50), rows + i)
+        for i in range(other)]
+for k in range(0, len(evs), 5000):
+    with open(f"{out}/b{k // 5000:05d}.json", "w") as f: json.dump({"events": evs[k:k + 5000]}, f)
+PY
+t0=$(date +%s.%N)
+for f in "$TEST_TMP"/hist/b*.json; do
+  c=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @"$f" "$DATA_STORAGE_URL/api/v1/events")
+  [ "$c" = 200 ] || { say "post $f: $c"; exit 1; }
+done
+t1=$(date +%s.%N)
+say "stored $((ROWS + OTHER)) events in $(echo "$t1 - $t0" | bc) s"
+rm -rf "$TEST_TMP/hist"
+
+# ---- the rest of the house and admin-api -----------------------------------------------
+start_bg admin env ADMIN_API_PORT="$AD_PORT" "$ADM"
+wait_healthy "$A/health" 30 || exit 1
+sleep 2
+RSS_IDLE=$(rss "$PID_admin" VmRSS)
+
+# timed URL [N] : best and median curl total time (ms) over N runs
+timed() {
+  local url=$1 n=${2:-5} i
+  for ((i = 0; i < n; i++)); do curl -s -o /dev/null -w '%{time_total}\n' "$url"; done |
+    sort -n | awk '{a[NR] = $1 * 1000} END {printf "%.1f %.1f", a[1], a[int((NR + 1) / 2)]}'
+}
+START=$(date -u -d "@$((NOW_S - 30 * 86400))" +%Y-%m-%dT%H:%M:%SZ) END=$(date -u -d "@$NOW_S" +%Y-%m-%dT%H:%M:%SZ)
+Q="start=$START&end=$END&points=500"
+N=$(curl -s "$DATA_STORAGE_URL/api/v1/series?entity_id=sensor.bench_temperature&$Q" | jq '[.buckets[].count] | add')
+SERIES_ST=$(timed "$DATA_STORAGE_URL/api/v1/series?entity_id=sensor.bench_temperature&$Q")
+SERIES_AD=$(timed "$A/api/v1/entities/sensor.bench_temperature/series?$Q")
+ENT_N=$(curl -s "$A/api/v1/entities?limit=10000" | jq .count)
+ENT_ST=$(timed "$DATA_STORAGE_URL/api/v1/entities?limit=10000")
+ENT_AD=$(timed "$A/api/v1/entities?limit=10000")
+for p in / app.js app.css vendor/chart.min.js api/v1/health api/v1/overview; do curl -s -o /dev/null --compressed "$A/$p"; done
+say "series of $N rows (points=500): data-storage best/median ${SERIES_ST// / / } ms, via admin-api ${SERIES_AD// / / } ms"
+say "entities ($ENT_N): data-storage ${ENT_ST// / / } ms, via admin-api ${ENT_AD// / / } ms"
+
+# ---- SSE at RATE events/s for SECS ----------------------------------------------------------
+start_bg sim env SIMULATOR_PORT="$SIM_PORT" "$SIM" --rate "$RATE" --count $((RATE * SECS))
+wait_http "http://127.0.0.1:$SIM_PORT/health" 20 || exit 1
+HEAD0=$(curl -s "$DATA_STORAGE_URL/api/v1/stats?window=1" | jq .cursor)
+curl -sN -H "Last-Event-ID: $HEAD0" "$A/api/v1/events/stream" >"$TEST_TMP/sse" & CURL=$!
+TEST_PIDS+=("$CURL")
+start_bg enrich env ENRICHMENT_PIPELINE_PORT="$EN_PORT" "$ENR"
+start_bg ingest env WEBSOCKET_INGESTION_PORT="$IN_PORT" "$ING"
+say "SSE: $RATE events/s for $SECS s through the pipeline, one client tailing admin-api"
+T_END=$(( $(date +%s) + SECS + 60 ))
+while :; do
+  sent=$(curl -s "http://127.0.0.1:$SIM_PORT/api/sim/stats" | jq '.sent // 0')
+  got=$(grep -c '^id: ' "$TEST_TMP/sse")
+  [ "$sent" -ge $((RATE * SECS)) ] && [ "$got" -ge $((RATE * SECS)) ] && break
+  [ "$(date +%s)" -gt "$T_END" ] && break
+  sleep 1
+done
+sleep 2
+kill "$CURL" 2>/dev/null; wait "$CURL" 2>/dev/null
+GOT=$(grep '^id: ' "$TEST_TMP/sse" | cut -d' ' -f2)
+HEAD1=$(curl -s "$DATA_STORAGE_URL/api/v1/stats?window=1" | jq .cursor)
+WANT=$(seq $((HEAD0 + 1)) "$HEAD1")
+SSE_N=$(wc -l <<<"$GOT")
+if [ "$GOT" = "$WANT" ]; then SSE_OK=true; else SSE_OK=false; fi
+RSS_AFTER=$(rss "$PID_admin" VmRSS) HWM=$(rss "$PID_admin" VmHWM)
+say "SSE: $SSE_N events received, stored $((HEAD1 - HEAD0)); every seq once, in order: $SSE_OK"
+say "admin-api RSS: idle $RSS_IDLE kB, after the run $RSS_AFTER kB, peak $HWM kB"
+mkdir -p "$ROOT/bench/results"
+OUT=$ROOT/bench/results/admin-$(date -u +%Y%m%dT%H%M%SZ).json
+jq -n --argjson rows "$N" --arg sst "$SERIES_ST" --arg sad "$SERIES_AD" --argjson ents "$ENT_N" --arg est "$ENT_ST" \
+  --arg ead "$ENT_AD" --argjson rate "$RATE" --argjson secs "$SECS" --argjson got "$SSE_N" --argjson ok "$SSE_OK" \
+  --argjson idle "$RSS_IDLE" --argjson after "$RSS_AFTER" --argjson hwm "$HWM" --arg cpu "$(nproc)" \
+  '{series: {rows: $rows, points: 500, data_storage_ms: ($sst | split(" ") | map(tonumber) | {best: .[0], median: .[1]}),
+             admin_api_ms: ($sad | split(" ") | map(tonumber) | {best: .[0], median: .[1]})},
+    entities: {count: $ents, data_storage_ms: ($est | split(" ") | map(tonumber) | {best: .[0], median: .[1]}),
+               admin_api_ms: ($ead | split(" ") | map(tonumber) | {best: .[0], median: .[1]})},
+    sse: {rate: $rate, seconds: $secs, received: $got, every_seq_once_in_order: $ok},
+    admin_api_rss_kb: {idle: $idle, after: $after, peak: $hwm}, cpus: $cpu}' | tee "$OUT"
+for p in "$PID_ingest" "$PID_enrich" "$PID_admin" "$PID_storage" "$PID_sim"; do stop_pid "$p"; done

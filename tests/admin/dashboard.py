@@ -1,0 +1,227 @@
+#!/usr/bin/python3
+"""tests/admin/dashboard.py -- drives the dashboard in a real headless Chromium
+(Debian's chromium + chromedriver via python3-selenium) against a live house.
+
+Why a real browser: the page is the product here; only a browser runs its
+JavaScript, Chart.js, EventSource and layout. Checks: the boxes turn green,
+the counter grows, a new event appears in the live tail within 2 s, a chart
+draws for a chosen entity (and a state timeline), a filter narrows the tail,
+a row opens the full record, pause/resume leaves no gap, the page is usable
+at phone width and its controls are labelled, stopping data-storage turns
+its box red with the reason, and the console shows no errors.
+
+Usage: dashboard.py URL ARTIFACT_DIR STORAGE_PID
+Talks to the pipeline only to inject probe events (ingestion's forward API,
+WEBSOCKET_INGESTION_URL) and to stop data-storage (SIGTERM to STORAGE_PID).
+Prints TAP-like "ok - ..." / "not ok - ..." lines; exit status 1 on failure."""
+import datetime, json, os, signal, sys, tempfile, time, urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+URL, ART, STORAGE_PID = sys.argv[1], sys.argv[2], int(sys.argv[3])
+INGEST = os.environ["WEBSOCKET_INGESTION_URL"]
+TOKEN = os.environ["HOMEIQ_API_TOKEN"]
+os.makedirs(ART, exist_ok=True)
+fails = 0
+
+
+def check(desc, ok, detail=""):
+    global fails
+    print(("ok - " if ok else "not ok - ") + desc + (f" ({detail})" if detail and not ok else ""), flush=True)
+    fails += 0 if ok else 1
+    return ok
+
+
+def wait(fn, timeout=20.0, step=0.1):
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            v = fn()
+        except Exception:  # element not there yet, stale, ...
+            v = None
+        if v or time.monotonic() > end:
+            return v
+        time.sleep(step)
+
+
+def probe(entity, state):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    body = json.dumps({"event_type": "state_changed", "entity_id": entity, "state": state, "time_fired": now,
+                       "context_id": f"dash-{entity}-{state}-{time.time_ns()}"}).encode()
+    req = urllib.request.Request(INGEST + "/api/v1/events/forward", data=body,
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN})
+    return urllib.request.urlopen(req, timeout=10).status
+
+
+def browser():
+    o = webdriver.ChromeOptions()
+    o.binary_location = "/usr/bin/chromium"
+    for a in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--disable-dev-shm-usage", "--user-data-dir=" + tempfile.mkdtemp(prefix="homeiq-chromium-"),
+              "--window-size=1280,1600"]:
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+
+
+def console_errors(d):
+    return [e for e in d.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+d = browser()
+try:
+    d.get(URL)
+    js = d.execute_script
+    # ---- the API token: the page asks for it, then works -------------------------
+    check("without a token the page asks for it (labelled field)",
+          wait(lambda: d.find_element(By.ID, "auth").is_displayed(), 10) and
+          js("return document.getElementById('auth-token').labels.length") == 1)
+    d.find_element(By.ID, "auth-token").send_keys(TOKEN + Keys.ENTER)
+    check("... and hides the question once it has it", wait(lambda: not d.find_element(By.ID, "auth").is_displayed(), 5))
+    time.sleep(1)
+    pre = [e for e in console_errors(d) if not (e.get("source") == "network" and " 401 " in e.get("message", "") + " ")]
+    check("before the token: no console errors besides the expected 401 answers", not pre, pre)
+    # ---- pipeline ---------------------------------------------------------------
+    levels = lambda: js("return [...document.querySelectorAll('#hops li')].map(l => l.id + ':' + l.dataset.level)")
+    want = ["hop-home-assistant:ok", "hop-websocket-ingestion:ok", "hop-enrichment-pipeline:ok",
+            "hop-data-storage:ok", "hop-store:ok"]
+    check("the five pipeline boxes turn green (ok)", wait(lambda: levels() == want, 30), levels())
+    check("each box says its level in words, not only colour",
+          all("OK" in t for t in js("return [...document.querySelectorAll('#hops .level')].map(e => e.textContent)")))
+    total = lambda: int(d.find_element(By.ID, "total-events").text.replace(",", "") or 0)
+    first = wait(lambda: total() > 0 and total(), 30) or 0
+    check("the event counter grows", wait(lambda: total() > first, 30), f"{first} -> {total()}")
+    check("the events/s sparkline is drawn by Chart.js",
+          wait(lambda: js("return !!(window.Chart && Chart.getChart('sparkline'))"), 10))
+
+    # ---- live tail ------------------------------------------------------------------
+    rows = lambda: js("return [...document.querySelectorAll('#tail tbody tr')].map(r => r.cells[1].textContent)")
+    check("the live tail shows the house's recent events", wait(lambda: len(set(rows())) >= 2, 20), rows()[:5])
+    probe("sensor.dashboard_probe", "41.5")
+    t0 = time.monotonic()
+    seen = wait(lambda: "sensor.dashboard_probe" in rows(), 5, 0.05)
+    dt = time.monotonic() - t0
+    check(f"a new event appears in the live tail within 2 s ({dt:.2f} s)", seen and dt <= 2.0, f"{dt:.2f} s")
+
+    # a row opens the full stored record (keyboard: focus + Enter)
+    row = d.find_element(By.CSS_SELECTOR, "#tail tbody tr")
+    row.send_keys(Keys.ENTER)
+    rec = wait(lambda: d.find_element(By.ID, "record").get_attribute("open") is not None and
+               json.loads(d.find_element(By.ID, "record-json").text), 5)
+    check("Enter on a row opens its full stored record", bool(rec) and "event_id" in rec and "seq" in rec, rec)
+    d.find_element(By.ID, "record-close").click()
+    check("the record dialog closes", wait(lambda: d.find_element(By.ID, "record").get_attribute("open") is None, 5))
+
+    # a filter narrows the tail
+    f = d.find_element(By.ID, "f-entity")
+    f.clear()
+    f.send_keys("sensor.dashboard_probe")
+    d.find_element(By.ID, "f-apply").click()
+    check("the entity filter narrows the tail to that entity",
+          wait(lambda: rows() and set(rows()) == {"sensor.dashboard_probe"}, 10), set(rows()))
+    probe("sensor.dashboard_probe", "42.5")
+    check("... and new matching events still arrive",
+          wait(lambda: js("return document.querySelector('#tail tbody tr').cells[2].textContent") == "42.5", 5))
+    time.sleep(1.5)
+    check("... while the other entities stay out", set(rows()) == {"sensor.dashboard_probe"}, set(rows()))
+
+    # pause, miss events, resume: no gap and no repeat
+    d.find_element(By.ID, "tail-pause").click()
+    check("Pause is a toggle button (aria-pressed)",
+          d.find_element(By.ID, "tail-pause").get_attribute("aria-pressed") == "true")
+    for s in ("43.5", "44.5"):
+        probe("sensor.dashboard_probe", s)
+    time.sleep(1.0)
+    check("paused: nothing new is shown",
+          js("return document.querySelector('#tail tbody tr').cells[2].textContent") == "42.5")
+    d.find_element(By.ID, "tail-pause").click()
+    states = lambda: js("return [...document.querySelectorAll('#tail tbody tr')].map(r => r.cells[2].textContent)")
+    check("resumed: the events sent while paused arrive, once each, in order",
+          wait(lambda: states()[:4] == ["44.5", "43.5", "42.5", "41.5"], 5), states())
+    seqs = js("return [...document.querySelectorAll('#tail tbody tr')].map(r => r.dataset.seq)")
+    check("... no row is shown twice", len(seqs) == len(set(seqs)), seqs)
+    d.find_element(By.ID, "f-clear").click()
+
+    # ---- history ---------------------------------------------------------------------
+    def add_entity(eid):
+        e = d.find_element(By.ID, "h-entity")
+        e.clear()
+        e.send_keys(eid)
+        d.find_element(By.ID, "h-add").click()
+    add_entity("sensor.living_room_temperature")
+    add_entity("sensor.kitchen_temperature")
+    ndrawn = lambda: js("return Chart.getChart('h-numeric') ? Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).length : 0")
+    drawn = wait(lambda: ndrawn() == 2, 20)
+    check("a chart draws for the chosen entities (two overlaid)", drawn, ndrawn())
+    npts = js("return Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).map(s => s.data.length)")
+    check("... with their 24 h of data points (288 seeded readings each, at most 400 buckets)",
+          all(200 <= n <= 400 for n in npts), npts)
+    d.find_element(By.CSS_SELECTOR, 'input[name="range"][value="3600"]').click()
+    check("the 1 h range redraws with fewer points",
+          wait(lambda: all(n < 60 for n in js("return Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).map(s => s.data.length)")), 10))
+    d.find_element(By.CSS_SELECTOR, 'input[name="range"][value="86400"]').click()
+    wait(lambda: js("return Chart.getChart('h-numeric').data.datasets[2].data.length") > 200, 10)
+    blank = js("""const c = document.getElementById('h-numeric'); const x = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let n = 0; for (let i = 3; i < x.length; i += 4) if (x[i]) n++; return n;""")
+    check("... and pixels are painted on the canvas", blank > 1000, blank)
+    opts = js("return [...document.querySelectorAll('#h-entities option')].map(o => o.value)")
+    check("the entity search lists the house's entities", "light.living_room_spots" in opts, opts[:10])
+    add_entity("light.living_room_spots")
+    tl = wait(lambda: js("""const c = Chart.getChart('h-timeline'); return !document.getElementById('h-timeline-box').hidden && c
+                           && c.data.datasets.map(d => d.label + ':' + d.data.length).sort().join(' ')"""), 20)
+    check("an on/off entity draws a state timeline (seeded: 6 on and 6 off periods, or more)",
+          bool(tl) and all(int(x.split(":")[1]) >= 6 for x in tl.split(" ") if x.split(":")[0] in ("on", "off")), tl)
+    d.execute_script("document.getElementById('history').scrollIntoView()")
+    time.sleep(0.3)
+    d.save_screenshot(os.path.join(ART, "dashboard-history.png"))
+    d.execute_script("window.scrollTo(0, 0)")
+    time.sleep(0.3)
+    d.save_screenshot(os.path.join(ART, "dashboard-top.png"))
+    full = js("return document.documentElement.scrollHeight")
+    d.set_window_size(1280, full + 140)  # the whole page in one picture (docs/img/dashboard.png)
+    time.sleep(0.8)
+    d.save_screenshot(os.path.join(ART, "dashboard.png"))
+    d.set_window_size(1280, 1600)
+
+    # ---- accessibility basics ----------------------------------------------------------
+    unlabelled = js("""return [...document.querySelectorAll('input, select, textarea')].filter(e => e.type !== 'hidden' &&
+                       !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.id || e.name)""")
+    check("every form control has a label", not unlabelled, unlabelled)
+    nameless = js("return [...document.querySelectorAll('button')].filter(b => !(b.textContent.trim() || b.getAttribute('aria-label'))).length")
+    check("every button has a name", nameless == 0, nameless)
+    check("tail rows are keyboard focusable", js("return [...document.querySelectorAll('#tail tbody tr')].every(r => r.tabIndex === 0)"))
+    errs = console_errors(d)
+    check("no console errors while the pipeline is healthy", not errs, errs)
+
+    # ---- a phone -------------------------------------------------------------------------------
+    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                      {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    time.sleep(0.5)
+    over = js("return document.documentElement.scrollWidth - window.innerWidth")
+    check("usable on a phone: no horizontal scrolling at 390 px", over <= 1, over)
+    d.save_screenshot(os.path.join(ART, "dashboard-phone.png"))
+    d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    # ---- data-storage stops ------------------------------------------------------------------
+    os.kill(STORAGE_PID, signal.SIGTERM)
+    box = lambda: js("const b = document.getElementById('hop-data-storage'); return b ? [b.dataset.level, b.textContent] : null")
+    red = wait(lambda: box() and box()[0] == "down" and box(), 20)
+    check("stopping data-storage turns its box red (down)", bool(red), box())
+    check("... with the reason", bool(red) and "unreachable" in red[1], red)
+    check("... and the header names the failing hop",
+          "Storage" in d.find_element(By.ID, "overall").text and "Unhealthy" in d.find_element(By.ID, "overall").text,
+          d.find_element(By.ID, "overall").text)
+    d.save_screenshot(os.path.join(ART, "dashboard-storage-down.png"))
+    # the only errors Chrome may log now are the expected 5xx answers of admin-api's own API
+    errs = [e for e in console_errors(d)
+            if not (e.get("source") == "network" and "/api/v1/" in e.get("message", "")
+                    and ("503" in e["message"] or "502" in e["message"]))]
+    check("no console errors after it stopped, besides the expected 502/503 answers", not errs, errs)
+finally:
+    d.quit()
+print(f"dashboard: screenshots in {ART}")
+sys.exit(1 if fails else 0)

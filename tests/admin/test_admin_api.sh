@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# tests/admin/test_admin_api.sh -- every admin-api endpoint against a live
+# simulated house: /api/v1/health (and the failing hop when data-storage
+# stops), overview, events, dead letters, entities, series, the SSE tail
+# (filters, resume from Last-Event-ID with no gap and no repeat), bad
+# parameters, static files (ETag/304, gzip, no path escape), /health,
+# /metrics, --help, clean exit.
+# Usage: test_admin_api.sh SIMULATOR INGESTION ENRICHMENT STORAGE ADMIN
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/common.sh"
+SIM=$1 ING=$2 ENR=$3 STO=$4 ADM=$5
+. "$here/house.sh"
+jqe() { jq -e "$@" >/dev/null; }
+get() { curl -s "$A$1"; }
+code() { curl -s -o /dev/null -w '%{http_code}' "$A$1"; }
+
+check "admin-api --help documents its variables" bash -c "'$ADM' --help | grep -q ADMIN_API_PORT && '$ADM' --help | grep -q DATA_STORAGE_URL"
+check "the house and admin-api are up" house_start
+listen_addr() { awk -v p="$(printf ':%04X' "$1")" '$2 ~ p"$" && $4 == "0A" {print $2}' /proc/net/tcp; }
+check_eq "admin-api binds loopback by default" "0100007F$(printf ':%04X' "$AD_PORT")" "$(listen_addr "$AD_PORT")"
+check_eq "GET /health answers 200 healthy" healthy "$(get /health | jq -r .status)"
+check "GET /metrics is Prometheus text" bash -c "curl -s '$A/metrics' | grep -q '^# TYPE\|^# HELP' || curl -s -o /dev/null -w '%{http_code}' '$A/metrics' | grep -q 200"
+
+# ---- the API token -------------------------------------------------------------
+check_eq "without the token: /api/v1/health is 401" 401 "$(curl -q -s -o /dev/null -w '%{http_code}' "$A/api/v1/health")"
+check_eq "without the token: the series route is 401 too" 401 \
+  "$(curl -q -s -o /dev/null -w '%{http_code}' "$A/api/v1/entities/sensor.x/series")"
+check_eq "without the token: the live tail is 401" 401 "$(curl -q -s -o /dev/null -w '%{http_code}' "$A/api/v1/events/stream")"
+check_eq "a wrong token is 401" 401 \
+  "$(curl -q -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer nope' "$A/api/v1/overview")"
+check_eq "without the token: the page and its files are served (they hold no data)" '200 200 200' \
+  "$(for p in / app.js vendor/chart.min.js; do curl -q -s -o /dev/null -w '%{http_code} ' "$A/$p"; done | xargs)"
+check_eq "without the token: /health is open" 200 "$(curl -q -s -o /dev/null -w '%{http_code}' "$A/health")"
+check "admin-api documents the token variables" bash -c "'$ADM' --help | grep -q HOMEIQ_API_TOKEN_FILE"
+
+# ---- health ---------------------------------------------------------------------
+H=$(curl -s -w '\n%{http_code}' "$A/api/v1/health")
+check_eq "api/v1/health: 200 when every hop is healthy" 200 "$(tail -n1 <<<"$H")"
+check_eq "five hops in pipeline order, all ok" \
+  'home-assistant:ok websocket-ingestion:ok enrichment-pipeline:ok data-storage:ok store:ok' \
+  "$(sed '$d' <<<"$H" | jq -r '[.hops[] | "\(.name):\(.level)"] | join(" ")')"
+check "hops carry the service's own /health (spool, backend)" \
+  jqe '.hops[1].detail.spool.depth != null and .hops[4].detail.backend == "sqlite"' <<<"$(sed '$d' <<<"$H")"
+
+# ---- overview ---------------------------------------------------------------------
+for _ in $(seq 50); do [ "$(get /api/v1/overview | jq '.events_total // 0')" -ge 5 ] && break; sleep 0.2; done
+O=$(get /api/v1/overview)
+check "overview: totals, rate, per-second and per-domain, spool, store size" \
+  jqe '.events_total >= 5 and (.per_second | length) == 60 and .events_per_s > 0 and (.per_domain_per_s | length) > 0
+       and .ingestion.spool_depth != null and .store_bytes > 0 and .dead_letters_total == 0 and .unavailable == []' <<<"$O"
+
+# ---- events, dead letters, entities, series ------------------------------------------
+check_eq "a probe event is accepted" 200 "$(probe sensor.admin_probe 21.5)"
+for _ in $(seq 50); do [ "$(get '/api/v1/events?entity_id=sensor.admin_probe' | jq .count)" = 1 ] && break; sleep 0.1; done
+check_eq "events: storage's filters pass through" '1 21.5' \
+  "$(get '/api/v1/events?entity_id=sensor.admin_probe' | jq -r '"\(.count) \(.events[0].state)"')"
+check_eq "events: a bad parameter is storage's 400 naming it" '400 limit' \
+  "$(curl -s -w ' %{http_code}' "$A/api/v1/events?limit=0" | sed -E 's/^\{"error":"([a-z_]+):.* ([0-9]+)$/\2 \1/')"
+curl -s -o /dev/null -H 'Content-Type: application/json' --data-binary \
+  '{"event_type":"state_changed","time_fired":"2025-01-01T00:00:00Z","data":{"new_state":{"state":"x"}}}' \
+  "$WEBSOCKET_INGESTION_URL/api/v1/events/forward"
+for _ in $(seq 50); do [ "$(get /api/v1/dead-letters | jq .count)" -ge 1 ] && break; sleep 0.1; done
+check_eq "dead letters: reason and raw event" 'state_changed without entity_id x' \
+  "$(get /api/v1/dead-letters | jq -r '.dead_letters[0] | "\(.error) \(.event.data.new_state.state)"')"
+check_eq "overview counts the dead letter" 1 "$(get /api/v1/overview | jq .dead_letters_total)"
+E=$(get '/api/v1/entities?search=admin_probe')
+check_eq "entities: last state, count, numeric" 'sensor.admin_probe 21.5 1 true' \
+  "$(jq -r '.entities[0] | "\(.entity_id) \(.state) \(.event_count) \(.numeric)"' <<<"$E")"
+check "entities: the house's entities are listed" test "$(get /api/v1/entities | jq .count)" -ge 5
+S=$(get '/api/v1/entities/sensor.admin_probe/series?points=10')
+check_eq "series by path: numeric buckets" 'numeric 21.5' "$(jq -r '"\(.kind) \(.buckets[-1].mean)"' <<<"$S")"
+check_eq "series: bad points is storage's 400 naming it" 400 "$(code '/api/v1/entities/sensor.admin_probe/series?points=0')"
+check "series: ... and the message names points" bash -c "curl -s '$A/api/v1/entities/sensor.admin_probe/series?points=0' | grep -q '\"points:'"
+check_eq "series: a malformed entity id in the path -> 400" 400 "$(code '/api/v1/entities/Bad%20Id/series')"
+check_eq "series: an unknown entity -> 404" 404 "$(code '/api/v1/entities/sensor.never_seen/series')"
+check_eq "unknown API path -> 404 JSON" 404 "$(code /api/v1/nope)"
+
+# ---- SSE tail ----------------------------------------------------------------------------
+sse_ids() { grep '^id: ' "$1" | cut -d' ' -f2 | xargs; }
+wait_ids() { # wait_ids FILE N
+  for _ in $(seq 100); do [ "$(grep -c '^id: ' "$1")" -ge "$2" ] && return 0; sleep 0.1; done; return 1
+}
+P=sensor.sse_probe
+curl -sN --max-time 30 "$A/api/v1/events/stream?entity_id=$P" >"$TEST_TMP/sse1" & C1=$!
+TEST_PIDS+=("$C1")
+sleep 1
+for i in 1 2 3; do probe $P $i >/dev/null; done
+check "stream: three new events arrive" wait_ids "$TEST_TMP/sse1" 3
+check "stream: Content-Type text/event-stream" grep -q '^retry: 1000' "$TEST_TMP/sse1"
+kill "$C1"; wait "$C1" 2>/dev/null
+LAST=$(sse_ids "$TEST_TMP/sse1" | awk '{print $NF}')
+for i in 4 5 6; do probe $P $i >/dev/null; done   # while the client is away
+sleep 0.5
+curl -sN --max-time 30 -H "Last-Event-ID: $LAST" "$A/api/v1/events/stream?entity_id=$P" >"$TEST_TMP/sse2" & C2=$!
+TEST_PIDS+=("$C2")
+check "resumed stream: the three missed events arrive" wait_ids "$TEST_TMP/sse2" 3
+for i in 7 8; do probe $P $i >/dev/null; done
+check "resumed stream: then the new ones" wait_ids "$TEST_TMP/sse2" 5
+sleep 1.2  # a few more polls: nothing may come twice
+kill "$C2"; wait "$C2" 2>/dev/null
+WANT=$(curl -s "$DATA_STORAGE_URL/api/v1/events/feed?after=0&entity_id=$P" | jq -r '[.events[].seq] | join(" ")')
+check_eq "before + after the reconnect = every stored event once, in order (no gap, no repeat)" "$WANT" \
+  "$(sse_ids "$TEST_TMP/sse1") $(sse_ids "$TEST_TMP/sse2")"
+check_eq "the stream's events are the stored records" '1 2 3 4 5 6 7 8' \
+  "$(cat "$TEST_TMP/sse1" "$TEST_TMP/sse2" | sed -n 's/^data: //p' | jq -r .state | xargs)"
+# Unfiltered, so every seq counts: an off-by-one on resume cannot hide behind a filter.
+curl -sN --max-time 30 "$A/api/v1/events/stream" >"$TEST_TMP/sseu1" & CU=$!
+TEST_PIDS+=("$CU")
+sleep 0.5; probe sensor.sse_unfiltered 1 >/dev/null; probe sensor.sse_unfiltered 2 >/dev/null
+wait_ids "$TEST_TMP/sseu1" 2
+kill "$CU"; wait "$CU" 2>/dev/null
+probe sensor.sse_unfiltered 3 >/dev/null; probe sensor.sse_unfiltered 4 >/dev/null
+sleep 0.5
+LASTU=$(sse_ids "$TEST_TMP/sseu1" | awk '{print $NF}')
+curl -sN --max-time 2 -H "Last-Event-ID: $LASTU" "$A/api/v1/events/stream" >"$TEST_TMP/sseu2"
+U=$(sse_ids "$TEST_TMP/sseu1") U="$U $(sse_ids "$TEST_TMP/sseu2")"
+check_eq "unfiltered: before + after the reconnect are consecutive seqs" "$(seq -s ' ' $(awk '{print $1, $NF}' <<<"$U"))" "$U"
+check "... across the reconnect ($LASTU)" test "$(sse_ids "$TEST_TMP/sseu2" | wc -w)" -ge 2
+curl -sN --max-time 3 "$A/api/v1/events/stream?entity_id=$P&last_event_id=0" >"$TEST_TMP/sse3"
+check_eq "last_event_id= works like the header (from the start: all 8)" 8 "$(grep -c '^id: ' "$TEST_TMP/sse3")"
+curl -sN --max-time 3 "$A/api/v1/events/stream?domain=sensor&backlog=5" >"$TEST_TMP/sse4"
+check "backlog=5 with domain=sensor: at least the 5 recent events" test "$(grep -c '^id: ' "$TEST_TMP/sse4")" -ge 5
+check_eq "... and only sensor events" sensor "$(sed -n 's/^data: //p' "$TEST_TMP/sse4" | jq -r '.entity_id | split(".")[0]' | sort -u | xargs)"
+check_eq "stream: a bad filter -> 400 naming it, before the stream starts" 400 "$(code '/api/v1/events/stream?limit=5')"
+check_eq "stream: a bad backlog -> 400" 400 "$(code '/api/v1/events/stream?backlog=5000')"
+check_eq "stream: a bad Last-Event-ID -> 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Last-Event-ID: x' "$A/api/v1/events/stream")"
+check_eq "stream: an empty filter value is storage's 400" 400 "$(code '/api/v1/events/stream?domain=')"
+
+# ---- static files --------------------------------------------------------------------------
+HD=$(curl -s -D - -o "$TEST_TMP/index.html" "$A/")
+check "GET / serves the page (text/html, no-cache, ETag)" \
+  bash -c "grep -qi '^Content-Type: text/html' <<<'$HD' && grep -qi '^Cache-Control: no-cache' <<<'$HD' && grep -qi '^ETag: ' <<<'$HD'"
+check "the page uses relative URLs only" bash -c "! grep -Eq '(src|href)=\"/' '$TEST_TMP/index.html' && ! grep -Eq 'fetch\\(\"/|EventSource\\(\"/' '$here/../../services/admin-api/www/app.js'"
+ETAG=$(grep -i '^ETag: ' <<<"$HD" | cut -d' ' -f2 | tr -d '\r')
+check_eq "If-None-Match -> 304" 304 "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $ETAG" "$A/")"
+curl -s -H 'Accept-Encoding: gzip' -D "$TEST_TMP/gz.h" -o "$TEST_TMP/app.js.gz" "$A/app.js"
+check "gzip when accepted, same bytes once unzipped" \
+  bash -c "grep -qi '^Content-Encoding: gzip' '$TEST_TMP/gz.h' && gunzip -c '$TEST_TMP/app.js.gz' | cmp -s - '$here/../../services/admin-api/www/app.js'"
+check "no gzip when not accepted" bash -c "! curl -s -D - -o /dev/null '$A/app.js' | grep -qi '^Content-Encoding'"
+check "the chart library (Debian libjs-chart.js) is served, cached a week" \
+  bash -c "curl -s -D - -o '$TEST_TMP/chart.js' '$A/vendor/chart.min.js' | grep -qi 'max-age=604800' && cmp -s '$TEST_TMP/chart.js' /usr/share/javascript/chart.js/chart.min.js"
+check_eq "no path escape (..)" 404 "$(curl -s -o /dev/null -w '%{http_code}' --path-as-is "$A/../../etc/passwd")"
+check_eq "no hidden files" 404 "$(code /.git)"
+check_eq "POST to the page -> 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$A/")"
+
+# ---- data-storage stops: the failing hop is named ----------------------------------------------------
+curl -sN --max-time 20 "$A/api/v1/events/stream" >"$TEST_TMP/sse5" & C5=$!
+TEST_PIDS+=("$C5")
+sleep 0.5
+stop_pid "$PID_storage"; check_eq "data-storage exits cleanly" 0 $?
+H=$(curl -s -w '\n%{http_code}' "$A/api/v1/health")
+check_eq "api/v1/health: 503 naming data-storage as the failing hop" '503 data-storage' \
+  "$(tail -n1 <<<"$H") $(sed '$d' <<<"$H" | jq -r .failing)"
+check "... with the reason (unreachable: ...)" jqe '.reason | startswith("unreachable")' <<<"$(sed '$d' <<<"$H")"
+check_eq "... store unknown, ingestion and HA still ok" 'ok ok unknown' \
+  "$(sed '$d' <<<"$H" | jq -r '[.hops[0].level, .hops[1].level, .hops[4].level] | join(" ")')"
+check "events relay: 502 naming data-storage" bash -c "curl -s -w ' %{http_code}' '$A/api/v1/events' | grep -q 'data-storage unreachable.* 502$'"
+check "overview still answers, saying what is unavailable" jqe '.unavailable | length == 1' <<<"$(get /api/v1/overview)"
+for _ in $(seq 40); do grep -q '^event: upstream-error' "$TEST_TMP/sse5" && break; sleep 0.1; done
+check "an open stream stays open and says why it waits" grep -q '^event: upstream-error' "$TEST_TMP/sse5"
+house_start_storage
+check "healthy again after data-storage restarts" wait_healthy "$A/api/v1/health" 30
+kill "$C5" 2>/dev/null; wait "$C5" 2>/dev/null
+
+stop_pid "$PID_admin"; check_eq "admin-api exits 0 on SIGTERM (no leaks under ASan)" 0 $?
+for p in "$PID_ingest" "$PID_enrich" "$PID_storage" "$PID_sim"; do stop_pid "$p"; done
+finish
