@@ -2,6 +2,7 @@
 #include "event.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
@@ -146,8 +147,40 @@ int event_identity(const json_t *record, char out[EVENT_ID_LEN]) {
                                 event_str_or_empty(record, "context_id"), out);
 }
 
+static int event_identity_hash(const char *event_type, const char *entity_id, const char *time_fired,
+                               const char *context_id, char out[EVENT_ID_LEN]);
+
+int event_identity_state_changed(const char *entity_id, int64_t time_us, char out[EVENT_ID_LEN]) {
+    char tf[EVENT_TIME_LEN];
+    event_time_format(time_us, tf);
+    return event_identity_hash("state_changed", entity_id, tf, "", out);
+}
+
 int event_identity_parts(const char *event_type, const char *entity_id, const char *time_fired,
                          const char *context_id, char out[EVENT_ID_LEN]) {
+    if (strcmp(event_type, "state_changed") == 0) {
+        int64_t us;
+        if (event_time_parse(time_fired, &us) != 0) return -1;
+        return event_identity_state_changed(entity_id, us, out);
+    }
+    return event_identity_hash(event_type, entity_id, time_fired, context_id, out);
+}
+
+int event_time_from_epoch(double epoch_s, int64_t *us) {
+    /* 253402300800 = 10000-01-01: the range event_time_format writes */
+    if (!isfinite(epoch_s) || epoch_s < 0 || epoch_s >= 253402300800.0) return -1;
+    double ip, fp = modf(epoch_s, &ip);
+    fp = nearbyint(fp * 1e6); /* the default rounding mode: half to even, as _PyTime_RoundHalfEven */
+    if (fp >= 1e6) {
+        fp -= 1e6;
+        ip += 1.0;
+    }
+    *us = (int64_t)ip * 1000000 + (int64_t)fp;
+    return 0;
+}
+
+static int event_identity_hash(const char *event_type, const char *entity_id, const char *time_fired,
+                               const char *context_id, char out[EVENT_ID_LEN]) {
     const char *parts[4] = {event_type, entity_id, time_fired, context_id};
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;

@@ -30,12 +30,24 @@ void event_time_format(int64_t us, char out[EVENT_TIME_LEN]);
 
 /* The stable identity of an enriched record: hex of the first 16 bytes of
  * SHA-256 over event_type, entity_id, time_fired, context_id (missing = "").
- * `out` holds EVENT_ID_LEN bytes. 0, or -1 when time_fired is missing. */
+ * For state_changed it is entity + last_updated only (docs/EVENTS.md, "Identity"):
+ * the context is left out ("") and time_fired is taken as its microsecond,
+ * re-formatted canonically, because a change read back from HA's recorder
+ * has no context and its time went through a float. `out` holds EVENT_ID_LEN
+ * bytes. 0, or -1 when time_fired is missing (or, for state_changed, unparseable). */
 #define EVENT_ID_LEN 33
 int event_identity(const json_t *record, char out[EVENT_ID_LEN]);
 /* The same from the four (decoded) strings, "" for a missing one. 0/-1. */
 int event_identity_parts(const char *event_type, const char *entity_id, const char *time_fired,
                          const char *context_id, char out[EVENT_ID_LEN]);
+/* The identity of a state_changed of `entity_id` at `time_us`. 0/-1. */
+int event_identity_state_changed(const char *entity_id, int64_t time_us, char out[EVENT_ID_LEN]);
+
+/* HA's float epoch seconds (the recorder's last_updated_ts, history's "lu"/"lc")
+ * to the microsecond HA fired as ISO time: CPython's datetime.fromtimestamp rule
+ * (modf, fraction * 1e6 in double arithmetic, round half to even). Exact for
+ * 1970..2106 (docs/EVENTS.md). 0, or -1 when not finite / out of range. */
+int event_time_from_epoch(double epoch_s, int64_t *us);
 
 /* Checks an enriched record is storable: time_fired a parseable RFC 3339
  * string, event_type a non-empty string, entity_id a "domain.object" string

@@ -89,7 +89,13 @@ static const char *const store_sqlite_migrations[] = {
      * each event, covered by the widened entity index, and the entities table,
      * both filled from the existing events once, then kept by the writer. */
     STORE_SQLITE_MIGRATION_3,
-    /* 4: long-term statistics (stats_sqlite.h; issue 13). Independent of the other
+    /* 4: state_changed identity = entity + last_updated (docs/EVENTS.md "Identity"), so a
+     * change read back from HA's history meets its live twin. A row whose new identity is
+     * taken already (two changes of one entity stored at one microsecond, with different
+     * contexts) keeps its old one: nothing stored is dropped (counted in the log). */
+    "UPDATE OR IGNORE events SET event_id = homeiq_sc_identity(entity_id, time_us) "
+    "WHERE event_type = 'state_changed' AND entity_id IS NOT NULL;",
+    /* 5: long-term statistics (stats_sqlite.h; issue 13). Independent of the other
      * migrations (new tables only): when merged with other branches' migrations keep it
      * after theirs and renumber; tests/storage/test_stats.c test_upgrade upgrades a file
      * from every earlier version and checks the statistics on it. */
@@ -124,12 +130,43 @@ static int store_sqlite_user_version(store_sqlite *s, int *v) {
     return rc;
 }
 
+/* homeiq_sc_identity(entity_id, time_us): the state_changed identity, for migration 4. */
+static void store_sqlite_sc_identity(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    const char *entity = (const char *)sqlite3_value_text(argv[0]);
+    char id[EVENT_ID_LEN];
+    if (!entity || event_identity_state_changed(entity, sqlite3_value_int64(argv[1]), id) != 0) {
+        sqlite3_result_error(ctx, "homeiq_sc_identity failed", -1);
+        return;
+    }
+    sqlite3_result_text(ctx, id, -1, SQLITE_TRANSIENT);
+}
+
+/* After migration 4: rows that kept their old identity (see the migration). */
+static void store_sqlite_log_kept_ids(store_sqlite *s) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT count(*) FROM events WHERE event_type = 'state_changed' AND entity_id IS NOT NULL "
+                           "AND event_id != homeiq_sc_identity(entity_id, time_us)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0)
+        log_warn("sqlite migration 4: %lld state_changed row(s) share entity and time with another row and keep "
+                 "their old identity",
+                 (long long)sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+}
+
 /* Tests: stop the migrations at this version (0 = the latest). */
 static int store_sqlite_stop_at;
 
 static int store_sqlite_migrate(store_sqlite *s) {
     int v, want = store_sqlite_stop_at ? store_sqlite_stop_at : STORE_SQLITE_VERSION;
+    if (sqlite3_create_function(s->db, "homeiq_sc_identity", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                store_sqlite_sc_identity, NULL, NULL) != SQLITE_OK)
+        return -1;
     if (store_sqlite_user_version(s, &v) != 0) return -1;
+    int from = v;
     if (v > STORE_SQLITE_VERSION) {
         log_error("%s has schema version %d; this binary knows up to %d (upgrade it)", s->path, v,
                   STORE_SQLITE_VERSION);
@@ -146,6 +183,7 @@ static int store_sqlite_migrate(store_sqlite *s) {
         if (store_sqlite_exec(s, "COMMIT") != 0) return -1;
         log_info("sqlite schema migrated to version %d", v + 1);
     }
+    if (from < 4 && from > 0) store_sqlite_log_kept_ids(s);
     return 0;
 }
 

@@ -37,6 +37,11 @@ struct ha_client {
 
     struct event *reconnect_ev, *ping_ev, *pong_ev;
     ha_client_stats st;
+
+    ha_hook_fn on_subscribed, on_lost; /* backfill's hooks */
+    void *hook_arg;
+    struct { long long id; ha_result_fn cb; void *arg; } pend[HA_MAX_PENDING];
+    int npend;
 };
 
 static void ha_connect(ha_client *c);
@@ -106,6 +111,11 @@ static void ha_drop(ha_client *c, const char *why) {
     c->st.disconnects++;
     c->st.subscribed_since_us = 0;
     snprintf(c->st.last_error, sizeof c->st.last_error, "%s", why);
+    while (c->npend > 0) { /* requests in flight get no answer */
+        c->npend--;
+        c->pend[c->npend].cb(NULL, 0, c->pend[c->npend].arg);
+    }
+    if (c->on_lost) c->on_lost(c->hook_arg);
     if (was == HA_AUTH_INVALID) {
         if (c->o.auth_retry_ms > 0) {
             log_error("home assistant: not retrying for %ld s (auth_invalid: fix HOME_ASSISTANT_TOKEN)",
@@ -220,6 +230,7 @@ static void ha_handle_result(ha_client *c, json_t *m, long long id) {
             c->st.subscribed_since_us = service_now_us();
             log_info("home assistant: subscribed (%d subscription(s), HA %s)", c->ntypes,
                      c->st.ha_version[0] ? c->st.ha_version : "?");
+            if (c->on_subscribed) c->on_subscribed(c->hook_arg);
         }
         return;
     }
@@ -309,6 +320,20 @@ static int ha_handle_one(ha_client *c, const char *msg, size_t len) {
         c->st.last_event_us = service_now_us();
         c->on_event(m.event, m.elen, c->arg);
         return 0;
+    }
+    if (c->npend > 0 && m.type && m.tlen == 8 && !memcmp(m.type, "\"result\"", 8) && m.id && m.idlen < 24) {
+        char buf[24];
+        memcpy(buf, m.id, m.idlen);
+        buf[m.idlen] = '\0';
+        long long id = strtoll(buf, NULL, 10);
+        for (int i = 0; i < c->npend; i++) {
+            if (c->pend[i].id != id) continue;
+            ha_result_fn cb = c->pend[i].cb;
+            void *arg = c->pend[i].arg;
+            c->pend[i] = c->pend[--c->npend];
+            cb(msg, len, arg);
+            return c->ws != ws;
+        }
     }
     ha_handle_control(c, msg, len);
     return c->ws != ws;
@@ -422,6 +447,34 @@ int ha_client_new(struct event_base *base, const ha_client_opts *o, ha_event_fn 
 }
 
 void ha_client_start(ha_client *c) { ha_connect(c); }
+
+void ha_client_set_hooks(ha_client *c, ha_hook_fn on_subscribed, ha_hook_fn on_lost, void *arg) {
+    c->on_subscribed = on_subscribed;
+    c->on_lost = on_lost;
+    c->hook_arg = arg;
+}
+
+long long ha_client_request(ha_client *c, json_t *msg, ha_result_fn cb, void *arg) {
+    if (!msg || !c->ws || c->state != HA_SUBSCRIBED || c->npend == HA_MAX_PENDING) {
+        json_decref(msg);
+        return -1;
+    }
+    long long id = ha_send_cmd(c, msg); /* on failure the connection is dropped */
+    if (id < 0) return -1;
+    c->pend[c->npend].id = id;
+    c->pend[c->npend].cb = cb;
+    c->pend[c->npend].arg = arg;
+    c->npend++;
+    return id;
+}
+
+void ha_client_cancel(ha_client *c, long long id) {
+    for (int i = 0; i < c->npend; i++)
+        if (c->pend[i].id == id) {
+            c->pend[i] = c->pend[--c->npend];
+            return;
+        }
+}
 
 void ha_client_get_stats(const ha_client *c, ha_client_stats *st) {
     *st = c->st;

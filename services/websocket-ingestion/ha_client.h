@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 struct event_base;
 
 typedef struct ha_client ha_client;
@@ -86,5 +88,22 @@ void ha_client_get_stats(const ha_client *c, ha_client_stats *st);
 const char *ha_state_name(ha_state s);
 /* Closes the connection (close frame is not waited for) and frees. NULL is fine. */
 void ha_client_free(ha_client *c);
+
+/* ---- hooks for other stages (backfill.c) ------------------------------------------
+ * on_subscribed runs each time every subscription was confirmed (first connect,
+ * reconnect, HA restart); on_lost each time a connection ends. */
+typedef void (*ha_hook_fn)(void *arg);
+void ha_client_set_hooks(ha_client *c, ha_hook_fn on_subscribed, ha_hook_fn on_lost, void *arg);
+
+/* The raw text of a command's result message ({"id":N,"type":"result",...}),
+ * valid during the call; NULL/0 when the connection ended first. */
+typedef void (*ha_result_fn)(const char *msg, size_t len, void *arg);
+#define HA_MAX_PENDING 8
+/* Sends a command on the subscribed connection: `msg` (consumed) gets the next
+ * id. The result message goes to cb, as text (no tree is built: history answers
+ * are large). Returns the id, or -1 (not subscribed, too many pending, send failed). */
+long long ha_client_request(ha_client *c, json_t *msg, ha_result_fn cb, void *arg);
+/* Forgets a pending request (its answer, if it comes, is ignored). */
+void ha_client_cancel(ha_client *c, long long id);
 
 #endif

@@ -11,10 +11,12 @@
 
 #include <stdint.h>
 
+#include "backfill.h"
 #include "forwarder.h"
 #include "ha_client.h"
 #include "httpc.h"
 #include "httpd.h"
+#include "hwm.h"
 #include "metrics.h"
 #include "service.h"
 #include "spool.h"
@@ -28,6 +30,8 @@ typedef struct ingest {
     httpc *hc;
     forwarder *fw;
     ha_client *ha;              /* NULL in forward-only mode (HOME_ASSISTANT_URL=none) */
+    hwm *hw;                    /* high-water mark of this HA instance (NULL without HA) */
+    backfill *bf;               /* history backfill after each subscribe (NULL without HA) */
     httpd *hd;
 
     char ha_url[1024];          /* ws(s) URL, for /health (no secrets in it) */

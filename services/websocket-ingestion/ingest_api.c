@@ -12,6 +12,7 @@
  * (the first that applies, in that order; "reasons" lists all). The Python
  * original answered 200 while it had given up reconnecting. */
 #include "ingest.h"
+#include "backfill_api.h"
 
 #include "event.h"
 #include "log.h"
@@ -66,6 +67,7 @@ static void ingest_health(struct evhttp_request *req, void *arg) {
     if (downstream_down) json_array_append_new(reasons, json_string("downstream_unreachable"));
     int healthy = json_array_size(reasons) == 0;
 
+    json_t *bfj = backfill_api_json(in);
     long long last_event = in->last_event_us;
     json_t *body = json_pack(
         "{s:s,s:s,s:o,s:o,s:o,s:o,"
@@ -85,6 +87,7 @@ static void ingest_health(struct evhttp_request *req, void *arg) {
         "downstream", "url", in->downstream_url, "reachable", !fs.failing_since_us, "inflight", fs.inflight,
         "batches_ok", (json_int_t)fs.batches_ok, "batches_failed", (json_int_t)fs.batches_failed, "last_ok",
         ingest_time_json(fs.last_ok_us), "last_error", fs.last_error);
+    json_object_set_new(body, "backfill", bfj);
     httpd_reply_json(req, healthy ? 200 : 503, body);
 }
 
@@ -189,7 +192,7 @@ void ingest_api_shutdown(ingest *in) {
 int ingest_api_init(ingest *in) {
     if (httpd_route(in->hd, "/health", ingest_health, in) != 0) return -1;
     if (httpd_route(in->hd, "/api/v1/events/forward", ingest_forward, in) != 0) return -1;
-    return 0;
+    return backfill_api_init(in);
 }
 
 /* ---- gauges ------------------------------------------------------------------ */

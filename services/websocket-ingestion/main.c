@@ -11,6 +11,7 @@
 #include "httpd.h"
 #include "config.h"
 #include "delivery.h"
+#include "event.h"
 #include "json_scan.h"
 #include "log.h"
 
@@ -53,6 +54,14 @@ static const config_var ingest_vars[] = {
     {"FORWARD_RETRY_MAX_MS", "5000", "retry delay cap"},
     {"DOWNSTREAM_UNHEALTHY_S", "30", "health turns 503 after forwards failed this long"},
     {"INGEST_MAX_BODY_BYTES", "16777216", "largest POST /api/v1/events/forward body"},
+    {"BACKFILL", "1", "after each (re)subscribe, read the state changes missed since the high-water mark from HA's history"},
+    {"BACKFILL_MAX_AGE", "864000", "never ask HA's history for changes older than this, seconds (HA's recorder keeps 10 days)"},
+    {"BACKFILL_OVERLAP_S", "10", "re-read this much before the mark and after the subscribe (duplicates are harmless)"},
+    {"BACKFILL_WINDOW_S", "3600", "time span of one history request"},
+    {"BACKFILL_CHUNK_ENTITIES", "20", "entity ids per history request"},
+    {"BACKFILL_INTERVAL_MS", "100", "pause between history requests (rate limit)"},
+    {"BACKFILL_TIMEOUT_S", "120", "a history request not answered in time is sent again"},
+    {"BACKFILL_DELAY_S", "6", "wait after subscribing before reading history (HA's recorder commits every 5 s)"},
     AUTH_CONFIG_VARS,
     HTTPD_CONFIG_VARS,
     {NULL, NULL, NULL},
@@ -61,7 +70,8 @@ static const config_var ingest_vars[] = {
 typedef struct ingest_cfg {
     long long port, ping_s, pong_s, rmin_ms, rmax_s, auth_retry_s, max_msg, spool_max, seg_bytes, fsync_ms;
     long long batch_max, batch_bytes, linger_ms, inflight, timeout_ms, retry_min, retry_max, unhealthy_s, max_body;
-    int insecure;
+    long long bf_max_age, bf_overlap, bf_window, bf_chunk, bf_interval, bf_timeout, bf_delay;
+    int insecure, backfill;
 } ingest_cfg;
 
 static int ingest_read_numbers(ingest_cfg *c) {
@@ -86,10 +96,36 @@ static int ingest_read_numbers(ingest_cfg *c) {
     bad |= config_long("DOWNSTREAM_UNHEALTHY_S", 30, 0, 86400, &c->unhealthy_s);
     bad |= config_long("INGEST_MAX_BODY_BYTES", 16 << 20, 1024, 1ll << 30, &c->max_body);
     bad |= config_bool("HOME_ASSISTANT_INSECURE", 0, &c->insecure);
+    bad |= config_bool("BACKFILL", 1, &c->backfill);
+    bad |= config_long("BACKFILL_MAX_AGE", 864000, 1, 86400ll * 3650, &c->bf_max_age);
+    bad |= config_long("BACKFILL_OVERLAP_S", 10, 0, 3600, &c->bf_overlap);
+    bad |= config_long("BACKFILL_WINDOW_S", 3600, 1, 86400ll * 30, &c->bf_window);
+    bad |= config_long("BACKFILL_CHUNK_ENTITIES", 20, 1, 10000, &c->bf_chunk);
+    bad |= config_long("BACKFILL_INTERVAL_MS", 100, 0, 600000, &c->bf_interval);
+    bad |= config_long("BACKFILL_TIMEOUT_S", 120, 1, 3600, &c->bf_timeout);
+    bad |= config_long("BACKFILL_DELAY_S", 6, 0, 3600, &c->bf_delay);
     return bad ? -1 : 0;
 }
 
 /* ---- the data flow ------------------------------------------------------------ */
+
+static int ingest_time_member(const char *k, size_t kl, const char *v, size_t vl, void *arg) {
+    int64_t *t = arg;
+    char buf[64];
+    if (kl != 10 || memcmp(k, "time_fired", 10) != 0 || vl < 2 || vl - 2 >= sizeof buf || v[0] != '"') return 0;
+    memcpy(buf, v + 1, vl - 2);
+    buf[vl - 2] = '\0';
+    if (event_time_parse(buf, t) != 0) *t = 0;
+    return 1;
+}
+
+/* The high-water mark learns the HA time of each spooled live event (its time_fired). */
+static void ingest_mark_seen(ingest *in, uint64_t seq, const char *json, size_t len) {
+    if (!in->hw) return;
+    int64_t t = 0;
+    jscan_object_trusted(json, len, ingest_time_member, &t);
+    if (t > 0) hwm_seen(in->hw, seq + 1, t);
+}
 
 /* An event other readers would refuse (lib/json_scan jscan_strict: 1e400, a
  * lone surrogate escape, \u0000 in a key) is refused here, at the first hop,
@@ -101,10 +137,14 @@ static int ingest_spool_event(ingest *in, const char *json, size_t len) {
     char reason[200];
     if (len > SPOOL_MAX_RECORD)
         snprintf(reason, sizeof reason, "refused at websocket-ingestion: event of %zu bytes is larger than a spool record may be", len);
-    else if (jscan_strict(json, len, &pos, &why) == 0)
-        return spool_append(in->sp, json, len, NULL);
-    else
+    else if (jscan_strict(json, len, &pos, &why) == 0) {
+        uint64_t seq;
+        int rc = spool_append(in->sp, json, len, &seq);
+        if (rc == 0) ingest_mark_seen(in, seq, json, len);
+        return rc;
+    } else {
         snprintf(reason, sizeof reason, "refused at websocket-ingestion: %s at byte %zu", why ? why : "invalid JSON", pos);
+    }
     log_warn("event from home assistant %s; dead-lettered", reason + 33);
     in->events_refused++;
     sbuf dl;
@@ -139,7 +179,11 @@ static void ingest_on_written(void *arg) {
     forwarder_kick(in->fw);
 }
 
-static void ingest_on_durable(uint64_t durable_seq, void *arg) { ingest_api_durable(arg, durable_seq); }
+static void ingest_on_durable(uint64_t durable_seq, void *arg) {
+    ingest *in = arg;
+    if (in->hw) hwm_durable(in->hw, durable_seq);
+    ingest_api_durable(in, durable_seq);
+}
 
 static void ingest_on_stop(void *arg) {
     ingest *in = arg;
@@ -149,7 +193,7 @@ static void ingest_on_stop(void *arg) {
 
 /* ---- set-up -------------------------------------------------------------------- */
 
-static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url) {
+static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url, const char *spool_dir) {
     if (ha_client_url(url, in->ha_url, sizeof in->ha_url) != 0) {
         log_error("HOME_ASSISTANT_URL=%s: expected http(s)://host:port or ws(s)://host:port/api/websocket", url);
         return -1;
@@ -173,7 +217,19 @@ static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url) {
     memset(token, 0, strlen(token));
     free(token);
     if (rc != 0) return -1;
-    log_info("home assistant: %s, event types %s", in->ha_url, config_str("HOME_ASSISTANT_EVENT_TYPES", "state_changed"));
+    if (hwm_open(spool_dir, in->ha_url, &in->hw) != 0) return -1;
+    char import_path[4200];
+    snprintf(import_path, sizeof import_path, "%s/import", spool_dir);
+    backfill_opts bo = {
+        .enabled = c->backfill, .max_age_us = c->bf_max_age * 1000000, .overlap_us = c->bf_overlap * 1000000,
+        .window_us = c->bf_window * 1000000, .chunk_entities = (int)c->bf_chunk, .interval_ms = (long)c->bf_interval,
+        .timeout_ms = (long)c->bf_timeout * 1000, .delay_ms = (long)c->bf_delay * 1000, .retry_min_ms = 1000, .retry_max_ms = 60000,
+        .import_path = import_path,
+    };
+    if (backfill_new(in->base, &bo, in->ha, in->sp, in->hw, &in->bf) != 0) return -1;
+    backfill_metrics(in->bf);
+    log_info("home assistant: %s, event types %s, backfill %s", in->ha_url,
+             config_str("HOME_ASSISTANT_EVENT_TYPES", "state_changed"), c->backfill ? "on" : "off");
     ha_client_start(in->ha);
     return 0;
 }
@@ -217,7 +273,7 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
     const char *ha_url = config_str("HOME_ASSISTANT_URL", "http://127.0.0.1:8123");
     if (!strcasecmp(ha_url, "none") || !strcasecmp(ha_url, "off")) {
         log_info("HOME_ASSISTANT_URL=%s: forward-only mode (no HA connection; health ignores HA)", ha_url);
-    } else if (ingest_start_ha(in, c, ha_url) != 0) {
+    } else if (ingest_start_ha(in, c, ha_url, spool_dir) != 0) {
         return -1;
     }
     /* unacknowledged records from a previous run go out first */
@@ -227,7 +283,14 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
 
 static void ingest_teardown(ingest *in) {
     ha_client_free(in->ha);
+    backfill_free(in->bf);
     if (in->sp) spool_sync(in->sp);
+    if (in->hw && in->sp) { /* everything appended is durable now: the mark can say so */
+        spool_stats ss;
+        spool_get_stats(in->sp, &ss);
+        hwm_durable(in->hw, ss.durable_seq);
+    }
+    hwm_close(in->hw);
     ingest_api_shutdown(in);
     forwarder_stop(in->fw);
     httpc_free(in->hc);

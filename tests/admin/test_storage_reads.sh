@@ -46,8 +46,7 @@ PRAGMA user_version=2;
 SQL
 DATA_DIR=$DATA_DIR DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
 check "data-storage starts on a v2 file" wait_healthy "$U/health" 20
-check_eq "schema migrated to the binary's latest version (3 or later: issue 13 added 4)" \
-  "$(curl -s "$U/health" | jq '.backend.schema_version | select(. >= 3)')" "$(sqlite3 "$DATA_DIR/events.db" 'PRAGMA user_version')"
+check "schema migrated to version 3 or later" test "$(sqlite3 "$DATA_DIR/events.db" 'PRAGMA user_version')" -ge 3
 check_eq "backfilled entity: count, state, last change, numeric" '3 off 2025-03-01T10:10:00.000000Z false' \
   "$(get '/api/v1/entities?search=old_pump' | jq -r '.entities[0] | "\(.event_count) \(.state) \(.last_changed) \(.numeric)"')"
 check_eq "backfilled numeric entity" 'true 20.5' \

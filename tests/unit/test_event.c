@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "event.h"
@@ -58,13 +60,75 @@ static void test_identity(void **state) {
     assert_int_equal(event_identity(r2, b), 0);
     assert_string_equal(a, b); /* identity ignores payload */
     assert_int_equal(strlen(a), 32);
+    /* state_changed: entity + last_updated only; the context does not count (a
+     * change read back from HA's history has none), the time's spelling neither */
     json_object_set_new(r2, "context_id", json_string("01JXPS4SATTNZJ8RR616P54XFH"));
     assert_int_equal(event_identity(r2, b), 0);
+    assert_string_equal(a, b);
+    json_object_del(r2, "context_id");
+    json_object_set_new(r2, "time_fired", json_string("2025-06-14T08:33:20.218734+00:00"));
+    assert_int_equal(event_identity(r2, b), 0);
+    assert_string_equal(a, b);
+    json_object_set_new(r2, "time_fired", json_string("2025-06-14T10:33:20.2187341+02:00"));
+    assert_int_equal(event_identity(r2, b), 0);
+    assert_string_equal(a, b);
+    /* one microsecond apart: two changes, never merged */
+    json_object_set_new(r2, "time_fired", json_string("2025-06-14T08:33:20.218735Z"));
+    assert_int_equal(event_identity(r2, b), 0);
     assert_string_not_equal(a, b);
+    json_object_set_new(r2, "entity_id", json_string("sensor.y"));
+    json_object_set_new(r2, "time_fired", json_string("2025-06-14T08:33:20.218734Z"));
+    assert_int_equal(event_identity(r2, b), 0);
+    assert_string_not_equal(a, b);
+    char c[EVENT_ID_LEN];
+    assert_int_equal(event_identity_state_changed("sensor.x", 1749890000218734, c), 0);
+    assert_string_equal(a, c);
+    json_object_set_new(r2, "time_fired", json_string("yesterday"));
+    assert_int_equal(event_identity(r2, b), -1);
     json_object_del(r2, "time_fired");
     assert_int_equal(event_identity(r2, b), -1);
+    /* other event types keep the context in their identity */
+    json_t *o1 = json_pack("{ssssss}", "event_type", "call_service", "time_fired", "2025-06-14T08:33:20.218734Z",
+                           "context_id", "01JXPS4SATTNZJ8RR616P54XFG");
+    json_t *o2 = json_deep_copy(o1);
+    json_object_set_new(o2, "context_id", json_string("01JXPS4SATTNZJ8RR616P54XFH"));
+    assert_int_equal(event_identity(o1, a), 0);
+    assert_int_equal(event_identity(o2, b), 0);
+    assert_string_not_equal(a, b);
+    json_decref(o1);
+    json_decref(o2);
     json_decref(r1);
     json_decref(r2);
+}
+
+/* HA's recorder float -> the microsecond HA fired (CPython's fromtimestamp rule). */
+static void test_time_from_epoch(void **state) {
+    (void)state;
+    int64_t us;
+    assert_int_equal(event_time_from_epoch(1749890000.218734, &us), 0);
+    assert_true(us == 1749890000218734);
+    /* repr "…0.4313815" reads like a tie at the 7th digit; the double is just below it,
+     * CPython gives .431381 (rounding the decimal text half-up would say .431382) */
+    assert_int_equal(event_time_from_epoch(strtod("1796006037.4313815", NULL), &us), 0);
+    assert_true(us == 1796006037431381);
+    assert_int_equal(event_time_from_epoch(1749890000.0, &us), 0);
+    assert_true(us == 1749890000000000);
+    assert_int_equal(event_time_from_epoch(1749890000.9999996, &us), 0); /* carries into the second */
+    assert_true(us == 1749890001000000);
+    assert_int_equal(event_time_from_epoch(-1.0, &us), -1);
+    assert_int_equal(event_time_from_epoch(NAN, &us), -1);
+    /* every microsecond of a second in 2025 and in 2105 comes back exactly from its nearest double
+     * (the recorder's float of an exact time), and from a float up to 0.25 us off it */
+    const int64_t bases[] = {1749890000000000, 4260000000000000};
+    for (int b = 0; b < 2; b++) {
+        for (int64_t k = 0; k < 1000000; k += 7) {
+            int64_t t = bases[b] + k;
+            assert_int_equal(event_time_from_epoch((double)t / 1e6, &us), 0);
+            if (us != t) fail_msg("exact %lld -> %lld", (long long)t, (long long)us);
+            assert_int_equal(event_time_from_epoch(((double)t + 0.25) / 1e6, &us), 0);
+            if (us != t) fail_msg("+0.25 us %lld -> %lld", (long long)t, (long long)us);
+        }
+    }
 }
 
 static void test_record_check(void **state) {
@@ -129,7 +193,8 @@ static void test_unpack(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time_roundtrip), cmocka_unit_test(test_time_rejects),
-        cmocka_unit_test(test_identity),       cmocka_unit_test(test_record_check),
+        cmocka_unit_test(test_identity),
+        cmocka_unit_test(test_time_from_epoch),       cmocka_unit_test(test_record_check),
         cmocka_unit_test(test_entity_split),   cmocka_unit_test(test_unpack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

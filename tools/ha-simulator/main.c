@@ -27,21 +27,30 @@ static const config_var VARS[] = {
     {"SIMULATOR_COUNT", "0", "stop generating after N events were sent; keep serving (--count N); 0 = no limit"},
     {"SIMULATOR_SEED", "1", "random seed, for deterministic runs (--seed S)"},
     {"SIMULATOR_SENT_LOG", NULL, "append one JSON line per event actually sent to this file (--sent-log FILE)"},
+    {"SIMULATOR_TRUTH_LOG", NULL, "append one JSON line per event generated, sent or not (--truth-log FILE)"},
+    {"SIMULATOR_ALWAYS_ON", "0", "1 = the house lives on without subscribers, like a real HA (--always-on)"},
+    {"SIMULATOR_HISTORY", "1", "0 = no recorder/history component: history commands are unknown_command"},
+    {"SIMULATOR_HISTORY_FILE", NULL, "keep the recorder's rows in this file and restore them on start (HA restart)"},
+    {"SIMULATOR_HISTORY_MAX_ROWS", "4000000", "recorder rows kept in memory; beyond, an entity's oldest quarter is purged"},
     {NULL, NULL, NULL},
 };
 
 static const char USAGE[] =
     "usage: homeiq-ha-simulator [--rate N] [--count N] [--seed S] [--sent-log FILE] [--port P]\n"
-    "                           [--scenario FILE] [--help]\n\n"
+    "                           [--scenario FILE] [--truth-log FILE] [--history-file FILE] [--always-on]\n"
+    "                           [--help]\n\n"
     "Serves the Home Assistant WebSocket API at ws://SIMULATOR_BIND:SIMULATOR_PORT/api/websocket\n"
     "(auth, supported_features, subscribe_events, unsubscribe_events, subscribe_entities, get_states,\n"
-    "get_config, get_services, ping), generating events from a simulated house, or at a fixed rate\n"
-    "in load mode. Events are generated only while a client is subscribed.\n\n"
+    "get_config, get_services, ping, history/history_during_period), generating events from a simulated\n"
+    "house, or at a fixed rate in load mode. Events are generated only while a client is subscribed,\n"
+    "unless --always-on. Every state change is recorded (float times, like HA's recorder).\n\n"
     "Control endpoints (plain HTTP, same port):\n"
     "  GET  /health          200 {\"status\":\"healthy\"}\n"
     "  GET  /api/sim/stats   counters: sent, clients, subscribed, paused_backpressure, ...\n"
     "  POST /api/sim/drop    drop every WebSocket connection abruptly (no close frame)\n"
-    "  POST /api/sim/pause   pause event generation; /api/sim/resume resumes it\n\n"
+    "  POST /api/sim/pause   pause event generation; /api/sim/resume resumes it\n"
+    "  POST /api/sim/history/fail/N   the next N history calls fail (unknown_error)\n"
+    "  POST /api/sim/history/off|on   unload / load the history component\n\n"
     "Command-line options override the matching environment variables.";
 
 /* --rate/--count/--seed/--sent-log become environment variables; anything
@@ -52,10 +61,15 @@ static int take_options(int argc, char **argv, int *out_argc)
         {"--rate", "SIMULATOR_RATE"},   {"--count", "SIMULATOR_COUNT"},
         {"--seed", "SIMULATOR_SEED"},   {"--sent-log", "SIMULATOR_SENT_LOG"},
         {"--port", "SIMULATOR_PORT"},   {"--scenario", "SIMULATOR_SCENARIO"},
+        {"--truth-log", "SIMULATOR_TRUTH_LOG"}, {"--history-file", "SIMULATOR_HISTORY_FILE"},
     };
     int n = 1;
     for (int i = 1; i < argc; i++) {
         int used = 0;
+        if (!strcmp(argv[i], "--always-on")) {
+            setenv("SIMULATOR_ALWAYS_ON", "1", 1);
+            continue;
+        }
         for (size_t k = 0; k < sizeof MAP / sizeof MAP[0]; k++) {
             size_t ol = strlen(MAP[k].opt);
             if (strncmp(argv[i], MAP[k].opt, ol) != 0) continue;
@@ -83,6 +97,8 @@ static void on_stop(void *arg)
     sim *s = arg;
     log_info("stopping: %lld events sent", s->sent);
     if (s->sent_log) fflush(s->sent_log);
+    if (s->truth_log) fflush(s->truth_log);
+    if (s->history_file) fflush(s->history_file);
 }
 
 int main(int argc, char **argv)
@@ -101,9 +117,12 @@ int main(int argc, char **argv)
     if (config_long("SIMULATOR_PORT", 8123, 1, 65535, &port) != 0
         || config_long("SIMULATOR_RATE", 0, 0, 100000000, &rate) != 0
         || config_long("SIMULATOR_COUNT", 0, 0, (long long)1 << 62, &s.count) != 0
-        || config_long("SIMULATOR_SEED", 1, 0, (long long)1 << 62, &s.seed) != 0)
+        || config_long("SIMULATOR_SEED", 1, 0, (long long)1 << 62, &s.seed) != 0
+        || config_long("SIMULATOR_HISTORY_MAX_ROWS", 4000000, 0, (long long)1 << 40, &s.history_max_rows) != 0)
         goto out_log;
     s.rate = rate;
+    if (config_bool("SIMULATOR_ALWAYS_ON", 0, &s.always_on) != 0 || config_bool("SIMULATOR_HISTORY", 1, &s.history_on) != 0)
+        goto out_log;
     s.load_mode = rate > 0;
     s.token = config_secret("SIMULATOR_TOKEN");
     if (!s.token) {
@@ -126,6 +145,15 @@ int main(int argc, char **argv)
         }
         setvbuf(s.sent_log, NULL, _IOFBF, 1 << 20);
     }
+    const char *truth_path = config_str("SIMULATOR_TRUTH_LOG", NULL);
+    if (truth_path) {
+        s.truth_log = fopen(truth_path, "a");
+        if (!s.truth_log) {
+            log_error("SIMULATOR_TRUTH_LOG=%s: cannot open: %m", truth_path);
+            goto out_log;
+        }
+        setvbuf(s.truth_log, NULL, _IOFBF, 1 << 20);
+    }
 
     service *svc = NULL;
     if (service_new("ha-simulator", &svc) != 0) goto out_log;
@@ -133,6 +161,9 @@ int main(int argc, char **argv)
     service_on_stop(svc, on_stop, &s);
     const char *scenario = config_str("SIMULATOR_SCENARIO", SIM_SCENARIO_DIR "/house.json");
     if (house_load(&s, scenario) != 0) goto out;
+    const char *hist_path = config_str("SIMULATOR_HISTORY_FILE", NULL);
+    if (hist_path && hist_load(&s, hist_path) != 0) goto out;
+    if (s.always_on) log_info("always on: the house lives on without subscribers");
     if (http_listen(&s, config_str("SIMULATOR_BIND", "127.0.0.1"), (int)port) != 0) goto out;
     if (s.load_mode)
         log_info("load mode: %lld events/s%s", s.rate, s.count ? "" : " (no count limit)");
@@ -143,12 +174,14 @@ int main(int argc, char **argv)
 out:
     while (s.clients) proto_client_free(s.clients);
     http_free_all(&s);
+    hist_free(&s);
     house_free(&s);
     sbuf_free(&s.ev);
     sbuf_free(&s.tmp);
     service_free(svc);
 out_log:
     if (s.sent_log) fclose(s.sent_log);
+    if (s.truth_log) fclose(s.truth_log); /* opened before start-up failed */
     free(s.token);
     log_shutdown();
     return rc;

@@ -41,13 +41,16 @@ double sim_rand01(void);
 void sim_ulid(long long ts_us, char out[27]);
 void sim_isotime(long long ts_us, char out[40]);   /* HA isoformat, "+00:00" */
 void sim_epoch_float(long long ts_us, char out[32]);/* Python float repr of seconds */
+long long sim_py_us(double epoch_s);              /* datetime.fromtimestamp's microsecond (CPython rule) */
+void sim_pyfloat(double v, char out[32]);         /* shortest round-trip repr, like Python/orjson */
 
 /* ---- entities (sim_house.c) ---- */
 typedef struct sim_snap {           /* one State of an entity */
     char state[64];
     json_t *attrs;                  /* owned reference */
     char *attrs_json;               /* compact serialisation of attrs */
-    long long lc, lu;               /* last_changed, last_updated (= last_reported) */
+    long long lc, lu;               /* last_changed, last_updated (= last_reported), microseconds */
+    double lcf, luf;                /* the same as HA's raw float epoch (time.time()); lu = sim_py_us(luf) */
     char ctx[27], parent[27];       /* parent "" = null */
     int has_user;
     char *state_json;               /* the full State object */
@@ -75,7 +78,17 @@ typedef struct sim_entity {
     int glitch;                     /* currently unavailable/unknown */
     sim_snap cur, prev;
     int has_prev;
+    struct sim_hrow *hist;          /* recorder history, oldest first (sim_history.c) */
+    size_t nhist, caphist;
 } sim_entity;
+
+/* One recorder row: what HA's states table keeps of a state change. */
+typedef struct sim_hrow {
+    double lu, lc;                  /* float epoch seconds, as the recorder stores them */
+    char *state;
+    char *attrs;                    /* compact JSON; shared with the previous row when equal */
+    int owns_attrs;
+} sim_hrow;
 
 typedef struct sim_automation {
     char *name, *entity_id, *trigger, *to, *target, *service;
@@ -132,6 +145,13 @@ struct sim {
     json_t *services_json;          /* get_services result */
     size_t rr;                      /* load-mode round robin */
     long long last_ts;              /* strictly increasing event time */
+    int always_on;                  /* the house lives on without subscribers (SIMULATOR_ALWAYS_ON) */
+    int history_on;                 /* the recorder/history component is loaded (SIMULATOR_HISTORY) */
+    long long history_fail;         /* the next N history calls fail (POST /api/sim/history/fail/N) */
+    long long history_calls, history_rows, history_purged;
+    long long history_max_rows;     /* SIMULATOR_HISTORY_MAX_ROWS: purge beyond (memory bound) */
+    FILE *history_file;             /* recorder rows, one JSON line each (SIMULATOR_HISTORY_FILE) */
+    FILE *truth_log;                /* every generated event, sent or not (SIMULATOR_TRUTH_LOG) */
     /* generation */
     struct event *gen_timer;
     long long tick_us;
@@ -162,7 +182,17 @@ int house_generating(const sim *s);
  * queued. Returns the number of messages sent. */
 int house_inject(sim *s, const char *event, size_t len);
 void house_states_json(sim *s, sbuf *out);
+void house_rebuild_state(sim *s, sim_entity *e);  /* e->cur.state_json from its fields */
 void house_entities_snapshot(sim *s, const sim_sub *sub, sbuf *out);
+
+/* sim_history.c: the recorder and history/history_during_period */
+int hist_load(sim *s, const char *path);          /* replays a history file (HA restart); 0/-1 */
+void hist_record(sim *s, sim_entity *e);           /* e->cur is a new state change */
+void hist_truth(sim *s, const char *entity_id, const char *time_fired, const char *ctx, const char *state,
+                const char *event_type);
+void hist_free(sim *s);
+struct sim_client;
+void hist_command(struct sim_client *c, long long id, json_t *m);
 
 /* sim_proto.c */
 sim_client *proto_client_new(sim *s);
@@ -172,6 +202,7 @@ void proto_drop_all(sim *s);
 int proto_subscribed_clients(const sim *s);
 long long proto_subscriptions(const sim *s);
 void proto_send_reply(sim_client *c, const char *msg, size_t len);
+void proto_send_error(sim_client *c, long long id, const char *code, const char *message);
 extern const ws_callbacks proto_ws_callbacks;
 
 /* sim_http.c */

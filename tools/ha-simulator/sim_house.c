@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- scenario loading ---------------------------------------------------- */
 
@@ -221,13 +222,27 @@ void house_free(sim *s)
 
 /* ---- building States --------------------------------------------------------- */
 
-static long long next_ts(sim *s)
+/* The next event time, like HA: a float from the wall clock (time.time(),
+ * with its sub-microsecond digits) and the microsecond time derived from it
+ * by CPython's rounding. Times strictly increase; a bumped time gets a float
+ * off the exact microsecond by up to +-0.4 us, as a real clock reading would. */
+static long long next_time(sim *s, double *f_out)
 {
-    long long now = service_now_us();
-    if (now <= s->last_ts) now = s->last_ts + 1;
-    s->last_ts = now;
-    return now;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double f = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    long long us = sim_py_us(f);
+    if (us <= s->last_ts) {
+        us = s->last_ts + 1;
+        f = ((double)us + (sim_rand01() - 0.5) * 0.8) / 1e6;
+        if (sim_py_us(f) != us) f = (double)us / 1e6;
+    }
+    s->last_ts = us;
+    if (f_out) *f_out = f;
+    return us;
 }
+
+static long long next_ts(sim *s) { return next_time(s, NULL); }
 
 static double round_to(double v, int decimals)
 {
@@ -284,6 +299,8 @@ static void initial_state(sim *s, sim_entity *e, long long now)
     sn->attrs_json = json_dumps(sn->attrs, JSON_COMPACT | JSON_REAL_PRECISION(15));
     sn->lu = now - (long long)(sim_rand() % 3600000000ull) - 1000000;
     sn->lc = sn->lu - (long long)(sim_rand() % 2) * (long long)(sim_rand() % 3600000000ull);
+    sn->luf = (double)sn->lu / 1e6;
+    sn->lcf = (double)sn->lc / 1e6;
     sim_ulid(sn->lu, sn->ctx);
     build_state_json(s, e, sn);
     e->has_state = 1;
@@ -522,12 +539,14 @@ static void end_event(sim *s, const char *time_fired, const char *ctx, const cha
     else sbuf_adds(&s->ev, ",\"user_id\":null}}");
 }
 
-static int count_reached(const sim *s) { return s->count > 0 && s->sent >= s->count; }
+/* --count counts events sent; with the house living on unheard (always on), events generated. */
+static int count_reached(const sim *s) { return s->count > 0 && (s->always_on ? s->generated : s->sent) >= s->count; }
 
 static void account(sim *s, int delivered, const char *entity_id, const char *tf, const char *ctx,
                     const char *state, const char *event_type)
 {
     s->generated++;
+    hist_truth(s, entity_id, tf, ctx, state, event_type);
     if (!delivered) return;
     s->sent++;
     log_sent(s, entity_id, tf, ctx, state, event_type);
@@ -600,7 +619,8 @@ static int change_entity(sim *s, sim_entity *e, const char *forced, const cause 
         return 0; /* HA would fire state_reported; we stay quiet */
     }
 
-    long long ts = next_ts(s);
+    double tsf;
+    long long ts = next_time(s, &tsf);
     snap_clear(&e->prev);
     e->prev = e->cur;
     e->has_prev = 1;
@@ -612,11 +632,14 @@ static int change_entity(sim *s, sim_entity *e, const char *forced, const cause 
                                           : json_dumps(attrs, JSON_COMPACT | JSON_REAL_PRECISION(15));
     n->lu = ts;
     n->lc = state_changed ? ts : e->prev.lc;
+    n->luf = tsf;
+    n->lcf = state_changed ? tsf : e->prev.lcf;
     if (why && why->ctx) snprintf(n->ctx, sizeof n->ctx, "%s", why->ctx);
     else sim_ulid(ts, n->ctx);
     if (why && why->parent) snprintf(n->parent, sizeof n->parent, "%s", why->parent);
     n->has_user = why ? why->has_user : 0;
     build_state_json(s, e, n);
+    hist_record(s, e);
 
     char tf[40];
     sim_isotime(ts, tf);
@@ -732,7 +755,7 @@ int house_inject(sim *s, const char *event, size_t len)
 
 int house_generating(const sim *s)
 {
-    return !s->paused && !count_reached(s) && proto_subscribed_clients(s) > 0;
+    return !s->paused && !count_reached(s) && (s->always_on || proto_subscribed_clients(s) > 0);
 }
 
 static int over_backpressure(sim *s)
@@ -829,6 +852,8 @@ void house_tick(sim *s)
 }
 
 /* ---- snapshots for commands ------------------------------------------------- */
+
+void house_rebuild_state(sim *s, sim_entity *e) { build_state_json(s, e, &e->cur); }
 
 void house_states_json(sim *s, sbuf *out)
 {

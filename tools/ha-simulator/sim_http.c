@@ -51,12 +51,17 @@ void sim_stats_json(sim *s, sbuf *out)
                 "{\"sent\":%lld,\"deliveries\":%lld,\"generated\":%lld,\"clients\":%d,\"authenticated\":%d,"
                 "\"subscribed\":%d,\"subscriptions\":%lld,\"paused_backpressure\":%lld,\"backpressure\":%s,"
                 "\"paused\":%s,\"generating\":%s,\"count_reached\":%s,\"mode\":\"%s\",\"rate\":%lld,\"count\":%lld,"
-                "\"connections_total\":%lld,\"drops\":%lld,\"pending_bytes\":%zu,\"entities\":%zu}",
+                "\"connections_total\":%lld,\"drops\":%lld,\"pending_bytes\":%zu,\"entities\":%zu,"
+                "\"always_on\":%s,\"history\":%s,\"history_calls\":%lld,\"history_rows\":%lld,"
+                "\"history_fail\":%lld,\"history_purged\":%lld}",
                 s->sent, s->deliveries, s->generated, clients, authed, proto_subscribed_clients(s),
                 proto_subscriptions(s), s->paused_backpressure, s->backpressure ? "true" : "false",
                 s->paused ? "true" : "false", house_generating(s) ? "true" : "false",
-                s->count > 0 && s->sent >= s->count ? "true" : "false", s->load_mode ? "load" : "house",
-                s->rate, s->count, s->connections_total, s->drops, pending, s->nentities);
+                s->count > 0 && (s->always_on ? s->generated : s->sent) >= s->count ? "true" : "false",
+                s->load_mode ? "load" : "house",
+                s->rate, s->count, s->connections_total, s->drops, pending, s->nentities,
+                s->always_on ? "true" : "false", s->history_on ? "true" : "false", s->history_calls,
+                s->history_rows, s->history_fail, s->history_purged);
 }
 
 static void http_write_cb(struct bufferevent *bev, void *arg)
@@ -164,6 +169,8 @@ static void route(sim_http_conn *h, const char *method, const char *path, char *
         json_reply(h, 200, "OK", &b);
     } else if (strcmp(path, "/api/sim/stats") == 0 && get) {
         if (s->sent_log) fflush(s->sent_log);
+        if (s->truth_log) fflush(s->truth_log);
+        if (s->history_file) fflush(s->history_file);
         sim_stats_json(s, &b);
         json_reply(h, 200, "OK", &b);
     } else if (strcmp(path, "/api/sim/drop") == 0 && post) {
@@ -177,6 +184,16 @@ static void route(sim_http_conn *h, const char *method, const char *path, char *
         house_start_stop(s);
         log_info("generation %s", s->paused ? "paused" : "resumed");
         sbuf_printf(&b, "{\"paused\":%s}", s->paused ? "true" : "false");
+        json_reply(h, 200, "OK", &b);
+    } else if (!strncmp(path, "/api/sim/history/", 17) && post) {
+        /* fail/N: the next N history calls fail; off / on: unload / load the history component */
+        const char *what = path + 17;
+        if (!strncmp(what, "fail/", 5)) s->history_fail = strtoll(what + 5, NULL, 10);
+        else if (!strcmp(what, "off") || !strcmp(what, "on")) s->history_on = !strcmp(what, "on");
+        log_info("history: %s (component %s, next %lld call(s) fail)", what, s->history_on ? "loaded" : "absent",
+                 s->history_fail);
+        sbuf_printf(&b, "{\"history\":%s,\"history_fail\":%lld}", s->history_on ? "true" : "false",
+                    s->history_fail);
         json_reply(h, 200, "OK", &b);
     } else if (strcmp(path, "/api/sim/inject") == 0 && post) {
         /* The body, byte for byte, as the "event" of an event message to every

@@ -140,6 +140,11 @@ static void send_error(sim_client *c, long long id, const char *code, const char
     send_error_raw(c, idj, code, message);
 }
 
+void proto_send_error(sim_client *c, long long id, const char *code, const char *message)
+{
+    send_error(c, id, code, message);
+}
+
 /* ---- auth phase ---------------------------------------------------------------------- */
 
 static void auth_fail(sim_client *c, const char *message)
@@ -404,6 +409,7 @@ static const command COMMANDS[] = {
     {"get_states", cmd_get_states, 1},
     {"get_config", cmd_get_config, 1},
     {"get_services", cmd_get_services, 1},
+    {"history/history_during_period", hist_command, 0},
     {NULL, NULL, 0},
 };
 
@@ -430,6 +436,7 @@ static void handle_command(sim_client *c, json_t *m)
     const char *type = json_string_value(tj);
     const command *cmd = COMMANDS;
     while (cmd->type && strcmp(cmd->type, type) != 0) cmd++;
+    if (cmd->fn == hist_command && !c->s->history_on) cmd = &COMMANDS[sizeof COMMANDS / sizeof *COMMANDS - 1];
     if (!cmd->type) {
         send_error(c, id, "unknown_command", "Unknown command.");
         return;

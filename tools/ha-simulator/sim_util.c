@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <math.h>
+#include <stdio.h>
 
 int sbuf_reserve(sbuf *b, size_t extra)
 {
@@ -143,4 +145,33 @@ void sim_epoch_float(long long ts_us, char out[32])
         out[n++] = '0';
         out[n] = '\0';
     }
+}
+
+/* CPython's datetime.fromtimestamp(f, UTC).microsecond, which is how HA turns
+ * the float from time.time() into the ISO last_updated it fires
+ * (_PyTime_DoubleToDenominator: modf, fraction * 1e6 in double arithmetic,
+ * round half to even). The simulator derives its ISO times from its floats
+ * this way so that its two representations disagree exactly as HA's do. */
+long long sim_py_us(double epoch_s)
+{
+    double ip, fp = modf(epoch_s, &ip);
+    fp = nearbyint(fp * 1e6);
+    if (fp >= 1e6) {
+        fp -= 1e6;
+        ip += 1.0;
+    } else if (fp < 0) {
+        fp += 1e6;
+        ip -= 1.0;
+    }
+    return (long long)ip * 1000000 + (long long)fp;
+}
+
+/* repr(float): the shortest digits that read back as the same double. */
+void sim_pyfloat(double v, char out[32])
+{
+    for (int p = 10; p <= 17; p++) {
+        snprintf(out, 32, "%.*g", p, v);
+        if (strtod(out, NULL) == v) break;
+    }
+    if (!strpbrk(out, ".en")) strncat(out, ".0", 31 - strlen(out));
 }

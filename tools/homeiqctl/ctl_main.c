@@ -43,6 +43,9 @@ static const char ctl_usage[] =
     "                             API into one file; influxdb: runs `influxd backup -portable`)\n"
     "  restore --from PATH [--force]\n"
     "                             replaces the store with a backup (refuses while data-storage runs)\n"
+    "  import-history --since 7d [--entity ID]...\n"
+    "                             loads HA's recorder history through websocket-ingestion, with progress;\n"
+    "                             resumable, idempotent\n"
     "\n"
     "`homeiqctl COMMAND --help` describes a command's options. Exit status: 0 ok, 1 failed, 2 usage.";
 
@@ -56,7 +59,8 @@ static const struct {
     int (*fn)(int argc, char **argv);
 } ctl_commands[] = {
     {"health", ctl_cmd_health},   {"validate", ctl_cmd_validate}, {"events", ctl_cmd_events},
-    {"backup", ctl_cmd_backup},   {"restore", ctl_cmd_restore}, {"stats", ctl_cmd_stats},
+    {"backup", ctl_cmd_backup},   {"restore", ctl_cmd_restore},   {"import-history", ctl_cmd_import_history},
+    {"stats", ctl_cmd_stats},
 };
 
 int main(int argc, char **argv) {
