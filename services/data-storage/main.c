@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "service.h"
 #include "storage_api.h"
+#include "storage_maint.h"
 #include "store.h"
 
 #include <stdio.h>
@@ -35,6 +36,7 @@ static const config_var storage_vars[] = {
     {"INFLUXDB_TIMEOUT_MS", "10000", "influxdb: timeout of one HTTP request"},
     {"INFLUXDB_CHUNK_LINES", "5000", "influxdb: most lines in one write request"},
     {"INFLUXDB_PING_INTERVAL_MS", "5000", "influxdb: how often /health pings InfluxDB"},
+    STORAGE_MAINT_CONFIG_VARS,
     /* INFLUXDB_SCHEMA=homeassistant: HA's own points (ha_point.c, ha_config.c, docs/INFLUXDB.md) */
     {"INFLUXDB_SCHEMA", "homeiq", "influxdb: homeiq (HomeIQ's measurement) | homeassistant (the points HA's InfluxDB integration writes)"},
     {"INFLUXDB_HA_CONFIG", NULL, "homeassistant: HA's configuration.yaml; its influxdb: block (and !secret from secrets.yaml) sets the defaults of everything here, and implies STORAGE_BACKEND=influxdb, INFLUXDB_SCHEMA=homeassistant"},

@@ -11,6 +11,8 @@
 #include "service.h"
 #include "json_text.h"
 #include "store_text.h"
+#include "stats_api.h"
+#include "storage_maint.h"
 #include "query_api.h"
 
 #include <event2/buffer.h>
@@ -28,6 +30,7 @@ struct storage_api {
     store *st;
     storage_api_opts opts;
     storage_wait *pending;
+    storage_maint *maint;          /* retention timer, disk guard */
     query_api *reads;              /* the dashboard's reads (query_api.c) */
     metric *m_stored, *m_dups, *m_rejected, *m_dead, *m_batch_ok, *m_batch_fail, *m_latency, *m_up;
 };
@@ -212,6 +215,7 @@ static int storage_post_text(struct evhttp_request *req, storage_api *a) {
 
 static void storage_post_events(struct evhttp_request *req, storage_api *a) {
     json_t *body, *events, *dead;
+    if (storage_maint_refuse_write(a->maint, req)) return;
     if (storage_post_text(req, a) == 0) return;
     if (httpd_read_json(req, &body) != 0) return;
     if (storage_post_unpack(req, body, a->opts.max_batch, &events, &dead) != 0) {
@@ -329,6 +333,10 @@ static void storage_health(struct evhttp_request *req, void *arg) {
     const char *reason = NULL;
     int ok = a->st->ops->health(a->st, &reason) == 0;
     json_t *o = json_pack("{s:s,s:s}", "status", ok ? "healthy" : "unhealthy", "service", "data-storage");
+    if (storage_maint_health(a->maint, o, &reason) != 0 && ok) {
+        ok = 0;
+        json_object_set_new(o, "status", json_string("unhealthy"));
+    }
     if (!ok) json_object_set_new(o, "reason", json_string(reason ? reason : "backend_unavailable"));
     json_object_set_new(o, "backend", a->st->ops->info(a->st));
     size_t pending = 0;
@@ -367,12 +375,15 @@ int storage_api_new(httpd *h, store *st, const storage_api_opts *opts, storage_a
     a->st = st;
     a->opts = *opts;
     storage_api_metrics(a);
-    if (opts->svc && service_on_idle(opts->svc, 2000, storage_api_idle, a) != 0) {
+    if ((opts->svc && service_on_idle(opts->svc, 2000, storage_api_idle, a) != 0) ||
+        storage_maint_new(opts->svc, st, &a->maint) != 0) {
         free(a);
         return -1;
     }
     if (httpd_route(h, "/api/v1/events", storage_events, a) || httpd_route(h, "/api/v1/dead-letters", storage_dead_letters, a) ||
-        httpd_route(h, "/health", storage_health, a) || query_api_new(h, st, &a->reads)) {
+        httpd_route(h, "/health", storage_health, a) || stats_api_route(h, st) ||
+        query_api_new(h, st, &a->reads)) {
+        storage_maint_free(a->maint);
         free(a);
         return -1;
     }
@@ -384,6 +395,7 @@ void storage_api_free(storage_api *a) {
     if (!a) return;
     /* store_close() ran first and answered everything in flight. */
     if (a->pending) log_warn("requests still pending at shutdown");
+    storage_maint_free(a->maint);
     query_api_free(a->reads);
     free(a);
 }

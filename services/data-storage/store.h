@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "event.h"
+#include "stats.h"
 
 typedef enum {
     STORE_ITEM_PENDING = 0, /* valid, to be written */
@@ -86,6 +87,7 @@ typedef void (*store_write_cb)(store_batch *b, int rc, const char *err, void *ar
 /* rc 0 rows; -1 backend unavailable (503); STORE_QUERY_UNSUPPORTED: the
  * backend cannot answer this query at all, err says why (501). */
 typedef void (*store_rows_cb)(const store_rows *rows, int rc, const char *err, void *arg);
+typedef int (*store_stats_row_fn)(const stats_row *r, void *arg);
 #define STORE_QUERY_UNSUPPORTED (-2)
 
 typedef struct store_ops {
@@ -111,6 +113,16 @@ typedef struct store_ops {
     void (*stats)(store *s, const store_stats_query *q, store_read_cb cb, void *arg);
     /* Gives back caches while nothing is being written. Optional (NULL). */
     void (*release_memory)(store *s);
+    /* Long-term statistics of one entity, oldest first, from the 5-minute
+     * (hourly 0) or hourly table; *prev = the row before start_us when
+     * *has_prev; *kind = stats_kind, or -1 when the entity has none (all
+     * three are set before fn is first called). 0/-1.
+     * Optional (NULL: the backend keeps no statistics it can read back). */
+    int (*stats_rows)(store *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us, int *kind,
+                      stats_row *prev, int *has_prev, store_stats_row_fn fn, void *arg);
+    /* One small retention step (purge, vacuum): 1 more to do, 0 done, -1
+     * failed (try later). Optional. */
+    int (*maintain)(store *s, int64_t now_us);
     /* Cancels what is in flight (callbacks get rc -1) and frees everything. */
     void (*close)(store *s);
 } store_ops;

@@ -27,6 +27,8 @@
  *    instead of once per batch (40,000-event burst: fdatasync 93 -> ~50,
  *    pwrite -10%, pread -40%). */
 #include "store_sqlite.h"
+#include "stats_sqlite.h"
+#include "retention_sqlite.h"
 #include "config.h"
 #include "dblock.h"
 #include "log.h"
@@ -45,6 +47,9 @@ typedef struct store_sqlite {
     sqlite3 *db;
     char *path;
     int lock_fd;               /* dblock on DATA_DIR/events.db, or -1 */
+    stats_sqlite *stats;       /* long-term statistics, updated in each batch's transaction */
+    int stats_on;              /* STATISTICS=0 turns the update off (measurements) */
+    retention_sqlite *retention;
     sqlite3_stmt *insert_event, *insert_dead, *select_dead;
     sqlite3_stmt *upsert_entity;   /* the dashboard's entities table (store_sqlite_model.c) */
     sqlite3_stmt *begin, *commit, *rollback;
@@ -90,6 +95,11 @@ static const char *const store_sqlite_migrations[] = {
      * contexts) keeps its old one: nothing stored is dropped (counted in the log). */
     "UPDATE OR IGNORE events SET event_id = homeiq_sc_identity(entity_id, time_us) "
     "WHERE event_type = 'state_changed' AND entity_id IS NOT NULL;",
+    /* 5: long-term statistics (stats_sqlite.h; issue 13). Independent of the other
+     * migrations (new tables only): when merged with other branches' migrations keep it
+     * after theirs and renumber; tests/storage/test_stats.c test_upgrade upgrades a file
+     * from every earlier version and checks the statistics on it. */
+    STATS_SQLITE_MIGRATION,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
@@ -147,8 +157,11 @@ static void store_sqlite_log_kept_ids(store_sqlite *s) {
     sqlite3_finalize(st);
 }
 
+/* Tests: stop the migrations at this version (0 = the latest). */
+static int store_sqlite_stop_at;
+
 static int store_sqlite_migrate(store_sqlite *s) {
-    int v;
+    int v, want = store_sqlite_stop_at ? store_sqlite_stop_at : STORE_SQLITE_VERSION;
     if (sqlite3_create_function(s->db, "homeiq_sc_identity", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
                                 store_sqlite_sc_identity, NULL, NULL) != SQLITE_OK)
         return -1;
@@ -159,7 +172,7 @@ static int store_sqlite_migrate(store_sqlite *s) {
                   STORE_SQLITE_VERSION);
         return -1;
     }
-    for (; v < STORE_SQLITE_VERSION; v++) {
+    for (; v < want; v++) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d;", v + 1);
         if (store_sqlite_exec(s, "BEGIN IMMEDIATE") != 0) return -1;
@@ -209,10 +222,15 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
         goto fail;
     }
     s->busy_timeout_ms = busy_timeout_ms;
+    long long on;
+    if (config_long("STATISTICS", 1, 0, 1, &on) != 0) goto fail;
+    s->stats_on = (int)on;
     sqlite3_busy_timeout(s->db, (int)busy_timeout_ms);
-    if (store_sqlite_exec(s, "PRAGMA journal_mode=WAL") || store_sqlite_exec(s, "PRAGMA synchronous=FULL") ||
+    if (retention_sqlite_prepare_file(s->db) || store_sqlite_exec(s, "PRAGMA journal_mode=WAL") || store_sqlite_exec(s, "PRAGMA synchronous=FULL") ||
         store_sqlite_exec(s, "PRAGMA foreign_keys=ON") ||
-        store_sqlite_exec(s, "PRAGMA cache_size=-16384") || store_sqlite_exec(s, "PRAGMA wal_autocheckpoint=8000") || store_sqlite_migrate(s) || store_sqlite_prepare_all(s))
+        store_sqlite_exec(s, "PRAGMA cache_size=-16384") || store_sqlite_exec(s, "PRAGMA wal_autocheckpoint=8000") || store_sqlite_migrate(s) ||
+        store_sqlite_stop_at || store_sqlite_prepare_all(s) || stats_sqlite_open(s->db, &s->stats) ||
+        retention_sqlite_open(s->db, s->path, s->stats, &s->retention))
         goto fail;
     log_info("sqlite store %s ready (schema version %d, WAL, synchronous=FULL)", path, STORE_SQLITE_VERSION);
     *out = &s->base;
@@ -220,6 +238,29 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
 fail:
     s->base.ops->close(&s->base);
     return -1;
+}
+
+int store_sqlite_create_at_version(const char *path, int version) {
+    store *s = NULL;
+    store_sqlite_stop_at = version;
+    int rc = store_sqlite_open_path(path, 1000, &s);   /* "fails" once migrated to `version` */
+    store_sqlite_stop_at = 0;
+    sqlite3 *db;
+    int v = -1;
+    if (sqlite3_open(path, &db) == SQLITE_OK) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int(st, 0);
+            sqlite3_finalize(st);
+        }
+    }
+    sqlite3_close(db);
+    (void)rc;
+    return v == version ? 0 : -1;
+}
+
+int store_sqlite_latest_version(void) {
+    return STORE_SQLITE_VERSION;
 }
 
 static int store_sqlite_mkdir(const char *dir) {
@@ -322,12 +363,17 @@ static int store_sqlite_write(store_sqlite *s, store_batch *b) {
         store_sqlite_fail(s, "update entities");
         goto rollback;
     }
+    if (s->stats_on && stats_sqlite_batch(s->stats, b) != 0) {
+        store_sqlite_fail(s, "statistics");
+        goto rollback;
+    }
     if (store_sqlite_step_done(s, s->commit, "commit") != 0) goto rollback;
     sqm_free(&m);
     return 0;
 rollback:
     sqm_free(&m);
     if (!sqlite3_get_autocommit(s->db)) store_sqlite_step_done(s, s->rollback, "rollback");
+    stats_sqlite_rollback(s->stats);
     for (size_t i = 0; i < b->nitems; i++)
         if (b->items[i].status != STORE_ITEM_REJECTED) b->items[i].status = STORE_ITEM_PENDING;
     return -1;
@@ -459,11 +505,15 @@ static json_t *store_sqlite_info(store *base) {
     json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:s}", "backend", "sqlite", "path", s->path, "schema_version",
                           STORE_SQLITE_VERSION, "journal_mode", "wal", "synchronous", "full");
     if (o && s->last_write_failed) json_object_set_new(o, "last_error", json_string(s->last_error));
+    if (o && s->retention) json_object_set_new(o, "retention", retention_sqlite_info(s->retention));
+    if (o && s->stats && s->stats_on) json_object_set_new(o, "statistics", stats_sqlite_info(s->stats));
     return o;
 }
 
 static void store_sqlite_close(store *base) {
     store_sqlite *s = (store_sqlite *)base;
+    retention_sqlite_close(s->retention);
+    stats_sqlite_close(s->stats);
     sqlite3_finalize(s->insert_event);
     sqlite3_finalize(s->upsert_entity);
     sqlite3_finalize(s->insert_dead);
@@ -476,6 +526,22 @@ static void store_sqlite_close(store *base) {
     if (s->lock_fd >= 0) close(s->lock_fd);   /* after the close: the lock covers every write */
     free(s->path);
     free(s);
+}
+
+/* ---- statistics and retention (stats_sqlite.c, retention_sqlite.c) ---- */
+
+static int store_sqlite_stats_rows(store *base, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
+                                   int *kind, stats_row *prev, int *has_prev, store_stats_row_fn fn, void *arg) {
+    store_sqlite *s = (store_sqlite *)base;
+    return stats_sqlite_rows(s->stats, entity_id, hourly, start_us, end_us, kind, prev, has_prev, fn, arg);
+}
+
+static int store_sqlite_maintain(store *base, int64_t now_us) {
+    store_sqlite *s = (store_sqlite *)base;
+    sqlite3_busy_timeout(s->db, 50);   /* a batch holds the lock: try on the next tick, don't stall the loop */
+    int rc = retention_sqlite_step(s->retention, now_us);
+    sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
+    return rc;
 }
 
 static const store_ops store_sqlite_ops = {
@@ -491,5 +557,7 @@ static const store_ops store_sqlite_ops = {
     .health = store_sqlite_health,
     .info = store_sqlite_info,
     .release_memory = store_sqlite_release_memory,
+    .stats_rows = store_sqlite_stats_rows,
+    .maintain = store_sqlite_maintain,
     .close = store_sqlite_close,
 };

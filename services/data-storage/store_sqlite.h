@@ -9,4 +9,8 @@ int store_sqlite_open(store **out);
 /* Opens a specific file (tests, tools). */
 int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out);
 
+/* Tests of upgrades: a new file at schema `version` (1..latest-1). 0/-1. */
+int store_sqlite_create_at_version(const char *path, int version);
+int store_sqlite_latest_version(void);
+
 #endif

@@ -63,6 +63,7 @@ int ctl_cmd_validate(int argc, char **argv);
 int ctl_cmd_events(int argc, char **argv);
 int ctl_cmd_backup(int argc, char **argv);
 int ctl_cmd_restore(int argc, char **argv);
+int ctl_cmd_stats(int argc, char **argv);
 int ctl_cmd_import_history(int argc, char **argv);
 
 /* Prints homeiqctl's usage and the environment variables it reads. */

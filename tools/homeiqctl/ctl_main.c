@@ -37,6 +37,8 @@ static const char ctl_usage[] =
     "                             event to ingestion and waits until storage serves exactly that event\n"
     "  events [FILTERS] [--json] [-f]\n"
     "                             stored events, newest first (-f: follow, oldest first, like tail -f)\n"
+    "  stats --entity ID [--period hour] [--start T] [--end T] [--types mean,max] [--json]\n"
+    "                             long-term statistics (5minute|hour|day|week|month rows)\n"
     "  backup --out PATH          consistent copy of the store while it runs (sqlite: online backup\n"
     "                             API into one file; influxdb: runs `influxd backup -portable`)\n"
     "  restore --from PATH [--force]\n"
@@ -58,6 +60,7 @@ static const struct {
 } ctl_commands[] = {
     {"health", ctl_cmd_health},   {"validate", ctl_cmd_validate}, {"events", ctl_cmd_events},
     {"backup", ctl_cmd_backup},   {"restore", ctl_cmd_restore},   {"import-history", ctl_cmd_import_history},
+    {"stats", ctl_cmd_stats},
 };
 
 int main(int argc, char **argv) {

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# bench/purge_latency.sh -- does a retention purge hurt ingestion latency?
+#
+# Fills a store with OLD events spread over 60 days (half of them older than
+# RETENTION_DAYS=30), restarts data-storage with RETENTION_DAYS=30 so the purge
+# starts, and meanwhile posts live events at RATE events/s (batches of 10, one
+# keep-alive connection) measuring each POST's latency (request -> 200 after
+# the durable commit). Prints p50/p99/max during the purge and, for
+# comparison, the same load after the purge finished, plus the file sizes.
+#
+# Use: bench/purge_latency.sh [path/to/homeiq-data-storage]   OLD=60000 RATE=1000 SECONDS_=8
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/tests/lib/common.sh"
+trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
+BIN=${1:-$root/build/services/data-storage/homeiq-data-storage}
+OLD=${OLD:-60000}
+RATE=${RATE:-1000}
+SECS=${SECONDS_:-8}
+NOW=$(date +%s)
+python3 "$root/tests/storage/stats_series.py" bulk "$NOW" 60 "$OLD" 60 "$TEST_TMP/bulk.json"
+python3 - "$TEST_TMP/bulk.json" "$TEST_TMP" <<'PY'
+import json, sys
+recs = json.load(open(sys.argv[1]))
+for i in range(0, len(recs), 5000):
+    json.dump({"events": recs[i:i + 5000]}, open("%s/old_%03d.json" % (sys.argv[2], i // 5000), "w"))
+PY
+port=$(free_port); U=http://127.0.0.1:$port
+export STORAGE_BACKEND=sqlite DATA_DIR=$TEST_TMP/data DATA_STORAGE_PORT=$port LOG_LEVEL=warn STORAGE_MIN_FREE_BYTES=0
+start_bg fill "$BIN"; wait_healthy "$U/health" 30 || exit 1
+for f in "$TEST_TMP"/old_*.json; do curl -s -o /dev/null -XPOST "$U/api/v1/events" --data-binary @"$f"; done
+stop_pid "$LAST_PID"
+size1=$(stat -c %s "$TEST_TMP/data/events.db")
+# live load: RATE events/s in batches of 10; prints p50 p99 max (ms) of each phase
+load() {
+  python3 - "$port" "$RATE" "$1" "$2" <<'PY'
+import http.client, json, sys, time, datetime
+port, rate, secs, tag = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+c = http.client.HTTPConnection("127.0.0.1", port)
+lat, n, t0 = [], 0, time.time()
+while time.time() - t0 < secs:
+    now = time.time()
+    evs = []
+    for k in range(10):
+        ts = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+        evs.append({"event_type": "state_changed", "entity_id": "sensor.live_%d" % (k % 5), "time_fired": ts,
+                    "context_id": "%s-%d-%d" % (tag, n, k), "state": str(n % 50), "value": float(n % 50),
+                    "state_class": "measurement", "attributes": {}})
+    body = json.dumps({"events": evs})
+    s = time.perf_counter()
+    c.request("POST", "/api/v1/events", body, {"Content-Type": "application/json"})
+    r = c.getresponse(); r.read()
+    lat.append((time.perf_counter() - s) * 1000)
+    assert r.status == 200, r.status
+    n += 1
+    nxt = t0 + n * 10.0 / rate
+    if nxt > time.time():
+        time.sleep(nxt - time.time())
+lat.sort()
+p = lambda q: lat[min(len(lat) - 1, int(q * (len(lat) - 1) + 0.5))]
+print("%s: %d POSTs (%d events/s target): p50 %.2f ms, p99 %.2f ms, max %.2f ms" %
+      (tag, len(lat), rate, p(0.5), p(0.99), lat[-1]))
+PY
+}
+start_bg purge env RETENTION_DAYS=30 PURGE_INTERVAL_MS=60000 PURGE_STEP_MS=${PURGE_STEP_MS:-100} \
+  PURGE_STEP_ROWS=${PURGE_STEP_ROWS:-200} "$BIN"
+pid=$LAST_PID; wait_healthy "$U/health" 30 || exit 1
+load "$SECS" during-purge
+echo "purge so far: $(curl -s "$U/health" | jq -c '.backend.retention | {events_purged, stats_rows_purged, purging, step_us_max}')"
+wait_for 300 bash -c "curl -s $U/health | jq -e '.backend.retention.purging == false and .backend.retention.events_purged > 0' >/dev/null"
+echo "purge done: $(curl -s "$U/health" | jq -c '.backend.retention | {events_purged, stats_rows_purged, step_us_max}')"
+load "$SECS" after-purge
+stop_pid "$pid"
+size2=$(stat -c %s "$TEST_TMP/data/events.db")
+echo "events.db: $size1 bytes with $OLD old events, $size2 after the purge"
+echo "# machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,0 +1,44 @@
+/* retention_sqlite.h -- purging the SQLite store in small steps, and giving
+ * the freed pages back to the file system.
+ *
+ * Why its own module: retention is a different job from writing (it deletes,
+ * on a timer, never inside a batch) with its own rules: raw events older than
+ * RETENTION_DAYS (default: never), 5-minute statistics older than
+ * STATISTICS_5MIN_RETENTION_DAYS (default 10; each entity's latest row is kept
+ * as the carry for its next update), hourly statistics never. Each step is one
+ * short transaction of at most PURGE_STEP_ROWS rows, so a batch waiting for the
+ * write lock waits for one step, not for the whole purge. The file shrinks
+ * through SQLite's incremental vacuum (auto_vacuum=INCREMENTAL, set on new
+ * files; an existing file is converted once by SQLITE_VACUUM_ON_START=1).
+ *
+ * Ownership: borrows the sqlite3 handle and the stats_sqlite of
+ * store_sqlite.c, which outlive it. */
+#ifndef HOMEIQ_RETENTION_SQLITE_H
+#define HOMEIQ_RETENTION_SQLITE_H
+
+#include "stats_sqlite.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+typedef struct retention_sqlite retention_sqlite;
+
+/* Before the migrations: a new (empty) file gets auto_vacuum=INCREMENTAL; an
+ * existing one without it is converted (VACUUM) when SQLITE_VACUUM_ON_START=1,
+ * else a warning says how. 0/-1. */
+int retention_sqlite_prepare_file(sqlite3 *db);
+
+int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, retention_sqlite **out);
+void retention_sqlite_close(retention_sqlite *r);
+
+/* One step at time now_us: deletes at most PURGE_STEP_ROWS rows in one
+ * transaction, then frees at most that many pages. 1 = more to do, 0 = done,
+ * -1 = failed (lock busy: try again later). */
+int retention_sqlite_step(retention_sqlite *r, int64_t now_us);
+
+/* {"retention_days":..,"statistics_5min_retention_days":..,"events_purged":N,
+ *  "stats_rows_purged":N,"auto_vacuum":"incremental"|"none","freelist_pages":N,
+ *  "purging":bool (more to do after the last step),"step_us_last","step_us_max"} */
+json_t *retention_sqlite_info(retention_sqlite *r);
+
+#endif

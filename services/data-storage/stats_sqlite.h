@@ -1,0 +1,77 @@
+/* stats_sqlite.h -- long-term statistics in the SQLite store: the schema,
+ * the incremental update inside each batch's transaction, and the reads.
+ *
+ * Why inside the batch's transaction: the statistics of an event are committed
+ * with the event or not at all, so a crash (SIGKILL mid-batch) can neither
+ * lose nor double-count one, and a duplicate (INSERT OR IGNORE skipped it)
+ * never reaches the statistics. Why recompute from the raw rows: an event
+ * that arrives late or out of order (backfill) changes the buckets around it;
+ * recomputing those buckets from the stored events is idempotent by
+ * construction. The math is in stats.c; the rules in docs/STATISTICS.md.
+ *
+ * Ownership: the stats_sqlite borrows the sqlite3 handle of store_sqlite.c,
+ * which must outlive it. */
+#ifndef HOMEIQ_STATS_SQLITE_H
+#define HOMEIQ_STATS_SQLITE_H
+
+#include "stats.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+/* The schema migration (appended to store_sqlite.c's migration table). */
+#define STATS_SQLITE_MIGRATION                                                                               \
+    "CREATE TABLE stats_meta (id INTEGER PRIMARY KEY, entity_id TEXT NOT NULL UNIQUE,"                     \
+    "  kind INTEGER NOT NULL);"                                                                            \
+    "CREATE TABLE stats_5min (meta_id INTEGER NOT NULL, start_us INTEGER NOT NULL, mean REAL, min REAL,"   \
+    "  max REAL, last REAL, state REAL, sum REAL, last_reset_us INTEGER, count INTEGER NOT NULL,"           \
+    "  covered_us INTEGER NOT NULL, PRIMARY KEY (meta_id, start_us)) WITHOUT ROWID;"                      \
+    "CREATE INDEX stats_5min_start ON stats_5min(start_us);"                                               \
+    "CREATE TABLE stats_hour (meta_id INTEGER NOT NULL, start_us INTEGER NOT NULL, mean REAL, min REAL,"   \
+    "  max REAL, last REAL, state REAL, sum REAL, last_reset_us INTEGER, count INTEGER NOT NULL,"           \
+    "  covered_us INTEGER NOT NULL, PRIMARY KEY (meta_id, start_us)) WITHOUT ROWID;"                      \
+    "CREATE TABLE stats_marks (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"              \
+    "INSERT INTO stats_marks VALUES ('events_purged_before_us', 0), ('stats_5min_purged_before_us', 0);"
+
+typedef struct stats_sqlite stats_sqlite;
+
+int stats_sqlite_open(sqlite3 *db, stats_sqlite **out);
+void stats_sqlite_close(stats_sqlite *s);
+
+/* Updates the statistics of every entity with a STORED state_changed item in
+ * b. Runs inside the batch's open transaction. 0, or -1 on an SQLite error
+ * (the caller rolls the whole batch back). */
+int stats_sqlite_batch(stats_sqlite *s, const store_batch *b);
+
+/* The batch's transaction was rolled back: forget what the cache learned. */
+void stats_sqlite_rollback(stats_sqlite *s);
+
+/* Events older than this are stored but not counted: the rows they would
+ * change were purged (docs/STATISTICS.md, "late events"). */
+int64_t stats_sqlite_horizon(const stats_sqlite *s);
+/* Sets a purge watermark ("events_purged_before_us" or
+ * "stats_5min_purged_before_us"); inside the purge's transaction. 0/-1. */
+int stats_sqlite_set_mark(stats_sqlite *s, const char *name, int64_t value);
+/* Re-reads the watermarks (after a rolled-back purge). */
+int stats_sqlite_load_marks(stats_sqlite *s);
+
+/* Counters for /metrics. */
+typedef struct stats_sqlite_counters {
+    unsigned long long entities_updated, rows_written, late_skipped;
+    unsigned long long batches, update_us;   /* time spent in stats_sqlite_batch */
+    unsigned long long fast_updates;          /* entity updates served from the cache */
+} stats_sqlite_counters;
+void stats_sqlite_counters_get(const stats_sqlite *s, stats_sqlite_counters *c);
+/* {"entities_updated","rows_written","late_skipped","batches","update_us"} */
+json_t *stats_sqlite_info(const stats_sqlite *s);
+
+/* Rows of one entity in [start_us, end_us) from the 5-minute (hourly = 0) or
+ * hourly table (hourly = 1), oldest first; *prev gets the row just before
+ * start_us (has_prev 0 if none) for "change". The entity's kind goes to
+ * *kind (-1 when the entity has no statistics). 0/-1. */
+typedef int (*stats_sqlite_row_fn)(const stats_row *r, void *arg);
+int stats_sqlite_rows(stats_sqlite *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
+                      int *kind, stats_row *prev, int *has_prev, stats_sqlite_row_fn fn, void *arg);
+
+#endif
