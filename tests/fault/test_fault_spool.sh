@@ -17,6 +17,24 @@ ING_PRE=(); STO_PRE=()
 if [ "$WHO" = storage ]; then STO_PRE=(LD_PRELOAD="$SHIM" HOMEIQ_FAULT="$FAULT"); else ING_PRE=(LD_PRELOAD="$SHIM" HOMEIQ_FAULT="$FAULT"); fi
 
 STO_PORT=$(free_port); ENR_PORT=$(free_port); ING_PORT=$(free_port)
+# A count written "+N" (storage) means the Nth call after start-up: start-up's
+# own calls (schema migrations, pragmas) are counted in a traced dry run on a
+# fresh store first, so a new migration does not move the fault into start-up.
+if [ "$WHO" = storage ]; then
+  IFS=: read -r f_call f_pat f_nth f_rest <<<"$FAULT"
+  if [ "${f_nth#+}" != "$f_nth" ]; then
+    P0=$(free_port)
+    LD_PRELOAD="$SHIM" HOMEIQ_FAULT="$f_call:$f_pat:999999999" HOMEIQ_FAULT_TRACE=1 DATA_DIR="$TEST_TMP/dry" \
+      DATA_STORAGE_PORT=$P0 "$STO" >"$TEST_TMP/dry.log" 2>&1 &
+    DRY=$!
+    for _ in $(seq 100); do grep -q 'listening on' "$TEST_TMP/dry.log" && break; sleep 0.1; done
+    kill "$DRY" 2>/dev/null; wait "$DRY" 2>/dev/null
+    base=$(awk '/listening on/ {exit} /fault_shim: trace/' "$TEST_TMP/dry.log" | grep -c "trace $f_call($f_pat\|trace $f_call(.*$f_pat")
+    FAULT="$f_call:$f_pat:$((base + ${f_nth#+}))${f_rest:+:$f_rest}"
+    STO_PRE=(LD_PRELOAD="$SHIM" HOMEIQ_FAULT="$FAULT")
+    echo "# start-up makes $base $f_call call(s) on $f_pat: the fault is call $((base + ${f_nth#+}))"
+  fi
+fi
 start_bg storage env "${STO_PRE[@]}" DATA_DIR="$TEST_TMP/storage" DATA_STORAGE_PORT=$STO_PORT "$STO"
 wait_healthy "http://127.0.0.1:$STO_PORT/health" 30 || exit 1
 start_bg enrichment env ENRICHMENT_PIPELINE_PORT=$ENR_PORT DATA_STORAGE_URL=http://127.0.0.1:$STO_PORT "$ENR"

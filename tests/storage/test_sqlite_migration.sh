@@ -67,7 +67,9 @@ check_eq "the old event is served" 1 "$(jq .count "$TEST_TMP/got.json")"
 python3 "$HERE/raw_records.py" --strip-storage-keys "$TEST_TMP/got.json" >"$TEST_TMP/got.raw"
 printf '%s\n' "$STORED_REC" >"$TEST_TMP/want.raw"
 check "... byte for byte as version 1 stored it" cmp "$TEST_TMP/want.raw" "$TEST_TMP/got.raw"
-check_eq "... with its event_id" "$EID" "$(jq -r '.events[0].event_id' "$TEST_TMP/got.json")"
+# Schema 4 gave state changes the identity entity + last_updated (docs/EVENTS.md section 8).
+EID_V2=$(printf 'state_changed\x1f%s\x1f%s\x1f\x1f' light.v1_lamp 2024-12-31T23:59:59.500000Z | sha256sum | cut -c1-32)
+check_eq "... with its event_id, migrated to the entity + last_updated identity" "$EID_V2" "$(jq -r '.events[0].event_id' "$TEST_TMP/got.json")"
 check_eq "the old dead letter is served" "bad entity_id" "$(curl -s "$U/api/v1/dead-letters" | jq -r '.dead_letters[0].error')"
 check_eq "the domain filter (new index) finds the old event" 1 "$(curl -s "$U/api/v1/events?domain=light" | jq .count)"
 r=$(curl -s -H 'Content-Type: application/json' --data-binary "[$REC]" "$U/api/v1/events")
