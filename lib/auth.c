@@ -111,16 +111,20 @@ static int auth_equal(const char *a, size_t alen, const char *b, size_t blen) {
     return d == 0;
 }
 
+int auth_value_ok(const char *h) {
+    if (!auth_token) return 1;
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return 0;
+    const char *t = h + 7;
+    while (*t == ' ') t++;
+    size_t tl = strlen(t);
+    while (tl && t[tl - 1] == ' ') tl--;
+    return auth_equal(t, tl, auth_token, strlen(auth_token));
+}
+
 int auth_check(struct evhttp_request *req) {
     if (!auth_token) return 0;
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
-        const char *t = h + 7;
-        while (*t == ' ') t++;
-        size_t tl = strlen(t);
-        while (tl && t[tl - 1] == ' ') tl--;
-        if (auth_equal(t, tl, auth_token, strlen(auth_token))) return 0;
-    }
+    if (auth_value_ok(h)) return 0;
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
     evhttp_add_header(out, "WWW-Authenticate", h ? "Bearer error=\"invalid_token\"" : "Bearer");
     evhttp_add_header(out, "Content-Type", "application/json");

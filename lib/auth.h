@@ -42,6 +42,11 @@ int auth_path_open(const char *path);
  * WWW-Authenticate: Bearer and returns -1. */
 int auth_check(struct evhttp_request *req);
 
+/* 1 when `authorization` (the value of an Authorization header, or NULL) is
+ * "Bearer <the token>", or when no token is set. For servers that do not use
+ * httpd (the HA simulator's control endpoints). */
+int auth_value_ok(const char *authorization);
+
 /* "Authorization: Bearer <token>" for outgoing requests to other HomeIQ
  * services, or NULL when no token is set. Owned here. */
 const char *auth_header(void);

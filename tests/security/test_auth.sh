@@ -6,9 +6,9 @@
 # still talk to each other (each sends the token downstream), the token must
 # never reach a log, a non-loopback bind must not start without a token, and a
 # hostile entity id must not forge a log line.
-# Usage: test_auth.sh INGESTION ENRICHMENT STORAGE HOMEIQCTL
+# Usage: test_auth.sh INGESTION ENRICHMENT STORAGE HOMEIQCTL SIMULATOR
 . "$(dirname "$0")/../lib/common.sh"
-ING_BIN=$1 ENR_BIN=$2 STO_BIN=$3 CTL=$4
+ING_BIN=$1 ENR_BIN=$2 STO_BIN=$3 CTL=$4 SIM_BIN=$5
 ING_PORT=$(free_port) ENR_PORT=$(free_port) STO_PORT=$(free_port)
 ING=http://127.0.0.1:$ING_PORT ENR=http://127.0.0.1:$ENR_PORT STO=http://127.0.0.1:$STO_PORT
 
@@ -92,6 +92,19 @@ check "enrichment logged the rejection" grep -q 'dead-lettered.*FORGED' "$TEST_T
 check "... on one line, escaped" grep -q 'sensor.x\\n2026-01-01T00:00:00.000Z error data-storage: FORGED\\r\\x1b\[31mred' "$TEST_TMP/enr.log"
 check "no log line starts with the forged text" bash -c "! grep -q '^2026-01-01T00:00:00.000Z error data-storage: FORGED' '$TEST_TMP'/*.log"
 check "no raw ESC or CR in any log" bash -c "! grep -q $'[\x1b\r]' '$TEST_TMP'/*.log"
+
+# ---- the simulator's control endpoints ------------------------------------
+P=$(free_port)
+start_bg sim env SIMULATOR_PORT=$P "$SIM_BIN"
+wait_http "http://127.0.0.1:$P/health" || bail "the simulator starts with a token file"
+for e in pause resume drop history/off inject; do
+  check_eq "simulator POST /api/sim/$e without the token: 401" 401 "$(code POST "http://127.0.0.1:$P/api/sim/$e")"
+  check_eq "simulator POST /api/sim/$e with a wrong token: 401" 401 "$(code POST "http://127.0.0.1:$P/api/sim/$e" wrong-token-x)"
+done
+check_eq "simulator POST /api/sim/pause with the token: 200" 200 "$(code POST "http://127.0.0.1:$P/api/sim/pause" "$TOKEN")"
+check_eq "... and it paused" true "$(jq .paused "$TEST_TMP/body")"
+check_eq "simulator GET /api/sim/stats (read-only) stays open" 200 "$(code GET "http://127.0.0.1:$P/api/sim/stats")"
+stop_pid "$LAST_PID"; check_eq "the simulator exits cleanly" 0 $?
 
 # ---- /metrics open with METRICS_AUTH=0 ------------------------------------
 P=$(free_port)

@@ -7,6 +7,7 @@
  * than a real house. It speaks the real protocol so clients cannot tell. */
 #include "sim.h"
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "service.h"
@@ -22,6 +23,8 @@ static const config_var VARS[] = {
     {"SIMULATOR_PORT", "8123", "TCP port for the WebSocket API and the control endpoints (--port P)"},
     {"SIMULATOR_BIND", "127.0.0.1", "IP address to bind"},
     {"SIMULATOR_TOKEN", "homeiq-simulator-token", "the access token clients must send (or SIMULATOR_TOKEN_FILE)"},
+    {"HOMEIQ_API_TOKEN", NULL, "when set (or HOMEIQ_API_TOKEN_FILE): POST /api/sim/* needs 'Authorization: Bearer <token>'"},
+    {"HOMEIQ_API_TOKEN_FILE", NULL, "file holding that token"},
     {"SIMULATOR_SCENARIO", SIM_SCENARIO_DIR "/house.json", "JSON scenario describing the house's entities (--scenario FILE)"},
     {"SIMULATOR_RATE", NULL, "load mode: events/s in total, cycling the entities (--rate N); unset = house mode"},
     {"SIMULATOR_COUNT", "0", "stop generating after N events were sent; keep serving (--count N); 0 = no limit"},
@@ -108,7 +111,7 @@ int main(int argc, char **argv)
     int r = config_parse_args(nargc, argv, USAGE, VARS);
     if (r > 0) return 0;
     if (r < 0) return 2;
-    if (log_init("ha-simulator") != 0) return 2;
+    if (log_init("ha-simulator") != 0 || auth_load() != 0) return 2;
 
     sim s;
     memset(&s, 0, sizeof s);
@@ -183,6 +186,7 @@ out_log:
     if (s.sent_log) fclose(s.sent_log);
     if (s.truth_log) fclose(s.truth_log); /* opened before start-up failed */
     free(s.token);
+    auth_shutdown();
     log_shutdown();
     return rc;
 }

@@ -7,6 +7,7 @@
  * minimal parser is enough: read the head, answer, close. */
 #include "sim.h"
 
+#include "auth.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -155,6 +156,12 @@ static void upgrade(sim_http_conn *h, char *head, size_t head_len)
     proto_client_start(c);
 }
 
+static int control_authorized(char *head)
+{
+    char v[512];
+    return auth_value_ok(header(head, "Authorization", v, sizeof v));
+}
+
 static void route(sim_http_conn *h, const char *method, const char *path, char *head, size_t head_len,
                   const char *body, size_t body_len)
 {
@@ -173,6 +180,10 @@ static void route(sim_http_conn *h, const char *method, const char *path, char *
         if (s->history_file) fflush(s->history_file);
         sim_stats_json(s, &b);
         json_reply(h, 200, "OK", &b);
+    } else if (post && !strncmp(path, "/api/sim/", 9) && !control_authorized(head)) {
+        /* The control endpoints change what the "house" does: with a HomeIQ API
+         * token set (as make run does), they need it, like every HomeIQ API. */
+        respond(h, 401, "Unauthorized", "{\"message\":\"API token required: send 'Authorization: Bearer <token>'\"}");
     } else if (strcmp(path, "/api/sim/drop") == 0 && post) {
         long long before = s->drops;
         proto_drop_all(s);
