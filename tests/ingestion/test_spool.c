@@ -393,6 +393,104 @@ static void test_read_across_segments_after_reopen(void **state) {
     free(c);
 }
 
+/* The oldest segment file of `dir` (names are the zero-padded first seq). */
+static void first_segment_path(const char *dir, char *out, size_t len) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    char best[256] = "";
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, ".seg") && (!best[0] || strcmp(e->d_name, best) < 0)) snprintf(best, sizeof best, "%s", e->d_name);
+    closedir(d);
+    assert_true(best[0] != '\0');
+    assert_true((size_t)snprintf(out, len, "%s/%.255s", dir, best) < len);
+}
+
+/* 200 records "i;xxxx" of 2000 bytes over 64 KiB segments (about 32 per segment). */
+static void fill_segments(spool *s) {
+    char rec[2000];
+    for (int i = 0; i < 200; i++) {
+        memset(rec, 'a' + (i % 26), sizeof rec);
+        int l = snprintf(rec, 20, "%d;", i);
+        rec[l] = 'x';
+        assert_int_equal(spool_append(s, rec, sizeof rec, NULL), 0);
+    }
+    spool_sync(s);
+}
+
+/* Every delivered record is the one written under its seq: nothing shifted, nothing invented. */
+static void assert_payloads_match_seqs(const collected *c, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char want[24];
+        snprintf(want, sizeof want, "%llu;", (unsigned long long)c->seqs[i]);
+        assert_memory_equal(c->payload[i], want, strlen(want));
+        if (i) assert_true(c->seqs[i] > c->seqs[i - 1]);
+    }
+}
+
+/* docs/SPOOL.md "Recovery on start": corruption in an OLDER segment (a closed,
+ * fsync'ed one) is handled like a torn tail: the valid records before it are
+ * kept, the rest of that segment is skipped (their seqs are not reused), and
+ * every later segment is read intact. */
+static void test_corrupt_record_in_older_segment(void **state) {
+    fixture *f = *state;
+    spool *s = open_spool(f, 0, 64 * 1024, 100);
+    fill_segments(s);
+    spool_close(s);
+    assert_true(count_segments(f->dir) >= 4);
+    char path[512];
+    first_segment_path(f->dir, path, sizeof path);
+    /* Flip a payload byte of the 11th record (magic + 10 records of 8 + 2000 bytes): its CRC fails. */
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    off_t at = 8 + 10 * (8 + 2000) + 8 + 500;
+    assert_int_equal(pwrite(fd, "#", 1, at), 1);
+    close(fd);
+
+    s = open_spool(f, 0, 64 * 1024, 100);
+    collected *c = calloc(1, sizeof *c);
+    size_t n = read_all(s, c);
+    assert_payloads_match_seqs(c, n);
+    assert_int_equal(c->seqs[0], 0);
+    assert_int_equal(c->seqs[9], 9);      /* the records before the damage */
+    assert_true(c->seqs[10] > 10);       /* the damaged one and the rest of its segment are skipped */
+    assert_int_equal(c->seqs[n - 1], 199); /* every later segment intact, to the end */
+    assert_true(n >= 200 - 32 && n < 200);
+    /* new records follow the old numbering */
+    append_n(s, 1000, 1);
+    spool_sync(s);
+    spool_stats st;
+    spool_get_stats(s, &st);
+    assert_int_equal(st.next_seq, 201);
+    spool_close(s);
+    free(c);
+}
+
+/* A segment whose magic is damaged is reset to an empty segment; the others are read intact. */
+static void test_bad_header_in_older_segment(void **state) {
+    fixture *f = *state;
+    spool *s = open_spool(f, 0, 64 * 1024, 100);
+    fill_segments(s);
+    spool_close(s);
+    char path[512];
+    first_segment_path(f->dir, path, sizeof path);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, "XXXXXXXX", 8, 0), 8);
+    close(fd);
+
+    s = open_spool(f, 0, 64 * 1024, 100);
+    collected *c = calloc(1, sizeof *c);
+    size_t n = read_all(s, c);
+    assert_true(n > 0);
+    assert_payloads_match_seqs(c, n);
+    assert_true(c->seqs[0] > 0);           /* the first segment's records are gone (logged) */
+    assert_int_equal(c->seqs[n - 1], 199); /* the later ones all delivered */
+    assert_int_equal(n, 200 - c->seqs[0]);  /* ... without a gap after the reset segment */
+    spool_close(s);
+    free(c);
+}
+
 static void test_full_keeps_oldest(void **state) {
     fixture *f = *state;
     spool *s = open_spool(f, 256 * 1024, 0, 100);
@@ -495,6 +593,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_zeroed_tail_and_bad_crc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segments_rotate_and_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_across_segments_after_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_record_in_older_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_header_in_older_segment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_keeps_oldest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_cursor_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_big_record, setup, teardown),
