@@ -195,13 +195,29 @@ EOF
   check "refused events are dead letters with their record" \
     jqe '[.dead_letters[] | select((.error|test("field type conflict")) and .event.entity_id == "sensor.c1")] | length == 1' \
     <<<"$(curl -s "$U/api/v1/dead-letters?limit=10")"
+
+  # A deep split: 400 lines in one write, 7 of them refused, spread so that the
+  # halving must go down to single lines in several places (first, neighbours,
+  # the middle, the last).
+  BADS='[3,50,51,199,200,333,399]'
+  jq -cn --argjson bad "$BADS" '[range(400) as $i | {event_type:"state_changed", entity_id:"sensor.deep_\($i)",
+      time_fired:("2020-01-01T01:\(($i / 60 | floor) | tostring | if length < 2 then "0" + . else . end):\(($i % 60) | tostring | if length < 2 then "0" + . else . end)Z"),
+      context_id:"deep-\($i)"} + (if ($bad | index($i)) != null then {state:"\($i)", value:$i} else {state:"s\($i)"} end)]' \
+    >"$TEST_TMP/deep.json"
+  r=$(post "$TEST_TMP/deep.json")
+  check_eq "deep split: 400 lines, 7 refused -> 393 stored, exactly those 7 rejected and dead-lettered" \
+    "[393,$BADS,7]" "$(body_of "$r" | jq -c '[.stored,[.rejected[].index],.dead_lettered]')"
+  check_eq "... every good one readable" 393 \
+    "$(curl -s "$U/api/v1/events?start=2020-01-01T01:00:00Z&end=2020-01-01T02:00:00Z&limit=1000" | jq '[.events[] | select(.entity_id|startswith("sensor.deep_"))] | length')"
+  check_eq "... and each refused one a dead letter with its record" 7 \
+    "$(curl -s "$U/api/v1/dead-letters?limit=100" | jq '[.dead_letters[] | select((.error|test("field type conflict")) and (.event.entity_id|startswith("sensor.deep_")))] | length')"
 fi
 
 # ---- health and metrics -----------------------------------------------------
 h=$(curl -s "$U/health")
 check "health: healthy, names the backend" jqe --arg b "$BACKEND" '.status == "healthy" and .backend.backend == $b' <<<"$h"
 m=$(curl -s "$U/metrics")
-extra=1; [ "$BACKEND" = influxdb ] && extra=3
+extra=1; [ "$BACKEND" = influxdb ] && extra=$((3 + 393))   # + the conflict and deep-split cases
 check "metrics: events stored" grep -qE "^homeiq_storage_events_stored_total $((N + extra))$" <<<"$m"
 check "metrics: duplicates" grep -qE "^homeiq_storage_duplicates_total $((N + 5))$" <<<"$m"
 check "metrics: rejects" grep -qE '^homeiq_storage_rejected_total [1-9]' <<<"$m"
