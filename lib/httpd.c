@@ -331,6 +331,23 @@ int httpd_query_parse(struct evhttp_request *req, struct evkeyvalq *params) {
 
 const char *httpd_query_get(struct evkeyvalq *params, const char *key) { return evhttp_find_header(params, key); }
 
+int httpd_query_check(struct evhttp_request *req, struct evkeyvalq *params,
+                      int (*check)(void *ctx, const char *k, const char *v, char *err, size_t n), void *ctx) {
+    char err[256];
+    if (httpd_query_parse(req, params) != 0) {
+        httpd_reply_error(req, 400, "query string: cannot be parsed");
+        return -1;
+    }
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, params, next) {
+        if (check(ctx, kv->key, kv->value, err, sizeof err) != 0) {
+            httpd_reply_error(req, 400, "%s", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void httpd_query_free(struct evkeyvalq *params) { evhttp_clear_headers(params); }
 
 void httpd_request_abandon(struct evhttp_request *req) {

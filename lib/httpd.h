@@ -66,6 +66,12 @@ int httpd_read_json(struct evhttp_request *req, json_t **out);
  * initialised by httpd_query_parse() and released with httpd_query_free(). */
 int httpd_query_parse(struct evhttp_request *req, struct evkeyvalq *params);
 const char *httpd_query_get(struct evkeyvalq *params, const char *key);
+/* Parses the query string into `params` and passes every parameter to `check`,
+ * which fills `err` (naming the parameter) and returns non-zero for a bad one.
+ * On a bad or unparsable query it has already answered 400 and returns -1.
+ * `params` is freed by the caller either way (httpd_query_free). */
+int httpd_query_check(struct evhttp_request *req, struct evkeyvalq *params,
+                      int (*check)(void *ctx, const char *k, const char *v, char *err, size_t n), void *ctx);
 void httpd_query_free(struct evkeyvalq *params);
 
 /* For a connection close callback (evhttp_connection_set_closecb) of a request

@@ -2,6 +2,7 @@
  * escaped (no value from outside can end or forge a line, or break the JSON),
  * then written with a single write(2) so concurrent processes don't interleave. */
 #include "log.h"
+#include "json_text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,26 +69,6 @@ static void log_scrub(char *s) {
     }
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes there
- * are not one (bad lead, bad continuation, overlong, surrogate, > U+10FFFF). */
-static size_t log_utf8_len(const unsigned char *s) {
-    unsigned c = s[0];
-    size_t n;
-    unsigned min;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) n = 2, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef) n = 3, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4) n = 4, min = 0x10000;
-    else return 0;
-    unsigned cp = c & (0x3f >> (n - 1));
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return n;
-}
-
 /* Copies `s` into `out` so that it cannot end or forge a log line: control
  * characters (newline, carriage return, ANSI escapes...) and bytes that are
  * not UTF-8 become visible escapes. JSON: the inside of a JSON string
@@ -96,10 +77,10 @@ static size_t log_utf8_len(const unsigned char *s) {
  * an escape in the input cannot pass for one made here. */
 static size_t log_escape(char *out, size_t cap, const char *s, int json) {
     size_t o = 0;
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
     while (*p && o + 8 < cap) {
         unsigned c = *p;
-        size_t n = log_utf8_len(p);
+        size_t n = c < 0x80 ? 1 : json_text_utf8_len(p, (size_t)(end - p));
         if (n == 0) {
             o += (size_t)(json ? snprintf(out + o, cap - o, "\\ufffd") : snprintf(out + o, cap - o, "\\x%02x", c));
             p++;

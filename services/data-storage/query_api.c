@@ -98,26 +98,6 @@ static int query_supported(struct evhttp_request *req, store *st, const void *op
 
 /* ---- parameters ----------------------------------------------------------- */
 
-typedef int (*query_param_fn)(void *ctx, const char *k, const char *v, char *err, size_t n);
-
-/* Parses the query string and applies `fn` to every parameter; answers 400
- * naming the bad one. 0/-1. `params` must be freed by the caller. */
-static int query_params(struct evhttp_request *req, struct evkeyvalq *params, query_param_fn fn, void *ctx) {
-    char err[256];
-    if (httpd_query_parse(req, params) != 0) {
-        httpd_reply_error(req, 400, "query string: cannot be parsed");
-        return -1;
-    }
-    struct evkeyval *kv;
-    TAILQ_FOREACH(kv, params, next) {
-        if (fn(ctx, kv->key, kv->value, err, sizeof err) != 0) {
-            httpd_reply_error(req, 400, "%s", err);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static int query_long(const char *k, const char *v, long min, long max, long *out, char *err, size_t n) {
     if (store_parse_long(v, min, max, out) == 0) return 0;
     snprintf(err, n, "%s: must be an integer from %ld to %ld", k, min, max);
@@ -171,7 +151,7 @@ static void query_feed(struct evhttp_request *req, void *arg) {
     memset(&p, 0, sizeof p);
     store_filter_init(&p.f);
     p.q.f = &p.f;
-    if (query_params(req, &params, feed_param, &p) == 0) {
+    if (httpd_query_check(req, &params, feed_param, &p) == 0) {
         query_wait *w = query_wait_new(req, "events");
         if (w) a->st->ops->feed(a->st, &p.q, query_reply, w);
     }
@@ -195,7 +175,7 @@ static void query_entities(struct evhttp_request *req, void *arg) {
     if (query_supported(req, a->st, (const void *)a->st->ops->entities, "GET /api/v1/entities") != 0) return;
     struct evkeyvalq params;
     store_entity_query q = {.limit = 1000};
-    if (query_params(req, &params, entity_param, &q) == 0) {
+    if (httpd_query_check(req, &params, entity_param, &q) == 0) {
         query_wait *w = query_wait_new(req, "entities");
         if (w) a->st->ops->entities(a->st, &q, query_reply, w);
     }
@@ -241,7 +221,7 @@ static void query_series(struct evhttp_request *req, void *arg) {
     struct evkeyvalq params;
     char err[256];
     series_params p = {.q = {.points = 500, .max_segments = QUERY_MAX_SEGMENTS}};
-    if (query_params(req, &params, series_param, &p) == 0) {
+    if (httpd_query_check(req, &params, series_param, &p) == 0) {
         if (series_check(&p, err, sizeof err) != 0) {
             httpd_reply_error(req, 400, "%s", err);
         } else {
@@ -267,7 +247,7 @@ static void query_stats(struct evhttp_request *req, void *arg) {
     if (query_supported(req, a->st, (const void *)a->st->ops->stats, "GET /api/v1/stats") != 0) return;
     struct evkeyvalq params;
     store_stats_query q = {.window_s = 60, .now_us = service_now_us()};
-    if (query_params(req, &params, stats_param, &q) == 0) {
+    if (httpd_query_check(req, &params, stats_param, &q) == 0) {
         query_wait *w = query_wait_new(req, NULL);
         if (w) a->st->ops->stats(a->st, &q, query_reply, w);
     }

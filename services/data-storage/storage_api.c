@@ -64,25 +64,6 @@ static void storage_reply_json_text(struct evhttp_request *req, int status, sbuf
     free(text);
 }
 
-/* Validates every query parameter with `set`; answers 400 naming the bad one. */
-static int storage_query_params(struct evhttp_request *req, struct evkeyvalq *params,
-                                int (*set)(void *ctx, const char *k, const char *v, char *err, size_t n),
-                                void *ctx) {
-    char err[256];
-    if (httpd_query_parse(req, params) != 0) {
-        httpd_reply_error(req, 400, "query string: cannot be parsed");
-        return -1;
-    }
-    struct evkeyval *kv;
-    TAILQ_FOREACH(kv, params, next) {
-        if (set(ctx, kv->key, kv->value, err, sizeof err) != 0) {
-            httpd_reply_error(req, 400, "%s", err);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* ---- waiting requests ------------------------------------------------- */
 
 static void storage_wait_client_gone(struct evhttp_connection *conn, void *arg) {
@@ -282,7 +263,7 @@ static void storage_get_events(struct evhttp_request *req, storage_api *a) {
     struct evkeyvalq params;
     char err[256];
     store_filter_init(&f);
-    if (storage_query_params(req, &params, storage_filter_param, &f) != 0) goto out;
+    if (httpd_query_check(req, &params, storage_filter_param, &f) != 0) goto out;
     if (store_filter_check(&f, err, sizeof err) != 0) {
         httpd_reply_error(req, 400, "%s", err);
         goto out;
@@ -318,7 +299,7 @@ static void storage_dead_letters(struct evhttp_request *req, void *arg) {
     struct evkeyvalq params;
     long limit = 100;
     if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
-    if (storage_query_params(req, &params, storage_dead_param, &limit) == 0) {
+    if (httpd_query_check(req, &params, storage_dead_param, &limit) == 0) {
         storage_wait *w = storage_rows_wait(a, req, "dead_letters");
         if (w) a->st->ops->dead_letters(a->st, limit, storage_rows_reply, w);
     }
