@@ -129,6 +129,8 @@ static void httpd_metrics(struct evhttp_request *req, void *arg) {
     free(text);
 }
 
+static const config_var httpd_vars[] = {HTTPD_CONFIG_VARS, CONFIG_END};
+
 /* The connection cap: opts->max_connections, else HTTP_MAX_CONNECTIONS, and
  * never more than the descriptors the process may open minus a reserve for
  * its own files and outgoing connections. Raises the soft descriptor limit to
@@ -136,7 +138,7 @@ static void httpd_metrics(struct evhttp_request *req, void *arg) {
 static int httpd_conn_limit(const httpd *h, const httpd_opts *opts, int *max_conns, int *fd_cap) {
     struct rlimit rl;
     long long want = opts->max_connections;
-    if (!want && config_long("HTTP_MAX_CONNECTIONS", HTTPD_DEFAULT_MAX_CONNECTIONS, 1, 1000000, &want) != 0)
+    if (!want && config_int(httpd_vars, "HTTP_MAX_CONNECTIONS", &want) != 0)
         return -1;
     long long fds = 1024;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {

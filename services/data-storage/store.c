@@ -15,7 +15,7 @@
 #include <string.h>
 
 int store_open(struct event_base *base, store **out) {
-    const char *backend = config_str("STORAGE_BACKEND", "sqlite");
+    const char *backend = config_text(NULL, "STORAGE_BACKEND");
     if (strcmp(backend, "sqlite") == 0) return store_sqlite_open(out);
     if (strcmp(backend, "influxdb") == 0) return store_influx_open(base, out);
     log_error("STORAGE_BACKEND=%s: expected sqlite or influxdb", backend);
