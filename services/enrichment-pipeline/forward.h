@@ -42,7 +42,4 @@ int forward_send(httpc *c, const forward_target *t, const char *request_id, cons
  * writes at most n bytes into out. */
 void forward_error_text(const httpc_response *res, char *out, size_t n);
 
-/* "<base>/<path>" without a doubled '/'; malloc'd. */
-char *forward_join_url(const char *base, const char *path);
-
 #endif

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "service.h"
+#include "url.h"
 
 #include <malloc.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@
 static const config_var enrichment_vars[] = {
     CONFIG_INT("ENRICHMENT_PIPELINE_PORT", "8002", 0, 65535, "TCP port for the HTTP API"),
     CONFIG_TEXT("ENRICHMENT_PIPELINE_BIND", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)"),
-    CONFIG_TEXT("DATA_STORAGE_URL", "http://127.0.0.1:8004", "base URL of data-storage"),
+    URL_STORAGE_VAR,
     CONFIG_INT("MAX_BODY_BYTES", "16777216", 1024, 1LL << 30, "largest request body; larger gets 413"),
     CONFIG_INT("MAX_BATCH", "10000", 1, 1000000, "most events per request; more gets 413"),
     CONFIG_INT("STORAGE_TIMEOUT_MS", "10000", 100, 600000, "how long one batch may wait for data-storage before 503"),

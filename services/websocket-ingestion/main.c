@@ -14,6 +14,7 @@
 #include "event.h"
 #include "json_scan.h"
 #include "log.h"
+#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,7 +43,7 @@ static const config_var ingest_vars[] = {
     CONFIG_INT("SPOOL_MAX_BYTES", "1073741824", 1 << 20, 1ll << 50, "spool size limit; at the limit new events are refused (health 503)"),
     CONFIG_INT("SPOOL_SEGMENT_BYTES", "67108864", 65536, 1ll << 32, "spool segment file size (capped to SPOOL_MAX_BYTES/8)"),
     CONFIG_INT("SPOOL_FSYNC_MS", "100", 0, 60000, "group fsync delay after an append"),
-    CONFIG_TEXT("ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002", "where events are forwarded (POST <url>/api/v1/events)"),
+    URL_ENRICHMENT_VAR, /* events are forwarded with POST <url>/api/v1/events */
     CONFIG_INT("FORWARD_BATCH_MAX", "1000", 1, 100000, "events per forward request"),
     CONFIG_INT("FORWARD_BATCH_MAX_BYTES", "8388608", 1024, 1ll << 30, "most bytes per forward request, last record included (keep below enrichment's MAX_BODY_BYTES); a larger event is dead-lettered"),
     CONFIG_INT("FORWARD_LINGER_MS", "20", 0, 60000, "while a batch is in flight, wait at most this long for the next one to fill"),
@@ -243,10 +244,10 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
     if (spool_open(in->base, &so, &in->sp) != 0) return -1;
 
     snprintf(in->quarantine_path, sizeof in->quarantine_path, "%s/dead-letters.jsonl", spool_dir);
-    const char *down = config_text(ingest_vars, "ENRICHMENT_PIPELINE_URL");
-    size_t dl = strlen(down);
-    while (dl > 0 && down[dl - 1] == '/') dl--;
-    snprintf(in->downstream_url, sizeof in->downstream_url, "%.*s/api/v1/events", (int)dl, down);
+    char *down = url_join(config_text(ingest_vars, "ENRICHMENT_PIPELINE_URL"), "api/v1/events");
+    if (!down) return -1;
+    snprintf(in->downstream_url, sizeof in->downstream_url, "%s", down);
+    free(down);
     forwarder_opts fo = {
         .url = in->downstream_url, .batch_max = (size_t)c->batch_max, .batch_max_bytes = (size_t)c->batch_bytes,
         .linger_ms = (long)c->linger_ms, .max_inflight = (int)c->inflight, .timeout_ms = (long)c->timeout_ms,

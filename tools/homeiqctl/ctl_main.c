@@ -10,15 +10,16 @@
 #include "ctl.h"
 #include "auth.h"
 #include "log.h"
+#include "url.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 static const config_var ctl_vars[] = {
-    {"WEBSOCKET_INGESTION_URL", "http://127.0.0.1:8001", "base URL of websocket-ingestion"},
-    {"ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002", "base URL of enrichment-pipeline"},
-    {"DATA_STORAGE_URL", "http://127.0.0.1:8004", "base URL of data-storage"},
+    URL_INGESTION_VAR,
+    URL_ENRICHMENT_VAR,
+    URL_STORAGE_VAR,
     {"STORAGE_BACKEND", "sqlite", "backup/restore: sqlite or influxdb"},
     {"DATA_DIR", "./data", "backup/restore (sqlite): directory holding events.db"},
     {"INFLUXDB_DATABASE", "home_assistant", "backup/restore (influxdb 1.x): database name"},
