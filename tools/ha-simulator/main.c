@@ -179,8 +179,8 @@ out:
     http_free_all(&s);
     hist_free(&s);
     house_free(&s);
-    sbuf_free(&s.ev);
-    sbuf_free(&s.tmp);
+    simbuf_free(&s.ev);
+    simbuf_free(&s.tmp);
     service_free(svc);
 out_log:
     if (s.sent_log) fclose(s.sent_log);
