@@ -7,6 +7,7 @@
 #include "log.h"
 #include "metrics.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
@@ -351,6 +352,17 @@ int httpd_query_check(struct evhttp_request *req, struct evkeyvalq *params,
 }
 
 void httpd_query_free(struct evkeyvalq *params) { evhttp_clear_headers(params); }
+
+int httpd_param_long(const char *v, long long min, long long max, long long *out) {
+    if (!v || !*v || strlen(v) > 19) return -1;
+    for (const char *p = v; *p; p++)
+        if (*p < '0' || *p > '9') return -1;
+    errno = 0;
+    long long x = strtoll(v, NULL, 10);
+    if (errno || x < min || x > max) return -1;
+    *out = x;
+    return 0;
+}
 
 void httpd_request_abandon(struct evhttp_request *req) {
     if (req && !evhttp_request_get_connection(req)) evhttp_request_free(req);

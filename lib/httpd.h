@@ -74,6 +74,9 @@ const char *httpd_query_get(struct evkeyvalq *params, const char *key);
 int httpd_query_check(struct evhttp_request *req, struct evkeyvalq *params,
                       int (*check)(void *ctx, const char *k, const char *v, char *err, size_t n), void *ctx);
 void httpd_query_free(struct evkeyvalq *params);
+/* A parameter that must be a plain decimal (digits only, no sign or spaces) in
+ * [min, max], min >= 0. 0, or -1 when it is not. */
+int httpd_param_long(const char *v, long long min, long long max, long long *out);
 
 /* For a connection close callback (evhttp_connection_set_closecb) of a request
  * that will now never be answered: when the client went away first, libevent

@@ -7,6 +7,7 @@
 #include "json_text.h"
 #include "store_sqlite.h"
 #include "config.h"
+#include "httpd.h"
 #include "log.h"
 
 #include <errno.h>
@@ -167,13 +168,9 @@ void store_filter_init(store_filter *f) {
 }
 
 int store_parse_long(const char *s, long min, long max, long *out) {
-    if (!s || !*s || strlen(s) > 18) return -1;
-    for (const char *p = s; *p; p++)
-        if (*p < '0' || *p > '9') return -1;
-    errno = 0;
-    long v = strtol(s, NULL, 10);
-    if (errno || v < min || v > max) return -1;
-    *out = v;
+    long long v;
+    if (httpd_param_long(s, min, max, &v) != 0) return -1;
+    *out = (long)v;
     return 0;
 }
 
