@@ -5,10 +5,10 @@
  * data-storage in one request per batch; the caller gets 200 only after
  * storage committed. The service keeps no state, so copies can run side by
  * side behind a load balancer. */
-#include "api.h"
+#include "enrich_api.h"
 #include "auth.h"
 #include "config.h"
-#include "health.h"
+#include "storage_probe.h"
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"

@@ -20,7 +20,7 @@
 #include "batch.h"
 #include "event.h"
 #include "enrich.h"
-#include "forward.h"
+#include "storage_client.h"
 #include "normalize.h"
 #include "timeofday.h"
 #include "validate.h"

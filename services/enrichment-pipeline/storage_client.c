@@ -1,5 +1,5 @@
-/* forward.c -- see forward.h. */
-#include "forward.h"
+/* storage_client.c -- see storage_client.h. */
+#include "storage_client.h"
 #include "auth.h"
 #include "delivery.h"
 #include "url.h"

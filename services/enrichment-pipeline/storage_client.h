@@ -1,4 +1,4 @@
-/* forward.h -- the forward stage: one POST of one batch to data-storage, and
+/* storage_client.h -- the forward stage: one POST of one batch to data-storage, and
  * what its answer means for our caller.
  *
  * Why: the ack contract ("200 only when storage answered 200 for this batch")
@@ -13,8 +13,8 @@
  *   a 200 breaking the contract -> 502 (retried by the caller)
  * The request goes through httpc, whose connection pool keeps the connection
  * to storage alive across batches. */
-#ifndef HOMEIQ_ENRICH_FORWARD_H
-#define HOMEIQ_ENRICH_FORWARD_H
+#ifndef HOMEIQ_STORAGE_CLIENT_H
+#define HOMEIQ_STORAGE_CLIENT_H
 
 #include "httpc.h"
 

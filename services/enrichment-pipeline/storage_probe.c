@@ -1,7 +1,7 @@
-/* health.c -- see health.h. */
-#include "health.h"
+/* storage_probe.c -- see storage_probe.h. */
+#include "storage_probe.h"
 
-#include "forward.h"
+#include "storage_client.h"
 #include "log.h"
 #include "url.h"
 
