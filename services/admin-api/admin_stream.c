@@ -256,13 +256,13 @@ static void stream_poll(evutil_socket_t fd, short what, void *arg) {
 /* Strict decimal in [min, max]. 0/-1. */
 static int stream_parse_long(const char *v, long long min, long long max, long long *out) {
     if (!v || !*v || strlen(v) > 19) return -1;
-    long long n = 0;
+    unsigned long long n = 0; /* 19 digits fit unsigned: no overflow whatever is sent */
     for (const char *p = v; *p; p++) {
         if (*p < '0' || *p > '9') return -1;
-        n = n * 10 + (*p - '0');
+        n = n * 10 + (unsigned long long)(*p - '0');
     }
-    if (n < min || n > max) return -1;
-    *out = n;
+    if (n < (unsigned long long)min || n > (unsigned long long)max) return -1;
+    *out = (long long)n;
     return 0;
 }
 

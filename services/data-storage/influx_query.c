@@ -43,8 +43,8 @@
 struct influx_reads {
     int ha_schema;
     char *db;
-    int64_t feed_last;   /* last feed sequence given out */
-    int64_t head;        /* highest sequence of an acknowledged batch */
+    int64_t feed_last;   /* last feed sequence given out (us; the point's time is seq * 1000 ns) */
+    int64_t head;        /* highest sequence of an acknowledged batch (us) */
     int head_known;      /* head read back from InfluxDB since start */
     int64_t events_total, dead_total;
     int totals_known;
@@ -78,7 +78,7 @@ static void iq_tag(sbuf *b, const char *key, const char *value) {
 }
 
 void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, uint64_t event_ns) {
-    int64_t seq = service_now_us() * 1000;
+    int64_t seq = service_now_us(); /* microseconds: < 2^53, exact in JavaScript */
     if (seq <= r->feed_last) seq = r->feed_last + 1;
     r->feed_last = seq;
     lineproto_measurement(body, INFLUX_FEED_MEASUREMENT);
@@ -87,7 +87,7 @@ void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, u
     iq_tag(body, "event_type", it->event_type);
     sbuf_adds(body, " event_id=");
     lineproto_field_string(body, it->event_id, strlen(it->event_id));
-    sbuf_printf(body, ",t=%lldi %lld\n", (long long)event_ns, (long long)seq);
+    sbuf_printf(body, ",t=%lldi %lld\n", (long long)event_ns, (long long)seq * 1000);
 }
 
 void influx_reads_committed(influx_reads *r, const store_batch *b) {
@@ -366,7 +366,7 @@ static void iq_feed_list(iq_req *q);
 
 static int iq_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
     (void)stmt, (void)tags;
-    int64_t t = iq_int(cols, vals, "time", NULL);
+    int64_t t = iq_int(cols, vals, "time", NULL) / 1000;
     if (t > q->r->head) q->r->head = t;
     if (t > q->r->feed_last) q->r->feed_last = t;
     return 0;
@@ -390,7 +390,7 @@ static int iq_feed_row_cb(iq_req *q, int stmt, json_t *tags, json_t *cols, json_
     }
     iq_feed_row *f = &q->fr[q->nfr++];
     memset(f, 0, sizeof *f);
-    f->seq = iq_int(cols, vals, "time", NULL);
+    f->seq = iq_int(cols, vals, "time", NULL) / 1000;
     f->t_ns = iq_int(cols, vals, "t", NULL);
     memcpy(f->event_id, id, EVENT_ID_LEN);
     return 0;
@@ -500,8 +500,8 @@ static void iq_feed_list(iq_req *q) {
     iq_where_tag(&sql, &first, "domain", q->domain);
     iq_where_tag(&sql, &first, "event_type", q->event_type);
     char cond[96];
-    snprintf(cond, sizeof cond, "time > %lld AND time <= %lld", (long long)(q->has_after ? q->after : 0),
-             (long long)q->head);
+    snprintf(cond, sizeof cond, "time > %lld AND time <= %lld", (long long)(q->has_after ? q->after : 0) * 1000,
+             (long long)q->head * 1000);
     iq_where(&sql, &first, cond);
     sbuf_printf(&sql, " ORDER BY time %s LIMIT %ld", q->has_after ? "ASC" : "DESC", q->limit);
     iq_send(q, &sql, iq_feed_row_cb, iq_feed_plan);

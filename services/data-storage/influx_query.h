@@ -11,10 +11,11 @@
  * a point's time is the event's time_fired, which is not commit order
  * (backfill, late events). So every event written to HomeIQ's measurement
  * gets a second, small point in `homeiq_feed` whose time is its *commit
- * sequence*: nanoseconds from the wall clock at write time, strictly
+ * sequence*: microseconds from the wall clock at write time, strictly
  * increasing within the process (last + 1 when the clock stalls or steps
- * back), tagged like the event and holding its event_id and point time. The
- * cursor is that time. The feed only answers up to the *head*: the highest
+ * back; the point's time is seq * 1000 ns), tagged like the event and holding
+ * its event_id and point time. The cursor is that sequence: below 2^53, so a
+ * browser's JSON keeps it exact. The feed only answers up to the *head*: the highest
  * sequence of a batch InfluxDB has acknowledged. data-storage is the only
  * writer and writes one batch at a time, so every point at or below the head
  * is already visible and none can appear there later: a reader resuming

@@ -167,7 +167,7 @@ void store_filter_init(store_filter *f) {
 }
 
 int store_parse_long(const char *s, long min, long max, long *out) {
-    if (!s || !*s || strlen(s) > 18) return -1;
+    if (!s || !*s || strlen(s) > 19) return -1; /* 19 digits: InfluxDB feed cursors are ns */
     for (const char *p = s; *p; p++)
         if (*p < '0' || *p > '9') return -1;
     errno = 0;
