@@ -47,7 +47,7 @@ struct influx_reads {
     int64_t head;        /* highest sequence of an acknowledged batch (us) */
     int head_known;      /* head read back from InfluxDB since start */
     int64_t events_total, dead_total;
-    int totals_known;
+    int totals_known, counting; /* counted once; one count in flight at most */
 };
 
 /* ---- the write hooks ---------------------------------------------------- */
@@ -170,6 +170,7 @@ static void iq_feed_rows_free(iq_req *q) {
 }
 
 static void iq_free(iq_req *q) {
+    if (q->counted) q->r->counting = 0; /* answered or failed: a later call may count */
     iq_feed_rows_free(q);
     for (size_t i = 0; i < q->nents; i++) {
         free(q->ents[i].id);
@@ -922,11 +923,16 @@ static void iq_stats_answer(iq_req *q) {
     sbuf_addc(&q->meta, '}'); /* closes per_domain */
     sbuf tail;
     sbuf_init(&tail);
+    /* null while the one count is still running (a large store takes a while) */
+    if (r->totals_known)
+        sbuf_printf(&tail, "\"events_total\":%lld,\"dead_letters_total\":%lld,", (long long)r->events_total,
+                    (long long)r->dead_total);
+    else
+        sbuf_adds(&tail, "\"events_total\":null,\"dead_letters_total\":null,");
     sbuf_printf(&tail,
-                "\"backend\":\"influxdb\",\"events_total\":%lld,\"dead_letters_total\":%lld,\"entities\":%lld,"
-                "\"store_bytes\":%lld,\"cursor\":%lld,\"window_s\":%ld,\"per_second\":[",
-                (long long)r->events_total, (long long)r->dead_total, (long long)q->total, (long long)q->store_bytes,
-                (long long)r->head, q->window_s);
+                "\"backend\":\"influxdb\",\"entities\":%lld,\"store_bytes\":%lld,\"cursor\":%lld,\"window_s\":%ld,"
+                "\"per_second\":[",
+                (long long)q->total, (long long)q->store_bytes, (long long)r->head, q->window_s);
     long long sum = 0;
     for (long i = 0; i < q->window_s; i++) {
         sbuf_printf(&tail, "%s%lld", i ? "," : "", q->per_second[i]);
@@ -960,9 +966,9 @@ void store_influx_stats(store *s, const store_stats_query *stq, store_read_cb cb
                 "SELECT last(event_id) FROM \"%s\"",
                 IQ_EVENTS, from, to, IQ_EVENTS, from, to, IQ_EVENTS, INFLUX_FEED_MEASUREMENT);
     /* the totals are counted once, then kept by influx_reads_committed */
-    if (!q->r->totals_known) {
+    if (!q->r->totals_known && !q->r->counting) {
         sbuf_printf(&sql, ";SELECT count(event_id) FROM \"%s\";SELECT count(error) FROM \"%s\"", IQ_EVENTS, IQ_DEAD);
-        q->counted = 1;
+        q->counted = q->r->counting = 1;
     }
     q->tolerate_stmt = IQ_ST_DISK; /* SHOW STATS may need admin rights: store_bytes 0 then */
     sbuf_adds(&q->meta, "\"per_domain\":{");
