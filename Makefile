@@ -5,6 +5,7 @@
 #   make run     install deps, build, run simulator + 3 services on SQLite (Ctrl-C stops all)
 #   make bench   end-to-end benchmark (writes bench/results/ and docs/BENCHMARKS.md)
 #   make bench-admin  the dashboard's targets: 30-day series, entity list, SSE at 1,000 events/s, RSS
+#   make bench-page   the dashboard's page ready with 10M events stored (real headless Chromium)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -13,7 +14,7 @@ CTEST_ARGS ?= --timeout 900
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build deps test test-release test-asan run bench bench-admin clean fuzz
+.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page clean fuzz
 
 all: build
 
@@ -45,6 +46,10 @@ run: deps build
 
 bench-admin: deps build
 	@bench/admin.sh
+
+# Page ready with 10M events (SQLite; BENCH_PAGE_BACKEND=influxdb: 1M by default)
+bench-page: deps build
+	@bench/page_ready.sh
 
 bench: deps
 	@scripts/install-deps --bench

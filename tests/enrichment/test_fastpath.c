@@ -31,7 +31,7 @@
 
 static size_t total_events, fast_events, declined_bodies, bodies;
 
-/* The jansson path as api.c runs it. 0 built, 1 body refused (400), 2 too many. */
+/* The jansson path as enrich_api.c runs it. 0 built, 1 body refused (400), 2 too many. */
 static int slow_build(const char *body, size_t len, batch *b, size_t *n) {
     json_error_t e;
     json_t *v = json_loadb(body, len, JSON_ALLOW_NUL, &e);

@@ -1,4 +1,4 @@
-/* forward.h -- the forward stage: one POST of one batch to data-storage, and
+/* storage_client.h -- the forward stage: one POST of one batch to data-storage, and
  * what its answer means for our caller.
  *
  * Why: the ack contract ("200 only when storage answered 200 for this batch")
@@ -17,8 +17,8 @@
  *   a 200 breaking the contract -> 502 (retried by the caller)
  * The request goes through httpc, whose connection pool keeps the connection
  * to storage alive across batches. */
-#ifndef HOMEIQ_ENRICH_FORWARD_H
-#define HOMEIQ_ENRICH_FORWARD_H
+#ifndef HOMEIQ_STORAGE_CLIENT_H
+#define HOMEIQ_STORAGE_CLIENT_H
 
 #include "httpc.h"
 
@@ -45,8 +45,5 @@ int forward_send(httpc *c, const forward_target *t, const char *request_id, cons
 /* storage's {"error":"..."} text from a non-200 answer, else a generic text;
  * writes at most n bytes into out. */
 void forward_error_text(const httpc_response *res, char *out, size_t n);
-
-/* "<base>/<path>" without a doubled '/'; malloc'd. */
-char *forward_join_url(const char *base, const char *path);
 
 #endif

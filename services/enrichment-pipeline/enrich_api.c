@@ -1,16 +1,16 @@
-/* api.c -- see api.h. One POST is one pipeline run:
+/* enrich_api.c -- see enrich_api.h. One POST is one pipeline run:
  *   parse   body -> JSON -> list of events            (400 / 413 here)
  *   enrich  each event -> record or dead letter       (batch.c, enrich.c)
- *   forward one storage request, answer from its answer (forward.c)
+ *   forward one storage request, answer from its answer (storage_client.c)
  * The request waits (asynchronously) for storage; nothing is acknowledged
  * before storage acknowledged it. */
-#include "api.h"
+#include "enrich_api.h"
 
 #include "batch.h"
 #include "delivery.h"
 #include "event.h"
 #include "fastpath.h"
-#include "forward.h"
+#include "storage_client.h"
 #include "log.h"
 #include "metrics.h"
 #include "service.h"
