@@ -5,10 +5,21 @@
 #include <math.h>
 #include <string.h>
 
+/* The measurement form of name[i]: CR/LF cannot be carried (they end the
+ * line): ' '; a backslash that would escape the next byte of the line (our
+ * escape of ',' or ' ', or the ',' after the name) cannot be written either
+ * (influxd does not unescape "\\"): '/'. Found by tests/fuzz/fuzz_lineproto. */
+static char lineproto_measurement_char(const char *p) {
+    if (*p == '\n' || *p == '\r') return ' ';
+    if (*p == '\\' && (p[1] == '\0' || p[1] == ',' || p[1] == ' ' || p[1] == '\n' || p[1] == '\r')) return '/';
+    return *p;
+}
+
 void lineproto_measurement(sbuf *b, const char *name) {
     for (const char *p = name; *p; p++) {
-        if (*p == ',' || *p == ' ') sbuf_addc(b, '\\');
-        sbuf_addc(b, *p);
+        char c = lineproto_measurement_char(p);
+        if (c == ',' || c == ' ') sbuf_addc(b, '\\');
+        sbuf_addc(b, c);
     }
 }
 

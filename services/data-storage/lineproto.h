@@ -4,7 +4,8 @@
  * line (the event is dead-lettered) or, worse, stores a different tag or field
  * than was sent, or an InfluxQL query can be injected through an entity id.
  * These rules were checked against a real influxd 1.6.7:
- *  - measurement: escape ',' and ' '.
+ *  - measurement: escape ',' and ' '; CR/LF become ' ' and a backslash
+ *    before ',', ' ', CR/LF or the end becomes '/' (neither can be carried).
  *  - tag keys/values: escape ',', '=' and ' ' with a backslash. InfluxDB 1.x
  *    does NOT unescape "\\" in tags (it stores both backslashes) and rejects a
  *    tag value ending in a backslash; newlines end the line. So a tag holds the
