@@ -13,6 +13,7 @@ forward_outcome forward_classify(const httpc_response *res, size_t body_len) {
     switch (delivery_classify(res->status, res->error, body_len)) {
     case DELIVERY_STORED: return FORWARD_STORED;
     case DELIVERY_RETRY: return FORWARD_UNAVAILABLE;
+    case DELIVERY_SUSPECT: return FORWARD_CUT;
     default: return FORWARD_REFUSED;
     }
 }

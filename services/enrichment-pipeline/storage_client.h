@@ -6,10 +6,14 @@
  * uses for us:
  *   200                       -> STORED: map storage's per-record results, answer 200
  *   no answer, 5xx, 3xx, 408  -> UNAVAILABLE: answer 503, the caller keeps and retries
- *   4xx, or the connection cut after a large body
- *                             -> REFUSED: answer 422 (DELIVERY_REFUSED_STATUS) with
+ *   4xx                       -> REFUSED: answer 422 (DELIVERY_REFUSED_STATUS) with
  *                                storage's message: the caller splits the batch
  *                                and dead-letters what is refused alone
+ *   the connection cut after a large body
+ *                             -> CUT: api.c counts a strike for the body
+ *                                (delivery_cut): UNAVAILABLE until the
+ *                                DELIVERY_SUSPECT_TRIES-th cut while storage
+ *                                was healthy, then REFUSED
  *   a 200 breaking the contract -> 502 (retried by the caller)
  * The request goes through httpc, whose connection pool keeps the connection
  * to storage alive across batches. */
@@ -20,7 +24,7 @@
 
 #include <stddef.h>
 
-typedef enum forward_outcome { FORWARD_STORED, FORWARD_UNAVAILABLE, FORWARD_REFUSED } forward_outcome;
+typedef enum forward_outcome { FORWARD_STORED, FORWARD_UNAVAILABLE, FORWARD_REFUSED, FORWARD_CUT } forward_outcome;
 
 forward_outcome forward_classify(const httpc_response *res, size_t body_len);
 

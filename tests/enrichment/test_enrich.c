@@ -558,7 +558,7 @@ static void test_forward_rules(void **state) {
     assert_int_equal(classify(503, NULL, 10), FORWARD_UNAVAILABLE);
     assert_int_equal(classify(400, NULL, 10), FORWARD_REFUSED);
     assert_int_equal(classify(413, NULL, 10), FORWARD_REFUSED);
-    assert_int_equal(classify(0, "connection closed before the response", 4u << 20), FORWARD_REFUSED);
+    assert_int_equal(classify(0, "connection closed before the response", 4u << 20), FORWARD_CUT);
     assert_int_equal(classify(0, "connection closed before the response", 1000), FORWARD_UNAVAILABLE);
     assert_int_equal(classify(201, NULL, 10), FORWARD_UNAVAILABLE); /* a peer breaking the contract: retried */
     assert_int_equal(classify(302, NULL, 10), FORWARD_UNAVAILABLE);
