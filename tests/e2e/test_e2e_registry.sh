@@ -16,7 +16,7 @@ COUNT=${1:-20000}
 RATE=${2:-1000}
 BACKEND=${3:-sqlite}
 HOUSE="$(cd "$(dirname "$0")/../.." && pwd)/tools/ha-simulator/scenarios/house.json"
-: "${SIM_BIN:?}" "${ING_BIN:?}" "${ENR_BIN:?}" "${STO_BIN:?}"
+: "${SIM_BIN:?}" "${ING_BIN:?}" "${ENR_BIN:?}" "${STO_BIN:?}" "${CTL_BIN:?}"
 
 if [ "$BACKEND" = influxdb ]; then
   . "$(dirname "$0")/../lib/influxd.sh"
@@ -133,6 +133,12 @@ for f in "floor=first_floor:floor_id:first_floor" "platform=hue:platform:hue" "d
   check_eq "?$q returns exactly the events with $field=$val" \
     "$(jq --arg v "$val" --arg f "$field" '[.[] | select(.[$f] == $v)] | length' "$TEST_TMP/sc.json")" "$got"
 done
+CTL_OUT=$(DATA_STORAGE_URL=$STO "$CTL_BIN" events --area kitchen --event-type state_changed --limit 10000 --json)
+check "homeiqctl events --area kitchen answers" test "$(jq '.events | length' <<<"$CTL_OUT")" -gt 0
+check_eq "homeiqctl events --area kitchen: only kitchen events" 0 \
+  "$(jq '[.events[] | select(.area_id != "kitchen")] | length' <<<"$CTL_OUT")"
+check "homeiqctl events --area Kitchen: refused (exit != 0)" \
+  bash -c "! DATA_STORAGE_URL=$STO '$CTL_BIN' events --area Kitchen >/dev/null 2>&1"
 fetch_all "event_type=state_changed&label=battery" "$TEST_TMP/q.json"
 check_eq "?label=battery returns exactly the events labelled battery" \
   "$(jq '[.[] | select(.labels | index("battery"))] | length' "$TEST_TMP/sc.json")" "$(jq length "$TEST_TMP/q.json")"
