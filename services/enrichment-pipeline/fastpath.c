@@ -437,6 +437,7 @@ int fastpath_build(const char *body, size_t len, size_t max_batch, batch *b) {
         free(l.items);
         return -1;
     }
+    sbuf_reserve(&b->records, len); /* records are smaller than the events they come from: no regrowth */
     for (size_t i = 0; i < l.n; i++) {
         rc = fp_event(b, i, l.items[i]);
         if (rc != 0) {
