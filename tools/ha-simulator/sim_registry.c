@@ -213,11 +213,11 @@ void reg_command(sim_client *c, long long id, json_t *m)
     json_t *view = reg_view(s, list);
     char *text = json_dumps(view, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(view);
-    sbuf r = {0};
-    sbuf_printf(&r, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":%s}", id, text ? text : "[]");
+    simbuf r = {0};
+    simbuf_printf(&r, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":%s}", id, text ? text : "[]");
     house_flush(s); /* HA answers in order with the events it fired before */
     proto_send_reply(c, r.p, r.len);
-    sbuf_free(&r);
+    simbuf_free(&r);
     free(text);
 }
 
@@ -263,12 +263,12 @@ static void reg_unescape(char *p)
 }
 
 static int reg_set_area(sim *s, json_t *list, json_t *entry, const char *event_type, const char *key,
-                        const char *area, sbuf *out)
+                        const char *area, simbuf *out)
 {
     (void)list;
     json_t *nv;
     if (reg_area_value(s, area, &nv) != 0) {
-        sbuf_printf(out, "{\"message\":\"unknown area\"}");
+        simbuf_printf(out, "{\"message\":\"unknown area\"}");
         return 404;
     }
     json_t *old = json_incref(json_object_get(entry, "area_id"));
@@ -278,15 +278,15 @@ static int reg_set_area(sim *s, json_t *list, json_t *entry, const char *event_t
     reg_fire(s, event_type, "update", !strcmp(key, "entity_id") ? "entity_id" : "device_id", id, "area_id", old);
     json_decref(old);
     log_info("registry: %s moved to area %s", id, area);
-    sbuf_printf(out, "{\"%s\":\"%s\",\"area_id\":\"%s\"}", !strcmp(key, "entity_id") ? "entity_id" : "device_id",
+    simbuf_printf(out, "{\"%s\":\"%s\",\"area_id\":\"%s\"}", !strcmp(key, "entity_id") ? "entity_id" : "device_id",
                 id, area);
     return 200;
 }
 
-static int reg_add_label(sim *s, const char *eid, const char *label, sbuf *out)
+static int reg_add_label(sim *s, const char *eid, const char *label, simbuf *out)
 {
     json_t *e = reg_find(s->reg_entities, "entity_id", eid);
-    if (!e) return sbuf_adds(out, "{\"message\":\"unknown entity\"}"), 404;
+    if (!e) return simbuf_adds(out, "{\"message\":\"unknown entity\"}"), 404;
     if (!reg_find(s->reg_labels, "label_id", label)) {
         json_t *src = json_pack("{s:s,s:s}", "label_id", label, "name", label);
         json_array_append_new(s->reg_labels, reg_entry(src, REG_LABEL_DEFAULTS));
@@ -303,36 +303,36 @@ static int reg_add_label(sim *s, const char *eid, const char *label, sbuf *out)
     reg_touch(e);
     reg_fire(s, "entity_registry_updated", "update", "entity_id", eid, "labels", old);
     json_decref(old);
-    sbuf_printf(out, "{\"entity_id\":\"%s\",\"label_id\":\"%s\"}", eid, label);
+    simbuf_printf(out, "{\"entity_id\":\"%s\",\"label_id\":\"%s\"}", eid, label);
     return 200;
 }
 
-static int reg_rename_area(sim *s, const char *area, char *name, sbuf *out)
+static int reg_rename_area(sim *s, const char *area, char *name, simbuf *out)
 {
     json_t *a = reg_find(s->reg_areas, "area_id", area);
-    if (!a) return sbuf_adds(out, "{\"message\":\"unknown area\"}"), 404;
+    if (!a) return simbuf_adds(out, "{\"message\":\"unknown area\"}"), 404;
     reg_unescape(name);
     json_object_set_new(a, "name", json_string(name));
     reg_touch(a);
     reg_fire(s, "area_registry_updated", "update", "area_id", area, NULL, NULL);
-    sbuf_printf(out, "{\"area_id\":\"%s\"}", area);
+    simbuf_printf(out, "{\"area_id\":\"%s\"}", area);
     return 200;
 }
 
-static int reg_set_mode(sim *s, const char *mode, sbuf *out)
+static int reg_set_mode(sim *s, const char *mode, simbuf *out)
 {
     if (!strcmp(mode, "full")) s->reg_mode = SIM_REG_FULL;
     else if (!strcmp(mode, "old")) s->reg_mode = SIM_REG_OLD;
     else if (!strcmp(mode, "user")) s->reg_mode = SIM_REG_USER;
-    else return sbuf_adds(out, "{\"message\":\"mode: full, old or user\"}"), 400;
+    else return simbuf_adds(out, "{\"message\":\"mode: full, old or user\"}"), 400;
     log_info("registry: mode %s", mode);
-    sbuf_printf(out, "{\"mode\":\"%s\"}", mode);
+    simbuf_printf(out, "{\"mode\":\"%s\"}", mode);
     return 200;
 }
 
 /* what: "entity/<eid>/area/<area|none>", "device/<id>/area/<area|none>",
  * "area/<area>/name/<name>", "entity/<eid>/label/<label>", "mode/<full|old|user>". */
-int reg_control(sim *s, const char *what, sbuf *out)
+int reg_control(sim *s, const char *what, simbuf *out)
 {
     char buf[512], *part[4] = {0};
     int n = 0;
@@ -341,17 +341,17 @@ int reg_control(sim *s, const char *what, sbuf *out)
     if (n == 2 && !strcmp(part[0], "mode")) return reg_set_mode(s, part[1], out);
     if (n == 4 && !strcmp(part[0], "entity") && !strcmp(part[2], "area")) {
         json_t *e = reg_find(s->reg_entities, "entity_id", part[1]);
-        if (!e) return sbuf_adds(out, "{\"message\":\"unknown entity\"}"), 404;
+        if (!e) return simbuf_adds(out, "{\"message\":\"unknown entity\"}"), 404;
         return reg_set_area(s, s->reg_entities, e, "entity_registry_updated", "entity_id", part[3], out);
     }
     if (n == 4 && !strcmp(part[0], "device") && !strcmp(part[2], "area")) {
         json_t *d = reg_find(s->reg_devices, "id", part[1]);
-        if (!d) return sbuf_adds(out, "{\"message\":\"unknown device\"}"), 404;
+        if (!d) return simbuf_adds(out, "{\"message\":\"unknown device\"}"), 404;
         return reg_set_area(s, s->reg_devices, d, "device_registry_updated", "id", part[3], out);
     }
     if (n == 4 && !strcmp(part[0], "entity") && !strcmp(part[2], "label")) return reg_add_label(s, part[1], part[3], out);
     if (n == 4 && !strcmp(part[0], "area") && !strcmp(part[2], "name")) return reg_rename_area(s, part[1], part[3], out);
-    sbuf_adds(out, "{\"message\":\"expected entity/<id>/area/<area>, device/<id>/area/<area>, "
+    simbuf_adds(out, "{\"message\":\"expected entity/<id>/area/<area>, device/<id>/area/<area>, "
                    "entity/<id>/label/<label>, area/<id>/name/<name> or mode/<full|old|user>\"}");
     return 404;
 }
