@@ -538,7 +538,7 @@ static int iq_cmp_entity(const void *a, const void *b) {
 }
 
 static iq_entity *iq_entity_find(iq_req *q, const char *id) {
-    if (!id) return NULL;
+    if (!id || !q->nents) return NULL;
     iq_entity key = {.id = (char *)id};
     return bsearch(&key, q->ents, q->nents, sizeof *q->ents, iq_cmp_entity);
 }
@@ -682,7 +682,7 @@ static void iq_changes_next(iq_req *q) {
 }
 
 static void iq_entities_page(iq_req *q) {
-    qsort(q->ents, q->nents, sizeof *q->ents, iq_cmp_entity);
+    if (q->nents) qsort(q->ents, q->nents, sizeof *q->ents, iq_cmp_entity);
     while ((long)q->nents > q->limit) {
         iq_entity *e = &q->ents[--q->nents];
         free(e->id);
