@@ -58,6 +58,7 @@ struct influx_reads {
     iq_entity *cache;           /* every entity, sorted by id, once built (cache_state 2) */
     size_t ncache, capcache;
     int cache_state;            /* 0 not built, 1 being built, 2 built and kept by the write path */
+    struct iq_req *waiting;     /* entity reads waiting for the build (linked by next_wait) */
 };
 
 /* ---- the write hooks ---------------------------------------------------- */
@@ -232,6 +233,7 @@ struct iq_req {
     size_t nents, entcap, chunk_lo, chunk_hi;
     int64_t total;
     int building;               /* this read builds the entity cache: no filters, no limit */
+    struct iq_req *next_wait;
     /* series */
     int64_t start_us, end_us, width_us;
     long points, max_segments;
@@ -252,9 +254,20 @@ static void iq_feed_rows_free(iq_req *q) {
     free(q->ranges);
 }
 
+static void iq_finish(iq_req *q, int rc, const char *err);
+
 static void iq_free(iq_req *q) {
     if (q->counted) q->r->counting = 0; /* answered or failed: a later call may count */
-    if (q->building && q->r->cache_state == 1) q->r->cache_state = 0; /* failed: built by a later read */
+    if (q->building && q->r->cache_state == 1) { /* failed: the waiting reads fail too, a later read builds */
+        q->r->cache_state = 0;
+        iq_req *w = q->r->waiting;
+        q->r->waiting = NULL;
+        while (w) {
+            iq_req *next = w->next_wait;
+            iq_finish(w, -1, "the entity list could not be read from InfluxDB");
+            w = next;
+        }
+    }
     iq_feed_rows_free(q);
     iq_entities_free(q->ents, q->nents);
     free(q->seg.state);
@@ -727,6 +740,13 @@ static void iq_entities_answer(iq_req *q) {
         q->ents = NULL;
         q->nents = q->entcap = 0;
         r->cache_state = 2;
+        iq_req *w = r->waiting;
+        r->waiting = NULL;
+        while (w) {
+            iq_req *next = w->next_wait;
+            iq_entities_from_cache(w);
+            w = next;
+        }
         iq_entities_from_cache(q);
         return;
     }
@@ -830,10 +850,13 @@ void store_influx_entities(store *s, const store_entity_query *eq, store_read_cb
         iq_entities_from_cache(q);
         return;
     }
-    if (q->r->cache_state == 0) { /* this read builds the cache (one at a time; others query) */
-        q->building = 1;
-        q->r->cache_state = 1;
+    if (q->r->cache_state == 1) { /* answered when the build ends */
+        q->next_wait = q->r->waiting;
+        q->r->waiting = q;
+        return;
     }
+    q->building = 1; /* this read builds the cache */
+    q->r->cache_state = 1;
     sbuf sql;
     sbuf_init(&sql);
     sbuf_printf(&sql, "SELECT count(event_id) FROM \"%s\"", IQ_EVENTS);
