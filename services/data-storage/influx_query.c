@@ -40,6 +40,13 @@
     "unit, no HomeIQ record, no commit-order index), which this read needs; use INFLUXDB_SCHEMA=homeiq for the "   \
     "dashboard, or read HA's points with InfluxQL/Grafana"
 
+typedef struct iq_entity {
+    char *id, *domain, *state;
+    long long count;
+    int64_t last_ns, state_ns, t0_ns, changed_ns;
+    int has_state, numeric, has_t0, has_changed;
+} iq_entity;
+
 struct influx_reads {
     int ha_schema;
     char *db;
@@ -48,6 +55,10 @@ struct influx_reads {
     int head_known;      /* head read back from InfluxDB since start */
     int64_t events_total, dead_total;
     int totals_known, counting; /* counted once; one count in flight at most */
+    iq_entity *cache;           /* every entity, sorted by id, once built (cache_state 2) */
+    size_t ncache, capcache;
+    int cache_state;            /* 0 not built, 1 being built, 2 built and kept by the write path */
+    struct iq_req *waiting;     /* entity reads waiting for the build (linked by next_wait) */
 };
 
 /* ---- the write hooks ---------------------------------------------------- */
@@ -63,10 +74,80 @@ int influx_reads_new(int ha_schema, const char *db, influx_reads **out) {
     return 0;
 }
 
+static void iq_entities_free(iq_entity *e, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].id);
+        free(e[i].domain);
+        free(e[i].state);
+    }
+    free(e);
+}
+
 void influx_reads_free(influx_reads *r) {
     if (!r) return;
+    iq_entities_free(r->cache, r->ncache);
     free(r->db);
     free(r);
+}
+
+/* ---- the entity cache: built once by a read, then kept by the write path ---- */
+
+static int iq_cmp_entity(const void *a, const void *b) {
+    return strcmp(((const iq_entity *)a)->id, ((const iq_entity *)b)->id);
+}
+
+/* The cached entity `id`, inserted (sorted) when new; NULL when out of memory. */
+static iq_entity *iq_cache_get(influx_reads *r, const char *id, const char *domain) {
+    size_t lo = 0, hi = r->ncache;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(r->cache[mid].id, id);
+        if (c == 0) return &r->cache[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    if (r->ncache == r->capcache) {
+        size_t cap = r->capcache ? r->capcache * 2 : 64;
+        iq_entity *p = realloc(r->cache, cap * sizeof *p);
+        if (!p) return NULL;
+        r->cache = p;
+        r->capcache = cap;
+    }
+    iq_entity e = {.id = strdup(id), .domain = domain && *domain ? strdup(domain) : NULL};
+    if (!e.id || (domain && *domain && !e.domain)) {
+        free(e.id);
+        free(e.domain);
+        return NULL;
+    }
+    memmove(&r->cache[lo + 1], &r->cache[lo], (r->ncache - lo) * sizeof *r->cache);
+    r->cache[lo] = e;
+    r->ncache++;
+    return &r->cache[lo];
+}
+
+/* One stored event, as the entity queries would count it. -1 out of memory. */
+static int iq_cache_apply(influx_reads *r, const store_item *it) {
+    if (!it->entity_id || !*it->entity_id) return 0; /* no entity */
+    iq_entity *e = iq_cache_get(r, it->entity_id, it->domain);
+    if (!e) return -1;
+    int64_t ns = it->time_us * 1000;
+    e->count++;
+    if (ns > e->last_ns) e->last_ns = ns;
+    const char *st = it->record ? json_string_value(json_object_get(it->record, "state")) : NULL;
+    if (!st || !it->event_type || strcmp(it->event_type, "state_changed") != 0) return 0;
+    if (json_is_number(json_object_get(it->record, "value")) && strpbrk(st, "0123456789")) e->numeric = 1;
+    if (e->has_state && ns < e->state_ns) return 0; /* older than the newest state: history only */
+    if (!e->has_state || strcmp(e->state, st) != 0) {
+        char *copy = strdup(st);
+        if (!copy) return -1;
+        free(e->state);
+        e->state = copy;
+        e->changed_ns = ns;
+        e->has_changed = 1;
+    }
+    e->has_state = 1;
+    e->state_ns = ns;
+    return 0;
 }
 
 static void iq_tag(sbuf *b, const char *key, const char *value) {
@@ -95,6 +176,15 @@ void influx_reads_committed(influx_reads *r, const store_batch *b) {
     if (r->feed_last > r->head) r->head = r->feed_last;
     r->events_total += (int64_t)b->stored;
     r->dead_total += (int64_t)b->ndead;
+    if (r->cache_state != 2) return;
+    for (size_t i = 0; i < b->nitems; i++) {
+        if (b->items[i].status != STORE_ITEM_STORED || iq_cache_apply(r, &b->items[i]) == 0) continue;
+        iq_entities_free(r->cache, r->ncache); /* out of memory: the next read builds it again */
+        r->cache = NULL;
+        r->ncache = r->capcache = 0;
+        r->cache_state = 0;
+        return;
+    }
 }
 
 /* ---- a read: a chain of /query requests -------------------------------- */
@@ -108,13 +198,6 @@ typedef struct iq_feed_row {
     char event_id[EVENT_ID_LEN];
     char *record;
 } iq_feed_row;
-
-typedef struct iq_entity {
-    char *id, *domain, *state;
-    long long count;
-    int64_t last_ns, state_ns, t0_ns, changed_ns;
-    int has_state, numeric, has_t0, has_changed;
-} iq_entity;
 
 typedef struct iq_segment {
     int open;
@@ -149,6 +232,8 @@ struct iq_req {
     iq_entity *ents;
     size_t nents, entcap, chunk_lo, chunk_hi;
     int64_t total;
+    int building;               /* this read builds the entity cache: no filters, no limit */
+    struct iq_req *next_wait;
     /* series */
     int64_t start_us, end_us, width_us;
     long points, max_segments;
@@ -169,15 +254,22 @@ static void iq_feed_rows_free(iq_req *q) {
     free(q->ranges);
 }
 
+static void iq_finish(iq_req *q, int rc, const char *err);
+
 static void iq_free(iq_req *q) {
     if (q->counted) q->r->counting = 0; /* answered or failed: a later call may count */
-    iq_feed_rows_free(q);
-    for (size_t i = 0; i < q->nents; i++) {
-        free(q->ents[i].id);
-        free(q->ents[i].domain);
-        free(q->ents[i].state);
+    if (q->building && q->r->cache_state == 1) { /* failed: the waiting reads fail too, a later read builds */
+        q->r->cache_state = 0;
+        iq_req *w = q->r->waiting;
+        q->r->waiting = NULL;
+        while (w) {
+            iq_req *next = w->next_wait;
+            iq_finish(w, -1, "the entity list could not be read from InfluxDB");
+            w = next;
+        }
     }
-    free(q->ents);
+    iq_feed_rows_free(q);
+    iq_entities_free(q->ents, q->nents);
     free(q->seg.state);
     free(q->per_second);
     free(q->entity_id);
@@ -533,18 +625,15 @@ void store_influx_feed(store *s, const store_feed_query *fq, store_read_cb cb, v
 
 /* ---- entities --------------------------------------------------------------- */
 
-static int iq_cmp_entity(const void *a, const void *b) {
-    return strcmp(((const iq_entity *)a)->id, ((const iq_entity *)b)->id);
-}
-
 static iq_entity *iq_entity_find(iq_req *q, const char *id) {
-    if (!id) return NULL;
+    if (!id || !q->nents) return NULL;
     iq_entity key = {.id = (char *)id};
     return bsearch(&key, q->ents, q->nents, sizeof *q->ents, iq_cmp_entity);
 }
 
 /* The filter shared by every entity statement. */
 static void iq_entity_where(iq_req *q, sbuf *sql, int *first) {
+    if (q->building) return; /* every entity goes into the cache */
     iq_where_tag(sql, first, "domain", q->domain);
     iq_where_substring(sql, first, "entity_id", q->search);
 }
@@ -599,35 +688,73 @@ static int iq_last_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *
     return 0;
 }
 
-static void iq_entities_answer(iq_req *q) {
-    for (size_t i = 0; i < q->nents; i++) {
-        iq_entity *e = &q->ents[i];
-        char t[EVENT_TIME_LEN];
-        sbuf b;
-        sbuf_init(&b);
-        sbuf_adds(&b, "{\"entity_id\":");
-        json_text_string(&b, e->id, strlen(e->id));
-        sbuf_adds(&b, ",\"domain\":");
-        if (e->domain) json_text_string(&b, e->domain, strlen(e->domain));
-        else sbuf_adds(&b, "null");
-        sbuf_adds(&b, ",\"state\":");
-        if (e->has_state) json_text_string(&b, e->state, strlen(e->state));
-        else sbuf_adds(&b, "null");
-        sbuf_adds(&b, ",\"last_changed\":");
-        if (e->has_changed) {
-            event_time_format(e->changed_ns / 1000, t);
-            sbuf_printf(&b, "\"%s\"", t);
-        } else {
-            sbuf_adds(&b, "null");
-        }
-        event_time_format(e->last_ns / 1000, t);
-        sbuf_printf(&b, ",\"last_event\":\"%s\",\"event_count\":%lld,\"numeric\":%s}", t, e->count,
-                    e->numeric ? "true" : "false");
-        if (store_rows_add(&q->rows, sbuf_take(&b, NULL)) != 0) {
+static int iq_entity_row(store_rows *rows, const iq_entity *e) {
+    char t[EVENT_TIME_LEN];
+    sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"entity_id\":");
+    json_text_string(&b, e->id, strlen(e->id));
+    sbuf_adds(&b, ",\"domain\":");
+    if (e->domain) json_text_string(&b, e->domain, strlen(e->domain));
+    else sbuf_adds(&b, "null");
+    sbuf_adds(&b, ",\"state\":");
+    if (e->has_state) json_text_string(&b, e->state, strlen(e->state));
+    else sbuf_adds(&b, "null");
+    sbuf_adds(&b, ",\"last_changed\":");
+    if (e->has_changed) {
+        event_time_format(e->changed_ns / 1000, t);
+        sbuf_printf(&b, "\"%s\"", t);
+    } else {
+        sbuf_adds(&b, "null");
+    }
+    event_time_format(e->last_ns / 1000, t);
+    sbuf_printf(&b, ",\"last_event\":\"%s\",\"event_count\":%lld,\"numeric\":%s}", t, e->count,
+                e->numeric ? "true" : "false");
+    return store_rows_add(rows, sbuf_take(&b, NULL));
+}
+
+/* From the cache: no query at all. */
+static void iq_entities_from_cache(iq_req *q) {
+    influx_reads *r = q->r;
+    long n = 0;
+    for (size_t i = 0; i < r->ncache && n < q->limit; i++) {
+        const iq_entity *e = &r->cache[i];
+        if (q->domain && (!e->domain || strcmp(e->domain, q->domain) != 0)) continue;
+        if (q->search && !strstr(e->id, q->search)) continue;
+        if (iq_entity_row(&q->rows, e) != 0) {
             iq_finish(q, -1, "out of memory");
             return;
         }
+        n++;
     }
+    sbuf_printf(&q->meta, "\"total\":%lld", (long long)r->ncache);
+    iq_finish(q, 0, NULL);
+}
+
+static void iq_entities_answer(iq_req *q) {
+    if (q->building) { /* the cache is these rows from now on */
+        influx_reads *r = q->r;
+        iq_entities_free(r->cache, r->ncache);
+        r->cache = q->ents;
+        r->ncache = r->capcache = q->nents;
+        q->ents = NULL;
+        q->nents = q->entcap = 0;
+        r->cache_state = 2;
+        iq_req *w = r->waiting;
+        r->waiting = NULL;
+        while (w) {
+            iq_req *next = w->next_wait;
+            iq_entities_from_cache(w);
+            w = next;
+        }
+        iq_entities_from_cache(q);
+        return;
+    }
+    for (size_t i = 0; i < q->nents; i++)
+        if (iq_entity_row(&q->rows, &q->ents[i]) != 0) {
+            iq_finish(q, -1, "out of memory");
+            return;
+        }
     sbuf_printf(&q->meta, "\"total\":%lld", (long long)q->total);
     iq_finish(q, 0, NULL);
 }
@@ -682,8 +809,8 @@ static void iq_changes_next(iq_req *q) {
 }
 
 static void iq_entities_page(iq_req *q) {
-    qsort(q->ents, q->nents, sizeof *q->ents, iq_cmp_entity);
-    while ((long)q->nents > q->limit) {
+    if (q->nents) qsort(q->ents, q->nents, sizeof *q->ents, iq_cmp_entity);
+    while (!q->building && (long)q->nents > q->limit) {
         iq_entity *e = &q->ents[--q->nents];
         free(e->id);
         free(e->domain);
@@ -719,6 +846,17 @@ void store_influx_entities(store *s, const store_entity_query *eq, store_read_cb
         iq_finish(q, -1, "out of memory");
         return;
     }
+    if (q->r->cache_state == 2) {
+        iq_entities_from_cache(q);
+        return;
+    }
+    if (q->r->cache_state == 1) { /* answered when the build ends */
+        q->next_wait = q->r->waiting;
+        q->r->waiting = q;
+        return;
+    }
+    q->building = 1; /* this read builds the cache */
+    q->r->cache_state = 1;
     sbuf sql;
     sbuf_init(&sql);
     sbuf_printf(&sql, "SELECT count(event_id) FROM \"%s\"", IQ_EVENTS);

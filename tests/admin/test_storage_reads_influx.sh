@@ -121,9 +121,15 @@ curl -s -o /dev/null -H 'Content-Type: application/json' --data-binary \
 check_eq "stats: a dead letter is counted by the write path (no recount)" '1 14' \
   "$(get '/api/v1/stats' | jq -r '"\(.dead_letters_total) \(.events_total)"')"
 
+check_eq "entities kept by the write path (cached since the first read): the 2020 event's entity" \
+  'sensor.reads_old 1 5.0 2020-01-01T00:00:00.000000Z true' \
+  "$(get '/api/v1/entities?search=reads_old' | jq -r '.entities[0] | "\(.entity_id) \(.event_count) \(.state) \(.last_changed) \(.numeric)"')"
+E_KEPT=$(get '/api/v1/entities')
+
 # ---- restart: the head and totals come back from InfluxDB --------------------------------------
 stop_pid "$PID_storage"; check_eq "data-storage exits cleanly" 0 $?
 check "data-storage starts again" start_storage
+check_eq "entities read back from InfluxDB after a restart = what the write path kept" "$E_KEPT" "$(get '/api/v1/entities')"
 F=$(get "/api/v1/events/feed?after=$HEAD")
 check_eq "after a restart: the same tail, the same head" "2 $HEAD2" "$(jq -r '"\(.count) \(.cursor)"' <<<"$F")"
 check_eq "an event after the restart" 200 "$(post "[$(rec sensor.reads_now "${NOW}.5Z" 2.0 2.0)]")"
@@ -174,9 +180,13 @@ check_eq "reader = the stored tail read afterwards (no gap)" \
 
 # ---- InfluxDB down: 503; INFLUXDB_SCHEMA=homeassistant: 501 with why -------------------------------
 influxd_stop
-for ep in /api/v1/events/feed /api/v1/entities "/api/v1/series?entity_id=$T" /api/v1/stats; do
+for ep in /api/v1/events/feed "/api/v1/series?entity_id=$T" /api/v1/stats; do
   check_eq "influxd stopped: GET $ep -> 503" 503 "$(code "$ep")"
 done
+check_eq "influxd stopped: the entity list answers from what the write path kept (tail_0: 100 events, last 19.20)" \
+  '200 9 sensor.tail_0 100 19.20' \
+  "$(code /api/v1/entities) $(get '/api/v1/entities' | jq -r '"\(.total) " + (.entities[] | select(.entity_id == "sensor.tail_0") | "\(.entity_id) \(.event_count) \(.state)")')"
+
 stop_pid "$PID_storage"
 P2=$(free_port)
 INFLUXDB_SCHEMA=homeassistant DATA_STORAGE_PORT=$P2 start_bg ha "$BIN"
