@@ -1,8 +1,9 @@
 /* stats_influx.c -- see stats_influx.h. The schema of homeiq_statistics and
  * the rules are in docs/STATISTICS.md ("InfluxDB").
  *
- * Per entity touched by a committed batch (states in [tmin, tmax]), two
- * queries and two writes, mirroring stats_sqlite.c:
+ * Per entity touched by a committed batch (states in [tmin, tmax]), mirroring
+ * stats_sqlite.c (the entities of a batch share each request: two queries and
+ * two writes per batch):
  *   A. the latest 5-minute row before B = bucket(tmin), the latest hourly row
  *      before B (the carry when the 5-minute rows expired), and the raw states
  *      after tmax up to the first numeric one (where the range ends: E);
@@ -35,18 +36,25 @@
 
 enum { SI_HAS_LAST = 1, SI_HAS_STATE = 2, SI_HAS_LAST_RESET = 4, SI_HAS_MEAN = 8, SI_HAS_MINMAX = 16 };
 
-typedef struct si_ent {
-    char *entity;
-    int64_t tmin, tmax;
-    int has_kind;           /* a numeric state in the batch fixed the kind */
-    stats_kind kind;
-} si_ent;
-
 typedef struct si_rows {
     stats_row *r;
     int *kind;
     size_t n, cap;
 } si_rows;
+
+/* One entity of a batch, and what its update read and decided. */
+typedef struct si_ent {
+    char *entity;
+    int64_t tmin, tmax;
+    int has_kind;           /* a numeric state in the batch fixed the kind */
+    stats_kind kind;
+    int active;             /* still to be updated (not skipped) */
+    int64_t b, end;         /* the 5-minute periods recomputed */
+    stats_carry carry;
+    si_rows prev5, prevh, next, old5, oldh;
+    stats_sample *samples;
+    size_t nsamples, samples_cap;
+} si_ent;
 
 struct stats_influx {
     stats_influx_io io;
@@ -60,15 +68,13 @@ typedef struct si_job {
     stats_influx_done_fn done;
     void *arg;
     si_ent *ents;
-    size_t n, i;
+    size_t n;
     unsigned long long t0;
-    /* the entity being updated */
-    int64_t b, end;
-    stats_kind kind;
-    stats_carry carry;
-    si_rows prev5, prevh, next, old5, oldh, fresh, final;
-    stats_sample *samples;
-    size_t nsamples, samples_cap;
+    int *act;                   /* statement group -> entity index, for the current query */
+    size_t nact;
+    /* scratch of one entity's recomputation */
+    si_ent *cur;
+    si_rows fresh, final;
     size_t old_cursor;
     sbuf lines5, linesh;
     int writing_hours;
@@ -320,18 +326,25 @@ json_t *stats_influx_info(const stats_influx *s) {
 }
 
 /* ---- a batch: the entities it touched ----------------------------------- */
+/* All entities of a batch go through each step together: one query request
+ * for step A, one for step B (a group of statements per entity), one write
+ * of 5-minute rows, one of hourly rows -- four round trips per batch. */
 
 static void si_job_free(si_job *j) {
-    for (size_t i = 0; i < j->n; i++) free(j->ents[i].entity);
+    for (size_t i = 0; i < j->n; i++) {
+        si_ent *e = &j->ents[i];
+        free(e->entity);
+        si_rows_free(&e->prev5);
+        si_rows_free(&e->prevh);
+        si_rows_free(&e->next);
+        si_rows_free(&e->old5);
+        si_rows_free(&e->oldh);
+        free(e->samples);
+    }
     free(j->ents);
-    si_rows_free(&j->prev5);
-    si_rows_free(&j->prevh);
-    si_rows_free(&j->next);
-    si_rows_free(&j->old5);
-    si_rows_free(&j->oldh);
+    free(j->act);
     si_rows_free(&j->fresh);
     si_rows_free(&j->final);
-    free(j->samples);
     sbuf_free(&j->lines5);
     sbuf_free(&j->linesh);
     free(j);
@@ -382,7 +395,10 @@ static int si_collect(si_job *j, const store_batch *b) {
                 if (!p || !t) goto oom;
             }
             e = &j->ents[j->n];
-            *e = (si_ent){.entity = strdup(it->entity_id), .tmin = it->time_us, .tmax = it->time_us};
+            memset(e, 0, sizeof *e);
+            e->entity = strdup(it->entity_id);
+            e->tmin = e->tmax = it->time_us;
+            e->active = 1;
             kind_t[j->n++] = INT64_MIN;
             if (!e->entity) goto oom;
         }
@@ -396,55 +412,64 @@ static int si_collect(si_job *j, const store_batch *b) {
         }
     }
     free(kind_t);
-    return 0;
+    j->act = malloc((j->n ? j->n : 1) * sizeof *j->act);
+    return j->act ? 0 : -1;
 oom:
     free(kind_t);
     return -1;
 }
 
-/* ---- one entity --------------------------------------------------------- */
-
-static void si_next_entity(si_job *j);
 static void si_step_a_done(const httpc_response *r, void *arg);
 static void si_step_b_done(const httpc_response *r, void *arg);
+static void si_write(si_job *j);
 static void si_write_done(const httpc_response *r, void *arg);
 
-static void si_fail(si_job *j, const char *why) {
-    si_job_end(j, -1, why);
-}
-
-static void si_step_a(si_job *j) {
-    const si_ent *e = &j->ents[j->i];
-    stats_influx *s = j->s;
-    int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US), now = (int64_t)service_now_us();
-    /* late states whose rows (or raw points) the retention policies may have
-     * dropped are stored but not counted (docs/STATISTICS.md) */
-    if (stats_floor(b0, STATS_HOUR_US) < now - s->s5_days * SI_DAY_US + STATS_HOUR_US ||
-        (s->raw_days && b0 < now - s->raw_days * SI_DAY_US + STATS_HOUR_US)) {
-        s->late_skipped++;
-        j->i++;
-        si_next_entity(j);
+/* Sends q (statement groups of 3 for the entities in j->act), or ends the
+ * job when no entity is left. */
+static void si_send(si_job *j, sbuf *q, httpc_done_cb cb) {
+    int rc = 0;
+    if (j->nact == 0) {
+        sbuf_free(q);
+        si_write(j);
         return;
     }
-    j->prev5.n = j->prevh.n = j->next.n = 0;
-    sbuf q;
-    sbuf_init(&q);
-    si_select_rows(&q, s->rp5, e->entity, 0, INT64_MIN, b0, 1, 1);
-    si_select_rows(&q, s->rph, e->entity, 1, INT64_MIN, b0, 1, 1);
-    si_select_states(&q, s, e->entity, influx_time_ns_sat(e->tmax) + 1000, INT64_MAX, SI_NEXT_LIMIT);
-    int rc = sbuf_failed(&q) ? -1 : s->io.query(s->io.ctx, q.data, si_step_a_done, j);
-    sbuf_free(&q);
-    if (rc != 0) si_fail(j, "statistics: cannot start a query to InfluxDB");
+    rc = sbuf_failed(q) ? -1 : j->s->io.query(j->s->io.ctx, q->data, cb, j);
+    sbuf_free(q);
+    if (rc != 0) si_job_end(j, -1, "statistics: cannot start a query to InfluxDB");
 }
 
-/* Rows go to prev5/prevh; raw states (a "record" column) are parsed. */
-static int si_collect_row(int stmt, json_t *cols, json_t *vals, void *arg, si_rows *by_stmt[3]) {
-    (void)arg;
-    if (stmt < 0 || stmt > 2 || !by_stmt[stmt]) return 0;
-    si_rows *dst = by_stmt[stmt];
+/* A: the rows before B, and the states after the batch. */
+static void si_step_a(si_job *j) {
+    stats_influx *s = j->s;
+    int64_t now = (int64_t)service_now_us();
+    sbuf q;
+    sbuf_init(&q);
+    j->nact = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        si_ent *e = &j->ents[i];
+        int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
+        /* late states whose rows (or raw points) the retention policies may
+         * have dropped are stored but not counted (docs/STATISTICS.md) */
+        if (stats_floor(b0, STATS_HOUR_US) < now - s->s5_days * SI_DAY_US + STATS_HOUR_US ||
+            (s->raw_days && b0 < now - s->raw_days * SI_DAY_US + STATS_HOUR_US)) {
+            s->late_skipped++;
+            e->active = 0;
+            continue;
+        }
+        j->act[j->nact++] = (int)i;
+        si_select_rows(&q, s->rp5, e->entity, 0, INT64_MIN, b0, 1, 1);
+        si_select_rows(&q, s->rph, e->entity, 1, INT64_MIN, b0, 1, 1);
+        si_select_states(&q, s, e->entity, influx_time_ns_sat(e->tmax) + 1000, INT64_MAX, SI_NEXT_LIMIT);
+    }
+    si_send(j, &q, si_step_a_done);
+}
+
+/* A raw state's numeric-ness kept as a row (start = time, count = numeric),
+ * or a statistics row. */
+static int si_collect_row(json_t *cols, json_t *vals, si_rows *dst) {
     const char *rec = json_string_value(si_col(cols, vals, "record"));
     json_t *t = si_col(cols, vals, "time");
-    if (rec) {   /* a raw state: kept as a row whose start is its time and count its numeric-ness */
+    if (rec) {
         stats_sample x;
         stats_kind k;
         if (!json_is_integer(t) || stats_sample_from_record(rec, strlen(rec), &x, &k) != 1) return 0;
@@ -457,132 +482,149 @@ static int si_collect_row(int stmt, json_t *cols, json_t *vals, void *arg, si_ro
     return si_rows_push(dst, &r, kind);
 }
 
+static si_ent *si_stmt_ent(si_job *j, int stmt, int *part) {
+    if (stmt < 0 || (size_t)stmt / 3 >= j->nact) return NULL;
+    *part = stmt % 3;
+    return &j->ents[j->act[stmt / 3]];
+}
+
 static int si_a_row(int stmt, json_t *cols, json_t *vals, void *arg) {
-    si_job *j = arg;
-    si_rows *by[3] = {&j->prev5, &j->prevh, &j->next};
-    return si_collect_row(stmt, cols, vals, arg, by);
+    int part;
+    si_ent *e = si_stmt_ent(arg, stmt, &part);
+    if (!e) return 0;
+    return si_collect_row(cols, vals, part == 0 ? &e->prev5 : part == 1 ? &e->prevh : &e->next);
+}
+
+/* Where an entity's recomputation starts (b) and what it carries in;
+ * where it ends. 0 go, 1 skip. */
+static int si_plan(stats_influx *s, si_ent *e) {
+    int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
+    memset(&e->carry, 0, sizeof e->carry);
+    e->b = b0;
+    int prev_kind = -1;
+    if (e->prev5.n) {
+        stats_carry_from_row(&e->prev5.r[0], &e->carry);
+        if (e->prev5.r[0].has_last) e->b = e->prev5.r[0].start_us + STATS_5MIN_US;
+        prev_kind = e->prev5.kind[0];
+    } else if (e->prevh.n) {
+        const stats_row *h = &e->prevh.r[0];
+        if (h->start_us + STATS_HOUR_US > b0) {   /* the hour of B lost its 5-minute rows: cannot recompute */
+            s->late_skipped++;
+            return 1;
+        }
+        stats_carry_from_row(h, &e->carry);
+        if (h->has_last) e->b = h->start_us + STATS_HOUR_US;
+        prev_kind = e->prevh.kind[0];
+    }
+    if (!e->has_kind) e->kind = prev_kind >= 0 ? (stats_kind)prev_kind : STATS_KIND_MEASUREMENT;
+    int64_t last = e->tmax;
+    for (size_t i = 0; i < e->next.n; i++) {
+        last = e->next.r[i].start_us;
+        if (e->next.r[i].count) break;  /* the first numeric state after the batch */
+    }
+    e->end = stats_floor(last, STATS_5MIN_US) + STATS_5MIN_US;
+    return 0;
 }
 
 static void si_step_a_done(const httpc_response *r, void *arg) {
     si_job *j = arg;
-    const si_ent *e = &j->ents[j->i];
     stats_influx *s = j->s;
     char err[300];
     if (si_parse(r, si_a_row, j, err, sizeof err) != 0) {
-        si_fail(j, err);
+        si_job_end(j, -1, err);
         return;
     }
-    int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
-    memset(&j->carry, 0, sizeof j->carry);
-    j->b = b0;
-    int prev_kind = -1;
-    if (j->prev5.n) {
-        stats_carry_from_row(&j->prev5.r[0], &j->carry);
-        if (j->prev5.r[0].has_last) j->b = j->prev5.r[0].start_us + STATS_5MIN_US;
-        prev_kind = j->prev5.kind[0];
-    } else if (j->prevh.n) {
-        const stats_row *h = &j->prevh.r[0];
-        if (h->start_us + STATS_HOUR_US > b0) {   /* the hour of B, its 5-minute rows expired: cannot recompute */
-            s->late_skipped++;
-            j->i++;
-            si_next_entity(j);
-            return;
-        }
-        stats_carry_from_row(h, &j->carry);
-        if (h->has_last) j->b = h->start_us + STATS_HOUR_US;
-        prev_kind = j->prevh.kind[0];
-    }
-    j->kind = e->has_kind ? e->kind : prev_kind >= 0 ? (stats_kind)prev_kind : STATS_KIND_MEASUREMENT;
-    int64_t last = e->tmax;
-    for (size_t i = 0; i < j->next.n; i++) {
-        last = j->next.r[i].start_us;
-        if (j->next.r[i].count) break;  /* the first numeric state after the batch */
-    }
-    j->end = stats_floor(last, STATS_5MIN_US) + STATS_5MIN_US;
     /* B: raw states of [b, end), existing rows from b's hour on */
-    j->old5.n = j->oldh.n = j->nsamples = 0;
-    int64_t h0 = stats_floor(j->b, STATS_HOUR_US);
     sbuf q;
     sbuf_init(&q);
-    si_select_states(&q, s, e->entity, influx_time_ns_sat(j->b), influx_time_ns_sat(j->end), 0);
-    si_select_rows(&q, s->rp5, e->entity, 0, h0, INT64_MAX, 0, 0);
-    si_select_rows(&q, s->rph, e->entity, 1, h0, INT64_MAX, 0, 0);
-    int rc = sbuf_failed(&q) ? -1 : s->io.query(s->io.ctx, q.data, si_step_b_done, j);
-    sbuf_free(&q);
-    if (rc != 0) si_fail(j, "statistics: cannot start a query to InfluxDB");
+    size_t nact = j->nact;
+    j->nact = 0;
+    for (size_t k = 0; k < nact; k++) {
+        si_ent *e = &j->ents[j->act[k]];
+        if (si_plan(s, e) != 0) {
+            e->active = 0;
+            continue;
+        }
+        j->act[j->nact++] = j->act[k];
+        int64_t h0 = stats_floor(e->b, STATS_HOUR_US);
+        si_select_states(&q, s, e->entity, influx_time_ns_sat(e->b), influx_time_ns_sat(e->end), 0);
+        si_select_rows(&q, s->rp5, e->entity, 0, h0, INT64_MAX, 0, 0);
+        si_select_rows(&q, s->rph, e->entity, 1, h0, INT64_MAX, 0, 0);
+    }
+    si_send(j, &q, si_step_b_done);
 }
 
 static int si_b_row(int stmt, json_t *cols, json_t *vals, void *arg) {
-    si_job *j = arg;
-    if (stmt == 0) {
-        const char *rec = json_string_value(si_col(cols, vals, "record"));
-        json_t *t = si_col(cols, vals, "time");
-        stats_sample x;
-        stats_kind k;
-        if (!rec || !json_is_integer(t) || stats_sample_from_record(rec, strlen(rec), &x, &k) != 1) return 0;
-        x.t_us = (int64_t)(json_integer_value(t) / 1000);
-        if (j->nsamples == j->samples_cap) {
-            size_t cap = j->samples_cap ? j->samples_cap * 2 : 256;
-            stats_sample *p = realloc(j->samples, cap * sizeof *p);
-            if (!p) return -1;
-            j->samples = p;
-            j->samples_cap = cap;
-        }
-        j->samples[j->nsamples++] = x;
-        return 0;
+    int part;
+    si_ent *e = si_stmt_ent(arg, stmt, &part);
+    if (!e) return 0;
+    if (part != 0) return si_collect_row(cols, vals, part == 1 ? &e->old5 : &e->oldh);
+    const char *rec = json_string_value(si_col(cols, vals, "record"));
+    json_t *t = si_col(cols, vals, "time");
+    stats_sample x;
+    stats_kind k;
+    if (!rec || !json_is_integer(t) || stats_sample_from_record(rec, strlen(rec), &x, &k) != 1) return 0;
+    x.t_us = (int64_t)(json_integer_value(t) / 1000);
+    if (e->nsamples == e->samples_cap) {
+        size_t cap = e->samples_cap ? e->samples_cap * 2 : 256;
+        stats_sample *p = realloc(e->samples, cap * sizeof *p);
+        if (!p) return -1;
+        e->samples = p;
+        e->samples_cap = cap;
     }
-    si_rows *by[3] = {NULL, &j->old5, &j->oldh};
-    return si_collect_row(stmt, cols, vals, arg, by);
+    e->samples[e->nsamples++] = x;
+    return 0;
 }
 
 /* emit of stats_compute: new rows, and break markers over old rows that
- * lost their value (j->carry is the state at the period's end). */
+ * lost their value (e->carry is the state at the period's end). */
 static int si_emit(const stats_row *r, int64_t start, void *arg) {
     si_job *j = arg;
-    while (j->old_cursor < j->old5.n && j->old5.r[j->old_cursor].start_us < start) j->old_cursor++;
-    int had_old = j->old_cursor < j->old5.n && j->old5.r[j->old_cursor].start_us == start;
-    if (r) return si_rows_push(&j->fresh, r, (int)j->kind);
+    si_ent *e = j->cur;
+    while (j->old_cursor < e->old5.n && e->old5.r[j->old_cursor].start_us < start) j->old_cursor++;
+    int had_old = j->old_cursor < e->old5.n && e->old5.r[j->old_cursor].start_us == start;
+    if (r) return si_rows_push(&j->fresh, r, (int)e->kind);
     if (!had_old) return 0;
     stats_row m = {.start_us = start, .mean = NAN, .min = NAN, .max = NAN};
-    m.has_state = j->carry.has_prev;
-    m.state = j->carry.prev;
-    m.sum = j->carry.sum;
-    m.has_last_reset = j->carry.has_last_reset;
-    m.last_reset_us = j->carry.last_reset_us;
-    return si_rows_push(&j->fresh, &m, (int)j->kind);
+    m.has_state = e->carry.has_prev;
+    m.state = e->carry.prev;
+    m.sum = e->carry.sum;
+    m.has_last_reset = e->carry.has_last_reset;
+    m.last_reset_us = e->carry.last_reset_us;
+    return si_rows_push(&j->fresh, &m, (int)e->kind);
 }
 
-static int si_recompute(si_job *j) {
-    const char *entity = j->ents[j->i].entity;
+/* One entity's rows into j->lines5 / j->linesh. */
+static int si_recompute(si_job *j, si_ent *e) {
+    const char *entity = e->entity;
     /* the sum at `end` before: rows after it move by the difference */
     const stats_row *old_end = NULL;
-    for (size_t i = 0; i < j->old5.n && j->old5.r[i].start_us < j->end; i++) old_end = &j->old5.r[i];
-    if (!old_end && j->prev5.n) old_end = &j->prev5.r[0];
+    for (size_t i = 0; i < e->old5.n && e->old5.r[i].start_us < e->end; i++) old_end = &e->old5.r[i];
+    if (!old_end && e->prev5.n) old_end = &e->prev5.r[0];
+    j->cur = e;
     j->fresh.n = j->final.n = 0;
     j->old_cursor = 0;
-    if (stats_compute(j->kind, &j->carry, j->samples, j->nsamples, STATS_5MIN_US, j->b, j->end, si_emit, j) != 0)
+    if (stats_compute(e->kind, &e->carry, e->samples, e->nsamples, STATS_5MIN_US, e->b, e->end, si_emit, j) != 0)
         return -1;
-    double delta = old_end && j->kind != STATS_KIND_MEASUREMENT ? j->carry.sum - old_end->sum : 0;
-    sbuf_reset(&j->lines5);
-    sbuf_reset(&j->linesh);
+    double delta = old_end && e->kind != STATS_KIND_MEASUREMENT ? e->carry.sum - old_end->sum : 0;
     /* final 5-minute rows from b's hour on: old before b, fresh, old after end (moved) */
-    for (size_t i = 0; i < j->old5.n && j->old5.r[i].start_us < j->b; i++)
-        if (si_rows_push(&j->final, &j->old5.r[i], j->old5.kind[i]) != 0) return -1;
+    for (size_t i = 0; i < e->old5.n && e->old5.r[i].start_us < e->b; i++)
+        if (si_rows_push(&j->final, &e->old5.r[i], e->old5.kind[i]) != 0) return -1;
     for (size_t i = 0; i < j->fresh.n; i++) {
-        if (si_rows_push(&j->final, &j->fresh.r[i], (int)j->kind) != 0) return -1;
-        si_row_line(&j->lines5, entity, 0, j->kind, &j->fresh.r[i]);
+        if (si_rows_push(&j->final, &j->fresh.r[i], (int)e->kind) != 0) return -1;
+        si_row_line(&j->lines5, entity, 0, e->kind, &j->fresh.r[i]);
     }
-    for (size_t i = 0; i < j->old5.n; i++) {
-        if (j->old5.r[i].start_us < j->end) continue;
-        stats_row r = j->old5.r[i];
+    for (size_t i = 0; i < e->old5.n; i++) {
+        if (e->old5.r[i].start_us < e->end) continue;
+        stats_row r = e->old5.r[i];
         if (delta != 0) {
             r.sum += delta;
-            si_row_line(&j->lines5, entity, 0, j->kind, &r);
+            si_row_line(&j->lines5, entity, 0, e->kind, &r);
         }
-        if (si_rows_push(&j->final, &r, (int)j->kind) != 0) return -1;
+        if (si_rows_push(&j->final, &r, (int)e->kind) != 0) return -1;
     }
     /* hours: merged again from the final 5-minute rows */
-    int64_t h0 = stats_floor(j->b, STATS_HOUR_US), h1 = stats_floor(j->end - 1, STATS_HOUR_US);
+    int64_t h0 = stats_floor(e->b, STATS_HOUR_US), h1 = stats_floor(e->end - 1, STATS_HOUR_US);
     size_t k = 0;
     for (int64_t h = h0; h <= h1; h += STATS_HOUR_US) {
         while (k < j->final.n && j->final.r[k].start_us < h) k++;
@@ -591,18 +633,41 @@ static int si_recompute(si_job *j) {
         if (m == k) continue;
         stats_row hr;
         stats_merge(&j->final.r[k], m - k, h, &hr);
-        si_row_line(&j->linesh, entity, 1, j->kind, &hr);
+        si_row_line(&j->linesh, entity, 1, e->kind, &hr);
         k = m;
     }
     if (delta != 0) {
-        for (size_t i = 0; i < j->oldh.n; i++) {
-            if (j->oldh.r[i].start_us <= h1) continue;
-            stats_row r = j->oldh.r[i];
+        for (size_t i = 0; i < e->oldh.n; i++) {
+            if (e->oldh.r[i].start_us <= h1) continue;
+            stats_row r = e->oldh.r[i];
             r.sum += delta;
-            si_row_line(&j->linesh, entity, 1, j->kind, &r);
+            si_row_line(&j->linesh, entity, 1, e->kind, &r);
         }
     }
     return sbuf_failed(&j->lines5) || sbuf_failed(&j->linesh) ? -1 : 0;
+}
+
+static void si_step_b_done(const httpc_response *r, void *arg) {
+    si_job *j = arg;
+    char err[300];
+    if (si_parse(r, si_b_row, j, err, sizeof err) != 0) {
+        si_job_end(j, -1, err);
+        return;
+    }
+    for (size_t k = 0; k < j->nact; k++) {
+        si_ent *e = &j->ents[j->act[k]];
+        if (!e->has_kind && !e->prev5.n && !e->prevh.n && !e->old5.n) {
+            e->active = 0;   /* no numeric state ever: not an entity with statistics (on/off, text) */
+            continue;
+        }
+        if (si_recompute(j, e) != 0) {
+            si_job_end(j, -1, "statistics: out of memory");
+            return;
+        }
+        j->s->entities_updated++;
+    }
+    j->writing_hours = 0;
+    si_write(j);
 }
 
 static size_t si_count_lines(const sbuf *b) {
@@ -611,6 +676,7 @@ static size_t si_count_lines(const sbuf *b) {
     return n;
 }
 
+/* 5-minute rows first, then the hours merged from them. */
 static void si_write(si_job *j) {
     stats_influx *s = j->s;
     sbuf *b = j->writing_hours ? &j->linesh : &j->lines5;
@@ -619,27 +685,7 @@ static void si_write(si_job *j) {
         return;
     }
     if (s->io.write(s->io.ctx, j->writing_hours ? s->rph : s->rp5, b->data, b->len, si_write_done, j) != 0)
-        si_fail(j, "statistics: cannot start a write to InfluxDB");
-}
-
-static void si_step_b_done(const httpc_response *r, void *arg) {
-    si_job *j = arg;
-    char err[300];
-    if (si_parse(r, si_b_row, j, err, sizeof err) != 0) {
-        si_fail(j, err);
-        return;
-    }
-    if (!j->ents[j->i].has_kind && !j->prev5.n && !j->prevh.n && !j->old5.n) {
-        j->i++;   /* no numeric state ever: not an entity with statistics (on/off, text) */
-        si_next_entity(j);
-        return;
-    }
-    if (si_recompute(j) != 0) {
-        si_fail(j, "statistics: out of memory");
-        return;
-    }
-    j->writing_hours = 0;
-    si_write(j);
+        si_job_end(j, -1, "statistics: cannot start a write to InfluxDB");
 }
 
 static void si_write_done(const httpc_response *r, void *arg) {
@@ -648,10 +694,12 @@ static void si_write_done(const httpc_response *r, void *arg) {
         char err[300];
         json_t *doc = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
         const char *e = json_string_value(json_object_get(doc, "error"));
-        if (r->status == 0) snprintf(err, sizeof err, "statistics write: influxdb unreachable: %s", r->error ? r->error : "");
-        else snprintf(err, sizeof err, "statistics write: HTTP %ld: %.200s", r->status, e ? e : "");
+        if (r->status == 0)
+            snprintf(err, sizeof err, "statistics write: influxdb unreachable: %s", r->error ? r->error : "");
+        else
+            snprintf(err, sizeof err, "statistics write: HTTP %ld: %.200s", r->status, e ? e : "");
         json_decref(doc);
-        si_fail(j, err);
+        si_job_end(j, -1, err);
         return;
     }
     j->s->rows_written += si_count_lines(j->writing_hours ? &j->linesh : &j->lines5);
@@ -660,17 +708,7 @@ static void si_write_done(const httpc_response *r, void *arg) {
         si_write(j);
         return;
     }
-    j->s->entities_updated++;
-    j->i++;
-    si_next_entity(j);
-}
-
-static void si_next_entity(si_job *j) {
-    if (j->i >= j->n) {
-        si_job_end(j, 0, NULL);
-        return;
-    }
-    si_step_a(j);
+    si_job_end(j, 0, NULL);
 }
 
 void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done_fn done, void *arg) {
@@ -689,7 +727,7 @@ void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done
         si_job_end(j, -1, "statistics: out of memory");
         return;
     }
-    si_next_entity(j);
+    si_step_a(j);
 }
 
 /* ---- reads for the API ------------------------------------------------- */
