@@ -496,8 +496,8 @@ static int si_a_row(int stmt, json_t *cols, json_t *vals, void *arg) {
 }
 
 /* Where an entity's recomputation starts (b) and what it carries in;
- * where it ends. 0 go, 1 skip. */
-static int si_plan(stats_influx *s, si_ent *e) {
+ * where it ends. */
+static void si_plan(si_ent *e) {
     int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
     memset(&e->carry, 0, sizeof e->carry);
     e->b = b0;
@@ -506,12 +506,11 @@ static int si_plan(stats_influx *s, si_ent *e) {
         stats_carry_from_row(&e->prev5.r[0], &e->carry);
         if (e->prev5.r[0].has_last) e->b = e->prev5.r[0].start_us + STATS_5MIN_US;
         prev_kind = e->prev5.kind[0];
-    } else if (e->prevh.n) {
+    } else if (e->prevh.n && e->prevh.r[0].start_us + STATS_HOUR_US <= b0) {
+        /* the 5-minute rows expired: the hour before stands for them. (An
+         * hourly row of B's own hour with no 5-minute row before B means the
+         * entity's rows begin at B: B is inside the retention horizon.) */
         const stats_row *h = &e->prevh.r[0];
-        if (h->start_us + STATS_HOUR_US > b0) {   /* the hour of B lost its 5-minute rows: cannot recompute */
-            s->late_skipped++;
-            return 1;
-        }
         stats_carry_from_row(h, &e->carry);
         if (h->has_last) e->b = h->start_us + STATS_HOUR_US;
         prev_kind = e->prevh.kind[0];
@@ -523,7 +522,6 @@ static int si_plan(stats_influx *s, si_ent *e) {
         if (e->next.r[i].count) break;  /* the first numeric state after the batch */
     }
     e->end = stats_floor(last, STATS_5MIN_US) + STATS_5MIN_US;
-    return 0;
 }
 
 static void si_step_a_done(const httpc_response *r, void *arg) {
@@ -541,10 +539,7 @@ static void si_step_a_done(const httpc_response *r, void *arg) {
     j->nact = 0;
     for (size_t k = 0; k < nact; k++) {
         si_ent *e = &j->ents[j->act[k]];
-        if (si_plan(s, e) != 0) {
-            e->active = 0;
-            continue;
-        }
+        si_plan(e);
         j->act[j->nact++] = j->act[k];
         int64_t h0 = stats_floor(e->b, STATS_HOUR_US);
         si_select_states(&q, s, e->entity, influx_time_ns_sat(e->b), influx_time_ns_sat(e->end), 0);

@@ -87,6 +87,17 @@ check "/health counts the statistics update" \
   jqe '.backend.statistics.enabled and .backend.statistics.entities_updated > 0 and .backend.statistics.failures == 0' <(curl -s "$U/health")
 code=$(curl -s -o "$TEST_TMP/err.json" -w '%{http_code}' "$U/api/v1/statistics?entity_id=sensor.step&start=$START&period=year")
 check_eq "a bad parameter is still a 400" 400 "$code"
+# a new entity's second state, in the same 5-minute period as its first, in the next batch
+TN=$(( $(date +%s) / 300 * 300 - 1800 ))
+for v in 1:0 3:60; do
+  jq -nc --argjson t $((TN + ${v#*:})) --arg v "${v%:*}" '{events: [{event_type: "state_changed", entity_id: "sensor.fresh",
+    domain: "sensor", object_id: "fresh", time_fired: ($t | todate), state: $v, value: ($v | tonumber),
+    state_class: "measurement", attributes: {}}]}' >"$TEST_TMP/fresh.json"
+  post_file "$TEST_TMP/fresh.json" >/dev/null
+done
+stats_get "entity_id=sensor.fresh&period=5minute&start=$(date -u -d "@$TN" +%Y-%m-%dT%H:%M:%SZ)" "$TEST_TMP/fresh5.json" >/dev/null
+check "a new entity's two states in one period, posted apart: count 2, mean (1*60+3*240)/300, max 3" \
+  jqe '.["sensor.fresh"][0] | .count == 2 and .max == 3 and (.mean - 2.6 | fabs) < 1e-9' "$TEST_TMP/fresh5.json"
 check "stop: exit 0" stop_pid "$SPID"
 
 # ---- SIGKILL during batches: nothing missing, nothing counted twice ----------
