@@ -26,6 +26,7 @@ struct retention_influx {
     char default_rp[128];
     long long default_s;    /* -1 unknown */
     int have5, haveh;
+    int overrides;          /* RETENTION_OVERRIDES set: not applied here, said so */
     char warnings[RI_MAX_WARNINGS][300];
     int nwarnings;
 };
@@ -48,6 +49,8 @@ int retention_influx_open(const char *db, int (*query)(void *ctx, const char *sq
     r->raw_days = raw;
     r->s5_days = s5;
     r->default_s = -1;
+    const char *ov = config_str("RETENTION_OVERRIDES", NULL);
+    r->overrides = ov && *ov;
     *out = r;
     return 0;
 }
@@ -188,6 +191,12 @@ static void ri_done(const httpc_response *res, void *arg) {
         r->step = RI_SHOW_RP;
     } else if (r->step == RI_SHOW_RP) {
         r->nwarnings = 0;
+        if (r->overrides) {
+            snprintf(r->warnings[r->nwarnings++], sizeof r->warnings[0],
+                     "RETENTION_OVERRIDES is applied by the sqlite backend only: on InfluxDB every raw event "
+                     "follows the default retention policy of %s", r->db);
+            log_warn("%s", r->warnings[0]);
+        }
         ri_policies(r, cols, vals);
         r->step = RI_CREATE_RP;
         if (r->have5 && r->haveh) {

@@ -19,9 +19,10 @@
 #include <jansson.h>
 
 #define STORAGE_MAINT_CONFIG_VARS                                                                                \
-    {"STATISTICS", "1", "sqlite: 1 = update long-term statistics in each batch (0 leaves gaps: measurements only)"}, \
-    {"RETENTION_DAYS", "0", "sqlite: purge raw events older than this many days (0 = keep every event)"},      \
-    {"STATISTICS_5MIN_RETENTION_DAYS", "10", "sqlite: purge 5-minute statistics older than this (hourly: kept)"}, \
+    {"STATISTICS", "1", "1 = update long-term statistics with each batch (0 leaves gaps: measurements only)"}, \
+    {"RETENTION_DAYS", "0", "purge raw events older than this many days (0 = keep every event; influxdb: policy)"}, \
+    {"RETENTION_OVERRIDES", NULL, "sqlite: per domain/entity days, e.g. \"sensor.grid_energy=0,light=7\" (0 = keep)"}, \
+    {"STATISTICS_5MIN_RETENTION_DAYS", "10", "purge 5-minute statistics older than this (hourly: kept)"}, \
     {"PURGE_STEP_ROWS", "200", "sqlite: most rows deleted (and pages vacuumed) in one purge step"},            \
     {"PURGE_INTERVAL_MS", "60000", "how often retention runs; steps follow each other every PURGE_STEP_MS"},  \
     {"PURGE_STEP_MS", "100", "pause between two purge steps while there is more to purge"},                    \

@@ -162,7 +162,7 @@ check "stop: exit 0" stop_pid "$SPID"
 influxql "" 'CREATE DATABASE "users_db" WITH DURATION 14d REPLICATION 1 NAME "mine"' >/dev/null
 influxql "" 'CREATE RETENTION POLICY "homeiq_stats_5min" ON "users_db" DURATION 3d REPLICATION 1' >/dev/null
 export INFLUXDB_DATABASE=users_db
-start_storage storage_u RETENTION_DAYS=30 || bail "data-storage on an existing database starts"
+start_storage storage_u RETENTION_DAYS=30 RETENTION_OVERRIDES=light=7 || bail "data-storage on an existing database starts"
 influxql "" "SHOW RETENTION POLICIES ON users_db" >"$TEST_TMP/rpu.json"
 check "the user's default policy is not changed (mine, 14 days)" \
   jqe '.results[0].series[0].values | map(select(.[4] == true))[0] | .[0] == "mine" and .[1] == "336h0m0s"' "$TEST_TMP/rpu.json"
@@ -173,6 +173,8 @@ check "/health warns: default policy keeps 336h but RETENTION_DAYS is 30d" \
   jqe '.backend.retention.warnings | any(test("\"mine\".*336h.*RETENTION_DAYS is 30d"))' "$TEST_TMP/hu.json"
 check "/health warns about homeiq_stats_5min's 72h" \
   jqe '.backend.retention.warnings | any(test("homeiq_stats_5min.*72h.*STATISTICS_5MIN_RETENTION_DAYS"))' "$TEST_TMP/hu.json"
+check "/health says RETENTION_OVERRIDES is not applied on InfluxDB" \
+  jqe '.backend.retention.warnings | any(test("RETENTION_OVERRIDES is applied by the sqlite backend only"))' "$TEST_TMP/hu.json"
 check "the log says it too" grep -q 'does not change an existing policy' "$TEST_TMP/storage_u.log"
 check "stop: exit 0" stop_pid "$SPID"
 finish
