@@ -61,6 +61,8 @@ struct stats_influx {
     char *rp5, *rph;
     long long raw_days, s5_days;
     unsigned long long entities_updated, rows_written, late_skipped, batches, update_us, failures;
+    unsigned long long refused;     /* writes InfluxDB refused (400): acknowledged, the rows are missing */
+    char last_refusal[200];
 };
 
 typedef struct si_job {
@@ -318,7 +320,8 @@ void stats_influx_close(stats_influx *s) {
 
 json_t *stats_influx_info(const stats_influx *s) {
     if (!s) return json_pack("{s:b}", "enabled", 0);
-    return json_pack("{s:b,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "enabled", 1, "retention_policy_5minute",
+    return json_pack("{s:b,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "enabled", 1, "refused",
+                     (json_int_t)s->refused, "last_refusal", s->last_refusal, "retention_policy_5minute",
                      s->rp5 ? s->rp5 : "(default)", "retention_policy_hour", s->rph ? s->rph : "(default)",
                      "entities_updated", (json_int_t)s->entities_updated, "rows_written", (json_int_t)s->rows_written,
                      "late_skipped", (json_int_t)s->late_skipped, "batches", (json_int_t)s->batches, "update_us",
@@ -354,14 +357,17 @@ static void si_job_end(si_job *j, int rc, const char *err) {
     stats_influx *s = j->s;
     s->batches++;
     s->update_us += si_mono_us() - j->t0;
+    char why[320];
     if (rc) {
         s->failures++;
-        log_warn("statistics update failed (the batch is not acknowledged): %s", err);
+        snprintf(why, sizeof why, "%s%.300s", strncmp(err, "statistics", 10) ? "statistics: " : "", err);
+        log_warn("statistics update failed (the batch is not acknowledged): %s", why);
+        if (strstr(why, "retention policy not found") && s->io.lost) s->io.lost(s->io.ctx);
     }
     stats_influx_done_fn done = j->done;
     void *arg = j->arg;
     si_job_free(j);
-    done(rc, err, arg);
+    done(rc, rc ? why : NULL, arg);
 }
 
 static si_ent *si_ent_find(si_job *j, const char *entity) {
@@ -694,8 +700,21 @@ static void si_write_done(const httpc_response *r, void *arg) {
         else
             snprintf(err, sizeof err, "statistics write: HTTP %ld: %.200s", r->status, e ? e : "");
         json_decref(doc);
-        si_job_end(j, -1, err);
-        return;
+        if (r->status != 400) {   /* unavailable, or a policy gone: not acknowledged, retried */
+            si_job_end(j, -1, err);
+            return;
+        }
+        /* InfluxDB refused some points themselves (a partial write: the others are stored). Points older
+         * than a shorter policy of the user's are simply not kept; anything else (a field type conflict
+         * in homeiq_statistics) is reported, and the batch -- whose events are stored -- still acknowledged,
+         * so it cannot block the events behind it. */
+        if (strstr(err, "beyond retention policy")) {
+            j->s->late_skipped++;
+        } else {
+            j->s->refused++;
+            snprintf(j->s->last_refusal, sizeof j->s->last_refusal, "%.190s", err);
+            log_error("statistics rows refused by InfluxDB (events stored, rows missing): %s", err);
+        }
     }
     j->s->rows_written += si_count_lines(j->writing_hours ? &j->linesh : &j->lines5);
     if (!j->writing_hours) {

@@ -36,6 +36,7 @@ typedef struct stats_influx_io {
     int (*query)(void *ctx, const char *sql, httpc_done_cb cb, void *arg);
     int (*write)(void *ctx, const char *rp, const char *lines, size_t len, httpc_done_cb cb, void *arg);
     int (*skip_item)(void *ctx, const store_item *it);
+    void (*lost)(void *ctx);    /* a retention policy is gone: prepare the database again */
     const char *events_measurement;
 } stats_influx_io;
 

@@ -787,6 +787,12 @@ static int influx_io_skip(void *ctx, const store_item *it) {
     return influx_ha_owns(((store_influx *)ctx)->ha, it);
 }
 
+static void influx_io_lost(void *ctx) {
+    store_influx *s = ctx;
+    if (s->db_ready) log_warn("a retention policy of %s is gone: preparing the database again", s->db);
+    s->db_ready = 0;   /* the next ping runs retention_influx again */
+}
+
 static void store_influx_stats_fetch(store *base, const char *entity_id, int hourly, int64_t start_us,
                                      int64_t end_us, store_stats_cb cb, void *arg) {
     store_influx *s = (store_influx *)base;
@@ -1085,7 +1091,7 @@ int store_influx_open(struct event_base *base, store **out) {
     s->base.ops = &store_influx_ops;
     s->evb = base;
     stats_influx_io io = {.ctx = s, .query = influx_io_query, .write = influx_io_write, .skip_item = influx_io_skip,
-                          .events_measurement = INFLUX_MEASUREMENT};
+                          .lost = influx_io_lost, .events_measurement = INFLUX_MEASUREMENT};
     if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 || httpc_new(base, &s->http) != 0 ||
         stats_influx_open(&io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
                           s->api_version == 1 ? STATS_INFLUX_RP_HOUR : NULL, &s->stats) != 0 ||
