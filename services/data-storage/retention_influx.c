@@ -7,6 +7,7 @@
 #include "lineproto.h"
 #include "log.h"
 #include "sbuf.h"
+#include "storage_maint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +37,8 @@ enum { RI_SHOW_DB, RI_CREATE_DB, RI_SHOW_RP, RI_CREATE_RP };
 int retention_influx_open(const char *db, int (*query)(void *ctx, const char *sql, httpc_done_cb cb, void *arg),
                           void *ctx, retention_influx **out) {
     long long raw, s5;
-    if (config_long("RETENTION_DAYS", 0, 0, 1000000, &raw) ||
-        config_long("STATISTICS_5MIN_RETENTION_DAYS", 10, 1, 1000000, &s5))
+    if (config_int(storage_maint_vars, "RETENTION_DAYS", &raw) ||
+        config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &s5))
         return -1;
     retention_influx *r = calloc(1, sizeof *r);
     if (!r || !(r->db = strdup(db))) {
@@ -49,7 +50,7 @@ int retention_influx_open(const char *db, int (*query)(void *ctx, const char *sq
     r->raw_days = raw;
     r->s5_days = s5;
     r->default_s = -1;
-    const char *ov = config_str("RETENTION_OVERRIDES", NULL);
+    const char *ov = config_text(storage_maint_vars, "RETENTION_OVERRIDES");
     r->overrides = ov && *ov;
     *out = r;
     return 0;

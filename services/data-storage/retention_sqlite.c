@@ -11,6 +11,7 @@
 #include "config.h"
 #include "retention_rules.h"
 #include "log.h"
+#include "storage_maint.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -45,7 +46,7 @@ int retention_sqlite_prepare_file(sqlite3 *db) {
     if (av == 2) return 0;
     if (tables == 0) /* takes effect only before the first table is created */
         return sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-    if (config_long("SQLITE_VACUUM_ON_START", 0, 0, 1, &want) != 0) return -1;
+    if (config_int(storage_maint_vars, "SQLITE_VACUUM_ON_START", &want) != 0) return -1;
     if (!want) {
         log_warn("sqlite file has auto_vacuum=%s: purged space is reused but the file never shrinks; start once "
                  "with SQLITE_VACUUM_ON_START=1 to convert it (rewrites the whole file: needs its size free)",
@@ -88,7 +89,7 @@ static char *retention_exclude(const retention_rules *rules, int entities, const
  * the entities that have a rule of their own. Each: ?1 cut-off, ?2 budget. */
 static int retention_rules_open(retention_sqlite *r) {
     char err[300];
-    if (retention_rules_parse(config_str("RETENTION_OVERRIDES", ""), &r->rules, err, sizeof err) != 0) {
+    if (retention_rules_parse(config_text(storage_maint_vars, "RETENTION_OVERRIDES"), &r->rules, err, sizeof err) != 0) {
         log_error("%s", err);
         return -1;
     }
@@ -124,9 +125,9 @@ int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, re
     if (!r) return -1;
     r->db = db;
     r->stats = stats;
-    if (config_long("RETENTION_DAYS", 0, 0, 1000000, &r->raw_days) ||
-        config_long("STATISTICS_5MIN_RETENTION_DAYS", 10, 1, 1000000, &r->s5_days) ||
-        config_long("PURGE_STEP_ROWS", 200, 1, 1000000, &r->step_rows))
+    if (config_int(storage_maint_vars, "RETENTION_DAYS", &r->raw_days) ||
+        config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &r->s5_days) ||
+        config_int(storage_maint_vars, "PURGE_STEP_ROWS", &r->step_rows))
         goto fail;
     if (retention_rules_open(r) != 0 ||
         retention_prepare(r,

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "sbuf.h"
 #include "service.h"
+#include "storage_maint.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -292,8 +293,8 @@ static void si_row_line(sbuf *b, const char *entity, int hourly, stats_kind kind
 int stats_influx_open(const stats_influx_io *io, const char *rp5, const char *rph, stats_influx **out) {
     long long on, raw, s5;
     *out = NULL;
-    if (config_long("STATISTICS", 1, 0, 1, &on) || config_long("RETENTION_DAYS", 0, 0, 1000000, &raw) ||
-        config_long("STATISTICS_5MIN_RETENTION_DAYS", 10, 1, 1000000, &s5))
+    if (config_int(storage_maint_vars, "STATISTICS", &on) || config_int(storage_maint_vars, "RETENTION_DAYS", &raw) ||
+        config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &s5))
         return -1;
     if (!on) return 0;
     stats_influx *s = calloc(1, sizeof *s);

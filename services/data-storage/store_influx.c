@@ -34,6 +34,7 @@
 #include "influx_ha.h"
 #include "stats_influx.h"
 #include "retention_influx.h"
+#include "influx_query.h"
 #include "lineproto.h"
 #include "log.h"
 #include "service.h"
@@ -63,6 +64,7 @@ typedef struct store_influx {
     influx_ha *ha;                      /* INFLUXDB_SCHEMA=homeassistant, else NULL */
     stats_influx *stats;                /* long-term statistics (stats_influx.h), NULL when STATISTICS=0 */
     retention_influx *retention;        /* database and retention policies (v1), NULL for v2/v3 */
+    influx_reads *reads;                /* the dashboard's reads and their feed index (influx_query.h) */
 } store_influx;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -314,6 +316,7 @@ static void influx_job_finish(influx_job *j) {
             else if (b->items[i].status == STORE_ITEM_DUPLICATE) b->duplicates++;
         }
         b->dead_lettered = b->ndead;
+        influx_reads_committed(s->reads, b);
     }
     s->queue = j->next;
     if (!s->queue) s->queue_tail = NULL;
@@ -473,6 +476,7 @@ static int influx_job_build(influx_job *j) {
         if (ha == INFLUX_HA_OOM) return -1;
         if (ha == INFLUX_HA_NO_LINE) continue;
         if (ha == INFLUX_HA_NOT_MINE) influx_event_line(&j->body, &b->items[i], j->ns[i], stored_at);
+        if (ha == INFLUX_HA_NOT_MINE && !j->s->ha) influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i]);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
     size_t nevents = j->nlines;
@@ -916,6 +920,14 @@ static void store_influx_query(store *base, const store_filter *f, store_rows_cb
     sbuf_free(&q);
 }
 
+/* influx_query.h's transport: a /query on this store's database. */
+int store_influx_sql(store *base, const char *sql, httpc_done_cb cb, void *arg) {
+    store_influx *s = (store_influx *)base;
+    return s->closing ? -1 : influx_query_send(s, sql, 1, cb, arg);
+}
+
+influx_reads *store_influx_reads(store *base) { return ((store_influx *)base)->reads; }
+
 static void store_influx_dead_letters(store *base, long limit, store_rows_cb cb, void *arg) {
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT source, error, raw FROM \"%s\" ORDER BY time DESC LIMIT %ld",
@@ -1018,6 +1030,7 @@ static void store_influx_close(store *base) {
     influx_ha_free(s->ha);
     stats_influx_close(s->stats);
     retention_influx_close(s->retention);
+    influx_reads_free(s->reads); /* after httpc_free: in-flight reads were answered */
     free(s);
 }
 
@@ -1029,6 +1042,10 @@ static const store_ops store_influx_ops = {
     .health = store_influx_health,
     .info = store_influx_info,
     .stats_fetch = store_influx_stats_fetch,
+    .feed = store_influx_feed,
+    .entities = store_influx_entities,
+    .series = store_influx_series,
+    .stats = store_influx_stats,
     .close = store_influx_close,
 };
 
@@ -1092,7 +1109,8 @@ int store_influx_open(struct event_base *base, store **out) {
     s->evb = base;
     stats_influx_io io = {.ctx = s, .query = influx_io_query, .write = influx_io_write, .skip_item = influx_io_skip,
                           .lost = influx_io_lost, .events_measurement = INFLUX_MEASUREMENT};
-    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 || httpc_new(base, &s->http) != 0 ||
+    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 || influx_reads_new(s->ha != NULL, s->db, &s->reads) != 0 ||
+        httpc_new(base, &s->http) != 0 ||
         stats_influx_open(&io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
                           s->api_version == 1 ? STATS_INFLUX_RP_HOUR : NULL, &s->stats) != 0 ||
         (s->api_version == 1 && retention_influx_open(s->db, influx_io_query_server, s, &s->retention) != 0)) {

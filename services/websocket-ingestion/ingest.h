@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "backfill.h"
-#include "forwarder.h"
+#include "ingest_forwarder.h"
 #include "ha_client.h"
 #include "httpc.h"
 #include "httpd.h"
