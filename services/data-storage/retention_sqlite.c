@@ -9,6 +9,7 @@
  * keeps accepting history of any age into its statistics. */
 #include "retention_sqlite.h"
 #include "config.h"
+#include "retention_rules.h"
 #include "log.h"
 #include "storage_maint.h"
 
@@ -21,6 +22,8 @@ struct retention_sqlite {
     stats_sqlite *stats;
     long long raw_days, s5_days, step_rows;
     sqlite3_stmt *del_events, *del_5min, *begin, *commit, *rollback;
+    retention_rules rules;              /* RETENTION_OVERRIDES */
+    sqlite3_stmt **del_rule;            /* per rule with days > 0 (NULL for 0 = keep forever) */
     unsigned long long events_purged, stats_purged, pages_freed;
     int purging;                        /* the last step left more to do */
     long long step_us_max, step_us_last;
@@ -61,9 +64,59 @@ int retention_sqlite_prepare_file(sqlite3 *db) {
 }
 
 static int retention_prepare(retention_sqlite *r, const char *sql, sqlite3_stmt **st) {
-    if (sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
-    log_error("retention: prepare: %s", sqlite3_errmsg(r->db));
+    if (sql && sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
+    log_error("retention: prepare: %s", sql ? sqlite3_errmsg(r->db) : "out of memory");
     return -1;
+}
+
+/* " AND (col IS NULL OR col NOT IN ('a','b'))" over the rules of one kind, or "". */
+static char *retention_exclude(const retention_rules *rules, int entities, const char *col) {
+    char *list = NULL;
+    for (size_t i = 0; i < rules->n; i++) {
+        if (rules->r[i].is_entity != entities) continue;
+        char *next = sqlite3_mprintf("%s%s%Q", list ? list : "", list ? "," : "", rules->r[i].name);
+        sqlite3_free(list);
+        if (!next) return NULL;
+        list = next;
+    }
+    char *out = list ? sqlite3_mprintf(" AND (%s IS NULL OR %s NOT IN (%s))", col, col, list) : sqlite3_mprintf("");
+    sqlite3_free(list);
+    return out;
+}
+
+/* The delete of RETENTION_DAYS (events no rule names) and one per rule with
+ * days > 0: an entity rule deletes its entity; a domain rule its domain but
+ * the entities that have a rule of their own. Each: ?1 cut-off, ?2 budget. */
+static int retention_rules_open(retention_sqlite *r) {
+    char err[300];
+    if (retention_rules_parse(config_text(storage_maint_vars, "RETENTION_OVERRIDES"), &r->rules, err, sizeof err) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    char *ex_ent = retention_exclude(&r->rules, 1, "entity_id"), *ex_dom = retention_exclude(&r->rules, 0, "domain");
+    int rc = -1;
+    r->del_rule = calloc(r->rules.n ? r->rules.n : 1, sizeof *r->del_rule);
+    if (!ex_ent || !ex_dom || !r->del_rule) goto out;
+    char *sql = sqlite3_mprintf("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_us<?1%s%s "
+                                "ORDER BY time_us LIMIT ?2)", ex_ent, ex_dom);
+    rc = retention_prepare(r, sql, &r->del_events);
+    sqlite3_free(sql);
+    for (size_t i = 0; rc == 0 && i < r->rules.n; i++) {
+        const retention_rule *x = &r->rules.r[i];
+        if (x->days == 0) continue;
+        sql = x->is_entity ? sqlite3_mprintf("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
+                                             "entity_id=%Q AND time_us<?1 ORDER BY time_us LIMIT ?2)", x->name)
+                           : sqlite3_mprintf("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
+                                             "domain=%Q AND time_us<?1%s ORDER BY time_us LIMIT ?2)", x->name, ex_ent);
+        rc = retention_prepare(r, sql, &r->del_rule[i]);
+        sqlite3_free(sql);
+        log_info("retention: raw events of %s %s kept %lld days (RETENTION_OVERRIDES)",
+                 x->is_entity ? "entity" : "domain", x->name, x->days);
+    }
+out:
+    sqlite3_free(ex_ent);
+    sqlite3_free(ex_dom);
+    return rc;
 }
 
 int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, retention_sqlite **out) {
@@ -76,10 +129,7 @@ int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, re
         config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &r->s5_days) ||
         config_int(storage_maint_vars, "PURGE_STEP_ROWS", &r->step_rows))
         goto fail;
-    if (retention_prepare(r,
-                          "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_us<? "
-                          "ORDER BY time_us LIMIT ?)",
-                          &r->del_events) ||
+    if (retention_rules_open(r) != 0 ||
         retention_prepare(r,
                           "DELETE FROM stats_5min WHERE (meta_id,start_us) IN (SELECT meta_id,start_us FROM "
                           "stats_5min AS x WHERE start_us<? AND start_us<(SELECT max(start_us) FROM stats_5min "
@@ -102,6 +152,9 @@ void retention_sqlite_close(retention_sqlite *r) {
     sqlite3_finalize(r->begin);
     sqlite3_finalize(r->commit);
     sqlite3_finalize(r->rollback);
+    for (size_t i = 0; r->del_rule && i < r->rules.n; i++) sqlite3_finalize(r->del_rule[i]);
+    free(r->del_rule);
+    retention_rules_free(&r->rules);
     free(r);
 }
 
@@ -128,10 +181,15 @@ static int64_t retention_cutoff(int64_t now_us, long long days) {
 
 /* The deletes of one step, inside its transaction. *more = 1 when the budget ran out. */
 static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
-    long long budget = r->step_rows, n = 0;
-    if (r->raw_days > 0) {
-        int64_t cut = retention_cutoff(now_us, r->raw_days);
-        if (retention_delete(r, r->del_events, cut, budget, &n) != 0) return -1;
+    long long budget = r->step_rows;
+    /* RETENTION_DAYS for events no rule names, then each rule (the mark
+     * only rises: late events before the newest cut-off are not counted) */
+    for (size_t i = 0; i <= r->rules.n && budget > 0; i++) {
+        sqlite3_stmt *del = i == 0 ? r->del_events : r->del_rule[i - 1];
+        long long days = i == 0 ? r->raw_days : r->rules.r[i - 1].days, n = 0;
+        if (days <= 0 || !del) continue;
+        int64_t cut = retention_cutoff(now_us, days);
+        if (retention_delete(r, del, cut, budget, &n) != 0) return -1;
         if (n > 0 && stats_sqlite_set_mark(r->stats, "events_purged_before_us", cut) != 0) return -1;
         r->events_purged += (unsigned long long)n;
         budget -= n;
@@ -201,7 +259,11 @@ json_t *retention_sqlite_info(retention_sqlite *r) {
     long long av = 0, freelist = 0;
     retention_int(r->db, "PRAGMA auto_vacuum", &av);
     retention_int(r->db, "PRAGMA freelist_count", &freelist);
-    return json_pack("{s:I,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I}", "retention_days", (json_int_t)r->raw_days,
+    json_t *ov = json_object();
+    for (size_t i = 0; i < r->rules.n; i++)
+        json_object_set_new(ov, r->rules.r[i].name, json_integer((json_int_t)r->rules.r[i].days));
+    return json_pack("{s:I,s:o,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I}", "retention_days", (json_int_t)r->raw_days,
+                     "overrides", ov,
                      "statistics_5min_retention_days", (json_int_t)r->s5_days, "events_purged",
                      (json_int_t)r->events_purged, "stats_rows_purged", (json_int_t)r->stats_purged, "auto_vacuum",
                      av == 2 ? "incremental" : av == 1 ? "full" : "none", "freelist_pages", (json_int_t)freelist,

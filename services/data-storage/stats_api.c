@@ -203,28 +203,118 @@ static int stats_api_on_row(const stats_row *r, void *arg) {
     return 0;
 }
 
-static int stats_api_entity(store *st, const stats_api_query *q, const char *entity, sbuf *b, int *first_entity) {
-    stats_api_out o = {.b = b, .q = q, .first = 1};
-    size_t mark = b->len;
+/* One entity's rows, from either kind of backend read. */
+static int stats_api_entity_rows(const stats_api_query *q, const char *entity, sbuf *b, int *first_entity, int kind,
+                                 const stats_row *prev, int has_prev, const stats_row *rows, size_t n) {
+    stats_api_out o = {.b = b, .q = q, .first = 1, .kind = kind, .has_prev_sum = has_prev};
+    if (kind < 0) return 0;   /* no statistics: left out */
+    if (has_prev) o.prev = *prev;
     sbuf_addc(b, *first_entity ? '{' : ',');
     json_text_string(b, entity, strlen(entity));
     sbuf_adds(b, ":[");
-    int64_t start = q->start_us;
-    if (q->period >= P_DAY) start = stats_api_local_period(q->start_us, q->period, 0);
-    /* kind and the previous row are filled before the first row arrives */
-    int rc = st->ops->stats_rows(st, entity, q->period != P_5MIN, start, q->end_us, &o.kind, &o.prev,
-                                 &o.has_prev_sum, stats_api_on_row, &o);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) rc = stats_api_on_row(&rows[i], &o);
     if (rc == 0) stats_api_flush(&o);
     free(o.group);
-    if (rc != 0) return -1;
-    if (o.kind < 0) {   /* no statistics: left out */
-        b->len = mark;
-        if (b->data) b->data[mark] = '\0';
-        return 0;
-    }
     sbuf_addc(b, ']');
     *first_entity = 0;
+    return rc;
+}
+
+/* ---- one request: entities answered one after the other ---------------- */
+
+typedef struct stats_api_req {
+    struct evhttp_request *req;     /* NULL once the client went away */
+    store *st;
+    stats_api_query q;
+    char *list, *save, *entity;
+    int started, first, failed;
+    sbuf b;
+    stats_row *rows;                /* the synchronous backend's rows */
+    size_t nrows, cap;
+} stats_api_req;
+
+static void stats_api_client_gone(struct evhttp_connection *conn, void *arg) {
+    (void)conn;
+    stats_api_req *r = arg;
+    httpd_request_abandon(r->req);
+    r->req = NULL;
+}
+
+static void stats_api_finish(stats_api_req *r) {
+    if (r->req) {
+        evhttp_connection_set_closecb(evhttp_request_get_connection(r->req), NULL, NULL);
+        if (r->failed == STORE_QUERY_UNSUPPORTED) {
+            httpd_reply_error(r->req, 501, "statistics: not kept by the %s backend (STATISTICS=0)", r->st->ops->name);
+        } else if (r->failed || sbuf_failed(&r->b)) {
+            httpd_reply_error(r->req, 503, "storage backend unavailable: statistics query failed");
+        } else {
+            if (r->first) sbuf_addc(&r->b, '{');
+            sbuf_addc(&r->b, '}');
+            size_t len;
+            char *text = sbuf_take(&r->b, &len);
+            if (text) httpd_reply_text(r->req, 200, "application/json", text, len);
+            else httpd_reply_error(r->req, 500, "out of memory");
+            free(text);
+        }
+    }
+    sbuf_free(&r->b);
+    free(r->list);
+    free(r->rows);
+    free(r);
+}
+
+static void stats_api_next(stats_api_req *r);
+
+static void stats_api_fetched(int rc, int kind, const stats_row *prev, int has_prev, const stats_row *rows, size_t n,
+                              void *arg) {
+    stats_api_req *r = arg;
+    if (rc != 0) r->failed = rc;
+    else if (stats_api_entity_rows(&r->q, r->entity, &r->b, &r->first, kind, prev, has_prev, rows, n) != 0)
+        r->failed = -1;
+    if (r->st->ops->stats_fetch) stats_api_next(r);   /* the synchronous loop goes on by itself */
+}
+
+static int stats_api_collect(const stats_row *row, void *arg) {
+    stats_api_req *r = arg;
+    if (r->nrows == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 256;
+        stats_row *p = realloc(r->rows, cap * sizeof *p);
+        if (!p) return -1;
+        r->rows = p;
+        r->cap = cap;
+    }
+    r->rows[r->nrows++] = *row;
     return 0;
+}
+
+static int64_t stats_api_start(const stats_api_query *q) {
+    return q->period >= P_DAY ? stats_api_local_period(q->start_us, q->period, 0) : q->start_us;
+}
+
+/* Asks for the next entity; answers when none is left or one failed. */
+static void stats_api_next(stats_api_req *r) {
+    store *st = r->st;
+    for (;;) {
+        r->entity = strtok_r(r->started ? NULL : r->list, ",", &r->save);
+        r->started = 1;
+        if (!r->entity || r->failed) {
+            stats_api_finish(r);
+            return;
+        }
+        int hourly = r->q.period != P_5MIN;
+        if (st->ops->stats_fetch) {
+            st->ops->stats_fetch(st, r->entity, hourly, stats_api_start(&r->q), r->q.end_us, stats_api_fetched, r);
+            return;
+        }
+        int kind = -1, has_prev = 0;
+        stats_row prev;
+        r->nrows = 0;
+        /* kind and the previous row are filled before the first row arrives */
+        int rc = st->ops->stats_rows(st, r->entity, hourly, stats_api_start(&r->q), r->q.end_us, &kind, &prev,
+                                     &has_prev, stats_api_collect, r);
+        stats_api_fetched(rc, kind, &prev, has_prev, r->rows, r->nrows, r);
+    }
 }
 
 static void stats_api_get(struct evhttp_request *req, void *arg) {
@@ -232,29 +322,25 @@ static void stats_api_get(struct evhttp_request *req, void *arg) {
     stats_api_query q;
     if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
     if (stats_api_parse(req, &q) != 0) return;
-    if (!st->ops->stats_rows) {
+    if (!st->ops->stats_rows && !st->ops->stats_fetch) {
         free((char *)q.entities);
         httpd_reply_error(req, 501, "statistics: not kept by the %s backend", st->ops->name);
         return;
     }
-    sbuf b;
-    sbuf_init(&b);
-    int first = 1, rc = 0;
-    char *list = (char *)q.entities, *save = NULL;
-    for (char *e = strtok_r(list, ",", &save); e && rc == 0; e = strtok_r(NULL, ",", &save))
-        rc = stats_api_entity(st, &q, e, &b, &first);
-    if (first) sbuf_addc(&b, '{');
-    sbuf_addc(&b, '}');
-    free(list);
-    if (rc != 0 || sbuf_failed(&b)) {
-        sbuf_free(&b);
-        httpd_reply_error(req, 503, "storage backend unavailable: statistics query failed");
+    stats_api_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        free((char *)q.entities);
+        httpd_reply_error(req, 500, "out of memory");
         return;
     }
-    size_t len;
-    char *text = sbuf_take(&b, &len);
-    httpd_reply_text(req, 200, "application/json", text, len);
-    free(text);
+    r->req = req;
+    r->st = st;
+    r->q = q;
+    r->list = (char *)q.entities;
+    r->first = 1;
+    sbuf_init(&r->b);
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), stats_api_client_gone, r);
+    stats_api_next(r);
 }
 
 int stats_api_route(httpd *h, store *st) {

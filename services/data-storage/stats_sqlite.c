@@ -235,6 +235,10 @@ int64_t stats_sqlite_horizon(const stats_sqlite *s) {
 }
 
 int stats_sqlite_set_mark(stats_sqlite *s, const char *name, int64_t value) {
+    /* a watermark only rises: events before it may be gone, whatever a later,
+     * longer retention (or another RETENTION_OVERRIDES rule) would keep */
+    if (value <= (strcmp(name, "events_purged_before_us") == 0 ? s->events_purged_before : s->s5_purged_before))
+        return 0;
     sqlite3_stmt *st = stats_stmt(s, SQ_MARK_SET);
     sqlite3_bind_int64(st, 1, value);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);

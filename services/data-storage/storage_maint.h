@@ -20,9 +20,10 @@
 #include <jansson.h>
 
 #define STORAGE_MAINT_CONFIG_VARS                                                                                \
-    CONFIG_INT("STATISTICS", "1", 0, 1, "sqlite: 1 = update long-term statistics (5-minute and hourly rows, docs/STATISTICS.md) in each batch's transaction"), \
-    CONFIG_INT("RETENTION_DAYS", "0", 0, 1000000, "sqlite: purge raw events older than this many days, after their statistics are committed (0 = keep every event)"),      \
-    CONFIG_INT("STATISTICS_5MIN_RETENTION_DAYS", "10", 1, 1000000, "sqlite: purge 5-minute statistics older than this (hourly: kept)"), \
+    CONFIG_INT("STATISTICS", "1", 0, 1, "1 = update long-term statistics (5-minute and hourly rows, docs/STATISTICS.md) with each batch: sqlite in its transaction, influxdb before its ack"), \
+    CONFIG_INT("RETENTION_DAYS", "0", 0, 1000000, "purge raw events older than this many days, after their statistics are committed (0 = keep every event); influxdb: the policy of a database HomeIQ creates, else checked"),      \
+    CONFIG_TEXT("RETENTION_OVERRIDES", NULL, "sqlite: raw-event retention per domain or entity, NAME=DAYS,... e.g. \"sensor.grid_energy=0,light=7\" (0 = keep forever)"), \
+    CONFIG_INT("STATISTICS_5MIN_RETENTION_DAYS", "10", 1, 1000000, "purge 5-minute statistics older than this (hourly: kept); influxdb: policy homeiq_stats_5min"), \
     CONFIG_INT("PURGE_STEP_ROWS", "200", 1, 1000000, "sqlite: most rows deleted (and pages vacuumed) in one purge step"),            \
     CONFIG_INT("PURGE_INTERVAL_MS", "60000", 10, 86400000, "how often retention runs; steps follow each other every PURGE_STEP_MS"),  \
     CONFIG_INT("PURGE_STEP_MS", "100", 0, 60000, "pause between two purge steps while there is more to purge"),                    \

@@ -89,6 +89,10 @@ typedef void (*store_write_cb)(store_batch *b, int rc, const char *err, void *ar
  * backend cannot answer this query at all, err says why (501). */
 typedef void (*store_rows_cb)(const store_rows *rows, int rc, const char *err, void *arg);
 typedef int (*store_stats_row_fn)(const stats_row *r, void *arg);
+/* An asynchronous statistics read: rc 0/-1; kind as stats_rows' *kind; rows
+ * (oldest first, break markers left out) belong to the backend. */
+typedef void (*store_stats_cb)(int rc, int kind, const stats_row *prev, int has_prev, const stats_row *rows, size_t n,
+                               void *arg);
 #define STORE_QUERY_UNSUPPORTED (-2)
 
 typedef struct store_ops {
@@ -121,6 +125,9 @@ typedef struct store_ops {
      * Optional (NULL: the backend keeps no statistics it can read back). */
     int (*stats_rows)(store *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us, int *kind,
                       stats_row *prev, int *has_prev, store_stats_row_fn fn, void *arg);
+    /* The same, for a backend that answers later (InfluxDB). Optional. */
+    void (*stats_fetch)(store *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
+                        store_stats_cb cb, void *arg);
     /* One small retention step (purge, vacuum): 1 more to do, 0 done, -1
      * failed (try later). Optional. */
     int (*maintain)(store *s, int64_t now_us);

@@ -32,6 +32,8 @@
 #include "config.h"
 #include "httpc.h"
 #include "influx_ha.h"
+#include "stats_influx.h"
+#include "retention_influx.h"
 #include "influx_query.h"
 #include "lineproto.h"
 #include "log.h"
@@ -60,6 +62,8 @@ typedef struct store_influx {
     influx_job *queue, *queue_tail;     /* queue is the running job */
     int64_t last_dead_ns;
     influx_ha *ha;                      /* INFLUXDB_SCHEMA=homeassistant, else NULL */
+    stats_influx *stats;                /* long-term statistics (stats_influx.h), NULL when STATISTICS=0 */
+    retention_influx *retention;        /* database and retention policies (v1), NULL for v2/v3 */
     influx_reads *reads;                /* the dashboard's reads and their feed index (influx_query.h) */
 } store_influx;
 
@@ -275,7 +279,7 @@ struct influx_job {
     size_t dead_written;        /* dead letters already turned into lines */
     influx_us_range *dup;       /* time ranges the duplicate check reads (influx_time.h) */
     size_t ndup, dup_next;      /* ranges, and the first not asked yet */
-    int failed;
+    int failed, stats_done;
     char err[256];
 };
 
@@ -294,10 +298,17 @@ static void influx_job_free(influx_job *j) {
 }
 
 /* Reports the job (rc -1 when failed), frees it and starts the next one. */
+static void influx_job_stats_done(int rc, const char *err, void *arg);
+
 static void influx_job_finish(influx_job *j) {
     store_influx *s = j->s;
     store_batch *b = j->b;
     int rc = j->failed ? -1 : 0;
+    if (rc == 0 && s->stats && !j->stats_done && !s->closing) {
+        j->stats_done = 1;  /* the batch is acknowledged only after its statistics (stats_influx.h) */
+        stats_influx_batch(s->stats, b, influx_job_stats_done, j);
+        return;
+    }
     if (rc == 0) {
         b->stored = b->duplicates = 0;
         for (size_t i = 0; i < b->nitems; i++) {
@@ -322,6 +333,12 @@ static void influx_job_fail(influx_job *j, const char *why) {
     j->failed = 1;
     snprintf(j->err, sizeof j->err, "%.250s", why);
     influx_job_finish(j);
+}
+
+static void influx_job_stats_done(int rc, const char *err, void *arg) {
+    influx_job *j = arg;
+    if (rc != 0) influx_job_fail(j, err ? err : "statistics update failed");
+    else influx_job_finish(j);
 }
 
 static int influx_job_push(influx_job *j, size_t lo, size_t hi) {
@@ -771,6 +788,44 @@ static void store_influx_write_batch(store *base, store_batch *b, store_write_cb
     influx_job_start(s);
 }
 
+/* ---- what stats_influx.c needs (stats_influx_io) ------------------------ */
+
+static int influx_io_query(void *ctx, const char *sql, httpc_done_cb cb, void *arg) {
+    return ((store_influx *)ctx)->closing ? -1 : influx_query_send(ctx, sql, 1, cb, arg);
+}
+
+static int influx_io_write(void *ctx, const char *rp, const char *lines, size_t len, httpc_done_cb cb, void *arg) {
+    store_influx *s = ctx;
+    sbuf url;
+    sbuf_init(&url);
+    influx_write_url(s, &url);
+    if (rp && s->api_version == 1) {
+        sbuf_adds(&url, "&rp=");
+        influx_urlencode(&url, rp);
+    }
+    int rc = s->closing || sbuf_failed(&url) ? -1
+             : influx_send(s, "POST", url.data, "Content-Type: text/plain; charset=utf-8", lines, len, cb, arg);
+    sbuf_free(&url);
+    return rc;
+}
+
+static int influx_io_skip(void *ctx, const store_item *it) {
+    return influx_ha_owns(((store_influx *)ctx)->ha, it);
+}
+
+static void influx_io_lost(void *ctx) {
+    store_influx *s = ctx;
+    if (s->db_ready) log_warn("a retention policy of %s is gone: preparing the database again", s->db);
+    s->db_ready = 0;   /* the next ping runs retention_influx again */
+}
+
+static void store_influx_stats_fetch(store *base, const char *entity_id, int hourly, int64_t start_us,
+                                     int64_t end_us, store_stats_cb cb, void *arg) {
+    store_influx *s = (store_influx *)base;
+    if (!s->stats) cb(STORE_QUERY_UNSUPPORTED, -1, NULL, 0, NULL, 0, arg);   /* STATISTICS=0 */
+    else stats_influx_fetch(s->stats, entity_id, hourly, start_us, end_us, cb, arg);
+}
+
 /* ---- reads ------------------------------------------------------------ */
 
 typedef struct influx_read {
@@ -912,34 +967,33 @@ static void store_influx_dead_letters(store *base, long limit, store_rows_cb cb,
 
 /* ---- health: /ping, and CREATE DATABASE (v1) --------------------------- */
 
-static void influx_create_done(const httpc_response *r, void *arg) {
+static void influx_create_done(int rc, int unreachable, const char *why, void *arg) {
     store_influx *s = arg;
-    char why[256];
     s->create_inflight = 0;
     if (s->closing) return;
-    if (r->status == 200) {
+    if (rc == 0) {
         if (!s->db_ready) log_info("influxdb database %s ready", s->db);
         s->db_ready = 1;
         s->up = 1;
         return;
     }
-    influx_error_text(r, why, sizeof why);
-    if (r->status == 0) influx_set_down(s, why);
-    else log_error("CREATE DATABASE %s failed: %s", s->db, why);
+    if (unreachable) influx_set_down(s, why);
+    else log_error("preparing database %s failed: %s", s->db, why);
 }
 
+static int influx_io_query_server(void *ctx, const char *sql, httpc_done_cb cb, void *arg) {
+    return ((store_influx *)ctx)->closing ? -1 : influx_query_send(ctx, sql, 0, cb, arg);
+}
+
+/* v1: the database and its retention policies (retention_influx.h). */
 static void influx_create_db(store_influx *s) {
     if (s->api_version != 1) {
-        s->db_ready = 1; /* v2/v3: buckets are created by the operator */
+        s->db_ready = 1; /* v2/v3: buckets (and their retention) are the operator's */
         return;
     }
     if (s->create_inflight) return;
-    sbuf q;
-    sbuf_init(&q);
-    sbuf_adds(&q, "CREATE DATABASE ");
-    influxql_ident(&q, s->db);
-    if (!sbuf_failed(&q) && influx_query_send(s, q.data, 0, influx_create_done, s) == 0) s->create_inflight = 1;
-    sbuf_free(&q);
+    s->create_inflight = 1;
+    retention_influx_ensure(s->retention, influx_create_done, s);
 }
 
 static void influx_ping_done(const httpc_response *r, void *arg) {
@@ -983,6 +1037,8 @@ static json_t *store_influx_info(store *base) {
                           s->api_version == 1 ? s->db : s->bucket, "reachable", s->up, "database_ready", s->db_ready,
                           "queued_batches", (json_int_t)queued);
     if (o && !s->up) json_object_set_new(o, "last_error", json_string(s->last_error));
+    if (o) json_object_set_new(o, "statistics", stats_influx_info(s->stats));
+    if (o && s->retention) json_object_set_new(o, "retention", retention_influx_info(s->retention));
     influx_ha_info(s->ha, o);
     return o;
 }
@@ -1002,6 +1058,8 @@ static void store_influx_close(store *base) {
     free(s->userpwd);
     free(s->auth_header);
     influx_ha_free(s->ha);
+    stats_influx_close(s->stats);
+    retention_influx_close(s->retention);
     influx_reads_free(s->reads); /* after httpc_free: in-flight reads were answered */
     free(s);
 }
@@ -1013,6 +1071,7 @@ static const store_ops store_influx_ops = {
     .dead_letters = store_influx_dead_letters,
     .health = store_influx_health,
     .info = store_influx_info,
+    .stats_fetch = store_influx_stats_fetch,
     .feed = store_influx_feed,
     .entities = store_influx_entities,
     .series = store_influx_series,
@@ -1078,8 +1137,13 @@ int store_influx_open(struct event_base *base, store **out) {
     if (!s) return -1;
     s->base.ops = &store_influx_ops;
     s->evb = base;
+    stats_influx_io io = {.ctx = s, .query = influx_io_query, .write = influx_io_write, .skip_item = influx_io_skip,
+                          .lost = influx_io_lost, .events_measurement = INFLUX_MEASUREMENT};
     if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 || influx_reads_new(s->ha != NULL, s->db, &s->reads) != 0 ||
-        httpc_new(base, &s->http) != 0) {
+        httpc_new(base, &s->http) != 0 ||
+        stats_influx_open(&io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
+                          s->api_version == 1 ? STATS_INFLUX_RP_HOUR : NULL, &s->stats) != 0 ||
+        (s->api_version == 1 && retention_influx_open(s->db, influx_io_query_server, s, &s->retention) != 0)) {
         store_influx_close(&s->base);
         return -1;
     }

@@ -1,0 +1,802 @@
+/* stats_influx.c -- see stats_influx.h. The schema of homeiq_statistics and
+ * the rules are in docs/STATISTICS.md ("InfluxDB").
+ *
+ * Per entity touched by a committed batch (states in [tmin, tmax]), mirroring
+ * stats_sqlite.c (the entities of a batch share each request: two queries and
+ * two writes per batch):
+ *   A. the latest 5-minute row before B = bucket(tmin), the latest hourly row
+ *      before B (the carry when the 5-minute rows expired), and the raw states
+ *      after tmax up to the first numeric one (where the range ends: E);
+ *   B. the raw states in [S, E) (S = B, or the end of the carry row when its
+ *      value still held: the hold fills the gap), the existing 5-minute and
+ *      hourly rows from S's hour on;
+ *   then the 5-minute rows of [S, E) are recomputed (a period that lost its
+ *   value is overwritten by a break marker: InfluxDB merges the fields of a
+ *   point written twice, so nothing is deleted), later rows of a total move by
+ *   the change of the sum at E, every hour touched is merged again from its
+ *   5-minute rows, and both sets are written (5-minute, then hourly).
+ * Every field is written every time (flags say which values are real), so an
+ * overwrite never leaves a stale field behind. */
+#include "stats_influx.h"
+#include "config.h"
+#include "influx_time.h"
+#include "lineproto.h"
+#include "log.h"
+#include "sbuf.h"
+#include "service.h"
+#include "storage_maint.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SI_NEXT_LIMIT 10000   /* raw states read after a batch to find the next numeric one */
+#define SI_DAY_US (86400LL * 1000000LL)
+
+enum { SI_HAS_LAST = 1, SI_HAS_STATE = 2, SI_HAS_LAST_RESET = 4, SI_HAS_MEAN = 8, SI_HAS_MINMAX = 16 };
+
+typedef struct si_rows {
+    stats_row *r;
+    int *kind;
+    size_t n, cap;
+} si_rows;
+
+/* One entity of a batch, and what its update read and decided. */
+typedef struct si_ent {
+    char *entity;
+    int64_t tmin, tmax;
+    int has_kind;           /* a numeric state in the batch fixed the kind */
+    stats_kind kind;
+    int active;             /* still to be updated (not skipped) */
+    int64_t b, end;         /* the 5-minute periods recomputed */
+    stats_carry carry;
+    si_rows prev5, prevh, next, old5, oldh;
+    stats_sample *samples;
+    size_t nsamples, samples_cap;
+} si_ent;
+
+struct stats_influx {
+    stats_influx_io io;
+    char *rp5, *rph;
+    long long raw_days, s5_days;
+    unsigned long long entities_updated, rows_written, late_skipped, batches, update_us, failures;
+    unsigned long long refused;     /* writes InfluxDB refused (400): acknowledged, the rows are missing */
+    char last_refusal[200];
+};
+
+typedef struct si_job {
+    stats_influx *s;
+    stats_influx_done_fn done;
+    void *arg;
+    si_ent *ents;
+    size_t n;
+    unsigned long long t0;
+    int *act;                   /* statement group -> entity index, for the current query */
+    size_t nact;
+    /* scratch of one entity's recomputation */
+    si_ent *cur;
+    si_rows fresh, final;
+    size_t old_cursor;
+    sbuf lines5, linesh;
+    int writing_hours;
+} si_job;
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static unsigned long long si_mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+}
+
+static int si_rows_push(si_rows *rs, const stats_row *r, int kind) {
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 64;
+        stats_row *p = realloc(rs->r, cap * sizeof *p);
+        if (!p) return -1;
+        rs->r = p;
+        int *k = realloc(rs->kind, cap * sizeof *k);
+        if (!k) return -1;
+        rs->kind = k;
+        rs->cap = cap;
+    }
+    rs->r[rs->n] = *r;
+    rs->kind[rs->n++] = kind;
+    return 0;
+}
+
+static void si_rows_free(si_rows *rs) {
+    free(rs->r);
+    free(rs->kind);
+    memset(rs, 0, sizeof *rs);
+}
+
+/* "rp"."homeiq_statistics", or the bare measurement when rp is NULL. */
+static void si_from(sbuf *q, const char *rp) {
+    if (rp) {
+        influxql_ident(q, rp);
+        sbuf_addc(q, '.');
+    }
+    influxql_ident(q, STATS_INFLUX_MEASUREMENT);
+}
+
+static void si_where_entity(sbuf *q, const char *entity) {
+    sbuf form;
+    sbuf_init(&form);
+    lineproto_tag_form(&form, entity);
+    sbuf_adds(q, " WHERE \"entity_id\" = ");
+    influxql_string(q, form.data ? form.data : "");
+    if (form.failed) q->failed = 1;
+    sbuf_free(&form);
+}
+
+/* SELECT * FROM <rp>.homeiq_statistics WHERE entity and period [and time
+ * bounds] ORDER BY time <dir> [LIMIT n] */
+static void si_select_rows(sbuf *q, const char *rp, const char *entity, int hourly, int64_t lo_us, int64_t hi_us,
+                           int desc, int limit) {
+    if (q->len) sbuf_addc(q, ';');
+    sbuf_adds(q, "SELECT * FROM ");
+    si_from(q, rp);
+    si_where_entity(q, entity);
+    sbuf_printf(q, " AND \"period\" = '%s'", hourly ? "hour" : "5minute");
+    if (lo_us > INT64_MIN) sbuf_printf(q, " AND time >= %lld", (long long)influx_time_ns_sat(lo_us));
+    if (hi_us < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)influx_time_ns_sat(hi_us));
+    sbuf_printf(q, " ORDER BY time %s", desc ? "DESC" : "ASC");
+    if (limit > 0) sbuf_printf(q, " LIMIT %d", limit);
+}
+
+/* SELECT record FROM events WHERE entity, state_changed, time in [lo, hi) */
+static void si_select_states(sbuf *q, const stats_influx *s, const char *entity, int64_t lo_ns, int64_t hi_ns,
+                             int limit) {
+    if (q->len) sbuf_addc(q, ';');
+    sbuf_adds(q, "SELECT \"record\" FROM ");
+    influxql_ident(q, s->io.events_measurement);
+    si_where_entity(q, entity);
+    sbuf_printf(q, " AND \"event_type\" = 'state_changed' AND time >= %lld", (long long)lo_ns);
+    if (hi_ns < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)hi_ns);
+    sbuf_adds(q, " ORDER BY time ASC");
+    if (limit > 0) sbuf_printf(q, " LIMIT %d", limit);
+}
+
+/* ---- reading answers --------------------------------------------------- */
+
+typedef int (*si_row_fn)(int stmt, json_t *cols, json_t *vals, void *arg);
+
+/* Walks a (chunked) /query answer; a missing database or measurement is an
+ * empty answer. 0, or -1 with err. */
+static int si_parse(const httpc_response *r, si_row_fn fn, void *arg, char *err, size_t errlen) {
+    if (r->status != 200) {
+        json_t *j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+        const char *e = json_string_value(json_object_get(j, "error"));
+        if (r->status == 0) snprintf(err, errlen, "influxdb unreachable: %s", r->error ? r->error : "no response");
+        else snprintf(err, errlen, "influxdb: HTTP %ld: %.200s", r->status, e ? e : "");
+        json_decref(j);
+        return -1;
+    }
+    size_t off = 0;
+    while (off < r->body_len) {
+        while (off < r->body_len && (r->body[off] == '\n' || r->body[off] == '\r' || r->body[off] == ' ')) off++;
+        if (off >= r->body_len) break;
+        json_error_t je;
+        json_t *doc = json_loadb(r->body + off, r->body_len - off, JSON_DISABLE_EOF_CHECK, &je);
+        if (!doc) {
+            snprintf(err, errlen, "unreadable answer from InfluxDB: %s", je.text);
+            return -1;
+        }
+        off += (size_t)je.position;
+        json_t *res, *ser, *val;
+        size_t i, k, v;
+        const char *e = json_string_value(json_object_get(doc, "error"));
+        json_array_foreach(json_object_get(doc, "results"), i, res) {
+            const char *re = json_string_value(json_object_get(res, "error"));
+            if (re && !strstr(re, "database not found") && !e) e = re;
+            int stmt = (int)json_integer_value(json_object_get(res, "statement_id"));
+            json_array_foreach(json_object_get(res, "series"), k, ser) {
+                json_t *cols = json_object_get(ser, "columns");
+                json_array_foreach(json_object_get(ser, "values"), v, val) {
+                    if (fn(stmt, cols, val, arg) != 0) {
+                        snprintf(err, errlen, "out of memory");
+                        json_decref(doc);
+                        return -1;
+                    }
+                }
+            }
+        }
+        if (e && !strstr(e, "database not found")) {
+            snprintf(err, errlen, "influxdb: %.200s", e);
+            json_decref(doc);
+            return -1;
+        }
+        json_decref(doc);
+    }
+    return 0;
+}
+
+static json_t *si_col(json_t *cols, json_t *vals, const char *name) {
+    json_t *c;
+    size_t i;
+    json_array_foreach(cols, i, c) if (json_is_string(c) && strcmp(json_string_value(c), name) == 0) return json_array_get(vals, i);
+    return NULL;
+}
+
+static double si_num(json_t *cols, json_t *vals, const char *name) {
+    json_t *v = si_col(cols, vals, name);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static long long si_int(json_t *cols, json_t *vals, const char *name) {
+    json_t *v = si_col(cols, vals, name);
+    return json_is_integer(v) ? (long long)json_integer_value(v) : json_is_real(v) ? (long long)json_real_value(v) : 0;
+}
+
+/* A homeiq_statistics point back into a stats_row; 0, or -1 when it is not one. */
+static int si_row_read(json_t *cols, json_t *vals, stats_row *r, int *kind) {
+    json_t *t = si_col(cols, vals, "time");
+    json_t *f = si_col(cols, vals, "flags");
+    if (!json_is_integer(t) || !json_is_integer(f)) return -1;
+    long long flags = json_integer_value(f);
+    memset(r, 0, sizeof *r);
+    r->start_us = (int64_t)(json_integer_value(t) / 1000);
+    r->mean = flags & SI_HAS_MEAN ? si_num(cols, vals, "mean") : NAN;
+    r->min = flags & SI_HAS_MINMAX ? si_num(cols, vals, "min") : NAN;
+    r->max = flags & SI_HAS_MINMAX ? si_num(cols, vals, "max") : NAN;
+    r->has_last = (flags & SI_HAS_LAST) != 0;
+    r->last = r->has_last ? si_num(cols, vals, "last") : 0;
+    *kind = (int)si_int(cols, vals, "kind");
+    if (*kind != STATS_KIND_MEASUREMENT) {
+        r->has_state = (flags & SI_HAS_STATE) != 0;
+        r->state = r->has_state ? si_num(cols, vals, "state") : 0;
+        r->sum = si_num(cols, vals, "sum");
+        if (!isfinite(r->sum)) r->sum = 0;
+        r->has_last_reset = (flags & SI_HAS_LAST_RESET) != 0;
+        r->last_reset_us = r->has_last_reset ? (int64_t)si_int(cols, vals, "last_reset_ms") * 1000 : 0;
+    }
+    r->count = si_int(cols, vals, "count");
+    r->covered_us = (int64_t)si_int(cols, vals, "covered_us");
+    return 0;
+}
+
+/* ---- writing rows ------------------------------------------------------ */
+
+static void si_float(sbuf *b, const char *key, int ok, double v) {
+    sbuf_printf(b, ",%s=", key);
+    if (!ok || lineproto_field_float(b, v) != 0) sbuf_addc(b, '0');
+}
+
+static void si_row_line(sbuf *b, const char *entity, int hourly, stats_kind kind, const stats_row *r) {
+    int has_mean = isfinite(r->mean), has_mm = isfinite(r->min) && isfinite(r->max);
+    int total = kind != STATS_KIND_MEASUREMENT;
+    int flags = (r->has_last ? SI_HAS_LAST : 0) | (total && r->has_state ? SI_HAS_STATE : 0) |
+                (total && r->has_last_reset ? SI_HAS_LAST_RESET : 0) | (has_mean ? SI_HAS_MEAN : 0) |
+                (has_mm ? SI_HAS_MINMAX : 0);
+    lineproto_measurement(b, STATS_INFLUX_MEASUREMENT);
+    sbuf_adds(b, ",entity_id=");
+    lineproto_tag(b, entity);
+    sbuf_printf(b, ",period=%s count=%lldi,covered_us=%lldi,kind=%di,flags=%di", hourly ? "hour" : "5minute",
+                r->count, (long long)r->covered_us, (int)kind, flags);
+    si_float(b, "mean", has_mean, r->mean);
+    si_float(b, "min", has_mm, r->min);
+    si_float(b, "max", has_mm, r->max);
+    si_float(b, "last", r->has_last, r->last);
+    if (total) {
+        si_float(b, "state", r->has_state, r->state);
+        si_float(b, "sum", 1, r->sum);
+        sbuf_printf(b, ",last_reset_ms=%lldi", r->has_last_reset ? (long long)(r->last_reset_us / 1000) : 0LL);
+    }
+    sbuf_printf(b, " %lld\n", (long long)r->start_us * 1000);
+}
+
+/* ---- open / close / info ---------------------------------------------- */
+
+int stats_influx_open(const stats_influx_io *io, const char *rp5, const char *rph, stats_influx **out) {
+    long long on, raw, s5;
+    *out = NULL;
+    if (config_int(storage_maint_vars, "STATISTICS", &on) || config_int(storage_maint_vars, "RETENTION_DAYS", &raw) ||
+        config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &s5))
+        return -1;
+    if (!on) return 0;
+    stats_influx *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    s->io = *io;
+    s->raw_days = raw;
+    s->s5_days = s5;
+    s->rp5 = rp5 ? strdup(rp5) : NULL;
+    s->rph = rph ? strdup(rph) : NULL;
+    if ((rp5 && !s->rp5) || (rph && !s->rph)) {
+        stats_influx_close(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void stats_influx_close(stats_influx *s) {
+    if (!s) return;
+    free(s->rp5);
+    free(s->rph);
+    free(s);
+}
+
+json_t *stats_influx_info(const stats_influx *s) {
+    if (!s) return json_pack("{s:b}", "enabled", 0);
+    return json_pack("{s:b,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "enabled", 1, "refused",
+                     (json_int_t)s->refused, "last_refusal", s->last_refusal, "retention_policy_5minute",
+                     s->rp5 ? s->rp5 : "(default)", "retention_policy_hour", s->rph ? s->rph : "(default)",
+                     "entities_updated", (json_int_t)s->entities_updated, "rows_written", (json_int_t)s->rows_written,
+                     "late_skipped", (json_int_t)s->late_skipped, "batches", (json_int_t)s->batches, "update_us",
+                     (json_int_t)s->update_us, "failures", (json_int_t)s->failures);
+}
+
+/* ---- a batch: the entities it touched ----------------------------------- */
+/* All entities of a batch go through each step together: one query request
+ * for step A, one for step B (a group of statements per entity), one write
+ * of 5-minute rows, one of hourly rows -- four round trips per batch. */
+
+static void si_job_free(si_job *j) {
+    for (size_t i = 0; i < j->n; i++) {
+        si_ent *e = &j->ents[i];
+        free(e->entity);
+        si_rows_free(&e->prev5);
+        si_rows_free(&e->prevh);
+        si_rows_free(&e->next);
+        si_rows_free(&e->old5);
+        si_rows_free(&e->oldh);
+        free(e->samples);
+    }
+    free(j->ents);
+    free(j->act);
+    si_rows_free(&j->fresh);
+    si_rows_free(&j->final);
+    sbuf_free(&j->lines5);
+    sbuf_free(&j->linesh);
+    free(j);
+}
+
+static void si_job_end(si_job *j, int rc, const char *err) {
+    stats_influx *s = j->s;
+    s->batches++;
+    s->update_us += si_mono_us() - j->t0;
+    char why[320];
+    if (rc) {
+        s->failures++;
+        snprintf(why, sizeof why, "%s%.300s", strncmp(err, "statistics", 10) ? "statistics: " : "", err);
+        log_warn("statistics update failed (the batch is not acknowledged): %s", why);
+        if (strstr(why, "retention policy not found") && s->io.lost) s->io.lost(s->io.ctx);
+    }
+    stats_influx_done_fn done = j->done;
+    void *arg = j->arg;
+    si_job_free(j);
+    done(rc, rc ? why : NULL, arg);
+}
+
+static si_ent *si_ent_find(si_job *j, const char *entity) {
+    for (size_t i = 0; i < j->n; i++)
+        if (strcmp(j->ents[i].entity, entity) == 0) return &j->ents[i];
+    return NULL;
+}
+
+/* One entry per entity: the span of its committed states and the kind of
+ * its latest numeric one. */
+static int si_collect(si_job *j, const store_batch *b) {
+    size_t cap = 0;
+    int64_t *kind_t = NULL;
+    for (size_t i = 0; i < b->nitems; i++) {
+        const store_item *it = &b->items[i];
+        if ((it->status != STORE_ITEM_STORED && it->status != STORE_ITEM_DUPLICATE) || !it->entity_id ||
+            !it->event_type || strcmp(it->event_type, "state_changed") != 0)
+            continue;
+        if (j->s->io.skip_item && j->s->io.skip_item(j->s->io.ctx, it)) continue;
+        stats_sample x;
+        stats_kind k;
+        if (stats_sample_from_record(it->json, it->json_len, &x, &k) != 1) continue;
+        si_ent *e = si_ent_find(j, it->entity_id);
+        if (!e) {
+            if (j->n == cap) {
+                cap = cap ? cap * 2 : 16;
+                si_ent *p = realloc(j->ents, cap * sizeof *p);
+                int64_t *t = realloc(kind_t, cap * sizeof *t);
+                if (p) j->ents = p;
+                if (t) kind_t = t;
+                if (!p || !t) goto oom;
+            }
+            e = &j->ents[j->n];
+            memset(e, 0, sizeof *e);
+            e->entity = strdup(it->entity_id);
+            e->tmin = e->tmax = it->time_us;
+            e->active = 1;
+            kind_t[j->n++] = INT64_MIN;
+            if (!e->entity) goto oom;
+        }
+        if (it->time_us < e->tmin) e->tmin = it->time_us;
+        if (it->time_us > e->tmax) e->tmax = it->time_us;
+        size_t ei = (size_t)(e - j->ents);
+        if (x.numeric && it->time_us >= kind_t[ei]) {
+            kind_t[ei] = it->time_us;
+            e->has_kind = 1;
+            e->kind = k;
+        }
+    }
+    free(kind_t);
+    j->act = malloc((j->n ? j->n : 1) * sizeof *j->act);
+    return j->act ? 0 : -1;
+oom:
+    free(kind_t);
+    return -1;
+}
+
+static void si_step_a_done(const httpc_response *r, void *arg);
+static void si_step_b_done(const httpc_response *r, void *arg);
+static void si_write(si_job *j);
+static void si_write_done(const httpc_response *r, void *arg);
+
+/* Sends q (statement groups of 3 for the entities in j->act), or ends the
+ * job when no entity is left. */
+static void si_send(si_job *j, sbuf *q, httpc_done_cb cb) {
+    int rc = 0;
+    if (j->nact == 0) {
+        sbuf_free(q);
+        si_write(j);
+        return;
+    }
+    rc = sbuf_failed(q) ? -1 : j->s->io.query(j->s->io.ctx, q->data, cb, j);
+    sbuf_free(q);
+    if (rc != 0) si_job_end(j, -1, "statistics: cannot start a query to InfluxDB");
+}
+
+/* A: the rows before B, and the states after the batch. */
+static void si_step_a(si_job *j) {
+    stats_influx *s = j->s;
+    int64_t now = (int64_t)service_now_us();
+    sbuf q;
+    sbuf_init(&q);
+    j->nact = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        si_ent *e = &j->ents[i];
+        int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
+        /* late states whose rows (or raw points) the retention policies may
+         * have dropped are stored but not counted (docs/STATISTICS.md) */
+        if (stats_floor(b0, STATS_HOUR_US) < now - s->s5_days * SI_DAY_US + STATS_HOUR_US ||
+            (s->raw_days && b0 < now - s->raw_days * SI_DAY_US + STATS_HOUR_US)) {
+            s->late_skipped++;
+            e->active = 0;
+            continue;
+        }
+        j->act[j->nact++] = (int)i;
+        si_select_rows(&q, s->rp5, e->entity, 0, INT64_MIN, b0, 1, 1);
+        si_select_rows(&q, s->rph, e->entity, 1, INT64_MIN, b0, 1, 1);
+        si_select_states(&q, s, e->entity, influx_time_ns_sat(e->tmax) + 1000, INT64_MAX, SI_NEXT_LIMIT);
+    }
+    si_send(j, &q, si_step_a_done);
+}
+
+/* A raw state's numeric-ness kept as a row (start = time, count = numeric),
+ * or a statistics row. */
+static int si_collect_row(json_t *cols, json_t *vals, si_rows *dst) {
+    const char *rec = json_string_value(si_col(cols, vals, "record"));
+    json_t *t = si_col(cols, vals, "time");
+    if (rec) {
+        stats_sample x;
+        stats_kind k;
+        if (!json_is_integer(t) || stats_sample_from_record(rec, strlen(rec), &x, &k) != 1) return 0;
+        stats_row r = {.start_us = (int64_t)(json_integer_value(t) / 1000), .count = x.numeric};
+        return si_rows_push(dst, &r, (int)k);
+    }
+    stats_row r;
+    int kind;
+    if (si_row_read(cols, vals, &r, &kind) != 0) return 0;
+    return si_rows_push(dst, &r, kind);
+}
+
+static si_ent *si_stmt_ent(si_job *j, int stmt, int *part) {
+    if (stmt < 0 || (size_t)stmt / 3 >= j->nact) return NULL;
+    *part = stmt % 3;
+    return &j->ents[j->act[stmt / 3]];
+}
+
+static int si_a_row(int stmt, json_t *cols, json_t *vals, void *arg) {
+    int part;
+    si_ent *e = si_stmt_ent(arg, stmt, &part);
+    if (!e) return 0;
+    return si_collect_row(cols, vals, part == 0 ? &e->prev5 : part == 1 ? &e->prevh : &e->next);
+}
+
+/* Where an entity's recomputation starts (b) and what it carries in;
+ * where it ends. */
+static void si_plan(si_ent *e) {
+    int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
+    memset(&e->carry, 0, sizeof e->carry);
+    e->b = b0;
+    int prev_kind = -1;
+    if (e->prev5.n) {
+        stats_carry_from_row(&e->prev5.r[0], &e->carry);
+        if (e->prev5.r[0].has_last) e->b = e->prev5.r[0].start_us + STATS_5MIN_US;
+        prev_kind = e->prev5.kind[0];
+    } else if (e->prevh.n && e->prevh.r[0].start_us + STATS_HOUR_US <= b0) {
+        /* the 5-minute rows expired: the hour before stands for them. (An
+         * hourly row of B's own hour with no 5-minute row before B means the
+         * entity's rows begin at B: B is inside the retention horizon.) */
+        const stats_row *h = &e->prevh.r[0];
+        stats_carry_from_row(h, &e->carry);
+        if (h->has_last) e->b = h->start_us + STATS_HOUR_US;
+        prev_kind = e->prevh.kind[0];
+    }
+    if (!e->has_kind) e->kind = prev_kind >= 0 ? (stats_kind)prev_kind : STATS_KIND_MEASUREMENT;
+    int64_t last = e->tmax;
+    for (size_t i = 0; i < e->next.n; i++) {
+        last = e->next.r[i].start_us;
+        if (e->next.r[i].count) break;  /* the first numeric state after the batch */
+    }
+    e->end = stats_floor(last, STATS_5MIN_US) + STATS_5MIN_US;
+}
+
+static void si_step_a_done(const httpc_response *r, void *arg) {
+    si_job *j = arg;
+    stats_influx *s = j->s;
+    char err[300];
+    if (si_parse(r, si_a_row, j, err, sizeof err) != 0) {
+        si_job_end(j, -1, err);
+        return;
+    }
+    /* B: raw states of [b, end), existing rows from b's hour on */
+    sbuf q;
+    sbuf_init(&q);
+    size_t nact = j->nact;
+    j->nact = 0;
+    for (size_t k = 0; k < nact; k++) {
+        si_ent *e = &j->ents[j->act[k]];
+        si_plan(e);
+        j->act[j->nact++] = j->act[k];
+        int64_t h0 = stats_floor(e->b, STATS_HOUR_US);
+        si_select_states(&q, s, e->entity, influx_time_ns_sat(e->b), influx_time_ns_sat(e->end), 0);
+        si_select_rows(&q, s->rp5, e->entity, 0, h0, INT64_MAX, 0, 0);
+        si_select_rows(&q, s->rph, e->entity, 1, h0, INT64_MAX, 0, 0);
+    }
+    si_send(j, &q, si_step_b_done);
+}
+
+static int si_b_row(int stmt, json_t *cols, json_t *vals, void *arg) {
+    int part;
+    si_ent *e = si_stmt_ent(arg, stmt, &part);
+    if (!e) return 0;
+    if (part != 0) return si_collect_row(cols, vals, part == 1 ? &e->old5 : &e->oldh);
+    const char *rec = json_string_value(si_col(cols, vals, "record"));
+    json_t *t = si_col(cols, vals, "time");
+    stats_sample x;
+    stats_kind k;
+    if (!rec || !json_is_integer(t) || stats_sample_from_record(rec, strlen(rec), &x, &k) != 1) return 0;
+    x.t_us = (int64_t)(json_integer_value(t) / 1000);
+    if (e->nsamples == e->samples_cap) {
+        size_t cap = e->samples_cap ? e->samples_cap * 2 : 256;
+        stats_sample *p = realloc(e->samples, cap * sizeof *p);
+        if (!p) return -1;
+        e->samples = p;
+        e->samples_cap = cap;
+    }
+    e->samples[e->nsamples++] = x;
+    return 0;
+}
+
+/* emit of stats_compute: new rows, and break markers over old rows that
+ * lost their value (e->carry is the state at the period's end). */
+static int si_emit(const stats_row *r, int64_t start, void *arg) {
+    si_job *j = arg;
+    si_ent *e = j->cur;
+    while (j->old_cursor < e->old5.n && e->old5.r[j->old_cursor].start_us < start) j->old_cursor++;
+    int had_old = j->old_cursor < e->old5.n && e->old5.r[j->old_cursor].start_us == start;
+    if (r) return si_rows_push(&j->fresh, r, (int)e->kind);
+    if (!had_old) return 0;
+    stats_row m = {.start_us = start, .mean = NAN, .min = NAN, .max = NAN};
+    m.has_state = e->carry.has_prev;
+    m.state = e->carry.prev;
+    m.sum = e->carry.sum;
+    m.has_last_reset = e->carry.has_last_reset;
+    m.last_reset_us = e->carry.last_reset_us;
+    return si_rows_push(&j->fresh, &m, (int)e->kind);
+}
+
+/* One entity's rows into j->lines5 / j->linesh. */
+static int si_recompute(si_job *j, si_ent *e) {
+    const char *entity = e->entity;
+    /* the sum at `end` before: rows after it move by the difference */
+    const stats_row *old_end = NULL;
+    for (size_t i = 0; i < e->old5.n && e->old5.r[i].start_us < e->end; i++) old_end = &e->old5.r[i];
+    if (!old_end && e->prev5.n) old_end = &e->prev5.r[0];
+    j->cur = e;
+    j->fresh.n = j->final.n = 0;
+    j->old_cursor = 0;
+    if (stats_compute(e->kind, &e->carry, e->samples, e->nsamples, STATS_5MIN_US, e->b, e->end, si_emit, j) != 0)
+        return -1;
+    double delta = old_end && e->kind != STATS_KIND_MEASUREMENT ? e->carry.sum - old_end->sum : 0;
+    /* final 5-minute rows from b's hour on: old before b, fresh, old after end (moved) */
+    for (size_t i = 0; i < e->old5.n && e->old5.r[i].start_us < e->b; i++)
+        if (si_rows_push(&j->final, &e->old5.r[i], e->old5.kind[i]) != 0) return -1;
+    for (size_t i = 0; i < j->fresh.n; i++) {
+        if (si_rows_push(&j->final, &j->fresh.r[i], (int)e->kind) != 0) return -1;
+        si_row_line(&j->lines5, entity, 0, e->kind, &j->fresh.r[i]);
+    }
+    for (size_t i = 0; i < e->old5.n; i++) {
+        if (e->old5.r[i].start_us < e->end) continue;
+        stats_row r = e->old5.r[i];
+        if (delta != 0) {
+            r.sum += delta;
+            si_row_line(&j->lines5, entity, 0, e->kind, &r);
+        }
+        if (si_rows_push(&j->final, &r, (int)e->kind) != 0) return -1;
+    }
+    /* hours: merged again from the final 5-minute rows */
+    int64_t h0 = stats_floor(e->b, STATS_HOUR_US), h1 = stats_floor(e->end - 1, STATS_HOUR_US);
+    size_t k = 0;
+    for (int64_t h = h0; h <= h1; h += STATS_HOUR_US) {
+        while (k < j->final.n && j->final.r[k].start_us < h) k++;
+        size_t m = k;
+        while (m < j->final.n && j->final.r[m].start_us < h + STATS_HOUR_US) m++;
+        if (m == k) continue;
+        stats_row hr;
+        stats_merge(&j->final.r[k], m - k, h, &hr);
+        si_row_line(&j->linesh, entity, 1, e->kind, &hr);
+        k = m;
+    }
+    if (delta != 0) {
+        for (size_t i = 0; i < e->oldh.n; i++) {
+            if (e->oldh.r[i].start_us <= h1) continue;
+            stats_row r = e->oldh.r[i];
+            r.sum += delta;
+            si_row_line(&j->linesh, entity, 1, e->kind, &r);
+        }
+    }
+    return sbuf_failed(&j->lines5) || sbuf_failed(&j->linesh) ? -1 : 0;
+}
+
+static void si_step_b_done(const httpc_response *r, void *arg) {
+    si_job *j = arg;
+    char err[300];
+    if (si_parse(r, si_b_row, j, err, sizeof err) != 0) {
+        si_job_end(j, -1, err);
+        return;
+    }
+    for (size_t k = 0; k < j->nact; k++) {
+        si_ent *e = &j->ents[j->act[k]];
+        if (!e->has_kind && !e->prev5.n && !e->prevh.n && !e->old5.n) {
+            e->active = 0;   /* no numeric state ever: not an entity with statistics (on/off, text) */
+            continue;
+        }
+        if (si_recompute(j, e) != 0) {
+            si_job_end(j, -1, "statistics: out of memory");
+            return;
+        }
+        j->s->entities_updated++;
+    }
+    j->writing_hours = 0;
+    si_write(j);
+}
+
+static size_t si_count_lines(const sbuf *b) {
+    size_t n = 0;
+    for (size_t i = 0; i < b->len; i++) n += b->data[i] == '\n';
+    return n;
+}
+
+/* 5-minute rows first, then the hours merged from them. */
+static void si_write(si_job *j) {
+    stats_influx *s = j->s;
+    sbuf *b = j->writing_hours ? &j->linesh : &j->lines5;
+    if (b->len == 0) {
+        si_write_done(NULL, j);
+        return;
+    }
+    if (s->io.write(s->io.ctx, j->writing_hours ? s->rph : s->rp5, b->data, b->len, si_write_done, j) != 0)
+        si_job_end(j, -1, "statistics: cannot start a write to InfluxDB");
+}
+
+static void si_write_done(const httpc_response *r, void *arg) {
+    si_job *j = arg;
+    if (r && r->status != 204 && r->status != 200) {
+        char err[300];
+        json_t *doc = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+        const char *e = json_string_value(json_object_get(doc, "error"));
+        if (r->status == 0)
+            snprintf(err, sizeof err, "statistics write: influxdb unreachable: %s", r->error ? r->error : "");
+        else
+            snprintf(err, sizeof err, "statistics write: HTTP %ld: %.200s", r->status, e ? e : "");
+        json_decref(doc);
+        if (r->status != 400) {   /* unavailable, or a policy gone: not acknowledged, retried */
+            si_job_end(j, -1, err);
+            return;
+        }
+        /* InfluxDB refused some points themselves (a partial write: the others are stored). Points older
+         * than a shorter policy of the user's are simply not kept; anything else (a field type conflict
+         * in homeiq_statistics) is reported, and the batch -- whose events are stored -- still acknowledged,
+         * so it cannot block the events behind it. */
+        if (strstr(err, "beyond retention policy")) {
+            j->s->late_skipped++;
+        } else {
+            j->s->refused++;
+            snprintf(j->s->last_refusal, sizeof j->s->last_refusal, "%.190s", err);
+            log_error("statistics rows refused by InfluxDB (events stored, rows missing): %s", err);
+        }
+    }
+    j->s->rows_written += si_count_lines(j->writing_hours ? &j->linesh : &j->lines5);
+    if (!j->writing_hours) {
+        j->writing_hours = 1;
+        si_write(j);
+        return;
+    }
+    si_job_end(j, 0, NULL);
+}
+
+void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done_fn done, void *arg) {
+    si_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        done(-1, "statistics: out of memory", arg);
+        return;
+    }
+    j->s = s;
+    j->done = done;
+    j->arg = arg;
+    j->t0 = si_mono_us();
+    sbuf_init(&j->lines5);
+    sbuf_init(&j->linesh);
+    if (si_collect(j, b) != 0) {
+        si_job_end(j, -1, "statistics: out of memory");
+        return;
+    }
+    si_step_a(j);
+}
+
+/* ---- reads for the API ------------------------------------------------- */
+
+typedef struct si_fetch {
+    store_stats_cb cb;
+    void *arg;
+    si_rows prev, rows, latest;
+} si_fetch;
+
+static int si_fetch_row(int stmt, json_t *cols, json_t *vals, void *arg) {
+    si_fetch *f = arg;
+    si_rows *by[3] = {&f->prev, &f->rows, &f->latest};
+    if (stmt < 0 || stmt > 2) return 0;
+    stats_row r;
+    int kind;
+    if (si_row_read(cols, vals, &r, &kind) != 0) return 0;
+    if (stmt == 1 && stats_row_is_marker(&r)) return 0;   /* break markers are never shown */
+    return si_rows_push(by[stmt], &r, kind);
+}
+
+static void si_fetch_done(const httpc_response *r, void *arg) {
+    si_fetch *f = arg;
+    char err[300];
+    int rc = si_parse(r, si_fetch_row, f, err, sizeof err);
+    if (rc != 0) log_warn("statistics query failed: %s", err);
+    int kind = f->latest.n ? f->latest.kind[0] : -1;
+    f->cb(rc, kind, f->prev.n ? &f->prev.r[0] : NULL, f->prev.n > 0, f->rows.r, f->rows.n, f->arg);
+    si_rows_free(&f->prev);
+    si_rows_free(&f->rows);
+    si_rows_free(&f->latest);
+    free(f);
+}
+
+void stats_influx_fetch(stats_influx *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
+                        store_stats_cb cb, void *arg) {
+    si_fetch *f = calloc(1, sizeof *f);
+    if (!s || !f) {
+        free(f);
+        cb(-1, -1, NULL, 0, NULL, 0, arg);
+        return;
+    }
+    f->cb = cb;
+    f->arg = arg;
+    const char *rp = hourly ? s->rph : s->rp5;
+    sbuf q;
+    sbuf_init(&q);
+    si_select_rows(&q, rp, entity_id, hourly, INT64_MIN, start_us, 1, 1);
+    si_select_rows(&q, rp, entity_id, hourly, start_us, end_us, 0, 0);
+    si_select_rows(&q, rp, entity_id, hourly, INT64_MIN, INT64_MAX, 1, 1);
+    int rc = sbuf_failed(&q) ? -1 : s->io.query(s->io.ctx, q.data, si_fetch_done, f);
+    sbuf_free(&q);
+    if (rc != 0) {
+        free(f);
+        cb(-1, -1, NULL, 0, NULL, 0, arg);
+    }
+}

@@ -1,0 +1,65 @@
+/* stats_influx.h -- long-term statistics in InfluxDB: the measurement
+ * homeiq_statistics, recomputed after each committed batch, and read back for
+ * GET /api/v1/statistics.
+ *
+ * Why recompute from the raw points, before the batch is acknowledged: the
+ * statistics of a batch are written after its events are committed and before
+ * the 200, so the ack contract carries restart safety for free -- a crash
+ * between the two leaves the batch unacknowledged, ingestion re-sends it, and
+ * the re-sent events (duplicates now) mark the same entities dirty again.
+ * Every row written is a function of the stored raw points and of the row
+ * before the range (the same rules as stats_sqlite.c, docs/STATISTICS.md), so
+ * writing it twice is harmless and late or out-of-order events simply change
+ * the range that is recomputed. No state is kept between batches: nothing can
+ * disagree with the database after a restart. Rows go to their own retention
+ * policies (retention_influx.h) so 5-minute rows expire and hourly rows stay.
+ *
+ * Ownership: the stats_influx borrows the I/O functions (and their ctx) of
+ * store_influx.c, which outlive it. Batches are handed in one at a time
+ * (store_influx's FIFO), so two recomputations never interleave. */
+#ifndef HOMEIQ_STATS_INFLUX_H
+#define HOMEIQ_STATS_INFLUX_H
+
+#include "httpc.h"
+#include "store.h"
+
+#include <jansson.h>
+
+#define STATS_INFLUX_MEASUREMENT "homeiq_statistics"
+
+/* What stats_influx needs from the backend: an InfluxQL /query against the
+ * configured database, a line-protocol write into a retention policy (rp NULL:
+ * the default one), and whether an item is written in HA's schema (those have
+ * no HomeIQ raw points to recompute from). */
+typedef struct stats_influx_io {
+    void *ctx;
+    int (*query)(void *ctx, const char *sql, httpc_done_cb cb, void *arg);
+    int (*write)(void *ctx, const char *rp, const char *lines, size_t len, httpc_done_cb cb, void *arg);
+    int (*skip_item)(void *ctx, const store_item *it);
+    void (*lost)(void *ctx);    /* a retention policy is gone: prepare the database again */
+    const char *events_measurement;
+} stats_influx_io;
+
+typedef struct stats_influx stats_influx;
+
+/* rp5/rph: the retention policies of 5-minute and hourly rows (NULL: the
+ * default one, e.g. InfluxDB 2.x buckets). Reads STATISTICS,
+ * RETENTION_DAYS and STATISTICS_5MIN_RETENTION_DAYS. 0, or -1 (bad config /
+ * out of memory). *out is NULL when STATISTICS=0. */
+int stats_influx_open(const stats_influx_io *io, const char *rp5, const char *rph, stats_influx **out);
+void stats_influx_close(stats_influx *s);
+
+/* Recomputes the statistics of every entity with a STORED or DUPLICATE
+ * state_changed item in b (all committed). done is called exactly once:
+ * rc 0, or -1 with err (the batch must then not be acknowledged). */
+typedef void (*stats_influx_done_fn)(int rc, const char *err, void *arg);
+void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done_fn done, void *arg);
+
+/* store_ops.stats_fetch for InfluxDB. */
+void stats_influx_fetch(stats_influx *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
+                        store_stats_cb cb, void *arg);
+
+/* {"entities_updated","rows_written","late_skipped","batches","update_us"} */
+json_t *stats_influx_info(const stats_influx *s);
+
+#endif
