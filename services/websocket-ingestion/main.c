@@ -44,6 +44,8 @@ static const config_var ingest_vars[] = {
     {"SPOOL_SEGMENT_BYTES", "67108864", "spool segment file size (capped to SPOOL_MAX_BYTES/8)"},
     {"SPOOL_FSYNC_MS", "100", "group fsync delay after an append"},
     {"ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002", "where events are forwarded (POST <url>/api/v1/events)"},
+    {"HOMEIQ_HOME_ID", "default",
+     "this home's id, sent with every forward (X-HomeIQ-Home): 1-64 of a-z 0-9 _ -, unique per deployment, never changed"},
     {"FORWARD_BATCH_MAX", "1000", "events per forward request"},
     {"FORWARD_BATCH_MAX_BYTES", "8388608",
      "most bytes per forward request (keep below enrichment's MAX_BODY_BYTES); a larger event is dead-lettered"},
@@ -248,11 +250,18 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
     size_t dl = strlen(down);
     while (dl > 0 && down[dl - 1] == '/') dl--;
     snprintf(in->downstream_url, sizeof in->downstream_url, "%.*s/api/v1/events", (int)dl, down);
+    const char *home = config_str("HOMEIQ_HOME_ID", EVENT_HOME_DEFAULT);
+    char why[192];
+    if (event_home_check(home, why, sizeof why) != 0) {
+        log_error("HOMEIQ_HOME_ID: %s", why);
+        return -1;
+    }
+    snprintf(in->home_header, sizeof in->home_header, EVENT_HOME_HEADER ": %s", home);
     forwarder_opts fo = {
         .url = in->downstream_url, .batch_max = (size_t)c->batch_max, .batch_max_bytes = (size_t)c->batch_bytes,
         .linger_ms = (long)c->linger_ms, .max_inflight = (int)c->inflight, .timeout_ms = (long)c->timeout_ms,
         .retry_min_ms = (long)c->retry_min, .retry_max_ms = (long)c->retry_max,
-        .quarantine_path = in->quarantine_path,
+        .quarantine_path = in->quarantine_path, .home_header = in->home_header,
     };
     if (httpc_new(in->base, &in->hc) != 0 || forwarder_new(in->base, in->hc, in->sp, &fo, &in->fw) != 0) return -1;
     spool_set_listener(in->sp, ingest_on_written, ingest_on_durable, in);
