@@ -66,9 +66,10 @@ check "default-home records carry no home_id (their text is unchanged)" jqe 'all
 check "home b's records say home_id b" jqe 'all(.events[]; .home_id == "b")' "$TEST_TMP/b.json"
 check_eq "identical events of two homes have disjoint event_ids" 0 \
   "$(jq -n --slurpfile a "$TEST_TMP/a.json" --slurpfile b "$TEST_TMP/b.json" '[$a[0].events[].event_id] - ([$a[0].events[].event_id] - [$b[0].events[].event_id]) | length')"
-check_eq "same entity, time and context in both homes: the same records otherwise" \
-  "$(jq -c '[.events[] | del(.event_id, .stored_at)] | sort_by(.context_id)' "$TEST_TMP/a.json")" \
-  "$(jq -c '[.events[] | del(.event_id, .stored_at, .home_id)] | sort_by(.context_id)' "$TEST_TMP/b.json")"
+jq -c '.events[] | del(.event_id, .stored_at)' "$TEST_TMP/a.json" | sort >"$TEST_TMP/a.rec"
+jq -c '.events[] | del(.event_id, .stored_at, .home_id)' "$TEST_TMP/b.json" | sort >"$TEST_TMP/b.rec"
+check_eq "same entity, time and context in both homes: $COUNT records each, the same otherwise" \
+  "$COUNT 0" "$(wc -l <"$TEST_TMP/a.rec") $(cmp -s "$TEST_TMP/a.rec" "$TEST_TMP/b.rec"; echo $?)"
 # the v2 identity of the default home is kept: entity + last_updated, as before issue 18
 first=$(jq -c '.events | map(select(.context_id == "ctx-0"))[0]' "$TEST_TMP/a.json")
 want=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(("state_changed\x1fsensor.s0\x1f2025-03-01T00:00:00.000000Z\x1f\x1f").encode()).digest()[:16].hex())')
