@@ -52,8 +52,16 @@ for ((k = 0; k < COUNT; k += BATCH)); do
   [ "$(fwd "$IB" "$TEST_TMP/b.json")" = 200 ] || ok=0
 done
 check "both ingestions accepted the same $COUNT events" [ $ok = 1 ]
-count_of() { local n=0 off=0 c
-  while :; do c=$(curl -s "$S/api/v1/events?limit=10000&offset=$off$1" | jq .count); n=$((n + c)); [ "$c" -lt 10000 ] && break; off=$((off + c)); done
+# count_of FILTER : events in the store (paged); a page that is not a 200 with a
+# count is asked again (a loaded machine may time a query out), 30 times at most.
+count_of() { local n=0 off=0 c tries
+  while :; do
+    tries=0
+    until c=$(curl -s "$S/api/v1/events?limit=10000&offset=$off$1" | jq -e .count 2>/dev/null); do
+      tries=$((tries + 1)); [ $tries -ge 30 ] && { echo "unreadable"; return 1; }; sleep 1
+    done
+    n=$((n + c)); [ "$c" -lt 10000 ] && break; off=$((off + c))
+  done
   echo $n; }
 stored_all() { [ "$(count_of "")" = $((2 * COUNT)) ]; }
 check "storage holds both homes' copies: $((2 * COUNT)) events" wait_until 120 stored_all

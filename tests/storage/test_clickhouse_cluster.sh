@@ -80,8 +80,16 @@ check "rows on both shards (shard 1: $s1, shard 2: $s3)" [ "$s1" -gt 0 -a "$s3" 
 check_eq "per-shard rows add up to $TOTAL" "$TOTAL" $((s1 + s3))
 replica_synced() { [ "$(local_count ch2)" = "$(local_count ch1)" ]; }
 check "the replica ch2 holds shard 1's rows" wait_for 60 replica_synced
-count_of() { local n=0 off=0 c
-  while :; do c=$(curl -s "$U/api/v1/events?limit=10000&offset=$off$1" | jq .count); n=$((n + c)); [ "$c" -lt 10000 ] && break; off=$((off + c)); done
+# count_of FILTER : events in the store (paged); a page that is not a 200 with a
+# count is asked again (a loaded machine may time a query out), 30 times at most.
+count_of() { local n=0 off=0 c tries
+  while :; do
+    tries=0
+    until c=$(curl -s "$U/api/v1/events?limit=10000&offset=$off$1" | jq -e .count 2>/dev/null); do
+      tries=$((tries + 1)); [ $tries -ge 30 ] && { echo "unreadable"; return 1; }; sleep 1
+    done
+    n=$((n + c)); [ "$c" -lt 10000 ] && break; off=$((off + c))
+  done
   echo $n; }
 check_eq "the merged answer (Distributed) = the per-shard sum" "$TOTAL" "$(count_of "")"
 for h in h1 h2 h3; do check_eq "home=$h: $PER_HOME" "$PER_HOME" "$(count_of "&home=$h")"; done
