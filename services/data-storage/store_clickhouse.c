@@ -47,6 +47,7 @@ typedef struct store_clickhouse {
     char *db, *cluster, *userpwd;
     long timeout_ms, ping_ms;
     int up, schema_ready, schema_newer, init_inflight, ping_inflight, closing;
+    int write_failed;               /* the last batch got an error from ClickHouse (e.g. a shard down) */
     long stored_version;
     char last_error[400];
     struct event *ping_timer;
@@ -315,7 +316,13 @@ static void ch_job_fail(ch_job *j, const httpc_response *r, const char *what) {
     char why[300], msg[360];
     ch_error_text(r, why, sizeof why);
     snprintf(msg, sizeof msg, "clickhouse %s: %s", what, why);
-    if (r->status != 0) snprintf(j->s->last_error, sizeof j->s->last_error, "%s", msg);
+    if (r->status != 0) {
+        /* ClickHouse answered but could not do it (a shard or replica down,
+         * ZooKeeper gone...): /health says so, with its message, until a
+         * batch goes through again */
+        snprintf(j->s->last_error, sizeof j->s->last_error, "%s", msg);
+        j->s->write_failed = 1;
+    }
     ch_job_end(j, -1, msg);
 }
 
@@ -429,6 +436,7 @@ static void ch_job_finish(ch_job *j) {
         else if (it->status == STORE_ITEM_DUPLICATE) b->duplicates++;
     }
     b->dead_lettered = b->ndead;
+    j->s->write_failed = 0;
     ch_job_end(j, 0, NULL);
 }
 
@@ -500,7 +508,7 @@ static int ch_existing_parse(ch_job *j, const char *body, size_t len) {
         }
         p = nl ? nl + 1 : end;
     }
-    qsort(j->existing, j->nexisting, sizeof *j->existing, ch_cmp_str);
+    if (j->nexisting) qsort(j->existing, j->nexisting, sizeof *j->existing, ch_cmp_str);
     return 0;
 }
 
@@ -699,6 +707,7 @@ static int store_ch_health(store *base, const char **reason) {
     if (!s->up) *reason = "clickhouse_unreachable";
     else if (s->schema_newer) *reason = "clickhouse_schema_newer";
     else if (!s->schema_ready) *reason = "clickhouse_schema_not_ready";
+    else if (s->write_failed) *reason = "clickhouse_write_failed";
     else return 0;
     return -1;
 }
@@ -711,7 +720,7 @@ static json_t *store_ch_info(store *base) {
                           s->urls[s->cur], "database", s->db, "cluster", s->cluster, "reachable", s->up,
                           "schema_ready", s->schema_ready, "schema_version", CH_SCHEMA_VERSION, "stored_schema_version",
                           (json_int_t)s->stored_version);
-    if (o && (!s->up || !s->schema_ready) && s->last_error[0])
+    if (o && (!s->up || !s->schema_ready || s->write_failed) && s->last_error[0])
         json_object_set_new(o, "last_error", json_string(s->last_error));
     return o;
 }
