@@ -74,7 +74,7 @@ for h in h1 h2 h3; do
       echo "# $h $k: 503, retrying"; sleep 1
     done
     [ "$1" = 200 ] || { ok=0; echo "# $h $k: $r"; }
-    stored=$((stored + ${2:-0} + 0))
+    [ "$1" = 200 ] && stored=$((stored + $2))
   done
 done
 TOTAL=$((3 * PER_HOME))
