@@ -5,6 +5,7 @@
 #   make run     install deps, build, run simulator + 3 services on SQLite (Ctrl-C stops all)
 #   make bench   end-to-end benchmark (writes bench/results/ and docs/BENCHMARKS.md)
 #   make bench-admin  the dashboard's targets: 30-day series, entity list, SSE at 1,000 events/s, RSS
+#   make bench-page   the dashboard's page ready with 10M events stored (real headless Chromium)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -13,7 +14,7 @@ CTEST_ARGS ?= --timeout 900
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build deps test test-release test-asan run bench bench-admin clean fuzz
+.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page clean fuzz
 
 all: build
 
@@ -46,6 +47,10 @@ run: deps build
 bench-admin: deps build
 	@bench/admin.sh
 
+# Page ready with 10M events (SQLite; BENCH_PAGE_BACKEND=influxdb: 1M by default)
+bench-page: deps build
+	@bench/page_ready.sh
+
 bench: deps
 	@scripts/install-deps --bench
 	@$(MAKE) --no-print-directory build
@@ -57,7 +62,8 @@ bench: deps
 fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang (scripts/install-deps)"; exit 1; }
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHOMEIQ_FUZZ=ON >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_json_scan fuzz_enrich_fastpath fuzz_spool_recovery fuzz_url fuzz_dead_letter fuzz_storage_text
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_json_scan fuzz_enrich_fastpath fuzz_spool_recovery fuzz_url fuzz_dead_letter fuzz_storage_text \
+	  fuzz_backfill_row fuzz_ha_config_yaml fuzz_config_env
 	@tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:

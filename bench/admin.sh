@@ -11,7 +11,8 @@
 #             stored seqs (no gap, no repeat), and its lag at the end;
 #   rss:      admin-api's VmRSS idle after start, and after serving the page
 #             and the API calls above (VmHWM too).
-# Use: bench/admin.sh   (BUILD=build by default; results printed, and as JSON
+# Use: bench/admin.sh   (BUILD=build by default; HOUSE_BACKEND=influxdb for a real
+#      influxd instead of SQLite; results printed, and as JSON
 #      to bench/results/admin-<time>.json)
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +31,8 @@ rss() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 . "$ROOT/tests/admin/house.sh"
 # ---- history: the sensor plus other entities, straight into data-storage --------
+# HOUSE_BACKEND=influxdb: the same on a throw-away influxd (tests/lib/influxd.sh)
+if [ "$HOUSE_BACKEND" = influxdb ]; then influxd_start || exit 1; fi
 house_start_storage
 wait_healthy "$DATA_STORAGE_URL/health" 30 || exit 1
 say "posting $ROWS sensor rows (every 10 s over 30 days) + $OTHER events over $NENT entities"
@@ -105,14 +108,17 @@ sleep 2
 kill "$CURL" 2>/dev/null; wait "$CURL" 2>/dev/null
 GOT=$(grep '^id: ' "$TEST_TMP/sse" | cut -d' ' -f2)
 HEAD1=$(curl -s "$DATA_STORAGE_URL/api/v1/stats?window=1" | jq .cursor)
-WANT=$(seq $((HEAD0 + 1)) "$HEAD1")
+# storage's own feed over the span (SQLite: consecutive ids; InfluxDB: commit sequences)
+WANT=$(c=$HEAD0; while [ "$c" -lt "$HEAD1" ]; do
+  f=$(curl -s "$DATA_STORAGE_URL/api/v1/events/feed?after=$c&limit=10000"); jq -r '.events[].seq' <<<"$f"
+  n=$(jq .cursor <<<"$f"); [ "$n" -gt "$c" ] || break; c=$n; done | awk -v h="$HEAD1" '$1 <= h')
 SSE_N=$(wc -l <<<"$GOT")
 if [ "$GOT" = "$WANT" ]; then SSE_OK=true; else SSE_OK=false; fi
 RSS_AFTER=$(rss "$PID_admin" VmRSS) HWM=$(rss "$PID_admin" VmHWM)
-say "SSE: $SSE_N events received, stored $((HEAD1 - HEAD0)); every seq once, in order: $SSE_OK"
+say "SSE: $SSE_N events received, stored $(wc -l <<<"$WANT"); every seq once, in order: $SSE_OK"
 say "admin-api RSS: idle $RSS_IDLE kB, after the run $RSS_AFTER kB, peak $HWM kB"
 mkdir -p "$ROOT/bench/results"
-OUT=$ROOT/bench/results/admin-$(date -u +%Y%m%dT%H%M%SZ).json
+OUT=$ROOT/bench/results/admin-$([ "$HOUSE_BACKEND" = influxdb ] && echo influxdb-)$(date -u +%Y%m%dT%H%M%SZ).json
 jq -n --argjson rows "$N" --arg sst "$SERIES_ST" --arg sad "$SERIES_AD" --argjson ents "$ENT_N" --arg est "$ENT_ST" \
   --arg ead "$ENT_AD" --argjson rate "$RATE" --argjson secs "$SECS" --argjson got "$SSE_N" --argjson ok "$SSE_OK" \
   --argjson idle "$RSS_IDLE" --argjson after "$RSS_AFTER" --argjson hwm "$HWM" --arg cpu "$(nproc)" \

@@ -39,12 +39,15 @@ for backend in $BACKENDS; do
            --data-binary @"$TEST_TMP/b$k.json" "http://127.0.0.1:$port/api/v1/events")
     (( k < nb - 1 )) && args+=(--next)
   done
+  cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")   # storage's user+system CPU, in clock ticks
   t0=$(date +%s.%N)
   codes=$(curl -s "${args[@]}" | sort | uniq -c | tr '\n' ' ')
   t1=$(date +%s.%N)
+  cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   secs=$(echo "$t1 - $t0" | bc -l)
-  printf '%-9s %6d events, batch %5d: %6.2f s, %8.0f events/s  (%s; %d request bytes)\n' \
-    "$backend" "$EVENTS" "$BATCH" "$secs" "$(echo "$EVENTS / $secs" | bc -l)" "HTTP: $codes" "$bytes"
+  cpu_us=$(echo "($cpu1 - $cpu0) * 1000000 / $(getconf CLK_TCK) / $EVENTS" | bc -l)
+  printf '%-9s %6d events, batch %5d: %6.2f s, %8.0f events/s, storage CPU %5.1f us/event  (%s; %d request bytes)\n' \
+    "$backend" "$EVENTS" "$BATCH" "$secs" "$(echo "$EVENTS / $secs" | bc -l)" "$cpu_us" "HTTP: $codes" "$bytes"
   stop_pid "$pid"
   [ "$backend" = influxdb ] && influxd_stop
 done

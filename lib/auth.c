@@ -30,9 +30,12 @@ static int auth_check_file_mode(const char *path) {
     return 0;
 }
 
+/* The table of the variables read here (the program's table includes the same macro). */
+static const config_var auth_vars[] = {AUTH_CONFIG_VARS, CONFIG_END};
+
 static int auth_load_once(void) {
     int metrics = 1;
-    if (config_bool("METRICS_AUTH", 1, &metrics) != 0) return -1;
+    if (config_flag(auth_vars, "METRICS_AUTH", &metrics) != 0) return -1;
     auth_metrics_protected = metrics;
     const char *file = getenv("HOMEIQ_API_TOKEN_FILE");
     const char *env = getenv("HOMEIQ_API_TOKEN");
@@ -83,7 +86,7 @@ int auth_bind_allowed(const char *bind) {
     if (auth_load() != 0) return -1;
     if (auth_token || auth_is_loopback(bind)) return 0;
     int allow = 0;
-    if (config_bool("HOMEIQ_ALLOW_UNAUTHENTICATED", 0, &allow) != 0) return -1;
+    if (config_flag(auth_vars, "HOMEIQ_ALLOW_UNAUTHENTICATED", &allow) != 0) return -1;
     if (!allow) {
         log_error("refusing to listen on %s without an API token: set HOMEIQ_API_TOKEN_FILE (or HOMEIQ_API_TOKEN), "
                   "or HOMEIQ_ALLOW_UNAUTHENTICATED=1 to accept unauthenticated requests from the network",

@@ -12,14 +12,21 @@
 #ifndef HOMEIQ_AUTH_H
 #define HOMEIQ_AUTH_H
 
+#include "config.h"
+
 #include <event2/http.h>
 
 /* The variables every server documents in its --help table. */
 #define AUTH_CONFIG_VARS                                                                                          \
-    {"HOMEIQ_API_TOKEN", NULL, "API token: every endpoint but GET /health needs 'Authorization: Bearer <token>'"}, \
-    {"HOMEIQ_API_TOKEN_FILE", NULL, "file holding the API token (preferred; warned about if group/world-readable)"}, \
-    {"METRICS_AUTH", "1", "1: /metrics needs the token too (when one is set); 0: /metrics is open"},               \
-    {"HOMEIQ_ALLOW_UNAUTHENTICATED", "0", "1: allow a non-loopback bind address without a token (warns)"}
+    {.name = "HOMEIQ_API_TOKEN", .shared = 1,                                                                     \
+     .help = "API token: every endpoint but GET /health needs 'Authorization: Bearer <token>'"},                  \
+    {.name = "HOMEIQ_API_TOKEN_FILE", .shared = 1,                                                                \
+     .help = "file holding the API token (preferred: it stays out of ps and shell history; warned about if "      \
+             "group/world-readable)"},                                                                            \
+    {.name = "METRICS_AUTH", .def = "1", .type = CONFIG_BOOL, .max = 1, .shared = 1,                              \
+     .help = "1: /metrics needs the token too (when one is set; Prometheus: authorization: {credentials_file: ...}); 0: /metrics is open"},                           \
+    {.name = "HOMEIQ_ALLOW_UNAUTHENTICATED", .def = "0", .type = CONFIG_BOOL, .max = 1, .shared = 1,              \
+     .help = "1: allow a non-loopback bind address without a token (warns at every start)"}
 
 /* Reads HOMEIQ_API_TOKEN / HOMEIQ_API_TOKEN_FILE and METRICS_AUTH once (later
  * calls return the first result). A token file that is set but unreadable or

@@ -55,6 +55,38 @@ long delivery_backoff_ms(int failures, long min_ms, long max_ms) {
     return d > 0 ? d : 1;
 }
 
+uint64_t delivery_body_digest(const void *body, size_t len) {
+    const unsigned char *u = body;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ u[i]) * 1099511628211ull;
+    return h;
+}
+
+static delivery_cut_slot *delivery_cut_find(delivery_cuts *t, uint64_t digest, size_t len) {
+    for (int i = 0; i < DELIVERY_CUT_SLOTS; i++)
+        if (t->slot[i].len == len && t->slot[i].digest == digest && len) return &t->slot[i];
+    return NULL;
+}
+
+delivery_outcome delivery_cut(delivery_cuts *t, uint64_t digest, size_t len, int peer_healthy) {
+    delivery_cut_slot *s = delivery_cut_find(t, digest, len);
+    if (!peer_healthy) return DELIVERY_RETRY; /* the peer was down anyway: says nothing about the body */
+    if (!s) {
+        for (int i = 0; i < DELIVERY_CUT_SLOTS && !s; i++)
+            if (!t->slot[i].len) s = &t->slot[i];
+        if (!s) s = &t->slot[t->next++ % DELIVERY_CUT_SLOTS];
+        *s = (delivery_cut_slot){.digest = digest, .len = len ? len : 1, .strikes = 0};
+    }
+    if (++s->strikes < DELIVERY_SUSPECT_TRIES) return DELIVERY_RETRY;
+    *s = (delivery_cut_slot){0};
+    return DELIVERY_REFUSED;
+}
+
+void delivery_cut_clear(delivery_cuts *t, uint64_t digest, size_t len) {
+    delivery_cut_slot *s = delivery_cut_find(t, digest, len);
+    if (s) *s = (delivery_cut_slot){0};
+}
+
 /* raw as a JSON string: valid UTF-8 kept, everything else U+FFFD. */
 static void delivery_raw_string(sbuf *out, const char *raw, size_t len) {
     static const char repl[] = "\xEF\xBF\xBD";

@@ -22,15 +22,23 @@
  *            is replaced by a dead letter (delivery_dead_letter) that carries
  *            the reason and the raw bytes escaped as one JSON string, so it
  *            cannot be refused for its content.
- *   SUSPECT  the connection closed after a large body was sent (a proxy or a
- *            server limit cut it): split like REFUSED; a single event is
- *            retried DELIVERY_SUSPECT_TRIES times, then dead-lettered.
+ *   SUSPECT  the connection closed after a large body was sent without an
+ *            answer. Most often the peer crashed or restarted with the body
+ *            in flight; sometimes a limit (a proxy) cuts that body every
+ *            time, or the body itself crashes the peer. So a cut is RETRIED
+ *            first: a sender counts cuts of the exact same body
+ *            (delivery_cut, "strikes") and only the DELIVERY_SUSPECT_TRIES-th
+ *            cut, each while the peer was otherwise healthy (its last probe
+ *            or answer was good), refuses the body: split like REFUSED, a
+ *            single event dead-lettered. A real refusal (413, any other 4xx
+ *            but 408/429) refuses at once.
  *
  * Ownership: everything here is stateless; callers own their buffers. */
 #ifndef HOMEIQ_DELIVERY_H
 #define HOMEIQ_DELIVERY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sbuf.h"
 
@@ -44,8 +52,10 @@ typedef enum {
 /* A body at least this large whose connection closed without an answer is
  * SUSPECT rather than RETRY. */
 #define DELIVERY_BIG_BODY (1u << 20)
-/* A single SUSPECT event is tried this many times before it is dead-lettered. */
+/* Cuts of one body (while the peer was healthy) before it counts as refused. */
 #define DELIVERY_SUSPECT_TRIES 3
+/* How many distinct cut bodies a sender remembers (the oldest is forgotten). */
+#define DELIVERY_CUT_SLOTS 32
 /* How many raw bytes of a refused event a dead letter keeps (InfluxDB string
  * fields are limited to 64 KiB; JSON escaping can grow text up to 6x). */
 #define DELIVERY_DEAD_RAW_MAX (8u * 1024)
@@ -59,6 +69,31 @@ typedef enum {
  * why there was none (httpc's text, may be NULL); body_len: the request body
  * size. */
 delivery_outcome delivery_classify(long status, const char *transport_error, size_t body_len);
+
+/* The strikes of bodies that were cut (SUSPECT), kept by a sender that
+ * cannot count per batch itself (enrichment answers its caller and forgets
+ * the batch; the caller sends the same bytes again). Zero-initialised;
+ * owned by the sender, no allocation. */
+typedef struct delivery_cut_slot {
+    uint64_t digest;            /* delivery_body_digest of the body */
+    size_t len;                 /* its length (0: slot free) */
+    int strikes;
+} delivery_cut_slot;
+typedef struct delivery_cuts {
+    delivery_cut_slot slot[DELIVERY_CUT_SLOTS];
+    unsigned next;              /* slot to reuse when none is free */
+} delivery_cuts;
+
+/* A 64-bit digest of a body (FNV-1a), to recognise the same bytes again. */
+uint64_t delivery_body_digest(const void *body, size_t len);
+
+/* A SUSPECT answer for this body: counts a strike when peer_healthy, and
+ * answers RETRY until the DELIVERY_SUSPECT_TRIES-th strike, then REFUSED
+ * (and forgets the body). */
+delivery_outcome delivery_cut(delivery_cuts *t, uint64_t digest, size_t len, int peer_healthy);
+
+/* The body was stored or refused: forget its strikes. */
+void delivery_cut_clear(delivery_cuts *t, uint64_t digest, size_t len);
 
 /* What a server answers for an outcome of its own downstream hop:
  * STORED 200, RETRY 503, REFUSED/SUSPECT DELIVERY_REFUSED_STATUS. */

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "metrics.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
@@ -129,6 +130,8 @@ static void httpd_metrics(struct evhttp_request *req, void *arg) {
     free(text);
 }
 
+static const config_var httpd_vars[] = {HTTPD_CONFIG_VARS, CONFIG_END};
+
 /* The connection cap: opts->max_connections, else HTTP_MAX_CONNECTIONS, and
  * never more than the descriptors the process may open minus a reserve for
  * its own files and outgoing connections. Raises the soft descriptor limit to
@@ -136,7 +139,7 @@ static void httpd_metrics(struct evhttp_request *req, void *arg) {
 static int httpd_conn_limit(const httpd *h, const httpd_opts *opts, int *max_conns, int *fd_cap) {
     struct rlimit rl;
     long long want = opts->max_connections;
-    if (!want && config_long("HTTP_MAX_CONNECTIONS", HTTPD_DEFAULT_MAX_CONNECTIONS, 1, 1000000, &want) != 0)
+    if (!want && config_int(httpd_vars, "HTTP_MAX_CONNECTIONS", &want) != 0)
         return -1;
     long long fds = 1024;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -349,6 +352,17 @@ int httpd_query_check(struct evhttp_request *req, struct evkeyvalq *params,
 }
 
 void httpd_query_free(struct evkeyvalq *params) { evhttp_clear_headers(params); }
+
+int httpd_param_long(const char *v, long long min, long long max, long long *out) {
+    if (!v || !*v || strlen(v) > 19) return -1;
+    for (const char *p = v; *p; p++)
+        if (*p < '0' || *p > '9') return -1;
+    errno = 0;
+    long long x = strtoll(v, NULL, 10);
+    if (errno || x < min || x > max) return -1;
+    *out = x;
+    return 0;
+}
 
 void httpd_request_abandon(struct evhttp_request *req) {
     if (req && !evhttp_request_get_connection(req)) evhttp_request_free(req);

@@ -6,6 +6,8 @@
 #ifndef HOMEIQ_HTTPD_H
 #define HOMEIQ_HTTPD_H
 
+#include "config.h"
+
 #include <event2/event.h>
 #include <event2/http.h>
 #include <jansson.h>
@@ -19,15 +21,14 @@ typedef struct httpd_opts {
     int port;
     size_t max_body;         /* bytes; larger bodies get 413 */
     int timeout_s;           /* header/body read timeout, default 30; also closes idle keep-alive connections */
-    int max_connections;     /* 0 = HTTP_MAX_CONNECTIONS (default HTTPD_DEFAULT_MAX_CONNECTIONS) */
+    int max_connections;     /* 0 = HTTP_MAX_CONNECTIONS (HTTPD_CONFIG_VARS) */
 } httpd_opts;
-
-#define HTTPD_DEFAULT_MAX_CONNECTIONS 4096
 
 /* The variables every HTTP server documents in its --help table. */
 #define HTTPD_CONFIG_VARS                                                                                     \
-    {"HTTP_MAX_CONNECTIONS", "4096",                                                                          \
-     "most open client connections; at the cap new clients wait in the kernel's backlog (bounded by the fd limit)"}
+    {.name = "HTTP_MAX_CONNECTIONS", .def = "4096", .type = CONFIG_INT, .min = 1, .max = 1000000, .shared = 1, \
+     .help = "most open client connections per server; at the cap new clients wait in the kernel's backlog "   \
+             "until idle ones time out (always leaves 128 descriptors for the service's own files)"}
 
 /* Binds and starts serving on `base`. GET /metrics is routed automatically.
  * Refuses a non-loopback `bind` without an API token (auth_bind_allowed), and
@@ -73,6 +74,9 @@ const char *httpd_query_get(struct evkeyvalq *params, const char *key);
 int httpd_query_check(struct evhttp_request *req, struct evkeyvalq *params,
                       int (*check)(void *ctx, const char *k, const char *v, char *err, size_t n), void *ctx);
 void httpd_query_free(struct evkeyvalq *params);
+/* A parameter that must be a plain decimal (digits only, no sign or spaces) in
+ * [min, max], min >= 0. 0, or -1 when it is not. */
+int httpd_param_long(const char *v, long long min, long long max, long long *out);
 
 /* For a connection close callback (evhttp_connection_set_closecb) of a request
  * that will now never be answered: when the client went away first, libevent

@@ -184,6 +184,19 @@ static int jscan_real_noncanonical(jscan *s, const char *b, const char *e) {
     return sbuf_failed(&s->tmp) || s->tmp.len != n || memcmp(s->tmp.data, b, n) != 0;
 }
 
+/* Does the real b..e overflow a double (jansson's numeric overflow)? Only
+ * asked for the few reals whose exponent may reach it. */
+static int jscan_real_overflows(const char *b, const char *e) {
+    size_t n = (size_t)(e - b);
+    char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
+    if (!buf) return 1; /* say "maybe": the caller takes the careful path */
+    memcpy(buf, b, n);
+    buf[n] = '\0';
+    int inf = isinf(strtod(buf, NULL));
+    if (buf != small) free(buf);
+    return inf;
+}
+
 static int jscan_number(jscan *s) {
     const char *b = s->p, *ib, *xb = NULL;
     int real = 0;
@@ -213,7 +226,8 @@ static int jscan_number(jscan *s) {
     long exp10 = 0; /* a positive exponent (negative ones cannot overflow) */
     if (xb && xb[-1] != '-' && s->p - xb <= 3)
         for (const char *d = xb; d < s->p; d++) exp10 = exp10 * 10 + (*d - '0');
-    if (real ? (xb && s->p - xb > 3) || (long)idigits + exp10 > 300 : idigits > 18)
+    if (real ? ((xb && s->p - xb > 3) || (long)idigits + exp10 > 300) && jscan_real_overflows(b, s->p)
+             : idigits > 18)
         s->notes |= s->want & JSCAN_NOTE_JANSSON;
     if (s->want & JSCAN_NOTE_NUMBER) {
         if (real ? jscan_real_noncanonical(s, b, s->p) : (*b == '-' && ib[0] == '0'))
@@ -447,4 +461,118 @@ char jscan_first(const char *p, size_t len) {
     s.want = 0;
     jscan_ws(&s);
     return s.p < s.end ? *s.p : '\0';
+}
+
+int jscan_array_trusted(const char *p, size_t len, jscan_elem_fn fn, void *arg) {
+    jscan s;
+    s.p = s.start = p;
+    s.end = p + len;
+    s.want = s.notes = 0;
+    s.nkeys = 0;
+    s.trusted = 1;
+    s.strict = s.in_key = 0;
+    s.why = NULL;
+    jscan_ws(&s);
+    if (s.p >= s.end || *s.p != '[') return -1;
+    return jscan_container(&s, 0, NULL, fn, arg);
+}
+
+/* ---- canonical text of validated JSON ------------------------------------ */
+
+/* One decoded code point (never 0: such text carries a JANSSON note): as
+ * UTF-8 when decoding, else as json_text_string() writes it. */
+static void jscan_put_cp(sbuf *out, unsigned cp, int decode) {
+    char u[4];
+    size_t n;
+    if (cp < 0x80) u[0] = (char)cp, n = 1;
+    else if (cp < 0x800) u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), n = 2;
+    else if (cp < 0x10000)
+        u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 0x3F)), u[2] = (char)(0x80 | (cp & 0x3F)), n = 3;
+    else
+        u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 0x3F)), u[2] = (char)(0x80 | (cp >> 6 & 0x3F)),
+        u[3] = (char)(0x80 | (cp & 0x3F)), n = 4;
+    if (decode || (cp >= 0x20 && cp != '"' && cp != '\\')) sbuf_add(out, u, n);
+    else json_text_escape_char(out, (unsigned char)cp);
+}
+
+/* The validated string at p ('"'): decoded, or re-escaped with its quotes.
+ * Returns the position after its closing quote. */
+static const char *jscan_put_string(sbuf *out, const char *p, const char *end, int decode) {
+    const char *run = ++p;
+    if (!decode) sbuf_addc(out, '"');
+    while (p < end && *p != '"') {
+        if (*p != '\\') {
+            p++;
+            continue;
+        }
+        sbuf_add(out, run, (size_t)(p - run));
+        char e = p[1];
+        unsigned cp;
+        p += 2;
+        switch (e) {
+        case 'b': cp = '\b'; break;
+        case 'f': cp = '\f'; break;
+        case 'n': cp = '\n'; break;
+        case 'r': cp = '\r'; break;
+        case 't': cp = '\t'; break;
+        case 'u':
+            cp = end - p >= 4 ? jscan_hexval(p) : 0xFFFD;
+            p += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+                unsigned lo = jscan_hexval(p + 2);
+                if (lo >= 0xDC00 && lo <= 0xDFFF) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00), p += 6;
+            }
+            break;
+        default: cp = (unsigned char)e; /* " \ / */
+        }
+        jscan_put_cp(out, cp, decode);
+        run = p;
+    }
+    if (p > end) p = end;
+    sbuf_add(out, run, (size_t)(p - run));
+    if (!decode) sbuf_addc(out, '"');
+    return p < end ? p + 1 : end;
+}
+
+void jscan_string_decode(sbuf *out, const char *p, size_t len) {
+    if (len && *p == '"') jscan_put_string(out, p, p + len, 1);
+}
+
+static int jscan_numch(char c) { return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'; }
+
+void jscan_canonical(sbuf *out, const char *p, size_t len) {
+    const char *end = p + len;
+    while (p < end) {
+        const char *b = p;
+        char c = *p;
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            p++;
+        } else if (c == '"') {
+            p = jscan_put_string(out, p, end, 0);
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            int real = 0;
+            while (p < end && jscan_numch(*p)) real |= *p == '.' || *p == 'e' || *p == 'E', p++;
+            size_t n = (size_t)(p - b);
+            if (!real) {
+                if (n == 2 && b[0] == '-' && b[1] == '0') sbuf_addc(out, '0');
+                else sbuf_add(out, b, n);
+            } else {
+                char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
+                if (!buf) {
+                    sbuf_add(out, b, n); /* cannot happen silently: the sbuf fails on */
+                    out->failed = 1;     /* out of memory the same way */
+                    continue;
+                }
+                memcpy(buf, b, n);
+                buf[n] = '\0';
+                json_text_real(out, strtod(buf, NULL));
+                if (buf != small) free(buf);
+            }
+        } else { /* structure and literals: copied */
+            while (p < end && !(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '"' || *p == '-' ||
+                                (*p >= '0' && *p <= '9')))
+                p++;
+            sbuf_add(out, b, (size_t)(p - b));
+        }
+    }
 }

@@ -20,6 +20,8 @@
 
 #include <stddef.h>
 
+struct sbuf;
+
 #define JSCAN_MAX_DEPTH 512
 
 /* Notes: things seen in the text (only those asked for are looked for). */
@@ -72,6 +74,21 @@ int jscan_strict(const char *p, size_t len, size_t *err_pos, const char **why);
  * finding a few members of a large object cheap. Invalid text gives garbage
  * spans, never a read outside [p, p+len). */
 int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *arg);
+
+/* jscan_array for validated text, nested values skipped like above. */
+int jscan_array_trusted(const char *p, size_t len, jscan_elem_fn fn, void *arg);
+
+/* For text one of the calls above validated without a JSCAN_NOTE_JANSSON or
+ * JSCAN_NOTE_DUP_KEY note: appends exactly what json_text_dump() writes for
+ * jansson's tree of it -- no whitespace; strings decoded and re-escaped as
+ * json_text_string() does; integers as written ("-0" is 0); reals re-printed
+ * by json_text_real(). data-storage's text path builds stored records with
+ * it, so no second JSON grammar is needed there. */
+void jscan_canonical(struct sbuf *out, const char *p, size_t len);
+
+/* The decoded bytes of a validated string value (p..p+len spans it, quotes
+ * included), appended to out. */
+void jscan_string_decode(struct sbuf *out, const char *p, size_t len);
 
 /* The first non-whitespace byte of p, or '\0' when there is none. */
 char jscan_first(const char *p, size_t len);

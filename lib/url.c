@@ -50,3 +50,22 @@ int url_split(const char *url, const char *plain, const char *secure, url_parts 
 }
 
 int url_target_needs_slash(const url_parts *u) { return u->target_len == 0 || u->target[0] == '?'; }
+
+/* ---- joining ---------------------------------------------------------------- */
+
+size_t url_trim_len(const char *s, size_t len) {
+    while (len > 0 && s[len - 1] == '/') len--;
+    return len;
+}
+
+char *url_join(const char *base, const char *path) {
+    size_t bl = url_trim_len(base, strlen(base));
+    while (*path == '/') path++;
+    size_t pl = strlen(path);
+    char *url = malloc(bl + 1 + pl + 1);
+    if (!url) return NULL;
+    memcpy(url, base, bl);
+    if (pl) url[bl++] = '/';
+    memcpy(url + bl, path, pl + 1);
+    return url;
+}

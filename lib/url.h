@@ -1,10 +1,33 @@
-/* url.h -- splitting "scheme://host[:port][/path][?query][#fragment]" URLs.
- * The HTTP client (http/https) and the WebSocket client (ws/wss) both need the
- * same split, with IPv6 literals in brackets and the default ports. */
+/* url.h -- splitting "scheme://host[:port][/path][?query][#fragment]" URLs,
+ * joining a base URL with a path, and where the HomeIQ services are.
+ *
+ * Why one module: the HTTP client (http/https) and the WebSocket client
+ * (ws/wss) need the same split, with IPv6 literals in brackets and the
+ * default ports; every program that calls another service needs the same
+ * "<base>/<path>" join however many slashes the user wrote; and the services'
+ * URL variables (name and default) are declared once here for every table
+ * that lists them (ingestion, enrichment, admin-api, homeiqctl). */
 #ifndef HOMEIQ_URL_H
 #define HOMEIQ_URL_H
 
+#include "config.h"
+
 #include <stddef.h>
+
+/* The services' base URLs, for the programs' configuration tables. */
+#define URL_INGESTION_VAR \
+    CONFIG_TEXT("WEBSOCKET_INGESTION_URL", "http://127.0.0.1:8001", "base URL of websocket-ingestion")
+#define URL_ENRICHMENT_VAR \
+    CONFIG_TEXT("ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002", "base URL of enrichment-pipeline")
+#define URL_STORAGE_VAR CONFIG_TEXT("DATA_STORAGE_URL", "http://127.0.0.1:8004", "base URL of data-storage")
+
+/* "<base>/<path>" with exactly one '/' between them, whatever trailing '/' the
+ * base has and leading '/' the path has; an empty path gives the base without
+ * its trailing '/'. malloc'd (caller frees), NULL when out of memory. */
+char *url_join(const char *base, const char *path);
+
+/* The length of `s` without its trailing '/' characters. */
+size_t url_trim_len(const char *s, size_t len);
 
 typedef struct url_parts {
     int tls;             /* the URL used the secure scheme */

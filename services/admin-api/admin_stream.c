@@ -253,56 +253,40 @@ static void stream_poll(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- the request ---------------------------------------------------------- */
 
-/* Strict decimal in [min, max]. 0/-1. */
-static int stream_parse_long(const char *v, long long min, long long max, long long *out) {
-    if (!v || !*v || strlen(v) > 19) return -1;
-    long long n = 0;
-    for (const char *p = v; *p; p++) {
-        if (*p < '0' || *p > '9') return -1;
-        n = n * 10 + (*p - '0');
+typedef struct stream_query {
+    stream_client *c;
+    sbuf filters;     /* "&entity_id=...&domain=..." for data-storage's feed */
+    const char *id;   /* Last-Event-ID (the header wins over the parameter) */
+} stream_query;
+
+static int stream_param(void *ctx, const char *k, const char *v, char *err, size_t n) {
+    stream_query *q = ctx;
+    if (!strcmp(k, "entity_id") || !strcmp(k, "domain") || !strcmp(k, "event_type")) {
+        char *enc = evhttp_encode_uri(v);
+        sbuf_printf(&q->filters, "&%s=%s", k, enc ? enc : "");
+        free(enc);
+    } else if (!strcmp(k, "last_event_id")) {
+        if (!q->id) q->id = v;
+    } else if (!strcmp(k, "backlog")) {
+        long long b;
+        if (httpd_param_long(v, 0, 1000, &b) != 0) return snprintf(err, n, "backlog: must be an integer from 0 to 1000"), -1;
+        q->c->backlog = (long)b;
+    } else {
+        snprintf(err, n, "%.64s: unknown parameter (known: entity_id, domain, event_type, backlog, last_event_id)", k);
+        return -1;
     }
-    if (n < min || n > max) return -1;
-    *out = n;
     return 0;
 }
 
-/* Reads the parameters; answers 400 naming a bad one. 0/-1. */
+/* Reads the parameters (the shared httpd_query_check); answers 400 naming a bad one. 0/-1. */
 static int stream_params(stream_client *c, struct evhttp_request *req) {
     struct evkeyvalq params;
-    const char *id = evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID");
-    int rc = 0;
-    sbuf f;
-    sbuf_init(&f);
-    if (httpd_query_parse(req, &params) != 0) {
-        httpd_reply_error(req, 400, "query string: cannot be parsed");
-        return -1;
-    }
-    struct evkeyval *kv;
-    TAILQ_FOREACH(kv, &params, next) {
-        if (!strcmp(kv->key, "entity_id") || !strcmp(kv->key, "domain") || !strcmp(kv->key, "event_type")) {
-            char *enc = evhttp_encode_uri(kv->value);
-            sbuf_printf(&f, "&%s=%s", kv->key, enc ? enc : "");
-            free(enc);
-        } else if (!strcmp(kv->key, "last_event_id")) {
-            if (!id) id = kv->value;
-        } else if (!strcmp(kv->key, "backlog")) {
-            long long b;
-            if (stream_parse_long(kv->value, 0, 1000, &b) != 0) {
-                httpd_reply_error(req, 400, "backlog: must be an integer from 0 to 1000");
-                rc = -1;
-                break;
-            }
-            c->backlog = (long)b;
-        } else {
-            httpd_reply_error(req, 400,
-                              "%.64s: unknown parameter (known: entity_id, domain, event_type, backlog, last_event_id)",
-                              kv->key);
-            rc = -1;
-            break;
-        }
-    }
+    stream_query q = {.c = c, .id = evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID")};
+    sbuf_init(&q.filters);
+    int rc = httpd_query_check(req, &params, stream_param, &q);
+    const char *id = q.id;
     if (rc == 0 && id) {
-        if (stream_parse_long(id, 0, 4000000000000000000LL, &c->cursor) != 0) {
+        if (httpd_param_long(id, 0, 4000000000000000000LL, &c->cursor) != 0) {
             httpd_reply_error(req, 400, "Last-Event-ID: must be an event seq (an integer >= 0)");
             rc = -1;
         } else {
@@ -310,7 +294,7 @@ static int stream_params(stream_client *c, struct evhttp_request *req) {
         }
     }
     httpd_query_free(&params);
-    c->filters = sbuf_take(&f, NULL);
+    c->filters = sbuf_take(&q.filters, NULL);
     if (!c->filters) c->filters = strdup("");
     return rc == 0 && c->filters ? 0 : -1;
 }

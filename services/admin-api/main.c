@@ -10,6 +10,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "service.h"
+#include "url.h"
 
 #include <event2/http.h>
 #include <stdio.h>
@@ -21,19 +22,19 @@
 #endif
 
 static const config_var admin_vars[] = {
-    {"ADMIN_API_PORT", "8003", "HTTP port (the dashboard and /api/v1/...)"},
-    {"ADMIN_API_BIND", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)"},
-    {"WEBSOCKET_INGESTION_URL", "http://127.0.0.1:8001", "base URL of websocket-ingestion"},
-    {"ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002", "base URL of enrichment-pipeline"},
-    {"DATA_STORAGE_URL", "http://127.0.0.1:8004", "base URL of data-storage"},
-    {"ADMIN_API_STATIC_DIR", HOMEIQ_ADMIN_WWW_DIR, "directory of the dashboard's files (index.html, app.js, app.css)"},
-    {"ADMIN_API_CHART_JS", "/usr/share/javascript/chart.js/chart.min.js",
-     "the chart library served at vendor/chart.min.js (Debian libjs-chart.js)"},
-    {"ADMIN_API_UPSTREAM_TIMEOUT_MS", "5000", "timeout of one request to another service"},
-    {"ADMIN_STREAM_POLL_MS", "500", "live tail: how often data-storage's feed is read per open stream"},
-    {"ADMIN_STREAM_MAX_CLIENTS", "64", "live tail: most open streams; more get 503"},
+    CONFIG_INT("ADMIN_API_PORT", "8003", 0, 65535, "HTTP port (the dashboard and /api/v1/...)"),
+    CONFIG_TEXT("ADMIN_API_BIND", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)"),
+    URL_INGESTION_VAR,
+    URL_ENRICHMENT_VAR,
+    URL_STORAGE_VAR,
+    CONFIG_TEXT("ADMIN_API_STATIC_DIR", HOMEIQ_ADMIN_WWW_DIR, "directory of the dashboard's files (index.html, app.js, app.css)"),
+    CONFIG_TEXT("ADMIN_API_CHART_JS", "/usr/share/javascript/chart.js/chart.min.js", "the chart library served at vendor/chart.min.js (Debian libjs-chart.js)"),
+    CONFIG_INT("ADMIN_API_UPSTREAM_TIMEOUT_MS", "5000", 100, 600000, "timeout of one request to another service"),
+    CONFIG_INT("ADMIN_STREAM_POLL_MS", "500", 20, 60000, "live tail: how often data-storage's feed is read per open stream"),
+    CONFIG_INT("ADMIN_STREAM_MAX_CLIENTS", "64", 1, 10000, "live tail: most open streams; more get 503"),
     AUTH_CONFIG_VARS,
-    {NULL, NULL, NULL},
+    HTTPD_CONFIG_VARS,
+    CONFIG_END,
 };
 
 typedef struct admin_main {
@@ -43,14 +44,6 @@ typedef struct admin_main {
     char *urls[ADMIN_NPEERS];
 } admin_main;
 
-/* Base URL without trailing '/'. */
-static char *admin_url(const char *name, const char *def) {
-    char *u = strdup(config_str(name, def));
-    if (!u) return NULL;
-    size_t n = strlen(u);
-    while (n && u[n - 1] == '/') u[--n] = '\0';
-    return u;
-}
 
 /* Paths without an exact route: the series route, unknown API paths, files. */
 static void admin_fallback(struct evhttp_request *req, void *arg) {
@@ -69,16 +62,15 @@ static void admin_fallback(struct evhttp_request *req, void *arg) {
 
 static int admin_main_start(admin_main *m) {
     long long port, timeout, poll, maxc;
-    if (config_long("ADMIN_API_PORT", 8003, 0, 65535, &port) ||
-        config_long("ADMIN_API_UPSTREAM_TIMEOUT_MS", 5000, 100, 600000, &timeout) ||
-        config_long("ADMIN_STREAM_POLL_MS", 500, 20, 60000, &poll) ||
-        config_long("ADMIN_STREAM_MAX_CLIENTS", 64, 1, 10000, &maxc))
+    if (config_int(admin_vars, "ADMIN_API_PORT", &port) ||
+        config_int(admin_vars, "ADMIN_API_UPSTREAM_TIMEOUT_MS", &timeout) ||
+        config_int(admin_vars, "ADMIN_STREAM_POLL_MS", &poll) ||
+        config_int(admin_vars, "ADMIN_STREAM_MAX_CLIENTS", &maxc))
         return -1;
-    static const char *const names[ADMIN_NPEERS][2] = {{"WEBSOCKET_INGESTION_URL", "http://127.0.0.1:8001"},
-                                                       {"ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002"},
-                                                       {"DATA_STORAGE_URL", "http://127.0.0.1:8004"}};
-    for (int p = 0; p < ADMIN_NPEERS; p++) {
-        if (!(m->urls[p] = admin_url(names[p][0], names[p][1]))) return -1;
+    static const char *const names[ADMIN_NPEERS] = {"WEBSOCKET_INGESTION_URL", "ENRICHMENT_PIPELINE_URL",
+                                                    "DATA_STORAGE_URL"};
+    for (int p = 0; p < ADMIN_NPEERS; p++) { /* base URLs without a trailing '/' */
+        if (!(m->urls[p] = url_join(config_text(admin_vars, names[p]), ""))) return -1;
         m->a.peer_url[p] = m->urls[p];
     }
     m->a.upstream_timeout_ms = (long)timeout;
@@ -87,11 +79,11 @@ static int admin_main_start(admin_main *m) {
     if (service_new("admin-api", &m->svc) != 0) return -1;
     m->a.base = service_base(m->svc);
     if (httpc_new(m->a.base, &m->a.http) != 0) return -1;
-    httpd_opts ho = {.bind = config_str("ADMIN_API_BIND", "127.0.0.1"), .port = (int)port, .max_body = 64 * 1024,
+    httpd_opts ho = {.bind = config_text(admin_vars, "ADMIN_API_BIND"), .port = (int)port, .max_body = 64 * 1024,
                      .timeout_s = 30};
     if (httpd_new(m->a.base, &ho, &m->http) != 0) return -1;
-    if (admin_static_new(&m->a, config_str("ADMIN_API_STATIC_DIR", HOMEIQ_ADMIN_WWW_DIR),
-                         config_str("ADMIN_API_CHART_JS", "/usr/share/javascript/chart.js/chart.min.js")) != 0)
+    if (admin_static_new(&m->a, config_text(admin_vars, "ADMIN_API_STATIC_DIR"),
+                         config_text(admin_vars, "ADMIN_API_CHART_JS")) != 0)
         return -1;
     if (admin_health_routes(&m->a, m->http) || admin_api_routes(&m->a, m->http) || admin_stream_new(&m->a, m->http))
         return -1;

@@ -19,13 +19,13 @@
 #include <stdio.h>
 
 static const config_var storage_vars[] = {
-    {"DATA_STORAGE_BIND", "127.0.0.1", "address to listen on"},
-    {"DATA_STORAGE_PORT", "8004", "HTTP port"},
+    CONFIG_TEXT("DATA_STORAGE_BIND", "127.0.0.1", "address to listen on"),
+    CONFIG_INT("DATA_STORAGE_PORT", "8004", 0, 65535, "HTTP port"),
     {"STORAGE_BACKEND", "sqlite", "sqlite | influxdb | clickhouse"},
-    {"MAX_BATCH", "10000", "most events accepted in one POST"},
-    {"MAX_BODY_BYTES", "16777216", "largest request body; larger gets 413"},
+    CONFIG_INT("MAX_BATCH", "10000", 1, 1000000, "most events accepted in one POST"),
+    CONFIG_INT("MAX_BODY_BYTES", "16777216", 1024, 1LL << 31, "largest request body; larger gets 413"),
     {"DATA_DIR", "./data", "sqlite: directory of events.db (created)"},
-    {"SQLITE_BUSY_TIMEOUT_MS", "5000", "sqlite: wait this long for a lock before answering 503"},
+    CONFIG_INT("SQLITE_BUSY_TIMEOUT_MS", "5000", 0, 600000, "sqlite: wait this long for a lock before answering 503"),
     {"INFLUXDB_URL", "http://127.0.0.1:8086", "influxdb: base URL"},
     {"INFLUXDB_API_VERSION", NULL, "influxdb: 1 or 2 (default: 2 when INFLUXDB_TOKEN/ORG/BUCKET is set, else 1)"},
     {"INFLUXDB_DATABASE", "home_assistant", "influxdb v1: database (created at start if missing)"},
@@ -57,7 +57,7 @@ static const config_var storage_vars[] = {
     {"INFLUXDB_EXCLUDE_ENTITY_GLOBS", NULL, "homeassistant filter: entity id globs"},
     AUTH_CONFIG_VARS,
     HTTPD_CONFIG_VARS,
-    {NULL, NULL, NULL},
+    CONFIG_END,
 };
 
 typedef struct storage_main {
@@ -69,13 +69,13 @@ typedef struct storage_main {
 
 static int storage_main_start(storage_main *m) {
     long long port, max_batch, max_body;
-    if (config_long("DATA_STORAGE_PORT", 8004, 0, 65535, &port) || config_long("MAX_BATCH", 10000, 1, 1000000, &max_batch) ||
-        config_long("MAX_BODY_BYTES", 16 << 20, 1024, 1LL << 31, &max_body))
+    if (config_int(storage_vars, "DATA_STORAGE_PORT", &port) || config_int(storage_vars, "MAX_BATCH", &max_batch) ||
+        config_int(storage_vars, "MAX_BODY_BYTES", &max_body))
         return -1;
     if (service_new("data-storage", &m->svc) != 0) return -1;
     if (ha_config_env_defaults() != 0) return -1; /* INFLUXDB_HA_CONFIG: before the backend is chosen */
     if (store_open(service_base(m->svc), &m->st) != 0) return -1;
-    httpd_opts ho = {.bind = config_str("DATA_STORAGE_BIND", "127.0.0.1"), .port = (int)port,
+    httpd_opts ho = {.bind = config_text(storage_vars, "DATA_STORAGE_BIND"), .port = (int)port,
                      .max_body = (size_t)max_body, .timeout_s = 30};
     if (httpd_new(service_base(m->svc), &ho, &m->http) != 0) return -1;
     storage_api_opts ao = {.max_batch = (long)max_batch, .svc = m->svc};

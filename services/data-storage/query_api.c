@@ -60,6 +60,8 @@ static void query_reply(const store_rows *rows, const char *meta, int rc, const 
         /* client gone */
     } else if (rc > 0) {
         httpd_reply_error(req, 404, "%s", err ? err : "not found");
+    } else if (rc == STORE_QUERY_UNSUPPORTED) {
+        httpd_reply_error(req, 501, "%s", err ? err : "not supported by this backend");
     } else if (rc < 0) {
         httpd_reply_error(req, 503, "storage backend unavailable: %s", err ? err : "query failed");
     } else {

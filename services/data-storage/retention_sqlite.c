@@ -10,6 +10,7 @@
 #include "retention_sqlite.h"
 #include "config.h"
 #include "log.h"
+#include "storage_maint.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -42,7 +43,7 @@ int retention_sqlite_prepare_file(sqlite3 *db) {
     if (av == 2) return 0;
     if (tables == 0) /* takes effect only before the first table is created */
         return sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-    if (config_long("SQLITE_VACUUM_ON_START", 0, 0, 1, &want) != 0) return -1;
+    if (config_int(storage_maint_vars, "SQLITE_VACUUM_ON_START", &want) != 0) return -1;
     if (!want) {
         log_warn("sqlite file has auto_vacuum=%s: purged space is reused but the file never shrinks; start once "
                  "with SQLITE_VACUUM_ON_START=1 to convert it (rewrites the whole file: needs its size free)",
@@ -71,9 +72,9 @@ int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, re
     if (!r) return -1;
     r->db = db;
     r->stats = stats;
-    if (config_long("RETENTION_DAYS", 0, 0, 1000000, &r->raw_days) ||
-        config_long("STATISTICS_5MIN_RETENTION_DAYS", 10, 1, 1000000, &r->s5_days) ||
-        config_long("PURGE_STEP_ROWS", 200, 1, 1000000, &r->step_rows))
+    if (config_int(storage_maint_vars, "RETENTION_DAYS", &r->raw_days) ||
+        config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &r->s5_days) ||
+        config_int(storage_maint_vars, "PURGE_STEP_ROWS", &r->step_rows))
         goto fail;
     if (retention_prepare(r,
                           "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_us<? "

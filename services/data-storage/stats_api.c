@@ -63,7 +63,8 @@ static int stats_api_types_parse(const char *v, unsigned *out, char *err, size_t
     return 0;
 }
 
-static int stats_api_param(stats_api_query *q, const char *k, const char *v, char *err, size_t n) {
+static int stats_api_param(void *ctx, const char *k, const char *v, char *err, size_t n) {
+    stats_api_query *q = ctx;
     if (strcmp(k, "entity_id") == 0) {
         if (!*v) return snprintf(err, n, "entity_id: empty"), -1;
         q->entities = v;
@@ -83,22 +84,22 @@ static int stats_api_param(stats_api_query *q, const char *k, const char *v, cha
     return 0;
 }
 
-static int stats_api_parse(struct evhttp_request *req, stats_api_query *q, char *err, size_t n) {
+/* Reads the parameters (the shared httpd_query_check); answers 400 naming a
+ * bad or missing one. 0/-1. */
+static int stats_api_parse(struct evhttp_request *req, stats_api_query *q) {
     struct evkeyvalq params;
+    char err[256];
+    size_t n = sizeof err;
     memset(q, 0, sizeof *q);
     q->period = P_HOUR;
     q->types = (1u << STATS_API_NTYPES) - 1;
     q->end_us = INT64_MAX;
-    int rc = 0;
-    if (httpd_query_parse(req, &params) != 0) {
-        snprintf(err, n, "query string: cannot be parsed");
+    if (httpd_query_check(req, &params, stats_api_param, q) != 0) {
+        httpd_query_free(&params);
         return -1;
     }
-    struct evkeyval *kv;
-    TAILQ_FOREACH(kv, &params, next) {
-        if ((rc = stats_api_param(q, kv->key, kv->value, err, n)) != 0) break;
-    }
-    if (rc == 0 && !q->entities) rc = -1, snprintf(err, n, "entity_id: required");
+    int rc = 0;
+    if (!q->entities) rc = -1, snprintf(err, n, "entity_id: required");
     if (rc == 0 && !q->has_start) rc = -1, snprintf(err, n, "start: required (RFC 3339)");
     if (rc == 0 && q->end_us <= q->start_us) rc = -1, snprintf(err, n, "end: must be after start");
     if (rc == 0) {
@@ -106,6 +107,7 @@ static int stats_api_parse(struct evhttp_request *req, stats_api_query *q, char 
         if (!q->entities) rc = -1, snprintf(err, n, "out of memory");
     }
     httpd_query_free(&params);
+    if (rc != 0) httpd_reply_error(req, 400, "%s", err);
     return rc;
 }
 
@@ -227,13 +229,9 @@ static int stats_api_entity(store *st, const stats_api_query *q, const char *ent
 
 static void stats_api_get(struct evhttp_request *req, void *arg) {
     store *st = arg;
-    char err[256];
     stats_api_query q;
     if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
-    if (stats_api_parse(req, &q, err, sizeof err) != 0) {
-        httpd_reply_error(req, 400, "%s", err);
-        return;
-    }
+    if (stats_api_parse(req, &q) != 0) return;
     if (!st->ops->stats_rows) {
         free((char *)q.entities);
         httpd_reply_error(req, 501, "statistics: not kept by the %s backend", st->ops->name);

@@ -99,19 +99,21 @@ static void storage_maint_tick(evutil_socket_t fd, short what, void *arg) {
     storage_maint_arm(m, rc == 1 ? m->step_ms : rc < 0 ? m->step_ms * 10 : m->interval_ms);
 }
 
+const config_var storage_maint_vars[] = {STORAGE_MAINT_CONFIG_VARS, CONFIG_END};
+
 int storage_maint_new(service *svc, store *st, storage_maint **out) {
     storage_maint *m = calloc(1, sizeof *m);
     if (!m) return -1;
     m->svc = svc;
     m->st = st;
-    if (config_long("PURGE_INTERVAL_MS", 60000, 10, 86400000, &m->interval_ms) ||
-        config_long("PURGE_STEP_MS", 100, 0, 60000, &m->step_ms) ||
-        config_long("STORAGE_MIN_FREE_BYTES", 64LL << 20, 0, 1LL << 50, &m->min_free)) {
+    if (config_int(storage_maint_vars, "PURGE_INTERVAL_MS", &m->interval_ms) ||
+        config_int(storage_maint_vars, "PURGE_STEP_MS", &m->step_ms) ||
+        config_int(storage_maint_vars, "STORAGE_MIN_FREE_BYTES", &m->min_free)) {
         free(m);
         return -1;
     }
     if (strcmp(st->ops->name, "sqlite") == 0) {
-        snprintf(m->dir, sizeof m->dir, "%s", config_str("DATA_DIR", "./data"));
+        snprintf(m->dir, sizeof m->dir, "%s", config_text(NULL, "DATA_DIR"));
         snprintf(m->db, sizeof m->db, "%s/events.db", m->dir);
         metrics_gauge_fn("homeiq_storage_disk_free_bytes", "Free bytes (for unprivileged users) in DATA_DIR.", NULL,
                          storage_maint_free_metric, m);

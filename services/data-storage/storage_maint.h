@@ -12,6 +12,7 @@
 #ifndef HOMEIQ_STORAGE_MAINT_H
 #define HOMEIQ_STORAGE_MAINT_H
 
+#include "config.h"
 #include "service.h"
 #include "store.h"
 
@@ -19,14 +20,18 @@
 #include <jansson.h>
 
 #define STORAGE_MAINT_CONFIG_VARS                                                                                \
-    {"STATISTICS", "1", "sqlite: 1 = update long-term statistics in each batch (0 leaves gaps: measurements only)"}, \
-    {"RETENTION_DAYS", "0", "sqlite: purge raw events older than this many days (0 = keep every event)"},      \
-    {"STATISTICS_5MIN_RETENTION_DAYS", "10", "sqlite: purge 5-minute statistics older than this (hourly: kept)"}, \
-    {"PURGE_STEP_ROWS", "200", "sqlite: most rows deleted (and pages vacuumed) in one purge step"},            \
-    {"PURGE_INTERVAL_MS", "60000", "how often retention runs; steps follow each other every PURGE_STEP_MS"},  \
-    {"PURGE_STEP_MS", "100", "pause between two purge steps while there is more to purge"},                    \
-    {"SQLITE_VACUUM_ON_START", "0", "sqlite: 1 = convert an old file to auto_vacuum=INCREMENTAL (one VACUUM)"}, \
-    {"STORAGE_MIN_FREE_BYTES", "67108864", "sqlite: below this much free disk in DATA_DIR, answer 503 to writes"}
+    CONFIG_INT("STATISTICS", "1", 0, 1, "sqlite: 1 = update long-term statistics (5-minute and hourly rows, docs/STATISTICS.md) in each batch's transaction"), \
+    CONFIG_INT("RETENTION_DAYS", "0", 0, 1000000, "sqlite: purge raw events older than this many days, after their statistics are committed (0 = keep every event)"),      \
+    CONFIG_INT("STATISTICS_5MIN_RETENTION_DAYS", "10", 1, 1000000, "sqlite: purge 5-minute statistics older than this (hourly: kept)"), \
+    CONFIG_INT("PURGE_STEP_ROWS", "200", 1, 1000000, "sqlite: most rows deleted (and pages vacuumed) in one purge step"),            \
+    CONFIG_INT("PURGE_INTERVAL_MS", "60000", 10, 86400000, "how often retention runs; steps follow each other every PURGE_STEP_MS"),  \
+    CONFIG_INT("PURGE_STEP_MS", "100", 0, 60000, "pause between two purge steps while there is more to purge"),                    \
+    CONFIG_INT("SQLITE_VACUUM_ON_START", "0", 0, 1, "sqlite: 1 = convert an old file to auto_vacuum=INCREMENTAL (one VACUUM)"), \
+    CONFIG_INT("STORAGE_MIN_FREE_BYTES", "67108864", 0, 1LL << 50, "sqlite: below this much free disk in DATA_DIR, writes get 503 disk_low (nothing is acked that cannot be stored)")
+
+/* The table of the variables above, for the modules that read them
+ * (storage_maint.c, retention_sqlite.c, store_sqlite.c). */
+extern const config_var storage_maint_vars[];
 
 typedef struct storage_maint storage_maint;
 

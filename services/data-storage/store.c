@@ -8,6 +8,7 @@
 #include "json_text.h"
 #include "store_sqlite.h"
 #include "config.h"
+#include "httpd.h"
 #include "log.h"
 
 #include <errno.h>
@@ -16,7 +17,7 @@
 #include <string.h>
 
 int store_open(struct event_base *base, store **out) {
-    const char *backend = config_str("STORAGE_BACKEND", "sqlite");
+    const char *backend = config_text(NULL, "STORAGE_BACKEND");
     if (strcmp(backend, "sqlite") == 0) return store_sqlite_open(out);
     if (strcmp(backend, "influxdb") == 0) return store_influx_open(base, out);
     if (strcmp(backend, "clickhouse") == 0) return store_clickhouse_open(base, out);
@@ -213,13 +214,9 @@ void store_filter_init(store_filter *f) {
 }
 
 int store_parse_long(const char *s, long min, long max, long *out) {
-    if (!s || !*s || strlen(s) > 18) return -1;
-    for (const char *p = s; *p; p++)
-        if (*p < '0' || *p > '9') return -1;
-    errno = 0;
-    long v = strtol(s, NULL, 10);
-    if (errno || v < min || v > max) return -1;
-    *out = v;
+    long long v;
+    if (httpd_param_long(s, min, max, &v) != 0) return -1;
+    *out = (long)v;
     return 0;
 }
 

@@ -32,6 +32,7 @@
 #include "config.h"
 #include "httpc.h"
 #include "influx_ha.h"
+#include "influx_query.h"
 #include "lineproto.h"
 #include "log.h"
 #include "service.h"
@@ -59,6 +60,7 @@ typedef struct store_influx {
     influx_job *queue, *queue_tail;     /* queue is the running job */
     int64_t last_dead_ns;
     influx_ha *ha;                      /* INFLUXDB_SCHEMA=homeassistant, else NULL */
+    influx_reads *reads;                /* the dashboard's reads and their feed index (influx_query.h) */
 } store_influx;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -303,6 +305,7 @@ static void influx_job_finish(influx_job *j) {
             else if (b->items[i].status == STORE_ITEM_DUPLICATE) b->duplicates++;
         }
         b->dead_lettered = b->ndead;
+        influx_reads_committed(s->reads, b);
     }
     s->queue = j->next;
     if (!s->queue) s->queue_tail = NULL;
@@ -456,6 +459,7 @@ static int influx_job_build(influx_job *j) {
         if (ha == INFLUX_HA_OOM) return -1;
         if (ha == INFLUX_HA_NO_LINE) continue;
         if (ha == INFLUX_HA_NOT_MINE) influx_event_line(&j->body, &b->items[i], j->ns[i], stored_at);
+        if (ha == INFLUX_HA_NOT_MINE && !j->s->ha) influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i]);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
     size_t nevents = j->nlines;
@@ -863,6 +867,14 @@ static void store_influx_query(store *base, const store_filter *f, store_rows_cb
     sbuf_free(&q);
 }
 
+/* influx_query.h's transport: a /query on this store's database. */
+int store_influx_sql(store *base, const char *sql, httpc_done_cb cb, void *arg) {
+    store_influx *s = (store_influx *)base;
+    return s->closing ? -1 : influx_query_send(s, sql, 1, cb, arg);
+}
+
+influx_reads *store_influx_reads(store *base) { return ((store_influx *)base)->reads; }
+
 static void store_influx_dead_letters(store *base, long limit, store_rows_cb cb, void *arg) {
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT source, error, raw FROM \"%s\" ORDER BY time DESC LIMIT %ld",
@@ -962,6 +974,7 @@ static void store_influx_close(store *base) {
     free(s->userpwd);
     free(s->auth_header);
     influx_ha_free(s->ha);
+    influx_reads_free(s->reads); /* after httpc_free: in-flight reads were answered */
     free(s);
 }
 
@@ -972,6 +985,10 @@ static const store_ops store_influx_ops = {
     .dead_letters = store_influx_dead_letters,
     .health = store_influx_health,
     .info = store_influx_info,
+    .feed = store_influx_feed,
+    .entities = store_influx_entities,
+    .series = store_influx_series,
+    .stats = store_influx_stats,
     .close = store_influx_close,
 };
 
@@ -1033,7 +1050,8 @@ int store_influx_open(struct event_base *base, store **out) {
     if (!s) return -1;
     s->base.ops = &store_influx_ops;
     s->evb = base;
-    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 || httpc_new(base, &s->http) != 0) {
+    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 || influx_reads_new(s->ha != NULL, s->db, &s->reads) != 0 ||
+        httpc_new(base, &s->http) != 0) {
         store_influx_close(&s->base);
         return -1;
     }

@@ -33,6 +33,7 @@
 #include "dblock.h"
 #include "log.h"
 #include "service.h"
+#include "storage_maint.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -223,7 +224,7 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
     }
     s->busy_timeout_ms = busy_timeout_ms;
     long long on;
-    if (config_long("STATISTICS", 1, 0, 1, &on) != 0) goto fail;
+    if (config_int(storage_maint_vars, "STATISTICS", &on) != 0) goto fail;
     s->stats_on = (int)on;
     sqlite3_busy_timeout(s->db, (int)busy_timeout_ms);
     if (retention_sqlite_prepare_file(s->db) || store_sqlite_exec(s, "PRAGMA journal_mode=WAL") || store_sqlite_exec(s, "PRAGMA synchronous=FULL") ||
@@ -277,9 +278,9 @@ static int store_sqlite_mkdir(const char *dir) {
 }
 
 int store_sqlite_open(store **out) {
-    const char *dir = config_str("DATA_DIR", "./data");
+    const char *dir = config_text(NULL, "DATA_DIR");
     long long busy;
-    if (config_long("SQLITE_BUSY_TIMEOUT_MS", 5000, 0, 600000, &busy) != 0) return -1;
+    if (config_int(NULL, "SQLITE_BUSY_TIMEOUT_MS", &busy) != 0) return -1;
     if (store_sqlite_mkdir(dir) != 0) {
         log_error("DATA_DIR=%s: cannot create: %s", dir, strerror(errno));
         return -1;

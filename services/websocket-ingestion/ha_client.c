@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "service.h"
+#include "url.h"
 #include "ws.h"
 
 #include <event2/event.h>
@@ -68,8 +69,7 @@ int ha_client_url(const char *in, char *out, size_t outlen) {
         size_t hostlen = strcspn(rest, "/?#");
         if (hostlen == 0) return -1;
         const char *path = rest + hostlen;
-        size_t plen = strlen(path);
-        while (plen > 0 && path[plen - 1] == '/') plen--;
+        size_t plen = url_trim_len(path, strlen(path));
         int n;
         if (schemes[i].is_ws && plen > 0) /* a WebSocket URL keeps its path */
             n = snprintf(out, outlen, "%s%.*s%s", schemes[i].out, (int)hostlen, rest, path);

@@ -13,7 +13,7 @@
 
 #include "backfill.h"
 #include "event.h"
-#include "forwarder.h"
+#include "ingest_forwarder.h"
 #include "ha_client.h"
 #include "httpc.h"
 #include "httpd.h"

@@ -14,6 +14,7 @@
 #include "event.h"
 #include "json_scan.h"
 #include "log.h"
+#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,50 +24,48 @@
 #include <unistd.h>
 
 static const config_var ingest_vars[] = {
-    {"WEBSOCKET_INGESTION_PORT", "8001", "HTTP port (/health, /metrics, /api/v1/events/forward)"},
-    {"WEBSOCKET_INGESTION_BIND", "127.0.0.1", "HTTP bind address"},
-    {"HOME_ASSISTANT_URL", "http://127.0.0.1:8123",
-     "HA base URL http(s)://host:8123, or ws(s)://host:8123/api/websocket; 'none' = forward-only mode (no HA)"},
+    CONFIG_INT("WEBSOCKET_INGESTION_PORT", "8001", 0, 65535, "HTTP port (/health, /metrics, /api/v1/events/forward)"),
+    CONFIG_TEXT("WEBSOCKET_INGESTION_BIND", "127.0.0.1", "HTTP bind address"),
+    CONFIG_TEXT("HOME_ASSISTANT_URL", "http://127.0.0.1:8123", "HA base URL http(s)://host:8123, or ws(s)://host:8123/api/websocket; 'none' = forward-only mode (no HA)"),
     {"HOME_ASSISTANT_TOKEN", NULL, "HA long-lived access token (never logged)"},
     {"HOME_ASSISTANT_TOKEN_FILE", NULL, "file holding the token, used when HOME_ASSISTANT_TOKEN is unset"},
-    {"HOME_ASSISTANT_CA_FILE", NULL, "wss: PEM CA bundle to verify HA's certificate (default: system CAs)"},
-    {"HOME_ASSISTANT_INSECURE", "0", "wss: 1 = do not verify HA's certificate and host name (only on request)"},
-    {"HOME_ASSISTANT_EVENT_TYPES", "state_changed", "comma list of event types to subscribe to; * = all"},
-    {"HA_PING_INTERVAL_S", "30", "application-level ping period"},
-    {"HA_PONG_TIMEOUT_S", "10", "reconnect when a pong takes longer"},
-    {"RECONNECT_MIN_DELAY_MS", "1000", "first reconnect delay (doubles per failure, +-25% jitter)"},
-    {"RECONNECT_MAX_DELAY", "60", "reconnect delay cap, seconds"},
-    {"HA_AUTH_RETRY_S", "300", "after auth_invalid, try the token again this often; 0 = never"},
-    {"HA_MAX_MESSAGE_BYTES", "67108864", "largest WebSocket message accepted from HA"},
-    {"DATA_DIR", "./data", "data directory"},
-    {"SPOOL_DIR", NULL, "spool directory (default DATA_DIR/spool)"},
-    {"SPOOL_MAX_BYTES", "1073741824", "spool size limit; at the limit new events are refused (health 503)"},
-    {"SPOOL_SEGMENT_BYTES", "67108864", "spool segment file size (capped to SPOOL_MAX_BYTES/8)"},
-    {"SPOOL_FSYNC_MS", "100", "group fsync delay after an append"},
-    {"ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002", "where events are forwarded (POST <url>/api/v1/events)"},
-    {"HOMEIQ_HOME_ID", "default",
-     "this home's id, sent with every forward (X-HomeIQ-Home): 1-64 of a-z 0-9 _ -, unique per deployment, never changed"},
-    {"FORWARD_BATCH_MAX", "1000", "events per forward request"},
-    {"FORWARD_BATCH_MAX_BYTES", "8388608",
-     "most bytes per forward request (keep below enrichment's MAX_BODY_BYTES); a larger event is dead-lettered"},
-    {"FORWARD_LINGER_MS", "20", "while a batch is in flight, wait at most this long for the next one to fill"},
-    {"FORWARD_MAX_INFLIGHT", "4", "batches sent and not yet acknowledged (1 = strictly ordered delivery)"},
-    {"FORWARD_TIMEOUT_MS", "30000", "forward request timeout"},
-    {"FORWARD_RETRY_MIN_MS", "100", "first retry delay after a failed forward (doubles)"},
-    {"FORWARD_RETRY_MAX_MS", "5000", "retry delay cap"},
-    {"DOWNSTREAM_UNHEALTHY_S", "30", "health turns 503 after forwards failed this long"},
-    {"INGEST_MAX_BODY_BYTES", "16777216", "largest POST /api/v1/events/forward body"},
-    {"BACKFILL", "1", "after each (re)subscribe, read the state changes missed since the high-water mark from HA's history"},
-    {"BACKFILL_MAX_AGE", "864000", "never ask HA's history for changes older than this, seconds (HA's recorder keeps 10 days)"},
-    {"BACKFILL_OVERLAP_S", "10", "re-read this much before the mark and after the subscribe (duplicates are harmless)"},
-    {"BACKFILL_WINDOW_S", "3600", "time span of one history request"},
-    {"BACKFILL_CHUNK_ENTITIES", "20", "entity ids per history request"},
-    {"BACKFILL_INTERVAL_MS", "100", "pause between history requests (rate limit)"},
-    {"BACKFILL_TIMEOUT_S", "120", "a history request not answered in time is sent again"},
-    {"BACKFILL_DELAY_S", "6", "wait after subscribing before reading history (HA's recorder commits every 5 s)"},
+    CONFIG_TEXT("HOME_ASSISTANT_CA_FILE", NULL, "wss: PEM CA bundle to verify HA's certificate (default: system CAs)"),
+    CONFIG_BOOL("HOME_ASSISTANT_INSECURE", "0", "wss: 1 = do not verify HA's certificate and host name (only on request)"),
+    CONFIG_TEXT("HOME_ASSISTANT_EVENT_TYPES", "state_changed", "comma list of event types to subscribe to; * = all"),
+    CONFIG_INT("HA_PING_INTERVAL_S", "30", 1, 3600, "application-level ping period"),
+    CONFIG_INT("HA_PONG_TIMEOUT_S", "10", 1, 3600, "reconnect when a pong takes longer"),
+    CONFIG_INT("RECONNECT_MIN_DELAY_MS", "1000", 1, 3600000, "first reconnect delay (doubles per failure, +-25% jitter)"),
+    CONFIG_INT("RECONNECT_MAX_DELAY", "60", 1, 86400, "reconnect delay cap, seconds"),
+    CONFIG_INT("HA_AUTH_RETRY_S", "300", 0, 86400 * 7, "after auth_invalid, try the token again this often; 0 = never"),
+    CONFIG_INT("HA_MAX_MESSAGE_BYTES", "67108864", 4096, 64ll << 20, "largest WebSocket message accepted from HA"),
+    CONFIG_TEXT("DATA_DIR", "./data", "data directory"),
+    CONFIG_TEXT("SPOOL_DIR", NULL, "spool directory (default DATA_DIR/spool)"),
+    CONFIG_INT("SPOOL_MAX_BYTES", "1073741824", 1 << 20, 1ll << 50, "spool size limit; at the limit new events are refused (health 503)"),
+    CONFIG_INT("SPOOL_SEGMENT_BYTES", "67108864", 65536, 1ll << 32, "spool segment file size (capped to SPOOL_MAX_BYTES/8)"),
+    CONFIG_INT("SPOOL_FSYNC_MS", "100", 0, 60000, "group fsync delay after an append"),
+    URL_ENRICHMENT_VAR, /* events are forwarded with POST <url>/api/v1/events */
+    CONFIG_TEXT("HOMEIQ_HOME_ID", "default",
+                "this home's id, sent with every forward (X-HomeIQ-Home): 1-64 of a-z 0-9 _ -, unique per deployment, never changed"),
+    CONFIG_INT("FORWARD_BATCH_MAX", "1000", 1, 100000, "events per forward request"),
+    CONFIG_INT("FORWARD_BATCH_MAX_BYTES", "8388608", 1024, 1ll << 30, "most bytes per forward request, last record included (keep below enrichment's MAX_BODY_BYTES); a larger event is dead-lettered"),
+    CONFIG_INT("FORWARD_LINGER_MS", "20", 0, 60000, "while a batch is in flight, wait at most this long for the next one to fill"),
+    CONFIG_INT("FORWARD_MAX_INFLIGHT", "4", 1, FORWARDER_MAX_INFLIGHT, "batches sent and not yet acknowledged (1 = strictly ordered delivery)"),
+    CONFIG_INT("FORWARD_TIMEOUT_MS", "30000", 100, 3600000, "forward request timeout"),
+    CONFIG_INT("FORWARD_RETRY_MIN_MS", "100", 1, 3600000, "first retry delay after a failed forward (doubles)"),
+    CONFIG_INT("FORWARD_RETRY_MAX_MS", "5000", 1, 3600000, "retry delay cap"),
+    CONFIG_INT("DOWNSTREAM_UNHEALTHY_S", "30", 0, 86400, "health turns 503 after forwards failed this long"),
+    CONFIG_INT("INGEST_MAX_BODY_BYTES", "16777216", 1024, 1ll << 30, "largest POST /api/v1/events/forward body"),
+    CONFIG_BOOL("BACKFILL", "1", "after each (re)subscribe, read the state changes missed since the high-water mark from HA's history (docs/BACKFILL.md)"),
+    CONFIG_INT("BACKFILL_MAX_AGE", "864000", 1, 86400ll * 3650, "never ask HA's history for changes older than this, seconds (HA's recorder keeps 10 days)"),
+    CONFIG_INT("BACKFILL_OVERLAP_S", "10", 0, 3600, "re-read this much before the mark and after the subscribe (duplicates are harmless)"),
+    CONFIG_INT("BACKFILL_WINDOW_S", "3600", 1, 86400ll * 30, "time span of one history request"),
+    CONFIG_INT("BACKFILL_CHUNK_ENTITIES", "20", 1, 10000, "entity ids per history request"),
+    CONFIG_INT("BACKFILL_INTERVAL_MS", "100", 0, 600000, "pause between history requests (rate limit)"),
+    CONFIG_INT("BACKFILL_TIMEOUT_S", "120", 1, 3600, "a history request not answered in time is sent again"),
+    CONFIG_INT("BACKFILL_DELAY_S", "6", 0, 3600, "wait after subscribing before reading history (HA's recorder commits every 5 s)"),
     AUTH_CONFIG_VARS,
     HTTPD_CONFIG_VARS,
-    {NULL, NULL, NULL},
+    CONFIG_END,
 };
 
 typedef struct ingest_cfg {
@@ -78,34 +77,34 @@ typedef struct ingest_cfg {
 
 static int ingest_read_numbers(ingest_cfg *c) {
     int bad = 0;
-    bad |= config_long("WEBSOCKET_INGESTION_PORT", 8001, 0, 65535, &c->port);
-    bad |= config_long("HA_PING_INTERVAL_S", 30, 1, 3600, &c->ping_s);
-    bad |= config_long("HA_PONG_TIMEOUT_S", 10, 1, 3600, &c->pong_s);
-    bad |= config_long("RECONNECT_MIN_DELAY_MS", 1000, 1, 3600000, &c->rmin_ms);
-    bad |= config_long("RECONNECT_MAX_DELAY", 60, 1, 86400, &c->rmax_s);
-    bad |= config_long("HA_AUTH_RETRY_S", 300, 0, 86400 * 7, &c->auth_retry_s);
-    bad |= config_long("HA_MAX_MESSAGE_BYTES", 64ll << 20, 4096, 64ll << 20, &c->max_msg);
-    bad |= config_long("SPOOL_MAX_BYTES", 1ll << 30, 1 << 20, 1ll << 50, &c->spool_max);
-    bad |= config_long("SPOOL_SEGMENT_BYTES", 0, 0, 1ll << 32, &c->seg_bytes);
-    bad |= config_long("SPOOL_FSYNC_MS", 100, 0, 60000, &c->fsync_ms);
-    bad |= config_long("FORWARD_BATCH_MAX", 1000, 1, 100000, &c->batch_max);
-    bad |= config_long("FORWARD_BATCH_MAX_BYTES", 8 << 20, 1024, 1ll << 30, &c->batch_bytes);
-    bad |= config_long("FORWARD_LINGER_MS", 20, 0, 60000, &c->linger_ms);
-    bad |= config_long("FORWARD_MAX_INFLIGHT", 4, 1, FORWARDER_MAX_INFLIGHT, &c->inflight);
-    bad |= config_long("FORWARD_TIMEOUT_MS", 30000, 100, 3600000, &c->timeout_ms);
-    bad |= config_long("FORWARD_RETRY_MIN_MS", 100, 1, 3600000, &c->retry_min);
-    bad |= config_long("FORWARD_RETRY_MAX_MS", 5000, 1, 3600000, &c->retry_max);
-    bad |= config_long("DOWNSTREAM_UNHEALTHY_S", 30, 0, 86400, &c->unhealthy_s);
-    bad |= config_long("INGEST_MAX_BODY_BYTES", 16 << 20, 1024, 1ll << 30, &c->max_body);
-    bad |= config_bool("HOME_ASSISTANT_INSECURE", 0, &c->insecure);
-    bad |= config_bool("BACKFILL", 1, &c->backfill);
-    bad |= config_long("BACKFILL_MAX_AGE", 864000, 1, 86400ll * 3650, &c->bf_max_age);
-    bad |= config_long("BACKFILL_OVERLAP_S", 10, 0, 3600, &c->bf_overlap);
-    bad |= config_long("BACKFILL_WINDOW_S", 3600, 1, 86400ll * 30, &c->bf_window);
-    bad |= config_long("BACKFILL_CHUNK_ENTITIES", 20, 1, 10000, &c->bf_chunk);
-    bad |= config_long("BACKFILL_INTERVAL_MS", 100, 0, 600000, &c->bf_interval);
-    bad |= config_long("BACKFILL_TIMEOUT_S", 120, 1, 3600, &c->bf_timeout);
-    bad |= config_long("BACKFILL_DELAY_S", 6, 0, 3600, &c->bf_delay);
+    bad |= config_int(ingest_vars, "WEBSOCKET_INGESTION_PORT", &c->port);
+    bad |= config_int(ingest_vars, "HA_PING_INTERVAL_S", &c->ping_s);
+    bad |= config_int(ingest_vars, "HA_PONG_TIMEOUT_S", &c->pong_s);
+    bad |= config_int(ingest_vars, "RECONNECT_MIN_DELAY_MS", &c->rmin_ms);
+    bad |= config_int(ingest_vars, "RECONNECT_MAX_DELAY", &c->rmax_s);
+    bad |= config_int(ingest_vars, "HA_AUTH_RETRY_S", &c->auth_retry_s);
+    bad |= config_int(ingest_vars, "HA_MAX_MESSAGE_BYTES", &c->max_msg);
+    bad |= config_int(ingest_vars, "SPOOL_MAX_BYTES", &c->spool_max);
+    bad |= config_int(ingest_vars, "SPOOL_SEGMENT_BYTES", &c->seg_bytes);
+    bad |= config_int(ingest_vars, "SPOOL_FSYNC_MS", &c->fsync_ms);
+    bad |= config_int(ingest_vars, "FORWARD_BATCH_MAX", &c->batch_max);
+    bad |= config_int(ingest_vars, "FORWARD_BATCH_MAX_BYTES", &c->batch_bytes);
+    bad |= config_int(ingest_vars, "FORWARD_LINGER_MS", &c->linger_ms);
+    bad |= config_int(ingest_vars, "FORWARD_MAX_INFLIGHT", &c->inflight);
+    bad |= config_int(ingest_vars, "FORWARD_TIMEOUT_MS", &c->timeout_ms);
+    bad |= config_int(ingest_vars, "FORWARD_RETRY_MIN_MS", &c->retry_min);
+    bad |= config_int(ingest_vars, "FORWARD_RETRY_MAX_MS", &c->retry_max);
+    bad |= config_int(ingest_vars, "DOWNSTREAM_UNHEALTHY_S", &c->unhealthy_s);
+    bad |= config_int(ingest_vars, "INGEST_MAX_BODY_BYTES", &c->max_body);
+    bad |= config_flag(ingest_vars, "HOME_ASSISTANT_INSECURE", &c->insecure);
+    bad |= config_flag(ingest_vars, "BACKFILL", &c->backfill);
+    bad |= config_int(ingest_vars, "BACKFILL_MAX_AGE", &c->bf_max_age);
+    bad |= config_int(ingest_vars, "BACKFILL_OVERLAP_S", &c->bf_overlap);
+    bad |= config_int(ingest_vars, "BACKFILL_WINDOW_S", &c->bf_window);
+    bad |= config_int(ingest_vars, "BACKFILL_CHUNK_ENTITIES", &c->bf_chunk);
+    bad |= config_int(ingest_vars, "BACKFILL_INTERVAL_MS", &c->bf_interval);
+    bad |= config_int(ingest_vars, "BACKFILL_TIMEOUT_S", &c->bf_timeout);
+    bad |= config_int(ingest_vars, "BACKFILL_DELAY_S", &c->bf_delay);
     return bad ? -1 : 0;
 }
 
@@ -208,8 +207,8 @@ static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url, con
         return -1;
     }
     ha_client_opts o = {
-        .url = in->ha_url, .token = token, .event_types = config_str("HOME_ASSISTANT_EVENT_TYPES", "state_changed"),
-        .ca_file = config_str("HOME_ASSISTANT_CA_FILE", NULL), .insecure = c->insecure,
+        .url = in->ha_url, .token = token, .event_types = config_text(ingest_vars, "HOME_ASSISTANT_EVENT_TYPES"),
+        .ca_file = config_text(ingest_vars, "HOME_ASSISTANT_CA_FILE"), .insecure = c->insecure,
         .ping_interval_ms = (long)c->ping_s * 1000, .pong_timeout_ms = (long)c->pong_s * 1000,
         .reconnect_min_ms = (long)c->rmin_ms, .reconnect_max_ms = (long)c->rmax_s * 1000,
         .auth_retry_ms = (long)c->auth_retry_s * 1000, .connect_timeout_ms = 10000,
@@ -232,25 +231,26 @@ static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url, con
     if (backfill_new(in->base, &bo, in->ha, in->sp, in->hw, &in->bf) != 0) return -1;
     backfill_metrics(in->bf);
     log_info("home assistant: %s, event types %s, backfill %s", in->ha_url,
-             config_str("HOME_ASSISTANT_EVENT_TYPES", "state_changed"), c->backfill ? "on" : "off");
+             config_text(ingest_vars, "HOME_ASSISTANT_EVENT_TYPES"), c->backfill ? "on" : "off");
     ha_client_start(in->ha);
     return 0;
 }
 
 static int ingest_setup(ingest *in, const ingest_cfg *c) {
     char spool_dir[4096];
-    const char *sd = config_str("SPOOL_DIR", NULL);
-    snprintf(spool_dir, sizeof spool_dir, "%s%s", sd ? sd : config_str("DATA_DIR", "./data"), sd ? "" : "/spool");
-    spool_opts so = {.dir = spool_dir, .max_bytes = (uint64_t)c->spool_max, .segment_bytes = (uint64_t)c->seg_bytes,
+    const char *sd = config_text(ingest_vars, "SPOOL_DIR");
+    snprintf(spool_dir, sizeof spool_dir, "%s%s", sd ? sd : config_text(ingest_vars, "DATA_DIR"), sd ? "" : "/spool");
+    long long seg = c->seg_bytes < c->spool_max / 8 ? c->seg_bytes : c->spool_max / 8; /* as --help says */
+    spool_opts so = {.dir = spool_dir, .max_bytes = (uint64_t)c->spool_max, .segment_bytes = (uint64_t)seg,
                      .fsync_ms = (long)c->fsync_ms};
     if (spool_open(in->base, &so, &in->sp) != 0) return -1;
 
     snprintf(in->quarantine_path, sizeof in->quarantine_path, "%s/dead-letters.jsonl", spool_dir);
-    const char *down = config_str("ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002");
-    size_t dl = strlen(down);
-    while (dl > 0 && down[dl - 1] == '/') dl--;
-    snprintf(in->downstream_url, sizeof in->downstream_url, "%.*s/api/v1/events", (int)dl, down);
-    const char *home = config_str("HOMEIQ_HOME_ID", EVENT_HOME_DEFAULT);
+    char *down = url_join(config_text(ingest_vars, "ENRICHMENT_PIPELINE_URL"), "api/v1/events");
+    if (!down) return -1;
+    snprintf(in->downstream_url, sizeof in->downstream_url, "%s", down);
+    free(down);
+    const char *home = config_text(ingest_vars, "HOMEIQ_HOME_ID");
     char why[192];
     if (event_home_check(home, why, sizeof why) != 0) {
         log_error("HOMEIQ_HOME_ID: %s", why);
@@ -276,11 +276,11 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
                                         "reason=\"too_large\"");
     ingest_api_metrics(in);
 
-    httpd_opts ho = {.bind = config_str("WEBSOCKET_INGESTION_BIND", "127.0.0.1"), .port = (int)c->port,
+    httpd_opts ho = {.bind = config_text(ingest_vars, "WEBSOCKET_INGESTION_BIND"), .port = (int)c->port,
                      .max_body = (size_t)c->max_body, .timeout_s = 30};
     if (httpd_new(in->base, &ho, &in->hd) != 0 || ingest_api_init(in) != 0) return -1;
 
-    const char *ha_url = config_str("HOME_ASSISTANT_URL", "http://127.0.0.1:8123");
+    const char *ha_url = config_text(ingest_vars, "HOME_ASSISTANT_URL");
     if (!strcasecmp(ha_url, "none") || !strcasecmp(ha_url, "off")) {
         log_info("HOME_ASSISTANT_URL=%s: forward-only mode (no HA connection; health ignores HA)", ha_url);
     } else if (ingest_start_ha(in, c, ha_url, spool_dir) != 0) {

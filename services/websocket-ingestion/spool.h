@@ -15,8 +15,9 @@
  *   - read_seq:    the forwarder's read cursor (spool_read);
  *   - acked_seq:   records below it were acknowledged downstream; whole segment
  *                  files below it are deleted.
- * Format on disk: docs/SPOOL.md. Single-threaded: everything runs on the
- * process' libevent loop.
+ * Format on disk: docs/SPOOL.md. Threads: every function here must be called
+ * on the process' libevent loop, and every callback runs there; inside, one
+ * syncer thread does the group fdatasync (spool_syncer.c, spool_int.h).
  */
 #ifndef HOMEIQ_SPOOL_H
 #define HOMEIQ_SPOOL_H

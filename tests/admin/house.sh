@@ -1,7 +1,14 @@
 # tests/admin/house.sh -- sourced by the admin-api tests: a live simulated
 # house on free loopback ports (simulator -> websocket-ingestion ->
-# enrichment-pipeline -> data-storage on SQLite) plus admin-api.
+# enrichment-pipeline -> data-storage on SQLite, or with HOUSE_BACKEND=influxdb
+# on a throw-away real influxd) plus admin-api.
 # Needs common.sh sourced and SIM ING ENR STO ADM set to the binaries.
+HOUSE_BACKEND=${HOUSE_BACKEND:-sqlite}
+if [ "$HOUSE_BACKEND" = influxdb ]; then
+  . "$(dirname "${BASH_SOURCE[0]}")/../lib/influxd.sh"
+  export STORAGE_BACKEND=influxdb INFLUXDB_DATABASE=house INFLUXDB_PING_INTERVAL_MS=500
+fi
+echo "# the house stores on $HOUSE_BACKEND"
 SIM_PORT=$(free_port) ST_PORT=$(free_port) EN_PORT=$(free_port) IN_PORT=$(free_port) AD_PORT=$(free_port)
 export DATA_DIR=$TEST_TMP/data LOG_LEVEL=${LOG_LEVEL:-warn}
 export WEBSOCKET_INGESTION_URL=http://127.0.0.1:$IN_PORT
@@ -17,6 +24,7 @@ mkdir -p "$CURL_HOME" && printf 'header = "Authorization: Bearer %s"\n' "$HOMEIQ
 
 house_start_storage() { start_bg storage env DATA_STORAGE_PORT="$ST_PORT" "$STO"; }
 house_start() {
+  if [ "$HOUSE_BACKEND" = influxdb ]; then influxd_start || return 1; fi
   start_bg sim env SIMULATOR_PORT="$SIM_PORT" "$SIM"
   wait_http "http://127.0.0.1:$SIM_PORT/health" 20 || return 1
   house_start_storage

@@ -2,7 +2,7 @@
 # tests/admin/test_storage_reads.sh -- data-storage's read endpoints for the
 # dashboard (GET /api/v1/events/feed, /api/v1/entities, /api/v1/series,
 # /api/v1/stats) on a real SQLite file, the v2 -> v3 schema migration, and the
-# 501 a backend without them answers.
+# 503 an unreachable InfluxDB answers (InfluxDB itself: test_storage_reads_influx.sh).
 #
 # Why: the dashboard trusts these for "no gap, no repeat" (the feed cursor),
 # the entity list (kept by a trigger in the writer's transaction) and the
@@ -145,13 +145,13 @@ check_eq "a wrong method gets 405" 405 "$(curl -s -o /dev/null -w '%{http_code}'
 
 stop_pid "$PID_storage"; check_eq "data-storage exits cleanly" 0 $?
 
-# ---- a backend without these reads: 501 naming it ------------------------------------------
+# ---- InfluxDB has these reads too (test_storage_reads_influx.sh); unreachable: 503 naming it ----------
 P2=$(free_port)
 STORAGE_BACKEND=influxdb INFLUXDB_URL=http://127.0.0.1:$(free_port) DATA_STORAGE_PORT=$P2 start_bg influx "$BIN"
 wait_http "http://127.0.0.1:$P2/health" 20
 for ep in /api/v1/events/feed /api/v1/entities "/api/v1/series?entity_id=$T" /api/v1/stats; do
   r=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$P2$ep")
-  check "influxdb: GET $ep -> 501 naming the backend ($r)" bash -c "[[ '$r' == *' 501' && '$r' == *influxdb* ]]"
+  check "influxdb unreachable: GET $ep -> 503 naming it ($r)" bash -c "[[ '$r' == *' 503' && '$r' == *'influxdb unreachable'* ]]"
 done
 stop_pid "$PID_influx"
 finish

@@ -31,7 +31,7 @@
 
 static size_t total_events, fast_events, declined_bodies, bodies;
 
-/* The jansson path as api.c runs it. 0 built, 1 body refused (400), 2 too many. */
+/* The jansson path as enrich_api.c runs it. 0 built, 1 body refused (400), 2 too many. */
 static int slow_build(const char *body, size_t len, batch *b, size_t *n) {
     json_error_t e;
     json_t *v = json_loadb(body, len, JSON_ALLOW_NUL, &e);
@@ -565,7 +565,7 @@ static void test_generated(void **state) {
             const char *open = memchr(o.data, '[', o.len), *close = o.data + o.len - 1;
             while (*close != ']') close--;
             sbuf_printf(&w, " \n[{\"event_type\":\"x\",\"big\":%s,\"data\":{}},%.*s ]\n",
-                        round % 20 ? "123456789012345678901234" : "1.7976931348623157e308", (int)(close - open - 1),
+                        round % 20 ? "123456789012345678901234" : "1.8e308" /* overflows a double */, (int)(close - open - 1),
                         open + 1);
             check_body(w.data, w.len);
             sbuf_free(&w);
@@ -635,6 +635,9 @@ static void test_scan_notes(void **state) {
     assert_false(notes_of("[123456789012345678]") & JSCAN_NOTE_JANSSON);
     assert_true(notes_of("[1e400]") & JSCAN_NOTE_JANSSON);
     assert_false(notes_of("[1e-300]") & JSCAN_NOTE_JANSSON);
+    assert_true(notes_of("[1.8e308]") & JSCAN_NOTE_JANSSON); /* just past DBL_MAX */
+    assert_false(notes_of("[1.5e300]") & JSCAN_NOTE_JANSSON); /* exactly what jansson refuses, no more */
+    assert_false(notes_of("[1.7976931348623157e308]") & JSCAN_NOTE_JANSSON);
 }
 
 int main(void) {

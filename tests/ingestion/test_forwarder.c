@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "forwarder.h"
+#include "ingest_forwarder.h"
 #include "httpd.h"
 #include "json_scan.h"
 #include "metrics.h"

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "delivery.h"
-#include "forwarder.h"
+#include "ingest_forwarder.h"
 #include "httpd.h"
 #include "json_scan.h"
 #include "metrics.h"

@@ -168,18 +168,6 @@ else
   skip "systemd units: systemd-analyze not installed (Debian package systemd)"
 fi
 # ---- README ------------------------------------------------------------------
-# The README's configuration tables name every variable each binary documents.
-SIM_BIN=$BUILD/tools/ha-simulator/homeiq-ha-simulator
-for bin in "$BIN_storage" "$BIN_enrich" "$BIN_ingest" "$BIN_admin" "$BIN_ctl" "$SIM_BIN"; do
-  [ -x "$bin" ] || continue
-  vars=$("$bin" --help | sed -n '/^Configuration (environment variables):/,$p' | awk '/^  [A-Z]/ {print $1}')
-  missing=""
-  for v in $vars; do grep -q "\`$v\`" "$ROOT/README.md" || missing+=" $v"; done
-  check_eq "README documents every variable of $(basename "$bin") --help" "" "${missing# }"
-done
-missing=""
-for v in $("$ROOT/scripts/run" --help | awk '/^  [A-Z]/ {print $1}'); do
-  grep -q "$v" "$ROOT/README.md" || missing+=" $v"
-done
-check_eq "README documents every variable of scripts/run --help" "" "${missing# }"
+# README's configuration tables (every variable, default and range of every
+# binary, and of scripts/run): tests/run/test_config_docs.sh.
 finish

@@ -18,6 +18,7 @@
 #include "json_text.h"
 #include "store_sqlite.h"
 #include "store_text.h"
+#include "json_scan.h"
 
 static char *lp(void (*fn)(sbuf *, const char *), const char *in) {
     sbuf b;
@@ -375,8 +376,8 @@ static void gen_object(sbuf *o, int depth, int *cat) {
         sbuf_adds(o, ",\"k0\":1");
         *cat = worst(*cat, GEN_DECLINE);
     }
-    if (srnd(200) == 0) { /* more members than the text path tracks */
-        for (unsigned k = 0; k < 70; k++) sbuf_printf(o, "%s\"m%u\":%u", n || k ? "," : "", k, k);
+    if (srnd(200) == 0) { /* more members than lib/json_scan's duplicate check tracks (256): declined */
+        for (unsigned k = 0; k < 300; k++) sbuf_printf(o, "%s\"m%u\":%u", n || k ? "," : "", k, k);
         *cat = worst(*cat, GEN_DECLINE);
     }
     sbuf_addc(o, '}');
@@ -394,9 +395,9 @@ static void gen_any(sbuf *o, int depth, int *cat) {
         *cat = worst(*cat, GEN_DECLINE);
         return;
     }
-    if (srnd(400) == 0) { /* deeper than the text path goes */
-        for (int i = 0; i < 40; i++) sbuf_addc(o, '[');
-        for (int i = 0; i < 40; i++) sbuf_addc(o, ']');
+    if (srnd(400) == 0) { /* deeper than lib/json_scan reads (the general path's jansson goes to 2048) */
+        for (int i = 0; i < JSCAN_MAX_DEPTH + 8; i++) sbuf_addc(o, '[');
+        for (int i = 0; i < JSCAN_MAX_DEPTH + 8; i++) sbuf_addc(o, ']');
         *cat = worst(*cat, GEN_DECLINE);
         return;
     }

@@ -46,6 +46,36 @@ static void test_classify(void **state) {
     assert_int_equal(delivery_classify(delivery_answer_status(DELIVERY_RETRY), NULL, 1), DELIVERY_RETRY);
 }
 
+/* A cut body is retried; only the DELIVERY_SUSPECT_TRIES-th cut of the same
+ * bytes while the peer was healthy refuses it; cuts while the peer was down,
+ * other bodies, and a success in between do not count towards it. */
+static void test_cut_strikes(void **state) {
+    (void)state;
+    static delivery_cuts t; /* zero = empty */
+    const char a[] = "body A", b[] = "body B";
+    uint64_t da = delivery_body_digest(a, sizeof a), db = delivery_body_digest(b, sizeof b);
+    assert_true(da != db);
+    assert_true(delivery_body_digest(a, sizeof a) == da);
+    for (int i = 0; i < 10; i++) assert_int_equal(delivery_cut(&t, da, sizeof a, 0), DELIVERY_RETRY);
+    for (int i = 1; i < DELIVERY_SUSPECT_TRIES; i++) {
+        assert_int_equal(delivery_cut(&t, da, sizeof a, 1), DELIVERY_RETRY);
+        assert_int_equal(delivery_cut(&t, db, sizeof b, 1), DELIVERY_RETRY);
+        assert_int_equal(delivery_cut(&t, da, sizeof a, 0), DELIVERY_RETRY);
+    }
+    assert_int_equal(delivery_cut(&t, da, sizeof a, 1), DELIVERY_REFUSED);
+    /* refused bodies are forgotten: the count starts again */
+    assert_int_equal(delivery_cut(&t, da, sizeof a, 1), DELIVERY_RETRY);
+    /* stored in between: forgotten too */
+    delivery_cut_clear(&t, db, sizeof b);
+    assert_int_equal(delivery_cut(&t, db, sizeof b, 1), DELIVERY_RETRY);
+    /* same digest, other length: another body */
+    for (int i = 1; i < DELIVERY_SUSPECT_TRIES; i++) assert_int_equal(delivery_cut(&t, da, sizeof a + 1, 1), DELIVERY_RETRY);
+    assert_int_equal(delivery_cut(&t, da, sizeof a + 1, 1), DELIVERY_REFUSED);
+    /* more distinct bodies than slots: still bounded, never a crash */
+    for (uint64_t d = 1; d < 3 * DELIVERY_CUT_SLOTS; d++)
+        assert_int_equal(delivery_cut(&t, d, 1u << 20, 1), DELIVERY_RETRY);
+}
+
 static void test_backoff(void **state) {
     (void)state;
     for (int i = 1; i < 40; i++) {
@@ -107,6 +137,7 @@ static void test_dead_letter_truncated(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),
+        cmocka_unit_test(test_cut_strikes),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_dead_letter_any_bytes),
         cmocka_unit_test(test_dead_letter_truncated),

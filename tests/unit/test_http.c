@@ -53,6 +53,20 @@ static result request(struct event_base *base, httpc *c, const char *method, con
     return r;
 }
 
+/* The one integer parser of query parameters (storage's filters, admin's stream, stats). */
+static void test_param_long(void **state) {
+    (void)state;
+    long long x = -1;
+    assert_int_equal(httpd_param_long("0", 0, 10, &x), 0);
+    assert_int_equal(x, 0);
+    assert_int_equal(httpd_param_long("4000000000000000000", 0, 4000000000000000000LL, &x), 0);
+    assert_int_equal(x, 4000000000000000000LL);
+    const char *bad[] = {"", "-1", "+1", " 1", "1 ", "1x", "11", "99999999999999999999", "4000000000000000001", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(httpd_param_long(bad[i], 0, i == 8 ? 4000000000000000000LL : 10, &x), -1);
+    assert_int_equal(httpd_param_long(NULL, 0, 10, &x), -1);
+}
+
 static void test_server_client(void **state) {
     (void)state;
     struct event_base *base = event_base_new();
@@ -453,7 +467,8 @@ static void test_https(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_server_client), cmocka_unit_test(test_keepalive_pool_timeout),
-                                       cmocka_unit_test(test_retry_on_stale_connection), cmocka_unit_test(test_https)};
+                                       cmocka_unit_test(test_retry_on_stale_connection), cmocka_unit_test(test_https),
+                                       cmocka_unit_test(test_param_long)};
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     return failed ? failed : skipped ? 77 : 0;
 }

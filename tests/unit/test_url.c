@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "url.h"
@@ -37,7 +38,29 @@ static void test_split(void **state) {
     assert_int_equal(url_split(NULL, "http", "https", &u), -1);
 }
 
+/* One '/' between base and path, however many either side brought. */
+static void test_join(void **state) {
+    (void)state;
+    static const char *const cases[][3] = {
+        {"http://127.0.0.1:8004/", "/api/v1/events", "http://127.0.0.1:8004/api/v1/events"},
+        {"http://h:1/prefix", "health", "http://h:1/prefix/health"},
+        {"http://h//", "//health", "http://h/health"},
+        {"http://h", "/api/v1/events?limit=1", "http://h/api/v1/events?limit=1"},
+        {"http://h/", "", "http://h"},
+        {"http://h", "", "http://h"},
+        {"", "x", "/x"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *u = url_join(cases[i][0], cases[i][1]);
+        assert_non_null(u);
+        assert_string_equal(u, cases[i][2]);
+        free(u);
+    }
+    assert_int_equal(url_trim_len("http://h///", 11), 8);
+    assert_int_equal(url_trim_len("///", 3), 0);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_split)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_split), cmocka_unit_test(test_join)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,22 +20,22 @@
 #endif
 
 static const config_var VARS[] = {
-    {"SIMULATOR_PORT", "8123", "TCP port for the WebSocket API and the control endpoints (--port P)"},
-    {"SIMULATOR_BIND", "127.0.0.1", "IP address to bind"},
+    CONFIG_INT("SIMULATOR_PORT", "8123", 1, 65535, "TCP port for the WebSocket API and the control endpoints (--port P)"),
+    CONFIG_TEXT("SIMULATOR_BIND", "127.0.0.1", "IP address to bind"),
     {"SIMULATOR_TOKEN", "homeiq-simulator-token", "the access token clients must send (or SIMULATOR_TOKEN_FILE)"},
     {"HOMEIQ_API_TOKEN", NULL, "when set (or HOMEIQ_API_TOKEN_FILE): POST /api/sim/* needs 'Authorization: Bearer <token>'"},
     {"HOMEIQ_API_TOKEN_FILE", NULL, "file holding that token"},
-    {"SIMULATOR_SCENARIO", SIM_SCENARIO_DIR "/house.json", "JSON scenario describing the house's entities (--scenario FILE)"},
-    {"SIMULATOR_RATE", NULL, "load mode: events/s in total, cycling the entities (--rate N); unset = house mode"},
-    {"SIMULATOR_COUNT", "0", "stop generating after N events were sent; keep serving (--count N); 0 = no limit"},
-    {"SIMULATOR_SEED", "1", "random seed, for deterministic runs (--seed S)"},
-    {"SIMULATOR_SENT_LOG", NULL, "append one JSON line per event actually sent to this file (--sent-log FILE)"},
-    {"SIMULATOR_TRUTH_LOG", NULL, "append one JSON line per event generated, sent or not (--truth-log FILE)"},
-    {"SIMULATOR_ALWAYS_ON", "0", "1 = the house lives on without subscribers, like a real HA (--always-on)"},
-    {"SIMULATOR_HISTORY", "1", "0 = no recorder/history component: history commands are unknown_command"},
-    {"SIMULATOR_HISTORY_FILE", NULL, "keep the recorder's rows in this file and restore them on start (HA restart)"},
-    {"SIMULATOR_HISTORY_MAX_ROWS", "4000000", "recorder rows kept in memory; beyond, an entity's oldest quarter is purged"},
-    {NULL, NULL, NULL},
+    CONFIG_TEXT("SIMULATOR_SCENARIO", SIM_SCENARIO_DIR "/house.json", "JSON scenario describing the house's entities (--scenario FILE)"),
+    CONFIG_INT("SIMULATOR_RATE", NULL, 0, 100000000, "load mode: events/s in total, cycling the entities (--rate N); unset = house mode"),
+    CONFIG_INT("SIMULATOR_COUNT", "0", 0, (long long)1 << 62, "stop generating after N events were sent; keep serving (--count N); 0 = no limit"),
+    CONFIG_INT("SIMULATOR_SEED", "1", 0, (long long)1 << 62, "random seed, for deterministic runs (--seed S)"),
+    CONFIG_TEXT("SIMULATOR_SENT_LOG", NULL, "append one JSON line per event actually sent to this file (--sent-log FILE)"),
+    CONFIG_TEXT("SIMULATOR_TRUTH_LOG", NULL, "append one JSON line per event generated, sent or not (--truth-log FILE)"),
+    CONFIG_BOOL("SIMULATOR_ALWAYS_ON", "0", "1 = the house lives on without subscribers, like a real HA (--always-on)"),
+    CONFIG_BOOL("SIMULATOR_HISTORY", "1", "0 = no recorder/history component: history commands are unknown_command"),
+    CONFIG_TEXT("SIMULATOR_HISTORY_FILE", NULL, "keep the recorder's rows in this file and restore them on start (HA restart)"),
+    CONFIG_INT("SIMULATOR_HISTORY_MAX_ROWS", "4000000", 0, (long long)1 << 40, "recorder rows kept in memory; beyond, an entity's oldest quarter is purged"),
+    CONFIG_END,
 };
 
 static const char USAGE[] =
@@ -117,19 +117,19 @@ int main(int argc, char **argv)
     memset(&s, 0, sizeof s);
     long long port, rate = 0;
     int rc = 1;
-    if (config_long("SIMULATOR_PORT", 8123, 1, 65535, &port) != 0
-        || config_long("SIMULATOR_RATE", 0, 0, 100000000, &rate) != 0
-        || config_long("SIMULATOR_COUNT", 0, 0, (long long)1 << 62, &s.count) != 0
-        || config_long("SIMULATOR_SEED", 1, 0, (long long)1 << 62, &s.seed) != 0
-        || config_long("SIMULATOR_HISTORY_MAX_ROWS", 4000000, 0, (long long)1 << 40, &s.history_max_rows) != 0)
+    if (config_int(VARS, "SIMULATOR_PORT", &port) != 0
+        || config_int(VARS, "SIMULATOR_RATE", &rate) != 0
+        || config_int(VARS, "SIMULATOR_COUNT", &s.count) != 0
+        || config_int(VARS, "SIMULATOR_SEED", &s.seed) != 0
+        || config_int(VARS, "SIMULATOR_HISTORY_MAX_ROWS", &s.history_max_rows) != 0)
         goto out_log;
     s.rate = rate;
-    if (config_bool("SIMULATOR_ALWAYS_ON", 0, &s.always_on) != 0 || config_bool("SIMULATOR_HISTORY", 1, &s.history_on) != 0)
+    if (config_flag(VARS, "SIMULATOR_ALWAYS_ON", &s.always_on) != 0 || config_flag(VARS, "SIMULATOR_HISTORY", &s.history_on) != 0)
         goto out_log;
     s.load_mode = rate > 0;
     s.token = config_secret("SIMULATOR_TOKEN");
     if (!s.token) {
-        s.token = strdup("homeiq-simulator-token");
+        s.token = strdup(config_find(VARS, "SIMULATOR_TOKEN")->def); /* the table's default */
         log_add_secret(s.token);
     }
     sim_seed((uint64_t)s.seed);
@@ -139,7 +139,7 @@ int main(int argc, char **argv)
     } else {
         s.tick_us = 100000;
     }
-    const char *log_path = config_str("SIMULATOR_SENT_LOG", NULL);
+    const char *log_path = config_text(VARS, "SIMULATOR_SENT_LOG");
     if (log_path) {
         s.sent_log = fopen(log_path, "a");
         if (!s.sent_log) {
@@ -148,7 +148,7 @@ int main(int argc, char **argv)
         }
         setvbuf(s.sent_log, NULL, _IOFBF, 1 << 20);
     }
-    const char *truth_path = config_str("SIMULATOR_TRUTH_LOG", NULL);
+    const char *truth_path = config_text(VARS, "SIMULATOR_TRUTH_LOG");
     if (truth_path) {
         s.truth_log = fopen(truth_path, "a");
         if (!s.truth_log) {
@@ -162,12 +162,12 @@ int main(int argc, char **argv)
     if (service_new("ha-simulator", &svc) != 0) goto out_log;
     s.base = service_base(svc);
     service_on_stop(svc, on_stop, &s);
-    const char *scenario = config_str("SIMULATOR_SCENARIO", SIM_SCENARIO_DIR "/house.json");
+    const char *scenario = config_text(VARS, "SIMULATOR_SCENARIO");
     if (house_load(&s, scenario) != 0) goto out;
-    const char *hist_path = config_str("SIMULATOR_HISTORY_FILE", NULL);
+    const char *hist_path = config_text(VARS, "SIMULATOR_HISTORY_FILE");
     if (hist_path && hist_load(&s, hist_path) != 0) goto out;
     if (s.always_on) log_info("always on: the house lives on without subscribers");
-    if (http_listen(&s, config_str("SIMULATOR_BIND", "127.0.0.1"), (int)port) != 0) goto out;
+    if (http_listen(&s, config_text(VARS, "SIMULATOR_BIND"), (int)port) != 0) goto out;
     if (s.load_mode)
         log_info("load mode: %lld events/s%s", s.rate, s.count ? "" : " (no count limit)");
     if (s.count) log_info("will stop generating after %lld events", s.count);
@@ -179,8 +179,8 @@ out:
     http_free_all(&s);
     hist_free(&s);
     house_free(&s);
-    sbuf_free(&s.ev);
-    sbuf_free(&s.tmp);
+    simbuf_free(&s.ev);
+    simbuf_free(&s.tmp);
     service_free(svc);
 out_log:
     if (s.sent_log) fclose(s.sent_log);

@@ -22,17 +22,20 @@
 #define SIM_MAX_INBOUND (4u * 1024 * 1024)   /* HA's max_msg_size */
 #define SIM_COALESCE_MAX 256
 
-/* ---- growable string buffer (sim_util.c) ---- */
-typedef struct sbuf {
+/* ---- growable string buffer (sim_util.c) ----
+ * Its own name, not lib/sbuf.h's: this one returns -1 per failed call (the
+ * protocol code checks each append) where lib's keeps a sticky flag, and the
+ * simulator links homeiq_common, so two sbuf_add() symbols could collide. */
+typedef struct simbuf {
     char *p;
     size_t len, cap;
-} sbuf;
-int sbuf_reserve(sbuf *b, size_t extra);
-int sbuf_add(sbuf *b, const void *data, size_t n);
-int sbuf_adds(sbuf *b, const char *s);
-int sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int sbuf_add_jstr(sbuf *b, const char *s); /* JSON string literal with quotes */
-void sbuf_free(sbuf *b);
+} simbuf;
+int simbuf_reserve(simbuf *b, size_t extra);
+int simbuf_add(simbuf *b, const void *data, size_t n);
+int simbuf_adds(simbuf *b, const char *s);
+int simbuf_printf(simbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int simbuf_add_jstr(simbuf *b, const char *s); /* JSON string literal with quotes */
+void simbuf_free(simbuf *b);
 
 /* ---- small helpers (sim_util.c) ---- */
 uint64_t sim_rand(void);             /* xorshift64*, seeded by sim_seed */
@@ -115,7 +118,7 @@ typedef struct sim_client {
     struct event *auth_timer;
     sim_sub *subs;
     size_t nsubs, capsubs;
-    sbuf batch;                     /* coalesced events of the current tick */
+    simbuf batch;                     /* coalesced events of the current tick */
     int batch_count;
     struct sim_client *prev, *next;
 } sim_client;
@@ -167,8 +170,8 @@ struct sim {
     /* lists */
     sim_client *clients;
     sim_http_conn *http_conns;
-    sbuf ev;                        /* scratch: event body */
-    sbuf tmp;                       /* scratch */
+    simbuf ev;                        /* scratch: event body */
+    simbuf tmp;                       /* scratch */
 };
 
 /* sim_house.c */
@@ -181,15 +184,13 @@ int house_generating(const sim *s);
  * "event" of an event message to every events subscription, after what is
  * queued. Returns the number of messages sent. */
 int house_inject(sim *s, const char *event, size_t len);
-void house_states_json(sim *s, sbuf *out);
+void house_states_json(sim *s, simbuf *out);
 void house_rebuild_state(sim *s, sim_entity *e);  /* e->cur.state_json from its fields */
-void house_entities_snapshot(sim *s, const sim_sub *sub, sbuf *out);
+void house_entities_snapshot(sim *s, const sim_sub *sub, simbuf *out);
 
 /* sim_history.c: the recorder and history/history_during_period */
 int hist_load(sim *s, const char *path);          /* replays a history file (HA restart); 0/-1 */
 void hist_record(sim *s, sim_entity *e);           /* e->cur is a new state change */
-void hist_truth(sim *s, const char *entity_id, const char *time_fired, const char *ctx, const char *state,
-                const char *event_type);
 void hist_free(sim *s);
 struct sim_client;
 void hist_command(struct sim_client *c, long long id, json_t *m);
@@ -208,6 +209,6 @@ extern const ws_callbacks proto_ws_callbacks;
 /* sim_http.c */
 int http_listen(sim *s, const char *bind, int port);
 void http_free_all(sim *s);
-void sim_stats_json(sim *s, sbuf *out);
+void sim_stats_json(sim *s, simbuf *out);
 
 #endif

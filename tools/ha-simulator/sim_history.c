@@ -90,31 +90,16 @@ void hist_record(sim *s, sim_entity *e)
     char lu[32], lc[32];
     sim_pyfloat(n->luf, lu);
     sim_pyfloat(n->lcf, lc);
-    sbuf *b = &s->tmp;
+    simbuf *b = &s->tmp;
     b->len = 0;
-    sbuf_adds(b, "{\"entity_id\":");
-    sbuf_add_jstr(b, e->entity_id);
-    sbuf_adds(b, ",\"s\":");
-    sbuf_add_jstr(b, n->state);
-    sbuf_adds(b, ",\"a\":");
-    sbuf_adds(b, n->attrs_json);
-    sbuf_printf(b, ",\"lu\":%s,\"lc\":%s}\n", lu, lc);
+    simbuf_adds(b, "{\"entity_id\":");
+    simbuf_add_jstr(b, e->entity_id);
+    simbuf_adds(b, ",\"s\":");
+    simbuf_add_jstr(b, n->state);
+    simbuf_adds(b, ",\"a\":");
+    simbuf_adds(b, n->attrs_json);
+    simbuf_printf(b, ",\"lu\":%s,\"lc\":%s}\n", lu, lc);
     fwrite(b->p, 1, b->len, s->history_file);
-}
-
-void hist_truth(sim *s, const char *entity_id, const char *time_fired, const char *ctx, const char *state,
-                const char *event_type)
-{
-    if (!s->truth_log) return;
-    sbuf *b = &s->tmp;
-    b->len = 0;
-    sbuf_adds(b, "{\"entity_id\":");
-    sbuf_add_jstr(b, entity_id ? entity_id : "");
-    sbuf_printf(b, ",\"time_fired\":\"%s\",\"context_id\":\"%s\",\"state\":", time_fired, ctx);
-    if (state) sbuf_add_jstr(b, state);
-    else sbuf_adds(b, "null");
-    sbuf_printf(b, ",\"event_type\":\"%s\"}\n", event_type);
-    fwrite(b->p, 1, b->len, s->truth_log);
 }
 
 /* ---- HA restart: the recorder survives ------------------------------------------ */
@@ -223,22 +208,22 @@ static const char *const SIGNIFICANT_DOMAINS[] = {"climate", "device_tracker", "
 static const char *const KEEP_ATTR_DOMAINS[] = {"climate", "humidifier", "input_datetime", "thermostat",
                                                 "water_heater", NULL};
 
-static void hist_row_json(sbuf *b, const char *state, const char *attrs, double lu, double lc)
+static void hist_row_json(simbuf *b, const char *state, const char *attrs, double lu, double lc)
 {
     char f[32];
-    sbuf_adds(b, "{\"s\":");
-    sbuf_add_jstr(b, state);
+    simbuf_adds(b, "{\"s\":");
+    simbuf_add_jstr(b, state);
     if (attrs) {
-        sbuf_adds(b, ",\"a\":");
-        sbuf_adds(b, attrs);
+        simbuf_adds(b, ",\"a\":");
+        simbuf_adds(b, attrs);
     }
     sim_pyfloat(lu, f);
-    sbuf_printf(b, ",\"lu\":%s", f);
+    simbuf_printf(b, ",\"lu\":%s", f);
     if (lc != lu) {
         sim_pyfloat(lc, f);
-        sbuf_printf(b, ",\"lc\":%s", f);
+        simbuf_printf(b, ",\"lc\":%s", f);
     }
-    sbuf_adds(b, "}");
+    simbuf_adds(b, "}");
 }
 
 typedef struct hist_query {
@@ -246,7 +231,7 @@ typedef struct hist_query {
     int start_state, significant, minimal, no_attrs;
 } hist_query;
 
-static void hist_entity_rows(const sim_entity *e, const hist_query *q, sbuf *b, long long *nrows)
+static void hist_entity_rows(const sim_entity *e, const hist_query *q, simbuf *b, long long *nrows)
 {
     int keep_attr_only = hist_domain_in(e->entity_id, SIGNIFICANT_DOMAINS);
     int keep_attrs = !q->no_attrs || hist_domain_in(e->entity_id, KEEP_ATTR_DOMAINS);
@@ -265,7 +250,7 @@ static void hist_entity_rows(const sim_entity *e, const hist_query *q, sbuf *b, 
     for (size_t i = first; i < e->nhist && e->hist[i].lu < q->end; i++) {
         const sim_hrow *r = &e->hist[i];
         if (q->significant && !keep_attr_only && r->lc != r->lu) continue;
-        if (n) sbuf_adds(b, ",");
+        if (n) simbuf_adds(b, ",");
         hist_row_json(b, r->state, keep_attrs && !(q->minimal && n > 0) ? r->attrs : NULL, r->lu, r->lc);
         n++;
     }
@@ -333,10 +318,10 @@ void hist_command(sim_client *c, long long id, json_t *m)
     }
     if (!et) end_us = now;
     if (start_us > now) {
-        sbuf b = {0};
-        sbuf_printf(&b, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":{}}", id);
+        simbuf b = {0};
+        simbuf_printf(&b, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":{}}", id);
         proto_send_reply(c, b.p, b.len);
-        sbuf_free(&b);
+        simbuf_free(&b);
         return;
     }
     json_t *ids = json_object_get(m, "entity_ids");
@@ -356,28 +341,28 @@ void hist_command(sim_client *c, long long id, json_t *m)
     }
     q.start = (double)start_us / 1e6;
     q.end = (double)end_us / 1e6;
-    sbuf b = {0};
-    sbuf_printf(&b, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":{", id);
+    simbuf b = {0};
+    simbuf_printf(&b, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":{", id);
     int first = 1;
     long long nrows = 0;
     json_array_foreach(ids, i, v) {
         const sim_entity *e = hist_entity(s, json_string_value(v));
         if (!e || !e->nhist) continue; /* entities without data are omitted */
         size_t mark = b.len;
-        if (!first) sbuf_adds(&b, ",");
-        sbuf_add_jstr(&b, e->entity_id);
-        sbuf_adds(&b, ":[");
+        if (!first) simbuf_adds(&b, ",");
+        simbuf_add_jstr(&b, e->entity_id);
+        simbuf_adds(&b, ":[");
         long long before = nrows;
         hist_entity_rows(e, &q, &b, &nrows);
         if (nrows == before) {
             b.len = mark; /* nothing in the window: omitted too */
             continue;
         }
-        sbuf_adds(&b, "]");
+        simbuf_adds(&b, "]");
         first = 0;
     }
-    sbuf_adds(&b, "}}");
+    simbuf_adds(&b, "}}");
     proto_send_reply(c, b.p, b.len);
     log_debug("history: %lld row(s) for %zu entit(ies)", nrows, json_array_size(ids));
-    sbuf_free(&b);
+    simbuf_free(&b);
 }

@@ -250,6 +250,16 @@ static double round_to(double v, int decimals)
     return round(v * m) / m;
 }
 
+/* {"id":...,"parent_id":...,"user_id":...}: an event's context object */
+static void add_ctx_object(const sim *s, simbuf *b, const char *ctx, const char *parent, int has_user)
+{
+    simbuf_printf(b, "{\"id\":\"%s\",\"parent_id\":", ctx);
+    if (parent && parent[0]) simbuf_printf(b, "\"%s\"", parent);
+    else simbuf_adds(b, "null");
+    if (has_user) simbuf_printf(b, ",\"user_id\":\"%s\"}", s->user_id);
+    else simbuf_adds(b, ",\"user_id\":null}");
+}
+
 /* attributes for `state` (base + overlay + walk attribute) */
 static json_t *build_attrs(sim_entity *e, const char *state)
 {
@@ -266,21 +276,18 @@ static void build_state_json(sim *s, sim_entity *e, sim_snap *sn)
     char lc[40], lu[40];
     sim_isotime(sn->lc, lc);
     sim_isotime(sn->lu, lu);
-    sbuf *b = &s->tmp;
+    simbuf *b = &s->tmp;
     b->len = 0;
-    sbuf_adds(b, "{\"entity_id\":\"");
-    sbuf_adds(b, e->entity_id);
-    sbuf_adds(b, "\",\"state\":");
-    sbuf_add_jstr(b, sn->state);
-    sbuf_adds(b, ",\"attributes\":");
-    sbuf_adds(b, sn->attrs_json);
-    sbuf_printf(b, ",\"last_changed\":\"%s\",\"last_reported\":\"%s\",\"last_updated\":\"%s\","
-                   "\"context\":{\"id\":\"%s\",\"parent_id\":",
-                lc, lu, lu, sn->ctx);
-    if (sn->parent[0]) sbuf_printf(b, "\"%s\"", sn->parent);
-    else sbuf_adds(b, "null");
-    if (sn->has_user) sbuf_printf(b, ",\"user_id\":\"%s\"}}", s->user_id);
-    else sbuf_adds(b, ",\"user_id\":null}}");
+    simbuf_adds(b, "{\"entity_id\":\"");
+    simbuf_adds(b, e->entity_id);
+    simbuf_adds(b, "\",\"state\":");
+    simbuf_add_jstr(b, sn->state);
+    simbuf_adds(b, ",\"attributes\":");
+    simbuf_adds(b, sn->attrs_json);
+    simbuf_printf(b, ",\"last_changed\":\"%s\",\"last_reported\":\"%s\",\"last_updated\":\"%s\",\"context\":", lc,
+                  lu, lu);
+    add_ctx_object(s, b, sn->ctx, sn->parent, sn->has_user);
+    simbuf_adds(b, "}");
     free(sn->state_json);
     sn->state_json = strdup(b->p);
 }
@@ -309,19 +316,38 @@ static void initial_state(sim *s, sim_entity *e, long long now)
 
 /* ---- event dispatch ------------------------------------------------------------- */
 
-static void log_sent(sim *s, const char *entity_id, const char *time_fired, const char *ctx,
-                     const char *state, const char *event_type)
+/* One JSON line per event, for the sent log (--sent-log) and the truth log (--truth-log). */
+static void log_event_line(sim *s, FILE *f, const char *entity_id, const char *time_fired, const char *ctx,
+                           const char *state, const char *event_type)
 {
-    if (!s->sent_log) return;
-    sbuf *b = &s->tmp;
+    if (!f) return;
+    simbuf *b = &s->tmp;
     b->len = 0;
-    sbuf_adds(b, "{\"entity_id\":");
-    sbuf_add_jstr(b, entity_id ? entity_id : "");
-    sbuf_printf(b, ",\"time_fired\":\"%s\",\"context_id\":\"%s\",\"state\":", time_fired, ctx);
-    if (state) sbuf_add_jstr(b, state);
-    else sbuf_adds(b, "null");
-    sbuf_printf(b, ",\"event_type\":\"%s\"}\n", event_type);
-    fwrite(b->p, 1, b->len, s->sent_log);
+    simbuf_adds(b, "{\"entity_id\":");
+    simbuf_add_jstr(b, entity_id ? entity_id : "");
+    simbuf_printf(b, ",\"time_fired\":\"%s\",\"context_id\":\"%s\",\"state\":", time_fired, ctx);
+    if (state) simbuf_add_jstr(b, state);
+    else simbuf_adds(b, "null");
+    simbuf_printf(b, ",\"event_type\":\"%s\"}\n", event_type);
+    fwrite(b->p, 1, b->len, f);
+}
+
+/* Sends the coalesced batch ("m1,m2,..." wrapped into an array frame; one
+ * message as it is) and empties it. */
+static void client_flush(sim_client *c)
+{
+    simbuf *b = &c->batch;
+    if (c->batch_count == 1) {
+        ws_send_text(c->ws, b->p, b->len);
+    } else if (c->batch_count > 1 && simbuf_reserve(b, 2) == 0) {
+        memmove(b->p + 1, b->p, b->len);
+        b->p[0] = '[';
+        b->p[b->len + 1] = ']';
+        b->len += 2;
+        ws_send_text(c->ws, b->p, b->len);
+    }
+    b->len = 0;
+    c->batch_count = 0;
 }
 
 static void client_queue(sim_client *c, const char *msg, size_t len)
@@ -330,114 +356,85 @@ static void client_queue(sim_client *c, const char *msg, size_t len)
         ws_send_text(c->ws, msg, len);
         return;
     }
-    if (c->batch_count > 0) sbuf_add(&c->batch, ",", 1);
-    sbuf_add(&c->batch, msg, len);
-    if (++c->batch_count >= SIM_COALESCE_MAX) {
-        /* batch holds "m1,m2,...": wrap it into an array frame */
-        sbuf *b = &c->batch;
-        if (sbuf_reserve(b, 2) == 0) {
-            memmove(b->p + 1, b->p, b->len);
-            b->p[0] = '[';
-            b->p[b->len + 1] = ']';
-            b->len += 2;
-            ws_send_text(c->ws, b->p, b->len);
-        }
-        b->len = 0;
-        c->batch_count = 0;
-    }
+    if (c->batch_count > 0) simbuf_add(&c->batch, ",", 1);
+    simbuf_add(&c->batch, msg, len);
+    if (++c->batch_count >= SIM_COALESCE_MAX) client_flush(c);
 }
 
 static void flush_batches(sim *s)
 {
-    for (sim_client *c = s->clients; c; c = c->next) {
-        if (!c->batch_count) continue;
-        sbuf *b = &c->batch;
-        if (c->batch_count == 1) {
-            ws_send_text(c->ws, b->p, b->len);
-        } else if (sbuf_reserve(b, 2) == 0) {
-            memmove(b->p + 1, b->p, b->len);
-            b->p[0] = '[';
-            b->p[b->len + 1] = ']';
-            b->len += 2;
-            ws_send_text(c->ws, b->p, b->len);
-        }
-        b->len = 0;
-        c->batch_count = 0;
-    }
+    for (sim_client *c = s->clients; c; c = c->next)
+        if (c->batch_count) client_flush(c);
 }
 
 /* subscribe_entities compressed context: id string, or the full object */
-static void add_compressed_ctx(sim *s, sbuf *b, const sim_snap *sn)
+static void add_compressed_ctx(sim *s, simbuf *b, const sim_snap *sn)
 {
     if (!sn->parent[0] && !sn->has_user) {
-        sbuf_printf(b, "\"%s\"", sn->ctx);
+        simbuf_printf(b, "\"%s\"", sn->ctx);
         return;
     }
-    sbuf_printf(b, "{\"id\":\"%s\",\"parent_id\":", sn->ctx);
-    if (sn->parent[0]) sbuf_printf(b, "\"%s\"", sn->parent);
-    else sbuf_adds(b, "null");
-    if (sn->has_user) sbuf_printf(b, ",\"user_id\":\"%s\"}", s->user_id);
-    else sbuf_adds(b, ",\"user_id\":null}");
+    add_ctx_object(s, b, sn->ctx, sn->parent, sn->has_user);
 }
 
-static void add_compressed_state(sim *s, sbuf *b, const sim_entity *e)
+static void add_compressed_state(sim *s, simbuf *b, const sim_entity *e)
 {
     const sim_snap *sn = &e->cur;
     char f[32];
-    sbuf_adds(b, "{\"s\":");
-    sbuf_add_jstr(b, sn->state);
-    sbuf_adds(b, ",\"a\":");
-    sbuf_adds(b, sn->attrs_json);
-    sbuf_adds(b, ",\"c\":");
+    simbuf_adds(b, "{\"s\":");
+    simbuf_add_jstr(b, sn->state);
+    simbuf_adds(b, ",\"a\":");
+    simbuf_adds(b, sn->attrs_json);
+    simbuf_adds(b, ",\"c\":");
     add_compressed_ctx(s, b, sn);
     sim_epoch_float(sn->lc, f);
-    sbuf_printf(b, ",\"lc\":%s", f);
+    simbuf_printf(b, ",\"lc\":%s", f);
     if (sn->lu != sn->lc) {
         sim_epoch_float(sn->lu, f);
-        sbuf_printf(b, ",\"lu\":%s", f);
+        simbuf_printf(b, ",\"lu\":%s", f);
     }
-    sbuf_adds(b, "}");
+    simbuf_adds(b, "}");
 }
 
 /* {"c":{eid:{"+":{...},"-":{"a":[...]}}}} per HA's _state_diff rules */
-static void build_entity_diff(sim *s, const sim_entity *e, sbuf *b)
+static void build_entity_diff(sim *s, const sim_entity *e, simbuf *b)
 {
     const sim_snap *o = &e->prev, *n = &e->cur;
     char f[32];
     b->len = 0;
-    sbuf_adds(b, "{\"c\":{\"");
-    sbuf_adds(b, e->entity_id);
-    sbuf_adds(b, "\":{\"+\":{");
+    simbuf_adds(b, "{\"c\":{\"");
+    simbuf_adds(b, e->entity_id);
+    simbuf_adds(b, "\":{\"+\":{");
     int first = 1;
-#define SEP() do { if (!first) sbuf_adds(b, ","); first = 0; } while (0)
+#define SEP() do { if (!first) simbuf_adds(b, ","); first = 0; } while (0)
     if (strcmp(o->state, n->state) != 0) {
         SEP();
-        sbuf_adds(b, "\"s\":");
-        sbuf_add_jstr(b, n->state);
+        simbuf_adds(b, "\"s\":");
+        simbuf_add_jstr(b, n->state);
     }
     if (n->lc != o->lc) {
         SEP();
         sim_epoch_float(n->lc, f);
-        sbuf_printf(b, "\"lc\":%s", f);
+        simbuf_printf(b, "\"lc\":%s", f);
     } else if (n->lu != o->lu) {
         SEP();
         sim_epoch_float(n->lu, f);
-        sbuf_printf(b, "\"lu\":%s", f);
+        simbuf_printf(b, "\"lu\":%s", f);
     }
     SEP();
     if (strcmp(o->parent, n->parent) == 0 && o->has_user == n->has_user) {
-        sbuf_printf(b, "\"c\":\"%s\"", n->ctx);
+        simbuf_printf(b, "\"c\":\"%s\"", n->ctx);
     } else {
-        sbuf_printf(b, "\"c\":{\"id\":\"%s\"", n->ctx);
+        simbuf_printf(b, "\"c\":{\"id\":\"%s\"", n->ctx);
         if (strcmp(o->parent, n->parent) != 0) {
-            if (n->parent[0]) sbuf_printf(b, ",\"parent_id\":\"%s\"", n->parent);
-            else sbuf_adds(b, ",\"parent_id\":null");
+            if (n->parent[0]) simbuf_printf(b, ",\"parent_id\":\"%s\"", n->parent);
+            else simbuf_adds(b, ",\"parent_id\":null");
         }
         if (o->has_user != n->has_user) {
-            if (n->has_user) sbuf_printf(b, ",\"user_id\":\"%s\"", s->user_id);
-            else sbuf_adds(b, ",\"user_id\":null");
+            if (n->has_user) simbuf_printf(b, ",\"user_id\":\"%s\"", s->user_id);
+            else simbuf_adds(b, ",\"user_id\":null");
         }
-        sbuf_adds(b, "}");
+        simbuf_adds(b, "}");
     }
     /* changed or added attributes */
     const char *k;
@@ -447,29 +444,29 @@ static void build_entity_diff(sim *s, const sim_entity *e, sbuf *b)
         json_object_foreach(n->attrs, k, v) {
             json_t *ov = json_object_get(o->attrs, k);
             if (ov && json_equal(ov, v)) continue;
-            if (afirst) sbuf_adds(b, ",\"a\":{");
-            else sbuf_adds(b, ",");
+            if (afirst) simbuf_adds(b, ",\"a\":{");
+            else simbuf_adds(b, ",");
             afirst = 0;
-            sbuf_add_jstr(b, k);
-            sbuf_adds(b, ":");
+            simbuf_add_jstr(b, k);
+            simbuf_adds(b, ":");
             char *vs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-            sbuf_adds(b, vs ? vs : "null");
+            simbuf_adds(b, vs ? vs : "null");
             free(vs);
         }
     }
-    if (!afirst) sbuf_adds(b, "}");
-    sbuf_adds(b, "}");
+    if (!afirst) simbuf_adds(b, "}");
+    simbuf_adds(b, "}");
     int rfirst = 1;
     if (n->attrs != o->attrs) {
         json_object_foreach(o->attrs, k, v) {
             if (json_object_get(n->attrs, k)) continue;
-            sbuf_adds(b, rfirst ? ",\"-\":{\"a\":[" : ",");
+            simbuf_adds(b, rfirst ? ",\"-\":{\"a\":[" : ",");
             rfirst = 0;
-            sbuf_add_jstr(b, k);
+            simbuf_add_jstr(b, k);
         }
     }
-    if (!rfirst) sbuf_adds(b, "]}");
-    sbuf_adds(b, "}}}");
+    if (!rfirst) simbuf_adds(b, "]}");
+    simbuf_adds(b, "}}}");
 #undef SEP
 }
 
@@ -486,7 +483,7 @@ static int entity_in_sub(const sim_sub *sub, const char *entity_id)
 static int dispatch(sim *s, const char *event_type, const sim_entity *e)
 {
     int delivered = 0;
-    sbuf diff = {0};
+    simbuf diff = {0};
     int have_diff = 0;
     size_t base_len = s->ev.len;
     for (sim_client *c = s->clients; c; c = c->next) {
@@ -498,7 +495,7 @@ static int dispatch(sim *s, const char *event_type, const sim_entity *e)
                                     : strcmp(event_type, "state_reported") == 0)
                     continue;
                 s->ev.len = base_len;
-                sbuf_printf(&s->ev, ",\"id\":%lld}", sub->id);
+                simbuf_printf(&s->ev, ",\"id\":%lld}", sub->id);
                 client_queue(c, s->ev.p, s->ev.len);
             } else {
                 if (!e || strcmp(event_type, "state_changed") != 0 || !entity_in_sub(sub, e->entity_id)) continue;
@@ -507,9 +504,9 @@ static int dispatch(sim *s, const char *event_type, const sim_entity *e)
                     have_diff = 1;
                 }
                 s->tmp.len = 0;
-                sbuf_adds(&s->tmp, "{\"type\":\"event\",\"event\":");
-                sbuf_add(&s->tmp, diff.p, diff.len);
-                sbuf_printf(&s->tmp, ",\"id\":%lld}", sub->id);
+                simbuf_adds(&s->tmp, "{\"type\":\"event\",\"event\":");
+                simbuf_add(&s->tmp, diff.p, diff.len);
+                simbuf_printf(&s->tmp, ",\"id\":%lld}", sub->id);
                 client_queue(c, s->tmp.p, s->tmp.len);
             }
             s->deliveries++;
@@ -517,26 +514,23 @@ static int dispatch(sim *s, const char *event_type, const sim_entity *e)
         }
     }
     s->ev.len = base_len;
-    sbuf_free(&diff);
+    simbuf_free(&diff);
     return delivered;
 }
 
 static void begin_event(sim *s, const char *event_type)
 {
     s->ev.len = 0;
-    sbuf_adds(&s->ev, "{\"type\":\"event\",\"event\":{\"event_type\":\"");
-    sbuf_adds(&s->ev, event_type);
-    sbuf_adds(&s->ev, "\",\"data\":");
+    simbuf_adds(&s->ev, "{\"type\":\"event\",\"event\":{\"event_type\":\"");
+    simbuf_adds(&s->ev, event_type);
+    simbuf_adds(&s->ev, "\",\"data\":");
 }
 
 static void end_event(sim *s, const char *time_fired, const char *ctx, const char *parent, int has_user)
 {
-    sbuf_printf(&s->ev, ",\"origin\":\"LOCAL\",\"time_fired\":\"%s\",\"context\":{\"id\":\"%s\",\"parent_id\":",
-                time_fired, ctx);
-    if (parent && parent[0]) sbuf_printf(&s->ev, "\"%s\"", parent);
-    else sbuf_adds(&s->ev, "null");
-    if (has_user) sbuf_printf(&s->ev, ",\"user_id\":\"%s\"}}", s->user_id);
-    else sbuf_adds(&s->ev, ",\"user_id\":null}}");
+    simbuf_printf(&s->ev, ",\"origin\":\"LOCAL\",\"time_fired\":\"%s\",\"context\":", time_fired);
+    add_ctx_object(s, &s->ev, ctx, parent, has_user);
+    simbuf_adds(&s->ev, "}");
 }
 
 /* --count counts events sent; with the house living on unheard (always on), events generated. */
@@ -546,10 +540,10 @@ static void account(sim *s, int delivered, const char *entity_id, const char *tf
                     const char *state, const char *event_type)
 {
     s->generated++;
-    hist_truth(s, entity_id, tf, ctx, state, event_type);
+    log_event_line(s, s->truth_log, entity_id, tf, ctx, state, event_type);
     if (!delivered) return;
     s->sent++;
-    log_sent(s, entity_id, tf, ctx, state, event_type);
+    log_event_line(s, s->sent_log, entity_id, tf, ctx, state, event_type);
 }
 
 /* A context for a change: parent (automation) and user (call by a person). */
@@ -644,13 +638,13 @@ static int change_entity(sim *s, sim_entity *e, const char *forced, const cause 
     char tf[40];
     sim_isotime(ts, tf);
     begin_event(s, "state_changed");
-    sbuf_adds(&s->ev, "{\"entity_id\":\"");
-    sbuf_adds(&s->ev, e->entity_id);
-    sbuf_adds(&s->ev, "\",\"old_state\":");
-    sbuf_adds(&s->ev, e->prev.state_json);
-    sbuf_adds(&s->ev, ",\"new_state\":");
-    sbuf_adds(&s->ev, n->state_json);
-    sbuf_adds(&s->ev, "}");
+    simbuf_adds(&s->ev, "{\"entity_id\":\"");
+    simbuf_adds(&s->ev, e->entity_id);
+    simbuf_adds(&s->ev, "\",\"old_state\":");
+    simbuf_adds(&s->ev, e->prev.state_json);
+    simbuf_adds(&s->ev, ",\"new_state\":");
+    simbuf_adds(&s->ev, n->state_json);
+    simbuf_adds(&s->ev, "}");
     end_event(s, tf, n->ctx, n->parent, n->has_user);
     int d = dispatch(s, "state_changed", e);
     account(s, d, e->entity_id, tf, n->ctx, n->state, "state_changed");
@@ -665,7 +659,7 @@ static void fire_call_service(sim *s, const char *domain, const char *service, c
     char tf[40];
     sim_isotime(ts, tf);
     begin_event(s, "call_service");
-    sbuf_printf(&s->ev, "{\"domain\":\"%s\",\"service\":\"%s\",\"service_data\":{\"entity_id\":\"%s\"}}",
+    simbuf_printf(&s->ev, "{\"domain\":\"%s\",\"service\":\"%s\",\"service_data\":{\"entity_id\":\"%s\"}}",
                 domain, service, entity_id);
     end_event(s, tf, ctx, parent, has_user);
     int d = dispatch(s, "call_service", NULL);
@@ -693,9 +687,9 @@ static void run_automations(sim *s, sim_entity *e)
         char tf[40];
         sim_isotime(ts, tf);
         begin_event(s, "automation_triggered");
-        sbuf_adds(&s->ev, "{\"name\":");
-        sbuf_add_jstr(&s->ev, a->name);
-        sbuf_printf(&s->ev, ",\"entity_id\":\"%s\",\"source\":\"state of %s\"}", a->entity_id, e->entity_id);
+        simbuf_adds(&s->ev, "{\"name\":");
+        simbuf_add_jstr(&s->ev, a->name);
+        simbuf_printf(&s->ev, ",\"entity_id\":\"%s\",\"source\":\"state of %s\"}", a->entity_id, e->entity_id);
         end_event(s, tf, run_ctx, trig_ctx, 0);
         int d = dispatch(s, "automation_triggered", NULL);
         account(s, d, a->entity_id, tf, run_ctx, NULL, "automation_triggered");
@@ -735,21 +729,21 @@ static void house_step(sim *s, sim_entity *e)
 int house_inject(sim *s, const char *event, size_t len)
 {
     int n = 0;
-    sbuf m = {0};
+    simbuf m = {0};
     flush_batches(s); /* after everything already queued, in order */
     for (sim_client *c = s->clients; c; c = c->next) {
         if (!c->authed || c->closing) continue;
         for (size_t i = 0; i < c->nsubs; i++) {
             if (c->subs[i].kind != SUB_EVENTS) continue;
             m.len = 0;
-            sbuf_adds(&m, "{\"type\":\"event\",\"event\":");
-            sbuf_add(&m, event, len);
-            sbuf_printf(&m, ",\"id\":%lld}", c->subs[i].id);
+            simbuf_adds(&m, "{\"type\":\"event\",\"event\":");
+            simbuf_add(&m, event, len);
+            simbuf_printf(&m, ",\"id\":%lld}", c->subs[i].id);
             ws_send_text(c->ws, m.p, m.len);
             n++;
         }
     }
-    sbuf_free(&m);
+    simbuf_free(&m);
     return n;
 }
 
@@ -855,28 +849,28 @@ void house_tick(sim *s)
 
 void house_rebuild_state(sim *s, sim_entity *e) { build_state_json(s, e, &e->cur); }
 
-void house_states_json(sim *s, sbuf *out)
+void house_states_json(sim *s, simbuf *out)
 {
-    sbuf_adds(out, "[");
+    simbuf_adds(out, "[");
     for (size_t i = 0; i < s->nentities; i++) {
-        if (i) sbuf_adds(out, ",");
-        sbuf_adds(out, s->entities[i].cur.state_json);
+        if (i) simbuf_adds(out, ",");
+        simbuf_adds(out, s->entities[i].cur.state_json);
     }
-    sbuf_adds(out, "]");
+    simbuf_adds(out, "]");
 }
 
-void house_entities_snapshot(sim *s, const sim_sub *sub, sbuf *out)
+void house_entities_snapshot(sim *s, const sim_sub *sub, simbuf *out)
 {
-    sbuf_adds(out, "{\"a\":{");
+    simbuf_adds(out, "{\"a\":{");
     int first = 1;
     for (size_t i = 0; i < s->nentities; i++) {
         sim_entity *e = &s->entities[i];
         if (!entity_in_sub(sub, e->entity_id)) continue;
-        if (!first) sbuf_adds(out, ",");
+        if (!first) simbuf_adds(out, ",");
         first = 0;
-        sbuf_add_jstr(out, e->entity_id);
-        sbuf_adds(out, ":");
+        simbuf_add_jstr(out, e->entity_id);
+        simbuf_adds(out, ":");
         add_compressed_state(s, out, e);
     }
-    sbuf_adds(out, "}}");
+    simbuf_adds(out, "}}");
 }

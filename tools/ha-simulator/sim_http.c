@@ -39,7 +39,7 @@ void http_free_all(sim *s)
     s->listener = NULL;
 }
 
-void sim_stats_json(sim *s, sbuf *out)
+void sim_stats_json(sim *s, simbuf *out)
 {
     int clients = 0, authed = 0;
     size_t pending = 0;
@@ -48,7 +48,7 @@ void sim_stats_json(sim *s, sbuf *out)
         authed += c->authed;
         pending += ws_pending_bytes(c->ws);
     }
-    sbuf_printf(out,
+    simbuf_printf(out,
                 "{\"sent\":%lld,\"deliveries\":%lld,\"generated\":%lld,\"clients\":%d,\"authenticated\":%d,"
                 "\"subscribed\":%d,\"subscriptions\":%lld,\"paused_backpressure\":%lld,\"backpressure\":%s,"
                 "\"paused\":%s,\"generating\":%s,\"count_reached\":%s,\"mode\":\"%s\",\"rate\":%lld,\"count\":%lld,"
@@ -90,10 +90,10 @@ static void respond(sim_http_conn *h, int status, const char *reason, const char
     bufferevent_disable(h->bev, EV_READ);
 }
 
-static void json_reply(sim_http_conn *h, int status, const char *reason, sbuf *b)
+static void json_reply(sim_http_conn *h, int status, const char *reason, simbuf *b)
 {
     respond(h, status, reason, b->p ? b->p : "{}");
-    sbuf_free(b);
+    simbuf_free(b);
 }
 
 static const char *header(char *head, const char *name, char *val, size_t n)
@@ -167,12 +167,12 @@ static void route(sim_http_conn *h, const char *method, const char *path, char *
 {
     sim *s = h->s;
     int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-    sbuf b = {0};
+    simbuf b = {0};
     if (strcmp(path, "/api/websocket") == 0) {
         if (get) upgrade(h, head, head_len);
         else respond(h, 405, "Method Not Allowed", "{\"message\":\"Method not allowed\"}");
     } else if (strcmp(path, "/health") == 0 && get) {
-        sbuf_printf(&b, "{\"status\":\"healthy\",\"service\":\"ha-simulator\",\"ha_version\":\"%s\"}", SIM_HA_VERSION);
+        simbuf_printf(&b, "{\"status\":\"healthy\",\"service\":\"ha-simulator\",\"ha_version\":\"%s\"}", SIM_HA_VERSION);
         json_reply(h, 200, "OK", &b);
     } else if (strcmp(path, "/api/sim/stats") == 0 && get) {
         if (s->sent_log) fflush(s->sent_log);
@@ -188,13 +188,13 @@ static void route(sim_http_conn *h, const char *method, const char *path, char *
         long long before = s->drops;
         proto_drop_all(s);
         log_info("dropped %lld WebSocket connection(s) on request", s->drops - before);
-        sbuf_printf(&b, "{\"dropped\":%lld}", s->drops - before);
+        simbuf_printf(&b, "{\"dropped\":%lld}", s->drops - before);
         json_reply(h, 200, "OK", &b);
     } else if ((strcmp(path, "/api/sim/pause") == 0 || strcmp(path, "/api/sim/resume") == 0) && post) {
         s->paused = strcmp(path, "/api/sim/pause") == 0;
         house_start_stop(s);
         log_info("generation %s", s->paused ? "paused" : "resumed");
-        sbuf_printf(&b, "{\"paused\":%s}", s->paused ? "true" : "false");
+        simbuf_printf(&b, "{\"paused\":%s}", s->paused ? "true" : "false");
         json_reply(h, 200, "OK", &b);
     } else if (!strncmp(path, "/api/sim/history/", 17) && post) {
         /* fail/N: the next N history calls fail; off / on: unload / load the history component */
@@ -203,14 +203,14 @@ static void route(sim_http_conn *h, const char *method, const char *path, char *
         else if (!strcmp(what, "off") || !strcmp(what, "on")) s->history_on = !strcmp(what, "on");
         log_info("history: %s (component %s, next %lld call(s) fail)", what, s->history_on ? "loaded" : "absent",
                  s->history_fail);
-        sbuf_printf(&b, "{\"history\":%s,\"history_fail\":%lld}", s->history_on ? "true" : "false",
+        simbuf_printf(&b, "{\"history\":%s,\"history_fail\":%lld}", s->history_on ? "true" : "false",
                     s->history_fail);
         json_reply(h, 200, "OK", &b);
     } else if (strcmp(path, "/api/sim/inject") == 0 && post) {
         /* The body, byte for byte, as the "event" of an event message to every
          * events subscription: how a test plays an HA that sends odd JSON. */
         int n = house_inject(s, body, body_len);
-        sbuf_printf(&b, "{\"delivered\":%d}", n);
+        simbuf_printf(&b, "{\"delivered\":%d}", n);
         json_reply(h, 200, "OK", &b);
     } else if (!strcmp(path, "/health") || !strncmp(path, "/api/sim/", 9)) {
         respond(h, 405, "Method Not Allowed", "{\"message\":\"Method not allowed\"}");

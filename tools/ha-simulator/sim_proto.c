@@ -74,7 +74,7 @@ void proto_client_free(sim_client *c)
     if (c->next) c->next->prev = c->prev;
     for (size_t i = 0; i < c->nsubs; i++) sub_free(&c->subs[i]);
     free(c->subs);
-    sbuf_free(&c->batch);
+    simbuf_free(&c->batch);
     event_free(c->auth_timer);
     ws_free(c->ws);
     free(c);
@@ -113,24 +113,24 @@ void proto_send_reply(sim_client *c, const char *msg, size_t len)
 
 static void send_result(sim_client *c, long long id, const char *result)
 {
-    sbuf *b = &c->s->tmp;
+    simbuf *b = &c->s->tmp;
     b->len = 0;
-    sbuf_printf(b, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":", id);
-    sbuf_adds(b, result ? result : "null");
-    sbuf_adds(b, "}");
+    simbuf_printf(b, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":", id);
+    simbuf_adds(b, result ? result : "null");
+    simbuf_adds(b, "}");
     proto_send_reply(c, b->p, b->len);
 }
 
 /* id_json: the raw id as JSON text ("null" when absent) */
 static void send_error_raw(sim_client *c, const char *id_json, const char *code, const char *message)
 {
-    sbuf b = {0};
-    sbuf_printf(&b, "{\"id\":%s,\"type\":\"result\",\"success\":false,\"error\":{\"code\":\"%s\",\"message\":", id_json,
+    simbuf b = {0};
+    simbuf_printf(&b, "{\"id\":%s,\"type\":\"result\",\"success\":false,\"error\":{\"code\":\"%s\",\"message\":", id_json,
                 code);
-    sbuf_add_jstr(&b, message);
-    sbuf_adds(&b, "}}");
+    simbuf_add_jstr(&b, message);
+    simbuf_adds(&b, "}}");
     proto_send_reply(c, b.p, b.len);
-    sbuf_free(&b);
+    simbuf_free(&b);
 }
 
 static void send_error(sim_client *c, long long id, const char *code, const char *message)
@@ -149,12 +149,12 @@ void proto_send_error(sim_client *c, long long id, const char *code, const char 
 
 static void auth_fail(sim_client *c, const char *message)
 {
-    sbuf b = {0};
-    sbuf_adds(&b, "{\"type\":\"auth_invalid\",\"message\":");
-    sbuf_add_jstr(&b, message);
-    sbuf_adds(&b, "}");
+    simbuf b = {0};
+    simbuf_adds(&b, "{\"type\":\"auth_invalid\",\"message\":");
+    simbuf_add_jstr(&b, message);
+    simbuf_adds(&b, "}");
     proto_send_reply(c, b.p, b.len);
-    sbuf_free(&b);
+    simbuf_free(&b);
     c->closing = 1;
     ws_close(c->ws, 1000, NULL);
 }
@@ -343,27 +343,27 @@ static void cmd_subscribe_entities(sim_client *c, long long id, json_t *m)
         }
     }
     send_result(c, id, NULL);
-    sbuf b = {0};
-    sbuf_adds(&b, "{\"type\":\"event\",\"event\":");
+    simbuf b = {0};
+    simbuf_adds(&b, "{\"type\":\"event\",\"event\":");
     house_entities_snapshot(c->s, sub, &b);
-    sbuf_printf(&b, ",\"id\":%lld}", id);
+    simbuf_printf(&b, ",\"id\":%lld}", id);
     proto_send_reply(c, b.p, b.len);
-    sbuf_free(&b);
+    simbuf_free(&b);
     house_start_stop(c->s);
 }
 
 static void cmd_get_states(sim_client *c, long long id, json_t *m)
 {
     (void)m;
-    sbuf b = {0};
+    simbuf b = {0};
     house_states_json(c->s, &b);
-    sbuf r = {0};
-    sbuf_printf(&r, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":", id);
-    sbuf_add(&r, b.p, b.len);
-    sbuf_adds(&r, "}");
+    simbuf r = {0};
+    simbuf_printf(&r, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":", id);
+    simbuf_add(&r, b.p, b.len);
+    simbuf_adds(&r, "}");
     proto_send_reply(c, r.p, r.len);
-    sbuf_free(&b);
-    sbuf_free(&r);
+    simbuf_free(&b);
+    simbuf_free(&r);
 }
 
 static void send_json_result(sim_client *c, long long id, json_t *j)
@@ -373,12 +373,12 @@ static void send_json_result(sim_client *c, long long id, json_t *j)
         send_error(c, id, "unknown_error", "Invalid JSON in response");
         return;
     }
-    sbuf r = {0};
-    sbuf_printf(&r, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":", id);
-    sbuf_adds(&r, s);
-    sbuf_adds(&r, "}");
+    simbuf r = {0};
+    simbuf_printf(&r, "{\"id\":%lld,\"type\":\"result\",\"success\":true,\"result\":", id);
+    simbuf_adds(&r, s);
+    simbuf_adds(&r, "}");
     proto_send_reply(c, r.p, r.len);
-    sbuf_free(&r);
+    simbuf_free(&r);
     free(s);
 }
 

@@ -13,7 +13,7 @@
 #include <math.h>
 #include <stdio.h>
 
-int sbuf_reserve(sbuf *b, size_t extra)
+int simbuf_reserve(simbuf *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 1024;
@@ -25,27 +25,27 @@ int sbuf_reserve(sbuf *b, size_t extra)
     return 0;
 }
 
-int sbuf_add(sbuf *b, const void *data, size_t n)
+int simbuf_add(simbuf *b, const void *data, size_t n)
 {
-    if (sbuf_reserve(b, n) != 0) return -1;
+    if (simbuf_reserve(b, n) != 0) return -1;
     memcpy(b->p + b->len, data, n);
     b->len += n;
     b->p[b->len] = '\0';
     return 0;
 }
 
-int sbuf_adds(sbuf *b, const char *s) { return sbuf_add(b, s, strlen(s)); }
+int simbuf_adds(simbuf *b, const char *s) { return simbuf_add(b, s, strlen(s)); }
 
-int sbuf_printf(sbuf *b, const char *fmt, ...)
+int simbuf_printf(simbuf *b, const char *fmt, ...)
 {
     va_list ap;
-    if (sbuf_reserve(b, 256) != 0) return -1;
+    if (simbuf_reserve(b, 256) != 0) return -1;
     va_start(ap, fmt);
     int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
     va_end(ap);
     if (n < 0) return -1;
     if ((size_t)n >= b->cap - b->len) {
-        if (sbuf_reserve(b, (size_t)n) != 0) return -1;
+        if (simbuf_reserve(b, (size_t)n) != 0) return -1;
         va_start(ap, fmt);
         vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
         va_end(ap);
@@ -54,24 +54,24 @@ int sbuf_printf(sbuf *b, const char *fmt, ...)
     return 0;
 }
 
-int sbuf_add_jstr(sbuf *b, const char *s)
+int simbuf_add_jstr(simbuf *b, const char *s)
 {
-    if (sbuf_reserve(b, strlen(s) + 2) != 0) return -1;
+    if (simbuf_reserve(b, strlen(s) + 2) != 0) return -1;
     b->p[b->len++] = '"';
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\') {
             char e[2] = {'\\', (char)*p};
-            if (sbuf_add(b, e, 2) != 0) return -1;
+            if (simbuf_add(b, e, 2) != 0) return -1;
         } else if (*p < 0x20) {
-            if (sbuf_printf(b, "\\u%04x", *p) != 0) return -1;
+            if (simbuf_printf(b, "\\u%04x", *p) != 0) return -1;
         } else {
-            if (sbuf_add(b, p, 1) != 0) return -1;
+            if (simbuf_add(b, p, 1) != 0) return -1;
         }
     }
-    return sbuf_add(b, "\"", 1);
+    return simbuf_add(b, "\"", 1);
 }
 
-void sbuf_free(sbuf *b)
+void simbuf_free(simbuf *b)
 {
     free(b->p);
     b->p = NULL;

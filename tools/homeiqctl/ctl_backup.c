@@ -347,8 +347,8 @@ out:
 
 /* Prints and (unless dry_run) runs `influxd backup|restore -portable ...`. */
 static int ctl_influx_run(const ctl_backup_opts *o, int restore) {
-    const char *db = config_str("INFLUXDB_DATABASE", "home_assistant");
-    const char *host = config_str("INFLUXDB_BACKUP_HOST", "127.0.0.1:8088");
+    const char *db = config_text(NULL, "INFLUXDB_DATABASE");
+    const char *host = config_text(NULL, "INFLUXDB_BACKUP_HOST");
     char *argv[12] = {"influxd", restore ? "restore" : "backup", "-portable", restore ? "-db" : "-database",
                       (char *)db, "-host", (char *)host};
     int n = 7;
@@ -414,8 +414,8 @@ static int ctl_backup_main(int argc, char **argv, int restore) {
         {NULL, 0, NULL, 0},
     };
     ctl_backup_opts o = {
-        .data_dir = config_str("DATA_DIR", "./data"),
-        .backend = config_str("STORAGE_BACKEND", "sqlite"),
+        .data_dir = config_text(NULL, "DATA_DIR"),
+        .backend = config_text(NULL, "STORAGE_BACKEND"),
         .step_pages = 256,
         .sleep_ms = 10,
     };

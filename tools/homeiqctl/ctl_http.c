@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "config.h"
 #include "httpc.h"
+#include "url.h"
 
 #include <event2/http.h>
 #include <errno.h>
@@ -17,35 +18,33 @@
 
 volatile int ctl_interrupted;
 
+/* Names and variables; the defaults are in ctl_main.c's table (URL_*_VAR, lib/url.h). */
 static const struct {
-    const char *name, *env, *def;
+    const char *name, *env;
 } ctl_services[CTL_NSERVICES] = {
-    {"websocket-ingestion", "WEBSOCKET_INGESTION_URL", "http://127.0.0.1:8001"},
-    {"enrichment-pipeline", "ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002"},
-    {"data-storage", "DATA_STORAGE_URL", "http://127.0.0.1:8004"},
+    {"websocket-ingestion", "WEBSOCKET_INGESTION_URL"},
+    {"enrichment-pipeline", "ENRICHMENT_PIPELINE_URL"},
+    {"data-storage", "DATA_STORAGE_URL"},
 };
 
 const char *ctl_service_name(ctl_service s) { return ctl_services[s].name; }
 
 const char *ctl_service_url(ctl_service s) {
     static char urls[CTL_NSERVICES][512];
-    const char *v = config_str(ctl_services[s].env, ctl_services[s].def);
-    snprintf(urls[s], sizeof urls[s], "%s", v);
-    size_t n = strlen(urls[s]);
-    while (n > 0 && urls[s][n - 1] == '/') urls[s][--n] = '\0';
+    const char *v = config_text(NULL, ctl_services[s].env);
+    size_t n = url_trim_len(v, strlen(v));
+    snprintf(urls[s], sizeof urls[s], "%.*s", (int)n, v);
     return urls[s];
 }
 
 int ctl_http(const char *method, const char *base, const char *path, const char *body, long timeout_ms,
              ctl_reply *r) {
     memset(r, 0, sizeof *r);
-    size_t ulen = strlen(base) + strlen(path) + 1;
-    char *url = malloc(ulen);
+    char *url = url_join(base, path);
     if (!url) {
         r->body = strdup("out of memory");
         return -1;
     }
-    snprintf(url, ulen, "%s%s", base, path);
     const char *headers[] = {auth_header(), NULL};
     httpc_request req = {
         .method = method,

@@ -10,22 +10,23 @@
 #include "ctl.h"
 #include "auth.h"
 #include "log.h"
+#include "url.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 static const config_var ctl_vars[] = {
-    {"WEBSOCKET_INGESTION_URL", "http://127.0.0.1:8001", "base URL of websocket-ingestion"},
-    {"ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002", "base URL of enrichment-pipeline"},
-    {"DATA_STORAGE_URL", "http://127.0.0.1:8004", "base URL of data-storage"},
+    URL_INGESTION_VAR,
+    URL_ENRICHMENT_VAR,
+    URL_STORAGE_VAR,
     {"STORAGE_BACKEND", "sqlite", "backup/restore: sqlite or influxdb"},
     {"DATA_DIR", "./data", "backup/restore (sqlite): directory holding events.db"},
     {"INFLUXDB_DATABASE", "home_assistant", "backup/restore (influxdb 1.x): database name"},
     {"INFLUXDB_BACKUP_HOST", "127.0.0.1:8088", "backup/restore (influxdb): influxd RPC address"},
     {"HOMEIQ_API_TOKEN", NULL, "API token sent to the services as 'Authorization: Bearer <token>'"},
     {"HOMEIQ_API_TOKEN_FILE", NULL, "file holding the API token (preferred over HOMEIQ_API_TOKEN in scripts)"},
-    {NULL, NULL, NULL},
+    CONFIG_END,
 };
 
 static const char ctl_usage[] =
@@ -66,9 +67,12 @@ static const struct {
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     if (log_init("homeiqctl") != 0 || auth_load() != 0) return CTL_USAGE;
+    config_use(ctl_vars); /* the commands read their variables from this table */
     int rc = CTL_USAGE;
     if (argc < 2) {
         fprintf(stderr, "%s\n", ctl_usage);
+    } else if (strncmp(argv[1], "--config-markdown", 17) == 0) { /* README's table (scripts/config-docs) */
+        rc = config_parse_args(2, argv, ctl_usage, ctl_vars) == 1 ? CTL_OK : CTL_USAGE;
     } else if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         ctl_print_help();
         rc = CTL_OK;

@@ -156,6 +156,7 @@ function tailMessage(block) {
   if (type === "event") {
     let ev; try { ev = JSON.parse(data); } catch (e) { return; }
     tail.lastId = id || ev.seq;
+    if (!performance.getEntriesByName("homeiq-tail").length) performance.mark("homeiq-tail");
     const body = $("#tail tbody");
     body.prepend(tailRow(ev));
     while (body.rows.length > tail.max) body.deleteRow(body.rows.length - 1);
@@ -351,7 +352,10 @@ function start() {
   $("#h-start").addEventListener("change", drawHistory);
   $("#h-end").addEventListener("change", drawHistory);
   $("#dead-refresh").addEventListener("click", loadDead);
-  pollHealth(); pollOverview(); loadEntities(); loadDead(); tailOpen(50);
+  // "page ready": every first load answered and drawn (bench/page_ready.sh reads the marks)
+  Promise.allSettled([pollHealth(), pollOverview(), loadEntities(), loadDead()])
+    .then(() => performance.mark("homeiq-ready"));
+  tailOpen(50);
   setInterval(pollHealth, 2000);
   setInterval(pollOverview, 2000);
   setInterval(loadEntities, 30000);

@@ -1,4 +1,4 @@
-/* forwarder.c -- see forwarder.h.
+/* ingest_forwarder.c -- see ingest_forwarder.h.
  *
  * Batches live in a ring in spool order. A batch's body is built once
  * ("[" rec "," rec ... "]": records are raw event objects) and kept until the
@@ -10,7 +10,7 @@
  * halves on a small stack) until the refused events are single; each of those
  * is replaced by a dead letter (delivery_dead_letter), and the batch is done
  * when its last range got through. The spool is acknowledged as before. */
-#include "forwarder.h"
+#include "ingest_forwarder.h"
 #include "event.h"
 #include "auth.h"
 

@@ -1,12 +1,12 @@
-/* health.h -- is data-storage reachable? Probed in the background.
+/* storage_probe.h -- is data-storage reachable? Probed in the background.
  *
  * Why: enrichment is stateless and healthy exactly when it can store, so its
  * GET /health reflects storage's: 503 {"reason":"storage_unreachable"} when
  * storage's /health does not answer 200. A timer probes every few seconds;
  * forward results update the state at once in between (a refused connection
  * on a real batch need not wait for the next probe). */
-#ifndef HOMEIQ_ENRICH_HEALTH_H
-#define HOMEIQ_ENRICH_HEALTH_H
+#ifndef HOMEIQ_STORAGE_PROBE_H
+#define HOMEIQ_STORAGE_PROBE_H
 
 #include "httpc.h"
 

@@ -1,4 +1,4 @@
-/* forward.h -- the forward stage: one POST of one batch to data-storage, and
+/* storage_client.h -- the forward stage: one POST of one batch to data-storage, and
  * what its answer means for our caller.
  *
  * Why: the ack contract ("200 only when storage answered 200 for this batch")
@@ -6,21 +6,25 @@
  * uses for us:
  *   200                       -> STORED: map storage's per-record results, answer 200
  *   no answer, 5xx, 3xx, 408  -> UNAVAILABLE: answer 503, the caller keeps and retries
- *   4xx, or the connection cut after a large body
- *                             -> REFUSED: answer 422 (DELIVERY_REFUSED_STATUS) with
+ *   4xx                       -> REFUSED: answer 422 (DELIVERY_REFUSED_STATUS) with
  *                                storage's message: the caller splits the batch
  *                                and dead-letters what is refused alone
+ *   the connection cut after a large body
+ *                             -> CUT: api.c counts a strike for the body
+ *                                (delivery_cut): UNAVAILABLE until the
+ *                                DELIVERY_SUSPECT_TRIES-th cut while storage
+ *                                was healthy, then REFUSED
  *   a 200 breaking the contract -> 502 (retried by the caller)
  * The request goes through httpc, whose connection pool keeps the connection
  * to storage alive across batches. */
-#ifndef HOMEIQ_ENRICH_FORWARD_H
-#define HOMEIQ_ENRICH_FORWARD_H
+#ifndef HOMEIQ_STORAGE_CLIENT_H
+#define HOMEIQ_STORAGE_CLIENT_H
 
 #include "httpc.h"
 
 #include <stddef.h>
 
-typedef enum forward_outcome { FORWARD_STORED, FORWARD_UNAVAILABLE, FORWARD_REFUSED } forward_outcome;
+typedef enum forward_outcome { FORWARD_STORED, FORWARD_UNAVAILABLE, FORWARD_REFUSED, FORWARD_CUT } forward_outcome;
 
 forward_outcome forward_classify(const httpc_response *res, size_t body_len);
 
@@ -42,8 +46,5 @@ int forward_send(httpc *c, const forward_target *t, const char *request_id, cons
 /* storage's {"error":"..."} text from a non-200 answer, else a generic text;
  * writes at most n bytes into out. */
 void forward_error_text(const httpc_response *res, char *out, size_t n);
-
-/* "<base>/<path>" without a doubled '/'; malloc'd. */
-char *forward_join_url(const char *base, const char *path);
 
 #endif

@@ -1,16 +1,16 @@
-/* api.c -- see api.h. One POST is one pipeline run:
+/* enrich_api.c -- see enrich_api.h. One POST is one pipeline run:
  *   parse   body -> JSON -> list of events            (400 / 413 here)
  *   enrich  each event -> record or dead letter       (batch.c, enrich.c)
- *   forward one storage request, answer from its answer (forward.c)
+ *   forward one storage request, answer from its answer (storage_client.c)
  * The request waits (asynchronously) for storage; nothing is acknowledged
  * before storage acknowledged it. */
-#include "api.h"
+#include "enrich_api.h"
 
 #include "batch.h"
 #include "delivery.h"
 #include "event.h"
 #include "fastpath.h"
-#include "forward.h"
+#include "storage_client.h"
 #include "log.h"
 #include "metrics.h"
 #include "service.h"
@@ -33,6 +33,8 @@ struct api {
     metric *stage_parse, *stage_enrich, *stage_forward;
     metric *answers_200, *answers_400, *answers_413, *answers_422, *answers_502, *answers_503;
     metric *inflight;
+    metric *cuts;               /* storage cut a large body without an answer */
+    delivery_cuts cut_strikes;  /* per body: see delivery.h SUSPECT */
 };
 
 /* One POST waiting for storage's answer; owned by the httpc callback. */
@@ -41,6 +43,7 @@ typedef struct api_pending {
     struct evhttp_request *req;
     batch b;
     size_t body_len;            /* of the request to storage */
+    uint64_t body_digest;       /* of it, when >= DELIVERY_BIG_BODY (a cut can happen) */
 } api_pending;
 
 static double api_seconds_since(long long t0_us) { return (double)(service_mono_us() - t0_us) / 1e6; }
@@ -66,13 +69,31 @@ static void api_count_outcome(api *a, const batch *b, const json_t *reply) {
     if (all > ours) metrics_add(a->rejected_by_storage, (double)(all - ours));
 }
 
+/* A cut after a large body is retried until the body was cut
+ * DELIVERY_SUSPECT_TRIES times while storage was healthy (delivery.h).
+ * Called before this answer updates the health state. */
+static forward_outcome api_resolve_cut(api *a, const api_pending *p, forward_outcome o) {
+    if (p->body_len < DELIVERY_BIG_BODY) return o;
+    if (o == FORWARD_CUT) {
+        metrics_add(a->cuts, 1);
+        int healthy = health_storage_ok(a->health);
+        delivery_outcome d = delivery_cut(&a->cut_strikes, p->body_digest, p->body_len, healthy);
+        log_warn("request %s: data-storage cut a %zu-byte request (storage %s): %s", httpd_request_id(p->req),
+                 p->body_len, healthy ? "healthy before" : "already down",
+                 d == DELIVERY_REFUSED ? "refused after repeated cuts" : "retried");
+        return d == DELIVERY_REFUSED ? FORWARD_REFUSED : FORWARD_UNAVAILABLE;
+    }
+    if (o != FORWARD_UNAVAILABLE) delivery_cut_clear(&a->cut_strikes, p->body_digest, p->body_len);
+    return o;
+}
+
 static void api_storage_done(const httpc_response *res, void *arg) {
     api_pending *p = arg;
     api *a = p->a;
     char err[512];
     metrics_observe(a->stage_forward, res->total_s);
     metrics_add(a->inflight, -1);
-    forward_outcome o = forward_classify(res, p->body_len);
+    forward_outcome o = api_resolve_cut(a, p, forward_classify(res, p->body_len));
     if (res->status == 0) health_note(a->health, 0, res->error);
     else if (res->status == 200) health_note(a->health, 1, NULL);
     if (o == FORWARD_STORED) {
@@ -159,6 +180,7 @@ static void api_forward(api *a, struct evhttp_request *req, api_pending *p) {
     char *body = batch_storage_body(&p->b, &len);
     const char *home = evhttp_find_header(evhttp_request_get_input_headers(req), EVENT_HOME_HEADER);
     p->body_len = len;
+    if (body && len >= DELIVERY_BIG_BODY) p->body_digest = delivery_body_digest(body, len);
     if (!body || forward_send(a->client, &a->target, httpd_request_id(req), home, body, len, api_storage_done, p) != 0) {
         free(body);
         batch_free(&p->b);
@@ -267,6 +289,8 @@ static void api_metrics_new(api *a) {
     a->answers_422 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"422\"");
     a->answers_502 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"502\"");
     a->answers_503 = metrics_counter("homeiq_enrichment_requests_total", ans_help, "code=\"503\"");
+    a->cuts = metrics_counter("homeiq_enrichment_storage_cuts_total",
+                              "Large requests data-storage closed without an answer (retried, see delivery.h)", NULL);
     a->inflight = metrics_gauge("homeiq_enrichment_storage_requests_inflight", "Batches waiting for data-storage",
                                 NULL);
     metrics_gauge_fn("homeiq_enrichment_storage_up", "1 when data-storage is reachable", NULL, api_storage_up,

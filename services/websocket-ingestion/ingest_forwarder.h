@@ -1,4 +1,4 @@
-/* forwarder.h -- sends spooled events downstream (enrichment-pipeline) and
+/* ingest_forwarder.h -- sends spooled events downstream (enrichment-pipeline) and
  * trims the spool only after downstream acknowledged them.
  *
  * Why a separate stage: receiving from HA must never wait for downstream, and
@@ -18,8 +18,8 @@
  * FORWARD_BATCH_MAX_BYTES of text including its last record; a record that
  * cannot fit alone is dead-lettered at once.
  */
-#ifndef HOMEIQ_FORWARDER_H
-#define HOMEIQ_FORWARDER_H
+#ifndef HOMEIQ_INGEST_FORWARDER_H
+#define HOMEIQ_INGEST_FORWARDER_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,8 @@
-/* forward.c -- see forward.h. */
-#include "forward.h"
+/* storage_client.c -- see storage_client.h. */
+#include "storage_client.h"
 #include "auth.h"
 #include "delivery.h"
+#include "url.h"
 #include "event.h"
 
 #include <jansson.h>
@@ -13,22 +14,13 @@ forward_outcome forward_classify(const httpc_response *res, size_t body_len) {
     switch (delivery_classify(res->status, res->error, body_len)) {
     case DELIVERY_STORED: return FORWARD_STORED;
     case DELIVERY_RETRY: return FORWARD_UNAVAILABLE;
+    case DELIVERY_SUSPECT: return FORWARD_CUT;
     default: return FORWARD_REFUSED;
     }
 }
 
-char *forward_join_url(const char *base, const char *path) {
-    size_t bl = strlen(base);
-    while (bl > 0 && base[bl - 1] == '/') bl--;
-    while (*path == '/') path++;
-    size_t n = bl + 1 + strlen(path) + 1;
-    char *url = malloc(n);
-    if (url) snprintf(url, n, "%.*s/%s", (int)bl, base, path);
-    return url;
-}
-
 int forward_target_init(forward_target *t, const char *base_url, long timeout_ms) {
-    t->events_url = forward_join_url(base_url, "api/v1/events");
+    t->events_url = url_join(base_url, "api/v1/events");
     t->timeout_ms = timeout_ms;
     return t->events_url ? 0 : -1;
 }

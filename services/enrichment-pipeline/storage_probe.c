@@ -1,8 +1,9 @@
-/* health.c -- see health.h. */
-#include "health.h"
+/* storage_probe.c -- see storage_probe.h. */
+#include "storage_probe.h"
 
-#include "forward.h"
+#include "storage_client.h"
 #include "log.h"
+#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +67,7 @@ int health_new(struct event_base *base, httpc *c, const char *storage_url, long 
     health *h = calloc(1, sizeof *h);
     if (!h) return -1;
     h->client = c;
-    h->url = forward_join_url(storage_url, "health");
+    h->url = url_join(storage_url, "health");
     h->timer = evtimer_new(base, health_probe, h);
     if (!h->url || !h->timer) {
         health_free(h);

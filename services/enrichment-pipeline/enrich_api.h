@@ -1,10 +1,10 @@
-/* api.h -- enrichment-pipeline's HTTP endpoints: POST /api/v1/events (the
+/* enrich_api.h -- enrichment-pipeline's HTTP endpoints: POST /api/v1/events (the
  * pipeline parse -> enrich -> forward, answered when storage answered) and
  * GET /health; GET /metrics is served by lib/httpd. Also owns the metrics. */
 #ifndef HOMEIQ_ENRICH_API_H
 #define HOMEIQ_ENRICH_API_H
 
-#include "health.h"
+#include "storage_probe.h"
 #include "httpc.h"
 #include "httpd.h"
 
