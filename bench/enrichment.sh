@@ -10,13 +10,15 @@
 #   enrichment's CPU per event (user+system from /proc/<pid>/stat),
 #   storage's CPU per event, for comparison.
 # Usage: bench/enrichment.sh [BUILD_DIR]   (default build/; env BATCHES, BATCH_SIZE)
+# REGISTRY=1: every event carries websocket-ingestion's registry context (issue 11, the
+# simulated house's shape), to compare enrichment's CPU per event with and without it.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 BUILD=${1:-$ROOT/build}
 ENRICH=$BUILD/services/enrichment-pipeline/homeiq-enrichment-pipeline
 STORAGE=$BUILD/services/data-storage/homeiq-data-storage
-BATCHES=${BATCHES:-50} BATCH_SIZE=${BATCH_SIZE:-1000}
+BATCHES=${BATCHES:-50} BATCH_SIZE=${BATCH_SIZE:-1000} REGISTRY=${REGISTRY:-0}
 . "$ROOT/tests/lib/common.sh"
 trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
 set +u
@@ -32,8 +34,12 @@ wait_healthy "http://127.0.0.1:$SPORT/health" 20
 wait_healthy "http://127.0.0.1:$EPORT/health" 20
 
 echo "generating $BATCHES batches of $BATCH_SIZE events..."
-jq -c --argjson nb "$BATCHES" --argjson n "$BATCH_SIZE" \
-  '. as $ex | range(1; $nb + 1) as $b | [range(0; $n) as $j | $ex[$j % 10] | .event.data.entity_id += "_\($b)_\($j)"]' \
+jq -c --argjson nb "$BATCHES" --argjson n "$BATCH_SIZE" --argjson reg "$REGISTRY" \
+  '{area_id:"kitchen",area:"Kitchen",floor_id:"ground_floor",floor:"Ground floor",
+    device_id:"44fe6f4f338d2d654a276b046d0c8276",device:"Kitchen climate",manufacturer:"Aqara",
+    model:"Temperature and Humidity Sensor (WSDCGQ11LM)",labels:["battery"],platform:"zha",entity_category:null} as $ctx
+   | . as $ex | range(1; $nb + 1) as $b | [range(0; $n) as $j | $ex[$j % 10] | .event.data.entity_id += "_\($b)_\($j)"
+     | if $reg == 1 then .event.homeiq_registry = $ctx else . end]' \
   "$ROOT/tests/enrichment/data/ha_examples.json" | split -l 1 -a 5 - "$TEST_TMP/b."
 args=()
 for f in "$TEST_TMP"/b.*; do

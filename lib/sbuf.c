@@ -18,7 +18,7 @@ void sbuf_reset(sbuf *b) {
     if (b->data) b->data[0] = '\0';
 }
 
-static int sbuf_reserve(sbuf *b, size_t extra) {
+int sbuf_reserve(sbuf *b, size_t extra) {
     if (b->failed) return -1;
     if (b->len + extra + 1 <= b->cap) return 0;
     size_t cap = b->cap ? b->cap : 256;

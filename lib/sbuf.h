@@ -21,6 +21,9 @@ void sbuf_free(sbuf *b);
 void sbuf_reset(sbuf *b);                 /* len = 0, keeps memory */
 void sbuf_add(sbuf *b, const char *s, size_t n);
 void sbuf_adds(sbuf *b, const char *s);
+/* Room for `extra` more bytes in one allocation (a builder that knows its size
+ * avoids the doubling's copies). 0, or -1 (and failed). */
+int sbuf_reserve(sbuf *b, size_t extra);
 /* Inline: builders append single characters a lot. */
 static inline void sbuf_addc(sbuf *b, char c) {
     if (b->len + 2 <= b->cap && !b->failed) {

@@ -498,6 +498,7 @@ static int hc_env(ha_point_config *c) {
         hc_env_str("INFLUXDB_OVERRIDE_MEASUREMENT", &c->override_measurement) ||
         hc_env_list("INFLUXDB_TAGS", 1, &c->tag_keys, &c->tag_values) ||
         hc_env_list("INFLUXDB_TAGS_ATTRIBUTES", 0, &c->tags_attributes, NULL) ||
+        hc_env_list("INFLUXDB_REGISTRY_TAGS", 0, &c->registry_tags, NULL) ||
         hc_env_list("INFLUXDB_IGNORE_ATTRIBUTES", 0, &c->ignore_attributes, NULL) ||
         hc_env_list("INFLUXDB_INCLUDE_ENTITIES", 0, &f->include_entities, NULL) ||
         hc_env_list("INFLUXDB_INCLUDE_DOMAINS", 0, &f->include_domains, NULL) ||
@@ -506,6 +507,12 @@ static int hc_env(ha_point_config *c) {
         hc_env_list("INFLUXDB_EXCLUDE_DOMAINS", 0, &f->exclude_domains, NULL) ||
         hc_env_list("INFLUXDB_EXCLUDE_ENTITY_GLOBS", 0, &f->exclude_globs, NULL))
         return -1;
+    for (size_t i = 0; i < c->registry_tags.n; i++)
+        if (!ha_point_registry_tag_ok(c->registry_tags.v[i])) {
+            log_error("INFLUXDB_REGISTRY_TAGS: %s is not a registry field (area_id, area, floor_id, floor, device_id, "
+                      "device, manufacturer, model, labels, platform, entity_category)", c->registry_tags.v[i]);
+            return -1;
+        }
     return 0;
 }
 

@@ -39,6 +39,7 @@ void ha_point_config_free(ha_point_config *c) {
     ha_strlist_free(&c->tag_keys);
     ha_strlist_free(&c->tag_values);
     ha_strlist_free(&c->tags_attributes);
+    ha_strlist_free(&c->registry_tags);
     ha_strlist_free(&c->ignore_attributes);
     ha_point_confs_free(&c->by_entity);
     ha_point_confs_free(&c->by_glob);
@@ -137,6 +138,7 @@ static void hp_set_float(hp_ctx *x, hp_map *m, const char *k, size_t klen, doubl
     kv->num = v;
 }
 
+static void hp_registry_tags(hp_ctx *x, const ha_point_config *c, const json_t *record);
 static void hp_set_str(hp_ctx *x, hp_map *m, const char *k, size_t klen, const char *s, size_t n) {
     size_t soff = hp_inside(x, s) ? (size_t)(s - x->text.data) : (size_t)-1; /* hp_set may move the text */
     hp_kv *kv = hp_set(x, m, k, klen);
@@ -403,11 +405,42 @@ static ha_point_result hp_build(hp_ctx *x, const ha_point_config *c, const json_
     for (size_t i = 0; i < c->tag_keys.n && !x->oom; i++)
         hp_set_str(x, &x->tags, c->tag_keys.v[i], strlen(c->tag_keys.v[i]), c->tag_values.v[i],
                    strlen(c->tag_values.v[i]));
+    hp_registry_tags(x, c, rec);
     if (x->oom || sbuf_failed(&x->text) || hp_write(x, moff, out, hp_time_ns(time_us, c->precision)) != 0) {
         snprintf(err, errlen, "out of memory");
         return HA_POINT_ERROR;
     }
     return HA_POINT_WRITTEN;
+}
+
+static const char *const hp_registry_fields[] = {"area_id", "area", "floor_id", "floor", "device_id", "device",
+                                                 "manufacturer", "model", "labels", "platform", "entity_category"};
+
+int ha_point_registry_tag_ok(const char *name) {
+    for (size_t i = 0; i < sizeof hp_registry_fields / sizeof *hp_registry_fields; i++)
+        if (!strcmp(name, hp_registry_fields[i])) return 1;
+    return 0;
+}
+
+/* INFLUXDB_REGISTRY_TAGS: the record's registry fields as tags (labels as ",a,b,"); absent/null: no tag. */
+static void hp_registry_tags(hp_ctx *x, const ha_point_config *c, const json_t *record) {
+    for (size_t i = 0; i < c->registry_tags.n && !x->oom; i++) {
+        const char *k = c->registry_tags.v[i];
+        const json_t *v = json_object_get(record, k);
+        if (json_is_string(v) && json_string_length(v)) {
+            hp_set_str(x, &x->tags, k, strlen(k), json_string_value(v), json_string_length(v));
+        } else if (json_is_array(v) && json_array_size(v)) {
+            sbuf t;
+            sbuf_init(&t);
+            size_t j;
+            json_t *l;
+            json_array_foreach(v, j, l) if (json_is_string(l)) sbuf_addc(&t, ','), sbuf_adds(&t, json_string_value(l));
+            sbuf_addc(&t, ',');
+            if (sbuf_failed(&t)) x->oom = 1;
+            else if (t.len > 1) hp_set_str(x, &x->tags, k, strlen(k), t.data, t.len);
+            sbuf_free(&t);
+        }
+    }
 }
 
 ha_point_result ha_point_build(const ha_point_config *c, const json_t *record, int64_t time_us, sbuf *out, char *err,

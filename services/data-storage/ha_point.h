@@ -57,6 +57,7 @@ typedef struct ha_point_config {
     char *override_measurement;  /* NULL = not set */
     ha_strlist tag_keys, tag_values; /* static tags, same length */
     ha_strlist tags_attributes;
+    ha_strlist registry_tags;    /* INFLUXDB_REGISTRY_TAGS: record fields (area, floor_id, labels...) as tags; issue 11 */
     ha_strlist ignore_attributes;
     ha_entity_confs by_entity, by_glob, by_domain;
     ha_precision precision;
@@ -67,6 +68,8 @@ typedef struct ha_point_config {
  * apart from key), or NULL out of memory. */
 ha_entity_conf *ha_point_config_entity(ha_entity_confs *list, const char *key);
 void ha_point_config_free(ha_point_config *c);
+/* Whether `name` may be in INFLUXDB_REGISTRY_TAGS (a registry field of the record, docs/EVENTS.md section 3). */
+int ha_point_registry_tag_ok(const char *name);
 
 typedef enum {
     HA_POINT_WRITTEN = 0,     /* one line appended */

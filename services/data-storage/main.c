@@ -47,6 +47,7 @@ static const config_var storage_vars[] = {
     {"INFLUXDB_OVERRIDE_MEASUREMENT", NULL, "homeassistant: one measurement for every point (per-entity overrides: component_config in YAML)"},
     {"INFLUXDB_TAGS", NULL, "homeassistant: static tags, key=value,key=value"},
     {"INFLUXDB_TAGS_ATTRIBUTES", NULL, "homeassistant: attributes written as tags, comma-separated"},
+    CONFIG_TEXT("INFLUXDB_REGISTRY_TAGS", NULL, "homeassistant: registry fields written as tags, e.g. area_id,floor_id,labels (opt-in)"),
     {"INFLUXDB_IGNORE_ATTRIBUTES", NULL, "homeassistant: attributes never written, comma-separated"},
     {"INFLUXDB_PRECISION", "ns", "homeassistant: time precision ns | us | ms | s"},
     {"INFLUXDB_INCLUDE_ENTITIES", NULL, "homeassistant filter: entity ids, comma-separated (HA's include/exclude rules)"},

@@ -256,6 +256,38 @@ static void query_stats(struct evhttp_request *req, void *arg) {
     httpd_query_free(&params);
 }
 
+/* ---- GET /api/v1/registry (issue 11) --------------------------------------------- */
+
+typedef struct registry_params {
+    const char *entity_id;
+    long limit;
+} registry_params;
+
+static int registry_param(void *ctx, const char *k, const char *v, char *err, size_t n) {
+    registry_params *p = ctx;
+    if (strcmp(k, "entity_id") == 0) return query_string(k, v, &p->entity_id, err, n);
+    if (strcmp(k, "limit") == 0) return query_long(k, v, 1, 100000, &p->limit, err, n);
+    snprintf(err, n, "%.64s: unknown parameter (known: entity_id, limit)", k);
+    return -1;
+}
+
+static void query_registry_rows(const store_rows *rows, int rc, const char *err, void *arg) {
+    query_reply(rows, "", rc, err, arg);
+}
+
+static void query_registry(struct evhttp_request *req, void *arg) {
+    query_api *a = arg;
+    if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
+    if (query_supported(req, a->st, (const void *)a->st->ops->registry, "GET /api/v1/registry") != 0) return;
+    struct evkeyvalq params;
+    registry_params p = {.limit = 10000};
+    if (httpd_query_check(req, &params, registry_param, &p) == 0) {
+        query_wait *w = query_wait_new(req, "entities");
+        if (w) a->st->ops->registry(a->st, p.entity_id, p.limit, query_registry_rows, w);
+    }
+    httpd_query_free(&params);
+}
+
 /* ---- set-up ----------------------------------------------------------------- */
 
 int query_api_new(httpd *h, store *st, query_api **out) {
@@ -263,7 +295,8 @@ int query_api_new(httpd *h, store *st, query_api **out) {
     if (!a) return -1;
     a->st = st;
     if (httpd_route(h, "/api/v1/events/feed", query_feed, a) || httpd_route(h, "/api/v1/entities", query_entities, a) ||
-        httpd_route(h, "/api/v1/series", query_series, a) || httpd_route(h, "/api/v1/stats", query_stats, a)) {
+        httpd_route(h, "/api/v1/series", query_series, a) || httpd_route(h, "/api/v1/stats", query_stats, a) ||
+        httpd_route(h, "/api/v1/registry", query_registry, a)) {
         free(a);
         return -1;
     }

@@ -229,6 +229,24 @@ static int store_filter_string(const char **dst, const char *key, const char *va
     return 0;
 }
 
+/* HA's registry ids: area, floor and label ids are slugs (lowercase letters, digits, _),
+ * device ids 32 hex digits, platforms integration domains; '-' is let through for
+ * ids set by hand. Anything else cannot match and gets a 400 naming the parameter. */
+static int store_filter_registry_id(const char **dst, const char *key, const char *value, char *err, size_t errlen) {
+    size_t n = strlen(value);
+    int ok = n > 0 && n <= 128;
+    for (const char *p = value; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-';
+    if (ok) {
+        *dst = value;
+        return 0;
+    }
+    snprintf(err, errlen, "%s: must be an HA %s id (1 to 128 of a-z, 0-9, _ and -), e.g. %s=%s", key, key, key,
+             !strcmp(key, "device") ? "8f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e" : !strcmp(key, "platform") ? "zha"
+             : !strcmp(key, "floor") ? "ground_floor" : !strcmp(key, "label") ? "battery" : "kitchen");
+    return -1;
+}
+
 int store_filter_set(store_filter *f, const char *key, const char *value, char *err, size_t errlen) {
     if (strcmp(key, "limit") == 0) {
         if (store_parse_long(value, 1, STORE_MAX_LIMIT, &f->limit) == 0) return 0;
@@ -251,6 +269,11 @@ int store_filter_set(store_filter *f, const char *key, const char *value, char *
         else f->end_us = us, f->has_end = 1;
         return 0;
     }
+    if (strcmp(key, "area") == 0) return store_filter_registry_id(&f->area, key, value, err, errlen);
+    if (strcmp(key, "floor") == 0) return store_filter_registry_id(&f->floor, key, value, err, errlen);
+    if (strcmp(key, "device") == 0) return store_filter_registry_id(&f->device, key, value, err, errlen);
+    if (strcmp(key, "label") == 0) return store_filter_registry_id(&f->label, key, value, err, errlen);
+    if (strcmp(key, "platform") == 0) return store_filter_registry_id(&f->platform, key, value, err, errlen);
     if (strcmp(key, "entity_id") == 0) return store_filter_string(&f->entity_id, key, value, err, errlen);
     if (strcmp(key, "domain") == 0) return store_filter_string(&f->domain, key, value, err, errlen);
     if (strcmp(key, "event_type") == 0) return store_filter_string(&f->event_type, key, value, err, errlen);
@@ -264,7 +287,8 @@ int store_filter_set(store_filter *f, const char *key, const char *value, char *
         return -1;
     }
     snprintf(err, errlen,
-             "%.64s: unknown parameter (known: limit, offset, entity_id, domain, event_type, home, start, end)",
+             "%.64s: unknown parameter (known: limit, offset, entity_id, domain, event_type, start, end, area, floor, "
+             "device, label, platform, home)",
              key);
     return -1;
 }

@@ -68,6 +68,7 @@ typedef struct store_filter {
     const char *entity_id;  /* borrowed; NULL = any */
     const char *domain;
     const char *event_type;
+    const char *area, *floor, *device, *label, *platform; /* HA registry ids (issue 11); NULL = any */
     const char *home_id;    /* home=: NULL = every home */
     int64_t start_us, end_us;   /* start inclusive, end exclusive */
     int has_start, has_end;
@@ -125,6 +126,9 @@ typedef struct store_ops {
     /* One small retention step (purge, vacuum): 1 more to do, 0 done, -1
      * failed (try later). Optional. */
     int (*maintain)(store *s, int64_t now_us);
+    /* The current registry context per entity (entity_id NULL = all, at most
+     * `limit`), rows as JSON object texts. Optional (NULL: 501). Issue 11. */
+    void (*registry)(store *s, const char *entity_id, long limit, store_rows_cb cb, void *arg);
     /* Cancels what is in flight (callbacks get rc -1) and frees everything. */
     void (*close)(store *s);
 } store_ops;

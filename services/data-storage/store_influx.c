@@ -383,16 +383,38 @@ static void influx_field_member_float(sbuf *b, const json_t *rec, const char *ke
     if (lineproto_field_float(b, json_number_value(v)) != 0) b->len = mark;
 }
 
+/* labels as one tag, ",a,b," (a label filter is then a regex on ",a,"); none: no tag. */
+static void influx_labels_tag(sbuf *b, const json_t *labels) {
+    size_t i, n = 0;
+    json_t *v;
+    sbuf t;
+    sbuf_init(&t);
+    json_array_foreach(labels, i, v) {
+        if (!json_is_string(v) || !json_string_length(v)) continue;
+        sbuf_addc(&t, ',');
+        sbuf_adds(&t, json_string_value(v));
+        n++;
+    }
+    sbuf_addc(&t, ',');
+    if (n && !sbuf_failed(&t)) influx_tag(b, "labels", t.data);
+    sbuf_free(&t);
+}
+
 /* One point of the events measurement. Fields have fixed types whatever the
  * record holds: strings stay strings, value/old_value/duration are floats and
  * only written when numeric. */
 static void influx_event_line(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at) {
     const json_t *rec = it->record;
     lineproto_measurement(b, INFLUX_MEASUREMENT);
+    influx_tag(b, "area_id", influx_str(rec, "area_id")); /* registry tags: issue 11 */
     influx_tag(b, "device_class", influx_str(rec, "device_class"));
+    influx_tag(b, "device_id", influx_str(rec, "device_id"));
     influx_tag(b, "domain", it->domain);
     influx_tag(b, "entity_id", it->entity_id);
     influx_tag(b, "event_type", it->event_type);
+    influx_tag(b, "floor_id", influx_str(rec, "floor_id"));
+    influx_labels_tag(b, json_object_get(rec, "labels"));
+    influx_tag(b, "platform", influx_str(rec, "platform"));
     influx_tag(b, "unit_of_measurement", influx_str(rec, "unit_of_measurement"));
     sbuf_adds(b, " event_id=");
     lineproto_field_string(b, it->event_id, strlen(it->event_id));
@@ -848,6 +870,14 @@ static void store_influx_query(store *base, const store_filter *f, store_rows_cb
     influx_where_tag(&q, &first, "entity_id", f->entity_id);
     influx_where_tag(&q, &first, "domain", f->domain);
     influx_where_tag(&q, &first, "event_type", f->event_type);
+    influx_where_tag(&q, &first, "area_id", f->area);
+    influx_where_tag(&q, &first, "floor_id", f->floor);
+    influx_where_tag(&q, &first, "device_id", f->device);
+    influx_where_tag(&q, &first, "platform", f->platform);
+    if (f->label) { /* store_filter_set let only [a-z0-9_-] through: nothing to escape in the regex */
+        sbuf_printf(&q, "%s \"labels\" =~ /,%s,/", first ? " WHERE" : " AND", f->label);
+        first = 0;
+    }
     /* bounds past what InfluxDB holds are saturated, never overflowed (finding 7) */
     if (f->has_start) {
         sbuf_printf(&q, "%s time >= %lld", first ? " WHERE" : " AND", (long long)influx_time_ns_sat(f->start_us));

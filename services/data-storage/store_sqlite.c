@@ -53,8 +53,9 @@ typedef struct store_sqlite {
     retention_sqlite *retention;
     sqlite3_stmt *insert_event, *insert_dead, *select_dead;
     sqlite3_stmt *upsert_entity;   /* the dashboard's entities table (store_sqlite_model.c) */
+    sqlite3_stmt *upsert_registry, *insert_label; /* registry context (store_sqlite_registry.c) */
     sqlite3_stmt *begin, *commit, *rollback;
-    sqlite3_stmt *query[64];   /* by filter mask, see store_sqlite_query_mask */
+    sqlite3_stmt *query[2048]; /* by filter mask, see store_sqlite_query_mask */
     int last_write_failed;
     long busy_timeout_ms;
     char last_error[160];
@@ -62,6 +63,7 @@ typedef struct store_sqlite {
 
 #include "store_sqlite_model.h"
 #include "store_sqlite_read.h"
+#include "store_sqlite_registry.h"
 
 /* Each entry upgrades the schema by one version, in one transaction. */
 static const char *const store_sqlite_migrations[] = {
@@ -101,6 +103,9 @@ static const char *const store_sqlite_migrations[] = {
      * after theirs and renumber; tests/storage/test_stats.c test_upgrade upgrades a file
      * from every earlier version and checks the statistics on it. */
     STATS_SQLITE_MIGRATION,
+    /* 6 (local number, issue 11; the lead renumbers at merge): registry context columns,
+     * event_labels, the registry table (store_sqlite_registry.h). */
+    STORE_SQLITE_REGISTRY_MIGRATION,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
@@ -197,8 +202,11 @@ static int store_sqlite_prepare(store_sqlite *s, const char *sql, sqlite3_stmt *
 static int store_sqlite_prepare_all(store_sqlite *s) {
     return store_sqlite_prepare(s,
                                 "INSERT OR IGNORE INTO events(event_id,time_us,entity_id,domain,event_type,"
-                                "stored_at_us,record,kind,state,value) VALUES(?,?,?,?,?,?,?,?,?,?)",
+                                "stored_at_us,record,kind,state,value,area_id,floor_id,device_id,platform) "
+                                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                 &s->insert_event) ||
+           store_sqlite_prepare(s, STORE_SQLITE_REGISTRY_UPSERT, &s->upsert_registry) ||
+           store_sqlite_prepare(s, STORE_SQLITE_LABEL_INSERT, &s->insert_label) ||
            store_sqlite_prepare(s, STORE_SQLITE_ENTITY_UPSERT, &s->upsert_entity) ||
            store_sqlite_prepare(s, "INSERT INTO dead_letters(received_at_us,source,error,raw) VALUES(?,?,?,?)",
                                 &s->insert_dead) ||
@@ -264,24 +272,11 @@ int store_sqlite_latest_version(void) {
     return STORE_SQLITE_VERSION;
 }
 
-static int store_sqlite_mkdir(const char *dir) {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return -1;
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(path, 0750) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(path, 0750) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
 int store_sqlite_open(store **out) {
     const char *dir = config_text(NULL, "DATA_DIR");
     long long busy;
     if (config_int(NULL, "SQLITE_BUSY_TIMEOUT_MS", &busy) != 0) return -1;
-    if (store_sqlite_mkdir(dir) != 0) {
+    if (service_mkdirs(dir, 0750) != 0) {
         log_error("DATA_DIR=%s: cannot create: %s", dir, strerror(errno));
         return -1;
     }
@@ -319,7 +314,8 @@ static void store_sqlite_bind_text_or_null(sqlite3_stmt *st, int col, const char
     else sqlite3_bind_null(st, col);
 }
 
-static int store_sqlite_insert_item(store_sqlite *s, store_batch *b, const store_sqlite_model *m, size_t i) {
+static int store_sqlite_insert_item(store_sqlite *s, store_batch *b, const store_sqlite_model *m,
+                                    const store_sqlite_registry *r, size_t i) {
     store_item *it = &b->items[i];
     sqlite3_stmt *st = s->insert_event;
     sqlite3_bind_text(st, 1, it->event_id, -1, SQLITE_STATIC);
@@ -330,8 +326,14 @@ static int store_sqlite_insert_item(store_sqlite *s, store_batch *b, const store
     sqlite3_bind_int64(st, 6, b->stored_at_us);
     sqlite3_bind_text(st, 7, it->json, (int)it->json_len, SQLITE_STATIC);
     sqm_bind(m, i, st, 8);
+    sqr_bind(r, i, st, 11);
     if (store_sqlite_step_done(s, st, "insert event") != 0) return -1;
     it->status = sqlite3_changes(s->db) ? STORE_ITEM_STORED : STORE_ITEM_DUPLICATE;
+    if (it->status == STORE_ITEM_STORED &&
+        sqr_insert_labels(r, i, s->insert_label, sqlite3_last_insert_rowid(s->db), it->time_us) != 0) {
+        store_sqlite_fail(s, "insert labels");
+        return -1;
+    }
     return 0;
 }
 
@@ -346,22 +348,29 @@ static int store_sqlite_insert_dead(store_sqlite *s, store_batch *b, const store
 
 static int store_sqlite_write(store_sqlite *s, store_batch *b) {
     store_sqlite_model m = {0};
+    store_sqlite_registry r = {0};
     b->stored_at_us = service_now_us();
-    if (sqm_prepare(&m, b) != 0) {
+    if (sqm_prepare(&m, b) != 0 || sqr_prepare(&r, b) != 0) {
         snprintf(s->last_error, sizeof s->last_error, "out of memory");
         sqm_free(&m);
+        sqr_free(&r);
         return -1;
     }
     if (store_sqlite_step_done(s, s->begin, "begin") != 0) {
         sqm_free(&m);
+        sqr_free(&r);
         return -1;
     }
     for (size_t i = 0; i < b->nitems; i++)
-        if (b->items[i].status == STORE_ITEM_PENDING && store_sqlite_insert_item(s, b, &m, i) != 0) goto rollback;
+        if (b->items[i].status == STORE_ITEM_PENDING && store_sqlite_insert_item(s, b, &m, &r, i) != 0) goto rollback;
     for (size_t i = 0; i < b->ndead; i++)
         if (store_sqlite_insert_dead(s, b, &b->dead[i]) != 0) goto rollback;
     if (sqm_update_entities(&m, b, s->db, s->upsert_entity) != 0) {
         store_sqlite_fail(s, "update entities");
+        goto rollback;
+    }
+    if (sqr_update_registry(&r, b, s->upsert_registry) != 0) {
+        store_sqlite_fail(s, "update registry");
         goto rollback;
     }
     if (s->stats_on && stats_sqlite_batch(s->stats, b) != 0) {
@@ -370,9 +379,11 @@ static int store_sqlite_write(store_sqlite *s, store_batch *b) {
     }
     if (store_sqlite_step_done(s, s->commit, "commit") != 0) goto rollback;
     sqm_free(&m);
+    sqr_free(&r);
     return 0;
 rollback:
     sqm_free(&m);
+    sqr_free(&r);
     if (!sqlite3_get_autocommit(s->db)) store_sqlite_step_done(s, s->rollback, "rollback");
     stats_sqlite_rollback(s->stats);
     for (size_t i = 0; i < b->nitems; i++)
@@ -399,24 +410,30 @@ static void store_sqlite_write_batch(store *base, store_batch *b, store_write_cb
 
 /* ---- reads ------------------------------------------------------------ */
 
-enum { Q_ENTITY = 1, Q_DOMAIN = 2, Q_TYPE = 4, Q_START = 8, Q_END = 16, Q_HOME = 32 };
+enum { Q_ENTITY = 1, Q_DOMAIN = 2, Q_TYPE = 4, Q_START = 8, Q_END = 16, Q_AREA = 32, Q_FLOOR = 64,
+       Q_DEVICE = 128, Q_PLATFORM = 256, Q_LABEL = 512, Q_HOME = 1024 };
 
 static int store_sqlite_query_mask(const store_filter *f) {
     return (f->entity_id ? Q_ENTITY : 0) | (f->domain ? Q_DOMAIN : 0) | (f->event_type ? Q_TYPE : 0) |
-           (f->has_start ? Q_START : 0) | (f->has_end ? Q_END : 0) | (f->home_id ? Q_HOME : 0);
+           (f->has_start ? Q_START : 0) | (f->has_end ? Q_END : 0) | (f->area ? Q_AREA : 0) |
+           (f->floor ? Q_FLOOR : 0) | (f->device ? Q_DEVICE : 0) | (f->platform ? Q_PLATFORM : 0) |
+           (f->label ? Q_LABEL : 0) | (f->home_id ? Q_HOME : 0);
 }
 
 static sqlite3_stmt *store_sqlite_query_stmt(store_sqlite *s, int mask) {
     if (s->query[mask]) return s->query[mask];
-    char sql[640];
+    char sql[1024];
     /* home=: the record's home_id member (absent = the default home); no
      * column or index yet (a migration for the lead to number). */
     snprintf(sql, sizeof sql,
-             "SELECT record,event_id,stored_at_us FROM events WHERE 1%s%s%s%s%s%s "
+             "SELECT record,event_id,stored_at_us FROM events WHERE 1%s%s%s%s%s%s%s%s%s%s%s "
              "ORDER BY time_us DESC, id DESC LIMIT ? OFFSET ?",
              mask & Q_ENTITY ? " AND entity_id=?" : "", mask & Q_DOMAIN ? " AND domain=?" : "",
              mask & Q_TYPE ? " AND event_type=?" : "", mask & Q_START ? " AND time_us>=?" : "",
-             mask & Q_END ? " AND time_us<?" : "",
+             mask & Q_END ? " AND time_us<?" : "", mask & Q_AREA ? " AND area_id=?" : "",
+             mask & Q_FLOOR ? " AND floor_id=?" : "", mask & Q_DEVICE ? " AND device_id=?" : "",
+             mask & Q_PLATFORM ? " AND platform=?" : "",
+             mask & Q_LABEL ? " AND id IN (SELECT event_rowid FROM event_labels WHERE label=?)" : "",
              mask & Q_HOME ? " AND coalesce(json_extract(record,'$.home_id'),'" EVENT_HOME_DEFAULT "')=?" : "");
     if (store_sqlite_prepare(s, sql, &s->query[mask]) != 0) return NULL;
     return s->query[mask];
@@ -431,6 +448,11 @@ static int store_sqlite_run_query(store_sqlite *s, const store_filter *f, store_
     if (mask & Q_TYPE) sqlite3_bind_text(st, col++, f->event_type, -1, SQLITE_STATIC);
     if (mask & Q_START) sqlite3_bind_int64(st, col++, f->start_us);
     if (mask & Q_END) sqlite3_bind_int64(st, col++, f->end_us);
+    if (mask & Q_AREA) sqlite3_bind_text(st, col++, f->area, -1, SQLITE_STATIC);
+    if (mask & Q_FLOOR) sqlite3_bind_text(st, col++, f->floor, -1, SQLITE_STATIC);
+    if (mask & Q_DEVICE) sqlite3_bind_text(st, col++, f->device, -1, SQLITE_STATIC);
+    if (mask & Q_PLATFORM) sqlite3_bind_text(st, col++, f->platform, -1, SQLITE_STATIC);
+    if (mask & Q_LABEL) sqlite3_bind_text(st, col++, f->label, -1, SQLITE_STATIC);
     if (mask & Q_HOME) sqlite3_bind_text(st, col++, f->home_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, col++, f->limit);
     sqlite3_bind_int64(st, col++, f->offset);
@@ -521,6 +543,8 @@ static void store_sqlite_close(store *base) {
     stats_sqlite_close(s->stats);
     sqlite3_finalize(s->insert_event);
     sqlite3_finalize(s->upsert_entity);
+    sqlite3_finalize(s->upsert_registry);
+    sqlite3_finalize(s->insert_label);
     sqlite3_finalize(s->insert_dead);
     sqlite3_finalize(s->select_dead);
     sqlite3_finalize(s->begin);
@@ -549,6 +573,15 @@ static int store_sqlite_maintain(store *base, int64_t now_us) {
     return rc;
 }
 
+static void store_sqlite_registry_read(store *base, const char *entity_id, long limit, store_rows_cb cb, void *arg) {
+    store_sqlite *s = (store_sqlite *)base;
+    store_rows rows = {0};
+    int rc = sqr_read(s->db, entity_id, limit, &rows);
+    if (rc) store_sqlite_fail(s, "registry");
+    cb(&rows, rc, rc ? s->last_error : NULL, arg);
+    store_rows_free(&rows);
+}
+
 static const store_ops store_sqlite_ops = {
     .name = "sqlite",
     .text_batches = 1,
@@ -563,6 +596,7 @@ static const store_ops store_sqlite_ops = {
     .info = store_sqlite_info,
     .release_memory = store_sqlite_release_memory,
     .stats_rows = store_sqlite_stats_rows,
+    .registry = store_sqlite_registry_read,
     .maintain = store_sqlite_maintain,
     .close = store_sqlite_close,
 };

@@ -104,6 +104,7 @@ int batch_build(const json_t *events, batch *b) {
 char *batch_storage_body(const batch *b, size_t *len) {
     sbuf out;
     sbuf_init(&out);
+    sbuf_reserve(&out, b->records.len + b->dead_letters.len + 40); /* one allocation, no doubling copies */
     sbuf_adds(&out, "{\"events\":[");
     sbuf_add(&out, b->records.data ? b->records.data : "", b->records.len);
     sbuf_adds(&out, "],\"dead_letters\":[");

@@ -125,6 +125,21 @@ static void enrich_state_fields(json_t *record, const input_view *v) {
     enrich_set(record, "state_changed", json_boolean(changed));
 }
 
+/* The registry context websocket-ingestion put on the event (docs/EVENTS.md section 3):
+ * the string members as strings (anything else null), labels as the list of its strings. */
+static void enrich_registry(json_t *record, const json_t *reg) {
+    for (size_t i = 0; i < ENRICH_REGISTRY_NSTRINGS; i++) {
+        const char *k = enrich_registry_strings[i];
+        enrich_set(record, k, enrich_string_or_null(json_object_get(reg, k)));
+        if (i == ENRICH_REGISTRY_LABELS_AFTER) {
+            json_t *labels = json_array(), *in = json_object_get(reg, "labels"), *l;
+            size_t j;
+            json_array_foreach(in, j, l) if (json_is_string(l)) json_array_append(labels, l);
+            enrich_set(record, "labels", labels);
+        }
+    }
+}
+
 static json_t *enrich_build(const input_view *v, const validate_result *ok) {
     json_t *record = json_object();
     if (!record) return NULL;
@@ -146,6 +161,7 @@ static json_t *enrich_build(const input_view *v, const validate_result *ok) {
         enrich_set(record, "time_of_day", json_string(tod));
         enrich_set(record, "weekday", json_string(wd));
     }
+    if (v->registry) enrich_registry(record, v->registry);
     if (!v->is_state_changed)
         enrich_set(record, "data", v->data ? json_incref((json_t *)v->data) : json_object());
     return record;

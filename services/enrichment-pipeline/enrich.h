@@ -42,6 +42,14 @@ typedef struct enrich_reject {
     char message[ENRICH_MSG_LEN];  /* human-readable, names the field */
 } enrich_reject;
 
+/* The registry context's record fields, in record order; "labels" (a list) comes after
+ * the string at index ENRICH_REGISTRY_LABELS_AFTER. Shared with fastpath.c. */
+#define ENRICH_REGISTRY_NSTRINGS 10
+#define ENRICH_REGISTRY_LABELS_AFTER 7
+static const char *const enrich_registry_strings[ENRICH_REGISTRY_NSTRINGS] = {
+    "area_id", "area", "floor_id", "floor", "device_id", "device", "manufacturer", "model",
+    "platform", "entity_category"};
+
 /* Short stable label for metrics and logs ("bad_entity_id", ...). */
 const char *enrich_reason_label(enrich_reason r);
 

@@ -3,6 +3,7 @@
  * validate.c and enrich.c for the HA event shape; docs/EVENTS.md is the
  * contract for both. */
 #include "fastpath.h"
+#include "enrich.h"
 
 #include "event.h"
 #include "json_scan.h"
@@ -15,7 +16,7 @@
 #include <string.h>
 
 #define FP_TIME_MAX_US 253402300799999999LL /* as validate.c: 9999-12-31T23:59:59.999999Z */
-#define FP_MAX_KEYS 8
+#define FP_MAX_KEYS 12
 
 typedef struct fp_span {
     const char *p; /* NULL: absent */
@@ -110,12 +111,19 @@ typedef struct fp_record {
     fp_span state, old_state, unit, device_class, state_class, friendly_name, attributes, data;
     int has_duration;
     double duration;
+    int has_registry;
+    fp_span reg[ENRICH_REGISTRY_NSTRINGS], labels; /* labels.p NULL: [] */
 } fp_record;
 
-enum { E_EVENT, E_TYPE, E_EVENT_TYPE, E_DATA, E_TIME_FIRED, E_TIMESTAMP, E_ORIGIN, E_CONTEXT, E_N };
+enum { E_EVENT, E_TYPE, E_EVENT_TYPE, E_DATA, E_TIME_FIRED, E_TIMESTAMP, E_ORIGIN, E_CONTEXT, E_REGISTRY, E_N };
 static const fp_key fp_event_keys[E_N] = {FP_KEY("event"), FP_KEY("type"), FP_KEY("event_type"), FP_KEY("data"),
                                           FP_KEY("time_fired"), FP_KEY("timestamp"), FP_KEY("origin"),
-                                          FP_KEY("context")};
+                                          FP_KEY("context"), FP_KEY("homeiq_registry")};
+/* enrich_registry_strings' order, then labels */
+#define R_LABELS ENRICH_REGISTRY_NSTRINGS
+static const fp_key fp_registry_keys[ENRICH_REGISTRY_NSTRINGS + 1] = {
+    FP_KEY("area_id"), FP_KEY("area"), FP_KEY("floor_id"), FP_KEY("floor"), FP_KEY("device_id"), FP_KEY("device"),
+    FP_KEY("manufacturer"), FP_KEY("model"), FP_KEY("platform"), FP_KEY("entity_category"), FP_KEY("labels")};
 enum { D_ENTITY_ID, D_NEW_STATE, D_OLD_STATE, D_N };
 static const fp_key fp_data_keys[D_N] = {FP_KEY("entity_id"), FP_KEY("new_state"), FP_KEY("old_state")};
 enum { S_STATE, S_ENTITY_ID, S_ATTRIBUTES, S_LAST_CHANGED, S_CONTEXT, S_N };
@@ -204,6 +212,32 @@ static int fp_state_fields(const fp_obj *data, fp_record *r, fp_span *ctx_fallba
     return 0;
 }
 
+static int fp_plain_string(const char *val, size_t vlen, void *arg) {
+    int *bad = arg;
+    return *bad = val[0] != '"' || memchr(val, '\\', vlen) != NULL;
+}
+
+/* "homeiq_registry" (enrich.c enrich_registry): an object's strings, labels copied
+ * when a canonical list of plain strings; anything else that is not simply absent or
+ * null is left to jansson. 0 or 1. */
+static int fp_registry(fp_span v, fp_record *r) {
+    fp_obj o;
+    if (fp_kind(v) != FP_OBJ) return 0; /* not an object: no context (as enrich.c) */
+    if (fp_members(v, &o, fp_registry_keys, R_LABELS + 1)) return 1;
+    for (int i = 0; i < R_LABELS; i++)
+        if (fp_string_or_null(o.val[i], &r->reg[i])) return 1;
+    fp_span l = o.val[R_LABELS];
+    if (l.p && l.p[0] == '[') {
+        int bad = 0;
+        if (!fp_canonical(l) || jscan_array(l.p, l.n, fp_plain_string, &bad) != 0 || bad) return 1;
+        r->labels = l;
+    } else if (l.p && l.p[0] != 'n') {
+        return 1; /* a label list that is not a list: jansson's [] */
+    }
+    r->has_registry = 1;
+    return 0;
+}
+
 /* Fills r from the event text; 0, or 1 for anything the jansson path should judge. */
 static int fp_read(fp_span raw, fp_record *r) {
     fp_obj top, inner, data, ctx;
@@ -236,6 +270,7 @@ static int fp_read(fp_span raw, fp_record *r) {
         if (!fp_canonical(ev->val[E_DATA])) return 1;
         r->data = ev->val[E_DATA];
     }
+    if (fp_registry(ev->val[E_REGISTRY], r)) return 1;
     if (ck != FP_OBJ) c = ctx_fallback;
     if (c.p) {
         if (fp_members(c, &ctx, fp_ctx_keys, C_N) || fp_string_or_null(ctx.val[C_ID], &r->ctx_id) ||
@@ -307,6 +342,20 @@ static void fp_write(batch *b, size_t index, const fp_record *r) {
         sbuf_adds(o, "\",\"weekday\":\"");
         sbuf_adds(o, wd);
         sbuf_addc(o, '"');
+    }
+    if (r->has_registry) {
+        for (int i = 0; i < R_LABELS; i++) {
+            sbuf_adds(o, ",\"");
+            sbuf_adds(o, enrich_registry_strings[i]);
+            sbuf_adds(o, "\":");
+            if (r->reg[i].p) sbuf_add(o, r->reg[i].p, r->reg[i].n);
+            else sbuf_add(o, "null", 4);
+            if (i == ENRICH_REGISTRY_LABELS_AFTER) {
+                sbuf_adds(o, ",\"labels\":");
+                if (r->labels.p) sbuf_add(o, r->labels.p, r->labels.n);
+                else sbuf_add(o, "[]", 2);
+            }
+        }
     }
     if (!r->is_sc) fp_put(o, ",\"data\":", r->data);
     sbuf_addc(o, '}');
@@ -388,6 +437,7 @@ int fastpath_build(const char *body, size_t len, size_t max_batch, batch *b) {
         free(l.items);
         return -1;
     }
+    sbuf_reserve(&b->records, len); /* records are smaller than the events they come from: no regrowth */
     for (size_t i = 0; i < l.n; i++) {
         rc = fp_event(b, i, l.items[i]);
         if (rc != 0) {

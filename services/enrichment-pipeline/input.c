@@ -139,6 +139,8 @@ int input_parse(const json_t *raw, input_view *v, enrich_reject *rej) {
     input_time(ev, v);
     v->origin = json_object_get(ev, "origin");
     if (input_object_or_null(ev, "context", "", &v->context, rej)) return -1;
+    v->registry = json_object_get(ev, "homeiq_registry");
+    if (!json_is_object(v->registry)) v->registry = NULL; /* anything else: no context, not a reject */
 
     if (v->shape == INPUT_FLAT) return input_flat(ev, v, rej);
     return input_ha_event(ev, v, rej);

@@ -34,6 +34,7 @@ typedef struct input_view {
     const json_t *old_state_value;/* the old state value: string, or NULL (added) */
     const json_t *attributes;     /* object or NULL */
     const json_t *data;           /* the event's data object (non-state events), or NULL */
+    const json_t *registry;       /* "homeiq_registry" (websocket-ingestion's registry.c) when an object, or NULL */
 } input_view;
 
 /* Fills *v from `raw`. 0, or -1 with *rej set (not an object, no event_type,

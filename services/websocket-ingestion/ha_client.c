@@ -39,8 +39,8 @@ struct ha_client {
     struct event *reconnect_ev, *ping_ev, *pong_ev;
     ha_client_stats st;
 
-    ha_hook_fn on_subscribed, on_lost; /* backfill's hooks */
-    void *hook_arg;
+    struct { ha_hook_fn on_subscribed, on_lost; void *arg; } hooks[HA_MAX_HOOKS]; /* backfill's, registry's */
+    int nhooks;
     struct { long long id; ha_result_fn cb; void *arg; } pend[HA_MAX_PENDING];
     int npend;
 };
@@ -115,7 +115,8 @@ static void ha_drop(ha_client *c, const char *why) {
         c->npend--;
         c->pend[c->npend].cb(NULL, 0, c->pend[c->npend].arg);
     }
-    if (c->on_lost) c->on_lost(c->hook_arg);
+    for (int i = 0; i < c->nhooks; i++)
+        if (c->hooks[i].on_lost) c->hooks[i].on_lost(c->hooks[i].arg);
     if (was == HA_AUTH_INVALID) {
         if (c->o.auth_retry_ms > 0) {
             log_error("home assistant: not retrying for %ld s (auth_invalid: fix HOME_ASSISTANT_TOKEN)",
@@ -230,7 +231,8 @@ static void ha_handle_result(ha_client *c, json_t *m, long long id) {
             c->st.subscribed_since_us = service_now_us();
             log_info("home assistant: subscribed (%d subscription(s), HA %s)", c->ntypes,
                      c->st.ha_version[0] ? c->st.ha_version : "?");
-            if (c->on_subscribed) c->on_subscribed(c->hook_arg);
+            for (int h = 0; h < c->nhooks && c->state == HA_SUBSCRIBED; h++)
+                if (c->hooks[h].on_subscribed) c->hooks[h].on_subscribed(c->hooks[h].arg);
         }
         return;
     }
@@ -449,9 +451,11 @@ int ha_client_new(struct event_base *base, const ha_client_opts *o, ha_event_fn 
 void ha_client_start(ha_client *c) { ha_connect(c); }
 
 void ha_client_set_hooks(ha_client *c, ha_hook_fn on_subscribed, ha_hook_fn on_lost, void *arg) {
-    c->on_subscribed = on_subscribed;
-    c->on_lost = on_lost;
-    c->hook_arg = arg;
+    if (c->nhooks == HA_MAX_HOOKS) return;
+    c->hooks[c->nhooks].on_subscribed = on_subscribed;
+    c->hooks[c->nhooks].on_lost = on_lost;
+    c->hooks[c->nhooks].arg = arg;
+    c->nhooks++;
 }
 
 long long ha_client_request(ha_client *c, json_t *msg, ha_result_fn cb, void *arg) {

@@ -89,9 +89,11 @@ const char *ha_state_name(ha_state s);
 /* Closes the connection (close frame is not waited for) and frees. NULL is fine. */
 void ha_client_free(ha_client *c);
 
-/* ---- hooks for other stages (backfill.c) ------------------------------------------
+/* ---- hooks for other stages (backfill.c, registry.c) --------------------------------
  * on_subscribed runs each time every subscription was confirmed (first connect,
- * reconnect, HA restart); on_lost each time a connection ends. */
+ * reconnect, HA restart); on_lost each time a connection ends. Each call adds one
+ * stage's pair (at most HA_MAX_HOOKS), run in the order they were added. */
+#define HA_MAX_HOOKS 4
 typedef void (*ha_hook_fn)(void *arg);
 void ha_client_set_hooks(ha_client *c, ha_hook_fn on_subscribed, ha_hook_fn on_lost, void *arg);
 

@@ -19,6 +19,7 @@
 #include "httpd.h"
 #include "hwm.h"
 #include "metrics.h"
+#include "registry.h"
 #include "service.h"
 #include "spool.h"
 
@@ -33,6 +34,7 @@ typedef struct ingest {
     ha_client *ha;              /* NULL in forward-only mode (HOME_ASSISTANT_URL=none) */
     hwm *hw;                    /* high-water mark of this HA instance (NULL without HA) */
     backfill *bf;               /* history backfill after each subscribe (NULL without HA) */
+    registry *reg;              /* area/device/label context on each event (NULL: REGISTRY=0 or no HA) */
     httpd *hd;
 
     char ha_url[1024];          /* ws(s) URL, for /health (no secrets in it) */

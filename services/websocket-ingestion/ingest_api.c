@@ -88,6 +88,7 @@ static void ingest_health(struct evhttp_request *req, void *arg) {
         "batches_ok", (json_int_t)fs.batches_ok, "batches_failed", (json_int_t)fs.batches_failed, "last_ok",
         ingest_time_json(fs.last_ok_us), "last_error", fs.last_error);
     json_object_set_new(body, "backfill", bfj);
+    if (in->reg) json_object_set_new(body, "registry", registry_health(in->reg));
     httpd_reply_json(req, healthy ? 200 : 503, body);
 }
 

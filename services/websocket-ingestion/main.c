@@ -63,6 +63,9 @@ static const config_var ingest_vars[] = {
     CONFIG_INT("BACKFILL_INTERVAL_MS", "100", 0, 600000, "pause between history requests (rate limit)"),
     CONFIG_INT("BACKFILL_TIMEOUT_S", "120", 1, 3600, "a history request not answered in time is sent again"),
     CONFIG_INT("BACKFILL_DELAY_S", "6", 0, 3600, "wait after subscribing before reading history (HA's recorder commits every 5 s)"),
+    CONFIG_BOOL("REGISTRY", "1", "read HA's entity/device/area/floor/label registries and put each event's context on it"),
+    CONFIG_INT("REGISTRY_DEBOUNCE_MS", "100", 0, 60000, "after a *_registry_updated event, wait this long for more before reloading"),
+    CONFIG_INT("REGISTRY_HOLD_MAX_MS", "10000", 1, 600000, "longest an event waits for a registry reload (then it goes with the context known)"),
     AUTH_CONFIG_VARS,
     HTTPD_CONFIG_VARS,
     CONFIG_END,
@@ -72,7 +75,8 @@ typedef struct ingest_cfg {
     long long port, ping_s, pong_s, rmin_ms, rmax_s, auth_retry_s, max_msg, spool_max, seg_bytes, fsync_ms;
     long long batch_max, batch_bytes, linger_ms, inflight, timeout_ms, retry_min, retry_max, unhealthy_s, max_body;
     long long bf_max_age, bf_overlap, bf_window, bf_chunk, bf_interval, bf_timeout, bf_delay;
-    int insecure, backfill;
+    long long reg_debounce, reg_hold;
+    int insecure, backfill, registry;
 } ingest_cfg;
 
 static int ingest_read_numbers(ingest_cfg *c) {
@@ -105,6 +109,9 @@ static int ingest_read_numbers(ingest_cfg *c) {
     bad |= config_int(ingest_vars, "BACKFILL_INTERVAL_MS", &c->bf_interval);
     bad |= config_int(ingest_vars, "BACKFILL_TIMEOUT_S", &c->bf_timeout);
     bad |= config_int(ingest_vars, "BACKFILL_DELAY_S", &c->bf_delay);
+    bad |= config_flag(ingest_vars, "REGISTRY", &c->registry);
+    bad |= config_int(ingest_vars, "REGISTRY_DEBOUNCE_MS", &c->reg_debounce);
+    bad |= config_int(ingest_vars, "REGISTRY_HOLD_MAX_MS", &c->reg_hold);
     return bad ? -1 : 0;
 }
 
@@ -156,11 +163,9 @@ static int ingest_spool_event(ingest *in, const char *json, size_t len) {
     return rc;
 }
 
-static void ingest_on_ha_event(const char *json, size_t len, void *arg) {
+/* An HA event, with its registry context when there is one (registry.c), to the spool. */
+static void ingest_spool_ha_event(const char *json, size_t len, void *arg) {
     ingest *in = arg;
-    in->events_received++;
-    in->last_event_us = service_now_us();
-    metrics_add(in->m_received, 1);
     int rc = ingest_spool_event(in, json, len);
     if (rc == 0) return;
     in->events_dropped++;
@@ -173,6 +178,15 @@ static void ingest_on_ha_event(const char *json, size_t len, void *arg) {
         metrics_add(in->m_dropped_big, 1);
         log_error("event of %zu bytes cannot be spooled; dropped", len);
     }
+}
+
+static void ingest_on_ha_event(const char *json, size_t len, void *arg) {
+    ingest *in = arg;
+    in->events_received++;
+    in->last_event_us = service_now_us();
+    metrics_add(in->m_received, 1);
+    if (in->reg) registry_on_event(in->reg, json, len);
+    else ingest_spool_ha_event(json, len, in);
 }
 
 static void ingest_on_written(void *arg) {
@@ -206,8 +220,11 @@ static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url, con
         free(token);
         return -1;
     }
+    const char *types = config_text(ingest_vars, "HOME_ASSISTANT_EVENT_TYPES");
+    char types_all[4096]; /* the registries' update events are subscribed too (unless "*" has them) */
+    snprintf(types_all, sizeof types_all, "%s%s%s", types, c->registry ? "," : "", c->registry ? REGISTRY_EVENT_TYPES : "");
     ha_client_opts o = {
-        .url = in->ha_url, .token = token, .event_types = config_text(ingest_vars, "HOME_ASSISTANT_EVENT_TYPES"),
+        .url = in->ha_url, .token = token, .event_types = types_all,
         .ca_file = config_text(ingest_vars, "HOME_ASSISTANT_CA_FILE"), .insecure = c->insecure,
         .ping_interval_ms = (long)c->ping_s * 1000, .pong_timeout_ms = (long)c->pong_s * 1000,
         .reconnect_min_ms = (long)c->rmin_ms, .reconnect_max_ms = (long)c->rmax_s * 1000,
@@ -229,6 +246,8 @@ static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url, con
         .import_path = import_path,
     };
     if (backfill_new(in->base, &bo, in->ha, in->sp, in->hw, &in->bf) != 0) return -1;
+    registry_opts ro = {.debounce_ms = (long)c->reg_debounce, .hold_max_ms = (long)c->reg_hold};
+    if (c->registry && registry_new(in->base, &ro, in->ha, ingest_spool_ha_event, in, &in->reg) != 0) return -1;
     backfill_metrics(in->bf);
     log_info("home assistant: %s, event types %s, backfill %s", in->ha_url,
              config_text(ingest_vars, "HOME_ASSISTANT_EVENT_TYPES"), c->backfill ? "on" : "off");
@@ -293,6 +312,7 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
 
 static void ingest_teardown(ingest *in) {
     ha_client_free(in->ha);
+    registry_free(in->reg);           /* held events go to the spool before it is synced */
     backfill_free(in->bf);
     int answering = in->answered_at_stop || in->pending_head != NULL;
     if (in->sp) spool_sync(in->sp); /* answers 200 for what this made durable */

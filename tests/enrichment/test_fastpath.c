@@ -299,6 +299,38 @@ static const char *pick_time(void) {
     return t;
 }
 
+/* websocket-ingestion's registry context (issue 11), in its forms; returns 1 when the
+ * fast path must leave the event to jansson. */
+static int gen_registry(sbuf *o) {
+    static const char *const labels[] = {"[]", "[\"battery\"]", "[\"battery\",\"energy\"]", "null"};
+    static const char *const areas[] = {"\"kitchen\"", "null", "\"k\xc3\xbc" "che\"", "\"living_room\""};
+    unsigned c = rnd(12);
+    if (clean && c >= 9) c = 5;
+    switch (c) {
+    case 5:
+        sbuf_printf(o, ",\"homeiq_registry\":{\"area_id\":%s,\"area\":\"Kitchen\",\"floor_id\":\"ground_floor\","
+                       "\"floor\":\"Ground floor\",\"device_id\":\"6f7d2f60bded8b9f\",\"device\":\"Kitchen climate\","
+                       "\"manufacturer\":\"Aqara\",\"model\":\"WSDCGQ11LM\",\"labels\":%s,\"platform\":\"zha\","
+                       "\"entity_category\":%s}",
+                    PICK(areas), PICK(labels), rnd(2) ? "null" : "\"diagnostic\"");
+        return 0;
+    case 6: /* members missing, others null: nulls and [] */
+        sbuf_printf(o, ",\"homeiq_registry\":{\"platform\":\"person\",\"area_id\":null%s}",
+                    rnd(2) ? ",\"labels\":[\"x\"]" : "");
+        return 0;
+    case 7: /* unknown members are ignored */
+        sbuf_adds(o, ",\"homeiq_registry\":{\"area_id\":\"garden\",\"x\":{\"y\":[1,2]},\"labels\":null,\"model\":7}");
+        return 0;
+    case 8: /* not an object: no context */
+        sbuf_adds(o, rnd(2) ? ",\"homeiq_registry\":null" : ",\"homeiq_registry\":\"kitchen\"");
+        return 0;
+    case 9: sbuf_adds(o, ",\"homeiq_registry\":{\"area\":\"K\\u00fcche\",\"labels\":[]}"); return 1;
+    case 10: sbuf_adds(o, ",\"homeiq_registry\":{\"area\":\"Kitchen\",\"labels\":[\"a\",1]}"); return 1;
+    case 11: sbuf_adds(o, ",\"homeiq_registry\":{\"labels\":\"battery\"}"); return 1;
+    default: return 0;
+    }
+}
+
 /* One generated event; returns EXPECT_FAST or EXPECT_SLOW; *is_sc for respace(). */
 static int gen_event(sbuf *o, unsigned i, int *is_sc) {
     char entity[128];
@@ -409,6 +441,7 @@ static int gen_event(sbuf *o, unsigned i, int *is_sc) {
                     PICK(ctx_ids));
     }
     if (!clean && rnd(80) == 0) sbuf_adds(o, ",\"origin\":\"REMOTE\""), slow |= has_origin; /* repeated key */
+    slow |= gen_registry(o);
     sbuf_addc(o, '}');
     if (envelope) sbuf_addc(o, '}');
     return slow ? EXPECT_SLOW : EXPECT_FAST;
@@ -472,6 +505,8 @@ static int respace(sbuf *o, const char *in, size_t n, int is_sc, int inside_copi
         int copied = is_sc ? depth >= base + 3 && strcmp(keys[base], "data") == 0 &&
                                  strcmp(keys[base + 1], "new_state") == 0 && strcmp(keys[base + 2], "attributes") == 0
                            : depth >= base + 1 && strcmp(keys[base], "data") == 0;
+        /* the registry's label list is copied verbatim too */
+        copied |= depth >= base + 2 && strcmp(keys[base], "homeiq_registry") == 0 && strcmp(keys[base + 1], "labels") == 0;
         if (copied && !inside_copied) continue;
         if (rnd(3) == 0) continue; /* not after every one */
         /* before the ':' / ',' too, sometimes: move it after the whitespace */

@@ -112,7 +112,8 @@ start_ing good HOME_ASSISTANT_URL=http://127.0.0.1:$SIM_PORT HOME_ASSISTANT_TOKE
 check "token file: healthy (authenticated + subscribed)" wait_healthy "http://127.0.0.1:$ING_PORT/health" 10
 check "events are received" bash -c "sleep 2; [ \$(curl -s http://127.0.0.1:$ING_PORT/health | jq .events.received) -gt 0 ]"
 check "events are spooled (depth > 0, downstream down)" bash -c "[ \$(curl -s http://127.0.0.1:$ING_PORT/health | jq .spool.depth) -gt 0 ]"
-check_eq "one subscription" 1 "$(sim_stat subscriptions)"
+# REGISTRY=1 (default) adds one subscription per *_registry_updated event type (five)
+check_eq "one subscription (+5 registry updates)" 6 "$(sim_stat subscriptions)"
 check "the token is not in the debug log" bash -c "! grep -q -- '$TOKEN' '$TEST_TMP/good.log'"
 check "/metrics serves ingestion counters" bash -c \
   "curl -s http://127.0.0.1:$ING_PORT/metrics | grep -q '^homeiq_ingestion_events_received_total [1-9]'"
@@ -122,21 +123,21 @@ check "token file: exits cleanly" stop_pid "$ING_PID"
 start_ing multi HOME_ASSISTANT_URL=ws://127.0.0.1:$SIM_PORT/api/websocket HOME_ASSISTANT_TOKEN="$TOKEN" \
   HOME_ASSISTANT_EVENT_TYPES="state_changed, call_service" HA_PING_INTERVAL_S=1 HA_PONG_TIMEOUT_S=1
 check "ws:// URL: healthy" wait_healthy "http://127.0.0.1:$ING_PORT/health" 10
-check_eq "two event types: two subscriptions" 2 "$(sim_stat subscriptions)"
+check_eq "two event types: two subscriptions (+5 registry updates)" 7 "$(sim_stat subscriptions)"
 
 kill -STOP "$SIM_PID"
 check "HA frozen: no pong -> 503 connecting" wait_reason "$ING_PORT" connecting 8
 check "pong timeout is logged" grep -q "no pong within" "$TEST_TMP/multi.log"
 kill -CONT "$SIM_PID"
 check "HA answers again: healthy" wait_healthy "http://127.0.0.1:$ING_PORT/health" 15
-check_eq "resubscribed exactly once per event type" 2 "$(sim_stat subscriptions)"
+check_eq "resubscribed exactly once per event type" 7 "$(sim_stat subscriptions)"
 
 kill -TERM "$SIM_PID"; wait "$SIM_PID" 2>/dev/null
 check "HA gone: 503 connecting" wait_reason "$ING_PORT" connecting 5
 sleep 3   # several failed reconnects
 start_sim sim2
 check "HA back: reconnected and healthy" wait_healthy "http://127.0.0.1:$ING_PORT/health" 15
-check_eq "one connection's worth of subscriptions" 2 "$(sim_stat subscriptions)"
+check_eq "one connection's worth of subscriptions" 7 "$(sim_stat subscriptions)"
 check "ingestion exits cleanly" stop_pid "$ING_PID"
 check "simulator exits cleanly" stop_pid "$SIM_PID"
 finish

@@ -513,6 +513,28 @@ static void test_tags_ignore_precision(void **st) {
     ha_point_config_free(&c);
 }
 
+/* INFLUXDB_REGISTRY_TAGS (issue 11): the record's registry fields as tags, labels as ",a,b,"; null,
+ * empty or absent fields write no tag; without the option nothing changes. */
+static void test_registry_tags(void **st) {
+    (void)st;
+    ha_point_config c = {0};
+    const char *rec = "{\"entity_id\":\"sensor.kitchen_temp\",\"state\":\"21.0\",\"attributes\":{},"
+                      "\"area_id\":\"kitchen\",\"area\":\"Kitchen\",\"floor_id\":null,\"device\":\"\","
+                      "\"labels\":[\"battery\",\"energy\"],\"platform\":\"zha\"}";
+    EXPECT_POINT(&c, rec, T0, "sensor.kitchen_temp,domain=sensor,entity_id=kitchen_temp value=21.0 1749890000218734000");
+    ha_strlist_add(&c.registry_tags, "area_id");
+    ha_strlist_add(&c.registry_tags, "floor_id");
+    ha_strlist_add(&c.registry_tags, "device");
+    ha_strlist_add(&c.registry_tags, "labels");
+    ha_strlist_add(&c.registry_tags, "area");
+    EXPECT_POINT(&c, rec, T0,
+                 "sensor.kitchen_temp,area=Kitchen,area_id=kitchen,domain=sensor,entity_id=kitchen_temp,"
+                 "labels=\\,battery\\,energy\\, value=21.0 1749890000218734000");
+    ha_point_config_free(&c);
+    assert_true(ha_point_registry_tag_ok("floor_id"));
+    assert_false(ha_point_registry_tag_ok("friendly_name"));
+}
+
 /* ---- configuration.yaml ----------------------------------------------------- */
 
 static char yaml_dir[64];
@@ -650,6 +672,7 @@ int main(void) {
         cmocka_unit_test(test_golden_awkward_attributes),
         cmocka_unit_test(test_measurement_rules),
         cmocka_unit_test(test_tags_ignore_precision),
+        cmocka_unit_test(test_registry_tags),
         cmocka_unit_test(test_config_yaml),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

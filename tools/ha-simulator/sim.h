@@ -170,6 +170,10 @@ struct sim {
     /* lists */
     sim_client *clients;
     sim_http_conn *http_conns;
+    /* registries (sim_registry.c): HA-shaped entries, changed by POST /api/sim/registry/... */
+    json_t *reg_floors, *reg_areas, *reg_labels, *reg_devices, *reg_entities;
+    int reg_mode;                   /* SIM_REG_FULL / _OLD (no floors, labels) / _USER (non-admin) */
+    long long reg_calls, reg_changes;
     simbuf ev;                        /* scratch: event body */
     simbuf tmp;                       /* scratch */
 };
@@ -187,6 +191,19 @@ int house_inject(sim *s, const char *event, size_t len);
 void house_states_json(sim *s, simbuf *out);
 void house_rebuild_state(sim *s, sim_entity *e);  /* e->cur.state_json from its fields */
 void house_entities_snapshot(sim *s, const sim_sub *sub, simbuf *out);
+
+/* Fires an event (`data`: its data object's JSON text) to the subscriptions of its type,
+ * in order after what is queued; not counted as a generated state change. */
+void house_fire(sim *s, const char *event_type, const char *data);
+void house_flush(sim *s);           /* sends the queued (coalesced) events now */
+
+/* sim_registry.c: the five config/..._registry/list commands, and changes firing ..._registry_updated */
+enum { SIM_REG_FULL = 0, SIM_REG_OLD, SIM_REG_USER };
+int reg_load(sim *s, json_t *root);                /* the scenario's "registry" section; 0/-1 */
+void reg_free(sim *s);
+struct sim_client;
+void reg_command(struct sim_client *c, long long id, json_t *m);
+int reg_control(sim *s, const char *what, simbuf *out); /* HTTP status, body in out */
 
 /* sim_history.c: the recorder and history/history_during_period */
 int hist_load(sim *s, const char *path);          /* replays a history file (HA restart); 0/-1 */

@@ -180,6 +180,10 @@ int house_load(sim *s, const char *path)
     snprintf(s->user_id, sizeof s->user_id, "%s", uid && strlen(uid) == 32 ? uid : "9d7c2f1a4b8e4c3d9a6f0e1b2c3d4e5f");
     s->config_json = make_config(root);
     s->services_json = json_loads(SERVICES_JSON, 0, NULL);
+    if (reg_load(s, root) != 0) {
+        json_decref(root);
+        return -1;
+    }
     json_decref(root);
     if (!s->config_json || !s->services_json) return -1;
 
@@ -191,6 +195,7 @@ int house_load(sim *s, const char *path)
 
 void house_free(sim *s)
 {
+    reg_free(s);
     for (size_t i = 0; i < s->nentities; i++) {
         sim_entity *e = &s->entities[i];
         free(e->entity_id);
@@ -725,6 +730,20 @@ static void house_step(sim *s, sim_entity *e)
 }
 
 /* ---- generation loop --------------------------------------------------------- */
+
+void house_flush(sim *s) { flush_batches(s); }
+
+void house_fire(sim *s, const char *event_type, const char *data)
+{
+    long long ts = next_ts(s);
+    char tf[40], ctx[27];
+    sim_isotime(ts, tf);
+    sim_ulid(ts, ctx);
+    begin_event(s, event_type);
+    simbuf_adds(&s->ev, data);
+    end_event(s, tf, ctx, NULL, 0);
+    dispatch(s, event_type, NULL);
+}
 
 int house_inject(sim *s, const char *event, size_t len)
 {

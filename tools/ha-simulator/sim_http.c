@@ -54,7 +54,7 @@ void sim_stats_json(sim *s, simbuf *out)
                 "\"paused\":%s,\"generating\":%s,\"count_reached\":%s,\"mode\":\"%s\",\"rate\":%lld,\"count\":%lld,"
                 "\"connections_total\":%lld,\"drops\":%lld,\"pending_bytes\":%zu,\"entities\":%zu,"
                 "\"always_on\":%s,\"history\":%s,\"history_calls\":%lld,\"history_rows\":%lld,"
-                "\"history_fail\":%lld,\"history_purged\":%lld}",
+                "\"history_fail\":%lld,\"history_purged\":%lld,\"registry_calls\":%lld,\"registry_changes\":%lld}",
                 s->sent, s->deliveries, s->generated, clients, authed, proto_subscribed_clients(s),
                 proto_subscriptions(s), s->paused_backpressure, s->backpressure ? "true" : "false",
                 s->paused ? "true" : "false", house_generating(s) ? "true" : "false",
@@ -62,7 +62,7 @@ void sim_stats_json(sim *s, simbuf *out)
                 s->load_mode ? "load" : "house",
                 s->rate, s->count, s->connections_total, s->drops, pending, s->nentities,
                 s->always_on ? "true" : "false", s->history_on ? "true" : "false", s->history_calls,
-                s->history_rows, s->history_fail, s->history_purged);
+                s->history_rows, s->history_fail, s->history_purged, s->reg_calls, s->reg_changes);
 }
 
 static void http_write_cb(struct bufferevent *bev, void *arg)
@@ -206,6 +206,9 @@ static void route(sim_http_conn *h, const char *method, const char *path, char *
         simbuf_printf(&b, "{\"history\":%s,\"history_fail\":%lld}", s->history_on ? "true" : "false",
                     s->history_fail);
         json_reply(h, 200, "OK", &b);
+    } else if (!strncmp(path, "/api/sim/registry/", 18) && post) {
+        int status = reg_control(s, path + 18, &b);
+        json_reply(h, status, status == 200 ? "OK" : status == 400 ? "Bad Request" : "Not Found", &b);
     } else if (strcmp(path, "/api/sim/inject") == 0 && post) {
         /* The body, byte for byte, as the "event" of an event message to every
          * events subscription: how a test plays an HA that sends odd JSON. */

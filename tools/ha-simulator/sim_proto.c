@@ -410,6 +410,11 @@ static const command COMMANDS[] = {
     {"get_config", cmd_get_config, 1},
     {"get_services", cmd_get_services, 1},
     {"history/history_during_period", hist_command, 0},
+    {"config/entity_registry/list", reg_command, 1},
+    {"config/device_registry/list", reg_command, 1},
+    {"config/area_registry/list", reg_command, 1},
+    {"config/floor_registry/list", reg_command, 1},
+    {"config/label_registry/list", reg_command, 1},
     {NULL, NULL, 0},
 };
 

@@ -26,6 +26,7 @@
 
 typedef struct ctl_events_opts {
     const char *entity_id, *domain, *event_type, *start, *end;
+    const char *area, *floor, *device, *label, *platform; /* HA registry ids (issue 11) */
     const char *limit, *offset;
     int as_json, follow;
     long interval_ms;
@@ -39,6 +40,11 @@ static char *ctl_events_path(const ctl_events_opts *o, const char *start, const 
     if (o->entity_id) rc |= ctl_query_add(&qs, "entity_id", o->entity_id);
     if (o->domain) rc |= ctl_query_add(&qs, "domain", o->domain);
     if (o->event_type) rc |= ctl_query_add(&qs, "event_type", o->event_type);
+    if (o->area) rc |= ctl_query_add(&qs, "area", o->area);
+    if (o->floor) rc |= ctl_query_add(&qs, "floor", o->floor);
+    if (o->device) rc |= ctl_query_add(&qs, "device", o->device);
+    if (o->label) rc |= ctl_query_add(&qs, "label", o->label);
+    if (o->platform) rc |= ctl_query_add(&qs, "platform", o->platform);
     if (start ? start : o->start) rc |= ctl_query_add(&qs, "start", start ? start : o->start);
     if (o->end) rc |= ctl_query_add(&qs, "end", o->end);
     if (limit) rc |= ctl_query_add(&qs, "limit", limit);
@@ -229,13 +235,15 @@ static void ctl_events_usage(FILE *out) {
     fprintf(out,
             "usage: homeiqctl events [--limit N] [--offset N] [--entity-id ID] [--domain D]\n"
             "                        [--event-type T] [--start TIME] [--end TIME] [--json]\n"
+            "                        [--area ID] [--floor ID] [--device ID] [--label ID] [--platform P]\n"
             "                        [-f|--follow] [--interval DURATION]\n"
             "  Queries data-storage's GET /api/v1/events (times are RFC 3339, start inclusive, end\n"
             "  exclusive). Prints a table, newest first (--limit default 20, at most 10000).\n"
             "  --json prints the answer as served: {\"events\":[...],\"count\":N}.\n"
             "  -f/--follow prints the last --limit (default 10) events, then polls every --interval\n"
             "  (default 1s) and prints new events oldest first until Ctrl-C; with --json one JSON\n"
-            "  object per line. URL: DATA_STORAGE_URL (see homeiqctl --help).\n");
+            "  object per line. --area/--floor/--device/--label/--platform take HA's registry ids\n"
+            "  (--area kitchen). URL: DATA_STORAGE_URL (see homeiqctl --help).\n");
 }
 
 int ctl_cmd_events(int argc, char **argv) {
@@ -245,12 +253,15 @@ int ctl_cmd_events(int argc, char **argv) {
         {"event-type", required_argument, NULL, 't'}, {"start", required_argument, NULL, 's'},
         {"end", required_argument, NULL, 'E'},        {"json", no_argument, NULL, 'j'},
         {"follow", no_argument, NULL, 'f'},           {"interval", required_argument, NULL, 'i'},
+        {"area", required_argument, NULL, 'A'},       {"floor", required_argument, NULL, 'F'},
+        {"device", required_argument, NULL, 'D'},     {"label", required_argument, NULL, 'L'},
+        {"platform", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
     ctl_events_opts o = {.interval_ms = 1000};
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "l:o:e:d:t:s:E:jfi:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:o:e:d:t:s:E:jfi:hA:F:D:L:P:", opts, NULL)) != -1) {
         switch (c) {
         case 'l': o.limit = optarg; break;
         case 'o': o.offset = optarg; break;
@@ -260,6 +271,11 @@ int ctl_cmd_events(int argc, char **argv) {
         case 's': o.start = optarg; break;
         case 'E': o.end = optarg; break;
         case 'j': o.as_json = 1; break;
+        case 'A': o.area = optarg; break;
+        case 'F': o.floor = optarg; break;
+        case 'D': o.device = optarg; break;
+        case 'L': o.label = optarg; break;
+        case 'P': o.platform = optarg; break;
         case 'f': o.follow = 1; break;
         case 'i':
             if (ctl_parse_duration_ms(optarg, &o.interval_ms) == 0 && o.interval_ms > 0) break;

@@ -1,0 +1,218 @@
+/* store_sqlite_registry.c -- see store_sqlite_registry.h. */
+#include "store_sqlite_registry.h"
+
+#include "event.h"
+#include "json_scan.h"
+#include "json_text.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The record's context members, in record order (docs/EVENTS.md section 3). */
+enum { K_AREA_ID, K_AREA, K_FLOOR_ID, K_FLOOR, K_DEVICE_ID, K_DEVICE, K_MANUFACTURER, K_MODEL, K_LABELS,
+       K_PLATFORM, K_CATEGORY, K_N };
+static const char *const sqr_keys[K_N] = {"area_id", "area", "floor_id", "floor", "device_id", "device",
+                                          "manufacturer", "model", "labels", "platform", "entity_category"};
+static const int sqr_col_key[SQR_COLUMNS] = {K_AREA_ID, K_FLOOR_ID, K_DEVICE_ID, K_PLATFORM};
+
+typedef struct sqr_spans {
+    const char *v[K_N];
+    size_t n[K_N];
+    int found;
+} sqr_spans;
+
+static int sqr_member(const char *k, size_t kl, const char *v, size_t vl, void *arg) {
+    sqr_spans *s = arg;
+    for (int i = 0; i < K_N; i++) {
+        if (strlen(sqr_keys[i]) != kl || memcmp(sqr_keys[i], k, kl) != 0) continue;
+        if (!s->v[i]) s->found++;
+        s->v[i] = v, s->n[i] = vl;
+        break;
+    }
+    return 0;
+}
+
+/* A JSON string's text: in place without escapes, else decoded into an owned copy. */
+static int sqr_string(sqr_fields *f, const char *v, size_t vl, sqr_text *out) {
+    out->p = NULL;
+    if (vl < 2 || v[0] != '"') return 0; /* null or not a string */
+    if (!memchr(v, '\\', vl)) {
+        out->p = v + 1, out->n = (int)(vl - 2);
+        return 0;
+    }
+    json_error_t e;
+    json_t *j = json_loadb(v, vl, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    if (json_is_string(j) && f->nowned < SQR_COLUMNS + SQR_MAX_LABELS) {
+        size_t n = json_string_length(j);
+        char *c = malloc(n + 1);
+        if (!c) {
+            json_decref(j);
+            return -1;
+        }
+        memcpy(c, json_string_value(j), n + 1);
+        f->owned[f->nowned++] = c;
+        out->p = c, out->n = (int)n;
+    }
+    json_decref(j);
+    return 0;
+}
+
+typedef struct sqr_label_walk {
+    sqr_fields *f;
+    int failed;
+} sqr_label_walk;
+
+static int sqr_label(const char *v, size_t vl, void *arg) {
+    sqr_label_walk *w = arg;
+    if (w->f->nlabels == SQR_MAX_LABELS) return 1;
+    sqr_text t;
+    if (sqr_string(w->f, v, vl, &t) != 0) return w->failed = 1;
+    if (t.p) w->f->label[w->f->nlabels++] = t;
+    return 0;
+}
+
+static int sqr_item(sqr_fields *f, const store_item *it) {
+    sbuf_init(&f->context);
+    if (!it->json) return 0;
+    sqr_spans s = {0};
+    jscan_object_trusted(it->json, it->json_len, sqr_member, &s);
+    if (!s.v[K_AREA_ID] && !s.v[K_DEVICE_ID] && !s.v[K_PLATFORM] && !s.v[K_LABELS]) return 0;
+    f->has = 1;
+    for (int c = 0; c < SQR_COLUMNS; c++)
+        if (s.v[sqr_col_key[c]] && sqr_string(f, s.v[sqr_col_key[c]], s.n[sqr_col_key[c]], &f->col[c]) != 0) return -1;
+    if (s.v[K_LABELS] && s.v[K_LABELS][0] == '[') {
+        sqr_label_walk w = {f, 0};
+        jscan_array(s.v[K_LABELS], s.n[K_LABELS], sqr_label, &w);
+        if (w.failed) return -1;
+    }
+    for (int k = 0; k < K_N; k++) {
+        sbuf_adds(&f->context, k ? ",\"" : "{\"");
+        sbuf_adds(&f->context, sqr_keys[k]);
+        sbuf_adds(&f->context, "\":");
+        if (s.v[k]) sbuf_add(&f->context, s.v[k], s.n[k]);
+        else sbuf_adds(&f->context, k == K_LABELS ? "[]" : "null");
+    }
+    sbuf_addc(&f->context, '}');
+    return sbuf_failed(&f->context) ? -1 : 0;
+}
+
+int sqr_prepare(store_sqlite_registry *m, const store_batch *b) {
+    m->n = b->nitems;
+    m->f = b->nitems ? calloc(b->nitems, sizeof *m->f) : NULL;
+    if (b->nitems && !m->f) return -1;
+    for (size_t i = 0; i < b->nitems; i++)
+        if (b->items[i].status == STORE_ITEM_PENDING && sqr_item(&m->f[i], &b->items[i]) != 0) return -1;
+    return 0;
+}
+
+void sqr_bind(const store_sqlite_registry *m, size_t i, sqlite3_stmt *st, int col) {
+    const sqr_fields *f = &m->f[i];
+    for (int c = 0; c < SQR_COLUMNS; c++) {
+        if (f->has && f->col[c].p) sqlite3_bind_text(st, col + c, f->col[c].p, f->col[c].n, SQLITE_STATIC);
+        else sqlite3_bind_null(st, col + c);
+    }
+}
+
+int sqr_insert_labels(const store_sqlite_registry *m, size_t i, sqlite3_stmt *ins, int64_t rowid, int64_t time_us) {
+    const sqr_fields *f = &m->f[i];
+    for (int l = 0; l < f->nlabels; l++) {
+        sqlite3_bind_text(ins, 1, f->label[l].p, f->label[l].n, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 2, time_us);
+        sqlite3_bind_int64(ins, 3, rowid);
+        int rc = sqlite3_step(ins);
+        sqlite3_reset(ins);
+        if (rc != SQLITE_DONE) return -1;
+    }
+    return 0;
+}
+
+static int sqr_upsert(sqlite3_stmt *upsert, const store_item *it, const sqr_fields *f) {
+    sqlite3_bind_text(upsert, 1, it->entity_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(upsert, 2, it->time_us);
+    sqlite3_bind_text(upsert, 3, f->context.data, (int)f->context.len, SQLITE_STATIC);
+    int rc = sqlite3_step(upsert);
+    sqlite3_reset(upsert);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int sqr_counts(const store_item *it, const sqr_fields *f) {
+    return f->has && it->entity_id && (it->status == STORE_ITEM_STORED || it->status == STORE_ITEM_DUPLICATE);
+}
+
+/* Forward: each change of an entity's context within the batch (so "since" is the first
+ * event with the new context, e.g. the registry update itself); then the newest item of
+ * each entity (last_seen), unless that was just written. */
+int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sqlite3_stmt *upsert) {
+    json_t *last = json_object(); /* entity_id -> index of the item last written */
+    if (!last) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < b->nitems && rc == 0; i++) {
+        const store_item *it = &b->items[i];
+        const sqr_fields *f = &m->f[i];
+        if (!sqr_counts(it, f)) continue;
+        json_t *prev = json_object_get(last, it->entity_id);
+        const sqr_fields *pf = prev ? &m->f[json_integer_value(prev)] : NULL;
+        if (pf && pf->context.len == f->context.len && !memcmp(pf->context.data, f->context.data, f->context.len))
+            continue;
+        rc = sqr_upsert(upsert, it, f);
+        json_object_set_new(last, it->entity_id, json_integer((json_int_t)i));
+    }
+    json_t *done = json_object();
+    for (size_t i = b->nitems; i-- > 0 && rc == 0 && done;) {
+        const store_item *it = &b->items[i];
+        if (!sqr_counts(it, &m->f[i]) || json_object_get(done, it->entity_id)) continue;
+        json_object_set_new(done, it->entity_id, json_true());
+        if (json_integer_value(json_object_get(last, it->entity_id)) != (json_int_t)i) rc = sqr_upsert(upsert, it, &m->f[i]);
+    }
+    if (!done) rc = -1;
+    json_decref(done);
+    json_decref(last);
+    return rc;
+}
+
+void sqr_free(store_sqlite_registry *m) {
+    for (size_t i = 0; i < m->n; i++) {
+        for (int k = 0; k < m->f[i].nowned; k++) free(m->f[i].owned[k]);
+        sbuf_free(&m->f[i].context);
+    }
+    free(m->f);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- GET /api/v1/registry ----------------------------------------------------------- */
+
+int sqr_read(sqlite3 *db, const char *entity_id, long limit, store_rows *rows) {
+    sqlite3_stmt *st;
+    const char *sql = entity_id ? "SELECT entity_id, since_us, time_us, context FROM registry WHERE entity_id = ?1 LIMIT ?2"
+                                : "SELECT entity_id, since_us, time_us, context FROM registry ORDER BY entity_id LIMIT ?2";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    if (entity_id) sqlite3_bind_text(st, 1, entity_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, limit);
+    int rc;
+    sbuf o;
+    sbuf_init(&o);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *eid = (const char *)sqlite3_column_text(st, 0);
+        const char *ctx = (const char *)sqlite3_column_text(st, 3);
+        int ctx_len = sqlite3_column_bytes(st, 3);
+        char since[EVENT_TIME_LEN], seen[EVENT_TIME_LEN];
+        event_time_format(sqlite3_column_int64(st, 1), since);
+        event_time_format(sqlite3_column_int64(st, 2), seen);
+        sbuf_reset(&o);
+        sbuf_adds(&o, "{\"entity_id\":");
+        json_text_string(&o, eid ? eid : "", eid ? strlen(eid) : 0);
+        sbuf_printf(&o, ",\"since\":\"%s\",\"last_seen\":\"%s\",", since, seen);
+        if (ctx && ctx_len > 2) sbuf_add(&o, ctx + 1, (size_t)ctx_len - 1); /* the context's members and its '}' */
+        else sbuf_addc(&o, '}');
+        size_t n;
+        char *text = sbuf_take(&o, &n);
+        if (!text || store_rows_add(rows, text) != 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+    }
+    sbuf_free(&o);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
