@@ -208,6 +208,49 @@ static int event_identity_hash(const char *event_type, const char *entity_id, co
     return 0;
 }
 
+int event_home_is_default(const char *home) {
+    return !home || !*home || strcmp(home, EVENT_HOME_DEFAULT) == 0;
+}
+
+int event_home_check(const char *home, char *err, size_t errlen) {
+    size_t n = home ? strlen(home) : 0;
+    if (n == 0 || n > EVENT_HOME_MAX) {
+        snprintf(err, errlen, "home id must be 1 to %d characters", EVENT_HOME_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = home[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (alnum || (i > 0 && (c == '_' || c == '-'))) continue;
+        snprintf(err, errlen, "home id: byte %zu is not allowed (lowercase a-z, 0-9, '_' and '-', starting with a letter "
+                              "or digit)", i);
+        return -1;
+    }
+    return 0;
+}
+
+int event_identity_home(const char *home, const char *v2, char out[EVENT_ID_LEN]) {
+    if (event_home_is_default(home)) {
+        if (out != v2) memmove(out, v2, EVENT_ID_LEN);
+        return 0;
+    }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, "\0home\x1f", 6) &&
+             EVP_DigestUpdate(ctx, home, strlen(home)) && EVP_DigestUpdate(ctx, "\x1f", 1) &&
+             EVP_DigestUpdate(ctx, v2, strnlen(v2, EVENT_ID_LEN - 1)) && EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    if (!ok || mdlen < 16) return -1;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[32] = '\0';
+    return 0;
+}
+
 static int event_check_type(const json_t *rec, const char *key, int (*ok)(const json_t *), const char *what,
                             char *err, size_t errlen) {
     const json_t *v = json_object_get(rec, key);

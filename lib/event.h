@@ -43,6 +43,25 @@ int event_identity_parts(const char *event_type, const char *entity_id, const ch
 /* The identity of a state_changed of `entity_id` at `time_us`. 0/-1. */
 int event_identity_state_changed(const char *entity_id, int64_t time_us, char out[EVENT_ID_LEN]);
 
+/* Homes (issue 18: one HomeIQ for many homes). A home id is 1 to 64 bytes
+ * of [a-z0-9_-], starting with a letter or digit; HOMEIQ_HOME_ID per
+ * ingestion, carried hop to hop in the X-HomeIQ-Home header (docs/EVENTS.md,
+ * "Homes"). The default home is "default": its identities are exactly the v2
+ * identities above (stored data needs no migration); any other home's identity
+ * is event_identity_home() of the v2 one, so two homes never share an id. */
+#define EVENT_HOME_DEFAULT "default"
+#define EVENT_HOME_MAX 64
+#define EVENT_HOME_HEADER "X-HomeIQ-Home"
+/* 0 when `home` is a valid home id, else -1 with a reason in err. */
+int event_home_check(const char *home, char *err, size_t errlen);
+/* 1 when `home` is NULL, "" or the default home. */
+int event_home_is_default(const char *home);
+/* The identity of a record of `home` whose v2 identity is `v2`: v2 itself for
+ * the default home, else hex of the first 16 bytes of SHA-256 over
+ * "\0home\x1f" <home> "\x1f" <v2> (a NUL no v2 preimage can hold, so no other
+ * home's id can equal a default-home id). `out` may be `v2`. 0/-1. */
+int event_identity_home(const char *home, const char *v2, char out[EVENT_ID_LEN]);
+
 /* HA's float epoch seconds (the recorder's last_updated_ts, history's "lu"/"lc")
  * to the microsecond HA fired as ISO time: CPython's datetime.fromtimestamp rule
  * (modf, fraction * 1e6 in double arithmetic, round half to even). Exact for

@@ -14,13 +14,14 @@
 #include "storage_api.h"
 #include "storage_maint.h"
 #include "store.h"
+#include "store_clickhouse.h"
 
 #include <stdio.h>
 
 static const config_var storage_vars[] = {
     CONFIG_TEXT("DATA_STORAGE_BIND", "127.0.0.1", "address to listen on"),
     CONFIG_INT("DATA_STORAGE_PORT", "8004", 0, 65535, "HTTP port"),
-    {"STORAGE_BACKEND", "sqlite", "sqlite | influxdb"},
+    {"STORAGE_BACKEND", "sqlite", "sqlite | influxdb | clickhouse"},
     CONFIG_INT("MAX_BATCH", "10000", 1, 1000000, "most events accepted in one POST"),
     CONFIG_INT("MAX_BODY_BYTES", "16777216", 1024, 1LL << 31, "largest request body; larger gets 413"),
     {"DATA_DIR", "./data", "sqlite: directory of events.db (created)"},
@@ -37,6 +38,7 @@ static const config_var storage_vars[] = {
     {"INFLUXDB_CHUNK_LINES", "5000", "influxdb: most lines in one write request"},
     {"INFLUXDB_PING_INTERVAL_MS", "5000", "influxdb: how often /health pings InfluxDB"},
     STORAGE_MAINT_CONFIG_VARS,
+    CLICKHOUSE_CONFIG_VARS, /* STORAGE_BACKEND=clickhouse (store_clickhouse.c, docs/CLICKHOUSE.md) */
     /* INFLUXDB_SCHEMA=homeassistant: HA's own points (ha_point.c, ha_config.c, docs/INFLUXDB.md) */
     {"INFLUXDB_SCHEMA", "homeiq", "influxdb: homeiq (HomeIQ's measurement) | homeassistant (the points HA's InfluxDB integration writes)"},
     {"INFLUXDB_HA_CONFIG", NULL, "homeassistant: HA's configuration.yaml; its influxdb: block (and !secret from secrets.yaml) sets the defaults of everything here, and implies STORAGE_BACKEND=influxdb, INFLUXDB_SCHEMA=homeassistant"},

@@ -172,9 +172,19 @@ sizes:
     return 0;
 }
 
+/* The request's home (X-HomeIQ-Home, absent = the default home): 0 with
+ * *home (borrowed from req, NULL for the default), or -1 after answering 400. */
+static int storage_post_home(struct evhttp_request *req, const char **home) {
+    char why[192];
+    *home = evhttp_find_header(evhttp_request_get_input_headers(req), EVENT_HOME_HEADER);
+    if (!*home || event_home_check(*home, why, sizeof why) == 0) return 0;
+    httpd_reply_error(req, 400, EVENT_HOME_HEADER ": %s", why);
+    return -1;
+}
+
 /* The common body straight from its text (no jansson tree): 0 handled
  * (answered or handed to the backend), 1 not handled (use the general path). */
-static int storage_post_text(struct evhttp_request *req, storage_api *a) {
+static int storage_post_text(struct evhttp_request *req, storage_api *a, const char *home) {
     if (!a->st->ops->text_batches) return 1;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
@@ -182,6 +192,7 @@ static int storage_post_text(struct evhttp_request *req, storage_api *a) {
     store_batch b;
     int rc = store_text_prepare(text, len, a->opts.max_batch, &b);
     if (rc > 0) return 1;
+    if (rc == 0 && store_batch_set_home(&b, home) != 0) rc = -1;
     storage_wait *p = rc == 0 ? storage_wait_new(a, req) : NULL;
     if (!p) {
         store_batch_free(&b);
@@ -196,8 +207,9 @@ static int storage_post_text(struct evhttp_request *req, storage_api *a) {
 
 static void storage_post_events(struct evhttp_request *req, storage_api *a) {
     json_t *body, *events, *dead;
-    if (storage_maint_refuse_write(a->maint, req)) return;
-    if (storage_post_text(req, a) == 0) return;
+    const char *home;
+    if (storage_maint_refuse_write(a->maint, req) || storage_post_home(req, &home) != 0) return;
+    if (storage_post_text(req, a, home) == 0) return;
     if (httpd_read_json(req, &body) != 0) return;
     if (storage_post_unpack(req, body, a->opts.max_batch, &events, &dead) != 0) {
         json_decref(body);
@@ -213,6 +225,7 @@ static void storage_post_events(struct evhttp_request *req, storage_api *a) {
     p->body = body;
     p->t0_us = service_mono_us();
     int rc = store_batch_prepare(&p->batch, events, dead);
+    if (rc == 0) rc = store_batch_set_home(&p->batch, home);
     json_decref(events); /* items borrow from body, which holds the same values */
     if (rc != 0) {
         httpd_reply_error(req, 500, "out of memory");

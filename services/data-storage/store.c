@@ -4,6 +4,7 @@
  * InfluxDB accept, reject and answer exactly alike. */
 #include "store.h"
 #include "store_influx.h"
+#include "store_clickhouse.h"
 #include "json_text.h"
 #include "store_sqlite.h"
 #include "config.h"
@@ -19,7 +20,8 @@ int store_open(struct event_base *base, store **out) {
     const char *backend = config_text(NULL, "STORAGE_BACKEND");
     if (strcmp(backend, "sqlite") == 0) return store_sqlite_open(out);
     if (strcmp(backend, "influxdb") == 0) return store_influx_open(base, out);
-    log_error("STORAGE_BACKEND=%s: expected sqlite or influxdb", backend);
+    if (strcmp(backend, "clickhouse") == 0) return store_clickhouse_open(base, out);
+    log_error("STORAGE_BACKEND=%s: expected sqlite, influxdb or clickhouse", backend);
     return -1;
 }
 
@@ -93,6 +95,7 @@ static int store_item_prepare(store_batch *b, store_item *it, json_t *ev) {
      * again (backup/restore) must not carry the old ones twice. */
     json_object_del(ev, "event_id");
     json_object_del(ev, "stored_at");
+    json_object_del(ev, STORE_HOME_KEY); /* the request's home is the home (store_batch_set_home) */
     const char *tf = json_string_value(json_object_get(ev, "time_fired"));
     if (event_identity(ev, it->event_id) != 0 || !tf || event_time_parse(tf, &it->time_us) != 0)
         return store_item_reject(b, it, ev, "time_fired is not a valid RFC 3339 time");
@@ -142,6 +145,49 @@ int store_batch_prepare(store_batch *b, json_t *events, json_t *dead_letters) {
     }
     for (size_t i = 0; i < json_array_size(dead_letters); i++)
         if (store_batch_add_given_dead(b, json_array_get(dead_letters, i)) != 0) return -1;
+    return 0;
+}
+
+/* The item's text with "home_id" appended, in one allocation with copies of
+ * event_type and entity_id after it (store_text_prepare()'s layout: those may
+ * point into the old block, which is freed). 0/-1. */
+static int store_item_set_home(store_item *it, const char *home) {
+    size_t len = it->json_len;
+    while (len && it->json[len - 1] != '}') len--;
+    if (len < 2) return 0;
+    size_t hl = strlen(home), tl = strlen(it->event_type), el = it->entity_id ? strlen(it->entity_id) : 0;
+    const char *sep = len > 2 ? ",\"" STORE_HOME_KEY "\":\"" : "\"" STORE_HOME_KEY "\":\"";
+    size_t sl = strlen(sep), jl = len - 1 + sl + hl + 2;
+    char *mem = malloc(jl + 1 + tl + 1 + (it->entity_id ? el + 1 : 0));
+    if (!mem || event_identity_home(home, it->event_id, it->event_id) != 0) {
+        free(mem);
+        return -1;
+    }
+    char *p = mem;
+    memcpy(p, it->json, len - 1), p += len - 1;
+    memcpy(p, sep, sl), p += sl;
+    memcpy(p, home, hl), p += hl; /* [a-z0-9_-]: nothing to escape */
+    memcpy(p, "\"}", 3), p += 3;
+    memcpy(p, it->event_type, tl + 1);
+    it->event_type = p, p += tl + 1;
+    if (it->entity_id) {
+        memcpy(p, it->entity_id, el + 1);
+        it->entity_id = p;
+    }
+    free(it->json);
+    it->json = mem;
+    it->json_len = jl;
+    return 0;
+}
+
+int store_batch_set_home(store_batch *b, const char *home) {
+    if (event_home_is_default(home)) return 0;
+    snprintf(b->home_id, sizeof b->home_id, "%s", home);
+    for (size_t i = 0; i < b->nitems; i++) {
+        store_item *it = &b->items[i];
+        if (it->status == STORE_ITEM_REJECTED || !it->json) continue;
+        if (store_item_set_home(it, home) != 0) return -1;
+    }
     return 0;
 }
 
@@ -231,9 +277,18 @@ int store_filter_set(store_filter *f, const char *key, const char *value, char *
     if (strcmp(key, "entity_id") == 0) return store_filter_string(&f->entity_id, key, value, err, errlen);
     if (strcmp(key, "domain") == 0) return store_filter_string(&f->domain, key, value, err, errlen);
     if (strcmp(key, "event_type") == 0) return store_filter_string(&f->event_type, key, value, err, errlen);
+    if (strcmp(key, "home") == 0) {
+        char why[160];
+        if (event_home_check(value, why, sizeof why) == 0) {
+            f->home_id = value;
+            return 0;
+        }
+        snprintf(err, errlen, "home: %s", why);
+        return -1;
+    }
     snprintf(err, errlen,
              "%.64s: unknown parameter (known: limit, offset, entity_id, domain, event_type, start, end, area, floor, "
-             "device, label, platform)",
+             "device, label, platform, home)",
              key);
     return -1;
 }

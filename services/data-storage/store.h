@@ -59,6 +59,7 @@ typedef struct store_batch {
     int64_t stored_at_us;       /* set by the backend */
     size_t stored, duplicates, rejected_by_db, dead_lettered;
     size_t skipped;             /* STORE_ITEM_SKIPPED items */
+    char home_id[EVENT_HOME_MAX + 1]; /* the request's home (X-HomeIQ-Home); "" = the default home */
 } store_batch;
 
 typedef struct store_filter {
@@ -68,6 +69,7 @@ typedef struct store_filter {
     const char *domain;
     const char *event_type;
     const char *area, *floor, *device, *label, *platform; /* HA registry ids (issue 11); NULL = any */
+    const char *home_id;    /* home=: NULL = every home */
     int64_t start_us, end_us;   /* start inclusive, end exclusive */
     int has_start, has_end;
 } store_filter;
@@ -153,6 +155,14 @@ int store_batch_prepare(store_batch *b, json_t *events, json_t *dead_letters);
 void store_batch_free(store_batch *b);
 /* Adds a dead letter; raw is the JSON text (copied). 0/-1. */
 int store_batch_add_dead(store_batch *b, const char *source, const char *error, const char *raw);
+
+/* Puts a prepared batch in `home` (a checked home id; NULL or the default
+ * home: nothing changes): every record's text gets "home_id" and its event_id
+ * becomes event_identity_home() of the v2 one. Same result whichever path
+ * prepared the batch. 0, or -1 on out of memory. */
+int store_batch_set_home(store_batch *b, const char *home);
+/* A record's home as stored (its "home_id" member; absent = the default home). */
+#define STORE_HOME_KEY "home_id"
 
 /* Applies one query parameter. 0, or -1 with a message naming the parameter. */
 int store_filter_set(store_filter *f, const char *key, const char *value, char *err, size_t errlen);

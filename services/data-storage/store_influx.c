@@ -910,7 +910,9 @@ static void influx_where_tag(sbuf *q, int *first, const char *key, const char *v
 static void store_influx_query(store *base, const store_filter *f, store_rows_cb cb, void *arg) {
     store_influx *s = (store_influx *)base;
     char why[400];
-    if (influx_ha_query_check(s->ha, f, why, sizeof why) != 0) {
+    if (f->home_id) /* issue 18: homes are stored on SQLite and ClickHouse; not a tag here yet */
+        snprintf(why, sizeof why, "home: not supported by the InfluxDB backend (use SQLite or ClickHouse)");
+    if (f->home_id || influx_ha_query_check(s->ha, f, why, sizeof why) != 0) {
         store_rows none = {0};
         cb(&none, STORE_QUERY_UNSUPPORTED, why, arg);
         return;

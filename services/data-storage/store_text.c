@@ -53,7 +53,7 @@ static int st_field(const char *k, size_t n) {
         ST_F("context_user_id", F_STRING), ST_F("unit_of_measurement", F_STRING), ST_F("device_class", F_STRING),
         ST_F("state_class", F_STRING), ST_F("friendly_name", F_STRING), ST_F("value", F_NUMBER), ST_F("old_value", F_NUMBER),
         ST_F("duration_in_state", F_NUMBER), ST_F("attributes", F_OBJECT), ST_F("data", F_OBJECT), ST_F("event_id", F_DROP),
-        ST_F("stored_at", F_DROP),
+        ST_F("stored_at", F_DROP), ST_F("home_id", F_DROP), /* home_id: the request's (store_batch_set_home) */
     };
     for (size_t i = 0; i < sizeof known / sizeof *known; i++)
         if (known[i].len == n && memcmp(known[i].name, k, n) == 0) return known[i].field;

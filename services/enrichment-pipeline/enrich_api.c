@@ -120,6 +120,17 @@ static void api_answer_too_many(api *a, struct evhttp_request *req, size_t n) {
     api_answer_error(a, req, 413, msg);
 }
 
+/* The batch's home (X-HomeIQ-Home, issue 18) is passed on to storage as is;
+ * a malformed one is refused here (400), before anything is built. 0 or -1. */
+static int api_home_check(api *a, struct evhttp_request *req) {
+    const char *home = evhttp_find_header(evhttp_request_get_input_headers(req), EVENT_HOME_HEADER);
+    char why[192], msg[240];
+    if (!home || event_home_check(home, why, sizeof why) == 0) return 0;
+    snprintf(msg, sizeof msg, EVENT_HOME_HEADER ": %s", why);
+    api_answer_error(a, req, 400, msg);
+    return -1;
+}
+
 /* Parse + enrich straight from the body text (fastpath.c): 0 with p->b built,
  * 1 when the body needs the jansson path, -1 after answering. The body is
  * read once either way: declining happens before anything is built. */
@@ -167,9 +178,10 @@ static int api_parse(api *a, struct evhttp_request *req, json_t **events) {
 static void api_forward(api *a, struct evhttp_request *req, api_pending *p) {
     size_t len;
     char *body = batch_storage_body(&p->b, &len);
+    const char *home = evhttp_find_header(evhttp_request_get_input_headers(req), EVENT_HOME_HEADER);
     p->body_len = len;
     if (body && len >= DELIVERY_BIG_BODY) p->body_digest = delivery_body_digest(body, len);
-    if (!body || forward_send(a->client, &a->target, httpd_request_id(req), body, len, api_storage_done, p) != 0) {
+    if (!body || forward_send(a->client, &a->target, httpd_request_id(req), home, body, len, api_storage_done, p) != 0) {
         free(body);
         batch_free(&p->b);
         free(p);
@@ -182,7 +194,7 @@ static void api_forward(api *a, struct evhttp_request *req, api_pending *p) {
 
 static void api_post_events(struct evhttp_request *req, void *arg) {
     api *a = arg;
-    if (httpd_require_method(req, EVHTTP_REQ_POST)) return;
+    if (httpd_require_method(req, EVHTTP_REQ_POST) || api_home_check(a, req)) return;
     long long t0 = service_mono_us();
     api_pending *p = calloc(1, sizeof *p);
     if (!p) {

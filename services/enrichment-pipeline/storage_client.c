@@ -3,6 +3,7 @@
 #include "auth.h"
 #include "delivery.h"
 #include "url.h"
+#include "event.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -29,11 +30,13 @@ void forward_target_free(forward_target *t) {
     t->events_url = NULL;
 }
 
-int forward_send(httpc *c, const forward_target *t, const char *request_id, const char *body, size_t len,
-                 httpc_done_cb cb, void *arg) {
-    char rid[96];
+int forward_send(httpc *c, const forward_target *t, const char *request_id, const char *home, const char *body,
+                 size_t len, httpc_done_cb cb, void *arg) {
+    char rid[96], hh[EVENT_HOME_MAX + 32];
     snprintf(rid, sizeof rid, "X-Request-Id: %.60s", request_id ? request_id : "-");
-    const char *headers[] = {"Content-Type: application/json", rid, auth_header(), NULL};
+    /* the home of the batch (issue 18): passed on as received, checked by api.c */
+    snprintf(hh, sizeof hh, EVENT_HOME_HEADER ": %s", home ? home : EVENT_HOME_DEFAULT);
+    const char *headers[] = {"Content-Type: application/json", rid, hh, auth_header(), NULL};
     httpc_request req = {
         .method = "POST",
         .url = t->events_url,

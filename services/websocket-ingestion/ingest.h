@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "backfill.h"
+#include "event.h"
 #include "ingest_forwarder.h"
 #include "ha_client.h"
 #include "httpc.h"
@@ -38,6 +39,7 @@ typedef struct ingest {
 
     char ha_url[1024];          /* ws(s) URL, for /health (no secrets in it) */
     char downstream_url[1024];
+    char home_header[EVENT_HOME_MAX + 32]; /* "X-HomeIQ-Home: <HOMEIQ_HOME_ID>" */
     long long unhealthy_after_us; /* DOWNSTREAM_UNHEALTHY_S */
     long long started_us;
 

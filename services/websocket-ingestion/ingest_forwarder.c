@@ -11,6 +11,7 @@
  * is replaced by a dead letter (delivery_dead_letter), and the batch is done
  * when its last range got through. The spool is acknowledged as before. */
 #include "ingest_forwarder.h"
+#include "event.h"
 #include "auth.h"
 
 #include "delivery.h"
@@ -176,7 +177,10 @@ static void fwd_pump(forwarder *f);
 
 static void fwd_send(fwd_batch *b) {
     forwarder *f = b->f;
-    const char *headers[] = {"Content-Type: application/json", auth_header(), NULL};
+    /* auth_header() is NULL without a token: it ends the list, so it is last */
+    const char *headers[] = {"Content-Type: application/json",
+                             f->o.home_header ? f->o.home_header : "X-HomeIQ-Home: " EVENT_HOME_DEFAULT, auth_header(),
+                             NULL};
     httpc_request req = {
         .method = "POST", .url = f->url, .headers = headers,
         .body = b->split ? b->sub.data : b->body, .body_len = b->split ? b->sub.len : b->len,

@@ -42,6 +42,7 @@ typedef struct forwarder_opts {
     long timeout_ms;            /* per request */
     long retry_min_ms, retry_max_ms;
     const char *quarantine_path; /* where a dead letter downstream refused too is kept (copied; may be NULL) */
+    const char *home_header;    /* "X-HomeIQ-Home: <id>" sent with every request, or NULL (borrowed) */
 } forwarder_opts;
 
 typedef struct forwarder_stats {

@@ -44,6 +44,8 @@ static const config_var ingest_vars[] = {
     CONFIG_INT("SPOOL_SEGMENT_BYTES", "67108864", 65536, 1ll << 32, "spool segment file size (capped to SPOOL_MAX_BYTES/8)"),
     CONFIG_INT("SPOOL_FSYNC_MS", "100", 0, 60000, "group fsync delay after an append"),
     URL_ENRICHMENT_VAR, /* events are forwarded with POST <url>/api/v1/events */
+    CONFIG_TEXT("HOMEIQ_HOME_ID", "default",
+                "this home's id, sent with every forward (X-HomeIQ-Home): 1-64 of a-z 0-9 _ -, unique per deployment, never changed"),
     CONFIG_INT("FORWARD_BATCH_MAX", "1000", 1, 100000, "events per forward request"),
     CONFIG_INT("FORWARD_BATCH_MAX_BYTES", "8388608", 1024, 1ll << 30, "most bytes per forward request, last record included (keep below enrichment's MAX_BODY_BYTES); a larger event is dead-lettered"),
     CONFIG_INT("FORWARD_LINGER_MS", "20", 0, 60000, "while a batch is in flight, wait at most this long for the next one to fill"),
@@ -267,11 +269,18 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
     if (!down) return -1;
     snprintf(in->downstream_url, sizeof in->downstream_url, "%s", down);
     free(down);
+    const char *home = config_text(ingest_vars, "HOMEIQ_HOME_ID");
+    char why[192];
+    if (event_home_check(home, why, sizeof why) != 0) {
+        log_error("HOMEIQ_HOME_ID: %s", why);
+        return -1;
+    }
+    snprintf(in->home_header, sizeof in->home_header, EVENT_HOME_HEADER ": %s", home);
     forwarder_opts fo = {
         .url = in->downstream_url, .batch_max = (size_t)c->batch_max, .batch_max_bytes = (size_t)c->batch_bytes,
         .linger_ms = (long)c->linger_ms, .max_inflight = (int)c->inflight, .timeout_ms = (long)c->timeout_ms,
         .retry_min_ms = (long)c->retry_min, .retry_max_ms = (long)c->retry_max,
-        .quarantine_path = in->quarantine_path,
+        .quarantine_path = in->quarantine_path, .home_header = in->home_header,
     };
     if (httpc_new(in->base, &in->hc) != 0 || forwarder_new(in->base, in->hc, in->sp, &fo, &in->fw) != 0) return -1;
     spool_set_listener(in->sp, ingest_on_written, ingest_on_durable, in);

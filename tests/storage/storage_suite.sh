@@ -3,7 +3,8 @@
 # binary and a real backend: BACKEND=sqlite (a temp DATA_DIR) or
 # BACKEND=influxdb (a throw-away influxd from tests/lib/influxd.sh).
 #
-# Use: BACKEND=sqlite|influxdb storage_suite.sh /path/to/homeiq-data-storage
+# (or BACKEND=clickhouse: a throw-away clickhouse-server from tests/lib/clickhouse.sh)
+# Use: BACKEND=sqlite|influxdb|clickhouse storage_suite.sh /path/to/homeiq-data-storage
 # Covers: 10,000 awkward events in batches and exact read-back (byte-equal
 # strings, attributes with key order), idempotent re-posts, rejects and dead
 # letters, filters and ordering, 400s naming the parameter, 400 with byte
@@ -12,6 +13,7 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
 . "$here/../lib/influxd.sh"
+. "$here/../lib/clickhouse.sh"
 
 BIN=${1:?usage: storage_suite.sh /path/to/homeiq-data-storage}
 BACKEND=${BACKEND:-sqlite}
@@ -22,6 +24,10 @@ echo "# data-storage suite, backend=$BACKEND"
 export STORAGE_BACKEND=$BACKEND DATA_DIR=$TEST_TMP/data MAX_BODY_BYTES=4194304 LOG_LEVEL=${LOG_LEVEL:-info}
 export SQLITE_BUSY_TIMEOUT_MS=300 INFLUXDB_PING_INTERVAL_MS=200 INFLUXDB_DATABASE="homeiq test"
 if [ "$BACKEND" = influxdb ]; then influxd_start || bail "influxd starts"; fi
+if [ "$BACKEND" = clickhouse ]; then
+  clickhouse_start ch || bail "clickhouse-server starts"
+  export CLICKHOUSE_DATABASE=homeiq_test CLICKHOUSE_PING_INTERVAL_MS=200
+fi
 PORT=$(free_port)
 U=http://127.0.0.1:$PORT
 DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
@@ -235,6 +241,14 @@ if [ "$BACKEND" = influxdb ]; then
     wait_for 10 health_reason_is "503 influxdb_unreachable"
   check "influxdb down: backend_up 0" wait_for 10 bash -c "curl -s '$U/metrics' | grep -qE '^homeiq_storage_backend_up 0$'"
   influxd_restart || bail "influxd restarts"
+elif [ "$BACKEND" = clickhouse ]; then
+  clickhouse_kill ch
+  check_eq "clickhouse down: POST -> 503" 503 "$(code_of "$(post "$TEST_TMP/down.json")")"
+  check_eq "clickhouse down: GET -> 503" 503 "$(curl -s -o /dev/null -w '%{http_code}' "$U/api/v1/events?limit=1")"
+  health_reason_is() { [ "$(curl -s -w ' %{http_code}' "$U/health" | sed 's/.*"reason":"\([a-z_]*\)".* \([0-9]*\)$/\2 \1/')" = "$1" ]; }
+  check "clickhouse down: /health 503 clickhouse_unreachable" wait_for 10 health_reason_is "503 clickhouse_unreachable"
+  check "clickhouse down: backend_up 0" wait_for 10 bash -c "curl -s '$U/metrics' | grep -qE '^homeiq_storage_backend_up 0$'"
+  clickhouse_restart ch || bail "clickhouse-server restarts"
 else
   # Another process holds the write lock (longer than SQLITE_BUSY_TIMEOUT_MS):
   # it says when it has the lock, and keeps it until the checks are done.
@@ -280,4 +294,5 @@ check "... read as reals, the whole request's integers with it (docs/EVENTS.md)"
 stop_pid "$STORAGE_PID"; rc=$?
 check_eq "SIGTERM: exit status 0" 0 $rc
 if [ "$BACKEND" = influxdb ]; then influxd_stop; fi
+if [ "$BACKEND" = clickhouse ]; then clickhouse_stop ch; fi
 finish

@@ -1,0 +1,134 @@
+/* clickhouse_sql.c -- see clickhouse_sql.h. */
+#include "clickhouse_sql.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ch_ident_ok(const char *s) {
+    if (!s || !*s || strlen(s) > 64) return 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+        if (!alpha && !(p > s && c >= '0' && c <= '9')) return 0;
+    }
+    return 1;
+}
+
+void ch_quote(sbuf *b, const char *s) {
+    sbuf_addc(b, '\'');
+    for (const char *p = s; *p; p++) {
+        if (*p == '\\' || *p == '\'') sbuf_addc(b, '\\');
+        sbuf_addc(b, *p);
+    }
+    sbuf_addc(b, '\'');
+}
+
+void ch_urlencode(sbuf *b, const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned c = *p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+            c == '.' || c == '~') {
+            sbuf_addc(b, (char)c);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            sbuf_add(b, e, 3);
+        }
+    }
+}
+
+/* ---- schema v1 ---------------------------------------------------------- */
+
+/* Columns of events: the record text is what reads answer (exact bytes);
+ * the others are for filtering, ordering and partitioning. time is the
+ * second of time_fired (clamped to DateTime's 1970..2106), time_us the
+ * microsecond. */
+#define CH_EVENTS_COLUMNS                                                                                            \
+    "(home_id String, event_id String, time DateTime, time_us Int64, entity_id String, domain String, "             \
+    "event_type String, stored_at_us Int64, record String)"
+/* The replacing key holds the identity: a re-sent event has the same home,
+ * entity, time and event_id, so it collapses into one row on merge; reads
+ * are exact before that (LIMIT 1 BY event_id). */
+#define CH_EVENTS_ORDER "PARTITION BY toYYYYMM(time) ORDER BY (home_id, entity_id, time_us, event_id)"
+/* dl_key is a hash of the dead letter's source, reason and text: a retried
+ * batch's dead letters collapse too. */
+#define CH_DEAD_COLUMNS                                                                                              \
+    "(home_id String, dl_key String, id Int64, received_at DateTime, received_at_us Int64, seq UInt32, "            \
+    "source String, error String, raw String)"
+#define CH_DEAD_ORDER "PARTITION BY toYYYYMM(received_at) ORDER BY (home_id, dl_key)"
+
+static char *ch_printf_take(sbuf *b) {
+    if (sbuf_failed(b)) {
+        sbuf_free(b);
+        return NULL;
+    }
+    return sbuf_take(b, NULL);
+}
+
+static char *ch_stmt_database(const char *db, const char *cluster) {
+    sbuf b;
+    sbuf_init(&b);
+    sbuf_printf(&b, "CREATE DATABASE IF NOT EXISTS %s", db);
+    if (cluster) sbuf_printf(&b, " ON CLUSTER %s", cluster);
+    return ch_printf_take(&b);
+}
+
+static char *ch_stmt_version_table(const char *db, const char *cluster) {
+    sbuf b;
+    sbuf_init(&b);
+    sbuf_printf(&b, "CREATE TABLE IF NOT EXISTS %s.homeiq_schema", db);
+    if (cluster) sbuf_printf(&b, " ON CLUSTER %s", cluster);
+    sbuf_adds(&b, " (version UInt32, applied_at DateTime) ENGINE = TinyLog");
+    return ch_printf_take(&b);
+}
+
+/* One table: single node, or the cluster's local table (local = 1) or its
+ * Distributed table (local = 0). */
+static char *ch_stmt_table(const char *db, const char *cluster, const char *name, const char *columns,
+                           const char *order, const char *shard_key, int local) {
+    sbuf b;
+    sbuf_init(&b);
+    if (!cluster) {
+        sbuf_printf(&b, "CREATE TABLE IF NOT EXISTS %s.%s %s ENGINE = ReplacingMergeTree %s", db, name, columns, order);
+    } else if (local) {
+        sbuf_printf(&b,
+                    "CREATE TABLE IF NOT EXISTS %s.%s_local ON CLUSTER %s %s ENGINE = ReplicatedReplacingMergeTree("
+                    "'/clickhouse/tables/{shard}/%s/%s_local', '{replica}') %s",
+                    db, name, cluster, columns, db, name, order);
+    } else {
+        sbuf_printf(&b, "CREATE TABLE IF NOT EXISTS %s.%s ON CLUSTER %s %s ENGINE = Distributed(%s, %s, %s_local, %s)",
+                    db, name, cluster, columns, cluster, db, name, shard_key);
+    }
+    return ch_printf_take(&b);
+}
+
+int ch_schema_statements(const char *db, const char *cluster, char **out, int max) {
+    char *s[8];
+    int n = 0;
+    s[n++] = ch_stmt_database(db, cluster);
+    s[n++] = ch_stmt_version_table(db, cluster);
+    if (cluster) {
+        s[n++] = ch_stmt_table(db, cluster, "events", CH_EVENTS_COLUMNS, CH_EVENTS_ORDER, NULL, 1);
+        s[n++] = ch_stmt_table(db, cluster, "events", CH_EVENTS_COLUMNS, CH_EVENTS_ORDER,
+                               "cityHash64(home_id, entity_id)", 0);
+        s[n++] = ch_stmt_table(db, cluster, "dead_letters", CH_DEAD_COLUMNS, CH_DEAD_ORDER, NULL, 1);
+        s[n++] = ch_stmt_table(db, cluster, "dead_letters", CH_DEAD_COLUMNS, CH_DEAD_ORDER, "cityHash64(home_id)", 0);
+    } else {
+        s[n++] = ch_stmt_table(db, NULL, "events", CH_EVENTS_COLUMNS, CH_EVENTS_ORDER, NULL, 0);
+        s[n++] = ch_stmt_table(db, NULL, "dead_letters", CH_DEAD_COLUMNS, CH_DEAD_ORDER, NULL, 0);
+    }
+    int bad = n > max;
+    for (int i = 0; i < n; i++) bad |= !s[i];
+    if (bad) {
+        for (int i = 0; i < n; i++) free(s[i]);
+        return -1;
+    }
+    memcpy(out, s, (size_t)n * sizeof *s);
+    return n;
+}
+
+int ch_schema_version_query(sbuf *b, const char *db) {
+    sbuf_printf(b, "SELECT toUInt32(max(version)) FROM %s.homeiq_schema FORMAT TabSeparated", db);
+    return sbuf_failed(b) ? -1 : 0;
+}

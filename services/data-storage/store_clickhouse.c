@@ -1,0 +1,835 @@
+/* store_clickhouse.c -- the ClickHouse backend (STORAGE_BACKEND=clickhouse).
+ *
+ * Why it looks like this (docs/CLICKHOUSE.md has the long form):
+ *  - Everything goes over ClickHouse's HTTP interface through httpc on the
+ *    event loop. A POST is answered from ClickHouse's 200 for the INSERT, so
+ *    "200 only after the commit" holds; on a cluster the INSERT goes into the
+ *    Distributed table with insert_distributed_sync=1, so the 200 comes only
+ *    after every shard the batch touches wrote its part (choosing the shard
+ *    ourselves would duplicate ClickHouse's sharding logic).
+ *  - Idempotent: the event id is in the replacing key (ReplacingMergeTree),
+ *    so a re-sent event collapses into its twin on merge; reads are exact
+ *    before that with LIMIT 1 BY event_id (no FINAL: it would merge every part
+ *    a query touches). To report duplicates, a batch first asks which of its
+ *    ids exist (home + entities + time window: primary key and partitions
+ *    prune it) and writes only the new ones.
+ *  - A batch is two INSERTs (events, then dead letters). Dead letters are
+ *    keyed by a hash of their text, so a batch retried after the first INSERT
+ *    went through stores nothing twice either.
+ *  - CLICKHOUSE_URL may list several servers: a transport error, 502, 503 or
+ *    504 moves to the next one (each at most once per request); the one that
+ *    worked is used first from then on.
+ *  - The schema is created (IF NOT EXISTS) and its version checked at start
+ *    and after every outage, never on the request path; until it is ready,
+ *    writes and reads answer 503 and /health says why. */
+#include "store_clickhouse.h"
+#include "clickhouse_sql.h"
+#include "config.h"
+#include "httpc.h"
+#include "json_text.h"
+#include "log.h"
+#include "service.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CH_MAX_URLS 8
+#define CH_MAX_STATEMENTS 8
+
+typedef struct store_clickhouse {
+    store base;
+    struct event_base *evb;
+    httpc *http;
+    char *urls[CH_MAX_URLS];
+    int nurls, cur;                 /* cur: the server tried first */
+    char *db, *cluster, *userpwd;
+    long timeout_ms, ping_ms;
+    int up, schema_ready, schema_newer, init_inflight, ping_inflight, closing;
+    int write_failed;               /* the last batch got an error from ClickHouse (e.g. a shard down) */
+    long stored_version;
+    char last_error[400];
+    struct event *ping_timer;
+    char *stmts[CH_MAX_STATEMENTS];
+    int nstmts, init_step;
+} store_clickhouse;
+
+/* ---- requests with failover ------------------------------------------- */
+
+typedef void (*ch_done_fn)(store_clickhouse *s, const httpc_response *r, void *arg);
+
+typedef struct ch_call {
+    store_clickhouse *s;
+    char *params;       /* URL query string after '?', may be "" */
+    char *body;
+    size_t len;
+    long timeout_ms;
+    int tried;
+    ch_done_fn fn;
+    void *arg;
+} ch_call;
+
+static void ch_set_down(store_clickhouse *s, const char *why) {
+    if (s->up) log_warn("clickhouse unreachable: %s", why);
+    s->up = 0;
+    s->schema_ready = 0; /* checked again when it is back (it may be a new server) */
+    snprintf(s->last_error, sizeof s->last_error, "%s", why);
+}
+
+static void ch_error_text(const httpc_response *r, char *out, size_t n) {
+    if (r->status == 0) {
+        snprintf(out, n, "%s", r->error ? r->error : "no response");
+        return;
+    }
+    /* ClickHouse's text: "Code: 60, e.displayText() = DB::Exception: ..." -- one line */
+    size_t len = r->body_len;
+    while (len && (r->body[len - 1] == '\n' || r->body[len - 1] == ' ')) len--;
+    snprintf(out, n, "HTTP %ld: %.*s", r->status, (int)(len > 300 ? 300 : len), r->body ? r->body : "");
+    for (char *p = out; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+}
+
+static int ch_retry_elsewhere(long status) { return status == 0 || status == 502 || status == 503 || status == 504; }
+
+static void ch_call_send(ch_call *c);
+
+static void ch_call_done(const httpc_response *r, void *arg) {
+    ch_call *c = arg;
+    store_clickhouse *s = c->s;
+    if (!s->closing && ch_retry_elsewhere(r->status) && c->tried < s->nurls) {
+        char why[256];
+        ch_error_text(r, why, sizeof why);
+        log_warn("clickhouse %s: %s; trying the next server", s->urls[s->cur], why);
+        s->cur = (s->cur + 1) % s->nurls;
+        ch_call_send(c);
+        return;
+    }
+    if (r->status == 200 && !s->up && !s->closing) {
+        log_info("clickhouse at %s is reachable", s->urls[s->cur]);
+        s->up = 1;
+    }
+    if (r->status == 0 && !s->closing) {
+        char why[256];
+        ch_error_text(r, why, sizeof why);
+        ch_set_down(s, why);
+    }
+    c->fn(s, r, c->arg);
+    free(c->params);
+    free(c->body);
+    free(c);
+}
+
+static void ch_call_send(ch_call *c) {
+    store_clickhouse *s = c->s;
+    c->tried++;
+    sbuf url;
+    sbuf_init(&url);
+    sbuf_printf(&url, "%s/?%s", s->urls[s->cur], c->params);
+    const char *headers[] = {"Content-Type: text/plain; charset=utf-8", NULL};
+    httpc_request req = {.method = "POST", .url = url.data, .headers = headers, .body = c->body, .body_len = c->len,
+                         .timeout_ms = c->timeout_ms, .userpwd = s->userpwd};
+    if (sbuf_failed(&url) || httpc_send(s->http, &req, ch_call_done, c) != 0) {
+        sbuf_free(&url);
+        httpc_response res = {.status = 0, .body = "", .error = "cannot start request"};
+        c->tried = s->nurls; /* no point trying the others */
+        ch_call_done(&res, c);
+        return;
+    }
+    sbuf_free(&url);
+}
+
+/* POSTs `body` (taken: freed here) with URL parameters `params` (copied).
+ * fn is called exactly once. */
+static void ch_post(store_clickhouse *s, const char *params, char *body, size_t len, long timeout_ms, ch_done_fn fn,
+                    void *arg) {
+    ch_call *c = calloc(1, sizeof *c);
+    char *p = strdup(params ? params : "");
+    if (!c || !p) {
+        free(c);
+        free(p);
+        free(body);
+        httpc_response res = {.status = 0, .body = "", .error = "out of memory"};
+        fn(s, &res, arg);
+        return;
+    }
+    *c = (ch_call){.s = s, .params = p, .body = body, .len = len, .timeout_ms = timeout_ms, .fn = fn, .arg = arg};
+    ch_call_send(c);
+}
+
+/* A query in the body; big IN lists need more than the default 256 KiB. */
+#define CH_QUERY_PARAMS "max_query_size=67108864"
+
+static void ch_query(store_clickhouse *s, sbuf *sql, ch_done_fn fn, void *arg) {
+    if (sbuf_failed(sql)) {
+        sbuf_free(sql);
+        httpc_response res = {.status = 0, .body = "", .error = "out of memory"};
+        fn(s, &res, arg);
+        return;
+    }
+    size_t len;
+    char *text = sbuf_take(sql, &len);
+    ch_post(s, CH_QUERY_PARAMS, text, len, s->timeout_ms, fn, arg);
+}
+
+/* ---- schema at start-up ------------------------------------------------ */
+
+static void ch_init_next(store_clickhouse *s);
+
+static void ch_init_fail(store_clickhouse *s, const httpc_response *r, const char *what) {
+    char why[256];
+    ch_error_text(r, why, sizeof why);
+    if (r->status != 0) log_error("clickhouse schema: %s failed: %s", what, why);
+    snprintf(s->last_error, sizeof s->last_error, "%s: %s", what, why);
+    s->init_inflight = 0; /* the next ping starts over (every step is idempotent) */
+}
+
+static void ch_init_version_row_done(store_clickhouse *s, const httpc_response *r, void *arg) {
+    (void)arg;
+    if (s->closing) return;
+    if (r->status != 200) {
+        ch_init_fail(s, r, "recording the schema version");
+        return;
+    }
+    s->stored_version = CH_SCHEMA_VERSION;
+    s->init_step++;
+    ch_init_next(s);
+}
+
+static void ch_init_version_done(store_clickhouse *s, const httpc_response *r, void *arg) {
+    (void)arg;
+    if (s->closing) return;
+    if (r->status != 200) {
+        ch_init_fail(s, r, "reading the schema version");
+        return;
+    }
+    s->stored_version = strtol(r->body ? r->body : "0", NULL, 10);
+    if (s->stored_version > CH_SCHEMA_VERSION) {
+        log_error("clickhouse database %s has schema version %ld; this binary knows up to %d: not writing to it",
+                  s->db, s->stored_version, CH_SCHEMA_VERSION);
+        s->schema_newer = 1;
+        s->init_inflight = 0;
+        return;
+    }
+    if (s->stored_version == CH_SCHEMA_VERSION) {
+        s->init_step += 2;
+        ch_init_next(s);
+        return;
+    }
+    /* 0: new. (Upgrades from older versions go here when there are any.) */
+    s->init_step++;
+    sbuf q;
+    sbuf_init(&q);
+    sbuf_printf(&q, "INSERT INTO %s.homeiq_schema VALUES (%d, now())", s->db, CH_SCHEMA_VERSION);
+    ch_query(s, &q, ch_init_version_row_done, NULL);
+}
+
+static void ch_init_stmt_done(store_clickhouse *s, const httpc_response *r, void *arg) {
+    (void)arg;
+    if (s->closing) return;
+    if (r->status != 200) {
+        ch_init_fail(s, r, "creating the schema");
+        return;
+    }
+    s->init_step++;
+    ch_init_next(s);
+}
+
+/* Steps: the CREATE statements, the version read, the version row, ready. */
+static void ch_init_next(store_clickhouse *s) {
+    if (s->init_step < s->nstmts) {
+        char *sql = strdup(s->stmts[s->init_step]);
+        if (!sql) {
+            s->init_inflight = 0;
+            return;
+        }
+        /* ON CLUSTER waits for every host: give it longer */
+        ch_post(s, CH_QUERY_PARAMS, sql, strlen(sql), s->timeout_ms * 6, ch_init_stmt_done, NULL);
+        return;
+    }
+    if (s->init_step == s->nstmts) {
+        sbuf q;
+        sbuf_init(&q);
+        ch_schema_version_query(&q, s->db);
+        ch_query(s, &q, ch_init_version_done, NULL);
+        return;
+    }
+    s->init_inflight = 0;
+    if (!s->schema_ready)
+        log_info("clickhouse schema v%d ready in database %s%s%s", CH_SCHEMA_VERSION, s->db,
+                 s->cluster ? " on cluster " : "", s->cluster ? s->cluster : "");
+    s->schema_ready = 1;
+}
+
+static void ch_init_start(store_clickhouse *s) {
+    if (s->init_inflight || s->schema_ready || s->schema_newer || s->closing) return;
+    s->init_inflight = 1;
+    s->init_step = 0;
+    ch_init_next(s);
+}
+
+/* ---- health: /ping ------------------------------------------------------ */
+
+static void ch_ping_done(store_clickhouse *s, const httpc_response *r, void *arg) {
+    (void)arg;
+    s->ping_inflight = 0;
+    if (s->closing) return;
+    if (r->status == 200) {
+        ch_init_start(s);
+        return;
+    }
+    char why[256];
+    ch_error_text(r, why, sizeof why);
+    ch_set_down(s, why);
+}
+
+static void ch_ping(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    store_clickhouse *s = arg;
+    if (s->ping_inflight || s->closing) return;
+    s->ping_inflight = 1;
+    /* SELECT 1 rather than /ping: it also proves the user may query */
+    char *q = strdup("SELECT 1");
+    ch_post(s, "", q, q ? strlen(q) : 0, s->timeout_ms, ch_ping_done, NULL);
+}
+
+/* ---- writes ------------------------------------------------------------- */
+
+typedef struct ch_job {
+    store_clickhouse *s;
+    store_batch *b;
+    store_write_cb cb;
+    void *arg;
+    const char *home;       /* the batch's home, "default" for "" */
+    char **existing;        /* sorted ids already stored */
+    size_t nexisting;
+} ch_job;
+
+static void ch_job_end(ch_job *j, int rc, const char *err) {
+    j->cb(j->b, rc, err, j->arg);
+    for (size_t i = 0; i < j->nexisting; i++) free(j->existing[i]);
+    free(j->existing);
+    free(j);
+}
+
+static void ch_job_fail(ch_job *j, const httpc_response *r, const char *what) {
+    char why[300], msg[360];
+    ch_error_text(r, why, sizeof why);
+    snprintf(msg, sizeof msg, "clickhouse %s: %s", what, why);
+    if (r->status != 0) {
+        /* ClickHouse answered but could not do it (a shard or replica down,
+         * ZooKeeper gone...): /health says so, with its message, until a
+         * batch goes through again */
+        snprintf(j->s->last_error, sizeof j->s->last_error, "%s", msg);
+        j->s->write_failed = 1;
+    }
+    ch_job_end(j, -1, msg);
+}
+
+static int ch_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static int ch_item_cmp(const void *a, const void *b) {
+    const store_item *x = *(store_item *const *)a, *y = *(store_item *const *)b;
+    int c = strcmp(x->event_id, y->event_id);
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* Marks the second and later copies of an id inside the batch DUPLICATE. */
+static int ch_mark_batch_twins(store_batch *b) {
+    store_item **v = malloc((b->nitems ? b->nitems : 1) * sizeof *v);
+    if (!v) return -1;
+    size_t n = 0;
+    for (size_t i = 0; i < b->nitems; i++)
+        if (b->items[i].status == STORE_ITEM_PENDING) v[n++] = &b->items[i];
+    qsort(v, n, sizeof *v, ch_item_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(v[i]->event_id, v[i - 1]->event_id) == 0) v[i]->status = STORE_ITEM_DUPLICATE;
+    free(v);
+    return 0;
+}
+
+static int64_t ch_clamp_seconds(int64_t us) {
+    int64_t s = us / 1000000;
+    return s < 0 ? 0 : s > 4294967295LL ? 4294967295LL : s; /* DateTime: 1970..2106 */
+}
+
+static void ch_json_field(sbuf *b, const char *key, const char *v) {
+    sbuf_printf(b, ",\"%s\":", key);
+    json_text_string(b, v ? v : "", v ? strlen(v) : 0);
+}
+
+static void ch_event_row(sbuf *b, const store_item *it, const char *home, int64_t stored_at_us) {
+    sbuf_adds(b, "{\"home_id\":");
+    json_text_string(b, home, strlen(home));
+    sbuf_printf(b, ",\"event_id\":\"%s\",\"time\":%lld,\"time_us\":%lld", it->event_id,
+                (long long)ch_clamp_seconds(it->time_us), (long long)it->time_us);
+    ch_json_field(b, "entity_id", it->entity_id);
+    ch_json_field(b, "domain", it->domain);
+    ch_json_field(b, "event_type", it->event_type);
+    sbuf_printf(b, ",\"stored_at_us\":%lld,\"record\":", (long long)stored_at_us);
+    json_text_string(b, it->json, it->json_len);
+    sbuf_adds(b, "}\n");
+}
+
+/* hex of the first 16 bytes of SHA-256 over source, error and text */
+static int ch_dead_key(const store_dead_letter *d, char out[33]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(ctx, d->source, strlen(d->source)) && EVP_DigestUpdate(ctx, "\x1f", 1) &&
+             EVP_DigestUpdate(ctx, d->error, strlen(d->error)) && EVP_DigestUpdate(ctx, "\x1f", 1) &&
+             EVP_DigestUpdate(ctx, d->raw, strlen(d->raw)) && EVP_DigestFinal_ex(ctx, md, &n);
+    EVP_MD_CTX_free(ctx);
+    if (!ok) return -1;
+    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+static int ch_dead_rows(sbuf *b, const store_batch *bt, const char *home, int64_t now_us) {
+    for (size_t i = 0; i < bt->ndead; i++) {
+        const store_dead_letter *d = &bt->dead[i];
+        char key[33];
+        if (ch_dead_key(d, key) != 0) return -1;
+        sbuf_adds(b, "{\"home_id\":");
+        json_text_string(b, home, strlen(home));
+        sbuf_printf(b, ",\"dl_key\":\"%s\",\"id\":%lld,\"received_at\":%lld,\"received_at_us\":%lld,\"seq\":%zu", key,
+                    (long long)(now_us * 1000 + (int64_t)(i % 1000)), (long long)ch_clamp_seconds(now_us),
+                    (long long)now_us, i);
+        ch_json_field(b, "source", d->source);
+        ch_json_field(b, "error", d->error);
+        ch_json_field(b, "raw", d->raw);
+        sbuf_adds(b, "}\n");
+    }
+    return 0;
+}
+
+static void ch_insert(ch_job *j, const char *table, sbuf *rows, ch_done_fn fn) {
+    store_clickhouse *s = j->s;
+    sbuf p, q;
+    sbuf_init(&p);
+    sbuf_init(&q);
+    sbuf_printf(&q, "INSERT INTO %s.%s FORMAT JSONEachRow", s->db, table);
+    sbuf_adds(&p, "query=");
+    if (!sbuf_failed(&q)) ch_urlencode(&p, q.data);
+    /* on a cluster: answer only after every shard has the rows */
+    if (s->cluster) sbuf_adds(&p, "&insert_distributed_sync=1");
+    sbuf_free(&q);
+    if (sbuf_failed(&p) || sbuf_failed(rows)) {
+        sbuf_free(&p);
+        sbuf_free(rows);
+        httpc_response res = {.status = 0, .body = "", .error = "out of memory"};
+        fn(s, &res, j);
+        return;
+    }
+    size_t len;
+    char *body = sbuf_take(rows, &len);
+    ch_post(s, p.data, body, len, s->timeout_ms, fn, j);
+    sbuf_free(&p);
+}
+
+static void ch_job_finish(ch_job *j) {
+    store_batch *b = j->b;
+    for (size_t i = 0; i < b->nitems; i++) {
+        store_item *it = &b->items[i];
+        if (it->status == STORE_ITEM_PENDING) it->status = STORE_ITEM_STORED, b->stored++;
+        else if (it->status == STORE_ITEM_DUPLICATE) b->duplicates++;
+    }
+    b->dead_lettered = b->ndead;
+    j->s->write_failed = 0;
+    ch_job_end(j, 0, NULL);
+}
+
+static void ch_dead_done(store_clickhouse *s, const httpc_response *r, void *arg) {
+    (void)s;
+    ch_job *j = arg;
+    if (r->status != 200) ch_job_fail(j, r, "dead-letter insert");
+    else ch_job_finish(j);
+}
+
+static void ch_write_dead(ch_job *j) {
+    if (j->b->ndead == 0) {
+        ch_job_finish(j);
+        return;
+    }
+    sbuf rows;
+    sbuf_init(&rows);
+    if (ch_dead_rows(&rows, j->b, j->home, j->b->stored_at_us) != 0) {
+        sbuf_free(&rows);
+        httpc_response res = {.status = 0, .body = "", .error = "out of memory"};
+        ch_job_fail(j, &res, "dead letters");
+        return;
+    }
+    ch_insert(j, "dead_letters", &rows, ch_dead_done);
+}
+
+static void ch_events_done(store_clickhouse *s, const httpc_response *r, void *arg) {
+    (void)s;
+    ch_job *j = arg;
+    if (r->status != 200) ch_job_fail(j, r, "insert");
+    else ch_write_dead(j);
+}
+
+static void ch_write_events(ch_job *j) {
+    store_batch *b = j->b;
+    sbuf rows;
+    sbuf_init(&rows);
+    size_t n = 0;
+    for (size_t i = 0; i < b->nitems; i++) {
+        const store_item *it = &b->items[i];
+        if (it->status != STORE_ITEM_PENDING) continue;
+        ch_event_row(&rows, it, j->home, b->stored_at_us);
+        n++;
+    }
+    if (n == 0) {
+        sbuf_free(&rows);
+        ch_write_dead(j);
+        return;
+    }
+    ch_insert(j, "events", &rows, ch_events_done);
+}
+
+/* The answer of the duplicate query: one id per line. */
+static int ch_existing_parse(ch_job *j, const char *body, size_t len) {
+    size_t cap = 0;
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl : end) - p);
+        if (n == EVENT_ID_LEN - 1) {
+            if (j->nexisting == cap) {
+                cap = cap ? cap * 2 : 64;
+                char **v = realloc(j->existing, cap * sizeof *v);
+                if (!v) return -1;
+                j->existing = v;
+            }
+            if (!(j->existing[j->nexisting] = strndup(p, n))) return -1;
+            j->nexisting++;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (j->nexisting) qsort(j->existing, j->nexisting, sizeof *j->existing, ch_cmp_str);
+    return 0;
+}
+
+static void ch_dups_done(store_clickhouse *s, const httpc_response *r, void *arg) {
+    (void)s;
+    ch_job *j = arg;
+    if (r->status != 200) {
+        ch_job_fail(j, r, "duplicate check");
+        return;
+    }
+    if (ch_existing_parse(j, r->body ? r->body : "", r->body_len) != 0) {
+        ch_job_end(j, -1, "out of memory");
+        return;
+    }
+    store_batch *b = j->b;
+    for (size_t i = 0; i < b->nitems; i++) {
+        store_item *it = &b->items[i];
+        const char *key = it->event_id;
+        if (it->status == STORE_ITEM_PENDING && j->nexisting &&
+            bsearch(&key, j->existing, j->nexisting, sizeof *j->existing, ch_cmp_str))
+            it->status = STORE_ITEM_DUPLICATE;
+    }
+    ch_write_events(j);
+}
+
+/* Which of the batch's ids are stored already: same home, its entities, its
+ * time window (so the primary key and the month partitions prune the scan). */
+static void ch_check_dups(ch_job *j) {
+    store_clickhouse *s = j->s;
+    store_batch *b = j->b;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    size_t n = 0;
+    sbuf q, ids, ents;
+    sbuf_init(&q);
+    sbuf_init(&ids);
+    sbuf_init(&ents);
+    for (size_t i = 0; i < b->nitems; i++) {
+        const store_item *it = &b->items[i];
+        if (it->status != STORE_ITEM_PENDING) continue;
+        if (n++) sbuf_addc(&ids, ','), sbuf_addc(&ents, ',');
+        sbuf_printf(&ids, "'%s'", it->event_id);
+        ch_quote(&ents, it->entity_id ? it->entity_id : "");
+        if (it->time_us < lo) lo = it->time_us;
+        if (it->time_us > hi) hi = it->time_us;
+    }
+    if (n == 0) {
+        sbuf_free(&ids);
+        sbuf_free(&ents);
+        ch_write_events(j);
+        return;
+    }
+    sbuf_printf(&q, "SELECT event_id FROM %s.events WHERE home_id = ", s->db);
+    ch_quote(&q, j->home);
+    sbuf_printf(&q, " AND time >= toDateTime(%lld) AND time <= toDateTime(%lld) AND time_us >= %lld AND time_us <= %lld",
+                (long long)ch_clamp_seconds(lo), (long long)ch_clamp_seconds(hi), (long long)lo, (long long)hi);
+    sbuf_adds(&q, " AND entity_id IN (");
+    sbuf_add(&q, ents.data ? ents.data : "", ents.len);
+    sbuf_adds(&q, ") AND event_id IN (");
+    sbuf_add(&q, ids.data ? ids.data : "", ids.len);
+    sbuf_adds(&q, ") FORMAT TabSeparated");
+    int failed = sbuf_failed(&ids) || sbuf_failed(&ents);
+    sbuf_free(&ids);
+    sbuf_free(&ents);
+    if (failed) q.failed = 1;
+    ch_query(s, &q, ch_dups_done, j);
+}
+
+static void store_ch_write_batch(store *base, store_batch *b, store_write_cb cb, void *arg) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    if (!s->up || !s->schema_ready) {
+        cb(b, -1, s->schema_newer ? "clickhouse schema is newer than this binary" : s->last_error, arg);
+        return;
+    }
+    ch_job *j = calloc(1, sizeof *j);
+    if (!j || ch_mark_batch_twins(b) != 0) {
+        free(j);
+        cb(b, -1, "out of memory", arg);
+        return;
+    }
+    *j = (ch_job){.s = s, .b = b, .cb = cb, .arg = arg, .home = b->home_id[0] ? b->home_id : EVENT_HOME_DEFAULT};
+    b->stored_at_us = service_now_us();
+    ch_check_dups(j);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+typedef struct ch_read {
+    store_rows_cb cb;
+    void *arg;
+    int dead;
+} ch_read;
+
+static int ch_read_line(const ch_read *rd, const char *line, size_t n, store_rows *rows) {
+    json_t *o = json_loadb(line, n, 0, NULL);
+    int rc = -1;
+    if (!o) return -1;
+    if (rd->dead) {
+        const char *id = json_string_value(json_object_get(o, "id"));
+        const char *at = json_string_value(json_object_get(o, "received_at_us"));
+        if (id && at)
+            rc = store_rows_add_dead(rows, strtoll(id, NULL, 10), strtoll(at, NULL, 10),
+                                     json_string_value(json_object_get(o, "source")),
+                                     json_string_value(json_object_get(o, "error")),
+                                     json_string_value(json_object_get(o, "raw")));
+    } else {
+        const json_t *rec = json_object_get(o, "record");
+        const char *eid = json_string_value(json_object_get(o, "event_id"));
+        const char *at = json_string_value(json_object_get(o, "stored_at_us"));
+        if (json_is_string(rec) && eid && at)
+            rc = store_rows_add_event(rows, json_string_value(rec), json_string_length(rec), eid,
+                                      strtoll(at, NULL, 10));
+    }
+    json_decref(o);
+    return rc;
+}
+
+static void ch_read_done(store_clickhouse *s, const httpc_response *r, void *arg) {
+    ch_read *rd = arg;
+    store_rows rows = {0};
+    char why[300];
+    int rc = 0;
+    if (r->status != 200) {
+        ch_error_text(r, why, sizeof why);
+        if (r->status != 0) log_warn("clickhouse query failed: %s", why);
+        rc = -1;
+    } else {
+        const char *p = r->body ? r->body : "", *end = p + r->body_len;
+        while (p < end && rc == 0) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t n = (size_t)((nl ? nl : end) - p);
+            if (n && ch_read_line(rd, p, n, &rows) != 0) {
+                snprintf(why, sizeof why, "unreadable row from clickhouse");
+                rc = -1;
+            }
+            p = nl ? nl + 1 : end;
+        }
+    }
+    (void)s;
+    rd->cb(&rows, rc, rc ? why : NULL, rd->arg);
+    store_rows_free(&rows);
+    free(rd);
+}
+
+static void ch_read_start(store_clickhouse *s, sbuf *q, int dead, store_rows_cb cb, void *arg) {
+    ch_read *rd = calloc(1, sizeof *rd);
+    if (!rd || !s->up || !s->schema_ready) {
+        free(rd);
+        sbuf_free(q);
+        store_rows none = {0};
+        cb(&none, -1, s->schema_ready ? "out of memory" : "clickhouse not ready", arg);
+        return;
+    }
+    *rd = (ch_read){.cb = cb, .arg = arg, .dead = dead};
+    ch_query(s, q, ch_read_done, rd);
+}
+
+static void ch_where_str(sbuf *q, const char *col, const char *v) {
+    if (!v) return;
+    sbuf_printf(q, " AND %s = ", col);
+    ch_quote(q, v);
+}
+
+static void store_ch_query(store *base, const store_filter *f, store_rows_cb cb, void *arg) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    if (f->area || f->floor || f->device || f->label || f->platform) { /* issue 11's registry columns: not here yet */
+        store_rows none = {0};
+        cb(&none, STORE_QUERY_UNSUPPORTED,
+           "area, floor, device, label and platform filters are not supported by the ClickHouse backend yet", arg);
+        return;
+    }
+    sbuf q;
+    sbuf_init(&q);
+    sbuf_printf(&q, "SELECT record, event_id, stored_at_us FROM %s.events WHERE 1", s->db);
+    ch_where_str(&q, "home_id", f->home_id);
+    ch_where_str(&q, "entity_id", f->entity_id);
+    ch_where_str(&q, "domain", f->domain);
+    ch_where_str(&q, "event_type", f->event_type);
+    if (f->has_start) sbuf_printf(&q, " AND time_us >= %lld", (long long)f->start_us);
+    if (f->has_end) sbuf_printf(&q, " AND time_us < %lld", (long long)f->end_us);
+    /* exact before merges: one row per identity (copies are the same event) */
+    sbuf_printf(&q, " ORDER BY time_us DESC, event_id DESC LIMIT 1 BY event_id LIMIT %ld, %ld FORMAT JSONEachRow",
+                f->offset, f->limit);
+    ch_read_start(s, &q, 0, cb, arg);
+}
+
+static void store_ch_dead_letters(store *base, long limit, store_rows_cb cb, void *arg) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    sbuf q;
+    sbuf_init(&q);
+    sbuf_printf(&q,
+                "SELECT toString(id) AS id, toString(received_at_us) AS received_at_us, source, error, raw FROM "
+                "%s.dead_letters ORDER BY received_at_us DESC, seq DESC LIMIT 1 BY home_id, dl_key LIMIT %ld "
+                "FORMAT JSONEachRow",
+                s->db, limit);
+    ch_read_start(s, &q, 1, cb, arg);
+}
+
+/* ---- health, info, close ------------------------------------------------ */
+
+static int store_ch_health(store *base, const char **reason) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    if (!s->up) *reason = "clickhouse_unreachable";
+    else if (s->schema_newer) *reason = "clickhouse_schema_newer";
+    else if (!s->schema_ready) *reason = "clickhouse_schema_not_ready";
+    else if (s->write_failed) *reason = "clickhouse_write_failed";
+    else return 0;
+    return -1;
+}
+
+static json_t *store_ch_info(store *base) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    json_t *urls = json_array();
+    for (int i = 0; i < s->nurls; i++) json_array_append_new(urls, json_string(s->urls[i]));
+    json_t *o = json_pack("{s:s,s:o,s:s,s:s,s:s?,s:b,s:b,s:i,s:I}", "backend", "clickhouse", "urls", urls, "url",
+                          s->urls[s->cur], "database", s->db, "cluster", s->cluster, "reachable", s->up,
+                          "schema_ready", s->schema_ready, "schema_version", CH_SCHEMA_VERSION, "stored_schema_version",
+                          (json_int_t)s->stored_version);
+    if (o && (!s->up || !s->schema_ready || s->write_failed) && s->last_error[0])
+        json_object_set_new(o, "last_error", json_string(s->last_error));
+    return o;
+}
+
+static void store_ch_close(store *base) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    s->closing = 1;
+    if (s->ping_timer) event_free(s->ping_timer);
+    httpc_free(s->http); /* in-flight calls complete now (cancelled): their batches get rc -1 */
+    for (int i = 0; i < s->nurls; i++) free(s->urls[i]);
+    for (int i = 0; i < s->nstmts; i++) free(s->stmts[i]);
+    free(s->db);
+    free(s->cluster);
+    free(s->userpwd);
+    free(s);
+}
+
+static const store_ops store_clickhouse_ops = {
+    .name = "clickhouse",
+    .text_batches = 1, /* reads only item fields and text */
+    .write_batch = store_ch_write_batch,
+    .query = store_ch_query,
+    .dead_letters = store_ch_dead_letters,
+    .health = store_ch_health,
+    .info = store_ch_info,
+    .close = store_ch_close,
+};
+
+/* ---- configuration -------------------------------------------------------- */
+
+static int ch_config_urls(store_clickhouse *s) {
+    const char *list = config_str("CLICKHOUSE_URL", "http://127.0.0.1:8123");
+    const char *p = list;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        while (n && (*p == ' ')) p++, n--;
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '/')) n--;
+        if (n) {
+            if (s->nurls == CH_MAX_URLS) {
+                log_error("CLICKHOUSE_URL: at most %d servers", CH_MAX_URLS);
+                return -1;
+            }
+            if (!(s->urls[s->nurls] = strndup(p, n))) return -1;
+            if (strncmp(s->urls[s->nurls], "http://", 7) != 0 && strncmp(s->urls[s->nurls], "https://", 8) != 0) {
+                log_error("CLICKHOUSE_URL: %s is not an http(s):// URL", s->urls[s->nurls]);
+                free(s->urls[s->nurls]);
+                return -1;
+            }
+            s->nurls++;
+        }
+        p = comma ? comma + 1 : p + strlen(p);
+    }
+    if (s->nurls == 0) log_error("CLICKHOUSE_URL: no server given");
+    return s->nurls ? 0 : -1;
+}
+
+static int ch_config(store_clickhouse *s) {
+    long long timeout, ping;
+    if (ch_config_urls(s) != 0 || config_long("CLICKHOUSE_TIMEOUT_MS", 10000, 100, 600000, &timeout) ||
+        config_long("CLICKHOUSE_PING_INTERVAL_MS", 2000, 50, 3600000, &ping))
+        return -1;
+    s->timeout_ms = (long)timeout;
+    s->ping_ms = (long)ping;
+    const char *db = config_str("CLICKHOUSE_DATABASE", "homeiq");
+    const char *cluster = config_str("CLICKHOUSE_CLUSTER", NULL);
+    if (!ch_ident_ok(db) || (cluster && !ch_ident_ok(cluster))) {
+        log_error("CLICKHOUSE_%s: must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 64)",
+                  ch_ident_ok(db) ? "CLUSTER" : "DATABASE");
+        return -1;
+    }
+    s->db = strdup(db);
+    s->cluster = cluster ? strdup(cluster) : NULL;
+    const char *user = config_str("CLICKHOUSE_USER", "default");
+    char *pass = config_secret("CLICKHOUSE_PASSWORD");
+    size_t n = strlen(user) + (pass ? strlen(pass) : 0) + 2;
+    s->userpwd = malloc(n);
+    if (s->userpwd) snprintf(s->userpwd, n, "%s:%s", user, pass ? pass : "");
+    free(pass);
+    if (!s->db || (cluster && !s->cluster) || !s->userpwd) return -1;
+    s->nstmts = ch_schema_statements(s->db, s->cluster, s->stmts, CH_MAX_STATEMENTS);
+    return s->nstmts > 0 ? 0 : -1;
+}
+
+int store_clickhouse_open(struct event_base *base, store **out) {
+    store_clickhouse *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    s->base.ops = &store_clickhouse_ops;
+    s->evb = base;
+    snprintf(s->last_error, sizeof s->last_error, "not connected yet");
+    if (ch_config(s) != 0 || httpc_new(base, &s->http) != 0) {
+        store_ch_close(&s->base);
+        return -1;
+    }
+    s->ping_timer = event_new(base, -1, EV_PERSIST, ch_ping, s);
+    struct timeval tv = {s->ping_ms / 1000, (s->ping_ms % 1000) * 1000};
+    if (!s->ping_timer || event_add(s->ping_timer, &tv) != 0) {
+        store_ch_close(&s->base);
+        return -1;
+    }
+    log_info("clickhouse store: %s%s (%d server%s), database %s%s%s", s->urls[0], s->nurls > 1 ? ", ..." : "",
+             s->nurls, s->nurls > 1 ? "s" : "", s->db, s->cluster ? ", cluster " : "", s->cluster ? s->cluster : "");
+    ch_ping(-1, 0, s);
+    *out = &s->base;
+    return 0;
+}
