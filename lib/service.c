@@ -3,9 +3,13 @@
 #include "auth.h"
 #include "log.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -109,4 +113,17 @@ long long service_mono_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int service_mkdirs(const char *dir, unsigned mode) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return errno = ENAMETOOLONG, -1;
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(path, (mode_t)mode) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(path, (mode_t)mode) != 0 && errno != EEXIST) return -1;
+    return 0;
 }

@@ -33,4 +33,8 @@ void service_note_busy(service *s);
 long long service_now_us(void);
 long long service_mono_us(void);
 
+/* Creates `dir` and its missing parents with `mode` (existing ones are kept
+ * as they are). 0, or -1 with errno set. */
+int service_mkdirs(const char *dir, unsigned mode);
+
 #endif

@@ -272,24 +272,11 @@ int store_sqlite_latest_version(void) {
     return STORE_SQLITE_VERSION;
 }
 
-static int store_sqlite_mkdir(const char *dir) {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return -1;
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(path, 0750) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(path, 0750) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
 int store_sqlite_open(store **out) {
     const char *dir = config_text(NULL, "DATA_DIR");
     long long busy;
     if (config_int(NULL, "SQLITE_BUSY_TIMEOUT_MS", &busy) != 0) return -1;
-    if (store_sqlite_mkdir(dir) != 0) {
+    if (service_mkdirs(dir, 0750) != 0) {
         log_error("DATA_DIR=%s: cannot create: %s", dir, strerror(errno));
         return -1;
     }

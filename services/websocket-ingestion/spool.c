@@ -11,6 +11,7 @@
 #include "spool_int.h"
 
 #include "log.h"
+#include "service.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -225,7 +226,7 @@ static int spool_load(spool *s) {
 
 int spool_open(struct event_base *base, const spool_opts *o, spool **out) {
     if (!base || !o || !o->dir || !*o->dir) return -1;
-    if (spool_mkdirs(o->dir) != 0) {
+    if (service_mkdirs(o->dir, 0700) != 0) {
         log_error("spool: cannot create %s: %s", o->dir, strerror(errno));
         return -1;
     }

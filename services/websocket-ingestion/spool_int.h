@@ -91,7 +91,6 @@ struct spool {
 /* Writes one record (header + payload, SPOOL_RECORD_HEADER + len bytes) at out. */
 void spool_record_encode(char *out, const char *data, size_t len);
 void spool_seg_path(const spool *s, uint64_t first_seq, char *out, size_t outlen);
-int spool_mkdirs(const char *dir);
 void spool_rd_reset(spool_rd *r, int fd, uint64_t off);
 int spool_rd_record(spool_rd *r, const char **data, size_t *len);
 int spool_segs_push(spool *s, uint64_t first_seq, uint64_t nrec, uint64_t bytes);

@@ -60,19 +60,6 @@ static int spool_fsync_dir(const spool *s) {
     return rc;
 }
 
-int spool_mkdirs(const char *dir) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) return -1;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
 /* ---- buffered reader --------------------------------------------------- */
 
 void spool_rd_reset(spool_rd *r, int fd, uint64_t off) {

@@ -6,11 +6,18 @@
  * whose path (or, for write/fdatasync, the path of the descriptor) contains
  * `pattern` fails with errno (default EIO); all other calls go through. call
  * is one of open_rdonly (open without O_WRONLY/O_RDWR), open_write, write
- * (write, pwrite), fdatasync (fdatasync, fsync), rename. Each firing is logged to stderr. */
+ * (write, pwrite), fdatasync (fdatasync, fsync), rename. Each firing is logged to stderr.
+ *
+ * HOMEIQ_FAULT="alloc:MINBYTES:nth" -- the nth malloc/calloc/realloc of at
+ * least MINBYTES bytes fails with ENOMEM (large buffers: spool reads, batch
+ * bodies, request copies; small ones are everywhere, in libc and libevent
+ * too). With HOMEIQ_FAULT_ARM=path, allocations count only while that file
+ * exists, so a test can aim past start-up and the accepting POST. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -25,6 +32,8 @@ static char f_call[32], f_pat[256];
 static long f_nth, f_count;
 static int f_errno = EIO, f_ready;
 static pthread_mutex_t f_mu = PTHREAD_MUTEX_INITIALIZER;
+static size_t f_alloc_min; /* alloc: the smallest size that counts (0: no alloc fault) */
+static const char *f_arm;  /* alloc: count only while this file exists */
 
 static void fault_init(void) {
     if (f_ready) return;
@@ -39,6 +48,11 @@ static void fault_init(void) {
     snprintf(f_pat, sizeof f_pat, "%s", pat);
     f_nth = atol(nth);
     if (en) f_errno = atoi(en);
+    if (!strcmp(f_call, "alloc")) {
+        f_alloc_min = (size_t)atol(f_pat);
+        f_errno = ENOMEM;
+        f_arm = getenv("HOMEIQ_FAULT_ARM");
+    }
 }
 
 /* 1 when this call must fail. */
@@ -143,4 +157,44 @@ int rename(const char *a, const char *b) {
     if (!real) real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
     if (fault_hit("rename", b)) return errno = f_errno, -1;
     return real(a, b);
+}
+
+/* ---- allocation ----------------------------------------------------------
+ * glibc's own entry points are the real allocator (dlsym may allocate, so it
+ * cannot be used here); memory from them is freed by the ordinary free(). */
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t n, size_t m);
+extern void *__libc_realloc(void *p, size_t n);
+
+static int alloc_hit(size_t n) {
+    if (!f_ready) fault_init();
+    if (!f_alloc_min || n < f_alloc_min) return 0;
+    if (f_arm && access(f_arm, F_OK) != 0) return 0;
+    pthread_mutex_lock(&f_mu);
+    int hit = ++f_count == f_nth;
+    pthread_mutex_unlock(&f_mu);
+    if (hit) {
+        char msg[128];
+        int l = snprintf(msg, sizeof msg, "fault_shim: alloc(%zu) fails with ENOMEM (call #%ld)\n", n, f_nth);
+        if (l > 0) (void)!write(2, msg, (size_t)l);
+        void *bt[16]; /* where: the test prints it, so a reader sees which path failed */
+        int nbt = backtrace(bt, 16);
+        backtrace_symbols_fd(bt, nbt, 2);
+    }
+    return hit;
+}
+
+void *malloc(size_t n) {
+    if (alloc_hit(n)) return errno = ENOMEM, NULL;
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t m) {
+    if (m && n <= (size_t)-1 / m && alloc_hit(n * m)) return errno = ENOMEM, NULL;
+    return __libc_calloc(n, m);
+}
+
+void *realloc(void *p, size_t n) {
+    if (alloc_hit(n)) return errno = ENOMEM, NULL;
+    return __libc_realloc(p, n);
 }

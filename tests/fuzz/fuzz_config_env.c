@@ -16,8 +16,11 @@
 
 static char secret_path[64];
 
-static const config_var vars[] = {
-    {"FUZZ_INT", "5", "an integer"}, {"FUZZ_BOOL", "1", "a boolean"}, {"FUZZ_SECRET", NULL, "a secret"}, {NULL, NULL, NULL}};
+/* The table's defaults agree with the older getters' below (config_long and
+ * config_bool refuse a default that contradicts the registered table). */
+static const config_var vars[] = {CONFIG_INT("FUZZ_INT", "7", -1000, 1000000, "an integer"),
+                                  CONFIG_BOOL("FUZZ_BOOL", "1", "a boolean"), {"FUZZ_SECRET", NULL, "a secret"},
+                                  CONFIG_END};
 
 /* The next '\n'-terminated field of [*p, end) as a NUL-terminated copy. */
 static char *field(const char **p, const char *end) {
@@ -49,9 +52,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else if (out != -12345) {
         abort();
     }
+    long long tout = -12345; /* the table getter reads the same value the same way */
+    int trc = config_int(vars, "FUZZ_INT", &tout);
+    if (trc != (out == -12345 ? -1 : 0) || (trc == 0 && tout != out)) abort();
     setenv("FUZZ_BOOL", bv, 1);
-    int b = -7;
-    if (config_bool("FUZZ_BOOL", 1, &b) == 0 && b != 0 && b != 1) abort();
+    int b = -7, tb = -7;
+    int brc = config_bool("FUZZ_BOOL", 1, &b);
+    if (brc == 0 && b != 0 && b != 1) abort();
+    if (config_flag(vars, "FUZZ_BOOL", &tb) != brc || (brc == 0 && tb != b)) abort();
 
     FILE *f = fopen(secret_path, "wb");
     if (!f) abort();

@@ -1,5 +1,6 @@
-/* test_json_scan.c -- unit tests of the validating JSON scanner that extracts
- * HA's "event" member byte for byte, and of HOME_ASSISTANT_URL handling. */
+/* test_json_scan.c -- unit tests of lib/json_scan, the validating JSON scanner
+ * that extracts HA's "event" member byte for byte (with the other lib tests;
+ * HOME_ASSISTANT_URL handling is tests/ingestion/test_ha_url.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ha_client.h"
 #include "json_scan.h"
 
 static int valid(const char *s) { return jscan_validate(s, strlen(s), NULL) == 0; }
@@ -92,31 +92,12 @@ static void test_array_elements(void **state) {
     assert_int_equal(jscan_first("   ", 3), '\0');
 }
 
-static void test_ha_url_forms(void **state) {
-    (void)state;
-    char out[256];
-    assert_int_equal(ha_client_url("http://homeassistant.local:8123", out, sizeof out), 0);
-    assert_string_equal(out, "ws://homeassistant.local:8123/api/websocket");
-    assert_int_equal(ha_client_url("https://ha.example.org/", out, sizeof out), 0);
-    assert_string_equal(out, "wss://ha.example.org/api/websocket");
-    assert_int_equal(ha_client_url("http://10.0.0.2:8123/prefix/", out, sizeof out), 0);
-    assert_string_equal(out, "ws://10.0.0.2:8123/prefix/api/websocket");
-    assert_int_equal(ha_client_url("wss://ha:8123/api/websocket", out, sizeof out), 0);
-    assert_string_equal(out, "wss://ha:8123/api/websocket");
-    assert_int_equal(ha_client_url("ws://[::1]:8123", out, sizeof out), 0);
-    assert_string_equal(out, "ws://[::1]:8123/api/websocket");
-    assert_int_equal(ha_client_url("ftp://x", out, sizeof out), -1);
-    assert_int_equal(ha_client_url("http://", out, sizeof out), -1);
-    assert_int_equal(ha_client_url("http://x:8123", out, 10), -1);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate_accepts_json),
         cmocka_unit_test(test_validate_rejects_bad_json),
         cmocka_unit_test(test_object_members_are_exact_spans),
         cmocka_unit_test(test_array_elements),
-        cmocka_unit_test(test_ha_url_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
