@@ -17,6 +17,9 @@
  * REGISTRY_DEBOUNCE_MS); the events that follow the update -- the update event itself
  * included -- are held in memory until that answer arrived and are then spooled with
  * the new context, in their order; events before it were spooled with the old one.
+ * Known limit: two updates closer together than one reload round trip (debounce + HA's
+ * answer) are not told apart -- the events between them get the later context (the
+ * updates' "changes" hold the old values, so undoing the later one is the way to fix it).
  * The same holds from each (re)connect until the first load. A hold never outlives
  * REGISTRY_HOLD_MAX_MS or REGISTRY_HOLD_MAX_BYTES (then the events go with the context
  * known, counted), a lost connection or shutdown (released at once).

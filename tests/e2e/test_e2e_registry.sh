@@ -41,6 +41,10 @@ half_sent() { [ "$(sim_stat sent)" -ge $((COUNT / 2)) ]; }
 wait_until 120 half_sent || bail "half the events sent"
 check_eq "the simulator moves $MOVED_ENTITY" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "http://127.0.0.1:$SIM_PORT/api/sim/registry/entity/$MOVED_ENTITY/area/$MOVED_TO")"
+# Two updates closer together than one reload round trip are not separated: the events between
+# them get the later context (registry.h; a known limit, seen as 29 of 10,000 in the sanitizer
+# build with the moves back to back). Here they are 2 s apart: each move is checked on its own.
+sleep 2
 check_eq "the simulator moves device $MOVED_DEVICE_NAME" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "http://127.0.0.1:$SIM_PORT/api/sim/registry/device/$MOVED_DEVICE/area/$DEVICE_TO")"
 sleep 0.3
