@@ -745,15 +745,41 @@ void house_fire(sim *s, const char *event_type, const char *data)
     dispatch(s, event_type, NULL);
 }
 
+/* The event_type an injected body names, so it is routed as HA would route it.
+ * The body may be deliberately odd JSON (a test plays a broken HA), which no
+ * parser accepts, so this reads the first "event_type":"..." member as text.
+ * NULL when there is none: such a body then goes only to subscriptions of
+ * every event type. Caller frees. */
+static char *inject_event_type(const char *event, size_t len)
+{
+    static const char key[] = "\"event_type\"";
+    const char *end = event + len;
+    for (const char *p = event; p && p + sizeof key - 1 < end;
+         p = memchr(p + 1, '"', (size_t)(end - p - 1))) {
+        if (memcmp(p, key, sizeof key - 1) != 0) continue;
+        const char *q = p + sizeof key - 1;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')) q++;
+        if (q >= end || *q++ != ':') continue;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')) q++;
+        if (q >= end || *q++ != '"') continue;
+        const char *e = memchr(q, '"', (size_t)(end - q));
+        return e ? strndup(q, (size_t)(e - q)) : NULL;
+    }
+    return NULL;
+}
+
 int house_inject(sim *s, const char *event, size_t len)
 {
     int n = 0;
     simbuf m = {0};
+    char *type = inject_event_type(event, len);
     flush_batches(s); /* after everything already queued, in order */
     for (sim_client *c = s->clients; c; c = c->next) {
         if (!c->authed || c->closing) continue;
         for (size_t i = 0; i < c->nsubs; i++) {
             if (c->subs[i].kind != SUB_EVENTS) continue;
+            /* as dispatch(): a typed subscription hears only its own type */
+            if (c->subs[i].event_type && (!type || strcmp(c->subs[i].event_type, type) != 0)) continue;
             m.len = 0;
             simbuf_adds(&m, "{\"type\":\"event\",\"event\":");
             simbuf_add(&m, event, len);
@@ -763,6 +789,7 @@ int house_inject(sim *s, const char *event, size_t len)
         }
     }
     simbuf_free(&m);
+    free(type);
     return n;
 }
 

@@ -211,7 +211,8 @@ static void route(sim_http_conn *h, const char *method, const char *path, char *
         json_reply(h, status, status == 200 ? "OK" : status == 400 ? "Bad Request" : "Not Found", &b);
     } else if (strcmp(path, "/api/sim/inject") == 0 && post) {
         /* The body, byte for byte, as the "event" of an event message to every
-         * events subscription: how a test plays an HA that sends odd JSON. */
+         * events subscription of its event_type (or of all types), as HA routes
+         * it: how a test plays an HA that sends odd JSON. */
         int n = house_inject(s, body, body_len);
         simbuf_printf(&b, "{\"delivered\":%d}", n);
         json_reply(h, 200, "OK", &b);
