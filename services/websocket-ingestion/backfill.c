@@ -446,6 +446,7 @@ static void bf_on_history(backfill *b, const bf_result *r) {
         bf_retry(b, "history answer unreadable%s%s", "", "");
         return;
     }
+    if (b->o.before_spool) b->o.before_spool(b->o.before_spool_arg);
     jscan_object_trusted(r->result, r->rlen, bf_entity_cb, &w);
     if (w.failed) { /* the spool is full: the same request again later (re-sent rows are duplicates) */
         bf_retry(b, "%s%s", w.failed == SPOOL_EFULL ? "spool full (SPOOL_MAX_BYTES)" : "event too large to spool",

@@ -46,6 +46,12 @@ typedef struct backfill_opts {
     long timeout_ms;            /* BACKFILL_TIMEOUT_S: a request not answered in time is sent again */
     long retry_min_ms, retry_max_ms;
     const char *import_path;    /* where an import's request and progress are kept (copied) */
+    /* Called before a history answer's rows are spooled: live events received before
+     * the answer and still held elsewhere (registry.h: a hold for a reload) must reach
+     * the spool first, so the live copy of an event, not the history copy, is the one
+     * stored (identities make the second one a duplicate). NULL: none. */
+    void (*before_spool)(void *arg);
+    void *before_spool_arg;
 } backfill_opts;
 
 typedef struct backfill_stats {

@@ -39,7 +39,7 @@ struct ha_client {
     struct event *reconnect_ev, *ping_ev, *pong_ev;
     ha_client_stats st;
 
-    struct { ha_hook_fn on_subscribed, on_lost; void *arg; } hooks[HA_MAX_HOOKS]; /* backfill's, registry's */
+    struct { ha_hook_fn on_subscribed, on_lost; void *arg; } hooks[HA_MAX_HOOKS]; /* registry's, then backfill's (its list commands go first) */
     int nhooks;
     struct { long long id; ha_result_fn cb; void *arg; } pend[HA_MAX_PENDING];
     int npend;

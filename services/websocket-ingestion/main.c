@@ -189,6 +189,8 @@ static void ingest_on_ha_event(const char *json, size_t len, void *arg) {
     else ingest_spool_ha_event(json, len, in);
 }
 
+static void ingest_release_held(void *arg) { registry_release_held(arg); }
+
 static void ingest_on_written(void *arg) {
     ingest *in = arg;
     forwarder_kick(in->fw);
@@ -245,9 +247,13 @@ static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url, con
         .timeout_ms = (long)c->bf_timeout * 1000, .delay_ms = (long)c->bf_delay * 1000, .retry_min_ms = 1000, .retry_max_ms = 60000,
         .import_path = import_path,
     };
-    if (backfill_new(in->base, &bo, in->ha, in->sp, in->hw, &in->bf) != 0) return -1;
     registry_opts ro = {.debounce_ms = (long)c->reg_debounce, .hold_max_ms = (long)c->reg_hold};
     if (c->registry && registry_new(in->base, &ro, in->ha, ingest_spool_ha_event, in, &in->reg) != 0) return -1;
+    if (in->reg) { /* history rows go to the spool after the live events already received */
+        bo.before_spool = ingest_release_held;
+        bo.before_spool_arg = in->reg;
+    }
+    if (backfill_new(in->base, &bo, in->ha, in->sp, in->hw, &in->bf) != 0) return -1;
     backfill_metrics(in->bf);
     log_info("home assistant: %s, event types %s, backfill %s", in->ha_url,
              config_text(ingest_vars, "HOME_ASSISTANT_EVENT_TYPES"), c->backfill ? "on" : "off");

@@ -316,6 +316,10 @@ static void reg_hold(registry *r, const char *json, size_t len) {
 
 static int reg_holding(const registry *r) { return r->nheld > 0 || r->need_load || r->inflight > 0 || r->dirty; }
 
+void registry_release_held(registry *r) {
+    if (r) reg_release(r, 0);
+}
+
 static void reg_hold_timeout_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;

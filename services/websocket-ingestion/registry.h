@@ -67,6 +67,9 @@ void registry_on_event(registry *r, const char *json, size_t len);
  * when no context is known for it (out untouched). For events not from the live
  * stream (backfill): they get the context known now. r may be NULL (returns 1). */
 int registry_annotate(registry *r, const char *json, size_t len, sbuf *out);
+/* Spools the held events now, with the context known so far (counted as unresolved):
+ * for a reader that is about to spool copies of them from elsewhere (backfill). */
+void registry_release_held(registry *r);
 /* /health's "registry" object (new reference). */
 json_t *registry_health(const registry *r);
 /* Releases held events to the sink and frees. NULL is fine. */
