@@ -23,7 +23,7 @@ N=$(python3 "$root/tests/storage/stats_series.py" house "$(date +%s)" "$DAYS" "$
 echo "# $N events, $DAYS days of a 60-entity house, batches of $BATCH, InfluxDB $(influxd version 2>/dev/null | cut -d' ' -f2)"
 for on in 1 0; do
   port=$(free_port)
-  STORAGE_BACKEND=influxdb INFLUXDB_DATABASE=bench$on DATA_STORAGE_PORT=$port LOG_LEVEL=warn STATISTICS=$on \
+  STORAGE_BACKEND=influxdb INFLUXDB_DATABASE=bench$on DATA_STORAGE_PORT=$port LOG_LEVEL=warn STATISTICS=$on INFLUXDB_STATISTICS=$on \
     INFLUXDB_PING_INTERVAL_MS=200 start_bg "storage-$on" "$BIN"
   pid=$LAST_PID
   wait_healthy "http://127.0.0.1:$port/health" 30 || exit 1

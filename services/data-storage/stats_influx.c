@@ -291,12 +291,14 @@ static void si_row_line(sbuf *b, const char *entity, int hourly, stats_kind kind
 /* ---- open / close / info ---------------------------------------------- */
 
 int stats_influx_open(const stats_influx_io *io, const char *rp5, const char *rph, stats_influx **out) {
-    long long on, raw, s5;
+    long long on, on_influx, raw, s5;
     *out = NULL;
-    if (config_int(storage_maint_vars, "STATISTICS", &on) || config_int(storage_maint_vars, "RETENTION_DAYS", &raw) ||
+    if (config_int(storage_maint_vars, "STATISTICS", &on) ||
+        config_int(storage_maint_vars, "INFLUXDB_STATISTICS", &on_influx) ||
+        config_int(storage_maint_vars, "RETENTION_DAYS", &raw) ||
         config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &s5))
         return -1;
-    if (!on) return 0;
+    if (!on || !on_influx) return 0; /* opt-in on InfluxDB: see INFLUXDB_STATISTICS */
     stats_influx *s = calloc(1, sizeof *s);
     if (!s) return -1;
     s->io = *io;

@@ -21,6 +21,7 @@
 
 #define STORAGE_MAINT_CONFIG_VARS                                                                                \
     CONFIG_INT("STATISTICS", "1", 0, 1, "1 = update long-term statistics (5-minute and hourly rows, docs/STATISTICS.md) with each batch: sqlite in its transaction, influxdb before its ack"), \
+    CONFIG_INT("INFLUXDB_STATISTICS", "0", 0, 1, "influxdb: 1 = keep the statistics too (homeiq_statistics). Off by default: recomputed from raw points before each ack, they cost about 1 ms per event and more as a period fills (docs/STATISTICS.md)"), \
     CONFIG_INT("RETENTION_DAYS", "0", 0, 1000000, "purge raw events older than this many days, after their statistics are committed (0 = keep every event); influxdb: the policy of a database HomeIQ creates, else checked"),      \
     CONFIG_TEXT("RETENTION_OVERRIDES", NULL, "sqlite: raw-event retention per domain or entity, NAME=DAYS,... e.g. \"sensor.grid_energy=0,light=7\" (0 = keep forever)"), \
     CONFIG_INT("STATISTICS_5MIN_RETENTION_DAYS", "10", 1, 1000000, "purge 5-minute statistics older than this (hourly: kept); influxdb: policy homeiq_stats_5min"), \

@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 BIN=${1:?usage: stats_influx_suite.sh /path/to/homeiq-data-storage}
 SERIES="python3 $here/stats_series.py"
-export STORAGE_BACKEND=influxdb LOG_LEVEL=${LOG_LEVEL:-info} MAX_BODY_BYTES=16777216 INFLUXDB_PING_INTERVAL_MS=200
+export STORAGE_BACKEND=influxdb INFLUXDB_STATISTICS=1 LOG_LEVEL=${LOG_LEVEL:-info} MAX_BODY_BYTES=16777216 INFLUXDB_PING_INTERVAL_MS=200
 echo "# statistics suite, InfluxDB"
 influxd_start || bail "influxd starts"
 
