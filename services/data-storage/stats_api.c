@@ -11,6 +11,7 @@
 #include "stats_api.h"
 #include "event.h"
 #include "json_text.h"
+#include "query_api.h"
 #include "sbuf.h"
 
 #include <event2/http.h>
@@ -36,6 +37,7 @@ typedef struct stats_api_query {
     int period, has_start, has_end;
     unsigned types;
     int64_t start_us, end_us;
+    char home[EVENT_HOME_MAX + 1]; /* home= (issue 18), "" = not given */
 } stats_api_query;
 
 /* ---- parameters -------------------------------------------------------- */
@@ -77,8 +79,12 @@ static int stats_api_param(void *ctx, const char *k, const char *v, char *err, s
         *(k[0] == 's' ? &q->has_start : &q->has_end) = 1;
     } else if (strcmp(k, "types") == 0) {
         return stats_api_types_parse(v, &q->types, err, n);
+    } else if (strcmp(k, "home") == 0) {
+        char why[160];
+        if (event_home_check(v, why, sizeof why) != 0) return snprintf(err, n, "home: %s", why), -1;
+        snprintf(q->home, sizeof q->home, "%s", v);
     } else {
-        snprintf(err, n, "%.64s: unknown parameter (known: entity_id, period, start, end, types)", k);
+        snprintf(err, n, "%.64s: unknown parameter (known: entity_id, period, start, end, types, home)", k);
         return -1;
     }
     return 0;
@@ -325,6 +331,10 @@ static void stats_api_get(struct evhttp_request *req, void *arg) {
     if (!st->ops->stats_rows && !st->ops->stats_fetch) {
         free((char *)q.entities);
         httpd_reply_error(req, 501, "statistics: not kept by the %s backend", st->ops->name);
+        return;
+    }
+    if (query_home_supported(req, st, q.home[0] ? q.home : NULL, STORE_HOME_STATISTICS, "GET /api/v1/statistics")) {
+        free((char *)q.entities);
         return;
     }
     stats_api_req *r = calloc(1, sizeof *r);

@@ -23,6 +23,7 @@
  *    and after every outage, never on the request path; until it is ready,
  *    writes and reads answer 503 and /health says why. */
 #include "store_clickhouse.h"
+#include "clickhouse_read.h"
 #include "clickhouse_sql.h"
 #include "config.h"
 #include "httpc.h"
@@ -53,6 +54,8 @@ typedef struct store_clickhouse {
     struct event *ping_timer;
     char *stmts[CH_MAX_STATEMENTS];
     int nstmts, init_step;
+    long settle_ms;                 /* CLICKHOUSE_FEED_SETTLE_MS */
+    struct ch_job *jobs;            /* batches in flight (their stored_at bounds the feed's horizon) */
 } store_clickhouse;
 
 /* ---- requests with failover ------------------------------------------- */
@@ -296,6 +299,7 @@ static void ch_ping(evutil_socket_t fd, short what, void *arg) {
 /* ---- writes ------------------------------------------------------------- */
 
 typedef struct ch_job {
+    struct ch_job *prev, *next;     /* s->jobs */
     store_clickhouse *s;
     store_batch *b;
     store_write_cb cb;
@@ -306,6 +310,9 @@ typedef struct ch_job {
 } ch_job;
 
 static void ch_job_end(ch_job *j, int rc, const char *err) {
+    if (j->prev) j->prev->next = j->next;
+    else j->s->jobs = j->next;
+    if (j->next) j->next->prev = j->prev;
     j->cb(j->b, rc, err, j->arg);
     for (size_t i = 0; i < j->nexisting; i++) free(j->existing[i]);
     free(j->existing);
@@ -590,6 +597,9 @@ static void store_ch_write_batch(store *base, store_batch *b, store_write_cb cb,
     }
     *j = (ch_job){.s = s, .b = b, .cb = cb, .arg = arg, .home = b->home_id[0] ? b->home_id : EVENT_HOME_DEFAULT};
     b->stored_at_us = service_now_us();
+    j->next = s->jobs;
+    if (s->jobs) s->jobs->prev = j;
+    s->jobs = j;
     ch_check_dups(j);
 }
 
@@ -694,16 +704,66 @@ static void store_ch_query(store *base, const store_filter *f, store_rows_cb cb,
     ch_read_start(s, &q, 0, cb, arg);
 }
 
-static void store_ch_dead_letters(store *base, long limit, store_rows_cb cb, void *arg) {
+static void store_ch_dead_letters_home(store *base, const char *home, long limit, store_rows_cb cb, void *arg) {
     store_clickhouse *s = (store_clickhouse *)base;
     sbuf q;
     sbuf_init(&q);
     sbuf_printf(&q,
                 "SELECT toString(id) AS id, toString(received_at_us) AS received_at_us, source, error, raw FROM "
-                "%s.dead_letters ORDER BY received_at_us DESC, seq DESC LIMIT 1 BY home_id, dl_key LIMIT %ld "
-                "FORMAT JSONEachRow",
-                s->db, limit);
+                "%s.dead_letters WHERE 1",
+                s->db);
+    ch_where_str(&q, "home_id", home);
+    sbuf_printf(&q, " ORDER BY received_at_us DESC, seq DESC LIMIT 1 BY home_id, dl_key LIMIT %ld FORMAT JSONEachRow",
+                limit);
     ch_read_start(s, &q, 1, cb, arg);
+}
+
+static void store_ch_dead_letters(store *base, long limit, store_rows_cb cb, void *arg) {
+    store_ch_dead_letters_home(base, NULL, limit, cb, arg);
+}
+
+/* ---- for clickhouse_read.c ------------------------------------------------ */
+
+typedef struct ch_select {
+    ch_answer_fn fn;
+    void *arg;
+} ch_select;
+
+static void ch_select_done(store_clickhouse *s, const httpc_response *r, void *arg) {
+    (void)s;
+    ch_select *c = arg;
+    if (r->status == 200) {
+        c->fn(0, r->body ? r->body : "", r->body_len, NULL, c->arg);
+    } else {
+        char why[300];
+        ch_error_text(r, why, sizeof why);
+        if (r->status != 0) log_warn("clickhouse query failed: %s", why);
+        c->fn(-1, NULL, 0, why, c->arg);
+    }
+    free(c);
+}
+
+void ch_store_select(store *base, sbuf *sql, ch_answer_fn fn, void *arg) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    ch_select *c = calloc(1, sizeof *c);
+    if (!c || !s->up || !s->schema_ready) {
+        free(c);
+        sbuf_free(sql);
+        fn(-1, NULL, 0, s->schema_ready && s->up ? "out of memory" : "clickhouse not ready", arg);
+        return;
+    }
+    *c = (ch_select){.fn = fn, .arg = arg};
+    ch_query(s, sql, ch_select_done, c);
+}
+
+const char *ch_store_db(store *base) { return ((store_clickhouse *)base)->db; }
+
+int64_t ch_store_feed_horizon(store *base, int64_t now_us) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    int64_t h = now_us - (int64_t)s->settle_ms * 1000;
+    for (const ch_job *j = s->jobs; j; j = j->next)
+        if (j->b->stored_at_us - 1 < h) h = j->b->stored_at_us - 1;
+    return h < 0 ? 0 : h;
 }
 
 /* ---- health, info, close ------------------------------------------------ */
@@ -752,6 +812,14 @@ static const store_ops store_clickhouse_ops = {
     .dead_letters = store_ch_dead_letters,
     .health = store_ch_health,
     .info = store_ch_info,
+    /* dashboard reads and homes: clickhouse_read.c */
+    .feed = ch_read_feed,
+    .entities = ch_read_entities,
+    .series = ch_read_series,
+    .stats = ch_read_stats,
+    .homes = ch_read_homes,
+    .dead_letters_home = store_ch_dead_letters_home,
+    .home_reads = STORE_HOME_FEED | STORE_HOME_ENTITIES | STORE_HOME_SERIES | STORE_HOME_STATS | STORE_HOME_DEAD,
     .close = store_ch_close,
 };
 
@@ -785,10 +853,12 @@ static int ch_config_urls(store_clickhouse *s) {
 }
 
 static int ch_config(store_clickhouse *s) {
-    long long timeout, ping;
+    long long timeout, ping, settle;
     if (ch_config_urls(s) != 0 || config_long("CLICKHOUSE_TIMEOUT_MS", 10000, 100, 600000, &timeout) ||
-        config_long("CLICKHOUSE_PING_INTERVAL_MS", 2000, 50, 3600000, &ping))
+        config_long("CLICKHOUSE_PING_INTERVAL_MS", 2000, 50, 3600000, &ping) ||
+        config_long("CLICKHOUSE_FEED_SETTLE_MS", 2000, 0, 600000, &settle))
         return -1;
+    s->settle_ms = (long)settle;
     s->timeout_ms = (long)timeout;
     s->ping_ms = (long)ping;
     const char *db = config_str("CLICKHOUSE_DATABASE", "homeiq");
