@@ -260,6 +260,7 @@ void ch_read_feed(store *s, const store_feed_query *q, store_read_cb cb, void *a
     sbuf cond;
     sbuf_init(&cond);
     cr_where(&cond, "home_id", f->home_id);
+    ch_store_visible(s, &cond);
     cr_where(&cond, "entity_id", f->entity_id);
     cr_where(&cond, "domain", f->domain);
     cr_where(&cond, "event_type", f->event_type);
@@ -343,6 +344,7 @@ void ch_read_entities(store *s, const store_entity_query *q, store_read_cb cb, v
     sbuf cond;
     sbuf_init(&cond);
     cr_where(&cond, "home_id", q->home_id);
+    ch_store_visible(s, &cond);
     if (cr_take_cond(r, &cond) != 0) {
         cr_end(r, -1, "out of memory");
         return;
@@ -515,6 +517,7 @@ void ch_read_series(store *s, const store_series_query *q, store_read_cb cb, voi
     sbuf cond;
     sbuf_init(&cond);
     cr_where(&cond, "home_id", q->home_id);
+    ch_store_visible(s, &cond);
     r->entity_id = strdup(q->entity_id);
     if (cr_take_cond(r, &cond) != 0 || !r->entity_id) {
         cr_end(r, -1, "out of memory");
@@ -617,6 +620,7 @@ void ch_read_stats(store *s, const store_stats_query *q, store_read_cb cb, void 
     sbuf cond;
     sbuf_init(&cond);
     cr_where(&cond, "home_id", q->home_id);
+    ch_store_visible(s, &cond);
     r->window_s = q->window_s;
     r->from_s = q->now_us / 1000000 - q->window_s + 1;
     r->per_second = calloc((size_t)q->window_s, sizeof *r->per_second);
@@ -626,15 +630,19 @@ void ch_read_stats(store *s, const store_stats_query *q, store_read_cb cb, void 
     }
     r->horizon = ch_store_feed_horizon(s, q->now_us);
     const char *db = ch_store_db(s);
-    sbuf b;
+    sbuf b, dead;
     sbuf_init(&b);
+    sbuf_init(&dead);
+    cr_where(&dead, "home_id", q->home_id); /* dead letters are kept (no retention) */
     /* store_bytes: the whole database (parts are not split by home) */
     sbuf_printf(&b,
                 "SELECT toString((SELECT count() FROM %s.events WHERE 1%s)) AS events, toString((SELECT count() FROM "
                 "%s.dead_letters WHERE 1%s)) AS dead, toString((SELECT uniqExact(entity_id) FROM %s.events WHERE "
                 "entity_id != ''%s)) AS entities, toString((SELECT sum(bytes) FROM system.parts WHERE database = '%s' "
                 "AND active)) AS bytes FORMAT JSONEachRow",
-                db, r->cond, db, r->cond, db, r->cond, db);
+                db, r->cond, db, dead.data ? dead.data : "", db, r->cond, db);
+    if (sbuf_failed(&dead)) b.failed = 1;
+    sbuf_free(&dead);
     cr_select(r, &b, cr_stats_totals_done);
 }
 

@@ -24,6 +24,8 @@ typedef void (*ch_answer_fn)(int rc, const char *body, size_t len, const char *e
 /* Runs one SELECT (sql is taken); fn is called exactly once. */
 void ch_store_select(store *s, sbuf *sql, ch_answer_fn fn, void *arg);
 const char *ch_store_db(store *s);
+/* Appends the condition that hides expired events (RETENTION_DAYS), if any. */
+void ch_store_visible(store *s, sbuf *q);
 /* The feed's horizon: now - CLICKHOUSE_FEED_SETTLE_MS, and before the oldest
  * batch this process still has in flight. Rows stamped later may still be
  * joined by older ones, so the feed never reads past it. */

@@ -24,6 +24,7 @@
  *    writes and reads answer 503 and /health says why. */
 #include "store_clickhouse.h"
 #include "clickhouse_read.h"
+#include "clickhouse_retention.h"
 #include "clickhouse_sql.h"
 #include "config.h"
 #include "httpc.h"
@@ -56,6 +57,7 @@ typedef struct store_clickhouse {
     int nstmts, init_step;
     long settle_ms;                 /* CLICKHOUSE_FEED_SETTLE_MS */
     struct ch_job *jobs;            /* batches in flight (their stored_at bounds the feed's horizon) */
+    ch_retention *retention;        /* RETENTION_DAYS, NULL when 0 */
 } store_clickhouse;
 
 /* ---- requests with failover ------------------------------------------- */
@@ -698,6 +700,7 @@ static void store_ch_query(store *base, const store_filter *f, store_rows_cb cb,
     ch_where_str(&q, "event_type", f->event_type);
     if (f->has_start) sbuf_printf(&q, " AND time_us >= %lld", (long long)f->start_us);
     if (f->has_end) sbuf_printf(&q, " AND time_us < %lld", (long long)f->end_us);
+    ch_retention_filter(s->retention, &q);
     /* exact before merges: one row per identity (copies are the same event) */
     sbuf_printf(&q, " ORDER BY time_us DESC, event_id DESC LIMIT 1 BY event_id LIMIT %ld, %ld FORMAT JSONEachRow",
                 f->offset, f->limit);
@@ -758,6 +761,8 @@ void ch_store_select(store *base, sbuf *sql, ch_answer_fn fn, void *arg) {
 
 const char *ch_store_db(store *base) { return ((store_clickhouse *)base)->db; }
 
+void ch_store_visible(store *base, sbuf *q) { ch_retention_filter(((store_clickhouse *)base)->retention, q); }
+
 int64_t ch_store_feed_horizon(store *base, int64_t now_us) {
     store_clickhouse *s = (store_clickhouse *)base;
     int64_t h = now_us - (int64_t)s->settle_ms * 1000;
@@ -788,6 +793,7 @@ static json_t *store_ch_info(store *base) {
                           (json_int_t)s->stored_version);
     if (o && (!s->up || !s->schema_ready || s->write_failed) && s->last_error[0])
         json_object_set_new(o, "last_error", json_string(s->last_error));
+    if (o) json_object_set_new(o, "retention", ch_retention_info(s->retention));
     return o;
 }
 
@@ -796,6 +802,7 @@ static void store_ch_close(store *base) {
     s->closing = 1;
     if (s->ping_timer) event_free(s->ping_timer);
     httpc_free(s->http); /* in-flight calls complete now (cancelled): their batches get rc -1 */
+    ch_retention_free(s->retention);
     for (int i = 0; i < s->nurls; i++) free(s->urls[i]);
     for (int i = 0; i < s->nstmts; i++) free(s->stmts[i]);
     free(s->db);
@@ -899,6 +906,10 @@ int store_clickhouse_open(struct event_base *base, store **out) {
     }
     log_info("clickhouse store: %s%s (%d server%s), database %s%s%s", s->urls[0], s->nurls > 1 ? ", ..." : "",
              s->nurls, s->nurls > 1 ? "s" : "", s->db, s->cluster ? ", cluster " : "", s->cluster ? s->cluster : "");
+    if (ch_retention_new(base, &s->base, s->db, s->cluster, &s->retention) != 0) {
+        store_ch_close(&s->base);
+        return -1;
+    }
     ch_ping(-1, 0, s);
     *out = &s->base;
     return 0;
