@@ -26,6 +26,8 @@ void ch_store_select(store *s, sbuf *sql, ch_answer_fn fn, void *arg);
 const char *ch_store_db(store *s);
 /* Appends the condition that hides expired events (RETENTION_DAYS), if any. */
 void ch_store_visible(store *s, sbuf *q);
+/* The retention cut-off (epoch seconds, 0 = none). */
+int64_t ch_store_cutoff_s(store *s);
 /* The feed's horizon: now - CLICKHOUSE_FEED_SETTLE_MS, and before the oldest
  * batch this process still has in flight. Rows stamped later may still be
  * joined by older ones, so the feed never reads past it. */

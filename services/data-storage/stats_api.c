@@ -278,7 +278,7 @@ static void stats_api_fetched(int rc, int kind, const stats_row *prev, int has_p
     if (rc != 0) r->failed = rc;
     else if (stats_api_entity_rows(&r->q, r->entity, &r->b, &r->first, kind, prev, has_prev, rows, n) != 0)
         r->failed = -1;
-    if (r->st->ops->stats_fetch) stats_api_next(r);   /* the synchronous loop goes on by itself */
+    if (r->st->ops->stats_fetch || r->st->ops->stats_fetch_home) stats_api_next(r); /* the synchronous loop goes on by itself */
 }
 
 static int stats_api_collect(const stats_row *row, void *arg) {
@@ -309,6 +309,11 @@ static void stats_api_next(stats_api_req *r) {
             return;
         }
         int hourly = r->q.period != P_5MIN;
+        if (st->ops->stats_fetch_home) { /* issue 18: one home's statistics */
+            st->ops->stats_fetch_home(st, r->q.home[0] ? r->q.home : NULL, r->entity, hourly, stats_api_start(&r->q),
+                                      r->q.end_us, stats_api_fetched, r);
+            return;
+        }
         if (st->ops->stats_fetch) {
             st->ops->stats_fetch(st, r->entity, hourly, stats_api_start(&r->q), r->q.end_us, stats_api_fetched, r);
             return;
@@ -328,7 +333,7 @@ static void stats_api_get(struct evhttp_request *req, void *arg) {
     stats_api_query q;
     if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
     if (stats_api_parse(req, &q) != 0) return;
-    if (!st->ops->stats_rows && !st->ops->stats_fetch) {
+    if (!st->ops->stats_rows && !st->ops->stats_fetch && !st->ops->stats_fetch_home) {
         free((char *)q.entities);
         httpd_reply_error(req, 501, "statistics: not kept by the %s backend", st->ops->name);
         return;

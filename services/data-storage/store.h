@@ -141,6 +141,10 @@ typedef struct store_ops {
     /* Dead letters of one home (home NULL = all); optional, set with
      * STORE_HOME_DEAD. */
     void (*dead_letters_home)(store *s, const char *home, long limit, store_rows_cb cb, void *arg);
+    /* stats_fetch for one home (NULL: the default home). Optional; set with
+     * STORE_HOME_STATISTICS. rc STORE_QUERY_UNSUPPORTED: none kept (501). */
+    void (*stats_fetch_home)(store *s, const char *home, const char *entity_id, int hourly, int64_t start_us,
+                             int64_t end_us, store_stats_cb cb, void *arg);
     /* The homes with stored events, as {"home_id":..,"events":n} rows.
      * Optional (NULL: 501). */
     void (*homes)(store *s, store_rows_cb cb, void *arg);

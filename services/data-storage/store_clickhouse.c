@@ -25,6 +25,7 @@
 #include "store_clickhouse.h"
 #include "clickhouse_read.h"
 #include "clickhouse_retention.h"
+#include "clickhouse_stats.h"
 #include "clickhouse_sql.h"
 #include "config.h"
 #include "httpc.h"
@@ -38,7 +39,7 @@
 #include <string.h>
 
 #define CH_MAX_URLS 8
-#define CH_MAX_STATEMENTS 8
+#define CH_MAX_STATEMENTS 10
 
 typedef struct store_clickhouse {
     store base;
@@ -58,6 +59,7 @@ typedef struct store_clickhouse {
     long settle_ms;                 /* CLICKHOUSE_FEED_SETTLE_MS */
     struct ch_job *jobs;            /* batches in flight (their stored_at bounds the feed's horizon) */
     ch_retention *retention;        /* RETENTION_DAYS, NULL when 0 */
+    ch_stats *stats;                /* CLICKHOUSE_STATISTICS, NULL when 0 */
 } store_clickhouse;
 
 /* ---- requests with failover ------------------------------------------- */
@@ -162,8 +164,10 @@ static void ch_post(store_clickhouse *s, const char *params, char *body, size_t 
     ch_call_send(c);
 }
 
-/* A query in the body; big IN lists need more than the default 256 KiB. */
-#define CH_QUERY_PARAMS "max_query_size=67108864"
+/* A query in the body; big IN lists need more than the default 256 KiB. On a
+ * cluster, an IN subquery runs on each shard over its local table: every copy
+ * of an event and every row of an entity live on one shard (the sharding key). */
+#define CH_QUERY_PARAMS "max_query_size=67108864&distributed_product_mode=local"
 
 static void ch_query(store_clickhouse *s, sbuf *sql, ch_done_fn fn, void *arg) {
     if (sbuf_failed(sql)) {
@@ -437,6 +441,19 @@ static void ch_insert(ch_job *j, const char *table, sbuf *rows, ch_done_fn fn) {
     sbuf_free(&p);
 }
 
+static void ch_stats_done(int rc, const char *err, void *arg) {
+    ch_job *j = arg;
+    if (rc != 0) {
+        /* the events are stored, their statistics not: no ack; the re-sent
+         * batch (duplicates then) recomputes the same entities */
+        httpc_response res = {.status = 0, .body = "", .error = err};
+        ch_job_fail(j, &res, "statistics");
+        return;
+    }
+    j->s->write_failed = 0;
+    ch_job_end(j, 0, NULL);
+}
+
 static void ch_job_finish(ch_job *j) {
     store_batch *b = j->b;
     for (size_t i = 0; i < b->nitems; i++) {
@@ -445,6 +462,10 @@ static void ch_job_finish(ch_job *j) {
         else if (it->status == STORE_ITEM_DUPLICATE) b->duplicates++;
     }
     b->dead_lettered = b->ndead;
+    if (j->s->stats) { /* before the ack, as the other backends */
+        ch_stats_batch(j->s->stats, b, j->home, ch_stats_done, j);
+        return;
+    }
     j->s->write_failed = 0;
     ch_job_end(j, 0, NULL);
 }
@@ -763,6 +784,15 @@ const char *ch_store_db(store *base) { return ((store_clickhouse *)base)->db; }
 
 void ch_store_visible(store *base, sbuf *q) { ch_retention_filter(((store_clickhouse *)base)->retention, q); }
 
+int64_t ch_store_cutoff_s(store *base) {
+    return ch_retention_cutoff_s(((store_clickhouse *)base)->retention, service_now_us());
+}
+
+static void store_ch_stats_fetch(store *base, const char *home, const char *entity_id, int hourly, int64_t start_us,
+                                 int64_t end_us, store_stats_cb cb, void *arg) {
+    ch_stats_fetch(((store_clickhouse *)base)->stats, home, entity_id, hourly, start_us, end_us, cb, arg);
+}
+
 int64_t ch_store_feed_horizon(store *base, int64_t now_us) {
     store_clickhouse *s = (store_clickhouse *)base;
     int64_t h = now_us - (int64_t)s->settle_ms * 1000;
@@ -794,6 +824,7 @@ static json_t *store_ch_info(store *base) {
     if (o && (!s->up || !s->schema_ready || s->write_failed) && s->last_error[0])
         json_object_set_new(o, "last_error", json_string(s->last_error));
     if (o) json_object_set_new(o, "retention", ch_retention_info(s->retention));
+    if (o) json_object_set_new(o, "statistics", ch_stats_info(s->stats));
     return o;
 }
 
@@ -803,6 +834,7 @@ static void store_ch_close(store *base) {
     if (s->ping_timer) event_free(s->ping_timer);
     httpc_free(s->http); /* in-flight calls complete now (cancelled): their batches get rc -1 */
     ch_retention_free(s->retention);
+    ch_stats_free(s->stats);
     for (int i = 0; i < s->nurls; i++) free(s->urls[i]);
     for (int i = 0; i < s->nstmts; i++) free(s->stmts[i]);
     free(s->db);
@@ -826,7 +858,9 @@ static const store_ops store_clickhouse_ops = {
     .stats = ch_read_stats,
     .homes = ch_read_homes,
     .dead_letters_home = store_ch_dead_letters_home,
-    .home_reads = STORE_HOME_FEED | STORE_HOME_ENTITIES | STORE_HOME_SERIES | STORE_HOME_STATS | STORE_HOME_DEAD,
+    .stats_fetch_home = store_ch_stats_fetch, /* clickhouse_stats.c */
+    .home_reads = STORE_HOME_FEED | STORE_HOME_ENTITIES | STORE_HOME_SERIES | STORE_HOME_STATS | STORE_HOME_DEAD |
+                  STORE_HOME_STATISTICS,
     .close = store_ch_close,
 };
 
@@ -906,7 +940,8 @@ int store_clickhouse_open(struct event_base *base, store **out) {
     }
     log_info("clickhouse store: %s%s (%d server%s), database %s%s%s", s->urls[0], s->nurls > 1 ? ", ..." : "",
              s->nurls, s->nurls > 1 ? "s" : "", s->db, s->cluster ? ", cluster " : "", s->cluster ? s->cluster : "");
-    if (ch_retention_new(base, &s->base, s->db, s->cluster, &s->retention) != 0) {
+    if (ch_retention_new(base, &s->base, s->db, s->cluster, &s->retention) != 0 ||
+        ch_stats_new(&s->base, s->db, &s->stats) != 0) {
         store_ch_close(&s->base);
         return -1;
     }

@@ -22,7 +22,10 @@
         CONFIG_INT("CLICKHOUSE_PING_INTERVAL_MS", "2000", 50, 3600000, "clickhouse: how often /health pings ClickHouse"), \
         CONFIG_INT("CLICKHOUSE_FEED_SETTLE_MS", "2000", 0, 600000,                                                   \
                    "clickhouse: the live tail shows a batch this long after it was stamped (other replicas' inserts " \
-                   "in flight; docs/CLICKHOUSE.md)")
+                   "in flight; docs/CLICKHOUSE.md)"),                                                          \
+        CONFIG_INT("CLICKHOUSE_STATISTICS", "0", 0, 1,                                                               \
+                   "clickhouse: 1 = keep long-term statistics (table statistics, recomputed before each ack; "      \
+                   "docs/CLICKHOUSE.md)")
 
 int store_clickhouse_open(struct event_base *base, store **out);
 
