@@ -166,8 +166,9 @@ static void ch_post(store_clickhouse *s, const char *params, char *body, size_t 
 
 /* A query in the body; big IN lists need more than the default 256 KiB. On a
  * cluster, an IN subquery runs on each shard over its local table: every copy
- * of an event and every row of an entity live on one shard (the sharding key). */
-#define CH_QUERY_PARAMS "max_query_size=67108864&distributed_product_mode=local"
+ * of an event and every row of an entity live on one shard (the sharding key);
+ * an INSERT in a query (statistics) answers after every shard wrote it. */
+#define CH_QUERY_PARAMS "max_query_size=67108864&distributed_product_mode=local&insert_distributed_sync=1"
 
 static void ch_query(store_clickhouse *s, sbuf *sql, ch_done_fn fn, void *arg) {
     if (sbuf_failed(sql)) {

@@ -343,9 +343,11 @@ async function loadDead() {
 }
 
 // ---- homes -------------------------------------------------------------------------
+let homesTimer = null;
 async function loadHomes() {
   try {
     const r = await getJSON("api/v1/homes");
+    if (r.status === 501 && homesTimer) { clearInterval(homesTimer); homesTimer = null; } // the backend lists none
     if (r.status !== 200) return;
     const keep = homeId();
     $("#home").replaceChildren(el("option", { value: "", text: "All homes" }),
@@ -388,6 +390,6 @@ function start() {
   setInterval(pollHealth, 2000);
   setInterval(pollOverview, 2000);
   setInterval(loadEntities, 30000);
-  setInterval(loadHomes, 30000);
+  homesTimer = setInterval(loadHomes, 30000);
 }
 start();
