@@ -242,7 +242,7 @@ static void cr_feed_bound_done(int rc, const char *body, size_t len, const char 
     sbuf q;
     sbuf_init(&q);
     sbuf_printf(&q,
-                "SELECT record, event_id, toString(stored_at_us) AS stored_at_us FROM %s.events WHERE stored_at_us > "
+                "SELECT record, event_id, stored_at_us FROM %s.events WHERE stored_at_us > "
                 "%lld AND stored_at_us <= %lld%s",
                 db, (long long)lo, (long long)hi, r->cond);
     int64_t saved = r->after;
@@ -294,7 +294,7 @@ void ch_read_feed(store *s, const store_feed_query *q, store_read_cb cb, void *a
 
 static int cr_entity_row(cr_req *r, json_t *o) {
     const char *id = json_string_value(json_object_get(o, "entity_id"));
-    const char *dom = json_string_value(json_object_get(o, "domain"));
+    const char *dom = json_string_value(json_object_get(o, "dom"));
     if (!id) return -1;
     sbuf b;
     sbuf_init(&b);
@@ -328,7 +328,7 @@ static void cr_entities_total_done(int rc, const char *body, size_t len, const c
     sbuf q;
     sbuf_init(&q);
     sbuf_printf(&q,
-                "SELECT entity_id, any(domain) AS domain, argMaxIf(visitParamExtractRaw(record, 'state'), time_us, "
+                "SELECT entity_id, any(domain) AS dom, argMaxIf(visitParamExtractRaw(record, 'state'), time_us, "
                 "event_type = 'state_changed') AS state, toString(maxIf(time_us, event_type = 'state_changed' AND "
                 CR_CHANGED ")) AS last_changed_us, toString(max(time_us)) AS last_time_us, toString(uniqExact("
                 "event_id)) AS event_count, toUInt8(argMaxIf(" CR_HAS_VALUE ", time_us, event_type = 'state_changed'))"
@@ -490,21 +490,21 @@ static void cr_series_kind_done(int rc, const char *body, size_t len, const char
         sbuf_printf(&r->meta, ",\"kind\":\"numeric\",\"bucket_s\":");
         json_text_real(&r->meta, (double)r->width / 1e6);
         sbuf_printf(&q,
-                    "SELECT toString(intDiv(time_us - %lld, %lld)) AS b, min(v) AS mn, avg(v) AS av, max(v) AS mx, "
+                    "SELECT intDiv(time_us - %lld, %lld) AS bk, toString(bk) AS b, min(v) AS mn, avg(v) AS av, max(v) AS mx, "
                     "toString(count()) AS n FROM (SELECT time_us, visitParamExtractFloat(record, 'value') AS v ",
                     (long long)r->start_us, (long long)r->width);
         cr_series_range(&q, r, db, r->start_us, r->end_us);
-        sbuf_adds(&q, " AND " CR_HAS_VALUE " LIMIT 1 BY event_id) GROUP BY b"
-                      " ORDER BY b FORMAT JSONEachRow");
+        sbuf_adds(&q, " AND " CR_HAS_VALUE " LIMIT 1 BY event_id) GROUP BY bk"
+                      " ORDER BY bk FORMAT JSONEachRow");
     } else {
         /* the state before the range, then the range, oldest first */
-        sbuf_adds(&q, "SELECT toString(t) AS t, state FROM (SELECT time_us AS t, event_id, visitParamExtractRaw(record,"
-                      " 'state') AS state ");
+        sbuf_adds(&q, "SELECT toString(tu) AS t, state FROM (SELECT time_us AS tu, event_id, visitParamExtractRaw("
+                      "record, 'state') AS state ");
         cr_series_range(&q, r, db, 0, r->start_us);
-        sbuf_adds(&q, " ORDER BY time_us DESC, event_id DESC LIMIT 1 UNION ALL SELECT time_us AS t, event_id, "
+        sbuf_adds(&q, " ORDER BY time_us DESC, event_id DESC LIMIT 1 UNION ALL SELECT time_us AS tu, event_id, "
                       "visitParamExtractRaw(record, 'state') AS state ");
         cr_series_range(&q, r, db, r->start_us, r->end_us);
-        sbuf_printf(&q, " ORDER BY time_us, event_id LIMIT 1 BY event_id LIMIT %d) ORDER BY t, event_id FORMAT "
+        sbuf_printf(&q, " ORDER BY time_us, event_id LIMIT 1 BY event_id LIMIT %d) ORDER BY tu, event_id FORMAT "
                         "JSONEachRow",
                     CR_MAX_TIMELINE_ROWS);
     }

@@ -32,9 +32,9 @@
 
 enum { CS_HAS_LAST = 1, CS_HAS_STATE = 2, CS_HAS_LAST_RESET = 4, CS_HAS_MEAN = 8, CS_HAS_MINMAX = 16 };
 
+/* (Int64 columns come quoted in JSONEachRow: cs_int reads both forms) */
 #define CS_COLS                                                                                                        \
-    "entity_id, period, toString(start_us) AS start_us, kind, flags, mean, min, max, last, state, sum, "              \
-    "toString(last_reset_us) AS last_reset_us, toString(count) AS count, toString(covered_us) AS covered_us"
+    "entity_id, period, start_us, kind, flags, mean, min, max, last, state, sum, last_reset_us, count, covered_us"
 
 typedef struct cs_rows {
     stats_row *r;
