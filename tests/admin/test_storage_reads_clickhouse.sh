@@ -19,7 +19,7 @@ export LOG_LEVEL=warn
 clickhouse_start ch || bail "clickhouse-server starts"
 PORT=$(free_port) U=http://127.0.0.1:$PORT
 STORAGE_BACKEND=clickhouse CLICKHOUSE_DATABASE=reads CLICKHOUSE_FEED_SETTLE_MS=0 CLICKHOUSE_PING_INTERVAL_MS=200 \
-  DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
+  CLICKHOUSE_STATISTICS=1 DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
 check "data-storage on clickhouse is healthy" wait_healthy "$U/health" 60
 
 get() { curl -s "$U$1"; }
@@ -164,6 +164,14 @@ for ep in "/api/v1/events/feed?home=Bad!" "/api/v1/entities?home=" "/api/v1/seri
           "/api/v1/statistics?entity_id=$T&start=2025-03-01T00:00:00Z&home=Bad"; do
   bad "$ep"
 done
+
+# statistics by home: home b alone gets a 90.0 at 10:25
+check_eq "home b: one more temperature" 200 "$(post "[$(rec $T 2025-03-01T10:25:00Z 90.0 90.0)]" b)"
+SQ="/api/v1/statistics?entity_id=$T&period=5minute&start=2025-03-01T10:00:00Z&end=2025-03-01T10:30:00Z"
+check_eq "statistics?home=b: the 10:25 period holds b's 90" '30 90' "$(get "$SQ&home=b" | jq -r ".[\"$T\"][-1] | \"\(.min) \(.max)\"")"
+check_eq "statistics?home=default: the 10:25 period still holds 30" '30 30' \
+  "$(get "$SQ&home=default" | jq -r ".[\"$T\"][-1] | \"\(.min) \(.max)\"")"
+check_eq "statistics without home= are the default home's" "$(get "$SQ&home=default")" "$(get "$SQ")"
 
 stop_pid "$PID_storage"; check_eq "data-storage exits cleanly" 0 $?
 finish
