@@ -23,6 +23,9 @@
 typedef void (*ch_answer_fn)(int rc, const char *body, size_t len, const char *err, void *arg);
 /* Runs one SELECT (sql is taken); fn is called exactly once. */
 void ch_store_select(store *s, sbuf *sql, ch_answer_fn fn, void *arg);
+/* Runs an INSERT whose data is `data` (taken; the query goes in the URL, so
+ * binary data cannot be mistaken for it); fn is called exactly once. */
+void ch_store_insert(store *s, const char *query, sbuf *data, ch_answer_fn fn, void *arg);
 const char *ch_store_db(store *s);
 /* Appends the condition that hides expired events (RETENTION_DAYS), if any. */
 void ch_store_visible(store *s, sbuf *q);

@@ -136,10 +136,29 @@ static int cs_row_read(json_t *o, stats_row *r, int *kind) {
     return 0;
 }
 
-static void cs_float(sbuf *b, const char *key, int ok, double v) {
-    sbuf_printf(b, ",\"%s\":", key);
-    if (ok && isfinite(v)) json_text_real(b, v);
-    else sbuf_addc(b, '0');
+/* The rows go as RowBinary (little-endian bytes): a Float64 arrives exactly
+ * (18.16's text parser can miss the last bit, and a sum re-read off by one
+ * ulp makes a repeated recomputation differ). Columns in table order. */
+static void cs_bin_int(sbuf *b, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) sbuf_addc(b, (char)(unsigned char)(v >> (8 * i)));
+}
+
+static void cs_bin_str(sbuf *b, const char *s) {
+    size_t n = strlen(s);
+    for (uint64_t v = n;; v >>= 7) { /* LEB128 length */
+        if (v < 0x80) {
+            sbuf_addc(b, (char)v);
+            break;
+        }
+        sbuf_addc(b, (char)((v & 0x7f) | 0x80));
+    }
+    sbuf_add(b, s, n);
+}
+
+static void cs_bin_float(sbuf *b, int ok, double v) {
+    uint64_t bits = 0;
+    if (ok && isfinite(v)) memcpy(&bits, &v, sizeof bits);
+    cs_bin_int(b, bits, 8);
 }
 
 static void cs_row_line(cs_job *j, const char *entity, int hourly, stats_kind kind, const stats_row *r) {
@@ -150,21 +169,23 @@ static void cs_row_line(cs_job *j, const char *entity, int hourly, stats_kind ki
                 (total && r->has_last_reset ? CS_HAS_LAST_RESET : 0) | (has_mean ? CS_HAS_MEAN : 0) |
                 (has_mm ? CS_HAS_MINMAX : 0);
     int64_t secs = r->start_us / 1000000;
-    sbuf_adds(b, "{\"home_id\":");
-    json_text_string(b, j->home, strlen(j->home));
-    sbuf_adds(b, ",\"entity_id\":");
-    json_text_string(b, entity, strlen(entity));
-    sbuf_printf(b, ",\"period\":%d,\"start_us\":%lld,\"start\":%lld,\"version\":%lld,\"kind\":%d,\"flags\":%d",
-                hourly, (long long)r->start_us, (long long)(secs < 0 ? 0 : secs), (long long)j->s->last_version,
-                (int)kind, flags);
-    cs_float(b, "mean", has_mean, r->mean);
-    cs_float(b, "min", has_mm, r->min);
-    cs_float(b, "max", has_mm, r->max);
-    cs_float(b, "last", r->has_last, r->last);
-    cs_float(b, "state", total && r->has_state, r->state);
-    cs_float(b, "sum", total, r->sum);
-    sbuf_printf(b, ",\"last_reset_us\":%lld,\"count\":%lld,\"covered_us\":%lld}\n",
-                total && r->has_last_reset ? (long long)r->last_reset_us : 0LL, r->count, (long long)r->covered_us);
+    cs_bin_str(b, j->home);
+    cs_bin_str(b, entity);
+    cs_bin_int(b, (uint64_t)hourly, 1);
+    cs_bin_int(b, (uint64_t)r->start_us, 8);
+    cs_bin_int(b, (uint64_t)(secs < 0 ? 0 : secs > 4294967295LL ? 4294967295LL : secs), 4); /* DateTime */
+    cs_bin_int(b, (uint64_t)j->s->last_version, 8);
+    cs_bin_int(b, (uint64_t)kind, 1);
+    cs_bin_int(b, (uint64_t)flags, 1);
+    cs_bin_float(b, has_mean, r->mean);
+    cs_bin_float(b, has_mm, r->min);
+    cs_bin_float(b, has_mm, r->max);
+    cs_bin_float(b, r->has_last, r->last);
+    cs_bin_float(b, total && r->has_state, r->state);
+    cs_bin_float(b, total, r->sum);
+    cs_bin_int(b, total && r->has_last_reset ? (uint64_t)r->last_reset_us : 0, 8);
+    cs_bin_int(b, (uint64_t)r->count, 8);
+    cs_bin_int(b, (uint64_t)r->covered_us, 8);
     j->nout++;
 }
 
@@ -539,11 +560,9 @@ static void cs_write(cs_job *j) {
         cs_job_end(j, 0, NULL);
         return;
     }
-    sbuf q;
-    sbuf_init(&q);
-    sbuf_printf(&q, "INSERT INTO %s.statistics FORMAT JSONEachRow\n", s->db);
-    sbuf_add(&q, j->out.data, j->out.len);
-    ch_store_select(s->st, &q, cs_answer, j);
+    char query[200];
+    snprintf(query, sizeof query, "INSERT INTO %s.statistics FORMAT RowBinary", s->db);
+    ch_store_insert(s->st, query, &j->out, cs_answer, j);
 }
 
 void ch_stats_batch(ch_stats *s, const store_batch *b, const char *home, ch_stats_done_fn done, void *arg) {

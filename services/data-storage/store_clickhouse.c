@@ -781,6 +781,27 @@ void ch_store_select(store *base, sbuf *sql, ch_answer_fn fn, void *arg) {
     ch_query(s, sql, ch_select_done, c);
 }
 
+void ch_store_insert(store *base, const char *query, sbuf *data, ch_answer_fn fn, void *arg) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    ch_select *c = calloc(1, sizeof *c);
+    sbuf p;
+    sbuf_init(&p);
+    sbuf_adds(&p, "insert_distributed_sync=1&query=");
+    ch_urlencode(&p, query);
+    if (!c || !s->up || !s->schema_ready || sbuf_failed(&p) || sbuf_failed(data)) {
+        free(c);
+        sbuf_free(&p);
+        sbuf_free(data);
+        fn(-1, NULL, 0, s->schema_ready && s->up ? "out of memory" : "clickhouse not ready", arg);
+        return;
+    }
+    *c = (ch_select){.fn = fn, .arg = arg};
+    size_t len;
+    char *body = sbuf_take(data, &len);
+    ch_post(s, p.data, body, len, s->timeout_ms, ch_select_done, c);
+    sbuf_free(&p);
+}
+
 const char *ch_store_db(store *base) { return ((store_clickhouse *)base)->db; }
 
 void ch_store_visible(store *base, sbuf *q) { ch_retention_filter(((store_clickhouse *)base)->retention, q); }

@@ -66,7 +66,18 @@ check "measurement rows have no sum, totals do" \
 # everything again (all duplicates): nothing may change
 for ((j = 0; j < k; j++)); do post_file "$TEST_TMP/b_$j.json" >/dev/null; done
 stats_get "entity_id=$ENTS&period=5minute&start=$START" "$TEST_TMP/got5b.json" >/dev/null
-check "re-posting every batch changes no statistic" cmp -s "$TEST_TMP/got5.json" "$TEST_TMP/got5b.json"
+if [ "$BACKEND" = sqlite ]; then
+  check "re-posting every batch changes no statistic" cmp -s "$TEST_TMP/got5.json" "$TEST_TMP/got5b.json"
+else
+  # as on InfluxDB: a re-post recomputes its range (a duplicate marks its entity dirty, which makes a crash
+  # between the events' INSERT and the statistics' harmless), so a cumulative sum may differ in its last bits
+  stats_get "entity_id=$ENTS&period=hour&start=$START" "$TEST_TMP/gothb.json" >/dev/null
+  nosum() { jq -S 'walk(if type == "object" then del(.sum, .change) else . end)' "$1"; }
+  check "re-posting every batch changes no row and no value but the sums' rounding" \
+    cmp -s <(nosum "$TEST_TMP/got5.json") <(nosum "$TEST_TMP/got5b.json")
+  check "... and the sums still equal the independent computation (1e-9)" \
+    $SERIES check "$TEST_TMP/expected.json" "$TEST_TMP/got5b.json" "$TEST_TMP/gothb.json"
+fi
 stats_get "entity_id=sensor.sawtooth&period=day&start=$START" "$TEST_TMP/day.json" >/dev/null
 check "day row: count = every sample, merged from the hours" \
   jqe --slurpfile h "$TEST_TMP/goth.json" '([.["sensor.sawtooth"][].count] | add) == ([$h[0]["sensor.sawtooth"][].count] | add) and ([.["sensor.sawtooth"][].count] | add) == 300' "$TEST_TMP/day.json"
