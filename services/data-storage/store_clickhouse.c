@@ -919,7 +919,7 @@ static int ch_config(store_clickhouse *s) {
     long long timeout, ping, settle;
     if (ch_config_urls(s) != 0 || config_long("CLICKHOUSE_TIMEOUT_MS", 10000, 100, 600000, &timeout) ||
         config_long("CLICKHOUSE_PING_INTERVAL_MS", 2000, 50, 3600000, &ping) ||
-        config_long("CLICKHOUSE_FEED_SETTLE_MS", 2000, 0, 600000, &settle))
+        config_long("CLICKHOUSE_FEED_SETTLE_MS", 1000, 0, 600000, &settle))
         return -1;
     s->settle_ms = (long)settle;
     s->timeout_ms = (long)timeout;
