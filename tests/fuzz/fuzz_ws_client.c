@@ -62,7 +62,7 @@ static void on_text(ws_conn *c, const char *msg, size_t len, void *arg) {
 static void on_close(ws_conn *c, int code, const char *reason, void *arg) {
     st *s = arg;
     (void)c;
-    if (!reason || code < 1000 || code > 65535) die("on_close without a reason or with a bad code");
+    if (!reason || code <= 0 || code > 65535) die("on_close without a reason or with a bad code");
     if (s->closed++) die("on_close twice");
 }
 
