@@ -5,6 +5,7 @@
 #include "auth.h"
 #include "config.h"
 #include "event.h"
+#include "json_text.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -264,6 +265,24 @@ void httpd_reply_text(struct evhttp_request *req, int status, const char *conten
     if (buf) evbuffer_free(buf);
 }
 
+/* Makes msg valid UTF-8 in place: a reason quoting a client's bytes (a
+ * parameter name, or one cut by "%.64s") must still travel in
+ * {"error":...}, which jansson refuses to build from invalid UTF-8 (the 400
+ * went out as "{}"; found by tests/fuzz/fuzz_query_params). Each byte that
+ * starts no valid sequence becomes '?'. */
+static void httpd_utf8_clean(char *msg) {
+    size_t len = strlen(msg);
+    for (size_t i = 0; i < len;) {
+        if ((unsigned char)msg[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = json_text_utf8_len((const unsigned char *)msg + i, len - i);
+        if (n) i += n;
+        else msg[i++] = '?';
+    }
+}
+
 void httpd_reply_json(struct evhttp_request *req, int status, json_t *body) {
     if (!body) body = json_object();
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -282,6 +301,7 @@ void httpd_reply_error(struct evhttp_request *req, int status, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    httpd_utf8_clean(msg);
     log_debug("%s %s -> %d %s", evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET",
               evhttp_request_get_uri(req), status, msg);
     httpd_reply_json(req, status, json_pack("{ss}", "error", msg));
@@ -349,7 +369,10 @@ int httpd_query_check_str(const char *query, struct evkeyvalq *params,
     }
     struct evkeyval *kv;
     TAILQ_FOREACH(kv, params, next) {
-        if (check(ctx, kv->key, kv->value, err, n) != 0) return -1;
+        if (check(ctx, kv->key, kv->value, err, n) != 0) {
+            httpd_utf8_clean(err);
+            return -1;
+        }
     }
     return 0;
 }

@@ -258,6 +258,12 @@ static void ha_handle_control(ha_client *c, const char *msg, size_t len) {
     if (!strcmp(type, "auth_required")) {
         /* auth was sent on open already */
     } else if (!strcmp(type, "auth_ok")) {
+        if (c->state != HA_AUTHENTICATING) {
+            /* a second auth_ok would subscribe again: every event twice (found by tests/fuzz/fuzz_ha_message) */
+            log_warn("home assistant: auth_ok while %s ignored", ha_state_name(c->state));
+            json_decref(m);
+            return;
+        }
         log_info("home assistant: authenticated (HA %s)", ver ? ver : "?");
         c->st.auth_invalid = 0;
         ha_subscribe(c);
@@ -316,7 +322,8 @@ static int ha_handle_one(ha_client *c, const char *msg, size_t len) {
         return 0;
     }
     if (m.type && m.tlen == 7 && !memcmp(m.type, "\"event\"", 7) && m.event && m.elen > 0 && m.event[0] == '{') {
-        if (!ha_is_subscription(c, &m)) {
+        if ((c->state != HA_SUBSCRIBING && c->state != HA_SUBSCRIBED) || !ha_is_subscription(c, &m)) {
+            /* before subscribe_events, sub_ids are -1: "id":-1 matched them (found by tests/fuzz/fuzz_ha_message) */
             log_debug("home assistant: event for an unknown subscription ignored");
             return 0;
         }
