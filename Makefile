@@ -63,7 +63,8 @@ fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang (scripts/install-deps)"; exit 1; }
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHOMEIQ_FUZZ=ON >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_json_scan fuzz_enrich_fastpath fuzz_spool_recovery fuzz_url fuzz_dead_letter fuzz_storage_text \
-	  fuzz_backfill_row fuzz_ha_config_yaml fuzz_config_env fuzz_ws_frames fuzz_lineproto
+	  fuzz_backfill_row fuzz_ha_config_yaml fuzz_config_env fuzz_ws_frames fuzz_lineproto fuzz_ws_client fuzz_ha_message \
+	  fuzz_query_params
 	@tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:

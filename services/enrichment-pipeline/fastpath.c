@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FP_TIME_MAX_US 253402300799999999LL /* as validate.c: 9999-12-31T23:59:59.999999Z */
 #define FP_MAX_KEYS 12
 
 typedef struct fp_span {
@@ -249,7 +248,7 @@ static int fp_read(fp_span raw, fp_record *r) {
     if (fp_kind(r->event_type) != FP_STR || r->event_type.n < 3) return 1;
     r->is_sc = r->event_type.n == 15 && memcmp(r->event_type.p, "\"state_changed\"", 15) == 0;
     fp_span t = ev->val[E_TIME_FIRED].p ? ev->val[E_TIME_FIRED] : ev->val[E_TIMESTAMP];
-    if (fp_time(t, &r->time_us) || r->time_us < 0 || r->time_us > FP_TIME_MAX_US) return 1;
+    if (fp_time(t, &r->time_us) || r->time_us < 0 || r->time_us > EVENT_TIME_MAX_US) return 1;
     if (fp_string_or_null(ev->val[E_ORIGIN], &r->origin)) return 1;
     fp_span c = ev->val[E_CONTEXT];
     int ck = fp_kind(c);
