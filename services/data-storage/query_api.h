@@ -18,4 +18,9 @@ void query_api_free(query_api *q);
  * other read endpoints (dead letters, statistics). */
 int query_home_supported(struct evhttp_request *req, store *st, const char *home, unsigned bit, const char *what);
 
+/* The parameters of one of these routes ("/api/v1/series", ...) checked as its
+ * handler checks them, from a raw query string (NULL = none), without a
+ * request (tests/fuzz/fuzz_query_params). 0, or -1 with the 400 text in err. */
+int query_api_check_query(const char *path, const char *query, char *err, size_t n);
+
 #endif
