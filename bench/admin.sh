@@ -62,6 +62,14 @@ done
 t1=$(date +%s.%N)
 say "stored $((ROWS + OTHER)) events in $(echo "$t1 - $t0" | bc) s"
 rm -rf "$TEST_TMP/hist"
+# the first entity list and stats after a restart (InfluxDB: read from the summary, not a scan of every event)
+sleep 2   # InfluxDB: the summary write held back by its one-second throttle goes out
+stop_pid "$PID_storage"
+house_start_storage
+wait_healthy "$DATA_STORAGE_URL/health" 30 || exit 1
+ENT_FIRST=$(curl -s -o /dev/null -w '%{time_total}' "$DATA_STORAGE_URL/api/v1/entities?limit=10000" | awk '{printf "%.1f", $1 * 1000}')
+STATS_FIRST=$(curl -s -o /dev/null -w '%{time_total}' "$DATA_STORAGE_URL/api/v1/stats" | awk '{printf "%.1f", $1 * 1000}')
+say "after a restart: first entity list ${ENT_FIRST} ms, first stats ${STATS_FIRST} ms"
 
 # ---- the rest of the house and admin-api -----------------------------------------------
 start_bg admin env ADMIN_API_PORT="$AD_PORT" "$ADM"
@@ -80,6 +88,16 @@ Q="start=$START&end=$END&points=500"
 N=$(curl -s "$DATA_STORAGE_URL/api/v1/series?entity_id=sensor.bench_temperature&$Q" | jq '[.buckets[].count] | add')
 SERIES_ST=$(timed "$DATA_STORAGE_URL/api/v1/series?entity_id=sensor.bench_temperature&$Q")
 SERIES_AD=$(timed "$A/api/v1/entities/sensor.bench_temperature/series?$Q")
+# InfluxDB: the same bucket query straight to influxd (influxd's own time; the rest is ours)
+RAW_SERIES="0 0"
+if [ "$HOUSE_BACKEND" = influxdb ]; then
+  S0=$(date -u -d "@$((NOW_S - 30 * 86400))" +%s) W=$(( (30 * 86400 + 499) / 500 ))
+  rawq() { echo "SELECT min(value), mean(value), max(value), count(value) FROM home_assistant_events WHERE entity_id = 'sensor.bench_temperature' AND event_type = 'state_changed'$1 AND time >= ${S0}s AND time < ${NOW_S}s GROUP BY time(${W}s, $((S0 % W))s) fill(none)"; }
+  rawu() { echo "$INFLUXDB_URL/query?db=$INFLUXDB_DATABASE&epoch=ns&q=$(jq -rn --arg q "$(rawq "$1")" '$q | @uri')"; }
+  RAW_SERIES=$(timed "$(rawu " AND state =~ /[0-9]/")")
+  RAW_SERIES_NOREGEX=$(timed "$(rawu "")")
+  say "series straight to influxd: best/median ${RAW_SERIES// / / } ms (without the state regex: ${RAW_SERIES_NOREGEX// / / } ms)"
+fi
 ENT_N=$(curl -s "$A/api/v1/entities?limit=10000" | jq .count)
 ENT_ST=$(timed "$DATA_STORAGE_URL/api/v1/entities?limit=10000")
 ENT_AD=$(timed "$A/api/v1/entities?limit=10000")
@@ -122,7 +140,10 @@ OUT=$ROOT/bench/results/admin-$([ "$HOUSE_BACKEND" = influxdb ] && echo influxdb
 jq -n --argjson rows "$N" --arg sst "$SERIES_ST" --arg sad "$SERIES_AD" --argjson ents "$ENT_N" --arg est "$ENT_ST" \
   --arg ead "$ENT_AD" --argjson rate "$RATE" --argjson secs "$SECS" --argjson got "$SSE_N" --argjson ok "$SSE_OK" \
   --argjson idle "$RSS_IDLE" --argjson after "$RSS_AFTER" --argjson hwm "$HWM" --arg cpu "$(nproc)" \
-  '{series: {rows: $rows, points: 500, data_storage_ms: ($sst | split(" ") | map(tonumber) | {best: .[0], median: .[1]}),
+  --arg backend "$HOUSE_BACKEND" --argjson efirst "$ENT_FIRST" --argjson sfirst "$STATS_FIRST" --arg raw "$RAW_SERIES" \
+  '{backend: $backend, after_restart_ms: {entities_first: $efirst, stats_first: $sfirst},
+    series: {rows: $rows, points: 500, data_storage_ms: ($sst | split(" ") | map(tonumber) | {best: .[0], median: .[1]}),
+             influxd_alone_ms: ($raw | split(" ") | map(tonumber) | {best: .[0], median: .[1]}),
              admin_api_ms: ($sad | split(" ") | map(tonumber) | {best: .[0], median: .[1]})},
     entities: {count: $ents, data_storage_ms: ($est | split(" ") | map(tonumber) | {best: .[0], median: .[1]}),
                admin_api_ms: ($ead | split(" ") | map(tonumber) | {best: .[0], median: .[1]})},
