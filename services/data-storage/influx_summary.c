@@ -86,7 +86,10 @@ int influx_entities_apply(influx_entities *t, const store_item *it, int64_t seq)
     if (ns > e->last_ns) e->last_ns = ns;
     const char *st = it->record ? json_string_value(json_object_get(it->record, "state")) : NULL;
     if (!st || !it->event_type || strcmp(it->event_type, "state_changed") != 0) return 1;
-    if (json_is_number(json_object_get(it->record, "value")) && strpbrk(st, "0123456789")) e->numeric = 1;
+    if (json_is_number(json_object_get(it->record, "value"))) {
+        if (strpbrk(st, "0123456789")) e->numeric = 1;
+        else e->mixed = 1;
+    }
     if (e->has_state && ns < e->state_ns) return 1; /* older than the newest state: history only */
     if (!e->has_state || strcmp(e->state, st) != 0) {
         char *copy = strdup(st);
@@ -146,8 +149,8 @@ static void ie_line(sbuf *b, const influx_entity *e, const influx_totals *tot) {
         sbuf_printf(b, ",state_ns=%lldi", (long long)e->state_ns);
     }
     if (e->has_changed) sbuf_printf(b, ",changed_ns=%lldi", (long long)e->changed_ns);
-    sbuf_printf(b, ",numeric=%s,seq=%lldi %lld\n", e->numeric ? "true" : "false", (long long)tot->seq,
-                (long long)tot->snap_ns);
+    sbuf_printf(b, ",numeric=%s,mixed=%s,seq=%lldi %lld\n", e->numeric ? "true" : "false", e->mixed ? "true" : "false",
+                (long long)tot->seq, (long long)tot->snap_ns);
 }
 
 void influx_summary_lines(sbuf *b, influx_entities *t, int all, const influx_totals *tot) {
@@ -191,6 +194,8 @@ int influx_summary_row(influx_entities *t, json_t *tags, json_t *cols, json_t *v
     e->last_ns = ie_int(cols, vals, "last_ns", NULL);
     e->seq = ie_int(cols, vals, "seq", NULL);
     e->numeric = json_is_true(ie_val(cols, vals, "numeric"));
+    json_t *mixed = ie_val(cols, vals, "mixed");
+    e->mixed = json_is_boolean(mixed) ? json_is_true(mixed) : 1; /* unknown: as if mixed (the exact query) */
     e->changed_ns = ie_int(cols, vals, "changed_ns", &e->has_changed);
     if (st) {
         char *copy = strdup(st);

@@ -40,6 +40,7 @@ typedef struct influx_entity {
     long long count;
     int64_t last_ns, state_ns, t0_ns, changed_ns;
     int has_state, numeric, has_t0, has_changed;
+    int mixed;      /* a state_changed with a numeric value but no digit in its state (e.g. "on" = 1.0) */
     int64_t seq;    /* exact through this feed sequence (read back from a snapshot; 0 = nothing counted) */
     int dirty;      /* changed since the last snapshot write */
 } influx_entity;

@@ -152,5 +152,18 @@ kill -CONT "$INFLUXD_PID"
 check_eq "influxd frozen: the overview's stats still answer at once, from memory, the same counts" "200 4 $(jq -c .per_domain <<<"$ST") 26" \
   "$(cat "$TEST_TMP/st2.code") $(jq -r '"\(.window_events) \(.per_domain | tojson) \(.events_total)"' "$TEST_TMP/st2.json")"
 check_eq "... and the entity list" 200 "$(curl -s -m 3 -o /dev/null -w '%{http_code}' "$U/api/v1/entities")"
+
+# ---- a numeric series leaves out the state regex only when no value ever came under a digitless state ----
+M="[$(rec sensor.sum_mixed 2025-04-06T10:00:00Z 5.0 5.0),$(rec sensor.sum_mixed 2025-04-06T10:05:00Z on 1.0)]"
+M="${M%]},$(rec sensor.sum_plain 2025-04-06T10:00:00Z 5.0 5.0),$(rec sensor.sum_plain 2025-04-06T10:05:00Z 7.0 7.0)]"
+check_eq "a sensor with a value under state 'on' (mixed), and a plain one" 200 "$(post "$M")"
+check_eq "mixed: the 'on' point is not a number (SQLite's rule): count 1, mean 5" 'numeric 1 5' \
+  "$(get '/api/v1/series?entity_id=sensor.sum_mixed&start=2025-04-06T10:00:00Z&end=2025-04-06T11:00:00Z&points=1' | jq -r '"\(.kind) \(.buckets[0].count) \(.buckets[0].mean)"')"
+check_eq "plain (no regex in the query): count 2, mean 6" 'numeric 2 6' \
+  "$(get '/api/v1/series?entity_id=sensor.sum_plain&start=2025-04-06T10:00:00Z&end=2025-04-06T11:00:00Z&points=1' | jq -r '"\(.kind) \(.buckets[0].count) \(.buckets[0].mean)"')"
+stop_pid "$PID_storage"; check "data-storage exits cleanly" test $? = 0
+check "data-storage starts again (mixed read back from the summary)" start_storage
+check_eq "after a restart (list restored from the summary first), mixed is still honoured: count 1" '1 1' \
+  "$(get '/api/v1/entities?search=sum_mixed' | jq -r .count) $(get '/api/v1/series?entity_id=sensor.sum_mixed&start=2025-04-06T10:00:00Z&end=2025-04-06T11:00:00Z&points=1' | jq -r '.buckets[0].count')"
 stop_pid "$PID_storage"
 finish
