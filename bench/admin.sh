@@ -157,9 +157,14 @@ kill "$CURL" 2>/dev/null; wait "$CURL" 2>/dev/null
 GOT=$(grep '^id: ' "$TEST_TMP/sse" | cut -d' ' -f2)
 HEAD1=$(curl -s "$DATA_STORAGE_URL/api/v1/stats?window=1" | jq .cursor)
 # storage's own feed over the span (SQLite: consecutive ids; InfluxDB: commit sequences)
+# (pages of 1,000 with retries: on a loaded machine a 10,000-event InfluxDB page can outlast INFLUXDB_TIMEOUT_MS)
 WANT=$(c=$HEAD0; while [ "$c" -lt "$HEAD1" ]; do
-  f=$(curl -s "$DATA_STORAGE_URL/api/v1/events/feed?after=$c&limit=10000"); jq -r '.events[].seq' <<<"$f"
-  n=$(jq .cursor <<<"$f"); [ "$n" -gt "$c" ] || break; c=$n; done | awk -v h="$HEAD1" '$1 <= h')
+  for try in 1 2 3 4 5; do
+    f=$(curl -s "$DATA_STORAGE_URL/api/v1/events/feed?after=$c&limit=1000")
+    n=$(jq -r '.cursor // empty' <<<"$f" 2>/dev/null); [ -n "$n" ] && break; sleep 2
+  done
+  [ -n "$n" ] || { say "feed after $c: $f"; break; }
+  jq -r '.events[].seq' <<<"$f"; [ "$n" -gt "$c" ] || break; c=$n; done | awk -v h="$HEAD1" '$1 <= h')
 SSE_N=$(wc -l <<<"$GOT")
 if [ "$GOT" = "$WANT" ]; then SSE_OK=true; else SSE_OK=false; fi
 RSS_AFTER=$(rss "$PID_admin" VmRSS) HWM=$(rss "$PID_admin" VmHWM)
