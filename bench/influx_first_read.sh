@@ -46,7 +46,7 @@ sleep 2   # the summary write held back by its one-second throttle
 TRUTH=$(curl -s -G "$INFLUXDB_URL/query" --data-urlencode db=first --data-urlencode 'q=SELECT count(event_id) FROM home_assistant_events' | jq '.results[0].series[0].values[0][1]')
 say "stored: $TRUTH events (InfluxDB's count)"
 iql() { curl -s -G "$INFLUXDB_URL/query" --data-urlencode db=first --data-urlencode "q=$1" >/dev/null; }
-measure() { # measure LABEL: RUNS restarts, the first two reads after each
+measure() { # measure LABEL: RUNS restarts, the first two reads after each; JSON to $TEST_TMP/LABEL.json
   local i out=()
   for ((i = 0; i < RUNS; i++)); do
     stop_pid "$PID_storage"
@@ -64,10 +64,11 @@ measure() { # measure LABEL: RUNS restarts, the first two reads after each
     sleep 2   # after the scan: the summary is written again for the next run
   done
   local IFS=,
-  echo "[${out[*]}]"
+  echo "[${out[*]}]" >"$TEST_TMP/$1.json"
 }
-SUMMARY=$(measure summary)
-SCAN=$(measure scan)
+measure summary   # in this shell, not $(...): it restarts data-storage and must keep its pid
+measure scan
+SUMMARY=$(cat "$TEST_TMP/summary.json") SCAN=$(cat "$TEST_TMP/scan.json")
 say "with the summary: $SUMMARY"
 say "scan (no summary): $SCAN"
 mkdir -p "$ROOT/bench/results"
