@@ -28,7 +28,11 @@ else
 fi
 start_enrichment enrichment
 start_sim "$RATE" "$COUNT"
-start_ingestion ingestion BACKFILL=0
+# REGISTRY_DEBOUNCE_MS=2000: one reload round trip lasts 2 s, so the four changes below, 0.3 s
+# apart, all fall within one (back to back, as far as the registry can tell) with ~300 events
+# between each two -- enough for a wrong context to show. With no pause at all only the few
+# events of curl's own gaps fall between them: the code before the fix passed that in release.
+start_ingestion ingestion BACKFILL=0 REGISTRY_DEBOUNCE_MS=2000
 STO=http://127.0.0.1:$STO_PORT
 
 MOVED_ENTITY=sensor.kitchen_temperature
@@ -46,16 +50,18 @@ half_sent() { [ "$(sim_stat sent)" -ge $((COUNT / 2)) ]; }
 wait_until 120 half_sent || bail "half the events sent"
 check_eq "the simulator moves $MOVED_ENTITY" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "http://127.0.0.1:$SIM_PORT/api/sim/registry/entity/$MOVED_ENTITY/area/$MOVED_TO")"
-# Back to back, no pause: the events between the two updates (closer together than one
-# reload round trip) must get the context of their own position (registry.c undoes the
-# later update from its "changes" for the events before it).
+# Back to back, within one reload round trip: the events between the updates must get the
+# context of their own position (registry.c undoes the later updates for the events before them).
+sleep 0.3
 check_eq "the simulator moves device $MOVED_DEVICE_NAME" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "http://127.0.0.1:$SIM_PORT/api/sim/registry/device/$MOVED_DEVICE/area/$DEVICE_TO")"
 # ... then a label added (a new label: label_registry_updated, then the entity's update) and
 # an area renamed (area_registry_updated carries no "changes": undone from the area list
-# known before the hold), still back to back.
+# known before the hold), still within the same round trip.
+sleep 0.3
 check_eq "the simulator adds label $NEW_LABEL to $LABEL_ENTITY" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "http://127.0.0.1:$SIM_PORT/api/sim/registry/entity/$LABEL_ENTITY/label/$NEW_LABEL")"
+sleep 0.3
 check_eq "the simulator renames area $RENAMED_AREA" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "http://127.0.0.1:$SIM_PORT/api/sim/registry/area/$RENAMED_AREA/name/${NEW_AREA_NAME// /%20}")"
 sleep 0.3
@@ -69,6 +75,9 @@ H=$(curl -s "http://127.0.0.1:$ING_PORT/health")
 check_eq "ingestion: registry ready" ready "$(jq -r .registry.state <<<"$H")"
 check "ingestion: the moves made it reload (loads >= 2)" test "$(jq -r .registry.loads <<<"$H")" -ge 2
 check_eq "ingestion: nothing released without its reload" 0 "$(jq -r .registry.released_unresolved <<<"$H")"
+echo "# registry: $(jq -c '.registry | {loads, updates, held, updates_undone}' <<<"$H")"
+check "ingestion: the changes shared a hold: later updates were undone ($(jq -r .registry.updates_undone <<<"$H"))" \
+  test "$(jq -r '.registry.updates_undone // 0' <<<"$H")" -gt 0
 
 # ---- what storage holds ----------------------------------------------------------------
 fetch_all() { # fetch_all QUERY OUT : every page of GET /api/v1/events?QUERY into one JSON array

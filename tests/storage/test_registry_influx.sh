@@ -69,6 +69,10 @@ R=$(reg "?entity_id=sensor.a")
 check_eq "A: after a restart: still since the move, last seen the new event" \
   "bedroom 2026-01-01T10:00:10.000001Z 2026-01-01T10:00:20.000001Z" \
   "$(jq -r '.entities[0] | "\(.area_id) \(.since) \(.last_seen)"' <<<"$R")"
+# back to the kitchen: since is this move, not the first kitchen event before the bedroom
+post "$(rec sensor.a 2026-01-01T10:00:30.000001Z 26 kitchen ground battery)" >/dev/null
+check_eq "A: moved back: kitchen since the move back" "kitchen 2026-01-01T10:00:30.000001Z" \
+  "$(reg "?entity_id=sensor.a" | jq -r '.entities[0] | "\(.area_id) \(.since)"')"
 check_eq "A: ?entity_id= of an unknown entity: none" 0 "$(reg "?entity_id=sensor.nope" | jq '.entities | length')"
 check "A: storage exits cleanly (2)" stop_pid "$PID"
 
