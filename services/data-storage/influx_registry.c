@@ -2,6 +2,7 @@
 #include "influx_registry.h"
 
 #include "event.h"
+#include "influx_answer.h"
 #include "json_text.h"
 #include "lineproto.h"
 #include "log.h"
@@ -158,67 +159,23 @@ typedef struct ir_read {
 } ir_read;
 
 /* One row of statement 0 (the registry points, newest first per entity) or 1 (last event). */
-static void ir_row(ir_read *rd, int stmt, const char *eid, json_t *cols, json_t *vals) {
-    int64_t ns = 0;
-    const char *ctx = NULL;
-    size_t i;
-    json_t *c;
-    json_array_foreach(cols, i, c) {
-        const char *name = json_string_value(c);
-        json_t *v = json_array_get(vals, i);
-        if (name && !strcmp(name, "time")) ns = (int64_t)json_integer_value(v);
-        else if (name && !strcmp(name, "context")) ctx = json_string_value(v);
-    }
+static int ir_row(const influx_answer_row *row, void *arg) {
+    ir_read *rd = arg;
+    const char *eid = json_string_value(json_object_get(row->tags, "entity_id"));
+    if (!eid || !*eid) return 0;
+    int64_t ns = influx_answer_time(row);
     json_t *e = json_object_get(rd->ent, eid);
-    if (stmt == 1) {
+    if (row->stmt == 1) {
         if (e) json_object_set_new(e, "seen", json_integer(ns / 1000));
-        return;
+        return 0;
     }
-    if (!ctx) return;
-    if (!e) {
-        json_object_set_new(rd->ent, eid, json_pack("{s:s,s:I}", "context", ctx, "since", (json_int_t)(ns / 1000)));
-        return;
-    }
-    if (json_is_true(json_object_get(e, "done"))) return;
+    const char *ctx = influx_answer_str(row, "context");
+    if (!ctx) return 0;
+    if (!e) return json_object_set_new(rd->ent, eid, json_pack("{s:s,s:I}", "context", ctx, "since", (json_int_t)(ns / 1000)));
+    if (json_is_true(json_object_get(e, "done"))) return 0;
     if (!strcmp(json_string_value(json_object_get(e, "context")), ctx))
         json_object_set_new(e, "since", json_integer(ns / 1000)); /* the same context, earlier */
     else json_object_set_new(e, "done", json_true());
-}
-
-/* The (possibly chunked) /query answer of the two statements. -1 with why. */
-static int ir_parse(ir_read *rd, const httpc_response *res, char *why, size_t n) {
-    size_t off = 0;
-    while (off < res->body_len) {
-        while (off < res->body_len && strchr(" \r\n", res->body[off])) off++;
-        if (off >= res->body_len) break;
-        json_error_t je;
-        json_t *doc = json_loadb(res->body + off, res->body_len - off, JSON_DISABLE_EOF_CHECK, &je);
-        if (!doc) {
-            snprintf(why, n, "unreadable answer from InfluxDB: %s", je.text);
-            return -1;
-        }
-        off += (size_t)je.position;
-        size_t i, k, v;
-        json_t *result, *ser, *row;
-        const char *err = json_string_value(json_object_get(doc, "error"));
-        json_array_foreach(json_object_get(doc, "results"), i, result) {
-            const char *e = json_string_value(json_object_get(result, "error"));
-            if (e && !strstr(e, "database not found")) err = e;
-            int stmt = (int)json_integer_value(json_object_get(result, "statement_id"));
-            json_array_foreach(json_object_get(result, "series"), k, ser) {
-                const char *eid = json_string_value(json_object_get(json_object_get(ser, "tags"), "entity_id"));
-                if (!eid || !*eid) continue;
-                json_array_foreach(json_object_get(ser, "values"), v, row)
-                    ir_row(rd, stmt, eid, json_object_get(ser, "columns"), row);
-            }
-        }
-        if (err) {
-            snprintf(why, n, "influxdb: %.200s", err);
-            json_decref(doc);
-            return -1;
-        }
-        json_decref(doc);
-    }
     return 0;
 }
 
@@ -270,7 +227,7 @@ static void ir_read_done(const httpc_response *res, void *arg) {
     if (res->status != 200) {
         snprintf(why, sizeof why, "influxdb: %ld %.200s", res->status,
                  res->status ? (res->body ? res->body : "") : (res->error ? res->error : "no answer"));
-    } else if (ir_parse(rd, res, why, sizeof why) == 0) {
+    } else if (influx_answer_walk(res->body, res->body_len, -1, ir_row, rd, why, sizeof why) == 0) {
         rc = ir_rows(rd, &rows);
         if (rc) snprintf(why, sizeof why, "out of memory");
     }
