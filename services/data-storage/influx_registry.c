@@ -189,7 +189,7 @@ static int ir_rows(ir_read *rd, store_rows *rows) {
     const char *k;
     json_t *e;
     json_object_foreach(rd->ent, k, e) keys[i++] = k;
-    qsort(keys, n, sizeof *keys, ir_cmp);
+    if (n) qsort(keys, n, sizeof *keys, ir_cmp);
     int rc = 0;
     for (i = 0; i < n && (long)i < rd->limit && rc == 0; i++) {
         e = json_object_get(rd->ent, keys[i]);
