@@ -163,11 +163,14 @@ static int ingest_spool_event(ingest *in, const char *json, size_t len) {
     return rc;
 }
 
-/* An HA event, with its registry context when there is one (registry.c), to the spool. */
-static void ingest_spool_ha_event(const char *json, size_t len, void *arg) {
+/* An HA event, with its registry context when there is one (registry.c), to the spool;
+ * a history row (REGISTRY_ROW) as backfill spools it: not marked seen, a refusal returned
+ * (backfill reads the request again). */
+static int ingest_spool_ha_event(const char *json, size_t len, unsigned flags, void *arg) {
     ingest *in = arg;
+    if (flags & REGISTRY_ROW) return spool_append(in->sp, json, len, NULL);
     int rc = ingest_spool_event(in, json, len);
-    if (rc == 0) return;
+    if (rc == 0) return 0;
     in->events_dropped++;
     if (rc == SPOOL_EFULL) {
         metrics_add(in->m_dropped_full, 1);
@@ -178,6 +181,7 @@ static void ingest_spool_ha_event(const char *json, size_t len, void *arg) {
         metrics_add(in->m_dropped_big, 1);
         log_error("event of %zu bytes cannot be spooled; dropped", len);
     }
+    return rc;
 }
 
 static void ingest_on_ha_event(const char *json, size_t len, void *arg) {
@@ -186,10 +190,12 @@ static void ingest_on_ha_event(const char *json, size_t len, void *arg) {
     in->last_event_us = service_now_us();
     metrics_add(in->m_received, 1);
     if (in->reg) registry_on_event(in->reg, json, len);
-    else ingest_spool_ha_event(json, len, in);
+    else ingest_spool_ha_event(json, len, 0, in);
 }
 
-static void ingest_release_held(void *arg) { registry_release_held(arg); }
+/* A backfilled history row through the registry (context, and behind held live events). */
+static int ingest_backfill_row(const char *json, size_t len, void *arg) { return registry_on_row(arg, json, len); }
+static void ingest_backfill_flush(void *arg) { registry_flush_rows(arg); }
 
 static void ingest_on_written(void *arg) {
     ingest *in = arg;
@@ -249,9 +255,10 @@ static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url, con
     };
     registry_opts ro = {.debounce_ms = (long)c->reg_debounce, .hold_max_ms = (long)c->reg_hold};
     if (c->registry && registry_new(in->base, &ro, in->ha, ingest_spool_ha_event, in, &in->reg) != 0) return -1;
-    if (in->reg) { /* history rows go to the spool after the live events already received */
-        bo.before_spool = ingest_release_held;
-        bo.before_spool_arg = in->reg;
+    if (in->reg) { /* history rows go to the spool after the live events already received, with context */
+        bo.append = ingest_backfill_row;
+        bo.flush = ingest_backfill_flush;
+        bo.append_arg = in->reg;
     }
     if (backfill_new(in->base, &bo, in->ha, in->sp, in->hw, &in->bf) != 0) return -1;
     backfill_metrics(in->bf);
