@@ -48,6 +48,7 @@ static const config_var ingest_vars[] = {
                 "this home's id, sent with every forward (X-HomeIQ-Home): 1-64 of a-z 0-9 _ -, unique per deployment, never changed"),
     CONFIG_INT("FORWARD_BATCH_MAX", "1000", 1, 100000, "events per forward request"),
     CONFIG_INT("FORWARD_BATCH_MAX_BYTES", "8388608", 1024, 1ll << 30, "most bytes per forward request, last record included (keep below enrichment's MAX_BODY_BYTES); a larger event is dead-lettered"),
+    CONFIG_INT("FORWARD_INFLIGHT_MAX_BYTES", "8388608", 0, 1ll << 40, "most request bytes in flight together (0 = no bound): a batch read while others wait for their ack gets only the room left, so memory here and downstream stays bounded whatever FORWARD_BATCH_MAX"),
     CONFIG_INT("FORWARD_LINGER_MS", "20", 0, 60000, "while a batch is in flight, wait at most this long for the next one to fill"),
     CONFIG_INT("FORWARD_MAX_INFLIGHT", "4", 1, FORWARDER_MAX_INFLIGHT, "batches sent and not yet acknowledged (1 = strictly ordered delivery)"),
     CONFIG_INT("FORWARD_TIMEOUT_MS", "30000", 100, 3600000, "forward request timeout"),
@@ -73,7 +74,7 @@ static const config_var ingest_vars[] = {
 
 typedef struct ingest_cfg {
     long long port, ping_s, pong_s, rmin_ms, rmax_s, auth_retry_s, max_msg, spool_max, seg_bytes, fsync_ms;
-    long long batch_max, batch_bytes, linger_ms, inflight, timeout_ms, retry_min, retry_max, unhealthy_s, max_body;
+    long long batch_max, batch_bytes, inflight_bytes, linger_ms, inflight, timeout_ms, retry_min, retry_max, unhealthy_s, max_body;
     long long bf_max_age, bf_overlap, bf_window, bf_chunk, bf_interval, bf_timeout, bf_delay;
     long long reg_debounce, reg_hold;
     int insecure, backfill, registry;
@@ -93,6 +94,7 @@ static int ingest_read_numbers(ingest_cfg *c) {
     bad |= config_int(ingest_vars, "SPOOL_FSYNC_MS", &c->fsync_ms);
     bad |= config_int(ingest_vars, "FORWARD_BATCH_MAX", &c->batch_max);
     bad |= config_int(ingest_vars, "FORWARD_BATCH_MAX_BYTES", &c->batch_bytes);
+    bad |= config_int(ingest_vars, "FORWARD_INFLIGHT_MAX_BYTES", &c->inflight_bytes);
     bad |= config_int(ingest_vars, "FORWARD_LINGER_MS", &c->linger_ms);
     bad |= config_int(ingest_vars, "FORWARD_MAX_INFLIGHT", &c->inflight);
     bad |= config_int(ingest_vars, "FORWARD_TIMEOUT_MS", &c->timeout_ms);
@@ -291,6 +293,7 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
     snprintf(in->home_header, sizeof in->home_header, EVENT_HOME_HEADER ": %s", home);
     forwarder_opts fo = {
         .url = in->downstream_url, .batch_max = (size_t)c->batch_max, .batch_max_bytes = (size_t)c->batch_bytes,
+        .inflight_max_bytes = (size_t)c->inflight_bytes,
         .linger_ms = (long)c->linger_ms, .max_inflight = (int)c->inflight, .timeout_ms = (long)c->timeout_ms,
         .retry_min_ms = (long)c->retry_min, .retry_max_ms = (long)c->retry_max,
         .quarantine_path = in->quarantine_path, .home_header = in->home_header,
