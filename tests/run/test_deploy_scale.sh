@@ -65,7 +65,7 @@ hosts = [[r.findtext("host") for r in s.findall("replica")] for s in cluster.fin
 for si, shard in enumerate(hosts, 1):
     for h in shard:
         vols = " ".join(map(str, svcs.get(h, {}).get("volumes", [])))
-        mf = re.search(r"\./scale/clickhouse/(macros-ch\d\.xml)", vols)
+        mf = re.search(r"scale/clickhouse/(macros-ch\d\.xml)", vols)
         if "cluster.xml" not in vols or not mf: bad(f"{h}: cluster.xml / macros not mounted"); continue
         mac = ET.parse(f"{ch_dir}/{mf.group(1)}").getroot().find("macros")
         if int(mac.findtext("shard")) != si or mac.findtext("replica") != h:
