@@ -99,7 +99,7 @@ done
 for i in 1 2; do
   p=E$i
   say "enrichment-pipeline replica $i on :${!p}"
-  start_bg enrichment$i env ENRICHMENT_PIPELINE_PORT=${!p} DATA_STORAGE_URL=http://127.0.0.1:$LB_S "$ENR"
+  start_bg enrichment$i env ENRICHMENT_PIPELINE_PORT=${!p} DATA_STORAGE_URL=http://127.0.0.1:$LB_S STORAGE_TIMEOUT_MS=40000 "$ENR"
   wait_healthy "http://127.0.0.1:${!p}/health" 30 "$LAST_PID" || die "enrichment replica $i"
 done
 PROBES="--probe enrichment-1=http://127.0.0.1:$E1/health --probe enrichment-2=http://127.0.0.1:$E2/health"
@@ -112,7 +112,7 @@ for ((k = 1; k <= HOMES; k++)); do
   start_bg sim_$h env SIMULATOR_PORT=$sp "$SIM" --rate "$RATE" --count "$EVENTS" --seed 7
   wait_http "http://127.0.0.1:$sp/health" 20 || die "simulator $h"
   start_bg ing_$h env HOME_ASSISTANT_URL=http://127.0.0.1:$sp HOME_ASSISTANT_TOKEN=homeiq-simulator-token HOMEIQ_HOME_ID=$h \
-    DATA_DIR="$TEST_TMP/ing_$h" WEBSOCKET_INGESTION_PORT=$ip ENRICHMENT_PIPELINE_URL=http://127.0.0.1:$LB_E "$ING"
+    DATA_DIR="$TEST_TMP/ing_$h" WEBSOCKET_INGESTION_PORT=$ip ENRICHMENT_PIPELINE_URL=http://127.0.0.1:$LB_E FORWARD_TIMEOUT_MS=50000 "$ING"
   wait_healthy "http://127.0.0.1:$ip/health" 30 "$LAST_PID" || die "ingestion $h"
   [ -n "$ING1" ] || ING1=$ip
   [ $k -gt 1 ] && PROBES+=" --probe ingestion-$h=http://127.0.0.1:$ip/health"

@@ -71,7 +71,7 @@ for i in 1 2; do
 done
 for i in 1 2; do
   p=E$i
-  start_bg enrichment$i env ENRICHMENT_PIPELINE_PORT=${!p} DATA_STORAGE_URL=http://127.0.0.1:$LB_S "$ENR_BIN"
+  start_bg enrichment$i env ENRICHMENT_PIPELINE_PORT=${!p} DATA_STORAGE_URL=http://127.0.0.1:$LB_S STORAGE_TIMEOUT_MS=40000 "$ENR_BIN"
   printf -v "ENR_PID$i" '%s' "$LAST_PID"
   wait_healthy "http://127.0.0.1:${!p}/health" 30 "$LAST_PID" || bail "enrichment replica $i healthy"
 done
@@ -84,7 +84,7 @@ for h in $HOMES; do
   wait_http "http://127.0.0.1:$sp/health" 20 || bail "simulator $h started"
   curl -s -X POST "http://127.0.0.1:$sp/api/sim/pause" >/dev/null
   start_bg ing_$h env HOME_ASSISTANT_URL=http://127.0.0.1:$sp HOME_ASSISTANT_TOKEN=$E2E_TOKEN HOMEIQ_HOME_ID=$h \
-    DATA_DIR="$TEST_TMP/ing_$h" WEBSOCKET_INGESTION_PORT=$ip ENRICHMENT_PIPELINE_URL=http://127.0.0.1:$LB_E \
+    DATA_DIR="$TEST_TMP/ing_$h" WEBSOCKET_INGESTION_PORT=$ip ENRICHMENT_PIPELINE_URL=http://127.0.0.1:$LB_E FORWARD_TIMEOUT_MS=50000 \
     RECONNECT_MIN_DELAY_MS=200 RECONNECT_MAX_DELAY=2 FORWARD_RETRY_MAX_MS=1000 BACKFILL=0 "$ING_BIN"
   printf -v "ING_PID_$h" '%s' "$LAST_PID"; printf -v "ING_PORT_$h" '%s' "$ip"
 done
@@ -103,6 +103,7 @@ health() { # -> $HEALTH (homeiqctl health --json), returns homeiqctl's exit stat
 }
 st() { jq -r --arg n "$1" '.[$n].status' "$HEALTH"; }       # a row's HTTP status (0: no answer)
 why() { jq -r --arg n "$1" '.[$n].reason' "$HEALTH"; }
+detail() { jq -r --arg n "$1" '.[$n].detail // ""' "$HEALTH"; }   # data-storage: the store's own error
 # statuses NAME=STATUS... : health now, and every named row has that status
 statuses() { local kv; health; for kv in "$@"; do [ "$(st "${kv%%=*}")" = "${kv#*=}" ] || return 1; done; }
 health; rc=$?
@@ -138,10 +139,10 @@ check "three quarters stored ($((3 * TOTAL / 4))) with one replica of each tier"
 clickhouse_kill ch3
 echo "# $((SECONDS - T0)) s: SIGKILL shard 2 (ch3, tcp $CH_TCP_ch3)"
 shard_named() { statuses clickhouse-shard2-ch3=0 clickhouse-shard1-ch1=200 clickhouse-shard1-ch2=200 storage-2=503 &&
-  [ "$(st data-storage)" != 200 ] && [[ "$(why storage-2)" == clickhouse_shard_unreachable:*"127.0.0.1:$CH_TCP_ch3"* ]]; }
+  [ "$(st data-storage)" != 200 ] && [ "$(why storage-2)" = clickhouse_shard_unreachable ] && [[ "$(detail storage-2)" == *"127.0.0.1:$CH_TCP_ch3"* ]]; }
 check "shard 2 down: storage-2's /health 503 clickhouse_shard_unreachable naming ch3 (127.0.0.1:$CH_TCP_ch3), its probe down, shard 1 up, the balanced storage row not 200" \
   wait_for 60 shard_named
-echo "#   storage-2: $(why storage-2)"
+echo "#   storage-2: $(why storage-2): $(detail storage-2)"
 echo "#   data-storage (balanced): $(st data-storage) $(why data-storage)"
 sleep 3   # a few more seconds of the stream against the dead shard
 clickhouse_restart ch3 || bail "ch3 restarts"

@@ -15,8 +15,8 @@
 
 #define CTL_MAX_PROBES 32
 
-/* GET base+path; the reason, plus the store's own error when the answer
- * carries one (data-storage: backend.cluster_error / backend.last_error,
+/* GET base+path; the reason, and in `detail` the store's own error when the
+ * answer carries one (data-storage: backend.cluster_error / backend.last_error,
  * which name the ClickHouse server that failed). */
 static int ctl_health_get(const char *base, const char *path, long timeout_ms, ctl_health_result *r) {
     ctl_reply rep;
@@ -26,10 +26,7 @@ static int ctl_health_get(const char *base, const char *path, long timeout_ms, c
     json_t *backend = rep.status != 200 ? json_object_get(rep.json, "backend") : NULL;
     const char *detail = json_string_value(json_object_get(backend, "cluster_error"));
     if (!detail) detail = json_string_value(json_object_get(backend, "last_error"));
-    if (detail && *detail) {
-        size_t n = strlen(r->reason);
-        snprintf(r->reason + n, sizeof r->reason - n, ": %s", detail);
-    }
+    snprintf(r->detail, sizeof r->detail, "%s", detail ? detail : "");
     ctl_reply_free(&rep);
     return r->status == 200 ? 0 : -1;
 }
@@ -58,6 +55,7 @@ static void ctl_health_print_json(const ctl_row *rows, int n) {
     for (int i = 0; i < n; i++) {
         json_t *o = json_pack("{s:s, s:I, s:b, s:s}", "url", rows[i].url, "status", (json_int_t)rows[i].res.status,
                               "healthy", rows[i].res.status == 200, "reason", rows[i].res.reason);
+        if (o && rows[i].res.detail[0]) json_object_set_new(o, "detail", json_string(rows[i].res.detail));
         json_object_set_new(out, rows[i].name, o);
     }
     char *text = json_dumps(out, JSON_INDENT(2));
@@ -115,8 +113,8 @@ int ctl_cmd_health(int argc, char **argv) {
             if (r->status) snprintf(code, sizeof code, "%ld", r->status);
             else snprintf(code, sizeof code, "-");
             const char *state = r->status == 200 ? "healthy" : r->status ? "UNHEALTHY" : "DOWN";
-            printf("%-21s %-30s %-4s %-9s %s\n", rows[i].name, rows[i].url, code, state,
-                   r->status == 200 ? "-" : r->reason);
+            printf("%-21s %-30s %-4s %-9s %s%s%s\n", rows[i].name, rows[i].url, code, state,
+                   r->status == 200 ? "-" : r->reason, r->detail[0] ? ": " : "", r->detail);
         }
     }
     return unhealthy ? CTL_FAIL : CTL_OK;
