@@ -21,7 +21,11 @@
  *    worked is used first from then on.
  *  - The schema is created (IF NOT EXISTS) and its version checked at start
  *    and after every outage, never on the request path; until it is ready,
- *    writes and reads answer 503 and /health says why. */
+ *    writes and reads answer 503 and /health says why.
+ *  - On a cluster the health probe reads system.one from every shard
+ *    (cluster() table function): a whole shard down turns /health 503
+ *    clickhouse_shard_unreachable with ClickHouse's message, which names the
+ *    shard's server, while it is down -- not only after a write failed. */
 #include "store_clickhouse.h"
 #include "clickhouse_read.h"
 #include "clickhouse_retention.h"
@@ -51,6 +55,8 @@ typedef struct store_clickhouse {
     long timeout_ms, ping_ms;
     int up, schema_ready, schema_newer, init_inflight, ping_inflight, closing;
     int write_failed;               /* the last batch got an error from ClickHouse (e.g. a shard down) */
+    int shard_down;                 /* cluster: the last probe could not reach every shard */
+    char cluster_error[400];        /* ... and ClickHouse's message (names the server) */
     long stored_version;
     char last_error[400];
     struct event *ping_timer;
@@ -285,11 +291,22 @@ static void ch_ping_done(store_clickhouse *s, const httpc_response *r, void *arg
     s->ping_inflight = 0;
     if (s->closing) return;
     if (r->status == 200) {
+        if (s->shard_down) log_info("clickhouse cluster %s: every shard answers again", s->cluster);
+        s->shard_down = 0;
         ch_init_start(s);
         return;
     }
-    char why[256];
+    char why[sizeof s->cluster_error - 8];
     ch_error_text(r, why, sizeof why);
+    if (s->cluster && r->status != 0 && s->up) {
+        /* the server answered, but not every shard did: writes touching only
+         * live shards still go through, so this is not "unreachable" */
+        if (!s->shard_down) log_warn("clickhouse cluster %s: a shard is unreachable: %s", s->cluster, why);
+        s->shard_down = 1;
+        snprintf(s->cluster_error, sizeof s->cluster_error, "%s", why);
+        ch_init_start(s);
+        return;
+    }
     ch_set_down(s, why);
 }
 
@@ -298,8 +315,16 @@ static void ch_ping(evutil_socket_t fd, short what, void *arg) {
     store_clickhouse *s = arg;
     if (s->ping_inflight || s->closing) return;
     s->ping_inflight = 1;
-    /* SELECT 1 rather than /ping: it also proves the user may query */
-    char *q = strdup("SELECT 1");
+    /* SELECT rather than /ping: it also proves the user may query; on a
+     * cluster it touches one replica of every shard (the cluster name is a
+     * checked identifier) */
+    char *q = NULL;
+    if (s->cluster) {
+        size_t n = strlen(s->cluster) + 64;
+        if ((q = malloc(n))) snprintf(q, n, "SELECT count() FROM cluster('%s', system.one)", s->cluster);
+    } else {
+        q = strdup("SELECT 1");
+    }
     ch_post(s, "", q, q ? strlen(q) : 0, s->timeout_ms, ch_ping_done, NULL);
 }
 
@@ -830,6 +855,7 @@ static int store_ch_health(store *base, const char **reason) {
     if (!s->up) *reason = "clickhouse_unreachable";
     else if (s->schema_newer) *reason = "clickhouse_schema_newer";
     else if (!s->schema_ready) *reason = "clickhouse_schema_not_ready";
+    else if (s->shard_down) *reason = "clickhouse_shard_unreachable";
     else if (s->write_failed) *reason = "clickhouse_write_failed";
     else return 0;
     return -1;
@@ -845,6 +871,7 @@ static json_t *store_ch_info(store *base) {
                           (json_int_t)s->stored_version);
     if (o && (!s->up || !s->schema_ready || s->write_failed) && s->last_error[0])
         json_object_set_new(o, "last_error", json_string(s->last_error));
+    if (o && s->shard_down) json_object_set_new(o, "cluster_error", json_string(s->cluster_error));
     if (o) json_object_set_new(o, "retention", ch_retention_info(s->retention));
     if (o) json_object_set_new(o, "statistics", ch_stats_info(s->stats));
     return o;
