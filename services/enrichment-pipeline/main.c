@@ -33,7 +33,7 @@ static const config_var enrichment_vars[] = {
     CONFIG_INT("STORAGE_PROBE_TIMEOUT_MS", "2000", 100, 600000, "timeout of that probe"),
     CONFIG_INT("HTTP_READ_TIMEOUT_S", "30", 1, 3600, "timeout for reading a request's headers and body"),
     CONFIG_INT("ENRICHMENT_FAST_PATH", "1", 0, 1, "1: enrich plain HA events straight from the request text (identical output, about 4x less CPU); 0: always through the jansson tree"),
-    {"TZ", NULL, "IANA time zone for time_of_day/weekday, e.g. Europe/Amsterdam (default: the system zone)"},
+    CONFIG_TEXT("TZ", NULL, "IANA time zone for time_of_day/weekday, e.g. Europe/Amsterdam (default: the system zone)"),
     AUTH_CONFIG_VARS,
     HTTPD_CONFIG_VARS,
     CONFIG_END,
