@@ -49,7 +49,7 @@ static const config_var ingest_vars[] = {
     CONFIG_INT("FORWARD_BATCH_MAX", "1000", 1, 100000, "events per forward request"),
     CONFIG_INT("FORWARD_BATCH_MAX_BYTES", "8388608", 1024, 1ll << 30, "most bytes per forward request, last record included (keep below enrichment's MAX_BODY_BYTES); a larger event is dead-lettered"),
     CONFIG_INT("FORWARD_LINGER_MS", "20", 0, 60000, "while a batch is in flight, wait at most this long for the next one to fill"),
-    CONFIG_INT("FORWARD_MAX_INFLIGHT", "4", 1, FORWARDER_MAX_INFLIGHT, "batches sent and not yet acknowledged (1 = strictly ordered delivery)"),
+    CONFIG_INT("FORWARD_MAX_INFLIGHT", "4", 1, INGEST_FORWARDER_MAX_INFLIGHT, "batches sent and not yet acknowledged (1 = strictly ordered delivery)"),
     CONFIG_INT("FORWARD_TIMEOUT_MS", "30000", 100, 3600000, "forward request timeout"),
     CONFIG_INT("FORWARD_RETRY_MIN_MS", "100", 1, 3600000, "first retry delay after a failed forward (doubles)"),
     CONFIG_INT("FORWARD_RETRY_MAX_MS", "5000", 1, 3600000, "retry delay cap"),
@@ -193,7 +193,7 @@ static void ingest_release_held(void *arg) { registry_release_held(arg); }
 
 static void ingest_on_written(void *arg) {
     ingest *in = arg;
-    forwarder_kick(in->fw);
+    ingest_forwarder_kick(in->fw);
 }
 
 static void ingest_on_durable(uint64_t durable_seq, void *arg) {
@@ -282,13 +282,13 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
         return -1;
     }
     snprintf(in->home_header, sizeof in->home_header, EVENT_HOME_HEADER ": %s", home);
-    forwarder_opts fo = {
+    ingest_forwarder_opts fo = {
         .url = in->downstream_url, .batch_max = (size_t)c->batch_max, .batch_max_bytes = (size_t)c->batch_bytes,
         .linger_ms = (long)c->linger_ms, .max_inflight = (int)c->inflight, .timeout_ms = (long)c->timeout_ms,
         .retry_min_ms = (long)c->retry_min, .retry_max_ms = (long)c->retry_max,
         .quarantine_path = in->quarantine_path, .home_header = in->home_header,
     };
-    if (httpc_new(in->base, &in->hc) != 0 || forwarder_new(in->base, in->hc, in->sp, &fo, &in->fw) != 0) return -1;
+    if (httpc_new(in->base, &in->hc) != 0 || ingest_forwarder_new(in->base, in->hc, in->sp, &fo, &in->fw) != 0) return -1;
     spool_set_listener(in->sp, ingest_on_written, ingest_on_durable, in);
     in->unhealthy_after_us = c->unhealthy_s * 1000000;
 
@@ -312,7 +312,7 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
         return -1;
     }
     /* unacknowledged records from a previous run go out first */
-    forwarder_kick(in->fw);
+    ingest_forwarder_kick(in->fw);
     return 0;
 }
 
@@ -337,9 +337,9 @@ static void ingest_teardown(ingest *in) {
         event_base_loopexit(in->base, &tv);
         event_base_dispatch(in->base);
     }
-    forwarder_stop(in->fw);
+    ingest_forwarder_stop(in->fw);
     httpc_free(in->hc);
-    forwarder_free(in->fw);
+    ingest_forwarder_free(in->fw);
     httpd_free(in->hd);
     spool_close(in->sp);
 }
