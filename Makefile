@@ -6,6 +6,7 @@
 #   make bench   end-to-end benchmark (writes bench/results/ and docs/BENCHMARKS.md)
 #   make bench-admin  the dashboard's targets: 30-day series, entity list, SSE at 1,000 events/s, RSS
 #   make bench-page   the dashboard's page ready with 10M events stored (real headless Chromium)
+#   make bench-influx-first  InfluxDB: the first entity list/stats after a restart, with and without the summary
 #   make bench-whitespace  compact vs spaced JSON: enrichment's CPU per event both ways (issue 15)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
@@ -15,7 +16,7 @@ CTEST_ARGS ?= --timeout 900
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page bench-whitespace clean fuzz
+.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page bench-influx-first bench-whitespace clean fuzz
 
 all: build
 
@@ -51,6 +52,9 @@ bench-admin: deps build
 # Page ready with 10M events (SQLite; BENCH_PAGE_BACKEND=influxdb: 1M by default)
 bench-page: deps build
 	@bench/page_ready.sh
+
+bench-influx-first: deps build
+	@bench/influx_first_read.sh
 
 bench-whitespace: deps build
 	@bench/whitespace.sh

@@ -208,8 +208,8 @@ static void influx_job_finish(influx_job *j) {
             else if (b->items[i].status == STORE_ITEM_DUPLICATE) b->duplicates++;
         }
         b->dead_lettered = b->ndead;
-        influx_reads_committed(s->reads, b);
     }
+    influx_reads_batch_done(s->reads, b, rc);
     s->queue = j->next;
     if (!s->queue) s->queue_tail = NULL;
     store_write_cb cb = j->cb;
@@ -927,7 +927,8 @@ int store_influx_open(struct event_base *base, store **out) {
     s->evb = base;
     stats_influx_io io = {.ctx = s, .query = influx_io_query, .write = influx_io_write, .skip_item = influx_io_skip,
                           .lost = influx_io_lost, .events_measurement = INFLUX_MEASUREMENT};
-    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 || influx_reads_new(s->ha != NULL, s->db, &s->reads) != 0 ||
+    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 ||
+        influx_reads_new(base, s->ha != NULL, s->db, &io, &s->reads) != 0 ||
         httpc_new(base, &s->http) != 0 ||
         stats_influx_open(&io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
                           s->api_version == 1 ? STATS_INFLUX_RP_HOUR : NULL, &s->stats) != 0 ||

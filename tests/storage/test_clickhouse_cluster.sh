@@ -43,7 +43,7 @@ DATA_STORAGE_PORT=$PORT STORAGE_BACKEND=clickhouse CLICKHOUSE_CLUSTER=homeiq CLI
 STO_PID=$LAST_PID
 wait_healthy "$U/health" 120 "$STO_PID" || bail "data-storage healthy (schema created ON CLUSTER)"
 for n in ch1 ch2 ch3; do
-  check_eq "$n: the 5 tables of schema v1 exist" 5 \
+  check_eq "$n: the 7 tables of schema v2 exist (v1 + statistics, statistics_local)" 7 \
     "$(clickhouse_query $n "SELECT count() FROM system.tables WHERE database = 'homeiq_cluster' FORMAT TSV")"
 done
 for n in ch1 ch2 ch3; do
