@@ -15,15 +15,7 @@
 #      influxd instead of SQLite; results printed, and as JSON
 #      to bench/results/admin-<time>.json)
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${BUILD:-$ROOT/build}
-. "$ROOT/tests/lib/common.sh"
-trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
-unset ASAN_OPTIONS UBSAN_OPTIONS
-export LOG_LEVEL=warn
-SIM=$BUILD/tools/ha-simulator/homeiq-ha-simulator ING=$BUILD/services/websocket-ingestion/homeiq-websocket-ingestion
-ENR=$BUILD/services/enrichment-pipeline/homeiq-enrichment-pipeline STO=$BUILD/services/data-storage/homeiq-data-storage
-ADM=$BUILD/services/admin-api/homeiq-admin-api
+. "$(dirname "$0")/bench_lib.sh"   # ROOT, BUILD, the harness, SIM ING ENR STO ADM
 ROWS=${BENCH_ADMIN_ROWS:-259200} OTHER=${BENCH_ADMIN_OTHER:-100000} NENT=${BENCH_ADMIN_ENTITIES:-500}
 RATE=${BENCH_ADMIN_SSE_RATE:-1000} SECS=${BENCH_ADMIN_SSE_SECONDS:-60}
 say() { printf '[bench-admin %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

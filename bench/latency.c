@@ -26,7 +26,7 @@ static double pct(const long long *v, size_t n, double p) {
 }
 
 int main(int argc, char **argv) {
-    static const config_var vars[] = {{NULL, NULL, NULL}};
+    static const config_var vars[] = {CONFIG_END};
     if (argc < 2 || strcmp(argv[1], "--help") == 0) {
         config_parse_args(2, (char *[]){argv[0], "--help", NULL},
                           "usage: homeiq-bench-latency STORAGE_URL [QUERY]\n"

@@ -21,15 +21,7 @@
 # Use: make bench-page, or bench/page_ready.sh (BUILD=build). Results printed
 # and written to bench/results/page-<backend>-<time>.json.
 set -uo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${BUILD:-$ROOT/build}
-. "$ROOT/tests/lib/common.sh"
-trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
-unset ASAN_OPTIONS UBSAN_OPTIONS
-export LOG_LEVEL=warn
-SIM=$BUILD/tools/ha-simulator/homeiq-ha-simulator ING=$BUILD/services/websocket-ingestion/homeiq-websocket-ingestion
-ENR=$BUILD/services/enrichment-pipeline/homeiq-enrichment-pipeline STO=$BUILD/services/data-storage/homeiq-data-storage
-ADM=$BUILD/services/admin-api/homeiq-admin-api
+. "$(dirname "$0")/bench_lib.sh"   # ROOT, BUILD, the harness, SIM ING ENR STO ADM
 BACKEND=${BENCH_PAGE_BACKEND:-sqlite}
 [ "$BACKEND" = influxdb ] && DEF_N=1000000 || DEF_N=10000000
 N=${BENCH_PAGE_EVENTS:-$DEF_N} NENT=${BENCH_PAGE_ENTITIES:-500} LOADS=${BENCH_PAGE_LOADS:-5}

@@ -15,16 +15,13 @@
  * own array (for the values), so unit tests that never call
  * config_parse_args() get the same defaults.
  *
- * Entries written the old way, {"NAME", "default", "help"}, are text entries
- * (type CONFIG_TEXT); config_long()/config_str()/config_bool() keep working
- * for code not converted yet, but refuse a default that contradicts the
- * registered table. Ownership: tables are static and outlive every call. */
+ * Every entry is written with CONFIG_INT/CONFIG_BOOL/CONFIG_TEXT (designated
+ * initializers, so -Wmissing-field-initializers stays on).
+ * config_long()/config_str()/config_bool() keep working for code not converted
+ * yet, but refuse a default that contradicts the registered table. Ownership:
+ * tables are static and outlive every call. */
 #ifndef HOMEIQ_CONFIG_H
 #define HOMEIQ_CONFIG_H
-
-/* Entries written the old way leave type/range/shared out; -Wextra would call
- * that an error in every file that holds a table, so it is allowed here. */
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 typedef enum config_type {
     CONFIG_TEXT = 0, /* any string; NULL default = unset */

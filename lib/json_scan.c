@@ -419,20 +419,26 @@ int jscan_array(const char *p, size_t len, jscan_elem_fn fn, void *arg) {
     return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL);
 }
 
-int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *arg) {
+/* The trusted walk of one object or array (`open`): no notes, no checks
+ * beyond finding the members; nothing to free (no reals are re-printed
+ * without notes). */
+static int jscan_trusted(const char *p, size_t len, char open, jscan_member_fn mfn, jscan_elem_fn efn, void *arg) {
     jscan s;
-    int rc;
     s.p = s.start = p;
     s.end = p + len;
     s.want = s.notes = 0;
     s.nkeys = 0;
+    s.pair_low = NULL;
     s.trusted = 1;
     s.strict = s.in_key = 0;
     s.why = NULL;
     jscan_ws(&s);
-    if (s.p >= s.end || *s.p != '{') return -1;
-    rc = jscan_container(&s, 0, fn, NULL, arg);
-    return rc; /* nothing to free: no reals are re-printed without notes */
+    if (s.p >= s.end || *s.p != open) return -1;
+    return jscan_container(&s, 0, mfn, efn, arg);
+}
+
+int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *arg) {
+    return jscan_trusted(p, len, '{', fn, NULL, arg);
 }
 
 int jscan_check(const char *p, size_t len, unsigned want, unsigned *notes) {
@@ -464,17 +470,7 @@ char jscan_first(const char *p, size_t len) {
 }
 
 int jscan_array_trusted(const char *p, size_t len, jscan_elem_fn fn, void *arg) {
-    jscan s;
-    s.p = s.start = p;
-    s.end = p + len;
-    s.want = s.notes = 0;
-    s.nkeys = 0;
-    s.trusted = 1;
-    s.strict = s.in_key = 0;
-    s.why = NULL;
-    jscan_ws(&s);
-    if (s.p >= s.end || *s.p != '[') return -1;
-    return jscan_container(&s, 0, NULL, fn, arg);
+    return jscan_trusted(p, len, '[', NULL, fn, arg);
 }
 
 /* ---- canonical text of validated JSON ------------------------------------ */

@@ -23,6 +23,7 @@
  * digit, as on SQLite (store_sqlite_read.h), so on/off stay a timeline.
  * Every read is a chain of /query requests on the loop (iq_req). */
 #include "influx_query.h"
+#include "influx_answer.h"
 #include "influx_summary.h"
 #include "influx_time.h"
 #include "json_text.h"
@@ -380,12 +381,7 @@ static char *iq_dup(const char *s, int *oom) {
     return d;
 }
 
-static int iq_col(json_t *cols, const char *name) {
-    json_t *c;
-    size_t i;
-    json_array_foreach(cols, i, c) if (json_is_string(c) && strcmp(json_string_value(c), name) == 0) return (int)i;
-    return -1;
-}
+static int iq_col(json_t *cols, const char *name) { return influx_answer_col(cols, name); }
 
 static const char *iq_str(json_t *cols, json_t *vals, const char *name) {
     int i = iq_col(cols, name);
@@ -414,48 +410,15 @@ static void iq_error_text(const httpc_response *r, char *out, size_t n) {
     json_decref(j);
 }
 
-/* Walks the (chunked: one JSON document per chunk) answer. -1 with q->err. */
+static int iq_answer_row(const influx_answer_row *row, void *arg) {
+    iq_req *q = arg;
+    return q->row(q, row->stmt, row->tags, row->columns, row->values);
+}
+
+/* Walks the (chunked) answer (influx_answer.h); the statement q->tolerate_stmt
+ * may fail. -1 with q->err. */
 static int iq_walk(iq_req *q, const httpc_response *r) {
-    size_t off = 0;
-    while (off < r->body_len) {
-        while (off < r->body_len && strchr("\r\n ", r->body[off])) off++;
-        if (off >= r->body_len) break;
-        json_error_t je;
-        json_t *doc = json_loadb(r->body + off, r->body_len - off, JSON_DISABLE_EOF_CHECK, &je);
-        if (!doc) {
-            snprintf(q->err, sizeof q->err, "unreadable answer from InfluxDB: %s", je.text);
-            return -1;
-        }
-        off += (size_t)je.position;
-        const char *e = json_string_value(json_object_get(doc, "error"));
-        json_t *res, *ser;
-        size_t i, k;
-        json_array_foreach(json_object_get(doc, "results"), i, res) {
-            int stmt = (int)json_integer_value(json_object_get(res, "statement_id"));
-            const char *se = json_string_value(json_object_get(res, "error"));
-            /* nothing written yet: an empty answer, not an error */
-            if (se && stmt != q->tolerate_stmt && !strstr(se, "database not found") && !e) e = se;
-            json_array_foreach(json_object_get(res, "series"), k, ser) {
-                json_t *cols = json_object_get(ser, "columns"), *tags = json_object_get(ser, "tags"), *val;
-                size_t v;
-                json_array_foreach(json_object_get(ser, "values"), v, val) {
-                    if (!e && q->row(q, stmt, tags, cols, val) != 0) {
-                        snprintf(q->err, sizeof q->err, "out of memory");
-                        json_decref(doc);
-                        return -1;
-                    }
-                }
-            }
-        }
-        if (e && strstr(e, "database not found")) e = NULL;
-        if (e) {
-            snprintf(q->err, sizeof q->err, "influxdb: %.240s", e);
-            json_decref(doc);
-            return -1;
-        }
-        json_decref(doc);
-    }
-    return 0;
+    return influx_answer_walk(r->body, r->body_len, q->tolerate_stmt, iq_answer_row, q, q->err, sizeof q->err);
 }
 
 static void iq_done(const httpc_response *r, void *arg) {

@@ -19,6 +19,7 @@
  * overwrite never leaves a stale field behind. */
 #include "stats_influx.h"
 #include "config.h"
+#include "influx_answer.h"
 #include "influx_time.h"
 #include "lineproto.h"
 #include "log.h"
@@ -164,8 +165,18 @@ static void si_select_states(sbuf *q, const stats_influx *s, const char *entity,
 
 typedef int (*si_row_fn)(int stmt, json_t *cols, json_t *vals, void *arg);
 
-/* Walks a (chunked) /query answer; a missing database or measurement is an
- * empty answer. 0, or -1 with err. */
+typedef struct si_walk {
+    si_row_fn fn;
+    void *arg;
+} si_walk;
+
+static int si_answer_row(const influx_answer_row *row, void *arg) {
+    const si_walk *w = arg;
+    return w->fn(row->stmt, row->columns, row->values, w->arg);
+}
+
+/* Walks a (chunked) /query answer (influx_answer.h); a missing database or
+ * measurement is an empty answer. 0, or -1 with err. */
 static int si_parse(const httpc_response *r, si_row_fn fn, void *arg, char *err, size_t errlen) {
     if (r->status != 200) {
         json_t *j = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
@@ -175,50 +186,13 @@ static int si_parse(const httpc_response *r, si_row_fn fn, void *arg, char *err,
         json_decref(j);
         return -1;
     }
-    size_t off = 0;
-    while (off < r->body_len) {
-        while (off < r->body_len && (r->body[off] == '\n' || r->body[off] == '\r' || r->body[off] == ' ')) off++;
-        if (off >= r->body_len) break;
-        json_error_t je;
-        json_t *doc = json_loadb(r->body + off, r->body_len - off, JSON_DISABLE_EOF_CHECK, &je);
-        if (!doc) {
-            snprintf(err, errlen, "unreadable answer from InfluxDB: %s", je.text);
-            return -1;
-        }
-        off += (size_t)je.position;
-        json_t *res, *ser, *val;
-        size_t i, k, v;
-        const char *e = json_string_value(json_object_get(doc, "error"));
-        json_array_foreach(json_object_get(doc, "results"), i, res) {
-            const char *re = json_string_value(json_object_get(res, "error"));
-            if (re && !strstr(re, "database not found") && !e) e = re;
-            int stmt = (int)json_integer_value(json_object_get(res, "statement_id"));
-            json_array_foreach(json_object_get(res, "series"), k, ser) {
-                json_t *cols = json_object_get(ser, "columns");
-                json_array_foreach(json_object_get(ser, "values"), v, val) {
-                    if (fn(stmt, cols, val, arg) != 0) {
-                        snprintf(err, errlen, "out of memory");
-                        json_decref(doc);
-                        return -1;
-                    }
-                }
-            }
-        }
-        if (e && !strstr(e, "database not found")) {
-            snprintf(err, errlen, "influxdb: %.200s", e);
-            json_decref(doc);
-            return -1;
-        }
-        json_decref(doc);
-    }
-    return 0;
+    si_walk w = {fn, arg};
+    return influx_answer_walk(r->body, r->body_len, -1, si_answer_row, &w, err, errlen);
 }
 
 static json_t *si_col(json_t *cols, json_t *vals, const char *name) {
-    json_t *c;
-    size_t i;
-    json_array_foreach(cols, i, c) if (json_is_string(c) && strcmp(json_string_value(c), name) == 0) return json_array_get(vals, i);
-    return NULL;
+    influx_answer_row row = {.columns = cols, .values = vals};
+    return influx_answer_get(&row, name);
 }
 
 static double si_num(json_t *cols, json_t *vals, const char *name) {

@@ -43,6 +43,7 @@
  * still queued with "shutting down". */
 #include "store_influx.h"
 #include "influx_time.h"
+#include "url.h"
 #include "config.h"
 #include "httpc.h"
 #include "influx_ha.h"
@@ -880,32 +881,31 @@ static const store_ops store_influx_ops = {
     .close = store_influx_close,
 };
 
-static char *influx_strdup_opt(const char *name, const char *def) {
-    const char *v = config_str(name, def);
+static const config_var influx_vars[] = {INFLUX_CONFIG_VARS, CONFIG_END};
+
+static char *influx_text(const char *name) {
+    const char *v = config_text(influx_vars, name);
     return v ? strdup(v) : NULL;
 }
 
 static int influx_config(store_influx *s) {
     long long ver, timeout, chunk, ping;
-    s->url = influx_strdup_opt("INFLUXDB_URL", "http://127.0.0.1:8086");
-    if (s->url) {
-        size_t n = strlen(s->url);
-        while (n && s->url[n - 1] == '/') s->url[--n] = '\0';
-    }
-    s->db = influx_strdup_opt("INFLUXDB_DATABASE", "home_assistant");
-    s->org = influx_strdup_opt("INFLUXDB_ORG", NULL);
-    s->bucket = influx_strdup_opt("INFLUXDB_BUCKET", NULL);
+    s->url = influx_text("INFLUXDB_URL");
+    if (s->url) s->url[url_trim_len(s->url, strlen(s->url))] = '\0';
+    s->db = influx_text("INFLUXDB_DATABASE");
+    s->org = influx_text("INFLUXDB_ORG");
+    s->bucket = influx_text("INFLUXDB_BUCKET");
     char *token = config_secret("INFLUXDB_TOKEN");
     int v2_default = token || s->org || s->bucket;
     if (!s->bucket) s->bucket = strdup(s->db ? s->db : "home_assistant");
-    if (config_long("INFLUXDB_API_VERSION", v2_default ? 2 : 1, 1, 2, &ver) ||
-        config_long("INFLUXDB_TIMEOUT_MS", 10000, 100, 600000, &timeout) ||
-        config_long("INFLUXDB_CHUNK_LINES", 5000, 1, 100000, &chunk) ||
-        config_long("INFLUXDB_PING_INTERVAL_MS", 5000, 50, 3600000, &ping)) {
+    if (config_int(influx_vars, "INFLUXDB_API_VERSION", &ver) ||
+        config_int(influx_vars, "INFLUXDB_TIMEOUT_MS", &timeout) ||
+        config_int(influx_vars, "INFLUXDB_CHUNK_LINES", &chunk) ||
+        config_int(influx_vars, "INFLUXDB_PING_INTERVAL_MS", &ping)) {
         free(token);
         return -1;
     }
-    s->api_version = (int)ver;
+    s->api_version = ver ? (int)ver : v2_default ? 2 : 1; /* unset (0): from what else is set */
     s->timeout_ms = (long)timeout;
     s->chunk_lines = (long)chunk;
     s->ping_ms = (long)ping;
@@ -916,7 +916,7 @@ static int influx_config(store_influx *s) {
         log_add_secret(s->auth_header);
         free(token);
     }
-    const char *user = config_str("INFLUXDB_USERNAME", NULL);
+    const char *user = config_text(influx_vars, "INFLUXDB_USERNAME");
     char *pass = config_secret("INFLUXDB_PASSWORD");
     if (user) {
         size_t n = strlen(user) + (pass ? strlen(pass) : 0) + 2;

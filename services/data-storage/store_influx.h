@@ -2,7 +2,25 @@
 #ifndef HOMEIQ_STORE_INFLUX_H
 #define HOMEIQ_STORE_INFLUX_H
 
+#include "config.h"
 #include "store.h"
+
+/* The InfluxDB backend's variables, declared once: main.c's table includes
+ * them (--help, README) and store_influx.c reads its values from them. */
+#define INFLUX_CONFIG_VARS                                                                                             \
+    CONFIG_TEXT("INFLUXDB_URL", "http://127.0.0.1:8086", "influxdb: base URL"),                                        \
+        CONFIG_INT("INFLUXDB_API_VERSION", NULL, 1, 2,                                                                 \
+                   "influxdb: 1 or 2 (default: 2 when INFLUXDB_TOKEN/ORG/BUCKET is set, else 1)"),                     \
+        CONFIG_TEXT("INFLUXDB_DATABASE", "home_assistant", "influxdb v1: database (created at start if missing)"),     \
+        CONFIG_TEXT("INFLUXDB_USERNAME", NULL, "influxdb v1: user"),                                                   \
+        CONFIG_TEXT("INFLUXDB_PASSWORD", NULL, "influxdb v1: password (or INFLUXDB_PASSWORD_FILE); never logged"),      \
+        CONFIG_TEXT("INFLUXDB_ORG", NULL, "influxdb v2/v3: organization"),                                             \
+        CONFIG_TEXT("INFLUXDB_BUCKET", NULL,                                                                           \
+                    "influxdb v2/v3: bucket, also the database name for queries (default: INFLUXDB_DATABASE)"),        \
+        CONFIG_TEXT("INFLUXDB_TOKEN", NULL, "influxdb v2/v3: API token (or INFLUXDB_TOKEN_FILE); never logged"),       \
+        CONFIG_INT("INFLUXDB_TIMEOUT_MS", "10000", 100, 600000, "influxdb: timeout of one HTTP request"),              \
+        CONFIG_INT("INFLUXDB_CHUNK_LINES", "5000", 1, 100000, "influxdb: most lines in one write request"),            \
+        CONFIG_INT("INFLUXDB_PING_INTERVAL_MS", "5000", 50, 3600000, "influxdb: how often /health pings InfluxDB")
 
 int store_influx_open(struct event_base *base, store **out);
 

@@ -10,18 +10,18 @@
 
 #include <stddef.h>
 
-typedef struct api_config {
+typedef struct enrich_api_config {
     const char *storage_url;   /* DATA_STORAGE_URL */
     long storage_timeout_ms;   /* per forward */
     size_t max_batch;          /* events per request */
     int fast_path;             /* ENRICHMENT_FAST_PATH: try fastpath.c before jansson */
-} api_config;
+} enrich_api_config;
 
-typedef struct api api;
+typedef struct enrich_api enrich_api;
 
-int api_new(httpd *server, httpc *client, health *h, const api_config *cfg, api **out);
+int enrich_api_new(httpd *server, httpc *client, storage_probe *h, const enrich_api_config *cfg, enrich_api **out);
 /* Requests still waiting for storage are answered by httpc_free (503), which
- * must run before api_free. */
-void api_free(api *a);
+ * must run before enrich_api_free. */
+void enrich_api_free(enrich_api *a);
 
 #endif

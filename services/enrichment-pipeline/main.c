@@ -33,7 +33,7 @@ static const config_var enrichment_vars[] = {
     CONFIG_INT("STORAGE_PROBE_TIMEOUT_MS", "2000", 100, 600000, "timeout of that probe"),
     CONFIG_INT("HTTP_READ_TIMEOUT_S", "30", 1, 3600, "timeout for reading a request's headers and body"),
     CONFIG_INT("ENRICHMENT_FAST_PATH", "1", 0, 1, "1: enrich plain HA events straight from the request text (identical output, about 4x less CPU); 0: always through the jansson tree"),
-    {"TZ", NULL, "IANA time zone for time_of_day/weekday, e.g. Europe/Amsterdam (default: the system zone)"},
+    CONFIG_TEXT("TZ", NULL, "IANA time zone for time_of_day/weekday, e.g. Europe/Amsterdam (default: the system zone)"),
     AUTH_CONFIG_VARS,
     HTTPD_CONFIG_VARS,
     CONFIG_END,
@@ -94,8 +94,8 @@ int main(int argc, char **argv) {
     service *svc = NULL;
     httpc *client = NULL;
     httpd *server = NULL;
-    health *hl = NULL;
-    api *a = NULL;
+    storage_probe *hl = NULL;
+    enrich_api *a = NULL;
     enrichment_config cfg;
     int exit_code = 1;
     if (service_new("enrichment-pipeline", &svc) != 0) return 1;
@@ -104,12 +104,12 @@ int main(int argc, char **argv) {
 
     httpd_opts opts = {.bind = cfg.bind, .port = (int)cfg.port, .max_body = (size_t)cfg.max_body,
                        .timeout_s = (int)cfg.read_timeout_s};
-    api_config acfg = {.storage_url = cfg.storage_url, .storage_timeout_ms = (long)cfg.storage_timeout_ms,
+    enrich_api_config acfg = {.storage_url = cfg.storage_url, .storage_timeout_ms = (long)cfg.storage_timeout_ms,
                        .max_batch = (size_t)cfg.max_batch, .fast_path = cfg.fast_path != 0};
     if (httpc_new(service_base(svc), &client) != 0 || httpd_new(service_base(svc), &opts, &server) != 0 ||
-        health_new(service_base(svc), client, cfg.storage_url, (long)cfg.probe_interval_ms,
+        storage_probe_new(service_base(svc), client, cfg.storage_url, (long)cfg.probe_interval_ms,
                    (long)cfg.probe_timeout_ms, &hl) != 0 ||
-        api_new(server, client, hl, &acfg, &a) != 0)
+        enrich_api_new(server, client, hl, &acfg, &a) != 0)
         goto out;
     log_info("forwarding to data-storage at %s", cfg.storage_url);
     service_run(svc);
@@ -117,10 +117,10 @@ int main(int argc, char **argv) {
 out:
     /* Order: stop probing, then cancel in-flight storage requests (their
      * callbacks answer 503 and free the pending batches), then the server. */
-    health_stop(hl);
+    storage_probe_stop(hl);
     httpc_free(client);
-    api_free(a);
-    health_free(hl);
+    enrich_api_free(a);
+    storage_probe_free(hl);
     httpd_free(server);
     metrics_free_all();
     service_free(svc);

@@ -10,7 +10,7 @@
  *                                storage's message: the caller splits the batch
  *                                and dead-letters what is refused alone
  *   the connection cut after a large body
- *                             -> CUT: api.c counts a strike for the body
+ *                             -> CUT: enrich_api.c counts a strike for the body
  *                                (delivery_cut): UNAVAILABLE until the
  *                                DELIVERY_SUSPECT_TRIES-th cut while storage
  *                                was healthy, then REFUSED
@@ -24,28 +24,28 @@
 
 #include <stddef.h>
 
-typedef enum forward_outcome { FORWARD_STORED, FORWARD_UNAVAILABLE, FORWARD_REFUSED, FORWARD_CUT } forward_outcome;
+typedef enum storage_client_outcome { STORAGE_CLIENT_STORED, STORAGE_CLIENT_UNAVAILABLE, STORAGE_CLIENT_REFUSED, STORAGE_CLIENT_CUT } storage_client_outcome;
 
-forward_outcome forward_classify(const httpc_response *res, size_t body_len);
+storage_client_outcome storage_client_classify(const httpc_response *res, size_t body_len);
 
-typedef struct forward_target {
+typedef struct storage_client_target {
     char *events_url;   /* <DATA_STORAGE_URL>/api/v1/events, owned */
     long timeout_ms;
-} forward_target;
+} storage_client_target;
 
 /* Builds the target from the base URL (a trailing '/' is fine). 0 or -1. */
-int forward_target_init(forward_target *t, const char *base_url, long timeout_ms);
-void forward_target_free(forward_target *t);
+int storage_client_target_init(storage_client_target *t, const char *base_url, long timeout_ms);
+void storage_client_target_free(storage_client_target *t);
 
 /* POSTs `body` (malloc'd, handed over: httpc sends it without a copy and
  * frees it, also when this fails) with the caller's request id and home (a
  * checked home id, NULL = the default home); `cb` gets storage's answer
  * exactly once (see httpc_send). 0, or -1 when it could not start. */
-int forward_send(httpc *c, const forward_target *t, const char *request_id, const char *home, char *body,
+int storage_client_send(httpc *c, const storage_client_target *t, const char *request_id, const char *home, char *body,
                  size_t len, httpc_done_cb cb, void *arg);
 
 /* storage's {"error":"..."} text from a non-200 answer, else a generic text;
  * writes at most n bytes into out. */
-void forward_error_text(const httpc_response *res, char *out, size_t n);
+void storage_client_error_text(const httpc_response *res, char *out, size_t n);
 
 #endif

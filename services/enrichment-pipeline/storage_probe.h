@@ -12,19 +12,19 @@
 
 #include <event2/event.h>
 
-typedef struct health health;
+typedef struct storage_probe storage_probe;
 
 /* Starts probing <storage_url>/health now and every interval_ms. */
-int health_new(struct event_base *base, httpc *c, const char *storage_url, long interval_ms, long timeout_ms,
-               health **out);
+int storage_probe_new(struct event_base *base, httpc *c, const char *storage_url, long interval_ms, long timeout_ms,
+               storage_probe **out);
 /* 1 when storage answered 200 on the last probe or forward, else 0. */
-int health_storage_ok(const health *h);
+int storage_probe_ok(const storage_probe *h);
 /* Why storage is considered down (empty when ok). */
-const char *health_storage_error(const health *h);
+const char *storage_probe_error(const storage_probe *h);
 /* A forward result: reachable (status != 0 and < 500) or not, with why. */
-void health_note(health *h, int ok, const char *why);
+void storage_probe_note(storage_probe *h, int ok, const char *why);
 /* Stops the timer and ignores in-flight probe answers (call before httpc_free). */
-void health_stop(health *h);
-void health_free(health *h);
+void storage_probe_stop(storage_probe *h);
+void storage_probe_free(storage_probe *h);
 
 #endif

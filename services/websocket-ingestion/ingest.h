@@ -30,7 +30,7 @@ typedef struct ingest {
     struct event_base *base;
     spool *sp;
     httpc *hc;
-    forwarder *fw;
+    ingest_forwarder *fw;
     ha_client *ha;              /* NULL in forward-only mode (HOME_ASSISTANT_URL=none) */
     hwm *hw;                    /* high-water mark of this HA instance (NULL without HA) */
     backfill *bf;               /* history backfill after each subscribe (NULL without HA) */

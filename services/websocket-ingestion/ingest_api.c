@@ -51,10 +51,10 @@ static void ingest_health(struct evhttp_request *req, void *arg) {
     ingest *in = arg;
     if (httpd_require_method(req, EVHTTP_REQ_GET)) return;
     spool_stats ss;
-    forwarder_stats fs;
+    ingest_forwarder_stats fs;
     ha_client_stats hs = {0};
     spool_get_stats(in->sp, &ss);
-    forwarder_get_stats(in->fw, &fs);
+    ingest_forwarder_get_stats(in->fw, &fs);
     if (in->ha) ha_client_get_stats(in->ha, &hs);
 
     json_t *reasons = json_array();

@@ -38,17 +38,17 @@
 #define FWD_SPLIT_DEPTH 64 /* pending right halves: log2 of any batch size */
 #define FWD_SOURCE "websocket-ingestion"
 
-typedef enum { FWD_SENDING, FWD_DONE, FWD_RETRY_WAIT } fwd_state;
+typedef enum { FWD_SENDING, FWD_DONE, FWD_RETRY_WAIT } ingest_forwarder_state;
 
-typedef struct fwd_batch {
-    forwarder *f;
+typedef struct ingest_forwarder_batch {
+    ingest_forwarder *f;
     uint64_t first_seq, end_seq; /* [first, end) */
     size_t count;
     char *body;
     size_t len, cap;
     size_t *roff;                /* where record i starts in body */
     size_t rcap;
-    fwd_state state;
+    ingest_forwarder_state state;
     int attempts;
     struct event *retry_ev;
     /* splitting (see the top of the file): the range in flight is [lo,hi) */
@@ -62,19 +62,19 @@ typedef struct fwd_batch {
     size_t sent_len;
     uint64_t sent_digest;        /* delivery_body_digest of a body >= DELIVERY_BIG_BODY, else 0 */
     char cut_error[160];         /* a cut (SUSPECT) waiting for the probe: the transport error */
-} fwd_batch;
+} ingest_forwarder_batch;
 
-struct forwarder {
+struct ingest_forwarder {
     struct event_base *base;
     httpc *hc;
     spool *sp;
-    forwarder_opts o;
+    ingest_forwarder_opts o;
     char *url;
     char *quarantine;
     char *health_url;           /* enrichment's /health (probed after a cut), NULL = unknown */
     delivery_cuts cuts;         /* strikes per cut body (lib/delivery's cut rule) */
 
-    fwd_batch ring[FORWARDER_MAX_INFLIGHT];
+    ingest_forwarder_batch ring[INGEST_FORWARDER_MAX_INFLIGHT];
     int head, count;            /* ring[head] is the oldest */
     int retrying;
     int stopped;
@@ -85,14 +85,14 @@ struct forwarder {
     struct event *read_retry_ev; /* the spool could not be read: try again */
     int read_failures;
 
-    forwarder_stats st;
+    ingest_forwarder_stats st;
     metric *m_dead, *m_split, *m_cuts;
     metric *m_events, *m_rejected, *m_batches_ok, *m_batches_failed, *m_latency, *m_batch_size;
 };
 
 /* ---- batch building ------------------------------------------------------ */
 
-static int fwd_body_add(fwd_batch *b, const char *data, size_t len) {
+static int ingest_forwarder_body_add(ingest_forwarder_batch *b, const char *data, size_t len) {
     size_t need = b->len + len + 2;
     if (need > b->cap) {
         size_t ncap = b->cap ? b->cap : 64 * 1024;
@@ -107,17 +107,17 @@ static int fwd_body_add(fwd_batch *b, const char *data, size_t len) {
     return 0;
 }
 
-typedef struct fwd_fill {
-    fwd_batch *b;
+typedef struct ingest_forwarder_fill {
+    ingest_forwarder_batch *b;
     size_t max_bytes;
     uint64_t *dead_count;
     int oom;
-} fwd_fill;
+} ingest_forwarder_fill;
 
 /* A record no batch can carry ("[" rec "]" over FORWARD_BATCH_MAX_BYTES, which
  * must stay below what downstream accepts) goes out as its dead letter at
  * once: retrying it could never succeed. */
-static int fwd_add_oversized(fwd_fill *fl, uint64_t seq, const char *data, size_t len) {
+static int ingest_forwarder_add_oversized(ingest_forwarder_fill *fl, uint64_t seq, const char *data, size_t len) {
     char why[200];
     snprintf(why, sizeof why, "event of %zu bytes is larger than a forward batch may be (FORWARD_BATCH_MAX_BYTES=%zu)",
              len, fl->max_bytes);
@@ -125,15 +125,15 @@ static int fwd_add_oversized(fwd_fill *fl, uint64_t seq, const char *data, size_
     sbuf dl;
     sbuf_init(&dl);
     delivery_dead_letter(&dl, FWD_SOURCE, why, data, len);
-    int rc = sbuf_failed(&dl) ? -1 : fwd_body_add(fl->b, dl.data, dl.len);
+    int rc = sbuf_failed(&dl) ? -1 : ingest_forwarder_body_add(fl->b, dl.data, dl.len);
     sbuf_free(&dl);
     (*fl->dead_count)++;
     return rc;
 }
 
-static void fwd_record_cb(uint64_t seq, const char *data, size_t len, void *arg) {
-    fwd_fill *fl = arg;
-    fwd_batch *b = fl->b;
+static void ingest_forwarder_record_cb(uint64_t seq, const char *data, size_t len, void *arg) {
+    ingest_forwarder_fill *fl = arg;
+    ingest_forwarder_batch *b = fl->b;
     if (b->count == 0) b->first_seq = seq;
     if (b->count == b->rcap) {
         size_t ncap = b->rcap ? b->rcap * 2 : 64;
@@ -141,39 +141,39 @@ static void fwd_record_cb(uint64_t seq, const char *data, size_t len, void *arg)
         if (!n) fl->oom = 1;
         else b->roff = n, b->rcap = ncap;
     }
-    if (fl->oom || fwd_body_add(b, b->count ? "," : "[", 1) != 0) {
+    if (fl->oom || ingest_forwarder_body_add(b, b->count ? "," : "[", 1) != 0) {
         fl->oom = 1;
         return;
     }
     b->roff[b->count] = b->len;
-    if (len + 2 > fl->max_bytes ? fwd_add_oversized(fl, seq, data, len) != 0 : fwd_body_add(b, data, len) != 0)
+    if (len + 2 > fl->max_bytes ? ingest_forwarder_add_oversized(fl, seq, data, len) != 0 : ingest_forwarder_body_add(b, data, len) != 0)
         fl->oom = 1;
     b->count++;
     b->end_seq = seq + 1;
 }
 
 /* Record i's text inside the batch body. */
-static void fwd_record_span(const fwd_batch *b, size_t i, const char **p, size_t *n) {
+static void ingest_forwarder_record_span(const ingest_forwarder_batch *b, size_t i, const char **p, size_t *n) {
     size_t end = i + 1 < b->count ? b->roff[i + 1] - 1 : b->len - 1; /* before ',' or ']' */
     *p = b->body + b->roff[i];
     *n = end - b->roff[i];
 }
 
 /* The body of the range in flight: records [lo,hi), or record lo's dead letter. */
-static int fwd_build_sub(fwd_batch *b) {
+static int ingest_forwarder_build_sub(ingest_forwarder_batch *b) {
     if (sbuf_failed(&b->sub)) sbuf_free(&b->sub);
     sbuf_reset(&b->sub);
     sbuf_addc(&b->sub, '[');
     if (b->dead) {
         const char *p;
         size_t n;
-        fwd_record_span(b, b->lo, &p, &n);
+        ingest_forwarder_record_span(b, b->lo, &p, &n);
         delivery_dead_letter(&b->sub, FWD_SOURCE, b->reason, p, n);
     } else {
         const char *p0, *p1;
         size_t n1;
-        fwd_record_span(b, b->lo, &p0, &n1);
-        fwd_record_span(b, b->hi - 1, &p1, &n1);
+        ingest_forwarder_record_span(b, b->lo, &p0, &n1);
+        ingest_forwarder_record_span(b, b->hi - 1, &p1, &n1);
         sbuf_add(&b->sub, p0, (size_t)(p1 + n1 - p0));
     }
     sbuf_addc(&b->sub, ']');
@@ -182,12 +182,12 @@ static int fwd_build_sub(fwd_batch *b) {
 
 /* ---- sending ------------------------------------------------------------ */
 
-static void fwd_response_cb(const httpc_response *res, void *arg);
-static void fwd_pump(forwarder *f);
-static void fwd_cut(forwarder *f, fwd_batch *b, const httpc_response *res);
+static void ingest_forwarder_response_cb(const httpc_response *res, void *arg);
+static void ingest_forwarder_pump(ingest_forwarder *f);
+static void ingest_forwarder_cut(ingest_forwarder *f, ingest_forwarder_batch *b, const httpc_response *res);
 
-static void fwd_send(fwd_batch *b) {
-    forwarder *f = b->f;
+static void ingest_forwarder_send(ingest_forwarder_batch *b) {
+    ingest_forwarder *f = b->f;
     /* auth_header() is NULL without a token: it ends the list, so it is last */
     const char *headers[] = {"Content-Type: application/json",
                              f->o.home_header ? f->o.home_header : "X-HomeIQ-Home: " EVENT_HOME_DEFAULT, auth_header(),
@@ -202,31 +202,31 @@ static void fwd_send(fwd_batch *b) {
     b->state = FWD_SENDING;
     b->attempts++;
     f->st.inflight++;
-    if (httpc_send(f->hc, &req, fwd_response_cb, b) != 0) {
+    if (httpc_send(f->hc, &req, ingest_forwarder_response_cb, b) != 0) {
         /* Could not even start: treat as a connection error. */
         httpc_response res = {.status = 0, .body = "", .error = "cannot start request"};
-        fwd_response_cb(&res, b);
+        ingest_forwarder_response_cb(&res, b);
     }
 }
 
-static long fwd_backoff_ms(forwarder *f) {
+static long ingest_forwarder_backoff_ms(ingest_forwarder *f) {
     return delivery_backoff_ms(f->failures, f->o.retry_min_ms, f->o.retry_max_ms);
 }
 
-static void fwd_retry_cb(evutil_socket_t fd, short what, void *arg) {
+static void ingest_forwarder_retry_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
-    fwd_batch *b = arg;
+    ingest_forwarder_batch *b = arg;
     if (b->f->stopped) return;
-    fwd_send(b);
+    ingest_forwarder_send(b);
 }
 
 /* Acknowledges the finished batches at the head of the ring, in order. */
-static void fwd_ack_head(forwarder *f) {
+static void ingest_forwarder_ack_head(ingest_forwarder *f) {
     uint64_t upto = 0;
     int acked = 0;
     while (f->count > 0 && f->ring[f->head].state == FWD_DONE) {
-        fwd_batch *b = &f->ring[f->head];
+        ingest_forwarder_batch *b = &f->ring[f->head];
         upto = b->end_seq;
         f->st.events_acked += b->count;
         metrics_add(f->m_events, (double)b->count);
@@ -248,7 +248,7 @@ static void fwd_ack_head(forwarder *f) {
 }
 
 /* 200 body: {"success":true,"processed":N,"rejected":[{"index":i,"error":...}],...}. */
-static void fwd_count_rejected(forwarder *f, fwd_batch *b, const httpc_response *res) {
+static void ingest_forwarder_count_rejected(ingest_forwarder *f, ingest_forwarder_batch *b, const httpc_response *res) {
     json_t *j = json_loadb(res->body, res->body_len, 0, NULL);
     json_t *rej = j ? json_object_get(j, "rejected") : NULL;
     size_t n = json_is_array(rej) ? json_array_size(rej) : 0;
@@ -263,7 +263,7 @@ static void fwd_count_rejected(forwarder *f, fwd_batch *b, const httpc_response 
     json_decref(j);
 }
 
-static void fwd_note_failure(forwarder *f, fwd_batch *b, const httpc_response *res) {
+static void ingest_forwarder_note_failure(ingest_forwarder *f, ingest_forwarder_batch *b, const httpc_response *res) {
     f->failures++;
     f->st.batches_failed++;
     metrics_add(f->m_batches_failed, 1);
@@ -273,7 +273,7 @@ static void fwd_note_failure(forwarder *f, fwd_batch *b, const httpc_response *r
         snprintf(f->st.last_error, sizeof f->st.last_error, "%s", res->error ? res->error : "connection error");
     else
         snprintf(f->st.last_error, sizeof f->st.last_error, "HTTP %ld: %.120s", res->status, res->body);
-    long delay = fwd_backoff_ms(f);
+    long delay = ingest_forwarder_backoff_ms(f);
     /* The first failure of a streak and every 10th after it are logged. */
     if (f->failures == 1 || f->failures % 10 == 0)
         log_warn("forwarder: batch of %zu event(s) (seq %" PRIu64 "..) failed (%s), attempt %d; retrying in %ld ms",
@@ -287,7 +287,7 @@ static void fwd_note_failure(forwarder *f, fwd_batch *b, const httpc_response *r
 /* Last resort: downstream refused even the dead letter of one event (it is
  * broken or older than this contract). The event goes to a local file next
  * to the spool, so it is still not lost, and the line moves on. */
-static void fwd_quarantine(forwarder *f, fwd_batch *b, const httpc_response *res) {
+static void ingest_forwarder_quarantine(ingest_forwarder *f, ingest_forwarder_batch *b, const httpc_response *res) {
     f->st.events_quarantined++;
     log_error("forwarder: downstream refused the dead letter of record %" PRIu64 " (HTTP %ld: %.160s); kept in %s",
               b->first_seq + b->lo, res->status, res->body, f->o.quarantine_path ? f->o.quarantine_path : "the log");
@@ -309,27 +309,27 @@ static void fwd_quarantine(forwarder *f, fwd_batch *b, const httpc_response *res
 }
 
 /* The range in flight got through: next range, or the batch is done. */
-static void fwd_range_done(forwarder *f, fwd_batch *b) {
+static void ingest_forwarder_range_done(ingest_forwarder *f, ingest_forwarder_batch *b) {
     if (!b->split || (b->hi >= b->count && b->nends == 0)) {
         b->state = FWD_DONE;
-        fwd_ack_head(f);
+        ingest_forwarder_ack_head(f);
         return;
     }
     b->lo = b->hi;
     b->hi = b->ends[--b->nends];
     b->dead = 0;
     b->attempts = 0;
-    if (fwd_build_sub(b) != 0) {
+    if (ingest_forwarder_build_sub(b) != 0) {
         httpc_response oom = {.status = 0, .body = "", .error = "out of memory building a batch"};
-        fwd_note_failure(f, b, &oom);
+        ingest_forwarder_note_failure(f, b, &oom);
         return;
     }
-    fwd_send(b);
+    ingest_forwarder_send(b);
 }
 
 /* Downstream refuses the range in flight for good (or cut a large body
  * DELIVERY_SUSPECT_TRIES times while healthy). */
-static void fwd_refused(forwarder *f, fwd_batch *b, const httpc_response *res) {
+static void ingest_forwarder_refused(ingest_forwarder *f, ingest_forwarder_batch *b, const httpc_response *res) {
     if (!b->split) {
         b->split = 1;
         b->lo = 0;
@@ -343,8 +343,8 @@ static void fwd_refused(forwarder *f, fwd_batch *b, const httpc_response *res) {
     if (res->status) snprintf(answer, sizeof answer, "HTTP %ld: %.160s", res->status, res->body);
     else snprintf(answer, sizeof answer, "%s after a %zu-byte request", res->error ? res->error : "no answer", b->sent_len);
     if (b->dead) { /* even the dead letter: keep it locally, move on */
-        fwd_quarantine(f, b, res);
-        fwd_range_done(f, b);
+        ingest_forwarder_quarantine(f, b, res);
+        ingest_forwarder_range_done(f, b);
         return;
     }
     if (n > 1 && b->nends < FWD_SPLIT_DEPTH) {
@@ -360,21 +360,21 @@ static void fwd_refused(forwarder *f, fwd_batch *b, const httpc_response *res) {
         metrics_add(f->m_dead, 1);
     }
     b->attempts = 0;
-    if (fwd_build_sub(b) != 0) {
+    if (ingest_forwarder_build_sub(b) != 0) {
         httpc_response oom = {.status = 0, .body = "", .error = "out of memory building a batch"};
-        fwd_note_failure(f, b, &oom);
+        ingest_forwarder_note_failure(f, b, &oom);
         return;
     }
-    fwd_send(b);
+    ingest_forwarder_send(b);
 }
 
 /* ---- a cut connection (lib/delivery's cut rule) ---------------------------- */
 
 /* The probe of enrichment's /health after a cut answered: count the strike
  * (only when healthy) and act on delivery_cut's verdict. */
-static void fwd_probe_cb(const httpc_response *res, void *arg) {
-    fwd_batch *b = arg;
-    forwarder *f = b->f;
+static void ingest_forwarder_probe_cb(const httpc_response *res, void *arg) {
+    ingest_forwarder_batch *b = arg;
+    ingest_forwarder *f = b->f;
     f->st.inflight--;
     if (f->stopped) return;
     int healthy = res->status == 200;
@@ -384,39 +384,39 @@ static void fwd_probe_cb(const httpc_response *res, void *arg) {
              d == DELIVERY_REFUSED ? "refused after repeated cuts" : "retried");
     httpc_response cut = {.status = 0, .body = "", .error = b->cut_error};
     if (d == DELIVERY_REFUSED) {
-        fwd_refused(f, b, &cut);
+        ingest_forwarder_refused(f, b, &cut);
     } else {
-        fwd_note_failure(f, b, &cut);
+        ingest_forwarder_note_failure(f, b, &cut);
     }
-    fwd_pump(f);
+    ingest_forwarder_pump(f);
 }
 
 /* The connection closed after a body >= DELIVERY_BIG_BODY without an answer:
  * probe enrichment now; the batch holds the line meanwhile. */
-static void fwd_cut(forwarder *f, fwd_batch *b, const httpc_response *res) {
+static void ingest_forwarder_cut(ingest_forwarder *f, ingest_forwarder_batch *b, const httpc_response *res) {
     f->st.cuts++;
     metrics_add(f->m_cuts, 1);
     snprintf(b->cut_error, sizeof b->cut_error, "%s", res->error ? res->error : "connection closed");
-    b->state = FWD_RETRY_WAIT; /* holds the line (fwd_pump) until the probe answered */
+    b->state = FWD_RETRY_WAIT; /* holds the line (ingest_forwarder_pump) until the probe answered */
     f->st.inflight++;
     httpc_request probe = {.method = "GET", .url = f->health_url, .timeout_ms = f->o.timeout_ms < 5000 ? f->o.timeout_ms : 5000};
-    if (!f->health_url || httpc_send(f->hc, &probe, fwd_probe_cb, b) != 0) {
+    if (!f->health_url || httpc_send(f->hc, &probe, ingest_forwarder_probe_cb, b) != 0) {
         /* no probe possible: the strike counts as healthy only without a URL to ask */
         httpc_response none = {.status = f->health_url ? 0 : 200, .body = "", .error = "no probe"};
-        fwd_probe_cb(&none, b);
+        ingest_forwarder_probe_cb(&none, b);
     }
 }
 
-static void fwd_response_cb(const httpc_response *res, void *arg) {
-    fwd_batch *b = arg;
-    forwarder *f = b->f;
+static void ingest_forwarder_response_cb(const httpc_response *res, void *arg) {
+    ingest_forwarder_batch *b = arg;
+    ingest_forwarder *f = b->f;
     f->st.inflight--;
     if (f->stopped) return;
     metrics_observe(f->m_latency, res->total_s);
     delivery_outcome o = delivery_classify(res->status, res->error, b->sent_len);
-    if (o == DELIVERY_SUSPECT) { /* the probe's answer decides (fwd_probe_cb) */
-        fwd_cut(f, b, res);
-        fwd_pump(f);
+    if (o == DELIVERY_SUSPECT) { /* the probe's answer decides (ingest_forwarder_probe_cb) */
+        ingest_forwarder_cut(f, b, res);
+        ingest_forwarder_pump(f);
         return;
     }
     if (b->sent_digest && o != DELIVERY_RETRY) delivery_cut_clear(&f->cuts, b->sent_digest, b->sent_len);
@@ -428,40 +428,40 @@ static void fwd_response_cb(const httpc_response *res, void *arg) {
         f->st.last_status = 200;
         f->st.batches_ok++;
         metrics_add(f->m_batches_ok, 1);
-        fwd_count_rejected(f, b, res);
-        fwd_range_done(f, b);
+        ingest_forwarder_count_rejected(f, b, res);
+        ingest_forwarder_range_done(f, b);
     } else if (o == DELIVERY_RETRY) {
-        fwd_note_failure(f, b, res);
+        ingest_forwarder_note_failure(f, b, res);
     } else {
-        fwd_refused(f, b, res);
+        ingest_forwarder_refused(f, b, res);
     }
-    fwd_pump(f);
+    ingest_forwarder_pump(f);
 }
 
 /* ---- the pump ------------------------------------------------------------ */
 
-static void fwd_linger_cb(evutil_socket_t fd, short what, void *arg) {
+static void ingest_forwarder_linger_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
-    forwarder *f = arg;
+    ingest_forwarder *f = arg;
     f->linger_armed = 0;
     f->linger_expired = 1;
-    fwd_pump(f);
+    ingest_forwarder_pump(f);
 }
 
-static int fwd_inflight_slots(const forwarder *f) {
+static int ingest_forwarder_inflight_slots(const ingest_forwarder *f) {
     return f->count < f->o.max_inflight;
 }
 
-static void fwd_read_retry_cb(evutil_socket_t fd, short what, void *arg) {
+static void ingest_forwarder_read_retry_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
-    fwd_pump(arg);
+    ingest_forwarder_pump(arg);
 }
 
 /* The spool could not be read (or a batch not built): nothing was skipped,
  * try again with backoff (no new record may come to kick us). */
-static void fwd_read_failed(forwarder *f) {
+static void ingest_forwarder_read_failed(ingest_forwarder *f) {
     f->read_failures++;
     long d = delivery_backoff_ms(f->read_failures, f->o.retry_min_ms, f->o.retry_max_ms);
     struct timeval tv = {d / 1000, (d % 1000) * 1000};
@@ -471,7 +471,7 @@ static void fwd_read_failed(forwarder *f) {
 /* Starts as many batches as allowed: full ones at once, a partial one when
  * nothing is in flight or the linger time since it became pending has passed. */
 /* Bytes of the batches in flight (each request body is held until acked). */
-static size_t fwd_inflight_bytes(const forwarder *f) {
+static size_t ingest_forwarder_inflight_bytes(const ingest_forwarder *f) {
     size_t n = 0;
     for (int i = 0; i < f->count; i++) n += f->ring[(f->head + i) % f->o.max_inflight].len;
     return n;
@@ -481,25 +481,25 @@ static size_t fwd_inflight_bytes(const forwarder *f) {
  * others are in flight and FORWARD_INFLIGHT_MAX_BYTES is near; 0 = wait. The
  * first record is always taken whatever its size (spool_read), so one batch
  * alone can always go, and a record too large for any batch is still judged
- * against batch_max_bytes (fwd_record_cb), never against this room. */
-static size_t fwd_read_room(const forwarder *f) {
+ * against batch_max_bytes (ingest_forwarder_record_cb), never against this room. */
+static size_t ingest_forwarder_read_room(const ingest_forwarder *f) {
     size_t room = f->o.batch_max_bytes, held;
     if (!f->o.inflight_max_bytes || f->count == 0) return room;
-    held = fwd_inflight_bytes(f);
+    held = ingest_forwarder_inflight_bytes(f);
     if (held >= f->o.inflight_max_bytes) return 0;
     return f->o.inflight_max_bytes - held < room ? f->o.inflight_max_bytes - held : room;
 }
 
-static void fwd_pump(forwarder *f) {
+static void ingest_forwarder_pump(ingest_forwarder *f) {
     if (f->stopped) return;
     /* A batch being retried holds the line: no new requests until it got through. */
     f->retrying = 0;
     for (int i = 0; i < f->count; i++) {
-        const fwd_batch *b = &f->ring[(f->head + i) % f->o.max_inflight];
+        const ingest_forwarder_batch *b = &f->ring[(f->head + i) % f->o.max_inflight];
         if (b->state == FWD_RETRY_WAIT || (b->state == FWD_SENDING && (b->attempts > 1 || b->split))) f->retrying++;
     }
     f->st.retrying = f->retrying > 0;
-    while (!f->retrying && fwd_inflight_slots(f)) {
+    while (!f->retrying && ingest_forwarder_inflight_slots(f)) {
         uint64_t readable = spool_readable(f->sp);
         if (readable == 0) break;
         /* Linger only while a request is in flight (like Nagle): an idle
@@ -513,10 +513,10 @@ static void fwd_pump(forwarder *f) {
             }
             break;
         }
-        size_t room = fwd_read_room(f);
+        size_t room = ingest_forwarder_read_room(f);
         if (room == 0) break; /* the bytes in flight are at FORWARD_INFLIGHT_MAX_BYTES: an ack pumps again */
         int idx = (f->head + f->count) % f->o.max_inflight;
-        fwd_batch *b = &f->ring[idx];
+        ingest_forwarder_batch *b = &f->ring[idx];
         b->len = 0;
         b->count = 0;
         b->attempts = 0;
@@ -524,10 +524,10 @@ static void fwd_pump(forwarder *f) {
         spool_stats before;
         spool_get_stats(f->sp, &before); /* where this read starts, to put the cursor back */
         uint64_t from = before.read_seq;
-        fwd_fill fl = {b, f->o.batch_max_bytes, &f->st.events_dead_lettered, 0};
+        ingest_forwarder_fill fl = {b, f->o.batch_max_bytes, &f->st.events_dead_lettered, 0};
         size_t n = 0;
-        int rc = spool_read(f->sp, f->o.batch_max, room, fwd_record_cb, &fl, &n);
-        if (n > 0 && (fl.oom || fwd_body_add(b, "]", 1) != 0)) {
+        int rc = spool_read(f->sp, f->o.batch_max, room, ingest_forwarder_record_cb, &fl, &n);
+        if (n > 0 && (fl.oom || ingest_forwarder_body_add(b, "]", 1) != 0)) {
             /* The records were read: put the cursor back so none is skipped. */
             log_error("forwarder: out of memory building a batch; reading again later");
             spool_rewind(f->sp, from);
@@ -535,13 +535,13 @@ static void fwd_pump(forwarder *f) {
             n = 0;
         }
         if (rc != 0 || n == 0) {
-            if (rc != 0) fwd_read_failed(f);
+            if (rc != 0) ingest_forwarder_read_failed(f);
             break;
         }
         f->read_failures = 0;
         f->count++;
         metrics_observe(f->m_batch_size, (double)n);
-        fwd_send(b);
+        ingest_forwarder_send(b);
         if (f->stopped) return;
     }
     if (spool_readable(f->sp) == 0 || f->retrying) {
@@ -554,12 +554,12 @@ static void fwd_pump(forwarder *f) {
     }
 }
 
-void forwarder_kick(forwarder *f) { fwd_pump(f); }
+void ingest_forwarder_kick(ingest_forwarder *f) { ingest_forwarder_pump(f); }
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-int forwarder_new(struct event_base *base, httpc *hc, spool *sp, const forwarder_opts *o, forwarder **out) {
-    forwarder *f = calloc(1, sizeof *f);
+int ingest_forwarder_new(struct event_base *base, httpc *hc, spool *sp, const ingest_forwarder_opts *o, ingest_forwarder **out) {
+    ingest_forwarder *f = calloc(1, sizeof *f);
     if (!f) return -1;
     f->base = base;
     f->hc = hc;
@@ -568,7 +568,7 @@ int forwarder_new(struct event_base *base, httpc *hc, spool *sp, const forwarder
     if (f->o.batch_max < 1) f->o.batch_max = 1;
     if (f->o.batch_max_bytes < 1) f->o.batch_max_bytes = 8u << 20;
     if (f->o.max_inflight < 1) f->o.max_inflight = 1;
-    if (f->o.max_inflight > FORWARDER_MAX_INFLIGHT) f->o.max_inflight = FORWARDER_MAX_INFLIGHT;
+    if (f->o.max_inflight > INGEST_FORWARDER_MAX_INFLIGHT) f->o.max_inflight = INGEST_FORWARDER_MAX_INFLIGHT;
     if (f->o.retry_min_ms < 1) f->o.retry_min_ms = 100;
     if (f->o.retry_max_ms < f->o.retry_min_ms) f->o.retry_max_ms = f->o.retry_min_ms;
     f->o.url = NULL;
@@ -581,17 +581,17 @@ int forwarder_new(struct event_base *base, httpc *hc, spool *sp, const forwarder
     size_t ul = strlen(o->url), pl = sizeof ev_path - 1;
     if (ul > pl && strcmp(o->url + ul - pl, ev_path) == 0 && (f->health_url = malloc(ul - pl + 8)))
         snprintf(f->health_url, ul - pl + 8, "%.*s/health", (int)(ul - pl), o->url);
-    f->linger_ev = evtimer_new(base, fwd_linger_cb, f);
-    f->read_retry_ev = evtimer_new(base, fwd_read_retry_cb, f);
+    f->linger_ev = evtimer_new(base, ingest_forwarder_linger_cb, f);
+    f->read_retry_ev = evtimer_new(base, ingest_forwarder_read_retry_cb, f);
     if (!f->url || !f->linger_ev || !f->read_retry_ev) {
-        forwarder_free(f);
+        ingest_forwarder_free(f);
         return -1;
     }
-    for (int i = 0; i < FORWARDER_MAX_INFLIGHT; i++) {
+    for (int i = 0; i < INGEST_FORWARDER_MAX_INFLIGHT; i++) {
         f->ring[i].f = f;
-        f->ring[i].retry_ev = evtimer_new(base, fwd_retry_cb, &f->ring[i]);
+        f->ring[i].retry_ev = evtimer_new(base, ingest_forwarder_retry_cb, &f->ring[i]);
         if (!f->ring[i].retry_ev) {
-            forwarder_free(f);
+            ingest_forwarder_free(f);
             return -1;
         }
     }
@@ -618,20 +618,20 @@ int forwarder_new(struct event_base *base, httpc *hc, spool *sp, const forwarder
     return 0;
 }
 
-void forwarder_get_stats(const forwarder *f, forwarder_stats *st) { *st = f->st; }
+void ingest_forwarder_get_stats(const ingest_forwarder *f, ingest_forwarder_stats *st) { *st = f->st; }
 
-void forwarder_stop(forwarder *f) {
+void ingest_forwarder_stop(ingest_forwarder *f) {
     if (!f) return;
     f->stopped = 1;
     if (f->linger_ev) evtimer_del(f->linger_ev);
     if (f->read_retry_ev) evtimer_del(f->read_retry_ev);
-    for (int i = 0; i < FORWARDER_MAX_INFLIGHT; i++)
+    for (int i = 0; i < INGEST_FORWARDER_MAX_INFLIGHT; i++)
         if (f->ring[i].retry_ev) evtimer_del(f->ring[i].retry_ev);
 }
 
-void forwarder_free(forwarder *f) {
+void ingest_forwarder_free(ingest_forwarder *f) {
     if (!f) return;
-    for (int i = 0; i < FORWARDER_MAX_INFLIGHT; i++) {
+    for (int i = 0; i < INGEST_FORWARDER_MAX_INFLIGHT; i++) {
         if (f->ring[i].retry_ev) event_free(f->ring[i].retry_ev);
         free(f->ring[i].body);
         free(f->ring[i].roff);

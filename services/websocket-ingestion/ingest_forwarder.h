@@ -32,11 +32,11 @@
 
 struct event_base;
 
-typedef struct forwarder forwarder;
+typedef struct ingest_forwarder ingest_forwarder;
 
-#define FORWARDER_MAX_INFLIGHT 64
+#define INGEST_FORWARDER_MAX_INFLIGHT 64
 
-typedef struct forwarder_opts {
+typedef struct ingest_forwarder_opts {
     const char *url;            /* full URL of POST .../api/v1/events */
     size_t batch_max;           /* events per request */
     size_t batch_max_bytes;     /* about this many payload bytes per request */
@@ -44,14 +44,14 @@ typedef struct forwarder_opts {
                                    others are in flight is cut to the room left (issue 15: peak memory
                                    here and downstream ~ this, not max_inflight x batch_max_bytes) */
     long linger_ms;             /* wait for a full batch at most this long */
-    int max_inflight;           /* 1..FORWARDER_MAX_INFLIGHT */
+    int max_inflight;           /* 1..INGEST_FORWARDER_MAX_INFLIGHT */
     long timeout_ms;            /* per request */
     long retry_min_ms, retry_max_ms;
     const char *quarantine_path; /* where a dead letter downstream refused too is kept (copied; may be NULL) */
     const char *home_header;    /* "X-HomeIQ-Home: <id>" sent with every request, or NULL (borrowed) */
-} forwarder_opts;
+} ingest_forwarder_opts;
 
-typedef struct forwarder_stats {
+typedef struct ingest_forwarder_stats {
     uint64_t events_acked;      /* events downstream answered 200 for (incl. rejected) */
     uint64_t events_rejected;   /* of those, rejected by downstream validation */
     uint64_t events_dead_lettered; /* refused for good (or too large): sent on as dead letters */
@@ -65,20 +65,20 @@ typedef struct forwarder_stats {
     long long failing_since_us; /* monotonic start of the current failure streak, 0 = none */
     long last_status;           /* last HTTP status (0 = connection error) */
     char last_error[160];       /* short description of the last failure */
-} forwarder_stats;
+} ingest_forwarder_stats;
 
 /* The forwarder does not own `hc` or `sp`. It installs itself as the spool's
- * written-listener only if the caller forwards forwarder_kick from its own. */
-int forwarder_new(struct event_base *base, httpc *hc, spool *sp, const forwarder_opts *o, forwarder **out);
+ * written-listener only if the caller forwards ingest_forwarder_kick from its own. */
+int ingest_forwarder_new(struct event_base *base, httpc *hc, spool *sp, const ingest_forwarder_opts *o, ingest_forwarder **out);
 
 /* New records reached the spool: send what can be sent. */
-void forwarder_kick(forwarder *f);
+void ingest_forwarder_kick(ingest_forwarder *f);
 
-void forwarder_get_stats(const forwarder *f, forwarder_stats *st);
+void ingest_forwarder_get_stats(const ingest_forwarder *f, ingest_forwarder_stats *st);
 
 /* Stops sending; responses still arriving (httpc_free cancels them) are ignored.
- * Call before httpc_free, then forwarder_free. */
-void forwarder_stop(forwarder *f);
-void forwarder_free(forwarder *f);
+ * Call before httpc_free, then ingest_forwarder_free. */
+void ingest_forwarder_stop(ingest_forwarder *f);
+void ingest_forwarder_free(ingest_forwarder *f);
 
 #endif

@@ -27,8 +27,8 @@ static const config_var ingest_vars[] = {
     CONFIG_INT("WEBSOCKET_INGESTION_PORT", "8001", 0, 65535, "HTTP port (/health, /metrics, /api/v1/events/forward)"),
     CONFIG_TEXT("WEBSOCKET_INGESTION_BIND", "127.0.0.1", "HTTP bind address"),
     CONFIG_TEXT("HOME_ASSISTANT_URL", "http://127.0.0.1:8123", "HA base URL http(s)://host:8123, or ws(s)://host:8123/api/websocket; 'none' = forward-only mode (no HA)"),
-    {"HOME_ASSISTANT_TOKEN", NULL, "HA long-lived access token (never logged)"},
-    {"HOME_ASSISTANT_TOKEN_FILE", NULL, "file holding the token, used when HOME_ASSISTANT_TOKEN is unset"},
+    CONFIG_TEXT("HOME_ASSISTANT_TOKEN", NULL, "HA long-lived access token (never logged)"),
+    CONFIG_TEXT("HOME_ASSISTANT_TOKEN_FILE", NULL, "file holding the token, used when HOME_ASSISTANT_TOKEN is unset"),
     CONFIG_TEXT("HOME_ASSISTANT_CA_FILE", NULL, "wss: PEM CA bundle to verify HA's certificate (default: system CAs)"),
     CONFIG_BOOL("HOME_ASSISTANT_INSECURE", "0", "wss: 1 = do not verify HA's certificate and host name (only on request)"),
     CONFIG_TEXT("HOME_ASSISTANT_EVENT_TYPES", "state_changed", "comma list of event types to subscribe to; * = all"),
@@ -50,7 +50,7 @@ static const config_var ingest_vars[] = {
     CONFIG_INT("FORWARD_BATCH_MAX_BYTES", "8388608", 1024, 1ll << 30, "most bytes per forward request, last record included (keep below enrichment's MAX_BODY_BYTES); a larger event is dead-lettered"),
     CONFIG_INT("FORWARD_INFLIGHT_MAX_BYTES", "8388608", 0, 1ll << 40, "most request bytes in flight together (0 = no bound): a batch read while others wait for their ack gets only the room left, so memory here and downstream stays bounded whatever FORWARD_BATCH_MAX"),
     CONFIG_INT("FORWARD_LINGER_MS", "20", 0, 60000, "while a batch is in flight, wait at most this long for the next one to fill"),
-    CONFIG_INT("FORWARD_MAX_INFLIGHT", "4", 1, FORWARDER_MAX_INFLIGHT, "batches sent and not yet acknowledged (1 = strictly ordered delivery)"),
+    CONFIG_INT("FORWARD_MAX_INFLIGHT", "4", 1, INGEST_FORWARDER_MAX_INFLIGHT, "batches sent and not yet acknowledged (1 = strictly ordered delivery)"),
     CONFIG_INT("FORWARD_TIMEOUT_MS", "30000", 100, 3600000, "forward request timeout"),
     CONFIG_INT("FORWARD_RETRY_MIN_MS", "100", 1, 3600000, "first retry delay after a failed forward (doubles)"),
     CONFIG_INT("FORWARD_RETRY_MAX_MS", "5000", 1, 3600000, "retry delay cap"),
@@ -201,7 +201,7 @@ static void ingest_backfill_flush(void *arg) { registry_flush_rows(arg); }
 
 static void ingest_on_written(void *arg) {
     ingest *in = arg;
-    forwarder_kick(in->fw);
+    ingest_forwarder_kick(in->fw);
 }
 
 static void ingest_on_durable(uint64_t durable_seq, void *arg) {
@@ -291,14 +291,14 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
         return -1;
     }
     snprintf(in->home_header, sizeof in->home_header, EVENT_HOME_HEADER ": %s", home);
-    forwarder_opts fo = {
+    ingest_forwarder_opts fo = {
         .url = in->downstream_url, .batch_max = (size_t)c->batch_max, .batch_max_bytes = (size_t)c->batch_bytes,
         .inflight_max_bytes = (size_t)c->inflight_bytes,
         .linger_ms = (long)c->linger_ms, .max_inflight = (int)c->inflight, .timeout_ms = (long)c->timeout_ms,
         .retry_min_ms = (long)c->retry_min, .retry_max_ms = (long)c->retry_max,
         .quarantine_path = in->quarantine_path, .home_header = in->home_header,
     };
-    if (httpc_new(in->base, &in->hc) != 0 || forwarder_new(in->base, in->hc, in->sp, &fo, &in->fw) != 0) return -1;
+    if (httpc_new(in->base, &in->hc) != 0 || ingest_forwarder_new(in->base, in->hc, in->sp, &fo, &in->fw) != 0) return -1;
     spool_set_listener(in->sp, ingest_on_written, ingest_on_durable, in);
     in->unhealthy_after_us = c->unhealthy_s * 1000000;
 
@@ -322,7 +322,7 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
         return -1;
     }
     /* unacknowledged records from a previous run go out first */
-    forwarder_kick(in->fw);
+    ingest_forwarder_kick(in->fw);
     return 0;
 }
 
@@ -347,9 +347,9 @@ static void ingest_teardown(ingest *in) {
         event_base_loopexit(in->base, &tv);
         event_base_dispatch(in->base);
     }
-    forwarder_stop(in->fw);
+    ingest_forwarder_stop(in->fw);
     httpc_free(in->hc);
-    forwarder_free(in->fw);
+    ingest_forwarder_free(in->fw);
     httpd_free(in->hd);
     spool_close(in->sp);
 }

@@ -87,12 +87,12 @@ static void spool_flush_cb(evutil_socket_t fd, short what, void *arg) {
 
 /* Closes the last segment (written + fsync'ed) and starts a new one. */
 int spool_rotate(spool *s) {
-    if (spool_do_fsync(s) != 0) return -1;
+    if (spool_syncer_fsync(s) != 0) return -1;
     spool_tell_soon(s); /* the fsync made records durable: /forward callers wait for that */
     close(s->wfd);
     s->wfd = -1;
-    if (spool_new_segment(s, s->next_seq) != 0) {
-        spool_open_last(s); /* keep appending to the old one */
+    if (spool_segment_new(s, s->next_seq) != 0) {
+        spool_segment_open_last(s); /* keep appending to the old one */
         return -1;
     }
     return 0;
@@ -128,7 +128,7 @@ int spool_append(spool *s, const char *data, size_t len, uint64_t *seq) {
         s->wbuf = nb;
         s->wcap = ncap;
     }
-    spool_record_encode(s->wbuf + s->wlen, data, len);
+    spool_segment_encode(s->wbuf + s->wlen, data, len);
     s->wlen = need;
 
     if (seq) *seq = s->next_seq;
@@ -141,13 +141,13 @@ int spool_append(spool *s, const char *data, size_t len, uint64_t *seq) {
 
     if (s->wlen >= SPOOL_WBUF_FLUSH) spool_write_out(s);
     spool_tell_soon(s); /* writes the rest and tells the forwarder, also about a write done just now */
-    spool_arm_fsync(s);
+    spool_syncer_arm(s);
     return 0;
 }
 
 int spool_sync(spool *s) {
-    int rc = spool_do_fsync(s);
-    spool_save_ack(s);
+    int rc = spool_syncer_fsync(s);
+    spool_cursor_save_ack(s);
     spool_tell_durable(s); /* writers hear at the end of the loop turn, as usual */
     return rc;
 }
@@ -193,14 +193,14 @@ static int spool_lock(spool *s) {
 static int spool_load(spool *s) {
     uint64_t *firsts = NULL;
     size_t n = 0;
-    if (spool_list_segments(s, &firsts, &n) != 0) {
+    if (spool_segment_list(s, &firsts, &n) != 0) {
         log_error("spool: cannot list %s: %s", s->dir, strerror(errno));
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         uint64_t nrec, bytes;
-        if (spool_scan_segment(s, firsts[i], i == n - 1, &nrec, &bytes) != 0 ||
-            spool_segs_push(s, firsts[i], nrec, bytes) != 0) {
+        if (spool_segment_scan(s, firsts[i], i == n - 1, &nrec, &bytes) != 0 ||
+            spool_segment_push(s, firsts[i], nrec, bytes) != 0) {
             free(firsts);
             return -1;
         }
@@ -208,10 +208,10 @@ static int spool_load(spool *s) {
     free(firsts);
     uint64_t ack = 0;
     int have_ack;
-    spool_load_ack(s, &ack, &have_ack);
+    spool_cursor_load_ack(s, &ack, &have_ack);
     if (s->nsegs == 0) {
-        if (spool_new_segment(s, ack) != 0) return -1;
-    } else if (spool_open_last(s) != 0) {
+        if (spool_segment_new(s, ack) != 0) return -1;
+    } else if (spool_segment_open_last(s) != 0) {
         return -1;
     }
     spool_seg *last = &s->segs[s->nsegs - 1];
@@ -244,7 +244,7 @@ int spool_open(struct event_base *base, const spool_opts *o, spool **out) {
     if (s->segment_bytes < SPOOL_MIN_SEGMENT) s->segment_bytes = SPOOL_MIN_SEGMENT;
     s->fsync_ms = o->fsync_ms < 0 ? 0 : o->fsync_ms;
     s->flush_ev = event_new(base, -1, 0, spool_flush_cb, s);
-    s->fsync_ev = evtimer_new(base, spool_fsync_cb, s);
+    s->fsync_ev = evtimer_new(base, spool_syncer_tick, s);
     if (!s->dir || !s->flush_ev || !s->fsync_ev || spool_syncer_start(s) != 0 || spool_lock(s) != 0 ||
         spool_load(s) != 0) {
         spool_close(s);
@@ -261,8 +261,8 @@ void spool_close(spool *s) {
     if (!s) return;
     spool_syncer_stop(s); /* a sync in flight finishes first */
     if (s->wfd >= 0) {
-        spool_do_fsync(s);
-        spool_save_ack(s);
+        spool_syncer_fsync(s);
+        spool_cursor_save_ack(s);
         close(s->wfd);
     }
     if (s->rd_open) close(s->rd.fd);

@@ -20,7 +20,7 @@
 
 /* ---- ack cursor file ---------------------------------------------------- */
 
-void spool_load_ack(spool *s, uint64_t *ack, int *have) {
+void spool_cursor_load_ack(spool *s, uint64_t *ack, int *have) {
     char path[4200];
     snprintf(path, sizeof path, "%s/ack", s->dir);
     *have = 0;
@@ -36,7 +36,7 @@ void spool_load_ack(spool *s, uint64_t *ack, int *have) {
 
 /* Written with rename, not fsync'ed: losing it only means re-sending records
  * that were already stored (storage is idempotent). */
-void spool_save_ack(spool *s) {
+void spool_cursor_save_ack(spool *s) {
     if (s->saved_ack == s->acked_seq) return;
     char path[4200], tmp[4200];
     snprintf(path, sizeof path, "%s/ack", s->dir);
@@ -51,23 +51,23 @@ void spool_save_ack(spool *s) {
 /* ---- reading ----------------------------------------------------------- */
 
 /* The segment holding `seq`, or the first one after it (gap after corruption). */
-static spool_seg *spool_seg_for(spool *s, uint64_t seq) {
+static spool_seg *spool_cursor_seg_for(spool *s, uint64_t seq) {
     for (size_t i = 0; i < s->nsegs; i++)
         if (seq < s->segs[i].first_seq + s->segs[i].nrec) return &s->segs[i];
     return NULL;
 }
 
-static int spool_rd_open(spool *s, const spool_seg *g) {
+static int spool_cursor_rd_open(spool *s, const spool_seg *g) {
     if (s->rd_open) close(s->rd.fd);
     s->rd_open = 0;
     char path[4200];
-    spool_seg_path(s, g->first_seq, path, sizeof path);
+    spool_segment_path(s, g->first_seq, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         log_error("spool: cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    spool_rd_reset(&s->rd, fd, SPOOL_MAGIC_LEN);
+    spool_segment_rd_reset(&s->rd, fd, SPOOL_MAGIC_LEN);
     s->rd_open = 1;
     s->rd_seg_first = g->first_seq;
     s->rd_seq = g->first_seq;
@@ -77,7 +77,7 @@ static int spool_rd_open(spool *s, const spool_seg *g) {
 /* A failure after some records were handed over ends the batch there: the
  * cursor stays at the end of the last record handed over, so the failing
  * record is read again next time (never skipped). */
-static int spool_read_failed(size_t got, size_t *n) {
+static int spool_cursor_read_failed(size_t got, size_t *n) {
     *n = got;
     return got ? 0 : -1;
 }
@@ -86,22 +86,22 @@ int spool_read(spool *s, size_t max_records, size_t max_bytes, spool_record_fn f
     size_t got = 0, bytes = 1; /* the text "[r1,r2,...]": '[' + each record and its ',' or ']' */
     *n = 0;
     while (got < max_records && s->read_seq < s->written_seq) {
-        spool_seg *g = spool_seg_for(s, s->read_seq);
+        spool_seg *g = spool_cursor_seg_for(s, s->read_seq);
         if (!g) break;
         if (g->first_seq > s->read_seq) s->read_seq = g->first_seq; /* skip a gap */
         if (!s->rd_open || s->rd_seg_first != g->first_seq || s->rd_seq > s->read_seq) {
-            if (spool_rd_open(s, g) != 0) return spool_read_failed(got, n);
+            if (spool_cursor_rd_open(s, g) != 0) return spool_cursor_read_failed(got, n);
         }
         const char *data;
         size_t len, pos = s->rd.pos;
         uint64_t off = s->rd.off;
-        int rc = spool_rd_record(&s->rd, &data, &len);
+        int rc = spool_segment_rd_record(&s->rd, &data, &len);
         if (rc != 0) {
             log_error("spool: cannot read record %" PRIu64 " (%s)", s->rd_seq,
                       rc < 0 ? strerror(errno) : rc == 1 ? "unexpected end of segment" : "checksum mismatch");
             if (s->rd_open) close(s->rd.fd);
             s->rd_open = 0; /* start over from a fresh open next time */
-            return spool_read_failed(got, n);
+            return spool_cursor_read_failed(got, n);
         }
         if (s->rd_seq < s->read_seq) { /* before the cursor (after a restart) */
             s->rd_seq++;
@@ -146,7 +146,7 @@ int spool_ack(spool *s, uint64_t upto) {
     int freed = 0;
     while (s->nsegs > 1 && s->segs[0].first_seq + s->segs[0].nrec <= s->acked_seq) {
         char path[4200];
-        spool_seg_path(s, s->segs[0].first_seq, path, sizeof path);
+        spool_segment_path(s, s->segs[0].first_seq, path, sizeof path);
         if (unlink(path) != 0 && errno != ENOENT) {
             log_error("spool: cannot delete %s: %s", path, strerror(errno));
             break;
@@ -164,7 +164,7 @@ int spool_ack(spool *s, uint64_t upto) {
         log_info("spool: space freed (%" PRIu64 " bytes used), accepting events again", s->bytes);
         s->full = 0;
     }
-    spool_arm_fsync(s); /* saves the ack cursor soon */
+    spool_syncer_arm(s); /* saves the ack cursor soon */
     return 0;
 }
 

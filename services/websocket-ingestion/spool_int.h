@@ -34,12 +34,12 @@ typedef struct spool_seg {
 } spool_seg;
 
 /* A buffered sequential reader over one segment file. */
-typedef struct spool_rd {
+typedef struct spool_segment_rd {
     int fd;
     uint64_t off;   /* file offset of buf[0] */
     char *buf;
     size_t cap, pos, len;
-} spool_rd;
+} spool_segment_rd;
 
 struct spool {
     struct event_base *base;
@@ -63,7 +63,7 @@ struct spool {
     struct event *flush_ev, *fsync_ev;
     int flush_pending, fsync_pending, write_failing;
 
-    spool_rd rd;
+    spool_segment_rd rd;
     uint64_t rd_seg_first;        /* which segment rd has open */
     uint64_t rd_seq;              /* seq of the record at rd.pos */
     int rd_open;
@@ -89,26 +89,26 @@ struct spool {
 
 /* spool_segment.c: format, reader, segments */
 /* Writes one record (header + payload, SPOOL_RECORD_HEADER + len bytes) at out. */
-void spool_record_encode(char *out, const char *data, size_t len);
-void spool_seg_path(const spool *s, uint64_t first_seq, char *out, size_t outlen);
-void spool_rd_reset(spool_rd *r, int fd, uint64_t off);
-int spool_rd_record(spool_rd *r, const char **data, size_t *len);
-int spool_segs_push(spool *s, uint64_t first_seq, uint64_t nrec, uint64_t bytes);
-int spool_list_segments(const spool *s, uint64_t **out, size_t *n);
-int spool_scan_segment(spool *s, uint64_t first_seq, int is_last, uint64_t *nrec, uint64_t *bytes);
-int spool_new_segment(spool *s, uint64_t first_seq);
-int spool_open_last(spool *s);
+void spool_segment_encode(char *out, const char *data, size_t len);
+void spool_segment_path(const spool *s, uint64_t first_seq, char *out, size_t outlen);
+void spool_segment_rd_reset(spool_segment_rd *r, int fd, uint64_t off);
+int spool_segment_rd_record(spool_segment_rd *r, const char **data, size_t *len);
+int spool_segment_push(spool *s, uint64_t first_seq, uint64_t nrec, uint64_t bytes);
+int spool_segment_list(const spool *s, uint64_t **out, size_t *n);
+int spool_segment_scan(spool *s, uint64_t first_seq, int is_last, uint64_t *nrec, uint64_t *bytes);
+int spool_segment_new(spool *s, uint64_t first_seq);
+int spool_segment_open_last(spool *s);
 
 /* spool_syncer.c: durability */
-void spool_arm_fsync(spool *s);
-int spool_do_fsync(spool *s);
-void spool_fsync_cb(evutil_socket_t fd, short what, void *arg);
+void spool_syncer_arm(spool *s);
+int spool_syncer_fsync(spool *s);
+void spool_syncer_tick(evutil_socket_t fd, short what, void *arg);
 int spool_syncer_start(spool *s);
 void spool_syncer_stop(spool *s);
 
 /* spool_cursor.c: the ack cursor file */
-void spool_load_ack(spool *s, uint64_t *ack, int *have);
-void spool_save_ack(spool *s);
+void spool_cursor_load_ack(spool *s, uint64_t *ack, int *have);
+void spool_cursor_save_ack(spool *s);
 
 /* spool.c: writing and telling the owner */
 void spool_tell_durable(spool *s);

@@ -25,34 +25,34 @@
 
 /* ---- little helpers ---------------------------------------------------- */
 
-static void spool_put_u32(char *p, uint32_t v) {
+static void spool_segment_put_u32(char *p, uint32_t v) {
     p[0] = (char)(v & 0xff);
     p[1] = (char)((v >> 8) & 0xff);
     p[2] = (char)((v >> 16) & 0xff);
     p[3] = (char)((v >> 24) & 0xff);
 }
 
-static uint32_t spool_get_u32(const char *p) {
+static uint32_t spool_segment_get_u32(const char *p) {
     const unsigned char *u = (const unsigned char *)p;
     return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
 }
 
-static uint32_t spool_record_crc(const char *hdr, const char *data, size_t len) {
+static uint32_t spool_segment_crc(const char *hdr, const char *data, size_t len) {
     uint32_t c = crc32c_update(0, hdr, 4);
     return crc32c_update(c, data, len);
 }
 
-void spool_record_encode(char *out, const char *data, size_t len) {
-    spool_put_u32(out, (uint32_t)len);
+void spool_segment_encode(char *out, const char *data, size_t len) {
+    spool_segment_put_u32(out, (uint32_t)len);
     memcpy(out + SPOOL_RECORD_HEADER, data, len);
-    spool_put_u32(out + 4, spool_record_crc(out, data, len));
+    spool_segment_put_u32(out + 4, spool_segment_crc(out, data, len));
 }
 
-void spool_seg_path(const spool *s, uint64_t first_seq, char *out, size_t outlen) {
+void spool_segment_path(const spool *s, uint64_t first_seq, char *out, size_t outlen) {
     snprintf(out, outlen, "%s/%020" PRIu64 ".seg", s->dir, first_seq);
 }
 
-static int spool_fsync_dir(const spool *s) {
+static int spool_segment_fsync_dir(const spool *s) {
     int fd = open(s->dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return -1;
     int rc = fsync(fd);
@@ -62,7 +62,7 @@ static int spool_fsync_dir(const spool *s) {
 
 /* ---- buffered reader --------------------------------------------------- */
 
-void spool_rd_reset(spool_rd *r, int fd, uint64_t off) {
+void spool_segment_rd_reset(spool_segment_rd *r, int fd, uint64_t off) {
     r->fd = fd;
     r->off = off;
     r->pos = r->len = 0;
@@ -70,7 +70,7 @@ void spool_rd_reset(spool_rd *r, int fd, uint64_t off) {
 
 /* Makes `need` bytes available at r->buf + r->pos. 0 = available, 1 = the file
  * ends first (r->len - r->pos bytes are there), -1 = I/O error. */
-static int spool_rd_need(spool_rd *r, size_t need) {
+static int spool_segment_rd_need(spool_segment_rd *r, size_t need) {
     if (r->len - r->pos >= need) return 0;
     if (r->pos > 0) {
         memmove(r->buf, r->buf + r->pos, r->len - r->pos);
@@ -97,18 +97,18 @@ static int spool_rd_need(spool_rd *r, size_t need) {
 
 /* Next record at the reader. 0 = data and len set (reader advanced), 1 = clean
  * end of file, 2 = invalid or torn record (reader not advanced), -1 = I/O error. */
-int spool_rd_record(spool_rd *r, const char **data, size_t *len) {
-    int rc = spool_rd_need(r, SPOOL_RECORD_HEADER);
+int spool_segment_rd_record(spool_segment_rd *r, const char **data, size_t *len) {
+    int rc = spool_segment_rd_need(r, SPOOL_RECORD_HEADER);
     if (rc < 0) return -1;
     if (rc == 1) return r->len == r->pos ? 1 : 2;
     const char *h = r->buf + r->pos;
-    uint32_t l = spool_get_u32(h), crc = spool_get_u32(h + 4);
+    uint32_t l = spool_segment_get_u32(h), crc = spool_segment_get_u32(h + 4);
     if (l > SPOOL_MAX_RECORD) return 2;
-    rc = spool_rd_need(r, SPOOL_RECORD_HEADER + (size_t)l);
+    rc = spool_segment_rd_need(r, SPOOL_RECORD_HEADER + (size_t)l);
     if (rc < 0) return -1;
     if (rc == 1) return 2;
     h = r->buf + r->pos;
-    if (spool_record_crc(h, h + SPOOL_RECORD_HEADER, l) != crc) return 2;
+    if (spool_segment_crc(h, h + SPOOL_RECORD_HEADER, l) != crc) return 2;
     *data = h + SPOOL_RECORD_HEADER;
     *len = l;
     r->pos += SPOOL_RECORD_HEADER + (size_t)l;
@@ -117,7 +117,7 @@ int spool_rd_record(spool_rd *r, const char **data, size_t *len) {
 
 /* ---- segments ---------------------------------------------------------- */
 
-int spool_segs_push(spool *s, uint64_t first_seq, uint64_t nrec, uint64_t bytes) {
+int spool_segment_push(spool *s, uint64_t first_seq, uint64_t nrec, uint64_t bytes) {
     if (s->nsegs == s->capsegs) {
         size_t ncap = s->capsegs ? s->capsegs * 2 : 16;
         spool_seg *n = realloc(s->segs, ncap * sizeof *n);
@@ -130,13 +130,13 @@ int spool_segs_push(spool *s, uint64_t first_seq, uint64_t nrec, uint64_t bytes)
     return 0;
 }
 
-static int spool_cmp_u64(const void *a, const void *b) {
+static int spool_segment_cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
 /* Lists the segment files: sorted first_seq values, malloc'd. */
-int spool_list_segments(const spool *s, uint64_t **out, size_t *n) {
+int spool_segment_list(const spool *s, uint64_t **out, size_t *n) {
     DIR *d = opendir(s->dir);
     if (!d) return -1;
     uint64_t *v = NULL;
@@ -159,16 +159,16 @@ int spool_list_segments(const spool *s, uint64_t **out, size_t *n) {
         v[cnt++] = strtoull(e->d_name, NULL, 10);
     }
     closedir(d);
-    if (cnt) qsort(v, cnt, sizeof *v, spool_cmp_u64);
+    if (cnt) qsort(v, cnt, sizeof *v, spool_segment_cmp_u64);
     *out = v;
     *n = cnt;
     return 0;
 }
 
 /* Checks one segment: counts valid records, cuts an invalid/torn tail. */
-int spool_scan_segment(spool *s, uint64_t first_seq, int is_last, uint64_t *nrec, uint64_t *bytes) {
+int spool_segment_scan(spool *s, uint64_t first_seq, int is_last, uint64_t *nrec, uint64_t *bytes) {
     char path[4200];
-    spool_seg_path(s, first_seq, path, sizeof path);
+    spool_segment_path(s, first_seq, path, sizeof path);
     int fd = open(path, O_RDONLY);
     if (fd < 0) {
         log_error("spool: cannot open %s: %s", path, strerror(errno));
@@ -188,11 +188,11 @@ int spool_scan_segment(spool *s, uint64_t first_seq, int is_last, uint64_t *nrec
         valid = 0;
         rc = 2;
     } else {
-        spool_rd r = {0};
-        spool_rd_reset(&r, fd, SPOOL_MAGIC_LEN);
+        spool_segment_rd r = {0};
+        spool_segment_rd_reset(&r, fd, SPOOL_MAGIC_LEN);
         const char *data;
         size_t len;
-        while ((rc = spool_rd_record(&r, &data, &len)) == 0) count++;
+        while ((rc = spool_segment_rd_record(&r, &data, &len)) == 0) count++;
         valid = r.off + r.pos;
         free(r.buf);
         if (rc < 0) {
@@ -232,21 +232,21 @@ int spool_scan_segment(spool *s, uint64_t first_seq, int is_last, uint64_t *nrec
 }
 
 /* Creates segment `first_seq` and makes it the write target. */
-int spool_new_segment(spool *s, uint64_t first_seq) {
+int spool_segment_new(spool *s, uint64_t first_seq) {
     char path[4200];
-    spool_seg_path(s, first_seq, path, sizeof path);
+    spool_segment_path(s, first_seq, path, sizeof path);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
         log_error("spool: cannot create %s: %s", path, strerror(errno));
         return -1;
     }
-    if (write(fd, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != SPOOL_MAGIC_LEN || fdatasync(fd) != 0 || spool_fsync_dir(s) != 0) {
+    if (write(fd, SPOOL_MAGIC, SPOOL_MAGIC_LEN) != SPOOL_MAGIC_LEN || fdatasync(fd) != 0 || spool_segment_fsync_dir(s) != 0) {
         log_error("spool: cannot initialise %s: %s", path, strerror(errno));
         close(fd);
         unlink(path);
         return -1;
     }
-    if (spool_segs_push(s, first_seq, 0, SPOOL_MAGIC_LEN) != 0) {
+    if (spool_segment_push(s, first_seq, 0, SPOOL_MAGIC_LEN) != 0) {
         close(fd);
         return -1;
     }
@@ -254,9 +254,9 @@ int spool_new_segment(spool *s, uint64_t first_seq) {
     return 0;
 }
 
-int spool_open_last(spool *s) {
+int spool_segment_open_last(spool *s) {
     char path[4200];
-    spool_seg_path(s, s->segs[s->nsegs - 1].first_seq, path, sizeof path);
+    spool_segment_path(s, s->segs[s->nsegs - 1].first_seq, path, sizeof path);
     s->wfd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
     if (s->wfd < 0) {
         log_error("spool: cannot open %s for writing: %s", path, strerror(errno));

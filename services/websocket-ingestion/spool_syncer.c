@@ -22,14 +22,14 @@
 #include <string.h>
 #include <unistd.h>
 
-void spool_arm_fsync(spool *s) {
+void spool_syncer_arm(spool *s) {
     if (s->fsync_pending) return;
     struct timeval tv = {s->fsync_ms / 1000, (s->fsync_ms % 1000) * 1000};
     evtimer_add(s->fsync_ev, &tv);
     s->fsync_pending = 1;
 }
 
-int spool_do_fsync(spool *s) {
+int spool_syncer_fsync(spool *s) {
     if (spool_write_out(s) != 0) return -1;
     if (s->durable_seq == s->written_seq) return 0;
     long long t0 = service_mono_us();
@@ -69,7 +69,7 @@ static void *spool_syncer_main(void *arg) {
 
 /* Hands the written records to the syncer thread; 0, or -1 to fall back to
  * an inline fdatasync (no thread, or dup failed). */
-static int spool_start_async_sync(spool *s) {
+static int spool_syncer_start_async(spool *s) {
     if (!s->syncer_started) return -1;
     if (s->sync_busy) return 0; /* the completion re-arms the timer */
     int fd = dup(s->wfd);
@@ -84,7 +84,7 @@ static int spool_start_async_sync(spool *s) {
 }
 
 /* The syncer finished a request: move durable_seq and tell the owner. */
-static void spool_sync_done_cb(evutil_socket_t fd, short what, void *arg) {
+static void spool_syncer_done_cb(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     spool *s = arg;
     char buf[16];
@@ -106,24 +106,24 @@ static void spool_sync_done_cb(evutil_socket_t fd, short what, void *arg) {
         s->fsyncs++;
         if (seq > s->durable_seq) s->durable_seq = seq;
     }
-    spool_save_ack(s);
-    if (s->written_seq != s->durable_seq) spool_arm_fsync(s);
+    spool_cursor_save_ack(s);
+    if (s->written_seq != s->durable_seq) spool_syncer_arm(s);
     (void)dbefore;
     spool_tell(s);
 }
 
-void spool_fsync_cb(evutil_socket_t fd, short what, void *arg) {
+void spool_syncer_tick(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     spool *s = arg;
     s->fsync_pending = 0;
     uint64_t wbefore = s->written_seq, dbefore = s->durable_seq;
     if (spool_write_out(s) == 0 && s->durable_seq != s->written_seq) {
-        if (spool_start_async_sync(s) != 0 && spool_do_fsync(s) != 0) spool_arm_fsync(s); /* try again later */
+        if (spool_syncer_start_async(s) != 0 && spool_syncer_fsync(s) != 0) spool_syncer_arm(s); /* try again later */
     } else if (s->write_failing) {
-        spool_arm_fsync(s);
+        spool_syncer_arm(s);
     }
-    spool_save_ack(s);
+    spool_cursor_save_ack(s);
     (void)wbefore;
     (void)dbefore;
     spool_tell(s);
@@ -131,7 +131,7 @@ void spool_fsync_cb(evutil_socket_t fd, short what, void *arg) {
 
 int spool_syncer_start(spool *s) {
     if (pipe2(s->done_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
-    s->done_ev = event_new(s->base, s->done_pipe[0], EV_READ | EV_PERSIST, spool_sync_done_cb, s);
+    s->done_ev = event_new(s->base, s->done_pipe[0], EV_READ | EV_PERSIST, spool_syncer_done_cb, s);
     if (!s->done_ev || event_add(s->done_ev, NULL) != 0) return -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

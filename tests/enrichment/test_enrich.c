@@ -543,28 +543,28 @@ static void test_batch_mapping(void **state) {
     json_decref(events);
 }
 
-static forward_outcome classify(long status, const char *error, size_t body_len) {
+static storage_client_outcome classify(long status, const char *error, size_t body_len) {
     httpc_response r = {.status = status, .body = "", .error = error};
-    return forward_classify(&r, body_len);
+    return storage_client_classify(&r, body_len);
 }
 
 /* The rules themselves are lib/delivery's (tests/unit/test_delivery.c); here:
  * enrichment's storage client goes by them. */
 static void test_forward_rules(void **state) {
     (void)state;
-    assert_int_equal(classify(200, NULL, 10), FORWARD_STORED);
-    assert_int_equal(classify(0, "connection refused", 10), FORWARD_UNAVAILABLE);
-    assert_int_equal(classify(500, NULL, 10), FORWARD_UNAVAILABLE);
-    assert_int_equal(classify(503, NULL, 10), FORWARD_UNAVAILABLE);
-    assert_int_equal(classify(400, NULL, 10), FORWARD_REFUSED);
-    assert_int_equal(classify(413, NULL, 10), FORWARD_REFUSED);
-    assert_int_equal(classify(0, "connection closed before the response", 4u << 20), FORWARD_CUT);
-    assert_int_equal(classify(0, "connection closed before the response", 1000), FORWARD_UNAVAILABLE);
-    assert_int_equal(classify(201, NULL, 10), FORWARD_UNAVAILABLE); /* a peer breaking the contract: retried */
-    assert_int_equal(classify(302, NULL, 10), FORWARD_UNAVAILABLE);
+    assert_int_equal(classify(200, NULL, 10), STORAGE_CLIENT_STORED);
+    assert_int_equal(classify(0, "connection refused", 10), STORAGE_CLIENT_UNAVAILABLE);
+    assert_int_equal(classify(500, NULL, 10), STORAGE_CLIENT_UNAVAILABLE);
+    assert_int_equal(classify(503, NULL, 10), STORAGE_CLIENT_UNAVAILABLE);
+    assert_int_equal(classify(400, NULL, 10), STORAGE_CLIENT_REFUSED);
+    assert_int_equal(classify(413, NULL, 10), STORAGE_CLIENT_REFUSED);
+    assert_int_equal(classify(0, "connection closed before the response", 4u << 20), STORAGE_CLIENT_CUT);
+    assert_int_equal(classify(0, "connection closed before the response", 1000), STORAGE_CLIENT_UNAVAILABLE);
+    assert_int_equal(classify(201, NULL, 10), STORAGE_CLIENT_UNAVAILABLE); /* a peer breaking the contract: retried */
+    assert_int_equal(classify(302, NULL, 10), STORAGE_CLIENT_UNAVAILABLE);
     httpc_response r = {.status = 400, .body = "{\"error\":\"bad\"}", .body_len = 15};
     char msg[128];
-    forward_error_text(&r, msg, sizeof msg);
+    storage_client_error_text(&r, msg, sizeof msg);
     assert_string_equal(msg, "data-storage answered 400: bad");
 }
 

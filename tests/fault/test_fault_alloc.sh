@@ -5,9 +5,9 @@
 # ingestion is restarted under the fault shim with HOMEIQ_FAULT=alloc:MIN:NTH,
 # armed after start-up (the NTH allocation of >= MIN bytes then fails), and
 # enrichment comes up. Seen in the printed stacks: MIN=65536 fails the batch
-# body grown while the spool is read (spool_read -> fwd_record_cb ->
-# fwd_body_add: finding 4's out-of-memory branch), MIN=32768 the request
-# copy when a batch is sent (fwd_send -> httpc_send -> evbuffer_add). Every accepted event must be stored exactly once, the
+# body grown while the spool is read (spool_read -> ingest_forwarder_record_cb ->
+# ingest_forwarder_body_add: finding 4's out-of-memory branch), MIN=32768 the request
+# copy when a batch is sent (ingest_forwarder_send -> httpc_send -> evbuffer_add). Every accepted event must be stored exactly once, the
 # spool must drain, and ingestion must neither crash nor exit: an allocation
 # that fails leaves the records where they are and is retried.
 here=$(cd "$(dirname "$0")" && pwd)

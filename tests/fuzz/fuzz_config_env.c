@@ -19,7 +19,7 @@ static char secret_path[64];
 /* The table's defaults agree with the older getters' below (config_long and
  * config_bool refuse a default that contradicts the registered table). */
 static const config_var vars[] = {CONFIG_INT("FUZZ_INT", "7", -1000, 1000000, "an integer"),
-                                  CONFIG_BOOL("FUZZ_BOOL", "1", "a boolean"), {"FUZZ_SECRET", NULL, "a secret"},
+                                  CONFIG_BOOL("FUZZ_BOOL", "1", "a boolean"), CONFIG_TEXT("FUZZ_SECRET", NULL, "a secret"),
                                   CONFIG_END};
 
 /* The next '\n'-terminated field of [*p, end) as a NUL-terminated copy. */

@@ -78,10 +78,10 @@ typedef struct fx {
     spool *sp;
     httpd *hd;
     httpc *hc;
-    forwarder *fw;
+    ingest_forwarder *fw;
 } fx;
 
-static void on_written(void *arg) { forwarder_kick(((fx *)arg)->fw); }
+static void on_written(void *arg) { ingest_forwarder_kick(((fx *)arg)->fw); }
 
 static long fx_timeout_ms = 5000; /* the forwarder's request timeout in setup() */
 
@@ -98,9 +98,9 @@ static int setup(void **state) {
     assert_int_equal(httpc_new(f->base, &f->hc), 0);
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/events", httpd_port(f->hd));
-    forwarder_opts fo = {.url = url, .batch_max = 10, .batch_max_bytes = 1 << 20, .linger_ms = 5,
+    ingest_forwarder_opts fo = {.url = url, .batch_max = 10, .batch_max_bytes = 1 << 20, .linger_ms = 5,
                          .max_inflight = 3, .timeout_ms = fx_timeout_ms, .retry_min_ms = 20, .retry_max_ms = 50};
-    assert_int_equal(forwarder_new(f->base, f->hc, f->sp, &fo, &f->fw), 0);
+    assert_int_equal(ingest_forwarder_new(f->base, f->hc, f->sp, &fo, &f->fw), 0);
     spool_set_listener(f->sp, on_written, NULL, f);
     nheld = total_requests = 0;
     *state = f;
@@ -110,9 +110,9 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fx *f = *state;
     while (nheld) answer(0, 503, "{}");
-    forwarder_stop(f->fw);
+    ingest_forwarder_stop(f->fw);
     httpc_free(f->hc);
-    forwarder_free(f->fw);
+    ingest_forwarder_free(f->fw);
     httpd_free(f->hd);
     spool_close(f->sp);
     metrics_free_all();
@@ -142,8 +142,8 @@ static int run_until(fx *f, int (*cond)(fx *, long), long arg) {
 static void run_until_held(fx *f, int n) {
     for (int i = 0; i < 300 && nheld < n; i++) run_ms(f, 10);
     if (nheld != n) {
-        forwarder_stats fs;
-        forwarder_get_stats(f->fw, &fs);
+        ingest_forwarder_stats fs;
+        ingest_forwarder_get_stats(f->fw, &fs);
         fprintf(stderr, "held %d (first has %lld events), httpc in flight %d, forwarder in flight %d\n", nheld,
                 nheld ? reqs[0].events : -1, httpc_inflight(f->hc), fs.inflight);
     }
@@ -158,8 +158,8 @@ static uint64_t acked(fx *f) {
 
 static int acked_is(fx *f, long n) { return acked(f) == (uint64_t)n; }
 static int failed_batches_are(fx *f, long n) {
-    forwarder_stats fs;
-    forwarder_get_stats(f->fw, &fs);
+    ingest_forwarder_stats fs;
+    ingest_forwarder_get_stats(f->fw, &fs);
     return fs.batches_failed == (uint64_t)n;
 }
 
@@ -198,8 +198,8 @@ static void test_inflight_bound_and_in_order_acks(void **state) {
     assert_string_equal(reqs[0].first, "{\"n\":0}");
     assert_int_equal(reqs[0].events, 10);
     assert_int_equal(acked(f), 0);
-    forwarder_stats fs;
-    forwarder_get_stats(f->fw, &fs);
+    ingest_forwarder_stats fs;
+    ingest_forwarder_get_stats(f->fw, &fs);
     assert_int_equal(fs.batches_failed, 1);
     assert_true(fs.failing_since_us > 0);
 
@@ -213,7 +213,7 @@ static void test_inflight_bound_and_in_order_acks(void **state) {
     answer(0, 200, "{\"success\":true,\"processed\":10,\"rejected\":[{\"index\":3,\"error\":\"bad entity_id\"}]}");
     answer(0, 200, "{\"success\":true,\"processed\":5}");
     assert_true(run_until(f, acked_is, 45));
-    forwarder_get_stats(f->fw, &fs);
+    ingest_forwarder_get_stats(f->fw, &fs);
     assert_int_equal(fs.events_acked, 45);
     assert_int_equal(fs.events_rejected, 1);
     assert_int_equal(fs.failing_since_us, 0);
@@ -233,7 +233,7 @@ static void test_no_new_batches_while_retrying(void **state) {
     append_n(f, 0, 10);
     run_until_held(f, 1);
     answer(0, 500, "{}");
-    assert_true(run_until(f, failed_batches_are, 1)); /* the 500 reached the forwarder */
+    assert_true(run_until(f, failed_batches_are, 1)); /* the 500 reached the ingest_forwarder */
     append_n(f, 10, 30); /* three full batches become readable during the retry wait */
     run_until_held(f, 1);
     /* only the retried batch is in flight: the failing one holds the line */

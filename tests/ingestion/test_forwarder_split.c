@@ -40,7 +40,7 @@ typedef struct fx {
     spool *sp;
     httpd *hd;
     httpc *hc;
-    forwarder *fw;
+    ingest_forwarder *fw;
     int refuse_status;         /* what a batch with poison gets */
     int delivered[MAXN];       /* times each good event n was stored */
     int dead[MAXN];            /* dead letters per n */
@@ -139,18 +139,18 @@ static fx *fx_new(size_t batch_max, size_t batch_bytes, int inflight) {
     assert_int_equal(httpc_new(f->base, &f->hc), 0);
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/events", httpd_port(f->hd));
-    forwarder_opts fo = {.url = url, .batch_max = batch_max, .batch_max_bytes = batch_bytes, .linger_ms = 5,
+    ingest_forwarder_opts fo = {.url = url, .batch_max = batch_max, .batch_max_bytes = batch_bytes, .linger_ms = 5,
                          .max_inflight = inflight, .timeout_ms = 5000, .retry_min_ms = 10, .retry_max_ms = 50};
-    assert_int_equal(forwarder_new(f->base, f->hc, f->sp, &fo, &f->fw), 0);
+    assert_int_equal(ingest_forwarder_new(f->base, f->hc, f->sp, &fo, &f->fw), 0);
     return f;
 }
 
-static void on_written(void *arg) { forwarder_kick(((fx *)arg)->fw); }
+static void on_written(void *arg) { ingest_forwarder_kick(((fx *)arg)->fw); }
 
 static void fx_free(fx *f) {
-    forwarder_stop(f->fw);
+    ingest_forwarder_stop(f->fw);
     httpc_free(f->hc);
-    forwarder_free(f->fw);
+    ingest_forwarder_free(f->fw);
     httpd_free(f->hd);
     spool_close(f->sp);
     metrics_free_all();
@@ -200,8 +200,8 @@ static void check_outcome(fx *f, int n) {
             assert_int_equal(f->dead[i], 0);
         }
     }
-    forwarder_stats fs;
-    forwarder_get_stats(f->fw, &fs);
+    ingest_forwarder_stats fs;
+    ingest_forwarder_get_stats(f->fw, &fs);
     assert_int_equal(fs.failing_since_us, 0); /* refusals are not an outage: health stays green */
     assert_int_equal(fs.retrying, 0);
 }
@@ -214,8 +214,8 @@ static void run_mixed(int status, int inflight) {
     wait_acked(f, 2000);
     check_outcome(f, 2000);
     assert_true(strstr(f->dead_error, "malformed JSON at byte 7") != NULL); /* downstream's reason is kept */
-    forwarder_stats fs;
-    forwarder_get_stats(f->fw, &fs);
+    ingest_forwarder_stats fs;
+    ingest_forwarder_get_stats(f->fw, &fs);
     int poisoned = 0;
     for (int i = 0; i < 2000; i++) poisoned += is_poison(i);
     assert_int_equal(fs.events_dead_lettered, (uint64_t)poisoned);
@@ -286,14 +286,14 @@ static void test_cut_rule(void **state) {
         assert_int_equal(spool_append(f->sp, buf, (size_t)l, NULL), 0);
     }
     spool_set_listener(f->sp, on_written, NULL, f);
-    forwarder_kick(f->fw);
-    forwarder_stats fs;
+    ingest_forwarder_kick(f->fw);
+    ingest_forwarder_stats fs;
     for (int i = 0; i < 1000; i++) { /* (httpc may re-send once on a fresh connection: count the forwarder's cuts) */
-        forwarder_get_stats(f->fw, &fs);
+        ingest_forwarder_get_stats(f->fw, &fs);
         if (fs.cuts >= 5 && f->probes >= 5) break;
         run_ms(f, 10);
     }
-    forwarder_get_stats(f->fw, &fs);
+    ingest_forwarder_get_stats(f->fw, &fs);
     assert_true(fs.cuts >= 5);                /* retried past DELIVERY_SUSPECT_TRIES ... */
     assert_true(f->probes >= 5);              /* ... each cut probed ... */
     assert_int_equal(fs.events_dead_lettered, 0); /* ... and none counted: the peer said 503 */
@@ -305,7 +305,7 @@ static void test_cut_rule(void **state) {
         assert_int_equal(f->delivered[i], i == 10 ? 0 : 1);
         assert_int_equal(f->dead[i], i == 10 ? 1 : 0);
     }
-    forwarder_get_stats(f->fw, &fs);
+    ingest_forwarder_get_stats(f->fw, &fs);
     assert_int_equal(fs.events_dead_lettered, 1);
     assert_true(strstr(f->dead_error, "-byte request") != NULL); /* the reason names the cut */
     fx_free(f);

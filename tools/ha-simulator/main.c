@@ -22,9 +22,9 @@
 static const config_var VARS[] = {
     CONFIG_INT("SIMULATOR_PORT", "8123", 1, 65535, "TCP port for the WebSocket API and the control endpoints (--port P)"),
     CONFIG_TEXT("SIMULATOR_BIND", "127.0.0.1", "IP address to bind"),
-    {"SIMULATOR_TOKEN", "homeiq-simulator-token", "the access token clients must send (or SIMULATOR_TOKEN_FILE)"},
-    {"HOMEIQ_API_TOKEN", NULL, "when set (or HOMEIQ_API_TOKEN_FILE): POST /api/sim/* needs 'Authorization: Bearer <token>'"},
-    {"HOMEIQ_API_TOKEN_FILE", NULL, "file holding that token"},
+    CONFIG_TEXT("SIMULATOR_TOKEN", "homeiq-simulator-token", "the access token clients must send (or SIMULATOR_TOKEN_FILE)"),
+    CONFIG_TEXT("HOMEIQ_API_TOKEN", NULL, "when set (or HOMEIQ_API_TOKEN_FILE): POST /api/sim/* needs 'Authorization: Bearer <token>'"),
+    CONFIG_TEXT("HOMEIQ_API_TOKEN_FILE", NULL, "file holding that token"),
     CONFIG_TEXT("SIMULATOR_SCENARIO", SIM_SCENARIO_DIR "/house.json", "JSON scenario describing the house's entities (--scenario FILE)"),
     CONFIG_INT("SIMULATOR_RATE", NULL, 0, 100000000, "load mode: events/s in total, cycling the entities (--rate N); unset = house mode"),
     CONFIG_INT("SIMULATOR_COUNT", "0", 0, (long long)1 << 62, "stop generating after N events were sent; keep serving (--count N); 0 = no limit"),

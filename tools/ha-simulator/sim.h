@@ -35,6 +35,11 @@ int simbuf_add(simbuf *b, const void *data, size_t n);
 int simbuf_adds(simbuf *b, const char *s);
 int simbuf_printf(simbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int simbuf_add_jstr(simbuf *b, const char *s); /* JSON string literal with quotes */
+/* The head every state row starts with, {"entity_id":<id>,"<skey>":<state>,"<akey>":<attrs_json>,
+ * the caller writes the rest: HA's state object (sim_house.c) and the recorder's history row
+ * (sim_history.c) differ only in their keys and their tails. */
+int simbuf_state_head(simbuf *b, const char *entity_id, const char *skey, const char *state, const char *akey,
+                      const char *attrs_json);
 void simbuf_free(simbuf *b);
 
 /* ---- small helpers (sim_util.c) ---- */

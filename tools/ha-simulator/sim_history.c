@@ -92,12 +92,7 @@ void hist_record(sim *s, sim_entity *e)
     sim_pyfloat(n->lcf, lc);
     simbuf *b = &s->tmp;
     b->len = 0;
-    simbuf_adds(b, "{\"entity_id\":");
-    simbuf_add_jstr(b, e->entity_id);
-    simbuf_adds(b, ",\"s\":");
-    simbuf_add_jstr(b, n->state);
-    simbuf_adds(b, ",\"a\":");
-    simbuf_adds(b, n->attrs_json);
+    simbuf_state_head(b, e->entity_id, "s", n->state, "a", n->attrs_json);
     simbuf_printf(b, ",\"lu\":%s,\"lc\":%s}\n", lu, lc);
     fwrite(b->p, 1, b->len, s->history_file);
 }

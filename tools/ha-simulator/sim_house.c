@@ -283,12 +283,7 @@ static void build_state_json(sim *s, sim_entity *e, sim_snap *sn)
     sim_isotime(sn->lu, lu);
     simbuf *b = &s->tmp;
     b->len = 0;
-    simbuf_adds(b, "{\"entity_id\":\"");
-    simbuf_adds(b, e->entity_id);
-    simbuf_adds(b, "\",\"state\":");
-    simbuf_add_jstr(b, sn->state);
-    simbuf_adds(b, ",\"attributes\":");
-    simbuf_adds(b, sn->attrs_json);
+    simbuf_state_head(b, e->entity_id, "state", sn->state, "attributes", sn->attrs_json);
     simbuf_printf(b, ",\"last_changed\":\"%s\",\"last_reported\":\"%s\",\"last_updated\":\"%s\",\"context\":", lc,
                   lu, lu);
     add_ctx_object(s, b, sn->ctx, sn->parent, sn->has_user);

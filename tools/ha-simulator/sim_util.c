@@ -71,6 +71,15 @@ int simbuf_add_jstr(simbuf *b, const char *s)
     return simbuf_add(b, "\"", 1);
 }
 
+int simbuf_state_head(simbuf *b, const char *entity_id, const char *skey, const char *state, const char *akey,
+                      const char *attrs_json)
+{
+    if (simbuf_adds(b, "{\"entity_id\":") || simbuf_add_jstr(b, entity_id)) return -1;
+    if (simbuf_printf(b, ",\"%s\":", skey) || simbuf_add_jstr(b, state)) return -1;
+    if (simbuf_printf(b, ",\"%s\":", akey)) return -1;
+    return simbuf_adds(b, attrs_json);
+}
+
 void simbuf_free(simbuf *b)
 {
     free(b->p);

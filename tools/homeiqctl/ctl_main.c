@@ -20,12 +20,12 @@ static const config_var ctl_vars[] = {
     URL_INGESTION_VAR,
     URL_ENRICHMENT_VAR,
     URL_STORAGE_VAR,
-    {"STORAGE_BACKEND", "sqlite", "backup/restore: sqlite or influxdb"},
-    {"DATA_DIR", "./data", "backup/restore (sqlite): directory holding events.db"},
-    {"INFLUXDB_DATABASE", "home_assistant", "backup/restore (influxdb 1.x): database name"},
-    {"INFLUXDB_BACKUP_HOST", "127.0.0.1:8088", "backup/restore (influxdb): influxd RPC address"},
-    {"HOMEIQ_API_TOKEN", NULL, "API token sent to the services as 'Authorization: Bearer <token>'"},
-    {"HOMEIQ_API_TOKEN_FILE", NULL, "file holding the API token (preferred over HOMEIQ_API_TOKEN in scripts)"},
+    CONFIG_TEXT("STORAGE_BACKEND", "sqlite", "backup/restore: sqlite or influxdb"),
+    CONFIG_TEXT("DATA_DIR", "./data", "backup/restore (sqlite): directory holding events.db"),
+    CONFIG_TEXT("INFLUXDB_DATABASE", "home_assistant", "backup/restore (influxdb 1.x): database name"),
+    CONFIG_TEXT("INFLUXDB_BACKUP_HOST", "127.0.0.1:8088", "backup/restore (influxdb): influxd RPC address"),
+    CONFIG_TEXT("HOMEIQ_API_TOKEN", NULL, "API token sent to the services as 'Authorization: Bearer <token>'"),
+    CONFIG_TEXT("HOMEIQ_API_TOKEN_FILE", NULL, "file holding the API token (preferred over HOMEIQ_API_TOKEN in scripts)"),
     CONFIG_END,
 };
 
