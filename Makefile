@@ -6,6 +6,8 @@
 #   make bench   end-to-end benchmark (writes bench/results/ and docs/BENCHMARKS.md)
 #   make bench-admin  the dashboard's targets: 30-day series, entity list, SSE at 1,000 events/s, RSS
 #   make bench-page   the dashboard's page ready with 10M events stored (real headless Chromium)
+#   make bench-scale  ClickHouse + replicas: 1 vs 2 storage replicas, the per-core cost model (issue 18)
+#   make bench-influx-first  InfluxDB: the first entity list/stats after a restart, with and without the summary
 #   make bench-whitespace  compact vs spaced JSON: enrichment's CPU per event both ways (issue 15)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
@@ -15,7 +17,7 @@ CTEST_ARGS ?= --timeout 900
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page bench-whitespace clean fuzz
+.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page bench-scale bench-influx-first bench-whitespace clean fuzz
 
 all: build
 
@@ -51,6 +53,16 @@ bench-admin: deps build
 # Page ready with 10M events (SQLite; BENCH_PAGE_BACKEND=influxdb: 1M by default)
 bench-page: deps build
 	@bench/page_ready.sh
+
+# Issue 18: committed events/s SQLite vs ClickHouse and 1 vs 2 storage replicas behind nginx,
+# then CPU per event per tier (single node, then the 2-shard cluster): docs/BENCHMARKS.md
+bench-scale: deps build
+	@bench/clickhouse.sh
+	@bench/scale_cost.sh
+	@SCALE_COST_CLUSTER=1 bench/scale_cost.sh
+
+bench-influx-first: deps build
+	@bench/influx_first_read.sh
 
 bench-whitespace: deps build
 	@bench/whitespace.sh

@@ -6,6 +6,9 @@
  *   GET /api/v1/dead-letters             data-storage's /api/v1/dead-letters
  *   GET /api/v1/entities                 data-storage's /api/v1/entities
  *   GET /api/v1/entities/{id}/series     data-storage's /api/v1/series?entity_id={id}
+ *   GET /api/v1/homes                    data-storage's /api/v1/homes (issue 18)
+ * Every relay passes home= through (storage checks it: 400 naming it); the
+ * overview takes home= for its storage totals.
  *
  * Why relays: data-storage validates its parameters (400 naming the bad
  * one) and owns the queries; admin-api adds the shape the page wants and
@@ -16,6 +19,7 @@
 #include "sbuf.h"
 
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +36,10 @@ static void api_dead_letters(struct evhttp_request *req, void *arg) {
 
 static void api_entities(struct evhttp_request *req, void *arg) {
     if (httpd_require_method(req, EVHTTP_REQ_GET) == 0) admin_relay(arg, req, ADMIN_STORAGE, "/api/v1/entities");
+}
+
+static void api_homes(struct evhttp_request *req, void *arg) {
+    if (httpd_require_method(req, EVHTTP_REQ_GET) == 0) admin_relay(arg, req, ADMIN_STORAGE, "/api/v1/homes");
 }
 
 /* HA's valid_entity_id alphabet (the exact rule is enforced upstream). */
@@ -163,9 +171,23 @@ static void overview_done(const httpc_response *res, void *arg) {
     overview_release(o);
 }
 
+/* home= (issue 18): the rules of HOMEIQ_HOME_ID; the storage path gets it. */
+static int overview_param(void *ctx, const char *k, const char *v, char *err, size_t n) {
+    char why[160];
+    if (strcmp(k, "home") != 0) return snprintf(err, n, "%.64s: unknown parameter (known: home)", k), -1;
+    if (event_home_check(v, why, sizeof why) != 0) return snprintf(err, n, "home: %s", why), -1;
+    snprintf(ctx, 64 + sizeof "/api/v1/stats?window=60&home=", "/api/v1/stats?window=60&home=%s", v);
+    return 0;
+}
+
 static void api_overview(struct evhttp_request *req, void *arg) {
     admin *a = arg;
     if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
+    char stats_path[EVENT_HOME_MAX + sizeof "/api/v1/stats?window=60&home="] = "/api/v1/stats?window=60";
+    struct evkeyvalq params;
+    int bad = httpd_query_check(req, &params, overview_param, stats_path);
+    httpd_query_free(&params);
+    if (bad) return;
     overview_req *o = calloc(1, sizeof *o);
     if (!o) {
         httpd_reply_error(req, 500, "out of memory");
@@ -174,10 +196,10 @@ static void api_overview(struct evhttp_request *req, void *arg) {
     o->req = req;
     o->waiting = 3;
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), overview_gone, o);
-    static const struct {
+    const struct {
         admin_peer peer;
         const char *path;
-    } parts[2] = {{ADMIN_STORAGE, "/api/v1/stats?window=60"}, {ADMIN_INGESTION, "/health"}};
+    } parts[2] = {{ADMIN_STORAGE, stats_path}, {ADMIN_INGESTION, "/health"}};
     for (int i = 0; i < 2; i++) {
         overview_part *p = calloc(1, sizeof *p);
         if (p) p->o = o, p->i = i;
@@ -193,5 +215,5 @@ static void api_overview(struct evhttp_request *req, void *arg) {
 int admin_api_routes(admin *a, httpd *h) {
     return httpd_route(h, "/api/v1/overview", api_overview, a) || httpd_route(h, "/api/v1/events", api_events, a) ||
            httpd_route(h, "/api/v1/dead-letters", api_dead_letters, a) ||
-           httpd_route(h, "/api/v1/entities", api_entities, a);
+           httpd_route(h, "/api/v1/entities", api_entities, a) || httpd_route(h, "/api/v1/homes", api_homes, a);
 }

@@ -75,7 +75,8 @@ static json_t *hop_peer(health_req *h, admin_peer p) {
         /* waiting on the next hop, or on HA / the store (own hops): not the cause */
         if (reason && (!strcmp(reason, "downstream_unreachable") || !strcmp(reason, "storage_unreachable") ||
                        !strcmp(reason, "connecting") || !strcmp(reason, "auth_invalid") ||
-                       !strncmp(reason, "influxdb_", 9) || !strncmp(reason, "sqlite_", 7)))
+                       !strncmp(reason, "influxdb_", 9) || !strncmp(reason, "sqlite_", 7) ||
+                       !strncmp(reason, "clickhouse_", 11)))
             level = "degraded";
     }
     if (p == ADMIN_INGESTION && !strcmp(level, "ok")) {

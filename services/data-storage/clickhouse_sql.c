@@ -57,6 +57,14 @@ void ch_urlencode(sbuf *b, const char *s) {
     "(home_id String, dl_key String, id Int64, received_at DateTime, received_at_us Int64, seq UInt32, "            \
     "source String, error String, raw String)"
 #define CH_DEAD_ORDER "PARTITION BY toYYYYMM(received_at) ORDER BY (home_id, dl_key)"
+/* v2: long-term statistics (clickhouse_stats.c): one row per home, entity,
+ * period (0 = 5 minutes, 1 = hour) and start; a recomputation writes a higher
+ * version, reads take the highest (LIMIT 1 BY) before ClickHouse merges. */
+#define CH_STATS_COLUMNS                                                                                             \
+    "(home_id String, entity_id String, period UInt8, start_us Int64, start DateTime, version Int64, kind UInt8, "  \
+    "flags UInt8, mean Float64, min Float64, max Float64, last Float64, state Float64, sum Float64, "               \
+    "last_reset_us Int64, count Int64, covered_us Int64)"
+#define CH_STATS_ORDER "PARTITION BY toYYYYMM(start) ORDER BY (home_id, entity_id, period, start_us)"
 
 static char *ch_printf_take(sbuf *b) {
     if (sbuf_failed(b)) {
@@ -84,18 +92,20 @@ static char *ch_stmt_version_table(const char *db, const char *cluster) {
 }
 
 /* One table: single node, or the cluster's local table (local = 1) or its
- * Distributed table (local = 0). */
-static char *ch_stmt_table(const char *db, const char *cluster, const char *name, const char *columns,
-                           const char *order, const char *shard_key, int local) {
+ * Distributed table (local = 0). `version`: the ReplacingMergeTree's version
+ * column, or NULL. */
+static char *ch_stmt_table_v(const char *db, const char *cluster, const char *name, const char *columns,
+                             const char *order, const char *shard_key, int local, const char *version) {
     sbuf b;
     sbuf_init(&b);
     if (!cluster) {
-        sbuf_printf(&b, "CREATE TABLE IF NOT EXISTS %s.%s %s ENGINE = ReplacingMergeTree %s", db, name, columns, order);
+        sbuf_printf(&b, "CREATE TABLE IF NOT EXISTS %s.%s %s ENGINE = ReplacingMergeTree%s%s%s %s", db, name, columns,
+                    version ? "(" : "", version ? version : "", version ? ")" : "", order);
     } else if (local) {
         sbuf_printf(&b,
                     "CREATE TABLE IF NOT EXISTS %s.%s_local ON CLUSTER %s %s ENGINE = ReplicatedReplacingMergeTree("
-                    "'/clickhouse/tables/{shard}/%s/%s_local', '{replica}') %s",
-                    db, name, cluster, columns, db, name, order);
+                    "'/clickhouse/tables/{shard}/%s/%s_local', '{replica}'%s%s) %s",
+                    db, name, cluster, columns, db, name, version ? ", " : "", version ? version : "", order);
     } else {
         sbuf_printf(&b, "CREATE TABLE IF NOT EXISTS %s.%s ON CLUSTER %s %s ENGINE = Distributed(%s, %s, %s_local, %s)",
                     db, name, cluster, columns, cluster, db, name, shard_key);
@@ -103,8 +113,13 @@ static char *ch_stmt_table(const char *db, const char *cluster, const char *name
     return ch_printf_take(&b);
 }
 
+static char *ch_stmt_table(const char *db, const char *cluster, const char *name, const char *columns,
+                           const char *order, const char *shard_key, int local) {
+    return ch_stmt_table_v(db, cluster, name, columns, order, shard_key, local, NULL);
+}
+
 int ch_schema_statements(const char *db, const char *cluster, char **out, int max) {
-    char *s[8];
+    char *s[10];
     int n = 0;
     s[n++] = ch_stmt_database(db, cluster);
     s[n++] = ch_stmt_version_table(db, cluster);
@@ -114,9 +129,13 @@ int ch_schema_statements(const char *db, const char *cluster, char **out, int ma
                                "cityHash64(home_id, entity_id)", 0);
         s[n++] = ch_stmt_table(db, cluster, "dead_letters", CH_DEAD_COLUMNS, CH_DEAD_ORDER, NULL, 1);
         s[n++] = ch_stmt_table(db, cluster, "dead_letters", CH_DEAD_COLUMNS, CH_DEAD_ORDER, "cityHash64(home_id)", 0);
+        s[n++] = ch_stmt_table_v(db, cluster, "statistics", CH_STATS_COLUMNS, CH_STATS_ORDER, NULL, 1, "version");
+        s[n++] = ch_stmt_table_v(db, cluster, "statistics", CH_STATS_COLUMNS, CH_STATS_ORDER,
+                                 "cityHash64(home_id, entity_id)", 0, "version");
     } else {
         s[n++] = ch_stmt_table(db, NULL, "events", CH_EVENTS_COLUMNS, CH_EVENTS_ORDER, NULL, 0);
         s[n++] = ch_stmt_table(db, NULL, "dead_letters", CH_DEAD_COLUMNS, CH_DEAD_ORDER, NULL, 0);
+        s[n++] = ch_stmt_table_v(db, NULL, "statistics", CH_STATS_COLUMNS, CH_STATS_ORDER, NULL, 0, "version");
     }
     int bad = n > max;
     for (int i = 0; i < n; i++) bad |= !s[i];

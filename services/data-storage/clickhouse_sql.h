@@ -20,7 +20,7 @@
 /* The schema this binary writes and reads. A store holding a newer version
  * is refused (health 503 clickhouse_schema_newer); an older one is upgraded
  * by the statements of the versions after it (none yet). */
-#define CH_SCHEMA_VERSION 1
+#define CH_SCHEMA_VERSION 2 /* 2: statistics (issue 18) */
 
 /* 1 when `s` is a safe identifier for a database or cluster name:
  * [A-Za-z_][A-Za-z0-9_]{0,63}. */

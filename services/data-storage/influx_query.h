@@ -29,6 +29,7 @@
 
 #include "httpc.h"
 #include "sbuf.h"
+#include "stats_influx.h"
 #include "store.h"
 
 #define INFLUX_FEED_MEASUREMENT "homeiq_feed"
@@ -41,16 +42,20 @@ int store_influx_sql(store *s, const char *sql, httpc_done_cb cb, void *arg);
 /* store_influx.c: the store's influx_reads. */
 influx_reads *store_influx_reads(store *s);
 
-/* ha_schema: INFLUXDB_SCHEMA=homeassistant (every read answers 501, why in
- * the text); db: the database (or v2 bucket) whose shards /stats sizes. 0/-1. */
-int influx_reads_new(int ha_schema, const char *db, influx_reads **out);
+/* evb: the loop (the summary's write timer); ha_schema: INFLUXDB_SCHEMA=homeassistant (every read answers 501, why in
+ * the text); db: the database (or v2 bucket) whose shards /stats sizes; io:
+ * the store's write transport (copied; its write() carries the entity summary,
+ * influx_summary.h). 0/-1. */
+int influx_reads_new(struct event_base *evb, int ha_schema, const char *db, const stats_influx_io *io,
+                     influx_reads **out);
 void influx_reads_free(influx_reads *r);
 
 /* Write-path hooks (store_influx.c). feed_line appends the feed point of an
- * event written to HomeIQ's measurement at event_ns; committed is called once
- * per batch InfluxDB acknowledged (rc 0) and moves the head. */
+ * event written to HomeIQ's measurement at event_ns; batch_done is called once
+ * per batch when it ends, rc 0 when InfluxDB acknowledged it (moves the head,
+ * counts it), else -1 (what it wrote, if anything, is re-read from the feed). */
 void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, uint64_t event_ns);
-void influx_reads_committed(influx_reads *r, const store_batch *b);
+void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc);
 
 /* store_ops members (store_read.h). */
 void store_influx_feed(store *s, const store_feed_query *q, store_read_cb cb, void *arg);

@@ -115,6 +115,25 @@ static int query_string(const char *k, const char *v, const char **out, char *er
     return -1;
 }
 
+/* home=: the rules of HOMEIQ_HOME_ID (lib/event.c), 400 naming home. */
+static int query_home(const char *k, const char *v, const char **out, char *err, size_t n) {
+    char why[160];
+    if (event_home_check(v, why, sizeof why) == 0) {
+        *out = v;
+        return 0;
+    }
+    snprintf(err, n, "%s: %s", k, why);
+    return -1;
+}
+
+/* 501 naming home= when the backend cannot select a home for this read
+ * (store_ops.home_reads); 0 when it can or no home was asked for. */
+int query_home_supported(struct evhttp_request *req, store *st, const char *home, unsigned bit, const char *what) {
+    if (!home || (st->ops->home_reads & bit)) return 0;
+    httpd_reply_error(req, 501, "home: %s cannot select a home on the %s backend (issue 18)", what, st->ops->name);
+    return -1;
+}
+
 static int query_time(const char *k, const char *v, int64_t *out, char *err, size_t n) {
     if (event_time_parse(v, out) == 0) return 0;
     snprintf(err, n, "%s: must be an RFC 3339 time such as 2025-06-14T08:33:20Z", k);
@@ -138,9 +157,9 @@ static int feed_param(void *ctx, const char *k, const char *v, char *err, size_t
         return 0;
     }
     if (strcmp(k, "limit") == 0 || strcmp(k, "entity_id") == 0 || strcmp(k, "domain") == 0 ||
-        strcmp(k, "event_type") == 0)
+        strcmp(k, "event_type") == 0 || strcmp(k, "home") == 0)
         return store_filter_set(&p->f, k, v, err, n);
-    snprintf(err, n, "%.64s: unknown parameter (known: after, limit, entity_id, domain, event_type)", k);
+    snprintf(err, n, "%.64s: unknown parameter (known: after, limit, entity_id, domain, event_type, home)", k);
     return -1;
 }
 
@@ -153,7 +172,8 @@ static void query_feed(struct evhttp_request *req, void *arg) {
     memset(&p, 0, sizeof p);
     store_filter_init(&p.f);
     p.q.f = &p.f;
-    if (httpd_query_check(req, &params, feed_param, &p) == 0) {
+    if (httpd_query_check(req, &params, feed_param, &p) == 0 &&
+        query_home_supported(req, a->st, p.f.home_id, STORE_HOME_FEED, "GET /api/v1/events/feed") == 0) {
         query_wait *w = query_wait_new(req, "events");
         if (w) a->st->ops->feed(a->st, &p.q, query_reply, w);
     }
@@ -167,7 +187,8 @@ static int entity_param(void *ctx, const char *k, const char *v, char *err, size
     if (strcmp(k, "limit") == 0) return query_long(k, v, 1, STORE_MAX_LIMIT, &q->limit, err, n);
     if (strcmp(k, "search") == 0) return query_string(k, v, &q->search, err, n);
     if (strcmp(k, "domain") == 0) return query_string(k, v, &q->domain, err, n);
-    snprintf(err, n, "%.64s: unknown parameter (known: search, domain, limit)", k);
+    if (strcmp(k, "home") == 0) return query_home(k, v, &q->home_id, err, n);
+    snprintf(err, n, "%.64s: unknown parameter (known: search, domain, limit, home)", k);
     return -1;
 }
 
@@ -177,7 +198,8 @@ static void query_entities(struct evhttp_request *req, void *arg) {
     if (query_supported(req, a->st, (const void *)a->st->ops->entities, "GET /api/v1/entities") != 0) return;
     struct evkeyvalq params;
     store_entity_query q = {.limit = 1000};
-    if (httpd_query_check(req, &params, entity_param, &q) == 0) {
+    if (httpd_query_check(req, &params, entity_param, &q) == 0 &&
+        query_home_supported(req, a->st, q.home_id, STORE_HOME_ENTITIES, "GET /api/v1/entities") == 0) {
         query_wait *w = query_wait_new(req, "entities");
         if (w) a->st->ops->entities(a->st, &q, query_reply, w);
     }
@@ -197,7 +219,8 @@ static int series_param(void *ctx, const char *k, const char *v, char *err, size
     if (strcmp(k, "points") == 0) return query_long(k, v, 1, STORE_MAX_LIMIT, &p->q.points, err, n);
     if (strcmp(k, "start") == 0) return p->has_start = 1, query_time(k, v, &p->q.start_us, err, n);
     if (strcmp(k, "end") == 0) return p->has_end = 1, query_time(k, v, &p->q.end_us, err, n);
-    snprintf(err, n, "%.64s: unknown parameter (known: entity_id, start, end, points)", k);
+    if (strcmp(k, "home") == 0) return query_home(k, v, &p->q.home_id, err, n);
+    snprintf(err, n, "%.64s: unknown parameter (known: entity_id, start, end, points, home)", k);
     return -1;
 }
 
@@ -226,7 +249,7 @@ static void query_series(struct evhttp_request *req, void *arg) {
     if (httpd_query_check(req, &params, series_param, &p) == 0) {
         if (series_check(&p, err, sizeof err) != 0) {
             httpd_reply_error(req, 400, "%s", err);
-        } else {
+        } else if (query_home_supported(req, a->st, p.q.home_id, STORE_HOME_SERIES, "GET /api/v1/series") == 0) {
             query_wait *w = query_wait_new(req, "series");
             if (w) a->st->ops->series(a->st, &p.q, query_reply, w);
         }
@@ -239,7 +262,8 @@ static void query_series(struct evhttp_request *req, void *arg) {
 static int stats_param(void *ctx, const char *k, const char *v, char *err, size_t n) {
     store_stats_query *q = ctx;
     if (strcmp(k, "window") == 0) return query_long(k, v, 1, 3600, &q->window_s, err, n);
-    snprintf(err, n, "%.64s: unknown parameter (known: window)", k);
+    if (strcmp(k, "home") == 0) return query_home(k, v, &q->home_id, err, n);
+    snprintf(err, n, "%.64s: unknown parameter (known: window, home)", k);
     return -1;
 }
 
@@ -249,7 +273,8 @@ static void query_stats(struct evhttp_request *req, void *arg) {
     if (query_supported(req, a->st, (const void *)a->st->ops->stats, "GET /api/v1/stats") != 0) return;
     struct evkeyvalq params;
     store_stats_query q = {.window_s = 60, .now_us = service_now_us()};
-    if (httpd_query_check(req, &params, stats_param, &q) == 0) {
+    if (httpd_query_check(req, &params, stats_param, &q) == 0 &&
+        query_home_supported(req, a->st, q.home_id, STORE_HOME_STATS, "GET /api/v1/stats") == 0) {
         query_wait *w = query_wait_new(req, NULL);
         if (w) a->st->ops->stats(a->st, &q, query_reply, w);
     }
@@ -261,13 +286,15 @@ static void query_stats(struct evhttp_request *req, void *arg) {
 typedef struct registry_params {
     const char *entity_id;
     long limit;
+    const char *home_id;
 } registry_params;
 
 static int registry_param(void *ctx, const char *k, const char *v, char *err, size_t n) {
     registry_params *p = ctx;
     if (strcmp(k, "entity_id") == 0) return query_string(k, v, &p->entity_id, err, n);
     if (strcmp(k, "limit") == 0) return query_long(k, v, 1, 100000, &p->limit, err, n);
-    snprintf(err, n, "%.64s: unknown parameter (known: entity_id, limit)", k);
+    if (strcmp(k, "home") == 0) return query_home(k, v, &p->home_id, err, n);
+    snprintf(err, n, "%.64s: unknown parameter (known: entity_id, limit, home)", k);
     return -1;
 }
 
@@ -281,9 +308,30 @@ static void query_registry(struct evhttp_request *req, void *arg) {
     if (query_supported(req, a->st, (const void *)a->st->ops->registry, "GET /api/v1/registry") != 0) return;
     struct evkeyvalq params;
     registry_params p = {.limit = 10000};
-    if (httpd_query_check(req, &params, registry_param, &p) == 0) {
+    if (httpd_query_check(req, &params, registry_param, &p) == 0 &&
+        query_home_supported(req, a->st, p.home_id, STORE_HOME_REGISTRY, "GET /api/v1/registry") == 0) {
         query_wait *w = query_wait_new(req, "entities");
         if (w) a->st->ops->registry(a->st, p.entity_id, p.limit, query_registry_rows, w);
+    }
+    httpd_query_free(&params);
+}
+
+/* ---- GET /api/v1/homes (issue 18) ------------------------------------------------ */
+
+static int homes_param(void *ctx, const char *k, const char *v, char *err, size_t n) {
+    (void)ctx, (void)v;
+    snprintf(err, n, "%.64s: unknown parameter (none are known)", k);
+    return -1;
+}
+
+static void query_homes(struct evhttp_request *req, void *arg) {
+    query_api *a = arg;
+    if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
+    if (query_supported(req, a->st, (const void *)a->st->ops->homes, "GET /api/v1/homes") != 0) return;
+    struct evkeyvalq params;
+    if (httpd_query_check(req, &params, homes_param, NULL) == 0) {
+        query_wait *w = query_wait_new(req, "homes");
+        if (w) a->st->ops->homes(a->st, query_registry_rows, w);
     }
     httpd_query_free(&params);
 }
@@ -330,7 +378,7 @@ int query_api_new(httpd *h, store *st, query_api **out) {
     a->st = st;
     if (httpd_route(h, "/api/v1/events/feed", query_feed, a) || httpd_route(h, "/api/v1/entities", query_entities, a) ||
         httpd_route(h, "/api/v1/series", query_series, a) || httpd_route(h, "/api/v1/stats", query_stats, a) ||
-        httpd_route(h, "/api/v1/registry", query_registry, a)) {
+        httpd_route(h, "/api/v1/registry", query_registry, a) || httpd_route(h, "/api/v1/homes", query_homes, a)) {
         free(a);
         return -1;
     }

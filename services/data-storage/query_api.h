@@ -13,6 +13,11 @@ typedef struct query_api query_api;
 int query_api_new(httpd *h, store *st, query_api **out);
 void query_api_free(query_api *q);
 
+/* Issue 18: answers 501 naming home= (and returns -1) when `home` is set and
+ * the backend's store_ops.home_reads lacks `bit`; 0 otherwise. For the
+ * other read endpoints (dead letters, statistics). */
+int query_home_supported(struct evhttp_request *req, store *st, const char *home, unsigned bit, const char *what);
+
 /* The parameters of one of these routes ("/api/v1/series", ...) checked as its
  * handler checks them, from a raw query string (NULL = none), without a
  * request (tests/fuzz/fuzz_query_params). 0, or -1 with the 400 text in err. */

@@ -11,6 +11,7 @@
 #include "stats_api.h"
 #include "event.h"
 #include "json_text.h"
+#include "query_api.h"
 #include "sbuf.h"
 
 #include <event2/http.h>
@@ -36,6 +37,7 @@ typedef struct stats_api_query {
     int period, has_start, has_end;
     unsigned types;
     int64_t start_us, end_us;
+    char home[EVENT_HOME_MAX + 1]; /* home= (issue 18), "" = not given */
 } stats_api_query;
 
 /* ---- parameters -------------------------------------------------------- */
@@ -77,8 +79,12 @@ static int stats_api_param(void *ctx, const char *k, const char *v, char *err, s
         *(k[0] == 's' ? &q->has_start : &q->has_end) = 1;
     } else if (strcmp(k, "types") == 0) {
         return stats_api_types_parse(v, &q->types, err, n);
+    } else if (strcmp(k, "home") == 0) {
+        char why[160];
+        if (event_home_check(v, why, sizeof why) != 0) return snprintf(err, n, "home: %s", why), -1;
+        snprintf(q->home, sizeof q->home, "%s", v);
     } else {
-        snprintf(err, n, "%.64s: unknown parameter (known: entity_id, period, start, end, types)", k);
+        snprintf(err, n, "%.64s: unknown parameter (known: entity_id, period, start, end, types, home)", k);
         return -1;
     }
     return 0;
@@ -283,7 +289,7 @@ static void stats_api_fetched(int rc, int kind, const stats_row *prev, int has_p
     if (rc != 0) r->failed = rc;
     else if (stats_api_entity_rows(&r->q, r->entity, &r->b, &r->first, kind, prev, has_prev, rows, n) != 0)
         r->failed = -1;
-    if (r->st->ops->stats_fetch) stats_api_next(r);   /* the synchronous loop goes on by itself */
+    if (r->st->ops->stats_fetch || r->st->ops->stats_fetch_home) stats_api_next(r); /* the synchronous loop goes on by itself */
 }
 
 static int stats_api_collect(const stats_row *row, void *arg) {
@@ -314,6 +320,11 @@ static void stats_api_next(stats_api_req *r) {
             return;
         }
         int hourly = r->q.period != P_5MIN;
+        if (st->ops->stats_fetch_home) { /* issue 18: one home's statistics */
+            st->ops->stats_fetch_home(st, r->q.home[0] ? r->q.home : NULL, r->entity, hourly, stats_api_start(&r->q),
+                                      r->q.end_us, stats_api_fetched, r);
+            return;
+        }
         if (st->ops->stats_fetch) {
             st->ops->stats_fetch(st, r->entity, hourly, stats_api_start(&r->q), r->q.end_us, stats_api_fetched, r);
             return;
@@ -333,9 +344,13 @@ static void stats_api_get(struct evhttp_request *req, void *arg) {
     stats_api_query q;
     if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
     if (stats_api_parse(req, &q) != 0) return;
-    if (!st->ops->stats_rows && !st->ops->stats_fetch) {
+    if (!st->ops->stats_rows && !st->ops->stats_fetch && !st->ops->stats_fetch_home) {
         free((char *)q.entities);
         httpd_reply_error(req, 501, "statistics: not kept by the %s backend", st->ops->name);
+        return;
+    }
+    if (query_home_supported(req, st, q.home[0] ? q.home : NULL, STORE_HOME_STATISTICS, "GET /api/v1/statistics")) {
+        free((char *)q.entities);
         return;
     }
     stats_api_req *r = calloc(1, sizeof *r);

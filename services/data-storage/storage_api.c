@@ -297,12 +297,24 @@ static void storage_events(struct evhttp_request *req, void *arg) {
 
 /* ---- GET /api/v1/dead-letters ----------------------------------------- */
 
+typedef struct storage_dead_params {
+    long limit;
+    const char *home; /* home= (issue 18), NULL = every home */
+} storage_dead_params;
+
 static int storage_dead_param(void *ctx, const char *k, const char *v, char *err, size_t n) {
-    if (strcmp(k, "limit") != 0) {
-        snprintf(err, n, "%.64s: unknown parameter (known: limit)", k);
+    storage_dead_params *p = ctx;
+    if (strcmp(k, "home") == 0) {
+        char why[160];
+        if (event_home_check(v, why, sizeof why) == 0) return p->home = v, 0;
+        snprintf(err, n, "home: %s", why);
         return -1;
     }
-    if (store_parse_long(v, 1, STORE_MAX_LIMIT, ctx) == 0) return 0;
+    if (strcmp(k, "limit") != 0) {
+        snprintf(err, n, "%.64s: unknown parameter (known: limit, home)", k);
+        return -1;
+    }
+    if (store_parse_long(v, 1, STORE_MAX_LIMIT, &p->limit) == 0) return 0;
     snprintf(err, n, "limit: must be an integer from 1 to %d", STORE_MAX_LIMIT);
     return -1;
 }
@@ -310,11 +322,13 @@ static int storage_dead_param(void *ctx, const char *k, const char *v, char *err
 static void storage_dead_letters(struct evhttp_request *req, void *arg) {
     storage_api *a = arg;
     struct evkeyvalq params;
-    long limit = 100;
+    storage_dead_params p = {.limit = 100};
     if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
-    if (httpd_query_check(req, &params, storage_dead_param, &limit) == 0) {
+    if (httpd_query_check(req, &params, storage_dead_param, &p) == 0 &&
+        query_home_supported(req, a->st, p.home, STORE_HOME_DEAD, "GET /api/v1/dead-letters") == 0) {
         storage_wait *w = storage_rows_wait(a, req, "dead_letters");
-        if (w) a->st->ops->dead_letters(a->st, limit, storage_rows_reply, w);
+        if (w && p.home) a->st->ops->dead_letters_home(a->st, p.home, p.limit, storage_rows_reply, w);
+        else if (w) a->st->ops->dead_letters(a->st, p.limit, storage_rows_reply, w);
     }
     httpd_query_free(&params);
 }

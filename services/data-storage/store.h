@@ -136,6 +136,18 @@ typedef struct store_ops {
     /* The current registry context per entity (entity_id NULL = all, at most
      * `limit`), rows as JSON object texts. Optional (NULL: 501). Issue 11. */
     void (*registry)(store *s, const char *entity_id, long limit, store_rows_cb cb, void *arg);
+    /* Issue 18: STORE_HOME_* bits of the reads that honour a home (store_read.h). */
+    unsigned home_reads;
+    /* Dead letters of one home (home NULL = all); optional, set with
+     * STORE_HOME_DEAD. */
+    void (*dead_letters_home)(store *s, const char *home, long limit, store_rows_cb cb, void *arg);
+    /* stats_fetch for one home (NULL: the default home). Optional; set with
+     * STORE_HOME_STATISTICS. rc STORE_QUERY_UNSUPPORTED: none kept (501). */
+    void (*stats_fetch_home)(store *s, const char *home, const char *entity_id, int hourly, int64_t start_us,
+                             int64_t end_us, store_stats_cb cb, void *arg);
+    /* The homes with stored events, as {"home_id":..,"events":n} rows.
+     * Optional (NULL: 501). */
+    void (*homes)(store *s, store_rows_cb cb, void *arg);
     /* Cancels what is in flight (callbacks get rc -1) and frees everything. */
     void (*close)(store *s);
 } store_ops;

@@ -21,8 +21,15 @@
  *    worked is used first from then on.
  *  - The schema is created (IF NOT EXISTS) and its version checked at start
  *    and after every outage, never on the request path; until it is ready,
- *    writes and reads answer 503 and /health says why. */
+ *    writes and reads answer 503 and /health says why.
+ *  - On a cluster the health probe reads system.one from every shard
+ *    (cluster() table function): a whole shard down turns /health 503
+ *    clickhouse_shard_unreachable with ClickHouse's message, which names the
+ *    shard's server, while it is down -- not only after a write failed. */
 #include "store_clickhouse.h"
+#include "clickhouse_read.h"
+#include "clickhouse_retention.h"
+#include "clickhouse_stats.h"
 #include "clickhouse_sql.h"
 #include "config.h"
 #include "httpc.h"
@@ -36,7 +43,7 @@
 #include <string.h>
 
 #define CH_MAX_URLS 8
-#define CH_MAX_STATEMENTS 8
+#define CH_MAX_STATEMENTS 10
 
 typedef struct store_clickhouse {
     store base;
@@ -48,11 +55,17 @@ typedef struct store_clickhouse {
     long timeout_ms, ping_ms;
     int up, schema_ready, schema_newer, init_inflight, ping_inflight, closing;
     int write_failed;               /* the last batch got an error from ClickHouse (e.g. a shard down) */
+    int shard_down;                 /* cluster: the last probe could not reach every shard */
+    char cluster_error[400];        /* ... and ClickHouse's message (names the server) */
     long stored_version;
     char last_error[400];
     struct event *ping_timer;
     char *stmts[CH_MAX_STATEMENTS];
     int nstmts, init_step;
+    long settle_ms;                 /* CLICKHOUSE_FEED_SETTLE_MS */
+    struct ch_job *jobs;            /* batches in flight (their stored_at bounds the feed's horizon) */
+    ch_retention *retention;        /* RETENTION_DAYS, NULL when 0 */
+    ch_stats *stats;                /* CLICKHOUSE_STATISTICS, NULL when 0 */
 } store_clickhouse;
 
 /* ---- requests with failover ------------------------------------------- */
@@ -157,8 +170,11 @@ static void ch_post(store_clickhouse *s, const char *params, char *body, size_t 
     ch_call_send(c);
 }
 
-/* A query in the body; big IN lists need more than the default 256 KiB. */
-#define CH_QUERY_PARAMS "max_query_size=67108864"
+/* A query in the body; big IN lists need more than the default 256 KiB. On a
+ * cluster, an IN subquery runs on each shard over its local table: every copy
+ * of an event and every row of an entity live on one shard (the sharding key);
+ * an INSERT in a query (statistics) answers after every shard wrote it. */
+#define CH_QUERY_PARAMS "max_query_size=67108864&distributed_product_mode=local&insert_distributed_sync=1"
 
 static void ch_query(store_clickhouse *s, sbuf *sql, ch_done_fn fn, void *arg) {
     if (sbuf_failed(sql)) {
@@ -275,11 +291,22 @@ static void ch_ping_done(store_clickhouse *s, const httpc_response *r, void *arg
     s->ping_inflight = 0;
     if (s->closing) return;
     if (r->status == 200) {
+        if (s->shard_down) log_info("clickhouse cluster %s: every shard answers again", s->cluster);
+        s->shard_down = 0;
         ch_init_start(s);
         return;
     }
-    char why[256];
+    char why[sizeof s->cluster_error - 8];
     ch_error_text(r, why, sizeof why);
+    if (s->cluster && r->status != 0 && s->up) {
+        /* the server answered, but not every shard did: writes touching only
+         * live shards still go through, so this is not "unreachable" */
+        if (!s->shard_down) log_warn("clickhouse cluster %s: a shard is unreachable: %s", s->cluster, why);
+        s->shard_down = 1;
+        snprintf(s->cluster_error, sizeof s->cluster_error, "%s", why);
+        ch_init_start(s);
+        return;
+    }
     ch_set_down(s, why);
 }
 
@@ -288,14 +315,23 @@ static void ch_ping(evutil_socket_t fd, short what, void *arg) {
     store_clickhouse *s = arg;
     if (s->ping_inflight || s->closing) return;
     s->ping_inflight = 1;
-    /* SELECT 1 rather than /ping: it also proves the user may query */
-    char *q = strdup("SELECT 1");
+    /* SELECT rather than /ping: it also proves the user may query; on a
+     * cluster it touches one replica of every shard (the cluster name is a
+     * checked identifier) */
+    char *q = NULL;
+    if (s->cluster) {
+        size_t n = strlen(s->cluster) + 64;
+        if ((q = malloc(n))) snprintf(q, n, "SELECT count() FROM cluster('%s', system.one)", s->cluster);
+    } else {
+        q = strdup("SELECT 1");
+    }
     ch_post(s, "", q, q ? strlen(q) : 0, s->timeout_ms, ch_ping_done, NULL);
 }
 
 /* ---- writes ------------------------------------------------------------- */
 
 typedef struct ch_job {
+    struct ch_job *prev, *next;     /* s->jobs */
     store_clickhouse *s;
     store_batch *b;
     store_write_cb cb;
@@ -306,6 +342,9 @@ typedef struct ch_job {
 } ch_job;
 
 static void ch_job_end(ch_job *j, int rc, const char *err) {
+    if (j->prev) j->prev->next = j->next;
+    else j->s->jobs = j->next;
+    if (j->next) j->next->prev = j->prev;
     j->cb(j->b, rc, err, j->arg);
     for (size_t i = 0; i < j->nexisting; i++) free(j->existing[i]);
     free(j->existing);
@@ -428,6 +467,19 @@ static void ch_insert(ch_job *j, const char *table, sbuf *rows, ch_done_fn fn) {
     sbuf_free(&p);
 }
 
+static void ch_stats_done(int rc, const char *err, void *arg) {
+    ch_job *j = arg;
+    if (rc != 0) {
+        /* the events are stored, their statistics not: no ack; the re-sent
+         * batch (duplicates then) recomputes the same entities */
+        httpc_response res = {.status = 0, .body = "", .error = err};
+        ch_job_fail(j, &res, "statistics");
+        return;
+    }
+    j->s->write_failed = 0;
+    ch_job_end(j, 0, NULL);
+}
+
 static void ch_job_finish(ch_job *j) {
     store_batch *b = j->b;
     for (size_t i = 0; i < b->nitems; i++) {
@@ -436,6 +488,10 @@ static void ch_job_finish(ch_job *j) {
         else if (it->status == STORE_ITEM_DUPLICATE) b->duplicates++;
     }
     b->dead_lettered = b->ndead;
+    if (j->s->stats) { /* before the ack, as the other backends */
+        ch_stats_batch(j->s->stats, b, j->home, ch_stats_done, j);
+        return;
+    }
     j->s->write_failed = 0;
     ch_job_end(j, 0, NULL);
 }
@@ -590,6 +646,9 @@ static void store_ch_write_batch(store *base, store_batch *b, store_write_cb cb,
     }
     *j = (ch_job){.s = s, .b = b, .cb = cb, .arg = arg, .home = b->home_id[0] ? b->home_id : EVENT_HOME_DEFAULT};
     b->stored_at_us = service_now_us();
+    j->next = s->jobs;
+    if (s->jobs) s->jobs->prev = j;
+    s->jobs = j;
     ch_check_dups(j);
 }
 
@@ -688,22 +747,105 @@ static void store_ch_query(store *base, const store_filter *f, store_rows_cb cb,
     ch_where_str(&q, "event_type", f->event_type);
     if (f->has_start) sbuf_printf(&q, " AND time_us >= %lld", (long long)f->start_us);
     if (f->has_end) sbuf_printf(&q, " AND time_us < %lld", (long long)f->end_us);
+    ch_retention_filter(s->retention, &q);
     /* exact before merges: one row per identity (copies are the same event) */
     sbuf_printf(&q, " ORDER BY time_us DESC, event_id DESC LIMIT 1 BY event_id LIMIT %ld, %ld FORMAT JSONEachRow",
                 f->offset, f->limit);
     ch_read_start(s, &q, 0, cb, arg);
 }
 
-static void store_ch_dead_letters(store *base, long limit, store_rows_cb cb, void *arg) {
+static void store_ch_dead_letters_home(store *base, const char *home, long limit, store_rows_cb cb, void *arg) {
     store_clickhouse *s = (store_clickhouse *)base;
     sbuf q;
     sbuf_init(&q);
     sbuf_printf(&q,
                 "SELECT toString(id) AS id, toString(received_at_us) AS received_at_us, source, error, raw FROM "
-                "%s.dead_letters ORDER BY received_at_us DESC, seq DESC LIMIT 1 BY home_id, dl_key LIMIT %ld "
-                "FORMAT JSONEachRow",
-                s->db, limit);
+                "%s.dead_letters WHERE 1",
+                s->db);
+    ch_where_str(&q, "home_id", home);
+    sbuf_printf(&q, " ORDER BY received_at_us DESC, seq DESC LIMIT 1 BY home_id, dl_key LIMIT %ld FORMAT JSONEachRow",
+                limit);
     ch_read_start(s, &q, 1, cb, arg);
+}
+
+static void store_ch_dead_letters(store *base, long limit, store_rows_cb cb, void *arg) {
+    store_ch_dead_letters_home(base, NULL, limit, cb, arg);
+}
+
+/* ---- for clickhouse_read.c ------------------------------------------------ */
+
+typedef struct ch_select {
+    ch_answer_fn fn;
+    void *arg;
+} ch_select;
+
+static void ch_select_done(store_clickhouse *s, const httpc_response *r, void *arg) {
+    (void)s;
+    ch_select *c = arg;
+    if (r->status == 200) {
+        c->fn(0, r->body ? r->body : "", r->body_len, NULL, c->arg);
+    } else {
+        char why[300];
+        ch_error_text(r, why, sizeof why);
+        if (r->status != 0) log_warn("clickhouse query failed: %s", why);
+        c->fn(-1, NULL, 0, why, c->arg);
+    }
+    free(c);
+}
+
+void ch_store_select(store *base, sbuf *sql, ch_answer_fn fn, void *arg) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    ch_select *c = calloc(1, sizeof *c);
+    if (!c || !s->up || !s->schema_ready) {
+        free(c);
+        sbuf_free(sql);
+        fn(-1, NULL, 0, s->schema_ready && s->up ? "out of memory" : "clickhouse not ready", arg);
+        return;
+    }
+    *c = (ch_select){.fn = fn, .arg = arg};
+    ch_query(s, sql, ch_select_done, c);
+}
+
+void ch_store_insert(store *base, const char *query, sbuf *data, ch_answer_fn fn, void *arg) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    ch_select *c = calloc(1, sizeof *c);
+    sbuf p;
+    sbuf_init(&p);
+    sbuf_adds(&p, "insert_distributed_sync=1&query=");
+    ch_urlencode(&p, query);
+    if (!c || !s->up || !s->schema_ready || sbuf_failed(&p) || sbuf_failed(data)) {
+        free(c);
+        sbuf_free(&p);
+        sbuf_free(data);
+        fn(-1, NULL, 0, s->schema_ready && s->up ? "out of memory" : "clickhouse not ready", arg);
+        return;
+    }
+    *c = (ch_select){.fn = fn, .arg = arg};
+    size_t len;
+    char *body = sbuf_take(data, &len);
+    ch_post(s, p.data, body, len, s->timeout_ms, ch_select_done, c);
+    sbuf_free(&p);
+}
+
+const char *ch_store_db(store *base) { return ((store_clickhouse *)base)->db; }
+
+void ch_store_visible(store *base, sbuf *q) { ch_retention_filter(((store_clickhouse *)base)->retention, q); }
+
+int64_t ch_store_cutoff_s(store *base) {
+    return ch_retention_cutoff_s(((store_clickhouse *)base)->retention, service_now_us());
+}
+
+static void store_ch_stats_fetch(store *base, const char *home, const char *entity_id, int hourly, int64_t start_us,
+                                 int64_t end_us, store_stats_cb cb, void *arg) {
+    ch_stats_fetch(((store_clickhouse *)base)->stats, home, entity_id, hourly, start_us, end_us, cb, arg);
+}
+
+int64_t ch_store_feed_horizon(store *base, int64_t now_us) {
+    store_clickhouse *s = (store_clickhouse *)base;
+    int64_t h = now_us - (int64_t)s->settle_ms * 1000;
+    for (const ch_job *j = s->jobs; j; j = j->next)
+        if (j->b->stored_at_us - 1 < h) h = j->b->stored_at_us - 1;
+    return h < 0 ? 0 : h;
 }
 
 /* ---- health, info, close ------------------------------------------------ */
@@ -713,6 +855,7 @@ static int store_ch_health(store *base, const char **reason) {
     if (!s->up) *reason = "clickhouse_unreachable";
     else if (s->schema_newer) *reason = "clickhouse_schema_newer";
     else if (!s->schema_ready) *reason = "clickhouse_schema_not_ready";
+    else if (s->shard_down) *reason = "clickhouse_shard_unreachable";
     else if (s->write_failed) *reason = "clickhouse_write_failed";
     else return 0;
     return -1;
@@ -728,6 +871,9 @@ static json_t *store_ch_info(store *base) {
                           (json_int_t)s->stored_version);
     if (o && (!s->up || !s->schema_ready || s->write_failed) && s->last_error[0])
         json_object_set_new(o, "last_error", json_string(s->last_error));
+    if (o && s->shard_down) json_object_set_new(o, "cluster_error", json_string(s->cluster_error));
+    if (o) json_object_set_new(o, "retention", ch_retention_info(s->retention));
+    if (o) json_object_set_new(o, "statistics", ch_stats_info(s->stats));
     return o;
 }
 
@@ -736,6 +882,8 @@ static void store_ch_close(store *base) {
     s->closing = 1;
     if (s->ping_timer) event_free(s->ping_timer);
     httpc_free(s->http); /* in-flight calls complete now (cancelled): their batches get rc -1 */
+    ch_retention_free(s->retention);
+    ch_stats_free(s->stats);
     for (int i = 0; i < s->nurls; i++) free(s->urls[i]);
     for (int i = 0; i < s->nstmts; i++) free(s->stmts[i]);
     free(s->db);
@@ -752,6 +900,16 @@ static const store_ops store_clickhouse_ops = {
     .dead_letters = store_ch_dead_letters,
     .health = store_ch_health,
     .info = store_ch_info,
+    /* dashboard reads and homes: clickhouse_read.c */
+    .feed = ch_read_feed,
+    .entities = ch_read_entities,
+    .series = ch_read_series,
+    .stats = ch_read_stats,
+    .homes = ch_read_homes,
+    .dead_letters_home = store_ch_dead_letters_home,
+    .stats_fetch_home = store_ch_stats_fetch, /* clickhouse_stats.c */
+    .home_reads = STORE_HOME_FEED | STORE_HOME_ENTITIES | STORE_HOME_SERIES | STORE_HOME_STATS | STORE_HOME_DEAD |
+                  STORE_HOME_STATISTICS,
     .close = store_ch_close,
 };
 
@@ -785,10 +943,12 @@ static int ch_config_urls(store_clickhouse *s) {
 }
 
 static int ch_config(store_clickhouse *s) {
-    long long timeout, ping;
+    long long timeout, ping, settle;
     if (ch_config_urls(s) != 0 || config_long("CLICKHOUSE_TIMEOUT_MS", 10000, 100, 600000, &timeout) ||
-        config_long("CLICKHOUSE_PING_INTERVAL_MS", 2000, 50, 3600000, &ping))
+        config_long("CLICKHOUSE_PING_INTERVAL_MS", 2000, 50, 3600000, &ping) ||
+        config_long("CLICKHOUSE_FEED_SETTLE_MS", 1000, 0, 600000, &settle))
         return -1;
+    s->settle_ms = (long)settle;
     s->timeout_ms = (long)timeout;
     s->ping_ms = (long)ping;
     const char *db = config_str("CLICKHOUSE_DATABASE", "homeiq");
@@ -829,6 +989,11 @@ int store_clickhouse_open(struct event_base *base, store **out) {
     }
     log_info("clickhouse store: %s%s (%d server%s), database %s%s%s", s->urls[0], s->nurls > 1 ? ", ..." : "",
              s->nurls, s->nurls > 1 ? "s" : "", s->db, s->cluster ? ", cluster " : "", s->cluster ? s->cluster : "");
+    if (ch_retention_new(base, &s->base, s->db, s->cluster, &s->retention) != 0 ||
+        ch_stats_new(&s->base, s->db, &s->stats) != 0) {
+        store_ch_close(&s->base);
+        return -1;
+    }
     ch_ping(-1, 0, s);
     *out = &s->base;
     return 0;

@@ -19,7 +19,13 @@
                     "clickhouse: cluster name; set: tables ON CLUSTER, Distributed over ReplicatedReplacingMergeTree"), \
         CONFIG_INT("CLICKHOUSE_TIMEOUT_MS", "10000", 100, 600000,                                                    \
                    "clickhouse: timeout of one HTTP request (DDL at start: 6 times this)"),                          \
-        CONFIG_INT("CLICKHOUSE_PING_INTERVAL_MS", "2000", 50, 3600000, "clickhouse: how often /health pings ClickHouse")
+        CONFIG_INT("CLICKHOUSE_PING_INTERVAL_MS", "2000", 50, 3600000, "clickhouse: how often /health pings ClickHouse"), \
+        CONFIG_INT("CLICKHOUSE_FEED_SETTLE_MS", "1000", 0, 600000,                                                   \
+                   "clickhouse: the live tail shows a batch this long after it was stamped (other replicas' inserts " \
+                   "in flight; docs/CLICKHOUSE.md)"),                                                          \
+        CONFIG_INT("CLICKHOUSE_STATISTICS", "0", 0, 1,                                                               \
+                   "clickhouse: 1 = keep long-term statistics (table statistics, recomputed before each ack; "      \
+                   "docs/CLICKHOUSE.md)")
 
 int store_clickhouse_open(struct event_base *base, store **out);
 

@@ -47,6 +47,7 @@
 #include "httpc.h"
 #include "influx_ha.h"
 #include "stats_influx.h"
+#include "influx_registry.h"
 #include "retention_influx.h"
 #include "influx_query.h"
 #include "influx_answer.h"
@@ -78,6 +79,7 @@ typedef struct store_influx {
     stats_influx *stats;                /* long-term statistics (stats_influx.h), NULL when STATISTICS=0 */
     retention_influx *retention;        /* database and retention policies (v1), NULL for v2/v3 */
     influx_reads *reads;                /* the dashboard's reads and their feed index (influx_query.h) */
+    influx_registry *registry;          /* GET /api/v1/registry's points (influx_registry.h; issue 11) */
 } store_influx;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -170,7 +172,7 @@ struct influx_job {
     size_t dead_written;        /* dead letters already turned into lines */
     influx_us_range *dup;       /* time ranges the duplicate check reads (influx_time.h) */
     size_t ndup, dup_next;      /* ranges, and the first not asked yet */
-    int failed, stats_done;
+    int failed, stats_done, registry_done;
     char err[256];
 };
 
@@ -200,6 +202,11 @@ static void influx_job_finish(influx_job *j) {
         stats_influx_batch(s->stats, b, influx_job_stats_done, j);
         return;
     }
+    if (rc == 0 && s->registry && !j->registry_done && !s->closing) {
+        j->registry_done = 1; /* and after its registry changes (influx_registry.h) */
+        influx_registry_batch(s->registry, b, influx_job_stats_done, j);
+        return;
+    }
     if (rc == 0) {
         b->stored = b->duplicates = 0;
         for (size_t i = 0; i < b->nitems; i++) {
@@ -207,8 +214,8 @@ static void influx_job_finish(influx_job *j) {
             else if (b->items[i].status == STORE_ITEM_DUPLICATE) b->duplicates++;
         }
         b->dead_lettered = b->ndead;
-        influx_reads_committed(s->reads, b);
     }
+    influx_reads_batch_done(s->reads, b, rc);
     s->queue = j->next;
     if (!s->queue) s->queue_tail = NULL;
     store_write_cb cb = j->cb;
@@ -604,6 +611,10 @@ static void influx_io_lost(void *ctx) {
     s->db_ready = 0;   /* the next ping runs retention_influx again */
 }
 
+static void store_influx_registry(store *base, const char *entity_id, long limit, store_rows_cb cb, void *arg) {
+    influx_registry_read(((store_influx *)base)->registry, entity_id, limit, cb, arg);
+}
+
 static void store_influx_stats_fetch(store *base, const char *entity_id, int hourly, int64_t start_us,
                                      int64_t end_us, store_stats_cb cb, void *arg) {
     store_influx *s = (store_influx *)base;
@@ -849,6 +860,7 @@ static void store_influx_close(store *base) {
     stats_influx_close(s->stats);
     retention_influx_close(s->retention);
     influx_reads_free(s->reads); /* after httpc_free: in-flight reads were answered */
+    influx_registry_close(s->registry);
     free(s);
 }
 
@@ -864,6 +876,7 @@ static const store_ops store_influx_ops = {
     .entities = store_influx_entities,
     .series = store_influx_series,
     .stats = store_influx_stats,
+    .registry = store_influx_registry,
     .close = store_influx_close,
 };
 
@@ -927,10 +940,12 @@ int store_influx_open(struct event_base *base, store **out) {
     s->evb = base;
     stats_influx_io io = {.ctx = s, .query = influx_io_query, .write = influx_io_write, .skip_item = influx_io_skip,
                           .lost = influx_io_lost, .events_measurement = INFLUX_MEASUREMENT};
-    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 || influx_reads_new(s->ha != NULL, s->db, &s->reads) != 0 ||
+    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 ||
+        influx_reads_new(base, s->ha != NULL, s->db, &io, &s->reads) != 0 ||
         httpc_new(base, &s->http) != 0 ||
         stats_influx_open(&io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
                           s->api_version == 1 ? STATS_INFLUX_RP_HOUR : NULL, &s->stats) != 0 ||
+        influx_registry_open(&io, s->ha ? NULL : INFLUX_MEASUREMENT, &s->registry) != 0 ||
         (s->api_version == 1 && retention_influx_open(s->db, influx_io_query_server, s, &s->retention) != 0)) {
         store_influx_close(&s->base);
         return -1;

@@ -32,6 +32,7 @@ typedef struct store_entity_query {
     const char *search;   /* substring of entity_id, or NULL */
     const char *domain;   /* exact, or NULL */
     long limit;           /* 1..10000 */
+    const char *home_id;  /* home= (issue 18), NULL = every home */
 } store_entity_query;
 
 /* GET /api/v1/series */
@@ -40,12 +41,26 @@ typedef struct store_series_query {
     int64_t start_us, end_us; /* start inclusive, end exclusive, start < end */
     long points;              /* most buckets (numeric) */
     long max_segments;        /* most timeline segments */
+    const char *home_id;      /* home= (issue 18), NULL = every home */
 } store_series_query;
 
 /* GET /api/v1/stats */
 typedef struct store_stats_query {
     int64_t now_us;
     long window_s;            /* per-second counts over the last window_s seconds */
+    const char *home_id;      /* home= (issue 18), NULL = every home */
 } store_stats_query;
+
+/* Reads that honour home= (store_ops.home_reads). A read asked for a home
+ * by a backend without its bit is answered 501 naming home, never with
+ * every home's rows. (GET /api/v1/events: store_filter.home_id, checked by
+ * the backend's query itself.) */
+#define STORE_HOME_FEED 0x01u
+#define STORE_HOME_ENTITIES 0x02u
+#define STORE_HOME_SERIES 0x04u
+#define STORE_HOME_STATS 0x08u
+#define STORE_HOME_DEAD 0x10u
+#define STORE_HOME_REGISTRY 0x20u
+#define STORE_HOME_STATISTICS 0x40u
 
 #endif

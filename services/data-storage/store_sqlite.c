@@ -592,6 +592,9 @@ static const store_ops store_sqlite_ops = {
     .entities = store_sqlite_entities,
     .series = store_sqlite_series,
     .stats = store_sqlite_stats,
+    /* issue 18: feed and series filter on the record's home_id; entities,
+     * stats, dead letters, registry and statistics have no home column yet */
+    .home_reads = STORE_HOME_FEED | STORE_HOME_SERIES,
     .health = store_sqlite_health,
     .info = store_sqlite_info,
     .release_memory = store_sqlite_release_memory,

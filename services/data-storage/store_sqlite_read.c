@@ -80,6 +80,11 @@ static void sqr_answer(store_rows *rows, sbuf *meta, int rc, const char *err, st
     sbuf_free(meta);
 }
 
+/* home= (issue 18): the record's home_id member, absent = the default home.
+ * Not indexed (a home column is a migration for the lead to number): the
+ * feed's id range and the series' entity/time range bound what is read. */
+#define SQR_HOME_COND " AND coalesce(json_extract(record,'$." STORE_HOME_KEY "'),'" EVENT_HOME_DEFAULT "') = "
+
 /* ---- feed --------------------------------------------------------------- */
 
 /* store_rows_add_event's object plus "seq". */
@@ -117,10 +122,11 @@ void store_sqlite_feed(store *s, const store_feed_query *q, store_read_cb cb, vo
     int rc = sqr_scalar(s, "SELECT coalesce(max(id), 0) FROM events", &head, err, sizeof err);
     if (rc != 0) goto out;
     snprintf(sql, sizeof sql,
-             "SELECT id, record, event_id, stored_at_us FROM events WHERE id <= ?1 AND id > ?2%s%s%s "
+             "SELECT id, record, event_id, stored_at_us FROM events WHERE id <= ?1 AND id > ?2%s%s%s%s "
              "ORDER BY id %s LIMIT ?6",
              f->entity_id ? " AND entity_id = ?3" : "", f->domain ? " AND domain = ?4" : "",
-             f->event_type ? " AND event_type = ?5" : "", q->has_after ? "ASC" : "DESC");
+             f->event_type ? " AND event_type = ?5" : "", f->home_id ? SQR_HOME_COND "?7" : "",
+             q->has_after ? "ASC" : "DESC");
     sqlite3_stmt *st = sqr_prepare(s, sql, err, sizeof err);
     if (!st) {
         rc = -1;
@@ -132,6 +138,7 @@ void store_sqlite_feed(store *s, const store_feed_query *q, store_read_cb cb, vo
     if (f->domain) sqlite3_bind_text(st, 4, f->domain, -1, SQLITE_STATIC);
     if (f->event_type) sqlite3_bind_text(st, 5, f->event_type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, f->limit);
+    if (f->home_id) sqlite3_bind_text(st, 7, f->home_id, -1, SQLITE_STATIC);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         last = sqlite3_column_int64(st, 0);
@@ -211,17 +218,20 @@ out:
 
 static int sqr_buckets(store *s, const store_series_query *q, int64_t width, store_rows *rows, char *err,
                        size_t n) {
-    sqlite3_stmt *st = sqr_prepare(s,
-                                   "SELECT (time_us - ?1) / ?2, min(value), avg(value), max(value), count(value)"
-                                   " FROM events INDEXED BY events_entity_series WHERE entity_id = ?3"
-                                   " AND time_us >= ?1 AND time_us < ?4 AND kind = 1 AND value IS NOT NULL"
-                                   " GROUP BY 1 ORDER BY 1",
-                                   err, n);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT (time_us - ?1) / ?2, min(value), avg(value), max(value), count(value)"
+             " FROM events INDEXED BY events_entity_series WHERE entity_id = ?3"
+             " AND time_us >= ?1 AND time_us < ?4 AND kind = 1 AND value IS NOT NULL%s"
+             " GROUP BY 1 ORDER BY 1",
+             q->home_id ? SQR_HOME_COND "?5" : "");
+    sqlite3_stmt *st = sqr_prepare(s, sql, err, n);
     if (!st) return -1;
     sqlite3_bind_int64(st, 1, q->start_us);
     sqlite3_bind_int64(st, 2, width);
     sqlite3_bind_text(st, 3, q->entity_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, q->end_us);
+    if (q->home_id) sqlite3_bind_text(st, 5, q->home_id, -1, SQLITE_STATIC);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         char t[EVENT_TIME_LEN];
@@ -281,17 +291,21 @@ static int sqr_segment_feed(sqr_segment *g, int64_t t, const char *state, store_
 static int sqr_timeline(store *s, const store_series_query *q, int64_t now_us, store_rows *rows, int *truncated,
                         char *err, size_t n) {
     sqr_segment g = {0};
-    sqlite3_stmt *st = sqr_prepare(s,
-                                   "SELECT * FROM (SELECT time_us, state FROM events INDEXED BY events_entity_series"
-                                   " WHERE entity_id = ?1 AND time_us < ?2 AND kind = 1 ORDER BY time_us DESC, id DESC"
-                                   " LIMIT 1) UNION ALL SELECT * FROM (SELECT time_us, state FROM events"
-                                   " INDEXED BY events_entity_series WHERE entity_id = ?1 AND time_us >= ?2"
-                                   " AND time_us < ?3 AND kind = 1 ORDER BY time_us, id)",
-                                   err, n);
+    char sql[1024];
+    const char *home = q->home_id ? SQR_HOME_COND "?4" : "";
+    snprintf(sql, sizeof sql,
+             "SELECT * FROM (SELECT time_us, state FROM events INDEXED BY events_entity_series"
+             " WHERE entity_id = ?1 AND time_us < ?2 AND kind = 1%s ORDER BY time_us DESC, id DESC"
+             " LIMIT 1) UNION ALL SELECT * FROM (SELECT time_us, state FROM events"
+             " INDEXED BY events_entity_series WHERE entity_id = ?1 AND time_us >= ?2"
+             " AND time_us < ?3 AND kind = 1%s ORDER BY time_us, id)",
+             home, home);
+    sqlite3_stmt *st = sqr_prepare(s, sql, err, n);
     if (!st) return -1;
     sqlite3_bind_text(st, 1, q->entity_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, q->start_us);
     sqlite3_bind_int64(st, 3, q->end_us);
+    if (q->home_id) sqlite3_bind_text(st, 4, q->home_id, -1, SQLITE_STATIC);
     int r;
     *truncated = 0;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {

@@ -252,6 +252,7 @@ static void bf_send_listing(backfill *b) {
 }
 
 static void bf_complete(backfill *b) {
+    if (b->o.flush) b->o.flush(b->o.append_arg); /* rows handed to append but held: into the spool first */
     if (b->import_run) {
         bf_import_forget(b);
     } else {
@@ -417,7 +418,8 @@ static int bf_row_cb(const char *v, size_t vl, void *arg) {
     int primer = w->first && t <= b->mark; /* spooled before the mark: only the next row's old_state */
     w->first = 0;
     if (!primer) {
-        int rc = spool_append(b->sp, b->ev.data, b->ev.len, NULL);
+        int rc = b->o.append ? b->o.append(b->ev.data, b->ev.len, b->o.append_arg)
+                             : spool_append(b->sp, b->ev.data, b->ev.len, NULL);
         if (rc != 0) {
             w->failed = rc;
             return 1;
@@ -446,7 +448,6 @@ static void bf_on_history(backfill *b, const bf_result *r) {
         bf_retry(b, "history answer unreadable%s%s", "", "");
         return;
     }
-    if (b->o.before_spool) b->o.before_spool(b->o.before_spool_arg);
     jscan_object_trusted(r->result, r->rlen, bf_entity_cb, &w);
     if (w.failed) { /* the spool is full: the same request again later (re-sent rows are duplicates) */
         bf_retry(b, "%s%s", w.failed == SPOOL_EFULL ? "spool full (SPOOL_MAX_BYTES)" : "event too large to spool",

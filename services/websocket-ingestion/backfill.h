@@ -46,12 +46,17 @@ typedef struct backfill_opts {
     long timeout_ms;            /* BACKFILL_TIMEOUT_S: a request not answered in time is sent again */
     long retry_min_ms, retry_max_ms;
     const char *import_path;    /* where an import's request and progress are kept (copied) */
-    /* Called before a history answer's rows are spooled: live events received before
-     * the answer and still held elsewhere (registry.h: a hold for a reload) must reach
-     * the spool first, so the live copy of an event, not the history copy, is the one
-     * stored (identities make the second one a duplicate). NULL: none. */
-    void (*before_spool)(void *arg);
-    void *before_spool_arg;
+    /* Where a history row goes: 0, or the spool's error code (SPOOL_EFULL: the request is
+     * read again later). NULL: spool_append. ingestion routes rows through the registry
+     * (registry_on_row): behind the live events received before the answer, held ones
+     * included -- so the live copy of an event, not the history copy, is the one stored
+     * (identities make the second a duplicate) -- and with registry context. */
+    int (*append)(const char *json, size_t len, void *arg);
+    /* Called when a run completes, before the mark moves past its gap: rows `append`
+     * accepted but still holds must reach the spool now (a crash must not leave the mark
+     * past a row that was never spooled). NULL: append spools at once. */
+    void (*flush)(void *arg);
+    void *append_arg;
 } backfill_opts;
 
 typedef struct backfill_stats {

@@ -470,6 +470,26 @@ static void fwd_read_failed(forwarder *f) {
 
 /* Starts as many batches as allowed: full ones at once, a partial one when
  * nothing is in flight or the linger time since it became pending has passed. */
+/* Bytes of the batches in flight (each request body is held until acked). */
+static size_t fwd_inflight_bytes(const forwarder *f) {
+    size_t n = 0;
+    for (int i = 0; i < f->count; i++) n += f->ring[(f->head + i) % f->o.max_inflight].len;
+    return n;
+}
+
+/* How many bytes the next batch may read: batch_max_bytes, or less when
+ * others are in flight and FORWARD_INFLIGHT_MAX_BYTES is near; 0 = wait. The
+ * first record is always taken whatever its size (spool_read), so one batch
+ * alone can always go, and a record too large for any batch is still judged
+ * against batch_max_bytes (fwd_record_cb), never against this room. */
+static size_t fwd_read_room(const forwarder *f) {
+    size_t room = f->o.batch_max_bytes, held;
+    if (!f->o.inflight_max_bytes || f->count == 0) return room;
+    held = fwd_inflight_bytes(f);
+    if (held >= f->o.inflight_max_bytes) return 0;
+    return f->o.inflight_max_bytes - held < room ? f->o.inflight_max_bytes - held : room;
+}
+
 static void fwd_pump(forwarder *f) {
     if (f->stopped) return;
     /* A batch being retried holds the line: no new requests until it got through. */
@@ -493,6 +513,8 @@ static void fwd_pump(forwarder *f) {
             }
             break;
         }
+        size_t room = fwd_read_room(f);
+        if (room == 0) break; /* the bytes in flight are at FORWARD_INFLIGHT_MAX_BYTES: an ack pumps again */
         int idx = (f->head + f->count) % f->o.max_inflight;
         fwd_batch *b = &f->ring[idx];
         b->len = 0;
@@ -504,7 +526,7 @@ static void fwd_pump(forwarder *f) {
         uint64_t from = before.read_seq;
         fwd_fill fl = {b, f->o.batch_max_bytes, &f->st.events_dead_lettered, 0};
         size_t n = 0;
-        int rc = spool_read(f->sp, f->o.batch_max, f->o.batch_max_bytes, fwd_record_cb, &fl, &n);
+        int rc = spool_read(f->sp, f->o.batch_max, room, fwd_record_cb, &fl, &n);
         if (n > 0 && (fl.oom || fwd_body_add(b, "]", 1) != 0)) {
             /* The records were read: put the cursor back so none is skipped. */
             log_error("forwarder: out of memory building a batch; reading again later");

@@ -40,6 +40,9 @@ typedef struct forwarder_opts {
     const char *url;            /* full URL of POST .../api/v1/events */
     size_t batch_max;           /* events per request */
     size_t batch_max_bytes;     /* about this many payload bytes per request */
+    size_t inflight_max_bytes;  /* request bytes in flight together (0 = unbounded); a batch read while
+                                   others are in flight is cut to the room left (issue 15: peak memory
+                                   here and downstream ~ this, not max_inflight x batch_max_bytes) */
     long linger_ms;             /* wait for a full batch at most this long */
     int max_inflight;           /* 1..FORWARDER_MAX_INFLIGHT */
     long timeout_ms;            /* per request */

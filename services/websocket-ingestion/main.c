@@ -48,6 +48,7 @@ static const config_var ingest_vars[] = {
                 "this home's id, sent with every forward (X-HomeIQ-Home): 1-64 of a-z 0-9 _ -, unique per deployment, never changed"),
     CONFIG_INT("FORWARD_BATCH_MAX", "1000", 1, 100000, "events per forward request"),
     CONFIG_INT("FORWARD_BATCH_MAX_BYTES", "8388608", 1024, 1ll << 30, "most bytes per forward request, last record included (keep below enrichment's MAX_BODY_BYTES); a larger event is dead-lettered"),
+    CONFIG_INT("FORWARD_INFLIGHT_MAX_BYTES", "8388608", 0, 1ll << 40, "most request bytes in flight together (0 = no bound): a batch read while others wait for their ack gets only the room left, so memory here and downstream stays bounded whatever FORWARD_BATCH_MAX"),
     CONFIG_INT("FORWARD_LINGER_MS", "20", 0, 60000, "while a batch is in flight, wait at most this long for the next one to fill"),
     CONFIG_INT("FORWARD_MAX_INFLIGHT", "4", 1, FORWARDER_MAX_INFLIGHT, "batches sent and not yet acknowledged (1 = strictly ordered delivery)"),
     CONFIG_INT("FORWARD_TIMEOUT_MS", "30000", 100, 3600000, "forward request timeout"),
@@ -73,7 +74,7 @@ static const config_var ingest_vars[] = {
 
 typedef struct ingest_cfg {
     long long port, ping_s, pong_s, rmin_ms, rmax_s, auth_retry_s, max_msg, spool_max, seg_bytes, fsync_ms;
-    long long batch_max, batch_bytes, linger_ms, inflight, timeout_ms, retry_min, retry_max, unhealthy_s, max_body;
+    long long batch_max, batch_bytes, inflight_bytes, linger_ms, inflight, timeout_ms, retry_min, retry_max, unhealthy_s, max_body;
     long long bf_max_age, bf_overlap, bf_window, bf_chunk, bf_interval, bf_timeout, bf_delay;
     long long reg_debounce, reg_hold;
     int insecure, backfill, registry;
@@ -93,6 +94,7 @@ static int ingest_read_numbers(ingest_cfg *c) {
     bad |= config_int(ingest_vars, "SPOOL_FSYNC_MS", &c->fsync_ms);
     bad |= config_int(ingest_vars, "FORWARD_BATCH_MAX", &c->batch_max);
     bad |= config_int(ingest_vars, "FORWARD_BATCH_MAX_BYTES", &c->batch_bytes);
+    bad |= config_int(ingest_vars, "FORWARD_INFLIGHT_MAX_BYTES", &c->inflight_bytes);
     bad |= config_int(ingest_vars, "FORWARD_LINGER_MS", &c->linger_ms);
     bad |= config_int(ingest_vars, "FORWARD_MAX_INFLIGHT", &c->inflight);
     bad |= config_int(ingest_vars, "FORWARD_TIMEOUT_MS", &c->timeout_ms);
@@ -163,11 +165,14 @@ static int ingest_spool_event(ingest *in, const char *json, size_t len) {
     return rc;
 }
 
-/* An HA event, with its registry context when there is one (registry.c), to the spool. */
-static void ingest_spool_ha_event(const char *json, size_t len, void *arg) {
+/* An HA event, with its registry context when there is one (registry.c), to the spool;
+ * a history row (REGISTRY_ROW) as backfill spools it: not marked seen, a refusal returned
+ * (backfill reads the request again). */
+static int ingest_spool_ha_event(const char *json, size_t len, unsigned flags, void *arg) {
     ingest *in = arg;
+    if (flags & REGISTRY_ROW) return spool_append(in->sp, json, len, NULL);
     int rc = ingest_spool_event(in, json, len);
-    if (rc == 0) return;
+    if (rc == 0) return 0;
     in->events_dropped++;
     if (rc == SPOOL_EFULL) {
         metrics_add(in->m_dropped_full, 1);
@@ -178,6 +183,7 @@ static void ingest_spool_ha_event(const char *json, size_t len, void *arg) {
         metrics_add(in->m_dropped_big, 1);
         log_error("event of %zu bytes cannot be spooled; dropped", len);
     }
+    return rc;
 }
 
 static void ingest_on_ha_event(const char *json, size_t len, void *arg) {
@@ -186,10 +192,12 @@ static void ingest_on_ha_event(const char *json, size_t len, void *arg) {
     in->last_event_us = service_now_us();
     metrics_add(in->m_received, 1);
     if (in->reg) registry_on_event(in->reg, json, len);
-    else ingest_spool_ha_event(json, len, in);
+    else ingest_spool_ha_event(json, len, 0, in);
 }
 
-static void ingest_release_held(void *arg) { registry_release_held(arg); }
+/* A backfilled history row through the registry (context, and behind held live events). */
+static int ingest_backfill_row(const char *json, size_t len, void *arg) { return registry_on_row(arg, json, len); }
+static void ingest_backfill_flush(void *arg) { registry_flush_rows(arg); }
 
 static void ingest_on_written(void *arg) {
     ingest *in = arg;
@@ -249,9 +257,10 @@ static int ingest_start_ha(ingest *in, const ingest_cfg *c, const char *url, con
     };
     registry_opts ro = {.debounce_ms = (long)c->reg_debounce, .hold_max_ms = (long)c->reg_hold};
     if (c->registry && registry_new(in->base, &ro, in->ha, ingest_spool_ha_event, in, &in->reg) != 0) return -1;
-    if (in->reg) { /* history rows go to the spool after the live events already received */
-        bo.before_spool = ingest_release_held;
-        bo.before_spool_arg = in->reg;
+    if (in->reg) { /* history rows go to the spool after the live events already received, with context */
+        bo.append = ingest_backfill_row;
+        bo.flush = ingest_backfill_flush;
+        bo.append_arg = in->reg;
     }
     if (backfill_new(in->base, &bo, in->ha, in->sp, in->hw, &in->bf) != 0) return -1;
     backfill_metrics(in->bf);
@@ -284,6 +293,7 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
     snprintf(in->home_header, sizeof in->home_header, EVENT_HOME_HEADER ": %s", home);
     forwarder_opts fo = {
         .url = in->downstream_url, .batch_max = (size_t)c->batch_max, .batch_max_bytes = (size_t)c->batch_bytes,
+        .inflight_max_bytes = (size_t)c->inflight_bytes,
         .linger_ms = (long)c->linger_ms, .max_inflight = (int)c->inflight, .timeout_ms = (long)c->timeout_ms,
         .retry_min_ms = (long)c->retry_min, .retry_max_ms = (long)c->retry_max,
         .quarantine_path = in->quarantine_path, .home_header = in->home_header,

@@ -57,12 +57,17 @@ struct registry {
     json_t *ctx;                 /* entity_id -> its context's JSON text */
     json_t *dev_by_id, *area_by_id, *floor_by_id; /* borrowed entries of list[] */
 
-    sbuf held;                   /* held events: u32 length + text, in order */
-    size_t nheld;
+    sbuf held;                   /* held events: u32 length, u8 flags (REGISTRY_ROW) + text, in order */
+    size_t nheld, nheld_rows;    /* events held, of which history rows */
+    json_t *hold_base[RK_N];     /* the lists as they were when the hold began (undo of updates
+                                    without "changes"); NULL when not holding */
+    int stalled;                 /* a reload went unanswered past REGISTRY_HOLD_MAX_MS: do not hold
+                                    until HA answers again */
     struct event *debounce_ev, *hold_ev;
     sbuf out;                    /* scratch: an annotated event */
 
-    uint64_t loads, updates, held_total, released_unresolved, annotated, plain;
+    uint64_t loads, updates, held_total, released_unresolved, annotated, plain, rows, rows_lost, undone;
+    const char *last_unresolved; /* why events last went with the context known so far */
     long long last_load_us;
 };
 
@@ -127,20 +132,20 @@ static json_t *reg_index(json_t *list, const char *key) {
     return idx;
 }
 
-/* Resolves every entity's context from the lists as they are now. */
-static void reg_build(registry *r) {
+/* Resolves every entity's context from `l` (the lists, or undone copies of them). */
+static void reg_resolve(registry *r, json_t *const l[RK_N]) {
     json_decref(r->dev_by_id);
     json_decref(r->area_by_id);
     json_decref(r->floor_by_id);
-    r->dev_by_id = reg_index(r->list[RK_DEVICE], "id");
-    r->area_by_id = reg_index(r->list[RK_AREA], "area_id");
-    r->floor_by_id = reg_index(r->list[RK_FLOOR], "floor_id");
+    r->dev_by_id = reg_index(l[RK_DEVICE], "id");
+    r->area_by_id = reg_index(l[RK_AREA], "area_id");
+    r->floor_by_id = reg_index(l[RK_FLOOR], "floor_id");
     json_t *ctx = json_object();
     sbuf t;
     sbuf_init(&t);
     size_t i;
     json_t *e;
-    json_array_foreach(r->list[RK_ENTITY], i, e) {
+    json_array_foreach(l[RK_ENTITY], i, e) {
         const char *eid = reg_str(e, "entity_id");
         if (!eid || !ctx) continue;
         sbuf_reset(&t);
@@ -152,6 +157,11 @@ static void reg_build(registry *r) {
         json_decref(r->ctx);
         r->ctx = ctx;
     }
+}
+
+/* Resolves every entity's context from the lists as they are now. */
+static void reg_build(registry *r) {
+    reg_resolve(r, r->list);
     r->loads++;
     r->last_load_us = service_now_us();
 }
@@ -256,76 +266,239 @@ static int reg_annotate_ev(registry *r, const reg_ev *e, const char *json, size_
     return sbuf_failed(out) ? 1 : 0;
 }
 
-int registry_annotate(registry *r, const char *json, size_t len, sbuf *out) {
-    if (!r) return 1;
-    reg_ev e = {0};
-    jscan_object_trusted(json, len, reg_top_cb, &e);
-    return reg_annotate_ev(r, &e, json, len, out);
-}
 
 /* To the sink, with its context when one is known. */
-static void reg_emit(registry *r, const reg_ev *e, const char *json, size_t len) {
+static int reg_emit(registry *r, const reg_ev *e, const char *json, size_t len, unsigned flags) {
     sbuf_reset(&r->out);
     if (reg_annotate_ev(r, e, json, len, &r->out) == 0) {
         r->annotated++;
-        r->sink(r->out.data, r->out.len, r->arg);
-    } else {
-        r->plain++;
-        r->sink(json, len, r->arg);
+        return r->sink(r->out.data, r->out.len, flags, r->arg);
     }
+    r->plain++;
+    return r->sink(json, len, flags, r->arg);
+}
+
+/* ---- undoing updates -------------------------------------------------------------------
+ * A hold can span several updates (they came closer together than one reload round trip),
+ * and the reload answers with the registries as they are *after all of them* (HA answers in
+ * order with its events: every update received before the answer is in it). Each held event
+ * must get the context of its own position, so the context is resolved backwards: the events
+ * after the last update get the answer's; then that update is undone, and the events before
+ * it get the result; and so on. How an update is undone follows what HA's event carries:
+ *  - entity/device "update" with "changes" ({field: old value}, HA 2023.x+): the old values
+ *    are written back -- exact, however many updates of the same entry the hold spans;
+ *  - anything else (area/floor/label updates carry no "changes"; create; remove): the entry
+ *    is put back as it was in the lists known when the hold began (`hold_base`), or removed if it
+ *    was not there -- exact unless the same entry changed twice within one hold (then the
+ *    events between those two get the state before both: HA does not say what it was).
+ * Area "reorder" carries no id and changes no context. */
+
+static const char *const rk_list_key[RK_N] = {"entity_id", "id", "area_id", "floor_id", "label_id"};
+static const char *const rk_event_key[RK_N] = {"entity_id", "device_id", "area_id", "floor_id", "label_id"};
+
+static json_t *reg_find(json_t *list, const char *key, const char *id, size_t *at) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        const char *k = reg_str(v, key);
+        if (k && !strcmp(k, id)) {
+            if (at) *at = i;
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* Undoes one update event (its "data" object) on the working copies `cur`. 1 if anything changed. */
+static int reg_undo(registry *r, json_t *cur[RK_N], int kind, const json_t *data) {
+    const char *id = reg_str(data, rk_event_key[kind]);
+    json_t *changes = json_object_get(data, "changes");
+    const char *action = reg_str(data, "action");
+    int exact = (kind == RK_ENTITY || kind == RK_DEVICE) && action && !strcmp(action, "update") &&
+                json_is_object(changes);
+    if (!id || !cur[kind] || (!exact && !r->hold_base[kind])) return 0;
+    if (cur[kind] == r->list[kind] || cur[kind] == r->hold_base[kind]) { /* copy on first write */
+        json_t *c = json_deep_copy(cur[kind]);
+        if (!c) return 0;
+        json_decref(cur[kind]);
+        cur[kind] = c;
+    }
+    const char *key = rk_list_key[kind];
+    size_t at;
+    json_t *entry = reg_find(cur[kind], key, id, &at);
+    if (exact) {
+        if (!entry) return 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach(changes, k, v) json_object_set(entry, k, v); /* entity_id too: a rename */
+        return 1;
+    }
+    if (entry) json_array_remove(cur[kind], at);
+    json_t *was = reg_find(r->hold_base[kind], key, id, NULL);
+    if (was) json_array_append_new(cur[kind], json_deep_copy(was));
+    return 1;
+}
+
+/* The held records, [u32 length][u8 flags][text] each. */
+typedef struct reg_rec {
+    const char *text;
+    uint32_t len;
+    unsigned flags;
+    reg_ev e;
+    int kind;      /* *_registry_updated kind (live events only), or -1 */
+} reg_rec;
+
+static size_t reg_next(const sbuf *h, size_t off, reg_rec *rec) {
+    if (off + 5 > h->len) return 0;
+    memcpy(&rec->len, h->data + off, 4);
+    rec->flags = (unsigned char)h->data[off + 4];
+    rec->text = h->data + off + 5;
+    memset(&rec->e, 0, sizeof rec->e);
+    jscan_object_trusted(rec->text, rec->len, reg_top_cb, &rec->e);
+    rec->kind = (rec->flags & REGISTRY_ROW) ? -1 : reg_update_kind(&rec->e);
+    return off + 5 + rec->len;
+}
+
+/* Annotates the records in [from, to) of h into out (same record format, final text). */
+static void reg_annotate_span(registry *r, const sbuf *h, size_t from, size_t to, sbuf *out) {
+    reg_rec rec;
+    for (size_t off = from, nx; off < to && (nx = reg_next(h, off, &rec)) != 0; off = nx) {
+        size_t at = out->len;
+        uint32_t l = 0;
+        sbuf_add(out, (const char *)&l, 4);
+        sbuf_addc(out, (char)rec.flags);
+        if (reg_annotate_ev(r, &rec.e, rec.text, rec.len, out) == 0) r->annotated++;
+        else {
+            r->plain++;
+            sbuf_add(out, rec.text, rec.len);
+        }
+        if (sbuf_failed(out)) return;
+        l = (uint32_t)(out->len - at - 5);
+        memcpy(out->data + at, &l, 4);
+    }
+}
+
+/* The held events with the context of their own positions (see above), into `out`. */
+static void reg_resolve_held(registry *r, const sbuf *h, sbuf *out) {
+    size_t nb = 0, cap = 0, *bound = NULL; /* offsets of the updates to undo, in order */
+    reg_rec rec;
+    for (size_t off = 0, nx; (nx = reg_next(h, off, &rec)) != 0; off = nx) {
+        if (rec.kind < 0) continue;
+        if (nb == cap) {
+            size_t *b = realloc(bound, (cap = cap ? cap * 2 : 8) * sizeof *b);
+            if (!b) break;
+            bound = b;
+        }
+        bound[nb++] = off;
+    }
+    json_t *cur[RK_N];
+    for (int k = 0; k < RK_N; k++) cur[k] = json_incref(r->list[k]);
+    /* segment j = [bound[j-1], bound[j]) (bound[-1] = 0, bound[nb] = end), resolved last to first */
+    sbuf *seg = calloc(nb + 1, sizeof *seg);
+    if (!seg) nb = 0;
+    for (size_t j = 0; seg && j <= nb; j++) sbuf_init(&seg[j]);
+    size_t end = h->len;
+    int undone = 0;
+    for (size_t j = nb + 1; j-- > 0;) {
+        size_t from = j ? bound[j - 1] : 0;
+        reg_annotate_span(r, h, from, end, seg ? &seg[j] : out);
+        end = from;
+        if (!j || from == 0) break; /* nothing before this update */
+        reg_next(h, from, &rec); /* the update that begins segment j: undone for the ones before */
+        json_error_t je;
+        json_t *data = rec.e.data ? json_loadb(rec.e.data, rec.e.dlen, 0, &je) : NULL;
+        if (reg_undo(r, cur, rec.kind, data)) {
+            r->undone++;
+            undone = 1;
+            reg_resolve(r, cur);
+        }
+        json_decref(data);
+    }
+    if (seg) {
+        for (size_t j = 0; j <= nb; j++) {
+            if (seg[j].len) sbuf_add(out, seg[j].data, seg[j].len);
+            if (sbuf_failed(&seg[j])) out->failed = 1;
+            sbuf_free(&seg[j]);
+        }
+        free(seg);
+    }
+    for (int k = 0; k < RK_N; k++) json_decref(cur[k]);
+    free(bound);
+    if (undone) reg_resolve(r, r->list); /* back to the answer's context for what follows */
 }
 
 /* ---- holding ---------------------------------------------------------------------------- */
 
-static void reg_release(registry *r, int resolved) {
+static void reg_base_drop(registry *r) {
+    for (int k = 0; k < RK_N; k++) {
+        json_decref(r->hold_base[k]);
+        r->hold_base[k] = NULL;
+    }
+}
+
+static void reg_release(registry *r, int resolved, const char *why) {
     if (!r->nheld) return;
-    size_t off = 0, n = r->nheld;
+    size_t n = r->nheld;
     sbuf h = r->held; /* the sink may not re-enter, but take the buffer anyway */
     sbuf_init(&r->held);
     r->nheld = 0;
+    r->nheld_rows = 0;
     if (r->hold_ev) evtimer_del(r->hold_ev);
-    while (off + 4 <= h.len) {
-        uint32_t l;
-        memcpy(&l, h.data + off, 4);
-        off += 4;
-        reg_ev e = {0};
-        jscan_object_trusted(h.data + off, l, reg_top_cb, &e);
-        reg_emit(r, &e, h.data + off, l);
-        off += l;
-    }
+    sbuf fin;
+    sbuf_init(&fin);
+    reg_resolve_held(r, &h, &fin);
+    reg_base_drop(r);
     sbuf_free(&h);
+    reg_rec rec;
+    uint64_t lost = 0;
+    for (size_t off = 0, nx; (nx = reg_next(&fin, off, &rec)) != 0; off = nx)
+        if (r->sink(rec.text, rec.len, rec.flags, r->arg) != 0 && (rec.flags & REGISTRY_ROW)) lost++;
+    if (sbuf_failed(&fin)) log_error("registry: out of memory resolving %zu held event(s)", n);
+    sbuf_free(&fin);
+    if (lost) {
+        r->rows_lost += lost;
+        log_error("registry: %llu held history row(s) could not be spooled (spool full); lost to this run",
+                  (unsigned long long)lost);
+    }
     if (!resolved) {
         r->released_unresolved += n;
-        log_warn("registry: %zu event(s) spooled with the context known so far (the registry reload did not "
-                 "answer in time or the connection ended)", n);
+        r->last_unresolved = why;
+        log_warn("registry: %zu event(s) spooled with the context known so far (%s)", n, why);
     }
 }
 
-static void reg_hold(registry *r, const char *json, size_t len) {
+static void reg_hold(registry *r, const char *json, size_t len, unsigned flags) {
     if (!r->nheld) {
         struct timeval tv = {r->o.hold_max_ms / 1000, (r->o.hold_max_ms % 1000) * 1000};
         evtimer_add(r->hold_ev, &tv);
+        for (int k = 0; k < RK_N; k++) r->hold_base[k] = json_incref(r->list[k]); /* lists are replaced, never edited */
     }
     uint32_t l = (uint32_t)len;
     sbuf_add(&r->held, (const char *)&l, 4);
+    sbuf_addc(&r->held, (char)flags);
     sbuf_add(&r->held, json, len);
     r->nheld++;
+    if (flags & REGISTRY_ROW) r->nheld_rows++;
     r->held_total++;
-    if (sbuf_failed(&r->held) || r->held.len > r->o.hold_max_bytes) reg_release(r, 0);
+    if (sbuf_failed(&r->held) || r->held.len > r->o.hold_max_bytes)
+        reg_release(r, 0, "more than REGISTRY_HOLD_MAX_BYTES held");
 }
 
-static int reg_holding(const registry *r) { return r->nheld > 0 || r->need_load || r->inflight > 0 || r->dirty; }
+static int reg_holding(const registry *r) {
+    return r->nheld > 0 || ((r->need_load || r->inflight > 0 || r->dirty) && !r->stalled);
+}
 
-void registry_release_held(registry *r) {
-    if (r) reg_release(r, 0);
+void registry_flush_rows(registry *r) {
+    if (r && r->nheld_rows) reg_release(r, 0, "backfill completed while its rows waited for a registry reload");
 }
 
 static void reg_hold_timeout_cb(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     registry *r = arg;
-    reg_release(r, 0);
-    r->need_load = 0; /* don't hold again for a load that may never answer; the next update does */
+    reg_release(r, 0, "Home Assistant did not answer the registry reload within REGISTRY_HOLD_MAX_MS");
+    r->need_load = 0; /* don't hold again for a load that may never answer; the next answer does */
+    if (r->inflight > 0) r->stalled = 1;
 }
 
 /* ---- loading ---------------------------------------------------------------------------- */
@@ -342,7 +515,7 @@ static void reg_loaded(registry *r) {
     reg_build(r);
     int was_first = r->need_load;
     r->need_load = 0;
-    reg_release(r, r->connected);
+    reg_release(r, r->connected, "the connection to Home Assistant ended");
     if (was_first) {
         log_info("registry: %zu entities, %zu devices, %zu areas, %zu floors, %zu labels%s",
                  json_array_size(r->list[RK_ENTITY]), json_array_size(r->list[RK_DEVICE]),
@@ -394,6 +567,9 @@ static void reg_on_result(const char *msg, size_t len, void *arg) {
     r->inflight--;
     reg_result(r, s->kind, msg, len);
     if (!msg) return; /* the connection ended: reg_on_lost decides */
+    r->stalled = 0;
+    /* every update of this kind received so far came before the answer: it is in it */
+    r->dirty &= ~(1u << s->kind);
     reg_loaded(r);
 }
 
@@ -435,7 +611,8 @@ static void reg_on_lost(void *arg) {
     for (int k = 0; k < RK_N; k++) r->req[k] = -1;
     r->dirty = 0;
     evtimer_del(r->debounce_ev);
-    reg_release(r, 0);
+    r->stalled = 0;
+    reg_release(r, 0, "the connection to Home Assistant ended");
     r->need_load = 1; /* the next connection holds events until its first load */
 }
 
@@ -452,14 +629,28 @@ void registry_on_event(registry *r, const char *json, size_t len) {
             evtimer_add(r->debounce_ev, &tv);
         }
         r->dirty |= 1u << kind;
-        reg_hold(r, json, len);
-        return;
+        if (!r->stalled) {
+            reg_hold(r, json, len, 0);
+            return;
+        }
     }
     if (reg_holding(r) && (r->connected || r->need_load)) {
-        reg_hold(r, json, len);
+        reg_hold(r, json, len, 0);
         return;
     }
-    reg_emit(r, &e, json, len);
+    reg_emit(r, &e, json, len, 0);
+}
+
+int registry_on_row(registry *r, const char *json, size_t len) {
+    if (!r) return -1;
+    r->rows++;
+    if (reg_holding(r) && (r->connected || r->need_load)) { /* after the live events received before it */
+        reg_hold(r, json, len, REGISTRY_ROW);
+        return 0;
+    }
+    reg_ev e = {0};
+    jscan_object_trusted(json, len, reg_top_cb, &e);
+    return reg_emit(r, &e, json, len, REGISTRY_ROW);
 }
 
 /* ---- life cycle, health ------------------------------------------------------------------ */
@@ -513,21 +704,36 @@ json_t *registry_health(const registry *r) {
                                                 "their fields are null"
                                               : "a registry could not be read: its fields are null or stale";
     }
+    if (r->stalled) {
+        degraded = 1;
+        reason = "Home Assistant did not answer a registry reload within REGISTRY_HOLD_MAX_MS: events go with the "
+                 "context known so far until it does";
+    }
     const char *state = r->need_load ? "loading" : degraded ? "degraded" : r->loads ? "ready" : "loading";
-    return json_pack("{s:s,s:s?,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "state", state, "reason", reason,
-                     "registries", kinds, "entities", (json_int_t)json_array_size(r->list[RK_ENTITY]), "devices",
-                     (json_int_t)json_array_size(r->list[RK_DEVICE]), "areas",
-                     (json_int_t)json_array_size(r->list[RK_AREA]), "floors",
-                     (json_int_t)json_array_size(r->list[RK_FLOOR]), "labels",
-                     (json_int_t)json_array_size(r->list[RK_LABEL]), "loads", (json_int_t)r->loads, "updates",
-                     (json_int_t)r->updates, "held", (json_int_t)r->held_total, "released_unresolved",
-                     (json_int_t)r->released_unresolved, "events_with_context", (json_int_t)r->annotated,
-                     "events_without_context", (json_int_t)r->plain);
+    json_t *h = json_pack("{s:s,s:s?,s:o,s:I,s:I,s:I,s:I,s:I}", "state", state, "reason", reason, "registries", kinds,
+                          "entities", (json_int_t)json_array_size(r->list[RK_ENTITY]), "devices",
+                          (json_int_t)json_array_size(r->list[RK_DEVICE]), "areas",
+                          (json_int_t)json_array_size(r->list[RK_AREA]), "floors",
+                          (json_int_t)json_array_size(r->list[RK_FLOOR]), "labels",
+                          (json_int_t)json_array_size(r->list[RK_LABEL]));
+    if (h && json_object_update_new(h, json_pack("{s:I,s:I,s:I,s:I,s:s?,s:I,s:I,s:I,s:I,s:I}", "loads",
+                                                 (json_int_t)r->loads, "updates", (json_int_t)r->updates, "held",
+                                                 (json_int_t)r->held_total, "released_unresolved",
+                                                 (json_int_t)r->released_unresolved, "last_unresolved_reason",
+                                                 r->last_unresolved, "updates_undone", (json_int_t)r->undone,
+                                                 "history_rows", (json_int_t)r->rows, "history_rows_lost",
+                                                 (json_int_t)r->rows_lost, "events_with_context",
+                                                 (json_int_t)r->annotated, "events_without_context",
+                                                 (json_int_t)r->plain)) != 0) {
+        json_decref(h);
+        return NULL;
+    }
+    return h;
 }
 
 void registry_free(registry *r) {
     if (!r) return;
-    reg_release(r, 0);
+    reg_release(r, 0, "shutting down");
     if (r->debounce_ev) event_free(r->debounce_ev);
     if (r->hold_ev) event_free(r->hold_ev);
     for (int k = 0; k < RK_N; k++) json_decref(r->list[k]);
@@ -535,6 +741,7 @@ void registry_free(registry *r) {
     json_decref(r->dev_by_id);
     json_decref(r->area_by_id);
     json_decref(r->floor_by_id);
+    reg_base_drop(r);
     sbuf_free(&r->held);
     sbuf_free(&r->out);
     free(r);

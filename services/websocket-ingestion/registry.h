@@ -17,12 +17,20 @@
  * REGISTRY_DEBOUNCE_MS); the events that follow the update -- the update event itself
  * included -- are held in memory until that answer arrived and are then spooled with
  * the new context, in their order; events before it were spooled with the old one.
- * Known limit: two updates closer together than one reload round trip (debounce + HA's
- * answer) are not told apart -- the events between them get the later context (the
- * updates' "changes" hold the old values, so undoing the later one is the way to fix it).
+ * Updates closer together than one reload round trip (debounce + HA's answer) share one
+ * hold, and the answer holds the registries after all of them (HA answers in order with its
+ * events); each held event still gets the context of its own position: the later updates
+ * are undone for the events before them (an entity/device update's "changes" give the old
+ * values; area/floor/label updates carry none, so their entry is taken from the lists known
+ * when the hold began -- exact unless the same area/floor/label changed twice in one hold).
  * The same holds from each (re)connect until the first load. A hold never outlives
  * REGISTRY_HOLD_MAX_MS or REGISTRY_HOLD_MAX_BYTES (then the events go with the context
- * known, counted), a lost connection or shutdown (released at once).
+ * known, counted, the reason in /health), a lost connection or shutdown (released at once);
+ * a reload still unanswered after REGISTRY_HOLD_MAX_MS stops holding until HA answers.
+ *
+ * History rows (backfill) pass through here too (registry_on_row): behind the live events
+ * already received (held ones included), with the context of their position -- the
+ * registry as it is when they are read; HA keeps no history of its registries.
  *
  * Degrading: a registry HA does not know (older HA: floors, labels -> unknown_command)
  * or may not list (a non-admin token -> unauthorized) is left out: its fields are null
@@ -56,20 +64,24 @@ typedef struct registry_opts {
     size_t hold_max_bytes;     /* most event bytes held */
 } registry_opts;
 
-typedef void (*registry_sink_fn)(const char *json, size_t len, void *arg);
+/* A history row (registry_on_row), not a live event: the sink does not mark it seen. */
+#define REGISTRY_ROW 1u
+/* The sink spools one event: 0, or the spool's error code. */
+typedef int (*registry_sink_fn)(const char *json, size_t len, unsigned flags, void *arg);
 
 int registry_new(struct event_base *base, const registry_opts *o, ha_client *ha, registry_sink_fn sink, void *arg,
                  registry **out);
 /* One event from HA (the "event" member's text, validated by ha_client): to the sink
  * now with its context, or held until the reload it waits for. */
 void registry_on_event(registry *r, const char *json, size_t len);
-/* Writes `json` (an HA event object) to `out` with "homeiq_registry" added: 0, or 1
- * when no context is known for it (out untouched). For events not from the live
- * stream (backfill): they get the context known now. r may be NULL (returns 1). */
-int registry_annotate(registry *r, const char *json, size_t len, sbuf *out);
-/* Spools the held events now, with the context known so far (counted as unresolved):
- * for a reader that is about to spool copies of them from elsewhere (backfill). */
-void registry_release_held(registry *r);
+/* One event not from the live stream (a backfilled history row), to the sink behind the
+ * live events received before it: held with them when they are held (0), else spooled now
+ * with the context known (the sink's code). A held row the spool refuses at release (full)
+ * is logged and counted as dropped, as a live event would be. */
+int registry_on_row(registry *r, const char *json, size_t len);
+/* When history rows are held: spools every held event now, with the context known so far
+ * (counted as unresolved) -- for backfill, before its mark moves past the rows. */
+void registry_flush_rows(registry *r);
 /* /health's "registry" object (new reference). */
 json_t *registry_health(const registry *r);
 /* Releases held events to the sink and frees. NULL is fine. */

@@ -7,6 +7,10 @@ HOUSE_BACKEND=${HOUSE_BACKEND:-sqlite}
 if [ "$HOUSE_BACKEND" = influxdb ]; then
   . "$(dirname "${BASH_SOURCE[0]}")/../lib/influxd.sh"
   export STORAGE_BACKEND=influxdb INFLUXDB_DATABASE=house INFLUXDB_PING_INTERVAL_MS=500
+elif [ "$HOUSE_BACKEND" = clickhouse ]; then # issue 18: a throw-away real clickhouse-server
+  . "$(dirname "${BASH_SOURCE[0]}")/../lib/clickhouse.sh"
+  # one storage: its own batches in flight bound the tail exactly; a short settle keeps the page's 2 s promise
+  export STORAGE_BACKEND=clickhouse CLICKHOUSE_DATABASE=house CLICKHOUSE_PING_INTERVAL_MS=500 CLICKHOUSE_FEED_SETTLE_MS=300
 fi
 echo "# the house stores on $HOUSE_BACKEND"
 SIM_PORT=$(free_port) ST_PORT=$(free_port) EN_PORT=$(free_port) IN_PORT=$(free_port) AD_PORT=$(free_port)
@@ -25,6 +29,7 @@ mkdir -p "$CURL_HOME" && printf 'header = "Authorization: Bearer %s"\n' "$HOMEIQ
 house_start_storage() { start_bg storage env DATA_STORAGE_PORT="$ST_PORT" "$STO"; }
 house_start() {
   if [ "$HOUSE_BACKEND" = influxdb ]; then influxd_start || return 1; fi
+  if [ "$HOUSE_BACKEND" = clickhouse ]; then clickhouse_start house || return 1; fi
   start_bg sim env SIMULATOR_PORT="$SIM_PORT" "$SIM"
   wait_http "http://127.0.0.1:$SIM_PORT/health" 20 || return 1
   house_start_storage

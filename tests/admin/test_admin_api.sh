@@ -130,6 +130,46 @@ check_eq "stream: a bad backlog -> 400" 400 "$(code '/api/v1/events/stream?backl
 check_eq "stream: a bad Last-Event-ID -> 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Last-Event-ID: x' "$A/api/v1/events/stream")"
 check_eq "stream: an empty filter value is storage's 400" 400 "$(code '/api/v1/events/stream?domain=')"
 
+# ---- homes (issue 18): home= passes through every relay, the stream and the overview ---------
+nohome() { # nohome PATH : 400 naming home
+  local r; r=$(curl -s -w ' %{http_code}' "$A$1")
+  check "$1 -> 400 naming home ($r)" bash -c "[[ '$r' == *' 400' && '$r' == '{\"error\":\"home:'* ]]"
+}
+for ep in '/api/v1/events?home=Bad!' '/api/v1/overview?home=-x' '/api/v1/events/stream?home=' \
+          '/api/v1/entities?home=UPPER' '/api/v1/dead-letters?home=a%20b' '/api/v1/entities/sensor.admin_probe/series?home=B'; do
+  nohome "$ep"
+done
+if [ "$HOUSE_BACKEND" = influxdb ]; then
+  check_eq "events?home= on influxdb: 501 (home_id is not a tag there yet)" 501 "$(code '/api/v1/events?home=default')"
+  check_eq "stream?home= on influxdb: storage's 501 before the stream starts" 501 "$(code '/api/v1/events/stream?home=default')"
+else
+  check_eq "events?home=default: the default home's events" 1 "$(get '/api/v1/events?entity_id=sensor.admin_probe&home=default' | jq .count)"
+  check_eq "events?home=other: none" 0 "$(get '/api/v1/events?entity_id=sensor.admin_probe&home=other' | jq .count)"
+  HP=sensor.home_probe
+  curl -sN --max-time 30 "$A/api/v1/events/stream?entity_id=$HP&home=default" >"$TEST_TMP/sseh1" & CH1=$!
+  curl -sN --max-time 30 "$A/api/v1/events/stream?entity_id=$HP&home=other" >"$TEST_TMP/sseh2" & CH2=$!
+  TEST_PIDS+=("$CH1" "$CH2")
+  sleep 1
+  probe $HP 1 >/dev/null; probe $HP 2 >/dev/null
+  check "stream?home=default: the home's events arrive" wait_ids "$TEST_TMP/sseh1" 2
+  sleep 1
+  kill "$CH1" "$CH2"; wait "$CH1" "$CH2" 2>/dev/null
+  check_eq "stream?home=other: none of them (its stream was open all along)" '0 1' \
+    "$(grep -c '^id: ' "$TEST_TMP/sseh2") $(grep -c '^retry: ' "$TEST_TMP/sseh2")"
+fi
+if [ "$HOUSE_BACKEND" = clickhouse ]; then
+  check_eq "homes: the house is the default home" default "$(get /api/v1/homes | jq -r '[.homes[].home_id] | join(",")')"
+  check_eq "entities?home=default lists the probe" 1 "$(get '/api/v1/entities?search=admin_probe&home=default' | jq .count)"
+  check_eq "entities?home=other: none" 0 "$(get '/api/v1/entities?search=admin_probe&home=other' | jq .count)"
+  check "overview?home=default: the home's totals" jqe '.events_total >= 5 and .unavailable == []' <<<"$(get '/api/v1/overview?home=default')"
+  check_eq "overview?home=other: no events" 0 "$(get '/api/v1/overview?home=other' | jq .events_total)"
+  check_eq "series?home=other: the probe is unknown there (404)" 404 "$(code '/api/v1/entities/sensor.admin_probe/series?home=other')"
+else
+  check_eq "homes on $HOUSE_BACKEND: 501 (not listed by this backend)" 501 "$(code /api/v1/homes)"
+  check "entities?home= on $HOUSE_BACKEND: 501 naming home" bash -c \
+    "curl -s -w ' %{http_code}' '$A/api/v1/entities?home=default' | grep -q '^{\"error\":\"home: .* 501$'"
+fi
+
 # ---- static files --------------------------------------------------------------------------
 HD=$(curl -s -D - -o "$TEST_TMP/index.html" "$A/")
 check "GET / serves the page (text/html, no-cache, ETag)" \

@@ -5,8 +5,9 @@
 # test_storage_reads.sh on SQLite, plus what is InfluxDB's own: the feed's
 # commit-order cursor (homeiq_feed, docs/INFLUX_READS.md) is not time order,
 # survives a data-storage restart, and a reader paging while a writer writes
-# sees every event once; INFLUXDB_SCHEMA=homeassistant answers 501 with why;
-# an unreachable InfluxDB 503.
+# sees every event once; on INFLUXDB_SCHEMA=homeassistant the series read HA's
+# own points (merged across measurements) and feed/entities/stats answer 501
+# with why; an unreachable InfluxDB 503.
 # Usage: test_storage_reads_influx.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
@@ -188,13 +189,39 @@ check_eq "influxd stopped: the entity list answers from what the write path kept
   "$(code /api/v1/entities) $(get '/api/v1/entities' | jq -r '"\(.total) " + (.entities[] | select(.entity_id == "sensor.tail_0") | "\(.entity_id) \(.event_count) \(.state)")')"
 
 stop_pid "$PID_storage"
+influxd_restart || bail "influxd starts again"
 P2=$(free_port)
 INFLUXDB_SCHEMA=homeassistant DATA_STORAGE_PORT=$P2 start_bg ha "$BIN"
-wait_http "http://127.0.0.1:$P2/health" 20
-for ep in /api/v1/events/feed /api/v1/entities "/api/v1/series?entity_id=$T" /api/v1/stats; do
+wait_healthy "http://127.0.0.1:$P2/health" 30
+for ep in /api/v1/events/feed /api/v1/entities /api/v1/stats; do
   curl -s -o "$TEST_TMP/ha.json" -w '%{http_code}' "http://127.0.0.1:$P2$ep" >"$TEST_TMP/ha.code"
   check_eq "schema homeassistant: GET $ep -> 501 saying why" '501 true' \
     "$(cat "$TEST_TMP/ha.code") $(jq '.error | startswith("INFLUXDB_SCHEMA=homeassistant stores state_changed")' "$TEST_TMP/ha.json")"
 done
+# series on HA's own points: any measurement (the unit), entity_id = the object id; a unit change
+# moves the sensor to another measurement mid-range, and the buckets are merged across both
+har() { # har ENTITY TIME STATE UNIT
+  printf '{"event_type":"state_changed","entity_id":"%s","time_fired":"%s","state":"%s","context_id":"ha-%s-%s","attributes":{"unit_of_measurement":"%s"}}' \
+    "$1" "$2" "$3" "$1" "$2" "$4"
+}
+HT=sensor.ha_temp HL=light.ha_lamp
+HB="[$(har $HT 2025-03-01T10:00:00Z 10.0 °C),$(har $HT 2025-03-01T10:10:00Z 20.0 °C),$(har $HT 2025-03-01T10:20:00Z 30.0 K)"
+HB="$HB,$(har $HT 2025-03-01T11:05:00Z unavailable °C),$(har $HT 2025-03-01T11:10:00Z 40.0 °C)"
+HB="$HB,$(har $HL 2025-03-01T10:00:00Z on x),$(har $HL 2025-03-01T10:30:00Z off x),$(har $HL 2025-03-01T10:40:00Z off x),$(har $HL 2025-03-01T11:00:00Z on x)]"
+check_eq "schema homeassistant: HA points stored" 200 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$HB" "http://127.0.0.1:$P2/api/v1/events")"
+check_eq "... in two measurements for the sensor (K and °C)" 'K °C' \
+  "$(curl -s -G "$INFLUXDB_URL/query" --data-urlencode db=reads --data-urlencode "q=SHOW MEASUREMENTS" |
+     jq -r '[.results[0].series[0].values[][0]] | map(select(. == "°C" or . == "K")) | sort | join(" ")')"
+HS=$(curl -s "http://127.0.0.1:$P2/api/v1/series?entity_id=$HT&start=2025-03-01T10:00:00Z&end=2025-03-01T12:00:00Z&points=4")
+check_eq "schema homeassistant: numeric series, buckets merged across measurements (unavailable is no point)" \
+  'numeric 1800 2025-03-01T10:00:00.000000Z 10 20 30 3|2025-03-01T11:00:00.000000Z 40 40 40 1' \
+  "$(jq -r '"\(.kind) \(.bucket_s) " + ([.buckets[] | "\(.t) \(.min) \(.mean) \(.max) \(.count)"] | join("|"))' <<<"$HS")"
+HTL=$(curl -s "http://127.0.0.1:$P2/api/v1/series?entity_id=$HL&start=2025-03-01T10:15:00Z&end=2025-03-01T11:30:00Z")
+check_eq "schema homeassistant: on/off is a timeline (HA writes state and 1/0), equal neighbours merged" \
+  'timeline 2025-03-01T10:15:00.000000Z-2025-03-01T10:30:00.000000Z on|2025-03-01T10:30:00.000000Z-2025-03-01T11:00:00.000000Z off|2025-03-01T11:00:00.000000Z-2025-03-01T11:30:00.000000Z on' \
+  "$(jq -r '"\(.kind) " + ([.segments[] | "\(.start)-\(.end) \(.state)"] | join("|"))' <<<"$HTL")"
+check_eq "schema homeassistant: series of an unknown entity -> 404" 404 \
+  "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P2/api/v1/series?entity_id=sensor.nope")"
 stop_pid "$PID_ha"
 finish

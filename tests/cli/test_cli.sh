@@ -38,6 +38,12 @@ echo "$OUT"
 check_eq "health exits 0 when all are healthy" 0 "$RC"
 check_eq "health table shows three healthy rows" 3 "$(grep -c ' 200  healthy ' <<<"$OUT")"
 check_eq "health --json" true "$("$CTL" health --json | jq '[.[] | .healthy] | all')"
+# --probe (issue 18): one more row per replica / server, counted in the exit status
+OUT=$("$CTL" health --probe "extra=$DATA_STORAGE_URL/health" --probe "gone=http://127.0.0.1:$(free_port)/health"); RC=$?
+check_eq "health --probe: a probe that does not answer -> exit 1" 1 "$RC"
+check "health --probe: the answering probe is a healthy row" grep -q '^extra .* 200  healthy ' <<<"$OUT"
+check "health --probe: the silent probe is a DOWN row" grep -q '^gone .* -  *DOWN ' <<<"$OUT"
+check_eq "health --probe without NAME=URL -> usage error (2)" 2 "$("$CTL" health --probe nourl >/dev/null 2>&1; echo $?)"
 
 # ---- validate ------------------------------------------------------------
 OUT=$("$CTL" validate --timeout 20s); RC=$?

@@ -105,10 +105,12 @@ stored_keys() {
     curl -s -o "$page" "http://127.0.0.1:$STO_PORT/api/v1/events?limit=10000&offset=$off" || return 1
     n=$(jq '.events | length' "$page")
     jq -r '.events[] | [.entity_id, .time_fired, (.state // "null")] | @tsv' "$page"
+    jq -c '.events[] | select(.origin == "HOMEIQ_BACKFILL") | {entity_id, area_id, device_id}' "$page" >>"$TEST_TMP/bf_rows.jsonl"
     [ "$n" -lt 10000 ] && break
     off=$((off + n))
   done
 }
+: >"$TEST_TMP/bf_rows.jsonl"
 stored_keys | sort >"$TEST_TMP/stored.keys"
 T0=$(cut -f2 "$TEST_TMP/stored.keys" | sort | head -1)
 jq -r 'select(.event_type == "state_changed") | [.entity_id,
@@ -137,6 +139,22 @@ if [ "$EXTRA" != 0 ]; then comm -13 "$TEST_TMP/truth.keys" "$TEST_TMP/stored.key
 DUPS=$(curl -s "http://127.0.0.1:$ENR_PORT/metrics" | awk '/^homeiq_enrichment_events_duplicate_total/ {print $2}')
 echo "# storage answered 'duplicate' $DUPS times (the overlap re-read + re-sent batches)"
 check "the overlap re-read rows already stored: storage saw duplicates ($DUPS)" test "${DUPS%.*}" -gt 0
+
+# --- backfilled rows carry registry context (issue 11): the entity's area (its own, else its
+# device's) and device, from the scenario file (the house does not change during this test)
+HOUSE="$(cd "$(dirname "$0")/../.." && pwd)/tools/ha-simulator/scenarios/house.json"
+jq '.registry as $r | [.entities[].entity_id] | map(. as $e
+      | ([$r.devices[] | select(.entities | index($e))] | first) as $d
+      | {key: $e, value: {area_id: (($r.entities[$e].area_id // null) // $d.area_id // null), device_id: ($d.id // null)}})
+    | from_entries' "$HOUSE" >"$TEST_TMP/house_ctx.json"
+BF_ROWS=$(wc -l <"$TEST_TMP/bf_rows.jsonl")
+BF_CTX=$(jq -s '[.[] | select(.area_id != null and .device_id != null)] | length' "$TEST_TMP/bf_rows.jsonl")
+BF_WRONG=$(jq -s --slurpfile h "$TEST_TMP/house_ctx.json" \
+  '[.[] | select(($h[0][.entity_id] // {area_id: null, device_id: null}) != {area_id, device_id})] | length' "$TEST_TMP/bf_rows.jsonl")
+echo "# backfilled rows stored: $BF_ROWS, with area and device: $BF_CTX, context differing from the house: $BF_WRONG"
+check "some stored events are backfilled rows ($BF_ROWS)" test "$BF_ROWS" -gt 0
+check "backfilled rows carry area and device ($BF_CTX of $BF_ROWS)" test "$BF_CTX" -gt 0
+check_eq "every backfilled row carries its entity's area and device" 0 "$BF_WRONG"
 
 # --- HA without the history component ------------------------------------------------------------
 curl -s -o /dev/null -X POST "http://127.0.0.1:$SIM_PORT/api/sim/history/off"

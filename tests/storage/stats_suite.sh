@@ -17,14 +17,23 @@ here=$(cd "$(dirname "$0")" && pwd)
 BIN=${1:?usage: stats_suite.sh /path/to/homeiq-data-storage [/path/to/homeiqctl]}
 CTL=${2:-}
 SERIES="python3 $here/stats_series.py"
-export STORAGE_BACKEND=sqlite LOG_LEVEL=${LOG_LEVEL:-info} MAX_BODY_BYTES=16777216
-echo "# statistics suite"
+# BACKEND=clickhouse (issue 18): the known answers, re-posts and SIGKILLs on a real
+# clickhouse-server (CLICKHOUSE_STATISTICS=1); retention and the disk guard below are SQLite's
+# (ClickHouse's retention: test_clickhouse_retention.sh).
+BACKEND=${BACKEND:-sqlite}
+export STORAGE_BACKEND=$BACKEND LOG_LEVEL=${LOG_LEVEL:-info} MAX_BODY_BYTES=16777216
+if [ "$BACKEND" = clickhouse ]; then
+  . "$here/../lib/clickhouse.sh"
+  clickhouse_start stats || bail "clickhouse-server starts"
+  export CLICKHOUSE_STATISTICS=1 CLICKHOUSE_PING_INTERVAL_MS=200
+fi
+echo "# statistics suite on $BACKEND"
 
 # start_storage NAME DATA_DIR [VAR=VALUE...] : starts one, sets U and SPID.
 start_storage() {
   local name=$1 dir=$2; shift 2
   PORT=$(free_port); U=http://127.0.0.1:$PORT
-  start_bg "$name" env DATA_DIR="$dir" DATA_STORAGE_PORT=$PORT "$@" "$BIN"
+  start_bg "$name" env DATA_DIR="$dir" CLICKHOUSE_DATABASE="$(basename "$dir")" DATA_STORAGE_PORT=$PORT "$@" "$BIN"
   SPID=$LAST_PID
   wait_healthy "$U/health" 30 "$SPID"
 }
@@ -57,7 +66,18 @@ check "measurement rows have no sum, totals do" \
 # everything again (all duplicates): nothing may change
 for ((j = 0; j < k; j++)); do post_file "$TEST_TMP/b_$j.json" >/dev/null; done
 stats_get "entity_id=$ENTS&period=5minute&start=$START" "$TEST_TMP/got5b.json" >/dev/null
-check "re-posting every batch changes no statistic" cmp -s "$TEST_TMP/got5.json" "$TEST_TMP/got5b.json"
+if [ "$BACKEND" = sqlite ]; then
+  check "re-posting every batch changes no statistic" cmp -s "$TEST_TMP/got5.json" "$TEST_TMP/got5b.json"
+else
+  # as on InfluxDB: a re-post recomputes its range (a duplicate marks its entity dirty, which makes a crash
+  # between the events' INSERT and the statistics' harmless), so a cumulative sum may differ in its last bits
+  stats_get "entity_id=$ENTS&period=hour&start=$START" "$TEST_TMP/gothb.json" >/dev/null
+  nosum() { jq -S 'walk(if type == "object" then del(.sum, .change) else . end)' "$1"; }
+  check "re-posting every batch changes no row and no value but the sums' rounding" \
+    cmp -s <(nosum "$TEST_TMP/got5.json") <(nosum "$TEST_TMP/got5b.json")
+  check "... and the sums still equal the independent computation (1e-9)" \
+    $SERIES check "$TEST_TMP/expected.json" "$TEST_TMP/got5b.json" "$TEST_TMP/gothb.json"
+fi
 stats_get "entity_id=sensor.sawtooth&period=day&start=$START" "$TEST_TMP/day.json" >/dev/null
 check "day row: count = every sample, merged from the hours" \
   jqe --slurpfile h "$TEST_TMP/goth.json" '([.["sensor.sawtooth"][].count] | add) == ([$h[0]["sensor.sawtooth"][].count] | add) and ([.["sensor.sawtooth"][].count] | add) == 300' "$TEST_TMP/day.json"
@@ -110,6 +130,8 @@ check "after SIGKILLs and restarts: statistics equal the independent computation
   $SERIES check "$TEST_TMP/k/expected.json" "$TEST_TMP/k/got5.json" "$TEST_TMP/k/goth.json"
 check_eq "every event stored once" "$n" "$(curl -s "$U/api/v1/events?limit=10000&start=$START" | jq .count)"
 check "stop: exit 0" stop_pid "$SPID"
+
+[ "$BACKEND" = sqlite ] || finish
 
 # ---- retention: purge in steps, the file shrinks, statistics stay -----------
 NOW=$(date +%s)

@@ -43,7 +43,7 @@ DATA_STORAGE_PORT=$PORT STORAGE_BACKEND=clickhouse CLICKHOUSE_CLUSTER=homeiq CLI
 STO_PID=$LAST_PID
 wait_healthy "$U/health" 120 "$STO_PID" || bail "data-storage healthy (schema created ON CLUSTER)"
 for n in ch1 ch2 ch3; do
-  check_eq "$n: the 5 tables of schema v1 exist" 5 \
+  check_eq "$n: the 7 tables of schema v2 exist (v1 + statistics, statistics_local)" 7 \
     "$(clickhouse_query $n "SELECT count() FROM system.tables WHERE database = 'homeiq_cluster' FORMAT TSV")"
 done
 for n in ch1 ch2 ch3; do
@@ -109,13 +109,16 @@ r=$(post h1 "$TEST_TMP/late.json")
 check_eq "shard 2 down: a batch touching it -> 503" 503 "${r%% *}"
 r=$(post h1 "$TEST_TMP/late.json")
 check_eq "shard 2 down: the retry -> 503 again (never a 200 for a batch not stored)" 503 "${r%% *}"
-h=$(curl -s -w ' %{http_code}' "$U/health")
-check_eq "shard 2 down: /health 503 clickhouse_write_failed" "503 clickhouse_write_failed" "${h##* } $(jq -r .reason <<<"${h% *}")"
-check "... and its last_error names the shard's server (127.0.0.1:$CH_TCP_ch3)" grep -q "$CH_TCP_ch3" <<<"$(jq -r .backend.last_error <<<"${h% *}")"
+shard_reported() { h=$(curl -s -w ' %{http_code}' "$U/health")
+  [ "${h##* } $(jq -r .reason <<<"${h% *}")" = "503 clickhouse_shard_unreachable" ]; }
+check "shard 2 down: /health 503 clickhouse_shard_unreachable (the probe reads every shard)" wait_for 20 shard_reported
+check "... its cluster_error names the shard's server (127.0.0.1:$CH_TCP_ch3)" grep -q "127.0.0.1:$CH_TCP_ch3" <<<"$(jq -r .backend.cluster_error <<<"${h% *}")"
+check "... and the failed write's last_error names it too" grep -q "$CH_TCP_ch3" <<<"$(jq -r .backend.last_error <<<"${h% *}")"
 clickhouse_restart ch3 || bail "ch3 restarts"
 retry_ok() { r=$(post h1 "$TEST_TMP/late.json"); [ "${r%% *}" = 200 ]; }
 check "shard 2 back: the retried batch is stored" wait_for 60 retry_ok
-check_eq "shard 2 back: /health 200" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$U/health")"
+health_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$U/health")" = 200 ]; }
+check "shard 2 back: /health 200 (the probe reads every shard again)" wait_for 20 health_ok
 set -- $(post h1 "$TEST_TMP/late.json")
 check_eq "and once more: all $BATCH duplicates" "200 0 $BATCH" "$*"
 TOTAL=$((TOTAL + BATCH))

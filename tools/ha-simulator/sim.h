@@ -172,7 +172,7 @@ struct sim {
     sim_http_conn *http_conns;
     /* registries (sim_registry.c): HA-shaped entries, changed by POST /api/sim/registry/... */
     json_t *reg_floors, *reg_areas, *reg_labels, *reg_devices, *reg_entities;
-    int reg_mode;                   /* SIM_REG_FULL / _OLD (no floors, labels) / _USER (non-admin) */
+    int reg_mode;                   /* SIM_REG_FULL / _OLD (no floors, labels) / _USER (non-admin) / _MUTE (no answers) */
     long long reg_calls, reg_changes;
     simbuf ev;                        /* scratch: event body */
     simbuf tmp;                       /* scratch */
@@ -198,7 +198,7 @@ void house_fire(sim *s, const char *event_type, const char *data);
 void house_flush(sim *s);           /* sends the queued (coalesced) events now */
 
 /* sim_registry.c: the five config/..._registry/list commands, and changes firing ..._registry_updated */
-enum { SIM_REG_FULL = 0, SIM_REG_OLD, SIM_REG_USER };
+enum { SIM_REG_FULL = 0, SIM_REG_OLD, SIM_REG_USER, SIM_REG_MUTE };
 int reg_load(sim *s, json_t *root);                /* the scenario's "registry" section; 0/-1 */
 void reg_free(sim *s);
 struct sim_client;

@@ -7,8 +7,9 @@
  * the way a user does in HA's UI -- move an entity or a device to another area, rename
  * an area, add a label -- each change firing the event HA fires, in order with the
  * state changes (house_fire). Two modes play other installations: "old" (an HA before
- * 2024.4: no floor/label registries, no floor_id/labels members) and "user" (a
- * non-admin token: every list command is refused with `unauthorized`).
+ * 2024.4: no floor/label registries, no floor_id/labels members), "user" (a
+ * non-admin token: every list command is refused with `unauthorized`) and "mute" (the
+ * list commands are never answered: a stuck HA, for REGISTRY_HOLD_MAX_MS).
  *
  * Ownership: the registries are jansson arrays in struct sim (reg_*), built once from
  * the scenario's "registry" section by reg_load, freed by reg_free. */
@@ -210,6 +211,7 @@ void reg_command(sim_client *c, long long id, json_t *m)
         proto_send_error(c, id, "unauthorized", "Unauthorized");
         return;
     }
+    if (s->reg_mode == SIM_REG_MUTE) return; /* an HA that never answers: tests REGISTRY_HOLD_MAX_MS */
     json_t *view = reg_view(s, list);
     char *text = json_dumps(view, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(view);
@@ -324,14 +326,15 @@ static int reg_set_mode(sim *s, const char *mode, simbuf *out)
     if (!strcmp(mode, "full")) s->reg_mode = SIM_REG_FULL;
     else if (!strcmp(mode, "old")) s->reg_mode = SIM_REG_OLD;
     else if (!strcmp(mode, "user")) s->reg_mode = SIM_REG_USER;
-    else return simbuf_adds(out, "{\"message\":\"mode: full, old or user\"}"), 400;
+    else if (!strcmp(mode, "mute")) s->reg_mode = SIM_REG_MUTE;
+    else return simbuf_adds(out, "{\"message\":\"mode: full, old, user or mute\"}"), 400;
     log_info("registry: mode %s", mode);
     simbuf_printf(out, "{\"mode\":\"%s\"}", mode);
     return 200;
 }
 
 /* what: "entity/<eid>/area/<area|none>", "device/<id>/area/<area|none>",
- * "area/<area>/name/<name>", "entity/<eid>/label/<label>", "mode/<full|old|user>". */
+ * "area/<area>/name/<name>", "entity/<eid>/label/<label>", "mode/<full|old|user|mute>". */
 int reg_control(sim *s, const char *what, simbuf *out)
 {
     char buf[512], *part[4] = {0};
@@ -352,6 +355,6 @@ int reg_control(sim *s, const char *what, simbuf *out)
     if (n == 4 && !strcmp(part[0], "entity") && !strcmp(part[2], "label")) return reg_add_label(s, part[1], part[3], out);
     if (n == 4 && !strcmp(part[0], "area") && !strcmp(part[2], "name")) return reg_rename_area(s, part[1], part[3], out);
     simbuf_adds(out, "{\"message\":\"expected entity/<id>/area/<area>, device/<id>/area/<area>, "
-                   "entity/<id>/label/<label>, area/<id>/name/<name> or mode/<full|old|user>\"}");
+                   "entity/<id>/label/<label>, area/<id>/name/<name> or mode/<full|old|user|mute>\"}");
     return 404;
 }

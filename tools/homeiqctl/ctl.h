@@ -73,6 +73,7 @@ void ctl_print_help(void);
 typedef struct ctl_health_result {
     long status;            /* HTTP status, 0 = no answer */
     char reason[256];       /* why it is unhealthy (or the body's status) */
+    char detail[400];       /* data-storage: the store's own error (backend.cluster_error / last_error), or "" */
 } ctl_health_result;
 /* 0 when /health answered 200, -1 otherwise (r filled either way). */
 int ctl_health_check(ctl_service s, long timeout_ms, ctl_health_result *r);

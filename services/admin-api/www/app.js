@@ -1,6 +1,6 @@
 // app.js -- the HomeIQ dashboard. Plain JS, no build step; every URL is
 // relative (the page also works under a reverse-proxy prefix). Data comes
-// from admin-api only: api/v1/health, overview, entities, series, the
+// from admin-api only: api/v1/health, overview, entities, series, homes, the
 // events/stream SSE tail (read with fetch, so it can carry the API token) and
 // dead-letters. Charts: Chart.js (Debian's
 // libjs-chart.js, served at vendor/chart.min.js).
@@ -50,6 +50,14 @@ function authHeaders(extra) {
 function needToken() {
   $("#auth").hidden = false;
   $("#auth-state").textContent = token ? "That token was refused." : "";
+}
+// The home every read is about (issue 18): "" = all homes. The selector is
+// shown when data-storage lists homes (GET api/v1/homes; 501 on a backend
+// that cannot).
+const homeId = () => $("#home").value;
+function withHome(url) {
+  const h = homeId();
+  return h ? url + (url.includes("?") ? "&" : "?") + "home=" + encodeURIComponent(h) : url;
 }
 async function getJSON(url) {
   const r = await fetch(url, { headers: authHeaders() });
@@ -125,7 +133,7 @@ function renderOverview(o) {
   }
 }
 async function pollOverview() {
-  try { const r = await getJSON("api/v1/overview"); if (r.status === 200 && r.body) renderOverview(r.body); }
+  try { const r = await getJSON(withHome("api/v1/overview")); if (r.status === 200 && r.body) renderOverview(r.body); }
   catch (e) { /* shown by the health boxes */ }
 }
 
@@ -176,6 +184,7 @@ async function tailOpen(backlog) {
   tail.ctrl = ctrl;
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(tail.filters)) if (v) q.set(k, v);
+  if (homeId()) q.set("home", homeId());
   const extra = {};
   if (tail.lastId != null) extra["Last-Event-ID"] = String(tail.lastId); else q.set("backlog", backlog);
   try {
@@ -221,7 +230,7 @@ function tailTogglePause() {
 const hist = { selected: [], numeric: null, timeline: null, entities: [] };
 async function loadEntities() {
   try {
-    const r = await getJSON("api/v1/entities?limit=10000");
+    const r = await getJSON(withHome("api/v1/entities?limit=10000"));
     if (r.status !== 200) return;
     hist.entities = r.body.entities;
     $("#h-entities").replaceChildren(...hist.entities.map((e) => el("option", { value: e.entity_id, label: `${e.entity_id} (${e.state ?? "–"})` })));
@@ -255,7 +264,7 @@ async function drawHistory() {
   if (!hist.selected.length) { status.textContent = "Choose an entity to see its history."; $("#h-numeric-box").hidden = $("#h-timeline-box").hidden = true; return; }
   status.textContent = "Loading…";
   const q = `start=${encodeURIComponent(range.start.toISOString())}&end=${encodeURIComponent(range.end.toISOString())}&points=400`;
-  const results = await Promise.all(hist.selected.map((id) => getJSON(`api/v1/entities/${encodeURIComponent(id)}/series?${q}`).catch(() => ({ status: 0 }))));
+  const results = await Promise.all(hist.selected.map((id) => getJSON(withHome(`api/v1/entities/${encodeURIComponent(id)}/series?${q}`)).catch(() => ({ status: 0 }))));
   if (gen !== histGen) return;
   const numeric = [], timeline = [], problems = [];
   results.forEach((r, i) => {
@@ -324,13 +333,34 @@ function histAdd(ev) {
 // ---- dead letters --------------------------------------------------------------
 async function loadDead() {
   try {
-    const r = await getJSON("api/v1/dead-letters?limit=100");
+    const r = await getJSON(withHome("api/v1/dead-letters?limit=100"));
     if (r.status !== 200) { $("#dead-status").textContent = (r.body && r.body.error) || "unavailable"; return; }
     $("#dead-status").textContent = `${r.body.count} shown, newest first`;
     $("#dead-table tbody").replaceChildren(...r.body.dead_letters.map((d) => el("tr", {},
       el("td", { text: fmtTime(d.received_at) }), el("td", { text: d.source }), el("td", { class: "wrap", text: d.error }),
       el("td", { class: "wrap" }, el("details", {}, el("summary", { text: "show" }), el("pre", { text: JSON.stringify(d.event, null, 2) }))))));
   } catch (e) { $("#dead-status").textContent = "admin-api does not answer"; }
+}
+
+// ---- homes -------------------------------------------------------------------------
+let homesTimer = null;
+async function loadHomes() {
+  try {
+    const r = await getJSON("api/v1/homes");
+    if (r.status === 501 && homesTimer) { clearInterval(homesTimer); homesTimer = null; } // the backend lists none
+    if (r.status !== 200) return;
+    const keep = homeId();
+    $("#home").replaceChildren(el("option", { value: "", text: "All homes" }),
+      ...r.body.homes.map((h) => el("option", { value: h.home_id, text: `${h.home_id} (${fmtInt(h.events)})` })));
+    $("#home").value = r.body.homes.some((h) => h.home_id === keep) ? keep : "";
+    $("#home-pick").hidden = false;
+  } catch (e) { /* no selector: every home */ }
+}
+function homeChanged() {
+  tail.lastId = null; // another home's tail: start again at its head
+  $("#tail tbody").replaceChildren();
+  if (!tail.paused) tailOpen(50);
+  pollOverview(); loadEntities(); loadDead(); drawHistory();
 }
 
 // ---- start -----------------------------------------------------------------------
@@ -352,12 +382,14 @@ function start() {
   $("#h-start").addEventListener("change", drawHistory);
   $("#h-end").addEventListener("change", drawHistory);
   $("#dead-refresh").addEventListener("click", loadDead);
+  $("#home").addEventListener("change", homeChanged);
   // "page ready": every first load answered and drawn (bench/page_ready.sh reads the marks)
-  Promise.allSettled([pollHealth(), pollOverview(), loadEntities(), loadDead()])
+  Promise.allSettled([pollHealth(), pollOverview(), loadEntities(), loadDead(), loadHomes()])
     .then(() => performance.mark("homeiq-ready"));
   tailOpen(50);
   setInterval(pollHealth, 2000);
   setInterval(pollOverview, 2000);
   setInterval(loadEntities, 30000);
+  homesTimer = setInterval(loadHomes, 30000);
 }
 start();

@@ -1,0 +1,117 @@
+/* influx_summary.h -- the entity list and totals data-storage keeps for the
+ * dashboard on InfluxDB, and their persisted form (the summary measurements).
+ *
+ * Why: InfluxDB 1.x keeps no per-series count, so "every entity with its last
+ * state, last change and event count" and "events stored in total" are a scan
+ * of every event unless someone keeps them. The write path keeps them in memory
+ * (influx_query.c applies each acknowledged batch) and writes them back, one
+ * point per entity, so a restart reads O(entities) points instead of O(events):
+ *
+ *   homeiq_summary,entity_id=<id> domain="sensor",count=12i,last_ns=..i,state="21.5",
+ *                  state_ns=..i,changed_ns=..i,numeric=true,seq=<A>i <T>
+ *   homeiq_totals seq=<A>i,events=..i,dead=..i,dead_ns=..i <T>
+ *
+ * T is the snapshot time (re-based hourly so a finite retention policy never
+ * drops the snapshot; every entity is written again at a new T), A the feed
+ * sequence (influx_query.h) through which the values are exact. An entity point
+ * is exact through its own seq; the totals through theirs. Whatever was stored
+ * after A is re-applied from homeiq_feed (O(events since the last snapshot)),
+ * applying an event to an entity only when its feed sequence is above the
+ * entity's seq -- so a point written twice, a snapshot that landed halfway or
+ * a batch retried after a failure never counts an event twice (docs/INFLUX_READS.md).
+ *
+ * This file holds the pure part: the sorted table, applying one event, the
+ * line protocol of a snapshot and reading its rows back. No I/O.
+ * Ownership: the table owns its entities and their strings. */
+#ifndef HOMEIQ_INFLUX_SUMMARY_H
+#define HOMEIQ_INFLUX_SUMMARY_H
+
+#include "sbuf.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <stdint.h>
+
+#define INFLUX_SUMMARY_MEASUREMENT "homeiq_summary"
+#define INFLUX_TOTALS_MEASUREMENT "homeiq_totals"
+
+typedef struct influx_entity {
+    char *id, *domain, *state;
+    long long count;
+    int64_t last_ns, state_ns, t0_ns, changed_ns;
+    int has_state, numeric, has_t0, has_changed;
+    int mixed;      /* a state_changed with a numeric value but no digit in its state (e.g. "on" = 1.0) */
+    int64_t seq;    /* exact through this feed sequence (read back from a snapshot; 0 = nothing counted) */
+    int dirty;      /* changed since the last snapshot write */
+} influx_entity;
+
+typedef struct influx_entities {
+    influx_entity *e; /* sorted by id */
+    size_t n, cap;
+} influx_entities;
+
+/* What the totals point holds. */
+typedef struct influx_totals {
+    int64_t seq, events, dead, dead_ns, snap_ns;
+    int found;
+} influx_totals;
+
+void influx_entities_clear(influx_entities *t);
+/* Moves src into dst (dst cleared first); src is left empty. */
+void influx_entities_move(influx_entities *dst, influx_entities *src);
+influx_entity *influx_entities_find(const influx_entities *t, const char *id);
+/* The entity `id`, inserted (sorted) when new; NULL when out of memory. */
+influx_entity *influx_entities_get(influx_entities *t, const char *id, const char *domain);
+
+/* One stored event, counted as the entity queries would count it, when its feed
+ * sequence `seq` is above the entity's (seq 0: always). 1 applied, 0 not (no
+ * entity, or already counted), -1 out of memory. Marks the entity dirty. */
+int influx_entities_apply(influx_entities *t, const store_item *it, int64_t seq);
+
+/* A stored record's text as a store_item (entity_id, event_type, domain,
+ * time_us, record) for influx_entities_apply; *hold keeps the parsed record
+ * (json_decref after use). -1 when it is not a readable record. */
+int influx_record_item(const char *record, store_item *it, json_t **hold);
+
+/* Lines of a snapshot at snap_ns: every entity (all) or the dirty ones, each
+ * with seq = tot->seq, then the totals point. Clears the dirty marks. */
+void influx_summary_lines(sbuf *b, influx_entities *t, int all, const influx_totals *tot);
+
+/* One row of `SELECT * FROM homeiq_summary ... GROUP BY entity_id` into t. -1 out of memory. */
+int influx_summary_row(influx_entities *t, json_t *tags, json_t *cols, json_t *vals);
+/* One row of `SELECT * FROM homeiq_totals ORDER BY time DESC LIMIT 1`. */
+void influx_totals_row(influx_totals *tot, json_t *cols, json_t *vals);
+
+/* ---- events per second of event time, per domain, over the last hour ----
+ * What /api/v1/stats's window needs (the dashboard asks every 2 s), kept from
+ * the same applied events, so the overview is answered from memory. Exact for
+ * the seconds after `from_s` (when memory took over): events stored before
+ * that are not in it, and the caller asks InfluxDB for a window reaching
+ * back further. Ownership: the window owns its slots and domain names. */
+#define INFLUX_WINDOW_S 3600
+
+typedef struct influx_window_slot {
+    int64_t sec;            /* the event-time second this slot counts (-1: empty) */
+    long long total;
+    long long *by_domain;   /* indexed like influx_window.domains; ndom entries */
+    size_t ndom;
+} influx_window_slot;
+
+typedef struct influx_window {
+    influx_window_slot slot[INFLUX_WINDOW_S];
+    char **domains;         /* interned domain names ("" for none) */
+    size_t ndomains;
+    int64_t from_s;         /* exact for seconds > from_s (0: not in use) */
+} influx_window;
+
+/* Empties it and makes it exact from now_s on. */
+void influx_window_reset(influx_window *w, int64_t now_s);
+void influx_window_free(influx_window *w);
+/* One stored event at time_us in domain (may be ""). -1 out of memory. */
+int influx_window_add(influx_window *w, int64_t time_us, const char *domain);
+/* Counts of second s (0 when not kept). */
+long long influx_window_count(const influx_window *w, int64_t s);
+/* Per-domain sums over seconds [from_s, to_s) as JSON members "d":n,... appended to b. */
+void influx_window_domains(const influx_window *w, int64_t from_s, int64_t to_s, sbuf *b);
+
+#endif

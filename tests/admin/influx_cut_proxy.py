@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""tests/admin/influx_cut_proxy.py -- an HTTP proxy in front of a real influxd
+that can lose the answer to a write InfluxDB has already applied.
+
+Why: the entity summary must stay exact when a batch is stored but its
+acknowledgement never arrives (a timeout, a dropped connection) and the batch
+is then posted again (test_influx_summary.sh). A real influxd cannot be told
+to do that; a proxy that forwards the write, waits for InfluxDB's 204 and then
+closes the client's connection without answering reproduces it exactly and
+deterministically.
+
+Usage: influx_cut_proxy.py LISTEN_PORT UPSTREAM_URL CUT_FILE
+While CUT_FILE exists, a POST /write (or /api/v2/write) whose body contains
+the text in CUT_FILE is forwarded, applied by InfluxDB, and its answer lost.
+While CUT_FILE.block exists, a write whose body contains its text is not
+forwarded at all: 503. Everything else is forwarded unchanged. Loopback only."""
+import http.client
+import http.server
+import os
+import sys
+import urllib.parse
+
+PORT, UPSTREAM, CUT_FILE = int(sys.argv[1]), urllib.parse.urlsplit(sys.argv[2]), sys.argv[3]
+
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _forward(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else None
+        if self.command == "POST" and "/write" in self.path and body and os.path.exists(CUT_FILE + ".block"):
+            with open(CUT_FILE + ".block", "rb") as f:
+                block = f.read().strip()
+            if block and block in body:
+                msg = b'{"error":"blocked by the test proxy"}'
+                self.send_response(503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(msg)))
+                self.end_headers()
+                self.wfile.write(msg)
+                return
+        up = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
+        if body is not None:
+            headers["Content-Length"] = str(len(body))
+        up.request(self.command, self.path, body=body, headers=headers)
+        res = up.getresponse()
+        data = res.read()
+        up.close()
+        cut = None
+        if os.path.exists(CUT_FILE):
+            with open(CUT_FILE, "rb") as f:
+                cut = f.read().strip()
+        if cut and self.command == "POST" and "/write" in self.path and body and cut in body and res.status == 204:
+            with open(CUT_FILE + ".hits", "a") as f:
+                f.write("cut\n")
+            self.close_connection = True  # applied by InfluxDB; the client never learns it
+            return
+        self.send_response(res.status)
+        for k, v in res.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_HEAD = _forward
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Proxy).serve_forever()
