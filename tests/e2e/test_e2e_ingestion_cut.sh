@@ -7,11 +7,13 @@
 #
 # Real processes: simulator -> ingestion -> enrichment -> storage (SQLite).
 #  A. enrichment SIGKILLed with a 1.5 MiB event in flight (frozen first, so
-#     the body sits in its socket): retried, stored exactly once after the
-#     restart, no dead letter.
-#  B. a 20 MiB event, larger than enrichment's MAX_BODY_BYTES (16 MiB) but
+#     the body sits in its socket; restarted before, so the request goes out
+#     on a fresh connection, which httpc does not re-send): retried, stored
+#     exactly once after the restart, no dead letter.
+#  B. a 9 MiB event, larger than enrichment's MAX_BODY_BYTES (2 MiB here) but
 #     within ingestion's FORWARD_BATCH_MAX_BYTES: enrichment closes the
-#     connection on every attempt. While storage is down enrichment's /health
+#     connection on every attempt (past the socket buffers, so ingestion is
+#     still writing: a cut, not a 413 it could read). While storage is down enrichment's /health
 #     is 503, so cuts do not count: more than 3 cuts, nothing dead-lettered
 #     (the old rule, 3 cuts whatever the peer's health, dead-lettered it here).
 #     With storage back, the 3rd healthy cut refuses it: dead-lettered with the
@@ -37,7 +39,7 @@ event() {
   printf '"}}}}'
 }
 inject() { # inject FILE : 0 when the simulator delivered it to its one subscription
-  [ "$(curl -s -XPOST --data-binary @"$1" "http://127.0.0.1:$SIM_PORT/api/sim/inject" | jq .delivered)" = 1 ]
+  [ "$(curl -s -H 'Expect:' -XPOST --data-binary @"$1" "http://127.0.0.1:$SIM_PORT/api/sim/inject" | jq .delivered)" = 1 ]
 }
 sent() { # sent MARKER ENTITY SECOND : the event's key for verify_exactly_once
   printf '{"entity_id":"%s","time_fired":"2024-01-01T00:00:0%s.000000+00:00","context_id":"%s","state":"1"}\n' \
@@ -57,6 +59,12 @@ stored_count() { # stored_count MARKER ENTITY
 # ---- A: enrichment SIGKILLed with a 1.5 MiB event in flight ------------------
 A=cut-kill-$$
 event "$A" sensor.cut_kill $((3 * 512 * 1024)) 1 >"$TEST_TMP/a.json"
+# a new enrichment: ingestion's kept-alive connection ends, the next request opens a fresh one
+# (a request failing on a reused connection is re-sent once by httpc, and would meet a refusal)
+check "enrichment stops cleanly" stop_pid "$ENR_PID"
+start_enrichment enrichment1 STORAGE_PROBE_INTERVAL_MS=300 STORAGE_PROBE_TIMEOUT_MS=300 STORAGE_TIMEOUT_MS=60000 \
+  MAX_BODY_BYTES=2097152
+sleep 1
 kill -STOP "$ENR_PID"
 check "simulator sent the 1.5 MiB event" inject "$TEST_TMP/a.json"
 check "ingestion has the forward request in flight" wait_until 60 ing_inflight
@@ -64,7 +72,8 @@ sleep 0.5 # the body is being written into the frozen peer's socket
 kill -KILL "$ENR_PID"; wait "$ENR_PID" 2>/dev/null
 check "ingestion counted the cut" wait_until 30 cuts_at_least 1
 sleep 1 # retried against a dead enrichment meanwhile (connection refused: plain retries)
-start_enrichment enrichment2 STORAGE_PROBE_INTERVAL_MS=300 STORAGE_PROBE_TIMEOUT_MS=300 STORAGE_TIMEOUT_MS=60000
+start_enrichment enrichment2 STORAGE_PROBE_INTERVAL_MS=300 STORAGE_PROBE_TIMEOUT_MS=300 STORAGE_TIMEOUT_MS=60000 \
+  MAX_BODY_BYTES=2097152
 check "ingestion drained its spool after the restart" wait_until 120 ing_drained
 check_eq "A: the 1.5 MiB event is stored exactly once" 1 "$(stored_count "$A" sensor.cut_kill)"
 check_eq "A: nothing dead-lettered by ingestion" 0 "$(ing_stat .events.dead_lettered)"
@@ -72,11 +81,11 @@ sent "$A" sensor.cut_kill 1
 
 # ---- B: a body enrichment always cuts -----------------------------------------
 B=cut-always-$$
-event "$B" sensor.cut_always $((20 * 1024 * 1024)) 2 >"$TEST_TMP/b.json"
+event "$B" sensor.cut_always $((9 * 1024 * 1024)) 2 >"$TEST_TMP/b.json"
 cuts0=$(cuts)
 kill -KILL "$STO_PID"; wait "$STO_PID" 2>/dev/null
 check "enrichment reports storage down (/health 503)" wait_until 30 enr_unhealthy
-check "simulator sent the 20 MiB event" inject "$TEST_TMP/b.json"
+check "simulator sent the 9 MiB event" inject "$TEST_TMP/b.json"
 for i in 1 2 3; do # good events behind it
   event "good-behind-$i-$$" sensor.cut_behind 10 $((2 + i)) >"$TEST_TMP/g$i.json"
   check "simulator sent good event $i behind it" inject "$TEST_TMP/g$i.json"
@@ -88,8 +97,8 @@ start_storage storage2
 check "ingestion drained its spool once storage was back" wait_until 180 ing_drained
 check_eq "B: dead-lettered by ingestion (once)" 1 "$(ing_stat .events.dead_lettered)"
 curl -s "http://127.0.0.1:$STO_PORT/api/v1/dead-letters?limit=100" >"$TEST_TMP/dead.json"
-check_eq "B: one dead letter in storage, the 20 MiB event's, with the reason" 1 \
-  "$(jq --arg m "$B" '[.dead_letters[] | select((.event | tostring | contains($m)) and (.error | contains("refused by")) and (.error | contains("20971")))] | length' "$TEST_TMP/dead.json")"
+check_eq "B: one dead letter in storage, the 9 MiB event's, with the reason" 1 \
+  "$(jq --arg m "$B" '[.dead_letters[] | select((.event | tostring | contains($m)) and (.error | contains("refused by")) and (.error | contains("-byte request")))] | length' "$TEST_TMP/dead.json")"
 check_eq "no other dead letter" 1 "$(jq '.dead_letters | length' "$TEST_TMP/dead.json")"
 for i in 1 2 3; do
   check_eq "B: good event $i behind it stored once" 1 "$(stored_count "good-behind-$i-$$" sensor.cut_behind)"
