@@ -6,6 +6,7 @@
 #   make bench   end-to-end benchmark (writes bench/results/ and docs/BENCHMARKS.md)
 #   make bench-admin  the dashboard's targets: 30-day series, entity list, SSE at 1,000 events/s, RSS
 #   make bench-page   the dashboard's page ready with 10M events stored (real headless Chromium)
+#   make bench-whitespace  compact vs spaced JSON: enrichment's CPU per event both ways (issue 15)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -14,7 +15,7 @@ CTEST_ARGS ?= --timeout 900
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page clean fuzz
+.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page bench-whitespace clean fuzz
 
 all: build
 
@@ -51,6 +52,9 @@ bench-admin: deps build
 bench-page: deps build
 	@bench/page_ready.sh
 
+bench-whitespace: deps build
+	@bench/whitespace.sh
+
 bench: deps
 	@scripts/install-deps --bench
 	@$(MAKE) --no-print-directory build
@@ -63,7 +67,8 @@ fuzz:
 	@command -v clang >/dev/null || { echo "make fuzz needs clang (scripts/install-deps)"; exit 1; }
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DHOMEIQ_FUZZ=ON >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzz_json_scan fuzz_enrich_fastpath fuzz_spool_recovery fuzz_url fuzz_dead_letter fuzz_storage_text \
-	  fuzz_backfill_row fuzz_ha_config_yaml fuzz_config_env fuzz_ws_frames fuzz_lineproto
+	  fuzz_backfill_row fuzz_ha_config_yaml fuzz_config_env fuzz_ws_frames fuzz_lineproto fuzz_ws_client fuzz_ha_message \
+	  fuzz_query_params
 	@tests/fuzz/run $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:

@@ -12,13 +12,15 @@
 # Usage: bench/enrichment.sh [BUILD_DIR]   (default build/; env BATCHES, BATCH_SIZE)
 # REGISTRY=1: every event carries websocket-ingestion's registry context (issue 11, the
 # simulated house's shape), to compare enrichment's CPU per event with and without it.
+# SPACED=1: the same events with a space after every ':' and ',' (json.dumps' default
+# spacing, bench/json_spaced.py); bench/whitespace.sh runs both and prints the ratio.
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 BUILD=${1:-$ROOT/build}
 ENRICH=$BUILD/services/enrichment-pipeline/homeiq-enrichment-pipeline
 STORAGE=$BUILD/services/data-storage/homeiq-data-storage
-BATCHES=${BATCHES:-50} BATCH_SIZE=${BATCH_SIZE:-1000} REGISTRY=${REGISTRY:-0}
+BATCHES=${BATCHES:-50} BATCH_SIZE=${BATCH_SIZE:-1000} REGISTRY=${REGISTRY:-0} SPACED=${SPACED:-0}
 . "$ROOT/tests/lib/common.sh"
 trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
 set +u
@@ -41,6 +43,9 @@ jq -c --argjson nb "$BATCHES" --argjson n "$BATCH_SIZE" --argjson reg "$REGISTRY
    | . as $ex | range(1; $nb + 1) as $b | [range(0; $n) as $j | $ex[$j % 10] | .event.data.entity_id += "_\($b)_\($j)"
      | if $reg == 1 then .event.homeiq_registry = $ctx else . end]' \
   "$ROOT/tests/enrichment/data/ha_examples.json" | split -l 1 -a 5 - "$TEST_TMP/b."
+if [ "$SPACED" = 1 ]; then
+  for f in "$TEST_TMP"/b.*; do python3 "$HERE/json_spaced.py" <"$f" >"$f.s" && mv "$f.s" "$f"; done
+fi
 args=()
 for f in "$TEST_TMP"/b.*; do
   [ ${#args[@]} -gt 0 ] && args+=(--next)
@@ -59,9 +64,10 @@ ok=$(grep -c '^200$' "$TEST_TMP/codes" || true)
 events=$((BATCHES * BATCH_SIZE))
 stored=$(curl -s "http://127.0.0.1:$EPORT/metrics" | awk '/^homeiq_enrichment_events_stored_total/ { print $2 }')
 awk -v n="$events" -v t0="$t0" -v t1="$t1" -v e="$((e1 - e0))" -v s="$((s1 - s0))" -v tck="$tck" \
-    -v ok="$ok" -v nb="$BATCHES" -v bs="$BATCH_SIZE" -v bytes="$bytes" -v stored="$stored" 'BEGIN {
+    -v ok="$ok" -v nb="$BATCHES" -v bs="$BATCH_SIZE" -v bytes="$bytes" -v stored="$stored" \
+    -v spc="$([ "$SPACED" = 1 ] && echo spaced || echo compact)" 'BEGIN {
   wall = t1 - t0
-  printf "batches: %d x %d events (%.0f bytes/event), %d answered 200, storage stored %d\n", nb, bs, bytes / n, ok, stored
+  printf "batches: %d x %d events (%.0f bytes/event, %s), %d answered 200, storage stored %d\n", nb, bs, bytes / n, spc, ok, stored
   printf "wall: %.2f s -> %.0f events/s end to end (enrichment + storage commit)\n", wall, n / wall
   printf "enrichment CPU: %.2f s -> %.1f us/event (%.0f events/s per core)\n", e / tck, e / tck * 1e6 / n, n / (e / tck)
   printf "storage CPU:    %.2f s -> %.1f us/event\n", s / tck, s / tck * 1e6 / n

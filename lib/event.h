@@ -13,6 +13,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- limits and record rules: defined once, here (issue 14) ---------------
+ * Every service and lib/ module takes these from here; configuration
+ * defaults quote them with EVENT_STR. Plain decimals, so they stringify. */
+#define EVENT_STR_(x) #x
+#define EVENT_STR(x) EVENT_STR_(x)
+/* Nesting of any JSON text: lib/json_scan refuses deeper (jansson allows 2048),
+ * so every service refuses it at the first hop. */
+#define EVENT_JSON_MAX_DEPTH 512
+/* Default largest HTTP request body of a service (16 MiB: MAX_BODY_BYTES,
+ * INGEST_MAX_BODY_BYTES; lib/httpd's default). */
+#define EVENT_BODY_MAX 16777216
+/* Largest raw HA message / event (64 MiB): HA_MAX_MESSAGE_BYTES' default and
+ * ceiling, the spool's largest record payload (plus its framing). */
+#define EVENT_RAW_MAX 67108864
+/* Longest entity id in bytes (HA's limit): enrichment's check, the query
+ * parameters that name entities, admin-api's paths. */
+#define EVENT_ENTITY_ID_MAX 255
+/* Latest time a record may carry (9999-12-31T23:59:59.999999Z); earliest is
+ * the Unix epoch (0). */
+#define EVENT_TIME_MAX_US 253402300799999999LL
+
 /* Accepts one event object, a JSON array of events, or {"events":[...]}.
  * On success *events is a new reference to an array (possibly empty).
  * On failure returns -1 and sets *err to a static message. */

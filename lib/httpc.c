@@ -79,7 +79,7 @@ typedef struct httpc_call {
     char *target;           /* path + query */
     char **headers;         /* "Name: value" copies, NULL-terminated */
     char *auth;             /* "Basic ..." or NULL */
-    char *body;
+    struct httpc_body *body;
     size_t body_len;
     int has_body;
     long timeout_ms;
@@ -256,13 +256,36 @@ static void conn_release(httpc *c, httpc_conn *k, int ok) {
 
 /* ---- calls ----------------------------------------------------------------- */
 
+/* A request body, shared by its call and the output-buffer chains that point
+ * into it (evbuffer_add_reference: the body is not copied into each request).
+ * A peer may answer before the whole body left (a 413), so the call cannot
+ * free it while the connection might still write from it: whoever lets go
+ * last frees it. One loop thread: plain counting. */
+typedef struct httpc_body {
+    int refs;
+    char *data;
+} httpc_body;
+
+static void body_unref(httpc_body *b) {
+    if (b && --b->refs == 0) {
+        free(b->data);
+        free(b);
+    }
+}
+
+static void body_chain_done(const void *data, size_t len, void *arg) {
+    (void)data;
+    (void)len;
+    body_unref(arg);
+}
+
 static void call_free(httpc_call *call) {
     if (call->timer) event_free(call->timer);
     for (char **h = call->headers; h && *h; h++) free(*h);
     free(call->headers);
     free(call->target);
     free(call->auth);
-    free(call->body);
+    body_unref(call->body);
     free(call);
 }
 
@@ -487,9 +510,14 @@ static int httpc_issue(httpc_call *call) {
         char len[32];
         snprintf(len, sizeof len, "%zu", call->body_len);
         evhttp_add_header(h, "Content-Length", len);
-        if (call->body_len && evbuffer_add(evhttp_request_get_output_buffer(req), call->body, call->body_len) != 0) {
-            evhttp_request_free(req);
-            return -1;
+        if (call->body_len) {
+            call->body->refs++;
+            if (evbuffer_add_reference(evhttp_request_get_output_buffer(req), call->body->data, call->body_len,
+                                       body_chain_done, call->body) != 0) {
+                call->body->refs--;
+                evhttp_request_free(req);
+                return -1;
+            }
         }
     }
     long left = ms_left(call);
@@ -551,8 +579,30 @@ static int parse_url(const char *url, httpc_call *call) {
     return 0;
 }
 
+/* The body first: a handed-over one (body_take) is owned by the call from here on. */
+static int call_setup_body(httpc_call *call, const httpc_request *req) {
+    if (!req->body && !req->body_take) return 0;
+    call->body = calloc(1, sizeof *call->body);
+    if (!call->body) {
+        free(req->body_take);
+        return -1;
+    }
+    call->body->refs = 1;
+    call->has_body = 1;
+    call->body_len = req->body_len;
+    if (req->body_take) {
+        call->body->data = req->body_take;
+        return 0;
+    }
+    call->body->data = malloc(req->body_len ? req->body_len : 1);
+    if (!call->body->data) return -1;
+    memcpy(call->body->data, req->body, req->body_len);
+    return 0;
+}
+
 static int call_setup(httpc_call *call, const httpc_request *req) {
-    const char *method = req->method ? req->method : (req->body ? "POST" : "GET");
+    const char *method = req->method ? req->method : (req->body || req->body_take ? "POST" : "GET");
+    if (call_setup_body(call, req) != 0) return -1;
     if (!req->url || parse_method(method, &call->cmd) != 0 || parse_url(req->url, call) != 0) return -1;
     size_t nh = 0;
     while (req->headers && req->headers[nh]) nh++;
@@ -560,13 +610,6 @@ static int call_setup(httpc_call *call, const httpc_request *req) {
     if (!call->headers) return -1;
     for (size_t i = 0; i < nh; i++)
         if (!(call->headers[i] = strdup(req->headers[i]))) return -1;
-    if (req->body) {
-        call->has_body = 1;
-        call->body_len = req->body_len;
-        call->body = malloc(req->body_len ? req->body_len : 1);
-        if (!call->body) return -1;
-        memcpy(call->body, req->body, req->body_len);
-    }
     if (req->userpwd) {
         size_t n = strlen(req->userpwd);
         size_t cap = 6 + 4 * ((n + 2) / 3) + 1;
@@ -609,11 +652,15 @@ int httpc_new(struct event_base *base, httpc **out) {
 
 int httpc_send(httpc *c, const httpc_request *req, httpc_done_cb cb, void *arg) {
     httpc_call *call = calloc(1, sizeof *call);
-    if (!call) return -1;
+    if (!call) {
+        free(req->body_take);
+        return -1;
+    }
     call->client = c;
     call->cb = cb;
     call->arg = arg;
     call->timer = evtimer_new(c->base, call_timer_cb, call);
+    if (!call->timer) free(req->body_take); /* call_setup would have owned it */
     if (!call->timer || call_setup(call, req) != 0) {
         if (req->url) log_debug("httpc: cannot start %s request", req->method ? req->method : "");
         call_free(call);

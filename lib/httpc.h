@@ -28,6 +28,8 @@ typedef struct httpc_request {
     const char *url;
     const char *const *headers;     /* NULL-terminated "Name: value" list, may be NULL */
     const char *body;               /* copied; may be NULL */
+    char *body_take;                /* or: a malloc'd body handed over (not copied); httpc frees it,
+                                       also when httpc_send fails. body_len is its length */
     size_t body_len;
     long timeout_ms;                /* whole request; 0 = 30 s */
     const char *userpwd;            /* "user:password" for basic auth, or NULL */

@@ -4,6 +4,8 @@
 #include "httpd.h"
 #include "auth.h"
 #include "config.h"
+#include "event.h"
+#include "json_text.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -180,7 +182,7 @@ int httpd_new(struct event_base *base, const httpd_opts *opts, httpd **out) {
         if (ss.ss_family == AF_INET) h->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
         else if (ss.ss_family == AF_INET6) h->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
     }
-    evhttp_set_max_body_size(h->http, (ev_ssize_t)(opts->max_body ? opts->max_body : 16u << 20));
+    evhttp_set_max_body_size(h->http, (ev_ssize_t)(opts->max_body ? opts->max_body : EVENT_BODY_MAX));
     evhttp_set_max_headers_size(h->http, 64 * 1024);
     evhttp_set_timeout(h->http, opts->timeout_s > 0 ? opts->timeout_s : 30);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
@@ -263,6 +265,24 @@ void httpd_reply_text(struct evhttp_request *req, int status, const char *conten
     if (buf) evbuffer_free(buf);
 }
 
+/* Makes msg valid UTF-8 in place: a reason quoting a client's bytes (a
+ * parameter name, or one cut by "%.64s") must still travel in
+ * {"error":...}, which jansson refuses to build from invalid UTF-8 (the 400
+ * went out as "{}"; found by tests/fuzz/fuzz_query_params). Each byte that
+ * starts no valid sequence becomes '?'. */
+static void httpd_utf8_clean(char *msg) {
+    size_t len = strlen(msg);
+    for (size_t i = 0; i < len;) {
+        if ((unsigned char)msg[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = json_text_utf8_len((const unsigned char *)msg + i, len - i);
+        if (n) i += n;
+        else msg[i++] = '?';
+    }
+}
+
 void httpd_reply_json(struct evhttp_request *req, int status, json_t *body) {
     if (!body) body = json_object();
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -281,6 +301,7 @@ void httpd_reply_error(struct evhttp_request *req, int status, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    httpd_utf8_clean(msg);
     log_debug("%s %s -> %d %s", evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET",
               evhttp_request_get_uri(req), status, msg);
     httpd_reply_json(req, status, json_pack("{ss}", "error", msg));
@@ -324,29 +345,44 @@ int httpd_read_json(struct evhttp_request *req, json_t **out) {
     return 0;
 }
 
+const char *httpd_query_string(struct evhttp_request *req) {
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    return uri ? evhttp_uri_get_query(uri) : NULL;
+}
+
 int httpd_query_parse(struct evhttp_request *req, struct evkeyvalq *params) {
     TAILQ_INIT(params);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    const char *q = httpd_query_string(req);
     if (!q) return 0;
     return evhttp_parse_query_str(q, params);
 }
 
 const char *httpd_query_get(struct evkeyvalq *params, const char *key) { return evhttp_find_header(params, key); }
 
-int httpd_query_check(struct evhttp_request *req, struct evkeyvalq *params,
-                      int (*check)(void *ctx, const char *k, const char *v, char *err, size_t n), void *ctx) {
-    char err[256];
-    if (httpd_query_parse(req, params) != 0) {
-        httpd_reply_error(req, 400, "query string: cannot be parsed");
+int httpd_query_check_str(const char *query, struct evkeyvalq *params,
+                          int (*check)(void *ctx, const char *k, const char *v, char *err, size_t n), void *ctx,
+                          char *err, size_t n) {
+    TAILQ_INIT(params);
+    if (query && evhttp_parse_query_str(query, params) != 0) {
+        snprintf(err, n, "query string: cannot be parsed");
         return -1;
     }
     struct evkeyval *kv;
     TAILQ_FOREACH(kv, params, next) {
-        if (check(ctx, kv->key, kv->value, err, sizeof err) != 0) {
-            httpd_reply_error(req, 400, "%s", err);
+        if (check(ctx, kv->key, kv->value, err, n) != 0) {
+            httpd_utf8_clean(err);
             return -1;
         }
+    }
+    return 0;
+}
+
+int httpd_query_check(struct evhttp_request *req, struct evkeyvalq *params,
+                      int (*check)(void *ctx, const char *k, const char *v, char *err, size_t n), void *ctx) {
+    char err[256];
+    if (httpd_query_check_str(httpd_query_string(req), params, check, ctx, err, sizeof err) != 0) {
+        httpd_reply_error(req, 400, "%s", err);
+        return -1;
     }
     return 0;
 }

@@ -74,6 +74,15 @@ const char *httpd_query_get(struct evkeyvalq *params, const char *key);
 int httpd_query_check(struct evhttp_request *req, struct evkeyvalq *params,
                       int (*check)(void *ctx, const char *k, const char *v, char *err, size_t n), void *ctx);
 void httpd_query_free(struct evkeyvalq *params);
+/* The request URI's query string (after '?', still percent-encoded), or NULL. */
+const char *httpd_query_string(struct evhttp_request *req);
+/* httpd_query_check without a request (what it runs; tests/fuzz call it
+ * directly): parses `query` (NULL = none) into `params` and passes every
+ * parameter to `check`. 0, or -1 with the 400 text in err. `params` is freed
+ * by the caller either way. */
+int httpd_query_check_str(const char *query, struct evkeyvalq *params,
+                          int (*check)(void *ctx, const char *k, const char *v, char *err, size_t n), void *ctx,
+                          char *err, size_t n);
 /* A parameter that must be a plain decimal (digits only, no sign or spaces) in
  * [min, max], min >= 0. 0, or -1 when it is not. */
 int httpd_param_long(const char *v, long long min, long long max, long long *out);

@@ -20,9 +20,11 @@
 
 #include <stddef.h>
 
+#include "event.h" /* EVENT_JSON_MAX_DEPTH */
+
 struct sbuf;
 
-#define JSCAN_MAX_DEPTH 512
+#define JSCAN_MAX_DEPTH EVENT_JSON_MAX_DEPTH /* lib/event.h */
 
 /* Notes: things seen in the text (only those asked for are looked for). */
 #define JSCAN_NOTE_WS 1u         /* whitespace between tokens (json_text writes none) */

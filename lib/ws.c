@@ -534,18 +534,17 @@ static int build_request(ws_conn *c, const ws_url *u, const char *extra)
     return 0;
 }
 
-int ws_client_connect(struct event_base *base, const char *url, const ws_client_opts *o,
-                      const ws_callbacks *cb, void *arg, ws_conn **out)
+/* The client conn for `url`, before any I/O: callbacks, limits, timer, the
+ * upgrade request. NULL on failure (nothing allocated). */
+static ws_conn *client_new(struct event_base *base, const char *url, const ws_client_opts *o,
+                           const ws_callbacks *cb, void *arg, ws_conn **out, ws_url *u)
 {
-    static const ws_client_opts defaults = {0};
-    if (!o) o = &defaults;
-    ws_url u;
-    if (!base || !url || !cb || !out || parse_url(url, &u) != 0) {
+    if (!base || !url || !cb || !out || parse_url(url, u) != 0) {
         log_error("ws: invalid WebSocket URL (expected ws[s]://host[:port]/path)");
-        return -1;
+        return NULL;
     }
     ws_conn *c = calloc(1, sizeof *c);
-    if (!c) return -1;
+    if (!c) return NULL;
     c->base = base;
     c->cb = *cb;
     c->arg = arg;
@@ -553,7 +552,49 @@ int ws_client_connect(struct event_base *base, const char *url, const ws_client_
     c->state = WS_ST_CONNECTING;
     c->max_msg = o->max_msg_bytes ? o->max_msg_bytes : WS_DEFAULT_MAX_MSG;
     c->timer = evtimer_new(base, timer_cb, c);
-    if (!c->timer || build_request(c, &u, o->extra_headers) != 0) goto fail;
+    if (!c->timer || build_request(c, u, o->extra_headers) != 0) {
+        real_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void arm_connect_timeout(ws_conn *c, const ws_client_opts *o)
+{
+    int ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : WS_DEFAULT_CONNECT_MS;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+}
+
+int ws_client_attach(struct event_base *base, struct bufferevent *bev, const char *url, const ws_client_opts *o,
+                     const ws_callbacks *cb, void *arg, ws_conn **out)
+{
+    static const ws_client_opts defaults = {0};
+    if (!o) o = &defaults;
+    ws_url u;
+    ws_conn *c = bev ? client_new(base, url, o, cb, arg, out, &u) : NULL;
+    if (!c) return -1;
+    c->bev = bev;
+    bufferevent_setcb(c->bev, bev_read_cb, bev_write_cb, bev_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    arm_connect_timeout(c, o);
+    *out = c;
+    /* as if the connect had just completed: the upgrade request goes out */
+    c->state = WS_ST_HANDSHAKE;
+    bufferevent_write(c->bev, c->request, strlen(c->request));
+    free(c->request);
+    c->request = NULL;
+    return 0;
+}
+
+int ws_client_connect(struct event_base *base, const char *url, const ws_client_opts *o,
+                      const ws_callbacks *cb, void *arg, ws_conn **out)
+{
+    static const ws_client_opts defaults = {0};
+    if (!o) o = &defaults;
+    ws_url u;
+    ws_conn *c = client_new(base, url, o, cb, arg, out, &u);
+    if (!c) return -1;
 
     if (u.tls) {
         SSL *ssl = make_ssl(c, &u, o);
@@ -575,9 +616,7 @@ int ws_client_connect(struct event_base *base, const char *url, const ws_client_
         c->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
         if (!c->dns) log_debug("ws: evdns unavailable, resolving %s synchronously", u.host);
     }
-    int ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : WS_DEFAULT_CONNECT_MS;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(c->timer, &tv);
+    arm_connect_timeout(c, o);
 
     *out = c;
     /* Errors found synchronously here are reported from the loop (via leave

@@ -60,6 +60,14 @@ typedef struct ws_client_opts {
 int ws_client_connect(struct event_base *base, const char *url, const ws_client_opts *o,
                       const ws_callbacks *cb, void *arg, ws_conn **out);
 
+/* The client side on a bufferevent that is already connected (tests and
+ * fuzzing: one end of a bufferevent pair, the other end plays the server).
+ * `url` gives the Host header and path as for ws_client_connect; the upgrade
+ * request is written at once and everything after it runs as after a TCP
+ * connect. Takes `bev` (ws_free frees it) on 0; -1: bev NOT taken. */
+int ws_client_attach(struct event_base *base, struct bufferevent *bev, const char *url, const ws_client_opts *o,
+                     const ws_callbacks *cb, void *arg, ws_conn **out);
+
 /* Server side. The caller accepted the TCP connection into `bev` (plain socket
  * bufferevent, BEV_OPT_CLOSE_ON_FREE), read and removed the HTTP upgrade request
  * from bev's input, and checked it (GET, Upgrade: websocket, version 13).

@@ -62,6 +62,17 @@ int admin_api_series(admin *a, struct evhttp_request *req, const char *path);
 int admin_stream_new(admin *a, httpd *h);
 void admin_stream_end(admin *a);    /* ends every open stream; before httpc_free() */
 void admin_stream_free(admin *a);   /* after httpc_free() */
+/* GET /api/v1/stream's parameters, from the raw query string (NULL = none)
+ * and the Last-Event-ID header (NULL = none; it wins over last_event_id=).
+ * Also what tests/fuzz/fuzz_query_params calls. 0, or -1 with the 400 text in
+ * err; p->filters is malloc'd either way (NULL only when out of memory). */
+typedef struct admin_stream_params {
+    char *filters;        /* "&entity_id=..&domain=.." for data-storage's feed (URL-encoded) */
+    long backlog;         /* 0..1000 */
+    long long cursor;     /* from Last-Event-ID */
+    int has_cursor;
+} admin_stream_params;
+int admin_stream_parse(const char *query, const char *last_event_id, admin_stream_params *p, char *err, size_t n);
 
 /* ---- admin_static.c ---- */
 /* Serves files from `www_dir` at /, and the chart library file at /vendor/chart.min.js. */

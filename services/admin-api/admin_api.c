@@ -11,6 +11,7 @@
  * one) and owns the queries; admin-api adds the shape the page wants and
  * one origin for the page, not a second copy of the rules. */
 #include "admin.h"
+#include "event.h"
 #include "log.h"
 #include "sbuf.h"
 
@@ -35,7 +36,7 @@ static void api_entities(struct evhttp_request *req, void *arg) {
 
 /* HA's valid_entity_id alphabet (the exact rule is enforced upstream). */
 static int api_entity_ok(const char *s, size_t n) {
-    if (n == 0 || n > 255) return 0;
+    if (n == 0 || n > EVENT_ENTITY_ID_MAX) return 0;
     for (size_t i = 0; i < n; i++)
         if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.')) return 0;
     return 1;

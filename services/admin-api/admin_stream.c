@@ -254,7 +254,7 @@ static void stream_poll(evutil_socket_t fd, short what, void *arg) {
 /* ---- the request ---------------------------------------------------------- */
 
 typedef struct stream_query {
-    stream_client *c;
+    admin_stream_params *p;
     sbuf filters;     /* "&entity_id=...&domain=..." for data-storage's feed */
     const char *id;   /* Last-Event-ID (the header wins over the parameter) */
 } stream_query;
@@ -270,7 +270,7 @@ static int stream_param(void *ctx, const char *k, const char *v, char *err, size
     } else if (!strcmp(k, "backlog")) {
         long long b;
         if (httpd_param_long(v, 0, 1000, &b) != 0) return snprintf(err, n, "backlog: must be an integer from 0 to 1000"), -1;
-        q->c->backlog = (long)b;
+        q->p->backlog = (long)b;
     } else {
         snprintf(err, n, "%.64s: unknown parameter (known: entity_id, domain, event_type, backlog, last_event_id)", k);
         return -1;
@@ -278,25 +278,41 @@ static int stream_param(void *ctx, const char *k, const char *v, char *err, size
     return 0;
 }
 
-/* Reads the parameters (the shared httpd_query_check); answers 400 naming a bad one. 0/-1. */
-static int stream_params(stream_client *c, struct evhttp_request *req) {
+int admin_stream_parse(const char *query, const char *last_event_id, admin_stream_params *p, char *err, size_t n) {
     struct evkeyvalq params;
-    stream_query q = {.c = c, .id = evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID")};
+    memset(p, 0, sizeof *p);
+    stream_query q = {.p = p, .id = last_event_id};
     sbuf_init(&q.filters);
-    int rc = httpd_query_check(req, &params, stream_param, &q);
+    int rc = httpd_query_check_str(query, &params, stream_param, &q, err, n);
     const char *id = q.id;
     if (rc == 0 && id) {
-        if (httpd_param_long(id, 0, 4000000000000000000LL, &c->cursor) != 0) {
-            httpd_reply_error(req, 400, "Last-Event-ID: must be an event seq (an integer >= 0)");
+        if (httpd_param_long(id, 0, 4000000000000000000LL, &p->cursor) != 0) {
+            snprintf(err, n, "Last-Event-ID: must be an event seq (an integer >= 0)");
             rc = -1;
         } else {
-            c->has_cursor = 1;
+            p->has_cursor = 1;
         }
     }
     httpd_query_free(&params);
-    c->filters = sbuf_take(&q.filters, NULL);
-    if (!c->filters) c->filters = strdup("");
-    return rc == 0 && c->filters ? 0 : -1;
+    p->filters = sbuf_take(&q.filters, NULL);
+    if (!p->filters) p->filters = strdup("");
+    if (rc == 0 && !p->filters) rc = -1, snprintf(err, n, "out of memory");
+    return rc;
+}
+
+/* Reads the parameters (admin_stream_parse); answers 400 naming a bad one. 0/-1. */
+static int stream_params(stream_client *c, struct evhttp_request *req) {
+    admin_stream_params p;
+    char err[256];
+    int rc = admin_stream_parse(httpd_query_string(req),
+                                evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID"), &p, err,
+                                sizeof err);
+    c->filters = p.filters;
+    c->backlog = p.backlog;
+    c->cursor = p.cursor;
+    c->has_cursor = p.has_cursor;
+    if (rc != 0) httpd_reply_error(req, p.filters ? 400 : 500, "%s", err);
+    return rc;
 }
 
 static void admin_stream_request(struct evhttp_request *req, void *arg) {

@@ -5,6 +5,7 @@
  * environment, connects them on the one event loop, and frees everything on
  * SIGTERM in the order that lets in-flight requests be answered. */
 #include "auth.h"
+#include "event.h"
 #include "config.h"
 #include "ha_config.h"
 #include "httpd.h"
@@ -23,7 +24,7 @@ static const config_var storage_vars[] = {
     CONFIG_INT("DATA_STORAGE_PORT", "8004", 0, 65535, "HTTP port"),
     {"STORAGE_BACKEND", "sqlite", "sqlite | influxdb | clickhouse"},
     CONFIG_INT("MAX_BATCH", "10000", 1, 1000000, "most events accepted in one POST"),
-    CONFIG_INT("MAX_BODY_BYTES", "16777216", 1024, 1LL << 31, "largest request body; larger gets 413"),
+    CONFIG_INT("MAX_BODY_BYTES", EVENT_STR(EVENT_BODY_MAX), 1024, 1LL << 31, "largest request body; larger gets 413"),
     {"DATA_DIR", "./data", "sqlite: directory of events.db (created)"},
     CONFIG_INT("SQLITE_BUSY_TIMEOUT_MS", "5000", 0, 600000, "sqlite: wait this long for a lock before answering 503"),
     {"INFLUXDB_URL", "http://127.0.0.1:8086", "influxdb: base URL"},

@@ -288,6 +288,40 @@ static void query_registry(struct evhttp_request *req, void *arg) {
     httpd_query_free(&params);
 }
 
+/* ---- the parameters alone (tests/fuzz) -------------------------------------- */
+
+/* Each route's parameters as its handler above checks them (same defaults,
+ * same check functions), from a raw query string. */
+int query_api_check_query(const char *path, const char *query, char *err, size_t n) {
+    struct evkeyvalq params;
+    int rc = -1;
+    if (strcmp(path, "/api/v1/events/feed") == 0) {
+        feed_params p;
+        memset(&p, 0, sizeof p);
+        store_filter_init(&p.f);
+        p.q.f = &p.f;
+        rc = httpd_query_check_str(query, &params, feed_param, &p, err, n);
+    } else if (strcmp(path, "/api/v1/entities") == 0) {
+        store_entity_query q = {.limit = 1000};
+        rc = httpd_query_check_str(query, &params, entity_param, &q, err, n);
+    } else if (strcmp(path, "/api/v1/series") == 0) {
+        series_params p = {.q = {.points = 500, .max_segments = QUERY_MAX_SEGMENTS}};
+        rc = httpd_query_check_str(query, &params, series_param, &p, err, n);
+        if (rc == 0) rc = series_check(&p, err, n);
+    } else if (strcmp(path, "/api/v1/stats") == 0) {
+        store_stats_query q = {.window_s = 60, .now_us = service_now_us()};
+        rc = httpd_query_check_str(query, &params, stats_param, &q, err, n);
+    } else if (strcmp(path, "/api/v1/registry") == 0) {
+        registry_params p = {.limit = 10000};
+        rc = httpd_query_check_str(query, &params, registry_param, &p, err, n);
+    } else {
+        snprintf(err, n, "no such route");
+        return -1;
+    }
+    httpd_query_free(&params);
+    return rc;
+}
+
 /* ---- set-up ----------------------------------------------------------------- */
 
 int query_api_new(httpd *h, store *st, query_api **out) {

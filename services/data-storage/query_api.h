@@ -13,4 +13,9 @@ typedef struct query_api query_api;
 int query_api_new(httpd *h, store *st, query_api **out);
 void query_api_free(query_api *q);
 
+/* The parameters of one of these routes ("/api/v1/series", ...) checked as its
+ * handler checks them, from a raw query string (NULL = none), without a
+ * request (tests/fuzz/fuzz_query_params). 0, or -1 with the 400 text in err. */
+int query_api_check_query(const char *path, const char *query, char *err, size_t n);
+
 #endif

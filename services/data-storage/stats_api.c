@@ -84,24 +84,35 @@ static int stats_api_param(void *ctx, const char *k, const char *v, char *err, s
     return 0;
 }
 
-/* Reads the parameters (the shared httpd_query_check); answers 400 naming a
+/* The defaults, then every parameter, then the combination (the 400 text in
+ * err). q->entities points into params. 0/-1. */
+static int stats_api_check(const char *query, struct evkeyvalq *params, stats_api_query *q, char *err, size_t n) {
+    memset(q, 0, sizeof *q);
+    q->period = P_HOUR;
+    q->types = (1u << STATS_API_NTYPES) - 1;
+    q->end_us = INT64_MAX;
+    if (httpd_query_check_str(query, params, stats_api_param, q, err, n) != 0) return -1;
+    if (!q->entities) return snprintf(err, n, "entity_id: required"), -1;
+    if (!q->has_start) return snprintf(err, n, "start: required (RFC 3339)"), -1;
+    if (q->end_us <= q->start_us) return snprintf(err, n, "end: must be after start"), -1;
+    return 0;
+}
+
+int stats_api_check_query(const char *query, char *err, size_t n) {
+    struct evkeyvalq params;
+    stats_api_query q;
+    int rc = stats_api_check(query, &params, &q, err, n);
+    httpd_query_free(&params);
+    return rc;
+}
+
+/* Reads the parameters (the shared httpd_query_check_str); answers 400 naming a
  * bad or missing one. 0/-1. */
 static int stats_api_parse(struct evhttp_request *req, stats_api_query *q) {
     struct evkeyvalq params;
     char err[256];
     size_t n = sizeof err;
-    memset(q, 0, sizeof *q);
-    q->period = P_HOUR;
-    q->types = (1u << STATS_API_NTYPES) - 1;
-    q->end_us = INT64_MAX;
-    if (httpd_query_check(req, &params, stats_api_param, q) != 0) {
-        httpd_query_free(&params);
-        return -1;
-    }
-    int rc = 0;
-    if (!q->entities) rc = -1, snprintf(err, n, "entity_id: required");
-    if (rc == 0 && !q->has_start) rc = -1, snprintf(err, n, "start: required (RFC 3339)");
-    if (rc == 0 && q->end_us <= q->start_us) rc = -1, snprintf(err, n, "end: must be after start");
+    int rc = stats_api_check(httpd_query_string(req), &params, q, err, n);
     if (rc == 0) {
         q->entities = strdup(q->entities);   /* params are freed below */
         if (!q->entities) rc = -1, snprintf(err, n, "out of memory");

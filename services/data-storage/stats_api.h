@@ -12,4 +12,8 @@
 /* Registers the route; `st` must outlive the server. 0/-1. */
 int stats_api_route(httpd *h, store *st);
 
+/* The parameters checked as the handler checks them, from a raw query string
+ * (NULL = none), without a request (tests/fuzz). 0, or -1 with the 400 text. */
+int stats_api_check_query(const char *query, char *err, size_t n);
+
 #endif

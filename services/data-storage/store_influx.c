@@ -26,7 +26,21 @@
  *  - v1 (/write?db=, basic auth) or v2/v3 (/api/v2/write?org=&bucket=,
  *    "Authorization: Token"). Queries use InfluxQL /query, which 2.x (with a
  *    DBRP mapping) and 3.x also serve; db = bucket there. Only v1 is tested
- *    here (Debian ships influxdb 1.6). */
+ *    here (Debian ships influxdb 1.6).
+ *
+ * What is where: this file is the transport (requests to /write, /query and
+ * /ping through httpc), the write queue with its duplicate check and
+ * splitting, the reads, health and configuration. What a point holds is
+ * influx_points.c (HomeIQ's schema) or influx_ha.c (HA's); reading a /query
+ * answer is influx_answer.c; the id and time sets of the duplicate check are
+ * influx_set.c; statistics, retention policies and the dashboard's reads are
+ * stats_influx.c, retention_influx.c and influx_query.c, reached through the
+ * small io structs below.
+ *
+ * Ownership: store_influx owns its httpc, its queue of jobs (each job owns
+ * its request body, line index and sets; the batch stays the caller's until
+ * the callback) and the modules above; store_influx_close answers every job
+ * still queued with "shutting down". */
 #include "store_influx.h"
 #include "influx_time.h"
 #include "config.h"
@@ -36,17 +50,16 @@
 #include "retention_influx.h"
 #include "retention_influx_purge.h"
 #include "influx_query.h"
+#include "influx_answer.h"
+#include "influx_points.h"
+#include "influx_set.h"
 #include "lineproto.h"
 #include "log.h"
 #include "service.h"
-#include "json_text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define INFLUX_MEASUREMENT "home_assistant_events"
-#define INFLUX_DEAD_MEASUREMENT "homeiq_dead_letters"
 
 typedef struct influx_job influx_job;
 
@@ -130,128 +143,6 @@ static int influx_query_send(store_influx *s, const char *sql, int with_db, http
     sbuf_free(&url);
     sbuf_free(&form);
     return rc;
-}
-
-/* Walks the (possibly chunked: one JSON document per chunk) /query answer and
- * calls `row` for each value row of each series. -1 with err on an error. */
-static int influx_parse_rows(const httpc_response *r, int (*row)(json_t *columns, json_t *values, void *arg), void *arg,
-                             char *err, size_t errlen) {
-    size_t off = 0;
-    while (off < r->body_len) {
-        while (off < r->body_len && (r->body[off] == '\n' || r->body[off] == '\r' || r->body[off] == ' ')) off++;
-        if (off >= r->body_len) break;
-        json_error_t je;
-        json_t *doc = json_loadb(r->body + off, r->body_len - off, JSON_DISABLE_EOF_CHECK, &je);
-        if (!doc) {
-            snprintf(err, errlen, "unreadable answer from InfluxDB: %s", je.text);
-            return -1;
-        }
-        off += (size_t)je.position;
-        json_t *res, *ser;
-        size_t i, k;
-        const char *e = json_string_value(json_object_get(doc, "error"));
-        json_array_foreach(json_object_get(doc, "results"), i, res) {
-            if (!e) e = json_string_value(json_object_get(res, "error"));
-            json_array_foreach(json_object_get(res, "series"), k, ser) {
-                json_t *cols = json_object_get(ser, "columns"), *val;
-                size_t v;
-                json_array_foreach(json_object_get(ser, "values"), v, val) {
-                    if (row(cols, val, arg) != 0) {
-                        snprintf(err, errlen, "out of memory");
-                        json_decref(doc);
-                        return -1;
-                    }
-                }
-            }
-        }
-        if (e) {
-            snprintf(err, errlen, "influxdb: %s", e);
-            json_decref(doc);
-            return -1;
-        }
-        json_decref(doc);
-    }
-    return 0;
-}
-
-/* Column index by name in a series' "columns", or -1. */
-static int influx_col(json_t *columns, const char *name) {
-    json_t *c;
-    size_t i;
-    json_array_foreach(columns, i, c) if (json_is_string(c) && strcmp(json_string_value(c), name) == 0) return (int)i;
-    return -1;
-}
-
-static const char *influx_row_str(json_t *columns, json_t *values, const char *name) {
-    int i = influx_col(columns, name);
-    return i < 0 ? NULL : json_string_value(json_array_get(values, (size_t)i));
-}
-
-static int64_t influx_row_time(json_t *columns, json_t *values) {
-    int i = influx_col(columns, "time");
-    return i < 0 ? 0 : (int64_t)json_integer_value(json_array_get(values, (size_t)i));
-}
-
-/* ---- a set of event ids and of taken nanosecond times ----------------- */
-
-typedef struct influx_set {
-    uint64_t *keys;     /* 0 = empty slot */
-    char (*ids)[EVENT_ID_LEN];
-    size_t cap, n;
-} influx_set;
-
-static uint64_t influx_mix(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x | 1; /* never 0 */
-}
-
-static uint64_t influx_id_key(const char *id) {
-    uint64_t k = 0;
-    for (int i = 0; i < 16 && id[i]; i++) k = k * 31 + (unsigned char)id[i];
-    return influx_mix(k);
-}
-
-static int influx_set_grow(influx_set *s, int with_ids) {
-    size_t cap = s->cap ? s->cap * 2 : 1024;
-    influx_set n = {calloc(cap, sizeof *n.keys), with_ids ? calloc(cap, sizeof *n.ids) : NULL, cap, 0};
-    if (!n.keys || (with_ids && !n.ids)) {
-        free(n.keys);
-        free(n.ids);
-        return -1;
-    }
-    for (size_t i = 0; i < s->cap; i++) {
-        if (!s->keys[i]) continue;
-        size_t j = s->keys[i] & (cap - 1);
-        while (n.keys[j]) j = (j + 1) & (cap - 1);
-        n.keys[j] = s->keys[i];
-        if (with_ids) memcpy(n.ids[j], s->ids[i], EVENT_ID_LEN);
-        n.n++;
-    }
-    free(s->keys);
-    free(s->ids);
-    *s = n;
-    return 0;
-}
-
-/* 1 when present; otherwise inserts and returns 0; -1 out of memory.
- * `id` NULL: the set holds bare 64-bit keys (times). */
-static int influx_set_put(influx_set *s, uint64_t key, const char *id) {
-    if ((s->n + 1) * 2 > s->cap && influx_set_grow(s, id != NULL) != 0) return -1;
-    size_t j = key & (s->cap - 1);
-    for (; s->keys[j]; j = (j + 1) & (s->cap - 1))
-        if (s->keys[j] == key && (!id || strcmp(s->ids[j], id) == 0)) return 1;
-    s->keys[j] = key;
-    if (id) memcpy(s->ids[j], id, EVENT_ID_LEN);
-    s->n++;
-    return 0;
-}
-
-static void influx_set_free(influx_set *s) {
-    free(s->keys);
-    free(s->ids);
-    memset(s, 0, sizeof *s);
 }
 
 /* ---- write jobs ------------------------------------------------------- */
@@ -367,116 +258,12 @@ static int influx_job_add_line(influx_job *j, size_t off, int item) {
     return 0;
 }
 
-static void influx_tag(sbuf *b, const char *key, const char *value) {
-    if (!value || !*value) return; /* InfluxDB has no empty tag values */
-    sbuf_addc(b, ',');
-    sbuf_adds(b, key);
-    sbuf_addc(b, '=');
-    lineproto_tag(b, value);
-}
-
-static const char *influx_str(const json_t *rec, const char *key) {
-    return json_string_value(json_object_get(rec, key));
-}
-
-/* Appends ",key=<string>" for a string member, returns 1 when added. */
-static void influx_field_str(sbuf *b, const char *key, const char *v, size_t n) {
-    sbuf_addc(b, ',');
-    sbuf_adds(b, key);
-    sbuf_addc(b, '=');
-    lineproto_field_string(b, v, n);
-}
-
-static void influx_field_member_str(sbuf *b, const json_t *rec, const char *key) {
-    const json_t *v = json_object_get(rec, key);
-    if (json_is_string(v)) influx_field_str(b, key, json_string_value(v), json_string_length(v));
-}
-
-static void influx_field_member_float(sbuf *b, const json_t *rec, const char *key) {
-    const json_t *v = json_object_get(rec, key);
-    if (!json_is_number(v)) return;
-    size_t mark = b->len;
-    sbuf_addc(b, ',');
-    sbuf_adds(b, key);
-    sbuf_addc(b, '=');
-    if (lineproto_field_float(b, json_number_value(v)) != 0) b->len = mark;
-}
-
-/* labels as one tag, ",a,b," (a label filter is then a regex on ",a,"); none: no tag. */
-static void influx_labels_tag(sbuf *b, const json_t *labels) {
-    size_t i, n = 0;
-    json_t *v;
-    sbuf t;
-    sbuf_init(&t);
-    json_array_foreach(labels, i, v) {
-        if (!json_is_string(v) || !json_string_length(v)) continue;
-        sbuf_addc(&t, ',');
-        sbuf_adds(&t, json_string_value(v));
-        n++;
-    }
-    sbuf_addc(&t, ',');
-    if (n && !sbuf_failed(&t)) influx_tag(b, "labels", t.data);
-    sbuf_free(&t);
-}
-
-/* One point of the events measurement. Fields have fixed types whatever the
- * record holds: strings stay strings, value/old_value/duration are floats and
- * only written when numeric. */
-static void influx_event_line(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at) {
-    const json_t *rec = it->record;
-    lineproto_measurement(b, INFLUX_MEASUREMENT);
-    influx_tag(b, "area_id", influx_str(rec, "area_id")); /* registry tags: issue 11 */
-    influx_tag(b, "device_class", influx_str(rec, "device_class"));
-    influx_tag(b, "device_id", influx_str(rec, "device_id"));
-    influx_tag(b, "domain", it->domain);
-    influx_tag(b, "entity_id", it->entity_id);
-    influx_tag(b, "event_type", it->event_type);
-    influx_tag(b, "floor_id", influx_str(rec, "floor_id"));
-    influx_labels_tag(b, json_object_get(rec, "labels"));
-    influx_tag(b, "platform", influx_str(rec, "platform"));
-    influx_tag(b, "unit_of_measurement", influx_str(rec, "unit_of_measurement"));
-    sbuf_adds(b, " event_id=");
-    lineproto_field_string(b, it->event_id, strlen(it->event_id));
-    influx_field_str(b, "stored_at", stored_at, strlen(stored_at));
-    influx_field_str(b, "record", it->json, it->json_len);
-    influx_field_member_str(b, rec, "state");
-    influx_field_member_float(b, rec, "value");
-    influx_field_member_str(b, rec, "old_state");
-    influx_field_member_float(b, rec, "old_value");
-    influx_field_member_float(b, rec, "duration_in_state");
-    influx_field_member_str(b, rec, "context_id");
-    influx_field_member_str(b, rec, "context_parent_id");
-    influx_field_member_str(b, rec, "context_user_id");
-    const json_t *attrs = json_object_get(rec, "attributes");
-    if (json_is_object(attrs)) {
-        sbuf tmp;
-        sbuf_init(&tmp);
-        json_text_dump(attrs, &tmp);
-        if (!sbuf_failed(&tmp)) influx_field_str(b, "attributes", tmp.data, tmp.len);
-        else b->failed = 1;
-        sbuf_free(&tmp);
-    }
-    sbuf_printf(b, " %llu\n", (unsigned long long)ns);
-}
-
-static void influx_dead_line(store_influx *s, sbuf *b, const store_dead_letter *d) {
-    int64_t ns = service_now_us() * 1000;
-    if (ns <= s->last_dead_ns) ns = s->last_dead_ns + 1;
-    s->last_dead_ns = ns;
-    lineproto_measurement(b, INFLUX_DEAD_MEASUREMENT);
-    influx_tag(b, "source", d->source);
-    sbuf_adds(b, " error=");
-    lineproto_field_string(b, d->error, strlen(d->error));
-    influx_field_str(b, "raw", d->raw, strlen(d->raw));
-    sbuf_printf(b, " %lld\n", (long long)ns);
-}
-
 /* Lines for dead letters [j->dead_written, b->ndead) and a range for them. */
 static int influx_job_add_dead_lines(influx_job *j) {
     size_t first = j->nlines;
     for (; j->dead_written < j->b->ndead; j->dead_written++) {
         size_t off = j->body.len;
-        influx_dead_line(j->s, &j->body, &j->b->dead[j->dead_written]);
+        influx_points_dead(&j->body, &j->b->dead[j->dead_written], &j->s->last_dead_ns);
         if (influx_job_add_line(j, off, -1 - (int)j->dead_written) != 0) return -1;
     }
     if (sbuf_failed(&j->body)) return -1;
@@ -499,7 +286,7 @@ static int influx_job_build(influx_job *j) {
         influx_ha_result ha = influx_ha_line(j->s->ha, b, &b->items[i], &j->body);
         if (ha == INFLUX_HA_OOM) return -1;
         if (ha == INFLUX_HA_NO_LINE) continue;
-        if (ha == INFLUX_HA_NOT_MINE) influx_event_line(&j->body, &b->items[i], j->ns[i], stored_at);
+        if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], j->ns[i], stored_at);
         if (ha == INFLUX_HA_NOT_MINE && !j->s->ha) influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i]);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
@@ -610,12 +397,12 @@ static void influx_write_done(const httpc_response *r, void *arg) {
 
 /* ---- duplicate check -------------------------------------------------- */
 
-static int influx_dup_row(json_t *columns, json_t *values, void *arg) {
+static int influx_dup_row(const influx_answer_row *row, void *arg) {
     influx_job *j = arg;
-    const char *id = influx_row_str(columns, values, "event_id");
-    int64_t t = influx_row_time(columns, values);
-    if (t && influx_set_put(&j->times, influx_mix((uint64_t)t), NULL) < 0) return -1;
-    if (id && strlen(id) == EVENT_ID_LEN - 1 && influx_set_put(&j->ids, influx_id_key(id), id) < 0) return -1;
+    const char *id = influx_answer_str(row, "event_id");
+    int64_t t = influx_answer_time(row);
+    if (t && influx_set_put(&j->times, influx_set_mix((uint64_t)t), NULL) < 0) return -1;
+    if (id && strlen(id) == EVENT_ID_LEN - 1 && influx_set_put(&j->ids, influx_set_id_key(id), id) < 0) return -1;
     return 0;
 }
 
@@ -627,7 +414,7 @@ static int influx_job_assign(influx_job *j) {
     for (size_t i = 0; i < b->nitems; i++) {
         store_item *it = &b->items[i];
         if (it->status != STORE_ITEM_PENDING) continue;
-        uint64_t key = influx_id_key(it->event_id);
+        uint64_t key = influx_set_id_key(it->event_id);
         /* HA points are not in HomeIQ's measurement: only repeats within the batch count */
         int in_db = j->ids.cap && !influx_ha_owns(j->s->ha, it) ? influx_set_put(&j->ids, key, it->event_id) : 0;
         int twice = influx_set_put(&seen, key, it->event_id);
@@ -642,7 +429,7 @@ static int influx_job_assign(influx_job *j) {
         unsigned off = (unsigned)(key % 1000);
         for (unsigned k = 0; k < 1000; k++) {
             uint64_t ns = (uint64_t)it->time_us * 1000 + (off + k) % 1000;
-            int taken = influx_set_put(&j->times, influx_mix(ns), NULL);
+            int taken = influx_set_put(&j->times, influx_set_mix(ns), NULL);
             if (taken < 0) {
                 influx_set_free(&seen);
                 return -1;
@@ -680,12 +467,10 @@ static void influx_dup_done(const httpc_response *r, void *arg) {
         return;
     }
     s->up = 1;
-    if (influx_parse_rows(r, influx_dup_row, j, why, sizeof why) != 0) {
-        /* "database not found" on a fresh database means nothing is stored yet */
-        if (!strstr(why, "database not found")) {
-            influx_job_fail(j, why);
-            return;
-        }
+    /* "database not found" on a fresh database means nothing is stored yet (influx_answer.h) */
+    if (influx_answer_walk(r->body, r->body_len, -1, influx_dup_row, j, why, sizeof why) != 0) {
+        influx_job_fail(j, why);
+        return;
     }
     int rc = influx_dup_next(j);
     if (rc == 1) influx_job_write(j);
@@ -845,11 +630,11 @@ typedef struct influx_read {
     int dead;
 } influx_read;
 
-static int influx_event_row(json_t *columns, json_t *values, void *arg) {
+static int influx_event_row(const influx_answer_row *row, void *arg) {
     influx_read *rd = arg;
-    const char *rec = influx_row_str(columns, values, "record");
-    const char *id = influx_row_str(columns, values, "event_id");
-    const char *at = influx_row_str(columns, values, "stored_at");
+    const char *rec = influx_answer_str(row, "record");
+    const char *id = influx_answer_str(row, "event_id");
+    const char *at = influx_answer_str(row, "stored_at");
     int64_t at_us = 0;
     if (!rec || !id || !at || event_time_parse(at, &at_us) != 0 || strlen(id) != EVENT_ID_LEN - 1 ||
         strspn(id, "0123456789abcdef") != EVENT_ID_LEN - 1)
@@ -857,14 +642,14 @@ static int influx_event_row(json_t *columns, json_t *values, void *arg) {
     return store_rows_add_event(&rd->rows, rec, strlen(rec), id, at_us);
 }
 
-static int influx_dead_row(json_t *columns, json_t *values, void *arg) {
+static int influx_dead_row(const influx_answer_row *row, void *arg) {
     influx_read *rd = arg;
-    int64_t ns = influx_row_time(columns, values);
-    const char *raw = influx_row_str(columns, values, "raw");
+    int64_t ns = influx_answer_time(row);
+    const char *raw = influx_answer_str(row, "raw");
     /* raw was written by us from valid JSON; check anyway, it is embedded as is */
     json_t *check = raw ? json_loads(raw, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
-    int rc = store_rows_add_dead(&rd->rows, (long long)ns, ns / 1000, influx_row_str(columns, values, "source"),
-                                 influx_row_str(columns, values, "error"), check ? raw : "null");
+    int rc = store_rows_add_dead(&rd->rows, (long long)ns, ns / 1000, influx_answer_str(row, "source"),
+                                 influx_answer_str(row, "error"), check ? raw : "null");
     json_decref(check);
     return rc;
 }
@@ -880,8 +665,9 @@ static void influx_read_done(const httpc_response *r, void *arg) {
         if (r->status == 0) influx_set_down(rd->s, why);
     } else {
         rd->s->up = 1;
-        rc = influx_parse_rows(r, rd->dead ? influx_dead_row : influx_event_row, rd, why, sizeof why);
-        if (rc != 0 && strstr(why, "database not found")) rc = 0; /* nothing written yet */
+        /* nothing written yet ("database not found") is an empty answer (influx_answer.h) */
+        rc = influx_answer_walk(r->body, r->body_len, -1, rd->dead ? influx_dead_row : influx_event_row, rd, why,
+                                sizeof why);
     }
     rd->cb(&rd->rows, rc, rc ? why : NULL, rd->arg);
     store_rows_free(&rd->rows);

@@ -113,6 +113,22 @@ char *batch_storage_body(const batch *b, size_t *len) {
     return sbuf_take(&out, len);
 }
 
+char *batch_take_storage_body(batch *b, size_t *len) {
+    static const char head[] = "{\"events\":[";
+    const size_t hn = sizeof head - 1;
+    sbuf *r = &b->records;
+    if (sbuf_reserve(r, hn + b->dead_letters.len + 24) != 0) return NULL;
+    memmove(r->data + hn, r->data, r->len); /* no second buffer: the records move up in place */
+    memcpy(r->data, head, hn);
+    r->len += hn;
+    sbuf_adds(r, "],\"dead_letters\":[");
+    sbuf_add(r, b->dead_letters.data ? b->dead_letters.data : "", b->dead_letters.len);
+    sbuf_adds(r, "]}");
+    sbuf_free(&b->dead_letters);
+    if (sbuf_failed(r)) return NULL;
+    return sbuf_take(r, len);
+}
+
 typedef struct batch_reject_entry {
     size_t index;
     const char *error;

@@ -43,6 +43,11 @@ void batch_begin_record(batch *b, size_t index);
 
 /* The storage request body {"events":[...],"dead_letters":[...]}; malloc'd, NUL-terminated. */
 char *batch_storage_body(const batch *b, size_t *len);
+/* The same bytes, made from the record text itself (moved up in place, no
+ * copy): the batch keeps its index map and rejects but no longer its text, so
+ * a request holds one copy of its events, not two (issue 15: bounded memory).
+ * NULL when out of memory (the text is then gone too: answer 503). */
+char *batch_take_storage_body(batch *b, size_t *len);
 
 /* Maps storage's 200 answer to ours:
  * {"success":true,"processed":N,"stored":S,"duplicates":D,"dead_lettered":K,

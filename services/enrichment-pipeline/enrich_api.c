@@ -174,22 +174,29 @@ static int api_parse(api *a, struct evhttp_request *req, json_t **events) {
     return 0;
 }
 
-/* Forward stage: hands the batch to storage; the answer comes in api_storage_done. */
+/* Forward stage: hands the batch to storage; the answer comes in api_storage_done.
+ * Memory (issue 15): while it waits, a request holds one copy of its events --
+ * the storage body, made from the record text in place and sent without a
+ * copy; the caller's request text was let go once the batch was built. */
 static void api_forward(api *a, struct evhttp_request *req, api_pending *p) {
-    size_t len;
-    char *body = batch_storage_body(&p->b, &len);
+    size_t len = 0;
+    char *body = batch_take_storage_body(&p->b, &len);
     const char *home = evhttp_find_header(evhttp_request_get_input_headers(req), EVENT_HOME_HEADER);
     p->body_len = len;
     if (body && len >= DELIVERY_BIG_BODY) p->body_digest = delivery_body_digest(body, len);
     if (!body || forward_send(a->client, &a->target, httpd_request_id(req), home, body, len, api_storage_done, p) != 0) {
-        free(body);
-        batch_free(&p->b);
+        batch_free(&p->b); /* forward_send freed body */
         free(p);
         api_answer_error(a, req, 503, "cannot start the request to data-storage");
         return;
     }
-    free(body);
     metrics_add(a->inflight, 1);
+}
+
+/* The caller's request text is in the batch now: give it back before waiting. */
+static void api_drop_input(struct evhttp_request *req) {
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    evbuffer_drain(in, evbuffer_get_length(in));
 }
 
 static void api_post_events(struct evhttp_request *req, void *arg) {
@@ -229,6 +236,7 @@ static void api_post_events(struct evhttp_request *req, void *arg) {
         json_decref(events);
         metrics_observe(a->stage_enrich, api_seconds_since(t1));
     }
+    api_drop_input(req);
     p->a = a;
     p->req = req;
     if (p->b.n == 0) { /* nothing to store: nothing to wait for */

@@ -12,15 +12,16 @@
 #include "timeofday.h"
 #include "validate.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define FP_TIME_MAX_US 253402300799999999LL /* as validate.c: 9999-12-31T23:59:59.999999Z */
 #define FP_MAX_KEYS 12
 
 typedef struct fp_span {
     const char *p; /* NULL: absent */
     size_t n;
+    int ws; /* a copied object with insignificant whitespace: written without it */
 } fp_span;
 
 typedef struct fp_key {
@@ -43,7 +44,7 @@ static int fp_member(const char *key, size_t klen, const char *val, size_t vlen,
     for (int i = 0; i < o->nkeys; i++) {
         if (o->keys[i].n != klen || memcmp(o->keys[i].k, key, klen) != 0) continue;
         if (o->val[i].p) return o->unusual = 1;
-        o->val[i] = (fp_span){val, vlen};
+        o->val[i] = (fp_span){val, vlen, 0};
         break;
     }
     return 0;
@@ -81,7 +82,7 @@ static const char *fp_str(fp_span v, size_t *n) {
 static int fp_string_or_null(fp_span v, fp_span *out) {
     int k = fp_kind(v);
     if (k == FP_ESC) return 1;
-    *out = k == FP_STR ? v : (fp_span){NULL, 0};
+    *out = k == FP_STR ? v : (fp_span){NULL, 0, 0};
     return 0;
 }
 
@@ -97,13 +98,55 @@ static int fp_time(fp_span v, int64_t *us) {
     return event_time_parse(buf, us) != 0;
 }
 
-/* attributes / data: copied only when already exactly json_text_dump's text. */
-static int fp_canonical(fp_span v) {
-    unsigned notes;
-    return jscan_check(v.p, v.n, JSCAN_NOTE_CANONICAL, &notes) == 0 && notes == 0;
+/* attributes / data / labels: copied when already exactly json_text_dump's
+ * text, or when whitespace between tokens is all that differs (pretty-printed
+ * or json.dumps-spaced input): then *v is marked to be written without it.
+ * Anything else (escapes, number forms, repeated keys) is jansson's. */
+static int fp_canonical(fp_span *v, unsigned body_notes) {
+    unsigned notes = body_notes;
+    /* the body scan noted nothing but whitespace anywhere: true of every part
+     * of it, no second scan (the common case: HA's compact text, or json.dumps') */
+    if ((body_notes & ~JSCAN_NOTE_WS) == 0) {
+        v->ws = notes != 0;
+        return 1;
+    }
+    if (jscan_check(v->p, v->n, JSCAN_NOTE_CANONICAL, &notes) != 0 || (notes & ~JSCAN_NOTE_WS) != 0) return 0;
+    v->ws = notes != 0;
+    return 1;
+}
+
+/* Appends validated JSON text without the whitespace between its tokens: for
+ * text whose only note is JSCAN_NOTE_WS, exactly json_text_dump's text. */
+static void fp_add_stripped(sbuf *o, const char *p, size_t n) {
+    const char *end = p + n, *run = p;
+    while (p < end) {
+        char c = *p;
+        if (c == '"') {
+            p++;
+            for (;;) { /* to the closing quote; an escaped one is skipped */
+                const char *q = memchr(p, '"', (size_t)(end - p));
+                if (!q) {
+                    p = end;
+                    break;
+                }
+                size_t bs = 0;
+                while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\') bs++;
+                p = q + 1;
+                if (bs % 2 == 0) break;
+            }
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            sbuf_add(o, run, (size_t)(p - run));
+            while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+            run = p;
+        } else {
+            p++;
+        }
+    }
+    sbuf_add(o, run, (size_t)(p - run));
 }
 
 typedef struct fp_record {
+    unsigned body_notes; /* JSCAN_NOTE_CANONICAL notes of the whole body */
     fp_span event_type, entity_id, origin, ctx_id, ctx_parent, ctx_user;
     size_t domain_len;
     int64_t time_us;
@@ -170,8 +213,8 @@ static int fp_state_fields(const fp_obj *data, fp_record *r, fp_span *ctx_fallba
     if (!has_ns && !has_os) return 1;
     if (has_ns && fp_kind(ns.val[S_STATE]) != FP_STR) return 1;
     if (has_os && fp_kind(os.val[S_STATE]) != FP_STR) return 1;
-    r->state = has_ns ? ns.val[S_STATE] : (fp_span){NULL, 0};
-    r->old_state = has_os ? os.val[S_STATE] : (fp_span){NULL, 0};
+    r->state = has_ns ? ns.val[S_STATE] : (fp_span){NULL, 0, 0};
+    r->old_state = has_os ? os.val[S_STATE] : (fp_span){NULL, 0, 0};
     fp_span e = data->val[D_ENTITY_ID];
     if (!e.p && has_ns) e = ns.val[S_ENTITY_ID];
     if (!e.p && has_os) e = os.val[S_ENTITY_ID];
@@ -185,7 +228,7 @@ static int fp_state_fields(const fp_obj *data, fp_record *r, fp_span *ctx_fallba
         fp_span a = ns.val[S_ATTRIBUTES];
         int k = fp_kind(a);
         if (k == FP_OBJ) {
-            if (fp_members(a, &at, fp_attr_keys, A_N) || !fp_canonical(a)) return 1;
+            if (fp_members(a, &at, fp_attr_keys, A_N) || !fp_canonical(&a, r->body_notes)) return 1;
             r->attributes = a;
             if (fp_string_or_null(at.val[A_UNIT], &r->unit) ||
                 fp_string_or_null(at.val[A_DEVICE_CLASS], &r->device_class) ||
@@ -229,7 +272,8 @@ static int fp_registry(fp_span v, fp_record *r) {
     fp_span l = o.val[R_LABELS];
     if (l.p && l.p[0] == '[') {
         int bad = 0;
-        if (!fp_canonical(l) || jscan_array(l.p, l.n, fp_plain_string, &bad) != 0 || bad) return 1;
+        if (!fp_canonical(&l, r->body_notes) || jscan_array_trusted(l.p, l.n, fp_plain_string, &bad) != 0 || bad)
+            return 1;
         r->labels = l;
     } else if (l.p && l.p[0] != 'n') {
         return 1; /* a label list that is not a list: jansson's [] */
@@ -239,23 +283,24 @@ static int fp_registry(fp_span v, fp_record *r) {
 }
 
 /* Fills r from the event text; 0, or 1 for anything the jansson path should judge. */
-static int fp_read(fp_span raw, fp_record *r) {
+static int fp_read(fp_span raw, unsigned body_notes, fp_record *r) {
     fp_obj top, inner, data, ctx;
     const fp_obj *ev;
     memset(r, 0, sizeof *r);
+    r->body_notes = body_notes;
     if (fp_members(raw, &top, fp_event_keys, E_N) || fp_unwrap(&top, &inner, &ev)) return 1;
     if (fp_kind(ev->val[E_DATA]) != FP_OBJ) return 1; /* flat form, or a reject */
     r->event_type = ev->val[E_EVENT_TYPE];
     if (fp_kind(r->event_type) != FP_STR || r->event_type.n < 3) return 1;
     r->is_sc = r->event_type.n == 15 && memcmp(r->event_type.p, "\"state_changed\"", 15) == 0;
     fp_span t = ev->val[E_TIME_FIRED].p ? ev->val[E_TIME_FIRED] : ev->val[E_TIMESTAMP];
-    if (fp_time(t, &r->time_us) || r->time_us < 0 || r->time_us > FP_TIME_MAX_US) return 1;
+    if (fp_time(t, &r->time_us) || r->time_us < 0 || r->time_us > EVENT_TIME_MAX_US) return 1;
     if (fp_string_or_null(ev->val[E_ORIGIN], &r->origin)) return 1;
     fp_span c = ev->val[E_CONTEXT];
     int ck = fp_kind(c);
     if (ck != FP_ABSENT && ck != FP_NULL && ck != FP_OBJ) return 1;
     if (fp_members(ev->val[E_DATA], &data, fp_data_keys, D_N)) return 1;
-    fp_span ctx_fallback = {NULL, 0};
+    fp_span ctx_fallback = {NULL, 0, 0};
     if (r->is_sc) {
         if (fp_state_fields(&data, r, &ctx_fallback)) return 1;
     } else {
@@ -267,8 +312,8 @@ static int fp_read(fp_span raw, fp_record *r) {
             const char *s = fp_str(e, &n);
             if (validate_entity_id(s, n, &r->domain_len, &why) == 0) r->entity_id = e;
         }
-        if (!fp_canonical(ev->val[E_DATA])) return 1;
         r->data = ev->val[E_DATA];
+        if (!fp_canonical(&r->data, r->body_notes)) return 1;
     }
     if (fp_registry(ev->val[E_REGISTRY], r)) return 1;
     if (ck != FP_OBJ) c = ctx_fallback;
@@ -283,8 +328,9 @@ static int fp_read(fp_span raw, fp_record *r) {
 
 static void fp_put(sbuf *o, const char *key, fp_span v) {
     sbuf_adds(o, key);
-    if (v.p) sbuf_add(o, v.p, v.n);
-    else sbuf_add(o, "null", 4);
+    if (!v.p) sbuf_add(o, "null", 4);
+    else if (v.ws) fp_add_stripped(o, v.p, v.n);
+    else sbuf_add(o, v.p, v.n);
 }
 
 static void fp_put_value(sbuf *o, const char *key, fp_span state) {
@@ -352,8 +398,9 @@ static void fp_write(batch *b, size_t index, const fp_record *r) {
             else sbuf_add(o, "null", 4);
             if (i == ENRICH_REGISTRY_LABELS_AFTER) {
                 sbuf_adds(o, ",\"labels\":");
-                if (r->labels.p) sbuf_add(o, r->labels.p, r->labels.n);
-                else sbuf_add(o, "[]", 2);
+                if (!r->labels.p) sbuf_add(o, "[]", 2);
+                else if (r->labels.ws) fp_add_stripped(o, r->labels.p, r->labels.n);
+                else sbuf_add(o, r->labels.p, r->labels.n);
             }
         }
     }
@@ -362,9 +409,9 @@ static void fp_write(batch *b, size_t index, const fp_record *r) {
 }
 
 /* One event: the fast way, else jansson's tree of just this event. */
-static int fp_event(batch *b, size_t index, fp_span raw) {
+static int fp_event(batch *b, size_t index, fp_span raw, unsigned body_notes) {
     fp_record r;
-    if (fp_read(raw, &r) == 0) {
+    if (fp_read(raw, body_notes, &r) == 0) {
         fp_write(b, index, &r);
         b->fast++;
         return sbuf_failed(&b->records) ? -1 : 0;
@@ -392,37 +439,41 @@ static int fp_collect(const char *val, size_t vlen, void *arg) {
         l->items = p;
         l->cap = cap;
     }
-    l->items[l->n++] = (fp_span){val, vlen};
+    l->items[l->n++] = (fp_span){val, vlen, 0};
     return 0;
 }
 
 static const fp_key fp_body_keys[1] = {FP_KEY("events")};
 
-/* The events of the body: an array, {"events":[...]}, or one event. 0, 1, -1. */
-static int fp_events(const char *body, size_t len, fp_list *l) {
-    unsigned notes;
+/* The events of the body: an array, {"events":[...]}, or one event. 0, 1, -1.
+ * The body is scanned (validated) once, noting what json_text would write
+ * differently (*notes): when that is nothing, or only whitespace, no part of
+ * it needs a second look. */
+static int fp_events(const char *body, size_t len, fp_list *l, unsigned *notes) {
     while (len && (*body == ' ' || *body == '\t' || *body == '\n' || *body == '\r')) body++, len--;
     while (len && (body[len - 1] == ' ' || body[len - 1] == '\t' || body[len - 1] == '\n' || body[len - 1] == '\r'))
         len--;
     if (len == 0) return 1;
     if (body[0] == '[') {
-        if (jscan_array_notes(body, len, fp_collect, l, JSCAN_NOTE_JANSSON, &notes) || notes) return l->oom ? -1 : 1;
+        if (jscan_array_notes(body, len, fp_collect, l, JSCAN_NOTE_CANONICAL, notes) || (*notes & JSCAN_NOTE_JANSSON))
+            return l->oom ? -1 : 1;
         return l->oom ? -1 : 0;
     }
     if (body[0] != '{') return 1;
-    if (jscan_check(body, len, JSCAN_NOTE_JANSSON, &notes) || notes) return 1;
+    if (jscan_check(body, len, JSCAN_NOTE_CANONICAL, notes) || (*notes & JSCAN_NOTE_JANSSON)) return 1;
     fp_obj top;
-    if (fp_members((fp_span){body, len}, &top, fp_body_keys, 1)) return 1;
+    if (fp_members((fp_span){body, len, 0}, &top, fp_body_keys, 1)) return 1;
     fp_span list = top.val[0];
     if (!list.p) return fp_collect(body, len, l) ? -1 : 0;
     if (list.p[0] != '[') return 1; /* "events" must be an array: jansson's 400 */
-    if (jscan_array(list.p, list.n, fp_collect, l)) return l->oom ? -1 : 1;
+    if (jscan_array_trusted(list.p, list.n, fp_collect, l)) return l->oom ? -1 : 1;
     return l->oom ? -1 : 0;
 }
 
 int fastpath_build(const char *body, size_t len, size_t max_batch, batch *b) {
     fp_list l = {0};
-    int rc = fp_events(body, len, &l);
+    unsigned notes = 0;
+    int rc = fp_events(body, len, &l, &notes);
     if (rc != 0) {
         free(l.items);
         return rc;
@@ -439,7 +490,7 @@ int fastpath_build(const char *body, size_t len, size_t max_batch, batch *b) {
     }
     sbuf_reserve(&b->records, len); /* records are smaller than the events they come from: no regrowth */
     for (size_t i = 0; i < l.n; i++) {
-        rc = fp_event(b, i, l.items[i]);
+        rc = fp_event(b, i, l.items[i], notes);
         if (rc != 0) {
             batch_free(b);
             free(l.items);

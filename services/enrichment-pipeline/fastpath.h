@@ -7,7 +7,9 @@
  * validating scanner (lib/json_scan), picks the members out of the common
  * shape (HA event object, optionally in its WebSocket envelope) and writes the
  * record text directly, copying `attributes` / `data` verbatim when the scanner
- * says they are already exactly what json_text_dump would write.
+ * says they are already exactly what json_text_dump would write, or leaving
+ * out the whitespace between tokens when that is the only difference (so
+ * spaced or pretty-printed JSON costs what compact JSON costs, issue 15).
  *
  * It must produce byte for byte the storage request of the jansson path
  * (batch_build + batch_storage_body); tests/enrichment/test_fastpath.c checks

@@ -6,6 +6,7 @@
  * storage committed. The service keeps no state, so copies can run side by
  * side behind a load balancer. */
 #include "enrich_api.h"
+#include "event.h"
 #include "auth.h"
 #include "config.h"
 #include "storage_probe.h"
@@ -25,7 +26,7 @@ static const config_var enrichment_vars[] = {
     CONFIG_INT("ENRICHMENT_PIPELINE_PORT", "8002", 0, 65535, "TCP port for the HTTP API"),
     CONFIG_TEXT("ENRICHMENT_PIPELINE_BIND", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)"),
     URL_STORAGE_VAR,
-    CONFIG_INT("MAX_BODY_BYTES", "16777216", 1024, 1LL << 30, "largest request body; larger gets 413"),
+    CONFIG_INT("MAX_BODY_BYTES", EVENT_STR(EVENT_BODY_MAX), 1024, 1LL << 30, "largest request body; larger gets 413"),
     CONFIG_INT("MAX_BATCH", "10000", 1, 1000000, "most events per request; more gets 413"),
     CONFIG_INT("STORAGE_TIMEOUT_MS", "10000", 100, 600000, "how long one batch may wait for data-storage before 503"),
     CONFIG_INT("STORAGE_PROBE_INTERVAL_MS", "2000", 100, 600000, "how often GET /health of data-storage is probed"),

@@ -30,7 +30,7 @@ void forward_target_free(forward_target *t) {
     t->events_url = NULL;
 }
 
-int forward_send(httpc *c, const forward_target *t, const char *request_id, const char *home, const char *body,
+int forward_send(httpc *c, const forward_target *t, const char *request_id, const char *home, char *body,
                  size_t len, httpc_done_cb cb, void *arg) {
     char rid[96], hh[EVENT_HOME_MAX + 32];
     snprintf(rid, sizeof rid, "X-Request-Id: %.60s", request_id ? request_id : "-");
@@ -41,7 +41,7 @@ int forward_send(httpc *c, const forward_target *t, const char *request_id, cons
         .method = "POST",
         .url = t->events_url,
         .headers = headers,
-        .body = body,
+        .body_take = body,
         .body_len = len,
         .timeout_ms = t->timeout_ms,
     };

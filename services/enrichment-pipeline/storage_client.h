@@ -37,10 +37,11 @@ typedef struct forward_target {
 int forward_target_init(forward_target *t, const char *base_url, long timeout_ms);
 void forward_target_free(forward_target *t);
 
-/* POSTs `body` (copied) with the caller's request id and home (a checked
- * home id, NULL = the default home); `cb` gets storage's answer exactly once
- * (see httpc_send). 0, or -1 when it could not start. */
-int forward_send(httpc *c, const forward_target *t, const char *request_id, const char *home, const char *body,
+/* POSTs `body` (malloc'd, handed over: httpc sends it without a copy and
+ * frees it, also when this fails) with the caller's request id and home (a
+ * checked home id, NULL = the default home); `cb` gets storage's answer
+ * exactly once (see httpc_send). 0, or -1 when it could not start. */
+int forward_send(httpc *c, const forward_target *t, const char *request_id, const char *home, char *body,
                  size_t len, httpc_done_cb cb, void *arg);
 
 /* storage's {"error":"..."} text from a non-200 answer, else a generic text;

@@ -7,7 +7,6 @@
 #include <string.h>
 
 /* Latest time we format: 9999-12-31T23:59:59.999999Z. */
-#define VALIDATE_TIME_MAX_US 253402300799999999LL
 
 /* One side of the dot: [a-z0-9_]+, no leading/trailing '_', no "__". */
 static int validate_entity_part(const char *p, size_t n, const char **why) {
@@ -63,7 +62,7 @@ static int validate_time(const input_view *v, validate_result *out, enrich_rejec
     int64_t us;
     if (event_time_parse(t, &us) != 0)
         return enrich_fail(rej, ENRICH_BAD_TIME, "%s \"%.*s\" is not an RFC 3339 time", v->time_key, tl, t);
-    if (us < 0 || us > VALIDATE_TIME_MAX_US)
+    if (us < 0 || us > EVENT_TIME_MAX_US)
         return enrich_fail(rej, ENRICH_BAD_TIME, "%s \"%.*s\" is out of range (1970..9999)", v->time_key, tl,
                            t);
     out->time_us = us;

@@ -5,12 +5,13 @@
 #ifndef HOMEIQ_ENRICH_VALIDATE_H
 #define HOMEIQ_ENRICH_VALIDATE_H
 
+#include "event.h"
 #include "input.h"
 
 #include <stdint.h>
 
 /* HA's longest entity id (homeassistant.const.MAX_LENGTH_STATE_ENTITY_ID). */
-#define VALIDATE_ENTITY_ID_MAX 255
+#define VALIDATE_ENTITY_ID_MAX EVENT_ENTITY_ID_MAX /* lib/event.h */
 
 typedef struct validate_result {
     const char *entity_id;  /* borrowed; NULL when the event has none (non-state events only) */

@@ -3,6 +3,8 @@
  * the "event" member is handed on byte for byte. The token is only ever put
  * into the auth frame; neither it nor that frame is logged. */
 #include "ha_client.h"
+#include "ha_client_int.h"
+#include "event.h"
 #include "json_scan.h"
 
 #include "log.h"
@@ -256,6 +258,12 @@ static void ha_handle_control(ha_client *c, const char *msg, size_t len) {
     if (!strcmp(type, "auth_required")) {
         /* auth was sent on open already */
     } else if (!strcmp(type, "auth_ok")) {
+        if (c->state != HA_AUTHENTICATING) {
+            /* a second auth_ok would subscribe again: every event twice (found by tests/fuzz/fuzz_ha_message) */
+            log_warn("home assistant: auth_ok while %s ignored", ha_state_name(c->state));
+            json_decref(m);
+            return;
+        }
         log_info("home assistant: authenticated (HA %s)", ver ? ver : "?");
         c->st.auth_invalid = 0;
         ha_subscribe(c);
@@ -314,7 +322,8 @@ static int ha_handle_one(ha_client *c, const char *msg, size_t len) {
         return 0;
     }
     if (m.type && m.tlen == 7 && !memcmp(m.type, "\"event\"", 7) && m.event && m.elen > 0 && m.event[0] == '{') {
-        if (!ha_is_subscription(c, &m)) {
+        if ((c->state != HA_SUBSCRIBING && c->state != HA_SUBSCRIBED) || !ha_is_subscription(c, &m)) {
+            /* before subscribe_events, sub_ids are -1: "id":-1 matched them (found by tests/fuzz/fuzz_ha_message) */
             log_debug("home assistant: event for an unknown subscription ignored");
             return 0;
         }
@@ -372,7 +381,8 @@ static void ha_on_close(ws_conn *ws, int code, const char *reason, void *arg) {
     ha_drop(c, why);
 }
 
-static void ha_connect(ha_client *c) {
+/* Connects (bev NULL: a socket to c->url; else over bev, ha_client_start_on). */
+static void ha_connect_on(ha_client *c, struct bufferevent *bev) {
     static const ws_callbacks cbs = {ha_on_open, ha_on_text, ha_on_close};
     ws_client_opts wo = {
         .ca_file = c->ca_file, .insecure = c->o.insecure, .max_msg_bytes = c->o.max_msg_bytes,
@@ -383,11 +393,25 @@ static void ha_connect(ha_client *c) {
     c->next_id = 1;
     c->features_id = c->ping_id = -1;
     for (int i = 0; i < c->ntypes; i++) c->sub_ids[i] = -1;
-    if (ws_client_connect(c->base, c->url, &wo, &cbs, c, &c->ws) != 0) {
+    int rc = bev ? ws_client_attach(c->base, bev, c->url, &wo, &cbs, c, &c->ws)
+                 : ws_client_connect(c->base, c->url, &wo, &cbs, c, &c->ws);
+    if (rc != 0) {
         c->ws = NULL;
         ha_drop(c, "cannot start connecting (bad URL?)");
     }
 }
+
+static void ha_connect(ha_client *c) { ha_connect_on(c, NULL); }
+
+/* ---- tests and fuzzing (ha_client_int.h) ----------------------------------- */
+
+int ha_client_start_on(ha_client *c, struct bufferevent *bev) {
+    evtimer_del(c->reconnect_ev);
+    ha_connect_on(c, bev);
+    return c->ws ? 0 : -1;
+}
+
+void ha_client_handle_text(ha_client *c, const char *msg, size_t len) { ha_on_text(c->ws, msg, len, c); }
 
 /* ---- life cycle ------------------------------------------------------------ */
 
@@ -434,7 +458,7 @@ int ha_client_new(struct event_base *base, const ha_client_opts *o, ha_event_fn 
     if (c->o.reconnect_max_ms < c->o.reconnect_min_ms) c->o.reconnect_max_ms = c->o.reconnect_min_ms;
     if (c->o.ping_interval_ms < 1) c->o.ping_interval_ms = 30000;
     if (c->o.pong_timeout_ms < 1) c->o.pong_timeout_ms = 10000;
-    if (!c->o.max_msg_bytes) c->o.max_msg_bytes = 64u << 20;
+    if (!c->o.max_msg_bytes) c->o.max_msg_bytes = EVENT_RAW_MAX;
     c->reconnect_ev = evtimer_new(base, ha_reconnect_cb, c);
     c->ping_ev = evtimer_new(base, ha_ping_cb, c);
     c->pong_ev = evtimer_new(base, ha_pong_timeout_cb, c);

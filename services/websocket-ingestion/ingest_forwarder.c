@@ -9,7 +9,14 @@
  * records and sends sub-ranges [lo,hi) in order (halves, the pending right
  * halves on a small stack) until the refused events are single; each of those
  * is replaced by a dead letter (delivery_dead_letter), and the batch is done
- * when its last range got through. The spool is acknowledged as before. */
+ * when its last range got through. The spool is acknowledged as before.
+ *
+ * A connection cut after a large body (SUSPECT) follows lib/delivery's cut
+ * rule, as enrichment's storage client does: enrichment's /health is probed
+ * at once, and delivery_cut answers RETRY (the same body again after the
+ * backoff) until the DELIVERY_SUSPECT_TRIES-th cut of the same bytes while
+ * the probe said healthy; only then is the body refused (split, a single
+ * event dead-lettered with the reason). */
 #include "ingest_forwarder.h"
 #include "event.h"
 #include "auth.h"
@@ -50,10 +57,11 @@ typedef struct fwd_batch {
     size_t ends[FWD_SPLIT_DEPTH];
     int nends;
     int dead;                    /* the range in flight is the dead letter of record lo */
-    int suspect_tries;
     char reason[300];            /* why record lo is dead-lettered */
     sbuf sub;                    /* the body of the range in flight */
     size_t sent_len;
+    uint64_t sent_digest;        /* delivery_body_digest of a body >= DELIVERY_BIG_BODY, else 0 */
+    char cut_error[160];         /* a cut (SUSPECT) waiting for the probe: the transport error */
 } fwd_batch;
 
 struct forwarder {
@@ -63,6 +71,8 @@ struct forwarder {
     forwarder_opts o;
     char *url;
     char *quarantine;
+    char *health_url;           /* enrichment's /health (probed after a cut), NULL = unknown */
+    delivery_cuts cuts;         /* strikes per cut body (lib/delivery's cut rule) */
 
     fwd_batch ring[FORWARDER_MAX_INFLIGHT];
     int head, count;            /* ring[head] is the oldest */
@@ -76,7 +86,7 @@ struct forwarder {
     int read_failures;
 
     forwarder_stats st;
-    metric *m_dead, *m_split;
+    metric *m_dead, *m_split, *m_cuts;
     metric *m_events, *m_rejected, *m_batches_ok, *m_batches_failed, *m_latency, *m_batch_size;
 };
 
@@ -174,6 +184,7 @@ static int fwd_build_sub(fwd_batch *b) {
 
 static void fwd_response_cb(const httpc_response *res, void *arg);
 static void fwd_pump(forwarder *f);
+static void fwd_cut(forwarder *f, fwd_batch *b, const httpc_response *res);
 
 static void fwd_send(fwd_batch *b) {
     forwarder *f = b->f;
@@ -187,6 +198,7 @@ static void fwd_send(fwd_batch *b) {
         .timeout_ms = f->o.timeout_ms,
     };
     b->sent_len = req.body_len;
+    b->sent_digest = req.body_len >= DELIVERY_BIG_BODY ? delivery_body_digest(req.body, req.body_len) : 0;
     b->state = FWD_SENDING;
     b->attempts++;
     f->st.inflight++;
@@ -306,7 +318,6 @@ static void fwd_range_done(forwarder *f, fwd_batch *b) {
     b->lo = b->hi;
     b->hi = b->ends[--b->nends];
     b->dead = 0;
-    b->suspect_tries = 0;
     b->attempts = 0;
     if (fwd_build_sub(b) != 0) {
         httpc_response oom = {.status = 0, .body = "", .error = "out of memory building a batch"};
@@ -316,8 +327,9 @@ static void fwd_range_done(forwarder *f, fwd_batch *b) {
     fwd_send(b);
 }
 
-/* Downstream refuses the range in flight for good (or cut a large body). */
-static void fwd_refused(forwarder *f, fwd_batch *b, const httpc_response *res, delivery_outcome o) {
+/* Downstream refuses the range in flight for good (or cut a large body
+ * DELIVERY_SUSPECT_TRIES times while healthy). */
+static void fwd_refused(forwarder *f, fwd_batch *b, const httpc_response *res) {
     if (!b->split) {
         b->split = 1;
         b->lo = 0;
@@ -340,9 +352,6 @@ static void fwd_refused(forwarder *f, fwd_batch *b, const httpc_response *res, d
                  b->first_seq + b->lo, answer);
         b->ends[b->nends++] = b->hi;
         b->hi = b->lo + n / 2;
-    } else if (o == DELIVERY_SUSPECT && ++b->suspect_tries < DELIVERY_SUSPECT_TRIES) {
-        fwd_note_failure(f, b, res); /* maybe the connection just broke: same event again, later */
-        return;
     } else {
         snprintf(b->reason, sizeof b->reason, "refused by %s: %s", f->url, answer);
         log_error("forwarder: record %" PRIu64 " %s; dead-lettered", b->first_seq + b->lo, b->reason);
@@ -359,6 +368,45 @@ static void fwd_refused(forwarder *f, fwd_batch *b, const httpc_response *res, d
     fwd_send(b);
 }
 
+/* ---- a cut connection (lib/delivery's cut rule) ---------------------------- */
+
+/* The probe of enrichment's /health after a cut answered: count the strike
+ * (only when healthy) and act on delivery_cut's verdict. */
+static void fwd_probe_cb(const httpc_response *res, void *arg) {
+    fwd_batch *b = arg;
+    forwarder *f = b->f;
+    f->st.inflight--;
+    if (f->stopped) return;
+    int healthy = res->status == 200;
+    delivery_outcome d = delivery_cut(&f->cuts, b->sent_digest, b->sent_len, healthy);
+    log_warn("forwarder: downstream cut a %zu-byte request (%s; its /health: %s): %s", b->sent_len, b->cut_error,
+             healthy ? "healthy" : (res->status ? "unhealthy" : "unreachable"),
+             d == DELIVERY_REFUSED ? "refused after repeated cuts" : "retried");
+    httpc_response cut = {.status = 0, .body = "", .error = b->cut_error};
+    if (d == DELIVERY_REFUSED) {
+        fwd_refused(f, b, &cut);
+    } else {
+        fwd_note_failure(f, b, &cut);
+    }
+    fwd_pump(f);
+}
+
+/* The connection closed after a body >= DELIVERY_BIG_BODY without an answer:
+ * probe enrichment now; the batch holds the line meanwhile. */
+static void fwd_cut(forwarder *f, fwd_batch *b, const httpc_response *res) {
+    f->st.cuts++;
+    metrics_add(f->m_cuts, 1);
+    snprintf(b->cut_error, sizeof b->cut_error, "%s", res->error ? res->error : "connection closed");
+    b->state = FWD_RETRY_WAIT; /* holds the line (fwd_pump) until the probe answered */
+    f->st.inflight++;
+    httpc_request probe = {.method = "GET", .url = f->health_url, .timeout_ms = f->o.timeout_ms < 5000 ? f->o.timeout_ms : 5000};
+    if (!f->health_url || httpc_send(f->hc, &probe, fwd_probe_cb, b) != 0) {
+        /* no probe possible: the strike counts as healthy only without a URL to ask */
+        httpc_response none = {.status = f->health_url ? 0 : 200, .body = "", .error = "no probe"};
+        fwd_probe_cb(&none, b);
+    }
+}
+
 static void fwd_response_cb(const httpc_response *res, void *arg) {
     fwd_batch *b = arg;
     forwarder *f = b->f;
@@ -366,6 +414,12 @@ static void fwd_response_cb(const httpc_response *res, void *arg) {
     if (f->stopped) return;
     metrics_observe(f->m_latency, res->total_s);
     delivery_outcome o = delivery_classify(res->status, res->error, b->sent_len);
+    if (o == DELIVERY_SUSPECT) { /* the probe's answer decides (fwd_probe_cb) */
+        fwd_cut(f, b, res);
+        fwd_pump(f);
+        return;
+    }
+    if (b->sent_digest && o != DELIVERY_RETRY) delivery_cut_clear(&f->cuts, b->sent_digest, b->sent_len);
     if (o == DELIVERY_STORED) {
         if (f->failures) log_info("forwarder: downstream answers again (after %d failed attempt(s))", f->failures);
         f->failures = 0;
@@ -379,7 +433,7 @@ static void fwd_response_cb(const httpc_response *res, void *arg) {
     } else if (o == DELIVERY_RETRY) {
         fwd_note_failure(f, b, res);
     } else {
-        fwd_refused(f, b, res, o);
+        fwd_refused(f, b, res);
     }
     fwd_pump(f);
 }
@@ -445,7 +499,6 @@ static void fwd_pump(forwarder *f) {
         b->count = 0;
         b->attempts = 0;
         b->split = b->dead = 0;
-        b->suspect_tries = 0;
         spool_stats before;
         spool_get_stats(f->sp, &before); /* where this read starts, to put the cursor back */
         uint64_t from = before.read_seq;
@@ -501,6 +554,11 @@ int forwarder_new(struct event_base *base, httpc *hc, spool *sp, const forwarder
     f->o.quarantine_path = NULL;
     f->quarantine = o->quarantine_path ? strdup(o->quarantine_path) : NULL;
     f->o.quarantine_path = f->quarantine;
+    /* <base>/api/v1/events -> <base>/health (main.c builds the URL that way) */
+    static const char ev_path[] = "/api/v1/events";
+    size_t ul = strlen(o->url), pl = sizeof ev_path - 1;
+    if (ul > pl && strcmp(o->url + ul - pl, ev_path) == 0 && (f->health_url = malloc(ul - pl + 8)))
+        snprintf(f->health_url, ul - pl + 8, "%.*s/health", (int)(ul - pl), o->url);
     f->linger_ev = evtimer_new(base, fwd_linger_cb, f);
     f->read_retry_ev = evtimer_new(base, fwd_read_retry_cb, f);
     if (!f->url || !f->linger_ev || !f->read_retry_ev) {
@@ -523,6 +581,8 @@ int forwarder_new(struct event_base *base, httpc *hc, spool *sp, const forwarder
                                 "Events downstream refused for good, sent on as dead letters", NULL);
     f->m_split = metrics_counter("homeiq_ingestion_forward_splits_total",
                                  "Batches split to isolate events downstream refused", NULL);
+    f->m_cuts = metrics_counter("homeiq_ingestion_forward_cuts_total",
+                                "Forward requests of >= 1 MiB whose connection closed without an answer", NULL);
     f->m_batches_ok = metrics_counter("homeiq_ingestion_forward_batches_total", "Forward requests by outcome",
                                       "result=\"ok\"");
     f->m_batches_failed = metrics_counter("homeiq_ingestion_forward_batches_total", "Forward requests by outcome",
@@ -558,6 +618,7 @@ void forwarder_free(forwarder *f) {
     if (f->linger_ev) event_free(f->linger_ev);
     if (f->read_retry_ev) event_free(f->read_retry_ev);
     free(f->quarantine);
+    free(f->health_url);
     free(f->url);
     free(f);
 }

@@ -13,7 +13,10 @@
  * contract: RETRY (503, connection errors, timeouts) re-sends the same events
  * with exponential backoff; REFUSED (4xx, e.g. 400, 413, 422) splits the batch
  * until the refused events are single and sends each as a dead letter (reason
- * + raw bytes), so no event can hold the line for good. While a batch is
+ * + raw bytes), so no event can hold the line for good. A connection cut
+ * after a body >= 1 MiB follows lib/delivery's cut rule (delivery_cut: retried
+ * until the third cut of the same body while enrichment's /health said
+ * healthy, then refused like a 4xx). While a batch is
  * retried or split, no new batch starts. A batch is at most
  * FORWARD_BATCH_MAX_BYTES of text including its last record; a record that
  * cannot fit alone is dead-lettered at once.
@@ -51,6 +54,7 @@ typedef struct forwarder_stats {
     uint64_t events_dead_lettered; /* refused for good (or too large): sent on as dead letters */
     uint64_t events_quarantined;   /* even the dead letter was refused: kept in quarantine_path */
     uint64_t batches_split;        /* batches split to isolate refused events */
+    uint64_t cuts;                 /* requests >= 1 MiB whose connection closed without an answer */
     uint64_t batches_ok, batches_failed;
     int inflight;
     int retrying;               /* a batch waits for a retry */

@@ -25,10 +25,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "event.h" /* EVENT_RAW_MAX */
+
 struct event_base;
 
 #define SPOOL_EFULL (-2)                         /* spool_append: over max_bytes */
-#define SPOOL_MAX_RECORD (64u * 1024 * 1024 + 4096) /* largest record payload */
+#define SPOOL_MAX_RECORD (EVENT_RAW_MAX + 4096u) /* largest record payload (lib/event.h) */
 #define SPOOL_RECORD_HEADER 8                    /* u32 length + u32 crc32c, little endian */
 
 typedef struct spool spool;

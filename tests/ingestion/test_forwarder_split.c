@@ -17,6 +17,8 @@
 #include <cmocka.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,8 @@ typedef struct fx {
     char dead_error[256];
     int requests, refused;
     size_t max_body_seen;
+    int health_status;         /* what GET /health answers (the probe after a cut) */
+    int cuts_seen, probes;
 } fx;
 
 static fx *g_fx;
@@ -77,10 +81,30 @@ static int elem_cb(const char *v, size_t l, void *arg) {
     return 0;
 }
 
+/* Closes the connection without an answer, from the loop (not inside evhttp's callback). */
+static void cut_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    evhttp_connection_free(arg);
+}
+
+static void health_cb(struct evhttp_request *req, void *arg) {
+    fx *f = arg;
+    f->probes++;
+    httpd_reply_json(req, f->health_status, json_pack("{s:s}", "status", f->health_status == 200 ? "healthy" : "unhealthy"));
+}
+
 static void downstream_cb(struct evhttp_request *req, void *arg) {
     fx *f = arg;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
+    if (len >= DELIVERY_BIG_BODY && evbuffer_search(in, "\"cut\":true", 10, NULL).pos >= 0) {
+        /* like a limit in front of the peer that cuts every large body holding this event */
+        f->cuts_seen++;
+        struct timeval zero = {0, 0};
+        event_base_once(f->base, -1, EV_TIMEOUT, cut_cb, evhttp_request_get_connection(req), &zero);
+        return;
+    }
     if (len > f->max_body_seen) f->max_body_seen = len;
     static scan_ctx c;
     memset(&c, 0, sizeof c);
@@ -110,6 +134,8 @@ static fx *fx_new(size_t batch_max, size_t batch_bytes, int inflight) {
     httpd_opts ho = {.port = 0, .max_body = 64u << 20};
     assert_int_equal(httpd_new(f->base, &ho, &f->hd), 0);
     httpd_route(f->hd, "/api/v1/events", downstream_cb, f);
+    httpd_route(f->hd, "/health", health_cb, f);
+    f->health_status = 200;
     assert_int_equal(httpc_new(f->base, &f->hc), 0);
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/events", httpd_port(f->hd));
@@ -233,12 +259,65 @@ static void test_oversized_record_dead_lettered(void **state) {
     fx_free(f);
 }
 
+/* lib/delivery's cut rule at ingestion: a body >= 1 MiB whose connection is
+ * cut is retried; a strike counts only when the probe of /health right after
+ * the cut says 200, and the 3rd strike refuses the body (split; the event
+ * alone dead-lettered with the reason). Before, ingestion counted every cut
+ * whatever the peer's health: 3 cuts while it was down dead-lettered a good
+ * event. */
+static void test_cut_rule(void **state) {
+    (void)state;
+    fx *f = fx_new(100, 8u << 20, 1);
+    f->health_status = 503;
+    char buf[96];
+    for (int i = 0; i < 20; i++) {
+        if (i == 10) { /* 1.2 MiB, cut every time */
+            size_t big = 1200 * 1024;
+            char *b = malloc(big);
+            memset(b, 'c', big);
+            int h = snprintf(b, 64, "{\"n\":%d,\"cut\":true,\"pad\":\"", i);
+            b[h] = 'c';
+            memcpy(b + big - 2, "\"}", 2);
+            assert_int_equal(spool_append(f->sp, b, big, NULL), 0);
+            free(b);
+            continue;
+        }
+        int l = snprintf(buf, sizeof buf, "{\"n\":%d}", i);
+        assert_int_equal(spool_append(f->sp, buf, (size_t)l, NULL), 0);
+    }
+    spool_set_listener(f->sp, on_written, NULL, f);
+    forwarder_kick(f->fw);
+    forwarder_stats fs;
+    for (int i = 0; i < 1000; i++) { /* (httpc may re-send once on a fresh connection: count the forwarder's cuts) */
+        forwarder_get_stats(f->fw, &fs);
+        if (fs.cuts >= 5 && f->probes >= 5) break;
+        run_ms(f, 10);
+    }
+    forwarder_get_stats(f->fw, &fs);
+    assert_true(fs.cuts >= 5);                /* retried past DELIVERY_SUSPECT_TRIES ... */
+    assert_true(f->probes >= 5);              /* ... each cut probed ... */
+    assert_int_equal(fs.events_dead_lettered, 0); /* ... and none counted: the peer said 503 */
+    assert_int_equal(fs.batches_split, 0);
+    assert_int_equal(f->dead[10], 0);
+    f->health_status = 200;                   /* healthy now: three more cuts refuse the body */
+    wait_acked(f, 20);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(f->delivered[i], i == 10 ? 0 : 1);
+        assert_int_equal(f->dead[i], i == 10 ? 1 : 0);
+    }
+    forwarder_get_stats(f->fw, &fs);
+    assert_int_equal(fs.events_dead_lettered, 1);
+    assert_true(strstr(f->dead_error, "-byte request") != NULL); /* the reason names the cut */
+    fx_free(f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_400),
         cmocka_unit_test(test_split_413_inflight1),
         cmocka_unit_test(test_split_422),
         cmocka_unit_test(test_oversized_record_dead_lettered),
+        cmocka_unit_test(test_cut_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

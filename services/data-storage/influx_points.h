@@ -1,0 +1,34 @@
+/* influx_points.h -- the points HomeIQ writes to InfluxDB (HomeIQ's own
+ * schema): one per event in INFLUX_MEASUREMENT, one per dead letter in
+ * INFLUX_DEAD_MEASUREMENT.
+ *
+ * Why a module of its own: what a point holds (which tags, which fields and
+ * their fixed types) is a schema decision apart from how batches reach
+ * InfluxDB (store_influx.c: transport and write queue). lineproto.c is the
+ * generic, escape-exact line builder; this file decides what goes into the
+ * lines. INFLUXDB_SCHEMA=homeassistant points are influx_ha.c's.
+ *
+ * Ownership: the functions append to the caller's sbuf (sbuf_failed() tells
+ * an allocation failure) and keep no state; records and items are borrowed. */
+#ifndef HOMEIQ_INFLUX_POINTS_H
+#define HOMEIQ_INFLUX_POINTS_H
+
+#include "sbuf.h"
+#include "store.h"
+
+#include <stdint.h>
+
+#define INFLUX_MEASUREMENT "home_assistant_events"
+#define INFLUX_DEAD_MEASUREMENT "homeiq_dead_letters"
+
+/* One line of the events measurement at time `ns`, with the batch's stored_at
+ * (event_time_format text). Registry tags, the exact record as the string
+ * field "record"; value/old_value/duration_in_state are floats, written only
+ * when numeric. */
+void influx_points_event(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at);
+
+/* One line of the dead-letter measurement at a per-process unique time: now,
+ * or *last_ns + 1 when that is not later; *last_ns is updated. */
+void influx_points_dead(sbuf *b, const store_dead_letter *d, int64_t *last_ns);
+
+#endif
