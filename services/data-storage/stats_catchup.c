@@ -1,7 +1,8 @@
 /* stats_catchup.c -- see stats_catchup.h. Per entity E:
  *   marks present: at = catchup_at:E, to = catchup_to:E (to <= at: done);
  *   else: first = min(time_us) of E's state_changed events, to = the start of
- *         E's first statistics row (5-minute or hourly; none: no limit); a
+ *         E's first 5-minute row, or of its first hourly row when that hour
+ *         is earlier (5-minute rows purged) (none: no limit); a
  *         catch-up is needed when first < to: at = first, marks written.
  *   chunk: the STATS_CATCHUP_CHUNK-th state from `at` (or the last one before
  *          `to`) is tmax; stats_sqlite_catchup(E, at, tmax); at = tmax + 1.
@@ -13,15 +14,14 @@
 #include <string.h>
 
 enum {
-    SC_NEXT_ENTITY, SC_FIRST_EVENT, SC_FIRST_ROW, SC_CHUNK_END, SC_LAST_BEFORE, SC_MARK_GET, SC_MARK_PUT, SC_N
+    SC_NEXT_ENTITY, SC_FIRST_EVENT, SC_FIRST_5, SC_FIRST_H, SC_CHUNK_END, SC_LAST_BEFORE, SC_MARK_GET, SC_MARK_PUT, SC_N
 };
 
 static const char *const sc_sql[SC_N] = {
     [SC_NEXT_ENTITY] = "SELECT entity_id FROM entities WHERE entity_id>? ORDER BY entity_id LIMIT 1",
     [SC_FIRST_EVENT] = "SELECT min(time_us) FROM events WHERE entity_id=? AND event_type='state_changed'",
-    [SC_FIRST_ROW] = "SELECT min(x) FROM (SELECT min(start_us) AS x FROM stats_5min WHERE meta_id=(SELECT id FROM "
-                     "stats_meta WHERE entity_id=?1) UNION ALL SELECT min(start_us) FROM stats_hour WHERE "
-                     "meta_id=(SELECT id FROM stats_meta WHERE entity_id=?1))",
+    [SC_FIRST_5] = "SELECT min(start_us) FROM stats_5min WHERE meta_id=(SELECT id FROM stats_meta WHERE entity_id=?)",
+    [SC_FIRST_H] = "SELECT min(start_us) FROM stats_hour WHERE meta_id=(SELECT id FROM stats_meta WHERE entity_id=?)",
     [SC_CHUNK_END] = "SELECT time_us FROM events WHERE entity_id=? AND time_us>=? AND time_us<? "
                      "ORDER BY time_us LIMIT 1 OFFSET ?",
     [SC_LAST_BEFORE] = "SELECT max(time_us) FROM events WHERE entity_id=? AND time_us>=? AND time_us<?",
@@ -132,10 +132,16 @@ static int sc_next(stats_catchup *c) {
     st = sc_stmt(c, SC_FIRST_EVENT);
     sqlite3_bind_text(st, 1, c->entity, -1, SQLITE_STATIC);
     if ((a = sc_int(c, st, &first)) <= 0) return a < 0 ? -1 : 1;
-    to = INT64_MAX;
-    st = sc_stmt(c, SC_FIRST_ROW);
+    /* where the rows begin: the first 5-minute row; an hourly row of an
+     * earlier hour (its 5-minute rows purged) begins them earlier */
+    int64_t to5 = INT64_MAX, toh = INT64_MAX;
+    st = sc_stmt(c, SC_FIRST_5);
     sqlite3_bind_text(st, 1, c->entity, -1, SQLITE_STATIC);
-    if (sc_int(c, st, &to) < 0) return -1;
+    if (sc_int(c, st, &to5) < 0) return -1;
+    st = sc_stmt(c, SC_FIRST_H);
+    sqlite3_bind_text(st, 1, c->entity, -1, SQLITE_STATIC);
+    if (sc_int(c, st, &toh) < 0) return -1;
+    to = to5 != INT64_MAX && stats_floor(to5, STATS_HOUR_US) <= toh ? to5 : toh;
     if (first >= to) return 1;   /* statistics from its first state on: nothing to catch up */
     c->at = first;
     c->to = to;
