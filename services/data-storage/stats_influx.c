@@ -95,6 +95,7 @@ typedef struct si_ent {
     si_hot *hot;
     si_next nx;
     int fast;               /* computed from the running state */
+    int has_dup;            /* a duplicate among its items: recomputed from the database */
     stats_sample *bs;       /* the batch's states of the entity, by time */
     size_t nbs, bs_cap;
     int64_t tmin, tmax;
@@ -539,6 +540,7 @@ static int si_collect(si_job *j, const store_batch *b) {
         }
         x.t_us = it->time_us;
         e->bs[e->nbs++] = x;
+        if (it->status == STORE_ITEM_DUPLICATE) e->has_dup = 1;
         if (it->time_us < e->tmin) e->tmin = it->time_us;
         if (it->time_us > e->tmax) e->tmax = it->time_us;
         size_t ei = (size_t)(e - j->ents);
@@ -583,14 +585,16 @@ static int si_sample_cmp(const void *a, const void *b) {
     return x->t_us < y->t_us ? -1 : x->t_us > y->t_us;
 }
 
-/* 1 when e's states are all later than its running state's latest one, in
- * distinct microseconds (equal times go the slow way: InfluxDB orders them
- * by their nanosecond, not by batch order), and of the same kind. */
+/* 1 when e's states (none a duplicate) all fall in or after its running
+ * state's period -- whose states memory holds, so a state arriving out of
+ * order inside it is merged there -- in distinct microseconds (equal times
+ * go the slow way: InfluxDB orders them by their nanosecond, not by batch
+ * order; si_fast checks them against the period's too), of the same kind. */
 static int si_fast_ok(si_ent *e) {
     const si_hot *h = e->hot;
-    if (!h || !h->valid || e->nbs == 0 || (e->has_kind && e->kind != h->kind)) return 0;
+    if (!h || !h->valid || e->nbs == 0 || e->has_dup || (e->has_kind && e->kind != h->kind)) return 0;
     qsort(e->bs, e->nbs, sizeof *e->bs, si_sample_cmp);
-    if (e->bs[0].t_us <= h->last_t) return 0;
+    if (e->bs[0].t_us < h->bucket) return 0;
     for (size_t i = 1; i < e->nbs; i++)
         if (e->bs[i].t_us <= e->bs[i - 1].t_us) return 0;
     return 1;
@@ -627,9 +631,18 @@ static int si_fast(si_job *j, si_ent *e) {
     size_t n = h->n + e->nbs;
     stats_sample *all = malloc(n * sizeof *all);
     if (!all) return -1;
-    if (h->n) memcpy(all, h->samples, h->n * sizeof *all);
-    memcpy(all + h->n, e->bs, e->nbs * sizeof *all);
-    int64_t lastb = stats_floor(e->bs[e->nbs - 1].t_us, STATS_5MIN_US), end = lastb + STATS_5MIN_US;
+    /* the period's states and the batch's, merged by time */
+    size_t a = 0, b = 0, k = 0;
+    while (a < h->n || b < e->nbs) {
+        if (b == e->nbs || (a < h->n && h->samples[a].t_us < e->bs[b].t_us)) all[k++] = h->samples[a++];
+        else if (a == h->n || e->bs[b].t_us < h->samples[a].t_us) all[k++] = e->bs[b++];
+        else {   /* the same microsecond as a stored state: the database decides the order */
+            free(all);
+            return 1;
+        }
+    }
+    int64_t last_t = all[n - 1].t_us;
+    int64_t lastb = stats_floor(last_t, STATS_5MIN_US), end = lastb + STATS_5MIN_US;
     size_t split = 0;
     while (split < n && all[split].t_us < lastb) split++;
     si_next *nx = &e->nx;
@@ -666,7 +679,7 @@ static int si_fast(si_job *j, si_ent *e) {
     nx->set = 1;
     nx->kind = h->kind;
     nx->bucket = lastb;
-    nx->last_t = e->bs[e->nbs - 1].t_us;
+    nx->last_t = last_t;
     nx->carry = at_last;
     nx->samples = all;
     nx->n = n - split;
@@ -695,7 +708,9 @@ static int si_fast_all(si_job *j) {
             continue;
         }
         if (!si_fast_ok(e)) continue;
-        if (si_fast(j, e) != 0) return -1;
+        int rc = si_fast(j, e);
+        if (rc < 0) return -1;
+        if (rc > 0) continue;   /* the slow path after all */
         e->active = 0;
         e->fast = 1;
         s->entities_updated++;
