@@ -8,7 +8,15 @@
 # the durable commit). Prints p50/p99/max during the purge and, for
 # comparison, the same load after the purge finished, plus the file sizes.
 #
-# Use: bench/purge_latency.sh [path/to/homeiq-data-storage]   OLD=60000 RATE=1000 SECONDS_=8
+# Use: bench/purge_latency.sh [path/to/homeiq-data-storage]
+#   OLD=2000000 (the issue's database; default 60000) RATE=1000 SECONDS_=8
+#   GEN=sql|http (default: sql above 100,000 events -- straight into the SQLite
+#   file data-storage created, as bench/gen_sqlite_events.sql does for the
+#   dashboard, spread over 60 days instead of 30; http posts them)
+#   PURGE_STEP_BUDGET_MS / PURGE_STEP_MS / PURGE_STEP_ROWS: passed on when set.
+#   CATCHUP=1 (GEN=sql only): leave the generated history without statistics,
+#   so data-storage's background catch-up (stats_catchup.c) computes them
+#   first: one more phase, "during-catchup", is measured before the purge.
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/tests/lib/common.sh"
 trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
@@ -16,19 +24,34 @@ BIN=${1:-$root/build/services/data-storage/homeiq-data-storage}
 OLD=${OLD:-60000}
 RATE=${RATE:-1000}
 SECS=${SECONDS_:-8}
+GEN=${GEN:-$( (( OLD > 100000 )) && echo sql || echo http)}
 NOW=$(date +%s)
-python3 "$root/tests/storage/stats_series.py" bulk "$NOW" 60 "$OLD" 60 "$TEST_TMP/bulk.json"
-python3 - "$TEST_TMP/bulk.json" "$TEST_TMP" <<'PY'
+port=$(free_port); U=http://127.0.0.1:$port
+export STORAGE_BACKEND=sqlite DATA_DIR=$TEST_TMP/data DATA_STORAGE_PORT=$port LOG_LEVEL=warn STORAGE_MIN_FREE_BYTES=0
+start_bg fill "$BIN"; wait_healthy "$U/health" 30 || exit 1
+t0=$(date +%s.%N)
+if [ "$GEN" = sql ]; then
+  stop_pid "$LAST_PID"
+  printf "CREATE TEMP TABLE gen(n, entities, now_us); INSERT INTO gen VALUES (%d, 60, %s);\n" "$OLD" "$(date +%s%6N)" >"$TEST_TMP/gen.sql"
+  sed 's/30 \* 86400000000/60 * 86400000000/g' "$root/bench/gen_sqlite_events.sql" >>"$TEST_TMP/gen.sql"  # 60 days
+  sqlite3 "$TEST_TMP/data/events.db" <"$TEST_TMP/gen.sql" >/dev/null || exit 1
+  if [ "${CATCHUP:-0}" != 1 ]; then   # generated history needs no statistics: mark the catch-up done
+    sqlite3 "$TEST_TMP/data/events.db" "INSERT OR REPLACE INTO stats_marks(name, value)
+      SELECT 'catchup_at:' || entity_id, 1 FROM entities UNION ALL SELECT 'catchup_to:' || entity_id, 0 FROM entities"
+  fi
+  sqlite3 "$TEST_TMP/data/events.db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+else
+  python3 "$root/tests/storage/stats_series.py" bulk "$NOW" 60 "$OLD" 60 "$TEST_TMP/bulk.json"
+  python3 - "$TEST_TMP/bulk.json" "$TEST_TMP" <<'PY'
 import json, sys
 recs = json.load(open(sys.argv[1]))
 for i in range(0, len(recs), 5000):
     json.dump({"events": recs[i:i + 5000]}, open("%s/old_%03d.json" % (sys.argv[2], i // 5000), "w"))
 PY
-port=$(free_port); U=http://127.0.0.1:$port
-export STORAGE_BACKEND=sqlite DATA_DIR=$TEST_TMP/data DATA_STORAGE_PORT=$port LOG_LEVEL=warn STORAGE_MIN_FREE_BYTES=0
-start_bg fill "$BIN"; wait_healthy "$U/health" 30 || exit 1
-for f in "$TEST_TMP"/old_*.json; do curl -s -o /dev/null -XPOST "$U/api/v1/events" --data-binary @"$f"; done
-stop_pid "$LAST_PID"
+  for f in "$TEST_TMP"/old_*.json; do curl -s -o /dev/null -XPOST "$U/api/v1/events" --data-binary @"$f"; done
+  stop_pid "$LAST_PID"
+fi
+echo "generated $OLD events over 60 days ($GEN) in $(echo "$(date +%s.%N) - $t0" | bc) s"
 size1=$(stat -c %s "$TEST_TMP/data/events.db")
 # live load: RATE events/s in batches of 10; prints p50 p99 max (ms) of each phase
 load() {
@@ -61,15 +84,24 @@ print("%s: %d POSTs (%d events/s target): p50 %.2f ms, p99 %.2f ms, max %.2f ms"
       (tag, len(lat), rate, p(0.5), p(0.99), lat[-1]))
 PY
 }
-start_bg purge env RETENTION_DAYS=30 PURGE_INTERVAL_MS=60000 PURGE_STEP_MS=${PURGE_STEP_MS:-100} \
-  PURGE_STEP_ROWS=${PURGE_STEP_ROWS:-200} "$BIN"
-pid=$LAST_PID; wait_healthy "$U/health" 30 || exit 1
+knobs=()
+for v in PURGE_STEP_BUDGET_MS PURGE_STEP_MS PURGE_STEP_ROWS; do [ -n "${!v:-}" ] && knobs+=("$v=${!v}"); done
+start_bg purge env RETENTION_DAYS=30 PURGE_INTERVAL_MS=60000 "${knobs[@]}" "$BIN"
+pid=$LAST_PID; wait_healthy "$U/health" 60 || exit 1
+echo "purge knobs: ${knobs[*]:-defaults}"
+if [ "${CATCHUP:-0}" = 1 ]; then
+  load "$SECS" during-catchup
+  echo "catch-up so far: $(curl -s "$U/health" | jq -c '.backend.retention.statistics_catchup')"
+  t0=$(date +%s.%N)
+  wait_for ${PURGE_WAIT_S:-3600} bash -c "curl -s $U/health | jq -e '.backend.retention.statistics_catchup.done' >/dev/null"
+  echo "catch-up done after $(echo "$(date +%s.%N) - $t0" | bc) more s: $(curl -s "$U/health" | jq -c '.backend.retention.statistics_catchup')"
+fi
 load "$SECS" during-purge
 echo "purge so far: $(curl -s "$U/health" | jq -c '.backend.retention | {events_purged, stats_rows_purged, purging, step_us_max}')"
-wait_for 300 bash -c "curl -s $U/health | jq -e '.backend.retention.purging == false and .backend.retention.events_purged > 0' >/dev/null"
+wait_for ${PURGE_WAIT_S:-3600} bash -c "curl -s $U/health | jq -e '.backend.retention.purging == false and .backend.retention.events_purged > 0' >/dev/null"
 echo "purge done: $(curl -s "$U/health" | jq -c '.backend.retention | {events_purged, stats_rows_purged, step_us_max}')"
 load "$SECS" after-purge
 stop_pid "$pid"
 size2=$(stat -c %s "$TEST_TMP/data/events.db")
-echo "events.db: $size1 bytes with $OLD old events, $size2 after the purge"
+echo "events.db: $size1 bytes with $OLD events (half older than 30 days), $size2 after the purge"
 echo "# machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"

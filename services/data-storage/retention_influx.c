@@ -6,6 +6,7 @@
 #include "config.h"
 #include "lineproto.h"
 #include "log.h"
+#include "retention_rules.h"
 #include "sbuf.h"
 #include "storage_maint.h"
 
@@ -27,7 +28,7 @@ struct retention_influx {
     char default_rp[128];
     long long default_s;    /* -1 unknown */
     int have5, haveh;
-    int overrides;          /* RETENTION_OVERRIDES set: not applied here, said so */
+    retention_rules rules;  /* RETENTION_OVERRIDES: applied by retention_influx_purge.c, checked here */
     char warnings[RI_MAX_WARNINGS][300];
     int nwarnings;
 };
@@ -50,14 +51,19 @@ int retention_influx_open(const char *db, int (*query)(void *ctx, const char *sq
     r->raw_days = raw;
     r->s5_days = s5;
     r->default_s = -1;
-    const char *ov = config_text(storage_maint_vars, "RETENTION_OVERRIDES");
-    r->overrides = ov && *ov;
+    char err[300];
+    if (retention_rules_parse(config_text(storage_maint_vars, "RETENTION_OVERRIDES"), &r->rules, err, sizeof err)) {
+        log_error("%s", err);
+        retention_influx_close(r);
+        return -1;
+    }
     *out = r;
     return 0;
 }
 
 void retention_influx_close(retention_influx *r) {
     if (!r) return;
+    retention_rules_free(&r->rules);
     free(r->db);
     free(r);
 }
@@ -94,6 +100,20 @@ static void ri_warn(retention_influx *r, const char *fmt, const char *rp, long l
     char *w = r->warnings[r->nwarnings++];
     snprintf(w, sizeof r->warnings[0], fmt, rp, r->db, have, var, want);
     log_warn("%s", w);
+}
+
+/* A rule can only shorten on InfluxDB: the default policy drops every raw
+ * point after its duration, whatever a rule says (0 = forever, or longer). */
+static void ri_overrides_check(retention_influx *r) {
+    for (size_t i = 0; i < r->rules.n && r->nwarnings < RI_MAX_WARNINGS; i++) {
+        const retention_rule *x = &r->rules.r[i];
+        if (r->default_s <= 0 || (x->days > 0 && x->days * 86400 <= r->default_s)) continue;
+        char *w = r->warnings[r->nwarnings++];
+        snprintf(w, sizeof r->warnings[0],
+                 "RETENTION_OVERRIDES %s=%lld cannot keep raw events longer than the default policy %s of %s "
+                 "(%lldh): they expire with it", x->name, x->days, r->default_rp, r->db, r->default_s / 3600);
+        log_warn("%s", w);
+    }
 }
 
 /* One answer: *vals = the rows of the first series (NULL: none); 0, or -1 with why. */
@@ -192,13 +212,8 @@ static void ri_done(const httpc_response *res, void *arg) {
         r->step = RI_SHOW_RP;
     } else if (r->step == RI_SHOW_RP) {
         r->nwarnings = 0;
-        if (r->overrides) {
-            snprintf(r->warnings[r->nwarnings++], sizeof r->warnings[0],
-                     "RETENTION_OVERRIDES is applied by the sqlite backend only: on InfluxDB every raw event "
-                     "follows the default retention policy of %s", r->db);
-            log_warn("%s", r->warnings[0]);
-        }
         ri_policies(r, cols, vals);
+        ri_overrides_check(r);
         r->step = RI_CREATE_RP;
         if (r->have5 && r->haveh) {
             json_decref(doc);

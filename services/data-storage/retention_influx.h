@@ -13,6 +13,10 @@
  *    STATISTICS_5MIN_RETENTION_DAYS), hourly: "homeiq_stats_hour" (INF).
  *    Created when missing; an existing one with another duration is left as it
  *    is and warned about the same way.
+ *  - RETENTION_OVERRIDES (per entity / domain) are applied by DELETE in
+ *    retention_influx_purge.c; a rule can only shorten, so one asking for
+ *    more than the default policy (0 = forever, or longer) is warned about
+ *    here the same way.
  * Nothing is acknowledged before this finished (store_influx keeps
  * database_ready false, /health says influxdb_database_missing).
  *

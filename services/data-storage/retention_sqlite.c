@@ -10,6 +10,7 @@
 #include "retention_sqlite.h"
 #include "config.h"
 #include "retention_rules.h"
+#include "stats_catchup.h"
 #include "log.h"
 #include "storage_maint.h"
 
@@ -20,9 +21,11 @@
 struct retention_sqlite {
     sqlite3 *db;
     stats_sqlite *stats;
-    long long raw_days, s5_days, step_rows;
+    long long raw_days, s5_days, step_rows, budget_us;
+    long long step_t0;                  /* monotonic start of the current step */
     sqlite3_stmt *del_events, *del_5min, *begin, *commit, *rollback;
     retention_rules rules;              /* RETENTION_OVERRIDES */
+    stats_catchup *catchup;             /* history before the statistics; NULL when STATISTICS=0 */
     sqlite3_stmt **del_rule;            /* per rule with days > 0 (NULL for 0 = keep forever) */
     unsigned long long events_purged, stats_purged, pages_freed;
     int purging;                        /* the last step left more to do */
@@ -122,13 +125,18 @@ out:
 int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, retention_sqlite **out) {
     (void)path;
     retention_sqlite *r = calloc(1, sizeof *r);
+    long long stats_on = 0;
     if (!r) return -1;
     r->db = db;
     r->stats = stats;
     if (config_int(storage_maint_vars, "RETENTION_DAYS", &r->raw_days) ||
         config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &r->s5_days) ||
-        config_int(storage_maint_vars, "PURGE_STEP_ROWS", &r->step_rows))
+        config_int(storage_maint_vars, "PURGE_STEP_ROWS", &r->step_rows) ||
+        config_int(storage_maint_vars, "PURGE_STEP_BUDGET_MS", &r->budget_us) ||
+        config_int(storage_maint_vars, "STATISTICS", &stats_on))
         goto fail;
+    r->budget_us *= 1000;
+    if (stats_on && stats_catchup_open(db, stats, &r->catchup) != 0) goto fail;
     if (retention_rules_open(r) != 0 ||
         retention_prepare(r,
                           "DELETE FROM stats_5min WHERE (meta_id,start_us) IN (SELECT meta_id,start_us FROM "
@@ -147,6 +155,7 @@ fail:
 
 void retention_sqlite_close(retention_sqlite *r) {
     if (!r) return;
+    stats_catchup_close(r->catchup);
     sqlite3_finalize(r->del_events);
     sqlite3_finalize(r->del_5min);
     sqlite3_finalize(r->begin);
@@ -175,47 +184,60 @@ static int retention_delete(retention_sqlite *r, sqlite3_stmt *del, int64_t cuto
     return 0;
 }
 
-static int64_t retention_cutoff(int64_t now_us, long long days) {
-    return stats_floor(now_us - days * 86400LL * 1000000LL, STATS_HOUR_US);
-}
-
-/* The deletes of one step, inside its transaction. *more = 1 when the budget ran out. */
-static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
-    long long budget = r->step_rows;
-    /* RETENTION_DAYS for events no rule names, then each rule (the mark
-     * only rises: late events before the newest cut-off are not counted) */
-    for (size_t i = 0; i <= r->rules.n && budget > 0; i++) {
-        sqlite3_stmt *del = i == 0 ? r->del_events : r->del_rule[i - 1];
-        long long days = i == 0 ? r->raw_days : r->rules.r[i - 1].days, n = 0;
-        if (days <= 0 || !del) continue;
-        int64_t cut = retention_cutoff(now_us, days);
-        if (retention_delete(r, del, cut, budget, &n) != 0) return -1;
-        if (n > 0 && stats_sqlite_set_mark(r->stats, "events_purged_before_us", cut) != 0) return -1;
-        r->events_purged += (unsigned long long)n;
-        budget -= n;
-    }
-    if (budget > 0) {
-        int64_t cut = retention_cutoff(now_us, r->s5_days);
-        long long m = 0;
-        if (retention_delete(r, r->del_5min, cut, budget, &m) != 0) return -1;
-        if (m > 0 && stats_sqlite_set_mark(r->stats, "stats_5min_purged_before_us", cut) != 0) return -1;
-        r->stats_purged += (unsigned long long)m;
-        budget -= m;
-    }
-    *more = budget <= 0;
-    return 0;
-}
-
 static long long retention_mono_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
+/* The step's time is spent: commit and yield to the loop. */
+static int retention_spent(const retention_sqlite *r) {
+    return retention_mono_us() - r->step_t0 >= r->budget_us;
+}
+
+static int64_t retention_cutoff(int64_t now_us, long long days) {
+    return stats_floor(now_us - days * 86400LL * 1000000LL, STATS_HOUR_US);
+}
+
+/* The deletes of one step, inside its transaction: statements of at most
+ * step_rows rows each, repeated until nothing is left or the step's time is
+ * spent. *more = 1 when something may be left. */
+static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
+    /* RETENTION_DAYS for events no rule names, then each rule (the mark
+     * only rises: late events before the newest cut-off are not counted) */
+    for (size_t i = 0; i <= r->rules.n; i++) {
+        sqlite3_stmt *del = i == 0 ? r->del_events : r->del_rule[i - 1];
+        long long days = i == 0 ? r->raw_days : r->rules.r[i - 1].days, n = r->step_rows;
+        if (days <= 0 || !del) continue;
+        int64_t cut = retention_cutoff(now_us, days);
+        while (n == r->step_rows) {
+            if (retention_spent(r)) {
+                *more = 1;
+                return 0;
+            }
+            if (retention_delete(r, del, cut, r->step_rows, &n) != 0) return -1;
+            if (n > 0 && stats_sqlite_set_mark(r->stats, "events_purged_before_us", cut) != 0) return -1;
+            r->events_purged += (unsigned long long)n;
+        }
+    }
+    int64_t cut = retention_cutoff(now_us, r->s5_days);
+    long long m = r->step_rows;
+    while (m == r->step_rows) {
+        if (retention_spent(r)) {
+            *more = 1;
+            return 0;
+        }
+        if (retention_delete(r, r->del_5min, cut, r->step_rows, &m) != 0) return -1;
+        if (m > 0 && stats_sqlite_set_mark(r->stats, "stats_5min_purged_before_us", cut) != 0) return -1;
+        r->stats_purged += (unsigned long long)m;
+    }
+    return 0;
+}
+
 static int retention_step_run(retention_sqlite *r, int64_t now_us);
 
 int retention_sqlite_step(retention_sqlite *r, int64_t now_us) {
-    long long t0 = retention_mono_us();
+    long long t0 = r->step_t0 = retention_mono_us();
     int rc = retention_step_run(r, now_us);
     r->step_us_last = retention_mono_us() - t0;
     if (r->step_us_last > r->step_us_max) r->step_us_max = r->step_us_last;
@@ -223,33 +245,52 @@ int retention_sqlite_step(retention_sqlite *r, int64_t now_us) {
     return rc;
 }
 
-/* Frees at most step_rows pages at the end of the file, inside the step's
- * transaction (one commit, one fsync per step). */
+/* Frees pages at the end of the file, inside the step's transaction (one
+ * commit, one fsync per step): incremental_vacuum of at most step_rows pages
+ * at a time -- at least once, so the file shrinks as the purge goes -- while
+ * the step has time left. */
 static int retention_vacuum(retention_sqlite *r, int *more) {
-    long long freelist = 0;
-    if (retention_int(r->db, "PRAGMA freelist_count", &freelist) != 0) return -1;
-    if (freelist == 0) return 0;
-    char sql[64];
-    long long pages = freelist < r->step_rows ? freelist : r->step_rows;
-    snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%lld)", pages);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return -1;
-    r->pages_freed += (unsigned long long)pages;
-    if (freelist > pages) *more = 1;
-    return 0;
+    for (int first = 1;; first = 0) {
+        long long freelist = 0;
+        if (retention_int(r->db, "PRAGMA freelist_count", &freelist) != 0) return -1;
+        if (freelist == 0) return 0;
+        if (!first && retention_spent(r)) {
+            *more = 1;
+            return 0;
+        }
+        char sql[64];
+        long long pages = freelist < r->step_rows ? freelist : r->step_rows;
+        snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%lld)", pages);
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE) return -1;
+        r->pages_freed += (unsigned long long)pages;
+    }
 }
 
+static int retention_spent_cb(void *arg) {
+    return retention_spent(arg);
+}
+
+/* One step: the statistics catch-up while it lasts (nothing is purged before
+ * history has its statistics: stats_catchup.h), then deletes and vacuum. */
 static int retention_step_run(retention_sqlite *r, int64_t now_us) {
     int more = 0;
     if (retention_run(r, r->begin) != 0) return -1;
-    if (retention_deletes(r, now_us, &more) != 0 || retention_vacuum(r, &more) != 0 ||
-        retention_run(r, r->commit) != 0) {
+    int rc = 0;
+    if (r->catchup && !stats_catchup_done(r->catchup)) {
+        rc = stats_catchup_step(r->catchup, retention_spent_cb, r);
+        more = 1;   /* the purge comes after */
+    } else {
+        rc = retention_deletes(r, now_us, &more) != 0 || retention_vacuum(r, &more) != 0 ? -1 : 0;
+    }
+    if (rc < 0 || retention_run(r, r->commit) != 0) {
         if (!sqlite3_get_autocommit(r->db)) retention_run(r, r->rollback);
         stats_sqlite_load_marks(r->stats);
+        if (r->catchup) stats_catchup_reset(r->catchup);
         return -1;
     }
     return more;
@@ -262,8 +303,8 @@ json_t *retention_sqlite_info(retention_sqlite *r) {
     json_t *ov = json_object();
     for (size_t i = 0; i < r->rules.n; i++)
         json_object_set_new(ov, r->rules.r[i].name, json_integer((json_int_t)r->rules.r[i].days));
-    return json_pack("{s:I,s:o,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I}", "retention_days", (json_int_t)r->raw_days,
-                     "overrides", ov,
+    return json_pack("{s:I,s:o,s:o*,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I}", "retention_days", (json_int_t)r->raw_days,
+                     "overrides", ov, "statistics_catchup", r->catchup ? stats_catchup_info(r->catchup) : NULL,
                      "statistics_5min_retention_days", (json_int_t)r->s5_days, "events_purged",
                      (json_int_t)r->events_purged, "stats_rows_purged", (json_int_t)r->stats_purged, "auto_vacuum",
                      av == 2 ? "incremental" : av == 1 ? "full" : "none", "freelist_pages", (json_int_t)freelist,

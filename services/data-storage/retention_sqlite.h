@@ -6,8 +6,11 @@
  * RETENTION_DAYS (default: never), 5-minute statistics older than
  * STATISTICS_5MIN_RETENTION_DAYS (default 10; each entity's latest row is kept
  * as the carry for its next update), hourly statistics never. Each step is one
- * short transaction of at most PURGE_STEP_ROWS rows, so a batch waiting for the
- * write lock waits for one step, not for the whole purge. The file shrinks
+ * short transaction bounded in time (PURGE_STEP_BUDGET_MS: statements of at
+ * most PURGE_STEP_ROWS rows or pages are started only while the step has time
+ * left), committed before the step returns to the loop -- the store has one
+ * connection on the loop's thread, so a batch never waits for the write lock
+ * across a purge's commit, only for the end of one step. The file shrinks
  * through SQLite's incremental vacuum (auto_vacuum=INCREMENTAL, set on new
  * files; an existing file is converted once by SQLITE_VACUUM_ON_START=1).
  *
@@ -31,8 +34,9 @@ int retention_sqlite_prepare_file(sqlite3 *db);
 int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, retention_sqlite **out);
 void retention_sqlite_close(retention_sqlite *r);
 
-/* One step at time now_us: deletes at most PURGE_STEP_ROWS rows in one
- * transaction, then frees at most that many pages. 1 = more to do, 0 = done,
+/* One step at time now_us, in one transaction: deletes, then frees pages
+ * (at least one incremental_vacuum), while PURGE_STEP_BUDGET_MS lasts. 1 =
+ * more to do, 0 = done,
  * -1 = failed (lock busy: try again later). */
 int retention_sqlite_step(retention_sqlite *r, int64_t now_us);
 

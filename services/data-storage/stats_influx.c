@@ -1,7 +1,10 @@
 /* stats_influx.c -- see stats_influx.h. The schema of homeiq_statistics and
  * the rules are in docs/STATISTICS.md ("InfluxDB").
  *
- * Per entity touched by a committed batch (states in [tmin, tmax]), mirroring
+ * The live case -- an entity's states all later than its running state's
+ * latest one -- is computed from memory (si_hot, "the fast path" below) and
+ * costs only the two writes. Otherwise (the slow path), per entity touched by
+ * a committed batch (states in [tmin, tmax]), mirroring
  * stats_sqlite.c (the entities of a batch share each request: two queries and
  * two writes per batch):
  *   A. the latest 5-minute row before B = bucket(tmin), the latest hourly row
@@ -23,6 +26,7 @@
 #include "influx_time.h"
 #include "lineproto.h"
 #include "log.h"
+#include "retention_rules.h"
 #include "sbuf.h"
 #include "service.h"
 #include "storage_maint.h"
@@ -44,9 +48,57 @@ typedef struct si_rows {
     size_t n, cap;
 } si_rows;
 
+/* ---- the running state: in-order states without re-reading InfluxDB ----
+ *
+ * Per entity, what the slow path (steps A and B) would read back for its
+ * latest 5-minute period: the period (bucket), the carry at its start, the
+ * raw states in it, the merge of the hour's earlier 5-minute rows, and the
+ * time of the latest state. A batch whose states of the entity are all later
+ * than that time (the live case) is computed from memory: no query, only the
+ * writes -- the cost per event no longer grows with the period. Anything else
+ * (late, out of order, a duplicate, a new kind, the first batch after a
+ * start) takes the slow path, which recomputes from the stored rows and raw
+ * points and leaves a fresh entry behind. An entry changes only when the
+ * batch's rows were written; any failure invalidates the entries of the
+ * batch, so the state is never ahead of (or behind) the database. */
+typedef struct si_hot {
+    struct si_hot *next;
+    char *entity;
+    int valid;              /* the fields below match the database */
+    int untracked;          /* no numeric state and no rows: not an entity with statistics */
+    stats_kind kind;
+    int64_t bucket, last_t;
+    stats_carry carry;      /* at bucket's start */
+    stats_sample *samples;  /* the raw states in [bucket, bucket + 5 min) */
+    size_t n, cap;
+    int has_hour_before;
+    stats_row hour_before;  /* merge of the hour's 5-minute rows before bucket */
+} si_hot;
+
+#define SI_HOT_BUCKETS 1024
+
+/* What a batch leaves for an entry (applied once its rows are written). */
+typedef struct si_next {
+    int set;                /* 1: the entry becomes this; 0: invalidated */
+    int untracked;
+    stats_kind kind;
+    int64_t bucket, last_t;
+    stats_carry carry;
+    stats_sample *samples;  /* owned until applied */
+    size_t n;
+    int has_hour_before;
+    stats_row hour_before;
+} si_next;
+
 /* One entity of a batch, and what its update read and decided. */
 typedef struct si_ent {
     char *entity;
+    si_hot *hot;
+    si_next nx;
+    int fast;               /* computed from the running state */
+    int has_dup;            /* a duplicate among its items: recomputed from the database */
+    stats_sample *bs;       /* the batch's states of the entity, by time */
+    size_t nbs, bs_cap;
     int64_t tmin, tmax;
     int has_kind;           /* a numeric state in the batch fixed the kind */
     stats_kind kind;
@@ -62,9 +114,12 @@ struct stats_influx {
     stats_influx_io io;
     char *rp5, *rph;
     long long raw_days, s5_days;
+    retention_rules rules;          /* RETENTION_OVERRIDES: an entity's raw points may go earlier */
     unsigned long long entities_updated, rows_written, late_skipped, batches, update_us, failures;
     unsigned long long refused;     /* writes InfluxDB refused (400): acknowledged, the rows are missing */
+    unsigned long long fast_updates;  /* entity updates served from the running state */
     char last_refusal[200];
+    si_hot *hot[SI_HOT_BUCKETS];
 };
 
 typedef struct si_job {
@@ -272,12 +327,18 @@ int stats_influx_open(const stats_influx_io *io, const char *rp5, const char *rp
         config_int(storage_maint_vars, "RETENTION_DAYS", &raw) ||
         config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &s5))
         return -1;
-    if (!on || !on_influx) return 0; /* opt-in on InfluxDB: see INFLUXDB_STATISTICS */
+    if (!on || !on_influx) return 0; /* INFLUXDB_STATISTICS=0: the store writes no statistics */
     stats_influx *s = calloc(1, sizeof *s);
     if (!s) return -1;
     s->io = *io;
     s->raw_days = raw;
     s->s5_days = s5;
+    char err[300];
+    if (retention_rules_parse(config_text(storage_maint_vars, "RETENTION_OVERRIDES"), &s->rules, err, sizeof err)) {
+        log_error("%s", err);
+        stats_influx_close(s);
+        return -1;
+    }
     s->rp5 = rp5 ? strdup(rp5) : NULL;
     s->rph = rph ? strdup(rph) : NULL;
     if ((rp5 && !s->rp5) || (rph && !s->rph)) {
@@ -288,8 +349,62 @@ int stats_influx_open(const stats_influx_io *io, const char *rp5, const char *rp
     return 0;
 }
 
+/* ---- the running state (si_hot) ---------------------------------------- */
+
+static unsigned si_hash(const char *e) {
+    unsigned h = 2166136261u;
+    for (; *e; e++) h = (h ^ (unsigned char)*e) * 16777619u;
+    return h & (SI_HOT_BUCKETS - 1);
+}
+
+static si_hot *si_hot_get(stats_influx *s, const char *entity) {
+    unsigned k = si_hash(entity);
+    for (si_hot *h = s->hot[k]; h; h = h->next)
+        if (strcmp(h->entity, entity) == 0) return h;
+    si_hot *h = calloc(1, sizeof *h);
+    if (!h || !(h->entity = strdup(entity))) {
+        free(h);
+        return NULL;
+    }
+    h->next = s->hot[k];
+    s->hot[k] = h;
+    return h;
+}
+
+/* A batch's outcome for one entry: rc 0 applies e->nx, anything else
+ * invalidates (the database may hold either state). Takes nx's samples. */
+static void si_hot_apply(si_hot *h, si_next *nx, int rc) {
+    if (!h) return;
+    if (rc != 0 || !nx->set) {
+        h->valid = 0;
+        h->untracked = rc == 0 && nx->untracked;
+        return;
+    }
+    free(h->samples);
+    h->samples = nx->samples;
+    h->n = h->cap = nx->n;
+    nx->samples = NULL;
+    h->valid = 1;
+    h->untracked = 0;
+    h->kind = nx->kind;
+    h->bucket = nx->bucket;
+    h->last_t = nx->last_t;
+    h->carry = nx->carry;
+    h->has_hour_before = nx->has_hour_before;
+    h->hour_before = nx->hour_before;
+}
+
 void stats_influx_close(stats_influx *s) {
     if (!s) return;
+    for (int k = 0; k < SI_HOT_BUCKETS; k++) {
+        for (si_hot *h = s->hot[k], *n; h; h = n) {
+            n = h->next;
+            free(h->entity);
+            free(h->samples);
+            free(h);
+        }
+    }
+    retention_rules_free(&s->rules);
     free(s->rp5);
     free(s->rph);
     free(s);
@@ -297,7 +412,8 @@ void stats_influx_close(stats_influx *s) {
 
 json_t *stats_influx_info(const stats_influx *s) {
     if (!s) return json_pack("{s:b}", "enabled", 0);
-    return json_pack("{s:b,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "enabled", 1, "refused",
+    return json_pack("{s:b,s:I,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "enabled", 1, "fast_updates",
+                     (json_int_t)s->fast_updates, "refused",
                      (json_int_t)s->refused, "last_refusal", s->last_refusal, "retention_policy_5minute",
                      s->rp5 ? s->rp5 : "(default)", "retention_policy_hour", s->rph ? s->rph : "(default)",
                      "entities_updated", (json_int_t)s->entities_updated, "rows_written", (json_int_t)s->rows_written,
@@ -320,6 +436,8 @@ static void si_job_free(si_job *j) {
         si_rows_free(&e->old5);
         si_rows_free(&e->oldh);
         free(e->samples);
+        free(e->bs);
+        free(e->nx.samples);
     }
     free(j->ents);
     free(j->act);
@@ -334,6 +452,7 @@ static void si_job_end(si_job *j, int rc, const char *err) {
     stats_influx *s = j->s;
     s->batches++;
     s->update_us += si_mono_us() - j->t0;
+    for (size_t i = 0; i < j->n; i++) si_hot_apply(j->ents[i].hot, &j->ents[i].nx, rc);
     char why[320];
     if (rc) {
         s->failures++;
@@ -384,7 +503,18 @@ static int si_collect(si_job *j, const store_batch *b) {
             e->active = 1;
             kind_t[j->n++] = INT64_MIN;
             if (!e->entity) goto oom;
+            e->hot = si_hot_get(j->s, e->entity);   /* NULL (out of memory): always the slow path */
         }
+        if (e->nbs == e->bs_cap) {
+            size_t c = e->bs_cap ? e->bs_cap * 2 : 16;
+            stats_sample *p = realloc(e->bs, c * sizeof *p);
+            if (!p) goto oom;
+            e->bs = p;
+            e->bs_cap = c;
+        }
+        x.t_us = it->time_us;
+        e->bs[e->nbs++] = x;
+        if (it->status == STORE_ITEM_DUPLICATE) e->has_dup = 1;
         if (it->time_us < e->tmin) e->tmin = it->time_us;
         if (it->time_us > e->tmax) e->tmax = it->time_us;
         size_t ei = (size_t)(e - j->ents);
@@ -400,6 +530,167 @@ static int si_collect(si_job *j, const store_batch *b) {
 oom:
     free(kind_t);
     return -1;
+}
+
+/* ---- the fast path: from the running state ------------------------------ */
+
+/* Late states whose rows (or raw points) the retention policies may have
+ * dropped are stored but not counted (docs/STATISTICS.md). */
+static int si_too_late(const stats_influx *s, const si_ent *e, int64_t now) {
+    int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
+    /* the raw points' horizon: the default policy's, or the entity's own
+     * shorter RETENTION_OVERRIDES rule (retention_influx_purge.h) */
+    long long raw = s->raw_days;
+    if (s->rules.n) {
+        char dom[128];
+        const char *dot = strchr(e->entity, '.');
+        size_t n = dot && (size_t)(dot - e->entity) < sizeof dom ? (size_t)(dot - e->entity) : 0;
+        memcpy(dom, e->entity, n);
+        dom[n] = '\0';
+        long long own = retention_rules_days(&s->rules, e->entity, n ? dom : NULL, 0);
+        if (own > 0 && (raw == 0 || own < raw)) raw = own;
+    }
+    return stats_floor(b0, STATS_HOUR_US) < now - s->s5_days * SI_DAY_US + STATS_HOUR_US ||
+           (raw && b0 < now - raw * SI_DAY_US + STATS_HOUR_US);
+}
+
+static int si_sample_cmp(const void *a, const void *b) {
+    const stats_sample *x = a, *y = b;
+    return x->t_us < y->t_us ? -1 : x->t_us > y->t_us;
+}
+
+/* 1 when e's states (none a duplicate) all fall in or after its running
+ * state's period -- whose states memory holds, so a state arriving out of
+ * order inside it is merged there -- in distinct microseconds (equal times
+ * go the slow way: InfluxDB orders them by their nanosecond, not by batch
+ * order; si_fast checks them against the period's too), of the same kind. */
+static int si_fast_ok(si_ent *e) {
+    const si_hot *h = e->hot;
+    if (!h || !h->valid || e->nbs == 0 || e->has_dup || (e->has_kind && e->kind != h->kind)) return 0;
+    qsort(e->bs, e->nbs, sizeof *e->bs, si_sample_cmp);
+    if (e->bs[0].t_us < h->bucket) return 0;
+    for (size_t i = 1; i < e->nbs; i++)
+        if (e->bs[i].t_us <= e->bs[i - 1].t_us) return 0;
+    return 1;
+}
+
+static int si_emit_fast(const stats_row *r, int64_t start, void *arg) {
+    si_job *j = arg;
+    (void)start;
+    if (!r) return 0;   /* later than the entity's latest row: nothing stored there */
+    si_row_line(&j->lines5, j->cur->entity, 0, j->cur->hot->kind, r);
+    return si_rows_push(&j->fresh, r, (int)j->cur->hot->kind);
+}
+
+/* j->fresh rows [from, to), after base (if any), merged as `hour`: 1, 0
+ * (nothing to merge), -1 (out of memory). */
+static int si_merge_hour(si_job *j, const stats_row *base, size_t from, size_t to, int64_t hour, stats_row *out) {
+    size_t n = to - from + (base ? 1 : 0);
+    if (n == 0) return 0;
+    stats_row *tmp = malloc(n * sizeof *tmp);
+    if (!tmp) return -1;
+    size_t k = 0;
+    if (base) tmp[k++] = *base;
+    for (size_t i = from; i < to; i++) tmp[k++] = j->fresh.r[i];
+    stats_merge(tmp, n, hour, out);
+    free(tmp);
+    return 1;
+}
+
+/* The live case (stats_sqlite.c's stats_fast, as lines): the 5-minute rows
+ * from the entry's bucket to the batch's last one, the hours they touch
+ * (the first continues the entry's hour_before), and the next entry. */
+static int si_fast(si_job *j, si_ent *e) {
+    const si_hot *h = e->hot;
+    size_t n = h->n + e->nbs;
+    stats_sample *all = malloc(n * sizeof *all);
+    if (!all) return -1;
+    /* the period's states and the batch's, merged by time */
+    size_t a = 0, b = 0, k = 0;
+    while (a < h->n || b < e->nbs) {
+        if (b == e->nbs || (a < h->n && h->samples[a].t_us < e->bs[b].t_us)) all[k++] = h->samples[a++];
+        else if (a == h->n || e->bs[b].t_us < h->samples[a].t_us) all[k++] = e->bs[b++];
+        else {   /* the same microsecond as a stored state: the database decides the order */
+            free(all);
+            return 1;
+        }
+    }
+    int64_t last_t = all[n - 1].t_us;
+    int64_t lastb = stats_floor(last_t, STATS_5MIN_US), end = lastb + STATS_5MIN_US;
+    size_t split = 0;
+    while (split < n && all[split].t_us < lastb) split++;
+    si_next *nx = &e->nx;
+    memset(nx, 0, sizeof *nx);
+    stats_carry carry = h->carry;
+    j->cur = e;
+    j->fresh.n = 0;
+    if (stats_compute(h->kind, &carry, all, split, STATS_5MIN_US, h->bucket, lastb, si_emit_fast, j) != 0)
+        goto fail;
+    stats_carry at_last = carry;
+    size_t nbefore = j->fresh.n;   /* rows before lastb */
+    if (stats_compute(h->kind, &carry, all + split, n - split, STATS_5MIN_US, lastb, end, si_emit_fast, j) != 0)
+        goto fail;
+    int64_t h0 = stats_floor(h->bucket, STATS_HOUR_US), hl = stats_floor(lastb, STATS_HOUR_US);
+    size_t i = 0;
+    for (int64_t hour = h0; hour <= hl; hour += STATS_HOUR_US) {
+        size_t k = i;
+        while (k < j->fresh.n && j->fresh.r[k].start_us < hour + STATS_HOUR_US) k++;
+        const stats_row *base = hour == h0 && h->has_hour_before ? &h->hour_before : NULL;
+        stats_row hr;
+        int rc = si_merge_hour(j, base, i, k, hour, &hr);
+        if (rc < 0) goto fail;
+        if (rc > 0) si_row_line(&j->linesh, e->entity, 1, h->kind, &hr);
+        if (hour == hl) {   /* the next hour_before: this hour's rows before lastb */
+            size_t kb = i;
+            while (kb < nbefore && j->fresh.r[kb].start_us < lastb) kb++;
+            rc = si_merge_hour(j, base, i, kb, hour, &nx->hour_before);
+            if (rc < 0) goto fail;
+            nx->has_hour_before = rc > 0;
+        }
+        i = k;
+    }
+    memmove(all, all + split, (n - split) * sizeof *all);
+    nx->set = 1;
+    nx->kind = h->kind;
+    nx->bucket = lastb;
+    nx->last_t = last_t;
+    nx->carry = at_last;
+    nx->samples = all;
+    nx->n = n - split;
+    return sbuf_failed(&j->lines5) || sbuf_failed(&j->linesh) ? -1 : 0;
+fail:
+    free(all);
+    return -1;
+}
+
+/* Before any query: drops the entities too late to count and the ones known
+ * to have no statistics, computes the live ones from memory; the others
+ * (still active) go through steps A and B. 0, or -1 (out of memory). */
+static int si_fast_all(si_job *j) {
+    stats_influx *s = j->s;
+    int64_t now = (int64_t)service_now_us();
+    for (size_t i = 0; i < j->n; i++) {
+        si_ent *e = &j->ents[i];
+        if (si_too_late(s, e, now)) {
+            s->late_skipped++;
+            e->active = 0;
+            continue;
+        }
+        if (e->hot && e->hot->untracked && !e->has_kind) {
+            e->active = 0;
+            e->nx.untracked = 1;   /* still text only: stays known as such */
+            continue;
+        }
+        if (!si_fast_ok(e)) continue;
+        int rc = si_fast(j, e);
+        if (rc < 0) return -1;
+        if (rc > 0) continue;   /* the slow path after all */
+        e->active = 0;
+        e->fast = 1;
+        s->entities_updated++;
+        s->fast_updates++;
+    }
+    return 0;
 }
 
 static void si_step_a_done(const httpc_response *r, void *arg);
@@ -424,21 +715,13 @@ static void si_send(si_job *j, sbuf *q, httpc_done_cb cb) {
 /* A: the rows before B, and the states after the batch. */
 static void si_step_a(si_job *j) {
     stats_influx *s = j->s;
-    int64_t now = (int64_t)service_now_us();
     sbuf q;
     sbuf_init(&q);
     j->nact = 0;
     for (size_t i = 0; i < j->n; i++) {
         si_ent *e = &j->ents[i];
+        if (!e->active) continue;   /* too late, not tracked, or done from the running state */
         int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
-        /* late states whose rows (or raw points) the retention policies may
-         * have dropped are stored but not counted (docs/STATISTICS.md) */
-        if (stats_floor(b0, STATS_HOUR_US) < now - s->s5_days * SI_DAY_US + STATS_HOUR_US ||
-            (s->raw_days && b0 < now - s->raw_days * SI_DAY_US + STATS_HOUR_US)) {
-            s->late_skipped++;
-            e->active = 0;
-            continue;
-        }
         j->act[j->nact++] = (int)i;
         si_select_rows(&q, s->rp5, e->entity, 0, INT64_MIN, b0, 1, 1);
         si_select_rows(&q, s->rph, e->entity, 1, INT64_MIN, b0, 1, 1);
@@ -572,6 +855,36 @@ static int si_emit(const stats_row *r, int64_t start, void *arg) {
     return si_rows_push(&j->fresh, &m, (int)e->kind);
 }
 
+/* After a slow update: when the recomputed range ends with the entity's
+ * latest state (no raw state after the batch, no row after the range), the
+ * running state is what was just computed -- the carry at the last period's
+ * start, its states, the merge of the final rows of its hour before it. */
+static int si_seed(si_job *j, si_ent *e, int64_t lastb, const stats_carry *at_last, size_t split) {
+    si_next *nx = &e->nx;
+    memset(nx, 0, sizeof *nx);
+    if (!e->hot || e->next.n || split >= e->nsamples) return 0;
+    for (size_t i = 0; i < e->old5.n; i++)
+        if (e->old5.r[i].start_us >= e->end) return 0;
+    int64_t hour = stats_floor(lastb, STATS_HOUR_US);
+    size_t k = 0;
+    while (k < j->final.n && j->final.r[k].start_us < hour) k++;
+    size_t m = k;
+    while (m < j->final.n && j->final.r[m].start_us < lastb) m++;
+    if (m > k) stats_merge(&j->final.r[k], m - k, hour, &nx->hour_before);
+    nx->has_hour_before = m > k;
+    size_t n = e->nsamples - split;
+    nx->samples = malloc(n * sizeof *nx->samples);
+    if (!nx->samples) return -1;
+    memcpy(nx->samples, e->samples + split, n * sizeof *nx->samples);
+    nx->n = n;
+    nx->set = 1;
+    nx->kind = e->kind;
+    nx->bucket = lastb;
+    nx->last_t = e->samples[e->nsamples - 1].t_us;
+    nx->carry = *at_last;
+    return 0;
+}
+
 /* One entity's rows into j->lines5 / j->linesh. */
 static int si_recompute(si_job *j, si_ent *e) {
     const char *entity = e->entity;
@@ -582,7 +895,15 @@ static int si_recompute(si_job *j, si_ent *e) {
     j->cur = e;
     j->fresh.n = j->final.n = 0;
     j->old_cursor = 0;
-    if (stats_compute(e->kind, &e->carry, e->samples, e->nsamples, STATS_5MIN_US, e->b, e->end, si_emit, j) != 0)
+    /* in two pieces: the carry at the last period's start seeds the running state */
+    int64_t lastb = e->end - STATS_5MIN_US;
+    size_t split = 0;
+    while (split < e->nsamples && e->samples[split].t_us < lastb) split++;
+    if (stats_compute(e->kind, &e->carry, e->samples, split, STATS_5MIN_US, e->b, lastb, si_emit, j) != 0)
+        return -1;
+    stats_carry at_last = e->carry;
+    if (stats_compute(e->kind, &e->carry, e->samples + split, e->nsamples - split, STATS_5MIN_US, lastb, e->end,
+                      si_emit, j) != 0)
         return -1;
     double delta = old_end && e->kind != STATS_KIND_MEASUREMENT ? e->carry.sum - old_end->sum : 0;
     /* final 5-minute rows from b's hour on: old before b, fresh, old after end (moved) */
@@ -614,6 +935,7 @@ static int si_recompute(si_job *j, si_ent *e) {
         si_row_line(&j->linesh, entity, 1, e->kind, &hr);
         k = m;
     }
+    if (si_seed(j, e, lastb, &at_last, split) != 0) return -1;
     if (delta != 0) {
         for (size_t i = 0; i < e->oldh.n; i++) {
             if (e->oldh.r[i].start_us <= h1) continue;
@@ -636,6 +958,7 @@ static void si_step_b_done(const httpc_response *r, void *arg) {
         si_ent *e = &j->ents[j->act[k]];
         if (!e->has_kind && !e->prev5.n && !e->prevh.n && !e->old5.n) {
             e->active = 0;   /* no numeric state ever: not an entity with statistics (on/off, text) */
+            e->nx.untracked = 1;
             continue;
         }
         if (si_recompute(j, e) != 0) {
@@ -714,7 +1037,7 @@ void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done
     j->t0 = si_mono_us();
     sbuf_init(&j->lines5);
     sbuf_init(&j->linesh);
-    if (si_collect(j, b) != 0) {
+    if (si_collect(j, b) != 0 || si_fast_all(j) != 0) {
         si_job_end(j, -1, "statistics: out of memory");
         return;
     }

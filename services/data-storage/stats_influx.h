@@ -2,17 +2,22 @@
  * homeiq_statistics, recomputed after each committed batch, and read back for
  * GET /api/v1/statistics.
  *
- * Why recompute from the raw points, before the batch is acknowledged: the
- * statistics of a batch are written after its events are committed and before
- * the 200, so the ack contract carries restart safety for free -- a crash
- * between the two leaves the batch unacknowledged, ingestion re-sends it, and
- * the re-sent events (duplicates now) mark the same entities dirty again.
- * Every row written is a function of the stored raw points and of the row
- * before the range (the same rules as stats_sqlite.c, docs/STATISTICS.md), so
- * writing it twice is harmless and late or out-of-order events simply change
- * the range that is recomputed. No state is kept between batches: nothing can
- * disagree with the database after a restart. Rows go to their own retention
- * policies (retention_influx.h) so 5-minute rows expire and hourly rows stay.
+ * Why the statistics of a batch are written after its events are committed
+ * and before the 200: the ack contract carries restart safety for free -- a
+ * crash between the two leaves the batch unacknowledged, ingestion re-sends
+ * it, and the re-sent events (duplicates now) mark the same entities dirty
+ * again. Live, in-order states are computed from a running state per entity
+ * kept in memory (its latest 5-minute period: the carry at its start and its
+ * states), so the cost per event does not grow as a period fills; the running
+ * state is seeded by the slow path, which recomputes the affected periods
+ * from the stored rows and raw points (the same rules as stats_sqlite.c,
+ * docs/STATISTICS.md) -- after a start, for late or out-of-order states and
+ * for duplicates. Every row written is a function of the stored raw points
+ * and of the row before it, so writing it twice is harmless, and a failed
+ * batch forgets the running state of its entities: it can never disagree with
+ * the database. Rows go to their own retention policies (retention_influx.h)
+ * so 5-minute rows expire and hourly rows stay. One writer per database is
+ * assumed (as one process per SQLite file).
  *
  * Ownership: the stats_influx borrows the I/O functions (and their ctx) of
  * store_influx.c, which outlive it. Batches are handed in one at a time
@@ -59,7 +64,7 @@ void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done
 void stats_influx_fetch(stats_influx *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
                         store_stats_cb cb, void *arg);
 
-/* {"entities_updated","rows_written","late_skipped","batches","update_us"} */
+/* {"entities_updated","fast_updates","rows_written","late_skipped","batches","update_us",...} */
 json_t *stats_influx_info(const stats_influx *s);
 
 #endif

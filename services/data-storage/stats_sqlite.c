@@ -768,6 +768,47 @@ static int stats_sqlite_batch_run(stats_sqlite *s, const store_batch *b) {
     return rc;
 }
 
+/* ---- history stored before the statistics (stats_catchup.c) ------------ */
+
+int stats_sqlite_catchup(stats_sqlite *s, const char *entity, int64_t tmin, int64_t tmax) {
+    /* the entity's kind: its metadata's when it has one (today's state_class
+     * wins), else the latest numeric state's in the range */
+    int64_t meta = 0;
+    stats_kind kind = STATS_KIND_MEASUREMENT;
+    sqlite3_stmt *st = stats_stmt(s, SQ_META_GET);
+    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        meta = sqlite3_column_int64(st, 0);
+        kind = (stats_kind)sqlite3_column_int(st, 1);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return -1;
+    if (!meta) {
+        int numeric = 0;
+        st = stats_stmt(s, SQ_RANGE_EVENTS);
+        sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, tmin);
+        sqlite3_bind_int64(st, 3, tmax == INT64_MAX ? tmax : tmax + 1);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            stats_sample x;
+            stats_kind k;
+            if (stats_sample_from_record((const char *)sqlite3_column_text(st, 1),
+                                         (size_t)sqlite3_column_bytes(st, 1), &x, &k) == 1 && x.numeric) {
+                numeric = 1;
+                kind = k;
+            }
+        }
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return -1;
+        if (!numeric) return 0;   /* nothing numeric here: no statistics (yet) */
+        if (stats_meta(s, entity, 1, kind, &meta) < 0) return -1;
+    }
+    for (stats_hot *h = s->hot[stats_hash(entity)]; h; h = h->next)
+        if (strcmp(h->entity, entity) == 0) h->valid = 0;   /* its rows change under it */
+    return stats_entity(s, entity, meta, kind, tmin, tmax) < 0 ? -1 : 0;
+}
+
 /* ---- reads ------------------------------------------------------------- */
 
 int stats_sqlite_rows(stats_sqlite *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,

@@ -56,6 +56,12 @@ int stats_sqlite_set_mark(stats_sqlite *s, const char *name, int64_t value);
 /* Re-reads the watermarks (after a rolled-back purge). */
 int stats_sqlite_load_marks(stats_sqlite *s);
 
+/* Computes the statistics of entity's stored states in [tmin, tmax] as if
+ * they had just arrived late (stats_catchup.c: history stored before the
+ * statistics existed): the periods they touch, the first one after them,
+ * later sums moved. Inside the caller's transaction. 0, or -1. */
+int stats_sqlite_catchup(stats_sqlite *s, const char *entity, int64_t tmin, int64_t tmax);
+
 /* Counters for /metrics. */
 typedef struct stats_sqlite_counters {
     unsigned long long entities_updated, rows_written, late_skipped;

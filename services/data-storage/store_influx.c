@@ -50,6 +50,7 @@
 #include "stats_influx.h"
 #include "influx_registry.h"
 #include "retention_influx.h"
+#include "retention_influx_purge.h"
 #include "influx_query.h"
 #include "influx_answer.h"
 #include "influx_points.h"
@@ -79,6 +80,7 @@ typedef struct store_influx {
     influx_ha *ha;                      /* INFLUXDB_SCHEMA=homeassistant, else NULL */
     stats_influx *stats;                /* long-term statistics (stats_influx.h), NULL when STATISTICS=0 */
     retention_influx *retention;        /* database and retention policies (v1), NULL for v2/v3 */
+    retention_influx_purge *purge;      /* RETENTION_OVERRIDES (v1), NULL when none */
     influx_reads *reads;                /* the dashboard's reads and their feed index (influx_query.h) */
     influx_registry *registry;          /* GET /api/v1/registry's points (influx_registry.h; issue 11) */
 } store_influx;
@@ -623,6 +625,13 @@ static void store_influx_stats_fetch(store *base, const char *entity_id, int hou
     else stats_influx_fetch(s->stats, entity_id, hourly, start_us, end_us, cb, arg);
 }
 
+/* RETENTION_OVERRIDES: one DELETE step (retention_influx_purge.h). */
+static int store_influx_maintain(store *base, int64_t now_us) {
+    store_influx *s = (store_influx *)base;
+    if (!s->purge) return 0;
+    return s->db_ready ? retention_influx_purge_step(s->purge, now_us) : -1;
+}
+
 /* ---- reads ------------------------------------------------------------ */
 
 typedef struct influx_read {
@@ -839,6 +848,7 @@ static json_t *store_influx_info(store *base) {
     if (o && !s->up) json_object_set_new(o, "last_error", json_string(s->last_error));
     if (o) json_object_set_new(o, "statistics", stats_influx_info(s->stats));
     if (o && s->retention) json_object_set_new(o, "retention", retention_influx_info(s->retention));
+    if (o && s->purge) json_object_set_new(o, "retention_overrides", retention_influx_purge_info(s->purge));
     influx_ha_info(s->ha, o);
     return o;
 }
@@ -860,6 +870,7 @@ static void store_influx_close(store *base) {
     influx_ha_free(s->ha);
     stats_influx_close(s->stats);
     retention_influx_close(s->retention);
+    retention_influx_purge_close(s->purge);   /* after httpc_free: nothing in flight */
     influx_reads_free(s->reads); /* after httpc_free: in-flight reads were answered */
     influx_registry_close(s->registry);
     free(s);
@@ -873,6 +884,7 @@ static const store_ops store_influx_ops = {
     .health = store_influx_health,
     .info = store_influx_info,
     .stats_fetch = store_influx_stats_fetch,
+    .maintain = store_influx_maintain,
     .feed = store_influx_feed,
     .entities = store_influx_entities,
     .series = store_influx_series,
@@ -946,7 +958,8 @@ int store_influx_open(struct event_base *base, store **out) {
         stats_influx_open(&io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
                           s->api_version == 1 ? STATS_INFLUX_RP_HOUR : NULL, &s->stats) != 0 ||
         influx_registry_open(&io, s->ha ? NULL : INFLUX_MEASUREMENT, &s->registry) != 0 ||
-        (s->api_version == 1 && retention_influx_open(s->db, influx_io_query_server, s, &s->retention) != 0)) {
+        (s->api_version == 1 && retention_influx_open(s->db, influx_io_query_server, s, &s->retention) != 0) ||
+        (s->api_version == 1 && retention_influx_purge_open(INFLUX_MEASUREMENT, influx_io_query, s, &s->purge) != 0)) {
         store_influx_close(&s->base);
         return -1;
     }
