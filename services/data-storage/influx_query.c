@@ -301,6 +301,7 @@ struct iq_req {
     struct iq_ha_state *hs;
     size_t nhs, caphs;
     int has_state;
+    char fail[200];             /* why a failed entity-list build failed: its waiting reads say it too */
 };
 
 static void iq_feed_rows_free(iq_req *q) {
@@ -321,7 +322,10 @@ static void iq_free(iq_req *q) {
             q->r->waiting = NULL;
             while (w) {
                 iq_req *next = w->next_wait;
-                iq_finish(w, -1, "the entity list could not be read from InfluxDB");
+                char why[256];
+                snprintf(why, sizeof why, "the entity list could not be read from InfluxDB: %s",
+                         q->fail[0] ? q->fail : "unknown error");
+                iq_finish(w, -1, why);
                 w = next;
             }
         }
@@ -345,6 +349,7 @@ static void iq_free(iq_req *q) {
 static void iq_finish(iq_req *q, int rc, const char *err) {
     if (rc == 0 && sbuf_failed(&q->meta)) rc = -1, err = "out of memory";
     if (rc != 0 && rc != STORE_QUERY_UNSUPPORTED && rc != 1) log_warn("influxdb read failed: %s", err ? err : "");
+    if (rc != 0 && err) snprintf(q->fail, sizeof q->fail, "%s", err);
     q->cb(&q->rows, rc == 0 ? (q->meta.data ? q->meta.data : "") : NULL, rc, err, q->arg);
     iq_free(q);
 }
