@@ -1091,18 +1091,23 @@ static int iq_kind_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *
     return 0;
 }
 
-static void iq_series_read(iq_req *q) {
-    if (!q->exists) {
-        snprintf(q->err, sizeof q->err, "entity_id: no events stored for %.200s", q->entity_id);
-        iq_finish(q, 1, q->err);
-        return;
-    }
+/* The series answer's head on both schemas: the entity and the range asked for. */
+static void iq_series_head(iq_req *q) {
     char a[EVENT_TIME_LEN], b[EVENT_TIME_LEN];
     event_time_format(q->start_us, a);
     event_time_format(q->end_us, b);
     sbuf_adds(&q->meta, "\"entity_id\":");
     json_text_string(&q->meta, q->entity_id, strlen(q->entity_id));
     sbuf_printf(&q->meta, ",\"start\":\"%s\",\"end\":\"%s\"", a, b);
+}
+
+static void iq_series_read(iq_req *q) {
+    if (!q->exists) {
+        snprintf(q->err, sizeof q->err, "entity_id: no events stored for %.200s", q->entity_id);
+        iq_finish(q, 1, q->err);
+        return;
+    }
+    iq_series_head(q);
     long long lo = (long long)influx_time_ns_sat(q->start_us), hi = (long long)influx_time_ns_sat(q->end_us);
     sbuf sql;
     int first = 1;
@@ -1293,12 +1298,7 @@ static void iq_ha_series_read(iq_req *q) {
         iq_finish(q, 1, q->err);
         return;
     }
-    char a[EVENT_TIME_LEN], b[EVENT_TIME_LEN];
-    event_time_format(q->start_us, a);
-    event_time_format(q->end_us, b);
-    sbuf_adds(&q->meta, "\"entity_id\":");
-    json_text_string(&q->meta, q->entity_id, strlen(q->entity_id));
-    sbuf_printf(&q->meta, ",\"start\":\"%s\",\"end\":\"%s\"", a, b);
+    iq_series_head(q);
     long long lo = (long long)influx_time_ns_sat(q->start_us), hi = (long long)influx_time_ns_sat(q->end_us);
     sbuf sql;
     sbuf_init(&sql);
