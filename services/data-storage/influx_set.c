@@ -51,6 +51,13 @@ int influx_set_put(influx_set *s, uint64_t key, const char *id) {
     return 0;
 }
 
+int influx_set_has(const influx_set *s, uint64_t key, const char *id) {
+    if (!s->cap) return 0;
+    for (size_t j = key & (s->cap - 1); s->keys[j]; j = (j + 1) & (s->cap - 1))
+        if (s->keys[j] == key && (!id || !s->ids || strcmp(s->ids[j], id) == 0)) return 1;
+    return 0;
+}
+
 void influx_set_free(influx_set *s) {
     free(s->keys);
     free(s->ids);

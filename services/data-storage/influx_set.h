@@ -34,6 +34,8 @@ int influx_set_grow(influx_set *s, int with_ids);
 /* 1 when present; otherwise inserts and returns 0; -1 out of memory.
  * `id` NULL: the set holds bare 64-bit keys (times). */
 int influx_set_put(influx_set *s, uint64_t key, const char *id);
+/* 1 when present (a set with ids compares `id` too), else 0; never inserts. */
+int influx_set_has(const influx_set *s, uint64_t key, const char *id);
 void influx_set_free(influx_set *s);
 
 #endif

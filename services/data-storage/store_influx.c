@@ -55,6 +55,7 @@
 #include "influx_answer.h"
 #include "influx_points.h"
 #include "influx_set.h"
+#include "influx_recent.h"
 #include "lineproto.h"
 #include "log.h"
 #include "service.h"
@@ -83,6 +84,8 @@ typedef struct store_influx {
     retention_influx_purge *purge;      /* RETENTION_OVERRIDES (v1), NULL when none */
     influx_reads *reads;                /* the dashboard's reads and their feed index (influx_query.h) */
     influx_registry *registry;          /* GET /api/v1/registry's points (influx_registry.h; issue 11) */
+    influx_recent *recent;              /* the duplicate check from memory (influx_recent.h; issue 15) */
+    unsigned long long dup_queries, dup_memory; /* duplicate-check requests sent / batches answered by memory */
 } store_influx;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -149,6 +152,10 @@ static int influx_query_send(store_influx *s, const char *sql, int with_db, http
 }
 
 /* ---- write jobs ------------------------------------------------------- */
+
+/* Whether the duplicate check reads this item's id in the events measurement
+ * (HA-schema points have none there; influx_ha.h). */
+static int influx_checked(const store_influx *s, const store_item *it) { return !influx_ha_owns(s->ha, it); }
 
 typedef struct influx_line {
     size_t off, len;
@@ -232,6 +239,7 @@ static void influx_job_finish(influx_job *j) {
 
 static void influx_job_fail(influx_job *j, const char *why) {
     j->failed = 1;
+    influx_recent_failed(j->s->recent); /* InfluxDB may hold part of it, now or later: ask again */
     snprintf(j->err, sizeof j->err, "%.250s", why);
     influx_job_finish(j);
 }
@@ -332,9 +340,14 @@ static void influx_job_next(influx_job *j) {
         return;
     }
     if (j->nstack == 0) {
-        for (size_t i = 0; i < j->nlines; i++)
-            if (j->lines[i].item >= 0 && j->b->items[j->lines[i].item].status == STORE_ITEM_PENDING)
-                j->b->items[j->lines[i].item].status = STORE_ITEM_STORED;
+        for (size_t i = 0; i < j->nlines; i++) {
+            int k = j->lines[i].item;
+            if (k < 0 || j->b->items[k].status != STORE_ITEM_PENDING) continue;
+            j->b->items[k].status = STORE_ITEM_STORED;
+            if (influx_checked(j->s, &j->b->items[k]))
+                (void)influx_recent_stored(j->s->recent, influx_set_id_key(j->b->items[k].event_id),
+                                           j->b->items[k].event_id, j->ns[k]);
+        }
         influx_job_finish(j);
         return;
     }
@@ -397,7 +410,10 @@ static void influx_write_done(const httpc_response *r, void *arg) {
         return;
     }
     if (r->status == 0) influx_set_down(s, why);
-    else if (r->status == 404) s->db_ready = 0; /* database gone: recreate on the next ping */
+    else if (r->status == 404) { /* database gone: recreate on the next ping */
+        s->db_ready = 0;
+        influx_recent_reset(s->recent);
+    }
     char msg[300];
     snprintf(msg, sizeof msg, "influxdb write failed: %.250s", why);
     influx_job_fail(j, msg);
@@ -424,7 +440,9 @@ static int influx_job_assign(influx_job *j) {
         if (it->status != STORE_ITEM_PENDING) continue;
         uint64_t key = influx_set_id_key(it->event_id);
         /* HA points are not in HomeIQ's measurement: only repeats within the batch count */
-        int in_db = j->ids.cap && !influx_ha_owns(j->s->ha, it) ? influx_set_put(&j->ids, key, it->event_id) : 0;
+        int checked = influx_checked(j->s, it);
+        int in_db = j->ids.cap && checked ? influx_set_put(&j->ids, key, it->event_id) : 0;
+        if (in_db == 0 && checked && influx_recent_has_id(j->s->recent, key, it->event_id)) in_db = 1;
         int twice = influx_set_put(&seen, key, it->event_id);
         if (in_db < 0 || twice < 0) {
             influx_set_free(&seen);
@@ -442,7 +460,9 @@ static int influx_job_assign(influx_job *j) {
                 influx_set_free(&seen);
                 return -1;
             }
+            if (!taken && checked && influx_recent_has_time(j->s->recent, ns)) taken = 1;
             j->ns[i] = ns;
+            if (checked) influx_recent_sending(j->s->recent, ns);
             if (!taken) break;
         }
     }
@@ -501,7 +521,8 @@ static int influx_dup_plan(influx_job *j) {
     }
     size_t n = 0;
     for (size_t i = 0; i < b->nitems; i++) /* HA-schema points have no event_id to check */
-        if (b->items[i].status == STORE_ITEM_PENDING && !influx_ha_owns(j->s->ha, &b->items[i]))
+        if (b->items[i].status == STORE_ITEM_PENDING && influx_checked(j->s, &b->items[i]) &&
+            !influx_recent_covers(j->s->recent, b->items[i].time_us)) /* memory knows (influx_recent.h) */
             t[n++] = b->items[i].time_us;
     j->ndup = influx_dup_ranges(t, n, j->dup);
     j->dup_next = 0;
@@ -521,19 +542,64 @@ static int influx_dup_next(influx_job *j) {
     }
     int rc = sbuf_failed(&sql) || influx_query_send(j->s, sql.data, 1, influx_dup_done, j) != 0 ? -1 : 0;
     sbuf_free(&sql);
+    if (rc == 0) j->s->dup_queries++;
     return rc;
+}
+
+/* The duplicate check proper: queries for what memory does not cover, then the write. */
+static void influx_job_check(influx_job *j) {
+    if (influx_dup_plan(j) != 0 || influx_set_grow(&j->ids, 1) != 0) {
+        influx_job_fail(j, "out of memory");
+        return;
+    }
+    if (j->ndup == 0) j->s->dup_memory++;
+    int rc = influx_dup_next(j);
+    if (rc == 1) influx_job_write(j); /* memory answered, or only rejects and dead letters */
+    else if (rc != 0) influx_job_fail(j, "cannot start a request to InfluxDB");
+}
+
+/* ---- the horizon of memory: the newest stored point, once per start (influx_recent.h) */
+
+static int influx_probe_row(const influx_answer_row *row, void *arg) {
+    int64_t *newest = arg;
+    int64_t t = influx_answer_time(row);
+    if (t > *newest) *newest = t;
+    return 0;
+}
+
+static void influx_probe_done(const httpc_response *r, void *arg) {
+    influx_job *j = arg;
+    store_influx *s = j->s;
+    char why[256];
+    if (s->closing) {
+        influx_job_fail(j, "shutting down");
+        return;
+    }
+    int64_t newest = INT64_MIN;
+    if (r->status != 200 || influx_answer_walk(r->body, r->body_len, -1, influx_probe_row, &newest, why,
+                                               sizeof why) != 0) {
+        if (r->status != 200) influx_error_text(r, why, sizeof why);
+        if (r->status == 0) influx_set_down(s, why);
+        char msg[300];
+        snprintf(msg, sizeof msg, "influxdb duplicate check failed: %.250s", why);
+        influx_job_fail(j, msg);
+        return;
+    }
+    s->up = 1;
+    influx_recent_probed(s->recent, newest != INT64_MIN, newest);
+    influx_job_check(j);
 }
 
 static void influx_job_start(store_influx *s) {
     influx_job *j = s->queue;
     if (!j) return;
-    if (influx_dup_plan(j) != 0 || influx_set_grow(&j->ids, 1) != 0) {
-        influx_job_fail(j, "out of memory");
+    if (!influx_recent_needs_probe(s->recent)) {
+        influx_job_check(j);
         return;
     }
-    int rc = influx_dup_next(j);
-    if (rc == 1) influx_job_write(j); /* only rejects and dead letters */
-    else if (rc != 0) influx_job_fail(j, "cannot start a request to InfluxDB");
+    char sql[128];
+    influx_recent_probe_sql(sql, sizeof sql, INFLUX_MEASUREMENT);
+    if (influx_query_send(s, sql, 1, influx_probe_done, j) != 0) influx_job_fail(j, "cannot start a request to InfluxDB");
 }
 
 /* Events whose time InfluxDB cannot hold are dead-lettered with the reason
@@ -845,6 +911,8 @@ static json_t *store_influx_info(store *base) {
                           s->api_version, s->api_version == 1 ? "database" : "bucket",
                           s->api_version == 1 ? s->db : s->bucket, "reachable", s->up, "database_ready", s->db_ready,
                           "queued_batches", (json_int_t)queued);
+    if (o) json_object_set_new(o, "duplicate_check", json_pack("{s:I,s:I}", "queries", (json_int_t)s->dup_queries,
+                                                                 "batches_from_memory", (json_int_t)s->dup_memory));
     if (o && !s->up) json_object_set_new(o, "last_error", json_string(s->last_error));
     if (o) json_object_set_new(o, "statistics", stats_influx_info(s->stats));
     if (o && s->retention) json_object_set_new(o, "retention", retention_influx_info(s->retention));
@@ -873,6 +941,7 @@ static void store_influx_close(store *base) {
     retention_influx_purge_close(s->purge);   /* after httpc_free: nothing in flight */
     influx_reads_free(s->reads); /* after httpc_free: in-flight reads were answered */
     influx_registry_close(s->registry);
+    influx_recent_free(s->recent);
     free(s);
 }
 
@@ -952,7 +1021,7 @@ int store_influx_open(struct event_base *base, store **out) {
     s->evb = base;
     stats_influx_io io = {.ctx = s, .query = influx_io_query, .write = influx_io_write, .skip_item = influx_io_skip,
                           .lost = influx_io_lost, .events_measurement = INFLUX_MEASUREMENT};
-    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 ||
+    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 || !(s->recent = influx_recent_new()) ||
         influx_reads_new(base, s->ha != NULL, s->db, &io, &s->reads) != 0 ||
         httpc_new(base, &s->http) != 0 ||
         stats_influx_open(&io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
