@@ -67,6 +67,8 @@ check_eq "a re-post of A: 200, all 6 duplicates" '200 6 0' \
   "$(post "$A") $(jq -r '"\(.duplicates) \(.stored)"' "$TEST_TMP/post.json")"
 check_eq "... counts unchanged (sensor.sum_a_0 3, sensor.sum_a_1 3)" 'sensor.sum_a_0 3 sensor.sum_a_1 3' "$(api_counts)"
 check_eq "... total unchanged (6)" 6 "$(api_total)"
+dupq() { curl -s "$U/health" | jq -c '.backend.duplicate_check | [.queries, .batches_from_memory]'; }
+check_eq "A and its re-post checked from memory (influx_recent.h): no duplicate-check query, 2 batches" '[0,2]' "$(dupq)"
 
 # ---- stored, answer lost, posted again ---------------------------------------
 B=$(batch sensor.sum_cut 4 02)
@@ -79,6 +81,7 @@ check_eq "... yet InfluxDB holds B's 4 points" 'sensor.sum_cut_0 2 sensor.sum_cu
 wait_healthy "$U/health" 30
 check_eq "B posted again (ingestion's retry): 200, all 4 duplicates" '200 4 0' \
   "$(post "$B") $(jq -r '"\(.duplicates) \(.stored)"' "$TEST_TMP/post.json")"
+check "... found by asking InfluxDB (the failed write raised memory's horizon)" test "$(dupq | jq '.[0]')" -ge 1
 wait_for 10 bash -c "[ \"\$(curl -s '$U/api/v1/entities?search=sum_cut' | jq -r '[.entities[].event_count] | add')\" = 4 ]"
 check_eq "B counted once (2 + 2, not 0 and not 8) = InfluxDB's count" "$(db_counts)" "$(api_counts)"
 check_eq "total = InfluxDB's (10)" "10 10" "$(db_total) $(api_total)"
@@ -96,6 +99,8 @@ stop_pid "$PID_storage"; check_eq "data-storage exits cleanly" 0 $?
 check "data-storage starts again" start_storage
 check_eq "after a restart: the same entity list (last state, last change, count)" "$E_BEFORE" "$(get '/api/v1/entities')"
 check_eq "after a restart: totals" 14 "$(api_total)"
+check_eq "after a restart, C (the newest batch) posted again: all 4 duplicates, asked of InfluxDB (below the start horizon)" \
+  '200 4 0 1' "$(post "$C") $(jq -r '"\(.duplicates) \(.stored)"' "$TEST_TMP/post.json") $(dupq | jq '.[0]')"
 
 # plant a value in the summary: a restart that reads it shows it (a scan would not)
 stop_pid "$PID_storage"
