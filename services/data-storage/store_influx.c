@@ -174,12 +174,14 @@ struct influx_job {
     influx_job *next;
     influx_set ids, times;
     uint64_t *ns;               /* per item: assigned point time */
-    sbuf body;                  /* all lines */
+    sbuf body;                  /* the lines of the chunk being written (INFLUX_CHUNK_BYTES) */
     influx_line *lines;
     size_t nlines, lines_cap;
     influx_range *stack;        /* ranges still to send */
     size_t nstack, stack_cap;
     size_t dead_written;        /* dead letters already turned into lines */
+    size_t built;               /* items before this one have their lines built (and sent, but the chunk on the stack) */
+    char stored_at[EVENT_TIME_LEN]; /* the batch's stored_at text, "" until the first chunk */
     influx_us_range *dup;       /* time ranges the duplicate check reads (influx_time.h) */
     size_t ndup, dup_next;      /* ranges, and the first not asked yet */
     int failed, stats_done, registry_done;
@@ -290,33 +292,51 @@ static int influx_job_add_dead_lines(influx_job *j) {
     return 0;
 }
 
-/* Builds every line; chunks are pushed so the first chunk is sent first. */
+/* A request body holds at most chunk_lines lines and about this many bytes:
+ * the line text of a batch of 5,000 events was ~10 MB held whole (16 MB of
+ * buffer) before its first byte went out (issue 15: peak RSS <= 64 MB at any
+ * batch setting). A batch of 1,000 (~2 MB) still goes in one request. */
+#define INFLUX_CHUNK_BYTES (3u << 20)
+
+/* Builds the next chunk of event lines into the (emptied) body and pushes its
+ * range; once every event is built, the dead letters' lines. A line is built
+ * once: a 400 bisects the chunk that holds it. */
 static int influx_job_build(influx_job *j) {
     store_batch *b = j->b;
-    char stored_at[EVENT_TIME_LEN];
-    b->stored_at_us = service_now_us();
-    event_time_format(b->stored_at_us, stored_at);
-    for (size_t i = 0; i < b->nitems; i++) {
+    sbuf_reset(&j->body);
+    j->nlines = 0;
+    if (!j->stored_at[0]) {
+        b->stored_at_us = service_now_us();
+        event_time_format(b->stored_at_us, j->stored_at);
+    }
+    size_t chunk = (size_t)j->s->chunk_lines;
+    for (; j->built < b->nitems && j->nlines < chunk && j->body.len < INFLUX_CHUNK_BYTES; j->built++) {
+        size_t i = j->built;
         if (b->items[i].status != STORE_ITEM_PENDING) continue;
         size_t off = j->body.len;
         influx_ha_result ha = influx_ha_line(j->s->ha, b, &b->items[i], &j->body);
         if (ha == INFLUX_HA_OOM) return -1;
         if (ha == INFLUX_HA_NO_LINE) continue;
-        if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], j->ns[i], stored_at);
+        if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], j->ns[i], j->stored_at);
         if (ha == INFLUX_HA_NOT_MINE && !j->s->ha) influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i]);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
-    size_t nevents = j->nlines;
-    if (influx_job_add_dead_lines(j) != 0) return -1;
-    /* add_dead_lines pushed the dead-letter ranges; event ranges go on top
-     * in reverse so they pop in order, before the dead letters. */
-    size_t chunk = (size_t)j->s->chunk_lines;
-    size_t nranges = (nevents + chunk - 1) / chunk;
-    for (size_t r = nranges; r-- > 0;) {
-        size_t lo = r * chunk, hi = lo + chunk < nevents ? lo + chunk : nevents;
-        if (influx_job_push(j, lo, hi) != 0) return -1;
+    if (sbuf_failed(&j->body)) return -1;
+    if (j->nlines) return influx_job_push(j, 0, j->nlines);
+    return influx_job_add_dead_lines(j); /* every event built (and sent): the dead letters */
+}
+
+/* The chunk just written: its events are stored (those not refused), and remembered (influx_recent.h). */
+static void influx_job_mark_stored(influx_job *j) {
+    for (size_t i = 0; i < j->nlines; i++) {
+        int k = j->lines[i].item;
+        if (k < 0 || j->b->items[k].status != STORE_ITEM_PENDING) continue;
+        j->b->items[k].status = STORE_ITEM_STORED;
+        if (influx_checked(j->s, &j->b->items[k]))
+            (void)influx_recent_stored(j->s->recent, influx_set_id_key(j->b->items[k].event_id),
+                                       j->b->items[k].event_id, j->ns[k]);
     }
-    return sbuf_failed(&j->body) ? -1 : 0;
+    j->nlines = 0;
 }
 
 static void influx_write_done(const httpc_response *r, void *arg);
@@ -335,19 +355,14 @@ static void influx_write_url(store_influx *s, sbuf *url) {
 
 /* Sends the range on top of the stack, or finishes the job. */
 static void influx_job_next(influx_job *j) {
-    if (j->nstack == 0 && j->dead_written < j->b->ndead && influx_job_add_dead_lines(j) != 0) {
-        influx_job_fail(j, "out of memory");
-        return;
+    if (j->nstack == 0) {
+        influx_job_mark_stored(j);
+        if ((j->built < j->b->nitems || j->dead_written < j->b->ndead) && influx_job_build(j) != 0) {
+            influx_job_fail(j, "out of memory");
+            return;
+        }
     }
     if (j->nstack == 0) {
-        for (size_t i = 0; i < j->nlines; i++) {
-            int k = j->lines[i].item;
-            if (k < 0 || j->b->items[k].status != STORE_ITEM_PENDING) continue;
-            j->b->items[k].status = STORE_ITEM_STORED;
-            if (influx_checked(j->s, &j->b->items[k]))
-                (void)influx_recent_stored(j->s->recent, influx_set_id_key(j->b->items[k].event_id),
-                                           j->b->items[k].event_id, j->ns[k]);
-        }
         influx_job_finish(j);
         return;
     }
@@ -471,7 +486,7 @@ static int influx_job_assign(influx_job *j) {
 }
 
 static void influx_job_write(influx_job *j) {
-    if (influx_job_assign(j) != 0 || influx_job_build(j) != 0) {
+    if (influx_job_assign(j) != 0) {
         influx_job_fail(j, "out of memory");
         return;
     }

@@ -66,6 +66,16 @@ W0=$(write_reqs)
 check_eq "7 events: 200" 200 "$(batch 7 200 | post)"
 sleep 1.5
 check_eq "... in one write request + 1 entity summary" 2 $(( $(write_reqs) - W0 ))
+# A line InfluxDB refuses in the second chunk (issue 15: a chunk's lines are built when it is sent): it
+# alone is dead-lettered, the other 11 of both chunks are stored. A string "value" in the shard makes a float one conflict.
+curl -s -u "admin:$PW" -XPOST "$INFLUXDB_URL/write?db=$DB&precision=s" \
+  --data-binary 'home_assistant_events,entity_id=sensor.v1c value="text",event_id="x" 1577836800' >/dev/null
+jq -nc '[range(12) | {event_type: "state_changed", entity_id: "sensor.v1c_\(.)", time_fired: "2020-01-01T00:00:\(10 + .)Z",
+  state: "s\(.)", context_id: "v1c-\(.)"} + (if . == 9 then {state: "1.5", value: 1.5} else {} end)]' >"$TEST_TMP/conflict.json"
+check_eq "12 events over 2 chunks, the 10th refused by InfluxDB: 11 stored, index 9 rejected, 1 dead letter" '200 [11,[9],1]' \
+  "$(post <"$TEST_TMP/conflict.json") $(jq -c '[.stored,[.rejected[].index],.dead_lettered]' "$TEST_TMP/resp")"
+check_eq "... the 11 are readable" 11 \
+  "$(curl -s "$U/api/v1/events?limit=100" | jq '[.events[] | select(.entity_id | startswith("sensor.v1c_"))] | length')"
 check "right password: exits cleanly" stop_pid "$SPID"
 
 # ---- the database goes missing ---------------------------------------------------------
