@@ -7,7 +7,13 @@
  *    other batch of ours is between its query and its write.
  *  - Duplicates: InfluxDB silently overwrites an identical point, so to report
  *    them we first ask which event_ids already exist in the batch's time
- *    window, and skip those (a re-post writes nothing).
+ *    window, and skip those (a re-post writes nothing). Memory answers for the
+ *    times above its horizon (influx_recent.h: what this process wrote), so a
+ *    live batch asks no query; backfill, retries after a failed write and the
+ *    first batch after a start still ask InfluxDB.
+ *  - A batch's lines are built a chunk at a time (INFLUXDB_CHUNK_LINES lines,
+ *    about INFLUX_CHUNK_BYTES) as the chunks are sent, so a batch of 5,000 is
+ *    never held as one 10 MB body.
  *  - Point time = time_fired in ns. time_fired has microseconds, so the three
  *    sub-microsecond digits are free: each point gets an offset derived from
  *    its event_id and bumped past any time already taken in the window, so
