@@ -9,6 +9,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define JSCAN_KEYS 256
 #define JSCAN_STRICT_BIT 0x80000000u /* internal: jscan_top runs in strict mode */
@@ -30,12 +33,17 @@ typedef struct jscan {
 
 static int jscan_value(jscan *s, int depth);
 
-static void jscan_ws(jscan *s) {
+static void jscan_ws_run(jscan *s) {
     const char *p = s->p, *end = s->end;
-    if (p >= end || (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')) return; /* compact JSON */
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
     s->p = p;
     s->notes |= s->want & JSCAN_NOTE_WS;
+}
+
+/* Called between every two tokens: the compact case (no whitespace) inline. */
+static inline __attribute__((always_inline)) void jscan_ws(jscan *s) {
+    if (s->p < s->end && (unsigned char)*s->p <= ' ' && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        jscan_ws_run(s);
 }
 
 static int jscan_hex(char c) {
@@ -129,14 +137,47 @@ static const unsigned char jscan_plain[256] = {
     [0x20] = 1, [0x21] = 1, [0x23 ... 0x5B] = 1, [0x5D ... 0x7F] = 1,
 };
 
+#if defined(__SSE2__)
+/* How many of the 16 bytes at p are plain (jscan_plain) before the first that
+ * is not: '"', '\\', a control byte (< 0x20) or a UTF-8 byte (>= 0x80, negative
+ * as a signed byte); 16 when all are. x86-64 always has SSE2. */
+static inline unsigned jscan_plain16(const unsigned char *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    unsigned m = (unsigned)_mm_movemask_epi8(stop);
+    return m ? (unsigned)__builtin_ctz(m) : 16u;
+}
+
+/* Where the first '"' or '\\' is among the 16 bytes at p; 16 when neither is. */
+static inline unsigned jscan_quote16(const char *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    unsigned m = (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    return m ? (unsigned)__builtin_ctz(m) : 16u;
+}
+#endif
+
 /* The hot loop: plain runs with the position in a register (s->p may alias
  * the text, so the compiler cannot keep it there itself). */
 static int jscan_string(jscan *s) {
     const unsigned char *p = (const unsigned char *)s->p + 1, *end = (const unsigned char *)s->end;
     for (;;) {
+#if defined(__SSE2__)
+        for (;;) { /* 16 bytes at a time while none ends the run */
+            if (end - p < 16) {
+                while (p < end && jscan_plain[*p]) p++;
+                break;
+            }
+            unsigned k = jscan_plain16(p);
+            p += k;
+            if (k < 16) break;
+        }
+#else
         while (end - p >= 4 && jscan_plain[p[0]] && jscan_plain[p[1]] && jscan_plain[p[2]] && jscan_plain[p[3]])
             p += 4;
         while (p < end && jscan_plain[*p]) p++;
+#endif
         s->p = (const char *)p;
         if (p >= end) return -1;
         unsigned char c = *p;
@@ -265,6 +306,23 @@ static int jscan_literal(jscan *s, const char *lit) {
  * escaped by an odd run of backslashes. */
 static const char *jscan_skip_string(const char *p, const char *end) {
     p++;
+#if defined(__SSE2__)
+    /* 16 bytes at a time to the next '"' or '\\' (memchr per string cost more
+     * in its calls than in its scanning: most strings are short); an escape
+     * skips the byte after it */
+    while (end - p >= 16) {
+        unsigned k = jscan_quote16(p);
+        p += k;
+        if (k == 16) continue;
+        if (*p == '"') return p + 1;
+        p += 2;
+    }
+    while (p < end) {
+        if (*p == '"') return p + 1;
+        p += *p == '\\' ? 2 : 1;
+    }
+    return end;
+#else
     for (;;) {
         const char *q = memchr(p, '"', (size_t)(end - p));
         if (!q) return end;
@@ -273,6 +331,7 @@ static const char *jscan_skip_string(const char *p, const char *end) {
         if (bs % 2 == 0) return q + 1;
         p = q + 1;
     }
+#endif
 }
 
 /* Moves past the value at s->p in validated text without checking it. */
