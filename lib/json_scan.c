@@ -29,6 +29,8 @@ typedef struct jscan {
     int strict;                /* refuse what jansson cannot represent (jscan_strict) */
     int in_key;                /* scanning a key (strict: \u0000 refused there) */
     const char *why;           /* strict: why the text was refused */
+    const jscan_hooks *hk;     /* jscan_strict_objects: members of each object and of its nest_key member */
+    size_t nest_klen;
 } jscan;
 
 static int jscan_value(jscan *s, int depth);
@@ -388,7 +390,12 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
             jscan_ws(s);
         }
         const char *v = s->p;
-        if (s->trusted) {
+        if (s->hk && is_obj && mfn == s->hk->obj_fn && s->hk->nest_fn && klen == s->nest_klen && s->p < s->end &&
+            *s->p == '{' && memcmp(key, s->hk->nest_key, klen) == 0) {
+            if (jscan_container(s, depth + 1, s->hk->nest_fn, NULL, s->hk->arg) != 0) return -1;
+        } else if (s->hk && !is_obj && efn && efn == s->hk->end_fn && s->p < s->end && *s->p == '{') {
+            if (jscan_container(s, depth + 1, s->hk->obj_fn, NULL, s->hk->arg) != 0) return -1;
+        } else if (s->trusted) {
             jscan_ws(s);
             v = s->p;
             if (v >= s->end) return -1;
@@ -431,7 +438,7 @@ static int jscan_value(jscan *s, int depth) {
 }
 
 static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, jscan_elem_fn efn, void *arg,
-                     size_t *err_pos, unsigned notes_wanted, unsigned *notes) {
+                     size_t *err_pos, unsigned notes_wanted, unsigned *notes, const jscan_hooks *hk) {
     jscan s;
     int rc;
     s.p = s.start = p;
@@ -444,6 +451,8 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
     s.strict = notes_wanted & JSCAN_STRICT_BIT ? 1 : 0;
     s.in_key = 0;
     s.why = NULL;
+    s.hk = hk;
+    s.nest_klen = hk && hk->nest_key ? strlen(hk->nest_key) : 0;
     notes_wanted &= ~JSCAN_STRICT_BIT;
     sbuf_init(&s.tmp);
     jscan_ws(&s);
@@ -467,15 +476,15 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
 }
 
 int jscan_validate(const char *p, size_t len, size_t *err_pos) {
-    return jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, 0, NULL);
+    return jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, 0, NULL, NULL);
 }
 
 int jscan_object(const char *p, size_t len, jscan_member_fn fn, void *arg) {
-    return jscan_top(p, len, '{', fn, NULL, arg, NULL, 0, NULL);
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, 0, NULL, NULL);
 }
 
 int jscan_array(const char *p, size_t len, jscan_elem_fn fn, void *arg) {
-    return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL);
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL, NULL);
 }
 
 /* The trusted walk of one object or array (`open`): no notes, no checks
@@ -491,6 +500,8 @@ static int jscan_trusted(const char *p, size_t len, char open, jscan_member_fn m
     s.trusted = 1;
     s.strict = s.in_key = 0;
     s.why = NULL;
+    s.hk = NULL;
+    s.nest_klen = 0;
     jscan_ws(&s);
     if (s.p >= s.end || *s.p != open) return -1;
     return jscan_container(&s, 0, mfn, efn, arg);
@@ -501,20 +512,34 @@ int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *ar
 }
 
 int jscan_check(const char *p, size_t len, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, notes);
+    return jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, notes, NULL);
 }
 
 int jscan_object_notes(const char *p, size_t len, jscan_member_fn fn, void *arg, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, '{', fn, NULL, arg, NULL, want, notes);
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, want, notes, NULL);
 }
 
 int jscan_array_notes(const char *p, size_t len, jscan_elem_fn fn, void *arg, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes);
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes, NULL);
 }
 
 int jscan_strict(const char *p, size_t len, size_t *err_pos, const char **why) {
     jscan_last_why = NULL;
-    int rc = jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, JSCAN_STRICT_BIT, NULL);
+    int rc = jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, JSCAN_STRICT_BIT, NULL, NULL);
+    if (why) *why = rc ? jscan_last_why : NULL;
+    return rc;
+}
+
+int jscan_strict_objects(const char *p, size_t len, const jscan_hooks *h, size_t *err_pos, const char **why) {
+    char first = jscan_first(p, len);
+    int rc;
+    jscan_last_why = NULL;
+    if (first == '[') {
+        rc = jscan_top(p, len, '[', NULL, h->end_fn, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h);
+    } else {
+        rc = jscan_top(p, len, '{', h->obj_fn, NULL, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h);
+        if (rc == 0 && h->end_fn) h->end_fn(p, len, h->arg);
+    }
     if (why) *why = rc ? jscan_last_why : NULL;
     return rc;
 }
