@@ -35,7 +35,7 @@ typedef struct jscan {
 
 static int jscan_value(jscan *s, int depth);
 
-static void jscan_ws_run(jscan *s) {
+static inline __attribute__((always_inline)) void jscan_ws_run(jscan *s) {
     const char *p = s->p, *end = s->end;
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
     s->p = p;
@@ -306,7 +306,7 @@ static int jscan_literal(jscan *s, const char *lit) {
 
 /* The end of the string at p ('"') in validated text: the next quote not
  * escaped by an odd run of backslashes. */
-static const char *jscan_skip_string(const char *p, const char *end) {
+static inline __attribute__((always_inline)) const char *jscan_skip_string(const char *p, const char *end) {
     p++;
 #if defined(__SSE2__)
     /* 16 bytes at a time to the next '"' or '\\' (memchr per string cost more
@@ -529,6 +529,8 @@ int jscan_strict(const char *p, size_t len, size_t *err_pos, const char **why) {
     if (why) *why = rc ? jscan_last_why : NULL;
     return rc;
 }
+
+const char *jscan_string_end(const char *p, const char *end) { return jscan_skip_string(p, end); }
 
 int jscan_strict_objects(const char *p, size_t len, const jscan_hooks *h, size_t *err_pos, const char **why) {
     char first = jscan_first(p, len);

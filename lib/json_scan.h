@@ -109,6 +109,10 @@ void jscan_canonical(struct sbuf *out, const char *p, size_t len);
  * included), appended to out. */
 void jscan_string_decode(struct sbuf *out, const char *p, size_t len);
 
+/* Just past the end of the string starting at p ('"') in validated text (an
+ * escaped quote does not end it); end when it does not end before. */
+const char *jscan_string_end(const char *p, const char *end);
+
 /* The first non-whitespace byte of p, or '\0' when there is none. */
 char jscan_first(const char *p, size_t len);
 
