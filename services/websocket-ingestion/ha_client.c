@@ -617,5 +617,6 @@ void ha_client_free(ha_client *c) {
     }
     free(c->url);
     free(c->ca_file);
+    free(c->msgs);
     free(c);
 }
