@@ -41,8 +41,8 @@ void influx_recent_free(influx_recent *r) {
 
 int influx_recent_needs_probe(const influx_recent *r) { return !r->known; }
 
-void influx_recent_probe_sql(char *out, size_t n, const char *measurement) {
-    snprintf(out, n, "SELECT last(event_id) FROM \"%s\"", measurement);
+void influx_recent_probe_sql(char *out, size_t n, const char *from) {
+    snprintf(out, n, "SELECT last(event_id) FROM %s", from);
 }
 
 static void ir_raise(influx_recent *r, int64_t ns) {

@@ -43,8 +43,9 @@ void influx_recent_free(influx_recent *r);
 
 /* 1 when the horizon is unknown (start, or database gone): send the probe first. */
 int influx_recent_needs_probe(const influx_recent *r);
-/* The probe: the newest point of `measurement` (one row, or none). */
-void influx_recent_probe_sql(char *out, size_t n, const char *measurement);
+/* The probe: the newest point of the measurements the duplicate check reads (`from`: their quoted
+ * InfluxQL list, influx_ids.h); one row per measurement, or none. */
+void influx_recent_probe_sql(char *out, size_t n, const char *from);
 /* Its answer: newest_ns of the newest stored point, or have = 0 when none. */
 void influx_recent_probed(influx_recent *r, int have, int64_t newest_ns);
 

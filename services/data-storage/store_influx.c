@@ -7,10 +7,11 @@
  *    other batch of ours is between its query and its write.
  *  - Duplicates: InfluxDB silently overwrites an identical point, so to report
  *    them we first ask which event_ids already exist in the batch's time
- *    window, and skip those (a re-post writes nothing). Memory answers for the
- *    times above its horizon (influx_recent.h: what this process wrote), so a
- *    live batch asks no query; backfill, retries after a failed write and the
- *    first batch after a start still ask InfluxDB.
+ *    window, and skip those (a re-post writes nothing). On the homeassistant
+ *    schema an HA point's event_id is in its identity point (influx_ids.h).
+ *    Memory answers for the times above its horizon (influx_recent.h: what
+ *    this process wrote), so a live batch asks no query; backfill, retries
+ *    after a failed write and the first batch after a start still ask InfluxDB.
  *  - A batch's lines are built a chunk at a time (INFLUXDB_CHUNK_LINES lines,
  *    about INFLUX_CHUNK_BYTES) as the chunks are sent, so a batch of 5,000 is
  *    never held as one 10 MB body.
@@ -53,6 +54,7 @@
 #include "config.h"
 #include "httpc.h"
 #include "influx_ha.h"
+#include "influx_ids.h"
 #include "stats_influx.h"
 #include "influx_registry.h"
 #include "retention_influx.h"
@@ -158,10 +160,6 @@ static int influx_query_send(store_influx *s, const char *sql, int with_db, http
 }
 
 /* ---- write jobs ------------------------------------------------------- */
-
-/* Whether the duplicate check reads this item's id in the events measurement
- * (HA-schema points have none there; influx_ha.h). */
-static int influx_checked(const store_influx *s, const store_item *it) { return !influx_ha_owns(s->ha, it); }
 
 typedef struct influx_line {
     size_t off, len;
@@ -324,7 +322,8 @@ static int influx_job_build(influx_job *j) {
         if (ha == INFLUX_HA_OOM) return -1;
         if (ha == INFLUX_HA_NO_LINE) continue;
         if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], j->ns[i], j->stored_at);
-        if (ha == INFLUX_HA_NOT_MINE && !j->s->ha) influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i]);
+        else influx_ids_line(&j->body, &b->items[i], j->ns[i], j->stored_at); /* HA's point: its identity (influx_ids.h) */
+        influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i]);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
     if (sbuf_failed(&j->body)) return -1;
@@ -338,8 +337,7 @@ static void influx_job_mark_stored(influx_job *j) {
         int k = j->lines[i].item;
         if (k < 0 || j->b->items[k].status != STORE_ITEM_PENDING) continue;
         j->b->items[k].status = STORE_ITEM_STORED;
-        if (influx_checked(j->s, &j->b->items[k]))
-            (void)influx_recent_stored(j->s->recent, influx_set_id_key(j->b->items[k].event_id),
+        (void)influx_recent_stored(j->s->recent, influx_set_id_key(j->b->items[k].event_id),
                                        j->b->items[k].event_id, j->ns[k]);
     }
     j->nlines = 0;
@@ -460,10 +458,9 @@ static int influx_job_assign(influx_job *j) {
         store_item *it = &b->items[i];
         if (it->status != STORE_ITEM_PENDING) continue;
         uint64_t key = influx_set_id_key(it->event_id);
-        /* HA points are not in HomeIQ's measurement: only repeats within the batch count */
-        int checked = influx_checked(j->s, it);
-        int in_db = j->ids.cap && checked ? influx_set_put(&j->ids, key, it->event_id) : 0;
-        if (in_db == 0 && checked && influx_recent_has_id(j->s->recent, key, it->event_id)) in_db = 1;
+        /* an HA point's event_id is in its identity point (influx_ids.h), read by the check too */
+        int in_db = j->ids.cap ? influx_set_put(&j->ids, key, it->event_id) : 0;
+        if (in_db == 0 && influx_recent_has_id(j->s->recent, key, it->event_id)) in_db = 1; /* influx_recent.h */
         int twice = influx_set_put(&seen, key, it->event_id);
         if (in_db < 0 || twice < 0) {
             influx_set_free(&seen);
@@ -481,9 +478,9 @@ static int influx_job_assign(influx_job *j) {
                 influx_set_free(&seen);
                 return -1;
             }
-            if (!taken && checked && influx_recent_has_time(j->s->recent, ns)) taken = 1;
+            if (!taken && influx_recent_has_time(j->s->recent, ns)) taken = 1;
             j->ns[i] = ns;
-            if (checked) influx_recent_sending(j->s->recent, ns);
+            influx_recent_sending(j->s->recent, ns);
             if (!taken) break;
         }
     }
@@ -541,9 +538,8 @@ static int influx_dup_plan(influx_job *j) {
         return -1;
     }
     size_t n = 0;
-    for (size_t i = 0; i < b->nitems; i++) /* HA-schema points have no event_id to check */
-        if (b->items[i].status == STORE_ITEM_PENDING && influx_checked(j->s, &b->items[i]) &&
-            !influx_recent_covers(j->s->recent, b->items[i].time_us)) /* memory knows (influx_recent.h) */
+    for (size_t i = 0; i < b->nitems; i++) /* memory knows what is above its horizon (influx_recent.h) */
+        if (b->items[i].status == STORE_ITEM_PENDING && !influx_recent_covers(j->s->recent, b->items[i].time_us))
             t[n++] = b->items[i].time_us;
     j->ndup = influx_dup_ranges(t, n, j->dup);
     j->dup_next = 0;
@@ -558,8 +554,9 @@ static int influx_dup_next(influx_job *j) {
     sbuf_init(&sql);
     for (size_t k = 0; k < INFLUX_DUP_PER_QUERY && j->dup_next < j->ndup; k++, j->dup_next++) {
         const influx_us_range *r = &j->dup[j->dup_next];
-        sbuf_printf(&sql, "%sSELECT event_id FROM \"%s\" WHERE time >= %lld AND time <= %lld", k ? ";" : "",
-                    INFLUX_MEASUREMENT, (long long)r->lo * 1000, (long long)r->hi * 1000 + 999);
+        sbuf_printf(&sql, "%sSELECT event_id FROM %s WHERE time >= %lld AND time <= %lld", k ? ";" : "",
+                    j->s->ha ? INFLUX_IDS_FROM_HA : INFLUX_IDS_FROM_HOMEIQ, (long long)r->lo * 1000,
+                    (long long)r->hi * 1000 + 999);
     }
     int rc = sbuf_failed(&sql) || influx_query_send(j->s, sql.data, 1, influx_dup_done, j) != 0 ? -1 : 0;
     sbuf_free(&sql);
@@ -619,7 +616,7 @@ static void influx_job_start(store_influx *s) {
         return;
     }
     char sql[128];
-    influx_recent_probe_sql(sql, sizeof sql, INFLUX_MEASUREMENT);
+    influx_recent_probe_sql(sql, sizeof sql, s->ha ? INFLUX_IDS_FROM_HA : INFLUX_IDS_FROM_HOMEIQ);
     if (influx_query_send(s, sql, 1, influx_probe_done, j) != 0) influx_job_fail(j, "cannot start a request to InfluxDB");
 }
 

@@ -41,7 +41,7 @@ static void test_unknown_until_probed(void **state) {
     stored(r, 1, 1000000);
     assert_false(has(r, 1)); /* not kept: the horizon was unknown */
     char sql[128];
-    influx_recent_probe_sql(sql, sizeof sql, "home_assistant_events");
+    influx_recent_probe_sql(sql, sizeof sql, "\"home_assistant_events\"");
     assert_string_equal(sql, "SELECT last(event_id) FROM \"home_assistant_events\"");
     /* the newest stored point is at 5,000,000 ns; and 1,000,000 was sent before the probe */
     influx_recent_probed(r, 1, 5000000);
