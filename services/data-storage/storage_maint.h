@@ -29,6 +29,7 @@
     CONFIG_INT("PURGE_STEP_BUDGET_MS", "4", 1, 60000, "sqlite: a purge step stops starting statements after this much time, commits and yields to the loop"), \
     CONFIG_INT("PURGE_INTERVAL_MS", "60000", 10, 86400000, "how often retention runs; steps follow each other every PURGE_STEP_MS"),  \
     CONFIG_INT("PURGE_STEP_MS", "20", 0, 60000, "pause between two purge steps while there is more to purge (the loop serves batches meanwhile)"),                    \
+    CONFIG_INT("SQLITE_WAL_CHECKPOINTER", "1", 0, 1, "sqlite: 1 = WAL checkpoints (every 8000 frames) by a thread off the event loop, so no batch or purge step waits for one; 0 = inline in the commit that fills the WAL (SQLite's default)"), \
     CONFIG_INT("SQLITE_VACUUM_ON_START", "0", 0, 1, "sqlite: 1 = convert an old file to auto_vacuum=INCREMENTAL (one VACUUM)"), \
     CONFIG_INT("STORAGE_MIN_FREE_BYTES", "67108864", 0, 1LL << 50, "sqlite: below this much free disk in DATA_DIR, writes get 503 disk_low (nothing is acked that cannot be stored)")
 
