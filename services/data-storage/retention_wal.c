@@ -54,6 +54,9 @@ int retention_wal_open(const char *path, long long autockpt, retention_wal **out
         retention_wal_close(w);
         return 0;
     }
+    /* synchronous stays at this build's default for WAL, FULL (2): the
+     * checkpoint fsyncs events.db before the WAL may restart over the frames
+     * it copied. SQLITE_THREADSAFE=1: two connections, one per thread. */
     sqlite3_busy_timeout(w->db, 1000);   /* only for the schema read below; PASSIVE never waits */
     /* a connection that never read has no WAL open yet, and before SQLite
      * 3.41 its checkpoint silently does nothing: read once */
