@@ -18,6 +18,7 @@
 #      would be in a real year);
 #   4. data-storage is restarted with RETENTION_DAYS=30 and runs its purge and
 #      incremental vacuum to the end; the file size is "RETENTION_DAYS=30".
+# The copy runs in rollback-journal mode (a WAL would hold the whole copy twice).
 # Sizes are after a WAL checkpoint (TRUNCATE), i.e. events.db alone.
 # Purge steps are made large here (PURGE_STEP_ROWS, PURGE_STEP_BUDGET_MS,
 # PURGE_STEP_MS=0): this measures sizes, not latency (bench/purge_latency.sh).
@@ -73,6 +74,7 @@ sel=$(sqlite3 "$DB" "SELECT group_concat(CASE
         ELSE 'e.' || name END, ',') FROM pragma_table_info('events') WHERE name <> 'id'")
 echo "# $(ts) copying day 1 into the $((YEAR_DAYS - 1)) days before it"
 sqlite3 "$DB" <<SQL
+PRAGMA journal_mode=DELETE;
 PRAGMA cache_size=-1000000;
 PRAGMA synchronous=OFF;
 CREATE TEMP TABLE d(k INTEGER PRIMARY KEY);
@@ -80,6 +82,7 @@ WITH RECURSIVE i(k) AS (SELECT $((YEAR_DAYS - 1)) UNION ALL SELECT k - 1 FROM i 
 CREATE TEMP TABLE day1 AS SELECT * FROM events;
 INSERT INTO events($cols) SELECT $sel FROM d, day1 e ORDER BY d.k DESC, e.id;
 UPDATE entities SET event_count = event_count * $YEAR_DAYS;
+PRAGMA journal_mode=WAL;
 SQL
 total=$(sqlite3 "$DB" 'SELECT count(*) FROM events')
 raw_bytes=$(size)
