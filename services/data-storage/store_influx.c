@@ -614,7 +614,9 @@ static void influx_io_lost(void *ctx) {
     s->db_ready = 0;   /* the next ping runs retention_influx again */
 }
 
-static void store_influx_registry(store *base, const char *entity_id, long limit, store_rows_cb cb, void *arg) {
+static void store_influx_registry(store *base, const char *home, const char *entity_id, long limit,
+                                  store_rows_cb cb, void *arg) {
+    (void)home; /* no STORE_HOME_REGISTRY here: always NULL */
     influx_registry_read(((store_influx *)base)->registry, entity_id, limit, cb, arg);
 }
 
