@@ -277,6 +277,12 @@ int store_sqlite_latest_version(void) {
     return STORE_SQLITE_VERSION;
 }
 
+int store_sqlite_home_version(void) {
+    for (int v = 0; v < STORE_SQLITE_VERSION; v++)
+        if (strcmp(store_sqlite_migrations[v], STORE_SQLITE_HOME_MIGRATION) == 0) return v + 1;
+    return -1;
+}
+
 int store_sqlite_open(store **out) {
     const char *dir = config_text(NULL, "DATA_DIR");
     long long busy;
