@@ -22,9 +22,10 @@
 #include <sqlite3.h>
 
 /* The migration (store_sqlite.c's list). Cost on an existing file: the new
- * columns are O(1) (a constant default); only rows whose record names a home
- * (a "home_id" member: events stored for another home by an older binary) are
- * rewritten; entities are copied, and re-counted from the events only for the
+ * columns are O(1) (a constant default); every record is read once (a scan,
+ * a substring test before any JSON parse) and only rows whose record names a
+ * home (a top-level "home_id" member: events stored for another home by an
+ * older binary) are rewritten; entities are copied, and re-counted from the events only for the
  * entities some other home has events of; registry rows go to the home of the
  * event they were last seen in (preferring the default home when both have
  * one at that microsecond). Dead letters stored before it have no known home:

@@ -33,7 +33,18 @@ case $BACKEND in
   influxdb) . "$here/../lib/influxd.sh"; export INFLUXDB_PING_INTERVAL_MS=200; influxd_start || bail "influxd starts" ;;
   # ClickHouse (issue 18): the known answers, re-posts and SIGKILLs on a real clickhouse-server
   # (CLICKHOUSE_STATISTICS=1); its retention is tests/storage/test_clickhouse_retention.sh
-  clickhouse) . "$here/../lib/clickhouse.sh"; clickhouse_start stats || bail "clickhouse-server starts"
+  clickhouse) . "$here/../lib/clickhouse.sh"
+              if [ -n "${STATS_CLICKHOUSE_CLUSTER:-}" ]; then
+                # the same suite on the loopback cluster (ZooKeeper; shard 1 = ch1 + ch2, shard 2 = ch3):
+                # statistics tables ON CLUSTER, rows sharded by home + entity, read through Distributed
+                . "$here/../lib/zookeeper.sh"
+                zookeeper_start || bail "zookeeper starts"
+                clickhouse_cluster_start || bail "the ClickHouse cluster starts"
+                export CLICKHOUSE_CLUSTER=homeiq CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_ch1
+                echo "# on the cluster homeiq (2 shards, 2 + 1 replicas)"
+              else
+                clickhouse_start stats || bail "clickhouse-server starts"
+              fi
               export CLICKHOUSE_STATISTICS=1 CLICKHOUSE_PING_INTERVAL_MS=200 ;;
   *) bail "unknown backend $BACKEND" ;;
 esac
