@@ -68,19 +68,8 @@ die() { say "FAILED: $*"; exit 1; }
 
 say "ZooKeeper"
 zookeeper_start || die "zookeeper"
-for n in ch1 ch2 ch3; do clickhouse_ports "$n"; done
-remote="<remote_servers><homeiq>
-  <shard><internal_replication>true</internal_replication>
-    <replica><host>127.0.0.1</host><port>$CH_TCP_ch1</port></replica>
-    <replica><host>127.0.0.1</host><port>$CH_TCP_ch2</port></replica></shard>
-  <shard><internal_replication>true</internal_replication>
-    <replica><host>127.0.0.1</host><port>$CH_TCP_ch3</port></replica></shard>
-</homeiq></remote_servers>
-<zookeeper><node><host>127.0.0.1</host><port>$ZK_PORT</port></node><session_timeout_ms>10000</session_timeout_ms></zookeeper>"
 say "ClickHouse: shard 1 = ch1 + ch2, shard 2 = ch3"
-clickhouse_start ch1 "$remote <macros><shard>01</shard><replica>ch1</replica></macros>" || die "ch1"
-clickhouse_start ch2 "$remote <macros><shard>01</shard><replica>ch2</replica></macros>" || die "ch2"
-clickhouse_start ch3 "$remote <macros><shard>02</shard><replica>ch3</replica></macros>" || die "ch3"
+clickhouse_cluster_start || die "clickhouse cluster"
 CH1=http://127.0.0.1:$CH_HTTP_ch1 CH2=http://127.0.0.1:$CH_HTTP_ch2 CH3=http://127.0.0.1:$CH_HTTP_ch3
 
 S1=$(free_port) S2=$(free_port) E1=$(free_port) E2=$(free_port) LB_S=$(free_port) LB_E=$(free_port)

@@ -62,7 +62,9 @@ static void influx_points_labels(sbuf *b, const json_t *labels) {
     sbuf_free(&t);
 }
 
-void influx_points_event(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at) {
+const char *influx_points_home_value(const char *home) { return event_home_is_default(home) ? "" : home; }
+
+void influx_points_event(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at, const char *home) {
     const json_t *rec = it->record;
     lineproto_measurement(b, INFLUX_MEASUREMENT);
     influx_points_tag(b, "area_id", influx_points_member(rec, "area_id")); /* registry tags: issue 11 */
@@ -72,6 +74,7 @@ void influx_points_event(sbuf *b, const store_item *it, uint64_t ns, const char 
     influx_points_tag(b, "entity_id", it->entity_id);
     influx_points_tag(b, "event_type", it->event_type);
     influx_points_tag(b, "floor_id", influx_points_member(rec, "floor_id"));
+    influx_points_tag(b, INFLUX_HOME_TAG, influx_points_home_value(home)); /* issue 18 */
     influx_points_labels(b, json_object_get(rec, "labels"));
     influx_points_tag(b, "platform", influx_points_member(rec, "platform"));
     influx_points_tag(b, "unit_of_measurement", influx_points_member(rec, "unit_of_measurement"));
@@ -99,11 +102,12 @@ void influx_points_event(sbuf *b, const store_item *it, uint64_t ns, const char 
     sbuf_printf(b, " %llu\n", (unsigned long long)ns);
 }
 
-void influx_points_dead(sbuf *b, const store_dead_letter *d, int64_t *last_ns) {
+void influx_points_dead(sbuf *b, const store_dead_letter *d, int64_t *last_ns, const char *home) {
     int64_t ns = service_now_us() * 1000;
     if (ns <= *last_ns) ns = *last_ns + 1;
     *last_ns = ns;
     lineproto_measurement(b, INFLUX_DEAD_MEASUREMENT);
+    influx_points_tag(b, INFLUX_HOME_TAG, influx_points_home_value(home));
     influx_points_tag(b, "source", d->source);
     sbuf_adds(b, " error=");
     lineproto_field_string(b, d->error, strlen(d->error));

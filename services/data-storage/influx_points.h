@@ -21,14 +21,21 @@
 #define INFLUX_MEASUREMENT "home_assistant_events"
 #define INFLUX_DEAD_MEASUREMENT "homeiq_dead_letters"
 
+/* The tag every point of a home other than the default one carries (issue 18):
+ * home_id=<id>. The default home's points have no such tag (their series are
+ * unchanged), so a read selects it with "home_id" = ''. */
+#define INFLUX_HOME_TAG "home_id"
+/* The value a read compares INFLUX_HOME_TAG with: "" for the default home. */
+const char *influx_points_home_value(const char *home);
+
 /* One line of the events measurement at time `ns`, with the batch's stored_at
  * (event_time_format text). Registry tags, the exact record as the string
  * field "record"; value/old_value/duration_in_state are floats, written only
- * when numeric. */
-void influx_points_event(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at);
+ * when numeric. home: the batch's (NULL/""/default: no tag). */
+void influx_points_event(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at, const char *home);
 
 /* One line of the dead-letter measurement at a per-process unique time: now,
- * or *last_ns + 1 when that is not later; *last_ns is updated. */
-void influx_points_dead(sbuf *b, const store_dead_letter *d, int64_t *last_ns);
+ * or *last_ns + 1 when that is not later; *last_ns is updated. home: as above. */
+void influx_points_dead(sbuf *b, const store_dead_letter *d, int64_t *last_ns, const char *home);
 
 #endif

@@ -25,6 +25,7 @@
 #include "influx_query.h"
 #include "influx_answer.h"
 #include "influx_ids.h"
+#include "influx_points.h"
 #include "influx_summary.h"
 #include "influx_time.h"
 #include "json_text.h"
@@ -124,7 +125,7 @@ static void iq_probe_done(const httpc_response *res, void *arg) {
     json_decref(j);
 }
 
-void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, uint64_t event_ns) {
+void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, uint64_t event_ns, const char *home) {
     if (!r->first_seq && r->io.query) { /* sent before the first write request of this process */
         char sql[96];
         snprintf(sql, sizeof sql, "SHOW SERIES FROM \"%s\" LIMIT 1", IQ_EVENTS);
@@ -138,6 +139,7 @@ void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, u
     iq_tag(body, "domain", it->domain);
     iq_tag(body, "entity_id", it->entity_id);
     iq_tag(body, "event_type", it->event_type);
+    iq_tag(body, INFLUX_HOME_TAG, influx_points_home_value(home)); /* issue 18: as the event's point */
     sbuf_adds(body, " event_id=");
     lineproto_field_string(body, it->event_id, strlen(it->event_id));
     sbuf_printf(body, ",t=%lldi %lld\n", (long long)event_ns, (long long)seq * 1000);
@@ -266,6 +268,7 @@ struct iq_req {
     char err[256];
     /* filters (copied) */
     char *entity_id, *domain, *event_type, *search;
+    char *home;                 /* home= as the tag's value ("" = the default home), NULL = every home */
     long limit;
     /* feed */
     int64_t after, head;
@@ -340,6 +343,7 @@ static void iq_free(iq_req *q) {
     free(q->per_second);
     json_decref(q->per_domain);
     free(q->entity_id);
+    free(q->home);
     free(q->domain);
     free(q->event_type);
     free(q->search);
@@ -577,6 +581,8 @@ static void iq_feed_fetch(iq_req *q) {
         iq_where_tag(&sql, &first, "entity_id", q->entity_id);
         iq_where_tag(&sql, &first, "domain", q->domain);
         iq_where_tag(&sql, &first, "event_type", q->event_type);
+        /* the page's ids are the home's already (the feed list); HA's identity points carry no home tag */
+        if (!q->r->ha_schema) iq_where_tag(&sql, &first, INFLUX_HOME_TAG, q->home);
     }
     iq_send(q, &sql, iq_record_row, iq_feed_fetch);
 }
@@ -617,6 +623,7 @@ static void iq_feed_list(iq_req *q) {
     iq_where_tag(&sql, &first, "entity_id", q->entity_id);
     iq_where_tag(&sql, &first, "domain", q->domain);
     iq_where_tag(&sql, &first, "event_type", q->event_type);
+    iq_where_tag(&sql, &first, INFLUX_HOME_TAG, q->home);
     char cond[96];
     snprintf(cond, sizeof cond, "time > %lld AND time <= %lld", (long long)(q->has_after ? q->after : 0) * 1000,
              (long long)q->head * 1000);
@@ -632,6 +639,7 @@ void store_influx_feed(store *s, const store_feed_query *fq, store_read_cb cb, v
     q->entity_id = iq_dup(fq->f->entity_id, &oom);
     q->domain = iq_dup(fq->f->domain, &oom);
     q->event_type = iq_dup(fq->f->event_type, &oom);
+    q->home = fq->f->home_id ? iq_dup(influx_points_home_value(fq->f->home_id), &oom) : NULL;
     q->limit = fq->f->limit;
     q->after = fq->after;
     q->has_after = fq->has_after;
@@ -1117,6 +1125,7 @@ static void iq_series_read(iq_req *q) {
         int64_t off = ((q->start_us % q->width_us) + q->width_us) % q->width_us;
         sbuf_printf(&sql, "SELECT min(value), mean(value), max(value), count(value) FROM \"%s\"", IQ_EVENTS);
         iq_where_tag(&sql, &first, "entity_id", q->entity_id);
+        iq_where_tag(&sql, &first, INFLUX_HOME_TAG, q->home);
         /* SQLite's rule is "a value under a state with a digit". When every value this entity
          * ever had came with a digit (kept in memory), a point has a value exactly when it
          * counts, and the regex on the state string -- about half of influxd's time for a
@@ -1131,6 +1140,7 @@ static void iq_series_read(iq_req *q) {
         first = 1;
         sbuf_printf(&sql, "%sSELECT %s FROM \"%s\"", k ? ";" : "", k ? "state" : "last(state)", IQ_EVENTS);
         iq_where_tag(&sql, &first, "entity_id", q->entity_id);
+        iq_where_tag(&sql, &first, INFLUX_HOME_TAG, q->home);
         iq_where(&sql, &first, "event_type = 'state_changed'");
         if (k == 0) sbuf_printf(&sql, " AND time < %lld", lo);
         else sbuf_printf(&sql, " AND time >= %lld AND time < %lld ORDER BY time ASC", lo, hi);
@@ -1146,6 +1156,7 @@ void store_influx_series(store *s, const store_series_query *sq, store_read_cb c
     if (!q) return;
     int oom = 0;
     q->entity_id = iq_dup(sq->entity_id, &oom);
+    q->home = sq->home_id ? iq_dup(influx_points_home_value(sq->home_id), &oom) : NULL;
     q->start_us = sq->start_us;
     q->end_us = sq->end_us;
     q->points = sq->points;
@@ -1156,10 +1167,15 @@ void store_influx_series(store *s, const store_series_query *sq, store_read_cb c
     }
     influx_reads *r = q->r;
     if (r->ha_schema) {
+        if (q->home) { /* HA's points carry no home (issue 18): never every home's */
+            iq_finish(q, STORE_QUERY_UNSUPPORTED, "home: INFLUXDB_SCHEMA=homeassistant points carry no home");
+            return;
+        }
         iq_ha_series(q);
         return;
     }
-    if (r->cache_state == 2 && !r->stale) { /* the kind from memory: no scan of the entity's points for it */
+    /* the kind from memory (kept across homes): only without home= */
+    if (r->cache_state == 2 && !r->stale && !q->home) { /* the kind from memory: no scan of the entity's points for it */
         const influx_entity *e = influx_entities_find(&r->cache, q->entity_id);
         q->exists = e != NULL;
         q->numeric = e && e->numeric;
@@ -1173,6 +1189,7 @@ void store_influx_series(store *s, const store_series_query *sq, store_read_cb c
         int first = 1;
         sbuf_printf(&sql, "%sSELECT %s FROM \"%s\"", k ? ";" : "", k ? "last(value)" : "last(event_id)", IQ_EVENTS);
         iq_where_tag(&sql, &first, "entity_id", q->entity_id);
+        iq_where_tag(&sql, &first, INFLUX_HOME_TAG, q->home);
         if (k) iq_where(&sql, &first, IQ_NUMERIC_STATE);
     }
     iq_send(q, &sql, iq_kind_row, iq_series_read);

@@ -3,6 +3,7 @@
 
 #include "event.h"
 #include "influx_answer.h"
+#include "influx_points.h"
 #include "json_text.h"
 #include "lineproto.h"
 #include "log.h"
@@ -15,8 +16,21 @@
 struct influx_registry {
     stats_influx_io io;
     char *events_measurement;   /* NULL: no last_seen */
-    json_t *written;            /* entity_id -> the context text last written */
+    json_t *written;            /* ir_key(home, entity_id) -> the context text last written */
 };
+
+/* Issue 18: a registry point of a home other than the default one carries the
+ * home_id tag (as the events do, influx_points.h); the maps and the reader key
+ * an entity by its home too: "<entity_id>\x1f<tag value>" ("" = default). */
+static char *ir_key(const char *home, const char *entity_id) {
+    sbuf k;
+    sbuf_init(&k);
+    sbuf_adds(&k, entity_id);
+    sbuf_addc(&k, '\x1f');
+    sbuf_adds(&k, influx_points_home_value(home));
+    size_t n;
+    return sbuf_failed(&k) ? (sbuf_free(&k), NULL) : sbuf_take(&k, &n);
+}
 
 /* The record's registry members, in record order (docs/EVENTS.md section 3). */
 static const char *const ir_keys[] = {"area_id", "area", "floor_id", "floor", "device_id", "device",
@@ -109,17 +123,27 @@ static int ir_lines(influx_registry *r, const store_batch *b, ir_write *w) {
         char *ctx = rec ? ir_context(rec) : NULL;
         json_decref(parsed);
         if (!ctx) continue;
-        const char *known = json_string_value(json_object_get(w->pending, it->entity_id));
-        if (!known) known = json_string_value(json_object_get(r->written, it->entity_id));
+        char *key = ir_key(b->home_id, it->entity_id);
+        if (!key) {
+            free(ctx);
+            return -1;
+        }
+        const char *known = json_string_value(json_object_get(w->pending, key));
+        if (!known) known = json_string_value(json_object_get(r->written, key));
         if (!known || strcmp(known, ctx) != 0) {
             lineproto_measurement(&w->lines, INFLUX_REGISTRY_MEASUREMENT);
             sbuf_adds(&w->lines, ",entity_id=");
             lineproto_tag(&w->lines, it->entity_id);
+            if (*influx_points_home_value(b->home_id)) {
+                sbuf_adds(&w->lines, "," INFLUX_HOME_TAG "=");
+                lineproto_tag(&w->lines, b->home_id);
+            }
             sbuf_adds(&w->lines, " context=");
             lineproto_field_string(&w->lines, ctx, strlen(ctx));
             sbuf_printf(&w->lines, " %lld\n", (long long)it->time_us * 1000);
-            json_object_set_new(w->pending, it->entity_id, json_string(ctx));
+            json_object_set_new(w->pending, key, json_string(ctx));
         }
+        free(key);
         free(ctx);
     }
     return sbuf_failed(&w->lines) ? -1 : 0;
@@ -155,16 +179,26 @@ typedef struct ir_read {
     store_rows_cb cb;
     void *arg;
     long limit;
-    json_t *ent;                /* entity_id -> {"context","since","done","seen"} */
+    json_t *ent;                /* ir_key -> {"context","since","done","seen"} */
 } ir_read;
 
-/* One row of statement 0 (the registry points, newest first per entity) or 1 (last event). */
+static int ir_row_of(ir_read *rd, const influx_answer_row *row, const char *eid, json_t *e, int64_t ns);
+
+/* One row of statement 0 (the registry points, newest first per entity and home) or 1 (last event). */
 static int ir_row(const influx_answer_row *row, void *arg) {
     ir_read *rd = arg;
     const char *eid = json_string_value(json_object_get(row->tags, "entity_id"));
     if (!eid || !*eid) return 0;
     int64_t ns = influx_answer_time(row);
-    json_t *e = json_object_get(rd->ent, eid);
+    char *key = ir_key(json_string_value(json_object_get(row->tags, INFLUX_HOME_TAG)), eid);
+    if (!key) return -1;
+    json_t *e = json_object_get(rd->ent, key);
+    int rc = ir_row_of(rd, row, key, e, ns);
+    free(key);
+    return rc;
+}
+
+static int ir_row_of(ir_read *rd, const influx_answer_row *row, const char *eid, json_t *e, int64_t ns) {
     if (row->stmt == 1) {
         if (e) json_object_set_new(e, "seen", json_integer(ns / 1000));
         return 0;
@@ -181,7 +215,7 @@ static int ir_row(const influx_answer_row *row, void *arg) {
 
 static int ir_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
 
-/* The rows, by entity_id: {"entity_id","since","last_seen",<context members>}. */
+/* The rows, by entity_id then home: {"entity_id","since","last_seen"[,"home_id"],<context members>}. */
 static int ir_rows(ir_read *rd, store_rows *rows) {
     size_t n = json_object_size(rd->ent), i = 0;
     const char **keys = n ? malloc(n * sizeof *keys) : NULL;
@@ -198,14 +232,19 @@ static int ir_rows(ir_read *rd, store_rows *rows) {
         event_time_format(json_integer_value(json_object_get(e, "since")), since);
         sbuf o;
         sbuf_init(&o);
+        const char *sep = strchr(keys[i], '\x1f'), *home = sep ? sep + 1 : "";
         sbuf_adds(&o, "{\"entity_id\":");
-        json_text_string(&o, keys[i], strlen(keys[i]));
+        json_text_string(&o, keys[i], sep ? (size_t)(sep - keys[i]) : strlen(keys[i]));
         sbuf_printf(&o, ",\"since\":\"%s\",\"last_seen\":", since);
         json_t *s = json_object_get(e, "seen");
         if (s) {
             event_time_format(json_integer_value(s), seen);
             sbuf_printf(&o, "\"%s\"", seen);
         } else sbuf_adds(&o, "null");
+        if (*home) { /* another home's row says so, as its records do */
+            sbuf_adds(&o, ",\"" INFLUX_HOME_TAG "\":");
+            json_text_string(&o, home, strlen(home));
+        }
         size_t cl = ctx ? strlen(ctx) : 0;
         if (cl > 2 && ctx[0] == '{') {
             sbuf_addc(&o, ',');
@@ -237,17 +276,27 @@ static void ir_read_done(const httpc_response *res, void *arg) {
     free(rd);
 }
 
-static void ir_where_entity(sbuf *q, const char *entity_id) {
-    if (!entity_id) return;
+static void ir_where_tag(sbuf *q, int *first, const char *key, const char *value) {
+    if (!value) return;
     sbuf form;
     sbuf_init(&form);
-    lineproto_tag_form(&form, entity_id);
-    sbuf_adds(q, " WHERE \"entity_id\" = ");
+    lineproto_tag_form(&form, value);
+    sbuf_adds(q, *first ? " WHERE " : " AND ");
+    *first = 0;
+    influxql_ident(q, key);
+    sbuf_adds(q, " = ");
     influxql_string(q, form.data ? form.data : "");
     sbuf_free(&form);
 }
 
-void influx_registry_read(influx_registry *r, const char *entity_id, long limit, store_rows_cb cb, void *arg) {
+static void ir_where_entity(sbuf *q, const char *entity_id, const char *home) {
+    int first = 1;
+    ir_where_tag(q, &first, "entity_id", entity_id);
+    ir_where_tag(q, &first, INFLUX_HOME_TAG, home ? influx_points_home_value(home) : NULL);
+}
+
+void influx_registry_read(influx_registry *r, const char *home, const char *entity_id, long limit, store_rows_cb cb,
+                          void *arg) {
     ir_read *rd = calloc(1, sizeof *rd);
     store_rows none = {0};
     if (!rd || !(rd->ent = json_object())) {
@@ -260,13 +309,13 @@ void influx_registry_read(influx_registry *r, const char *entity_id, long limit,
     sbuf_init(&q);
     sbuf_adds(&q, "SELECT \"context\" FROM ");
     influxql_ident(&q, INFLUX_REGISTRY_MEASUREMENT);
-    ir_where_entity(&q, entity_id);
-    sbuf_adds(&q, " GROUP BY \"entity_id\" ORDER BY time DESC");
+    ir_where_entity(&q, entity_id, home);
+    sbuf_adds(&q, " GROUP BY \"entity_id\", \"" INFLUX_HOME_TAG "\" ORDER BY time DESC");
     if (r->events_measurement) { /* last_seen: the newest event of each entity */
         sbuf_adds(&q, "; SELECT last(\"event_id\") FROM ");
         influxql_ident(&q, r->events_measurement);
-        ir_where_entity(&q, entity_id);
-        sbuf_adds(&q, " GROUP BY \"entity_id\"");
+        ir_where_entity(&q, entity_id, home);
+        sbuf_adds(&q, " GROUP BY \"entity_id\", \"" INFLUX_HOME_TAG "\"");
     }
     if (sbuf_failed(&q) || r->io.query(r->io.ctx, q.data, ir_read_done, rd) != 0) {
         json_decref(rd->ent);

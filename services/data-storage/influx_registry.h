@@ -36,8 +36,10 @@ typedef void (*influx_registry_done_fn)(int rc, const char *err, void *arg);
 int influx_registry_open(const stats_influx_io *io, const char *events_measurement, influx_registry **out);
 /* After the batch committed: writes the contexts that changed, then done(0) -- or done(-1, why). */
 void influx_registry_batch(influx_registry *r, const store_batch *b, influx_registry_done_fn done, void *arg);
-/* GET /api/v1/registry: rows {"entity_id","since","last_seen",<context>}, by entity_id. */
-void influx_registry_read(influx_registry *r, const char *entity_id, long limit, store_rows_cb cb, void *arg);
+/* GET /api/v1/registry: rows {"entity_id","since","last_seen",<context>}, by entity_id (then home;
+ * another home's rows carry "home_id"). home: NULL = every home (issue 18: the home_id tag). */
+void influx_registry_read(influx_registry *r, const char *home, const char *entity_id, long limit, store_rows_cb cb,
+                          void *arg);
 void influx_registry_close(influx_registry *r);
 
 #endif

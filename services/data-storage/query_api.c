@@ -311,7 +311,7 @@ static void query_registry(struct evhttp_request *req, void *arg) {
     if (httpd_query_check(req, &params, registry_param, &p) == 0 &&
         query_home_supported(req, a->st, p.home_id, STORE_HOME_REGISTRY, "GET /api/v1/registry") == 0) {
         query_wait *w = query_wait_new(req, "entities");
-        if (w) a->st->ops->registry(a->st, p.entity_id, p.limit, query_registry_rows, w);
+        if (w) a->st->ops->registry(a->st, p.home_id, p.entity_id, p.limit, query_registry_rows, w);
     }
     httpd_query_free(&params);
 }

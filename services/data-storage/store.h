@@ -134,8 +134,9 @@ typedef struct store_ops {
      * failed (try later). Optional. */
     int (*maintain)(store *s, int64_t now_us);
     /* The current registry context per entity (entity_id NULL = all, at most
-     * `limit`), rows as JSON object texts. Optional (NULL: 501). Issue 11. */
-    void (*registry)(store *s, const char *entity_id, long limit, store_rows_cb cb, void *arg);
+     * `limit`), rows as JSON object texts. Optional (NULL: 501). Issue 11.
+     * home: NULL = every home (issue 18; only with STORE_HOME_REGISTRY). */
+    void (*registry)(store *s, const char *home, const char *entity_id, long limit, store_rows_cb cb, void *arg);
     /* Issue 18: STORE_HOME_* bits of the reads that honour a home (store_read.h). */
     unsigned home_reads;
     /* Dead letters of one home (home NULL = all); optional, set with

@@ -285,7 +285,7 @@ static int influx_job_add_dead_lines(influx_job *j) {
     size_t first = j->nlines;
     for (; j->dead_written < j->b->ndead; j->dead_written++) {
         size_t off = j->body.len;
-        influx_points_dead(&j->body, &j->b->dead[j->dead_written], &j->s->last_dead_ns);
+        influx_points_dead(&j->body, &j->b->dead[j->dead_written], &j->s->last_dead_ns, j->b->home_id);
         if (influx_job_add_line(j, off, -1 - (int)j->dead_written) != 0) return -1;
     }
     if (sbuf_failed(&j->body)) return -1;
@@ -321,9 +321,9 @@ static int influx_job_build(influx_job *j) {
         influx_ha_result ha = influx_ha_line(j->s->ha, b, &b->items[i], &j->body);
         if (ha == INFLUX_HA_OOM) return -1;
         if (ha == INFLUX_HA_NO_LINE) continue;
-        if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], j->ns[i], j->stored_at);
+        if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], j->ns[i], j->stored_at, b->home_id);
         else influx_ids_line(&j->body, &b->items[i], j->ns[i], j->stored_at); /* HA's point: its identity (influx_ids.h) */
-        influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i]);
+        influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i], b->home_id);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
     if (sbuf_failed(&j->body)) return -1;
@@ -698,8 +698,9 @@ static void influx_io_lost(void *ctx) {
     s->db_ready = 0;   /* the next ping runs retention_influx again */
 }
 
-static void store_influx_registry(store *base, const char *entity_id, long limit, store_rows_cb cb, void *arg) {
-    influx_registry_read(((store_influx *)base)->registry, entity_id, limit, cb, arg);
+static void store_influx_registry(store *base, const char *home, const char *entity_id, long limit,
+                                  store_rows_cb cb, void *arg) {
+    influx_registry_read(((store_influx *)base)->registry, home, entity_id, limit, cb, arg);
 }
 
 static void store_influx_stats_fetch(store *base, const char *entity_id, int hourly, int64_t start_us,
@@ -801,9 +802,9 @@ static void influx_where_tag(sbuf *q, int *first, const char *key, const char *v
 static void store_influx_query(store *base, const store_filter *f, store_rows_cb cb, void *arg) {
     store_influx *s = (store_influx *)base;
     char why[400];
-    if (f->home_id) /* issue 18: homes are stored on SQLite and ClickHouse; not a tag here yet */
-        snprintf(why, sizeof why, "home: not supported by the InfluxDB backend (use SQLite or ClickHouse)");
-    if (f->home_id || influx_ha_query_check(s->ha, f, why, sizeof why) != 0) {
+    int no_home = f->home_id && s->ha; /* issue 18: HA's points carry no home tag */
+    if (no_home) snprintf(why, sizeof why, "home: INFLUXDB_SCHEMA=homeassistant points carry no home");
+    if (no_home || influx_ha_query_check(s->ha, f, why, sizeof why) != 0) {
         store_rows none = {0};
         cb(&none, STORE_QUERY_UNSUPPORTED, why, arg);
         return;
@@ -820,6 +821,7 @@ static void store_influx_query(store *base, const store_filter *f, store_rows_cb
     influx_where_tag(&q, &first, "floor_id", f->floor);
     influx_where_tag(&q, &first, "device_id", f->device);
     influx_where_tag(&q, &first, "platform", f->platform);
+    if (f->home_id) influx_where_tag(&q, &first, INFLUX_HOME_TAG, influx_points_home_value(f->home_id));
     if (f->label) { /* store_filter_set let only [a-z0-9_-] through: nothing to escape in the regex */
         sbuf_printf(&q, "%s \"labels\" =~ /,%s,/", first ? " WHERE" : " AND", f->label);
         first = 0;
@@ -856,6 +858,23 @@ static void store_influx_dead_letters(store *base, long limit, store_rows_cb cb,
     snprintf(sql, sizeof sql, "SELECT source, error, raw FROM \"%s\" ORDER BY time DESC LIMIT %ld",
              INFLUX_DEAD_MEASUREMENT, limit);
     influx_read_start((store_influx *)base, sql, 1, cb, arg);
+}
+
+/* Issue 18: one home's dead letters (the home_id tag; none = the default home). */
+static void store_influx_dead_letters_home(store *base, const char *home, long limit, store_rows_cb cb, void *arg) {
+    sbuf q;
+    int first = 1;
+    sbuf_init(&q);
+    sbuf_printf(&q, "SELECT source, error, raw FROM \"%s\"", INFLUX_DEAD_MEASUREMENT);
+    influx_where_tag(&q, &first, INFLUX_HOME_TAG, influx_points_home_value(home));
+    sbuf_printf(&q, " ORDER BY time DESC LIMIT %ld", limit);
+    if (sbuf_failed(&q)) {
+        store_rows none = {0};
+        cb(&none, -1, "out of memory", arg);
+    } else {
+        influx_read_start((store_influx *)base, q.data, 1, cb, arg);
+    }
+    sbuf_free(&q);
 }
 
 /* ---- health: /ping, and CREATE DATABASE (v1) --------------------------- */
@@ -968,6 +987,10 @@ static const store_ops store_influx_ops = {
     .write_batch = store_influx_write_batch,
     .query = store_influx_query,
     .dead_letters = store_influx_dead_letters,
+    /* issue 18: the home_id tag (influx_points.h); entities and stats come from a
+     * memory cache kept across homes, statistics per entity: 501 with home= */
+    .home_reads = STORE_HOME_FEED | STORE_HOME_SERIES | STORE_HOME_DEAD | STORE_HOME_REGISTRY,
+    .dead_letters_home = store_influx_dead_letters_home,
     .health = store_influx_health,
     .info = store_influx_info,
     .stats_fetch = store_influx_stats_fetch,

@@ -64,6 +64,7 @@ typedef struct store_sqlite {
 #include "store_sqlite_model.h"
 #include "store_sqlite_read.h"
 #include "store_sqlite_registry.h"
+#include "store_sqlite_home.h"
 
 /* Each entry upgrades the schema by one version, in one transaction. */
 static const char *const store_sqlite_migrations[] = {
@@ -103,9 +104,13 @@ static const char *const store_sqlite_migrations[] = {
      * after theirs and renumber; tests/storage/test_stats.c test_upgrade upgrades a file
      * from every earlier version and checks the statistics on it. */
     STATS_SQLITE_MIGRATION,
-    /* 6 (local number, issue 11; the lead renumbers at merge): registry context columns,
+    /* 6 (issue 11): registry context columns,
      * event_labels, the registry table (store_sqlite_registry.h). */
     STORE_SQLITE_REGISTRY_MIGRATION,
+    /* 7 (issue 18): a home_id column on events, dead letters,
+     * entities and registry, backfilled (store_sqlite_home.h). New columns and rebuilt
+     * entities/registry tables only: keep it after the migrations above. */
+    STORE_SQLITE_HOME_MIGRATION,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
@@ -202,13 +207,13 @@ static int store_sqlite_prepare(store_sqlite *s, const char *sql, sqlite3_stmt *
 static int store_sqlite_prepare_all(store_sqlite *s) {
     return store_sqlite_prepare(s,
                                 "INSERT OR IGNORE INTO events(event_id,time_us,entity_id,domain,event_type,"
-                                "stored_at_us,record,kind,state,value,area_id,floor_id,device_id,platform) "
-                                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                                "stored_at_us,record,kind,state,value,area_id,floor_id,device_id,platform,home_id) "
+                                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                 &s->insert_event) ||
            store_sqlite_prepare(s, STORE_SQLITE_REGISTRY_UPSERT, &s->upsert_registry) ||
            store_sqlite_prepare(s, STORE_SQLITE_LABEL_INSERT, &s->insert_label) ||
            store_sqlite_prepare(s, STORE_SQLITE_ENTITY_UPSERT, &s->upsert_entity) ||
-           store_sqlite_prepare(s, "INSERT INTO dead_letters(received_at_us,source,error,raw) VALUES(?,?,?,?)",
+           store_sqlite_prepare(s, "INSERT INTO dead_letters(received_at_us,source,error,raw,home_id) VALUES(?,?,?,?,?)",
                                 &s->insert_dead) ||
            store_sqlite_prepare(s,
                                 "SELECT id,received_at_us,source,error,raw FROM dead_letters "
@@ -272,6 +277,12 @@ int store_sqlite_latest_version(void) {
     return STORE_SQLITE_VERSION;
 }
 
+int store_sqlite_home_version(void) {
+    for (int v = 0; v < STORE_SQLITE_VERSION; v++)
+        if (strcmp(store_sqlite_migrations[v], STORE_SQLITE_HOME_MIGRATION) == 0) return v + 1;
+    return -1;
+}
+
 int store_sqlite_open(store **out) {
     const char *dir = config_text(NULL, "DATA_DIR");
     long long busy;
@@ -327,6 +338,7 @@ static int store_sqlite_insert_item(store_sqlite *s, store_batch *b, const store
     sqlite3_bind_text(st, 7, it->json, (int)it->json_len, SQLITE_STATIC);
     sqm_bind(m, i, st, 8);
     sqr_bind(r, i, st, 11);
+    sqlite3_bind_text(st, 15, store_sqlite_home_of(b->home_id), -1, SQLITE_STATIC); /* issue 18 */
     if (store_sqlite_step_done(s, st, "insert event") != 0) return -1;
     it->status = sqlite3_changes(s->db) ? STORE_ITEM_STORED : STORE_ITEM_DUPLICATE;
     if (it->status == STORE_ITEM_STORED &&
@@ -343,6 +355,7 @@ static int store_sqlite_insert_dead(store_sqlite *s, store_batch *b, const store
     sqlite3_bind_text(st, 2, d->source, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, d->error, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, d->raw, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, store_sqlite_home_of(b->home_id), -1, SQLITE_STATIC);
     return store_sqlite_step_done(s, st, "insert dead letter");
 }
 
@@ -423,8 +436,7 @@ static int store_sqlite_query_mask(const store_filter *f) {
 static sqlite3_stmt *store_sqlite_query_stmt(store_sqlite *s, int mask) {
     if (s->query[mask]) return s->query[mask];
     char sql[1024];
-    /* home=: the record's home_id member (absent = the default home); no
-     * column or index yet (a migration for the lead to number). */
+    /* home=: the home_id column (store_sqlite_home.h) */
     snprintf(sql, sizeof sql,
              "SELECT record,event_id,stored_at_us FROM events WHERE 1%s%s%s%s%s%s%s%s%s%s%s "
              "ORDER BY time_us DESC, id DESC LIMIT ? OFFSET ?",
@@ -434,7 +446,7 @@ static sqlite3_stmt *store_sqlite_query_stmt(store_sqlite *s, int mask) {
              mask & Q_FLOOR ? " AND floor_id=?" : "", mask & Q_DEVICE ? " AND device_id=?" : "",
              mask & Q_PLATFORM ? " AND platform=?" : "",
              mask & Q_LABEL ? " AND id IN (SELECT event_rowid FROM event_labels WHERE label=?)" : "",
-             mask & Q_HOME ? " AND coalesce(json_extract(record,'$.home_id'),'" EVENT_HOME_DEFAULT "')=?" : "");
+             mask & Q_HOME ? " AND home_id=?" : "");
     if (store_sqlite_prepare(s, sql, &s->query[mask]) != 0) return NULL;
     return s->query[mask];
 }
@@ -573,10 +585,11 @@ static int store_sqlite_maintain(store *base, int64_t now_us) {
     return rc;
 }
 
-static void store_sqlite_registry_read(store *base, const char *entity_id, long limit, store_rows_cb cb, void *arg) {
+static void store_sqlite_registry_read(store *base, const char *home, const char *entity_id, long limit,
+                                       store_rows_cb cb, void *arg) {
     store_sqlite *s = (store_sqlite *)base;
     store_rows rows = {0};
-    int rc = sqr_read(s->db, entity_id, limit, &rows);
+    int rc = sqr_read(s->db, home, entity_id, limit, &rows);
     if (rc) store_sqlite_fail(s, "registry");
     cb(&rows, rc, rc ? s->last_error : NULL, arg);
     store_rows_free(&rows);
@@ -592,9 +605,12 @@ static const store_ops store_sqlite_ops = {
     .entities = store_sqlite_entities,
     .series = store_sqlite_series,
     .stats = store_sqlite_stats,
-    /* issue 18: feed and series filter on the record's home_id; entities,
-     * stats, dead letters, registry and statistics have no home column yet */
-    .home_reads = STORE_HOME_FEED | STORE_HOME_SERIES,
+    /* issue 18: the home_id columns (store_sqlite_home.h); statistics are
+     * kept per entity, not per home, yet */
+    .home_reads = STORE_HOME_FEED | STORE_HOME_SERIES | STORE_HOME_ENTITIES | STORE_HOME_STATS | STORE_HOME_DEAD |
+                  STORE_HOME_REGISTRY,
+    .dead_letters_home = store_sqlite_dead_letters_home,
+    .homes = store_sqlite_homes,
     .health = store_sqlite_health,
     .info = store_sqlite_info,
     .release_memory = store_sqlite_release_memory,

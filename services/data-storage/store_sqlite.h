@@ -12,5 +12,7 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out);
 /* Tests of upgrades: a new file at schema `version` (1..latest-1). 0/-1. */
 int store_sqlite_create_at_version(const char *path, int version);
 int store_sqlite_latest_version(void);
+/* The schema version that added the home_id columns (issue 18; tests). */
+int store_sqlite_home_version(void);
 
 #endif

@@ -167,6 +167,7 @@ int sqm_update_entities(const store_sqlite_model *m, const store_batch *b, sqlit
     for (size_t lo = 0, hi; lo < n && rc == 0; lo = hi) {
         for (hi = lo + 1; hi < n && strcmp(r[hi].it->entity_id, r[lo].it->entity_id) == 0; hi++) {
         }
+        sqlite3_bind_text(upsert, 10, b->home_id[0] ? b->home_id : EVENT_HOME_DEFAULT, -1, SQLITE_STATIC);
         rc = sqm_upsert_group(r, lo, hi, upsert);
     }
     free(r);

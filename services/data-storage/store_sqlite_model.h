@@ -47,11 +47,12 @@ void sqm_free(store_sqlite_model *m);
 /* ?1 entity_id ?2 domain ?3 events ?4 newest time ?5 newest state ?6 its time
  * (NULL: no state_changed in the batch) ?7 when that state began ?8 1 when the
  * state began before this batch could tell (the batch's states are all equal)
- * ?9 numeric. Older states than the stored one do not replace it. */
+ * ?9 numeric ?10 home (issue 18: one row per entity and home). Older states
+ * than the stored one do not replace it. */
 #define STORE_SQLITE_ENTITY_UPSERT                                                                                 \
     "INSERT INTO entities(entity_id, domain, event_count, last_time_us, last_state, state_time_us,"                \
-    " last_changed_us, numeric) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9)"                                           \
-    " ON CONFLICT(entity_id) DO UPDATE SET"                                                                        \
+    " last_changed_us, numeric, home_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9, ?10)"                             \
+    " ON CONFLICT(entity_id, home_id) DO UPDATE SET"                                                                        \
     "  event_count = event_count + excluded.event_count,"                                                          \
     "  last_time_us = max(last_time_us, excluded.last_time_us),"                                                   \
     "  numeric = numeric OR excluded.numeric,"                                                                     \

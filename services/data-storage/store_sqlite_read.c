@@ -80,10 +80,9 @@ static void sqr_answer(store_rows *rows, sbuf *meta, int rc, const char *err, st
     sbuf_free(meta);
 }
 
-/* home= (issue 18): the record's home_id member, absent = the default home.
- * Not indexed (a home column is a migration for the lead to number): the
- * feed's id range and the series' entity/time range bound what is read. */
-#define SQR_HOME_COND " AND coalesce(json_extract(record,'$." STORE_HOME_KEY "'),'" EVENT_HOME_DEFAULT "') = "
+/* home= (issue 18): the home_id column (store_sqlite_home.h). The feed's id
+ * range and the series' entity/time range bound what is read. */
+#define SQR_HOME_COND " AND home_id = "
 
 /* ---- feed --------------------------------------------------------------- */
 
@@ -160,6 +159,17 @@ out:
     sqr_answer(&rows, &meta, rc, err, cb, arg);
 }
 
+/* One integer from a one-row statement with ?1 = home (NULL: every home). */
+static int sqr_home_count(store *s, const char *sql, const char *home, int64_t *out, char *err, size_t n) {
+    sqlite3_stmt *st = sqr_prepare(s, sql, err, n);
+    if (!st) return -1;
+    if (home) sqlite3_bind_text(st, 1, home, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_ROW) return sqr_fail(s, st, sql, err, n);
+    *out = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
 /* ---- entities ----------------------------------------------------------- */
 
 static int sqr_add_entity_row(store_rows *rows, sqlite3_stmt *st) {
@@ -173,8 +183,14 @@ static int sqr_add_entity_row(store_rows *rows, sqlite3_stmt *st) {
     sqr_text(&b, st, 2);
     sqr_time(&b, "last_changed", st, 3);
     sqr_time(&b, "last_event", st, 4);
-    sbuf_printf(&b, ",\"event_count\":%lld,\"numeric\":%s}", (long long)sqlite3_column_int64(st, 5),
+    sbuf_printf(&b, ",\"event_count\":%lld,\"numeric\":%s", (long long)sqlite3_column_int64(st, 5),
                 sqlite3_column_int(st, 6) ? "true" : "false");
+    const char *h = (const char *)sqlite3_column_text(st, 7);
+    if (h && strcmp(h, EVENT_HOME_DEFAULT) != 0) { /* another home's row says so, as its records do */
+        sbuf_adds(&b, ",\"" STORE_HOME_KEY "\":");
+        json_text_string(&b, h, strlen(h));
+    }
+    sbuf_addc(&b, '}');
     return store_rows_add(rows, sbuf_take(&b, NULL));
 }
 
@@ -184,12 +200,14 @@ void store_sqlite_entities(store *s, const store_entity_query *q, store_read_cb 
     sbuf_init(&meta);
     char err[256] = "";
     int64_t total = 0;
-    int rc = sqr_scalar(s, "SELECT count(*) FROM entities", &total, err, sizeof err);
+    int rc = sqr_home_count(s, "SELECT count(*) FROM entities WHERE ?1 IS NULL OR home_id = ?1", q->home_id, &total,
+                            err, sizeof err);
     if (rc != 0) goto out;
     sqlite3_stmt *st = sqr_prepare(s,
                                    "SELECT entity_id, domain, last_state, last_changed_us, last_time_us, event_count,"
-                                   " numeric FROM entities WHERE (?1 IS NULL OR domain = ?1)"
-                                   " AND (?2 IS NULL OR instr(entity_id, ?2) > 0) ORDER BY entity_id LIMIT ?3",
+                                   " numeric, home_id FROM entities WHERE (?1 IS NULL OR domain = ?1)"
+                                   " AND (?2 IS NULL OR instr(entity_id, ?2) > 0) AND (?4 IS NULL OR home_id = ?4)"
+                                   " ORDER BY entity_id, home_id LIMIT ?3",
                                    err, sizeof err);
     if (!st) {
         rc = -1;
@@ -198,6 +216,7 @@ void store_sqlite_entities(store *s, const store_entity_query *q, store_read_cb 
     if (q->domain) sqlite3_bind_text(st, 1, q->domain, -1, SQLITE_STATIC);
     if (q->search) sqlite3_bind_text(st, 2, q->search, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, q->limit);
+    if (q->home_id) sqlite3_bind_text(st, 4, q->home_id, -1, SQLITE_STATIC);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW)
         if (sqr_add_entity_row(&rows, st) != 0) {
@@ -338,12 +357,16 @@ void store_sqlite_series(store *s, const store_series_query *q, store_read_cb cb
     sbuf_init(&meta);
     char err[256] = "";
     int rc = 0;
-    sqlite3_stmt *st = sqr_prepare(s, "SELECT numeric FROM entities WHERE entity_id = ?1", err, sizeof err);
+    sqlite3_stmt *st = sqr_prepare(s,
+                                   "SELECT max(numeric) FROM entities WHERE entity_id = ?1"
+                                   " AND (?2 IS NULL OR home_id = ?2) HAVING count(*) > 0",
+                                   err, sizeof err);
     if (!st) {
         rc = -1;
         goto out;
     }
     sqlite3_bind_text(st, 1, q->entity_id, -1, SQLITE_STATIC);
+    if (q->home_id) sqlite3_bind_text(st, 2, q->home_id, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
     if (r == SQLITE_DONE) {
         sqlite3_finalize(st);
@@ -387,7 +410,7 @@ static int sqr_per_second(store *s, const store_stats_query *q, sbuf *meta, char
     if (!counts) return -1;
     sqlite3_stmt *st = sqr_prepare(s,
                                    "SELECT time_us / 1000000, count(*) FROM events WHERE time_us >= ?1"
-                                   " AND time_us < ?2 GROUP BY 1",
+                                   " AND time_us < ?2 AND (?3 IS NULL OR home_id = ?3) GROUP BY 1",
                                    err, n);
     if (!st) {
         free(counts);
@@ -395,6 +418,7 @@ static int sqr_per_second(store *s, const store_stats_query *q, sbuf *meta, char
     }
     sqlite3_bind_int64(st, 1, from_s * 1000000);
     sqlite3_bind_int64(st, 2, (from_s + w) * 1000000);
+    if (q->home_id) sqlite3_bind_text(st, 3, q->home_id, -1, SQLITE_STATIC);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t i = sqlite3_column_int64(st, 0) - from_s;
@@ -419,12 +443,13 @@ static int sqr_per_second(store *s, const store_stats_query *q, sbuf *meta, char
 static int sqr_per_domain(store *s, const store_stats_query *q, sbuf *meta, char *err, size_t n) {
     sqlite3_stmt *st = sqr_prepare(s,
                                    "SELECT coalesce(domain, ''), count(*) FROM events WHERE time_us >= ?1"
-                                   " AND time_us < ?2 GROUP BY 1 ORDER BY 2 DESC",
+                                   " AND time_us < ?2 AND (?3 IS NULL OR home_id = ?3) GROUP BY 1 ORDER BY 2 DESC",
                                    err, n);
     if (!st) return -1;
     int64_t to = (q->now_us / 1000000 + 1) * 1000000;
     sqlite3_bind_int64(st, 1, to - (int64_t)q->window_s * 1000000);
     sqlite3_bind_int64(st, 2, to);
+    if (q->home_id) sqlite3_bind_text(st, 3, q->home_id, -1, SQLITE_STATIC);
     sbuf_adds(meta, ",\"per_domain\":{");
     int r, first = 1;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -452,16 +477,33 @@ void store_sqlite_stats(store *s, const store_stats_query *q, store_read_cb cb, 
     sbuf_init(&meta);
     char err[256] = "";
     int64_t events = 0, dead = 0, entities = 0;
-    int rc = sqr_scalar(s, "SELECT coalesce(max(id), 0) FROM events", &events, err, sizeof err);
-    if (rc == 0) rc = sqr_scalar(s, "SELECT count(*) FROM dead_letters", &dead, err, sizeof err);
-    if (rc == 0) rc = sqr_scalar(s, "SELECT count(*) FROM entities", &entities, err, sizeof err);
+    int64_t cursor = 0;
+    int rc = sqr_scalar(s, "SELECT coalesce(max(id), 0) FROM events", &cursor, err, sizeof err);
+    events = cursor;
+    /* home= (issue 18): another home's events counted on its partial index; the
+     * default home's = every id minus the other homes' (as max(id) stands for all) */
+    if (rc == 0 && q->home_id) {
+        int64_t others = 0;
+        int dflt = strcmp(q->home_id, EVENT_HOME_DEFAULT) == 0;
+        rc = sqr_home_count(s,
+                            dflt ? "SELECT count(*) FROM events WHERE home_id != '" EVENT_HOME_DEFAULT "'"
+                                 : "SELECT count(*) FROM events WHERE home_id != '" EVENT_HOME_DEFAULT "' AND home_id = ?1",
+                            dflt ? NULL : q->home_id, &others, err, sizeof err);
+        events = dflt ? cursor - others : others;
+    }
+    if (rc == 0)
+        rc = sqr_home_count(s, "SELECT count(*) FROM dead_letters WHERE ?1 IS NULL OR home_id = ?1", q->home_id, &dead,
+                            err, sizeof err);
+    if (rc == 0)
+        rc = sqr_home_count(s, "SELECT count(*) FROM entities WHERE ?1 IS NULL OR home_id = ?1", q->home_id, &entities,
+                            err, sizeof err);
     if (rc != 0) goto out;
     const char *path = store_sqlite_path(s);
     sbuf_printf(&meta,
                 "\"backend\":\"sqlite\",\"events_total\":%lld,\"dead_letters_total\":%lld,\"entities\":%lld,"
                 "\"store_bytes\":%lld,\"cursor\":%lld",
                 (long long)events, (long long)dead, (long long)entities,
-                (long long)(sqr_file_size(path, "") + sqr_file_size(path, "-wal")), (long long)events);
+                (long long)(sqr_file_size(path, "") + sqr_file_size(path, "-wal")), (long long)cursor);
     if (sqr_per_second(s, q, &meta, err, sizeof err) != 0 || sqr_per_domain(s, q, &meta, err, sizeof err) != 0) rc = -1;
 out:
     sqr_answer(&rows, &meta, rc, err, cb, arg);

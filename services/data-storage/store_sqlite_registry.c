@@ -147,6 +147,8 @@ int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sq
     json_t *last = json_object(); /* entity_id -> index of the item last written */
     if (!last) return -1;
     int rc = 0;
+    /* the batch's home, for every upsert (a reset keeps bindings) */
+    sqlite3_bind_text(upsert, 4, b->home_id[0] ? b->home_id : EVENT_HOME_DEFAULT, -1, SQLITE_STATIC);
     for (size_t i = 0; i < b->nitems && rc == 0; i++) {
         const store_item *it = &b->items[i];
         const sqr_fields *f = &m->f[i];
@@ -182,13 +184,15 @@ void sqr_free(store_sqlite_registry *m) {
 
 /* ---- GET /api/v1/registry ----------------------------------------------------------- */
 
-int sqr_read(sqlite3 *db, const char *entity_id, long limit, store_rows *rows) {
+int sqr_read(sqlite3 *db, const char *home, const char *entity_id, long limit, store_rows *rows) {
     sqlite3_stmt *st;
-    const char *sql = entity_id ? "SELECT entity_id, since_us, time_us, context FROM registry WHERE entity_id = ?1 LIMIT ?2"
-                                : "SELECT entity_id, since_us, time_us, context FROM registry ORDER BY entity_id LIMIT ?2";
+    const char *sql = "SELECT entity_id, since_us, time_us, context, home_id FROM registry"
+                      " WHERE (?1 IS NULL OR entity_id = ?1) AND (?3 IS NULL OR home_id = ?3)"
+                      " ORDER BY entity_id, home_id LIMIT ?2";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
     if (entity_id) sqlite3_bind_text(st, 1, entity_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, limit);
+    if (home) sqlite3_bind_text(st, 3, home, -1, SQLITE_STATIC);
     int rc;
     sbuf o;
     sbuf_init(&o);
@@ -203,6 +207,12 @@ int sqr_read(sqlite3 *db, const char *entity_id, long limit, store_rows *rows) {
         sbuf_adds(&o, "{\"entity_id\":");
         json_text_string(&o, eid ? eid : "", eid ? strlen(eid) : 0);
         sbuf_printf(&o, ",\"since\":\"%s\",\"last_seen\":\"%s\",", since, seen);
+        const char *h = (const char *)sqlite3_column_text(st, 4);
+        if (h && strcmp(h, EVENT_HOME_DEFAULT) != 0) { /* issue 18: another home's row says so, as its records do */
+            sbuf_adds(&o, "\"" STORE_HOME_KEY "\":");
+            json_text_string(&o, h, strlen(h));
+            sbuf_addc(&o, ',');
+        }
         if (ctx && ctx_len > 2) sbuf_add(&o, ctx + 1, (size_t)ctx_len - 1); /* the context's members and its '}' */
         else sbuf_addc(&o, '}');
         size_t n;

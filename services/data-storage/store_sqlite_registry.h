@@ -44,10 +44,11 @@
     "CREATE TABLE registry (entity_id TEXT PRIMARY KEY, time_us INTEGER NOT NULL, since_us INTEGER NOT NULL,"  \
     "  context TEXT NOT NULL);"
 
-/* ?1 entity ?2 time ?3 context: the newest context wins; a different one restarts "since". */
+/* ?1 entity ?2 time ?3 context ?4 home (issue 18: one row per entity and home, store_sqlite_home.h):
+ * the newest context wins; a different one restarts "since". */
 #define STORE_SQLITE_REGISTRY_UPSERT                                                                           \
-    "INSERT INTO registry(entity_id, time_us, since_us, context) VALUES (?1, ?2, ?2, ?3)"                     \
-    " ON CONFLICT(entity_id) DO UPDATE SET"                                                                    \
+    "INSERT INTO registry(entity_id, time_us, since_us, context, home_id) VALUES (?1, ?2, ?2, ?3, ?4)"        \
+    " ON CONFLICT(entity_id, home_id) DO UPDATE SET"                                                                    \
     "  since_us = CASE WHEN context = excluded.context THEN since_us ELSE excluded.time_us END,"              \
     "  context = excluded.context, time_us = excluded.time_us"                                                 \
     " WHERE excluded.time_us >= time_us"
@@ -85,7 +86,8 @@ int sqr_insert_labels(const store_sqlite_registry *m, size_t i, sqlite3_stmt *in
 int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sqlite3_stmt *upsert);
 void sqr_free(store_sqlite_registry *m);
 
-/* GET /api/v1/registry: one JSON text per entity, {"entity_id","since","last_seen",<context>}. 0/-1. */
-int sqr_read(sqlite3 *db, const char *entity_id, long limit, store_rows *rows);
+/* GET /api/v1/registry: one JSON text per entity (and home), {"entity_id","since","last_seen",<context>};
+ * home NULL = every home's rows (then by entity, home). 0/-1. */
+int sqr_read(sqlite3 *db, const char *home, const char *entity_id, long limit, store_rows *rows);
 
 #endif

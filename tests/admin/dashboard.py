@@ -188,8 +188,8 @@ try:
     d.save_screenshot(os.path.join(ART, "dashboard.png"))
     d.set_window_size(1280, 1600)
 
-    # ---- homes (issue 18): a selector when storage lists homes (ClickHouse), none otherwise ----------
-    if BACKEND == "clickhouse":
+    # ---- homes (issue 18): a selector when storage lists homes (ClickHouse, SQLite), none otherwise ----------
+    if BACKEND in ("clickhouse", "sqlite"):
         check("the home selector is shown and lists the house's home",
               wait(lambda: d.find_element(By.ID, "home-pick").is_displayed() and
                    "default" in js("return [...document.querySelectorAll('#home option')].map(o => o.value)"), 40))
@@ -209,7 +209,7 @@ try:
     nameless = js("return [...document.querySelectorAll('button')].filter(b => !(b.textContent.trim() || b.getAttribute('aria-label'))).length")
     check("every button has a name", nameless == 0, nameless)
     check("tail rows are keyboard focusable", js("return [...document.querySelectorAll('#tail tbody tr')].every(r => r.tabIndex === 0)"))
-    # a backend that lists no homes (SQLite, InfluxDB) answers api/v1/homes 501: the page then hides its
+    # a backend that lists no homes (InfluxDB) answers api/v1/homes 501: the page then hides its
     # home selector and stops asking (issue 18)
     errs = [e for e in console_errors(d)
             if not (e.get("source") == "network" and "/api/v1/homes" in e.get("message", "") and "501" in e["message"])]

@@ -40,18 +40,7 @@ echo "# $TOTAL events: h1 $N_h1, h2 $N_h2, h3 $N_h3 at $RATE/s each"
 
 # ---- ZooKeeper + the ClickHouse cluster --------------------------------------
 zookeeper_start || bail "zookeeper starts"
-for n in ch1 ch2 ch3; do clickhouse_ports "$n"; done
-remote="<remote_servers><homeiq>
-  <shard><internal_replication>true</internal_replication>
-    <replica><host>127.0.0.1</host><port>$CH_TCP_ch1</port></replica>
-    <replica><host>127.0.0.1</host><port>$CH_TCP_ch2</port></replica></shard>
-  <shard><internal_replication>true</internal_replication>
-    <replica><host>127.0.0.1</host><port>$CH_TCP_ch3</port></replica></shard>
-</homeiq></remote_servers>
-<zookeeper><node><host>127.0.0.1</host><port>$ZK_PORT</port></node><session_timeout_ms>10000</session_timeout_ms></zookeeper>"
-clickhouse_start ch1 "$remote <macros><shard>01</shard><replica>ch1</replica></macros>" || bail "ch1 starts"
-clickhouse_start ch2 "$remote <macros><shard>01</shard><replica>ch2</replica></macros>" || bail "ch2 starts"
-clickhouse_start ch3 "$remote <macros><shard>02</shard><replica>ch3</replica></macros>" || bail "ch3 starts"
+clickhouse_cluster_start || bail "the ClickHouse cluster starts (shard 1 = ch1 + ch2, shard 2 = ch3)"
 
 # ---- nginx, 2 storage and 2 enrichment replicas --------------------------------
 S1=$(free_port) S2=$(free_port) E1=$(free_port) E2=$(free_port) LB_S=$(free_port) LB_E=$(free_port)

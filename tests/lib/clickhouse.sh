@@ -142,3 +142,28 @@ clickhouse_query() {
   printf '%s\n' "${out%$'\n'*}"
   [ "$code" = 200 ]
 }
+
+# clickhouse_cluster_start [CLUSTER] : the loopback cluster the cluster tests and
+# deploy/scale/run-local.sh run (one definition, so they cannot drift apart):
+# cluster CLUSTER (default homeiq) of shard 1 = ch1 + ch2 (a replica pair,
+# internal_replication) and shard 2 = ch3, every server with the same
+# remote_servers and zookeeper sections and its own macros (shard 01/02,
+# replica = its name). Needs ZooKeeper running on ZK_PORT (tests/lib/zookeeper.sh).
+# Sets CH_HTTP_ch1..3 etc. as clickhouse_start does; 1 (naming the server)
+# when one does not start.
+clickhouse_cluster_start() {
+  local c=${1:-homeiq} n
+  [ -n "${ZK_PORT:-}" ] || { echo "FAIL: clickhouse_cluster_start: ZooKeeper first (ZK_PORT unset)" >&2; return 1; }
+  for n in ch1 ch2 ch3; do clickhouse_ports "$n"; done
+  local remote="<remote_servers><$c>
+  <shard><internal_replication>true</internal_replication>
+    <replica><host>127.0.0.1</host><port>$CH_TCP_ch1</port></replica>
+    <replica><host>127.0.0.1</host><port>$CH_TCP_ch2</port></replica></shard>
+  <shard><internal_replication>true</internal_replication>
+    <replica><host>127.0.0.1</host><port>$CH_TCP_ch3</port></replica></shard>
+</$c></remote_servers>
+<zookeeper><node><host>127.0.0.1</host><port>$ZK_PORT</port></node><session_timeout_ms>10000</session_timeout_ms></zookeeper>"
+  clickhouse_start ch1 "$remote <macros><shard>01</shard><replica>ch1</replica></macros>" || { echo "FAIL: ch1" >&2; return 1; }
+  clickhouse_start ch2 "$remote <macros><shard>01</shard><replica>ch2</replica></macros>" || { echo "FAIL: ch2" >&2; return 1; }
+  clickhouse_start ch3 "$remote <macros><shard>02</shard><replica>ch3</replica></macros>" || { echo "FAIL: ch3" >&2; return 1; }
+}

@@ -6,8 +6,9 @@
 #    test (tests/e2e/test_e2e_scale_cluster.sh) start: 2 enrichment + 2 storage
 #    replicas behind one nginx (deploy/scale/nginx.conf, every placeholder filled
 #    in), storage on the ClickHouse cluster "homeiq" with the same shards and
-#    replicas (2 + 1) as run-local.sh's, ZooKeeper, each server's macros naming
-#    its shard and replica;
+#    replicas (2 + 1) as run-local.sh's (clickhouse_cluster_start in
+#    tests/lib/clickhouse.sh, which the cluster tests use too), ZooKeeper, each
+#    server's macros naming its shard and replica;
 #  - every variable it sets for a HomeIQ service is one the binary documents.
 # The native layout itself runs in run_scale_local (run-local.sh --check).
 . "$(dirname "$0")/../lib/common.sh"
@@ -21,7 +22,7 @@ python3 -c 'import yaml' 2>/dev/null || skip "python3's yaml module missing (pyt
 check_eq "docker-compose config accepts docker-compose.scale.yml" 0 $?
 cat "$TEST_TMP/config.err"
 
-python3 - "$TEST_TMP/scale.yml" "$D/scale/nginx.conf" "$D/scale/run-local.sh" "$D/scale/clickhouse" \
+python3 - "$TEST_TMP/scale.yml" "$D/scale/nginx.conf" "$ROOT/tests/lib/clickhouse.sh" "$D/scale/clickhouse" \
   >"$TEST_TMP/structure.txt" 2>&1 <<'PY'
 import re, sys, yaml, xml.etree.ElementTree as ET
 compose, nginx_conf, run_local, ch_dir = sys.argv[1:5]
@@ -58,9 +59,9 @@ for tier, port in (("ENRICHMENT", 8002), ("STORAGE", 8004)):
 def shape_xml(root): return [len(s.findall("replica")) for s in root.find("remote_servers/homeiq").findall("shard")]
 cluster = ET.parse(f"{ch_dir}/cluster.xml").getroot()
 compose_shape = shape_xml(cluster)
-m = re.search(r"<remote_servers><homeiq>(.*?)</homeiq></remote_servers>", open(run_local).read(), re.S)
+m = re.search(r"<remote_servers><\$c>(.*?)</\$c></remote_servers>", open(run_local).read(), re.S)
 native_shape = [s.count("<replica>") for s in re.findall(r"<shard>(.*?)</shard>", m.group(1), re.S)] if m else None
-if compose_shape != native_shape: bad(f"shards x replicas: compose {compose_shape}, run-local.sh {native_shape}")
+if compose_shape != native_shape: bad(f"shards x replicas: compose {compose_shape}, clickhouse_cluster_start {native_shape}")
 hosts = [[r.findtext("host") for r in s.findall("replica")] for s in cluster.find("remote_servers/homeiq").findall("shard")]
 for si, shard in enumerate(hosts, 1):
     for h in shard:

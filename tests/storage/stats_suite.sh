@@ -33,7 +33,18 @@ case $BACKEND in
   influxdb) . "$here/../lib/influxd.sh"; export INFLUXDB_PING_INTERVAL_MS=200; influxd_start || bail "influxd starts" ;;
   # ClickHouse (issue 18): the known answers, re-posts and SIGKILLs on a real clickhouse-server
   # (CLICKHOUSE_STATISTICS=1); its retention is tests/storage/test_clickhouse_retention.sh
-  clickhouse) . "$here/../lib/clickhouse.sh"; clickhouse_start stats || bail "clickhouse-server starts"
+  clickhouse) . "$here/../lib/clickhouse.sh"
+              if [ -n "${STATS_CLICKHOUSE_CLUSTER:-}" ]; then
+                # the same suite on the loopback cluster (ZooKeeper; shard 1 = ch1 + ch2, shard 2 = ch3):
+                # statistics tables ON CLUSTER, rows sharded by home + entity, read through Distributed
+                . "$here/../lib/zookeeper.sh"
+                zookeeper_start || bail "zookeeper starts"
+                clickhouse_cluster_start || bail "the ClickHouse cluster starts"
+                export CLICKHOUSE_CLUSTER=homeiq CLICKHOUSE_URL=http://127.0.0.1:$CH_HTTP_ch1
+                echo "# on the cluster homeiq (2 shards, 2 + 1 replicas)"
+              else
+                clickhouse_start stats || bail "clickhouse-server starts"
+              fi
               export CLICKHOUSE_STATISTICS=1 CLICKHOUSE_PING_INTERVAL_MS=200 ;;
   *) bail "unknown backend $BACKEND" ;;
 esac
@@ -149,6 +160,18 @@ if [ -n "$CTL" ]; then
   check "... and says which parameter" grep -q "period" "$TEST_TMP/ctl.err"
 fi
 check "stop: exit 0" stop_pid "$SPID"
+if [ -n "${STATS_CLICKHOUSE_CLUSTER:-}" ]; then
+  # the known answers above were read through the Distributed table: its rows are on both shards,
+  # every entity's on one shard only, and the replica pair holds the same rows
+  rows() { clickhouse_query "$1" "SELECT $2 FROM homeiq_data.statistics_local FORMAT TSV"; }
+  R1=$(rows ch1 'count()') R2=$(rows ch2 'count()') R3=$(rows ch3 'count()')
+  check_eq "cluster: the merged count = shard 1 + shard 2 (rows on both shards: $R1 + $R3)" \
+    "$(clickhouse_query ch1 'SELECT count() FROM homeiq_data.statistics FORMAT TSV') yes" "$((R1 + R3)) $([ "$R1" -gt 0 ] && [ "$R3" -gt 0 ] && echo yes)"
+  check_eq "cluster: no entity on both shards" "" \
+    "$(comm -12 <(rows ch1 'DISTINCT entity_id' | sort) <(rows ch3 'DISTINCT entity_id' | sort))"
+  for i in $(seq 1 100); do R2=$(rows ch2 'count()'); [ "$R2" = "$R1" ] && break; sleep 0.2; done
+  check_eq "cluster: ch2 (shard 1's replica) holds shard 1's rows" "$R1" "$R2"
+fi
 
 # ---- the same series in time order: the live case (running state per entity) --
 jq -c 'sort_by(.time_fired | sub("\\.[0-9]+Z$"; "Z") | fromdate)' "$TEST_TMP/records.json" >"$TEST_TMP/sorted.json"

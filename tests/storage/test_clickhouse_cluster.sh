@@ -20,18 +20,7 @@ BATCH=500
 jqe() { jq -e "$@" >/dev/null; }
 
 zookeeper_start || bail "zookeeper starts"
-for n in ch1 ch2 ch3; do clickhouse_ports "$n"; done
-remote="<remote_servers><homeiq>
-  <shard><internal_replication>true</internal_replication>
-    <replica><host>127.0.0.1</host><port>$CH_TCP_ch1</port></replica>
-    <replica><host>127.0.0.1</host><port>$CH_TCP_ch2</port></replica></shard>
-  <shard><internal_replication>true</internal_replication>
-    <replica><host>127.0.0.1</host><port>$CH_TCP_ch3</port></replica></shard>
-</homeiq></remote_servers>
-<zookeeper><node><host>127.0.0.1</host><port>$ZK_PORT</port></node><session_timeout_ms>10000</session_timeout_ms></zookeeper>"
-clickhouse_start ch1 "$remote <macros><shard>01</shard><replica>ch1</replica></macros>" || bail "ch1 starts"
-clickhouse_start ch2 "$remote <macros><shard>01</shard><replica>ch2</replica></macros>" || bail "ch2 starts"
-clickhouse_start ch3 "$remote <macros><shard>02</shard><replica>ch3</replica></macros>" || bail "ch3 starts"
+clickhouse_cluster_start || bail "the ClickHouse cluster starts (shard 1 = ch1 + ch2, shard 2 = ch3)"
 check_eq "the cluster has 3 hosts in 2 shards" "3 2" \
   "$(clickhouse_query ch1 "SELECT count(), uniqExact(shard_num) FROM system.clusters WHERE cluster = 'homeiq' FORMAT TSV" | tr '\t' ' ')"
 
