@@ -7,8 +7,10 @@
  *    not per event).
  *  - one transaction per batch, events and dead letters together: a batch is
  *    either committed whole (answer 200) or not at all (answer 503, retry).
- *  - UNIQUE event_id + INSERT OR IGNORE: a retried batch stores nothing twice,
- *    and changes()==0 tells us which events were duplicates.
+ *  - UNIQUE(time_us, event_id) + INSERT OR IGNORE: a retried batch stores nothing
+ *    twice, and changes()==0 tells us which events were duplicates. The identity
+ *    determines the time, so this is exactly UNIQUE(event_id), but time-ordered:
+ *    live inserts append (store_sqlite_identity.h).
  *  - the record is kept as its exact JSON text; the columns beside it exist
  *    only to filter and order (time in microseconds, entity, domain, type).
  *  - PRAGMA user_version + an ordered list of migrations: a newer binary
@@ -64,6 +66,7 @@ typedef struct store_sqlite {
 #include "store_sqlite_model.h"
 #include "store_sqlite_read.h"
 #include "store_sqlite_registry.h"
+#include "store_sqlite_identity.h"
 
 /* Each entry upgrades the schema by one version, in one transaction. */
 static const char *const store_sqlite_migrations[] = {
@@ -106,6 +109,11 @@ static const char *const store_sqlite_migrations[] = {
     /* 6 (local number, issue 11; the lead renumbers at merge): registry context columns,
      * event_labels, the registry table (store_sqlite_registry.h). */
     STORE_SQLITE_REGISTRY_MIGRATION,
+    /* 7 (local number, issue 15; the lead renumbers at merge): the identity index by time,
+     * UNIQUE(time_us, event_id) instead of UNIQUE(event_id) -- a rebuild of events, not SQL
+     * (store_sqlite_identity.h). Keep it after every migration that adds columns to events
+     * or not: it copies whatever columns events has. */
+    STORE_SQLITE_IDENTITY_MIGRATION,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
@@ -182,7 +190,9 @@ static int store_sqlite_migrate(store_sqlite *s) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d;", v + 1);
         if (store_sqlite_exec(s, "BEGIN IMMEDIATE") != 0) return -1;
-        if (store_sqlite_exec(s, store_sqlite_migrations[v]) != 0 || store_sqlite_exec(s, sql) != 0) {
+        const char *m = store_sqlite_migrations[v];
+        int failed = strcmp(m, STORE_SQLITE_IDENTITY_MIGRATION) == 0 ? sqi_migrate(s->db) : store_sqlite_exec(s, m);
+        if (failed || store_sqlite_exec(s, sql) != 0) {
             store_sqlite_exec(s, "ROLLBACK");
             return -1;
         }
