@@ -17,13 +17,15 @@
  *    upgrades an older file in place; an older binary refuses a newer file.
  *  - statements are prepared once (queries: one per filter combination).
  *  - a 16 MiB page cache (SQLite's default is 2 MiB): each batch inserts into
- *    five indexes, the event_id one at random places; with the default cache
- *    those pages are read back from disk on every batch (a third of the
- *    process' system time in a 40,000-event burst). The cache is given back
- *    when the store goes idle (store_sqlite_idle), so it costs only while
- *    writing.
+ *    eleven indexes, several at one place per entity/device/area; with the
+ *    default cache those pages are read back from disk on every batch (a third
+ *    of the process' system time in a 40,000-event burst, when the event_id
+ *    index was still random-keyed). The cache is given back when the store
+ *    goes idle (store_sqlite_idle), so it costs only while writing.
  *  - wal_autocheckpoint=8000 pages (32 MiB; default 1000): a 1,000-event
- *    batch appends ~750 WAL frames (the random-keyed event_id index), so the
+ *    batch dirties hundreds of pages (the records' own text alone fills ~340;
+ *    make bench-storage: 1,161 pages written per 1,000 events, WAL and
+ *    checkpoints together, 1,431 with the random-keyed event_id index), so the
  *    default checkpointed -- and fsynced the database -- almost every batch.
  *    Fewer, larger checkpoints write each hot index page once per checkpoint
  *    instead of once per batch (40,000-event burst: fdatasync 93 -> ~50,
