@@ -18,8 +18,9 @@
  * columns earlier migrations, this branch's or another's, added) without that UNIQUE,
  * every row copied in id order (ids kept: event_labels refers to them), the old table
  * dropped, the new one renamed, and every index and trigger events had re-created from
- * its own SQL, plus events_identity. Cost: one copy of the events table (time and
- * free disk about the size of events.db, once, at the first start of the new binary).
+ * its own SQL, plus events_identity. Cost, once, at the first start of the new binary:
+ * one copy of the events table (free disk about twice events.db: the copy and the WAL
+ * holding it; 40,000 events / 67 MB: 1.85 s CPU, disk-bound wall time).
  *
  * Ownership: none; functions work on the caller's connection. */
 #ifndef HOMEIQ_STORE_SQLITE_IDENTITY_H
