@@ -48,7 +48,7 @@ make_corpus() {
   ps=$(free_port); pi=$(free_port); pe=$(free_port); pt=$(free_port)
   start_bg corpus-sim env SIMULATOR_PORT=$ps "$SIM" --rate 1000000 --count "$COUNT" --seed 42
   local sim=$LAST_PID
-  wait_http "http://127.0.0.1:$ps/health" 10
+  wait_http "http://127.0.0.1:$ps/health" 30 || { echo "corpus: the simulator did not start" >&2; exit 1; }
   start_bg corpus-sto env DATA_DIR="$dir/sto" DATA_STORAGE_PORT=$pt "${BINS[0]}"
   local sto=$LAST_PID
   start_bg corpus-enr env ENRICHMENT_PIPELINE_PORT=$pe DATA_STORAGE_URL="http://127.0.0.1:$pt" "$ENR"
@@ -56,9 +56,13 @@ make_corpus() {
   start_bg corpus-ing env WEBSOCKET_INGESTION_PORT=$pi DATA_DIR="$dir/ing" ENRICHMENT_PIPELINE_URL="http://127.0.0.1:$pe" \
     HOME_ASSISTANT_URL="http://127.0.0.1:$ps" HOME_ASSISTANT_TOKEN=homeiq-simulator-token "$ING"
   local ing=$LAST_PID
+  for p in $pt $pe $pi; do
+    wait_healthy "http://127.0.0.1:$p/health" 60 || { echo "corpus: a service on :$p did not get healthy" >&2; exit 1; }
+  done
   local got=0 start=$SECONDS
   while (( SECONDS - start < COUNT / 100 + 120 )); do
-    got=$(metric "http://127.0.0.1:$pt" homeiq_storage_events_stored_total); got=${got%.*}
+    got=$(metric "http://127.0.0.1:$pt" homeiq_storage_events_stored_total) || got=0
+    got=${got%.*}
     [ "$got" -ge "$COUNT" ] && break
     sleep 0.5
   done
@@ -97,7 +101,7 @@ for round in $(seq "$ROUNDS"); do
     port=$(free_port)
     start_bg "sto-$n" env DATA_DIR="$TEST_TMP/run-$n" DATA_STORAGE_PORT=$port "$bin"
     pid=$LAST_PID
-    wait_healthy "http://127.0.0.1:$port/health" 30
+    wait_healthy "http://127.0.0.1:$port/health" 60 || { echo "$bin did not get healthy" >&2; exit 1; }
     perf_pid=
     if [ "${PERF:-0}" = 1 ] && [ "$round" = 1 ]; then
       perf record ${PERF_ARGS:--g} -o "$PWD/perf-$n.data" -p "$pid" 2>/dev/null >/dev/null & perf_pid=$!
@@ -114,9 +118,8 @@ for round in $(seq "$ROUNDS"); do
     codes2=$(post_all "$port")
     t3=$(date +%s.%N); c3=$(cpu_ticks "$pid")
     stored2=$(metric "http://127.0.0.1:$port" homeiq_storage_events_stored_total)
-    wal=$(stat -c %s "$TEST_TMP/run-$n/events.db-wal" 2>/dev/null || echo 0)
-    db=$(stat -c %s "$TEST_TMP/run-$n/events.db")
     stop_pid "$pid"
+    db=$(stat -c %s "$TEST_TMP/run-$n/events.db")   # after the close's checkpoint
     awk -v bin="$bin" -v nev="$nev" -v nf="$nfiles" -v c0="$c0" -v c1="$c1" -v c2="$c2" -v c3="$c3" -v tck="$TCK" \
       -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3" -v st="$stored" -v st2="$stored2" -v codes="$codes" \
       -v codes2="$codes2" -v db="$db" -v w="$((w1 - w0))" -v wc="$((f1 - f0))" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
