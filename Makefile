@@ -11,6 +11,7 @@
 #   make bench-whitespace  compact vs spaced JSON: enrichment's CPU per event both ways (issue 15)
 #   make bench-storage  data-storage alone on SQLite: the burst's records, CPU us/event, bytes written
 #                (BINS="old new" compares two binaries back to back; issue 15)
+#   make bench-cpu  CPU µs/event per service in the SQLite burst (bench/cpu_per_event.sh [OLD_BUILD NEW_BUILD])
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -19,7 +20,7 @@ CTEST_ARGS ?= --timeout 900
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page bench-scale bench-influx-first bench-whitespace bench-storage clean fuzz
+.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page bench-scale bench-influx-first bench-whitespace bench-storage bench-cpu clean fuzz
 
 all: build
 
@@ -71,6 +72,9 @@ bench-whitespace: deps build
 
 bench-storage: deps build
 	@bench/storage_burst.sh $(BINS)
+
+bench-cpu: deps build
+	@bench/cpu_per_event.sh
 
 bench: deps
 	@scripts/install-deps --bench

@@ -18,6 +18,12 @@
 #     rather than over 30 days: the write path's duplicate check asks one
 #     SELECT per event lying more than 1 s from its neighbours, so a sparse
 #     5,000-event history batch took ~33 s here (1M: ~2 h).
+#     BENCH_PAGE_INFLUXD_DIR=dir (kept, outside the repo): influxd's data dir;
+#     the events are written straight into influxd as data-storage writes
+#     them, with their feed points and the entity summary
+#     (bench/gen_influx_events.py: resumable, a complete store is reused as
+#     is; N, entities and the time span are fixed in dir/gen-args by the first
+#     run). BENCH_PAGE_GEN=0 measures what the dir holds without generating.
 # Use: make bench-page, or bench/page_ready.sh (BUILD=build). Results printed
 # and written to bench/results/page-<backend>-<time>.json.
 set -uo pipefail
@@ -41,7 +47,22 @@ if [ "$BACKEND" = sqlite ] && [ ! -s "$DATA_DIR/events.db" ]; then
   GEN_S=$(echo "$(date +%s.%N) - $t0" | bc)
   say "generated in $GEN_S s"
 fi
-if [ "$BACKEND" = influxdb ]; then
+if [ "$BACKEND" = influxdb ] && [ -n "${BENCH_PAGE_INFLUXD_DIR:-}" ]; then
+  export INFLUXD_KEEP_DIR=$BENCH_PAGE_INFLUXD_DIR
+  mkdir -p "$INFLUXD_KEEP_DIR" || exit 1
+  # the generated events are a function of these: fixed by the first run, so a later one resumes or reuses
+  [ -s "$INFLUXD_KEEP_DIR/gen-args" ] || echo "$N $NENT $(date +%s)" >"$INFLUXD_KEEP_DIR/gen-args"
+  read -r N NENT GEN_NOW <"$INFLUXD_KEEP_DIR/gen-args"
+  influxd_start 300 || exit 1
+  if [ "${BENCH_PAGE_GEN:-1}" = 1 ]; then   # BENCH_PAGE_GEN=0: measure what is stored, generate nothing
+    say "generating $N events over $NENT entities straight into influxd ($INFLUXD_KEEP_DIR; resumes, or reuses a complete store)"
+    t0=$(date +%s.%N)
+    /usr/bin/python3 "$ROOT/bench/gen_influx_events.py" "$INFLUXDB_URL" "$INFLUXDB_DATABASE" "$N" "$NENT" "$GEN_NOW" || exit 1
+    GEN_S=$(echo "$(date +%s.%N) - $t0" | bc)
+    say "generation step took $GEN_S s"
+  fi
+  influxd_start() { :; }   # house_start would start another: keep this one and its data
+elif [ "$BACKEND" = influxdb ]; then
   influxd_start || exit 1
   house_start_storage; wait_healthy "$DATA_STORAGE_URL/health" 30 || exit 1
   say "posting $N events over $NENT entities to data-storage on influxd"

@@ -55,11 +55,25 @@ long delivery_backoff_ms(int failures, long min_ms, long max_ms) {
     return d > 0 ? d : 1;
 }
 
+/* FNV-1a over 8-byte words in four independent lanes (one multiply per 8 bytes, four
+ * in flight), then the tail bytewise: a byte-at-a-time FNV cost ingestion 5 % of its CPU
+ * per event (issue 15). Only ever compared with itself, within one process. */
 uint64_t delivery_body_digest(const void *body, size_t len) {
     const unsigned char *u = body;
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) h = (h ^ u[i]) * 1099511628211ull;
-    return h;
+    const uint64_t prime = 1099511628211ull;
+    uint64_t h[4] = {1469598103934665603ull, 0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full, 0x165667b19e3779f9ull};
+    size_t i = 0;
+    for (; i + 32 <= len; i += 32) {
+        for (int k = 0; k < 4; k++) {
+            uint64_t w;
+            memcpy(&w, u + i + 8 * k, 8);
+            h[k] = (h[k] ^ w) * prime;
+        }
+    }
+    uint64_t r = h[0];
+    for (int k = 1; k < 4; k++) r = (r ^ h[k] ^ (h[k] >> 29)) * prime;
+    for (; i < len; i++) r = (r ^ u[i]) * prime;
+    return (r ^ (r >> 32) ^ len) * prime;
 }
 
 static delivery_cut_slot *delivery_cut_find(delivery_cuts *t, uint64_t digest, size_t len) {

@@ -84,7 +84,7 @@ typedef struct delivery_cuts {
     unsigned next;              /* slot to reuse when none is free */
 } delivery_cuts;
 
-/* A 64-bit digest of a body (FNV-1a), to recognise the same bytes again. */
+/* A 64-bit digest of a body (FNV-1a over words), to recognise the same bytes again. */
 uint64_t delivery_body_digest(const void *body, size_t len);
 
 /* A SUSPECT answer for this body: counts a strike when peer_healthy, and

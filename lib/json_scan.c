@@ -9,6 +9,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define JSCAN_KEYS 256
 #define JSCAN_STRICT_BIT 0x80000000u /* internal: jscan_top runs in strict mode */
@@ -26,16 +29,23 @@ typedef struct jscan {
     int strict;                /* refuse what jansson cannot represent (jscan_strict) */
     int in_key;                /* scanning a key (strict: \u0000 refused there) */
     const char *why;           /* strict: why the text was refused */
+    const jscan_hooks *hk;     /* jscan_strict_objects: members of each object and of its nest_key member */
+    size_t nest_klen;
 } jscan;
 
 static int jscan_value(jscan *s, int depth);
 
-static void jscan_ws(jscan *s) {
+static inline __attribute__((always_inline)) void jscan_ws_run(jscan *s) {
     const char *p = s->p, *end = s->end;
-    if (p >= end || (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')) return; /* compact JSON */
     while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
     s->p = p;
     s->notes |= s->want & JSCAN_NOTE_WS;
+}
+
+/* Called between every two tokens: the compact case (no whitespace) inline. */
+static inline __attribute__((always_inline)) void jscan_ws(jscan *s) {
+    if (s->p < s->end && (unsigned char)*s->p <= ' ' && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        jscan_ws_run(s);
 }
 
 static int jscan_hex(char c) {
@@ -129,14 +139,47 @@ static const unsigned char jscan_plain[256] = {
     [0x20] = 1, [0x21] = 1, [0x23 ... 0x5B] = 1, [0x5D ... 0x7F] = 1,
 };
 
+#if defined(__SSE2__)
+/* How many of the 16 bytes at p are plain (jscan_plain) before the first that
+ * is not: '"', '\\', a control byte (< 0x20) or a UTF-8 byte (>= 0x80, negative
+ * as a signed byte); 16 when all are. x86-64 always has SSE2. */
+static inline unsigned jscan_plain16(const unsigned char *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                                _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    unsigned m = (unsigned)_mm_movemask_epi8(stop);
+    return m ? (unsigned)__builtin_ctz(m) : 16u;
+}
+
+/* Where the first '"' or '\\' is among the 16 bytes at p; 16 when neither is. */
+static inline unsigned jscan_quote16(const char *p) {
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    unsigned m = (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    return m ? (unsigned)__builtin_ctz(m) : 16u;
+}
+#endif
+
 /* The hot loop: plain runs with the position in a register (s->p may alias
  * the text, so the compiler cannot keep it there itself). */
 static int jscan_string(jscan *s) {
     const unsigned char *p = (const unsigned char *)s->p + 1, *end = (const unsigned char *)s->end;
     for (;;) {
+#if defined(__SSE2__)
+        for (;;) { /* 16 bytes at a time while none ends the run */
+            if (end - p < 16) {
+                while (p < end && jscan_plain[*p]) p++;
+                break;
+            }
+            unsigned k = jscan_plain16(p);
+            p += k;
+            if (k < 16) break;
+        }
+#else
         while (end - p >= 4 && jscan_plain[p[0]] && jscan_plain[p[1]] && jscan_plain[p[2]] && jscan_plain[p[3]])
             p += 4;
         while (p < end && jscan_plain[*p]) p++;
+#endif
         s->p = (const char *)p;
         if (p >= end) return -1;
         unsigned char c = *p;
@@ -263,8 +306,25 @@ static int jscan_literal(jscan *s, const char *lit) {
 
 /* The end of the string at p ('"') in validated text: the next quote not
  * escaped by an odd run of backslashes. */
-static const char *jscan_skip_string(const char *p, const char *end) {
+static inline __attribute__((always_inline)) const char *jscan_skip_string(const char *p, const char *end) {
     p++;
+#if defined(__SSE2__)
+    /* 16 bytes at a time to the next '"' or '\\' (memchr per string cost more
+     * in its calls than in its scanning: most strings are short); an escape
+     * skips the byte after it */
+    while (end - p >= 16) {
+        unsigned k = jscan_quote16(p);
+        p += k;
+        if (k == 16) continue;
+        if (*p == '"') return p + 1;
+        p += 2;
+    }
+    while (p < end) {
+        if (*p == '"') return p + 1;
+        p += *p == '\\' ? 2 : 1;
+    }
+    return end;
+#else
     for (;;) {
         const char *q = memchr(p, '"', (size_t)(end - p));
         if (!q) return end;
@@ -273,6 +333,7 @@ static const char *jscan_skip_string(const char *p, const char *end) {
         if (bs % 2 == 0) return q + 1;
         p = q + 1;
     }
+#endif
 }
 
 /* Moves past the value at s->p in validated text without checking it. */
@@ -329,7 +390,12 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
             jscan_ws(s);
         }
         const char *v = s->p;
-        if (s->trusted) {
+        if (s->hk && is_obj && mfn == s->hk->obj_fn && s->hk->nest_fn && klen == s->nest_klen && s->p < s->end &&
+            *s->p == '{' && memcmp(key, s->hk->nest_key, klen) == 0) {
+            if (jscan_container(s, depth + 1, s->hk->nest_fn, NULL, s->hk->arg) != 0) return -1;
+        } else if (s->hk && !is_obj && efn && efn == s->hk->end_fn && s->p < s->end && *s->p == '{') {
+            if (jscan_container(s, depth + 1, s->hk->obj_fn, NULL, s->hk->arg) != 0) return -1;
+        } else if (s->trusted) {
             jscan_ws(s);
             v = s->p;
             if (v >= s->end) return -1;
@@ -372,7 +438,7 @@ static int jscan_value(jscan *s, int depth) {
 }
 
 static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, jscan_elem_fn efn, void *arg,
-                     size_t *err_pos, unsigned notes_wanted, unsigned *notes) {
+                     size_t *err_pos, unsigned notes_wanted, unsigned *notes, const jscan_hooks *hk) {
     jscan s;
     int rc;
     s.p = s.start = p;
@@ -385,6 +451,8 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
     s.strict = notes_wanted & JSCAN_STRICT_BIT ? 1 : 0;
     s.in_key = 0;
     s.why = NULL;
+    s.hk = hk;
+    s.nest_klen = hk && hk->nest_key ? strlen(hk->nest_key) : 0;
     notes_wanted &= ~JSCAN_STRICT_BIT;
     sbuf_init(&s.tmp);
     jscan_ws(&s);
@@ -408,15 +476,15 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
 }
 
 int jscan_validate(const char *p, size_t len, size_t *err_pos) {
-    return jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, 0, NULL);
+    return jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, 0, NULL, NULL);
 }
 
 int jscan_object(const char *p, size_t len, jscan_member_fn fn, void *arg) {
-    return jscan_top(p, len, '{', fn, NULL, arg, NULL, 0, NULL);
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, 0, NULL, NULL);
 }
 
 int jscan_array(const char *p, size_t len, jscan_elem_fn fn, void *arg) {
-    return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL);
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL, NULL);
 }
 
 /* The trusted walk of one object or array (`open`): no notes, no checks
@@ -432,6 +500,8 @@ static int jscan_trusted(const char *p, size_t len, char open, jscan_member_fn m
     s.trusted = 1;
     s.strict = s.in_key = 0;
     s.why = NULL;
+    s.hk = NULL;
+    s.nest_klen = 0;
     jscan_ws(&s);
     if (s.p >= s.end || *s.p != open) return -1;
     return jscan_container(&s, 0, mfn, efn, arg);
@@ -442,20 +512,36 @@ int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *ar
 }
 
 int jscan_check(const char *p, size_t len, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, notes);
+    return jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, notes, NULL);
 }
 
 int jscan_object_notes(const char *p, size_t len, jscan_member_fn fn, void *arg, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, '{', fn, NULL, arg, NULL, want, notes);
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, want, notes, NULL);
 }
 
 int jscan_array_notes(const char *p, size_t len, jscan_elem_fn fn, void *arg, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes);
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes, NULL);
 }
 
 int jscan_strict(const char *p, size_t len, size_t *err_pos, const char **why) {
     jscan_last_why = NULL;
-    int rc = jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, JSCAN_STRICT_BIT, NULL);
+    int rc = jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, JSCAN_STRICT_BIT, NULL, NULL);
+    if (why) *why = rc ? jscan_last_why : NULL;
+    return rc;
+}
+
+const char *jscan_string_end(const char *p, const char *end) { return jscan_skip_string(p, end); }
+
+int jscan_strict_objects(const char *p, size_t len, const jscan_hooks *h, size_t *err_pos, const char **why) {
+    char first = jscan_first(p, len);
+    int rc;
+    jscan_last_why = NULL;
+    if (first == '[') {
+        rc = jscan_top(p, len, '[', NULL, h->end_fn, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h);
+    } else {
+        rc = jscan_top(p, len, '{', h->obj_fn, NULL, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h);
+        if (rc == 0 && h->end_fn) h->end_fn(p, len, h->arg);
+    }
     if (why) *why = rc ? jscan_last_why : NULL;
     return rc;
 }

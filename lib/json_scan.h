@@ -71,6 +71,23 @@ int jscan_array_notes(const char *p, size_t len, jscan_elem_fn fn, void *arg, un
  * static string; either may be NULL). */
 int jscan_strict(const char *p, size_t len, size_t *err_pos, const char **why);
 
+/* jscan_strict for one object or an array of objects (a WebSocket frame of HA
+ * messages, coalesced or not), reporting in the same single pass: the members
+ * of each object (obj_fn), the members of each object's member named nest_key
+ * when that is an object (nest_fn: they come before obj_fn reports that
+ * member), and each object or array element once it ended (end_fn, its span;
+ * for a lone object the whole text). Callbacks' return values are ignored.
+ * 0, or -1 with *err_pos and *why like jscan_strict; by then callbacks may
+ * have run for what came before the problem (collect, act after success).
+ * websocket-ingestion reads each event with it once (issue 15). */
+typedef struct jscan_hooks {
+    jscan_member_fn obj_fn, nest_fn;
+    jscan_elem_fn end_fn;
+    const char *nest_key;
+    void *arg;
+} jscan_hooks;
+int jscan_strict_objects(const char *p, size_t len, const jscan_hooks *h, size_t *err_pos, const char **why);
+
 /* jscan_object for text that one of the calls above already validated (a
  * member's span, say): nested values are skipped, not checked, which makes
  * finding a few members of a large object cheap. Invalid text gives garbage
@@ -91,6 +108,10 @@ void jscan_canonical(struct sbuf *out, const char *p, size_t len);
 /* The decoded bytes of a validated string value (p..p+len spans it, quotes
  * included), appended to out. */
 void jscan_string_decode(struct sbuf *out, const char *p, size_t len);
+
+/* Just past the end of the string starting at p ('"') in validated text (an
+ * escaped quote does not end it); end when it does not end before. */
+const char *jscan_string_end(const char *p, const char *end);
 
 /* The first non-whitespace byte of p, or '\0' when there is none. */
 char jscan_first(const char *p, size_t len);

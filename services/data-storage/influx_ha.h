@@ -34,7 +34,7 @@ typedef enum {
 int influx_ha_open(influx_ha **out);
 void influx_ha_free(influx_ha *h);
 /* 1 when the item is a state_changed event written as HA's point (not kept
- * in HomeIQ's measurement, so not part of its duplicate check). */
+ * in HomeIQ's measurement: its identity point, influx_ids.h, is). */
 int influx_ha_owns(const influx_ha *h, const store_item *it);
 influx_ha_result influx_ha_line(influx_ha *h, store_batch *b, store_item *it, sbuf *body);
 /* 0 when GET /api/v1/events with this filter can be answered from HomeIQ's

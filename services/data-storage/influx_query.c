@@ -24,6 +24,7 @@
  * Every read is a chain of /query requests on the loop (iq_req). */
 #include "influx_query.h"
 #include "influx_answer.h"
+#include "influx_ids.h"
 #include "influx_summary.h"
 #include "influx_time.h"
 #include "json_text.h"
@@ -40,10 +41,9 @@
 #define IQ_EVENTS "home_assistant_events"
 #define IQ_DEAD "homeiq_dead_letters"
 #define IQ_STMTS_PER_REQUEST 200
-#define IQ_HA_WHY                                                                                                   \
-    "INFLUXDB_SCHEMA=homeassistant stores state_changed events as Home Assistant's points (one measurement per "   \
-    "unit, no HomeIQ record, no commit-order index), which this read needs; use INFLUXDB_SCHEMA=homeiq for the "   \
-    "dashboard, or read HA's points with InfluxQL/Grafana"
+/* Where every stored HomeIQ record is: on the homeassistant schema a
+ * state_changed event's record is in its identity point (influx_ids.h). */
+#define IQ_RECORDS_FROM(r) ((r)->ha_schema ? INFLUX_IDS_FROM_HA : INFLUX_IDS_FROM_HOMEIQ)
 
 #define IQ_CATCHUP_PAGE 5000          /* feed rows re-applied per request when restoring */
 #define IQ_SNAPSHOT_REBASE_S 3600     /* a new snapshot time every hour: a retention policy never drops it */
@@ -201,7 +201,7 @@ void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc) {
     r->settled = r->feed_last; /* batches run one at a time: everything given out so far is finished */
     r->settle_ns = service_now_us() * 1000;
     if (rc == 0 && r->feed_last > r->head) r->head = r->feed_last; /* acknowledged: visible to the feed */
-    if (r->ha_schema || r->restoring || r->cache_state == 1) return; /* the restore re-applies it from the feed */
+    if (r->restoring || r->cache_state == 1) return; /* the restore re-applies it from the feed */
     if (r->cache_state == 2 && !r->stale && rc == 0 && r->tot.seq == prev) {
         for (size_t i = 0; i < b->nitems; i++) {
             const store_item *it = &b->items[i];
@@ -302,6 +302,7 @@ struct iq_req {
     size_t nhs, caphs;
     int has_state;
     char fail[200];             /* why a failed entity-list build failed: its waiting reads say it too */
+    json_t *per_domain;         /* stats from InfluxDB: domain -> count, summed over the FROM list's measurements */
 };
 
 static void iq_feed_rows_free(iq_req *q) {
@@ -337,6 +338,7 @@ static void iq_free(iq_req *q) {
     free(q->hs);
     free(q->seg.state);
     free(q->per_second);
+    json_decref(q->per_domain);
     free(q->entity_id);
     free(q->domain);
     free(q->event_type);
@@ -367,15 +369,9 @@ static iq_req *iq_new_any(influx_reads *r, store_read_cb cb, void *arg) {
     return q;
 }
 
-/* A read of the homeiq schema (501 on homeassistant). */
-static iq_req *iq_new_r(influx_reads *r, store_read_cb cb, void *arg) {
-    iq_req *q = iq_new_any(r, cb, arg);
-    if (q && r->ha_schema) {
-        iq_finish(q, STORE_QUERY_UNSUPPORTED, IQ_HA_WHY);
-        return NULL;
-    }
-    return q;
-}
+/* A read of HomeIQ's records (feed, entities, stats): on either schema, since
+ * the homeassistant schema keeps each HA point's record in its identity point. */
+static iq_req *iq_new_r(influx_reads *r, store_read_cb cb, void *arg) { return iq_new_any(r, cb, arg); }
 
 static iq_req *iq_new(store *s, store_read_cb cb, void *arg) { return iq_new_r(store_influx_reads(s), cb, arg); }
 
@@ -576,8 +572,8 @@ static void iq_feed_fetch(iq_req *q) {
     for (size_t k = 0; k < IQ_STMTS_PER_REQUEST && q->range_next < q->nranges; k++, q->range_next++) {
         const influx_us_range *rg = &q->ranges[q->range_next];
         int first = 0;
-        sbuf_printf(&sql, "%sSELECT record, event_id, stored_at FROM \"%s\" WHERE time >= %lld AND time <= %lld",
-                    k ? ";" : "", IQ_EVENTS, (long long)rg->lo * 1000, (long long)rg->hi * 1000 + 999);
+        sbuf_printf(&sql, "%sSELECT record, event_id, stored_at FROM %s WHERE time >= %lld AND time <= %lld",
+                    k ? ";" : "", IQ_RECORDS_FROM(q->r), (long long)rg->lo * 1000, (long long)rg->hi * 1000 + 999);
         iq_where_tag(&sql, &first, "entity_id", q->entity_id);
         iq_where_tag(&sql, &first, "domain", q->domain);
         iq_where_tag(&sql, &first, "event_type", q->event_type);
@@ -945,7 +941,9 @@ static void iq_restore_snapshot(iq_req *q) {
          * earlier version) scan every event once. The probe is trusted only
          * when it was asked before this process wrote anything. */
         int none_before = q->probe_trusted ? !q->pre_found : r->pre_events == 0;
-        if (!none_before) {
+        /* homeassistant schema: HA points written before identity points existed
+         * have no record to count; what has one has a feed point (docs/INFLUX_READS.md) */
+        if (!none_before && !r->ha_schema) {
             iq_legacy_scan(q);
             return;
         }
@@ -1358,16 +1356,15 @@ static int iq_stats_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t 
     switch (stmt + q->stmt_off) {
     case IQ_ST_SECOND: {
         int64_t i = iq_int(cols, vals, "time", NULL) / 1000000000 - q->from_s;
-        if (i >= 0 && i < q->window_s) q->per_second[i] = n;
+        if (i >= 0 && i < q->window_s) q->per_second[i] += n; /* one series per measurement read */
         return 0;
     }
-    case IQ_ST_DOMAIN: {
+    case IQ_ST_DOMAIN: { /* summed here: a domain may come once per measurement read */
         const char *d = iq_tagv(tags, "domain");
         if (n == 0) return 0;
-        if (q->meta.len && q->meta.data[q->meta.len - 1] != '{') sbuf_addc(&q->meta, ',');
-        json_text_string(&q->meta, d ? d : "", d ? strlen(d) : 0);
-        sbuf_printf(&q->meta, ":%lld", (long long)n);
-        return 0;
+        if (!q->per_domain && !(q->per_domain = json_object())) return -1;
+        json_t *have = json_object_get(q->per_domain, d ? d : "");
+        return json_object_set_new_nocheck(q->per_domain, d ? d : "", json_integer(json_integer_value(have) + n));
     }
     case IQ_ST_DISK: {
         const char *db = iq_tagv(tags, "database");
@@ -1383,6 +1380,13 @@ static void iq_stats_answer(iq_req *q) {
     if (q->disk_asked) {
         r->store_bytes = q->store_bytes;
         r->store_bytes_us = service_now_us();
+    }
+    const char *dk;
+    json_t *dv;
+    json_object_foreach(q->per_domain, dk, dv) {
+        if (q->meta.len && q->meta.data[q->meta.len - 1] != '{') sbuf_addc(&q->meta, ',');
+        json_text_string(&q->meta, dk, strlen(dk));
+        sbuf_printf(&q->meta, ":%lld", (long long)json_integer_value(dv));
     }
     sbuf_addc(&q->meta, '}'); /* closes per_domain */
     sbuf tail;
@@ -1425,9 +1429,9 @@ static void iq_stats_send(iq_req *q) {
     q->stmt_off = from_memory ? IQ_ST_DISK : 0; /* SHOW STATS alone: its statement id is 0 */
     if (!from_memory)
         sbuf_printf(&sql,
-                    "SELECT count(event_id) FROM \"%s\" WHERE time >= %lld AND time < %lld GROUP BY time(1s);"
-                    "SELECT count(event_id) FROM \"%s\" WHERE time >= %lld AND time < %lld GROUP BY domain",
-                    IQ_EVENTS, from, to, IQ_EVENTS, from, to);
+                    "SELECT count(event_id) FROM %s WHERE time >= %lld AND time < %lld GROUP BY time(1s);"
+                    "SELECT count(event_id) FROM %s WHERE time >= %lld AND time < %lld GROUP BY domain",
+                    IQ_RECORDS_FROM(r), from, to, IQ_RECORDS_FROM(r), from, to);
     if (ask_disk) {
         sbuf_adds(&sql, from_memory ? "SHOW STATS FOR 'shard'" : ";SHOW STATS FOR 'shard'");
         q->tolerate_stmt = IQ_ST_DISK - q->stmt_off; /* SHOW STATS may need admin rights: store_bytes 0 then */

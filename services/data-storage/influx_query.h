@@ -42,8 +42,8 @@ int store_influx_sql(store *s, const char *sql, httpc_done_cb cb, void *arg);
 /* store_influx.c: the store's influx_reads. */
 influx_reads *store_influx_reads(store *s);
 
-/* evb: the loop (the summary's write timer); ha_schema: INFLUXDB_SCHEMA=homeassistant (every read answers 501, why in
- * the text); db: the database (or v2 bucket) whose shards /stats sizes; io:
+/* evb: the loop (the summary's write timer); ha_schema: INFLUXDB_SCHEMA=homeassistant (records of HA points are
+ * read from their identity points, influx_ids.h; series read HA's own points); db: the database (or v2 bucket) whose shards /stats sizes; io:
  * the store's write transport (copied; its write() carries the entity summary,
  * influx_summary.h). 0/-1. */
 int influx_reads_new(struct event_base *evb, int ha_schema, const char *db, const stats_influx_io *io,
@@ -51,7 +51,8 @@ int influx_reads_new(struct event_base *evb, int ha_schema, const char *db, cons
 void influx_reads_free(influx_reads *r);
 
 /* Write-path hooks (store_influx.c). feed_line appends the feed point of an
- * event written to HomeIQ's measurement at event_ns; batch_done is called once
+ * event written to HomeIQ's measurement (or, on the homeassistant schema, as
+ * HA's point with its identity point) at event_ns; batch_done is called once
  * per batch when it ends, rc 0 when InfluxDB acknowledged it (moves the head,
  * counts it), else -1 (what it wrote, if anything, is re-read from the feed). */
 void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, uint64_t event_ns);

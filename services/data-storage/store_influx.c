@@ -7,7 +7,8 @@
  *    other batch of ours is between its query and its write.
  *  - Duplicates: InfluxDB silently overwrites an identical point, so to report
  *    them we first ask which event_ids already exist in the batch's time
- *    window, and skip those (a re-post writes nothing).
+ *    window, and skip those (a re-post writes nothing). On the homeassistant
+ *    schema an HA point's event_id is in its identity point (influx_ids.h).
  *  - Point time = time_fired in ns. time_fired has microseconds, so the three
  *    sub-microsecond digits are free: each point gets an offset derived from
  *    its event_id and bumped past any time already taken in the window, so
@@ -47,6 +48,7 @@
 #include "config.h"
 #include "httpc.h"
 #include "influx_ha.h"
+#include "influx_ids.h"
 #include "stats_influx.h"
 #include "influx_registry.h"
 #include "retention_influx.h"
@@ -295,7 +297,8 @@ static int influx_job_build(influx_job *j) {
         if (ha == INFLUX_HA_OOM) return -1;
         if (ha == INFLUX_HA_NO_LINE) continue;
         if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], j->ns[i], stored_at);
-        if (ha == INFLUX_HA_NOT_MINE && !j->s->ha) influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i]);
+        else influx_ids_line(&j->body, &b->items[i], j->ns[i], stored_at); /* HA's point: its identity (influx_ids.h) */
+        influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i]);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
     size_t nevents = j->nlines;
@@ -423,8 +426,8 @@ static int influx_job_assign(influx_job *j) {
         store_item *it = &b->items[i];
         if (it->status != STORE_ITEM_PENDING) continue;
         uint64_t key = influx_set_id_key(it->event_id);
-        /* HA points are not in HomeIQ's measurement: only repeats within the batch count */
-        int in_db = j->ids.cap && !influx_ha_owns(j->s->ha, it) ? influx_set_put(&j->ids, key, it->event_id) : 0;
+        /* an HA point's event_id is in its identity point (influx_ids.h), read by the check too */
+        int in_db = j->ids.cap ? influx_set_put(&j->ids, key, it->event_id) : 0;
         int twice = influx_set_put(&seen, key, it->event_id);
         if (in_db < 0 || twice < 0) {
             influx_set_free(&seen);
@@ -500,9 +503,8 @@ static int influx_dup_plan(influx_job *j) {
         return -1;
     }
     size_t n = 0;
-    for (size_t i = 0; i < b->nitems; i++) /* HA-schema points have no event_id to check */
-        if (b->items[i].status == STORE_ITEM_PENDING && !influx_ha_owns(j->s->ha, &b->items[i]))
-            t[n++] = b->items[i].time_us;
+    for (size_t i = 0; i < b->nitems; i++)
+        if (b->items[i].status == STORE_ITEM_PENDING) t[n++] = b->items[i].time_us;
     j->ndup = influx_dup_ranges(t, n, j->dup);
     j->dup_next = 0;
     free(t);
@@ -516,8 +518,9 @@ static int influx_dup_next(influx_job *j) {
     sbuf_init(&sql);
     for (size_t k = 0; k < INFLUX_DUP_PER_QUERY && j->dup_next < j->ndup; k++, j->dup_next++) {
         const influx_us_range *r = &j->dup[j->dup_next];
-        sbuf_printf(&sql, "%sSELECT event_id FROM \"%s\" WHERE time >= %lld AND time <= %lld", k ? ";" : "",
-                    INFLUX_MEASUREMENT, (long long)r->lo * 1000, (long long)r->hi * 1000 + 999);
+        sbuf_printf(&sql, "%sSELECT event_id FROM %s WHERE time >= %lld AND time <= %lld", k ? ";" : "",
+                    j->s->ha ? INFLUX_IDS_FROM_HA : INFLUX_IDS_FROM_HOMEIQ, (long long)r->lo * 1000,
+                    (long long)r->hi * 1000 + 999);
     }
     int rc = sbuf_failed(&sql) || influx_query_send(j->s, sql.data, 1, influx_dup_done, j) != 0 ? -1 : 0;
     sbuf_free(&sql);

@@ -122,18 +122,7 @@ static void fp_add_stripped(sbuf *o, const char *p, size_t n) {
     while (p < end) {
         char c = *p;
         if (c == '"') {
-            p++;
-            for (;;) { /* to the closing quote; an escaped one is skipped */
-                const char *q = memchr(p, '"', (size_t)(end - p));
-                if (!q) {
-                    p = end;
-                    break;
-                }
-                size_t bs = 0;
-                while (q - bs > p && q[-1 - (ptrdiff_t)bs] == '\\') bs++;
-                p = q + 1;
-                if (bs % 2 == 0) break;
-            }
+            p = jscan_string_end(p, end); /* past the closing quote; an escaped one is skipped */
         } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
             sbuf_add(o, run, (size_t)(p - run));
             while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;

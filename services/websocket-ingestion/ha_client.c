@@ -45,6 +45,10 @@ struct ha_client {
     int nhooks;
     struct { long long id; ha_result_fn cb; void *arg; } pend[HA_MAX_PENDING];
     int npend;
+
+    struct ha_msg *msgs;          /* one frame's messages, collected by its one strict scan (ha_on_text) */
+    size_t nmsgs, msgs_cap;
+    int msgs_oom, in_frame;
 };
 
 static void ha_connect(ha_client *c);
@@ -289,8 +293,9 @@ static void ha_handle_control(ha_client *c, const char *msg, size_t len) {
 }
 
 typedef struct ha_msg {
-    const char *type, *id, *event;
-    size_t tlen, idlen, elen;
+    const char *text, *type, *id, *event;
+    size_t len, tlen, idlen, elen;
+    ha_event_info ev;   /* the "event" member's members (strict scan only) */
 } ha_msg;
 
 static int ha_member_cb(const char *key, size_t klen, const char *val, size_t vlen, void *arg) {
@@ -298,6 +303,61 @@ static int ha_member_cb(const char *key, size_t klen, const char *val, size_t vl
     if (klen == 4 && !memcmp(key, "type", 4)) m->type = val, m->tlen = vlen;
     else if (klen == 2 && !memcmp(key, "id", 2)) m->id = val, m->idlen = vlen;
     else if (klen == 5 && !memcmp(key, "event", 5)) m->event = val, m->elen = vlen;
+    return 0;
+}
+
+/* ---- the one strict scan of a frame (issue 15) ------------------------------
+ * A frame (one message or a coalesced array) is validated once with
+ * jscan_strict's rules while its messages' members and their events' members
+ * are noted; the messages are handled after the whole frame passed. An event
+ * from such a frame needs no second check downstream (ha_event_info.strict).
+ * A frame that fails goes the old way (ha_handle_one per message), so what is
+ * refused, ignored or dead-lettered is exactly as before. */
+
+typedef struct ha_scan {
+    ha_client *c;
+    ha_msg cur;          /* the message being scanned */
+    ha_event_info nest;  /* members of its "event" member being scanned */
+} ha_scan;
+
+static int ha_scan_event_member(const char *key, size_t klen, const char *val, size_t vlen, void *arg) {
+    ha_event_info *e = &((ha_scan *)arg)->nest;
+    /* the first of each, as the trusted scans that read them before did */
+    if (klen == 10 && !memcmp(key, "event_type", 10)) {
+        if (!e->event_type) e->event_type = val, e->tlen = vlen;
+    } else if (klen == 4 && !memcmp(key, "data", 4)) {
+        if (!e->data) e->data = val, e->dlen = vlen;
+    } else if (klen == 10 && !memcmp(key, "time_fired", 10)) {
+        if (!e->time_fired) e->time_fired = val, e->flen = vlen;
+    }
+    return 0;
+}
+
+static int ha_scan_member(const char *key, size_t klen, const char *val, size_t vlen, void *arg) {
+    ha_scan *sc = arg;
+    ha_member_cb(key, klen, val, vlen, &sc->cur);
+    if (klen == 5 && !memcmp(key, "event", 5)) { /* the last "event" counts, with its own members */
+        sc->cur.ev = sc->nest;
+        sc->cur.ev.strict = 1;
+    }
+    memset(&sc->nest, 0, sizeof sc->nest);
+    return 0;
+}
+
+static int ha_scan_end(const char *val, size_t vlen, void *arg) {
+    ha_scan *sc = arg;
+    ha_client *c = sc->c;
+    if (c->nmsgs == c->msgs_cap) {
+        size_t cap = c->msgs_cap ? c->msgs_cap * 2 : 64;
+        struct ha_msg *n = realloc(c->msgs, cap * sizeof *n);
+        if (!n) c->msgs_oom = 1;
+        else c->msgs = n, c->msgs_cap = cap;
+    }
+    sc->cur.text = val;
+    sc->cur.len = vlen;
+    if (c->nmsgs < c->msgs_cap) c->msgs[c->nmsgs++] = sc->cur;
+    memset(&sc->cur, 0, sizeof sc->cur);
+    memset(&sc->nest, 0, sizeof sc->nest);
     return 0;
 }
 
@@ -312,15 +372,23 @@ static int ha_is_subscription(const ha_client *c, const ha_msg *m) {
     return 0;
 }
 
-/* One message (an object). Returns 1 when the connection was dropped. */
+static int ha_handle_msg(ha_client *c, const char *msg, size_t len, const ha_msg *mp);
+
+/* One message (an object), not yet scanned. Returns 1 when the connection was dropped. */
 static int ha_handle_one(ha_client *c, const char *msg, size_t len) {
-    ws_conn *ws = c->ws;
     ha_msg m = {0};
     if (jscan_object(msg, len, ha_member_cb, &m) != 0) {
         c->st.bad_messages++;
         log_warn("home assistant: a message that is not a JSON object was ignored");
         return 0;
     }
+    return ha_handle_msg(c, msg, len, &m);
+}
+
+/* One scanned message. Returns 1 when the connection was dropped. */
+static int ha_handle_msg(ha_client *c, const char *msg, size_t len, const ha_msg *mp) {
+    ws_conn *ws = c->ws;
+    ha_msg m = *mp;
     if (m.type && m.tlen == 7 && !memcmp(m.type, "\"event\"", 7) && m.event && m.elen > 0 && m.event[0] == '{') {
         if ((c->state != HA_SUBSCRIBING && c->state != HA_SUBSCRIBED) || !ha_is_subscription(c, &m)) {
             /* before subscribe_events, sub_ids are -1: "id":-1 matched them (found by tests/fuzz/fuzz_ha_message) */
@@ -329,7 +397,7 @@ static int ha_handle_one(ha_client *c, const char *msg, size_t len) {
         }
         c->st.events++;
         c->st.last_event_us = service_now_us();
-        c->on_event(m.event, m.elen, c->arg);
+        c->on_event(m.event, m.elen, &m.ev, c->arg);
         return 0;
     }
     if (c->npend > 0 && m.type && m.tlen == 8 && !memcmp(m.type, "\"result\"", 8) && m.id && m.idlen < 24) {
@@ -352,11 +420,38 @@ static int ha_handle_one(ha_client *c, const char *msg, size_t len) {
 
 static int ha_elem_cb(const char *val, size_t vlen, void *arg) { return ha_handle_one(arg, val, vlen); }
 
+/* The frame through its one strict scan, then its messages; 0, or -1 when it
+ * did not pass (nothing was handled: the caller takes the old way). */
+static int ha_on_text_strict(ha_client *c, const char *msg, size_t len) {
+    if (c->in_frame) return -1; /* not re-entered today; the old way would be right if it were */
+    ha_scan sc;
+    memset(&sc, 0, sizeof sc);
+    sc.c = c;
+    jscan_hooks h = {.obj_fn = ha_scan_member, .nest_fn = ha_scan_event_member, .end_fn = ha_scan_end,
+                     .nest_key = "event", .arg = &sc};
+    c->nmsgs = 0;
+    c->msgs_oom = 0;
+    if (jscan_strict_objects(msg, len, &h, NULL, NULL) != 0 || c->msgs_oom) return -1;
+    c->in_frame = 1;
+    for (size_t i = 0; i < c->nmsgs; i++) {
+        const ha_msg *m = &c->msgs[i];
+        if (m->len == 0 || jscan_first(m->text, m->len) != '{') { /* an array element that is no object */
+            if (ha_handle_one(c, m->text, m->len)) break;
+        } else if (ha_handle_msg(c, m->text, m->len, m)) {
+            break;
+        }
+    }
+    c->in_frame = 0;
+    c->nmsgs = 0;
+    return 0;
+}
+
 static void ha_on_text(ws_conn *ws, const char *msg, size_t len, void *arg) {
     (void)ws;
     ha_client *c = arg;
     char first = jscan_first(msg, len);
     int rc;
+    if ((first == '[' || first == '{') && ha_on_text_strict(c, msg, len) == 0) return;
     if (first == '[') rc = jscan_array(msg, len, ha_elem_cb, c);
     else rc = first == '{' ? (ha_handle_one(c, msg, len), 0) : -1;
     if (rc != 0 && c->ws) {
@@ -522,5 +617,6 @@ void ha_client_free(ha_client *c) {
     }
     free(c->url);
     free(c->ca_file);
+    free(c->msgs);
     free(c);
 }

@@ -59,8 +59,17 @@ typedef struct ha_client_opts {
     size_t max_msg_bytes;       /* largest accepted message (64 MiB) */
 } ha_client_opts;
 
-/* One event: the "event" member's JSON text as received (valid during the call). */
-typedef void (*ha_event_fn)(const char *event_json, size_t len, void *arg);
+/* What the client's one scan of a frame saw of an event (issue 15: each event is
+ * scanned once): spans into the message, valid during the call, NULL when absent. */
+typedef struct ha_event_info {
+    int strict;                 /* 1: the text passed jscan_strict's rules already */
+    const char *event_type, *data, *time_fired; /* the event's first such members */
+    size_t tlen, dlen, flen;
+} ha_event_info;
+
+/* One event: the "event" member's JSON text as received (valid during the call),
+ * and what is known of it (never NULL; all zero when the frame took the slow way). */
+typedef void (*ha_event_fn)(const char *event_json, size_t len, const ha_event_info *info, void *arg);
 
 typedef struct ha_client_stats {
     ha_state state;

@@ -129,11 +129,16 @@ static int ingest_time_member(const char *k, size_t kl, const char *v, size_t vl
     return 1;
 }
 
-/* The high-water mark learns the HA time of each spooled live event (its time_fired). */
-static void ingest_mark_seen(ingest *in, uint64_t seq, const char *json, size_t len) {
+/* The high-water mark learns the HA time of each spooled live event (its time_fired):
+ * from ha_client's scan when it saw the event, else by finding it. */
+static void ingest_mark_seen(ingest *in, uint64_t seq, const char *json, size_t len, const ha_event_info *info) {
     if (!in->hw) return;
     int64_t t = 0;
-    jscan_object_trusted(json, len, ingest_time_member, &t);
+    if (info && info->strict) {
+        if (info->time_fired) ingest_time_member("time_fired", 10, info->time_fired, info->flen, &t);
+    } else {
+        jscan_object_trusted(json, len, ingest_time_member, &t);
+    }
     if (t > 0) hwm_seen(in->hw, seq + 1, t);
 }
 
@@ -141,16 +146,16 @@ static void ingest_mark_seen(ingest *in, uint64_t seq, const char *json, size_t 
  * lone surrogate escape, \u0000 in a key) is refused here, at the first hop,
  * and spooled as its dead letter instead: HA does not resend, so refusing
  * must not mean dropping, and spooled as is it would be refused downstream. */
-static int ingest_spool_event(ingest *in, const char *json, size_t len) {
+static int ingest_spool_event(ingest *in, const char *json, size_t len, const ha_event_info *info) {
     size_t pos = 0;
     const char *why = NULL;
     char reason[200];
     if (len > SPOOL_MAX_RECORD)
         snprintf(reason, sizeof reason, "refused at websocket-ingestion: event of %zu bytes is larger than a spool record may be", len);
-    else if (jscan_strict(json, len, &pos, &why) == 0) {
+    else if ((info && info->strict) || jscan_strict(json, len, &pos, &why) == 0) { /* ha_client checked it already */
         uint64_t seq;
         int rc = spool_append(in->sp, json, len, &seq);
-        if (rc == 0) ingest_mark_seen(in, seq, json, len);
+        if (rc == 0) ingest_mark_seen(in, seq, json, len, info);
         return rc;
     } else {
         snprintf(reason, sizeof reason, "refused at websocket-ingestion: %s at byte %zu", why ? why : "invalid JSON", pos);
@@ -168,10 +173,10 @@ static int ingest_spool_event(ingest *in, const char *json, size_t len) {
 /* An HA event, with its registry context when there is one (registry.c), to the spool;
  * a history row (REGISTRY_ROW) as backfill spools it: not marked seen, a refusal returned
  * (backfill reads the request again). */
-static int ingest_spool_ha_event(const char *json, size_t len, unsigned flags, void *arg) {
+static int ingest_spool_ha_event(const char *json, size_t len, unsigned flags, const ha_event_info *info, void *arg) {
     ingest *in = arg;
     if (flags & REGISTRY_ROW) return spool_append(in->sp, json, len, NULL);
-    int rc = ingest_spool_event(in, json, len);
+    int rc = ingest_spool_event(in, json, len, info);
     if (rc == 0) return 0;
     in->events_dropped++;
     if (rc == SPOOL_EFULL) {
@@ -186,13 +191,13 @@ static int ingest_spool_ha_event(const char *json, size_t len, unsigned flags, v
     return rc;
 }
 
-static void ingest_on_ha_event(const char *json, size_t len, void *arg) {
+static void ingest_on_ha_event(const char *json, size_t len, const ha_event_info *info, void *arg) {
     ingest *in = arg;
     in->events_received++;
     in->last_event_us = service_now_us();
     metrics_add(in->m_received, 1);
-    if (in->reg) registry_on_event(in->reg, json, len);
-    else ingest_spool_ha_event(json, len, 0, in);
+    if (in->reg) registry_on_event(in->reg, json, len, info);
+    else ingest_spool_ha_event(json, len, 0, info, in);
 }
 
 /* A backfilled history row through the registry (context, and behind held live events). */

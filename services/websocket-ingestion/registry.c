@@ -268,14 +268,15 @@ static int reg_annotate_ev(registry *r, const reg_ev *e, const char *json, size_
 
 
 /* To the sink, with its context when one is known. */
-static int reg_emit(registry *r, const reg_ev *e, const char *json, size_t len, unsigned flags) {
+static int reg_emit(registry *r, const reg_ev *e, const char *json, size_t len, unsigned flags,
+                    const ha_event_info *info) {
     sbuf_reset(&r->out);
     if (reg_annotate_ev(r, e, json, len, &r->out) == 0) {
         r->annotated++;
-        return r->sink(r->out.data, r->out.len, flags, r->arg);
+        return r->sink(r->out.data, r->out.len, flags, info, r->arg);
     }
     r->plain++;
-    return r->sink(json, len, flags, r->arg);
+    return r->sink(json, len, flags, info, r->arg);
 }
 
 /* ---- undoing updates -------------------------------------------------------------------
@@ -452,7 +453,7 @@ static void reg_release(registry *r, int resolved, const char *why) {
     reg_rec rec;
     uint64_t lost = 0;
     for (size_t off = 0, nx; (nx = reg_next(&fin, off, &rec)) != 0; off = nx)
-        if (r->sink(rec.text, rec.len, rec.flags, r->arg) != 0 && (rec.flags & REGISTRY_ROW)) lost++;
+        if (r->sink(rec.text, rec.len, rec.flags, NULL, r->arg) != 0 && (rec.flags & REGISTRY_ROW)) lost++;
     if (sbuf_failed(&fin)) log_error("registry: out of memory resolving %zu held event(s)", n);
     sbuf_free(&fin);
     if (lost) {
@@ -618,9 +619,12 @@ static void reg_on_lost(void *arg) {
 
 /* ---- events ------------------------------------------------------------------------------ */
 
-void registry_on_event(registry *r, const char *json, size_t len) {
+void registry_on_event(registry *r, const char *json, size_t len, const ha_event_info *info) {
     reg_ev e = {0};
-    jscan_object_trusted(json, len, reg_top_cb, &e);
+    if (info && info->strict) /* ha_client's scan found them: no second scan */
+        e.type = info->event_type, e.tlen = info->tlen, e.data = info->data, e.dlen = info->dlen;
+    else
+        jscan_object_trusted(json, len, reg_top_cb, &e);
     int kind = reg_update_kind(&e);
     if (kind >= 0 && r->connected && r->st[kind] != RS_UNAUTHORIZED && r->st[kind] != RS_UNSUPPORTED) {
         r->updates++;
@@ -638,7 +642,7 @@ void registry_on_event(registry *r, const char *json, size_t len) {
         reg_hold(r, json, len, 0);
         return;
     }
-    reg_emit(r, &e, json, len, 0);
+    reg_emit(r, &e, json, len, 0, info);
 }
 
 int registry_on_row(registry *r, const char *json, size_t len) {
@@ -650,7 +654,7 @@ int registry_on_row(registry *r, const char *json, size_t len) {
     }
     reg_ev e = {0};
     jscan_object_trusted(json, len, reg_top_cb, &e);
-    return reg_emit(r, &e, json, len, REGISTRY_ROW);
+    return reg_emit(r, &e, json, len, REGISTRY_ROW, NULL);
 }
 
 /* ---- life cycle, health ------------------------------------------------------------------ */

@@ -66,14 +66,16 @@ typedef struct registry_opts {
 
 /* A history row (registry_on_row), not a live event: the sink does not mark it seen. */
 #define REGISTRY_ROW 1u
-/* The sink spools one event: 0, or the spool's error code. */
-typedef int (*registry_sink_fn)(const char *json, size_t len, unsigned flags, void *arg);
+/* The sink spools one event: 0, or the spool's error code. info: what ha_client's scan
+ * saw of a live event sent on at once (its strictness holds for the annotated text too:
+ * the context added is jansson's output); NULL for rows and for events that were held. */
+typedef int (*registry_sink_fn)(const char *json, size_t len, unsigned flags, const ha_event_info *info, void *arg);
 
 int registry_new(struct event_base *base, const registry_opts *o, ha_client *ha, registry_sink_fn sink, void *arg,
                  registry **out);
 /* One event from HA (the "event" member's text, validated by ha_client): to the sink
  * now with its context, or held until the reload it waits for. */
-void registry_on_event(registry *r, const char *json, size_t len);
+void registry_on_event(registry *r, const char *json, size_t len, const ha_event_info *info);
 /* One event not from the live stream (a backfilled history row), to the sink behind the
  * live events received before it: held with them when they are held (0), else spooled now
  * with the context known (the sink's code). A held row the spool refuses at release (full)

@@ -7,12 +7,14 @@ HOUSE_BACKEND=${HOUSE_BACKEND:-sqlite}
 if [ "$HOUSE_BACKEND" = influxdb ]; then
   . "$(dirname "${BASH_SOURCE[0]}")/../lib/influxd.sh"
   export STORAGE_BACKEND=influxdb INFLUXDB_DATABASE=house INFLUXDB_PING_INTERVAL_MS=500
+  # HOUSE_INFLUX_SCHEMA=homeassistant: HA's own points plus identity points (docs/INFLUX_READS.md)
+  export INFLUXDB_SCHEMA=${HOUSE_INFLUX_SCHEMA:-homeiq}
 elif [ "$HOUSE_BACKEND" = clickhouse ]; then # issue 18: a throw-away real clickhouse-server
   . "$(dirname "${BASH_SOURCE[0]}")/../lib/clickhouse.sh"
   # one storage: its own batches in flight bound the tail exactly; a short settle keeps the page's 2 s promise
   export STORAGE_BACKEND=clickhouse CLICKHOUSE_DATABASE=house CLICKHOUSE_PING_INTERVAL_MS=500 CLICKHOUSE_FEED_SETTLE_MS=300
 fi
-echo "# the house stores on $HOUSE_BACKEND"
+echo "# the house stores on $HOUSE_BACKEND${HOUSE_INFLUX_SCHEMA:+ (schema $HOUSE_INFLUX_SCHEMA)}"
 SIM_PORT=$(free_port) ST_PORT=$(free_port) EN_PORT=$(free_port) IN_PORT=$(free_port) AD_PORT=$(free_port)
 export DATA_DIR=$TEST_TMP/data LOG_LEVEL=${LOG_LEVEL:-warn}
 export WEBSOCKET_INGESTION_URL=http://127.0.0.1:$IN_PORT

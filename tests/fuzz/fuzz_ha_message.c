@@ -14,6 +14,8 @@
  *  - no crash, leak or sanitizer report, whatever the messages;
  *  - an event reaches on_event only while connected and past auth_ok
  *    (subscribing or subscribed), as a JSON object every reader accepts;
+ *    when ha_event_info says strict, jscan_strict accepts it and the spans
+ *    given are its first event_type / data / time_fired members (issue 15);
  *  - a pending request's callback runs once: with a result message (a JSON
  *    object) or with NULL when the connection ended;
  *  - the hooks alternate: on_lost only after on_subscribed... never twice
@@ -45,13 +47,40 @@ static void die(const char *what) {
     abort();
 }
 
-static void on_event(const char *json, size_t len, void *arg) {
+typedef struct fz_first {
+    const char *key, *val;
+    size_t vlen;
+} fz_first;
+
+static int fz_first_member(const char *key, size_t klen, const char *val, size_t vlen, void *arg) {
+    fz_first *f = arg;
+    if (!f->val && klen == strlen(f->key) && !memcmp(key, f->key, klen)) f->val = val, f->vlen = vlen;
+    return 0;
+}
+
+/* What the client's one scan reported of a member is the event's first such member. */
+static void fz_check_span(const char *json, size_t len, const char *key, const char *val, size_t vlen) {
+    fz_first f = {key, NULL, 0};
+    if (jscan_object(json, len, fz_first_member, &f) != 0) die("an event that is not an object");
+    if (f.val != val || f.vlen != vlen) die("ha_event_info names another span than the event's member");
+}
+
+static void on_event(const char *json, size_t len, const ha_event_info *info, void *arg) {
     fz *z = arg;
     ha_client_stats st;
     ha_client_get_stats(z->c, &st);
     if (st.state != HA_SUBSCRIBING && st.state != HA_SUBSCRIBED) die("an event before subscribing");
     if (len == 0 || json[0] != '{') die("an event that is not an object");
     if (jscan_validate(json, len, NULL) != 0) die("an event that is not valid JSON");
+    if (!info) die("no ha_event_info");
+    if (info->strict) { /* ingestion then skips its own jscan_strict: it must hold */
+        if (jscan_strict(json, len, NULL, NULL) != 0) die("an event said strict that jscan_strict refuses");
+        fz_check_span(json, len, "event_type", info->event_type, info->tlen);
+        fz_check_span(json, len, "data", info->data, info->dlen);
+        fz_check_span(json, len, "time_fired", info->time_fired, info->flen);
+    } else if (info->event_type || info->data || info->time_fired) {
+        die("spans without the strict scan");
+    }
     z->events++;
 }
 

@@ -13,6 +13,9 @@
 #   ...
 #   influxd_stop                 # also done by common.sh's cleanup (PID in TEST_PIDS)
 #
+# INFLUXD_KEEP_DIR=dir uses dir (data, meta, WAL, config) instead of a temp
+# dir, and keeps it: a benchmark's store generated once (bench/page_ready.sh).
+#
 # INFLUXD_AUTH_ENABLED=true starts it with authentication on (create the first
 # admin user through /query, as on a real install).
 #
@@ -36,7 +39,11 @@ influxd_start() {
     return 1
   fi
   local base=${TEST_TMP:-$(mktemp -d /tmp/homeiq-influxd.XXXXXX)}
-  INFLUXD_DIR=$(mktemp -d "$base/influxd.XXXXXX")
+  if [ -n "${INFLUXD_KEEP_DIR:-}" ]; then # a kept data dir (a bench's store, reused across runs)
+    INFLUXD_DIR=$INFLUXD_KEEP_DIR; mkdir -p "$INFLUXD_DIR" || return 1
+  else
+    INFLUXD_DIR=$(mktemp -d "$base/influxd.XXXXXX")
+  fi
   local http_port rpc_port
   http_port=$(_influxd_free_port)
   rpc_port=$(_influxd_free_port)

@@ -68,6 +68,8 @@ storage() {
   wait_healthy "$E/health" 30 || return 1   # enrichment saw storage come back
 }
 measurements() { iq "$1" 'SHOW MEASUREMENTS' | jq -c '[.results[0].series[0].values[]?[0]] | sort'; }
+# HomeIQ's own homeiq_* measurements (identity points, feed, summary: docs/INFLUX_READS.md) left out
+ha_measurements() { measurements "$1" | jq -c 'map(select(startswith("homeiq_") | not))'; }
 # times DB QUERY : the point times of the answer, one per line, as InfluxDB
 # wrote them (jq would turn 19-digit integers into doubles)
 times() { iq "$1" "$2" | grep -oE '\[[0-9]{19},' | tr -d '[,'; }
@@ -78,7 +80,7 @@ dump_db() {
   local db=$1 m
   for m in $(iq "$db" 'SHOW MEASUREMENTS' | jq -r '.results[0].series[0].values[]?[0] | @base64'); do
     m=$(base64 -d <<<"$m")
-    [ "$m" = home_assistant_events ] || [ "$m" = homeiq_dead_letters ] && continue
+    case $m in home_assistant_events | homeiq_*) continue ;; esac   # HomeIQ's own (dead letters, identity, feed, summary)
     local qm=${m//\\/\\\\}; qm=${qm//\"/\\\"}
     echo "$m points $(iq "$db" "SELECT * FROM \"$qm\"")"
     echo "$m fields $(iq "$db" "SHOW FIELD KEYS FROM \"$qm\"")"
@@ -101,7 +103,9 @@ check_eq "HA's golden lines load into the reference database" 204 \
 dump_db ref > "$TEST_TMP/ref.dump"
 dump_db hiq > "$TEST_TMP/hiq.dump"
 check_eq "golden: same measurements as HA's (plus HomeIQ's own)" \
-  "$(measurements ref | jq -c '. + ["home_assistant_events"] | sort')" "$(measurements hiq)"
+  "$(measurements ref | jq -c '. + ["home_assistant_events"] | sort')" "$(ha_measurements hiq)"
+check_eq "golden: one identity point per HA point (12, influx_ids.h)" 12 \
+  "$(iq hiq 'SELECT count(event_id) FROM homeiq_ids' | jq '.results[0].series[0].values[0][1]')"
 check_eq "golden: $(grep -c . "$TEST_TMP/golden.lp") points in $(grep -c '^[^ ]* points ' "$TEST_TMP/ref.dump") measurements read back equal HA's (tags, fields, types, values, ns times)" \
   "$(md5sum < "$TEST_TMP/ref.dump")" "$(md5sum < "$TEST_TMP/hiq.dump")"
 if ! cmp -s "$TEST_TMP/ref.dump" "$TEST_TMP/hiq.dump"; then diff "$TEST_TMP/ref.dump" "$TEST_TMP/hiq.dump" | head -20; fi
@@ -117,7 +121,8 @@ check_eq "the call_service event is in HomeIQ's measurement" 1 \
   "$(iq hiq 'SELECT count(record) FROM home_assistant_events' | jq '.results[0].series[0].values[0][1]')"
 post_enr "$here/../enrichment/data/ha_examples.json" >/dev/null
 r=$(post_enr "$DATA/ha_awkward_events.json")
-check_eq "re-post: 200, call_service a duplicate" "200 1" "${r%% *} $(jq .duplicates <<<"${r#* }")"
+check_eq "re-post: 200, the 5 HA points (their identity points) and call_service duplicates, nothing stored" \
+  "200 6 0" "${r%% *} $(jq -r '"\(.duplicates) \(.stored)"' <<<"${r#* }")"
 dump_db hiq > "$TEST_TMP/hiq2.dump"
 check "re-post: the database is unchanged" cmp -s "$TEST_TMP/hiq.dump" "$TEST_TMP/hiq2.dump"
 c=$(curl -s -o "$TEST_TMP/get" -w '%{http_code}' "$S/api/v1/events?limit=10")
@@ -239,7 +244,7 @@ r=$(post_enr "$TEST_TMP/case.json")
 check_eq "yaml: 200, 6 written, excluded ones neither rejected nor dead-lettered" "200 6 [] 0" \
   "${r%% *} $(jq -c '.stored, .rejected, .dead_lettered' <<<"${r#* }" | xargs)"
 check_eq "yaml: overrides per entity/glob/domain, domain__device_class, include glob; excluded ones absent" \
-  '["binary_sensor__motion","hvac","kitchen","light","power","sensor__humidity"]' "$(measurements case_yaml)"
+  '["binary_sensor__motion","hvac","kitchen","light","power","sensor__humidity"]' "$(ha_measurements case_yaml)"
 check_eq "yaml: 4 excluded, counted" 4 "$(metric 'homeiq_storage_ha_points_total{result="excluded"}')"
 check_eq "yaml: /health counts them too" 4 "$(curl -s "$S/health" | jq .backend.ha_points.excluded)"
 check_eq "yaml: static tag and tags_attributes" '["domain","entity_id","friendly_name","source"]' \
@@ -281,7 +286,7 @@ storage env1 $HA INFLUXDB_DATABASE=case_env1 INFLUXDB_MEASUREMENT_ATTR=entity_id
 r=$(post_enr "$TEST_TMP/case.json")
 check_eq "env (filter case 3: excludes only): measurement = entity id" \
   '["binary_sensor.door","climate.hall","sensor.house_power","sensor.hum","sensor.kitchen_temp","sensor.t_raw"]' \
-  "$(measurements case_env1)"
+  "$(ha_measurements case_env1)"
 times case_env1 'SELECT value FROM /.*/' > "$TEST_TMP/t_ms"
 check_eq "env: precision ms (5 points, all ...123000000)" "5 5" \
   "$(grep -c . "$TEST_TMP/t_ms") $(grep -c '123000000$' "$TEST_TMP/t_ms")"
@@ -290,7 +295,7 @@ check_eq "env: static tags" '["home","all"]' \
 storage env2 $HA INFLUXDB_DATABASE=case_env2 INFLUXDB_OVERRIDE_MEASUREMENT=ha INFLUXDB_PRECISION=us \
   INFLUXDB_INCLUDE_ENTITY_GLOBS='sensor.*_temp,sensor.h*' INFLUXDB_INCLUDE_ENTITIES=light.desk_lamp || bail "data-storage did not start"
 post_enr "$TEST_TMP/case.json" >/dev/null
-check_eq "env (filter case 2: includes only) + global override: one measurement" '["ha"]' "$(measurements case_env2)"
+check_eq "env (filter case 2: includes only) + global override: one measurement" '["ha"]' "$(ha_measurements case_env2)"
 check_eq "env: the included entities" '["desk_lamp","house_power","hum","kitchen_temp"]' \
   "$(iq case_env2 'SHOW TAG VALUES FROM ha WITH KEY = entity_id' | jq -c '[.results[0].series[0].values[][1]] | sort')"
 check "env: the unit is a field under an override" \
@@ -300,7 +305,7 @@ check_eq "env: precision us (4 points, all ...123456000)" "4 4" \
   "$(grep -c . "$TEST_TMP/t_us") $(grep -c '123456000$' "$TEST_TMP/t_us")"
 storage env3 $HA INFLUXDB_DATABASE=case_env3 INFLUXDB_DEFAULT_MEASUREMENT=state || bail "data-storage did not start"
 post_enr "$TEST_TMP/case.json" >/dev/null
-check_eq "env: default_measurement for points without a unit" '["%","W","state","°C"]' "$(measurements case_env3)"
+check_eq "env: default_measurement for points without a unit" '["%","W","state","°C"]' "$(ha_measurements case_env3)"
 
 # ---- differential: random awkward events against real Python -------------------
 # ha_oracle.py computes HA's line for each event with Python's own float(),

@@ -46,6 +46,21 @@ static void test_classify(void **state) {
     assert_int_equal(delivery_classify(delivery_answer_status(DELIVERY_RETRY), NULL, 1), DELIVERY_RETRY);
 }
 
+/* The digest sees every byte of a long body (words in lanes, then the tail) and its length. */
+static void test_digest_every_byte(void **state) {
+    (void)state;
+    static char a[1003], b[1003];
+    memset(a, 'x', sizeof a);
+    uint64_t d = delivery_body_digest(a, sizeof a);
+    for (size_t i = 0; i < sizeof a; i++) {
+        memcpy(b, a, sizeof a);
+        b[i] = 'y';
+        assert_true(delivery_body_digest(b, sizeof b) != d);
+    }
+    assert_true(delivery_body_digest(a, sizeof a - 1) != d);
+    assert_true(delivery_body_digest(a, sizeof a) == d);
+}
+
 /* A cut body is retried; only the DELIVERY_SUSPECT_TRIES-th cut of the same
  * bytes while the peer was healthy refuses it; cuts while the peer was down,
  * other bodies, and a success in between do not count towards it. */
@@ -138,6 +153,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_cut_strikes),
+        cmocka_unit_test(test_digest_every_byte),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_dead_letter_any_bytes),
         cmocka_unit_test(test_dead_letter_truncated),

@@ -343,11 +343,12 @@ async function loadDead() {
 }
 
 // ---- homes -------------------------------------------------------------------------
-let homesTimer = null;
+let homesTimer = null, homesNone = false;
 async function loadHomes() {
+  if (homesNone) return; // the backend lists none: asked once (the first answer may come before the timer exists)
   try {
     const r = await getJSON("api/v1/homes");
-    if (r.status === 501 && homesTimer) { clearInterval(homesTimer); homesTimer = null; } // the backend lists none
+    if (r.status === 501) { homesNone = true; if (homesTimer) { clearInterval(homesTimer); homesTimer = null; } }
     if (r.status !== 200) return;
     const keep = homeId();
     $("#home").replaceChildren(el("option", { value: "", text: "All homes" }),

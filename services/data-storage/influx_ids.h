@@ -1,0 +1,42 @@
+/* influx_ids.h -- the identity point of an event written as Home Assistant's
+ * point (INFLUXDB_SCHEMA=homeassistant).
+ *
+ * Why: HA's point (influx_ha.c, ha_point.c) holds no event id and no HomeIQ
+ * record, and InfluxDB overwrites an identical point silently. So on that
+ * schema a re-posted state_changed event cannot be told from a new one, the
+ * write path's duplicate check has nothing to read, and the dashboard's feed,
+ * entities and stats (which count each stored event once) had to answer 501.
+ * Each HA point therefore gets one more point, in the same /write and the same
+ * line unit (a 400 bisected down to one event keeps them together):
+ *
+ *   homeiq_ids,domain=<d>,entity_id=<full id>,event_type=state_changed
+ *              event_id="<id>",stored_at="<time>",record="<record JSON>" <ns>
+ *
+ * at the time the duplicate check gave the event (time_fired in ns, its
+ * sub-microsecond offset unique in the window). The duplicate check reads
+ * `event_id` here as it reads it in HomeIQ's measurement; the feed and the
+ * entity summary read `record` here as they read it there (same field names,
+ * so the readers take `FROM "home_assistant_events","homeiq_ids"` and change
+ * nothing else). HA's own points are unchanged: dashboards and queries written
+ * for HA keep working (docs/INFLUX_READS.md).
+ *
+ * Ownership: appends to the caller's sbuf (sbuf_failed() tells an allocation
+ * failure); the item is borrowed; no state. */
+#ifndef HOMEIQ_INFLUX_IDS_H
+#define HOMEIQ_INFLUX_IDS_H
+
+#include "sbuf.h"
+#include "store.h"
+
+#include <stdint.h>
+
+#define INFLUX_IDS_MEASUREMENT "homeiq_ids"
+/* The FROM list of a read of every stored HomeIQ record on this schema. */
+#define INFLUX_IDS_FROM_HA "\"home_assistant_events\",\"homeiq_ids\""
+#define INFLUX_IDS_FROM_HOMEIQ "\"home_assistant_events\""
+
+/* The identity point of `it` (written as HA's point) at `ns`, with the batch's
+ * stored_at (event_time_format text). */
+void influx_ids_line(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at);
+
+#endif
