@@ -104,7 +104,10 @@ timed() { # timed URL : best and median curl total time (ms) over 5 runs
   for ((i = 0; i < 5; i++)); do curl -s -o /dev/null -w '%{time_total}\n' "$1"; done |
     sort -n | awk '{a[NR] = $1 * 1000} END {printf "%.1f %.1f", a[1], a[int((NR + 1) / 2)]}'
 }
-API=$(for p in api/v1/health api/v1/overview "api/v1/entities?limit=10000" "api/v1/dead-letters?limit=100"; do
+# the history panel's call: one sensor's 30 days, 500 buckets (as the page asks)
+S30="start=$(date -u -d @$(( $(date +%s) - 30 * 86400 )) +%Y-%m-%dT%H:%M:%SZ)&end=$(date -u +%Y-%m-%dT%H:%M:%SZ)&points=500"
+API=$(for p in api/v1/health api/v1/overview "api/v1/entities?limit=10000" "api/v1/dead-letters?limit=100" \
+               "api/v1/entities/sensor.bench_1/series?$S30"; do
   printf '%s %s\n' "$p" "$(timed "$A/$p")"; done)
 say "API best/median ms:"$'\n'"$API"
 PAGE=$(/usr/bin/python3 "$ROOT/bench/page_ready.py" "$A/" "$LOADS") || exit 1

@@ -17,6 +17,13 @@
 #   CATCHUP=1 (GEN=sql only): leave the generated history without statistics,
 #   so data-storage's background catch-up (stats_catchup.c) computes them
 #   first: one more phase, "during-catchup", is measured before the purge.
+#   DB_CACHE=/path/events.db (GEN=sql): reuse that generated file when it exists
+#   (copied, so the cache stays unpurged), else generate and keep a copy there:
+#   old and new binaries measured back to back on the same file.
+# Prints, besides the latencies, the purge's phase histograms (/health
+# retention.phases: each DELETE, incremental_vacuum, COMMIT, checkpoint by
+# the purge or by a batch, whole steps; counts over 10 and 25 ms) when the
+# binary has them.
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/tests/lib/common.sh"
 trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
@@ -30,7 +37,11 @@ port=$(free_port); U=http://127.0.0.1:$port
 export STORAGE_BACKEND=sqlite DATA_DIR=$TEST_TMP/data DATA_STORAGE_PORT=$port LOG_LEVEL=warn STORAGE_MIN_FREE_BYTES=0
 start_bg fill "$BIN"; wait_healthy "$U/health" 30 || exit 1
 t0=$(date +%s.%N)
-if [ "$GEN" = sql ]; then
+if [ "$GEN" = sql ] && [ -n "${DB_CACHE:-}" ] && [ -s "$DB_CACHE" ]; then
+  stop_pid "$LAST_PID"
+  cp "$DB_CACHE" "$TEST_TMP/data/events.db" && rm -f "$TEST_TMP/data/events.db-wal" "$TEST_TMP/data/events.db-shm"
+  echo "events.db copied from $DB_CACHE"
+elif [ "$GEN" = sql ]; then
   stop_pid "$LAST_PID"
   printf "CREATE TEMP TABLE gen(n, entities, now_us); INSERT INTO gen VALUES (%d, 60, %s);\n" "$OLD" "$(date +%s%6N)" >"$TEST_TMP/gen.sql"
   sed 's/30 \* 86400000000/60 * 86400000000/g' "$root/bench/gen_sqlite_events.sql" >>"$TEST_TMP/gen.sql"  # 60 days
@@ -40,6 +51,7 @@ if [ "$GEN" = sql ]; then
       SELECT 'catchup_at:' || entity_id, 1 FROM entities UNION ALL SELECT 'catchup_to:' || entity_id, 0 FROM entities"
   fi
   sqlite3 "$TEST_TMP/data/events.db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+  [ -n "${DB_CACHE:-}" ] && cp "$TEST_TMP/data/events.db" "$DB_CACHE"
 else
   python3 "$root/tests/storage/stats_series.py" bulk "$NOW" 60 "$OLD" 60 "$TEST_TMP/bulk.json"
   python3 - "$TEST_TMP/bulk.json" "$TEST_TMP" <<'PY'
@@ -78,10 +90,11 @@ while time.time() - t0 < secs:
     nxt = t0 + n * 10.0 / rate
     if nxt > time.time():
         time.sleep(nxt - time.time())
+over10, over25 = sum(1 for x in lat if x > 10), sum(1 for x in lat if x > 25)
 lat.sort()
 p = lambda q: lat[min(len(lat) - 1, int(q * (len(lat) - 1) + 0.5))]
-print("%s: %d POSTs (%d events/s target): p50 %.2f ms, p99 %.2f ms, max %.2f ms" %
-      (tag, len(lat), rate, p(0.5), p(0.99), lat[-1]))
+print("%s: %d POSTs (%d events/s target): p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d over 10 ms, %d over 25 ms" %
+      (tag, len(lat), rate, p(0.5), p(0.99), lat[-1], over10, over25))
 PY
 }
 knobs=()
@@ -97,9 +110,16 @@ if [ "${CATCHUP:-0}" = 1 ]; then
   echo "catch-up done after $(echo "$(date +%s.%N) - $t0" | bc) more s: $(curl -s "$U/health" | jq -c '.backend.retention.statistics_catchup')"
 fi
 load "$SECS" during-purge
-echo "purge so far: $(curl -s "$U/health" | jq -c '.backend.retention | {events_purged, stats_rows_purged, purging, step_us_max}')"
+curl -s "$U/health" >"$TEST_TMP/h1.json"
+echo "purge so far: $(jq -c '.backend.retention | {events_purged, stats_rows_purged, purging, step_us_max, wal_frames, wal_frames_purge, wal_frames_other}' "$TEST_TMP/h1.json")"
+phases() {   # one line per phase: n, max, count over 10 / 25 ms, total
+  jq -r '.backend.retention.phases // {} | to_entries[] | "  \(.key): n \(.value.n), max \(.value.max_us / 1000) ms, over 10 ms \(.value.over_10ms), over 25 ms \(.value.over_25ms), total \(.value.total_us / 1000) ms, le_ms \(.value.le_ms | tostring)"' "$1"
+}
+echo "phases during the measured window:"; phases "$TEST_TMP/h1.json"
 wait_for ${PURGE_WAIT_S:-3600} bash -c "curl -s $U/health | jq -e '.backend.retention.purging == false and .backend.retention.events_purged > 0' >/dev/null"
-echo "purge done: $(curl -s "$U/health" | jq -c '.backend.retention | {events_purged, stats_rows_purged, step_us_max}')"
+curl -s "$U/health" >"$TEST_TMP/h2.json"
+echo "purge done: $(jq -c '.backend.retention | {events_purged, stats_rows_purged, step_us_max, wal_frames, wal_frames_purge, wal_frames_other}' "$TEST_TMP/h2.json")"
+echo "phases over the whole purge:"; phases "$TEST_TMP/h2.json"
 load "$SECS" after-purge
 stop_pid "$pid"
 size2=$(stat -c %s "$TEST_TMP/data/events.db")

@@ -9,6 +9,8 @@
  * keeps accepting history of any age into its statistics. */
 #include "retention_sqlite.h"
 #include "config.h"
+#include "retention_phases.h"
+#include "retention_wal.h"
 #include "retention_rules.h"
 #include "stats_catchup.h"
 #include "log.h"
@@ -23,6 +25,7 @@ struct retention_sqlite {
     stats_sqlite *stats;
     long long raw_days, s5_days, step_rows, budget_us;
     long long step_t0;                  /* monotonic start of the current step */
+    long long step_left;                /* rows the current step may still delete */
     sqlite3_stmt *del_events, *del_5min, *begin, *commit, *rollback;
     retention_rules rules;              /* RETENTION_OVERRIDES */
     stats_catchup *catchup;             /* history before the statistics; NULL when STATISTICS=0 */
@@ -30,6 +33,14 @@ struct retention_sqlite {
     unsigned long long events_purged, stats_purged, pages_freed;
     int purging;                        /* the last step left more to do */
     long long step_us_max, step_us_last;
+    retention_phases phases;            /* where the steps' time went (/health) */
+    int in_step;                        /* a purge step runs: a checkpoint now is the purge's */
+    long long autockpt;                 /* wal_autocheckpoint store_sqlite.c set (frames), 0 = off */
+    long long ckpt_us;                  /* checkpoint time inside the current statement */
+    long long wal_frames;               /* frames in the WAL after the last commit */
+    int wal_hooked;                     /* retention_wal_hook is installed */
+    unsigned long long frames_purge, frames_batch; /* WAL frames the purge's / other commits appended */
+    retention_wal *wal;                 /* the checkpointer thread, or NULL: checkpoints inline */
 };
 
 static int retention_int(sqlite3 *db, const char *sql, long long *out) {
@@ -65,6 +76,42 @@ int retention_sqlite_prepare_file(sqlite3 *db) {
     }
     return 0;
 }
+
+/* ---- WAL checkpoints --------------------------------------------------- */
+
+/* Replaces SQLite's default WAL hook (wal_autocheckpoint, which it reads
+ * once) with the same limit: a PASSIVE checkpoint once the WAL holds autockpt
+ * frames more -- by the checkpointer thread (retention_wal.h) when it runs,
+ * else inline, timed and attributed to the purge or to a batch. Called by
+ * SQLite after every commit on the connection. */
+static int retention_wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
+    retention_sqlite *r = arg;
+    long long added = frames > r->wal_frames ? frames - r->wal_frames : frames;  /* less: the WAL restarted */
+    r->wal_frames = frames;
+    if (r->in_step) r->frames_purge += added;
+    else r->frames_batch += added;
+    if (r->autockpt <= 0) return SQLITE_OK;
+    if (r->wal ? !retention_wal_commit(r->wal, frames) : frames < r->autockpt) return SQLITE_OK;
+    long long t0 = retention_mono_us();
+    sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    long long us = retention_mono_us() - t0;
+    r->ckpt_us += us;
+    retention_phases_add(&r->phases, r->in_step ? RP_CHECKPOINT_PURGE : RP_CHECKPOINT_BATCH, us);
+    return SQLITE_OK;
+}
+
+static int retention_wal_start(retention_sqlite *r, const char *path) {
+    long long thread;
+    if (retention_int(r->db, "PRAGMA wal_autocheckpoint", &r->autockpt) != 0 ||
+        config_int(storage_maint_vars, "SQLITE_WAL_CHECKPOINTER", &thread) != 0 ||
+        (thread && retention_wal_open(path, r->autockpt, &r->wal) != 0))
+        return -1;
+    sqlite3_wal_hook(r->db, retention_wal_hook, r);
+    r->wal_hooked = 1;
+    return 0;
+}
+
+/* ---- statements -------------------------------------------------------- */
 
 static int retention_prepare(retention_sqlite *r, const char *sql, sqlite3_stmt **st) {
     if (sql && sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK) return 0;
@@ -123,7 +170,6 @@ out:
 }
 
 int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, retention_sqlite **out) {
-    (void)path;
     retention_sqlite *r = calloc(1, sizeof *r);
     long long stats_on = 0;
     if (!r) return -1;
@@ -137,6 +183,7 @@ int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, re
         goto fail;
     r->budget_us *= 1000;
     if (stats_on && stats_catchup_open(db, stats, &r->catchup) != 0) goto fail;
+    if (retention_wal_start(r, path) != 0) goto fail;
     if (retention_rules_open(r) != 0 ||
         retention_prepare(r,
                           "DELETE FROM stats_5min WHERE (meta_id,start_us) IN (SELECT meta_id,start_us FROM "
@@ -155,6 +202,8 @@ fail:
 
 void retention_sqlite_close(retention_sqlite *r) {
     if (!r) return;
+    if (r->wal_hooked) sqlite3_wal_autocheckpoint(r->db, (int)r->autockpt); /* SQLite's own hook back */
+    retention_wal_close(r->wal);
     stats_catchup_close(r->catchup);
     sqlite3_finalize(r->del_events);
     sqlite3_finalize(r->del_5min);
@@ -179,19 +228,25 @@ static int retention_run(retention_sqlite *r, sqlite3_stmt *st) {
 static int retention_delete(retention_sqlite *r, sqlite3_stmt *del, int64_t cutoff, long long budget, long long *n) {
     sqlite3_bind_int64(del, 1, cutoff);
     sqlite3_bind_int64(del, 2, budget);
-    if (retention_run(r, del) != 0) return -1;
+    long long t0 = retention_mono_us();
+    int rc = retention_run(r, del);
+    retention_phases_add(&r->phases, RP_DELETE, retention_mono_us() - t0);
+    if (rc != 0) return -1;
     *n = sqlite3_changes(r->db);
     return 0;
 }
 
-static long long retention_mono_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+/* The step's time or its rows are spent: commit and yield to the loop. The
+ * row bound is what bounds the commit: its fsync grows with the WAL frames
+ * the step dirtied (~0.6 per purged row with the vacuum), which the time
+ * budget does not see (a 4 ms budget let ~450 rows and ~200 frames into one
+ * commit: 10-50 ms under load). */
+static int retention_spent(const retention_sqlite *r) {
+    return r->step_left <= 0 || retention_mono_us() - r->step_t0 >= r->budget_us;
 }
 
-/* The step's time is spent: commit and yield to the loop. */
-static int retention_spent(const retention_sqlite *r) {
+/* Only the time: the catch-up counts no rows. */
+static int retention_spent_time(const retention_sqlite *r) {
     return retention_mono_us() - r->step_t0 >= r->budget_us;
 }
 
@@ -199,47 +254,54 @@ static int64_t retention_cutoff(int64_t now_us, long long days) {
     return stats_floor(now_us - days * 86400LL * 1000000LL, STATS_HOUR_US);
 }
 
-/* The deletes of one step, inside its transaction: statements of at most
- * step_rows rows each, repeated until nothing is left or the step's time is
- * spent. *more = 1 when something may be left. */
+/* Deletes with `del` (?1 cut-off, ?2 limit) until nothing older than cut is
+ * left or the step is spent (*more = 1); moves the mark `mark` when a
+ * statement deleted something; *count += rows. */
+static int retention_delete_all(retention_sqlite *r, sqlite3_stmt *del, int64_t cut, const char *mark,
+                                unsigned long long *count, int *more) {
+    for (;;) {
+        if (retention_spent(r)) {
+            *more = 1;
+            return 0;
+        }
+        long long want = r->step_left < r->step_rows ? r->step_left : r->step_rows, n = 0;
+        if (retention_delete(r, del, cut, want, &n) != 0) return -1;
+        if (n > 0 && stats_sqlite_set_mark(r->stats, mark, cut) != 0) return -1;
+        *count += (unsigned long long)n;
+        r->step_left -= n;
+        if (n < want) return 0;
+    }
+}
+
+/* The deletes of one step, inside its transaction: at most step_rows rows in
+ * all, in statements started only while the step's time lasts. *more = 1
+ * when something may be left. */
 static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
     /* RETENTION_DAYS for events no rule names, then each rule (the mark
      * only rises: late events before the newest cut-off are not counted) */
     for (size_t i = 0; i <= r->rules.n; i++) {
         sqlite3_stmt *del = i == 0 ? r->del_events : r->del_rule[i - 1];
-        long long days = i == 0 ? r->raw_days : r->rules.r[i - 1].days, n = r->step_rows;
+        long long days = i == 0 ? r->raw_days : r->rules.r[i - 1].days;
         if (days <= 0 || !del) continue;
-        int64_t cut = retention_cutoff(now_us, days);
-        while (n == r->step_rows) {
-            if (retention_spent(r)) {
-                *more = 1;
-                return 0;
-            }
-            if (retention_delete(r, del, cut, r->step_rows, &n) != 0) return -1;
-            if (n > 0 && stats_sqlite_set_mark(r->stats, "events_purged_before_us", cut) != 0) return -1;
-            r->events_purged += (unsigned long long)n;
-        }
+        if (retention_delete_all(r, del, retention_cutoff(now_us, days), "events_purged_before_us", &r->events_purged,
+                                 more) != 0)
+            return -1;
+        if (*more) return 0;
     }
-    int64_t cut = retention_cutoff(now_us, r->s5_days);
-    long long m = r->step_rows;
-    while (m == r->step_rows) {
-        if (retention_spent(r)) {
-            *more = 1;
-            return 0;
-        }
-        if (retention_delete(r, r->del_5min, cut, r->step_rows, &m) != 0) return -1;
-        if (m > 0 && stats_sqlite_set_mark(r->stats, "stats_5min_purged_before_us", cut) != 0) return -1;
-        r->stats_purged += (unsigned long long)m;
-    }
-    return 0;
+    return retention_delete_all(r, r->del_5min, retention_cutoff(now_us, r->s5_days), "stats_5min_purged_before_us",
+                                &r->stats_purged, more);
 }
 
 static int retention_step_run(retention_sqlite *r, int64_t now_us);
 
 int retention_sqlite_step(retention_sqlite *r, int64_t now_us) {
     long long t0 = r->step_t0 = retention_mono_us();
+    r->step_left = r->step_rows;
+    r->in_step = 1;
     int rc = retention_step_run(r, now_us);
+    r->in_step = 0;
     r->step_us_last = retention_mono_us() - t0;
+    retention_phases_add(&r->phases, RP_STEP, r->step_us_last);
     if (r->step_us_last > r->step_us_max) r->step_us_max = r->step_us_last;
     r->purging = rc == 1;
     return rc;
@@ -247,24 +309,28 @@ int retention_sqlite_step(retention_sqlite *r, int64_t now_us) {
 
 /* Frees pages at the end of the file, inside the step's transaction (one
  * commit, one fsync per step): incremental_vacuum of at most step_rows pages
- * at a time -- at least once, so the file shrinks as the purge goes -- while
- * the step has time left. */
+ * in all -- at least one statement, so the file shrinks as the purge goes --
+ * while the step has time left. */
 static int retention_vacuum(retention_sqlite *r, int *more) {
+    long long left = r->step_rows;
     for (int first = 1;; first = 0) {
         long long freelist = 0;
         if (retention_int(r->db, "PRAGMA freelist_count", &freelist) != 0) return -1;
         if (freelist == 0) return 0;
-        if (!first && retention_spent(r)) {
+        if (!first && (left <= 0 || retention_spent_time(r))) {
             *more = 1;
             return 0;
         }
         char sql[64];
-        long long pages = freelist < r->step_rows ? freelist : r->step_rows;
+        long long pages = freelist < left ? freelist : left;
+        left -= pages;
         snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%lld)", pages);
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
         int rc;
+        long long t0 = retention_mono_us();
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
+        retention_phases_add(&r->phases, RP_VACUUM, retention_mono_us() - t0);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE) return -1;
         r->pages_freed += (unsigned long long)pages;
@@ -272,7 +338,7 @@ static int retention_vacuum(retention_sqlite *r, int *more) {
 }
 
 static int retention_spent_cb(void *arg) {
-    return retention_spent(arg);
+    return retention_spent_time(arg);
 }
 
 /* One step: the statistics catch-up while it lasts (nothing is purged before
@@ -287,13 +353,25 @@ static int retention_step_run(retention_sqlite *r, int64_t now_us) {
     } else {
         rc = retention_deletes(r, now_us, &more) != 0 || retention_vacuum(r, &more) != 0 ? -1 : 0;
     }
-    if (rc < 0 || retention_run(r, r->commit) != 0) {
+    if (rc >= 0) {
+        long long t0 = retention_mono_us();
+        r->ckpt_us = 0;
+        rc = retention_run(r, r->commit);
+        retention_phases_add(&r->phases, RP_COMMIT, retention_mono_us() - t0 - r->ckpt_us);
+    }
+    if (rc < 0) {
         if (!sqlite3_get_autocommit(r->db)) retention_run(r, r->rollback);
         stats_sqlite_load_marks(r->stats);
         if (r->catchup) stats_catchup_reset(r->catchup);
         return -1;
     }
     return more;
+}
+
+static json_t *retention_sqlite_phases(retention_sqlite *r) {
+    retention_phases p = r->phases;
+    if (r->wal) retention_wal_hist(r->wal, &p.h[RP_CHECKPOINT_THREAD]);
+    return retention_phases_json(&p);
 }
 
 json_t *retention_sqlite_info(retention_sqlite *r) {
@@ -303,11 +381,12 @@ json_t *retention_sqlite_info(retention_sqlite *r) {
     json_t *ov = json_object();
     for (size_t i = 0; i < r->rules.n; i++)
         json_object_set_new(ov, r->rules.r[i].name, json_integer((json_int_t)r->rules.r[i].days));
-    return json_pack("{s:I,s:o,s:o*,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I}", "retention_days", (json_int_t)r->raw_days,
+    return json_pack("{s:I,s:o,s:o*,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I,s:o*,s:I,s:I,s:I}", "retention_days", (json_int_t)r->raw_days,
                      "overrides", ov, "statistics_catchup", r->catchup ? stats_catchup_info(r->catchup) : NULL,
                      "statistics_5min_retention_days", (json_int_t)r->s5_days, "events_purged",
                      (json_int_t)r->events_purged, "stats_rows_purged", (json_int_t)r->stats_purged, "auto_vacuum",
                      av == 2 ? "incremental" : av == 1 ? "full" : "none", "freelist_pages", (json_int_t)freelist,
                      "purging", r->purging, "step_us_last", (json_int_t)r->step_us_last, "step_us_max",
-                     (json_int_t)r->step_us_max);
+                     (json_int_t)r->step_us_max, "phases", retention_sqlite_phases(r), "wal_frames", (json_int_t)r->wal_frames, "wal_frames_purge",
+                     (json_int_t)r->frames_purge, "wal_frames_other", (json_int_t)r->frames_batch);
 }

@@ -6,13 +6,16 @@
  * RETENTION_DAYS (default: never), 5-minute statistics older than
  * STATISTICS_5MIN_RETENTION_DAYS (default 10; each entity's latest row is kept
  * as the carry for its next update), hourly statistics never. Each step is one
- * short transaction bounded in time (PURGE_STEP_BUDGET_MS: statements of at
- * most PURGE_STEP_ROWS rows or pages are started only while the step has time
- * left), committed before the step returns to the loop -- the store has one
+ * short transaction bounded in rows and time (at most PURGE_STEP_ROWS rows
+ * deleted and pages vacuumed, in statements started only while
+ * PURGE_STEP_BUDGET_MS lasts: the rows bound the commit's WAL frames, hence
+ * its fsync), committed before the step returns to the loop -- the store has one
  * connection on the loop's thread, so a batch never waits for the write lock
  * across a purge's commit, only for the end of one step. The file shrinks
  * through SQLite's incremental vacuum (auto_vacuum=INCREMENTAL, set on new
  * files; an existing file is converted once by SQLITE_VACUUM_ON_START=1).
+ * It also owns the connection's WAL hook: checkpoints run on a thread off the
+ * loop (retention_wal.h), and every phase is timed (retention_phases.h).
  *
  * Ownership: borrows the sqlite3 handle and the stats_sqlite of
  * store_sqlite.c, which outlive it. */

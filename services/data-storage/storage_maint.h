@@ -25,10 +25,11 @@
     CONFIG_INT("RETENTION_DAYS", "0", 0, 1000000, "purge raw events older than this many days, after their statistics are committed (0 = keep every event); influxdb: the policy of a database HomeIQ creates, else checked"),      \
     CONFIG_TEXT("RETENTION_OVERRIDES", NULL, "sqlite: raw-event retention per domain or entity, NAME=DAYS,... e.g. \"sensor.grid_energy=0,light=7\" (0 = keep forever)"), \
     CONFIG_INT("STATISTICS_5MIN_RETENTION_DAYS", "10", 1, 1000000, "purge 5-minute statistics older than this (hourly: kept); influxdb: policy homeiq_stats_5min"), \
-    CONFIG_INT("PURGE_STEP_ROWS", "100", 1, 1000000, "sqlite: most rows one purge statement deletes (and pages one incremental_vacuum frees); a step repeats them within PURGE_STEP_BUDGET_MS"),            \
+    CONFIG_INT("PURGE_STEP_ROWS", "100", 1, 1000000, "sqlite: most rows one purge step deletes, and most pages it frees by incremental_vacuum (bounds the step's commit: its WAL frames); statements start only within PURGE_STEP_BUDGET_MS"),            \
     CONFIG_INT("PURGE_STEP_BUDGET_MS", "4", 1, 60000, "sqlite: a purge step stops starting statements after this much time, commits and yields to the loop"), \
     CONFIG_INT("PURGE_INTERVAL_MS", "60000", 10, 86400000, "how often retention runs; steps follow each other every PURGE_STEP_MS"),  \
     CONFIG_INT("PURGE_STEP_MS", "20", 0, 60000, "pause between two purge steps while there is more to purge (the loop serves batches meanwhile)"),                    \
+    CONFIG_INT("SQLITE_WAL_CHECKPOINTER", "1", 0, 1, "sqlite: 1 = WAL checkpoints (every 8000 frames) by a thread off the event loop, so no batch or purge step waits for one; 0 = inline in the commit that fills the WAL (SQLite's default)"), \
     CONFIG_INT("SQLITE_VACUUM_ON_START", "0", 0, 1, "sqlite: 1 = convert an old file to auto_vacuum=INCREMENTAL (one VACUUM)"), \
     CONFIG_INT("STORAGE_MIN_FREE_BYTES", "67108864", 0, 1LL << 50, "sqlite: below this much free disk in DATA_DIR, writes get 503 disk_low (nothing is acked that cannot be stored)")
 

@@ -256,6 +256,11 @@ start_storage storage_r2 rdata RETENTION_DAYS=30 PURGE_INTERVAL_MS=100 PURGE_STE
   || bail "data-storage with RETENTION_DAYS=30 starts"
 purged() { curl -s "$U/health" | jq -e --argjson n "$old" '.backend.retention.events_purged == $n and .backend.retention.freelist_pages == 0 and .backend.retention.purging == false' >/dev/null; }
 check "all $old events older than 30 days purged in steps, free pages vacuumed" wait_for 400 purged
+# retention_wal.h: every WAL checkpoint ran on the checkpointer thread, none in a
+# purge step's or a batch's commit, and the WAL restarted from its beginning
+check "WAL checkpoints ran off the loop (thread > 0, inline 0), the WAL restarted" \
+  jqe '.backend.retention | .phases.checkpoint_thread.n > 0 and .phases.checkpoint_purge.n == 0
+       and .phases.checkpoint_batch.n == 0 and .wal_frames < 16000' <(curl -s "$U/health")
 check_eq "no event older than the cut-off left" 0 "$(curl -s "$U/api/v1/events?limit=1&end=$(date -u -d "@$CUT" +%Y-%m-%dT%H:%M:%SZ)" | jq .count)"
 check_eq "every newer event kept" "$((total - old))" "$(curl -s "$U/api/v1/events?limit=10000&start=$(date -u -d "@$CUT" +%Y-%m-%dT%H:%M:%SZ)" | jq .count)"
 OLDDAY=$(date -u -d "@$((NOW - 50 * 86400))" +%Y-%m-%dT00:00:00Z)

@@ -1,0 +1,113 @@
+/* retention_wal.c -- see retention_wal.h. */
+#include "retention_wal.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+struct retention_wal {
+    sqlite3 *db;                /* the thread's own connection */
+    long long autockpt;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;         /* guards everything below */
+    pthread_cond_t cv;
+    int kick, running, quit;
+    long long backfilled;       /* frames of the WAL already in events.db */
+    retention_hist hist;        /* the thread's checkpoints */
+};
+
+static void *retention_wal_main(void *arg) {
+    retention_wal *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->kick && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+        if (w->quit) break;
+        w->kick = 0;
+        w->running = 1;
+        pthread_mutex_unlock(&w->mu);
+        int log_frames = 0, done = 0;
+        long long t0 = retention_mono_us();
+        int rc = sqlite3_wal_checkpoint_v2(w->db, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
+        long long us = retention_mono_us() - t0;
+        if (rc != SQLITE_OK && rc != SQLITE_BUSY) log_warn("wal checkpoint: %s", sqlite3_errmsg(w->db));
+        pthread_mutex_lock(&w->mu);
+        w->running = 0;
+        if (rc == SQLITE_OK && done >= 0) w->backfilled = done;
+        retention_phases_hist_add(&w->hist, us);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int retention_wal_open(const char *path, long long autockpt, retention_wal **out) {
+    *out = NULL;
+    if (!path || autockpt <= 0) return 0;
+    retention_wal *w = calloc(1, sizeof *w);
+    if (!w) return -1;
+    w->autockpt = autockpt;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        log_warn("wal checkpointer: cannot open %s (%s): checkpoints stay inline", path,
+                 w->db ? sqlite3_errmsg(w->db) : "out of memory");
+        retention_wal_close(w);
+        return 0;
+    }
+    /* synchronous stays at this build's default for WAL, FULL (2): the
+     * checkpoint fsyncs events.db before the WAL may restart over the frames
+     * it copied. SQLITE_THREADSAFE=1: two connections, one per thread. */
+    sqlite3_busy_timeout(w->db, 1000);   /* only for the schema read below; PASSIVE never waits */
+    /* a connection that never read has no WAL open yet, and before SQLite
+     * 3.41 its checkpoint silently does nothing: read once */
+    if (sqlite3_exec(w->db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL) != SQLITE_OK) {
+        log_warn("wal checkpointer: %s: checkpoints stay inline", sqlite3_errmsg(w->db));
+        retention_wal_close(w);
+        return 0;
+    }
+    if (pthread_create(&w->thread, NULL, retention_wal_main, w) != 0) {
+        log_warn("wal checkpointer: no thread: checkpoints stay inline");
+        retention_wal_close(w);
+        return 0;
+    }
+    w->started = 1;
+    *out = w;
+    return 0;
+}
+
+void retention_wal_close(retention_wal *w) {
+    if (!w) return;
+    if (w->started) {
+        pthread_mutex_lock(&w->mu);
+        w->quit = 1;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+    }
+    if (w->db && sqlite3_close(w->db) != SQLITE_OK) log_warn("wal checkpointer close: %s", sqlite3_errmsg(w->db));
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+int retention_wal_commit(retention_wal *w, long long frames) {
+    if (!w) return 0;
+    pthread_mutex_lock(&w->mu);
+    if (frames < w->backfilled) w->backfilled = 0;   /* the WAL restarted from its beginning */
+    long long waiting = frames - w->backfilled;
+    /* autockpt frames waiting; or, once the WAL is that long, whatever the
+     * last checkpoint missed: frames keep coming while it runs, and the WAL
+     * restarts from its beginning only after one that left nothing behind */
+    if ((waiting >= w->autockpt || (frames >= w->autockpt && waiting > 0)) && !w->running && !w->kick) {
+        w->kick = 1;
+        pthread_cond_signal(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return waiting >= w->autockpt * RETENTION_WAL_INLINE_FACTOR;
+}
+
+void retention_wal_hist(retention_wal *w, retention_hist *out) {
+    pthread_mutex_lock(&w->mu);
+    *out = w->hist;
+    pthread_mutex_unlock(&w->mu);
+}
