@@ -9,6 +9,8 @@
 #   make bench-scale  ClickHouse + replicas: 1 vs 2 storage replicas, the per-core cost model (issue 18)
 #   make bench-influx-first  InfluxDB: the first entity list/stats after a restart, with and without the summary
 #   make bench-whitespace  compact vs spaced JSON: enrichment's CPU per event both ways (issue 15)
+#   make bench-storage  data-storage alone on SQLite: the burst's records, CPU us/event, bytes written
+#                (BINS="old new" compares two binaries back to back; issue 15)
 #   make bench-cpu  CPU µs/event per service in the SQLite burst (bench/cpu_per_event.sh [OLD_BUILD NEW_BUILD])
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
@@ -18,7 +20,7 @@ CTEST_ARGS ?= --timeout 900
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page bench-scale bench-influx-first bench-whitespace bench-cpu clean fuzz
+.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page bench-scale bench-influx-first bench-whitespace bench-storage bench-cpu clean fuzz
 
 all: build
 
@@ -67,6 +69,9 @@ bench-influx-first: deps build
 
 bench-whitespace: deps build
 	@bench/whitespace.sh
+
+bench-storage: deps build
+	@bench/storage_burst.sh $(BINS)
 
 bench-cpu: deps build
 	@bench/cpu_per_event.sh

@@ -468,10 +468,12 @@ static int stats_item_cmp(const void *a, const void *b) {
  * For each entity the cache holds what the slow path would read back: its
  * latest 5-minute row's period, the carry at that period's start, the states
  * in that period, the merge of the hour's earlier rows, and the time of its
- * latest state. A group whose states are all later than that time (the
- * normal, live case) is computed from memory and costs two writes (the
- * 5-minute row, the hourly row); anything else takes the slow path, which
- * rebuilds the entry from the database. Any rollback empties the cache. */
+ * latest state. A group whose states are none earlier than that period's
+ * start (the live case, including a batch that overtook another in flight:
+ * its states are merged in by time) is computed from memory and costs two
+ * writes (the 5-minute row, the hourly row); anything else takes the slow
+ * path, which rebuilds the entry from the database. Any rollback empties the
+ * cache. */
 
 typedef struct stats_hot {
     struct stats_hot *next;
@@ -604,7 +606,23 @@ static int stats_fast_hour(stats_sqlite *s, stats_hot *h, int64_t hour, const st
     return 1;
 }
 
-/* The in-order case from memory; gs: the group's states, all after h->last_t. */
+/* gs (time order) merged into h->samples (time order) from the back. On equal times the
+ * cached states stay first: they were stored before the group, and the slow path reads
+ * rows ORDER BY time_us, id. */
+static void stats_hot_merge(stats_hot *h, const stats_sample *gs, size_t gn) {
+    size_t i = h->n, j = gn, k = h->n + gn;
+    while (j > 0) {
+        if (i > 0 && h->samples[i - 1].t_us > gs[j - 1].t_us) h->samples[--k] = h->samples[--i];
+        else h->samples[--k] = gs[--j];
+    }
+    h->n += gn;
+}
+
+/* The live case from memory; gs: the group's states (time order), none before the cached
+ * period h->bucket (the entity's latest 5-minute row). States later than every cached one
+ * append; earlier ones inside the period (a batch that overtook another in flight) are
+ * merged in: the period is recomputed from its start either way, exactly as the slow path
+ * would from the stored rows, without reading them back. */
 static int stats_fast(stats_sqlite *s, stats_hot *h, const stats_sample *gs, size_t gn) {
     if (h->n + gn > h->cap) {
         size_t cap = (h->n + gn) * 2;
@@ -613,9 +631,10 @@ static int stats_fast(stats_sqlite *s, stats_hot *h, const stats_sample *gs, siz
         h->samples = p;
         h->cap = cap;
     }
-    memcpy(h->samples + h->n, gs, gn * sizeof *gs);
-    h->n += gn;
-    int64_t lastb = stats_floor(gs[gn - 1].t_us, STATS_5MIN_US), end = lastb + STATS_5MIN_US;
+    if (h->n && gs[0].t_us <= h->samples[h->n - 1].t_us) s->counters.fast_merged++;
+    stats_hot_merge(h, gs, gn);
+    int64_t last_t = h->samples[h->n - 1].t_us;
+    int64_t lastb = stats_floor(last_t, STATS_5MIN_US), end = lastb + STATS_5MIN_US;
     size_t split = 0;
     while (split < h->n && h->samples[split].t_us < lastb) split++;
     stats_carry carry = h->carry;
@@ -655,7 +674,7 @@ static int stats_fast(stats_sqlite *s, stats_hot *h, const stats_sample *gs, siz
     h->n = keep;
     h->bucket = lastb;
     h->carry = at_last;
-    h->last_t = gs[gn - 1].t_us;
+    h->last_t = last_t;
     h->has_hour_before = has_new_before;
     if (has_new_before) h->hour_before = new_before;
     s->counters.entities_updated++;
@@ -708,7 +727,7 @@ static int stats_group(stats_sqlite *s, const stats_item_ref *refs, size_t i, si
         }
     }
     if (gn == 0) goto out;
-    if (h->valid && gs[0].t_us > h->last_t) {
+    if (h->valid && gs[0].t_us >= h->bucket) {
         rc = stats_fast(s, h, gs, gn);
     } else {
         rc = stats_entity(s, entity, h->meta, h->kind, gs[0].t_us, gs[gn - 1].t_us);
@@ -737,8 +756,9 @@ int stats_sqlite_batch(stats_sqlite *s, const store_batch *b) {
 
 json_t *stats_sqlite_info(const stats_sqlite *s) {
     const stats_sqlite_counters *c = &s->counters;
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "entities_updated", (json_int_t)c->entities_updated,
-                     "fast_updates", (json_int_t)c->fast_updates, "rows_written",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "entities_updated", (json_int_t)c->entities_updated,
+                     "fast_updates", (json_int_t)c->fast_updates, "fast_merged", (json_int_t)c->fast_merged,
+                     "rows_written",
                      (json_int_t)c->rows_written, "late_skipped", (json_int_t)c->late_skipped, "batches",
                      (json_int_t)c->batches, "update_us", (json_int_t)c->update_us);
 }

@@ -67,6 +67,7 @@ typedef struct stats_sqlite_counters {
     unsigned long long entities_updated, rows_written, late_skipped;
     unsigned long long batches, update_us;   /* time spent in stats_sqlite_batch */
     unsigned long long fast_updates;          /* entity updates served from the cache */
+    unsigned long long fast_merged;           /* of those, groups with states before the cached latest one */
 } stats_sqlite_counters;
 void stats_sqlite_counters_get(const stats_sqlite *s, stats_sqlite_counters *c);
 /* {"entities_updated","rows_written","late_skipped","batches","update_us"} */

@@ -7,21 +7,25 @@
  *    not per event).
  *  - one transaction per batch, events and dead letters together: a batch is
  *    either committed whole (answer 200) or not at all (answer 503, retry).
- *  - UNIQUE event_id + INSERT OR IGNORE: a retried batch stores nothing twice,
- *    and changes()==0 tells us which events were duplicates.
+ *  - UNIQUE(time_us, event_id) + INSERT OR IGNORE: a retried batch stores nothing
+ *    twice, and changes()==0 tells us which events were duplicates. The identity
+ *    determines the time, so this is exactly UNIQUE(event_id), but time-ordered:
+ *    live inserts append (store_sqlite_identity.h).
  *  - the record is kept as its exact JSON text; the columns beside it exist
  *    only to filter and order (time in microseconds, entity, domain, type).
  *  - PRAGMA user_version + an ordered list of migrations: a newer binary
  *    upgrades an older file in place; an older binary refuses a newer file.
  *  - statements are prepared once (queries: one per filter combination).
  *  - a 16 MiB page cache (SQLite's default is 2 MiB): each batch inserts into
- *    five indexes, the event_id one at random places; with the default cache
- *    those pages are read back from disk on every batch (a third of the
- *    process' system time in a 40,000-event burst). The cache is given back
- *    when the store goes idle (store_sqlite_idle), so it costs only while
- *    writing.
+ *    eleven indexes, several at one place per entity/device/area; with the
+ *    default cache those pages are read back from disk on every batch (a third
+ *    of the process' system time in a 40,000-event burst, when the event_id
+ *    index was still random-keyed). The cache is given back when the store
+ *    goes idle (store_sqlite_idle), so it costs only while writing.
  *  - wal_autocheckpoint=8000 pages (32 MiB; default 1000): a 1,000-event
- *    batch appends ~750 WAL frames (the random-keyed event_id index), so the
+ *    batch dirties hundreds of pages (the records' own text alone fills ~340;
+ *    make bench-storage: 1,161 pages written per 1,000 events, WAL and
+ *    checkpoints together, 1,431 with the random-keyed event_id index), so the
  *    default checkpointed -- and fsynced the database -- almost every batch.
  *    Fewer, larger checkpoints write each hot index page once per checkpoint
  *    instead of once per batch (40,000-event burst: fdatasync 93 -> ~50,
@@ -65,6 +69,7 @@ typedef struct store_sqlite {
 #include "store_sqlite_read.h"
 #include "store_sqlite_registry.h"
 #include "store_sqlite_home.h"
+#include "store_sqlite_identity.h"
 
 /* Each entry upgrades the schema by one version, in one transaction. */
 static const char *const store_sqlite_migrations[] = {
@@ -111,6 +116,11 @@ static const char *const store_sqlite_migrations[] = {
      * entities and registry, backfilled (store_sqlite_home.h). New columns and rebuilt
      * entities/registry tables only: keep it after the migrations above. */
     STORE_SQLITE_HOME_MIGRATION,
+    /* 8 (issue 15): the identity index by time,
+     * UNIQUE(time_us, event_id) instead of UNIQUE(event_id) -- a rebuild of events, not SQL
+     * (store_sqlite_identity.h). Keep it after every migration that adds columns to events
+     * or not: it copies whatever columns events has. */
+    STORE_SQLITE_IDENTITY_MIGRATION,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
@@ -187,7 +197,9 @@ static int store_sqlite_migrate(store_sqlite *s) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d;", v + 1);
         if (store_sqlite_exec(s, "BEGIN IMMEDIATE") != 0) return -1;
-        if (store_sqlite_exec(s, store_sqlite_migrations[v]) != 0 || store_sqlite_exec(s, sql) != 0) {
+        const char *m = store_sqlite_migrations[v];
+        int failed = strcmp(m, STORE_SQLITE_IDENTITY_MIGRATION) == 0 ? sqi_migrate(s->db) : store_sqlite_exec(s, m);
+        if (failed || store_sqlite_exec(s, sql) != 0) {
             store_sqlite_exec(s, "ROLLBACK");
             return -1;
         }

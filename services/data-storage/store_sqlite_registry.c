@@ -14,6 +14,10 @@ enum { K_AREA_ID, K_AREA, K_FLOOR_ID, K_FLOOR, K_DEVICE_ID, K_DEVICE, K_MANUFACT
        K_PLATFORM, K_CATEGORY, K_N };
 static const char *const sqr_keys[K_N] = {"area_id", "area", "floor_id", "floor", "device_id", "device",
                                           "manufacturer", "model", "labels", "platform", "entity_category"};
+static const unsigned char sqr_key_len[K_N] = {sizeof "area_id" - 1, sizeof "area" - 1, sizeof "floor_id" - 1,
+                                               sizeof "floor" - 1, sizeof "device_id" - 1, sizeof "device" - 1,
+                                               sizeof "manufacturer" - 1, sizeof "model" - 1, sizeof "labels" - 1,
+                                               sizeof "platform" - 1, sizeof "entity_category" - 1};
 static const int sqr_col_key[SQR_COLUMNS] = {K_AREA_ID, K_FLOOR_ID, K_DEVICE_ID, K_PLATFORM};
 
 typedef struct sqr_spans {
@@ -22,10 +26,12 @@ typedef struct sqr_spans {
     int found;
 } sqr_spans;
 
+/* Called for each of the record's ~30 top-level members: the key's length and first byte
+ * rule out almost every key before a compare (this walk is on storage's hot path). */
 static int sqr_member(const char *k, size_t kl, const char *v, size_t vl, void *arg) {
     sqr_spans *s = arg;
     for (int i = 0; i < K_N; i++) {
-        if (strlen(sqr_keys[i]) != kl || memcmp(sqr_keys[i], k, kl) != 0) continue;
+        if (sqr_key_len[i] != kl || sqr_keys[i][0] != k[0] || memcmp(sqr_keys[i], k, kl) != 0) continue;
         if (!s->v[i]) s->found++;
         s->v[i] = v, s->n[i] = vl;
         break;
