@@ -101,10 +101,12 @@ static int sqi_room(sqlite3 *db) {
     if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
     struct statvfs v;
     if (statvfs(dir, &v) != 0) return 0;
-    long long need = pages * size + (64LL << 20), have = (long long)v.f_bavail * (long long)v.f_frsize;
+    long long need = pages * size + (1LL << 20), have = (long long)v.f_bavail * (long long)v.f_frsize;
     if (have >= need) {
-        log_info("sqlite identity migration: rebuilding events (%lld MB) once for the time-ordered identity index; "
-                 "this can take minutes on a large store (ingestion keeps spooling meanwhile)", pages * size >> 20);
+        if (pages * size >= (64LL << 20))
+            log_info("sqlite identity migration: rebuilding events (%lld MB) once for the time-ordered identity "
+                     "index; this can take minutes on a large store (ingestion keeps spooling meanwhile)",
+                     pages * size >> 20);
         return 0;
     }
     log_error("sqlite identity migration needs about %lld MB free in %s and %lld MB are: free disk space and start "
