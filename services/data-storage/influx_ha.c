@@ -2,6 +2,7 @@
 #include "influx_ha.h"
 #include "ha_config.h"
 #include "ha_point.h"
+#include "influx_ids.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -78,13 +79,14 @@ influx_ha_result influx_ha_line(influx_ha *h, store_batch *b, store_item *it, sb
     return INFLUX_HA_NO_LINE;
 }
 
-int influx_ha_query_check(const influx_ha *h, const store_filter *f, char *err, size_t errlen) {
-    if (!h || (f->event_type && strcmp(f->event_type, "state_changed") != 0)) return 0;
-    snprintf(err, errlen,
-             "INFLUXDB_SCHEMA=homeassistant stores state_changed events as Home Assistant's points (one measurement "
-             "per unit, no HomeIQ record), which this API cannot return; query them with InfluxQL/Grafana, or ask "
-             "for another event type (event_type=...)");
-    return -1;
+int influx_ha_query_from(const influx_ha *h, const store_filter *f, const char **from) {
+    int sc = f->event_type && strcmp(f->event_type, "state_changed") == 0;
+    if (!h || (f->event_type && !sc)) {
+        *from = INFLUX_IDS_FROM_HOMEIQ;
+        return 1;
+    }
+    *from = sc ? "\"" INFLUX_IDS_MEASUREMENT "\"" : INFLUX_IDS_FROM_HA;
+    return sc ? 1 : 2;
 }
 
 void influx_ha_info(const influx_ha *h, json_t *o) {

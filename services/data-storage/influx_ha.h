@@ -8,8 +8,8 @@
  * counted, acknowledged, never an error or a dead letter), is rejected (a
  * point InfluxDB cannot hold: dead-lettered with the reason), or is left to
  * HomeIQ's own measurement (every other event type). It also keeps the
- * counters for /metrics and /health and says which queries cannot be
- * answered on this schema (501).
+ * counters for /metrics and /health and says where GET /api/v1/events finds
+ * the records on this schema.
  *
  * Ownership: influx_ha owns its configuration; items and batches are the
  * caller's. influx_ha_open gives NULL for the homeiq schema, and every
@@ -37,9 +37,12 @@ void influx_ha_free(influx_ha *h);
  * in HomeIQ's measurement: its identity point, influx_ids.h, is). */
 int influx_ha_owns(const influx_ha *h, const store_item *it);
 influx_ha_result influx_ha_line(influx_ha *h, store_batch *b, store_item *it, sbuf *body);
-/* 0 when GET /api/v1/events with this filter can be answered from HomeIQ's
- * measurement; -1 with the reason (answered 501) otherwise. */
-int influx_ha_query_check(const influx_ha *h, const store_filter *f, char *err, size_t errlen);
+/* Where GET /api/v1/events with this filter reads its records (an InfluxQL
+ * FROM list): HomeIQ's measurement; on this schema the identity points for
+ * event_type=state_changed, HomeIQ's measurement for another event type, and
+ * both without event_type. Returns the number of measurements (2: the page
+ * is merged, influx_page.h). */
+int influx_ha_query_from(const influx_ha *h, const store_filter *f, const char **from);
 /* Adds "schema" (and the HA point counters) to /health's backend object. */
 void influx_ha_info(const influx_ha *h, json_t *o);
 

@@ -1,5 +1,6 @@
 /* influx_ids.c -- see influx_ids.h. */
 #include "influx_ids.h"
+#include "influx_points.h"
 #include "lineproto.h"
 
 #include <string.h>
@@ -17,6 +18,7 @@ void influx_ids_line(sbuf *b, const store_item *it, uint64_t ns, const char *sto
     influx_ids_tag(b, "domain", it->domain);
     influx_ids_tag(b, "entity_id", it->entity_id);
     influx_ids_tag(b, "event_type", it->event_type);
+    influx_points_registry_tags(b, it->record); /* GET /api/v1/events' area, floor, device, label, platform */
     sbuf_adds(b, " event_id=");
     lineproto_field_string(b, it->event_id, strlen(it->event_id));
     sbuf_adds(b, ",stored_at=");

@@ -9,15 +9,17 @@
  * Each HA point therefore gets one more point, in the same /write and the same
  * line unit (a 400 bisected down to one event keeps them together):
  *
- *   homeiq_ids,domain=<d>,entity_id=<full id>,event_type=state_changed
- *              event_id="<id>",stored_at="<time>",record="<record JSON>" <ns>
+ *   homeiq_ids,domain=<d>,entity_id=<full id>,event_type=state_changed[,area_id=..,device_id=..,
+ *              floor_id=..,labels=,a,b,,platform=..] event_id="<id>",stored_at="<time>",record="<JSON>" <ns>
  *
  * at the time the duplicate check gave the event (time_fired in ns, its
  * sub-microsecond offset unique in the window). The duplicate check reads
  * `event_id` here as it reads it in HomeIQ's measurement; the feed and the
  * entity summary read `record` here as they read it there (same field names,
  * so the readers take `FROM "home_assistant_events","homeiq_ids"` and change
- * nothing else). HA's own points are unchanged: dashboards and queries written
+ * nothing else). The registry tags are those of HomeIQ's measurement
+ * (influx_points_registry_tags), so GET /api/v1/events filters state_changed
+ * events here as it filters the others there (influx_ha_query_from). HA's own points are unchanged: dashboards and queries written
  * for HA keep working (docs/INFLUX_READS.md).
  *
  * Ownership: appends to the caller's sbuf (sbuf_failed() tells an allocation

@@ -64,19 +64,23 @@ static void influx_points_labels(sbuf *b, const json_t *labels) {
 
 const char *influx_points_home_value(const char *home) { return event_home_is_default(home) ? "" : home; }
 
+void influx_points_registry_tags(sbuf *b, const json_t *rec) { /* registry tags: issue 11 */
+    influx_points_tag(b, "area_id", influx_points_member(rec, "area_id"));
+    influx_points_tag(b, "device_id", influx_points_member(rec, "device_id"));
+    influx_points_tag(b, "floor_id", influx_points_member(rec, "floor_id"));
+    influx_points_labels(b, json_object_get(rec, "labels"));
+    influx_points_tag(b, "platform", influx_points_member(rec, "platform"));
+}
+
 void influx_points_event(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at, const char *home) {
     const json_t *rec = it->record;
     lineproto_measurement(b, INFLUX_MEASUREMENT);
-    influx_points_tag(b, "area_id", influx_points_member(rec, "area_id")); /* registry tags: issue 11 */
+    influx_points_registry_tags(b, rec);
     influx_points_tag(b, "device_class", influx_points_member(rec, "device_class"));
-    influx_points_tag(b, "device_id", influx_points_member(rec, "device_id"));
     influx_points_tag(b, "domain", it->domain);
     influx_points_tag(b, "entity_id", it->entity_id);
     influx_points_tag(b, "event_type", it->event_type);
-    influx_points_tag(b, "floor_id", influx_points_member(rec, "floor_id"));
     influx_points_tag(b, INFLUX_HOME_TAG, influx_points_home_value(home)); /* issue 18 */
-    influx_points_labels(b, json_object_get(rec, "labels"));
-    influx_points_tag(b, "platform", influx_points_member(rec, "platform"));
     influx_points_tag(b, "unit_of_measurement", influx_points_member(rec, "unit_of_measurement"));
     sbuf_adds(b, " event_id=");
     lineproto_field_string(b, it->event_id, strlen(it->event_id));

@@ -28,6 +28,11 @@
 /* The value a read compares INFLUX_HOME_TAG with: "" for the default home. */
 const char *influx_points_home_value(const char *home);
 
+/* The registry tags GET /api/v1/events filters on (area_id, device_id,
+ * floor_id, labels as ",a,b,", platform), from the record's members; none
+ * for a member that is missing or empty. Also on HA's identity points. */
+void influx_points_registry_tags(sbuf *b, const json_t *rec);
+
 /* One line of the events measurement at time `ns`, with the batch's stored_at
  * (event_time_format text). Registry tags, the exact record as the string
  * field "record"; value/old_value/duration_in_state are floats, written only

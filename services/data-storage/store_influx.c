@@ -61,6 +61,7 @@
 #include "retention_influx_purge.h"
 #include "influx_query.h"
 #include "influx_answer.h"
+#include "influx_page.h"
 #include "influx_points.h"
 #include "influx_set.h"
 #include "influx_recent.h"
@@ -725,6 +726,9 @@ typedef struct influx_read {
     void *arg;
     store_rows rows;
     int dead;
+    int merge;           /* two measurements: each answered offset+limit, merged here (influx_page.h) */
+    long offset, limit;
+    influx_page page;
 } influx_read;
 
 static int influx_event_row(const influx_answer_row *row, void *arg) {
@@ -736,7 +740,8 @@ static int influx_event_row(const influx_answer_row *row, void *arg) {
     if (!rec || !id || !at || event_time_parse(at, &at_us) != 0 || strlen(id) != EVENT_ID_LEN - 1 ||
         strspn(id, "0123456789abcdef") != EVENT_ID_LEN - 1)
         return 0; /* a point not written by us */
-    return store_rows_add_event(&rd->rows, rec, strlen(rec), id, at_us);
+    if (store_rows_add_event(&rd->rows, rec, strlen(rec), id, at_us) != 0) return -1;
+    return rd->merge ? influx_page_note(&rd->page, influx_answer_time(row)) : 0;
 }
 
 static int influx_dead_row(const influx_answer_row *row, void *arg) {
@@ -765,20 +770,28 @@ static void influx_read_done(const httpc_response *r, void *arg) {
         /* nothing written yet ("database not found") is an empty answer (influx_answer.h) */
         rc = influx_answer_walk(r->body, r->body_len, -1, rd->dead ? influx_dead_row : influx_event_row, rd, why,
                                 sizeof why);
+        if (rc == 0 && rd->merge && influx_page_cut(&rd->page, &rd->rows, rd->offset, rd->limit) != 0) {
+            rc = -1;
+            snprintf(why, sizeof why, "out of memory");
+        }
     }
     rd->cb(&rd->rows, rc, rc ? why : NULL, rd->arg);
     store_rows_free(&rd->rows);
+    influx_page_free(&rd->page);
     free(rd);
 }
 
-static void influx_read_start(store_influx *s, const char *sql, int dead, store_rows_cb cb, void *arg) {
+/* merge: the page of a two-measurement FROM list (influx_page.h), else NULL. */
+static void influx_read_start(store_influx *s, const char *sql, int dead, const store_filter *merge, store_rows_cb cb,
+                              void *arg) {
     influx_read *rd = calloc(1, sizeof *rd);
     if (!rd) {
         store_rows none = {0};
         cb(&none, -1, "out of memory", arg);
         return;
     }
-    *rd = (influx_read){.s = s, .cb = cb, .arg = arg, .dead = dead};
+    *rd = (influx_read){.s = s, .cb = cb, .arg = arg, .dead = dead, .merge = merge != NULL};
+    if (merge) rd->offset = merge->offset, rd->limit = merge->limit;
     if (s->closing || influx_query_send(s, sql, 1, influx_read_done, rd) != 0) {
         store_rows none = {0};
         free(rd);
@@ -802,18 +815,18 @@ static void influx_where_tag(sbuf *q, int *first, const char *key, const char *v
 static void store_influx_query(store *base, const store_filter *f, store_rows_cb cb, void *arg) {
     store_influx *s = (store_influx *)base;
     char why[400];
-    int no_home = f->home_id && s->ha; /* issue 18: HA's points carry no home tag */
-    if (no_home) snprintf(why, sizeof why, "home: INFLUXDB_SCHEMA=homeassistant points carry no home");
-    if (no_home || influx_ha_query_check(s->ha, f, why, sizeof why) != 0) {
+    if (f->home_id && s->ha) { /* issue 18: HA's points (and their identity points) carry no home tag */
+        snprintf(why, sizeof why, "home: INFLUXDB_SCHEMA=homeassistant points carry no home");
         store_rows none = {0};
         cb(&none, STORE_QUERY_UNSUPPORTED, why, arg);
         return;
     }
+    const char *from;
+    int merge = influx_ha_query_from(s->ha, f, &from) > 1;
     sbuf q;
     int first = 1;
     sbuf_init(&q);
-    sbuf_adds(&q, "SELECT record, event_id, stored_at FROM ");
-    influxql_ident(&q, INFLUX_MEASUREMENT);
+    sbuf_printf(&q, "SELECT record, event_id, stored_at FROM %s", from);
     influx_where_tag(&q, &first, "entity_id", f->entity_id);
     influx_where_tag(&q, &first, "domain", f->domain);
     influx_where_tag(&q, &first, "event_type", f->event_type);
@@ -835,12 +848,14 @@ static void store_influx_query(store *base, const store_filter *f, store_rows_cb
         sbuf_printf(&q, "%s time < %lld", first ? " WHERE" : " AND", (long long)influx_time_ns_sat(f->end_us));
         first = 0;
     }
-    sbuf_printf(&q, " ORDER BY time DESC LIMIT %ld OFFSET %ld", f->limit, f->offset);
+    /* LIMIT/OFFSET apply to each measurement of a FROM list: the merged page takes each one's first offset+limit */
+    if (merge) sbuf_printf(&q, " ORDER BY time DESC LIMIT %ld", f->offset + f->limit);
+    else sbuf_printf(&q, " ORDER BY time DESC LIMIT %ld OFFSET %ld", f->limit, f->offset);
     if (sbuf_failed(&q)) {
         store_rows none = {0};
         cb(&none, -1, "out of memory", arg);
     } else {
-        influx_read_start(s, q.data, 0, cb, arg);
+        influx_read_start(s, q.data, 0, merge ? f : NULL, cb, arg);
     }
     sbuf_free(&q);
 }
@@ -857,7 +872,7 @@ static void store_influx_dead_letters(store *base, long limit, store_rows_cb cb,
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT source, error, raw FROM \"%s\" ORDER BY time DESC LIMIT %ld",
              INFLUX_DEAD_MEASUREMENT, limit);
-    influx_read_start((store_influx *)base, sql, 1, cb, arg);
+    influx_read_start((store_influx *)base, sql, 1, NULL, cb, arg);
 }
 
 /* Issue 18: one home's dead letters (the home_id tag; none = the default home). */
@@ -872,7 +887,7 @@ static void store_influx_dead_letters_home(store *base, const char *home, long l
         store_rows none = {0};
         cb(&none, -1, "out of memory", arg);
     } else {
-        influx_read_start((store_influx *)base, q.data, 1, cb, arg);
+        influx_read_start((store_influx *)base, q.data, 1, NULL, cb, arg);
     }
     sbuf_free(&q);
 }

@@ -51,19 +51,14 @@ check "overview: totals, rate, per-second and per-domain, spool, store size" \
 
 # ---- events, dead letters, entities, series ------------------------------------------
 check_eq "a probe event is accepted" 200 "$(probe sensor.admin_probe 21.5)"
-if [ "${HOUSE_INFLUX_SCHEMA:-}" = homeassistant ]; then
-  # state_changed events are HA's points there, not HomeIQ records /api/v1/events can return (501, as
-  # storage says); the feed, entities and the tail read their identity points (docs/INFLUX_READS.md)
-  for _ in $(seq 50); do [ "$(get '/api/v1/entities?search=admin_probe' | jq .count)" = 1 ] && break; sleep 0.1; done
-  check_eq "events on the homeassistant schema: state_changed is storage's 501" 501 \
-    "$(code '/api/v1/events?entity_id=sensor.admin_probe')"
-  check_eq "... the probe is in storage's feed as a full record" '1 21.5' \
-    "$(curl -s "$DATA_STORAGE_URL/api/v1/events/feed?after=0&entity_id=sensor.admin_probe" | jq -r '"\(.count) \(.events[0].state)"')"
-else
+# (on INFLUXDB_SCHEMA=homeassistant the state_changed records come from the identity points, docs/INFLUX_READS.md)
 for _ in $(seq 50); do [ "$(get '/api/v1/events?entity_id=sensor.admin_probe' | jq .count)" = 1 ] && break; sleep 0.1; done
 check_eq "events: storage's filters pass through" '1 21.5' \
   "$(get '/api/v1/events?entity_id=sensor.admin_probe' | jq -r '"\(.count) \(.events[0].state)"')"
-fi
+check_eq "events?event_type=state_changed: the house's state changes, newest first" 'state_changed true' \
+  "$(get '/api/v1/events?event_type=state_changed&limit=50' | jq -r '"\([.events[].event_type] | unique | join(",")) \(.count >= 5 and ([.events[].time_fired | sub("\\.[0-9]+"; "")] | . == (sort | reverse)))"')"
+check_eq "events?domain=sensor&event_type=state_changed&entity_id=: the probe" '1 sensor.admin_probe' \
+  "$(get '/api/v1/events?domain=sensor&event_type=state_changed&entity_id=sensor.admin_probe' | jq -r '"\(.count) \(.events[0].entity_id)"')"
 check_eq "events: a bad parameter is storage's 400 naming it" '400 limit' \
   "$(curl -s -w ' %{http_code}' "$A/api/v1/events?limit=0" | sed -E 's/^\{"error":"([a-z_]+):.* ([0-9]+)$/\2 \1/')"
 curl -s -o /dev/null -H 'Content-Type: application/json' --data-binary \
@@ -135,6 +130,9 @@ check_eq "last_event_id= works like the header (from the start: all 8)" 8 "$(gre
 curl -sN --max-time 3 "$A/api/v1/events/stream?domain=sensor&backlog=5" >"$TEST_TMP/sse4"
 check "backlog=5 with domain=sensor: at least the 5 recent events" test "$(grep -c '^id: ' "$TEST_TMP/sse4")" -ge 5
 check_eq "... and only sensor events" sensor "$(sed -n 's/^data: //p' "$TEST_TMP/sse4" | jq -r '.entity_id | split(".")[0]' | sort -u | xargs)"
+curl -sN --max-time 3 "$A/api/v1/events/stream?event_type=state_changed&backlog=5" >"$TEST_TMP/sse6"
+check "backlog=5 with event_type=state_changed: at least the 5 recent events" test "$(grep -c '^id: ' "$TEST_TMP/sse6")" -ge 5
+check_eq "... and only state_changed" state_changed "$(sed -n 's/^data: //p' "$TEST_TMP/sse6" | jq -r .event_type | sort -u | xargs)"
 check_eq "stream: a bad filter -> 400 naming it, before the stream starts" 400 "$(code '/api/v1/events/stream?limit=5')"
 check_eq "stream: a bad backlog -> 400" 400 "$(code '/api/v1/events/stream?backlog=5000')"
 check_eq "stream: a bad Last-Event-ID -> 400" 400 "$(curl -s -o /dev/null -w '%{http_code}' -H 'Last-Event-ID: x' "$A/api/v1/events/stream")"

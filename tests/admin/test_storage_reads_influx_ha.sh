@@ -137,14 +137,46 @@ feed_all "$A" 0 >"$TEST_TMP/fa"
 feed_all "$B" 0 >"$TEST_TMP/fb"
 check_eq "... the feed on B = on A (C once, no repeat)" "$(records <"$TEST_TMP/fa")" "$(records <"$TEST_TMP/fb")"
 
+# ---- GET /api/v1/events: state_changed from the identity points, merged with HomeIQ's own ---------
+# (was a 501: "HA's points are not HomeIQ records"). Registry tags (area, floor, device, platform,
+# labels) are on the identity point too, so those filters narrow state_changed events as on A.
+reg() { # reg ENTITY TIME STATE AREA : a state_changed record with registry ids (as enrichment adds them)
+  printf '{"event_type":"state_changed","entity_id":"%s","time_fired":"%s","state":"%s","value":%s,"context_id":"%s","area_id":"%s","floor_id":"ground","device_id":"0123456789abcdef0123456789abcdef","platform":"zha","labels":["battery","x_%s"],"attributes":{"unit_of_measurement":"u"}}' \
+    "$1" "$2" "$3" "$3" "$1-$2" "$4" "$4"
+}
+R="[$(reg sensor.reg_a 2025-03-02T08:00:00Z 1.0 kitchen),$(reg sensor.reg_b 2025-03-02T08:00:01Z 2.0 hall)"
+R="$R,$(reg sensor.reg_a 2025-03-02T08:00:02Z 3.0 kitchen),$(rec light.reg_c 2025-03-02T08:00:03Z x null call_service)]"
+check_eq "registry-tagged events on both" "200 200" "$(both "$R")"
+evs() { curl -s -w '\n%{http_code}' "$1/api/v1/events?$2" | jq -c -R 'try (fromjson | [.count, [.events[] | del(.stored_at)]]) catch .'; }
+for q in "" "event_type=state_changed" "event_type=state_changed&limit=3" "event_type=state_changed&limit=2&offset=3" \
+         "limit=4&offset=2" "limit=1000" "entity_id=$L" "entity_id=$L&event_type=state_changed" "domain=light&limit=3&offset=1" \
+         "event_type=call_service" "start=2025-03-01T10:15:00Z&end=2025-03-01T11:05:00Z" \
+         "start=2025-03-01T10:15:00Z&end=2025-03-01T11:05:00Z&event_type=state_changed&offset=1&limit=2" \
+         "area=kitchen" "area=hall&event_type=state_changed" "floor=ground" "platform=zha&limit=1" \
+         "device=0123456789abcdef0123456789abcdef" "label=x_hall" "label=battery&offset=1" "entity_id=sensor.none"; do
+  check_eq "events?$q on B = on A (records, newest first)" "$(evs "$A" "$q")" "$(evs "$B" "$q")"
+done
+check_eq "B: events?event_type=state_changed&entity_id=$T: 200, the sensor's 4, newest first" '200 40.0 30.0 20.0 10.0' \
+  "$(curl -s -w ' %{http_code}' "$B/api/v1/events?event_type=state_changed&entity_id=$T" | sed 's/ \([0-9]*\)$/\n\1/' |
+     { read -r body; read -r c; echo "$c $(jq -r '[.events[].state] | join(" ")' <<<"$body")"; })"
+check_eq "B: events?area=kitchen: reg_a's 2 (state_changed, from the identity points)" '2 sensor.reg_a' \
+  "$(curl -s "$B/api/v1/events?area=kitchen" | jq -r '"\(.count) \([.events[].entity_id] | unique | join(","))"')"
+check_eq "B: events with no filter: every stored event (F1 11 + now 1 + C 3 + R 4)" 19 \
+  "$(curl -s "$B/api/v1/events?limit=1000" | jq .count)"
+check_eq "B: a bad parameter is still the 400 naming it" '400 offset' \
+  "$(curl -s -w ' %{http_code}' "$B/api/v1/events?offset=-1" | sed -E 's/^\{"error":"([a-z_]+):.* ([0-9]+)$/\2 \1/')"
+check_eq "B: home= is still 501 (HA's points carry no home)" 501 \
+  "$(curl -s -o /dev/null -w '%{http_code}' "$B/api/v1/events?home=default&event_type=state_changed")"
+
 # ---- restart: entities, feed and totals come back -----------------------------------------------
+feed_all "$B" 0 >"$TEST_TMP/fb"
 E_KEPT=$(ents "$B") HEADB=$(curl -s "$B/api/v1/stats" | jq .cursor)
 stop_pid "$PID_sb"; check_eq "B exits cleanly" 0 $?
 check "B starts again" start_b
 check_eq "after a restart: the same entity list" "$E_KEPT" "$(ents "$B")"
 feed_all "$B" 0 >"$TEST_TMP/fb2"
 check_eq "after a restart: the same feed, the same seqs" "$(cat "$TEST_TMP/fb")" "$(cat "$TEST_TMP/fb2")"
-check_eq "after a restart: head and totals" "$HEADB 15" "$(curl -s "$B/api/v1/stats" | jq -r '"\(.cursor) \(.events_total)"')"
+check_eq "after a restart: head and totals" "$HEADB 19" "$(curl -s "$B/api/v1/stats" | jq -r '"\(.cursor) \(.events_total)"')"
 check_eq "a state_changed re-posted after the restart is still a duplicate" '200 1' \
   "$(post "$B" "[$(rec $T 2025-03-01T10:00:00Z 10.0 10.0)]") $(jq .duplicates "$TEST_TMP/post.json")"
 
@@ -186,8 +218,8 @@ check_eq "reader: 500 events, no repeat" '500 500' \
 check_eq "reader = the stored tail read afterwards (no gap)" \
   "$(curl -s "$B/api/v1/events/feed?after=$START&limit=1000" | jq -r '.events[] | "\(.event_id) \(.seq)"' | xargs)" \
   "$(xargs <"$TEST_TMP/tail.txt")"
-check_eq "totals on B: 515" 515 "$(curl -s "$B/api/v1/stats" | jq .events_total)"
-check_eq "GET /api/v1/events?event_type=state_changed on B: still 501 (HA's points are not HomeIQ records)" 501 \
+check_eq "totals on B: 519" 519 "$(curl -s "$B/api/v1/stats" | jq .events_total)"
+check_eq "GET /api/v1/events?event_type=state_changed on B: 200, after the restart too" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' "$B/api/v1/events?event_type=state_changed")"
 stop_pid "$PID_sb"
 stop_pid "$PID_sa"
