@@ -6,15 +6,19 @@ Why a real browser: the page is the product here; only a browser runs its
 JavaScript, Chart.js, EventSource and layout. Checks: the boxes turn green,
 the counter grows, a new event appears in the live tail within 2 s, a chart
 draws for a chosen entity (and a state timeline), a filter narrows the tail,
-a row opens the full record, pause/resume leaves no gap, the page is usable
+a row opens the full record, pause/resume leaves no gap, the ingestion box
+shows spool depth, backlog and backfill, a custom history range, dead letters
+with reason, time and raw event, the page is usable
 at phone width and its controls are labelled, stopping data-storage turns
 its box red with the reason, and the console shows no errors.
 
-Usage: dashboard.py URL ARTIFACT_DIR STORAGE_PID
+Usage: dashboard.py URL ARTIFACT_DIR STORAGE_PID [PREFIX_URL]
+PREFIX_URL: the same admin-api behind a reverse proxy under a path prefix
+(deploy/prefix/nginx.conf): the page must work there too (relative URLs).
 Talks to the pipeline only to inject probe events (ingestion's forward API,
 WEBSOCKET_INGESTION_URL) and to stop data-storage (SIGTERM to STORAGE_PID).
 Prints TAP-like "ok - ..." / "not ok - ..." lines; exit status 1 on failure."""
-import datetime, json, os, signal, sys, tempfile, time, urllib.request
+import datetime, json, os, re, signal, sys, tempfile, time, urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -22,6 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 URL, ART, STORAGE_PID = sys.argv[1], sys.argv[2], int(sys.argv[3])
+PREFIX_URL = sys.argv[4] if len(sys.argv) > 4 else None
 INGEST = os.environ["WEBSOCKET_INGESTION_URL"]
 TOKEN = os.environ["HOMEIQ_API_TOKEN"]
 BACKEND = os.environ.get("HOUSE_BACKEND", "sqlite")
@@ -91,6 +96,9 @@ try:
     want = ["hop-home-assistant:ok", "hop-websocket-ingestion:ok", "hop-enrichment-pipeline:ok",
             "hop-data-storage:ok", "hop-store:ok"]
     check("the five pipeline boxes turn green (ok)", wait(lambda: levels() == want, 30), levels())
+    ing = lambda: d.find_element(By.CSS_SELECTOR, "#hop-websocket-ingestion .facts").text
+    check("the ingestion box shows spool depth, backlog (unsent) and the backfill's progress",
+          wait(lambda: all(w in ing() for w in ("spool depth", "backlog", "unsent", "backfill")), 10), ing())
     check("each box says its level in words, not only colour",
           all("OK" in t for t in js("return [...document.querySelectorAll('#hops .level')].map(e => e.textContent)")))
     total = lambda: int(d.find_element(By.ID, "total-events").text.replace(",", "") or 0)
@@ -169,6 +177,26 @@ try:
     blank = js("""const c = document.getElementById('h-numeric'); const x = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                   let n = 0; for (let i = 3; i < x.length; i += 4) if (x[i]) n++; return n;""")
     check("... and pixels are painted on the canvas", blank > 1000, blank)
+    # a custom range: the last 6 h (72 seeded readings an entity), then a start after the end
+    def custom(hours_start, hours_end):
+        js("""const f = (h) => { const t = new Date(Date.now() - h * 3600e3); t.setMinutes(t.getMinutes() - t.getTimezoneOffset());
+                                  return t.toISOString().slice(0, 19); };
+              document.getElementById('h-start').value = f(arguments[0]); document.getElementById('h-end').value = f(arguments[1]);
+              document.getElementById('h-end').dispatchEvent(new Event('change'));""", hours_start, hours_end)
+    d.find_element(By.CSS_SELECTOR, 'input[name="range"][value="custom"]').click()
+    check("the custom range shows its From/To fields (labelled)",
+          wait(lambda: d.find_element(By.ID, "h-start").is_displayed() and d.find_element(By.ID, "h-end").is_displayed(), 5))
+    custom(6, 0)
+    lens = lambda: js("return Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).map(s => s.data.length)")
+    check("a custom 6 h range redraws with that range's points (about 72 each)",
+          wait(lambda: all(60 <= n <= 80 for n in lens()), 10), lens())
+    xmin = js("return Chart.getChart('h-numeric').options.scales.x.min")
+    check("... and the axis starts 6 h ago", abs(xmin / 1000 - (time.time() - 6 * 3600)) < 120, xmin)
+    custom(1, 2)
+    check("a custom range with its start after its end says so",
+          wait(lambda: "start before the end" in d.find_element(By.ID, "h-status").text, 5), d.find_element(By.ID, "h-status").text)
+    d.find_element(By.CSS_SELECTOR, 'input[name="range"][value="86400"]').click()
+    wait(lambda: js("return Chart.getChart('h-numeric').data.datasets[2].data.length") > 200, 10)
     opts = js("return [...document.querySelectorAll('#h-entities option')].map(o => o.value)")
     check("the entity search lists the house's entities", "light.living_room_spots" in opts, opts[:10])
     add_entity("light.living_room_spots")
@@ -202,6 +230,22 @@ try:
         check("no home selector on a backend that lists no homes",
               not d.find_element(By.ID, "home-pick").is_displayed())
 
+    # ---- dead letters: reason, time, raw event ------------------------------------------
+    bad = json.dumps({"event_type": "state_changed", "time_fired": "2025-01-01T00:00:00Z",
+                      "data": {"new_state": {"state": "dash-dead"}}}).encode()
+    urllib.request.urlopen(urllib.request.Request(INGEST + "/api/v1/events/forward", data=bad, headers={
+        "Content-Type": "application/json", "Authorization": "Bearer " + TOKEN}), timeout=10)
+    dead = lambda: js("""return [...document.querySelectorAll('#dead-table tbody tr')].map(r => [r.cells[0].textContent,
+                          r.cells[2].textContent, r.cells[3].querySelector('pre').textContent])""")
+    def dead_row():
+        d.find_element(By.ID, "dead-refresh").click()
+        return next((r for r in dead() if "dash-dead" in r[2]), None)
+    row = wait(dead_row, 20, 0.5)
+    check("a dead letter is listed with its reason", bool(row) and "without entity_id" in row[1], row)
+    check("... its time", bool(row) and re.match(r"\d\d/\d\d/\d{4}, \d\d:\d\d:\d\d$", row[0]) is not None, row)
+    check("... and its raw event (as received)",
+          bool(row) and json.loads(row[2]).get("data", {}).get("new_state", {}).get("state") == "dash-dead", row)
+
     # ---- accessibility basics ----------------------------------------------------------
     unlabelled = js("""return [...document.querySelectorAll('input, select, textarea')].filter(e => e.type !== 'hidden' &&
                        !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.id || e.name)""")
@@ -223,6 +267,27 @@ try:
     check("usable on a phone: no horizontal scrolling at 390 px", over <= 1, over)
     d.save_screenshot(os.path.join(ART, "dashboard-phone.png"))
     d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    # ---- under a path prefix (a reverse proxy, HA ingress): every URL is relative ------------------
+    if PREFIX_URL:
+        main = d.current_window_handle
+        d.switch_to.new_window("tab")
+        d.get(PREFIX_URL + "#token=" + TOKEN)
+        check("under the prefix: the five boxes turn green", wait(lambda: levels() == want, 30), levels())
+        check("under the prefix: the chart library loads (the sparkline draws)",
+              wait(lambda: js("return !!(window.Chart && Chart.getChart('sparkline'))"), 10))
+        wait(lambda: rows(), 10)
+        probe("sensor.dashboard_prefix_probe", "3.5")
+        check("under the prefix: a new event arrives in the live tail (SSE through the proxy)",
+              wait(lambda: "sensor.dashboard_prefix_probe" in rows(), 10), rows()[:5])
+        check("under the prefix: the entity list loads",
+              wait(lambda: js("return document.querySelectorAll('#h-entities option').length") > 0, 10))
+        d.save_screenshot(os.path.join(ART, "dashboard-prefix.png"))
+        errs = [e for e in console_errors(d)
+                if not (e.get("source") == "network" and "/api/v1/homes" in e.get("message", "") and "501" in e["message"])]
+        check("under the prefix: no console errors (no request left the prefix)", not errs, errs)
+        d.close()
+        d.switch_to.window(main)
 
     # ---- data-storage stops ------------------------------------------------------------------
     os.kill(STORAGE_PID, signal.SIGTERM)

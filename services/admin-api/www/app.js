@@ -70,8 +70,14 @@ async function getJSON(url) {
 // ---- pipeline --------------------------------------------------------------
 function hopFacts(h) {
   const d = h.detail || {};
-  if (h.name === "websocket-ingestion" && d.spool)
-    return `spool depth ${fmtInt(d.spool.depth)} · received ${fmtInt(d.events && d.events.received)}`;
+  if (h.name === "websocket-ingestion" && d.spool) {
+    // depth: not yet acknowledged by storage; backlog: not yet sent at all
+    let f = `spool depth ${fmtInt(d.spool.depth)} · backlog ${fmtInt(d.spool.unsent)} unsent · received ${fmtInt(d.events && d.events.received)}`;
+    const b = d.backfill;
+    if (b && b.state && b.state !== "off")
+      f += ` · backfill ${b.state}` + (b.entities ? ` ${fmtInt(b.entities_done)}/${fmtInt(b.entities)} entities` : "") + `, ${fmtInt(b.events_total)} events`;
+    return f;
+  }
   if (h.name === "data-storage" && d.pending_requests != null) return `pending requests ${d.pending_requests}`;
   if (h.name === "store" && d.backend) return d.backend + (d.path ? ` · ${d.path}` : d.url ? ` · ${d.url}` : "");
   if (h.name === "home-assistant" && d.url) return d.url;
