@@ -6,7 +6,7 @@
  * repeat" simple. Each event goes out as `id: <seq>`; a reconnecting
  * browser sends Last-Event-ID (or the page passes last_event_id=) and the
  * stream continues with the feed after that cursor, whatever happened in
- * between. Filters (entity_id, domain, event_type, home) are applied by storage;
+ * between. Filters (entity_id, domain, event_type, area, home) are applied by storage;
  * a bad one is answered 400 (naming it) before the stream starts. Without a
  * cursor the stream starts at the head, after `backlog` (0..1000) recent
  * events.
@@ -238,7 +238,7 @@ static void stream_poll(evutil_socket_t fd, short what, void *arg) {
         stream_schedule(c, c->s->a->stream_poll_ms);
         return;
     }
-    char path[2400];
+    char path[4096]; /* the filters: 3 strings of up to 255 characters, URL-encoded, plus area and home */
     if (c->has_cursor)
         snprintf(path, sizeof path, "/api/v1/events/feed?after=%lld&limit=%d%s", c->cursor, ADMIN_STREAM_BATCH,
                  c->filters);
@@ -261,7 +261,8 @@ typedef struct stream_query {
 
 static int stream_param(void *ctx, const char *k, const char *v, char *err, size_t n) {
     stream_query *q = ctx;
-    if (!strcmp(k, "entity_id") || !strcmp(k, "domain") || !strcmp(k, "event_type") || !strcmp(k, "home")) {
+    if (!strcmp(k, "entity_id") || !strcmp(k, "domain") || !strcmp(k, "event_type") || !strcmp(k, "area") ||
+        !strcmp(k, "home")) {
         char *enc = evhttp_encode_uri(v);
         sbuf_printf(&q->filters, "&%s=%s", k, enc ? enc : "");
         free(enc);
@@ -272,7 +273,7 @@ static int stream_param(void *ctx, const char *k, const char *v, char *err, size
         if (httpd_param_long(v, 0, 1000, &b) != 0) return snprintf(err, n, "backlog: must be an integer from 0 to 1000"), -1;
         q->p->backlog = (long)b;
     } else {
-        snprintf(err, n, "%.64s: unknown parameter (known: entity_id, domain, event_type, home, backlog, last_event_id)",
+        snprintf(err, n, "%.64s: unknown parameter (known: entity_id, domain, event_type, area, home, backlog, last_event_id)",
                  k);
         return -1;
     }

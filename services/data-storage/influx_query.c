@@ -140,6 +140,7 @@ void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, u
     iq_tag(body, "entity_id", it->entity_id);
     iq_tag(body, "event_type", it->event_type);
     iq_tag(body, INFLUX_HOME_TAG, influx_points_home_value(home)); /* issue 18: as the event's point */
+    iq_tag(body, "area_id", json_string_value(json_object_get(it->record, "area_id"))); /* the tail's area= */
     sbuf_adds(body, " event_id=");
     lineproto_field_string(body, it->event_id, strlen(it->event_id));
     sbuf_printf(body, ",t=%lldi %lld\n", (long long)event_ns, (long long)seq * 1000);
@@ -267,7 +268,7 @@ struct iq_req {
     int failed;
     char err[256];
     /* filters (copied) */
-    char *entity_id, *domain, *event_type, *search;
+    char *entity_id, *domain, *event_type, *search, *area;
     char *home;                 /* home= as the tag's value ("" = the default home), NULL = every home */
     long limit;
     /* feed */
@@ -346,6 +347,7 @@ static void iq_free(iq_req *q) {
     free(q->home);
     free(q->domain);
     free(q->event_type);
+    free(q->area);
     free(q->search);
     store_rows_free(&q->rows);
     sbuf_free(&q->meta);
@@ -624,6 +626,7 @@ static void iq_feed_list(iq_req *q) {
     iq_where_tag(&sql, &first, "domain", q->domain);
     iq_where_tag(&sql, &first, "event_type", q->event_type);
     iq_where_tag(&sql, &first, INFLUX_HOME_TAG, q->home);
+    iq_where_tag(&sql, &first, "area_id", q->area);
     char cond[96];
     snprintf(cond, sizeof cond, "time > %lld AND time <= %lld", (long long)(q->has_after ? q->after : 0) * 1000,
              (long long)q->head * 1000);
@@ -639,6 +642,7 @@ void store_influx_feed(store *s, const store_feed_query *fq, store_read_cb cb, v
     q->entity_id = iq_dup(fq->f->entity_id, &oom);
     q->domain = iq_dup(fq->f->domain, &oom);
     q->event_type = iq_dup(fq->f->event_type, &oom);
+    q->area = iq_dup(fq->f->area, &oom);
     q->home = fq->f->home_id ? iq_dup(influx_points_home_value(fq->f->home_id), &oom) : NULL;
     q->limit = fq->f->limit;
     q->after = fq->after;

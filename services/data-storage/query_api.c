@@ -157,9 +157,9 @@ static int feed_param(void *ctx, const char *k, const char *v, char *err, size_t
         return 0;
     }
     if (strcmp(k, "limit") == 0 || strcmp(k, "entity_id") == 0 || strcmp(k, "domain") == 0 ||
-        strcmp(k, "event_type") == 0 || strcmp(k, "home") == 0)
+        strcmp(k, "event_type") == 0 || strcmp(k, "home") == 0 || strcmp(k, "area") == 0)
         return store_filter_set(&p->f, k, v, err, n);
-    snprintf(err, n, "%.64s: unknown parameter (known: after, limit, entity_id, domain, event_type, home)", k);
+    snprintf(err, n, "%.64s: unknown parameter (known: after, limit, entity_id, domain, event_type, area, home)", k);
     return -1;
 }
 

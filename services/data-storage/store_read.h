@@ -22,7 +22,7 @@ typedef void (*store_read_cb)(const struct store_rows *rows, const char *meta, i
 
 /* GET /api/v1/events/feed: events in commit order after a cursor. */
 typedef struct store_feed_query {
-    const struct store_filter *f; /* entity_id, domain, event_type, limit (start/end/offset unused) */
+    const struct store_filter *f; /* entity_id, domain, event_type, area, home, limit (start/end/offset unused) */
     int64_t after;                /* cursor; rows with seq > after */
     int has_after;                /* 0: the latest `limit` matching events instead */
 } store_feed_query;

@@ -121,11 +121,11 @@ void store_sqlite_feed(store *s, const store_feed_query *q, store_read_cb cb, vo
     int rc = sqr_scalar(s, "SELECT coalesce(max(id), 0) FROM events", &head, err, sizeof err);
     if (rc != 0) goto out;
     snprintf(sql, sizeof sql,
-             "SELECT id, record, event_id, stored_at_us FROM events WHERE id <= ?1 AND id > ?2%s%s%s%s "
+             "SELECT id, record, event_id, stored_at_us FROM events WHERE id <= ?1 AND id > ?2%s%s%s%s%s "
              "ORDER BY id %s LIMIT ?6",
              f->entity_id ? " AND entity_id = ?3" : "", f->domain ? " AND domain = ?4" : "",
              f->event_type ? " AND event_type = ?5" : "", f->home_id ? SQR_HOME_COND "?7" : "",
-             q->has_after ? "ASC" : "DESC");
+             f->area ? " AND area_id = ?8" : "", q->has_after ? "ASC" : "DESC");
     sqlite3_stmt *st = sqr_prepare(s, sql, err, sizeof err);
     if (!st) {
         rc = -1;
@@ -138,6 +138,7 @@ void store_sqlite_feed(store *s, const store_feed_query *q, store_read_cb cb, vo
     if (f->event_type) sqlite3_bind_text(st, 5, f->event_type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, f->limit);
     if (f->home_id) sqlite3_bind_text(st, 7, f->home_id, -1, SQLITE_STATIC);
+    if (f->area) sqlite3_bind_text(st, 8, f->area, -1, SQLITE_STATIC);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         last = sqlite3_column_int64(st, 0);

@@ -155,6 +155,26 @@ try:
     check("... no row is shown twice", len(seqs) == len(set(seqs)), seqs)
     d.find_element(By.ID, "f-clear").click()
 
+    # the area filter (storage's feed?area=; ClickHouse has no registry columns yet: the tail says why)
+    f = d.find_element(By.ID, "f-area")
+    f.send_keys("dash_kitchen")
+    d.find_element(By.ID, "f-apply").click()
+    if BACKEND == "clickhouse":
+        check("the area filter on ClickHouse: the tail says it is not supported",
+              wait(lambda: "area" in d.find_element(By.ID, "tail-state").text, 10), d.find_element(By.ID, "tail-state").text)
+    else:
+        time.sleep(1.0)
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        evs = [{"event_type": "state_changed", "entity_id": e, "state": "1", "time_fired": now, "area_id": a,
+                "context_id": f"dash-area-{e}-{time.time_ns()}"}
+               for e, a in (("sensor.dash_area_probe", "dash_kitchen"), ("sensor.dash_area_other", "dash_hall"))]
+        req = urllib.request.Request(os.environ["DATA_STORAGE_URL"] + "/api/v1/events", data=json.dumps(evs).encode(),
+                                     headers={"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN})
+        urllib.request.urlopen(req, timeout=10)
+        check("the area filter narrows the tail to that area's events",
+              wait(lambda: "sensor.dash_area_probe" in rows(), 10) and set(rows()) == {"sensor.dash_area_probe"}, set(rows()))
+    d.find_element(By.ID, "f-clear").click()
+
     # ---- history ---------------------------------------------------------------------
     def add_entity(eid):
         e = d.find_element(By.ID, "h-entity")

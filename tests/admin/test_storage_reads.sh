@@ -142,6 +142,8 @@ check_eq "stats: the event fired now is in the window and its domain" '120 1 1' 
 check "stats: store size is the file size" test "$(jq .store_bytes <<<"$ST")" -ge "$(stat -c %s "$DATA_DIR/events.db")"
 bad "stats window=0" "/api/v1/stats?window=0" window
 check_eq "a wrong method gets 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$U/api/v1/entities")"
+. "$(dirname "$0")/feed_area.sh"
+feed_area_checks "$U"
 
 stop_pid "$PID_storage"; check_eq "data-storage exits cleanly" 0 $?
 

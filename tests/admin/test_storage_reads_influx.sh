@@ -179,13 +179,16 @@ check_eq "reader = the stored tail read afterwards (no gap)" \
   "$(get "/api/v1/events/feed?after=$START&limit=1000" | jq -r '.events[] | "\(.event_id) \(.seq)"' | xargs)" \
   "$(xargs <"$TEST_TMP/tail.txt")"
 
+. "$here/feed_area.sh"
+feed_area_checks "$U"   # area_id is a tag of the feed point
+
 # ---- InfluxDB down: 503; INFLUXDB_SCHEMA=homeassistant ------------------------------------------------
 influxd_stop
 for ep in /api/v1/events/feed "/api/v1/series?entity_id=$T" /api/v1/stats; do
   check_eq "influxd stopped: GET $ep -> 503" 503 "$(code "$ep")"
 done
 check_eq "influxd stopped: the entity list answers from what the write path kept (tail_0: 100 events, last 19.20)" \
-  '200 9 sensor.tail_0 100 19.20' \
+  '200 12 sensor.tail_0 100 19.20' \
   "$(code /api/v1/entities) $(get '/api/v1/entities' | jq -r '"\(.total) " + (.entities[] | select(.entity_id == "sensor.tail_0") | "\(.entity_id) \(.event_count) \(.state)")')"
 
 stop_pid "$PID_storage"

@@ -159,6 +159,10 @@ done
 check_eq "B: events?event_type=state_changed&entity_id=$T: 200, the sensor's 4, newest first" '200 40.0 30.0 20.0 10.0' \
   "$(curl -s -w ' %{http_code}' "$B/api/v1/events?event_type=state_changed&entity_id=$T" | sed 's/ \([0-9]*\)$/\n\1/' |
      { read -r body; read -r c; echo "$c $(jq -r '[.events[].state] | join(" ")' <<<"$body")"; })"
+check_eq "feed?area=kitchen on B = on A (the tail's area filter; a tag of the feed point on both schemas)" \
+  "$(curl -s "$A/api/v1/events/feed?after=0&area=kitchen" | jq -c '[.events[] | del(.seq, .stored_at)]')" \
+  "$(curl -s "$B/api/v1/events/feed?after=0&area=kitchen" | jq -c '[.events[] | del(.seq, .stored_at)]')"
+check_eq "... reg_a's 2" 2 "$(curl -s "$B/api/v1/events/feed?after=0&area=kitchen" | jq .count)"
 check_eq "B: events?area=kitchen: reg_a's 2 (state_changed, from the identity points)" '2 sensor.reg_a' \
   "$(curl -s "$B/api/v1/events?area=kitchen" | jq -r '"\(.count) \([.events[].entity_id] | unique | join(","))"')"
 check_eq "B: events with no filter: every stored event (F1 11 + now 1 + C 3 + R 4)" 19 \

@@ -10,7 +10,7 @@
 #    database): measurements, tags, field names, field types, values, times;
 #  - skipped like HA (removed, unknown, unavailable, "") and counted; a re-post
 #    changes nothing; other event types in HomeIQ's measurement; GET
-#    /api/v1/events 501 for state_changed, 200 for other types;
+#    /api/v1/events answers state_changed from the identity points;
 #  - a field type conflict (400) dead-letters that line only;
 #  - configuration.yaml with !secret: connection, measurement_attr
 #    domain__device_class, overrides per entity/glob/domain, tags,
@@ -125,11 +125,12 @@ check_eq "re-post: 200, the 5 HA points (their identity points) and call_service
   "200 6 0" "${r%% *} $(jq -r '"\(.duplicates) \(.stored)"' <<<"${r#* }")"
 dump_db hiq > "$TEST_TMP/hiq2.dump"
 check "re-post: the database is unchanged" cmp -s "$TEST_TMP/hiq.dump" "$TEST_TMP/hiq2.dump"
-c=$(curl -s -o "$TEST_TMP/get" -w '%{http_code}' "$S/api/v1/events?limit=10")
-check "GET /api/v1/events: 501 naming the schema" \
-  bash -c "[ $c = 501 ] && jq -e '.error | test(\"INFLUXDB_SCHEMA=homeassistant\")' '$TEST_TMP/get' >/dev/null"
-check_eq "GET ?event_type=state_changed: 501" 501 \
-  "$(curl -s -o /dev/null -w '%{http_code}' "$S/api/v1/events?event_type=state_changed")"
+c=$(curl -s -o "$TEST_TMP/get" -w '%{http_code}' "$S/api/v1/events?limit=100")
+check_eq "GET /api/v1/events: every stored event, HA's from their identity points (12 + call_service)" \
+  "200 13 call_service,state_changed" "$c $(jq -r '"\(.count) \([.events[].event_type] | unique | join(","))"' "$TEST_TMP/get")"
+c=$(curl -s -o "$TEST_TMP/get" -w '%{http_code}' "$S/api/v1/events?event_type=state_changed&limit=100")
+check_eq "GET ?event_type=state_changed: the 12 HomeIQ records of HA's points, each with its event_id" "200 12 12" \
+  "$c $(jq -r '"\(.count) \([.events[].event_id] | unique | length)"' "$TEST_TMP/get")"
 c=$(curl -s -o "$TEST_TMP/get" -w '%{http_code}' "$S/api/v1/events?event_type=call_service")
 check_eq "GET ?event_type=call_service: the HomeIQ record" "200 1 call_service" \
   "$c $(jq -r '"\(.count) \(.events[0].event_type)"' "$TEST_TMP/get")"

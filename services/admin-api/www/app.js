@@ -219,7 +219,8 @@ async function tailOpen(backlog) {
 function tailApplyFilters(ev) {
   if (ev) ev.preventDefault();
   const f = new FormData($("#tail-filters"));
-  tail.filters = { entity_id: f.get("entity_id").trim(), domain: f.get("domain").trim(), event_type: f.get("event_type").trim() };
+  tail.filters = { entity_id: f.get("entity_id").trim(), domain: f.get("domain").trim(), event_type: f.get("event_type").trim(),
+    area: f.get("area").trim() };
   tail.lastId = null;
   $("#tail tbody").replaceChildren();
   if (!tail.paused) tailOpen(50);
