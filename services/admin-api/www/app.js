@@ -199,6 +199,8 @@ async function tailOpen(backlog) {
     if (!r.ok) {
       let why = r.status; try { why = (await r.json()).error; } catch (e) { /* keep the status */ }
       tailState("Not live: " + why);
+      // a filter storage refuses (400 naming it) or cannot apply (501): asking again cannot help
+      if (r.status === 400 || r.status === 501) return;
     } else {
       tailState(tail.paused ? "Paused" : "Live");
       const reader = r.body.getReader(), dec = new TextDecoder();
