@@ -106,6 +106,8 @@ try:
     check("the event counter grows", wait(lambda: total() > first, 30), f"{first} -> {total()}")
     check("the events/s sparkline is drawn by Chart.js",
           wait(lambda: js("return !!(window.Chart && Chart.getChart('sparkline'))"), 10))
+    check("the chart library is the pinned major version the page is written for (Chart.js 3, Debian 12's libjs-chart.js)",
+          str(js("return Chart.version")).startswith("3."), js("return Chart.version"))
 
     # ---- live tail ------------------------------------------------------------------
     rows = lambda: js("return [...document.querySelectorAll('#tail tbody tr')].map(r => r.cells[1].textContent)")
@@ -201,6 +203,13 @@ try:
     d.find_element(By.CSS_SELECTOR, 'input[name="range"][value="3600"]').click()
     check("the 1 h range redraws with fewer points",
           wait(lambda: all(n < 60 for n in js("return Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).map(s => s.data.length)")), 10))
+    # 7 d and 30 d: the seeded day in wider buckets (at most 400 over the range), the axis starting that far back
+    lens = lambda: js("return Chart.getChart('h-numeric').data.datasets.filter(s => !s.band).map(s => s.data.length)")
+    for value, lo, hi in (("604800", 45, 70), ("2592000", 10, 20)):
+        d.find_element(By.CSS_SELECTOR, f'input[name="range"][value="{value}"]').click()
+        ok = wait(lambda: all(lo <= n <= hi for n in lens()) and
+                  abs(js("return Chart.getChart('h-numeric').options.scales.x.min") / 1000 - (time.time() - int(value))) < 120, 10)
+        check(f"the {int(value) // 86400} d range redraws: {lo}-{hi} buckets each, the axis {int(value) // 86400} d back", ok, lens())
     d.find_element(By.CSS_SELECTOR, 'input[name="range"][value="86400"]').click()
     wait(lambda: js("return Chart.getChart('h-numeric').data.datasets[2].data.length") > 200, 10)
     blank = js("""const c = document.getElementById('h-numeric'); const x = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
