@@ -242,6 +242,12 @@ try:
                            && c.data.datasets.map(d => d.label + ':' + d.data.length).sort().join(' ')"""), 20)
     check("an on/off entity draws a state timeline (seeded: 6 on and 6 off periods, or more)",
           bool(tl) and all(int(x.split(":")[1]) >= 6 for x in tl.split(" ") if x.split(":")[0] in ("on", "off")), tl)
+    words = js("""const t = document.getElementById('h-timeline-text'); return t && !t.hidden ?
+                  [...t.querySelectorAll('li')].map(l => l.textContent) : null""")
+    nseg = js("return Chart.getChart('h-timeline').data.datasets.reduce((a, d) => a + d.data.length, 0)")
+    check("the timeline is also given in words (colour is not the only signal): every segment's state and times",
+          bool(words) and words[0].startswith("light.living_room_spots: ") and
+          words[0].count(" – ") == nseg and " on " in " " + words[0] and " off " in " " + words[0], (words, nseg))
     d.execute_script("document.getElementById('history').scrollIntoView()")
     time.sleep(0.3)
     d.save_screenshot(os.path.join(ART, "dashboard-history.png"))

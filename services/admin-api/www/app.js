@@ -311,9 +311,17 @@ function drawNumeric(series, xScale) {
       scales: { x: xScale } },
   });
 }
+// The timeline's states in words (colour is never the only signal; a canvas says nothing to a screen reader).
+function timelineText(series) {
+  $("#h-timeline-text").hidden = !series.length;
+  $("#h-timeline-text ul").replaceChildren(...series.map((s) => el("li", {},
+    el("strong", { text: s.entity_id + ": " }),
+    s.segments.map((g) => `${g.state == null ? "(none)" : g.state} ${fmtTime(g.start)} – ${fmtTime(g.end)}`).join("; "))));
+}
 function drawTimeline(series, xScale) {
   const box = $("#h-timeline-box");
   box.hidden = !series.length;
+  timelineText(series);
   if (hist.timeline) { hist.timeline.destroy(); hist.timeline = null; }
   if (!series.length) return;
   box.style.height = 70 + 40 * series.length + "px";
