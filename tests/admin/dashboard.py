@@ -297,6 +297,20 @@ try:
     nameless = js("return [...document.querySelectorAll('button')].filter(b => !(b.textContent.trim() || b.getAttribute('aria-label'))).length")
     check("every button has a name", nameless == 0, nameless)
     check("tail rows are keyboard focusable", js("return [...document.querySelectorAll('#tail tbody tr')].every(r => r.tabIndex === 0)"))
+    # Tab from the top of the page reaches every control (nothing needs a mouse)
+    js("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    body = d.find_element(By.TAG_NAME, "body")
+    reached = set()
+    for _ in range(700):  # the tail's rows are tab stops too (at most 200)
+        d.switch_to.active_element.send_keys(Keys.TAB) if reached else body.send_keys(Keys.TAB)
+        a = js("const a = document.activeElement; return a ? (a.id || a.name || a.tagName + (a.dataset.seq ? '-row' : '')) : ''")
+        reached.add(a)
+        if a == "dead-refresh":
+            break
+    want_keys = {"f-entity", "f-domain", "f-type", "f-area", "f-apply", "f-clear", "tail-pause", "TR-row", "h-entity", "h-add",
+                 "range", "dead-refresh"}
+    check("Tab reaches every control: filters, pause, a tail row, history, ranges, dead letters", want_keys <= reached,
+          sorted(want_keys - reached))
     # a backend that lists no homes (InfluxDB) answers api/v1/homes 501: the page then hides its
     # home selector and stops asking (issue 18)
     # the bad area filter above was answered 400 (once: no reconnect loop), area= on ClickHouse 501
