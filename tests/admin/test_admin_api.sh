@@ -41,6 +41,8 @@ check_eq "five hops in pipeline order, all ok" \
   "$(sed '$d' <<<"$H" | jq -r '[.hops[] | "\(.name):\(.level)"] | join(" ")')"
 check "hops carry the service's own /health (spool, backend)" \
   jqe --arg b "$HOUSE_BACKEND" '.hops[1].detail.spool.depth != null and .hops[4].detail.backend == $b' <<<"$(sed '$d' <<<"$H")"
+check "... the backlog (spool unsent) and the backfill's progress" \
+  jqe '.hops[1].detail.spool.unsent != null and (.hops[1].detail.backfill.state | type) == "string" and .hops[1].detail.backfill.entities_done != null' <<<"$(sed '$d' <<<"$H")"
 
 # ---- overview ---------------------------------------------------------------------
 for _ in $(seq 50); do [ "$(get /api/v1/overview | jq '.events_total // 0')" -ge 5 ] && break; sleep 0.2; done
@@ -71,9 +73,15 @@ check_eq "overview counts the dead letter" 1 "$(get /api/v1/overview | jq .dead_
 E=$(get '/api/v1/entities?search=admin_probe')
 check_eq "entities: last state, count, numeric" 'sensor.admin_probe 21.5 1 true' \
   "$(jq -r '.entities[0] | "\(.entity_id) \(.state) \(.event_count) \(.numeric)"' <<<"$E")"
+check "entities: the last change and the last event" \
+  jqe '.entities[0].last_changed != null and .entities[0].last_event != null' <<<"$E"
 check "entities: the house's entities are listed" test "$(get /api/v1/entities | jq .count)" -ge 5
 S=$(get '/api/v1/entities/sensor.admin_probe/series?points=10')
 check_eq "series by path: numeric buckets" 'numeric 21.5' "$(jq -r '"\(.kind) \(.buckets[-1].mean)"' <<<"$S")"
+check_eq "an on/off probe is accepted" 200 "$(probe light.admin_lamp on)"
+for _ in $(seq 50); do [ "$(get '/api/v1/entities?search=light.admin_lamp' | jq .count)" = 1 ] && break; sleep 0.1; done
+check_eq "series of a non-numeric entity: a state timeline" 'timeline on' \
+  "$(get '/api/v1/entities/light.admin_lamp/series' | jq -r '"\(.kind) \(.segments[-1].state)"')"
 check_eq "series: bad points is storage's 400 naming it" 400 "$(code '/api/v1/entities/sensor.admin_probe/series?points=0')"
 check "series: ... and the message names points" bash -c "curl -s '$A/api/v1/entities/sensor.admin_probe/series?points=0' | grep -q '\"points:'"
 check_eq "series: a malformed entity id in the path -> 400" 400 "$(code '/api/v1/entities/Bad%20Id/series')"
