@@ -261,7 +261,7 @@ static long long si_int(json_t *cols, json_t *vals, const char *name) {
 }
 
 /* A homeiq_statistics point back into a stats_row; 0, or -1 when it is not one. */
-static int si_row_read(json_t *cols, json_t *vals, stats_row *r, int *kind) {
+int stats_influx_row_read(json_t *cols, json_t *vals, stats_row *r, int *kind) {
     json_t *t = si_col(cols, vals, "time");
     json_t *f = si_col(cols, vals, "flags");
     if (!json_is_integer(t) || !json_is_integer(f)) return -1;
@@ -294,7 +294,7 @@ static void si_float(sbuf *b, const char *key, int ok, double v) {
     if (!ok || lineproto_field_float(b, v) != 0) sbuf_addc(b, '0');
 }
 
-static void si_row_line(sbuf *b, const char *entity, int hourly, stats_kind kind, const stats_row *r) {
+void stats_influx_row_line(sbuf *b, const char *entity, int hourly, stats_kind kind, const stats_row *r) {
     int has_mean = isfinite(r->mean), has_mm = isfinite(r->min) && isfinite(r->max);
     int total = kind != STATS_KIND_MEASUREMENT;
     int flags = (r->has_last ? SI_HAS_LAST : 0) | (total && r->has_state ? SI_HAS_STATE : 0) |
@@ -419,6 +419,28 @@ json_t *stats_influx_info(const stats_influx *s) {
                      "entities_updated", (json_int_t)s->entities_updated, "rows_written", (json_int_t)s->rows_written,
                      "late_skipped", (json_int_t)s->late_skipped, "batches", (json_int_t)s->batches, "update_us",
                      (json_int_t)s->update_us, "failures", (json_int_t)s->failures);
+}
+
+/* ---- for the catch-up (stats_influx_catchup.h) -------------------------- */
+
+const stats_influx_io *stats_influx_io_of(const stats_influx *s) {
+    return &s->io;
+}
+
+const char *stats_influx_rp(const stats_influx *s, int hourly) {
+    return hourly ? s->rph : s->rp5;
+}
+
+/* The first hour whose 5-minute rows the 5-minute policy still takes (with
+ * the hour of margin si_too_late keeps). */
+int64_t stats_influx_horizon5(const stats_influx *s, int64_t now_us) {
+    int64_t x = now_us - s->s5_days * SI_DAY_US + STATS_HOUR_US;
+    return stats_floor(x + STATS_HOUR_US - 1, STATS_HOUR_US);
+}
+
+void stats_influx_forget(stats_influx *s, const char *entity) {
+    for (si_hot *h = s->hot[si_hash(entity)]; h; h = h->next)
+        if (strcmp(h->entity, entity) == 0) h->valid = h->untracked = 0;
 }
 
 /* ---- a batch: the entities it touched ----------------------------------- */
@@ -578,7 +600,7 @@ static int si_emit_fast(const stats_row *r, int64_t start, void *arg) {
     si_job *j = arg;
     (void)start;
     if (!r) return 0;   /* later than the entity's latest row: nothing stored there */
-    si_row_line(&j->lines5, j->cur->entity, 0, j->cur->hot->kind, r);
+    stats_influx_row_line(&j->lines5, j->cur->entity, 0, j->cur->hot->kind, r);
     return si_rows_push(&j->fresh, r, (int)j->cur->hot->kind);
 }
 
@@ -639,7 +661,7 @@ static int si_fast(si_job *j, si_ent *e) {
         stats_row hr;
         int rc = si_merge_hour(j, base, i, k, hour, &hr);
         if (rc < 0) goto fail;
-        if (rc > 0) si_row_line(&j->linesh, e->entity, 1, h->kind, &hr);
+        if (rc > 0) stats_influx_row_line(&j->linesh, e->entity, 1, h->kind, &hr);
         if (hour == hl) {   /* the next hour_before: this hour's rows before lastb */
             size_t kb = i;
             while (kb < nbefore && j->fresh.r[kb].start_us < lastb) kb++;
@@ -744,7 +766,7 @@ static int si_collect_row(json_t *cols, json_t *vals, si_rows *dst) {
     }
     stats_row r;
     int kind;
-    if (si_row_read(cols, vals, &r, &kind) != 0) return 0;
+    if (stats_influx_row_read(cols, vals, &r, &kind) != 0) return 0;
     return si_rows_push(dst, &r, kind);
 }
 
@@ -911,14 +933,14 @@ static int si_recompute(si_job *j, si_ent *e) {
         if (si_rows_push(&j->final, &e->old5.r[i], e->old5.kind[i]) != 0) return -1;
     for (size_t i = 0; i < j->fresh.n; i++) {
         if (si_rows_push(&j->final, &j->fresh.r[i], (int)e->kind) != 0) return -1;
-        si_row_line(&j->lines5, entity, 0, e->kind, &j->fresh.r[i]);
+        stats_influx_row_line(&j->lines5, entity, 0, e->kind, &j->fresh.r[i]);
     }
     for (size_t i = 0; i < e->old5.n; i++) {
         if (e->old5.r[i].start_us < e->end) continue;
         stats_row r = e->old5.r[i];
         if (delta != 0) {
             r.sum += delta;
-            si_row_line(&j->lines5, entity, 0, e->kind, &r);
+            stats_influx_row_line(&j->lines5, entity, 0, e->kind, &r);
         }
         if (si_rows_push(&j->final, &r, (int)e->kind) != 0) return -1;
     }
@@ -932,7 +954,7 @@ static int si_recompute(si_job *j, si_ent *e) {
         if (m == k) continue;
         stats_row hr;
         stats_merge(&j->final.r[k], m - k, h, &hr);
-        si_row_line(&j->linesh, entity, 1, e->kind, &hr);
+        stats_influx_row_line(&j->linesh, entity, 1, e->kind, &hr);
         k = m;
     }
     if (si_seed(j, e, lastb, &at_last, split) != 0) return -1;
@@ -941,7 +963,7 @@ static int si_recompute(si_job *j, si_ent *e) {
             if (e->oldh.r[i].start_us <= h1) continue;
             stats_row r = e->oldh.r[i];
             r.sum += delta;
-            si_row_line(&j->linesh, entity, 1, e->kind, &r);
+            stats_influx_row_line(&j->linesh, entity, 1, e->kind, &r);
         }
     }
     return sbuf_failed(&j->lines5) || sbuf_failed(&j->linesh) ? -1 : 0;
@@ -1058,7 +1080,7 @@ static int si_fetch_row(int stmt, json_t *cols, json_t *vals, void *arg) {
     if (stmt < 0 || stmt > 2) return 0;
     stats_row r;
     int kind;
-    if (si_row_read(cols, vals, &r, &kind) != 0) return 0;
+    if (stats_influx_row_read(cols, vals, &r, &kind) != 0) return 0;
     if (stmt == 1 && stats_row_is_marker(&r)) return 0;   /* break markers are never shown */
     return si_rows_push(by[stmt], &r, kind);
 }
