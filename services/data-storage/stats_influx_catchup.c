@@ -4,21 +4,23 @@
  *           rows; a catch-up is needed when the first state's hour has no
  *           hourly row (or its 5-minute period no 5-minute row while they
  *           are kept): the first mark (at = that hour) is written;
- *   chunk:  the raw states from `at` (STATS_INFLUX_CATCHUP_CHUNK + 1 of them)
+ *   chunk:  the raw states from `at` (STATISTICS_CATCHUP_CHUNK + 1 of them)
  *           fix the chunk's end hb (the last one's hour; fewer: the entity's
  *           end, the 5-minute period after its latest state); then the
  *           stored 5-minute rows of [at, hb) (those no longer in force get a
  *           break marker, as stats_influx.c's si_emit), the stored hourly row
  *           before hb (convergence) and, when one hour holds more states than
- *           a chunk, that hour's states; rows computed, 5-minute rows
+ *           a chunk, that hour's states and whether one follows; rows computed, 5-minute rows
  *           written (those inside the 5-minute policy), then the hourly rows
  *           with the next mark. */
 #include "stats_influx_catchup.h"
+#include "config.h"
 #include "influx_answer.h"
 #include "influx_time.h"
 #include "lineproto.h"
 #include "log.h"
 #include "service.h"
+#include "storage_maint.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -35,6 +37,7 @@ struct stats_influx_catchup {
     char **ents;
     size_t nents, next;
     int listed, done, busy;
+    long long chunk;            /* STATISTICS_CATCHUP_CHUNK */
     /* the entity being caught up (ents[next]) */
     int have_range, has_to;
     int64_t at, to;
@@ -48,7 +51,7 @@ struct stats_influx_catchup {
     size_t ns, scap, nread;
     int64_t t_cut, t_last;      /* time of the (CHUNK+1)-th state read, of the last one */
     int64_t hb;
-    int final, reread;
+    int final, reread, later;   /* later: a state after the re-read hour */
     int64_t *old5;
     size_t nold5, old5cap;
     int has_hold;
@@ -71,6 +74,10 @@ struct stats_influx_catchup {
 int stats_influx_catchup_open(stats_influx *s, stats_influx_catchup **out) {
     stats_influx_catchup *c = calloc(1, sizeof *c);
     if (!c) return -1;
+    if (config_int(storage_maint_vars, "STATISTICS_CATCHUP_CHUNK", &c->chunk) != 0) {
+        free(c);
+        return -1;
+    }
     c->s = s;
     c->io = stats_influx_io_of(s);
     sbuf_init(&c->l5);
@@ -173,7 +180,7 @@ static void sic_sep(sbuf *q) {
 }
 
 /* statistics rows of one period in [lo, hi), oldest first (limit 0: all) */
-static void sic_rows_q(stats_influx_catchup *c, sbuf *q, int hourly, int64_t lo, int64_t hi, int limit) {
+static void sic_rows_q(stats_influx_catchup *c, sbuf *q, int hourly, int64_t lo, int64_t hi, long long limit) {
     sic_sep(q);
     sbuf_adds(q, "SELECT * FROM ");
     sic_from(q, stats_influx_rp(c->s, hourly), STATS_INFLUX_MEASUREMENT);
@@ -182,11 +189,11 @@ static void sic_rows_q(stats_influx_catchup *c, sbuf *q, int hourly, int64_t lo,
     if (lo > INT64_MIN) sbuf_printf(q, " AND time >= %lld", (long long)influx_time_ns_sat(lo));
     if (hi < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)influx_time_ns_sat(hi));
     sbuf_adds(q, " ORDER BY time ASC");
-    if (limit) sbuf_printf(q, " LIMIT %d", limit);
+    if (limit) sbuf_printf(q, " LIMIT %lld", limit);
 }
 
 /* raw states in [lo, hi), oldest first */
-static void sic_states_q(stats_influx_catchup *c, sbuf *q, int64_t lo, int64_t hi, int limit) {
+static void sic_states_q(stats_influx_catchup *c, sbuf *q, int64_t lo, int64_t hi, long long limit) {
     sic_sep(q);
     sbuf_adds(q, "SELECT \"record\" FROM ");
     influxql_ident(q, c->io->events_measurement);
@@ -195,7 +202,7 @@ static void sic_states_q(stats_influx_catchup *c, sbuf *q, int64_t lo, int64_t h
     if (lo > INT64_MIN) sbuf_printf(q, " AND time >= %lld", (long long)influx_time_ns_sat(lo));
     if (hi < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)influx_time_ns_sat(hi));
     sbuf_adds(q, " ORDER BY time ASC");
-    if (limit) sbuf_printf(q, " LIMIT %d", limit);
+    if (limit) sbuf_printf(q, " LIMIT %lld", limit);
 }
 
 static int sic_query(stats_influx_catchup *c, sbuf *q, httpc_done_cb cb) {
@@ -428,7 +435,7 @@ static int sic_push_state(stats_influx_catchup *c, const influx_answer_row *row)
 static int sic_first_row(const influx_answer_row *row, void *arg) {
     stats_influx_catchup *c = arg;
     int64_t t_us = influx_answer_time(row) / 1000;
-    if (c->nread == STATS_INFLUX_CATCHUP_CHUNK) c->t_cut = t_us;
+    if ((long long)c->nread == c->chunk) c->t_cut = t_us;
     c->t_last = t_us;
     c->nread++;
     return sic_push_state(c, row);
@@ -437,6 +444,10 @@ static int sic_first_row(const influx_answer_row *row, void *arg) {
 static int sic_second_row(const influx_answer_row *row, void *arg) {
     stats_influx_catchup *c = arg;
     if (row->stmt == 2) return sic_push_state(c, row);
+    if (row->stmt == 3) {
+        c->later = 1;
+        return 0;
+    }
     stats_row r;
     int kind;
     if (stats_influx_row_read(row->columns, row->values, &r, &kind) != 0) return 0;
@@ -537,8 +548,11 @@ static int sic_compute(stats_influx_catchup *c) {
         if (c->smp[i].numeric) kind = c->kinds[i];   /* the latest numeric state's, as a batch */
     c->ncarry = c->carry;
     c->nrows = 0;
+    int numeric = c->carry.has_prev || c->carry.in_force;
+    for (size_t i = 0; i < c->ns && !numeric; i++) numeric = c->smp[i].numeric;
     sic_emit_ctx e = {c, 0};
-    if (c->hb > c->at &&
+    /* no numeric state yet: not an entity with statistics (on/off, text), as stats_influx.c */
+    if (numeric && c->hb > c->at &&
         stats_compute(kind, &c->ncarry, c->smp, c->ns, STATS_5MIN_US, c->at, c->hb, sic_emit, &e) != 0)
         return -1;
     int64_t h5 = stats_influx_horizon5(c->s, (int64_t)service_now_us());
@@ -568,7 +582,12 @@ static int sic_compute(stats_influx_catchup *c) {
 static void sic_second_done(const httpc_response *r, void *arg) {
     stats_influx_catchup *c = arg;
     if (c->reread) c->ns = 0;
+    c->later = 0;
     if (sic_answer(c, r, sic_second_row) != 0) return;
+    if (c->reread && !c->later && c->ns) {   /* the entity's last hour: its rows end with its latest state */
+        c->final = 1;
+        c->hb = stats_floor(c->smp[c->ns - 1].t_us, STATS_5MIN_US) + STATS_5MIN_US;
+    }
     if (sic_compute(c) != 0) {
         sic_end(c, -1, "statistics catch-up: out of memory");
         return;
@@ -586,7 +605,7 @@ static void sic_first_done(const httpc_response *r, void *arg) {
     c->nread = c->ns = 0;
     if (sic_answer(c, r, sic_first_row) != 0) return;
     c->reread = 0;
-    c->final = c->nread <= STATS_INFLUX_CATCHUP_CHUNK;
+    c->final = (long long)c->nread <= c->chunk;
     if (c->nread == 0) {
         c->hb = c->at;   /* nothing from here on: only the mark */
     } else if (c->final) {
@@ -603,14 +622,17 @@ static void sic_first_done(const httpc_response *r, void *arg) {
     sbuf_init(&q);
     sic_rows_q(c, &q, 0, c->at, c->hb, 0);
     sic_rows_q(c, &q, 1, c->hb - STATS_HOUR_US, c->hb, 1);
-    if (c->reread) sic_states_q(c, &q, c->at, c->hb, 0);
+    if (c->reread) {
+        sic_states_q(c, &q, c->at, c->hb, 0);
+        sic_states_q(c, &q, c->hb, INT64_MAX, 1);
+    }
     if (sic_query(c, &q, sic_second_done) != 0) sic_end(c, -1, "statistics catch-up: cannot start a query");
 }
 
 static int sic_chunk(stats_influx_catchup *c) {
     sbuf q;
     sbuf_init(&q);
-    sic_states_q(c, &q, c->at, INT64_MAX, STATS_INFLUX_CATCHUP_CHUNK + 1);
+    sic_states_q(c, &q, c->at, INT64_MAX, c->chunk + 1);
     return sic_query(c, &q, sic_first_done);
 }
 

@@ -7,7 +7,7 @@
  * so every write must be harmless to repeat. Per entity (every entity_id tag
  * of the events measurement, in order) whose first raw state is older than
  * its first statistics row, the rows are computed again from its raw states,
- * oldest first, in chunks of whole hours (about STATS_INFLUX_CATCHUP_CHUNK
+ * oldest first, in chunks of whole hours (about STATISTICS_CATCHUP_CHUNK
  * states each), each from the carry the chunk before left: a row is then a
  * pure function of the raw points and of that carry, and writing it twice
  * writes the same point (InfluxDB overwrites a point of the same series and
@@ -37,12 +37,11 @@
 
 #include <jansson.h>
 
-#define STATS_INFLUX_CATCHUP_CHUNK 500
 #define STATS_INFLUX_CATCHUP_MEASUREMENT "homeiq_statistics_catchup"
 
 typedef struct stats_influx_catchup stats_influx_catchup;
 
-/* 0, or -1 (out of memory). */
+/* Reads STATISTICS_CATCHUP_CHUNK. 0, or -1 (bad config / out of memory). */
 int stats_influx_catchup_open(stats_influx *s, stats_influx_catchup **out);
 void stats_influx_catchup_close(stats_influx_catchup *c);
 
