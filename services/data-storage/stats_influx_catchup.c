@@ -5,7 +5,8 @@
  *           hourly row (or its 5-minute period no 5-minute row while they
  *           are kept): the first mark (at = that hour) is written;
  *   chunk:  the raw states from `at` (STATISTICS_CATCHUP_CHUNK + 1 of them)
- *           fix the chunk's end hb (the last one's hour; fewer: the entity's
+ *           and the latest hourly row before `at` (the carry, as for a late
+ *           state; the mark's when there is none) fix the chunk's end hb (the last one's hour; fewer: the entity's
  *           end, the 5-minute period after its latest state); then the
  *           stored 5-minute rows of [at, hb) (those no longer in force get a
  *           break marker, as stats_influx.c's si_emit), the stored hourly row
@@ -54,8 +55,9 @@ struct stats_influx_catchup {
     int final, reread, later;   /* later: a state after the re-read hour */
     int64_t *old5;
     size_t nold5, old5cap;
-    int has_hold;
+    int has_hold, has_before;
     stats_row hold;             /* the stored hourly row before hb */
+    stats_row before;           /* the stored hourly row before at */
     int hold_kind;
     stats_row *rows;
     size_t nrows, rcap;
@@ -434,6 +436,11 @@ static int sic_push_state(stats_influx_catchup *c, const influx_answer_row *row)
 
 static int sic_first_row(const influx_answer_row *row, void *arg) {
     stats_influx_catchup *c = arg;
+    if (row->stmt == 1) {   /* the latest hourly row before the chunk */
+        int kind;
+        if (stats_influx_row_read(row->columns, row->values, &c->before, &kind) == 0) c->has_before = 1;
+        return 0;
+    }
     int64_t t_us = influx_answer_time(row) / 1000;
     if ((long long)c->nread == c->chunk) c->t_cut = t_us;
     c->t_last = t_us;
@@ -603,7 +610,12 @@ static void sic_second_done(const httpc_response *r, void *arg) {
 static void sic_first_done(const httpc_response *r, void *arg) {
     stats_influx_catchup *c = arg;
     c->nread = c->ns = 0;
+    c->has_before = 0;
     if (sic_answer(c, r, sic_first_row) != 0) return;
+    /* the carry at `at`: what the rows before it hand on, as for a late state
+     * (a late batch may have changed them since the mark); the mark's when
+     * there is none (nothing numeric before) */
+    if (c->has_before) stats_carry_from_row(&c->before, &c->carry);
     c->reread = 0;
     c->final = (long long)c->nread <= c->chunk;
     if (c->nread == 0) {
@@ -633,6 +645,12 @@ static int sic_chunk(stats_influx_catchup *c) {
     sbuf q;
     sbuf_init(&q);
     sic_states_q(c, &q, c->at, INT64_MAX, c->chunk + 1);
+    sic_sep(&q);
+    sbuf_adds(&q, "SELECT * FROM ");
+    sic_from(&q, stats_influx_rp(c->s, 1), STATS_INFLUX_MEASUREMENT);
+    sic_where(&q, sic_entity(c));
+    sbuf_printf(&q, " AND \"period\" = 'hour' AND time < %lld ORDER BY time DESC LIMIT 1",
+                (long long)influx_time_ns_sat(c->at));
     return sic_query(c, &q, sic_first_done);
 }
 
