@@ -69,7 +69,7 @@ struct stats_influx_catchup {
     stats_carry mcarry;
     int64_t mat, mto;
     int mhas_to, mkind;
-    unsigned long long checked, caught_up, chunks, states_read, rows_written, failures;
+    unsigned long long checked, caught_up, chunks, states_read, rows_written, failures, refused;
     char last_error[200];
 };
 
@@ -116,11 +116,11 @@ static const char *sic_entity(const stats_influx_catchup *c) {
 }
 
 json_t *stats_influx_catchup_info(const stats_influx_catchup *c) {
-    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s?}", "done", c->done, "entities_checked",
+    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s?}", "done", c->done, "entities_checked",
                      (json_int_t)c->checked, "entities_caught_up", (json_int_t)c->caught_up, "chunks",
                      (json_int_t)c->chunks, "states_read", (json_int_t)c->states_read, "rows_written",
-                     (json_int_t)c->rows_written, "failures", (json_int_t)c->failures, "last_error", c->last_error,
-                     "current", c->done ? NULL : sic_entity(c));
+                     (json_int_t)c->rows_written, "failures", (json_int_t)c->failures, "refused",
+                     (json_int_t)c->refused, "last_error", c->last_error, "current", c->done ? NULL : sic_entity(c));
 }
 
 /* ---- the end of a step ------------------------------------------------- */
@@ -229,14 +229,24 @@ static int sic_answer(stats_influx_catchup *c, const httpc_response *r, influx_a
     return 0;
 }
 
-/* A write's result: 0 (stored, or 5-minute points refused as beyond their
- * policy: the hourly rows stand for them), or -1 (the step has ended). */
+/* A write's result: 0 (stored, or points refused: beyond their policy --
+ * the hourly rows stand for them -- or, counted and logged, anything else
+ * InfluxDB refuses in a partial write, e.g. a field type conflict, which a
+ * retry would meet again and so block the pass), or -1 (the step has ended:
+ * tried again). */
 static int sic_written(stats_influx_catchup *c, const httpc_response *r) {
     if (r->status == 204 || r->status == 200) return 0;
-    if (r->status == 400 && r->body_len && memmem(r->body, r->body_len, "beyond retention policy", 23)) return 0;
     char err[300];
     snprintf(err, sizeof err, "statistics catch-up write: HTTP %ld: %.*s", r->status,
              (int)(r->body_len < 200 ? r->body_len : 200), r->body ? r->body : "");
+    if (r->status == 400) {
+        if (!r->body_len || !memmem(r->body, r->body_len, "beyond retention policy", 23)) {
+            c->refused++;
+            snprintf(c->last_error, sizeof c->last_error, "%.190s", err);
+            log_error("statistics catch-up rows refused by InfluxDB (rows missing): %s", err);
+        }
+        return 0;
+    }
     sic_end(c, -1, err);
     return -1;
 }
