@@ -276,7 +276,7 @@ static void sic_list_done(const httpc_response *r, void *arg) {
         sic_free_list(c);
         return;
     }
-    qsort(c->ents, c->nents, sizeof *c->ents, sic_cmp);
+    if (c->nents) qsort(c->ents, c->nents, sizeof *c->ents, sic_cmp);
     c->listed = 1;
     c->next = 0;
     if (c->nents == 0) c->done = 1;
