@@ -169,16 +169,20 @@ static void si_rows_free(si_rows *rs) {
     memset(rs, 0, sizeof *rs);
 }
 
-/* "rp"."homeiq_statistics", or the bare measurement when rp is NULL. */
-static void si_from(sbuf *q, const char *rp) {
+void stats_influx_from(sbuf *q, const char *rp, const char *measurement) {
     if (rp) {
         influxql_ident(q, rp);
         sbuf_addc(q, '.');
     }
-    influxql_ident(q, STATS_INFLUX_MEASUREMENT);
+    influxql_ident(q, measurement);
 }
 
-static void si_where_entity(sbuf *q, const char *entity) {
+/* "rp"."homeiq_statistics", or the bare measurement when rp is NULL. */
+static void si_from(sbuf *q, const char *rp) {
+    stats_influx_from(q, rp, STATS_INFLUX_MEASUREMENT);
+}
+
+void stats_influx_where_entity(sbuf *q, const char *entity) {
     sbuf form;
     sbuf_init(&form);
     lineproto_tag_form(&form, entity);
@@ -190,12 +194,12 @@ static void si_where_entity(sbuf *q, const char *entity) {
 
 /* SELECT * FROM <rp>.homeiq_statistics WHERE entity and period [and time
  * bounds] ORDER BY time <dir> [LIMIT n] */
-static void si_select_rows(sbuf *q, const char *rp, const char *entity, int hourly, int64_t lo_us, int64_t hi_us,
-                           int desc, int limit) {
+void stats_influx_select_rows(sbuf *q, const char *rp, const char *entity, int hourly, int64_t lo_us, int64_t hi_us,
+                              int desc, int limit) {
     if (q->len) sbuf_addc(q, ';');
     sbuf_adds(q, "SELECT * FROM ");
     si_from(q, rp);
-    si_where_entity(q, entity);
+    stats_influx_where_entity(q, entity);
     sbuf_printf(q, " AND \"period\" = '%s'", hourly ? "hour" : "5minute");
     if (lo_us > INT64_MIN) sbuf_printf(q, " AND time >= %lld", (long long)influx_time_ns_sat(lo_us));
     if (hi_us < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)influx_time_ns_sat(hi_us));
@@ -209,7 +213,7 @@ static void si_select_states(sbuf *q, const stats_influx *s, const char *entity,
     if (q->len) sbuf_addc(q, ';');
     sbuf_adds(q, "SELECT \"record\" FROM ");
     influxql_ident(q, s->io.events_measurement);
-    si_where_entity(q, entity);
+    stats_influx_where_entity(q, entity);
     sbuf_printf(q, " AND \"event_type\" = 'state_changed' AND time >= %lld", (long long)lo_ns);
     if (hi_ns < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)hi_ns);
     sbuf_adds(q, " ORDER BY time ASC");
@@ -745,8 +749,8 @@ static void si_step_a(si_job *j) {
         if (!e->active) continue;   /* too late, not tracked, or done from the running state */
         int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
         j->act[j->nact++] = (int)i;
-        si_select_rows(&q, s->rp5, e->entity, 0, INT64_MIN, b0, 1, 1);
-        si_select_rows(&q, s->rph, e->entity, 1, INT64_MIN, b0, 1, 1);
+        stats_influx_select_rows(&q, s->rp5, e->entity, 0, INT64_MIN, b0, 1, 1);
+        stats_influx_select_rows(&q, s->rph, e->entity, 1, INT64_MIN, b0, 1, 1);
         si_select_states(&q, s, e->entity, influx_time_ns_sat(e->tmax) + 1000, INT64_MAX, SI_NEXT_LIMIT);
     }
     si_send(j, &q, si_step_a_done);
@@ -831,8 +835,8 @@ static void si_step_a_done(const httpc_response *r, void *arg) {
         j->act[j->nact++] = j->act[k];
         int64_t h0 = stats_floor(e->b, STATS_HOUR_US);
         si_select_states(&q, s, e->entity, influx_time_ns_sat(e->b), influx_time_ns_sat(e->end), 0);
-        si_select_rows(&q, s->rp5, e->entity, 0, h0, INT64_MAX, 0, 0);
-        si_select_rows(&q, s->rph, e->entity, 1, h0, INT64_MAX, 0, 0);
+        stats_influx_select_rows(&q, s->rp5, e->entity, 0, h0, INT64_MAX, 0, 0);
+        stats_influx_select_rows(&q, s->rph, e->entity, 1, h0, INT64_MAX, 0, 0);
     }
     si_send(j, &q, si_step_b_done);
 }
@@ -1111,9 +1115,9 @@ void stats_influx_fetch(stats_influx *s, const char *entity_id, int hourly, int6
     const char *rp = hourly ? s->rph : s->rp5;
     sbuf q;
     sbuf_init(&q);
-    si_select_rows(&q, rp, entity_id, hourly, INT64_MIN, start_us, 1, 1);
-    si_select_rows(&q, rp, entity_id, hourly, start_us, end_us, 0, 0);
-    si_select_rows(&q, rp, entity_id, hourly, INT64_MIN, INT64_MAX, 1, 1);
+    stats_influx_select_rows(&q, rp, entity_id, hourly, INT64_MIN, start_us, 1, 1);
+    stats_influx_select_rows(&q, rp, entity_id, hourly, start_us, end_us, 0, 0);
+    stats_influx_select_rows(&q, rp, entity_id, hourly, INT64_MIN, INT64_MAX, 1, 1);
     int rc = sbuf_failed(&q) ? -1 : s->io.query(s->io.ctx, q.data, si_fetch_done, f);
     sbuf_free(&q);
     if (rc != 0) {

@@ -74,6 +74,15 @@ const stats_influx_io *stats_influx_io_of(const stats_influx *s);
 const char *stats_influx_rp(const stats_influx *s, int hourly);   /* NULL: the default policy */
 /* The first hour whose 5-minute rows may be written (older: hourly only). */
 int64_t stats_influx_horizon5(const stats_influx *s, int64_t now_us);
+/* InfluxQL: "rp"."measurement" (the bare measurement when rp is NULL), and
+ * ' WHERE "entity_id" = <its tag form>'. */
+void stats_influx_from(sbuf *q, const char *rp, const char *measurement);
+void stats_influx_where_entity(sbuf *q, const char *entity);
+/* Appends (after a ';' when q is not empty) SELECT * FROM <rp>.homeiq_statistics
+ * of the entity and period, time in [lo_us, hi_us) (INT64_MIN / INT64_MAX:
+ * unbounded), ORDER BY time ASC or DESC, LIMIT limit (0: none). */
+void stats_influx_select_rows(sbuf *q, const char *rp, const char *entity, int hourly, int64_t lo_us, int64_t hi_us,
+                              int desc, int limit);
 /* One homeiq_statistics line (every field, flags saying which are real). */
 void stats_influx_row_line(sbuf *b, const char *entity, int hourly, stats_kind kind, const stats_row *r);
 /* A homeiq_statistics point of a /query answer back into a row; 0, or -1. */

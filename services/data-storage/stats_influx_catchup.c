@@ -159,39 +159,12 @@ static void sic_next_entity(stats_influx_catchup *c) {
 
 /* ---- requests ---------------------------------------------------------- */
 
-static void sic_where(sbuf *q, const char *entity) {
-    sbuf form;
-    sbuf_init(&form);
-    lineproto_tag_form(&form, entity);
-    sbuf_adds(q, " WHERE \"entity_id\" = ");
-    influxql_string(q, form.data ? form.data : "");
-    if (form.failed) q->failed = 1;
-    sbuf_free(&form);
-}
-
-static void sic_from(sbuf *q, const char *rp, const char *measurement) {
-    if (rp) {
-        influxql_ident(q, rp);
-        sbuf_addc(q, '.');
-    }
-    influxql_ident(q, measurement);
-}
-
 static void sic_sep(sbuf *q) {
     if (q->len) sbuf_addc(q, ';');
 }
 
-/* statistics rows of one period in [lo, hi), oldest first (limit 0: all) */
-static void sic_rows_q(stats_influx_catchup *c, sbuf *q, int hourly, int64_t lo, int64_t hi, long long limit) {
-    sic_sep(q);
-    sbuf_adds(q, "SELECT * FROM ");
-    sic_from(q, stats_influx_rp(c->s, hourly), STATS_INFLUX_MEASUREMENT);
-    sic_where(q, sic_entity(c));
-    sbuf_printf(q, " AND \"period\" = '%s'", hourly ? "hour" : "5minute");
-    if (lo > INT64_MIN) sbuf_printf(q, " AND time >= %lld", (long long)influx_time_ns_sat(lo));
-    if (hi < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)influx_time_ns_sat(hi));
-    sbuf_adds(q, " ORDER BY time ASC");
-    if (limit) sbuf_printf(q, " LIMIT %lld", limit);
+static void sic_rows_q(stats_influx_catchup *c, sbuf *q, int hourly, int64_t lo, int64_t hi, int limit) {
+    stats_influx_select_rows(q, stats_influx_rp(c->s, hourly), sic_entity(c), hourly, lo, hi, 0, limit);
 }
 
 /* raw states in [lo, hi), oldest first */
@@ -199,7 +172,7 @@ static void sic_states_q(stats_influx_catchup *c, sbuf *q, int64_t lo, int64_t h
     sic_sep(q);
     sbuf_adds(q, "SELECT \"record\" FROM ");
     influxql_ident(q, c->io->events_measurement);
-    sic_where(q, sic_entity(c));
+    stats_influx_where_entity(q, sic_entity(c));
     sbuf_adds(q, " AND \"event_type\" = 'state_changed'");
     if (lo > INT64_MIN) sbuf_printf(q, " AND time >= %lld", (long long)influx_time_ns_sat(lo));
     if (hi < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)influx_time_ns_sat(hi));
@@ -412,8 +385,8 @@ static int sic_decide(stats_influx_catchup *c) {
     sbuf q;
     sbuf_init(&q);
     sbuf_adds(&q, "SELECT * FROM ");
-    sic_from(&q, stats_influx_rp(c->s, 1), STATS_INFLUX_CATCHUP_MEASUREMENT);
-    sic_where(&q, sic_entity(c));
+    stats_influx_from(&q, stats_influx_rp(c->s, 1), STATS_INFLUX_CATCHUP_MEASUREMENT);
+    stats_influx_where_entity(&q, sic_entity(c));
     sic_states_q(c, &q, INT64_MIN, INT64_MAX, 1);
     sic_rows_q(c, &q, 1, INT64_MIN, INT64_MAX, 1);
     sic_rows_q(c, &q, 0, INT64_MIN, INT64_MAX, 1);
@@ -655,12 +628,7 @@ static int sic_chunk(stats_influx_catchup *c) {
     sbuf q;
     sbuf_init(&q);
     sic_states_q(c, &q, c->at, INT64_MAX, c->chunk + 1);
-    sic_sep(&q);
-    sbuf_adds(&q, "SELECT * FROM ");
-    sic_from(&q, stats_influx_rp(c->s, 1), STATS_INFLUX_MEASUREMENT);
-    sic_where(&q, sic_entity(c));
-    sbuf_printf(&q, " AND \"period\" = 'hour' AND time < %lld ORDER BY time DESC LIMIT 1",
-                (long long)influx_time_ns_sat(c->at));
+    stats_influx_select_rows(&q, stats_influx_rp(c->s, 1), sic_entity(c), 1, INT64_MIN, c->at, 1, 1);
     return sic_query(c, &q, sic_first_done);
 }
 
