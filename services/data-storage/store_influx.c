@@ -4,7 +4,10 @@
  *  - Writes go out through httpc on the event loop and the caller is answered
  *    from the 204, so "200 only after the commit" holds. Batches are written
  *    one at a time (a FIFO): the duplicate check below is only honest if no
- *    other batch of ours is between its query and its write.
+ *    other batch of ours is between its query and its write. A step of the
+ *    statistics catch-up (stats_influx_catchup.h, on the purge timer) runs
+ *    only between two batches, never during one: both compute statistics
+ *    from the rows the other wrote.
  *  - Duplicates: InfluxDB silently overwrites an identical point, so to report
  *    them we first ask which event_ids already exist in the batch's time
  *    window, and skip those (a re-post writes nothing). On the homeassistant
@@ -41,8 +44,8 @@
  * influx_points.c (HomeIQ's schema) or influx_ha.c (HA's); reading a /query
  * answer is influx_answer.c; the id and time sets of the duplicate check are
  * influx_set.c; statistics, retention policies and the dashboard's reads are
- * stats_influx.c, retention_influx.c and influx_query.c, reached through the
- * small io structs below.
+ * stats_influx.c (with stats_influx_catchup.c), retention_influx.c and
+ * influx_query.c, reached through the small io structs below.
  *
  * Ownership: store_influx owns its httpc, its queue of jobs (each job owns
  * its request body, line index and sets; the batch stays the caller's until
