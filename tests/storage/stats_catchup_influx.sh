@@ -6,7 +6,8 @@
 # Use: stats_catchup_influx.sh /path/to/homeiq-data-storage
 # 1. Recent history (within the 5-minute policy): two thirds of the known-answer
 #    series (stats_series.py) stored without statistics, the rest posted live
-#    after the restart; the catch-up (STATISTICS_CATCHUP_CHUNK=10: several
+#    after the restart (half before the pass, a quarter as it resumes after
+#    the SIGKILLs, a quarter after it in the same process); the catch-up (STATISTICS_CATCHUP_CHUNK=10: several
 #    chunks per entity) is SIGKILLed once between steps and four times at
 #    random moments; after the last restart it finishes, and the 5-minute and
 #    hourly rows equal the independent computation to 1e-9 (the live rows'
@@ -63,7 +64,8 @@ check "... and no statistics row was written" jqe '[.results[0].series[0].values
 check "stop: exit 0" stop_pid "$SPID"
 # the first step 3 s after the start: the live batches arrive first, the history then meets their rows
 start_storage storage_c1 homeiq_cu PURGE_STEP_MS=3000 || bail "data-storage with statistics starts"
-check "the rest ($((n - cut)) events) posted live" post_batches "$TEST_TMP/sorted.json" $cut $n
+l1=$((cut + (n - cut) / 2)); l2=$((l1 + (n - l1) / 2))
+check "half the rest ($((l1 - cut)) events) posted live" post_batches "$TEST_TMP/sorted.json" $cut $l1
 begun() { catchup | jq -e '.done == false and .entities_caught_up > 0' >/dev/null; }
 check "the catch-up begins in the background (/health statistics_catchup, not done)" wait_for 60 begun
 kill_storage
@@ -79,8 +81,13 @@ for r in 1 2 3 4 5 6; do   # SIGKILL at random moments: after a chunk, 0-249 ms 
   echo "# SIGKILL $r after $(jq -c '{chunks, current, done}' "$TEST_TMP/k.json")"
 done
 check "the random SIGKILLs came during the pass ($during of 6)" [ $during -ge 3 ]
-start_storage storage_c2 homeiq_cu PURGE_STEP_MS=1 || bail "restart after the SIGKILLs"
+# live batches before (running states seeded), during and after the rest of the pass, in one process: the
+# pass must leave no running state behind that disagrees with the rows it rewrote
+start_storage storage_c2 homeiq_cu PURGE_STEP_MS=100 || bail "restart after the SIGKILLs"
+check "a quarter more posted live as the pass resumes" post_batches "$TEST_TMP/sorted.json" $l1 $l2
 check "after the restarts the catch-up resumes and finishes" wait_for 120 catchup_done
+check "the last quarter posted live after the pass" post_batches "$TEST_TMP/sorted.json" $l2 $n
+check "... (from the running state: /health fast_updates)" jqe '.backend.statistics.fast_updates > 0' <(curl -s "$U/health")
 catchup >"$TEST_TMP/cu.json"; echo "# catch-up: $(cat "$TEST_TMP/cu.json")"
 check "... without a failed step" jqe '.failures == 0' "$TEST_TMP/cu.json"
 stats_get "entity_id=$ENTS&period=5minute&start=$START" "$TEST_TMP/c5.json" >/dev/null
