@@ -4,8 +4,8 @@
 # STATISTICS=0, then data-storage restarted with statistics on.
 #
 # Use: stats_catchup_influx.sh /path/to/homeiq-data-storage
-# 1. Recent history (within the 5-minute policy): two thirds of the known-answer
-#    series (stats_series.py) stored without statistics, the rest posted live
+# 1. Recent history (within the 5-minute policy): the first two thirds of each
+#    entity's known-answer series (stats_series.py) stored without statistics, the rest posted live
 #    after the restart (half before the pass, a quarter as it resumes after
 #    the SIGKILLs, a quarter after it in the same process); the catch-up (STATISTICS_CATCHUP_CHUNK=10: several
 #    chunks per entity) is SIGKILLed once between steps and four times at
@@ -52,20 +52,28 @@ post_batches() {
 # ---- 1. recent history, the rest live, SIGKILLs during the catch-up ---------
 T0=$(( $(date +%s) / 3600 * 3600 - 6 * 3600 ))
 $SERIES gen "$T0" "$TEST_TMP" || bail "generate series"
-jq -c 'sort_by(.time_fired | sub("\\.[0-9]+Z$"; "Z") | fromdate)' "$TEST_TMP/records.json" >"$TEST_TMP/sorted.json"
 START=$(date -u -d "@$((T0 - 3600))" +%Y-%m-%dT%H:%M:%SZ)
 ENTS=$(jq -r 'keys | join(",")' "$TEST_TMP/expected.json"),light.porch
-n=$(jq length "$TEST_TMP/sorted.json"); cut=$((n * 2 / 3))
+# each entity's first two thirds are the history, the rest arrives live (so totals meet live rows too)
+tf='(.time_fired | sub("\\.[0-9]+Z$"; "Z") | fromdate)'
+jq -c "group_by(.entity_id) | map(sort_by($tf) | .[0:(length * 2 / 3 | floor)]) | add | sort_by($tf)" \
+  "$TEST_TMP/records.json" >"$TEST_TMP/hist.json"
+# the live rest in three parts, each entity's states split the same way (half, quarter, quarter)
+for p in "1 0 0.5" "2 0.5 0.75" "3 0.75 1"; do set -- $p
+  jq -c --argjson a "$2" --argjson b "$3" "group_by(.entity_id) | map(sort_by($tf) | .[(length * 2 / 3 | floor):]
+    | .[(length * \$a | floor):(length * \$b | floor)]) | add | sort_by($tf)" "$TEST_TMP/records.json" >"$TEST_TMP/live$1.json"
+done
+cut=$(jq length "$TEST_TMP/hist.json")
 export STATISTICS_CATCHUP_CHUNK=10
 start_storage storage_c0 homeiq_cu STATISTICS=0 || bail "data-storage with STATISTICS=0 starts"
-check "history ($cut events) stored without statistics" post_batches "$TEST_TMP/sorted.json" 0 $cut
+check "history ($cut events) stored without statistics" post_batches "$TEST_TMP/hist.json" 0 $cut
 curl -s -XPOST "$INFLUXDB_URL/query" --data-urlencode db=homeiq_cu --data-urlencode "q=SHOW MEASUREMENTS" >"$TEST_TMP/m.json"
 check "... and no statistics row was written" jqe '[.results[0].series[0].values[][0]] | index("homeiq_statistics") == null' "$TEST_TMP/m.json"
 check "stop: exit 0" stop_pid "$SPID"
 # the first step 3 s after the start: the live batches arrive first, the history then meets their rows
 start_storage storage_c1 homeiq_cu PURGE_STEP_MS=3000 || bail "data-storage with statistics starts"
-l1=$((cut + (n - cut) / 2)); l2=$((l1 + (n - l1) / 2))
-check "half the rest ($((l1 - cut)) events) posted live" post_batches "$TEST_TMP/sorted.json" $cut $l1
+check "half the rest ($(jq length "$TEST_TMP/live1.json") events) posted live" \
+  post_batches "$TEST_TMP/live1.json" 0 "$(jq length "$TEST_TMP/live1.json")"
 begun() { catchup | jq -e '.done == false and .entities_caught_up > 0' >/dev/null; }
 check "the catch-up begins in the background (/health statistics_catchup, not done)" wait_for 60 begun
 kill_storage
@@ -84,9 +92,9 @@ check "the random SIGKILLs came during the pass ($during of 6)" [ $during -ge 3 
 # live batches before (running states seeded), during and after the rest of the pass, in one process: the
 # pass must leave no running state behind that disagrees with the rows it rewrote
 start_storage storage_c2 homeiq_cu PURGE_STEP_MS=100 || bail "restart after the SIGKILLs"
-check "a quarter more posted live as the pass resumes" post_batches "$TEST_TMP/sorted.json" $l1 $l2
+check "a quarter more posted live as the pass resumes" post_batches "$TEST_TMP/live2.json" 0 "$(jq length "$TEST_TMP/live2.json")"
 check "after the restarts the catch-up resumes and finishes" wait_for 120 catchup_done
-check "the last quarter posted live after the pass" post_batches "$TEST_TMP/sorted.json" $l2 $n
+check "the last quarter posted live after the pass" post_batches "$TEST_TMP/live3.json" 0 "$(jq length "$TEST_TMP/live3.json")"
 check "... (from the running state: /health fast_updates)" jqe '.backend.statistics.fast_updates > 0' <(curl -s "$U/health")
 catchup >"$TEST_TMP/cu.json"; echo "# catch-up: $(cat "$TEST_TMP/cu.json")"
 check "... without a failed step" jqe '.failures == 0' "$TEST_TMP/cu.json"
