@@ -169,16 +169,20 @@ static void si_rows_free(si_rows *rs) {
     memset(rs, 0, sizeof *rs);
 }
 
-/* "rp"."homeiq_statistics", or the bare measurement when rp is NULL. */
-static void si_from(sbuf *q, const char *rp) {
+void stats_influx_from(sbuf *q, const char *rp, const char *measurement) {
     if (rp) {
         influxql_ident(q, rp);
         sbuf_addc(q, '.');
     }
-    influxql_ident(q, STATS_INFLUX_MEASUREMENT);
+    influxql_ident(q, measurement);
 }
 
-static void si_where_entity(sbuf *q, const char *entity) {
+/* "rp"."homeiq_statistics", or the bare measurement when rp is NULL. */
+static void si_from(sbuf *q, const char *rp) {
+    stats_influx_from(q, rp, STATS_INFLUX_MEASUREMENT);
+}
+
+void stats_influx_where_entity(sbuf *q, const char *entity) {
     sbuf form;
     sbuf_init(&form);
     lineproto_tag_form(&form, entity);
@@ -190,12 +194,12 @@ static void si_where_entity(sbuf *q, const char *entity) {
 
 /* SELECT * FROM <rp>.homeiq_statistics WHERE entity and period [and time
  * bounds] ORDER BY time <dir> [LIMIT n] */
-static void si_select_rows(sbuf *q, const char *rp, const char *entity, int hourly, int64_t lo_us, int64_t hi_us,
-                           int desc, int limit) {
+void stats_influx_select_rows(sbuf *q, const char *rp, const char *entity, int hourly, int64_t lo_us, int64_t hi_us,
+                              int desc, int limit) {
     if (q->len) sbuf_addc(q, ';');
     sbuf_adds(q, "SELECT * FROM ");
     si_from(q, rp);
-    si_where_entity(q, entity);
+    stats_influx_where_entity(q, entity);
     sbuf_printf(q, " AND \"period\" = '%s'", hourly ? "hour" : "5minute");
     if (lo_us > INT64_MIN) sbuf_printf(q, " AND time >= %lld", (long long)influx_time_ns_sat(lo_us));
     if (hi_us < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)influx_time_ns_sat(hi_us));
@@ -209,7 +213,7 @@ static void si_select_states(sbuf *q, const stats_influx *s, const char *entity,
     if (q->len) sbuf_addc(q, ';');
     sbuf_adds(q, "SELECT \"record\" FROM ");
     influxql_ident(q, s->io.events_measurement);
-    si_where_entity(q, entity);
+    stats_influx_where_entity(q, entity);
     sbuf_printf(q, " AND \"event_type\" = 'state_changed' AND time >= %lld", (long long)lo_ns);
     if (hi_ns < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)hi_ns);
     sbuf_adds(q, " ORDER BY time ASC");
@@ -261,7 +265,7 @@ static long long si_int(json_t *cols, json_t *vals, const char *name) {
 }
 
 /* A homeiq_statistics point back into a stats_row; 0, or -1 when it is not one. */
-static int si_row_read(json_t *cols, json_t *vals, stats_row *r, int *kind) {
+int stats_influx_row_read(json_t *cols, json_t *vals, stats_row *r, int *kind) {
     json_t *t = si_col(cols, vals, "time");
     json_t *f = si_col(cols, vals, "flags");
     if (!json_is_integer(t) || !json_is_integer(f)) return -1;
@@ -294,7 +298,7 @@ static void si_float(sbuf *b, const char *key, int ok, double v) {
     if (!ok || lineproto_field_float(b, v) != 0) sbuf_addc(b, '0');
 }
 
-static void si_row_line(sbuf *b, const char *entity, int hourly, stats_kind kind, const stats_row *r) {
+void stats_influx_row_line(sbuf *b, const char *entity, int hourly, stats_kind kind, const stats_row *r) {
     int has_mean = isfinite(r->mean), has_mm = isfinite(r->min) && isfinite(r->max);
     int total = kind != STATS_KIND_MEASUREMENT;
     int flags = (r->has_last ? SI_HAS_LAST : 0) | (total && r->has_state ? SI_HAS_STATE : 0) |
@@ -419,6 +423,28 @@ json_t *stats_influx_info(const stats_influx *s) {
                      "entities_updated", (json_int_t)s->entities_updated, "rows_written", (json_int_t)s->rows_written,
                      "late_skipped", (json_int_t)s->late_skipped, "batches", (json_int_t)s->batches, "update_us",
                      (json_int_t)s->update_us, "failures", (json_int_t)s->failures);
+}
+
+/* ---- for the catch-up (stats_influx_catchup.h) -------------------------- */
+
+const stats_influx_io *stats_influx_io_of(const stats_influx *s) {
+    return &s->io;
+}
+
+const char *stats_influx_rp(const stats_influx *s, int hourly) {
+    return hourly ? s->rph : s->rp5;
+}
+
+/* The first hour whose 5-minute rows the 5-minute policy still takes (with
+ * the hour of margin si_too_late keeps). */
+int64_t stats_influx_horizon5(const stats_influx *s, int64_t now_us) {
+    int64_t x = now_us - s->s5_days * SI_DAY_US + STATS_HOUR_US;
+    return stats_floor(x + STATS_HOUR_US - 1, STATS_HOUR_US);
+}
+
+void stats_influx_forget(stats_influx *s, const char *entity) {
+    for (si_hot *h = s->hot[si_hash(entity)]; h; h = h->next)
+        if (strcmp(h->entity, entity) == 0) h->valid = h->untracked = 0;
 }
 
 /* ---- a batch: the entities it touched ----------------------------------- */
@@ -578,7 +604,7 @@ static int si_emit_fast(const stats_row *r, int64_t start, void *arg) {
     si_job *j = arg;
     (void)start;
     if (!r) return 0;   /* later than the entity's latest row: nothing stored there */
-    si_row_line(&j->lines5, j->cur->entity, 0, j->cur->hot->kind, r);
+    stats_influx_row_line(&j->lines5, j->cur->entity, 0, j->cur->hot->kind, r);
     return si_rows_push(&j->fresh, r, (int)j->cur->hot->kind);
 }
 
@@ -639,7 +665,7 @@ static int si_fast(si_job *j, si_ent *e) {
         stats_row hr;
         int rc = si_merge_hour(j, base, i, k, hour, &hr);
         if (rc < 0) goto fail;
-        if (rc > 0) si_row_line(&j->linesh, e->entity, 1, h->kind, &hr);
+        if (rc > 0) stats_influx_row_line(&j->linesh, e->entity, 1, h->kind, &hr);
         if (hour == hl) {   /* the next hour_before: this hour's rows before lastb */
             size_t kb = i;
             while (kb < nbefore && j->fresh.r[kb].start_us < lastb) kb++;
@@ -723,8 +749,8 @@ static void si_step_a(si_job *j) {
         if (!e->active) continue;   /* too late, not tracked, or done from the running state */
         int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
         j->act[j->nact++] = (int)i;
-        si_select_rows(&q, s->rp5, e->entity, 0, INT64_MIN, b0, 1, 1);
-        si_select_rows(&q, s->rph, e->entity, 1, INT64_MIN, b0, 1, 1);
+        stats_influx_select_rows(&q, s->rp5, e->entity, 0, INT64_MIN, b0, 1, 1);
+        stats_influx_select_rows(&q, s->rph, e->entity, 1, INT64_MIN, b0, 1, 1);
         si_select_states(&q, s, e->entity, influx_time_ns_sat(e->tmax) + 1000, INT64_MAX, SI_NEXT_LIMIT);
     }
     si_send(j, &q, si_step_a_done);
@@ -744,7 +770,7 @@ static int si_collect_row(json_t *cols, json_t *vals, si_rows *dst) {
     }
     stats_row r;
     int kind;
-    if (si_row_read(cols, vals, &r, &kind) != 0) return 0;
+    if (stats_influx_row_read(cols, vals, &r, &kind) != 0) return 0;
     return si_rows_push(dst, &r, kind);
 }
 
@@ -809,8 +835,8 @@ static void si_step_a_done(const httpc_response *r, void *arg) {
         j->act[j->nact++] = j->act[k];
         int64_t h0 = stats_floor(e->b, STATS_HOUR_US);
         si_select_states(&q, s, e->entity, influx_time_ns_sat(e->b), influx_time_ns_sat(e->end), 0);
-        si_select_rows(&q, s->rp5, e->entity, 0, h0, INT64_MAX, 0, 0);
-        si_select_rows(&q, s->rph, e->entity, 1, h0, INT64_MAX, 0, 0);
+        stats_influx_select_rows(&q, s->rp5, e->entity, 0, h0, INT64_MAX, 0, 0);
+        stats_influx_select_rows(&q, s->rph, e->entity, 1, h0, INT64_MAX, 0, 0);
     }
     si_send(j, &q, si_step_b_done);
 }
@@ -911,14 +937,14 @@ static int si_recompute(si_job *j, si_ent *e) {
         if (si_rows_push(&j->final, &e->old5.r[i], e->old5.kind[i]) != 0) return -1;
     for (size_t i = 0; i < j->fresh.n; i++) {
         if (si_rows_push(&j->final, &j->fresh.r[i], (int)e->kind) != 0) return -1;
-        si_row_line(&j->lines5, entity, 0, e->kind, &j->fresh.r[i]);
+        stats_influx_row_line(&j->lines5, entity, 0, e->kind, &j->fresh.r[i]);
     }
     for (size_t i = 0; i < e->old5.n; i++) {
         if (e->old5.r[i].start_us < e->end) continue;
         stats_row r = e->old5.r[i];
         if (delta != 0) {
             r.sum += delta;
-            si_row_line(&j->lines5, entity, 0, e->kind, &r);
+            stats_influx_row_line(&j->lines5, entity, 0, e->kind, &r);
         }
         if (si_rows_push(&j->final, &r, (int)e->kind) != 0) return -1;
     }
@@ -932,7 +958,7 @@ static int si_recompute(si_job *j, si_ent *e) {
         if (m == k) continue;
         stats_row hr;
         stats_merge(&j->final.r[k], m - k, h, &hr);
-        si_row_line(&j->linesh, entity, 1, e->kind, &hr);
+        stats_influx_row_line(&j->linesh, entity, 1, e->kind, &hr);
         k = m;
     }
     if (si_seed(j, e, lastb, &at_last, split) != 0) return -1;
@@ -941,7 +967,7 @@ static int si_recompute(si_job *j, si_ent *e) {
             if (e->oldh.r[i].start_us <= h1) continue;
             stats_row r = e->oldh.r[i];
             r.sum += delta;
-            si_row_line(&j->linesh, entity, 1, e->kind, &r);
+            stats_influx_row_line(&j->linesh, entity, 1, e->kind, &r);
         }
     }
     return sbuf_failed(&j->lines5) || sbuf_failed(&j->linesh) ? -1 : 0;
@@ -1058,7 +1084,7 @@ static int si_fetch_row(int stmt, json_t *cols, json_t *vals, void *arg) {
     if (stmt < 0 || stmt > 2) return 0;
     stats_row r;
     int kind;
-    if (si_row_read(cols, vals, &r, &kind) != 0) return 0;
+    if (stats_influx_row_read(cols, vals, &r, &kind) != 0) return 0;
     if (stmt == 1 && stats_row_is_marker(&r)) return 0;   /* break markers are never shown */
     return si_rows_push(by[stmt], &r, kind);
 }
@@ -1089,9 +1115,9 @@ void stats_influx_fetch(stats_influx *s, const char *entity_id, int hourly, int6
     const char *rp = hourly ? s->rph : s->rp5;
     sbuf q;
     sbuf_init(&q);
-    si_select_rows(&q, rp, entity_id, hourly, INT64_MIN, start_us, 1, 1);
-    si_select_rows(&q, rp, entity_id, hourly, start_us, end_us, 0, 0);
-    si_select_rows(&q, rp, entity_id, hourly, INT64_MIN, INT64_MAX, 1, 1);
+    stats_influx_select_rows(&q, rp, entity_id, hourly, INT64_MIN, start_us, 1, 1);
+    stats_influx_select_rows(&q, rp, entity_id, hourly, start_us, end_us, 0, 0);
+    stats_influx_select_rows(&q, rp, entity_id, hourly, INT64_MIN, INT64_MAX, 1, 1);
     int rc = sbuf_failed(&q) ? -1 : s->io.query(s->io.ctx, q.data, si_fetch_done, f);
     sbuf_free(&q);
     if (rc != 0) {

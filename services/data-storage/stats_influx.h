@@ -26,6 +26,8 @@
 #define HOMEIQ_STATS_INFLUX_H
 
 #include "httpc.h"
+#include "sbuf.h"
+#include "stats.h"
 #include "store.h"
 
 #include <jansson.h>
@@ -66,5 +68,27 @@ void stats_influx_fetch(stats_influx *s, const char *entity_id, int hourly, int6
 
 /* {"entities_updated","fast_updates","rows_written","late_skipped","batches","update_us",...} */
 json_t *stats_influx_info(const stats_influx *s);
+
+/* For stats_influx_catchup.c (the same rows, the same policies): */
+const stats_influx_io *stats_influx_io_of(const stats_influx *s);
+const char *stats_influx_rp(const stats_influx *s, int hourly);   /* NULL: the default policy */
+/* The first hour whose 5-minute rows may be written (older: hourly only). */
+int64_t stats_influx_horizon5(const stats_influx *s, int64_t now_us);
+/* InfluxQL: "rp"."measurement" (the bare measurement when rp is NULL), and
+ * ' WHERE "entity_id" = <its tag form>'. */
+void stats_influx_from(sbuf *q, const char *rp, const char *measurement);
+void stats_influx_where_entity(sbuf *q, const char *entity);
+/* Appends (after a ';' when q is not empty) SELECT * FROM <rp>.homeiq_statistics
+ * of the entity and period, time in [lo_us, hi_us) (INT64_MIN / INT64_MAX:
+ * unbounded), ORDER BY time ASC or DESC, LIMIT limit (0: none). */
+void stats_influx_select_rows(sbuf *q, const char *rp, const char *entity, int hourly, int64_t lo_us, int64_t hi_us,
+                              int desc, int limit);
+/* One homeiq_statistics line (every field, flags saying which are real). */
+void stats_influx_row_line(sbuf *b, const char *entity, int hourly, stats_kind kind, const stats_row *r);
+/* A homeiq_statistics point of a /query answer back into a row; 0, or -1. */
+int stats_influx_row_read(json_t *cols, json_t *vals, stats_row *r, int *kind);
+/* The entity's rows were changed behind the running state: the next batch
+ * of it takes the slow path. */
+void stats_influx_forget(stats_influx *s, const char *entity);
 
 #endif

@@ -4,7 +4,10 @@
  *  - Writes go out through httpc on the event loop and the caller is answered
  *    from the 204, so "200 only after the commit" holds. Batches are written
  *    one at a time (a FIFO): the duplicate check below is only honest if no
- *    other batch of ours is between its query and its write.
+ *    other batch of ours is between its query and its write. A step of the
+ *    statistics catch-up (stats_influx_catchup.h, on the purge timer) runs
+ *    only between two batches, never during one: both compute statistics
+ *    from the rows the other wrote.
  *  - Duplicates: InfluxDB silently overwrites an identical point, so to report
  *    them we first ask which event_ids already exist in the batch's time
  *    window, and skip those (a re-post writes nothing). On the homeassistant
@@ -41,8 +44,8 @@
  * influx_points.c (HomeIQ's schema) or influx_ha.c (HA's); reading a /query
  * answer is influx_answer.c; the id and time sets of the duplicate check are
  * influx_set.c; statistics, retention policies and the dashboard's reads are
- * stats_influx.c, retention_influx.c and influx_query.c, reached through the
- * small io structs below.
+ * stats_influx.c (with stats_influx_catchup.c), retention_influx.c and
+ * influx_query.c, reached through the small io structs below.
  *
  * Ownership: store_influx owns its httpc, its queue of jobs (each job owns
  * its request body, line index and sets; the batch stays the caller's until
@@ -56,6 +59,7 @@
 #include "influx_ha.h"
 #include "influx_ids.h"
 #include "stats_influx.h"
+#include "stats_influx_catchup.h"
 #include "influx_registry.h"
 #include "retention_influx.h"
 #include "retention_influx_purge.h"
@@ -89,6 +93,8 @@ typedef struct store_influx {
     int64_t last_dead_ns;
     influx_ha *ha;                      /* INFLUXDB_SCHEMA=homeassistant, else NULL */
     stats_influx *stats;                /* long-term statistics (stats_influx.h), NULL when STATISTICS=0 */
+    stats_influx_catchup *catchup;      /* statistics of older history (v1, HomeIQ schema), else NULL */
+    int catchup_busy, catchup_wanted;   /* a step in flight (batches wait) / wanted after the running batch */
     retention_influx *retention;        /* database and retention policies (v1), NULL for v2/v3 */
     retention_influx_purge *purge;      /* RETENTION_OVERRIDES (v1), NULL when none */
     influx_reads *reads;                /* the dashboard's reads and their feed index (influx_query.h) */
@@ -609,8 +615,15 @@ static void influx_probe_done(const httpc_response *r, void *arg) {
     influx_job_check(j);
 }
 
+static void influx_catchup_start(store_influx *s);
+
 static void influx_job_start(store_influx *s) {
     influx_job *j = s->queue;
+    if (s->catchup_busy) return;   /* resumed when the catch-up step ends */
+    if (s->catchup_wanted) {
+        influx_catchup_start(s);
+        if (s->catchup_busy) return;
+    }
     if (!j) return;
     if (!influx_recent_needs_probe(s->recent)) {
         influx_job_check(j);
@@ -711,11 +724,36 @@ static void store_influx_stats_fetch(store *base, const char *entity_id, int hou
     else stats_influx_fetch(s->stats, entity_id, hourly, start_us, end_us, cb, arg);
 }
 
-/* RETENTION_OVERRIDES: one DELETE step (retention_influx_purge.h). */
+/* ---- maintenance: the statistics catch-up, then RETENTION_OVERRIDES ---- */
+
+static void influx_catchup_done(void *arg) {
+    store_influx *s = arg;
+    s->catchup_busy = 0;
+    if (!s->closing) influx_job_start(s);
+}
+
+/* One catch-up step (stats_influx_catchup.h), only between two batches:
+ * the statistics of both are computed from what the other wrote. */
+static void influx_catchup_start(store_influx *s) {
+    s->catchup_wanted = 0;
+    if (s->closing || !s->catchup || s->catchup_busy) return;
+    s->catchup_busy = 1;
+    if (stats_influx_catchup_step(s->catchup, influx_catchup_done, s) != 1) s->catchup_busy = 0;
+}
+
+/* The catch-up first (raw events must not go before their statistics
+ * exist), then one DELETE step (retention_influx_purge.h). */
 static int store_influx_maintain(store *base, int64_t now_us) {
     store_influx *s = (store_influx *)base;
-    if (!s->purge) return 0;
-    return s->db_ready ? retention_influx_purge_step(s->purge, now_us) : -1;
+    if (!s->purge && !s->catchup) return 0;
+    if (!s->db_ready) return -1;
+    if (s->catchup && !stats_influx_catchup_done(s->catchup)) {
+        if (s->catchup_busy || s->catchup_wanted) return 1;
+        if (s->queue) s->catchup_wanted = 1;   /* after the running batch (influx_job_start) */
+        else influx_catchup_start(s);
+        return 1;
+    }
+    return s->purge ? retention_influx_purge_step(s->purge, now_us) : 0;
 }
 
 /* ---- reads ------------------------------------------------------------ */
@@ -967,7 +1005,11 @@ static json_t *store_influx_info(store *base) {
                                                                  "batches_from_memory", (json_int_t)s->dup_memory));
     if (o && !s->up) json_object_set_new(o, "last_error", json_string(s->last_error));
     if (o) json_object_set_new(o, "statistics", stats_influx_info(s->stats));
-    if (o && s->retention) json_object_set_new(o, "retention", retention_influx_info(s->retention));
+    if (o && s->retention) {
+        json_t *r = retention_influx_info(s->retention);
+        if (r && s->catchup) json_object_set_new(r, "statistics_catchup", stats_influx_catchup_info(s->catchup));
+        json_object_set_new(o, "retention", r);
+    }
     if (o && s->purge) json_object_set_new(o, "retention_overrides", retention_influx_purge_info(s->purge));
     influx_ha_info(s->ha, o);
     return o;
@@ -991,6 +1033,7 @@ static void store_influx_close(store *base) {
     stats_influx_close(s->stats);
     retention_influx_close(s->retention);
     retention_influx_purge_close(s->purge);   /* after httpc_free: nothing in flight */
+    stats_influx_catchup_close(s->catchup);
     influx_reads_free(s->reads); /* after httpc_free: in-flight reads were answered */
     influx_registry_close(s->registry);
     influx_recent_free(s->recent);
@@ -1084,7 +1127,8 @@ int store_influx_open(struct event_base *base, store **out) {
                           s->api_version == 1 ? STATS_INFLUX_RP_HOUR : NULL, &s->stats) != 0 ||
         influx_registry_open(&io, s->ha ? NULL : INFLUX_MEASUREMENT, &s->registry) != 0 ||
         (s->api_version == 1 && retention_influx_open(s->db, influx_io_query_server, s, &s->retention) != 0) ||
-        (s->api_version == 1 && retention_influx_purge_open(INFLUX_MEASUREMENT, influx_io_query, s, &s->purge) != 0)) {
+        (s->api_version == 1 && retention_influx_purge_open(INFLUX_MEASUREMENT, influx_io_query, s, &s->purge) != 0) ||
+        (s->api_version == 1 && s->stats && !s->ha && stats_influx_catchup_open(s->stats, &s->catchup) != 0)) {
         store_influx_close(&s->base);
         return -1;
     }
