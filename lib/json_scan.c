@@ -96,8 +96,13 @@ static int jscan_strict_u(jscan *s, const char *h) {
 
 /* Strict mode: a number jansson refuses. Integers beyond 64 bits are read as
  * reals (lib/httpd); a real that overflows a double is refused. */
-static int jscan_strict_number(jscan *s, const char *b, const char *e, int real, size_t idigits) {
+static int jscan_strict_number(jscan *s, const char *b, const char *e, int real, size_t idigits, const char *xb) {
     if (!real && idigits <= 18) return 0;
+    /* a real below 1e300 cannot overflow: strtod only for the few that may */
+    long exp10 = 0;
+    if (xb && e - xb <= 3)
+        for (const char *d = xb; d < e; d++) exp10 = exp10 * 10 + (*d - '0');
+    if (!(xb && e - xb > 3) && (xb && xb[-1] == '-' ? 0 : exp10) + (long)idigits <= 300) return 0;
     size_t n = (size_t)(e - b);
     char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
     if (!buf) return s->why = "out of memory", -1;
@@ -260,7 +265,7 @@ static int jscan_number(jscan *s) {
         xb = s->p;
         if (jscan_digits(s) != 0) return -1;
     }
-    if (s->strict && jscan_strict_number(s, b, s->p, real, idigits) != 0) {
+    if (s->strict && jscan_strict_number(s, b, s->p, real, idigits, xb) != 0) {
         s->p = b;
         return -1;
     }
