@@ -551,6 +551,7 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
         if (!stopped) {
             if (mfn) stopped = mfn(key, klen, v, (size_t)(s->p - v), arg);
             else if (efn) stopped = efn(v, (size_t)(s->p - v), arg);
+            if (stopped && s->trusted) return 0; /* validated before: the rest need not be read */
         }
         jscan_ws(s);
         if (s->p >= s->end) return -1;

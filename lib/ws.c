@@ -44,6 +44,7 @@
 #define WS_DEFAULT_CONNECT_MS 10000
 #define WS_CLOSE_TIMEOUT_MS 3000
 #define WS_MAX_HANDSHAKE 16384
+#define WS_READ_MAX (256u * 1024)
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 typedef enum {
@@ -565,6 +566,16 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
     leave(c);
 }
 
+/* Our callbacks on c->bev, reading and writing. Reads up to WS_READ_MAX bytes
+ * at a time (libevent's default is 16 KB): at HA's burst rates every read(2)
+ * also runs the loopback sender's ACK work on our CPU, so fewer, larger ones. */
+static void bev_start(ws_conn *c)
+{
+    bufferevent_setcb(c->bev, bev_read_cb, bev_write_cb, bev_event_cb, c);
+    bufferevent_set_max_single_read(c->bev, WS_READ_MAX);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -677,8 +688,7 @@ int ws_client_attach(struct event_base *base, struct bufferevent *bev, const cha
     ws_conn *c = bev ? client_new(base, url, o, cb, arg, out, &u) : NULL;
     if (!c) return -1;
     c->bev = bev;
-    bufferevent_setcb(c->bev, bev_read_cb, bev_write_cb, bev_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bev_start(c);
     arm_connect_timeout(c, o);
     *out = c;
     /* as if the connect had just completed: the upgrade request goes out */
@@ -707,8 +717,7 @@ int ws_client_connect(struct event_base *base, const char *url, const ws_client_
         c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
         if (!c->bev) goto fail;
     }
-    bufferevent_setcb(c->bev, bev_read_cb, bev_write_cb, bev_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bev_start(c);
 
     /* Async DNS, except for literals (none needed) and mDNS ".local" names,
      * which only the system resolver (nss-mdns) knows: those block briefly. */
@@ -770,9 +779,8 @@ int ws_server_accept(struct event_base *base, struct bufferevent *bev, const cha
     }
     c->bev = bev;
     c->state = WS_ST_OPEN;
-    bufferevent_setcb(bev, bev_read_cb, bev_write_cb, bev_event_cb, c);
     bufferevent_setwatermark(bev, EV_READ, 0, 0);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    bev_start(c);
     *out = c;
     /* Bytes that came with the upgrade request are handled from the loop. */
     if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
