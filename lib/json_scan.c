@@ -221,8 +221,28 @@ static int jscan_digits(jscan *s) {
     return s->p > b ? 0 : -1;
 }
 
+/* "-?I.F" that json_text_real's short form prints back as is, told from the
+ * text alone: I without a leading zero, F of 1-6 digits not ending in 0, at
+ * most 15 digits in all (a decimal of 15 digits is its double's shortest
+ * text), at least 1e-4. Everything else is decided by printing. */
+static int jscan_real_plain(const char *b, const char *e) {
+    if (*b == '-') b++;
+    const char *dot = b;
+    while (dot < e && *dot >= '0' && *dot <= '9') dot++;
+    size_t ni = (size_t)(dot - b), nf = e > dot ? (size_t)(e - dot - 1) : 0;
+    if (dot >= e || *dot != '.' || ni == 0 || nf == 0 || nf > 6 || ni + nf > 15 || e[-1] == '0') return 0;
+    for (const char *d = dot + 1; d < e; d++)
+        if (*d < '0' || *d > '9') return 0; /* an exponent */
+    if (*b != '0') return 1;
+    if (ni != 1) return 0;
+    for (int i = 1; i <= 4 && i <= (int)nf; i++)
+        if (dot[i] != '0') return 1; /* 0.0001 or more */
+    return 0;
+}
+
 /* A real (text b..e) that json_text_real would not print back as is. */
 static int jscan_real_noncanonical(jscan *s, const char *b, const char *e) {
+    if (jscan_real_plain(b, e)) return 0;
     char buf[64];
     size_t n = (size_t)(e - b);
     if (n >= sizeof buf) return 1;

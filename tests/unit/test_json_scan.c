@@ -8,9 +8,11 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json_scan.h"
+#include "json_text.h"
 #include "sbuf.h"
 
 static int valid(const char *s) { return jscan_validate(s, strlen(s), NULL) == 0; }
@@ -182,6 +184,39 @@ static void test_trusted_skips_match_the_validating_scan(void **state) {
     }
 }
 
+/* The number note (what json_text_real would print differently) against
+ * printing itself, for reals of every shape: short, long, with trailing
+ * zeros, tiny, with exponents. */
+static void test_real_note_matches_printing(void **state) {
+    (void)state;
+    for (int t = 0; t < 200000; t++) {
+        char txt[64];
+        size_t n = 0;
+        if (rnd() % 3 == 0) txt[n++] = '-';
+        unsigned ni = rnd() % 4 == 0 ? 1 : 1 + rnd() % 16;
+        for (unsigned i = 0; i < ni; i++) txt[n++] = (char)('0' + (i == 0 && ni > 1 ? 1 + rnd() % 9 : rnd() % 10));
+        if (ni == 1 && rnd() % 2) txt[n - 1] = '0';
+        unsigned nf = rnd() % 9;
+        if (nf || rnd() % 4) {
+            txt[n++] = '.';
+            if (nf == 0) nf = 1;
+            for (unsigned i = 0; i < nf; i++) txt[n++] = (char)('0' + (rnd() % 3 == 0 ? 0 : rnd() % 10));
+        }
+        if (rnd() % 8 == 0) n += (size_t)snprintf(txt + n, sizeof txt - n, "e%d", (int)(rnd() % 40) - 20);
+        txt[n] = '\0';
+        if (!strpbrk(txt, ".e")) continue; /* an integer */
+        unsigned notes = 0;
+        assert_int_equal(jscan_check(txt, n, JSCAN_NOTE_NUMBER, &notes), 0);
+        sbuf o;
+        sbuf_init(&o);
+        json_text_real(&o, strtod(txt, NULL));
+        int differs = o.len != n || memcmp(o.data, txt, n) != 0;
+        if (differs != ((notes & JSCAN_NOTE_NUMBER) != 0))
+            fail_msg("%s: printed %s, note %u", txt, o.data, notes & JSCAN_NOTE_NUMBER);
+        sbuf_free(&o);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate_accepts_json),
@@ -189,6 +224,7 @@ int main(void) {
         cmocka_unit_test(test_object_members_are_exact_spans),
         cmocka_unit_test(test_array_elements),
         cmocka_unit_test(test_trusted_skips_match_the_validating_scan),
+        cmocka_unit_test(test_real_note_matches_printing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
