@@ -35,7 +35,7 @@ int sbuf_reserve(sbuf *b, size_t extra) {
 
 void sbuf_add_grow(sbuf *b, const char *s, size_t n) {
     if (sbuf_reserve(b, n)) return;
-    memcpy(b->data + b->len, s, n);
+    if (n) memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
 }

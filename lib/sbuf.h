@@ -26,7 +26,7 @@ void sbuf_add_grow(sbuf *b, const char *s, size_t n);
  * per event; a call, a strlen and a reserve check each cost more than the copy. */
 static inline void sbuf_add(sbuf *b, const char *s, size_t n) {
     if (b->len + n < b->cap && !b->failed) {
-        memcpy(b->data + b->len, s, n);
+        if (n) memcpy(b->data + b->len, s, n); /* s may be NULL when n is 0 */
         b->len += n;
         b->data[b->len] = '\0';
     } else {
