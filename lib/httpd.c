@@ -120,7 +120,11 @@ static struct bufferevent *httpd_new_conn(struct event_base *base, void *arg) {
                  h->max_conns);
         httpd_resume_check(-1, 0, h);
     }
-    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    /* batch bodies are ~1 MB: reads of up to 256 KB, not libevent's 16 KB (a
+     * read(2) and a FIONREAD ioctl each) */
+    if (bev) bufferevent_set_max_single_read(bev, 256 * 1024);
+    return bev;
 }
 
 static void httpd_metrics(struct evhttp_request *req, void *arg) {

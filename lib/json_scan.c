@@ -7,6 +7,7 @@
 #include "sbuf.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__SSE2__)
@@ -95,8 +96,13 @@ static int jscan_strict_u(jscan *s, const char *h) {
 
 /* Strict mode: a number jansson refuses. Integers beyond 64 bits are read as
  * reals (lib/httpd); a real that overflows a double is refused. */
-static int jscan_strict_number(jscan *s, const char *b, const char *e, int real, size_t idigits) {
+static int jscan_strict_number(jscan *s, const char *b, const char *e, int real, size_t idigits, const char *xb) {
     if (!real && idigits <= 18) return 0;
+    /* a real below 1e300 cannot overflow: strtod only for the few that may */
+    long exp10 = 0;
+    if (xb && e - xb <= 3)
+        for (const char *d = xb; d < e; d++) exp10 = exp10 * 10 + (*d - '0');
+    if (!(xb && e - xb > 3) && (xb && xb[-1] == '-' ? 0 : exp10) + (long)idigits <= 300) return 0;
     size_t n = (size_t)(e - b);
     char small[64], *buf = n < sizeof small ? small : malloc(n + 1);
     if (!buf) return s->why = "out of memory", -1;
@@ -215,8 +221,28 @@ static int jscan_digits(jscan *s) {
     return s->p > b ? 0 : -1;
 }
 
+/* "-?I.F" that json_text_real's short form prints back as is, told from the
+ * text alone: I without a leading zero, F of 1-6 digits not ending in 0, at
+ * most 15 digits in all (a decimal of 15 digits is its double's shortest
+ * text), at least 1e-4. Everything else is decided by printing. */
+static int jscan_real_plain(const char *b, const char *e) {
+    if (*b == '-') b++;
+    const char *dot = b;
+    while (dot < e && *dot >= '0' && *dot <= '9') dot++;
+    size_t ni = (size_t)(dot - b), nf = e > dot ? (size_t)(e - dot - 1) : 0;
+    if (dot >= e || *dot != '.' || ni == 0 || nf == 0 || nf > 6 || ni + nf > 15 || e[-1] == '0') return 0;
+    for (const char *d = dot + 1; d < e; d++)
+        if (*d < '0' || *d > '9') return 0; /* an exponent */
+    if (*b != '0') return 1;
+    if (ni != 1) return 0;
+    for (int i = 1; i <= 4 && i <= (int)nf; i++)
+        if (dot[i] != '0') return 1; /* 0.0001 or more */
+    return 0;
+}
+
 /* A real (text b..e) that json_text_real would not print back as is. */
 static int jscan_real_noncanonical(jscan *s, const char *b, const char *e) {
+    if (jscan_real_plain(b, e)) return 0;
     char buf[64];
     size_t n = (size_t)(e - b);
     if (n >= sizeof buf) return 1;
@@ -259,7 +285,7 @@ static int jscan_number(jscan *s) {
         xb = s->p;
         if (jscan_digits(s) != 0) return -1;
     }
-    if (s->strict && jscan_strict_number(s, b, s->p, real, idigits) != 0) {
+    if (s->strict && jscan_strict_number(s, b, s->p, real, idigits, xb) != 0) {
         s->p = b;
         return -1;
     }
@@ -336,6 +362,141 @@ static inline __attribute__((always_inline)) const char *jscan_skip_string(const
 #endif
 }
 
+/* Container ends remembered while one text is read (jscan_remember_ends):
+ * a direct-mapped table from an opening bracket's address to its end. */
+#define JSCAN_ENDS 64
+#define JSCAN_ENDS_DEPTH 32
+typedef struct jscan_end_slot {
+    const char *start, *end;
+} jscan_end_slot;
+static _Thread_local struct {
+    const char *lo, *hi;
+    jscan_end_slot slot[JSCAN_ENDS];
+} jscan_ends;
+
+void jscan_remember_ends(const char *p, size_t len) {
+    memset(&jscan_ends, 0, sizeof jscan_ends);
+    if (p) jscan_ends.lo = p, jscan_ends.hi = p + len;
+}
+
+static inline jscan_end_slot *jscan_end_slot_of(const char *start) {
+    return &jscan_ends.slot[((uintptr_t)start * 0x9E3779B97F4A7C15u) >> 58];
+}
+
+/* The state of one skip: depth, inside a string, where the open containers
+ * began (to remember their ends). */
+typedef struct jscan_skipper {
+    int depth, in_str, remember;
+    const char *open[JSCAN_ENDS_DEPTH];
+} jscan_skipper;
+
+static inline void jscan_skip_open(jscan_skipper *k, const char *at) {
+    if (k->depth < JSCAN_ENDS_DEPTH) k->open[k->depth] = at;
+    k->depth++;
+}
+
+/* A closing bracket at `at`: 1 when it closes the skipped container. */
+static inline int jscan_skip_close(jscan_skipper *k, const char *at) {
+    k->depth--;
+    if (k->remember && k->depth < JSCAN_ENDS_DEPTH) {
+        jscan_end_slot *e = jscan_end_slot_of(k->open[k->depth]);
+        e->start = k->open[k->depth];
+        e->end = at + 1;
+    }
+    return k->depth == 0;
+}
+
+/* Bytes p..stop one at a time; the end of the container when it closes
+ * there, else NULL (*at: where to go on, past stop after an escape). */
+static const char *jscan_skip_bytes(const char *p, const char *stop, const char *end, jscan_skipper *k,
+                                    const char **at) {
+    while (p < stop) {
+        char c = *p;
+        if (k->in_str) {
+            if (c == '\\') p++;
+            else if (c == '"') k->in_str = 0;
+        } else if (c == '"') {
+            k->in_str = 1;
+        } else if (c == '{' || c == '[') {
+            jscan_skip_open(k, p);
+        } else if ((c == '}' || c == ']') && jscan_skip_close(k, p)) {
+            return p + 1;
+        }
+        p++;
+    }
+    *at = p < end ? p : end;
+    return NULL;
+}
+
+#if defined(__SSE2__)
+/* Bit i set where p[i] is c / where (p[i] | 0x20) is c, for the 64 bytes at p. */
+typedef struct jscan_masks64 {
+    uint64_t quote, bslash, open, close;
+} jscan_masks64;
+
+static inline jscan_masks64 jscan_masks(const char *p) {
+    jscan_masks64 m = {0, 0, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * i));
+        __m128i lo = _mm_or_si128(v, _mm_set1_epi8(0x20)); /* '[' -> '{', ']' -> '}' */
+        m.quote |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))) << (16 * i);
+        m.bslash |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))) << (16 * i);
+        m.open |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(lo, _mm_set1_epi8('{'))) << (16 * i);
+        m.close |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(lo, _mm_set1_epi8('}'))) << (16 * i);
+    }
+    return m;
+}
+
+/* Bit i: the xor of bits 0..i (1 from an opening quote up to its closing one). */
+static inline uint64_t jscan_prefix_xor(uint64_t x) {
+    x ^= x << 1;
+    x ^= x << 2;
+    x ^= x << 4;
+    x ^= x << 8;
+    x ^= x << 16;
+    x ^= x << 32;
+    return x;
+}
+#endif
+
+/* The end of the object or array at p in validated text. The fast path reads
+ * members at every level of an event, so the same text would be skipped once
+ * per level: the ends of the containers inside are remembered on the first
+ * pass (when jscan_remember_ends covers p), and the skip itself goes 64 bytes
+ * at a time, strings told apart by the running parity of quotes (a block with
+ * a backslash goes byte by byte). */
+static const char *jscan_skip_container(const char *p, const char *end) {
+    jscan_skipper k;
+    k.depth = k.in_str = 0;
+    k.remember = p >= jscan_ends.lo && p < jscan_ends.hi;
+    if (k.remember) {
+        const jscan_end_slot *e = jscan_end_slot_of(p);
+        if (e->start == p && e->end <= end) return e->end;
+    }
+    const char *at = p, *done;
+#if defined(__SSE2__)
+    while (end - p >= 64) {
+        jscan_masks64 m = jscan_masks(p);
+        if (m.bslash) {
+            if ((done = jscan_skip_bytes(p, p + 64, end, &k, &at))) return done;
+            p = at;
+            continue;
+        }
+        uint64_t inside = jscan_prefix_xor(m.quote) ^ (k.in_str ? ~(uint64_t)0 : 0);
+        k.in_str = (int)(inside >> 63);
+        uint64_t open = m.open & ~inside, close = m.close & ~inside;
+        for (uint64_t b = open | close; b; b &= b - 1) {
+            int i = __builtin_ctzll(b);
+            if (open >> i & 1) jscan_skip_open(&k, p + i);
+            else if (jscan_skip_close(&k, p + i)) return p + i + 1;
+        }
+        p += 64;
+    }
+#endif
+    if ((done = jscan_skip_bytes(p, end, end, &k, &at))) return done;
+    return end;
+}
+
 /* Moves past the value at s->p in validated text without checking it. */
 static void jscan_skip(jscan *s) {
     const char *p = s->p, *end = s->end;
@@ -344,6 +505,10 @@ static void jscan_skip(jscan *s) {
         while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
             p++;
         s->p = p;
+        return;
+    }
+    if (*p != '"') {
+        s->p = jscan_skip_container(p, end);
         return;
     }
     do {
@@ -406,6 +571,7 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
         if (!stopped) {
             if (mfn) stopped = mfn(key, klen, v, (size_t)(s->p - v), arg);
             else if (efn) stopped = efn(v, (size_t)(s->p - v), arg);
+            if (stopped && s->trusted) return 0; /* validated before: the rest need not be read */
         }
         jscan_ws(s);
         if (s->p >= s->end) return -1;

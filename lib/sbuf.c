@@ -33,14 +33,12 @@ int sbuf_reserve(sbuf *b, size_t extra) {
     return 0;
 }
 
-void sbuf_add(sbuf *b, const char *s, size_t n) {
+void sbuf_add_grow(sbuf *b, const char *s, size_t n) {
     if (sbuf_reserve(b, n)) return;
-    memcpy(b->data + b->len, s, n);
+    if (n) memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
 }
-
-void sbuf_adds(sbuf *b, const char *s) { sbuf_add(b, s, strlen(s)); }
 
 void sbuf_printf(sbuf *b, const char *fmt, ...) {
     va_list ap;

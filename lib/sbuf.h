@@ -9,6 +9,7 @@
 #define HOMEIQ_SBUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct sbuf {
     char *data;     /* always NUL-terminated when len > 0 or after sbuf_init */
@@ -19,8 +20,20 @@ typedef struct sbuf {
 void sbuf_init(sbuf *b);
 void sbuf_free(sbuf *b);
 void sbuf_reset(sbuf *b);                 /* len = 0, keeps memory */
-void sbuf_add(sbuf *b, const char *s, size_t n);
-void sbuf_adds(sbuf *b, const char *s);
+/* sbuf_add when the room has to be made first (sbuf_add's slow half). */
+void sbuf_add_grow(sbuf *b, const char *s, size_t n);
+/* Inline: the record builders append short pieces (keys, values) many times
+ * per event; a call, a strlen and a reserve check each cost more than the copy. */
+static inline void sbuf_add(sbuf *b, const char *s, size_t n) {
+    if (b->len + n < b->cap && !b->failed) {
+        if (n) memcpy(b->data + b->len, s, n); /* s may be NULL when n is 0 */
+        b->len += n;
+        b->data[b->len] = '\0';
+    } else {
+        sbuf_add_grow(b, s, n);
+    }
+}
+static inline void sbuf_adds(sbuf *b, const char *s) { sbuf_add(b, s, strlen(s)); }
 /* Room for `extra` more bytes in one allocation (a builder that knows its size
  * avoids the doubling's copies). 0, or -1 (and failed). */
 int sbuf_reserve(sbuf *b, size_t extra);

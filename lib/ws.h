@@ -93,6 +93,10 @@ size_t ws_pending_bytes(const ws_conn *c);
  * connection is torn down when the peer answers, or after 3 s; then on_close. */
 void ws_close(ws_conn *c, int code, const char *reason);
 
+/* Tests: 0 gives every received byte to wslay (the reference reader), 1 (the
+ * default) hands whole valid text frames to on_text without it. Process-wide. */
+void ws_set_fast_receive(int on);
+
 /* Frees the connection (see the ownership rules above). NULL is fine. */
 void ws_free(ws_conn *c);
 

@@ -400,7 +400,10 @@ static void fp_write(batch *b, size_t index, const fp_record *r) {
 /* One event: the fast way, else jansson's tree of just this event. */
 static int fp_event(batch *b, size_t index, fp_span raw, unsigned body_notes) {
     fp_record r;
-    if (fp_read(raw, body_notes, &r) == 0) {
+    jscan_remember_ends(raw.p, raw.n); /* each level below reads its members; nested values skipped once */
+    int rd = fp_read(raw, body_notes, &r);
+    jscan_remember_ends(NULL, 0);
+    if (rd == 0) {
         fp_write(b, index, &r);
         b->fast++;
         return sbuf_failed(&b->records) ? -1 : 0;

@@ -8,9 +8,12 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json_scan.h"
+#include "json_text.h"
+#include "sbuf.h"
 
 static int valid(const char *s) { return jscan_validate(s, strlen(s), NULL) == 0; }
 
@@ -92,12 +95,136 @@ static void test_array_elements(void **state) {
     assert_int_equal(jscan_first("   ", 3), '\0');
 }
 
+/* ---- trusted skips (64 bytes at a time, container ends remembered) ---- */
+
+static unsigned rnd_state = 12345;
+static unsigned rnd(void) {
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return rnd_state >> 8;
+}
+
+/* Random valid JSON: strings full of brackets, escaped quotes and backslashes
+ * (some across 64-byte blocks), nested objects and arrays. */
+static void gen_value(sbuf *o, int depth);
+static void gen_string(sbuf *o) {
+    static const char *bits[] = {"a", "{", "}", "[", "]", "\\\"", "\\\\", "\\u00e9", " ", ",", ":", "xyzxyzxyz", "\\n"};
+    sbuf_addc(o, '"');
+    for (unsigned i = 0, n = rnd() % 40; i < n; i++) sbuf_adds(o, bits[rnd() % (sizeof bits / sizeof *bits)]);
+    sbuf_addc(o, '"');
+}
+static void gen_value(sbuf *o, int depth) {
+    unsigned k = depth > 5 ? rnd() % 3 : rnd() % 5;
+    if (k == 0) gen_string(o);
+    else if (k == 1) sbuf_adds(o, rnd() % 2 ? "-12.5e3" : "true");
+    else if (k == 2) sbuf_adds(o, "null");
+    else {
+        int obj = k == 3;
+        sbuf_addc(o, obj ? '{' : '[');
+        for (unsigned i = 0, n = rnd() % 6; i < n; i++) {
+            if (i) sbuf_adds(o, rnd() % 4 ? "," : " , ");
+            if (obj) {
+                gen_string(o);
+                sbuf_addc(o, ':');
+            }
+            gen_value(o, depth + 1);
+        }
+        sbuf_addc(o, obj ? '}' : ']');
+    }
+}
+
+typedef struct spans {
+    const char *v[64];
+    size_t n[64];
+    int count;
+} spans;
+static int span_cb(const char *k, size_t kl, const char *v, size_t vl, void *arg) {
+    (void)k;
+    (void)kl;
+    spans *s = arg;
+    if (s->count < 64) s->v[s->count] = v, s->n[s->count] = vl;
+    s->count++;
+    return 0;
+}
+
+/* Reads obj level by level the trusted way and checks every level's member
+ * spans against the validating scan. */
+static void check_levels(const char *p, size_t len) {
+    spans want = {0}, got = {0};
+    assert_int_equal(jscan_object(p, len, span_cb, &want), 0);
+    assert_int_equal(jscan_object_trusted(p, len, span_cb, &got), 0);
+    assert_int_equal(got.count, want.count);
+    for (int i = 0; i < want.count && i < 64; i++) {
+        assert_ptr_equal(got.v[i], want.v[i]);
+        assert_int_equal(got.n[i], want.n[i]);
+        if (want.v[i][0] == '{') check_levels(want.v[i], want.n[i]);
+    }
+}
+
+static void test_trusted_skips_match_the_validating_scan(void **state) {
+    (void)state;
+    for (int t = 0; t < 3000; t++) {
+        sbuf o;
+        sbuf_init(&o);
+        sbuf_adds(&o, "{\"pad\":\"");
+        for (unsigned i = 0, n = rnd() % 64; i < n; i++) sbuf_addc(&o, 'p'); /* moves the blocks' edges */
+        sbuf_adds(&o, "\"");
+        for (unsigned i = 0, n = 1 + rnd() % 6; i < n; i++) {
+            sbuf_adds(&o, ",\"k\":");
+            gen_value(&o, 0);
+        }
+        sbuf_addc(&o, '}');
+        assert_false(sbuf_failed(&o));
+        assert_int_equal(jscan_validate(o.data, o.len, NULL), 0);
+        check_levels(o.data, o.len);          /* nothing remembered */
+        jscan_remember_ends(o.data, o.len);
+        check_levels(o.data, o.len);          /* ends remembered on the way down */
+        check_levels(o.data, o.len);          /* and all taken from the table */
+        jscan_remember_ends(NULL, 0);
+        sbuf_free(&o);
+    }
+}
+
+/* The number note (what json_text_real would print differently) against
+ * printing itself, for reals of every shape: short, long, with trailing
+ * zeros, tiny, with exponents. */
+static void test_real_note_matches_printing(void **state) {
+    (void)state;
+    for (int t = 0; t < 200000; t++) {
+        char txt[64];
+        size_t n = 0;
+        if (rnd() % 3 == 0) txt[n++] = '-';
+        unsigned ni = rnd() % 4 == 0 ? 1 : 1 + rnd() % 16;
+        for (unsigned i = 0; i < ni; i++) txt[n++] = (char)('0' + (i == 0 && ni > 1 ? 1 + rnd() % 9 : rnd() % 10));
+        if (ni == 1 && rnd() % 2) txt[n - 1] = '0';
+        unsigned nf = rnd() % 9;
+        if (nf || rnd() % 4) {
+            txt[n++] = '.';
+            if (nf == 0) nf = 1;
+            for (unsigned i = 0; i < nf; i++) txt[n++] = (char)('0' + (rnd() % 3 == 0 ? 0 : rnd() % 10));
+        }
+        if (rnd() % 8 == 0) n += (size_t)snprintf(txt + n, sizeof txt - n, "e%d", (int)(rnd() % 40) - 20);
+        txt[n] = '\0';
+        if (!strpbrk(txt, ".e")) continue; /* an integer */
+        unsigned notes = 0;
+        assert_int_equal(jscan_check(txt, n, JSCAN_NOTE_NUMBER, &notes), 0);
+        sbuf o;
+        sbuf_init(&o);
+        json_text_real(&o, strtod(txt, NULL));
+        int differs = o.len != n || memcmp(o.data, txt, n) != 0;
+        if (differs != ((notes & JSCAN_NOTE_NUMBER) != 0))
+            fail_msg("%s: printed %s, note %u", txt, o.data, notes & JSCAN_NOTE_NUMBER);
+        sbuf_free(&o);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate_accepts_json),
         cmocka_unit_test(test_validate_rejects_bad_json),
         cmocka_unit_test(test_object_members_are_exact_spans),
         cmocka_unit_test(test_array_elements),
+        cmocka_unit_test(test_trusted_skips_match_the_validating_scan),
+        cmocka_unit_test(test_real_note_matches_printing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

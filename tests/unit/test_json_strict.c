@@ -54,6 +54,8 @@ static void test_refused_like_jansson(void **state) {
     memset(big, '9', 350);
     big[350] = '\0';
     check(big, 0, "too large"); /* an integer beyond any double */
+    check("[99999e305]", 0, "too large");       /* short exponent, long integer part */
+    check("[99999.5e+305]", 0, "too large");
 }
 
 static void test_accepted_like_jansson(void **state) {
@@ -64,6 +66,7 @@ static void test_accepted_like_jansson(void **state) {
     check("{\"a\":\"\\u0000\"}", 1, NULL);            /* NUL in a value: JSON_ALLOW_NUL */
     check("{\"a\":123456789012345678901234567890}", 1, NULL); /* read as a real */
     check("{\"a\":1.7976931348623157e308}", 1, NULL);
+    check("[0.0001e309, 1e308, 9.5e-999, 12345.678]", 1, NULL); /* only the first two near the edge */
     check("[\"\\ud800\\udc00\",{\"\\u00e9\":null}]", 1, NULL);
 }
 
