@@ -333,8 +333,8 @@ static void stats_api_next(stats_api_req *r) {
         stats_row prev;
         r->nrows = 0;
         /* kind and the previous row are filled before the first row arrives */
-        int rc = st->ops->stats_rows(st, r->entity, hourly, stats_api_start(&r->q), r->q.end_us, &kind, &prev,
-                                     &has_prev, stats_api_collect, r);
+        int rc = st->ops->stats_rows(st, r->q.home[0] ? r->q.home : NULL, r->entity, hourly, stats_api_start(&r->q),
+                                     r->q.end_us, &kind, &prev, &has_prev, stats_api_collect, r);
         stats_api_fetched(rc, kind, &prev, has_prev, r->rows, r->nrows, r);
     }
 }
