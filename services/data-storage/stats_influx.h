@@ -6,7 +6,10 @@
  * and before the 200: the ack contract carries restart safety for free -- a
  * crash between the two leaves the batch unacknowledged, ingestion re-sends
  * it, and the re-sent events (duplicates now) mark the same entities dirty
- * again. Live, in-order states are computed from a running state per entity
+ * again. Statistics are kept per entity and home (issue 18: rows and raw
+ * states of another home carry its home_id tag; a batch is one home's), so
+ * two homes' identical entity ids are two series. Live, in-order states are
+ * computed from a running state per entity and home
  * kept in memory (its latest 5-minute period: the carry at its start and its
  * states), so the cost per event does not grow as a period fills; the running
  * state is seeded by the slow path, which recomputes the affected periods
@@ -60,9 +63,9 @@ void stats_influx_close(stats_influx *s);
 typedef void (*stats_influx_done_fn)(int rc, const char *err, void *arg);
 void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done_fn done, void *arg);
 
-/* store_ops.stats_fetch for InfluxDB. */
-void stats_influx_fetch(stats_influx *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
-                        store_stats_cb cb, void *arg);
+/* store_ops.stats_fetch_home for InfluxDB: one home's rows (NULL: the default home). */
+void stats_influx_fetch(stats_influx *s, const char *home, const char *entity_id, int hourly, int64_t start_us,
+                        int64_t end_us, store_stats_cb cb, void *arg);
 
 /* {"entities_updated","fast_updates","rows_written","late_skipped","batches","update_us",...} */
 json_t *stats_influx_info(const stats_influx *s);
