@@ -987,11 +987,11 @@ static const store_ops store_influx_ops = {
     .write_batch = store_influx_write_batch,
     .query = store_influx_query,
     .dead_letters = store_influx_dead_letters,
-    /* issue 18: the home_id tag (influx_points.h), statistics per entity and home
-     * (stats_influx.h); entities and stats come from a memory cache kept across
-     * homes: 501 with home= */
-    .home_reads =
-        STORE_HOME_FEED | STORE_HOME_SERIES | STORE_HOME_DEAD | STORE_HOME_REGISTRY | STORE_HOME_STATISTICS,
+    /* issue 18: the home_id tag (influx_points.h), statistics and the entity
+     * list per entity and home (stats_influx.h, influx_summary.h); the totals of
+     * GET /api/v1/stats are kept across homes: 501 with home= */
+    .home_reads = STORE_HOME_FEED | STORE_HOME_SERIES | STORE_HOME_DEAD | STORE_HOME_REGISTRY | STORE_HOME_STATISTICS |
+                  STORE_HOME_ENTITIES,
     .dead_letters_home = store_influx_dead_letters_home,
     .health = store_influx_health,
     .info = store_influx_info,
