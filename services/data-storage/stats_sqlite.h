@@ -42,8 +42,9 @@
 /* Migration 9 (issue 18): stats_meta keyed by (entity_id, home_id). Before
  * it, an entity's statistics were computed from every home's events of that
  * entity id. Per entity with statistics, from the homes its stored events
- * belong to (the partial index events_home_time finds the other homes'
- * events; a single-home file reads nothing):
+ * belong to (the partial index events_home_time, forced: the planner would
+ * rather read every event of each entity by events_entity_series, finds the
+ * other homes' events; a single-home file reads no event):
  *  - only the default home's (or none left): its rows become the default home's;
  *  - only one other home's: its rows become that home's (ids kept, catch-up
  *    marks renamed to that home's);
@@ -53,7 +54,7 @@
  *    events of such an entity are lost: they were wrong).
  * Rows keep their meta_id, so stats_5min/stats_hour are not rewritten. */
 #define STATS_SQLITE_HOME_MIGRATION                                                                              \
-    "CREATE TEMP TABLE stats_homes AS SELECT DISTINCT entity_id, home_id FROM events"                            \
+    "CREATE TEMP TABLE stats_homes AS SELECT DISTINCT entity_id, home_id FROM events INDEXED BY events_home_time" \
     "  WHERE home_id != '" EVENT_HOME_DEFAULT "' AND entity_id IN (SELECT entity_id FROM stats_meta);"          \
     "CREATE TEMP TABLE stats_home_of AS SELECT m.id AS id, m.entity_id AS entity_id, m.kind AS kind, CASE"      \
     "  WHEN NOT EXISTS (SELECT 1 FROM temp.stats_homes h WHERE h.entity_id = m.entity_id)"                      \
