@@ -209,7 +209,7 @@ void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc) {
         for (size_t i = 0; i < b->nitems; i++) {
             const store_item *it = &b->items[i];
             if (it->status != STORE_ITEM_STORED ||
-                (influx_entities_apply(&r->cache, it, 0) >= 0 && influx_window_add(&r->win, it->time_us, it->domain) == 0))
+                (influx_entities_apply(&r->cache, it, b->home_id, 0) >= 0 && influx_window_add(&r->win, it->time_us, it->domain) == 0))
                 continue;
             r->stale = 1; /* out of memory: restore */
             return;
@@ -684,17 +684,27 @@ static int iq_entity_row(store_rows *rows, const influx_entity *e) {
         sbuf_adds(&b, "null");
     }
     event_time_format(e->last_ns / 1000, t);
-    sbuf_printf(&b, ",\"last_event\":\"%s\",\"event_count\":%lld,\"numeric\":%s}", t, e->count,
+    sbuf_printf(&b, ",\"last_event\":\"%s\",\"event_count\":%lld,\"numeric\":%s", t, e->count,
                 e->numeric ? "true" : "false");
+    if (e->home) { /* another home's row says so, as its records do (issue 18) */
+        sbuf_adds(&b, ",\"" STORE_HOME_KEY "\":");
+        json_text_string(&b, e->home, strlen(e->home));
+    }
+    sbuf_addc(&b, '}');
     return store_rows_add(rows, sbuf_take(&b, NULL));
 }
 
-/* From memory: no query at all. */
+/* From memory: no query at all. home= (issue 18): one home's entries, and
+ * its count as the total (without it: every home's entries, a row each). */
 static void iq_entities_from_cache(iq_req *q) {
     influx_reads *r = q->r;
     long n = 0;
-    for (size_t i = 0; i < r->cache.n && n < q->limit; i++) {
+    long long total = 0;
+    for (size_t i = 0; i < r->cache.n; i++) {
         const influx_entity *e = &r->cache.e[i];
+        if (q->home && strcmp(influx_entity_home(e), q->home) != 0) continue;
+        total++;
+        if (n >= q->limit) continue;
         if (q->domain && (!e->domain || strcmp(e->domain, q->domain) != 0)) continue;
         if (q->search && !strstr(e->id, q->search)) continue;
         if (iq_entity_row(&q->rows, e) != 0) {
@@ -703,7 +713,7 @@ static void iq_entities_from_cache(iq_req *q) {
         }
         n++;
     }
-    sbuf_printf(&q->meta, "\"total\":%lld", (long long)r->cache.n);
+    sbuf_printf(&q->meta, "\"total\":%lld", total);
     iq_finish(q, 0, NULL);
 }
 
@@ -745,14 +755,14 @@ static int iq_count_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t 
     }
     const char *id = iq_tagv(tags, "entity_id");
     if (!id) return 0; /* events without entity_id make no entity */
-    influx_entity *e = influx_entities_get(&q->ents, id, iq_tagv(tags, "domain"));
+    influx_entity *e = influx_entities_get(&q->ents, id, iq_tagv(tags, INFLUX_HOME_TAG), iq_tagv(tags, "domain"));
     if (!e) return -1;
     e->count += iq_int(cols, vals, "count", NULL); /* one entity seen under two domains: one row */
     return 0;
 }
 
 static int iq_last_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
-    influx_entity *e = influx_entities_find(&q->ents, iq_tagv(tags, "entity_id"));
+    influx_entity *e = influx_entities_find(&q->ents, iq_tagv(tags, "entity_id"), iq_tagv(tags, INFLUX_HOME_TAG));
     if (!e) return 0;
     int64_t t = iq_int(cols, vals, "time", NULL);
     if (stmt == 0) {
@@ -813,6 +823,7 @@ static void iq_changes_next(iq_req *q) {
         /* an entity without a state still takes a statement, so statement_id = index in chunk */
         sbuf_printf(&sql, "SELECT %s(state) FROM \"%s\"", q->numeric ? "first" : "last", IQ_EVENTS);
         iq_where_tag(&sql, &first, "entity_id", e->id);
+        iq_where_tag(&sql, &first, INFLUX_HOME_TAG, influx_entity_home(e)); /* "": the untagged default home */
         iq_where(&sql, &first, "event_type = 'state_changed'");
         if (!e->has_state) {
             iq_where(&sql, &first, "time < 0");
@@ -836,7 +847,7 @@ static void iq_legacy_lasts(iq_req *q) {
         if (k == 1) iq_where(&sql, &first, "event_type = 'state_changed'");
         if (k == 2) iq_where(&sql, &first, IQ_NUMERIC_STATE);
         if (k == 3) iq_where(&sql, &first, "event_type = 'state_changed' AND state !~ /[0-9]/");
-        sbuf_adds(&sql, " GROUP BY entity_id");
+        sbuf_adds(&sql, " GROUP BY entity_id, " INFLUX_HOME_TAG);
     }
     q->numeric = 0;
     q->chunk_hi = 0;
@@ -847,7 +858,8 @@ static void iq_legacy_scan(iq_req *q) {
     log_info("influxdb: no entity summary yet (%s): counting every stored event once", INFLUX_TOTALS_MEASUREMENT);
     sbuf sql;
     sbuf_init(&sql);
-    sbuf_printf(&sql, "SELECT count(event_id) FROM \"%s\" GROUP BY entity_id, domain;SELECT count(event_id) FROM "
+    sbuf_printf(&sql, "SELECT count(event_id) FROM \"%s\" GROUP BY entity_id, domain, " INFLUX_HOME_TAG ";"
+                      "SELECT count(event_id) FROM "
                       "\"%s\";SELECT count(error) FROM \"%s\"", IQ_EVENTS, IQ_EVENTS, IQ_DEAD);
     iq_send(q, &sql, iq_count_row, iq_legacy_lasts);
 }
@@ -890,8 +902,9 @@ static void iq_restore_page(iq_req *q) {
         const iq_feed_row *f = &q->fr[i];
         store_item it;
         json_t *hold;
-        if (!f->record || influx_record_item(f->record, &it, &hold) != 0) continue; /* refused line: not stored */
-        int rc = influx_entities_apply(&q->ents, &it, f->seq);
+        const char *home;
+        if (!f->record || influx_record_item(f->record, &it, &home, &hold) != 0) continue; /* refused line */
+        int rc = influx_entities_apply(&q->ents, &it, home, f->seq);
         json_decref(hold);
         if (rc < 0) {
             iq_finish(q, -1, "out of memory");
@@ -966,7 +979,7 @@ static void iq_restore_snapshot(iq_req *q) {
     }
     sbuf sql;
     sbuf_init(&sql);
-    sbuf_printf(&sql, "SELECT * FROM \"%s\" WHERE time >= %lld AND time <= %lld GROUP BY entity_id",
+    sbuf_printf(&sql, "SELECT * FROM \"%s\" WHERE time >= %lld AND time <= %lld GROUP BY entity_id, " INFLUX_HOME_TAG,
                 INFLUX_SUMMARY_MEASUREMENT, (long long)q->tot.snap_ns, (long long)q->tot.snap_ns);
     iq_send(q, &sql, iq_snapshot_row, iq_restore_snapshot_read);
 }
@@ -1013,6 +1026,7 @@ void store_influx_entities(store *s, const store_entity_query *eq, store_read_cb
     int oom = 0;
     q->search = iq_dup(eq->search, &oom);
     q->domain = iq_dup(eq->domain, &oom);
+    q->home = eq->home_id ? iq_dup(influx_points_home_value(eq->home_id), &oom) : NULL;
     q->limit = eq->limit;
     if (oom) iq_finish(q, -1, "out of memory");
     else iq_with_cache(q, iq_entities_from_cache);
@@ -1178,12 +1192,18 @@ void store_influx_series(store *s, const store_series_query *sq, store_read_cb c
         iq_ha_series(q);
         return;
     }
-    /* the kind from memory (kept across homes): only without home= */
-    if (r->cache_state == 2 && !r->stale && !q->home) { /* the kind from memory: no scan of the entity's points for it */
-        const influx_entity *e = influx_entities_find(&r->cache, q->entity_id);
-        q->exists = e != NULL;
-        q->numeric = e && e->numeric;
-        q->has_state = e && !e->mixed; /* reused: no value under a digitless state, the regex can go */
+    if (r->cache_state == 2 && !r->stale) { /* the kind from memory: no scan of the entity's points for it */
+        /* the entity's entries of the home asked (or of every home), adjacent in the table */
+        const influx_entity *e = influx_entities_first(&r->cache, q->entity_id), *end = r->cache.e + r->cache.n;
+        int mixed = 0;
+        q->exists = q->numeric = 0;
+        for (; e && e < end && strcmp(e->id, q->entity_id) == 0; e++) {
+            if (q->home && strcmp(influx_entity_home(e), q->home) != 0) continue;
+            q->exists = 1;
+            q->numeric |= e->numeric;
+            mixed |= e->mixed;
+        }
+        q->has_state = q->exists && !mixed; /* reused: no value under a digitless state, the regex can go */
         iq_series_read(q);
         return;
     }

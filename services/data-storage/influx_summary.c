@@ -1,6 +1,7 @@
 /* influx_summary.c -- see influx_summary.h (why a summary, and why it is
  * exact across restarts and retries) and docs/INFLUX_READS.md. */
 #include "influx_summary.h"
+#include "influx_points.h"
 #include "json_text.h"
 #include "lineproto.h"
 
@@ -11,6 +12,7 @@
 
 static void ie_free(influx_entity *e) {
     free(e->id);
+    free(e->home);
     free(e->domain);
     free(e->state);
 }
@@ -27,13 +29,17 @@ void influx_entities_move(influx_entities *dst, influx_entities *src) {
     *src = (influx_entities){0};
 }
 
-/* Index of id, or where it would go (*found 0). */
-static size_t ie_search(const influx_entities *t, const char *id, int *found) {
+const char *influx_entity_home(const influx_entity *e) { return e->home ? e->home : ""; }
+
+/* Index of (id, home), or where it would go (*found 0); home NULL: the
+ * default home, which sorts first among id's entries. */
+static size_t ie_search(const influx_entities *t, const char *id, const char *home, int *found) {
     size_t lo = 0, hi = t->n;
     *found = 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = strcmp(t->e[mid].id, id);
+        if (c == 0) c = strcmp(influx_entity_home(&t->e[mid]), home ? home : "");
         if (c == 0) {
             *found = 1;
             return mid;
@@ -44,16 +50,24 @@ static size_t ie_search(const influx_entities *t, const char *id, int *found) {
     return lo;
 }
 
-influx_entity *influx_entities_find(const influx_entities *t, const char *id) {
+influx_entity *influx_entities_find(const influx_entities *t, const char *id, const char *home) {
     int found;
     if (!id) return NULL;
-    size_t i = ie_search(t, id, &found);
+    size_t i = ie_search(t, id, home, &found);
     return found ? &t->e[i] : NULL;
 }
 
-influx_entity *influx_entities_get(influx_entities *t, const char *id, const char *domain) {
+const influx_entity *influx_entities_first(const influx_entities *t, const char *id) {
     int found;
-    size_t at = ie_search(t, id, &found);
+    if (!id) return NULL;
+    size_t i = ie_search(t, id, "", &found); /* "" sorts before every home: the first of id's entries */
+    return i < t->n && strcmp(t->e[i].id, id) == 0 ? &t->e[i] : NULL;
+}
+
+influx_entity *influx_entities_get(influx_entities *t, const char *id, const char *home, const char *domain) {
+    int found;
+    if (home && !*home) home = NULL;
+    size_t at = ie_search(t, id, home, &found);
     if (found) return &t->e[at];
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 64;
@@ -62,8 +76,9 @@ influx_entity *influx_entities_get(influx_entities *t, const char *id, const cha
         t->e = p;
         t->cap = cap;
     }
-    influx_entity e = {.id = strdup(id), .domain = domain && *domain ? strdup(domain) : NULL};
-    if (!e.id || (domain && *domain && !e.domain)) {
+    influx_entity e = {.id = strdup(id), .domain = domain && *domain ? strdup(domain) : NULL,
+                       .home = home ? strdup(home) : NULL};
+    if (!e.id || (domain && *domain && !e.domain) || (home && !e.home)) {
         ie_free(&e);
         return NULL;
     }
@@ -75,9 +90,9 @@ influx_entity *influx_entities_get(influx_entities *t, const char *id, const cha
 
 /* ---- applying one event ---------------------------------------------------- */
 
-int influx_entities_apply(influx_entities *t, const store_item *it, int64_t seq) {
+int influx_entities_apply(influx_entities *t, const store_item *it, const char *home, int64_t seq) {
     if (!it->entity_id || !*it->entity_id) return 0; /* no entity */
-    influx_entity *e = influx_entities_get(t, it->entity_id, it->domain);
+    influx_entity *e = influx_entities_get(t, it->entity_id, event_home_is_default(home) ? NULL : home, it->domain);
     if (!e) return -1;
     if (seq && seq <= e->seq) return 0; /* already in the snapshot this entity was read from */
     int64_t ns = it->time_us * 1000;
@@ -117,8 +132,9 @@ static void ie_item_domain(store_item *it) {
     it->domain[n] = '\0';
 }
 
-int influx_record_item(const char *record, store_item *it, json_t **hold) {
+int influx_record_item(const char *record, store_item *it, const char **home, json_t **hold) {
     memset(it, 0, sizeof *it);
+    *home = NULL;
     *hold = json_loads(record, 0, NULL);
     const char *tf = json_string_value(json_object_get(*hold, "time_fired"));
     if (!json_is_object(*hold) || !tf || event_time_parse(tf, &it->time_us) != 0) {
@@ -129,6 +145,7 @@ int influx_record_item(const char *record, store_item *it, json_t **hold) {
     it->record = *hold;
     it->entity_id = json_string_value(json_object_get(*hold, "entity_id"));
     it->event_type = json_string_value(json_object_get(*hold, "event_type"));
+    *home = json_string_value(json_object_get(*hold, STORE_HOME_KEY));
     it->status = STORE_ITEM_STORED;
     ie_item_domain(it);
     return 0;
@@ -140,6 +157,10 @@ static void ie_line(sbuf *b, const influx_entity *e, const influx_totals *tot) {
     lineproto_measurement(b, INFLUX_SUMMARY_MEASUREMENT);
     sbuf_adds(b, ",entity_id=");
     lineproto_tag(b, e->id);
+    if (e->home) {
+        sbuf_adds(b, "," INFLUX_HOME_TAG "=");
+        lineproto_tag(b, e->home);
+    }
     sbuf_adds(b, " domain=");
     lineproto_field_string(b, e->domain ? e->domain : "", e->domain ? strlen(e->domain) : 0);
     sbuf_printf(b, ",count=%lldi,last_ns=%lldi", e->count, (long long)e->last_ns);
@@ -187,7 +208,7 @@ int influx_summary_row(influx_entities *t, json_t *tags, json_t *cols, json_t *v
     const char *id = json_string_value(json_object_get(tags, "entity_id"));
     if (!id || !*id) return 0;
     const char *dom = json_string_value(ie_val(cols, vals, "domain"));
-    influx_entity *e = influx_entities_get(t, id, dom);
+    influx_entity *e = influx_entities_get(t, id, json_string_value(json_object_get(tags, INFLUX_HOME_TAG)), dom);
     if (!e) return -1;
     const char *st = json_string_value(ie_val(cols, vals, "state"));
     e->count = (long long)ie_int(cols, vals, "count", NULL);

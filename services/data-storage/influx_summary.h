@@ -7,7 +7,7 @@
  * (influx_query.c applies each acknowledged batch) and writes them back, one
  * point per entity, so a restart reads O(entities) points instead of O(events):
  *
- *   homeiq_summary,entity_id=<id> domain="sensor",count=12i,last_ns=..i,state="21.5",
+ *   homeiq_summary,entity_id=<id>[,home_id=<home>] domain="sensor",count=12i,last_ns=..i,state="21.5",
  *                  state_ns=..i,changed_ns=..i,numeric=true,seq=<A>i <T>
  *   homeiq_totals seq=<A>i,events=..i,dead=..i,dead_ns=..i <T>
  *
@@ -19,6 +19,11 @@
  * applying an event to an entity only when its feed sequence is above the
  * entity's seq -- so a point written twice, a snapshot that landed halfway or
  * a batch retried after a failure never counts an event twice (docs/INFLUX_READS.md).
+ *
+ * One entity per (entity id, home) (issue 18): two homes with the same entity
+ * id are two entries, never summed; a home other than the default one is
+ * the point's home_id tag (as on its events' points), so a snapshot written
+ * before homes reads as the default home's.
  *
  * This file holds the pure part: the sorted table, applying one event, the
  * line protocol of a snapshot and reading its rows back. No I/O.
@@ -37,6 +42,7 @@
 
 typedef struct influx_entity {
     char *id, *domain, *state;
+    char *home;     /* the home_id tag's value; NULL = the default home */
     long long count;
     int64_t last_ns, state_ns, t0_ns, changed_ns;
     int has_state, numeric, has_t0, has_changed;
@@ -46,7 +52,7 @@ typedef struct influx_entity {
 } influx_entity;
 
 typedef struct influx_entities {
-    influx_entity *e; /* sorted by id */
+    influx_entity *e; /* sorted by id, then home (the default home first) */
     size_t n, cap;
 } influx_entities;
 
@@ -59,19 +65,26 @@ typedef struct influx_totals {
 void influx_entities_clear(influx_entities *t);
 /* Moves src into dst (dst cleared first); src is left empty. */
 void influx_entities_move(influx_entities *dst, influx_entities *src);
-influx_entity *influx_entities_find(const influx_entities *t, const char *id);
-/* The entity `id`, inserted (sorted) when new; NULL when out of memory. */
-influx_entity *influx_entities_get(influx_entities *t, const char *id, const char *domain);
+/* home: the home_id tag's value (NULL or "": the default home). */
+influx_entity *influx_entities_find(const influx_entities *t, const char *id, const char *home);
+/* The first entry of id (of any home; the others follow it), or NULL. */
+const influx_entity *influx_entities_first(const influx_entities *t, const char *id);
+/* The entity `id` of home, inserted (sorted) when new; NULL when out of memory. */
+influx_entity *influx_entities_get(influx_entities *t, const char *id, const char *home, const char *domain);
+/* e's home as the tag's value ("" = the default home). */
+const char *influx_entity_home(const influx_entity *e);
 
 /* One stored event, counted as the entity queries would count it, when its feed
  * sequence `seq` is above the entity's (seq 0: always). 1 applied, 0 not (no
  * entity, or already counted), -1 out of memory. Marks the entity dirty. */
-int influx_entities_apply(influx_entities *t, const store_item *it, int64_t seq);
+int influx_entities_apply(influx_entities *t, const store_item *it, const char *home, int64_t seq);
 
 /* A stored record's text as a store_item (entity_id, event_type, domain,
- * time_us, record) for influx_entities_apply; *hold keeps the parsed record
- * (json_decref after use). -1 when it is not a readable record. */
-int influx_record_item(const char *record, store_item *it, json_t **hold);
+ * time_us, record) for influx_entities_apply, and its home (the record's
+ * "home_id" member, NULL for the default home; points into *hold); *hold
+ * keeps the parsed record (json_decref after use). -1 when it is not a
+ * readable record. */
+int influx_record_item(const char *record, store_item *it, const char **home, json_t **hold);
 
 /* Lines of a snapshot at snap_ns: every entity (all) or the dirty ones, each
  * with seq = tot->seq, then the totals point. Clears the dirty marks. */

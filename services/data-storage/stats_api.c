@@ -289,7 +289,7 @@ static void stats_api_fetched(int rc, int kind, const stats_row *prev, int has_p
     if (rc != 0) r->failed = rc;
     else if (stats_api_entity_rows(&r->q, r->entity, &r->b, &r->first, kind, prev, has_prev, rows, n) != 0)
         r->failed = -1;
-    if (r->st->ops->stats_fetch || r->st->ops->stats_fetch_home) stats_api_next(r); /* the synchronous loop goes on by itself */
+    if (r->st->ops->stats_fetch_home) stats_api_next(r); /* the synchronous loop goes on by itself */
 }
 
 static int stats_api_collect(const stats_row *row, void *arg) {
@@ -325,16 +325,12 @@ static void stats_api_next(stats_api_req *r) {
                                       r->q.end_us, stats_api_fetched, r);
             return;
         }
-        if (st->ops->stats_fetch) {
-            st->ops->stats_fetch(st, r->entity, hourly, stats_api_start(&r->q), r->q.end_us, stats_api_fetched, r);
-            return;
-        }
         int kind = -1, has_prev = 0;
         stats_row prev;
         r->nrows = 0;
         /* kind and the previous row are filled before the first row arrives */
-        int rc = st->ops->stats_rows(st, r->entity, hourly, stats_api_start(&r->q), r->q.end_us, &kind, &prev,
-                                     &has_prev, stats_api_collect, r);
+        int rc = st->ops->stats_rows(st, r->q.home[0] ? r->q.home : NULL, r->entity, hourly, stats_api_start(&r->q),
+                                     r->q.end_us, &kind, &prev, &has_prev, stats_api_collect, r);
         stats_api_fetched(rc, kind, &prev, has_prev, r->rows, r->nrows, r);
     }
 }
@@ -344,7 +340,7 @@ static void stats_api_get(struct evhttp_request *req, void *arg) {
     stats_api_query q;
     if (httpd_require_method(req, EVHTTP_REQ_GET) != 0) return;
     if (stats_api_parse(req, &q) != 0) return;
-    if (!st->ops->stats_rows && !st->ops->stats_fetch && !st->ops->stats_fetch_home) {
+    if (!st->ops->stats_rows && !st->ops->stats_fetch_home) {
         free((char *)q.entities);
         httpd_reply_error(req, 501, "statistics: not kept by the %s backend", st->ops->name);
         return;

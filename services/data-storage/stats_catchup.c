@@ -1,4 +1,5 @@
-/* stats_catchup.c -- see stats_catchup.h. Per entity E:
+/* stats_catchup.c -- see stats_catchup.h. Per entity E of a home (the
+ * entities table's rows, one per entity and home; issue 18):
  *   marks present: at = catchup_at:E, to = catchup_to:E (to <= at: done);
  *   else: first = min(time_us) of E's state_changed events, to = the start of
  *         E's first 5-minute row, or of its first hourly row when that hour
@@ -18,13 +19,19 @@ enum {
 };
 
 static const char *const sc_sql[SC_N] = {
-    [SC_NEXT_ENTITY] = "SELECT entity_id FROM entities WHERE entity_id>? ORDER BY entity_id LIMIT 1",
-    [SC_FIRST_EVENT] = "SELECT min(time_us) FROM events WHERE entity_id=? AND event_type='state_changed'",
-    [SC_FIRST_5] = "SELECT min(start_us) FROM stats_5min WHERE meta_id=(SELECT id FROM stats_meta WHERE entity_id=?)",
-    [SC_FIRST_H] = "SELECT min(start_us) FROM stats_hour WHERE meta_id=(SELECT id FROM stats_meta WHERE entity_id=?)",
-    [SC_CHUNK_END] = "SELECT time_us FROM events WHERE entity_id=? AND time_us>=? AND time_us<? "
-                     "ORDER BY time_us LIMIT 1 OFFSET ?",
-    [SC_LAST_BEFORE] = "SELECT max(time_us) FROM events WHERE entity_id=? AND time_us>=? AND time_us<?",
+    /* ?1 entity, ?2 home in every statement that names one */
+    [SC_NEXT_ENTITY] = "SELECT entity_id,home_id FROM entities WHERE (entity_id,home_id)>(?1,?2) "
+                       "ORDER BY entity_id,home_id LIMIT 1",
+    [SC_FIRST_EVENT] =
+        "SELECT min(time_us) FROM events WHERE entity_id=?1 AND home_id=?2 AND event_type='state_changed'",
+    [SC_FIRST_5] = "SELECT min(start_us) FROM stats_5min WHERE meta_id="
+                   "(SELECT id FROM stats_meta WHERE entity_id=?1 AND home_id=?2)",
+    [SC_FIRST_H] = "SELECT min(start_us) FROM stats_hour WHERE meta_id="
+                   "(SELECT id FROM stats_meta WHERE entity_id=?1 AND home_id=?2)",
+    [SC_CHUNK_END] = "SELECT time_us FROM events WHERE entity_id=?1 AND home_id=?2 AND time_us>=?3 AND time_us<?4 "
+                     "ORDER BY time_us LIMIT 1 OFFSET ?5",
+    [SC_LAST_BEFORE] =
+        "SELECT max(time_us) FROM events WHERE entity_id=?1 AND home_id=?2 AND time_us>=?3 AND time_us<?4",
     [SC_MARK_GET] = "SELECT value FROM stats_marks WHERE name=?",
     [SC_MARK_PUT] = "INSERT OR REPLACE INTO stats_marks(name,value) VALUES(?,?)",
 };
@@ -34,6 +41,7 @@ struct stats_catchup {
     stats_sqlite *stats;
     sqlite3_stmt *st[SC_N];
     char *entity;               /* the entity being looked at (NULL: before the first) */
+    char home[EVENT_HOME_MAX + 1]; /* ... of this home */
     int have_range;             /* at/to below are the entity's */
     int64_t at, to;
     int done;
@@ -70,6 +78,7 @@ int stats_catchup_done(const stats_catchup *c) {
 void stats_catchup_reset(stats_catchup *c) {
     free(c->entity);
     c->entity = NULL;
+    c->home[0] = '\0';
     c->have_range = 0;
     c->done = 0;
 }
@@ -78,6 +87,14 @@ static sqlite3_stmt *sc_stmt(stats_catchup *c, int which) {
     sqlite3_reset(c->st[which]);
     sqlite3_clear_bindings(c->st[which]);
     return c->st[which];
+}
+
+/* A statement with ?1 = the current entity, ?2 its home. */
+static sqlite3_stmt *sc_stmt_key(stats_catchup *c, int which) {
+    sqlite3_stmt *st = sc_stmt(c, which);
+    sqlite3_bind_text(st, 1, c->entity, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, c->home, -1, SQLITE_STATIC);
+    return st;
 }
 
 /* One int64 (or NULL) answer: 1 found (not NULL), 0 none, -1 error. */
@@ -93,9 +110,12 @@ static int sc_int(stats_catchup *c, sqlite3_stmt *st, int64_t *v) {
     return found;
 }
 
+/* The marks are named catchup_at:E / catchup_to:E for the default home (as
+ * before homes), catchup_at@H:E for home H (a home id has no '@' or ':'). */
 static int sc_mark(stats_catchup *c, const char *what, int64_t *v, int put) {
-    char name[600];
-    snprintf(name, sizeof name, "catchup_%s:%s", what, c->entity);
+    char name[700];
+    if (event_home_is_default(c->home)) snprintf(name, sizeof name, "catchup_%s:%s", what, c->entity);
+    else snprintf(name, sizeof name, "catchup_%s@%s:%s", what, c->home, c->entity);
     sqlite3_stmt *st = sc_stmt(c, put ? SC_MARK_PUT : SC_MARK_GET);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
     if (!put) return sc_int(c, st, v);
@@ -110,8 +130,10 @@ static int sc_mark(stats_catchup *c, const char *what, int64_t *v, int put) {
 static int sc_next(stats_catchup *c) {
     sqlite3_stmt *st = sc_stmt(c, SC_NEXT_ENTITY);
     sqlite3_bind_text(st, 1, c->entity ? c->entity : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, c->home, -1, SQLITE_TRANSIENT);
     int rc = sqlite3_step(st);
     char *next = rc == SQLITE_ROW ? strdup((const char *)sqlite3_column_text(st, 0)) : NULL;
+    if (next) snprintf(c->home, sizeof c->home, "%s", (const char *)sqlite3_column_text(st, 1));
     sqlite3_reset(st);
     if (rc == SQLITE_DONE) return 0;
     if (rc != SQLITE_ROW || !next) return -1;
@@ -129,17 +151,14 @@ static int sc_next(stats_catchup *c) {
         return 1;
     }
     int64_t first;
-    st = sc_stmt(c, SC_FIRST_EVENT);
-    sqlite3_bind_text(st, 1, c->entity, -1, SQLITE_STATIC);
+    st = sc_stmt_key(c, SC_FIRST_EVENT);
     if ((a = sc_int(c, st, &first)) <= 0) return a < 0 ? -1 : 1;
     /* where the rows begin: the first 5-minute row; an hourly row of an
      * earlier hour (its 5-minute rows purged) begins them earlier */
     int64_t to5 = INT64_MAX, toh = INT64_MAX;
-    st = sc_stmt(c, SC_FIRST_5);
-    sqlite3_bind_text(st, 1, c->entity, -1, SQLITE_STATIC);
+    st = sc_stmt_key(c, SC_FIRST_5);
     if (sc_int(c, st, &to5) < 0) return -1;
-    st = sc_stmt(c, SC_FIRST_H);
-    sqlite3_bind_text(st, 1, c->entity, -1, SQLITE_STATIC);
+    st = sc_stmt_key(c, SC_FIRST_H);
     if (sc_int(c, st, &toh) < 0) return -1;
     to = to5 != INT64_MAX && stats_floor(to5, STATS_HOUR_US) <= toh ? to5 : toh;
     if (first >= to) return 1;   /* statistics from its first state on: nothing to catch up */
@@ -148,32 +167,31 @@ static int sc_next(stats_catchup *c) {
     if (sc_mark(c, "at", &c->at, 1) != 0 || sc_mark(c, "to", &c->to, 1) != 0) return -1;
     c->have_range = 1;
     c->caught_up++;
-    log_info("statistics catch-up: %s has history before its statistics, computing it in steps", c->entity);
+    log_info("statistics catch-up: %s (home %s) has history before its statistics, computing it in steps", c->entity,
+             c->home);
     return 1;
 }
 
 /* One chunk of the current entity. 0, or -1. */
 static int sc_chunk(stats_catchup *c) {
     int64_t tmax;
-    sqlite3_stmt *st = sc_stmt(c, SC_CHUNK_END);
-    sqlite3_bind_text(st, 1, c->entity, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, c->at);
-    sqlite3_bind_int64(st, 3, c->to);
-    sqlite3_bind_int(st, 4, STATS_CATCHUP_CHUNK - 1);
+    sqlite3_stmt *st = sc_stmt_key(c, SC_CHUNK_END);
+    sqlite3_bind_int64(st, 3, c->at);
+    sqlite3_bind_int64(st, 4, c->to);
+    sqlite3_bind_int(st, 5, STATS_CATCHUP_CHUNK - 1);
     int found = sc_int(c, st, &tmax);
     if (found < 0) return -1;
     int last = !found;
     if (last) {   /* fewer states left: up to the row the history meets (or the last state) */
-        st = sc_stmt(c, SC_LAST_BEFORE);
-        sqlite3_bind_text(st, 1, c->entity, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, c->at);
-        sqlite3_bind_int64(st, 3, c->to);
+        st = sc_stmt_key(c, SC_LAST_BEFORE);
+        sqlite3_bind_int64(st, 3, c->at);
+        sqlite3_bind_int64(st, 4, c->to);
         found = sc_int(c, st, &tmax);
         if (found < 0) return -1;
         if (c->to != INT64_MAX) tmax = c->to - 1;
         else if (!found) tmax = c->at;
     }
-    if (stats_sqlite_catchup(c->stats, c->entity, c->at, tmax) != 0) return -1;
+    if (stats_sqlite_catchup(c->stats, c->entity, c->home, c->at, tmax) != 0) return -1;
     c->chunks++;
     c->at = last ? c->to : tmax + 1;
     if (last) c->have_range = 0;
@@ -199,7 +217,7 @@ int stats_catchup_step(stats_catchup *c, int (*spent)(void *arg), void *arg) {
 }
 
 json_t *stats_catchup_info(const stats_catchup *c) {
-    return json_pack("{s:b,s:I,s:I,s:I,s:s?}", "done", c->done, "entities_checked", (json_int_t)c->checked,
+    return json_pack("{s:b,s:I,s:I,s:I,s:s?,s:s?}", "done", c->done, "entities_checked", (json_int_t)c->checked,
                      "entities_caught_up", (json_int_t)c->caught_up, "chunks", (json_int_t)c->chunks, "current",
-                     c->done ? NULL : c->entity);
+                     c->done ? NULL : c->entity, "current_home", c->done || !c->entity ? NULL : c->home);
 }

@@ -4,7 +4,9 @@
  *
  * Why a background pass and not a migration: a file of millions of events
  * would take minutes to compute, and nothing may block ingestion that long.
- * One entity at a time (in entity_id order, from the entities table): when
+ * One entity of one home at a time (in (entity_id, home_id) order, from the
+ * entities table; a migrated file's entity whose old statistics mixed homes
+ * is computed again here per home, stats_sqlite.h migration 9): when
  * its first stored state is older than its first statistics row, its states
  * from there up to that row are handed to stats_sqlite_catchup in chunks of
  * STATS_CATCHUP_CHUNK states, oldest first, as if they arrived late -- the
@@ -12,7 +14,8 @@
  * rows is recomputed with the carry from history and the later cumulative
  * sums move by the difference. Restart-safe: each step runs in the purge
  * step's transaction and records its progress in stats_marks
- * ("catchup_at:<entity>", "catchup_to:<entity>"), so a crash repeats at most
+ * ("catchup_at:<entity>", "catchup_to:<entity>"; another home's
+ * "catchup_at@<home>:<entity>"), so a crash repeats at most
  * the step that did not commit. Raw events are purged only after the pass
  * finished (retention_sqlite.c waits), so nothing is dropped before its
  * statistics exist.
@@ -43,7 +46,8 @@ int stats_catchup_done(const stats_catchup *c);
  * pass resumes from the committed marks). */
 void stats_catchup_reset(stats_catchup *c);
 
-/* {"done":bool,"entities_checked":N,"entities_caught_up":N,"chunks":N,"current":"entity"|null} */
+/* {"done":bool,"entities_checked":N,"entities_caught_up":N,"chunks":N,"current":"entity"|null,
+ *  "current_home":"home"|null} */
 json_t *stats_catchup_info(const stats_catchup *c);
 
 #endif

@@ -23,6 +23,7 @@
 #include "stats_influx.h"
 #include "config.h"
 #include "influx_answer.h"
+#include "influx_points.h"
 #include "influx_time.h"
 #include "lineproto.h"
 #include "log.h"
@@ -63,7 +64,8 @@ typedef struct si_rows {
  * batch, so the state is never ahead of (or behind) the database. */
 typedef struct si_hot {
     struct si_hot *next;
-    char *entity;
+    char *entity;           /* "entity\0home\0" (home: the tag's value), one allocation */
+    const char *home;       /* points into it */
     int valid;              /* the fields below match the database */
     int untracked;          /* no numeric state and no rows: not an entity with statistics */
     stats_kind kind;
@@ -124,6 +126,7 @@ struct stats_influx {
 
 typedef struct si_job {
     stats_influx *s;
+    char home[EVENT_HOME_MAX + 1]; /* the batch's home as the tag's value ("" = the default home) */
     stats_influx_done_fn done;
     void *arg;
     si_ent *ents;
@@ -182,24 +185,28 @@ static void si_from(sbuf *q, const char *rp) {
     stats_influx_from(q, rp, STATS_INFLUX_MEASUREMENT);
 }
 
-void stats_influx_where_entity(sbuf *q, const char *entity) {
+/* WHERE entity AND home (issue 18: home as the tag's value, "" for the
+ * default home, whose rows carry no home_id tag). */
+void stats_influx_where_entity(sbuf *q, const char *entity, const char *home) {
     sbuf form;
     sbuf_init(&form);
     lineproto_tag_form(&form, entity);
     sbuf_adds(q, " WHERE \"entity_id\" = ");
     influxql_string(q, form.data ? form.data : "");
+    sbuf_adds(q, " AND \"" INFLUX_HOME_TAG "\" = ");
+    influxql_string(q, home);
     if (form.failed) q->failed = 1;
     sbuf_free(&form);
 }
 
 /* SELECT * FROM <rp>.homeiq_statistics WHERE entity and period [and time
  * bounds] ORDER BY time <dir> [LIMIT n] */
-void stats_influx_select_rows(sbuf *q, const char *rp, const char *entity, int hourly, int64_t lo_us, int64_t hi_us,
-                              int desc, int limit) {
+void stats_influx_select_rows(sbuf *q, const char *rp, const char *entity, const char *home, int hourly, int64_t lo_us,
+                              int64_t hi_us, int desc, int limit) {
     if (q->len) sbuf_addc(q, ';');
     sbuf_adds(q, "SELECT * FROM ");
     si_from(q, rp);
-    stats_influx_where_entity(q, entity);
+    stats_influx_where_entity(q, entity, home);
     sbuf_printf(q, " AND \"period\" = '%s'", hourly ? "hour" : "5minute");
     if (lo_us > INT64_MIN) sbuf_printf(q, " AND time >= %lld", (long long)influx_time_ns_sat(lo_us));
     if (hi_us < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)influx_time_ns_sat(hi_us));
@@ -208,12 +215,12 @@ void stats_influx_select_rows(sbuf *q, const char *rp, const char *entity, int h
 }
 
 /* SELECT record FROM events WHERE entity, state_changed, time in [lo, hi) */
-static void si_select_states(sbuf *q, const stats_influx *s, const char *entity, int64_t lo_ns, int64_t hi_ns,
-                             int limit) {
+static void si_select_states(sbuf *q, const stats_influx *s, const char *entity, const char *home, int64_t lo_ns,
+                             int64_t hi_ns, int limit) {
     if (q->len) sbuf_addc(q, ';');
     sbuf_adds(q, "SELECT \"record\" FROM ");
     influxql_ident(q, s->io.events_measurement);
-    stats_influx_where_entity(q, entity);
+    stats_influx_where_entity(q, entity, home);
     sbuf_printf(q, " AND \"event_type\" = 'state_changed' AND time >= %lld", (long long)lo_ns);
     if (hi_ns < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)hi_ns);
     sbuf_adds(q, " ORDER BY time ASC");
@@ -298,7 +305,9 @@ static void si_float(sbuf *b, const char *key, int ok, double v) {
     if (!ok || lineproto_field_float(b, v) != 0) sbuf_addc(b, '0');
 }
 
-void stats_influx_row_line(sbuf *b, const char *entity, int hourly, stats_kind kind, const stats_row *r) {
+/* home: the tag's value ("" = the default home: no tag, as before homes). */
+void stats_influx_row_line(sbuf *b, const char *entity, const char *home, int hourly, stats_kind kind,
+                           const stats_row *r) {
     int has_mean = isfinite(r->mean), has_mm = isfinite(r->min) && isfinite(r->max);
     int total = kind != STATS_KIND_MEASUREMENT;
     int flags = (r->has_last ? SI_HAS_LAST : 0) | (total && r->has_state ? SI_HAS_STATE : 0) |
@@ -307,6 +316,10 @@ void stats_influx_row_line(sbuf *b, const char *entity, int hourly, stats_kind k
     lineproto_measurement(b, STATS_INFLUX_MEASUREMENT);
     sbuf_adds(b, ",entity_id=");
     lineproto_tag(b, entity);
+    if (*home) {
+        sbuf_adds(b, "," INFLUX_HOME_TAG "=");
+        lineproto_tag(b, home);
+    }
     sbuf_printf(b, ",period=%s count=%lldi,covered_us=%lldi,kind=%di,flags=%di", hourly ? "hour" : "5minute",
                 r->count, (long long)r->covered_us, (int)kind, flags);
     si_float(b, "mean", has_mean, r->mean);
@@ -355,21 +368,27 @@ int stats_influx_open(const stats_influx_io *io, const char *rp5, const char *rp
 
 /* ---- the running state (si_hot) ---------------------------------------- */
 
-static unsigned si_hash(const char *e) {
+static unsigned si_hash(const char *e, const char *home) {
     unsigned h = 2166136261u;
     for (; *e; e++) h = (h ^ (unsigned char)*e) * 16777619u;
+    for (; *home; home++) h = (h ^ (unsigned char)*home) * 16777619u;
     return h & (SI_HOT_BUCKETS - 1);
 }
 
-static si_hot *si_hot_get(stats_influx *s, const char *entity) {
-    unsigned k = si_hash(entity);
+/* The running state of entity in home (issue 18: one per entity and home). */
+static si_hot *si_hot_get(stats_influx *s, const char *entity, const char *home) {
+    unsigned k = si_hash(entity, home);
     for (si_hot *h = s->hot[k]; h; h = h->next)
-        if (strcmp(h->entity, entity) == 0) return h;
+        if (strcmp(h->entity, entity) == 0 && strcmp(h->home, home) == 0) return h;
+    size_t ne = strlen(entity) + 1, nh = strlen(home) + 1;
     si_hot *h = calloc(1, sizeof *h);
-    if (!h || !(h->entity = strdup(entity))) {
+    if (!h || !(h->entity = malloc(ne + nh))) {
         free(h);
         return NULL;
     }
+    memcpy(h->entity, entity, ne);
+    memcpy(h->entity + ne, home, nh);
+    h->home = h->entity + ne;
     h->next = s->hot[k];
     s->hot[k] = h;
     return h;
@@ -442,9 +461,9 @@ int64_t stats_influx_horizon5(const stats_influx *s, int64_t now_us) {
     return stats_floor(x + STATS_HOUR_US - 1, STATS_HOUR_US);
 }
 
-void stats_influx_forget(stats_influx *s, const char *entity) {
-    for (si_hot *h = s->hot[si_hash(entity)]; h; h = h->next)
-        if (strcmp(h->entity, entity) == 0) h->valid = h->untracked = 0;
+void stats_influx_forget(stats_influx *s, const char *entity, const char *home) {
+    for (si_hot *h = s->hot[si_hash(entity, home)]; h; h = h->next)
+        if (strcmp(h->entity, entity) == 0 && strcmp(h->home, home) == 0) h->valid = h->untracked = 0;
 }
 
 /* ---- a batch: the entities it touched ----------------------------------- */
@@ -529,7 +548,7 @@ static int si_collect(si_job *j, const store_batch *b) {
             e->active = 1;
             kind_t[j->n++] = INT64_MIN;
             if (!e->entity) goto oom;
-            e->hot = si_hot_get(j->s, e->entity);   /* NULL (out of memory): always the slow path */
+            e->hot = si_hot_get(j->s, e->entity, j->home);   /* NULL (out of memory): always the slow path */
         }
         if (e->nbs == e->bs_cap) {
             size_t c = e->bs_cap ? e->bs_cap * 2 : 16;
@@ -604,7 +623,7 @@ static int si_emit_fast(const stats_row *r, int64_t start, void *arg) {
     si_job *j = arg;
     (void)start;
     if (!r) return 0;   /* later than the entity's latest row: nothing stored there */
-    stats_influx_row_line(&j->lines5, j->cur->entity, 0, j->cur->hot->kind, r);
+    stats_influx_row_line(&j->lines5, j->cur->entity, j->home, 0, j->cur->hot->kind, r);
     return si_rows_push(&j->fresh, r, (int)j->cur->hot->kind);
 }
 
@@ -665,7 +684,7 @@ static int si_fast(si_job *j, si_ent *e) {
         stats_row hr;
         int rc = si_merge_hour(j, base, i, k, hour, &hr);
         if (rc < 0) goto fail;
-        if (rc > 0) stats_influx_row_line(&j->linesh, e->entity, 1, h->kind, &hr);
+        if (rc > 0) stats_influx_row_line(&j->linesh, e->entity, j->home, 1, h->kind, &hr);
         if (hour == hl) {   /* the next hour_before: this hour's rows before lastb */
             size_t kb = i;
             while (kb < nbefore && j->fresh.r[kb].start_us < lastb) kb++;
@@ -749,9 +768,9 @@ static void si_step_a(si_job *j) {
         if (!e->active) continue;   /* too late, not tracked, or done from the running state */
         int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
         j->act[j->nact++] = (int)i;
-        stats_influx_select_rows(&q, s->rp5, e->entity, 0, INT64_MIN, b0, 1, 1);
-        stats_influx_select_rows(&q, s->rph, e->entity, 1, INT64_MIN, b0, 1, 1);
-        si_select_states(&q, s, e->entity, influx_time_ns_sat(e->tmax) + 1000, INT64_MAX, SI_NEXT_LIMIT);
+        stats_influx_select_rows(&q, s->rp5, e->entity, j->home, 0, INT64_MIN, b0, 1, 1);
+        stats_influx_select_rows(&q, s->rph, e->entity, j->home, 1, INT64_MIN, b0, 1, 1);
+        si_select_states(&q, s, e->entity, j->home, influx_time_ns_sat(e->tmax) + 1000, INT64_MAX, SI_NEXT_LIMIT);
     }
     si_send(j, &q, si_step_a_done);
 }
@@ -834,9 +853,9 @@ static void si_step_a_done(const httpc_response *r, void *arg) {
         si_plan(e);
         j->act[j->nact++] = j->act[k];
         int64_t h0 = stats_floor(e->b, STATS_HOUR_US);
-        si_select_states(&q, s, e->entity, influx_time_ns_sat(e->b), influx_time_ns_sat(e->end), 0);
-        stats_influx_select_rows(&q, s->rp5, e->entity, 0, h0, INT64_MAX, 0, 0);
-        stats_influx_select_rows(&q, s->rph, e->entity, 1, h0, INT64_MAX, 0, 0);
+        si_select_states(&q, s, e->entity, j->home, influx_time_ns_sat(e->b), influx_time_ns_sat(e->end), 0);
+        stats_influx_select_rows(&q, s->rp5, e->entity, j->home, 0, h0, INT64_MAX, 0, 0);
+        stats_influx_select_rows(&q, s->rph, e->entity, j->home, 1, h0, INT64_MAX, 0, 0);
     }
     si_send(j, &q, si_step_b_done);
 }
@@ -937,14 +956,14 @@ static int si_recompute(si_job *j, si_ent *e) {
         if (si_rows_push(&j->final, &e->old5.r[i], e->old5.kind[i]) != 0) return -1;
     for (size_t i = 0; i < j->fresh.n; i++) {
         if (si_rows_push(&j->final, &j->fresh.r[i], (int)e->kind) != 0) return -1;
-        stats_influx_row_line(&j->lines5, entity, 0, e->kind, &j->fresh.r[i]);
+        stats_influx_row_line(&j->lines5, entity, j->home, 0, e->kind, &j->fresh.r[i]);
     }
     for (size_t i = 0; i < e->old5.n; i++) {
         if (e->old5.r[i].start_us < e->end) continue;
         stats_row r = e->old5.r[i];
         if (delta != 0) {
             r.sum += delta;
-            stats_influx_row_line(&j->lines5, entity, 0, e->kind, &r);
+            stats_influx_row_line(&j->lines5, entity, j->home, 0, e->kind, &r);
         }
         if (si_rows_push(&j->final, &r, (int)e->kind) != 0) return -1;
     }
@@ -958,7 +977,7 @@ static int si_recompute(si_job *j, si_ent *e) {
         if (m == k) continue;
         stats_row hr;
         stats_merge(&j->final.r[k], m - k, h, &hr);
-        stats_influx_row_line(&j->linesh, entity, 1, e->kind, &hr);
+        stats_influx_row_line(&j->linesh, entity, j->home, 1, e->kind, &hr);
         k = m;
     }
     if (si_seed(j, e, lastb, &at_last, split) != 0) return -1;
@@ -967,7 +986,7 @@ static int si_recompute(si_job *j, si_ent *e) {
             if (e->oldh.r[i].start_us <= h1) continue;
             stats_row r = e->oldh.r[i];
             r.sum += delta;
-            stats_influx_row_line(&j->linesh, entity, 1, e->kind, &r);
+            stats_influx_row_line(&j->linesh, entity, j->home, 1, e->kind, &r);
         }
     }
     return sbuf_failed(&j->lines5) || sbuf_failed(&j->linesh) ? -1 : 0;
@@ -1058,6 +1077,7 @@ void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done
         return;
     }
     j->s = s;
+    snprintf(j->home, sizeof j->home, "%s", influx_points_home_value(b->home_id));
     j->done = done;
     j->arg = arg;
     j->t0 = si_mono_us();
@@ -1102,8 +1122,9 @@ static void si_fetch_done(const httpc_response *r, void *arg) {
     free(f);
 }
 
-void stats_influx_fetch(stats_influx *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
-                        store_stats_cb cb, void *arg) {
+void stats_influx_fetch(stats_influx *s, const char *home, const char *entity_id, int hourly, int64_t start_us,
+                        int64_t end_us, store_stats_cb cb, void *arg) {
+    const char *hv = influx_points_home_value(home);
     si_fetch *f = calloc(1, sizeof *f);
     if (!s || !f) {
         free(f);
@@ -1115,9 +1136,9 @@ void stats_influx_fetch(stats_influx *s, const char *entity_id, int hourly, int6
     const char *rp = hourly ? s->rph : s->rp5;
     sbuf q;
     sbuf_init(&q);
-    stats_influx_select_rows(&q, rp, entity_id, hourly, INT64_MIN, start_us, 1, 1);
-    stats_influx_select_rows(&q, rp, entity_id, hourly, start_us, end_us, 0, 0);
-    stats_influx_select_rows(&q, rp, entity_id, hourly, INT64_MIN, INT64_MAX, 1, 1);
+    stats_influx_select_rows(&q, rp, entity_id, hv, hourly, INT64_MIN, start_us, 1, 1);
+    stats_influx_select_rows(&q, rp, entity_id, hv, hourly, start_us, end_us, 0, 0);
+    stats_influx_select_rows(&q, rp, entity_id, hv, hourly, INT64_MIN, INT64_MAX, 1, 1);
     int rc = sbuf_failed(&q) ? -1 : s->io.query(s->io.ctx, q.data, si_fetch_done, f);
     sbuf_free(&q);
     if (rc != 0) {

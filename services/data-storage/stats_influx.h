@@ -6,7 +6,10 @@
  * and before the 200: the ack contract carries restart safety for free -- a
  * crash between the two leaves the batch unacknowledged, ingestion re-sends
  * it, and the re-sent events (duplicates now) mark the same entities dirty
- * again. Live, in-order states are computed from a running state per entity
+ * again. Statistics are kept per entity and home (issue 18: rows and raw
+ * states of another home carry its home_id tag; a batch is one home's), so
+ * two homes' identical entity ids are two series. Live, in-order states are
+ * computed from a running state per entity and home
  * kept in memory (its latest 5-minute period: the carry at its start and its
  * states), so the cost per event does not grow as a period fills; the running
  * state is seeded by the slow path, which recomputes the affected periods
@@ -62,9 +65,9 @@ void stats_influx_close(stats_influx *s);
 typedef void (*stats_influx_done_fn)(int rc, const char *err, void *arg);
 void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done_fn done, void *arg);
 
-/* store_ops.stats_fetch for InfluxDB. */
-void stats_influx_fetch(stats_influx *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
-                        store_stats_cb cb, void *arg);
+/* store_ops.stats_fetch_home for InfluxDB: one home's rows (NULL: the default home). */
+void stats_influx_fetch(stats_influx *s, const char *home, const char *entity_id, int hourly, int64_t start_us,
+                        int64_t end_us, store_stats_cb cb, void *arg);
 
 /* {"entities_updated","fast_updates","rows_written","late_skipped","batches","update_us",...} */
 json_t *stats_influx_info(const stats_influx *s);
@@ -75,20 +78,22 @@ const char *stats_influx_rp(const stats_influx *s, int hourly);   /* NULL: the d
 /* The first hour whose 5-minute rows may be written (older: hourly only). */
 int64_t stats_influx_horizon5(const stats_influx *s, int64_t now_us);
 /* InfluxQL: "rp"."measurement" (the bare measurement when rp is NULL), and
- * ' WHERE "entity_id" = <its tag form>'. */
+ * ' WHERE "entity_id" = <its tag form> AND "home_id" = <home>' (issue 18: home as the
+ * tag's value, "" for the default home, whose points carry no home_id tag). */
 void stats_influx_from(sbuf *q, const char *rp, const char *measurement);
-void stats_influx_where_entity(sbuf *q, const char *entity);
+void stats_influx_where_entity(sbuf *q, const char *entity, const char *home);
 /* Appends (after a ';' when q is not empty) SELECT * FROM <rp>.homeiq_statistics
  * of the entity and period, time in [lo_us, hi_us) (INT64_MIN / INT64_MAX:
  * unbounded), ORDER BY time ASC or DESC, LIMIT limit (0: none). */
-void stats_influx_select_rows(sbuf *q, const char *rp, const char *entity, int hourly, int64_t lo_us, int64_t hi_us,
-                              int desc, int limit);
-/* One homeiq_statistics line (every field, flags saying which are real). */
-void stats_influx_row_line(sbuf *b, const char *entity, int hourly, stats_kind kind, const stats_row *r);
+void stats_influx_select_rows(sbuf *q, const char *rp, const char *entity, const char *home, int hourly, int64_t lo_us,
+                              int64_t hi_us, int desc, int limit);
+/* One homeiq_statistics line (every field, flags saying which are real); home as above. */
+void stats_influx_row_line(sbuf *b, const char *entity, const char *home, int hourly, stats_kind kind,
+                           const stats_row *r);
 /* A homeiq_statistics point of a /query answer back into a row; 0, or -1. */
 int stats_influx_row_read(json_t *cols, json_t *vals, stats_row *r, int *kind);
 /* The entity's rows were changed behind the running state: the next batch
  * of it takes the slow path. */
-void stats_influx_forget(stats_influx *s, const char *entity);
+void stats_influx_forget(stats_influx *s, const char *entity, const char *home); /* home: "" = default */
 
 #endif

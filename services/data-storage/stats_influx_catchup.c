@@ -28,6 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Issue 18: the catch-up covers the default home's history (its points carry no
+ * home_id tag); other homes' statistics are kept from their first batch on. */
+#define SIC_HOME ""
+
 #define SIC_ROW_TOL 1e-12
 
 enum { SIC_LIST, SIC_DECIDE, SIC_CHUNK };
@@ -133,7 +137,7 @@ static void sic_end(stats_influx_catchup *c, int rc, const char *err) {
     }
     c->ns = c->nread = c->nold5 = c->nrows = 0;
     c->has_hold = 0;
-    if (c->have_range && sic_entity(c)) stats_influx_forget(c->s, sic_entity(c));   /* rows may have changed */
+    if (c->have_range && sic_entity(c)) stats_influx_forget(c->s, sic_entity(c), SIC_HOME);   /* rows may have changed */
     sbuf_free(&c->l5);
     sbuf_free(&c->lh);
     sbuf_init(&c->l5);
@@ -164,7 +168,7 @@ static void sic_sep(sbuf *q) {
 }
 
 static void sic_rows_q(stats_influx_catchup *c, sbuf *q, int hourly, int64_t lo, int64_t hi, int limit) {
-    stats_influx_select_rows(q, stats_influx_rp(c->s, hourly), sic_entity(c), hourly, lo, hi, 0, limit);
+    stats_influx_select_rows(q, stats_influx_rp(c->s, hourly), sic_entity(c), SIC_HOME, hourly, lo, hi, 0, limit);
 }
 
 /* raw states in [lo, hi), oldest first */
@@ -172,7 +176,7 @@ static void sic_states_q(stats_influx_catchup *c, sbuf *q, int64_t lo, int64_t h
     sic_sep(q);
     sbuf_adds(q, "SELECT \"record\" FROM ");
     influxql_ident(q, c->io->events_measurement);
-    stats_influx_where_entity(q, sic_entity(c));
+    stats_influx_where_entity(q, sic_entity(c), SIC_HOME);
     sbuf_adds(q, " AND \"event_type\" = 'state_changed'");
     if (lo > INT64_MIN) sbuf_printf(q, " AND time >= %lld", (long long)influx_time_ns_sat(lo));
     if (hi < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)influx_time_ns_sat(hi));
@@ -386,7 +390,7 @@ static int sic_decide(stats_influx_catchup *c) {
     sbuf_init(&q);
     sbuf_adds(&q, "SELECT * FROM ");
     stats_influx_from(&q, stats_influx_rp(c->s, 1), STATS_INFLUX_CATCHUP_MEASUREMENT);
-    stats_influx_where_entity(&q, sic_entity(c));
+    stats_influx_where_entity(&q, sic_entity(c), SIC_HOME);
     sic_states_q(c, &q, INT64_MIN, INT64_MAX, 1);
     sic_rows_q(c, &q, 1, INT64_MIN, INT64_MAX, 1);
     sic_rows_q(c, &q, 0, INT64_MIN, INT64_MAX, 1);
@@ -519,7 +523,7 @@ static void sic_marked(const httpc_response *r, void *arg) {
     c->carry = c->ncarry;
     c->chunks++;
     c->states_read += c->ns;
-    stats_influx_forget(c->s, sic_entity(c));
+    stats_influx_forget(c->s, sic_entity(c), SIC_HOME);
     if (c->final) sic_next_entity(c);
     sic_end(c, 0, NULL);
 }
@@ -547,7 +551,7 @@ static int sic_compute(stats_influx_catchup *c) {
         return -1;
     int64_t h5 = stats_influx_horizon5(c->s, (int64_t)service_now_us());
     for (size_t i = 0; i < c->nrows; i++)
-        if (c->rows[i].start_us >= h5) stats_influx_row_line(&c->l5, sic_entity(c), 0, kind, &c->rows[i]);
+        if (c->rows[i].start_us >= h5) stats_influx_row_line(&c->l5, sic_entity(c), SIC_HOME, 0, kind, &c->rows[i]);
     size_t k = 0;
     stats_row last_hour;
     int have_last_hour = 0;
@@ -557,7 +561,7 @@ static int sic_compute(stats_influx_catchup *c) {
         while (m < c->nrows && c->rows[m].start_us < h + STATS_HOUR_US) m++;
         stats_merge(&c->rows[k], m - k, h, &last_hour);
         have_last_hour = 1;
-        stats_influx_row_line(&c->lh, sic_entity(c), 1, kind, &last_hour);
+        stats_influx_row_line(&c->lh, sic_entity(c), SIC_HOME, 1, kind, &last_hour);
         k = m;
     }
     c->rows_written += c->nrows + (size_t)(c->lh.len ? 1 : 0);
@@ -628,7 +632,7 @@ static int sic_chunk(stats_influx_catchup *c) {
     sbuf q;
     sbuf_init(&q);
     sic_states_q(c, &q, c->at, INT64_MAX, c->chunk + 1);
-    stats_influx_select_rows(&q, stats_influx_rp(c->s, 1), sic_entity(c), 1, INT64_MIN, c->at, 1, 1);
+    stats_influx_select_rows(&q, stats_influx_rp(c->s, 1), sic_entity(c), SIC_HOME, 1, INT64_MIN, c->at, 1, 1);
     return sic_query(c, &q, sic_first_done);
 }
 

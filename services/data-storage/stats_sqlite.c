@@ -16,6 +16,7 @@
  * Recomputing from stored rows is what makes it idempotent: a duplicate adds
  * no raw row, so it changes nothing; a late event is simply part of the rows. */
 #include "stats_sqlite.h"
+#include "store_sqlite_home.h"
 #include "log.h"
 
 #include <math.h>
@@ -36,14 +37,16 @@ enum {
 #define STATS_COLS "start_us,mean,min,max,last,state,sum,last_reset_us,count,covered_us"
 
 static const char *const stats_sql[SQ_N] = {
-    [SQ_META_GET] = "SELECT id,kind FROM stats_meta WHERE entity_id=?",
-    [SQ_META_ADD] = "INSERT INTO stats_meta(entity_id,kind) VALUES(?,?)",
+    [SQ_META_GET] = "SELECT id,kind FROM stats_meta WHERE entity_id=?1 AND home_id=?2",
+    [SQ_META_ADD] = "INSERT INTO stats_meta(entity_id,home_id,kind) VALUES(?1,?2,?3)",
     [SQ_META_KIND] = "UPDATE stats_meta SET kind=? WHERE id=?",
     [SQ_PREV_5] = /* bound with INT64_MAX: the entity's latest row */ "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us<? ORDER BY start_us DESC LIMIT 1",
     [SQ_AT_5] = "SELECT " STATS_COLS " FROM stats_5min WHERE meta_id=? AND start_us<? ORDER BY start_us DESC LIMIT 1",
-    [SQ_NEXT_EVENTS] = "SELECT time_us,record FROM events WHERE entity_id=? AND time_us>? ORDER BY time_us,id",
+    /* one home's events (issue 18): the row is read for its record anyway, so home_id costs no extra lookup */
+    [SQ_NEXT_EVENTS] = "SELECT time_us,record FROM events WHERE entity_id=?1 AND home_id=?2 AND time_us>?3 ORDER BY time_us,id",
     [SQ_RANGE_EVENTS] =
-        "SELECT time_us,record FROM events WHERE entity_id=? AND time_us>=? AND time_us<? ORDER BY time_us,id",
+        "SELECT time_us,record FROM events WHERE entity_id=?1 AND home_id=?2 AND time_us>=?3 AND time_us<?4 "
+        "ORDER BY time_us,id",
     [SQ_PUT_5] = "INSERT OR REPLACE INTO stats_5min(meta_id," STATS_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?)",
     [SQ_DEL_5] = "DELETE FROM stats_5min WHERE meta_id=? AND start_us=?",
     [SQ_SHIFT_5] = "UPDATE stats_5min SET sum=sum+? WHERE meta_id=? AND start_us>=? AND sum IS NOT NULL",
@@ -92,6 +95,19 @@ static int stats_done(stats_sqlite *s, sqlite3_stmt *st) {
     if (rc == SQLITE_DONE) return 0;
     log_error("statistics: %s", sqlite3_errmsg(s->db));
     return -1;
+}
+
+/* An entity of one home (issue 18): statistics are kept per (entity, home),
+ * so two homes with the same entity id never share rows. home as stored
+ * (EVENT_HOME_DEFAULT for the default home). */
+typedef struct stats_key {
+    const char *entity, *home;
+} stats_key;
+
+/* Binds ?1 = entity, ?2 = home (the statements that select by key). */
+static void stats_bind_key(sqlite3_stmt *st, const stats_key *k) {
+    sqlite3_bind_text(st, 1, k->entity, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, k->home, -1, SQLITE_STATIC);
 }
 
 static void stats_bind_real_or_null(sqlite3_stmt *st, int col, int has, double v) {
@@ -256,9 +272,9 @@ void stats_sqlite_counters_get(const stats_sqlite *s, stats_sqlite_counters *c) 
 
 /* The entity's metadata id, created when it first has a numeric value.
  * 1 found/created, 0 not tracked, -1 error. */
-static int stats_meta(stats_sqlite *s, const char *entity, int numeric, stats_kind kind, int64_t *meta) {
+static int stats_meta(stats_sqlite *s, const stats_key *k, int numeric, stats_kind kind, int64_t *meta) {
     sqlite3_stmt *st = stats_stmt(s, SQ_META_GET);
-    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    stats_bind_key(st, k);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *meta = sqlite3_column_int64(st, 0);
@@ -276,8 +292,8 @@ static int stats_meta(stats_sqlite *s, const char *entity, int numeric, stats_ki
     if (rc != SQLITE_DONE) return -1;
     if (!numeric) return 0;
     st = stats_stmt(s, SQ_META_ADD);
-    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, (int)kind);
+    stats_bind_key(st, k);
+    sqlite3_bind_int(st, 3, (int)kind);
     if (stats_done(s, st) != 0) return -1;
     *meta = sqlite3_last_insert_rowid(s->db);
     return 1;
@@ -285,18 +301,18 @@ static int stats_meta(stats_sqlite *s, const char *entity, int numeric, stats_ki
 
 /* End of the range to recompute: the bucket end of the first numeric event
  * after tmax (every event up to it included), else of the latest event. */
-static int stats_range_end(stats_sqlite *s, const char *entity, int64_t tmax, int64_t *end) {
+static int stats_range_end(stats_sqlite *s, const stats_key *k, int64_t tmax, int64_t *end) {
     sqlite3_stmt *st = stats_stmt(s, SQ_NEXT_EVENTS);
-    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, tmax);
+    stats_bind_key(st, k);
+    sqlite3_bind_int64(st, 3, tmax);
     int64_t last = tmax;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         last = sqlite3_column_int64(st, 0);
         stats_sample x;
-        stats_kind k;
+        stats_kind kind;
         if (stats_sample_from_record((const char *)sqlite3_column_text(st, 1), (size_t)sqlite3_column_bytes(st, 1),
-                                     &x, &k) == 1 && x.numeric)
+                                     &x, &kind) == 1 && x.numeric)
             break;
     }
     sqlite3_reset(st);
@@ -305,11 +321,11 @@ static int stats_range_end(stats_sqlite *s, const char *entity, int64_t tmax, in
     return 0;
 }
 
-static int stats_load_samples(stats_sqlite *s, const char *entity, int64_t from, int64_t to) {
+static int stats_load_samples(stats_sqlite *s, const stats_key *k, int64_t from, int64_t to) {
     sqlite3_stmt *st = stats_stmt(s, SQ_RANGE_EVENTS);
-    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, from);
-    sqlite3_bind_int64(st, 3, to);
+    stats_bind_key(st, k);
+    sqlite3_bind_int64(st, 3, from);
+    sqlite3_bind_int64(st, 4, to);
     s->nsamples = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -424,7 +440,7 @@ static int stats_start(stats_sqlite *s, int64_t meta, int64_t tmin, int64_t *b, 
 }
 
 /* One entity: its batch events span [tmin, tmax]. */
-static int stats_entity(stats_sqlite *s, const char *entity, int64_t meta, stats_kind kind, int64_t tmin,
+static int stats_entity(stats_sqlite *s, const stats_key *k, int64_t meta, stats_kind kind, int64_t tmin,
                         int64_t tmax) {
     int64_t b, end;
     int append;
@@ -434,10 +450,10 @@ static int stats_entity(stats_sqlite *s, const char *entity, int64_t meta, stats
         if (go == 0) s->counters.late_skipped++;
         return go;
     }
-    if (stats_range_end(s, entity, tmax, &end) != 0) return -1;
+    if (stats_range_end(s, k, tmax, &end) != 0) return -1;
     stats_row old_end;   /* the sum at `end` before: later rows move by the difference */
     int had_end = stats_row_before(s, SQ_AT_5, meta, end, &old_end);
-    if (had_end < 0 || stats_load_samples(s, entity, b, end) != 0) return -1;
+    if (had_end < 0 || stats_load_samples(s, k, b, end) != 0) return -1;
     stats_emit_ctx ec = {s, meta, kind};
     if (stats_compute(kind, &carry, s->samples, s->nsamples, STATS_5MIN_US, b, end, stats_emit_5, &ec) != 0)
         return -1;
@@ -477,7 +493,8 @@ static int stats_item_cmp(const void *a, const void *b) {
 
 typedef struct stats_hot {
     struct stats_hot *next;
-    char *entity;
+    char *entity;           /* "entity\0home\0", one allocation */
+    stats_key key;          /* points into it */
     int64_t meta;           /* 0: no numeric state seen yet (not tracked) */
     stats_kind kind;
     int valid;              /* the fields below match the database */
@@ -489,21 +506,30 @@ typedef struct stats_hot {
     stats_row hour_before;
 } stats_hot;
 
-static unsigned stats_hash(const char *e) {
+static unsigned stats_hash(const stats_key *key) {
     unsigned h = 2166136261u;
-    for (; *e; e++) h = (h ^ (unsigned char)*e) * 16777619u;
+    for (const char *e = key->entity; *e; e++) h = (h ^ (unsigned char)*e) * 16777619u;
+    for (const char *e = key->home; *e; e++) h = (h ^ (unsigned char)*e) * 16777619u;
     return h & 1023u;
 }
 
-static stats_hot *stats_hot_get(stats_sqlite *s, const char *entity) {
-    unsigned k = stats_hash(entity);
+static int stats_key_eq(const stats_key *a, const stats_key *b) {
+    return strcmp(a->entity, b->entity) == 0 && strcmp(a->home, b->home) == 0;
+}
+
+static stats_hot *stats_hot_get(stats_sqlite *s, const stats_key *key) {
+    unsigned k = stats_hash(key);
     for (stats_hot *h = s->hot[k]; h; h = h->next)
-        if (strcmp(h->entity, entity) == 0) return h;
+        if (stats_key_eq(&h->key, key)) return h;
+    size_t ne = strlen(key->entity) + 1, nh = strlen(key->home) + 1;
     stats_hot *h = calloc(1, sizeof *h);
-    if (!h || !(h->entity = strdup(entity))) {
+    if (!h || !(h->entity = malloc(ne + nh))) {
         free(h);
         return NULL;
     }
+    memcpy(h->entity, key->entity, ne);
+    memcpy(h->entity + ne, key->home, nh);
+    h->key = (stats_key){h->entity, h->entity + ne};
     h->meta = -1;   /* unknown */
     h->next = s->hot[k];
     s->hot[k] = h;
@@ -554,7 +580,7 @@ static int stats_hot_build(stats_sqlite *s, stats_hot *h) {
         if (p.has_last && p.start_us + STATS_5MIN_US < r.start_us) return 0;   /* not expected: stay slow */
         stats_carry_from_row(&p, &h->carry);
     }
-    if (stats_load_samples(s, h->entity, r.start_us, r.start_us + STATS_5MIN_US) != 0) return -1;
+    if (stats_load_samples(s, &h->key, r.start_us, r.start_us + STATS_5MIN_US) != 0) return -1;
     if (s->nsamples == 0 || stats_hot_set_samples(h, s->samples, s->nsamples) != 0) return 0;
     h->last_t = s->samples[s->nsamples - 1].t_us;
     h->bucket = r.start_us;
@@ -682,9 +708,9 @@ static int stats_fast(stats_sqlite *s, stats_hot *h, const stats_sample *gs, siz
     return 0;
 }
 
-/* The entities of one group [i, j) of refs, all of one entity. */
-static int stats_group(stats_sqlite *s, const stats_item_ref *refs, size_t i, size_t j) {
-    const char *entity = refs[i].it->entity_id;
+/* The entities of one group [i, j) of refs, all of one entity of the batch's home. */
+static int stats_group(stats_sqlite *s, const char *home, const stats_item_ref *refs, size_t i, size_t j) {
+    stats_key key = {refs[i].it->entity_id, home};
     size_t gn = 0;
     int numeric = 0;
     stats_kind kind = STATS_KIND_MEASUREMENT;
@@ -701,18 +727,18 @@ static int stats_group(stats_sqlite *s, const stats_item_ref *refs, size_t i, si
         gn++;
     }
     int rc = 0;
-    stats_hot *h = stats_hot_get(s, entity);
+    stats_hot *h = stats_hot_get(s, &key);
     if (h && h->meta == 0 && !numeric) goto out;   /* known not tracked */
     if (!h || h->meta <= 0 || (numeric && kind != h->kind)) {
         int64_t meta;
-        rc = stats_meta(s, entity, numeric, kind, &meta);
+        rc = stats_meta(s, &key, numeric, kind, &meta);
         if (rc <= 0) {
             if (rc == 0 && h) h->meta = 0;
             goto out;
         }
         if (!numeric) {
             sqlite3_stmt *st = stats_stmt(s, SQ_META_GET);   /* keep the kind the entity has */
-            sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+            stats_bind_key(st, &key);
             if (sqlite3_step(st) == SQLITE_ROW) kind = (stats_kind)sqlite3_column_int(st, 1);
             sqlite3_reset(st);
         }
@@ -722,7 +748,7 @@ static int stats_group(stats_sqlite *s, const stats_item_ref *refs, size_t i, si
             h->kind = kind;
         }
         if (!h) {
-            rc = stats_entity(s, entity, meta, kind, gs[0].t_us, gs[gn - 1].t_us);
+            rc = stats_entity(s, &key, meta, kind, gs[0].t_us, gs[gn - 1].t_us);
             goto out;
         }
     }
@@ -730,7 +756,7 @@ static int stats_group(stats_sqlite *s, const stats_item_ref *refs, size_t i, si
     if (h->valid && gs[0].t_us >= h->bucket) {
         rc = stats_fast(s, h, gs, gn);
     } else {
-        rc = stats_entity(s, entity, h->meta, h->kind, gs[0].t_us, gs[gn - 1].t_us);
+        rc = stats_entity(s, &key, h->meta, h->kind, gs[0].t_us, gs[gn - 1].t_us);
         if (rc == 0) rc = stats_hot_build(s, h);
     }
 out:
@@ -782,7 +808,7 @@ static int stats_sqlite_batch_run(stats_sqlite *s, const store_batch *b) {
     int rc = 0;
     for (size_t i = 0, j; i < n && rc == 0; i = j) {
         for (j = i + 1; j < n && strcmp(refs[j].it->entity_id, refs[i].it->entity_id) == 0; j++) {}
-        rc = stats_group(s, refs, i, j);
+        rc = stats_group(s, store_sqlite_home_of(b->home_id), refs, i, j);
     }
     free(refs);
     return rc;
@@ -790,13 +816,14 @@ static int stats_sqlite_batch_run(stats_sqlite *s, const store_batch *b) {
 
 /* ---- history stored before the statistics (stats_catchup.c) ------------ */
 
-int stats_sqlite_catchup(stats_sqlite *s, const char *entity, int64_t tmin, int64_t tmax) {
+int stats_sqlite_catchup(stats_sqlite *s, const char *entity, const char *home, int64_t tmin, int64_t tmax) {
+    stats_key key = {entity, store_sqlite_home_of(home)};
     /* the entity's kind: its metadata's when it has one (today's state_class
      * wins), else the latest numeric state's in the range */
     int64_t meta = 0;
     stats_kind kind = STATS_KIND_MEASUREMENT;
     sqlite3_stmt *st = stats_stmt(s, SQ_META_GET);
-    sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
+    stats_bind_key(st, &key);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         meta = sqlite3_column_int64(st, 0);
@@ -807,9 +834,9 @@ int stats_sqlite_catchup(stats_sqlite *s, const char *entity, int64_t tmin, int6
     if (!meta) {
         int numeric = 0;
         st = stats_stmt(s, SQ_RANGE_EVENTS);
-        sqlite3_bind_text(st, 1, entity, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, tmin);
-        sqlite3_bind_int64(st, 3, tmax == INT64_MAX ? tmax : tmax + 1);
+        stats_bind_key(st, &key);
+        sqlite3_bind_int64(st, 3, tmin);
+        sqlite3_bind_int64(st, 4, tmax == INT64_MAX ? tmax : tmax + 1);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             stats_sample x;
             stats_kind k;
@@ -822,21 +849,22 @@ int stats_sqlite_catchup(stats_sqlite *s, const char *entity, int64_t tmin, int6
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) return -1;
         if (!numeric) return 0;   /* nothing numeric here: no statistics (yet) */
-        if (stats_meta(s, entity, 1, kind, &meta) < 0) return -1;
+        if (stats_meta(s, &key, 1, kind, &meta) < 0) return -1;
     }
-    for (stats_hot *h = s->hot[stats_hash(entity)]; h; h = h->next)
-        if (strcmp(h->entity, entity) == 0) h->valid = 0;   /* its rows change under it */
-    return stats_entity(s, entity, meta, kind, tmin, tmax) < 0 ? -1 : 0;
+    for (stats_hot *h = s->hot[stats_hash(&key)]; h; h = h->next)
+        if (stats_key_eq(&h->key, &key)) h->valid = 0;   /* its rows change under it */
+    return stats_entity(s, &key, meta, kind, tmin, tmax) < 0 ? -1 : 0;
 }
 
 /* ---- reads ------------------------------------------------------------- */
 
-int stats_sqlite_rows(stats_sqlite *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
-                      int *kind, stats_row *prev, int *has_prev, stats_sqlite_row_fn fn, void *arg) {
+int stats_sqlite_rows(stats_sqlite *s, const char *home, const char *entity_id, int hourly, int64_t start_us,
+                      int64_t end_us, int *kind, stats_row *prev, int *has_prev, stats_sqlite_row_fn fn, void *arg) {
     *kind = -1;
     *has_prev = 0;
+    stats_key key = {entity_id, store_sqlite_home_of(home)};
     sqlite3_stmt *st = stats_stmt(s, SQ_META_GET);
-    sqlite3_bind_text(st, 1, entity_id, -1, SQLITE_TRANSIENT);
+    stats_bind_key(st, &key);
     int rc = sqlite3_step(st);
     int64_t meta = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     if (rc == SQLITE_ROW) *kind = sqlite3_column_int(st, 1);

@@ -120,16 +120,14 @@ typedef struct store_ops {
     void (*stats)(store *s, const store_stats_query *q, store_read_cb cb, void *arg);
     /* Gives back caches while nothing is being written. Optional (NULL). */
     void (*release_memory)(store *s);
-    /* Long-term statistics of one entity, oldest first, from the 5-minute
+    /* Long-term statistics of one entity of one home (home NULL: the
+     * default home; issue 18), oldest first, from the 5-minute
      * (hourly 0) or hourly table; *prev = the row before start_us when
      * *has_prev; *kind = stats_kind, or -1 when the entity has none (all
      * three are set before fn is first called). 0/-1.
      * Optional (NULL: the backend keeps no statistics it can read back). */
-    int (*stats_rows)(store *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us, int *kind,
-                      stats_row *prev, int *has_prev, store_stats_row_fn fn, void *arg);
-    /* The same, for a backend that answers later (InfluxDB). Optional. */
-    void (*stats_fetch)(store *s, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
-                        store_stats_cb cb, void *arg);
+    int (*stats_rows)(store *s, const char *home, const char *entity_id, int hourly, int64_t start_us,
+                      int64_t end_us, int *kind, stats_row *prev, int *has_prev, store_stats_row_fn fn, void *arg);
     /* One small retention step (purge, vacuum): 1 more to do, 0 done, -1
      * failed (try later). Optional. */
     int (*maintain)(store *s, int64_t now_us);
@@ -142,7 +140,8 @@ typedef struct store_ops {
     /* Dead letters of one home (home NULL = all); optional, set with
      * STORE_HOME_DEAD. */
     void (*dead_letters_home)(store *s, const char *home, long limit, store_rows_cb cb, void *arg);
-    /* stats_fetch for one home (NULL: the default home). Optional; set with
+    /* The same, for a backend that answers later (InfluxDB, ClickHouse), of
+     * one home (NULL: the default home). Optional; set with
      * STORE_HOME_STATISTICS. rc STORE_QUERY_UNSUPPORTED: none kept (501). */
     void (*stats_fetch_home)(store *s, const char *home, const char *entity_id, int hourly, int64_t start_us,
                              int64_t end_us, store_stats_cb cb, void *arg);

@@ -717,11 +717,11 @@ static void store_influx_registry(store *base, const char *home, const char *ent
     influx_registry_read(((store_influx *)base)->registry, home, entity_id, limit, cb, arg);
 }
 
-static void store_influx_stats_fetch(store *base, const char *entity_id, int hourly, int64_t start_us,
-                                     int64_t end_us, store_stats_cb cb, void *arg) {
+static void store_influx_stats_fetch(store *base, const char *home, const char *entity_id, int hourly,
+                                     int64_t start_us, int64_t end_us, store_stats_cb cb, void *arg) {
     store_influx *s = (store_influx *)base;
     if (!s->stats) cb(STORE_QUERY_UNSUPPORTED, -1, NULL, 0, NULL, 0, arg);   /* STATISTICS=0 */
-    else stats_influx_fetch(s->stats, entity_id, hourly, start_us, end_us, cb, arg);
+    else stats_influx_fetch(s->stats, home, entity_id, hourly, start_us, end_us, cb, arg);
 }
 
 /* ---- maintenance: the statistics catch-up, then RETENTION_OVERRIDES ---- */
@@ -1045,13 +1045,15 @@ static const store_ops store_influx_ops = {
     .write_batch = store_influx_write_batch,
     .query = store_influx_query,
     .dead_letters = store_influx_dead_letters,
-    /* issue 18: the home_id tag (influx_points.h); entities and stats come from a
-     * memory cache kept across homes, statistics per entity: 501 with home= */
-    .home_reads = STORE_HOME_FEED | STORE_HOME_SERIES | STORE_HOME_DEAD | STORE_HOME_REGISTRY,
+    /* issue 18: the home_id tag (influx_points.h), statistics and the entity
+     * list per entity and home (stats_influx.h, influx_summary.h); the totals of
+     * GET /api/v1/stats are kept across homes: 501 with home= */
+    .home_reads = STORE_HOME_FEED | STORE_HOME_SERIES | STORE_HOME_DEAD | STORE_HOME_REGISTRY | STORE_HOME_STATISTICS |
+                  STORE_HOME_ENTITIES,
     .dead_letters_home = store_influx_dead_letters_home,
     .health = store_influx_health,
     .info = store_influx_info,
-    .stats_fetch = store_influx_stats_fetch,
+    .stats_fetch_home = store_influx_stats_fetch,
     .maintain = store_influx_maintain,
     .feed = store_influx_feed,
     .entities = store_influx_entities,

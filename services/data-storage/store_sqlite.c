@@ -121,6 +121,10 @@ static const char *const store_sqlite_migrations[] = {
      * (store_sqlite_identity.h). Keep it after every migration that adds columns to events
      * or not: it copies whatever columns events has. */
     STORE_SQLITE_IDENTITY_MIGRATION,
+    /* 9 (issue 18): statistics per (entity, home) -- stats_meta rebuilt, existing rows
+     * to the home their events belong to, rows that mixed homes recomputed by the
+     * catch-up (stats_sqlite.h). New tables only: keep it after the migrations above. */
+    STATS_SQLITE_HOME_MIGRATION,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
@@ -583,10 +587,11 @@ static void store_sqlite_close(store *base) {
 
 /* ---- statistics and retention (stats_sqlite.c, retention_sqlite.c) ---- */
 
-static int store_sqlite_stats_rows(store *base, const char *entity_id, int hourly, int64_t start_us, int64_t end_us,
-                                   int *kind, stats_row *prev, int *has_prev, store_stats_row_fn fn, void *arg) {
+static int store_sqlite_stats_rows(store *base, const char *home, const char *entity_id, int hourly,
+                                   int64_t start_us, int64_t end_us, int *kind, stats_row *prev, int *has_prev,
+                                   store_stats_row_fn fn, void *arg) {
     store_sqlite *s = (store_sqlite *)base;
-    return stats_sqlite_rows(s->stats, entity_id, hourly, start_us, end_us, kind, prev, has_prev, fn, arg);
+    return stats_sqlite_rows(s->stats, home, entity_id, hourly, start_us, end_us, kind, prev, has_prev, fn, arg);
 }
 
 static int store_sqlite_maintain(store *base, int64_t now_us) {
@@ -617,10 +622,10 @@ static const store_ops store_sqlite_ops = {
     .entities = store_sqlite_entities,
     .series = store_sqlite_series,
     .stats = store_sqlite_stats,
-    /* issue 18: the home_id columns (store_sqlite_home.h); statistics are
-     * kept per entity, not per home, yet */
+    /* issue 18: the home_id columns (store_sqlite_home.h), statistics per
+     * (entity, home) (stats_sqlite.h, migration 9) */
     .home_reads = STORE_HOME_FEED | STORE_HOME_SERIES | STORE_HOME_ENTITIES | STORE_HOME_STATS | STORE_HOME_DEAD |
-                  STORE_HOME_REGISTRY,
+                  STORE_HOME_REGISTRY | STORE_HOME_STATISTICS,
     .dead_letters_home = store_sqlite_dead_letters_home,
     .homes = store_sqlite_homes,
     .health = store_sqlite_health,

@@ -7,10 +7,12 @@
 # carries the home_id tag (docs/CLICKHOUSE.md "Homes"); the default home's
 # points have none, so its series -- and every point written before the tag
 # existed -- are unchanged. The reads InfluxDB selects by home (events, feed,
-# series, dead letters, registry) must return only that home's rows; the
-# ones it cannot yet (entities and stats come from a cache kept across homes,
-# statistics per entity) must answer 501 naming home, never every home's
-# rows; on INFLUXDB_SCHEMA=homeassistant (HA's points carry no home) the
+# series, dead letters, registry, statistics: homeiq_statistics rows carry
+# the tag too, and each home's are computed from its own points only;
+# entities: the memory list and its snapshot points are per entity and home,
+# also after a restart) must return only that home's rows; the one it cannot
+# yet (the totals of stats are kept across homes) must answer 501 naming
+# home, never every home's rows; on INFLUXDB_SCHEMA=homeassistant (HA's points carry no home) the
 # event reads answer 501 with home=.
 # Usage: test_storage_homes_influx.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
@@ -89,14 +91,59 @@ check_eq "home=default: its 1 dead letter" 'bad default' \
   "$(get '/api/v1/dead-letters?home=default' | jq -r '[.dead_letters[].error] | join(",")')"
 check_eq "no home=: 3 dead letters" 3 "$(get '/api/v1/dead-letters' | jq .count)"
 
+# entities: one row per entity and home, never summed across homes (memory, then after a restart the snapshot)
+entities_check() { # entities_check TOTAL_PER_HOME WHEN
+  for h in default b; do
+    want=$([ $h = b ] && echo "$1 3 90.0 2 off" || echo "$1 2 20.0 2 off")
+    E=$(get "/api/v1/entities?home=$h")
+    check_eq "$2: home=$h: its entities (total, temp count, temp state, lamp count, lamp state)" "$want" \
+      "$(jq -r "\"\(.total) \" + (.entities[] | select(.entity_id == \"$T\") | \"\(.event_count) \(.state)\") + \" \" + (.entities[] | select(.entity_id == \"$L\") | \"\(.event_count) \(.state)\")" <<<"$E")"
+    check_eq "$2: home=$h: its entity rows carry its home only" "$([ $h = b ] && echo b || echo '')" \
+      "$(jq -r '[.entities[] | .home_id // ""] | unique | join(",")' <<<"$E")"
+  done
+  check_eq "$2: no home=: temp rows of both homes, counts 2 and 3" '2,3' \
+    "$(get '/api/v1/entities' | jq -r "[.entities[] | select(.entity_id == \"$T\") | .event_count] | sort | map(tostring) | join(\",\")")"
+  check_eq "$2: series home=b of the lamp: a timeline (its kind from memory)" 'on off' \
+    "$(get "/api/v1/series?entity_id=$L&start=2025-03-01T10:00:00Z&end=2025-03-01T11:00:00Z&home=b" | jq -r '[.segments[].state] | join(" ")')"
+}
+entities_check 2 "live"
+check_eq "home=nobody: no entities" 0 "$(get '/api/v1/entities?home=nobody' | jq .total)"
+
+# long-term statistics per (entity, home), as on SQLite (test_storage_homes_sqlite.sh), within the
+# retention policies (older states are stored but not counted): default has 10, 20 (H:00, H:10); b has
+# 10, 20, 90 (+H:20) at the same times
+S=sensor.h_stat H=$(date -u -d '-3 hours' +%Y-%m-%dT%H)
+check_eq "statistics: home default's states" 200 "$(post "[$(rec $S $H:00:00Z 10.0 10.0),$(rec $S $H:10:00Z 20.0 20.0)]")"
+check_eq "statistics: home b's, the same and one more" 200 \
+  "$(post "[$(rec $S $H:00:00Z 10.0 10.0),$(rec $S $H:10:00Z 20.0 20.0),$(rec $S $H:20:00Z 90.0 90.0)]" b)"
+ST="/api/v1/statistics?entity_id=$S,$L&start=$H:00:00Z&period=hour&types=mean,min,max,count"
+st_of() { get "$ST$1" | jq -r --arg t "$S" '.[$t][] | "\(.count) \(.min) \(.max) \(.mean * 1000 | round)"'; }
+check_eq "statistics home=b: b's 3 states (10, 20, 90), mean (600*10 + 600*20 + 300*90)/1500" '3 10 90 30000' "$(st_of '&home=b')"
+check_eq "statistics home=default: its 2 states (10, 20), mean (600*10 + 300*20)/900" '2 10 20 13333' "$(st_of '&home=default')"
+check_eq "statistics without home=: the default home's" '2 10 20 13333' "$(st_of '')"
+check_eq "statistics home=b, 5-minute rows: 10:00..10:20, one state each in 3 of them" '5 1,0,1,0,1' \
+  "$(get "${ST/period=hour/period=5minute}&home=b" | jq -r --arg t "$S" '"\(.[$t] | length) \([.[$t][].count] | map(tostring) | join(","))"')"
+check_eq "statistics home=nobody: no entity has statistics there" '{}' "$(get "$ST&home=nobody" | jq -c .)"
+check_eq "homeiq_statistics hourly rows: b's carry home_id=b, the default home's no tag" 'b:3 :2' \
+  "$(curl -s -G "$INFLUXDB_URL/query" --data-urlencode db=homes \
+       --data-urlencode 'q=SELECT "count" FROM homeiq_stats_hour.homeiq_statistics GROUP BY home_id' |
+     jq -r '[.results[0].series[] | "\(.tags.home_id):\(.values[0][1])"] | sort | reverse | join(" ")')"
+
 # what InfluxDB cannot select by home yet: 501 naming home (not every home's rows)
-for ep in "/api/v1/entities?home=b" "/api/v1/stats?home=b" \
-          "/api/v1/statistics?entity_id=$T&start=2025-03-01T00:00:00Z&home=b"; do
+for ep in "/api/v1/stats?home=b"; do
   r=$(curl -s -w ' %{http_code}' "$U$ep")
   check "$ep -> 501 naming home ($r)" bash -c "[[ '$r' == *' 501' && '$r' == '{\"error\":\"home: '* ]]"
 done
 check_eq "GET /api/v1/homes on influxdb: 501" 501 "$(code /api/v1/homes)"
 stop_pid "$PID_storage"; check_eq "data-storage exits cleanly" 0 $?
+# a restart restores the entity list from the snapshot (homeiq_summary points tagged home_id) and the feed after it
+check_eq "homeiq_summary: b's entity points carry home_id=b" 'b' \
+  "$(curl -s -G "$INFLUXDB_URL/query" --data-urlencode db=homes \
+       --data-urlencode "q=SHOW TAG VALUES FROM homeiq_summary WITH KEY = home_id" | jq -r '[.results[0].series[0].values[][1]] | join(",")')"
+DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
+check "data-storage restarts" wait_healthy "$U/health" 30
+entities_check 3 "after a restart"
+stop_pid "$PID_storage"; check_eq "data-storage exits cleanly after the restart" 0 $?
 
 # INFLUXDB_SCHEMA=homeassistant: HA's points carry no home: home= on event reads is 501
 P2=$(free_port)

@@ -5,9 +5,10 @@
 # Why: every read SQLite selects by home (the home_id columns of events,
 # entities, registry and dead letters: store_sqlite_home.h) must return only
 # that home's rows, and reads without home= must keep both homes' rows apart
-# (one entity/registry row per home); statistics, still kept per entity, must
-# say so with 501 naming home, never answer with every home's rows; a
-# malformed id is 400 naming home everywhere (HOMEIQ_HOME_ID's rules).
+# (one entity/registry row per home); long-term statistics are kept per
+# (entity, home) (stats_sqlite.h): the two homes' identical entity ids and
+# times are two series, never one; a malformed id is 400 naming home
+# everywhere (HOMEIQ_HOME_ID's rules).
 # (ClickHouse: test_storage_reads_clickhouse.sh; the upgrade of an older file:
 # tests/storage/test_sqlite_home.c.)
 # Usage: test_storage_homes_sqlite.sh /path/to/homeiq-data-storage
@@ -99,11 +100,16 @@ check_eq "stats: 9 events, 3 dead letters, 4 entity rows" '9 3 4' \
 check_eq "GET /api/v1/homes: both, with their event counts" 'b:5 default:4' \
   "$(get /api/v1/homes | jq -r '[.homes[] | "\(.home_id):\(.events)"] | join(" ")')"
 
-# what SQLite cannot select by home yet: statistics (kept per entity): 501 naming home
-for ep in "/api/v1/statistics?entity_id=$T&start=2025-03-01T00:00:00Z&home=b"; do
-  r=$(curl -s -w ' %{http_code}' "$U$ep")
-  check "$ep -> 501 naming home ($r)" bash -c "[[ '$r' == *' 501' && '$r' == '{\"error\":\"home: '* ]]"
-done
+# long-term statistics per (entity, home): default has 10, 20 (10:00, 10:10); b has 10, 20, 90 (+10:20),
+# at the same times. 5-minute rows end with the latest state's period: default 10:00-10:15, b 10:00-10:25.
+ST="/api/v1/statistics?entity_id=$T,$L&start=2025-03-01T00:00:00Z&period=hour&types=mean,min,max,count"
+st_of() { get "$ST$1" | jq -r --arg t "$T" '.[$t][] | "\(.count) \(.min) \(.max) \(.mean * 1000 | round)"'; }
+check_eq "statistics home=b: b's 3 states (10, 20, 90), mean (600*10 + 600*20 + 300*90)/1500" '3 10 90 30000' "$(st_of '&home=b')"
+check_eq "statistics home=default: its 2 states (10, 20), mean (600*10 + 300*20)/900" '2 10 20 13333' "$(st_of '&home=default')"
+check_eq "statistics without home=: the default home's" '2 10 20 13333' "$(st_of '')"
+check_eq "statistics home=b, 5-minute rows: 10:00..10:20, one state each in 3 of them" '5 1,0,1,0,1' \
+  "$(get "${ST/period=hour/period=5minute}&home=b" | jq -r --arg t "$T" '"\(.[$t] | length) \([.[$t][].count] | map(tostring) | join(","))"')"
+check_eq "statistics home=nobody: no entity has statistics there" '{}' "$(get "$ST&home=nobody" | jq -c .)"
 for ep in "/api/v1/events/feed?home=Bad!" "/api/v1/entities?home=" "/api/v1/series?entity_id=$T&home=a%20b" \
           "/api/v1/stats?home=-x" "/api/v1/dead-letters?home=UPPER" "/api/v1/registry?home=B" \
           "/api/v1/statistics?entity_id=$T&start=2025-03-01T00:00:00Z&home=Bad"; do
