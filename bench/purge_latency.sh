@@ -13,7 +13,8 @@
 #   GEN=sql|http (default: sql above 100,000 events -- straight into the SQLite
 #   file data-storage created, as bench/gen_sqlite_events.sql does for the
 #   dashboard, spread over 60 days instead of 30; http posts them)
-#   PURGE_STEP_BUDGET_MS / PURGE_STEP_MS / PURGE_STEP_ROWS: passed on when set.
+#   PURGE_STEP_BUDGET_MS / PURGE_STEP_MS / PURGE_STEP_ROWS / PURGE_COMMIT_FSYNC:
+#   passed on when set.
 #   CATCHUP=1 (GEN=sql only): leave the generated history without statistics,
 #   so data-storage's background catch-up (stats_catchup.c) computes them
 #   first: one more phase, "during-catchup", is measured before the purge.
@@ -93,12 +94,12 @@ while time.time() - t0 < secs:
 over10, over25 = sum(1 for x in lat if x > 10), sum(1 for x in lat if x > 25)
 lat.sort()
 p = lambda q: lat[min(len(lat) - 1, int(q * (len(lat) - 1) + 0.5))]
-print("%s: %d POSTs (%d events/s target): p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d over 10 ms, %d over 25 ms" %
-      (tag, len(lat), rate, p(0.5), p(0.99), lat[-1], over10, over25))
+print("%s: %d POSTs (%d events/s target): p50 %.2f ms, p99 %.2f ms, max %.2f ms; %d over 10 ms, %d over 25 ms; load %s" %
+      (tag, len(lat), rate, p(0.5), p(0.99), lat[-1], over10, over25, " ".join(open("/proc/loadavg").read().split()[:3])))
 PY
 }
 knobs=()
-for v in PURGE_STEP_BUDGET_MS PURGE_STEP_MS PURGE_STEP_ROWS; do [ -n "${!v:-}" ] && knobs+=("$v=${!v}"); done
+for v in PURGE_STEP_BUDGET_MS PURGE_STEP_MS PURGE_STEP_ROWS PURGE_COMMIT_FSYNC; do [ -n "${!v:-}" ] && knobs+=("$v=${!v}"); done
 start_bg purge env RETENTION_DAYS=30 PURGE_INTERVAL_MS=60000 "${knobs[@]}" "$BIN"
 pid=$LAST_PID; wait_healthy "$U/health" 60 || exit 1
 echo "purge knobs: ${knobs[*]:-defaults}"
@@ -119,6 +120,11 @@ echo "phases during the measured window:"; phases "$TEST_TMP/h1.json"
 wait_for ${PURGE_WAIT_S:-3600} bash -c "curl -s $U/health | jq -e '.backend.retention.purging == false and .backend.retention.events_purged > 0' >/dev/null"
 curl -s "$U/health" >"$TEST_TMP/h2.json"
 echo "purge done: $(jq -c '.backend.retention | {events_purged, stats_rows_purged, step_us_max, wal_frames, wal_frames_purge, wal_frames_other}' "$TEST_TMP/h2.json")"
+# load-robust figures: CPU and WAL frames per purged row, frames per step (what a batch's fsync may carry)
+jq -r '.backend.retention | select(.cost) | .cost as $c | (.events_purged + .stats_rows_purged) as $rows |
+  "purge cost: \($c.steps) steps, CPU \($c.cpu_us / 1000 | floor) ms = \($c.cpu_us / ([$rows,1]|max) * 100 | round / 100) us per purged row; WAL frames \(.wal_frames_purge / ([$rows,1]|max) * 1000 | round / 1000) per purged row, \(.wal_frames_purge / ([$c.steps,1]|max) * 10 | round / 10) per step; \($c.pages_freed) pages vacuumed; cost model \($c.delete_us_per_row | round) us/row, \($c.vacuum_us_per_page | round) us/page; commit_fsync \($c.commit_fsync)"' "$TEST_TMP/h2.json"
+jq -r '.backend.retention.phases // {} | [.step, .batch_idle, .batch_purging, .batch_checkpoint] | select(.[1]) |
+  "a batch write takes on average: idle \(.[1].total_us / ([.[1].n,1]|max) / 10 | round / 100) ms (n \(.[1].n)), beside a purge \(.[2].total_us / ([.[2].n,1]|max) / 10 | round / 100) ms (n \(.[2].n)), beside a checkpoint \(.[3].total_us / ([.[3].n,1]|max) / 10 | round / 100) ms (n \(.[3].n)); a step blocks the loop \(.[0].total_us / ([.[0].n,1]|max) / 10 | round / 100) ms on average, max \(.[0].max_us / 1000) ms"' "$TEST_TMP/h2.json"
 echo "phases over the whole purge:"; phases "$TEST_TMP/h2.json"
 load "$SECS" after-purge
 stop_pid "$pid"

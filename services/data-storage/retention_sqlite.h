@@ -43,9 +43,18 @@ void retention_sqlite_close(retention_sqlite *r);
  * -1 = failed (lock busy: try again later). */
 int retention_sqlite_step(retention_sqlite *r, int64_t now_us);
 
+/* Around a batch's write (BEGIN..COMMIT): _start says whether the WAL's
+ * checkpointer runs; _done files the write's time in the phase histogram of
+ * what ran beside it (retention_phases.h: batch_idle, batch_purging,
+ * batch_checkpoint). r may be NULL. */
+int retention_sqlite_batch_start(retention_sqlite *r);
+void retention_sqlite_batch_done(retention_sqlite *r, int ckpt, long long us);
+
 /* {"retention_days":..,"statistics_5min_retention_days":..,"events_purged":N,
  *  "stats_rows_purged":N,"auto_vacuum":"incremental"|"none","freelist_pages":N,
- *  "purging":bool (more to do after the last step),"step_us_last","step_us_max"} */
+ *  "purging":bool (more to do after the last step),"step_us_last","step_us_max",
+ *  "phases":{..},"wal_frames*":N,"cost":{"steps","cpu_us" (the steps' CPU),"pages_freed",
+ *  "delete_us_per_row","vacuum_us_per_page" (what sizes the statements),"commit_fsync"}} */
 json_t *retention_sqlite_info(retention_sqlite *r);
 
 #endif

@@ -106,6 +106,14 @@ int retention_wal_commit(retention_wal *w, long long frames) {
     return waiting >= w->autockpt * RETENTION_WAL_INLINE_FACTOR;
 }
 
+int retention_wal_running(retention_wal *w) {
+    if (!w) return 0;
+    pthread_mutex_lock(&w->mu);
+    int running = w->running;
+    pthread_mutex_unlock(&w->mu);
+    return running;
+}
+
 void retention_wal_hist(retention_wal *w, retention_hist *out) {
     pthread_mutex_lock(&w->mu);
     *out = w->hist;

@@ -39,6 +39,9 @@ void retention_wal_close(retention_wal *w);
  * checkpoint inline (the thread is far behind or not running), else 0. */
 int retention_wal_commit(retention_wal *w, long long frames);
 
+/* 1 while the thread runs a checkpoint (0 for NULL). */
+int retention_wal_running(retention_wal *w);
+
 /* Copies the thread's checkpoint histogram (under its lock). */
 void retention_wal_hist(retention_wal *w, retention_hist *out);
 
