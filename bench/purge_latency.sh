@@ -123,10 +123,15 @@ echo "purge done: $(jq -c '.backend.retention | {events_purged, stats_rows_purge
 # load-robust figures: CPU and WAL frames per purged row, frames per step (what a batch's fsync may carry)
 jq -r '.backend.retention | select(.cost) | .cost as $c | (.events_purged + .stats_rows_purged) as $rows |
   "purge cost: \($c.steps) steps, CPU \($c.cpu_us / 1000 | floor) ms = \($c.cpu_us / ([$rows,1]|max) * 100 | round / 100) us per purged row; WAL frames \(.wal_frames_purge / ([$rows,1]|max) * 1000 | round / 1000) per purged row, \(.wal_frames_purge / ([$c.steps,1]|max) * 10 | round / 10) per step; \($c.pages_freed) pages vacuumed; cost model \($c.delete_us_per_row | round) us/row, \($c.vacuum_us_per_page | round) us/page; commit_fsync \($c.commit_fsync)"' "$TEST_TMP/h2.json"
+batches() {   # a batch's write by what ran beside it (phases batch_*), and the steps' blocking of the loop
 jq -r '.backend.retention.phases // {} | [.step, .batch_idle, .batch_purging, .batch_checkpoint] | select(.[1]) |
-  "a batch write takes on average: idle \(.[1].total_us / ([.[1].n,1]|max) / 10 | round / 100) ms (n \(.[1].n)), beside a purge \(.[2].total_us / ([.[2].n,1]|max) / 10 | round / 100) ms (n \(.[2].n)), beside a checkpoint \(.[3].total_us / ([.[3].n,1]|max) / 10 | round / 100) ms (n \(.[3].n)); a step blocks the loop \(.[0].total_us / ([.[0].n,1]|max) / 10 | round / 100) ms on average, max \(.[0].max_us / 1000) ms"' "$TEST_TMP/h2.json"
+  "a batch write takes on average: idle \(.[1].total_us / ([.[1].n,1]|max) / 10 | round / 100) ms (n \(.[1].n)), beside a purge \(.[2].total_us / ([.[2].n,1]|max) / 10 | round / 100) ms (n \(.[2].n)), beside a checkpoint \(.[3].total_us / ([.[3].n,1]|max) / 10 | round / 100) ms (n \(.[3].n)); a step blocks the loop \(.[0].total_us / ([.[0].n,1]|max) / 10 | round / 100) ms on average, max \(.[0].max_us / 1000) ms"' "$1"
+}
 echo "phases over the whole purge:"; phases "$TEST_TMP/h2.json"
 load "$SECS" after-purge
+curl -s "$U/health" >"$TEST_TMP/h3.json"
+batches "$TEST_TMP/h3.json"
+echo "phases over the whole run:"; phases "$TEST_TMP/h3.json" | grep -E '^  (batch_|step)'
 stop_pid "$pid"
 size2=$(stat -c %s "$TEST_TMP/data/events.db")
 echo "events.db: $size1 bytes with $OLD events (half older than 30 days), $size2 after the purge"

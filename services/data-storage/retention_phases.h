@@ -27,6 +27,7 @@ typedef enum {
     RP_CHECKPOINT_PURGE,  /* a WAL checkpoint run by the purge */
     RP_CHECKPOINT_BATCH,  /* a WAL checkpoint run in a batch's commit */
     RP_CHECKPOINT_THREAD, /* a WAL checkpoint run off the loop (retention_wal.h) */
+    RP_WAL_FLUSH,         /* that thread's fdatasync of the WAL after a purge step */
     RP_STEP,              /* a whole purge step */
     RP_BATCH_IDLE,        /* a batch's write (BEGIN..COMMIT), no purge under way, no checkpoint running */
     RP_BATCH_PURGING,     /* a batch's write while a purge is under way (between its steps) */

@@ -355,6 +355,7 @@ int retention_sqlite_step(retention_sqlite *r, int64_t now_us) {
         abort();
     }
     r->in_step = 0;
+    if (!r->commit_fsync && rc >= 0) retention_wal_flush(r->wal);
     r->steps++;
     r->cpu_us += retention_thread_cpu_us() - cpu0;
     r->step_us_last = retention_mono_us() - t0;
@@ -441,7 +442,7 @@ void retention_sqlite_batch_done(retention_sqlite *r, int ckpt, long long us) {
 
 static json_t *retention_sqlite_phases(retention_sqlite *r) {
     retention_phases p = r->phases;
-    if (r->wal) retention_wal_hist(r->wal, &p.h[RP_CHECKPOINT_THREAD]);
+    if (r->wal) retention_wal_hist(r->wal, &p.h[RP_CHECKPOINT_THREAD], &p.h[RP_WAL_FLUSH]);
     return retention_phases_json(&p);
 }
 
@@ -452,7 +453,7 @@ json_t *retention_sqlite_info(retention_sqlite *r) {
     json_t *ov = json_object();
     for (size_t i = 0; i < r->rules.n; i++)
         json_object_set_new(ov, r->rules.r[i].name, json_integer((json_int_t)r->rules.r[i].days));
-    return json_pack("{s:I,s:o,s:o*,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I,s:o*,s:I,s:I,s:I}", "retention_days", (json_int_t)r->raw_days,
+    return json_pack("{s:I,s:o,s:o*,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I,s:o*,s:I,s:I,s:I,s:o*}", "retention_days", (json_int_t)r->raw_days,
                      "overrides", ov, "statistics_catchup", r->catchup ? stats_catchup_info(r->catchup) : NULL,
                      "statistics_5min_retention_days", (json_int_t)r->s5_days, "events_purged",
                      (json_int_t)r->events_purged, "stats_rows_purged", (json_int_t)r->stats_purged, "auto_vacuum",
