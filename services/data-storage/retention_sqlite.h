@@ -6,10 +6,11 @@
  * RETENTION_DAYS (default: never), 5-minute statistics older than
  * STATISTICS_5MIN_RETENTION_DAYS (default 10; each entity's latest row is kept
  * as the carry for its next update), hourly statistics never. Each step is one
- * short transaction bounded in rows and time (at most PURGE_STEP_ROWS rows
- * deleted and pages vacuumed, in statements started only while
- * PURGE_STEP_BUDGET_MS lasts: the rows bound the commit's WAL frames, hence
- * its fsync), committed before the step returns to the loop -- the store has one
+ * short transaction bounded in time and rows (PURGE_STEP_BUDGET_MS; at most
+ * PURGE_STEP_ROWS rows deleted and pages vacuumed), each statement sized by
+ * the measured cost of a row / a page to end within the time left, committed
+ * without an fsync of its own (PURGE_COMMIT_FSYNC=0: the next batch's fsync
+ * covers it) before the step returns to the loop -- the store has one
  * connection on the loop's thread, so a batch never waits for the write lock
  * across a purge's commit, only for the end of one step. The file shrinks
  * through SQLite's incremental vacuum (auto_vacuum=INCREMENTAL, set on new
