@@ -122,7 +122,10 @@ curl -s "$U/health" >"$TEST_TMP/h2.json"
 echo "purge done: $(jq -c '.backend.retention | {events_purged, stats_rows_purged, step_us_max, wal_frames, wal_frames_purge, wal_frames_other}' "$TEST_TMP/h2.json")"
 # load-robust figures: CPU and WAL frames per purged row, frames per step (what a batch's fsync may carry)
 jq -r '.backend.retention | select(.cost) | .cost as $c | (.events_purged + .stats_rows_purged) as $rows |
-  "purge cost: \($c.steps) steps, CPU \($c.cpu_us / 1000 | floor) ms = \($c.cpu_us / ([$rows,1]|max) * 100 | round / 100) us per purged row; WAL frames \(.wal_frames_purge / ([$rows,1]|max) * 1000 | round / 1000) per purged row, \(.wal_frames_purge / ([$c.steps,1]|max) * 10 | round / 10) per step; \($c.pages_freed) pages vacuumed; cost model \($c.delete_us_per_row | round) us/row, \($c.vacuum_us_per_page | round) us/page; commit_fsync \($c.commit_fsync)"' "$TEST_TMP/h2.json"
+  "purge cost: \($c.steps) steps, CPU \($c.cpu_us / 1000 | floor) ms = \($c.cpu_us / ([$rows,1]|max) * 100 | round / 100) us per purged row; WAL frames \(.wal_frames_purge / ([$rows,1]|max) * 1000 | round / 1000) per purged row, \(.wal_frames_purge / ([$c.steps,1]|max) * 10 | round / 10) per step; \($c.pages_freed) pages vacuumed; cost model \($c.delete_us_per_row | round) us/row, \($c.vacuum_us_per_page | round) us/page; commit_fsync \($c.commit_fsync)",
+  (select($c.cpu_delete_us) | .phases as $p | "wall vs CPU on the loop (the rest: waiting for a core or the disk): " +
+   ([["delete", $c.cpu_delete_us], ["vacuum", $c.cpu_vacuum_us], ["commit", $c.cpu_commit_us]] |
+    map("\(.[0]) \($p[.[0]].total_us / 1000 | round) / \(.[1] / 1000 | round) ms") | join(", ")))' "$TEST_TMP/h2.json"
 batches() {   # a batch's write by what ran beside it (phases batch_*), and the steps' blocking of the loop
 jq -r '.backend.retention.phases // {} | [.step, .batch_idle, .batch_purging, .batch_checkpoint] | select(.[1]) |
   "a batch write takes on average: idle \(.[1].total_us / ([.[1].n,1]|max) / 10 | round / 100) ms (n \(.[1].n)), beside a purge \(.[2].total_us / ([.[2].n,1]|max) / 10 | round / 100) ms (n \(.[2].n)), beside a checkpoint \(.[3].total_us / ([.[3].n,1]|max) / 10 | round / 100) ms (n \(.[3].n)); a step blocks the loop \(.[0].total_us / ([.[0].n,1]|max) / 10 | round / 100) ms on average, max \(.[0].max_us / 1000) ms"' "$1"

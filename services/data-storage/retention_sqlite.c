@@ -35,6 +35,7 @@ struct retention_sqlite {
     long long commit_fsync;             /* PURGE_COMMIT_FSYNC */
     double del_us_row, vac_us_page;     /* measured cost of a deleted row / a vacuumed page (µs) */
     long long cpu_us, steps;            /* CPU time (user+sys, the loop's thread) of all steps; their number */
+    long long cpu_delete_us, cpu_vacuum_us, cpu_commit_us; /* of those, in each phase: wall - CPU = waiting */
     retention_rules rules;              /* RETENTION_OVERRIDES */
     stats_catchup *catchup;             /* history before the statistics; NULL when STATISTICS=0 */
     sqlite3_stmt **del_rule;            /* per rule with days > 0 (NULL for 0 = keep forever) */
@@ -239,6 +240,13 @@ static int retention_run(retention_sqlite *r, sqlite3_stmt *st) {
     return -1;
 }
 
+/* CPU time (user + system) of the calling thread, µs. */
+static long long retention_thread_cpu_us(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0) return 0;
+    return (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
 /* Learns what one unit (a deleted row, a vacuumed page) costs, in µs: a
  * dearer one at once (the next statement shrinks now), a cheaper one slowly. */
 static void retention_cost_learn(double *cost, long long us, long long units) {
@@ -260,9 +268,10 @@ static long long retention_fit(const retention_sqlite *r, long long limit_us, do
 static int retention_delete(retention_sqlite *r, sqlite3_stmt *del, int64_t cutoff, long long limit, long long *n) {
     sqlite3_bind_int64(del, 1, cutoff);
     sqlite3_bind_int64(del, 2, limit);
-    long long t0 = retention_mono_us();
+    long long t0 = retention_mono_us(), cpu0 = retention_thread_cpu_us();
     int rc = retention_run(r, del);
     long long us = retention_mono_us() - t0;
+    r->cpu_delete_us += retention_thread_cpu_us() - cpu0;
     retention_phases_add(&r->phases, RP_DELETE, us);
     if (rc != 0) return -1;
     *n = sqlite3_changes(r->db);
@@ -334,13 +343,6 @@ static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
 
 static int retention_step_run(retention_sqlite *r, int64_t now_us);
 
-/* CPU time (user + system) of the calling thread, µs. */
-static long long retention_thread_cpu_us(void) {
-    struct rusage ru;
-    if (getrusage(RUSAGE_THREAD, &ru) != 0) return 0;
-    return (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-}
-
 int retention_sqlite_step(retention_sqlite *r, int64_t now_us) {
     long long cpu0 = retention_thread_cpu_us();
     long long t0 = r->step_t0 = retention_mono_us();
@@ -388,9 +390,10 @@ static int retention_vacuum(retention_sqlite *r, int *more) {
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
         int rc;
-        long long t0 = retention_mono_us();
+        long long t0 = retention_mono_us(), cpu0 = retention_thread_cpu_us();
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
         long long us = retention_mono_us() - t0;
+        r->cpu_vacuum_us += retention_thread_cpu_us() - cpu0;
         retention_phases_add(&r->phases, RP_VACUUM, us);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE) return -1;
@@ -416,9 +419,10 @@ static int retention_step_run(retention_sqlite *r, int64_t now_us) {
         rc = retention_deletes(r, now_us, &more) != 0 || retention_vacuum(r, &more) != 0 ? -1 : 0;
     }
     if (rc >= 0) {
-        long long t0 = retention_mono_us();
+        long long t0 = retention_mono_us(), cpu0 = retention_thread_cpu_us();
         r->ckpt_us = 0;
         rc = retention_run(r, r->commit);
+        r->cpu_commit_us += retention_thread_cpu_us() - cpu0;
         retention_phases_add(&r->phases, RP_COMMIT, retention_mono_us() - t0 - r->ckpt_us);
     }
     if (rc < 0) {
@@ -461,7 +465,9 @@ json_t *retention_sqlite_info(retention_sqlite *r) {
                      "purging", r->purging, "step_us_last", (json_int_t)r->step_us_last, "step_us_max",
                      (json_int_t)r->step_us_max, "phases", retention_sqlite_phases(r), "wal_frames", (json_int_t)r->wal_frames, "wal_frames_purge",
                      (json_int_t)r->frames_purge, "wal_frames_other", (json_int_t)r->frames_batch, "cost",
-                     json_pack("{s:I,s:I,s:I,s:f,s:f,s:b}", "steps", (json_int_t)r->steps, "cpu_us", (json_int_t)r->cpu_us,
+                     json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:b}", "steps", (json_int_t)r->steps, "cpu_us", (json_int_t)r->cpu_us,
+                               "cpu_delete_us", (json_int_t)r->cpu_delete_us, "cpu_vacuum_us", (json_int_t)r->cpu_vacuum_us,
+                               "cpu_commit_us", (json_int_t)r->cpu_commit_us,
                                "pages_freed", (json_int_t)r->pages_freed, "delete_us_per_row", r->del_us_row,
                                "vacuum_us_per_page", r->vac_us_page, "commit_fsync", (int)r->commit_fsync));
 }
