@@ -98,6 +98,9 @@ print("%s: %d POSTs (%d events/s target): p50 %.2f ms, p99 %.2f ms, max %.2f ms;
       (tag, len(lat), rate, p(0.5), p(0.99), lat[-1], over10, over25, " ".join(open("/proc/loadavg").read().split()[:3])))
 PY
 }
+proc_cpu_ms() {   # utime + stime of a process, ms
+  awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$1/stat"
+}
 knobs=()
 for v in PURGE_STEP_BUDGET_MS PURGE_STEP_MS PURGE_STEP_ROWS PURGE_COMMIT_FSYNC; do [ -n "${!v:-}" ] && knobs+=("$v=${!v}"); done
 start_bg purge env RETENTION_DAYS=30 PURGE_INTERVAL_MS=60000 "${knobs[@]}" "$BIN"
@@ -112,6 +115,7 @@ if [ "${CATCHUP:-0}" = 1 ]; then
 fi
 load "$SECS" during-purge
 curl -s "$U/health" >"$TEST_TMP/h1.json"
+cpu1=$(proc_cpu_ms "$pid")
 echo "purge so far: $(jq -c '.backend.retention | {events_purged, stats_rows_purged, purging, step_us_max, wal_frames, wal_frames_purge, wal_frames_other}' "$TEST_TMP/h1.json")"
 phases() {   # one line per phase: n, max, count over 10 / 25 ms, total
   jq -r '.backend.retention.phases // {} | to_entries[] | "  \(.key): n \(.value.n), max \(.value.max_us / 1000) ms, over 10 ms \(.value.over_10ms), over 25 ms \(.value.over_25ms), total \(.value.total_us / 1000) ms, le_ms \(.value.le_ms | tostring)"' "$1"
@@ -119,10 +123,17 @@ phases() {   # one line per phase: n, max, count over 10 / 25 ms, total
 echo "phases during the measured window:"; phases "$TEST_TMP/h1.json"
 wait_for ${PURGE_WAIT_S:-3600} bash -c "curl -s $U/health | jq -e '.backend.retention.purging == false and .backend.retention.events_purged > 0' >/dev/null"
 curl -s "$U/health" >"$TEST_TMP/h2.json"
+cpu2=$(proc_cpu_ms "$pid")
+# any binary (old ones have no retention.cost): the whole process' CPU (loop, checkpoint thread) from the end of
+# the measured window to the end of the purge, when nothing but the purge (and /health polls) ran
+jq -r --argjson cpu $((cpu2 - cpu1)) --slurpfile h1 "$TEST_TMP/h1.json" '.backend.retention as $r | $h1[0].backend.retention as $a |
+  (($r.events_purged + $r.stats_rows_purged) - ($a.events_purged + $a.stats_rows_purged)) as $rows |
+  (($r.phases.step.n // 0) - ($a.phases.step.n // 0)) as $steps | ($r.wal_frames_purge - $a.wal_frames_purge) as $fr |
+  "after the window, purge alone: \($rows) rows in \($steps) steps, process CPU \($cpu) ms = \($cpu * 1000 / ([$rows,1]|max) * 100 | round / 100) us per purged row; WAL frames \($fr / ([$rows,1]|max) * 1000 | round / 1000) per row, \($fr / ([$steps,1]|max) * 10 | round / 10) per step"' "$TEST_TMP/h2.json"
 echo "purge done: $(jq -c '.backend.retention | {events_purged, stats_rows_purged, step_us_max, wal_frames, wal_frames_purge, wal_frames_other}' "$TEST_TMP/h2.json")"
 # load-robust figures: CPU and WAL frames per purged row, frames per step (what a batch's fsync may carry)
 jq -r '.backend.retention | select(.cost) | .cost as $c | (.events_purged + .stats_rows_purged) as $rows |
-  "purge cost: \($c.steps) steps, CPU \($c.cpu_us / 1000 | floor) ms = \($c.cpu_us / ([$rows,1]|max) * 100 | round / 100) us per purged row; WAL frames \(.wal_frames_purge / ([$rows,1]|max) * 1000 | round / 1000) per purged row, \(.wal_frames_purge / ([$c.steps,1]|max) * 10 | round / 10) per step; \($c.pages_freed) pages vacuumed; cost model \($c.delete_us_per_row | round) us/row, \($c.vacuum_us_per_page | round) us/page; commit_fsync \($c.commit_fsync)",
+  "purge cost: \($c.steps) steps, CPU \($c.cpu_us / 1000 | floor) ms = \($c.cpu_us / ([$rows,1]|max) * 100 | round / 100) us per purged row; WAL frames \(.wal_frames_purge / ([$rows,1]|max) * 1000 | round / 1000) per purged row, \(.wal_frames_purge / ([.phases.step.n,1]|max) * 10 | round / 10) per step; \($c.pages_freed) pages vacuumed; cost model \($c.delete_us_per_row | round) us/row, \($c.vacuum_us_per_page | round) us/page; commit_fsync \($c.commit_fsync)",
   (select($c.cpu_delete_us) | .phases as $p | "wall vs CPU on the loop (the rest: waiting for a core or the disk): " +
    ([["delete", $c.cpu_delete_us], ["vacuum", $c.cpu_vacuum_us], ["commit", $c.cpu_commit_us]] |
     map("\(.[0]) \($p[.[0]].total_us / 1000 | round) / \(.[1] / 1000 | round) ms") | join(", ")))' "$TEST_TMP/h2.json"
