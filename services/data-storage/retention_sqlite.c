@@ -35,6 +35,7 @@ struct retention_sqlite {
     long long commit_fsync;             /* PURGE_COMMIT_FSYNC */
     double del_us_row, vac_us_page;     /* measured cost of a deleted row / a vacuumed page (µs) */
     long long cpu_us, steps;            /* CPU time (user+sys, the loop's thread) of all steps; their number */
+    long long waits;                    /* ticks that started no step: the WAL thread was busy */
     long long cpu_delete_us, cpu_vacuum_us, cpu_commit_us; /* of those, in each phase: wall - CPU = waiting */
     retention_rules rules;              /* RETENTION_OVERRIDES */
     stats_catchup *catchup;             /* history before the statistics; NULL when STATISTICS=0 */
@@ -344,6 +345,10 @@ static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
 static int retention_step_run(retention_sqlite *r, int64_t now_us);
 
 int retention_sqlite_step(retention_sqlite *r, int64_t now_us) {
+    if (retention_wal_busy(r->wal)) {   /* the disk is busy with the last step's pages or a checkpoint */
+        r->waits++;
+        return 1;
+    }
     long long cpu0 = retention_thread_cpu_us();
     long long t0 = r->step_t0 = retention_mono_us();
     r->step_left = r->step_rows;
@@ -465,7 +470,7 @@ json_t *retention_sqlite_info(retention_sqlite *r) {
                      "purging", r->purging, "step_us_last", (json_int_t)r->step_us_last, "step_us_max",
                      (json_int_t)r->step_us_max, "phases", retention_sqlite_phases(r), "wal_frames", (json_int_t)r->wal_frames, "wal_frames_purge",
                      (json_int_t)r->frames_purge, "wal_frames_other", (json_int_t)r->frames_batch, "cost",
-                     json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:b}", "steps", (json_int_t)r->steps, "cpu_us", (json_int_t)r->cpu_us,
+                     json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:b}", "steps", (json_int_t)r->steps, "waits", (json_int_t)r->waits, "cpu_us", (json_int_t)r->cpu_us,
                                "cpu_delete_us", (json_int_t)r->cpu_delete_us, "cpu_vacuum_us", (json_int_t)r->cpu_vacuum_us,
                                "cpu_commit_us", (json_int_t)r->cpu_commit_us,
                                "pages_freed", (json_int_t)r->pages_freed, "delete_us_per_row", r->del_us_row,

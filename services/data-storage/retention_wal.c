@@ -16,7 +16,7 @@ struct retention_wal {
     pthread_mutex_t mu;         /* guards everything below */
     pthread_cond_t cv;
     int kick, running, quit;
-    int flush;                  /* a purge step committed without fsync: flush the WAL */
+    int flush, flushing;        /* a purge step committed without fsync: flush the WAL; doing it */
     int wal_fd;                 /* the WAL, opened by path for that flush (-1: none) */
     retention_hist flush_hist;  /* those flushes */
     long long backfilled;       /* frames of the WAL already in events.db */
@@ -27,11 +27,13 @@ struct retention_wal {
  * batch's own fsync finds little left to write. Called and returns with w->mu. */
 static void retention_wal_flush_run(retention_wal *w) {
     w->flush = 0;
+    w->flushing = 1;
     pthread_mutex_unlock(&w->mu);
     long long t0 = retention_mono_us();
     if (w->wal_fd >= 0 && fdatasync(w->wal_fd) != 0) log_warn("wal flush: fdatasync failed");
     long long us = retention_mono_us() - t0;
     pthread_mutex_lock(&w->mu);
+    w->flushing = 0;
     retention_phases_hist_add(&w->flush_hist, us);
 }
 
@@ -149,6 +151,14 @@ void retention_wal_flush(retention_wal *w) {
         pthread_cond_signal(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
+}
+
+int retention_wal_busy(retention_wal *w) {
+    if (!w) return 0;
+    pthread_mutex_lock(&w->mu);
+    int busy = w->kick || w->running || w->flush || w->flushing;
+    pthread_mutex_unlock(&w->mu);
+    return busy;
 }
 
 void retention_wal_hist(retention_wal *w, retention_hist *out, retention_hist *flush) {

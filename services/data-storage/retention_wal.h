@@ -49,6 +49,11 @@ int retention_wal_running(retention_wal *w);
  * or while a checkpoint (which syncs the WAL first) is pending. */
 void retention_wal_flush(retention_wal *w);
 
+/* 1 while a checkpoint or a flush is asked for or running (0 for NULL): the
+ * purge starts no step then, so its writes never queue on the disk behind
+ * (or ahead of) its own earlier ones, where a batch's fsync would wait. */
+int retention_wal_busy(retention_wal *w);
+
 /* Copies the thread's checkpoint and flush histograms (under its lock). */
 void retention_wal_hist(retention_wal *w, retention_hist *out, retention_hist *flush);
 
