@@ -66,9 +66,10 @@ PY
 fi
 echo "generated $OLD events over 60 days ($GEN) in $(echo "$(date +%s.%N) - $t0" | bc) s"
 size1=$(stat -c %s "$TEST_TMP/data/events.db")
+rows1=$(sqlite3 "$TEST_TMP/data/events.db" "SELECT count(*) FROM events")
 # live load: RATE events/s in batches of 10; prints p50 p99 max (ms) of each phase
 load() {
-  python3 - "$port" "$RATE" "$1" "$2" <<'PY'
+  python3 - "$port" "$RATE" "$1" "$2" "$TEST_TMP/acked" <<'PY'
 import http.client, json, sys, time, datetime
 port, rate, secs, tag = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", port)
@@ -91,6 +92,7 @@ while time.time() - t0 < secs:
     nxt = t0 + n * 10.0 / rate
     if nxt > time.time():
         time.sleep(nxt - time.time())
+open(sys.argv[5], "a").write("%d\n" % (n * 10))   # events acked, for the count check
 over10, over25 = sum(1 for x in lat if x > 10), sum(1 for x in lat if x > 25)
 lat.sort()
 p = lambda q: lat[min(len(lat) - 1, int(q * (len(lat) - 1) + 0.5))]
@@ -148,5 +150,18 @@ batches "$TEST_TMP/h3.json"
 echo "phases over the whole run:"; phases "$TEST_TMP/h3.json" | grep -E '^  (batch_|step)'
 stop_pid "$pid"
 size2=$(stat -c %s "$TEST_TMP/data/events.db")
+# nothing unpurged lost: rows now = rows before + events acked - events purged; and none older than the cut-off
+# (30 days floored to the hour, so older than 30 days + 1 h) is left
+rows2=$(sqlite3 "$TEST_TMP/data/events.db" "SELECT count(*) FROM events")
+acked=$(awk '{s += $1} END {print s + 0}' "$TEST_TMP/acked")
+purged=$(jq '.backend.retention.events_purged' "$TEST_TMP/h3.json")
+left=$(sqlite3 "$TEST_TMP/data/events.db" "SELECT count(*) FROM events WHERE time_us < ($(date +%s) - 30 * 86400 - 3600) * 1000000")
+if [ "$rows2" -eq $((rows1 + acked - purged)) ] && [ "$left" -eq 0 ]; then
+  echo "counts: OK -- $rows1 events + $acked acked - $purged purged = $rows2 in the file; none older than the cut-off left"
+else
+  echo "counts: MISMATCH -- $rows1 events + $acked acked - $purged purged != $rows2 in the file, or $left older than the cut-off left"
+  status=1
+fi
 echo "events.db: $size1 bytes with $OLD events (half older than 30 days), $size2 after the purge"
 echo "# machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+exit "${status:-0}"
