@@ -34,6 +34,7 @@ struct retention_sqlite {
     sqlite3_stmt *sync_normal, *sync_full; /* around a step when PURGE_COMMIT_FSYNC=0 */
     long long commit_fsync;             /* PURGE_COMMIT_FSYNC */
     double del_us_row, vac_us_page;     /* measured cost of a deleted row / a vacuumed page (µs) */
+    double commit_us;                   /* measured cost of a step's COMMIT (µs): kept out of the work's time */
     long long cpu_us, steps;            /* CPU time (user+sys, the loop's thread) of all steps; their number */
     long long waits;                    /* ticks that started no step: the WAL thread was busy */
     long long cpu_delete_us, cpu_vacuum_us, cpu_commit_us; /* of those, in each phase: wall - CPU = waiting */
@@ -280,10 +281,17 @@ static int retention_delete(retention_sqlite *r, sqlite3_stmt *del, int64_t cuto
     return 0;
 }
 
-/* The deletes' share of the step's time: the rest is the vacuum's, so the
- * file shrinks while the purge goes rather than after it. */
+/* The time the step's statements may take: the budget less what its COMMIT
+ * is expected to cost (writing its frames), at least a quarter of it. */
+static long long retention_work_limit(const retention_sqlite *r) {
+    long long work = r->budget_us - (long long)r->commit_us;
+    return work > r->budget_us / 4 ? work : r->budget_us / 4;
+}
+
+/* The deletes' share of that: the rest is the vacuum's, so the file shrinks
+ * while the purge goes rather than after it. */
 static long long retention_delete_limit(const retention_sqlite *r) {
-    return r->budget_us * 2 / 3;
+    return retention_work_limit(r) * 2 / 3;
 }
 
 /* The step's time (its deletes' share) or its rows are spent: commit and
@@ -295,7 +303,7 @@ static int retention_spent(const retention_sqlite *r) {
 
 /* Only the time: the catch-up counts no rows. */
 static int retention_spent_time(const retention_sqlite *r) {
-    return retention_mono_us() - r->step_t0 >= r->budget_us;
+    return retention_mono_us() - r->step_t0 >= retention_work_limit(r);
 }
 
 static int64_t retention_cutoff(int64_t now_us, long long days) {
@@ -388,7 +396,7 @@ static int retention_vacuum(retention_sqlite *r, int *more) {
             *more = 1;
             return 0;
         }
-        long long pages = retention_fit(r, r->budget_us, r->vac_us_page, left < freelist ? left : freelist);
+        long long pages = retention_fit(r, retention_work_limit(r), r->vac_us_page, left < freelist ? left : freelist);
         char sql[64];
         left -= pages;
         snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%lld)", pages);
@@ -428,7 +436,9 @@ static int retention_step_run(retention_sqlite *r, int64_t now_us) {
         r->ckpt_us = 0;
         rc = retention_run(r, r->commit);
         r->cpu_commit_us += retention_thread_cpu_us() - cpu0;
-        retention_phases_add(&r->phases, RP_COMMIT, retention_mono_us() - t0 - r->ckpt_us);
+        long long us = retention_mono_us() - t0 - r->ckpt_us;
+        retention_phases_add(&r->phases, RP_COMMIT, us);
+        retention_cost_learn(&r->commit_us, us, 1);
     }
     if (rc < 0) {
         if (!sqlite3_get_autocommit(r->db)) retention_run(r, r->rollback);
@@ -470,9 +480,9 @@ json_t *retention_sqlite_info(retention_sqlite *r) {
                      "purging", r->purging, "step_us_last", (json_int_t)r->step_us_last, "step_us_max",
                      (json_int_t)r->step_us_max, "phases", retention_sqlite_phases(r), "wal_frames", (json_int_t)r->wal_frames, "wal_frames_purge",
                      (json_int_t)r->frames_purge, "wal_frames_other", (json_int_t)r->frames_batch, "cost",
-                     json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:b}", "steps", (json_int_t)r->steps, "waits", (json_int_t)r->waits, "cpu_us", (json_int_t)r->cpu_us,
+                     json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:b}", "steps", (json_int_t)r->steps, "waits", (json_int_t)r->waits, "cpu_us", (json_int_t)r->cpu_us,
                                "cpu_delete_us", (json_int_t)r->cpu_delete_us, "cpu_vacuum_us", (json_int_t)r->cpu_vacuum_us,
                                "cpu_commit_us", (json_int_t)r->cpu_commit_us,
                                "pages_freed", (json_int_t)r->pages_freed, "delete_us_per_row", r->del_us_row,
-                               "vacuum_us_per_page", r->vac_us_page, "commit_fsync", (int)r->commit_fsync));
+                               "vacuum_us_per_page", r->vac_us_page, "commit_us", r->commit_us, "commit_fsync", (int)r->commit_fsync));
 }
