@@ -21,10 +21,15 @@
 #   DB_CACHE=/path/events.db (GEN=sql): reuse that generated file when it exists
 #   (copied, so the cache stays unpurged), else generate and keep a copy there:
 #   old and new binaries measured back to back on the same file.
-# Prints, besides the latencies, the purge's phase histograms (/health
-# retention.phases: each DELETE, incremental_vacuum, COMMIT, checkpoint by
-# the purge or by a batch, whole steps; counts over 10 and 25 ms) when the
-# binary has them.
+# Prints, besides the latencies (each with the load average), the purge's
+# phase histograms (/health retention.phases: each DELETE, incremental_vacuum,
+# COMMIT, checkpoint by the purge / a batch / the thread, WAL flush, whole
+# steps, batch writes by what ran beside them; counts over 10 and 25 ms) when
+# the binary has them, and the load-robust figures: process CPU and WAL frames
+# per purged row and per step (from /proc and /health, any binary), CPU vs
+# wall per phase (binaries with retention.cost). Checks the counts: rows
+# before + events acked - events purged = rows after, none older than the
+# cut-off left; exit 1 otherwise.
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/tests/lib/common.sh"
 trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a benchmark, not a test: it ends without finish
