@@ -6,7 +6,8 @@
 static const long long rp_le_us[RP_BUCKETS - 1] = {1000, 2000, 5000, 10000, 25000, 50000, 100000};
 static const char *const rp_le_name[RP_BUCKETS] = {"1", "2", "5", "10", "25", "50", "100", "inf"};
 static const char *const rp_name[RP_N] = {"delete", "vacuum", "commit", "checkpoint_purge", "checkpoint_batch",
-                                         "checkpoint_thread", "step"};
+                                         "checkpoint_thread", "wal_flush", "step", "batch_idle", "batch_purging",
+                                         "batch_checkpoint"};
 
 long long retention_mono_us(void) {
     struct timespec ts;

@@ -3,6 +3,11 @@
  * each WAL checkpoint -- split by whether a purge step or a batch's commit ran
  * it -- and the whole step), shown in /health under retention.phases.
  *
+ * The batch_* histograms time each batch's own write (BEGIN..COMMIT, with
+ * its fsync) by what ran beside it: what a purge costs a batch besides the
+ * wait for the end of a step (the purge's unsynced frames its fsync carries,
+ * a checkpoint's I/O competing with it).
+ *
  * Why: the step budget (PURGE_STEP_BUDGET_MS) only decides whether to *start*
  * a statement; what a statement, a commit's fsync or a checkpoint then costs
  * is not bounded by it. These counts say which one breaks the latency target
@@ -22,7 +27,11 @@ typedef enum {
     RP_CHECKPOINT_PURGE,  /* a WAL checkpoint run by the purge */
     RP_CHECKPOINT_BATCH,  /* a WAL checkpoint run in a batch's commit */
     RP_CHECKPOINT_THREAD, /* a WAL checkpoint run off the loop (retention_wal.h) */
+    RP_WAL_FLUSH,         /* that thread's fdatasync of the WAL after a purge step */
     RP_STEP,              /* a whole purge step */
+    RP_BATCH_IDLE,        /* a batch's write (BEGIN..COMMIT), no purge under way, no checkpoint running */
+    RP_BATCH_PURGING,     /* a batch's write while a purge is under way (between its steps) */
+    RP_BATCH_CHECKPOINT,  /* a batch's write while the checkpointer thread ran */
     RP_N
 } retention_phase;
 

@@ -17,8 +17,12 @@
 #include "storage_maint.h"
 
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <string.h>
+
+#define RETENTION_COST_START_US 50.0 /* a deleted row's / vacuumed page's cost before one was measured */
+#define RETENTION_MIN_UNITS 4         /* rows / pages of the smallest statement */
 
 struct retention_sqlite {
     sqlite3 *db;
@@ -27,6 +31,13 @@ struct retention_sqlite {
     long long step_t0;                  /* monotonic start of the current step */
     long long step_left;                /* rows the current step may still delete */
     sqlite3_stmt *del_events, *del_5min, *begin, *commit, *rollback;
+    sqlite3_stmt *sync_normal, *sync_full; /* around a step when PURGE_COMMIT_FSYNC=0 */
+    long long commit_fsync;             /* PURGE_COMMIT_FSYNC */
+    double del_us_row, vac_us_page;     /* measured cost of a deleted row / a vacuumed page (µs) */
+    double commit_us;                   /* measured cost of a step's COMMIT (µs): kept out of the work's time */
+    long long cpu_us, steps;            /* CPU time (user+sys, the loop's thread) of all steps; their number */
+    long long waits;                    /* ticks that started no step: the WAL thread was busy */
+    long long cpu_delete_us, cpu_vacuum_us, cpu_commit_us; /* of those, in each phase: wall - CPU = waiting */
     retention_rules rules;              /* RETENTION_OVERRIDES */
     stats_catchup *catchup;             /* history before the statistics; NULL when STATISTICS=0 */
     sqlite3_stmt **del_rule;            /* per rule with days > 0 (NULL for 0 = keep forever) */
@@ -179,9 +190,12 @@ int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, re
         config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &r->s5_days) ||
         config_int(storage_maint_vars, "PURGE_STEP_ROWS", &r->step_rows) ||
         config_int(storage_maint_vars, "PURGE_STEP_BUDGET_MS", &r->budget_us) ||
+        config_int(storage_maint_vars, "PURGE_COMMIT_FSYNC", &r->commit_fsync) ||
         config_int(storage_maint_vars, "STATISTICS", &stats_on))
         goto fail;
     r->budget_us *= 1000;
+    r->del_us_row = RETENTION_COST_START_US;
+    r->vac_us_page = RETENTION_COST_START_US;
     if (stats_on && stats_catchup_open(db, stats, &r->catchup) != 0) goto fail;
     if (retention_wal_start(r, path) != 0) goto fail;
     if (retention_rules_open(r) != 0 ||
@@ -191,7 +205,9 @@ int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, re
                           "AS y WHERE y.meta_id=x.meta_id) LIMIT ?)",
                           &r->del_5min) ||
         retention_prepare(r, "BEGIN IMMEDIATE", &r->begin) || retention_prepare(r, "COMMIT", &r->commit) ||
-        retention_prepare(r, "ROLLBACK", &r->rollback))
+        retention_prepare(r, "ROLLBACK", &r->rollback) ||
+        retention_prepare(r, "PRAGMA synchronous=NORMAL", &r->sync_normal) ||
+        retention_prepare(r, "PRAGMA synchronous=FULL", &r->sync_full))
         goto fail;
     *out = r;
     return 0;
@@ -210,6 +226,8 @@ void retention_sqlite_close(retention_sqlite *r) {
     sqlite3_finalize(r->begin);
     sqlite3_finalize(r->commit);
     sqlite3_finalize(r->rollback);
+    sqlite3_finalize(r->sync_normal);
+    sqlite3_finalize(r->sync_full);
     for (size_t i = 0; r->del_rule && i < r->rules.n; i++) sqlite3_finalize(r->del_rule[i]);
     free(r->del_rule);
     retention_rules_free(&r->rules);
@@ -224,30 +242,68 @@ static int retention_run(retention_sqlite *r, sqlite3_stmt *st) {
     return -1;
 }
 
-/* Deletes up to `budget` rows older than cutoff with `del`; *n gets the count. */
-static int retention_delete(retention_sqlite *r, sqlite3_stmt *del, int64_t cutoff, long long budget, long long *n) {
+/* CPU time (user + system) of the calling thread, µs. */
+static long long retention_thread_cpu_us(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0) return 0;
+    return (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL + ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+}
+
+/* Learns what one unit (a deleted row, a vacuumed page) costs, in µs: a
+ * dearer one at once (the next statement shrinks now), a cheaper one slowly. */
+static void retention_cost_learn(double *cost, long long us, long long units) {
+    if (units <= 0) return;
+    double per = (double)us / (double)units;
+    *cost = per > *cost ? per : 0.8 * *cost + 0.2 * per;
+}
+
+/* How many units at `cost` fit before `limit_us` into the step: at most cap,
+ * at least RETENTION_MIN_UNITS (a statement that starts does some work). */
+static long long retention_fit(const retention_sqlite *r, long long limit_us, double cost, long long cap) {
+    double left = (double)(limit_us - (retention_mono_us() - r->step_t0));
+    long long n = left > 0 ? (long long)(left / cost) : 0;
+    if (n < RETENTION_MIN_UNITS) n = RETENTION_MIN_UNITS;
+    return n < cap ? n : cap;
+}
+
+/* Deletes up to `limit` rows older than cutoff with `del`; *n gets the count. */
+static int retention_delete(retention_sqlite *r, sqlite3_stmt *del, int64_t cutoff, long long limit, long long *n) {
     sqlite3_bind_int64(del, 1, cutoff);
-    sqlite3_bind_int64(del, 2, budget);
-    long long t0 = retention_mono_us();
+    sqlite3_bind_int64(del, 2, limit);
+    long long t0 = retention_mono_us(), cpu0 = retention_thread_cpu_us();
     int rc = retention_run(r, del);
-    retention_phases_add(&r->phases, RP_DELETE, retention_mono_us() - t0);
+    long long us = retention_mono_us() - t0;
+    r->cpu_delete_us += retention_thread_cpu_us() - cpu0;
+    retention_phases_add(&r->phases, RP_DELETE, us);
     if (rc != 0) return -1;
     *n = sqlite3_changes(r->db);
+    retention_cost_learn(&r->del_us_row, us, *n);
     return 0;
 }
 
-/* The step's time or its rows are spent: commit and yield to the loop. The
- * row bound is what bounds the commit: its fsync grows with the WAL frames
- * the step dirtied (~0.6 per purged row with the vacuum), which the time
- * budget does not see (a 4 ms budget let ~450 rows and ~200 frames into one
- * commit: 10-50 ms under load). */
+/* The time the step's statements may take: the budget less what its COMMIT
+ * is expected to cost (writing its frames), at least a quarter of it. */
+static long long retention_work_limit(const retention_sqlite *r) {
+    long long work = r->budget_us - (long long)r->commit_us;
+    return work > r->budget_us / 4 ? work : r->budget_us / 4;
+}
+
+/* The deletes' share of that: the rest is the vacuum's, so the file shrinks
+ * while the purge goes rather than after it. */
+static long long retention_delete_limit(const retention_sqlite *r) {
+    return retention_work_limit(r) * 2 / 3;
+}
+
+/* The step's time (its deletes' share) or its rows are spent: commit and
+ * yield to the loop. The row bound is what bounds the step's WAL frames
+ * (~1.1 per purged row with the vacuum), which the time does not see. */
 static int retention_spent(const retention_sqlite *r) {
-    return r->step_left <= 0 || retention_mono_us() - r->step_t0 >= r->budget_us;
+    return r->step_left <= 0 || retention_mono_us() - r->step_t0 >= retention_delete_limit(r);
 }
 
 /* Only the time: the catch-up counts no rows. */
 static int retention_spent_time(const retention_sqlite *r) {
-    return retention_mono_us() - r->step_t0 >= r->budget_us;
+    return retention_mono_us() - r->step_t0 >= retention_work_limit(r);
 }
 
 static int64_t retention_cutoff(int64_t now_us, long long days) {
@@ -264,7 +320,9 @@ static int retention_delete_all(retention_sqlite *r, sqlite3_stmt *del, int64_t 
             *more = 1;
             return 0;
         }
-        long long want = r->step_left < r->step_rows ? r->step_left : r->step_rows, n = 0;
+        /* sized by the measured cost to end within the deletes' share */
+        long long cap = r->step_left < r->step_rows ? r->step_left : r->step_rows, n = 0;
+        long long want = retention_fit(r, retention_delete_limit(r), r->del_us_row, cap);
         if (retention_delete(r, del, cut, want, &n) != 0) return -1;
         if (n > 0 && stats_sqlite_set_mark(r->stats, mark, cut) != 0) return -1;
         *count += (unsigned long long)n;
@@ -295,11 +353,26 @@ static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
 static int retention_step_run(retention_sqlite *r, int64_t now_us);
 
 int retention_sqlite_step(retention_sqlite *r, int64_t now_us) {
+    if (retention_wal_busy(r->wal)) {   /* the disk is busy with the last step's pages or a checkpoint */
+        r->waits++;
+        return 1;
+    }
+    long long cpu0 = retention_thread_cpu_us();
     long long t0 = r->step_t0 = retention_mono_us();
     r->step_left = r->step_rows;
     r->in_step = 1;
-    int rc = retention_step_run(r, now_us);
+    /* no fsync of its own: the next batch's commit (FULL) or checkpoint
+     * syncs the WAL, frames in order, so nothing acked depends on a purge
+     * step that a power cut could undo -- and an undone step is redone */
+    int rc = r->commit_fsync || retention_run(r, r->sync_normal) == 0 ? retention_step_run(r, now_us) : -1;
+    if (!r->commit_fsync && retention_run(r, r->sync_full) != 0) {
+        log_error("retention: synchronous=FULL not restored: batches would be acked before their fsync; stopping");
+        abort();
+    }
     r->in_step = 0;
+    if (!r->commit_fsync && rc >= 0) retention_wal_flush(r->wal);
+    r->steps++;
+    r->cpu_us += retention_thread_cpu_us() - cpu0;
     r->step_us_last = retention_mono_us() - t0;
     retention_phases_add(&r->phases, RP_STEP, r->step_us_last);
     if (r->step_us_last > r->step_us_max) r->step_us_max = r->step_us_last;
@@ -307,10 +380,12 @@ int retention_sqlite_step(retention_sqlite *r, int64_t now_us) {
     return rc;
 }
 
-/* Frees pages at the end of the file, inside the step's transaction (one
- * commit, one fsync per step): incremental_vacuum of at most step_rows pages
- * in all -- at least one statement, so the file shrinks as the purge goes --
- * while the step has time left. */
+/* Frees pages at the end of the file, inside the step's transaction:
+ * incremental_vacuum of at most step_rows pages in all, in statements sized
+ * by the measured cost of a page to end within the step's time -- at least
+ * one, of at least RETENTION_MIN_UNITS pages, so the file shrinks as the
+ * purge goes (a page moved from the file's end is read first: on a cold
+ * cache one page can cost milliseconds, and 100 at once cost 230 ms). */
 static int retention_vacuum(retention_sqlite *r, int *more) {
     long long left = r->step_rows;
     for (int first = 1;; first = 0) {
@@ -321,18 +396,21 @@ static int retention_vacuum(retention_sqlite *r, int *more) {
             *more = 1;
             return 0;
         }
+        long long pages = retention_fit(r, retention_work_limit(r), r->vac_us_page, left < freelist ? left : freelist);
         char sql[64];
-        long long pages = freelist < left ? freelist : left;
         left -= pages;
         snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%lld)", pages);
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(r->db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
         int rc;
-        long long t0 = retention_mono_us();
+        long long t0 = retention_mono_us(), cpu0 = retention_thread_cpu_us();
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
-        retention_phases_add(&r->phases, RP_VACUUM, retention_mono_us() - t0);
+        long long us = retention_mono_us() - t0;
+        r->cpu_vacuum_us += retention_thread_cpu_us() - cpu0;
+        retention_phases_add(&r->phases, RP_VACUUM, us);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE) return -1;
+        retention_cost_learn(&r->vac_us_page, us, pages);
         r->pages_freed += (unsigned long long)pages;
     }
 }
@@ -354,10 +432,13 @@ static int retention_step_run(retention_sqlite *r, int64_t now_us) {
         rc = retention_deletes(r, now_us, &more) != 0 || retention_vacuum(r, &more) != 0 ? -1 : 0;
     }
     if (rc >= 0) {
-        long long t0 = retention_mono_us();
+        long long t0 = retention_mono_us(), cpu0 = retention_thread_cpu_us();
         r->ckpt_us = 0;
         rc = retention_run(r, r->commit);
-        retention_phases_add(&r->phases, RP_COMMIT, retention_mono_us() - t0 - r->ckpt_us);
+        r->cpu_commit_us += retention_thread_cpu_us() - cpu0;
+        long long us = retention_mono_us() - t0 - r->ckpt_us;
+        retention_phases_add(&r->phases, RP_COMMIT, us);
+        retention_cost_learn(&r->commit_us, us, 1);
     }
     if (rc < 0) {
         if (!sqlite3_get_autocommit(r->db)) retention_run(r, r->rollback);
@@ -368,9 +449,19 @@ static int retention_step_run(retention_sqlite *r, int64_t now_us) {
     return more;
 }
 
+int retention_sqlite_batch_start(retention_sqlite *r) {
+    return r && retention_wal_running(r->wal);
+}
+
+void retention_sqlite_batch_done(retention_sqlite *r, int ckpt, long long us) {
+    if (!r) return;
+    ckpt = ckpt || retention_wal_running(r->wal);
+    retention_phases_add(&r->phases, ckpt ? RP_BATCH_CHECKPOINT : r->purging ? RP_BATCH_PURGING : RP_BATCH_IDLE, us);
+}
+
 static json_t *retention_sqlite_phases(retention_sqlite *r) {
     retention_phases p = r->phases;
-    if (r->wal) retention_wal_hist(r->wal, &p.h[RP_CHECKPOINT_THREAD]);
+    if (r->wal) retention_wal_hist(r->wal, &p.h[RP_CHECKPOINT_THREAD], &p.h[RP_WAL_FLUSH]);
     return retention_phases_json(&p);
 }
 
@@ -381,12 +472,17 @@ json_t *retention_sqlite_info(retention_sqlite *r) {
     json_t *ov = json_object();
     for (size_t i = 0; i < r->rules.n; i++)
         json_object_set_new(ov, r->rules.r[i].name, json_integer((json_int_t)r->rules.r[i].days));
-    return json_pack("{s:I,s:o,s:o*,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I,s:o*,s:I,s:I,s:I}", "retention_days", (json_int_t)r->raw_days,
+    return json_pack("{s:I,s:o,s:o*,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I,s:o*,s:I,s:I,s:I,s:o*}", "retention_days", (json_int_t)r->raw_days,
                      "overrides", ov, "statistics_catchup", r->catchup ? stats_catchup_info(r->catchup) : NULL,
                      "statistics_5min_retention_days", (json_int_t)r->s5_days, "events_purged",
                      (json_int_t)r->events_purged, "stats_rows_purged", (json_int_t)r->stats_purged, "auto_vacuum",
                      av == 2 ? "incremental" : av == 1 ? "full" : "none", "freelist_pages", (json_int_t)freelist,
                      "purging", r->purging, "step_us_last", (json_int_t)r->step_us_last, "step_us_max",
                      (json_int_t)r->step_us_max, "phases", retention_sqlite_phases(r), "wal_frames", (json_int_t)r->wal_frames, "wal_frames_purge",
-                     (json_int_t)r->frames_purge, "wal_frames_other", (json_int_t)r->frames_batch);
+                     (json_int_t)r->frames_purge, "wal_frames_other", (json_int_t)r->frames_batch, "cost",
+                     json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:f,s:b}", "steps", (json_int_t)r->steps, "waits", (json_int_t)r->waits, "cpu_us", (json_int_t)r->cpu_us,
+                               "cpu_delete_us", (json_int_t)r->cpu_delete_us, "cpu_vacuum_us", (json_int_t)r->cpu_vacuum_us,
+                               "cpu_commit_us", (json_int_t)r->cpu_commit_us,
+                               "pages_freed", (json_int_t)r->pages_freed, "delete_us_per_row", r->del_us_row,
+                               "vacuum_us_per_page", r->vac_us_page, "commit_us", r->commit_us, "commit_fsync", (int)r->commit_fsync));
 }

@@ -6,10 +6,11 @@
  * RETENTION_DAYS (default: never), 5-minute statistics older than
  * STATISTICS_5MIN_RETENTION_DAYS (default 10; each entity's latest row is kept
  * as the carry for its next update), hourly statistics never. Each step is one
- * short transaction bounded in rows and time (at most PURGE_STEP_ROWS rows
- * deleted and pages vacuumed, in statements started only while
- * PURGE_STEP_BUDGET_MS lasts: the rows bound the commit's WAL frames, hence
- * its fsync), committed before the step returns to the loop -- the store has one
+ * short transaction bounded in time and rows (PURGE_STEP_BUDGET_MS; at most
+ * PURGE_STEP_ROWS rows deleted and pages vacuumed), each statement sized by
+ * the measured cost of a row / a page to end within the time left, committed
+ * without an fsync of its own (PURGE_COMMIT_FSYNC=0: the next batch's fsync
+ * covers it) before the step returns to the loop -- the store has one
  * connection on the loop's thread, so a batch never waits for the write lock
  * across a purge's commit, only for the end of one step. The file shrinks
  * through SQLite's incremental vacuum (auto_vacuum=INCREMENTAL, set on new
@@ -43,9 +44,18 @@ void retention_sqlite_close(retention_sqlite *r);
  * -1 = failed (lock busy: try again later). */
 int retention_sqlite_step(retention_sqlite *r, int64_t now_us);
 
+/* Around a batch's write (BEGIN..COMMIT): _start says whether the WAL's
+ * checkpointer runs; _done files the write's time in the phase histogram of
+ * what ran beside it (retention_phases.h: batch_idle, batch_purging,
+ * batch_checkpoint). r may be NULL. */
+int retention_sqlite_batch_start(retention_sqlite *r);
+void retention_sqlite_batch_done(retention_sqlite *r, int ckpt, long long us);
+
 /* {"retention_days":..,"statistics_5min_retention_days":..,"events_purged":N,
  *  "stats_rows_purged":N,"auto_vacuum":"incremental"|"none","freelist_pages":N,
- *  "purging":bool (more to do after the last step),"step_us_last","step_us_max"} */
+ *  "purging":bool (more to do after the last step),"step_us_last","step_us_max",
+ *  "phases":{..},"wal_frames*":N,"cost":{"steps","cpu_us" (the steps' CPU),"pages_freed",
+ *  "delete_us_per_row","vacuum_us_per_page" (what sizes the statements),"commit_fsync"}} */
 json_t *retention_sqlite_info(retention_sqlite *r);
 
 #endif

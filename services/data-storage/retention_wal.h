@@ -14,7 +14,8 @@
  * instead of growing) and the thread only runs it; nothing else is
  * shared (fields under w->mu). The WAL stays bounded: if the thread falls
  * behind by RETENTION_WAL_INLINE_FACTOR x autockpt frames, or could not start,
- * the commit checkpoints inline as SQLite's default hook does.
+ * the commit checkpoints inline as SQLite's default hook does. The thread
+ * also flushes the WAL after a purge step that committed without fsync.
  *
  * Ownership: owns its thread and its connection; closed before the store's
  * connection, so the store's close still does the final checkpoint. */
@@ -39,7 +40,21 @@ void retention_wal_close(retention_wal *w);
  * checkpoint inline (the thread is far behind or not running), else 0. */
 int retention_wal_commit(retention_wal *w, long long frames);
 
-/* Copies the thread's checkpoint histogram (under its lock). */
-void retention_wal_hist(retention_wal *w, retention_hist *out);
+/* 1 while the thread runs a checkpoint (0 for NULL). */
+int retention_wal_running(retention_wal *w);
+
+/* After a purge step committed without its own fsync (PURGE_COMMIT_FSYNC=0):
+ * asks the thread to fdatasync the WAL, so the pages the step wrote go to
+ * disk off the loop instead of inside the next batch's fsync. No-op for NULL
+ * or while a checkpoint (which syncs the WAL first) is pending. */
+void retention_wal_flush(retention_wal *w);
+
+/* 1 while a checkpoint or a flush is asked for or running (0 for NULL): the
+ * purge starts no step then, so its writes never queue on the disk behind
+ * (or ahead of) its own earlier ones, where a batch's fsync would wait. */
+int retention_wal_busy(retention_wal *w);
+
+/* Copies the thread's checkpoint and flush histograms (under its lock). */
+void retention_wal_hist(retention_wal *w, retention_hist *out, retention_hist *flush);
 
 #endif

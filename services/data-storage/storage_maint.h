@@ -26,7 +26,8 @@
     CONFIG_TEXT("RETENTION_OVERRIDES", NULL, "sqlite: raw-event retention per domain or entity, NAME=DAYS,... e.g. \"sensor.grid_energy=0,light=7\" (0 = keep forever)"), \
     CONFIG_INT("STATISTICS_5MIN_RETENTION_DAYS", "10", 1, 1000000, "purge 5-minute statistics older than this (hourly: kept); influxdb: policy homeiq_stats_5min"), \
     CONFIG_INT("STATISTICS_CATCHUP_CHUNK", "500", 10, 1000000, "influxdb: raw states one step of the statistics catch-up reads (history stored before statistics, stats_influx_catchup.h); it computes whole hours, so an hour holding more takes one step"), \
-    CONFIG_INT("PURGE_STEP_ROWS", "100", 1, 1000000, "sqlite: most rows one purge step deletes, and most pages it frees by incremental_vacuum (bounds the step's commit: its WAL frames); statements start only within PURGE_STEP_BUDGET_MS"),            \
+    CONFIG_INT("PURGE_STEP_ROWS", "1000", 1, 1000000, "sqlite: most rows one purge step deletes, and most pages it frees by incremental_vacuum; each statement is sized by its measured cost to end within PURGE_STEP_BUDGET_MS, which is the real bound"),            \
+    CONFIG_INT("PURGE_COMMIT_FSYNC", "0", 0, 1, "sqlite: 1 = a purge step's commit fsyncs the WAL (synchronous=FULL) like a batch's; 0 = it does not (synchronous=NORMAL for that transaction): the next batch's fsync or checkpoint makes it durable, and a purge step lost to a power cut is purged again"), \
     CONFIG_INT("PURGE_STEP_BUDGET_MS", "4", 1, 60000, "sqlite: a purge step stops starting statements after this much time, commits and yields to the loop"), \
     CONFIG_INT("PURGE_INTERVAL_MS", "60000", 10, 86400000, "how often retention runs; steps follow each other every PURGE_STEP_MS"),  \
     CONFIG_INT("PURGE_STEP_MS", "20", 0, 60000, "pause between two purge steps while there is more to purge (the loop serves batches meanwhile)"),                    \

@@ -33,6 +33,7 @@
 #include "store_sqlite.h"
 #include "stats_sqlite.h"
 #include "retention_sqlite.h"
+#include "retention_phases.h"
 #include "config.h"
 #include "dblock.h"
 #include "log.h"
@@ -422,7 +423,11 @@ rollback:
 
 static void store_sqlite_write_batch(store *base, store_batch *b, store_write_cb cb, void *arg) {
     store_sqlite *s = (store_sqlite *)base;
-    if (store_sqlite_write(s, b) != 0) {
+    int ckpt = retention_sqlite_batch_start(s->retention);
+    long long t0 = retention_mono_us();
+    int rc = store_sqlite_write(s, b);
+    retention_sqlite_batch_done(s->retention, ckpt, retention_mono_us() - t0);
+    if (rc != 0) {
         s->last_write_failed = 1;
         cb(b, -1, s->last_error, arg);
         return;
