@@ -9,6 +9,7 @@
 #include "log.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 struct influx_registry {
     stats_influx_io io;
     char *events_measurement;   /* NULL: no last_seen */
-    json_t *written;            /* ir_key(home, entity_id) -> the context text last written */
+    json_t *written;            /* ir_key(home, entity_id) -> what is written (ir_state) */
 };
 
 /* Issue 18: a registry point of a home other than the default one carries the
@@ -82,7 +83,7 @@ static char *ir_context(const json_t *rec) {
 
 typedef struct ir_write {
     influx_registry *r;
-    json_t *pending;            /* entity_id -> context text, to remember once written */
+    json_t *pending;            /* ir_key -> ir_state, to remember once written */
     influx_registry_done_fn done;
     void *arg;
     sbuf lines;
@@ -110,7 +111,47 @@ static void ir_write_done(const httpc_response *res, void *arg) {
     ir_write_free(w);
 }
 
-/* One point per item whose context differs from the one known (written, or earlier in the batch). */
+/* What the writer knows of an entity's points, as written (or earlier in the batch):
+ * "c" the context of its newest event, "t" that event's time, "s" the oldest point of that
+ * context's run ("since" as far as this process knows), "x" the newest point of another
+ * context below the run (where the reader's walk back stops). Times in µs. */
+static json_t *ir_state(const char *c, json_int_t s, json_int_t t, json_int_t x) {
+    return json_pack("{s:s,s:I,s:I,s:I}", "c", c, "s", s, "t", t, "x", x);
+}
+
+/* Whether an item (ctx at tu) needs a point, given what is known (k; NULL: nothing, e.g.
+ * after a restart); *next is the new state, NULL when unchanged. A point per change of
+ * context; and per late item (a retried batch, one held and released late) that the reader
+ * needs: one of another context (it stops the walk back), and one of the current context
+ * older than "s" (the context began earlier; "s" moves back unless a stop lies between). */
+static int ir_needs_point(const json_t *k, const char *ctx, json_int_t tu, json_t **next) {
+    *next = NULL;
+    const char *c = json_string_value(json_object_get(k, "c"));
+    if (!c) {
+        *next = ir_state(ctx, tu, tu, INT64_MIN);
+        return 1;
+    }
+    json_int_t s = json_integer_value(json_object_get(k, "s")), t = json_integer_value(json_object_get(k, "t")),
+               x = json_integer_value(json_object_get(k, "x"));
+    int same = strcmp(c, ctx) == 0;
+    if (tu >= t) {
+        if (same) {
+            if (tu > t) *next = ir_state(c, s, tu, x);
+            return 0;
+        }
+        *next = ir_state(ctx, tu, tu, t); /* a new run; the old one's newest event stops the walk */
+        return 1;
+    }
+    if (!same) {
+        if (tu > x) *next = ir_state(c, s, t, tu);
+        return 1;
+    }
+    if (tu >= s) return 0;
+    if (tu > x) *next = ir_state(c, tu, t, x);
+    return 1;
+}
+
+/* One point per item that ir_needs_point says needs one. */
 static int ir_lines(influx_registry *r, const store_batch *b, ir_write *w) {
     for (size_t i = 0; i < b->nitems; i++) {
         const store_item *it = &b->items[i];
@@ -128,9 +169,10 @@ static int ir_lines(influx_registry *r, const store_batch *b, ir_write *w) {
             free(ctx);
             return -1;
         }
-        const char *known = json_string_value(json_object_get(w->pending, key));
-        if (!known) known = json_string_value(json_object_get(r->written, key));
-        if (!known || strcmp(known, ctx) != 0) {
+        const json_t *k = json_object_get(w->pending, key);
+        if (!k) k = json_object_get(r->written, key);
+        json_t *next;
+        if (ir_needs_point(k, ctx, it->time_us, &next)) {
             lineproto_measurement(&w->lines, INFLUX_REGISTRY_MEASUREMENT);
             sbuf_adds(&w->lines, ",entity_id=");
             lineproto_tag(&w->lines, it->entity_id);
@@ -141,8 +183,8 @@ static int ir_lines(influx_registry *r, const store_batch *b, ir_write *w) {
             sbuf_adds(&w->lines, " context=");
             lineproto_field_string(&w->lines, ctx, strlen(ctx));
             sbuf_printf(&w->lines, " %lld\n", (long long)it->time_us * 1000);
-            json_object_set_new(w->pending, key, json_string(ctx));
         }
+        if (next) json_object_set_new(w->pending, key, next);
         free(key);
         free(ctx);
     }

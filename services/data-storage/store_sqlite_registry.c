@@ -127,7 +127,7 @@ static const char *sqr_context_text(const sqr_fields *f, int k, size_t *n) {
 }
 
 /* sqr_context(a) == sqr_context(b), without writing either. */
-static int sqr_context_equal(const sqr_fields *a, const sqr_fields *b) {
+static int sqr_same_context(const sqr_fields *a, const sqr_fields *b) {
     for (int k = RF_CONTEXT_FIRST; k < RF_N; k++) {
         size_t an, bn;
         const char *av = sqr_context_text(a, k, &an), *bv = sqr_context_text(b, k, &bn);
@@ -136,11 +136,13 @@ static int sqr_context_equal(const sqr_fields *a, const sqr_fields *b) {
     return 1;
 }
 
-static int sqr_upsert(sqlite3_stmt *upsert, const store_item *it, const sqr_fields *f, sbuf *context) {
+static int sqr_upsert(sqlite3_stmt *upsert, const store_item *it, const sqr_fields *f, int64_t run_end_us,
+                      sbuf *context) {
     if (sqr_context(f, context) != 0) return -1;
     sqlite3_bind_text(upsert, 1, it->entity_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(upsert, 2, it->time_us);
     sqlite3_bind_text(upsert, 3, context->data, (int)context->len, SQLITE_STATIC);
+    sqlite3_bind_int64(upsert, 5, run_end_us);
     int rc = sqlite3_step(upsert);
     sqlite3_reset(upsert);
     return rc == SQLITE_DONE ? 0 : -1;
@@ -150,12 +152,45 @@ static int sqr_counts(const store_item *it, const sqr_fields *f) {
     return f->has && it->entity_id && (it->status == STORE_ITEM_STORED || it->status == STORE_ITEM_DUPLICATE);
 }
 
+/* run_end[i]: the time of the last item of i's run -- the items of the same entity that
+ * follow i in the batch with the same context -- for the upsert's late-event rule
+ * (STORE_SQLITE_REGISTRY_UPSERT ?5). Returns NULL on out of memory. */
+static int64_t *sqr_run_ends(const store_sqlite_registry *m, const store_batch *b) {
+    int64_t *end = malloc((b->nitems ? b->nitems : 1) * sizeof *end);
+    json_t *next = json_object(); /* entity_id -> index of the entity's following item */
+    if (!end || !next) {
+        free(end);
+        json_decref(next);
+        return NULL;
+    }
+    for (size_t i = b->nitems; i-- > 0;) {
+        const store_item *it = &b->items[i];
+        end[i] = it->time_us;
+        if (!sqr_counts(it, &m->f[i])) continue;
+        json_t *nx = json_object_get(next, it->entity_id);
+        size_t j = nx ? (size_t)json_integer_value(nx) : 0;
+        if (nx && sqr_same_context(&m->f[j], &m->f[i]) && end[j] > end[i]) end[i] = end[j];
+        if (json_object_set_new(next, it->entity_id, json_integer((json_int_t)i)) != 0) {
+            free(end);
+            json_decref(next);
+            return NULL;
+        }
+    }
+    json_decref(next);
+    return end;
+}
+
 /* Forward: each change of an entity's context within the batch (so "since" is the first
  * event with the new context, e.g. the registry update itself); then the newest item of
  * each entity (last_seen), unless that was just written. */
 int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sqlite3_stmt *upsert) {
     json_t *last = json_object(); /* entity_id -> index of the item last written */
-    if (!last) return -1;
+    int64_t *run_end = sqr_run_ends(m, b);
+    if (!last || !run_end) {
+        json_decref(last);
+        free(run_end);
+        return -1;
+    }
     int rc = 0;
     sbuf context;
     sbuf_init(&context);
@@ -167,8 +202,8 @@ int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sq
         if (!sqr_counts(it, f)) continue;
         json_t *prev = json_object_get(last, it->entity_id);
         const sqr_fields *pf = prev ? &m->f[json_integer_value(prev)] : NULL;
-        if (pf && sqr_context_equal(pf, f)) continue;
-        rc = sqr_upsert(upsert, it, f, &context);
+        if (pf && sqr_same_context(pf, f)) continue;
+        rc = sqr_upsert(upsert, it, f, run_end[i], &context);
         json_object_set_new(last, it->entity_id, json_integer((json_int_t)i));
     }
     json_t *done = json_object();
@@ -176,12 +211,14 @@ int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sq
         const store_item *it = &b->items[i];
         if (!sqr_counts(it, &m->f[i]) || json_object_get(done, it->entity_id)) continue;
         json_object_set_new(done, it->entity_id, json_true());
-        if (json_integer_value(json_object_get(last, it->entity_id)) != (json_int_t)i) rc = sqr_upsert(upsert, it, &m->f[i], &context);
+        if (json_integer_value(json_object_get(last, it->entity_id)) != (json_int_t)i)
+            rc = sqr_upsert(upsert, it, &m->f[i], run_end[i], &context);
     }
     if (!done) rc = -1;
     sbuf_free(&context);
     json_decref(done);
     json_decref(last);
+    free(run_end);
     return rc;
 }
 

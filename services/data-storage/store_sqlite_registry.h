@@ -45,14 +45,26 @@
     "CREATE TABLE registry (entity_id TEXT PRIMARY KEY, time_us INTEGER NOT NULL, since_us INTEGER NOT NULL,"  \
     "  context TEXT NOT NULL);"
 
-/* ?1 entity ?2 time ?3 context ?4 home (issue 18: one row per entity and home, store_sqlite_home.h):
- * the newest context wins; a different one restarts "since". */
+/* ?1 entity ?2 time ?3 context ?4 home (issue 18: one row per entity and home, store_sqlite_home.h)
+ * ?5 the time of the last event of ?2's run in the batch (the following events of the entity
+ * with the same context; ?2 when none): the newest context wins; a different one restarts
+ * "since". An event older than the newest one (a retried batch, a held one released late)
+ * changes nothing, except when it has the current context, is older than "since", and no
+ * stored event of the entity lies between its run and "since": then the context began at it,
+ * and "since" moves back to it. (Any stored event in between has another context: one with
+ * this context would already have moved "since" back past it.) Such late events are rare;
+ * the check is one range of events_entity_time. */
 #define STORE_SQLITE_REGISTRY_UPSERT                                                                           \
     "INSERT INTO registry(entity_id, time_us, since_us, context, home_id) VALUES (?1, ?2, ?2, ?3, ?4)"        \
-    " ON CONFLICT(entity_id, home_id) DO UPDATE SET"                                                                    \
-    "  since_us = CASE WHEN context = excluded.context THEN since_us ELSE excluded.time_us END,"              \
-    "  context = excluded.context, time_us = excluded.time_us"                                                 \
-    " WHERE excluded.time_us >= time_us"
+    " ON CONFLICT(entity_id, home_id) DO UPDATE SET"                                                           \
+    "  since_us = CASE WHEN excluded.time_us < time_us THEN excluded.time_us"                                  \
+    "                  WHEN context = excluded.context THEN since_us ELSE excluded.time_us END,"               \
+    "  context = CASE WHEN excluded.time_us < time_us THEN context ELSE excluded.context END,"                 \
+    "  time_us = max(time_us, excluded.time_us)"                                                               \
+    " WHERE excluded.time_us >= time_us"                                                                       \
+    "  OR (excluded.context = context AND excluded.time_us < since_us AND NOT EXISTS (SELECT 1 FROM events e"   \
+    "      WHERE e.entity_id = excluded.entity_id AND e.time_us > ?5"                                                                       \
+    "      AND e.time_us < registry.since_us AND e.home_id = excluded.home_id))"
 #define STORE_SQLITE_LABEL_INSERT "INSERT OR IGNORE INTO event_labels(label, time_us, event_rowid) VALUES (?, ?, ?)"
 
 #define SQR_COLUMNS 4 /* area_id, floor_id, device_id, platform */

@@ -44,7 +44,13 @@ check "enrichment sees the frozen storage (probe timed out)" wait_until 30 enr_u
 d=$(curl -s -XPOST --data-binary @"$TEST_TMP/big.json" "http://127.0.0.1:$SIM_PORT/api/sim/inject" | jq .delivered)
 check "simulator sent the 1.5 MiB event (to the one subscription of its type)" test "${d:-0}" = 1
 check "enrichment has the storage request in flight" wait_until 60 enr_inflight
-sleep 0.5   # the body is being written into the frozen peer's socket
+# The body is being written into the frozen peer's socket: over 64 KiB queued on storage's
+# side (ss, Recv-Q of the connection to its port). A fixed sleep here was too short under load,
+# so the kill came before the request left and no cut happened.
+sto_queued() {
+  ss -Htn state established "( sport = :$STO_PORT )" | awk '$1 > 65536 {f = 1} END {exit !f}'
+}
+check "the 1.5 MiB request is being written into frozen storage's socket" wait_until 60 sto_queued
 kill -KILL "$STO_PID"; wait "$STO_PID" 2>/dev/null
 check "enrichment counted the cut" wait_until 30 bash -c \
   "curl -s http://127.0.0.1:$ENR_PORT/metrics | grep -q '^homeiq_enrichment_storage_cuts_total [1-9]'"
