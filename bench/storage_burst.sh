@@ -20,6 +20,9 @@
 # Use: bench/storage_burst.sh [BIN ...]   (default build/services/data-storage/homeiq-data-storage)
 #      COUNT=40000 BATCH=1000 ROUNDS=1 BENCH_CORPUS_DIR=/tmp/homeiq-storage-corpus-$COUNT-$BATCH
 #      PERF=1: perf record -g the storage process during the first round (perf-<n>.data in $PWD)
+#      A BIN may be given as 'BIN#SQL': its store is made first (the binary started once on an
+#      empty DATA_DIR, schema up to date) and SQL run on it with sqlite3 before the replay, e.g.
+#      'build/.../homeiq-data-storage#DROP INDEX events_area_time' prices one index.
 # make bench-storage runs it on build/'s binary.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,7 +52,7 @@ make_corpus() {
   start_bg corpus-sim env SIMULATOR_PORT=$ps "$SIM" --rate 1000000 --count "$COUNT" --seed 42
   local sim=$LAST_PID
   wait_http "http://127.0.0.1:$ps/health" 30 || { echo "corpus: the simulator did not start" >&2; exit 1; }
-  start_bg corpus-sto env DATA_DIR="$dir/sto" DATA_STORAGE_PORT=$pt "${BINS[0]}"
+  start_bg corpus-sto env DATA_DIR="$dir/sto" DATA_STORAGE_PORT=$pt "${BINS[0]%%#*}"
   local sto=$LAST_PID
   start_bg corpus-enr env ENRICHMENT_PIPELINE_PORT=$pe DATA_STORAGE_URL="http://127.0.0.1:$pt" "$ENR"
   local enr=$LAST_PID
@@ -96,8 +99,16 @@ post_all() { curl "${args[@]//PORT/$1}" | sort | uniq -c | tr '\n' ' '; }
 
 n=0
 for round in $(seq "$ROUNDS"); do
-  for bin in "${BINS[@]}"; do
+  for spec in "${BINS[@]}"; do
     n=$((n + 1))
+    bin=${spec%%#*}
+    if [ "$bin" != "$spec" ]; then   # BIN#SQL: the store made, then changed, before the replay
+      port=$(free_port)
+      start_bg "sto-pre-$n" env DATA_DIR="$TEST_TMP/run-$n" DATA_STORAGE_PORT=$port "$bin"
+      wait_healthy "http://127.0.0.1:$port/health" 60 || { echo "$bin did not get healthy" >&2; exit 1; }
+      stop_pid "$LAST_PID"
+      sqlite3 "$TEST_TMP/run-$n/events.db" "${spec#*#}"
+    fi
     port=$(free_port)
     start_bg "sto-$n" env DATA_DIR="$TEST_TMP/run-$n" DATA_STORAGE_PORT=$port "$bin"
     pid=$LAST_PID
@@ -120,7 +131,7 @@ for round in $(seq "$ROUNDS"); do
     stored2=$(metric "http://127.0.0.1:$port" homeiq_storage_events_stored_total)
     stop_pid "$pid"
     db=$(stat -c %s "$TEST_TMP/run-$n/events.db")   # after the close's checkpoint
-    awk -v bin="$bin" -v nev="$nev" -v nf="$nfiles" -v c0="$c0" -v c1="$c1" -v c2="$c2" -v c3="$c3" -v tck="$TCK" \
+    awk -v bin="$spec" -v nev="$nev" -v nf="$nfiles" -v c0="$c0" -v c1="$c1" -v c2="$c2" -v c3="$c3" -v tck="$TCK" \
       -v t0="$t0" -v t1="$t1" -v t2="$t2" -v t3="$t3" -v st="$stored" -v st2="$stored2" -v codes="$codes" \
       -v codes2="$codes2" -v db="$db" -v w="$((w1 - w0))" -v wc="$((f1 - f0))" -v load="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
       printf "%s\n  new:     %d events (%d bodies), stored %d, %.0f events/s, storage CPU %.1f us/event  [HTTP %s]\n",

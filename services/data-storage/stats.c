@@ -150,17 +150,6 @@ typedef struct stats_fields {
 
 #define STATS_KEY(k, n, lit) ((n) == sizeof(lit) - 1 && memcmp((k), (lit), (n)) == 0)
 
-static int stats_field(const char *k, size_t kn, const char *v, size_t vn, void *arg) {
-    stats_fields *f = arg;
-    if (STATS_KEY(k, kn, "event_type")) f->type = v, f->type_len = vn;
-    else if (STATS_KEY(k, kn, "entity_id")) f->entity = v, f->entity_len = vn;
-    else if (STATS_KEY(k, kn, "state")) f->state = v, f->state_len = vn;
-    else if (STATS_KEY(k, kn, "value")) f->value = v, f->value_len = vn;
-    else if (STATS_KEY(k, kn, "state_class")) f->sclass = v, f->sclass_len = vn;
-    else if (STATS_KEY(k, kn, "attributes")) f->attrs = v, f->attrs_len = vn;
-    return 0;
-}
-
 static int stats_attr(const char *k, size_t kn, const char *v, size_t vn, void *arg) {
     stats_fields *f = arg;
     if (!STATS_KEY(k, kn, "last_reset")) return 0;
@@ -194,16 +183,22 @@ static int stats_numeric(const stats_fields *f, double *out) {
     return 1;
 }
 
-int stats_sample_from_record(const char *json, size_t len, stats_sample *s, stats_kind *kind) {
+int stats_sample_from_fields(const char *json, const record_fields *rf, stats_sample *s, stats_kind *kind) {
     stats_fields f = {0};
     memset(s, 0, sizeof *s);
     *kind = STATS_KIND_MEASUREMENT;
-    if (jscan_object_trusted(json, len, stats_field, &f) != 0) return -1;
+    f.type = record_fields_at(rf, json, RF_EVENT_TYPE, &f.type_len);
+    f.entity = record_fields_at(rf, json, RF_ENTITY_ID, &f.entity_len);
+    f.state = record_fields_at(rf, json, RF_STATE, &f.state_len);
+    f.value = record_fields_at(rf, json, RF_VALUE, &f.value_len);
+    f.sclass = record_fields_at(rf, json, RF_STATE_CLASS, &f.sclass_len);
+    f.attrs = record_fields_at(rf, json, RF_ATTRIBUTES, &f.attrs_len);
     if (!STATS_IS(f.type, f.type_len, "\"state_changed\"") || !f.entity || f.entity[0] != '"') return 0;
     s->numeric = stats_numeric(&f, &s->v);
     if (STATS_IS(f.sclass, f.sclass_len, "\"total_increasing\"")) *kind = STATS_KIND_TOTAL_INCREASING;
     else if (STATS_IS(f.sclass, f.sclass_len, "\"total\"")) *kind = STATS_KIND_TOTAL;
-    if (f.attrs && f.attrs_len && f.attrs[0] == '{') {
+    /* a last_reset key is in the attributes' text as written: most have none, so no walk */
+    if (f.attrs && f.attrs_len && f.attrs[0] == '{' && memmem(f.attrs, f.attrs_len, "\"last_reset\"", 12)) {
         jscan_object_trusted(f.attrs, f.attrs_len, stats_attr, &f);
         char buf[64];
         if (f.last_reset && f.last_reset_len > 2 && f.last_reset_len < sizeof buf && f.last_reset[0] == '"') {
@@ -213,4 +208,14 @@ int stats_sample_from_record(const char *json, size_t len, stats_sample *s, stat
         }
     }
     return 1;
+}
+
+int stats_sample_from_record(const char *json, size_t len, stats_sample *s, stats_kind *kind) {
+    record_fields rf;
+    if (record_fields_scan(&rf, json, len) != 0) {
+        memset(s, 0, sizeof *s);
+        *kind = STATS_KIND_MEASUREMENT;
+        return -1;
+    }
+    return stats_sample_from_fields(json, &rf, s, kind);
 }

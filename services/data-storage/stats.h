@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "record_fields.h"
+
 #define STATS_5MIN_US (300LL * 1000000LL)
 #define STATS_HOUR_US (3600LL * 1000000LL)
 
@@ -89,6 +91,8 @@ void stats_merge(const stats_row *rows, size_t n, int64_t start_us, stats_row *o
  * attributes.last_reset. Returns 1 for a state_changed record with an
  * entity_id, 0 for any other record, -1 for unreadable text. */
 int stats_sample_from_record(const char *json, size_t len, stats_sample *s, stats_kind *kind);
+/* The same from a record's noted fields (record_fields.h): no walk of the record. */
+int stats_sample_from_fields(const char *json, const record_fields *rf, stats_sample *s, stats_kind *kind);
 
 static inline int64_t stats_floor(int64_t t, int64_t period) {
     int64_t q = t / period;

@@ -718,7 +718,10 @@ static int stats_group(stats_sqlite *s, const char *home, const stats_item_ref *
     if (!gs) return -1;
     for (size_t k = i; k < j; k++) {
         stats_kind kk;
-        if (stats_sample_from_record(refs[k].it->json, refs[k].it->json_len, &gs[gn], &kk) != 1) continue;
+        const store_item *it = refs[k].it;   /* fields noted by the writer's first pass (record_fields.h) */
+        if ((it->fields.noted ? stats_sample_from_fields(it->json, &it->fields, &gs[gn], &kk)
+                              : stats_sample_from_record(it->json, it->json_len, &gs[gn], &kk)) != 1)
+            continue;
         gs[gn].t_us = refs[k].it->time_us;
         if (gs[gn].numeric) {
             numeric = 1;

@@ -180,6 +180,12 @@ static int store_item_set_home(store_item *it, const char *home) {
     return 0;
 }
 
+const record_fields *store_item_fields(store_item *it) {
+    if (it->fields.noted) return &it->fields;
+    if (!it->json || record_fields_scan(&it->fields, it->json, it->json_len) != 0) return NULL;
+    return &it->fields;
+}
+
 int store_batch_set_home(store_batch *b, const char *home) {
     if (event_home_is_default(home)) return 0;
     snprintf(b->home_id, sizeof b->home_id, "%s", home);

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "event.h"
+#include "record_fields.h"
 #include "stats.h"
 
 typedef enum {
@@ -43,6 +44,7 @@ typedef struct store_item {
     const char *entity_id;      /* borrowed from record, may be NULL */
     const char *event_type;     /* borrowed from record */
     char domain[64];            /* record's domain, else the entity id's prefix; "" if none */
+    record_fields fields;       /* spans of the members the SQLite writer reads in json (store_item_fields) */
 } store_item;
 
 typedef struct store_dead_letter {
@@ -165,6 +167,9 @@ void store_close(store *s);
  * (source "data-storage"). 0, or -1 on out of memory. */
 int store_batch_prepare(store_batch *b, json_t *events, json_t *dead_letters);
 void store_batch_free(store_batch *b);
+/* The item's record_fields: noted by store_text_prepare, else found by one walk of
+ * its json now (and kept). NULL when it has no readable record. */
+const record_fields *store_item_fields(store_item *it);
 /* Adds a dead letter; raw is the JSON text (copied). 0/-1. */
 int store_batch_add_dead(store_batch *b, const char *source, const char *error, const char *raw);
 

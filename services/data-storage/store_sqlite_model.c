@@ -1,24 +1,11 @@
 /* store_sqlite_model.c -- see store_sqlite_model.h. */
 #include "store_sqlite_model.h"
-#include "json_scan.h"
 
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- per-item fields -------------------------------------------------------- */
-
-typedef struct sqm_spans {
-    const char *state, *value;
-    size_t state_len, value_len;
-} sqm_spans;
-
-static int sqm_member(const char *k, size_t kl, const char *v, size_t vl, void *arg) {
-    sqm_spans *s = arg;
-    if (kl == 5 && !memcmp(k, "state", 5)) s->state = v, s->state_len = vl;
-    else if (kl == 5 && !memcmp(k, "value", 5)) s->value = v, s->value_len = vl;
-    return s->state && s->value; /* both found: stop */
-}
 
 static int sqm_has_digit(const char *s, int n) {
     for (int i = 0; i < n; i++)
@@ -51,17 +38,21 @@ static int sqm_state(sqm_fields *f, const char *v, size_t vl) {
     return f->state_owned ? 0 : -1;
 }
 
-static int sqm_item(sqm_fields *f, const store_item *it) {
+/* From the record's fields (record_fields.h): no walk of the record here. */
+static int sqm_item(sqm_fields *f, store_item *it) {
     memset(f, 0, sizeof *f);
     if (!it->event_type || strcmp(it->event_type, "state_changed") != 0 || !it->json) return 0;
     f->kind = 1;
-    sqm_spans s = {0};
-    jscan_object_trusted(it->json, it->json_len, sqm_member, &s);
-    if (s.state && sqm_state(f, s.state, s.state_len) != 0) return -1;
-    if (f->state && s.value && s.value_len && s.value[0] != 'n' && sqm_has_digit(f->state, f->state_len)) {
+    const record_fields *rf = store_item_fields(it);
+    if (!rf) return 0;
+    size_t state_len, value_len;
+    const char *state = record_fields_at(rf, it->json, RF_STATE, &state_len);
+    const char *value = record_fields_at(rf, it->json, RF_VALUE, &value_len);
+    if (state && sqm_state(f, state, state_len) != 0) return -1;
+    if (f->state && value && value[0] != 'n' && sqm_has_digit(f->state, f->state_len)) {
         char num[64];
-        size_t n = s.value_len < sizeof num - 1 ? s.value_len : sizeof num - 1;
-        memcpy(num, s.value, n);
+        size_t n = value_len < sizeof num - 1 ? value_len : sizeof num - 1;
+        memcpy(num, value, n);
         num[n] = '\0';
         char *end;
         f->value = strtod(num, &end);
@@ -70,7 +61,7 @@ static int sqm_item(sqm_fields *f, const store_item *it) {
     return 0;
 }
 
-int sqm_prepare(store_sqlite_model *m, const store_batch *b) {
+int sqm_prepare(store_sqlite_model *m, store_batch *b) {
     m->n = b->nitems;
     m->f = b->nitems ? calloc(b->nitems, sizeof *m->f) : NULL;
     if (b->nitems && !m->f) return -1;

@@ -35,8 +35,9 @@ typedef struct store_sqlite_model {
     size_t n;
 } store_sqlite_model;
 
-/* Reads kind/state/value of every item of b. 0/-1 (out of memory). */
-int sqm_prepare(store_sqlite_model *m, const store_batch *b);
+/* Reads kind/state/value of every item of b, from its record_fields (noted
+ * now when the batch did not come from store_text_prepare). 0/-1 (out of memory). */
+int sqm_prepare(store_sqlite_model *m, store_batch *b);
 /* Binds kind, state, value of item i as parameters col, col+1, col+2. */
 void sqm_bind(const store_sqlite_model *m, size_t i, sqlite3_stmt *st, int col);
 /* Upserts one entities row per entity of the batch's STORED items, with

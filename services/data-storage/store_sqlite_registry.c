@@ -9,35 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The record's context members, in record order (docs/EVENTS.md section 3). */
-enum { K_AREA_ID, K_AREA, K_FLOOR_ID, K_FLOOR, K_DEVICE_ID, K_DEVICE, K_MANUFACTURER, K_MODEL, K_LABELS,
-       K_PLATFORM, K_CATEGORY, K_N };
-static const char *const sqr_keys[K_N] = {"area_id", "area", "floor_id", "floor", "device_id", "device",
-                                          "manufacturer", "model", "labels", "platform", "entity_category"};
-static const unsigned char sqr_key_len[K_N] = {sizeof "area_id" - 1, sizeof "area" - 1, sizeof "floor_id" - 1,
-                                               sizeof "floor" - 1, sizeof "device_id" - 1, sizeof "device" - 1,
-                                               sizeof "manufacturer" - 1, sizeof "model" - 1, sizeof "labels" - 1,
-                                               sizeof "platform" - 1, sizeof "entity_category" - 1};
-static const int sqr_col_key[SQR_COLUMNS] = {K_AREA_ID, K_FLOOR_ID, K_DEVICE_ID, K_PLATFORM};
-
-typedef struct sqr_spans {
-    const char *v[K_N];
-    size_t n[K_N];
-    int found;
-} sqr_spans;
-
-/* Called for each of the record's ~30 top-level members: the key's length and first byte
- * rule out almost every key before a compare (this walk is on storage's hot path). */
-static int sqr_member(const char *k, size_t kl, const char *v, size_t vl, void *arg) {
-    sqr_spans *s = arg;
-    for (int i = 0; i < K_N; i++) {
-        if (sqr_key_len[i] != kl || sqr_keys[i][0] != k[0] || memcmp(sqr_keys[i], k, kl) != 0) continue;
-        if (!s->v[i]) s->found++;
-        s->v[i] = v, s->n[i] = vl;
-        break;
-    }
-    return 0;
-}
+/* The registry columns, among the context members (record_fields.h). */
+static const int sqr_col_key[SQR_COLUMNS] = {RF_AREA_ID, RF_FLOOR_ID, RF_DEVICE_ID, RF_PLATFORM};
 
 /* A JSON string's text: in place without escapes, else decoded into an owned copy. */
 static int sqr_string(sqr_fields *f, const char *v, size_t vl, sqr_text *out) {
@@ -78,32 +51,44 @@ static int sqr_label(const char *v, size_t vl, void *arg) {
     return 0;
 }
 
-static int sqr_item(sqr_fields *f, const store_item *it) {
-    sbuf_init(&f->context);
-    if (!it->json) return 0;
-    sqr_spans s = {0};
-    jscan_object_trusted(it->json, it->json_len, sqr_member, &s);
-    if (!s.v[K_AREA_ID] && !s.v[K_DEVICE_ID] && !s.v[K_PLATFORM] && !s.v[K_LABELS]) return 0;
+static int sqr_item(sqr_fields *f, store_item *it) {
+    const record_fields *rf = it->json ? store_item_fields(it) : NULL;
+    if (!rf || (!rf->len[RF_AREA_ID] && !rf->len[RF_DEVICE_ID] && !rf->len[RF_PLATFORM] && !rf->len[RF_LABELS]))
+        return 0;
     f->has = 1;
-    for (int c = 0; c < SQR_COLUMNS; c++)
-        if (s.v[sqr_col_key[c]] && sqr_string(f, s.v[sqr_col_key[c]], s.n[sqr_col_key[c]], &f->col[c]) != 0) return -1;
-    if (s.v[K_LABELS] && s.v[K_LABELS][0] == '[') {
+    f->json = it->json;
+    f->rf = rf;
+    size_t n;
+    for (int c = 0; c < SQR_COLUMNS; c++) {
+        const char *v = record_fields_at(rf, it->json, sqr_col_key[c], &n);
+        if (v && sqr_string(f, v, n, &f->col[c]) != 0) return -1;
+    }
+    const char *labels = record_fields_at(rf, it->json, RF_LABELS, &n);
+    if (labels && labels[0] == '[') {
         sqr_label_walk w = {f, 0};
-        jscan_array(s.v[K_LABELS], s.n[K_LABELS], sqr_label, &w);
+        jscan_array(labels, n, sqr_label, &w);
         if (w.failed) return -1;
     }
-    for (int k = 0; k < K_N; k++) {
-        sbuf_adds(&f->context, k ? ",\"" : "{\"");
-        sbuf_adds(&f->context, sqr_keys[k]);
-        sbuf_adds(&f->context, "\":");
-        if (s.v[k]) sbuf_add(&f->context, s.v[k], s.n[k]);
-        else sbuf_adds(&f->context, k == K_LABELS ? "[]" : "null");
-    }
-    sbuf_addc(&f->context, '}');
-    return sbuf_failed(&f->context) ? -1 : 0;
+    return 0;
 }
 
-int sqr_prepare(store_sqlite_registry *m, const store_batch *b) {
+/* The registry table's context text of f (which has one), into o (reset first). 0/-1. */
+static int sqr_context(const sqr_fields *f, sbuf *o) {
+    sbuf_reset(o);
+    for (int k = RF_CONTEXT_FIRST; k < RF_N; k++) {
+        sbuf_adds(o, k > RF_CONTEXT_FIRST ? ",\"" : "{\"");
+        sbuf_adds(o, record_fields_name(k));
+        sbuf_adds(o, "\":");
+        size_t n;
+        const char *v = record_fields_at(f->rf, f->json, k, &n);
+        if (v) sbuf_add(o, v, n);
+        else sbuf_adds(o, k == RF_LABELS ? "[]" : "null");
+    }
+    sbuf_addc(o, '}');
+    return sbuf_failed(o) ? -1 : 0;
+}
+
+int sqr_prepare(store_sqlite_registry *m, store_batch *b) {
     m->n = b->nitems;
     m->f = b->nitems ? calloc(b->nitems, sizeof *m->f) : NULL;
     if (b->nitems && !m->f) return -1;
@@ -133,10 +118,30 @@ int sqr_insert_labels(const store_sqlite_registry *m, size_t i, sqlite3_stmt *in
     return 0;
 }
 
-static int sqr_upsert(sqlite3_stmt *upsert, const store_item *it, const sqr_fields *f, int64_t run_end_us) {
+/* What sqr_context writes for member k of f. */
+static const char *sqr_context_text(const sqr_fields *f, int k, size_t *n) {
+    const char *v = record_fields_at(f->rf, f->json, k, n);
+    if (v) return v;
+    *n = k == RF_LABELS ? 2 : 4;
+    return k == RF_LABELS ? "[]" : "null";
+}
+
+/* sqr_context(a) == sqr_context(b), without writing either. */
+static int sqr_same_context(const sqr_fields *a, const sqr_fields *b) {
+    for (int k = RF_CONTEXT_FIRST; k < RF_N; k++) {
+        size_t an, bn;
+        const char *av = sqr_context_text(a, k, &an), *bv = sqr_context_text(b, k, &bn);
+        if (an != bn || memcmp(av, bv, an) != 0) return 0;
+    }
+    return 1;
+}
+
+static int sqr_upsert(sqlite3_stmt *upsert, const store_item *it, const sqr_fields *f, int64_t run_end_us,
+                      sbuf *context) {
+    if (sqr_context(f, context) != 0) return -1;
     sqlite3_bind_text(upsert, 1, it->entity_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(upsert, 2, it->time_us);
-    sqlite3_bind_text(upsert, 3, f->context.data, (int)f->context.len, SQLITE_STATIC);
+    sqlite3_bind_text(upsert, 3, context->data, (int)context->len, SQLITE_STATIC);
     sqlite3_bind_int64(upsert, 5, run_end_us);
     int rc = sqlite3_step(upsert);
     sqlite3_reset(upsert);
@@ -145,10 +150,6 @@ static int sqr_upsert(sqlite3_stmt *upsert, const store_item *it, const sqr_fiel
 
 static int sqr_counts(const store_item *it, const sqr_fields *f) {
     return f->has && it->entity_id && (it->status == STORE_ITEM_STORED || it->status == STORE_ITEM_DUPLICATE);
-}
-
-static int sqr_same_context(const sqr_fields *a, const sqr_fields *b) {
-    return a->context.len == b->context.len && !memcmp(a->context.data, b->context.data, a->context.len);
 }
 
 /* run_end[i]: the time of the last item of i's run -- the items of the same entity that
@@ -191,6 +192,8 @@ int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sq
         return -1;
     }
     int rc = 0;
+    sbuf context;
+    sbuf_init(&context);
     /* the batch's home, for every upsert (a reset keeps bindings) */
     sqlite3_bind_text(upsert, 4, b->home_id[0] ? b->home_id : EVENT_HOME_DEFAULT, -1, SQLITE_STATIC);
     for (size_t i = 0; i < b->nitems && rc == 0; i++) {
@@ -200,7 +203,7 @@ int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sq
         json_t *prev = json_object_get(last, it->entity_id);
         const sqr_fields *pf = prev ? &m->f[json_integer_value(prev)] : NULL;
         if (pf && sqr_same_context(pf, f)) continue;
-        rc = sqr_upsert(upsert, it, f, run_end[i]);
+        rc = sqr_upsert(upsert, it, f, run_end[i], &context);
         json_object_set_new(last, it->entity_id, json_integer((json_int_t)i));
     }
     json_t *done = json_object();
@@ -209,9 +212,10 @@ int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sq
         if (!sqr_counts(it, &m->f[i]) || json_object_get(done, it->entity_id)) continue;
         json_object_set_new(done, it->entity_id, json_true());
         if (json_integer_value(json_object_get(last, it->entity_id)) != (json_int_t)i)
-            rc = sqr_upsert(upsert, it, &m->f[i], run_end[i]);
+            rc = sqr_upsert(upsert, it, &m->f[i], run_end[i], &context);
     }
     if (!done) rc = -1;
+    sbuf_free(&context);
     json_decref(done);
     json_decref(last);
     free(run_end);
@@ -221,7 +225,6 @@ int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sq
 void sqr_free(store_sqlite_registry *m) {
     for (size_t i = 0; i < m->n; i++) {
         for (int k = 0; k < m->f[i].nowned; k++) free(m->f[i].owned[k]);
-        sbuf_free(&m->f[i].context);
     }
     free(m->f);
     memset(m, 0, sizeof *m);

@@ -14,7 +14,8 @@
  * same text, so one scan serves both.
  *
  * Ownership: a store_sqlite_registry is per batch, made and freed by the writer;
- * the values point into the items' json or into owned decoded copies. */
+ * the values point into the items' json or into owned decoded copies. It must not
+ * outlive the batch (it borrows the items' record_fields). */
 #ifndef HOMEIQ_STORE_SQLITE_REGISTRY_H
 #define HOMEIQ_STORE_SQLITE_REGISTRY_H
 
@@ -79,7 +80,8 @@ typedef struct sqr_fields {
     sqr_text col[SQR_COLUMNS];
     sqr_text label[SQR_MAX_LABELS];
     int nlabels;
-    sbuf context;               /* {"area_id":…,…,"entity_category":…} for the registry table */
+    const char *json;           /* the record, and where its context members are: */
+    const record_fields *rf;    /* {"area_id":…,…,"entity_category":…} is built from them when needed */
     char *owned[SQR_COLUMNS + SQR_MAX_LABELS]; /* decoded copies of escaped strings */
     int nowned;
 } sqr_fields;
@@ -89,7 +91,8 @@ typedef struct store_sqlite_registry {
     size_t n;
 } store_sqlite_registry;
 
-int sqr_prepare(store_sqlite_registry *m, const store_batch *b);
+/* Each item's context, from its record_fields (record_fields.h). 0/-1. */
+int sqr_prepare(store_sqlite_registry *m, store_batch *b);
 /* Binds area_id, floor_id, device_id, platform of item i as parameters col..col+3. */
 void sqr_bind(const store_sqlite_registry *m, size_t i, sqlite3_stmt *st, int col);
 /* Item i was inserted as `rowid`: its labels rows. 0/-1. */

@@ -35,6 +35,7 @@ typedef struct st_parser {
     size_t emitted;             /* members written to out */
     size_t items_cap;
     int have_events;
+    record_fields *fields;      /* the current item's: where the SQLite writer's members are in out */
 } st_parser;
 
 /* ---- one event -------------------------------------------------------- */
@@ -82,11 +83,15 @@ static int st_member(const char *key, size_t klen, const char *val, size_t vlen,
     size_t key_at = s->out.len;
     if (s->canonical) sbuf_add(&s->out, key - 1, klen + 2);
     else jscan_canonical(&s->out, key - 1, klen + 2);
-    int field = st_field(s->out.data + key_at + 1, s->out.len - key_at - 2);
+    size_t kout = s->out.len - key_at - 2; /* the key as stored, without its quotes */
+    int field = st_field(s->out.data + key_at + 1, kout);
     if (!vlen || !st_type_ok(field, (unsigned char)*val)) return s->rc = 1;
     sbuf_addc(&s->out, ':');
+    size_t val_at = s->out.len;
     if (s->canonical) sbuf_add(&s->out, val, vlen);
     else jscan_canonical(&s->out, val, vlen);
+    int rf = record_fields_key(s->out.data + key_at + 1, kout);
+    if (rf >= 0) record_fields_note(s->fields, rf, val_at, s->out.len - val_at);
     if (field < F_NCAPTURE) {
         s->type[field] = *val;
         sbuf_reset(&s->val[field]);
@@ -173,9 +178,11 @@ static int st_event(st_parser *s, const char *ev, size_t len) {
     it->index = (int)b->nitems;
     b->nitems++;
     int64_t time_us;
+    s->fields = &it->fields;
     int rc = st_event_members(s, ev, len);
     if (rc == 0) rc = st_event_check(s, &time_us);
     if (rc == 0) rc = st_item_fill(s, it, time_us);
+    it->fields.noted = rc == 0;
     return rc;
 }
 

@@ -56,6 +56,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             a->time_us != e->time_us || strcmp(a->event_type, e->event_type) || strcmp(a->domain, e->domain) ||
             (!a->entity_id != !e->entity_id) || (a->entity_id && strcmp(a->entity_id, e->entity_id)))
             die("items differ", data, size);
+        record_fields scanned; /* the writer's members, noted during the walk = found in the stored text */
+        if (!a->fields.noted || record_fields_scan(&scanned, e->json, e->json_len) != 0 ||
+            memcmp(a->fields.off, scanned.off, sizeof scanned.off) || memcmp(a->fields.len, scanned.len, sizeof scanned.len))
+            die("record fields differ", data, size);
     }
     store_batch_free(&t);
     store_batch_free(&g);

@@ -270,6 +270,12 @@ static void text_same_as_general(const char *body, int expect_fast) {
         assert_string_equal(a->domain, e->domain);
         if (e->entity_id) assert_string_equal(a->entity_id, e->entity_id);
         else assert_null(a->entity_id);
+        /* the members the SQLite writer reads, noted during the walk = found by a walk of the stored text */
+        record_fields scanned;
+        assert_int_equal(record_fields_scan(&scanned, e->json, e->json_len), 0);
+        assert_true(a->fields.noted);
+        assert_memory_equal(a->fields.off, scanned.off, sizeof scanned.off);
+        assert_memory_equal(a->fields.len, scanned.len, sizeof scanned.len);
     }
     store_batch_free(&t);
     store_batch_free(&g);
@@ -282,7 +288,9 @@ static void test_text_prepare(void **st) {
                          "\"time_fired\":\"2025-06-14T08:33:20.5+02:00\",\"value\":21.50,\"n\":-0,\"big\":123456789012345678,"
                          "\"e\":1E+2,\"f\":-0.0,\"g\":1e-400,\"h\":0.1,\"s\":\"a\\u00e9\\/\\ud83d\\ude00\\u001f\\b\\\"\\\\\","
                          "\"u\":\"\xc3\xa9\xf0\x9f\x8f\xa0\",\"attributes\":{\"x\":[1, 2.5 ,{},[],null,true,false],"
-                         "\"k\\u0020\":\"v\"},\"domain\":\"custom\",\"event_id\":\"old\",\"stored_at\":\"old\"}],"
+                         "\"k\\u0020\":\"v\"},\"domain\":\"custom\",\"event_id\":\"old\",\"stored_at\":\"old\","
+                         "\"state\" : \"21.50\", \"state_class\":\"total\",\"area_id\":\"kitchen\",\"labels\":[ \"a\" , \"b\\u0020\" ],"
+                         "\"device_id\":null,\"platform\":\"\\u0070\",\"entity_category\":\"config\"}],"
                          "\"dead_letters\":[]}",
                          1);
     text_same_as_general(" [ {\"event_id\":\"x\", \"event_type\":\"call_service\",\"time_fired\":\"2025-06-14T08:33:20Z\","
