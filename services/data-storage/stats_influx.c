@@ -930,6 +930,20 @@ static int si_seed(si_job *j, si_ent *e, int64_t lastb, const stats_carry *at_la
     return 0;
 }
 
+/* How far the hourly rows after hour h1 move: the new sum at h1's end (the
+ * final 5-minute rows) less the one the hourly rows hold there, not the
+ * 5-minute delta -- the 5-minute rows are written first, so after a crash
+ * between the two writes they already carry the new sums (delta 0) while the
+ * later hours do not. With no hourly row up to h1, the 5-minute delta. */
+static double si_hour_delta(const si_ent *e, const si_rows *final, int64_t h1, double delta) {
+    if (e->kind == STATS_KIND_MEASUREMENT) return 0;
+    const stats_row *oh = e->prevh.n ? &e->prevh.r[0] : NULL, *nf = NULL;
+    for (size_t i = 0; i < e->oldh.n && e->oldh.r[i].start_us <= h1; i++) oh = &e->oldh.r[i];
+    for (size_t i = 0; i < final->n && final->r[i].start_us < h1 + STATS_HOUR_US; i++) nf = &final->r[i];
+    if (!oh || !nf) return delta;
+    return nf->sum - oh->sum;
+}
+
 /* One entity's rows into j->lines5 / j->linesh. */
 static int si_recompute(si_job *j, si_ent *e) {
     const char *entity = e->entity;
@@ -981,11 +995,12 @@ static int si_recompute(si_job *j, si_ent *e) {
         k = m;
     }
     if (si_seed(j, e, lastb, &at_last, split) != 0) return -1;
-    if (delta != 0) {
+    double dh = si_hour_delta(e, &j->final, h1, delta);
+    if (dh != 0) {
         for (size_t i = 0; i < e->oldh.n; i++) {
             if (e->oldh.r[i].start_us <= h1) continue;
             stats_row r = e->oldh.r[i];
-            r.sum += delta;
+            r.sum += dh;
             stats_influx_row_line(&j->linesh, entity, j->home, 1, e->kind, &r);
         }
     }

@@ -6,6 +6,10 @@
   stats_series.py check EXPECTED GOT5 GOTH
                                      compares GET /api/v1/statistics answers
                                      (period 5minute, hour) with expected.json
+  stats_series.py late T0 OUT_DIR    a total_increasing meter over 5 hours:
+                                     live.json (in time order), late.json
+                                     (one event of its second hour, a reset,
+                                     posted after the rest) and expected.json
   stats_series.py bulk T_END DAYS N ENTITIES OUT   N records spread over DAYS
                                      days before T_END (retention tests)
 
@@ -191,6 +195,22 @@ def gen(t0, outdir):
     json.dump(expected(s), open(outdir + "/expected.json", "w"))
 
 
+def late(t0, outdir):
+    """A meter whose later hours already have rows when an event of its past
+    arrives: the late reset moves every sum after it (stats_kill_influx.sh)."""
+    ev, m = [], 100.0
+    for i in range(300):
+        m += 0.5 + (i % 7) * 0.25
+        ev.append((t0 + 60 * i + 11, "%.4f" % m, None))
+    lt = (t0 + 3600 + 1234.5, "3.0000", None)     # below 90 %: a meter reset, late
+    s = exact({"sensor.late_meter": ("total_increasing", ev + [lt])})
+    ev2 = s["sensor.late_meter"][1]
+    recs = [record("sensor.late_meter", t, st, "total_increasing", lr, n) for n, (t, st, lr) in enumerate(ev2)]
+    json.dump(recs[:-1], open(outdir + "/live.json", "w"))
+    json.dump({"events": recs[-1:]}, open(outdir + "/late.json", "w"))
+    json.dump(expected(s), open(outdir + "/expected.json", "w"))
+
+
 def close(a, b):
     if a is None or b is None:
         return a is None and b is None
@@ -274,6 +294,8 @@ if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "gen":
         gen(float(sys.argv[2]), sys.argv[3])
+    elif cmd == "late":
+        late(float(sys.argv[2]), sys.argv[3])
     elif cmd == "check":
         sys.exit(check(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "house":
