@@ -20,7 +20,7 @@ CTEST_ARGS ?= --timeout 900
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page bench-scale bench-influx-first bench-whitespace bench-storage bench-cpu clean fuzz
+.PHONY: all build deps test test-release test-asan run bench bench-admin bench-page bench-scale bench-influx-first bench-whitespace bench-storage bench-cpu bench-purge bench-year clean fuzz
 
 all: build
 
@@ -75,6 +75,15 @@ bench-storage: deps build
 
 bench-cpu: deps build
 	@bench/cpu_per_event.sh
+
+# Issue 13: POST latency at 1,000 events/s while a 2-million-event SQLite store is purged
+# (RETENTION_DAYS=30), with the counts checked; and the file size of one simulated year
+# kept whole and with RETENTION_DAYS=30 (~20 GB of disk under YEAR_DIR, ~20 min).
+bench-purge: deps build
+	@OLD=$${OLD:-2000000} SECONDS_=$${SECONDS_:-30} bench/purge_latency.sh
+
+bench-year: deps build
+	@bench/year_size.sh
 
 bench: deps
 	@scripts/install-deps --bench
