@@ -152,46 +152,40 @@ static int sqr_counts(const store_item *it, const sqr_fields *f) {
     return f->has && it->entity_id && (it->status == STORE_ITEM_STORED || it->status == STORE_ITEM_DUPLICATE);
 }
 
-/* run_end[i]: the time of the last item of i's run -- the items of the same entity that
- * follow i in the batch with the same context -- for the upsert's late-event rule
- * (STORE_SQLITE_REGISTRY_UPSERT ?5). Returns NULL on out of memory. */
-static int64_t *sqr_run_ends(const store_sqlite_registry *m, const store_batch *b) {
-    int64_t *end = malloc((b->nitems ? b->nitems : 1) * sizeof *end);
+/* One backward walk of the batch: run_end[i] is the time of the last item of i's run -- the
+ * items of the same entity that follow i in the batch with the same context -- for the
+ * upsert's late-event rule (STORE_SQLITE_REGISTRY_UPSERT ?5); newest[i] says i is its
+ * entity's last counted item in the batch (its last_seen). 0, or -1 on out of memory. */
+static int sqr_walk(const store_sqlite_registry *m, const store_batch *b, int64_t *run_end, unsigned char *newest) {
     json_t *next = json_object(); /* entity_id -> index of the entity's following item */
-    if (!end || !next) {
-        free(end);
-        json_decref(next);
-        return NULL;
-    }
+    if (!next) return -1;
     for (size_t i = b->nitems; i-- > 0;) {
         const store_item *it = &b->items[i];
-        end[i] = it->time_us;
+        run_end[i] = it->time_us;
+        newest[i] = 0;
         if (!sqr_counts(it, &m->f[i])) continue;
         json_t *nx = json_object_get(next, it->entity_id);
         size_t j = nx ? (size_t)json_integer_value(nx) : 0;
-        if (nx && sqr_same_context(&m->f[j], &m->f[i]) && end[j] > end[i]) end[i] = end[j];
+        newest[i] = !nx;
+        if (nx && sqr_same_context(&m->f[j], &m->f[i]) && run_end[j] > run_end[i]) run_end[i] = run_end[j];
         if (json_object_set_new(next, it->entity_id, json_integer((json_int_t)i)) != 0) {
-            free(end);
             json_decref(next);
-            return NULL;
+            return -1;
         }
     }
     json_decref(next);
-    return end;
+    return 0;
 }
 
 /* Forward: each change of an entity's context within the batch (so "since" is the first
  * event with the new context, e.g. the registry update itself); then the newest item of
  * each entity (last_seen), unless that was just written. */
 int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sqlite3_stmt *upsert) {
+    size_t n = b->nitems ? b->nitems : 1;
     json_t *last = json_object(); /* entity_id -> index of the item last written */
-    int64_t *run_end = sqr_run_ends(m, b);
-    if (!last || !run_end) {
-        json_decref(last);
-        free(run_end);
-        return -1;
-    }
-    int rc = 0;
+    int64_t *run_end = malloc(n * sizeof *run_end);
+    unsigned char *newest = malloc(n);
+    int rc = last && run_end && newest ? sqr_walk(m, b, run_end, newest) : -1;
     sbuf context;
     sbuf_init(&context);
     /* the batch's home, for every upsert (a reset keeps bindings) */
@@ -206,19 +200,13 @@ int sqr_update_registry(const store_sqlite_registry *m, const store_batch *b, sq
         rc = sqr_upsert(upsert, it, f, run_end[i], &context);
         json_object_set_new(last, it->entity_id, json_integer((json_int_t)i));
     }
-    json_t *done = json_object();
-    for (size_t i = b->nitems; i-- > 0 && rc == 0 && done;) {
-        const store_item *it = &b->items[i];
-        if (!sqr_counts(it, &m->f[i]) || json_object_get(done, it->entity_id)) continue;
-        json_object_set_new(done, it->entity_id, json_true());
-        if (json_integer_value(json_object_get(last, it->entity_id)) != (json_int_t)i)
-            rc = sqr_upsert(upsert, it, &m->f[i], run_end[i], &context);
-    }
-    if (!done) rc = -1;
+    for (size_t i = b->nitems; i-- > 0 && rc == 0;)
+        if (newest[i] && json_integer_value(json_object_get(last, b->items[i].entity_id)) != (json_int_t)i)
+            rc = sqr_upsert(upsert, &b->items[i], &m->f[i], run_end[i], &context);
     sbuf_free(&context);
-    json_decref(done);
     json_decref(last);
     free(run_end);
+    free(newest);
     return rc;
 }
 
