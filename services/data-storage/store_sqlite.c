@@ -59,8 +59,9 @@ typedef struct store_sqlite {
     sqlite3_stmt *insert_event, *insert_dead, *select_dead;
     sqlite3_stmt *upsert_entity;   /* the dashboard's entities table (store_sqlite_model.c) */
     sqlite3_stmt *upsert_registry, *insert_label; /* registry context (store_sqlite_registry.c) */
+    sqlite3_stmt *upsert_context; /* context spans (store_sqlite_context.c) */
     sqlite3_stmt *begin, *commit, *rollback;
-    sqlite3_stmt *query[2048]; /* by filter mask, see store_sqlite_query_mask */
+    sqlite3_stmt *query[4096]; /* by filter mask, see store_sqlite_query_mask */
     int last_write_failed;
     long busy_timeout_ms;
     char last_error[160];
@@ -71,6 +72,8 @@ typedef struct store_sqlite {
 #include "store_sqlite_registry.h"
 #include "store_sqlite_home.h"
 #include "store_sqlite_identity.h"
+#include "store_sqlite_context.h"
+#include "store_sqlite_merge.h"
 
 /* Each entry upgrades the schema by one version, in one transaction. */
 static const char *const store_sqlite_migrations[] = {
@@ -126,6 +129,11 @@ static const char *const store_sqlite_migrations[] = {
      * to the home their events belong to, rows that mixed homes recomputed by the
      * catch-up (stats_sqlite.h). New tables only: keep it after the migrations above. */
     STATS_SQLITE_HOME_MIGRATION,
+    /* 10 (issue 15): fewer indexes per event -- events_time dropped, the registry filters
+     * read from context spans and the entity index, events_type_time only for types
+     * other than state_changed (store_sqlite_context.h). Keep it after the migrations
+     * above: it drops indexes they made. */
+    STORE_SQLITE_LEAN_MIGRATION,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
@@ -203,7 +211,9 @@ static int store_sqlite_migrate(store_sqlite *s) {
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d;", v + 1);
         if (store_sqlite_exec(s, "BEGIN IMMEDIATE") != 0) return -1;
         const char *m = store_sqlite_migrations[v];
-        int failed = strcmp(m, STORE_SQLITE_IDENTITY_MIGRATION) == 0 ? sqi_migrate(s->db) : store_sqlite_exec(s, m);
+        int failed = strcmp(m, STORE_SQLITE_IDENTITY_MIGRATION) == 0 ? sqi_migrate(s->db)
+                     : strcmp(m, STORE_SQLITE_LEAN_MIGRATION) == 0 ? sqc_room(s->db) || store_sqlite_exec(s, m)
+                                                                   : store_sqlite_exec(s, m);
         if (failed || store_sqlite_exec(s, sql) != 0) {
             store_sqlite_exec(s, "ROLLBACK");
             return -1;
@@ -229,6 +239,7 @@ static int store_sqlite_prepare_all(store_sqlite *s) {
                                 &s->insert_event) ||
            store_sqlite_prepare(s, STORE_SQLITE_REGISTRY_UPSERT, &s->upsert_registry) ||
            store_sqlite_prepare(s, STORE_SQLITE_LABEL_INSERT, &s->insert_label) ||
+           store_sqlite_prepare(s, STORE_SQLITE_CONTEXT_UPSERT, &s->upsert_context) ||
            store_sqlite_prepare(s, STORE_SQLITE_ENTITY_UPSERT, &s->upsert_entity) ||
            store_sqlite_prepare(s, "INSERT INTO dead_letters(received_at_us,source,error,raw,home_id) VALUES(?,?,?,?,?)",
                                 &s->insert_dead) ||
@@ -403,6 +414,10 @@ static int store_sqlite_write(store_sqlite *s, store_batch *b) {
         store_sqlite_fail(s, "update registry");
         goto rollback;
     }
+    if (sqc_update(&r, b, s->upsert_context) != 0) {
+        store_sqlite_fail(s, "update context spans");
+        goto rollback;
+    }
     if (s->stats_on && stats_sqlite_batch(s->stats, b) != 0) {
         store_sqlite_fail(s, "statistics");
         goto rollback;
@@ -445,13 +460,14 @@ static void store_sqlite_write_batch(store *base, store_batch *b, store_write_cb
 /* ---- reads ------------------------------------------------------------ */
 
 enum { Q_ENTITY = 1, Q_DOMAIN = 2, Q_TYPE = 4, Q_START = 8, Q_END = 16, Q_AREA = 32, Q_FLOOR = 64,
-       Q_DEVICE = 128, Q_PLATFORM = 256, Q_LABEL = 512, Q_HOME = 1024 };
+       Q_DEVICE = 128, Q_PLATFORM = 256, Q_LABEL = 512, Q_HOME = 1024, Q_TYPE_OTHER = 2048 };
 
 static int store_sqlite_query_mask(const store_filter *f) {
     return (f->entity_id ? Q_ENTITY : 0) | (f->domain ? Q_DOMAIN : 0) | (f->event_type ? Q_TYPE : 0) |
            (f->has_start ? Q_START : 0) | (f->has_end ? Q_END : 0) | (f->area ? Q_AREA : 0) |
            (f->floor ? Q_FLOOR : 0) | (f->device ? Q_DEVICE : 0) | (f->platform ? Q_PLATFORM : 0) |
-           (f->label ? Q_LABEL : 0) | (f->home_id ? Q_HOME : 0);
+           (f->label ? Q_LABEL : 0) | (f->home_id ? Q_HOME : 0) |
+           (f->event_type && strcmp(f->event_type, "state_changed") != 0 ? Q_TYPE_OTHER : 0);
 }
 
 static sqlite3_stmt *store_sqlite_query_stmt(store_sqlite *s, int mask) {
@@ -459,7 +475,7 @@ static sqlite3_stmt *store_sqlite_query_stmt(store_sqlite *s, int mask) {
     char sql[1024];
     /* home=: the home_id column (store_sqlite_home.h) */
     snprintf(sql, sizeof sql,
-             "SELECT record,event_id,stored_at_us FROM events WHERE 1%s%s%s%s%s%s%s%s%s%s%s "
+             "SELECT record,event_id,stored_at_us FROM events WHERE 1%s%s%s%s%s%s%s%s%s%s%s%s "
              "ORDER BY time_us DESC, id DESC LIMIT ? OFFSET ?",
              mask & Q_ENTITY ? " AND entity_id=?" : "", mask & Q_DOMAIN ? " AND domain=?" : "",
              mask & Q_TYPE ? " AND event_type=?" : "", mask & Q_START ? " AND time_us>=?" : "",
@@ -467,12 +483,17 @@ static sqlite3_stmt *store_sqlite_query_stmt(store_sqlite *s, int mask) {
              mask & Q_FLOOR ? " AND floor_id=?" : "", mask & Q_DEVICE ? " AND device_id=?" : "",
              mask & Q_PLATFORM ? " AND platform=?" : "",
              mask & Q_LABEL ? " AND id IN (SELECT event_rowid FROM event_labels WHERE label=?)" : "",
-             mask & Q_HOME ? " AND home_id=?" : "");
+             mask & Q_HOME ? " AND home_id=?" : "", mask & Q_TYPE_OTHER ? STORE_SQLITE_TYPE_OTHER : "");
     if (store_sqlite_prepare(s, sql, &s->query[mask]) != 0) return NULL;
     return s->query[mask];
 }
 
 static int store_sqlite_run_query(store_sqlite *s, const store_filter *f, store_rows *rows) {
+    if (sqx_applies(f)) { /* registry filters: context spans (schema 10) */
+        int rc = sqx_query(s->db, f, rows, s->last_error, sizeof s->last_error);
+        if (rc) log_error("sqlite %s", s->last_error);
+        return rc;
+    }
     int mask = store_sqlite_query_mask(f), col = 1;
     sqlite3_stmt *st = store_sqlite_query_stmt(s, mask);
     if (!st) return -1;
@@ -578,6 +599,7 @@ static void store_sqlite_close(store *base) {
     sqlite3_finalize(s->upsert_entity);
     sqlite3_finalize(s->upsert_registry);
     sqlite3_finalize(s->insert_label);
+    sqlite3_finalize(s->upsert_context);
     sqlite3_finalize(s->insert_dead);
     sqlite3_finalize(s->select_dead);
     sqlite3_finalize(s->begin);

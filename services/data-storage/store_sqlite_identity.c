@@ -88,35 +88,43 @@ static long long sqi_pragma(sqlite3 *db, const char *sql) {
     return v;
 }
 
-/* The rebuild writes a second copy of events before the first is freed: refuse
- * to start it (with the reason, nothing changed) when the disk cannot hold it,
- * rather than fail with SQLITE_FULL after minutes of work. */
-static int sqi_room(sqlite3 *db) {
+int sqi_room(sqlite3 *db, long long need, const char *what) {
     const char *path = sqlite3_db_filename(db, "main");
-    long long pages = sqi_pragma(db, "PRAGMA page_count"), size = sqi_pragma(db, "PRAGMA page_size");
-    if (!path || !path[0] || pages < 0 || size < 0) return 0; /* in memory, or unknown: try */
+    if (!path || !path[0]) return 0; /* in memory: try */
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
     struct statvfs v;
     if (statvfs(dir, &v) != 0) return 0;
-    long long need = pages * size + (1LL << 20), have = (long long)v.f_bavail * (long long)v.f_frsize;
-    if (have >= need) {
-        if (pages * size >= (64LL << 20))
-            log_info("sqlite identity migration: rebuilding events (%lld MB) once for the time-ordered identity "
-                     "index; this can take minutes on a large store (ingestion keeps spooling meanwhile)",
-                     pages * size >> 20);
-        return 0;
-    }
-    log_error("sqlite identity migration needs about %lld MB free in %s and %lld MB are: free disk space and start "
-              "again (nothing was changed; the store stays at its previous schema)", need >> 20, dir, have >> 20);
+    long long have = (long long)v.f_bavail * (long long)v.f_frsize;
+    need += 1LL << 20;
+    if (have >= need) return 0;
+    log_error("sqlite %s needs about %lld MB free in %s and %lld MB are: free disk space and start again (nothing "
+              "was changed; the store stays at its previous schema)", what, need >> 20, dir, have >> 20);
     return -1;
+}
+
+long long sqi_file_bytes(sqlite3 *db) {
+    long long pages = sqi_pragma(db, "PRAGMA page_count"), size = sqi_pragma(db, "PRAGMA page_size");
+    return pages < 0 || size < 0 ? 0 : pages * size;
+}
+
+/* The rebuild writes a second copy of events before the first is freed: refuse
+ * to start it (with the reason, nothing changed) when the disk cannot hold it,
+ * rather than fail with SQLITE_FULL after minutes of work. */
+static int sqi_rebuild_room(sqlite3 *db) {
+    long long bytes = sqi_file_bytes(db);
+    if (sqi_room(db, bytes, "identity migration") != 0) return -1;
+    if (bytes >= (64LL << 20))
+        log_info("sqlite identity migration: rebuilding events (%lld MB) once for the time-ordered identity "
+                 "index; this can take minutes on a large store (ingestion keeps spooling meanwhile)", bytes >> 20);
+    return 0;
 }
 
 int sqi_migrate(sqlite3 *db) {
     sqi_objects o;
-    if (sqi_room(db) != 0) return -1;
+    if (sqi_rebuild_room(db) != 0) return -1;
     char *create = sqi_new_table_sql(db);
     if (!create || sqi_objects_load(db, &o) != 0) {
         free(create);

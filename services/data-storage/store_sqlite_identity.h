@@ -35,4 +35,10 @@
 /* Rebuilds events as described above, inside the caller's transaction. 0/-1 (logged). */
 int sqi_migrate(sqlite3 *db);
 
+/* A migration about to write up to `need` bytes: 0 when the disk of db's file has
+ * them (plus 1 MB), else -1 and the reason logged, naming `what`, before anything changed. */
+int sqi_room(sqlite3 *db, long long need, const char *what);
+/* The size of db's main file (0 when unknown). */
+long long sqi_file_bytes(sqlite3 *db);
+
 #endif

@@ -58,7 +58,7 @@ start_bg v1 env DATA_STORAGE_PORT=$P DATA_DIR="$TEST_TMP/v1" "$STO"
 V1_PID=$LAST_PID
 wait_healthy "$U/health" 20 "$V1_PID" || bail "data-storage on the version-1 store started"
 check "the log says it migrated to version 2" grep -q "sqlite schema migrated to version 2" "$TEST_TMP/v1.log"
-check "... and not version 1 again" bash -c "! grep -q 'migrated to version 1' '$TEST_TMP/v1.log'"
+check "... and not version 1 again" bash -c "! grep -qE 'migrated to version 1([^0-9]|\$)' '$TEST_TMP/v1.log'"
 check_eq "health: the current schema version" "$CURRENT" "$(curl -s "$U/health" | jq .backend.schema_version)"
 check_eq "the store's user_version is the current one" "$CURRENT" "$(sqlite3 "$TEST_TMP/v1/events.db" 'PRAGMA user_version')"
 check "version 2's indexes exist" bash -c "sqlite3 '$TEST_TMP/v1/events.db' \"SELECT name FROM sqlite_master WHERE type='index'\" | grep -q events_domain_time"
