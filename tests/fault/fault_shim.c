@@ -12,7 +12,11 @@
  * least MINBYTES bytes fails with ENOMEM (large buffers: spool reads, batch
  * bodies, request copies; small ones are everywhere, in libc and libevent
  * too). With HOMEIQ_FAULT_ARM=path, allocations count only while that file
- * exists, so a test can aim past start-up and the accepting POST. */
+ * exists, so a test can aim past start-up and the accepting POST.
+ *
+ * HOMEIQ_FAULT_FREE_BYTES=N -- statvfs() of any path says N bytes are free to
+ * the caller (f_bavail), so a "refuses when the disk is short" check can be
+ * seen without filling a disk. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -197,4 +202,20 @@ void *calloc(size_t n, size_t m) {
 void *realloc(void *p, size_t n) {
     if (alloc_hit(n)) return errno = ENOMEM, NULL;
     return __libc_realloc(p, n);
+}
+
+/* HOMEIQ_FAULT_FREE_BYTES: the free space statvfs reports. */
+static void free_bytes(struct statvfs *v) {
+    const char *n = getenv("HOMEIQ_FAULT_FREE_BYTES");
+    if (!n || !v->f_frsize) return;
+    v->f_bavail = v->f_bfree = (fsblkcnt_t)(strtoull(n, NULL, 10) / v->f_frsize);
+    fprintf(stderr, "fault_shim: statvfs says %s bytes are free\n", n);
+}
+
+int statvfs(const char *path, struct statvfs *v) {
+    static int (*real)(const char *, struct statvfs *);
+    if (!real) real = (int (*)(const char *, struct statvfs *))dlsym(RTLD_NEXT, "statvfs");
+    int rc = real(path, v);
+    if (rc == 0) free_bytes(v);
+    return rc;
 }
