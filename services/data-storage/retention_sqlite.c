@@ -8,6 +8,7 @@
  * mark moves only when a step deleted something: a store that purged nothing
  * keeps accepting history of any age into its statistics. */
 #include "retention_sqlite.h"
+#include "store_sqlite_context.h"
 #include "config.h"
 #include "retention_phases.h"
 #include "retention_wal.h"
@@ -31,6 +32,7 @@ struct retention_sqlite {
     long long step_t0;                  /* monotonic start of the current step */
     long long step_left;                /* rows the current step may still delete */
     sqlite3_stmt *del_events, *del_5min, *begin, *commit, *rollback;
+    sqlite3_stmt *del_contexts;         /* spans older than every event (store_sqlite_context.h) */
     sqlite3_stmt *sync_normal, *sync_full; /* around a step when PURGE_COMMIT_FSYNC=0 */
     long long commit_fsync;             /* PURGE_COMMIT_FSYNC */
     double del_us_row, vac_us_page;     /* measured cost of a deleted row / a vacuumed page (µs) */
@@ -160,7 +162,7 @@ static int retention_rules_open(retention_sqlite *r) {
     if (!ex_ent || !ex_dom || !r->del_rule) goto out;
     char *sql = sqlite3_mprintf("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_us<?1%s%s "
                                 "ORDER BY time_us LIMIT ?2)", ex_ent, ex_dom);
-    rc = retention_prepare(r, sql, &r->del_events);
+    rc = retention_prepare(r, sql, &r->del_events) || retention_prepare(r, STORE_SQLITE_CONTEXT_PURGE, &r->del_contexts);
     sqlite3_free(sql);
     for (size_t i = 0; rc == 0 && i < r->rules.n; i++) {
         const retention_rule *x = &r->rules.r[i];
@@ -222,6 +224,7 @@ void retention_sqlite_close(retention_sqlite *r) {
     retention_wal_close(r->wal);
     stats_catchup_close(r->catchup);
     sqlite3_finalize(r->del_events);
+    sqlite3_finalize(r->del_contexts);
     sqlite3_finalize(r->del_5min);
     sqlite3_finalize(r->begin);
     sqlite3_finalize(r->commit);
@@ -337,6 +340,7 @@ static int retention_delete_all(retention_sqlite *r, sqlite3_stmt *del, int64_t 
 static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
     /* RETENTION_DAYS for events no rule names, then each rule (the mark
      * only rises: late events before the newest cut-off are not counted) */
+    unsigned long long before = r->events_purged;
     for (size_t i = 0; i <= r->rules.n; i++) {
         sqlite3_stmt *del = i == 0 ? r->del_events : r->del_rule[i - 1];
         long long days = i == 0 ? r->raw_days : r->rules.r[i - 1].days;
@@ -346,6 +350,8 @@ static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
             return -1;
         if (*more) return 0;
     }
+    /* the events are purged up to the cut-offs: spans that end before the oldest left go */
+    if (r->events_purged > before && retention_run(r, r->del_contexts) != 0) return -1;
     return retention_delete_all(r, r->del_5min, retention_cutoff(now_us, r->s5_days), "stats_5min_purged_before_us",
                                 &r->stats_purged, more);
 }

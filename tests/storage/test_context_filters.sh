@@ -125,4 +125,15 @@ check "an entity moved and back: some spans of one entity and home overlap" test
    AND (a.area_id, a.floor_id, a.device_id, a.platform) < (b.area_id, b.floor_id, b.device_id, b.platform)
    AND a.first_us <= b.last_us AND b.first_us <= a.last_us")" -gt 0
 check "storage exits cleanly" stop_pid "$PID"
+
+# retention: once every event of March is purged, no span is left to cover nothing
+check "spans before the purge" test "$(sqlite3 "$DB" 'SELECT count(*) FROM event_contexts')" -gt 0
+DATA_DIR=$TEST_TMP/data DATA_STORAGE_PORT=$PORT RETENTION_DAYS=200 start_bg purge "$BIN"
+PID=$LAST_PID
+wait_healthy "$U/health" 30 "$PID" || bail "data-storage with RETENTION_DAYS started"
+count() { sqlite3 "$DB" "SELECT count(*) FROM $1" 2>/dev/null; }
+check "retention purges every event" wait_for 60 bash -c "[ \"\$(sqlite3 '$DB' 'SELECT count(*) FROM events' 2>/dev/null)\" = 0 ]"
+check_eq "... and the spans with them" 0 "$(count event_contexts)"
+check_eq "area=kitchen: nothing" "" "$(api 'area=kitchen')"
+check "storage exits cleanly after the purge" stop_pid "$PID"
 finish
