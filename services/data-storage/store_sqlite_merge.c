@@ -26,8 +26,9 @@ typedef struct sqx {
     size_t errlen;
 } sqx;
 
+/* With label= the labels' own table narrows more (the one-statement query reads it first). */
 int sqx_applies(const store_filter *f) {
-    return !f->entity_id && (f->area || f->floor || f->device || f->platform);
+    return !f->entity_id && !f->label && (f->area || f->floor || f->device || f->platform);
 }
 
 static int sqx_fail(sqx *x, const char *what) {
@@ -37,16 +38,14 @@ static int sqx_fail(sqx *x, const char *what) {
 
 /* The filter's own terms, checked on every row read (?10 on). */
 static void sqx_terms(const store_filter *f, char *out, size_t n) {
-    snprintf(out, n, "%s%s%s%s%s%s%s", f->domain ? " AND domain = ?10" : "", f->event_type ? " AND event_type = ?11" : "",
+    snprintf(out, n, "%s%s%s%s%s%s", f->domain ? " AND domain = ?10" : "", f->event_type ? " AND event_type = ?11" : "",
              f->area ? " AND area_id = ?12" : "", f->floor ? " AND floor_id = ?13" : "",
-             f->device ? " AND device_id = ?14" : "", f->platform ? " AND platform = ?15" : "",
-             f->label ? " AND EXISTS (SELECT 1 FROM event_labels l WHERE l.label = ?16"
-                        " AND l.time_us = events.time_us AND l.event_rowid = events.id)" : "");
+             f->device ? " AND device_id = ?14" : "", f->platform ? " AND platform = ?15" : "");
 }
 
 static void sqx_bind_terms(const store_filter *f, sqlite3_stmt *st) {
-    const char *v[] = {f->domain, f->event_type, f->area, f->floor, f->device, f->platform, f->label, f->home_id};
-    for (int i = 0; i < 8; i++)
+    const char *v[] = {f->domain, f->event_type, f->area, f->floor, f->device, f->platform, f->home_id};
+    for (int i = 0; i < 7; i++)
         if (v[i]) sqlite3_bind_text(st, 10 + i, v[i], -1, SQLITE_STATIC);
 }
 
@@ -63,7 +62,7 @@ static int sqx_prepare(sqx *x) {
     if (sqlite3_prepare_v2(x->db, sql, -1, &x->range, NULL) != SQLITE_OK) return sqx_fail(x, "prepare");
     snprintf(sql, sizeof sql,
              "SELECT time_us, id FROM events INDEXED BY %s WHERE entity_id IS NULL" SQX_RANGE_TIME "%s%s" SQX_RANGE_ORDER,
-             sqx_none_index(x->f), terms, x->f->home_id ? " AND home_id = ?17" : "");
+             sqx_none_index(x->f), terms, x->f->home_id ? " AND home_id = ?16" : "");
     if (sqlite3_prepare_v2(x->db, sql, -1, &x->none, NULL) != SQLITE_OK) return sqx_fail(x, "prepare");
     if (sqlite3_prepare_v2(x->db, "SELECT record, event_id, stored_at_us FROM events WHERE id = ?", -1, &x->row,
                            NULL) != SQLITE_OK)
@@ -190,6 +189,9 @@ int sqx_query(sqlite3 *db, const store_filter *f, store_rows *rows, char *err, s
     int64_t lo = f->has_start ? f->start_us : INT64_MIN, hi = f->has_end ? f->end_us - 1 : INT64_MAX;
     int rc = f->has_end && f->end_us == INT64_MIN ? 0 : sqx_prepare(&x);
     if (rc == 0 && lo <= hi) rc = sqx_sources(&x, lo, hi);
+    /* first chunks: the page shared out over the ranges (then each range's doubles) */
+    long first = (f->offset + f->limit) / (long)(x.n ? x.n : 1) + 2;
+    for (size_t i = 0; i < x.n; i++) x.src[i].chunk = first < 16 ? (int)first : 16;
     for (long i = 0; rc == 0 && lo <= hi && i < f->offset + f->limit; i++) {
         sqx_src *s;
         if ((rc = sqx_newest(&x, &s)) != 0 || !s) break;

@@ -84,4 +84,14 @@ check "a read by time uses events_identity (events_time's key was its prefix)" \
   grep -q "USING INDEX events_identity" <<<"$(plan "SELECT record FROM events WHERE time_us >= 1 AND time_us < 2 ORDER BY time_us DESC, id DESC LIMIT 100")"
 check "retention's purge by time uses events_identity" \
   grep -q "USING COVERING INDEX events_identity" <<<"$(plan "SELECT id FROM events WHERE time_us < 1 ORDER BY time_us LIMIT 10")"
+# the moved filters' statements (store_sqlite.c, store_sqlite_merge.c) read indexes, never the table in full
+check "event_type= of another type than state_changed: the partial events_type_time" \
+  grep -q "SEARCH events USING INDEX events_type_time (event_type=?)" <<<"$(plan "SELECT record,event_id,stored_at_us FROM events WHERE 1 AND event_type=? AND event_type != 'state_changed' ORDER BY time_us DESC, id DESC LIMIT ? OFFSET ?")"
+check "area=: one entity's range of events_entity_series" \
+  grep -q "SEARCH events USING INDEX events_entity_series (entity_id=? AND time_us>? AND time_us<?)" <<<"$(plan "SELECT time_us, id FROM events WHERE entity_id = ?1 AND home_id = ?2 AND time_us >= ?3 AND time_us <= ?4 AND (time_us < ?4 OR id < ?5) AND area_id = ?12 ORDER BY time_us DESC, id DESC LIMIT ?6")"
+check "area=: the entity-less events with a context through the partial events_area_time" \
+  grep -q "SEARCH events USING INDEX events_area_time (area_id=? AND time_us>? AND time_us<?)" <<<"$(plan "SELECT time_us, id FROM events INDEXED BY events_area_time WHERE entity_id IS NULL AND time_us >= ?3 AND time_us <= ?4 AND (time_us < ?4 OR id < ?5) AND area_id = ?12 ORDER BY time_us DESC, id DESC LIMIT ?6")"
+check "area= with label=: the label's rows first" \
+  grep -q "SEARCH event_labels USING PRIMARY KEY (label=?)" <<<"$(plan "SELECT record,event_id,stored_at_us FROM events WHERE 1 AND area_id=? AND id IN (SELECT event_rowid FROM event_labels WHERE label=?) ORDER BY time_us DESC, id DESC LIMIT ? OFFSET ?")"
+check "no moved filter scans events without an index" bash -c "! grep -q 'SCAN events\$' <<<\"\$(sqlite3 '$DB' \"EXPLAIN QUERY PLAN SELECT record FROM events WHERE event_type=? AND event_type != 'state_changed' ORDER BY time_us DESC LIMIT 9\")\""
 finish
