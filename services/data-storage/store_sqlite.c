@@ -17,7 +17,7 @@
  *    upgrades an older file in place; an older binary refuses a newer file.
  *  - statements are prepared once (queries: one per filter combination).
  *  - a 16 MiB page cache (SQLite's default is 2 MiB): each batch inserts into
- *    eleven indexes, several at one place per entity/device/area; with the
+ *    several indexes (eleven before schema 10), at one place per entity; with the
  *    default cache those pages are read back from disk on every batch (a third
  *    of the process' system time in a 40,000-event burst, when the event_id
  *    index was still random-keyed). The cache is given back when the store

@@ -75,9 +75,10 @@ int sqc_update(const store_sqlite_registry *r, const store_batch *b, sqlite3_stm
     return rc;
 }
 
-/* Migration 10 writes the dropped indexes' pages to the freelist, the new partial
- * indexes, event_contexts and its GROUP BY's sort of the events with a context: at
- * most an eighth of the file on the stores measured (1.2 M events: ~3 %), asked for. */
+/* Migration 10 writes the dropped indexes' pages to the freelist (pointer-map and trunk
+ * pages), the new partial indexes (the few entity-less rows with a context, the types
+ * other than state_changed), event_contexts (a row per entity and context) and its GROUP
+ * BY's sort of the events with a context: a small part of the file; an eighth is asked. */
 int sqc_room(sqlite3 *db) {
     return sqi_room(db, sqi_file_bytes(db) / 8, "migration 10 (fewer indexes per event)");
 }

@@ -1,8 +1,8 @@
 /* store_sqlite_registry.h -- what the SQLite writer keeps of each event's registry
  * context (issue 11; the fields: docs/EVENTS.md section 3), in the batch's transaction:
- *  - four indexed columns on each event row, area_id, floor_id, device_id, platform
- *    (partial indexes: rows without context cost nothing), for GET /api/v1/events
- *    ?area= &floor= &device= &platform=;
+ *  - four columns on each event row, area_id, floor_id, device_id, platform, for GET
+ *    /api/v1/events ?area= &floor= &device= &platform= (since schema 10 found through
+ *    the context spans, store_sqlite_context.h; indexed only on entity-less rows);
  *  - event_labels, one row per label of an event, for ?label= (an AFTER DELETE
  *    trigger keeps it in step with retention's purge);
  *  - the registry table: per entity the newest context seen, since when it has been
