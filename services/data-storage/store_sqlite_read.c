@@ -83,6 +83,10 @@ static void sqr_answer(store_rows *rows, sbuf *meta, int rc, const char *err, st
 /* home= (issue 18): the home_id column (store_sqlite_home.h). The feed's id
  * range and the series' entity/time range bound what is read. */
 #define SQR_HOME_COND " AND home_id = "
+#define SQR_FEED_AREA_IDS                                                                                         \
+    " AND id IN (SELECT e.id FROM event_contexts c JOIN events e INDEXED BY events_entity_series"                  \
+    " ON e.entity_id = c.entity_id AND e.time_us BETWEEN c.first_us AND c.last_us WHERE c.area_id = ?8"           \
+    " UNION ALL SELECT id FROM events INDEXED BY events_area_time WHERE entity_id IS NULL AND area_id = ?8)"
 
 /* ---- feed --------------------------------------------------------------- */
 
@@ -115,17 +119,21 @@ void store_sqlite_feed(store *s, const store_feed_query *q, store_read_cb cb, vo
     store_rows rows = {0};
     sbuf meta;
     sbuf_init(&meta);
-    char err[256] = "", sql[512];
+    char err[256] = "", sql[1024];
     int64_t head = 0, last = 0;
     const store_filter *f = q->f;
     int rc = sqr_scalar(s, "SELECT coalesce(max(id), 0) FROM events", &head, err, sizeof err);
     if (rc != 0) goto out;
+    /* area= on the first page (no cursor yet): only the ids of the area's events, from its
+     * context spans (schema 10, store_sqlite_context.h), so a rare area does not read back
+     * through every newer event; a cursor's page reads the few ids after it */
+    int spans = f->area && !f->entity_id && !q->has_after;
     snprintf(sql, sizeof sql,
-             "SELECT id, record, event_id, stored_at_us FROM events WHERE id <= ?1 AND id > ?2%s%s%s%s%s "
+             "SELECT id, record, event_id, stored_at_us FROM events WHERE id <= ?1 AND id > ?2%s%s%s%s%s%s "
              "ORDER BY id %s LIMIT ?6",
              f->entity_id ? " AND entity_id = ?3" : "", f->domain ? " AND domain = ?4" : "",
              f->event_type ? " AND event_type = ?5" : "", f->home_id ? SQR_HOME_COND "?7" : "",
-             f->area ? " AND area_id = ?8" : "", q->has_after ? "ASC" : "DESC");
+             f->area ? " AND area_id = ?8" : "", spans ? SQR_FEED_AREA_IDS : "", q->has_after ? "ASC" : "DESC");
     sqlite3_stmt *st = sqr_prepare(s, sql, err, sizeof err);
     if (!st) {
         rc = -1;

@@ -110,6 +110,16 @@ diffcheck "event_type=device_registry_updated" "event_type = 'device_registry_up
 diffcheck "event_type=state_changed&home=cabin" "event_type = 'state_changed' AND home_id = 'cabin'"
 diffcheck "event_type=call_service&start=$T0&end=$T1" "event_type = 'call_service' AND time_us >= $T0US AND time_us < $T1US"
 
+# the feed's first page by area= (ids from the spans), and a cursor's page (ids after it)
+for a in kitchen attic; do
+  check_eq "events/feed?area=$a: the newest ids (oldest first, as the feed answers)" \
+    "$(sqlite3 "$DB" "SELECT event_id FROM (SELECT id, event_id FROM events WHERE area_id = '$a' ORDER BY id DESC LIMIT 25) ORDER BY id" | paste -sd, -)" \
+    "$(curl -s "$U/api/v1/events/feed?area=$a&limit=25" | jq -r '[.events[].event_id] | join(",")')"
+  check_eq "events/feed?area=$a&after=300: the ids after it" \
+    "$(sqlite3 "$DB" "SELECT event_id FROM events WHERE area_id = '$a' AND id > 300 ORDER BY id LIMIT 25" | paste -sd, -)" \
+    "$(curl -s "$U/api/v1/events/feed?area=$a&after=300&limit=25" | jq -r '[.events[].event_id] | join(",")')"
+done
+
 # the spans cover every event with a context, and only what the events say
 check_eq "every entity event with a context lies in a span of its entity, home and context" 0 "$(sqlite3 "$DB" \
   "SELECT count(*) FROM events e WHERE entity_id IS NOT NULL AND coalesce(area_id, floor_id, device_id, platform) IS NOT NULL

@@ -93,5 +93,7 @@ check "area=: the entity-less events with a context through the partial events_a
   grep -q "SEARCH events USING INDEX events_area_time (area_id=? AND time_us>? AND time_us<?)" <<<"$(plan "SELECT time_us, id FROM events INDEXED BY events_area_time WHERE entity_id IS NULL AND time_us >= ?3 AND time_us <= ?4 AND (time_us < ?4 OR id < ?5) AND area_id = ?12 ORDER BY time_us DESC, id DESC LIMIT ?6")"
 check "area= with label=: the label's rows first" \
   grep -q "SEARCH event_labels USING PRIMARY KEY (label=?)" <<<"$(plan "SELECT record,event_id,stored_at_us FROM events WHERE 1 AND area_id=? AND id IN (SELECT event_rowid FROM event_labels WHERE label=?) ORDER BY time_us DESC, id DESC LIMIT ? OFFSET ?")"
+check "events/feed?area= (first page): the area's ids from the spans, through events_entity_series and the partial index" \
+  grep -q "COVERING INDEX events_entity_series.*events_area_time (area_id=?)" <<<"$(plan "SELECT id, record FROM events WHERE id <= ?1 AND id > ?2 AND area_id = ?8 AND id IN (SELECT e.id FROM event_contexts c JOIN events e INDEXED BY events_entity_series ON e.entity_id = c.entity_id AND e.time_us BETWEEN c.first_us AND c.last_us WHERE c.area_id = ?8 UNION ALL SELECT id FROM events INDEXED BY events_area_time WHERE entity_id IS NULL AND area_id = ?8) ORDER BY id DESC LIMIT ?6")"
 check "no moved filter scans events without an index" bash -c "! grep -q 'SCAN events\$' <<<\"\$(sqlite3 '$DB' \"EXPLAIN QUERY PLAN SELECT record FROM events WHERE event_type=? AND event_type != 'state_changed' ORDER BY time_us DESC LIMIT 9\")\""
 finish
