@@ -13,7 +13,7 @@ typedef struct sqx_src {
     int64_t lo, hi;            /* time range, both inclusive */
     int64_t next_t, next_id;   /* read on below (next_t, next_id), exclusive */
     int64_t *t, *id;
-    int n, pos, chunk, done;
+    int n, pos, chunk, cap, done;
 } sqx_src;
 
 typedef struct sqx {
@@ -130,10 +130,12 @@ static int sqx_sources(sqx *x, int64_t lo, int64_t hi) {
 /* The next chunk of s, newest first. 0/-1. */
 static int sqx_fill(sqx *x, sqx_src *s) {
     sqlite3_stmt *st = s->entity ? x->range : x->none;
-    if (!s->t) {
-        s->t = malloc(SQX_CHUNK_MAX * sizeof *s->t);
-        s->id = malloc(SQX_CHUNK_MAX * sizeof *s->id);
-        if (!s->t || !s->id) return sqx_fail(x, "out of memory");
+    if (s->cap < s->chunk) { /* grows with the chunk: many ranges cost little each */
+        int64_t *t = realloc(s->t, (size_t)s->chunk * sizeof *t);
+        if (t) s->t = t;
+        int64_t *id = t ? realloc(s->id, (size_t)s->chunk * sizeof *id) : NULL;
+        if (!id) return sqx_fail(x, "out of memory");
+        s->id = id, s->cap = s->chunk;
     }
     if (s->entity) {
         sqlite3_bind_text(st, 1, s->entity, -1, SQLITE_STATIC);
@@ -143,9 +145,9 @@ static int sqx_fill(sqx *x, sqx_src *s) {
     sqlite3_bind_int64(st, 4, s->next_t);
     sqlite3_bind_int64(st, 5, s->next_id);
     sqlite3_bind_int64(st, 6, s->chunk);
-    int rc;
+    int rc = SQLITE_DONE;
     s->n = s->pos = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && s->n < SQX_CHUNK_MAX) {
+    while (s->n < s->chunk && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         s->t[s->n] = sqlite3_column_int64(st, 0);
         s->id[s->n++] = sqlite3_column_int64(st, 1);
     }
@@ -186,8 +188,9 @@ static int sqx_row(sqx *x, int64_t id, store_rows *rows) {
 
 int sqx_query(sqlite3 *db, const store_filter *f, store_rows *rows, char *err, size_t errlen) {
     sqx x = {.db = db, .f = f, .err = err, .errlen = errlen};
+    /* event times are far inside int64 (EVENT_* range): end - 1 cannot wrap */
     int64_t lo = f->has_start ? f->start_us : INT64_MIN, hi = f->has_end ? f->end_us - 1 : INT64_MAX;
-    int rc = f->has_end && f->end_us == INT64_MIN ? 0 : sqx_prepare(&x);
+    int rc = sqx_prepare(&x);
     if (rc == 0 && lo <= hi) rc = sqx_sources(&x, lo, hi);
     /* first chunks: the page shared out over the ranges (then each range's doubles) */
     long first = (f->offset + f->limit) / (long)(x.n ? x.n : 1) + 2;
