@@ -239,7 +239,7 @@ static char *point(const ha_point_config *c, const char *record, int64_t time_us
     sbuf b;
     sbuf_init(&b);
     last_err[0] = '\0';
-    last_rc = ha_point_build(c, rec, time_us, &b, last_err, sizeof last_err);
+    last_rc = ha_point_build(c, rec, time_us, NULL, &b, last_err, sizeof last_err);
     json_decref(rec);
     char *s = sbuf_take(&b, NULL);
     if (last_rc != HA_POINT_WRITTEN) {
