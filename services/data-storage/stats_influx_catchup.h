@@ -55,7 +55,8 @@ int stats_influx_catchup_step(stats_influx_catchup *c, void (*done)(void *arg), 
 int stats_influx_catchup_done(const stats_influx_catchup *c);
 
 /* {"done":bool,"entities_checked":N,"entities_caught_up":N,"chunks":N,"states_read":N,"rows_written":N,
- *  "failures":N,"refused":N,"last_error":"...","current":"entity"|null} */
+ *  "failures":N,"refused":N,"last_error":"...","current":"entity"|null,"current_home":"home"|null (the
+ *  default home: null)} */
 json_t *stats_influx_catchup_info(const stats_influx_catchup *c);
 
 #endif
