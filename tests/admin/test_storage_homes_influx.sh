@@ -281,7 +281,8 @@ check_eq "schema homeassistant: GET /api/v1/homes" 'b:4 default:3' \
   "$(U=$U2 get /api/v1/homes | jq -r '[.homes[] | "\(.home_id):\(.events)"] | join(" ")')"
 stop_pid "$PID_ha"; check_eq "data-storage (schema homeassistant) exits cleanly" 0 $?
 # home_id is HomeIQ's tag: a static one (HA's tags:, INFLUXDB_TAGS) or a tag attribute of that name is refused
-for v in "INFLUXDB_TAGS=site=x,home_id=x" "INFLUXDB_TAGS_ATTRIBUTES=home_id"; do
+printf 'influxdb:\n  tags:\n    home_id: x\n' >"$TEST_TMP/ha.yaml"   # HA's configuration.yaml
+for v in "INFLUXDB_TAGS=site=x,home_id=x" "INFLUXDB_TAGS_ATTRIBUTES=home_id" "INFLUXDB_HA_CONFIG=$TEST_TMP/ha.yaml"; do
   P3=$(free_port)
   env INFLUXDB_SCHEMA=homeassistant INFLUXDB_DATABASE=homes_ha DATA_STORAGE_PORT=$P3 "$v" timeout 20 "$BIN" \
     >"$TEST_TMP/refuse.log" 2>&1
