@@ -595,7 +595,8 @@ static void iq_feed_fetch(iq_req *q) {
         iq_where_tag(&sql, &first, "entity_id", q->entity_id);
         iq_where_tag(&sql, &first, "domain", q->domain);
         iq_where_tag(&sql, &first, "event_type", q->event_type);
-        /* the page's ids are the home's already (the feed list); HA's identity points carry no home tag */
+        /* the page's ids are the home's already (the feed list); identity points written before they carried
+         * a home_id tag (issue 18) have none, so none is asked of them on that schema */
         if (!q->r->ha_schema) iq_where_tag(&sql, &first, INFLUX_HOME_TAG, q->home);
     }
     iq_send(q, &sql, iq_record_row, iq_feed_fetch);
