@@ -513,6 +513,14 @@ static int hc_env(ha_point_config *c) {
                       "device, manufacturer, model, labels, platform, entity_category)", c->registry_tags.v[i]);
             return -1;
         }
+    /* issue 18: the home_id tag is HomeIQ's, set per home (ha_point.h); a static one would
+     * put every home's points, the default home's too, under one home */
+    if (ha_strlist_has(&c->tag_keys, HA_POINT_HOME_TAG) || ha_strlist_has(&c->tags_attributes, HA_POINT_HOME_TAG)) {
+        log_error("influxdb tags / tags_attributes (INFLUXDB_TAGS, INFLUXDB_TAGS_ATTRIBUTES): %s is reserved: HomeIQ "
+                  "tags the points of each home other than the default one with it (set HOMEIQ_HOME_ID on the "
+                  "ingestion instead)", HA_POINT_HOME_TAG);
+        return -1;
+    }
     return 0;
 }
 

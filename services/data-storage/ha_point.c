@@ -352,8 +352,8 @@ static ha_point_result hp_skip(const ha_point_config *c, const char *entity_id, 
     return HA_POINT_WRITTEN;
 }
 
-static ha_point_result hp_build(hp_ctx *x, const ha_point_config *c, const json_t *rec, int64_t time_us, sbuf *out,
-                                char *err, size_t errlen) {
+static ha_point_result hp_build(hp_ctx *x, const ha_point_config *c, const json_t *rec, int64_t time_us,
+                                const char *home, sbuf *out, char *err, size_t errlen) {
     const char *entity_id = json_string_value(json_object_get(rec, "entity_id"));
     const char *dot = entity_id ? strchr(entity_id, '.') : NULL;
     if (!dot) {
@@ -405,6 +405,7 @@ static ha_point_result hp_build(hp_ctx *x, const ha_point_config *c, const json_
     for (size_t i = 0; i < c->tag_keys.n && !x->oom; i++)
         hp_set_str(x, &x->tags, c->tag_keys.v[i], strlen(c->tag_keys.v[i]), c->tag_values.v[i],
                    strlen(c->tag_values.v[i]));
+    if (home && *home) hp_set_str(x, &x->tags, HA_POINT_HOME_TAG, strlen(HA_POINT_HOME_TAG), home, strlen(home));
     hp_registry_tags(x, c, rec);
     if (x->oom || sbuf_failed(&x->text) || hp_write(x, moff, out, hp_time_ns(time_us, c->precision)) != 0) {
         snprintf(err, errlen, "out of memory");
@@ -443,12 +444,12 @@ static void hp_registry_tags(hp_ctx *x, const ha_point_config *c, const json_t *
     }
 }
 
-ha_point_result ha_point_build(const ha_point_config *c, const json_t *record, int64_t time_us, sbuf *out, char *err,
-                               size_t errlen) {
+ha_point_result ha_point_build(const ha_point_config *c, const json_t *record, int64_t time_us, const char *home,
+                               sbuf *out, char *err, size_t errlen) {
     hp_ctx x = {0};
     sbuf_init(&x.text);
     size_t mark = out->len;
-    ha_point_result r = hp_build(&x, c, record, time_us, out, err, errlen);
+    ha_point_result r = hp_build(&x, c, record, time_us, home, out, err, errlen);
     if (r != HA_POINT_WRITTEN) out->len = mark;
     if (out->data && r != HA_POINT_WRITTEN) out->data[mark] = '\0';
     sbuf_free(&x.text);

@@ -85,10 +85,17 @@ typedef enum {
 /* Names for metrics and /health: "written", "removed", "unknown", ... */
 const char *ha_point_result_name(ha_point_result r);
 
+/* The tag a home other than the default one puts on its points (issue 18),
+ * as HA's own `tags: {home_id: <home>}` would: reserved, so no static tag or
+ * tags_attributes entry may use it (ha_config.c refuses one). */
+#define HA_POINT_HOME_TAG "home_id"
+
 /* Appends the HA point (with its trailing '\n') for a HomeIQ record of a
  * state_changed event (members entity_id, state, attributes) fired at
- * time_us. Nothing is appended unless HA_POINT_WRITTEN. */
-ha_point_result ha_point_build(const ha_point_config *c, const json_t *record, int64_t time_us, sbuf *out, char *err,
-                               size_t errlen);
+ * time_us. home: the home_id tag's value (NULL or "": none, the default
+ * home), set after the static tags, as HA applies its `tags`. Nothing is
+ * appended unless HA_POINT_WRITTEN. */
+ha_point_result ha_point_build(const ha_point_config *c, const json_t *record, int64_t time_us, const char *home,
+                               sbuf *out, char *err, size_t errlen);
 
 #endif

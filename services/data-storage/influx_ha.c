@@ -3,6 +3,7 @@
 #include "ha_config.h"
 #include "ha_point.h"
 #include "influx_ids.h"
+#include "influx_points.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -60,7 +61,8 @@ static void influx_ha_count(influx_ha *h, ha_point_result r) {
 influx_ha_result influx_ha_line(influx_ha *h, store_batch *b, store_item *it, sbuf *body) {
     if (!influx_ha_owns(h, it)) return INFLUX_HA_NOT_MINE;
     char err[200];
-    ha_point_result r = ha_point_build(&h->cfg, it->record, it->time_us, body, err, sizeof err);
+    ha_point_result r =
+        ha_point_build(&h->cfg, it->record, it->time_us, influx_points_home_value(b->home_id), body, err, sizeof err);
     influx_ha_count(h, r);
     if (r == HA_POINT_WRITTEN) return sbuf_failed(body) ? INFLUX_HA_OOM : INFLUX_HA_LINE;
     if (r != HA_POINT_ERROR) {

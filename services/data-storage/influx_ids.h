@@ -9,7 +9,7 @@
  * Each HA point therefore gets one more point, in the same /write and the same
  * line unit (a 400 bisected down to one event keeps them together):
  *
- *   homeiq_ids,domain=<d>,entity_id=<full id>,event_type=state_changed[,area_id=..,device_id=..,
+ *   homeiq_ids,domain=<d>,entity_id=<full id>,event_type=state_changed[,home_id=..][,area_id=..,device_id=..,
  *              floor_id=..,labels=,a,b,,platform=..] event_id="<id>",stored_at="<time>",record="<JSON>" <ns>
  *
  * at the time the duplicate check gave the event (time_fired in ns, its
@@ -38,7 +38,8 @@
 #define INFLUX_IDS_FROM_HOMEIQ "\"home_assistant_events\""
 
 /* The identity point of `it` (written as HA's point) at `ns`, with the batch's
- * stored_at (event_time_format text). */
-void influx_ids_line(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at);
+ * stored_at (event_time_format text) and home (the batch's; the default
+ * home's point has no home_id tag, another home's carries it, issue 18). */
+void influx_ids_line(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at, const char *home);
 
 #endif

@@ -62,6 +62,7 @@ struct influx_reads {
     int64_t settled;     /* feed_last when the last batch finished: every seq <= it belongs to a finished batch */
     int64_t settle_ns;   /* when: every dead letter built before it belongs to a finished batch */
     influx_entities cache; /* every entity, once restored (cache_state 2), then kept by the write path */
+    influx_homes homes;  /* each home's totals, kept with the cache (issue 18) */
     influx_totals tot;   /* tot.seq: the cache and totals are exact through this feed sequence */
     int cache_state;     /* 0 not restored, 1 first restore running, 2 restored (answers from memory) */
     int stale;           /* a batch failed: what it wrote may be missing here; restore again (memory still answers) */
@@ -100,6 +101,7 @@ void influx_reads_free(influx_reads *r) {
     if (!r) return;
     event_free(r->snap_timer);
     influx_entities_clear(&r->cache);
+    influx_homes_clear(&r->homes);
     influx_window_free(&r->win);
     free(r->db);
     free(r);
@@ -179,7 +181,7 @@ static void iq_snapshot(influx_reads *r, int force) {
     if (rebase) r->tot.snap_ns = now / 1000000 * 1000000000;
     sbuf b;
     sbuf_init(&b);
-    influx_summary_lines(&b, &r->cache, rebase || r->snap_full, &r->tot);
+    influx_summary_lines(&b, &r->cache, &r->homes, rebase || r->snap_full, &r->tot);
     r->snap_full = 0;
     r->snap_last_us = now;
     r->snap_inflight = 1;
@@ -212,6 +214,11 @@ void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc) {
                 (influx_entities_apply(&r->cache, it, b->home_id, 0) >= 0 && influx_window_add(&r->win, it->time_us, it->domain) == 0))
                 continue;
             r->stale = 1; /* out of memory: restore */
+            return;
+        }
+        if ((b->stored || b->ndead) && influx_homes_add(&r->homes, influx_points_home_value(b->home_id),
+                                                        (long long)b->stored, (long long)b->ndead, 0) != 0) {
+            r->stale = 1; /* a batch is one home's (issue 18) */
             return;
         }
         r->tot.events += (int64_t)b->stored;
@@ -281,6 +288,9 @@ struct iq_req {
     size_t nranges, range_next;
     /* entities, and the restore (building) */
     influx_entities ents;
+    influx_homes homes;         /* the restore: each home's totals (issue 18) */
+    int homes_found, other_homes; /* restore: the snapshot has homeiq_homes points / a home_id tag exists */
+    store_rows_cb rows_cb;      /* GET /api/v1/homes: answered with rows only (cb unused) */
     size_t chunk_lo, chunk_hi;
     int64_t total;
     int building;               /* this is the restore of the entity list and totals */
@@ -337,6 +347,7 @@ static void iq_free(iq_req *q) {
     }
     iq_feed_rows_free(q);
     influx_entities_clear(&q->ents);
+    influx_homes_clear(&q->homes);
     free(q->hb);
     for (size_t i = 0; i < q->nhs; i++) free(q->hs[i].state);
     free(q->hs);
@@ -358,7 +369,8 @@ static void iq_finish(iq_req *q, int rc, const char *err) {
     if (rc == 0 && sbuf_failed(&q->meta)) rc = -1, err = "out of memory";
     if (rc != 0 && rc != STORE_QUERY_UNSUPPORTED && rc != 1) log_warn("influxdb read failed: %s", err ? err : "");
     if (rc != 0 && err) snprintf(q->fail, sizeof q->fail, "%s", err);
-    q->cb(&q->rows, rc == 0 ? (q->meta.data ? q->meta.data : "") : NULL, rc, err, q->arg);
+    if (q->rows_cb) q->rows_cb(&q->rows, rc, rc ? err : NULL, q->arg);
+    else q->cb(&q->rows, rc == 0 ? (q->meta.data ? q->meta.data : "") : NULL, rc, err, q->arg);
     iq_free(q);
 }
 
@@ -583,7 +595,8 @@ static void iq_feed_fetch(iq_req *q) {
         iq_where_tag(&sql, &first, "entity_id", q->entity_id);
         iq_where_tag(&sql, &first, "domain", q->domain);
         iq_where_tag(&sql, &first, "event_type", q->event_type);
-        /* the page's ids are the home's already (the feed list); HA's identity points carry no home tag */
+        /* the page's ids are the home's already (the feed list); identity points written before they carried
+         * a home_id tag (issue 18) have none, so none is asked of them on that schema */
         if (!q->r->ha_schema) iq_where_tag(&sql, &first, INFLUX_HOME_TAG, q->home);
     }
     iq_send(q, &sql, iq_record_row, iq_feed_fetch);
@@ -722,6 +735,7 @@ static void iq_entities_from_cache(iq_req *q) {
 static void iq_restore_install(iq_req *q) {
     influx_reads *r = q->r;
     influx_entities_move(&r->cache, &q->ents);
+    influx_homes_move(&r->homes, &q->homes);
     r->tot = q->tot;
     r->tot.seq = q->applied;
     r->tot.dead_ns = q->dead_mark;
@@ -748,10 +762,11 @@ static void iq_restore_cb(const store_rows *rows, const char *meta, int rc, cons
 /* -- a store written before the summary existed: one scan of every event (once) -- */
 
 static int iq_count_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
-    if (stmt == 1 || stmt == 2) {
-        if (stmt == 1) q->tot.events = iq_int(cols, vals, "count", NULL);
-        else q->tot.dead = iq_int(cols, vals, "count", NULL);
-        return 0;
+    if (stmt == 1 || stmt == 2) { /* GROUP BY home_id: one row per home (issue 18) */
+        int64_t n = iq_int(cols, vals, "count", NULL);
+        if (stmt == 1) q->tot.events += n;
+        else q->tot.dead += n;
+        return influx_homes_add(&q->homes, iq_tagv(tags, INFLUX_HOME_TAG), stmt == 1 ? n : 0, stmt == 2 ? n : 0, 0);
     }
     const char *id = iq_tagv(tags, "entity_id");
     if (!id) return 0; /* events without entity_id make no entity */
@@ -859,8 +874,8 @@ static void iq_legacy_scan(iq_req *q) {
     sbuf sql;
     sbuf_init(&sql);
     sbuf_printf(&sql, "SELECT count(event_id) FROM \"%s\" GROUP BY entity_id, domain, " INFLUX_HOME_TAG ";"
-                      "SELECT count(event_id) FROM "
-                      "\"%s\";SELECT count(error) FROM \"%s\"", IQ_EVENTS, IQ_EVENTS, IQ_DEAD);
+                      "SELECT count(event_id) FROM \"%s\" GROUP BY " INFLUX_HOME_TAG ";"
+                      "SELECT count(error) FROM \"%s\" GROUP BY " INFLUX_HOME_TAG, IQ_EVENTS, IQ_EVENTS, IQ_DEAD);
     iq_send(q, &sql, iq_count_row, iq_legacy_lasts);
 }
 
@@ -875,9 +890,10 @@ static void iq_restore_dead_done(iq_req *q) {
 }
 
 static int iq_dead_count_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
-    (void)stmt, (void)tags;
-    q->tot.dead += iq_int(cols, vals, "count", NULL);
-    return 0;
+    (void)stmt;
+    int64_t n = iq_int(cols, vals, "count", NULL);
+    q->tot.dead += n;
+    return influx_homes_add(&q->homes, iq_tagv(tags, INFLUX_HOME_TAG), 0, n, 0);
 }
 
 /* Dead letters written since the mark: every one built before settle_ns
@@ -891,8 +907,8 @@ static void iq_restore_dead(iq_req *q) {
     }
     sbuf sql;
     sbuf_init(&sql);
-    sbuf_printf(&sql, "SELECT count(error) FROM \"%s\" WHERE time > %lld AND time <= %lld", IQ_DEAD,
-                (long long)q->dead_mark, (long long)to);
+    sbuf_printf(&sql, "SELECT count(error) FROM \"%s\" WHERE time > %lld AND time <= %lld GROUP BY " INFLUX_HOME_TAG,
+                IQ_DEAD, (long long)q->dead_mark, (long long)to);
     iq_send(q, &sql, iq_dead_count_row, iq_restore_dead_done);
 }
 
@@ -905,6 +921,7 @@ static void iq_restore_page(iq_req *q) {
         const char *home;
         if (!f->record || influx_record_item(f->record, &it, &home, &hold) != 0) continue; /* refused line */
         int rc = influx_entities_apply(&q->ents, &it, home, f->seq);
+        if (rc >= 0) rc = influx_homes_add(&q->homes, influx_points_home_value(home), 1, 0, f->seq);
         json_decref(hold);
         if (rc < 0) {
             iq_finish(q, -1, "out of memory");
@@ -939,11 +956,29 @@ static void iq_restore_catchup(iq_req *q) {
 }
 
 static int iq_snapshot_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
-    (void)stmt;
-    return influx_summary_row(&q->ents, tags, cols, vals);
+    if (stmt == 0) return influx_summary_row(&q->ents, tags, cols, vals);
+    q->homes_found = 1;
+    return influx_homes_row(&q->homes, tags, cols, vals);
 }
 
+static void iq_restore_without_snapshot(iq_req *q);
+
 static void iq_restore_snapshot_read(iq_req *q) {
+    if (!q->homes_found && q->other_homes) {
+        /* a snapshot written before the totals were kept per home (issue 18), in a store
+         * holding another home's points: its totals cannot be split, so as without one */
+        influx_entities_clear(&q->ents);
+        influx_homes_clear(&q->homes);
+        q->tot = (influx_totals){0};
+        iq_restore_without_snapshot(q);
+        return;
+    }
+    if (!q->homes_found && (q->tot.events || q->tot.dead) &&
+        influx_homes_add(&q->homes, "", q->tot.events, q->tot.dead, 0) != 0) { /* one home: the default one */
+        iq_finish(q, -1, "out of memory");
+        return;
+    }
+    for (size_t i = 0; !q->homes_found && i < q->homes.n; i++) q->homes.h[i].seq = q->tot.seq;
     q->applied = q->tot.seq;
     q->dead_mark = q->tot.dead_ns;
     iq_restore_catchup(q);
@@ -952,35 +987,43 @@ static void iq_restore_snapshot_read(iq_req *q) {
 static int iq_totals_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
     if (stmt == 0) influx_totals_row(&q->tot, cols, vals);
     else if (stmt == 1) return iq_head_row(q, stmt, tags, cols, vals);
-    else q->pre_found = 1; /* SHOW SERIES: the events measurement has a series */
+    else if (stmt == 2) q->pre_found = 1; /* SHOW SERIES: the events measurement has a series */
+    else q->other_homes = 1;              /* SHOW TAG VALUES: a point of a home other than the default one */
     return 0;
 }
 
-static void iq_restore_snapshot(iq_req *q) {
+/* No snapshot yet. If no event was stored before this process wrote its
+ * first one, every stored event has a feed point: re-apply the feed from
+ * the start (exact). Otherwise (a store written by an earlier version) scan
+ * every event once. The probe is trusted only when it was asked before this
+ * process wrote anything. */
+static void iq_restore_without_snapshot(iq_req *q) {
     influx_reads *r = q->r;
-    r->head_known = 1;
+    int none_before = q->probe_trusted ? !q->pre_found : r->pre_events == 0;
+    /* homeassistant schema: HA points written before identity points existed
+     * have no record to count; what has one has a feed point (docs/INFLUX_READS.md) */
+    if (!none_before && !r->ha_schema) {
+        iq_legacy_scan(q);
+        return;
+    }
+    q->applied = 0;
+    q->dead_mark = 0;
+    iq_restore_catchup(q);
+}
+
+static void iq_restore_snapshot(iq_req *q) {
+    q->r->head_known = 1;
     if (!q->tot.found) {
-        /* No snapshot yet. If no event was stored before this process wrote
-         * its first one, every stored event has a feed point: re-apply the
-         * feed from the start (exact). Otherwise (a store written by an
-         * earlier version) scan every event once. The probe is trusted only
-         * when it was asked before this process wrote anything. */
-        int none_before = q->probe_trusted ? !q->pre_found : r->pre_events == 0;
-        /* homeassistant schema: HA points written before identity points existed
-         * have no record to count; what has one has a feed point (docs/INFLUX_READS.md) */
-        if (!none_before && !r->ha_schema) {
-            iq_legacy_scan(q);
-            return;
-        }
-        q->applied = 0;
-        q->dead_mark = 0;
-        iq_restore_catchup(q);
+        iq_restore_without_snapshot(q);
         return;
     }
     sbuf sql;
     sbuf_init(&sql);
-    sbuf_printf(&sql, "SELECT * FROM \"%s\" WHERE time >= %lld AND time <= %lld GROUP BY entity_id, " INFLUX_HOME_TAG,
-                INFLUX_SUMMARY_MEASUREMENT, (long long)q->tot.snap_ns, (long long)q->tot.snap_ns);
+    sbuf_printf(&sql,
+                "SELECT * FROM \"%s\" WHERE time >= %lld AND time <= %lld GROUP BY entity_id, " INFLUX_HOME_TAG ";"
+                "SELECT * FROM \"%s\" WHERE time >= %lld AND time <= %lld GROUP BY " INFLUX_HOME_TAG,
+                INFLUX_SUMMARY_MEASUREMENT, (long long)q->tot.snap_ns, (long long)q->tot.snap_ns,
+                INFLUX_HOMES_MEASUREMENT, (long long)q->tot.snap_ns, (long long)q->tot.snap_ns);
     iq_send(q, &sql, iq_snapshot_row, iq_restore_snapshot_read);
 }
 
@@ -995,8 +1038,9 @@ static int iq_restore_start(influx_reads *r) {
     sbuf sql;
     sbuf_init(&sql);
     sbuf_printf(&sql, "SELECT * FROM \"%s\" ORDER BY time DESC LIMIT 1;SELECT last(event_id) FROM \"%s\";"
-                      "SHOW SERIES FROM \"%s\" LIMIT 1",
-                INFLUX_TOTALS_MEASUREMENT, INFLUX_FEED_MEASUREMENT, IQ_EVENTS);
+                      "SHOW SERIES FROM \"%s\" LIMIT 1;"
+                      "SHOW TAG VALUES FROM \"%s\",\"%s\" WITH KEY = \"" INFLUX_HOME_TAG "\" LIMIT 1",
+                INFLUX_TOTALS_MEASUREMENT, INFLUX_FEED_MEASUREMENT, IQ_EVENTS, INFLUX_FEED_MEASUREMENT, IQ_DEAD);
     q->probe_trusted = r->first_seq == 0;
     iq_send(q, &sql, iq_totals_head_row, iq_restore_snapshot);
     return 0;
@@ -1185,10 +1229,6 @@ void store_influx_series(store *s, const store_series_query *sq, store_read_cb c
     }
     influx_reads *r = q->r;
     if (r->ha_schema) {
-        if (q->home) { /* HA's points carry no home (issue 18): never every home's */
-            iq_finish(q, STORE_QUERY_UNSUPPORTED, "home: INFLUXDB_SCHEMA=homeassistant points carry no home");
-            return;
-        }
         iq_ha_series(q);
         return;
     }
@@ -1235,8 +1275,9 @@ static void iq_ha_where(iq_req *q, sbuf *sql) {
     snprintf(dom, sizeof dom, "%.*s", (int)(n < sizeof dom ? n : sizeof dom - 1), q->entity_id);
     /* ::tag: a key that is a field in another measurement (homeiq_summary's domain, an
      * attribute HA wrote as a field) would otherwise make InfluxDB match nothing at all */
-    const char *key[2] = {"domain", "entity_id"}, *val[2] = {dom, dot + 1};
-    for (int k = 0; k < 2; k++) {
+    /* home= (issue 18): another home's HA points carry its home_id tag (ha_point.h), the default home's none */
+    const char *key[3] = {"domain", "entity_id", INFLUX_HOME_TAG}, *val[3] = {dom, dot + 1, q->home};
+    for (int k = 0; k < (q->home ? 3 : 2); k++) {
         sbuf form;
         sbuf_init(&form);
         lineproto_tag_form(&form, val[k]);
@@ -1432,12 +1473,20 @@ static void iq_stats_answer(iq_req *q) {
     sbuf_addc(&q->meta, '}'); /* closes per_domain */
     sbuf tail;
     sbuf_init(&tail);
-    /* totals, entities and the head from memory (restored once, then kept by the write path) */
+    /* totals, entities and the head from memory (restored once, then kept by the write path);
+     * home= (issue 18): that home's totals and entities (the head and the store's size are every home's) */
+    long long events = r->tot.events, dead = r->tot.dead, entities = (long long)r->cache.n;
+    if (q->home) {
+        const influx_home *h = influx_homes_find(&r->homes, q->home);
+        events = h ? h->events : 0;
+        dead = h ? h->dead : 0;
+        entities = 0;
+        for (size_t i = 0; i < r->cache.n; i++) entities += strcmp(influx_entity_home(&r->cache.e[i]), q->home) == 0;
+    }
     sbuf_printf(&tail,
                 "\"events_total\":%lld,\"dead_letters_total\":%lld,\"backend\":\"influxdb\",\"entities\":%lld,"
                 "\"store_bytes\":%lld,\"cursor\":%lld,\"window_s\":%ld,\"per_second\":[",
-                (long long)r->tot.events, (long long)r->tot.dead, (long long)r->cache.n, (long long)r->store_bytes,
-                (long long)r->head, q->window_s);
+                events, dead, entities, (long long)r->store_bytes, (long long)r->head, q->window_s);
     long long sum = 0;
     for (long i = 0; i < q->window_s; i++) {
         sbuf_printf(&tail, "%s%lld", i ? "," : "", q->per_second[i]);
@@ -1451,10 +1500,12 @@ static void iq_stats_answer(iq_req *q) {
 }
 
 /* The window from memory when it covers it (the memory took over before the
- * window began), else from InfluxDB; the store's size at most every 10 s. */
+ * window began), else from InfluxDB; the store's size at most every 10 s.
+ * One home's window (home=, issue 18) is asked from InfluxDB: the memory's
+ * window counts every home's events. */
 static void iq_stats_send(iq_req *q) {
     influx_reads *r = q->r;
-    int from_memory = !r->stale && r->win.from_s && q->from_s > r->win.from_s;
+    int from_memory = !q->home && !r->stale && r->win.from_s && q->from_s > r->win.from_s;
     int ask_disk = !r->store_bytes_us || service_now_us() - r->store_bytes_us >= IQ_DISK_EVERY_US;
     if (from_memory) {
         for (long i = 0; i < q->window_s; i++) q->per_second[i] = influx_window_count(&r->win, q->from_s + i);
@@ -1468,11 +1519,13 @@ static void iq_stats_send(iq_req *q) {
     sbuf sql;
     sbuf_init(&sql);
     q->stmt_off = from_memory ? IQ_ST_DISK : 0; /* SHOW STATS alone: its statement id is 0 */
-    if (!from_memory)
-        sbuf_printf(&sql,
-                    "SELECT count(event_id) FROM %s WHERE time >= %lld AND time < %lld GROUP BY time(1s);"
-                    "SELECT count(event_id) FROM %s WHERE time >= %lld AND time < %lld GROUP BY domain",
-                    IQ_RECORDS_FROM(r), from, to, IQ_RECORDS_FROM(r), from, to);
+    for (int k = 0; !from_memory && k < 2; k++) {
+        int first = 1;
+        sbuf_printf(&sql, "%sSELECT count(event_id) FROM %s", k ? ";" : "", IQ_RECORDS_FROM(r));
+        iq_where_tag(&sql, &first, INFLUX_HOME_TAG, q->home);
+        sbuf_printf(&sql, "%s time >= %lld AND time < %lld GROUP BY %s", first ? " WHERE" : " AND", from, to,
+                    k ? "domain" : "time(1s)");
+    }
     if (ask_disk) {
         sbuf_adds(&sql, from_memory ? "SHOW STATS FOR 'shard'" : ";SHOW STATS FOR 'shard'");
         q->tolerate_stmt = IQ_ST_DISK - q->stmt_off; /* SHOW STATS may need admin rights: store_bytes 0 then */
@@ -1484,6 +1537,12 @@ static void iq_stats_send(iq_req *q) {
 void store_influx_stats(store *s, const store_stats_query *stq, store_read_cb cb, void *arg) {
     iq_req *q = iq_new(s, cb, arg);
     if (!q) return;
+    int oom = 0;
+    q->home = stq->home_id ? iq_dup(influx_points_home_value(stq->home_id), &oom) : NULL;
+    if (oom) {
+        iq_finish(q, -1, "out of memory");
+        return;
+    }
     q->window_s = stq->window_s;
     q->now_us = stq->now_us;
     q->from_s = q->now_us / 1000000 - q->window_s + 1;
@@ -1494,4 +1553,49 @@ void store_influx_stats(store *s, const store_stats_query *stq, store_read_cb cb
     }
     sbuf_adds(&q->meta, "\"per_domain\":{");
     iq_with_cache(q, iq_stats_send);
+}
+
+/* ---- homes (issue 18) -------------------------------------------------------- */
+
+static int iq_cmp_home(const void *a, const void *b) {
+    const influx_home *x = *(const influx_home *const *)a, *y = *(const influx_home *const *)b;
+    return strcmp(x->home ? x->home : EVENT_HOME_DEFAULT, y->home ? y->home : EVENT_HOME_DEFAULT);
+}
+
+/* From memory: the homes with stored events, in home_id order (as SQLite and ClickHouse). */
+static void iq_homes_answer(iq_req *q) {
+    const influx_homes *t = &q->r->homes;
+    const influx_home **v = t->n ? malloc(t->n * sizeof *v) : NULL;
+    size_t n = 0;
+    if (t->n && !v) {
+        iq_finish(q, -1, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < t->n; i++)
+        if (t->h[i].events > 0) v[n++] = &t->h[i];
+    if (n > 1) qsort(v, n, sizeof *v, iq_cmp_home);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *id = v[i]->home ? v[i]->home : EVENT_HOME_DEFAULT;
+        sbuf b;
+        sbuf_init(&b);
+        sbuf_adds(&b, "{\"home_id\":");
+        json_text_string(&b, id, strlen(id));
+        sbuf_printf(&b, ",\"events\":%lld}", v[i]->events);
+        rc = store_rows_add(&q->rows, sbuf_take(&b, NULL));
+    }
+    free(v);
+    iq_finish(q, rc ? -1 : 0, rc ? "out of memory" : NULL);
+}
+
+void store_influx_homes(store *s, store_rows_cb cb, void *arg) {
+    iq_req *q = calloc(1, sizeof *q);
+    if (!q) {
+        store_rows none = {0};
+        cb(&none, -1, "out of memory", arg);
+        return;
+    }
+    *q = (iq_req){.r = store_influx_reads(s), .rows_cb = cb, .arg = arg, .tolerate_stmt = -1};
+    sbuf_init(&q->meta);
+    iq_with_cache(q, iq_homes_answer);
 }

@@ -63,5 +63,7 @@ void store_influx_feed(store *s, const store_feed_query *q, store_read_cb cb, vo
 void store_influx_entities(store *s, const store_entity_query *q, store_read_cb cb, void *arg);
 void store_influx_series(store *s, const store_series_query *q, store_read_cb cb, void *arg);
 void store_influx_stats(store *s, const store_stats_query *q, store_read_cb cb, void *arg);
+/* GET /api/v1/homes: each home's stored events, from memory (issue 18). */
+void store_influx_homes(store *s, store_rows_cb cb, void *arg);
 
 #endif

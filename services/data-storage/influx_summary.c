@@ -88,6 +88,72 @@ influx_entity *influx_entities_get(influx_entities *t, const char *id, const cha
     return &t->e[at];
 }
 
+/* ---- the homes' totals (issue 18) ---------------------------------------------- */
+
+void influx_homes_clear(influx_homes *t) {
+    for (size_t i = 0; i < t->n; i++) free(t->h[i].home);
+    free(t->h);
+    *t = (influx_homes){0};
+}
+
+void influx_homes_move(influx_homes *dst, influx_homes *src) {
+    influx_homes_clear(dst);
+    *dst = *src;
+    *src = (influx_homes){0};
+}
+
+/* Index of home, or where it would go (*found 0); "" (the default home) sorts first. */
+static size_t ih_search(const influx_homes *t, const char *home, int *found) {
+    size_t lo = 0, hi = t->n;
+    *found = 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->h[mid].home ? t->h[mid].home : "", home);
+        if (c == 0) {
+            *found = 1;
+            return mid;
+        }
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+const influx_home *influx_homes_find(const influx_homes *t, const char *home) {
+    int found;
+    size_t i = ih_search(t, home ? home : "", &found);
+    return found ? &t->h[i] : NULL;
+}
+
+influx_home *influx_homes_get(influx_homes *t, const char *home) {
+    int found;
+    if (!home) home = "";
+    size_t at = ih_search(t, home, &found);
+    if (found) return &t->h[at];
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        influx_home *p = realloc(t->h, cap * sizeof *p);
+        if (!p) return NULL;
+        t->h = p;
+        t->cap = cap;
+    }
+    influx_home h = {.home = *home ? strdup(home) : NULL};
+    if (*home && !h.home) return NULL;
+    memmove(&t->h[at + 1], &t->h[at], (t->n - at) * sizeof *t->h);
+    t->h[at] = h;
+    t->n++;
+    return &t->h[at];
+}
+
+int influx_homes_add(influx_homes *t, const char *home, long long events, long long dead, int64_t seq) {
+    influx_home *h = influx_homes_get(t, home);
+    if (!h) return -1;
+    if (!seq || seq > h->seq) h->events += events;
+    h->dead += dead;
+    h->dirty = 1;
+    return 0;
+}
+
 /* ---- applying one event ---------------------------------------------------- */
 
 int influx_entities_apply(influx_entities *t, const store_item *it, const char *home, int64_t seq) {
@@ -174,12 +240,24 @@ static void ie_line(sbuf *b, const influx_entity *e, const influx_totals *tot) {
                 (long long)tot->seq, (long long)tot->snap_ns);
 }
 
-void influx_summary_lines(sbuf *b, influx_entities *t, int all, const influx_totals *tot) {
+void influx_summary_lines(sbuf *b, influx_entities *t, influx_homes *h, int all, const influx_totals *tot) {
     for (size_t i = 0; i < t->n; i++) {
         influx_entity *e = &t->e[i];
         if (!all && !e->dirty) continue;
         e->dirty = 0;
         ie_line(b, e, tot);
+    }
+    for (size_t i = 0; i < h->n; i++) { /* before the totals: they stand for a snapshot that landed */
+        influx_home *o = &h->h[i];
+        if (!all && !o->dirty) continue;
+        o->dirty = 0;
+        lineproto_measurement(b, INFLUX_HOMES_MEASUREMENT);
+        if (o->home) {
+            sbuf_adds(b, "," INFLUX_HOME_TAG "=");
+            lineproto_tag(b, o->home);
+        }
+        sbuf_printf(b, " events=%lldi,dead=%lldi,seq=%lldi %lld\n", o->events, o->dead, (long long)tot->seq,
+                    (long long)tot->snap_ns);
     }
     lineproto_measurement(b, INFLUX_TOTALS_MEASUREMENT);
     sbuf_printf(b, " seq=%lldi,events=%lldi,dead=%lldi,dead_ns=%lldi %lld\n", (long long)tot->seq,
@@ -226,6 +304,15 @@ int influx_summary_row(influx_entities *t, json_t *tags, json_t *cols, json_t *v
         e->has_state = 1;
         e->state_ns = ie_int(cols, vals, "state_ns", NULL);
     }
+    return 0;
+}
+
+int influx_homes_row(influx_homes *t, json_t *tags, json_t *cols, json_t *vals) {
+    influx_home *h = influx_homes_get(t, json_string_value(json_object_get(tags, INFLUX_HOME_TAG)));
+    if (!h) return -1;
+    h->events = (long long)ie_int(cols, vals, "events", NULL);
+    h->dead = (long long)ie_int(cols, vals, "dead", NULL);
+    h->seq = ie_int(cols, vals, "seq", NULL);
     return 0;
 }
 

@@ -9,6 +9,7 @@
  *
  *   homeiq_summary,entity_id=<id>[,home_id=<home>] domain="sensor",count=12i,last_ns=..i,state="21.5",
  *                  state_ns=..i,changed_ns=..i,numeric=true,seq=<A>i <T>
+ *   homeiq_homes[,home_id=<home>] events=..i,dead=..i,seq=<A>i <T>
  *   homeiq_totals seq=<A>i,events=..i,dead=..i,dead_ns=..i <T>
  *
  * T is the snapshot time (re-based hourly so a finite retention policy never
@@ -23,7 +24,10 @@
  * One entity per (entity id, home) (issue 18): two homes with the same entity
  * id are two entries, never summed; a home other than the default one is
  * the point's home_id tag (as on its events' points), so a snapshot written
- * before homes reads as the default home's.
+ * before homes reads as the default home's. The totals are kept per home
+ * too (homeiq_homes, one point per home, exact through its own seq like an
+ * entity's), beside the totals of every home (homeiq_totals, unchanged): they
+ * answer GET /api/v1/stats?home= and GET /api/v1/homes from memory.
  *
  * This file holds the pure part: the sorted table, applying one event, the
  * line protocol of a snapshot and reading its rows back. No I/O.
@@ -39,6 +43,7 @@
 
 #define INFLUX_SUMMARY_MEASUREMENT "homeiq_summary"
 #define INFLUX_TOTALS_MEASUREMENT "homeiq_totals"
+#define INFLUX_HOMES_MEASUREMENT "homeiq_homes"
 
 typedef struct influx_entity {
     char *id, *domain, *state;
@@ -55,6 +60,19 @@ typedef struct influx_entities {
     influx_entity *e; /* sorted by id, then home (the default home first) */
     size_t n, cap;
 } influx_entities;
+
+/* One home's totals (issue 18). */
+typedef struct influx_home {
+    char *home;     /* the home_id tag's value; NULL = the default home */
+    long long events, dead;
+    int64_t seq;    /* events exact through this feed sequence (0 = nothing counted) */
+    int dirty;      /* changed since the last snapshot write */
+} influx_home;
+
+typedef struct influx_homes {
+    influx_home *h; /* sorted by home (the default home first) */
+    size_t n, cap;
+} influx_homes;
 
 /* What the totals point holds. */
 typedef struct influx_totals {
@@ -86,12 +104,25 @@ int influx_entities_apply(influx_entities *t, const store_item *it, const char *
  * readable record. */
 int influx_record_item(const char *record, store_item *it, const char **home, json_t **hold);
 
-/* Lines of a snapshot at snap_ns: every entity (all) or the dirty ones, each
- * with seq = tot->seq, then the totals point. Clears the dirty marks. */
-void influx_summary_lines(sbuf *b, influx_entities *t, int all, const influx_totals *tot);
+void influx_homes_clear(influx_homes *t);
+void influx_homes_move(influx_homes *dst, influx_homes *src);
+/* The home (the tag's value, NULL or "": the default home), inserted when
+ * new; NULL when out of memory. */
+influx_home *influx_homes_get(influx_homes *t, const char *home);
+/* The same without inserting (NULL when unknown). */
+const influx_home *influx_homes_find(const influx_homes *t, const char *home);
+/* Adds events and dead letters to home; events only when their feed sequence
+ * seq is above the home's (seq 0: always). Marks it dirty. 0, -1 out of memory. */
+int influx_homes_add(influx_homes *t, const char *home, long long events, long long dead, int64_t seq);
+
+/* Lines of a snapshot at snap_ns: every entity and home (all) or the dirty
+ * ones, each with seq = tot->seq, then the totals point. Clears the dirty marks. */
+void influx_summary_lines(sbuf *b, influx_entities *t, influx_homes *h, int all, const influx_totals *tot);
 
 /* One row of `SELECT * FROM homeiq_summary ... GROUP BY entity_id` into t. -1 out of memory. */
 int influx_summary_row(influx_entities *t, json_t *tags, json_t *cols, json_t *vals);
+/* One row of `SELECT * FROM homeiq_homes ... GROUP BY home_id` into t. -1 out of memory. */
+int influx_homes_row(influx_homes *t, json_t *tags, json_t *cols, json_t *vals);
 /* One row of `SELECT * FROM homeiq_totals ORDER BY time DESC LIMIT 1`. */
 void influx_totals_row(influx_totals *tot, json_t *cols, json_t *vals);
 

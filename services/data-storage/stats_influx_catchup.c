@@ -1,5 +1,6 @@
 /* stats_influx_catchup.c -- see stats_influx_catchup.h. A step is one of:
- *   list:   SHOW TAG VALUES of entity_id (once per start);
+ *   list:   SHOW TAG VALUES of home_id, then of entity_id per home (once
+ *           per start): the (entity, home) pairs, each home's own series;
  *   decide: the entity's mark, first raw state, first hourly and 5-minute
  *           rows; a catch-up is needed when the first state's hour has no
  *           hourly row (or its 5-minute period no 5-minute row while they
@@ -17,6 +18,7 @@
 #include "stats_influx_catchup.h"
 #include "config.h"
 #include "influx_answer.h"
+#include "influx_points.h"
 #include "influx_time.h"
 #include "lineproto.h"
 #include "log.h"
@@ -28,10 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Issue 18: the catch-up covers the default home's history (its points carry no
- * home_id tag); other homes' statistics are kept from their first batch on. */
-#define SIC_HOME ""
-
 #define SIC_ROW_TOL 1e-12
 
 enum { SIC_LIST, SIC_DECIDE, SIC_CHUNK };
@@ -39,8 +37,10 @@ enum { SIC_LIST, SIC_DECIDE, SIC_CHUNK };
 struct stats_influx_catchup {
     stats_influx *s;
     const stats_influx_io *io;
-    char **ents;
+    char **ents;                /* "entity\0home\0" (home: the home_id tag's value, "" = the default home) */
     size_t nents, next;
+    char **homes;               /* list: the home_id tag's values ("" first: the default home) */
+    size_t nhomes;
     int listed, done, busy;
     long long chunk;            /* STATISTICS_CATCHUP_CHUNK */
     /* the entity being caught up (ents[next]) */
@@ -97,6 +97,10 @@ static void sic_free_list(stats_influx_catchup *c) {
     free(c->ents);
     c->ents = NULL;
     c->nents = 0;
+    for (size_t i = 0; i < c->nhomes; i++) free(c->homes[i]);
+    free(c->homes);
+    c->homes = NULL;
+    c->nhomes = 0;
 }
 
 void stats_influx_catchup_close(stats_influx_catchup *c) {
@@ -119,12 +123,20 @@ static const char *sic_entity(const stats_influx_catchup *c) {
     return c->listed && c->next < c->nents ? c->ents[c->next] : NULL;
 }
 
+/* The home of the entity being caught up (issue 18): the tag's value, "" = the default home. */
+static const char *sic_home(const stats_influx_catchup *c) {
+    const char *e = sic_entity(c);
+    return e ? e + strlen(e) + 1 : "";
+}
+
 json_t *stats_influx_catchup_info(const stats_influx_catchup *c) {
-    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s?}", "done", c->done, "entities_checked",
+    const char *home = c->done ? NULL : sic_entity(c) ? sic_home(c) : NULL;
+    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:s?,s:s?}", "done", c->done, "entities_checked",
                      (json_int_t)c->checked, "entities_caught_up", (json_int_t)c->caught_up, "chunks",
                      (json_int_t)c->chunks, "states_read", (json_int_t)c->states_read, "rows_written",
                      (json_int_t)c->rows_written, "failures", (json_int_t)c->failures, "refused",
-                     (json_int_t)c->refused, "last_error", c->last_error, "current", c->done ? NULL : sic_entity(c));
+                     (json_int_t)c->refused, "last_error", c->last_error, "current", c->done ? NULL : sic_entity(c),
+                     "current_home", home && *home ? home : NULL);
 }
 
 /* ---- the end of a step ------------------------------------------------- */
@@ -137,7 +149,7 @@ static void sic_end(stats_influx_catchup *c, int rc, const char *err) {
     }
     c->ns = c->nread = c->nold5 = c->nrows = 0;
     c->has_hold = 0;
-    if (c->have_range && sic_entity(c)) stats_influx_forget(c->s, sic_entity(c), SIC_HOME);   /* rows may have changed */
+    if (c->have_range && sic_entity(c)) stats_influx_forget(c->s, sic_entity(c), sic_home(c));   /* rows may have changed */
     sbuf_free(&c->l5);
     sbuf_free(&c->lh);
     sbuf_init(&c->l5);
@@ -168,7 +180,7 @@ static void sic_sep(sbuf *q) {
 }
 
 static void sic_rows_q(stats_influx_catchup *c, sbuf *q, int hourly, int64_t lo, int64_t hi, int limit) {
-    stats_influx_select_rows(q, stats_influx_rp(c->s, hourly), sic_entity(c), SIC_HOME, hourly, lo, hi, 0, limit);
+    stats_influx_select_rows(q, stats_influx_rp(c->s, hourly), sic_entity(c), sic_home(c), hourly, lo, hi, 0, limit);
 }
 
 /* raw states in [lo, hi), oldest first */
@@ -176,7 +188,7 @@ static void sic_states_q(stats_influx_catchup *c, sbuf *q, int64_t lo, int64_t h
     sic_sep(q);
     sbuf_adds(q, "SELECT \"record\" FROM ");
     influxql_ident(q, c->io->events_measurement);
-    stats_influx_where_entity(q, sic_entity(c), SIC_HOME);
+    stats_influx_where_entity(q, sic_entity(c), sic_home(c));
     sbuf_adds(q, " AND \"event_type\" = 'state_changed'");
     if (lo > INT64_MIN) sbuf_printf(q, " AND time >= %lld", (long long)influx_time_ns_sat(lo));
     if (hi < INT64_MAX) sbuf_printf(q, " AND time < %lld", (long long)influx_time_ns_sat(hi));
@@ -230,25 +242,43 @@ static int sic_written(stats_influx_catchup *c, const httpc_response *r) {
 
 /* ---- list -------------------------------------------------------------- */
 
+/* By entity, then home (the default home first). */
 static int sic_cmp(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    int c = strcmp(x, y);
+    return c ? c : strcmp(x + strlen(x) + 1, y + strlen(y) + 1);
 }
 
+/* Appends a copy of "a\0b\0" (b NULL: a alone) to *v. 0/-1. */
+static int sic_push(char ***v, size_t *n, const char *a, const char *b) {
+    char **p = realloc(*v, (*n + 1) * sizeof *p);
+    if (!p) return -1;
+    *v = p;
+    size_t na = strlen(a) + 1, nb = b ? strlen(b) + 1 : 0;
+    char *e = malloc(na + nb);
+    if (!e) return -1;
+    memcpy(e, a, na);
+    if (b) memcpy(e + na, b, nb);
+    p[(*n)++] = e;
+    return 0;
+}
+
+static int sic_home_row(const influx_answer_row *row, void *arg) {
+    stats_influx_catchup *c = arg;
+    const char *v = influx_answer_str(row, "value");
+    return v && *v ? sic_push(&c->homes, &c->nhomes, v, NULL) : 0;
+}
+
+/* Statement i lists home i's entities. */
 static int sic_list_row(const influx_answer_row *row, void *arg) {
     stats_influx_catchup *c = arg;
     const char *v = influx_answer_str(row, "value");
-    if (!v) return 0;
-    char **p = realloc(c->ents, (c->nents + 1) * sizeof *p);
-    if (!p) return -1;
-    c->ents = p;
-    if (!(c->ents[c->nents] = strdup(v))) return -1;
-    c->nents++;
-    return 0;
+    if (!v || row->stmt < 0 || (size_t)row->stmt >= c->nhomes) return 0;
+    return sic_push(&c->ents, &c->nents, v, c->homes[row->stmt]);
 }
 
 static void sic_list_done(const httpc_response *r, void *arg) {
     stats_influx_catchup *c = arg;
-    sic_free_list(c);
     if (sic_answer(c, r, sic_list_row) != 0) {
         sic_free_list(c);
         return;
@@ -260,13 +290,38 @@ static void sic_list_done(const httpc_response *r, void *arg) {
     sic_end(c, 0, NULL);
 }
 
+/* The homes known: one SHOW TAG VALUES of entity_id per home (issue 18). */
+static void sic_homes_done(const httpc_response *r, void *arg) {
+    stats_influx_catchup *c = arg;
+    sic_free_list(c);
+    if (sic_push(&c->homes, &c->nhomes, "", NULL) != 0) { /* the default home: points without the tag */
+        sic_free_list(c);
+        sic_end(c, -1, "statistics catch-up: out of memory");
+        return;
+    }
+    if (sic_answer(c, r, sic_home_row) != 0) {
+        sic_free_list(c);
+        return;
+    }
+    sbuf q;
+    sbuf_init(&q);
+    for (size_t i = 0; i < c->nhomes; i++) {
+        sic_sep(&q);
+        sbuf_adds(&q, "SHOW TAG VALUES FROM ");
+        influxql_ident(&q, c->io->events_measurement);
+        sbuf_adds(&q, " WITH KEY = \"entity_id\" WHERE \"" INFLUX_HOME_TAG "\" = ");
+        influxql_string(&q, c->homes[i]);
+    }
+    if (sic_query(c, &q, sic_list_done) != 0) sic_end(c, -1, "statistics catch-up: cannot start a query");
+}
+
 static int sic_list(stats_influx_catchup *c) {
     sbuf q;
     sbuf_init(&q);
     sbuf_adds(&q, "SHOW TAG VALUES FROM ");
     influxql_ident(&q, c->io->events_measurement);
-    sbuf_adds(&q, " WITH KEY = \"entity_id\"");
-    return sic_query(c, &q, sic_list_done);
+    sbuf_adds(&q, " WITH KEY = \"" INFLUX_HOME_TAG "\"");
+    return sic_query(c, &q, sic_homes_done);
 }
 
 /* ---- the mark ---------------------------------------------------------- */
@@ -293,6 +348,10 @@ static void sic_mark_line(stats_influx_catchup *c, sbuf *b, int64_t at, int done
     lineproto_measurement(b, STATS_INFLUX_CATCHUP_MEASUREMENT);
     sbuf_adds(b, ",entity_id=");
     lineproto_tag(b, sic_entity(c));
+    if (*sic_home(c)) { /* another home's mark carries its home_id tag (issue 18), the default home's none */
+        sbuf_adds(b, "," INFLUX_HOME_TAG "=");
+        lineproto_tag(b, sic_home(c));
+    }
     sbuf_printf(b, " at=%lldi,done=%di,has_to=%di,to=%lldi,kind=%di,in_force=%di,has_prev=%di,has_last_reset=%di,"
                    "last_reset_us=%lldi",
                 (long long)at, done, c->has_to, (long long)(c->has_to ? c->to : 0), (int)kind, k->in_force,
@@ -338,7 +397,8 @@ static void sic_first_mark_done(const httpc_response *r, void *arg) {
     if (sic_written(c, r) != 0) return;
     c->have_range = 1;
     c->caught_up++;
-    log_info("statistics catch-up: %s has history before its statistics, computing it in steps", sic_entity(c));
+    log_info("statistics catch-up: %s%s%s has history before its statistics, computing it in steps", sic_entity(c),
+             *sic_home(c) ? " of home " : "", sic_home(c));
     sic_end(c, 0, NULL);
 }
 
@@ -390,7 +450,7 @@ static int sic_decide(stats_influx_catchup *c) {
     sbuf_init(&q);
     sbuf_adds(&q, "SELECT * FROM ");
     stats_influx_from(&q, stats_influx_rp(c->s, 1), STATS_INFLUX_CATCHUP_MEASUREMENT);
-    stats_influx_where_entity(&q, sic_entity(c), SIC_HOME);
+    stats_influx_where_entity(&q, sic_entity(c), sic_home(c));
     sic_states_q(c, &q, INT64_MIN, INT64_MAX, 1);
     sic_rows_q(c, &q, 1, INT64_MIN, INT64_MAX, 1);
     sic_rows_q(c, &q, 0, INT64_MIN, INT64_MAX, 1);
@@ -523,7 +583,7 @@ static void sic_marked(const httpc_response *r, void *arg) {
     c->carry = c->ncarry;
     c->chunks++;
     c->states_read += c->ns;
-    stats_influx_forget(c->s, sic_entity(c), SIC_HOME);
+    stats_influx_forget(c->s, sic_entity(c), sic_home(c));
     if (c->final) sic_next_entity(c);
     sic_end(c, 0, NULL);
 }
@@ -551,7 +611,7 @@ static int sic_compute(stats_influx_catchup *c) {
         return -1;
     int64_t h5 = stats_influx_horizon5(c->s, (int64_t)service_now_us());
     for (size_t i = 0; i < c->nrows; i++)
-        if (c->rows[i].start_us >= h5) stats_influx_row_line(&c->l5, sic_entity(c), SIC_HOME, 0, kind, &c->rows[i]);
+        if (c->rows[i].start_us >= h5) stats_influx_row_line(&c->l5, sic_entity(c), sic_home(c), 0, kind, &c->rows[i]);
     size_t k = 0;
     stats_row last_hour;
     int have_last_hour = 0;
@@ -561,7 +621,7 @@ static int sic_compute(stats_influx_catchup *c) {
         while (m < c->nrows && c->rows[m].start_us < h + STATS_HOUR_US) m++;
         stats_merge(&c->rows[k], m - k, h, &last_hour);
         have_last_hour = 1;
-        stats_influx_row_line(&c->lh, sic_entity(c), SIC_HOME, 1, kind, &last_hour);
+        stats_influx_row_line(&c->lh, sic_entity(c), sic_home(c), 1, kind, &last_hour);
         k = m;
     }
     c->rows_written += c->nrows + (size_t)(c->lh.len ? 1 : 0);
@@ -632,7 +692,7 @@ static int sic_chunk(stats_influx_catchup *c) {
     sbuf q;
     sbuf_init(&q);
     sic_states_q(c, &q, c->at, INT64_MAX, c->chunk + 1);
-    stats_influx_select_rows(&q, stats_influx_rp(c->s, 1), sic_entity(c), SIC_HOME, 1, INT64_MIN, c->at, 1, 1);
+    stats_influx_select_rows(&q, stats_influx_rp(c->s, 1), sic_entity(c), sic_home(c), 1, INT64_MIN, c->at, 1, 1);
     return sic_query(c, &q, sic_first_done);
 }
 

@@ -4,8 +4,9 @@
  * stats_catchup.h on SQLite).
  *
  * Why a recomputation forward and not a shift: InfluxDB has no transaction,
- * so every write must be harmless to repeat. Per entity (every entity_id tag
- * of the events measurement, in order) whose first raw state is older than
+ * so every write must be harmless to repeat. Per entity and home (issue 18:
+ * every entity_id tag of each home_id tag's points of the events measurement,
+ * the default home's -- no tag -- included, in order) whose first raw state is older than
  * its first statistics row, the rows are computed again from its raw states,
  * oldest first, in chunks of whole hours (about STATISTICS_CATCHUP_CHUNK
  * states each), each from the carry the chunk before left: a row is then a
@@ -16,7 +17,8 @@
  * chunk's last hourly row equals the stored one (a measurement: the hour the
  * history meets them), or up to the entity's latest state (a total, whose
  * later sums all move). The progress is a point of homeiq_statistics_catchup
- * per entity (time 0, in the hourly policy: never expires) holding the next
+ * per entity and home (time 0, in the hourly policy: never expires; another
+ * home's carries its home_id tag, as its rows do) holding the next
  * chunk's start and the carry, written in the same request as the chunk's
  * hourly rows, after its 5-minute rows: a SIGKILL before it repeats the
  * chunk with the same values, one after it moves on -- nothing lost, nothing
@@ -53,7 +55,8 @@ int stats_influx_catchup_step(stats_influx_catchup *c, void (*done)(void *arg), 
 int stats_influx_catchup_done(const stats_influx_catchup *c);
 
 /* {"done":bool,"entities_checked":N,"entities_caught_up":N,"chunks":N,"states_read":N,"rows_written":N,
- *  "failures":N,"refused":N,"last_error":"...","current":"entity"|null} */
+ *  "failures":N,"refused":N,"last_error":"...","current":"entity"|null,"current_home":"home"|null (the
+ *  default home: null)} */
 json_t *stats_influx_catchup_info(const stats_influx_catchup *c);
 
 #endif

@@ -329,7 +329,7 @@ static int influx_job_build(influx_job *j) {
         if (ha == INFLUX_HA_OOM) return -1;
         if (ha == INFLUX_HA_NO_LINE) continue;
         if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], j->ns[i], j->stored_at, b->home_id);
-        else influx_ids_line(&j->body, &b->items[i], j->ns[i], j->stored_at); /* HA's point: its identity (influx_ids.h) */
+        else influx_ids_line(&j->body, &b->items[i], j->ns[i], j->stored_at, b->home_id); /* HA's point: its identity (influx_ids.h) */
         influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i], b->home_id);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
@@ -852,13 +852,6 @@ static void influx_where_tag(sbuf *q, int *first, const char *key, const char *v
 
 static void store_influx_query(store *base, const store_filter *f, store_rows_cb cb, void *arg) {
     store_influx *s = (store_influx *)base;
-    char why[400];
-    if (f->home_id && s->ha) { /* issue 18: HA's points (and their identity points) carry no home tag */
-        snprintf(why, sizeof why, "home: INFLUXDB_SCHEMA=homeassistant points carry no home");
-        store_rows none = {0};
-        cb(&none, STORE_QUERY_UNSUPPORTED, why, arg);
-        return;
-    }
     const char *from;
     int merge = influx_ha_query_from(s->ha, f, &from) > 1;
     sbuf q;
@@ -1045,11 +1038,11 @@ static const store_ops store_influx_ops = {
     .write_batch = store_influx_write_batch,
     .query = store_influx_query,
     .dead_letters = store_influx_dead_letters,
-    /* issue 18: the home_id tag (influx_points.h), statistics and the entity
-     * list per entity and home (stats_influx.h, influx_summary.h); the totals of
-     * GET /api/v1/stats are kept across homes: 501 with home= */
+    /* issue 18: the home_id tag (influx_points.h), statistics, the entity
+     * list and the totals per home (stats_influx.h, influx_summary.h) */
     .home_reads = STORE_HOME_FEED | STORE_HOME_SERIES | STORE_HOME_DEAD | STORE_HOME_REGISTRY | STORE_HOME_STATISTICS |
-                  STORE_HOME_ENTITIES,
+                  STORE_HOME_ENTITIES | STORE_HOME_STATS,
+    .homes = store_influx_homes,
     .dead_letters_home = store_influx_dead_letters_home,
     .health = store_influx_health,
     .info = store_influx_info,

@@ -260,19 +260,15 @@ try:
     d.save_screenshot(os.path.join(ART, "dashboard.png"))
     d.set_window_size(1280, 1600)
 
-    # ---- homes (issue 18): a selector when storage lists homes (ClickHouse, SQLite), none otherwise ----------
-    if BACKEND in ("clickhouse", "sqlite"):
-        check("the home selector is shown and lists the house's home",
-              wait(lambda: d.find_element(By.ID, "home-pick").is_displayed() and
-                   "default" in js("return [...document.querySelectorAll('#home option')].map(o => o.value)"), 40))
-        js("const s = document.getElementById('home'); s.value = 'default'; s.dispatchEvent(new Event('change'))")
-        probe("sensor.dashboard_home_probe", "7.5")
-        check("home=default: the live tail still shows the home's new events",
-              wait(lambda: "sensor.dashboard_home_probe" in rows(), 10), rows()[:5])
-        js("const s = document.getElementById('home'); s.value = ''; s.dispatchEvent(new Event('change'))")
-    else:
-        check("no home selector on a backend that lists no homes",
-              not d.find_element(By.ID, "home-pick").is_displayed())
+    # ---- homes (issue 18): a selector, as storage lists homes on every backend (InfluxDB: from memory) ----------
+    check("the home selector is shown and lists the house's home",
+          wait(lambda: d.find_element(By.ID, "home-pick").is_displayed() and
+               "default" in js("return [...document.querySelectorAll('#home option')].map(o => o.value)"), 40))
+    js("const s = document.getElementById('home'); s.value = 'default'; s.dispatchEvent(new Event('change'))")
+    probe("sensor.dashboard_home_probe", "7.5")
+    check("home=default: the live tail still shows the home's new events",
+          wait(lambda: "sensor.dashboard_home_probe" in rows(), 10), rows()[:5])
+    js("const s = document.getElementById('home'); s.value = ''; s.dispatchEvent(new Event('change'))")
 
     # ---- dead letters: reason, time, raw event ------------------------------------------
     bad = json.dumps({"event_type": "state_changed", "time_fired": "2025-01-01T00:00:00Z",
@@ -311,8 +307,8 @@ try:
                  "range", "dead-refresh"}
     check("Tab reaches every control: filters, pause, a tail row, history, ranges, dead letters", want_keys <= reached,
           sorted(want_keys - reached))
-    # a backend that lists no homes (InfluxDB) answers api/v1/homes 501: the page then hides its
-    # home selector and stops asking (issue 18)
+    # a backend that lists no homes would answer api/v1/homes 501: the page then hides its
+    # home selector and stops asking (issue 18; every backend lists them today)
     # the bad area filter above was answered 400 (once: no reconnect loop), area= on ClickHouse 501
     def expected(e):
         m = e.get("message", "")

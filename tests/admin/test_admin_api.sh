@@ -179,36 +179,29 @@ for ep in '/api/v1/events?home=Bad!' '/api/v1/overview?home=-x' '/api/v1/events/
           '/api/v1/entities?home=UPPER' '/api/v1/dead-letters?home=a%20b' '/api/v1/entities/sensor.admin_probe/series?home=B'; do
   nohome "$ep"
 done
-# events and the live tail select a home on every backend (InfluxDB: the home_id tag; not on
-# INFLUXDB_SCHEMA=homeassistant, whose points carry no home: 501 naming home there)
-if [ "${HOUSE_INFLUX_SCHEMA:-}" = homeassistant ]; then
-  check_eq "events?home= on the homeassistant schema: 501" 501 "$(code '/api/v1/events?home=default')"
-else
-  check_eq "events?home=default: the default home's events" 1 "$(get '/api/v1/events?entity_id=sensor.admin_probe&home=default' | jq .count)"
-  check_eq "events?home=other: none" 0 "$(get '/api/v1/events?entity_id=sensor.admin_probe&home=other' | jq .count)"
-  HP=sensor.home_probe
-  curl -sN --max-time 30 "$A/api/v1/events/stream?entity_id=$HP&home=default" >"$TEST_TMP/sseh1" & CH1=$!
-  curl -sN --max-time 30 "$A/api/v1/events/stream?entity_id=$HP&home=other" >"$TEST_TMP/sseh2" & CH2=$!
-  TEST_PIDS+=("$CH1" "$CH2")
-  sleep 1
-  probe $HP 1 >/dev/null; probe $HP 2 >/dev/null
-  check "stream?home=default: the home's events arrive" wait_ids "$TEST_TMP/sseh1" 2
-  sleep 1
-  kill "$CH1" "$CH2"; wait "$CH1" "$CH2" 2>/dev/null
-  check_eq "stream?home=other: none of them (its stream was open all along)" '0 1' \
-    "$(grep -c '^id: ' "$TEST_TMP/sseh2") $(grep -c '^retry: ' "$TEST_TMP/sseh2")"
-fi
+# events and the live tail select a home on every backend (InfluxDB: the home_id tag, on
+# INFLUXDB_SCHEMA=homeassistant too: another home's HA points carry it)
+check_eq "events?home=default: the default home's events" 1 "$(get '/api/v1/events?entity_id=sensor.admin_probe&home=default' | jq .count)"
+check_eq "events?home=other: none" 0 "$(get '/api/v1/events?entity_id=sensor.admin_probe&home=other' | jq .count)"
+HP=sensor.home_probe
+curl -sN --max-time 30 "$A/api/v1/events/stream?entity_id=$HP&home=default" >"$TEST_TMP/sseh1" & CH1=$!
+curl -sN --max-time 30 "$A/api/v1/events/stream?entity_id=$HP&home=other" >"$TEST_TMP/sseh2" & CH2=$!
+TEST_PIDS+=("$CH1" "$CH2")
+sleep 1
+probe $HP 1 >/dev/null; probe $HP 2 >/dev/null
+check "stream?home=default: the home's events arrive" wait_ids "$TEST_TMP/sseh1" 2
+sleep 1
+kill "$CH1" "$CH2"; wait "$CH1" "$CH2" 2>/dev/null
+check_eq "stream?home=other: none of them (its stream was open all along)" '0 1' \
+  "$(grep -c '^id: ' "$TEST_TMP/sseh2") $(grep -c '^retry: ' "$TEST_TMP/sseh2")"
 # the entity list is kept per entity and home on every backend (InfluxDB: influx_summary.h)
 check_eq "entities?home=default lists the probe" 1 "$(get '/api/v1/entities?search=admin_probe&home=default' | jq .count)"
 check_eq "entities?home=other: none" 0 "$(get '/api/v1/entities?search=admin_probe&home=other' | jq .count)"
-if [ "$HOUSE_BACKEND" != influxdb ]; then
-  check_eq "homes: the house is the default home" default "$(get /api/v1/homes | jq -r '[.homes[].home_id] | join(",")')"
-  check "overview?home=default: the home's totals" jqe '.events_total >= 5 and .unavailable == []' <<<"$(get '/api/v1/overview?home=default')"
-  check_eq "overview?home=other: no events" 0 "$(get '/api/v1/overview?home=other' | jq .events_total)"
-  check_eq "series?home=other: the probe is unknown there (404)" 404 "$(code '/api/v1/entities/sensor.admin_probe/series?home=other')"
-else
-  check_eq "homes on $HOUSE_BACKEND: 501 (not listed by this backend)" 501 "$(code /api/v1/homes)"
-fi
+# the homes list and the overview's totals by home on every backend (InfluxDB: kept per home, influx_summary.h)
+check_eq "homes: the house is the default home" default "$(get /api/v1/homes | jq -r '[.homes[].home_id] | join(",")')"
+check "overview?home=default: the home's totals" jqe '.events_total >= 5 and .unavailable == []' <<<"$(get '/api/v1/overview?home=default')"
+check_eq "overview?home=other: no events" 0 "$(get '/api/v1/overview?home=other' | jq .events_total)"
+check_eq "series?home=other: the probe is unknown there (404)" 404 "$(code '/api/v1/entities/sensor.admin_probe/series?home=other')"
 
 # ---- static files --------------------------------------------------------------------------
 HD=$(curl -s -D - -o "$TEST_TMP/index.html" "$A/")

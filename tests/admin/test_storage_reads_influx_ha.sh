@@ -169,8 +169,11 @@ check_eq "B: events with no filter: every stored event (F1 11 + now 1 + C 3 + R 
   "$(curl -s "$B/api/v1/events?limit=1000" | jq .count)"
 check_eq "B: a bad parameter is still the 400 naming it" '400 offset' \
   "$(curl -s -w ' %{http_code}' "$B/api/v1/events?offset=-1" | sed -E 's/^\{"error":"([a-z_]+):.* ([0-9]+)$/\2 \1/')"
-check_eq "B: home= is still 501 (HA's points carry no home)" 501 \
-  "$(curl -s -o /dev/null -w '%{http_code}' "$B/api/v1/events?home=default&event_type=state_changed")"
+check_eq "B: home=default: every state_changed event (all are the default home's: its points carry no home_id tag)" \
+  "$(curl -s "$B/api/v1/events?event_type=state_changed&limit=1000" | jq .count)" \
+  "$(curl -s "$B/api/v1/events?home=default&event_type=state_changed&limit=1000" | jq .count)"
+check_eq "B: home=other: none (another home's points carry its home_id tag, issue 18)" 0 \
+  "$(curl -s "$B/api/v1/events?home=other&event_type=state_changed" | jq .count)"
 
 # ---- restart: entities, feed and totals come back -----------------------------------------------
 feed_all "$B" 0 >"$TEST_TMP/fb"

@@ -59,6 +59,11 @@ check_eq "the test event is stored exactly once, by identity" 1 \
 OUT2=$("$CTL" validate --timeout 20s)
 CTX2=$(sed -n 's/.*context_id \([0-9A-Z]\{26\}\).*/\1/p' <<<"$OUT2" | head -1)
 check "a second run uses a new identity and passes too" test "$CTX2" != "$CTX" -a -n "$CTX2"
+# --home (issue 18): the test event must be served as that home's; this ingestion is the default home's
+check_eq "validate --home default passes (the ingestion's home)" 0 "$("$CTL" validate --home default --timeout 20s >/dev/null; echo $?)"
+OUT3=$("$CTL" --home other validate --timeout 2s); RC=$?
+check_eq "homeiqctl --home other validate fails: the event is the default home's, not other's" 1 "$RC"
+check "... the storage check is the one that failed" grep -q '^FAIL  data-storage did not serve the test event' <<<"$OUT3"
 
 # ---- events --------------------------------------------------------------
 post_enriched() { # post_enriched JSON : straight to storage

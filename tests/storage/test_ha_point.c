@@ -230,16 +230,17 @@ static void test_filter_cases(void **st) {
 static ha_point_result last_rc;
 static char last_err[256];
 
-/* The line for a record (JSON text) at time_us, without its '\n'; NULL when
- * nothing is written (last_rc says why). */
-static char *point(const ha_point_config *c, const char *record, int64_t time_us) {
+/* The line for a record (JSON text) of home (the home_id tag's value, NULL:
+ * none) at time_us, without its '\n'; NULL when nothing is written (last_rc
+ * says why). */
+static char *point_of(const ha_point_config *c, const char *record, int64_t time_us, const char *home) {
     json_error_t je;
     json_t *rec = json_loads(record, 0, &je);
     if (!rec) fail_msg("bad test record: %s: %s", je.text, record);
     sbuf b;
     sbuf_init(&b);
     last_err[0] = '\0';
-    last_rc = ha_point_build(c, rec, time_us, &b, last_err, sizeof last_err);
+    last_rc = ha_point_build(c, rec, time_us, home, &b, last_err, sizeof last_err);
     json_decref(rec);
     char *s = sbuf_take(&b, NULL);
     if (last_rc != HA_POINT_WRITTEN) {
@@ -252,6 +253,10 @@ static char *point(const ha_point_config *c, const char *record, int64_t time_us
     assert_null(strchr(s, '\n') != s + n - 1 ? strchr(s, '\n') : NULL);
     s[n - 1] = '\0';
     return s;
+}
+
+static char *point(const ha_point_config *c, const char *record, int64_t time_us) {
+    return point_of(c, record, time_us, NULL);
 }
 
 #define EXPECT_POINT(cfg, rec, t, want)                                       \
@@ -513,6 +518,28 @@ static void test_tags_ignore_precision(void **st) {
     ha_point_config_free(&c);
 }
 
+/* Issue 18: another home's point carries home_id=<home> among its tags (sorted,
+ * after the static tags, as HA's `tags: {home_id: b}` would write it); the
+ * default home's ("" or NULL) none, so HA's golden points stay as they are. */
+static void test_home_tag(void **st) {
+    (void)st;
+    ha_point_config c = {0};
+    ha_strlist_add(&c.tag_keys, "instance");
+    ha_strlist_add(&c.tag_values, "prod");
+    const char *rec = "{\"entity_id\":\"sensor.kitchen_temp\",\"state\":\"21.0\",\"attributes\":{}}";
+    char *got = point_of(&c, rec, T0, "b");
+    assert_non_null(got);
+    assert_string_equal(got, "sensor.kitchen_temp,domain=sensor,entity_id=kitchen_temp,home_id=b,instance=prod "
+                             "value=21.0 1749890000218734000");
+    free(got);
+    got = point_of(&c, rec, T0, "");
+    assert_non_null(got);
+    assert_string_equal(got, "sensor.kitchen_temp,domain=sensor,entity_id=kitchen_temp,instance=prod value=21.0 "
+                             "1749890000218734000");
+    free(got);
+    ha_point_config_free(&c);
+}
+
 /* INFLUXDB_REGISTRY_TAGS (issue 11): the record's registry fields as tags, labels as ",a,b,"; null,
  * empty or absent fields write no tag; without the option nothing changes. */
 static void test_registry_tags(void **st) {
@@ -673,6 +700,7 @@ int main(void) {
         cmocka_unit_test(test_measurement_rules),
         cmocka_unit_test(test_tags_ignore_precision),
         cmocka_unit_test(test_registry_tags),
+        cmocka_unit_test(test_home_tag),
         cmocka_unit_test(test_config_yaml),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

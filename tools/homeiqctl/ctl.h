@@ -65,6 +65,15 @@ int ctl_cmd_backup(int argc, char **argv);
 int ctl_cmd_restore(int argc, char **argv);
 int ctl_cmd_stats(int argc, char **argv);
 int ctl_cmd_import_history(int argc, char **argv);
+int ctl_cmd_homes(int argc, char **argv);
+
+/* --home ID (issue 18, ctl_homes.c): the home the read commands select
+ * (NULL: every home). ctl_home_set checks it by HOMEIQ_HOME_ID's rules
+ * (message printed; -1 = usage error); ctl_home_query adds home= to a query
+ * string when one is set. 0/-1. */
+extern const char *ctl_home;
+int ctl_home_set(const char *home);
+int ctl_home_query(char **qs);
 
 /* Prints homeiqctl's usage and the environment variables it reads. */
 void ctl_print_help(void);

@@ -47,6 +47,7 @@ static char *ctl_events_path(const ctl_events_opts *o, const char *start, const 
     if (o->platform) rc |= ctl_query_add(&qs, "platform", o->platform);
     if (start ? start : o->start) rc |= ctl_query_add(&qs, "start", start ? start : o->start);
     if (o->end) rc |= ctl_query_add(&qs, "end", o->end);
+    rc |= ctl_home_query(&qs); /* --home (issue 18) */
     if (limit) rc |= ctl_query_add(&qs, "limit", limit);
     if (offset) rc |= ctl_query_add(&qs, "offset", offset);
     size_t n = (qs ? strlen(qs) : 0) + 32;
@@ -236,14 +237,15 @@ static void ctl_events_usage(FILE *out) {
             "usage: homeiqctl events [--limit N] [--offset N] [--entity-id ID] [--domain D]\n"
             "                        [--event-type T] [--start TIME] [--end TIME] [--json]\n"
             "                        [--area ID] [--floor ID] [--device ID] [--label ID] [--platform P]\n"
-            "                        [-f|--follow] [--interval DURATION]\n"
+            "                        [-f|--follow] [--interval DURATION] [--home ID]\n"
             "  Queries data-storage's GET /api/v1/events (times are RFC 3339, start inclusive, end\n"
             "  exclusive). Prints a table, newest first (--limit default 20, at most 10000).\n"
             "  --json prints the answer as served: {\"events\":[...],\"count\":N}.\n"
             "  -f/--follow prints the last --limit (default 10) events, then polls every --interval\n"
             "  (default 1s) and prints new events oldest first until Ctrl-C; with --json one JSON\n"
             "  object per line. --area/--floor/--device/--label/--platform take HA's registry ids\n"
-            "  (--area kitchen). URL: DATA_STORAGE_URL (see homeiqctl --help).\n");
+            "  (--area kitchen). --home ID: only that home's events (also homeiqctl --home ID events).\n"
+            "  URL: DATA_STORAGE_URL (see homeiqctl --help).\n");
 }
 
 int ctl_cmd_events(int argc, char **argv) {
@@ -255,7 +257,7 @@ int ctl_cmd_events(int argc, char **argv) {
         {"follow", no_argument, NULL, 'f'},           {"interval", required_argument, NULL, 'i'},
         {"area", required_argument, NULL, 'A'},       {"floor", required_argument, NULL, 'F'},
         {"device", required_argument, NULL, 'D'},     {"label", required_argument, NULL, 'L'},
-        {"platform", required_argument, NULL, 'P'},
+        {"platform", required_argument, NULL, 'P'},   {"home", required_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
     ctl_events_opts o = {.interval_ms = 1000};
@@ -276,6 +278,9 @@ int ctl_cmd_events(int argc, char **argv) {
         case 'D': o.device = optarg; break;
         case 'L': o.label = optarg; break;
         case 'P': o.platform = optarg; break;
+        case 'H':
+            if (ctl_home_set(optarg) != 0) return CTL_USAGE;
+            break;
         case 'f': o.follow = 1; break;
         case 'i':
             if (ctl_parse_duration_ms(optarg, &o.interval_ms) == 0 && o.interval_ms > 0) break;

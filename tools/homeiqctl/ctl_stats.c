@@ -16,7 +16,9 @@
 static const char ctl_stats_usage[] =
     "usage: homeiqctl stats --entity ID[,ID...] [--period 5minute|hour|day|week|month]\n"
     "                       [--start RFC3339] [--end RFC3339] [--types mean,min,max,sum,...] [--json]\n"
-    "  --start defaults to 24 hours ago; --period to hour. Times in the table are UTC.";
+    "                       [--home ID]\n"
+    "  --start defaults to 24 hours ago; --period to hour. Times in the table are UTC.\n"
+    "  --home ID: that home's statistics (also homeiqctl --home ID stats); without it the default home's.";
 
 static void ctl_stats_cell(const json_t *row, const char *key) {
     const json_t *v = json_object_get(row, key);
@@ -54,7 +56,8 @@ int ctl_cmd_stats(int argc, char **argv) {
         {"entity", required_argument, NULL, 'e'}, {"period", required_argument, NULL, 'p'},
         {"start", required_argument, NULL, 's'},  {"end", required_argument, NULL, 'E'},
         {"types", required_argument, NULL, 't'},  {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"home", required_argument, NULL, 'H'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *entity = NULL, *period = "hour", *start = NULL, *end = NULL, *types = NULL;
     int as_json = 0, c;
@@ -67,6 +70,9 @@ int ctl_cmd_stats(int argc, char **argv) {
         case 'E': end = optarg; break;
         case 't': types = optarg; break;
         case 'j': as_json = 1; break;
+        case 'H':
+            if (ctl_home_set(optarg) != 0) return CTL_USAGE;
+            break;
         case 'h': puts(ctl_stats_usage); return CTL_OK;
         default: fprintf(stderr, "%s\n", ctl_stats_usage); return CTL_USAGE;
         }
@@ -88,6 +94,7 @@ int ctl_cmd_stats(int argc, char **argv) {
              ctl_query_add(&qs, "start", start);
     if (end) rc |= ctl_query_add(&qs, "end", end);
     if (types) rc |= ctl_query_add(&qs, "types", types);
+    rc |= ctl_home_query(&qs);
     size_t n = (qs ? strlen(qs) : 0) + 32;
     char *path = rc ? NULL : malloc(n);
     if (!path) {

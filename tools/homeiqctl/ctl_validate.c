@@ -120,7 +120,7 @@ static void ctl_validate_poll(ctl_validation *v, long timeout_ms) {
     event_time_format(v->time_us - 1000000, start);
     char *qs = NULL;
     if (ctl_query_add(&qs, "entity_id", CTL_VALIDATE_ENTITY) || ctl_query_add(&qs, "start", start) ||
-        ctl_query_add(&qs, "limit", "1000")) {
+        ctl_query_add(&qs, "limit", "1000") || ctl_home_query(&qs)) {
         free(qs);
         ctl_validate_result(v, 0, "out of memory");
         return;
@@ -162,23 +162,26 @@ static void ctl_validate_poll(ctl_validation *v, long timeout_ms) {
 
 static void ctl_validate_usage(FILE *out) {
     fprintf(out,
-            "usage: homeiqctl validate [--timeout DURATION]\n"
+            "usage: homeiqctl validate [--timeout DURATION] [--home ID]\n"
             "  1-3. GET /health of websocket-ingestion, enrichment-pipeline, data-storage is 200;\n"
             "  4.   POST a state_changed event for " CTL_VALIDATE_ENTITY " with a unique context id\n"
             "       to ingestion's /api/v1/events/forward (200 = durable in the spool);\n"
             "  5.   GET /api/v1/events on storage serves that exact event (context_id + time_fired)\n"
-            "       within --timeout (default 30s).\n"
+            "       within --timeout (default 30s); with --home ID, served as that home's event\n"
+            "       (the ingestion's HOMEIQ_HOME_ID; also homeiqctl --home ID validate).\n"
             "  One PASS/FAIL line per check; exit 0 only when all pass. URLs: see homeiqctl --help.\n");
 }
 
 int ctl_cmd_validate(int argc, char **argv) {
     static const struct option opts[] = {
-        {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"timeout", required_argument, NULL, 't'}, {"home", required_argument, NULL, 'H'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     long timeout_ms = 30000;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
         if (c == 't' && ctl_parse_duration_ms(optarg, &timeout_ms) == 0) continue;
+        if (c == 'H' && ctl_home_set(optarg) == 0) continue;
         if (c == 'h') return ctl_validate_usage(stdout), CTL_OK;
         return ctl_validate_usage(stderr), CTL_USAGE;
     }
