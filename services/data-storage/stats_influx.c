@@ -1059,7 +1059,8 @@ static void si_write(si_job *j) {
         j->writes_pending++;
         if (s->io.write(s->io.ctx, hourly ? s->rph : s->rp5, b->data, b->len, si_write_done, &j->wr[hourly]) != 0) {
             j->writes_pending--;
-            if (!j->write_err[0]) snprintf(j->write_err, sizeof j->write_err, "statistics: cannot start a write to InfluxDB");
+            if (!j->write_err[0])
+                snprintf(j->write_err, sizeof j->write_err, "statistics: cannot start a write to InfluxDB");
         }
     }
     si_write_done(NULL, j);
