@@ -17,7 +17,7 @@
  *   value is overwritten by a break marker: InfluxDB merges the fields of a
  *   point written twice, so nothing is deleted), later rows of a total move by
  *   the change of the sum at E, every hour touched is merged again from its
- *   5-minute rows, and both sets are written (5-minute, then hourly).
+ *   5-minute rows, and both sets are written (two requests sent together).
  * Every field is written every time (flags say which values are real), so an
  * overwrite never leaves a stale field behind. */
 #include "stats_influx.h"
@@ -139,7 +139,12 @@ typedef struct si_job {
     si_rows fresh, final;
     size_t old_cursor;
     sbuf lines5, linesh;
-    int writing_hours;
+    struct si_wr {              /* the two writes (5-minute, hourly), sent together */
+        struct si_job *j;
+        int hourly;
+    } wr[2];
+    int writes_pending;
+    char write_err[300];        /* the first write that must fail the batch, "" if none */
 } si_job;
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -469,7 +474,8 @@ void stats_influx_forget(stats_influx *s, const char *entity, const char *home) 
 /* ---- a batch: the entities it touched ----------------------------------- */
 /* All entities of a batch go through each step together: one query request
  * for step A, one for step B (a group of statements per entity), one write
- * of 5-minute rows, one of hourly rows -- four round trips per batch. */
+ * of 5-minute rows and one of hourly rows sent together -- three round trips
+ * per batch (one on the fast path). */
 
 static void si_job_free(si_job *j) {
     for (size_t i = 0; i < j->n; i++) {
@@ -932,9 +938,11 @@ static int si_seed(si_job *j, si_ent *e, int64_t lastb, const stats_carry *at_la
 
 /* How far the hourly rows after hour h1 move: the new sum at h1's end (the
  * final 5-minute rows) less the one the hourly rows hold there, not the
- * 5-minute delta -- the 5-minute rows are written first, so after a crash
- * between the two writes they already carry the new sums (delta 0) while the
- * later hours do not. With no hourly row up to h1, the 5-minute delta. */
+ * 5-minute delta -- the two writes go out together, so after a crash that
+ * landed only the 5-minute one its rows already carry the new sums (delta 0)
+ * while the later hours do not (and after one that landed only the hourly
+ * one, the reverse: this gives 0). With no hourly row up to h1, the 5-minute
+ * delta. */
 static double si_hour_delta(const si_ent *e, const si_rows *final, int64_t h1, double delta) {
     if (e->kind == STATS_KIND_MEASUREMENT) return 0;
     const stats_row *oh = e->prevh.n ? &e->prevh.r[0] : NULL, *nf = NULL;
@@ -1027,7 +1035,6 @@ static void si_step_b_done(const httpc_response *r, void *arg) {
         }
         j->s->entities_updated++;
     }
-    j->writing_hours = 0;
     si_write(j);
 }
 
@@ -1037,20 +1044,32 @@ static size_t si_count_lines(const sbuf *b) {
     return n;
 }
 
-/* 5-minute rows first, then the hours merged from them. */
+/* The 5-minute rows and the hours merged from them, in two requests sent
+ * together (one round trip before the ack, not two; issue 15). Their order
+ * does not matter: the slow path compares the sums it writes with the stored
+ * rows of each policy (si_hour_delta), so a crash that landed either one
+ * alone is recomputed right on the retry. */
 static void si_write(si_job *j) {
     stats_influx *s = j->s;
-    sbuf *b = j->writing_hours ? &j->linesh : &j->lines5;
-    if (b->len == 0) {
-        si_write_done(NULL, j);
-        return;
+    j->writes_pending = 1; /* held until both are started */
+    for (int hourly = 0; hourly < 2; hourly++) {
+        sbuf *b = hourly ? &j->linesh : &j->lines5;
+        if (b->len == 0) continue;
+        j->wr[hourly] = (struct si_wr){j, hourly};
+        j->writes_pending++;
+        if (s->io.write(s->io.ctx, hourly ? s->rph : s->rp5, b->data, b->len, si_write_done, &j->wr[hourly]) != 0) {
+            j->writes_pending--;
+            if (!j->write_err[0])
+                snprintf(j->write_err, sizeof j->write_err, "statistics: cannot start a write to InfluxDB");
+        }
     }
-    if (s->io.write(s->io.ctx, j->writing_hours ? s->rph : s->rp5, b->data, b->len, si_write_done, j) != 0)
-        si_job_end(j, -1, "statistics: cannot start a write to InfluxDB");
+    si_write_done(NULL, j);
 }
 
+/* One write's answer (r NULL: the starter's hold, arg the job). */
 static void si_write_done(const httpc_response *r, void *arg) {
-    si_job *j = arg;
+    si_job *j = r ? ((struct si_wr *)arg)->j : arg;
+    int hourly = r ? ((struct si_wr *)arg)->hourly : 0, written = r != NULL;
     if (r && r->status != 204 && r->status != 200) {
         char err[300];
         json_t *doc = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
@@ -1061,14 +1080,13 @@ static void si_write_done(const httpc_response *r, void *arg) {
             snprintf(err, sizeof err, "statistics write: HTTP %ld: %.200s", r->status, e ? e : "");
         json_decref(doc);
         if (r->status != 400) {   /* unavailable, or a policy gone: not acknowledged, retried */
-            si_job_end(j, -1, err);
-            return;
-        }
-        /* InfluxDB refused some points themselves (a partial write: the others are stored). Points older
-         * than a shorter policy of the user's are simply not kept; anything else (a field type conflict
-         * in homeiq_statistics) is reported, and the batch -- whose events are stored -- still acknowledged,
-         * so it cannot block the events behind it. */
-        if (strstr(err, "beyond retention policy")) {
+            if (!j->write_err[0]) snprintf(j->write_err, sizeof j->write_err, "%s", err);
+            written = 0;
+        } else if (strstr(err, "beyond retention policy")) {
+            /* InfluxDB refused some points themselves (a partial write: the others are stored). Points older
+             * than a shorter policy of the user's are simply not kept; anything else (a field type conflict
+             * in homeiq_statistics) is reported, and the batch -- whose events are stored -- still
+             * acknowledged, so it cannot block the events behind it. */
             j->s->late_skipped++;
         } else {
             j->s->refused++;
@@ -1076,13 +1094,10 @@ static void si_write_done(const httpc_response *r, void *arg) {
             log_error("statistics rows refused by InfluxDB (events stored, rows missing): %s", err);
         }
     }
-    j->s->rows_written += si_count_lines(j->writing_hours ? &j->linesh : &j->lines5);
-    if (!j->writing_hours) {
-        j->writing_hours = 1;
-        si_write(j);
-        return;
-    }
-    si_job_end(j, 0, NULL);
+    if (written) j->s->rows_written += si_count_lines(hourly ? &j->linesh : &j->lines5);
+    if (--j->writes_pending > 0) return;
+    if (j->write_err[0]) si_job_end(j, -1, j->write_err);
+    else si_job_end(j, 0, NULL);
 }
 
 void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done_fn done, void *arg) {

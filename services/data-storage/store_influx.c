@@ -15,6 +15,10 @@
  *    Memory answers for the times above its horizon (influx_recent.h: what
  *    this process wrote), so a live batch asks no query; backfill, retries
  *    after a failed write and the first batch after a start still ask InfluxDB.
+ *  - Under a steady trickle a batch costs influxd three writes (events, then
+ *    the two statistics policies) at ~0.5 ms of its CPU each, whatever their
+ *    size: INFLUXDB_WRITE_LINGER_MS (off by default) holds a batch's start so
+ *    the next one fills (influx_job_linger; docs/BENCHMARKS.md, issue 15).
  *  - A batch's lines are built a chunk at a time (INFLUXDB_CHUNK_LINES lines,
  *    about INFLUX_CHUNK_BYTES) as the chunks are sent, so a batch of 5,000 is
  *    never held as one 10 MB body.
@@ -85,10 +89,13 @@ typedef struct store_influx {
     httpc *http;
     char *url, *db, *org, *bucket, *userpwd, *auth_header;
     int api_version;
-    long timeout_ms, chunk_lines, ping_ms;
+    long timeout_ms, chunk_lines, ping_ms, linger_ms;
     int up, db_ready, ping_inflight, create_inflight, closing;
     char last_error[256];
     struct event *ping_timer;
+    struct event *linger_timer;         /* INFLUXDB_WRITE_LINGER_MS: the next batch's start, when it waits */
+    int64_t last_start_us;              /* monotonic: when the last batch started */
+    unsigned long long linger_held;     /* batches whose start waited for it */
     influx_job *queue, *queue_tail;     /* queue is the running job */
     int64_t last_dead_ns;
     influx_ha *ha;                      /* INFLUXDB_SCHEMA=homeassistant, else NULL */
@@ -617,6 +624,35 @@ static void influx_probe_done(const httpc_response *r, void *arg) {
 
 static void influx_catchup_start(store_influx *s);
 
+/* INFLUXDB_WRITE_LINGER_MS: a batch starts at least linger_ms after the one
+ * before. Under a steady trickle ingestion sends the next batch as soon as the
+ * last one is acknowledged, so each batch would carry a few events and cost
+ * InfluxDB three writes (events, then the two statistics policies); holding
+ * the start lets the next one fill (issue 15: influxd's cost per request). A
+ * burst is not held: its batches take longer than that to write. 1 when j
+ * waits (the timer starts it). */
+static int influx_job_linger(store_influx *s) {
+    if (s->linger_ms <= 0 || !s->linger_timer) return 0;
+    if (evtimer_pending(s->linger_timer, NULL)) return 1;
+    int64_t now = service_mono_us(), due = s->last_start_us + s->linger_ms * 1000;
+    if (s->last_start_us && now < due) {
+        struct timeval tv = {(time_t)((due - now) / 1000000), (suseconds_t)((due - now) % 1000000)};
+        if (evtimer_add(s->linger_timer, &tv) == 0) {
+            s->linger_held++;
+            return 1;
+        }
+    }
+    s->last_start_us = now;
+    return 0;
+}
+
+static void influx_linger_fire(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    store_influx *s = arg;
+    s->last_start_us = 0; /* due: start now */
+    if (!s->closing) influx_job_start(s);
+}
+
 static void influx_job_start(store_influx *s) {
     influx_job *j = s->queue;
     if (s->catchup_busy) return;   /* resumed when the catch-up step ends */
@@ -624,7 +660,7 @@ static void influx_job_start(store_influx *s) {
         influx_catchup_start(s);
         if (s->catchup_busy) return;
     }
-    if (!j) return;
+    if (!j || influx_job_linger(s)) return;
     if (!influx_recent_needs_probe(s->recent)) {
         influx_job_check(j);
         return;
@@ -994,6 +1030,8 @@ static json_t *store_influx_info(store *base) {
                           s->api_version, s->api_version == 1 ? "database" : "bucket",
                           s->api_version == 1 ? s->db : s->bucket, "reachable", s->up, "database_ready", s->db_ready,
                           "queued_batches", (json_int_t)queued);
+    if (o) json_object_set_new(o, "write_linger", json_pack("{s:I,s:I}", "ms", (json_int_t)s->linger_ms, "held",
+                                                              (json_int_t)s->linger_held));
     if (o) json_object_set_new(o, "duplicate_check", json_pack("{s:I,s:I}", "queries", (json_int_t)s->dup_queries,
                                                                  "batches_from_memory", (json_int_t)s->dup_memory));
     if (o && !s->up) json_object_set_new(o, "last_error", json_string(s->last_error));
@@ -1014,6 +1052,7 @@ static void store_influx_close(store *base) {
     store_influx *s = (store_influx *)base;
     s->closing = 1;
     if (s->ping_timer) event_free(s->ping_timer);
+    if (s->linger_timer) event_free(s->linger_timer);
     httpc_free(s->http); /* in-flight callbacks run now and fail their jobs */
     while (s->queue) influx_job_fail(s->queue, "shutting down");
     free(s->url);
@@ -1064,7 +1103,7 @@ static char *influx_text(const char *name) {
 }
 
 static int influx_config(store_influx *s) {
-    long long ver, timeout, chunk, ping;
+    long long ver, timeout, chunk, ping, linger;
     s->url = influx_text("INFLUXDB_URL");
     if (s->url) s->url[url_trim_len(s->url, strlen(s->url))] = '\0';
     s->db = influx_text("INFLUXDB_DATABASE");
@@ -1076,7 +1115,8 @@ static int influx_config(store_influx *s) {
     if (config_int(influx_vars, "INFLUXDB_API_VERSION", &ver) ||
         config_int(influx_vars, "INFLUXDB_TIMEOUT_MS", &timeout) ||
         config_int(influx_vars, "INFLUXDB_CHUNK_LINES", &chunk) ||
-        config_int(influx_vars, "INFLUXDB_PING_INTERVAL_MS", &ping)) {
+        config_int(influx_vars, "INFLUXDB_PING_INTERVAL_MS", &ping) ||
+        config_int(influx_vars, "INFLUXDB_WRITE_LINGER_MS", &linger)) {
         free(token);
         return -1;
     }
@@ -1084,6 +1124,7 @@ static int influx_config(store_influx *s) {
     s->timeout_ms = (long)timeout;
     s->chunk_lines = (long)chunk;
     s->ping_ms = (long)ping;
+    s->linger_ms = (long)linger;
     if (token) {
         size_t n = strlen(token) + 32;
         s->auth_header = malloc(n);
@@ -1128,8 +1169,9 @@ int store_influx_open(struct event_base *base, store **out) {
         return -1;
     }
     s->ping_timer = event_new(base, -1, EV_PERSIST, influx_ping, s);
+    s->linger_timer = evtimer_new(base, influx_linger_fire, s);
     struct timeval tv = {s->ping_ms / 1000, (s->ping_ms % 1000) * 1000};
-    if (!s->ping_timer || event_add(s->ping_timer, &tv) != 0) {
+    if (!s->ping_timer || !s->linger_timer || event_add(s->ping_timer, &tv) != 0) {
         store_influx_close(&s->base);
         return -1;
     }

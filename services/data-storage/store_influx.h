@@ -20,7 +20,10 @@
         CONFIG_TEXT("INFLUXDB_TOKEN", NULL, "influxdb v2/v3: API token (or INFLUXDB_TOKEN_FILE); never logged"),       \
         CONFIG_INT("INFLUXDB_TIMEOUT_MS", "10000", 100, 600000, "influxdb: timeout of one HTTP request"),              \
         CONFIG_INT("INFLUXDB_CHUNK_LINES", "5000", 1, 100000, "influxdb: most lines in one write request"),            \
-        CONFIG_INT("INFLUXDB_PING_INTERVAL_MS", "5000", 50, 3600000, "influxdb: how often /health pings InfluxDB")
+        CONFIG_INT("INFLUXDB_PING_INTERVAL_MS", "5000", 50, 3600000, "influxdb: how often /health pings InfluxDB"),   \
+        CONFIG_INT("INFLUXDB_WRITE_LINGER_MS", "0", 0, 1000,                                                           \
+                   "influxdb: a batch starts at least this long after the one before (0: at once; more: fewer, "        \
+                   "larger writes under steady load, each event that much later)")
 
 int store_influx_open(struct event_base *base, store **out);
 

@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
-# stats_kill_influx.sh -- data-storage dies between a batch's two statistics
-# writes on a real influxd (issue 13: "kill storage during statistics updates:
-# no row missing or counted twice after restart").
+# stats_kill_influx.sh -- data-storage dies when only one of a batch's two
+# statistics writes landed, on a real influxd (issue 13: "kill storage during
+# statistics updates: no row missing or counted twice after restart").
 #
-# Why: a batch writes its 5-minute rows, then its hourly rows, in two
-# requests. A late event of a total_increasing meter (a reset in its second
-# hour, posted after five hours of rows) moves every later sum. If storage
-# dies after the 5-minute write, the 5-minute rows already carry the new sums
-# when the batch is sent again; the later hourly rows must still be moved.
+# Why: a batch writes its 5-minute rows and its hourly rows in two requests,
+# sent together (issue 15), so either may land alone. A late event of a
+# total_increasing meter (a reset in its second hour, posted after five hours
+# of rows) moves every later sum. If storage dies after the 5-minute write
+# landed, the 5-minute rows already carry the new sums when the batch is sent
+# again; the later hourly rows must still be moved. If only the hourly write
+# landed, the reverse: the later 5-minute rows must move, the hours not twice.
 #
 # Use: stats_kill_influx.sh /path/to/homeiq-data-storage
 # A proxy (tests/admin/influx_cut_proxy.py) refuses the meter's hourly write
-# (503) after influxd applied the 5-minute one; storage is SIGKILLed,
-# restarted, the late batch posted again; every 5-minute and hourly row equals
-# the independent computation (stats_series.py) to 1e-9.
+# (503) while influxd applies the 5-minute one (then, on a second database,
+# the reverse); storage is SIGKILLed, restarted, the late batch posted again;
+# every 5-minute and hourly row equals the independent computation
+# (stats_series.py) to 1e-9.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
 . "$here/../lib/influxd.sh"
 
 BIN=${1:?usage: stats_kill_influx.sh /path/to/homeiq-data-storage}
 SERIES="python3 $here/stats_series.py"
-export STORAGE_BACKEND=influxdb LOG_LEVEL=${LOG_LEVEL:-info} INFLUXDB_PING_INTERVAL_MS=200 INFLUXDB_DATABASE=homeiq_kill
-echo "# statistics: SIGKILL between the 5-minute and the hourly write (InfluxDB)"
+export STORAGE_BACKEND=influxdb LOG_LEVEL=${LOG_LEVEL:-info} INFLUXDB_PING_INTERVAL_MS=200
+echo "# statistics: SIGKILL when one of the 5-minute and hourly writes landed (InfluxDB)"
 influxd_start || bail "influxd starts"
 PP=$(free_port)
 CUT=$TEST_TMP/cut
@@ -50,29 +53,39 @@ rows() { curl -s "$U/api/v1/statistics?entity_id=sensor.late_meter&period=$1&sta
 T0=$(( $(date +%s) / 3600 * 3600 - 6 * 3600 ))
 $SERIES late "$T0" "$TEST_TMP" || bail "generate the series"
 START=$(date -u -d "@$((T0 - 3600))" +%Y-%m-%dT%H:%M:%SZ)
-start_storage storage0 || bail "data-storage (through the proxy) starts"
-check "five hours of the meter posted live (300 events)" post_batches "$TEST_TMP/live.json"
-rows hour >"$TEST_TMP/h0.json"
-check "... its later hours have rows (5)" jqe '.["sensor.late_meter"] | length == 5' "$TEST_TMP/h0.json"
 
-printf 'entity_id=sensor.late_meter,period=hour' >"$CUT.block"   # the hourly write refused, nothing else
-check "the late reset: not acknowledged (the hourly write refused)" \
-  test "$(post "$TEST_TMP/late.json")" != 200
-rows 5minute >"$TEST_TMP/m1.json"
-check "... after influxd applied the 5-minute rows (the last one's sum moved)" \
-  jqe --slurpfile x "$TEST_TMP/expected.json" \
-  '.["sensor.late_meter"][-1].sum == $x[0]["sensor.late_meter"]["5minute"][-1].sum' "$TEST_TMP/m1.json"
-kill -KILL "$SPID"; wait "$SPID" 2>/dev/null; _forget_pid "$SPID"
-rm -f "$CUT.block"
+# scenario DB BLOCKED LANDED : the late batch's BLOCKED-period write refused (503) while the LANDED one is applied;
+# SIGKILL, restart, the batch again
+scenario() {
+  local db=$1 blocked=$2 landed=$3
+  export INFLUXDB_DATABASE=$db
+  echo "# $db: the $blocked write refused, the $landed write lands"
+  start_storage "storage0-$db" || bail "data-storage (through the proxy) starts"
+  check "five hours of the meter posted live (300 events)" post_batches "$TEST_TMP/live.json"
+  rows hour >"$TEST_TMP/h0.json"
+  check "... its later hours have rows (5)" jqe '.["sensor.late_meter"] | length == 5' "$TEST_TMP/h0.json"
 
-start_storage storage1 || bail "data-storage restarts after SIGKILL"
-check "the late batch sent again: 200" test "$(post "$TEST_TMP/late.json")" = 200
-rows 5minute >"$TEST_TMP/c5.json"
-rows hour >"$TEST_TMP/ch.json"
-check "every 5-minute and hourly row equals the independent computation (1e-9): none missing, none counted twice" \
-  $SERIES check "$TEST_TMP/expected.json" "$TEST_TMP/c5.json" "$TEST_TMP/ch.json"
-check "sent a third time: 200" test "$(post "$TEST_TMP/late.json")" = 200
-rows hour >"$TEST_TMP/ch2.json"
-check "... and the hourly rows are the same" cmp -s "$TEST_TMP/ch.json" "$TEST_TMP/ch2.json"
-check "stop: exit 0" stop_pid "$SPID"
+  printf 'entity_id=sensor.late_meter,period=%s' "$blocked" >"$CUT.block"   # that write refused, nothing else
+  check "the late reset: not acknowledged (the $blocked write refused)" \
+    test "$(post "$TEST_TMP/late.json")" != 200
+  rows "$landed" >"$TEST_TMP/m1.json"
+  check "... after influxd applied the $landed rows (the last one's sum moved)" \
+    jqe --slurpfile x "$TEST_TMP/expected.json" --arg p "$landed" \
+    '.["sensor.late_meter"][-1].sum == $x[0]["sensor.late_meter"][$p][-1].sum' "$TEST_TMP/m1.json"
+  kill -KILL "$SPID"; wait "$SPID" 2>/dev/null; _forget_pid "$SPID"
+  rm -f "$CUT.block"
+
+  start_storage "storage1-$db" || bail "data-storage restarts after SIGKILL"
+  check "the late batch sent again: 200" test "$(post "$TEST_TMP/late.json")" = 200
+  rows 5minute >"$TEST_TMP/c5.json"
+  rows hour >"$TEST_TMP/ch.json"
+  check "every 5-minute and hourly row equals the independent computation (1e-9): none missing, none counted twice" \
+    $SERIES check "$TEST_TMP/expected.json" "$TEST_TMP/c5.json" "$TEST_TMP/ch.json"
+  check "sent a third time: 200" test "$(post "$TEST_TMP/late.json")" = 200
+  rows hour >"$TEST_TMP/ch2.json"
+  check "... and the hourly rows are the same" cmp -s "$TEST_TMP/ch.json" "$TEST_TMP/ch2.json"
+  check "stop: exit 0" stop_pid "$SPID"
+}
+scenario homeiq_kill hour 5minute
+scenario homeiq_kill_h 5minute hour   # only since the two writes go out together (issue 15)
 finish

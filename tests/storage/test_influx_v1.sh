@@ -6,6 +6,7 @@
 #    503 (never a 200), the right one stores; the password never reaches a log;
 #  - INFLUXDB_CHUNK_LINES: a batch goes out in ceil(lines / chunk) write
 #    requests (counted by influxd's own /debug/vars);
+#  - INFLUXDB_WRITE_LINGER_MS: batches posted together wait for the linger, all stored once;
 #  - the database missing: writes answer 503 and /health says
 #    influxdb_database_missing; a restart creates it again ("created at start if
 #    missing") and the batch is stored.
@@ -90,8 +91,25 @@ check "restarted: the database is created again, healthy" wait_healthy "$U/healt
 check_eq "... and the batch is stored" "200 3" "$(c=$(batch 3 300 | post); echo "$c $(jq .stored "$TEST_TMP/resp")")"
 check "restarted: exits cleanly" stop_pid "$SPID"
 
+# ---- INFLUXDB_WRITE_LINGER_MS (issue 15): a batch starts at least that long after the one before ----------
+# Three batches posted at once with a 1 s linger: the first starts at once, the next ones wait for it (counted in
+# /health's backend.write_linger.held), all three are acknowledged and stored once each.
+storage linger INFLUXDB_PASSWORD_FILE="$TEST_TMP/pw" INFLUXDB_PING_INTERVAL_MS=200 INFLUXDB_WRITE_LINGER_MS=1000
+check "linger: healthy" wait_healthy "$U/health" 20 "$SPID"
+LPIDS=()
+for k in 0 1 2; do (batch 4 $((400 + 10 * k)) | curl -s -o "$TEST_TMP/linger$k" -w '%{http_code}' \
+  -H 'Content-Type: application/json' --data-binary @- "$U/api/v1/events" >"$TEST_TMP/linger$k.code") & LPIDS+=($!); done
+wait "${LPIDS[@]}"
+check_eq "linger: the three batches acknowledged, 4 stored each" "200 4 200 4 200 4" \
+  "$(for k in 0 1 2; do printf '%s %s ' "$(cat "$TEST_TMP/linger$k.code")" "$(jq .stored "$TEST_TMP/linger$k")"; done | sed 's/ $//')"
+check "linger: /health counts the batches whose start waited (at least one)" \
+  bash -c "curl -s '$U/health' | jq -e '.backend.write_linger | .ms == 1000 and .held >= 1' >/dev/null"
+check_eq "linger: every event readable once" 12 \
+  "$(curl -s "$U/api/v1/events?limit=100" | jq '[.events[] | select(.entity_id | test("^sensor.v1_4[0-2][0-3]$"))] | length')"
+check "linger: exits cleanly" stop_pid "$SPID"
+
 # ---- secrets ---------------------------------------------------------------------------
 B64=$(printf 'admin:%s' "$PW" | base64)
-check "the password is in no data-storage log (debug level)" bash -c "! grep -l -e '$PW' -e '$B64' '$TEST_TMP'/wrongpw.log '$TEST_TMP'/rightpw.log '$TEST_TMP'/dbgone.log '$TEST_TMP'/dbback.log"
+check "the password is in no data-storage log (debug level)" bash -c "! grep -l -e '$PW' -e '$B64' '$TEST_TMP'/wrongpw.log '$TEST_TMP'/rightpw.log '$TEST_TMP'/dbgone.log '$TEST_TMP'/dbback.log '$TEST_TMP'/linger.log"
 influxd_stop
 finish
