@@ -1,5 +1,6 @@
 /* clickhouse_sql.c -- see clickhouse_sql.h. */
 #include "clickhouse_sql.h"
+#include "clickhouse_registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +47,8 @@ void ch_urlencode(sbuf *b, const char *s) {
  * microsecond. */
 #define CH_EVENTS_COLUMNS                                                                                            \
     "(home_id String, event_id String, time DateTime, time_us Int64, entity_id String, domain String, "             \
-    "event_type String, stored_at_us Int64, record String)"
-/* The replacing key holds the identity: a re-sent event has the same home,
+    "event_type String, stored_at_us Int64, record String" CH_REGISTRY_COLUMNS ")"
+/* (v3: the registry columns, clickhouse_registry.h.) The replacing key holds the identity: a re-sent event has the same home,
  * entity, time and event_id, so it collapses into one row on merge; reads
  * are exact before that (LIMIT 1 BY event_id). */
 #define CH_EVENTS_ORDER "PARTITION BY toYYYYMM(time) ORDER BY (home_id, entity_id, time_us, event_id)"
@@ -145,6 +146,28 @@ int ch_schema_statements(const char *db, const char *cluster, char **out, int ma
     }
     memcpy(out, s, (size_t)n * sizeof *s);
     return n;
+}
+
+int ch_schema_upgrade_statements(const char *db, const char *cluster, long from, char **out, int max) {
+    int n = 0;
+    if (from >= 3) return 0;
+    /* v3: the registry columns of events (18.16 has no ADD COLUMN IF NOT
+     * EXISTS: one column per statement, "already exists" counts as done) */
+    for (int local = cluster ? 1 : 0; local >= 0; local--)
+        for (int c = 0; c < CH_REGISTRY_NCOLUMNS; c++) {
+            if (n == max) goto fail;
+            sbuf b;
+            sbuf_init(&b);
+            sbuf_printf(&b, "ALTER TABLE %s.events%s", db, local ? "_local" : "");
+            if (cluster) sbuf_printf(&b, " ON CLUSTER %s", cluster);
+            sbuf_printf(&b, " ADD COLUMN %s", ch_registry_column_defs[c]);
+            if (!(out[n] = ch_printf_take(&b))) goto fail;
+            n++;
+        }
+    return n;
+fail:
+    while (n > 0) free(out[--n]);
+    return -1;
 }
 
 int ch_schema_version_query(sbuf *b, const char *db) {
