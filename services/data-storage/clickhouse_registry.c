@@ -169,7 +169,7 @@ static void chr_read_done(int rc, const char *body, size_t len, const char *err,
 
 /* The events with a context, of the home / entity asked for, not expired. */
 static void chr_events(sbuf *q, store *s, const char *cols, const char *home, const char *entity_id) {
-    sbuf_printf(q, "(SELECT %s FROM %s.events WHERE context != ''", cols, ch_store_db(s));
+    sbuf_printf(q, "(SELECT %s FROM %s.events WHERE context != '' AND entity_id != ''", cols, ch_store_db(s));
     chr_where(q, "home_id", home);
     chr_where(q, "entity_id", entity_id);
     ch_store_visible(s, q);
