@@ -695,7 +695,22 @@ static void ch_check_dups(ch_job *j) {
     sbuf_free(&ids);
     sbuf_free(&ents);
     if (failed) q.failed = 1;
-    ch_query(s, &q, ch_dups_done, j);
+    if (!s->cluster || s->quorum == 0) {
+        ch_query(s, &q, ch_dups_done, j);
+        return;
+    }
+    /* with a quorum, rows of an INSERT that did not reach it (a replica died
+     * mid-batch: 503) must not count as stored, or the retry would be acked
+     * with them on fewer replicas than asked: read only quorum-written parts */
+    if (sbuf_failed(&q)) {
+        sbuf_free(&q);
+        httpc_response res = {.status = 0, .body = "", .error = "out of memory"};
+        ch_dups_done(s, &res, j);
+        return;
+    }
+    size_t len;
+    char *text = sbuf_take(&q, &len);
+    ch_post(s, CH_QUERY_PARAMS "&select_sequential_consistency=1", text, len, s->timeout_ms, ch_dups_done, j);
 }
 
 static void store_ch_write_batch(store *base, store_batch *b, store_write_cb cb, void *arg) {
