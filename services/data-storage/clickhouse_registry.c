@@ -8,13 +8,14 @@
 #include "json_text.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 const char *const ch_registry_column_defs[CH_REGISTRY_NCOLUMNS] = {
     "area_id String", "floor_id String", "device_id String", "platform String", "labels Array(String)",
-    "context String"};
+    "context_hash UInt64"};
 
 /* ---- the event row's columns ------------------------------------------------------ */
 
@@ -58,6 +59,15 @@ static void chr_context(sbuf *o, const record_fields *rf, const char *json) {
     sbuf_addc(o, '}');
 }
 
+/* FNV-1a 64 of the context text; never 0 (0 = no context). Equal contexts,
+ * equal hashes; a collision (2^-64 per pair) would only merge two contexts'
+ * runs in "since". */
+static uint64_t chr_hash(const char *p, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
 int ch_registry_row(sbuf *row, store_item *it, sbuf *scratch) {
     const record_fields *rf = it->json ? store_item_fields(it) : NULL;
     int has = rf && (rf->len[RF_AREA_ID] || rf->len[RF_DEVICE_ID] || rf->len[RF_PLATFORM] || rf->len[RF_LABELS]);
@@ -73,15 +83,14 @@ int ch_registry_row(sbuf *row, store_item *it, sbuf *scratch) {
         chr_labels w = {row, 0};
         jscan_array_trusted(labels, n, chr_label, &w);
     }
-    sbuf_adds(row, "],\"context\":");
+    uint64_t h = 0;
     if (has) {
         sbuf_reset(scratch);
         chr_context(scratch, rf, it->json);
         if (sbuf_failed(scratch)) return -1;
-        json_text_string(row, scratch->data, scratch->len);
-    } else {
-        sbuf_adds(row, "\"\"");
+        h = chr_hash(scratch->data, scratch->len);
     }
+    sbuf_printf(row, "],\"context_hash\":%llu", (unsigned long long)h);
     return sbuf_failed(row) ? -1 : 0;
 }
 
@@ -107,69 +116,148 @@ void ch_registry_where(sbuf *q, const store_filter *f) {
 
 /* ---- GET /api/v1/registry -------------------------------------------------------------- */
 
+/* One entity (and home) of the answer: step 1 gives the times, step 2 the newest record. */
+typedef struct chr_ent {
+    char *home, *entity_id;
+    char *seen_us, *since_us;   /* decimal text, as ClickHouse answered */
+    char *context;              /* the context object's text, from the newest record */
+} chr_ent;
+
 typedef struct chr_read {
+    store *s;
     store_rows_cb cb;
     void *arg;
+    chr_ent *e;
+    size_t n;
 } chr_read;
 
-/* One answer line {"home_id","entity_id","context","last_seen","since"} -> a registry row. */
-static int chr_row(store_rows *rows, const char *line, size_t n) {
-    json_t *o = json_loadb(line, n, 0, NULL);
-    const char *home = json_string_value(json_object_get(o, "home_id"));
-    const char *eid = json_string_value(json_object_get(o, "entity_id"));
-    const char *ctx = json_string_value(json_object_get(o, "context"));
-    const char *seen_s = json_string_value(json_object_get(o, "last_seen"));
-    const char *since_s = json_string_value(json_object_get(o, "since"));
-    if (!home || !eid || !ctx || !seen_s || !since_s) {
-        json_decref(o);
-        return -1;
-    }
-    char since[EVENT_TIME_LEN], seen[EVENT_TIME_LEN];
-    event_time_format(strtoll(since_s, NULL, 10), since);
-    event_time_format(strtoll(seen_s, NULL, 10), seen);
+static void chr_read_end(chr_read *rd, int rc, const char *err) {
+    store_rows rows = {0};
     sbuf r;
     sbuf_init(&r);
-    sbuf_adds(&r, "{\"entity_id\":");
-    json_text_string(&r, eid, strlen(eid));
-    sbuf_printf(&r, ",\"since\":\"%s\",\"last_seen\":\"%s\"", since, seen);
-    if (strcmp(home, EVENT_HOME_DEFAULT) != 0) { /* another home's row says so, as its records do */
-        sbuf_adds(&r, ",\"" STORE_HOME_KEY "\":");
-        json_text_string(&r, home, strlen(home));
+    for (size_t i = 0; i < rd->n && rc == 0; i++) {
+        const chr_ent *e = &rd->e[i];
+        char since[EVENT_TIME_LEN], seen[EVENT_TIME_LEN];
+        event_time_format(strtoll(e->since_us, NULL, 10), since);
+        event_time_format(strtoll(e->seen_us, NULL, 10), seen);
+        sbuf_reset(&r);
+        sbuf_adds(&r, "{\"entity_id\":");
+        json_text_string(&r, e->entity_id, strlen(e->entity_id));
+        sbuf_printf(&r, ",\"since\":\"%s\",\"last_seen\":\"%s\"", since, seen);
+        if (strcmp(e->home, EVENT_HOME_DEFAULT) != 0) { /* another home's row says so, as its records do */
+            sbuf_adds(&r, ",\"" STORE_HOME_KEY "\":");
+            json_text_string(&r, e->home, strlen(e->home));
+        }
+        size_t cl = e->context ? strlen(e->context) : 0;
+        if (cl > 2) {
+            sbuf_addc(&r, ',');
+            sbuf_add(&r, e->context + 1, cl - 1); /* the context's members and its '}' */
+        } else {
+            sbuf_addc(&r, '}');
+        }
+        size_t len;
+        char *text = sbuf_failed(&r) ? NULL : strdup(r.data);
+        (void)len;
+        if (!text || store_rows_add(&rows, text) != 0) rc = -1, err = "out of memory";
     }
-    size_t cl = strlen(ctx);
-    if (cl > 2 && ctx[0] == '{') {
-        sbuf_addc(&r, ',');
-        sbuf_add(&r, ctx + 1, cl - 1); /* the context's members and its '}' */
-    } else {
-        sbuf_addc(&r, '}');
+    sbuf_free(&r);
+    rd->cb(&rows, rc, rc ? err : NULL, rd->arg);
+    store_rows_free(&rows);
+    for (size_t i = 0; i < rd->n; i++) {
+        free(rd->e[i].home), free(rd->e[i].entity_id), free(rd->e[i].seen_us), free(rd->e[i].since_us);
+        free(rd->e[i].context);
     }
-    json_decref(o);
-    size_t len;
-    char *text = sbuf_failed(&r) ? (sbuf_free(&r), NULL) : sbuf_take(&r, &len);
-    return text ? store_rows_add(rows, text) : -1;
+    free(rd->e);
+    free(rd);
 }
 
-static void chr_read_done(int rc, const char *body, size_t len, const char *err, void *arg) {
-    chr_read *rd = arg;
-    store_rows rows = {0};
-    const char *why = err;
-    if (rc == 0) {
-        const char *p = body, *end = body + len;
-        while (p < end && rc == 0) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            size_t n = (size_t)((nl ? nl : end) - p);
-            if (n && chr_row(&rows, p, n) != 0) rc = -1, why = "unreadable registry row from clickhouse";
-            p = nl ? nl + 1 : end;
+/* Calls fn for each JSONEachRow line of body. 0, or -1 when a line is unreadable or fn fails. */
+static int chr_lines(const char *body, size_t len, int (*fn)(chr_read *, json_t *), chr_read *rd) {
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl : end) - p);
+        if (n) {
+            json_t *o = json_loadb(p, n, 0, NULL);
+            int rc = o ? fn(rd, o) : -1;
+            json_decref(o);
+            if (rc) return -1;
         }
+        p = nl ? nl + 1 : end;
     }
-    rd->cb(&rows, rc, rc ? why : NULL, rd->arg);
-    store_rows_free(&rows);
-    free(rd);
+    return 0;
+}
+
+static char *chr_dup(json_t *o, const char *k) {
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? strdup(v) : NULL;
+}
+
+/* step 2's line {"home_id","entity_id","record"}: the context of that entity's row */
+static int chr_record_line(chr_read *rd, json_t *o) {
+    const char *home = json_string_value(json_object_get(o, "home_id"));
+    const char *eid = json_string_value(json_object_get(o, "entity_id"));
+    const json_t *rec = json_object_get(o, "record");
+    if (!home || !eid || !json_is_string(rec)) return -1;
+    for (size_t i = 0; i < rd->n; i++) {
+        chr_ent *e = &rd->e[i];
+        if (e->context || strcmp(e->entity_id, eid) != 0 || strcmp(e->home, home) != 0) continue;
+        record_fields rf = {0};
+        const char *json = json_string_value(rec);
+        if (record_fields_scan(&rf, json, json_string_length(rec)) != 0) return -1;
+        sbuf c;
+        sbuf_init(&c);
+        chr_context(&c, &rf, json);
+        size_t n;
+        e->context = sbuf_failed(&c) ? (sbuf_free(&c), NULL) : sbuf_take(&c, &n);
+        return e->context ? 0 : -1;
+    }
+    return 0;
+}
+
+static void chr_records_done(int rc, const char *body, size_t len, const char *err, void *arg) {
+    chr_read *rd = arg;
+    if (rc == 0 && chr_lines(body, len, chr_record_line, rd) != 0) rc = -1, err = "unreadable record from clickhouse";
+    chr_read_end(rd, rc, err);
+}
+
+/* step 1's line {"home_id","entity_id","last_seen","since"} */
+static int chr_entity_line(chr_read *rd, json_t *o) {
+    chr_ent *v = realloc(rd->e, (rd->n + 1) * sizeof *v);
+    if (!v) return -1;
+    rd->e = v;
+    chr_ent *e = &rd->e[rd->n++];
+    *e = (chr_ent){.home = chr_dup(o, "home_id"), .entity_id = chr_dup(o, "entity_id"),
+                   .seen_us = chr_dup(o, "last_seen"), .since_us = chr_dup(o, "since")};
+    return e->home && e->entity_id && e->seen_us && e->since_us ? 0 : -1;
+}
+
+/* Step 2: the newest event of each entity (its time is in the primary key: the index finds them). */
+static void chr_entities_done(int rc, const char *body, size_t len, const char *err, void *arg) {
+    chr_read *rd = arg;
+    if (rc == 0 && chr_lines(body, len, chr_entity_line, rd) != 0) rc = -1, err = "unreadable registry row from clickhouse";
+    if (rc != 0 || rd->n == 0) {
+        chr_read_end(rd, rc, err);
+        return;
+    }
+    sbuf q;
+    sbuf_init(&q);
+    sbuf_printf(&q, "SELECT home_id, entity_id, record FROM %s.events WHERE (home_id, entity_id, time_us) IN (",
+                ch_store_db(rd->s));
+    for (size_t i = 0; i < rd->n; i++) {
+        sbuf_adds(&q, i ? ",(" : "(");
+        ch_quote(&q, rd->e[i].home);
+        sbuf_addc(&q, ',');
+        ch_quote(&q, rd->e[i].entity_id);
+        sbuf_printf(&q, ",%lld)", strtoll(rd->e[i].seen_us, NULL, 10));
+    }
+    sbuf_adds(&q, ") AND context_hash != 0 LIMIT 1 BY home_id, entity_id FORMAT JSONEachRow");
+    ch_store_select(rd->s, &q, chr_records_done, rd);
 }
 
 /* The events with a context, of the home / entity asked for, not expired. */
 static void chr_events(sbuf *q, store *s, const char *cols, const char *home, const char *entity_id) {
-    sbuf_printf(q, "(SELECT %s FROM %s.events WHERE context != '' AND entity_id != ''", cols, ch_store_db(s));
+    sbuf_printf(q, "(SELECT %s FROM %s.events WHERE context_hash != 0 AND entity_id != ''", cols, ch_store_db(s));
     chr_where(q, "home_id", home);
     chr_where(q, "entity_id", entity_id);
     ch_store_visible(s, q);
@@ -183,22 +271,22 @@ void ch_registry_read(store *s, const char *home, const char *entity_id, long li
         cb(&none, -1, "out of memory", arg);
         return;
     }
-    *rd = (chr_read){.cb = cb, .arg = arg};
-    /* per entity and home: c0 the newest event's context, s0 its time; l the
-     * newest event of another context; since the first event after l */
+    *rd = (chr_read){.s = s, .cb = cb, .arg = arg};
+    /* Step 1, per entity and home: c0 the newest event's context, s0 its time;
+     * l the newest event of another context; since the first event after l. */
     sbuf q;
     sbuf_init(&q);
-    sbuf_adds(&q, "SELECT home_id, entity_id, any(c1) AS context, toString(any(s1)) AS last_seen, "
+    sbuf_adds(&q, "SELECT home_id, entity_id, toString(any(s1)) AS last_seen, "
                   "toString(minIf(time_us, time_us > l)) AS since FROM ");
     chr_events(&q, s, "home_id, entity_id, time_us", home, entity_id);
-    sbuf_adds(&q, " ANY INNER JOIN (SELECT home_id, entity_id, any(c0) AS c1, any(s0) AS s1, "
-                  "if(countIf(context != c0) = 0, -9223372036854775808, maxIf(time_us, context != c0)) AS l FROM ");
-    chr_events(&q, s, "home_id, entity_id, time_us, context", home, entity_id);
-    sbuf_adds(&q, " ANY INNER JOIN (SELECT home_id, entity_id, argMax(context, time_us) AS c0, max(time_us) AS s0 "
-                  "FROM ");
-    chr_events(&q, s, "home_id, entity_id, time_us, context", home, entity_id);
+    sbuf_adds(&q, " ANY INNER JOIN (SELECT home_id, entity_id, any(s0) AS s1, if(countIf(context_hash != c0) = 0, "
+                  "-9223372036854775808, maxIf(time_us, context_hash != c0)) AS l FROM ");
+    chr_events(&q, s, "home_id, entity_id, time_us, context_hash", home, entity_id);
+    sbuf_adds(&q, " ANY INNER JOIN (SELECT home_id, entity_id, argMax(context_hash, time_us) AS c0, "
+                  "max(time_us) AS s0 FROM ");
+    chr_events(&q, s, "home_id, entity_id, time_us, context_hash", home, entity_id);
     sbuf_adds(&q, " GROUP BY home_id, entity_id) USING (home_id, entity_id) GROUP BY home_id, entity_id)"
                   " USING (home_id, entity_id) GROUP BY home_id, entity_id");
     sbuf_printf(&q, " ORDER BY entity_id, home_id LIMIT %ld FORMAT JSONEachRow", limit);
-    ch_store_select(s, &q, chr_read_done, rd);
+    ch_store_select(s, &q, chr_entities_done, rd);
 }

@@ -3,9 +3,11 @@
  * GET /api/v1/registry.
  *
  * Design: every event row carries its context in columns (area_id, floor_id,
- * device_id, platform: '' when none; labels Array(String); context: the eleven
- * members as one JSON object, the text SQLite's registry table keeps, '' when
- * the record has none). The registry is *derived* from the events at read time,
+ * device_id, platform: '' when none; labels Array(String); context_hash: a
+ * 64-bit hash of the eleven members as one JSON object -- the text SQLite's
+ * registry table keeps --, 0 when the record has none; the text itself is
+ * rebuilt from the newest event's record at read time, so an event row costs 8
+ * bytes for it, not ~350). The registry is *derived* from the events at read time,
  * never kept in a table of its own:
  *  - ClickHouse cannot update a row in place, and data-storage runs as several
  *    replicas behind a balancer on a cluster: a per-process "last context" map
@@ -14,10 +16,10 @@
  *  - "since" is exact whatever order events arrived in (late, retried, from two
  *    replicas): the first event of the current context after the newest event of
  *    another context; "last_seen" the newest event with a context (as SQLite's).
- *  - Cost: nothing extra on the write path but the columns (a repeated context
- *    compresses to almost nothing); a registry read scans the home's (or all)
- *    events' key and context columns three times (joins of per-entity
- *    aggregates, one row per entity on the right side). Fine for the dashboard's
+ *  - Cost: nothing extra on the write path but the columns; a registry read
+ *    scans the home's (or all) events' key and context_hash columns three
+ *    times (joins of per-entity aggregates, one row per entity on the right
+ *    side), then reads each entity's newest record by primary key. Fine for the dashboard's
  *    registry view; a store of billions would want a materialized view (not in
  *    18.16's reach with the same semantics).
  * Only 18.16-and-current SQL: ANY INNER JOIN ... USING, argMax, maxIf/minIf,
@@ -34,7 +36,7 @@
 /* The events columns this module adds (schema v3), for CREATE TABLE, and one
  * ADD COLUMN clause per column for an older store's upgrade. */
 #define CH_REGISTRY_COLUMNS                                                                                          \
-    ", area_id String, floor_id String, device_id String, platform String, labels Array(String), context String"
+    ", area_id String, floor_id String, device_id String, platform String, labels Array(String), context_hash UInt64"
 #define CH_REGISTRY_NCOLUMNS 6
 extern const char *const ch_registry_column_defs[CH_REGISTRY_NCOLUMNS];
 
