@@ -2,6 +2,7 @@
 #include "clickhouse_registry.h"
 
 #include "clickhouse_read.h"
+#include "clickhouse_rowbinary.h"
 #include "clickhouse_sql.h"
 #include "event.h"
 #include "json_scan.h"
@@ -25,23 +26,19 @@ static const struct {
 } chr_cols[] = {{"area_id", RF_AREA_ID}, {"floor_id", RF_FLOOR_ID}, {"device_id", RF_DEVICE_ID},
                 {"platform", RF_PLATFORM}};
 
-/* A string member's JSON text as is (ClickHouse's JSON parser decodes its
- * escapes); null, absent or not a string: "". */
-static void chr_string(sbuf *row, const char *v, size_t n) {
-    if (v && n >= 2 && v[0] == '"') sbuf_add(row, v, n);
-    else sbuf_adds(row, "\"\"");
-}
+#define CHR_MAX_LABELS 64
 
 typedef struct chr_labels {
-    sbuf *row;
-    int n;
+    const char *p[CHR_MAX_LABELS];
+    size_t n[CHR_MAX_LABELS];
+    int count;
 } chr_labels;
 
 static int chr_label(const char *v, size_t vl, void *arg) {
     chr_labels *w = arg;
     if (vl < 2 || v[0] != '"') return 0; /* Array(String): only the strings */
-    if (w->n++) sbuf_addc(w->row, ',');
-    sbuf_add(w->row, v, vl);
+    if (w->count == CHR_MAX_LABELS) return 1;
+    w->p[w->count] = v, w->n[w->count++] = vl;
     return 0;
 }
 
@@ -73,16 +70,14 @@ int ch_registry_row(sbuf *row, store_item *it, sbuf *scratch) {
     int has = rf && (rf->len[RF_AREA_ID] || rf->len[RF_DEVICE_ID] || rf->len[RF_PLATFORM] || rf->len[RF_LABELS]);
     size_t n;
     for (size_t c = 0; c < sizeof chr_cols / sizeof *chr_cols; c++) {
-        sbuf_printf(row, ",\"%s\":", chr_cols[c].col);
         const char *v = has ? record_fields_at(rf, it->json, chr_cols[c].field, &n) : NULL;
-        chr_string(row, v, v ? n : 0);
+        ch_rb_json_string(row, v, v ? n : 0);
     }
-    sbuf_adds(row, ",\"labels\":[");
+    chr_labels w = {.count = 0};
     const char *labels = has ? record_fields_at(rf, it->json, RF_LABELS, &n) : NULL;
-    if (labels && labels[0] == '[') {
-        chr_labels w = {row, 0};
-        jscan_array_trusted(labels, n, chr_label, &w);
-    }
+    if (labels && labels[0] == '[') jscan_array_trusted(labels, n, chr_label, &w);
+    ch_rb_count(row, (uint64_t)w.count);
+    for (int l = 0; l < w.count; l++) ch_rb_json_string(row, w.p[l], w.n[l]);
     uint64_t h = 0;
     if (has) {
         sbuf_reset(scratch);
@@ -90,7 +85,7 @@ int ch_registry_row(sbuf *row, store_item *it, sbuf *scratch) {
         if (sbuf_failed(scratch)) return -1;
         h = chr_hash(scratch->data, scratch->len);
     }
-    sbuf_printf(row, "],\"context_hash\":%llu", (unsigned long long)h);
+    ch_rb_u64(row, h);
     return sbuf_failed(row) ? -1 : 0;
 }
 

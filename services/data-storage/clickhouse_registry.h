@@ -40,9 +40,11 @@
 #define CH_REGISTRY_NCOLUMNS 6
 extern const char *const ch_registry_column_defs[CH_REGISTRY_NCOLUMNS];
 
-/* Appends the item's registry members to its JSONEachRow event row (after the
- * other members, before the closing brace): ,"area_id":…,"labels":[…],"context":"…".
- * Read from the record's text through record_fields (no second parse). 0/-1. */
+/* The registry columns' names, in the order ch_registry_row writes them. */
+#define CH_REGISTRY_COLUMN_NAMES "area_id, floor_id, device_id, platform, labels, context_hash"
+/* Appends the item's registry columns to its RowBinary event row
+ * (clickhouse_rowbinary.h), in CH_REGISTRY_COLUMN_NAMES' order. Read from the
+ * record's text through record_fields (no second parse). 0/-1. */
 int ch_registry_row(sbuf *row, store_item *it, sbuf *scratch);
 
 /* Appends the filter's area/floor/device/platform/label conditions. */

@@ -30,6 +30,7 @@
 #include "clickhouse_read.h"
 #include "clickhouse_registry.h"
 #include "clickhouse_retention.h"
+#include "clickhouse_rowbinary.h"
 #include "clickhouse_stats.h"
 #include "clickhouse_sql.h"
 #include "config.h"
@@ -447,19 +448,22 @@ static void ch_json_field(sbuf *b, const char *key, const char *v) {
     json_text_string(b, v ? v : "", v ? strlen(v) : 0);
 }
 
+/* The events INSERT's columns, in the order ch_event_row writes them. */
+#define CH_EVENT_INSERT_COLUMNS                                                                                      \
+    "home_id, event_id, time, time_us, entity_id, domain, event_type, stored_at_us, record, " CH_REGISTRY_COLUMN_NAMES
+
+/* One event as RowBinary (clickhouse_rowbinary.h): the record's bytes as stored. */
 static int ch_event_row(sbuf *b, store_item *it, const char *home, int64_t stored_at_us, sbuf *scratch) {
-    sbuf_adds(b, "{\"home_id\":");
-    json_text_string(b, home, strlen(home));
-    sbuf_printf(b, ",\"event_id\":\"%s\",\"time\":%lld,\"time_us\":%lld", it->event_id,
-                (long long)ch_clamp_seconds(it->time_us), (long long)it->time_us);
-    ch_json_field(b, "entity_id", it->entity_id);
-    ch_json_field(b, "domain", it->domain);
-    ch_json_field(b, "event_type", it->event_type);
-    sbuf_printf(b, ",\"stored_at_us\":%lld,\"record\":", (long long)stored_at_us);
-    json_text_string(b, it->json, it->json_len);
-    if (ch_registry_row(b, it, scratch) != 0) return -1; /* schema v3: clickhouse_registry.h */
-    sbuf_adds(b, "}\n");
-    return 0;
+    ch_rb_string(b, home, strlen(home));
+    ch_rb_string(b, it->event_id, strlen(it->event_id));
+    ch_rb_u32(b, (uint32_t)ch_clamp_seconds(it->time_us));
+    ch_rb_i64(b, it->time_us);
+    ch_rb_string(b, it->entity_id ? it->entity_id : "", it->entity_id ? strlen(it->entity_id) : 0);
+    ch_rb_string(b, it->domain, strlen(it->domain));
+    ch_rb_string(b, it->event_type ? it->event_type : "", it->event_type ? strlen(it->event_type) : 0);
+    ch_rb_i64(b, stored_at_us);
+    ch_rb_string(b, it->json, it->json_len);
+    return ch_registry_row(b, it, scratch); /* schema v3: clickhouse_registry.h */
 }
 
 /* hex of the first 16 bytes of SHA-256 over source, error and text */
@@ -508,12 +512,13 @@ static void ch_insert_params(const store_clickhouse *s, sbuf *p) {
                     s->timeout_ms > 2000 ? s->timeout_ms - 1000 : s->timeout_ms / 2);
 }
 
-static void ch_insert(ch_job *j, const char *table, sbuf *rows, ch_done_fn fn) {
+/* INSERT INTO <db>.<target> FORMAT <format>; target may name columns. */
+static void ch_insert(ch_job *j, const char *target, const char *format, sbuf *rows, ch_done_fn fn) {
     store_clickhouse *s = j->s;
     sbuf p, q;
     sbuf_init(&p);
     sbuf_init(&q);
-    sbuf_printf(&q, "INSERT INTO %s.%s FORMAT JSONEachRow", s->db, table);
+    sbuf_printf(&q, "INSERT INTO %s.%s FORMAT %s", s->db, target, format);
     sbuf_adds(&p, "query=");
     if (!sbuf_failed(&q)) ch_urlencode(&p, q.data);
     ch_insert_params(s, &p);
@@ -580,7 +585,7 @@ static void ch_write_dead(ch_job *j) {
         ch_job_fail(j, &res, "dead letters");
         return;
     }
-    ch_insert(j, "dead_letters", &rows, ch_dead_done);
+    ch_insert(j, "dead_letters", "JSONEachRow", &rows, ch_dead_done);
 }
 
 static void ch_events_done(store_clickhouse *s, const httpc_response *r, void *arg) {
@@ -608,7 +613,7 @@ static void ch_write_events(ch_job *j) {
         ch_write_dead(j);
         return;
     }
-    ch_insert(j, "events", &rows, ch_events_done);
+    ch_insert(j, "events (" CH_EVENT_INSERT_COLUMNS ")", "RowBinary", &rows, ch_events_done);
 }
 
 /* The answer of the duplicate query: one id per line. */
