@@ -124,7 +124,19 @@ typedef struct chr_read {
     void *arg;
     chr_ent *e;
     size_t n;
+    json_t *index;              /* "<home>\x1f<entity_id>" -> position in e */
 } chr_read;
+
+/* The index key of an entity of a home (NULL on out of memory). */
+static char *chr_key(const char *home, const char *entity_id) {
+    size_t hn = strlen(home), en = strlen(entity_id);
+    char *k = malloc(hn + en + 2);
+    if (!k) return NULL;
+    memcpy(k, home, hn);
+    k[hn] = '\x1f';
+    memcpy(k + hn + 1, entity_id, en + 1);
+    return k;
+}
 
 static void chr_read_end(chr_read *rd, int rc, const char *err) {
     store_rows rows = {0};
@@ -150,9 +162,7 @@ static void chr_read_end(chr_read *rd, int rc, const char *err) {
         } else {
             sbuf_addc(&r, '}');
         }
-        size_t len;
         char *text = sbuf_failed(&r) ? NULL : strdup(r.data);
-        (void)len;
         if (!text || store_rows_add(&rows, text) != 0) rc = -1, err = "out of memory";
     }
     sbuf_free(&r);
@@ -163,6 +173,7 @@ static void chr_read_end(chr_read *rd, int rc, const char *err) {
         free(rd->e[i].context);
     }
     free(rd->e);
+    json_decref(rd->index);
     free(rd);
 }
 
@@ -194,9 +205,13 @@ static int chr_record_line(chr_read *rd, json_t *o) {
     const char *eid = json_string_value(json_object_get(o, "entity_id"));
     const json_t *rec = json_object_get(o, "record");
     if (!home || !eid || !json_is_string(rec)) return -1;
-    for (size_t i = 0; i < rd->n; i++) {
-        chr_ent *e = &rd->e[i];
-        if (e->context || strcmp(e->entity_id, eid) != 0 || strcmp(e->home, home) != 0) continue;
+    char *key = chr_key(home, eid);
+    if (!key) return -1;
+    json_t *at = json_object_get(rd->index, key);
+    free(key);
+    if (at) {
+        chr_ent *e = &rd->e[json_integer_value(at)];
+        if (e->context) return 0; /* a second copy of that event */
         record_fields rf = {0};
         const char *json = json_string_value(rec);
         if (record_fields_scan(&rf, json, json_string_length(rec)) != 0) return -1;
@@ -224,7 +239,11 @@ static int chr_entity_line(chr_read *rd, json_t *o) {
     chr_ent *e = &rd->e[rd->n++];
     *e = (chr_ent){.home = chr_dup(o, "home_id"), .entity_id = chr_dup(o, "entity_id"),
                    .seen_us = chr_dup(o, "last_seen"), .since_us = chr_dup(o, "since")};
-    return e->home && e->entity_id && e->seen_us && e->since_us ? 0 : -1;
+    if (!e->home || !e->entity_id || !e->seen_us || !e->since_us) return -1;
+    char *key = chr_key(e->home, e->entity_id);
+    int rc = key ? json_object_set_new(rd->index, key, json_integer((json_int_t)(rd->n - 1))) : -1;
+    free(key);
+    return rc;
 }
 
 /* Step 2: the newest event of each entity (its time is in the primary key: the index finds them). */
@@ -261,12 +280,15 @@ static void chr_events(sbuf *q, store *s, const char *cols, const char *home, co
 
 void ch_registry_read(store *s, const char *home, const char *entity_id, long limit, store_rows_cb cb, void *arg) {
     chr_read *rd = calloc(1, sizeof *rd);
-    if (!rd) {
+    json_t *index = json_object();
+    if (!rd || !index) {
+        free(rd);
+        json_decref(index);
         store_rows none = {0};
         cb(&none, -1, "out of memory", arg);
         return;
     }
-    *rd = (chr_read){.s = s, .cb = cb, .arg = arg};
+    *rd = (chr_read){.s = s, .cb = cb, .arg = arg, .index = index};
     /* Step 1, per entity and home: c0 the newest event's context, s0 its time;
      * l the newest event of another context; since the first event after l. */
     sbuf q;
