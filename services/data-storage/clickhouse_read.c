@@ -250,7 +250,9 @@ static void cr_feed_bound_done(int rc, const char *body, size_t len, const char 
     r->after = lo;
     cr_feed_first_copies(&q, r, db, hi);
     r->after = saved;
-    sbuf_adds(&q, " ORDER BY stored_at_us, event_id LIMIT 1 BY event_id FORMAT JSONEachRow");
+    /* a batch has one stamp and no commit order inside: its events by time
+     * (as they were fired; SQLite's rowids follow the batch, in time order) */
+    sbuf_adds(&q, " ORDER BY stored_at_us, time_us, event_id LIMIT 1 BY event_id FORMAT JSONEachRow");
     cr_select(r, &q, cr_feed_rows_done);
 }
 
