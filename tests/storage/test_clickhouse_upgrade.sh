@@ -49,7 +49,13 @@ fi
 ENV+=(CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_ch1")
 q "INSERT INTO up.homeiq_schema VALUES (1, now()), (2, now())" >/dev/null
 OLD='{"event_type":"state_changed","entity_id":"sensor.a","time_fired":"2026-01-01T10:00:00.000001Z","state":"1","area_id":"kitchen"}'
-q "INSERT INTO up.events VALUES ('default', '0123456789abcdef0123456789abcdef', 1767261600, 1767261600000001, 'sensor.a', 'sensor', 'state_changed', 1767261600000001, '$OLD')" >/dev/null
+# synchronously (a Distributed table's default INSERT is queued and sent later), then on both replicas
+curl -s "http://127.0.0.1:$CH_HTTP_ch1/?insert_distributed_sync=1" --data-binary "INSERT INTO up.events VALUES ('default', '0123456789abcdef0123456789abcdef', 1767261600, 1767261600000001, 'sensor.a', 'sensor', 'state_changed', 1767261600000001, '$OLD')"
+if [ "$MODE" = cluster ]; then
+  lc() { clickhouse_query "$1" "SELECT count() FROM up.events_local FORMAT TSV" | grep .; }
+  stored_once() { [ "$(lc ch1)" = "$(lc ch2)" ] && [ $(( $(lc ch1) + $(lc ch3) )) = 1 ]; }
+  check "the version-2 event is on its shard's every replica" wait_for 30 stored_once
+fi
 # a start that added area_id and stopped before recording version 3
 check "... area_id added to $LOCAL already" q "ALTER TABLE up.$LOCAL $OC ADD COLUMN area_id String"
 check_eq "the store is at version 2, one event, area_id already added" "2 1 1" \
