@@ -20,6 +20,7 @@
  *  - Every read takes home= as a WHERE on home_id, the first key column.
  * Each read is one or two SELECTs chained through ch_store_select. */
 #include "clickhouse_read.h"
+#include "clickhouse_registry.h"
 #include "clickhouse_sql.h"
 #include "json_text.h"
 #include "service.h"
@@ -249,7 +250,9 @@ static void cr_feed_bound_done(int rc, const char *body, size_t len, const char 
     r->after = lo;
     cr_feed_first_copies(&q, r, db, hi);
     r->after = saved;
-    sbuf_adds(&q, " ORDER BY stored_at_us, event_id LIMIT 1 BY event_id FORMAT JSONEachRow");
+    /* a batch has one stamp and no commit order inside: its events by time
+     * (as they were fired; SQLite's rowids follow the batch, in time order) */
+    sbuf_adds(&q, " ORDER BY stored_at_us, time_us, event_id LIMIT 1 BY event_id FORMAT JSONEachRow");
     cr_select(r, &q, cr_feed_rows_done);
 }
 
@@ -257,10 +260,6 @@ void ch_read_feed(store *s, const store_feed_query *q, store_read_cb cb, void *a
     cr_req *r = cr_new(s, cb, arg);
     if (!r) return;
     const store_filter *f = q->f;
-    if (f->area) { /* issue 11's registry columns are not in ClickHouse's table yet (as for GET /api/v1/events) */
-        cr_end(r, STORE_QUERY_UNSUPPORTED, "area: the area filter is not supported by the ClickHouse backend yet");
-        return;
-    }
     sbuf cond;
     sbuf_init(&cond);
     cr_where(&cond, "home_id", f->home_id);
@@ -268,6 +267,7 @@ void ch_read_feed(store *s, const store_feed_query *q, store_read_cb cb, void *a
     cr_where(&cond, "entity_id", f->entity_id);
     cr_where(&cond, "domain", f->domain);
     cr_where(&cond, "event_type", f->event_type);
+    ch_registry_where(&cond, f); /* area= (schema v3) */
     if (cr_take_cond(r, &cond) != 0) {
         cr_end(r, -1, "out of memory");
         return;

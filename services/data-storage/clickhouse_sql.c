@@ -1,5 +1,6 @@
 /* clickhouse_sql.c -- see clickhouse_sql.h. */
 #include "clickhouse_sql.h"
+#include "clickhouse_registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,11 +47,13 @@ void ch_urlencode(sbuf *b, const char *s) {
  * microsecond. */
 #define CH_EVENTS_COLUMNS                                                                                            \
     "(home_id String, event_id String, time DateTime, time_us Int64, entity_id String, domain String, "             \
-    "event_type String, stored_at_us Int64, record String)"
-/* The replacing key holds the identity: a re-sent event has the same home,
+    "event_type String, stored_at_us Int64, record String" CH_REGISTRY_COLUMNS ")"
+/* (v3: the registry columns, clickhouse_registry.h.) The replacing key holds the identity: a re-sent event has the same home,
  * entity, time and event_id, so it collapses into one row on merge; reads
  * are exact before that (LIMIT 1 BY event_id). */
 #define CH_EVENTS_ORDER "PARTITION BY toYYYYMM(time) ORDER BY (home_id, entity_id, time_us, event_id)"
+/* All copies of an event share home and entity: one shard collapses them. */
+#define CH_EVENTS_SHARD "cityHash64(home_id, entity_id)"
 /* dl_key is a hash of the dead letter's source, reason and text: a retried
  * batch's dead letters collapse too. */
 #define CH_DEAD_COLUMNS                                                                                              \
@@ -125,8 +128,7 @@ int ch_schema_statements(const char *db, const char *cluster, char **out, int ma
     s[n++] = ch_stmt_version_table(db, cluster);
     if (cluster) {
         s[n++] = ch_stmt_table(db, cluster, "events", CH_EVENTS_COLUMNS, CH_EVENTS_ORDER, NULL, 1);
-        s[n++] = ch_stmt_table(db, cluster, "events", CH_EVENTS_COLUMNS, CH_EVENTS_ORDER,
-                               "cityHash64(home_id, entity_id)", 0);
+        s[n++] = ch_stmt_table(db, cluster, "events", CH_EVENTS_COLUMNS, CH_EVENTS_ORDER, CH_EVENTS_SHARD, 0);
         s[n++] = ch_stmt_table(db, cluster, "dead_letters", CH_DEAD_COLUMNS, CH_DEAD_ORDER, NULL, 1);
         s[n++] = ch_stmt_table(db, cluster, "dead_letters", CH_DEAD_COLUMNS, CH_DEAD_ORDER, "cityHash64(home_id)", 0);
         s[n++] = ch_stmt_table_v(db, cluster, "statistics", CH_STATS_COLUMNS, CH_STATS_ORDER, NULL, 1, "version");
@@ -145,6 +147,41 @@ int ch_schema_statements(const char *db, const char *cluster, char **out, int ma
     }
     memcpy(out, s, (size_t)n * sizeof *s);
     return n;
+}
+
+int ch_schema_upgrade_statements(const char *db, const char *cluster, long from, char **out, int max) {
+    int n = 0;
+    if (from >= 3) return 0;
+    /* v3: the registry columns of events (18.16 has no ADD COLUMN IF NOT
+     * EXISTS: one column per statement, "already exists" counts as done) --
+     * on a cluster of the local tables; the Distributed table is made again
+     * with them (18.16 refuses ALTER ... ON CLUSTER of a table that is not
+     * replicated when the cluster's shards are; it holds no rows: inserts are
+     * synchronous) */
+    if (max < CH_REGISTRY_NCOLUMNS + 2) return -1;
+    for (int c = 0; c < CH_REGISTRY_NCOLUMNS; c++) {
+        sbuf b;
+        sbuf_init(&b);
+        sbuf_printf(&b, "ALTER TABLE %s.events%s", db, cluster ? "_local" : "");
+        if (cluster) sbuf_printf(&b, " ON CLUSTER %s", cluster);
+        sbuf_printf(&b, " ADD COLUMN %s", ch_registry_column_defs[c]);
+        if (!(out[n] = ch_printf_take(&b))) goto fail;
+        n++;
+    }
+    if (cluster) {
+        sbuf b;
+        sbuf_init(&b);
+        sbuf_printf(&b, "DROP TABLE IF EXISTS %s.events ON CLUSTER %s", db, cluster);
+        if (!(out[n] = ch_printf_take(&b))) goto fail;
+        n++;
+        if (!(out[n] = ch_stmt_table(db, cluster, "events", CH_EVENTS_COLUMNS, CH_EVENTS_ORDER, CH_EVENTS_SHARD, 0)))
+            goto fail;
+        n++;
+    }
+    return n;
+fail:
+    while (n > 0) free(out[--n]);
+    return -1;
 }
 
 int ch_schema_version_query(sbuf *b, const char *db) {

@@ -20,7 +20,7 @@
 /* The schema this binary writes and reads. A store holding a newer version
  * is refused (health 503 clickhouse_schema_newer); an older one is upgraded
  * by the statements of the versions after it (none yet). */
-#define CH_SCHEMA_VERSION 2 /* 2: statistics (issue 18) */
+#define CH_SCHEMA_VERSION 3 /* 2: statistics (issue 18); 3: registry columns of events (issue 11) */
 
 /* 1 when `s` is a safe identifier for a database or cluster name:
  * [A-Za-z_][A-Za-z0-9_]{0,63}. */
@@ -39,6 +39,12 @@ void ch_urlencode(sbuf *b, const char *s);
  * Returns the number of statements written into out[] (at most max), each a
  * malloc'd string the caller frees; -1 on out of memory. */
 int ch_schema_statements(const char *db, const char *cluster, char **out, int max);
+
+/* The statements that bring a store at schema version `from` (1..) up to
+ * CH_SCHEMA_VERSION, in order (none when from is current). Each may fail
+ * with ClickHouse's "already exists" when a previous start ran it but did not
+ * record the version: the caller takes that as done. Count, or -1. */
+int ch_schema_upgrade_statements(const char *db, const char *cluster, long from, char **out, int max);
 
 /* The query answering the stored schema version (one row, one number; 0 when
  * the version table is empty). */

@@ -28,7 +28,9 @@
  *    shard's server, while it is down -- not only after a write failed. */
 #include "store_clickhouse.h"
 #include "clickhouse_read.h"
+#include "clickhouse_registry.h"
 #include "clickhouse_retention.h"
+#include "clickhouse_rowbinary.h"
 #include "clickhouse_stats.h"
 #include "clickhouse_sql.h"
 #include "config.h"
@@ -44,6 +46,7 @@
 
 #define CH_MAX_URLS 8
 #define CH_MAX_STATEMENTS 10
+#define CH_MAX_UPGRADES 16
 
 typedef struct store_clickhouse {
     store base;
@@ -62,7 +65,10 @@ typedef struct store_clickhouse {
     struct event *ping_timer;
     char *stmts[CH_MAX_STATEMENTS];
     int nstmts, init_step;
+    char *upgrades[CH_MAX_UPGRADES]; /* an older store's upgrade (ch_schema_upgrade_statements) */
+    int nupgrades, upgrade_step;
     long settle_ms;                 /* CLICKHOUSE_FEED_SETTLE_MS */
+    long quorum;                    /* CLICKHOUSE_INSERT_QUORUM (cluster only; 0 = off) */
     struct ch_job *jobs;            /* batches in flight (their stored_at bounds the feed's horizon) */
     ch_retention *retention;        /* RETENTION_DAYS, NULL when 0 */
     ch_stats *stats;                /* CLICKHOUSE_STATISTICS, NULL when 0 */
@@ -212,6 +218,42 @@ static void ch_init_version_row_done(store_clickhouse *s, const httpc_response *
     ch_init_next(s);
 }
 
+static void ch_upgrades_free(store_clickhouse *s) {
+    for (int i = 0; i < s->nupgrades; i++) free(s->upgrades[i]);
+    s->nupgrades = 0;
+}
+
+static void ch_upgrade_next(store_clickhouse *s);
+
+static void ch_upgrade_done(store_clickhouse *s, const httpc_response *r, void *arg) {
+    (void)arg;
+    if (s->closing) return;
+    /* a start that ran it but did not record the version: already there */
+    if (r->status != 200 && !(r->status == 500 && r->body && strstr(r->body, "already exists"))) {
+        ch_init_fail(s, r, "upgrading the schema");
+        return;
+    }
+    s->upgrade_step++;
+    ch_upgrade_next(s);
+}
+
+/* The upgrade's statements one by one, then the version row. */
+static void ch_upgrade_next(store_clickhouse *s) {
+    if (s->upgrade_step < s->nupgrades) {
+        char *sql = strdup(s->upgrades[s->upgrade_step]);
+        if (!sql) {
+            s->init_inflight = 0;
+            return;
+        }
+        ch_post(s, CH_QUERY_PARAMS, sql, strlen(sql), s->timeout_ms * 6, ch_upgrade_done, NULL);
+        return;
+    }
+    sbuf q;
+    sbuf_init(&q);
+    sbuf_printf(&q, "INSERT INTO %s.homeiq_schema VALUES (%d, now())", s->db, CH_SCHEMA_VERSION);
+    ch_query(s, &q, ch_init_version_row_done, NULL);
+}
+
 static void ch_init_version_done(store_clickhouse *s, const httpc_response *r, void *arg) {
     (void)arg;
     if (s->closing) return;
@@ -232,12 +274,21 @@ static void ch_init_version_done(store_clickhouse *s, const httpc_response *r, v
         ch_init_next(s);
         return;
     }
-    /* 0: new. (Upgrades from older versions go here when there are any.) */
+    /* 0: new (created at this version above); 1..: upgraded first */
     s->init_step++;
-    sbuf q;
-    sbuf_init(&q);
-    sbuf_printf(&q, "INSERT INTO %s.homeiq_schema VALUES (%d, now())", s->db, CH_SCHEMA_VERSION);
-    ch_query(s, &q, ch_init_version_row_done, NULL);
+    ch_upgrades_free(s);
+    if (s->stored_version > 0) {
+        s->nupgrades = ch_schema_upgrade_statements(s->db, s->cluster, s->stored_version, s->upgrades, CH_MAX_UPGRADES);
+        if (s->nupgrades < 0) {
+            s->nupgrades = 0;
+            s->init_inflight = 0;
+            return;
+        }
+        log_info("clickhouse database %s: schema version %ld -> %d (%d statements)", s->db, s->stored_version,
+                 CH_SCHEMA_VERSION, s->nupgrades);
+    }
+    s->upgrade_step = 0;
+    ch_upgrade_next(s);
 }
 
 static void ch_init_stmt_done(store_clickhouse *s, const httpc_response *r, void *arg) {
@@ -397,17 +448,22 @@ static void ch_json_field(sbuf *b, const char *key, const char *v) {
     json_text_string(b, v ? v : "", v ? strlen(v) : 0);
 }
 
-static void ch_event_row(sbuf *b, const store_item *it, const char *home, int64_t stored_at_us) {
-    sbuf_adds(b, "{\"home_id\":");
-    json_text_string(b, home, strlen(home));
-    sbuf_printf(b, ",\"event_id\":\"%s\",\"time\":%lld,\"time_us\":%lld", it->event_id,
-                (long long)ch_clamp_seconds(it->time_us), (long long)it->time_us);
-    ch_json_field(b, "entity_id", it->entity_id);
-    ch_json_field(b, "domain", it->domain);
-    ch_json_field(b, "event_type", it->event_type);
-    sbuf_printf(b, ",\"stored_at_us\":%lld,\"record\":", (long long)stored_at_us);
-    json_text_string(b, it->json, it->json_len);
-    sbuf_adds(b, "}\n");
+/* The events INSERT's columns, in the order ch_event_row writes them. */
+#define CH_EVENT_INSERT_COLUMNS                                                                                      \
+    "home_id, event_id, time, time_us, entity_id, domain, event_type, stored_at_us, record, " CH_REGISTRY_COLUMN_NAMES
+
+/* One event as RowBinary (clickhouse_rowbinary.h): the record's bytes as stored. */
+static int ch_event_row(sbuf *b, store_item *it, const char *home, int64_t stored_at_us, sbuf *scratch) {
+    ch_rb_string(b, home, strlen(home));
+    ch_rb_string(b, it->event_id, strlen(it->event_id));
+    ch_rb_u32(b, (uint32_t)ch_clamp_seconds(it->time_us));
+    ch_rb_i64(b, it->time_us);
+    ch_rb_string(b, it->entity_id ? it->entity_id : "", it->entity_id ? strlen(it->entity_id) : 0);
+    ch_rb_string(b, it->domain, strlen(it->domain));
+    ch_rb_string(b, it->event_type ? it->event_type : "", it->event_type ? strlen(it->event_type) : 0);
+    ch_rb_i64(b, stored_at_us);
+    ch_rb_string(b, it->json, it->json_len);
+    return ch_registry_row(b, it, scratch); /* schema v3: clickhouse_registry.h */
 }
 
 /* hex of the first 16 bytes of SHA-256 over source, error and text */
@@ -443,16 +499,29 @@ static int ch_dead_rows(sbuf *b, const store_batch *bt, const char *home, int64_
     return 0;
 }
 
-static void ch_insert(ch_job *j, const char *table, sbuf *rows, ch_done_fn fn) {
+/* On a cluster: answer only after every shard the rows go to has them
+ * (insert_distributed_sync), and with CLICKHOUSE_INSERT_QUORUM=N only after N
+ * replicas of each such shard have them (insert_quorum, ClickHouse 1.1+ so
+ * 18.16 too). The quorum wait is bounded below our own request timeout, so a
+ * replica lost mid-insert gives ClickHouse's error (-> 503), not our timeout. */
+static void ch_insert_params(const store_clickhouse *s, sbuf *p) {
+    if (!s->cluster) return;
+    sbuf_adds(p, "&insert_distributed_sync=1");
+    if (s->quorum > 0)
+        sbuf_printf(p, "&insert_quorum=%ld&insert_quorum_timeout=%ld", s->quorum,
+                    s->timeout_ms > 2000 ? s->timeout_ms - 1000 : s->timeout_ms / 2);
+}
+
+/* INSERT INTO <db>.<target> FORMAT <format>; target may name columns. */
+static void ch_insert(ch_job *j, const char *target, const char *format, sbuf *rows, ch_done_fn fn) {
     store_clickhouse *s = j->s;
     sbuf p, q;
     sbuf_init(&p);
     sbuf_init(&q);
-    sbuf_printf(&q, "INSERT INTO %s.%s FORMAT JSONEachRow", s->db, table);
+    sbuf_printf(&q, "INSERT INTO %s.%s FORMAT %s", s->db, target, format);
     sbuf_adds(&p, "query=");
     if (!sbuf_failed(&q)) ch_urlencode(&p, q.data);
-    /* on a cluster: answer only after every shard has the rows */
-    if (s->cluster) sbuf_adds(&p, "&insert_distributed_sync=1");
+    ch_insert_params(s, &p);
     sbuf_free(&q);
     if (sbuf_failed(&p) || sbuf_failed(rows)) {
         sbuf_free(&p);
@@ -516,7 +585,7 @@ static void ch_write_dead(ch_job *j) {
         ch_job_fail(j, &res, "dead letters");
         return;
     }
-    ch_insert(j, "dead_letters", &rows, ch_dead_done);
+    ch_insert(j, "dead_letters", "JSONEachRow", &rows, ch_dead_done);
 }
 
 static void ch_events_done(store_clickhouse *s, const httpc_response *r, void *arg) {
@@ -528,21 +597,23 @@ static void ch_events_done(store_clickhouse *s, const httpc_response *r, void *a
 
 static void ch_write_events(ch_job *j) {
     store_batch *b = j->b;
-    sbuf rows;
+    sbuf rows, scratch;
     sbuf_init(&rows);
+    sbuf_init(&scratch);
     size_t n = 0;
     for (size_t i = 0; i < b->nitems; i++) {
-        const store_item *it = &b->items[i];
+        store_item *it = &b->items[i];
         if (it->status != STORE_ITEM_PENDING) continue;
-        ch_event_row(&rows, it, j->home, b->stored_at_us);
+        if (ch_event_row(&rows, it, j->home, b->stored_at_us, &scratch) != 0) rows.failed = 1;
         n++;
     }
+    sbuf_free(&scratch);
     if (n == 0) {
         sbuf_free(&rows);
         ch_write_dead(j);
         return;
     }
-    ch_insert(j, "events", &rows, ch_events_done);
+    ch_insert(j, "events (" CH_EVENT_INSERT_COLUMNS ")", "RowBinary", &rows, ch_events_done);
 }
 
 /* The answer of the duplicate query: one id per line. */
@@ -591,7 +662,13 @@ static void ch_dups_done(store_clickhouse *s, const httpc_response *r, void *arg
 }
 
 /* Which of the batch's ids are stored already: same home, its entities, its
- * time window (so the primary key and the month partitions prune the scan). */
+ * time window (so the primary key and the month partitions prune the scan).
+ * A live batch spans milliseconds to seconds: then every id of its entities
+ * in its window is asked for, without the list of the batch's own ids (its
+ * parse cost ClickHouse 4x the rest of the query: 17 vs 4 ms of server CPU
+ * for a burst's batch of 1,000; bench/clickhouse_cost.sh), and the answer's
+ * other ids (events of the window not in the batch) match nothing here. */
+#define CH_DUP_WINDOW_US 5000000LL
 static void ch_check_dups(ch_job *j) {
     store_clickhouse *s = j->s;
     store_batch *b = j->b;
@@ -601,35 +678,67 @@ static void ch_check_dups(ch_job *j) {
     sbuf_init(&q);
     sbuf_init(&ids);
     sbuf_init(&ents);
+    const char **ev = malloc((b->nitems ? b->nitems : 1) * sizeof *ev);
+    size_t nev = 0;
     for (size_t i = 0; i < b->nitems; i++) {
         const store_item *it = &b->items[i];
         if (it->status != STORE_ITEM_PENDING) continue;
-        if (n++) sbuf_addc(&ids, ','), sbuf_addc(&ents, ',');
+        if (n++) sbuf_addc(&ids, ',');
         sbuf_printf(&ids, "'%s'", it->event_id);
-        ch_quote(&ents, it->entity_id ? it->entity_id : "");
+        if (ev) ev[nev++] = it->entity_id ? it->entity_id : "";
         if (it->time_us < lo) lo = it->time_us;
         if (it->time_us > hi) hi = it->time_us;
     }
-    if (n == 0) {
+    if (n == 0 || !ev) {
+        free(ev);
         sbuf_free(&ids);
         sbuf_free(&ents);
-        ch_write_events(j);
+        if (n == 0) ch_write_events(j);
+        else ch_job_end(j, -1, "out of memory");
         return;
     }
+    /* each entity once: a burst's batch of 1,000 names ~50 (the IN list's
+     * parse was a third of the check's server CPU) */
+    qsort(ev, nev, sizeof *ev, ch_cmp_str);
+    for (size_t i = 0; i < nev; i++) {
+        if (i && strcmp(ev[i], ev[i - 1]) == 0) continue;
+        if (ents.len) sbuf_addc(&ents, ',');
+        ch_quote(&ents, ev[i]);
+    }
+    free(ev);
     sbuf_printf(&q, "SELECT event_id FROM %s.events WHERE home_id = ", s->db);
     ch_quote(&q, j->home);
     sbuf_printf(&q, " AND time >= toDateTime(%lld) AND time <= toDateTime(%lld) AND time_us >= %lld AND time_us <= %lld",
                 (long long)ch_clamp_seconds(lo), (long long)ch_clamp_seconds(hi), (long long)lo, (long long)hi);
     sbuf_adds(&q, " AND entity_id IN (");
     sbuf_add(&q, ents.data ? ents.data : "", ents.len);
-    sbuf_adds(&q, ") AND event_id IN (");
-    sbuf_add(&q, ids.data ? ids.data : "", ids.len);
-    sbuf_adds(&q, ") FORMAT TabSeparated");
+    sbuf_addc(&q, ')');
+    if (hi - lo > CH_DUP_WINDOW_US) { /* a wide window (backfill, import): only the batch's ids */
+        sbuf_adds(&q, " AND event_id IN (");
+        sbuf_add(&q, ids.data ? ids.data : "", ids.len);
+        sbuf_addc(&q, ')');
+    }
+    sbuf_adds(&q, " FORMAT TabSeparated");
     int failed = sbuf_failed(&ids) || sbuf_failed(&ents);
     sbuf_free(&ids);
     sbuf_free(&ents);
     if (failed) q.failed = 1;
-    ch_query(s, &q, ch_dups_done, j);
+    if (!s->cluster || s->quorum == 0) {
+        ch_query(s, &q, ch_dups_done, j);
+        return;
+    }
+    /* with a quorum, rows of an INSERT that did not reach it (a replica died
+     * mid-batch: 503) must not count as stored, or the retry would be acked
+     * with them on fewer replicas than asked: read only quorum-written parts */
+    if (sbuf_failed(&q)) {
+        sbuf_free(&q);
+        httpc_response res = {.status = 0, .body = "", .error = "out of memory"};
+        ch_dups_done(s, &res, j);
+        return;
+    }
+    size_t len;
+    char *text = sbuf_take(&q, &len);
+    ch_post(s, CH_QUERY_PARAMS "&select_sequential_consistency=1", text, len, s->timeout_ms, ch_dups_done, j);
 }
 
 static void store_ch_write_batch(store *base, store_batch *b, store_write_cb cb, void *arg) {
@@ -732,12 +841,6 @@ static void ch_where_str(sbuf *q, const char *col, const char *v) {
 
 static void store_ch_query(store *base, const store_filter *f, store_rows_cb cb, void *arg) {
     store_clickhouse *s = (store_clickhouse *)base;
-    if (f->area || f->floor || f->device || f->label || f->platform) { /* issue 11's registry columns: not here yet */
-        store_rows none = {0};
-        cb(&none, STORE_QUERY_UNSUPPORTED,
-           "area, floor, device, label and platform filters are not supported by the ClickHouse backend yet", arg);
-        return;
-    }
     sbuf q;
     sbuf_init(&q);
     sbuf_printf(&q, "SELECT record, event_id, stored_at_us FROM %s.events WHERE 1", s->db);
@@ -745,6 +848,7 @@ static void store_ch_query(store *base, const store_filter *f, store_rows_cb cb,
     ch_where_str(&q, "entity_id", f->entity_id);
     ch_where_str(&q, "domain", f->domain);
     ch_where_str(&q, "event_type", f->event_type);
+    ch_registry_where(&q, f);
     if (f->has_start) sbuf_printf(&q, " AND time_us >= %lld", (long long)f->start_us);
     if (f->has_end) sbuf_printf(&q, " AND time_us < %lld", (long long)f->end_us);
     ch_retention_filter(s->retention, &q);
@@ -811,8 +915,9 @@ void ch_store_insert(store *base, const char *query, sbuf *data, ch_answer_fn fn
     ch_select *c = calloc(1, sizeof *c);
     sbuf p;
     sbuf_init(&p);
-    sbuf_adds(&p, "insert_distributed_sync=1&query=");
+    sbuf_adds(&p, "query=");
     ch_urlencode(&p, query);
+    ch_insert_params(s, &p);
     if (!c || !s->up || !s->schema_ready || sbuf_failed(&p) || sbuf_failed(data)) {
         free(c);
         sbuf_free(&p);
@@ -886,6 +991,7 @@ static void store_ch_close(store *base) {
     ch_stats_free(s->stats);
     for (int i = 0; i < s->nurls; i++) free(s->urls[i]);
     for (int i = 0; i < s->nstmts; i++) free(s->stmts[i]);
+    ch_upgrades_free(s);
     free(s->db);
     free(s->cluster);
     free(s->userpwd);
@@ -906,10 +1012,11 @@ static const store_ops store_clickhouse_ops = {
     .series = ch_read_series,
     .stats = ch_read_stats,
     .homes = ch_read_homes,
+    .registry = ch_registry_read, /* clickhouse_registry.c */
     .dead_letters_home = store_ch_dead_letters_home,
     .stats_fetch_home = store_ch_stats_fetch, /* clickhouse_stats.c */
     .home_reads = STORE_HOME_FEED | STORE_HOME_ENTITIES | STORE_HOME_SERIES | STORE_HOME_STATS | STORE_HOME_DEAD |
-                  STORE_HOME_STATISTICS,
+                  STORE_HOME_STATISTICS | STORE_HOME_REGISTRY,
     .close = store_ch_close,
 };
 
@@ -943,11 +1050,13 @@ static int ch_config_urls(store_clickhouse *s) {
 }
 
 static int ch_config(store_clickhouse *s) {
-    long long timeout, ping, settle;
+    long long timeout, ping, settle, quorum;
     if (ch_config_urls(s) != 0 || config_long("CLICKHOUSE_TIMEOUT_MS", 10000, 100, 600000, &timeout) ||
         config_long("CLICKHOUSE_PING_INTERVAL_MS", 2000, 50, 3600000, &ping) ||
-        config_long("CLICKHOUSE_FEED_SETTLE_MS", 1000, 0, 600000, &settle))
+        config_long("CLICKHOUSE_FEED_SETTLE_MS", 1000, 0, 600000, &settle) ||
+        config_long("CLICKHOUSE_INSERT_QUORUM", 0, 0, 16, &quorum))
         return -1;
+    s->quorum = (long)quorum;
     s->settle_ms = (long)settle;
     s->timeout_ms = (long)timeout;
     s->ping_ms = (long)ping;

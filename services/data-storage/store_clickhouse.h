@@ -25,7 +25,10 @@
                    "in flight; docs/CLICKHOUSE.md)"),                                                          \
         CONFIG_INT("CLICKHOUSE_STATISTICS", "0", 0, 1,                                                               \
                    "clickhouse: 1 = keep long-term statistics (table statistics, recomputed before each ack; "      \
-                   "docs/CLICKHOUSE.md)")
+                   "docs/CLICKHOUSE.md)"),                                                                     \
+        CONFIG_INT("CLICKHOUSE_INSERT_QUORUM", "0", 0, 16,                                                           \
+                   "clickhouse (cluster): 0 = a batch is acked once one replica of each shard has it; N = only "    \
+                   "once N replicas have it (insert_quorum; every shard needs N live replicas; docs/CLICKHOUSE.md)")
 
 int store_clickhouse_open(struct event_base *base, store **out);
 

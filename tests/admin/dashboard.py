@@ -167,23 +167,19 @@ try:
     check("... and stays stopped, no reconnect loop", tstate().startswith("Not live: area:"), tstate())
     f.clear()
 
-    # the area filter (storage's feed?area=; ClickHouse has no registry columns yet: the tail says why)
+    # the area filter (storage's feed?area=; on ClickHouse too since its schema v3: it was a 501 before)
     f.send_keys("dash_kitchen")
     d.find_element(By.ID, "f-apply").click()
-    if BACKEND == "clickhouse":
-        check("the area filter on ClickHouse: the tail says it is not supported",
-              wait(lambda: "area" in d.find_element(By.ID, "tail-state").text, 10), d.find_element(By.ID, "tail-state").text)
-    else:
-        time.sleep(1.0)
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        evs = [{"event_type": "state_changed", "entity_id": e, "state": "1", "time_fired": now, "area_id": a,
-                "context_id": f"dash-area-{e}-{time.time_ns()}"}
-               for e, a in (("sensor.dash_area_probe", "dash_kitchen"), ("sensor.dash_area_other", "dash_hall"))]
-        req = urllib.request.Request(os.environ["DATA_STORAGE_URL"] + "/api/v1/events", data=json.dumps(evs).encode(),
-                                     headers={"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN})
-        urllib.request.urlopen(req, timeout=10)
-        check("the area filter narrows the tail to that area's events",
-              wait(lambda: "sensor.dash_area_probe" in rows(), 10) and set(rows()) == {"sensor.dash_area_probe"}, set(rows()))
+    time.sleep(1.0)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    evs = [{"event_type": "state_changed", "entity_id": e, "state": "1", "time_fired": now, "area_id": a,
+            "context_id": f"dash-area-{e}-{time.time_ns()}"}
+           for e, a in (("sensor.dash_area_probe", "dash_kitchen"), ("sensor.dash_area_other", "dash_hall"))]
+    req = urllib.request.Request(os.environ["DATA_STORAGE_URL"] + "/api/v1/events", data=json.dumps(evs).encode(),
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN})
+    urllib.request.urlopen(req, timeout=10)
+    check("the area filter narrows the tail to that area's events",
+          wait(lambda: "sensor.dash_area_probe" in rows(), 10) and set(rows()) == {"sensor.dash_area_probe"}, set(rows()))
     d.find_element(By.ID, "f-clear").click()
 
     # ---- history ---------------------------------------------------------------------
@@ -309,7 +305,7 @@ try:
           sorted(want_keys - reached))
     # a backend that lists no homes would answer api/v1/homes 501: the page then hides its
     # home selector and stops asking (issue 18; every backend lists them today)
-    # the bad area filter above was answered 400 (once: no reconnect loop), area= on ClickHouse 501
+    # the bad area filter above was answered 400 (once: no reconnect loop)
     def expected(e):
         m = e.get("message", "")
         return e.get("source") == "network" and (("/api/v1/homes" in m and "501" in m) or

@@ -175,9 +175,9 @@ check_eq "statistics?home=default: the 10:25 period still holds 30" '30 30' \
   "$(get "$SQ&home=default" | jq -r ".[\"$T\"][-1] | \"\(.min) \(.max)\"")"
 check_eq "statistics without home= are the default home's" "$(get "$SQ&home=default")" "$(get "$SQ")"
 
-# the tail's area filter: ClickHouse has no registry columns yet (as GET /api/v1/events?area=): 501 naming area
-check_eq "feed?area= -> 501 naming area" '501 area' \
-  "$(curl -s -w ' %{http_code}' "$U/api/v1/events/feed?area=kitchen" | sed -E 's/^\{"error":"([a-z_]+):.* ([0-9]+)$/\2 \1/')"
+# the tail's area filter (schema v3's area_id column), the SQLite and InfluxDB tests' checks
+. "$(dirname "$0")/feed_area.sh"
+FEED_CURSOR_IS_CLOCK=1 feed_area_checks "$U"
 
 stop_pid "$PID_storage"; check_eq "data-storage exits cleanly" 0 $?
 finish

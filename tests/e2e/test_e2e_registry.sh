@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_e2e_registry.sh COUNT RATE BACKEND -- issue 11 on real processes: the simulated
 # house's registries (HA protocol) -> websocket-ingestion (registry.c) -> enrichment ->
-# storage (sqlite | influxdb). Checks, for COUNT events at RATE/s:
+# storage (sqlite | influxdb | clickhouse). Checks, for COUNT events at RATE/s:
 #  - every state_changed event carries the area/floor/device/labels the scenario's
 #    registry gives its entity (resolved here from house.json, independently of the code);
 #  - an entity moved and a device moved mid-stream: events HA fired before the move
@@ -23,6 +23,11 @@ if [ "$BACKEND" = influxdb ]; then
   . "$(dirname "$0")/../lib/influxd.sh"
   influxd_start || bail "influxd starts"
   start_storage storage STORAGE_BACKEND=influxdb INFLUXDB_URL="$INFLUXDB_URL" INFLUXDB_DATABASE=homeiq_registry
+elif [ "$BACKEND" = clickhouse ]; then
+  . "$(dirname "$0")/../lib/clickhouse.sh"
+  clickhouse_start ch1 || bail "clickhouse-server starts"
+  start_storage storage STORAGE_BACKEND=clickhouse CLICKHOUSE_URL="$CLICKHOUSE_URL" CLICKHOUSE_DATABASE=homeiq_registry \
+    CLICKHOUSE_PING_INTERVAL_MS=200
 else
   start_storage storage
 fi

@@ -148,22 +148,28 @@ clickhouse_query() {
 # cluster CLUSTER (default homeiq) of shard 1 = ch1 + ch2 (a replica pair,
 # internal_replication) and shard 2 = ch3, every server with the same
 # remote_servers and zookeeper sections and its own macros (shard 01/02,
-# replica = its name). Needs ZooKeeper running on ZK_PORT (tests/lib/zookeeper.sh).
+# replica = its name); CH_SHARD2_PAIR=1 adds ch4 as shard 2's second replica. Needs ZooKeeper running on ZK_PORT (tests/lib/zookeeper.sh).
 # Sets CH_HTTP_ch1..3 etc. as clickhouse_start does; 1 (naming the server)
 # when one does not start.
 clickhouse_cluster_start() {
-  local c=${1:-homeiq} n
+  local c=${1:-homeiq} n pair2=""
   [ -n "${ZK_PORT:-}" ] || { echo "FAIL: clickhouse_cluster_start: ZooKeeper first (ZK_PORT unset)" >&2; return 1; }
   for n in ch1 ch2 ch3; do clickhouse_ports "$n"; done
+  if [ "${CH_SHARD2_PAIR:-0}" = 1 ]; then # shard 2 a replica pair too (ch3 + ch4): CLICKHOUSE_INSERT_QUORUM=2
+    clickhouse_ports ch4
+    pair2="<replica><host>127.0.0.1</host><port>$CH_TCP_ch4</port></replica>"
+  fi
   local remote="<remote_servers><$c>
   <shard><internal_replication>true</internal_replication>
     <replica><host>127.0.0.1</host><port>$CH_TCP_ch1</port></replica>
     <replica><host>127.0.0.1</host><port>$CH_TCP_ch2</port></replica></shard>
   <shard><internal_replication>true</internal_replication>
-    <replica><host>127.0.0.1</host><port>$CH_TCP_ch3</port></replica></shard>
+    <replica><host>127.0.0.1</host><port>$CH_TCP_ch3</port></replica>$pair2</shard>
 </$c></remote_servers>
 <zookeeper><node><host>127.0.0.1</host><port>$ZK_PORT</port></node><session_timeout_ms>10000</session_timeout_ms></zookeeper>"
   clickhouse_start ch1 "$remote <macros><shard>01</shard><replica>ch1</replica></macros>" || { echo "FAIL: ch1" >&2; return 1; }
   clickhouse_start ch2 "$remote <macros><shard>01</shard><replica>ch2</replica></macros>" || { echo "FAIL: ch2" >&2; return 1; }
   clickhouse_start ch3 "$remote <macros><shard>02</shard><replica>ch3</replica></macros>" || { echo "FAIL: ch3" >&2; return 1; }
+  [ -z "$pair2" ] || clickhouse_start ch4 "$remote <macros><shard>02</shard><replica>ch4</replica></macros>" ||
+    { echo "FAIL: ch4" >&2; return 1; }
 }

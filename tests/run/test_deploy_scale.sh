@@ -79,6 +79,40 @@ cat "$TEST_TMP/structure.txt"
 check_eq "compose = the native layout: 2+2 replicas behind deploy/scale/nginx.conf, cluster homeiq (2 shards, 2+1 replicas), macros, ZooKeeper" \
   ok "$(tail -n 1 "$TEST_TMP/structure.txt")"
 
+# the same settings per tier as the native layout that run_scale_local runs (deploy/scale/run-local.sh):
+# every variable run-local.sh gives a storage / enrichment replica (but host-specific ones: ports, data
+# directories, the URLs of its neighbours) is set to the same value in compose, and the homes' ingestion
+# settings are in compose's header (it runs no ingestion: those sit next to each HA)
+python3 - "$TEST_TMP/scale.yml" "$D/scale/run-local.sh" "$D/docker-compose.scale.yml" >"$TEST_TMP/env.txt" 2>&1 <<'PY'
+import re, shlex, sys, yaml
+compose, run_local, compose_src = sys.argv[1:4]
+svcs = yaml.safe_load(open(compose))["services"]
+src = open(run_local).read()
+host = {"DATA_DIR", "DATA_STORAGE_PORT", "ENRICHMENT_PIPELINE_PORT", "WEBSOCKET_INGESTION_PORT", "CLICKHOUSE_URL",
+        "DATA_STORAGE_URL", "ENRICHMENT_PIPELINE_URL", "HOME_ASSISTANT_URL", "HOME_ASSISTANT_TOKEN", "HOMEIQ_HOME_ID"}
+def native(name):  # KEY=VALUE of run-local.sh's `start_bg NAME... env ... "$BIN"`
+    m = re.search(r"start_bg " + name + r"\S* env (.*?)\"\$[A-Z]+\"", src, re.S)
+    if not m: return None
+    words = shlex.split(m.group(1).replace("\\\n", " "), posix=True)
+    return {w.split("=", 1)[0]: w.split("=", 1)[1] for w in words if "=" in w}
+ok = True
+for tier, svc in (("storage", "storage-1"), ("enrichment", "enrichment-1")):
+    n = native(tier)
+    if n is None: print(f"problem: run-local.sh starts no {tier}"); ok = False; continue
+    e = {k: str(v) for k, v in (svcs[svc].get("environment") or {}).items()}
+    for k, v in sorted(n.items()):
+        if k in host: continue
+        if e.get(k) != v: print(f"problem: {tier}: run-local.sh {k}={v}, compose {k}={e.get(k)}"); ok = False
+ing = native("ing_")
+header = open(compose_src).read().split("version:")[0]
+for k, v in sorted((ing or {}).items()):
+    if k in host: continue
+    if f"{k}={v}" not in header: print(f"problem: ingestion: run-local.sh {k}={v} not in compose's header"); ok = False
+print("ok" if ok and ing is not None else "FAILED")
+PY
+cat "$TEST_TMP/env.txt"
+check_eq "compose sets what run-local.sh (run_scale_local) sets per tier" ok "$(tail -n 1 "$TEST_TMP/env.txt")"
+
 # every variable set for a HomeIQ service is one its binary documents in --help
 compose_vars() { python3 -c 'import sys,yaml; e=yaml.safe_load(open(sys.argv[1]))["services"][sys.argv[2]].get("environment") or {}
 print("\n".join(e if isinstance(e, dict) else [x.split("=")[0] for x in e]))' "$TEST_TMP/scale.yml" "$1"; }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_registry_since.sh BACKEND /path/to/homeiq-data-storage -- GET /api/v1/registry's
-# "since" when events arrive late (BACKEND sqlite | influxdb, a real influxd).
+# "since" when events arrive late (BACKEND sqlite | influxdb | clickhouse, a real influxd or
+# clickhouse-server started here).
 #
 # Why: "since" is the time of the entity's first event with its current context (a
 # move's time). Events do arrive late: a batch retried after enrichment was SIGKILLed,
@@ -11,13 +12,17 @@
 # lies between it and "since".
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
-BACKEND=${1:?usage: test_registry_since.sh sqlite|influxdb /path/to/homeiq-data-storage}
-BIN=${2:?usage: test_registry_since.sh sqlite|influxdb /path/to/homeiq-data-storage}
+BACKEND=${1:?usage: test_registry_since.sh sqlite|influxdb|clickhouse /path/to/homeiq-data-storage}
+BIN=${2:?usage: test_registry_since.sh sqlite|influxdb|clickhouse /path/to/homeiq-data-storage}
 ENV=(STORAGE_BACKEND="$BACKEND")
 if [ "$BACKEND" = influxdb ]; then
   . "$here/../lib/influxd.sh"
   influxd_start || bail "influxd starts"
   ENV+=(INFLUXDB_URL="$INFLUXDB_URL" INFLUXDB_DATABASE=homeiq_since)
+elif [ "$BACKEND" = clickhouse ]; then
+  . "$here/../lib/clickhouse.sh"
+  clickhouse_start ch1 || bail "clickhouse-server starts"
+  ENV+=(CLICKHOUSE_URL="$CLICKHOUSE_URL" CLICKHOUSE_DATABASE=homeiq_since CLICKHOUSE_PING_INTERVAL_MS=200)
 fi
 start_sto() { # start_sto NAME
   PORT=$(free_port); U=http://127.0.0.1:$PORT
