@@ -50,6 +50,7 @@ struct storage_wait {
     int last;                      /* the piece being committed is the last */
     json_t *piece;                 /* the piece's events read by jansson (items borrow from it) */
     int in_write, wrote;           /* write_batch running / it called back before returning */
+    struct event *step;            /* the next piece, started from the loop (not from the backend's callback) */
     int failed;
     char error[256];
     size_t stored, duplicates, dead_lettered, skipped;
@@ -107,6 +108,7 @@ static void storage_wait_free(storage_wait *w) {
     store_batch_free(&w->batch);
     json_decref(w->body);
     json_decref(w->piece);
+    if (w->step) event_free(w->step);
     store_text_body_free(&w->tb);
     sbuf_free(&w->rejected);
     free(w);
@@ -185,7 +187,16 @@ static void storage_post_done(store_batch *b, int rc, const char *err, void *arg
         p->wrote = 1;
         return;
     }
-    storage_post_run(p);
+    /* Called back later (InfluxDB): the next piece starts from the loop, as
+     * a backend may not expect a write from inside its own callback. */
+    static const struct timeval now = {0, 0};
+    if (p->step) evtimer_add(p->step, &now);
+    else storage_post_run(p);
+}
+
+static void storage_post_step(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    storage_post_run(arg);
 }
 
 /* Reads events [from, to) with jansson, one tree per event (an element the
@@ -301,6 +312,10 @@ static storage_wait *storage_post_wait(storage_api *a, struct evhttp_request *re
     if (!p) return NULL;
     p->t0_us = service_mono_us();
     snprintf(p->home, sizeof p->home, "%s", home ? home : "");
+    if (a->opts.svc && !(p->step = evtimer_new(service_base(a->opts.svc), storage_post_step, p))) {
+        storage_wait_free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -530,6 +545,7 @@ void storage_api_free(storage_api *a) {
     if (!a) return;
     /* store_close() ran first and answered everything in flight. */
     if (a->pending) log_warn("requests still pending at shutdown");
+    while (a->pending) storage_wait_free(a->pending); /* unanswered: their callers retry */
     storage_maint_free(a->maint);
     query_api_free(a->reads);
     free(a);
