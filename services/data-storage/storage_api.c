@@ -30,6 +30,8 @@ struct storage_api {
     store *st;
     storage_api_opts opts;
     int stopping;                  /* storage_api_stop: no new piece is started */
+    int pieces_out;                /* pieces handed to the backend, not yet called back */
+    storage_wait *gate;            /* POSTs waiting for a piece slot, in order (storage_post_admit) */
     storage_wait *pending;
     storage_maint *maint;          /* retention timer, disk guard */
     query_api *reads;              /* the dashboard's reads (query_api.c) */
@@ -51,6 +53,8 @@ struct storage_wait {
     json_t *piece;                 /* the piece's events read by jansson (items borrow from it) */
     int in_write, wrote;           /* write_batch running / it called back before returning */
     struct event *step;            /* the next piece, started from the loop (not from the backend's callback) */
+    int gated;                     /* in api->gate */
+    storage_wait *gate_next;
     int failed;
     char error[256];
     size_t stored, duplicates, dead_lettered, skipped;
@@ -99,8 +103,11 @@ static storage_wait *storage_wait_new(storage_api *a, struct evhttp_request *req
     return w;
 }
 
+static void storage_gate_unlink(storage_wait *w);
+
 static void storage_wait_free(storage_wait *w) {
     storage_api *a = w->api;
+    storage_gate_unlink(w);
     if (w->req) evhttp_connection_set_closecb(evhttp_request_get_connection(w->req), NULL, NULL);
     if (w->prev) w->prev->next = w->next;
     else if (a->pending == w) a->pending = w->next;
@@ -168,6 +175,54 @@ static void storage_post_count(storage_wait *p, const store_batch *b) {
 
 static void storage_post_run(storage_wait *p);
 
+/* ---- piece slots ----
+ * A backend that answers later (InfluxDB, ClickHouse) queues what it is
+ * given, and there each piece of a jansson backend is a tree of ~10x its
+ * text: pieces of every request in flight would all be held at once. So at
+ * most STORAGE_PIECES_OUT pieces are with the backend (one writing, one
+ * ready behind it); other POSTs wait here with nothing but their body, in
+ * order, a request already under way ahead of new ones. SQLite calls back
+ * before write_batch returns: it never waits here. */
+#define STORAGE_PIECES_OUT 2
+
+static void storage_gate_unlink(storage_wait *w) {
+    if (!w->gated) return;
+    storage_wait **pp = &w->api->gate;
+    while (*pp && *pp != w) pp = &(*pp)->gate_next;
+    if (*pp) *pp = w->gate_next;
+    w->gated = 0;
+    w->gate_next = NULL;
+}
+
+static void storage_gate_push(storage_wait *p, int front) {
+    storage_wait **pp = &p->api->gate;
+    if (!front)
+        while (*pp) pp = &(*pp)->gate_next;
+    p->gate_next = *pp;
+    *pp = p;
+    p->gated = 1;
+}
+
+/* 1: p may hand a piece to the backend now (a slot is taken); 0: it waits in the gate. */
+static int storage_post_admit(storage_wait *p) {
+    storage_api *a = p->api;
+    if (!p->step) return 1; /* no loop to wake it from: never waits */
+    int under_way = p->next_ev > 0;
+    if (a->pieces_out >= STORAGE_PIECES_OUT || (a->gate && a->gate != p && !under_way)) {
+        if (!p->gated) storage_gate_push(p, under_way);
+        return 0;
+    }
+    storage_gate_unlink(p);
+    a->pieces_out++;
+    return 1;
+}
+
+/* A slot came free: the first waiting POST tries again from the loop. */
+static void storage_gate_wake(storage_api *a) {
+    static const struct timeval now = {0, 0};
+    if (a->gate && a->pieces_out < STORAGE_PIECES_OUT) evtimer_add(a->gate->step, &now);
+}
+
 static void storage_post_done(store_batch *b, int rc, const char *err, void *arg) {
     storage_wait *p = arg;
     storage_api *a = p->api;
@@ -183,6 +238,8 @@ static void storage_post_done(store_batch *b, int rc, const char *err, void *arg
     store_batch_free(&p->batch);
     json_decref(p->piece);
     p->piece = NULL;
+    if (p->step) a->pieces_out--;
+    storage_gate_wake(a);
     if (p->in_write) { /* called back before write_batch returned: storage_post_run goes on */
         p->wrote = 1;
         return;
@@ -253,7 +310,10 @@ static void storage_post_run(storage_wait *p) {
             storage_post_answer(p);
             break;
         }
+        if (!storage_post_admit(p)) return; /* storage_gate_wake runs us again */
         if (!p->whole && storage_post_piece(p) != 0) {
+            p->api->pieces_out -= p->step != NULL;
+            storage_gate_wake(p->api);
             httpd_reply_error(p->req, 500, "out of memory");
             break;
         }
@@ -265,6 +325,7 @@ static void storage_post_run(storage_wait *p) {
         if (!p->wrote) return; /* storage_post_done runs us again */
     }
     storage_wait_free(p);
+    storage_gate_wake(a);
 }
 
 /* Splits the body into the events array and the optional dead_letters. */

@@ -78,6 +78,25 @@ printf '{"events":[{"event_type":"x",]}' >"$TEST_TMP/bad.json"
 check_eq "malformed: 400" 400 "$(post "$TEST_TMP/bad.json")"
 check "malformed: the answer names the byte" jqe '.error | test("byte")' "$TEST_TMP/resp"
 
+# four large POSTs at once (pieces of each wait for a slot with the backend): each answered 200, all stored once
+for k in 1 2 3 4; do
+  jq -nc --argjson n 150 --argjson from $((k * 10000)) -f "$here/gen_events.jq" | jq -c '{events: .}' >"$TEST_TMP/c$k.json"
+done
+posters=()
+for k in 1 2 3 4; do
+  curl -s -o "$TEST_TMP/c$k.resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' \
+    --data-binary @"$TEST_TMP/c$k.json" >"$TEST_TMP/c$k.code" &
+  posters+=($!)
+done
+for pid in "${posters[@]}"; do wait "$pid"; done
+check_eq "four at once: each answered 200" "200200200200" "$(cat "$TEST_TMP"/c[1-4].code)"
+check_eq "four at once: 600 stored" 600 "$(jq -s 'map(.stored) | add' "$TEST_TMP"/c[1-4].resp)"
+curl -s "$U/api/v1/events?limit=10000" >"$TEST_TMP/got1.json"
+check_eq "GET: $((N - 2 + 600)) events, each once" $((N - 2 + 600)) \
+  "$(jq '[.events[].context_id] | unique | length' "$TEST_TMP/got1.json")"
+check_eq "GET: no duplicate rows" "$(jq .count "$TEST_TMP/got1.json")" \
+  "$(jq '[.events[].context_id] | unique | length' "$TEST_TMP/got1.json")"
+
 # a piece that cannot be committed: 503, and the retry stores the rest once
 if [ "$BACKEND" = sqlite ]; then
   jq -nc --argjson n 200 --argjson from 1000 -f "$here/gen_events.jq" | jq -c '{events: .}' >"$TEST_TMP/more.json"
@@ -97,7 +116,7 @@ EOF
   check_eq "retried: 200" 200 "$(post "$TEST_TMP/more.json")"
   check_eq "retried: stored + duplicates = 200" 200 "$(jq '.stored + .duplicates' "$TEST_TMP/resp")"
   curl -s "$U/api/v1/events?limit=10000" >"$TEST_TMP/got2.json"
-  check_eq "GET: every event once" $((N - 2 + 200)) "$(jq '[.events[].context_id] | unique | length' "$TEST_TMP/got2.json")"
+  check_eq "GET: every event once" $((N - 2 + 600 + 200)) "$(jq '[.events[].context_id] | unique | length' "$TEST_TMP/got2.json")"
   check_eq "GET: no duplicate rows" "$(jq '.count' "$TEST_TMP/got2.json")" \
     "$(jq '[.events[].context_id] | unique | length' "$TEST_TMP/got2.json")"
 fi
