@@ -177,13 +177,15 @@ static void storage_post_run(storage_wait *p);
 
 /* ---- piece slots ----
  * A backend that answers later (InfluxDB, ClickHouse) queues what it is
- * given, and there each piece of a jansson backend is a tree of ~10x its
- * text: pieces of every request in flight would all be held at once. So at
- * most STORAGE_PIECES_OUT pieces are with the backend (one writing, one
- * ready behind it); other POSTs wait here with nothing but their body, in
- * order, a request already under way ahead of new ones. SQLite calls back
- * before write_batch returns: it never waits here. */
-#define STORAGE_PIECES_OUT 2
+ * given: pieces of every request in flight would all be held at once. So at
+ * most storage_pieces_out() pieces are with the backend -- a text backend
+ * (ClickHouse) two, one writing and one ready behind it; a jansson backend
+ * (InfluxDB) one, as its piece is a tree of 5-10x its text (burst-batch5000
+ * peaked at 67.5 MB with two, docs/BENCHMARKS.md) -- and other POSTs wait
+ * here with nothing but their body, in order, a request already under way
+ * ahead of new ones. SQLite calls back before write_batch returns: it never
+ * waits here. */
+static int storage_pieces_out(const storage_api *a) { return a->st->ops->text_batches ? 2 : 1; }
 
 static void storage_gate_unlink(storage_wait *w) {
     if (!w->gated) return;
@@ -208,7 +210,7 @@ static int storage_post_admit(storage_wait *p) {
     storage_api *a = p->api;
     if (!p->step) return 1; /* no loop to wake it from: never waits */
     int under_way = p->next_ev > 0;
-    if (a->pieces_out >= STORAGE_PIECES_OUT || (a->gate && a->gate != p && !under_way)) {
+    if (a->pieces_out >= storage_pieces_out(a) || (a->gate && a->gate != p && !under_way)) {
         if (!p->gated) storage_gate_push(p, under_way);
         return 0;
     }
@@ -220,7 +222,7 @@ static int storage_post_admit(storage_wait *p) {
 /* A slot came free: the first waiting POST tries again from the loop. */
 static void storage_gate_wake(storage_api *a) {
     static const struct timeval now = {0, 0};
-    if (a->gate && a->pieces_out < STORAGE_PIECES_OUT) evtimer_add(a->gate->step, &now);
+    if (a->gate && a->pieces_out < storage_pieces_out(a)) evtimer_add(a->gate->step, &now);
 }
 
 static void storage_post_done(store_batch *b, int rc, const char *err, void *arg) {
