@@ -750,8 +750,8 @@ static int stats_group(stats_sqlite *s, const char *home, const stats_item_ref *
             h->meta = meta;
             h->kind = kind;
         }
-        if (!h) {
-            rc = stats_entity(s, &key, meta, kind, gs[0].t_us, gs[gn - 1].t_us);
+        if (!h) { /* no hot entry (out of memory): recompute from the store, if this batch has samples */
+            if (gn) rc = stats_entity(s, &key, meta, kind, gs[0].t_us, gs[gn - 1].t_us);
             goto out;
         }
     }
