@@ -79,7 +79,7 @@ typedef struct httpc_call {
     char *target;           /* path + query */
     char **headers;         /* "Name: value" copies, NULL-terminated */
     char *auth;             /* "Basic ..." or NULL */
-    struct httpc_body *body;
+    struct httpc_shared *body;
     size_t body_len;
     int has_body;
     long timeout_ms;
@@ -261,16 +261,35 @@ static void conn_release(httpc *c, httpc_conn *k, int ok) {
  * A peer may answer before the whole body left (a 413), so the call cannot
  * free it while the connection might still write from it: whoever lets go
  * last frees it. One loop thread: plain counting. */
-typedef struct httpc_body {
+struct httpc_shared {
     int refs;
     char *data;
-} httpc_body;
+};
 
-static void body_unref(httpc_body *b) {
+static void body_unref(httpc_shared *b) {
     if (b && --b->refs == 0) {
         free(b->data);
         free(b);
     }
+}
+
+httpc_shared *httpc_shared_new(char *data) {
+    httpc_shared *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->refs = 1;
+    b->data = data;
+    return b;
+}
+
+char *httpc_shared_release(httpc_shared *b) {
+    if (!b) return NULL;
+    if (b->refs > 1) {
+        b->refs--;
+        return NULL;
+    }
+    char *data = b->data;
+    free(b);
+    return data;
 }
 
 static void body_chain_done(const void *data, size_t len, void *arg) {
@@ -581,6 +600,13 @@ static int parse_url(const char *url, httpc_call *call) {
 
 /* The body first: a handed-over one (body_take) is owned by the call from here on. */
 static int call_setup_body(httpc_call *call, const httpc_request *req) {
+    if (req->body_shared) {
+        call->body = req->body_shared;
+        call->body->refs++;
+        call->has_body = 1;
+        call->body_len = req->body_len;
+        return 0;
+    }
     if (!req->body && !req->body_take) return 0;
     call->body = calloc(1, sizeof *call->body);
     if (!call->body) {
@@ -601,7 +627,7 @@ static int call_setup_body(httpc_call *call, const httpc_request *req) {
 }
 
 static int call_setup(httpc_call *call, const httpc_request *req) {
-    const char *method = req->method ? req->method : (req->body || req->body_take ? "POST" : "GET");
+    const char *method = req->method ? req->method : (req->body || req->body_take || req->body_shared ? "POST" : "GET");
     if (call_setup_body(call, req) != 0) return -1;
     if (!req->url || parse_method(method, &call->cmd) != 0 || parse_url(req->url, call) != 0) return -1;
     size_t nh = 0;

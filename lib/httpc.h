@@ -23,6 +23,18 @@ typedef struct httpc_response {
 
 typedef void (*httpc_done_cb)(const httpc_response *res, void *arg);
 
+/* A request body shared by reference between its owner and the requests
+ * sending it (issue 15: a batch kept for retries is not copied into each
+ * request). Whoever lets go last frees it; a peer may answer before the whole
+ * body left, so a connection can outlive the call that sent it. */
+typedef struct httpc_shared httpc_shared;
+/* Takes `data` (malloc'd): one reference, the caller's. NULL on OOM (data is still the caller's). */
+httpc_shared *httpc_shared_new(char *data);
+/* The caller lets go. When nobody else holds it any more, the buffer is
+ * handed back (the caller may write into it again), else NULL: it is freed
+ * by the last request done with it. */
+char *httpc_shared_release(httpc_shared *s);
+
 typedef struct httpc_request {
     const char *method;             /* "GET", "POST" ... */
     const char *url;
@@ -30,6 +42,7 @@ typedef struct httpc_request {
     const char *body;               /* copied; may be NULL */
     char *body_take;                /* or: a malloc'd body handed over (not copied); httpc frees it,
                                        also when httpc_send fails. body_len is its length */
+    httpc_shared *body_shared;      /* or: a shared body (not copied; a reference is taken); body_len bytes of it */
     size_t body_len;
     long timeout_ms;                /* whole request; 0 = 30 s */
     const char *userpwd;            /* "user:password" for basic auth, or NULL */

@@ -26,6 +26,7 @@ static const config_var storage_vars[] = {
     CONFIG_TEXT("STORAGE_BACKEND", "sqlite", "sqlite | influxdb | clickhouse"),
     CONFIG_INT("MAX_BATCH", "10000", 1, 1000000, "most events accepted in one POST"),
     CONFIG_INT("MAX_BODY_BYTES", EVENT_STR(EVENT_BODY_MAX), 1024, 1LL << 31, "largest request body; larger gets 413"),
+    CONFIG_INT("STORAGE_PIECE_BYTES", "2097152", 1, 1LL << 31, "a POST's events are prepared and committed in pieces of at most this much of their text, one transaction each, answered after the last: memory stays bounded whatever the batch size"),
     CONFIG_TEXT("DATA_DIR", "./data", "sqlite: directory of events.db (created)"),
     CONFIG_INT("SQLITE_BUSY_TIMEOUT_MS", "5000", 0, 600000, "sqlite: wait this long for a lock before answering 503"),
     INFLUX_CONFIG_VARS, /* STORAGE_BACKEND=influxdb (store_influx.c, docs/INFLUXDB.md) */
@@ -61,9 +62,9 @@ typedef struct storage_main {
 } storage_main;
 
 static int storage_main_start(storage_main *m) {
-    long long port, max_batch, max_body;
+    long long port, max_batch, max_body, piece;
     if (config_int(storage_vars, "DATA_STORAGE_PORT", &port) || config_int(storage_vars, "MAX_BATCH", &max_batch) ||
-        config_int(storage_vars, "MAX_BODY_BYTES", &max_body))
+        config_int(storage_vars, "MAX_BODY_BYTES", &max_body) || config_int(storage_vars, "STORAGE_PIECE_BYTES", &piece))
         return -1;
     if (service_new("data-storage", &m->svc) != 0) return -1;
     if (ha_config_env_defaults() != 0) return -1; /* INFLUXDB_HA_CONFIG: before the backend is chosen */
@@ -71,11 +72,12 @@ static int storage_main_start(storage_main *m) {
     httpd_opts ho = {.bind = config_text(storage_vars, "DATA_STORAGE_BIND"), .port = (int)port,
                      .max_body = (size_t)max_body, .timeout_s = 30};
     if (httpd_new(service_base(m->svc), &ho, &m->http) != 0) return -1;
-    storage_api_opts ao = {.max_batch = (long)max_batch, .svc = m->svc};
+    storage_api_opts ao = {.max_batch = (long)max_batch, .piece_bytes = (size_t)piece, .svc = m->svc};
     return storage_api_new(m->http, m->st, &ao, &m->api);
 }
 
 static void storage_main_free(storage_main *m) {
+    storage_api_stop(m->api); /* a request between two pieces answers 503 */
     store_close(m->st);       /* answers requests still waiting for the backend */
     storage_api_free(m->api);
     httpd_free(m->http);

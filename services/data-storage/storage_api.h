@@ -15,11 +15,15 @@ typedef struct storage_api storage_api;
 
 typedef struct storage_api_opts {
     long max_batch;     /* events per POST */
+    size_t piece_bytes; /* STORAGE_PIECE_BYTES: a POST's events are committed in pieces of this much text */
     service *svc;       /* optional: told about each write so caches are released when idle */
 } storage_api_opts;
 
 /* Registers the routes on `h`; `st` must outlive the api. 0/-1. */
 int storage_api_new(httpd *h, store *st, const storage_api_opts *opts, storage_api **out);
+/* Shutting down: a POST between two pieces answers 503 instead of starting
+ * the next. Call before store_close(). */
+void storage_api_stop(storage_api *a);
 /* Call after store_close() (which answers every request still waiting for
  * the backend) and before httpd_free(). */
 void storage_api_free(storage_api *a);

@@ -143,6 +143,10 @@ int store_batch_prepare(store_batch *b, json_t *events, json_t *dead_letters) {
         b->items[i].index = (int)i;
         if (store_item_prepare(b, &b->items[i], json_array_get(events, i)) != 0) return -1;
     }
+    return store_batch_add_dead_letters(b, dead_letters);
+}
+
+int store_batch_add_dead_letters(store_batch *b, json_t *dead_letters) {
     for (size_t i = 0; i < json_array_size(dead_letters); i++)
         if (store_batch_add_given_dead(b, json_array_get(dead_letters, i)) != 0) return -1;
     return 0;

@@ -166,6 +166,8 @@ void store_close(store *s);
  * (array or NULL). Invalid events become REJECTED items with a dead letter
  * (source "data-storage"). 0, or -1 on out of memory. */
 int store_batch_prepare(store_batch *b, json_t *events, json_t *dead_letters);
+/* Adds a request's "dead_letters" entries (an array; NULL = none) to b. 0/-1. */
+int store_batch_add_dead_letters(store_batch *b, json_t *dead_letters);
 void store_batch_free(store_batch *b);
 /* The item's record_fields: noted by store_text_prepare, else found by one walk of
  * its json now (and kept). NULL when it has no readable record. */

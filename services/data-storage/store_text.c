@@ -34,7 +34,6 @@ typedef struct st_parser {
     char type[F_NCAPTURE];      /* first byte of each captured value, 0 = absent */
     size_t emitted;             /* members written to out */
     size_t items_cap;
-    int have_events;
     record_fields *fields;      /* the current item's: where the SQLite writer's members are in out */
 } st_parser;
 
@@ -188,56 +187,103 @@ static int st_event(st_parser *s, const char *ev, size_t len) {
 
 /* ---- the body --------------------------------------------------------- */
 
-static int st_event_elem(const char *val, size_t vlen, void *arg) {
-    st_parser *s = arg;
-    s->rc = st_event(s, val, vlen);
-    return s->rc;
+typedef struct st_scan {
+    store_text_body *t;
+    size_t cap;
+    long max_batch;
+    int rc;                     /* 0, 1 declined, -1 out of memory: stops the walk */
+    int have_events;
+} st_scan;
+
+static int st_scan_event(const char *val, size_t vlen, void *arg) {
+    st_scan *sc = arg;
+    store_text_body *t = sc->t;
+    if ((long)t->n >= sc->max_batch) return sc->rc = 1; /* the general path answers 400 */
+    if (t->n == sc->cap) {
+        size_t cap = sc->cap ? sc->cap * 2 : 256;
+        store_text_span *ev = realloc(t->ev, cap * sizeof *ev);
+        if (!ev) return sc->rc = -1;
+        t->ev = ev;
+        sc->cap = cap;
+    }
+    t->ev[t->n++] = (store_text_span){(size_t)(val - t->text), vlen};
+    return 0;
 }
 
-static int st_events(st_parser *s, const char *arr, size_t len) {
+static int st_scan_events(st_scan *sc, const char *arr, size_t len) {
     if (jscan_first(arr, len) != '[') return 1;
-    if (jscan_array_trusted(arr, len, st_event_elem, s) != 0) return 1;
-    return s->rc;
+    sc->have_events = 1;
+    if (jscan_array_trusted(arr, len, st_scan_event, sc) != 0) return 1;
+    return sc->rc;
 }
 
-/* {"events":[...]} with at most an empty "dead_letters" beside it (dead
- * letters to store take the general path). Keys are compared raw: an escaped
- * key declines. */
-static int st_top_member(const char *key, size_t klen, const char *val, size_t vlen, void *arg) {
-    st_parser *s = arg;
-    if (klen == 6 && memcmp(key, "events", 6) == 0) {
-        s->have_events = 1;
-        s->rc = st_events(s, val, vlen);
-    } else if (!(klen == 12 && memcmp(key, "dead_letters", 12) == 0 && vlen && *val == '[' &&
-                 jscan_first(val + 1, vlen - 1) == ']')) {
-        s->rc = 1;
+static int st_count_dead(const char *val, size_t vlen, void *arg) {
+    (void)val, (void)vlen;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* {"events":[...]} with an optional "dead_letters" array beside it. Keys are
+ * compared raw: an escaped key declines. */
+static int st_scan_top(const char *key, size_t klen, const char *val, size_t vlen, void *arg) {
+    st_scan *sc = arg;
+    if (klen == 6 && memcmp(key, "events", 6) == 0 && !sc->have_events) {
+        sc->rc = st_scan_events(sc, val, vlen);
+    } else if (klen == 12 && memcmp(key, "dead_letters", 12) == 0 && !sc->t->dead.len && vlen && *val == '[') {
+        size_t n = 0;
+        if (jscan_array_trusted(val, vlen, st_count_dead, &n) != 0 || (long)n > sc->max_batch) return sc->rc = 1;
+        sc->t->dead = (store_text_span){(size_t)(val - sc->t->text), vlen};
+        sc->t->ndead = n;
+    } else {
+        sc->rc = 1;
     }
-    return s->rc;
+    return sc->rc;
 }
 
-static int st_body(st_parser *s, const char *text, size_t len) {
+int store_text_scan(const char *text, size_t len, long max_batch, store_text_body *t) {
+    st_scan sc = {.t = t, .max_batch = max_batch};
     unsigned notes = 0;
-    if (jscan_check(text, len, JSCAN_NOTE_CANONICAL, &notes) != 0) return 1; /* the general path answers 400 */
-    if (notes & (JSCAN_NOTE_JANSSON | JSCAN_NOTE_DUP_KEY)) return 1;       /* jansson reads it differently */
-    s->canonical = !(notes & JSCAN_NOTE_CANONICAL);
-    switch (jscan_first(text, len)) {
-    case '[': return st_events(s, text, len);
-    case '{':
-        if (jscan_object_trusted(text, len, st_top_member, s) != 0) return 1;
-        return s->rc ? s->rc : s->have_events ? 0 : 1;
-    default: return 1;
-    }
+    memset(t, 0, sizeof *t);
+    t->text = text;
+    t->len = len;
+    int rc = 1;
+    if (!text || jscan_check(text, len, JSCAN_NOTE_CANONICAL, &notes) != 0) rc = 1; /* the general path answers 400 */
+    else if (notes & (JSCAN_NOTE_JANSSON | JSCAN_NOTE_DUP_KEY)) rc = 1;           /* jansson reads it differently */
+    else if (jscan_first(text, len) == '[') rc = st_scan_events(&sc, text, len);
+    else if (jscan_first(text, len) == '{')
+        rc = jscan_object_trusted(text, len, st_scan_top, &sc) != 0 ? 1 : sc.rc ? sc.rc : sc.have_events ? 0 : 1;
+    t->canonical = !(notes & JSCAN_NOTE_CANONICAL);
+    if (rc != 0) store_text_body_free(t);
+    return rc;
 }
 
-int store_text_prepare(const char *text, size_t len, long max_batch, store_batch *b) {
+void store_text_body_free(store_text_body *t) {
+    free(t->ev);
+    t->ev = NULL;
+    t->n = 0;
+}
+
+int store_text_prepare_range(const store_text_body *t, size_t from, size_t to, store_batch *b) {
     st_parser s;
     memset(&s, 0, sizeof s);
     memset(b, 0, sizeof *b);
     s.b = b;
-    s.max_batch = max_batch;
-    int rc = text ? st_body(&s, text, len) : 1;
+    s.max_batch = (long)(to - from);
+    s.canonical = t->canonical;
+    int rc = 0;
+    for (size_t i = from; i < to && rc == 0; i++) rc = st_event(&s, t->text + t->ev[i].off, t->ev[i].len);
     sbuf_free(&s.out);
     for (int f = 0; f < F_NCAPTURE; f++) sbuf_free(&s.val[f]);
     if (rc != 0) store_batch_free(b);
+    return rc;
+}
+
+int store_text_prepare(const char *text, size_t len, long max_batch, store_batch *b) {
+    store_text_body t;
+    memset(b, 0, sizeof *b);
+    int rc = store_text_scan(text, len, max_batch, &t);
+    if (rc == 0 && t.ndead) rc = 1; /* dead letters to store: the general path */
+    if (rc == 0) rc = store_text_prepare_range(&t, 0, t.n, b);
+    store_text_body_free(&t);
     return rc;
 }

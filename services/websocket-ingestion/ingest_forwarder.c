@@ -2,7 +2,9 @@
  *
  * Batches live in a ring in spool order. A batch's body is built once
  * ("[" rec "," rec ... "]": records are raw event objects) and kept until the
- * batch is acknowledged, so a retry re-sends exactly the same events.
+ * batch is acknowledged, so a retry re-sends exactly the same events. It is
+ * sent by reference (httpc_shared), never copied into a request: one copy of
+ * each batch in flight (issue 15).
  *
  * What an answer means is lib/delivery's business (delivery_classify). A
  * batch downstream refuses for good is split in place: the batch keeps its
@@ -46,6 +48,7 @@ typedef struct ingest_forwarder_batch {
     size_t count;
     char *body;
     size_t len, cap;
+    httpc_shared *shared;        /* body, once sent (NULL: body is ours alone) */
     size_t *roff;                /* where record i starts in body */
     size_t rcap;
     ingest_forwarder_state state;
@@ -197,6 +200,7 @@ static void ingest_forwarder_send(ingest_forwarder_batch *b) {
         .body = b->split ? b->sub.data : b->body, .body_len = b->split ? b->sub.len : b->len,
         .timeout_ms = f->o.timeout_ms,
     };
+    if (!b->split && (b->shared || (b->shared = httpc_shared_new(b->body)))) req.body_shared = b->shared; /* else copied */
     b->sent_len = req.body_len;
     b->sent_digest = req.body_len >= DELIVERY_BIG_BODY ? delivery_body_digest(req.body, req.body_len) : 0;
     b->state = FWD_SENDING;
@@ -221,6 +225,15 @@ static void ingest_forwarder_retry_cb(evutil_socket_t fd, short what, void *arg)
     ingest_forwarder_send(b);
 }
 
+/* The batch is done with its body: reused when no request still holds it
+ * (a connection may, after an early answer), else left to the last holder. */
+static void ingest_forwarder_unshare(ingest_forwarder_batch *b) {
+    if (!b->shared) return;
+    b->body = httpc_shared_release(b->shared);
+    b->shared = NULL;
+    if (!b->body) b->cap = 0;
+}
+
 /* Acknowledges the finished batches at the head of the ring, in order. */
 static void ingest_forwarder_ack_head(ingest_forwarder *f) {
     uint64_t upto = 0;
@@ -235,6 +248,7 @@ static void ingest_forwarder_ack_head(ingest_forwarder *f) {
         b->attempts = 0;
         b->split = b->dead = 0;
         sbuf_free(&b->sub);
+        ingest_forwarder_unshare(b);
         if (b->cap > (2u << 20)) { /* an unusually big batch: do not keep its buffer */
             free(b->body);
             b->body = NULL;
@@ -633,6 +647,7 @@ void ingest_forwarder_free(ingest_forwarder *f) {
     if (!f) return;
     for (int i = 0; i < INGEST_FORWARDER_MAX_INFLIGHT; i++) {
         if (f->ring[i].retry_ev) event_free(f->ring[i].retry_ev);
+        ingest_forwarder_unshare(&f->ring[i]);
         free(f->ring[i].body);
         free(f->ring[i].roff);
         sbuf_free(&f->ring[i].sub);

@@ -282,6 +282,45 @@ static void text_same_as_general(const char *body, int expect_fast) {
     json_decref(tree);
 }
 
+/* Issue 15: a body taken in pieces (store_text_scan, then ranges) gives the
+ * items the whole body gives, and notes its dead letters for the last piece. */
+static void test_text_pieces(void **st) {
+    (void)st;
+    const char *body = "{\"events\":[{\"event_type\":\"a\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"entity_id\":\"s.a\"},"
+                       "{\"event_type\":\"b\",\"time_fired\":\"2025-06-14T08:33:21Z\",\"entity_id\":\"s.b\",\"x\" : 1.50},"
+                       "{\"event_type\":\"c\",\"time_fired\":\"2025-06-14T08:33:22Z\",\"entity_id\":\"s.c\"},"
+                       "{\"event_type\":\"d\",\"time_fired\":\"2025-06-14T08:33:23Z\",\"entity_id\":\"s.d\"}],"
+                       "\"dead_letters\":[{\"error\":\"e\",\"event\":1},{\"error\":\"f\"}]}";
+    store_text_body t;
+    assert_int_equal(store_text_scan(body, strlen(body), 10000, &t), 0);
+    assert_int_equal(t.n, 4);
+    assert_int_equal(t.ndead, 2);
+    assert_true(t.dead.len > 0 && body[t.dead.off] == '[' && body[t.dead.off + t.dead.len - 1] == ']');
+    store_batch g;
+    json_t *tree = NULL;
+    assert_int_equal(general_prepare(body, &g, &tree), 0);
+    const size_t cuts[] = {0, 1, 3, 4};
+    for (size_t c = 0; c + 1 < sizeof cuts / sizeof *cuts; c++) {
+        store_batch b;
+        assert_int_equal(store_text_prepare_range(&t, cuts[c], cuts[c + 1], &b), 0);
+        assert_int_equal(b.nitems, cuts[c + 1] - cuts[c]);
+        for (size_t i = 0; i < b.nitems; i++) {
+            const store_item *a = &b.items[i], *e = &g.items[cuts[c] + i];
+            assert_int_equal(a->index, (int)i); /* the caller adds the range's start */
+            assert_string_equal(a->json, e->json);
+            assert_string_equal(a->event_id, e->event_id);
+        }
+        store_batch_free(&b);
+    }
+    store_batch_free(&g);
+    json_decref(tree);
+    store_text_body_free(&t);
+    /* more events than MAX_BATCH, or a body that is not {"events":[...]} / an array: the general path */
+    assert_int_equal(store_text_scan(body, strlen(body), 3, &t), 1);
+    assert_int_equal(store_text_scan("{\"event_type\":\"a\"}", 18, 10000, &t), 1);
+    assert_int_equal(store_text_scan("{\"events\":[],\"x\":1}", 20, 10000, &t), 1);
+}
+
 static void test_text_prepare(void **st) {
     (void)st;
     text_same_as_general("{\"events\":[{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.a\","
@@ -693,6 +732,7 @@ int main(void) {
         cmocka_unit_test(test_lineproto_field_string), cmocka_unit_test(test_influxql_string),
         cmocka_unit_test(test_json_exact),        cmocka_unit_test(test_filter_params),
         cmocka_unit_test(test_batch_prepare),     cmocka_unit_test(test_text_prepare),     cmocka_unit_test(test_text_generated),
+        cmocka_unit_test(test_text_pieces),
         cmocka_unit_test(test_sqlite_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
