@@ -674,24 +674,21 @@ static void ch_check_dups(ch_job *j) {
     store_batch *b = j->b;
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     size_t n = 0;
-    sbuf q, ids, ents;
+    sbuf q, ents;
     sbuf_init(&q);
-    sbuf_init(&ids);
     sbuf_init(&ents);
     const char **ev = malloc((b->nitems ? b->nitems : 1) * sizeof *ev);
     size_t nev = 0;
     for (size_t i = 0; i < b->nitems; i++) {
         const store_item *it = &b->items[i];
         if (it->status != STORE_ITEM_PENDING) continue;
-        if (n++) sbuf_addc(&ids, ',');
-        sbuf_printf(&ids, "'%s'", it->event_id);
+        n++;
         if (ev) ev[nev++] = it->entity_id ? it->entity_id : "";
         if (it->time_us < lo) lo = it->time_us;
         if (it->time_us > hi) hi = it->time_us;
     }
     if (n == 0 || !ev) {
         free(ev);
-        sbuf_free(&ids);
         sbuf_free(&ents);
         if (n == 0) ch_write_events(j);
         else ch_job_end(j, -1, "out of memory");
@@ -715,12 +712,16 @@ static void ch_check_dups(ch_job *j) {
     sbuf_addc(&q, ')');
     if (hi - lo > CH_DUP_WINDOW_US) { /* a wide window (backfill, import): only the batch's ids */
         sbuf_adds(&q, " AND event_id IN (");
-        sbuf_add(&q, ids.data ? ids.data : "", ids.len);
+        size_t k = 0;   /* listed only here: a live batch's 1,000 ids would be formatted for nothing */
+        for (size_t i = 0; i < b->nitems; i++) {
+            if (b->items[i].status != STORE_ITEM_PENDING) continue;
+            if (k++) sbuf_addc(&q, ',');
+            sbuf_printf(&q, "'%s'", b->items[i].event_id);
+        }
         sbuf_addc(&q, ')');
     }
     sbuf_adds(&q, " FORMAT TabSeparated");
-    int failed = sbuf_failed(&ids) || sbuf_failed(&ents);
-    sbuf_free(&ids);
+    int failed = sbuf_failed(&ents);
     sbuf_free(&ents);
     if (failed) q.failed = 1;
     if (!s->cluster || s->quorum == 0) {
