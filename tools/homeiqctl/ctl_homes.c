@@ -64,9 +64,10 @@ int ctl_cmd_homes(int argc, char **argv) {
             size_t i;
             const json_t *h;
             printf("%-32s %12s\n", "HOME_ID", "EVENTS");
-            json_array_foreach(homes, i, h)
-                printf("%-32s %12lld\n", json_string_value(json_object_get(h, "home_id")),
-                       (long long)json_integer_value(json_object_get(h, "events")));
+            json_array_foreach(homes, i, h) {
+                const char *id = json_string_value(json_object_get(h, "home_id")); /* NULL: a row without one */
+                printf("%-32s %12lld\n", id ? id : "", (long long)json_integer_value(json_object_get(h, "events")));
+            }
         }
     } else {
         char why[300];
