@@ -85,8 +85,7 @@ static int sqx_add(sqx *x, const char *entity, const char *home, int64_t lo, int
     s->home = home ? strdup(home) : NULL;
     x->n++;
     if ((entity && !s->entity) || (home && !s->home)) return -1;
-    s->lo = lo, s->hi = hi, s->next_t = hi, s->next_id = INT64_MAX;
-    s->chunk = 16;
+    s->lo = lo, s->hi = hi, s->next_t = hi, s->next_id = INT64_MAX; /* chunk: set by sqx_query */
     return 0;
 }
 

@@ -168,7 +168,8 @@ static int sqr_walk(const store_sqlite_registry *m, const store_batch *b, int64_
         size_t j = nx ? (size_t)json_integer_value(nx) : 0;
         newest[i] = !nx;
         if (nx && sqr_same_context(&m->f[j], &m->f[i]) && run_end[j] > run_end[i]) run_end[i] = run_end[j];
-        if (json_object_set_new(next, it->entity_id, json_integer((json_int_t)i)) != 0) {
+        if (nx) json_integer_set(nx, (json_int_t)i); /* no allocation per event: the entity's value is reused */
+        else if (json_object_set_new(next, it->entity_id, json_integer((json_int_t)i)) != 0) {
             json_decref(next);
             return -1;
         }
