@@ -88,6 +88,7 @@ static void storage_wait_client_gone(struct evhttp_connection *conn, void *arg) 
     (void)conn;
     storage_wait *w = arg;
     log_warn("client closed the connection before its answer was ready; the answer is dropped");
+    httpd_request_abandon(w->req); /* libevent left the unanswered request (and its body) to us */
     w->req = NULL;
 }
 
@@ -302,7 +303,7 @@ static int storage_post_piece(storage_wait *p) {
 static void storage_post_run(storage_wait *p) {
     storage_api *a = p->api;
     for (;;) {
-        if (!p->req) break; /* the client is gone, and the body text with it: its retry will come */
+        if (!p->req) break; /* the client is gone and its request freed (body text too): its retry will come */
         if (p->failed || (a->stopping && !p->last)) {
             httpd_reply_error(p->req, 503, "storage backend unavailable: %s", p->failed ? p->error : "shutting down");
             break;
