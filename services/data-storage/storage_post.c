@@ -82,9 +82,10 @@ static void storage_post_run(storage_wait *p);
  * (ClickHouse) two, one writing and one ready behind it; a jansson backend
  * (InfluxDB) one, as its piece is a tree of 5-10x its text (burst-batch5000
  * peaked at 67.5 MB with two, docs/BENCHMARKS.md) -- and other POSTs wait
- * here with nothing but their body, in order, a request already under way
- * ahead of new ones. SQLite calls back before write_batch returns: it never
- * waits here. */
+ * here with nothing but their body, in order. A request keeps its slot from
+ * its first piece to its answer (storage_post_release gives it back), so the
+ * one under way finishes first instead of alternating pieces with the next.
+ * SQLite calls back before write_batch returns: it never waits here. */
 static int storage_pieces_out(const storage_api *a) { return a->st->ops->text_batches ? 2 : 1; }
 
 static void storage_gate_unlink(storage_wait *w) {
@@ -96,33 +97,33 @@ static void storage_gate_unlink(storage_wait *w) {
     w->gate_next = NULL;
 }
 
-static void storage_gate_push(storage_wait *p, int front) {
+static void storage_gate_push(storage_wait *p) {
     storage_wait **pp = &p->api->gate;
-    if (!front)
-        while (*pp) pp = &(*pp)->gate_next;
+    while (*pp) pp = &(*pp)->gate_next;
     p->gate_next = *pp;
     *pp = p;
     p->gated = 1;
 }
 
-/* 1: p may hand a piece to the backend now (a slot is taken); 0: it waits in the gate. */
-static int storage_post_admit(storage_wait *p) {
-    storage_api *a = p->api;
-    if (!p->step) return 1; /* no loop to wake it from: never waits */
-    int under_way = p->next_ev > 0;
-    if (a->pieces_out >= storage_pieces_out(a) || (a->gate && a->gate != p && !under_way)) {
-        if (!p->gated) storage_gate_push(p, under_way);
-        return 0;
-    }
-    storage_gate_unlink(p);
-    a->pieces_out++;
-    return 1;
-}
-
-/* A slot came free: the first waiting POST tries again from the loop. */
+/* A slot is free: the first waiting POST tries again from the loop. */
 static void storage_gate_wake(storage_api *a) {
     static const struct timeval now = {0, 0};
     if (a->gate && a->pieces_out < storage_pieces_out(a)) evtimer_add(a->gate->step, &now);
+}
+
+/* 1: p may hand a piece to the backend now (it holds a slot); 0: it waits in the gate. */
+static int storage_post_admit(storage_wait *p) {
+    storage_api *a = p->api;
+    if (!p->step || p->slot) return 1; /* no loop to wake it from: never waits / under way: keeps its slot */
+    if (a->pieces_out >= storage_pieces_out(a) || (a->gate && a->gate != p)) {
+        if (!p->gated) storage_gate_push(p);
+        return 0;
+    }
+    storage_gate_unlink(p);
+    p->slot = 1;
+    a->pieces_out++;
+    storage_gate_wake(a); /* a second slot may be free for the next in line */
+    return 1;
 }
 
 static void storage_post_done(store_batch *b, int rc, const char *err, void *arg) {
@@ -140,8 +141,6 @@ static void storage_post_done(store_batch *b, int rc, const char *err, void *arg
     store_batch_free(&p->batch);
     json_decref(p->piece);
     p->piece = NULL;
-    if (p->step) a->pieces_out--;
-    storage_gate_wake(a);
     if (p->in_write) { /* called back before write_batch returned: storage_post_run goes on */
         p->wrote = 1;
         return;
@@ -214,8 +213,6 @@ static void storage_post_run(storage_wait *p) {
         }
         if (!storage_post_admit(p)) return; /* storage_gate_wake runs us again */
         if (!p->whole && storage_post_piece(p) != 0) {
-            p->api->pieces_out -= p->step != NULL;
-            storage_gate_wake(p->api);
             httpd_reply_error(p->req, 500, "out of memory");
             break;
         }
@@ -226,7 +223,7 @@ static void storage_post_run(storage_wait *p) {
         p->in_write = 0;
         if (!p->wrote) return; /* storage_post_done runs us again */
     }
-    storage_wait_free(p);
+    storage_wait_free(p); /* gives its slot back */
     storage_gate_wake(a);
 }
 
@@ -338,6 +335,8 @@ void storage_post_events(struct evhttp_request *req, storage_api *a) {
 
 void storage_post_release(storage_wait *w) {
     storage_gate_unlink(w);
+    if (w->slot) w->api->pieces_out--;
+    w->slot = 0;
     store_batch_free(&w->batch);
     json_decref(w->body);
     json_decref(w->piece);

@@ -30,7 +30,7 @@ struct storage_api {
     store *st;
     storage_api_opts opts;
     int stopping;                  /* storage_api_stop: no new piece is started */
-    int pieces_out;                /* pieces handed to the backend, not yet called back (storage_post.c) */
+    int pieces_out;                /* piece slots taken: POSTs under way, each with at most one piece at the backend */
     storage_wait *gate;            /* POSTs waiting for a piece slot, in order (storage_post_admit) */
     storage_wait *pending;
     storage_maint *maint;          /* retention timer, disk guard */
@@ -55,6 +55,7 @@ struct storage_wait {
     int in_write, wrote;           /* write_batch running / it called back before returning */
     struct event *step;            /* the next piece, started from the loop (not from the backend's callback) */
     int gated;                     /* in api->gate */
+    int slot;                      /* holds a piece slot (from its first piece to its answer) */
     storage_wait *gate_next;
     int failed;
     char error[256];
