@@ -223,13 +223,9 @@ int storage_api_new(httpd *h, store *st, const storage_api_opts *opts, storage_a
     return 0;
 }
 
-void storage_api_stop(storage_api *a) {
-    if (a) a->stopping = 1;
-}
-
 void storage_api_free(storage_api *a) {
     if (!a) return;
-    /* store_close() ran first and answered everything in flight. */
+    /* store_close() ran first: a POST it called back is still here (its next step needed the loop). */
     if (a->pending) log_warn("requests still pending at shutdown");
     while (a->pending) storage_wait_free(a->pending); /* unanswered: their callers retry */
     storage_maint_free(a->maint);

@@ -202,8 +202,8 @@ static void storage_post_run(storage_wait *p) {
     storage_api *a = p->api;
     for (;;) {
         if (!p->req) break; /* the client is gone and its request freed (body text too): its retry will come */
-        if (p->failed || (a->stopping && !p->last)) {
-            httpd_reply_error(p->req, 503, "storage backend unavailable: %s", p->failed ? p->error : "shutting down");
+        if (p->failed) {
+            httpd_reply_error(p->req, 503, "storage backend unavailable: %s", p->error);
             break;
         }
         if (p->last) {

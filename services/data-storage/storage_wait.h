@@ -29,7 +29,6 @@ typedef struct storage_wait storage_wait;
 struct storage_api {
     store *st;
     storage_api_opts opts;
-    int stopping;                  /* storage_api_stop: no new piece is started */
     int pieces_out;                /* piece slots taken: POSTs under way, each with at most one piece at the backend */
     storage_wait *gate;            /* POSTs waiting for a piece slot, in order (storage_post_admit) */
     storage_wait *pending;
