@@ -196,6 +196,15 @@ static int storage_post_piece(storage_wait *p) {
     return rc;
 }
 
+/* The next piece to commit (the general path's one: the whole body's tree),
+ * built once the request holds a slot. 0/-1 (out of memory). */
+static int storage_post_next(storage_wait *p) {
+    if (!p->whole) return storage_post_piece(p);
+    p->last = 1;
+    int rc = store_batch_prepare(&p->batch, p->piece, p->dead);
+    return rc == 0 ? store_batch_set_home(&p->batch, p->home[0] ? p->home : NULL) : rc;
+}
+
 /* Commits piece after piece until the last, then answers. The backend may
  * call back before write_batch returns (SQLite) or later (InfluxDB). */
 static void storage_post_run(storage_wait *p) {
@@ -212,11 +221,10 @@ static void storage_post_run(storage_wait *p) {
             break;
         }
         if (!storage_post_admit(p)) return; /* storage_gate_wake runs us again */
-        if (!p->whole && storage_post_piece(p) != 0) {
+        if (storage_post_next(p) != 0) {
             httpd_reply_error(p->req, 500, "out of memory");
             break;
         }
-        if (p->whole) p->last = 1;
         p->in_write = 1;
         p->wrote = 0;
         a->st->ops->write_batch(a->st, &p->batch, storage_post_done, p);
@@ -315,15 +323,9 @@ static void storage_post_whole(struct evhttp_request *req, storage_api *a, const
         return;
     }
     p->body = body;
+    p->piece = events; /* prepared once admitted (storage_post_next) */
+    p->dead = dead;
     p->whole = 1;
-    int rc = store_batch_prepare(&p->batch, events, dead);
-    if (rc == 0) rc = store_batch_set_home(&p->batch, home);
-    json_decref(events); /* items borrow from body, which holds the same values */
-    if (rc != 0) {
-        httpd_reply_error(req, 500, "out of memory");
-        storage_wait_free(p);
-        return;
-    }
     storage_post_run(p);
 }
 

@@ -49,8 +49,10 @@ struct storage_wait {
     store_text_body tb;            /* where the body's events are (its text: req's input buffer) */
     size_t next_ev;                /* first event not yet in a piece */
     int whole;                     /* the general path: one piece from the jansson tree `body` */
+    json_t *dead;                  /* the general path: body's dead_letters (borrowed), NULL if none */
     int last;                      /* the piece being committed is the last */
-    json_t *piece;                 /* the piece's events read by jansson (items borrow from it) */
+    json_t *piece;                 /* the piece's events read by jansson (items borrow from it); the
+                                    * general path: the body's events array (its values are body's) */
     int in_write, wrote;           /* write_batch running / it called back before returning */
     struct event *step;            /* the next piece, started from the loop (not from the backend's callback) */
     int gated;                     /* in api->gate */
