@@ -98,6 +98,13 @@ check_eq "events --start/--end (start inclusive, end exclusive)" cli-2 \
      jq -r '[.events[].context_id] | join(",")')"
 ERR=$("$CTL" events --limit 0 2>&1); RC=$?
 check "a bad filter fails (exit $RC) naming the parameter: $ERR" bash -c "[ $RC -ne 0 ] && grep -q limit <<<'$ERR'"
+check "... as every subcommand says an HTTP error: service, path, status, reason" \
+  grep -q '^homeiqctl: data-storage /api/v1/events?[^ ]*: HTTP 400: .*limit' <<<"$ERR"
+GONE=http://127.0.0.1:$(free_port)
+for args in "events --entity-id x" "homes" "stats --entity x"; do
+  ERR=$(DATA_STORAGE_URL=$GONE "$CTL" $args 2>&1); RC=$?
+  check "$args: storage not there says so (exit $RC): $ERR" grep -q "^homeiqctl: data-storage at $GONE: no answer: " <<<"$ERR"
+done
 
 # Follow: prints the last events, then each new one once, oldest first.
 "$CTL" events -f --json --interval 200ms --entity-id sensor.cli_follow >"$TEST_TMP/follow.log" 2>&1 &

@@ -44,6 +44,10 @@ void ctl_reply_free(ctl_reply *r);
 /* A short human reason for a reply: "connection refused ..." when no answer,
  * the JSON "reason"/"error"/"status" field when present, else the status line. */
 void ctl_reply_reason(const ctl_reply *r, char *out, size_t outlen);
+/* Tells stderr why service s's answer to GET path was not the one wanted:
+ * "homeiqctl: data-storage /api/v1/homes: HTTP 503: <reason>", or
+ * "homeiqctl: data-storage at <url>: no answer: <transport error>". */
+void ctl_reply_complain(ctl_service s, const char *path, const ctl_reply *r);
 
 /* Appends "&key=value" (value URL-encoded) to a query string in *qs
  * (malloc'd, grows; the first parameter starts with '?'). 0/-1. */

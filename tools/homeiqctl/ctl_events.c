@@ -67,12 +67,7 @@ static int ctl_events_fetch(const char *path, json_t **events) {
     if (r.status == 200 && json_is_array(ev)) {
         *events = json_incref((json_t *)ev);
     } else {
-        char why[300];
-        ctl_reply_reason(&r, why, sizeof why);
-        if (r.status)
-            fprintf(stderr, "homeiqctl: data-storage %s: HTTP %ld: %s\n", path, r.status, why);
-        else
-            fprintf(stderr, "homeiqctl: data-storage at %s: no answer: %s\n", ctl_service_url(CTL_STORAGE), why);
+        ctl_reply_complain(CTL_STORAGE, path, &r);
         rc = -1;
     }
     ctl_reply_free(&r);
@@ -126,10 +121,7 @@ static int ctl_events_once(const ctl_events_opts *o) {
             printf("(%zu events, newest first)\n", json_array_size(events));
         }
     } else {
-        char why[300];
-        ctl_reply_reason(&r, why, sizeof why);
-        if (r.status) fprintf(stderr, "homeiqctl: data-storage answered HTTP %ld: %s\n", r.status, why);
-        else fprintf(stderr, "homeiqctl: data-storage at %s: no answer: %s\n", ctl_service_url(CTL_STORAGE), why);
+        ctl_reply_complain(CTL_STORAGE, path, &r);
     }
     ctl_reply_free(&r);
     free(path);

@@ -70,10 +70,7 @@ int ctl_cmd_homes(int argc, char **argv) {
             }
         }
     } else {
-        char why[300];
-        ctl_reply_reason(&r, why, sizeof why);
-        if (r.status) fprintf(stderr, "homeiqctl: data-storage /api/v1/homes: HTTP %ld: %s\n", r.status, why);
-        else fprintf(stderr, "homeiqctl: data-storage at %s: no answer: %s\n", ctl_service_url(CTL_STORAGE), why);
+        ctl_reply_complain(CTL_STORAGE, "/api/v1/homes", &r);
     }
     ctl_reply_free(&r);
     return rc;

@@ -84,6 +84,13 @@ void ctl_reply_reason(const ctl_reply *r, char *out, size_t outlen) {
     snprintf(out, outlen, "HTTP %ld", r->status);
 }
 
+void ctl_reply_complain(ctl_service s, const char *path, const ctl_reply *r) {
+    char why[300];
+    ctl_reply_reason(r, why, sizeof why);
+    if (r->status) fprintf(stderr, "homeiqctl: %s %s: HTTP %ld: %s\n", ctl_service_name(s), path, r->status, why);
+    else fprintf(stderr, "homeiqctl: %s at %s: no answer: %s\n", ctl_service_name(s), ctl_service_url(s), why);
+}
+
 int ctl_query_add(char **qs, const char *key, const char *value) {
     char *enc = evhttp_uriencode(value, -1, 0); /* RFC 3986: all but unreserved */
     if (!enc) return -1;

@@ -110,10 +110,7 @@ int ctl_cmd_stats(int argc, char **argv) {
         if (as_json) printf("%s\n", r.body);
         else ctl_stats_table(r.json);
     } else {
-        char why[300];
-        ctl_reply_reason(&r, why, sizeof why);
-        if (r.status) fprintf(stderr, "homeiqctl: data-storage %s: HTTP %ld: %s\n", path, r.status, why);
-        else fprintf(stderr, "homeiqctl: data-storage at %s: no answer: %s\n", ctl_service_url(CTL_STORAGE), why);
+        ctl_reply_complain(CTL_STORAGE, path, &r);
         out = r.status == 400 ? CTL_USAGE : CTL_FAIL;
     }
     ctl_reply_free(&r);
