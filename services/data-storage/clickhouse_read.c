@@ -42,7 +42,6 @@
 #define CR_MAX_TIMELINE_ROWS 200000
 
 typedef struct cr_req cr_req;
-typedef int (*cr_line_fn)(cr_req *r, json_t *row);
 
 struct cr_req {
     store *s;
@@ -106,12 +105,6 @@ static void cr_end(cr_req *r, int rc, const char *err) {
     cr_free(r);
 }
 
-static void cr_where(sbuf *b, const char *col, const char *v) {
-    if (!v) return;
-    sbuf_printf(b, " AND %s = ", col);
-    ch_quote(b, v);
-}
-
 /* Takes cond's text into r->cond. 0/-1. */
 static int cr_take_cond(cr_req *r, sbuf *cond) {
     if (sbuf_failed(cond)) {
@@ -120,23 +113,6 @@ static int cr_take_cond(cr_req *r, sbuf *cond) {
     }
     r->cond = cond->data ? sbuf_take(cond, NULL) : strdup("");
     return r->cond ? 0 : -1;
-}
-
-/* Calls fn for each JSONEachRow line of an answer. 0/-1. */
-static int cr_lines(cr_req *r, const char *body, size_t len, cr_line_fn fn) {
-    const char *p = body, *end = body + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t n = (size_t)((nl ? nl : end) - p);
-        if (n) {
-            json_t *o = json_loadb(p, n, 0, NULL);
-            int rc = o ? fn(r, o) : -1;
-            json_decref(o);
-            if (rc != 0) return -1;
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return 0;
 }
 
 static int64_t cr_int(json_t *o, const char *key) {
@@ -180,7 +156,8 @@ static void cr_feed_first_copies(sbuf *q, const cr_req *r, const char *db, int64
                 db, db, (long long)r->after, (long long)upper, r->cond);
 }
 
-static int cr_feed_row(cr_req *r, json_t *o) {
+static int cr_feed_row(void *ctx, json_t *o) {
+    cr_req *r = ctx;
     const json_t *rec = json_object_get(o, "record");
     const char *eid = json_string_value(json_object_get(o, "event_id"));
     int64_t at = cr_int(o, "stored_at_us");
@@ -204,7 +181,7 @@ static void cr_feed_rows_done(int rc, const char *body, size_t len, const char *
         cr_end(r, -1, err);
         return;
     }
-    if (cr_lines(r, body, len, cr_feed_row) != 0) {
+    if (ch_json_lines(body, len, cr_feed_row, r) != 0) {
         cr_end(r, -1, "unreadable feed row from clickhouse");
         return;
     }
@@ -262,11 +239,11 @@ void ch_read_feed(store *s, const store_feed_query *q, store_read_cb cb, void *a
     const store_filter *f = q->f;
     sbuf cond;
     sbuf_init(&cond);
-    cr_where(&cond, "home_id", f->home_id);
+    ch_where_eq(&cond, "home_id", f->home_id);
     ch_store_visible(s, &cond);
-    cr_where(&cond, "entity_id", f->entity_id);
-    cr_where(&cond, "domain", f->domain);
-    cr_where(&cond, "event_type", f->event_type);
+    ch_where_eq(&cond, "entity_id", f->entity_id);
+    ch_where_eq(&cond, "domain", f->domain);
+    ch_where_eq(&cond, "event_type", f->event_type);
     ch_registry_where(&cond, f); /* area= (schema v3) */
     if (cr_take_cond(r, &cond) != 0) {
         cr_end(r, -1, "out of memory");
@@ -296,7 +273,8 @@ void ch_read_feed(store *s, const store_feed_query *q, store_read_cb cb, void *a
 
 /* ---- entities -------------------------------------------------------------- */
 
-static int cr_entity_row(cr_req *r, json_t *o) {
+static int cr_entity_row(void *ctx, json_t *o) {
+    cr_req *r = ctx;
     const char *id = json_string_value(json_object_get(o, "entity_id"));
     const char *dom = json_string_value(json_object_get(o, "dom"));
     if (!id) return -1;
@@ -318,7 +296,7 @@ static int cr_entity_row(cr_req *r, json_t *o) {
 
 static void cr_entities_rows_done(int rc, const char *body, size_t len, const char *err, void *arg) {
     cr_req *r = arg;
-    if (rc == 0 && cr_lines(r, body, len, cr_entity_row) != 0) rc = -1, err = "unreadable entity row from clickhouse";
+    if (rc == 0 && ch_json_lines(body, len, cr_entity_row, r) != 0) rc = -1, err = "unreadable entity row from clickhouse";
     cr_end(r, rc, err);
 }
 
@@ -347,7 +325,7 @@ void ch_read_entities(store *s, const store_entity_query *q, store_read_cb cb, v
     if (!r) return;
     sbuf cond;
     sbuf_init(&cond);
-    cr_where(&cond, "home_id", q->home_id);
+    ch_where_eq(&cond, "home_id", q->home_id);
     ch_store_visible(s, &cond);
     if (cr_take_cond(r, &cond) != 0) {
         cr_end(r, -1, "out of memory");
@@ -363,7 +341,7 @@ void ch_read_entities(store *s, const store_entity_query *q, store_read_cb cb, v
     sbuf more;
     sbuf_init(&more);
     sbuf_adds(&more, r->cond);
-    cr_where(&more, "domain", q->domain);
+    ch_where_eq(&more, "domain", q->domain);
     if (q->search) {
         sbuf_adds(&more, " AND position(entity_id, ");
         ch_quote(&more, q->search);
@@ -393,7 +371,8 @@ static void cr_series_range(sbuf *q, const cr_req *r, const char *db, int64_t fr
                 (long long)from_us, (long long)to_us);
 }
 
-static int cr_bucket_row(cr_req *r, json_t *o) {
+static int cr_bucket_row(void *ctx, json_t *o) {
+    cr_req *r = ctx;
     char t[EVENT_TIME_LEN];
     event_time_format(r->start_us + cr_int(o, "b") * r->width, t);
     sbuf b;
@@ -425,7 +404,8 @@ static int cr_segment_close(cr_req *r, int64_t end_us) {
 }
 
 /* One state row (oldest first); a new segment starts when the state differs. */
-static int cr_timeline_row(cr_req *r, json_t *o) {
+static int cr_timeline_row(void *ctx, json_t *o) {
+    cr_req *r = ctx;
     if (r->truncated) return 0;
     int64_t t = cr_int(o, "t");
     const char *state = json_string_value(json_object_get(o, "state"));
@@ -450,9 +430,9 @@ static void cr_series_rows_done(int rc, const char *body, size_t len, const char
         return;
     }
     if (r->width) {
-        if (cr_lines(r, body, len, cr_bucket_row) != 0) rc = -1;
+        if (ch_json_lines(body, len, cr_bucket_row, r) != 0) rc = -1;
     } else {
-        if (cr_lines(r, body, len, cr_timeline_row) != 0) rc = -1;
+        if (ch_json_lines(body, len, cr_timeline_row, r) != 0) rc = -1;
         int64_t now = service_now_us(), end = r->end_us < now ? r->end_us : now;
         if (end < r->seg_start) end = r->seg_start;
         if (rc == 0 && !r->truncated && cr_segment_close(r, end) != 0) rc = -1;
@@ -520,7 +500,7 @@ void ch_read_series(store *s, const store_series_query *q, store_read_cb cb, voi
     if (!r) return;
     sbuf cond;
     sbuf_init(&cond);
-    cr_where(&cond, "home_id", q->home_id);
+    ch_where_eq(&cond, "home_id", q->home_id);
     ch_store_visible(s, &cond);
     r->entity_id = strdup(q->entity_id);
     if (cr_take_cond(r, &cond) != 0 || !r->entity_id) {
@@ -545,7 +525,8 @@ void ch_read_series(store *s, const store_series_query *q, store_read_cb cb, voi
 
 /* One row of the window's answer: part "a" = (second, count), part "b" =
  * (domain, count), most first (gathered in r->domains). */
-static int cr_window_row(cr_req *r, json_t *o) {
+static int cr_window_row(void *ctx, json_t *o) {
+    cr_req *r = ctx;
     const char *part = json_string_value(json_object_get(o, "part"));
     const char *key = json_string_value(json_object_get(o, "key"));
     if (!part || !key) return -1;
@@ -566,7 +547,7 @@ static void cr_stats_window_done(int rc, const char *body, size_t len, const cha
         cr_end(r, -1, err);
         return;
     }
-    if (cr_lines(r, body, len, cr_window_row) != 0 || sbuf_failed(&r->domains)) {
+    if (ch_json_lines(body, len, cr_window_row, r) != 0 || sbuf_failed(&r->domains)) {
         cr_end(r, -1, "unreadable stats row from clickhouse");
         return;
     }
@@ -582,7 +563,8 @@ static void cr_stats_window_done(int rc, const char *body, size_t len, const cha
     cr_end(r, 0, NULL);
 }
 
-static int cr_totals_row(cr_req *r, json_t *o) {
+static int cr_totals_row(void *ctx, json_t *o) {
+    cr_req *r = ctx;
     sbuf_printf(&r->meta,
                 "\"backend\":\"clickhouse\",\"events_total\":%lld,\"dead_letters_total\":%lld,\"entities\":%lld,"
                 "\"store_bytes\":%lld,\"cursor\":%lld",
@@ -597,7 +579,7 @@ static void cr_stats_totals_done(int rc, const char *body, size_t len, const cha
         cr_end(r, -1, err);
         return;
     }
-    if (cr_lines(r, body, len, cr_totals_row) != 0 || !r->meta.len) {
+    if (ch_json_lines(body, len, cr_totals_row, r) != 0 || !r->meta.len) {
         cr_end(r, -1, "unreadable stats answer from clickhouse");
         return;
     }
@@ -623,7 +605,7 @@ void ch_read_stats(store *s, const store_stats_query *q, store_read_cb cb, void 
     if (!r) return;
     sbuf cond;
     sbuf_init(&cond);
-    cr_where(&cond, "home_id", q->home_id);
+    ch_where_eq(&cond, "home_id", q->home_id);
     ch_store_visible(s, &cond);
     r->window_s = q->window_s;
     r->from_s = q->now_us / 1000000 - q->window_s + 1;
@@ -637,7 +619,7 @@ void ch_read_stats(store *s, const store_stats_query *q, store_read_cb cb, void 
     sbuf b, dead;
     sbuf_init(&b);
     sbuf_init(&dead);
-    cr_where(&dead, "home_id", q->home_id); /* dead letters are kept (no retention) */
+    ch_where_eq(&dead, "home_id", q->home_id); /* dead letters are kept (no retention) */
     /* store_bytes: the whole database (parts are not split by home) */
     sbuf_printf(&b,
                 "SELECT toString((SELECT count() FROM %s.events WHERE 1%s)) AS events, toString((SELECT count() FROM "
@@ -652,7 +634,8 @@ void ch_read_stats(store *s, const store_stats_query *q, store_read_cb cb, void 
 
 /* ---- homes ----------------------------------------------------------------- */
 
-static int cr_home_row(cr_req *r, json_t *o) {
+static int cr_home_row(void *ctx, json_t *o) {
+    cr_req *r = ctx;
     const char *h = json_string_value(json_object_get(o, "home_id"));
     if (!h) return -1;
     sbuf b;
@@ -665,7 +648,7 @@ static int cr_home_row(cr_req *r, json_t *o) {
 
 static void cr_homes_done(int rc, const char *body, size_t len, const char *err, void *arg) {
     cr_req *r = arg;
-    if (rc == 0 && cr_lines(r, body, len, cr_home_row) != 0) rc = -1, err = "unreadable home row from clickhouse";
+    if (rc == 0 && ch_json_lines(body, len, cr_home_row, r) != 0) rc = -1, err = "unreadable home row from clickhouse";
     cr_end(r, rc, err);
 }
 

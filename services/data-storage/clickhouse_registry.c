@@ -91,17 +91,11 @@ int ch_registry_row(sbuf *row, store_item *it, sbuf *scratch) {
 
 /* ---- filters ------------------------------------------------------------------------ */
 
-static void chr_where(sbuf *q, const char *col, const char *v) {
-    if (!v) return;
-    sbuf_printf(q, " AND %s = ", col);
-    ch_quote(q, v);
-}
-
 void ch_registry_where(sbuf *q, const store_filter *f) {
-    chr_where(q, "area_id", f->area);
-    chr_where(q, "floor_id", f->floor);
-    chr_where(q, "device_id", f->device);
-    chr_where(q, "platform", f->platform);
+    ch_where_eq(q, "area_id", f->area);
+    ch_where_eq(q, "floor_id", f->floor);
+    ch_where_eq(q, "device_id", f->device);
+    ch_where_eq(q, "platform", f->platform);
     if (f->label) {
         sbuf_adds(q, " AND has(labels, ");
         ch_quote(q, f->label);
@@ -177,30 +171,14 @@ static void chr_read_end(chr_read *rd, int rc, const char *err) {
     free(rd);
 }
 
-/* Calls fn for each JSONEachRow line of body. 0, or -1 when a line is unreadable or fn fails. */
-static int chr_lines(const char *body, size_t len, int (*fn)(chr_read *, json_t *), chr_read *rd) {
-    const char *p = body, *end = body + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t n = (size_t)((nl ? nl : end) - p);
-        if (n) {
-            json_t *o = json_loadb(p, n, 0, NULL);
-            int rc = o ? fn(rd, o) : -1;
-            json_decref(o);
-            if (rc) return -1;
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return 0;
-}
-
 static char *chr_dup(json_t *o, const char *k) {
     const char *v = json_string_value(json_object_get(o, k));
     return v ? strdup(v) : NULL;
 }
 
 /* step 2's line {"home_id","entity_id","record"}: the context of that entity's row */
-static int chr_record_line(chr_read *rd, json_t *o) {
+static int chr_record_line(void *ctx, json_t *o) {
+    chr_read *rd = ctx;
     const char *home = json_string_value(json_object_get(o, "home_id"));
     const char *eid = json_string_value(json_object_get(o, "entity_id"));
     const json_t *rec = json_object_get(o, "record");
@@ -227,12 +205,13 @@ static int chr_record_line(chr_read *rd, json_t *o) {
 
 static void chr_records_done(int rc, const char *body, size_t len, const char *err, void *arg) {
     chr_read *rd = arg;
-    if (rc == 0 && chr_lines(body, len, chr_record_line, rd) != 0) rc = -1, err = "unreadable record from clickhouse";
+    if (rc == 0 && ch_json_lines(body, len, chr_record_line, rd) != 0) rc = -1, err = "unreadable record from clickhouse";
     chr_read_end(rd, rc, err);
 }
 
 /* step 1's line {"home_id","entity_id","last_seen","since"} */
-static int chr_entity_line(chr_read *rd, json_t *o) {
+static int chr_entity_line(void *ctx, json_t *o) {
+    chr_read *rd = ctx;
     chr_ent *v = realloc(rd->e, (rd->n + 1) * sizeof *v);
     if (!v) return -1;
     rd->e = v;
@@ -249,7 +228,7 @@ static int chr_entity_line(chr_read *rd, json_t *o) {
 /* Step 2: the newest event of each entity (its time is in the primary key: the index finds them). */
 static void chr_entities_done(int rc, const char *body, size_t len, const char *err, void *arg) {
     chr_read *rd = arg;
-    if (rc == 0 && chr_lines(body, len, chr_entity_line, rd) != 0) rc = -1, err = "unreadable registry row from clickhouse";
+    if (rc == 0 && ch_json_lines(body, len, chr_entity_line, rd) != 0) rc = -1, err = "unreadable registry row from clickhouse";
     if (rc != 0 || rd->n == 0) {
         chr_read_end(rd, rc, err);
         return;
@@ -272,8 +251,8 @@ static void chr_entities_done(int rc, const char *body, size_t len, const char *
 /* The events with a context, of the home / entity asked for, not expired. */
 static void chr_events(sbuf *q, store *s, const char *cols, const char *home, const char *entity_id) {
     sbuf_printf(q, "(SELECT %s FROM %s.events WHERE context_hash != 0 AND entity_id != ''", cols, ch_store_db(s));
-    chr_where(q, "home_id", home);
-    chr_where(q, "entity_id", entity_id);
+    ch_where_eq(q, "home_id", home);
+    ch_where_eq(q, "entity_id", entity_id);
     ch_store_visible(s, q);
     sbuf_addc(q, ')');
 }

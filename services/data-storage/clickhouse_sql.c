@@ -188,3 +188,25 @@ int ch_schema_version_query(sbuf *b, const char *db) {
     sbuf_printf(b, "SELECT toUInt32(max(version)) FROM %s.homeiq_schema FORMAT TabSeparated", db);
     return sbuf_failed(b) ? -1 : 0;
 }
+
+void ch_where_eq(sbuf *b, const char *col, const char *v) {
+    if (!v) return;
+    sbuf_printf(b, " AND %s = ", col);
+    ch_quote(b, v);
+}
+
+int ch_json_lines(const char *body, size_t len, int (*fn)(void *ctx, json_t *row), void *ctx) {
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = (size_t)((nl ? nl : end) - p);
+        if (n) {
+            json_t *o = json_loadb(p, n, 0, NULL);
+            int rc = o ? fn(ctx, o) : -1;
+            json_decref(o);
+            if (rc != 0) return -1;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return 0;
+}

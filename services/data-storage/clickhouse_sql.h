@@ -1,5 +1,6 @@
 /* clickhouse_sql.h -- the SQL text HomeIQ sends to ClickHouse: the versioned
- * schema (single node or ON CLUSTER), literals and identifiers.
+ * schema (single node or ON CLUSTER), literals, identifiers and WHERE terms;
+ * and the JSONEachRow text its SELECTs answer.
  *
  * Why its own module: everything interpolated into ClickHouse SQL goes
  * through the two quoting functions here, and the schema is one table of
@@ -15,6 +16,7 @@
 
 #include "sbuf.h"
 
+#include <jansson.h>
 #include <stddef.h>
 
 /* The schema this binary writes and reads. A store holding a newer version
@@ -29,6 +31,14 @@ int ch_ident_ok(const char *s);
 void ch_quote(sbuf *b, const char *s);
 /* Appends s %-encoded for a URL query parameter. */
 void ch_urlencode(sbuf *b, const char *s);
+/* Appends " AND col = 'v'" (v quoted by ch_quote); nothing when v is NULL.
+ * col is the caller's constant, never user text. */
+void ch_where_eq(sbuf *b, const char *col, const char *v);
+
+/* Calls fn(ctx, row) for each line of a FORMAT JSONEachRow answer (empty
+ * lines skipped); row is freed after fn returns. 0, or -1 at the first line
+ * that is not JSON or for which fn returns non-zero. */
+int ch_json_lines(const char *body, size_t len, int (*fn)(void *ctx, json_t *row), void *ctx);
 
 /* The start-up statements, in order, each idempotent (IF NOT EXISTS): the
  * database, the version table, events and dead_letters. `cluster` NULL: one

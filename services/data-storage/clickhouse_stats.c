@@ -331,7 +331,8 @@ static void cs_step(cs_job *j);
 static void cs_write(cs_job *j);
 
 /* A raw state's numeric-ness kept as a row (start = time, count = numeric). */
-static int cs_next_line(cs_job *j, json_t *o) {
+static int cs_next_line(void *ctx, json_t *o) {
+    cs_job *j = ctx;
     const char *ent = json_string_value(json_object_get(o, "entity_id"));
     const char *rec = json_string_value(json_object_get(o, "record"));
     cs_ent *e = ent ? cs_ent_find(j, ent) : NULL;
@@ -342,7 +343,8 @@ static int cs_next_line(cs_job *j, json_t *o) {
     return cs_rows_push(&e->next, &r, (int)k);
 }
 
-static int cs_sample_line(cs_job *j, json_t *o) {
+static int cs_sample_line(void *ctx, json_t *o) {
+    cs_job *j = ctx;
     const char *ent = json_string_value(json_object_get(o, "entity_id"));
     const char *rec = json_string_value(json_object_get(o, "record"));
     cs_ent *e = ent ? cs_ent_find(j, ent) : NULL;
@@ -361,7 +363,8 @@ static int cs_sample_line(cs_job *j, json_t *o) {
     return 0;
 }
 
-static int cs_row_line_in(cs_job *j, json_t *o) {
+static int cs_row_line_in(void *ctx, json_t *o) {
+    cs_job *j = ctx;
     const char *ent = json_string_value(json_object_get(o, "entity_id"));
     cs_ent *e = ent ? cs_ent_find(j, ent) : NULL;
     if (!e) return 0;
@@ -461,22 +464,6 @@ static int cs_recompute(cs_job *j, cs_ent *e) {
     return sbuf_failed(&j->out) ? -1 : 0;
 }
 
-static int cs_lines(cs_job *j, const char *body, size_t len, int (*fn)(cs_job *, json_t *)) {
-    const char *p = body, *end = body + len;
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t n = (size_t)((nl ? nl : end) - p);
-        if (n) {
-            json_t *o = json_loadb(p, n, 0, NULL);
-            int rc = o ? fn(j, o) : -1;
-            json_decref(o);
-            if (rc != 0) return -1;
-        }
-        p = nl ? nl + 1 : end;
-    }
-    return 0;
-}
-
 static void cs_answer(int rc, const char *body, size_t len, const char *err, void *arg) {
     cs_job *j = arg;
     if (rc != 0) {
@@ -485,8 +472,8 @@ static void cs_answer(int rc, const char *body, size_t len, const char *err, voi
         cs_job_end(j, -1, why);
         return;
     }
-    static int (*const fns[])(cs_job *, json_t *) = {cs_row_line_in, cs_next_line, cs_sample_line, cs_row_line_in};
-    if (j->step < 4 && cs_lines(j, body, len, fns[j->step]) != 0) {
+    static int (*const fns[])(void *, json_t *) = {cs_row_line_in, cs_next_line, cs_sample_line, cs_row_line_in};
+    if (j->step < 4 && ch_json_lines(body, len, fns[j->step], j) != 0) {
         cs_job_end(j, -1, "clickhouse statistics: unreadable answer");
         return;
     }
@@ -602,32 +589,23 @@ typedef struct cs_fetch {
     int kind;
 } cs_fetch;
 
+static int cs_fetch_row(void *ctx, json_t *o) {
+    cs_fetch *f = ctx;
+    stats_row r;
+    int kind;
+    cs_row_read(o, &r, &kind);
+    f->kind = kind; /* rows are oldest first: the latest row's kind wins */
+    if (r.start_us < f->start_us) {
+        f->prev.n = 0;
+        return cs_rows_push(&f->prev, &r, kind);
+    }
+    if (r.start_us < f->end_us && !stats_row_is_marker(&r)) return cs_rows_push(&f->rows, &r, kind);
+    return 0;
+}
+
 static void cs_fetch_done(int rc, const char *body, size_t len, const char *err, void *arg) {
     cs_fetch *f = arg;
-    const char *p = body, *end = body + len;
-    while (rc == 0 && p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        size_t n = (size_t)((nl ? nl : end) - p);
-        if (n) {
-            json_t *o = json_loadb(p, n, 0, NULL);
-            stats_row r;
-            int kind;
-            if (!o) {
-                rc = -1;
-                break;
-            }
-            cs_row_read(o, &r, &kind);
-            json_decref(o);
-            f->kind = kind; /* rows are oldest first: the latest row's kind wins */
-            if (r.start_us < f->start_us) {
-                f->prev.n = 0;
-                if (cs_rows_push(&f->prev, &r, kind) != 0) rc = -1;
-            } else if (r.start_us < f->end_us && !stats_row_is_marker(&r) && cs_rows_push(&f->rows, &r, kind) != 0) {
-                rc = -1;
-            }
-        }
-        p = nl ? nl + 1 : end;
-    }
+    if (rc == 0 && ch_json_lines(body, len, cs_fetch_row, f) != 0) rc = -1;
     if (rc != 0) log_warn("clickhouse statistics query failed: %s", err ? err : "unreadable answer");
     f->cb(rc, f->kind, f->prev.n ? &f->prev.r[0] : NULL, f->prev.n > 0, f->rows.r, f->rows.n, f->arg);
     cs_rows_free(&f->prev);

@@ -770,10 +770,16 @@ typedef struct ch_read {
     int dead;
 } ch_read;
 
-static int ch_read_line(const ch_read *rd, const char *line, size_t n, store_rows *rows) {
-    json_t *o = json_loadb(line, n, 0, NULL);
+/* One row of a read's answer (ctx: ch_read_rows). */
+typedef struct ch_read_rows {
+    const ch_read *rd;
+    store_rows *rows;
+} ch_read_rows;
+
+static int ch_read_row(void *ctx, json_t *o) {
+    const ch_read *rd = ((ch_read_rows *)ctx)->rd;
+    store_rows *rows = ((ch_read_rows *)ctx)->rows;
     int rc = -1;
-    if (!o) return -1;
     if (rd->dead) {
         const char *id = json_string_value(json_object_get(o, "id"));
         const char *at = json_string_value(json_object_get(o, "received_at_us"));
@@ -790,7 +796,6 @@ static int ch_read_line(const ch_read *rd, const char *line, size_t n, store_row
             rc = store_rows_add_event(rows, json_string_value(rec), json_string_length(rec), eid,
                                       strtoll(at, NULL, 10));
     }
-    json_decref(o);
     return rc;
 }
 
@@ -803,17 +808,9 @@ static void ch_read_done(store_clickhouse *s, const httpc_response *r, void *arg
         ch_error_text(r, why, sizeof why);
         if (r->status != 0) log_warn("clickhouse query failed: %s", why);
         rc = -1;
-    } else {
-        const char *p = r->body ? r->body : "", *end = p + r->body_len;
-        while (p < end && rc == 0) {
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            size_t n = (size_t)((nl ? nl : end) - p);
-            if (n && ch_read_line(rd, p, n, &rows) != 0) {
-                snprintf(why, sizeof why, "unreadable row from clickhouse");
-                rc = -1;
-            }
-            p = nl ? nl + 1 : end;
-        }
+    } else if (ch_json_lines(r->body ? r->body : "", r->body_len, ch_read_row, &(ch_read_rows){rd, &rows}) != 0) {
+        snprintf(why, sizeof why, "unreadable row from clickhouse");
+        rc = -1;
     }
     (void)s;
     rd->cb(&rows, rc, rc ? why : NULL, rd->arg);
@@ -834,21 +831,15 @@ static void ch_read_start(store_clickhouse *s, sbuf *q, int dead, store_rows_cb 
     ch_query(s, q, ch_read_done, rd);
 }
 
-static void ch_where_str(sbuf *q, const char *col, const char *v) {
-    if (!v) return;
-    sbuf_printf(q, " AND %s = ", col);
-    ch_quote(q, v);
-}
-
 static void store_ch_query(store *base, const store_filter *f, store_rows_cb cb, void *arg) {
     store_clickhouse *s = (store_clickhouse *)base;
     sbuf q;
     sbuf_init(&q);
     sbuf_printf(&q, "SELECT record, event_id, stored_at_us FROM %s.events WHERE 1", s->db);
-    ch_where_str(&q, "home_id", f->home_id);
-    ch_where_str(&q, "entity_id", f->entity_id);
-    ch_where_str(&q, "domain", f->domain);
-    ch_where_str(&q, "event_type", f->event_type);
+    ch_where_eq(&q, "home_id", f->home_id);
+    ch_where_eq(&q, "entity_id", f->entity_id);
+    ch_where_eq(&q, "domain", f->domain);
+    ch_where_eq(&q, "event_type", f->event_type);
     ch_registry_where(&q, f);
     if (f->has_start) sbuf_printf(&q, " AND time_us >= %lld", (long long)f->start_us);
     if (f->has_end) sbuf_printf(&q, " AND time_us < %lld", (long long)f->end_us);
@@ -867,7 +858,7 @@ static void store_ch_dead_letters_home(store *base, const char *home, long limit
                 "SELECT toString(id) AS id, toString(received_at_us) AS received_at_us, source, error, raw FROM "
                 "%s.dead_letters WHERE 1",
                 s->db);
-    ch_where_str(&q, "home_id", home);
+    ch_where_eq(&q, "home_id", home);
     sbuf_printf(&q, " ORDER BY received_at_us DESC, seq DESC LIMIT 1 BY home_id, dl_key LIMIT %ld FORMAT JSONEachRow",
                 limit);
     ch_read_start(s, &q, 1, cb, arg);
