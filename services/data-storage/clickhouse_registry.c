@@ -7,6 +7,7 @@
 #include "event.h"
 #include "json_scan.h"
 #include "json_text.h"
+#include "registry_row.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -42,20 +43,6 @@ static int chr_label(const char *v, size_t vl, void *arg) {
     return 0;
 }
 
-/* The context object's text (the eleven members, record order; absent = null, labels []). */
-static void chr_context(sbuf *o, const record_fields *rf, const char *json) {
-    for (int k = RF_CONTEXT_FIRST; k < RF_N; k++) {
-        sbuf_adds(o, k > RF_CONTEXT_FIRST ? ",\"" : "{\"");
-        sbuf_adds(o, record_fields_name(k));
-        sbuf_adds(o, "\":");
-        size_t n;
-        const char *v = record_fields_at(rf, json, k, &n);
-        if (v) sbuf_add(o, v, n);
-        else sbuf_adds(o, k == RF_LABELS ? "[]" : "null");
-    }
-    sbuf_addc(o, '}');
-}
-
 /* FNV-1a 64 of the context text; never 0 (0 = no context). Equal contexts,
  * equal hashes; a collision (2^-64 per pair) would only merge two contexts'
  * runs in "since". */
@@ -81,7 +68,7 @@ int ch_registry_row(sbuf *row, store_item *it, sbuf *scratch) {
     uint64_t h = 0;
     if (has) {
         sbuf_reset(scratch);
-        chr_context(scratch, rf, it->json);
+        registry_context(scratch, rf, it->json);
         if (sbuf_failed(scratch)) return -1;
         h = chr_hash(scratch->data, scratch->len);
     }
@@ -138,24 +125,9 @@ static void chr_read_end(chr_read *rd, int rc, const char *err) {
     sbuf_init(&r);
     for (size_t i = 0; i < rd->n && rc == 0; i++) {
         const chr_ent *e = &rd->e[i];
-        char since[EVENT_TIME_LEN], seen[EVENT_TIME_LEN];
-        event_time_format(strtoll(e->since_us, NULL, 10), since);
-        event_time_format(strtoll(e->seen_us, NULL, 10), seen);
         sbuf_reset(&r);
-        sbuf_adds(&r, "{\"entity_id\":");
-        json_text_string(&r, e->entity_id, strlen(e->entity_id));
-        sbuf_printf(&r, ",\"since\":\"%s\",\"last_seen\":\"%s\"", since, seen);
-        if (strcmp(e->home, EVENT_HOME_DEFAULT) != 0) { /* another home's row says so, as its records do */
-            sbuf_adds(&r, ",\"" STORE_HOME_KEY "\":");
-            json_text_string(&r, e->home, strlen(e->home));
-        }
-        size_t cl = e->context ? strlen(e->context) : 0;
-        if (cl > 2) {
-            sbuf_addc(&r, ',');
-            sbuf_add(&r, e->context + 1, cl - 1); /* the context's members and its '}' */
-        } else {
-            sbuf_addc(&r, '}');
-        }
+        registry_row(&r, e->entity_id, strtoll(e->since_us, NULL, 10), strtoll(e->seen_us, NULL, 10), e->home,
+                     e->context, e->context ? strlen(e->context) : 0);
         char *text = sbuf_failed(&r) ? NULL : strdup(r.data);
         if (!text || store_rows_add(&rows, text) != 0) rc = -1, err = "out of memory";
     }
@@ -195,7 +167,7 @@ static int chr_record_line(void *ctx, json_t *o) {
         if (record_fields_scan(&rf, json, json_string_length(rec)) != 0) return -1;
         sbuf c;
         sbuf_init(&c);
-        chr_context(&c, &rf, json);
+        registry_context(&c, &rf, json);
         size_t n;
         e->context = sbuf_failed(&c) ? (sbuf_free(&c), NULL) : sbuf_take(&c, &n);
         return e->context ? 0 : -1;

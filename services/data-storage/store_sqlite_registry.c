@@ -4,6 +4,7 @@
 #include "event.h"
 #include "json_scan.h"
 #include "json_text.h"
+#include "registry_row.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -75,16 +76,7 @@ static int sqr_item(sqr_fields *f, store_item *it) {
 /* The registry table's context text of f (which has one), into o (reset first). 0/-1. */
 static int sqr_context(const sqr_fields *f, sbuf *o) {
     sbuf_reset(o);
-    for (int k = RF_CONTEXT_FIRST; k < RF_N; k++) {
-        sbuf_adds(o, k > RF_CONTEXT_FIRST ? ",\"" : "{\"");
-        sbuf_adds(o, record_fields_name(k));
-        sbuf_adds(o, "\":");
-        size_t n;
-        const char *v = record_fields_at(f->rf, f->json, k, &n);
-        if (v) sbuf_add(o, v, n);
-        else sbuf_adds(o, k == RF_LABELS ? "[]" : "null");
-    }
-    sbuf_addc(o, '}');
+    registry_context(o, f->rf, f->json);
     return sbuf_failed(o) ? -1 : 0;
 }
 
@@ -234,24 +226,11 @@ int sqr_read(sqlite3 *db, const char *home, const char *entity_id, long limit, s
     sbuf o;
     sbuf_init(&o);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *eid = (const char *)sqlite3_column_text(st, 0);
         const char *ctx = (const char *)sqlite3_column_text(st, 3);
-        int ctx_len = sqlite3_column_bytes(st, 3);
-        char since[EVENT_TIME_LEN], seen[EVENT_TIME_LEN];
-        event_time_format(sqlite3_column_int64(st, 1), since);
-        event_time_format(sqlite3_column_int64(st, 2), seen);
         sbuf_reset(&o);
-        sbuf_adds(&o, "{\"entity_id\":");
-        json_text_string(&o, eid ? eid : "", eid ? strlen(eid) : 0);
-        sbuf_printf(&o, ",\"since\":\"%s\",\"last_seen\":\"%s\",", since, seen);
-        const char *h = (const char *)sqlite3_column_text(st, 4);
-        if (h && strcmp(h, EVENT_HOME_DEFAULT) != 0) { /* issue 18: another home's row says so, as its records do */
-            sbuf_adds(&o, "\"" STORE_HOME_KEY "\":");
-            json_text_string(&o, h, strlen(h));
-            sbuf_addc(&o, ',');
-        }
-        if (ctx && ctx_len > 2) sbuf_add(&o, ctx + 1, (size_t)ctx_len - 1); /* the context's members and its '}' */
-        else sbuf_addc(&o, '}');
+        registry_row(&o, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1),
+                     sqlite3_column_int64(st, 2), (const char *)sqlite3_column_text(st, 4), ctx,
+                     (size_t)sqlite3_column_bytes(st, 3));
         size_t n;
         char *text = sbuf_take(&o, &n);
         if (!text || store_rows_add(rows, text) != 0) {
