@@ -16,6 +16,7 @@
 #include "clickhouse_stats.h"
 #include "clickhouse_read.h"
 #include "clickhouse_sql.h"
+#include "store_clickhouse.h"
 #include "config.h"
 #include "json_text.h"
 #include "log.h"
@@ -194,7 +195,8 @@ static void cs_row_line(cs_job *j, const char *entity, int hourly, stats_kind ki
 int ch_stats_new(store *st, const char *db, ch_stats **out) {
     long long on;
     *out = NULL;
-    if (config_long("CLICKHOUSE_STATISTICS", 0, 0, 1, &on) != 0) return -1;
+    static const config_var vars[] = {CLICKHOUSE_CONFIG_VARS, CONFIG_END}; /* the default and range, once */
+    if (config_int(vars, "CLICKHOUSE_STATISTICS", &on) != 0) return -1;
     if (!on) return 0;
     ch_stats *s = calloc(1, sizeof *s);
     if (!s) return -1;

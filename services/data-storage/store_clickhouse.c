@@ -1014,8 +1014,11 @@ static const store_ops store_clickhouse_ops = {
 
 /* ---- configuration -------------------------------------------------------- */
 
+/* Defaults and ranges are the table's (store_clickhouse.h), written once. */
+static const config_var ch_vars[] = {CLICKHOUSE_CONFIG_VARS, CONFIG_END};
+
 static int ch_config_urls(store_clickhouse *s) {
-    const char *list = config_str("CLICKHOUSE_URL", "http://127.0.0.1:8123");
+    const char *list = config_text(ch_vars, "CLICKHOUSE_URL");
     const char *p = list;
     while (*p) {
         const char *comma = strchr(p, ',');
@@ -1043,17 +1046,16 @@ static int ch_config_urls(store_clickhouse *s) {
 
 static int ch_config(store_clickhouse *s) {
     long long timeout, ping, settle, quorum;
-    if (ch_config_urls(s) != 0 || config_long("CLICKHOUSE_TIMEOUT_MS", 10000, 100, 600000, &timeout) ||
-        config_long("CLICKHOUSE_PING_INTERVAL_MS", 2000, 50, 3600000, &ping) ||
-        config_long("CLICKHOUSE_FEED_SETTLE_MS", 1000, 0, 600000, &settle) ||
-        config_long("CLICKHOUSE_INSERT_QUORUM", 0, 0, 16, &quorum))
+    if (ch_config_urls(s) != 0 || config_int(ch_vars, "CLICKHOUSE_TIMEOUT_MS", &timeout) ||
+        config_int(ch_vars, "CLICKHOUSE_PING_INTERVAL_MS", &ping) ||
+        config_int(ch_vars, "CLICKHOUSE_FEED_SETTLE_MS", &settle) || config_int(ch_vars, "CLICKHOUSE_INSERT_QUORUM", &quorum))
         return -1;
     s->quorum = (long)quorum;
     s->settle_ms = (long)settle;
     s->timeout_ms = (long)timeout;
     s->ping_ms = (long)ping;
-    const char *db = config_str("CLICKHOUSE_DATABASE", "homeiq");
-    const char *cluster = config_str("CLICKHOUSE_CLUSTER", NULL);
+    const char *db = config_text(ch_vars, "CLICKHOUSE_DATABASE");
+    const char *cluster = config_text(ch_vars, "CLICKHOUSE_CLUSTER");
     if (!ch_ident_ok(db) || (cluster && !ch_ident_ok(cluster))) {
         log_error("CLICKHOUSE_%s: must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*, at most 64)",
                   ch_ident_ok(db) ? "CLUSTER" : "DATABASE");
@@ -1061,7 +1063,7 @@ static int ch_config(store_clickhouse *s) {
     }
     s->db = strdup(db);
     s->cluster = cluster ? strdup(cluster) : NULL;
-    const char *user = config_str("CLICKHOUSE_USER", "default");
+    const char *user = config_text(ch_vars, "CLICKHOUSE_USER");
     char *pass = config_secret("CLICKHOUSE_PASSWORD");
     size_t n = strlen(user) + (pass ? strlen(pass) : 0) + 2;
     s->userpwd = malloc(n);
