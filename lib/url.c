@@ -51,6 +51,19 @@ int url_split(const char *url, const char *plain, const char *secure, url_parts 
 
 int url_target_needs_slash(const url_parts *u) { return u->target_len == 0 || u->target[0] == '?'; }
 
+/* ---- the services ------------------------------------------------------------ */
+
+static const struct {
+    const char *name, *env;
+} url_services[URL_NSERVICES] = {
+    [URL_INGESTION] = {"websocket-ingestion", URL_INGESTION_ENV},
+    [URL_ENRICHMENT] = {"enrichment-pipeline", URL_ENRICHMENT_ENV},
+    [URL_STORAGE] = {"data-storage", URL_STORAGE_ENV},
+};
+
+const char *url_service_name(url_service s) { return url_services[s].name; }
+const char *url_service_env(url_service s) { return url_services[s].env; }
+
 /* ---- joining ---------------------------------------------------------------- */
 
 size_t url_trim_len(const char *s, size_t len) {

@@ -15,11 +15,18 @@
 #include <stddef.h>
 
 /* The services' base URLs, for the programs' configuration tables. */
-#define URL_INGESTION_VAR \
-    CONFIG_TEXT("WEBSOCKET_INGESTION_URL", "http://127.0.0.1:8001", "base URL of websocket-ingestion")
-#define URL_ENRICHMENT_VAR \
-    CONFIG_TEXT("ENRICHMENT_PIPELINE_URL", "http://127.0.0.1:8002", "base URL of enrichment-pipeline")
-#define URL_STORAGE_VAR CONFIG_TEXT("DATA_STORAGE_URL", "http://127.0.0.1:8004", "base URL of data-storage")
+#define URL_INGESTION_ENV "WEBSOCKET_INGESTION_URL"
+#define URL_ENRICHMENT_ENV "ENRICHMENT_PIPELINE_URL"
+#define URL_STORAGE_ENV "DATA_STORAGE_URL"
+#define URL_INGESTION_VAR CONFIG_TEXT(URL_INGESTION_ENV, "http://127.0.0.1:8001", "base URL of websocket-ingestion")
+#define URL_ENRICHMENT_VAR CONFIG_TEXT(URL_ENRICHMENT_ENV, "http://127.0.0.1:8002", "base URL of enrichment-pipeline")
+#define URL_STORAGE_VAR CONFIG_TEXT(URL_STORAGE_ENV, "http://127.0.0.1:8004", "base URL of data-storage")
+
+/* The three services, in pipeline order, for the programs that list them all
+ * (admin-api's peers, homeiqctl): the service's name and its URL variable. */
+typedef enum { URL_INGESTION = 0, URL_ENRICHMENT, URL_STORAGE, URL_NSERVICES } url_service;
+const char *url_service_name(url_service s); /* "websocket-ingestion", "enrichment-pipeline", "data-storage" */
+const char *url_service_env(url_service s);  /* URL_INGESTION_ENV... */
 
 /* "<base>/<path>" with exactly one '/' between them, whatever trailing '/' the
  * base has and leading '/' the path has; an empty path gives the base without

@@ -67,10 +67,10 @@ static int admin_main_start(admin_main *m) {
         config_int(admin_vars, "ADMIN_STREAM_POLL_MS", &poll) ||
         config_int(admin_vars, "ADMIN_STREAM_MAX_CLIENTS", &maxc))
         return -1;
-    static const char *const names[ADMIN_NPEERS] = {"WEBSOCKET_INGESTION_URL", "ENRICHMENT_PIPELINE_URL",
-                                                    "DATA_STORAGE_URL"};
+    _Static_assert((int)ADMIN_NPEERS == (int)URL_NSERVICES && (int)ADMIN_STORAGE == (int)URL_STORAGE,
+                   "admin_peer is url_service's order");
     for (int p = 0; p < ADMIN_NPEERS; p++) { /* base URLs without a trailing '/' */
-        if (!(m->urls[p] = url_join(config_text(admin_vars, names[p]), ""))) return -1;
+        if (!(m->urls[p] = url_join(config_text(admin_vars, url_service_env((url_service)p)), ""))) return -1;
         m->a.peer_url[p] = m->urls[p];
     }
     m->a.upstream_timeout_ms = (long)timeout;

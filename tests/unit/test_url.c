@@ -60,7 +60,19 @@ static void test_join(void **state) {
     assert_int_equal(url_trim_len("///", 3), 0);
 }
 
+/* The services' names and URL variables, one list for every program that lists them. */
+static void test_services(void **state) {
+    (void)state;
+    assert_string_equal(url_service_name(URL_INGESTION), "websocket-ingestion");
+    assert_string_equal(url_service_env(URL_INGESTION), "WEBSOCKET_INGESTION_URL");
+    assert_string_equal(url_service_name(URL_ENRICHMENT), "enrichment-pipeline");
+    assert_string_equal(url_service_env(URL_ENRICHMENT), "ENRICHMENT_PIPELINE_URL");
+    assert_string_equal(url_service_name(URL_STORAGE), "data-storage");
+    assert_string_equal(url_service_env(URL_STORAGE), "DATA_STORAGE_URL");
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_split), cmocka_unit_test(test_join)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_split), cmocka_unit_test(test_join),
+                                       cmocka_unit_test(test_services)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

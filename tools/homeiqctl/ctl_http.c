@@ -18,20 +18,15 @@
 
 volatile int ctl_interrupted;
 
-/* Names and variables; the defaults are in ctl_main.c's table (URL_*_VAR, lib/url.h). */
-static const struct {
-    const char *name, *env;
-} ctl_services[CTL_NSERVICES] = {
-    {"websocket-ingestion", "WEBSOCKET_INGESTION_URL"},
-    {"enrichment-pipeline", "ENRICHMENT_PIPELINE_URL"},
-    {"data-storage", "DATA_STORAGE_URL"},
-};
+/* Names and variables: lib/url.h; the defaults are in ctl_main.c's table (URL_*_VAR). */
+_Static_assert((int)CTL_NSERVICES == (int)URL_NSERVICES && (int)CTL_STORAGE == (int)URL_STORAGE,
+               "ctl_service is url_service's order");
 
-const char *ctl_service_name(ctl_service s) { return ctl_services[s].name; }
+const char *ctl_service_name(ctl_service s) { return url_service_name((url_service)s); }
 
 const char *ctl_service_url(ctl_service s) {
     static char urls[CTL_NSERVICES][512];
-    const char *v = config_text(NULL, ctl_services[s].env);
+    const char *v = config_text(NULL, url_service_env((url_service)s));
     size_t n = url_trim_len(v, strlen(v));
     snprintf(urls[s], sizeof urls[s], "%.*s", (int)n, v);
     return urls[s];
