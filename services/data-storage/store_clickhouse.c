@@ -38,6 +38,7 @@
 #include "json_text.h"
 #include "log.h"
 #include "service.h"
+#include "url.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -1024,7 +1025,8 @@ static int ch_config_urls(store_clickhouse *s) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
         while (n && (*p == ' ')) p++, n--;
-        while (n && (p[n - 1] == ' ' || p[n - 1] == '/')) n--;
+        while (n && p[n - 1] == ' ') n--;
+        n = url_trim_len(p, n); /* no trailing '/': paths are joined with one */
         if (n) {
             if (s->nurls == CH_MAX_URLS) {
                 log_error("CLICKHOUSE_URL: at most %d servers", CH_MAX_URLS);

@@ -26,8 +26,9 @@ check_eq "the cluster has 3 hosts in 2 shards" "3 2" \
 
 PORT=$(free_port)
 U=http://127.0.0.1:$PORT
+# (CLICKHOUSE_URL with trailing / and spaces: each server's URL is trimmed)
 DATA_STORAGE_PORT=$PORT STORAGE_BACKEND=clickhouse CLICKHOUSE_CLUSTER=homeiq CLICKHOUSE_DATABASE=homeiq_cluster \
-  CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_ch1,http://127.0.0.1:$CH_HTTP_ch3" CLICKHOUSE_PING_INTERVAL_MS=200 \
+  CLICKHOUSE_URL="http://127.0.0.1:$CH_HTTP_ch1/, http://127.0.0.1:$CH_HTTP_ch3// " CLICKHOUSE_PING_INTERVAL_MS=200 \
   CLICKHOUSE_TIMEOUT_MS=20000 DATA_DIR="$TEST_TMP/data" start_bg storage "$BIN"
 STO_PID=$LAST_PID
 wait_healthy "$U/health" 120 "$STO_PID" || bail "data-storage healthy (schema created ON CLUSTER)"
