@@ -105,6 +105,14 @@ static void cr_end(cr_req *r, int rc, const char *err) {
     cr_free(r);
 }
 
+/* Starts a read's condition: the home asked for (NULL = every home), rows
+ * not expired (ch_store_visible). */
+static void cr_home_cond(sbuf *cond, store *s, const char *home_id) {
+    sbuf_init(cond);
+    ch_where_eq(cond, "home_id", home_id);
+    ch_store_visible(s, cond);
+}
+
 /* Takes cond's text into r->cond. 0/-1. */
 static int cr_take_cond(cr_req *r, sbuf *cond) {
     if (sbuf_failed(cond)) {
@@ -192,18 +200,27 @@ static void cr_feed_rows_done(int rc, const char *body, size_t len, const char *
     cr_end(r, 0, NULL);
 }
 
-/* Step 1's answer: "<bound>\t<n>" -- the stamp where this page ends (after)
- * or starts (latest), and how many rows it has. */
-static void cr_feed_bound_done(int rc, const char *body, size_t len, const char *err, void *arg) {
-    cr_req *r = arg;
+/* A one-row answer of two numbers, "<a>\t<b>" (b 0 when absent): 0, or -1
+ * after answering the failed query. */
+static int cr_pair(cr_req *r, int rc, const char *body, size_t len, const char *err, long long *a, long long *b) {
     if (rc != 0) {
         cr_end(r, -1, err);
-        return;
+        return -1;
     }
     char text[64];
     snprintf(text, sizeof text, "%.*s", (int)(len < 63 ? len : 63), body);
     char *tab = strchr(text, '\t');
-    long long bound = strtoll(text, NULL, 10), n = tab ? strtoll(tab + 1, NULL, 10) : 0;
+    *a = strtoll(text, NULL, 10);
+    *b = tab ? strtoll(tab + 1, NULL, 10) : 0;
+    return 0;
+}
+
+/* Step 1's answer: "<bound>\t<n>" -- the stamp where this page ends (after)
+ * or starts (latest), and how many rows it has. */
+static void cr_feed_bound_done(int rc, const char *body, size_t len, const char *err, void *arg) {
+    cr_req *r = arg;
+    long long bound, n;
+    if (cr_pair(r, rc, body, len, err, &bound, &n) != 0) return;
     if (n == 0) {
         r->more = 0;
         cr_feed_rows_done(0, "", 0, NULL, r);
@@ -238,9 +255,7 @@ void ch_read_feed(store *s, const store_feed_query *q, store_read_cb cb, void *a
     if (!r) return;
     const store_filter *f = q->f;
     sbuf cond;
-    sbuf_init(&cond);
-    ch_where_eq(&cond, "home_id", f->home_id);
-    ch_store_visible(s, &cond);
+    cr_home_cond(&cond, s, f->home_id);
     ch_where_eq(&cond, "entity_id", f->entity_id);
     ch_where_eq(&cond, "domain", f->domain);
     ch_where_eq(&cond, "event_type", f->event_type);
@@ -324,9 +339,7 @@ void ch_read_entities(store *s, const store_entity_query *q, store_read_cb cb, v
     cr_req *r = cr_new(s, cb, arg);
     if (!r) return;
     sbuf cond;
-    sbuf_init(&cond);
-    ch_where_eq(&cond, "home_id", q->home_id);
-    ch_store_visible(s, &cond);
+    cr_home_cond(&cond, s, q->home_id);
     if (cr_take_cond(r, &cond) != 0) {
         cr_end(r, -1, "out of memory");
         return;
@@ -444,20 +457,15 @@ static void cr_series_rows_done(int rc, const char *body, size_t len, const char
 /* Step 1's answer: "<events>\t<numeric>" of the entity (its latest state). */
 static void cr_series_kind_done(int rc, const char *body, size_t len, const char *err, void *arg) {
     cr_req *r = arg;
-    if (rc != 0) {
-        cr_end(r, -1, err);
-        return;
-    }
-    char text[64];
-    snprintf(text, sizeof text, "%.*s", (int)(len < 63 ? len : 63), body);
-    char *tab = strchr(text, '\t');
-    if (strtoll(text, NULL, 10) == 0) {
+    long long events, numeric_n;
+    if (cr_pair(r, rc, body, len, err, &events, &numeric_n) != 0) return;
+    if (events == 0) {
         char why[300];
         snprintf(why, sizeof why, "entity_id: no events stored for %.200s", r->entity_id);
         cr_end(r, 1, why);
         return;
     }
-    int numeric = tab && atoi(tab + 1) != 0;
+    int numeric = numeric_n != 0;
     char a[EVENT_TIME_LEN], b[EVENT_TIME_LEN];
     event_time_format(r->start_us, a);
     event_time_format(r->end_us, b);
@@ -499,9 +507,7 @@ void ch_read_series(store *s, const store_series_query *q, store_read_cb cb, voi
     cr_req *r = cr_new(s, cb, arg);
     if (!r) return;
     sbuf cond;
-    sbuf_init(&cond);
-    ch_where_eq(&cond, "home_id", q->home_id);
-    ch_store_visible(s, &cond);
+    cr_home_cond(&cond, s, q->home_id);
     r->entity_id = strdup(q->entity_id);
     if (cr_take_cond(r, &cond) != 0 || !r->entity_id) {
         cr_end(r, -1, "out of memory");
@@ -604,9 +610,7 @@ void ch_read_stats(store *s, const store_stats_query *q, store_read_cb cb, void 
     cr_req *r = cr_new(s, cb, arg);
     if (!r) return;
     sbuf cond;
-    sbuf_init(&cond);
-    ch_where_eq(&cond, "home_id", q->home_id);
-    ch_store_visible(s, &cond);
+    cr_home_cond(&cond, s, q->home_id);
     r->window_s = q->window_s;
     r->from_s = q->now_us / 1000000 - q->window_s + 1;
     r->per_second = calloc((size_t)q->window_s, sizeof *r->per_second);
