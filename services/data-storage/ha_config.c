@@ -2,6 +2,7 @@
 #include "ha_config.h"
 #include "config.h"
 #include "log.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -390,7 +391,8 @@ static void hc_default_env(const char *name, const char *value) {
 }
 
 static void hc_check_backend(void) {
-    const char *schema = config_str("INFLUXDB_SCHEMA", "homeiq"), *backend = config_str("STORAGE_BACKEND", "sqlite");
+    const char *schema = config_str("INFLUXDB_SCHEMA", HA_CONFIG_SCHEMA_DEFAULT),
+               *backend = config_str("STORAGE_BACKEND", STORE_BACKEND_DEFAULT);
     if (strcmp(schema, "homeiq") != 0 && strcmp(backend, "influxdb") != 0)
         log_warn("INFLUXDB_SCHEMA=%s has no effect with STORAGE_BACKEND=%s", schema, backend);
 }
@@ -525,7 +527,7 @@ static int hc_env(ha_point_config *c) {
 }
 
 int ha_config_load(ha_point_config *cfg, int *enabled) {
-    const char *schema = config_str("INFLUXDB_SCHEMA", "homeiq");
+    const char *schema = config_str("INFLUXDB_SCHEMA", HA_CONFIG_SCHEMA_DEFAULT);
     memset(cfg, 0, sizeof *cfg);
     *enabled = 0;
     if (!strcmp(schema, "homeiq")) return 0;

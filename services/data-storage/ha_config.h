@@ -22,6 +22,9 @@
 
 #include "ha_point.h"
 
+/* INFLUXDB_SCHEMA's default (main.c's table; read here before the table is). */
+#define HA_CONFIG_SCHEMA_DEFAULT "homeiq"
+
 /* Called before the backend is chosen: when INFLUXDB_HA_CONFIG is set,
  * reads its connection keys and sets the unset variables among
  * STORAGE_BACKEND (influxdb), INFLUXDB_SCHEMA (homeassistant), INFLUXDB_URL,

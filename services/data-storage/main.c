@@ -23,7 +23,7 @@
 static const config_var storage_vars[] = {
     CONFIG_TEXT("DATA_STORAGE_BIND", "127.0.0.1", "address to listen on"),
     CONFIG_INT("DATA_STORAGE_PORT", "8004", 0, 65535, "HTTP port"),
-    CONFIG_TEXT("STORAGE_BACKEND", "sqlite", "sqlite | influxdb | clickhouse"),
+    CONFIG_TEXT("STORAGE_BACKEND", STORE_BACKEND_DEFAULT, "sqlite | influxdb | clickhouse"),
     CONFIG_INT("MAX_BATCH", "10000", 1, 1000000, "most events accepted in one POST"),
     CONFIG_INT("MAX_BODY_BYTES", EVENT_STR(EVENT_BODY_MAX), 1024, 1LL << 31, "largest request body; larger gets 413"),
     CONFIG_INT("STORAGE_PIECE_BYTES", "2097152", 1, 1LL << 31, "a POST's events are prepared and committed in pieces of at most this much of their text, one transaction each, answered after the last: memory stays bounded whatever the batch size"),
@@ -33,7 +33,7 @@ static const config_var storage_vars[] = {
     STORAGE_MAINT_CONFIG_VARS,
     CLICKHOUSE_CONFIG_VARS, /* STORAGE_BACKEND=clickhouse (store_clickhouse.c, docs/CLICKHOUSE.md) */
     /* INFLUXDB_SCHEMA=homeassistant: HA's own points (ha_point.c, ha_config.c, docs/INFLUXDB.md) */
-    CONFIG_TEXT("INFLUXDB_SCHEMA", "homeiq", "influxdb: homeiq (HomeIQ's measurement) | homeassistant (the points HA's InfluxDB integration writes)"),
+    CONFIG_TEXT("INFLUXDB_SCHEMA", HA_CONFIG_SCHEMA_DEFAULT, "influxdb: homeiq (HomeIQ's measurement) | homeassistant (the points HA's InfluxDB integration writes)"),
     CONFIG_TEXT("INFLUXDB_HA_CONFIG", NULL, "homeassistant: HA's configuration.yaml; its influxdb: block (and !secret from secrets.yaml) sets the defaults of everything here, and implies STORAGE_BACKEND=influxdb, INFLUXDB_SCHEMA=homeassistant"),
     CONFIG_TEXT("INFLUXDB_MEASUREMENT_ATTR", "unit_of_measurement", "homeassistant: unit_of_measurement | domain__device_class | entity_id"),
     CONFIG_TEXT("INFLUXDB_DEFAULT_MEASUREMENT", NULL, "homeassistant: measurement when measurement_attr gives none (default: the entity id)"),

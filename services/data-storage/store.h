@@ -158,7 +158,10 @@ struct store {
     const store_ops *ops;
 };
 
-/* Opens the backend named by STORAGE_BACKEND (sqlite|influxdb). */
+/* STORAGE_BACKEND's default: main.c's table, and ha_config.c before the table is read. */
+#define STORE_BACKEND_DEFAULT "sqlite"
+
+/* Opens the backend named by STORAGE_BACKEND (sqlite|influxdb|clickhouse). */
 int store_open(struct event_base *base, store **out);
 void store_close(store *s);
 
