@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""bench/influx_plain.py URL DB COUNT BATCH -- the reference writer for the cost to
+"""bench/influx_plain.py URL DB COUNT BATCH [RATE] -- the reference writer for the cost to
 InfluxDB (issue 15): COUNT points of the shape data-storage writes (measurement
 home_assistant_events, the same tags and fields, a ~1 KB "record" string field,
 one series per entity, 120 entities, one point per event, nanosecond
 timestamps) written straight to influxd with /write in batches of BATCH lines,
 nothing else (no queries). bench/run measures influxd's CPU over this and over
 HomeIQ's own cases; HomeIQ should cost influxd no more than this does.
+RATE (points/s, default 0 = as fast as it can): batch k is sent at k * BATCH / RATE
+seconds after the first, i.e. the cadence of HomeIQ's steady case (a small batch
+every few ms) with nothing but the events' writes (bench/run's plain-writer-steady).
 Prints {"points": COUNT, "requests": N, "seconds": S}."""
 import json
 import sys
@@ -13,6 +16,7 @@ import time
 import urllib.request
 
 URL, DB, COUNT, BATCH = sys.argv[1].rstrip("/"), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+RATE = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
 DOMAINS = ["sensor", "binary_sensor", "light", "switch", "climate", "cover"]
 
 
@@ -56,6 +60,10 @@ t0_ns = time.time_ns() - COUNT * 1000 - 10**9
 # build every batch first, so the timed part is the writes
 batches = ["\n".join(point(i, t0_ns) for i in range(s, min(s + BATCH, COUNT))).encode() for s in range(0, COUNT, BATCH)]
 start = time.monotonic()
-for b in batches:
+for k, b in enumerate(batches):
+    if RATE > 0:
+        wait = start + k * BATCH / RATE - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
     post(f"/write?db={DB}&precision=ns", b)
 print(json.dumps({"points": COUNT, "requests": len(batches), "seconds": time.monotonic() - start}))

@@ -533,7 +533,6 @@ static int si_collect(si_job *j, const store_batch *b) {
         if ((it->status != STORE_ITEM_STORED && it->status != STORE_ITEM_DUPLICATE) || !it->entity_id ||
             !it->event_type || strcmp(it->event_type, "state_changed") != 0)
             continue;
-        if (j->s->io.skip_item && j->s->io.skip_item(j->s->io.ctx, it)) continue;
         stats_sample x;
         stats_kind k;
         if (stats_sample_from_record(it->json, it->json_len, &x, &k) != 1) continue;

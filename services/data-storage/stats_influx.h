@@ -39,13 +39,15 @@
 
 /* What stats_influx needs from the backend: an InfluxQL /query against the
  * configured database, a line-protocol write into a retention policy (rp NULL:
- * the default one), and whether an item is written in HA's schema (those have
- * no HomeIQ raw points to recompute from). */
+ * the default one), and the measurement whose points hold the stored
+ * state_changed records (field "record", tags entity_id, event_type and
+ * home_id): HomeIQ's events on INFLUXDB_SCHEMA=homeiq, the identity points
+ * (influx_ids.h) on homeassistant -- HA's own points hold no record, but every
+ * one of them has its identity point, written in the same request. */
 typedef struct stats_influx_io {
     void *ctx;
     int (*query)(void *ctx, const char *sql, httpc_done_cb cb, void *arg);
     int (*write)(void *ctx, const char *rp, const char *lines, size_t len, httpc_done_cb cb, void *arg);
-    int (*skip_item)(void *ctx, const store_item *it);
     void (*lost)(void *ctx);    /* a retention policy is gone: prepare the database again */
     const char *events_measurement;
 } stats_influx_io;

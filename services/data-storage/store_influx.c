@@ -100,7 +100,7 @@ typedef struct store_influx {
     int64_t last_dead_ns;
     influx_ha *ha;                      /* INFLUXDB_SCHEMA=homeassistant, else NULL */
     stats_influx *stats;                /* long-term statistics (stats_influx.h), NULL when STATISTICS=0 */
-    stats_influx_catchup *catchup;      /* statistics of older history (v1, HomeIQ schema), else NULL */
+    stats_influx_catchup *catchup;      /* statistics of older history (v1, either schema), else NULL */
     int catchup_busy, catchup_wanted;   /* a step in flight (batches wait) / wanted after the running batch */
     retention_influx *retention;        /* database and retention policies (v1), NULL for v2/v3 */
     retention_influx_purge *purge;      /* RETENTION_OVERRIDES (v1), NULL when none */
@@ -738,10 +738,6 @@ static int influx_io_write(void *ctx, const char *rp, const char *lines, size_t 
     return rc;
 }
 
-static int influx_io_skip(void *ctx, const store_item *it) {
-    return influx_ha_owns(((store_influx *)ctx)->ha, it);
-}
-
 static void influx_io_lost(void *ctx) {
     store_influx *s = ctx;
     if (s->db_ready) log_warn("a retention policy of %s is gone: preparing the database again", s->db);
@@ -1154,17 +1150,22 @@ int store_influx_open(struct event_base *base, store **out) {
     if (!s) return -1;
     s->base.ops = &store_influx_ops;
     s->evb = base;
-    stats_influx_io io = {.ctx = s, .query = influx_io_query, .write = influx_io_write, .skip_item = influx_io_skip,
-                          .lost = influx_io_lost, .events_measurement = INFLUX_MEASUREMENT};
-    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0 || !(s->recent = influx_recent_new()) ||
-        influx_reads_new(base, s->ha != NULL, s->db, &io, &s->reads) != 0 ||
+    stats_influx_io io = {.ctx = s, .query = influx_io_query, .write = influx_io_write, .lost = influx_io_lost,
+                          .events_measurement = INFLUX_MEASUREMENT};
+    if (influx_config(s) != 0 || influx_ha_open(&s->ha) != 0) {
+        store_influx_close(&s->base);
+        return -1;
+    }
+    /* statistics read the stored records: on HA's schema from the identity points (influx_ids.h) */
+    if (s->ha) io.events_measurement = INFLUX_IDS_MEASUREMENT;
+    if (!(s->recent = influx_recent_new()) || influx_reads_new(base, s->ha != NULL, s->db, &io, &s->reads) != 0 ||
         httpc_new(base, &s->http) != 0 ||
         stats_influx_open(&io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
                           s->api_version == 1 ? STATS_INFLUX_RP_HOUR : NULL, &s->stats) != 0 ||
         influx_registry_open(&io, s->ha ? NULL : INFLUX_MEASUREMENT, &s->registry) != 0 ||
         (s->api_version == 1 && retention_influx_open(s->db, influx_io_query_server, s, &s->retention) != 0) ||
         (s->api_version == 1 && retention_influx_purge_open(INFLUX_MEASUREMENT, influx_io_query, s, &s->purge) != 0) ||
-        (s->api_version == 1 && s->stats && !s->ha && stats_influx_catchup_open(s->stats, &s->catchup) != 0)) {
+        (s->api_version == 1 && s->stats && stats_influx_catchup_open(s->stats, &s->catchup) != 0)) {
         store_influx_close(&s->base);
         return -1;
     }

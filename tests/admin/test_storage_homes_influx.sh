@@ -279,6 +279,18 @@ check_eq "schema homeassistant: stats home=b / default (events)" '4 3' \
   "$(U=$U2 get '/api/v1/stats?home=b' | jq .events_total) $(U=$U2 get '/api/v1/stats?home=default' | jq .events_total)"
 check_eq "schema homeassistant: GET /api/v1/homes" 'b:4 default:3' \
   "$(U=$U2 get /api/v1/homes | jq -r '[.homes[] | "\(.home_id):\(.events)"] | join(" ")')"
+# statistics on that schema (issue 13: computed from the identity points) per (entity, home), as above
+HS=sensor.ha_stat
+check_eq "schema homeassistant: statistics: home default's states" 200 \
+  "$(U=$U2 post "[$(rec $HS $H:00:00Z 10.0 10.0),$(rec $HS $H:10:00Z 20.0 20.0)]")"
+check_eq "schema homeassistant: statistics: home b's, the same and one more" 200 \
+  "$(U=$U2 post "[$(rec $HS $H:00:00Z 10.0 10.0),$(rec $HS $H:10:00Z 20.0 20.0),$(rec $HS $H:20:00Z 90.0 90.0)]" b)"
+hst_of() { U=$U2 get "/api/v1/statistics?entity_id=$HS&start=$H:00:00Z&period=hour&types=mean,min,max,count$1" |
+  jq -r --arg t "$HS" '.[$t][] | "\(.count) \(.min) \(.max) \(.mean * 1000 | round)"'; }
+check_eq "schema homeassistant: statistics home=b: b's 3 states, mean (600*10 + 600*20 + 300*90)/1500" \
+  '3 10 90 30000' "$(hst_of '&home=b')"
+check_eq "schema homeassistant: statistics home=default: its 2 states, mean (600*10 + 300*20)/900" \
+  '2 10 20 13333' "$(hst_of '&home=default')"
 stop_pid "$PID_ha"; check_eq "data-storage (schema homeassistant) exits cleanly" 0 $?
 # home_id is HomeIQ's tag: a static one (HA's tags:, INFLUXDB_TAGS) or a tag attribute of that name is refused
 printf 'influxdb:\n  tags:\n    home_id: x\n' >"$TEST_TMP/ha.yaml"   # HA's configuration.yaml

@@ -19,6 +19,12 @@
 # RETENTION_OVERRIDES applied by DELETE in steps (entity beats domain, hourly
 # statistics of deleted raw points kept); an existing database's policies left
 # alone and warned about.
+# influxdb with STATS_INFLUX_SCHEMA=homeassistant (INFLUXDB_SCHEMA=homeassistant):
+# the known answers, the time-ordered run, the catch-up of history stored with
+# STATISTICS=0 (with a SIGKILL in it), the SIGKILLs during batches and the
+# refused / failed statistics writes, all computed from the identity points
+# (homeiq_ids); the expected rows leave out the states HA's integration skips
+# (unknown, unavailable, empty: not stored on that schema).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
 
@@ -27,7 +33,11 @@ BIN=${2:?usage: stats_suite.sh sqlite|influxdb /path/to/homeiq-data-storage [/pa
 CTL=${3:-}
 SERIES="python3 $here/stats_series.py"
 export STORAGE_BACKEND=$BACKEND LOG_LEVEL=${LOG_LEVEL:-info} MAX_BODY_BYTES=16777216
-echo "# statistics suite, $BACKEND"
+HA_SCHEMA= EVENTS_MEASUREMENT=home_assistant_events
+if [ "$BACKEND" = influxdb ] && [ "${STATS_INFLUX_SCHEMA:-homeiq}" = homeassistant ]; then
+  HA_SCHEMA=ha EVENTS_MEASUREMENT=homeiq_ids; export INFLUXDB_SCHEMA=homeassistant
+fi
+echo "# statistics suite, $BACKEND${HA_SCHEMA:+, INFLUXDB_SCHEMA=homeassistant}"
 case $BACKEND in
   sqlite) ;;
   influxdb) . "$here/../lib/influxd.sh"; export INFLUXDB_PING_INTERVAL_MS=200; influxd_start || bail "influxd starts" ;;
@@ -83,7 +93,7 @@ fi
 
 # ---- known answers, out of order, duplicates --------------------------------
 T0=$(( $(date +%s) / 3600 * 3600 - 6 * 3600 ))
-$SERIES gen "$T0" "$TEST_TMP" || bail "generate series"
+$SERIES gen "$T0" "$TEST_TMP" $HA_SCHEMA || bail "generate series"
 START=$(date -u -d "@$((T0 - 3600))" +%Y-%m-%dT%H:%M:%SZ)
 ENTS=$(jq -r 'keys | join(",")' "$TEST_TMP/expected.json"),light.porch
 n=$(jq length "$TEST_TMP/records.json"); ok=1; k=0
@@ -99,6 +109,11 @@ rh=$(stats_get "entity_id=$ENTS&period=hour&start=$START" "$TEST_TMP/goth.json")
 check_eq "statistics 5minute and hour answer 200" "200 200" "$r5 $rh"
 check "5-minute and hourly rows equal the independent computation (1e-9)" \
   $SERIES check "$TEST_TMP/expected.json" "$TEST_TMP/got5.json" "$TEST_TMP/goth.json"
+if [ -n "$HA_SCHEMA" ]; then
+  influxql homeiq_stats 'SHOW MEASUREMENTS' >"$TEST_TMP/meas.json"
+  check "HA's schema: HA's points (measurement W, the unit) and identity points stored, no state_changed in home_assistant_events" \
+    jqe '[.results[0].series[0].values[][0]] | index("W") != null and index("homeiq_ids") != null and index("home_assistant_events") == null' "$TEST_TMP/meas.json"
+fi
 check "on/off entity has no statistics" jqe 'has("light.porch") | not' "$TEST_TMP/goth.json"
 check "measurement rows have no sum, totals do" \
   jqe '(.["sensor.step"][0].sum == null) and (.["sensor.meter"][-1].sum > 0) and (.["sensor.cost"][-1].sum > 0)' "$TEST_TMP/goth.json"
@@ -197,7 +212,8 @@ check "... re-sent batches (recomputed from the stored points) still equal it" \
 check "stop: exit 0" stop_pid "$SPID"
 
 # ---- history stored before the statistics: the background catch-up ----------
-if [ "$BACKEND" = sqlite ]; then
+# (InfluxDB's homeiq schema: stats_catchup_influx.sh; its homeassistant schema here)
+if [ "$BACKEND" = sqlite ] || [ -n "$HA_SCHEMA" ]; then
   # two thirds of the series (in time order) stored with STATISTICS=0 -- like a file from schema <= 4 --
   # then statistics on: the rest arrives live while the catch-up computes the history in steps; one
   # SIGKILL during it; the result must equal the independent computation
@@ -207,7 +223,7 @@ if [ "$BACKEND" = sqlite ]; then
   check_eq "history stored without statistics" 200 "$(post_file "$TEST_TMP/old_part.json")"
   check "stop: exit 0" stop_pid "$SPID"
   # steps 3 s apart of 1 ms: the live batches arrive first, the history then meets their rows
-  start_storage storage_c1 catchup PURGE_STEP_MS=3000 PURGE_STEP_BUDGET_MS=1 || bail "data-storage with statistics starts"
+  start_storage storage_c1 catchup PURGE_STEP_MS=3000 PURGE_STEP_BUDGET_MS=1 ${HA_SCHEMA:+STATISTICS_CATCHUP_CHUNK=50} || bail "data-storage with statistics starts"
   ok=1
   for ((i = cut; i < n; i += 97)); do
     jq -c --argjson i $i '{events: .[$i:([$i+97, 1e9] | min)]}' "$TEST_TMP/sorted.json" >"$TEST_TMP/live.json"
@@ -217,7 +233,7 @@ if [ "$BACKEND" = sqlite ]; then
   begun() { curl -s "$U/health" | jq -e '.backend.retention.statistics_catchup | .done == false and .entities_caught_up > 0' >/dev/null; }
   check "the catch-up begins in the background (one step: not done yet)" wait_for 60 begun
   kill -KILL "$SPID"; wait "$SPID" 2>/dev/null; _forget_pid "$SPID"   # SIGKILL in the middle of it
-  start_storage storage_c2 catchup PURGE_STEP_MS=5 || bail "restart after SIGKILL during the catch-up"
+  start_storage storage_c2 catchup PURGE_STEP_MS=5 ${HA_SCHEMA:+STATISTICS_CATCHUP_CHUNK=50} || bail "restart after SIGKILL during the catch-up"
   catchup_done() { curl -s "$U/health" | jq -e '.backend.retention.statistics_catchup.done == true' >/dev/null; }
   check "after the restart the catch-up resumes and finishes" wait_for 120 catchup_done
   stats_get "entity_id=$ENTS&period=5minute&start=$START" "$TEST_TMP/c5.json" >/dev/null
@@ -230,7 +246,7 @@ fi
 
 # ---- SIGKILL: nothing missing, nothing counted twice ----------
 T1=$(( $(date +%s) / 3600 * 3600 - 3 * 3600 ))
-$SERIES gen "$T1" "$TEST_TMP/k" 2>/dev/null || { mkdir -p "$TEST_TMP/k" && $SERIES gen "$T1" "$TEST_TMP/k"; }
+$SERIES gen "$T1" "$TEST_TMP/k" $HA_SCHEMA 2>/dev/null || { mkdir -p "$TEST_TMP/k" && $SERIES gen "$T1" "$TEST_TMP/k" $HA_SCHEMA; }
 start_storage storage_k kdata || bail "data-storage (kill test) starts"
 n=$(jq length "$TEST_TMP/k/records.json"); kills=0; ok=1; k=0
 for ((i = 0; i < n; i += 60)); do
@@ -362,7 +378,7 @@ late_batch sensor.late >"$TEST_TMP/late.json"
 check_eq "hourly policy gone: the batch is answered 503" 503 "$(post_file "$TEST_TMP/late.json")"
 check "... with the statistics' reason" grep -q "statistics" "$TEST_TMP/resp"
 check_eq "... although its 10 events are in InfluxDB" 10 \
-  "$(influxql "homeiq_late" "SELECT count(\"event_id\") FROM \"home_assistant_events\" WHERE \"entity_id\" = 'sensor.late'" | jq '.results[0].series[0].values[0][1]')"
+  "$(influxql "homeiq_late" "SELECT count(\"event_id\") FROM \"$EVENTS_MEASUREMENT\" WHERE \"entity_id\" = 'sensor.late'" | jq '.results[0].series[0].values[0][1]')"
 check "the policy is created again, healthy" wait_healthy "$U/health" 20 "$SPID"
 check_eq "the re-sent batch is answered 200" 200 "$(post_file "$TEST_TMP/late.json")"
 check_eq "... every event a duplicate" 10 "$(jq .duplicates "$TEST_TMP/resp")"
@@ -370,7 +386,8 @@ stats_get "entity_id=sensor.late&period=hour&start=$(date -u -d "@$TL" +%Y-%m-%d
 check "... and its statistics were computed: one hour, mean 7, count 10" \
   jqe '.["sensor.late"] | length == 1 and .[0].mean == 7 and .[0].count == 10' "$TEST_TMP/lateh.json"
 check "stop: exit 0" stop_pid "$SPID"
-
+fi
+if [ "$BACKEND" = influxdb ] && [ -z "$HA_SCHEMA" ]; then
 # ---- RETENTION_OVERRIDES: DELETE by entity / domain, in steps ---------------
 NOW=$(date +%s)
 ov_state() {   # ov_state ENTITY AGE_DAYS N : N states of value 7, a minute apart, AGE_DAYS days ago
