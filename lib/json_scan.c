@@ -32,6 +32,8 @@ typedef struct jscan {
     const char *why;           /* strict: why the text was refused */
     const jscan_hooks *hk;     /* jscan_strict_objects: members of each object and of its nest_key member */
     size_t nest_klen;
+    jscan_collect *col;        /* jscan_collect_items: wanted members of each item */
+    const jscan_node *node_next; /* the node of the object about to be scanned (collect) */
 } jscan;
 
 static int jscan_value(jscan *s, int depth);
@@ -525,11 +527,41 @@ static void jscan_skip(jscan *s) {
 }
 
 /* Object or array body; when fn is set, reports members/elements (top level). */
+/* jscan_collect_items: the listed key of `node` that key is, else NULL; notes
+ * what makes the item unusual (an escaped key, a listed key repeated). */
+static const jscan_node_key *jscan_collect_key(jscan *s, const jscan_node *node, const char *key, size_t klen) {
+    jscan_collect *c = s->col;
+    if (memchr(key, '\\', klen)) {
+        c->unusual = 1;
+        return NULL;
+    }
+    for (int i = 0; i < node->nkeys; i++) {
+        const jscan_node_key *k = &node->keys[i];
+        if (k->klen != klen || memcmp(k->key, key, klen) != 0) continue;
+        if (c->spans[k->slot].p) {
+            c->unusual = 1;
+            return NULL;
+        }
+        return k;
+    }
+    return NULL;
+}
+
+/* jscan_collect_items: an item ended; its spans are cleared for the next. */
+static void jscan_collect_emit(jscan_collect *c, const char *v, size_t n, unsigned notes) {
+    c->item_fn(v, n, c->spans, c->unusual, notes, c->arg);
+    for (int i = 0; i < c->nfilled; i++) c->spans[c->filled[i]] = (jscan_span){NULL, 0};
+    c->nfilled = c->unusual = 0;
+}
+
 static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_fn efn, void *arg) {
     char close = *s->p == '{' ? '}' : ']';
     int is_obj = close == '}';
     int stopped = 0;
     size_t key_base = s->nkeys;
+    const jscan_node *node = s->node_next; /* collect: this object's wanted members */
+    int items = s->col && depth == 0 && !is_obj; /* collect: each element is an item */
+    s->node_next = NULL;
     if (depth >= JSCAN_MAX_DEPTH) return -1;
     s->p++;
     jscan_ws(s);
@@ -555,6 +587,15 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
             jscan_ws(s);
         }
         const char *v = s->p;
+        const jscan_node_key *wk = node && is_obj ? jscan_collect_key(s, node, key, klen) : NULL;
+        unsigned item_saved = 0;
+        if (items) { /* this element's own notes */
+            item_saved = s->notes;
+            s->notes = 0;
+            if (s->p < s->end && *s->p == '{') s->node_next = s->col->root;
+        } else if (wk && wk->child && s->p < s->end && *s->p == '{') {
+            s->node_next = wk->child;
+        }
         if (s->hk && is_obj && mfn == s->hk->obj_fn && s->hk->nest_fn && klen == s->nest_klen && s->p < s->end &&
             *s->p == '{' && memcmp(key, s->hk->nest_key, klen) == 0) {
             if (jscan_container(s, depth + 1, s->hk->nest_fn, NULL, s->hk->arg) != 0) return -1;
@@ -567,6 +608,15 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
             jscan_skip(s);
         } else if (jscan_value(s, depth + 1) != 0) {
             return -1;
+        }
+        s->node_next = NULL;
+        if (wk) {
+            s->col->spans[wk->slot] = (jscan_span){v, (size_t)(s->p - v)};
+            s->col->filled[s->col->nfilled++] = (unsigned char)wk->slot;
+        }
+        if (items) {
+            jscan_collect_emit(s->col, v, (size_t)(s->p - v), s->notes);
+            s->notes |= item_saved;
         }
         if (!stopped) {
             if (mfn) stopped = mfn(key, klen, v, (size_t)(s->p - v), arg);
@@ -604,7 +654,8 @@ static int jscan_value(jscan *s, int depth) {
 }
 
 static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, jscan_elem_fn efn, void *arg,
-                     size_t *err_pos, unsigned notes_wanted, unsigned *notes, const jscan_hooks *hk) {
+                     size_t *err_pos, unsigned notes_wanted, unsigned *notes, const jscan_hooks *hk,
+                     jscan_collect *col) {
     jscan s;
     int rc;
     s.p = s.start = p;
@@ -619,6 +670,8 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
     s.why = NULL;
     s.hk = hk;
     s.nest_klen = hk && hk->nest_key ? strlen(hk->nest_key) : 0;
+    s.col = col;
+    s.node_next = col && want == '{' ? col->root : NULL; /* a lone object is the one item */
     notes_wanted &= ~JSCAN_STRICT_BIT;
     sbuf_init(&s.tmp);
     jscan_ws(&s);
@@ -642,15 +695,15 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
 }
 
 int jscan_validate(const char *p, size_t len, size_t *err_pos) {
-    return jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, 0, NULL, NULL);
+    return jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, 0, NULL, NULL, NULL);
 }
 
 int jscan_object(const char *p, size_t len, jscan_member_fn fn, void *arg) {
-    return jscan_top(p, len, '{', fn, NULL, arg, NULL, 0, NULL, NULL);
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, 0, NULL, NULL, NULL);
 }
 
 int jscan_array(const char *p, size_t len, jscan_elem_fn fn, void *arg) {
-    return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL, NULL);
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL, NULL, NULL);
 }
 
 /* The trusted walk of one object or array (`open`): no notes, no checks
@@ -668,6 +721,8 @@ static int jscan_trusted(const char *p, size_t len, char open, jscan_member_fn m
     s.why = NULL;
     s.hk = NULL;
     s.nest_klen = 0;
+    s.col = NULL;
+    s.node_next = NULL;
     jscan_ws(&s);
     if (s.p >= s.end || *s.p != open) return -1;
     return jscan_container(&s, 0, mfn, efn, arg);
@@ -678,20 +733,20 @@ int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *ar
 }
 
 int jscan_check(const char *p, size_t len, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, notes, NULL);
+    return jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, notes, NULL, NULL);
 }
 
 int jscan_object_notes(const char *p, size_t len, jscan_member_fn fn, void *arg, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, '{', fn, NULL, arg, NULL, want, notes, NULL);
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, want, notes, NULL, NULL);
 }
 
 int jscan_array_notes(const char *p, size_t len, jscan_elem_fn fn, void *arg, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes, NULL);
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes, NULL, NULL);
 }
 
 int jscan_strict(const char *p, size_t len, size_t *err_pos, const char **why) {
     jscan_last_why = NULL;
-    int rc = jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, JSCAN_STRICT_BIT, NULL, NULL);
+    int rc = jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, JSCAN_STRICT_BIT, NULL, NULL, NULL);
     if (why) *why = rc ? jscan_last_why : NULL;
     return rc;
 }
@@ -703,13 +758,29 @@ int jscan_strict_objects(const char *p, size_t len, const jscan_hooks *h, size_t
     int rc;
     jscan_last_why = NULL;
     if (first == '[') {
-        rc = jscan_top(p, len, '[', NULL, h->end_fn, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h);
+        rc = jscan_top(p, len, '[', NULL, h->end_fn, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h, NULL);
     } else {
-        rc = jscan_top(p, len, '{', h->obj_fn, NULL, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h);
+        rc = jscan_top(p, len, '{', h->obj_fn, NULL, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h, NULL);
         if (rc == 0 && h->end_fn) h->end_fn(p, len, h->arg);
     }
     if (why) *why = rc ? jscan_last_why : NULL;
     return rc;
+}
+
+int jscan_collect_items(const char *p, size_t len, jscan_collect *c, unsigned want, unsigned *notes) {
+    char first = jscan_first(p, len);
+    c->nfilled = c->unusual = 0;
+    memset(c->spans, 0, sizeof c->spans);
+    if (first != '[' && first != '{') return -1;
+    unsigned n = 0;
+    int rc = jscan_top(p, len, first, NULL, NULL, NULL, NULL, want, &n, NULL, c);
+    if (notes) *notes = n;
+    if (rc != 0 || first == '[') return rc;
+    const char *b = p, *e = p + len; /* the lone object, without the whitespace around it */
+    while (b < e && (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r')) b++;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) e--;
+    jscan_collect_emit(c, b, (size_t)(e - b), n);
+    return 0;
 }
 
 char jscan_first(const char *p, size_t len) {

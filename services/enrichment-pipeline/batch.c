@@ -42,7 +42,8 @@ int batch_init(batch *b, size_t n) {
     sbuf_init(&b->records);
     sbuf_init(&b->dead_letters);
     b->rejected = json_array();
-    b->record_input = malloc((n ? n : 1) * sizeof *b->record_input);
+    b->record_cap = n ? n : 64;
+    b->record_input = malloc(b->record_cap * sizeof *b->record_input);
     if (!b->rejected || !b->record_input) {
         batch_free(b);
         return -1;
@@ -51,6 +52,15 @@ int batch_init(batch *b, size_t n) {
 }
 
 void batch_begin_record(batch *b, size_t index) {
+    if (b->nrecords == b->record_cap) { /* the fast path counts events as it reads them */
+        size_t *m = realloc(b->record_input, 2 * b->record_cap * sizeof *m);
+        if (!m) {
+            b->records.failed = 1; /* out of memory, as an sbuf says it */
+            return;
+        }
+        b->record_input = m;
+        b->record_cap *= 2;
+    }
     if (b->nrecords) sbuf_addc(&b->records, ',');
     b->record_input[b->nrecords++] = index;
 }

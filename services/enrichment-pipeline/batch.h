@@ -22,6 +22,7 @@ typedef struct batch {
     size_t nrecords;            /* records in `records` */
     sbuf records;               /* "rec,rec,...": the "events" sent to storage, without brackets */
     size_t *record_input;       /* record_input[j] = input index of record j */
+    size_t record_cap;          /* room in record_input */
     sbuf dead_letters;          /* "dl,dl,...": {"error","event","source"} for storage */
     json_t *rejected;           /* array: {"index","error"} -- our validation failures */
     size_t reasons[ENRICH_REASON_COUNT]; /* rejections per reason, for metrics */
@@ -32,13 +33,14 @@ typedef struct batch {
  * (the batch is then freed). */
 int batch_build(const json_t *events, batch *b);
 
-/* For fastpath.c: a batch of n events, empty; 0 or -1. */
+/* For fastpath.c: a batch of n events (0: not known yet, set b->n when it
+ * is), empty; 0 or -1. */
 int batch_init(batch *b, size_t n);
 /* For fastpath.c: appends event `index` (a jansson tree) the jansson way:
  * a record, or a dead letter with its reason. 0 or -1 (out of memory). */
 int batch_add_event(batch *b, size_t index, const json_t *raw);
 /* For fastpath.c: starts record text for input `index` in b->records (the
- * caller appends the record object text). */
+ * caller appends the record object text; out of memory fails b->records). */
 void batch_begin_record(batch *b, size_t index);
 
 /* The storage request body {"events":[...],"dead_letters":[...]}; malloc'd, NUL-terminated. */
