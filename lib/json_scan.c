@@ -29,6 +29,7 @@ typedef struct jscan {
     int trusted;               /* text already validated: skip values, do not check them */
     int strict;                /* refuse what jansson cannot represent (jscan_strict) */
     int in_key;                /* scanning a key (strict: \u0000 refused there) */
+    int esc;                   /* the last string scanned had an escape */
     const char *why;           /* strict: why the text was refused */
     const jscan_hooks *hk;     /* jscan_strict_objects: members of each object and of its nest_key member */
     size_t nest_klen;
@@ -172,6 +173,7 @@ static inline unsigned jscan_quote16(const char *p) {
  * the text, so the compiler cannot keep it there itself). */
 static int jscan_string(jscan *s) {
     const unsigned char *p = (const unsigned char *)s->p + 1, *end = (const unsigned char *)s->end;
+    s->esc = 0;
     for (;;) {
 #if defined(__SSE2__)
         for (;;) { /* 16 bytes at a time while none ends the run */
@@ -197,6 +199,7 @@ static int jscan_string(jscan *s) {
         }
         if (c < 0x20) return -1;
         if (c == '\\') {
+            s->esc = 1;
             if (++s->p >= s->end) return -1;
             char e = *s->p;
             if (e == 'u') {
@@ -309,10 +312,11 @@ static int jscan_number(jscan *s) {
 
 /* Remembers a key of the open object (its keys start at base); notes a repeat. */
 static void jscan_key_seen(jscan *s, size_t base, const char *key, size_t klen) {
-    if (memchr(key, '\\', klen)) s->notes |= s->want & JSCAN_NOTE_KEY_ESCAPE;
+    if (s->trusted ? memchr(key, '\\', klen) != NULL : s->esc) s->notes |= s->want & JSCAN_NOTE_KEY_ESCAPE;
     if (!(s->want & JSCAN_NOTE_DUP_KEY)) return;
-    for (size_t i = base; i < s->nkeys; i++) {
-        if (s->klen[i] == klen && memcmp(s->key[i], key, klen) == 0) {
+    for (size_t i = base; i < s->nkeys; i++) { /* first and last byte before a call: most keys differ there */
+        if (s->klen[i] == klen && klen && s->key[i][0] == key[0] && s->key[i][klen - 1] == key[klen - 1] &&
+            memcmp(s->key[i], key, klen) == 0) {
             s->notes |= JSCAN_NOTE_DUP_KEY;
             return;
         }
@@ -531,7 +535,7 @@ static void jscan_skip(jscan *s) {
  * what makes the item unusual (an escaped key, a listed key repeated). */
 static const jscan_node_key *jscan_collect_key(jscan *s, const jscan_node *node, const char *key, size_t klen) {
     jscan_collect *c = s->col;
-    if (memchr(key, '\\', klen)) {
+    if (s->esc) { /* the key just scanned */
         c->unusual = 1;
         return NULL;
     }
@@ -550,7 +554,7 @@ static const jscan_node_key *jscan_collect_key(jscan *s, const jscan_node *node,
 /* jscan_collect_items: an item ended; its spans are cleared for the next. */
 static void jscan_collect_emit(jscan_collect *c, const char *v, size_t n, unsigned notes) {
     c->item_fn(v, n, c->spans, c->unusual, notes, c->arg);
-    for (int i = 0; i < c->nfilled; i++) c->spans[c->filled[i]] = (jscan_span){NULL, 0};
+    for (int i = 0; i < c->nfilled; i++) c->spans[c->filled[i]] = (jscan_span){NULL, 0, 0};
     c->nfilled = c->unusual = 0;
 }
 
@@ -611,7 +615,7 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
         }
         s->node_next = NULL;
         if (wk) {
-            s->col->spans[wk->slot] = (jscan_span){v, (size_t)(s->p - v)};
+            s->col->spans[wk->slot] = (jscan_span){v, (size_t)(s->p - v), *v == '"' && s->esc};
             s->col->filled[s->col->nfilled++] = (unsigned char)wk->slot;
         }
         if (items) {
@@ -666,7 +670,7 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
     s.pair_low = NULL;
     s.trusted = 0;
     s.strict = notes_wanted & JSCAN_STRICT_BIT ? 1 : 0;
-    s.in_key = 0;
+    s.in_key = s.esc = 0;
     s.why = NULL;
     s.hk = hk;
     s.nest_klen = hk && hk->nest_key ? strlen(hk->nest_key) : 0;
@@ -717,7 +721,7 @@ static int jscan_trusted(const char *p, size_t len, char open, jscan_member_fn m
     s.nkeys = 0;
     s.pair_low = NULL;
     s.trusted = 1;
-    s.strict = s.in_key = 0;
+    s.strict = s.in_key = s.esc = 0;
     s.why = NULL;
     s.hk = NULL;
     s.nest_klen = 0;

@@ -104,6 +104,7 @@ int jscan_strict_objects(const char *p, size_t len, const jscan_hooks *h, size_t
 typedef struct jscan_span {
     const char *p; /* NULL: absent */
     size_t n;
+    int esc; /* a string with an escape */
 } jscan_span;
 typedef struct jscan_node jscan_node;
 typedef struct jscan_node_key {

@@ -19,7 +19,8 @@
 typedef struct fp_span {
     const char *p; /* NULL: absent */
     size_t n;
-    int ws; /* a copied object with insignificant whitespace: written without it */
+    int ws;  /* a copied object with insignificant whitespace: written without it */
+    int esc; /* a string with an escape (the body scan saw it) */
 } fp_span;
 
 enum { FP_ABSENT, FP_NULL, FP_STR, FP_OBJ, FP_OTHER, FP_ESC };
@@ -28,7 +29,7 @@ enum { FP_ABSENT, FP_NULL, FP_STR, FP_OBJ, FP_OTHER, FP_ESC };
 static int fp_kind(fp_span v) {
     if (!v.p) return FP_ABSENT;
     switch (v.p[0]) {
-    case '"': return memchr(v.p, '\\', v.n) ? FP_ESC : FP_STR;
+    case '"': return v.esc ? FP_ESC : FP_STR;
     case 'n': return FP_NULL;
     case '{': return FP_OBJ;
     default: return FP_OTHER;
@@ -45,7 +46,7 @@ static const char *fp_str(fp_span v, size_t *n) {
 static int fp_string_or_null(fp_span v, fp_span *out) {
     int k = fp_kind(v);
     if (k == FP_ESC) return 1;
-    *out = k == FP_STR ? v : (fp_span){NULL, 0, 0};
+    *out = k == FP_STR ? v : (fp_span){NULL, 0, 0, 0};
     return 0;
 }
 
@@ -183,7 +184,7 @@ FP_NODES(fp_out, FP_TOP, &fp_in_ev);
 /* Member `i` of the object whose first slot is `base`. */
 static fp_span fp_at(const jscan_span *sp, int base, int i) {
     const jscan_span *v = &sp[base + i];
-    return (fp_span){v->p, v->n, 0};
+    return (fp_span){v->p, v->n, 0, v->esc};
 }
 
 /* input.c's envelope rule: the level the event's members are at; 0, or 1. */
@@ -216,8 +217,8 @@ static int fp_state_fields(const jscan_span *sp, const fp_level *lv, fp_record *
     if (!has_ns && !has_os) return 1;
     if (has_ns && fp_kind(fp_at(sp, lv->ns, S_STATE)) != FP_STR) return 1;
     if (has_os && fp_kind(fp_at(sp, lv->os, S_STATE)) != FP_STR) return 1;
-    r->state = has_ns ? fp_at(sp, lv->ns, S_STATE) : (fp_span){NULL, 0, 0};
-    r->old_state = has_os ? fp_at(sp, lv->os, S_STATE) : (fp_span){NULL, 0, 0};
+    r->state = has_ns ? fp_at(sp, lv->ns, S_STATE) : (fp_span){NULL, 0, 0, 0};
+    r->old_state = has_os ? fp_at(sp, lv->os, S_STATE) : (fp_span){NULL, 0, 0, 0};
     fp_span e = fp_at(sp, lv->data, D_ENTITY_ID);
     if (!e.p && has_ns) e = fp_at(sp, lv->ns, S_ENTITY_ID);
     if (!e.p && has_os) e = fp_at(sp, lv->os, S_ENTITY_ID);
@@ -301,7 +302,7 @@ static int fp_read(const jscan_span *sp, unsigned notes, fp_record *r) {
     fp_span c = fp_at(sp, lv->ev, E_CONTEXT);
     int ck = fp_kind(c), ctx_slots = lv->ctx;
     if (ck != FP_ABSENT && ck != FP_NULL && ck != FP_OBJ) return 1;
-    fp_span ctx_fallback = {NULL, 0, 0};
+    fp_span ctx_fallback = {NULL, 0, 0, 0};
     if (r->is_sc) {
         if (fp_state_fields(sp, lv, r, &ctx_fallback)) return 1;
     } else {
@@ -326,14 +327,15 @@ static int fp_read(const jscan_span *sp, unsigned notes, fp_record *r) {
     return 0;
 }
 
-static void fp_put(sbuf *o, const char *key, fp_span v) {
+/* Inline: the keys are literals, their strlen folds away. */
+static inline __attribute__((always_inline)) void fp_put(sbuf *o, const char *key, fp_span v) {
     sbuf_adds(o, key);
     if (!v.p) sbuf_add(o, "null", 4);
     else if (v.ws) fp_add_stripped(o, v.p, v.n);
     else sbuf_add(o, v.p, v.n);
 }
 
-static void fp_put_value(sbuf *o, const char *key, fp_span state) {
+static inline __attribute__((always_inline)) void fp_put_value(sbuf *o, const char *key, fp_span state) {
     size_t n;
     double d;
     sbuf_adds(o, key);
