@@ -217,6 +217,21 @@ static void test_real_note_matches_printing(void **state) {
     }
 }
 
+/* Zero is printed without printf now: the same text as before (jansson
+ * reads "-0.0" back as negative zero). */
+static void test_real_zero_text(void **state) {
+    (void)state;
+    sbuf o;
+    sbuf_init(&o);
+    json_text_real(&o, 0.0);
+    sbuf_addc(&o, ' ');
+    json_text_real(&o, -0.0);
+    sbuf_addc(&o, ' ');
+    json_text_real(&o, 0.5);
+    assert_string_equal(o.data, "0.0 -0.0 0.5");
+    sbuf_free(&o);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate_accepts_json),
@@ -225,6 +240,7 @@ int main(void) {
         cmocka_unit_test(test_array_elements),
         cmocka_unit_test(test_trusted_skips_match_the_validating_scan),
         cmocka_unit_test(test_real_note_matches_printing),
+        cmocka_unit_test(test_real_zero_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
