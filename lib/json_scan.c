@@ -531,6 +531,13 @@ static void jscan_skip(jscan *s) {
 }
 
 /* Object or array body; when fn is set, reports members/elements (top level). */
+/* Short keys compared inline: a memcmp call per listed key cost more than the bytes. */
+static inline int jscan_same(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 /* jscan_collect_items: the listed key of `node` that key is, else NULL; notes
  * what makes the item unusual (an escaped key, a listed key repeated). */
 static const jscan_node_key *jscan_collect_key(jscan *s, const jscan_node *node, const char *key, size_t klen) {
@@ -541,7 +548,7 @@ static const jscan_node_key *jscan_collect_key(jscan *s, const jscan_node *node,
     }
     for (int i = 0; i < node->nkeys; i++) {
         const jscan_node_key *k = &node->keys[i];
-        if (k->klen != klen || memcmp(k->key, key, klen) != 0) continue;
+        if (k->klen != klen || !jscan_same(k->key, key, klen)) continue;
         if (c->spans[k->slot].p) {
             c->unusual = 1;
             return NULL;

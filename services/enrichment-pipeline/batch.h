@@ -20,7 +20,7 @@
 typedef struct batch {
     size_t n;                   /* input events */
     size_t nrecords;            /* records in `records` */
-    sbuf records;               /* "rec,rec,...": the "events" sent to storage, without brackets */
+    sbuf records;               /* "{\"events\":[rec,rec,...": the head of storage's body, then the records */
     size_t *record_input;       /* record_input[j] = input index of record j */
     size_t record_cap;          /* room in record_input */
     sbuf dead_letters;          /* "dl,dl,...": {"error","event","source"} for storage */
@@ -45,8 +45,8 @@ void batch_begin_record(batch *b, size_t index);
 
 /* The storage request body {"events":[...],"dead_letters":[...]}; malloc'd, NUL-terminated. */
 char *batch_storage_body(const batch *b, size_t *len);
-/* The same bytes, made from the record text itself (moved up in place, no
- * copy): the batch keeps its index map and rejects but no longer its text, so
+/* The same bytes, made from the record text itself (appended to, no copy):
+ * the batch keeps its index map and rejects but no longer its text, so
  * a request holds one copy of its events, not two (issue 15: bounded memory).
  * NULL when out of memory (the text is then gone too: answer 503). */
 char *batch_take_storage_body(batch *b, size_t *len);

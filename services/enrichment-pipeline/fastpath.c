@@ -475,7 +475,7 @@ int fastpath_build(const char *body, size_t len, size_t max_batch, batch *b) {
     fp_build fb = {b, max_batch, 0, 0};
     unsigned notes = 0;
     if (batch_init(b, 0)) return -1;
-    sbuf_reserve(&b->records, len); /* records are smaller than the events they come from: no regrowth */
+    sbuf_reserve(&b->records, len + 64); /* records are smaller than the events they come from: no regrowth */
     c.root = &fp_out_ev;
     c.item_fn = fp_event;
     c.arg = &fb;
