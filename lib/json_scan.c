@@ -226,16 +226,19 @@ static int jscan_digits(jscan *s) {
     return s->p > b ? 0 : -1;
 }
 
-/* "-?I.F" that json_text_real's short form prints back as is, told from the
- * text alone: I without a leading zero, F of 1-6 digits not ending in 0, at
- * most 15 digits in all (a decimal of 15 digits is its double's shortest
- * text), at least 1e-4. Everything else is decided by printing. */
+/* "-?I.F" that json_text_real prints back as is, told from the text alone:
+ * I without a leading zero, F not ending in 0, at most 15 digits in all, at
+ * least 1e-4. Up to 6 decimals its short form writes them; beyond, it prints
+ * "%.15g", which for a decimal of at most 15 digits (DBL_DIG: the decimal
+ * survives the round trip through its double) in [1e-4, 1e15) is those digits
+ * in fixed notation, trailing zeros dropped (GPS coordinates, say).
+ * Everything else is decided by printing. */
 static int jscan_real_plain(const char *b, const char *e) {
     if (*b == '-') b++;
     const char *dot = b;
     while (dot < e && *dot >= '0' && *dot <= '9') dot++;
     size_t ni = (size_t)(dot - b), nf = e > dot ? (size_t)(e - dot - 1) : 0;
-    if (dot >= e || *dot != '.' || ni == 0 || nf == 0 || nf > 6 || ni + nf > 15 || e[-1] == '0') return 0;
+    if (dot >= e || *dot != '.' || ni == 0 || nf == 0 || ni + nf > 15 || e[-1] == '0') return 0;
     for (const char *d = dot + 1; d < e; d++)
         if (*d < '0' || *d > '9') return 0; /* an exponent */
     if (*b != '0') return 1;

@@ -196,7 +196,7 @@ static void test_real_note_matches_printing(void **state) {
         unsigned ni = rnd() % 4 == 0 ? 1 : 1 + rnd() % 16;
         for (unsigned i = 0; i < ni; i++) txt[n++] = (char)('0' + (i == 0 && ni > 1 ? 1 + rnd() % 9 : rnd() % 10));
         if (ni == 1 && rnd() % 2) txt[n - 1] = '0';
-        unsigned nf = rnd() % 9;
+        unsigned nf = rnd() % 17;
         if (nf || rnd() % 4) {
             txt[n++] = '.';
             if (nf == 0) nf = 1;
