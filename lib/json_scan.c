@@ -314,12 +314,15 @@ static int jscan_number(jscan *s) {
 }
 
 /* Remembers a key of the open object (its keys start at base); notes a repeat. */
-static void jscan_key_seen(jscan *s, size_t base, const char *key, size_t klen) {
+/* *bits: a 64-bit filter of the object's keys so far (length, first and last
+ * byte): the earlier keys are compared only when a key's bit was seen before. */
+static void jscan_key_seen(jscan *s, size_t base, uint64_t *bits, const char *key, size_t klen) {
     if (s->trusted ? memchr(key, '\\', klen) != NULL : s->esc) s->notes |= s->want & JSCAN_NOTE_KEY_ESCAPE;
     if (!(s->want & JSCAN_NOTE_DUP_KEY)) return;
-    for (size_t i = base; i < s->nkeys; i++) { /* first and last byte before a call: most keys differ there */
-        if (s->klen[i] == klen && klen && s->key[i][0] == key[0] && s->key[i][klen - 1] == key[klen - 1] &&
-            memcmp(s->key[i], key, klen) == 0) {
+    uint64_t bit = (uint64_t)1 << (klen ? (klen * 7 + (unsigned char)key[0] * 3 + (unsigned char)key[klen - 1]) & 63 : 0);
+    for (size_t i = (*bits & bit) ? base : s->nkeys; i < s->nkeys; i++) { /* first and last byte before a call: most keys differ there */
+        if (s->klen[i] == klen && (klen == 0 || (s->key[i][0] == key[0] && s->key[i][klen - 1] == key[klen - 1] &&
+                                                 memcmp(s->key[i], key, klen) == 0))) {
             s->notes |= JSCAN_NOTE_DUP_KEY;
             return;
         }
@@ -328,6 +331,7 @@ static void jscan_key_seen(jscan *s, size_t base, const char *key, size_t klen) 
         s->notes |= JSCAN_NOTE_DUP_KEY; /* too many to check: say "maybe" */
         return;
     }
+    *bits |= bit;
     s->key[s->nkeys] = key;
     s->klen[s->nkeys++] = klen;
 }
@@ -573,6 +577,7 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
     int is_obj = close == '}';
     int stopped = 0;
     size_t key_base = s->nkeys;
+    uint64_t key_bits = 0; /* jscan_key_seen's filter */
     const jscan_node *node = s->node_next; /* collect: this object's wanted members */
     int items = s->col && depth == 0 && !is_obj; /* collect: each element is an item */
     s->node_next = NULL;
@@ -594,7 +599,7 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
             else if (jscan_string(s) != 0) return -1;
             s->in_key = 0;
             klen = (size_t)(s->p - 1 - key);
-            if (s->want) jscan_key_seen(s, key_base, key, klen);
+            if (s->want) jscan_key_seen(s, key_base, &key_bits, key, klen);
             jscan_ws(s);
             if (s->p >= s->end || *s->p != ':') return -1;
             s->p++;

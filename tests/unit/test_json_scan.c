@@ -285,6 +285,41 @@ static void test_collect_items(void **state) {
     }
 }
 
+/* The repeated-key note against brute force: objects (and an object nested
+ * in each) of random short keys, many of which collide in the scanner's key
+ * filter (same length, first and last byte) without being equal. */
+static void test_dup_key_note(void **state) {
+    (void)state;
+    for (int t = 0; t < 20000; t++) {
+        char txt[2048], keys[2][40][8];
+        size_t n = 0;
+        int nk[2] = {1 + (int)(rnd() % 30), (int)(rnd() % 10)}, dup = 0;
+        for (int o = 0; o < 2; o++)
+            for (int i = 0; i < nk[o]; i++) {
+                int len = (int)(rnd() % 5);
+                for (int c = 0; c < len; c++) keys[o][i][c] = "abc"[rnd() % 3];
+                keys[o][i][len] = '\0';
+                for (int j = 0; j < i; j++) dup |= strcmp(keys[o][i], keys[o][j]) == 0;
+            }
+        n += (size_t)snprintf(txt + n, sizeof txt - n, "{");
+        for (int i = 0; i < nk[0]; i++) {
+            n += (size_t)snprintf(txt + n, sizeof txt - n, "%s\"%s\":", i ? "," : "", keys[0][i]);
+            if (i == nk[0] / 2) { /* the nested object: its keys are its own */
+                n += (size_t)snprintf(txt + n, sizeof txt - n, "{");
+                for (int j = 0; j < nk[1]; j++)
+                    n += (size_t)snprintf(txt + n, sizeof txt - n, "%s\"%s\":%d", j ? "," : "", keys[1][j], j);
+                n += (size_t)snprintf(txt + n, sizeof txt - n, "}");
+            } else {
+                n += (size_t)snprintf(txt + n, sizeof txt - n, "%d", i);
+            }
+        }
+        n += (size_t)snprintf(txt + n, sizeof txt - n, "}");
+        unsigned notes = 0;
+        assert_int_equal(jscan_check(txt, n, JSCAN_NOTE_DUP_KEY, &notes), 0);
+        if (dup != ((notes & JSCAN_NOTE_DUP_KEY) != 0)) fail_msg("%s: repeated %d, note %u", txt, dup, notes);
+    }
+}
+
 /* Zero is printed without printf now: the same text as before (jansson
  * reads "-0.0" back as negative zero). */
 static void test_real_zero_text(void **state) {
@@ -310,6 +345,7 @@ int main(void) {
         cmocka_unit_test(test_real_note_matches_printing),
         cmocka_unit_test(test_real_zero_text),
         cmocka_unit_test(test_collect_items),
+        cmocka_unit_test(test_dup_key_note),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
