@@ -2,6 +2,7 @@
 #include "bev_read.h"
 
 #include <event2/buffer.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 
 #define BEV_READ_LIBEVENT 4096 /* libevent 2.1's EVBUFFER_MAX_READ */
@@ -24,10 +25,11 @@ static void bev_read_commit(struct evbuffer *buf, struct evbuffer_iovec *v, int 
 static void bev_read_more(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg) {
     if (bev_read_busy || info->n_added < BEV_READ_LIBEVENT) return; /* a short read drained the socket */
     evutil_socket_t fd = bufferevent_getfd(arg);
-    if (fd < 0) return;
+    int avail = 0; /* what is queued, so the buffer grows by no more than that */
+    if (fd < 0 || ioctl(fd, FIONREAD, &avail) != 0 || avail <= 0) return;
     struct evbuffer_iovec v[BEV_READ_VECS];
     struct iovec iov[BEV_READ_VECS];
-    int n = evbuffer_reserve_space(buf, BEV_IO_MAX, v, BEV_READ_VECS);
+    int n = evbuffer_reserve_space(buf, avail < BEV_IO_MAX ? avail : BEV_IO_MAX, v, BEV_READ_VECS);
     if (n <= 0) return;
     for (int i = 0; i < n; i++) iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
     ssize_t r = readv(fd, iov, n);

@@ -6,8 +6,9 @@
  * epoll_wait + FIONREAD ioctl + readv in enrichment (and in storage), about
  * one syscall per event (strace, issue 15). bev_read_more_install() adds an
  * input-buffer callback: when libevent's read filled its 4096 bytes, more is
- * likely waiting, and one readv takes up to BEV_IO_MAX of it straight into
- * the same input buffer, before the bufferevent's reader (evhttp) sees it.
+ * likely waiting, and one readv takes what is queued (FIONREAD), up to
+ * BEV_IO_MAX, straight into the same input buffer, before the bufferevent's
+ * reader (evhttp) sees it: the buffer grows by no more than what arrived.
  * Only ever on the bytes libevent itself would read next: never under TLS. */
 #ifndef HOMEIQ_BEV_READ_H
 #define HOMEIQ_BEV_READ_H
