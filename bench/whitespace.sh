@@ -7,15 +7,19 @@
 #      event (bench_fastpath: CLOCK_PROCESS_CPUTIME_ID, no sockets);
 #   2. end to end: bench/enrichment.sh both ways (a real enrichment-pipeline and
 #      data-storage on SQLite), enrichment's and storage's CPU per event from
-#      /proc/PID/stat, and the throughput ratio.
+#      /proc/PID/stat, and the throughput ratio;
+#   3. websocket-ingestion: bench/ingestion_receive.sh both ways (the simulator
+#      sends compact or json.dumps-spaced event messages; ingestion spools them),
+#      ingestion's CPU per event.
 # CPU per event barely depends on machine load; the throughput ratio is only
 # meaningful because both runs are back to back.
-# Usage: bench/whitespace.sh [BUILD_DIR]   (env BATCHES, default 20; BATCH_SIZE 1000; REPEAT 200)
+# Usage: bench/whitespace.sh [BUILD_DIR]   (env BATCHES, default 20; BATCH_SIZE 1000; REPEAT 200;
+#        INGEST_EVENTS 200000)
 set -eu
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 BUILD=${1:-$ROOT/build}
-BATCHES=${BATCHES:-20} BATCH_SIZE=${BATCH_SIZE:-1000} REPEAT=${REPEAT:-200}
+BATCHES=${BATCHES:-20} BATCH_SIZE=${BATCH_SIZE:-1000} REPEAT=${REPEAT:-200} INGEST_EVENTS=${INGEST_EVENTS:-200000}
 FP=$BUILD/tests/enrichment/bench_fastpath
 [ -x "$FP" ] || { echo "missing $FP (build first)" >&2; exit 1; }
 T=$(mktemp -d /tmp/homeiq-ws.XXXXXX)
@@ -46,3 +50,9 @@ awk -v ec="$(field "$T/e2e.compact" "enrichment CPU")" -v es="$(field "$T/e2e.sp
   printf "storage CPU/event spaced/compact:    %.2f (%s vs %s us)\n", ss / sc, ss, sc
   printf "throughput spaced/compact:           %.2f (back to back)\n", ws / wc
 }'
+
+echo "== 3. websocket-ingestion: $INGEST_EVENTS events from the simulator into the spool, compact then spaced"
+EVENTS=$INGEST_EVENTS SPACED=0 "$HERE/ingestion_receive.sh" "$BUILD" | tee "$T/ing.compact"
+EVENTS=$INGEST_EVENTS SPACED=1 "$HERE/ingestion_receive.sh" "$BUILD" | tee "$T/ing.spaced"
+awk -v c="$(field "$T/ing.compact" "ingestion CPU")" -v s="$(field "$T/ing.spaced" "ingestion CPU")" \
+  'BEGIN { printf "ingestion CPU/event spaced/compact:  %.2f (%s vs %s us)\n", s / c, s, c }'

@@ -22,6 +22,7 @@
  * connection freed from inside one, so retired connections are freed from a
  * zero-delay timer (the "reaper"). */
 #include "httpc.h"
+#include "bev_read.h"
 #include "url.h"
 
 #include "log.h"
@@ -216,6 +217,8 @@ static httpc_conn *conn_new(httpc *c, int https, const char *host, int port) {
      * address: for "localhost" that must be IPv4. */
     if (strcasecmp(host, "localhost") == 0) evhttp_connection_set_family(k->evcon, AF_INET);
     evhttp_connection_set_retries(k->evcon, 0);
+    /* a 1 MB request in 256 KB writes, not libevent's 16 KB (bev_read.h) */
+    bufferevent_set_max_single_write(evhttp_connection_get_bufferevent(k->evcon), BEV_IO_MAX);
     evhttp_connection_set_closecb(k->evcon, conn_close_cb, k);
     k->next = c->conns;
     c->conns = k;

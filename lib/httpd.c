@@ -2,6 +2,7 @@
  * trampoline so every answer carries a request id and unknown paths get a
  * JSON 404, the same way in every service. */
 #include "httpd.h"
+#include "bev_read.h"
 #include "auth.h"
 #include "config.h"
 #include "event.h"
@@ -121,9 +122,13 @@ static struct bufferevent *httpd_new_conn(struct event_base *base, void *arg) {
         httpd_resume_check(-1, 0, h);
     }
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    /* batch bodies are ~1 MB: reads of up to 256 KB, not libevent's 16 KB (a
-     * read(2) and a FIONREAD ioctl each) */
-    if (bev) bufferevent_set_max_single_read(bev, 256 * 1024);
+    /* batch bodies are ~1 MB: reads of up to 256 KB, not libevent's 4 KB (a
+     * loop turn, an epoll_wait, a FIONREAD ioctl and a readv each; bev_read.h) */
+    if (bev && (bufferevent_set_max_single_read(bev, BEV_IO_MAX) != 0 || bufferevent_set_max_single_write(bev, BEV_IO_MAX) != 0 ||
+                bev_read_more_install(bev) != 0)) {
+        bufferevent_free(bev);
+        return NULL;
+    }
     return bev;
 }
 

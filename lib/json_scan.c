@@ -29,9 +29,12 @@ typedef struct jscan {
     int trusted;               /* text already validated: skip values, do not check them */
     int strict;                /* refuse what jansson cannot represent (jscan_strict) */
     int in_key;                /* scanning a key (strict: \u0000 refused there) */
+    int esc;                   /* the last string scanned had an escape */
     const char *why;           /* strict: why the text was refused */
     const jscan_hooks *hk;     /* jscan_strict_objects: members of each object and of its nest_key member */
     size_t nest_klen;
+    jscan_collect *col;        /* jscan_collect_items: wanted members of each item */
+    const jscan_node *node_next; /* the node of the object about to be scanned (collect) */
 } jscan;
 
 static int jscan_value(jscan *s, int depth);
@@ -170,6 +173,7 @@ static inline unsigned jscan_quote16(const char *p) {
  * the text, so the compiler cannot keep it there itself). */
 static int jscan_string(jscan *s) {
     const unsigned char *p = (const unsigned char *)s->p + 1, *end = (const unsigned char *)s->end;
+    s->esc = 0;
     for (;;) {
 #if defined(__SSE2__)
         for (;;) { /* 16 bytes at a time while none ends the run */
@@ -195,6 +199,7 @@ static int jscan_string(jscan *s) {
         }
         if (c < 0x20) return -1;
         if (c == '\\') {
+            s->esc = 1;
             if (++s->p >= s->end) return -1;
             char e = *s->p;
             if (e == 'u') {
@@ -221,16 +226,19 @@ static int jscan_digits(jscan *s) {
     return s->p > b ? 0 : -1;
 }
 
-/* "-?I.F" that json_text_real's short form prints back as is, told from the
- * text alone: I without a leading zero, F of 1-6 digits not ending in 0, at
- * most 15 digits in all (a decimal of 15 digits is its double's shortest
- * text), at least 1e-4. Everything else is decided by printing. */
+/* "-?I.F" that json_text_real prints back as is, told from the text alone:
+ * I without a leading zero, F not ending in 0, at most 15 digits in all, at
+ * least 1e-4. Up to 6 decimals its short form writes them; beyond, it prints
+ * "%.15g", which for a decimal of at most 15 digits (DBL_DIG: the decimal
+ * survives the round trip through its double) in [1e-4, 1e15) is those digits
+ * in fixed notation, trailing zeros dropped (GPS coordinates, say).
+ * Everything else is decided by printing. */
 static int jscan_real_plain(const char *b, const char *e) {
     if (*b == '-') b++;
     const char *dot = b;
     while (dot < e && *dot >= '0' && *dot <= '9') dot++;
     size_t ni = (size_t)(dot - b), nf = e > dot ? (size_t)(e - dot - 1) : 0;
-    if (dot >= e || *dot != '.' || ni == 0 || nf == 0 || nf > 6 || ni + nf > 15 || e[-1] == '0') return 0;
+    if (dot >= e || *dot != '.' || ni == 0 || nf == 0 || ni + nf > 15 || e[-1] == '0') return 0;
     for (const char *d = dot + 1; d < e; d++)
         if (*d < '0' || *d > '9') return 0; /* an exponent */
     if (*b != '0') return 1;
@@ -306,11 +314,15 @@ static int jscan_number(jscan *s) {
 }
 
 /* Remembers a key of the open object (its keys start at base); notes a repeat. */
-static void jscan_key_seen(jscan *s, size_t base, const char *key, size_t klen) {
-    if (memchr(key, '\\', klen)) s->notes |= s->want & JSCAN_NOTE_KEY_ESCAPE;
+/* *bits: a 64-bit filter of the object's keys so far (length, first and last
+ * byte): the earlier keys are compared only when a key's bit was seen before. */
+static void jscan_key_seen(jscan *s, size_t base, uint64_t *bits, const char *key, size_t klen) {
+    if (s->trusted ? memchr(key, '\\', klen) != NULL : s->esc) s->notes |= s->want & JSCAN_NOTE_KEY_ESCAPE;
     if (!(s->want & JSCAN_NOTE_DUP_KEY)) return;
-    for (size_t i = base; i < s->nkeys; i++) {
-        if (s->klen[i] == klen && memcmp(s->key[i], key, klen) == 0) {
+    uint64_t bit = (uint64_t)1 << (klen ? (klen * 7 + (unsigned char)key[0] * 3 + (unsigned char)key[klen - 1]) & 63 : 0);
+    for (size_t i = (*bits & bit) ? base : s->nkeys; i < s->nkeys; i++) { /* first and last byte before a call: most keys differ there */
+        if (s->klen[i] == klen && (klen == 0 || (s->key[i][0] == key[0] && s->key[i][klen - 1] == key[klen - 1] &&
+                                                 memcmp(s->key[i], key, klen) == 0))) {
             s->notes |= JSCAN_NOTE_DUP_KEY;
             return;
         }
@@ -319,6 +331,7 @@ static void jscan_key_seen(jscan *s, size_t base, const char *key, size_t klen) 
         s->notes |= JSCAN_NOTE_DUP_KEY; /* too many to check: say "maybe" */
         return;
     }
+    *bits |= bit;
     s->key[s->nkeys] = key;
     s->klen[s->nkeys++] = klen;
 }
@@ -525,11 +538,49 @@ static void jscan_skip(jscan *s) {
 }
 
 /* Object or array body; when fn is set, reports members/elements (top level). */
+/* Short keys compared inline: a memcmp call per listed key cost more than the bytes. */
+static inline int jscan_same(const char *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
+/* jscan_collect_items: the listed key of `node` that key is, else NULL; notes
+ * what makes the item unusual (an escaped key, a listed key repeated). */
+static const jscan_node_key *jscan_collect_key(jscan *s, const jscan_node *node, const char *key, size_t klen) {
+    jscan_collect *c = s->col;
+    if (s->esc) { /* the key just scanned */
+        c->unusual = 1;
+        return NULL;
+    }
+    for (int i = 0; i < node->nkeys; i++) {
+        const jscan_node_key *k = &node->keys[i];
+        if (k->klen != klen || !jscan_same(k->key, key, klen)) continue;
+        if (c->spans[k->slot].p) {
+            c->unusual = 1;
+            return NULL;
+        }
+        return k;
+    }
+    return NULL;
+}
+
+/* jscan_collect_items: an item ended; its spans are cleared for the next. */
+static void jscan_collect_emit(jscan_collect *c, const char *v, size_t n, unsigned notes) {
+    c->item_fn(v, n, c->spans, c->unusual, notes, c->arg);
+    for (int i = 0; i < c->nfilled; i++) c->spans[c->filled[i]] = (jscan_span){NULL, 0, 0};
+    c->nfilled = c->unusual = 0;
+}
+
 static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_fn efn, void *arg) {
     char close = *s->p == '{' ? '}' : ']';
     int is_obj = close == '}';
     int stopped = 0;
     size_t key_base = s->nkeys;
+    uint64_t key_bits = 0; /* jscan_key_seen's filter */
+    const jscan_node *node = s->node_next; /* collect: this object's wanted members */
+    int items = s->col && depth == 0 && !is_obj; /* collect: each element is an item */
+    s->node_next = NULL;
     if (depth >= JSCAN_MAX_DEPTH) return -1;
     s->p++;
     jscan_ws(s);
@@ -548,13 +599,22 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
             else if (jscan_string(s) != 0) return -1;
             s->in_key = 0;
             klen = (size_t)(s->p - 1 - key);
-            if (s->want) jscan_key_seen(s, key_base, key, klen);
+            if (s->want) jscan_key_seen(s, key_base, &key_bits, key, klen);
             jscan_ws(s);
             if (s->p >= s->end || *s->p != ':') return -1;
             s->p++;
             jscan_ws(s);
         }
         const char *v = s->p;
+        const jscan_node_key *wk = node && is_obj ? jscan_collect_key(s, node, key, klen) : NULL;
+        unsigned item_saved = 0;
+        if (items) { /* this element's own notes */
+            item_saved = s->notes;
+            s->notes = 0;
+            if (s->p < s->end && *s->p == '{') s->node_next = s->col->root;
+        } else if (wk && wk->child && s->p < s->end && *s->p == '{') {
+            s->node_next = wk->child;
+        }
         if (s->hk && is_obj && mfn == s->hk->obj_fn && s->hk->nest_fn && klen == s->nest_klen && s->p < s->end &&
             *s->p == '{' && memcmp(key, s->hk->nest_key, klen) == 0) {
             if (jscan_container(s, depth + 1, s->hk->nest_fn, NULL, s->hk->arg) != 0) return -1;
@@ -567,6 +627,15 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
             jscan_skip(s);
         } else if (jscan_value(s, depth + 1) != 0) {
             return -1;
+        }
+        s->node_next = NULL;
+        if (wk) {
+            s->col->spans[wk->slot] = (jscan_span){v, (size_t)(s->p - v), *v == '"' && s->esc};
+            s->col->filled[s->col->nfilled++] = (unsigned char)wk->slot;
+        }
+        if (items) {
+            jscan_collect_emit(s->col, v, (size_t)(s->p - v), s->notes);
+            s->notes |= item_saved;
         }
         if (!stopped) {
             if (mfn) stopped = mfn(key, klen, v, (size_t)(s->p - v), arg);
@@ -604,7 +673,8 @@ static int jscan_value(jscan *s, int depth) {
 }
 
 static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, jscan_elem_fn efn, void *arg,
-                     size_t *err_pos, unsigned notes_wanted, unsigned *notes, const jscan_hooks *hk) {
+                     size_t *err_pos, unsigned notes_wanted, unsigned *notes, const jscan_hooks *hk,
+                     jscan_collect *col) {
     jscan s;
     int rc;
     s.p = s.start = p;
@@ -615,10 +685,12 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
     s.pair_low = NULL;
     s.trusted = 0;
     s.strict = notes_wanted & JSCAN_STRICT_BIT ? 1 : 0;
-    s.in_key = 0;
+    s.in_key = s.esc = 0;
     s.why = NULL;
     s.hk = hk;
     s.nest_klen = hk && hk->nest_key ? strlen(hk->nest_key) : 0;
+    s.col = col;
+    s.node_next = col && want == '{' ? col->root : NULL; /* a lone object is the one item */
     notes_wanted &= ~JSCAN_STRICT_BIT;
     sbuf_init(&s.tmp);
     jscan_ws(&s);
@@ -642,15 +714,15 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
 }
 
 int jscan_validate(const char *p, size_t len, size_t *err_pos) {
-    return jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, 0, NULL, NULL);
+    return jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, 0, NULL, NULL, NULL);
 }
 
 int jscan_object(const char *p, size_t len, jscan_member_fn fn, void *arg) {
-    return jscan_top(p, len, '{', fn, NULL, arg, NULL, 0, NULL, NULL);
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, 0, NULL, NULL, NULL);
 }
 
 int jscan_array(const char *p, size_t len, jscan_elem_fn fn, void *arg) {
-    return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL, NULL);
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL, NULL, NULL);
 }
 
 /* The trusted walk of one object or array (`open`): no notes, no checks
@@ -664,10 +736,12 @@ static int jscan_trusted(const char *p, size_t len, char open, jscan_member_fn m
     s.nkeys = 0;
     s.pair_low = NULL;
     s.trusted = 1;
-    s.strict = s.in_key = 0;
+    s.strict = s.in_key = s.esc = 0;
     s.why = NULL;
     s.hk = NULL;
     s.nest_klen = 0;
+    s.col = NULL;
+    s.node_next = NULL;
     jscan_ws(&s);
     if (s.p >= s.end || *s.p != open) return -1;
     return jscan_container(&s, 0, mfn, efn, arg);
@@ -678,20 +752,20 @@ int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *ar
 }
 
 int jscan_check(const char *p, size_t len, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, notes, NULL);
+    return jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, notes, NULL, NULL);
 }
 
 int jscan_object_notes(const char *p, size_t len, jscan_member_fn fn, void *arg, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, '{', fn, NULL, arg, NULL, want, notes, NULL);
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, want, notes, NULL, NULL);
 }
 
 int jscan_array_notes(const char *p, size_t len, jscan_elem_fn fn, void *arg, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes, NULL);
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes, NULL, NULL);
 }
 
 int jscan_strict(const char *p, size_t len, size_t *err_pos, const char **why) {
     jscan_last_why = NULL;
-    int rc = jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, JSCAN_STRICT_BIT, NULL, NULL);
+    int rc = jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, JSCAN_STRICT_BIT, NULL, NULL, NULL);
     if (why) *why = rc ? jscan_last_why : NULL;
     return rc;
 }
@@ -703,13 +777,29 @@ int jscan_strict_objects(const char *p, size_t len, const jscan_hooks *h, size_t
     int rc;
     jscan_last_why = NULL;
     if (first == '[') {
-        rc = jscan_top(p, len, '[', NULL, h->end_fn, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h);
+        rc = jscan_top(p, len, '[', NULL, h->end_fn, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h, NULL);
     } else {
-        rc = jscan_top(p, len, '{', h->obj_fn, NULL, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h);
+        rc = jscan_top(p, len, '{', h->obj_fn, NULL, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h, NULL);
         if (rc == 0 && h->end_fn) h->end_fn(p, len, h->arg);
     }
     if (why) *why = rc ? jscan_last_why : NULL;
     return rc;
+}
+
+int jscan_collect_items(const char *p, size_t len, jscan_collect *c, unsigned want, unsigned *notes) {
+    char first = jscan_first(p, len);
+    c->nfilled = c->unusual = 0;
+    memset(c->spans, 0, sizeof c->spans);
+    if (first != '[' && first != '{') return -1;
+    unsigned n = 0;
+    int rc = jscan_top(p, len, first, NULL, NULL, NULL, NULL, want, &n, NULL, c);
+    if (notes) *notes = n;
+    if (rc != 0 || first == '[') return rc;
+    const char *b = p, *e = p + len; /* the lone object, without the whitespace around it */
+    while (b < e && (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r')) b++;
+    while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) e--;
+    jscan_collect_emit(c, b, (size_t)(e - b), n);
+    return 0;
 }
 
 char jscan_first(const char *p, size_t len) {

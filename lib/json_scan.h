@@ -88,6 +88,49 @@ typedef struct jscan_hooks {
 } jscan_hooks;
 int jscan_strict_objects(const char *p, size_t len, const jscan_hooks *h, size_t *err_pos, const char **why);
 
+/* One validating pass that also picks wanted members out of nested objects
+ * (issue 15: enrichment reads each event once). The text is an array whose
+ * elements are the items, or one object that is the single item. In each
+ * item the members named by a tree of jscan_node are noted: a member whose
+ * key a node lists gets its value's span in spans[slot], and when that value
+ * is an object and the key has a child node, its members are looked up in the
+ * child too. item_fn runs after each item with its span, the spans (cleared
+ * again after the call), `unusual` (a listed key repeated in its object, or
+ * any key with an escape in a listed object: the spans may not be what a
+ * reader of the whole tree would pick) and the JSCAN_NOTE_* bits of `want`
+ * found inside that item. 0, or -1 when the text is not valid (by then
+ * item_fn may have run for the items before the problem: act after success);
+ * *notes gets the notes of the whole text. */
+typedef struct jscan_span {
+    const char *p; /* NULL: absent */
+    size_t n;
+    int esc; /* a string with an escape */
+} jscan_span;
+typedef struct jscan_node jscan_node;
+typedef struct jscan_node_key {
+    const char *key;
+    size_t klen;
+    int slot;                /* index into spans, < JSCAN_COLLECT_SLOTS */
+    const jscan_node *child; /* NULL: the value's members are not wanted */
+} jscan_node_key;
+struct jscan_node {
+    const jscan_node_key *keys;
+    int nkeys;
+};
+#define JSCAN_COLLECT_SLOTS 128
+typedef void (*jscan_item_fn)(const char *val, size_t vlen, const jscan_span *spans, int unusual, unsigned notes,
+                              void *arg);
+typedef struct jscan_collect {
+    const jscan_node *root;
+    jscan_item_fn item_fn;
+    void *arg;
+    /* the scanner's: */
+    jscan_span spans[JSCAN_COLLECT_SLOTS];
+    unsigned char filled[JSCAN_COLLECT_SLOTS];
+    int nfilled, unusual;
+} jscan_collect;
+int jscan_collect_items(const char *p, size_t len, jscan_collect *c, unsigned want, unsigned *notes);
+
 /* jscan_object for text that one of the calls above already validated (a
  * member's span, say): nested values are skipped, not checked, which makes
  * finding a few members of a large object cheap. Invalid text gives garbage

@@ -112,6 +112,10 @@ void json_text_real(sbuf *out, double v) {
         sbuf_adds(out, "null");
         return;
     }
+    if (v == 0) { /* what the loop below prints for it, without printf */
+        sbuf_adds(out, signbit(v) ? "-0.0" : "0.0");
+        return;
+    }
     if (json_text_real_short(out, v) == 0) return;
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, v);

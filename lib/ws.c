@@ -12,6 +12,7 @@
 /* SHA1_Init & co. are deprecated in OpenSSL 3 but need no provider: see ws_accept_value */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "ws.h"
+#include "bev_read.h"
 #include "url.h"
 
 #include "json_text.h"
@@ -567,8 +568,9 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 /* Our callbacks on c->bev, reading and writing. Reads up to WS_READ_MAX bytes
- * at a time (libevent's default is 16 KB): at HA's burst rates every read(2)
- * also runs the loopback sender's ACK work on our CPU, so fewer, larger ones. */
+ * at a time (libevent 2.1 reads 4 KB per loop turn: bev_read.h, installed on
+ * plain connections): at HA's burst rates every read(2) also runs the
+ * loopback sender's ACK work on our CPU, so fewer, larger ones. */
 static void bev_start(ws_conn *c)
 {
     bufferevent_setcb(c->bev, bev_read_cb, bev_write_cb, bev_event_cb, c);
@@ -715,7 +717,7 @@ int ws_client_connect(struct event_base *base, const char *url, const ws_client_
         if (!c->bev) goto fail;
     } else {
         c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-        if (!c->bev) goto fail;
+        if (!c->bev || bev_read_more_install(c->bev) != 0) goto fail;
     }
     bev_start(c);
 

@@ -36,14 +36,21 @@ static int batch_reject(batch *b, size_t index, const json_t *raw, const enrich_
     return sbuf_failed(&b->dead_letters) ? -1 : 0;
 }
 
+/* The records are written after room for the storage body's head, so the
+ * body is made from them by appending only (batch_take_storage_body). */
+static const char batch_head[] = "{\"events\":[";
+#define BATCH_HEAD_LEN (sizeof batch_head - 1)
+
 int batch_init(batch *b, size_t n) {
     memset(b, 0, sizeof *b);
     b->n = n;
     sbuf_init(&b->records);
+    sbuf_add(&b->records, batch_head, BATCH_HEAD_LEN);
     sbuf_init(&b->dead_letters);
     b->rejected = json_array();
-    b->record_input = malloc((n ? n : 1) * sizeof *b->record_input);
-    if (!b->rejected || !b->record_input) {
+    b->record_cap = n ? n : 64;
+    b->record_input = malloc(b->record_cap * sizeof *b->record_input);
+    if (!b->rejected || !b->record_input || sbuf_failed(&b->records)) {
         batch_free(b);
         return -1;
     }
@@ -51,6 +58,15 @@ int batch_init(batch *b, size_t n) {
 }
 
 void batch_begin_record(batch *b, size_t index) {
+    if (b->nrecords == b->record_cap) { /* the fast path counts events as it reads them */
+        size_t *m = realloc(b->record_input, 2 * b->record_cap * sizeof *m);
+        if (!m) {
+            b->records.failed = 1; /* out of memory, as an sbuf says it */
+            return;
+        }
+        b->record_input = m;
+        b->record_cap *= 2;
+    }
     if (b->nrecords) sbuf_addc(&b->records, ',');
     b->record_input[b->nrecords++] = index;
 }
@@ -105,8 +121,7 @@ char *batch_storage_body(const batch *b, size_t *len) {
     sbuf out;
     sbuf_init(&out);
     sbuf_reserve(&out, b->records.len + b->dead_letters.len + 40); /* one allocation, no doubling copies */
-    sbuf_adds(&out, "{\"events\":[");
-    sbuf_add(&out, b->records.data ? b->records.data : "", b->records.len);
+    sbuf_add(&out, b->records.data ? b->records.data : batch_head, b->records.data ? b->records.len : BATCH_HEAD_LEN);
     sbuf_adds(&out, "],\"dead_letters\":[");
     sbuf_add(&out, b->dead_letters.data ? b->dead_letters.data : "", b->dead_letters.len);
     sbuf_adds(&out, "]}");
@@ -114,13 +129,8 @@ char *batch_storage_body(const batch *b, size_t *len) {
 }
 
 char *batch_take_storage_body(batch *b, size_t *len) {
-    static const char head[] = "{\"events\":[";
-    const size_t hn = sizeof head - 1;
-    sbuf *r = &b->records;
-    if (sbuf_reserve(r, hn + b->dead_letters.len + 24) != 0) return NULL;
-    memmove(r->data + hn, r->data, r->len); /* no second buffer: the records move up in place */
-    memcpy(r->data, head, hn);
-    r->len += hn;
+    sbuf *r = &b->records; /* no second buffer: the records already follow the head */
+    if (!r->data || sbuf_reserve(r, b->dead_letters.len + 24) != 0) return NULL;
     sbuf_adds(r, "],\"dead_letters\":[");
     sbuf_add(r, b->dead_letters.data ? b->dead_letters.data : "", b->dead_letters.len);
     sbuf_adds(r, "]}");

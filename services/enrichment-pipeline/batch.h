@@ -20,8 +20,9 @@
 typedef struct batch {
     size_t n;                   /* input events */
     size_t nrecords;            /* records in `records` */
-    sbuf records;               /* "rec,rec,...": the "events" sent to storage, without brackets */
+    sbuf records;               /* "{\"events\":[rec,rec,...": the head of storage's body, then the records */
     size_t *record_input;       /* record_input[j] = input index of record j */
+    size_t record_cap;          /* room in record_input */
     sbuf dead_letters;          /* "dl,dl,...": {"error","event","source"} for storage */
     json_t *rejected;           /* array: {"index","error"} -- our validation failures */
     size_t reasons[ENRICH_REASON_COUNT]; /* rejections per reason, for metrics */
@@ -32,19 +33,20 @@ typedef struct batch {
  * (the batch is then freed). */
 int batch_build(const json_t *events, batch *b);
 
-/* For fastpath.c: a batch of n events, empty; 0 or -1. */
+/* For fastpath.c: a batch of n events (0: not known yet, set b->n when it
+ * is), empty; 0 or -1. */
 int batch_init(batch *b, size_t n);
 /* For fastpath.c: appends event `index` (a jansson tree) the jansson way:
  * a record, or a dead letter with its reason. 0 or -1 (out of memory). */
 int batch_add_event(batch *b, size_t index, const json_t *raw);
 /* For fastpath.c: starts record text for input `index` in b->records (the
- * caller appends the record object text). */
+ * caller appends the record object text; out of memory fails b->records). */
 void batch_begin_record(batch *b, size_t index);
 
 /* The storage request body {"events":[...],"dead_letters":[...]}; malloc'd, NUL-terminated. */
 char *batch_storage_body(const batch *b, size_t *len);
-/* The same bytes, made from the record text itself (moved up in place, no
- * copy): the batch keeps its index map and rejects but no longer its text, so
+/* The same bytes, made from the record text itself (appended to, no copy):
+ * the batch keeps its index map and rejects but no longer its text, so
  * a request holds one copy of its events, not two (issue 15: bounded memory).
  * NULL when out of memory (the text is then gone too: answer 503). */
 char *batch_take_storage_body(batch *b, size_t *len);

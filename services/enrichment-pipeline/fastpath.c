@@ -16,48 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FP_MAX_KEYS 12
-
 typedef struct fp_span {
     const char *p; /* NULL: absent */
     size_t n;
-    int ws; /* a copied object with insignificant whitespace: written without it */
+    int ws;  /* a copied object with insignificant whitespace: written without it */
+    int esc; /* a string with an escape (the body scan saw it) */
 } fp_span;
-
-typedef struct fp_key {
-    const char *k;
-    size_t n;
-} fp_key;
-#define FP_KEY(s) {s, sizeof s - 1}
-
-/* The wanted members of one object. */
-typedef struct fp_obj {
-    const fp_key *keys;
-    int nkeys;
-    int unusual; /* a wanted key repeated, or any key with an escape */
-    fp_span val[FP_MAX_KEYS];
-} fp_obj;
-
-static int fp_member(const char *key, size_t klen, const char *val, size_t vlen, void *arg) {
-    fp_obj *o = arg;
-    if (memchr(key, '\\', klen)) return o->unusual = 1;
-    for (int i = 0; i < o->nkeys; i++) {
-        if (o->keys[i].n != klen || memcmp(o->keys[i].k, key, klen) != 0) continue;
-        if (o->val[i].p) return o->unusual = 1;
-        o->val[i] = (fp_span){val, vlen, 0};
-        break;
-    }
-    return 0;
-}
-
-/* Finds `keys` in the object `obj` (which must be one). 0 or 1. */
-static int fp_members(fp_span obj, fp_obj *o, const fp_key *keys, int nkeys) {
-    memset(o, 0, sizeof *o);
-    o->keys = keys;
-    o->nkeys = nkeys;
-    if (!obj.p || obj.n == 0 || obj.p[0] != '{') return 1;
-    return jscan_object_trusted(obj.p, obj.n, fp_member, o) != 0 || o->unusual; /* the body scan validated it */
-}
 
 enum { FP_ABSENT, FP_NULL, FP_STR, FP_OBJ, FP_OTHER, FP_ESC };
 
@@ -65,7 +29,7 @@ enum { FP_ABSENT, FP_NULL, FP_STR, FP_OBJ, FP_OTHER, FP_ESC };
 static int fp_kind(fp_span v) {
     if (!v.p) return FP_ABSENT;
     switch (v.p[0]) {
-    case '"': return memchr(v.p, '\\', v.n) ? FP_ESC : FP_STR;
+    case '"': return v.esc ? FP_ESC : FP_STR;
     case 'n': return FP_NULL;
     case '{': return FP_OBJ;
     default: return FP_OTHER;
@@ -82,7 +46,7 @@ static const char *fp_str(fp_span v, size_t *n) {
 static int fp_string_or_null(fp_span v, fp_span *out) {
     int k = fp_kind(v);
     if (k == FP_ESC) return 1;
-    *out = k == FP_STR ? v : (fp_span){NULL, 0, 0};
+    *out = k == FP_STR ? v : (fp_span){NULL, 0, 0, 0};
     return 0;
 }
 
@@ -102,11 +66,11 @@ static int fp_time(fp_span v, int64_t *us) {
  * text, or when whitespace between tokens is all that differs (pretty-printed
  * or json.dumps-spaced input): then *v is marked to be written without it.
  * Anything else (escapes, number forms, repeated keys) is jansson's. */
-static int fp_canonical(fp_span *v, unsigned body_notes) {
-    unsigned notes = body_notes;
-    /* the body scan noted nothing but whitespace anywhere: true of every part
-     * of it, no second scan (the common case: HA's compact text, or json.dumps') */
-    if ((body_notes & ~JSCAN_NOTE_WS) == 0) {
+static int fp_canonical(fp_span *v, unsigned event_notes) {
+    unsigned notes = event_notes;
+    /* the body scan noted nothing but whitespace anywhere in the event: true of
+     * every part of it, no second scan (the common case: HA's compact text, or json.dumps') */
+    if ((event_notes & ~JSCAN_NOTE_WS) == 0) {
         v->ws = notes != 0;
         return 1;
     }
@@ -116,26 +80,30 @@ static int fp_canonical(fp_span *v, unsigned body_notes) {
 }
 
 /* Appends validated JSON text without the whitespace between its tokens: for
- * text whose only note is JSCAN_NOTE_WS, exactly json_text_dump's text. */
+ * text whose only note is JSCAN_NOTE_WS, exactly json_text_dump's text.
+ * Written in place (it is never longer than the text): no call per token. */
 static void fp_add_stripped(sbuf *o, const char *p, size_t n) {
-    const char *end = p + n, *run = p;
+    if (sbuf_reserve(o, n + 1) != 0) return;
+    const char *end = p + n;
+    char *w = o->data + o->len;
     while (p < end) {
         char c = *p;
         if (c == '"') {
-            p = jscan_string_end(p, end); /* past the closing quote; an escaped one is skipped */
-        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-            sbuf_add(o, run, (size_t)(p - run));
-            while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-            run = p;
+            const char *q = jscan_string_end(p, end); /* past the closing quote; an escaped one is skipped */
+            memcpy(w, p, (size_t)(q - p));
+            w += q - p;
+            p = q;
         } else {
+            if (c != ' ' && c != '\t' && c != '\n' && c != '\r') *w++ = c;
             p++;
         }
     }
-    sbuf_add(o, run, (size_t)(p - run));
+    o->len = (size_t)(w - o->data);
+    o->data[o->len] = '\0';
 }
 
 typedef struct fp_record {
-    unsigned body_notes; /* JSCAN_NOTE_CANONICAL notes of the whole body */
+    unsigned notes; /* JSCAN_NOTE_CANONICAL notes of this event's text */
     fp_span event_type, entity_id, origin, ctx_id, ctx_parent, ctx_user;
     size_t domain_len;
     int64_t time_us;
@@ -147,66 +115,117 @@ typedef struct fp_record {
     fp_span reg[ENRICH_REGISTRY_NSTRINGS], labels; /* labels.p NULL: [] */
 } fp_record;
 
+/* The members read, at every level of the event: the body's one validating
+ * scan (jscan_collect_items) notes their spans, so nothing is walked twice.
+ * Each object that may be read has its own slots: the event's members at the
+ * top (HA event object) and inside an envelope's "event", and under each of
+ * them data, the two states, attributes, the contexts and the registry. */
 enum { E_EVENT, E_TYPE, E_EVENT_TYPE, E_DATA, E_TIME_FIRED, E_TIMESTAMP, E_ORIGIN, E_CONTEXT, E_REGISTRY, E_N };
-static const fp_key fp_event_keys[E_N] = {FP_KEY("event"), FP_KEY("type"), FP_KEY("event_type"), FP_KEY("data"),
-                                          FP_KEY("time_fired"), FP_KEY("timestamp"), FP_KEY("origin"),
-                                          FP_KEY("context"), FP_KEY("homeiq_registry")};
-/* enrich_registry_strings' order, then labels */
-#define R_LABELS ENRICH_REGISTRY_NSTRINGS
-static const fp_key fp_registry_keys[ENRICH_REGISTRY_NSTRINGS + 1] = {
-    FP_KEY("area_id"), FP_KEY("area"), FP_KEY("floor_id"), FP_KEY("floor"), FP_KEY("device_id"), FP_KEY("device"),
-    FP_KEY("manufacturer"), FP_KEY("model"), FP_KEY("platform"), FP_KEY("entity_category"), FP_KEY("labels")};
 enum { D_ENTITY_ID, D_NEW_STATE, D_OLD_STATE, D_N };
-static const fp_key fp_data_keys[D_N] = {FP_KEY("entity_id"), FP_KEY("new_state"), FP_KEY("old_state")};
 enum { S_STATE, S_ENTITY_ID, S_ATTRIBUTES, S_LAST_CHANGED, S_CONTEXT, S_N };
-static const fp_key fp_state_keys[S_N] = {FP_KEY("state"), FP_KEY("entity_id"), FP_KEY("attributes"),
-                                          FP_KEY("last_changed"), FP_KEY("context")};
 enum { A_UNIT, A_DEVICE_CLASS, A_STATE_CLASS, A_FRIENDLY_NAME, A_N };
-static const fp_key fp_attr_keys[A_N] = {FP_KEY("unit_of_measurement"), FP_KEY("device_class"),
-                                         FP_KEY("state_class"), FP_KEY("friendly_name")};
 enum { C_ID, C_PARENT_ID, C_USER_ID, C_N };
-static const fp_key fp_ctx_keys[C_N] = {FP_KEY("id"), FP_KEY("parent_id"), FP_KEY("user_id")};
+#define R_LABELS ENRICH_REGISTRY_NSTRINGS /* enrich_registry_strings' order, then labels */
+#define R_N (R_LABELS + 1)
 
-/* input.c's envelope rule; 0 with *ev, or 1. */
-static int fp_unwrap(const fp_obj *top, fp_obj *inner, const fp_obj **ev) {
-    *ev = top;
-    fp_span e = top->val[E_EVENT];
+/* One level's slots (b: its first): the event object's members and those of
+ * what hangs under it. */
+#define FP_B_DATA(b) ((b) + E_N)
+#define FP_B_NS(b) (FP_B_DATA(b) + D_N)
+#define FP_B_OS(b) (FP_B_NS(b) + S_N)
+#define FP_B_ATTR(b) (FP_B_OS(b) + S_N)
+#define FP_B_CTX(b) (FP_B_ATTR(b) + A_N)
+#define FP_B_NS_CTX(b) (FP_B_CTX(b) + C_N)
+#define FP_B_REG(b) (FP_B_NS_CTX(b) + C_N)
+enum { FP_TOP = 0, FP_INNER = FP_B_REG(0) + R_N, FP_SLOTS = 2 * FP_INNER };
+_Static_assert(FP_SLOTS <= JSCAN_COLLECT_SLOTS, "fast path slots");
+typedef struct fp_level {
+    int ev, data, ns, os, attr, ctx, ns_ctx, reg;
+} fp_level;
+#define FP_LEVEL(b) {(b), FP_B_DATA(b), FP_B_NS(b), FP_B_OS(b), FP_B_ATTR(b), FP_B_CTX(b), FP_B_NS_CTX(b), FP_B_REG(b)}
+static const fp_level fp_top = FP_LEVEL(FP_TOP), fp_inner = FP_LEVEL(FP_INNER);
+
+#define FP_K(name, slot, child) {name, sizeof name - 1, (slot), (child)}
+#define FP_CTX_KEYS(b) {FP_K("id", (b) + C_ID, NULL), FP_K("parent_id", (b) + C_PARENT_ID, NULL), \
+                        FP_K("user_id", (b) + C_USER_ID, NULL)}
+#define FP_ATTR_KEYS(b)                                                                                              \
+    {FP_K("unit_of_measurement", (b) + A_UNIT, NULL), FP_K("device_class", (b) + A_DEVICE_CLASS, NULL),             \
+     FP_K("state_class", (b) + A_STATE_CLASS, NULL), FP_K("friendly_name", (b) + A_FRIENDLY_NAME, NULL)}
+#define FP_STATE_KEYS(b, attr, ctx)                                                                                  \
+    {FP_K("state", (b) + S_STATE, NULL), FP_K("entity_id", (b) + S_ENTITY_ID, NULL),                                 \
+     FP_K("attributes", (b) + S_ATTRIBUTES, attr), FP_K("last_changed", (b) + S_LAST_CHANGED, NULL),                 \
+     FP_K("context", (b) + S_CONTEXT, ctx)}
+#define FP_DATA_KEYS(b, ns, os)                                                                                      \
+    {FP_K("entity_id", (b) + D_ENTITY_ID, NULL), FP_K("new_state", (b) + D_NEW_STATE, ns),                           \
+     FP_K("old_state", (b) + D_OLD_STATE, os)}
+#define FP_REG_KEYS(b)                                                                                               \
+    {FP_K("area_id", (b) + 0, NULL), FP_K("area", (b) + 1, NULL), FP_K("floor_id", (b) + 2, NULL),                  \
+     FP_K("floor", (b) + 3, NULL), FP_K("device_id", (b) + 4, NULL), FP_K("device", (b) + 5, NULL),                  \
+     FP_K("manufacturer", (b) + 6, NULL), FP_K("model", (b) + 7, NULL), FP_K("platform", (b) + 8, NULL),            \
+     FP_K("entity_category", (b) + 9, NULL), FP_K("labels", (b) + R_LABELS, NULL)}
+#define FP_EVENT_KEYS(b, event, data, ctx, reg)                                                                      \
+    {FP_K("event", (b) + E_EVENT, event), FP_K("type", (b) + E_TYPE, NULL),                                          \
+     FP_K("event_type", (b) + E_EVENT_TYPE, NULL), FP_K("data", (b) + E_DATA, data),                                 \
+     FP_K("time_fired", (b) + E_TIME_FIRED, NULL), FP_K("timestamp", (b) + E_TIMESTAMP, NULL),                       \
+     FP_K("origin", (b) + E_ORIGIN, NULL), FP_K("context", (b) + E_CONTEXT, ctx),                                    \
+     FP_K("homeiq_registry", (b) + E_REGISTRY, reg)}
+/* The objects of one level (b: its first slot), innermost first. */
+#define FP_NODES(L, b, event_child)                                                                                  \
+    static const jscan_node_key L##_ctx_k[C_N] = FP_CTX_KEYS(FP_B_CTX(b)), L##_ns_ctx_k[C_N] = FP_CTX_KEYS(FP_B_NS_CTX(b)); \
+    static const jscan_node_key L##_attr_k[A_N] = FP_ATTR_KEYS(FP_B_ATTR(b)), L##_reg_k[R_N] = FP_REG_KEYS(FP_B_REG(b)); \
+    static const jscan_node L##_ctx = {L##_ctx_k, C_N}, L##_ns_ctx = {L##_ns_ctx_k, C_N}, L##_attr = {L##_attr_k, A_N}, \
+                            L##_reg = {L##_reg_k, R_N};                                                             \
+    static const jscan_node_key L##_ns_k[S_N] = FP_STATE_KEYS(FP_B_NS(b), &L##_attr, &L##_ns_ctx),                        \
+                                L##_os_k[S_N] = FP_STATE_KEYS(FP_B_OS(b), NULL, NULL);                                    \
+    static const jscan_node L##_ns = {L##_ns_k, S_N}, L##_os = {L##_os_k, S_N};                                      \
+    static const jscan_node_key L##_data_k[D_N] = FP_DATA_KEYS(FP_B_DATA(b), &L##_ns, &L##_os);                           \
+    static const jscan_node L##_data = {L##_data_k, D_N};                                                            \
+    static const jscan_node_key L##_ev_k[E_N] = FP_EVENT_KEYS(b, event_child, &L##_data, &L##_ctx, &L##_reg);    \
+    static const jscan_node L##_ev = {L##_ev_k, E_N}
+FP_NODES(fp_in, FP_INNER, NULL);
+FP_NODES(fp_out, FP_TOP, &fp_in_ev);
+
+/* Member `i` of the object whose first slot is `base`. */
+static fp_span fp_at(const jscan_span *sp, int base, int i) {
+    const jscan_span *v = &sp[base + i];
+    return (fp_span){v->p, v->n, 0, v->esc};
+}
+
+/* input.c's envelope rule: the level the event's members are at; 0, or 1. */
+static int fp_unwrap(const jscan_span *sp, const fp_level **lv) {
+    *lv = &fp_top;
+    fp_span e = fp_at(sp, FP_TOP, E_EVENT);
     if (!e.p) return 0;
-    fp_span type = top->val[E_TYPE];
+    fp_span type = fp_at(sp, FP_TOP, E_TYPE);
     int k = fp_kind(type), envelope;
     if (k == FP_ESC) return 1;
     envelope = (k == FP_STR && type.n == 7 && memcmp(type.p, "\"event\"", 7) == 0) ||
-               (!top->val[E_EVENT_TYPE].p && fp_kind(e) == FP_OBJ);
+               (!fp_at(sp, FP_TOP, E_EVENT_TYPE).p && fp_kind(e) == FP_OBJ);
     if (!envelope) return 0;
-    if (fp_members(e, inner, fp_event_keys, E_N)) return 1; /* not an object: a reject */
-    *ev = inner;
+    if (fp_kind(e) != FP_OBJ) return 1; /* a reject */
+    *lv = &fp_inner;
     return 0;
 }
 
-/* A State member: absent/null -> absent, object -> its members; else 1. */
-static int fp_state_obj(fp_span v, fp_obj *o, int *present) {
+/* A State member: absent/null -> absent, object -> present; else 1. */
+static int fp_state_obj(fp_span v, int *present) {
     int k = fp_kind(v);
-    *present = 0;
-    memset(o, 0, sizeof *o);
-    if (k == FP_ABSENT || k == FP_NULL) return 0;
-    if (k != FP_OBJ || fp_members(v, o, fp_state_keys, S_N)) return 1;
-    *present = 1;
-    return 0;
+    *present = k == FP_OBJ;
+    return k != FP_ABSENT && k != FP_NULL && k != FP_OBJ;
 }
 
-static int fp_state_fields(const fp_obj *data, fp_record *r, fp_span *ctx_fallback) {
-    fp_obj ns, os, at;
+static int fp_state_fields(const jscan_span *sp, const fp_level *lv, fp_record *r, fp_span *ctx_fallback) {
     int has_ns, has_os;
-    if (fp_state_obj(data->val[D_NEW_STATE], &ns, &has_ns) || fp_state_obj(data->val[D_OLD_STATE], &os, &has_os))
+    if (fp_state_obj(fp_at(sp, lv->data, D_NEW_STATE), &has_ns) || fp_state_obj(fp_at(sp, lv->data, D_OLD_STATE), &has_os))
         return 1;
     if (!has_ns && !has_os) return 1;
-    if (has_ns && fp_kind(ns.val[S_STATE]) != FP_STR) return 1;
-    if (has_os && fp_kind(os.val[S_STATE]) != FP_STR) return 1;
-    r->state = has_ns ? ns.val[S_STATE] : (fp_span){NULL, 0, 0};
-    r->old_state = has_os ? os.val[S_STATE] : (fp_span){NULL, 0, 0};
-    fp_span e = data->val[D_ENTITY_ID];
-    if (!e.p && has_ns) e = ns.val[S_ENTITY_ID];
-    if (!e.p && has_os) e = os.val[S_ENTITY_ID];
+    if (has_ns && fp_kind(fp_at(sp, lv->ns, S_STATE)) != FP_STR) return 1;
+    if (has_os && fp_kind(fp_at(sp, lv->os, S_STATE)) != FP_STR) return 1;
+    r->state = has_ns ? fp_at(sp, lv->ns, S_STATE) : (fp_span){NULL, 0, 0, 0};
+    r->old_state = has_os ? fp_at(sp, lv->os, S_STATE) : (fp_span){NULL, 0, 0, 0};
+    fp_span e = fp_at(sp, lv->data, D_ENTITY_ID);
+    if (!e.p && has_ns) e = fp_at(sp, lv->ns, S_ENTITY_ID);
+    if (!e.p && has_os) e = fp_at(sp, lv->os, S_ENTITY_ID);
     size_t n;
     const char *why;
     if (fp_kind(e) != FP_STR) return 1;
@@ -214,23 +233,23 @@ static int fp_state_fields(const fp_obj *data, fp_record *r, fp_span *ctx_fallba
     if (validate_entity_id(s, n, &r->domain_len, &why)) return 1;
     r->entity_id = e;
     if (has_ns) {
-        fp_span a = ns.val[S_ATTRIBUTES];
+        fp_span a = fp_at(sp, lv->ns, S_ATTRIBUTES);
         int k = fp_kind(a);
         if (k == FP_OBJ) {
-            if (fp_members(a, &at, fp_attr_keys, A_N) || !fp_canonical(&a, r->body_notes)) return 1;
+            if (!fp_canonical(&a, r->notes)) return 1;
             r->attributes = a;
-            if (fp_string_or_null(at.val[A_UNIT], &r->unit) ||
-                fp_string_or_null(at.val[A_DEVICE_CLASS], &r->device_class) ||
-                fp_string_or_null(at.val[A_STATE_CLASS], &r->state_class) ||
-                fp_string_or_null(at.val[A_FRIENDLY_NAME], &r->friendly_name))
+            if (fp_string_or_null(fp_at(sp, lv->attr, A_UNIT), &r->unit) ||
+                fp_string_or_null(fp_at(sp, lv->attr, A_DEVICE_CLASS), &r->device_class) ||
+                fp_string_or_null(fp_at(sp, lv->attr, A_STATE_CLASS), &r->state_class) ||
+                fp_string_or_null(fp_at(sp, lv->attr, A_FRIENDLY_NAME), &r->friendly_name))
                 return 1;
         } else if (k != FP_ABSENT && k != FP_NULL) {
             return 1;
         }
-        if (fp_kind(ns.val[S_CONTEXT]) == FP_OBJ) *ctx_fallback = ns.val[S_CONTEXT];
+        if (fp_kind(fp_at(sp, lv->ns, S_CONTEXT)) == FP_OBJ) *ctx_fallback = fp_at(sp, lv->ns, S_CONTEXT);
     }
     if (has_ns && has_os) {
-        fp_span nl = ns.val[S_LAST_CHANGED], ol = os.val[S_LAST_CHANGED];
+        fp_span nl = fp_at(sp, lv->ns, S_LAST_CHANGED), ol = fp_at(sp, lv->os, S_LAST_CHANGED);
         int64_t nu, ou;
         if (fp_kind(nl) == FP_ESC || fp_kind(ol) == FP_ESC) return 1;
         if (fp_kind(nl) == FP_STR && fp_kind(ol) == FP_STR) {
@@ -252,16 +271,14 @@ static int fp_plain_string(const char *val, size_t vlen, void *arg) {
 /* "homeiq_registry" (enrich.c enrich_registry): an object's strings, labels copied
  * when a canonical list of plain strings; anything else that is not simply absent or
  * null is left to jansson. 0 or 1. */
-static int fp_registry(fp_span v, fp_record *r) {
-    fp_obj o;
-    if (fp_kind(v) != FP_OBJ) return 0; /* not an object: no context (as enrich.c) */
-    if (fp_members(v, &o, fp_registry_keys, R_LABELS + 1)) return 1;
+static int fp_registry(const jscan_span *sp, const fp_level *lv, fp_record *r) {
+    if (fp_kind(fp_at(sp, lv->ev, E_REGISTRY)) != FP_OBJ) return 0; /* not an object: no context (as enrich.c) */
     for (int i = 0; i < R_LABELS; i++)
-        if (fp_string_or_null(o.val[i], &r->reg[i])) return 1;
-    fp_span l = o.val[R_LABELS];
+        if (fp_string_or_null(fp_at(sp, lv->reg, i), &r->reg[i])) return 1;
+    fp_span l = fp_at(sp, lv->reg, R_LABELS);
     if (l.p && l.p[0] == '[') {
         int bad = 0;
-        if (!fp_canonical(&l, r->body_notes) || jscan_array_trusted(l.p, l.n, fp_plain_string, &bad) != 0 || bad)
+        if (!fp_canonical(&l, r->notes) || jscan_array_trusted(l.p, l.n, fp_plain_string, &bad) != 0 || bad)
             return 1;
         r->labels = l;
     } else if (l.p && l.p[0] != 'n') {
@@ -271,29 +288,29 @@ static int fp_registry(fp_span v, fp_record *r) {
     return 0;
 }
 
-/* Fills r from the event text; 0, or 1 for anything the jansson path should judge. */
-static int fp_read(fp_span raw, unsigned body_notes, fp_record *r) {
-    fp_obj top, inner, data, ctx;
-    const fp_obj *ev;
+/* Fills r from the spans the body scan noted for one event; 0, or 1 for
+ * anything the jansson path should judge. */
+static int fp_read(const jscan_span *sp, unsigned notes, fp_record *r) {
+    const fp_level *lv;
     memset(r, 0, sizeof *r);
-    r->body_notes = body_notes;
-    if (fp_members(raw, &top, fp_event_keys, E_N) || fp_unwrap(&top, &inner, &ev)) return 1;
-    if (fp_kind(ev->val[E_DATA]) != FP_OBJ) return 1; /* flat form, or a reject */
-    r->event_type = ev->val[E_EVENT_TYPE];
+    r->notes = notes;
+    if (fp_unwrap(sp, &lv)) return 1;
+    fp_span data = fp_at(sp, lv->ev, E_DATA);
+    if (fp_kind(data) != FP_OBJ) return 1; /* flat form, or a reject */
+    r->event_type = fp_at(sp, lv->ev, E_EVENT_TYPE);
     if (fp_kind(r->event_type) != FP_STR || r->event_type.n < 3) return 1;
     r->is_sc = r->event_type.n == 15 && memcmp(r->event_type.p, "\"state_changed\"", 15) == 0;
-    fp_span t = ev->val[E_TIME_FIRED].p ? ev->val[E_TIME_FIRED] : ev->val[E_TIMESTAMP];
+    fp_span t = fp_at(sp, lv->ev, E_TIME_FIRED).p ? fp_at(sp, lv->ev, E_TIME_FIRED) : fp_at(sp, lv->ev, E_TIMESTAMP);
     if (fp_time(t, &r->time_us) || r->time_us < 0 || r->time_us > EVENT_TIME_MAX_US) return 1;
-    if (fp_string_or_null(ev->val[E_ORIGIN], &r->origin)) return 1;
-    fp_span c = ev->val[E_CONTEXT];
-    int ck = fp_kind(c);
+    if (fp_string_or_null(fp_at(sp, lv->ev, E_ORIGIN), &r->origin)) return 1;
+    fp_span c = fp_at(sp, lv->ev, E_CONTEXT);
+    int ck = fp_kind(c), ctx_slots = lv->ctx;
     if (ck != FP_ABSENT && ck != FP_NULL && ck != FP_OBJ) return 1;
-    if (fp_members(ev->val[E_DATA], &data, fp_data_keys, D_N)) return 1;
-    fp_span ctx_fallback = {NULL, 0, 0};
+    fp_span ctx_fallback = {NULL, 0, 0, 0};
     if (r->is_sc) {
-        if (fp_state_fields(&data, r, &ctx_fallback)) return 1;
+        if (fp_state_fields(sp, lv, r, &ctx_fallback)) return 1;
     } else {
-        fp_span e = data.val[D_ENTITY_ID];
+        fp_span e = fp_at(sp, lv->data, D_ENTITY_ID);
         size_t n;
         const char *why;
         if (fp_kind(e) == FP_ESC) return 1;
@@ -301,28 +318,28 @@ static int fp_read(fp_span raw, unsigned body_notes, fp_record *r) {
             const char *s = fp_str(e, &n);
             if (validate_entity_id(s, n, &r->domain_len, &why) == 0) r->entity_id = e;
         }
-        r->data = ev->val[E_DATA];
-        if (!fp_canonical(&r->data, r->body_notes)) return 1;
+        r->data = data;
+        if (!fp_canonical(&r->data, r->notes)) return 1;
     }
-    if (fp_registry(ev->val[E_REGISTRY], r)) return 1;
-    if (ck != FP_OBJ) c = ctx_fallback;
-    if (c.p) {
-        if (fp_members(c, &ctx, fp_ctx_keys, C_N) || fp_string_or_null(ctx.val[C_ID], &r->ctx_id) ||
-            fp_string_or_null(ctx.val[C_PARENT_ID], &r->ctx_parent) ||
-            fp_string_or_null(ctx.val[C_USER_ID], &r->ctx_user))
-            return 1;
-    }
+    if (fp_registry(sp, lv, r)) return 1;
+    if (ck != FP_OBJ) c = ctx_fallback, ctx_slots = lv->ns_ctx;
+    if (c.p &&
+        (fp_string_or_null(fp_at(sp, ctx_slots, C_ID), &r->ctx_id) ||
+         fp_string_or_null(fp_at(sp, ctx_slots, C_PARENT_ID), &r->ctx_parent) ||
+         fp_string_or_null(fp_at(sp, ctx_slots, C_USER_ID), &r->ctx_user)))
+        return 1;
     return 0;
 }
 
-static void fp_put(sbuf *o, const char *key, fp_span v) {
+/* Inline: the keys are literals, their strlen folds away. */
+static inline __attribute__((always_inline)) void fp_put(sbuf *o, const char *key, fp_span v) {
     sbuf_adds(o, key);
     if (!v.p) sbuf_add(o, "null", 4);
     else if (v.ws) fp_add_stripped(o, v.p, v.n);
     else sbuf_add(o, v.p, v.n);
 }
 
-static void fp_put_value(sbuf *o, const char *key, fp_span state) {
+static inline __attribute__((always_inline)) void fp_put_value(sbuf *o, const char *key, fp_span state) {
     size_t n;
     double d;
     sbuf_adds(o, key);
@@ -397,98 +414,85 @@ static void fp_write(batch *b, size_t index, const fp_record *r) {
     sbuf_addc(o, '}');
 }
 
+/* The body's scan, event by event (jscan_collect_items' item_fn). */
+typedef struct fp_build {
+    batch *b;
+    size_t max_batch, count;
+    int rc; /* 0, 1 (an event jansson cannot read: decline), -1 (out of memory) */
+} fp_build;
+
 /* One event: the fast way, else jansson's tree of just this event. */
-static int fp_event(batch *b, size_t index, fp_span raw, unsigned body_notes) {
+static void fp_event(const char *val, size_t vlen, const jscan_span *spans, int unusual, unsigned notes, void *arg) {
+    fp_build *fb = arg;
+    batch *b = fb->b;
+    size_t index = fb->count++;
     fp_record r;
-    jscan_remember_ends(raw.p, raw.n); /* each level below reads its members; nested values skipped once */
-    int rd = fp_read(raw, body_notes, &r);
-    jscan_remember_ends(NULL, 0);
-    if (rd == 0) {
+    if (fb->rc != 0 || fb->count > fb->max_batch) return; /* counted only: 413, or it failed already */
+    if (!unusual && val[0] == '{' && fp_read(spans, notes, &r) == 0) {
         fp_write(b, index, &r);
         b->fast++;
-        return sbuf_failed(&b->records) ? -1 : 0;
+        if (sbuf_failed(&b->records)) fb->rc = -1;
+        return;
     }
     json_error_t je;
-    json_t *ev = json_loadb(raw.p, raw.n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
-    if (!ev) return 1; /* cannot happen after the body scan; let jansson say why */
-    int rc = batch_add_event(b, index, ev);
+    json_t *ev = json_loadb(val, vlen, JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
+    if (!ev) { /* cannot happen after the body scan; let jansson say why */
+        fb->rc = 1;
+        return;
+    }
+    if (batch_add_event(b, index, ev) != 0) fb->rc = -1;
     json_decref(ev);
-    return rc;
 }
 
-typedef struct fp_list {
-    fp_span *items;
-    size_t n, cap;
-    int oom;
-} fp_list;
-
-static int fp_collect(const char *val, size_t vlen, void *arg) {
-    fp_list *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        fp_span *p = realloc(l->items, cap * sizeof *p);
-        if (!p) return l->oom = 1;
-        l->items = p;
-        l->cap = cap;
-    }
-    l->items[l->n++] = (fp_span){val, vlen, 0};
+static int fp_event_member(const char *key, size_t klen, const char *val, size_t vlen, void *arg) {
+    const char **events = arg;
+    if (memchr(key, '\\', klen)) return events[2] = val, 1; /* may be "events" escaped: jansson's */
+    if (klen != 6 || memcmp(key, "events", 6) != 0) return 0;
+    if (events[0]) return events[2] = val, 1; /* repeated: jansson's */
+    events[0] = val, events[1] = val + vlen;
     return 0;
 }
 
-static const fp_key fp_body_keys[1] = {FP_KEY("events")};
-
-/* The events of the body: an array, {"events":[...]}, or one event. 0, 1, -1.
- * The body is scanned (validated) once, noting what json_text would write
- * differently (*notes): when that is nothing, or only whitespace, no part of
- * it needs a second look. */
-static int fp_events(const char *body, size_t len, fp_list *l, unsigned *notes) {
-    while (len && (*body == ' ' || *body == '\t' || *body == '\n' || *body == '\r')) body++, len--;
-    while (len && (body[len - 1] == ' ' || body[len - 1] == '\t' || body[len - 1] == '\n' || body[len - 1] == '\r'))
-        len--;
-    if (len == 0) return 1;
-    if (body[0] == '[') {
-        if (jscan_array_notes(body, len, fp_collect, l, JSCAN_NOTE_CANONICAL, notes) || (*notes & JSCAN_NOTE_JANSSON))
-            return l->oom ? -1 : 1;
-        return l->oom ? -1 : 0;
+/* The events of the body: an array, {"events":[...]}, or one event; the
+ * array (or the event) is scanned once, noting each event's members
+ * (fp_event builds it then). The {"events":...} form is validated whole first
+ * (its array twice): websocket-ingestion sends arrays. 0 built, 1 declined. */
+static int fp_scan(const char *body, size_t len, jscan_collect *c, unsigned *notes) {
+    char first = jscan_first(body, len);
+    if (first == '{') {
+        const char *events[3] = {NULL, NULL, NULL};
+        if (jscan_check(body, len, JSCAN_NOTE_CANONICAL, notes) || (*notes & JSCAN_NOTE_JANSSON) ||
+            jscan_object_trusted(body, len, fp_event_member, events) || events[2])
+            return 1;
+        if (events[0]) {
+            if (events[0][0] != '[') return 1; /* "events" must be an array: jansson's 400 */
+            body = events[0], len = (size_t)(events[1] - events[0]);
+        }
+    } else if (first != '[') {
+        return 1;
     }
-    if (body[0] != '{') return 1;
-    if (jscan_check(body, len, JSCAN_NOTE_CANONICAL, notes) || (*notes & JSCAN_NOTE_JANSSON)) return 1;
-    fp_obj top;
-    if (fp_members((fp_span){body, len, 0}, &top, fp_body_keys, 1)) return 1;
-    fp_span list = top.val[0];
-    if (!list.p) return fp_collect(body, len, l) ? -1 : 0;
-    if (list.p[0] != '[') return 1; /* "events" must be an array: jansson's 400 */
-    if (jscan_array_trusted(list.p, list.n, fp_collect, l)) return l->oom ? -1 : 1;
-    return l->oom ? -1 : 0;
+    return jscan_collect_items(body, len, c, JSCAN_NOTE_CANONICAL, notes) != 0 || (*notes & JSCAN_NOTE_JANSSON);
 }
 
 int fastpath_build(const char *body, size_t len, size_t max_batch, batch *b) {
-    fp_list l = {0};
+    static _Thread_local jscan_collect c; /* 2 KB of spans: not on the stack */
+    fp_build fb = {b, max_batch, 0, 0};
     unsigned notes = 0;
-    int rc = fp_events(body, len, &l, &notes);
-    if (rc != 0) {
-        free(l.items);
-        return rc;
-    }
-    if (l.n > max_batch) {
-        memset(b, 0, sizeof *b);
-        b->n = l.n;
-        free(l.items);
+    if (batch_init(b, 0)) return -1;
+    sbuf_reserve(&b->records, len + 64); /* records are smaller than the events they come from: no regrowth */
+    c.root = &fp_out_ev;
+    c.item_fn = fp_event;
+    c.arg = &fb;
+    int rc = fp_scan(body, len, &c, &notes);
+    if (rc == 0 && fb.rc == 0 && fb.count > max_batch) {
+        batch_free(b);
+        b->n = fb.count;
         return FASTPATH_TOO_MANY;
     }
-    if (batch_init(b, l.n)) {
-        free(l.items);
-        return -1;
+    if (rc != 0 || fb.rc != 0) {
+        batch_free(b);
+        return rc != 0 ? FASTPATH_DECLINED : fb.rc;
     }
-    sbuf_reserve(&b->records, len); /* records are smaller than the events they come from: no regrowth */
-    for (size_t i = 0; i < l.n; i++) {
-        rc = fp_event(b, i, l.items[i], notes);
-        if (rc != 0) {
-            batch_free(b);
-            free(l.items);
-            return rc;
-        }
-    }
-    free(l.items);
+    b->n = fb.count;
     return FASTPATH_BUILT;
 }

@@ -37,6 +37,31 @@ static size_t normalize_digits(const char *s, size_t len, size_t *i, char *buf, 
     return n;
 }
 
+/* buf (sign, digits, at most one '.', no exponent) as a double without
+ * strtod when it has at most 15 significant digits and 22 decimals: then
+ * m / 10^k is one correctly rounded division of two exact doubles, which is
+ * strtod's answer (Clinger's fast path). 0, or -1 for strtod. */
+static int normalize_decimal(const char *p, double *out) {
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    int neg = *p == '-', digits = 0, decimals = -1;
+    unsigned long long m = 0;
+    if (*p == '-' || *p == '+') p++;
+    for (; *p; p++) {
+        if (*p == '.') {
+            decimals = 0;
+            continue;
+        }
+        if (*p < '0' || *p > '9') return -1; /* an exponent */
+        if ((digits || *p != '0') && ++digits > 15) return -1;
+        m = m * 10 + (unsigned long long)(*p - '0');
+        if (decimals >= 0 && ++decimals > 22) return -1;
+    }
+    double d = (double)m / pow10[decimals > 0 ? decimals : 0];
+    *out = neg ? -d : d;
+    return 0;
+}
+
 int normalize_number(const char *s, size_t len, double *out) {
     size_t start = 0, end = len;
     while (start < end && normalize_is_space(s[start])) start++;
@@ -60,7 +85,9 @@ int normalize_number(const char *s, size_t len, double *out) {
     if (i != end) return -1; /* "21,5", "0x10", "5 kWh" ... */
     buf[b] = '\0';
 
-    double d = strtod(buf, NULL);
+    double d;
+    if (normalize_decimal(buf, out) == 0) return 0;
+    d = strtod(buf, NULL);
     if (!isfinite(d)) return -1;
     *out = d;
     return 0;

@@ -122,6 +122,41 @@ static void test_numbers_invalid(void **state) {
     assert_int_equal(normalize_number("5\0" "1", 3, &d), -1); /* embedded NUL */
 }
 
+/* Decimal states are read without strtod when that is exact (normalize.c,
+ * Clinger's case): the double must be strtod's, bit for bit, on both sides of
+ * every limit (15 significant digits, 22 decimals, leading zeros, signs). */
+static void test_numbers_exact(void **state) {
+    (void)state;
+    static const char *const edge[] = {
+        "-0", "0.0", "-0.000", "+0", "999999999999999", "9999999999999999", "99999999999999999",
+        "0.1", "0.3", "0.7", "1.1", "2.675", "1.005", "123456789012345.6", "12345678901234.56",
+        "0.0000000000000000000001", "0.00000000000000000000001", "1234567890.0000000000001",
+        "000000000000000000000000001.5", "9007199254740993", "4.35", "0.000123456789012345",
+        "-22.9", "1250.5", "70.4", "62.0", "8.589973e9",
+    };
+    unsigned seed = 12345;
+    char buf[64];
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0] + 200000; i++) {
+        const char *in = buf;
+        if (i < sizeof edge / sizeof edge[0]) {
+            in = edge[i];
+        } else { /* sign, up to 17 integer digits, up to 25 decimals, leading zeros */
+            size_t n = 0;
+            seed = seed * 1103515245u + 12345u;
+            if (seed >> 30 == 1) buf[n++] = '-';
+            int ni = (int)(seed >> 8) % 18, nf = (int)(seed >> 16) % 26;
+            if (ni == 0 && nf == 0) ni = 1;
+            for (int k = 0; k < ni; k++) seed = seed * 1103515245u + 12345u, buf[n++] = (char)('0' + (seed >> 16) % 10);
+            if (nf) buf[n++] = '.';
+            for (int k = 0; k < nf; k++) seed = seed * 1103515245u + 12345u, buf[n++] = (char)('0' + (seed >> 16) % 10);
+            buf[n] = '\0';
+        }
+        double got = -999, want = strtod(in, NULL);
+        if (normalize_number(in, strlen(in), &got) != 0) fail_msg("\"%s\" should be a number", in);
+        if (memcmp(&got, &want, sizeof got) != 0) fail_msg("\"%s\": %.17g, strtod says %.17g", in, got, want);
+    }
+}
+
 /* ---- binary states ----------------------------------------------------- */
 
 static void test_binary_states(void **state) {
@@ -573,6 +608,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers_valid),
         cmocka_unit_test(test_numbers_invalid),
+        cmocka_unit_test(test_numbers_exact),
         cmocka_unit_test(test_binary_states),
         cmocka_unit_test(test_entity_ids),
         cmocka_unit_test(test_times),

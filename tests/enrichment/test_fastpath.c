@@ -684,6 +684,65 @@ static void test_plain_all_fast(void **state) {
     assert_int_equal(b.n, 2);
 }
 
+/* The body's one scan notes each event's members and its own notes: an
+ * event whose attributes need jansson (a number written "7.50", a repeated
+ * key, an empty one among them, a repeated wanted member, an escaped key)
+ * goes to jansson alone, the plain events around it stay on the fast path,
+ * and every byte is still the jansson path's. Also in an envelope, {"events"}
+ * and as a lone event. */
+static void test_notes_per_event(void **state) {
+    (void)state;
+#define SC(attrs, extra)                                                                                            \
+    "{\"event_type\":\"state_changed\",\"data\":{\"entity_id\":\"sensor.t\",\"new_state\":{\"entity_id\":\"sensor.t\"," \
+    "\"state\":\"21.5\",\"attributes\":" attrs ",\"last_changed\":\"2025-06-14T08:33:20.218734+00:00\"}," \
+    "\"old_state\":null}" extra ",\"time_fired\":\"2025-06-14T08:33:20.218734+00:00\"}"
+    static const struct {
+        const char *ev;
+        int fast;
+    } evs[] = {
+        {SC("{\"unit_of_measurement\":\"W\"}", ""), 1},
+        {SC("{\"v\":7.50}", ""), 0},
+        {SC("{\"lat\":52.3731339,\"lon\":-4.8903147,\"z\":0.0001}", ""), 1},
+        {SC("{\"\":1,\"\":2}", ""), 0},
+        {SC("{\"a\": [1, 2]}", ""), 1},
+        {SC("{\"friendly_name\":\"a\",\"friendly_name\":\"b\"}", ""), 0},
+        {SC("{}", ",\"origin\":\"LOCAL\",\"origin\":\"REMOTE\""), 0},
+        {SC("{\"unit_of_measuremen\\u0074\":\"W\"}", ""), 0},
+        {SC("{\"s\":\"\\/\"}", ""), 0},
+        {SC("{\"unit_of_measurement\":\"kWh\"}", ""), 1},
+    };
+#undef SC
+    size_t nev = sizeof evs / sizeof evs[0];
+    sbuf body;
+    sbuf_init(&body);
+    for (int form = 0; form < 3; form++) {
+        sbuf_reset(&body);
+        sbuf_adds(&body, form == 1 ? "{\"events\":[" : "[");
+        for (size_t i = 0; i < nev; i++) {
+            if (i) sbuf_addc(&body, ',');
+            if (form == 2) sbuf_adds(&body, "{\"type\":\"event\",\"event\":");
+            sbuf_adds(&body, evs[i].ev);
+            if (form == 2) sbuf_adds(&body, ",\"id\":1}");
+        }
+        sbuf_adds(&body, form == 1 ? "]}" : "]");
+        batch b;
+        size_t want = 0;
+        for (size_t i = 0; i < nev; i++) want += (size_t)evs[i].fast;
+        assert_int_equal(fastpath_build(body.data, body.len, MAX_BATCH, &b), FASTPATH_BUILT);
+        assert_int_equal(b.fast, want);
+        batch_free(&b);
+        check_body(body.data, body.len);
+    }
+    for (size_t i = 0; i < nev; i++) { /* each alone */
+        batch b;
+        assert_int_equal(fastpath_build(evs[i].ev, strlen(evs[i].ev), MAX_BATCH, &b), FASTPATH_BUILT);
+        assert_int_equal(b.fast, (size_t)evs[i].fast);
+        batch_free(&b);
+        check_body(evs[i].ev, strlen(evs[i].ev));
+    }
+    sbuf_free(&body);
+}
+
 /* lib/json_scan's notes, which the fast path's decisions rest on. */
 static unsigned notes_of(const char *t) {
     unsigned n = 0;
@@ -725,6 +784,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scan_notes),
         cmocka_unit_test(test_plain_all_fast),
+        cmocka_unit_test(test_notes_per_event),
         cmocka_unit_test(test_data_files),
         cmocka_unit_test(test_generated),
     };

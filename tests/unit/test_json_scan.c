@@ -196,7 +196,7 @@ static void test_real_note_matches_printing(void **state) {
         unsigned ni = rnd() % 4 == 0 ? 1 : 1 + rnd() % 16;
         for (unsigned i = 0; i < ni; i++) txt[n++] = (char)('0' + (i == 0 && ni > 1 ? 1 + rnd() % 9 : rnd() % 10));
         if (ni == 1 && rnd() % 2) txt[n - 1] = '0';
-        unsigned nf = rnd() % 9;
+        unsigned nf = rnd() % 17;
         if (nf || rnd() % 4) {
             txt[n++] = '.';
             if (nf == 0) nf = 1;
@@ -217,6 +217,124 @@ static void test_real_note_matches_printing(void **state) {
     }
 }
 
+/* jscan_collect_items: the wanted members of each item, at every level, in
+ * the one validating pass; spans cleared between items; `unusual` for a
+ * repeated wanted key or an escaped key in a wanted object; notes per item;
+ * arrays not descended into; a lone object is one item. */
+typedef struct collected {
+    int n, unusual[8];
+    unsigned notes[8];
+    char got[8][4][32]; /* spans of slots 0..3 ("" absent), '!' first when esc */
+} collected;
+
+static void collect_item(const char *val, size_t vlen, const jscan_span *sp, int unusual, unsigned notes, void *arg) {
+    collected *c = arg;
+    (void)val, (void)vlen;
+    assert_true(c->n < 8);
+    c->unusual[c->n] = unusual;
+    c->notes[c->n] = notes;
+    for (int i = 0; i < 4; i++)
+        if (sp[i].p) snprintf(c->got[c->n][i], 32, "%s%.*s", sp[i].esc ? "!" : "", (int)sp[i].n, sp[i].p);
+    for (int i = 4; i < JSCAN_COLLECT_SLOTS; i++) assert_null(sp[i].p);
+    c->n++;
+}
+
+static void test_collect_items(void **state) {
+    (void)state;
+    static const jscan_node_key inner_k[] = {{"c", 1, 2, NULL}};
+    static const jscan_node inner = {inner_k, 1};
+    static const jscan_node_key root_k[] = {{"a", 1, 0, NULL}, {"b", 1, 1, &inner}, {"e", 1, 3, NULL}};
+    static const jscan_node root = {root_k, 3};
+    static jscan_collect jc;
+    collected c;
+    unsigned notes;
+    const char *t = "[{\"a\":1,\"b\":{\"c\":\"x\\\"y\",\"d\":[1,{\"c\":2}]},\"e\":\"p\"}, 5,"
+                    "{\"b\":{\"c\":3},\"b\":{}},{\"a\\u0041\":1,\"e\":\"q\"},{\"e\":[{\"a\":7}]}]";
+    memset(&c, 0, sizeof c);
+    jc.root = &root, jc.item_fn = collect_item, jc.arg = &c;
+    assert_int_equal(jscan_collect_items(t, strlen(t), &jc, JSCAN_NOTE_CANONICAL, &notes), 0);
+    assert_int_equal(c.n, 5);
+    assert_string_equal(c.got[0][0], "1");
+    assert_string_equal(c.got[0][1], "{\"c\":\"x\\\"y\",\"d\":[1,{\"c\":2}]}");
+    assert_string_equal(c.got[0][2], "!\"x\\\"y\""); /* b.c; not the c inside d's array */
+    assert_string_equal(c.got[0][3], "\"p\"");
+    assert_int_equal(c.unusual[0], 0);
+    assert_int_equal(c.notes[0], 0);
+    assert_string_equal(c.got[1][0], "");
+    assert_int_equal(c.notes[1], 0); /* the whitespace before 5 is between items */
+    assert_int_equal(c.unusual[2], 1);  /* "b" twice */
+    assert_string_equal(c.got[2][2], "3");
+    assert_int_equal(c.unusual[3], 1); /* an escaped key in a wanted object */
+    assert_true(c.notes[3] & JSCAN_NOTE_KEY_ESCAPE);
+    assert_string_equal(c.got[3][3], "\"q\"");
+    assert_string_equal(c.got[4][0], ""); /* "a" inside e's array is no member of the item */
+    assert_int_equal(c.unusual[4], 0);
+    assert_true(notes & JSCAN_NOTE_WS);
+
+    memset(&c, 0, sizeof c);
+    const char *lone = " {\"e\":\"z\",\"b\":{\"c\":null}} ";
+    assert_int_equal(jscan_collect_items(lone, strlen(lone), &jc, 0, &notes), 0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.got[0][2], "null");
+    assert_string_equal(c.got[0][3], "\"z\"");
+
+    const char *bad[] = {"[{\"a\":1},{\"a\":]", "[{\"a\":1}", "{\"a\":1}x", "5", "[{\"b\":{\"c\":\"\\x\"}}]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&c, 0, sizeof c);
+        assert_int_equal(jscan_collect_items(bad[i], strlen(bad[i]), &jc, 0, &notes), -1);
+    }
+}
+
+/* The repeated-key note against brute force: objects (and an object nested
+ * in each) of random short keys, many of which collide in the scanner's key
+ * filter (same length, first and last byte) without being equal. */
+static void test_dup_key_note(void **state) {
+    (void)state;
+    for (int t = 0; t < 20000; t++) {
+        char txt[2048], keys[2][40][8];
+        size_t n = 0;
+        int nk[2] = {1 + (int)(rnd() % 30), (int)(rnd() % 10)}, dup = 0;
+        for (int o = 0; o < 2; o++)
+            for (int i = 0; i < nk[o]; i++) {
+                int len = (int)(rnd() % 5);
+                for (int c = 0; c < len; c++) keys[o][i][c] = "abc"[rnd() % 3];
+                keys[o][i][len] = '\0';
+                for (int j = 0; j < i; j++) dup |= strcmp(keys[o][i], keys[o][j]) == 0;
+            }
+        n += (size_t)snprintf(txt + n, sizeof txt - n, "{");
+        for (int i = 0; i < nk[0]; i++) {
+            n += (size_t)snprintf(txt + n, sizeof txt - n, "%s\"%s\":", i ? "," : "", keys[0][i]);
+            if (i == nk[0] / 2) { /* the nested object: its keys are its own */
+                n += (size_t)snprintf(txt + n, sizeof txt - n, "{");
+                for (int j = 0; j < nk[1]; j++)
+                    n += (size_t)snprintf(txt + n, sizeof txt - n, "%s\"%s\":%d", j ? "," : "", keys[1][j], j);
+                n += (size_t)snprintf(txt + n, sizeof txt - n, "}");
+            } else {
+                n += (size_t)snprintf(txt + n, sizeof txt - n, "%d", i);
+            }
+        }
+        n += (size_t)snprintf(txt + n, sizeof txt - n, "}");
+        unsigned notes = 0;
+        assert_int_equal(jscan_check(txt, n, JSCAN_NOTE_DUP_KEY, &notes), 0);
+        if (dup != ((notes & JSCAN_NOTE_DUP_KEY) != 0)) fail_msg("%s: repeated %d, note %u", txt, dup, notes);
+    }
+}
+
+/* Zero is printed without printf now: the same text as before (jansson
+ * reads "-0.0" back as negative zero). */
+static void test_real_zero_text(void **state) {
+    (void)state;
+    sbuf o;
+    sbuf_init(&o);
+    json_text_real(&o, 0.0);
+    sbuf_addc(&o, ' ');
+    json_text_real(&o, -0.0);
+    sbuf_addc(&o, ' ');
+    json_text_real(&o, 0.5);
+    assert_string_equal(o.data, "0.0 -0.0 0.5");
+    sbuf_free(&o);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate_accepts_json),
@@ -225,6 +343,9 @@ int main(void) {
         cmocka_unit_test(test_array_elements),
         cmocka_unit_test(test_trusted_skips_match_the_validating_scan),
         cmocka_unit_test(test_real_note_matches_printing),
+        cmocka_unit_test(test_real_zero_text),
+        cmocka_unit_test(test_collect_items),
+        cmocka_unit_test(test_dup_key_note),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,6 +33,7 @@ static const config_var VARS[] = {
     CONFIG_TEXT("SIMULATOR_TRUTH_LOG", NULL, "append one JSON line per event generated, sent or not (--truth-log FILE)"),
     CONFIG_BOOL("SIMULATOR_ALWAYS_ON", "0", "1 = the house lives on without subscribers, like a real HA (--always-on)"),
     CONFIG_BOOL("SIMULATOR_HISTORY", "1", "0 = no recorder/history component: history commands are unknown_command"),
+    CONFIG_BOOL("SIMULATOR_JSON_SPACED", "0", "1 = event messages with a space after every ':' and ',' (Python json.dumps' spacing; bench/whitespace.sh)"),
     CONFIG_TEXT("SIMULATOR_HISTORY_FILE", NULL, "keep the recorder's rows in this file and restore them on start (HA restart)"),
     CONFIG_INT("SIMULATOR_HISTORY_MAX_ROWS", "4000000", 0, (long long)1 << 40, "recorder rows kept in memory; beyond, an entity's oldest quarter is purged"),
     CONFIG_END,
@@ -124,7 +125,8 @@ int main(int argc, char **argv)
         || config_int(VARS, "SIMULATOR_HISTORY_MAX_ROWS", &s.history_max_rows) != 0)
         goto out_log;
     s.rate = rate;
-    if (config_flag(VARS, "SIMULATOR_ALWAYS_ON", &s.always_on) != 0 || config_flag(VARS, "SIMULATOR_HISTORY", &s.history_on) != 0)
+    if (config_flag(VARS, "SIMULATOR_ALWAYS_ON", &s.always_on) != 0 || config_flag(VARS, "SIMULATOR_HISTORY", &s.history_on) != 0 ||
+        config_flag(VARS, "SIMULATOR_JSON_SPACED", &s.json_spaced) != 0)
         goto out_log;
     s.load_mode = rate > 0;
     s.token = config_secret("SIMULATOR_TOKEN");
@@ -181,6 +183,7 @@ out:
     house_free(&s);
     simbuf_free(&s.ev);
     simbuf_free(&s.tmp);
+    simbuf_free(&s.spaced);
     service_free(svc);
 out_log:
     if (s.sent_log) fclose(s.sent_log);

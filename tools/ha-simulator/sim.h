@@ -155,6 +155,8 @@ struct sim {
     long long last_ts;              /* strictly increasing event time */
     int always_on;                  /* the house lives on without subscribers (SIMULATOR_ALWAYS_ON) */
     int history_on;                 /* the recorder/history component is loaded (SIMULATOR_HISTORY) */
+    int json_spaced;                /* events as json.dumps spaces them (SIMULATOR_JSON_SPACED) */
+    simbuf spaced;                  /* the spaced text of the message being queued */
     long long history_fail;         /* the next N history calls fail (POST /api/sim/history/fail/N) */
     long long history_calls, history_rows, history_purged;
     long long history_max_rows;     /* SIMULATOR_HISTORY_MAX_ROWS: purge beyond (memory bound) */

@@ -350,8 +350,33 @@ static void client_flush(sim_client *c)
     c->batch_count = 0;
 }
 
+/* SIMULATOR_JSON_SPACED: msg with a space after every ':' and ',' outside
+ * strings, in s->spaced (what Python's json.dumps writes; issue 15 says the
+ * cost must not depend on it). */
+static void spaced_text(sim *s, const char **msg, size_t *len)
+{
+    simbuf *b = &s->spaced;
+    const char *p = *msg, *end = p + *len;
+    int in_str = 0;
+    b->len = 0;
+    for (; p < end; p++) {
+        simbuf_add(b, p, 1);
+        if (in_str) {
+            if (*p == '\\' && p + 1 < end) simbuf_add(b, ++p, 1);
+            else if (*p == '"') in_str = 0;
+        } else if (*p == '"') {
+            in_str = 1;
+        } else if (*p == ':' || *p == ',') {
+            simbuf_add(b, " ", 1);
+        }
+    }
+    *msg = b->p;
+    *len = b->len;
+}
+
 static void client_queue(sim_client *c, const char *msg, size_t len)
 {
+    if (c->s->json_spaced) spaced_text(c->s, &msg, &len);
     if (!c->coalesce) {
         ws_send_text(c->ws, msg, len);
         return;
