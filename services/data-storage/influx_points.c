@@ -35,20 +35,18 @@ const char *influx_points_text_string(sbuf *scratch, const char *v, size_t n) {
 }
 
 int influx_points_text_number(const char *v, size_t n, double *out) {
-    if (!v || !n || (*v != '-' && (*v < '0' || *v > '9')) || n >= 64) return -1;
-    char tmp[64];
-    memcpy(tmp, v, n);
-    tmp[n] = '\0';
-    /* as jansson reads it: an integer (no '.', 'e', 'E') is a json_int_t made a double ("-0" is 0) */
+    if (!v || !n || (*v != '-' && (*v < '0' || *v > '9'))) return -1;
+    /* A validated JSON number is followed by ',', '}', ']' or the record's NUL, none of which strtod/strtoll
+     * read on. As jansson reads it: an integer (no '.', 'e', 'E') is a json_int_t made a double ("-0" is 0). */
     if (!memchr(v, '.', n) && !memchr(v, 'e', n) && !memchr(v, 'E', n)) {
         errno = 0;
-        long long ll = strtoll(tmp, NULL, 10);
+        long long ll = strtoll(v, NULL, 10);
         if (errno == 0) {
             *out = (double)ll;
             return 0;
         }
     }
-    *out = strtod(tmp, NULL);
+    *out = strtod(v, NULL);
     return 0;
 }
 

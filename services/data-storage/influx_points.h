@@ -37,7 +37,8 @@ void influx_points_registry_tags(sbuf *b, const char *json, const record_fields 
 /* Reading a record's member from its text (v, n: the value's span, NULL/0 when
  * absent), as the points need it -- no jansson tree per record (issue 15):
  * a JSON string decoded into scratch (NUL-terminated; NULL when the value is
- * not a string), a JSON number as jansson reads it (0; -1 when not a number). */
+ * not a string), a JSON number as jansson reads it (0; -1 when not a number;
+ * v must be inside NUL-terminated text, as a stored record is). */
 const char *influx_points_text_string(sbuf *scratch, const char *v, size_t n);
 int influx_points_text_number(const char *v, size_t n, double *out);
 
