@@ -50,7 +50,7 @@ void influx_ha_free(influx_ha *h) {
 }
 
 int influx_ha_owns(const influx_ha *h, const store_item *it) {
-    return h && it->event_type && strcmp(it->event_type, "state_changed") == 0 && it->record;
+    return h && it->event_type && strcmp(it->event_type, "state_changed") == 0 && (it->record || it->json);
 }
 
 static void influx_ha_count(influx_ha *h, ha_point_result r) {
@@ -61,8 +61,13 @@ static void influx_ha_count(influx_ha *h, ha_point_result r) {
 influx_ha_result influx_ha_line(influx_ha *h, store_batch *b, store_item *it, sbuf *body) {
     if (!influx_ha_owns(h, it)) return INFLUX_HA_NOT_MINE;
     char err[200];
-    ha_point_result r =
-        ha_point_build(&h->cfg, it->record, it->time_us, influx_points_home_value(b->home_id), body, err, sizeof err);
+    /* a batch built from the request's text (store_text.c) has no tree: this one record's, only while its point is
+       built, so a piece never holds a tree per record (issue 15) */
+    json_t *parsed = it->record ? NULL : json_loadb(it->json, it->json_len, JSON_ALLOW_NUL, NULL);
+    if (!it->record && !parsed) return INFLUX_HA_OOM; /* its text was validated: only out of memory */
+    ha_point_result r = ha_point_build(&h->cfg, it->record ? it->record : parsed, it->time_us,
+                                       influx_points_home_value(b->home_id), body, err, sizeof err);
+    json_decref(parsed);
     influx_ha_count(h, r);
     if (r == HA_POINT_WRITTEN) return sbuf_failed(body) ? INFLUX_HA_OOM : INFLUX_HA_LINE;
     if (r != HA_POINT_ERROR) {

@@ -40,6 +40,7 @@
 /* The identity point of `it` (written as HA's point) at `ns`, with the batch's
  * stored_at (event_time_format text) and home (the batch's; the default
  * home's point has no home_id tag, another home's carries it, issue 18). */
-void influx_ids_line(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at, const char *home);
+void influx_ids_line(sbuf *b, const store_item *it, const record_fields *f, uint64_t ns, const char *stored_at,
+                     const char *home);
 
 #endif

@@ -1,9 +1,11 @@
 /* influx_points.c -- see influx_points.h. */
 #include "influx_points.h"
-#include "json_text.h"
+#include "json_scan.h"
 #include "lineproto.h"
 #include "service.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ",key=<tag form of value>"; nothing when the value is NULL or empty
@@ -16,10 +18,6 @@ static void influx_points_tag(sbuf *b, const char *key, const char *value) {
     lineproto_tag(b, value);
 }
 
-static const char *influx_points_member(const json_t *rec, const char *key) {
-    return json_string_value(json_object_get(rec, key));
-}
-
 /* ",key=<string field>". */
 static void influx_points_field_str(sbuf *b, const char *key, const char *v, size_t n) {
     sbuf_addc(b, ',');
@@ -28,81 +26,158 @@ static void influx_points_field_str(sbuf *b, const char *key, const char *v, siz
     lineproto_field_string(b, v, n);
 }
 
-/* ",key=<string field>" for a string member; nothing otherwise. */
-static void influx_points_member_str(sbuf *b, const json_t *rec, const char *key) {
-    const json_t *v = json_object_get(rec, key);
-    if (json_is_string(v)) influx_points_field_str(b, key, json_string_value(v), json_string_length(v));
+const char *influx_points_text_string(sbuf *scratch, const char *v, size_t n) {
+    if (!v || !n || *v != '"') return NULL;
+    sbuf_reset(scratch);
+    jscan_string_decode(scratch, v, n);
+    sbuf_addc(scratch, '\0');
+    return sbuf_failed(scratch) ? NULL : scratch->data;
+}
+
+int influx_points_text_number(const char *v, size_t n, double *out) {
+    if (!v || !n || (*v != '-' && (*v < '0' || *v > '9'))) return -1;
+    /* A validated JSON number is followed by ',', '}', ']' or the record's NUL, none of which strtod/strtoll
+     * read on. As jansson reads it: an integer (no '.', 'e', 'E') is a json_int_t made a double ("-0" is 0). */
+    if (!memchr(v, '.', n) && !memchr(v, 'e', n) && !memchr(v, 'E', n)) {
+        errno = 0;
+        long long ll = strtoll(v, NULL, 10);
+        if (errno == 0) {
+            *out = (double)ll;
+            return 0;
+        }
+    }
+    *out = strtod(v, NULL);
+    return 0;
+}
+
+/* ",key=<string field>" for a string member (value text v, n); nothing otherwise. */
+static void influx_points_text_str(sbuf *b, sbuf *scratch, const char *key, const char *v, size_t n) {
+    if (!v || !n || *v != '"') return;
+    sbuf_reset(scratch);
+    jscan_string_decode(scratch, v, n);
+    if (sbuf_failed(scratch)) b->failed = 1;
+    else influx_points_field_str(b, key, scratch->data ? scratch->data : "", scratch->len);
 }
 
 /* ",key=<float field>" for a finite numeric member; nothing otherwise. */
-static void influx_points_member_float(sbuf *b, const json_t *rec, const char *key) {
-    const json_t *v = json_object_get(rec, key);
-    if (!json_is_number(v)) return;
+static void influx_points_text_float(sbuf *b, const char *key, const char *v, size_t n) {
+    double d;
+    if (influx_points_text_number(v, n, &d) != 0) return;
     size_t mark = b->len;
     sbuf_addc(b, ',');
     sbuf_adds(b, key);
     sbuf_addc(b, '=');
-    if (lineproto_field_float(b, json_number_value(v)) != 0) b->len = mark;
+    if (lineproto_field_float(b, d) != 0) b->len = mark;
+}
+
+/* ",key=<tag>" for a string member; nothing otherwise (or when empty). */
+static void influx_points_text_tag(sbuf *b, sbuf *scratch, const char *key, const char *v, size_t n) {
+    influx_points_tag(b, key, influx_points_text_string(scratch, v, n));
+}
+
+typedef struct ip_labels {
+    sbuf *t;
+    sbuf *scratch;
+    size_t n;
+} ip_labels;
+
+static int influx_points_label(const char *v, size_t n, void *arg) {
+    ip_labels *l = arg;
+    const char *s = influx_points_text_string(l->scratch, v, n);
+    if (!s || l->scratch->len < 2) return 0; /* not a string, or "" (its decoded text is just the NUL) */
+    sbuf_addc(l->t, ',');
+    sbuf_adds(l->t, s);
+    l->n++;
+    return 0;
 }
 
 /* labels as one tag, ",a,b," (a label filter is then a regex on ",a,"); none: no tag. */
-static void influx_points_labels(sbuf *b, const json_t *labels) {
-    size_t i, n = 0;
-    json_t *v;
+static void influx_points_labels(sbuf *b, sbuf *scratch, const char *v, size_t n) {
+    if (!v || !n || *v != '[') return;
     sbuf t;
     sbuf_init(&t);
-    json_array_foreach(labels, i, v) {
-        if (!json_is_string(v) || !json_string_length(v)) continue;
-        sbuf_addc(&t, ',');
-        sbuf_adds(&t, json_string_value(v));
-        n++;
-    }
+    ip_labels l = {&t, scratch, 0};
+    (void)jscan_array_trusted(v, n, influx_points_label, &l);
     sbuf_addc(&t, ',');
-    if (n && !sbuf_failed(&t)) influx_points_tag(b, "labels", t.data);
+    if (sbuf_failed(&t) || sbuf_failed(scratch)) b->failed = 1;
+    else if (l.n) influx_points_tag(b, "labels", t.data);
     sbuf_free(&t);
 }
 
 const char *influx_points_home_value(const char *home) { return event_home_is_default(home) ? "" : home; }
 
-void influx_points_registry_tags(sbuf *b, const json_t *rec) { /* registry tags: issue 11 */
-    influx_points_tag(b, "area_id", influx_points_member(rec, "area_id"));
-    influx_points_tag(b, "device_id", influx_points_member(rec, "device_id"));
-    influx_points_tag(b, "floor_id", influx_points_member(rec, "floor_id"));
-    influx_points_labels(b, json_object_get(rec, "labels"));
-    influx_points_tag(b, "platform", influx_points_member(rec, "platform"));
+#define IP_AT(f, k) (f)->len[k] ? json + (f)->off[k] : NULL, (f)->len[k]
+
+void influx_points_registry_tags(sbuf *b, const char *json, const record_fields *f) { /* registry tags: issue 11 */
+    sbuf scratch;
+    sbuf_init(&scratch);
+    influx_points_text_tag(b, &scratch, "area_id", IP_AT(f, RF_AREA_ID));
+    influx_points_text_tag(b, &scratch, "device_id", IP_AT(f, RF_DEVICE_ID));
+    influx_points_text_tag(b, &scratch, "floor_id", IP_AT(f, RF_FLOOR_ID));
+    influx_points_labels(b, &scratch, IP_AT(f, RF_LABELS));
+    influx_points_text_tag(b, &scratch, "platform", IP_AT(f, RF_PLATFORM));
+    if (sbuf_failed(&scratch)) b->failed = 1;
+    sbuf_free(&scratch);
 }
 
-void influx_points_event(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at, const char *home) {
-    const json_t *rec = it->record;
+/* The members of the event's point that record_fields does not note, found by one walk of its text. */
+enum { IP_DEVICE_CLASS, IP_UNIT, IP_OLD_STATE, IP_OLD_VALUE, IP_DURATION, IP_CONTEXT_ID, IP_CONTEXT_PARENT,
+       IP_CONTEXT_USER, IP_N };
+static const char *const ip_names[IP_N] = {"device_class", "unit_of_measurement", "old_state", "old_value",
+                                           "duration_in_state", "context_id", "context_parent_id",
+                                           "context_user_id"};
+
+typedef struct ip_walk {
+    const char *v[IP_N];
+    size_t n[IP_N];
+} ip_walk;
+
+static int influx_points_member(const char *k, size_t kl, const char *v, size_t vl, void *arg) {
+    ip_walk *w = arg;
+    if (kl < 9 || (k[0] != 'd' && k[0] != 'u' && k[0] != 'o' && k[0] != 'c')) return 0;
+    for (int i = 0; i < IP_N; i++)
+        if (strlen(ip_names[i]) == kl && memcmp(ip_names[i], k, kl) == 0) {
+            w->v[i] = v;
+            w->n[i] = vl;
+            break;
+        }
+    return 0;
+}
+
+void influx_points_event(sbuf *b, const store_item *it, const record_fields *f, uint64_t ns, const char *stored_at,
+                         const char *home) {
+    const char *json = it->json;
+    ip_walk w;
+    memset(&w, 0, sizeof w);
+    (void)jscan_object_trusted(it->json, it->json_len, influx_points_member, &w);
+    sbuf scratch;
+    sbuf_init(&scratch);
     lineproto_measurement(b, INFLUX_MEASUREMENT);
-    influx_points_registry_tags(b, rec);
-    influx_points_tag(b, "device_class", influx_points_member(rec, "device_class"));
+    influx_points_registry_tags(b, json, f);
+    influx_points_text_tag(b, &scratch, "device_class", w.v[IP_DEVICE_CLASS], w.n[IP_DEVICE_CLASS]);
     influx_points_tag(b, "domain", it->domain);
     influx_points_tag(b, "entity_id", it->entity_id);
     influx_points_tag(b, "event_type", it->event_type);
     influx_points_tag(b, INFLUX_HOME_TAG, influx_points_home_value(home)); /* issue 18 */
-    influx_points_tag(b, "unit_of_measurement", influx_points_member(rec, "unit_of_measurement"));
+    influx_points_text_tag(b, &scratch, "unit_of_measurement", w.v[IP_UNIT], w.n[IP_UNIT]);
     sbuf_adds(b, " event_id=");
     lineproto_field_string(b, it->event_id, strlen(it->event_id));
     influx_points_field_str(b, "stored_at", stored_at, strlen(stored_at));
     influx_points_field_str(b, "record", it->json, it->json_len);
-    influx_points_member_str(b, rec, "state");
-    influx_points_member_float(b, rec, "value");
-    influx_points_member_str(b, rec, "old_state");
-    influx_points_member_float(b, rec, "old_value");
-    influx_points_member_float(b, rec, "duration_in_state");
-    influx_points_member_str(b, rec, "context_id");
-    influx_points_member_str(b, rec, "context_parent_id");
-    influx_points_member_str(b, rec, "context_user_id");
-    const json_t *attrs = json_object_get(rec, "attributes");
-    if (json_is_object(attrs)) {
-        sbuf tmp;
-        sbuf_init(&tmp);
-        json_text_dump(attrs, &tmp);
-        if (!sbuf_failed(&tmp)) influx_points_field_str(b, "attributes", tmp.data, tmp.len);
-        else b->failed = 1;
-        sbuf_free(&tmp);
-    }
+    influx_points_text_str(b, &scratch, "state", IP_AT(f, RF_STATE));
+    influx_points_text_float(b, "value", IP_AT(f, RF_VALUE));
+    influx_points_text_str(b, &scratch, "old_state", w.v[IP_OLD_STATE], w.n[IP_OLD_STATE]);
+    influx_points_text_float(b, "old_value", w.v[IP_OLD_VALUE], w.n[IP_OLD_VALUE]);
+    influx_points_text_float(b, "duration_in_state", w.v[IP_DURATION], w.n[IP_DURATION]);
+    influx_points_text_str(b, &scratch, "context_id", w.v[IP_CONTEXT_ID], w.n[IP_CONTEXT_ID]);
+    influx_points_text_str(b, &scratch, "context_parent_id", w.v[IP_CONTEXT_PARENT], w.n[IP_CONTEXT_PARENT]);
+    influx_points_text_str(b, &scratch, "context_user_id", w.v[IP_CONTEXT_USER], w.n[IP_CONTEXT_USER]);
+    size_t an;
+    const char *attrs = record_fields_at(f, json, RF_ATTRIBUTES, &an);
+    /* the record's text is canonical (json_text_dump's), so the member's text is the dump of its value */
+    if (attrs && *attrs == '{') influx_points_field_str(b, "attributes", attrs, an);
+    if (sbuf_failed(&scratch)) b->failed = 1;
+    sbuf_free(&scratch);
     sbuf_printf(b, " %llu\n", (unsigned long long)ns);
 }
 

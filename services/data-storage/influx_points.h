@@ -29,15 +29,27 @@
 const char *influx_points_home_value(const char *home);
 
 /* The registry tags GET /api/v1/events filters on (area_id, device_id,
- * floor_id, labels as ",a,b,", platform), from the record's members; none
- * for a member that is missing or empty. Also on HA's identity points. */
-void influx_points_registry_tags(sbuf *b, const json_t *rec);
+ * floor_id, labels as ",a,b,", platform), from the record's members (json:
+ * the record's text, f: where its members are, store_item_fields); none for a
+ * member that is missing or empty. Also on HA's identity points. */
+void influx_points_registry_tags(sbuf *b, const char *json, const record_fields *f);
+
+/* Reading a record's member from its text (v, n: the value's span, NULL/0 when
+ * absent), as the points need it -- no jansson tree per record (issue 15):
+ * a JSON string decoded into scratch (NUL-terminated; NULL when the value is
+ * not a string), a JSON number as jansson reads it (0; -1 when not a number;
+ * v must be inside NUL-terminated text, as a stored record is). */
+const char *influx_points_text_string(sbuf *scratch, const char *v, size_t n);
+int influx_points_text_number(const char *v, size_t n, double *out);
 
 /* One line of the events measurement at time `ns`, with the batch's stored_at
  * (event_time_format text). Registry tags, the exact record as the string
  * field "record"; value/old_value/duration_in_state are floats, written only
- * when numeric. home: the batch's (NULL/""/default: no tag). */
-void influx_points_event(sbuf *b, const store_item *it, uint64_t ns, const char *stored_at, const char *home);
+ * when numeric. home: the batch's (NULL/""/default: no tag). Read from the
+ * item's text (f: its store_item_fields; one walk for the members those do not
+ * note), never from a jansson tree. */
+void influx_points_event(sbuf *b, const store_item *it, const record_fields *f, uint64_t ns, const char *stored_at,
+                         const char *home);
 
 /* One line of the dead-letter measurement at a per-process unique time: now,
  * or *last_ns + 1 when that is not later; *last_ns is updated. home: as above. */

@@ -127,7 +127,8 @@ static void iq_probe_done(const httpc_response *res, void *arg) {
     json_decref(j);
 }
 
-void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, uint64_t event_ns, const char *home) {
+void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, const record_fields *f, uint64_t event_ns,
+                            const char *home) {
     if (!r->first_seq && r->io.query) { /* sent before the first write request of this process */
         char sql[96];
         snprintf(sql, sizeof sql, "SHOW SERIES FROM \"%s\" LIMIT 1", IQ_EVENTS);
@@ -142,7 +143,13 @@ void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, u
     iq_tag(body, "entity_id", it->entity_id);
     iq_tag(body, "event_type", it->event_type);
     iq_tag(body, INFLUX_HOME_TAG, influx_points_home_value(home)); /* issue 18: as the event's point */
-    iq_tag(body, "area_id", json_string_value(json_object_get(it->record, "area_id"))); /* the tail's area= */
+    size_t an;
+    const char *area = record_fields_at(f, it->json, RF_AREA_ID, &an);
+    sbuf scratch;
+    sbuf_init(&scratch);
+    iq_tag(body, "area_id", influx_points_text_string(&scratch, area, an)); /* the tail's area= */
+    if (sbuf_failed(&scratch)) body->failed = 1;
+    sbuf_free(&scratch);
     sbuf_adds(body, " event_id=");
     lineproto_field_string(body, it->event_id, strlen(it->event_id));
     sbuf_printf(body, ",t=%lldi %lld\n", (long long)event_ns, (long long)seq * 1000);

@@ -55,7 +55,8 @@ void influx_reads_free(influx_reads *r);
  * HA's point with its identity point) at event_ns; batch_done is called once
  * per batch when it ends, rc 0 when InfluxDB acknowledged it (moves the head,
  * counts it), else -1 (what it wrote, if anything, is re-read from the feed). */
-void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, uint64_t event_ns, const char *home);
+void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, const record_fields *f, uint64_t event_ns,
+                            const char *home);
 void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc);
 
 /* store_ops members (store_read.h). */

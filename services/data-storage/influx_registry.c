@@ -37,6 +37,7 @@ static char *ir_key(const char *home, const char *entity_id) {
 static const char *const ir_keys[] = {"area_id", "area", "floor_id", "floor", "device_id", "device",
                                       "manufacturer", "model", "labels", "platform", "entity_category"};
 #define IR_NKEYS (sizeof ir_keys / sizeof *ir_keys)
+_Static_assert(IR_NKEYS == RF_CONTEXT_N, "ir_keys are record_fields' context members, in order");
 
 int influx_registry_open(const stats_influx_io *io, const char *events_measurement, influx_registry **out) {
     influx_registry *r = calloc(1, sizeof *r);
@@ -75,6 +76,27 @@ static char *ir_context(const json_t *rec) {
         const json_t *v = json_object_get(rec, ir_keys[k]);
         if (!v) sbuf_adds(&o, strcmp(ir_keys[k], "labels") ? "null" : "[]");
         else json_text_dump(v, &o);
+    }
+    sbuf_addc(&o, '}');
+    size_t n;
+    return sbuf_failed(&o) ? (sbuf_free(&o), NULL) : sbuf_take(&o, &n);
+}
+
+/* The same from the record's text: its members' spans (record_fields notes the
+ * eleven, in this order) are json_text_dump's text of their values, the record
+ * being canonical. */
+static char *ir_context_text(const char *json, const record_fields *f) {
+    if (!f->len[RF_AREA_ID] && !f->len[RF_DEVICE_ID] && !f->len[RF_PLATFORM] && !f->len[RF_LABELS]) return NULL;
+    sbuf o;
+    sbuf_init(&o);
+    for (size_t k = 0; k < IR_NKEYS; k++) {
+        sbuf_adds(&o, k ? ",\"" : "{\"");
+        sbuf_adds(&o, ir_keys[k]);
+        sbuf_adds(&o, "\":");
+        size_t n;
+        const char *v = record_fields_at(f, json, RF_CONTEXT_FIRST + (int)k, &n);
+        if (!v) sbuf_adds(&o, strcmp(ir_keys[k], "labels") ? "null" : "[]");
+        else sbuf_add(&o, v, n);
     }
     sbuf_addc(&o, '}');
     size_t n;
@@ -158,11 +180,8 @@ static int ir_lines(influx_registry *r, const store_batch *b, ir_write *w) {
         if (!it->entity_id || !*it->entity_id ||
             (it->status != STORE_ITEM_STORED && it->status != STORE_ITEM_DUPLICATE))
             continue;
-        json_t *parsed = NULL;
-        const json_t *rec = it->record;
-        if (!rec) rec = parsed = json_loadb(it->json, it->json_len, 0, NULL);
-        char *ctx = rec ? ir_context(rec) : NULL;
-        json_decref(parsed);
+        char *ctx = it->record ? ir_context(it->record)
+                    : it->fields.noted ? ir_context_text(it->json, &it->fields) : NULL;
         if (!ctx) continue;
         char *key = ir_key(b->home_id, it->entity_id);
         if (!key) {

@@ -156,18 +156,26 @@ int influx_homes_add(influx_homes *t, const char *home, long long events, long l
 
 /* ---- applying one event ---------------------------------------------------- */
 
-int influx_entities_apply(influx_entities *t, const store_item *it, const char *home, int64_t seq) {
-    if (!it->entity_id || !*it->entity_id) return 0; /* no entity */
-    influx_entity *e = influx_entities_get(t, it->entity_id, event_home_is_default(home) ? NULL : home, it->domain);
-    if (!e) return -1;
-    if (seq && seq <= e->seq) return 0; /* already in the snapshot this entity was read from */
-    int64_t ns = it->time_us * 1000;
-    e->count++;
-    e->dirty = 1;
-    if (ns > e->last_ns) e->last_ns = ns;
-    const char *st = it->record ? json_string_value(json_object_get(it->record, "state")) : NULL;
-    if (!st || !it->event_type || strcmp(it->event_type, "state_changed") != 0) return 1;
-    if (json_is_number(json_object_get(it->record, "value"))) {
+/* The record's state (a string, else NULL) and whether its value is a number:
+ * from the tree when the item has one (read back, influx_record_item), else
+ * from its text (scratch holds the state). */
+static const char *ie_item_state(const store_item *it, sbuf *scratch, int *numeric) {
+    *numeric = 0;
+    if (it->record) {
+        *numeric = json_is_number(json_object_get(it->record, "value"));
+        return json_string_value(json_object_get(it->record, "state"));
+    }
+    if (!it->fields.noted) return NULL;
+    size_t sn, vn;
+    const char *sv = record_fields_at(&it->fields, it->json, RF_STATE, &sn);
+    const char *vv = record_fields_at(&it->fields, it->json, RF_VALUE, &vn);
+    double d;
+    *numeric = influx_points_text_number(vv, vn, &d) == 0;
+    return influx_points_text_string(scratch, sv, sn);
+}
+
+static int ie_apply_state(influx_entity *e, const char *st, int numeric, int64_t ns) {
+    if (numeric) {
         if (strpbrk(st, "0123456789")) e->numeric = 1;
         else e->mixed = 1;
     }
@@ -183,6 +191,25 @@ int influx_entities_apply(influx_entities *t, const store_item *it, const char *
     e->has_state = 1;
     e->state_ns = ns;
     return 1;
+}
+
+int influx_entities_apply(influx_entities *t, const store_item *it, const char *home, int64_t seq) {
+    if (!it->entity_id || !*it->entity_id) return 0; /* no entity */
+    influx_entity *e = influx_entities_get(t, it->entity_id, event_home_is_default(home) ? NULL : home, it->domain);
+    if (!e) return -1;
+    if (seq && seq <= e->seq) return 0; /* already in the snapshot this entity was read from */
+    int64_t ns = it->time_us * 1000;
+    e->count++;
+    e->dirty = 1;
+    if (ns > e->last_ns) e->last_ns = ns;
+    if (!it->event_type || strcmp(it->event_type, "state_changed") != 0) return 1;
+    sbuf scratch;
+    sbuf_init(&scratch);
+    int numeric;
+    const char *st = ie_item_state(it, &scratch, &numeric);
+    int rc = st ? ie_apply_state(e, st, numeric, ns) : sbuf_failed(&scratch) ? -1 : 1;
+    sbuf_free(&scratch);
+    return rc;
 }
 
 /* store.c's rule: the record's domain, else the entity id's prefix. */

@@ -79,9 +79,10 @@ static void storage_post_run(storage_wait *p);
  * A backend that answers later (InfluxDB, ClickHouse) queues what it is
  * given: pieces of every request in flight would all be held at once. So at
  * most storage_pieces_out() pieces are with the backend -- a text backend
- * (ClickHouse) two, one writing and one ready behind it; a jansson backend
- * (InfluxDB) one, as its piece is a tree of 5-10x its text (burst-batch5000
- * peaked at 67.5 MB with two, docs/BENCHMARKS.md) -- and other POSTs wait
+ * (ClickHouse, InfluxDB since session 7) two, one writing and one ready behind
+ * it; a backend reading jansson trees one, as its piece is a tree of 5-10x its
+ * text (InfluxDB's burst-batch5000 peaked at 67.5 MB with two trees,
+ * docs/BENCHMARKS.md) -- and other POSTs wait
  * here with nothing but their body, in order. A request keeps its slot from
  * its first piece to its answer (storage_post_release gives it back), so the
  * one under way finishes first instead of alternating pieces with the next.

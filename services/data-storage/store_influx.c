@@ -335,9 +335,11 @@ static int influx_job_build(influx_job *j) {
         influx_ha_result ha = influx_ha_line(j->s->ha, b, &b->items[i], &j->body);
         if (ha == INFLUX_HA_OOM) return -1;
         if (ha == INFLUX_HA_NO_LINE) continue;
-        if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], j->ns[i], j->stored_at, b->home_id);
-        else influx_ids_line(&j->body, &b->items[i], j->ns[i], j->stored_at, b->home_id); /* HA's point: its identity (influx_ids.h) */
-        influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], j->ns[i], b->home_id);
+        const record_fields *f = store_item_fields(&b->items[i]);
+        if (!f) return -1; /* a stored record is an object: only out of memory */
+        if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], f, j->ns[i], j->stored_at, b->home_id);
+        else influx_ids_line(&j->body, &b->items[i], f, j->ns[i], j->stored_at, b->home_id); /* HA's point: its identity (influx_ids.h) */
+        influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], f, j->ns[i], b->home_id);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
     if (sbuf_failed(&j->body)) return -1;
@@ -1070,6 +1072,7 @@ static void store_influx_close(store *base) {
 
 static const store_ops store_influx_ops = {
     .name = "influxdb",
+    .text_batches = 1, /* points, feed, summary, registry read the item's text and record_fields (issue 15) */
     .write_batch = store_influx_write_batch,
     .query = store_influx_query,
     .dead_letters = store_influx_dead_letters,

@@ -100,29 +100,36 @@ check_eq "GET: $((N - 2 + 600)) events, each once" $((N - 2 + 600)) \
 check_eq "GET: no duplicate rows" "$(jq .count "$TEST_TMP/got1.json")" \
   "$(jq '[.events[].context_id] | unique | length' "$TEST_TMP/got1.json")"
 
-# one piece slot (InfluxDB): a request under way keeps it until its last piece; a POST arriving meanwhile
-# waits, rather than the two alternating pieces (A's events ~4 to a piece, B's one each: "batch: 1 stored")
+# two piece slots (InfluxDB, session 7: pieces built from the records' text): a request under way keeps its slot
+# until its last piece; a third POST arriving while two are under way waits for one of them to finish, rather than
+# taking a slot between their pieces. Pieces tell their request by size (STORAGE_PIECE_BYTES=4096, events of
+# 325-800 bytes): A's events unpadded (4+ to a piece), B's padded by 5000 (one each), C's by 1150 (two each).
 if [ "$BACKEND" = influxdb ]; then
-  jq -nc --argjson n 2000 --argjson from 50000 -f "$here/gen_events.jq" | jq -c '{events: .}' >"$TEST_TMP/a.json"
-  jq -nc --argjson n 200 --argjson from 60000 -f "$here/gen_events.jq" |
+  jq -nc --argjson n 1000 --argjson from 50000 -f "$here/gen_events.jq" | jq -c '{events: .}' >"$TEST_TMP/a.json"
+  jq -nc --argjson n 150 --argjson from 60000 -f "$here/gen_events.jq" |
     jq -c --arg pad "$(printf '%05000d' 0)" '{events: map(.attributes.pad = $pad)}' >"$TEST_TMP/b.json"
+  jq -nc --argjson n 60 --argjson from 70000 -f "$here/gen_events.jq" |
+    jq -c --arg pad "$(printf '%01150d' 0)" '{events: map(.attributes.pad = $pad)}' >"$TEST_TMP/c.json"
   log_from=$(wc -l <"$TEST_TMP/storage.log")
   pending() { [ "$(curl -s "$U/health" | jq .pending_requests)" = "$1" ]; }
-  curl -s -o "$TEST_TMP/a.resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' \
-    --data-binary @"$TEST_TMP/a.json" >"$TEST_TMP/a.code" &
-  poster_a=$!
+  slot_post() { # slot_post NAME : posts NAME.json in the background
+    curl -s -o "$TEST_TMP/$1.resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' \
+      --data-binary @"$TEST_TMP/$1.json" >"$TEST_TMP/$1.code" &
+  }
+  slot_post a; poster_a=$!
   wait_for 30 pending 1 || bail "the large POST is under way"
-  curl -s -o "$TEST_TMP/b.resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' \
-    --data-binary @"$TEST_TMP/b.json" >"$TEST_TMP/b.code" &
-  poster_b=$!
-  check "the second POST arrived while the first was under way" wait_for 30 pending 2
-  wait "$poster_a" "$poster_b"
-  check_eq "slot kept: both answered 200" "200200" "$(cat "$TEST_TMP/a.code" "$TEST_TMP/b.code")"
-  check_eq "slot kept: 2200 stored" 2200 "$(jq -s 'map(.stored) | add' "$TEST_TMP/a.resp" "$TEST_TMP/b.resp")"
+  slot_post b; poster_b=$!
+  wait_for 30 pending 2 || bail "the second POST is under way"
+  slot_post c; poster_c=$!
+  check "the third POST arrived while two were under way" wait_for 30 pending 3
+  wait "$poster_a" "$poster_b" "$poster_c"
+  check_eq "slots kept: all answered 200" "200200200" "$(cat "$TEST_TMP/a.code" "$TEST_TMP/b.code" "$TEST_TMP/c.code")"
+  check_eq "slots kept: 1210 stored" 1210 "$(jq -s 'map(.stored) | add' "$TEST_TMP"/[abc].resp)"
   order=$(tail -n +$((log_from + 1)) "$TEST_TMP/storage.log" | sed -n 's/.*batch: \([0-9]*\) stored.*/\1/p' | tr '\n' ' ')
-  # after B's first piece (1 event) no piece of A (more than one) is committed
-  check "slot kept: every piece of the first POST before any of the second (pieces: $order)" \
-    awk -v s="$order" 'BEGIN { n = split(s, c, " "); b = 0; for (i = 1; i <= n; i++) { if (c[i] == 1) b = 1; else if (b) exit 1 } exit !b }'
+  # from C's first piece (2 events) on, no piece of A (more than 2) or none of B (1) is committed
+  check "slots kept: the third POST's pieces only after the first or the second POST's last (pieces: $order)" \
+    awk -v s="$order" 'BEGIN { n = split(s, c, " "); f = 0; for (i = 1; i <= n; i++) if (c[i] == 2) { f = i; break }
+      if (!f) exit 1; a = 0; b = 0; for (i = f; i <= n; i++) { if (c[i] > 2) a = 1; if (c[i] == 1) b = 1 } exit a && b }'
 fi
 
 # a piece that cannot be committed: 503, and the retry stores the rest once

@@ -19,6 +19,8 @@
 #include "store_sqlite.h"
 #include "store_text.h"
 #include "json_scan.h"
+#include "influx_points.h"
+#include "sbuf.h"
 
 static char *lp(void (*fn)(sbuf *, const char *), const char *in) {
     sbuf b;
@@ -171,6 +173,60 @@ static void rows_cb(const store_rows *rows, int rc, const char *err, void *arg) 
     r->rc = rc;
     r->n = rows->n;
     snprintf(r->first, sizeof r->first, "%s", rows->n ? rows->json[0] : "");
+}
+
+/* Issue 15, session 7: the InfluxDB event point is built from the record's text
+ * (record_fields + one walk), byte for byte the line the jansson-tree builder of
+ * f4d3981 wrote for the same record (golden taken from that build): escaped
+ * tags, an empty label and floor dropped, "-0", 2^53+1 and 1e3 as jansson reads
+ * them, the attributes' canonical text -- whichever path prepared the batch. */
+static const char influx_golden_line[] =
+    "home_assistant_events,area_id=living\\ room,device_id=d\\=1,labels=\\,a\\,b\\ c\\,,platform=hue,devi"
+    "ce_class=temperature,domain=sensor,entity_id=sensor.t\\,\\ \"x\",event_type=state_changed,home_id=ca"
+    "bin,unit_of_measurement=°C event_id=\"8252d59b28835b8f3a827e3804e61999\",stored_at=\"2025-06-14T08:3"
+    "3:22.000000Z\",record=\"{\\\"event_type\\\":\\\"state_changed\\\",\\\"entity_id\\\":\\\"sensor.t, \\\\\\\""
+    "x\\\\\\\"\\\",\\\"domain\\\":\\\"sensor\\\",\\\"time_fired\\\":\\\"2025-06-14T08:33:20.218734Z\\\",\\\""
+    "state\\\":\\\"22.5 °C\\\",\\\"value\\\":0,\\\"old_state\\\":\\\"a\\\\\\\\b\\\\nc\\\",\\\"old_value\\\""
+    ":9007199254740993,\\\"duration_in_state\\\":1000.0,\\\"unit_of_measurement\\\":\\\"°C\\\",\\\"device"
+    "_class\\\":\\\"temperature\\\",\\\"context_id\\\":\\\"c1\\\",\\\"context_parent_id\\\":null,\\\"cont"
+    "ext_user_id\\\":\\\"u \\\\\\\"1\\\\\\\"\\\",\\\"attributes\\\":{\\\"z\\\":1,\\\"a\\\":[1,2.5,\\\"x,y"
+    "\\\"],\\\"n\\\":{\\\"k\\\":\\\"v\\\"}},\\\"area_id\\\":\\\"living room\\\",\\\"device_id\\\":\\\"d=1"
+    "\\\",\\\"floor_id\\\":\\\"\\\",\\\"labels\\\":[\\\"a\\\",\\\"\\\",\\\"b c\\\",1],\\\"platform\\\":\\\""
+    "hue\\\"}\",state=\"22.5 °C\",value=0.0,old_state=\"a\\\\b\nc\",old_value=9007199254740992.0,duration"
+    "_in_state=1000.0,context_id=\"c1\",context_user_id=\"u \\\"1\\\"\",attributes=\"{\\\"z\\\":1,\\\"a\\\""
+    ":[1,2.5,\\\"x,y\\\"],\\\"n\\\":{\\\"k\\\":\\\"v\\\"}}\" 1749890000218734001\n";
+
+static void influx_point_check(store_batch *b) {
+    assert_int_equal(b->nitems, 1);
+    assert_int_equal(b->items[0].status, STORE_ITEM_PENDING);
+    const record_fields *f = store_item_fields(&b->items[0]);
+    assert_non_null(f);
+    sbuf s;
+    sbuf_init(&s);
+    influx_points_event(&s, &b->items[0], f, 1749890000218734001ull, "2025-06-14T08:33:22.000000Z", "cabin");
+    assert_false(sbuf_failed(&s));
+    assert_string_equal(s.data, influx_golden_line);
+    sbuf_free(&s);
+    store_batch_free(b);
+}
+
+static void test_influx_point_text(void **st) {
+    (void)st;
+    const char *ev = "[{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.t, \\\"x\\\"\",\"domain\":\"sensor\","
+        "\"time_fired\":\"2025-06-14T08:33:20.218734Z\",\"state\":\"22.5 \\u00b0C\",\"value\":-0,\"old_state\":\"a\\\\b\\nc\","
+        "\"old_value\":9007199254740993,\"duration_in_state\":1e3,\"unit_of_measurement\":\"\\u00b0C\","
+        "\"device_class\":\"temperature\",\"context_id\":\"c1\",\"context_parent_id\":null,\"context_user_id\":\"u \\\"1\\\"\","
+        "\"attributes\":{\"z\":1,\"a\":[1,2.5,\"x,y\"],\"n\":{\"k\":\"v\"}},\"area_id\":\"living room\",\"device_id\":\"d=1\","
+        "\"floor_id\":\"\",\"labels\":[\"a\",\"\",\"b c\",1],\"platform\":\"hue\"}]";
+    store_batch b;
+    assert_int_equal(store_text_prepare(ev, strlen(ev), 10000, &b), 0); /* the text path: no tree */
+    assert_null(b.items[0].record);
+    influx_point_check(&b);
+    json_t *events = json_loads(ev, 0, NULL); /* the general path: a tree, read the same way */
+    assert_non_null(events);
+    assert_int_equal(store_batch_prepare(&b, events, NULL), 0);
+    influx_point_check(&b);
+    json_decref(events);
 }
 
 static void test_sqlite_store(void **st) {
@@ -732,7 +788,7 @@ int main(void) {
         cmocka_unit_test(test_lineproto_field_string), cmocka_unit_test(test_influxql_string),
         cmocka_unit_test(test_json_exact),        cmocka_unit_test(test_filter_params),
         cmocka_unit_test(test_batch_prepare),     cmocka_unit_test(test_text_prepare),     cmocka_unit_test(test_text_generated),
-        cmocka_unit_test(test_text_pieces),
+        cmocka_unit_test(test_text_pieces),       cmocka_unit_test(test_influx_point_text),
         cmocka_unit_test(test_sqlite_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
