@@ -177,15 +177,16 @@ static void storage_post_count(storage_wait *p, const store_batch *b) {
 static void storage_post_run(storage_wait *p);
 
 /* ---- piece slots ----
- * A backend that answers later (InfluxDB, ClickHouse) queues what it is
+ * A backend that answers later (InfluxDB, ClickHouse, SQLite's writer thread:
+ * store_sqlite_writer.h) queues what it is
  * given: pieces of every request in flight would all be held at once. So at
  * most storage_pieces_out() pieces are with the backend -- a text backend
- * (ClickHouse) two, one writing and one ready behind it; a jansson backend
+ * (ClickHouse, SQLite) two, one writing and one ready behind it; a jansson backend
  * (InfluxDB) one, as its piece is a tree of 5-10x its text (burst-batch5000
  * peaked at 67.5 MB with two, docs/BENCHMARKS.md) -- and other POSTs wait
  * here with nothing but their body, in order, a request already under way
- * ahead of new ones. SQLite calls back before write_batch returns: it never
- * waits here. */
+ * ahead of new ones. SQLite without its thread (tests, tools) calls back
+ * before write_batch returns: it never waits here. */
 static int storage_pieces_out(const storage_api *a) { return a->st->ops->text_batches ? 2 : 1; }
 
 static void storage_gate_unlink(storage_wait *w) {
@@ -299,7 +300,8 @@ static int storage_post_piece(storage_wait *p) {
 }
 
 /* Commits piece after piece until the last, then answers. The backend may
- * call back before write_batch returns (SQLite) or later (InfluxDB). */
+ * call back before write_batch returns (SQLite without its writer thread) or
+ * later (InfluxDB, ClickHouse, SQLite's writer thread). */
 static void storage_post_run(storage_wait *p) {
     storage_api *a = p->api;
     for (;;) {
