@@ -181,13 +181,16 @@ static void storage_post_run(storage_wait *p);
  * store_sqlite_writer.h) queues what it is
  * given: pieces of every request in flight would all be held at once. So at
  * most storage_pieces_out() pieces are with the backend -- a text backend
- * (ClickHouse, SQLite) two, one writing and one ready behind it; a jansson backend
+ * (ClickHouse) two, one writing and one ready behind it (SQLite: store_ops.pieces,
+ * so the pieces waiting behind a commit can share the next one); a jansson backend
  * (InfluxDB) one, as its piece is a tree of 5-10x its text (burst-batch5000
  * peaked at 67.5 MB with two, docs/BENCHMARKS.md) -- and other POSTs wait
  * here with nothing but their body, in order, a request already under way
  * ahead of new ones. SQLite without its thread (tests, tools) calls back
  * before write_batch returns: it never waits here. */
-static int storage_pieces_out(const storage_api *a) { return a->st->ops->text_batches ? 2 : 1; }
+static int storage_pieces_out(const storage_api *a) {
+    return a->st->ops->pieces ? a->st->ops->pieces : a->st->ops->text_batches ? 2 : 1;
+}
 
 static void storage_gate_unlink(storage_wait *w) {
     if (!w->gated) return;

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Batches committed together at most (storage_api.c keeps two pieces here). */
+/* Batches committed together at most (storage_api.c keeps store_ops.pieces = 4 here). */
 #define SQW_GROUP_MAX 8
 
 typedef struct sqw_job {

@@ -5,10 +5,13 @@
  * loop, so while it ran nothing else did: the next POST was neither read,
  * validated nor prepared, and storage stayed below one core (issue 15: 39.5k
  * events/s, storage busy 0.95 of a core). The writer thread runs each batch's
- * transaction while the loop reads, scans and prepares the next piece (storage_api.c
- * keeps up to two pieces with the backend); batches waiting together when
- * the thread comes back for work are committed in one transaction (group
- * commit: one fsync, shared index pages written once).
+ * transaction while the loop reads, scans and prepares the next pieces
+ * (storage_api.c keeps up to store_ops.pieces = 4 with the backend); batches
+ * waiting together when the thread comes back for work are committed in one
+ * transaction (group commit: one fsync, and the index pages both touch -- one
+ * per entity in events_entity_series -- written once); if that transaction
+ * fails, each batch is tried alone, so a batch the database refuses never
+ * fails the ones it waited with.
  *
  * The ack contract: a batch's callback (and so its 200) runs on the loop, from
  * the thread's report through a pipe, after the transaction holding the batch
