@@ -98,7 +98,7 @@ done
 
 CLIENTS=${CLIENTS:-1}
 par=()
-[ "$CLIENTS" -gt 1 ] && par=(-s --parallel --parallel-max "$CLIENTS")
+[ "$CLIENTS" -gt 1 ] && par=(--no-progress-meter --parallel --parallel-max "$CLIENTS")
 # post_all PORT -> codes summary
 post_all() { curl "${par[@]}" "${args[@]//PORT/$1}" | sort | uniq -c | tr '\n' ' '; }
 # thread_ticks PID -> "name:ticks ..." per thread (utime+stime; the loop is the thread whose id is PID)
