@@ -77,8 +77,7 @@ static int storage_main_start(storage_main *m) {
 }
 
 static void storage_main_free(storage_main *m) {
-    storage_api_stop(m->api); /* a request between two pieces answers 503 */
-    store_close(m->st);       /* answers requests still waiting for the backend */
+    store_close(m->st); /* calls back writes still with the backend */
     storage_api_free(m->api);
     httpd_free(m->http);
     metrics_free_all();

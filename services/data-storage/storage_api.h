@@ -21,11 +21,11 @@ typedef struct storage_api_opts {
 
 /* Registers the routes on `h`; `st` must outlive the api. 0/-1. */
 int storage_api_new(httpd *h, store *st, const storage_api_opts *opts, storage_api **out);
-/* Shutting down: a POST between two pieces answers 503 instead of starting
- * the next. Call before store_close(). */
-void storage_api_stop(storage_api *a);
-/* Call after store_close() (which answers every request still waiting for
- * the backend) and before httpd_free(). */
+/* Call after store_close() (which calls back every write still with the
+ * backend) and before httpd_free(). The loop has exited by then, so a request
+ * still pending -- a POST between two pieces or waiting for a slot, a GET --
+ * is freed unanswered: its connection closes and the caller retries (the
+ * pieces already committed come back as duplicates). */
 void storage_api_free(storage_api *a);
 
 #endif

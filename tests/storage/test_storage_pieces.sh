@@ -10,7 +10,8 @@
 # every valid event stored exactly once; posted again, every event is a
 # duplicate; a body the text scan declines (escaped key) still takes the
 # general path; a piece that cannot be committed answers 503 and the retry
-# stores the rest without a duplicate.
+# stores the rest without a duplicate. On InfluxDB (one piece slot) a POST
+# under way keeps its slot: one arriving meanwhile waits for its answer.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
 . "$here/../lib/influxd.sh"
@@ -19,7 +20,9 @@ BIN=${1:?usage: test_storage_pieces.sh /path/to/homeiq-data-storage}
 BACKEND=${BACKEND:-sqlite}
 N=400
 echo "# data-storage pieces, backend=$BACKEND"
-export STORAGE_BACKEND=$BACKEND DATA_DIR=$TEST_TMP/data LOG_LEVEL=${LOG_LEVEL:-warn} STORAGE_PIECE_BYTES=4096
+LOG_LEVEL=${LOG_LEVEL:-warn}
+[ "$BACKEND" = influxdb ] && LOG_LEVEL=debug # "batch: N stored" per piece: the order pieces were committed in
+export STORAGE_BACKEND=$BACKEND DATA_DIR=$TEST_TMP/data LOG_LEVEL STORAGE_PIECE_BYTES=4096
 export INFLUXDB_PING_INTERVAL_MS=200 INFLUXDB_DATABASE=pieces SQLITE_BUSY_TIMEOUT_MS=300
 if [ "$BACKEND" = influxdb ]; then influxd_start || bail "influxd starts"; fi
 PORT=$(free_port)
@@ -96,6 +99,31 @@ check_eq "GET: $((N - 2 + 600)) events, each once" $((N - 2 + 600)) \
   "$(jq '[.events[].context_id] | unique | length' "$TEST_TMP/got1.json")"
 check_eq "GET: no duplicate rows" "$(jq .count "$TEST_TMP/got1.json")" \
   "$(jq '[.events[].context_id] | unique | length' "$TEST_TMP/got1.json")"
+
+# one piece slot (InfluxDB): a request under way keeps it until its last piece; a POST arriving meanwhile
+# waits, rather than the two alternating pieces (A's events ~4 to a piece, B's one each: "batch: 1 stored")
+if [ "$BACKEND" = influxdb ]; then
+  jq -nc --argjson n 2000 --argjson from 50000 -f "$here/gen_events.jq" | jq -c '{events: .}' >"$TEST_TMP/a.json"
+  jq -nc --argjson n 200 --argjson from 60000 -f "$here/gen_events.jq" |
+    jq -c --arg pad "$(printf '%05000d' 0)" '{events: map(.attributes.pad = $pad)}' >"$TEST_TMP/b.json"
+  log_from=$(wc -l <"$TEST_TMP/storage.log")
+  pending() { [ "$(curl -s "$U/health" | jq .pending_requests)" = "$1" ]; }
+  curl -s -o "$TEST_TMP/a.resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' \
+    --data-binary @"$TEST_TMP/a.json" >"$TEST_TMP/a.code" &
+  poster_a=$!
+  wait_for 30 pending 1 || bail "the large POST is under way"
+  curl -s -o "$TEST_TMP/b.resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' \
+    --data-binary @"$TEST_TMP/b.json" >"$TEST_TMP/b.code" &
+  poster_b=$!
+  check "the second POST arrived while the first was under way" wait_for 30 pending 2
+  wait "$poster_a" "$poster_b"
+  check_eq "slot kept: both answered 200" "200200" "$(cat "$TEST_TMP/a.code" "$TEST_TMP/b.code")"
+  check_eq "slot kept: 2200 stored" 2200 "$(jq -s 'map(.stored) | add' "$TEST_TMP/a.resp" "$TEST_TMP/b.resp")"
+  order=$(tail -n +$((log_from + 1)) "$TEST_TMP/storage.log" | sed -n 's/.*batch: \([0-9]*\) stored.*/\1/p' | tr '\n' ' ')
+  # after B's first piece (1 event) no piece of A (more than one) is committed
+  check "slot kept: every piece of the first POST before any of the second (pieces: $order)" \
+    awk -v s="$order" 'BEGIN { n = split(s, c, " "); b = 0; for (i = 1; i <= n; i++) { if (c[i] == 1) b = 1; else if (b) exit 1 } exit !b }'
+fi
 
 # a piece that cannot be committed: 503, and the retry stores the rest once
 if [ "$BACKEND" = sqlite ]; then
