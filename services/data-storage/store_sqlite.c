@@ -7,6 +7,12 @@
  *    not per event).
  *  - one transaction per batch, events and dead letters together: a batch is
  *    either committed whole (answer 200) or not at all (answer 503, retry).
+ *    The service's transactions run on a writer thread (store_sqlite_writer.h:
+ *    the loop prepares the next pieces meanwhile; batches waiting together share
+ *    a transaction, each still answered only after it committed); every other
+ *    use of the connection here -- reads, retention and catch-up steps, the
+ *    health probe -- takes the writer's lock, so it runs between two batch
+ *    transactions, as it did when everything ran on the loop.
  *  - UNIQUE(time_us, event_id) + INSERT OR IGNORE: a retried batch stores nothing
  *    twice, and changes()==0 tells us which events were duplicates. The identity
  *    determines the time, so this is exactly UNIQUE(event_id), but time-ordered:
