@@ -95,6 +95,20 @@ static void *release_thread(void *arg) {
     return NULL;
 }
 
+/* A writer on a fresh base; b[0] submitted and its write held, then b[1..n) queued behind it. */
+static sqw *start_held(struct event_base **base, store_batch *b, int n) {
+    reset();
+    *base = event_base_new();
+    sqw *w;
+    assert_int_equal(sqw_open(*base, fake_write, NULL, &F, &w), 0);
+    assert_non_null(w);
+    F.hold = 1;
+    sqw_submit(w, &b[0], on_done, NULL);
+    wait_in_write();
+    for (int i = 1; i < n; i++) sqw_submit(w, &b[i], on_done, NULL);
+    return w;
+}
+
 /* Runs the loop until `want` callbacks ran. */
 static void loop_until(struct event_base *base, int want) {
     for (int spins = 0; nanswers < want && spins < 100000; spins++) event_base_loop(base, EVLOOP_ONCE);
@@ -105,16 +119,9 @@ static void loop_until(struct event_base *base, int want) {
  * as one group; each answered after its write returned, in order. */
 static void test_group_and_order(void **state) {
     (void)state;
-    reset();
-    struct event_base *base = event_base_new();
-    sqw *w;
-    assert_int_equal(sqw_open(base, fake_write, NULL, &F, &w), 0);
-    assert_non_null(w);
+    struct event_base *base;
     store_batch b[4];
-    F.hold = 1;
-    sqw_submit(w, &b[0], on_done, NULL);
-    wait_in_write();
-    for (int i = 1; i < 4; i++) sqw_submit(w, &b[i], on_done, NULL);
+    sqw *w = start_held(&base, b, 4);
     event_base_loop(base, EVLOOP_NONBLOCK);
     assert_int_equal(nanswers, 0); /* nothing answered while the first write runs */
     release();
@@ -139,16 +146,12 @@ static void test_group_and_order(void **state) {
  * that batch is answered -1. */
 static void test_group_failure_isolated(void **state) {
     (void)state;
-    reset();
-    struct event_base *base = event_base_new();
-    sqw *w;
-    assert_int_equal(sqw_open(base, fake_write, NULL, &F, &w), 0);
+    struct event_base *base;
     store_batch b[4];
-    F.hold = 1;
-    F.poison = &b[2];
-    sqw_submit(w, &b[0], on_done, NULL);
-    wait_in_write();
-    for (int i = 1; i < 4; i++) sqw_submit(w, &b[i], on_done, NULL);
+    sqw *w = start_held(&base, b, 4);
+    pthread_mutex_lock(&F.mu);
+    F.poison = &b[2]; /* read by the writes still to come */
+    pthread_mutex_unlock(&F.mu);
     release();
     loop_until(base, 4);
     assert_int_equal(F.ncalls, 5); /* b0; {b1,b2,b3} fails; b1, b2, b3 alone */
@@ -165,17 +168,10 @@ static void test_group_failure_isolated(void **state) {
  * loop holds it; close calls back the write that was running. */
 static void test_lock_and_close(void **state) {
     (void)state;
-    reset();
-    struct event_base *base = event_base_new();
-    sqw *w;
-    assert_int_equal(sqw_open(base, fake_write, NULL, &F, &w), 0);
+    struct event_base *base;
     store_batch b[3];
-    F.hold = 1;
-    sqw_submit(w, &b[0], on_done, NULL);
-    wait_in_write();
+    sqw *w = start_held(&base, b, 3);
     assert_int_equal(sqw_trylock(w), 0); /* a write runs: the connection is the writer's */
-    sqw_submit(w, &b[1], on_done, NULL);
-    sqw_submit(w, &b[2], on_done, NULL);
     release();
     sqw_lock(w); /* waits for b0's write (and maybe the group's) */
     sqw_lock(w); /* nested */
