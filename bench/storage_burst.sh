@@ -19,6 +19,8 @@
 #
 # Use: bench/storage_burst.sh [BIN ...]   (default build/services/data-storage/homeiq-data-storage)
 #      COUNT=40000 BATCH=1000 ROUNDS=1 BENCH_CORPUS_DIR=/tmp/homeiq-storage-corpus-$COUNT-$BATCH
+#      CLIENTS=N: post over N connections at once (curl --parallel; default 1, one keep-alive
+#      connection), as ingestion's FORWARD_MAX_INFLIGHT=4 window does through enrichment
 #      PERF=1: perf record -g the storage process during the first round (perf-<n>.data in $PWD)
 #      A BIN may be given as 'BIN#SQL': its store is made first (the binary started once on an
 #      empty DATA_DIR, schema up to date) and SQL run on it with sqlite3 before the replay, e.g.
@@ -94,8 +96,25 @@ for f in "$CORPUS"/*.json; do
   args+=("http://127.0.0.1:PORT/api/v1/events")
 done
 
+CLIENTS=${CLIENTS:-1}
+par=()
+[ "$CLIENTS" -gt 1 ] && par=(--no-progress-meter --parallel --parallel-max "$CLIENTS")
 # post_all PORT -> codes summary
-post_all() { curl "${args[@]//PORT/$1}" | sort | uniq -c | tr '\n' ' '; }
+post_all() { curl "${par[@]}" "${args[@]//PORT/$1}" | sort | uniq -c | tr '\n' ' '; }
+# thread_ticks PID -> "name:ticks ..." per thread (utime+stime; the loop is the thread whose id is PID)
+thread_ticks() {
+  local t
+  for t in /proc/$1/task/*; do
+    awk -v pid="$1" -v tid="${t##*/}" -v comm="$(cat "$t/comm" 2>/dev/null)" '{ n = (tid == pid) ? "loop" : comm "/" tid; sub(/.*\) /, ""); print n ":" $12 + $13 }' "$t/stat" 2>/dev/null
+  done | tr '\n' ' '
+}
+# thread_split BEFORE AFTER NEV -> per thread us/event
+thread_split() {
+  awk -v a="$1" -v b="$2" -v nev="$3" -v tck="$TCK" 'BEGIN {
+    n = split(a, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, ":"); before[kv[1]] = kv[2] }
+    n = split(b, y, " "); for (i = 1; i <= n; i++) { split(y[i], kv, ":"); d = kv[2] - before[kv[1]]
+      if (d > 0) printf "%s %.1f  ", kv[1], d * 1e6 / tck / nev } }'
+}
 
 n=0
 for round in $(seq "$ROUNDS"); do
@@ -119,9 +138,9 @@ for round in $(seq "$ROUNDS"); do
       sleep 0.5
     fi
     w0=$(awk '/^wchar/ { print $2 }' "/proc/$pid/io"); f0=$(awk '/^syscw/ { print $2 }' "/proc/$pid/io")
-    c0=$(cpu_ticks "$pid"); t0=$(date +%s.%N)
+    c0=$(cpu_ticks "$pid"); th0=$(thread_ticks "$pid"); t0=$(date +%s.%N)
     codes=$(post_all "$port")
-    t1=$(date +%s.%N); c1=$(cpu_ticks "$pid")
+    t1=$(date +%s.%N); c1=$(cpu_ticks "$pid"); th1=$(thread_ticks "$pid")
     w1=$(awk '/^wchar/ { print $2 }' "/proc/$pid/io"); f1=$(awk '/^syscw/ { print $2 }' "/proc/$pid/io")
     [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     stored=$(metric "http://127.0.0.1:$port" homeiq_storage_events_stored_total)
@@ -140,5 +159,6 @@ for round in $(seq "$ROUNDS"); do
         w / nev, w / nev, w / nev * 1000 / 4096, wc / nev
       printf "  re-sent: %d events, stored +%d, %.0f events/s, storage CPU %.1f us/event  [HTTP %s]; db %d bytes; load %s\n",
         nev, st2 - st, nev / (t3 - t2), (c3 - c2) * 1e6 / tck / nev, codes2, db, load }'
+    echo "  new events, CPU per thread (us/event): $(thread_split "$th0" "$th1" "$nev")"
   done
 done

@@ -76,18 +76,23 @@ static void storage_post_count(storage_wait *p, const store_batch *b) {
 static void storage_post_run(storage_wait *p);
 
 /* ---- piece slots ----
- * A backend that answers later (InfluxDB, ClickHouse) queues what it is
+ * A backend that answers later (InfluxDB, ClickHouse, SQLite's writer thread:
+ * store_sqlite_writer.h) queues what it is
  * given: pieces of every request in flight would all be held at once. So at
  * most storage_pieces_out() pieces are with the backend -- a text backend
  * (ClickHouse, InfluxDB since session 7) two, one writing and one ready behind
- * it; a backend reading jansson trees one, as its piece is a tree of 5-10x its
- * text (InfluxDB's burst-batch5000 peaked at 67.5 MB with two trees,
- * docs/BENCHMARKS.md) -- and other POSTs wait
+ * it (SQLite four, store_ops.pieces, so the pieces waiting behind a commit
+ * share the next one); a backend reading jansson trees one, as its piece is a
+ * tree of 5-10x its text (InfluxDB's burst-batch5000 peaked at 67.5 MB with two
+ * trees, docs/BENCHMARKS.md) -- and other POSTs wait
  * here with nothing but their body, in order. A request keeps its slot from
  * its first piece to its answer (storage_post_release gives it back), so the
  * one under way finishes first instead of alternating pieces with the next.
- * SQLite calls back before write_batch returns: it never waits here. */
-static int storage_pieces_out(const storage_api *a) { return a->st->ops->text_batches ? 2 : 1; }
+ * SQLite without its thread (tests, tools) calls back before write_batch
+ * returns: it never waits here. */
+static int storage_pieces_out(const storage_api *a) {
+    return a->st->ops->pieces ? a->st->ops->pieces : a->st->ops->text_batches ? 2 : 1;
+}
 
 static void storage_gate_unlink(storage_wait *w) {
     if (!w->gated) return;
@@ -207,7 +212,8 @@ static int storage_post_next(storage_wait *p) {
 }
 
 /* Commits piece after piece until the last, then answers. The backend may
- * call back before write_batch returns (SQLite) or later (InfluxDB). */
+ * call back before write_batch returns (SQLite without its writer thread) or
+ * later (InfluxDB, ClickHouse, SQLite's writer thread). */
 static void storage_post_run(storage_wait *p) {
     storage_api *a = p->api;
     for (;;) {

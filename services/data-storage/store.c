@@ -18,7 +18,7 @@
 
 int store_open(struct event_base *base, store **out) {
     const char *backend = config_text(NULL, "STORAGE_BACKEND");
-    if (strcmp(backend, "sqlite") == 0) return store_sqlite_open(out);
+    if (strcmp(backend, "sqlite") == 0) return store_sqlite_open(base, out);
     if (strcmp(backend, "influxdb") == 0) return store_influx_open(base, out);
     if (strcmp(backend, "clickhouse") == 0) return store_clickhouse_open(base, out);
     log_error("STORAGE_BACKEND=%s: expected sqlite, influxdb or clickhouse", backend);

@@ -104,6 +104,9 @@ typedef struct store_ops {
     /* 1 when write_batch reads only the item fields and text, never
      * item->record: the API may then build batches with store_text_prepare(). */
     int text_batches;
+    /* Pieces the API keeps with the backend at once (storage_api.c's slots);
+     * 0: two for a text backend, else one. */
+    int pieces;
     /* Commits the PENDING items and all dead letters in one durable step.
      * rc 0: committed (items now STORED, DUPLICATE or REJECTED);
      * rc -1: nothing reliably committed, backend unavailable (-> 503). */

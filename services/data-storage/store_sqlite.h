@@ -4,9 +4,10 @@
 
 #include "store.h"
 
-/* Opens DATA_DIR/events.db (creating DATA_DIR), migrates the schema. 0/-1. */
-int store_sqlite_open(store **out);
-/* Opens a specific file (tests, tools). */
+/* Opens DATA_DIR/events.db (creating DATA_DIR), migrates the schema, and
+ * starts the writer thread whose reports arrive on base (store_sqlite_writer.h). 0/-1. */
+int store_sqlite_open(struct event_base *base, store **out);
+/* Opens a specific file (tests, tools); batches are written inline. */
 int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out);
 
 /* Tests of upgrades: a new file at schema `version` (1..latest-1). 0/-1. */

@@ -7,12 +7,16 @@
  * `pattern` fails with errno (default EIO); all other calls go through. call
  * is one of open_rdonly (open without O_WRONLY/O_RDWR), open_write, write
  * (write, pwrite), fdatasync (fdatasync, fsync), rename. Each firing is logged to stderr.
+ * errno "stall" instead of a number: that call never returns (the thread sleeps
+ * until the process is killed) -- a disk that hangs, e.g. in the middle of a
+ * commit, so a test can kill the process there and see what was acknowledged.
  *
  * HOMEIQ_FAULT="alloc:MINBYTES:nth" -- the nth malloc/calloc/realloc of at
  * least MINBYTES bytes fails with ENOMEM (large buffers: spool reads, batch
  * bodies, request copies; small ones are everywhere, in libc and libevent
  * too). With HOMEIQ_FAULT_ARM=path, allocations count only while that file
- * exists, so a test can aim past start-up and the accepting POST.
+ * exists, so a test can aim past start-up and the accepting POST (the I/O
+ * calls above count only while it exists, too).
  *
  * HOMEIQ_FAULT_FREE_BYTES=N -- statvfs() of any path says N bytes are free to
  * the caller (f_bavail), so a "refuses when the disk is short" check can be
@@ -35,7 +39,7 @@
 
 static char f_call[32], f_pat[256];
 static long f_nth, f_count;
-static int f_errno = EIO, f_ready;
+static int f_errno = EIO, f_ready, f_stall;
 static pthread_mutex_t f_mu = PTHREAD_MUTEX_INITIALIZER;
 static size_t f_alloc_min; /* alloc: the smallest size that counts (0: no alloc fault) */
 static const char *f_arm;  /* alloc: count only while this file exists */
@@ -52,11 +56,12 @@ static void fault_init(void) {
     snprintf(f_call, sizeof f_call, "%s", call);
     snprintf(f_pat, sizeof f_pat, "%s", pat);
     f_nth = atol(nth);
-    if (en) f_errno = atoi(en);
+    if (en && !strcmp(en, "stall")) f_stall = 1;
+    else if (en) f_errno = atoi(en);
+    f_arm = getenv("HOMEIQ_FAULT_ARM");
     if (!strcmp(f_call, "alloc")) {
         f_alloc_min = (size_t)atol(f_pat);
         f_errno = ENOMEM;
-        f_arm = getenv("HOMEIQ_FAULT_ARM");
     }
 }
 
@@ -65,12 +70,22 @@ static int fault_hit(const char *call, const char *path) {
     int hit = 0;
     pthread_mutex_lock(&f_mu);
     fault_init();
-    if (f_call[0] && !strcmp(call, f_call) && path && strstr(path, f_pat) && ++f_count == f_nth) hit = 1;
+    if (f_call[0] && !strcmp(call, f_call) && path && strstr(path, f_pat) && (!f_arm || access(f_arm, F_OK) == 0) &&
+        ++f_count == f_nth)
+        hit = 1;
     long count = f_count;
     pthread_mutex_unlock(&f_mu);
     if (getenv("HOMEIQ_FAULT_TRACE") && path) fprintf(stderr, "fault_shim: trace %s(%s) #%ld\n", call, path, count);
-    if (hit) fprintf(stderr, "fault_shim: %s(%s) fails with errno %d (call #%ld)\n", call, path, f_errno, f_nth);
+    if (hit && f_stall) fprintf(stderr, "fault_shim: %s(%s) stalls (call #%ld)\n", call, path, f_nth);
+    else if (hit) fprintf(stderr, "fault_shim: %s(%s) fails with errno %d (call #%ld)\n", call, path, f_errno, f_nth);
     return hit;
+}
+
+/* What a call that was hit returns: -1 with f_errno, or never (stall). */
+static int fault_fire(void) {
+    while (f_stall) pause();
+    errno = f_errno;
+    return -1;
 }
 
 static const char *fd_path(int fd, char *buf, size_t n) {
@@ -97,7 +112,7 @@ int open(const char *path, int flags, ...) {
         mode = (mode_t)va_arg(ap, int);
         va_end(ap);
     }
-    if (open_common(path, flags)) return errno = f_errno, -1;
+    if (open_common(path, flags)) return fault_fire();
     return real(path, flags, mode);
 }
 
@@ -111,7 +126,7 @@ int open64(const char *path, int flags, ...) {
         mode = (mode_t)va_arg(ap, int);
         va_end(ap);
     }
-    if (open_common(path, flags)) return errno = f_errno, -1;
+    if (open_common(path, flags)) return fault_fire();
     return real(path, flags, mode);
 }
 
@@ -120,7 +135,7 @@ ssize_t write(int fd, const void *b, size_t n) {
     if (!real) real = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
     char p[512];
     if (fd > 2 && f_ready && f_call[0] && !strcmp(f_call, "write") && fault_hit("write", fd_path(fd, p, sizeof p)))
-        return errno = f_errno, -1;
+        return fault_fire();
     if (!f_ready) fault_init();
     return real(fd, b, n);
 }
@@ -129,7 +144,7 @@ int fdatasync(int fd) {
     static int (*real)(int);
     if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
     char p[512];
-    if (fault_hit("fdatasync", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
+    if (fault_hit("fdatasync", fd_path(fd, p, sizeof p))) return fault_fire();
     return real(fd);
 }
 
@@ -137,7 +152,7 @@ ssize_t pwrite(int fd, const void *b, size_t n, off_t off) {
     static ssize_t (*real)(int, const void *, size_t, off_t);
     if (!real) real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite");
     char p[512];
-    if (fault_hit("write", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
+    if (fault_hit("write", fd_path(fd, p, sizeof p))) return fault_fire();
     return real(fd, b, n, off);
 }
 
@@ -145,7 +160,7 @@ ssize_t pwrite64(int fd, const void *b, size_t n, off_t off) {
     static ssize_t (*real)(int, const void *, size_t, off_t);
     if (!real) real = (ssize_t(*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite64");
     char p[512];
-    if (fault_hit("write", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
+    if (fault_hit("write", fd_path(fd, p, sizeof p))) return fault_fire();
     return real(fd, b, n, off);
 }
 
@@ -153,14 +168,14 @@ int fsync(int fd) {
     static int (*real)(int);
     if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
     char p[512];
-    if (fault_hit("fdatasync", fd_path(fd, p, sizeof p))) return errno = f_errno, -1;
+    if (fault_hit("fdatasync", fd_path(fd, p, sizeof p))) return fault_fire();
     return real(fd);
 }
 
 int rename(const char *a, const char *b) {
     static int (*real)(const char *, const char *);
     if (!real) real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
-    if (fault_hit("rename", b)) return errno = f_errno, -1;
+    if (fault_hit("rename", b)) return fault_fire();
     return real(a, b);
 }
 

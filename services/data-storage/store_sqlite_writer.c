@@ -1,0 +1,244 @@
+/* store_sqlite_writer.c -- see store_sqlite_writer.h.
+ *
+ * Two mutexes: w->mu guards the queues (todo, done) and the thread's flags,
+ * and is never held across SQLite; w->db_mu is the connection's lock, held by
+ * the thread for one transaction or by the loop around its own use. The thread
+ * reports each finished transaction by writing a byte to a pipe; the loop's
+ * read event moves the done jobs' callbacks onto the loop, in order. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_setname_np */
+#endif
+#include "store_sqlite_writer.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Batches committed together at most (storage_api.c keeps store_ops.pieces = 4 here). */
+#define SQW_GROUP_MAX 8
+
+typedef struct sqw_job {
+    store_batch *b;
+    store_write_cb cb;
+    void *arg;
+    int rc;
+    char err[160];
+    struct sqw_job *next;
+} sqw_job;
+
+struct sqw {
+    sqw_write_fn write;
+    sqw_after_fn after;
+    void *ctx;
+    struct event *done_ev;
+    int pipe[2];
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;         /* guards the fields below it */
+    pthread_cond_t cv;
+    sqw_job *todo, **todo_tail;
+    sqw_job *done, **done_tail;
+    int quit;
+    long long commits, batches;
+    pthread_mutex_t db_mu;      /* the connection */
+    int loop_depth;             /* the loop's nested sqw_lock calls (loop only) */
+};
+
+static void sqw_push(sqw_job ***tail, sqw_job *j) {
+    j->next = NULL;
+    **tail = j;
+    *tail = &j->next;
+}
+
+/* Takes up to SQW_GROUP_MAX jobs from the front of todo. Called with w->mu. */
+static size_t sqw_take(sqw *w, sqw_job **group) {
+    size_t n = 0;
+    while (w->todo && n < SQW_GROUP_MAX) {
+        group[n++] = w->todo;
+        w->todo = w->todo->next;
+    }
+    if (!w->todo) w->todo_tail = &w->todo;
+    return n;
+}
+
+/* One transaction of n jobs, on the thread; 1 when it committed. */
+static int sqw_run(sqw *w, sqw_job **group, size_t n) {
+    store_batch *b[SQW_GROUP_MAX];
+    for (size_t i = 0; i < n; i++) b[i] = group[i]->b;
+    char err[160] = "";
+    pthread_mutex_lock(&w->db_mu);
+    int rc = w->write(w->ctx, b, n, err, sizeof err);
+    pthread_mutex_unlock(&w->db_mu);
+    for (size_t i = 0; i < n; i++) {
+        group[i]->rc = rc;
+        memcpy(group[i]->err, err, sizeof err);
+    }
+    return rc == 0;
+}
+
+/* A group, committed together; if that fails, each batch alone, so one batch
+ * the database refuses never fails the batches it happened to wait with.
+ * Returns the transactions committed. */
+static int sqw_run_group(sqw *w, sqw_job **group, size_t n) {
+    if (sqw_run(w, group, n)) return 1;
+    int commits = 0;
+    for (size_t i = 0; n > 1 && i < n; i++) commits += sqw_run(w, group + i, 1);
+    return commits;
+}
+
+static void *sqw_main(void *arg) {
+    sqw *w = arg;
+    sqw_job *group[SQW_GROUP_MAX];
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->todo && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+        if (w->quit) break; /* what is still queued never started: sqw_close answers it */
+        size_t n = sqw_take(w, group);
+        pthread_mutex_unlock(&w->mu);
+        int commits = sqw_run_group(w, group, n);
+        pthread_mutex_lock(&w->mu);
+        for (size_t i = 0; i < n; i++) {
+            sqw_push(&w->done_tail, group[i]);
+            w->batches += group[i]->rc == 0;
+        }
+        w->commits += commits;
+        char byte = 1;
+        if (write(w->pipe[1], &byte, 1) < 0 && errno != EAGAIN) log_warn("sqlite writer: cannot wake the loop");
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Calls back the jobs in list (the loop), each after `after` saw its result. */
+static void sqw_deliver(sqw *w, sqw_job *list) {
+    while (list) {
+        sqw_job *j = list;
+        list = j->next;
+        if (w->after) w->after(w->ctx, j->rc);
+        j->cb(j->b, j->rc, j->rc ? j->err : NULL, j->arg);
+        free(j);
+    }
+}
+
+static sqw_job *sqw_take_done(sqw *w) {
+    pthread_mutex_lock(&w->mu);
+    sqw_job *list = w->done;
+    w->done = NULL;
+    w->done_tail = &w->done;
+    pthread_mutex_unlock(&w->mu);
+    return list;
+}
+
+static void sqw_done_cb(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    sqw *w = arg;
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    sqw_deliver(w, sqw_take_done(w));
+}
+
+int sqw_open(struct event_base *base, sqw_write_fn write, sqw_after_fn after, void *ctx, sqw **out) {
+    *out = NULL;
+    if (!base) return 0;
+    sqw *w = calloc(1, sizeof *w);
+    if (!w) return -1;
+    w->write = write;
+    w->after = after;
+    w->ctx = ctx;
+    w->todo_tail = &w->todo;
+    w->done_tail = &w->done;
+    w->pipe[0] = w->pipe[1] = -1;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    pthread_mutex_init(&w->db_mu, NULL);
+    if (pipe2(w->pipe, O_CLOEXEC | O_NONBLOCK) != 0 ||
+        !(w->done_ev = event_new(base, w->pipe[0], EV_READ | EV_PERSIST, sqw_done_cb, w)) ||
+        event_add(w->done_ev, NULL) != 0 || pthread_create(&w->thread, NULL, sqw_main, w) != 0) {
+        log_error("sqlite writer: cannot start its thread");
+        sqw_close(w);
+        return -1;
+    }
+    w->started = 1;
+    pthread_setname_np(w->thread, "sqlite-writer"); /* top -H, bench/storage_burst.sh's split */
+    *out = w;
+    return 0;
+}
+
+void sqw_close(sqw *w) {
+    if (!w) return;
+    if (w->started) {
+        pthread_mutex_lock(&w->mu);
+        w->quit = 1;
+        pthread_cond_signal(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+    }
+    sqw_deliver(w, sqw_take_done(w)); /* committed (or failed) before the stop */
+    for (sqw_job *j = w->todo; j; j = j->next) {
+        j->rc = -1;
+        snprintf(j->err, sizeof j->err, "shutting down");
+    }
+    sqw_job *never = w->todo;
+    w->todo = NULL;
+    sqw_deliver(w, never);
+    if (w->done_ev) event_free(w->done_ev);
+    for (int i = 0; i < 2; i++)
+        if (w->pipe[i] >= 0) close(w->pipe[i]);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->db_mu);
+    free(w);
+}
+
+void sqw_submit_inline(sqw_write_fn write, sqw_after_fn after, void *ctx, store_batch *b, store_write_cb cb,
+                       void *arg) {
+    char err[160] = "";
+    int rc = write(ctx, &b, 1, err, sizeof err);
+    if (after) after(ctx, rc);
+    cb(b, rc, rc ? err : NULL, arg);
+}
+
+void sqw_submit(sqw *w, store_batch *b, store_write_cb cb, void *arg) {
+    sqw_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        cb(b, -1, "out of memory", arg);
+        return;
+    }
+    j->b = b;
+    j->cb = cb;
+    j->arg = arg;
+    pthread_mutex_lock(&w->mu);
+    sqw_push(&w->todo_tail, j);
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void sqw_lock(sqw *w) {
+    if (w && w->loop_depth++ == 0) pthread_mutex_lock(&w->db_mu);
+}
+
+void sqw_unlock(sqw *w) {
+    if (w && --w->loop_depth == 0) pthread_mutex_unlock(&w->db_mu);
+}
+
+int sqw_trylock(sqw *w) {
+    if (!w) return 1;
+    if (w->loop_depth == 0 && pthread_mutex_trylock(&w->db_mu) != 0) return 0;
+    w->loop_depth++;
+    return 1;
+}
+
+void sqw_counts(sqw *w, long long *commits, long long *batches) {
+    *commits = *batches = 0;
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    *commits = w->commits;
+    *batches = w->batches;
+    pthread_mutex_unlock(&w->mu);
+}
