@@ -131,8 +131,7 @@ static void config_print_help(FILE *out, const config_var *vars) {
         else if (v->type == CONFIG_INT) fprintf(out, " (%s)", range);
         fputc('\n', out);
     }
-    fprintf(out, "  %-28s %s\n  %-28s %s\n", "LOG_LEVEL", "debug|info|warn|error (default: info)", "LOG_FORMAT",
-            "text|json (default: text)");
+    fprintf(out, "  %-28s %s\n  %-28s %s\n", "LOG_LEVEL", log_level_help(), "LOG_FORMAT", log_format_help());
 }
 
 /* Markdown cell text: '|' escaped so a help text cannot split the row, '<' so

@@ -17,12 +17,23 @@
 #define LOG_LINE_MAX 8192
 
 static const char *log_service = "homeiq";
-static log_level log_min = LOG_LVL_INFO;
+#define LOG_LEVEL_DEFAULT LOG_LVL_INFO
+static log_level log_min = LOG_LEVEL_DEFAULT;
 static int log_json;
 static char *log_secrets[LOG_MAX_SECRETS];
 static int log_nsecrets;
 
 static const char *const log_names[] = {"debug", "info", "warn", "error"};
+
+const char *log_level_help(void) {
+    static char help[64];
+    if (!help[0])
+        snprintf(help, sizeof help, "%s|%s|%s|%s (default: %s)", log_names[0], log_names[1], log_names[2],
+                 log_names[3], log_names[LOG_LEVEL_DEFAULT]);
+    return help;
+}
+
+const char *log_format_help(void) { return "text|json (default: text)"; }
 
 int log_init(const char *service_name) {
     if (service_name) log_service = service_name;

@@ -11,6 +11,10 @@ typedef enum { LOG_LVL_DEBUG = 0, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR } lo
 /* Reads LOG_LEVEL (debug|info|warn|error, default info) and LOG_FORMAT (text|json,
  * default text). Returns 0, or -1 when a value is invalid (and logs why). */
 int log_init(const char *service_name);
+/* The help line of LOG_LEVEL and LOG_FORMAT, from the values log_init reads
+ * (lib/config.c's --help and README tables print it). */
+const char *log_level_help(void);
+const char *log_format_help(void);
 
 /* Every later log line has each occurrence of `secret` replaced by "***". */
 void log_add_secret(const char *secret);

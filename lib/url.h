@@ -15,12 +15,16 @@
 #include <stddef.h>
 
 /* The services' base URLs, for the programs' configuration tables. */
+/* Each service's default port, also its own *_PORT default (services/<name>/main.c). */
+#define URL_INGESTION_PORT "8001"
+#define URL_ENRICHMENT_PORT "8002"
+#define URL_STORAGE_PORT "8004"
 #define URL_INGESTION_ENV "WEBSOCKET_INGESTION_URL"
 #define URL_ENRICHMENT_ENV "ENRICHMENT_PIPELINE_URL"
 #define URL_STORAGE_ENV "DATA_STORAGE_URL"
-#define URL_INGESTION_VAR CONFIG_TEXT(URL_INGESTION_ENV, "http://127.0.0.1:8001", "base URL of websocket-ingestion")
-#define URL_ENRICHMENT_VAR CONFIG_TEXT(URL_ENRICHMENT_ENV, "http://127.0.0.1:8002", "base URL of enrichment-pipeline")
-#define URL_STORAGE_VAR CONFIG_TEXT(URL_STORAGE_ENV, "http://127.0.0.1:8004", "base URL of data-storage")
+#define URL_INGESTION_VAR CONFIG_TEXT(URL_INGESTION_ENV, "http://127.0.0.1:" URL_INGESTION_PORT, "base URL of websocket-ingestion")
+#define URL_ENRICHMENT_VAR CONFIG_TEXT(URL_ENRICHMENT_ENV, "http://127.0.0.1:" URL_ENRICHMENT_PORT, "base URL of enrichment-pipeline")
+#define URL_STORAGE_VAR CONFIG_TEXT(URL_STORAGE_ENV, "http://127.0.0.1:" URL_STORAGE_PORT, "base URL of data-storage")
 
 /* The three services, in pipeline order, for the programs that list them all
  * (admin-api's peers, homeiqctl): the service's name and its URL variable. */

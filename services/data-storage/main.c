@@ -17,12 +17,13 @@
 #include "store.h"
 #include "store_clickhouse.h"
 #include "store_influx.h"
+#include "url.h"
 
 #include <stdio.h>
 
 static const config_var storage_vars[] = {
     CONFIG_TEXT("DATA_STORAGE_BIND", "127.0.0.1", "address to listen on"),
-    CONFIG_INT("DATA_STORAGE_PORT", "8004", 0, 65535, "HTTP port"),
+    CONFIG_INT("DATA_STORAGE_PORT", URL_STORAGE_PORT, 0, 65535, "HTTP port"),
     CONFIG_TEXT("STORAGE_BACKEND", STORE_BACKEND_DEFAULT, "sqlite | influxdb | clickhouse"),
     CONFIG_INT("MAX_BATCH", "10000", 1, 1000000, "most events accepted in one POST"),
     CONFIG_INT("MAX_BODY_BYTES", EVENT_STR(EVENT_BODY_MAX), 1024, 1LL << 31, "largest request body; larger gets 413"),

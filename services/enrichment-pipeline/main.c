@@ -23,7 +23,7 @@
 #include <time.h>
 
 static const config_var enrichment_vars[] = {
-    CONFIG_INT("ENRICHMENT_PIPELINE_PORT", "8002", 0, 65535, "TCP port for the HTTP API"),
+    CONFIG_INT("ENRICHMENT_PIPELINE_PORT", URL_ENRICHMENT_PORT, 0, 65535, "TCP port for the HTTP API"),
     CONFIG_TEXT("ENRICHMENT_PIPELINE_BIND", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)"),
     URL_STORAGE_VAR,
     CONFIG_INT("MAX_BODY_BYTES", EVENT_STR(EVENT_BODY_MAX), 1024, 1LL << 30, "largest request body; larger gets 413"),
@@ -46,7 +46,7 @@ typedef struct enrichment_config {
 
 static int enrichment_read_config(enrichment_config *c) {
     c->bind = config_text(enrichment_vars, "ENRICHMENT_PIPELINE_BIND");
-    c->storage_url = config_text(enrichment_vars, "DATA_STORAGE_URL");
+    c->storage_url = config_text(enrichment_vars, URL_STORAGE_ENV);
     if (config_int(enrichment_vars, "ENRICHMENT_PIPELINE_PORT", &c->port) ||
         config_int(enrichment_vars, "MAX_BODY_BYTES", &c->max_body) ||
         config_int(enrichment_vars, "MAX_BATCH", &c->max_batch) ||

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 static const config_var ingest_vars[] = {
-    CONFIG_INT("WEBSOCKET_INGESTION_PORT", "8001", 0, 65535, "HTTP port (/health, /metrics, /api/v1/events/forward)"),
+    CONFIG_INT("WEBSOCKET_INGESTION_PORT", URL_INGESTION_PORT, 0, 65535, "HTTP port (/health, /metrics, /api/v1/events/forward)"),
     CONFIG_TEXT("WEBSOCKET_INGESTION_BIND", "127.0.0.1", "HTTP bind address"),
     CONFIG_TEXT("HOME_ASSISTANT_URL", "http://127.0.0.1:8123", "HA base URL http(s)://host:8123, or ws(s)://host:8123/api/websocket; 'none' = forward-only mode (no HA)"),
     CONFIG_TEXT("HOME_ASSISTANT_TOKEN", NULL, "HA long-lived access token (never logged)"),
@@ -285,7 +285,7 @@ static int ingest_setup(ingest *in, const ingest_cfg *c) {
     if (spool_open(in->base, &so, &in->sp) != 0) return -1;
 
     snprintf(in->quarantine_path, sizeof in->quarantine_path, "%s/dead-letters.jsonl", spool_dir);
-    char *down = url_join(config_text(ingest_vars, "ENRICHMENT_PIPELINE_URL"), "api/v1/events");
+    char *down = url_join(config_text(ingest_vars, URL_ENRICHMENT_ENV), "api/v1/events");
     if (!down) return -1;
     snprintf(in->downstream_url, sizeof in->downstream_url, "%s", down);
     free(down);
