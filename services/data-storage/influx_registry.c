@@ -1,5 +1,6 @@
 /* influx_registry.c -- see influx_registry.h. */
 #include "influx_registry.h"
+#include "registry_row.h"
 
 #include "event.h"
 #include "influx_answer.h"
@@ -89,16 +90,7 @@ static char *ir_context_text(const char *json, const record_fields *f) {
     if (!f->len[RF_AREA_ID] && !f->len[RF_DEVICE_ID] && !f->len[RF_PLATFORM] && !f->len[RF_LABELS]) return NULL;
     sbuf o;
     sbuf_init(&o);
-    for (size_t k = 0; k < IR_NKEYS; k++) {
-        sbuf_adds(&o, k ? ",\"" : "{\"");
-        sbuf_adds(&o, ir_keys[k]);
-        sbuf_adds(&o, "\":");
-        size_t n;
-        const char *v = record_fields_at(f, json, RF_CONTEXT_FIRST + (int)k, &n);
-        if (!v) sbuf_adds(&o, strcmp(ir_keys[k], "labels") ? "null" : "[]");
-        else sbuf_add(&o, v, n);
-    }
-    sbuf_addc(&o, '}');
+    registry_context(&o, f, json); /* SQLite's and ClickHouse's text (registry_row.c) */
     size_t n;
     return sbuf_failed(&o) ? (sbuf_free(&o), NULL) : sbuf_take(&o, &n);
 }
