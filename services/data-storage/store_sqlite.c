@@ -462,12 +462,12 @@ static int store_sqlite_write(void *ctx, store_batch **b, size_t n, char *err, s
     for (size_t k = 0; rc == 0 && k < n; k++) rc = store_sqlite_write_one(s, b[k]);
     if (rc == 0) rc = store_sqlite_step_done(s, s->commit, "commit");
     if (rc != 0) {
+        snprintf(err, errlen, "%s", s->last_error); /* the cause, before a failing ROLLBACK could replace it */
         if (!sqlite3_get_autocommit(s->db)) store_sqlite_step_done(s, s->rollback, "rollback");
         stats_sqlite_rollback(s->stats);
         for (size_t k = 0; k < n; k++)
             for (size_t i = 0; i < b[k]->nitems; i++)
                 if (b[k]->items[i].status != STORE_ITEM_REJECTED) b[k]->items[i].status = STORE_ITEM_PENDING;
-        snprintf(err, errlen, "%s", s->last_error);
     } else {
         for (size_t k = 0; k < n; k++) store_sqlite_count(b[k]);
     }

@@ -44,6 +44,7 @@ struct sqw {
     sqw_job *todo, **todo_tail;
     sqw_job *done, **done_tail;
     int quit;
+    int closing;                /* sqw_close is answering what never started (loop only) */
     long long commits, batches;
     pthread_mutex_t db_mu;      /* the connection */
     int loop_depth;             /* the loop's nested sqw_lock calls (loop only) */
@@ -186,6 +187,8 @@ void sqw_close(sqw *w) {
     }
     sqw_job *never = w->todo;
     w->todo = NULL;
+    w->todo_tail = &w->todo;
+    w->closing = 1; /* a callback below that submits again is answered at once, not queued behind a stale tail */
     sqw_deliver(w, never);
     if (w->done_ev) event_free(w->done_ev);
     for (int i = 0; i < 2; i++)
@@ -205,6 +208,10 @@ void sqw_submit_inline(sqw_write_fn write, sqw_after_fn after, void *ctx, store_
 }
 
 void sqw_submit(sqw *w, store_batch *b, store_write_cb cb, void *arg) {
+    if (w->closing) {
+        cb(b, -1, "shutting down", arg);
+        return;
+    }
     sqw_job *j = calloc(1, sizeof *j);
     if (!j) {
         cb(b, -1, "out of memory", arg);
