@@ -16,14 +16,40 @@ void batch_free(batch *b) {
     sbuf_free(&b->dead_letters);
     json_decref(b->rejected);
     free(b->record_input);
+    free(b->reject_reason);
     memset(b, 0, sizeof *b);
+}
+
+/* Remembers the reason of the entry about to be appended to b->rejected. 0/-1. */
+static int batch_note_reason(batch *b, int reason) {
+    size_t n = json_array_size(b->rejected);
+    if (n == b->reject_cap) {
+        size_t cap = b->reject_cap ? 2 * b->reject_cap : 16;
+        unsigned char *m = realloc(b->reject_reason, cap);
+        if (!m) return -1;
+        b->reject_reason = m;
+        b->reject_cap = cap;
+    }
+    b->reject_reason[n] = (unsigned char)reason;
+    return 0;
+}
+
+void batch_log_rejects(const batch *b) {
+    size_t i;
+    const json_t *r;
+    json_array_foreach(b->rejected, i, r) {
+        if (i >= b->reject_cap || !b->reject_reason[i]) continue;
+        /* The message quotes the event (an entity id...): log.c escapes it, so it cannot forge a line. */
+        log_warn("event %lld dead-lettered (%s): %s", (long long)json_integer_value(json_object_get(r, "index")),
+                 enrich_reason_label((enrich_reason)b->reject_reason[i]),
+                 json_string_value(json_object_get(r, "error")));
+    }
 }
 
 /* The raw event goes to the dead-letter store as received, with the reason. */
 static int batch_reject(batch *b, size_t index, const json_t *raw, const enrich_reject *rej) {
     b->reasons[rej->reason]++;
-    /* The message quotes the event (an entity id...): log.c escapes it, so it cannot forge a line. */
-    log_warn("event %zu dead-lettered (%s): %s", index, enrich_reason_label(rej->reason), rej->message);
+    if (batch_note_reason(b, rej->reason)) return -1;
     json_t *dl = json_pack("{s:s, s:O, s:s}", "error", rej->message, "event", raw, "source", BATCH_SOURCE);
     json_t *r = json_pack("{s:I, s:s}", "index", (json_int_t)index, "error", rej->message);
     if (!dl || !r || json_array_append_new(b->rejected, r)) {
@@ -82,6 +108,11 @@ static int batch_upstream_dead(batch *b, size_t index, const json_t *raw) {
                            ev ? ev : json_null(), "source", src ? src : "unknown", "event_bytes",
                            json_object_get(raw, "event_bytes") ? json_object_get(raw, "event_bytes") : json_null());
     json_t *r = json_pack("{s:I, s:s}", "index", (json_int_t)index, "error", err ? err : "dead letter");
+    if (batch_note_reason(b, 0)) {
+        json_decref(dl);
+        json_decref(r);
+        return -1;
+    }
     if (!dl || !r || json_array_append_new(b->rejected, r)) {
         json_decref(dl);
         return -1;

@@ -26,6 +26,8 @@ typedef struct batch {
     sbuf dead_letters;          /* "dl,dl,...": {"error","event","source"} for storage */
     json_t *rejected;           /* array: {"index","error"} -- our validation failures */
     size_t reasons[ENRICH_REASON_COUNT]; /* rejections per reason, for metrics */
+    unsigned char *reject_reason; /* per entry of `rejected`: its reason, 0 = an upstream dead letter (not logged) */
+    size_t reject_cap;          /* room in reject_reason */
     size_t fast;                /* events the fast path enriched (no jansson tree) */
 } batch;
 
@@ -50,6 +52,11 @@ char *batch_storage_body(const batch *b, size_t *len);
  * a request holds one copy of its events, not two (issue 15: bounded memory).
  * NULL when out of memory (the text is then gone too: answer 503). */
 char *batch_take_storage_body(batch *b, size_t *len);
+
+/* Logs each event this batch dead-lettered, with its reason: called once
+ * data-storage stored the dead letters (its 200), so a body that is then refused
+ * whole (400, 413, a retry) logs none. */
+void batch_log_rejects(const batch *b);
 
 /* Maps storage's 200 answer to ours:
  * {"success":true,"processed":N,"stored":S,"duplicates":D,"dead_lettered":K,

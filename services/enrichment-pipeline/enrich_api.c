@@ -60,6 +60,7 @@ static void enrich_api_answer_error(enrich_api *a, struct evhttp_request *req, i
 }
 
 static void enrich_api_count_outcome(enrich_api *a, const batch *b, const json_t *reply) {
+    batch_log_rejects(b);
     metrics_add(a->events_out, (double)b->nrecords);
     metrics_add(a->stored, (double)json_integer_value(json_object_get(reply, "stored")));
     metrics_add(a->duplicates, (double)json_integer_value(json_object_get(reply, "duplicates")));

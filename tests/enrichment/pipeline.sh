@@ -172,6 +172,22 @@ for st in parse enrich forward; do
   check "metrics: $st latency histogram" grep -q "^homeiq_enrichment_stage_seconds_count{stage=\"$st\"} [1-9]" <<<"$metrics"
 done
 
+# a dead letter is logged once storage stored it, never for a body refused whole afterwards (400, 413): the
+# fast path meets an invalid event before the scan reaches the bad byte or the batch limit
+dl_lines() { grep -c 'dead-lettered.*log_probe' "$TEST_TMP/enrichment.log"; }
+printf '[{"event_type":"state_changed","time_fired":"2025-06-16T12:00:00Z","data":{"entity_id":"sensor.log_probe__bad","new_state":{"state":"1"}}},x]' >"$TEST_TMP/dl400.json"
+post "$TEST_TMP/dl400.json"
+check_eq "an invalid event before a malformed byte: 400" 400 "$CODE"
+jq -n -c '[range(0; 1001) | {event_type: "state_changed", time_fired: "2025-06-16T12:00:00Z", data: {entity_id: "sensor.log_probe__bad", new_state: {state: "1"}}}]' >"$TEST_TMP/dl413.json"
+post "$TEST_TMP/dl413.json"
+check_eq "1,001 invalid events: 413" 413 "$CODE"
+check_eq "... and no dead letter logged for either body" 0 "$(dl_lines)"
+printf '[{"event_type":"state_changed","time_fired":"2025-06-16T12:00:00Z","data":{"entity_id":"sensor.log_probe__bad","new_state":{"state":"1"}}}]' >"$TEST_TMP/dl200.json"
+post "$TEST_TMP/dl200.json"
+check_eq "the same invalid event alone: 200, dead-lettered" "200 1" "$CODE $(jq .dead_lettered <<<"$BODY")"
+check_eq "... logged once, with its reason" 1 "$(dl_lines)"
+check "... the reason in the line" grep -q 'dead-lettered (bad_entity_id).*log_probe' "$TEST_TMP/enrichment.log"
+
 # ---- 4. storage killed mid-stream ------------------------------------------
 NB=40 BS=50
 mkdir -p "$TEST_TMP/stream"
