@@ -53,10 +53,9 @@ int influx_points_text_number(const char *v, size_t n, double *out) {
 /* ",key=<string field>" for a string member (value text v, n); nothing otherwise. */
 static void influx_points_text_str(sbuf *b, sbuf *scratch, const char *key, const char *v, size_t n) {
     if (!v || !n || *v != '"') return;
-    sbuf_reset(scratch);
-    jscan_string_decode(scratch, v, n);
-    if (sbuf_failed(scratch)) b->failed = 1;
-    else influx_points_field_str(b, key, scratch->data ? scratch->data : "", scratch->len);
+    const char *s = influx_points_text_string(scratch, v, n); /* NULL now: out of memory */
+    if (!s) b->failed = 1;
+    else influx_points_field_str(b, key, s, scratch->len - 1); /* without the NUL it appended */
 }
 
 /* ",key=<float field>" for a finite numeric member; nothing otherwise. */
