@@ -58,7 +58,7 @@
 typedef struct influx_feed_entry {
     int64_t seq;            /* the commit sequence (us; the tail's cursor) */
     int64_t t_ns;           /* the event's point time in its measurement */
-    const char *event_id;   /* 64 hex digits */
+    const char *event_id;   /* EVENT_ID_LEN - 1 hex digits */
     const char *entity_id, *domain, *event_type, *area, *home;
 } influx_feed_entry;
 
