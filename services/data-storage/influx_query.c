@@ -2,8 +2,11 @@
  * docs/INFLUX_READS.md.
  *
  * Why these queries (InfluxQL, influxd 1.6):
- *  - feed: one range of homeiq_feed by time (its only index), bounded by the
- *    head; then the page's records are read from HomeIQ's measurement by
+ *  - feed: ranges of homeiq_feed by time (its only index), bounded by the
+ *    head, a few points per request (a batch point holds a request's entries,
+ *    influx_feed.h), the filters applied to the entries, at most
+ *    IQ_FEED_SCAN_ENTRIES looked at per request so a sparse filter still
+ *    answers and moves its cursor on; then the page's records are read from HomeIQ's measurement by
  *    time: the page's event times are grouped into ranges (times within a
  *    second share one, influx_dup_ranges), one SELECT per range, joined to
  *    the page by event_id. A live tail is one or two SELECTs per page.

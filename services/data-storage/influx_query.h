@@ -3,9 +3,9 @@
  *
  * Why a file of its own: store_influx.c owns the write transport (queue,
  * duplicate check, chunking, bisecting a 400); these are plain InfluxQL reads
- * plus one extra point per stored event. store_influx.c lends its /query
- * transport (store_influx_sql) and calls two hooks on the write path; it
- * learns nothing else about reads.
+ * plus the feed entry of each stored event (influx_feed.h: the points'
+ * format). store_influx.c lends its /query transport (store_influx_sql) and
+ * calls the hooks below on the write path; it learns nothing else about reads.
  *
  * The tail cursor (docs/INFLUX_READS.md): InfluxDB has no autoincrement, and
  * a point's time is the event's time_fired, which is not commit order

@@ -2,12 +2,16 @@
  *
  * Why it looks like this:
  *  - Writes go out through httpc on the event loop and the caller is answered
- *    from the 204, so "200 only after the commit" holds. Batches are written
- *    one at a time (a FIFO): the duplicate check below is only honest if no
- *    other batch of ours is between its query and its write. A step of the
- *    statistics catch-up (stats_influx_catchup.h, on the purge timer) runs
- *    only between two batches, never during one: both compute statistics
- *    from the rows the other wrote.
+ *    from the 204, so "200 only after the commit" holds. Batches are a FIFO
+ *    with two written at a time (INFLUX_WRITES_INFLIGHT): the next batch
+ *    starts once the one before has sent its last request, so influxd parses
+ *    one while the other is on its way. The duplicate check stays honest: a
+ *    batch also counts the ids and times of the batch being written before it
+ *    (that one stores them, or fails and takes this one down with it), and
+ *    batches finish -- statistics, the answer, the feed's head -- in order.
+ *    A step of the statistics catch-up (stats_influx_catchup.h, on the purge
+ *    timer) runs only when no batch is started: both compute statistics from
+ *    the rows the other wrote.
  *  - Duplicates: InfluxDB silently overwrites an identical point, so to report
  *    them we first ask which event_ids already exist in the batch's time
  *    window, and skip those (a re-post writes nothing). On the homeassistant
