@@ -144,6 +144,7 @@ MID=$(get "/api/v1/events/feed?after=$H0&limit=100")
 check_eq "while A is held: the feed shows none of B's events (the head stays below A)" "0 $H0" \
   "$(jq -r '"\(.events | length) \(.head)"' <<<"$MID")"
 check "... and B is not answered before A" test ! -s "$TEST_TMP/b.code"
+check_eq "... /health counts B as started behind another batch" 1 "$(get /health | jq .backend.writes.started_behind_another)"
 rm -f "$CUT.hold"
 check "both are answered once A's write goes on" wait_for 30 bash -c "[ -s '$TEST_TMP/a.code' ] && [ -s '$TEST_TMP/b.code' ]"
 check_eq "... both 200, A first" "200 200 A B" "$(cat "$TEST_TMP/a.code") $(cat "$TEST_TMP/b.code") $(xargs < "$TEST_TMP/order")"
