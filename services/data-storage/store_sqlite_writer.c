@@ -14,9 +14,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Batches committed together at most (storage_api.c keeps store_ops.pieces = 4 here). */
@@ -47,6 +49,7 @@ struct sqw {
     int closing;                /* sqw_close is answering what never started (loop only) */
     long long commits, batches;
     pthread_mutex_t db_mu;      /* the connection */
+    _Atomic long long held_since_ms; /* CLOCK_MONOTONIC ms the thread took db_mu at, 0 when it holds none */
     int loop_depth;             /* the loop's nested sqw_lock calls (loop only) */
 };
 
@@ -67,13 +70,21 @@ static size_t sqw_take(sqw *w, sqw_job **group) {
     return n;
 }
 
+static long long sqw_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* One transaction of n jobs, on the thread; 1 when it committed. */
 static int sqw_run(sqw *w, sqw_job **group, size_t n) {
     store_batch *b[SQW_GROUP_MAX];
     for (size_t i = 0; i < n; i++) b[i] = group[i]->b;
     char err[160] = "";
     pthread_mutex_lock(&w->db_mu);
+    atomic_store(&w->held_since_ms, sqw_now_ms());
     int rc = w->write(w->ctx, b, n, err, sizeof err);
+    atomic_store(&w->held_since_ms, 0);
     pthread_mutex_unlock(&w->db_mu);
     for (size_t i = 0; i < n; i++) {
         group[i]->rc = rc;
@@ -239,6 +250,26 @@ int sqw_trylock(sqw *w) {
     if (w->loop_depth == 0 && pthread_mutex_trylock(&w->db_mu) != 0) return 0;
     w->loop_depth++;
     return 1;
+}
+
+int sqw_timedlock(sqw *w, long ms) {
+    if (!w) return 1;
+    if (w->loop_depth == 0) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until); /* pthread_mutex_timedlock's clock */
+        until.tv_sec += ms / 1000;
+        until.tv_nsec += (ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+        if (pthread_mutex_timedlock(&w->db_mu, &until) != 0) return 0;
+    }
+    w->loop_depth++;
+    return 1;
+}
+
+long long sqw_busy_ms(sqw *w) {
+    if (!w) return 0;
+    long long since = atomic_load(&w->held_since_ms);
+    return since ? sqw_now_ms() - since : 0;
 }
 
 void sqw_counts(sqw *w, long long *commits, long long *batches) {
