@@ -118,27 +118,10 @@ static int jscan_strict_number(jscan *s, const char *b, const char *e, int real,
 }
 
 /* One UTF-8 sequence starting at s->p (first byte >= 0x80); strict: no
- * overlongs, no surrogates, max U+10FFFF. */
+ * overlongs, no surrogates, max U+10FFFF (json_text_utf8_len's rules). */
 static int jscan_utf8(jscan *s) {
-    const unsigned char *u = (const unsigned char *)s->p;
-    size_t left = (size_t)(s->end - s->p);
-    unsigned c = u[0];
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else return -1;
-    if (left < n) return -1;
-    if (u[1] < lo || u[1] > hi) return -1;
-    for (size_t i = 2; i < n; i++)
-        if (u[i] < 0x80 || u[i] > 0xBF) return -1;
+    size_t n = json_text_utf8_len((const unsigned char *)s->p, (size_t)(s->end - s->p));
+    if (!n) return -1;
     s->p += n;
     return 0;
 }
