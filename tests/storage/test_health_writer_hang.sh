@@ -10,21 +10,15 @@
 # with current figures again after the disk resumes and the batch is answered 200.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
+. "$here/sensor_batch.sh"
 STO=${1:?}; SHIM=${2:?}
 PORT=$(free_port)
 U="http://127.0.0.1:$PORT"
 ARM=$TEST_TMP/arm RELEASE=$TEST_TMP/release
 N=20
 
-body() { # body NAME: N events of entities sensor.hang_NAME_1..N
-  local ev="" i
-  for i in $(seq 1 $N); do
-    ev="$ev${ev:+,}{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.hang_$1_$i\",\"state\":\"$i\",\"time_fired\":\"2025-01-01T00:00:$(printf %02d $((i % 60)))Z\",\"attributes\":{}}"
-  done
-  echo "{\"events\":[$ev]}"
-}
 post() { # post NAME -> the HTTP status
-  body "$1" >"$TEST_TMP/$1.json"
+  sensor_batch "hang_$1" $N >"$TEST_TMP/$1.json"
   curl -s -o "$TEST_TMP/$1.out" -w '%{http_code}' --max-time 120 -XPOST -H 'Content-Type: application/json' \
     --data-binary @"$TEST_TMP/$1.json" "$U/api/v1/events"
 }
