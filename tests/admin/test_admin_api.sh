@@ -56,7 +56,7 @@ jqe "$OV" <<<"$O" || echo "# overview: $O" >&2
 # ---- events, dead letters, entities, series ------------------------------------------
 check_eq "a probe event is accepted" 200 "$(probe sensor.admin_probe 21.5)"
 # (on INFLUXDB_SCHEMA=homeassistant the state_changed records come from the identity points, docs/INFLUX_READS.md)
-for _ in $(seq 50); do [ "$(get '/api/v1/events?entity_id=sensor.admin_probe' | jq .count)" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(get '/api/v1/events?entity_id=sensor.admin_probe' | jq .count)" = 1 ] && break; sleep 0.1; done # up to 30 s: a loaded machine
 check_eq "events: storage's filters pass through" '1 21.5' \
   "$(get '/api/v1/events?entity_id=sensor.admin_probe' | jq -r '"\(.count) \(.events[0].state)"')"
 check_eq "events?event_type=state_changed: the house's state changes, newest first" 'state_changed true' \
@@ -68,7 +68,7 @@ check_eq "events: a bad parameter is storage's 400 naming it" '400 limit' \
 curl -s -o /dev/null -H 'Content-Type: application/json' --data-binary \
   '{"event_type":"state_changed","time_fired":"2025-01-01T00:00:00Z","data":{"new_state":{"state":"x"}}}' \
   "$WEBSOCKET_INGESTION_URL/api/v1/events/forward"
-for _ in $(seq 50); do [ "$(get /api/v1/dead-letters | jq .count)" -ge 1 ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(get /api/v1/dead-letters | jq .count)" -ge 1 ] && break; sleep 0.1; done # up to 30 s: a loaded machine
 check_eq "dead letters: reason and raw event" 'state_changed without entity_id x' \
   "$(get /api/v1/dead-letters | jq -r '.dead_letters[0] | "\(.error) \(.event.data.new_state.state)"')"
 check_eq "overview counts the dead letter" 1 "$(get /api/v1/overview | jq .dead_letters_total)"
@@ -81,7 +81,7 @@ check "entities: the house's entities are listed" test "$(get /api/v1/entities |
 S=$(get '/api/v1/entities/sensor.admin_probe/series?points=10')
 check_eq "series by path: numeric buckets" 'numeric 21.5' "$(jq -r '"\(.kind) \(.buckets[-1].mean)"' <<<"$S")"
 check_eq "an on/off probe is accepted" 200 "$(probe light.admin_lamp on)"
-for _ in $(seq 50); do [ "$(get '/api/v1/entities?search=light.admin_lamp' | jq .count)" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(get '/api/v1/entities?search=light.admin_lamp' | jq .count)" = 1 ] && break; sleep 0.1; done # up to 30 s: a loaded machine
 check_eq "series of a non-numeric entity: a state timeline" 'timeline on' \
   "$(get '/api/v1/entities/light.admin_lamp/series' | jq -r '"\(.kind) \(.segments[-1].state)"')"
 check_eq "series: bad points is storage's 400 naming it" 400 "$(code '/api/v1/entities/sensor.admin_probe/series?points=0')"
@@ -232,7 +232,7 @@ check_eq "... store unknown, ingestion and HA still ok" 'ok ok unknown' \
   "$(sed '$d' <<<"$H" | jq -r '[.hops[0].level, .hops[1].level, .hops[4].level] | join(" ")')"
 check "events relay: 502 naming data-storage" bash -c "curl -s -w ' %{http_code}' '$A/api/v1/events' | grep -q 'data-storage unreachable.* 502$'"
 check "overview still answers, saying what is unavailable" jqe '.unavailable | length == 1' <<<"$(get /api/v1/overview)"
-for _ in $(seq 40); do grep -q '^event: upstream-error' "$TEST_TMP/sse5" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q '^event: upstream-error' "$TEST_TMP/sse5" && break; sleep 0.1; done
 check "an open stream stays open and says why it waits" grep -q '^event: upstream-error' "$TEST_TMP/sse5"
 house_start_storage
 check "healthy again after data-storage restarts" wait_healthy "$A/api/v1/health" 30
