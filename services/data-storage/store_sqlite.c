@@ -633,6 +633,12 @@ static json_t *store_sqlite_info_locked(store_sqlite *s) {
     return o;
 }
 
+/* A read waits for a running transaction at most this long; past it (a commit
+ * hung in the disk) it is answered 503 rather than holding the loop -- and
+ * /health with it. A batch's commit takes milliseconds. */
+#define STORE_SQLITE_READ_WAIT_MS 1000
+static const char store_sqlite_busy_err[] = "sqlite writer busy: a commit is taking long";
+
 /* How long /health waits for a running transaction to end before it answers
  * from the figures of its last look (a batch's commit takes milliseconds). */
 #define STORE_SQLITE_INFO_WAIT_MS 200
@@ -692,7 +698,7 @@ static int store_sqlite_stats_rows(store *base, const char *home, const char *en
                                    int64_t start_us, int64_t end_us, int *kind, stats_row *prev, int *has_prev,
                                    store_stats_row_fn fn, void *arg) {
     store_sqlite *s = (store_sqlite *)base;
-    sqw_lock(s->writer);
+    if (!sqw_timedlock(s->writer, STORE_SQLITE_READ_WAIT_MS)) return -1; /* a commit hangs: 503, the loop stays free */
     int rc = stats_sqlite_rows(s->stats, home, entity_id, hourly, start_us, end_us, kind, prev, has_prev, fn, arg);
     sqw_unlock(s->writer);
     return rc;
@@ -721,10 +727,26 @@ static void store_sqlite_registry_read_locked(store *base, const char *home, con
 
 /* ---- the loop's use of the connection: between two batch transactions (sqw_lock) ---- */
 
-#define STORE_SQLITE_LOCKED(name, fn, params, args)                                                                        \
+/* Reads answered through a store_rows_cb / a store_read_cb. */
+#define STORE_SQLITE_LOCKED(name, fn, params, args)                                                              \
     static void name params {                                                                                    \
         sqw *w = ((store_sqlite *)base)->writer;                                                                 \
-        sqw_lock(w);                                                                                             \
+        if (!sqw_timedlock(w, STORE_SQLITE_READ_WAIT_MS)) {                                                      \
+            store_rows none = {0};                                                                               \
+            cb(&none, -1, store_sqlite_busy_err, arg);                                                           \
+            return;                                                                                              \
+        }                                                                                                        \
+        fn args;                                                                                                 \
+        sqw_unlock(w);                                                                                           \
+    }
+#define STORE_SQLITE_LOCKED_READ(name, fn, params, args)                                                         \
+    static void name params {                                                                                    \
+        sqw *w = ((store_sqlite *)base)->writer;                                                                 \
+        if (!sqw_timedlock(w, STORE_SQLITE_READ_WAIT_MS)) {                                                      \
+            store_rows none = {0};                                                                               \
+            cb(&none, NULL, -1, store_sqlite_busy_err, arg);                                                     \
+            return;                                                                                              \
+        }                                                                                                        \
         fn args;                                                                                                 \
         sqw_unlock(w);                                                                                           \
     }
@@ -732,20 +754,28 @@ STORE_SQLITE_LOCKED(store_sqlite_query, store_sqlite_query_locked, (store *base,
            (base, f, cb, arg))
 STORE_SQLITE_LOCKED(store_sqlite_dead_letters, store_sqlite_dead_letters_locked, (store *base, long limit, store_rows_cb cb, void *arg),
            (base, limit, cb, arg))
-STORE_SQLITE_LOCKED(store_sqlite_release_memory, store_sqlite_release_memory_locked, (store *base), (base))
 STORE_SQLITE_LOCKED(store_sqlite_registry_read, store_sqlite_registry_read_locked,
            (store *base, const char *home, const char *entity_id, long limit, store_rows_cb cb, void *arg),
            (base, home, entity_id, limit, cb, arg))
-STORE_SQLITE_LOCKED(store_sqlite_locked_feed, store_sqlite_feed, (store *base, const store_feed_query *q, store_read_cb cb, void *arg), (base, q, cb, arg))
-STORE_SQLITE_LOCKED(store_sqlite_locked_entities, store_sqlite_entities, (store *base, const store_entity_query *q, store_read_cb cb, void *arg),
+STORE_SQLITE_LOCKED_READ(store_sqlite_locked_feed, store_sqlite_feed, (store *base, const store_feed_query *q, store_read_cb cb, void *arg), (base, q, cb, arg))
+STORE_SQLITE_LOCKED_READ(store_sqlite_locked_entities, store_sqlite_entities, (store *base, const store_entity_query *q, store_read_cb cb, void *arg),
            (base, q, cb, arg))
-STORE_SQLITE_LOCKED(store_sqlite_locked_series, store_sqlite_series, (store *base, const store_series_query *q, store_read_cb cb, void *arg),
+STORE_SQLITE_LOCKED_READ(store_sqlite_locked_series, store_sqlite_series, (store *base, const store_series_query *q, store_read_cb cb, void *arg),
            (base, q, cb, arg))
-STORE_SQLITE_LOCKED(store_sqlite_locked_stats, store_sqlite_stats, (store *base, const store_stats_query *q, store_read_cb cb, void *arg),
+STORE_SQLITE_LOCKED_READ(store_sqlite_locked_stats, store_sqlite_stats, (store *base, const store_stats_query *q, store_read_cb cb, void *arg),
            (base, q, cb, arg))
 STORE_SQLITE_LOCKED(store_sqlite_locked_dead_letters_home, store_sqlite_dead_letters_home,
            (store *base, const char *home, long limit, store_rows_cb cb, void *arg), (base, home, limit, cb, arg))
 STORE_SQLITE_LOCKED(store_sqlite_locked_homes, store_sqlite_homes, (store *base, store_rows_cb cb, void *arg), (base, cb, arg))
+
+/* Giving the page cache back is only worth it between transactions: while one
+ * runs, the next idle turn does it. */
+static void store_sqlite_release_memory(store *base) {
+    store_sqlite *s = (store_sqlite *)base;
+    if (!sqw_trylock(s->writer)) return;
+    store_sqlite_release_memory_locked(base);
+    sqw_unlock(s->writer);
+}
 
 static const store_ops store_sqlite_ops = {
     .name = "sqlite",

@@ -6,8 +6,9 @@
 # commit hangs (seen: curl got no answer, 000). Here the first write to the WAL after
 # arming hangs (fault_shim, HOMEIQ_FAULT_STALL_UNTIL: until a file appears); /health must
 # answer, turn 503 sqlite_writer_stalled once the transaction has run
-# SQLITE_WRITER_STALL_MS, keep the last retention figures (marked stale), and be healthy
-# with current figures again after the disk resumes and the batch is answered 200.
+# SQLITE_WRITER_STALL_MS, keep the last retention figures (marked stale); a read is answered
+# 503 instead of holding the loop; all is healthy with current figures again after the
+# disk resumes and the batch is answered 200.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
 . "$here/sensor_batch.sh"
@@ -53,6 +54,10 @@ check "/health turns 503 sqlite_writer_stalled once the transaction ran SQLITE_W
   hjq '.reason == "sqlite_writer_stalled"'
 check "... with the last retention figures, marked stale, and how long the writer is busy" \
   hjq '.backend.retention and .backend.stale == true and .backend.writer.busy_ms >= 1000'
+rcode=$(curl -s -o "$TEST_TMP/read.json" -w '%{http_code}' --max-time 20 "$U/api/v1/events?limit=1")
+check_eq "a read while the commit hangs is answered 503, not held (the loop stays free)" 503 "$rcode"
+check "... saying why" grep -q "sqlite writer busy" "$TEST_TMP/read.json"
+check_eq "... and /health still answers after it" 503 "$(health)"
 check "the batch in the hung commit is not answered yet" test ! -s "$TEST_TMP/during.code"
 
 touch "$RELEASE" # the disk resumes
