@@ -20,9 +20,7 @@ if [ "$BACKEND" = clickhouse ]; then
   start_storage storage STORAGE_BACKEND=clickhouse CLICKHOUSE_URL="$CLICKHOUSE_URL" CLICKHOUSE_DATABASE=homes_e2e \
     CLICKHOUSE_PING_INTERVAL_MS=200
 else
-  # the events are of 2025-03: keep their 5-minute statistics rows (default 10 days), else a retention
-  # tick landing during the run (every 60 s) purges some before they are read
-  start_storage storage STATISTICS_5MIN_RETENTION_DAYS=1000000
+  start_storage storage
 fi
 wait_healthy "http://127.0.0.1:$STO_PORT/health" 30 || bail "storage healthy"
 start_enrichment enrichment
