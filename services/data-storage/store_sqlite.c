@@ -727,29 +727,24 @@ static void store_sqlite_registry_read_locked(store *base, const char *home, con
 
 /* ---- the loop's use of the connection: between two batch transactions (sqw_lock) ---- */
 
+/* A read under the lock; `busy` answers it (cb, with no rows) when the lock
+ * did not come within STORE_SQLITE_READ_WAIT_MS. */
+#define STORE_SQLITE_LOCKED_AS(name, fn, params, args, busy)                                                     \
+    static void name params {                                                                                    \
+        sqw *w = ((store_sqlite *)base)->writer;                                                                 \
+        if (!sqw_timedlock(w, STORE_SQLITE_READ_WAIT_MS)) {                                                      \
+            store_rows none = {0};                                                                               \
+            busy;                                                                                                \
+            return;                                                                                              \
+        }                                                                                                        \
+        fn args;                                                                                                 \
+        sqw_unlock(w);                                                                                           \
+    }
 /* Reads answered through a store_rows_cb / a store_read_cb. */
 #define STORE_SQLITE_LOCKED(name, fn, params, args)                                                              \
-    static void name params {                                                                                    \
-        sqw *w = ((store_sqlite *)base)->writer;                                                                 \
-        if (!sqw_timedlock(w, STORE_SQLITE_READ_WAIT_MS)) {                                                      \
-            store_rows none = {0};                                                                               \
-            cb(&none, -1, store_sqlite_busy_err, arg);                                                           \
-            return;                                                                                              \
-        }                                                                                                        \
-        fn args;                                                                                                 \
-        sqw_unlock(w);                                                                                           \
-    }
+    STORE_SQLITE_LOCKED_AS(name, fn, params, args, cb(&none, -1, store_sqlite_busy_err, arg))
 #define STORE_SQLITE_LOCKED_READ(name, fn, params, args)                                                         \
-    static void name params {                                                                                    \
-        sqw *w = ((store_sqlite *)base)->writer;                                                                 \
-        if (!sqw_timedlock(w, STORE_SQLITE_READ_WAIT_MS)) {                                                      \
-            store_rows none = {0};                                                                               \
-            cb(&none, NULL, -1, store_sqlite_busy_err, arg);                                                     \
-            return;                                                                                              \
-        }                                                                                                        \
-        fn args;                                                                                                 \
-        sqw_unlock(w);                                                                                           \
-    }
+    STORE_SQLITE_LOCKED_AS(name, fn, params, args, cb(&none, NULL, -1, store_sqlite_busy_err, arg))
 STORE_SQLITE_LOCKED(store_sqlite_query, store_sqlite_query_locked, (store *base, const store_filter *f, store_rows_cb cb, void *arg),
            (base, f, cb, arg))
 STORE_SQLITE_LOCKED(store_sqlite_dead_letters, store_sqlite_dead_letters_locked, (store *base, long limit, store_rows_cb cb, void *arg),
