@@ -706,8 +706,9 @@ static int store_sqlite_stats_rows(store *base, const char *home, const char *en
 
 static int store_sqlite_maintain(store *base, int64_t now_us) {
     store_sqlite *s = (store_sqlite *)base;
-    if (sqw_busy_ms(s->writer) >= STORE_SQLITE_INFO_WAIT_MS) return 0; /* a commit hangs: no step, the loop stays free */
-    sqw_lock(s->writer); /* between two batch transactions: a step never runs inside one */
+    /* between two batch transactions: a step never runs inside one; a commit
+     * that hangs means no step this tick, and the loop stays free */
+    if (!sqw_timedlock(s->writer, STORE_SQLITE_INFO_WAIT_MS)) return 0;
     sqlite3_busy_timeout(s->db, 50);   /* another process holds the lock: try on the next tick, don't stall the loop */
     int rc = retention_sqlite_step(s->retention, now_us);
     sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);

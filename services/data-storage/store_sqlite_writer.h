@@ -30,10 +30,10 @@
  * one transaction for the lock (the pieces queued behind it are not started
  * while the loop holds it) -- except when that transaction is stuck in the disk:
  * /health waits a bounded time (sqw_timedlock) and answers from its last
- * figures, reads wait a bounded time and answer 503, the retention tick skips
- * a step while a transaction has run for long (sqw_busy_ms) and releasing
- * memory waits for an idle turn, so a hung fsync makes /health say so instead
- * of hanging the loop.
+ * figures (and says for how long the transaction has run: sqw_busy_ms), reads
+ * wait a bounded time and answer 503, the retention tick waits a bounded time
+ * and skips its step, and releasing memory waits for an idle turn, so a hung
+ * fsync makes /health say so instead of hanging the loop.
  *
  * Without an event base (tests, tools: store_sqlite_open_path) there is no
  * thread: sqw_submit writes inline and calls back before it returns, as before.
