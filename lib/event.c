@@ -179,6 +179,16 @@ int event_time_from_epoch(double epoch_s, int64_t *us) {
     return 0;
 }
 
+/* An identity's text: the first 16 bytes of its digest in lowercase hex. */
+static void event_id_hex(const unsigned char *md, char out[EVENT_ID_LEN]) {
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[32] = '\0';
+}
+
 static int event_identity_hash(const char *event_type, const char *entity_id, const char *time_fired,
                                const char *context_id, char out[EVENT_ID_LEN]) {
     const char *parts[4] = {event_type, entity_id, time_fired, context_id};
@@ -199,12 +209,7 @@ static int event_identity_hash(const char *event_type, const char *entity_id, co
         EVP_DigestUpdate(ctx, "\x1f", 1);
     }
     if (!EVP_DigestFinal_ex(ctx, md, &mdlen)) return -1;
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[32] = '\0';
+    event_id_hex(md, out);
     return 0;
 }
 
@@ -242,12 +247,7 @@ int event_identity_home(const char *home, const char *v2, char out[EVENT_ID_LEN]
              EVP_DigestUpdate(ctx, v2, strnlen(v2, EVENT_ID_LEN - 1)) && EVP_DigestFinal_ex(ctx, md, &mdlen);
     EVP_MD_CTX_free(ctx);
     if (!ok || mdlen < 16) return -1;
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[32] = '\0';
+    event_id_hex(md, out);
     return 0;
 }
 

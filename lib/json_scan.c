@@ -118,27 +118,10 @@ static int jscan_strict_number(jscan *s, const char *b, const char *e, int real,
 }
 
 /* One UTF-8 sequence starting at s->p (first byte >= 0x80); strict: no
- * overlongs, no surrogates, max U+10FFFF. */
+ * overlongs, no surrogates, max U+10FFFF (json_text_utf8_len's rules). */
 static int jscan_utf8(jscan *s) {
-    const unsigned char *u = (const unsigned char *)s->p;
-    size_t left = (size_t)(s->end - s->p);
-    unsigned c = u[0];
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else return -1;
-    if (left < n) return -1;
-    if (u[1] < lo || u[1] > hi) return -1;
-    for (size_t i = 2; i < n; i++)
-        if (u[i] < 0x80 || u[i] > 0xBF) return -1;
+    size_t n = json_text_utf8_len((const unsigned char *)s->p, (size_t)(s->end - s->p));
+    if (!n) return -1;
     s->p += n;
     return 0;
 }
@@ -375,48 +358,14 @@ static inline __attribute__((always_inline)) const char *jscan_skip_string(const
 #endif
 }
 
-/* Container ends remembered while one text is read (jscan_remember_ends):
- * a direct-mapped table from an opening bracket's address to its end. */
-#define JSCAN_ENDS 64
-#define JSCAN_ENDS_DEPTH 32
-typedef struct jscan_end_slot {
-    const char *start, *end;
-} jscan_end_slot;
-static _Thread_local struct {
-    const char *lo, *hi;
-    jscan_end_slot slot[JSCAN_ENDS];
-} jscan_ends;
-
-void jscan_remember_ends(const char *p, size_t len) {
-    memset(&jscan_ends, 0, sizeof jscan_ends);
-    if (p) jscan_ends.lo = p, jscan_ends.hi = p + len;
-}
-
-static inline jscan_end_slot *jscan_end_slot_of(const char *start) {
-    return &jscan_ends.slot[((uintptr_t)start * 0x9E3779B97F4A7C15u) >> 58];
-}
-
-/* The state of one skip: depth, inside a string, where the open containers
- * began (to remember their ends). */
+/* The state of one skip: depth, inside a string. */
 typedef struct jscan_skipper {
-    int depth, in_str, remember;
-    const char *open[JSCAN_ENDS_DEPTH];
+    int depth, in_str;
 } jscan_skipper;
 
-static inline void jscan_skip_open(jscan_skipper *k, const char *at) {
-    if (k->depth < JSCAN_ENDS_DEPTH) k->open[k->depth] = at;
-    k->depth++;
-}
-
-/* A closing bracket at `at`: 1 when it closes the skipped container. */
-static inline int jscan_skip_close(jscan_skipper *k, const char *at) {
-    k->depth--;
-    if (k->remember && k->depth < JSCAN_ENDS_DEPTH) {
-        jscan_end_slot *e = jscan_end_slot_of(k->open[k->depth]);
-        e->start = k->open[k->depth];
-        e->end = at + 1;
-    }
-    return k->depth == 0;
+/* A closing bracket: 1 when it closes the skipped container. */
+static inline int jscan_skip_close(jscan_skipper *k) {
+    return --k->depth == 0;
 }
 
 /* Bytes p..stop one at a time; the end of the container when it closes
@@ -431,8 +380,8 @@ static const char *jscan_skip_bytes(const char *p, const char *stop, const char 
         } else if (c == '"') {
             k->in_str = 1;
         } else if (c == '{' || c == '[') {
-            jscan_skip_open(k, p);
-        } else if ((c == '}' || c == ']') && jscan_skip_close(k, p)) {
+            k->depth++;
+        } else if ((c == '}' || c == ']') && jscan_skip_close(k)) {
             return p + 1;
         }
         p++;
@@ -472,20 +421,11 @@ static inline uint64_t jscan_prefix_xor(uint64_t x) {
 }
 #endif
 
-/* The end of the object or array at p in validated text. The fast path reads
- * members at every level of an event, so the same text would be skipped once
- * per level: the ends of the containers inside are remembered on the first
- * pass (when jscan_remember_ends covers p), and the skip itself goes 64 bytes
- * at a time, strings told apart by the running parity of quotes (a block with
- * a backslash goes byte by byte). */
+/* The end of the object or array at p in validated text. The skip goes 64
+ * bytes at a time, strings told apart by the running parity of quotes (a block
+ * with a backslash goes byte by byte). */
 static const char *jscan_skip_container(const char *p, const char *end) {
-    jscan_skipper k;
-    k.depth = k.in_str = 0;
-    k.remember = p >= jscan_ends.lo && p < jscan_ends.hi;
-    if (k.remember) {
-        const jscan_end_slot *e = jscan_end_slot_of(p);
-        if (e->start == p && e->end <= end) return e->end;
-    }
+    jscan_skipper k = {0, 0};
     const char *at = p, *done;
 #if defined(__SSE2__)
     while (end - p >= 64) {
@@ -500,8 +440,8 @@ static const char *jscan_skip_container(const char *p, const char *end) {
         uint64_t open = m.open & ~inside, close = m.close & ~inside;
         for (uint64_t b = open | close; b; b &= b - 1) {
             int i = __builtin_ctzll(b);
-            if (open >> i & 1) jscan_skip_open(&k, p + i);
-            else if (jscan_skip_close(&k, p + i)) return p + i + 1;
+            if (open >> i & 1) k.depth++;
+            else if (jscan_skip_close(&k)) return p + i + 1;
         }
         p += 64;
     }

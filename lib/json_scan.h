@@ -140,12 +140,6 @@ int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *ar
 /* jscan_array for validated text, nested values skipped like above. */
 int jscan_array_trusted(const char *p, size_t len, jscan_elem_fn fn, void *arg);
 
-/* While the validated text [p, p+len) is read level by level with the two
- * calls above, skips inside it remember the ends of the containers they pass
- * (this thread only), so each nested value is skipped once, not once per
- * level. Call again with NULL before that text changes or is freed. */
-void jscan_remember_ends(const char *p, size_t len);
-
 /* For text one of the calls above validated without a JSCAN_NOTE_JANSSON or
  * JSCAN_NOTE_DUP_KEY note: appends exactly what json_text_dump() writes for
  * jansson's tree of it -- no whitespace; strings decoded and re-escaped as

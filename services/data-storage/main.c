@@ -30,6 +30,7 @@ static const config_var storage_vars[] = {
     CONFIG_INT("STORAGE_PIECE_BYTES", "2097152", 1, 1LL << 31, "a POST's events are prepared and committed in pieces of at most this much of their text, one transaction each, answered after the last: memory stays bounded whatever the batch size"),
     CONFIG_TEXT("DATA_DIR", "./data", "sqlite: directory of events.db (created)"),
     CONFIG_INT("SQLITE_BUSY_TIMEOUT_MS", "5000", 0, 600000, "sqlite: wait this long for a lock before answering 503"),
+    CONFIG_INT("SQLITE_WRITER_STALL_MS", "10000", 1, 3600000, "sqlite: /health answers 503 sqlite_writer_stalled while one transaction (a commit hung in the disk) has run this long; it never waits for one"),
     INFLUX_CONFIG_VARS, /* STORAGE_BACKEND=influxdb (store_influx.c, docs/INFLUXDB.md) */
     STORAGE_MAINT_CONFIG_VARS,
     CLICKHOUSE_CONFIG_VARS, /* STORAGE_BACKEND=clickhouse (store_clickhouse.c, docs/CLICKHOUSE.md) */

@@ -72,6 +72,8 @@ typedef struct store_sqlite {
     sqw *writer;               /* the writer thread (store_sqlite_writer.h); NULL: inline writes */
     int last_write_failed;     /* the last batch's transaction failed (the loop's view) */
     long busy_timeout_ms;
+    long writer_stall_ms;      /* SQLITE_WRITER_STALL_MS: a transaction running longer makes /health 503 */
+    json_t *info_last;         /* info's figures when it last got the lock: /health's answer while a commit hangs */
     char last_error[160];
 } store_sqlite;
 
@@ -324,8 +326,9 @@ int store_sqlite_home_version(void) {
 
 int store_sqlite_open(struct event_base *base, store **out) {
     const char *dir = config_text(NULL, "DATA_DIR");
-    long long busy;
-    if (config_int(NULL, "SQLITE_BUSY_TIMEOUT_MS", &busy) != 0) return -1;
+    long long busy, stall;
+    if (config_int(NULL, "SQLITE_BUSY_TIMEOUT_MS", &busy) != 0 || config_int(NULL, "SQLITE_WRITER_STALL_MS", &stall) != 0)
+        return -1;
     if (service_mkdirs(dir, 0750) != 0) {
         log_error("DATA_DIR=%s: cannot create: %s", dir, strerror(errno));
         return -1;
@@ -347,6 +350,7 @@ int store_sqlite_open(struct event_base *base, store **out) {
     }
     store_sqlite *s = (store_sqlite *)*out;
     s->lock_fd = lock;
+    s->writer_stall_ms = (long)stall;
     if (sqw_open(base, store_sqlite_write, store_sqlite_after_write, s, &s->writer) != 0) {
         store_sqlite_close(*out);
         *out = NULL;
@@ -600,12 +604,18 @@ static void store_sqlite_probe(store_sqlite *s) {
     sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
 }
 
-/* Never blocks: while a batch's transaction runs, the writer's last result stands. */
+/* Never blocks: while a batch's transaction runs, the writer's last result
+ * stands; a transaction that has held the connection for SQLITE_WRITER_STALL_MS
+ * (a commit hung in the disk) makes it unhealthy until it ends. */
 static int store_sqlite_health(store *base, const char **reason) {
     store_sqlite *s = (store_sqlite *)base;
     if (s->last_write_failed && sqw_trylock(s->writer)) {
         store_sqlite_probe(s);
         sqw_unlock(s->writer);
+    }
+    if (s->writer && sqw_busy_ms(s->writer) >= s->writer_stall_ms) {
+        *reason = "sqlite_writer_stalled";
+        return -1;
     }
     if (s->last_write_failed) {
         *reason = "sqlite_write_failed";
@@ -623,16 +633,38 @@ static json_t *store_sqlite_info_locked(store_sqlite *s) {
     return o;
 }
 
+/* A read waits for a running transaction at most this long; past it (a commit
+ * hung in the disk) it is answered 503 rather than holding the loop -- and
+ * /health with it. A batch's commit takes milliseconds. */
+#define STORE_SQLITE_READ_WAIT_MS 1000
+static const char store_sqlite_busy_err[] = "sqlite writer busy: a commit is taking long";
+
+/* How long /health waits for a running transaction to end before it answers
+ * from the figures of its last look (a batch's commit takes milliseconds). */
+#define STORE_SQLITE_INFO_WAIT_MS 200
+
+/* The current figures when the connection is free within
+ * STORE_SQLITE_INFO_WAIT_MS (always, when the writer is idle); else the last
+ * ones, marked "stale". Either way with how long the running transaction has
+ * held the connection (writer.busy_ms). */
 static json_t *store_sqlite_info(store *base) {
     store_sqlite *s = (store_sqlite *)base;
-    sqw_lock(s->writer);
-    json_t *o = store_sqlite_info_locked(s);
-    sqw_unlock(s->writer);
+    json_t *o;
+    if (sqw_timedlock(s->writer, STORE_SQLITE_INFO_WAIT_MS)) {
+        o = store_sqlite_info_locked(s);
+        sqw_unlock(s->writer);
+        json_decref(s->info_last);
+        s->info_last = o ? json_deep_copy(o) : NULL;
+    } else {
+        o = s->info_last ? json_deep_copy(s->info_last) : json_pack("{s:s,s:s}", "backend", "sqlite", "path", s->path);
+        if (o) json_object_set_new(o, "stale", json_true());
+    }
     long long commits, batches;
     sqw_counts(s->writer, &commits, &batches);
     if (o && s->writer)
-        json_object_set_new(o, "writer", json_pack("{s:I,s:I}", "commits", (json_int_t)commits, "batches",
-                                                   (json_int_t)batches));
+        json_object_set_new(o, "writer", json_pack("{s:I,s:I,s:I}", "commits", (json_int_t)commits, "batches",
+                                                   (json_int_t)batches, "busy_ms",
+                                                   (json_int_t)sqw_busy_ms(s->writer)));
     return o;
 }
 
@@ -655,6 +687,7 @@ static void store_sqlite_close(store *base) {
     for (size_t i = 0; i < sizeof s->query / sizeof *s->query; i++) sqlite3_finalize(s->query[i]);
     if (s->db && sqlite3_close(s->db) != SQLITE_OK) log_warn("sqlite close: %s", sqlite3_errmsg(s->db));
     if (s->lock_fd >= 0) close(s->lock_fd);   /* after the close: the lock covers every write */
+    json_decref(s->info_last);
     free(s->path);
     free(s);
 }
@@ -665,7 +698,7 @@ static int store_sqlite_stats_rows(store *base, const char *home, const char *en
                                    int64_t start_us, int64_t end_us, int *kind, stats_row *prev, int *has_prev,
                                    store_stats_row_fn fn, void *arg) {
     store_sqlite *s = (store_sqlite *)base;
-    sqw_lock(s->writer);
+    if (!sqw_timedlock(s->writer, STORE_SQLITE_READ_WAIT_MS)) return -1; /* a commit hangs: 503, the loop stays free */
     int rc = stats_sqlite_rows(s->stats, home, entity_id, hourly, start_us, end_us, kind, prev, has_prev, fn, arg);
     sqw_unlock(s->writer);
     return rc;
@@ -673,7 +706,9 @@ static int store_sqlite_stats_rows(store *base, const char *home, const char *en
 
 static int store_sqlite_maintain(store *base, int64_t now_us) {
     store_sqlite *s = (store_sqlite *)base;
-    sqw_lock(s->writer); /* between two batch transactions: a step never runs inside one */
+    /* between two batch transactions: a step never runs inside one; a commit
+     * that hangs means no step this tick, and the loop stays free */
+    if (!sqw_timedlock(s->writer, STORE_SQLITE_INFO_WAIT_MS)) return 0;
     sqlite3_busy_timeout(s->db, 50);   /* another process holds the lock: try on the next tick, don't stall the loop */
     int rc = retention_sqlite_step(s->retention, now_us);
     sqlite3_busy_timeout(s->db, (int)s->busy_timeout_ms);
@@ -693,31 +728,50 @@ static void store_sqlite_registry_read_locked(store *base, const char *home, con
 
 /* ---- the loop's use of the connection: between two batch transactions (sqw_lock) ---- */
 
-#define STORE_SQLITE_LOCKED(name, fn, params, args)                                                                        \
+/* A read under the lock; `busy` answers it (cb, with no rows) when the lock
+ * did not come within STORE_SQLITE_READ_WAIT_MS. */
+#define STORE_SQLITE_LOCKED_AS(name, fn, params, args, busy)                                                     \
     static void name params {                                                                                    \
         sqw *w = ((store_sqlite *)base)->writer;                                                                 \
-        sqw_lock(w);                                                                                             \
+        if (!sqw_timedlock(w, STORE_SQLITE_READ_WAIT_MS)) {                                                      \
+            store_rows none = {0};                                                                               \
+            busy;                                                                                                \
+            return;                                                                                              \
+        }                                                                                                        \
         fn args;                                                                                                 \
         sqw_unlock(w);                                                                                           \
     }
+/* Reads answered through a store_rows_cb / a store_read_cb. */
+#define STORE_SQLITE_LOCKED(name, fn, params, args)                                                              \
+    STORE_SQLITE_LOCKED_AS(name, fn, params, args, cb(&none, -1, store_sqlite_busy_err, arg))
+#define STORE_SQLITE_LOCKED_READ(name, fn, params, args)                                                         \
+    STORE_SQLITE_LOCKED_AS(name, fn, params, args, cb(&none, NULL, -1, store_sqlite_busy_err, arg))
 STORE_SQLITE_LOCKED(store_sqlite_query, store_sqlite_query_locked, (store *base, const store_filter *f, store_rows_cb cb, void *arg),
            (base, f, cb, arg))
 STORE_SQLITE_LOCKED(store_sqlite_dead_letters, store_sqlite_dead_letters_locked, (store *base, long limit, store_rows_cb cb, void *arg),
            (base, limit, cb, arg))
-STORE_SQLITE_LOCKED(store_sqlite_release_memory, store_sqlite_release_memory_locked, (store *base), (base))
 STORE_SQLITE_LOCKED(store_sqlite_registry_read, store_sqlite_registry_read_locked,
            (store *base, const char *home, const char *entity_id, long limit, store_rows_cb cb, void *arg),
            (base, home, entity_id, limit, cb, arg))
-STORE_SQLITE_LOCKED(store_sqlite_locked_feed, store_sqlite_feed, (store *base, const store_feed_query *q, store_read_cb cb, void *arg), (base, q, cb, arg))
-STORE_SQLITE_LOCKED(store_sqlite_locked_entities, store_sqlite_entities, (store *base, const store_entity_query *q, store_read_cb cb, void *arg),
+STORE_SQLITE_LOCKED_READ(store_sqlite_locked_feed, store_sqlite_feed, (store *base, const store_feed_query *q, store_read_cb cb, void *arg), (base, q, cb, arg))
+STORE_SQLITE_LOCKED_READ(store_sqlite_locked_entities, store_sqlite_entities, (store *base, const store_entity_query *q, store_read_cb cb, void *arg),
            (base, q, cb, arg))
-STORE_SQLITE_LOCKED(store_sqlite_locked_series, store_sqlite_series, (store *base, const store_series_query *q, store_read_cb cb, void *arg),
+STORE_SQLITE_LOCKED_READ(store_sqlite_locked_series, store_sqlite_series, (store *base, const store_series_query *q, store_read_cb cb, void *arg),
            (base, q, cb, arg))
-STORE_SQLITE_LOCKED(store_sqlite_locked_stats, store_sqlite_stats, (store *base, const store_stats_query *q, store_read_cb cb, void *arg),
+STORE_SQLITE_LOCKED_READ(store_sqlite_locked_stats, store_sqlite_stats, (store *base, const store_stats_query *q, store_read_cb cb, void *arg),
            (base, q, cb, arg))
 STORE_SQLITE_LOCKED(store_sqlite_locked_dead_letters_home, store_sqlite_dead_letters_home,
            (store *base, const char *home, long limit, store_rows_cb cb, void *arg), (base, home, limit, cb, arg))
 STORE_SQLITE_LOCKED(store_sqlite_locked_homes, store_sqlite_homes, (store *base, store_rows_cb cb, void *arg), (base, cb, arg))
+
+/* Giving the page cache back is only worth it between transactions: while one
+ * runs, the next idle turn does it. */
+static void store_sqlite_release_memory(store *base) {
+    store_sqlite *s = (store_sqlite *)base;
+    if (!sqw_trylock(s->writer)) return;
+    store_sqlite_release_memory_locked(base);
+    sqw_unlock(s->writer);
+}
 
 static const store_ops store_sqlite_ops = {
     .name = "sqlite",

@@ -28,7 +28,12 @@
  * (statistics cache, retention's counters and WAL hook, the registry's
  * prepared statements) is only touched under that lock. The loop waits at most
  * one transaction for the lock (the pieces queued behind it are not started
- * while the loop holds it).
+ * while the loop holds it) -- except when that transaction is stuck in the disk:
+ * /health waits a bounded time (sqw_timedlock) and answers from its last
+ * figures (and says for how long the transaction has run: sqw_busy_ms), reads
+ * wait a bounded time and answer 503, the retention tick waits a bounded time
+ * and skips its step, and releasing memory waits for an idle turn, so a hung
+ * fsync makes /health say so instead of hanging the loop.
  *
  * Without an event base (tests, tools: store_sqlite_open_path) there is no
  * thread: sqw_submit writes inline and calls back before it returns, as before.
@@ -69,6 +74,12 @@ void sqw_lock(sqw *w);
 void sqw_unlock(sqw *w);
 /* 1 when the lock was free and is now held, 0 when a transaction runs. */
 int sqw_trylock(sqw *w);
+/* As sqw_lock, waiting at most ms: 1 held, 0 a transaction still runs. */
+int sqw_timedlock(sqw *w, long ms);
+/* How long the thread's running transaction has held the connection, in ms
+ * (0: none runs). A commit stuck in the disk (a hung fsync) shows here, so
+ * /health and the retention tick can tell without waiting for the lock. */
+long long sqw_busy_ms(sqw *w);
 
 /* Transactions committed and batches in them (for /health and tests). */
 void sqw_counts(sqw *w, long long *commits, long long *batches);

@@ -14,9 +14,9 @@
 #define HOMEIQ_SPOOL_INT_H
 
 #include "spool.h"
+#include "bgthread.h"
 
 #include <event2/util.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,14 +70,11 @@ struct spool {
 
     uint64_t fsyncs, fsync_us, appends, append_bytes, torn_bytes;
 
-    /* the syncer thread: one request at a time, guarded by mu */
-    pthread_t syncer;
-    int syncer_started;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    /* the syncer thread: one request at a time, the fields below guarded by syncer.mu */
+    bgthread syncer;
     int sync_fd;                  /* dup of wfd to fdatasync; -1 = no request */
     uint64_t sync_seq;            /* records below this are durable when it is done */
-    int sync_busy, sync_quit, sync_rc;
+    int sync_busy, sync_rc;
     long long sync_us;
     int done_pipe[2];             /* syncer -> loop: "a request finished" */
     struct event *done_ev;

@@ -4,11 +4,11 @@
  * Why a thread: on a busy disk one fdatasync can take tens of milliseconds,
  * and doing it inline stalled the WebSocket reader and the forwarder for that
  * long (it was the p99 of end-to-end latency). The loop hands the syncer a
- * dup of the segment's fd (one request at a time, under s->mu); the thread
+ * dup of the segment's fd (one request at a time, under s->syncer.mu; the thread: lib/bgthread.h); the thread
  * fdatasyncs it and reports back through a pipe; durable_seq only moves on
  * the loop, when the report arrives. Without the thread (it could not start,
  * or dup failed) the fsync runs inline, as it does at rotation and close.
- * The only state the thread touches is the sync_* fields under s->mu.
+ * The only state the thread touches is the sync_* fields under s->syncer.mu.
  */
 #include "spool_int.h"
 
@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -45,17 +44,17 @@ int spool_syncer_fsync(spool *s) {
 
 static void *spool_syncer_main(void *arg) {
     spool *s = arg;
-    pthread_mutex_lock(&s->mu);
+    bgthread_lock(&s->syncer);
     for (;;) {
-        while (s->sync_fd < 0 && !s->sync_quit) pthread_cond_wait(&s->cv, &s->mu);
+        while (s->sync_fd < 0 && !s->syncer.quit) bgthread_wait(&s->syncer);
         if (s->sync_fd < 0) break; /* quit, nothing pending */
         int fd = s->sync_fd;
-        pthread_mutex_unlock(&s->mu);
+        bgthread_unlock(&s->syncer);
         long long t0 = service_mono_us();
         int rc = fdatasync(fd);
         long long us = service_mono_us() - t0;
         close(fd);
-        pthread_mutex_lock(&s->mu);
+        bgthread_lock(&s->syncer);
         s->sync_fd = -1;
         s->sync_rc = rc == 0 ? 0 : errno;
         s->sync_us = us;
@@ -63,23 +62,23 @@ static void *spool_syncer_main(void *arg) {
         ssize_t w = write(s->done_pipe[1], &b, 1);
         (void)w;
     }
-    pthread_mutex_unlock(&s->mu);
+    bgthread_unlock(&s->syncer);
     return NULL;
 }
 
 /* Hands the written records to the syncer thread; 0, or -1 to fall back to
  * an inline fdatasync (no thread, or dup failed). */
 static int spool_syncer_start_async(spool *s) {
-    if (!s->syncer_started) return -1;
+    if (!s->syncer.started) return -1;
     if (s->sync_busy) return 0; /* the completion re-arms the timer */
     int fd = dup(s->wfd);
     if (fd < 0) return -1;
-    pthread_mutex_lock(&s->mu);
+    bgthread_lock(&s->syncer);
     s->sync_fd = fd;
     s->sync_seq = s->written_seq;
     s->sync_busy = 1;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    bgthread_wake(&s->syncer);
+    bgthread_unlock(&s->syncer);
     return 0;
 }
 
@@ -90,13 +89,13 @@ static void spool_syncer_done_cb(evutil_socket_t fd, short what, void *arg) {
     char buf[16];
     ssize_t r = read(fd, buf, sizeof buf);
     (void)r;
-    pthread_mutex_lock(&s->mu);
+    bgthread_lock(&s->syncer);
     int busy = s->sync_busy && s->sync_fd < 0;
     int rc = s->sync_rc;
     long long us = s->sync_us;
     uint64_t seq = s->sync_seq;
     if (busy) s->sync_busy = 0;
-    pthread_mutex_unlock(&s->mu);
+    bgthread_unlock(&s->syncer);
     if (!busy) return;
     uint64_t dbefore = s->durable_seq;
     if (rc != 0) {
@@ -133,24 +132,15 @@ int spool_syncer_start(spool *s) {
     if (pipe2(s->done_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
     s->done_ev = event_new(s->base, s->done_pipe[0], EV_READ | EV_PERSIST, spool_syncer_done_cb, s);
     if (!s->done_ev || event_add(s->done_ev, NULL) != 0) return -1;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
-    if (pthread_create(&s->syncer, NULL, spool_syncer_main, s) != 0) return -1;
-    s->syncer_started = 1;
-    return 0;
+    bgthread_init(&s->syncer);
+    return bgthread_start(&s->syncer, NULL, spool_syncer_main, s);
 }
 
 /* Waits for a request in flight to finish, then stops the thread. */
 void spool_syncer_stop(spool *s) {
-    if (s->syncer_started) {
-        pthread_mutex_lock(&s->mu);
-        s->sync_quit = 1;
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        pthread_join(s->syncer, NULL);
-        pthread_mutex_destroy(&s->mu);
-        pthread_cond_destroy(&s->cv);
-        s->syncer_started = 0;
+    if (s->syncer.started) { /* the thread finishes a request in flight before it quits */
+        bgthread_stop(&s->syncer);
+        bgthread_destroy(&s->syncer);
     }
     if (s->done_ev) event_free(s->done_ev);
     s->done_ev = NULL;

@@ -56,7 +56,7 @@ jqe "$OV" <<<"$O" || echo "# overview: $O" >&2
 # ---- events, dead letters, entities, series ------------------------------------------
 check_eq "a probe event is accepted" 200 "$(probe sensor.admin_probe 21.5)"
 # (on INFLUXDB_SCHEMA=homeassistant the state_changed records come from the identity points, docs/INFLUX_READS.md)
-for _ in $(seq 50); do [ "$(get '/api/v1/events?entity_id=sensor.admin_probe' | jq .count)" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(get '/api/v1/events?entity_id=sensor.admin_probe' | jq .count)" = 1 ] && break; sleep 0.1; done # up to 30 s: a loaded machine
 check_eq "events: storage's filters pass through" '1 21.5' \
   "$(get '/api/v1/events?entity_id=sensor.admin_probe' | jq -r '"\(.count) \(.events[0].state)"')"
 check_eq "events?event_type=state_changed: the house's state changes, newest first" 'state_changed true' \
@@ -68,7 +68,7 @@ check_eq "events: a bad parameter is storage's 400 naming it" '400 limit' \
 curl -s -o /dev/null -H 'Content-Type: application/json' --data-binary \
   '{"event_type":"state_changed","time_fired":"2025-01-01T00:00:00Z","data":{"new_state":{"state":"x"}}}' \
   "$WEBSOCKET_INGESTION_URL/api/v1/events/forward"
-for _ in $(seq 50); do [ "$(get /api/v1/dead-letters | jq .count)" -ge 1 ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(get /api/v1/dead-letters | jq .count)" -ge 1 ] && break; sleep 0.1; done # up to 30 s: a loaded machine
 check_eq "dead letters: reason and raw event" 'state_changed without entity_id x' \
   "$(get /api/v1/dead-letters | jq -r '.dead_letters[0] | "\(.error) \(.event.data.new_state.state)"')"
 check_eq "overview counts the dead letter" 1 "$(get /api/v1/overview | jq .dead_letters_total)"
@@ -81,7 +81,7 @@ check "entities: the house's entities are listed" test "$(get /api/v1/entities |
 S=$(get '/api/v1/entities/sensor.admin_probe/series?points=10')
 check_eq "series by path: numeric buckets" 'numeric 21.5' "$(jq -r '"\(.kind) \(.buckets[-1].mean)"' <<<"$S")"
 check_eq "an on/off probe is accepted" 200 "$(probe light.admin_lamp on)"
-for _ in $(seq 50); do [ "$(get '/api/v1/entities?search=light.admin_lamp' | jq .count)" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(get '/api/v1/entities?search=light.admin_lamp' | jq .count)" = 1 ] && break; sleep 0.1; done # up to 30 s: a loaded machine
 check_eq "series of a non-numeric entity: a state timeline" 'timeline on' \
   "$(get '/api/v1/entities/light.admin_lamp/series' | jq -r '"\(.kind) \(.segments[-1].state)"')"
 check_eq "series: bad points is storage's 400 naming it" 400 "$(code '/api/v1/entities/sensor.admin_probe/series?points=0')"
@@ -93,12 +93,15 @@ check_eq "unknown API path -> 404 JSON" 404 "$(code /api/v1/nope)"
 # ---- SSE tail ----------------------------------------------------------------------------
 sse_ids() { grep '^id: ' "$1" | cut -d' ' -f2 | xargs; }
 wait_ids() { # wait_ids FILE N
-  for _ in $(seq 100); do [ "$(grep -c '^id: ' "$1")" -ge "$2" ] && return 0; sleep 0.1; done; return 1
+  for _ in $(seq 300); do [ "$(grep -c '^id: ' "$1")" -ge "$2" ] && return 0; sleep 0.1; done; return 1
 }
+# sse_open FILE...: each stream has started (admin-api writes its "retry:" line after the first
+# feed answer set its cursor), so an event posted now is after it -- waited for, not slept for
+sse_open() { local f; for f in "$@"; do wait_for 30 grep -q '^retry: ' "$f" || return 1; done; }
 P=sensor.sse_probe
 curl -sN --max-time 30 "$A/api/v1/events/stream?entity_id=$P" >"$TEST_TMP/sse1" & C1=$!
 TEST_PIDS+=("$C1")
-sleep 1
+sse_open "$TEST_TMP/sse1"
 for i in 1 2 3; do probe $P $i >/dev/null; done
 check "stream: three new events arrive" wait_ids "$TEST_TMP/sse1" 3
 check "stream: Content-Type text/event-stream" grep -q '^retry: 1000' "$TEST_TMP/sse1"
@@ -123,7 +126,7 @@ check_eq "the stream's events are the stored records" '1 2 3 4 5 6 7 8' \
 # are consecutive ids, on InfluxDB microsecond commit sequences).
 curl -sN --max-time 30 "$A/api/v1/events/stream" >"$TEST_TMP/sseu1" & CU=$!
 TEST_PIDS+=("$CU")
-sleep 0.5; probe sensor.sse_unfiltered 1 >/dev/null; probe sensor.sse_unfiltered 2 >/dev/null
+sse_open "$TEST_TMP/sseu1"; probe sensor.sse_unfiltered 1 >/dev/null; probe sensor.sse_unfiltered 2 >/dev/null
 wait_ids "$TEST_TMP/sseu1" 2
 kill "$CU"; wait "$CU" 2>/dev/null
 probe sensor.sse_unfiltered 3 >/dev/null; probe sensor.sse_unfiltered 4 >/dev/null
@@ -154,7 +157,7 @@ check_eq "stream: a bad area -> 400 naming area" '400 area' \
 {
   curl -sN --max-time 30 "$A/api/v1/events/stream?area=admin_kitchen" >"$TEST_TMP/ssea" & CA=$!
   TEST_PIDS+=("$CA")
-  sleep 1
+  sse_open "$TEST_TMP/ssea"
   aev() { # aev ENTITY STATE AREA : fired now, posted to data-storage as enrichment would
     printf '{"event_type":"state_changed","entity_id":"%s","time_fired":"%s","state":"%s","context_id":"area-%s-%s","area_id":"%s"}' \
       "$1" "$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)" "$2" "$1" "$2" "$3"
@@ -186,7 +189,7 @@ HP=sensor.home_probe
 curl -sN --max-time 30 "$A/api/v1/events/stream?entity_id=$HP&home=default" >"$TEST_TMP/sseh1" & CH1=$!
 curl -sN --max-time 30 "$A/api/v1/events/stream?entity_id=$HP&home=other" >"$TEST_TMP/sseh2" & CH2=$!
 TEST_PIDS+=("$CH1" "$CH2")
-sleep 1
+sse_open "$TEST_TMP/sseh1" "$TEST_TMP/sseh2"
 probe $HP 1 >/dev/null; probe $HP 2 >/dev/null
 check "stream?home=default: the home's events arrive" wait_ids "$TEST_TMP/sseh1" 2
 sleep 1
@@ -222,7 +225,7 @@ check_eq "POST to the page -> 405" 405 "$(curl -s -o /dev/null -w '%{http_code}'
 # ---- data-storage stops: the failing hop is named ----------------------------------------------------
 curl -sN --max-time 20 "$A/api/v1/events/stream" >"$TEST_TMP/sse5" & C5=$!
 TEST_PIDS+=("$C5")
-sleep 0.5
+sse_open "$TEST_TMP/sse5"
 stop_pid "$PID_storage"; check_eq "data-storage exits cleanly" 0 $?
 H=$(curl -s -w '\n%{http_code}' "$A/api/v1/health")
 check_eq "api/v1/health: 503 naming data-storage as the failing hop" '503 data-storage' \
@@ -232,7 +235,7 @@ check_eq "... store unknown, ingestion and HA still ok" 'ok ok unknown' \
   "$(sed '$d' <<<"$H" | jq -r '[.hops[0].level, .hops[1].level, .hops[4].level] | join(" ")')"
 check "events relay: 502 naming data-storage" bash -c "curl -s -w ' %{http_code}' '$A/api/v1/events' | grep -q 'data-storage unreachable.* 502$'"
 check "overview still answers, saying what is unavailable" jqe '.unavailable | length == 1' <<<"$(get /api/v1/overview)"
-for _ in $(seq 40); do grep -q '^event: upstream-error' "$TEST_TMP/sse5" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q '^event: upstream-error' "$TEST_TMP/sse5" && break; sleep 0.1; done
 check "an open stream stays open and says why it waits" grep -q '^event: upstream-error' "$TEST_TMP/sse5"
 house_start_storage
 check "healthy again after data-storage restarts" wait_healthy "$A/api/v1/health" 30

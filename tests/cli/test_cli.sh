@@ -119,7 +119,7 @@ sleep 0.5
 post_enriched "[$(printf "$REC" cli_follow sensor.cli_follow "${NOW}.000002Z" 2 f-2),$(printf "$REC" \
   cli_follow sensor.cli_follow "${NOW}.000002Z" 3 f-3),$(printf "$REC" cli_follow sensor.cli_follow \
   "${NOW}.000003Z" 4 f-4)]" >/dev/null
-for _ in $(seq 50); do [ "$(grep -c cli_follow "$TEST_TMP/follow.log")" -ge 4 ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(grep -c cli_follow "$TEST_TMP/follow.log")" -ge 4 ] && break; sleep 0.1; done
 sleep 0.5 # a few more polls: nothing may be printed twice
 kill -INT "$FOLLOW"; wait "$FOLLOW"; RC=$?
 check_eq "events -f stops with exit 0 on SIGINT" 0 "$RC"

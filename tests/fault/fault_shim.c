@@ -10,6 +10,8 @@
  * errno "stall" instead of a number: that call never returns (the thread sleeps
  * until the process is killed) -- a disk that hangs, e.g. in the middle of a
  * commit, so a test can kill the process there and see what was acknowledged.
+ * With HOMEIQ_FAULT_STALL_UNTIL=path the stall ends when that file appears and
+ * the call then goes through -- a disk that hangs for a while, then recovers.
  *
  * HOMEIQ_FAULT="alloc:MINBYTES:nth" -- the nth malloc/calloc/realloc of at
  * least MINBYTES bytes fails with ENOMEM (large buffers: spool reads, batch
@@ -43,6 +45,7 @@ static int f_errno = EIO, f_ready, f_stall;
 static pthread_mutex_t f_mu = PTHREAD_MUTEX_INITIALIZER;
 static size_t f_alloc_min; /* alloc: the smallest size that counts (0: no alloc fault) */
 static const char *f_arm;  /* alloc: count only while this file exists */
+static const char *f_until; /* stall: until this file exists (NULL: forever) */
 
 static void fault_init(void) {
     if (f_ready) return;
@@ -59,6 +62,7 @@ static void fault_init(void) {
     if (en && !strcmp(en, "stall")) f_stall = 1;
     else if (en) f_errno = atoi(en);
     f_arm = getenv("HOMEIQ_FAULT_ARM");
+    f_until = getenv("HOMEIQ_FAULT_STALL_UNTIL");
     if (!strcmp(f_call, "alloc")) {
         f_alloc_min = (size_t)atol(f_pat);
         f_errno = ENOMEM;
@@ -78,6 +82,11 @@ static int fault_hit(const char *call, const char *path) {
     if (getenv("HOMEIQ_FAULT_TRACE") && path) fprintf(stderr, "fault_shim: trace %s(%s) #%ld\n", call, path, count);
     if (hit && f_stall) fprintf(stderr, "fault_shim: %s(%s) stalls (call #%ld)\n", call, path, f_nth);
     else if (hit) fprintf(stderr, "fault_shim: %s(%s) fails with errno %d (call #%ld)\n", call, path, f_errno, f_nth);
+    if (hit && f_stall && f_until) { /* a stall that ends: the call then goes through */
+        while (access(f_until, F_OK) != 0) usleep(20000);
+        fprintf(stderr, "fault_shim: %s(%s) resumes\n", call, path);
+        return 0;
+    }
     return hit;
 }
 

@@ -55,7 +55,7 @@ code=$(curl -s -o "$TEST_TMP/resp" -w '%{http_code}' -XPOST -H 'Content-Type: ap
   --data-binary @"$TEST_TMP/body.json" "http://127.0.0.1:$ING_PORT/api/v1/events/forward")
 check_eq "forward: $N events accepted (durable)" "200 $N" "$code $(jq .accepted "$TEST_TMP/resp")"
 fired() { grep -q "fault_shim: ${FAULT%%:*}" "$TEST_TMP/$WHO.log"; }
-for i in $(seq 1 50); do fired && break; sleep 0.2; done
+for i in $(seq 1 150); do fired && break; sleep 0.2; done
 check "the injected fault fired" fired
 drained() { [ "$(curl -s "http://127.0.0.1:$ING_PORT/health" | jq .spool.depth)" = 0 ]; }
 for i in $(seq 1 100); do drained && break; sleep 0.2; done

@@ -61,7 +61,8 @@ check_eq "array + WS envelope form: 200" 200 "$( { printf '['; event 2 on; print
 check_eq "array: accepted 2" 2 "$(jq .accepted "$TEST_TMP/resp")"
 check_eq "{\"events\":[...]} form: 200" 200 "$( { printf '{"events":['; event 4 12.5; printf ']}'; } | post)"
 check_eq "4 events spooled" 4 "$(hstat .spool.depth)"
-sleep 1.5
+ing_503() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$ING/health")" = 503 ]; }
+wait_for 30 ing_503 # the probe notices after DOWNSTREAM_UNHEALTHY_S; a loaded machine takes longer than a fixed sleep
 check_eq "downstream down > DOWNSTREAM_UNHEALTHY_S: 503" 503 "$(curl -s -o /dev/null -w '%{http_code}' "$ING/health")"
 check_eq "reason downstream_unreachable" downstream_unreachable "$(hstat .reason)"
 check "ingestion exits cleanly with a backlog" stop_pid "$ING_PID"

@@ -50,7 +50,7 @@ echo "running: ${CMD[*]}"
 # terminal session has it.
 setsid env --default-signal=INT bash -c 'echo $$ >"$0"; exec "$@"' "$TEST_TMP/run.pid" "${CMD[@]}" \
   </dev/null >"$TEST_TMP/run.log" 2>&1 &
-for _ in $(seq 50); do [ -s "$TEST_TMP/run.pid" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$TEST_TMP/run.pid" ] && break; sleep 0.1; done
 SID=$(cat "$TEST_TMP/run.pid")
 session_procs() { ps -eo pid=,sid=,args= | awk -v s="$SID" '$2 == s'; }
 # Safety net: whatever happens below, nothing of the session survives the test.
@@ -97,7 +97,7 @@ echo "$OUT"
 check_eq "homeiqctl validate passes against make run" 0 "$RC"
 
 # Not a terminal: the status comes as lines, at most one per RUN_STATUS_LINE_EVERY.
-for _ in $(seq 50); do grep -q 'spool depth' "$TEST_TMP/run.log" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q 'spool depth' "$TEST_TMP/run.log" && break; sleep 0.1; done
 check "status lines with events/s, stored and spool depth" \
   grep -qE 'events/s [0-9]+  stored [0-9]+ .*spool depth [0-9]+' "$TEST_TMP/run.log"
 check "no terminal control codes when stdout is not a TTY" bash -c "! grep -q $'\r' '$TEST_TMP/run.log'"

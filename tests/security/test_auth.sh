@@ -87,7 +87,7 @@ BAD=$(jq -cn '[{event_type:"state_changed", time_fired:"2026-01-01T00:00:01Z", c
 check_eq "a rejected event with newlines and ANSI escapes in its entity id is accepted for the spool" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$BAD" -K- \
      "$ING/api/v1/events/forward" <<<"header = \"Authorization: Bearer $TOKEN\"")"
-for _ in $(seq 100); do grep -q 'dead-lettered' "$TEST_TMP/enr.log" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q 'dead-lettered' "$TEST_TMP/enr.log" && break; sleep 0.1; done
 check "enrichment logged the rejection" grep -q 'dead-lettered.*FORGED' "$TEST_TMP/enr.log"
 check "... on one line, escaped" grep -q 'sensor.x\\n2026-01-01T00:00:00.000Z error data-storage: FORGED\\r\\x1b\[31mred' "$TEST_TMP/enr.log"
 check "no log line starts with the forged text" bash -c "! grep -q '^2026-01-01T00:00:00.000Z error data-storage: FORGED' '$TEST_TMP'/*.log"

@@ -29,7 +29,7 @@ for port in $ING_PORT $ENR_PORT $STO_PORT; do
   start_bg "idle$port" python3 "$PY" "$port" "$IDLE" 20
 done
 for port in $ING_PORT $ENR_PORT $STO_PORT; do
-  for _ in $(seq 100); do grep -q '^opened' "$TEST_TMP/idle$port.log" && break; sleep 0.1; done
+  for _ in $(seq 300); do grep -q '^opened' "$TEST_TMP/idle$port.log" && break; sleep 0.1; done
   check "$IDLE idle connections opened against port $port" grep -qx "opened $IDLE" "$TEST_TMP/idle$port.log"
 done
 sent=0
@@ -59,7 +59,7 @@ start_bg capped env ENRICHMENT_PIPELINE_PORT=$P DATA_STORAGE_URL=$STO HTTP_MAX_C
 CAPPED=$LAST_PID
 wait_http "http://127.0.0.1:$P/health"
 start_bg slow python3 "$PY" "$P" 200 16 1     # 200 clients sending half a request line, held 16 s
-for _ in $(seq 100); do grep -q 'connection cap reached' "$TEST_TMP/capped.log" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q 'connection cap reached' "$TEST_TMP/capped.log" && break; sleep 0.1; done
 check "the capped server stops accepting at HTTP_MAX_CONNECTIONS" grep -q 'connection cap reached' "$TEST_TMP/capped.log"
 T0=$(date +%s.%N)
 c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 15 "http://127.0.0.1:$P/health")

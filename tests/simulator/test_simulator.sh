@@ -142,7 +142,7 @@ check "resume: stats say not paused" test "$(stat_of "$LPORT" paused)" = false
 PROBE_TIMEOUT_MS=10000 "$PROBE" "ws://127.0.0.1:$LPORT/api/websocket" auth wait:auth_ok \
   'send:{"id":1,"type":"subscribe_events"}' closed >"$TEST_TMP/drop.out" 2>"$TEST_TMP/drop.log" &
 DROP_PID=$!
-for _ in $(seq 50); do [ "$(stat_of "$LPORT" subscribed)" = 1 ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(stat_of "$LPORT" subscribed)" = 1 ] && break; sleep 0.1; done
 check "drop: endpoint reports one dropped connection" test "$(curl -s -X POST "http://127.0.0.1:$LPORT/api/sim/drop" | jq .dropped)" = 1
 wait $DROP_PID
 check "drop: client saw an abnormal close (1006)" has drop 'CLOSE 1006'
@@ -159,7 +159,7 @@ SIM_BP=$LAST_PID
 wait_healthy "http://127.0.0.1:$BPORT/health" 10 || bail "back-pressure simulator started"
 python3 "$HERE/slow_reader.py" "$BPORT" homeiq-simulator-token 3 >"$TEST_TMP/slow.out" 2>&1 &
 SLOW_PID=$!
-for _ in $(seq 60); do [ "$(stat_of "$BPORT" paused_backpressure)" -ge 1 ] 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(stat_of "$BPORT" paused_backpressure)" -ge 1 ] 2>/dev/null && break; sleep 0.1; done
 check "back-pressure: generation paused for a client that does not read" test "$(stat_of "$BPORT" paused_backpressure)" -ge 1
 check "back-pressure: outbound queue bounded (< 8 MiB)" test "$(stat_of "$BPORT" pending_bytes)" -lt 8388608
 wait $SLOW_PID

@@ -11,21 +11,15 @@
 # tell: the frames written before it survive a SIGKILL in the page cache.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
+. "$here/sensor_batch.sh"
 STO=${1:?}; SHIM=${2:?}
 PORT=$(free_port)
 ARM=$TEST_TMP/arm
 BATCHES=5
 N=40
 
-body() { # body NAME: N events of entities sensor.ack_NAME_1..N
-  local ev="" i
-  for i in $(seq 1 $N); do
-    ev="$ev${ev:+,}{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.ack_$1_$i\",\"state\":\"$i\",\"time_fired\":\"2025-01-01T00:00:$(printf %02d $((i % 60)))Z\",\"attributes\":{}}"
-  done
-  echo "{\"events\":[$ev]}"
-}
 post() { # post NAME -> the HTTP status (000: no answer within 3 s)
-  body "$1" >"$TEST_TMP/$1.json"
+  sensor_batch "ack_$1" $N >"$TEST_TMP/$1.json"
   curl -s -o "$TEST_TMP/$1.out" -w '%{http_code}' --max-time 3 -XPOST -H 'Content-Type: application/json' \
     --data-binary @"$TEST_TMP/$1.json" "http://127.0.0.1:$PORT/api/v1/events"
 }

@@ -59,13 +59,14 @@ sleep 1.5
 W0=$(write_reqs)
 check_eq "50 events with INFLUXDB_CHUNK_LINES=7: 200" 200 "$(batch 50 100 | post)"
 check_eq "... all 50 stored" 50 "$(jq .stored "$TEST_TMP/resp")"
-sleep 1.5
+reqs_at_least() { [ $(( $(write_reqs) - W0 )) -ge "$1" ]; }
+wait_for 30 reqs_at_least 9 # the summary follows within a second: waited for, not slept for
 W1=$(write_reqs)
 check_eq "... in ceil(50 / 7) = 8 write requests + 1 entity summary (influxd's writeReq counter)" 9 $((W1 - W0))
 check_eq "... and readable" 50 "$(curl -s "$U/api/v1/events?limit=1000" | jq '[.events[] | select(.entity_id | startswith("sensor.v1_"))] | length')"
 W0=$(write_reqs)
 check_eq "7 events: 200" 200 "$(batch 7 200 | post)"
-sleep 1.5
+wait_for 30 reqs_at_least 2
 check_eq "... in one write request + 1 entity summary" 2 $(( $(write_reqs) - W0 ))
 # A line InfluxDB refuses in the second chunk (issue 15: a chunk's lines are built when it is sent): it
 # alone is dead-lettered, the other 11 of both chunks are stored. A string "value" in the shard makes a float one conflict.

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store_sqlite_writer.h"
 
@@ -160,6 +161,60 @@ static void test_group_failure_isolated(void **state) {
         assert_ptr_equal(A[i].b, &b[i]);
         assert_int_equal(A[i].rc, i == 2 ? -1 : 0);
     }
+    long long commits, batches;
+    sqw_counts(w, &commits, &batches);
+    assert_int_equal(commits, 3); /* b0, b1, b3 */
+    assert_int_equal(batches, 3);
+    sqw_close(w);
+    assert_int_equal(nanswers, 4); /* nobody answered twice, not even at close */
+    event_base_free(base);
+}
+
+/* A group that fails only as a group (SQLITE_BUSY from another connection,
+ * say): each batch tried alone commits, every one is answered 0, once. */
+static void test_group_failure_retried_alone(void **state) {
+    (void)state;
+    struct event_base *base;
+    store_batch b[4];
+    sqw *w = start_held(&base, b, 4);
+    pthread_mutex_lock(&F.mu);
+    F.fail_groups = 1;
+    pthread_mutex_unlock(&F.mu);
+    release();
+    loop_until(base, 4);
+    assert_int_equal(F.ncalls, 5); /* b0; {b1,b2,b3} fails; b1, b2, b3 alone */
+    for (int i = 0; i < 4; i++) {
+        assert_ptr_equal(A[i].b, &b[i]);
+        assert_int_equal(A[i].rc, 0);
+        assert_int_equal(A[i].returned_before >= (i == 0 ? 1 : 2 + i), 1); /* after its own write */
+    }
+    long long commits, batches;
+    sqw_counts(w, &commits, &batches);
+    assert_int_equal(commits, 4);
+    assert_int_equal(batches, 4);
+    sqw_close(w);
+    assert_int_equal(nanswers, 4);
+    event_base_free(base);
+}
+
+/* How long the running write has held the connection, for /health: 0 when
+ * none runs, growing while one is held; the bounded wait gives up on it. */
+static void test_busy_and_timedlock(void **state) {
+    (void)state;
+    struct event_base *base;
+    store_batch b[1];
+    sqw *w = start_held(&base, b, 1);
+    usleep(30000);
+    assert_true(sqw_busy_ms(w) >= 30);
+    assert_int_equal(sqw_timedlock(w, 20), 0); /* the held write keeps the connection */
+    release();
+    loop_until(base, 1);
+    assert_int_equal(sqw_busy_ms(w), 0);
+    assert_int_equal(sqw_timedlock(w, 20), 1);
+    assert_int_equal(sqw_timedlock(w, 20), 1); /* nested, as sqw_lock */
+    sqw_unlock(w);
+    sqw_unlock(w);
+    assert_int_equal(sqw_busy_ms(NULL), 0);
     sqw_close(w);
     event_base_free(base);
 }
@@ -219,6 +274,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_and_order),
         cmocka_unit_test(test_group_failure_isolated),
+        cmocka_unit_test(test_group_failure_retried_alone),
+        cmocka_unit_test(test_busy_and_timedlock),
         cmocka_unit_test(test_lock_and_close),
         cmocka_unit_test(test_inline),
     };
