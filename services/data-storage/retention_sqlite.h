@@ -52,7 +52,8 @@ int retention_sqlite_batch_start(retention_sqlite *r);
 void retention_sqlite_batch_done(retention_sqlite *r, int ckpt, long long us);
 
 /* {"retention_days":..,"statistics_5min_retention_days":..,"events_purged":N,
- *  "stats_rows_purged":N,"auto_vacuum":"incremental"|"none","freelist_pages":N,
+ *  "stats_rows_purged":N,"auto_vacuum":"incremental"|"none","freelist_pages":N,"page_size":N,
+ *  "wal_autocheckpoint":N (frames: 32 MiB of WAL),
  *  "purging":bool (more to do after the last step),"step_us_last","step_us_max",
  *  "phases":{..},"wal_frames*":N,"cost":{"steps","cpu_us" (the steps' CPU),"pages_freed",
  *  "delete_us_per_row","vacuum_us_per_page" (what sizes the statements),"commit_fsync"}} */

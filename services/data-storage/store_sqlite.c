@@ -83,6 +83,8 @@ typedef struct store_sqlite {
 #include "store_sqlite_context.h"
 #include "store_sqlite_merge.h"
 
+#define STORE_SQLITE_WAL_BYTES (32LL << 20) /* checkpoint once the WAL holds this much (see the top) */
+
 /* Each entry upgrades the schema by one version, in one transaction. */
 static const char *const store_sqlite_migrations[] = {
     /* 1: events and dead letters */
@@ -262,6 +264,18 @@ static int store_sqlite_prepare_all(store_sqlite *s) {
            store_sqlite_prepare(s, "COMMIT", &s->commit) || store_sqlite_prepare(s, "ROLLBACK", &s->rollback);
 }
 
+/* wal_autocheckpoint: STORE_SQLITE_WAL_BYTES of frames, whatever the file's page size. */
+static int store_sqlite_wal_limit(store_sqlite *s) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &st, NULL) != SQLITE_OK) return -1;
+    long long page = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (page <= 0) return -1;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint=%lld", STORE_SQLITE_WAL_BYTES / page);
+    return store_sqlite_exec(s, sql);
+}
+
 int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) {
     store_sqlite *s = calloc(1, sizeof *s);
     if (!s) return -1;
@@ -281,7 +295,7 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
     sqlite3_busy_timeout(s->db, (int)busy_timeout_ms);
     if (retention_sqlite_prepare_file(s->db) || store_sqlite_exec(s, "PRAGMA journal_mode=WAL") || store_sqlite_exec(s, "PRAGMA synchronous=FULL") ||
         store_sqlite_exec(s, "PRAGMA foreign_keys=ON") ||
-        store_sqlite_exec(s, "PRAGMA cache_size=-16384") || store_sqlite_exec(s, "PRAGMA wal_autocheckpoint=8000") || store_sqlite_migrate(s) ||
+        store_sqlite_exec(s, "PRAGMA cache_size=-16384") || store_sqlite_wal_limit(s) || store_sqlite_migrate(s) ||
         store_sqlite_stop_at || store_sqlite_prepare_all(s) || stats_sqlite_open(s->db, &s->stats) ||
         retention_sqlite_open(s->db, s->path, s->stats, &s->retention))
         goto fail;
