@@ -30,9 +30,10 @@
 
 typedef struct retention_sqlite retention_sqlite;
 
-/* Before the migrations: a new (empty) file gets auto_vacuum=INCREMENTAL; an
- * existing one without it is converted (VACUUM) when SQLITE_VACUUM_ON_START=1,
- * else a warning says how. 0/-1. */
+/* Before the migrations: a new (empty) file gets auto_vacuum=INCREMENTAL and
+ * SQLITE_PAGE_SIZE (16 KiB: store_sqlite.c says why); an existing one without
+ * either is converted (VACUUM, out of WAL mode and back) when
+ * SQLITE_VACUUM_ON_START=1, else the log says how. 0/-1. */
 int retention_sqlite_prepare_file(sqlite3 *db);
 
 int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, retention_sqlite **out);

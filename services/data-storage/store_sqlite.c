@@ -28,14 +28,22 @@
  *    of the process' system time in a 40,000-event burst, when the event_id
  *    index was still random-keyed). The cache is given back when the store
  *    goes idle (store_sqlite_idle), so it costs only while writing.
- *  - wal_autocheckpoint=8000 pages (32 MiB; default 1000): a 1,000-event
- *    batch dirties hundreds of pages (the records' own text alone fills ~340;
- *    make bench-storage: 1,161 pages written per 1,000 events, WAL and
- *    checkpoints together, 1,431 with the random-keyed event_id index), so the
- *    default checkpointed -- and fsynced the database -- almost every batch.
- *    Fewer, larger checkpoints write each hot index page once per checkpoint
- *    instead of once per batch (40,000-event burst: fdatasync 93 -> ~50,
- *    pwrite -10%, pread -40%). */
+ *  - 16 KiB pages for a new file (SQLITE_PAGE_SIZE, set with auto_vacuum before
+ *    the first table: retention_sqlite_prepare_file; an existing file keeps its
+ *    own until SQLITE_VACUUM_ON_START=1 rewrites it). SQLite's 4 KiB made each
+ *    WAL frame two pwrite()s (24-byte header, page) through ext4's buffered
+ *    write path, ~500 frames per 1,000 events, and the checkpoint a pread and a
+ *    pwrite per page: a quarter of the frames and system calls for ~10 % more
+ *    bytes (a hot index page rewritten per commit is 16 KiB) took storage from
+ *    ~19 to ~15.5 us of CPU per event (docs/BENCHMARKS.md, session 8). Larger
+ *    pages (32 KiB) saved little more and wrote ~25 % more bytes.
+ *  - wal_autocheckpoint = 32 MiB of frames whatever the page size (SQLite's
+ *    default is 1000 frames): a 1,000-event batch writes ~2 MiB of frames (the
+ *    records' own text alone ~1 MiB), so the default checkpointed -- and
+ *    fsynced the database -- almost every batch. Fewer, larger checkpoints
+ *    write each hot index page once per checkpoint instead of once per batch
+ *    (40,000-event burst, 4 KiB pages: fdatasync 93 -> ~50, pwrite -10%,
+ *    pread -40%). */
 #include "store_sqlite.h"
 #include "store_sqlite_writer.h"
 #include "stats_sqlite.h"
