@@ -46,6 +46,7 @@
  *    pread -40%). */
 #include "store_sqlite.h"
 #include "store_sqlite_writer.h"
+#include "store_sqlite_vfs.h"
 #include "stats_sqlite.h"
 #include "retention_sqlite.h"
 #include "retention_phases.h"
@@ -291,8 +292,9 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
     s->lock_fd = -1;
     s->path = strdup(path);
     if (!s->path) goto fail;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
+    if (sqv_register() != 0 ||
+        sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        STORE_SQLITE_VFS) != SQLITE_OK) {
         log_error("cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
@@ -655,6 +657,10 @@ static json_t *store_sqlite_info(store *base) {
     if (o && s->writer)
         json_object_set_new(o, "writer", json_pack("{s:I,s:I}", "commits", (json_int_t)commits, "batches",
                                                    (json_int_t)batches));
+    long long appends, writes;
+    sqv_counts(&appends, &writes);   /* the process' (store_sqlite_vfs.h) */
+    if (o) json_object_set_new(o, "wal_writes", json_pack("{s:I,s:I}", "appends", (json_int_t)appends, "calls",
+                                                         (json_int_t)writes));
     return o;
 }
 

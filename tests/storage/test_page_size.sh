@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # test_page_size.sh /path/to/homeiq-data-storage -- the SQLite file's page size (issue 15,
-# SQLITE_PAGE_SIZE, retention_sqlite_prepare_file): a new file gets 16 KiB pages (a quarter of
-# 4 KiB's WAL frames and write calls per event, docs/BENCHMARKS.md) and a WAL checkpoint every
-# 32 MiB whatever the page size; an existing 4 KiB file (data/events_v9_main-e3aed48.db, made by
-# an older binary) is opened as it is and keeps every row, and SQLITE_VACUUM_ON_START=1 rewrites
-# it once with the new page size, in WAL mode again, every row kept and read back alike.
+# SQLITE_PAGE_SIZE, retention_sqlite_prepare_file): a new file gets SQLite's 4 KiB pages by
+# default, SQLITE_PAGE_SIZE=16384 gives 16 KiB (cheaper in bursts, dearer in trickles:
+# docs/BENCHMARKS.md), and the WAL is checkpointed every 32 MiB whatever the page size; an
+# existing 4 KiB file (data/events_v9_main-e3aed48.db, made by an older binary) is opened as it
+# is and keeps every row, and SQLITE_VACUUM_ON_START=1 rewrites it once with the page size
+# asked for, in WAL mode again, every row kept and read back alike.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
 BIN=${1:?usage: test_page_size.sh /path/to/homeiq-data-storage}
@@ -23,8 +24,13 @@ post() { curl -s -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' -
 EV='[{"event_type":"state_changed","entity_id":"sensor.page_t","time_fired":"2026-06-01T14:00:00.000001Z","context_id":"p1","state":"1","attributes":{}}]'
 
 # ---- a new file ------------------------------------------------------------------------------
+start_sto "$TEST_TMP/default" default
+check_eq "a new file, by default: 4 KiB pages in /health, a checkpoint every 8192 frames" "4096 8192" \
+  "$(health '"\(.backend.retention.page_size) \(.backend.retention.wal_autocheckpoint)"')"
+check "storage exits cleanly" stop_pid "$PID"
+export SQLITE_PAGE_SIZE=16384
 start_sto "$TEST_TMP/new" new
-check_eq "a new file: 16 KiB pages in /health" 16384 "$(health .backend.retention.page_size)"
+check_eq "SQLITE_PAGE_SIZE=16384: a new file with 16 KiB pages" 16384 "$(health .backend.retention.page_size)"
 check_eq "... and a checkpoint every 32 MiB of WAL: 2048 frames" 2048 "$(health .backend.retention.wal_autocheckpoint)"
 check_eq "an event is stored" "1 0" "$(post "$EV")"
 check "storage exits cleanly" stop_pid "$PID"
@@ -42,7 +48,7 @@ cp "$FIXTURE" "$TEST_TMP/old/events.db"
 DB=$TEST_TMP/old/events.db
 check_eq "fixture: 4 KiB pages, 14 events" "4096|14" "$(pragma "$DB" page_size)|$(sqlite3 "$DB" 'SELECT count(*) FROM events')"
 start_sto "$TEST_TMP/old" keep
-check_eq "an existing file keeps its 4 KiB pages" 4096 "$(health .backend.retention.page_size)"
+check_eq "an existing file keeps its 4 KiB pages (SQLITE_PAGE_SIZE=16384)" 4096 "$(health .backend.retention.page_size)"
 check_eq "... with a checkpoint every 32 MiB of WAL: 8192 frames" 8192 "$(health .backend.retention.wal_autocheckpoint)"
 check "... and the log says how to convert it" grep -q "SQLITE_VACUUM_ON_START=1 converts it" "$TEST_TMP/keep.log"
 curl -s "$U/api/v1/events?limit=100" | jq -c '[.events[] | [.event_id, .entity_id, .time_fired]]' >"$TEST_TMP/before.json"
