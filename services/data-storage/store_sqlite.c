@@ -28,15 +28,21 @@
  *    of the process' system time in a 40,000-event burst, when the event_id
  *    index was still random-keyed). The cache is given back when the store
  *    goes idle (store_sqlite_idle), so it costs only while writing.
- *  - 16 KiB pages for a new file (SQLITE_PAGE_SIZE, set with auto_vacuum before
- *    the first table: retention_sqlite_prepare_file; an existing file keeps its
- *    own until SQLITE_VACUUM_ON_START=1 rewrites it). SQLite's 4 KiB made each
- *    WAL frame two pwrite()s (24-byte header, page) through ext4's buffered
- *    write path, ~500 frames per 1,000 events, and the checkpoint a pread and a
- *    pwrite per page: a quarter of the frames and system calls for ~10 % more
- *    bytes (a hot index page rewritten per commit is 16 KiB) took storage from
- *    ~19 to ~15.5 us of CPU per event (docs/BENCHMARKS.md, session 8). Larger
- *    pages (32 KiB) saved little more and wrote ~25 % more bytes.
+ *  - the WAL written through store_sqlite_vfs.c (this connection only): SQLite
+ *    writes each frame with two pwrite()s (24-byte header, page), ~970 system
+ *    calls per 1,000-event batch through ext4's buffered write path and ~40 per
+ *    commit of a trickle's 7-event batch; the VFS gathers a commit's appends and
+ *    writes them with one call per 128 KiB at the WAL's sync (and before anything
+ *    reads them): storage ~18.4 -> ~15.4 us of CPU per event in a burst, ~77 ->
+ *    ~68 in a trickle (docs/BENCHMARKS.md, session 8). Who reads the WAL and why
+ *    each sees every byte it may: store_sqlite_vfs.h.
+ *  - SQLite's 4 KiB pages for a new file unless SQLITE_PAGE_SIZE says otherwise
+ *    (set with auto_vacuum before the first table: retention_sqlite_prepare_file;
+ *    an existing file keeps its own until SQLITE_VACUUM_ON_START=1 rewrites it).
+ *    16 KiB pages take a fifth less CPU per event in bursts of 1,000-event
+ *    batches (a quarter of the frames), but each commit rewrites its hot index
+ *    leaves whole: a trickle of 7-event batches wrote 2.7x the bytes (SD cards)
+ *    for ~15 % more CPU per event, so the default stays.
  *  - wal_autocheckpoint = 32 MiB of frames whatever the page size (SQLite's
  *    default is 1000 frames): a 1,000-event batch writes ~2 MiB of frames (the
  *    records' own text alone ~1 MiB), so the default checkpointed -- and
