@@ -4,7 +4,9 @@
  * after our header (szOsFile = ours + theirs); every method forwards to it. A
  * WAL file also has the buffer: bytes [off, off + len) of the file, not yet
  * written. A main database file knows its WAL (found by name at the WAL's open)
- * so that its xShmBarrier can write the WAL's buffer out. */
+ * so that its xShmBarrier can write the WAL's buffer out. Through
+ * STORE_SQLITE_VFS_CKPT the main database file has a buffer too, for the
+ * checkpoint's page writes. */
 #include "store_sqlite_vfs.h"
 
 #include <pthread.h>
@@ -25,7 +27,7 @@ typedef struct sqv_file {
 
 #define SQV_REAL_OFFSET ((sizeof(sqv_file) + 15) & ~(size_t)15)
 
-static sqlite3_vfs sqv_vfs;
+static sqlite3_vfs sqv_vfs, sqv_vfs_ckpt;
 static sqlite3_vfs *sqv_base;
 static pthread_mutex_t sqv_mu = PTHREAD_MUTEX_INITIALIZER; /* guards sqv_mains and the links */
 static sqv_file *sqv_mains;
@@ -124,6 +126,7 @@ static int sqv_shm_lock(sqlite3_file *p, int offset, int n, int flags) {
 static void sqv_shm_barrier(sqlite3_file *p) {
     sqv_file *f = SQV(p);
     if (f->wal) sqv_flush(f->wal); /* a failed write fails the next xSync/xRead/xWrite too */
+    sqv_flush(f);                  /* the checkpointer's own page writes (none elsewhere) */
     f->real->pMethods->xShmBarrier(f->real);
 }
 static int sqv_shm_unmap(sqlite3_file *p, int del) { return SQV_REAL(p)->pMethods->xShmUnmap(SQV_REAL(p), del); }
@@ -151,22 +154,22 @@ static sqv_file *sqv_main_of(const char *name) {
 }
 
 static int sqv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flags, int *out_flags) {
-    (void)vfs;
     sqv_file *f = SQV(p);
     memset(f, 0, sizeof *f);
     f->real = (sqlite3_file *)((char *)p + SQV_REAL_OFFSET);
     f->name = name;
-    if ((flags & SQLITE_OPEN_WAL) && name && !(f->buf = malloc(STORE_SQLITE_VFS_BUF))) return SQLITE_NOMEM;
+    int gather = (flags & SQLITE_OPEN_WAL) || (vfs == &sqv_vfs_ckpt && (flags & SQLITE_OPEN_MAIN_DB));
+    if (gather && name && !(f->buf = malloc(STORE_SQLITE_VFS_BUF))) return SQLITE_NOMEM;
     int rc = sqv_base->xOpen(sqv_base, name, f->real, flags, out_flags);
     if (rc != SQLITE_OK || !f->real->pMethods) {
         free(f->buf);
         f->buf = NULL;
         return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
     }
-    f->is_wal = f->buf != NULL;
+    f->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
     p->pMethods = &sqv_io;
     pthread_mutex_lock(&sqv_mu);
-    if (f->is_wal) {
+    if (f->is_wal && f->buf) {
         sqv_file *m = sqv_main_of(name);
         if (m) m->wal = f;
     } else if ((flags & SQLITE_OPEN_MAIN_DB) && name) {
@@ -232,7 +235,10 @@ static void sqv_register_once(void) {
         .xGetLastError = sqv_GetLastError,
         .xCurrentTimeInt64 = sqv_CurrentTimeInt64,
     };
-    sqv_rc = sqlite3_vfs_register(&sqv_vfs, 0) == SQLITE_OK ? 0 : -1;
+    sqv_vfs_ckpt = sqv_vfs;
+    sqv_vfs_ckpt.zName = STORE_SQLITE_VFS_CKPT;
+    sqv_rc = sqlite3_vfs_register(&sqv_vfs, 0) == SQLITE_OK && sqlite3_vfs_register(&sqv_vfs_ckpt, 0) == SQLITE_OK
+                 ? 0 : -1;
 }
 
 int sqv_register(void) {

@@ -30,7 +30,7 @@
  * fault_storage_ack_durable_large: the WAL's write hangs, the process is killed
  * there, every acked event is stored after the restart).
  *
- * Ownership: the VFS is registered once per process and never freed; each open
+ * Ownership: the VFSs are registered once per process and never freed; each open
  * WAL file owns its buffer. */
 #ifndef HOMEIQ_STORE_SQLITE_VFS_H
 #define HOMEIQ_STORE_SQLITE_VFS_H
@@ -38,11 +38,21 @@
 #include <sqlite3.h>
 
 #define STORE_SQLITE_VFS "homeiq-walbuf"
+/* The same for the checkpointer's connection (retention_wal.c), which also gathers
+ * its writes into the database file: a checkpoint copies frames into events.db in
+ * page order, one pwrite per page, and pages appended since the last one are
+ * contiguous. Who reads those pages: no connection reads a page from events.db
+ * while a newer copy of it is in the WAL below its snapshot, and SQLite marks the
+ * frames copied (nBackfill, which lets new readers skip the WAL) only after the
+ * end of the copy (SQLITE_FCNTL_CKPT_DONE), the truncate and the xSync of
+ * events.db, each of which writes the buffer out first. A crash in between leaves
+ * the frames in the WAL, copied again by the next checkpoint. */
+#define STORE_SQLITE_VFS_CKPT "homeiq-walbuf-ckpt"
 /* Bytes buffered at most per WAL: one write call of the default (unix) VFS, which
  * writes at most 0x1ffff bytes per call (seekAndWriteFd) -- 31 frames of 4 KiB pages. */
 #define STORE_SQLITE_VFS_BUF 0x1ffff
 
-/* Registers STORE_SQLITE_VFS (not as the default), once. 0/-1. */
+/* Registers STORE_SQLITE_VFS and STORE_SQLITE_VFS_CKPT (neither as the default), once. 0/-1. */
 int sqv_register(void);
 
 /* Write calls the VFS saved and made (counts for tests and /health). */

@@ -9,7 +9,10 @@
  *    wal-index barrier writes out -- and checkpoints them into a sound file;
  *  - a WAL restart after a checkpoint (a write at the file's start) and an
  *    in-place frame rewrite go to their offsets;
- *  - the appends were gathered: fewer write calls than appends.
+ *  - the appends were gathered: fewer write calls than appends;
+ *  - a checkpointer's connection (STORE_SQLITE_VFS_CKPT, retention_wal.c's) gathers
+ *    its page writes into the database file, and every connection reads the
+ *    same rows after its checkpoints, while the writer goes on.
  * (A kill while frames are buffered: fault_storage_ack_durable*.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -129,9 +132,48 @@ static void test_spill_read_back_and_other_connections(void **state) {
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
+static void test_checkpointer_connection(void **state) {
+    (void)state;
+    teardown(NULL);
+    assert_non_null(mkdtemp(strcpy(dir, "/tmp/homeiq-vfs-XXXXXX")));
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    sqlite3 *db = open_db(STORE_SQLITE_VFS);
+    exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
+             "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT); CREATE INDEX tb ON t(b)");
+    sqlite3 *ckpt = open_db(STORE_SQLITE_VFS_CKPT), *reader = open_db(NULL);
+    assert_int_equal(one(ckpt, "SELECT count(*) FROM sqlite_schema"), 2);
+    long long total = 0;
+    for (int round = 0; round < 6; round++) {
+        exec(db, "BEGIN; " INSERT_ROWS(700) "; UPDATE t SET b = 'u' || b WHERE a % 97 = 0; COMMIT");
+        total += 700;
+        long long a0, w0, a1, w1;
+        sqv_counts(&a0, &w0);
+        int frames = -1, done = -1;
+        assert_int_equal(sqlite3_wal_checkpoint_v2(ckpt, "main", round % 3 == 2 ? SQLITE_CHECKPOINT_TRUNCATE
+                                                                                 : SQLITE_CHECKPOINT_PASSIVE,
+                                                   &frames, &done),
+                         SQLITE_OK);
+        sqv_counts(&a1, &w1);
+        assert_true(round % 3 == 2 ? frames == 0 : done > 0); /* TRUNCATE: the WAL emptied */
+        assert_true(a1 - a0 > 2 * (w1 - w0)); /* the copied pages, gathered */
+        assert_int_equal(one(reader, "SELECT count(*) FROM t"), total);
+        assert_int_equal(one(db, "SELECT count(*) FROM t WHERE b LIKE 'u%'"), one(reader, "SELECT count(*) FROM t WHERE b LIKE 'u%'"));
+    }
+    integrity(reader);
+    assert_int_equal(sqlite3_close(reader), SQLITE_OK);
+    assert_int_equal(sqlite3_close(ckpt), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    db = open_db(NULL);
+    exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    assert_int_equal(one(db, "SELECT count(*) FROM t"), total);
+    integrity(db);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spill_read_back_and_other_connections),
+        cmocka_unit_test(test_checkpointer_connection),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
