@@ -144,12 +144,14 @@ static const sqlite3_io_methods sqv_io = {
     sqv_unfetch,
 };
 
-/* The main database whose WAL is `name` ("<db>-wal"), or NULL. Called with sqv_mu. */
+/* The main database whose WAL is `name`, or NULL. SQLite names a connection's WAL
+ * inside its database name's allocation, so sqlite3_filename_database gives the
+ * very pointer that connection's main file was opened with: two connections to
+ * one file (the store's and the checkpointer's) are never crossed. Called with sqv_mu. */
 static sqv_file *sqv_main_of(const char *name) {
-    size_t n = strlen(name);
-    if (n < 4 || strcmp(name + n - 4, "-wal") != 0) return NULL;
+    const char *db = sqlite3_filename_database(name);
     for (sqv_file *m = sqv_mains; m; m = m->next)
-        if (m->name && strlen(m->name) == n - 4 && memcmp(m->name, name, n - 4) == 0) return m;
+        if (m->name == db) return m;
     return NULL;
 }
 

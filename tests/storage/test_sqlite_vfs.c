@@ -170,10 +170,34 @@ static void test_checkpointer_connection(void **state) {
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
+/* Two connections to one file through these VFSs, opened before either reads (so
+ * their WALs open crossed): each commit without fsync is still seen by a third. */
+static void test_crossed_opens(void **state) {
+    (void)state;
+    teardown(NULL);
+    assert_non_null(mkdtemp(strcpy(dir, "/tmp/homeiq-vfs-XXXXXX")));
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    sqlite3 *setup_db = open_db(NULL);
+    exec(setup_db, "PRAGMA journal_mode=WAL; CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT)");
+    assert_int_equal(sqlite3_close(setup_db), SQLITE_OK);
+    sqlite3 *a = open_db(STORE_SQLITE_VFS), *b = open_db(STORE_SQLITE_VFS_CKPT), *reader = open_db(NULL);
+    exec(b, "PRAGMA synchronous=NORMAL; BEGIN; " INSERT_ROWS(100) "; COMMIT");   /* b's WAL opens first */
+    exec(a, "PRAGMA synchronous=NORMAL; BEGIN; " INSERT_ROWS(100) "; COMMIT");
+    assert_int_equal(one(reader, "SELECT count(*) FROM t"), 200);
+    exec(b, "BEGIN; " INSERT_ROWS(100) "; COMMIT");
+    exec(a, "BEGIN; " INSERT_ROWS(100) "; COMMIT");
+    assert_int_equal(one(reader, "SELECT count(*) FROM t"), 400);
+    integrity(reader);
+    assert_int_equal(sqlite3_close(reader), SQLITE_OK);
+    assert_int_equal(sqlite3_close(b), SQLITE_OK);
+    assert_int_equal(sqlite3_close(a), SQLITE_OK);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spill_read_back_and_other_connections),
         cmocka_unit_test(test_checkpointer_connection),
+        cmocka_unit_test(test_crossed_opens),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
