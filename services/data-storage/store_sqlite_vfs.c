@@ -21,6 +21,9 @@ typedef struct sqv_file {
     unsigned char *buf;          /* WAL: the appends not yet written */
     size_t len;
     sqlite3_int64 off;           /* where buf[0] goes in the file */
+    int err;                     /* a write-out failed where SQLite ignores the result (barrier, file
+                                  * control): answered by the next method whose result it checks */
+    int commit_page;             /* WAL: the next append is a commit frame's page */
     struct sqv_file *wal;        /* main database: its open WAL, or NULL */
     struct sqv_file *next;       /* main databases open through this VFS */
 } sqv_file;
@@ -38,12 +41,20 @@ void sqv_counts(long long *appends, long long *writes) {
     *writes = __atomic_load_n(&sqv_writes, __ATOMIC_RELAXED);
 }
 
-/* Writes the buffer out (one write call). */
-static int sqv_flush(sqv_file *f) {
-    if (!f->len) return SQLITE_OK;
+/* Writes the buffer out (one write call); a failure is kept in f->err. */
+static void sqv_flush(sqv_file *f) {
+    if (!f->len) return;
     int rc = f->real->pMethods->xWrite(f->real, f->buf, (int)f->len, f->off);
     __atomic_add_fetch(&sqv_writes, 1, __ATOMIC_RELAXED);
     f->len = 0;
+    if (rc != SQLITE_OK && !f->err) f->err = rc;
+}
+
+/* Writes the buffer out; the first failure not yet answered, or SQLITE_OK. */
+static int sqv_flush_rc(sqv_file *f) {
+    sqv_flush(f);
+    int rc = f->err;
+    f->err = SQLITE_OK;
     return rc;
 }
 
@@ -51,14 +62,14 @@ static int sqv_flush(sqv_file *f) {
 #define SQV_REAL(p) (SQV(p)->real)
 #define SQV_FLUSHED(p, call)                                                                             \
     do {                                                                                                 \
-        int rc_ = sqv_flush(SQV(p));                                                                     \
+        int rc_ = sqv_flush_rc(SQV(p));                                                                  \
         if (rc_ != SQLITE_OK) return rc_;                                                                \
         return call;                                                                                     \
     } while (0)
 
 static int sqv_close(sqlite3_file *p) {
     sqv_file *f = SQV(p);
-    int rc = sqv_flush(f);
+    int rc = sqv_flush_rc(f);
     pthread_mutex_lock(&sqv_mu);
     for (sqv_file **m = &sqv_mains; *m; m = &(*m)->next) {
         if ((*m)->wal == f) (*m)->wal = NULL;
@@ -77,20 +88,33 @@ static int sqv_read(sqlite3_file *p, void *out, int n, sqlite3_int64 off) {
     SQV_FLUSHED(p, SQV_REAL(p)->pMethods->xRead(SQV_REAL(p), out, n, off));
 }
 
-/* The WAL's next append goes to the buffer; anything else writes it out first. */
+/* A WAL frame header (24 bytes: page number, then the database size in pages,
+ * non-zero only in a transaction's commit frame). */
+#define SQV_FRAME_HDR 24
+static int sqv_is_commit_header(const void *data, int n) {
+    const unsigned char *h = data;
+    return n == SQV_FRAME_HDR && (h[4] | h[5] | h[6] | h[7]) != 0;
+}
+
+/* The WAL's next append goes to the buffer; anything else writes it out first.
+ * A commit frame's page is written out with the buffer at once, so a failed
+ * write fails the commit before SQLite publishes it, also without an fsync
+ * (synchronous=NORMAL), as it would without this VFS. */
 static int sqv_write(sqlite3_file *p, const void *data, int n, sqlite3_int64 off) {
     sqv_file *f = SQV(p);
     if (!f->buf) return f->real->pMethods->xWrite(f->real, data, n, off);
-    if (f->len && (off != f->off + (sqlite3_int64)f->len || f->len + (size_t)n > STORE_SQLITE_VFS_BUF)) {
-        int rc = sqv_flush(f);
-        if (rc != SQLITE_OK) return rc;
-    }
+    int rc = SQLITE_OK;
+    if (f->len && (off != f->off + (sqlite3_int64)f->len || f->len + (size_t)n > STORE_SQLITE_VFS_BUF) &&
+        (rc = sqv_flush_rc(f)) != SQLITE_OK)
+        return rc;
+    int commit = f->commit_page;
+    f->commit_page = f->is_wal && sqv_is_commit_header(data, n);
     if ((size_t)n > STORE_SQLITE_VFS_BUF) return f->real->pMethods->xWrite(f->real, data, n, off);
     if (!f->len) f->off = off;
     memcpy(f->buf + f->len, data, (size_t)n);
     f->len += (size_t)n;
     __atomic_add_fetch(&sqv_appends, 1, __ATOMIC_RELAXED);
-    return SQLITE_OK;
+    return commit ? sqv_flush_rc(f) : SQLITE_OK;
 }
 
 static int sqv_truncate(sqlite3_file *p, sqlite3_int64 size) {
@@ -108,7 +132,8 @@ static int sqv_check_reserved(sqlite3_file *p, int *out) {
     return SQV_REAL(p)->pMethods->xCheckReservedLock(SQV_REAL(p), out);
 }
 static int sqv_file_control(sqlite3_file *p, int op, void *arg) {
-    SQV_FLUSHED(p, SQV_REAL(p)->pMethods->xFileControl(SQV_REAL(p), op, arg));
+    sqv_flush(SQV(p)); /* SQLite ignores some of these results (SQLITE_FCNTL_CKPT_DONE): a failure waits */
+    return SQV_REAL(p)->pMethods->xFileControl(SQV_REAL(p), op, arg);
 }
 static int sqv_sector_size(sqlite3_file *p) { return SQV_REAL(p)->pMethods->xSectorSize(SQV_REAL(p)); }
 static int sqv_device(sqlite3_file *p) {

@@ -18,11 +18,15 @@
  *    WAL, and every write that is not the next append, writes the buffer out first;
  *  - other connections (retention_wal.c's checkpointer, homeiqctl backup, the
  *    sqlite3 shell): they read frames up to the mxFrame of the wal-index header
- *    this connection publishes. SQLite publishes a commit with walIndexWriteHdr,
- *    which calls xShmBarrier on the database file between its two copies of the
- *    header: that barrier writes the WAL's buffer out first, so a frame is in
- *    the file before any other connection can know of it -- also for a commit
- *    without an fsync (a purge step's synchronous=NORMAL).
+ *    this connection publishes, after the commit's frames are written. The
+ *    write of a commit frame's page (its header names the database size)
+ *    writes the buffer out at once, so its failure fails the commit before it
+ *    is published -- also without an fsync (a purge step's synchronous=NORMAL),
+ *    as without this VFS. SQLite publishes with walIndexWriteHdr, which calls
+ *    xShmBarrier on the database file between its two copies of the header;
+ *    that barrier writes the WAL's buffer out too (nothing should be left). A
+ *    write-out whose result SQLite ignores (barrier, file control) keeps its
+ *    failure for the next method whose result it checks.
  * Durability: synchronous=FULL syncs the WAL at every commit; the buffer is
  * written before that fsync, so what SQLite calls durable is on disk, as
  * without this VFS. A crash (or SIGKILL) with frames still buffered loses only
