@@ -17,6 +17,7 @@
 #include "log.h"
 #include "storage_maint.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -65,28 +66,56 @@ static int retention_int(sqlite3 *db, const char *sql, long long *out) {
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }
 
-int retention_sqlite_prepare_file(sqlite3 *db) {
-    long long tables, av, want;
-    if (retention_int(db, "SELECT count(*) FROM sqlite_schema", &tables) ||
-        retention_int(db, "PRAGMA auto_vacuum", &av))
+/* The file's page size for a new file (SQLITE_PAGE_SIZE): a power of two SQLite takes. */
+static int retention_page_size(long long *out) {
+    if (config_int(storage_maint_vars, "SQLITE_PAGE_SIZE", out) != 0) return -1;
+    if (*out & (*out - 1)) {
+        log_error("SQLITE_PAGE_SIZE=%lld: not a power of two", *out);
         return -1;
-    if (av == 2) return 0;
-    if (tables == 0) /* takes effect only before the first table is created */
-        return sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
-    if (config_int(storage_maint_vars, "SQLITE_VACUUM_ON_START", &want) != 0) return -1;
-    if (!want) {
-        log_warn("sqlite file has auto_vacuum=%s: purged space is reused but the file never shrinks; start once "
-                 "with SQLITE_VACUUM_ON_START=1 to convert it (rewrites the whole file: needs its size free)",
-                 av == 1 ? "full" : "none");
-        return 0;
     }
-    log_info("converting the sqlite file to auto_vacuum=INCREMENTAL (VACUUM; this rewrites the file)");
+    return 0;
+}
+
+/* Rewrites an existing file with auto_vacuum=INCREMENTAL and `page` bytes a
+ * page. In WAL mode SQLite keeps the page size through a VACUUM, so the file
+ * leaves WAL for it; store_sqlite.c sets WAL again right after. */
+static int retention_convert_file(sqlite3 *db, long long page) {
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "PRAGMA journal_mode=DELETE; PRAGMA page_size=%lld; PRAGMA auto_vacuum=INCREMENTAL; VACUUM;", page);
+    log_info("converting the sqlite file to auto_vacuum=INCREMENTAL, %lld-byte pages (VACUUM; this rewrites the file)",
+             page);
     char *msg = NULL;
-    if (sqlite3_exec(db, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM;", NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         log_error("VACUUM failed: %s", msg ? msg : "?");
         sqlite3_free(msg);
         return -1;
     }
+    return 0;
+}
+
+int retention_sqlite_prepare_file(sqlite3 *db) {
+    long long tables, av, want, page, have;
+    if (retention_int(db, "SELECT count(*) FROM sqlite_schema", &tables) ||
+        retention_int(db, "PRAGMA auto_vacuum", &av) || retention_int(db, "PRAGMA page_size", &have) ||
+        retention_page_size(&page))
+        return -1;
+    if (tables == 0) { /* both take effect only before the first table is created */
+        char sql[96];
+        snprintf(sql, sizeof sql, "PRAGMA page_size=%lld; PRAGMA auto_vacuum=INCREMENTAL", page);
+        return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+    }
+    if (av == 2 && have == page) return 0;
+    if (config_int(storage_maint_vars, "SQLITE_VACUUM_ON_START", &want) != 0) return -1;
+    if (want) return retention_convert_file(db, page);
+    if (av != 2)
+        log_warn("sqlite file has auto_vacuum=%s: purged space is reused but the file never shrinks; start once "
+                 "with SQLITE_VACUUM_ON_START=1 to convert it (rewrites the whole file: needs its size free)",
+                 av == 1 ? "full" : "none");
+    else
+        log_info("sqlite file has %lld-byte pages (new files: %lld, fewer WAL frames and syscalls per event); "
+                 "SQLITE_VACUUM_ON_START=1 converts it once (rewrites the whole file: needs its size free)",
+                 have, page);
     return 0;
 }
 
@@ -472,17 +501,19 @@ static json_t *retention_sqlite_phases(retention_sqlite *r) {
 }
 
 json_t *retention_sqlite_info(retention_sqlite *r) {
-    long long av = 0, freelist = 0;
+    long long av = 0, freelist = 0, page = 0;
     retention_int(r->db, "PRAGMA auto_vacuum", &av);
+    retention_int(r->db, "PRAGMA page_size", &page);
     retention_int(r->db, "PRAGMA freelist_count", &freelist);
     json_t *ov = json_object();
     for (size_t i = 0; i < r->rules.n; i++)
         json_object_set_new(ov, r->rules.r[i].name, json_integer((json_int_t)r->rules.r[i].days));
-    return json_pack("{s:I,s:o,s:o*,s:I,s:I,s:I,s:s,s:I,s:b,s:I,s:I,s:o*,s:I,s:I,s:I,s:o*}", "retention_days", (json_int_t)r->raw_days,
+    return json_pack("{s:I,s:o,s:o*,s:I,s:I,s:I,s:s,s:I,s:I,s:I,s:b,s:I,s:I,s:o*,s:I,s:I,s:I,s:o*}", "retention_days", (json_int_t)r->raw_days,
                      "overrides", ov, "statistics_catchup", r->catchup ? stats_catchup_info(r->catchup) : NULL,
                      "statistics_5min_retention_days", (json_int_t)r->s5_days, "events_purged",
                      (json_int_t)r->events_purged, "stats_rows_purged", (json_int_t)r->stats_purged, "auto_vacuum",
                      av == 2 ? "incremental" : av == 1 ? "full" : "none", "freelist_pages", (json_int_t)freelist,
+                     "page_size", (json_int_t)page, "wal_autocheckpoint", (json_int_t)r->autockpt,
                      "purging", r->purging, "step_us_last", (json_int_t)r->step_us_last, "step_us_max",
                      (json_int_t)r->step_us_max, "phases", retention_sqlite_phases(r), "wal_frames", (json_int_t)r->wal_frames, "wal_frames_purge",
                      (json_int_t)r->frames_purge, "wal_frames_other", (json_int_t)r->frames_batch, "cost",

@@ -30,9 +30,10 @@
 
 typedef struct retention_sqlite retention_sqlite;
 
-/* Before the migrations: a new (empty) file gets auto_vacuum=INCREMENTAL; an
- * existing one without it is converted (VACUUM) when SQLITE_VACUUM_ON_START=1,
- * else a warning says how. 0/-1. */
+/* Before the migrations: a new (empty) file gets auto_vacuum=INCREMENTAL and
+ * SQLITE_PAGE_SIZE (16 KiB: store_sqlite.c says why); an existing one without
+ * either is converted (VACUUM, out of WAL mode and back) when
+ * SQLITE_VACUUM_ON_START=1, else the log says how. 0/-1. */
 int retention_sqlite_prepare_file(sqlite3 *db);
 
 int retention_sqlite_open(sqlite3 *db, const char *path, stats_sqlite *stats, retention_sqlite **out);
@@ -52,7 +53,8 @@ int retention_sqlite_batch_start(retention_sqlite *r);
 void retention_sqlite_batch_done(retention_sqlite *r, int ckpt, long long us);
 
 /* {"retention_days":..,"statistics_5min_retention_days":..,"events_purged":N,
- *  "stats_rows_purged":N,"auto_vacuum":"incremental"|"none","freelist_pages":N,
+ *  "stats_rows_purged":N,"auto_vacuum":"incremental"|"none","freelist_pages":N,"page_size":N,
+ *  "wal_autocheckpoint":N (frames: 32 MiB of WAL),
  *  "purging":bool (more to do after the last step),"step_us_last","step_us_max",
  *  "phases":{..},"wal_frames*":N,"cost":{"steps","cpu_us" (the steps' CPU),"pages_freed",
  *  "delete_us_per_row","vacuum_us_per_page" (what sizes the statements),"commit_fsync"}} */

@@ -15,7 +15,9 @@
  * shared (fields under w->mu). The WAL stays bounded: if the thread falls
  * behind by RETENTION_WAL_INLINE_FACTOR x autockpt frames, or could not start,
  * the commit checkpoints inline as SQLite's default hook does. The thread
- * also flushes the WAL after a purge step that committed without fsync.
+ * also flushes the WAL after a purge step that committed without fsync. Its
+ * connection opens the file through STORE_SQLITE_VFS_CKPT (store_sqlite_vfs.h),
+ * which gathers a checkpoint's page writes into events.db into few write calls.
  *
  * Ownership: owns its thread and its connection; closed before the store's
  * connection, so the store's close still does the final checkpoint. */

@@ -28,16 +28,32 @@
  *    of the process' system time in a 40,000-event burst, when the event_id
  *    index was still random-keyed). The cache is given back when the store
  *    goes idle (store_sqlite_idle), so it costs only while writing.
- *  - wal_autocheckpoint=8000 pages (32 MiB; default 1000): a 1,000-event
- *    batch dirties hundreds of pages (the records' own text alone fills ~340;
- *    make bench-storage: 1,161 pages written per 1,000 events, WAL and
- *    checkpoints together, 1,431 with the random-keyed event_id index), so the
- *    default checkpointed -- and fsynced the database -- almost every batch.
- *    Fewer, larger checkpoints write each hot index page once per checkpoint
- *    instead of once per batch (40,000-event burst: fdatasync 93 -> ~50,
- *    pwrite -10%, pread -40%). */
+ *  - the WAL written through store_sqlite_vfs.c (this connection, and the
+ *    checkpointer's for its page writes): SQLite writes each frame with two
+ *    pwrite()s (24-byte header, page), ~970 system calls per 1,000-event batch
+ *    through ext4's buffered write path and ~40 per commit of a trickle's 7-event
+ *    batch, and the checkpoint one per page; the VFS gathers them into one call
+ *    per 128 KiB, written before anything could read them: storage ~17.6 ->
+ *    ~14.5 us of CPU per event in a burst, ~78 -> ~69 in a trickle
+ *    (docs/BENCHMARKS.md, session 8). Who reads the WAL and why each sees every
+ *    byte it may: store_sqlite_vfs.h.
+ *  - SQLite's 4 KiB pages for a new file unless SQLITE_PAGE_SIZE says otherwise
+ *    (set with auto_vacuum before the first table: retention_sqlite_prepare_file;
+ *    an existing file keeps its own until SQLITE_VACUUM_ON_START=1 rewrites it).
+ *    16 KiB pages take a fifth less CPU per event in bursts of 1,000-event
+ *    batches (a quarter of the frames), but each commit rewrites its hot index
+ *    leaves whole: a trickle of 7-event batches wrote 2.7x the bytes (SD cards)
+ *    for ~15 % more CPU per event, so the default stays.
+ *  - wal_autocheckpoint = 32 MiB of frames whatever the page size (SQLite's
+ *    default is 1000 frames): a 1,000-event batch writes ~2 MiB of frames (the
+ *    records' own text alone ~1 MiB), so the default checkpointed -- and
+ *    fsynced the database -- almost every batch. Fewer, larger checkpoints
+ *    write each hot index page once per checkpoint instead of once per batch
+ *    (40,000-event burst, 4 KiB pages: fdatasync 93 -> ~50, pwrite -10%,
+ *    pread -40%). */
 #include "store_sqlite.h"
 #include "store_sqlite_writer.h"
+#include "store_sqlite_vfs.h"
 #include "stats_sqlite.h"
 #include "retention_sqlite.h"
 #include "retention_phases.h"
@@ -84,6 +100,8 @@ typedef struct store_sqlite {
 #include "store_sqlite_identity.h"
 #include "store_sqlite_context.h"
 #include "store_sqlite_merge.h"
+
+#define STORE_SQLITE_WAL_BYTES (32LL << 20) /* checkpoint once the WAL holds this much (see the top) */
 
 /* Each entry upgrades the schema by one version, in one transaction. */
 static const char *const store_sqlite_migrations[] = {
@@ -264,6 +282,18 @@ static int store_sqlite_prepare_all(store_sqlite *s) {
            store_sqlite_prepare(s, "COMMIT", &s->commit) || store_sqlite_prepare(s, "ROLLBACK", &s->rollback);
 }
 
+/* wal_autocheckpoint: STORE_SQLITE_WAL_BYTES of frames, whatever the file's page size. */
+static int store_sqlite_wal_limit(store_sqlite *s) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &st, NULL) != SQLITE_OK) return -1;
+    long long page = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    if (page <= 0) return -1;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint=%lld", STORE_SQLITE_WAL_BYTES / page);
+    return store_sqlite_exec(s, sql);
+}
+
 int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) {
     store_sqlite *s = calloc(1, sizeof *s);
     if (!s) return -1;
@@ -271,8 +301,9 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
     s->lock_fd = -1;
     s->path = strdup(path);
     if (!s->path) goto fail;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
+    if (sqv_register() != 0 ||
+        sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        STORE_SQLITE_VFS) != SQLITE_OK) {
         log_error("cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
@@ -283,7 +314,7 @@ int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) 
     sqlite3_busy_timeout(s->db, (int)busy_timeout_ms);
     if (retention_sqlite_prepare_file(s->db) || store_sqlite_exec(s, "PRAGMA journal_mode=WAL") || store_sqlite_exec(s, "PRAGMA synchronous=FULL") ||
         store_sqlite_exec(s, "PRAGMA foreign_keys=ON") ||
-        store_sqlite_exec(s, "PRAGMA cache_size=-16384") || store_sqlite_exec(s, "PRAGMA wal_autocheckpoint=8000") || store_sqlite_migrate(s) ||
+        store_sqlite_exec(s, "PRAGMA cache_size=-16384") || store_sqlite_wal_limit(s) || store_sqlite_migrate(s) ||
         store_sqlite_stop_at || store_sqlite_prepare_all(s) || stats_sqlite_open(s->db, &s->stats) ||
         retention_sqlite_open(s->db, s->path, s->stats, &s->retention))
         goto fail;
@@ -665,6 +696,10 @@ static json_t *store_sqlite_info(store *base) {
         json_object_set_new(o, "writer", json_pack("{s:I,s:I,s:I}", "commits", (json_int_t)commits, "batches",
                                                    (json_int_t)batches, "busy_ms",
                                                    (json_int_t)sqw_busy_ms(s->writer)));
+    long long appends, writes;
+    sqv_counts(&appends, &writes);   /* the process' (store_sqlite_vfs.h) */
+    if (o) json_object_set_new(o, "wal_writes", json_pack("{s:I,s:I}", "appends", (json_int_t)appends, "calls",
+                                                         (json_int_t)writes));
     return o;
 }
 

@@ -292,7 +292,7 @@ check "a new file has auto_vacuum=incremental" \
 stop_pid "$SPID"
 size1=$(stat -c %s "$TEST_TMP/rdata/events.db")
 # steps of at most 10 rows: a larger step writes fewer WAL frames per row (retention_sqlite.c), and this
-# purge must write more than the checkpointer's 8000-frame limit for the check below
+# purge must write more than the checkpointer's limit (32 MiB of WAL) for the check below
 start_storage storage_r2 rdata RETENTION_DAYS=30 PURGE_INTERVAL_MS=100 PURGE_STEP_MS=5 PURGE_STEP_ROWS=10 \
   || bail "data-storage with RETENTION_DAYS=30 starts"
 purged() { curl -s "$U/health" | jq -e --argjson n "$old" '.backend.retention.events_purged == $n and .backend.retention.freelist_pages == 0 and .backend.retention.purging == false' >/dev/null; }
