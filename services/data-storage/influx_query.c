@@ -155,6 +155,10 @@ void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, c
     sbuf_printf(body, ",t=%lldi %lld\n", (long long)event_ns, (long long)seq * 1000);
 }
 
+int64_t influx_reads_feed_seq(const influx_reads *r) {
+    return r->feed_last;
+}
+
 /* ---- the snapshot: written back so a restart reads O(entities) ------------ */
 
 static void iq_snapshot(influx_reads *r, int force);

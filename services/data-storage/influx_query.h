@@ -58,6 +58,9 @@ void influx_reads_free(influx_reads *r);
 void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, const record_fields *f, uint64_t event_ns,
                             const char *home);
 void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc);
+/* The highest feed sequence given out so far (0: none): right after a batch's
+ * lines are built, that batch's (stats_influx_batch's seq, the statistics' mark). */
+int64_t influx_reads_feed_seq(const influx_reads *r);
 
 /* store_ops members (store_read.h). */
 void store_influx_feed(store *s, const store_feed_query *q, store_read_cb cb, void *arg);

@@ -15,10 +15,11 @@
  *    Memory answers for the times above its horizon (influx_recent.h: what
  *    this process wrote), so a live batch asks no query; backfill, retries
  *    after a failed write and the first batch after a start still ask InfluxDB.
- *  - Under a steady trickle a batch costs influxd three writes (events, then
- *    the two statistics policies) at ~0.5 ms of its CPU each, whatever their
- *    size: INFLUXDB_WRITE_LINGER_MS (off by default) holds a batch's start so
- *    the next one fills (influx_job_linger; docs/BENCHMARKS.md, issue 15).
+ *  - Under a steady trickle each request costs influxd ~0.5 ms of its CPU
+ *    whatever its size: the statistics' rows are written coalesced, off the
+ *    ack path (stats_influx_flush.h), and INFLUXDB_WRITE_LINGER_MS (off by
+ *    default) holds a batch's start so the next one fills (influx_job_linger;
+ *    docs/BENCHMARKS.md, issue 15).
  *  - A batch's lines are built a chunk at a time (INFLUXDB_CHUNK_LINES lines,
  *    about INFLUX_CHUNK_BYTES) as the chunks are sent, so a batch of 5,000 is
  *    never held as one 10 MB body.
@@ -203,6 +204,7 @@ struct influx_job {
     influx_us_range *dup;       /* time ranges the duplicate check reads (influx_time.h) */
     size_t ndup, dup_next;      /* ranges, and the first not asked yet */
     int failed, stats_done, registry_done;
+    int64_t seq;                /* the feed sequence of its last line built (stats_influx_batch's mark) */
     char err[256];
 };
 
@@ -229,7 +231,7 @@ static void influx_job_finish(influx_job *j) {
     int rc = j->failed ? -1 : 0;
     if (rc == 0 && s->stats && !j->stats_done && !s->closing) {
         j->stats_done = 1;  /* the batch is acknowledged only after its statistics (stats_influx.h) */
-        stats_influx_batch(s->stats, b, influx_job_stats_done, j);
+        stats_influx_batch(s->stats, b, j->seq, influx_job_stats_done, j);
         return;
     }
     if (rc == 0 && s->registry && !j->registry_done && !s->closing) {
@@ -343,6 +345,7 @@ static int influx_job_build(influx_job *j) {
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
     if (sbuf_failed(&j->body)) return -1;
+    j->seq = influx_reads_feed_seq(j->s->reads);
     if (j->nlines) return influx_job_push(j, 0, j->nlines);
     return influx_job_add_dead_lines(j); /* every event built (and sent): the dead letters */
 }
@@ -1163,7 +1166,7 @@ int store_influx_open(struct event_base *base, store **out) {
     if (s->ha) io.events_measurement = INFLUX_IDS_MEASUREMENT;
     if (!(s->recent = influx_recent_new()) || influx_reads_new(base, s->ha != NULL, s->db, &io, &s->reads) != 0 ||
         httpc_new(base, &s->http) != 0 ||
-        stats_influx_open(&io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
+        stats_influx_open(base, &io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
                           s->api_version == 1 ? STATS_INFLUX_RP_HOUR : NULL, &s->stats) != 0 ||
         influx_registry_open(&io, s->ha ? NULL : INFLUX_MEASUREMENT, &s->registry) != 0 ||
         (s->api_version == 1 && retention_influx_open(s->db, influx_io_query_server, s, &s->retention) != 0) ||

@@ -1,0 +1,319 @@
+/* stats_influx_recover.c -- see stats_influx_recover.h.
+ *
+ * Steps: (1) one request reads the mark and the feed's latest point; (2) with
+ * a mark, the feed entries after it, grouped by entity and home
+ * (sir_feed_sql / sir_feed_row: the only place that knows the feed's form);
+ * (3) one home at a time, stats_influx_recompute of its entities; (4) the
+ * mark: set to the feed's latest point when there was none, 0 when the flush
+ * is off. The mark itself only moves with a flush that stored the rows. */
+#include "stats_influx_recover.h"
+#include "influx_answer.h"
+#include "influx_query.h"
+#include "lineproto.h"
+#include "log.h"
+#include "stats_influx_flush.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sir_ent {
+    char *entity, *home;   /* home: the tag's value ("" = the default home) */
+    int64_t tmin_us, tmax_us;
+} sir_ent;
+
+typedef struct sir_waiter {
+    stats_influx_done_fn done;
+    void *arg;
+} sir_waiter;
+
+struct stats_influx_recover {
+    stats_influx *s;
+    int done, busy;
+    int again;                 /* ended without a mark to set: run again with the next caller */
+    int64_t mark, feed_last;   /* feed sequences (us) */
+    int64_t limit;             /* the caller's batch (its rows go before its ack): a new mark not above it */
+    sir_ent *ents;
+    size_t n, cap, next;       /* next: the first entity of the home to recompute next */
+    stats_influx_span *spans;
+    sir_waiter *waiters;
+    size_t nwait, wait_cap;
+    unsigned long long runs, failures, entities;
+    char last_error[200];
+};
+
+static void sir_clear(stats_influx_recover *r) {
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->ents[i].entity);
+        free(r->ents[i].home);
+    }
+    free(r->ents);
+    free(r->spans);
+    r->ents = NULL;
+    r->spans = NULL;
+    r->n = r->cap = r->next = 0;
+}
+
+static void sir_end(stats_influx_recover *r, int rc, const char *err) {
+    r->busy = 0;
+    if (rc == 0 && !r->again) r->done = 1;
+    r->again = 0;
+    if (rc != 0) {
+        r->failures++;
+        snprintf(r->last_error, sizeof r->last_error, "%.190s", err ? err : "failed");
+        log_warn("statistics recovery after the start failed (tried again with the next batch): %s", r->last_error);
+    }
+    sir_clear(r);
+    size_t n = r->nwait;
+    sir_waiter *w = r->waiters;
+    r->waiters = NULL;
+    r->nwait = r->wait_cap = 0;
+    for (size_t i = 0; i < n; i++) w[i].done(rc, rc ? r->last_error : NULL, w[i].arg);
+    free(w);
+}
+
+/* ---- the feed: which entities have entries after the mark ----------------- */
+
+/* Today's feed (influx_query.h): one point per stored event in homeiq_feed,
+ * time = its commit sequence (us * 1000), tags entity_id / event_type /
+ * home_id, field t = the event's point time (ns). */
+static void sir_feed_sql(sbuf *q, int64_t after_seq) {
+    sbuf_adds(q, "SELECT min(\"t\"), max(\"t\") FROM ");
+    influxql_ident(q, INFLUX_FEED_MEASUREMENT);
+    sbuf_printf(q, " WHERE time > %lld AND \"event_type\" = 'state_changed' GROUP BY \"entity_id\", \"home_id\"",
+                (long long)after_seq * 1000);
+}
+
+static int sir_feed_row(const influx_answer_row *row, void *arg) {
+    stats_influx_recover *r = arg;
+    const char *entity = json_string_value(json_object_get(row->tags, "entity_id"));
+    const char *home = json_string_value(json_object_get(row->tags, "home_id"));
+    json_t *lo = influx_answer_get(row, "min"), *hi = influx_answer_get(row, "max");
+    if (!entity || !*entity || !json_is_integer(lo) || !json_is_integer(hi)) return 0;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 64;
+        sir_ent *p = realloc(r->ents, cap * sizeof *p);
+        if (!p) return -1;
+        r->ents = p;
+        r->cap = cap;
+    }
+    sir_ent *e = &r->ents[r->n];
+    e->entity = strdup(entity);
+    e->home = strdup(home ? home : "");
+    e->tmin_us = (int64_t)(json_integer_value(lo) / 1000);
+    e->tmax_us = (int64_t)(json_integer_value(hi) / 1000);
+    if (!e->entity || !e->home) {
+        free(e->entity);
+        free(e->home);
+        return -1;
+    }
+    r->n++;
+    return 0;
+}
+
+/* ---- the steps ------------------------------------------------------------ */
+
+static int sir_answer(const httpc_response *res, influx_answer_fn fn, void *arg, char *err, size_t errlen) {
+    if (res->status != 200) {
+        snprintf(err, errlen, "statistics recovery: influxdb %s (HTTP %ld)",
+                 res->status ? "refused the query" : "unreachable", res->status);
+        return -1;
+    }
+    return influx_answer_walk(res->body, res->body_len, -1, fn, arg, err, errlen);
+}
+
+static void sir_mark_done(const httpc_response *res, void *arg) {
+    stats_influx_recover *r = arg;
+    stats_influx_flush *f = stats_influx_flush_of(r->s);
+    if (res->status == 204 || res->status == 200) {
+        if (f) stats_influx_flush_set_mark(f, r->mark);
+        sir_end(r, 0, NULL);
+        return;
+    }
+    if (res->status == 400 && f) {
+        /* a user's own hourly policy that expires: no mark can be kept, so the rows go before the ack */
+        log_warn("statistics: the mark %s cannot be written (HTTP 400: the hourly policy expires?); "
+                 "statistics are written before each ack instead", STATS_INFLUX_MARK_MEASUREMENT);
+        stats_influx_flush_off(r->s);
+        sir_end(r, 0, NULL);
+        return;
+    }
+    char err[120];
+    snprintf(err, sizeof err, "statistics recovery: writing the mark: HTTP %ld", res->status);
+    sir_end(r, -1, err);
+}
+
+/* (4) The mark, when it must change here: none yet (the feed's latest point),
+ * or the flush is off (0: nothing to recover next time). */
+static void sir_finish(stats_influx_recover *r) {
+    stats_influx_flush *f = stats_influx_flush_of(r->s);
+    if (f && r->mark > 0) {
+        stats_influx_flush_set_mark(f, r->mark);
+        sir_end(r, 0, NULL);
+        return;
+    }
+    if (!f && r->mark <= 0) {
+        sir_end(r, 0, NULL);
+        return;
+    }
+    if (f && r->mark <= 0 && r->limit <= 0) {
+        /* no mark yet, and the caller's batch wrote no feed point: its rows go before its ack (the slow path),
+         * but no safe mark is known -- set by the next caller's */
+        r->again = 1;
+        sir_end(r, 0, NULL);
+        return;
+    }
+    int64_t last = r->feed_last < r->limit ? r->feed_last : r->limit;
+    r->mark = f ? (last > 0 ? last : 1) : 0;
+    sbuf b;
+    sbuf_init(&b);
+    stats_influx_flush_mark_line(&b, r->mark);
+    const stats_influx_io *io = stats_influx_io_of(r->s);
+    int rc = sbuf_failed(&b) ? -1 : io->write(io->ctx, stats_influx_rp(r->s, 1), b.data, b.len, sir_mark_done, r);
+    sbuf_free(&b);
+    if (rc != 0) sir_end(r, -1, "statistics recovery: cannot start a write to InfluxDB");
+}
+
+static int sir_home_cmp(const void *a, const void *b) {
+    return strcmp(((const sir_ent *)a)->home, ((const sir_ent *)b)->home);
+}
+
+static void sir_home_done(int rc, const char *err, void *arg);
+
+/* (3) The next home's entities, or (4). */
+static void sir_next_home(stats_influx_recover *r) {
+    if (r->next >= r->n) {
+        sir_finish(r);
+        return;
+    }
+    size_t i = r->next, k = i;
+    while (k < r->n && strcmp(r->ents[k].home, r->ents[i].home) == 0) {
+        r->spans[k - i] = (stats_influx_span){r->ents[k].entity, r->ents[k].tmin_us, r->ents[k].tmax_us};
+        k++;
+    }
+    r->next = k;
+    r->entities += k - i;
+    stats_influx_recompute(r->s, r->ents[i].home, r->spans, k - i, sir_home_done, r);
+}
+
+static void sir_home_done(int rc, const char *err, void *arg) {
+    stats_influx_recover *r = arg;
+    if (rc != 0) sir_end(r, -1, err);
+    else sir_next_home(r);
+}
+
+static void sir_feed_done(const httpc_response *res, void *arg) {
+    stats_influx_recover *r = arg;
+    char err[300];
+    if (sir_answer(res, sir_feed_row, r, err, sizeof err) != 0) {
+        sir_end(r, -1, err);
+        return;
+    }
+    if (r->n) {
+        qsort(r->ents, r->n, sizeof *r->ents, sir_home_cmp);
+        if (!(r->spans = malloc(r->n * sizeof *r->spans))) {
+            sir_end(r, -1, "statistics recovery: out of memory");
+            return;
+        }
+        log_info("statistics: %zu entities have states after the last flush (feed sequence %lld): recomputing them",
+                 r->n, (long long)r->mark);
+    }
+    sir_next_home(r);
+}
+
+static int sir_mark_row(const influx_answer_row *row, void *arg) {
+    stats_influx_recover *r = arg;
+    if (row->stmt == 0) {
+        json_t *v = influx_answer_get(row, "seq");
+        if (json_is_integer(v)) r->mark = (int64_t)json_integer_value(v);
+    } else {
+        r->feed_last = influx_answer_time(row) / 1000;
+    }
+    return 0;
+}
+
+static void sir_mark_read(const httpc_response *res, void *arg) {
+    stats_influx_recover *r = arg;
+    char err[300];
+    r->mark = r->feed_last = 0;
+    if (sir_answer(res, sir_mark_row, r, err, sizeof err) != 0) {
+        sir_end(r, -1, err);
+        return;
+    }
+    if (r->mark <= 0) {
+        sir_finish(r);
+        return;
+    }
+    sbuf q;
+    sbuf_init(&q);
+    sir_feed_sql(&q, r->mark);
+    const stats_influx_io *io = stats_influx_io_of(r->s);
+    int rc = sbuf_failed(&q) ? -1 : io->query(io->ctx, q.data, sir_feed_done, r);
+    sbuf_free(&q);
+    if (rc != 0) sir_end(r, -1, "statistics recovery: cannot start a query to InfluxDB");
+}
+
+/* (1) The mark and the feed's latest point. */
+static void sir_start(stats_influx_recover *r) {
+    r->busy = 1;
+    r->runs++;
+    sbuf q;
+    sbuf_init(&q);
+    sbuf_adds(&q, "SELECT \"seq\" FROM ");
+    stats_influx_from(&q, stats_influx_rp(r->s, 1), STATS_INFLUX_MARK_MEASUREMENT);
+    sbuf_adds(&q, ";SELECT last(\"event_id\") FROM ");
+    influxql_ident(&q, INFLUX_FEED_MEASUREMENT);
+    const stats_influx_io *io = stats_influx_io_of(r->s);
+    int rc = sbuf_failed(&q) ? -1 : io->query(io->ctx, q.data, sir_mark_read, r);
+    sbuf_free(&q);
+    if (rc != 0) sir_end(r, -1, "statistics recovery: cannot start a query to InfluxDB");
+}
+
+/* ---- the interface -------------------------------------------------------- */
+
+int stats_influx_recover_new(stats_influx *s, stats_influx_recover **out) {
+    *out = calloc(1, sizeof **out);
+    if (!*out) return -1;
+    (*out)->s = s;
+    return 0;
+}
+
+void stats_influx_recover_free(stats_influx_recover *r) {
+    if (!r) return;
+    sir_clear(r);
+    for (size_t i = 0; i < r->nwait; i++) r->waiters[i].done(-1, "shutting down", r->waiters[i].arg);
+    free(r->waiters);
+    free(r);
+}
+
+int stats_influx_recover_done(const stats_influx_recover *r) {
+    return r->done;
+}
+
+void stats_influx_recover_run(stats_influx_recover *r, int64_t limit, stats_influx_done_fn done, void *arg) {
+    if (r->done) {
+        done(0, NULL, arg);
+        return;
+    }
+    if (r->nwait == r->wait_cap) {
+        size_t cap = r->wait_cap ? r->wait_cap * 2 : 4;
+        sir_waiter *w = realloc(r->waiters, cap * sizeof *w);
+        if (!w) {
+            done(-1, "statistics: out of memory", arg);
+            return;
+        }
+        r->waiters = w;
+        r->wait_cap = cap;
+    }
+    r->waiters[r->nwait++] = (sir_waiter){done, arg};
+    if (!r->busy) {
+        r->limit = limit;
+        sir_start(r);
+    }
+}
+
+json_t *stats_influx_recover_info(const stats_influx_recover *r) {
+    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:s}", "done", r->done, "mark", (json_int_t)r->mark, "entities",
+                     (json_int_t)r->entities, "runs", (json_int_t)r->runs, "failures", (json_int_t)r->failures,
+                     "last_error", r->last_error);
+}
