@@ -299,6 +299,7 @@ int stats_influx_flush_new(struct event_base *evb, const stats_influx_io *io, co
     f->rp5 = rp5 ? strdup(rp5) : NULL;
     f->rph = rph ? strdup(rph) : NULL;
     f->timer = evtimer_new(evb, sif_timer, f);
+    f->last_start_us = service_mono_us();   /* the first flush an interval after the start, as every next one */
     if ((rp5 && !f->rp5) || (rph && !f->rph) || !f->timer) {
         stats_influx_flush_free(f);
         return -1;

@@ -143,28 +143,26 @@ static void sir_mark_done(const httpc_response *res, void *arg) {
     sir_end(r, -1, err);
 }
 
-/* (4) The mark, when it must change here: none yet (the feed's latest point),
- * or the flush is off (0: nothing to recover next time). */
+/* (4) The mark: moved past the feed entries just recovered (the caller's
+ * batch included: its rows go before its ack), or set for want of one; 0 when
+ * the flush is off (nothing to recover next time). */
 static void sir_finish(stats_influx_recover *r) {
     stats_influx_flush *f = stats_influx_flush_of(r->s);
-    if (f && r->mark > 0) {
-        stats_influx_flush_set_mark(f, r->mark);
-        sir_end(r, 0, NULL);
-        return;
-    }
-    if (!f && r->mark <= 0) {
-        sir_end(r, 0, NULL);
-        return;
-    }
     if (f && r->mark <= 0 && r->limit <= 0) {
         /* no mark yet, and the caller's batch wrote no feed point: its rows go before its ack (the slow path),
-         * but no safe mark is known -- set by the next caller's */
+         * but no safe mark is known -- set by the next caller */
         r->again = 1;
         sir_end(r, 0, NULL);
         return;
     }
     int64_t last = r->feed_last < r->limit ? r->feed_last : r->limit;
-    r->mark = f ? (last > 0 ? last : 1) : 0;
+    int64_t want = !f ? 0 : last > r->mark ? last : r->mark > 0 ? r->mark : 1;
+    if (want == r->mark) {
+        if (f) stats_influx_flush_set_mark(f, want);
+        sir_end(r, 0, NULL);
+        return;
+    }
+    r->mark = want;
     sbuf b;
     sbuf_init(&b);
     stats_influx_flush_mark_line(&b, r->mark);
