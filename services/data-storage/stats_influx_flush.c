@@ -32,11 +32,6 @@ typedef struct sif_map {
     size_t nslot;      /* a power of two, >= 2 * cap */
 } sif_map;
 
-typedef struct sif_waiter {
-    stats_influx_done_fn done;
-    void *arg;
-} sif_waiter;
-
 struct stats_influx_flush {
     stats_influx_io io;
     char *rp5, *rph;
@@ -49,8 +44,7 @@ struct stats_influx_flush {
     int64_t mark;               /* the mark last stored */
     int64_t flight_seq;         /* the mark of the flush in flight */
     int64_t last_start_us;      /* monotonic: the last flush's start */
-    sif_waiter *waiters;
-    size_t nwait, wait_cap;
+    stats_influx_waiters waiters;   /* readers waiting for nothing queued (stats_influx_flush_wait) */
     struct sif_req {            /* the callback's arg of each policy's request */
         struct stats_influx_flush *f;
         int hourly;
@@ -182,13 +176,26 @@ static void sif_timer(evutil_socket_t fd, short what, void *arg) {
     sif_start(arg);
 }
 
-static void sif_wake(stats_influx_flush *f, int rc, const char *err) {
-    size_t n = f->nwait;
-    sif_waiter *w = f->waiters;
-    f->waiters = NULL;
-    f->nwait = f->wait_cap = 0;
-    for (size_t i = 0; i < n; i++) w[i].done(rc, rc ? err : NULL, w[i].arg);
-    free(w);
+int stats_influx_waiters_add(stats_influx_waiters *ws, stats_influx_done_fn done, void *arg) {
+    if (ws->n == ws->cap) {
+        size_t cap = ws->cap ? ws->cap * 2 : 4;
+        struct stats_influx_waiter *w = realloc(ws->w, cap * sizeof *w);
+        if (!w) {
+            done(-1, "statistics: out of memory", arg);
+            return -1;
+        }
+        ws->w = w;
+        ws->cap = cap;
+    }
+    ws->w[ws->n++] = (struct stats_influx_waiter){done, arg};
+    return 0;
+}
+
+void stats_influx_waiters_wake(stats_influx_waiters *ws, int rc, const char *err) {
+    stats_influx_waiters now = *ws;
+    memset(ws, 0, sizeof *ws);
+    for (size_t i = 0; i < now.n; i++) now.w[i].done(rc, rc ? err : NULL, now.w[i].arg);
+    free(now.w);
 }
 
 /* The lines of one policy of the flush in flight into f->body. */
@@ -233,11 +240,11 @@ static void sif_end(stats_influx_flush *f, int rc, const char *err) {
         memset(&f->inflight, 0, sizeof f->inflight);
         if (err && strstr(err, "retention policy not found") && f->io.lost) f->io.lost(f->io.ctx);
     }
-    if (f->nwait && rc == 0 && f->pending.n) {
+    if (f->waiters.n && rc == 0 && f->pending.n) {
         sif_start(f); /* a reader waits: the rows that came meanwhile now */
         return;
     }
-    if (f->nwait && (rc != 0 || !f->pending.n)) sif_wake(f, rc, err);
+    if (f->waiters.n && (rc != 0 || !f->pending.n)) stats_influx_waiters_wake(&f->waiters, rc, err);
     sif_arm(f);
 }
 
@@ -273,7 +280,7 @@ static void sif_write_done(const httpc_response *r, void *arg) {
 
 static void sif_start(stats_influx_flush *f) {
     if (f->busy || (!f->pending.n && f->seq <= f->mark)) {
-        if (!f->busy && f->nwait) sif_wake(f, 0, NULL);
+        if (!f->busy && f->waiters.n) stats_influx_waiters_wake(&f->waiters, 0, NULL);
         return;
     }
     f->busy = 1;
@@ -311,7 +318,7 @@ int stats_influx_flush_new(struct event_base *evb, const stats_influx_io *io, co
 void stats_influx_flush_free(stats_influx_flush *f) {
     if (!f) return;
     if (f->timer) event_free(f->timer);
-    if (f->nwait) sif_wake(f, -1, "shutting down");
+    if (f->waiters.n) stats_influx_waiters_wake(&f->waiters, -1, "shutting down");
     sif_map_free(&f->pending);
     sif_map_free(&f->inflight);
     sbuf_free(&f->body);
@@ -342,17 +349,7 @@ void stats_influx_flush_wait(stats_influx_flush *f, stats_influx_done_fn done, v
         done(0, NULL, arg);
         return;
     }
-    if (f->nwait == f->wait_cap) {
-        size_t cap = f->wait_cap ? f->wait_cap * 2 : 4;
-        sif_waiter *w = realloc(f->waiters, cap * sizeof *w);
-        if (!w) {
-            done(-1, "statistics: out of memory", arg);
-            return;
-        }
-        f->waiters = w;
-        f->wait_cap = cap;
-    }
-    f->waiters[f->nwait++] = (sif_waiter){done, arg};
+    if (stats_influx_waiters_add(&f->waiters, done, arg) != 0) return;
     if (!f->busy) {
         if (f->timer) event_del(f->timer);
         sif_start(f);

@@ -57,6 +57,19 @@ void stats_influx_flush_wait(stats_influx_flush *f, stats_influx_done_fn done, v
 /* The mark line (time 0) into b. */
 void stats_influx_flush_mark_line(sbuf *b, int64_t seq);
 
+/* Callers waiting for the flush or the recovery (stats_influx_recover.c). */
+typedef struct stats_influx_waiters {
+    struct stats_influx_waiter {
+        stats_influx_done_fn done;
+        void *arg;
+    } *w;
+    size_t n, cap;
+} stats_influx_waiters;
+/* 0, or -1 (out of memory: done was called with -1). */
+int stats_influx_waiters_add(stats_influx_waiters *ws, stats_influx_done_fn done, void *arg);
+/* Calls every waiter once with rc (and err when rc != 0), emptying the list first. */
+void stats_influx_waiters_wake(stats_influx_waiters *ws, int rc, const char *err);
+
 /* {"interval_ms","pending_rows","flushes","flush_failures","rows_written","mark","last_error",...} */
 json_t *stats_influx_flush_info(const stats_influx_flush *f);
 /* Rows pending or in flight (0: everything acknowledged is stored). */

@@ -22,11 +22,6 @@ typedef struct sir_ent {
     int64_t tmin_us, tmax_us;
 } sir_ent;
 
-typedef struct sir_waiter {
-    stats_influx_done_fn done;
-    void *arg;
-} sir_waiter;
-
 struct stats_influx_recover {
     stats_influx *s;
     int done, busy;
@@ -36,8 +31,7 @@ struct stats_influx_recover {
     sir_ent *ents;
     size_t n, cap, next;       /* next: the first entity of the home to recompute next */
     stats_influx_span *spans;
-    sir_waiter *waiters;
-    size_t nwait, wait_cap;
+    stats_influx_waiters waiters;
     unsigned long long runs, failures, entities;
     char last_error[200];
 };
@@ -64,12 +58,7 @@ static void sir_end(stats_influx_recover *r, int rc, const char *err) {
         log_warn("statistics recovery after the start failed (tried again with the next batch): %s", r->last_error);
     }
     sir_clear(r);
-    size_t n = r->nwait;
-    sir_waiter *w = r->waiters;
-    r->waiters = NULL;
-    r->nwait = r->wait_cap = 0;
-    for (size_t i = 0; i < n; i++) w[i].done(rc, rc ? r->last_error : NULL, w[i].arg);
-    free(w);
+    stats_influx_waiters_wake(&r->waiters, rc, r->last_error);
 }
 
 /* ---- the feed: which entities have entries after the mark ----------------- */
@@ -279,8 +268,7 @@ int stats_influx_recover_new(stats_influx *s, stats_influx_recover **out) {
 void stats_influx_recover_free(stats_influx_recover *r) {
     if (!r) return;
     sir_clear(r);
-    for (size_t i = 0; i < r->nwait; i++) r->waiters[i].done(-1, "shutting down", r->waiters[i].arg);
-    free(r->waiters);
+    stats_influx_waiters_wake(&r->waiters, -1, "shutting down");
     free(r);
 }
 
@@ -293,17 +281,7 @@ void stats_influx_recover_run(stats_influx_recover *r, int64_t limit, stats_infl
         done(0, NULL, arg);
         return;
     }
-    if (r->nwait == r->wait_cap) {
-        size_t cap = r->wait_cap ? r->wait_cap * 2 : 4;
-        sir_waiter *w = realloc(r->waiters, cap * sizeof *w);
-        if (!w) {
-            done(-1, "statistics: out of memory", arg);
-            return;
-        }
-        r->waiters = w;
-        r->wait_cap = cap;
-    }
-    r->waiters[r->nwait++] = (sir_waiter){done, arg};
+    if (stats_influx_waiters_add(&r->waiters, done, arg) != 0) return;
     if (!r->busy) {
         r->limit = limit;
         sir_start(r);
