@@ -92,6 +92,13 @@ start_storage storage_k2 || bail "data-storage starts again"
 check "a clean restart: the recovery finds nothing to recompute" wait_for 60 recovered
 check "... (0 entities)" jqe '.backend.statistics.recovery.entities == 0' <(health)
 check "stop: exit 0" stop_pid "$SPID"
+mark() { curl -s -G "$INFLUXDB_URL/query" --data-urlencode db=homeiq_flush_kill \
+  --data-urlencode 'q=SELECT "seq" FROM homeiq_stats_hour.homeiq_statistics_written' | jq '.results[0].series[0].values[0][1]'; }
+start_storage storage_k3 INFLUXDB_STATISTICS_FLUSH_MS=0 || bail "data-storage with the flush off starts"
+check "with the flush off (rows before each ack) the recovery still runs once" wait_for 60 recovered
+check_eq "... and sets the mark to 0: a later start with the flush finds none and recomputes nothing" 0 "$(mark)"
+check "... /health has no flush" jqe '.backend.statistics | has("flush") | not' <(health)
+check "stop: exit 0" stop_pid "$SPID"
 
 # ---- 2. a failing flush: the rows are kept and written later ------------------------
 export INFLUXDB_DATABASE=homeiq_flush_fail
