@@ -7,7 +7,8 @@
 # another home's batch) through each build into its own database of one throw-away influxd, on both
 # schemas, then compares every point of every measurement (all fields, all tags, the time), leaving
 # out only what differs by design between two runs: stored_at (the commit time) and the homeiq_feed
-# point's time and t (the commit sequence).
+# point's time and t (the commit sequence); the feed is compared entry by entry, so a per-event feed
+# (before session 8) and batch points (influx_feed.h) holding the same entries are equal.
 #
 # Use: bench/influx_points_diff.sh OLD_BUILD_DIR NEW_BUILD_DIR [EVENTS]   (exit 0: identical)
 set -uo pipefail
@@ -40,15 +41,24 @@ post_all() { # post_all PORT : the events in batches of 500, every third batch f
     k=$((k + 1))
   done
 }
+# A homeiq_feed point as its entries, whichever form (services/data-storage/influx_feed.h: one point per
+# event, or a batch point whose field e holds one line per event), without the sequence and the point
+# time t, which differ by design; "" and a missing tag are both "none".
+feed_jq='def nz: if . == "" then null else . end;
+  def feed_entries($t): if .e then (.e | split("\n")[] | split("\t") |
+      {m: "feed", f: {event_id: .[0], entity_id: (.[2] | nz), domain: (.[3] | nz), event_type: (.[4] | nz),
+                      area_id: (.[5] | nz), home_id: ($t.home_id | nz)}})
+    else {m: "feed", f: {event_id: .event_id, entity_id: ($t.entity_id | nz), domain: ($t.domain | nz),
+                         event_type: ($t.event_type | nz), area_id: ($t.area_id | nz), home_id: ($t.home_id | nz)}} end;'
 dump() { # dump DB : every point of every measurement, sorted, without what differs by design
   local db=$1 m
   for m in $(curl -s -G "$INFLUXDB_URL/query" --data-urlencode "db=$db" --data-urlencode "q=SHOW MEASUREMENTS" |
              jq -r '.results[0].series[0].values[][0]'); do
     curl -s -G "$INFLUXDB_URL/query" --data-urlencode "db=$db" --data-urlencode "epoch=ns" \
       --data-urlencode "q=SELECT * FROM \"$m\" GROUP BY *" |
-      jq -c --arg m "$m" '.results[0].series[]? | .tags as $t | .columns as $c | .values[] |
+      jq -c --arg m "$m" "$feed_jq"'.results[0].series[]? | .tags as $t | .columns as $c | .values[] |
         [$c, .] | transpose | map({(.[0]): .[1]}) | add | del(.stored_at) |
-        if $m == "homeiq_feed" then del(.time, .t) else . end | {m: $m, tags: $t, f: .}'
+        if $m == "homeiq_feed" then feed_entries($t) else {m: $m, tags: $t, f: .} end'
   done | LC_ALL=C sort
 }
 rc=0

@@ -2,8 +2,11 @@
  * docs/INFLUX_READS.md.
  *
  * Why these queries (InfluxQL, influxd 1.6):
- *  - feed: one range of homeiq_feed by time (its only index), bounded by the
- *    head; then the page's records are read from HomeIQ's measurement by
+ *  - feed: ranges of homeiq_feed by time (its only index), bounded by the
+ *    head, a few points per request (a batch point holds a request's entries,
+ *    influx_feed.h), the filters applied to the entries, at most
+ *    IQ_FEED_SCAN_ENTRIES looked at per request so a sparse filter still
+ *    answers and moves its cursor on; then the page's records are read from HomeIQ's measurement by
  *    time: the page's event times are grouped into ranges (times within a
  *    second share one, influx_dup_ranges), one SELECT per range, joined to
  *    the page by event_id. A live tail is one or two SELECTs per page.
@@ -46,6 +49,10 @@
  * state_changed event's record is in its identity point (influx_ids.h). */
 #define IQ_RECORDS_FROM(r) ((r)->ha_schema ? INFLUX_IDS_FROM_HA : INFLUX_IDS_FROM_HOMEIQ)
 
+#define IQ_OPEN_MAX 8                 /* batches open at a time (store_influx.c writes at most two) */
+#define IQ_FEED_FIRST_POINTS 4        /* a feed scan's first request: about 1,600 entries of batch points */
+#define IQ_FEED_MAX_POINTS 5000       /* points per request of a feed scan */
+#define IQ_FEED_SCAN_ENTRIES 20000    /* entries one feed request looks at beyond its page (a sparse filter's bound) */
 #define IQ_CATCHUP_PAGE 5000          /* feed rows re-applied per request when restoring */
 #define IQ_SNAPSHOT_REBASE_S 3600     /* a new snapshot time every hour: a retention policy never drops it */
 #define IQ_SNAPSHOT_EVERY_US 1000000  /* at most one snapshot write a second (the rest is re-applied from the feed) */
@@ -59,8 +66,10 @@ struct influx_reads {
     int pre_events;      /* events stored before this process's first write: -1 unknown, 0 none, 1 some */
     int64_t head;        /* highest sequence of an acknowledged batch (us) */
     int head_known;      /* head read back from InfluxDB since start */
-    int64_t settled;     /* feed_last when the last batch finished: every seq <= it belongs to a finished batch */
-    int64_t settle_ns;   /* when: every dead letter built before it belongs to a finished batch */
+    int64_t settled;     /* every seq <= it belongs to a finished batch */
+    int64_t settle_ns;   /* every dead letter built before it belongs to a finished batch */
+    struct { int64_t base, start_ns, prev_last; } open[IQ_OPEN_MAX]; /* batches open (batch_open .. batch_done), oldest first */
+    int nopen;
     influx_entities cache; /* every entity, once restored (cache_state 2), then kept by the write path */
     influx_homes homes;  /* each home's totals, kept with the cache (issue 18) */
     influx_totals tot;   /* tot.seq: the cache and totals are exact through this feed sequence */
@@ -107,14 +116,6 @@ void influx_reads_free(influx_reads *r) {
     free(r);
 }
 
-static void iq_tag(sbuf *b, const char *key, const char *value) {
-    if (!value || !*value) return; /* InfluxDB has no empty tag values */
-    sbuf_addc(b, ',');
-    sbuf_adds(b, key);
-    sbuf_addc(b, '=');
-    lineproto_tag(b, value);
-}
-
 /* Answer of the probe sent before this process's first write. */
 static void iq_probe_done(const httpc_response *res, void *arg) {
     influx_reads *r = arg;
@@ -127,36 +128,43 @@ static void iq_probe_done(const httpc_response *res, void *arg) {
     json_decref(j);
 }
 
-void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, const record_fields *f, uint64_t event_ns,
-                            const char *home) {
+int64_t influx_reads_batch_open(influx_reads *r, size_t n) {
     if (!r->first_seq && r->io.query) { /* sent before the first write request of this process */
         char sql[96];
         snprintf(sql, sizeof sql, "SHOW SERIES FROM \"%s\" LIMIT 1", IQ_EVENTS);
         (void)r->io.query(r->io.ctx, sql, iq_probe_done, r);
     }
-    int64_t seq = service_now_us(); /* microseconds: < 2^53, exact in JavaScript */
-    if (seq <= r->feed_last) seq = r->feed_last + 1;
-    r->feed_last = seq;
-    if (!r->first_seq) r->first_seq = seq;
-    lineproto_measurement(body, INFLUX_FEED_MEASUREMENT);
-    iq_tag(body, "domain", it->domain);
-    iq_tag(body, "entity_id", it->entity_id);
-    iq_tag(body, "event_type", it->event_type);
-    iq_tag(body, INFLUX_HOME_TAG, influx_points_home_value(home)); /* issue 18: as the event's point */
+    int64_t now = service_now_us(), base = now; /* microseconds: < 2^53, exact in JavaScript */
+    if (base <= r->feed_last) base = r->feed_last + 1;
+    int64_t prev_last = r->feed_last;
+    r->feed_last = base + (int64_t)(n ? n : 1) - 1;
+    if (!r->first_seq) r->first_seq = base;
+    if (r->nopen < IQ_OPEN_MAX) { /* more cannot be open (store_influx.c writes two at a time): then it is not held */
+        r->open[r->nopen].base = base;
+        r->open[r->nopen].prev_last = prev_last;
+        r->open[r->nopen++].start_ns = now * 1000;
+    }
+    return base;
+}
+
+void influx_reads_batch_built(influx_reads *r, int64_t base, int64_t next) {
+    /* the last batch opened gives back what it did not use, so the head is its last event's sequence */
+    if (!r->nopen || r->open[r->nopen - 1].base != base || next - 1 > r->feed_last) return;
+    r->feed_last = next > base ? next - 1 : r->open[r->nopen - 1].prev_last;
+}
+
+void influx_reads_feed_entry(influx_reads *r, influx_feed_batch *fb, int64_t seq, const store_item *it,
+                             const record_fields *f, uint64_t event_ns) {
+    (void)r;
     size_t an;
     const char *area = record_fields_at(f, it->json, RF_AREA_ID, &an);
     sbuf scratch;
     sbuf_init(&scratch);
-    iq_tag(body, "area_id", influx_points_text_string(&scratch, area, an)); /* the tail's area= */
-    if (sbuf_failed(&scratch)) body->failed = 1;
+    influx_feed_entry e = {.seq = seq, .t_ns = (int64_t)event_ns, .event_id = it->event_id,
+                           .entity_id = it->entity_id, .domain = it->domain, .event_type = it->event_type,
+                           .area = influx_points_text_string(&scratch, area, an)}; /* the tail's area= */
+    if (sbuf_failed(&scratch) || influx_feed_batch_add(fb, &e) != 0) fb->failed = 1;
     sbuf_free(&scratch);
-    sbuf_adds(body, " event_id=");
-    lineproto_field_string(body, it->event_id, strlen(it->event_id));
-    sbuf_printf(body, ",t=%lldi %lld\n", (long long)event_ns, (long long)seq * 1000);
-}
-
-int64_t influx_reads_feed_seq(const influx_reads *r) {
-    return r->feed_last;
 }
 
 /* ---- the snapshot: written back so a restart reads O(entities) ------------ */
@@ -212,11 +220,23 @@ static void iq_snapshot_timer(evutil_socket_t fd, short what, void *arg) {
 
 static int iq_restore_start(influx_reads *r);
 
-void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc) {
+/* The batch opened at base is done (batches finish in the order they opened):
+ * everything below the oldest batch still open is finished. */
+static void iq_batch_close(influx_reads *r, int64_t base) {
+    int k = 0;
+    while (k < r->nopen && r->open[k].base != base) k++;
+    if (base && k < r->nopen) {
+        memmove(&r->open[k], &r->open[k + 1], (size_t)(r->nopen - k - 1) * sizeof r->open[0]);
+        r->nopen--;
+    }
+    r->settled = r->nopen ? r->open[0].base - 1 : r->feed_last;
+    r->settle_ns = r->nopen ? r->open[0].start_ns - 1 : service_now_us() * 1000;
+}
+
+void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int64_t base) {
     int64_t prev = r->settled;
-    r->settled = r->feed_last; /* batches run one at a time: everything given out so far is finished */
-    r->settle_ns = service_now_us() * 1000;
-    if (rc == 0 && r->feed_last > r->head) r->head = r->feed_last; /* acknowledged: visible to the feed */
+    iq_batch_close(r, base);
+    if (rc == 0 && r->settled > r->head) r->head = r->settled; /* acknowledged: visible to the feed */
     if (r->restoring || r->cache_state == 1) return; /* the restore re-applies it from the feed */
     if (r->cache_state == 2 && !r->stale && rc == 0 && r->tot.seq == prev) {
         for (size_t i = 0; i < b->nitems; i++) {
@@ -292,6 +312,13 @@ struct iq_req {
     /* feed */
     int64_t after, head;
     int has_after;
+    char *f_entity, *f_domain, *f_type, *f_area; /* the filters' tag forms, compared with the feed's entries */
+    size_t scanned, scan_points; /* entries above the cursor and points looked at so far */
+    long scan_rows, scan_ask;    /* points the last request returned / asked for */
+    int scan_stmt;               /* statement id of the range statement (1 when the batch point before it was asked) */
+    int scan_more;               /* the page stops before the head */
+    int64_t scan_edge;           /* ASC: the last point's time read (us); DESC: the first; 0 before the first */
+    int64_t scan_last;           /* the last entry looked at (ASC), or kept when the page is full */
     iq_feed_row *fr;
     size_t nfr, frcap;
     iq_feed_row **by_id;        /* fr sorted by event_id */
@@ -370,6 +397,10 @@ static void iq_free(iq_req *q) {
     free(q->domain);
     free(q->event_type);
     free(q->area);
+    free(q->f_entity);
+    free(q->f_domain);
+    free(q->f_type);
+    free(q->f_area);
     free(q->search);
     store_rows_free(&q->rows);
     sbuf_free(&q->meta);
@@ -501,13 +532,14 @@ static void iq_where(sbuf *b, int *first, const char *cond) {
 
 static void iq_feed_list(iq_req *q);
 
+/* A row of INFLUX_FEED_HEAD_SQL (either form of the feed, influx_feed.h). */
 static int iq_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
-    (void)stmt, (void)tags;
-    int64_t t = iq_int(cols, vals, "time", NULL) / 1000;
+    influx_answer_row row = {stmt, tags, cols, vals};
+    int64_t t = influx_feed_head_row(&row);
     influx_reads *r = q->r;
     if (t > r->feed_last) r->feed_last = t;
     /* this process's own points (a batch being written) are not a head: batch_done moves it */
-    if (r->first_seq && t >= r->first_seq) return 0;
+    if (r->first_seq && influx_answer_time(&row) / 1000 >= r->first_seq) return 0;
     if (t > r->head) r->head = t;
     if (t > r->settled) r->settled = t; /* an earlier run's points are all finished */
     return 0;
@@ -518,10 +550,19 @@ static void iq_head_known(iq_req *q) {
     iq_feed_list(q);
 }
 
-static int iq_feed_row_cb(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
-    (void)stmt, (void)tags;
-    const char *id = iq_str(cols, vals, "event_id");
-    if (!id || strlen(id) != EVENT_ID_LEN - 1) return 0;
+/* One feed entry of the range being scanned: kept when it passes the filters
+ * (the tag forms; home= was asked in the WHERE) and the page has room. */
+static int iq_feed_entry_cb(const influx_feed_entry *e, void *arg) {
+    iq_req *q = arg;
+    if (e->seq > q->head || strlen(e->event_id) != EVENT_ID_LEN - 1) return 0;
+    q->scanned++;
+    if ((long)q->nfr >= q->limit) return 0; /* full: the cursor stops at the last one kept */
+    q->scan_last = e->seq;
+    if ((q->f_entity && (!e->entity_id || strcmp(e->entity_id, q->f_entity) != 0)) ||
+        (q->f_domain && (!e->domain || strcmp(e->domain, q->f_domain) != 0)) ||
+        (q->f_type && (!e->event_type || strcmp(e->event_type, q->f_type) != 0)) ||
+        (q->f_area && (!e->area || strcmp(e->area, q->f_area) != 0)))
+        return 0;
     if (q->nfr == q->frcap) {
         size_t cap = q->frcap ? q->frcap * 2 : 64;
         iq_feed_row *p = realloc(q->fr, cap * sizeof *p);
@@ -531,9 +572,21 @@ static int iq_feed_row_cb(iq_req *q, int stmt, json_t *tags, json_t *cols, json_
     }
     iq_feed_row *f = &q->fr[q->nfr++];
     memset(f, 0, sizeof *f);
-    f->seq = iq_int(cols, vals, "time", NULL) / 1000;
-    f->t_ns = iq_int(cols, vals, "t", NULL);
-    memcpy(f->event_id, id, EVENT_ID_LEN);
+    f->seq = e->seq;
+    f->t_ns = e->t_ns;
+    memcpy(f->event_id, e->event_id, EVENT_ID_LEN);
+    return 0;
+}
+
+static int iq_feed_row_cb(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
+    influx_answer_row row = {stmt, tags, cols, vals};
+    int64_t last = 0;
+    if (influx_feed_row(&row, q->has_after ? q->after : 0, !q->has_after, iq_feed_entry_cb, q, &last) != 0) return -1;
+    if (stmt < q->scan_stmt || !last) return 0; /* the batch point reaching past the cursor: no step of the range */
+    q->scan_rows++;
+    q->scan_points++;
+    int64_t t = influx_answer_time(&row) / 1000;
+    q->scan_edge = q->has_after ? (t > q->scan_edge ? t : q->scan_edge) : (!q->scan_edge || t < q->scan_edge ? t : q->scan_edge);
     return 0;
 }
 
@@ -584,8 +637,9 @@ static void iq_feed_answer(iq_req *q) {
         memcpy(p + len - 1, seq, (size_t)sl + 1);
         q->rows.json[q->rows.n - 1] = p;
     }
-    int more = q->has_after && (long)q->nfr == q->limit && last < q->head;
-    sbuf_printf(&q->meta, "\"cursor\":%lld,\"head\":%lld,\"more\":%s", (long long)(more ? last : q->head),
+    (void)last;
+    int more = q->has_after && q->scan_more && q->scan_last < q->head;
+    sbuf_printf(&q->meta, "\"cursor\":%lld,\"head\":%lld,\"more\":%s", (long long)(more ? q->scan_last : q->head),
                 (long long)q->head, more ? "true" : "false");
     iq_finish(q, 0, NULL);
 }
@@ -636,27 +690,68 @@ static void iq_feed_plan(iq_req *q) {
     iq_feed_fetch(q);
 }
 
+/* The range being scanned is done (or bounded): the page's records next. */
+static void iq_feed_scanned(iq_req *q);
+
+/* One request of the scan: the points after the range's edge (ASC from the
+ * cursor, or DESC from the head), as many as should fill the page judging by
+ * the entries per point seen so far; on the first ASC request also the batch
+ * point that may reach past the cursor (influx_feed.h). */
+static void iq_feed_scan(iq_req *q) {
+    long want = q->limit - (long)q->nfr, per = q->scan_points ? (long)(q->scanned / q->scan_points) : 0;
+    long points = q->scan_points ? want / (per > 0 ? per : 1) + 1 : IQ_FEED_FIRST_POINTS;
+    if (points > q->limit) points = q->limit;
+    if (points > IQ_FEED_MAX_POINTS) points = IQ_FEED_MAX_POINTS;
+    if (points < 1) points = 1;
+    q->scan_rows = 0;
+    q->scan_ask = points;
+    sbuf sql;
+    sbuf_init(&sql);
+    q->scan_stmt = 0;
+    if (q->has_after && !q->scan_edge && q->after > 0) {
+        influx_feed_sql_before(&sql, q->home, q->after);
+        sbuf_addc(&sql, ';');
+        q->scan_stmt = 1;
+    }
+    if (q->has_after) influx_feed_sql_after(&sql, q->home, q->scan_edge ? q->scan_edge : q->after, q->head, 1, points);
+    else influx_feed_sql_after(&sql, q->home, 0, q->scan_edge ? q->scan_edge - 1 : q->head, 0, points);
+    iq_send(q, &sql, iq_feed_row_cb, iq_feed_scanned);
+}
+
+static void iq_feed_scanned(iq_req *q) {
+    int exhausted = q->scan_rows < q->scan_ask || (!q->has_after && q->scan_edge <= 1);
+    if ((long)q->nfr >= q->limit) { /* full: more after the last entry kept */
+        q->scan_more = 1;
+        q->scan_last = q->fr[q->nfr - 1].seq;
+    } else if (exhausted) {
+        q->scan_more = 0; /* the range up to the head is read: the cursor is the head */
+    } else if (q->scanned >= IQ_FEED_SCAN_ENTRIES + (size_t)q->limit) {
+        q->scan_more = 1; /* bounded: a sparse filter moves on from the last entry looked at */
+    } else {
+        iq_feed_scan(q);
+        return;
+    }
+    iq_feed_plan(q);
+}
+
 static void iq_feed_list(iq_req *q) {
     q->head = q->r->head;
     if (q->head == 0 || (q->has_after && q->after >= q->head)) {
         iq_feed_answer(q);
         return;
     }
-    sbuf sql;
-    int first = 1;
-    sbuf_init(&sql);
-    sbuf_printf(&sql, "SELECT event_id, t FROM \"%s\"", INFLUX_FEED_MEASUREMENT);
-    iq_where_tag(&sql, &first, "entity_id", q->entity_id);
-    iq_where_tag(&sql, &first, "domain", q->domain);
-    iq_where_tag(&sql, &first, "event_type", q->event_type);
-    iq_where_tag(&sql, &first, INFLUX_HOME_TAG, q->home);
-    iq_where_tag(&sql, &first, "area_id", q->area);
-    char cond[96];
-    snprintf(cond, sizeof cond, "time > %lld AND time <= %lld", (long long)(q->has_after ? q->after : 0) * 1000,
-             (long long)q->head * 1000);
-    iq_where(&sql, &first, cond);
-    sbuf_printf(&sql, " ORDER BY time %s LIMIT %ld", q->has_after ? "ASC" : "DESC", q->limit);
-    iq_send(q, &sql, iq_feed_row_cb, iq_feed_plan);
+    iq_feed_scan(q);
+}
+
+/* The filters as the feed holds them (tag forms, influx_feed.h). */
+static char *iq_tag_form(const char *v, int *oom) {
+    if (!v) return NULL;
+    sbuf b;
+    sbuf_init(&b);
+    lineproto_tag_form(&b, v);
+    if (!b.data) sbuf_adds(&b, "");
+    if (sbuf_failed(&b)) *oom = 1;
+    return sbuf_take(&b, NULL);
 }
 
 void store_influx_feed(store *s, const store_feed_query *fq, store_read_cb cb, void *arg) {
@@ -668,6 +763,10 @@ void store_influx_feed(store *s, const store_feed_query *fq, store_read_cb cb, v
     q->event_type = iq_dup(fq->f->event_type, &oom);
     q->area = iq_dup(fq->f->area, &oom);
     q->home = fq->f->home_id ? iq_dup(influx_points_home_value(fq->f->home_id), &oom) : NULL;
+    q->f_entity = iq_tag_form(q->entity_id, &oom);
+    q->f_domain = iq_tag_form(q->domain, &oom);
+    q->f_type = iq_tag_form(q->event_type, &oom);
+    q->f_area = iq_tag_form(q->area, &oom);
     q->limit = fq->f->limit;
     q->after = fq->after;
     q->has_after = fq->has_after;
@@ -677,7 +776,7 @@ void store_influx_feed(store *s, const store_feed_query *fq, store_read_cb cb, v
         /* the head of an earlier run: the feed never answers below it */
         sbuf sql;
         sbuf_init(&sql);
-        sbuf_printf(&sql, "SELECT last(event_id) FROM \"%s\"", INFLUX_FEED_MEASUREMENT);
+        sbuf_adds(&sql, INFLUX_FEED_HEAD_SQL);
         iq_send(q, &sql, iq_head_row, iq_head_known);
     } else {
         iq_feed_list(q);
@@ -940,7 +1039,7 @@ static void iq_restore_page(iq_req *q) {
         }
         q->tot.events++;
     }
-    q->applied = (long)q->nfr == q->limit ? q->fr[q->nfr - 1].seq : q->head;
+    q->applied = q->scan_more ? q->scan_last : q->head;
     iq_restore_catchup(q);
 }
 
@@ -957,13 +1056,13 @@ static void iq_restore_catchup(iq_req *q) {
     q->ranges = NULL;
     q->nfr = q->frcap = q->nranges = q->range_next = 0;
     q->has_after = 1;
+    q->after = q->applied;
     q->limit = IQ_CATCHUP_PAGE;
     q->head = r->settled;
-    sbuf sql;
-    sbuf_init(&sql);
-    sbuf_printf(&sql, "SELECT event_id, t FROM \"%s\" WHERE time > %lld AND time <= %lld ORDER BY time ASC LIMIT %ld",
-                INFLUX_FEED_MEASUREMENT, (long long)q->applied * 1000, (long long)q->head * 1000, q->limit);
-    iq_send(q, &sql, iq_feed_row_cb, iq_feed_plan);
+    q->scanned = q->scan_points = 0;
+    q->scan_edge = q->scan_last = 0;
+    q->scan_more = 0;
+    iq_feed_scan(q);
 }
 
 static int iq_snapshot_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
@@ -997,9 +1096,9 @@ static void iq_restore_snapshot_read(iq_req *q) {
 
 static int iq_totals_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
     if (stmt == 0) influx_totals_row(&q->tot, cols, vals);
-    else if (stmt == 1) return iq_head_row(q, stmt, tags, cols, vals);
-    else if (stmt == 2) q->pre_found = 1; /* SHOW SERIES: the events measurement has a series */
-    else q->other_homes = 1;              /* SHOW TAG VALUES: a point of a home other than the default one */
+    else if (stmt == 1) q->pre_found = 1;   /* SHOW SERIES: the events measurement has a series */
+    else if (stmt == 2) q->other_homes = 1; /* SHOW TAG VALUES: a point of a home other than the default one */
+    else return iq_head_row(q, stmt, tags, cols, vals); /* the feed's head, either form */
     return 0;
 }
 
@@ -1048,10 +1147,9 @@ static int iq_restore_start(influx_reads *r) {
     if (r->cache_state == 0) r->cache_state = 1;
     sbuf sql;
     sbuf_init(&sql);
-    sbuf_printf(&sql, "SELECT * FROM \"%s\" ORDER BY time DESC LIMIT 1;SELECT last(event_id) FROM \"%s\";"
-                      "SHOW SERIES FROM \"%s\" LIMIT 1;"
-                      "SHOW TAG VALUES FROM \"%s\",\"%s\" WITH KEY = \"" INFLUX_HOME_TAG "\" LIMIT 1",
-                INFLUX_TOTALS_MEASUREMENT, INFLUX_FEED_MEASUREMENT, IQ_EVENTS, INFLUX_FEED_MEASUREMENT, IQ_DEAD);
+    sbuf_printf(&sql, "SELECT * FROM \"%s\" ORDER BY time DESC LIMIT 1;SHOW SERIES FROM \"%s\" LIMIT 1;"
+                      "SHOW TAG VALUES FROM \"%s\",\"%s\" WITH KEY = \"" INFLUX_HOME_TAG "\" LIMIT 1;%s",
+                INFLUX_TOTALS_MEASUREMENT, IQ_EVENTS, INFLUX_FEED_MEASUREMENT, IQ_DEAD, INFLUX_FEED_HEAD_SQL);
     q->probe_trusted = r->first_seq == 0;
     iq_send(q, &sql, iq_totals_head_row, iq_restore_snapshot);
     return 0;

@@ -3,24 +3,27 @@
  *
  * Why a file of its own: store_influx.c owns the write transport (queue,
  * duplicate check, chunking, bisecting a 400); these are plain InfluxQL reads
- * plus one extra point per stored event. store_influx.c lends its /query
- * transport (store_influx_sql) and calls two hooks on the write path; it
- * learns nothing else about reads.
+ * plus the feed entry of each stored event (influx_feed.h: the points'
+ * format). store_influx.c lends its /query transport (store_influx_sql) and
+ * calls the hooks below on the write path; it learns nothing else about reads.
  *
  * The tail cursor (docs/INFLUX_READS.md): InfluxDB has no autoincrement, and
  * a point's time is the event's time_fired, which is not commit order
  * (backfill, late events). So every event written to HomeIQ's measurement
- * gets a second, small point in `homeiq_feed` whose time is its *commit
- * sequence*: microseconds from the wall clock at write time, strictly
- * increasing within the process (last + 1 when the clock stalls or steps
- * back; the point's time is seq * 1000 ns), tagged like the event and holding
- * its event_id and point time. The cursor is that sequence: below 2^53, so a
- * browser's JSON keeps it exact. The feed only answers up to the *head*: the highest
- * sequence of a batch InfluxDB has acknowledged. data-storage is the only
- * writer and writes one batch at a time, so every point at or below the head
- * is already visible and none can appear there later: a reader resuming
- * after any cursor sees no gap and no repeat. On start the head is read back
- * (last point of homeiq_feed) before the first feed answer.
+ * gets a *commit sequence*: microseconds from the wall clock at write time,
+ * strictly increasing within the process (a batch reserves one per event,
+ * from max(clock, last + 1)), kept in `homeiq_feed` with its event_id, point
+ * time and tags: one batch point per run of consecutive sequences of a
+ * request (influx_feed.h; stores written before session 8 hold one point per
+ * event, and every reader reads both). The cursor is that sequence: below
+ * 2^53, so a browser's JSON keeps it exact. The feed only answers up to the
+ * *head*: the highest sequence below which every batch has finished (and the
+ * last of them was acknowledged). Up to two batches are written at a time
+ * (store_influx.c) but they finish in the order they reserved their
+ * sequences, so every point at or below the head is already visible and none
+ * can appear there later: a reader resuming after any cursor sees no gap and
+ * no repeat. On start the head is read back (the last point of homeiq_feed,
+ * either form) before the first feed answer.
  *
  * Ownership: influx_reads belongs to the store (created in open, freed in
  * close after the HTTP client, so in-flight reads are answered first). */
@@ -28,11 +31,11 @@
 #define HOMEIQ_INFLUX_QUERY_H
 
 #include "httpc.h"
+#include "influx_feed.h"
 #include "sbuf.h"
 #include "stats_influx.h"
 #include "store.h"
 
-#define INFLUX_FEED_MEASUREMENT "homeiq_feed"
 
 typedef struct influx_reads influx_reads;
 
@@ -50,17 +53,25 @@ int influx_reads_new(struct event_base *evb, int ha_schema, const char *db, cons
                      influx_reads **out);
 void influx_reads_free(influx_reads *r);
 
-/* Write-path hooks (store_influx.c). feed_line appends the feed point of an
- * event written to HomeIQ's measurement (or, on the homeassistant schema, as
- * HA's point with its identity point) at event_ns; batch_done is called once
- * per batch when it ends, rc 0 when InfluxDB acknowledged it (moves the head,
- * counts it), else -1 (what it wrote, if anything, is re-read from the feed). */
-void influx_reads_feed_line(influx_reads *r, sbuf *body, const store_item *it, const record_fields *f, uint64_t event_ns,
-                            const char *home);
-void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc);
-/* The highest feed sequence given out so far (0: none): right after a batch's
- * lines are built, that batch's (stats_influx_batch's seq, the statistics' mark). */
-int64_t influx_reads_feed_seq(const influx_reads *r);
+/* Write-path hooks (store_influx.c), called for the batches in the order
+ * they are written, one or two at a time:
+ *  - batch_open when a batch builds its first lines: reserves n sequences
+ *    (one per event it may write; the unused rest is a gap) and returns the
+ *    first. The batch is open until batch_done: the head stays below it.
+ *  - feed_entry: the feed entry of an event written to HomeIQ's measurement
+ *    (or, on the homeassistant schema, as HA's point with its identity point)
+ *    at event_ns, with sequence seq, into the request's feed points fb.
+ *  - batch_built when it has built its last line: next = the sequence after
+ *    its last entry (base when none); what it did not use is given back.
+ *  - batch_done once per batch, in the order they were opened (base: what
+ *    batch_open returned, 0 when it never built a line), rc 0 when InfluxDB
+ *    acknowledged it (moves the head, counts it), else -1 (what it wrote, if
+ *    anything, is re-read from the feed). */
+int64_t influx_reads_batch_open(influx_reads *r, size_t n);
+void influx_reads_feed_entry(influx_reads *r, influx_feed_batch *fb, int64_t seq, const store_item *it,
+                             const record_fields *f, uint64_t event_ns);
+void influx_reads_batch_built(influx_reads *r, int64_t base, int64_t next);
+void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int64_t base);
 
 /* store_ops members (store_read.h). */
 void store_influx_feed(store *s, const store_feed_query *q, store_read_cb cb, void *arg);

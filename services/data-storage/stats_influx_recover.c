@@ -2,13 +2,13 @@
  *
  * Steps: (1) one request reads the mark and the feed's latest point; (2) with
  * a mark, the feed entries after it, grouped by entity and home
- * (sir_feed_sql / sir_feed_row: the only place that knows the feed's form);
+ * (sir_feed_sql / sir_feed_row, with influx_feed.h: the only place that reads it);
  * (3) one home at a time, stats_influx_recompute of its entities; (4) the
  * mark: set to the feed's latest point when there was none, 0 when the flush
  * is off. The mark itself only moves with a flush that stored the rows. */
 #include "stats_influx_recover.h"
 #include "influx_answer.h"
-#include "influx_query.h"
+#include "influx_feed.h"
 #include "lineproto.h"
 #include "log.h"
 #include "stats_influx_flush.h"
@@ -30,6 +30,11 @@ struct stats_influx_recover {
     int64_t limit;             /* the caller's batch (its rows go before its ack): a new mark not above it */
     sir_ent *ents;
     size_t n, cap, next;       /* next: the first entity of the home to recompute next */
+    unsigned *slot;            /* (entity, home) -> ents index + 1, open addressing */
+    size_t nslot;
+    int64_t read_after;        /* the feed is read after this sequence (a page at a time) */
+    int64_t page_last;         /* the highest sequence of the page read */
+    size_t page_rows;
     stats_influx_span *spans;
     stats_influx_waiters waiters;
     unsigned long long runs, failures, entities;
@@ -43,9 +48,11 @@ static void sir_clear(stats_influx_recover *r) {
     }
     free(r->ents);
     free(r->spans);
+    free(r->slot);
     r->ents = NULL;
     r->spans = NULL;
-    r->n = r->cap = r->next = 0;
+    r->slot = NULL;
+    r->n = r->cap = r->next = r->nslot = 0;
 }
 
 static void sir_end(stats_influx_recover *r, int rc, const char *err) {
@@ -63,22 +70,55 @@ static void sir_end(stats_influx_recover *r, int rc, const char *err) {
 
 /* ---- the feed: which entities have entries after the mark ----------------- */
 
-/* Today's feed (influx_query.h): one point per stored event in homeiq_feed,
- * time = its commit sequence (us * 1000), tags entity_id / event_type /
- * home_id, field t = the event's point time (ns). */
-static void sir_feed_sql(sbuf *q, int64_t after_seq) {
-    sbuf_adds(q, "SELECT min(\"t\"), max(\"t\") FROM ");
-    influxql_ident(q, INFLUX_FEED_MEASUREMENT);
-    sbuf_printf(q, " WHERE time > %lld AND \"event_type\" = 'state_changed' GROUP BY \"entity_id\", \"home_id\"",
-                (long long)after_seq * 1000);
+/* The feed entries in (after, upto], either form (influx_feed.h: the batch
+ * point that may reach past `after`, then the points after it), a page of
+ * SIR_FEED_PAGE points at a time; per entity and home the earliest and latest
+ * state_changed point time. The only place that knows the feed. */
+#define SIR_FEED_PAGE 5000
+
+static void sir_feed_sql(sbuf *q, int64_t after, int64_t upto) {
+    influx_feed_sql_before(q, NULL, after);
+    sbuf_addc(q, ';');
+    influx_feed_sql_after(q, NULL, after, upto, 1, SIR_FEED_PAGE);
 }
 
-static int sir_feed_row(const influx_answer_row *row, void *arg) {
+static unsigned sir_hash(const char *entity, const char *home) {
+    unsigned h = 2166136261u;
+    for (; *entity; entity++) h = (h ^ (unsigned char)*entity) * 16777619u;
+    for (h ^= 0xff; *home; home++) h = (h ^ (unsigned char)*home) * 16777619u;
+    return h;
+}
+
+static int sir_index_grow(stats_influx_recover *r) {
+    size_t nslot = r->nslot ? r->nslot * 2 : 256;
+    unsigned *slot = calloc(nslot, sizeof *slot);
+    if (!slot) return -1;
+    for (size_t i = 0; i < r->n; i++) {
+        size_t k = sir_hash(r->ents[i].entity, r->ents[i].home) & (nslot - 1);
+        while (slot[k]) k = (k + 1) & (nslot - 1);
+        slot[k] = (unsigned)i + 1;
+    }
+    free(r->slot);
+    r->slot = slot;
+    r->nslot = nslot;
+    return 0;
+}
+
+/* One feed entry: its entity's span widened (a new entity added). */
+static int sir_feed_entry(const influx_feed_entry *fe, void *arg) {
     stats_influx_recover *r = arg;
-    const char *entity = json_string_value(json_object_get(row->tags, "entity_id"));
-    const char *home = json_string_value(json_object_get(row->tags, "home_id"));
-    json_t *lo = influx_answer_get(row, "min"), *hi = influx_answer_get(row, "max");
-    if (!entity || !*entity || !json_is_integer(lo) || !json_is_integer(hi)) return 0;
+    if (!fe->entity_id || !*fe->entity_id || !fe->event_type || strcmp(fe->event_type, "state_changed") != 0) return 0;
+    const char *home = fe->home ? fe->home : "";
+    int64_t t = fe->t_ns / 1000;
+    if ((r->n + 1) * 2 > r->nslot && sir_index_grow(r) != 0) return -1;
+    size_t k = sir_hash(fe->entity_id, home) & (r->nslot - 1);
+    for (; r->slot[k]; k = (k + 1) & (r->nslot - 1)) {
+        sir_ent *e = &r->ents[r->slot[k] - 1];
+        if (strcmp(e->entity, fe->entity_id) != 0 || strcmp(e->home, home) != 0) continue;
+        if (t < e->tmin_us) e->tmin_us = t;
+        if (t > e->tmax_us) e->tmax_us = t;
+        return 0;
+    }
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 64;
         sir_ent *p = realloc(r->ents, cap * sizeof *p);
@@ -87,17 +127,27 @@ static int sir_feed_row(const influx_answer_row *row, void *arg) {
         r->cap = cap;
     }
     sir_ent *e = &r->ents[r->n];
-    e->entity = strdup(entity);
-    e->home = strdup(home ? home : "");
-    e->tmin_us = (int64_t)(json_integer_value(lo) / 1000);
-    e->tmax_us = (int64_t)(json_integer_value(hi) / 1000);
+    e->entity = strdup(fe->entity_id);
+    e->home = strdup(home);
+    e->tmin_us = e->tmax_us = t;
     if (!e->entity || !e->home) {
         free(e->entity);
         free(e->home);
         return -1;
     }
-    r->n++;
+    r->slot[k] = (unsigned)++r->n;
     return 0;
+}
+
+static int sir_feed_row(const influx_answer_row *row, void *arg) {
+    stats_influx_recover *r = arg;
+    int64_t last = 0;
+    int rc = influx_feed_row(row, r->read_after, 0, sir_feed_entry, r, &last);
+    if (row->stmt == 1) {
+        r->page_rows++;
+        if (last > r->page_last) r->page_last = last;
+    }
+    return rc;
 }
 
 /* ---- the steps ------------------------------------------------------------ */
@@ -189,11 +239,31 @@ static void sir_home_done(int rc, const char *err, void *arg) {
     else sir_next_home(r);
 }
 
+static void sir_feed_done(const httpc_response *res, void *arg);
+
+/* (2) The next page of the feed after r->read_after. */
+static void sir_feed_read(stats_influx_recover *r) {
+    sbuf q;
+    sbuf_init(&q);
+    sir_feed_sql(&q, r->read_after, r->feed_last);
+    r->page_rows = 0;
+    r->page_last = 0;
+    const stats_influx_io *io = stats_influx_io_of(r->s);
+    int rc = sbuf_failed(&q) ? -1 : io->query(io->ctx, q.data, sir_feed_done, r);
+    sbuf_free(&q);
+    if (rc != 0) sir_end(r, -1, "statistics recovery: cannot start a query to InfluxDB");
+}
+
 static void sir_feed_done(const httpc_response *res, void *arg) {
     stats_influx_recover *r = arg;
     char err[300];
     if (sir_answer(res, sir_feed_row, r, err, sizeof err) != 0) {
         sir_end(r, -1, err);
+        return;
+    }
+    if (r->page_rows >= SIR_FEED_PAGE && r->page_last > r->read_after) {
+        r->read_after = r->page_last;   /* a full page: the rest after its last entry */
+        sir_feed_read(r);
         return;
     }
     if (r->n) {
@@ -214,7 +284,8 @@ static int sir_mark_row(const influx_answer_row *row, void *arg) {
         json_t *v = influx_answer_get(row, "seq");
         if (json_is_integer(v)) r->mark = (int64_t)json_integer_value(v);
     } else {
-        r->feed_last = influx_answer_time(row) / 1000;
+        int64_t head = influx_feed_head_row(row);   /* either form's latest point */
+        if (head > r->feed_last) r->feed_last = head;
     }
     return 0;
 }
@@ -227,17 +298,12 @@ static void sir_mark_read(const httpc_response *res, void *arg) {
         sir_end(r, -1, err);
         return;
     }
-    if (r->mark <= 0) {
-        sir_finish(r);
+    if (r->mark <= 0 || r->feed_last <= r->mark) {
+        sir_finish(r);   /* no mark, or no feed entry after it */
         return;
     }
-    sbuf q;
-    sbuf_init(&q);
-    sir_feed_sql(&q, r->mark);
-    const stats_influx_io *io = stats_influx_io_of(r->s);
-    int rc = sbuf_failed(&q) ? -1 : io->query(io->ctx, q.data, sir_feed_done, r);
-    sbuf_free(&q);
-    if (rc != 0) sir_end(r, -1, "statistics recovery: cannot start a query to InfluxDB");
+    r->read_after = r->mark;
+    sir_feed_read(r);
 }
 
 /* (1) The mark and the feed's latest point. */
@@ -248,8 +314,7 @@ static void sir_start(stats_influx_recover *r) {
     sbuf_init(&q);
     sbuf_adds(&q, "SELECT \"seq\" FROM ");
     stats_influx_from(&q, stats_influx_rp(r->s, 1), STATS_INFLUX_MARK_MEASUREMENT);
-    sbuf_adds(&q, ";SELECT last(\"event_id\") FROM ");
-    influxql_ident(&q, INFLUX_FEED_MEASUREMENT);
+    sbuf_adds(&q, ";" INFLUX_FEED_HEAD_SQL);
     const stats_influx_io *io = stats_influx_io_of(r->s);
     int rc = sbuf_failed(&q) ? -1 : io->query(io->ctx, q.data, sir_mark_read, r);
     sbuf_free(&q);

@@ -2,12 +2,16 @@
  *
  * Why it looks like this:
  *  - Writes go out through httpc on the event loop and the caller is answered
- *    from the 204, so "200 only after the commit" holds. Batches are written
- *    one at a time (a FIFO): the duplicate check below is only honest if no
- *    other batch of ours is between its query and its write. A step of the
- *    statistics catch-up (stats_influx_catchup.h, on the purge timer) runs
- *    only between two batches, never during one: both compute statistics
- *    from the rows the other wrote.
+ *    from the 204, so "200 only after the commit" holds. Batches are a FIFO
+ *    with two written at a time (INFLUX_WRITES_INFLIGHT): the next batch
+ *    starts once the one before has sent its last request, so influxd parses
+ *    one while the other is on its way. The duplicate check stays honest: a
+ *    batch also counts the ids and times of the batch being written before it
+ *    (that one stores them, or fails and takes this one down with it), and
+ *    batches finish -- statistics, the answer, the feed's head -- in order.
+ *    A step of the statistics catch-up (stats_influx_catchup.h, on the purge
+ *    timer) runs only when no batch is started: both compute statistics from
+ *    the rows the other wrote.
  *  - Duplicates: InfluxDB silently overwrites an identical point, so to report
  *    them we first ask which event_ids already exist in the batch's time
  *    window, and skip those (a re-post writes nothing). On the homeassistant
@@ -78,6 +82,7 @@
 #include "log.h"
 #include "service.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +102,7 @@ typedef struct store_influx {
     struct event *linger_timer;         /* INFLUXDB_WRITE_LINGER_MS: the next batch's start, when it waits */
     int64_t last_start_us;              /* monotonic: when the last batch started */
     unsigned long long linger_held;     /* batches whose start waited for it */
-    influx_job *queue, *queue_tail;     /* queue is the running job */
+    influx_job *queue, *queue_tail;     /* FIFO: the oldest unfinished job first; at most two started (INFLUX_WRITES_INFLIGHT) */
     int64_t last_dead_ns;
     influx_ha *ha;                      /* INFLUXDB_SCHEMA=homeassistant, else NULL */
     stats_influx *stats;                /* long-term statistics (stats_influx.h), NULL when STATISTICS=0 */
@@ -204,9 +209,25 @@ struct influx_job {
     influx_us_range *dup;       /* time ranges the duplicate check reads (influx_time.h) */
     size_t ndup, dup_next;      /* ranges, and the first not asked yet */
     int failed, stats_done, registry_done;
-    int64_t seq;                /* the feed sequence of its last line built (stats_influx_batch's mark) */
+    int started;                /* its duplicate check (or probe) was sent: it counts as in flight */
+    int assigned;               /* ids and times are in its sets: a later job's check reads them */
+    int all_built;              /* every line built: its last request is out, the next job may start */
+    int written;                /* every request answered (or failed): it finishes when it is the oldest */
+    int finishing;              /* influx_job_finish runs (statistics, registry, then the answer) */
+    int doomed;                 /* an earlier job failed while this one was started: it fails too */
+    int seqs_built;             /* its unused sequences were given back (influx_reads_batch_built) */
+    int64_t seq_base, seq_next; /* its feed sequences (influx_reads_batch_open), the next one to give */
+    influx_feed_batch feed;     /* the feed points of the chunk being built (influx_feed.h) */
     char err[256];
 };
+
+/* Jobs started at a time: while InfluxDB parses one batch's request, the next
+ * one's is already sent (issue 15: influxd, which could use both cores,
+ * otherwise waits for each answer while the pipeline waits for it). They
+ * finish in order: a batch is answered only after every earlier one. */
+#define INFLUX_WRITES_INFLIGHT 2
+/* influx_line.item of a feed point's line (influx_feed.h): no item of its own. */
+#define INFLUX_LINE_FEED INT_MIN
 
 static void influx_job_start(store_influx *s);
 static int influx_dup_next(influx_job *j);
@@ -219,19 +240,29 @@ static void influx_job_free(influx_job *j) {
     free(j->lines);
     free(j->stack);
     free(j->dup);
+    influx_feed_batch_free(&j->feed);
     free(j);
 }
 
 /* Reports the job (rc -1 when failed), frees it and starts the next one. */
 static void influx_job_stats_done(int rc, const char *err, void *arg);
 
+static void influx_queue_advance(store_influx *s);
+
 static void influx_job_finish(influx_job *j) {
     store_influx *s = j->s;
     store_batch *b = j->b;
+    j->finishing = 1;
+    if (j->doomed && !j->failed) { /* its duplicate check counted on an earlier batch that failed: retried */
+        j->failed = 1;
+        influx_recent_failed(s->recent);
+        snprintf(j->err, sizeof j->err, "influxdb write failed: an earlier batch written at the same time failed");
+    }
     int rc = j->failed ? -1 : 0;
     if (rc == 0 && s->stats && !j->stats_done && !s->closing) {
         j->stats_done = 1;  /* the batch is acknowledged only after its statistics (stats_influx.h) */
-        stats_influx_batch(s->stats, b, j->seq, influx_job_stats_done, j);
+        /* its highest feed sequence: the statistics' mark passes it once its rows are stored */
+        stats_influx_batch(s->stats, b, j->seq_next > 0 ? j->seq_next - 1 : 0, influx_job_stats_done, j);
         return;
     }
     if (rc == 0 && s->registry && !j->registry_done && !s->closing) {
@@ -247,7 +278,8 @@ static void influx_job_finish(influx_job *j) {
         }
         b->dead_lettered = b->ndead;
     }
-    influx_reads_batch_done(s->reads, b, rc);
+    influx_reads_batch_done(s->reads, b, rc, j->seq_base);
+    for (influx_job *n = j->next; rc != 0 && n && n->started; n = n->next) n->doomed = 1;
     s->queue = j->next;
     if (!s->queue) s->queue_tail = NULL;
     store_write_cb cb = j->cb;
@@ -256,14 +288,31 @@ static void influx_job_finish(influx_job *j) {
     snprintf(err, sizeof err, "%s", j->err);
     influx_job_free(j);
     cb(b, rc, rc ? err : NULL, arg);
-    if (!s->closing) influx_job_start(s);
+    influx_queue_advance(s);
+}
+
+/* Every request of j is answered: it finishes now if it is the oldest job,
+ * else when the ones before it have (influx_queue_advance). */
+static void influx_job_complete(influx_job *j) {
+    j->written = 1;
+    if (j == j->s->queue && !j->finishing) influx_job_finish(j);
+}
+
+/* The oldest job finishes when it is written; then jobs may start. */
+static void influx_queue_advance(store_influx *s) {
+    if (s->closing) return;
+    if (s->queue && s->queue->written && !s->queue->finishing) influx_job_finish(s->queue);
+    else influx_job_start(s);
 }
 
 static void influx_job_fail(influx_job *j, const char *why) {
-    j->failed = 1;
-    influx_recent_failed(j->s->recent); /* InfluxDB may hold part of it, now or later: ask again */
-    snprintf(j->err, sizeof j->err, "%.250s", why);
-    influx_job_finish(j);
+    if (!j->failed) {
+        j->failed = 1;
+        influx_recent_failed(j->s->recent); /* InfluxDB may hold part of it, now or later: ask again */
+        snprintf(j->err, sizeof j->err, "%.250s", why);
+    }
+    if (j->finishing) influx_job_finish(j); /* its statistics or registry step failed */
+    else influx_job_complete(j);
 }
 
 static void influx_job_stats_done(int rc, const char *err, void *arg) {
@@ -328,6 +377,7 @@ static int influx_job_build(influx_job *j) {
     if (!j->stored_at[0]) {
         b->stored_at_us = service_now_us();
         event_time_format(b->stored_at_us, j->stored_at);
+        j->seq_next = j->seq_base = influx_reads_batch_open(j->s->reads, b->nitems); /* one per event it may write */
     }
     size_t chunk = (size_t)j->s->chunk_lines;
     for (; j->built < b->nitems && j->nlines < chunk && j->body.len < INFLUX_CHUNK_BYTES; j->built++) {
@@ -341,11 +391,22 @@ static int influx_job_build(influx_job *j) {
         if (!f) return -1; /* a stored record is an object: only out of memory */
         if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], f, j->ns[i], j->stored_at, b->home_id);
         else influx_ids_line(&j->body, &b->items[i], f, j->ns[i], j->stored_at, b->home_id); /* HA's point: its identity (influx_ids.h) */
-        influx_reads_feed_line(j->s->reads, &j->body, &b->items[i], f, j->ns[i], b->home_id);
+        influx_reads_feed_entry(j->s->reads, &j->feed, j->seq_next++, &b->items[i], f, j->ns[i]);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
     }
+    /* the chunk's feed: a few batch points, each a line of its own (a 400 bisected down to it fails the batch) */
+    for (size_t k = 0; k < j->feed.npts; k++) {
+        size_t off = j->body.len;
+        influx_feed_batch_line(&j->feed, k, influx_points_home_value(b->home_id), &j->body);
+        if (influx_job_add_line(j, off, INFLUX_LINE_FEED) != 0) return -1;
+    }
+    if (j->feed.failed) return -1;
+    influx_feed_batch_reset(&j->feed);
+    if (j->built >= b->nitems && !j->seqs_built) { /* every event built */
+        j->seqs_built = 1;
+        influx_reads_batch_built(j->s->reads, j->seq_base, j->seq_next);
+    }
     if (sbuf_failed(&j->body)) return -1;
-    j->seq = influx_reads_feed_seq(j->s->reads);
     if (j->nlines) return influx_job_push(j, 0, j->nlines);
     return influx_job_add_dead_lines(j); /* every event built (and sent): the dead letters */
 }
@@ -386,9 +447,10 @@ static void influx_job_next(influx_job *j) {
         }
     }
     if (j->nstack == 0) {
-        influx_job_finish(j);
+        influx_job_complete(j);
         return;
     }
+    int last = !j->all_built && j->built >= j->b->nitems && j->dead_written >= j->b->ndead;
     influx_range rg = j->stack[j->nstack - 1];
     const influx_line *lo = &j->lines[rg.lo], *hi = &j->lines[rg.hi - 1];
     sbuf url;
@@ -398,7 +460,12 @@ static void influx_job_next(influx_job *j) {
                                : influx_send(j->s, "POST", url.data, "Content-Type: text/plain; charset=utf-8",
                                              j->body.data + lo->off, hi->off + hi->len - lo->off, influx_write_done, j);
     sbuf_free(&url);
-    if (rc != 0) influx_job_fail(j, "cannot start a request to InfluxDB");
+    if (rc != 0) {
+        influx_job_fail(j, "cannot start a request to InfluxDB");
+    } else if (last) {
+        j->all_built = 1; /* its last request is out: the next batch's may go while InfluxDB parses this one */
+        influx_job_start(j->s);
+    }
 }
 
 /* A line InfluxDB refused on its own: its event becomes a dead letter. */
@@ -468,8 +535,17 @@ static int influx_dup_row(const influx_answer_row *row, void *arg) {
     return 0;
 }
 
-/* Marks duplicates (stored before, or twice in this batch) and gives every
- * new event a free nanosecond time within its microsecond. */
+/* 1 when a job before j, still being written, holds the id (or, times: the
+ * point time key): the earlier batch stores it, or failed and dooms j. */
+static int influx_job_earlier_has(const influx_job *j, uint64_t key, const char *id, int times) {
+    for (const influx_job *p = j->s->queue; p && p != j; p = p->next)
+        if (p->assigned && influx_set_has(times ? &p->times : &p->ids, key, id)) return 1;
+    return 0;
+}
+
+/* Marks duplicates (stored before, twice in this batch, or in the batch
+ * written just before it) and gives every new event a free nanosecond time
+ * within its microsecond. */
 static int influx_job_assign(influx_job *j) {
     store_batch *b = j->b;
     influx_set seen = {0};
@@ -480,6 +556,7 @@ static int influx_job_assign(influx_job *j) {
         /* an HA point's event_id is in its identity point (influx_ids.h), read by the check too */
         int in_db = j->ids.cap ? influx_set_put(&j->ids, key, it->event_id) : 0;
         if (in_db == 0 && influx_recent_has_id(j->s->recent, key, it->event_id)) in_db = 1; /* influx_recent.h */
+        if (in_db == 0 && influx_job_earlier_has(j, key, it->event_id, 0)) in_db = 1; /* being written just before */
         int twice = influx_set_put(&seen, key, it->event_id);
         if (in_db < 0 || twice < 0) {
             influx_set_free(&seen);
@@ -498,6 +575,7 @@ static int influx_job_assign(influx_job *j) {
                 return -1;
             }
             if (!taken && influx_recent_has_time(j->s->recent, ns)) taken = 1;
+            if (!taken && influx_job_earlier_has(j, influx_set_mix(ns), NULL, 1)) taken = 1;
             j->ns[i] = ns;
             influx_recent_sending(j->s->recent, ns);
             if (!taken) break;
@@ -512,6 +590,7 @@ static void influx_job_write(influx_job *j) {
         influx_job_fail(j, "out of memory");
         return;
     }
+    j->assigned = 1;
     influx_job_next(j);
 }
 
@@ -658,14 +737,21 @@ static void influx_linger_fire(evutil_socket_t fd, short what, void *arg) {
     if (!s->closing) influx_job_start(s);
 }
 
+/* Starts the oldest job not started yet, when the one before it has sent its
+ * last request and fewer than INFLUX_WRITES_INFLIGHT are started. A wanted
+ * catch-up step goes first, once no job is started (it and a batch compute
+ * statistics from what the other wrote). */
 static void influx_job_start(store_influx *s) {
-    influx_job *j = s->queue;
-    if (s->catchup_busy) return;   /* resumed when the catch-up step ends */
+    if (s->catchup_busy || s->closing) return; /* resumed when the catch-up step ends */
+    influx_job *prev = NULL, *j = s->queue;
+    int running = 0;
+    for (; j && j->started; prev = j, j = j->next) running++;
     if (s->catchup_wanted) {
-        influx_catchup_start(s);
-        if (s->catchup_busy) return;
+        if (running == 0) influx_catchup_start(s);
+        if (s->catchup_busy || running) return;
     }
-    if (!j || influx_job_linger(s)) return;
+    if (!j || running >= INFLUX_WRITES_INFLIGHT || (prev && !prev->all_built) || influx_job_linger(s)) return;
+    j->started = 1;
     if (!influx_recent_needs_probe(s->recent)) {
         influx_job_check(j);
         return;
@@ -707,18 +793,16 @@ static void store_influx_write_batch(store *base, store_batch *b, store_write_cb
     j->cb = cb;
     j->arg = arg;
     sbuf_init(&j->body);
+    influx_feed_batch_init(&j->feed);
     if (influx_refuse_times(b) != 0) {
         free(j->ns);
         free(j);
         cb(b, -1, "out of memory", arg);
         return;
     }
-    if (s->queue_tail) {
-        s->queue_tail->next = j;
-        s->queue_tail = j;
-        return;
-    }
-    s->queue = s->queue_tail = j;
+    if (s->queue_tail) s->queue_tail->next = j;
+    else s->queue = j;
+    s->queue_tail = j;
     influx_job_start(s);
 }
 

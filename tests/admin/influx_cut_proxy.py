@@ -13,11 +13,17 @@ Usage: influx_cut_proxy.py LISTEN_PORT UPSTREAM_URL CUT_FILE
 While CUT_FILE exists, a POST /write (or /api/v2/write) whose body contains
 the text in CUT_FILE is forwarded, applied by InfluxDB, and its answer lost.
 While CUT_FILE.block exists, a write whose body contains its text is not
-forwarded at all: 503. Everything else is forwarded unchanged. Loopback only."""
+forwarded at all: 503. While CUT_FILE.hold exists, a write whose body contains
+its text waits (not yet forwarded: "held" is appended to CUT_FILE.log) until
+CUT_FILE.hold is removed, then goes on; every write's answer is logged once it
+was sent back ("answered <status> watched" when its body contains the text in
+CUT_FILE.watch, else "answered <status> -"), so a test can make a later batch
+finish before an earlier one (test_influx_feed.sh). Everything else is forwarded unchanged. Loopback only."""
 import http.client
 import http.server
 import os
 import sys
+import time
 import urllib.parse
 
 PORT, UPSTREAM, CUT_FILE = int(sys.argv[1]), urllib.parse.urlsplit(sys.argv[2]), sys.argv[3]
@@ -43,6 +49,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(msg)
                 return
+        self._hold(body)
         up = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
         if body is not None:
@@ -67,6 +74,32 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        self.wfile.flush()
+        if self.command == "POST" and "/write" in self.path and body:
+            self._log(f"answered {res.status} {'watched' if self._has(body, '.watch') else '-'}")
+
+    def _log(self, line):
+        with open(CUT_FILE + ".log", "a") as f:
+            f.write(line + "\n")
+
+    def _has(self, body, suffix):
+        try:
+            with open(CUT_FILE + suffix, "rb") as f:
+                mark = f.read().strip()
+        except OSError:
+            return False
+        return bool(mark) and mark in body
+
+    def _hold(self, body):
+        """Waits while CUT_FILE.hold exists and names text in this write's body. True when it waited."""
+        if self.command != "POST" or "/write" not in self.path or not body:
+            return False
+        if not self._has(body, ".hold"):
+            return False
+        self._log("held")
+        while os.path.exists(CUT_FILE + ".hold"):
+            time.sleep(0.02)
+        return True
 
     do_GET = do_POST = do_HEAD = _forward
 

@@ -20,6 +20,7 @@
 #include "store_text.h"
 #include "json_scan.h"
 #include "influx_points.h"
+#include "influx_feed.h"
 #include "sbuf.h"
 
 static char *lp(void (*fn)(sbuf *, const char *), const char *in) {
@@ -782,6 +783,87 @@ static void test_text_generated(void **st) {
     assert_true(g_multi_text >= 50);
 }
 
+/* influx_feed.h: a batch point's line, and both forms read back from a /query answer. */
+typedef struct feed_seen {
+    int n;
+    int64_t seq[8];
+    char ids[8][80], ent[8][80], area[8][80], home[8][16];
+} feed_seen;
+
+static int feed_collect(const influx_feed_entry *e, void *arg) {
+    feed_seen *s = arg;
+    if (s->n >= 8) return -1;
+    s->seq[s->n] = e->seq;
+    snprintf(s->ids[s->n], 80, "%s", e->event_id);
+    snprintf(s->ent[s->n], 80, "%s", e->entity_id ? e->entity_id : "-");
+    snprintf(s->area[s->n], 80, "%s", e->area ? e->area : "-");
+    snprintf(s->home[s->n], 16, "%s", e->home ? e->home : "-");
+    s->n++;
+    return 0;
+}
+
+static int feed_rows(const influx_answer_row *row, void *arg) {
+    void **a = arg;
+    int64_t last;
+    return influx_feed_row(row, *(int64_t *)a[1], *(int *)a[2], feed_collect, a[0], &last);
+}
+
+static void test_influx_feed(void **state) {
+    (void)state;
+    influx_feed_batch fb;
+    influx_feed_batch_init(&fb);
+    char id[3][65];
+    for (int i = 0; i < 3; i++) memset(id[i], 'a' + i, 64), id[i][64] = '\0';
+    influx_feed_entry e0 = {.seq = 100, .t_ns = 5, .event_id = id[0], .entity_id = "sensor.a", .domain = "sensor",
+                            .event_type = "state_changed", .area = "living room"};
+    influx_feed_entry e1 = {.seq = 101, .t_ns = 6, .event_id = id[1], .entity_id = "we\\ird\tid", .event_type = "x"};
+    influx_feed_entry e2 = {.seq = 200, .t_ns = 7, .event_id = id[2], .entity_id = "light.b"};
+    assert_int_equal(influx_feed_batch_add(&fb, &e0), 0);
+    assert_int_equal(influx_feed_batch_add(&fb, &e1), 0);
+    assert_int_equal(influx_feed_batch_add(&fb, &e2), 0); /* not consecutive: a second point */
+    assert_int_equal((int)fb.npts, 2);
+    sbuf line;
+    sbuf_init(&line);
+    influx_feed_batch_line(&fb, 0, "b", &line);
+    char want[512];
+    snprintf(want, sizeof want,
+             "homeiq_feed,home_id=b e=\"%s\t5\tsensor.a\tsensor\tstate_changed\tliving room\n%s\t6\twe/ird id\t\tx\t\",n=2i "
+             "100000\n", id[0], id[1]);
+    assert_string_equal(line.data, want);
+    sbuf_free(&line);
+    /* an answer holding a per-event point (tags as columns) and the batch point just written, as influxd returns them */
+    sbuf ans;
+    sbuf_init(&ans);
+    sbuf_printf(&ans, "{\"results\":[{\"statement_id\":0,\"series\":[{\"name\":\"homeiq_feed\",\"columns\":[\"time\","
+                      "\"event_id\",\"t\",\"n\",\"e\",\"entity_id\",\"domain\",\"event_type\",\"area_id\",\"home_id\"],"
+                      "\"values\":[[50000,\"%s\",4,null,null,\"sensor.old\",\"sensor\",\"state_changed\",null,null],"
+                      "[100000,null,null,2,\"%s\\t5\\tsensor.a\\tsensor\\tstate_changed\\tliving room\\n%s\\t6\\tx\\t\\tx\\t\","
+                      "null,null,null,null,\"b\"]]}]}]}", id[2], id[0], id[1]);
+    feed_seen seen = {0};
+    int64_t after = 0;
+    int reverse = 0;
+    void *args[3] = {&seen, &after, &reverse};
+    char err[128];
+    assert_int_equal(influx_answer_walk(ans.data, ans.len, -1, feed_rows, args, err, sizeof err), 0);
+    assert_int_equal(seen.n, 3);
+    assert_true(seen.seq[0] == 50 && seen.seq[1] == 100 && seen.seq[2] == 101);
+    assert_string_equal(seen.ent[0], "sensor.old");
+    assert_string_equal(seen.home[0], "-");
+    assert_string_equal(seen.ids[1], id[0]);
+    assert_string_equal(seen.area[1], "living room");
+    assert_string_equal(seen.home[2], "b");
+    assert_string_equal(seen.area[2], "-");
+    /* after= skips what is at or below it, inside a batch point too; reverse: newest first */
+    seen = (feed_seen){0};
+    after = 100;
+    reverse = 1;
+    assert_int_equal(influx_answer_walk(ans.data, ans.len, -1, feed_rows, args, err, sizeof err), 0);
+    assert_int_equal(seen.n, 1);
+    assert_true(seen.seq[0] == 101);
+    sbuf_free(&ans);
+    influx_feed_batch_free(&fb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lineproto_tag),     cmocka_unit_test(test_lineproto_measurement),
@@ -789,7 +871,7 @@ int main(void) {
         cmocka_unit_test(test_json_exact),        cmocka_unit_test(test_filter_params),
         cmocka_unit_test(test_batch_prepare),     cmocka_unit_test(test_text_prepare),     cmocka_unit_test(test_text_generated),
         cmocka_unit_test(test_text_pieces),       cmocka_unit_test(test_influx_point_text),
-        cmocka_unit_test(test_sqlite_store),
+        cmocka_unit_test(test_sqlite_store),        cmocka_unit_test(test_influx_feed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
