@@ -76,7 +76,7 @@ void stats_influx_close(stats_influx *s);
 
 /* Recomputes the statistics of every entity with a STORED or DUPLICATE
  * state_changed item in b (all committed); seq: the batch's feed sequence
- * (influx_query.h: the highest of its feed points), which the flush's mark
+ * (influx_feed.h: the highest sequence of its feed entries), which the flush's mark
  * moves to once its rows are stored. done is called exactly once: rc 0 (the
  * rows are written, or queued for the flush), or -1 with err (the batch must
  * then not be acknowledged). */

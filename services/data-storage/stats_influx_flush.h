@@ -13,7 +13,7 @@
  * What keeps it restart-safe: every flush writes, in the hourly policy's
  * request and only after the 5-minute request succeeded, the point
  * homeiq_statistics_written (time 0, field seq): the feed's commit sequence
- * (influx_query.h) of the last batch whose rows are all stored. After a start
+ * (influx_feed.h) of the last batch whose rows are all stored. After a start
  * the entities with feed entries after it are recomputed by the slow path
  * (stats_influx_recover.h) before any new row is written. A failed flush keeps
  * its rows (a newer row of the same series and period wins) and is retried;
