@@ -22,6 +22,8 @@
  * overwrite never leaves a stale field behind. */
 #include "stats_influx.h"
 #include "config.h"
+#include "stats_influx_flush.h"
+#include "stats_influx_recover.h"
 #include "influx_answer.h"
 #include "influx_points.h"
 #include "influx_time.h"
@@ -105,6 +107,9 @@ typedef struct si_ent {
     int has_kind;           /* a numeric state in the batch fixed the kind */
     stats_kind kind;
     int active;             /* still to be updated (not skipped) */
+    int recover;            /* a recomputation without a batch (stats_influx_recompute): the kind from its states */
+    int has_rkind;
+    stats_kind rkind;       /* the kind of its latest numeric stored state in [tmin, tmax] */
     int64_t b, end;         /* the 5-minute periods recomputed */
     stats_carry carry;
     si_rows prev5, prevh, next, old5, oldh;
@@ -121,11 +126,16 @@ struct stats_influx {
     unsigned long long refused;     /* writes InfluxDB refused (400): acknowledged, the rows are missing */
     unsigned long long fast_updates;  /* entity updates served from the running state */
     char last_refusal[200];
+    stats_influx_flush *flush;      /* rows written off the ack path (INFLUXDB_STATISTICS_FLUSH_MS), NULL: before it */
+    stats_influx_recover *recover;  /* after a start: the rows of acked batches a flush did not write */
     si_hot *hot[SI_HOT_BUCKETS];
 };
 
 typedef struct si_job {
     stats_influx *s;
+    const store_batch *b;       /* the batch (NULL: a recomputation of stats_influx_recompute) */
+    int64_t seq;                /* its feed sequence (the flush's mark) */
+    int direct;                 /* its rows are written before its ack (not coalesced) */
     char home[EVENT_HOME_MAX + 1]; /* the batch's home as the tag's value ("" = the default home) */
     stats_influx_done_fn done;
     void *arg;
@@ -341,11 +351,13 @@ void stats_influx_row_line(sbuf *b, const char *entity, const char *home, int ho
 
 /* ---- open / close / info ---------------------------------------------- */
 
-int stats_influx_open(const stats_influx_io *io, const char *rp5, const char *rph, stats_influx **out) {
-    long long on, on_influx, raw, s5;
+int stats_influx_open(struct event_base *evb, const stats_influx_io *io, const char *rp5, const char *rph,
+                      stats_influx **out) {
+    long long on, on_influx, raw, s5, flush_ms;
     *out = NULL;
     if (config_int(storage_maint_vars, "STATISTICS", &on) ||
         config_int(storage_maint_vars, "INFLUXDB_STATISTICS", &on_influx) ||
+        config_int(storage_maint_vars, "INFLUXDB_STATISTICS_FLUSH_MS", &flush_ms) ||
         config_int(storage_maint_vars, "RETENTION_DAYS", &raw) ||
         config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &s5))
         return -1;
@@ -364,6 +376,12 @@ int stats_influx_open(const stats_influx_io *io, const char *rp5, const char *rp
     s->rp5 = rp5 ? strdup(rp5) : NULL;
     s->rph = rph ? strdup(rph) : NULL;
     if ((rp5 && !s->rp5) || (rph && !s->rph)) {
+        stats_influx_close(s);
+        return -1;
+    }
+    /* off the ack path only where the mark has a policy that never expires (1.x); elsewhere before the ack */
+    if (rph && ((flush_ms > 0 && stats_influx_flush_new(evb, io, rp5, rph, (long)flush_ms, &s->flush) != 0) ||
+                stats_influx_recover_new(s, &s->recover) != 0)) {
         stats_influx_close(s);
         return -1;
     }
@@ -432,6 +450,8 @@ void stats_influx_close(stats_influx *s) {
             free(h);
         }
     }
+    stats_influx_recover_free(s->recover);
+    stats_influx_flush_free(s->flush);
     retention_rules_free(&s->rules);
     free(s->rp5);
     free(s->rph);
@@ -440,13 +460,24 @@ void stats_influx_close(stats_influx *s) {
 
 json_t *stats_influx_info(const stats_influx *s) {
     if (!s) return json_pack("{s:b}", "enabled", 0);
-    return json_pack("{s:b,s:I,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "enabled", 1, "fast_updates",
+    json_t *o = json_pack("{s:b,s:I,s:I,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "enabled", 1, "fast_updates",
                      (json_int_t)s->fast_updates, "refused",
                      (json_int_t)s->refused, "last_refusal", s->last_refusal, "retention_policy_5minute",
                      s->rp5 ? s->rp5 : "(default)", "retention_policy_hour", s->rph ? s->rph : "(default)",
                      "entities_updated", (json_int_t)s->entities_updated, "rows_written", (json_int_t)s->rows_written,
                      "late_skipped", (json_int_t)s->late_skipped, "batches", (json_int_t)s->batches, "update_us",
                      (json_int_t)s->update_us, "failures", (json_int_t)s->failures);
+    if (o && s->flush) {
+        json_t *f = stats_influx_flush_info(s->flush);
+        json_object_set_new(o, "rows_written", json_integer((json_int_t)s->rows_written +
+                                                           json_integer_value(json_object_get(f, "rows_written"))));
+        json_object_set_new(o, "unwritten_rows", json_integer((json_int_t)stats_influx_flush_unwritten(s->flush)));
+        json_object_set_new(o, "flush", f);
+    } else if (o) {
+        json_object_set_new(o, "unwritten_rows", json_integer(0));
+    }
+    if (o && s->recover) json_object_set_new(o, "recovery", stats_influx_recover_info(s->recover));
+    return o;
 }
 
 /* ---- for the catch-up (stats_influx_catchup.h) -------------------------- */
@@ -504,6 +535,7 @@ static void si_job_end(si_job *j, int rc, const char *err) {
     s->batches++;
     s->update_us += si_mono_us() - j->t0;
     for (size_t i = 0; i < j->n; i++) si_hot_apply(j->ents[i].hot, &j->ents[i].nx, rc);
+    if (rc == 0 && j->b && j->direct && s->flush) stats_influx_flush_written(s->flush, j->seq);
     char why[320];
     if (rc) {
         s->failures++;
@@ -586,22 +618,10 @@ oom:
 
 /* Late states whose rows (or raw points) the retention policies may have
  * dropped are stored but not counted (docs/STATISTICS.md). */
+static int64_t si_horizon(const stats_influx *s, const char *entity, int64_t now);
+
 static int si_too_late(const stats_influx *s, const si_ent *e, int64_t now) {
-    int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
-    /* the raw points' horizon: the default policy's, or the entity's own
-     * shorter RETENTION_OVERRIDES rule (retention_influx_purge.h) */
-    long long raw = s->raw_days;
-    if (s->rules.n) {
-        char dom[128];
-        const char *dot = strchr(e->entity, '.');
-        size_t n = dot && (size_t)(dot - e->entity) < sizeof dom ? (size_t)(dot - e->entity) : 0;
-        memcpy(dom, e->entity, n);
-        dom[n] = '\0';
-        long long own = retention_rules_days(&s->rules, e->entity, n ? dom : NULL, 0);
-        if (own > 0 && (raw == 0 || own < raw)) raw = own;
-    }
-    return stats_floor(b0, STATS_HOUR_US) < now - s->s5_days * SI_DAY_US + STATS_HOUR_US ||
-           (raw && b0 < now - raw * SI_DAY_US + STATS_HOUR_US);
+    return stats_floor(e->tmin, STATS_5MIN_US) < si_horizon(s, e->entity, now);
 }
 
 static int si_sample_cmp(const void *a, const void *b) {
@@ -876,6 +896,10 @@ static int si_b_row(int stmt, json_t *cols, json_t *vals, void *arg) {
     stats_kind k;
     if (!rec || !json_is_integer(t) || stats_sample_from_record(rec, strlen(rec), &x, &k) != 1) return 0;
     x.t_us = (int64_t)(json_integer_value(t) / 1000);
+    if (e->recover && x.numeric && x.t_us >= e->tmin && x.t_us <= e->tmax) {
+        e->has_rkind = 1;   /* in time order: the latest one's kind, as a batch's latest numeric state gives */
+        e->rkind = k;
+    }
     if (e->nsamples == e->samples_cap) {
         size_t cap = e->samples_cap ? e->samples_cap * 2 : 256;
         stats_sample *p = realloc(e->samples, cap * sizeof *p);
@@ -1023,6 +1047,10 @@ static void si_step_b_done(const httpc_response *r, void *arg) {
     }
     for (size_t k = 0; k < j->nact; k++) {
         si_ent *e = &j->ents[j->act[k]];
+        if (e->has_rkind) {
+            e->has_kind = 1;
+            e->kind = e->rkind;
+        }
         if (!e->has_kind && !e->prev5.n && !e->prevh.n && !e->old5.n) {
             e->active = 0;   /* no numeric state ever: not an entity with statistics (on/off, text) */
             e->nx.untracked = 1;
@@ -1099,24 +1127,142 @@ static void si_write_done(const httpc_response *r, void *arg) {
     else si_job_end(j, 0, NULL);
 }
 
-void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done_fn done, void *arg) {
+static si_job *si_job_new(stats_influx *s, const char *home, stats_influx_done_fn done, void *arg) {
     si_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->s = s;
+    snprintf(j->home, sizeof j->home, "%s", home);
+    j->done = done;
+    j->arg = arg;
+    j->t0 = si_mono_us();
+    j->direct = 1;
+    sbuf_init(&j->lines5);
+    sbuf_init(&j->linesh);
+    return j;
+}
+
+/* The slow path, once no row is pending or in flight (it reads the rows). */
+static void si_slow_go(int rc, const char *err, void *arg) {
+    si_job *j = arg;
+    if (rc != 0) si_job_end(j, -1, err);
+    else si_step_a(j);
+}
+
+/* A batch once the rows of earlier runs are recovered: the live entities from
+ * memory -- with INFLUXDB_STATISTICS_FLUSH_MS their rows are queued and the
+ * batch is done (acknowledged) at once; the others by the slow path, which
+ * first waits for the queued rows (it reads them) and writes the batch's rows
+ * before the ack, as without the flush. */
+static void si_batch_go(int rc, const char *err, void *arg) {
+    si_job *j = arg;
+    stats_influx *s = j->s;
+    if (rc != 0) {
+        si_job_end(j, -1, err);
+        return;
+    }
+    if (si_collect(j, j->b) != 0 || si_fast_all(j) != 0) {
+        si_job_end(j, -1, "statistics: out of memory");
+        return;
+    }
+    if (!s->flush) {
+        si_step_a(j);
+        return;
+    }
+    size_t slow = 0;
+    for (size_t i = 0; i < j->n; i++) slow += j->ents[i].active;
+    if (slow) {
+        stats_influx_flush_wait(s->flush, si_slow_go, j);
+        return;
+    }
+    j->direct = 0;
+    if (stats_influx_flush_add(s->flush, &j->lines5, &j->linesh, j->seq) != 0) {
+        si_job_end(j, -1, "statistics: out of memory");
+        return;
+    }
+    si_job_end(j, 0, NULL);
+}
+
+void stats_influx_batch(stats_influx *s, const store_batch *b, int64_t seq, stats_influx_done_fn done, void *arg) {
+    si_job *j = si_job_new(s, influx_points_home_value(b->home_id), done, arg);
     if (!j) {
         done(-1, "statistics: out of memory", arg);
         return;
     }
-    j->s = s;
-    snprintf(j->home, sizeof j->home, "%s", influx_points_home_value(b->home_id));
-    j->done = done;
-    j->arg = arg;
-    j->t0 = si_mono_us();
-    sbuf_init(&j->lines5);
-    sbuf_init(&j->linesh);
-    if (si_collect(j, b) != 0 || si_fast_all(j) != 0) {
-        si_job_end(j, -1, "statistics: out of memory");
+    j->b = b;
+    j->seq = seq;
+    if (s->recover && !stats_influx_recover_done(s->recover)) stats_influx_recover_run(s->recover, seq, si_batch_go, j);
+    else si_batch_go(0, NULL, j);
+}
+
+/* The earliest time whose rows may still be written: the 5-minute policy's
+ * horizon (with its hour of margin), or the raw points' (the default policy,
+ * or the entity's own shorter RETENTION_OVERRIDES rule) -- si_too_late's. */
+static int64_t si_horizon(const stats_influx *s, const char *entity, int64_t now) {
+    int64_t h = stats_influx_horizon5(s, now);
+    long long raw = s->raw_days;
+    if (s->rules.n) {
+        char dom[128];
+        const char *dot = strchr(entity, '.');
+        size_t n = dot && (size_t)(dot - entity) < sizeof dom ? (size_t)(dot - entity) : 0;
+        memcpy(dom, entity, n);
+        dom[n] = '\0';
+        long long own = retention_rules_days(&s->rules, entity, n ? dom : NULL, 0);
+        if (own > 0 && (raw == 0 || own < raw)) raw = own;
+    }
+    if (raw) {
+        int64_t r = now - raw * SI_DAY_US + STATS_HOUR_US;
+        r = stats_floor(r + STATS_5MIN_US - 1, STATS_5MIN_US);
+        if (r > h) h = r;
+    }
+    return h;
+}
+
+void stats_influx_recompute(stats_influx *s, const char *home, const stats_influx_span *sp, size_t n,
+                            stats_influx_done_fn done, void *arg) {
+    si_job *j = si_job_new(s, home, done, arg);
+    if (!j || !(j->ents = calloc(n ? n : 1, sizeof *j->ents)) || !(j->act = malloc((n ? n : 1) * sizeof *j->act))) {
+        if (j) si_job_free(j);
+        done(-1, "statistics: out of memory", arg);
         return;
     }
+    int64_t now = (int64_t)service_now_us();
+    for (size_t i = 0; i < n; i++) {
+        si_ent *e = &j->ents[j->n];
+        int64_t lo = si_horizon(s, sp[i].entity, now);
+        if (sp[i].tmax_us < lo) {
+            s->late_skipped++;   /* as a live batch would have: too old to count */
+            continue;
+        }
+        e->entity = strdup(sp[i].entity);
+        if (!e->entity) {
+            si_job_end(j, -1, "statistics: out of memory");
+            return;
+        }
+        j->n++;
+        e->tmin = sp[i].tmin_us < lo ? lo : sp[i].tmin_us;
+        e->tmax = sp[i].tmax_us;
+        e->active = e->recover = 1;
+        e->hot = si_hot_get(s, e->entity, j->home);
+    }
     si_step_a(j);
+}
+
+void stats_influx_settle(stats_influx *s, stats_influx_done_fn done, void *arg) {
+    if (s->recover && !stats_influx_recover_done(s->recover)) {
+        stats_influx_recover_run(s->recover, INT64_MAX, done, arg);   /* it ends with nothing pending */
+        return;
+    }
+    if (s->flush) stats_influx_flush_wait(s->flush, done, arg);
+    else done(0, NULL, arg);
+}
+
+stats_influx_flush *stats_influx_flush_of(const stats_influx *s) {
+    return s->flush;
+}
+
+void stats_influx_flush_off(stats_influx *s) {
+    stats_influx_flush_free(s->flush);   /* idle: the recovery runs before any row is queued */
+    s->flush = NULL;
 }
 
 /* ---- reads for the API ------------------------------------------------- */

@@ -22,6 +22,15 @@
  * so 5-minute rows expire and hourly rows stay. One writer per database is
  * assumed (as one process per SQLite file).
  *
+ * Off the ack path (INFLUXDB_STATISTICS_FLUSH_MS, InfluxDB 1.x): the rows of a
+ * live batch are computed at once from the running state, which moves with
+ * them, queued and coalesced (stats_influx_flush.h), and the batch is
+ * acknowledged without waiting for them; a durable mark of how far rows are
+ * written lets a start recompute the rows of acknowledged batches a flush
+ * never wrote (stats_influx_recover.h). The slow path reads rows, so it first
+ * waits for the queued ones, and writes its own before the ack, as before.
+ * Statistics then lag the events by up to the flush interval.
+ *
  * Ownership: the stats_influx borrows the I/O functions (and their ctx) of
  * store_influx.c, which outlive it. Batches are handed in one at a time
  * (store_influx's FIFO), so two recomputations never interleave. */
@@ -33,6 +42,7 @@
 #include "stats.h"
 #include "store.h"
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #define STATS_INFLUX_MEASUREMENT "homeiq_statistics"
@@ -55,17 +65,43 @@ typedef struct stats_influx_io {
 typedef struct stats_influx stats_influx;
 
 /* rp5/rph: the retention policies of 5-minute and hourly rows (NULL: the
- * default one, e.g. InfluxDB 2.x buckets). Reads STATISTICS,
- * RETENTION_DAYS and STATISTICS_5MIN_RETENTION_DAYS. 0, or -1 (bad config /
- * out of memory). *out is NULL when STATISTICS=0. */
-int stats_influx_open(const stats_influx_io *io, const char *rp5, const char *rph, stats_influx **out);
+ * default one, e.g. InfluxDB 2.x buckets; then rows are written before the
+ * ack: the mark needs a policy that never expires). evb: the flush's timer.
+ * Reads STATISTICS, RETENTION_DAYS, STATISTICS_5MIN_RETENTION_DAYS and
+ * INFLUXDB_STATISTICS_FLUSH_MS. 0, or -1 (bad config / out of memory). *out is
+ * NULL when STATISTICS=0. */
+int stats_influx_open(struct event_base *evb, const stats_influx_io *io, const char *rp5, const char *rph,
+                      stats_influx **out);
 void stats_influx_close(stats_influx *s);
 
 /* Recomputes the statistics of every entity with a STORED or DUPLICATE
- * state_changed item in b (all committed). done is called exactly once:
- * rc 0, or -1 with err (the batch must then not be acknowledged). */
+ * state_changed item in b (all committed); seq: the batch's feed sequence
+ * (influx_feed.h: the highest sequence of its feed entries), which the flush's mark
+ * moves to once its rows are stored. done is called exactly once: rc 0 (the
+ * rows are written, or queued for the flush), or -1 with err (the batch must
+ * then not be acknowledged). */
 typedef void (*stats_influx_done_fn)(int rc, const char *err, void *arg);
-void stats_influx_batch(stats_influx *s, const store_batch *b, stats_influx_done_fn done, void *arg);
+void stats_influx_batch(stats_influx *s, const store_batch *b, int64_t seq, stats_influx_done_fn done, void *arg);
+
+/* The recovery's recomputation (stats_influx_recover.h): one home's entities
+ * (home: the tag's value, "" = default) whose stored states in [tmin, tmax]
+ * may lack their rows, recomputed by the slow path as late states would be
+ * and written before done. */
+typedef struct stats_influx_span {
+    const char *entity;
+    int64_t tmin_us, tmax_us;
+} stats_influx_span;
+void stats_influx_recompute(stats_influx *s, const char *home, const stats_influx_span *sp, size_t n,
+                            stats_influx_done_fn done, void *arg);
+
+/* done once the rows of every acknowledged batch are stored (recovered after a
+ * start, nothing queued or in flight): before a reader of the rows such as a
+ * catch-up step. rc -1 with err when a flush or the recovery failed. */
+void stats_influx_settle(stats_influx *s, stats_influx_done_fn done, void *arg);
+/* The flush (NULL: rows are written before the ack); off: no mark can be kept
+ * (the recovery found the hourly policy refusing it), rows before the ack. */
+struct stats_influx_flush *stats_influx_flush_of(const stats_influx *s);
+void stats_influx_flush_off(stats_influx *s);
 
 /* store_ops.stats_fetch_home for InfluxDB: one home's rows (NULL: the default home). */
 void stats_influx_fetch(stats_influx *s, const char *home, const char *entity_id, int hourly, int64_t start_us,

@@ -42,6 +42,7 @@ struct stats_influx_catchup {
     char **homes;               /* list: the home_id tag's values ("" first: the default home) */
     size_t nhomes;
     int listed, done, busy;
+    int starting, start_failed;   /* inside stats_influx_catchup_step; its start failed there */
     long long chunk;            /* STATISTICS_CATCHUP_CHUNK */
     /* the entity being caught up (ents[next]) */
     int have_range, has_to;
@@ -696,14 +697,30 @@ static int sic_chunk(stats_influx_catchup *c) {
     return sic_query(c, &q, sic_first_done);
 }
 
+/* The step proper, once the live statistics' rows are all stored (the step
+ * reads and rewrites rows: none may be queued behind it, stats_influx_flush.h). */
+static void sic_settled(int rc, const char *err, void *arg) {
+    stats_influx_catchup *c = arg;
+    if (rc == 0) rc = !c->listed ? sic_list(c) : !c->have_range ? sic_decide(c) : sic_chunk(c);
+    if (rc == 0) return;
+    if (c->starting) {   /* within stats_influx_catchup_step: it answers -1, done is not called */
+        c->start_failed = 1;
+        return;
+    }
+    sic_end(c, -1, err ? err : "statistics catch-up: cannot start a query");
+}
+
 int stats_influx_catchup_step(stats_influx_catchup *c, void (*done)(void *arg), void *arg) {
     if (c->done) return 0;
     if (c->busy) return -1;
     c->step_done = done;
     c->step_arg = arg;
     c->busy = 1;
-    int rc = !c->listed ? sic_list(c) : !c->have_range ? sic_decide(c) : sic_chunk(c);
-    if (rc != 0) {
+    c->starting = 1;
+    c->start_failed = 0;
+    stats_influx_settle(c->s, sic_settled, c);
+    c->starting = 0;
+    if (c->start_failed) {
         c->busy = 0;
         c->step_done = NULL;
         return -1;

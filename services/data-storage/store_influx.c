@@ -19,10 +19,11 @@
  *    Memory answers for the times above its horizon (influx_recent.h: what
  *    this process wrote), so a live batch asks no query; backfill, retries
  *    after a failed write and the first batch after a start still ask InfluxDB.
- *  - Under a steady trickle a batch costs influxd three writes (events, then
- *    the two statistics policies) at ~0.5 ms of its CPU each, whatever their
- *    size: INFLUXDB_WRITE_LINGER_MS (off by default) holds a batch's start so
- *    the next one fills (influx_job_linger; docs/BENCHMARKS.md, issue 15).
+ *  - Under a steady trickle each request costs influxd ~0.5 ms of its CPU
+ *    whatever its size: the statistics' rows are written coalesced, off the
+ *    ack path (stats_influx_flush.h), and INFLUXDB_WRITE_LINGER_MS (off by
+ *    default) holds a batch's start so the next one fills (influx_job_linger;
+ *    docs/BENCHMARKS.md, issue 15).
  *  - A batch's lines are built a chunk at a time (INFLUXDB_CHUNK_LINES lines,
  *    about INFLUX_CHUNK_BYTES) as the chunks are sent, so a batch of 5,000 is
  *    never held as one 10 MB body.
@@ -261,7 +262,8 @@ static void influx_job_finish(influx_job *j) {
     int rc = j->failed ? -1 : 0;
     if (rc == 0 && s->stats && !j->stats_done && !s->closing) {
         j->stats_done = 1;  /* the batch is acknowledged only after its statistics (stats_influx.h) */
-        stats_influx_batch(s->stats, b, influx_job_stats_done, j);
+        /* its highest feed sequence: the statistics' mark passes it once its rows are stored */
+        stats_influx_batch(s->stats, b, j->seq_next > 0 ? j->seq_next - 1 : 0, influx_job_stats_done, j);
         return;
     }
     if (rc == 0 && s->registry && !j->registry_done && !s->closing) {
@@ -1254,7 +1256,7 @@ int store_influx_open(struct event_base *base, store **out) {
     if (s->ha) io.events_measurement = INFLUX_IDS_MEASUREMENT;
     if (!(s->recent = influx_recent_new()) || influx_reads_new(base, s->ha != NULL, s->db, &io, &s->reads) != 0 ||
         httpc_new(base, &s->http) != 0 ||
-        stats_influx_open(&io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
+        stats_influx_open(base, &io, s->api_version == 1 ? STATS_INFLUX_RP_5MIN : NULL,
                           s->api_version == 1 ? STATS_INFLUX_RP_HOUR : NULL, &s->stats) != 0 ||
         influx_registry_open(&io, s->ha ? NULL : INFLUX_MEASUREMENT, &s->registry) != 0 ||
         (s->api_version == 1 && retention_influx_open(s->db, influx_io_query_server, s, &s->retention) != 0) ||

@@ -28,7 +28,8 @@ PORT=$(free_port) U=http://127.0.0.1:$PORT
 DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
 check "data-storage on influxd starts" wait_healthy "$U/health" 30
 
-get() { curl -s "$U$1"; }
+# statistics follow the ack by up to INFLUXDB_STATISTICS_FLUSH_MS: read them once written
+get() { case $1 in /api/v1/statistics*) influx_stats_settled "$U" >&2 ;; esac; curl -s "$U$1"; }
 code() { curl -s -o /dev/null -w '%{http_code}' "$U$1"; }
 post() { # post BODY [HOME]
   curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' ${2:+-H "X-HomeIQ-Home: $2"} \

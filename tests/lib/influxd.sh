@@ -127,3 +127,14 @@ influxd_restart() {
   cat "$log" >&2
   return 1
 }
+
+# influx_stats_settled STORAGE_URL [SECONDS] : waits until data-storage has
+# written every statistics row of the batches it acknowledged (/health
+# backend.statistics.unwritten_rows = 0): with INFLUXDB_STATISTICS_FLUSH_MS the
+# rows follow the ack by up to that interval (docs/STATISTICS.md).
+influx_stats_unwritten_0() {
+  curl -s "$1/health" | jq -e '(.backend.statistics.unwritten_rows // 0) == 0' >/dev/null
+}
+influx_stats_settled() {
+  wait_for "${2:-60}" influx_stats_unwritten_0 "$1"
+}

@@ -34,7 +34,7 @@ start_storage() {
   wait_healthy "$U/health" 30 "$SPID"
 }
 post() { curl -s -o "$TEST_TMP/resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' --data-binary @"$1"; }
-stats_get() { curl -s -o "$2" -w '%{http_code}' "$U/api/v1/statistics?$1"; }
+stats_get() { influx_stats_settled "$U" || return 1; curl -s -o "$2" -w '%{http_code}' "$U/api/v1/statistics?$1"; }
 jqe() { jq -e "$@" >/dev/null; }
 catchup() { curl -s "$U/health" | jq -c '.backend.retention.statistics_catchup'; }
 kill_storage() { kill -KILL "$SPID"; wait "$SPID" 2>/dev/null; _forget_pid "$SPID"; }

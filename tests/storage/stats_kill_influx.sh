@@ -48,7 +48,7 @@ post_batches() {
   [ $ok = 1 ]
 }
 jqe() { jq -e "$@" >/dev/null; }
-rows() { curl -s "$U/api/v1/statistics?entity_id=sensor.late_meter&period=$1&start=$START"; }
+rows() { influx_stats_settled "$U" >&2; curl -s "$U/api/v1/statistics?entity_id=sensor.late_meter&period=$1&start=$START"; }
 
 T0=$(( $(date +%s) / 3600 * 3600 - 6 * 3600 ))
 $SERIES late "$T0" "$TEST_TMP" || bail "generate the series"

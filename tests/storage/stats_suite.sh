@@ -74,7 +74,12 @@ start_storage() {
   wait_healthy "$U/health" 30 "$SPID"
 }
 post_file() { curl -s -o "$TEST_TMP/resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' --data-binary @"$1"; }
-stats_get() { curl -s -o "$2" -w '%{http_code}' "$U/api/v1/statistics?$1"; }
+# influxdb: the rows of acknowledged batches are written by the next flush (INFLUXDB_STATISTICS_FLUSH_MS):
+# wait for it before reading them
+stats_get() {
+  if [ "$BACKEND" = influxdb ]; then influx_stats_settled "$U" || return 1; fi
+  curl -s -o "$2" -w '%{http_code}' "$U/api/v1/statistics?$1"
+}
 jqe() { jq -e "$@" >/dev/null; }
 influxql() { curl -s -XPOST "$INFLUXDB_URL/query" --data-urlencode "db=$1" --data-urlencode "q=$2"; }
 

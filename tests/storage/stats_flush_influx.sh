@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# stats_flush_influx.sh -- InfluxDB statistics written off the ack path
+# (INFLUXDB_STATISTICS_FLUSH_MS, stats_influx_flush.h): the rows of
+# acknowledged batches are never lost, on a real influxd.
+#
+# Why: a batch is acknowledged before its statistics rows are stored; they are
+# written, coalesced, by the next flush. Two ways to lose them, both here:
+#  1. data-storage SIGKILLed after the acks and before a flush
+#     (INFLUXDB_STATISTICS_FLUSH_MS=600000: no flush comes): after the restart
+#     the recovery (stats_influx_recover.h) recomputes the entities with feed
+#     entries after the mark, and every row equals the independent computation
+#     (stats_series.py) -- as an uninterrupted run's do (stats_suite.sh).
+#  2. a flush failing (a proxy answers 503 to every statistics write while the
+#     events' writes go through): every batch is still acknowledged, the rows
+#     are kept and written once InfluxDB takes them; again every row equals the
+#     computation.
+# No timed assertion: wait_for until the rows are written (/health
+# unwritten_rows) or the recovery is done.
+#
+# Use: stats_flush_influx.sh /path/to/homeiq-data-storage
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/common.sh"
+. "$here/../lib/influxd.sh"
+
+BIN=${1:?usage: stats_flush_influx.sh /path/to/homeiq-data-storage}
+SERIES="python3 $here/stats_series.py"
+export STORAGE_BACKEND=influxdb LOG_LEVEL=${LOG_LEVEL:-info} INFLUXDB_PING_INTERVAL_MS=200 MAX_BODY_BYTES=16777216
+echo "# statistics off the ack path (InfluxDB): SIGKILL before a flush, a failing flush"
+influxd_start || bail "influxd starts"
+PP=$(free_port)
+CUT=$TEST_TMP/cut
+start_bg proxy /usr/bin/python3 "$here/../admin/influx_cut_proxy.py" "$PP" "$INFLUXDB_URL" "$CUT"
+wait_http "http://127.0.0.1:$PP/ping" 20 || bail "the proxy starts"
+
+# start_storage NAME [VAR=VALUE...] : through the proxy; sets U, SPID
+start_storage() {
+  local name=$1; shift
+  PORT=$(free_port); U=http://127.0.0.1:$PORT
+  start_bg "$name" env DATA_STORAGE_PORT=$PORT INFLUXDB_URL=http://127.0.0.1:$PP "$@" "$BIN"
+  SPID=$LAST_PID
+  wait_healthy "$U/health" 30 "$SPID"
+}
+post() { curl -s -o "$TEST_TMP/resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' --data-binary @"$1"; }
+# post_batches FILE : its records in batches of 7 (the steady load's size); 0 when every one answered 200
+post_batches() {
+  local ok=1 n; n=$(jq length "$1")
+  for ((i = 0; i < n; i += 7)); do
+    jq -c --argjson i $i '{events: .[$i:$i+7]}' "$1" >"$TEST_TMP/b.json"
+    [ "$(post "$TEST_TMP/b.json")" = 200 ] || { ok=0; echo "# batch at $i: $(cat "$TEST_TMP/resp")"; }
+  done
+  [ $ok = 1 ]
+}
+jqe() { jq -e "$@" >/dev/null; }
+health() { curl -s "$U/health"; }
+rows_now() { curl -s "$U/api/v1/statistics?entity_id=$ENTS&period=$1&start=$START" >"$2"; }   # no wait
+rows() { influx_stats_settled "$U" 120 || return 1; rows_now "$@"; }
+
+T0=$(( $(date +%s) / 3600 * 3600 - 6 * 3600 ))
+$SERIES gen "$T0" "$TEST_TMP" || bail "generate the series"
+START=$(date -u -d "@$((T0 - 3600))" +%Y-%m-%dT%H:%M:%SZ)
+ENTS=$(jq -r 'keys | join(",")' "$TEST_TMP/expected.json")
+# in time order (the live case); the first state of each entity apart: an entity's first batch after a
+# start takes the slow path (its rows are written before its ack), every later one the running state
+jq -c 'sort_by(.time_fired)' "$TEST_TMP/records.json" >"$TEST_TMP/sorted.json"
+jq -c '[group_by(.entity_id)[] | .[0]] | sort_by(.time_fired)' "$TEST_TMP/sorted.json" >"$TEST_TMP/first.json"
+jq -c --slurpfile f "$TEST_TMP/first.json" '[.[] | select(. as $r | $f[0] | index($r) | not)]' "$TEST_TMP/sorted.json" >"$TEST_TMP/rest.json"
+
+# ---- 1. SIGKILL after the acks, before a flush ---------------------------------------
+export INFLUXDB_DATABASE=homeiq_flush_kill
+start_storage storage_k0 INFLUXDB_STATISTICS_FLUSH_MS=600000 || bail "data-storage (no flush for 10 min) starts"
+check "each entity's first state posted (written before the ack)" post_batches "$TEST_TMP/first.json"
+check "the rest posted in time order in batches of 7: every one acknowledged" post_batches "$TEST_TMP/rest.json"
+check "their rows are queued, not written (/health unwritten_rows > 0, no flush yet)" \
+  jqe '.backend.statistics | .unwritten_rows > 0 and .flush.flushes == 0 and .fast_updates > 0' <(health)
+rows_now 5minute "$TEST_TMP/k5.json"; rows_now hour "$TEST_TMP/kh.json"
+check "... so InfluxDB's rows do not equal the computation yet" \
+  bash -c "! $SERIES check '$TEST_TMP/expected.json' '$TEST_TMP/k5.json' '$TEST_TMP/kh.json' >/dev/null 2>&1"
+kill -KILL "$SPID"; wait "$SPID" 2>/dev/null; _forget_pid "$SPID"
+start_storage storage_k1 || bail "data-storage restarts after the SIGKILL"
+recovered() { health | jq -e '.backend.statistics.recovery.done == true' >/dev/null; }
+check "after the restart the recovery runs (no batch needed: the catch-up's first step)" wait_for 60 recovered
+check "... it recomputed the entities with feed entries after the mark" \
+  jqe '.backend.statistics.recovery | .entities >= 5 and .failures == 0' <(health)
+rows 5minute "$TEST_TMP/r5.json"; rows hour "$TEST_TMP/rh.json"
+check "every 5-minute and hourly row equals the independent computation (1e-9): nothing acknowledged was lost" \
+  $SERIES check "$TEST_TMP/expected.json" "$TEST_TMP/r5.json" "$TEST_TMP/rh.json"
+check "the mark moved past them: InfluxDB holds homeiq_statistics_written" \
+  bash -c "curl -s -G '$INFLUXDB_URL/query' --data-urlencode db=homeiq_flush_kill \
+    --data-urlencode 'q=SELECT \"seq\" FROM homeiq_stats_hour.homeiq_statistics_written' | jq -e '.results[0].series[0].values[0][1] > 0' >/dev/null"
+check "stop: exit 0" stop_pid "$SPID"
+start_storage storage_k2 || bail "data-storage starts again"
+check "a clean restart: the recovery finds nothing to recompute" wait_for 60 recovered
+check "... (0 entities)" jqe '.backend.statistics.recovery.entities == 0' <(health)
+check "stop: exit 0" stop_pid "$SPID"
+mark() { curl -s -G "$INFLUXDB_URL/query" --data-urlencode db=homeiq_flush_kill \
+  --data-urlencode 'q=SELECT "seq" FROM homeiq_stats_hour.homeiq_statistics_written' | jq '.results[0].series[0].values[0][1]'; }
+start_storage storage_k3 INFLUXDB_STATISTICS_FLUSH_MS=0 || bail "data-storage with the flush off starts"
+check "with the flush off (rows before each ack) the recovery still runs once" wait_for 60 recovered
+check_eq "... and sets the mark to 0: a later start with the flush finds none and recomputes nothing" 0 "$(mark)"
+check "... /health has no flush" jqe '.backend.statistics | has("flush") | not' <(health)
+check "stop: exit 0" stop_pid "$SPID"
+
+# ---- 2. a failing flush: the rows are kept and written later ------------------------
+export INFLUXDB_DATABASE=homeiq_flush_fail
+start_storage storage_f INFLUXDB_STATISTICS_FLUSH_MS=200 || bail "data-storage (flush every 200 ms) starts"
+check "each entity's first state posted" post_batches "$TEST_TMP/first.json"
+check "... its rows written" influx_stats_settled "$U" 60
+printf 'homeiq_statistics' >"$CUT.block"   # every statistics write refused (503); the events' writes go through
+check "the rest posted while every statistics write fails: every batch acknowledged" post_batches "$TEST_TMP/rest.json"
+failed() { health | jq -e '.backend.statistics | .flush.failures > 0 and .unwritten_rows > 0' >/dev/null; }
+check "the flush failed and its rows are kept (/health flush.failures > 0, unwritten_rows > 0)" wait_for 60 failed
+check "... and said why" jqe '.backend.statistics.flush.last_error | test("503")' <(health)
+rm -f "$CUT.block"
+rows 5minute "$TEST_TMP/f5.json"; rows hour "$TEST_TMP/fh.json"
+check "once InfluxDB takes them, every row equals the independent computation (1e-9): nothing lost" \
+  $SERIES check "$TEST_TMP/expected.json" "$TEST_TMP/f5.json" "$TEST_TMP/fh.json"
+check "stop: exit 0" stop_pid "$SPID"
+finish
