@@ -68,8 +68,12 @@ struct influx_reads {
     int head_known;      /* head read back from InfluxDB since start */
     int64_t settled;     /* every seq <= it belongs to a finished batch */
     int64_t settle_ns;   /* every dead letter built before it belongs to a finished batch */
-    struct { int64_t base, start_ns, prev_last; } open[IQ_OPEN_MAX]; /* batches open (batch_open .. batch_done), oldest first */
+    struct { int64_t base, start_ns, prev_last, late_n, late_ns; } open[IQ_OPEN_MAX]; /* batches open (batch_open ..
+                         * batch_done), oldest first; late_*: its dead letters built after a later batch opened */
     int nopen;
+    int64_t dead_last;   /* the newest dead letter's time (influx_reads_dead_built) */
+    struct { int64_t n, ns; char *home; } late; /* a finished batch's late dead letters, above settle_ns: counted
+                         * when settle_ns passes them (review-feed 1) */
     influx_entities cache; /* every entity, once restored (cache_state 2), then kept by the write path */
     influx_homes homes;  /* each home's totals, kept with the cache (issue 18) */
     influx_totals tot;   /* tot.seq: the cache and totals are exact through this feed sequence */
@@ -112,6 +116,7 @@ void influx_reads_free(influx_reads *r) {
     influx_entities_clear(&r->cache);
     influx_homes_clear(&r->homes);
     influx_window_free(&r->win);
+    free(r->late.home);
     free(r->db);
     free(r);
 }
@@ -140,11 +145,23 @@ int64_t influx_reads_batch_open(influx_reads *r, size_t n) {
     r->feed_last = base + (int64_t)(n ? n : 1) - 1;
     if (!r->first_seq) r->first_seq = base;
     if (r->nopen < IQ_OPEN_MAX) { /* more cannot be open (store_influx.c writes two at a time): then it is not held */
+        /* above every dead letter built so far: those all belong to batches opened before it */
+        int64_t start_ns = now * 1000 > r->dead_last ? now * 1000 : r->dead_last + 1;
+        memset(&r->open[r->nopen], 0, sizeof r->open[0]);
         r->open[r->nopen].base = base;
         r->open[r->nopen].prev_last = prev_last;
-        r->open[r->nopen++].start_ns = now * 1000;
+        r->open[r->nopen++].start_ns = start_ns;
     }
     return base;
+}
+
+void influx_reads_dead_built(influx_reads *r, int64_t base, int64_t ns) {
+    if (ns > r->dead_last) r->dead_last = ns;
+    for (int k = 0; k + 1 < r->nopen; k++) /* a later batch is open: above its start_ns, so above the settle mark */
+        if (r->open[k].base == base) {
+            r->open[k].late_n++;
+            if (ns > r->open[k].late_ns) r->open[k].late_ns = ns;
+        }
 }
 
 void influx_reads_batch_built(influx_reads *r, int64_t base, int64_t next) {
@@ -222,10 +239,13 @@ static int iq_restore_start(influx_reads *r);
 
 /* The batch opened at base is done (batches finish in the order they opened):
  * everything below the oldest batch still open is finished. */
-static void iq_batch_close(influx_reads *r, int64_t base) {
+static void iq_batch_close(influx_reads *r, int64_t base, int64_t *late_n, int64_t *late_ns) {
     int k = 0;
     while (k < r->nopen && r->open[k].base != base) k++;
+    *late_n = *late_ns = 0;
     if (base && k < r->nopen) {
+        *late_n = r->open[k].late_n;
+        *late_ns = r->open[k].late_ns;
         memmove(&r->open[k], &r->open[k + 1], (size_t)(r->nopen - k - 1) * sizeof r->open[0]);
         r->nopen--;
     }
@@ -233,10 +253,44 @@ static void iq_batch_close(influx_reads *r, int64_t base) {
     r->settle_ns = r->nopen ? r->open[0].start_ns - 1 : service_now_us() * 1000;
 }
 
+/* Late dead letters held: 0, or -1 when one batch's are held already (then restore). */
+static int iq_late_hold(influx_reads *r, const store_batch *b, int64_t n, int64_t ns) {
+    if (r->late.n) return -1; /* settle_ns passes a batch's late ones when the next finishes: not reached */
+    if (!(r->late.home = strdup(influx_points_home_value(b->home_id)))) return -1;
+    r->late.n = n;
+    r->late.ns = ns;
+    return 0;
+}
+
+/* Held late dead letters the settle mark has passed: counted now. -1 out of memory. */
+static int iq_late_count(influx_reads *r) {
+    if (!r->late.n || r->late.ns > r->tot.dead_ns) return 0;
+    int rc = influx_homes_add(&r->homes, r->late.home, 0, (long long)r->late.n, 0);
+    r->tot.dead += r->late.n;
+    free(r->late.home);
+    r->late.home = NULL;
+    r->late.n = 0;
+    return rc;
+}
+
+/* The restore counted dead letters by time up to tot.dead_ns: held ones below it are in its count. */
+static void iq_late_drop_counted(influx_reads *r) {
+    if (!r->late.n || r->late.ns > r->tot.dead_ns) return;
+    free(r->late.home);
+    r->late.home = NULL;
+    r->late.n = 0;
+}
+
 void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int64_t base) {
-    int64_t prev = r->settled;
-    iq_batch_close(r, base);
+    int64_t prev = r->settled, late_n, late_ns;
+    iq_batch_close(r, base, &late_n, &late_ns);
     if (rc == 0 && r->settled > r->head) r->head = r->settled; /* acknowledged: visible to the feed */
+    /* its dead letters built after the next batch opened are above settle_ns: a restore would count them
+     * again if they were in tot.dead now (review-feed 1); held until settle_ns passes them */
+    if (rc == 0 && late_n && iq_late_hold(r, b, late_n, late_ns) != 0) {
+        late_n = 0;
+        if (r->cache_state == 2) r->stale = 1;
+    }
     if (r->restoring || r->cache_state == 1) return; /* the restore re-applies it from the feed */
     if (r->cache_state == 2 && !r->stale && rc == 0 && r->tot.seq == prev) {
         for (size_t i = 0; i < b->nitems; i++) {
@@ -247,15 +301,17 @@ void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int6
             r->stale = 1; /* out of memory: restore */
             return;
         }
-        if ((b->stored || b->ndead) && influx_homes_add(&r->homes, influx_points_home_value(b->home_id),
-                                                        (long long)b->stored, (long long)b->ndead, 0) != 0) {
+        int64_t dead = (int64_t)b->ndead - late_n;
+        if ((b->stored || dead) && influx_homes_add(&r->homes, influx_points_home_value(b->home_id),
+                                                    (long long)b->stored, (long long)dead, 0) != 0) {
             r->stale = 1; /* a batch is one home's (issue 18) */
             return;
         }
         r->tot.events += (int64_t)b->stored;
-        r->tot.dead += (int64_t)b->ndead;
+        r->tot.dead += dead;
         r->tot.seq = r->settled;
         r->tot.dead_ns = r->settle_ns;
+        if (iq_late_count(r) != 0) r->stale = 1;
         iq_snapshot(r, 0);
         return;
     }
@@ -849,6 +905,7 @@ static void iq_restore_install(iq_req *q) {
     r->tot = q->tot;
     r->tot.seq = q->applied;
     r->tot.dead_ns = q->dead_mark;
+    iq_late_drop_counted(r);
     r->cache_state = 2;
     r->stale = 0;
     r->restoring = 0;
@@ -1584,7 +1641,7 @@ static void iq_stats_answer(iq_req *q) {
     sbuf_init(&tail);
     /* totals, entities and the head from memory (restored once, then kept by the write path);
      * home= (issue 18): that home's totals and entities (the head and the store's size are every home's) */
-    long long events = r->tot.events, dead = r->tot.dead, entities = (long long)r->cache.n;
+    long long events = r->tot.events, dead = r->tot.dead + r->late.n, entities = (long long)r->cache.n;
     if (q->home) {
         const influx_home *h = influx_homes_find(&r->homes, q->home);
         events = h ? h->events : 0;

@@ -352,6 +352,7 @@ static int influx_job_add_dead_lines(influx_job *j) {
     for (; j->dead_written < j->b->ndead; j->dead_written++) {
         size_t off = j->body.len;
         influx_points_dead(&j->body, &j->b->dead[j->dead_written], &j->s->last_dead_ns, j->b->home_id);
+        influx_reads_dead_built(j->s->reads, j->seq_base, j->s->last_dead_ns);
         if (influx_job_add_line(j, off, -1 - (int)j->dead_written) != 0) return -1;
     }
     if (sbuf_failed(&j->body)) return -1;

@@ -63,4 +63,42 @@ check_eq "each event stored once" "3 3 3 1" \
   "$(for e in a b c first; do iql_n "SELECT count(event_id) FROM home_assistant_events WHERE entity_id = 'sensor.$e'"; done | xargs)"
 stop_pid "$STORAGE_PID"
 
+# ---- 2. dead letters built after the next batch opened are counted once (review-feed 1) -------------
+DB=faults_dead
+curl -s -XPOST "$REAL/query" --data-urlencode "q=CREATE DATABASE $DB" > /dev/null
+# a point whose duration_in_state is a string: a later float one in this shard is refused (400, bisected)
+curl -s -XPOST "$REAL/write?db=$DB&precision=s" \
+  --data-binary "home_assistant_events,entity_id=sensor.pre duration_in_state=\"x\" $(( $(date -u +%s) - 60 ))"
+start_storage
+stats() { get /api/v1/stats | jq -r "$1"; }
+check_eq "a first batch" 200 "$(post "{\"events\":[$(ev sensor.first 000201 d0)]}")"
+wait_for 20 bash -c "[ \"\$(curl -s -G '$REAL/query' --data-urlencode 'db=$DB' --data-urlencode 'q=SELECT count(dead) FROM homeiq_totals' | jq -r '.results[0].series[0].values[0][1] // 0')\" -ge 1 ]" ||
+  bail "the first batch's summary is written"
+sleep 1.2 # setup, not an assertion: the summary's throttle (1 s) lets A's own summary go out when A finishes
+rm -f "$TEST_TMP"/?.code
+echo "ctx-late-a" > "$CUT.hold"; : > "$CUT.log"
+(post "{\"events\":[$(ev sensor.a 000210 ctx-late-a-1),$(ev sensor.bad 000211 ctx-late-a-2 ',"duration_in_state":5')]}" > "$TEST_TMP/a.code") &
+wait_for 20 grep -q '^held' "$CUT.log" || bail "A's write is held"
+rm -f "$CUT.hits"; echo "ctx-late-b" > "$CUT"
+(post "{\"events\":[$(ev sensor.b 000220 ctx-late-b-1)]}" > "$TEST_TMP/b.code") &
+wait_for 20 test -s "$CUT.hits" || bail "B's answer is lost while A is held"
+echo x > "$TEST_TMP/c.code"
+rm -f "$CUT.hold"
+wait_for 30 codes_in || bail "A and B are answered"
+check_eq "A: its refused event dead-lettered by the bisect (after B opened), the rest acknowledged" 200 "$(cat "$TEST_TMP/a.code")"
+check_eq "B: its answer lost" 503 "$(cat "$TEST_TMP/b.code")"
+rm -f "$CUT"
+check_eq "C: acknowledged (memory restores after B's failure)" 200 "$(post "{\"events\":[$(ev sensor.c 000230 ctx-late-c-1)]}")"
+wait_for 30 bash -c "[ \"\$(curl -s '$U/api/v1/stats' | jq -r .events_total)\" = 4 ]" || bail "the restore counts first, a, b and c"
+DB_DEAD=$(iql_n 'SELECT count(error) FROM homeiq_dead_letters')
+check_eq "InfluxDB holds one dead letter" 1 "$DB_DEAD"
+check_eq "dead_letters_total after the restore = InfluxDB's count" "$DB_DEAD" "$(stats .dead_letters_total)"
+wait_for 20 bash -c "[ \"\$(curl -s -G '$REAL/query' --data-urlencode 'db=$DB' --data-urlencode 'q=SELECT last(events) FROM homeiq_totals' | jq -r '.results[0].series[0].values[0][1] // 0')\" = 4 ]" ||
+  bail "the restored summary is written"
+kill -9 "$STORAGE_PID"; stop_pid "$STORAGE_PID" > /dev/null 2>&1
+start_storage
+wait_for 30 bash -c "[ \"\$(curl -s '$U/api/v1/stats' | jq -r .events_total)\" = 4 ]" || bail "restored after SIGKILL"
+check_eq "dead_letters_total after SIGKILL and a restore = InfluxDB's count" "$DB_DEAD" "$(stats .dead_letters_total)"
+stop_pid "$STORAGE_PID"
+
 finish
