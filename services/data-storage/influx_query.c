@@ -51,7 +51,9 @@
 
 #define IQ_OPEN_MAX 8                 /* batches open at a time (store_influx.c writes at most two) */
 #define IQ_FEED_FIRST_POINTS 4        /* a feed scan's first request: about 1,600 entries of batch points */
-#define IQ_FEED_MAX_POINTS 5000       /* points per request of a feed scan */
+/* points per request of a feed scan: a batch point is up to INFLUX_FEED_POINT_BYTES, so an answer stays under
+ * ~3.8 MB whatever the points seen so far suggest (review-feed 3: trickle points, then bursts, asked 997) */
+#define IQ_FEED_MAX_POINTS 64
 #define IQ_FEED_SCAN_ENTRIES 20000    /* entries one feed request looks at beyond its page (a sparse filter's bound) */
 #define IQ_CATCHUP_PAGE 5000          /* feed rows re-applied per request when restoring */
 #define IQ_SNAPSHOT_REBASE_S 3600     /* a new snapshot time every hour: a retention policy never drops it */

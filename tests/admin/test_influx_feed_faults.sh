@@ -6,6 +6,8 @@
 #  - dead letters built after the next batch opened (a 400 bisected in a batch's last request) are counted
 #    once: dead_letters_total = InfluxDB's count(error) after a failure and the restore that follows it;
 #  - a store whose events series holds no entity (legacy scan finding none) restores without crashing;
+#  - a feed request's answer is bounded: after a few one-entry batch points and then full ones, no scan
+#    request asks more than 64 points (each up to INFLUX_FEED_POINT_BYTES) nor gets more than 64 x 60,000 bytes;
 #  - a feed page never answers a cursor below `after`, even when this process's first batch point is
 #    in InfluxDB while its batch is not finished.
 # Usage: test_influx_feed_faults.sh /path/to/homeiq-data-storage
@@ -99,6 +101,30 @@ kill -9 "$STORAGE_PID"; stop_pid "$STORAGE_PID" > /dev/null 2>&1
 start_storage
 wait_for 30 bash -c "[ \"\$(curl -s '$U/api/v1/stats' | jq -r .events_total)\" = 4 ]" || bail "restored after SIGKILL"
 check_eq "dead_letters_total after SIGKILL and a restore = InfluxDB's count" "$DB_DEAD" "$(stats .dead_letters_total)"
+stop_pid "$STORAGE_PID"
+
+# ---- 3. a feed request asks a bounded number of points (review-feed 3) ------------------------------
+DB=faults_bytes
+start_storage
+burst() { # burst N FROM PREFIX: N events of PREFIX_0..9 in one batch
+  jq -nc --argjson n "$1" --argjson from "$2" --arg p "$3" --arg t "$T" \
+    '{events: [range($from; $from + $n) as $i | {event_type: "state_changed", entity_id: "\($p)_\($i % 10)",
+      time_fired: "\($t).\($i | tostring | ("000000" + .)[-6:])Z", state: "\($i)", value: $i,
+      context_id: "ctx-burst-\($i)"}]}'
+}
+for i in 1 2 3 4; do check_eq "trickle batch $i (one entry in its batch point)" 200 "$(post "{\"events\":[$(ev sensor.trickle 00030$i ctx-tr-$i)]}")"; done
+for k in 0 1 2; do check_eq "burst $k (1,000 events, full batch points)" 200 "$(burst 1000 $((1000 + k * 1000)) sensor.burst | post "$(cat)")"; done
+: > "$CUT.qlog"
+PAGE=$(get '/api/v1/events/feed?after=0&limit=1000')
+BACK=$(get '/api/v1/events/feed?limit=1000')
+rm -f "$CUT.qlog.off"; mv "$CUT.qlog" "$CUT.qlog.off"
+check_eq "the page after=0 holds 1,000 events, more to come" "1000 true" "$(jq -r '"\(.events | length) \(.more)"' <<<"$PAGE")"
+check_eq "the backlog holds the newest 1,000" "1000 sensor.burst_9" "$(jq -r '"\(.events | length) \(.events[-1].entity_id)"' <<<"$BACK")"
+ASKED=$(grep -o 'FROM "homeiq_feed" [^;]*ORDER BY time [A-Z]* LIMIT [0-9]*' "$CUT.qlog.off" | awk '{ print $NF }' | sort -n | tail -1)
+check "the feed scans were logged" test -n "$ASKED"
+check "no feed scan request asks more than 64 points (asked at most $ASKED)" test "${ASKED:-999999}" -le 64
+BIG=$(grep 'homeiq_feed' "$CUT.qlog.off" | awk '{ print $1 }' | sort -n | tail -1)
+check "no feed scan answer passes 64 x 60,000 bytes (largest $BIG)" test "${BIG:-999999999}" -le 3840000
 stop_pid "$STORAGE_PID"
 
 finish
