@@ -984,7 +984,7 @@ static int iq_change_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t
 static void iq_changes_next(iq_req *q) {
     /* q->numeric is reused here as the round: 0 = t0, 1 = first change */
     if (q->chunk_hi >= q->ents.n) {
-        if (q->numeric == 1) {
+        if (q->numeric == 1 || q->ents.n == 0) { /* no entity: no round to ask (review-feed 5: an empty request) */
             /* exact as far as the scan saw: a batch finished during it may be
              * counted or not (docs/INFLUX_READS.md); only a store without a summary gets here */
             q->applied = q->r->settled;

@@ -5,9 +5,9 @@
 #    B (unrelated) is in flight and C queued: A fails, B and C are answered 200, each event stored once;
 #  - dead letters built after the next batch opened (a 400 bisected in a batch's last request) are counted
 #    once: dead_letters_total = InfluxDB's count(error) after a failure and the restore that follows it;
-#  - a store whose events series holds no entity (legacy scan finding none) restores without crashing;
 #  - a feed request's answer is bounded: after a few one-entry batch points and then full ones, no scan
 #    request asks more than 64 points (each up to INFLUX_FEED_POINT_BYTES) nor gets more than 64 x 60,000 bytes;
+#  - a store written before the summary whose events name no entity restores (the legacy scan) without crashing;
 #  - a feed page never answers a cursor below `after`, even when this process's first batch point is
 #    in InfluxDB while its batch is not finished.
 # Usage: test_influx_feed_faults.sh /path/to/homeiq-data-storage
@@ -28,6 +28,7 @@ T=$(date -u +%Y-%m-%dT%H:%M:%S)
 get() { curl -s "$U$1"; }
 post() { curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary @- "$U/api/v1/events" <<<"$1"; }
 iql() { curl -s -G "$REAL/query" --data-urlencode "db=$DB" --data-urlencode "epoch=ns" --data-urlencode "q=$1"; }
+stats() { get /api/v1/stats | jq -r "$1"; }
 iql_n() { iql "$1" | jq -r '.results[0].series[0].values[0][1] // 0'; }
 ev() { # ev ENTITY MICROS CONTEXT [EXTRA_JSON_FIELDS]
   echo "{\"event_type\":\"state_changed\",\"entity_id\":\"$1\",\"time_fired\":\"$T.$2Z\",\"state\":\"1\",\"value\":1,\"context_id\":\"$3\"${4:-}}"
@@ -72,7 +73,6 @@ curl -s -XPOST "$REAL/query" --data-urlencode "q=CREATE DATABASE $DB" > /dev/nul
 curl -s -XPOST "$REAL/write?db=$DB&precision=s" \
   --data-binary "home_assistant_events,entity_id=sensor.pre duration_in_state=\"x\" $(( $(date -u +%s) - 60 ))"
 start_storage
-stats() { get /api/v1/stats | jq -r "$1"; }
 check_eq "a first batch" 200 "$(post "{\"events\":[$(ev sensor.first 000201 d0)]}")"
 wait_for 20 bash -c "[ \"\$(curl -s -G '$REAL/query' --data-urlencode 'db=$DB' --data-urlencode 'q=SELECT count(dead) FROM homeiq_totals' | jq -r '.results[0].series[0].values[0][1] // 0')\" -ge 1 ]" ||
   bail "the first batch's summary is written"
@@ -125,6 +125,20 @@ check "the feed scans were logged" test -n "$ASKED"
 check "no feed scan request asks more than 64 points (asked at most $ASKED)" test "${ASKED:-999999}" -le 64
 BIG=$(grep 'homeiq_feed' "$CUT.qlog.off" | awk '{ print $1 }' | sort -n | tail -1)
 check "no feed scan answer passes 64 x 60,000 bytes (largest $BIG)" test "${BIG:-999999999}" -le 3840000
+stop_pid "$STORAGE_PID"
+
+# ---- 4. a store written before the summary whose events name no entity (review-feed 5) -------------
+DB=faults_noent
+curl -s -XPOST "$REAL/query" --data-urlencode "q=CREATE DATABASE $DB" > /dev/null
+# an events point with neither an entity_id tag nor an event_id: the legacy scan counts no entity
+curl -s -XPOST "$REAL/write?db=$DB&precision=s" \
+  --data-binary "home_assistant_events,domain=sensor duration_in_state=\"x\" $(( $(date -u +%s) - 60 ))"
+start_storage
+check_eq "the first read (the restore's legacy scan finds no entity) is answered" 0 "$(stats .events_total)"
+check "data-storage is still running" kill -0 "$STORAGE_PID"
+check_eq "a batch after it" 200 "$(post "{\"events\":[$(ev sensor.after 000401 ctx-noent-1)]}")"
+wait_for 20 bash -c "[ \"\$(curl -s '$U/api/v1/stats' | jq -r .events_total)\" = 1 ]"
+check_eq "... is counted" 1 "$(stats .events_total)"
 stop_pid "$STORAGE_PID"
 
 finish
