@@ -196,6 +196,14 @@ static void feed_where_home(sbuf *sql, const char *home) {
     sbuf_adds(sql, " AND ");
 }
 
+void influx_feed_sql_head(sbuf *sql, int64_t below) {
+    const char *col[2] = {"event_id", "n"};
+    for (int k = 0; k < 2; k++) {
+        sbuf_printf(sql, "%sSELECT last(%s) FROM \"" INFLUX_FEED_MEASUREMENT "\"", k ? ";" : "", col[k]);
+        if (below > 0) sbuf_printf(sql, " WHERE time < %lld", (long long)below * 1000);
+    }
+}
+
 void influx_feed_sql_before(sbuf *sql, const char *home, int64_t after) {
     int64_t lo = after - INFLUX_FEED_MAX_ENTRIES;
     sbuf_adds(sql, "SELECT n, e FROM \"" INFLUX_FEED_MEASUREMENT "\" WHERE ");

@@ -104,9 +104,11 @@ int influx_feed_row(const influx_answer_row *row, int64_t after, int reverse, in
 /* The highest sequence a row of `SELECT last(event_id) ...` (per-event form)
  * or `SELECT last(n) ...` (batch form) of homeiq_feed stands for; 0 when none. */
 int64_t influx_feed_head_row(const influx_answer_row *row);
-/* Both statements (the head of either form), "; "-joined. */
-#define INFLUX_FEED_HEAD_SQL \
-    "SELECT last(event_id) FROM \"" INFLUX_FEED_MEASUREMENT "\";SELECT last(n) FROM \"" INFLUX_FEED_MEASUREMENT "\""
+/* Both statements (the head of either form), ";"-joined, appended to sql:
+ * `SELECT last(event_id) FROM homeiq_feed [WHERE time < below*1000];SELECT last(n) ...`.
+ * below: this process's first sequence (0: none yet): its own points are not an
+ * earlier run's head (a batch of it may be in InfluxDB, not finished). */
+void influx_feed_sql_head(sbuf *sql, int64_t below);
 
 /* `SELECT n, e FROM homeiq_feed WHERE [home] time > (after-MAX)*1000 AND time <= after*1000 ORDER BY time DESC LIMIT 1`:
  * the batch point that may reach past `after` (none when after <= 0). home: the

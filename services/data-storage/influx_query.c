@@ -590,7 +590,7 @@ static void iq_where(sbuf *b, int *first, const char *cond) {
 
 static void iq_feed_list(iq_req *q);
 
-/* A row of INFLUX_FEED_HEAD_SQL (either form of the feed, influx_feed.h). */
+/* A row of influx_feed_sql_head's statements (either form of the feed, influx_feed.h). */
 static int iq_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
     influx_answer_row row = {stmt, tags, cols, vals};
     int64_t t = influx_feed_head_row(&row);
@@ -697,8 +697,10 @@ static void iq_feed_answer(iq_req *q) {
     }
     (void)last;
     int more = q->has_after && q->scan_more && q->scan_last < q->head;
-    sbuf_printf(&q->meta, "\"cursor\":%lld,\"head\":%lld,\"more\":%s", (long long)(more ? q->scan_last : q->head),
-                (long long)q->head, more ? "true" : "false");
+    int64_t cursor = more ? q->scan_last : q->head;
+    if (q->has_after && cursor < q->after) cursor = q->after; /* a reader never goes back (review-feed 4) */
+    sbuf_printf(&q->meta, "\"cursor\":%lld,\"head\":%lld,\"more\":%s", (long long)cursor, (long long)q->head,
+                more ? "true" : "false");
     iq_finish(q, 0, NULL);
 }
 
@@ -834,7 +836,7 @@ void store_influx_feed(store *s, const store_feed_query *fq, store_read_cb cb, v
         /* the head of an earlier run: the feed never answers below it */
         sbuf sql;
         sbuf_init(&sql);
-        sbuf_adds(&sql, INFLUX_FEED_HEAD_SQL);
+        influx_feed_sql_head(&sql, q->r->first_seq); /* below this process's own points (review-feed 4) */
         iq_send(q, &sql, iq_head_row, iq_head_known);
     } else {
         iq_feed_list(q);
@@ -1207,8 +1209,9 @@ static int iq_restore_start(influx_reads *r) {
     sbuf sql;
     sbuf_init(&sql);
     sbuf_printf(&sql, "SELECT * FROM \"%s\" ORDER BY time DESC LIMIT 1;SHOW SERIES FROM \"%s\" LIMIT 1;"
-                      "SHOW TAG VALUES FROM \"%s\",\"%s\" WITH KEY = \"" INFLUX_HOME_TAG "\" LIMIT 1;%s",
-                INFLUX_TOTALS_MEASUREMENT, IQ_EVENTS, INFLUX_FEED_MEASUREMENT, IQ_DEAD, INFLUX_FEED_HEAD_SQL);
+                      "SHOW TAG VALUES FROM \"%s\",\"%s\" WITH KEY = \"" INFLUX_HOME_TAG "\" LIMIT 1;",
+                INFLUX_TOTALS_MEASUREMENT, IQ_EVENTS, INFLUX_FEED_MEASUREMENT, IQ_DEAD);
+    influx_feed_sql_head(&sql, r->first_seq);
     q->probe_trusted = r->first_seq == 0;
     iq_send(q, &sql, iq_totals_head_row, iq_restore_snapshot);
     return 0;

@@ -141,4 +141,28 @@ wait_for 20 bash -c "[ \"\$(curl -s '$U/api/v1/stats' | jq -r .events_total)\" =
 check_eq "... is counted" 1 "$(stats .events_total)"
 stop_pid "$STORAGE_PID"
 
+# ---- 5. after a restart, a tail is never handed a cursor below `after` (review-feed 4) --------------
+DB=faults_cursor
+start_storage
+check_eq "a batch" 200 "$(post "{\"events\":[$(ev sensor.old 000501 ctx-old-1),$(ev sensor.old 000502 ctx-old-2)]}")"
+X=$(get '/api/v1/events/feed?limit=1' | jq -r .cursor)
+check "the head after it" test "$X" -gt 0
+stop_pid "$STORAGE_PID"
+start_storage
+rm -f "$CUT.hits"; echo "ctx-restart-cut" > "$CUT"
+check_eq "the first batch after a restart: applied by InfluxDB, its answer lost" 503 \
+  "$(post "{\"events\":[$(ev sensor.new 000503 ctx-restart-cut-1)]}")"
+TAIL=$(get "/api/v1/events/feed?after=$X&limit=10")
+check_eq "a tail at after=X (X the earlier run's head) is answered cursor X, head X (its own point is no head)" \
+  "$X $X 0" "$(jq -r '"\(.cursor) \(.head) \(.events | length)"' <<<"$TAIL")"
+rm -f "$CUT"
+check_eq "the next batch" 200 "$(post "{\"events\":[$(ev sensor.new 000504 ctx-restart-2)]}")"
+NEXT=$(get "/api/v1/events/feed?after=$(jq -r .cursor <<<"$TAIL")&limit=10")
+check_eq "the tail from the cursor it was given: only this run's events" "sensor.new sensor.new" \
+  "$(jq -r '[.events[].entity_id] | join(" ")' <<<"$NEXT")"
+FAR=$((X * 2))
+check_eq "a cursor beyond the head is answered as it was asked (never below after)" "$FAR" \
+  "$(get "/api/v1/events/feed?after=$FAR&limit=10" | jq -r .cursor)"
+stop_pid "$STORAGE_PID"
+
 finish
