@@ -640,9 +640,9 @@ static int iq_feed_row_cb(iq_req *q, int stmt, json_t *tags, json_t *cols, json_
     influx_answer_row row = {stmt, tags, cols, vals};
     int64_t last = 0;
     if (influx_feed_row(&row, q->has_after ? q->after : 0, !q->has_after, iq_feed_entry_cb, q, &last) != 0) return -1;
-    if (stmt < q->scan_stmt || !last) return 0; /* the batch point reaching past the cursor: no step of the range */
-    q->scan_rows++;
-    q->scan_points++;
+    if (stmt < q->scan_stmt) return 0; /* the batch point reaching past the cursor: no step of the range */
+    q->scan_rows++; /* every row asked for: one without entries must not end the scan (a gap; review-feed 8) */
+    if (last) q->scan_points++;
     int64_t t = influx_answer_time(&row) / 1000;
     q->scan_edge = q->has_after ? (t > q->scan_edge ? t : q->scan_edge) : (!q->scan_edge || t < q->scan_edge ? t : q->scan_edge);
     return 0;

@@ -8,6 +8,7 @@
 #  - a feed request's answer is bounded: after a few one-entry batch points and then full ones, no scan
 #    request asks more than 64 points (each up to INFLUX_FEED_POINT_BYTES) nor gets more than 64 x 60,000 bytes;
 #  - a store written before the summary whose events name no entity restores (the legacy scan) without crashing;
+#  - a feed row with no entry (neither event_id nor e) does not end a scan early (a gap);
 #  - a feed page never answers a cursor below `after`, even when this process's first batch point is
 #    in InfluxDB while its batch is not finished.
 # Usage: test_influx_feed_faults.sh /path/to/homeiq-data-storage
@@ -163,6 +164,18 @@ check_eq "the tail from the cursor it was given: only this run's events" "sensor
 FAR=$((X * 2))
 check_eq "a cursor beyond the head is answered as it was asked (never below after)" "$FAR" \
   "$(get "/api/v1/events/feed?after=$FAR&limit=10" | jq -r .cursor)"
+stop_pid "$STORAGE_PID"
+
+# ---- 6. a feed row with no entry does not end a scan (review-feed 8) --------------------------------
+DB=faults_junk
+start_storage
+for i in 1 2; do check_eq "single-event batch $i" 200 "$(post "{\"events\":[$(ev sensor.j 00060$i ctx-junk-$i)]}")"; done
+# a homeiq_feed point with neither event_id nor e (a t only: InfluxDB returns it), between the batch points (not written by data-storage)
+curl -s -XPOST "$REAL/write?db=$DB&precision=u" --data-binary "homeiq_feed t=5i $(date -u +%s%6N)"
+for i in 3 4 5 6; do check_eq "single-event batch $i" 200 "$(post "{\"events\":[$(ev sensor.j 00060$i ctx-junk-$i)]}")"; done
+PAGE=$(get '/api/v1/events/feed?after=0&limit=10')
+check_eq "a page after=0 past the row without entries holds all 6 events" 6 "$(jq '.events | length' <<<"$PAGE")"
+check_eq "... and its cursor is the head" "$(jq -r .head <<<"$PAGE")" "$(jq -r .cursor <<<"$PAGE")"
 stop_pid "$STORAGE_PID"
 
 finish
