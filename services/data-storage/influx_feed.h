@@ -10,8 +10,9 @@
  *    area_id, home_id, fields event_id (string) and t (the event's point time,
  *    integer ns).
  *  - The batch form (written since): one point per run of up to
- *    INFLUX_FEED_MAX_ENTRIES consecutive sequences (about INFLUX_FEED_POINT_BYTES
- *    of text; a batch of 1,000 events is a few points) at time seq0 * 1000 ns,
+ *    INFLUX_FEED_MAX_ENTRIES consecutive sequences (at most INFLUX_FEED_POINT_BYTES
+ *    of text, each entry measured: one entry longer than that is a point of its
+ *    own; a batch of 1,000 events is a few points) at time seq0 * 1000 ns,
  *    tag home_id (a batch is one home's; none for the default home), fields
  *      n = the number of entries (integer), entry k has sequence seq0 + k;
  *      e = the entries, one per line ('\n'), six columns separated by '\t':

@@ -875,6 +875,29 @@ static void test_influx_feed(void **state) {
     assert_true(seen.seq[0] == 101);
     sbuf_free(&ans);
     influx_feed_batch_free(&fb);
+    /* a point's text stays within INFLUX_FEED_POINT_BYTES whatever its columns hold (review-feed 6: 400 bytes of
+     * headroom let two 30 KB event_types share one point of 60,2xx bytes); the entries stay in order, each once */
+    size_t big = 30000;
+    char *type = malloc(big + 1);
+    assert_non_null(type);
+    memset(type, 't', big);
+    type[big] = '\0';
+    influx_feed_batch_init(&fb);
+    for (int i = 0; i < 3; i++) {
+        influx_feed_entry eb = {.seq = 300 + i, .t_ns = 9, .event_id = id[i], .entity_id = "sensor.big", .event_type = type};
+        assert_int_equal(influx_feed_batch_add(&fb, &eb), 0);
+    }
+    assert_int_equal((int)fb.npts, 3);
+    size_t n = 0;
+    for (size_t k = 0; k < fb.npts; k++) {
+        assert_true(fb.pts[k].len <= INFLUX_FEED_POINT_BYTES);
+        assert_true(fb.pts[k].seq0 == 300 + (int64_t)n);
+        assert_true(fb.text.data[fb.pts[k].off] == 'a' + (char)n);
+        n += fb.pts[k].n;
+    }
+    assert_int_equal((int)n, 3);
+    influx_feed_batch_free(&fb);
+    free(type);
 }
 
 int main(void) {
