@@ -225,9 +225,23 @@ void influx_feed_sql_before(sbuf *sql, const char *home, int64_t after) {
                 (long long)(after > 0 ? after : 0) * 1000);
 }
 
-void influx_feed_sql_after(sbuf *sql, const char *home, int64_t after, int64_t upto, int asc, long points) {
+static void feed_where_filter(sbuf *sql, const char *key, const char *form) {
+    if (!form) return;
+    sbuf_printf(sql, "(\"%s\" = ", key);
+    influxql_string(sql, form);
+    sbuf_adds(sql, " OR \"n\" > 0) AND ");
+}
+
+void influx_feed_sql_after(sbuf *sql, const char *home, const influx_feed_filter *f, int64_t after, int64_t upto,
+                           int asc, long points) {
     sbuf_adds(sql, "SELECT " INFLUX_FEED_COLUMNS " FROM \"" INFLUX_FEED_MEASUREMENT "\" WHERE ");
     feed_where_home(sql, home);
+    if (f) {
+        feed_where_filter(sql, "entity_id", f->entity_id);
+        feed_where_filter(sql, "domain", f->domain);
+        feed_where_filter(sql, "event_type", f->event_type);
+        feed_where_filter(sql, "area_id", f->area_id);
+    }
     sbuf_printf(sql, "time > %lld AND time <= %lld ORDER BY time %s LIMIT %ld", (long long)after * 1000,
                 (long long)upto * 1000, asc ? "ASC" : "DESC", points);
 }

@@ -115,8 +115,16 @@ void influx_feed_sql_head(sbuf *sql, int64_t below);
  * the batch point that may reach past `after` (none when after <= 0). home: the
  * home_id value to select (NULL every home, "" the default home). */
 void influx_feed_sql_before(sbuf *sql, const char *home, int64_t after);
-/* `SELECT INFLUX_FEED_COLUMNS FROM homeiq_feed WHERE [home] time > after*1000 AND time <= upto*1000
- * ORDER BY time ASC|DESC LIMIT points`. */
-void influx_feed_sql_after(sbuf *sql, const char *home, int64_t after, int64_t upto, int asc, long points);
+/* A page's filters as tag forms (NULL: none). A per-event point holds them as
+ * tags, so InfluxDB selects those points itself: `("entity_id" = '<form>' OR
+ * "n" > 0)`; every batch point (n > 0) still comes, its entries filtered by the
+ * reader (review-feed 7: a sparse filter over an upgraded store). */
+typedef struct influx_feed_filter {
+    const char *entity_id, *domain, *event_type, *area_id;
+} influx_feed_filter;
+/* `SELECT INFLUX_FEED_COLUMNS FROM homeiq_feed WHERE [home] [filters] time > after*1000 AND time <= upto*1000
+ * ORDER BY time ASC|DESC LIMIT points`; f may be NULL. */
+void influx_feed_sql_after(sbuf *sql, const char *home, const influx_feed_filter *f, int64_t after, int64_t upto,
+                           int asc, long points);
 
 #endif

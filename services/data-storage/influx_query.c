@@ -773,8 +773,9 @@ static void iq_feed_scan(iq_req *q) {
         sbuf_addc(&sql, ';');
         q->scan_stmt = 1;
     }
-    if (q->has_after) influx_feed_sql_after(&sql, q->home, q->scan_edge ? q->scan_edge : q->after, q->head, 1, points);
-    else influx_feed_sql_after(&sql, q->home, 0, q->scan_edge ? q->scan_edge - 1 : q->head, 0, points);
+    influx_feed_filter f = {q->f_entity, q->f_domain, q->f_type, q->f_area}; /* per-event points: in the WHERE */
+    if (q->has_after) influx_feed_sql_after(&sql, q->home, &f, q->scan_edge ? q->scan_edge : q->after, q->head, 1, points);
+    else influx_feed_sql_after(&sql, q->home, &f, 0, q->scan_edge ? q->scan_edge - 1 : q->head, 0, points);
     iq_send(q, &sql, iq_feed_row_cb, iq_feed_scanned);
 }
 

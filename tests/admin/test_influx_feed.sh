@@ -119,8 +119,15 @@ for spec in "entity_id=sensor.up_a old" "entity_id=sensor.new_1 new" "area=livin
     new) check "feed?$f: the feed holds such events, new ones only" test "$n_new" -gt 0 -a "$n_old" -eq 0 ;;
     both) check "feed?$f: the feed holds such events of both forms" test "$n_old" -gt 0 -a "$n_new" -gt 0 ;;
   esac
+  : > "$CUT.qlog"
   walk "&$f" 3
+  mv "$CUT.qlog" "$TEST_TMP/qlog.txt"
   check_eq "feed?$f (paged by 3) = those events" "$want" "$(cut -d' ' -f1 "$TEST_TMP/walk.txt" | xargs)"
+  if [ "$f" = entity_id=sensor.up_a ]; then # per-event points are selected by InfluxDB (their tags in the WHERE)
+    scans=$(grep -c 'FROM "homeiq_feed" WHERE' "$TEST_TMP/qlog.txt")
+    check "feed?$f: at most 2 feed scan requests a page ($WALK_REQUESTS pages, $scans requests; review-feed 7)" \
+      test "$scans" -le $((2 * WALK_REQUESTS))
+  fi
 done
 BACK=$(get "/api/v1/events/feed?limit=3")
 check_eq "without after (the backlog): the newest 3, oldest first, cursor = head" \
