@@ -3,8 +3,10 @@
 and 30 days, written straight into an influxd database as data-storage would
 have written them (schema homeiq): each event's point in home_assistant_events
 (influx_points.c's tags and fields, the record JSON), its homeiq_feed point
-(influx_query.c: time = commit sequence, here the event's own microsecond,
-as if stored live), and at the end the entity summary and totals
+in the per-event form (influx_feed.h: time = commit sequence, here the event's
+own microsecond, as if stored live; data-storage writes batch points since
+session 8 and reads both forms, so a generated store continues with those),
+and at the end the entity summary and totals
 (influx_summary.c's lines), so data-storage starts on it reading O(entities)
 and the tail continues after the generated head.
 

@@ -35,6 +35,14 @@
  * or below it. A point never straddles the head: every batch point's entries
  * belong to one batch, and the head only moves past whole batches.
  *
+ * For example "which entities have feed entries after sequence X, up to the
+ * head H": send influx_feed_sql_before(sql, NULL, X) + ";" +
+ * influx_feed_sql_after(sql, NULL, NULL, X, H, 1, points), walk the answer
+ * (influx_answer_walk) and pass each row to influx_feed_row(row, X, 0, fn,
+ * arg, &last); fn sees e->entity_id (and e->home) of every entry above X. When
+ * the range statement returned `points` rows there may be more: ask again
+ * from the last row's time / 1000 (the range statement alone).
+ *
  * Ownership: the writer owns its text; entries handed to a callback point
  * into memory owned by the parser, valid only during the call. */
 #ifndef HOMEIQ_INFLUX_FEED_H

@@ -113,6 +113,7 @@ typedef struct store_influx {
     influx_registry *registry;          /* GET /api/v1/registry's points (influx_registry.h; issue 11) */
     influx_recent *recent;              /* the duplicate check from memory (influx_recent.h; issue 15) */
     unsigned long long dup_queries, dup_memory; /* duplicate-check requests sent / batches answered by memory */
+    unsigned long long started, started_behind; /* batches started / of them, while the one before was in flight */
 } store_influx;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -755,6 +756,8 @@ static void influx_job_start(store_influx *s) {
     /* not beside a failed job: its check would count on what is retried (started when that one finishes) */
     if (!j || running >= INFLUX_WRITES_INFLIGHT || failing || (prev && !prev->all_built) || influx_job_linger(s)) return;
     j->started = 1;
+    s->started++;
+    if (running) s->started_behind++;
     if (!influx_recent_needs_probe(s->recent)) {
         influx_job_check(j);
         return;
@@ -1120,6 +1123,9 @@ static json_t *store_influx_info(store *base) {
                           "queued_batches", (json_int_t)queued);
     if (o) json_object_set_new(o, "write_linger", json_pack("{s:I,s:I}", "ms", (json_int_t)s->linger_ms, "held",
                                                               (json_int_t)s->linger_held));
+    if (o) json_object_set_new(o, "writes", json_pack("{s:i,s:I,s:I}", "in_flight_max", INFLUX_WRITES_INFLIGHT,
+                                                        "batches", (json_int_t)s->started, "started_behind_another",
+                                                        (json_int_t)s->started_behind));
     if (o) json_object_set_new(o, "duplicate_check", json_pack("{s:I,s:I}", "queries", (json_int_t)s->dup_queries,
                                                                  "batches_from_memory", (json_int_t)s->dup_memory));
     if (o && !s->up) json_object_set_new(o, "last_error", json_string(s->last_error));

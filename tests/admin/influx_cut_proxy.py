@@ -15,7 +15,8 @@ the text in CUT_FILE is forwarded, applied by InfluxDB, and its answer lost.
 While CUT_FILE.block exists, a write whose body contains its text is not
 forwarded at all: 503. While CUT_FILE.hold exists, a write whose body contains
 its text waits (not yet forwarded: "held" is appended to CUT_FILE.log) until
-CUT_FILE.hold is removed, then goes on; every write's answer is logged once it
+CUT_FILE.hold is removed, then goes on (answered 503 if CUT_FILE.block names it
+by then); every write's answer is logged once it
 was sent back ("answered <status> watched" when its body contains the text in
 CUT_FILE.watch, else "answered <status> -"), so a test can make a later batch
 finish before an earlier one (test_influx_feed.sh). While CUT_FILE.qlog exists, every /query is appended to
@@ -40,6 +41,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
     def _forward(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else None
+        self._hold(body)  # (before the block check: a held write can be blocked when it goes on)
         if self.command == "POST" and "/write" in self.path and body and os.path.exists(CUT_FILE + ".block"):
             with open(CUT_FILE + ".block", "rb") as f:
                 block = f.read().strip()
@@ -51,7 +53,6 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(msg)
                 return
-        self._hold(body)
         up = http.client.HTTPConnection(UPSTREAM.hostname, UPSTREAM.port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
         if body is not None:
