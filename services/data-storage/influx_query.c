@@ -1651,7 +1651,7 @@ static void iq_stats_answer(iq_req *q) {
     if (q->home) {
         const influx_home *h = influx_homes_find(&r->homes, q->home);
         events = h ? h->events : 0;
-        dead = h ? h->dead : 0;
+        dead = (h ? h->dead : 0) + (r->late.n && strcmp(r->late.home, q->home) == 0 ? r->late.n : 0); /* held apart */
         entities = 0;
         for (size_t i = 0; i < r->cache.n; i++) entities += strcmp(influx_entity_home(&r->cache.e[i]), q->home) == 0;
     }
