@@ -10,8 +10,9 @@
  *    area_id, home_id, fields event_id (string) and t (the event's point time,
  *    integer ns).
  *  - The batch form (written since): one point per run of up to
- *    INFLUX_FEED_MAX_ENTRIES consecutive sequences (about INFLUX_FEED_POINT_BYTES
- *    of text; a batch of 1,000 events is a few points) at time seq0 * 1000 ns,
+ *    INFLUX_FEED_MAX_ENTRIES consecutive sequences (at most INFLUX_FEED_POINT_BYTES
+ *    of text, each entry measured: one entry longer than that is a point of its
+ *    own; a batch of 1,000 events is a few points) at time seq0 * 1000 ns,
  *    tag home_id (a batch is one home's; none for the default home), fields
  *      n = the number of entries (integer), entry k has sequence seq0 + k;
  *      e = the entries, one per line ('\n'), six columns separated by '\t':
@@ -36,7 +37,7 @@
  *
  * For example "which entities have feed entries after sequence X, up to the
  * head H": send influx_feed_sql_before(sql, NULL, X) + ";" +
- * influx_feed_sql_after(sql, NULL, X, H, 1, points), walk the answer
+ * influx_feed_sql_after(sql, NULL, NULL, X, H, 1, points), walk the answer
  * (influx_answer_walk) and pass each row to influx_feed_row(row, X, 0, fn,
  * arg, &last); fn sees e->entity_id (and e->home) of every entry above X. When
  * the range statement returned `points` rows there may be more: ask again
@@ -112,16 +113,26 @@ int influx_feed_row(const influx_answer_row *row, int64_t after, int reverse, in
 /* The highest sequence a row of `SELECT last(event_id) ...` (per-event form)
  * or `SELECT last(n) ...` (batch form) of homeiq_feed stands for; 0 when none. */
 int64_t influx_feed_head_row(const influx_answer_row *row);
-/* Both statements (the head of either form), "; "-joined. */
-#define INFLUX_FEED_HEAD_SQL \
-    "SELECT last(event_id) FROM \"" INFLUX_FEED_MEASUREMENT "\";SELECT last(n) FROM \"" INFLUX_FEED_MEASUREMENT "\""
+/* Both statements (the head of either form), ";"-joined, appended to sql:
+ * `SELECT last(event_id) FROM homeiq_feed [WHERE time < below*1000];SELECT last(n) ...`.
+ * below: this process's first sequence (0: none yet): its own points are not an
+ * earlier run's head (a batch of it may be in InfluxDB, not finished). */
+void influx_feed_sql_head(sbuf *sql, int64_t below);
 
 /* `SELECT n, e FROM homeiq_feed WHERE [home] time > (after-MAX)*1000 AND time <= after*1000 ORDER BY time DESC LIMIT 1`:
  * the batch point that may reach past `after` (none when after <= 0). home: the
  * home_id value to select (NULL every home, "" the default home). */
 void influx_feed_sql_before(sbuf *sql, const char *home, int64_t after);
-/* `SELECT INFLUX_FEED_COLUMNS FROM homeiq_feed WHERE [home] time > after*1000 AND time <= upto*1000
- * ORDER BY time ASC|DESC LIMIT points`. */
-void influx_feed_sql_after(sbuf *sql, const char *home, int64_t after, int64_t upto, int asc, long points);
+/* A page's filters as tag forms (NULL: none). A per-event point holds them as
+ * tags, so InfluxDB selects those points itself: `("entity_id" = '<form>' OR
+ * "n" > 0)`; every batch point (n > 0) still comes, its entries filtered by the
+ * reader (review-feed 7: a sparse filter over an upgraded store). */
+typedef struct influx_feed_filter {
+    const char *entity_id, *domain, *event_type, *area_id;
+} influx_feed_filter;
+/* `SELECT INFLUX_FEED_COLUMNS FROM homeiq_feed WHERE [home] [filters] time > after*1000 AND time <= upto*1000
+ * ORDER BY time ASC|DESC LIMIT points`; f may be NULL. */
+void influx_feed_sql_after(sbuf *sql, const char *home, const influx_feed_filter *f, int64_t after, int64_t upto,
+                           int asc, long points);
 
 #endif

@@ -51,7 +51,9 @@
 
 #define IQ_OPEN_MAX 8                 /* batches open at a time (store_influx.c writes at most two) */
 #define IQ_FEED_FIRST_POINTS 4        /* a feed scan's first request: about 1,600 entries of batch points */
-#define IQ_FEED_MAX_POINTS 5000       /* points per request of a feed scan */
+/* points per request of a feed scan: a batch point is up to INFLUX_FEED_POINT_BYTES, so an answer stays under
+ * ~3.8 MB whatever the points seen so far suggest (review-feed 3: trickle points, then bursts, asked 997) */
+#define IQ_FEED_MAX_POINTS 64
 #define IQ_FEED_SCAN_ENTRIES 20000    /* entries one feed request looks at beyond its page (a sparse filter's bound) */
 #define IQ_CATCHUP_PAGE 5000          /* feed rows re-applied per request when restoring */
 #define IQ_SNAPSHOT_REBASE_S 3600     /* a new snapshot time every hour: a retention policy never drops it */
@@ -68,8 +70,12 @@ struct influx_reads {
     int head_known;      /* head read back from InfluxDB since start */
     int64_t settled;     /* every seq <= it belongs to a finished batch */
     int64_t settle_ns;   /* every dead letter built before it belongs to a finished batch */
-    struct { int64_t base, start_ns, prev_last; } open[IQ_OPEN_MAX]; /* batches open (batch_open .. batch_done), oldest first */
+    struct { int64_t base, start_ns, prev_last, late_n, late_ns; } open[IQ_OPEN_MAX]; /* batches open (batch_open ..
+                         * batch_done), oldest first; late_*: its dead letters built after a later batch opened */
     int nopen;
+    int64_t dead_last;   /* the newest dead letter's time (influx_reads_dead_built) */
+    struct { int64_t n, ns; char *home; } late; /* a finished batch's late dead letters, above settle_ns: counted
+                         * when settle_ns passes them (review-feed 1) */
     influx_entities cache; /* every entity, once restored (cache_state 2), then kept by the write path */
     influx_homes homes;  /* each home's totals, kept with the cache (issue 18) */
     influx_totals tot;   /* tot.seq: the cache and totals are exact through this feed sequence */
@@ -112,6 +118,7 @@ void influx_reads_free(influx_reads *r) {
     influx_entities_clear(&r->cache);
     influx_homes_clear(&r->homes);
     influx_window_free(&r->win);
+    free(r->late.home);
     free(r->db);
     free(r);
 }
@@ -140,11 +147,23 @@ int64_t influx_reads_batch_open(influx_reads *r, size_t n) {
     r->feed_last = base + (int64_t)(n ? n : 1) - 1;
     if (!r->first_seq) r->first_seq = base;
     if (r->nopen < IQ_OPEN_MAX) { /* more cannot be open (store_influx.c writes two at a time): then it is not held */
+        /* above every dead letter built so far: those all belong to batches opened before it */
+        int64_t start_ns = now * 1000 > r->dead_last ? now * 1000 : r->dead_last + 1;
+        memset(&r->open[r->nopen], 0, sizeof r->open[0]);
         r->open[r->nopen].base = base;
         r->open[r->nopen].prev_last = prev_last;
-        r->open[r->nopen++].start_ns = now * 1000;
+        r->open[r->nopen++].start_ns = start_ns;
     }
     return base;
+}
+
+void influx_reads_dead_built(influx_reads *r, int64_t base, int64_t ns) {
+    if (ns > r->dead_last) r->dead_last = ns;
+    for (int k = 0; k + 1 < r->nopen; k++) /* a later batch is open: above its start_ns, so above the settle mark */
+        if (r->open[k].base == base) {
+            r->open[k].late_n++;
+            if (ns > r->open[k].late_ns) r->open[k].late_ns = ns;
+        }
 }
 
 void influx_reads_batch_built(influx_reads *r, int64_t base, int64_t next) {
@@ -222,10 +241,13 @@ static int iq_restore_start(influx_reads *r);
 
 /* The batch opened at base is done (batches finish in the order they opened):
  * everything below the oldest batch still open is finished. */
-static void iq_batch_close(influx_reads *r, int64_t base) {
+static void iq_batch_close(influx_reads *r, int64_t base, int64_t *late_n, int64_t *late_ns) {
     int k = 0;
     while (k < r->nopen && r->open[k].base != base) k++;
+    *late_n = *late_ns = 0;
     if (base && k < r->nopen) {
+        *late_n = r->open[k].late_n;
+        *late_ns = r->open[k].late_ns;
         memmove(&r->open[k], &r->open[k + 1], (size_t)(r->nopen - k - 1) * sizeof r->open[0]);
         r->nopen--;
     }
@@ -233,10 +255,44 @@ static void iq_batch_close(influx_reads *r, int64_t base) {
     r->settle_ns = r->nopen ? r->open[0].start_ns - 1 : service_now_us() * 1000;
 }
 
+/* Late dead letters held: 0, or -1 when one batch's are held already (then restore). */
+static int iq_late_hold(influx_reads *r, const store_batch *b, int64_t n, int64_t ns) {
+    if (r->late.n) return -1; /* settle_ns passes a batch's late ones when the next finishes: not reached */
+    if (!(r->late.home = strdup(influx_points_home_value(b->home_id)))) return -1;
+    r->late.n = n;
+    r->late.ns = ns;
+    return 0;
+}
+
+/* Held late dead letters the settle mark has passed: counted now. -1 out of memory. */
+static int iq_late_count(influx_reads *r) {
+    if (!r->late.n || r->late.ns > r->tot.dead_ns) return 0;
+    int rc = influx_homes_add(&r->homes, r->late.home, 0, (long long)r->late.n, 0);
+    r->tot.dead += r->late.n;
+    free(r->late.home);
+    r->late.home = NULL;
+    r->late.n = 0;
+    return rc;
+}
+
+/* The restore counted dead letters by time up to tot.dead_ns: held ones below it are in its count. */
+static void iq_late_drop_counted(influx_reads *r) {
+    if (!r->late.n || r->late.ns > r->tot.dead_ns) return;
+    free(r->late.home);
+    r->late.home = NULL;
+    r->late.n = 0;
+}
+
 void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int64_t base) {
-    int64_t prev = r->settled;
-    iq_batch_close(r, base);
+    int64_t prev = r->settled, late_n, late_ns;
+    iq_batch_close(r, base, &late_n, &late_ns);
     if (rc == 0 && r->settled > r->head) r->head = r->settled; /* acknowledged: visible to the feed */
+    /* its dead letters built after the next batch opened are above settle_ns: a restore would count them
+     * again if they were in tot.dead now (review-feed 1); held until settle_ns passes them */
+    if (rc == 0 && late_n && iq_late_hold(r, b, late_n, late_ns) != 0) {
+        late_n = 0;
+        if (r->cache_state == 2) r->stale = 1;
+    }
     if (r->restoring || r->cache_state == 1) return; /* the restore re-applies it from the feed */
     if (r->cache_state == 2 && !r->stale && rc == 0 && r->tot.seq == prev) {
         for (size_t i = 0; i < b->nitems; i++) {
@@ -247,15 +303,17 @@ void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int6
             r->stale = 1; /* out of memory: restore */
             return;
         }
-        if ((b->stored || b->ndead) && influx_homes_add(&r->homes, influx_points_home_value(b->home_id),
-                                                        (long long)b->stored, (long long)b->ndead, 0) != 0) {
+        int64_t dead = (int64_t)b->ndead - late_n;
+        if ((b->stored || dead) && influx_homes_add(&r->homes, influx_points_home_value(b->home_id),
+                                                    (long long)b->stored, (long long)dead, 0) != 0) {
             r->stale = 1; /* a batch is one home's (issue 18) */
             return;
         }
         r->tot.events += (int64_t)b->stored;
-        r->tot.dead += (int64_t)b->ndead;
+        r->tot.dead += dead;
         r->tot.seq = r->settled;
         r->tot.dead_ns = r->settle_ns;
+        if (iq_late_count(r) != 0) r->stale = 1;
         iq_snapshot(r, 0);
         return;
     }
@@ -532,7 +590,7 @@ static void iq_where(sbuf *b, int *first, const char *cond) {
 
 static void iq_feed_list(iq_req *q);
 
-/* A row of INFLUX_FEED_HEAD_SQL (either form of the feed, influx_feed.h). */
+/* A row of influx_feed_sql_head's statements (either form of the feed, influx_feed.h). */
 static int iq_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
     influx_answer_row row = {stmt, tags, cols, vals};
     int64_t t = influx_feed_head_row(&row);
@@ -582,9 +640,9 @@ static int iq_feed_row_cb(iq_req *q, int stmt, json_t *tags, json_t *cols, json_
     influx_answer_row row = {stmt, tags, cols, vals};
     int64_t last = 0;
     if (influx_feed_row(&row, q->has_after ? q->after : 0, !q->has_after, iq_feed_entry_cb, q, &last) != 0) return -1;
-    if (stmt < q->scan_stmt || !last) return 0; /* the batch point reaching past the cursor: no step of the range */
-    q->scan_rows++;
-    q->scan_points++;
+    if (stmt < q->scan_stmt) return 0; /* the batch point reaching past the cursor: no step of the range */
+    q->scan_rows++; /* every row asked for: one without entries must not end the scan (a gap; review-feed 8) */
+    if (last) q->scan_points++;
     int64_t t = influx_answer_time(&row) / 1000;
     q->scan_edge = q->has_after ? (t > q->scan_edge ? t : q->scan_edge) : (!q->scan_edge || t < q->scan_edge ? t : q->scan_edge);
     return 0;
@@ -639,8 +697,10 @@ static void iq_feed_answer(iq_req *q) {
     }
     (void)last;
     int more = q->has_after && q->scan_more && q->scan_last < q->head;
-    sbuf_printf(&q->meta, "\"cursor\":%lld,\"head\":%lld,\"more\":%s", (long long)(more ? q->scan_last : q->head),
-                (long long)q->head, more ? "true" : "false");
+    int64_t cursor = more ? q->scan_last : q->head;
+    if (q->has_after && cursor < q->after) cursor = q->after; /* a reader never goes back (review-feed 4) */
+    sbuf_printf(&q->meta, "\"cursor\":%lld,\"head\":%lld,\"more\":%s", (long long)cursor, (long long)q->head,
+                more ? "true" : "false");
     iq_finish(q, 0, NULL);
 }
 
@@ -713,8 +773,9 @@ static void iq_feed_scan(iq_req *q) {
         sbuf_addc(&sql, ';');
         q->scan_stmt = 1;
     }
-    if (q->has_after) influx_feed_sql_after(&sql, q->home, q->scan_edge ? q->scan_edge : q->after, q->head, 1, points);
-    else influx_feed_sql_after(&sql, q->home, 0, q->scan_edge ? q->scan_edge - 1 : q->head, 0, points);
+    influx_feed_filter f = {q->f_entity, q->f_domain, q->f_type, q->f_area}; /* per-event points: in the WHERE */
+    if (q->has_after) influx_feed_sql_after(&sql, q->home, &f, q->scan_edge ? q->scan_edge : q->after, q->head, 1, points);
+    else influx_feed_sql_after(&sql, q->home, &f, 0, q->scan_edge ? q->scan_edge - 1 : q->head, 0, points);
     iq_send(q, &sql, iq_feed_row_cb, iq_feed_scanned);
 }
 
@@ -776,7 +837,7 @@ void store_influx_feed(store *s, const store_feed_query *fq, store_read_cb cb, v
         /* the head of an earlier run: the feed never answers below it */
         sbuf sql;
         sbuf_init(&sql);
-        sbuf_adds(&sql, INFLUX_FEED_HEAD_SQL);
+        influx_feed_sql_head(&sql, q->r->first_seq); /* below this process's own points (review-feed 4) */
         iq_send(q, &sql, iq_head_row, iq_head_known);
     } else {
         iq_feed_list(q);
@@ -849,6 +910,7 @@ static void iq_restore_install(iq_req *q) {
     r->tot = q->tot;
     r->tot.seq = q->applied;
     r->tot.dead_ns = q->dead_mark;
+    iq_late_drop_counted(r);
     r->cache_state = 2;
     r->stale = 0;
     r->restoring = 0;
@@ -925,7 +987,7 @@ static int iq_change_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t
 static void iq_changes_next(iq_req *q) {
     /* q->numeric is reused here as the round: 0 = t0, 1 = first change */
     if (q->chunk_hi >= q->ents.n) {
-        if (q->numeric == 1) {
+        if (q->numeric == 1 || q->ents.n == 0) { /* no entity: no round to ask (review-feed 5: an empty request) */
             /* exact as far as the scan saw: a batch finished during it may be
              * counted or not (docs/INFLUX_READS.md); only a store without a summary gets here */
             q->applied = q->r->settled;
@@ -1148,8 +1210,9 @@ static int iq_restore_start(influx_reads *r) {
     sbuf sql;
     sbuf_init(&sql);
     sbuf_printf(&sql, "SELECT * FROM \"%s\" ORDER BY time DESC LIMIT 1;SHOW SERIES FROM \"%s\" LIMIT 1;"
-                      "SHOW TAG VALUES FROM \"%s\",\"%s\" WITH KEY = \"" INFLUX_HOME_TAG "\" LIMIT 1;%s",
-                INFLUX_TOTALS_MEASUREMENT, IQ_EVENTS, INFLUX_FEED_MEASUREMENT, IQ_DEAD, INFLUX_FEED_HEAD_SQL);
+                      "SHOW TAG VALUES FROM \"%s\",\"%s\" WITH KEY = \"" INFLUX_HOME_TAG "\" LIMIT 1;",
+                INFLUX_TOTALS_MEASUREMENT, IQ_EVENTS, INFLUX_FEED_MEASUREMENT, IQ_DEAD);
+    influx_feed_sql_head(&sql, r->first_seq);
     q->probe_trusted = r->first_seq == 0;
     iq_send(q, &sql, iq_totals_head_row, iq_restore_snapshot);
     return 0;
@@ -1584,11 +1647,11 @@ static void iq_stats_answer(iq_req *q) {
     sbuf_init(&tail);
     /* totals, entities and the head from memory (restored once, then kept by the write path);
      * home= (issue 18): that home's totals and entities (the head and the store's size are every home's) */
-    long long events = r->tot.events, dead = r->tot.dead, entities = (long long)r->cache.n;
+    long long events = r->tot.events, dead = r->tot.dead + r->late.n, entities = (long long)r->cache.n;
     if (q->home) {
         const influx_home *h = influx_homes_find(&r->homes, q->home);
         events = h ? h->events : 0;
-        dead = h ? h->dead : 0;
+        dead = (h ? h->dead : 0) + (r->late.n && strcmp(r->late.home, q->home) == 0 ? r->late.n : 0); /* held apart */
         entities = 0;
         for (size_t i = 0; i < r->cache.n; i++) entities += strcmp(influx_entity_home(&r->cache.e[i]), q->home) == 0;
     }

@@ -63,6 +63,9 @@ void influx_reads_free(influx_reads *r);
  *    at event_ns, with sequence seq, into the request's feed points fb.
  *  - batch_built when it has built its last line: next = the sequence after
  *    its last entry (base when none); what it did not use is given back.
+ *  - dead_built for each dead-letter line built, of the batch opened at base,
+ *    at time ns: one built after a later batch opened is counted only when
+ *    the settle mark passes it (a restore counts dead letters by time).
  *  - batch_done once per batch, in the order they were opened (base: what
  *    batch_open returned, 0 when it never built a line), rc 0 when InfluxDB
  *    acknowledged it (moves the head, counts it), else -1 (what it wrote, if
@@ -71,6 +74,7 @@ int64_t influx_reads_batch_open(influx_reads *r, size_t n);
 void influx_reads_feed_entry(influx_reads *r, influx_feed_batch *fb, int64_t seq, const store_item *it,
                              const record_fields *f, uint64_t event_ns);
 void influx_reads_batch_built(influx_reads *r, int64_t base, int64_t next);
+void influx_reads_dead_built(influx_reads *r, int64_t base, int64_t ns);
 void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int64_t base);
 
 /* store_ops members (store_read.h). */

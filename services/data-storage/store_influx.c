@@ -215,7 +215,8 @@ struct influx_job {
     int all_built;              /* every line built: its last request is out, the next job may start */
     int written;                /* every request answered (or failed): it finishes when it is the oldest */
     int finishing;              /* influx_job_finish runs (statistics, registry, then the answer) */
-    int doomed;                 /* an earlier job failed while this one was started: it fails too */
+    int doomed;                 /* an earlier job it relied on failed: it fails too */
+    int relied;                 /* its duplicate check or a time counted on a job before it (influx_job_earlier_has) */
     int seqs_built;             /* its unused sequences were given back (influx_reads_batch_built) */
     int64_t seq_base, seq_next; /* its feed sequences (influx_reads_batch_open), the next one to give */
     influx_feed_batch feed;     /* the feed points of the chunk being built (influx_feed.h) */
@@ -280,7 +281,9 @@ static void influx_job_finish(influx_job *j) {
         b->dead_lettered = b->ndead;
     }
     influx_reads_batch_done(s->reads, b, rc, j->seq_base);
-    for (influx_job *n = j->next; rc != 0 && n && n->started; n = n->next) n->doomed = 1;
+    /* only a job whose check counted on an earlier one fails with it (review-feed 2) */
+    for (influx_job *n = j->next; rc != 0 && n && n->started; n = n->next)
+        if (n->relied) n->doomed = 1;
     s->queue = j->next;
     if (!s->queue) s->queue_tail = NULL;
     store_write_cb cb = j->cb;
@@ -352,6 +355,7 @@ static int influx_job_add_dead_lines(influx_job *j) {
     for (; j->dead_written < j->b->ndead; j->dead_written++) {
         size_t off = j->body.len;
         influx_points_dead(&j->body, &j->b->dead[j->dead_written], &j->s->last_dead_ns, j->b->home_id);
+        influx_reads_dead_built(j->s->reads, j->seq_base, j->s->last_dead_ns);
         if (influx_job_add_line(j, off, -1 - (int)j->dead_written) != 0) return -1;
     }
     if (sbuf_failed(&j->body)) return -1;
@@ -538,9 +542,9 @@ static int influx_dup_row(const influx_answer_row *row, void *arg) {
 
 /* 1 when a job before j, still being written, holds the id (or, times: the
  * point time key): the earlier batch stores it, or failed and dooms j. */
-static int influx_job_earlier_has(const influx_job *j, uint64_t key, const char *id, int times) {
+static int influx_job_earlier_has(influx_job *j, uint64_t key, const char *id, int times) {
     for (const influx_job *p = j->s->queue; p && p != j; p = p->next)
-        if (p->assigned && influx_set_has(times ? &p->times : &p->ids, key, id)) return 1;
+        if (p->assigned && influx_set_has(times ? &p->times : &p->ids, key, id)) return j->relied = 1;
     return 0;
 }
 
@@ -745,13 +749,14 @@ static void influx_linger_fire(evutil_socket_t fd, short what, void *arg) {
 static void influx_job_start(store_influx *s) {
     if (s->catchup_busy || s->closing) return; /* resumed when the catch-up step ends */
     influx_job *prev = NULL, *j = s->queue;
-    int running = 0;
-    for (; j && j->started; prev = j, j = j->next) running++;
+    int running = 0, failing = 0;
+    for (; j && j->started; prev = j, j = j->next) running++, failing |= j->failed || j->doomed;
     if (s->catchup_wanted) {
         if (running == 0) influx_catchup_start(s);
         if (s->catchup_busy || running) return;
     }
-    if (!j || running >= INFLUX_WRITES_INFLIGHT || (prev && !prev->all_built) || influx_job_linger(s)) return;
+    /* not beside a failed job: its check would count on what is retried (started when that one finishes) */
+    if (!j || running >= INFLUX_WRITES_INFLIGHT || failing || (prev && !prev->all_built) || influx_job_linger(s)) return;
     j->started = 1;
     s->started++;
     if (running) s->started_behind++;

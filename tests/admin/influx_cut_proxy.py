@@ -19,7 +19,9 @@ CUT_FILE.hold is removed, then goes on (answered 503 if CUT_FILE.block names it
 by then); every write's answer is logged once it
 was sent back ("answered <status> watched" when its body contains the text in
 CUT_FILE.watch, else "answered <status> -"), so a test can make a later batch
-finish before an earlier one (test_influx_feed.sh). Everything else is forwarded unchanged. Loopback only."""
+finish before an earlier one (test_influx_feed.sh). While CUT_FILE.qlog exists, every /query is appended to
+it as "<answer bytes> <q>" on one line (test_influx_feed_faults.sh: what a feed page asks). Everything else is
+forwarded unchanged. Loopback only."""
 import http.client
 import http.server
 import os
@@ -78,6 +80,12 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
         if self.command == "POST" and "/write" in self.path and body:
             self._log(f"answered {res.status} {'watched' if self._has(body, '.watch') else '-'}")
+        if "/query" in self.path and os.path.exists(CUT_FILE + ".qlog"):
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("q", [""])[0]
+            if not q and body:
+                q = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("q", [""])[0]
+            with open(CUT_FILE + ".qlog", "a") as f:
+                f.write(f"{len(data)} {' '.join(q.split())}\n")
 
     def _log(self, line):
         with open(CUT_FILE + ".log", "a") as f:
