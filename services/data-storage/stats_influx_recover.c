@@ -74,12 +74,12 @@ static void sir_end(stats_influx_recover *r, int rc, const char *err) {
  * point that may reach past `after`, then the points after it), a page of
  * SIR_FEED_PAGE points at a time; per entity and home the earliest and latest
  * state_changed point time. The only place that knows the feed. */
-#define SIR_FEED_PAGE 5000
+#define SIR_FEED_PAGE 64 /* a batch point holds up to INFLUX_FEED_POINT_BYTES (~60 KB): ~3.8 MB a page, as the feed's scans */
 
 static void sir_feed_sql(sbuf *q, int64_t after, int64_t upto) {
     influx_feed_sql_before(q, NULL, after);
     sbuf_addc(q, ';');
-    influx_feed_sql_after(q, NULL, after, upto, 1, SIR_FEED_PAGE);
+    influx_feed_sql_after(q, NULL, NULL, after, upto, 1, SIR_FEED_PAGE);
 }
 
 static unsigned sir_hash(const char *entity, const char *home) {
@@ -314,7 +314,8 @@ static void sir_start(stats_influx_recover *r) {
     sbuf_init(&q);
     sbuf_adds(&q, "SELECT \"seq\" FROM ");
     stats_influx_from(&q, stats_influx_rp(r->s, 1), STATS_INFLUX_MARK_MEASUREMENT);
-    sbuf_adds(&q, ";" INFLUX_FEED_HEAD_SQL);
+    sbuf_addc(&q, ';');
+    influx_feed_sql_head(&q, 0); /* every point: the recovery runs before this process's first statistics */
     const stats_influx_io *io = stats_influx_io_of(r->s);
     int rc = sbuf_failed(&q) ? -1 : io->query(io->ctx, q.data, sir_mark_read, r);
     sbuf_free(&q);
