@@ -1,6 +1,5 @@
 /* retention_wal.c -- see retention_wal.h. */
 #include "retention_wal.h"
-#include "store_sqlite_vfs.h"
 #include "log.h"
 
 #include <fcntl.h>
@@ -77,8 +76,7 @@ int retention_wal_open(const char *path, long long autockpt, retention_wal **out
     w->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);   /* exists: the store's connection is in WAL mode */
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    if (sqv_register() != 0 ||
-        sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, STORE_SQLITE_VFS_CKPT) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, RETENTION_WAL_VFS) != SQLITE_OK) {
         log_warn("wal checkpointer: cannot open %s (%s): checkpoints stay inline", path,
                  w->db ? sqlite3_errmsg(w->db) : "out of memory");
         retention_wal_close(w);
