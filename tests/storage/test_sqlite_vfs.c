@@ -240,11 +240,19 @@ static void arm_faults(int on) {
 
 static int sql_ok(sqlite3 *db, const char *sql) { return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK; }
 
-/* The child of test_acked_survive_failed_commit (plain exit codes, no cmocka):
- * acked commits (FULL), a purge step (NORMAL) whose WAL write fails, an acked
- * commit after it, then a crash (_exit, crash != 0) or a clean close (its final
- * checkpoint). 0: the failed commit failed; 3: it was answered OK. */
-static int failed_commit_child(int crash) {
+/* A purge step (synchronous=NORMAL): a DELETE, or a transaction through a 2-page
+ * cache that overwrites its own spilled frames (SQLite then rewrites their
+ * checksums and the commit frame's header: walRewriteChecksums). */
+#define PURGE_DELETE "PRAGMA synchronous=NORMAL; DELETE FROM old WHERE a <= 5"
+#define PURGE_REWRITE                                                                                   \
+    "PRAGMA synchronous=NORMAL; PRAGMA cache_size=2; BEGIN; UPDATE old SET b = 'x' || b WHERE a = 1; " \
+    INSERT_ROWS(60) "; UPDATE old SET b = 'z' || b WHERE a = 1; COMMIT"
+
+/* The child of test_acked_survive_failed_commit and test_commit_sweep (plain
+ * exit codes, no cmocka): acked commits (FULL), the purge step with the fault
+ * armed, an acked commit after it, then a crash (_exit, crash != 0) or a clean
+ * close (its final checkpoint). 0: the purge step failed; 4: it committed. */
+static int failed_commit_child(int crash, const char *purge) {
     sqlite3 *db = NULL;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, STORE_SQLITE_VFS) != SQLITE_OK ||
         !sql_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;"
@@ -252,12 +260,37 @@ static int failed_commit_child(int crash) {
                     INSERT_ROWS(10) "; INSERT INTO old SELECT * FROM t"))
         return 2;
     arm_faults(1);
-    int failed = !sql_ok(db, "PRAGMA synchronous=NORMAL; DELETE FROM old WHERE a <= 5"); /* the purge step */
+    int failed = !sql_ok(db, purge);
     arm_faults(0);
     if (!sqlite3_get_autocommit(db)) sql_ok(db, "ROLLBACK");
-    if (!sql_ok(db, "PRAGMA synchronous=FULL; " INSERT_ROWS(2))) return 2; /* an acked batch */
-    if (crash) _exit(failed ? 0 : 3);
-    return sqlite3_close(db) == SQLITE_OK ? (failed ? 0 : 3) : 2;
+    if (!sql_ok(db, "PRAGMA synchronous=FULL; PRAGMA cache_size=2000; " INSERT_ROWS(2))) return 2; /* an acked batch */
+    if (crash) _exit(failed ? 0 : 4);
+    return sqlite3_close(db) == SQLITE_OK ? (failed ? 0 : 4) : 2;
+}
+
+/* Runs failed_commit_child in a fresh store, then checks what it left after the
+ * reopen: every acked row, the purge step whole or absent, a sound file.
+ * Returns the child's answer (0, 4, or -1: it aborted before publishing). */
+static int failed_commit_run(int crash, const char *purge) {
+    teardown(NULL);
+    assert_non_null(mkdtemp(strcpy(dir, "/tmp/homeiq-vfs-XXXXXX")));
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    arm_faults(0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(failed_commit_child(crash, purge));
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int rc = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : -2;
+    assert_true(rc == -1 || rc == 0 || rc == 4);
+    int rewrite = purge == NULL || strcmp(purge, PURGE_DELETE) != 0;
+    sqlite3 *db = open_db(NULL);
+    assert_int_equal(one(db, "SELECT count(*) FROM old"), rc == 4 && !rewrite ? 5 : 10);
+    assert_int_equal(one(db, "SELECT length(b) FROM old WHERE a = 1"), rc == 4 && rewrite ? 802 : 800);
+    assert_int_equal(one(db, "SELECT count(*) FROM t"), (rc == -1 ? 10 : 12) + (rc == 4 && rewrite ? 60 : 0));
+    integrity(db);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    return rc;
 }
 
 /* Run by fault_sqlite_vfs_commit_acked (the fault shim: the first write to
@@ -266,24 +299,18 @@ static int failed_commit_child(int crash) {
  * close every acked row is there, the file sound. */
 static void test_acked_survive_failed_commit(void **state) {
     (void)state;
-    for (int crash = 1; crash >= 0; crash--) {
-        teardown(NULL);
-        assert_non_null(mkdtemp(strcpy(dir, "/tmp/homeiq-vfs-XXXXXX")));
-        snprintf(path, sizeof path, "%s/t.db", dir);
-        arm_faults(0);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) _exit(failed_commit_child(crash));
-        int status = 0;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        int aborted = WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
-        if (!aborted) assert_int_equal(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
-        sqlite3 *db = open_db(NULL);
-        assert_int_equal(one(db, "SELECT count(*) FROM old"), 10);
-        if (!aborted) assert_int_equal(one(db, "SELECT count(*) FROM t"), 12);
-        integrity(db);
-        assert_int_equal(sqlite3_close(db), SQLITE_OK);
-    }
+    for (int crash = 1; crash >= 0; crash--) assert_true(failed_commit_run(crash, PURGE_DELETE) <= 0);
+}
+
+/* Run by fault_sqlite_vfs_commit_sweep with write:t.db-wal:N for N = 1, 2, ...:
+ * whichever write call of the rewriting purge step fails, it fails (or commits
+ * whole when N is past its calls) and every acked row is there after a crash
+ * (VFS_TEST_CRASH=1) or a clean close. */
+static void test_commit_sweep(void **state) {
+    (void)state;
+    const char *crash = getenv("VFS_TEST_CRASH");
+    int rc = failed_commit_run(crash && atoi(crash), PURGE_REWRITE);
+    print_message("purge step: %s\n", rc == 4 ? "committed" : rc == 0 ? "failed" : "aborted");
 }
 
 /* Run by fault_sqlite_vfs_ckpt (HOMEIQ_FAULT=write:t.db:1, the checkpoint's only
@@ -341,6 +368,10 @@ int main(int argc, char **argv) {
     }
     if (argc > 1 && strcmp(argv[1], "commit-acked") == 0) { /* each child's first armed WAL write fails */
         const struct CMUnitTest fault[] = {cmocka_unit_test(test_acked_survive_failed_commit)};
+        return cmocka_run_group_tests(fault, setup, teardown);
+    }
+    if (argc > 1 && strcmp(argv[1], "commit-sweep") == 0) {
+        const struct CMUnitTest fault[] = {cmocka_unit_test(test_commit_sweep)};
         return cmocka_run_group_tests(fault, setup, teardown);
     }
     if (argc > 1 && strcmp(argv[1], "ckpt-write-fails") == 0) {
