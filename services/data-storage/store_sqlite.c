@@ -34,8 +34,9 @@
  *    through ext4's buffered write path and ~40 per commit of a trickle's 7-event
  *    batch; the VFS gathers them into one call per 128 KiB or commit, written
  *    before anything could read them, a failed one failing its commit: storage ~17.6 ->
- *    ~14.5 us of CPU per event in a burst, ~78 -> ~69 in a trickle
- *    (docs/BENCHMARKS.md, session 8). Who reads the WAL and why each sees every
+ *    ~14.5 us of CPU per event in a burst, ~78 -> ~69 in a trickle, of which the
+ *    checkpointer's gathered page writes (~0.7-1.1, since removed: they could
+ *    fail unseen) (docs/BENCHMARKS.md, session 8). Who reads the WAL and why each sees every
  *    byte it may: store_sqlite_vfs.h.
  *  - SQLite's 4 KiB pages for a new file unless SQLITE_PAGE_SIZE says otherwise
  *    (set with auto_vacuum before the first table: retention_sqlite_prepare_file;
