@@ -25,15 +25,17 @@
  *    wal-index barrier (between the two copies of the published header) write
  *    out anything left. Nothing is buffered while another connection may write
  *    the WAL.
- * A failed write: its error answers the commit frame's xWrite (or the first
- *    method after it whose result SQLite checks), so walFrames fails the commit
- *    and publishes nothing -- also without an fsync (a purge step's
- *    synchronous=NORMAL), as without this VFS. At the barrier, where SQLite
+ * A failed write: its error answers the commit frame's xWrite (or, for a commit
+ *    header rewritten with its checksums after a read, written straight to the
+ *    file, that write; else the first method whose result SQLite checks), so
+ *    walFrames fails the commit and publishes nothing -- also without an fsync
+ *    (a purge step's synchronous=NORMAL), as without this VFS
+ *    (fault_sqlite_vfs_commit, _commit_acked, _commit_sweep). At the barrier, where SQLite
  *    cannot be told, it logs and abort()s before the header is published
  *    (store_sqlite_vfs.c says why no committed byte is lost). The checkpointer
  *    does not use this VFS: SQLite ignores the result of a checkpoint's last
  *    write call (SQLITE_FCNTL_CKPT_DONE), so its gathered page writes could fail
- *    unseen and the frames still be marked copied.
+ *    unseen and the frames still be marked copied (fault_sqlite_vfs_ckpt*).
  * Durability: synchronous=FULL syncs the WAL at every commit; the buffer is
  * written before that fsync, so what SQLite calls durable is on disk, as
  * without this VFS. A crash (or SIGKILL) with frames still buffered loses only
