@@ -1,7 +1,6 @@
 /* retention_wal.c -- see retention_wal.h. */
 #include "retention_wal.h"
 #include "bgthread.h"
-#include "store_sqlite_vfs.h"
 #include "log.h"
 
 #include <fcntl.h>
@@ -73,8 +72,7 @@ int retention_wal_open(const char *path, long long autockpt, retention_wal **out
     snprintf(wal, sizeof wal, "%s-wal", path);
     w->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);   /* exists: the store's connection is in WAL mode */
     bgthread_init(&w->bg);
-    if (sqv_register() != 0 ||
-        sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, STORE_SQLITE_VFS_CKPT) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, RETENTION_WAL_VFS) != SQLITE_OK) {
         log_warn("wal checkpointer: cannot open %s (%s): checkpoints stay inline", path,
                  w->db ? sqlite3_errmsg(w->db) : "out of memory");
         retention_wal_close(w);

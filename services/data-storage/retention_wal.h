@@ -16,8 +16,8 @@
  * behind by RETENTION_WAL_INLINE_FACTOR x autockpt frames, or could not start,
  * the commit checkpoints inline as SQLite's default hook does. The thread
  * also flushes the WAL after a purge step that committed without fsync. Its
- * connection opens the file through STORE_SQLITE_VFS_CKPT (store_sqlite_vfs.h),
- * which gathers a checkpoint's page writes into events.db into few write calls.
+ * connection opens the file through the default VFS: a checkpoint's page writes
+ * into events.db are not gathered (store_sqlite_vfs.h says why).
  *
  * Ownership: owns its thread and its connection; closed before the store's
  * connection, so the store's close still does the final checkpoint. */
@@ -27,6 +27,11 @@
 #include "retention_phases.h"
 
 #include <sqlite3.h>
+
+/* The VFS of the checkpointer's connection: the default one. SQLite ignores the
+ * result of a checkpoint's last write call (SQLITE_FCNTL_CKPT_DONE), so its page
+ * writes into events.db must not be gathered (tests: fault_sqlite_vfs_ckpt*). */
+#define RETENTION_WAL_VFS NULL
 
 #define RETENTION_WAL_INLINE_FACTOR 8
 

@@ -28,14 +28,15 @@
  *    of the process' system time in a 40,000-event burst, when the event_id
  *    index was still random-keyed). The cache is given back when the store
  *    goes idle (store_sqlite_idle), so it costs only while writing.
- *  - the WAL written through store_sqlite_vfs.c (this connection, and the
- *    checkpointer's for its page writes): SQLite writes each frame with two
+ *  - the WAL written through store_sqlite_vfs.c (this connection only; the
+ *    checkpointer's uses the default VFS): SQLite writes each frame with two
  *    pwrite()s (24-byte header, page), ~970 system calls per 1,000-event batch
  *    through ext4's buffered write path and ~40 per commit of a trickle's 7-event
- *    batch, and the checkpoint one per page; the VFS gathers them into one call
- *    per 128 KiB, written before anything could read them: storage ~17.6 ->
- *    ~14.5 us of CPU per event in a burst, ~78 -> ~69 in a trickle
- *    (docs/BENCHMARKS.md, session 8). Who reads the WAL and why each sees every
+ *    batch; the VFS gathers them into one call per 128 KiB or commit, written
+ *    before anything could read them, a failed one failing its commit: storage ~17.6 ->
+ *    ~14.5 us of CPU per event in a burst, ~78 -> ~69 in a trickle, of which the
+ *    checkpointer's gathered page writes (~0.7-1.1, since removed: they could
+ *    fail unseen) (docs/BENCHMARKS.md, session 8). Who reads the WAL and why each sees every
  *    byte it may: store_sqlite_vfs.h.
  *  - SQLite's 4 KiB pages for a new file unless SQLITE_PAGE_SIZE says otherwise
  *    (set with auto_vacuum before the first table: retention_sqlite_prepare_file;

@@ -3,11 +3,34 @@
  * Each file opened through this VFS is the default VFS's file placed right
  * after our header (szOsFile = ours + theirs); every method forwards to it. A
  * WAL file also has the buffer: bytes [off, off + len) of the file, not yet
- * written. A main database file knows its WAL (found by name at the WAL's open)
- * so that its xShmBarrier can write the WAL's buffer out. Through
- * STORE_SQLITE_VFS_CKPT the main database file has a buffer too, for the
- * checkpoint's page writes. */
+ * written. A main database file knows its WAL (linked at the WAL's open) so
+ * that its xShmBarrier and xShmLock can write the WAL's buffer out. Only a WAL
+ * has a buffer.
+ *
+ * When the buffer is written out, and what a failed write does:
+ *  - when a commit frame's page is appended (xWrite): its failure is the
+ *    answer to that xWrite, so walFrames fails the commit before it publishes
+ *    anything -- with or without an fsync, as the default VFS does;
+ *  - when the rewrite of a commit frame's header follows a read (walRewriteChecksums,
+ *    a transaction that overwrote its own frames): written through at once, same answer;
+ *  - before every xRead, xFileSize, xTruncate, xSync, xFetch, xClose and any write
+ *    that is not the next append: a failure is that method's answer;
+ *  - at the unlock of the WAL's write lock (xShmLock) and at xFileControl: SQLite
+ *    ignores those results, so a failure is kept (f->err) and answers the next
+ *    method whose result it checks. Data-safe: by then every commit frame was
+ *    written out (above), so what is left is a rolled-back transaction's frames,
+ *    which no reader or recovery accepts. After the unlock nothing is buffered:
+ *    no later write can land over another connection's frames;
+ *  - at the wal-index barrier (xShmBarrier, between the two copies of the new
+ *    header): a backstop (nothing should be left). SQLite cannot be told of a
+ *    failure there, so it logs and abort()s: the new header's first copy
+ *    (aHdr[0]) is not yet written, so no reader accepts it, and the frames of
+ *    the commit being published follow every frame of earlier commits, so WAL
+ *    recovery after the abort stops before them -- that commit was never
+ *    answered, every earlier one is whole. */
 #include "store_sqlite_vfs.h"
+
+#include "log.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -21,16 +44,19 @@ typedef struct sqv_file {
     unsigned char *buf;          /* WAL: the appends not yet written */
     size_t len;
     sqlite3_int64 off;           /* where buf[0] goes in the file */
-    int err;                     /* a write-out failed where SQLite ignores the result (barrier, file
-                                  * control): answered by the next method whose result it checks */
-    int commit_page;             /* WAL: the next append is a commit frame's page */
+    int err;                     /* a write-out failed where SQLite ignores the result (write lock's
+                                  * unlock, file control): answered by the next method whose result it checks */
+    sqlite3_int64 commit_page;   /* WAL: the offset of a commit frame's page (its header was just
+                                  * appended), or -1 */
+    int after_read;              /* WAL: the last call was an xRead (a commit header written now is a
+                                  * rewrite: walRewriteChecksums) */
     struct sqv_file *wal;        /* main database: its open WAL, or NULL */
     struct sqv_file *next;       /* main databases open through this VFS */
 } sqv_file;
 
 #define SQV_REAL_OFFSET ((sizeof(sqv_file) + 15) & ~(size_t)15)
 
-static sqlite3_vfs sqv_vfs, sqv_vfs_ckpt;
+static sqlite3_vfs sqv_vfs;
 static sqlite3_vfs *sqv_base;
 static pthread_mutex_t sqv_mu = PTHREAD_MUTEX_INITIALIZER; /* guards sqv_mains and the links */
 static sqv_file *sqv_mains;
@@ -42,12 +68,13 @@ void sqv_counts(long long *appends, long long *writes) {
 }
 
 /* Writes the buffer out (one write call); a failure is kept in f->err. */
-static void sqv_flush(sqv_file *f) {
-    if (!f->len) return;
+static int sqv_flush(sqv_file *f) {
+    if (!f->len) return SQLITE_OK;
     int rc = f->real->pMethods->xWrite(f->real, f->buf, (int)f->len, f->off);
     __atomic_add_fetch(&sqv_writes, 1, __ATOMIC_RELAXED);
-    f->len = 0;
+    f->len = 0; /* the bytes: of a transaction that fails (the error is kept) */
     if (rc != SQLITE_OK && !f->err) f->err = rc;
+    return rc;
 }
 
 /* Writes the buffer out; the first failure not yet answered, or SQLITE_OK. */
@@ -85,6 +112,7 @@ static int sqv_close(sqlite3_file *p) {
 }
 
 static int sqv_read(sqlite3_file *p, void *out, int n, sqlite3_int64 off) {
+    SQV(p)->after_read = 1;
     SQV_FLUSHED(p, SQV_REAL(p)->pMethods->xRead(SQV_REAL(p), out, n, off));
 }
 
@@ -97,19 +125,23 @@ static int sqv_is_commit_header(const void *data, int n) {
 }
 
 /* The WAL's next append goes to the buffer; anything else writes it out first.
- * A commit frame's page is written out with the buffer at once, so a failed
- * write fails the commit before SQLite publishes it, also without an fsync
- * (synchronous=NORMAL), as it would without this VFS. */
+ * A commit frame's page writes the buffer out at once, and a commit header
+ * rewritten after a read goes straight to the file (see the top). */
 static int sqv_write(sqlite3_file *p, const void *data, int n, sqlite3_int64 off) {
     sqv_file *f = SQV(p);
     if (!f->buf) return f->real->pMethods->xWrite(f->real, data, n, off);
+    int after_read = f->after_read;
+    f->after_read = 0;
     int rc = SQLITE_OK;
     if (f->len && (off != f->off + (sqlite3_int64)f->len || f->len + (size_t)n > STORE_SQLITE_VFS_BUF) &&
         (rc = sqv_flush_rc(f)) != SQLITE_OK)
         return rc;
-    int commit = f->commit_page;
-    f->commit_page = f->is_wal && sqv_is_commit_header(data, n);
-    if ((size_t)n > STORE_SQLITE_VFS_BUF) return f->real->pMethods->xWrite(f->real, data, n, off);
+    int commit = f->commit_page == off;
+    f->commit_page = f->is_wal && sqv_is_commit_header(data, n) ? off + n : -1;
+    if ((size_t)n > STORE_SQLITE_VFS_BUF || (after_read && f->commit_page >= 0)) {
+        if ((rc = sqv_flush_rc(f)) != SQLITE_OK) return rc;
+        return f->real->pMethods->xWrite(f->real, data, n, off);
+    }
     if (!f->len) f->off = off;
     memcpy(f->buf + f->len, data, (size_t)n);
     f->len += (size_t)n;
@@ -132,7 +164,7 @@ static int sqv_check_reserved(sqlite3_file *p, int *out) {
     return SQV_REAL(p)->pMethods->xCheckReservedLock(SQV_REAL(p), out);
 }
 static int sqv_file_control(sqlite3_file *p, int op, void *arg) {
-    sqv_flush(SQV(p)); /* SQLite ignores some of these results (SQLITE_FCNTL_CKPT_DONE): a failure waits */
+    sqv_flush(SQV(p)); /* SQLite ignores some of these results: a failure waits in f->err */
     return SQV_REAL(p)->pMethods->xFileControl(SQV_REAL(p), op, arg);
 }
 static int sqv_sector_size(sqlite3_file *p) { return SQV_REAL(p)->pMethods->xSectorSize(SQV_REAL(p)); }
@@ -142,16 +174,27 @@ static int sqv_device(sqlite3_file *p) {
 static int sqv_shm_map(sqlite3_file *p, int pg, int sz, int extend, void volatile **out) {
     return SQV_REAL(p)->pMethods->xShmMap(SQV_REAL(p), pg, sz, extend, out);
 }
+/* The WAL's write lock is slot 0 of the wal-index's locks (WAL_WRITE_LOCK). */
+#define SQV_WAL_WRITE_LOCK 0
 static int sqv_shm_lock(sqlite3_file *p, int offset, int n, int flags) {
+    sqv_file *f = SQV(p);
+    /* nothing stays buffered once this connection lets another write the WAL
+     * (a failure waits in the WAL's err: see the top) */
+    if (f->wal && offset == SQV_WAL_WRITE_LOCK && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE))
+        sqv_flush(f->wal);
     return SQV_REAL(p)->pMethods->xShmLock(SQV_REAL(p), offset, n, flags);
 }
 
 /* SQLite publishes a commit's wal-index header around this barrier: the WAL's
- * frames go to the file first, so no other connection can read past them. */
+ * frames go to the file first, so no other connection can read past them.
+ * Nothing should be left (see the top: why abort() is data-safe here). */
 static void sqv_shm_barrier(sqlite3_file *p) {
     sqv_file *f = SQV(p);
-    if (f->wal) sqv_flush(f->wal); /* a failed write fails the next xSync/xRead/xWrite too */
-    sqv_flush(f);                  /* the checkpointer's own page writes (none elsewhere) */
+    if (f->wal && sqv_flush(f->wal) != SQLITE_OK) {
+        log_error("store_sqlite_vfs: the WAL's write failed at the wal-index barrier (%s): "
+                  "abort before the commit is published", f->wal->name ? f->wal->name : "?");
+        abort();
+    }
     f->real->pMethods->xShmBarrier(f->real);
 }
 static int sqv_shm_unmap(sqlite3_file *p, int del) { return SQV_REAL(p)->pMethods->xShmUnmap(SQV_REAL(p), del); }
@@ -185,8 +228,9 @@ static int sqv_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int fla
     memset(f, 0, sizeof *f);
     f->real = (sqlite3_file *)((char *)p + SQV_REAL_OFFSET);
     f->name = name;
-    int gather = (flags & SQLITE_OPEN_WAL) || (vfs == &sqv_vfs_ckpt && (flags & SQLITE_OPEN_MAIN_DB));
-    if (gather && name && !(f->buf = malloc(STORE_SQLITE_VFS_BUF))) return SQLITE_NOMEM;
+    (void)vfs;
+    f->commit_page = -1;
+    if ((flags & SQLITE_OPEN_WAL) && name && !(f->buf = malloc(STORE_SQLITE_VFS_BUF))) return SQLITE_NOMEM;
     int rc = sqv_base->xOpen(sqv_base, name, f->real, flags, out_flags);
     if (rc != SQLITE_OK || !f->real->pMethods) {
         free(f->buf);
@@ -262,10 +306,7 @@ static void sqv_register_once(void) {
         .xGetLastError = sqv_GetLastError,
         .xCurrentTimeInt64 = sqv_CurrentTimeInt64,
     };
-    sqv_vfs_ckpt = sqv_vfs;
-    sqv_vfs_ckpt.zName = STORE_SQLITE_VFS_CKPT;
-    sqv_rc = sqlite3_vfs_register(&sqv_vfs, 0) == SQLITE_OK && sqlite3_vfs_register(&sqv_vfs_ckpt, 0) == SQLITE_OK
-                 ? 0 : -1;
+    sqv_rc = sqlite3_vfs_register(&sqv_vfs, 0) == SQLITE_OK ? 0 : -1;
 }
 
 int sqv_register(void) {

@@ -14,19 +14,28 @@
  *  - this connection (the writer thread's and the loop's, one at a time under
  *    the writer's lock): a page it spilled in a transaction larger than its cache,
  *    the in-place rewrite of a frame and its checksums, an inline checkpoint, the
- *    recovery at open -- every xRead, xFileSize, xTruncate, xSync and xClose of the
- *    WAL, and every write that is not the next append, writes the buffer out first;
+ *    recovery at open -- every xRead, xFileSize, xTruncate, xSync, xFetch and
+ *    xClose of the WAL, and every write that is not the next append, writes the
+ *    buffer out first;
  *  - other connections (retention_wal.c's checkpointer, homeiqctl backup, the
  *    sqlite3 shell): they read frames up to the mxFrame of the wal-index header
- *    this connection publishes, after the commit's frames are written. The
- *    write of a commit frame's page (its header names the database size)
- *    writes the buffer out at once, so its failure fails the commit before it
- *    is published -- also without an fsync (a purge step's synchronous=NORMAL),
- *    as without this VFS. SQLite publishes with walIndexWriteHdr, which calls
- *    xShmBarrier on the database file between its two copies of the header;
- *    that barrier writes the WAL's buffer out too (nothing should be left). A
- *    write-out whose result SQLite ignores (barrier, file control) keeps its
- *    failure for the next method whose result it checks.
+ *    this connection publishes, after the commit's frames are written: the
+ *    append of a commit frame's page (its header names the database size) writes
+ *    the buffer out at once, and the unlock of the WAL's write lock and the
+ *    wal-index barrier (between the two copies of the published header) write
+ *    out anything left. Nothing is buffered while another connection may write
+ *    the WAL.
+ * A failed write: its error answers the commit frame's xWrite (or, for a commit
+ *    header rewritten with its checksums after a read, written straight to the
+ *    file, that write; else the first method whose result SQLite checks), so
+ *    walFrames fails the commit and publishes nothing -- also without an fsync
+ *    (a purge step's synchronous=NORMAL), as without this VFS
+ *    (fault_sqlite_vfs_commit, _commit_acked, _commit_sweep). At the barrier, where SQLite
+ *    cannot be told, it logs and abort()s before the header is published
+ *    (store_sqlite_vfs.c says why no committed byte is lost). The checkpointer
+ *    does not use this VFS: SQLite ignores the result of a checkpoint's last
+ *    write call (SQLITE_FCNTL_CKPT_DONE), so its gathered page writes could fail
+ *    unseen and the frames still be marked copied (fault_sqlite_vfs_ckpt*).
  * Durability: synchronous=FULL syncs the WAL at every commit; the buffer is
  * written before that fsync, so what SQLite calls durable is on disk, as
  * without this VFS. A crash (or SIGKILL) with frames still buffered loses only
@@ -34,7 +43,7 @@
  * fault_storage_ack_durable_large: the WAL's write hangs, the process is killed
  * there, every acked event is stored after the restart).
  *
- * Ownership: the VFSs are registered once per process and never freed; each open
+ * Ownership: the VFS is registered once per process and never freed; each open
  * WAL file owns its buffer. */
 #ifndef HOMEIQ_STORE_SQLITE_VFS_H
 #define HOMEIQ_STORE_SQLITE_VFS_H
@@ -42,21 +51,11 @@
 #include <sqlite3.h>
 
 #define STORE_SQLITE_VFS "homeiq-walbuf"
-/* The same for the checkpointer's connection (retention_wal.c), which also gathers
- * its writes into the database file: a checkpoint copies frames into events.db in
- * page order, one pwrite per page, and pages appended since the last one are
- * contiguous. Who reads those pages: no connection reads a page from events.db
- * while a newer copy of it is in the WAL below its snapshot, and SQLite marks the
- * frames copied (nBackfill, which lets new readers skip the WAL) only after the
- * end of the copy (SQLITE_FCNTL_CKPT_DONE), the truncate and the xSync of
- * events.db, each of which writes the buffer out first. A crash in between leaves
- * the frames in the WAL, copied again by the next checkpoint. */
-#define STORE_SQLITE_VFS_CKPT "homeiq-walbuf-ckpt"
 /* Bytes buffered at most per WAL: one write call of the default (unix) VFS, which
  * writes at most 0x1ffff bytes per call (seekAndWriteFd) -- 31 frames of 4 KiB pages. */
 #define STORE_SQLITE_VFS_BUF 0x1ffff
 
-/* Registers STORE_SQLITE_VFS and STORE_SQLITE_VFS_CKPT (neither as the default), once. 0/-1. */
+/* Registers STORE_SQLITE_VFS (not as the default), once. 0/-1. */
 int sqv_register(void);
 
 /* Write calls the VFS saved and made (counts for tests and /health). */
