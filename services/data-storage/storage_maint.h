@@ -22,7 +22,7 @@
 #define STORAGE_MAINT_CONFIG_VARS                                                                                \
     CONFIG_INT("STATISTICS", "1", 0, 1, "1 = update long-term statistics (5-minute and hourly rows, docs/STATISTICS.md) with each batch: sqlite in its transaction, influxdb computed before its ack (written then, or by the next flush: INFLUXDB_STATISTICS_FLUSH_MS)"), \
     CONFIG_INT("INFLUXDB_STATISTICS", "1", 0, 1, "influxdb: 0 = do not write the statistics (homeiq_statistics) even when STATISTICS=1"), \
-    CONFIG_INT("INFLUXDB_STATISTICS_FLUSH_MS", "1000", 0, 600000, "influxdb 1.x: statistics rows of acknowledged batches are written at most this often (coalesced, off the ack path; GET /api/v1/statistics lags the events by up to this much); 0 = each batch's rows before its ack"), \
+    CONFIG_INT("INFLUXDB_STATISTICS_FLUSH_MS", "0", 0, 600000, "influxdb 1.x: 0 = each batch's statistics rows written before its ack; N = rows of acknowledged batches written at most every N ms (coalesced, off the ack path: at a steady trickle influxd does about a quarter less work, GET /api/v1/statistics lags by up to N ms; not yet for bursts: docs/STATISTICS.md)"), \
     CONFIG_INT("RETENTION_DAYS", "0", 0, 1000000, "purge raw events older than this many days, after their statistics are committed (0 = keep every event); influxdb: the policy of a database HomeIQ creates, else checked"),      \
     CONFIG_TEXT("RETENTION_OVERRIDES", NULL, "sqlite: raw-event retention per domain or entity, NAME=DAYS,... e.g. \"sensor.grid_energy=0,light=7\" (0 = keep forever)"), \
     CONFIG_INT("STATISTICS_5MIN_RETENTION_DAYS", "10", 1, 1000000, "purge 5-minute statistics older than this (hourly: kept); influxdb: policy homeiq_stats_5min"), \

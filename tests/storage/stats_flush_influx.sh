@@ -76,7 +76,7 @@ rows_now 5minute "$TEST_TMP/k5.json"; rows_now hour "$TEST_TMP/kh.json"
 check "... so InfluxDB's rows do not equal the computation yet" \
   bash -c "! $SERIES check '$TEST_TMP/expected.json' '$TEST_TMP/k5.json' '$TEST_TMP/kh.json' >/dev/null 2>&1"
 kill -KILL "$SPID"; wait "$SPID" 2>/dev/null; _forget_pid "$SPID"
-start_storage storage_k1 || bail "data-storage restarts after the SIGKILL"
+start_storage storage_k1 INFLUXDB_STATISTICS_FLUSH_MS=1000 || bail "data-storage restarts after the SIGKILL"
 recovered() { health | jq -e '.backend.statistics.recovery.done == true' >/dev/null; }
 check "after the restart the recovery runs (no batch needed: the catch-up's first step)" wait_for 60 recovered
 check "... it recomputed the entities with feed entries after the mark" \
@@ -88,7 +88,7 @@ check "the mark moved past them: InfluxDB holds homeiq_statistics_written" \
   bash -c "curl -s -G '$INFLUXDB_URL/query' --data-urlencode db=homeiq_flush_kill \
     --data-urlencode 'q=SELECT \"seq\" FROM homeiq_stats_hour.homeiq_statistics_written' | jq -e '.results[0].series[0].values[0][1] > 0' >/dev/null"
 check "stop: exit 0" stop_pid "$SPID"
-start_storage storage_k2 || bail "data-storage starts again"
+start_storage storage_k2 INFLUXDB_STATISTICS_FLUSH_MS=1000 || bail "data-storage starts again"
 check "a clean restart: the recovery finds nothing to recompute" wait_for 60 recovered
 check "... (0 entities)" jqe '.backend.statistics.recovery.entities == 0' <(health)
 check "stop: exit 0" stop_pid "$SPID"
