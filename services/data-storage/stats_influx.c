@@ -391,11 +391,15 @@ int stats_influx_open(struct event_base *evb, const stats_influx_io *io, const c
 
 /* ---- the running state (si_hot) ---------------------------------------- */
 
+unsigned stats_influx_key_hash(const char *entity, const char *home) {
+    unsigned h = 2166136261u; /* FNV-1a, a separator between the two */
+    for (; *entity; entity++) h = (h ^ (unsigned char)*entity) * 16777619u;
+    for (h ^= 0xff; *home; home++) h = (h ^ (unsigned char)*home) * 16777619u;
+    return h;
+}
+
 static unsigned si_hash(const char *e, const char *home) {
-    unsigned h = 2166136261u;
-    for (; *e; e++) h = (h ^ (unsigned char)*e) * 16777619u;
-    for (; *home; home++) h = (h ^ (unsigned char)*home) * 16777619u;
-    return h & (SI_HOT_BUCKETS - 1);
+    return stats_influx_key_hash(e, home) & (SI_HOT_BUCKETS - 1);
 }
 
 /* The running state of entity in home (issue 18: one per entity and home). */

@@ -133,5 +133,7 @@ int stats_influx_row_read(json_t *cols, json_t *vals, stats_row *r, int *kind);
 /* The entity's rows were changed behind the running state: the next batch
  * of it takes the slow path. */
 void stats_influx_forget(stats_influx *s, const char *entity, const char *home); /* home: "" = default */
+/* The hash of an (entity, home) key, for the tables that index them (the running states, the recovery's). */
+unsigned stats_influx_key_hash(const char *entity, const char *home);
 
 #endif

@@ -82,19 +82,12 @@ static void sir_feed_sql(sbuf *q, int64_t after, int64_t upto) {
     influx_feed_sql_after(q, NULL, NULL, after, upto, 1, SIR_FEED_PAGE);
 }
 
-static unsigned sir_hash(const char *entity, const char *home) {
-    unsigned h = 2166136261u;
-    for (; *entity; entity++) h = (h ^ (unsigned char)*entity) * 16777619u;
-    for (h ^= 0xff; *home; home++) h = (h ^ (unsigned char)*home) * 16777619u;
-    return h;
-}
-
 static int sir_index_grow(stats_influx_recover *r) {
     size_t nslot = r->nslot ? r->nslot * 2 : 256;
     unsigned *slot = calloc(nslot, sizeof *slot);
     if (!slot) return -1;
     for (size_t i = 0; i < r->n; i++) {
-        size_t k = sir_hash(r->ents[i].entity, r->ents[i].home) & (nslot - 1);
+        size_t k = stats_influx_key_hash(r->ents[i].entity, r->ents[i].home) & (nslot - 1);
         while (slot[k]) k = (k + 1) & (nslot - 1);
         slot[k] = (unsigned)i + 1;
     }
@@ -111,7 +104,7 @@ static int sir_feed_entry(const influx_feed_entry *fe, void *arg) {
     const char *home = fe->home ? fe->home : "";
     int64_t t = fe->t_ns / 1000;
     if ((r->n + 1) * 2 > r->nslot && sir_index_grow(r) != 0) return -1;
-    size_t k = sir_hash(fe->entity_id, home) & (r->nslot - 1);
+    size_t k = stats_influx_key_hash(fe->entity_id, home) & (r->nslot - 1);
     for (; r->slot[k]; k = (k + 1) & (r->nslot - 1)) {
         sir_ent *e = &r->ents[r->slot[k] - 1];
         if (strcmp(e->entity, fe->entity_id) != 0 || strcmp(e->home, home) != 0) continue;
