@@ -111,6 +111,7 @@ typedef struct si_ent {
     int has_rkind;
     stats_kind rkind;       /* the kind of its latest numeric stored state in [tmin, tmax] */
     int64_t b, end;         /* the 5-minute periods recomputed */
+    int64_t hm;             /* the first hour merged again (<= b's hour: hours a failed hourly write left behind) */
     stats_carry carry;
     si_rows prev5, prevh, next, old5, oldh;
     stats_sample *samples;
@@ -835,9 +836,26 @@ static int si_a_row(int stmt, json_t *cols, json_t *vals, void *arg) {
     return si_collect_row(cols, vals, part == 0 ? &e->prev5 : part == 1 ? &e->prevh : &e->next);
 }
 
+/* The first hour to merge again: b's, or an earlier one whose 5-minute rows
+ * were written while its hourly row was not (the two writes are separate
+ * requests: a gap-crossing batch whose 5-minute write landed and whose hourly
+ * write failed, then a stop or a retry on the slow path, which starts after
+ * the stored 5-minute rows). The latest hourly row before the batch may be
+ * stale and the hours after it may have none: when 5-minute rows exist at or
+ * after its hour (and that hour is still inside the 5-minute policy, so all
+ * its 5-minute rows are there), every hour from it on is merged again from
+ * the 5-minute rows (read from there in step B). */
+static int64_t si_merge_from(const si_ent *e, int64_t horizon5) {
+    int64_t hb = stats_floor(e->b, STATS_HOUR_US);
+    if (!e->prevh.n || !e->prev5.n) return hb;
+    int64_t hl = e->prevh.r[0].start_us;
+    if (hl >= hb || hl < horizon5 || e->prev5.r[0].start_us < hl) return hb;
+    return hl;
+}
+
 /* Where an entity's recomputation starts (b) and what it carries in;
- * where it ends. */
-static void si_plan(si_ent *e) {
+ * where it ends; the first hour merged again. */
+static void si_plan(si_ent *e, int64_t horizon5) {
     int64_t b0 = stats_floor(e->tmin, STATS_5MIN_US);
     memset(&e->carry, 0, sizeof e->carry);
     e->b = b0;
@@ -862,6 +880,7 @@ static void si_plan(si_ent *e) {
         if (e->next.r[i].count) break;  /* the first numeric state after the batch */
     }
     e->end = stats_floor(last, STATS_5MIN_US) + STATS_5MIN_US;
+    e->hm = si_merge_from(e, horizon5);
 }
 
 static void si_step_a_done(const httpc_response *r, void *arg) {
@@ -876,12 +895,13 @@ static void si_step_a_done(const httpc_response *r, void *arg) {
     sbuf q;
     sbuf_init(&q);
     size_t nact = j->nact;
+    int64_t horizon5 = stats_influx_horizon5(s, (int64_t)service_now_us());
     j->nact = 0;
     for (size_t k = 0; k < nact; k++) {
         si_ent *e = &j->ents[j->act[k]];
-        si_plan(e);
+        si_plan(e, horizon5);
         j->act[j->nact++] = j->act[k];
-        int64_t h0 = stats_floor(e->b, STATS_HOUR_US);
+        int64_t h0 = e->hm;
         si_select_states(&q, s, e->entity, j->home, influx_time_ns_sat(e->b), influx_time_ns_sat(e->end), 0);
         stats_influx_select_rows(&q, s->rp5, e->entity, j->home, 0, h0, INT64_MAX, 0, 0);
         stats_influx_select_rows(&q, s->rph, e->entity, j->home, 1, h0, INT64_MAX, 0, 0);
@@ -1016,8 +1036,8 @@ static int si_recompute(si_job *j, si_ent *e) {
         }
         if (si_rows_push(&j->final, &r, (int)e->kind) != 0) return -1;
     }
-    /* hours: merged again from the final 5-minute rows */
-    int64_t h0 = stats_floor(e->b, STATS_HOUR_US), h1 = stats_floor(e->end - 1, STATS_HOUR_US);
+    /* hours: merged again from the final 5-minute rows (from e->hm: see si_merge_from) */
+    int64_t h0 = e->hm, h1 = stats_floor(e->end - 1, STATS_HOUR_US);
     size_t k = 0;
     for (int64_t h = h0; h <= h1; h += STATS_HOUR_US) {
         while (k < j->final.n && j->final.r[k].start_us < h) k++;

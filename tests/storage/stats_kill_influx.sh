@@ -11,6 +11,11 @@
 # again; the later hourly rows must still be moved. If only the hourly write
 # landed, the reverse: the later 5-minute rows must move, the hours not twice.
 #
+# The same holds for hours without states: a batch after a silence of two
+# hours whose hourly write is refused while its 5-minute write (the silent
+# hours' rows) lands, then SIGKILL -- on the ack path and with the flush
+# (the recovery from the mark); the silent hours must get their hourly rows.
+#
 # Use: stats_kill_influx.sh /path/to/homeiq-data-storage
 # A proxy (tests/admin/influx_cut_proxy.py) refuses the meter's hourly write
 # (503) while influxd applies the 5-minute one (then, on a second database,
@@ -88,4 +93,53 @@ scenario() {
 }
 scenario homeiq_kill hour 5minute
 scenario homeiq_kill_h 5minute hour   # only since the two writes go out together (issue 15)
+
+# ---- hours without states (docs/STATISTICS.md "Hours without states") --------------------------------------
+# Two entities silent for over two hours; the batch with their first states after the silence writes the
+# 5-minute rows that fill the silent hours (the value held) and the hourly rows of every hour it crossed. Its
+# hourly write is refused (503) while its 5-minute write lands, and storage is SIGKILLed. The recomputation
+# after the start (the batch sent again on the ack path; the recovery from the mark with the flush) finds the
+# silent hours' 5-minute rows stored and starts after them: the hours must still be merged again, from the
+# one of the latest hourly row before the batch (itself stale) on.
+$SERIES silent "$T0" "$TEST_TMP" || bail "generate the silent series"
+SENTS=sensor.silent,sensor.silent_meter
+srows() { influx_stats_settled "$U" >&2; curl -s "$U/api/v1/statistics?entity_id=$SENTS&period=$1&start=$START"; }
+# gap_scenario DB FLUSH_MS
+gap_scenario() {
+  local db=$1 fms=$2
+  export INFLUXDB_DATABASE=$db INFLUXDB_STATISTICS_FLUSH_MS=$fms
+  echo "# $db (INFLUXDB_STATISTICS_FLUSH_MS=$fms): the silent hours' hourly write refused, then SIGKILL"
+  start_storage "storage0-$db" || bail "data-storage (through the proxy) starts"
+  check "50 minutes of both entities posted" post_batches "$TEST_TMP/before.json"
+  srows hour >"$TEST_TMP/g0.json"
+  check "... one hourly row each so far" jqe 'map(length) == [1, 1]' "$TEST_TMP/g0.json"
+  printf 'period=hour' >"$CUT.block"   # every hourly write refused (503), the 5-minute ones land
+  if [ "$fms" = 0 ]; then
+    check "the first states after the silence: not acknowledged (the hourly write refused)" \
+      test "$(post <(jq -c '{events: .}' "$TEST_TMP/cross.json"))" != 200
+  else
+    check "the first states after the silence: acknowledged (their rows queued for the flush)" \
+      test "$(post <(jq -c '{events: .}' "$TEST_TMP/cross.json"))" = 200
+    flush_failed() { curl -s "$U/health" | jq -e '.backend.statistics.flush.failures > 0' >/dev/null; }
+    check "... the flush's hourly write failed" wait_for 60 flush_failed
+  fi
+  five_landed() { curl -s "$U/api/v1/statistics?entity_id=sensor.silent&period=5minute&start=$START" |
+    jq -e --argjson t $(( (T0 + 2 * 3600) * 1000 )) '[.["sensor.silent"][] | select(.start >= $t)] | length > 0' >/dev/null; }
+  check "... while the 5-minute rows of the silent hours landed" wait_for 60 five_landed
+  kill -KILL "$SPID"; wait "$SPID" 2>/dev/null; _forget_pid "$SPID"
+  rm -f "$CUT.block"
+  start_storage "storage1-$db" || bail "data-storage restarts after SIGKILL"
+  if [ "$fms" = 0 ]; then
+    check "the batch sent again: 200" test "$(post <(jq -c '{events: .}' "$TEST_TMP/cross.json"))" = 200
+  fi
+  check "the next 20 minutes posted" post_batches "$TEST_TMP/after.json"
+  srows 5minute >"$TEST_TMP/g5.json"
+  srows hour >"$TEST_TMP/gh.json"
+  check "every 5-minute and hourly row equals the independent computation (1e-9): the silent hours have theirs" \
+    $SERIES check "$TEST_TMP/expected.json" "$TEST_TMP/g5.json" "$TEST_TMP/gh.json"
+  check "stop: exit 0" stop_pid "$SPID"
+  unset INFLUXDB_STATISTICS_FLUSH_MS
+}
+gap_scenario homeiq_gap_ack 0
+gap_scenario homeiq_gap_flush 200
 finish

@@ -13,6 +13,10 @@
                                      live.json (in time order), late.json
                                      (one event of its second hour, a reset,
                                      posted after the rest) and expected.json
+  stats_series.py silent T0 OUT_DIR   two entities silent for over two hours:
+                                     before.json, cross.json (the first
+                                     state after the silence), after.json,
+                                     expected.json
   stats_series.py bulk T_END DAYS N ENTITIES OUT   N records spread over DAYS
                                      days before T_END (retention tests)
 
@@ -226,6 +230,36 @@ def late(t0, outdir):
     json.dump(expected(s), open(outdir + "/expected.json", "w"))
 
 
+def silent(t0, outdir):
+    """Two entities (a measurement and a total_increasing meter) silent for
+    over two hours: before.json (their first 50 minutes), cross.json (the
+    first state of each after the silence: a batch whose rows cross the silent
+    hours), after.json (20 more minutes) and expected.json
+    (stats_kill_influx.sh: the silent hours' rows must survive a lost hourly
+    write)."""
+    s, m = {}, 50.0
+    ev = [(t0 + 60 * i + 13, "%.2f" % (20 + (i % 9) * 0.5), None) for i in range(50)]
+    ev += [(t0 + 3 * 3600 + 1000 + 60 * i + 13, "%.2f" % (30 + (i % 5)), None) for i in range(21)]
+    s["sensor.silent"] = ("measurement", ev)
+    ev = []
+    for i in range(50):
+        m += 0.25 + (i % 4) * 0.125
+        ev.append((t0 + 60 * i + 29, "%.4f" % m, None))
+    for i in range(21):
+        m += 0.5
+        ev.append((t0 + 3 * 3600 + 1000 + 60 * i + 29, "%.4f" % m, None))
+    s["sensor.silent_meter"] = ("total_increasing", ev)
+    s = exact(s)
+    parts = {"before": [], "cross": [], "after": []}
+    for ent, (kind, ev) in s.items():
+        for n, (t, st, lr) in enumerate(ev):
+            part = "before" if n < 50 else "cross" if n == 50 else "after"
+            parts[part].append(record(ent, t, st, kind, lr, n))
+    for name, recs in parts.items():
+        json.dump(sorted(recs, key=lambda r: r["time_fired"]), open("%s/%s.json" % (outdir, name), "w"))
+    json.dump(expected(s), open(outdir + "/expected.json", "w"))
+
+
 def close(a, b):
     if a is None or b is None:
         return a is None and b is None
@@ -311,6 +345,8 @@ if __name__ == "__main__":
         gen(float(sys.argv[2]), sys.argv[3], len(sys.argv) > 4 and sys.argv[4] == "ha")
     elif cmd == "late":
         late(float(sys.argv[2]), sys.argv[3])
+    elif cmd == "silent":
+        silent(float(sys.argv[2]), sys.argv[3])
     elif cmd == "check":
         sys.exit(check(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "house":
