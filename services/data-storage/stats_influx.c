@@ -129,6 +129,7 @@ struct stats_influx {
     char last_refusal[200];
     stats_influx_flush *flush;      /* rows written off the ack path (INFLUXDB_STATISTICS_FLUSH_MS), NULL: before it */
     stats_influx_recover *recover;  /* after a start: the rows of acked batches a flush did not write */
+    long stop_ms;                   /* INFLUXDB_STATISTICS_STOP_FLUSH_MS: the stop's flush at most */
     si_hot *hot[SI_HOT_BUCKETS];
 };
 
@@ -354,11 +355,14 @@ void stats_influx_row_line(sbuf *b, const char *entity, const char *home, int ho
 
 int stats_influx_open(struct event_base *evb, const stats_influx_io *io, const char *rp5, const char *rph,
                       stats_influx **out) {
-    long long on, on_influx, raw, s5, flush_ms;
+    long long on, on_influx, raw, s5, flush_ms, chunk, max_rows, stop_ms;
     *out = NULL;
     if (config_int(storage_maint_vars, "STATISTICS", &on) ||
         config_int(storage_maint_vars, "INFLUXDB_STATISTICS", &on_influx) ||
         config_int(storage_maint_vars, "INFLUXDB_STATISTICS_FLUSH_MS", &flush_ms) ||
+        config_int(storage_maint_vars, "INFLUXDB_STATISTICS_FLUSH_CHUNK_BYTES", &chunk) ||
+        config_int(storage_maint_vars, "INFLUXDB_STATISTICS_MAX_PENDING_ROWS", &max_rows) ||
+        config_int(storage_maint_vars, "INFLUXDB_STATISTICS_STOP_FLUSH_MS", &stop_ms) ||
         config_int(storage_maint_vars, "RETENTION_DAYS", &raw) ||
         config_int(storage_maint_vars, "STATISTICS_5MIN_RETENTION_DAYS", &s5))
         return -1;
@@ -368,6 +372,8 @@ int stats_influx_open(struct event_base *evb, const stats_influx_io *io, const c
     s->io = *io;
     s->raw_days = raw;
     s->s5_days = s5;
+    s->stop_ms = (long)stop_ms;
+    stats_influx_flush_opts fo = {.flush_ms = (long)flush_ms, .chunk_bytes = (size_t)chunk, .max_rows = (size_t)max_rows};
     char err[300];
     if (retention_rules_parse(config_text(storage_maint_vars, "RETENTION_OVERRIDES"), &s->rules, err, sizeof err)) {
         log_error("%s", err);
@@ -381,7 +387,7 @@ int stats_influx_open(struct event_base *evb, const stats_influx_io *io, const c
         return -1;
     }
     /* off the ack path only where the mark has a policy that never expires (1.x); elsewhere before the ack */
-    if (rph && ((flush_ms > 0 && stats_influx_flush_new(evb, io, rp5, rph, (long)flush_ms, &s->flush) != 0) ||
+    if (rph && ((flush_ms > 0 && stats_influx_flush_new(evb, io, rp5, rph, &fo, &s->flush) != 0) ||
                 stats_influx_recover_new(s, &s->recover) != 0)) {
         stats_influx_close(s);
         return -1;
@@ -1172,6 +1178,22 @@ static void si_slow_go(int rc, const char *err, void *arg) {
     else si_step_a(j);
 }
 
+/* A live batch's rows queued for the flush, and the batch done (acknowledged). */
+static void si_queue_go(int rc, const char *err, void *arg) {
+    si_job *j = arg;
+    if (rc != 0) {
+        char why[300];
+        snprintf(why, sizeof why, "statistics: rows wait for a flush that failed: %.240s", err ? err : "");
+        si_job_end(j, -1, why);
+        return;
+    }
+    if (stats_influx_flush_add(j->s->flush, &j->lines5, &j->linesh, j->seq) != 0) {
+        si_job_end(j, -1, "statistics: out of memory");
+        return;
+    }
+    si_job_end(j, 0, NULL);
+}
+
 /* A batch once the rows of earlier runs are recovered: the live entities from
  * memory -- with INFLUXDB_STATISTICS_FLUSH_MS their rows are queued and the
  * batch is done (acknowledged) at once; the others by the slow path, which
@@ -1199,11 +1221,13 @@ static void si_batch_go(int rc, const char *err, void *arg) {
         return;
     }
     j->direct = 0;
-    if (stats_influx_flush_add(s->flush, &j->lines5, &j->linesh, j->seq) != 0) {
-        si_job_end(j, -1, "statistics: out of memory");
+    if (stats_influx_flush_full(s->flush)) {
+        /* backpressure: too many rows wait for InfluxDB; queue this batch's once they are written, or fail it
+         * (503, re-sent by ingestion) when the flush fails -- memory stays bounded whatever the outage */
+        stats_influx_flush_wait(s->flush, si_queue_go, j);
         return;
     }
-    si_job_end(j, 0, NULL);
+    si_queue_go(0, NULL, j);
 }
 
 void stats_influx_batch(stats_influx *s, const store_batch *b, int64_t seq, stats_influx_done_fn done, void *arg) {
@@ -1278,6 +1302,11 @@ void stats_influx_settle(stats_influx *s, stats_influx_done_fn done, void *arg) 
     }
     if (s->flush) stats_influx_flush_wait(s->flush, done, arg);
     else done(0, NULL, arg);
+}
+
+void stats_influx_stop(stats_influx *s) {
+    if (s && s->flush && s->stop_ms > 0 && (!s->recover || stats_influx_recover_done(s->recover)))
+        stats_influx_flush_stop(s->flush, s->stop_ms);
 }
 
 stats_influx_flush *stats_influx_flush_of(const stats_influx *s) {

@@ -73,6 +73,10 @@ typedef struct stats_influx stats_influx;
 int stats_influx_open(struct event_base *evb, const stats_influx_io *io, const char *rp5, const char *rph,
                       stats_influx **out);
 void stats_influx_close(stats_influx *s);
+/* A clean stop (the service's loop ended, the HTTP client not yet freed):
+ * the queued rows written for at most INFLUXDB_STATISTICS_STOP_FLUSH_MS, so
+ * the next start has less to recover; runs the loop until then. s may be NULL. */
+void stats_influx_stop(stats_influx *s);
 
 /* Recomputes the statistics of every entity with a STORED or DUPLICATE
  * state_changed item in b (all committed); seq: the batch's feed sequence

@@ -5,10 +5,12 @@
  * home and period) and its time, in one of the two policies. Pending rows are
  * an open-addressed table keyed so, the latest line of a key winning. A flush
  * moves the table into "in flight", writes the 5-minute lines, then the hourly
- * lines with the mark, and frees them; a failure merges them back under any
- * newer pending line of the same key and retries after the interval. Only
- * one flush is in flight at a time, so lines of one key reach InfluxDB in the
- * order they were computed. */
+ * lines with the mark in the last hourly request, in chunks of at most
+ * chunk_bytes each (one request at a time; influxd refuses a body above its
+ * max-body-size), and frees them; a failure merges the lines no chunk wrote
+ * back under any newer pending line of the same key and retries after the
+ * interval. Only one flush is in flight at a time, so lines of one key reach
+ * InfluxDB in the order they were computed. */
 #include "stats_influx_flush.h"
 #include "log.h"
 #include "service.h"
@@ -23,6 +25,7 @@ typedef struct sif_row {
     size_t toff;       /* the time's offset in line */
     unsigned hash;
     int hourly;
+    int written;       /* in flight: a chunk holding it was stored */
 } sif_row;
 
 typedef struct sif_map {
@@ -36,6 +39,9 @@ struct stats_influx_flush {
     stats_influx_io io;
     char *rp5, *rph;
     long interval_ms;
+    size_t chunk_bytes;         /* the most lines one request carries (at least one line) */
+    size_t max_rows;            /* unwritten rows above which live batches wait for the flush (backpressure) */
+    struct event_base *evb;
     struct event *timer;
     sif_map pending, inflight;
     int busy;                   /* a flush in flight */
@@ -43,13 +49,12 @@ struct stats_influx_flush {
     int64_t seq;                /* the mark the next flush writes (rows through it pending or stored) */
     int64_t mark;               /* the mark last stored */
     int64_t flight_seq;         /* the mark of the flush in flight */
+    int phase;                  /* the flush in flight writes 0: 5-minute lines, 1: hourly lines (and the mark) */
+    size_t pos, chunk_end;      /* the in-flight rows of the request under way: [pos, chunk_end) */
+    int drained;                /* the stop's flush (stats_influx_flush_stop) ended */
     int64_t last_start_us;      /* monotonic: the last flush's start */
     stats_influx_waiters waiters;   /* readers waiting for nothing queued (stats_influx_flush_wait) */
-    struct sif_req {            /* the callback's arg of each policy's request */
-        struct stats_influx_flush *f;
-        int hourly;
-    } req[2];
-    unsigned long long flushes, failures, rows_written, requests, refused, late_skipped;
+    unsigned long long flushes, failures, rows_written, requests, refused, late_skipped, backpressure;
     char last_error[200];
 };
 
@@ -198,21 +203,34 @@ void stats_influx_waiters_wake(stats_influx_waiters *ws, int rc, const char *err
     free(now.w);
 }
 
-/* The lines of one policy of the flush in flight into f->body. */
-static void sif_body(stats_influx_flush *f, int hourly) {
+/* The next chunk of the phase's lines from f->pos into f->body (at most
+ * chunk_bytes, at least one line); the mark after the phase's last hourly
+ * line. 1 when the body holds something to write, 0 when the phase is done. */
+static int sif_body(stats_influx_flush *f) {
     sbuf_reset(&f->body);
-    for (size_t i = 0; i < f->inflight.n; i++)
-        if (f->inflight.rows[i].hourly == hourly) sbuf_add(&f->body, f->inflight.rows[i].line, f->inflight.rows[i].len);
-    if (hourly) stats_influx_flush_mark_line(&f->body, f->flight_seq);
+    size_t i = f->pos;
+    for (; i < f->inflight.n; i++) {
+        const sif_row *r = &f->inflight.rows[i];
+        if (r->hourly != f->phase) continue;
+        if (f->body.len && f->body.len + r->len > f->chunk_bytes) break;
+        sbuf_add(&f->body, r->line, r->len);
+    }
+    f->chunk_end = i;
+    if (f->phase == 1 && i == f->inflight.n) stats_influx_flush_mark_line(&f->body, f->flight_seq);
+    return f->body.len > 0;
 }
 
-static int sif_send(stats_influx_flush *f, int hourly) {
-    sif_body(f, hourly);
-    if (!hourly && f->body.len == 0) return sif_send(f, 1); /* no 5-minute row: the hourly request (and mark) */
+/* The next request of the flush in flight (the 5-minute chunks, then the
+ * hourly ones, the last with the mark). 0, or -1 (it could not start). */
+static int sif_send(stats_influx_flush *f) {
+    while (!sif_body(f)) {   /* only the 5-minute phase can be empty: the hourly one holds the mark */
+        f->phase = 1;
+        f->pos = 0;
+    }
     f->requests++;
     if (sbuf_failed(&f->body) ||
-        f->io.write(f->io.ctx, hourly ? f->rph : f->rp5, f->body.data, f->body.len, sif_write_done,
-                    &f->req[hourly]) != 0)
+        f->io.write(f->io.ctx, f->phase ? f->rph : f->rp5, f->body.data, f->body.len, sif_write_done,
+                    f) != 0)
         return -1;
     return 0;
 }
@@ -221,16 +239,16 @@ static void sif_end(stats_influx_flush *f, int rc, const char *err) {
     f->busy = 0;
     if (rc == 0) {
         f->flushes++;
-        f->rows_written += f->inflight.n;
         if (f->flight_seq > f->mark) f->mark = f->flight_seq;
         sif_map_free(&f->inflight);
     } else {
-        /* kept: merged back under the newer lines of the same keys, retried after the interval */
+        /* kept: what no chunk wrote merged back under the newer lines of the same keys, retried after the
+         * interval (the mark did not move: after a stop the recovery recomputes them) */
         f->failures++;
         snprintf(f->last_error, sizeof f->last_error, "%.190s", err);
         log_warn("statistics flush failed (its rows are kept and written again): %s", err);
         for (size_t i = 0; i < f->inflight.n; i++) {
-            if (sif_put(&f->pending, &f->inflight.rows[i], 0) != 0) {
+            if (f->inflight.rows[i].written || sif_put(&f->pending, &f->inflight.rows[i], 0) != 0) {
                 /* out of memory: what is not kept is recomputed after the next start (the mark did not move) */
                 free(f->inflight.rows[i].line);
             }
@@ -248,10 +266,9 @@ static void sif_end(stats_influx_flush *f, int rc, const char *err) {
     sif_arm(f);
 }
 
-/* InfluxDB's answer to one request of the flush (arg: its sif_req). */
+/* InfluxDB's answer to one request (chunk) of the flush. */
 static void sif_write_done(const httpc_response *r, void *arg) {
-    stats_influx_flush *f = ((struct sif_req *)arg)->f;
-    int hourly = ((struct sif_req *)arg)->hourly;
+    stats_influx_flush *f = arg;
     if (r->status != 204 && r->status != 200) {
         char err[260];
         json_t *doc = r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
@@ -271,11 +288,22 @@ static void sif_write_done(const httpc_response *r, void *arg) {
             log_error("statistics rows refused by InfluxDB (events stored, rows missing): %s", err);
         }
     }
-    if (hourly) {
+    for (size_t i = f->pos; i < f->chunk_end; i++) {
+        sif_row *row = &f->inflight.rows[i];
+        if (row->hourly != f->phase) continue;
+        row->written = 1;
+        f->rows_written++;
+    }
+    f->pos = f->chunk_end;
+    if (f->phase == 1 && f->pos >= f->inflight.n) {
         sif_end(f, 0, NULL);
         return;
     }
-    if (sif_send(f, 1) != 0) sif_end(f, -1, "statistics flush: cannot start a write to InfluxDB");
+    if (f->pos >= f->inflight.n) {
+        f->phase = 1;
+        f->pos = 0;
+    }
+    if (sif_send(f) != 0) sif_end(f, -1, "statistics flush: cannot start a write to InfluxDB");
 }
 
 static void sif_start(stats_influx_flush *f) {
@@ -288,20 +316,23 @@ static void sif_start(stats_influx_flush *f) {
     f->inflight = f->pending;
     memset(&f->pending, 0, sizeof f->pending);
     f->flight_seq = f->seq;
-    if (sif_send(f, 0) != 0) sif_end(f, -1, "statistics flush: cannot start a write to InfluxDB");
+    f->phase = 0;
+    f->pos = 0;
+    if (sif_send(f) != 0) sif_end(f, -1, "statistics flush: cannot start a write to InfluxDB");
 }
 
 /* ---- the interface ------------------------------------------------------ */
 
 int stats_influx_flush_new(struct event_base *evb, const stats_influx_io *io, const char *rp5, const char *rph,
-                           long flush_ms, stats_influx_flush **out) {
+                           const stats_influx_flush_opts *o, stats_influx_flush **out) {
     stats_influx_flush *f = calloc(1, sizeof *f);
     *out = NULL;
     if (!f) return -1;
     f->io = *io;
-    f->interval_ms = flush_ms;
-    f->req[0] = (struct sif_req){f, 0};
-    f->req[1] = (struct sif_req){f, 1};
+    f->interval_ms = o->flush_ms;
+    f->chunk_bytes = o->chunk_bytes ? o->chunk_bytes : 1;
+    f->max_rows = o->max_rows;
+    f->evb = evb;
     sbuf_init(&f->body);
     f->rp5 = rp5 ? strdup(rp5) : NULL;
     f->rph = rph ? strdup(rph) : NULL;
@@ -364,8 +395,56 @@ size_t stats_influx_flush_unwritten(const stats_influx_flush *f) {
     return f->pending.n + f->inflight.n;
 }
 
+int stats_influx_flush_full(stats_influx_flush *f) {
+    if (!f->max_rows || stats_influx_flush_unwritten(f) < f->max_rows) return 0;
+    f->backpressure++;
+    return 1;
+}
+
+static void sif_drained(int rc, const char *err, void *arg) {
+    (void)rc, (void)err;
+    ((stats_influx_flush *)arg)->drained = 1;
+}
+
+static void sif_stop_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    ((stats_influx_flush *)arg)->drained = 1;
+}
+
+/* The loop is run here, after the service's loop ended (a signal): only until
+ * the flush ended or ms passed -- whatever is still unwritten then is
+ * recomputed by the next start's recovery, as after a SIGKILL. */
+int stats_influx_flush_stop(stats_influx_flush *f, long ms) {
+    if (!f->busy && !f->pending.n && f->seq <= f->mark) return 0;
+    size_t rows = stats_influx_flush_unwritten(f);
+    f->drained = 0;
+    struct event *deadline = evtimer_new(f->evb, sif_stop_timer, f);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if (!deadline || evtimer_add(deadline, &tv) != 0) {
+        if (deadline) event_free(deadline);
+        return -1;
+    }
+    if (f->busy) {
+        if (stats_influx_waiters_add(&f->waiters, sif_drained, f) != 0) f->drained = 1;
+    } else {
+        if (f->timer) event_del(f->timer);
+        if (stats_influx_waiters_add(&f->waiters, sif_drained, f) == 0) sif_start(f);
+        else f->drained = 1;
+    }
+    while (!f->drained && event_base_loop(f->evb, EVLOOP_ONCE) == 0) {
+    }
+    event_free(deadline);
+    size_t left = stats_influx_flush_unwritten(f);
+    if (left || f->busy) log_warn("statistics: %zu of %zu rows unwritten at the stop (the next start recomputes them)",
+                                  left, rows);
+    else log_info("statistics: %zu rows written at the stop (mark %lld)", rows, (long long)f->mark);
+    return left || f->busy ? -1 : 0;
+}
+
 json_t *stats_influx_flush_info(const stats_influx_flush *f) {
-    return json_pack("{s:I,s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "interval_ms", (json_int_t)f->interval_ms,
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "interval_ms",
+                     (json_int_t)f->interval_ms, "chunk_bytes", (json_int_t)f->chunk_bytes, "max_pending_rows",
+                     (json_int_t)f->max_rows, "backpressure", (json_int_t)f->backpressure,
                      "pending_rows", (json_int_t)f->pending.n, "in_flight_rows", (json_int_t)f->inflight.n, "busy",
                      f->busy, "flushes", (json_int_t)f->flushes, "failures", (json_int_t)f->failures, "requests",
                      (json_int_t)f->requests, "rows_written", (json_int_t)f->rows_written, "refused",

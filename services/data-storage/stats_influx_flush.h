@@ -18,6 +18,10 @@
  * (stats_influx_recover.h) before any new row is written. A failed flush keeps
  * its rows (a newer row of the same series and period wins) and is retried;
  * a reader of the rows waits for the flush (stats_influx_flush_wait).
+ * Bounded: a flush writes in chunks of chunk_bytes (influxd's max-body-size
+ * refuses a larger body for good), the mark in the last hourly chunk; above
+ * max_rows unwritten rows a live batch waits for the flush, and fails (503)
+ * when it fails; a clean stop flushes for a bounded time.
  *
  * Ownership: borrows the io (store_influx.c's, outlives it) and the event
  * base; owns the pending rows, the rows in flight and its timer. Free only
@@ -36,10 +40,16 @@
 
 typedef struct stats_influx_flush stats_influx_flush;
 
+typedef struct stats_influx_flush_opts {
+    long flush_ms;          /* the least time between two flushes */
+    size_t chunk_bytes;     /* the most line protocol one request of a flush carries (at least one line) */
+    size_t max_rows;        /* unwritten rows from which stats_influx_flush_full says so (0: no bound) */
+} stats_influx_flush_opts;
+
 /* rp5 / rph: the policies (the mark goes to rph, which never expires).
- * flush_ms: the least time between two flushes. 0, or -1 (out of memory). */
+ * 0, or -1 (out of memory). */
 int stats_influx_flush_new(struct event_base *evb, const stats_influx_io *io, const char *rp5, const char *rph,
-                           long flush_ms, stats_influx_flush **out);
+                           const stats_influx_flush_opts *o, stats_influx_flush **out);
 void stats_influx_flush_free(stats_influx_flush *f);
 
 /* The rows of one acknowledged batch (line protocol, one row a line) whose
@@ -74,5 +84,13 @@ void stats_influx_waiters_wake(stats_influx_waiters *ws, int rc, const char *err
 json_t *stats_influx_flush_info(const stats_influx_flush *f);
 /* Rows pending or in flight (0: everything acknowledged is stored). */
 size_t stats_influx_flush_unwritten(const stats_influx_flush *f);
+/* 1 when max_rows or more are unwritten (counted: /health flush.backpressure):
+ * a live batch must then wait for the flush instead of queueing more. */
+int stats_influx_flush_full(stats_influx_flush *f);
+/* At a clean stop, after the service's loop ended and before the HTTP client
+ * is freed: writes what is queued (with the mark), running the loop for at
+ * most ms. 0 when everything is written, -1 when rows are left (the next
+ * start's recovery recomputes them). */
+int stats_influx_flush_stop(stats_influx_flush *f, long ms);
 
 #endif

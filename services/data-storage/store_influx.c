@@ -1146,6 +1146,7 @@ static json_t *store_influx_info(store *base) {
 
 static void store_influx_close(store *base) {
     store_influx *s = (store_influx *)base;
+    stats_influx_stop(s->stats); /* the queued statistics rows, for a bounded time, while InfluxDB is reachable */
     s->closing = 1;
     if (s->ping_timer) event_free(s->ping_timer);
     if (s->linger_timer) event_free(s->linger_timer);

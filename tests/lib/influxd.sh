@@ -16,6 +16,9 @@
 # INFLUXD_KEEP_DIR=dir uses dir (data, meta, WAL, config) instead of a temp
 # dir, and keeps it: a benchmark's store generated once (bench/page_ready.sh).
 #
+# INFLUXD_MAX_BODY_SIZE=N: influxd's [http] max-body-size (default 25000000,
+# influxd's own): a larger write is refused with 413 (stats_bounds_influx.sh).
+#
 # INFLUXD_AUTH_ENABLED=true starts it with authentication on (create the first
 # admin user through /query, as on a real install).
 #
@@ -69,6 +72,7 @@ bind-address = "127.0.0.1:$rpc_port"
   enabled = true
   bind-address = "127.0.0.1:$http_port"
   auth-enabled = ${INFLUXD_AUTH_ENABLED:-false}
+  max-body-size = ${INFLUXD_MAX_BODY_SIZE:-25000000}
   log-enabled = false
   pprof-enabled = false
 

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# stats_bounds_influx.sh -- the InfluxDB statistics flush (INFLUXDB_STATISTICS_FLUSH_MS,
+# stats_influx_flush.h) stays bounded, on a real influxd: a backlog is written
+# in chunks, the queue has a bound, a clean stop flushes.
+#
+# Why: with the flush, the rows of acknowledged batches wait in memory. After a
+# long outage of the statistics writes alone, (1) one flush request holding the
+# whole backlog can exceed influxd's max-body-size (413) and never succeed; (2)
+# the queue grows without bound; (3) a SIGTERM left everything queued for the
+# next start to recompute. So, against an influxd whose max-body-size is 64 KiB:
+#  1. every statistics write refused (503 by a proxy) while the series is posted
+#     (all acknowledged), then let through: the backlog (> 64 KiB) is written in
+#     chunks of INFLUXDB_STATISTICS_FLUSH_CHUNK_BYTES and every row equals the
+#     independent computation (stats_series.py);
+#  2. INFLUXDB_STATISTICS_MAX_PENDING_ROWS=60: with the statistics writes
+#     refused, batches answer 503 once 60 rows wait (/health backpressure), the
+#     queue stays near the bound; let through, the refused batches sent again
+#     are acknowledged and every row equals the computation;
+#  3. no flush for 10 minutes, the series posted, SIGTERM: the stop writes the
+#     queue and the mark, so the next start recomputes nothing, and every row
+#     equals the computation.
+# No timed assertion: wait_for until the rows are written or the flush failed.
+#
+# Use: stats_bounds_influx.sh /path/to/homeiq-data-storage
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/common.sh"
+. "$here/../lib/influxd.sh"
+
+BIN=${1:?usage: stats_bounds_influx.sh /path/to/homeiq-data-storage}
+SERIES="python3 $here/stats_series.py"
+export STORAGE_BACKEND=influxdb LOG_LEVEL=${LOG_LEVEL:-info} INFLUXDB_PING_INTERVAL_MS=200
+echo "# statistics flush bounds (InfluxDB): chunks under max-body-size, backpressure, a flush at SIGTERM"
+INFLUXD_MAX_BODY_SIZE=65536 influxd_start || bail "influxd (max-body-size 64 KiB) starts"
+PP=$(free_port)
+CUT=$TEST_TMP/cut
+start_bg proxy /usr/bin/python3 "$here/../admin/influx_cut_proxy.py" "$PP" "$INFLUXDB_URL" "$CUT"
+wait_http "http://127.0.0.1:$PP/ping" 20 || bail "the proxy starts"
+
+# start_storage NAME [VAR=VALUE...] : through the proxy; sets U, SPID
+start_storage() {
+  local name=$1; shift
+  PORT=$(free_port); U=http://127.0.0.1:$PORT
+  start_bg "$name" env DATA_STORAGE_PORT=$PORT INFLUXDB_URL=http://127.0.0.1:$PP "$@" "$BIN"
+  SPID=$LAST_PID
+  wait_healthy "$U/health" 30 "$SPID"
+}
+post() { curl -s -o "$TEST_TMP/resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' --data-binary @"$1"; }
+# post_batches FILE : its records in batches of 7; counts the answers in OK / REFUSED; 0 when all were 200
+post_batches() {
+  local n code; n=$(jq length "$1"); OK=0; REFUSED=0
+  for ((i = 0; i < n; i += 7)); do
+    jq -c --argjson i $i '{events: .[$i:$i+7]}' "$1" >"$TEST_TMP/b.json"
+    code=$(post "$TEST_TMP/b.json")
+    if [ "$code" = 200 ]; then OK=$((OK + 1)); else REFUSED=$((REFUSED + 1)); fi
+  done
+  [ "$REFUSED" = 0 ]
+}
+jqe() { jq -e "$@" >/dev/null; }
+health() { curl -s "$U/health"; }
+rows() { influx_stats_settled "$U" 120 || return 1; curl -s "$U/api/v1/statistics?entity_id=$ENTS&period=$1&start=$START" >"$2"; }
+same_rows() { # same_rows TAG : every row equals the independent computation
+  rows 5minute "$TEST_TMP/$1-5.json" && rows hour "$TEST_TMP/$1-h.json" &&
+    $SERIES check "$TEST_TMP/expected.json" "$TEST_TMP/$1-5.json" "$TEST_TMP/$1-h.json"
+}
+flush_failed() { health | jq -e '.backend.statistics.flush.failures > 0' >/dev/null; }
+
+T0=$(( $(date +%s) / 3600 * 3600 - 6 * 3600 ))
+$SERIES gen "$T0" "$TEST_TMP" || bail "generate the series"
+START=$(date -u -d "@$((T0 - 3600))" +%Y-%m-%dT%H:%M:%SZ)
+ENTS=$(jq -r 'keys | join(",")' "$TEST_TMP/expected.json")
+# in time order (the live case); each entity's first state apart (its first batch takes the slow path)
+jq -c 'sort_by(.time_fired)' "$TEST_TMP/records.json" >"$TEST_TMP/sorted.json"
+jq -c '[group_by(.entity_id)[] | .[0]] | sort_by(.time_fired)' "$TEST_TMP/sorted.json" >"$TEST_TMP/first.json"
+jq -c --slurpfile f "$TEST_TMP/first.json" '[.[] | select(. as $r | $f[0] | index($r) | not)]' "$TEST_TMP/sorted.json" >"$TEST_TMP/rest.json"
+
+# ---- 1. a backlog larger than influxd's max-body-size: written in chunks ------------------------
+export INFLUXDB_DATABASE=homeiq_bounds_chunk
+start_storage storage_c INFLUXDB_STATISTICS_FLUSH_MS=200 INFLUXDB_STATISTICS_FLUSH_CHUNK_BYTES=16384 ||
+  bail "data-storage (flush every 200 ms, chunks of 16 KiB) starts"
+check "each entity's first state posted" post_batches "$TEST_TMP/first.json"
+check "... its rows written" influx_stats_settled "$U" 60
+printf 'homeiq_statistics' >"$CUT.block"   # every statistics write refused (503); the events' writes go through
+check "the rest posted while every statistics write fails: every batch acknowledged" post_batches "$TEST_TMP/rest.json"
+check "the flush failed and keeps its rows" wait_for 60 flush_failed
+check "... more of them than one 64 KiB request holds (> 300 rows of ~250 bytes)" \
+  jqe '.backend.statistics.unwritten_rows > 300' <(health)
+REQ0=$(health | jq '.backend.statistics.flush.requests')
+rm -f "$CUT.block"
+check "once InfluxDB takes them, every row equals the independent computation (1e-9): nothing lost" same_rows c
+check "... written in several requests of at most 16 KiB (influxd refuses a body above 64 KiB)" \
+  jqe --argjson r0 "$REQ0" '.backend.statistics.flush | .requests >= $r0 + 6 and .chunk_bytes == 16384' <(health)
+check "stop: exit 0" stop_pid "$SPID"
+
+# ---- 2. backpressure: a bound on the rows waiting ---------------------------------------------
+export INFLUXDB_DATABASE=homeiq_bounds_pressure
+start_storage storage_p INFLUXDB_STATISTICS_FLUSH_MS=200 INFLUXDB_STATISTICS_MAX_PENDING_ROWS=60 ||
+  bail "data-storage (at most 60 rows waiting) starts"
+check "each entity's first state posted" post_batches "$TEST_TMP/first.json"
+check "... its rows written" influx_stats_settled "$U" 60
+printf 'homeiq_statistics' >"$CUT.block"
+post_batches "$TEST_TMP/rest.json" || true
+echo "# with every statistics write refused: $OK batches acknowledged, $REFUSED answered otherwise"
+check "once 60 rows wait, batches are not acknowledged (503: the flush they wait for fails)" test "$REFUSED" -gt 0
+check "... some were, before the bound" test "$OK" -gt 0
+check "... /health counts it (flush.backpressure > 0, max_pending_rows 60)" \
+  jqe '.backend.statistics.flush | .backpressure > 0 and .max_pending_rows == 60' <(health)
+check "... and the rows waiting stay near the bound (<= 60 + one batch's)" \
+  jqe '.backend.statistics.unwritten_rows <= 100' <(health)
+check "... the answer says why" grep -q 'flush' "$TEST_TMP/resp"
+rm -f "$CUT.block"
+check "the series sent again once InfluxDB takes the rows: every batch acknowledged" post_batches "$TEST_TMP/rest.json"
+check "every row equals the independent computation (1e-9)" same_rows p
+check "stop: exit 0" stop_pid "$SPID"
+
+# ---- 3. a clean stop writes the queue --------------------------------------------------------
+export INFLUXDB_DATABASE=homeiq_bounds_stop
+start_storage storage_s0 INFLUXDB_STATISTICS_FLUSH_MS=600000 INFLUXDB_STATISTICS_FLUSH_CHUNK_BYTES=16384 || bail "data-storage (no flush for 10 min) starts"
+post_all() { post_batches "$TEST_TMP/first.json" && post_batches "$TEST_TMP/rest.json"; }
+check "the series posted in time order: every batch acknowledged" post_all
+check "... its rows queued, not written" jqe '.backend.statistics | .unwritten_rows > 0 and .flush.flushes == 0' <(health)
+check "SIGTERM: exit 0" stop_pid "$SPID"
+check "... the stop wrote them (logged)" grep -q 'rows written at the stop' "$TEST_TMP/storage_s0.log"
+start_storage storage_s1 INFLUXDB_STATISTICS_FLUSH_MS=1000 INFLUXDB_STATISTICS_FLUSH_CHUNK_BYTES=16384 || bail "data-storage starts again"
+recovered() { health | jq -e '.backend.statistics.recovery.done == true' >/dev/null; }
+check "the recovery runs" wait_for 60 recovered
+check "... and finds nothing to recompute (the mark moved at the stop)" \
+  jqe '.backend.statistics.recovery | .entities == 0 and .failures == 0' <(health)
+check "every row equals the independent computation (1e-9)" same_rows s
+check "stop: exit 0" stop_pid "$SPID"
+finish
