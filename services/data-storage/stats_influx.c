@@ -40,7 +40,8 @@
 #include <string.h>
 #include <time.h>
 
-#define SI_NEXT_LIMIT 10000   /* raw states read after a batch to find the next numeric one */
+#define SI_NEXT_LIMIT 10000   /* raw states read after a batch to find the next numeric one, at most */
+#define SI_NEXT_PAGE 64       /* ... a page (one statement per entity) at a time: usually the first is numeric */
 #define SI_DAY_US (86400LL * 1000000LL)
 
 enum { SI_HAS_LAST = 1, SI_HAS_STATE = 2, SI_HAS_LAST_RESET = 4, SI_HAS_MEAN = 8, SI_HAS_MINMAX = 16 };
@@ -110,6 +111,9 @@ typedef struct si_ent {
     int recover;            /* a recomputation without a batch (stats_influx_recompute): the kind from its states */
     int has_rkind;
     stats_kind rkind;       /* the kind of its latest numeric stored state in [tmin, tmax] */
+    size_t next_got;        /* raw states the last page after the batch held */
+    size_t next_pages;      /* pages read after the batch */
+    int64_t next_last;      /* the time of the last one (us) */
     int64_t b, end;         /* the 5-minute periods recomputed */
     int64_t hm;             /* the first hour merged again (<= b's hour: hours a failed hourly write left behind) */
     stats_carry carry;
@@ -806,7 +810,7 @@ static void si_step_a(si_job *j) {
         j->act[j->nact++] = (int)i;
         stats_influx_select_rows(&q, s->rp5, e->entity, j->home, 0, INT64_MIN, b0, 1, 1);
         stats_influx_select_rows(&q, s->rph, e->entity, j->home, 1, INT64_MIN, b0, 1, 1);
-        si_select_states(&q, s, e->entity, j->home, influx_time_ns_sat(e->tmax) + 1000, INT64_MAX, SI_NEXT_LIMIT);
+        si_select_states(&q, s, e->entity, j->home, influx_time_ns_sat(e->tmax) + 1000, INT64_MAX, SI_NEXT_PAGE);
     }
     si_send(j, &q, si_step_a_done);
 }
@@ -835,11 +839,36 @@ static si_ent *si_stmt_ent(si_job *j, int stmt, int *part) {
     return &j->ents[j->act[stmt / 3]];
 }
 
+/* A raw state after the batch (the page's count and last time kept). */
+static int si_next_row(si_ent *e, json_t *cols, json_t *vals) {
+    json_t *t = si_col(cols, vals, "time");
+    e->next_got++;
+    if (json_is_integer(t)) e->next_last = (int64_t)(json_integer_value(t) / 1000);
+    return si_collect_row(cols, vals, &e->next);
+}
+
 static int si_a_row(int stmt, json_t *cols, json_t *vals, void *arg) {
     int part;
     si_ent *e = si_stmt_ent(arg, stmt, &part);
     if (!e) return 0;
-    return si_collect_row(cols, vals, part == 0 ? &e->prev5 : part == 1 ? &e->prevh : &e->next);
+    if (part == 2) return si_next_row(e, cols, vals);
+    return si_collect_row(cols, vals, part == 0 ? &e->prev5 : &e->prevh);
+}
+
+/* The next page's statements map one to one onto j->act. */
+static int si_more_row(int stmt, json_t *cols, json_t *vals, void *arg) {
+    si_job *j = arg;
+    if (stmt < 0 || (size_t)stmt >= j->nact) return 0;
+    return si_next_row(&j->ents[j->act[stmt]], cols, vals);
+}
+
+/* 1 when e's states after the batch hold no numeric one yet, the last page was
+ * full and fewer than SI_NEXT_LIMIT were read: another page is needed. */
+static int si_next_more(const si_ent *e) {
+    if (e->next_got < SI_NEXT_PAGE || (e->next_pages + 1) * SI_NEXT_PAGE > SI_NEXT_LIMIT) return 0;
+    for (size_t i = 0; i < e->next.n; i++)
+        if (e->next.r[i].count) return 0;
+    return 1;
 }
 
 /* The first hour to merge again: b's, or an earlier one whose 5-minute rows
@@ -889,24 +918,68 @@ static void si_plan(si_ent *e, int64_t horizon5) {
     e->hm = si_merge_from(e, horizon5);
 }
 
+static void si_step_b(si_job *j);
+static void si_step_a_more_done(const httpc_response *r, void *arg);
+
+/* A's states after the batch, a page at a time (a late state's next numeric
+ * one is usually the first: no answer of thousands of records per entity),
+ * then B. */
+static void si_step_a_more(si_job *j) {
+    sbuf q;
+    sbuf_init(&q);
+    j->nact = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        si_ent *e = &j->ents[i];
+        if (!e->active || !si_next_more(e)) continue;
+        e->next_got = 0;
+        e->next_pages++;
+        j->act[j->nact++] = (int)i;
+        si_select_states(&q, j->s, e->entity, j->home, influx_time_ns_sat(e->next_last) + 1000, INT64_MAX,
+                         SI_NEXT_PAGE);
+    }
+    if (j->nact == 0) {
+        sbuf_free(&q);
+        si_step_b(j);
+        return;
+    }
+    int rc = sbuf_failed(&q) ? -1 : j->s->io.query(j->s->io.ctx, q.data, si_step_a_more_done, j);
+    sbuf_free(&q);
+    if (rc != 0) si_job_end(j, -1, "statistics: cannot start a query to InfluxDB");
+}
+
+static void si_step_a_more_done(const httpc_response *r, void *arg) {
+    si_job *j = arg;
+    char err[300];
+    if (si_parse(r, si_more_row, j, err, sizeof err) != 0) {
+        si_job_end(j, -1, err);
+        return;
+    }
+    si_step_a_more(j);
+}
+
 static void si_step_a_done(const httpc_response *r, void *arg) {
     si_job *j = arg;
-    stats_influx *s = j->s;
     char err[300];
     if (si_parse(r, si_a_row, j, err, sizeof err) != 0) {
         si_job_end(j, -1, err);
         return;
     }
-    /* B: raw states of [b, end), existing rows from b's hour on */
+    si_step_a_more(j);
+}
+
+/* B: raw states of [b, end), existing rows from the first hour merged on, for
+ * every entity still active (those step A asked about). */
+static void si_step_b(si_job *j) {
+    stats_influx *s = j->s;
     sbuf q;
     sbuf_init(&q);
-    size_t nact = j->nact;
     int64_t horizon5 = stats_influx_horizon5(s, (int64_t)service_now_us());
     j->nact = 0;
-    for (size_t k = 0; k < nact; k++) {
-        si_ent *e = &j->ents[j->act[k]];
+    for (size_t i = 0; i < j->n; i++) {
+        si_ent *e = &j->ents[i];
+        if (!e->active) continue;
         si_plan(e, horizon5);
-        j->act[j->nact++] = j->act[k];
+        j->act[j->nact++] = (int)i;
         int64_t h0 = e->hm;
         si_select_states(&q, s, e->entity, j->home, influx_time_ns_sat(e->b), influx_time_ns_sat(e->end), 0);
         stats_influx_select_rows(&q, s->rp5, e->entity, j->home, 0, h0, INT64_MAX, 0, 0);

@@ -1,11 +1,19 @@
 /* stats_influx_recover.c -- see stats_influx_recover.h.
  *
  * Steps: (1) one request reads the mark and the feed's latest point; (2) with
- * a mark, the feed entries after it, grouped by entity and home
- * (sir_feed_sql / sir_feed_row, with influx_feed.h: the only place that reads it);
- * (3) one home at a time, stats_influx_recompute of its entities; (4) the
- * mark: set to the feed's latest point when there was none, 0 when the flush
- * is off. The mark itself only moves with a flush that stored the rows. */
+ * a mark, the feed entries after it, grouped by entity and home (each one's
+ * state times; sir_feed_sql / sir_feed_row, with influx_feed.h: the only place
+ * that reads it), then split into runs: an entity's times sorted, a run ending
+ * where the next time is more than SIR_GAP_US later or the run holds
+ * SIR_REQ_STATES (a late state acked shortly before a stop and the live ones
+ * after it are two runs, so the stored states between them -- their rows
+ * written -- are not read again); (3) one home at a time, rounds of
+ * stats_influx_recompute, each with at most one run per entity (the next in
+ * time: a round reads the rows the one before wrote) and at most
+ * SIR_REQ_STATES states in all; (4) the mark: set to the feed's latest point
+ * when there was none, 0 when the flush is off. The mark itself only moves
+ * with a flush that stored the rows. Any split is exact: each run is
+ * recomputed as a late batch of its states would be. */
 #include "stats_influx_recover.h"
 #include "influx_answer.h"
 #include "influx_feed.h"
@@ -19,8 +27,20 @@
 
 typedef struct sir_ent {
     char *entity, *home;   /* home: the tag's value ("" = the default home) */
-    int64_t tmin_us, tmax_us;
+    int64_t *t;            /* the times of its feed entries after the mark (us) */
+    size_t nt, tcap;
 } sir_ent;
+
+/* A run of one entity's states recomputed in one request. */
+typedef struct sir_run {
+    size_t ent;            /* index into ents */
+    int64_t tmin_us, tmax_us;
+    size_t states;
+    int done;
+} sir_run;
+
+#define SIR_GAP_US (15LL * 60 * 1000000)   /* a longer gap between two states after the mark splits a run */
+#define SIR_REQ_STATES 2000                  /* states after the mark one recomputation request covers at most */
 
 struct stats_influx_recover {
     stats_influx *s;
@@ -29,7 +49,9 @@ struct stats_influx_recover {
     int64_t mark, feed_last;   /* feed sequences (us) */
     int64_t limit;             /* the caller's batch (its rows go before its ack): a new mark not above it */
     sir_ent *ents;
-    size_t n, cap, next;       /* next: the first entity of the home to recompute next */
+    size_t n, cap;
+    sir_run *rv;              /* the runs, by home, entity and time */
+    size_t nruns, next;        /* next: the first run not yet recomputed */
     unsigned *slot;            /* (entity, home) -> ents index + 1, open addressing */
     size_t nslot;
     int64_t read_after;        /* the feed is read after this sequence (a page at a time) */
@@ -37,7 +59,8 @@ struct stats_influx_recover {
     size_t page_rows;
     stats_influx_span *spans;
     stats_influx_waiters waiters;
-    unsigned long long runs, failures, entities;
+    size_t spans_n;            /* the round under way's runs */
+    unsigned long long runs, failures, entities, runs_done, requests;
     char last_error[200];
 };
 
@@ -45,14 +68,17 @@ static void sir_clear(stats_influx_recover *r) {
     for (size_t i = 0; i < r->n; i++) {
         free(r->ents[i].entity);
         free(r->ents[i].home);
+        free(r->ents[i].t);
     }
     free(r->ents);
+    free(r->rv);
     free(r->spans);
     free(r->slot);
     r->ents = NULL;
+    r->rv = NULL;
     r->spans = NULL;
     r->slot = NULL;
-    r->n = r->cap = r->next = r->nslot = 0;
+    r->n = r->cap = r->next = r->nslot = r->nruns = 0;
 }
 
 static void sir_end(stats_influx_recover *r, int rc, const char *err) {
@@ -97,7 +123,19 @@ static int sir_index_grow(stats_influx_recover *r) {
     return 0;
 }
 
-/* One feed entry: its entity's span widened (a new entity added). */
+static int sir_add_time(sir_ent *e, int64_t t) {
+    if (e->nt == e->tcap) {
+        size_t cap = e->tcap ? e->tcap * 2 : 8;
+        int64_t *p = realloc(e->t, cap * sizeof *p);
+        if (!p) return -1;
+        e->t = p;
+        e->tcap = cap;
+    }
+    e->t[e->nt++] = t;
+    return 0;
+}
+
+/* One feed entry: its time added to its entity's (a new entity added). */
 static int sir_feed_entry(const influx_feed_entry *fe, void *arg) {
     stats_influx_recover *r = arg;
     if (!fe->entity_id || !*fe->entity_id || !fe->event_type || strcmp(fe->event_type, "state_changed") != 0) return 0;
@@ -108,9 +146,7 @@ static int sir_feed_entry(const influx_feed_entry *fe, void *arg) {
     for (; r->slot[k]; k = (k + 1) & (r->nslot - 1)) {
         sir_ent *e = &r->ents[r->slot[k] - 1];
         if (strcmp(e->entity, fe->entity_id) != 0 || strcmp(e->home, home) != 0) continue;
-        if (t < e->tmin_us) e->tmin_us = t;
-        if (t > e->tmax_us) e->tmax_us = t;
-        return 0;
+        return sir_add_time(e, t);
     }
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 64;
@@ -120,12 +156,13 @@ static int sir_feed_entry(const influx_feed_entry *fe, void *arg) {
         r->cap = cap;
     }
     sir_ent *e = &r->ents[r->n];
+    memset(e, 0, sizeof *e);
     e->entity = strdup(fe->entity_id);
     e->home = strdup(home);
-    e->tmin_us = e->tmax_us = t;
-    if (!e->entity || !e->home) {
+    if (!e->entity || !e->home || sir_add_time(e, t) != 0) {
         free(e->entity);
         free(e->home);
+        free(e->t);
         return -1;
     }
     r->slot[k] = (unsigned)++r->n;
@@ -204,32 +241,82 @@ static void sir_finish(stats_influx_recover *r) {
     if (rc != 0) sir_end(r, -1, "statistics recovery: cannot start a write to InfluxDB");
 }
 
-static int sir_home_cmp(const void *a, const void *b) {
-    return strcmp(((const sir_ent *)a)->home, ((const sir_ent *)b)->home);
+static int sir_ent_cmp(const void *a, const void *b) {
+    const sir_ent *x = a, *y = b;
+    int c = strcmp(x->home, y->home);
+    return c ? c : strcmp(x->entity, y->entity);
 }
 
-static void sir_home_done(int rc, const char *err, void *arg);
+static int sir_time_cmp(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
 
-/* (3) The next home's entities, or (4). */
-static void sir_next_home(stats_influx_recover *r) {
-    if (r->next >= r->n) {
+static int sir_run_push(stats_influx_recover *r, size_t *cap, size_t ent, int64_t lo, int64_t hi, size_t n) {
+    if (r->nruns == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        sir_run *p = realloc(r->rv, c * sizeof *p);
+        if (!p) return -1;
+        r->rv = p;
+        *cap = c;
+    }
+    r->rv[r->nruns++] = (sir_run){ent, lo, hi, n, 0};
+    return 0;
+}
+
+/* Each entity's times sorted and split into runs (by home, entity, time). */
+static int sir_make_runs(stats_influx_recover *r) {
+    size_t cap = 0;
+    qsort(r->ents, r->n, sizeof *r->ents, sir_ent_cmp);
+    for (size_t i = 0; i < r->n; i++) {
+        sir_ent *e = &r->ents[i];
+        qsort(e->t, e->nt, sizeof *e->t, sir_time_cmp);
+        size_t a = 0;
+        for (size_t k = 1; k <= e->nt; k++) {
+            if (k < e->nt && e->t[k] - e->t[k - 1] <= SIR_GAP_US && k - a < SIR_REQ_STATES) continue;
+            if (sir_run_push(r, &cap, i, e->t[a], e->t[k - 1], k - a) != 0) return -1;
+            a = k;
+        }
+    }
+    return 0;
+}
+
+static void sir_round_done(int rc, const char *err, void *arg);
+
+/* (3) The next round of the first home with runs left: its entities' next
+ * runs, up to SIR_REQ_STATES states; or (4). */
+static void sir_next_round(stats_influx_recover *r) {
+    while (r->next < r->nruns && r->rv[r->next].done) r->next++;
+    if (r->next >= r->nruns) {
         sir_finish(r);
         return;
     }
-    size_t i = r->next, k = i;
-    while (k < r->n && strcmp(r->ents[k].home, r->ents[i].home) == 0) {
-        r->spans[k - i] = (stats_influx_span){r->ents[k].entity, r->ents[k].tmin_us, r->ents[k].tmax_us};
-        k++;
+    const char *home = r->ents[r->rv[r->next].ent].home;
+    size_t n = 0, states = 0, last = (size_t)-1;
+    for (size_t k = r->next; k < r->nruns; k++) {
+        sir_run *run = &r->rv[k];
+        const sir_ent *e = &r->ents[run->ent];
+        if (strcmp(e->home, home) != 0) break;
+        if (run->done || run->ent == last) continue;   /* an entity's next run only */
+        last = run->ent;
+        if (n && states + run->states > SIR_REQ_STATES) continue;
+        run->done = 1;
+        states += run->states;
+        r->spans[n++] = (stats_influx_span){e->entity, run->tmin_us, run->tmax_us};
     }
-    r->next = k;
-    r->entities += k - i;
-    stats_influx_recompute(r->s, r->ents[i].home, r->spans, k - i, sir_home_done, r);
+    r->spans_n = n;
+    r->requests++;
+    stats_influx_recompute(r->s, home, r->spans, n, sir_round_done, r);
 }
 
-static void sir_home_done(int rc, const char *err, void *arg) {
+static void sir_round_done(int rc, const char *err, void *arg) {
     stats_influx_recover *r = arg;
-    if (rc != 0) sir_end(r, -1, err);
-    else sir_next_home(r);
+    if (rc != 0) {
+        sir_end(r, -1, err);
+        return;
+    }
+    r->runs_done += r->spans_n;
+    sir_next_round(r);
 }
 
 static void sir_feed_done(const httpc_response *res, void *arg);
@@ -260,15 +347,15 @@ static void sir_feed_done(const httpc_response *res, void *arg) {
         return;
     }
     if (r->n) {
-        qsort(r->ents, r->n, sizeof *r->ents, sir_home_cmp);
-        if (!(r->spans = malloc(r->n * sizeof *r->spans))) {
+        if (sir_make_runs(r) != 0 || !(r->spans = malloc(r->n * sizeof *r->spans))) {
             sir_end(r, -1, "statistics recovery: out of memory");
             return;
         }
-        log_info("statistics: %zu entities have states after the last flush (feed sequence %lld): recomputing them",
-                 r->n, (long long)r->mark);
+        r->entities += r->n;
+        log_info("statistics: %zu entities have states after the last flush (feed sequence %lld): recomputing "
+                 "them (%zu runs)", r->n, (long long)r->mark, r->nruns);
     }
-    sir_next_home(r);
+    sir_next_round(r);
 }
 
 static int sir_mark_row(const influx_answer_row *row, void *arg) {
@@ -348,7 +435,7 @@ void stats_influx_recover_run(stats_influx_recover *r, int64_t limit, stats_infl
 }
 
 json_t *stats_influx_recover_info(const stats_influx_recover *r) {
-    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:s}", "done", r->done, "mark", (json_int_t)r->mark, "entities",
-                     (json_int_t)r->entities, "runs", (json_int_t)r->runs, "failures", (json_int_t)r->failures,
-                     "last_error", r->last_error);
+    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "done", r->done, "mark", (json_int_t)r->mark, "entities",
+                     (json_int_t)r->entities, "spans", (json_int_t)r->runs_done, "requests", (json_int_t)r->requests,
+                     "runs", (json_int_t)r->runs, "failures", (json_int_t)r->failures, "last_error", r->last_error);
 }

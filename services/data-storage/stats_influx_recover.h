@@ -8,10 +8,11 @@
  * feed's commit sequence of the last batch whose rows are all stored
  * (homeiq_statistics_written, time 0 in the hourly policy) -- so the states
  * without rows are exactly those with feed entries after it. Each of those
- * entities is recomputed from its earliest such state to its latest by the
- * slow path (stats_influx_recompute: the late-state recomputation, which
- * reads the stored rows and raw points), so its rows equal those of a run that
- * never stopped. No mark (a database from before the flush, or kept with the
+ * entities' states is recomputed in runs (split where two are more than 15
+ * minutes apart, at most 2,000 states a run and a request) by the slow path
+ * (stats_influx_recompute: the late-state recomputation, which reads the
+ * stored rows and raw points), so its rows equal those of a run that never
+ * stopped, and no request reads the stored states between two runs. No mark (a database from before the flush, or kept with the
  * flush off): every row was written before its ack; the mark is set to the
  * feed's latest point. With the flush off, a mark left by an earlier run is
  * recovered once and set to 0.
@@ -42,7 +43,8 @@ int stats_influx_recover_done(const stats_influx_recover *r);
  * takes the slow path) and a later one's are not. */
 void stats_influx_recover_run(stats_influx_recover *r, int64_t limit, stats_influx_done_fn done, void *arg);
 
-/* {"done":bool,"mark":seq,"entities":N,"runs":N,"failures":N,"last_error":"..."} */
+/* {"done":bool,"mark":seq,"entities":N,"spans":N (runs of states recomputed),"requests":N (recomputations),
+ *  "runs":N (recoveries started),"failures":N,"last_error":"..."} */
 json_t *stats_influx_recover_info(const stats_influx_recover *r);
 
 #endif

@@ -14,6 +14,10 @@
 #     events' writes go through): every batch is still acknowledged, the rows
 #     are kept and written once InfluxDB takes them; again every row equals the
 #     computation.
+#  3. a late state and the next live one far apart (50 minutes of stored states
+#     between them) acknowledged before a SIGKILL: the recovery recomputes
+#     them as two runs, no /query answer holds the states between (a proxy
+#     logs each answer's size), and every row equals the computation.
 # No timed assertion: wait_for until the rows are written (/health
 # unwritten_rows) or the recovery is done.
 #
@@ -114,5 +118,50 @@ rm -f "$CUT.block"
 rows 5minute "$TEST_TMP/f5.json"; rows hour "$TEST_TMP/fh.json"
 check "once InfluxDB takes them, every row equals the independent computation (1e-9): nothing lost" \
   $SERIES check "$TEST_TMP/expected.json" "$TEST_TMP/f5.json" "$TEST_TMP/fh.json"
+check "stop: exit 0" stop_pid "$SPID"
+
+# ---- 3. the recovery of a late and a live state far apart: runs, not one span ------------------------
+# 50 minutes of a sensor with a state every second, its rows written (the mark past them); then, with no flush
+# for 10 minutes, a late state of its second minute and the next live one, acknowledged; SIGKILL. The recovery
+# must recompute the two as two runs: neither reads the ~2,900 stored states between them (~2 MB in one answer
+# before), and the state after the late one is found a page at a time (a late batch read up to 10,000 states).
+export INFLUXDB_DATABASE=homeiq_flush_runs
+mkdir -p "$TEST_TMP/busy"
+$SERIES busy "$T0" "$TEST_TMP/busy" 3000 || bail "generate the busy series"
+post100() { # post100 FILE : its records in batches of 100, 0 when all answered 200
+  local ok=1 n; n=$(jq length "$1")
+  for ((i = 0; i < n; i += 100)); do
+    jq -c --argjson i $i '{events: .[$i:$i+100]}' "$1" >"$TEST_TMP/b.json"
+    [ "$(post "$TEST_TMP/b.json")" = 200 ] || ok=0
+  done
+  [ $ok = 1 ]
+}
+start_storage storage_r0 INFLUXDB_STATISTICS_FLUSH_MS=200 || bail "data-storage (flush every 200 ms) starts"
+check "3,000 states of sensor.busy posted (a state a second)" post100 "$TEST_TMP/busy/live.json"
+check "... their rows written" influx_stats_settled "$U" 60
+check "stop: exit 0" stop_pid "$SPID"
+start_storage storage_r1 INFLUXDB_STATISTICS_FLUSH_MS=600000 || bail "data-storage (no flush for 10 min) starts"
+jq -c '.events[0] |= (.entity_id = "sensor.busy_other" | .object_id = "busy_other" | .context_id = "ctx-other")' \
+  "$TEST_TMP/busy/late.json" >"$TEST_TMP/busy/other.json"
+check "another entity's state first (the recovery after the start runs with it and moves the mark past it)" \
+  test "$(post "$TEST_TMP/busy/other.json")" = 200
+check "a state of its second minute, late: acknowledged" test "$(post "$TEST_TMP/busy/late.json")" = 200
+check "the next live state: acknowledged (its rows queued)" test "$(post "$TEST_TMP/busy/last.json")" = 200
+kill -KILL "$SPID"; wait "$SPID" 2>/dev/null; _forget_pid "$SPID"
+: >"$CUT.qlog"   # the proxy logs every /query with its answer's size from now on
+start_storage storage_r2 INFLUXDB_STATISTICS_FLUSH_MS=1000 || bail "data-storage restarts after the SIGKILL"
+check "the recovery runs" wait_for 60 recovered
+mv "$CUT.qlog" "$TEST_TMP/recovery.qlog"
+echo "# recovery: $(health | jq -c .backend.statistics.recovery)"
+check "... the late and the live state of sensor.busy as two runs (/health recovery.spans, requests >= 2)" \
+  jqe '.backend.statistics.recovery | .spans >= 2 and .requests >= 2 and .failures == 0' <(health)
+BIG=$(awk '$1 > m {m = $1} END {print m + 0}' "$TEST_TMP/recovery.qlog")
+echo "# the recovery's largest /query answer: $BIG bytes ($(wc -l <"$TEST_TMP/recovery.qlog") queries)"
+check "... and no answer of the recovery holds the stored states between them (all < 1 MB)" test "$BIG" -lt 1000000
+busy_rows() { influx_stats_settled "$U" 120 || return 1
+  curl -s "$U/api/v1/statistics?entity_id=sensor.busy&period=$1&start=$START" >"$2"; }
+busy_rows 5minute "$TEST_TMP/b5.json"; busy_rows hour "$TEST_TMP/bh.json"
+check "every 5-minute and hourly row equals the independent computation (1e-9)" \
+  $SERIES check "$TEST_TMP/busy/expected.json" "$TEST_TMP/b5.json" "$TEST_TMP/bh.json"
 check "stop: exit 0" stop_pid "$SPID"
 finish

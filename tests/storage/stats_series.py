@@ -17,6 +17,9 @@
                                      before.json, cross.json (the first
                                      state after the silence), after.json,
                                      expected.json
+  stats_series.py busy T0 OUT_DIR N  a state a second: live.json (N), late.json
+                                     (one of its second minute), last.json
+                                     (the next live one), expected.json
   stats_series.py bulk T_END DAYS N ENTITIES OUT   N records spread over DAYS
                                      days before T_END (retention tests)
 
@@ -260,6 +263,22 @@ def silent(t0, outdir):
     json.dump(expected(s), open(outdir + "/expected.json", "w"))
 
 
+def busy(t0, outdir, n):
+    """A sensor with a state every second: live.json (n states from t0),
+    late.json (one state of its second minute, out of order), last.json (the
+    next live state) and expected.json (stats_flush_influx.sh: the recovery of
+    a late and a live state far apart reads neither what lies between)."""
+    ev = [(t0 + i + 0.25, "%.2f" % (20 + (i % 37) * 0.125), None) for i in range(n)]
+    lt = (t0 + 100.5, "99.50", None)
+    la = (t0 + n + 5.25, "21.00", None)
+    s = exact({"sensor.busy": ("measurement", ev + [lt, la])})
+    recs = [record("sensor.busy", t, st, "measurement", lr, k) for k, (t, st, lr) in enumerate(s["sensor.busy"][1])]
+    json.dump(recs[:n], open(outdir + "/live.json", "w"))
+    json.dump({"events": recs[n:n + 1]}, open(outdir + "/late.json", "w"))
+    json.dump({"events": recs[n + 1:]}, open(outdir + "/last.json", "w"))
+    json.dump(expected(s), open(outdir + "/expected.json", "w"))
+
+
 def close(a, b):
     if a is None or b is None:
         return a is None and b is None
@@ -347,6 +366,8 @@ if __name__ == "__main__":
         late(float(sys.argv[2]), sys.argv[3])
     elif cmd == "silent":
         silent(float(sys.argv[2]), sys.argv[3])
+    elif cmd == "busy":
+        busy(float(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
     elif cmd == "check":
         sys.exit(check(sys.argv[2], sys.argv[3], sys.argv[4]))
     elif cmd == "house":
