@@ -39,7 +39,7 @@ struct stats_influx_flush {
     stats_influx_io io;
     char *rp5, *rph;
     long interval_ms;
-    size_t chunk_bytes;         /* the most lines one request carries (at least one line) */
+    size_t chunk_bytes;         /* the most bytes of lines one request carries (at least one line; the mark may pass it) */
     size_t max_rows;            /* unwritten rows above which live batches wait for the flush (backpressure) */
     struct event_base *evb;
     struct event *timer;
