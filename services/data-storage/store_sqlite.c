@@ -84,6 +84,7 @@ typedef struct store_sqlite {
     sqlite3_stmt *upsert_entity;   /* the dashboard's entities table (store_sqlite_model.c) */
     sqlite3_stmt *upsert_registry, *insert_label; /* registry context (store_sqlite_registry.c) */
     sqlite3_stmt *upsert_context; /* context spans (store_sqlite_context.c) */
+    sqlite3_stmt *upsert_domain;  /* domain spans (store_sqlite_domain.c) */
     sqlite3_stmt *begin, *commit, *rollback;
     sqlite3_stmt *query[4096]; /* by filter mask, see store_sqlite_query_mask */
     sqw *writer;               /* the writer thread (store_sqlite_writer.h); NULL: inline writes */
@@ -101,6 +102,7 @@ typedef struct store_sqlite {
 #include "store_sqlite_identity.h"
 #include "store_sqlite_context.h"
 #include "store_sqlite_merge.h"
+#include "store_sqlite_domain.h"
 
 #define STORE_SQLITE_WAL_BYTES (32LL << 20) /* checkpoint once the WAL holds this much (see the top) */
 
@@ -163,6 +165,9 @@ static const char *const store_sqlite_migrations[] = {
      * other than state_changed (store_sqlite_context.h). Keep it after the migrations
      * above: it drops indexes they made. */
     STORE_SQLITE_LEAN_MIGRATION,
+    /* 11 (issue 15): domain= reads the domain spans and the entity index, events_domain_time
+     * only for entity-less rows (store_sqlite_domain.h). Keep it after migration 10. */
+    STORE_SQLITE_DOMAIN_MIGRATION,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
@@ -245,7 +250,8 @@ static int store_sqlite_migrate(store_sqlite *s) {
         const char *m = store_sqlite_migrations[v];
         int failed = strcmp(m, STORE_SQLITE_IDENTITY_MIGRATION) == 0 ? sqi_migrate(s->db)
                      : strcmp(m, STORE_SQLITE_LEAN_MIGRATION) == 0 ? sqc_room(s->db) || store_sqlite_exec(s, m)
-                                                                   : store_sqlite_exec(s, m);
+                     : strcmp(m, STORE_SQLITE_DOMAIN_MIGRATION) == 0 ? sqd_room(s->db) || store_sqlite_exec(s, m)
+                                                                     : store_sqlite_exec(s, m);
         if (failed || store_sqlite_exec(s, sql) != 0) {
             store_sqlite_exec(s, "ROLLBACK");
             return -1;
@@ -272,6 +278,7 @@ static int store_sqlite_prepare_all(store_sqlite *s) {
            store_sqlite_prepare(s, STORE_SQLITE_REGISTRY_UPSERT, &s->upsert_registry) ||
            store_sqlite_prepare(s, STORE_SQLITE_LABEL_INSERT, &s->insert_label) ||
            store_sqlite_prepare(s, STORE_SQLITE_CONTEXT_UPSERT, &s->upsert_context) ||
+           store_sqlite_prepare(s, STORE_SQLITE_DOMAIN_UPSERT, &s->upsert_domain) ||
            store_sqlite_prepare(s, STORE_SQLITE_ENTITY_UPSERT, &s->upsert_entity) ||
            store_sqlite_prepare(s, "INSERT INTO dead_letters(received_at_us,source,error,raw,home_id) VALUES(?,?,?,?,?)",
                                 &s->insert_dead) ||
@@ -464,6 +471,10 @@ static int store_sqlite_write_one(store_sqlite *s, store_batch *b) {
     }
     if (sqc_update(&r, b, s->upsert_context) != 0) {
         store_sqlite_fail(s, "update context spans");
+        goto out;
+    }
+    if (sqd_update(b, s->upsert_domain) != 0) {
+        store_sqlite_fail(s, "update domain spans");
         goto out;
     }
     if (s->stats_on && stats_sqlite_batch(s->stats, b) != 0) {
@@ -715,6 +726,7 @@ static void store_sqlite_close(store *base) {
     sqlite3_finalize(s->upsert_registry);
     sqlite3_finalize(s->insert_label);
     sqlite3_finalize(s->upsert_context);
+    sqlite3_finalize(s->upsert_domain);
     sqlite3_finalize(s->insert_dead);
     sqlite3_finalize(s->select_dead);
     sqlite3_finalize(s->begin);
