@@ -302,7 +302,23 @@ static int store_sqlite_wal_limit(store_sqlite *s) {
     return store_sqlite_exec(s, sql);
 }
 
+/* SQLite's memory statistics (on by default) take a global mutex around every
+ * allocation and free, from every thread: ~3 % of storage's CPU in a burst
+ * (perf, session 9: pthread_mutex_lock/unlock under sqlite3Malloc/sqlite3_free
+ * on the writer thread). Nothing here reads them (sqlite3_memory_used, a soft
+ * heap limit), so they are off -- which SQLite allows only before it first
+ * initializes; later (a tool or test that used SQLite already) it says
+ * SQLITE_MISUSE and the statistics stay on: slower, nothing else. */
+static void store_sqlite_global_config(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    if (sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) != SQLITE_OK)
+        log_debug("sqlite: memory statistics stay on (SQLite was initialized before the store)");
+}
+
 int store_sqlite_open_path(const char *path, long busy_timeout_ms, store **out) {
+    store_sqlite_global_config();
     store_sqlite *s = calloc(1, sizeof *s);
     if (!s) return -1;
     s->base.ops = &store_sqlite_ops;
