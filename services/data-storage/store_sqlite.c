@@ -581,7 +581,9 @@ static sqlite3_stmt *store_sqlite_query_stmt(store_sqlite *s, int mask) {
 }
 
 static int store_sqlite_run_query(store_sqlite *s, const store_filter *f, store_rows *rows) {
-    if (sqx_applies(f)) { /* registry filters: context spans (schema 10) */
+    /* registry filters: context spans (schema 10); domain=: domain spans (schema 11), unless
+     * the domain is most of the events (then by time, below: store_sqlite_domain.h) */
+    if (sqx_applies(f) && !sqd_dense(s->db, f)) {
         int rc = sqx_query(s->db, f, rows, s->last_error, sizeof s->last_error);
         if (rc) log_error("sqlite %s", s->last_error);
         return rc;

@@ -47,6 +47,26 @@ int sqd_update(const store_batch *b, sqlite3_stmt *upsert) {
     return rc;
 }
 
+int sqd_dense(sqlite3 *db, const store_filter *f) {
+    if (!f->domain || f->area || f->floor || f->device || f->platform) return 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*), coalesce(sum(event_count), 0), (SELECT coalesce(sum(event_count), 0)"
+                           " FROM entities) FROM entities WHERE domain = ?1 AND (?2 IS NULL OR home_id = ?2)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(st, 1, f->domain, -1, SQLITE_STATIC);
+    if (f->home_id) sqlite3_bind_text(st, 2, f->home_id, -1, SQLITE_STATIC);
+    int dense = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        double k = (double)sqlite3_column_int64(st, 0), in = (double)sqlite3_column_int64(st, 1),
+               all = (double)sqlite3_column_int64(st, 2);
+        dense = all > 0 && k * in >= SQD_DENSE * all;
+    }
+    sqlite3_finalize(st);
+    return dense;
+}
+
 /* Migration 11 frees the old index's pages (freelist), writes the small partial index
  * and event_domains, and sorts the events with an entity by (domain, entity, home) for
  * the fill's GROUP BY (a temporary file of ~60 bytes per event): an eighth is asked. */
