@@ -82,7 +82,7 @@ typedef struct store_sqlite {
     retention_sqlite *retention;
     sqlite3_stmt *insert_event, *insert_dead, *select_dead;
     sqlite3_stmt *upsert_entity;   /* the dashboard's entities table (store_sqlite_model.c) */
-    sqlite3_stmt *upsert_registry, *insert_label; /* registry context (store_sqlite_registry.c) */
+    sqlite3_stmt *upsert_registry, *insert_label, *insert_labels; /* registry context (store_sqlite_registry.c) */
     sqlite3_stmt *upsert_context; /* context spans (store_sqlite_context.c) */
     sqlite3_stmt *upsert_domain;  /* domain spans (store_sqlite_domain.c) */
     sqlite3_stmt *begin, *commit, *rollback;
@@ -277,6 +277,7 @@ static int store_sqlite_prepare_all(store_sqlite *s) {
                                 &s->insert_event) ||
            store_sqlite_prepare(s, STORE_SQLITE_REGISTRY_UPSERT, &s->upsert_registry) ||
            store_sqlite_prepare(s, STORE_SQLITE_LABEL_INSERT, &s->insert_label) ||
+           store_sqlite_prepare(s, STORE_SQLITE_LABEL_INSERT_MANY, &s->insert_labels) ||
            store_sqlite_prepare(s, STORE_SQLITE_CONTEXT_UPSERT, &s->upsert_context) ||
            store_sqlite_prepare(s, STORE_SQLITE_DOMAIN_UPSERT, &s->upsert_domain) ||
            store_sqlite_prepare(s, STORE_SQLITE_ENTITY_UPSERT, &s->upsert_entity) ||
@@ -430,7 +431,7 @@ static void store_sqlite_bind_text_or_null(sqlite3_stmt *st, int col, const char
 }
 
 static int store_sqlite_insert_item(store_sqlite *s, store_batch *b, const store_sqlite_model *m,
-                                    const store_sqlite_registry *r, size_t i) {
+                                    store_sqlite_registry *r, size_t i) {
     store_item *it = &b->items[i];
     sqlite3_stmt *st = s->insert_event;
     sqlite3_bind_text(st, 1, it->event_id, -1, SQLITE_STATIC);
@@ -445,11 +446,7 @@ static int store_sqlite_insert_item(store_sqlite *s, store_batch *b, const store
     sqlite3_bind_text(st, 15, store_sqlite_home_of(b->home_id), -1, SQLITE_STATIC); /* issue 18 */
     if (store_sqlite_step_done(s, st, "insert event") != 0) return -1;
     it->status = sqlite3_changes(s->db) ? STORE_ITEM_STORED : STORE_ITEM_DUPLICATE;
-    if (it->status == STORE_ITEM_STORED &&
-        sqr_insert_labels(r, i, s->insert_label, sqlite3_last_insert_rowid(s->db), it->time_us) != 0) {
-        store_sqlite_fail(s, "insert labels");
-        return -1;
-    }
+    if (it->status == STORE_ITEM_STORED) sqr_note_rowid(r, i, sqlite3_last_insert_rowid(s->db));
     return 0;
 }
 
@@ -475,6 +472,10 @@ static int store_sqlite_write_one(store_sqlite *s, store_batch *b) {
     }
     for (size_t i = 0; i < b->nitems; i++)
         if (b->items[i].status == STORE_ITEM_PENDING && store_sqlite_insert_item(s, b, &m, &r, i) != 0) goto out;
+    if (sqr_insert_labels(&r, b, s->insert_label, s->insert_labels) != 0) {
+        store_sqlite_fail(s, "insert labels");
+        goto out;
+    }
     for (size_t i = 0; i < b->ndead; i++)
         if (store_sqlite_insert_dead(s, b, &b->dead[i]) != 0) goto out;
     if (sqm_update_entities(&m, b, s->db, s->upsert_entity) != 0) {
@@ -743,6 +744,7 @@ static void store_sqlite_close(store *base) {
     sqlite3_finalize(s->upsert_entity);
     sqlite3_finalize(s->upsert_registry);
     sqlite3_finalize(s->insert_label);
+    sqlite3_finalize(s->insert_labels);
     sqlite3_finalize(s->upsert_context);
     sqlite3_finalize(s->upsert_domain);
     sqlite3_finalize(s->insert_dead);

@@ -79,9 +79,16 @@ check_eq "domain=light finds both first, then the 7 old ones" "call_service,stat
 # a dense domain (30 switches, most of the events): read by time instead of merged (sqd_dense),
 # the same rows either way
 body=$(for e in $(seq 30); do for k in 1 2; do
-  printf '{"event_type":"state_changed","entity_id":"switch.d11_%d","time_fired":"2026-07-0%dT10:00:%02d.000001Z","context_id":"s%d-%d","state":"on","attributes":{}},' "$e" "$k" "$e" "$e" "$k"
+  labels="\"sw\",\"e$e\""; [ "$e$k" = 11 ] && labels="\"sw\",\"e1\",\"sw\""   # one names a label twice
+  printf '{"event_type":"state_changed","entity_id":"switch.d11_%d","time_fired":"2026-07-0%dT10:00:%02d.000001Z","context_id":"s%d-%d","state":"on","attributes":{},"labels":[%s]},' "$e" "$k" "$e" "$e" "$k" "$labels"
 done; done)
-check_eq "60 switch events stored" "60 0" "$(post "[${body%,}]")"
+check_eq "60 switch events stored, two labels each" "60 0" "$(post "[${body%,}]")"
+# their 120 label rows go in statements of 16 rows and one by one (sqr_insert_labels): each event's
+# distinct labels, its time and row, as the records say -- the fixture's rows (main's writer) too
+check_eq "event_labels: every event's distinct labels, as its record says" \
+  "$(q "SELECT DISTINCT j.value, e.time_us, e.id FROM events e, json_each(e.record, '$.labels') j ORDER BY 3, 1")" \
+  "$(q 'SELECT label, time_us, event_rowid FROM event_labels ORDER BY 3, 1')"
+check_eq "label=sw: the 60 switch events" 60 "$(curl -s "$U/api/v1/events?label=sw" | jq .count)"
 ids() { curl -s "$U/api/v1/events?$1" | jq -r '[.events[].event_id] | join(",")'; }
 ref() { q "SELECT group_concat(event_id) FROM (SELECT event_id FROM events WHERE $1 ORDER BY time_us DESC, id DESC LIMIT $2 OFFSET $3)"; }
 for f in "domain=switch|domain = 'switch'|100|0" "domain=switch&limit=7&offset=20|domain = 'switch'|7|20" \
