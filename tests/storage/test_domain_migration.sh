@@ -89,6 +89,23 @@ check_eq "event_labels: every event's distinct labels, as its record says" \
   "$(q "SELECT DISTINCT j.value, e.time_us, e.id FROM events e, json_each(e.record, '$.labels') j ORDER BY 3, 1")" \
   "$(q 'SELECT label, time_us, event_rowid FROM event_labels ORDER BY 3, 1')"
 check_eq "label=sw: the 60 switch events" 60 "$(curl -s "$U/api/v1/events?label=sw" | jq .count)"
+# events go in 16 per INSERT (store_sqlite_insert_group): a batch of 40 mixing 20 new events,
+# 10 stored before and 10 repeated in the batch -- two groups of 16 and 8 one by one
+mixed=$(for k in $(seq 20); do
+  printf '{"event_type":"state_changed","entity_id":"switch.d12_%d","time_fired":"2026-07-03T10:00:%02d.000001Z","context_id":"m%d","state":"off","attributes":{},"labels":["n%d"]},' "$k" "$k" "$k" "$k"
+  if [ $((k % 2)) = 1 ]; then
+    printf '{"event_type":"state_changed","entity_id":"switch.d11_%d","time_fired":"2026-07-01T10:00:%02d.000001Z","context_id":"s%d-1","state":"on","attributes":{},"labels":["sw"]},' "$k" "$k" "$k"
+  else
+    printf '{"event_type":"state_changed","entity_id":"switch.d12_%d","time_fired":"2026-07-03T10:00:%02d.000001Z","context_id":"m%d","state":"off","attributes":{},"labels":["n%d"]},' "$k" "$k" "$k" "$k"
+  fi
+done)
+check_eq "a mixed batch of 40: 20 stored, 20 duplicates" "20 20" "$(post "[${mixed%,}]")"
+check_eq "... each new event stored once, with its own label on its own row" "20|20|20" \
+  "$(q "SELECT count(*), count(DISTINCT time_us), (SELECT count(*) FROM event_labels l JOIN events e ON e.id = l.event_rowid WHERE e.entity_id LIKE 'switch.d12_%' AND l.label = 'n' || substr(e.entity_id, 12) AND l.time_us = e.time_us) FROM events WHERE entity_id LIKE 'switch.d12_%'")"
+check_eq "... and event_labels still as every record says" \
+  "$(q "SELECT DISTINCT j.value, e.time_us, e.id FROM events e, json_each(e.record, '$.labels') j ORDER BY 3, 1")" \
+  "$(q 'SELECT label, time_us, event_rowid FROM event_labels ORDER BY 3, 1')"
+check_eq "... the same batch again: all 40 duplicates" "0 40" "$(post "[${mixed%,}]")"
 ids() { curl -s "$U/api/v1/events?$1" | jq -r '[.events[].event_id] | join(",")'; }
 ref() { q "SELECT group_concat(event_id) FROM (SELECT event_id FROM events WHERE $1 ORDER BY time_us DESC, id DESC LIMIT $2 OFFSET $3)"; }
 for f in "domain=switch|domain = 'switch'|100|0" "domain=switch&limit=7&offset=20|domain = 'switch'|7|20" \
@@ -114,7 +131,7 @@ check "a domain rule's purge: the domain's spans, then each entity's range and t
 # a domain rule: light's events older than 30 days go (every fixture event is from June 2026)
 old_light=$(q "SELECT count(*) FROM events WHERE domain = 'light' AND time_us < 1780999999000000")
 others=$(q "SELECT count(*) FROM events WHERE domain IS NOT 'light'")
-check_eq "7 old light events (2 without an entity, 1 of the cabin), 68 others (60 switches)" "7|68" "$old_light|$others"
+check_eq "7 old light events (2 without an entity, 1 of the cabin), 88 others (80 switches)" "7|88" "$old_light|$others"
 start_sto purge RETENTION_DAYS=0 RETENTION_OVERRIDES="light=30" PURGE_INTERVAL_MS=100 PURGE_STEP_ROWS=2
 check "storage starts with the domain rule" wait_healthy "$U/health" 30 "$PID"
 done_purging() { curl -s "$U/health" | jq -e '.backend.retention.events_purged == 7 and .backend.retention.purging == false' >/dev/null; }
