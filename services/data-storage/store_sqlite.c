@@ -21,7 +21,11 @@
  *    only to filter and order (time in microseconds, entity, domain, type).
  *  - PRAGMA user_version + an ordered list of migrations: a newer binary
  *    upgrades an older file in place; an older binary refuses a newer file.
- *  - statements are prepared once (queries: one per filter combination).
+ *  - statements are prepared once (queries: one per filter combination); a
+ *    batch's events go in 16 per INSERT and its label rows 16 per INSERT: a
+ *    statement per row opened and closed a cursor on the table and each of its
+ *    indexes every time (callgrind, session 9: 95.3k -> 86.9k instructions per
+ *    event for the events, 97.8k -> 95.3k for the labels).
  *  - a 16 MiB page cache (SQLite's default is 2 MiB): each batch inserts into
  *    several indexes (eleven before schema 10), at one place per entity; with the
  *    default cache those pages are read back from disk on every batch (a third
