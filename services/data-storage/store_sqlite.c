@@ -464,7 +464,7 @@ static void store_sqlite_bind_item(sqlite3_stmt *st, int at, const store_batch *
 
 /* Items idx[0..STORE_SQLITE_ROWS) in one INSERT: a statement per event opened and closed a
  * cursor on the table and each of its ten indexes (the seven partial ones too) every time
- * (~5 % of storage's instructions, session 9). The rows are inserted in order, so when all
+ * (~9 % of storage's instructions, session 9). The rows are inserted in order, so when all
  * went in their rowids are the last ones in order; when some were duplicates (a re-sent
  * batch, an event twice in the batch) each item's row is looked up by its identity: it is
  * this statement's when its rowid is among the `changes` newest and no earlier item of the

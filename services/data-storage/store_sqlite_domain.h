@@ -73,7 +73,7 @@ int sqd_update(const store_batch *b, sqlite3_stmt *upsert);
  * and home, its event count): k entities holding a share p of the events, merge when
  * k * p < SQD_DENSE (a time scan reads 1/p rows per row it returns). Both ways give the
  * same rows; bench/filter_reads.sh, 300,000 events, domain=sensor (180 of 200 entities,
- * 90 % of events): merged 40 ms, by time 5 ms. 0 on any error (the merge is exact too). */
+ * 90 % of events): merged 40 ms, by time ~1 ms. 0 on any error (the merge is exact too). */
 #define SQD_DENSE 20
 int sqd_dense(sqlite3 *db, const store_filter *f);
 
