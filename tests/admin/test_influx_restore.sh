@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# tests/admin/test_influx_restore.sh -- batches that finish while the entity list is being restored are applied
+# after the restore from what the write path kept (influx_pending.h), not read back from InfluxDB.
+#
+# Why: the restore (after a process's first batch, or after a failed one) used to read the feed, and every
+# record, up to wherever the batches had got by then; under a burst it chased the head for the whole burst
+# (session 9: ~0.6 queries and ~1.1 MB of answers per 1,000 events, 37 us of data-storage's CPU per event
+# instead of ~12). Here the restore's first query is held by influx_cut_proxy.py (.qhold) while batches finish,
+# so the scenario is exact, not a race. What must hold, on a real influxd:
+#  - the restore reads the feed and the records of the first batch only (one record range, 6 entries), and the
+#    8 batches that finished while it waited are kept and applied after it;
+#  - the entity list, last states and totals then equal InfluxDB's own count and last() of the stored points;
+#  - no duplicate-check query: every batch checked from memory (influx_recent.h);
+#  - a batch that fails while a restore waits (stored, its answer lost) makes that restore read the feed up to the
+#    head instead (exact), and its re-post is all duplicates, counted once;
+#  - a restart reads the snapshot written from that memory: the same counts.
+# Usage: test_influx_restore.sh /path/to/homeiq-data-storage
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/common.sh"
+. "$here/../lib/influxd.sh"
+BIN=${1:?usage: test_influx_restore.sh homeiq-data-storage}
+DB=restore
+export STORAGE_BACKEND=influxdb DATA_DIR=$TEST_TMP/data LOG_LEVEL=warn INFLUXDB_DATABASE=$DB INFLUXDB_PING_INTERVAL_MS=200 \
+  INFLUXDB_STATISTICS=0 INFLUXDB_TIMEOUT_MS=60000  # a held query must not time out
+mkdir -p "$DATA_DIR"
+influxd_start || bail "influxd starts"
+REAL=$INFLUXDB_URL
+PP=$(free_port)
+CUT=$TEST_TMP/cut
+start_bg proxy /usr/bin/python3 "$here/influx_cut_proxy.py" "$PP" "$REAL" "$CUT"
+wait_http "http://127.0.0.1:$PP/ping" 20 || bail "the proxy starts"
+PORT=$(free_port) U=http://127.0.0.1:$PORT
+
+get() { curl -s "$U$1"; }
+post() { curl -s -o "$TEST_TMP/post.json" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$1" "$U/api/v1/events"; }
+iql() { curl -s -G "$REAL/query" --data-urlencode "db=$DB" --data-urlencode "epoch=ns" --data-urlencode "q=$1"; }
+start_storage() {
+  INFLUXDB_URL=http://127.0.0.1:$PP DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
+  wait_healthy "$U/health" 30
+}
+batch() { # batch PREFIX SECOND N: N events over PREFIX_0..PREFIX_2, all in second SECOND of 2025-04-01T10:00
+  local out="" i
+  for ((i = 0; i < $3; i++)); do
+    out="$out${out:+,}$(printf '{"event_type":"state_changed","entity_id":"%s_%d","time_fired":"2025-04-01T10:00:%02d.%06dZ","state":"%d","value":%d,"context_id":"%s-%d-%d"}' \
+      "$1" $((i % 3)) "$2" "$i" "$i" "$i" "$1" "$2" "$i")"
+  done
+  echo "[$out]"
+}
+# "entity count state" lines from the API and from InfluxDB's own points (the ground truth of a scan)
+api_list() { get '/api/v1/entities?limit=10000' | jq -r '.entities[] | "\(.entity_id) \(.event_count) \(.state)"' | sort | xargs; }
+db_list() {
+  iql 'SELECT count(event_id), last(state) FROM home_assistant_events GROUP BY entity_id' |
+    jq -r '.results[0].series[]? | "\(.tags.entity_id) \(.values[0][1]) \(.values[0][2])"' | sort | xargs
+}
+db_total() { iql 'SELECT count(event_id) FROM home_assistant_events' | jq -r '.results[0].series[0].values[0][1] // 0'; }
+api_total() { get '/api/v1/stats' | jq -r .events_total; }
+health() { curl -s "$U/health" | jq -c "$1"; }
+held() { grep -c qheld "$CUT.log" 2>/dev/null || echo 0; }
+total_is() { [ "$(api_total)" = "$1" ]; }
+held_ge() { [ "$(held)" -ge "$1" ]; }
+
+check "data-storage (through the proxy) starts healthy" start_storage
+
+# ---- the first restore waits while 8 batches finish (2 s apart: one record range each) ---------------------------------------------
+printf 'homeiq_totals' >"$CUT.qhold"   # the restore's first query (the snapshot's totals) waits
+: >"$CUT.qlog"
+check_eq "batch A (6 events): 200, 6 stored" '200 6' "$(post "$(batch sensor.r 1 6)") $(jq .stored "$TEST_TMP/post.json")"
+check "... the restore it starts waits at the proxy" wait_for 10 held_ge 1
+codes=""
+for s in 3 5 7 9 11 13 15 17; do codes="$codes $(post "$(batch sensor.r "$s" 50)")"; done
+check_eq "8 more batches of 50 finish while the restore waits" ' 200 200 200 200 200 200 200 200' "$codes"
+check_eq "... kept for the restore (influx_pending.h), none read back yet" '{"restores":1,"feed_entries_read":0,"batches_kept":8,"read_to_head":0}' \
+  "$(health .backend.entity_restore)"
+rm -f "$CUT.qhold"
+check "the restore finishes: totals = InfluxDB's (406)" wait_for 20 total_is 406
+check_eq "entities (count, last state) = InfluxDB's own count and last()" "$(db_list)" "$(api_list)"
+check_eq "the restore read the first batch's 6 feed entries only, and applied the 8 kept batches" \
+  '{"restores":1,"feed_entries_read":6,"batches_kept":8,"read_to_head":0}' "$(health .backend.entity_restore)"
+check_eq "... its records: one range (the first batch's second), not nine (the batches are 2 s apart)" 1 \
+  "$(grep -o 'SELECT record, event_id, stored_at FROM "home_assistant_events" WHERE time' "$CUT.qlog" | wc -l)"
+check "... answered in < 4,000 bytes (6 records), not ~107,000 (406)" test \
+  "$(grep 'SELECT record, event_id, stored_at FROM "home_assistant_events" WHERE time' "$CUT.qlog" | awk '{ n += $1 } END { print n + 0 }')" -lt 4000
+check_eq "no duplicate-check query: 9 batches from memory" '[0,9]' \
+  "$(health '.backend.duplicate_check | [.queries, .batches_from_memory]')"
+check_eq "a batch after the restore is counted by the write path" '200 50' \
+  "$(post "$(batch sensor.r 20 50)") $(jq .stored "$TEST_TMP/post.json")"
+check_eq "... entities = InfluxDB's" "$(db_list)" "$(api_list)"
+check_eq "... totals = InfluxDB's (456)" '456 456' "$(db_total) $(api_total)"
+
+# ---- a batch fails while the next restore waits: that restore reads the feed up to the head ----------
+printf 'sensor.f_' >"$CUT.block"
+check_eq "batch F refused by the proxy (503): memory is stale" 503 "$(post "$(batch sensor.f 22 30)")"
+rm -f "$CUT.block"
+printf 'homeiq_totals' >"$CUT.qhold"
+wait_healthy "$U/health" 30
+check_eq "batch G: 200 (its success starts the restore, which waits)" 200 "$(post "$(batch sensor.g 24 30)")"
+check "... the restore waits at the proxy" wait_for 10 held_ge 2
+check_eq "batch H finishes while it waits" 200 "$(post "$(batch sensor.g 26 30)")"
+G2=$(batch sensor.cut 28 30)
+printf 'sensor.cut_' >"$CUT"
+check_eq "batch C: InfluxDB stores it, its answer is lost -> 503 while the restore waits" 503 "$(post "$G2")"
+rm -f "$CUT"
+wait_healthy "$U/health" 30
+check_eq "batch I finishes while it waits" 200 "$(post "$(batch sensor.g 30 30)")"
+check_eq "... the failure made it read the feed up to the head (H kept, then dropped)" '2 1' \
+  "$(health '.backend.entity_restore | "\(.restores) \(.read_to_head)"' | tr -d '"')"
+rm -f "$CUT.qhold"
+check "the restore finishes: totals = InfluxDB's (456 + G, H, C, I = 576)" wait_for 20 total_is 576
+check_eq "entities = InfluxDB's (C counted although its answer was lost)" "$(db_list)" "$(api_list)"
+check_eq "C posted again (the retry): 200, all 30 duplicates" '200 30 0' \
+  "$(post "$G2") $(jq -r '"\(.duplicates) \(.stored)"' "$TEST_TMP/post.json")"
+check_eq "... counted once: totals = InfluxDB's (576)" '576 576' "$(db_total) $(api_total)"
+check_eq "... entities = InfluxDB's" "$(db_list)" "$(api_list)"
+
+# ---- a restart reads the snapshot written from that memory ---------------------------------------
+wait_for 10 bash -c "[ \"\$(curl -s -G '$REAL/query' --data-urlencode db=$DB --data-urlencode 'q=SELECT last(events) FROM homeiq_totals' | jq -r '.results[0].series[0].values[0][1]')\" = 576 ]"
+stop_pid "$PID_storage"; check_eq "data-storage exits cleanly" 0 $?
+check "data-storage starts again" start_storage
+check_eq "after a restart: entities = InfluxDB's" "$(db_list)" "$(api_list)"
+check_eq "after a restart: totals = InfluxDB's" '576 576' "$(db_total) $(api_total)"
+finish
