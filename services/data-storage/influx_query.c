@@ -637,6 +637,7 @@ static int iq_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *
     if (r->first_seq && influx_answer_time(&row) / 1000 >= r->first_seq) return 0;
     if (t > r->head) r->head = t;
     if (t > r->settled) r->settled = t; /* an earlier run's points are all finished */
+    if (r->restore_q && t > r->restore_q->target_seq) r->restore_q->target_seq = t; /* ... and read by the restore */
     return 0;
 }
 
