@@ -14,7 +14,9 @@
  *    acknowledged batch is applied) and written back as a snapshot, one point
  *    per entity (influx_summary.h). The first read after a start restores
  *    them: the last snapshot (O(entities)), then the feed after it
- *    (O(events since that snapshot)). A store without a snapshot (written
+ *    (O(events since that snapshot)) up to where the batches were when it
+ *    started; batches finishing meanwhile are kept and applied after it
+ *    (influx_pending.h), not read back. A store without a snapshot (written
  *    before it existed) is scanned once: count / last() GROUP BY entity_id,
  *    then the time of each entity's last change.
  *  - series: min/mean/max/count GROUP BY time(width, offset) so the buckets
