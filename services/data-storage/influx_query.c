@@ -463,8 +463,10 @@ static void iq_finish(iq_req *q, int rc, const char *err);
 
 static void iq_free(iq_req *q) {
     if (q->building) {
-        q->r->restoring = 0;
-        if (q->r->restore_q == q) q->r->restore_q = NULL;
+        if (q->r->restore_q == q) { /* failed (an installed one let go already: a read it resumed may run the next) */
+            q->r->restore_q = NULL;
+            q->r->restoring = 0;
+        }
         influx_pending_clear(&q->pend);
         if (q->r->cache_state == 1) { /* failed: the waiting reads fail too, a later read restores */
             q->r->cache_state = 0;
@@ -973,6 +975,7 @@ static void iq_restore_install(iq_req *q) {
     r->cache_state = 2;
     r->stale = 0;
     r->restoring = 0;
+    r->restore_q = NULL; /* batches finishing from now on are applied by the write path */
     r->snap_full = 1; /* every entity again, now exact through tot.seq */
     influx_window_reset(&r->win, service_now_us() / 1000000); /* exact for what is stored from now on */
     for (size_t i = 0; i < q->pend.nb && !r->stale; i++) /* the batches finished after what it read, in order */
