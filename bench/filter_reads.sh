@@ -2,7 +2,8 @@
 # bench/filter_reads.sh OLD_BIN NEW_BIN -- what GET /api/v1/events?area= / floor= / device= /
 # platform= / event_type= / domain= cost on a large SQLite store, for two data-storage binaries
 # on copies of one store (issue 15, migration 10: the registry filters moved from one index
-# per column to context spans + the entity index; events_type_time partial).
+# per column to context spans + the entity index; events_type_time partial; migration 11:
+# domain= from domain spans + the entity index, events_domain_time partial).
 #
 # 1. OLD_BIN makes an empty store (its schema), bench/gen_sqlite_events.sql fills it with N
 #    events over NENT entities (30 days), then one UPDATE gives them a registry context
@@ -74,7 +75,10 @@ START=$(date -ud @$(( NOW / 1000000 - 20 * 86400 )) +%Y-%m-%dT%H:%M:%SZ)
 END=$(date -ud @$(( NOW / 1000000 - 19 * 86400 )) +%Y-%m-%dT%H:%M:%SZ)
 QUERIES=("" "area=area_3" "area=area_4" "area=area_rare" "area=area_3&offset=5000" "area=area_7&start=$START&end=$END"
          "floor=floor_1" "device=$DEV" "platform=hue" "platform=hue&offset=2000" "area=area_2&label=x" "domain=binary_sensor"
-         "event_type=automation_triggered" "event_type=call_service" "event_type=state_changed" "entity_id=sensor.bench_3")
+         "event_type=automation_triggered" "event_type=call_service" "event_type=state_changed" "entity_id=sensor.bench_3"
+         "domain=sensor" "domain=sensor&offset=5000" "domain=binary_sensor&start=$START&end=$END"
+         "domain=binary_sensor&event_type=call_service" "domain=sensor&event_type=automation_triggered"
+         "domain=binary_sensor&area=area_9")
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 printf '%-58s %8s %8s %10s %10s %6s\n' "GET /api/v1/events?limit=100&..." "old ms" "new ms" "old CPU ms" "new CPU ms" "rows"
 for qs in "${QUERIES[@]}"; do

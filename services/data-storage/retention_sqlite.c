@@ -9,6 +9,7 @@
  * keeps accepting history of any age into its statistics. */
 #include "retention_sqlite.h"
 #include "store_sqlite_context.h"
+#include "store_sqlite_domain.h"
 #include "config.h"
 #include "retention_phases.h"
 #include "retention_wal.h"
@@ -34,6 +35,7 @@ struct retention_sqlite {
     long long step_left;                /* rows the current step may still delete */
     sqlite3_stmt *del_events, *del_5min, *begin, *commit, *rollback;
     sqlite3_stmt *del_contexts;         /* spans older than every event (store_sqlite_context.h) */
+    sqlite3_stmt *del_domains;          /* the same of the domain spans (store_sqlite_domain.h) */
     sqlite3_stmt *sync_normal, *sync_full; /* around a step when PURGE_COMMIT_FSYNC=0 */
     long long commit_fsync;             /* PURGE_COMMIT_FSYNC */
     double del_us_row, vac_us_page;     /* measured cost of a deleted row / a vacuumed page (µs) */
@@ -186,20 +188,23 @@ static int retention_rules_open(retention_sqlite *r) {
         return -1;
     }
     char *ex_ent = retention_exclude(&r->rules, 1, "entity_id"), *ex_dom = retention_exclude(&r->rules, 0, "domain");
+    char *ex_ent_e = retention_exclude(&r->rules, 1, "e.entity_id");
     int rc = -1;
     r->del_rule = calloc(r->rules.n ? r->rules.n : 1, sizeof *r->del_rule);
-    if (!ex_ent || !ex_dom || !r->del_rule) goto out;
+    if (!ex_ent || !ex_dom || !ex_ent_e || !r->del_rule) goto out;
     char *sql = sqlite3_mprintf("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_us<?1%s%s "
                                 "ORDER BY time_us LIMIT ?2)", ex_ent, ex_dom);
-    rc = retention_prepare(r, sql, &r->del_events) || retention_prepare(r, STORE_SQLITE_CONTEXT_PURGE, &r->del_contexts);
+    rc = retention_prepare(r, sql, &r->del_events) || retention_prepare(r, STORE_SQLITE_CONTEXT_PURGE, &r->del_contexts) ||
+         retention_prepare(r, STORE_SQLITE_DOMAIN_PURGE, &r->del_domains);
     sqlite3_free(sql);
     for (size_t i = 0; rc == 0 && i < r->rules.n; i++) {
         const retention_rule *x = &r->rules.r[i];
         if (x->days == 0) continue;
         sql = x->is_entity ? sqlite3_mprintf("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
                                              "entity_id=%Q AND time_us<?1 ORDER BY time_us LIMIT ?2)", x->name)
-                           : sqlite3_mprintf("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE "
-                                             "domain=%Q AND time_us<?1%s ORDER BY time_us LIMIT ?2)", x->name, ex_ent);
+                           /* schema 11: through the domain's spans and the entity index (store_sqlite_domain.h) */
+                           : sqlite3_mprintf("DELETE FROM events WHERE id IN (" SQD_RULE_SELECT " LIMIT ?2)", x->name,
+                                             x->name, ex_ent_e, x->name);
         rc = retention_prepare(r, sql, &r->del_rule[i]);
         sqlite3_free(sql);
         log_info("retention: raw events of %s %s kept %lld days (RETENTION_OVERRIDES)",
@@ -208,6 +213,7 @@ static int retention_rules_open(retention_sqlite *r) {
 out:
     sqlite3_free(ex_ent);
     sqlite3_free(ex_dom);
+    sqlite3_free(ex_ent_e);
     return rc;
 }
 
@@ -254,6 +260,7 @@ void retention_sqlite_close(retention_sqlite *r) {
     stats_catchup_close(r->catchup);
     sqlite3_finalize(r->del_events);
     sqlite3_finalize(r->del_contexts);
+    sqlite3_finalize(r->del_domains);
     sqlite3_finalize(r->del_5min);
     sqlite3_finalize(r->begin);
     sqlite3_finalize(r->commit);
@@ -380,7 +387,8 @@ static int retention_deletes(retention_sqlite *r, int64_t now_us, int *more) {
         if (*more) return 0;
     }
     /* the events are purged up to the cut-offs: spans that end before the oldest left go */
-    if (r->events_purged > before && retention_run(r, r->del_contexts) != 0) return -1;
+    if (r->events_purged > before && (retention_run(r, r->del_contexts) != 0 || retention_run(r, r->del_domains) != 0))
+        return -1;
     return retention_delete_all(r, r->del_5min, retention_cutoff(now_us, r->s5_days), "stats_5min_purged_before_us",
                                 &r->stats_purged, more);
 }

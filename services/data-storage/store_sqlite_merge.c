@@ -26,9 +26,16 @@ typedef struct sqx {
     size_t errlen;
 } sqx;
 
-/* With label= the labels' own table narrows more (the one-statement query reads it first). */
+static int sqx_registry(const store_filter *f) {
+    return f->area || f->floor || f->device || f->platform;
+}
+
+/* With label= the labels' own table narrows more (the one-statement query reads it first);
+ * domain= with an event type other than state_changed reads the partial events_type_time. */
 int sqx_applies(const store_filter *f) {
-    return !f->entity_id && !f->label && (f->area || f->floor || f->device || f->platform);
+    if (f->entity_id || f->label) return 0;
+    if (sqx_registry(f)) return 1;
+    return f->domain && !(f->event_type && strcmp(f->event_type, "state_changed") != 0);
 }
 
 static int sqx_fail(sqx *x, const char *what) {
@@ -51,6 +58,7 @@ static void sqx_bind_terms(const store_filter *f, sqlite3_stmt *st) {
 
 /* The partial index of entity-less events with a context that the filter names. */
 static const char *sqx_none_index(const store_filter *f) {
+    if (!sqx_registry(f)) return "events_domain_time"; /* domain= alone (schema 11) */
     return f->area ? "events_area_time" : f->floor ? "events_floor_time" : f->device ? "events_device_time"
                                                                                     : "events_platform_time";
 }
@@ -89,19 +97,25 @@ static int sqx_add(sqx *x, const char *entity, const char *home, int64_t lo, int
     return 0;
 }
 
-/* The spans the filter's registry terms name, within start/end, one range per
- * (entity, home) stretch: overlapping spans of one entity and home are joined. */
+/* The spans the filter's registry terms name (event_contexts, schema 10), or else its
+ * domain (event_domains, schema 11), within start/end, one range per (entity, home)
+ * stretch: overlapping spans of one entity and home are joined. */
 static int sqx_sources(sqx *x, int64_t lo, int64_t hi) {
     const store_filter *f = x->f;
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(x->db,
-                           "SELECT entity_id, home_id, first_us, last_us FROM event_contexts"
-                           " WHERE (?1 IS NULL OR area_id = ?1) AND (?2 IS NULL OR floor_id = ?2)"
-                           " AND (?3 IS NULL OR device_id = ?3) AND (?4 IS NULL OR platform = ?4)"
-                           " AND (?5 IS NULL OR home_id = ?5) AND last_us >= ?6 AND first_us <= ?7"
-                           " ORDER BY entity_id, home_id, first_us",
+                           sqx_registry(f)
+                               ? "SELECT entity_id, home_id, first_us, last_us FROM event_contexts"
+                                 " WHERE (?1 IS NULL OR area_id = ?1) AND (?2 IS NULL OR floor_id = ?2)"
+                                 " AND (?3 IS NULL OR device_id = ?3) AND (?4 IS NULL OR platform = ?4)"
+                                 " AND (?5 IS NULL OR home_id = ?5) AND last_us >= ?6 AND first_us <= ?7"
+                                 " ORDER BY entity_id, home_id, first_us"
+                               : "SELECT entity_id, home_id, first_us, last_us FROM event_domains"
+                                 " WHERE domain = ?8 AND (?5 IS NULL OR home_id = ?5) AND last_us >= ?6"
+                                 " AND first_us <= ?7 ORDER BY entity_id, home_id, first_us",
                            -1, &st, NULL) != SQLITE_OK)
         return sqx_fail(x, "prepare");
+    if (!sqx_registry(f)) sqlite3_bind_text(st, 8, f->domain, -1, SQLITE_STATIC);
     const char *v[] = {f->area, f->floor, f->device, f->platform, f->home_id};
     for (int i = 0; i < 5; i++)
         if (v[i]) sqlite3_bind_text(st, i + 1, v[i], -1, SQLITE_STATIC);

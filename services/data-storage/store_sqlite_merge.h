@@ -1,5 +1,6 @@
 /* store_sqlite_merge.h -- GET /api/v1/events with area= / floor= / device= / platform=
- * (and no entity_id) on SQLite since schema 10: a page merged from entity ranges.
+ * (and no entity_id) on SQLite since schema 10, and with domain= since schema 11
+ * (store_sqlite_domain.h): a page merged from entity ranges.
  *
  * Why: those filters have no index of their own any more (store_sqlite_context.h). The
  * events they match are those of a few entities between known times (event_contexts'
@@ -21,7 +22,8 @@
 
 #include <sqlite3.h>
 
-/* The filters sqx_query serves: a registry column filter and no entity. */
+/* The filters sqx_query serves: a registry column filter, or domain= (unless with an event
+ * type other than state_changed), and no entity or label. */
 int sqx_applies(const store_filter *f);
 
 /* The page for f, newest first, into rows. 0, or -1 with the reason in err. */

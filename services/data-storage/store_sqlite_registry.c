@@ -97,15 +97,31 @@ void sqr_bind(const store_sqlite_registry *m, size_t i, sqlite3_stmt *st, int co
     }
 }
 
-int sqr_insert_labels(const store_sqlite_registry *m, size_t i, sqlite3_stmt *ins, int64_t rowid, int64_t time_us) {
-    const sqr_fields *f = &m->f[i];
-    for (int l = 0; l < f->nlabels; l++) {
-        sqlite3_bind_text(ins, 1, f->label[l].p, f->label[l].n, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 2, time_us);
-        sqlite3_bind_int64(ins, 3, rowid);
-        int rc = sqlite3_step(ins);
-        sqlite3_reset(ins);
-        if (rc != SQLITE_DONE) return -1;
+void sqr_note_rowid(store_sqlite_registry *m, size_t i, int64_t rowid) {
+    m->f[i].rowid = rowid;
+}
+
+static int sqr_label_step(sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int sqr_insert_labels(const store_sqlite_registry *m, const store_batch *b, sqlite3_stmt *one, sqlite3_stmt *many) {
+    size_t total = 0, row = 0;
+    for (size_t i = 0; i < b->nitems; i++)
+        if (m->f[i].rowid) total += (size_t)m->f[i].nlabels;
+    size_t grouped = total - total % SQR_LABEL_ROWS; /* rows [0, grouped) go by `many`, the rest by `one` */
+    for (size_t i = 0; i < b->nitems; i++) {
+        const sqr_fields *f = &m->f[i];
+        for (int l = 0; f->rowid && l < f->nlabels; l++, row++) {
+            sqlite3_stmt *st = row < grouped ? many : one;
+            int k = row < grouped ? (int)(row % SQR_LABEL_ROWS) : 0;
+            sqlite3_bind_text(st, 3 * k + 1, f->label[l].p, f->label[l].n, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3 * k + 2, b->items[i].time_us);
+            sqlite3_bind_int64(st, 3 * k + 3, f->rowid);
+            if ((st == one || k == SQR_LABEL_ROWS - 1) && sqr_label_step(st) != 0) return -1;
+        }
     }
     return 0;
 }

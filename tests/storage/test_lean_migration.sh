@@ -47,8 +47,8 @@ check "storage opens the schema-9 database" wait_healthy "$U/health" 30 "$PID"
 check "migration 10 is logged" grep -q "sqlite schema migrated to version 10" "$TEST_TMP/sto.log"
 check_eq "every old row unchanged" "$(cat "$TEST_TMP/old.rows")" "$(q "$ROWS")"
 check_eq "events_time is gone" 0 "$(q "SELECT count(*) FROM sqlite_master WHERE name = 'events_time'")"
-check_eq "the registry indexes are partial on entity-less rows, events_type_time on types but state_changed" \
-  "events_area_time|events_device_time|events_floor_time|events_platform_time|events_type_time" \
+check_eq "the registry indexes (and, migration 11, events_domain_time) are partial on entity-less rows, events_type_time on types but state_changed" \
+  "events_area_time|events_device_time|events_domain_time|events_floor_time|events_platform_time|events_type_time" \
   "$(q "SELECT group_concat(name, '|') FROM (SELECT name FROM sqlite_master WHERE type = 'index' AND (sql LIKE '%AND entity_id IS NULL' OR sql LIKE '%WHERE event_type != ''state_changed''') ORDER BY 1)")"
 check_eq "event_contexts: one span per entity, home and context, its events' first and last time" \
   "sensor.v9_energy|default|hall|ground|dev2|zha|1780308002000001|1780311601000001

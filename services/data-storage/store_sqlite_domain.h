@@ -1,0 +1,83 @@
+/* store_sqlite_domain.h -- what domain= reads on SQLite since schema 11, instead of the
+ * index events_domain_time(domain, time_us) over every event (issue 15).
+ *
+ * Why: that index put every event into one more B-tree, at one place per domain: with
+ * events_identity and events_entity_series it was the third index entry of each event,
+ * ~1.6-2.5 us of storage's CPU per event in a 1,000-event burst (docs/BENCHMARKS.md,
+ * session 9). But an event's domain belongs to its entity (enrichment takes it from the
+ * entity id), so the same answer is had the way area= has it since schema 10
+ * (store_sqlite_context.h): a small table of domain spans -- per (domain, entity, home)
+ * the first and last time an event of that domain was stored -- and the entity index
+ * every event is in already. domain=light becomes "these entities, between these times",
+ * merged by time (store_sqlite_merge.h); every row is still checked against its own
+ * domain column, so a record whose domain is not its entity's prefix is found exactly
+ * where the old index found it. Events without an entity_id but with a domain keep the
+ * index, partial on entity_id IS NULL: a handful of rows.
+ *
+ * Writes: one upsert per distinct (entity, domain) of a batch's stored events, which
+ * changes a row only when the batch widens its span (live: last_us, once per entity per
+ * batch, in a table of a few pages).
+ *
+ * Retention's domain rules (RETENTION_OVERRIDES) delete through the spans and the
+ * entity index too (retention_sqlite.c, SQD_RULE_SELECT).
+ *
+ * Ownership: none; functions work on the caller's statements and batch. */
+#ifndef HOMEIQ_STORE_SQLITE_DOMAIN_H
+#define HOMEIQ_STORE_SQLITE_DOMAIN_H
+
+#include "store.h"
+
+#include <sqlite3.h>
+
+/* Migration 11. IF [NOT] EXISTS: a store a test put back to an older user_version runs
+ * it again over its own result. The fill reads every event with an entity once. */
+#define STORE_SQLITE_DOMAIN_MIGRATION                                                                        \
+    "DROP INDEX IF EXISTS events_domain_time;"                                                               \
+    "CREATE INDEX events_domain_time ON events(domain, time_us) WHERE domain IS NOT NULL"                     \
+    "  AND entity_id IS NULL;"                                                                               \
+    "CREATE TABLE IF NOT EXISTS event_domains (domain TEXT NOT NULL, entity_id TEXT NOT NULL,"              \
+    "  home_id TEXT NOT NULL, first_us INTEGER NOT NULL, last_us INTEGER NOT NULL,"                          \
+    "  PRIMARY KEY (domain, entity_id, home_id)) WITHOUT ROWID;"                                             \
+    "INSERT OR IGNORE INTO event_domains SELECT domain, entity_id, home_id, min(time_us), max(time_us)"     \
+    "  FROM events WHERE entity_id IS NOT NULL AND domain IS NOT NULL GROUP BY 1, 2, 3;"
+
+/* ?1 domain ?2 entity ?3 home ?4 first ?5 last */
+#define STORE_SQLITE_DOMAIN_UPSERT                                                                           \
+    "INSERT INTO event_domains VALUES (?1, ?2, ?3, ?4, ?5)"                                                 \
+    " ON CONFLICT DO UPDATE SET first_us = min(first_us, excluded.first_us),"                                \
+    "  last_us = max(last_us, excluded.last_us)"                                                              \
+    " WHERE excluded.first_us < first_us OR excluded.last_us > last_us"
+
+/* Retention: the spans that end before the oldest stored event cover nothing. */
+#define STORE_SQLITE_DOMAIN_PURGE                                                                            \
+    "DELETE FROM event_domains WHERE last_us < (SELECT coalesce(min(time_us), 9223372036854775807) FROM events)"
+
+/* A domain rule's rows older than ?1 (retention_sqlite.c): the domain's entities' ranges
+ * of events_entity_series and the entity-less rows of the partial events_domain_time.
+ * printf arguments: the quoted domain (%Q) three times, the entity exclusions (on e.)
+ * between the first and second. Not in time order: the rule deletes all of them. */
+#define SQD_RULE_SELECT                                                                                      \
+    "SELECT e.id FROM event_domains d JOIN events e INDEXED BY events_entity_series"                          \
+    " ON e.entity_id = d.entity_id AND e.time_us < ?1 WHERE d.domain = %Q AND d.first_us < ?1"                 \
+    " AND e.home_id = d.home_id AND e.domain = %Q%s"                                                         \
+    " UNION ALL SELECT id FROM events INDEXED BY events_domain_time WHERE entity_id IS NULL AND domain = %Q"  \
+    " AND time_us < ?1"
+
+/* The spans of the batch's STORED items with an entity and a domain, one upsert per
+ * distinct (entity, domain). 0/-1. */
+int sqd_update(const store_batch *b, sqlite3_stmt *upsert);
+
+/* domain= alone (no registry filter) over a dense domain: 1 when reading events by time
+ * and skipping the other domains' rows costs less than merging the domain's entities'
+ * ranges (a comparison per entity per row). From the entities table (one row per entity
+ * and home, its event count): k entities holding a share p of the events, merge when
+ * k * p < SQD_DENSE (a time scan reads 1/p rows per row it returns). Both ways give the
+ * same rows; bench/filter_reads.sh, 300,000 events, domain=sensor (180 of 200 entities,
+ * 90 % of events): merged 40 ms, by time ~1 ms. 0 on any error (the merge is exact too). */
+#define SQD_DENSE 20
+int sqd_dense(sqlite3 *db, const store_filter *f);
+
+/* Before migration 11: 0 when the disk has room for it, else -1 with the reason logged. */
+int sqd_room(sqlite3 *db);
+
+#endif
