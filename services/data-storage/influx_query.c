@@ -631,6 +631,17 @@ static void iq_where(sbuf *b, int *first, const char *cond) {
 
 static void iq_feed_list(iq_req *q);
 
+/* The restore reads the feed up to t at least: t is below this process's first sequence (an earlier run's),
+ * so every kept batch (all of this process) is exact once memory is exact through t -- its prev is raised to
+ * it. Without that, a batch kept with prev 0 (the first of the process, finished before the head was known)
+ * never matches the restored memory, or, with no snapshot, matches one that read no feed at all. */
+static void iq_restore_raise(iq_req *q, int64_t t) {
+    if (!q || t <= q->target_seq) return;
+    q->target_seq = t;
+    for (size_t i = 0; i < q->pend.nb; i++)
+        if (q->pend.b[i].prev < t) q->pend.b[i].prev = t;
+}
+
 /* A row of influx_feed_sql_head's statements (either form of the feed, influx_feed.h). */
 static int iq_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
     influx_answer_row row = {stmt, tags, cols, vals};
@@ -641,7 +652,7 @@ static int iq_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *
     if (r->first_seq && influx_answer_time(&row) / 1000 >= r->first_seq) return 0;
     if (t > r->head) r->head = t;
     if (t > r->settled) r->settled = t; /* an earlier run's points are all finished */
-    if (r->restore_q && t > r->restore_q->target_seq) r->restore_q->target_seq = t; /* ... and read by the restore */
+    iq_restore_raise(r->restore_q, t); /* ... and read by the restore */
     return 0;
 }
 
@@ -1255,6 +1266,10 @@ static void iq_restore_without_snapshot(iq_req *q) {
 
 static void iq_restore_snapshot(iq_req *q) {
     q->r->head_known = 1;
+    /* its head query went out unbounded (before this process's first batch); when a batch opened meanwhile,
+     * the answer may be that batch's own point (skipped by iq_head_row), so the earlier run's head is unknown:
+     * every sequence below the first one this process gave out is the earlier run's, read up to there */
+    if (q->probe_trusted && q->r->first_seq) iq_restore_raise(q, q->r->first_seq - 1);
     if (!q->tot.found) {
         iq_restore_without_snapshot(q);
         return;
