@@ -53,7 +53,7 @@ static int ipe_fact(influx_pending *p, const store_item *it) {
 int influx_pending_add(influx_pending *p, const store_batch *b, const influx_pending_batch *marks) {
     size_t n = 0;
     for (size_t i = 0; i < b->nitems; i++) n += b->items[i].status == STORE_ITEM_STORED;
-    if (p->nf + n > INFLUX_PENDING_MAX) return 1;
+    if (p->nf + n > INFLUX_PENDING_MAX || p->nb >= INFLUX_PENDING_MAX_BATCHES) return 1;
     if (ipe_grow((void **)&p->f, &p->capf, p->nf + n, sizeof *p->f) != 0 ||
         ipe_grow((void **)&p->b, &p->capb, p->nb + 1, sizeof *p->b) != 0)
         return -1;

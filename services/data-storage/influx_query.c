@@ -1118,6 +1118,7 @@ static void iq_legacy_lasts(iq_req *q) {
 
 static void iq_legacy_scan(iq_req *q) {
     influx_pending_clear(&q->pend); /* counts what it sees, the batches finished meanwhile too */
+    if (!q->chase) q->r->restore_chased++; /* read to the head, as /health says (read_to_head) */
     q->chase = 1;
     log_info("influxdb: no entity summary yet (%s): counting every stored event once", INFLUX_TOTALS_MEASUREMENT);
     sbuf sql;
