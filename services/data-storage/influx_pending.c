@@ -7,7 +7,10 @@
 #include <string.h>
 
 void influx_pending_clear(influx_pending *p) {
-    for (size_t i = 0; i < p->nb; i++) free(p->b[i].home);
+    for (size_t i = 0; i < p->nb; i++) {
+        free(p->b[i].home);
+        free(p->b[i].late_home);
+    }
     free(p->b);
     free(p->f);
     sbuf_free(&p->text);
@@ -59,6 +62,8 @@ int influx_pending_add(influx_pending *p, const store_batch *b, const influx_pen
         return -1;
     influx_pending_batch *pb = &p->b[p->nb];
     *pb = *marks;
+    pb->late_home = NULL; /* the caller's to set once kept */
+    pb->late_n = 0;
     pb->first = p->nf;
     pb->n = n;
     if (!(pb->home = strdup(b->home_id))) return -1;

@@ -19,7 +19,7 @@
  * either way).
  *
  * Ownership: an influx_pending owns copies of its facts' strings and its
- * batches' homes (influx_pending_clear frees them). Event loop only. */
+ * batches' homes and late_home (influx_pending_clear frees them). Event loop only. */
 #ifndef HOMEIQ_INFLUX_PENDING_H
 #define HOMEIQ_INFLUX_PENDING_H
 
@@ -43,6 +43,8 @@ typedef struct influx_pending_batch {
     long long stored, dead; /* events stored, dead letters counted now (not the held late ones) */
     int64_t prev;           /* the settled sequence before it finished */
     int64_t settled, settle_ns; /* the marks after it finished */
+    char *late_home;        /* an earlier batch's late dead letters its settle mark passed: counted with it, */
+    long long late_n;       /* as the write path counts them then (NULL/0: none; set after influx_pending_add) */
 } influx_pending_batch;
 
 typedef struct influx_pending_fact {

@@ -288,13 +288,17 @@ static void iq_late_drop_counted(influx_reads *r) {
     r->late.n = 0;
 }
 
-static void iq_restore_keep(influx_reads *r, const store_batch *b, int rc, int64_t prev, int64_t late_n, int held);
+static void iq_restore_keep(influx_reads *r, const store_batch *b, int rc, int64_t prev, int64_t late_n, int held,
+                            char *carry_home, long long carry_n);
+static char *iq_restore_late_take(influx_reads *r, long long *n);
 
 void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int64_t base) {
     int64_t prev = r->settled, late_n, late_ns;
     int held = 1;
+    long long carry_n = 0;
     iq_batch_close(r, base, &late_n, &late_ns);
     if (rc == 0 && r->settled > r->head) r->head = r->settled; /* acknowledged: visible to the feed */
+    char *carry_home = iq_restore_late_take(r, &carry_n); /* a restore runs: go with this batch, freeing the hold */
     /* its dead letters built after the next batch opened are above settle_ns: a restore would count them
      * again if they were in tot.dead now (review-feed 1); held until settle_ns passes them */
     if (rc == 0 && late_n && iq_late_hold(r, b, late_n, late_ns) != 0) {
@@ -303,7 +307,7 @@ void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int6
         if (r->cache_state == 2) r->stale = 1;
     }
     if (r->restoring || r->cache_state == 1) { /* the restore applies it after what it reads (influx_pending.h) */
-        iq_restore_keep(r, b, rc, prev, late_n, held);
+        iq_restore_keep(r, b, rc, prev, late_n, held, carry_home, carry_n);
         return;
     }
     if (r->cache_state == 2 && !r->stale && rc == 0 && r->tot.seq == prev) {
@@ -436,17 +440,47 @@ struct iq_req {
     json_t *per_domain;         /* stats from InfluxDB: domain -> count, summed over the FROM list's measurements */
 };
 
-/* A batch finished while the restore runs: kept for it (influx_pending.h), or, when it failed, would pass
- * the bound or its late dead letters could not be held, the restore reads the feed up to the head instead. */
-static void iq_restore_keep(influx_reads *r, const store_batch *b, int rc, int64_t prev, int64_t late_n, int held) {
+/* A batch finishes while a restore runs: the held late dead letters (an earlier batch's) its settle mark
+ * passed, which the write path would count now. The kept batches are applied only after the restore, so
+ * without this the hold stayed taken and the next batch with late ones made the restore read to the head
+ * (session 9 review, finding 2). At or below the restore's dead-letter bound its own count has them
+ * (dropped); above it they are returned, to be counted with this batch when it is applied (its settle mark
+ * passes them). n: how many. */
+static char *iq_restore_late_take(influx_reads *r, long long *n) {
     iq_req *q = r->restore_q;
-    if (!q || q->chase) return;
+    *n = 0;
+    if (!q || !r->late.n || r->late.ns > r->settle_ns) return NULL;
+    char *home = r->late.home;
+    int counted = q->chase || r->late.ns <= q->target_ns; /* chasing: counted up to the settle mark it ends at */
+    *n = counted ? 0 : (long long)r->late.n;
+    r->late.home = NULL;
+    r->late.n = 0;
+    if (counted) {
+        free(home);
+        home = NULL;
+    }
+    return home;
+}
+
+/* A batch finished while the restore runs: kept for it (influx_pending.h), or, when it failed, would pass
+ * the bound or its late dead letters could not be held, the restore reads the feed up to the head instead.
+ * carry_*: iq_restore_late_take's (owned; freed when not kept: the chase counts them). */
+static void iq_restore_keep(influx_reads *r, const store_batch *b, int rc, int64_t prev, int64_t late_n, int held,
+                            char *carry_home, long long carry_n) {
+    iq_req *q = r->restore_q;
+    if (!q || q->chase) {
+        free(carry_home);
+        return;
+    }
     influx_pending_batch marks = {.stored = (long long)b->stored, .dead = (long long)b->ndead - late_n, .prev = prev,
                                   .settled = r->settled, .settle_ns = r->settle_ns};
     if (rc == 0 && held && influx_pending_add(&q->pend, b, &marks) == 0) {
+        q->pend.b[q->pend.nb - 1].late_home = carry_home;
+        q->pend.b[q->pend.nb - 1].late_n = carry_home ? carry_n : 0;
         r->restore_kept++;
         return;
     }
+    free(carry_home);
     influx_pending_clear(&q->pend);
     q->chase = 1;
     r->restore_chased++;
@@ -968,8 +1002,9 @@ static int iq_apply_kept(influx_reads *r, const influx_pending *p, const influx_
     if ((pb->stored || pb->dead) &&
         influx_homes_add(&r->homes, influx_points_home_value(pb->home), pb->stored, pb->dead, 0) != 0)
         return -1;
+    if (pb->late_n && influx_homes_add(&r->homes, pb->late_home, 0, pb->late_n, 0) != 0) return -1;
     r->tot.events += pb->stored;
-    r->tot.dead += pb->dead;
+    r->tot.dead += pb->dead + pb->late_n;
     r->tot.seq = pb->settled;
     r->tot.dead_ns = pb->settle_ns;
     return iq_late_count(r);
