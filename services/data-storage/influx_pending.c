@@ -7,7 +7,10 @@
 #include <string.h>
 
 void influx_pending_clear(influx_pending *p) {
-    for (size_t i = 0; i < p->nb; i++) free(p->b[i].home);
+    for (size_t i = 0; i < p->nb; i++) {
+        free(p->b[i].home);
+        free(p->b[i].late_home);
+    }
     free(p->b);
     free(p->f);
     sbuf_free(&p->text);
@@ -53,12 +56,14 @@ static int ipe_fact(influx_pending *p, const store_item *it) {
 int influx_pending_add(influx_pending *p, const store_batch *b, const influx_pending_batch *marks) {
     size_t n = 0;
     for (size_t i = 0; i < b->nitems; i++) n += b->items[i].status == STORE_ITEM_STORED;
-    if (p->nf + n > INFLUX_PENDING_MAX) return 1;
+    if (p->nf + n > INFLUX_PENDING_MAX || p->nb >= INFLUX_PENDING_MAX_BATCHES) return 1;
     if (ipe_grow((void **)&p->f, &p->capf, p->nf + n, sizeof *p->f) != 0 ||
         ipe_grow((void **)&p->b, &p->capb, p->nb + 1, sizeof *p->b) != 0)
         return -1;
     influx_pending_batch *pb = &p->b[p->nb];
     *pb = *marks;
+    pb->late_home = NULL; /* the caller's to set once kept */
+    pb->late_n = 0;
     pb->first = p->nf;
     pb->n = n;
     if (!(pb->home = strdup(b->home_id))) return -1;

@@ -13,13 +13,13 @@
  * hand, so the restore now reads the feed only up to where the batches had got
  * when it started, and the batches after that are kept here (a few strings per
  * event) and applied after it, in the order they finished -- as the write path
- * would have applied them. Bounded: past INFLUX_PENDING_MAX events, or after a
- * batch that failed (InfluxDB may hold part of it: only the feed knows), the
+ * would have applied them. Bounded: past INFLUX_PENDING_MAX events or
+ * INFLUX_PENDING_MAX_BATCHES batches, or after a batch that failed (InfluxDB may hold part of it: only the feed knows), the
  * restore drops these and reads the feed up to the head as before (exact
  * either way).
  *
  * Ownership: an influx_pending owns copies of its facts' strings and its
- * batches' homes (influx_pending_clear frees them). Event loop only. */
+ * batches' homes and late_home (influx_pending_clear frees them). Event loop only. */
 #ifndef HOMEIQ_INFLUX_PENDING_H
 #define HOMEIQ_INFLUX_PENDING_H
 
@@ -32,6 +32,9 @@
 
 /* Events kept at most (~100 bytes each); beyond that the restore reads the feed. */
 #define INFLUX_PENDING_MAX 65536
+/* Batches kept at most (~100 bytes each with the home): a batch of duplicates only keeps no event, so the
+ * events' bound alone would not bound them. */
+#define INFLUX_PENDING_MAX_BATCHES 65536
 
 /* One finished batch: what the write path adds to memory for it (influx_reads_batch_done). */
 typedef struct influx_pending_batch {
@@ -40,6 +43,8 @@ typedef struct influx_pending_batch {
     long long stored, dead; /* events stored, dead letters counted now (not the held late ones) */
     int64_t prev;           /* the settled sequence before it finished */
     int64_t settled, settle_ns; /* the marks after it finished */
+    char *late_home;        /* an earlier batch's late dead letters its settle mark passed: counted with it, */
+    long long late_n;       /* as the write path counts them then (NULL/0: none; set after influx_pending_add) */
 } influx_pending_batch;
 
 typedef struct influx_pending_fact {
@@ -56,7 +61,7 @@ typedef struct influx_pending {
     sbuf text;              /* the facts' strings, NUL-terminated */
 } influx_pending;
 
-/* Keeps batch b's stored items. 0; 1 when it would pass INFLUX_PENDING_MAX (nothing kept);
+/* Keeps batch b's stored items. 0; 1 when it would pass INFLUX_PENDING_MAX or INFLUX_PENDING_MAX_BATCHES (nothing kept);
  * -1 out of memory. */
 int influx_pending_add(influx_pending *p, const store_batch *b, const influx_pending_batch *marks);
 /* Fact i (its strings point into p until the next add or clear). */

@@ -288,13 +288,17 @@ static void iq_late_drop_counted(influx_reads *r) {
     r->late.n = 0;
 }
 
-static void iq_restore_keep(influx_reads *r, const store_batch *b, int rc, int64_t prev, int64_t late_n, int held);
+static void iq_restore_keep(influx_reads *r, const store_batch *b, int rc, int64_t prev, int64_t late_n, int held,
+                            char *carry_home, long long carry_n);
+static char *iq_restore_late_take(influx_reads *r, long long *n);
 
 void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int64_t base) {
     int64_t prev = r->settled, late_n, late_ns;
     int held = 1;
+    long long carry_n = 0;
     iq_batch_close(r, base, &late_n, &late_ns);
     if (rc == 0 && r->settled > r->head) r->head = r->settled; /* acknowledged: visible to the feed */
+    char *carry_home = iq_restore_late_take(r, &carry_n); /* a restore runs: go with this batch, freeing the hold */
     /* its dead letters built after the next batch opened are above settle_ns: a restore would count them
      * again if they were in tot.dead now (review-feed 1); held until settle_ns passes them */
     if (rc == 0 && late_n && iq_late_hold(r, b, late_n, late_ns) != 0) {
@@ -303,7 +307,7 @@ void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int6
         if (r->cache_state == 2) r->stale = 1;
     }
     if (r->restoring || r->cache_state == 1) { /* the restore applies it after what it reads (influx_pending.h) */
-        iq_restore_keep(r, b, rc, prev, late_n, held);
+        iq_restore_keep(r, b, rc, prev, late_n, held, carry_home, carry_n);
         return;
     }
     if (r->cache_state == 2 && !r->stale && rc == 0 && r->tot.seq == prev) {
@@ -436,17 +440,47 @@ struct iq_req {
     json_t *per_domain;         /* stats from InfluxDB: domain -> count, summed over the FROM list's measurements */
 };
 
-/* A batch finished while the restore runs: kept for it (influx_pending.h), or, when it failed, would pass
- * the bound or its late dead letters could not be held, the restore reads the feed up to the head instead. */
-static void iq_restore_keep(influx_reads *r, const store_batch *b, int rc, int64_t prev, int64_t late_n, int held) {
+/* A batch finishes while a restore runs: the held late dead letters (an earlier batch's) its settle mark
+ * passed, which the write path would count now. The kept batches are applied only after the restore, so
+ * without this the hold stayed taken and the next batch with late ones made the restore read to the head
+ * (session 9 review, finding 2). At or below the restore's dead-letter bound its own count has them
+ * (dropped); above it they are returned, to be counted with this batch when it is applied (its settle mark
+ * passes them). n: how many. */
+static char *iq_restore_late_take(influx_reads *r, long long *n) {
     iq_req *q = r->restore_q;
-    if (!q || q->chase) return;
+    *n = 0;
+    if (!q || !r->late.n || r->late.ns > r->settle_ns) return NULL;
+    char *home = r->late.home;
+    int counted = q->chase || r->late.ns <= q->target_ns; /* chasing: counted up to the settle mark it ends at */
+    *n = counted ? 0 : (long long)r->late.n;
+    r->late.home = NULL;
+    r->late.n = 0;
+    if (counted) {
+        free(home);
+        home = NULL;
+    }
+    return home;
+}
+
+/* A batch finished while the restore runs: kept for it (influx_pending.h), or, when it failed, would pass
+ * the bound or its late dead letters could not be held, the restore reads the feed up to the head instead.
+ * carry_*: iq_restore_late_take's (owned; freed when not kept: the chase counts them). */
+static void iq_restore_keep(influx_reads *r, const store_batch *b, int rc, int64_t prev, int64_t late_n, int held,
+                            char *carry_home, long long carry_n) {
+    iq_req *q = r->restore_q;
+    if (!q || q->chase) {
+        free(carry_home);
+        return;
+    }
     influx_pending_batch marks = {.stored = (long long)b->stored, .dead = (long long)b->ndead - late_n, .prev = prev,
                                   .settled = r->settled, .settle_ns = r->settle_ns};
     if (rc == 0 && held && influx_pending_add(&q->pend, b, &marks) == 0) {
+        q->pend.b[q->pend.nb - 1].late_home = carry_home;
+        q->pend.b[q->pend.nb - 1].late_n = carry_home ? carry_n : 0;
         r->restore_kept++;
         return;
     }
+    free(carry_home);
     influx_pending_clear(&q->pend);
     q->chase = 1;
     r->restore_chased++;
@@ -631,6 +665,17 @@ static void iq_where(sbuf *b, int *first, const char *cond) {
 
 static void iq_feed_list(iq_req *q);
 
+/* The restore reads the feed up to t at least: t is below this process's first sequence (an earlier run's),
+ * so every kept batch (all of this process) is exact once memory is exact through t -- its prev is raised to
+ * it. Without that, a batch kept with prev 0 (the first of the process, finished before the head was known)
+ * never matches the restored memory, or, with no snapshot, matches one that read no feed at all. */
+static void iq_restore_raise(iq_req *q, int64_t t) {
+    if (!q || t <= q->target_seq) return;
+    q->target_seq = t;
+    for (size_t i = 0; i < q->pend.nb; i++)
+        if (q->pend.b[i].prev < t) q->pend.b[i].prev = t;
+}
+
 /* A row of influx_feed_sql_head's statements (either form of the feed, influx_feed.h). */
 static int iq_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
     influx_answer_row row = {stmt, tags, cols, vals};
@@ -641,7 +686,7 @@ static int iq_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *
     if (r->first_seq && influx_answer_time(&row) / 1000 >= r->first_seq) return 0;
     if (t > r->head) r->head = t;
     if (t > r->settled) r->settled = t; /* an earlier run's points are all finished */
-    if (r->restore_q && t > r->restore_q->target_seq) r->restore_q->target_seq = t; /* ... and read by the restore */
+    iq_restore_raise(r->restore_q, t); /* ... and read by the restore */
     return 0;
 }
 
@@ -957,8 +1002,9 @@ static int iq_apply_kept(influx_reads *r, const influx_pending *p, const influx_
     if ((pb->stored || pb->dead) &&
         influx_homes_add(&r->homes, influx_points_home_value(pb->home), pb->stored, pb->dead, 0) != 0)
         return -1;
+    if (pb->late_n && influx_homes_add(&r->homes, pb->late_home, 0, pb->late_n, 0) != 0) return -1;
     r->tot.events += pb->stored;
-    r->tot.dead += pb->dead;
+    r->tot.dead += pb->dead + pb->late_n;
     r->tot.seq = pb->settled;
     r->tot.dead_ns = pb->settle_ns;
     return iq_late_count(r);
@@ -1107,6 +1153,7 @@ static void iq_legacy_lasts(iq_req *q) {
 
 static void iq_legacy_scan(iq_req *q) {
     influx_pending_clear(&q->pend); /* counts what it sees, the batches finished meanwhile too */
+    if (!q->chase) q->r->restore_chased++; /* read to the head, as /health says (read_to_head) */
     q->chase = 1;
     log_info("influxdb: no entity summary yet (%s): counting every stored event once", INFLUX_TOTALS_MEASUREMENT);
     sbuf sql;
@@ -1255,6 +1302,10 @@ static void iq_restore_without_snapshot(iq_req *q) {
 
 static void iq_restore_snapshot(iq_req *q) {
     q->r->head_known = 1;
+    /* its head query went out unbounded (before this process's first batch); when a batch opened meanwhile,
+     * the answer may be that batch's own point (skipped by iq_head_row), so the earlier run's head is unknown:
+     * every sequence below the first one this process gave out is the earlier run's, read up to there */
+    if (q->probe_trusted && q->r->first_seq) iq_restore_raise(q, q->r->first_seq - 1);
     if (!q->tot.found) {
         iq_restore_without_snapshot(q);
         return;

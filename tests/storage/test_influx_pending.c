@@ -2,7 +2,7 @@
  * (influx_pending.c) at unit level: a kept batch applied after the restore
  * gives the entity list exactly what the write path gives when it applies the
  * batch at once (influx_entities_apply); only stored items are kept; the
- * bound refuses a batch whole. The integration side (a restore held at a
+ * bound refuses a batch whole, and bounds batches of duplicates only. The integration side (a restore held at a
  * proxy while batches finish, a failed batch meanwhile) is
  * storage_influx_restore against a real influxd. */
 #include <setjmp.h>
@@ -136,10 +136,29 @@ static void test_bound(void **state) {
     fixture_free(&fx);
 }
 
+/* Batches of duplicates only keep no event, yet each is a kept batch: INFLUX_PENDING_MAX_BATCHES bounds them
+ * (before, only events were counted, so such batches were kept without limit). */
+static void test_bound_batches(void **state) {
+    (void)state;
+    fixture fx;
+    fixture_init(&fx, "");
+    for (int i = 0; i < NREC; i++) fx.items[i].status = STORE_ITEM_DUPLICATE;
+    fx.b.stored = 0;
+    influx_pending p = {0};
+    influx_pending_batch marks = {0};
+    for (size_t i = 0; i < INFLUX_PENDING_MAX_BATCHES; i++) assert_int_equal(influx_pending_add(&p, &fx.b, &marks), 0);
+    assert_int_equal(influx_pending_add(&p, &fx.b, &marks), 1);
+    assert_int_equal(p.nb, INFLUX_PENDING_MAX_BATCHES);
+    assert_int_equal(p.nf, 0);
+    influx_pending_clear(&p);
+    fixture_free(&fx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kept_equals_applied),
         cmocka_unit_test(test_bound),
+        cmocka_unit_test(test_bound_batches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
