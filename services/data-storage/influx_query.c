@@ -14,7 +14,9 @@
  *    acknowledged batch is applied) and written back as a snapshot, one point
  *    per entity (influx_summary.h). The first read after a start restores
  *    them: the last snapshot (O(entities)), then the feed after it
- *    (O(events since that snapshot)). A store without a snapshot (written
+ *    (O(events since that snapshot)) up to where the batches were when it
+ *    started; batches finishing meanwhile are kept and applied after it
+ *    (influx_pending.h), not read back. A store without a snapshot (written
  *    before it existed) is scanned once: count / last() GROUP BY entity_id,
  *    then the time of each entity's last change.
  *  - series: min/mean/max/count GROUP BY time(width, offset) so the buckets
@@ -30,6 +32,7 @@
 #include "influx_ids.h"
 #include "influx_points.h"
 #include "influx_summary.h"
+#include "influx_pending.h"
 #include "influx_time.h"
 #include "json_text.h"
 #include "lineproto.h"
@@ -88,6 +91,8 @@ struct influx_reads {
     struct iq_req *waiting; /* reads waiting for the first restore (linked by next_wait) */
     influx_window win;   /* events per second of event time, kept with the cache (stats' window) */
     int64_t store_bytes, store_bytes_us; /* SHOW STATS' answer, and when (asked again after IQ_DISK_EVERY_US) */
+    struct iq_req *restore_q; /* the restore running, else NULL: keeps the batches finishing meanwhile */
+    unsigned long long restores, restore_rows, restore_kept, restore_chased; /* /health (influx_reads_info) */
 };
 
 #define IQ_DISK_EVERY_US 10000000
@@ -283,17 +288,28 @@ static void iq_late_drop_counted(influx_reads *r) {
     r->late.n = 0;
 }
 
+static void iq_restore_keep(influx_reads *r, const store_batch *b, int rc, int64_t prev, int64_t late_n, int held,
+                            char *carry_home, long long carry_n);
+static char *iq_restore_late_take(influx_reads *r, long long *n);
+
 void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int64_t base) {
     int64_t prev = r->settled, late_n, late_ns;
+    int held = 1;
+    long long carry_n = 0;
     iq_batch_close(r, base, &late_n, &late_ns);
     if (rc == 0 && r->settled > r->head) r->head = r->settled; /* acknowledged: visible to the feed */
+    char *carry_home = iq_restore_late_take(r, &carry_n); /* a restore runs: go with this batch, freeing the hold */
     /* its dead letters built after the next batch opened are above settle_ns: a restore would count them
      * again if they were in tot.dead now (review-feed 1); held until settle_ns passes them */
     if (rc == 0 && late_n && iq_late_hold(r, b, late_n, late_ns) != 0) {
         late_n = 0;
+        held = 0;
         if (r->cache_state == 2) r->stale = 1;
     }
-    if (r->restoring || r->cache_state == 1) return; /* the restore re-applies it from the feed */
+    if (r->restoring || r->cache_state == 1) { /* the restore applies it after what it reads (influx_pending.h) */
+        iq_restore_keep(r, b, rc, prev, late_n, held, carry_home, carry_n);
+        return;
+    }
     if (r->cache_state == 2 && !r->stale && rc == 0 && r->tot.seq == prev) {
         for (size_t i = 0; i < b->nitems; i++) {
             const store_item *it = &b->items[i];
@@ -321,6 +337,12 @@ void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int6
      * and the feed after it once InfluxDB answers again (memory answers meanwhile) */
     if (r->cache_state == 2) r->stale = 1;
     if (rc == 0) (void)iq_restore_start(r); /* the first batch since start, or the first success after a failure */
+}
+
+json_t *influx_reads_info(const influx_reads *r) {
+    return json_pack("{s:I,s:I,s:I,s:I}", "restores", (json_int_t)r->restores, "feed_entries_read",
+                     (json_int_t)r->restore_rows, "batches_kept", (json_int_t)r->restore_kept, "read_to_head",
+                     (json_int_t)r->restore_chased);
 }
 
 /* ---- a read: a chain of /query requests -------------------------------- */
@@ -394,6 +416,9 @@ struct iq_req {
     int64_t applied, dead_mark; /* restore: re-applied through this feed seq / dead letters counted up to */
     int64_t dead_to;            /* restore: the mark the dead-letter count in flight goes up to */
     int pre_found, probe_trusted; /* restore: events stored before this process wrote any (see iq_restore_snapshot) */
+    int64_t target_seq, target_ns; /* restore: the feed is read up to these (settled at its start), ... */
+    influx_pending pend;        /* ... the batches finished after them are applied from here (influx_pending.h) */
+    int chase;                  /* restore: read the feed up to the batches' current marks (pend dropped) */
     struct iq_req *next_wait;
     iq_step_fn resume;          /* a read waiting for the restore: continues here */
     /* series */
@@ -415,6 +440,52 @@ struct iq_req {
     json_t *per_domain;         /* stats from InfluxDB: domain -> count, summed over the FROM list's measurements */
 };
 
+/* A batch finishes while a restore runs: the held late dead letters (an earlier batch's) its settle mark
+ * passed, which the write path would count now. The kept batches are applied only after the restore, so
+ * without this the hold stayed taken and the next batch with late ones made the restore read to the head
+ * (session 9 review, finding 2). At or below the restore's dead-letter bound its own count has them
+ * (dropped); above it they are returned, to be counted with this batch when it is applied (its settle mark
+ * passes them). n: how many. */
+static char *iq_restore_late_take(influx_reads *r, long long *n) {
+    iq_req *q = r->restore_q;
+    *n = 0;
+    if (!q || !r->late.n || r->late.ns > r->settle_ns) return NULL;
+    char *home = r->late.home;
+    int counted = q->chase || r->late.ns <= q->target_ns; /* chasing: counted up to the settle mark it ends at */
+    *n = counted ? 0 : (long long)r->late.n;
+    r->late.home = NULL;
+    r->late.n = 0;
+    if (counted) {
+        free(home);
+        home = NULL;
+    }
+    return home;
+}
+
+/* A batch finished while the restore runs: kept for it (influx_pending.h), or, when it failed, would pass
+ * the bound or its late dead letters could not be held, the restore reads the feed up to the head instead.
+ * carry_*: iq_restore_late_take's (owned; freed when not kept: the chase counts them). */
+static void iq_restore_keep(influx_reads *r, const store_batch *b, int rc, int64_t prev, int64_t late_n, int held,
+                            char *carry_home, long long carry_n) {
+    iq_req *q = r->restore_q;
+    if (!q || q->chase) {
+        free(carry_home);
+        return;
+    }
+    influx_pending_batch marks = {.stored = (long long)b->stored, .dead = (long long)b->ndead - late_n, .prev = prev,
+                                  .settled = r->settled, .settle_ns = r->settle_ns};
+    if (rc == 0 && held && influx_pending_add(&q->pend, b, &marks) == 0) {
+        q->pend.b[q->pend.nb - 1].late_home = carry_home;
+        q->pend.b[q->pend.nb - 1].late_n = carry_home ? carry_n : 0;
+        r->restore_kept++;
+        return;
+    }
+    free(carry_home);
+    influx_pending_clear(&q->pend);
+    q->chase = 1;
+    r->restore_chased++;
+}
+
 static void iq_feed_rows_free(iq_req *q) {
     for (size_t i = 0; i < q->nfr; i++) free(q->fr[i].record);
     free(q->fr);
@@ -426,7 +497,11 @@ static void iq_finish(iq_req *q, int rc, const char *err);
 
 static void iq_free(iq_req *q) {
     if (q->building) {
-        q->r->restoring = 0;
+        if (q->r->restore_q == q) { /* failed (an installed one let go already: a read it resumed may run the next) */
+            q->r->restore_q = NULL;
+            q->r->restoring = 0;
+        }
+        influx_pending_clear(&q->pend);
         if (q->r->cache_state == 1) { /* failed: the waiting reads fail too, a later read restores */
             q->r->cache_state = 0;
             iq_req *w = q->r->waiting;
@@ -590,6 +665,17 @@ static void iq_where(sbuf *b, int *first, const char *cond) {
 
 static void iq_feed_list(iq_req *q);
 
+/* The restore reads the feed up to t at least: t is below this process's first sequence (an earlier run's),
+ * so every kept batch (all of this process) is exact once memory is exact through t -- its prev is raised to
+ * it. Without that, a batch kept with prev 0 (the first of the process, finished before the head was known)
+ * never matches the restored memory, or, with no snapshot, matches one that read no feed at all. */
+static void iq_restore_raise(iq_req *q, int64_t t) {
+    if (!q || t <= q->target_seq) return;
+    q->target_seq = t;
+    for (size_t i = 0; i < q->pend.nb; i++)
+        if (q->pend.b[i].prev < t) q->pend.b[i].prev = t;
+}
+
 /* A row of influx_feed_sql_head's statements (either form of the feed, influx_feed.h). */
 static int iq_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *vals) {
     influx_answer_row row = {stmt, tags, cols, vals};
@@ -600,6 +686,7 @@ static int iq_head_row(iq_req *q, int stmt, json_t *tags, json_t *cols, json_t *
     if (r->first_seq && influx_answer_time(&row) / 1000 >= r->first_seq) return 0;
     if (t > r->head) r->head = t;
     if (t > r->settled) r->settled = t; /* an earlier run's points are all finished */
+    iq_restore_raise(r->restore_q, t); /* ... and read by the restore */
     return 0;
 }
 
@@ -903,6 +990,26 @@ static void iq_entities_from_cache(iq_req *q) {
 
 /* -- the end of a restore: memory takes the restored list, waiting reads go on -- */
 
+/* One kept batch applied to memory, as influx_reads_batch_done applies a batch. -1 when memory is not exact. */
+static int iq_apply_kept(influx_reads *r, const influx_pending *p, const influx_pending_batch *pb) {
+    if (pb->prev != r->tot.seq) return -1; /* memory is not exact through the batch before it */
+    for (size_t i = pb->first; i < pb->first + pb->n; i++) {
+        influx_fact f;
+        influx_pending_fact_at(p, i, &f);
+        if (influx_entities_apply_fact(&r->cache, &f, pb->home, 0) < 0 || influx_window_add(&r->win, f.time_us, f.domain) != 0)
+            return -1;
+    }
+    if ((pb->stored || pb->dead) &&
+        influx_homes_add(&r->homes, influx_points_home_value(pb->home), pb->stored, pb->dead, 0) != 0)
+        return -1;
+    if (pb->late_n && influx_homes_add(&r->homes, pb->late_home, 0, pb->late_n, 0) != 0) return -1;
+    r->tot.events += pb->stored;
+    r->tot.dead += pb->dead + pb->late_n;
+    r->tot.seq = pb->settled;
+    r->tot.dead_ns = pb->settle_ns;
+    return iq_late_count(r);
+}
+
 static void iq_restore_install(iq_req *q) {
     influx_reads *r = q->r;
     influx_entities_move(&r->cache, &q->ents);
@@ -914,8 +1021,11 @@ static void iq_restore_install(iq_req *q) {
     r->cache_state = 2;
     r->stale = 0;
     r->restoring = 0;
+    r->restore_q = NULL; /* batches finishing from now on are applied by the write path */
     r->snap_full = 1; /* every entity again, now exact through tot.seq */
     influx_window_reset(&r->win, service_now_us() / 1000000); /* exact for what is stored from now on */
+    for (size_t i = 0; i < q->pend.nb && !r->stale; i++) /* the batches finished after what it read, in order */
+        if (iq_apply_kept(r, &q->pend, &q->pend.b[i]) != 0) r->stale = 1;
     iq_req *w = r->waiting;
     r->waiting = NULL;
     while (w) {
@@ -1042,6 +1152,9 @@ static void iq_legacy_lasts(iq_req *q) {
 }
 
 static void iq_legacy_scan(iq_req *q) {
+    influx_pending_clear(&q->pend); /* counts what it sees, the batches finished meanwhile too */
+    if (!q->chase) q->r->restore_chased++; /* read to the head, as /health says (read_to_head) */
+    q->chase = 1;
     log_info("influxdb: no entity summary yet (%s): counting every stored event once", INFLUX_TOTALS_MEASUREMENT);
     sbuf sql;
     sbuf_init(&sql);
@@ -1053,11 +1166,15 @@ static void iq_legacy_scan(iq_req *q) {
 
 /* -- the restore: the last snapshot (O(entities)), then the feed after it ------- */
 
+/* What the restore reads up to: where the batches had got when it started (the later ones are kept,
+ * influx_pending.h), or, after it had to drop those, where they are now. */
+static int64_t iq_restore_upto(const iq_req *q) { return q->chase ? q->r->settled : q->target_seq; }
+static int64_t iq_restore_upto_ns(const iq_req *q) { return q->chase ? q->r->settle_ns : q->target_ns; }
+
 static void iq_restore_dead_done(iq_req *q) {
-    influx_reads *r = q->r;
     q->dead_mark = q->dead_to;
-    /* a batch finished meanwhile: re-apply it too (the write path did not, a restore was running) */
-    if (r->settled != q->applied || r->settle_ns != q->dead_mark) iq_restore_catchup(q);
+    /* chasing: a batch finished meanwhile, re-apply it too (the write path did not, a restore was running) */
+    if (iq_restore_upto(q) > q->applied || iq_restore_upto_ns(q) > q->dead_mark) iq_restore_catchup(q);
     else iq_restore_install(q);
 }
 
@@ -1071,7 +1188,7 @@ static int iq_dead_count_row(iq_req *q, int stmt, json_t *tags, json_t *cols, js
 /* Dead letters written since the mark: every one built before settle_ns
  * belongs to a finished batch; later ones are counted when their batch ends. */
 static void iq_restore_dead(iq_req *q) {
-    int64_t to = q->r->settle_ns;
+    int64_t to = iq_restore_upto_ns(q);
     q->dead_to = to > q->dead_mark ? to : q->dead_mark;
     if (to <= q->dead_mark) {
         iq_restore_dead_done(q);
@@ -1101,14 +1218,14 @@ static void iq_restore_page(iq_req *q) {
         }
         q->tot.events++;
     }
+    q->r->restore_rows += q->nfr;
     q->applied = q->scan_more ? q->scan_last : q->head;
     iq_restore_catchup(q);
 }
 
 /* The feed after what is applied, up to what is settled, a page at a time. */
 static void iq_restore_catchup(iq_req *q) {
-    influx_reads *r = q->r;
-    if (q->applied >= r->settled) {
+    if (q->applied >= iq_restore_upto(q)) {
         iq_restore_dead(q);
         return;
     }
@@ -1120,7 +1237,7 @@ static void iq_restore_catchup(iq_req *q) {
     q->has_after = 1;
     q->after = q->applied;
     q->limit = IQ_CATCHUP_PAGE;
-    q->head = r->settled;
+    q->head = iq_restore_upto(q);
     q->scanned = q->scan_points = 0;
     q->scan_edge = q->scan_last = 0;
     q->scan_more = 0;
@@ -1185,6 +1302,10 @@ static void iq_restore_without_snapshot(iq_req *q) {
 
 static void iq_restore_snapshot(iq_req *q) {
     q->r->head_known = 1;
+    /* its head query went out unbounded (before this process's first batch); when a batch opened meanwhile,
+     * the answer may be that batch's own point (skipped by iq_head_row), so the earlier run's head is unknown:
+     * every sequence below the first one this process gave out is the earlier run's, read up to there */
+    if (q->probe_trusted && q->r->first_seq) iq_restore_raise(q, q->r->first_seq - 1);
     if (!q->tot.found) {
         iq_restore_without_snapshot(q);
         return;
@@ -1206,6 +1327,10 @@ static int iq_restore_start(influx_reads *r) {
     if (!q) return -1;
     q->building = 1;
     r->restoring = 1;
+    r->restore_q = q;
+    r->restores++;
+    q->target_seq = r->settled; /* the feed is read up to here, the batches after it are kept */
+    q->target_ns = r->settle_ns;
     if (r->cache_state == 0) r->cache_state = 1;
     sbuf sql;
     sbuf_init(&sql);

@@ -31,6 +31,7 @@
 #define HOMEIQ_INFLUX_QUERY_H
 
 #include "httpc.h"
+#include <jansson.h>
 #include "influx_feed.h"
 #include "sbuf.h"
 #include "stats_influx.h"
@@ -76,6 +77,10 @@ void influx_reads_feed_entry(influx_reads *r, influx_feed_batch *fb, int64_t seq
 void influx_reads_batch_built(influx_reads *r, int64_t base, int64_t next);
 void influx_reads_dead_built(influx_reads *r, int64_t base, int64_t ns);
 void influx_reads_batch_done(influx_reads *r, const store_batch *b, int rc, int64_t base);
+
+/* /health's "entity_restore": restores started, feed entries they read back, batches kept while one ran
+ * and applied after it (influx_pending.h), restores that read the feed up to the head instead. New object. */
+json_t *influx_reads_info(const influx_reads *r);
 
 /* store_ops members (store_read.h). */
 void store_influx_feed(store *s, const store_feed_query *q, store_read_cb cb, void *arg);

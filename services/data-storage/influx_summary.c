@@ -193,21 +193,33 @@ static int ie_apply_state(influx_entity *e, const char *st, int numeric, int64_t
     return 1;
 }
 
-int influx_entities_apply(influx_entities *t, const store_item *it, const char *home, int64_t seq) {
-    if (!it->entity_id || !*it->entity_id) return 0; /* no entity */
-    influx_entity *e = influx_entities_get(t, it->entity_id, event_home_is_default(home) ? NULL : home, it->domain);
+int influx_item_fact(const store_item *it, sbuf *scratch, influx_fact *f) {
+    *f = (influx_fact){.time_us = it->time_us, .entity_id = it->entity_id, .domain = it->domain};
+    f->state_changed = it->event_type && strcmp(it->event_type, "state_changed") == 0;
+    if (!f->state_changed || !it->entity_id || !*it->entity_id) return 0;
+    f->state = ie_item_state(it, scratch, &f->numeric);
+    return !f->state && sbuf_failed(scratch) ? -1 : 0;
+}
+
+int influx_entities_apply_fact(influx_entities *t, const influx_fact *f, const char *home, int64_t seq) {
+    if (!f->entity_id || !*f->entity_id) return 0; /* no entity */
+    influx_entity *e = influx_entities_get(t, f->entity_id, event_home_is_default(home) ? NULL : home, f->domain);
     if (!e) return -1;
     if (seq && seq <= e->seq) return 0; /* already in the snapshot this entity was read from */
-    int64_t ns = it->time_us * 1000;
+    int64_t ns = f->time_us * 1000;
     e->count++;
     e->dirty = 1;
     if (ns > e->last_ns) e->last_ns = ns;
-    if (!it->event_type || strcmp(it->event_type, "state_changed") != 0) return 1;
+    if (!f->state_changed || !f->state) return 1;
+    return ie_apply_state(e, f->state, f->numeric, ns);
+}
+
+int influx_entities_apply(influx_entities *t, const store_item *it, const char *home, int64_t seq) {
     sbuf scratch;
     sbuf_init(&scratch);
-    int numeric;
-    const char *st = ie_item_state(it, &scratch, &numeric);
-    int rc = st ? ie_apply_state(e, st, numeric, ns) : sbuf_failed(&scratch) ? -1 : 1;
+    influx_fact f;
+    int rc = influx_item_fact(it, &scratch, &f);
+    if (rc == 0) rc = influx_entities_apply_fact(t, &f, home, seq);
     sbuf_free(&scratch);
     return rc;
 }

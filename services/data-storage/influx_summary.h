@@ -97,6 +97,21 @@ const char *influx_entity_home(const influx_entity *e);
  * entity, or already counted), -1 out of memory. Marks the entity dirty. */
 int influx_entities_apply(influx_entities *t, const store_item *it, const char *home, int64_t seq);
 
+/* What influx_entities_apply reads of one stored event (the strings are borrowed): a batch that
+ * finished while a restore ran is kept as these until the restore is done (influx_pending.h). */
+typedef struct influx_fact {
+    int64_t time_us;
+    const char *entity_id;  /* NULL or "": no entity */
+    const char *domain;     /* "" if none */
+    const char *state;      /* a state_changed's state; NULL when it has none, or for another type */
+    int state_changed, numeric;
+} influx_fact;
+
+/* The fact of a stored item; scratch may hold its state (free it after use). -1 out of memory. */
+int influx_item_fact(const store_item *it, sbuf *scratch, influx_fact *f);
+/* influx_entities_apply for a fact (same answers). */
+int influx_entities_apply_fact(influx_entities *t, const influx_fact *f, const char *home, int64_t seq);
+
 /* A stored record's text as a store_item (entity_id, event_type, domain,
  * time_us, record) for influx_entities_apply, and its home (the record's
  * "home_id" member, NULL for the default home; points into *hold); *hold

@@ -1130,6 +1130,7 @@ static json_t *store_influx_info(store *base) {
                                                         (json_int_t)s->started_behind));
     if (o) json_object_set_new(o, "duplicate_check", json_pack("{s:I,s:I}", "queries", (json_int_t)s->dup_queries,
                                                                  "batches_from_memory", (json_int_t)s->dup_memory));
+    if (o && s->reads) json_object_set_new(o, "entity_restore", influx_reads_info(s->reads));
     if (o && !s->up) json_object_set_new(o, "last_error", json_string(s->last_error));
     if (o) json_object_set_new(o, "statistics", stats_influx_info(s->stats));
     if (o && s->retention) {

@@ -19,7 +19,9 @@ CUT_FILE.hold is removed, then goes on (answered 503 if CUT_FILE.block names it
 by then); every write's answer is logged once it
 was sent back ("answered <status> watched" when its body contains the text in
 CUT_FILE.watch, else "answered <status> -"), so a test can make a later batch
-finish before an earlier one (test_influx_feed.sh). While CUT_FILE.qlog exists, every /query is appended to
+finish before an earlier one (test_influx_feed.sh). While CUT_FILE.qhold exists, a /query whose q contains its
+text waits ("qheld" is appended to CUT_FILE.log) until CUT_FILE.qhold is removed (test_influx_restore.sh: batches
+finish while a restore waits). While CUT_FILE.qlog exists, every /query is appended to
 it as "<answer bytes> <q>" on one line (test_influx_feed_faults.sh: what a feed page asks). Everything else is
 forwarded unchanged. Loopback only."""
 import http.client
@@ -42,6 +44,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else None
         self._hold(body)  # (before the block check: a held write can be blocked when it goes on)
+        self._qhold(body)
         if self.command == "POST" and "/write" in self.path and body and os.path.exists(CUT_FILE + ".block"):
             with open(CUT_FILE + ".block", "rb") as f:
                 block = f.read().strip()
@@ -81,9 +84,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if self.command == "POST" and "/write" in self.path and body:
             self._log(f"answered {res.status} {'watched' if self._has(body, '.watch') else '-'}")
         if "/query" in self.path and os.path.exists(CUT_FILE + ".qlog"):
-            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("q", [""])[0]
-            if not q and body:
-                q = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("q", [""])[0]
+            q = self._query_text(body)
             with open(CUT_FILE + ".qlog", "a") as f:
                 f.write(f"{len(data)} {' '.join(q.split())}\n")
 
@@ -109,6 +110,27 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         while os.path.exists(CUT_FILE + ".hold"):
             time.sleep(0.02)
         return True
+
+    def _query_text(self, body):
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("q", [""])[0]
+        if not q and body:
+            q = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("q", [""])[0]
+        return q
+
+    def _qhold(self, body):
+        """Waits while CUT_FILE.qhold exists and names text in this /query's q."""
+        if "/query" not in self.path:
+            return
+        try:
+            with open(CUT_FILE + ".qhold", "r", encoding="utf-8") as f:
+                mark = f.read().strip()
+        except OSError:
+            return
+        if not mark or mark not in self._query_text(body):
+            return
+        self._log("qheld")
+        while os.path.exists(CUT_FILE + ".qhold"):
+            time.sleep(0.02)
 
     do_GET = do_POST = do_HEAD = _forward
 

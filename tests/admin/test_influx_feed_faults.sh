@@ -136,6 +136,8 @@ curl -s -XPOST "$REAL/write?db=$DB&precision=s" \
   --data-binary "home_assistant_events,domain=sensor duration_in_state=\"x\" $(( $(date -u +%s) - 60 ))"
 start_storage
 check_eq "the first read (the restore's legacy scan finds no entity) is answered" 0 "$(stats .events_total)"
+check_eq "... /health counts the scan as a restore read to the head" '1 1' \
+  "$(curl -s "$U/health" | jq -r '.backend.entity_restore | "\(.restores) \(.read_to_head)"')"
 check "data-storage is still running" kill -0 "$STORAGE_PID"
 check_eq "a batch after it" 200 "$(post "{\"events\":[$(ev sensor.after 000401 ctx-noent-1)]}")"
 wait_for 20 bash -c "[ \"\$(curl -s '$U/api/v1/stats' | jq -r .events_total)\" = 1 ]"
