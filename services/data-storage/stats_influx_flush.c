@@ -445,6 +445,7 @@ static void sif_stop_timer(evutil_socket_t fd, short what, void *arg) {
 int stats_influx_flush_stop(stats_influx_flush *f, long ms) {
     if (!f->busy && !f->pending.n && f->seq <= f->mark) return 0;
     size_t rows = stats_influx_flush_unwritten(f);
+    unsigned long long written0 = f->rows_written;
     f->drained = 0;
     struct event *deadline = evtimer_new(f->evb, sif_stop_timer, f);
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -463,9 +464,11 @@ int stats_influx_flush_stop(stats_influx_flush *f, long ms) {
     }
     event_free(deadline);
     size_t left = stats_influx_flush_unwritten(f);
-    if (left || f->busy) log_warn("statistics: %zu of %zu rows unwritten at the stop (the next start recomputes them)",
-                                  left, rows);
-    else log_info("statistics: %zu rows written at the stop (mark %lld)", rows, (long long)f->mark);
+    /* (rows: those unwritten when the stop began; batches already under way may have queued more since) */
+    if (left || f->busy)
+        log_warn("statistics: %zu rows and the mark unwritten at the stop (%zu rows when it began; the next start "
+                 "recomputes them)", left, rows);
+    else log_info("statistics: %llu rows written at the stop (mark %lld)", f->rows_written - written0, (long long)f->mark);
     return left || f->busy ? -1 : 0;
 }
 
