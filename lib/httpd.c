@@ -43,6 +43,7 @@ struct httpd {
     struct event *resume;         /* while paused: re-checks the cap */
     int max_conns, fd_cap;        /* HTTP_MAX_CONNECTIONS; lowest free fd at which accepting pauses */
     int paused;
+    int stopping;                 /* httpd_stop: no listener, every request answered 503 */
     metric *m_paused;
     int port;
     unsigned long long next_id;
@@ -64,9 +65,18 @@ static void httpd_set_request_id(httpd *h, struct evhttp_request *req) {
     evhttp_add_header(out, "X-Request-Id", id);
 }
 
+/* After httpd_stop: 503 and the connection closed; 1 when answered so. */
+static int httpd_stopping_reply(const httpd *h, struct evhttp_request *req) {
+    if (!h->stopping) return 0;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+    httpd_reply_error(req, 503, "shutting down");
+    return 1;
+}
+
 static void httpd_trampoline(struct evhttp_request *req, void *arg) {
     httpd_route_entry *r = arg;
     httpd_set_request_id(r->server, req);
+    if (httpd_stopping_reply(r->server, req)) return;
     if (!r->open && auth_check(req) != 0) return;
     r->handler(req, r->arg);
 }
@@ -74,6 +84,7 @@ static void httpd_trampoline(struct evhttp_request *req, void *arg) {
 static void httpd_not_found(struct evhttp_request *req, void *arg) {
     httpd *h = arg;
     httpd_set_request_id(h, req);
+    if (httpd_stopping_reply(h, req)) return;
     if (h->fallback) { /* it checks the token itself (it may serve public files) */
         h->fallback(req, h->fallback_arg);
         return;
@@ -237,6 +248,15 @@ void httpd_fallback(httpd *h, httpd_handler handler, void *arg) {
 }
 
 int httpd_port(const httpd *h) { return h->port; }
+
+void httpd_stop(httpd *h) {
+    if (!h || h->stopping) return;
+    h->stopping = 1;
+    event_del(h->resume);
+    if (h->sock) evhttp_del_accept_socket(h->http, h->sock);
+    h->sock = NULL;
+    h->listener = NULL;
+}
 
 void httpd_free(httpd *h) {
     if (!h) return;

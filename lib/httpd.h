@@ -43,6 +43,10 @@ int httpd_route(httpd *h, const char *path, httpd_handler handler, void *arg);
 void httpd_fallback(httpd *h, httpd_handler handler, void *arg);
 /* The port actually bound (useful with port 0). */
 int httpd_port(const httpd *h);
+/* Stops serving before the service's own shutdown work (which may still run
+ * the loop): the listening socket is closed, and a request on a connection
+ * already open is answered 503 "shutting down" with Connection: close. */
+void httpd_stop(httpd *h);
 void httpd_free(httpd *h);
 
 /* Answers 405 (with Allow) and returns -1 unless the method is one of `methods`

@@ -100,6 +100,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     service_run(m.svc);
+    /* no batch is taken (and acknowledged) after the signal: store_close may
+     * still run the loop, for the statistics' stop flush */
+    httpd_stop(m.http);
     log_info("data-storage stopped");
     storage_main_free(&m);
     return 0;

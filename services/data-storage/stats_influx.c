@@ -113,7 +113,7 @@ typedef struct si_ent {
     stats_kind rkind;       /* the kind of its latest numeric stored state in [tmin, tmax] */
     size_t next_got;        /* raw states the last page after the batch held */
     size_t next_pages;      /* pages read after the batch */
-    int64_t next_last;      /* the time of the last one (us) */
+    int64_t next_last_ns;   /* the time of the last one (ns: events of one µs have distinct ns, store_influx.c) */
     int64_t b, end;         /* the 5-minute periods recomputed */
     int64_t hm;             /* the first hour merged again (<= b's hour: hours a failed hourly write left behind) */
     stats_carry carry;
@@ -843,7 +843,7 @@ static si_ent *si_stmt_ent(si_job *j, int stmt, int *part) {
 static int si_next_row(si_ent *e, json_t *cols, json_t *vals) {
     json_t *t = si_col(cols, vals, "time");
     e->next_got++;
-    if (json_is_integer(t)) e->next_last = (int64_t)(json_integer_value(t) / 1000);
+    if (json_is_integer(t)) e->next_last_ns = (int64_t)json_integer_value(t);
     return si_collect_row(cols, vals, &e->next);
 }
 
@@ -934,7 +934,7 @@ static void si_step_a_more(si_job *j) {
         e->next_got = 0;
         e->next_pages++;
         j->act[j->nact++] = (int)i;
-        si_select_states(&q, j->s, e->entity, j->home, influx_time_ns_sat(e->next_last) + 1000, INT64_MAX,
+        si_select_states(&q, j->s, e->entity, j->home, e->next_last_ns + 1, INT64_MAX,
                          SI_NEXT_PAGE);
     }
     if (j->nact == 0) {

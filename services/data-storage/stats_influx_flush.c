@@ -10,7 +10,9 @@
  * max-body-size), and frees them; a failure merges the lines no chunk wrote
  * back under any newer pending line of the same key and retries after the
  * interval. Only one flush is in flight at a time, so lines of one key reach
- * InfluxDB in the order they were computed. */
+ * InfluxDB in the order they were computed; each flush writes a series' rows
+ * in time order (sif_order), so a stored row implies the series' earlier
+ * queued rows are stored. */
 #include "stats_influx_flush.h"
 #include "log.h"
 #include "service.h"
@@ -306,6 +308,31 @@ static void sif_write_done(const httpc_response *r, void *arg) {
     if (sif_send(f) != 0) sif_end(f, -1, "statistics flush: cannot start a write to InfluxDB");
 }
 
+/* qsort order of the in-flight rows: by series, then by time (numeric: the
+ * longer digit string is the later time). */
+static int sif_cmp(const void *pa, const void *pb) {
+    const sif_row *a = pa, *b = pb;
+    size_t n = a->slen < b->slen ? a->slen : b->slen;
+    int c = memcmp(a->line, b->line, n);
+    if (c || a->slen != b->slen) return c ? c : (a->slen < b->slen ? -1 : 1);
+    size_t ta = sif_tlen(a), tb = sif_tlen(b);
+    if (ta != tb) return ta < tb ? -1 : 1;
+    return memcmp(a->line + a->toff, b->line + b->toff, ta);
+}
+
+/* Each series' rows in time order, so the chunks write them so: a failed
+ * chunk ends the flush, and its rows and every later one are written again
+ * by the next flush (pending rows all go into it), so a stored row implies
+ * that every earlier queued row of its series is stored. The recomputation
+ * relies on it (si_merge_from in stats_influx.c: the latest hourly row before
+ * a batch has every earlier hour's row). The table's slots follow. */
+static void sif_order(sif_map *m) {
+    if (m->n < 2) return;
+    qsort(m->rows, m->n, sizeof *m->rows, sif_cmp);
+    memset(m->slot, 0, m->nslot * sizeof *m->slot);
+    for (size_t i = 0; i < m->n; i++) m->slot[sif_find(m, &m->rows[i])] = (unsigned)i + 1;
+}
+
 static void sif_start(stats_influx_flush *f) {
     if (f->busy || (!f->pending.n && f->seq <= f->mark)) {
         if (!f->busy && f->waiters.n) stats_influx_waiters_wake(&f->waiters, 0, NULL);
@@ -315,6 +342,7 @@ static void sif_start(stats_influx_flush *f) {
     f->last_start_us = service_mono_us();
     f->inflight = f->pending;
     memset(&f->pending, 0, sizeof f->pending);
+    sif_order(&f->inflight);
     f->flight_seq = f->seq;
     f->phase = 0;
     f->pos = 0;
@@ -417,6 +445,7 @@ static void sif_stop_timer(evutil_socket_t fd, short what, void *arg) {
 int stats_influx_flush_stop(stats_influx_flush *f, long ms) {
     if (!f->busy && !f->pending.n && f->seq <= f->mark) return 0;
     size_t rows = stats_influx_flush_unwritten(f);
+    unsigned long long written0 = f->rows_written;
     f->drained = 0;
     struct event *deadline = evtimer_new(f->evb, sif_stop_timer, f);
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
@@ -435,9 +464,11 @@ int stats_influx_flush_stop(stats_influx_flush *f, long ms) {
     }
     event_free(deadline);
     size_t left = stats_influx_flush_unwritten(f);
-    if (left || f->busy) log_warn("statistics: %zu of %zu rows unwritten at the stop (the next start recomputes them)",
-                                  left, rows);
-    else log_info("statistics: %zu rows written at the stop (mark %lld)", rows, (long long)f->mark);
+    /* (rows: those unwritten when the stop began; batches already under way may have queued more since) */
+    if (left || f->busy)
+        log_warn("statistics: %zu rows and the mark unwritten at the stop (%zu rows when it began; the next start "
+                 "recomputes them)", left, rows);
+    else log_info("statistics: %llu rows written at the stop (mark %lld)", f->rows_written - written0, (long long)f->mark);
     return left || f->busy ? -1 : 0;
 }
 

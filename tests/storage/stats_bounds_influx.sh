@@ -19,6 +19,8 @@
 #  3. no flush for 10 minutes, the series posted, SIGTERM: the stop writes the
 #     queue and the mark, so the next start recomputes nothing, and every row
 #     equals the computation.
+#  4. while the stop's flush runs (held by the proxy), a batch posted is not
+#     acknowledged: the listener is closed (httpd_stop).
 # No timed assertion: wait_for until the rows are written or the flush failed.
 #
 # Use: stats_bounds_influx.sh /path/to/homeiq-data-storage
@@ -127,4 +129,23 @@ check "... and finds nothing to recompute (the mark moved at the stop)" \
   jqe '.backend.statistics.recovery | .entities == 0 and .failures == 0' <(health)
 check "every row equals the independent computation (1e-9)" same_rows s
 check "stop: exit 0" stop_pid "$SPID"
+
+# ---- 4. no batch is taken during the stop's flush ----------------------------------------------
+# The stop's flush runs the loop for up to INFLUXDB_STATISTICS_STOP_FLUSH_MS; a batch acknowledged then would be
+# one the service is about to leave behind (before: 200 for a post 1 s after SIGTERM, up to 5 s).
+export INFLUXDB_DATABASE=homeiq_bounds_stop2
+start_storage storage_t0 INFLUXDB_STATISTICS_FLUSH_MS=600000 INFLUXDB_STATISTICS_STOP_FLUSH_MS=30000 || bail "data-storage (no flush for 10 min) starts"
+check "the first part posted: acknowledged, rows queued" post_batches "$TEST_TMP/first.json"
+: >"$CUT.log"
+printf 'homeiq_statistics' >"$CUT.hold"   # the stop's flush waits in the proxy
+kill -TERM "$SPID"
+held() { grep -q held "$CUT.log"; }
+check "SIGTERM: the stop's flush under way (held)" wait_for 30 held
+jq -c '{events: .[0:7]}' "$TEST_TMP/rest.json" >"$TEST_TMP/late_post.json"
+code=$(post "$TEST_TMP/late_post.json")
+check "a batch posted meanwhile is not acknowledged (got $code)" test "$code" != 200
+rm -f "$CUT.hold"
+wait "$SPID"; rc=$?; _forget_pid "$SPID"
+check "exit 0 once the flush is let through" test "$rc" = 0
+check "... the stop wrote the queue (logged)" grep -q 'rows written at the stop' "$TEST_TMP/storage_t0.log"
 finish

@@ -15,6 +15,8 @@
 # hours whose hourly write is refused while its 5-minute write (the silent
 # hours' rows) lands, then SIGKILL -- on the ack path and with the flush
 # (the recovery from the mark); the silent hours must get their hourly rows.
+# And a partly written flush (chunks): some hourly chunks stored, a later one
+# refused, then SIGKILL -- each entity's rows must be stored oldest first.
 #
 # Use: stats_kill_influx.sh /path/to/homeiq-data-storage
 # A proxy (tests/admin/influx_cut_proxy.py) refuses the meter's hourly write
@@ -142,4 +144,52 @@ gap_scenario() {
 }
 gap_scenario homeiq_gap_ack 0
 gap_scenario homeiq_gap_flush 200
+
+# ---- a partly written flush (review of session 9, finding 1) ----------------------------------------------
+# The flush writes in chunks (1 KiB here); a failed chunk ends it, and what no chunk wrote is queued again. The
+# gap-crossing batch's hourly chunk fails while a live batch of the last silent hour, acknowledged meanwhile,
+# replaces that hour's row; the next flush stores some hourly chunks and fails at the mark's; SIGKILL. Were the
+# hour-3 row stored before the hour-1 and hour-2 rows (queued again behind it), the recovery -- which merges the
+# hours again from the latest hourly row before the batch -- would never write hours 1 and 2.
+hourly_stored() {   # the hourly rows of the silent entities stored in InfluxDB after their first hour
+  curl -s "$INFLUXDB_URL/query" --data-urlencode "db=$INFLUXDB_DATABASE" --data-urlencode \
+    "q=SELECT count(\"count\") FROM \"homeiq_stats_hour\".\"homeiq_statistics\" WHERE period='hour' AND time > $((T0 * 1000000000))" |
+    jq '.results[0].series[0].values[0][1] // 0'
+}
+export INFLUXDB_DATABASE=homeiq_partial INFLUXDB_STATISTICS_FLUSH_MS=200 INFLUXDB_STATISTICS_FLUSH_CHUNK_BYTES=1024
+echo "# $INFLUXDB_DATABASE: a flush in 1 KiB chunks stores some hourly chunks, then fails; SIGKILL"
+start_storage storage0-partial || bail "data-storage (through the proxy) starts"
+check "50 minutes of both entities posted" post_batches "$TEST_TMP/before.json"
+srows hour >/dev/null
+jq -c '.[0:2]' "$TEST_TMP/after.json" >"$TEST_TMP/after1.json"
+jq -c '.[2:]' "$TEST_TMP/after.json" >"$TEST_TMP/after2.json"
+: >"$CUT.log"
+printf 'period=hour' >"$CUT.hold"   # the flush's first hourly chunk waits
+check "the first states after the silence: acknowledged" \
+  test "$(post <(jq -c '{events: .}' "$TEST_TMP/cross.json"))" = 200
+held() { grep -q held "$CUT.log"; }
+check "... the flush's first hourly chunk held" wait_for 30 held
+check "the next states (the last silent hour) acknowledged while that flush is in flight" \
+  test "$(post <(jq -c '{events: .}' "$TEST_TMP/after1.json"))" = 200
+printf 'period=hour' >"$CUT.block"; rm -f "$CUT.hold"
+fails() { curl -s "$U/health" | jq '.backend.statistics.flush.failures'; }
+failed() { [ "$(fails)" -ge 1 ]; }
+check "... that flush failed" wait_for 30 failed
+printf 'homeiq_statistics_written' >"$CUT.block"   # now only the chunk with the mark refused
+F=$(fails)
+failed_twice_more() { [ "$(fails)" -ge $((F + 2)) ]; }   # the second started after the block changed
+check "the next flushes failed at the mark's chunk" wait_for 30 failed_twice_more
+H=$(hourly_stored)
+check "... after storing some hourly chunks ($H of the 6 rows after the first hour)" test "$H" -gt 0 -a "$H" -lt 6
+kill -KILL "$SPID"; wait "$SPID" 2>/dev/null; _forget_pid "$SPID"
+rm -f "$CUT.block"
+unset INFLUXDB_STATISTICS_FLUSH_CHUNK_BYTES
+start_storage storage1-partial || bail "data-storage restarts after SIGKILL"
+check "the rest posted" post_batches "$TEST_TMP/after2.json"
+srows 5minute >"$TEST_TMP/p5.json"
+srows hour >"$TEST_TMP/ph.json"
+check "every 5-minute and hourly row equals the independent computation (1e-9): every silent hour has its row" \
+  $SERIES check "$TEST_TMP/expected.json" "$TEST_TMP/p5.json" "$TEST_TMP/ph.json"
+check "stop: exit 0" stop_pid "$SPID"
+unset INFLUXDB_STATISTICS_FLUSH_MS
 finish
