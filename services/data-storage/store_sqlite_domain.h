@@ -53,12 +53,15 @@
     "DELETE FROM event_domains WHERE last_us < (SELECT coalesce(min(time_us), 9223372036854775807) FROM events)"
 
 /* A domain rule's rows older than ?1 (retention_sqlite.c): the domain's entities' ranges
- * of events_entity_series and the entity-less rows of the partial events_domain_time.
+ * of events_entity_series -- each span's first_us..min(last_us, ?1), one index range (an
+ * entity with 300,000 rows of another domain and one of this is a one-row range, not
+ * 300,000) -- and the entity-less rows of the partial events_domain_time.
  * printf arguments: the quoted domain (%Q) three times, the entity exclusions (on e.)
  * between the first and second. Not in time order: the rule deletes all of them. */
 #define SQD_RULE_SELECT                                                                                      \
     "SELECT e.id FROM event_domains d JOIN events e INDEXED BY events_entity_series"                          \
-    " ON e.entity_id = d.entity_id AND e.time_us < ?1 WHERE d.domain = %Q AND d.first_us < ?1"                 \
+    " ON e.entity_id = d.entity_id AND e.time_us >= d.first_us AND e.time_us < min(d.last_us + 1, ?1)"         \
+    " WHERE d.domain = %Q AND d.first_us < ?1"                                                               \
     " AND e.home_id = d.home_id AND e.domain = %Q%s"                                                         \
     " UNION ALL SELECT id FROM events INDEXED BY events_domain_time WHERE entity_id IS NULL AND domain = %Q"  \
     " AND time_us < ?1"
