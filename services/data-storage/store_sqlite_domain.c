@@ -61,7 +61,8 @@ int sqd_dense(sqlite3 *db, const store_filter *f) {
     if (sqlite3_step(st) == SQLITE_ROW) {
         double k = (double)sqlite3_column_int64(st, 0), in = (double)sqlite3_column_int64(st, 1),
                all = (double)sqlite3_column_int64(st, 2);
-        dense = all > 0 && k * in >= SQD_DENSE * all;
+        double rows = (double)f->offset + (double)f->limit; /* what the page reads through */
+        dense = in > 0 && rows * all / in <= SQD_MERGE_ROW * (rows + k);
     }
     sqlite3_finalize(st);
     return dense;

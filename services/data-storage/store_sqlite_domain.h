@@ -70,14 +70,21 @@
  * distinct (entity, domain). 0/-1. */
 int sqd_update(const store_batch *b, sqlite3_stmt *upsert);
 
-/* domain= alone (no registry filter) over a dense domain: 1 when reading events by time
- * and skipping the other domains' rows costs less than merging the domain's entities'
- * ranges (a comparison per entity per row). From the entities table (one row per entity
- * and home, its event count): k entities holding a share p of the events, merge when
- * k * p < SQD_DENSE (a time scan reads 1/p rows per row it returns). Both ways give the
- * same rows; bench/filter_reads.sh, 300,000 events, domain=sensor (180 of 200 entities,
- * 90 % of events): merged 40 ms, by time ~1 ms. 0 on any error (the merge is exact too). */
-#define SQD_DENSE 20
+/* domain= alone (no registry filter): 1 when reading events by time and skipping the
+ * other domains' rows costs less than merging the domain's entities' ranges. From the
+ * entities table (one row per entity and home, its event count): k entities holding a
+ * share p of the events, a page of r = offset + limit rows. Either way the cost is the
+ * table pages read (each row's domain is checked on its row): by time reads r / p rows in
+ * id order, ~7 to a page; the merge reads r rows, each of them on a page of its own when
+ * the entities' events interleave, plus one statement per entity, and log2(k) comparisons
+ * per row (store_sqlite_merge.c's heap). By time when r / p <= SQD_MERGE_ROW * (r + k):
+ * a domain with more than 1/7 of the events, or a rarer one's shallow pages. Measured
+ * with bench/filter_reads.sh (1.5M events, 3,000 entities): a page at offset 100,000 of
+ * binary_sensor (10 %) costs ~760 ms of CPU merged and would read 1M rows by time; a deep
+ * offset costs more than main's index either way (no index has the domain any more,
+ * docs/BENCHMARKS.md). Both ways give the same rows. 0 on any error (the merge is exact
+ * too); 0 for an empty domain (no entity: the merge has only the entity-less rows). */
+#define SQD_MERGE_ROW 7
 int sqd_dense(sqlite3 *db, const store_filter *f);
 
 /* Before migration 11: 0 when the disk has room for it, else -1 with the reason logged. */
