@@ -136,7 +136,7 @@ static int sqx_sources(sqx *x, int64_t lo, int64_t hi) {
     }
     sqlite3_finalize(st);
     if (failed) return sqx_fail(x, "out of memory");
-    if (rc != SQLITE_DONE) return sqx_fail(x, "event_contexts");
+    if (rc != SQLITE_DONE) return sqx_fail(x, sqx_registry(f) ? "event_contexts" : "event_domains");
     return sqx_add(x, NULL, NULL, lo, hi) != 0 ? sqx_fail(x, "out of memory") : 0;
 }
 
