@@ -160,6 +160,7 @@ void store_sqlite_feed(store *s, const store_feed_query *q, store_read_cb cb, vo
     int spans = f->area && !f->entity_id && !q->has_after;
     /* domain= likewise when the domain is rare enough (sqr_domain_rare) */
     int dspans = !spans && f->domain && !f->entity_id && !q->has_after && sqr_domain_rare(s, f);
+    if (spans || dspans) store_sqlite_count_feed_spans(s);
     snprintf(sql, sizeof sql,
              "SELECT id, record, event_id, stored_at_us FROM events WHERE id <= ?1 AND id > ?2%s%s%s%s%s%s%s "
              "ORDER BY id %s LIMIT ?6",
