@@ -90,4 +90,9 @@ int sqd_dense(sqlite3 *db, const store_filter *f);
 /* Before migration 11: 0 when the disk has room for it, else -1 with the reason logged. */
 int sqd_room(sqlite3 *db);
 
+/* Migration 11 in the caller's transaction: sqd_room, then STORE_SQLITE_DOMAIN_MIGRATION,
+ * logged at its start (events, MB, where the sort spills) and end (spans, entity-less rows
+ * with a domain, seconds). 0, or -1 with the reason logged. */
+int sqd_migrate(sqlite3 *db);
+
 #endif

@@ -51,6 +51,8 @@ fi
 start_sto sto
 check "storage opens the schema-10 database" wait_healthy "$U/health" 30 "$PID"
 check "migration 11 is logged" grep -q "sqlite schema migrated to version 11" "$TEST_TMP/sto.log"
+check "... its start, with the events and where the sort spills" grep -q "sqlite migration 11: filling event_domains from up to 15 events .*temp directory" "$TEST_TMP/sto.log"
+check "... its end, with the spans and the entity-less rows" grep -q "sqlite migration 11: 6 domain spans over 2 entity-less rows with a domain, in [0-9.]* s" "$TEST_TMP/sto.log"
 check_eq "every old row unchanged" "$(cat "$TEST_TMP/old.rows")" "$(q "$ROWS")"
 check_eq "events_domain_time is partial on entity-less rows" \
   "CREATE INDEX events_domain_time ON events(domain, time_us) WHERE domain IS NOT NULL  AND entity_id IS NULL" \
