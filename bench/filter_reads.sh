@@ -9,11 +9,15 @@
 #    events over NENT entities (30 days), then one UPDATE gives them a registry context
 #    (area_<e%20>, floor_<e%3>, a device per two entities, platform hue/zha), entities of
 #    area_3 move to area_4 halfway, entity 5 is in area_rare during its first day only,
-#    every 50th event is an automation_triggered and every 997th an entity-less call_service.
+#    every 50th event is an automation_triggered and every 997th an entity-less call_service;
+#    the sensors numbered 6, 7, 8 mod 10 become climate.* (30 % of the events over 30 % of
+#    the entities: a domain of many entities that is not most of the events).
 # 2. the store is copied; OLD_BIN serves one copy, NEW_BIN the other (it migrates first: the
 #    migration's CPU and wall time are printed).
 # 3. each query Q times, old and new alternated: median wall ms (curl) and storage CPU ms per
 #    query (utime+stime of the process over the Q calls, /proc/PID/stat).
+# A query "feed?..." is GET /api/v1/events/feed?limit=100&... (the admin live stream's first
+# request is feed?domain=). Any answer that differs from OLD_BIN's is marked.
 # Use: N=1000000 NENT=200 Q=15 bench/filter_reads.sh OLD NEW   (~1.2 GB in $TMPDIR while it runs)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +43,11 @@ NOW=$(date +%s%6N)
   cat <<SQL
 PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-1000000;
 BEGIN;
+UPDATE events SET entity_id = 'climate.bench_' || e, domain = 'climate'
+  FROM (SELECT id AS rid, CAST(substr(entity_id, 14) AS INTEGER) AS e FROM events WHERE entity_id GLOB 'sensor.bench_*')
+  WHERE rid = id AND e % 10 IN (6, 7, 8);
+UPDATE entities SET entity_id = 'climate.' || substr(entity_id, 8), domain = 'climate'
+  WHERE entity_id GLOB 'sensor.bench_*' AND CAST(substr(entity_id, 14) AS INTEGER) % 10 IN (6, 7, 8);
 UPDATE events SET area_id = CASE
     WHEN e = 5 AND time_us < $NOW - 29 * 86400000000 THEN 'area_rare'
     WHEN e % 20 = 3 AND time_us > $NOW - 15 * 86400000000 THEN 'area_4'
@@ -78,7 +87,9 @@ QUERIES=("" "area=area_3" "area=area_4" "area=area_rare" "area=area_3&offset=500
          "event_type=automation_triggered" "event_type=call_service" "event_type=state_changed" "entity_id=sensor.bench_3"
          "domain=sensor" "domain=sensor&offset=5000" "domain=binary_sensor&start=$START&end=$END"
          "domain=binary_sensor&event_type=call_service" "domain=sensor&event_type=automation_triggered"
-         "domain=binary_sensor&area=area_9")
+         "domain=binary_sensor&area=area_9" "domain=sensor&offset=200000" "domain=climate" "domain=climate&offset=5000"
+         "domain=climate&offset=200000" "domain=binary_sensor&offset=100000" "domain=nosuch"
+         "feed?domain=nosuch" "feed?domain=binary_sensor" "feed?domain=climate" "feed?domain=sensor")
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 printf '%-58s %8s %8s %10s %10s %6s\n' "GET /api/v1/events?limit=100&..." "old ms" "new ms" "old CPU ms" "new CPU ms" "rows"
 for qs in "${QUERIES[@]}"; do
@@ -87,7 +98,8 @@ for qs in "${QUERIES[@]}"; do
     for side in a b; do
       if [ $side = a ]; then port=$PA pid=$PIDA; else port=$PB pid=$PIDB; fi
       c0=$(cpu_ticks "$pid")
-      w=$(curl -s -o "$TEST_TMP/ans.$side" -w '%{time_total}' "http://127.0.0.1:$port/api/v1/events?limit=100&$qs")
+      case $qs in feed\?*) url="/api/v1/events/feed?limit=100&${qs#feed?}" ;; *) url="/api/v1/events?limit=100&$qs" ;; esac
+      w=$(curl -s -o "$TEST_TMP/ans.$side" -w '%{time_total}' "http://127.0.0.1:$port$url")
       c1=$(cpu_ticks "$pid")
       if [ $side = a ]; then ta+=("$w"); ca=$((ca + c1 - c0)); else tb+=("$w"); cb=$((cb + c1 - c0)); fi
     done

@@ -98,6 +98,7 @@ typedef struct store_sqlite {
     long busy_timeout_ms;
     long writer_stall_ms;      /* SQLITE_WRITER_STALL_MS: a transaction running longer makes /health 503 */
     json_t *info_last;         /* info's figures when it last got the lock: /health's answer while a commit hangs */
+    long long reads_merged, reads_by_time, reads_feed_spans; /* which way reads went: /health's "reads" */
     char last_error[160];
 } store_sqlite;
 
@@ -256,7 +257,7 @@ static int store_sqlite_migrate(store_sqlite *s) {
         const char *m = store_sqlite_migrations[v];
         int failed = strcmp(m, STORE_SQLITE_IDENTITY_MIGRATION) == 0 ? sqi_migrate(s->db)
                      : strcmp(m, STORE_SQLITE_LEAN_MIGRATION) == 0 ? sqc_room(s->db) || store_sqlite_exec(s, m)
-                     : strcmp(m, STORE_SQLITE_DOMAIN_MIGRATION) == 0 ? sqd_room(s->db) || store_sqlite_exec(s, m)
+                     : strcmp(m, STORE_SQLITE_DOMAIN_MIGRATION) == 0 ? sqd_migrate(s->db)
                                                                      : store_sqlite_exec(s, m);
         if (failed || store_sqlite_exec(s, sql) != 0) {
             store_sqlite_exec(s, "ROLLBACK");
@@ -655,11 +656,14 @@ static sqlite3_stmt *store_sqlite_query_stmt(store_sqlite *s, int mask) {
 static int store_sqlite_run_query(store_sqlite *s, const store_filter *f, store_rows *rows) {
     /* registry filters: context spans (schema 10); domain=: domain spans (schema 11), unless
      * the domain is most of the events (then by time, below: store_sqlite_domain.h) */
-    if (sqx_applies(f) && !sqd_dense(s->db, f)) {
+    int merge = sqx_applies(f);
+    if (merge && !sqd_dense(s->db, f)) {
+        s->reads_merged++;
         int rc = sqx_query(s->db, f, rows, s->last_error, sizeof s->last_error);
         if (rc) log_error("sqlite %s", s->last_error);
         return rc;
     }
+    if (merge) s->reads_by_time++; /* a dense domain's page */
     int mask = store_sqlite_query_mask(f), col = 1;
     sqlite3_stmt *st = store_sqlite_query_stmt(s, mask);
     if (!st) return -1;
@@ -724,6 +728,8 @@ static void store_sqlite_release_memory_locked(store *base) {
     sqlite3_db_release_memory(s->db);
 }
 
+void store_sqlite_count_feed_spans(store *base) { ((store_sqlite *)base)->reads_feed_spans++; }
+
 /* ---- health, info, close ---------------------------------------------- */
 
 /* After a failed write, checks (without waiting) whether a write would now
@@ -763,6 +769,10 @@ static json_t *store_sqlite_info_locked(store_sqlite *s) {
     if (o && s->last_write_failed) json_object_set_new(o, "last_error", json_string(s->last_error));
     if (o && s->retention) json_object_set_new(o, "retention", retention_sqlite_info(s->retention));
     if (o && s->stats && s->stats_on) json_object_set_new(o, "statistics", stats_sqlite_info(s->stats));
+    if (o)
+        json_object_set_new(o, "reads", json_pack("{s:I,s:I,s:I}", "merged", (json_int_t)s->reads_merged, "by_time",
+                                                  (json_int_t)s->reads_by_time, "feed_spans",
+                                                  (json_int_t)s->reads_feed_spans));
     return o;
 }
 

@@ -2,9 +2,11 @@
 #include "store_sqlite_domain.h"
 #include "store_sqlite_home.h"
 #include "store_sqlite_identity.h"
+#include "log.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int sqd_counts(const store_item *it) {
     return it->status == STORE_ITEM_STORED && it->entity_id && it->entity_id[0] && it->domain[0];
@@ -61,7 +63,8 @@ int sqd_dense(sqlite3 *db, const store_filter *f) {
     if (sqlite3_step(st) == SQLITE_ROW) {
         double k = (double)sqlite3_column_int64(st, 0), in = (double)sqlite3_column_int64(st, 1),
                all = (double)sqlite3_column_int64(st, 2);
-        dense = all > 0 && k * in >= SQD_DENSE * all;
+        double rows = (double)f->offset + (double)f->limit; /* what the page reads through */
+        dense = in > 0 && rows * all / in <= SQD_MERGE_ROW * (rows + k);
     }
     sqlite3_finalize(st);
     return dense;
@@ -72,4 +75,43 @@ int sqd_dense(sqlite3 *db, const store_filter *f) {
  * the fill's GROUP BY (a temporary file of ~60 bytes per event): an eighth is asked. */
 int sqd_room(sqlite3 *db) {
     return sqi_room(db, sqi_file_bytes(db) / 8, "migration 11 (domain reads over the entity index)");
+}
+
+static long long sqd_scalar(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st;
+    long long v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static double sqd_now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Logged before and after: on 1.5M events (710 MB) it runs ~20 s before /health answers. The
+ * GROUP BY's sort spills to SQLite's temp directory (SQLITE_TMPDIR, else TMPDIR, /var/tmp,
+ * /usr/tmp, /tmp), which sqd_room does not check (it checks DATA_DIR's disk). */
+int sqd_migrate(sqlite3 *db) {
+    if (sqd_room(db) != 0) return -1;
+    long long events = sqd_scalar(db, "SELECT coalesce(max(id), 0) FROM events");
+    log_info("sqlite migration 11: filling event_domains from up to %lld events (%lld MB); the sort goes to SQLite's "
+             "temp directory (SQLITE_TMPDIR/TMPDIR, else /var/tmp or /tmp), about 60 bytes per event",
+             events, sqi_file_bytes(db) >> 20);
+    double t0 = sqd_now_s();
+    char *msg = NULL;
+    if (sqlite3_exec(db, STORE_SQLITE_DOMAIN_MIGRATION, NULL, NULL, &msg) != SQLITE_OK) {
+        log_error("sqlite migration 11: %s", msg ? msg : "?");
+        sqlite3_free(msg);
+        return -1;
+    }
+    log_info("sqlite migration 11: %lld domain spans over %lld entity-less rows with a domain, in %.1f s",
+             sqd_scalar(db, "SELECT count(*) FROM event_domains"),
+             sqd_scalar(db, "SELECT count(*) FROM events INDEXED BY events_domain_time WHERE domain IS NOT NULL"
+                            " AND entity_id IS NULL"),
+             sqd_now_s() - t0);
+    return 0;
 }

@@ -53,12 +53,15 @@
     "DELETE FROM event_domains WHERE last_us < (SELECT coalesce(min(time_us), 9223372036854775807) FROM events)"
 
 /* A domain rule's rows older than ?1 (retention_sqlite.c): the domain's entities' ranges
- * of events_entity_series and the entity-less rows of the partial events_domain_time.
+ * of events_entity_series -- each span's first_us..min(last_us, ?1), one index range (an
+ * entity with 300,000 rows of another domain and one of this is a one-row range, not
+ * 300,000) -- and the entity-less rows of the partial events_domain_time.
  * printf arguments: the quoted domain (%Q) three times, the entity exclusions (on e.)
  * between the first and second. Not in time order: the rule deletes all of them. */
 #define SQD_RULE_SELECT                                                                                      \
     "SELECT e.id FROM event_domains d JOIN events e INDEXED BY events_entity_series"                          \
-    " ON e.entity_id = d.entity_id AND e.time_us < ?1 WHERE d.domain = %Q AND d.first_us < ?1"                 \
+    " ON e.entity_id = d.entity_id AND e.time_us >= d.first_us AND e.time_us < min(d.last_us + 1, ?1)"         \
+    " WHERE d.domain = %Q AND d.first_us < ?1"                                                               \
     " AND e.home_id = d.home_id AND e.domain = %Q%s"                                                         \
     " UNION ALL SELECT id FROM events INDEXED BY events_domain_time WHERE entity_id IS NULL AND domain = %Q"  \
     " AND time_us < ?1"
@@ -67,17 +70,29 @@
  * distinct (entity, domain). 0/-1. */
 int sqd_update(const store_batch *b, sqlite3_stmt *upsert);
 
-/* domain= alone (no registry filter) over a dense domain: 1 when reading events by time
- * and skipping the other domains' rows costs less than merging the domain's entities'
- * ranges (a comparison per entity per row). From the entities table (one row per entity
- * and home, its event count): k entities holding a share p of the events, merge when
- * k * p < SQD_DENSE (a time scan reads 1/p rows per row it returns). Both ways give the
- * same rows; bench/filter_reads.sh, 300,000 events, domain=sensor (180 of 200 entities,
- * 90 % of events): merged 40 ms, by time ~1 ms. 0 on any error (the merge is exact too). */
-#define SQD_DENSE 20
+/* domain= alone (no registry filter): 1 when reading events by time and skipping the
+ * other domains' rows costs less than merging the domain's entities' ranges. From the
+ * entities table (one row per entity and home, its event count): k entities holding a
+ * share p of the events, a page of r = offset + limit rows. Either way the cost is the
+ * table pages read (each row's domain is checked on its row): by time reads r / p rows in
+ * id order, ~7 to a page; the merge reads r rows, each of them on a page of its own when
+ * the entities' events interleave, plus one statement per entity, and log2(k) comparisons
+ * per row (store_sqlite_merge.c's heap). By time when r / p <= SQD_MERGE_ROW * (r + k):
+ * a domain with more than 1/7 of the events, or a rarer one's shallow pages. Measured
+ * with bench/filter_reads.sh (1.5M events, 3,000 entities): a page at offset 100,000 of
+ * binary_sensor (10 %) costs ~760 ms of CPU merged and would read 1M rows by time; a deep
+ * offset costs more than main's index either way (no index has the domain any more,
+ * docs/BENCHMARKS.md). Both ways give the same rows. 0 on any error (the merge is exact
+ * too); 0 for an empty domain (no entity: the merge has only the entity-less rows). */
+#define SQD_MERGE_ROW 7
 int sqd_dense(sqlite3 *db, const store_filter *f);
 
 /* Before migration 11: 0 when the disk has room for it, else -1 with the reason logged. */
 int sqd_room(sqlite3 *db);
+
+/* Migration 11 in the caller's transaction: sqd_room, then STORE_SQLITE_DOMAIN_MIGRATION,
+ * logged at its start (events, MB, where the sort spills) and end (spans, entity-less rows
+ * with a domain, seconds). 0, or -1 with the reason logged. */
+int sqd_migrate(sqlite3 *db);
 
 #endif

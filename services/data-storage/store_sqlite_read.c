@@ -87,6 +87,36 @@ static void sqr_answer(store_rows *rows, sbuf *meta, int rc, const char *err, st
     " AND id IN (SELECT e.id FROM event_contexts c JOIN events e INDEXED BY events_entity_series"                  \
     " ON e.entity_id = c.entity_id AND e.time_us BETWEEN c.first_us AND c.last_us WHERE c.area_id = ?8"           \
     " UNION ALL SELECT id FROM events INDEXED BY events_area_time WHERE entity_id IS NULL AND area_id = ?8)"
+/* domain=: the same from the domain spans (schema 11, store_sqlite_domain.h) and the
+ * partial events_domain_time of the entity-less rows */
+#define SQR_FEED_DOMAIN_IDS                                                                                       \
+    " AND id IN (SELECT e.id FROM event_domains d JOIN events e INDEXED BY events_entity_series"                  \
+    " ON e.entity_id = d.entity_id AND e.time_us BETWEEN d.first_us AND d.last_us WHERE d.domain = ?4"            \
+    " UNION ALL SELECT id FROM events INDEXED BY events_domain_time WHERE entity_id IS NULL AND domain = ?4)"
+
+/* domain= on the first page: 1 when the domain's ids from its spans (every event of the
+ * domain, index entries) cost less than reading back by id until `limit` match (limit /
+ * share rows). With d of all events in the domain (the entities table's counts; the
+ * entity-less rows are few): spans when d < SQR_DOMAIN_SPANS * limit * all / d. Both
+ * ways give the same rows; an empty or rare domain (the admin live stream's first
+ * request) no longer reads back through the whole table. 0 on any error. */
+#define SQR_DOMAIN_SPANS 4.0
+static int sqr_domain_rare(store *s, const store_filter *f) {
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store_sqlite_db(s),
+                           "SELECT coalesce(sum(event_count), 0), (SELECT coalesce(sum(event_count), 0) FROM entities)"
+                           " FROM entities WHERE domain = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(st, 1, f->domain, -1, SQLITE_STATIC);
+    int rare = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        double d = (double)sqlite3_column_int64(st, 0), all = (double)sqlite3_column_int64(st, 1);
+        rare = d * d < SQR_DOMAIN_SPANS * (double)f->limit * all;
+    }
+    sqlite3_finalize(st);
+    return rare;
+}
 
 /* ---- feed --------------------------------------------------------------- */
 
@@ -128,12 +158,16 @@ void store_sqlite_feed(store *s, const store_feed_query *q, store_read_cb cb, vo
      * context spans (schema 10, store_sqlite_context.h), so a rare area does not read back
      * through every newer event; a cursor's page reads the few ids after it */
     int spans = f->area && !f->entity_id && !q->has_after;
+    /* domain= likewise when the domain is rare enough (sqr_domain_rare) */
+    int dspans = !spans && f->domain && !f->entity_id && !q->has_after && sqr_domain_rare(s, f);
+    if (spans || dspans) store_sqlite_count_feed_spans(s);
     snprintf(sql, sizeof sql,
-             "SELECT id, record, event_id, stored_at_us FROM events WHERE id <= ?1 AND id > ?2%s%s%s%s%s%s "
+             "SELECT id, record, event_id, stored_at_us FROM events WHERE id <= ?1 AND id > ?2%s%s%s%s%s%s%s "
              "ORDER BY id %s LIMIT ?6",
              f->entity_id ? " AND entity_id = ?3" : "", f->domain ? " AND domain = ?4" : "",
              f->event_type ? " AND event_type = ?5" : "", f->home_id ? SQR_HOME_COND "?7" : "",
-             f->area ? " AND area_id = ?8" : "", spans ? SQR_FEED_AREA_IDS : "", q->has_after ? "ASC" : "DESC");
+             f->area ? " AND area_id = ?8" : "", spans ? SQR_FEED_AREA_IDS : "", dspans ? SQR_FEED_DOMAIN_IDS : "",
+             q->has_after ? "ASC" : "DESC");
     sqlite3_stmt *st = sqr_prepare(s, sql, err, sizeof err);
     if (!st) {
         rc = -1;

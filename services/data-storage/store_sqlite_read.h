@@ -49,6 +49,11 @@
 
 /* The connection and file of an open SQLite store (store_sqlite.c). */
 sqlite3 *store_sqlite_db(store *s);
+
+/* A feed page read its ids from spans (area=, a rare domain=): /health's
+ * backend.reads.feed_spans, with .merged and .by_time for GET /api/v1/events (the
+ * tests prove which way a read went with them). */
+void store_sqlite_count_feed_spans(store *s);
 const char *store_sqlite_path(store *s);
 
 void store_sqlite_feed(store *s, const store_feed_query *q, store_read_cb cb, void *arg);

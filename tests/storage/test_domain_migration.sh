@@ -51,6 +51,8 @@ fi
 start_sto sto
 check "storage opens the schema-10 database" wait_healthy "$U/health" 30 "$PID"
 check "migration 11 is logged" grep -q "sqlite schema migrated to version 11" "$TEST_TMP/sto.log"
+check "... its start, with the events and where the sort spills" grep -q "sqlite migration 11: filling event_domains from up to 15 events .*temp directory" "$TEST_TMP/sto.log"
+check "... its end, with the spans and the entity-less rows" grep -q "sqlite migration 11: 6 domain spans over 2 entity-less rows with a domain, in [0-9.]* s" "$TEST_TMP/sto.log"
 check_eq "every old row unchanged" "$(cat "$TEST_TMP/old.rows")" "$(q "$ROWS")"
 check_eq "events_domain_time is partial on entity-less rows" \
   "CREATE INDEX events_domain_time ON events(domain, time_us) WHERE domain IS NOT NULL  AND entity_id IS NULL" \
@@ -74,8 +76,33 @@ check_eq "after the migration: a new light event, and one without an entity, sto
 check_eq "... a re-sent batch is all duplicates" "0 1" \
   "$(post "[{\"event_type\":\"state_changed\",\"entity_id\":\"light.d10_new\",\"time_fired\":\"$NOW\",\"context_id\":\"n1\",\"state\":\"on\",\"attributes\":{}}]")"
 check_eq "... the new entity has its span" 1 "$(q "SELECT count(*) FROM event_domains WHERE domain = 'light' AND entity_id = 'light.d10_new' AND first_us = last_us")"
+# which way a read went: /health's backend.reads counters (store_sqlite.c), so a read routed
+# back to the old one-statement query (or the feed back to reading by id) fails here
+reads() { curl -s "$U/health" | jq -r ".backend.reads.$1"; }
 check_eq "domain=light finds both first, then the 7 old ones" "call_service,state_changed|9" \
   "$(curl -s "$U/api/v1/events?domain=light" | jq -r '"\([.events[0,1].event_type] | sort | join(","))|\(.count)"')"
+# the feed's first page of a rare or empty domain: ids from the spans (sqr_domain_rare), not by id
+feed() { curl -s "$U/api/v1/events/feed?$1" | jq -r '[.events[].event_id] | join(",")'; }
+f0=$(reads feed_spans)
+check_eq "feed?domain=nosuch: empty" "" "$(feed "domain=nosuch&limit=10")"
+check_eq "feed?domain=light&limit=3: the 3 newest light events by id, oldest first" \
+  "$(q "SELECT group_concat(event_id) FROM (SELECT * FROM (SELECT event_id, id FROM events WHERE domain = 'light' ORDER BY id DESC LIMIT 3) ORDER BY id)")" \
+  "$(feed "domain=light&limit=3")"
+check_eq "... both from the spans (reads.feed_spans + 2)" "$((f0 + 2))" "$(reads feed_spans)"
+# a batch of another home, several times per entity out of order and a record's own domain: the
+# spans take each (domain, entity, home)'s first and last time of the batch (sqd_update)
+cabin='[{"event_type":"state_changed","entity_id":"cover.d13_a","time_fired":"2026-07-04T10:00:03.000001Z","context_id":"c1","state":"on","attributes":{}},
+{"event_type":"state_changed","entity_id":"cover.d13_a","time_fired":"2026-07-04T10:00:01.000001Z","context_id":"c2","state":"off","attributes":{}},
+{"event_type":"state_changed","entity_id":"cover.d13_a","time_fired":"2026-07-04T10:00:05.000001Z","context_id":"c3","state":"on","attributes":{}},
+{"event_type":"state_changed","entity_id":"cover.d13_a","domain":"custom","time_fired":"2026-07-04T10:00:02.000001Z","context_id":"c4","state":"on","attributes":{}},
+{"event_type":"state_changed","entity_id":"cover.d13_b","time_fired":"2026-07-04T10:00:04.000001Z","context_id":"c5","state":"on","attributes":{}}]'
+check_eq "a cabin batch of 5 events stored" "5 0" \
+  "$(curl -s -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' -H 'X-HomeIQ-Home: cabin' --data-binary "$cabin" | jq -r '"\(.stored) \(.duplicates)"')"
+check_eq "... its spans: cabin's, each from the batch's first to last time" \
+  "cover|cover.d13_a|cabin|1783159201000001|1783159205000001
+cover|cover.d13_b|cabin|1783159204000001|1783159204000001
+custom|cover.d13_a|cabin|1783159202000001|1783159202000001" \
+  "$(q "SELECT * FROM event_domains WHERE entity_id LIKE 'cover.d13_%' ORDER BY 1, 2, 3")"
 # a dense domain (30 switches, most of the events): read by time instead of merged (sqd_dense),
 # the same rows either way
 body=$(for e in $(seq 30); do for k in 1 2; do
@@ -83,6 +110,12 @@ body=$(for e in $(seq 30); do for k in 1 2; do
   printf '{"event_type":"state_changed","entity_id":"switch.d11_%d","time_fired":"2026-07-0%dT10:00:%02d.000001Z","context_id":"s%d-%d","state":"on","attributes":{},"labels":[%s]},' "$e" "$k" "$e" "$e" "$k" "$labels"
 done; done)
 check_eq "60 switch events stored, two labels each" "60 0" "$(post "[${body%,}]")"
+t0=$(reads by_time)
+check_eq "domain=switch: 60 events" 60 "$(curl -s "$U/api/v1/events?domain=switch" | jq .count)"
+check_eq "... read by time, not merged (reads.by_time + 1)" "$((t0 + 1))" "$(reads by_time)"
+m0=$(reads merged)
+check_eq "domain=light, now under a tenth of the events: 9" 9 "$(curl -s "$U/api/v1/events?domain=light" | jq .count)"
+check_eq "... merged from light's spans (reads.merged + 1)" "$((m0 + 1))" "$(reads merged)"
 # their 120 label rows go in statements of 16 rows and one by one (sqr_insert_labels): each event's
 # distinct labels, its time and row, as the records say -- the fixture's rows (main's writer) too
 check_eq "event_labels: every event's distinct labels, as its record says" \
@@ -131,7 +164,7 @@ check "a domain rule's purge: the domain's spans, then each entity's range and t
 # a domain rule: light's events older than 30 days go (every fixture event is from June 2026)
 old_light=$(q "SELECT count(*) FROM events WHERE domain = 'light' AND time_us < 1780999999000000")
 others=$(q "SELECT count(*) FROM events WHERE domain IS NOT 'light'")
-check_eq "7 old light events (2 without an entity, 1 of the cabin), 88 others (80 switches)" "7|88" "$old_light|$others"
+check_eq "7 old light events (2 without an entity, 1 of the cabin), 93 others (80 switches, 5 cabin covers)" "7|93" "$old_light|$others"
 start_sto purge RETENTION_DAYS=0 RETENTION_OVERRIDES="light=30" PURGE_INTERVAL_MS=100 PURGE_STEP_ROWS=2
 check "storage starts with the domain rule" wait_healthy "$U/health" 30 "$PID"
 done_purging() { curl -s "$U/health" | jq -e '.backend.retention.events_purged == 7 and .backend.retention.purging == false' >/dev/null; }
