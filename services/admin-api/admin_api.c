@@ -93,8 +93,10 @@ typedef struct overview_part {
     int i;
 } overview_part;
 
+/* A source's answer: 200, or for ingestion's /health also its 503 (i == 1), whose body still
+ * carries the spool and counters -- it is waiting on a hop behind it, not unavailable. */
 static json_t *overview_json(overview_req *o, int i) {
-    if (o->res[i].status != 200 || !o->body[i]) return NULL;
+    if (!o->body[i] || (o->res[i].status != 200 && !(i == 1 && o->res[i].status == 503))) return NULL;
     json_error_t e;
     return json_loads(o->body[i], 0, &e);
 }

@@ -231,8 +231,11 @@ H=$(curl -s -w '\n%{http_code}' "$A/api/v1/health")
 check_eq "api/v1/health: 503 naming data-storage as the failing hop" '503 data-storage' \
   "$(tail -n1 <<<"$H") $(sed '$d' <<<"$H" | jq -r .failing)"
 check "... with the reason (unreachable: ...)" jqe '.reason | startswith("unreachable")' <<<"$(sed '$d' <<<"$H")"
-check_eq "... store unknown, ingestion and HA still ok" 'ok ok unknown' \
-  "$(sed '$d' <<<"$H" | jq -r '[.hops[0].level, .hops[1].level, .hops[4].level] | join(" ")')"
+# ingestion is ok, or degraded (waiting on the hop behind it) when the stop took long (an ASan exit
+# check stuck for stop_pid's 60 s: its spool grew, its /health says downstream_unreachable); never down
+check "... store unknown, HA ok, ingestion ok or degraded (not the failing hop)" jqe \
+  '[.hops[0].level, .hops[4].level] == ["ok", "unknown"] and (.hops[1].level == "ok" or .hops[1].level == "degraded")' \
+  <<<"$(sed '$d' <<<"$H")"
 check "events relay: 502 naming data-storage" bash -c "curl -s -w ' %{http_code}' '$A/api/v1/events' | grep -q 'data-storage unreachable.* 502$'"
 check "overview still answers, saying what is unavailable" jqe '.unavailable | length == 1' <<<"$(get /api/v1/overview)"
 for _ in $(seq 300); do grep -q '^event: upstream-error' "$TEST_TMP/sse5" && break; sleep 0.1; done
