@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""bench/influx_replay.py URL PID CAPTURE MODE -- what HomeIQ's own /write requests cost influxd (issue 15).
+
+CAPTURE is a file of bench/influx_capture.py (every request data-storage sent during a bench/run case).
+Its CREATE queries are replayed first, then its /write lines, one request at a time, as fast as answered,
+and influxd's CPU (utime + stime of PID) is printed per 1,000 events (= home_assistant_events lines).
+MODE: "asis" (the captured requests as they were) or "rebatch:N" (the lines of each db/rp, in order, in
+requests of N lines: what a writer that batched across HomeIQ's batches would send).
+REPLAY_ONLY / REPLAY_DROP = comma-separated measurements to keep / leave out;
+REPLAY_SORT_TAGS=1 rewrites each line's tags sorted by key (what influxd otherwise sorts per point).
+Prints one JSON line."""
+import json
+import os
+import re
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+URL, PID, CAP, MODE = sys.argv[1].rstrip("/"), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ONLY = set(filter(None, os.environ.get("REPLAY_ONLY", "").split(",")))
+DROP = set(filter(None, os.environ.get("REPLAY_DROP", "").split(",")))
+SORT = os.environ.get("REPLAY_SORT_TAGS") == "1"
+# REPLAY_DROP_FIELDS=a,b: the event point (home_assistant_events) without those fields (what a slimmer point saves)
+DROPF = [re.compile(rb"," + f.encode() + rb'=(?:"(?:[^"\\]|\\.)*"|[^, ]*)')
+         for f in filter(None, os.environ.get("REPLAY_DROP_FIELDS", "").split(","))]
+LINE_START = re.compile(rb"^[a-z_]+[, ]")
+UNESC_COMMA = re.compile(rb"(?<!\\),")
+
+
+def read(path):
+    with open(path, "rb") as f:
+        while True:
+            h = f.readline()
+            if not h:
+                return
+            m, p, n, enc = h.decode().rstrip("\n").split("\t")
+            body = f.read(int(n))
+            f.read(1)
+            yield m, p, body
+
+
+def split_lines(body):
+    out = []
+    for piece in body.split(b"\n"):
+        if out and not LINE_START.match(piece):   # a newline inside the feed point's string field
+            out[-1] += b"\n" + piece
+        elif piece:
+            out.append(piece)
+    return out
+
+
+def meas(line):
+    return line.split(b" ", 1)[0].split(b",", 1)[0].decode()
+
+
+def sort_tags(line):
+    key, rest = line.split(b" ", 1)
+    parts = UNESC_COMMA.split(key)
+    return b",".join([parts[0]] + sorted(parts[1:], key=lambda t: t.split(b"=", 1)[0])) + b" " + rest
+
+
+def drop_fields(line):
+    key, rest = line.split(b" ", 1)
+    for r in DROPF:
+        rest = r.sub(b"", rest, count=1)
+    return key + b" " + rest
+
+
+def post(path, data):
+    req = urllib.request.Request(URL + path, data=data, method="POST")
+    with urllib.request.urlopen(req, timeout=300) as r:
+        r.read()
+
+
+def ticks():
+    f = open(f"/proc/{PID}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+
+creates, writes, events = [], [], 0
+for m, p, body in read(CAP):
+    u = urllib.parse.urlparse(p)
+    if u.path == "/query":
+        q = urllib.parse.parse_qs(u.query).get("q", [""])[0] or urllib.parse.parse_qs(body.decode()).get("q", [""])[0]
+        if q.upper().startswith("CREATE"):
+            creates.append(q)
+    elif u.path == "/write":
+        lines = split_lines(body)
+        events += sum(1 for ln in lines if ln.startswith(b"home_assistant_events"))
+        lines = [ln for ln in lines if (not ONLY or meas(ln) in ONLY) and meas(ln) not in DROP]
+        if SORT:
+            lines = [sort_tags(ln) for ln in lines]
+        if DROPF:
+            lines = [drop_fields(ln) if ln.startswith(b"home_assistant_events") else ln for ln in lines]
+        if lines:
+            writes.append((p, lines))
+for q in creates:
+    post("/query", urllib.parse.urlencode({"q": q}).encode())
+reqs = []
+if MODE == "asis":
+    reqs = [(p, b"\n".join(ls)) for p, ls in writes]
+else:
+    n = int(MODE.split(":")[1])
+    by = {}
+    for p, ls in writes:
+        by.setdefault(p.split("&db=")[0] if False else p, []).extend(ls)
+    # keep each path's lines in order; interleave paths the way they first appeared
+    for p, ls in by.items():
+        for s in range(0, len(ls), n):
+            reqs.append((p, b"\n".join(ls[s:s + n])))
+nlines = sum(b.count(b"\n") + 1 for _, b in reqs)
+nbytes = sum(len(b) for _, b in reqs)
+time.sleep(1)
+c0, t0 = ticks(), time.monotonic()
+for p, b in reqs:
+    post(p, b)
+wall = time.monotonic() - t0
+c1 = ticks()
+time.sleep(3)
+c2 = ticks()
+time.sleep(7)
+c3 = ticks()
+hz = os.sysconf("SC_CLK_TCK")
+k = events / 1000
+print(json.dumps({"mode": MODE, "only": sorted(ONLY), "drop": sorted(DROP), "sorted_tags": SORT,
+                  "drop_fields": os.environ.get("REPLAY_DROP_FIELDS", ""), "events": events,
+                  "requests_per_1000": round(len(reqs) / k, 2), "bytes_per_1000": round(nbytes / k),
+                  "wall_s": round(wall, 2), "events_per_s": round(events / wall),
+                  "influxd_cpu_s_per_1000": round((c1 - c0) / hz / k, 4),
+                  "influxd_cpu_s_per_1000_plus_3s": round((c2 - c0) / hz / k, 4),
+                  "influxd_cpu_s_per_1000_plus_10s": round((c3 - c0) / hz / k, 4),
+                  "load": open("/proc/loadavg").read().split()[0]}))
