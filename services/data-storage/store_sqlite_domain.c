@@ -77,15 +77,6 @@ int sqd_room(sqlite3 *db) {
     return sqi_room(db, sqi_file_bytes(db) / 8, "migration 11 (domain reads over the entity index)");
 }
 
-static long long sqd_scalar(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st;
-    long long v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
-    if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
 static double sqd_now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -97,7 +88,7 @@ static double sqd_now_s(void) {
  * /usr/tmp, /tmp), which sqd_room does not check (it checks DATA_DIR's disk). */
 int sqd_migrate(sqlite3 *db) {
     if (sqd_room(db) != 0) return -1;
-    long long events = sqd_scalar(db, "SELECT coalesce(max(id), 0) FROM events");
+    long long events = sqi_scalar(db, "SELECT coalesce(max(id), 0) FROM events");
     log_info("sqlite migration 11: filling event_domains from up to %lld events (%lld MB); the sort goes to SQLite's "
              "temp directory (SQLITE_TMPDIR/TMPDIR, else /var/tmp or /tmp), about 60 bytes per event",
              events, sqi_file_bytes(db) >> 20);
@@ -109,8 +100,8 @@ int sqd_migrate(sqlite3 *db) {
         return -1;
     }
     log_info("sqlite migration 11: %lld domain spans over %lld entity-less rows with a domain, in %.1f s",
-             sqd_scalar(db, "SELECT count(*) FROM event_domains"),
-             sqd_scalar(db, "SELECT count(*) FROM events INDEXED BY events_domain_time WHERE domain IS NOT NULL"
+             sqi_scalar(db, "SELECT count(*) FROM event_domains"),
+             sqi_scalar(db, "SELECT count(*) FROM events INDEXED BY events_domain_time WHERE domain IS NOT NULL"
                             " AND entity_id IS NULL"),
              sqd_now_s() - t0);
     return 0;

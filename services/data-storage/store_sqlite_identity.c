@@ -79,7 +79,7 @@ static int sqi_objects_load(sqlite3 *db, sqi_objects *o) {
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static long long sqi_pragma(sqlite3 *db, const char *sql) {
+long long sqi_scalar(sqlite3 *db, const char *sql) {
     sqlite3_stmt *st;
     long long v = -1;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return -1;
@@ -106,7 +106,7 @@ int sqi_room(sqlite3 *db, long long need, const char *what) {
 }
 
 long long sqi_file_bytes(sqlite3 *db) {
-    long long pages = sqi_pragma(db, "PRAGMA page_count"), size = sqi_pragma(db, "PRAGMA page_size");
+    long long pages = sqi_scalar(db, "PRAGMA page_count"), size = sqi_scalar(db, "PRAGMA page_size");
     return pages < 0 || size < 0 ? 0 : pages * size;
 }
 

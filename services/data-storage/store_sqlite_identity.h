@@ -38,6 +38,8 @@ int sqi_migrate(sqlite3 *db);
 /* A migration about to write up to `need` bytes: 0 when the disk of db's file has
  * them (plus 1 MB), else -1 and the reason logged, naming `what`, before anything changed. */
 int sqi_room(sqlite3 *db, long long need, const char *what);
+/* The first column of the first row of one statement (a pragma, a count), or -1. */
+long long sqi_scalar(sqlite3 *db, const char *sql);
 /* The size of db's main file (0 when unknown). */
 long long sqi_file_bytes(sqlite3 *db);
 
