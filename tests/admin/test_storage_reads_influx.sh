@@ -7,7 +7,9 @@
 # survives a data-storage restart, and a reader paging while a writer writes
 # sees every event once; on INFLUXDB_SCHEMA=homeassistant the series read HA's
 # own points (merged across measurements) and feed/entities/stats answer (their
-# values: test_storage_reads_influx_ha.sh); an unreachable InfluxDB 503.
+# values: test_storage_reads_influx_ha.sh); an unreachable InfluxDB 503;
+# INFLUXDB_EVENT_FIELDS=slim answers every read as full does, also for a store
+# switching from full to slim (its full points kept).
 # Usage: test_storage_reads_influx.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
