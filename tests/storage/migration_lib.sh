@@ -29,6 +29,12 @@ start_sto() {
   start_bg "$name" env DATA_DIR="$TEST_TMP/data" DATA_STORAGE_PORT=$PORT "$@" "$BIN"
   PID=$LAST_PID
 }
+# mig_start N : data-storage on the fixture (log sto.log): it opens the database healthy and logs migration N
+mig_start() {
+  start_sto sto
+  check "storage opens the schema-$(($1 - 1)) database" wait_healthy "$U/health" 30 "$PID"
+  check "migration $1 is logged" grep -q "sqlite schema migrated to version $1" "$TEST_TMP/sto.log"
+}
 # mig_no_room N WHAT SHIM : data-storage with the fault shim saying 4 KiB are free must refuse migration N (WHAT:
 # its name in the log) with the reason and exit with an error; the test then checks that nothing changed
 mig_no_room() {

@@ -14,7 +14,7 @@
 # the store stays at schema 10 and the next start with room migrates it.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
-. "$here/migration_lib.sh"   # mig_fixture, q, plan, start_sto, mig_no_room, post, ids
+. "$here/migration_lib.sh"   # mig_fixture, q, plan, start_sto, mig_start, mig_no_room, post, ids
 BIN=${1:?usage: test_domain_migration.sh /path/to/homeiq-data-storage [fault_shim.so]}
 SHIM=${2:-}
 FIXTURE=$here/data/events_v10_main-0d7b6c3.db
@@ -34,9 +34,7 @@ if [ -n "$SHIM" ]; then
     "$(q "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master WHERE name = 'event_domains')")"
 fi
 
-start_sto sto
-check "storage opens the schema-10 database" wait_healthy "$U/health" 30 "$PID"
-check "migration 11 is logged" grep -q "sqlite schema migrated to version 11" "$TEST_TMP/sto.log"
+mig_start 11
 check "... its start, with the events and where the sort spills" grep -q "sqlite migration 11: filling event_domains from up to 15 events .*temp directory" "$TEST_TMP/sto.log"
 check "... its end, with the spans and the entity-less rows" grep -q "sqlite migration 11: 6 domain spans over 2 entity-less rows with a domain, in [0-9.]* s" "$TEST_TMP/sto.log"
 check_eq "every old row unchanged" "$(cat "$TEST_TMP/old.rows")" "$(q "$ROWS")"

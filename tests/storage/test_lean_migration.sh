@@ -11,7 +11,7 @@
 # the store stays at schema 9 and the next start with room migrates it.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
-. "$here/migration_lib.sh"   # mig_fixture, q, plan, start_sto, mig_no_room, post, ids
+. "$here/migration_lib.sh"   # mig_fixture, q, plan, start_sto, mig_start, mig_no_room, post, ids
 BIN=${1:?usage: test_lean_migration.sh /path/to/homeiq-data-storage [fault_shim.so]}
 SHIM=${2:-}
 FIXTURE=$here/data/events_v9_main-e3aed48.db
@@ -28,9 +28,7 @@ if [ -n "$SHIM" ]; then
     "$(q "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master WHERE name = 'events_time')")"
 fi
 
-start_sto sto
-check "storage opens the schema-9 database" wait_healthy "$U/health" 30 "$PID"
-check "migration 10 is logged" grep -q "sqlite schema migrated to version 10" "$TEST_TMP/sto.log"
+mig_start 10
 check_eq "every old row unchanged" "$(cat "$TEST_TMP/old.rows")" "$(q "$ROWS")"
 check_eq "events_time is gone" 0 "$(q "SELECT count(*) FROM sqlite_master WHERE name = 'events_time'")"
 check_eq "the registry indexes (and, migration 11, events_domain_time) are partial on entity-less rows, events_type_time on types but state_changed" \

@@ -5,10 +5,12 @@
 # Why: each maker began as a copy of the one before (sessions 8-9); one copy of the start, the post and the
 # clean stop means a new fixture is made the same way as the ones the migration tests already trust.
 #
-# Use: BIN=DATA_STORAGE_BIN; . fixture_lib.sh; fixture_start; post ...; fixture_finish OUT.db
+# Use: . fixture_lib.sh DATA_STORAGE_BIN OUT.db (a maker's own arguments: sets BIN and OUT, starts BIN);
+# then post ...; fixture_finish "$OUT"
 set -eu
 . "$(dirname "${BASH_SOURCE[0]}")/../../lib/common.sh"
 trap 'SANITIZER_FAILED=0; cleanup' EXIT   # a maker, not a test: it ends without finish
+BIN=${1:?usage: make_events_vN.sh DATA_STORAGE_BIN OUT.db} OUT=${2:?usage: make_events_vN.sh DATA_STORAGE_BIN OUT.db}
 
 # fixture_start : $BIN on a free port (PORT) with a fresh data dir; returns once /health is 200
 fixture_start() {
@@ -33,3 +35,5 @@ fixture_finish() {
     sqlite3 "$1" 'PRAGMA user_version; SELECT count(*) FROM events'
   fi
 }
+
+fixture_start

@@ -10,9 +10,7 @@
 # stopped cleanly and its events.db copied. Kept to remake the fixture; the test
 # (test_domain_migration.sh) does not run it: the fixture and answers must come from the old binary.
 here=$(cd "$(dirname "$0")" && pwd)
-BIN=${1:?usage: DATA_STORAGE_BIN OUT.db} OUT=${2:?usage: DATA_STORAGE_BIN OUT.db}
-. "$here/fixture_lib.sh"   # fixture_start, post, ctx, fixture_finish
-fixture_start
+. "$here/fixture_lib.sh" "$@"   # BIN and OUT from the arguments, data-storage started; post, ctx, fixture_finish
 r() { # r TYPE ENTITY TIME N STATE EXTRA
   printf '{"event_type":"%s","entity_id":%s,"time_fired":"%s","context_id":"v10-%s","state":%s,"attributes":{}%s}' "$@"; }
 num() { printf ',"value":%s,"state_class":"measurement","unit_of_measurement":"W"' "$1"; }

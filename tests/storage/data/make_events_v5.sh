@@ -5,9 +5,7 @@
 # stopped cleanly, and its events.db is copied. Kept to remake the fixture; the test does
 # not run it (the fixture must come from the old binary, not this one).
 here=$(cd "$(dirname "$0")" && pwd)
-BIN=${1:?usage: DATA_STORAGE_BIN OUT.db} OUT=${2:?usage: DATA_STORAGE_BIN OUT.db}
-. "$here/fixture_lib.sh"   # fixture_start, post, ctx, fixture_finish
-fixture_start
+. "$here/fixture_lib.sh" "$@"   # BIN and OUT from the arguments, data-storage started; post, ctx, fixture_finish
 r() { printf '{"event_type":"%s","entity_id":%s,"domain":%s,"time_fired":"%s","context_id":"v5-%s","state":%s,"attributes":{"unit_of_measurement":"°C"}}' "$@"; }
 B="[$(r state_changed '"sensor.old_kitchen"' '"sensor"' 2025-12-31T10:00:00.000001Z 1 '"20.5"'),
 $(r state_changed '"sensor.old_kitchen"' '"sensor"' 2025-12-31T10:00:01.000001Z 2 '"20.6"'),

@@ -6,9 +6,7 @@
 # stopped cleanly, and its events.db is copied. Kept to remake the fixture; the test
 # (test_identity_index.sh) does not run it: the fixture must come from the old binary.
 here=$(cd "$(dirname "$0")" && pwd)
-BIN=${1:?usage: DATA_STORAGE_BIN OUT.db} OUT=${2:?usage: DATA_STORAGE_BIN OUT.db}
-. "$here/fixture_lib.sh"   # fixture_start, post, ctx, fixture_finish
-fixture_start
+. "$here/fixture_lib.sh" "$@"   # BIN and OUT from the arguments, data-storage started; post, ctx, fixture_finish
 r() { # r TYPE ENTITY TIME N STATE CONTEXT
   printf '{"event_type":"%s","entity_id":%s,"time_fired":"%s","context_id":"v6-%s","state":%s,"attributes":{"unit_of_measurement":"W"}%s}' "$@"; }
 CTX=',"area_id":"kitchen","area":"Kitchen","floor_id":"ground","floor":"Ground","device_id":"dev1","device":"Plug","manufacturer":"X","model":"Y","labels":["energy","old"],"platform":"zha","entity_category":null'

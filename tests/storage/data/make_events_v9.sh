@@ -9,9 +9,7 @@
 # cleanly, its events.db copied. Kept to remake the fixture; the test
 # (test_lean_migration.sh) does not run it: the fixture must come from the old binary.
 here=$(cd "$(dirname "$0")" && pwd)
-BIN=${1:?usage: DATA_STORAGE_BIN OUT.db} OUT=${2:?usage: DATA_STORAGE_BIN OUT.db}
-. "$here/fixture_lib.sh"   # fixture_start, post, ctx, fixture_finish
-fixture_start
+. "$here/fixture_lib.sh" "$@"   # BIN and OUT from the arguments, data-storage started; post, ctx, fixture_finish
 r() { # r TYPE ENTITY TIME N STATE CONTEXT
   printf '{"event_type":"%s","entity_id":%s,"time_fired":"%s","context_id":"v9-%s","state":%s,"attributes":{}%s}' "$@"; }
 post --data-binary "[$(r state_changed '"sensor.v9_power"' 2026-06-01T10:00:00.000001Z 1 '"120"' "$(ctx kitchen ground dev1 energy)"),
