@@ -35,6 +35,9 @@ import time
 import urllib.parse
 import urllib.request
 
+import influx_capture_file as capture_file
+from influx_capture_file import split_lines
+
 EVENTS = "home_assistant_events"
 # the order data-storage writes each point's keys in (influx_points.c: influx_points_event); others follow, sorted
 KEY_ORDER = {
@@ -206,18 +209,9 @@ def cmd_export(url, db, path, expect, meas):
                       "seconds": round(time.monotonic() - t0, 2), "measurements": parts}))
 
 
-LINE_START = re.compile(rb"^[A-Za-z_][A-Za-z0-9_]*[, ]")
-
-
 def split_points(data):
     """The file's points: one per line, except a string field's own newline (a piece not starting a point)."""
-    out = []
-    for piece in data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n"):
-        if out and not LINE_START.match(piece):
-            out[-1] += b"\n" + piece
-        elif piece:
-            out.append(piece)
-    return out
+    return split_lines(data)
 
 
 def ticks(pid):
@@ -317,21 +311,14 @@ def cmd_capture(path, cap, db):
     with open(path, "rb") as f:
         mine = {point_key(p): p for p in split_points(f.read())}
     theirs = {}
-    with open(cap, "rb") as f:
-        while True:
-            h = f.readline()
-            if not h:
-                break
-            _, p, n, _ = h.decode().rstrip("\n").split("\t")
-            body = f.read(int(n))
-            f.read(1)
-            u = urllib.parse.urlparse(p)
-            qs = urllib.parse.parse_qs(u.query)
-            if u.path != "/write" or qs.get("db") != [db] or "rp" in qs:
-                continue
-            for ln in split_points(body):
-                if ln.startswith(EVENTS.encode() + b","):
-                    theirs[point_key(ln)] = ln
+    for _, p, body, _ in capture_file.read(cap):
+        u = urllib.parse.urlparse(p)
+        qs = urllib.parse.parse_qs(u.query)
+        if u.path != "/write" or qs.get("db") != [db] or "rp" in qs:
+            continue
+        for ln in split_lines(body):
+            if ln.startswith(EVENTS.encode() + b","):
+                theirs[point_key(ln)] = ln
     if mine != theirs:   # byte for byte, tags and fields in the same order; then say what differs
         only_m = len(mine.keys() - theirs.keys())
         only_t = len(theirs.keys() - mine.keys())
