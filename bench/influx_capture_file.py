@@ -31,9 +31,10 @@ def read(path):
 
 
 def split_lines(body):
-    """A /write body's line protocol lines (a newline inside a string field kept in its line)."""
+    """A /write body's line protocol lines (a newline inside a string field kept in its line; the body's final
+    newline ends its last line, it is not kept in it)."""
     out = []
-    for piece in body.split(b"\n"):
+    for piece in body.split(b"\n")[:-1] if body.endswith(b"\n") else body.split(b"\n"):
         if out and not LINE_START.match(piece):
             out[-1] += b"\n" + piece
         elif piece:
