@@ -8,7 +8,8 @@ MODE: "asis" (the captured requests as they were) or "rebatch:N" (the lines of e
 requests of N lines: what a writer that batched across HomeIQ's batches would send).
 REPLAY_ONLY / REPLAY_DROP = comma-separated measurements to keep / leave out;
 REPLAY_SORT_TAGS=1 rewrites each line's tags sorted by key (what influxd otherwise sorts per point).
-REPLAY_READS=1 (asis): the captured SELECT/SHOW queries and /pings too, each where it was in the capture.
+REPLAY_READS=1 (asis): the captured SELECT/SHOW queries and /pings too, each where it was in the capture (only
+those between the first and the last /write: what falls in bench/run's CPU window of a case).
 REPLAY_PACE=N: at most N events/s (the burst's end-to-end rate), instead of as fast as answered.
 Prints one JSON line."""
 import json
@@ -99,7 +100,9 @@ for q in creates:
 reqs = []
 if MODE == "asis":
     reqs = [(p, b"\n".join(ls)) for p, ls in writes]
-    for at, m, p, body in reversed(reads):  # each read before the write that followed it in the capture
+    # each read before the write that followed it in the capture; only those between the first and the last write:
+    # the ones before are data-storage's start (before bench/run's clock), the ones after are the bench's read-back
+    for at, m, p, body in reversed([r for r in reads if 0 < r[0] < len(writes)]):
         reqs.insert(at, (p, (m, body)))
 else:
     n = int(MODE.split(":")[1])
