@@ -9,7 +9,7 @@
 #include <time.h>
 
 static int sqd_counts(const store_item *it) {
-    return it->status == STORE_ITEM_STORED && it->entity_id && it->entity_id[0] && it->domain[0];
+    return it->status == STORE_ITEM_STORED && it->entity_id && it->entity_id[0]; /* domain '': none (schema 12) */
 }
 
 static int sqd_cmp(const void *a, const void *b) {
