@@ -63,6 +63,12 @@ COMMIT;
 PRAGMA journal_mode=WAL;
 SQL
 } | sqlite3 "$A/events.db" >/dev/null
+# a store made at schema 11 or later has the domain spans, which migration 11 fills only when it
+# runs: fill them here as it does (the rows above came straight through SQLite, not the writer)
+if [ -n "$(sqlite3 "$A/events.db" "SELECT 1 FROM sqlite_master WHERE name = 'event_domains'")" ]; then
+  sqlite3 "$A/events.db" "DELETE FROM event_domains; INSERT INTO event_domains SELECT domain, entity_id, home_id,
+    min(time_us), max(time_us) FROM events WHERE entity_id IS NOT NULL AND domain IS NOT NULL GROUP BY 1, 2, 3"
+fi
 cp "$A/events.db" "$B/events.db"
 say "store: $(du -m "$A/events.db" | cut -f1) MB, $(sqlite3 "$A/events.db" 'SELECT count(*) FROM events') events"
 

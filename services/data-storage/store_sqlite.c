@@ -660,8 +660,7 @@ static int store_sqlite_run_query(store_sqlite *s, const store_filter *f, store_
     /* registry filters: context spans (schema 10); domain=: domain spans (schema 11), unless
      * the domain is most of the events (then by time, below: store_sqlite_domain.h) */
     int merge = sqx_applies(f);
-    /* a deep offset= of domain= alone: merged after counting the pages it skips (sqx_skips) */
-    if (merge && (sqx_skips(f) || !sqd_dense(s->db, f))) {
+    if (merge && !sqd_dense(s->db, f)) {
         s->reads_merged++;
         if (sqx_skips(f)) s->reads_skipped++;
         int rc = sqx_query(s->db, f, rows, s->last_error, sizeof s->last_error);

@@ -97,7 +97,12 @@ int sqd_update(const store_batch *b, sqlite3_stmt *upsert);
  * binary_sensor (10 %) costs ~760 ms of CPU merged and would read 1M rows by time; a deep
  * offset costs more than main's index either way (no index has the domain any more,
  * docs/BENCHMARKS.md). Both ways give the same rows. 0 on any error (the merge is exact
- * too); 0 for an empty domain (no entity: the merge has only the entity-less rows). */
+ * too); 0 for an empty domain (no entity: the merge has only the entity-less rows).
+ * A page that counts what it skips (sqx_skips, schema 12) costs instead a statement per
+ * range for each window (~10x fewer rows left per window) and for the merge's start, each
+ * about SQD_MERGE_ROW rows read by time (bench/filter_reads.sh: 1,800 ranges of sensor
+ * 4-5 us each, rows by time ~0.7 us): by time when r / p <= SQD_MERGE_ROW * k * (2 +
+ * log10(offset / SQX_SKIP_ROWS)) -- sensor's offset 5,000, not its offset 200,000. */
 #define SQD_MERGE_ROW 7
 int sqd_dense(sqlite3 *db, const store_filter *f);
 

@@ -340,7 +340,7 @@ static double sqx_estimate(sqx *x) {
 
 /* Skips the newest rows of the page's offset a time window at a time: the rows newer than
  * *cut (*skipped of them, at most offset - SQX_SKIP_ROWS ... offset) are counted per
- * source, not merged; each window aims at 3/4 of what is left to skip at the rate seen
+ * source, not merged; each window aims at 9/10 of what is left to skip at the rate seen
  * so far, and one that holds more is tried again a quarter as wide. A window's rows
  * all have times above the next, so the merge goes on below *cut exactly where
  * `skipped` rows were passed (rows of one time are never split). */
@@ -357,7 +357,7 @@ static int sqx_skip(sqx *x, int64_t *skipped, int64_t *cut) {
     double rate = (est > 0 ? est : (double)left) / span; /* rows per microsecond */
     for (int round = 0; round < 64 && left > SQX_SKIP_ROWS && *cut >= first; round++) {
         int64_t top = *cut < last ? *cut : last;
-        double w = 0.75 * (double)left / rate;
+        double w = 0.9 * (double)left / rate;
         int64_t t = w >= (double)top - (double)first + 1 ? first - 1 : top - (w < 1 ? 1 : (int64_t)w);
         int64_t c;
         if (sqx_count_all(x, t, *cut, left, &c) != 0) return -1;
