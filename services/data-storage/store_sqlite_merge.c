@@ -380,7 +380,7 @@ int sqx_query(sqlite3 *db, const store_filter *f, store_rows *rows, char *err, s
     if (rc == 0 && lo <= hi) rc = sqx_sources(&x, lo, hi);
     int64_t skipped = 0, cut = INT64_MAX;
     if (rc == 0 && lo <= hi && sqx_skips(f)) {
-        rc = sqx_prepare_skip(&x) || sqx_mark_clean(&x) || sqx_skip(&x, &skipped, &cut) ? -1 : 0;
+        rc = sqx_prepare_skip(&x) || (x.n > 1 && sqx_mark_clean(&x)) || sqx_skip(&x, &skipped, &cut) ? -1 : 0;
         for (size_t i = 0; rc == 0 && i < x.n; i++)
             if (x.src[i].next_t > cut) x.src[i].next_t = cut; /* next_id stays: every row at cut is left */
     }
