@@ -94,9 +94,8 @@ int sqd_update(const store_batch *b, sqlite3_stmt *upsert);
  * per row (store_sqlite_merge.c's heap). By time when r / p <= SQD_MERGE_ROW * (r + k):
  * a domain with more than 1/7 of the events, or a rarer one's shallow pages. Measured
  * with bench/filter_reads.sh (1.5M events, 3,000 entities): a page at offset 100,000 of
- * binary_sensor (10 %) costs ~760 ms of CPU merged and would read 1M rows by time; a deep
- * offset costs more than main's index either way (no index has the domain any more,
- * docs/BENCHMARKS.md). Both ways give the same rows. 0 on any error (the merge is exact
+ * binary_sensor (10 %) costs ~760 ms of CPU merged row by row and would read 1M rows by time
+ * (a deep offset now counts what it skips: below). Both ways give the same rows. 0 on any error (the merge is exact
  * too); 0 for an empty domain (no entity: the merge has only the entity-less rows).
  * A page that counts what it skips (sqx_skips, schema 12) costs instead a statement per
  * range for each window (~10x fewer rows left per window) and for the merge's start, each
