@@ -132,6 +132,8 @@ check_eq "the writer's spans: every (domain or '', entity, home)'s first and las
 q "DELETE FROM event_domains WHERE domain = ''; PRAGMA user_version = 11"
 start_sto migrated
 check "migration 12 is logged" grep -q "sqlite schema migrated to version 12" "$TEST_TMP/migrated.log"
+check "... at its start (a full table scan: the log says what it reads)" grep -q "sqlite migration 12: reading up to [0-9]* events ([0-9]* MB)" "$TEST_TMP/migrated.log"
+check "... and its end, with the spans and seconds" grep -qE "sqlite migration 12: $(q "SELECT count(*) FROM event_domains WHERE domain = ''") spans of domain '' .* in [0-9.]+ s" "$TEST_TMP/migrated.log"
 check_eq "... and fills the spans of domain ''" "$(q "$SPANS")" "$(q 'SELECT * FROM event_domains ORDER BY 1, 2, 3')"
 diffcheck "domain=light" "domain = 'light'"
 check "every page was compared ($pages)" test "$pages" -gt 140
