@@ -91,6 +91,7 @@ static void storage_post_run(storage_wait *p);
  * SQLite without its thread (tests, tools) calls back before write_batch
  * returns: it never waits here. */
 static int storage_pieces_out(const storage_api *a) {
+    if (a->st->pieces) return a->st->pieces; /* InfluxDB: one per write in flight (INFLUXDB_WRITES_INFLIGHT) */
     return a->st->ops->pieces ? a->st->ops->pieces : a->st->ops->text_batches ? 2 : 1;
 }
 

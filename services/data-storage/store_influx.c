@@ -96,13 +96,15 @@ typedef struct store_influx {
     char *url, *db, *org, *bucket, *userpwd, *auth_header;
     int api_version;
     long timeout_ms, chunk_lines, ping_ms, linger_ms;
+    int inflight;                       /* INFLUXDB_WRITES_INFLIGHT: jobs started at a time (<= INFLUX_WRITES_MAX) */
+    unsigned long long next_seq;        /* the next started job's number (influx_job.seq) */
     int up, db_ready, ping_inflight, create_inflight, closing;
     char last_error[256];
     struct event *ping_timer;
     struct event *linger_timer;         /* INFLUXDB_WRITE_LINGER_MS: the next batch's start, when it waits */
     int64_t last_start_us;              /* monotonic: when the last batch started */
     unsigned long long linger_held;     /* batches whose start waited for it */
-    influx_job *queue, *queue_tail;     /* FIFO: the oldest unfinished job first; at most two started (INFLUX_WRITES_INFLIGHT) */
+    influx_job *queue, *queue_tail;     /* FIFO: the oldest unfinished job first; the started ones (at most inflight) lead */
     int64_t last_dead_ns;
     influx_ha *ha;                      /* INFLUXDB_SCHEMA=homeassistant, else NULL */
     stats_influx *stats;                /* long-term statistics (stats_influx.h), NULL when STATISTICS=0 */
@@ -216,18 +218,17 @@ struct influx_job {
     int written;                /* every request answered (or failed): it finishes when it is the oldest */
     int finishing;              /* influx_job_finish runs (statistics, registry, then the answer) */
     int doomed;                 /* an earlier job it relied on failed: it fails too */
-    int relied;                 /* its duplicate check or a time counted on a job before it (influx_job_earlier_has) */
+    unsigned long long seq;     /* its number, given when started (consecutive: started jobs are a prefix of the queue) */
+    uint32_t relied;            /* bit d-1: its duplicate check or a time counted on the job started d before it
+                                 * (influx_job_earlier_has); d < INFLUX_WRITES_MAX */
     int seqs_built;             /* its unused sequences were given back (influx_reads_batch_built) */
     int64_t seq_base, seq_next; /* its feed sequences (influx_reads_batch_open), the next one to give */
     influx_feed_batch feed;     /* the feed points of the chunk being built (influx_feed.h) */
     char err[256];
 };
 
-/* Jobs started at a time: while InfluxDB parses one batch's request, the next
- * one's is already sent (issue 15: influxd, which could use both cores,
- * otherwise waits for each answer while the pipeline waits for it). They
- * finish in order: a batch is answered only after every earlier one. */
-#define INFLUX_WRITES_INFLIGHT 2
+/* INFLUXDB_WRITES_INFLIGHT's ceiling: a job's `relied` has a bit per job started before it. */
+#define INFLUX_WRITES_MAX 16
 /* influx_line.item of a feed point's line (influx_feed.h): no item of its own. */
 #define INFLUX_LINE_FEED INT_MIN
 
@@ -281,9 +282,10 @@ static void influx_job_finish(influx_job *j) {
         b->dead_lettered = b->ndead;
     }
     influx_reads_batch_done(s->reads, b, rc, j->seq_base);
-    /* only a job whose check counted on an earlier one fails with it (review-feed 2) */
+    /* only a job whose check counted on this one fails with it (review-feed 2); one that counted on a job
+     * between them fails when that one does, if it does */
     for (influx_job *n = j->next; rc != 0 && n && n->started; n = n->next)
-        if (n->relied) n->doomed = 1;
+        if (n->relied >> (n->seq - j->seq - 1) & 1u) n->doomed = 1;
     s->queue = j->next;
     if (!s->queue) s->queue_tail = NULL;
     store_write_cb cb = j->cb;
@@ -541,11 +543,16 @@ static int influx_dup_row(const influx_answer_row *row, void *arg) {
 }
 
 /* 1 when a job before j, still being written, holds the id (or, times: the
- * point time key): the earlier batch stores it, or failed and dooms j. */
+ * point time key): the earlier batch stores it, or failed and dooms j (every
+ * such job is noted in j->relied: any of them failing dooms j). */
 static int influx_job_earlier_has(influx_job *j, uint64_t key, const char *id, int times) {
+    int has = 0;
     for (const influx_job *p = j->s->queue; p && p != j; p = p->next)
-        if (p->assigned && influx_set_has(times ? &p->times : &p->ids, key, id)) return j->relied = 1;
-    return 0;
+        if (p->assigned && influx_set_has(times ? &p->times : &p->ids, key, id)) {
+            j->relied |= 1u << (j->seq - p->seq - 1);
+            has = 1;
+        }
+    return has;
 }
 
 /* Marks duplicates (stored before, twice in this batch, or in the batch
@@ -756,8 +763,9 @@ static void influx_job_start(store_influx *s) {
         if (s->catchup_busy || running) return;
     }
     /* not beside a failed job: its check would count on what is retried (started when that one finishes) */
-    if (!j || running >= INFLUX_WRITES_INFLIGHT || failing || (prev && !prev->all_built) || influx_job_linger(s)) return;
+    if (!j || running >= s->inflight || failing || (prev && !prev->all_built) || influx_job_linger(s)) return;
     j->started = 1;
+    j->seq = s->next_seq++;
     s->started++;
     if (running) s->started_behind++;
     if (!influx_recent_needs_probe(s->recent)) {
@@ -1125,7 +1133,7 @@ static json_t *store_influx_info(store *base) {
                           "queued_batches", (json_int_t)queued);
     if (o) json_object_set_new(o, "write_linger", json_pack("{s:I,s:I}", "ms", (json_int_t)s->linger_ms, "held",
                                                               (json_int_t)s->linger_held));
-    if (o) json_object_set_new(o, "writes", json_pack("{s:i,s:I,s:I}", "in_flight_max", INFLUX_WRITES_INFLIGHT,
+    if (o) json_object_set_new(o, "writes", json_pack("{s:i,s:I,s:I}", "in_flight_max", s->inflight,
                                                         "batches", (json_int_t)s->started, "started_behind_another",
                                                         (json_int_t)s->started_behind));
     if (o) json_object_set_new(o, "duplicate_check", json_pack("{s:I,s:I}", "queries", (json_int_t)s->dup_queries,
@@ -1202,7 +1210,7 @@ static char *influx_text(const char *name) {
 }
 
 static int influx_config(store_influx *s) {
-    long long ver, timeout, chunk, ping, linger;
+    long long ver, timeout, chunk, ping, linger, inflight;
     s->url = influx_text("INFLUXDB_URL");
     if (s->url) s->url[url_trim_len(s->url, strlen(s->url))] = '\0';
     s->db = influx_text("INFLUXDB_DATABASE");
@@ -1215,7 +1223,8 @@ static int influx_config(store_influx *s) {
         config_int(influx_vars, "INFLUXDB_TIMEOUT_MS", &timeout) ||
         config_int(influx_vars, "INFLUXDB_CHUNK_LINES", &chunk) ||
         config_int(influx_vars, "INFLUXDB_PING_INTERVAL_MS", &ping) ||
-        config_int(influx_vars, "INFLUXDB_WRITE_LINGER_MS", &linger)) {
+        config_int(influx_vars, "INFLUXDB_WRITE_LINGER_MS", &linger) ||
+        config_int(influx_vars, "INFLUXDB_WRITES_INFLIGHT", &inflight)) {
         free(token);
         return -1;
     }
@@ -1224,6 +1233,8 @@ static int influx_config(store_influx *s) {
     s->chunk_lines = (long)chunk;
     s->ping_ms = (long)ping;
     s->linger_ms = (long)linger;
+    s->inflight = (int)inflight; /* the table's range: 1..INFLUX_WRITES_MAX */
+    s->base.pieces = s->inflight; /* storage_post.c: one POST's piece per write in flight */
     if (token) {
         size_t n = strlen(token) + 32;
         s->auth_header = malloc(n);
