@@ -10,7 +10,9 @@
 #  - a store written before the summary whose events name no entity restores (the legacy scan) without crashing;
 #  - a feed row with no entry (neither event_id nor e) does not end a scan early (a gap);
 #  - a feed page never answers a cursor below `after`, even when this process's first batch point is
-#    in InfluxDB while its batch is not finished.
+#    in InfluxDB while its batch is not finished;
+#  - four writes in flight (INFLUXDB_WRITES_INFLIGHT=4): a failed middle write fails exactly the batches whose
+#    duplicate check counted on it, answers keep their order, re-posts store nothing twice.
 # Usage: test_influx_feed_faults.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
@@ -178,6 +180,50 @@ for i in 3 4 5 6; do check_eq "single-event batch $i" 200 "$(post "{\"events\":[
 PAGE=$(get '/api/v1/events/feed?after=0&limit=10')
 check_eq "a page after=0 past the row without entries holds all 6 events" 6 "$(jq '.events | length' <<<"$PAGE")"
 check_eq "... and its cursor is the head" "$(jq -r .head <<<"$PAGE")" "$(jq -r .cursor <<<"$PAGE")"
+stop_pid "$STORAGE_PID"
+
+# ---- 7. four writes in flight: a failed middle write fails exactly the batches that counted on it -----
+# (INFLUXDB_WRITES_INFLIGHT, session 10.) A, B, C, D written at once, held by the proxy; C repeats an event
+# of B and D one of A, so each one's duplicate check counts on that batch. B's answer is lost: B and C fail,
+# A and D are acknowledged; B and C re-posted (as ingestion does) store nothing twice. Answers keep order.
+DB=faults_four
+INFLUXDB_WRITES_INFLIGHT=4 INFLUXDB_TIMEOUT_MS=60000 start_storage # no held write times out
+check_eq "a first batch" 200 "$(post "{\"events\":[$(ev sensor.first 000701 n0)]}")"
+A="{\"events\":[$(ev sensor.na 000710 ctx-n-a1)]}"
+B="{\"events\":[$(ev sensor.nb 000720 ctx-n-b1),$(ev sensor.nb 000721 ctx-n-b2)]}"
+C="{\"events\":[$(ev sensor.nc 000730 ctx-n-c1),$(ev sensor.nb 000720 ctx-n-b1)]}"
+D="{\"events\":[$(ev sensor.nd 000740 ctx-n-d1),$(ev sensor.na 000710 ctx-n-a1)]}"
+post_to() { curl -s -o "$TEST_TMP/$1.body" -w '%{http_code}\n' -H 'Content-Type: application/json' --data-binary @- \
+  "$U/api/v1/events" <<<"$2" > "$TEST_TMP/$1.part"; mv "$TEST_TMP/$1.part" "$TEST_TMP/$1.code"; }
+hold() { echo "$1" > "$CUT.hold.new"; mv "$CUT.hold.new" "$CUT.hold"; } # whole: a held write never reads it empty
+held() { [ "$(grep -c '^held' "$CUT.log")" -ge "$1" ]; }
+rm -f "$TEST_TMP"/?.code "$CUT.hits"; : > "$CUT.log"
+hold "ctx-n-"; echo "ctx-n-b2" > "$CUT"; echo "ctx-n-" > "$CUT.watch"
+n=0
+for x in A B C D; do
+  n=$((n + 1))
+  (post_to "$x" "${!x}") &
+  wait_for 20 held $n || bail "$x's write is held beside the $((n - 1)) before it (4 writes in flight)"
+done
+hold "ctx-n-a1" # B, C and D go on to InfluxDB (B's answer lost), A still waits
+wait_for 20 bash -c "[ \$(grep -c '^answered 204 watched' '$CUT.log') -ge 2 ] && [ -s '$CUT.hits' ]" ||
+  bail "C and D written, B's answer lost"
+sleep 0.3 # a chance for a wrong early answer to arrive
+check_eq "B, C and D, written, are not answered before A" "" "$(ls "$TEST_TMP"/[BCD].code 2>/dev/null)"
+rm -f "$CUT.hold"
+wait_for 30 bash -c "ls '$TEST_TMP'/[ABCD].code >/dev/null 2>&1 && [ \$(ls '$TEST_TMP'/[ABCD].code | wc -l) = 4 ]" ||
+  bail "A, B, C and D are answered"
+check_eq "A 200, B 503 (its answer lost), C 503 (counted on B), D 200 (counted on A only)" "200 503 503 200" \
+  "$(cat "$TEST_TMP"/A.code "$TEST_TMP"/B.code "$TEST_TMP"/C.code "$TEST_TMP"/D.code | xargs)"
+check_eq "D: one stored, A's event a duplicate" "1 1" "$(jq -r '"\(.stored) \(.duplicates)"' "$TEST_TMP/D.body")"
+rm -f "$CUT" "$CUT.watch"
+post_to B "$B"; post_to C "$C"
+check_eq "B and C re-posted: acknowledged" "200 200" "$(cat "$TEST_TMP"/B.code "$TEST_TMP"/C.code | xargs)"
+check_eq "... each finding its events already stored (InfluxDB applied them)" "0 2 0 2" \
+  "$(jq -r '"\(.stored) \(.duplicates)"' "$TEST_TMP/B.body" "$TEST_TMP/C.body" | xargs)"
+check_eq "each event stored once" "1 2 1 1" \
+  "$(for e in na nb nc nd; do iql_n "SELECT count(event_id) FROM home_assistant_events WHERE entity_id = 'sensor.$e'"; done | xargs)"
+check_eq "/health: four writes in flight at most" 4 "$(curl -s "$U/health" | jq -r .backend.writes.in_flight_max)"
 stop_pid "$STORAGE_PID"
 
 finish
