@@ -24,7 +24,7 @@
         CONFIG_INT("INFLUXDB_WRITE_LINGER_MS", "0", 0, 1000,                                                           \
                    "influxdb: a batch starts at least this long after the one before (0: at once; more: fewer, "        \
                    "larger writes under steady load, each event that much later)"),                                     \
-        CONFIG_INT("INFLUXDB_WRITES_INFLIGHT", "4", 1, 16,                                                             \
+        CONFIG_INT("INFLUXDB_WRITES_INFLIGHT", "2", 1, 16,                                                             \
                    "influxdb: batches written at a time (each one POST's piece; they finish in order): more keeps "     \
                    "influxd busy in a burst while earlier batches wait for their statistics, each one more piece "    \
                    "held (~4 MB)")
