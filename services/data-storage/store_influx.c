@@ -3,12 +3,19 @@
  * Why it looks like this:
  *  - Writes go out through httpc on the event loop and the caller is answered
  *    from the 204, so "200 only after the commit" holds. Batches are a FIFO
- *    with two written at a time (INFLUX_WRITES_INFLIGHT): the next batch
+ *    with INFLUXDB_WRITES_INFLIGHT (2) written at a time: the next batch
  *    starts once the one before has sent its last request, so influxd parses
  *    one while the other is on its way. The duplicate check stays honest: a
- *    batch also counts the ids and times of the batch being written before it
- *    (that one stores them, or fails and takes this one down with it), and
- *    batches finish -- statistics, the answer, the feed's head -- in order.
+ *    batch also counts the ids and times of every batch being written before
+ *    it (that one stores them, or fails and takes exactly the batches that
+ *    counted on it down with it: influx_job.relied), and batches finish --
+ *    statistics, the answer, the feed's head -- in order. Why 2 and not more
+ *    (session 10, docs/BENCHMARKS.md): a batch's statistics run when it is the
+ *    oldest; with more batches ahead already in InfluxDB, the statistics' slow
+ *    path finds raw states after the batch and never seeds its running state,
+ *    so every batch takes the slow path (~2.8 s instead of ~35 ms) and a burst
+ *    collapses. With INFLUXDB_STATISTICS=0 four were no faster than two on
+ *    a loaded machine (influxd's CPU was the limit there).
  *    A step of the statistics catch-up (stats_influx_catchup.h, on the purge
  *    timer) runs only when no batch is started: both compute statistics from
  *    the rows the other wrote.

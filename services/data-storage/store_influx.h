@@ -25,9 +25,8 @@
                    "influxdb: a batch starts at least this long after the one before (0: at once; more: fewer, "        \
                    "larger writes under steady load, each event that much later)"),                                     \
         CONFIG_INT("INFLUXDB_WRITES_INFLIGHT", "2", 1, 16,                                                             \
-                   "influxdb: batches written at a time (each one POST's piece; they finish in order): more keeps "     \
-                   "influxd busy in a burst while earlier batches wait for their statistics, each one more piece "    \
-                   "held (~4 MB)")
+                   "influxdb: batches written at a time (each one POST's piece, ~4 MB; they finish in order); not "     \
+                   "more than 2 with STATISTICS=1: a burst's statistics fall to their slow path (docs/INFLUXDB.md)")
 
 int store_influx_open(struct event_base *base, store **out);
 
