@@ -80,8 +80,8 @@ static void storage_post_run(storage_wait *p);
  * store_sqlite_writer.h) queues what it is
  * given: pieces of every request in flight would all be held at once. So at
  * most storage_pieces_out() pieces are with the backend -- a text backend
- * (ClickHouse, InfluxDB since session 7) two, one writing and one ready behind
- * it (InfluxDB: one per write in flight, store.pieces = INFLUXDB_WRITES_INFLIGHT;
+ * (ClickHouse) two, one writing and one ready behind it (InfluxDB: one per
+ * write in flight, store.pieces = INFLUXDB_WRITES_INFLIGHT, default 2;
  * SQLite four, store_ops.pieces, so the pieces waiting behind a commit
  * share the next one); a backend reading jansson trees one, as its piece is a
  * tree of 5-10x its text (InfluxDB's burst-batch5000 peaked at 67.5 MB with two

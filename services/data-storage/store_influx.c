@@ -3,7 +3,8 @@
  * Why it looks like this:
  *  - Writes go out through httpc on the event loop and the caller is answered
  *    from the 204, so "200 only after the commit" holds. Batches are a FIFO
- *    with INFLUXDB_WRITES_INFLIGHT (2) written at a time: the next batch
+ *    with INFLUXDB_WRITES_INFLIGHT (default 2, at most INFLUX_WRITES_MAX:
+ *    what the feed tracks open, store_influx.h) written at a time: the next batch
  *    starts once the one before has sent its last request, so influxd parses
  *    one while the other is on its way. The duplicate check stays honest: a
  *    batch also counts the ids and times of every batch being written before
@@ -235,8 +236,9 @@ struct influx_job {
     char err[256];
 };
 
-/* INFLUXDB_WRITES_INFLIGHT's ceiling: a job's `relied` has a bit per job started before it. */
-#define INFLUX_WRITES_MAX 16
+/* INFLUXDB_WRITES_INFLIGHT's ceiling (INFLUX_WRITES_MAX, store_influx.h: what the feed tracks): a job's
+ * `relied` has a bit per job started before it. */
+_Static_assert(INFLUX_WRITES_MAX >= 1 && INFLUX_WRITES_MAX <= 32, "influx_job.relied: a bit per earlier job");
 /* influx_line.item of a feed point's line (influx_feed.h): no item of its own. */
 #define INFLUX_LINE_FEED INT_MIN
 
@@ -759,7 +761,7 @@ static void influx_linger_fire(evutil_socket_t fd, short what, void *arg) {
 }
 
 /* Starts the oldest job not started yet, when the one before it has sent its
- * last request and fewer than INFLUX_WRITES_INFLIGHT are started. A wanted
+ * last request and fewer than INFLUXDB_WRITES_INFLIGHT (default 2) are started. A wanted
  * catch-up step goes first, once no job is started (it and a batch compute
  * statistics from what the other wrote). */
 static void influx_job_start(store_influx *s) {

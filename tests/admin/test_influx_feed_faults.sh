@@ -12,7 +12,8 @@
 #  - a feed page never answers a cursor below `after`, even when this process's first batch point is
 #    in InfluxDB while its batch is not finished;
 #  - four writes in flight (INFLUXDB_WRITES_INFLIGHT=4): a failed middle write fails exactly the batches whose
-#    duplicate check counted on it, answers keep their order, re-posts store nothing twice.
+#    duplicate check counted on it, answers keep their order, re-posts store nothing twice; more than the feed
+#    tracks open (8) is refused at start.
 # Usage: test_influx_feed_faults.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
@@ -211,5 +212,11 @@ check_eq "each event stored once" "1 2 1 1" \
   "$(for e in na nb nc nd; do iql_n "SELECT count(event_id) FROM home_assistant_events WHERE entity_id = 'sensor.$e'"; done | xargs)"
 check_eq "/health: four writes in flight at most" 4 "$(curl -s "$U/health" | jq -r .backend.writes.in_flight_max)"
 stop_pid "$STORAGE_PID"
+# the feed keeps INFLUX_WRITES_MAX (8) batches open: one more in flight would not hold its head back, and a reader
+# at the head would skip the rest of that batch (review inflight-1 F1: the range went to 16)
+INFLUXDB_WRITES_INFLIGHT=9 DATA_STORAGE_PORT=$PORT DATA_DIR=$TEST_TMP/data-nine timeout 10 "$BIN" > "$TEST_TMP/nine.log" 2>&1
+check_eq "INFLUXDB_WRITES_INFLIGHT=9 (more than the feed tracks open): data-storage does not start" 1 "$?"
+check "... and says why" grep -q 'INFLUXDB_WRITES_INFLIGHT=9 is not an integer in \[1, 8\]' "$TEST_TMP/nine.log"
+check_eq "--help: INFLUXDB_WRITES_INFLIGHT's range is 1..8" 1 "$("$BIN" --help 2>&1 | grep -c 'INFLUXDB_WRITES_INFLIGHT .*; 1\.\.8)$')"
 
 finish
