@@ -125,6 +125,7 @@ typedef struct store_influx {
     influx_registry *registry;          /* GET /api/v1/registry's points (influx_registry.h; issue 11) */
     influx_recent *recent;              /* the duplicate check from memory (influx_recent.h; issue 15) */
     unsigned long long dup_queries, dup_memory; /* duplicate-check requests sent / batches answered by memory */
+    unsigned long long dup_replans;     /* checks planned again: memory forgot something meanwhile */
     unsigned long long started, started_behind; /* batches started / of them, while the one before was in flight */
 } store_influx;
 
@@ -220,6 +221,8 @@ struct influx_job {
     char stored_at[EVENT_TIME_LEN]; /* the batch's stored_at text, "" until the first chunk */
     influx_us_range *dup;       /* time ranges the duplicate check reads (influx_time.h) */
     size_t ndup, dup_next;      /* ranges, and the first not asked yet */
+    unsigned char *by_memory;   /* per item: its check was left to memory (influx_recent_covers) */
+    unsigned long long recent_epoch; /* influx_recent_epoch when the check was planned */
     int failed, stats_done, registry_done;
     int started;                /* its duplicate check (or probe) was sent: it counts as in flight */
     int assigned;               /* ids and times are in its sets: a later job's check reads them */
@@ -253,6 +256,7 @@ static void influx_job_free(influx_job *j) {
     free(j->lines);
     free(j->stack);
     free(j->dup);
+    free(j->by_memory);
     influx_feed_batch_free(&j->feed);
     free(j);
 }
@@ -608,7 +612,25 @@ static int influx_job_assign(influx_job *j) {
     return 0;
 }
 
+static int influx_dup_plan(influx_job *j, int again);
+
+/* The check answered: ids and times assigned, then the write. Memory answers for what the plan left to it;
+ * when it forgot something since (another write failed, a generation was evicted: influx_recent_epoch) the
+ * items left to it that it no longer covers are asked first (influx_dup_done comes back here). */
 static void influx_job_write(influx_job *j) {
+    if (j->recent_epoch != influx_recent_epoch(j->s->recent)) {
+        j->s->dup_replans++;
+        if (influx_dup_plan(j, 1) != 0) {
+            influx_job_fail(j, "out of memory");
+            return;
+        }
+        int rc = influx_dup_next(j);
+        if (rc == 0) return;
+        if (rc < 0) {
+            influx_job_fail(j, "cannot start a request to InfluxDB");
+            return;
+        }
+    }
     if (influx_job_assign(j) != 0) {
         influx_job_fail(j, "out of memory");
         return;
@@ -650,18 +672,27 @@ static void influx_dup_done(const httpc_response *r, void *arg) {
  * between the batch's first and last time (finding 8 of issue 14). */
 #define INFLUX_DUP_PER_QUERY 64
 
-static int influx_dup_plan(influx_job *j) {
+/* Plans the queries: the items memory does not cover (it knows what is above its horizon, influx_recent.h).
+ * again: the epoch moved since the last plan (influx_job_write): only the items left to memory then, and
+ * not covered now, are asked (review inflight-1 F5: a re-post left to memory and forgotten before the
+ * assign was neither asked nor remembered, so written twice and reported stored). */
+static int influx_dup_plan(influx_job *j, int again) {
     store_batch *b = j->b;
-    int64_t *t = malloc((b->nitems ? b->nitems : 1) * sizeof *t);
-    j->dup = malloc((b->nitems ? b->nitems : 1) * sizeof *j->dup);
-    if (!t || !j->dup) {
+    size_t cap = b->nitems ? b->nitems : 1;
+    int64_t *t = malloc(cap * sizeof *t);
+    if (!j->dup) j->dup = malloc(cap * sizeof *j->dup);
+    if (!j->by_memory) j->by_memory = calloc(cap, 1);
+    if (!t || !j->dup || !j->by_memory) {
         free(t);
         return -1;
     }
+    j->recent_epoch = influx_recent_epoch(j->s->recent);
     size_t n = 0;
-    for (size_t i = 0; i < b->nitems; i++) /* memory knows what is above its horizon (influx_recent.h) */
-        if (b->items[i].status == STORE_ITEM_PENDING && !influx_recent_covers(j->s->recent, b->items[i].time_us))
-            t[n++] = b->items[i].time_us;
+    for (size_t i = 0; i < b->nitems; i++) {
+        if (b->items[i].status != STORE_ITEM_PENDING || (again && !j->by_memory[i])) continue;
+        j->by_memory[i] = (unsigned char)influx_recent_covers(j->s->recent, b->items[i].time_us);
+        if (!j->by_memory[i]) t[n++] = b->items[i].time_us;
+    }
     j->ndup = influx_dup_ranges(t, n, j->dup);
     j->dup_next = 0;
     free(t);
@@ -687,7 +718,7 @@ static int influx_dup_next(influx_job *j) {
 
 /* The duplicate check proper: queries for what memory does not cover, then the write. */
 static void influx_job_check(influx_job *j) {
-    if (influx_dup_plan(j) != 0 || influx_set_grow(&j->ids, 1) != 0) {
+    if (influx_dup_plan(j, 0) != 0 || influx_set_grow(&j->ids, 1) != 0) {
         influx_job_fail(j, "out of memory");
         return;
     }
@@ -1148,8 +1179,9 @@ static json_t *store_influx_info(store *base) {
     if (o) json_object_set_new(o, "writes", json_pack("{s:i,s:I,s:I}", "in_flight_max", s->inflight,
                                                         "batches", (json_int_t)s->started, "started_behind_another",
                                                         (json_int_t)s->started_behind));
-    if (o) json_object_set_new(o, "duplicate_check", json_pack("{s:I,s:I}", "queries", (json_int_t)s->dup_queries,
-                                                                 "batches_from_memory", (json_int_t)s->dup_memory));
+    if (o) json_object_set_new(o, "duplicate_check", json_pack("{s:I,s:I,s:I}", "queries", (json_int_t)s->dup_queries,
+                                                                 "batches_from_memory", (json_int_t)s->dup_memory,
+                                                                 "planned_again", (json_int_t)s->dup_replans));
     if (o && s->reads) json_object_set_new(o, "entity_restore", influx_reads_info(s->reads));
     if (o && !s->up) json_object_set_new(o, "last_error", json_string(s->last_error));
     if (o) json_object_set_new(o, "statistics", stats_influx_info(s->stats));

@@ -13,7 +13,8 @@
 #    in InfluxDB while its batch is not finished;
 #  - four writes in flight (INFLUXDB_WRITES_INFLIGHT=4): a failed middle write fails exactly the batches whose
 #    duplicate check counted on it, answers keep their order, re-posts store nothing twice; more than the feed
-#    tracks open (8) is refused at start.
+#    tracks open (8) is refused at start;
+#  - a duplicate check left to memory asks again when memory forgets (an earlier write fails) before its answer.
 # Usage: test_influx_feed_faults.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
@@ -218,5 +219,40 @@ INFLUXDB_WRITES_INFLIGHT=9 DATA_STORAGE_PORT=$PORT DATA_DIR=$TEST_TMP/data-nine 
 check_eq "INFLUXDB_WRITES_INFLIGHT=9 (more than the feed tracks open): data-storage does not start" 1 "$?"
 check "... and says why" grep -q 'INFLUXDB_WRITES_INFLIGHT=9 is not an integer in \[1, 8\]' "$TEST_TMP/nine.log"
 check_eq "--help: INFLUXDB_WRITES_INFLIGHT's range is 1..8" 1 "$("$BIN" --help 2>&1 | grep -c 'INFLUXDB_WRITES_INFLIGHT .*; 1\.\.8)$')"
+
+# ---- 8. a duplicate check left to memory, memory forgetting before its answer: asked again ---------------
+# (review inflight-1 F5.) X is stored and remembered; C re-posts it beside an event below memory's horizon, so
+# C's check asks InfluxDB about that one only (X is left to memory). The query is held while A, written before
+# C, fails: memory forgets everything. Before: C found X neither asked nor remembered, wrote it again and
+# answered it stored (a second feed entry). Now C asks again about what it had left to memory.
+DB=faults_replan
+start_storage
+check_eq "a first batch" 200 "$(post "{\"events\":[$(ev sensor.first 000801 r0)]}")"
+echo "ctx-r-f" > "$CUT.block"
+check_eq "F refused by the proxy: memory's horizon rises above it" 503 "$(post "{\"events\":[$(ev sensor.f 000850 ctx-r-f)]}")"
+rm -f "$CUT.block"
+X=$(ev sensor.x 000860 ctx-r-x)
+check_eq "X stored (above the horizon: remembered)" 200 "$(post "{\"events\":[$X]}")"
+rm -f "$TEST_TMP"/r?.code "$CUT.hits"; : > "$CUT.log"
+hold "ctx-r-a"
+(post_to ra "{\"events\":[$(ev sensor.ra 000870 ctx-r-a)]}") &
+wait_for 20 held 1 || bail "A's write is held"
+echo "$(date -u -d "$T" +%s)000810000" > "$CUT.qhold" # C's query: the event at .000810, below the horizon
+(post_to rc "{\"events\":[$X,$(ev sensor.old 000810 ctx-r-old)]}") &
+wait_for 20 grep -q '^qheld' "$CUT.log" || bail "C's duplicate check (X left to memory) is held"
+echo "ctx-r-a" > "$CUT.block"; rm -f "$CUT.hold"
+wait_for 20 test -s "$TEST_TMP/ra.code" || bail "A is answered"
+check_eq "A fails while C's check waits (memory forgets)" 503 "$(cat "$TEST_TMP/ra.code")"
+rm -f "$CUT.qhold" "$CUT.block"
+wait_for 20 test -s "$TEST_TMP/rc.code" || bail "C is answered"
+check_eq "C is acknowledged" 200 "$(cat "$TEST_TMP/rc.code")"
+check_eq "C: the old event stored, X a duplicate (asked again, not written twice)" "1 1" \
+  "$(jq -r '"\(.stored) \(.duplicates)"' "$TEST_TMP/rc.body")"
+check_eq "X has one feed entry in InfluxDB (homeiq_feed)" 1 \
+  "$(iql 'SELECT e FROM homeiq_feed' | jq '[.results[0].series[0].values[] | (.[1] // "") | split("\n")[] | select(contains("\tsensor.x\t"))] | length')"
+wait_for 10 bash -c "[ \"\$(curl -s '$U/api/v1/stats' | jq -r .events_total)\" = 3 ]"
+check_eq "events_total counts first, X and the old event" 3 "$(stats .events_total)"
+check_eq "/health: C's check planned again" 1 "$(curl -s "$U/health" | jq -r .backend.duplicate_check.planned_again)"
+stop_pid "$STORAGE_PID"
 
 finish
