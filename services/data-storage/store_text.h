@@ -34,18 +34,27 @@ typedef struct store_text_span {
     size_t off, len;            /* in store_text_body.text */
 } store_text_span;
 
+/* What the body's one scan noted in an event (store_text.c): where the
+ * members storage reads are, and whether its text is its record as it is. */
+typedef struct store_text_note store_text_note;
+
 /* A validated body (borrowed text) and where its parts are. */
 typedef struct store_text_body {
     const char *text;
     size_t len;
     int canonical;              /* the text is already what json_text_dump() writes */
     store_text_span *ev;        /* each element of "events" (owned) */
+    store_text_note *note;      /* each event's (owned), beside ev */
     size_t n;
+    size_t nplain;              /* events whose text is their record (built from the scan's notes alone) */
     store_text_span dead;       /* the "dead_letters" array; len 0 = none */
     size_t ndead;
 } store_text_body;
 
-/* Validates text once and notes its events (at most max_batch) and dead
+/* Validates text once and notes its events (at most max_batch), each
+ * event's members storage reads (issue 15: no event is walked again unless
+ * its record differs from its text: spacing, escapes, numbers written
+ * otherwise, event_id / stored_at / home_id members) and dead
  * letters. 0: *t is ready (store_text_body_free); 1: declined, use the
  * general path for the whole body; -1: out of memory. *t is empty unless 0. */
 int store_text_scan(const char *text, size_t len, long max_batch, store_text_body *t);

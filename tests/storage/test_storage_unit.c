@@ -394,6 +394,27 @@ static void test_text_prepare(void **st) {
                          "\"2025-06-14T08:33:20Z\",\"entity_id\":null,\"stored_at\":1} ] ",
                          1);
     text_same_as_general("{\"events\":[]}", 1);
+    /* issue 15: one body, each event its own way -- plain (built from the scan's notes), spaced, with a member
+     * storage drops, with an escaped key (walked); multibyte ids and strings; spaces between the events only */
+    const char *mixed = "{\"events\": [ {\"event_type\":\"state_changed\",\"entity_id\":\"sensor.k\xc3\xbc""che_\xf0\x9f\x8f\xa0\","
+                        "\"time_fired\":\"2025-06-14T08:33:20Z\",\"state\":\"\xc3\xa9t\xc3\xa9\",\"value\":1.5,\"area_id\":\"k\","
+                        "\"attributes\":{\"a\":[1,{\"state\":2}]},\"labels\":[\"x\"]} ,"
+                        "{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.b\",\"time_fired\":\"2025-06-14T08:33:21Z\","
+                        "\"state\": \"2\"},"
+                        "{\"event_type\":\"e\",\"time_fired\":\"2025-06-14T08:33:22Z\",\"event_id\":\"x\",\"state_class\":\"total\"},"
+                        "{\"event_type\":\"e\",\"time_fired\":\"2025-06-14T08:33:23Z\",\"st\\u0061te\":\"3\"},"
+                        "{\"event_type\":\"call_service\",\"time_fired\":\"2025-06-14T08:33:24Z\",\"context_id\":\"c\\n\","
+                        "\"data\":{\"entity_id\":\"light.a\"},\"platform\":null}]}";
+    text_same_as_general(mixed, 1);
+    store_text_body tb;
+    assert_int_equal(store_text_scan(mixed, strlen(mixed), 10000, &tb), 0);
+    assert_int_equal(tb.n, 5);
+    assert_int_equal(tb.nplain, 2); /* the first and the last; the others walked */
+    store_text_body_free(&tb);
+    /* a wrong type in a plain-looking event, an overflowing real anywhere: declined as before */
+    text_same_as_general("[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\"},"
+                         "{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"state_class\":[]}]", 0);
+    text_same_as_general("[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"attributes\":{\"a\":1e400}}]", 0);
     /* declined: the general path owns these */
     const char *decline[] = {
         "", "{}", "{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\"}", "[1]", "[{}]",
@@ -651,7 +672,7 @@ static void g_respace(sbuf *o, const char *in, size_t n) {
     }
 }
 
-static size_t g_ok, g_decline, g_reject, g_bad, g_bodies_text, g_bodies_declined, g_spaced_ok, g_multi_text;
+static size_t g_ok, g_decline, g_reject, g_bad, g_bodies_text, g_bodies_declined, g_spaced_ok, g_multi_text, g_plain;
 
 /* The body both ways, against the expectation: `want[i]` per event, `body_cat`
  * GEN_OK unless the body itself (dead letters) sends it to the general path. */
@@ -679,6 +700,10 @@ static void g_check(const char *body, size_t len, const int *want, size_t n, int
     if (all == GEN_OK) {
         if (trc != 0) fail_msg("the text path declined a plain body: %.*s", (int)len, body);
         g_bodies_text++;
+        store_text_body tb; /* how many were built from the scan's notes alone (the rest walked) */
+        assert_int_equal(store_text_scan(body, len, 10000, &tb), 0);
+        g_plain += tb.nplain;
+        store_text_body_free(&tb);
         if (n > 1) g_multi_text++;
         assert_int_equal(t.nitems, g.nitems);
         assert_int_equal(t.ndead, 0);
@@ -694,6 +719,12 @@ static void g_check(const char *body, size_t len, const int *want, size_t n, int
             assert_string_equal(a->domain, e->domain);
             if (e->entity_id) assert_string_equal(a->entity_id, e->entity_id);
             else assert_null(a->entity_id);
+            /* the writer's members, noted by the body's scan (plain events) or the walk = a walk of the stored text */
+            record_fields scanned;
+            assert_int_equal(record_fields_scan(&scanned, e->json, e->json_len), 0);
+            assert_true(a->fields.noted);
+            if (memcmp(a->fields.off, scanned.off, sizeof scanned.off) || memcmp(a->fields.len, scanned.len, sizeof scanned.len))
+                fail_msg("event %zu: record fields differ: %s", i, e->json);
         }
         store_batch_free(&t);
     } else {
@@ -775,6 +806,8 @@ static void test_text_generated(void **st) {
     print_message("generated records: %zu text path (%zu spaced), %zu declined but stored, %zu rejected, %zu not JSON; "
                   "bodies (single events included): %zu text path (%zu of several events), %zu general path\n",
                   g_ok, g_spaced_ok, g_decline, g_reject, g_bad, g_bodies_text, g_multi_text, g_bodies_declined);
+    print_message("events built from the body scan's notes alone: %zu\n", g_plain);
+    assert_true(g_plain >= 50); /* both ways compared: noted (compact, nothing dropped) and walked */
     assert_true(g_ok >= 2000);
     assert_true(g_spaced_ok >= 600);
     assert_true(g_decline >= 100);
