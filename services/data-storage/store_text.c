@@ -141,8 +141,11 @@ static int st_item_fill(st_parser *s, store_item *it, int64_t time_us, const cha
     const char *type = st_captured(s, F_EVENT_TYPE), *entity = st_captured(s, F_ENTITY_ID);
     const char *ctx = st_captured(s, F_CONTEXT_ID), *dom = st_captured(s, F_DOMAIN);
     size_t tlen = strlen(type), elen = entity ? strlen(entity) : 0;
-    if (event_identity_parts(type, entity ? entity : "", st_captured(s, F_TIME_FIRED), ctx ? ctx : "",
-                             it->event_id) != 0)
+    /* state_changed: entity + time only (event_identity_parts would parse time_fired again) */
+    if (strcmp(type, "state_changed") == 0
+            ? event_identity_state_changed(entity ? entity : "", time_us, it->event_id) != 0
+            : event_identity_parts(type, entity ? entity : "", st_captured(s, F_TIME_FIRED), ctx ? ctx : "",
+                                   it->event_id) != 0)
         return -1;
     char *mem = malloc(jlen + 1 + tlen + 1 + (entity ? elen + 1 : 0));
     if (!mem) return -1;
@@ -386,7 +389,8 @@ static int st_event_noted(st_parser *s, const char *ev, size_t len, const store_
         const char *v = nt->cap_len[f] ? ev + nt->cap_off[f] : NULL;
         s->type[f] = v ? *v : 0;
         sbuf_reset(&s->val[f]);
-        if (v && *v == '"') jscan_string_decode(&s->val[f], v, nt->cap_len[f]);
+        if (v && *v == '"' && !memchr(v + 1, '\\', nt->cap_len[f] - 2)) sbuf_add(&s->val[f], v + 1, nt->cap_len[f] - 2);
+        else if (v && *v == '"') jscan_string_decode(&s->val[f], v, nt->cap_len[f]);
         sbuf_addc(&s->val[f], '\0');
         if (sbuf_failed(&s->val[f])) return -1;
     }
