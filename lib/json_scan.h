@@ -137,8 +137,9 @@ int jscan_collect_items(const char *p, size_t len, jscan_collect *c, unsigned wa
  * each event once): top_fn each member of a top-level object (after its
  * value was scanned), member_fn each member of each item that is an object
  * (raw key, value span), end_fn each item once it ended (its span and the
- * JSCAN_NOTE_* bits of `want` found inside it). Callbacks' return values are
- * ignored. 0, or -1 when the text is not valid (callbacks may have run for
+ * JSCAN_NOTE_* bits of `want` found inside it). A member callback returns 0
+ * (non-zero: no more members of that object are reported; the scan goes on).
+ * 0, or -1 when the text is not valid (callbacks may have run for
  * what came before the problem: act after success); *notes gets the notes of
  * the whole text. */
 typedef void (*jscan_item_end_fn)(const char *val, size_t vlen, unsigned notes, void *arg);
