@@ -30,6 +30,8 @@
 enum { F_EVENT_TYPE, F_TIME_FIRED, F_ENTITY_ID, F_CONTEXT_ID, F_DOMAIN, F_NCAPTURE, F_STRING = F_NCAPTURE,
        F_NUMBER, F_OBJECT, F_DROP, F_OTHER };
 
+#define ST_GAPS 512 /* whitespace runs of one event st_squeeze maps; more: the walk */
+
 typedef struct st_parser {
     int canonical;              /* the body has no JSCAN_NOTE_CANONICAL note: copy spans as they are */
     long max_batch;
@@ -41,6 +43,7 @@ typedef struct st_parser {
     size_t emitted;             /* members written to out */
     size_t items_cap;
     record_fields *fields;      /* the current item's: where the SQLite writer's members are in out */
+    uint32_t gap_at[ST_GAPS], gap_rm[ST_GAPS]; /* st_squeeze: each whitespace run's start, bytes removed to its end */
 } st_parser;
 
 /* ---- one event -------------------------------------------------------- */
@@ -210,8 +213,9 @@ struct store_text_note {
     uint32_t cap_off[F_NCAPTURE], cap_len[F_NCAPTURE]; /* the captured members' values; len 0 = absent */
     record_fields fields;       /* the writer's members (valid for the record when plain) */
     unsigned char canonical;    /* no JSCAN_NOTE_CANONICAL note inside the event */
-    unsigned char plain;        /* canonical, an object, nothing dropped, every checked member's type right:
-                                   the event's text is its record (st_event_noted) */
+    unsigned char plain;        /* canonical or only spaced (JSCAN_NOTE_WS alone), an object, nothing dropped,
+                                   every checked member's type right: the event's text is its record, or is
+                                   once its whitespace is squeezed out (st_event_noted) */
 };
 
 /* The event being scanned: absolute spans until it ends. */
@@ -306,7 +310,7 @@ static void st_scan_event(const char *val, size_t vlen, unsigned notes, void *ar
     store_text_note *nt = &t->note[t->n];
     t->ev[t->n++] = (store_text_span){(size_t)(val - t->text), vlen};
     nt->canonical = !(notes & JSCAN_NOTE_CANONICAL);
-    nt->plain = nt->canonical && !c->bad && *val == '{' && vlen <= UINT32_MAX;
+    nt->plain = (notes & JSCAN_NOTE_CANONICAL & ~JSCAN_NOTE_WS) == 0 && !c->bad && *val == '{' && vlen <= UINT32_MAX;
     if (nt->plain) {
         t->nplain++;
         for (int f = 0; f < F_NCAPTURE; f++) {
@@ -379,10 +383,62 @@ void store_text_body_free(store_text_body *t) {
     t->n = t->nplain = 0;
 }
 
+/* Bytes of whitespace st_squeeze removed before input offset x (a token boundary). */
+static uint32_t st_removed_before(const st_parser *s, size_t ngaps, uint32_t x) {
+    size_t lo = 0, hi = ngaps; /* the first gap starting at or after x */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->gap_at[mid] < x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo ? s->gap_rm[lo - 1] : 0;
+}
+
+/* A spaced event whose only difference from its record is the whitespace
+ * between tokens (its strings, numbers and keys canonical): the text without
+ * it into s->out, and the noted spans moved to where they are there. 0, or 1
+ * when it has more runs than s->gap_at holds (the walk takes it). */
+static int st_squeeze(st_parser *s, const char *ev, size_t len, record_fields *rf) {
+    const char *p = ev, *end = ev + len, *run = ev;
+    size_t ngaps = 0;
+    uint32_t removed = 0;
+    sbuf_reset(&s->out);
+    while (p < end) {
+        char c = *p;
+        if (c == '"') {
+            p = jscan_string_end(p, end);
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            if (ngaps == ST_GAPS) return 1;
+            sbuf_add(&s->out, run, (size_t)(p - run));
+            const char *w = p;
+            while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+            removed += (uint32_t)(p - w);
+            s->gap_at[ngaps] = (uint32_t)(w - ev);
+            s->gap_rm[ngaps++] = removed;
+            run = p;
+        } else {
+            p++;
+        }
+    }
+    sbuf_add(&s->out, run, (size_t)(p - run));
+    for (int f = 0; f < RF_N; f++) {
+        if (!rf->len[f]) continue;
+        uint32_t b = rf->off[f], e = b + rf->len[f];
+        rf->off[f] = b - st_removed_before(s, ngaps, b);
+        rf->len[f] = e - st_removed_before(s, ngaps, e) - rf->off[f];
+    }
+    return 0;
+}
+
 /* An event the scan found plain: its item from the notes, its text copied as
- * its record, nothing walked. Same checks and item as st_event. */
+ * its record (spaced: squeezed), nothing walked. Same checks and item as st_event. */
 static int st_event_noted(st_parser *s, const char *ev, size_t len, const store_text_note *nt) {
     if ((long)s->b->nitems >= s->max_batch) return 1;
+    record_fields rf = nt->fields;
+    if (!nt->canonical) {
+        if (st_squeeze(s, ev, len, &rf) != 0) return st_event(s, ev, len);
+        if (sbuf_failed(&s->out)) return -1;
+    }
     store_item *it = st_item_new(s);
     if (!it) return -1;
     for (int f = 0; f < F_NCAPTURE; f++) {
@@ -396,8 +452,9 @@ static int st_event_noted(st_parser *s, const char *ev, size_t len, const store_
     }
     int64_t time_us;
     int rc = st_event_check(s, &time_us);
-    if (rc == 0) rc = st_item_fill(s, it, time_us, ev, len);
-    if (rc == 0) it->fields = nt->fields;
+    if (rc == 0) rc = nt->canonical ? st_item_fill(s, it, time_us, ev, len)
+                                    : st_item_fill(s, it, time_us, s->out.data, s->out.len);
+    if (rc == 0) it->fields = rf;
     return rc;
 }
 
@@ -411,12 +468,9 @@ int store_text_prepare_range(const store_text_body *t, size_t from, size_t to, s
     int rc = 0;
     for (size_t i = from; i < to && rc == 0; i++) {
         const char *ev = t->text + t->ev[i].off;
-        if (t->note && t->note[i].plain) {
-            rc = st_event_noted(&s, ev, t->ev[i].len, &t->note[i]);
-        } else {
-            s.canonical = t->note ? t->note[i].canonical : t->canonical;
-            rc = st_event(&s, ev, t->ev[i].len);
-        }
+        s.canonical = t->note ? t->note[i].canonical : t->canonical;
+        if (t->note && t->note[i].plain) rc = st_event_noted(&s, ev, t->ev[i].len, &t->note[i]);
+        else rc = st_event(&s, ev, t->ev[i].len);
     }
     sbuf_free(&s.out);
     for (int f = 0; f < F_NCAPTURE; f++) sbuf_free(&s.val[f]);
