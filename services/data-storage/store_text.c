@@ -13,8 +13,12 @@
  * notes each event's members as it goes -- the captured strings, the record
  * fields, whether a member storage drops or a wrong type is there -- and each
  * event's own notes: an event whose text is already its record (canonical,
- * nothing to drop) is then built from those notes without any walk
- * (st_event_noted); any other takes the walk above (st_event).
+ * nothing to drop), or is once the whitespace between its tokens is removed
+ * (st_squeeze), is then built from those notes without any walk
+ * (st_event_noted); any other takes the walk above (st_event), as do the
+ * events past the notes' bound (st_note_max: the notes of a body are kept
+ * to its own size and 8,192 events, so a waiting request holds little more
+ * than its body).
  * Every function returns 0 (parsed), 1 (declined: the general path will
  * decide) or -1 (out of memory). */
 #include "store_text.h"
@@ -33,7 +37,8 @@ enum { F_EVENT_TYPE, F_TIME_FIRED, F_ENTITY_ID, F_CONTEXT_ID, F_DOMAIN, F_NCAPTU
 #define ST_GAPS 512 /* whitespace runs of one event st_squeeze maps; more: the walk */
 
 typedef struct st_parser {
-    int canonical;              /* the body has no JSCAN_NOTE_CANONICAL note: copy spans as they are */
+    int canonical;              /* the event (past the notes' bound: the body) has no JSCAN_NOTE_CANONICAL
+                                   note: copy spans as they are */
     long max_batch;
     store_batch *b;
     int rc;                     /* 0, 1 declined, -1 out of memory: stops the walk */
@@ -228,6 +233,7 @@ typedef struct st_current {
 typedef struct st_scan {
     store_text_body *t;
     size_t cap;
+    size_t note_cap, note_max;  /* t->note's room; how many events get notes (st_note_max) */
     long max_batch;
     int rc;                     /* 0, 1 declined, -1 out of memory: what the scan gives */
     int have_events;
@@ -298,17 +304,27 @@ static void st_scan_event(const char *val, size_t vlen, unsigned notes, void *ar
     if (t->n == sc->cap) {
         size_t cap = sc->cap ? sc->cap * 2 : 256;
         store_text_span *ev = realloc(t->ev, cap * sizeof *ev);
-        if (ev) t->ev = ev;
-        store_text_note *nt = ev ? realloc(t->note, cap * sizeof *nt) : NULL;
+        if (!ev) {
+            sc->rc = -1;
+            goto clear;
+        }
+        t->ev = ev;
+        sc->cap = cap;
+    }
+    t->ev[t->n++] = (store_text_span){(size_t)(val - t->text), vlen};
+    if (t->n > sc->note_max) goto clear; /* past the notes' bound: walked (st_event) */
+    if (t->nnote == sc->note_cap) {
+        size_t cap = sc->note_cap ? sc->note_cap * 2 : 256;
+        if (cap > sc->note_max) cap = sc->note_max;
+        store_text_note *nt = realloc(t->note, cap * sizeof *nt);
         if (!nt) {
             sc->rc = -1;
             goto clear;
         }
         t->note = nt;
-        sc->cap = cap;
+        sc->note_cap = cap;
     }
-    store_text_note *nt = &t->note[t->n];
-    t->ev[t->n++] = (store_text_span){(size_t)(val - t->text), vlen};
+    store_text_note *nt = &t->note[t->nnote++];
     nt->canonical = !(notes & JSCAN_NOTE_CANONICAL);
     nt->plain = (notes & JSCAN_NOTE_CANONICAL & ~JSCAN_NOTE_WS) == 0 && !c->bad && *val == '{' && vlen <= UINT32_MAX;
     if (nt->plain) {
@@ -354,11 +370,26 @@ static int st_scan_top(const char *key, size_t klen, const char *val, size_t vle
     return sc->rc;
 }
 
+/* How many events of a len-byte body get notes: their notes take no more
+ * than the body's own bytes (or ST_NOTES_MIN events', ~47 KB), and never more
+ * than ST_NOTES_MAX events' (~1.5 MB) -- review F1: at ~184 bytes each, a
+ * 16 MiB body of 305,000 small events held 56 MB of notes, for the whole
+ * request, waiting included. The events past it are walked (st_event), as
+ * all were before the notes; a normal body (1,000-5,000 events of a few
+ * hundred bytes) is noted whole. */
+#define ST_NOTES_MIN 256
+#define ST_NOTES_MAX 8192
+static size_t st_note_max(size_t len) {
+    size_t n = len / sizeof(store_text_note);
+    return n < ST_NOTES_MIN ? ST_NOTES_MIN : n > ST_NOTES_MAX ? ST_NOTES_MAX : n;
+}
+
 int store_text_scan(const char *text, size_t len, long max_batch, store_text_body *t) {
     st_scan sc;
     memset(&sc, 0, sizeof sc);
     sc.t = t;
     sc.max_batch = max_batch;
+    sc.note_max = st_note_max(len);
     unsigned notes = 0;
     memset(t, 0, sizeof *t);
     t->text = text;
@@ -380,7 +411,7 @@ void store_text_body_free(store_text_body *t) {
     free(t->note);
     t->ev = NULL;
     t->note = NULL;
-    t->n = t->nplain = 0;
+    t->n = t->nnote = t->nplain = 0;
 }
 
 /* Bytes of whitespace st_squeeze removed before input offset x (a token boundary). */
@@ -468,8 +499,8 @@ int store_text_prepare_range(const store_text_body *t, size_t from, size_t to, s
     int rc = 0;
     for (size_t i = from; i < to && rc == 0; i++) {
         const char *ev = t->text + t->ev[i].off;
-        s.canonical = t->note ? t->note[i].canonical : t->canonical;
-        if (t->note && t->note[i].plain) rc = st_event_noted(&s, ev, t->ev[i].len, &t->note[i]);
+        s.canonical = i < t->nnote ? t->note[i].canonical : t->canonical;
+        if (i < t->nnote && t->note[i].plain) rc = st_event_noted(&s, ev, t->ev[i].len, &t->note[i]);
         else rc = st_event(&s, ev, t->ev[i].len);
     }
     sbuf_free(&s.out);

@@ -44,18 +44,20 @@ typedef struct store_text_body {
     size_t len;
     int canonical;              /* the text is already what json_text_dump() writes */
     store_text_span *ev;        /* each element of "events" (owned) */
-    store_text_note *note;      /* each event's (owned), beside ev */
-    size_t n;
+    store_text_note *note;      /* the first nnote events' (owned), beside ev: at most the body's
+                                   size in bytes and 8,192 events (store_text.c st_note_max) */
+    size_t n, nnote;
     size_t nplain;              /* events whose text is their record (built from the scan's notes alone) */
     store_text_span dead;       /* the "dead_letters" array; len 0 = none */
     size_t ndead;
 } store_text_body;
 
-/* Validates text once and notes its events (at most max_batch), each
- * event's members storage reads (issue 15: no event is walked again unless
- * its record differs from its text: spacing, escapes, numbers written
- * otherwise, event_id / stored_at / home_id members) and dead
- * letters. 0: *t is ready (store_text_body_free); 1: declined, use the
+/* Validates text once and notes its events (at most max_batch), dead
+ * letters and each event's members storage reads (issue 15: no event is
+ * walked again unless its record differs from its text by more than the
+ * whitespace between tokens -- escapes, numbers written otherwise, event_id /
+ * stored_at / home_id members -- or it is past the notes' bound, see `note`
+ * above). 0: *t is ready (store_text_body_free); 1: declined, use the
  * general path for the whole body; -1: out of memory. *t is empty unless 0. */
 int store_text_scan(const char *text, size_t len, long max_batch, store_text_body *t);
 void store_text_body_free(store_text_body *t);

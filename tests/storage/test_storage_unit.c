@@ -339,6 +339,55 @@ static void text_same_as_general(const char *body, int expect_fast) {
     json_decref(tree);
 }
 
+/* A spaced event with `runs` whitespace runs, all before the members the
+ * SQLite writer reads (so their noted offsets move by every run): st_squeeze
+ * maps up to 512 runs, more take the walk -- the same record either way. */
+static char *spaced_event_body(int runs) {
+    sbuf b;
+    sbuf_init(&b);
+    const char *head = "[{\"event_type\":\"state_changed\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"attributes\":{\"a\":[";
+    sbuf_add(&b, head, strlen(head));
+    for (int i = 0; i < runs; i++) sbuf_add(&b, i ? ", 1" : "1", i ? 3 : 1); /* runs - 1, one more after entity_id */
+    sbuf_printf(&b, "]},\"entity_id\": \"sensor.g%d\",\"state\":\"on\",\"area_id\":\"k\",\"labels\":[\"x\"]}]", runs);
+    assert_false(sbuf_failed(&b));
+    return b.data;
+}
+
+/* Review F1: the scan's notes are bounded -- at most the body's bytes (or 256
+ * events') and 8,192 events' -- and the events past the bound are walked,
+ * giving the same records; a spaced event past 512 whitespace runs (F2) too. */
+static void test_text_bounds(void **st) {
+    (void)st;
+    const int runs[] = {511, 512, 513, 600};
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        char *body = spaced_event_body(runs[i]);
+        store_text_body tb;
+        assert_int_equal(store_text_scan(body, strlen(body), 10000, &tb), 0);
+        assert_int_equal(tb.nplain, 1); /* noted as plain: squeezed when it fits, else walked */
+        store_text_body_free(&tb);
+        text_same_as_general(body, 1);
+        free(body);
+    }
+    /* 3,000 small events (~285 KB): notes for the first ~1,500 only; plain, spaced and walked events on both sides */
+    sbuf b;
+    sbuf_init(&b);
+    sbuf_addc(&b, '[');
+    for (int i = 0; i < 3000; i++)
+        sbuf_printf(&b, "%s{\"event_type\":\"e\",\"time_fired\":\"2025-06-14T08:%02d:%02dZ\",\"entity_id\":\"s.a%d\"%s}",
+                    i ? "," : "", i / 60 % 60, i % 60, i,
+                    i % 7 == 3 ? ",\"state\": \"x\",\"attributes\":{\"a\": [1, 2]}" : i % 11 == 5 ? ",\"event_id\":\"d\"" : ",\"area_id\":\"k\"");
+    sbuf_addc(&b, ']');
+    assert_false(sbuf_failed(&b));
+    store_text_body tb;
+    assert_int_equal(store_text_scan(b.data, b.len, 10000, &tb), 0);
+    assert_int_equal(tb.n, 3000);
+    assert_true(tb.nnote >= 256 && tb.nnote < tb.n && tb.nnote <= b.len / 100); /* notes are ~184 bytes each */
+    assert_true(tb.nplain > 0 && tb.nplain < tb.nnote);
+    store_text_body_free(&tb);
+    text_same_as_general(b.data, 1);
+    sbuf_free(&b);
+}
+
 /* Issue 15: a body taken in pieces (store_text_scan, then ranges) gives the
  * items the whole body gives, and notes its dead letters for the last piece. */
 static void test_text_pieces(void **st) {
@@ -939,7 +988,7 @@ int main(void) {
         cmocka_unit_test(test_lineproto_field_string), cmocka_unit_test(test_influxql_string),
         cmocka_unit_test(test_json_exact),        cmocka_unit_test(test_filter_params),
         cmocka_unit_test(test_batch_prepare),     cmocka_unit_test(test_text_prepare),     cmocka_unit_test(test_text_generated),
-        cmocka_unit_test(test_text_pieces),       cmocka_unit_test(test_influx_point_text),
+        cmocka_unit_test(test_text_pieces),       cmocka_unit_test(test_text_bounds),       cmocka_unit_test(test_influx_point_text),
         cmocka_unit_test(test_sqlite_store),        cmocka_unit_test(test_influx_feed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

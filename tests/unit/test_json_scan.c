@@ -281,9 +281,6 @@ static void test_collect_items(void **state) {
     }
 }
 
-/* The repeated-key note against brute force: objects (and an object nested
- * in each) of random short keys, many of which collide in the scanner's key
- * filter (same length, first and last byte) without being equal. */
 /* jscan_check_items: each item's members and end (with its own notes) in the
  * validating pass, the top-level members after them; only the items_key
  * array of a top-level object (or a bare array) holds items. */
@@ -334,6 +331,9 @@ static void test_check_items(void **state) {
     assert_string_equal(s.log, "");
 }
 
+/* The repeated-key note against brute force: objects (and an object nested
+ * in each) of random short keys, many of which collide in the scanner's key
+ * filter (same length, first and last byte) without being equal. */
 static void test_dup_key_note(void **state) {
     (void)state;
     for (int t = 0; t < 20000; t++) {
