@@ -11,6 +11,8 @@ import sys
 import threading
 import urllib.parse
 
+from influx_capture_file import record
+
 PORT, UP, OUT = int(sys.argv[1]), urllib.parse.urlparse(sys.argv[2]), sys.argv[3]
 lock = threading.Lock()
 out = open(OUT, "ab")
@@ -35,7 +37,7 @@ class H(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else b""
         enc = self.headers.get("Content-Encoding", "")
         with lock:
-            out.write(f"{self.command}\t{self.path}\t{len(body)}\t{enc}\n".encode() + body + b"\n")
+            out.write(record(self.command, self.path, body, enc))
             out.flush()
         hdrs = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
         for attempt in range(2):

@@ -2,21 +2,10 @@
 """bench/influx_capture_stats.py CAPTURE EVENTS -- what a capture (bench/influx_capture.py) holds, per 1,000 events:
 requests by kind (path + rp), lines and bytes by measurement, and whether each line's tags are sorted by key."""
 import collections
-import re
 import sys
 import urllib.parse
 
-
-def read(path):
-    with open(path, "rb") as f:
-        while True:
-            h = f.readline()
-            if not h:
-                return
-            m, p, n, enc = h.decode().rstrip("\n").split("\t")
-            body = f.read(int(n))
-            f.read(1)
-            yield m, p, body, enc
+from influx_capture_file import query_text, read, split_lines
 
 
 def main():
@@ -32,20 +21,13 @@ def main():
         q = urllib.parse.parse_qs(u.query)
         kind = u.path + (" rp=" + q["rp"][0] if "rp" in q else "")
         if u.path == "/query":
-            qq = q.get("q", [""])[0] or urllib.parse.parse_qs(body.decode(errors="replace")).get("q", [""])[0]
-            kind += " " + qq.split(" ")[0]
+            kind += " " + query_text(u, body).split(" ")[0]
         req[kind] += 1
         params[u.path + " " + ",".join(sorted(k for k in q if k != "q"))] += 1
         if u.path != "/write":
             continue
         ms = collections.Counter()
-        split = []
-        for piece in body.split(b"\n"):   # a newline inside the feed point's string field continues the line
-            if split and not re.match(rb"^[a-z_]+[, ]", piece):
-                split[-1] += b"\n" + piece
-            elif piece:
-                split.append(piece)
-        for ln in split:
+        for ln in split_lines(body):
             # measurement,tags fields time -- escaped commas/spaces are rare in HomeIQ's series keys
             key = ln.split(b" ", 1)[0]
             parts = key.split(b",")

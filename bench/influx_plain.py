@@ -9,7 +9,9 @@ HomeIQ's own cases; HomeIQ should cost influxd no more than this does.
 RATE (points/s, default 0 = as fast as it can): batch k is sent at k * BATCH / RATE
 seconds after the first, i.e. the cadence of HomeIQ's steady case (a small batch
 every few ms) with nothing but the events' writes (bench/run's plain-writer-steady).
-Prints {"points": COUNT, "requests": N, "seconds": S}."""
+Prints {"points": COUNT, "requests": N, "seconds": S}, and with INFLUXD_PID in the environment also
+"influxd_ticks": influxd's utime+stime over the writes only (bench/run's figure covers the whole script)."""
+import os
 import json
 import sys
 import time
@@ -59,6 +61,17 @@ post("/query", f"q=CREATE DATABASE \"{DB}\"".encode())
 t0_ns = time.time_ns() - COUNT * 1000 - 10**9
 # build every batch first, so the timed part is the writes
 batches = ["\n".join(point(i, t0_ns) for i in range(s, min(s + BATCH, COUNT))).encode() for s in range(0, COUNT, BATCH)]
+PID = os.environ.get("INFLUXD_PID")
+
+
+def ticks() -> int:
+    if not PID:
+        return 0
+    f = open(f"/proc/{PID}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+
+
+c0 = ticks()
 start = time.monotonic()
 for k, b in enumerate(batches):
     if RATE > 0:
@@ -66,4 +79,8 @@ for k, b in enumerate(batches):
         if wait > 0:
             time.sleep(wait)
     post(f"/write?db={DB}&precision=ns", b)
-print(json.dumps({"points": COUNT, "requests": len(batches), "seconds": time.monotonic() - start}))
+secs = time.monotonic() - start
+out = {"points": COUNT, "requests": len(batches), "seconds": secs}
+if PID:
+    out["influxd_ticks"] = ticks() - c0
+print(json.dumps(out))

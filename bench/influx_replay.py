@@ -17,6 +17,8 @@ import time
 import urllib.parse
 import urllib.request
 
+from influx_capture_file import query_text, read, split_lines
+
 URL, PID, CAP, MODE = sys.argv[1].rstrip("/"), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 ONLY = set(filter(None, os.environ.get("REPLAY_ONLY", "").split(",")))
 DROP = set(filter(None, os.environ.get("REPLAY_DROP", "").split(",")))
@@ -24,30 +26,7 @@ SORT = os.environ.get("REPLAY_SORT_TAGS") == "1"
 # REPLAY_DROP_FIELDS=a,b: the event point (home_assistant_events) without those fields (what a slimmer point saves)
 DROPF = [re.compile(rb"," + f.encode() + rb'=(?:"(?:[^"\\]|\\.)*"|[^, ]*)')
          for f in filter(None, os.environ.get("REPLAY_DROP_FIELDS", "").split(","))]
-LINE_START = re.compile(rb"^[a-z_]+[, ]")
 UNESC_COMMA = re.compile(rb"(?<!\\),")
-
-
-def read(path):
-    with open(path, "rb") as f:
-        while True:
-            h = f.readline()
-            if not h:
-                return
-            m, p, n, enc = h.decode().rstrip("\n").split("\t")
-            body = f.read(int(n))
-            f.read(1)
-            yield m, p, body
-
-
-def split_lines(body):
-    out = []
-    for piece in body.split(b"\n"):
-        if out and not LINE_START.match(piece):   # a newline inside the feed point's string field
-            out[-1] += b"\n" + piece
-        elif piece:
-            out.append(piece)
-    return out
 
 
 def meas(line):
@@ -79,10 +58,10 @@ def ticks():
 
 
 creates, writes, events = [], [], 0
-for m, p, body in read(CAP):
+for m, p, body, enc in read(CAP):
     u = urllib.parse.urlparse(p)
     if u.path == "/query":
-        q = urllib.parse.parse_qs(u.query).get("q", [""])[0] or urllib.parse.parse_qs(body.decode()).get("q", [""])[0]
+        q = query_text(u, body)
         if q.upper().startswith("CREATE"):
             creates.append(q)
     elif u.path == "/write":

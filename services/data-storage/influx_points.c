@@ -103,6 +103,17 @@ static void influx_points_labels(sbuf *b, sbuf *scratch, const char *v, size_t n
     sbuf_free(&t);
 }
 
+int influx_points_fields_parse(const char *text, influx_event_fields *out) {
+    if (text && strcmp(text, "full") == 0) *out = INFLUX_EVENT_FIELDS_FULL;
+    else if (text && strcmp(text, "slim") == 0) *out = INFLUX_EVENT_FIELDS_SLIM;
+    else return -1;
+    return 0;
+}
+
+const char *influx_points_fields_name(influx_event_fields fields) {
+    return fields == INFLUX_EVENT_FIELDS_SLIM ? "slim" : "full";
+}
+
 const char *influx_points_home_value(const char *home) { return event_home_is_default(home) ? "" : home; }
 
 #define IP_AT(f, k) (f)->len[k] ? json + (f)->off[k] : NULL, (f)->len[k]
@@ -143,8 +154,22 @@ static int influx_points_member(const char *k, size_t kl, const char *v, size_t 
     return 0;
 }
 
+/* INFLUXDB_EVENT_FIELDS=full: the fields that copy members of the record (influx_points.h). */
+static void influx_points_copies(sbuf *b, sbuf *scratch, const ip_walk *w, const char *json, const record_fields *f) {
+    influx_points_text_str(b, scratch, "old_state", w->v[IP_OLD_STATE], w->n[IP_OLD_STATE]);
+    influx_points_text_float(b, "old_value", w->v[IP_OLD_VALUE], w->n[IP_OLD_VALUE]);
+    influx_points_text_float(b, "duration_in_state", w->v[IP_DURATION], w->n[IP_DURATION]);
+    influx_points_text_str(b, scratch, "context_id", w->v[IP_CONTEXT_ID], w->n[IP_CONTEXT_ID]);
+    influx_points_text_str(b, scratch, "context_parent_id", w->v[IP_CONTEXT_PARENT], w->n[IP_CONTEXT_PARENT]);
+    influx_points_text_str(b, scratch, "context_user_id", w->v[IP_CONTEXT_USER], w->n[IP_CONTEXT_USER]);
+    size_t an;
+    const char *attrs = record_fields_at(f, json, RF_ATTRIBUTES, &an);
+    /* the record's text is canonical (json_text_dump's), so the member's text is the dump of its value */
+    if (attrs && *attrs == '{') influx_points_field_str(b, "attributes", attrs, an);
+}
+
 void influx_points_event(sbuf *b, const store_item *it, const record_fields *f, uint64_t ns, const char *stored_at,
-                         const char *home) {
+                         const char *home, influx_event_fields fields) {
     const char *json = it->json;
     ip_walk w;
     memset(&w, 0, sizeof w);
@@ -165,16 +190,7 @@ void influx_points_event(sbuf *b, const store_item *it, const record_fields *f, 
     influx_points_field_str(b, "record", it->json, it->json_len);
     influx_points_text_str(b, &scratch, "state", IP_AT(f, RF_STATE));
     influx_points_text_float(b, "value", IP_AT(f, RF_VALUE));
-    influx_points_text_str(b, &scratch, "old_state", w.v[IP_OLD_STATE], w.n[IP_OLD_STATE]);
-    influx_points_text_float(b, "old_value", w.v[IP_OLD_VALUE], w.n[IP_OLD_VALUE]);
-    influx_points_text_float(b, "duration_in_state", w.v[IP_DURATION], w.n[IP_DURATION]);
-    influx_points_text_str(b, &scratch, "context_id", w.v[IP_CONTEXT_ID], w.n[IP_CONTEXT_ID]);
-    influx_points_text_str(b, &scratch, "context_parent_id", w.v[IP_CONTEXT_PARENT], w.n[IP_CONTEXT_PARENT]);
-    influx_points_text_str(b, &scratch, "context_user_id", w.v[IP_CONTEXT_USER], w.n[IP_CONTEXT_USER]);
-    size_t an;
-    const char *attrs = record_fields_at(f, json, RF_ATTRIBUTES, &an);
-    /* the record's text is canonical (json_text_dump's), so the member's text is the dump of its value */
-    if (attrs && *attrs == '{') influx_points_field_str(b, "attributes", attrs, an);
+    if (fields == INFLUX_EVENT_FIELDS_FULL) influx_points_copies(b, &scratch, &w, json, f);
     if (sbuf_failed(&scratch)) b->failed = 1;
     sbuf_free(&scratch);
     sbuf_printf(b, " %llu\n", (unsigned long long)ns);

@@ -96,6 +96,7 @@ typedef struct store_influx {
     char *url, *db, *org, *bucket, *userpwd, *auth_header;
     int api_version;
     long timeout_ms, chunk_lines, ping_ms, linger_ms;
+    influx_event_fields event_fields;   /* INFLUXDB_EVENT_FIELDS (influx_points.h) */
     int up, db_ready, ping_inflight, create_inflight, closing;
     char last_error[256];
     struct event *ping_timer;
@@ -394,7 +395,8 @@ static int influx_job_build(influx_job *j) {
         if (ha == INFLUX_HA_NO_LINE) continue;
         const record_fields *f = store_item_fields(&b->items[i]);
         if (!f) return -1; /* a stored record is an object: only out of memory */
-        if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], f, j->ns[i], j->stored_at, b->home_id);
+        if (ha == INFLUX_HA_NOT_MINE) influx_points_event(&j->body, &b->items[i], f, j->ns[i], j->stored_at, b->home_id,
+                                                        j->s->event_fields);
         else influx_ids_line(&j->body, &b->items[i], f, j->ns[i], j->stored_at, b->home_id); /* HA's point: its identity (influx_ids.h) */
         influx_reads_feed_entry(j->s->reads, &j->feed, j->seq_next++, &b->items[i], f, j->ns[i]);
         if (influx_job_add_line(j, off, (int)i) != 0) return -1;
@@ -1123,6 +1125,7 @@ static json_t *store_influx_info(store *base) {
                           s->api_version, s->api_version == 1 ? "database" : "bucket",
                           s->api_version == 1 ? s->db : s->bucket, "reachable", s->up, "database_ready", s->db_ready,
                           "queued_batches", (json_int_t)queued);
+    if (o) json_object_set_new(o, "event_fields", json_string(influx_points_fields_name(s->event_fields)));
     if (o) json_object_set_new(o, "write_linger", json_pack("{s:I,s:I}", "ms", (json_int_t)s->linger_ms, "held",
                                                               (json_int_t)s->linger_held));
     if (o) json_object_set_new(o, "writes", json_pack("{s:i,s:I,s:I}", "in_flight_max", INFLUX_WRITES_INFLIGHT,
@@ -1216,6 +1219,12 @@ static int influx_config(store_influx *s) {
         config_int(influx_vars, "INFLUXDB_CHUNK_LINES", &chunk) ||
         config_int(influx_vars, "INFLUXDB_PING_INTERVAL_MS", &ping) ||
         config_int(influx_vars, "INFLUXDB_WRITE_LINGER_MS", &linger)) {
+        free(token);
+        return -1;
+    }
+    const char *fields = config_text(influx_vars, "INFLUXDB_EVENT_FIELDS");
+    if (influx_points_fields_parse(fields, &s->event_fields) != 0) {
+        log_error("INFLUXDB_EVENT_FIELDS=%s: expected full or slim", fields ? fields : "");
         free(token);
         return -1;
     }

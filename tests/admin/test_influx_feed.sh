@@ -16,30 +16,9 @@
 # Usage: test_influx_feed.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
-. "$here/../lib/influxd.sh"
 BIN=${1:?usage: test_influx_feed.sh homeiq-data-storage}
-export STORAGE_BACKEND=influxdb LOG_LEVEL=warn INFLUXDB_PING_INTERVAL_MS=200
-influxd_start || bail "influxd starts"
-REAL=$INFLUXDB_URL
-PP=$(free_port)
-CUT=$TEST_TMP/cut
-start_bg proxy /usr/bin/python3 "$here/influx_cut_proxy.py" "$PP" "$REAL" "$CUT"
-wait_http "http://127.0.0.1:$PP/ping" 20 || bail "the proxy starts"
-PORT=$(free_port) U=http://127.0.0.1:$PORT
 DB=upgrade
-
-get() { curl -s "$U$1"; }
-post() { # post BODY [HOME] : the HTTP status
-  local h=(); [ -n "${2:-}" ] && h=(-H "X-HomeIQ-Home: $2")
-  curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' "${h[@]}" --data-binary @- "$U/api/v1/events" <<<"$1"
-}
-iql() { curl -s -G "$REAL/query" --data-urlencode "db=$DB" --data-urlencode "epoch=ns" --data-urlencode "q=$1"; }
-start_storage() { # through the proxy
-  INFLUXDB_DATABASE=$DB DATA_DIR=$TEST_TMP/data-$DB INFLUXDB_URL=http://127.0.0.1:$PP DATA_STORAGE_PORT=$PORT \
-    start_bg storage "$BIN"
-  STORAGE_PID=$LAST_PID
-  wait_healthy "$U/health" 30
-}
+. "$here/influx_storage.sh"   # influxd, the proxy; get, post, iql, start_storage
 # "entity home count" lines from the API and from InfluxDB's own points
 api_counts() { get '/api/v1/entities?limit=10000' | jq -r '.entities[] | "\(.entity_id) \(.home_id // "-") \(.event_count)"' | sort | xargs; }
 db_counts() {

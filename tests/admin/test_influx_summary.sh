@@ -17,29 +17,12 @@
 # Usage: test_influx_summary.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
-. "$here/../lib/influxd.sh"
 BIN=${1:?usage: test_influx_summary.sh homeiq-data-storage}
 DB=summary
-export STORAGE_BACKEND=influxdb DATA_DIR=$TEST_TMP/data LOG_LEVEL=warn INFLUXDB_DATABASE=$DB INFLUXDB_PING_INTERVAL_MS=200
-mkdir -p "$DATA_DIR"
-influxd_start || bail "influxd starts"
-REAL=$INFLUXDB_URL
-PP=$(free_port)
-CUT=$TEST_TMP/cut
-start_bg proxy /usr/bin/python3 "$here/influx_cut_proxy.py" "$PP" "$REAL" "$CUT"
-wait_http "http://127.0.0.1:$PP/ping" 20 || bail "the proxy starts"
-PORT=$(free_port) U=http://127.0.0.1:$PORT
-
-get() { curl -s "$U$1"; }
-post() { curl -s -o "$TEST_TMP/post.json" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$1" "$U/api/v1/events"; }
-iql() { curl -s -G "$REAL/query" --data-urlencode "db=$DB" --data-urlencode "epoch=ns" --data-urlencode "q=$1"; }
+. "$here/influx_storage.sh"   # influxd, the proxy; get, post, iql, start_storage
 rec() { # rec ENTITY TIME STATE VALUE
   printf '{"event_type":"state_changed","entity_id":"%s","time_fired":"%s","state":"%s","value":%s,"context_id":"%s-%s"}' \
     "$1" "$2" "$3" "$4" "$1" "$2"
-}
-start_storage() {
-  INFLUXDB_URL=http://127.0.0.1:$PP DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
-  wait_healthy "$U/health" 30
 }
 # "entity count" lines, sorted, from the API and from InfluxDB's own points
 api_counts() { get '/api/v1/entities?limit=10000' | jq -r '.entities[] | "\(.entity_id) \(.event_count)"' | sort | xargs; }

@@ -7,7 +7,9 @@
 # survives a data-storage restart, and a reader paging while a writer writes
 # sees every event once; on INFLUXDB_SCHEMA=homeassistant the series read HA's
 # own points (merged across measurements) and feed/entities/stats answer (their
-# values: test_storage_reads_influx_ha.sh); an unreachable InfluxDB 503.
+# values: test_storage_reads_influx_ha.sh); an unreachable InfluxDB 503;
+# INFLUXDB_EVENT_FIELDS=slim answers every read as full does, also for a store
+# switching from full to slim (its full points kept).
 # Usage: test_storage_reads_influx.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
@@ -181,6 +183,137 @@ check_eq "reader = the stored tail read afterwards (no gap)" \
 
 . "$here/feed_area.sh"
 feed_area_checks "$U"   # area_id is a tag of the feed point
+
+# ---- INFLUXDB_EVENT_FIELDS: slim points answer every read as full ones ------------------------------
+# Two more data-storage processes on this influxd get the same batches: F writes full points (database
+# fields_full), S slim ones (fields_slim: event_id, stored_at, record, state, value). Every read HomeIQ
+# serves must answer the same on both (records without stored_at/seq, which are each store's own). Then F
+# restarts slim -- a store switching, its full points kept -- and must still answer as S, old points and new.
+PF=$(free_port) PS=$(free_port)
+FU=http://127.0.0.1:$PF SU=http://127.0.0.1:$PS
+start_fields() { # start_fields NAME PORT DATABASE full|slim
+  INFLUXDB_DATABASE=$3 INFLUXDB_EVENT_FIELDS=$4 DATA_STORAGE_PORT=$2 start_bg "$1" "$BIN"
+  wait_healthy "http://127.0.0.1:$2/health" 30
+}
+check "F (INFLUXDB_EVENT_FIELDS=full) starts healthy" start_fields ef_full "$PF" fields_full full
+check "S (INFLUXDB_EVENT_FIELDS=slim) starts healthy" start_fields ef_slim "$PS" fields_slim slim
+check_eq "/health says each one's event fields" 'full slim' \
+  "$(curl -s "$FU/health" | jq -r .backend.event_fields) $(curl -s "$SU/health" | jq -r .backend.event_fields)"
+iqf() { curl -s -G "$INFLUXDB_URL/query" --data-urlencode "db=$1" --data-urlencode "q=$2"; }
+# every member a full point copies into a field, and registry tags: numeric sensors (statistics), on/off, others
+# (recent times: the statistics of states older than their retention horizon are left to the catch-up)
+EF0=$(( $(date +%s) / 3600 * 3600 - 6 * 3600 ))   # an hour boundary 6 h ago
+ef_time() { date -u -d "@$(( EF0 + $1 ))" +%Y-%m-%dT%H:%M:%SZ; }   # ef_time SECONDS_AFTER_EF0
+ef_batch() { # ef_batch HOURS_AFTER_EF0 K -> a batch of 3*K events, the sensor's every 5 minutes from there
+  /usr/bin/python3 - "$(( EF0 + $1 * 3600 ))" "$2" <<'PY'
+import datetime, json, sys
+t0, k = int(sys.argv[1]), int(sys.argv[2])
+day = t0 // 3600
+evs = []
+for i in range(k):
+    t = datetime.datetime.fromtimestamp(t0 + i * 300, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    v = round(20 + (i * 7 % 11) * 0.5, 1)
+    evs.append({"event_type": "state_changed", "entity_id": "sensor.ef_temp", "domain": "sensor", "time_fired": t,
+                "state": str(v), "value": v, "old_state": str(v - 0.5), "old_value": v - 0.5,
+                "duration_in_state": 300.0 + i, "unit_of_measurement": "°C", "device_class": "temperature",
+                "context_id": f"ctx-{day}-{i}", "context_parent_id": f"par-{day}-{i}", "context_user_id": "u1",
+                "area_id": "kitchen", "floor_id": "ground", "platform": "zha", "labels": ["ef", "battery"],
+                "attributes": {"state_class": "measurement", "unit_of_measurement": "°C", "friendly_name": "T"}})
+    st = "on" if i % 2 else "off"
+    evs.append({"event_type": "state_changed", "entity_id": "light.ef_lamp", "domain": "light", "time_fired": t[:-1] + ".5Z",
+                "state": st, "value": 1.0 if st == "on" else 0.0, "old_state": "off" if st == "on" else "on",
+                "old_value": 0.0 if st == "on" else 1.0, "duration_in_state": 60.0, "context_id": f"lamp-{day}-{i}",
+                "area_id": "hall", "attributes": {"brightness": i, "friendly_name": "Lamp"}})
+    evs.append({"event_type": "call_service", "domain": "light", "time_fired": t[:-1] + ".7Z",
+                "context_id": f"svc-{day}-{i}", "context_user_id": "u2", "service": "turn_on"})
+print(json.dumps(evs))
+PY
+}
+ef_post() { # ef_post URL BODY -> "code stored duplicates"
+  curl -s -H 'Content-Type: application/json' --data-binary "$2" -w ' %{http_code}' "$1/api/v1/events" |
+    sed 's/ \([0-9]*\)$/\n\1/' | { read -r body; read -r c; echo "$c $(jq -r '"\(.stored) \(.duplicates)"' <<<"$body")"; }
+}
+ef_both() { echo "$(ef_post "$FU" "$1") | $(ef_post "$SU" "$1")"; }
+ef_feed() { # every feed page (limit 40: pages end inside the batches), records without seq/stored_at
+  local c=0 f
+  while :; do
+    f=$(curl -s "$1/api/v1/events/feed?after=$c&limit=40")
+    jq -c '.events[] | del(.seq, .stored_at)' <<<"$f"
+    c=$(jq .cursor <<<"$f")
+    [ "$(jq .more <<<"$f")" = true ] || break
+  done
+}
+# every read, one line each: events (filters), feed, entities, series, stats, statistics, dead letters, registry
+ef_reads() { # ef_reads URL
+  local u=$1 q
+  for q in "limit=1000" "event_type=state_changed&limit=7&offset=3" "entity_id=sensor.ef_temp" "domain=light" \
+           "event_type=call_service" "area=kitchen" "label=battery&limit=5" "floor=ground&platform=zha" \
+           "start=$(ef_time 1800)&end=$(ef_time 5400)"; do
+    echo "events?$q $(curl -s "$u/api/v1/events?$q" | jq -c '[.count, [.events[] | del(.stored_at)]]')"
+  done
+  ef_feed "$u" >"$TEST_TMP/ef_feed"
+  echo "feed $(md5sum <"$TEST_TMP/ef_feed" | cut -d' ' -f1) $(wc -l <"$TEST_TMP/ef_feed")"
+  echo "entities $(curl -s "$u/api/v1/entities?limit=1000" | jq -c .)"
+  for q in "entity_id=sensor.ef_temp&start=$(ef_time 0)&end=$(ef_time 21600)&points=72" \
+           "entity_id=light.ef_lamp&start=$(ef_time 0)&end=$(ef_time 7200)"; do
+    echo "series?$q $(curl -s "$u/api/v1/series?$q" | jq -c .)"
+  done
+  echo "stats $(curl -s "$u/api/v1/stats?window=60" | jq -c '{events_total, dead_letters_total, entities, window_events, per_domain}')"
+  influx_stats_settled "$u"
+  for q in "entity_id=sensor.ef_temp&period=5minute&start=$(ef_time 0)" \
+           "entity_id=sensor.ef_temp,light.ef_lamp&period=hour&start=$(ef_time 0)"; do
+    echo "statistics?$q $(curl -s "$u/api/v1/statistics?$q" | jq -c .)"
+  done
+  echo "dead-letters $(curl -s "$u/api/v1/dead-letters" | jq -c '[.count, [.dead_letters[] | del(.id, .received_at)]]')"
+  echo "registry $(curl -s "$u/api/v1/registry" | jq -c .)"
+}
+ef_same() { # ef_same WHAT: every read of F = of S, line by line
+  ef_reads "$FU" >"$TEST_TMP/ef_f" && ef_reads "$SU" >"$TEST_TMP/ef_s"
+  local n d
+  n=$(wc -l <"$TEST_TMP/ef_f")
+  d=$(diff "$TEST_TMP/ef_f" "$TEST_TMP/ef_s" | grep '^<' | cut -c1-300)
+  check_eq "$1: all $n reads (events x9, feed, entities, series x2, stats, statistics x2, dead letters, registry) of F = of S" \
+    "" "$d"
+}
+X=$(ef_batch 0 24)
+check_eq "72 events stored on both" '200 72 0 | 200 72 0' "$(ef_both "$X")"
+DL="{\"events\":[{\"event_type\":\"state_changed\",\"time_fired\":\"$(ef_time 60)\"}]}"
+check_eq "a dead letter on both (stored 0, duplicates 0)" '200 0 0 | 200 0 0' "$(ef_both "$DL")"
+check_eq "a re-post: all 72 duplicates on both" '200 0 72 | 200 0 72' "$(ef_both "$X")"
+check_eq "S's points hold exactly the slim fields" '["event_id","record","state","stored_at","value"]' \
+  "$(iqf fields_slim 'SHOW FIELD KEYS FROM "home_assistant_events"' | jq -c '[.results[0].series[0].values[][0]] | sort')"
+check_eq "F's points hold the full fields (each copied member of the fixture written)" \
+  '["attributes","context_id","context_parent_id","context_user_id","duration_in_state","event_id","old_state","old_value","record","state","stored_at","value"]' \
+  "$(iqf fields_full 'SHOW FIELD KEYS FROM "home_assistant_events"' | jq -c '[.results[0].series[0].values[][0]] | sort')"
+check_eq "... and the same tags on both" \
+  "$(iqf fields_full 'SHOW TAG KEYS FROM "home_assistant_events"' | jq -c .results)" \
+  "$(iqf fields_slim 'SHOW TAG KEYS FROM "home_assistant_events"' | jq -c .results)"
+check_eq "the statistics read have rows (the sensor's 2 hours), the dead letter is listed" '2 1' \
+  "$(influx_stats_settled "$SU"; curl -s "$SU/api/v1/statistics?entity_id=sensor.ef_temp&period=hour&start=$(ef_time 0)" | jq '.["sensor.ef_temp"] | length') $(curl -s "$SU/api/v1/dead-letters" | jq .count)"
+ef_same "full vs slim"
+ef_line() { sed -n "s/^$1 //p" "$TEST_TMP/ef_s"; }   # one read's answer on S, from ef_same's last run
+check_eq "... reads that answer data (72 events, 72 feed rows, 2 entities, 24 sensor buckets, 24 5-minute rows)" \
+  '72 72 2 24 24' "$(ef_line 'events?limit=1000' | jq '.[0]') $(ef_line feed | awk '{print $NF}') \
+$(ef_line entities | jq '.entities | length') $(ef_line 'series?entity_id=sensor.ef_temp[^ ]*' | jq '.buckets | length') \
+$(ef_line 'statistics?entity_id=sensor.ef_temp&period=5minute[^ ]*' | jq '.["sensor.ef_temp"] | length')"
+
+# ---- F switches to slim: its full points read as before, new points slim, old ones still duplicates -------------
+stop_pid "$PID_ef_full"; check_eq "F exits cleanly" 0 $?
+check "F starts again with INFLUXDB_EVENT_FIELDS=slim" start_fields ef_full "$PF" fields_full slim
+check_eq "... /health says slim" slim "$(curl -s "$FU/health" | jq -r .backend.event_fields)"
+ef_same "F's full points read by a slim F"
+check_eq "a re-post of the full-written batch after the switch: all duplicates (checked against InfluxDB)" \
+  '200 0 72 | 200 0 72' "$(ef_both "$X")"
+Y=$(ef_batch 3 12)
+check_eq "a new batch on both" '200 36 0 | 200 36 0' "$(ef_both "$Y")"
+ef_same "after the switch, old and new points"
+Y0=$(( (EF0 + 3 * 3600) * 1000000000 )) # where the new batch starts (ns)
+check_eq "F's points written after the switch: slim (no copied field)" '36 null' \
+  "$(iqf fields_full "SELECT count(event_id) FROM home_assistant_events WHERE time >= $Y0" | jq '.results[0].series[0].values[0][1]') $(iqf fields_full "SELECT count(old_state), count(attributes), count(context_id), count(duration_in_state) FROM home_assistant_events WHERE time >= $Y0" | jq -c '.results[0].series')"
+check_eq "... those before it keep theirs (24 sensor + 24 lamp events with attributes)" 48 \
+  "$(iqf fields_full "SELECT count(attributes) FROM home_assistant_events WHERE time < $Y0" | jq '.results[0].series[0].values[0][1]')"
+stop_pid "$PID_ef_full"
+stop_pid "$PID_ef_slim"
 
 # ---- InfluxDB down: 503; INFLUXDB_SCHEMA=homeassistant ------------------------------------------------
 influxd_stop

@@ -27,9 +27,7 @@ export STORAGE_BACKEND=influxdb DATA_DIR=$TEST_TMP/data LOG_LEVEL=warn INFLUXDB_
 mkdir -p "$DATA_DIR"
 influxd_start || bail "influxd starts"
 REAL=$INFLUXDB_URL
-PP=$(free_port) CUT=$TEST_TMP/cut
-start_bg proxy /usr/bin/python3 "$here/influx_cut_proxy.py" "$PP" "$REAL" "$CUT"
-wait_http "http://127.0.0.1:$PP/ping" 20 || bail "the proxy starts"
+influxd_cut_proxy_start || bail "the proxy starts"
 PA=$(free_port) PB=$(free_port)
 A=http://127.0.0.1:$PA B=http://127.0.0.1:$PB
 
@@ -51,7 +49,7 @@ start_a() {
   wait_healthy "$A/health" 30
 }
 start_b() {
-  INFLUXDB_URL=http://127.0.0.1:$PP INFLUXDB_DATABASE=ha INFLUXDB_SCHEMA=homeassistant DATA_STORAGE_PORT=$PB \
+  INFLUXDB_URL=$PROXY_URL INFLUXDB_DATABASE=ha INFLUXDB_SCHEMA=homeassistant DATA_STORAGE_PORT=$PB \
     start_bg sb "$BIN"
   wait_healthy "$B/health" 30
 }

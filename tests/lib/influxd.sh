@@ -24,6 +24,11 @@
 #
 # influxd_start FAILS (does not skip) when /usr/bin/influxd is missing: the
 # project's scripts/install-deps installs it. INFLUXD_BIN overrides the path.
+#
+# influxd_cut_proxy_start puts tests/admin/influx_cut_proxy.py in front of it,
+# for a test that must lose, hold or refuse InfluxDB's answers.
+
+_INFLUXD_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 _influxd_free_port() {
   if declare -F free_port >/dev/null; then free_port; return; fi
@@ -130,6 +135,19 @@ influxd_restart() {
   echo "FAIL: influxd did not come back on $INFLUXDB_URL" >&2
   cat "$log" >&2
   return 1
+}
+
+# influxd_cut_proxy_start : tests/admin/influx_cut_proxy.py between the tests'
+# data-storage and the influxd of influxd_start (its docstring: which files make
+# it lose, hold, refuse or log a request). Sets CUT (the prefix of those files,
+# under TEST_TMP) and PROXY_URL (point data-storage's INFLUXDB_URL there;
+# INFLUXDB_URL stays influxd's own, for the test's queries). Needs common.sh (the
+# proxy is a start_bg process, stopped by its cleanup). Fails when it does not answer.
+influxd_cut_proxy_start() {
+  local port; port=$(free_port)
+  CUT=$TEST_TMP/cut PROXY_URL=http://127.0.0.1:$port
+  start_bg proxy /usr/bin/python3 "$_INFLUXD_LIB_DIR/../admin/influx_cut_proxy.py" "$port" "$INFLUXDB_URL" "$CUT"
+  wait_http "$PROXY_URL/ping" 20
 }
 
 # influx_stats_settled STORAGE_URL [SECONDS] : waits until data-storage has

@@ -26,39 +26,11 @@
 # Use: stats_bounds_influx.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
-. "$here/../lib/influxd.sh"
 
 BIN=${1:?usage: stats_bounds_influx.sh /path/to/homeiq-data-storage}
-SERIES="python3 $here/stats_series.py"
-export STORAGE_BACKEND=influxdb LOG_LEVEL=${LOG_LEVEL:-info} INFLUXDB_PING_INTERVAL_MS=200
 echo "# statistics flush bounds (InfluxDB): chunks under max-body-size, backpressure, a flush at SIGTERM"
-INFLUXD_MAX_BODY_SIZE=65536 influxd_start || bail "influxd (max-body-size 64 KiB) starts"
-PP=$(free_port)
-CUT=$TEST_TMP/cut
-start_bg proxy /usr/bin/python3 "$here/../admin/influx_cut_proxy.py" "$PP" "$INFLUXDB_URL" "$CUT"
-wait_http "http://127.0.0.1:$PP/ping" 20 || bail "the proxy starts"
-
-# start_storage NAME [VAR=VALUE...] : through the proxy; sets U, SPID
-start_storage() {
-  local name=$1; shift
-  PORT=$(free_port); U=http://127.0.0.1:$PORT
-  start_bg "$name" env DATA_STORAGE_PORT=$PORT INFLUXDB_URL=http://127.0.0.1:$PP "$@" "$BIN"
-  SPID=$LAST_PID
-  wait_healthy "$U/health" 30 "$SPID"
-}
-post() { curl -s -o "$TEST_TMP/resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' --data-binary @"$1"; }
-# post_batches FILE : its records in batches of 7; counts the answers in OK / REFUSED; 0 when all were 200
-post_batches() {
-  local n code; n=$(jq length "$1"); OK=0; REFUSED=0
-  for ((i = 0; i < n; i += 7)); do
-    jq -c --argjson i $i '{events: .[$i:$i+7]}' "$1" >"$TEST_TMP/b.json"
-    code=$(post "$TEST_TMP/b.json")
-    if [ "$code" = 200 ]; then OK=$((OK + 1)); else REFUSED=$((REFUSED + 1)); fi
-  done
-  [ "$REFUSED" = 0 ]
-}
-jqe() { jq -e "$@" >/dev/null; }
-health() { curl -s "$U/health"; }
+INFLUXD_MAX_BODY_SIZE=65536
+. "$here/stats_influx_lib.sh"   # influxd, the proxy; start_storage, post, post_batches, jqe, health, series_live
 rows() { influx_stats_settled "$U" 120 || return 1; curl -s "$U/api/v1/statistics?entity_id=$ENTS&period=$1&start=$START" >"$2"; }
 same_rows() { # same_rows TAG : every row equals the independent computation
   rows 5minute "$TEST_TMP/$1-5.json" && rows hour "$TEST_TMP/$1-h.json" &&
@@ -66,14 +38,7 @@ same_rows() { # same_rows TAG : every row equals the independent computation
 }
 flush_failed() { health | jq -e '.backend.statistics.flush.failures > 0' >/dev/null; }
 
-T0=$(( $(date +%s) / 3600 * 3600 - 6 * 3600 ))
-$SERIES gen "$T0" "$TEST_TMP" || bail "generate the series"
-START=$(date -u -d "@$((T0 - 3600))" +%Y-%m-%dT%H:%M:%SZ)
-ENTS=$(jq -r 'keys | join(",")' "$TEST_TMP/expected.json")
-# in time order (the live case); each entity's first state apart (its first batch takes the slow path)
-jq -c 'sort_by(.time_fired)' "$TEST_TMP/records.json" >"$TEST_TMP/sorted.json"
-jq -c '[group_by(.entity_id)[] | .[0]] | sort_by(.time_fired)' "$TEST_TMP/sorted.json" >"$TEST_TMP/first.json"
-jq -c --slurpfile f "$TEST_TMP/first.json" '[.[] | select(. as $r | $f[0] | index($r) | not)]' "$TEST_TMP/sorted.json" >"$TEST_TMP/rest.json"
+series_live   # first.json, rest.json: in time order, each entity's first state apart
 
 # ---- 1. a backlog larger than influxd's max-body-size: written in chunks ------------------------
 export INFLUXDB_DATABASE=homeiq_bounds_chunk

@@ -24,50 +24,15 @@
 # Use: stats_flush_influx.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
-. "$here/../lib/influxd.sh"
 
 BIN=${1:?usage: stats_flush_influx.sh /path/to/homeiq-data-storage}
-SERIES="python3 $here/stats_series.py"
-export STORAGE_BACKEND=influxdb LOG_LEVEL=${LOG_LEVEL:-info} INFLUXDB_PING_INTERVAL_MS=200 MAX_BODY_BYTES=16777216
+export MAX_BODY_BYTES=16777216
 echo "# statistics off the ack path (InfluxDB): SIGKILL before a flush, a failing flush"
-influxd_start || bail "influxd starts"
-PP=$(free_port)
-CUT=$TEST_TMP/cut
-start_bg proxy /usr/bin/python3 "$here/../admin/influx_cut_proxy.py" "$PP" "$INFLUXDB_URL" "$CUT"
-wait_http "http://127.0.0.1:$PP/ping" 20 || bail "the proxy starts"
-
-# start_storage NAME [VAR=VALUE...] : through the proxy; sets U, SPID
-start_storage() {
-  local name=$1; shift
-  PORT=$(free_port); U=http://127.0.0.1:$PORT
-  start_bg "$name" env DATA_STORAGE_PORT=$PORT INFLUXDB_URL=http://127.0.0.1:$PP "$@" "$BIN"
-  SPID=$LAST_PID
-  wait_healthy "$U/health" 30 "$SPID"
-}
-post() { curl -s -o "$TEST_TMP/resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' --data-binary @"$1"; }
-# post_batches FILE : its records in batches of 7 (the steady load's size); 0 when every one answered 200
-post_batches() {
-  local ok=1 n; n=$(jq length "$1")
-  for ((i = 0; i < n; i += 7)); do
-    jq -c --argjson i $i '{events: .[$i:$i+7]}' "$1" >"$TEST_TMP/b.json"
-    [ "$(post "$TEST_TMP/b.json")" = 200 ] || { ok=0; echo "# batch at $i: $(cat "$TEST_TMP/resp")"; }
-  done
-  [ $ok = 1 ]
-}
-jqe() { jq -e "$@" >/dev/null; }
-health() { curl -s "$U/health"; }
+. "$here/stats_influx_lib.sh"   # influxd, the proxy; start_storage, post, post_batches, jqe, health, series_live
 rows_now() { curl -s "$U/api/v1/statistics?entity_id=$ENTS&period=$1&start=$START" >"$2"; }   # no wait
 rows() { influx_stats_settled "$U" 120 || return 1; rows_now "$@"; }
 
-T0=$(( $(date +%s) / 3600 * 3600 - 6 * 3600 ))
-$SERIES gen "$T0" "$TEST_TMP" || bail "generate the series"
-START=$(date -u -d "@$((T0 - 3600))" +%Y-%m-%dT%H:%M:%SZ)
-ENTS=$(jq -r 'keys | join(",")' "$TEST_TMP/expected.json")
-# in time order (the live case); the first state of each entity apart: an entity's first batch after a
-# start takes the slow path (its rows are written before its ack), every later one the running state
-jq -c 'sort_by(.time_fired)' "$TEST_TMP/records.json" >"$TEST_TMP/sorted.json"
-jq -c '[group_by(.entity_id)[] | .[0]] | sort_by(.time_fired)' "$TEST_TMP/sorted.json" >"$TEST_TMP/first.json"
-jq -c --slurpfile f "$TEST_TMP/first.json" '[.[] | select(. as $r | $f[0] | index($r) | not)]' "$TEST_TMP/sorted.json" >"$TEST_TMP/rest.json"
+series_live   # first.json, rest.json: in time order, each entity's first state apart
 
 # ---- 1. SIGKILL after the acks, before a flush ---------------------------------------
 export INFLUXDB_DATABASE=homeiq_flush_kill
@@ -128,16 +93,8 @@ check "stop: exit 0" stop_pid "$SPID"
 export INFLUXDB_DATABASE=homeiq_flush_runs
 mkdir -p "$TEST_TMP/busy"
 $SERIES busy "$T0" "$TEST_TMP/busy" 3000 || bail "generate the busy series"
-post100() { # post100 FILE : its records in batches of 100, 0 when all answered 200
-  local ok=1 n; n=$(jq length "$1")
-  for ((i = 0; i < n; i += 100)); do
-    jq -c --argjson i $i '{events: .[$i:$i+100]}' "$1" >"$TEST_TMP/b.json"
-    [ "$(post "$TEST_TMP/b.json")" = 200 ] || ok=0
-  done
-  [ $ok = 1 ]
-}
 start_storage storage_r0 INFLUXDB_STATISTICS_FLUSH_MS=200 || bail "data-storage (flush every 200 ms) starts"
-check "3,000 states of sensor.busy posted (a state a second)" post100 "$TEST_TMP/busy/live.json"
+check "3,000 states of sensor.busy posted (a state a second)" post_batches "$TEST_TMP/busy/live.json" 100
 check "... their rows written" influx_stats_settled "$U" 60
 check "stop: exit 0" stop_pid "$SPID"
 start_storage storage_r1 INFLUXDB_STATISTICS_FLUSH_MS=600000 || bail "data-storage (no flush for 10 min) starts"

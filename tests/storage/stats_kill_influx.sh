@@ -26,40 +26,13 @@
 # (stats_series.py) to 1e-9.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
-. "$here/../lib/influxd.sh"
 
 BIN=${1:?usage: stats_kill_influx.sh /path/to/homeiq-data-storage}
-SERIES="python3 $here/stats_series.py"
-export STORAGE_BACKEND=influxdb LOG_LEVEL=${LOG_LEVEL:-info} INFLUXDB_PING_INTERVAL_MS=200
 echo "# statistics: SIGKILL when one of the 5-minute and hourly writes landed (InfluxDB)"
-influxd_start || bail "influxd starts"
-PP=$(free_port)
-CUT=$TEST_TMP/cut
-start_bg proxy /usr/bin/python3 "$here/../admin/influx_cut_proxy.py" "$PP" "$INFLUXDB_URL" "$CUT"
-wait_http "http://127.0.0.1:$PP/ping" 20 || bail "the proxy starts"
-
-start_storage() {
-  PORT=$(free_port); U=http://127.0.0.1:$PORT
-  start_bg "$1" env DATA_STORAGE_PORT=$PORT INFLUXDB_URL=http://127.0.0.1:$PP "$BIN"
-  SPID=$LAST_PID
-  wait_healthy "$U/health" 30 "$SPID"
-}
-post() { curl -s -o "$TEST_TMP/resp" -w '%{http_code}' -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' --data-binary @"$1"; }
-# post_batches FILE : the records of FILE in batches of 25; 1 when every one answered 200
-post_batches() {
-  local ok=1 n; n=$(jq length "$1")
-  for ((i = 0; i < n; i += 25)); do
-    jq -c --argjson i $i '{events: .[$i:$i+25]}' "$1" >"$TEST_TMP/b.json"
-    [ "$(post "$TEST_TMP/b.json")" = 200 ] || ok=0
-  done
-  [ $ok = 1 ]
-}
-jqe() { jq -e "$@" >/dev/null; }
+. "$here/stats_influx_lib.sh"   # influxd, the proxy; start_storage, post, post_batches, jqe, series_gen
 rows() { influx_stats_settled "$U" >&2; curl -s "$U/api/v1/statistics?entity_id=sensor.late_meter&period=$1&start=$START"; }
 
-T0=$(( $(date +%s) / 3600 * 3600 - 6 * 3600 ))
-$SERIES late "$T0" "$TEST_TMP" || bail "generate the series"
-START=$(date -u -d "@$((T0 - 3600))" +%Y-%m-%dT%H:%M:%SZ)
+series_gen late
 
 # scenario DB BLOCKED LANDED : the late batch's BLOCKED-period write refused (503) while the LANDED one is applied;
 # SIGKILL, restart, the batch again
@@ -68,7 +41,7 @@ scenario() {
   export INFLUXDB_DATABASE=$db
   echo "# $db: the $blocked write refused, the $landed write lands"
   start_storage "storage0-$db" || bail "data-storage (through the proxy) starts"
-  check "five hours of the meter posted live (300 events)" post_batches "$TEST_TMP/live.json"
+  check "five hours of the meter posted live (300 events)" post_batches "$TEST_TMP/live.json" 25
   rows hour >"$TEST_TMP/h0.json"
   check "... its later hours have rows (5)" jqe '.["sensor.late_meter"] | length == 5' "$TEST_TMP/h0.json"
 
@@ -112,7 +85,7 @@ gap_scenario() {
   export INFLUXDB_DATABASE=$db INFLUXDB_STATISTICS_FLUSH_MS=$fms
   echo "# $db (INFLUXDB_STATISTICS_FLUSH_MS=$fms): the silent hours' hourly write refused, then SIGKILL"
   start_storage "storage0-$db" || bail "data-storage (through the proxy) starts"
-  check "50 minutes of both entities posted" post_batches "$TEST_TMP/before.json"
+  check "50 minutes of both entities posted" post_batches "$TEST_TMP/before.json" 25
   srows hour >"$TEST_TMP/g0.json"
   check "... one hourly row each so far" jqe 'map(length) == [1, 1]' "$TEST_TMP/g0.json"
   printf 'period=hour' >"$CUT.block"   # every hourly write refused (503), the 5-minute ones land
@@ -134,7 +107,7 @@ gap_scenario() {
   if [ "$fms" = 0 ]; then
     check "the batch sent again: 200" test "$(post <(jq -c '{events: .}' "$TEST_TMP/cross.json"))" = 200
   fi
-  check "the next 20 minutes posted" post_batches "$TEST_TMP/after.json"
+  check "the next 20 minutes posted" post_batches "$TEST_TMP/after.json" 25
   srows 5minute >"$TEST_TMP/g5.json"
   srows hour >"$TEST_TMP/gh.json"
   check "every 5-minute and hourly row equals the independent computation (1e-9): the silent hours have theirs" \
@@ -159,7 +132,7 @@ hourly_stored() {   # the hourly rows of the silent entities stored in InfluxDB 
 export INFLUXDB_DATABASE=homeiq_partial INFLUXDB_STATISTICS_FLUSH_MS=200 INFLUXDB_STATISTICS_FLUSH_CHUNK_BYTES=1024
 echo "# $INFLUXDB_DATABASE: a flush in 1 KiB chunks stores some hourly chunks, then fails; SIGKILL"
 start_storage storage0-partial || bail "data-storage (through the proxy) starts"
-check "50 minutes of both entities posted" post_batches "$TEST_TMP/before.json"
+check "50 minutes of both entities posted" post_batches "$TEST_TMP/before.json" 25
 srows hour >/dev/null
 jq -c '.[0:2]' "$TEST_TMP/after.json" >"$TEST_TMP/after1.json"
 jq -c '.[2:]' "$TEST_TMP/after.json" >"$TEST_TMP/after2.json"
@@ -185,7 +158,7 @@ kill -KILL "$SPID"; wait "$SPID" 2>/dev/null; _forget_pid "$SPID"
 rm -f "$CUT.block"
 unset INFLUXDB_STATISTICS_FLUSH_CHUNK_BYTES
 start_storage storage1-partial || bail "data-storage restarts after SIGKILL"
-check "the rest posted" post_batches "$TEST_TMP/after2.json"
+check "the rest posted" post_batches "$TEST_TMP/after2.json" 25
 srows 5minute >"$TEST_TMP/p5.json"
 srows hour >"$TEST_TMP/ph.json"
 check "every 5-minute and hourly row equals the independent computation (1e-9): every silent hour has its row" \

@@ -14,43 +14,27 @@
 # the store stays at schema 10 and the next start with room migrates it.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
+. "$here/migration_lib.sh"   # mig_fixture, q, plan, start_sto, mig_start, mig_no_room, post, ids
 BIN=${1:?usage: test_domain_migration.sh /path/to/homeiq-data-storage [fault_shim.so]}
 SHIM=${2:-}
 FIXTURE=$here/data/events_v10_main-0d7b6c3.db
 ANSWERS=$here/data/events_v10_main-0d7b6c3.answers
 export LOG_LEVEL=info STORAGE_MIN_FREE_BYTES=0
 
-mkdir -p "$TEST_TMP/data"
-cp "$FIXTURE" "$TEST_TMP/data/events.db"
-DB=$TEST_TMP/data/events.db
-q() { sqlite3 "$DB" "$1"; }
+mig_fixture "$FIXTURE"
 check_eq "fixture: schema 10, 15 events, events_domain_time over every event" "10|15|CREATE INDEX events_domain_time ON events(domain, time_us)" \
   "$(q "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM events), (SELECT sql FROM sqlite_master WHERE name = 'events_domain_time')")"
-ROWS="SELECT id, event_id, time_us, entity_id, domain, event_type, stored_at_us, record, kind, state, value, area_id, floor_id, device_id, platform, home_id FROM events ORDER BY id"
-q "$ROWS" >"$TEST_TMP/old.rows"
 # what the spans must be: per (domain, entity, home) of the rows, their first and last time
 SPANS="SELECT domain, entity_id, home_id, min(time_us), max(time_us) FROM events WHERE entity_id IS NOT NULL AND domain IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
 want_spans=$(q "$SPANS")
 
-start_sto() { # start_sto NAME [env...]
-  local name=$1; shift
-  PORT=$(free_port); U=http://127.0.0.1:$PORT
-  start_bg "$name" env DATA_DIR="$TEST_TMP/data" DATA_STORAGE_PORT=$PORT "$@" "$BIN"
-  PID=$LAST_PID
-}
 if [ -n "$SHIM" ]; then
-  start_sto short LD_PRELOAD="$SHIM" HOMEIQ_FAULT_FREE_BYTES=4096
-  check "with 4 KiB free, storage says why: migration 11 needs room" \
-    wait_for 30 grep -q "migration 11 (domain reads over the entity index) needs about .* MB free" "$TEST_TMP/short.log"
-  stop_pid "$PID" 10; rc=$?   # the status it exited with; a server still running exits 0 here
-  check "... and exits with an error, not healthy" test "$rc" -ne 0 -a "$rc" -lt 124
+  mig_no_room 11 "domain reads over the entity index" "$SHIM"
   check_eq "... nothing changed: schema 10, no event_domains" "10|0" \
     "$(q "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master WHERE name = 'event_domains')")"
 fi
 
-start_sto sto
-check "storage opens the schema-10 database" wait_healthy "$U/health" 30 "$PID"
-check "migration 11 is logged" grep -q "sqlite schema migrated to version 11" "$TEST_TMP/sto.log"
+mig_start 11
 check "... its start, with the events and where the sort spills" grep -q "sqlite migration 11: filling event_domains from up to 15 events .*temp directory" "$TEST_TMP/sto.log"
 check "... its end, with the spans and the entity-less rows" grep -q "sqlite migration 11: 6 domain spans over 2 entity-less rows with a domain, in [0-9.]* s" "$TEST_TMP/sto.log"
 check_eq "every old row unchanged" "$(cat "$TEST_TMP/old.rows")" "$(q "$ROWS")"
@@ -68,7 +52,6 @@ while IFS=$'\t' read -r path want; do
 done <"$ANSWERS"
 check "every read of v10_queries.txt was compared ($n)" test "$n" -eq "$(wc -l <"$here/data/v10_queries.txt")" -a "$n" -gt 30
 
-post() { curl -s -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' --data-binary "$1" | jq -r '"\(.stored) \(.duplicates)"'; }
 NOW=$(date -u +%Y-%m-%dT%H:%M:%S.000001Z)
 check_eq "after the migration: a new light event, and one without an entity, stored" "2 0" \
   "$(post "[{\"event_type\":\"state_changed\",\"entity_id\":\"light.d10_new\",\"time_fired\":\"$NOW\",\"context_id\":\"n1\",\"state\":\"on\",\"attributes\":{}},
@@ -139,7 +122,6 @@ check_eq "... and event_labels still as every record says" \
   "$(q "SELECT DISTINCT j.value, e.time_us, e.id FROM events e, json_each(e.record, '$.labels') j ORDER BY 3, 1")" \
   "$(q 'SELECT label, time_us, event_rowid FROM event_labels ORDER BY 3, 1')"
 check_eq "... the same batch again: all 40 duplicates" "0 40" "$(post "[${mixed%,}]")"
-ids() { curl -s "$U/api/v1/events?$1" | jq -r '[.events[].event_id] | join(",")'; }
 ref() { q "SELECT group_concat(event_id) FROM (SELECT event_id FROM events WHERE $1 ORDER BY time_us DESC, id DESC LIMIT $2 OFFSET $3)"; }
 for f in "domain=switch|domain = 'switch'|100|0" "domain=switch&limit=7&offset=20|domain = 'switch'|7|20" \
          "domain=switch&start=2026-07-02T00:00:00Z|domain = 'switch' AND time_us >= 1782950400000000|100|0" \
@@ -152,7 +134,6 @@ done
 check "storage exits cleanly" stop_pid "$PID"
 check_eq "spans still as the rows say" "$(q "$SPANS")" "$(q 'SELECT * FROM event_domains ORDER BY 1, 2, 3')"
 
-plan() { q "EXPLAIN QUERY PLAN $1" | tr '\n' ' '; }
 check "domain=: one entity's range of events_entity_series" \
   grep -q "SEARCH events USING INDEX events_entity_series (entity_id=? AND time_us>? AND time_us<?)" <<<"$(plan "SELECT time_us, id FROM events WHERE entity_id = ?1 AND home_id = ?2 AND time_us >= ?3 AND time_us <= ?4 AND (time_us < ?4 OR id < ?5) AND domain = ?10 ORDER BY time_us DESC, id DESC LIMIT ?6")"
 check "domain=: the entity-less events through the partial events_domain_time" \

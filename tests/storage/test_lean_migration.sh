@@ -11,40 +11,24 @@
 # the store stays at schema 9 and the next start with room migrates it.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
+. "$here/migration_lib.sh"   # mig_fixture, q, plan, start_sto, mig_start, mig_no_room, post, ids
 BIN=${1:?usage: test_lean_migration.sh /path/to/homeiq-data-storage [fault_shim.so]}
 SHIM=${2:-}
 FIXTURE=$here/data/events_v9_main-e3aed48.db
 
-mkdir -p "$TEST_TMP/data"
-cp "$FIXTURE" "$TEST_TMP/data/events.db"
-DB=$TEST_TMP/data/events.db
-q() { sqlite3 "$DB" "$1"; }
+mig_fixture "$FIXTURE"
 check_eq "fixture: schema 9, 14 events, 11 labels" "9|14|11" \
   "$(q 'SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM events), (SELECT count(*) FROM event_labels)')"
 check_eq "fixture: events_time and the full registry indexes" "events_area_time|events_time" \
   "$(q "SELECT group_concat(name, '|') FROM (SELECT name FROM sqlite_master WHERE name IN ('events_time', 'events_area_time') AND sql NOT LIKE '%entity_id IS NULL%' ORDER BY 1)")"
-ROWS="SELECT id, event_id, time_us, entity_id, domain, event_type, stored_at_us, record, kind, state, value, area_id, floor_id, device_id, platform, home_id FROM events ORDER BY id"
-q "$ROWS" >"$TEST_TMP/old.rows"
 
-start_sto() { # start_sto NAME [env...]
-  local name=$1; shift
-  PORT=$(free_port); U=http://127.0.0.1:$PORT
-  start_bg "$name" env DATA_DIR="$TEST_TMP/data" DATA_STORAGE_PORT=$PORT "$@" "$BIN"
-  PID=$LAST_PID
-}
 if [ -n "$SHIM" ]; then
-  start_sto short LD_PRELOAD="$SHIM" HOMEIQ_FAULT_FREE_BYTES=4096
-  check "with 4 KiB free, storage says why: migration 10 needs room" \
-    wait_for 30 grep -q "migration 10 (fewer indexes per event) needs about .* MB free" "$TEST_TMP/short.log"
-  stop_pid "$PID" 10; rc=$?   # the status it exited with; a server still running exits 0 here
-  check "... and exits with an error, not healthy" test "$rc" -ne 0 -a "$rc" -lt 124
+  mig_no_room 10 "fewer indexes per event" "$SHIM"
   check_eq "... nothing changed: schema 9, events_time kept" "9|1" \
     "$(q "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master WHERE name = 'events_time')")"
 fi
 
-start_sto sto
-check "storage opens the schema-9 database" wait_healthy "$U/health" 30 "$PID"
-check "migration 10 is logged" grep -q "sqlite schema migrated to version 10" "$TEST_TMP/sto.log"
+mig_start 10
 check_eq "every old row unchanged" "$(cat "$TEST_TMP/old.rows")" "$(q "$ROWS")"
 check_eq "events_time is gone" 0 "$(q "SELECT count(*) FROM sqlite_master WHERE name = 'events_time'")"
 check_eq "the registry indexes (and, migration 11, events_domain_time) are partial on entity-less rows, events_type_time on types but state_changed" \
@@ -57,7 +41,6 @@ sensor.v9_power|default|hall|ground|dev1|zha|1780315200000001|1780315201000001
 sensor.v9_power|default|kitchen|ground|dev1|zha|1780308000000001|1780318800000001" \
   "$(q 'SELECT * FROM event_contexts ORDER BY 1, 2, 3')"
 
-ids() { curl -s "$U/api/v1/events?$1" | jq -r '[.events[].event_id] | join(",")'; }
 ref() { q "SELECT group_concat(event_id) FROM (SELECT event_id FROM events WHERE $1 ORDER BY time_us DESC, id DESC)"; }
 for f in "area=kitchen|area_id = 'kitchen'" "area=hall|area_id = 'hall'" "area=kitchen&home=default|area_id = 'kitchen' AND home_id = 'default'" \
          "floor=ground|floor_id = 'ground'" "device=dev1|device_id = 'dev1'" "platform=zha&home=cabin|platform = 'zha' AND home_id = 'cabin'" \
@@ -71,7 +54,6 @@ done
 check_eq "area=kitchen: the move back and the late batch (4 of sensor.v9_power, the device update)" 5 \
   "$(curl -s "$U/api/v1/events?area=kitchen" | jq '.events | length')"
 
-post() { curl -s -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' --data-binary "$1" | jq -r '"\(.stored) \(.duplicates)"'; }
 check_eq "a new event of the hall's sensor.v9_power, after the migration: stored" "1 0" \
   "$(post '[{"event_type":"state_changed","entity_id":"sensor.v9_power","time_fired":"2026-06-01T14:00:00.000001Z","context_id":"n1","state":"9","attributes":{},"area_id":"hall","area":"A","floor_id":"ground","floor":"F","device_id":"dev1","device":"D","manufacturer":"M","model":"X","labels":[],"platform":"zha","entity_category":null}]')"
 check_eq "its span is widened" 1780322400000001 \
@@ -79,7 +61,6 @@ check_eq "its span is widened" 1780322400000001 \
 check_eq "area=hall finds it first" sensor.v9_power "$(curl -s "$U/api/v1/events?area=hall&limit=1" | jq -r '.events[0].entity_id')"
 check "storage exits cleanly" stop_pid "$PID"
 check_eq "integrity_check" ok "$(q 'PRAGMA integrity_check')"
-plan() { q "EXPLAIN QUERY PLAN $1" | tr '\n' ' '; }
 check "a read by time uses events_identity (events_time's key was its prefix)" \
   grep -q "USING INDEX events_identity" <<<"$(plan "SELECT record FROM events WHERE time_us >= 1 AND time_us < 2 ORDER BY time_us DESC, id DESC LIMIT 100")"
 check "retention's purge by time uses events_identity" \

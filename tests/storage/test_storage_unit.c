@@ -204,9 +204,21 @@ static void influx_point_check(store_batch *b) {
     assert_non_null(f);
     sbuf s;
     sbuf_init(&s);
-    influx_points_event(&s, &b->items[0], f, 1749890000218734001ull, "2025-06-14T08:33:22.000000Z", "cabin");
+    influx_points_event(&s, &b->items[0], f, 1749890000218734001ull, "2025-06-14T08:33:22.000000Z", "cabin",
+                        INFLUX_EVENT_FIELDS_FULL);
     assert_false(sbuf_failed(&s));
     assert_string_equal(s.data, influx_golden_line);
+    /* INFLUXDB_EVENT_FIELDS=slim: the same line up to value, then the time -- the same tags, no copied field */
+    char slim[sizeof influx_golden_line];
+    const char *cut = strstr(influx_golden_line, ",old_state=");
+    assert_non_null(cut);
+    snprintf(slim, sizeof slim, "%.*s%s", (int)(cut - influx_golden_line), influx_golden_line,
+             strrchr(influx_golden_line, ' '));
+    sbuf_reset(&s);
+    influx_points_event(&s, &b->items[0], f, 1749890000218734001ull, "2025-06-14T08:33:22.000000Z", "cabin",
+                        INFLUX_EVENT_FIELDS_SLIM);
+    assert_false(sbuf_failed(&s));
+    assert_string_equal(s.data, slim);
     sbuf_free(&s);
     store_batch_free(b);
 }
@@ -228,6 +240,21 @@ static void test_influx_point_text(void **st) {
     assert_int_equal(store_batch_prepare(&b, events, NULL), 0);
     influx_point_check(&b);
     json_decref(events);
+}
+
+/* INFLUXDB_EVENT_FIELDS' values: exactly full and slim. */
+static void test_influx_event_fields_parse(void **st) {
+    (void)st;
+    influx_event_fields f = INFLUX_EVENT_FIELDS_SLIM;
+    assert_int_equal(influx_points_fields_parse("full", &f), 0);
+    assert_int_equal(f, INFLUX_EVENT_FIELDS_FULL);
+    assert_int_equal(influx_points_fields_parse("slim", &f), 0);
+    assert_int_equal(f, INFLUX_EVENT_FIELDS_SLIM);
+    assert_string_equal(influx_points_fields_name(f), "slim");
+    assert_int_equal(influx_points_fields_parse("SLIM", &f), -1);
+    assert_int_equal(influx_points_fields_parse("", &f), -1);
+    assert_int_equal(influx_points_fields_parse(NULL, &f), -1);
+    assert_int_equal(influx_points_fields_parse(INFLUX_EVENT_FIELDS_DEFAULT, &f), 0);
 }
 
 static void test_sqlite_store(void **st) {
@@ -989,6 +1016,7 @@ int main(void) {
         cmocka_unit_test(test_json_exact),        cmocka_unit_test(test_filter_params),
         cmocka_unit_test(test_batch_prepare),     cmocka_unit_test(test_text_prepare),     cmocka_unit_test(test_text_generated),
         cmocka_unit_test(test_text_pieces),       cmocka_unit_test(test_text_bounds),       cmocka_unit_test(test_influx_point_text),
+        cmocka_unit_test(test_influx_event_fields_parse),
         cmocka_unit_test(test_sqlite_store),        cmocka_unit_test(test_influx_feed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

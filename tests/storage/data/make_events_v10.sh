@@ -9,20 +9,11 @@
 # of v10_queries.txt (one line each: the path, a tab, the answer as jq -cS prints it), is
 # stopped cleanly and its events.db copied. Kept to remake the fixture; the test
 # (test_domain_migration.sh) does not run it: the fixture and answers must come from the old binary.
-set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../../lib/common.sh"
-trap 'SANITIZER_FAILED=0; cleanup' EXIT
-BIN=$1 OUT=$2
-PORT=$(free_port)
-DATA_DIR=$TEST_TMP/d DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
-wait_healthy "http://127.0.0.1:$PORT/health" 30
+. "$here/fixture_lib.sh" "$@"   # BIN and OUT from the arguments, data-storage started; post, ctx, fixture_finish
 r() { # r TYPE ENTITY TIME N STATE EXTRA
   printf '{"event_type":"%s","entity_id":%s,"time_fired":"%s","context_id":"v10-%s","state":%s,"attributes":{}%s}' "$@"; }
-ctx() { # ctx AREA FLOOR DEVICE LABEL
-  printf ',"area_id":"%s","area":"A","floor_id":"%s","floor":"F","device_id":"%s","device":"D","manufacturer":"M","model":"X","labels":["%s"],"platform":"zha","entity_category":null' "$@"; }
 num() { printf ',"value":%s,"state_class":"measurement","unit_of_measurement":"W"' "$1"; }
-post() { curl -s -XPOST "http://127.0.0.1:$PORT/api/v1/events" -H 'Content-Type: application/json' "$@"; echo; }
 post --data-binary "[$(r state_changed '"sensor.d10_power"' 2026-06-01T10:00:00.000001Z 1 '"120"' "$(ctx kitchen ground dev1 energy)$(num 120)"),
 $(r state_changed '"sensor.d10_power"' 2026-06-01T10:00:01.000001Z 2 '"130"' "$(ctx kitchen ground dev1 energy)$(num 130)"),
 $(r state_changed '"light.d10_lamp"' 2026-06-01T10:00:02.000001Z 3 '"on"' ''),
@@ -41,6 +32,4 @@ $(r state_changed '"sensor.d10_power"' 2026-06-01T10:30:01.000001Z 15 '"7"' "$(c
 while IFS= read -r path; do
   printf '%s\t%s\n' "$path" "$(curl -s "http://127.0.0.1:$PORT$path" | jq -cS .)"
 done <"$here/v10_queries.txt" >"${OUT%.db}.answers"
-stop_pid "$LAST_PID"
-cp "$TEST_TMP/d/events.db" "$OUT"
-sqlite3 "$OUT" 'PRAGMA user_version; SELECT count(*) FROM events; SELECT count(*) FROM event_labels'
+fixture_finish "$OUT"

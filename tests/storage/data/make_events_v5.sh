@@ -4,14 +4,8 @@
 # migration) stores 12 records (4 of sensor.old_kitchen, 8 others of several types), is
 # stopped cleanly, and its events.db is copied. Kept to remake the fixture; the test does
 # not run it (the fixture must come from the old binary, not this one).
-set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../../lib/common.sh"
-trap 'SANITIZER_FAILED=0; cleanup' EXIT
-BIN=$1 OUT=$2
-PORT=$(free_port)
-DATA_DIR=$TEST_TMP/d DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
-wait_healthy "http://127.0.0.1:$PORT/health" 30
+. "$here/fixture_lib.sh" "$@"   # BIN and OUT from the arguments, data-storage started; post, ctx, fixture_finish
 r() { printf '{"event_type":"%s","entity_id":%s,"domain":%s,"time_fired":"%s","context_id":"v5-%s","state":%s,"attributes":{"unit_of_measurement":"°C"}}' "$@"; }
 B="[$(r state_changed '"sensor.old_kitchen"' '"sensor"' 2025-12-31T10:00:00.000001Z 1 '"20.5"'),
 $(r state_changed '"sensor.old_kitchen"' '"sensor"' 2025-12-31T10:00:01.000001Z 2 '"20.6"'),
@@ -25,8 +19,5 @@ $(r state_changed '"sensor.old_power"' '"sensor"' 2025-12-31T10:00:08.000001Z 9 
 $(r call_service null null 2025-12-31T10:00:09.000001Z 10 null),
 $(r automation_triggered null null 2025-12-31T10:00:10.000001Z 11 null),
 $(r state_changed '"climate.old_hall"' '"climate"' 2025-12-31T10:00:11.000001Z 12 '"heat"')]"
-curl -s -XPOST "http://127.0.0.1:$PORT/api/v1/events" -H 'Content-Type: application/json' --data-binary "$B"
-echo
-stop_pid "$LAST_PID"
-cp "$TEST_TMP/d/events.db" "$OUT"
-sqlite3 "$OUT" 'PRAGMA user_version; SELECT count(*) FROM events'
+post --data-binary "$B"
+fixture_finish "$OUT"

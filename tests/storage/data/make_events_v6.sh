@@ -5,14 +5,8 @@
 # light without context, call_service, automation_triggered, a second home's event), is
 # stopped cleanly, and its events.db is copied. Kept to remake the fixture; the test
 # (test_identity_index.sh) does not run it: the fixture must come from the old binary.
-set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../../lib/common.sh"
-trap 'SANITIZER_FAILED=0; cleanup' EXIT
-BIN=$1 OUT=$2
-PORT=$(free_port)
-DATA_DIR=$TEST_TMP/d DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
-wait_healthy "http://127.0.0.1:$PORT/health" 30
+. "$here/fixture_lib.sh" "$@"   # BIN and OUT from the arguments, data-storage started; post, ctx, fixture_finish
 r() { # r TYPE ENTITY TIME N STATE CONTEXT
   printf '{"event_type":"%s","entity_id":%s,"time_fired":"%s","context_id":"v6-%s","state":%s,"attributes":{"unit_of_measurement":"W"}%s}' "$@"; }
 CTX=',"area_id":"kitchen","area":"Kitchen","floor_id":"ground","floor":"Ground","device_id":"dev1","device":"Plug","manufacturer":"X","model":"Y","labels":["energy","old"],"platform":"zha","entity_category":null'
@@ -25,11 +19,6 @@ $(r state_changed '"sensor.v6_energy"' 2026-06-01T10:00:05.000001Z 6 '"1.7"' "$C
 $(r state_changed '"light.v6_lamp"' 2026-06-01T10:00:06.000001Z 7 '"on"' ''),
 $(r call_service null 2026-06-01T10:00:07.000001Z 8 null ''),
 $(r automation_triggered null 2026-06-01T10:00:08.000001Z 9 null '')]"
-curl -s -XPOST "http://127.0.0.1:$PORT/api/v1/events" -H 'Content-Type: application/json' --data-binary "$B"
-echo
-curl -s -XPOST "http://127.0.0.1:$PORT/api/v1/events" -H "X-HomeIQ-Home: cabin" -H 'Content-Type: application/json' \
-  --data-binary "[$(r state_changed '"sensor.v6_power"' 2026-06-01T10:00:00.000001Z 10 '"7"' '')]"
-echo
-stop_pid "$LAST_PID"
-cp "$TEST_TMP/d/events.db" "$OUT"
-sqlite3 "$OUT" 'PRAGMA user_version; SELECT count(*) FROM events; SELECT count(*) FROM event_labels'
+post --data-binary "$B"
+post -H "X-HomeIQ-Home: cabin" --data-binary "[$(r state_changed '"sensor.v6_power"' 2026-06-01T10:00:00.000001Z 10 '"7"' '')]"
+fixture_finish "$OUT"

@@ -8,19 +8,10 @@
 # automation_triggered, and a second home's sensor.v9_power in the attic; stopped
 # cleanly, its events.db copied. Kept to remake the fixture; the test
 # (test_lean_migration.sh) does not run it: the fixture must come from the old binary.
-set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/../../lib/common.sh"
-trap 'SANITIZER_FAILED=0; cleanup' EXIT
-BIN=$1 OUT=$2
-PORT=$(free_port)
-DATA_DIR=$TEST_TMP/d DATA_STORAGE_PORT=$PORT start_bg storage "$BIN"
-wait_healthy "http://127.0.0.1:$PORT/health" 30
+. "$here/fixture_lib.sh" "$@"   # BIN and OUT from the arguments, data-storage started; post, ctx, fixture_finish
 r() { # r TYPE ENTITY TIME N STATE CONTEXT
   printf '{"event_type":"%s","entity_id":%s,"time_fired":"%s","context_id":"v9-%s","state":%s,"attributes":{}%s}' "$@"; }
-ctx() { # ctx AREA FLOOR DEVICE LABEL
-  printf ',"area_id":"%s","area":"A","floor_id":"%s","floor":"F","device_id":"%s","device":"D","manufacturer":"M","model":"X","labels":["%s"],"platform":"zha","entity_category":null' "$@"; }
-post() { curl -s -XPOST "http://127.0.0.1:$PORT/api/v1/events" -H 'Content-Type: application/json' "$@"; echo; }
 post --data-binary "[$(r state_changed '"sensor.v9_power"' 2026-06-01T10:00:00.000001Z 1 '"120"' "$(ctx kitchen ground dev1 energy)"),
 $(r state_changed '"sensor.v9_power"' 2026-06-01T10:00:01.000001Z 2 '"130"' "$(ctx kitchen ground dev1 energy)"),
 $(r state_changed '"sensor.v9_energy"' 2026-06-01T10:00:02.000001Z 3 '"1.5"' "$(ctx hall ground dev2 energy)"),
@@ -35,6 +26,4 @@ $(r state_changed '"sensor.v9_energy"' 2026-06-01T11:00:01.000001Z 11 '"1.6"' "$
 $(r state_changed '"sensor.v9_power"' 2026-06-01T13:00:00.000001Z 12 '"160"' "$(ctx kitchen ground dev1 energy)")]"
 post -H "X-HomeIQ-Home: cabin" --data-binary "[$(r state_changed '"sensor.v9_power"' 2026-06-01T10:00:00.000001Z 13 '"7"' "$(ctx attic top dev9 solar)"),
 $(r state_changed '"sensor.v9_power"' 2026-06-01T10:30:00.000001Z 14 '"8"' "$(ctx attic top dev9 solar)")]"
-stop_pid "$LAST_PID"
-cp "$TEST_TMP/d/events.db" "$OUT"
-sqlite3 "$OUT" 'PRAGMA user_version; SELECT count(*) FROM events; SELECT count(*) FROM event_labels'
+fixture_finish "$OUT"
