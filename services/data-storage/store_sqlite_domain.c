@@ -4,12 +4,15 @@
 #include "store_sqlite_identity.h"
 #include "log.h"
 
+#include "store_sqlite_merge.h"
+
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static int sqd_counts(const store_item *it) {
-    return it->status == STORE_ITEM_STORED && it->entity_id && it->entity_id[0] && it->domain[0];
+    return it->status == STORE_ITEM_STORED && it->entity_id && it->entity_id[0]; /* domain '': none (schema 12) */
 }
 
 static int sqd_cmp(const void *a, const void *b) {
@@ -64,7 +67,9 @@ int sqd_dense(sqlite3 *db, const store_filter *f) {
         double k = (double)sqlite3_column_int64(st, 0), in = (double)sqlite3_column_int64(st, 1),
                all = (double)sqlite3_column_int64(st, 2);
         double rows = (double)f->offset + (double)f->limit; /* what the page reads through */
-        dense = in > 0 && rows * all / in <= SQD_MERGE_ROW * (rows + k);
+        /* merged: r rows and k ranges, or with the offset counted (sqx_skips) k ranges per round */
+        double merged = sqx_skips(f) ? k * (2 + log10((double)f->offset / SQX_SKIP_ROWS)) : rows + k;
+        dense = in > 0 && rows * all / in <= SQD_MERGE_ROW * merged;
     }
     sqlite3_finalize(st);
     return dense;
