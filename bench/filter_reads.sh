@@ -64,10 +64,14 @@ PRAGMA journal_mode=WAL;
 SQL
 } | sqlite3 "$A/events.db" >/dev/null
 # a store made at schema 11 or later has the domain spans, which migration 11 fills only when it
-# runs: fill them here as it does (the rows above came straight through SQLite, not the writer)
+# runs: fill them here as it does (the rows above came straight through SQLite, not the writer);
+# at schema 12 also the spans of domain '' of the rows with an entity and no domain, as
+# migration 12 does (a deep domain= offset trusts that every entity row lies in a span)
 if [ -n "$(sqlite3 "$A/events.db" "SELECT 1 FROM sqlite_master WHERE name = 'event_domains'")" ]; then
-  sqlite3 "$A/events.db" "DELETE FROM event_domains; INSERT INTO event_domains SELECT domain, entity_id, home_id,
-    min(time_us), max(time_us) FROM events WHERE entity_id IS NOT NULL AND domain IS NOT NULL GROUP BY 1, 2, 3"
+  nodomain="AND domain IS NOT NULL"
+  [ "$(sqlite3 "$A/events.db" 'PRAGMA user_version')" -lt 12 ] || nodomain=""
+  sqlite3 "$A/events.db" "DELETE FROM event_domains; INSERT INTO event_domains SELECT coalesce(domain, ''), entity_id,
+    home_id, min(time_us), max(time_us) FROM events WHERE entity_id IS NOT NULL $nodomain GROUP BY 1, 2, 3"
 fi
 cp "$A/events.db" "$B/events.db"
 say "store: $(du -m "$A/events.db" | cut -f1) MB, $(sqlite3 "$A/events.db" 'SELECT count(*) FROM events') events"

@@ -260,8 +260,9 @@ static int store_sqlite_migrate(store_sqlite *s) {
         const char *m = store_sqlite_migrations[v];
         int failed = strcmp(m, STORE_SQLITE_IDENTITY_MIGRATION) == 0 ? sqi_migrate(s->db)
                      : strcmp(m, STORE_SQLITE_LEAN_MIGRATION) == 0 ? sqc_room(s->db) || store_sqlite_exec(s, m)
-                     : strcmp(m, STORE_SQLITE_DOMAIN_MIGRATION) == 0 ? sqd_migrate(s->db)
-                                                                     : store_sqlite_exec(s, m);
+                     : strcmp(m, STORE_SQLITE_DOMAIN_MIGRATION) == 0      ? sqd_migrate(s->db)
+                     : strcmp(m, STORE_SQLITE_DOMAIN_NONE_MIGRATION) == 0 ? sqd_migrate_none(s->db)
+                                                                          : store_sqlite_exec(s, m);
         if (failed || store_sqlite_exec(s, sql) != 0) {
             store_sqlite_exec(s, "ROLLBACK");
             return -1;

@@ -113,4 +113,8 @@ int sqd_room(sqlite3 *db);
  * with a domain, seconds). 0, or -1 with the reason logged. */
 int sqd_migrate(sqlite3 *db);
 
+/* Migration 12 in the caller's transaction: STORE_SQLITE_DOMAIN_NONE_MIGRATION, logged at
+ * its start (events, MB) and end (spans of domain '', seconds). 0, or -1 with the reason logged. */
+int sqd_migrate_none(sqlite3 *db);
+
 #endif

@@ -10,7 +10,9 @@
 # entity and no domain ("domain": "", an entity id without a dot, a 64-character domain), an
 # entity with other event types, entity-less rows with a domain in both homes, many events at
 # one microsecond across entities (ties at a window's edge), out-of-order batches, a dense, a
-# rare and an empty domain. Then migration 12 on the same rows put back to schema 11.
+# rare and an empty domain, and entities whose only other rows lie before their span (one
+# renamed into the domain, one id that moved from one home to the other). Then migration 12
+# on the same rows put back to schema 11.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
 BIN=${1:?usage: test_domain_offsets.sh /path/to/homeiq-data-storage}
@@ -27,6 +29,7 @@ python3 - "$TEST_TMP/batches" <<'PY'
 import json, os, random, sys
 out = sys.argv[1]; os.makedirs(out)
 rnd = random.Random(12)
+rnd2 = random.Random(34)   # the F1 entities' own: the rest stays as it was
 ents = ["sensor.s%d" % i for i in range(24)] + ["light.l%d" % i for i in range(6)] + ["climate.c0", "lock.k0"]
 for k in range(8):
     hour = (k * 3) % 8
@@ -52,6 +55,19 @@ for k in range(8):
             e["time_fired"] = t
             e["context_id"] = "c%d-%s-%d" % (k, home, n)
             evs.append(e)
+        # clean entities with other rows only before their sensor span, which a window reaching
+        # below the span must not count: switch.r0 is renamed into sensor at 04:00 (its events
+        # carry "domain": "sensor" from then on), sensor.h0 is in the cabin until 04:00, at home after
+        f1 = [("switch.r0", "sensor" if hour >= 4 else None)] if home == "default" else []
+        if (home == "cabin") == (hour < 4): f1.append(("sensor.h0", None))
+        for ent, dom in f1:
+            for n in range(60):
+                e = {"event_type": "state_changed", "entity_id": ent, "state": str(n), "attributes": {},
+                     "time_fired": "2026-05-02T%02d:%02d:%02d.%06dZ" % (hour, rnd2.randrange(60), rnd2.randrange(60),
+                                                                      rnd2.randrange(10**6)),
+                     "context_id": "r%d-%s-%s-%d" % (k, home, ent, n)}
+                if dom: e["domain"] = dom
+                evs.append(e)
         with open("%s/b%d-%s.json" % (out, k, home), "w") as f:
             json.dump(evs, f)
 # the newest: a burst of 1,800 sensor events in 30 consecutive microseconds, so the skip's
@@ -72,6 +88,8 @@ DB=$TEST_TMP/data/events.db
 q() { sqlite3 "$DB" "$1"; }
 check "rows with an entity and no domain (\"\", no dot, too long)" test "$(q "SELECT count(DISTINCT entity_id) FROM events WHERE entity_id IS NOT NULL AND domain IS NULL")" -ge 4
 check "light.l2 has rows of no domain amid its light rows" test "$(q "SELECT count(*) FROM events WHERE entity_id = 'light.l2' AND domain IS NULL")" -gt 0
+check "switch.r0: switch rows, then (04:00 on) sensor rows only" test "$(q "SELECT (SELECT max(time_us) FROM events WHERE entity_id = 'switch.r0' AND domain = 'switch') < (SELECT min(time_us) FROM events WHERE entity_id = 'switch.r0' AND domain = 'sensor') AND (SELECT count(*) FROM events WHERE entity_id = 'switch.r0' AND domain = 'switch') > 200")" = 1
+check "sensor.h0: cabin rows, then (04:00 on) default rows only" test "$(q "SELECT (SELECT max(time_us) FROM events WHERE entity_id = 'sensor.h0' AND home_id = 'cabin') < (SELECT min(time_us) FROM events WHERE entity_id = 'sensor.h0' AND home_id = 'default') AND (SELECT count(*) FROM events WHERE entity_id = 'sensor.h0' AND home_id = 'cabin') > 200")" = 1
 check "ties: one microsecond holds events of several entities" test "$(q "SELECT max(n) FROM (SELECT count(DISTINCT entity_id) n FROM events GROUP BY time_us)")" -gt 3
 
 ref() { # ref WHERE LIMIT OFFSET : the event ids, straight from the rows
@@ -114,6 +132,8 @@ check_eq "the writer's spans: every (domain or '', entity, home)'s first and las
 q "DELETE FROM event_domains WHERE domain = ''; PRAGMA user_version = 11"
 start_sto migrated
 check "migration 12 is logged" grep -q "sqlite schema migrated to version 12" "$TEST_TMP/migrated.log"
+check "... at its start (a full table scan: the log says what it reads)" grep -q "sqlite migration 12: reading up to [0-9]* events ([0-9]* MB)" "$TEST_TMP/migrated.log"
+check "... and its end, with the spans and seconds" grep -qE "sqlite migration 12: $(q "SELECT count(*) FROM event_domains WHERE domain = ''") spans of domain '' .* in [0-9.]+ s" "$TEST_TMP/migrated.log"
 check_eq "... and fills the spans of domain ''" "$(q "$SPANS")" "$(q 'SELECT * FROM event_domains ORDER BY 1, 2, 3')"
 diffcheck "domain=light" "domain = 'light'"
 check "every page was compared ($pages)" test "$pages" -gt 140
