@@ -88,6 +88,15 @@ static double sqd_now_s(void) {
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* A migration's statements; SQLite's error logged with the migration's number. */
+static int sqd_exec(sqlite3 *db, int migration, const char *sql) {
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK) return 0;
+    log_error("sqlite migration %d: %s", migration, msg ? msg : "?");
+    sqlite3_free(msg);
+    return -1;
+}
+
 /* Logged before and after: on 1.5M events (710 MB) it runs ~20 s before /health answers. The
  * GROUP BY's sort spills to SQLite's temp directory (SQLITE_TMPDIR, else TMPDIR, /var/tmp,
  * /usr/tmp, /tmp), which sqd_room does not check (it checks DATA_DIR's disk). */
@@ -98,12 +107,7 @@ int sqd_migrate(sqlite3 *db) {
              "temp directory (SQLITE_TMPDIR/TMPDIR, else /var/tmp or /tmp), about 60 bytes per event",
              events, sqi_file_bytes(db) >> 20);
     double t0 = sqd_now_s();
-    char *msg = NULL;
-    if (sqlite3_exec(db, STORE_SQLITE_DOMAIN_MIGRATION, NULL, NULL, &msg) != SQLITE_OK) {
-        log_error("sqlite migration 11: %s", msg ? msg : "?");
-        sqlite3_free(msg);
-        return -1;
-    }
+    if (sqd_exec(db, 11, STORE_SQLITE_DOMAIN_MIGRATION) != 0) return -1;
     log_info("sqlite migration 11: %lld domain spans over %lld entity-less rows with a domain, in %.1f s",
              sqi_scalar(db, "SELECT count(*) FROM event_domains"),
              sqi_scalar(db, "SELECT count(*) FROM events INDEXED BY events_domain_time WHERE domain IS NOT NULL"
@@ -122,12 +126,7 @@ int sqd_migrate_none(sqlite3 *db) {
              "and no domain",
              sqi_scalar(db, "SELECT coalesce(max(id), 0) FROM events"), sqi_file_bytes(db) >> 20);
     double t0 = sqd_now_s();
-    char *msg = NULL;
-    if (sqlite3_exec(db, STORE_SQLITE_DOMAIN_NONE_MIGRATION, NULL, NULL, &msg) != SQLITE_OK) {
-        log_error("sqlite migration 12: %s", msg ? msg : "?");
-        sqlite3_free(msg);
-        return -1;
-    }
+    if (sqd_exec(db, 12, STORE_SQLITE_DOMAIN_NONE_MIGRATION) != 0) return -1;
     log_info("sqlite migration 12: %lld spans of domain '' (entity and home with rows without a domain), in %.1f s",
              sqi_scalar(db, "SELECT count(*) FROM event_domains WHERE domain = ''"), sqd_now_s() - t0);
     return 0;
