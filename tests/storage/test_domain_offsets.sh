@@ -77,12 +77,7 @@ burst = [{"event_type": "state_changed", "entity_id": "sensor.b%d" % (n % 60), "
 with open("%s/b9-default.json" % out, "w") as f:
     json.dump(burst, f)
 PY
-stored=0
-for f in "$TEST_TMP"/batches/*.json; do
-  H=(); case $f in *-cabin.json) H=(-H 'X-HomeIQ-Home: cabin') ;; esac
-  n=$(curl -s -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' "${H[@]}" --data-binary "@$f" | jq '.stored')
-  stored=$((stored + n))
-done
+stored=$(post_home_batches "$U" "$TEST_TMP"/batches/*.json)
 check "the events are stored" test "$stored" -gt 6300
 DB=$TEST_TMP/data/events.db
 q() { sqlite3 "$DB" "$1"; }
