@@ -37,4 +37,4 @@ count() { # count NBODIES -> total instructions (Ir) from start to stop
 nev=$(cat $(ls "$CORPUS"/*.json | head -n "$N") | jq '.events | length' | awk '{ s += $1 } END { print s }')
 base=$(count 0) && total=$(count "$N") || { echo "callgrind run failed" >&2; exit 1; }
 awk -v b="$base" -v t="$total" -v n="$nev" -v bin="$BIN" \
-  'BEGIN { printf "%s: %d events, %.1fk instructions per event (%d total, %d for an empty start)\n", bin, n, (t - b) / n / 1000, t, b }'
+  'BEGIN { printf "%s: %d events, %.1fk instructions per event (%.0f total, %.0f for an empty start)\n", bin, n, (t - b) / n / 1000, t, b }'

@@ -203,10 +203,29 @@ static int event_identity_hash(const char *event_type, const char *entity_id, co
     if (!sha256) sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (!ctx) ctx = EVP_MD_CTX_new();
     if (!sha256 || !ctx || !EVP_DigestInit_ex(ctx, sha256, NULL)) return -1;
-    for (int i = 0; i < 4; i++) {
-        /* a unit separator keeps ("a","bc") and ("ab","c") apart */
-        EVP_DigestUpdate(ctx, parts[i], strlen(parts[i]));
-        EVP_DigestUpdate(ctx, "\x1f", 1);
+    /* The parts joined in one buffer when they fit: one update instead of
+     * eight (each update is a call through EVP's provider, ~250 instructions;
+     * storage hashes every event it stores). Same bytes either way. */
+    char joined[512];
+    size_t n = 0;
+    for (int i = 0; i < 4 && n <= sizeof joined; i++) {
+        size_t len = strlen(parts[i]);
+        if (len + 1 > sizeof joined - n) {
+            n = sizeof joined + 1;
+            break;
+        }
+        memcpy(joined + n, parts[i], len);
+        n += len;
+        joined[n++] = '\x1f';
+    }
+    if (n <= sizeof joined) {
+        EVP_DigestUpdate(ctx, joined, n);
+    } else {
+        for (int i = 0; i < 4; i++) {
+            /* a unit separator keeps ("a","bc") and ("ab","c") apart */
+            EVP_DigestUpdate(ctx, parts[i], strlen(parts[i]));
+            EVP_DigestUpdate(ctx, "\x1f", 1);
+        }
     }
     if (!EVP_DigestFinal_ex(ctx, md, &mdlen)) return -1;
     event_id_hex(md, out);

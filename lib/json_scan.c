@@ -35,6 +35,9 @@ typedef struct jscan {
     size_t nest_klen;
     jscan_collect *col;        /* jscan_collect_items: wanted members of each item */
     const jscan_node *node_next; /* the node of the object about to be scanned (collect) */
+    const jscan_items *items;  /* jscan_check_items: the body's items and their members */
+    size_t items_klen;
+    int items_next;            /* the array about to be scanned holds the items */
 } jscan;
 
 static int jscan_value(jscan *s, int depth);
@@ -520,7 +523,9 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
     uint64_t key_bits = 0; /* jscan_key_seen's filter */
     const jscan_node *node = s->node_next; /* collect: this object's wanted members */
     int items = s->col && depth == 0 && !is_obj; /* collect: each element is an item */
+    int body_items = s->items_next && !is_obj;    /* jscan_check_items: each element is an item */
     s->node_next = NULL;
+    s->items_next = 0;
     if (depth >= JSCAN_MAX_DEPTH) return -1;
     s->p++;
     jscan_ws(s);
@@ -554,8 +559,21 @@ static int jscan_container(jscan *s, int depth, jscan_member_fn mfn, jscan_elem_
             if (s->p < s->end && *s->p == '{') s->node_next = s->col->root;
         } else if (wk && wk->child && s->p < s->end && *s->p == '{') {
             s->node_next = wk->child;
+        } else if (s->items && depth == 0 && is_obj && klen == s->items_klen && !s->esc && s->p < s->end &&
+                   *s->p == '[' && memcmp(key, s->items->items_key, klen) == 0) {
+            s->items_next = 1;
         }
-        if (s->hk && is_obj && mfn == s->hk->obj_fn && s->hk->nest_fn && klen == s->nest_klen && s->p < s->end &&
+        if (body_items) { /* this item's own notes; an object's members reported */
+            item_saved = s->notes;
+            s->notes = 0;
+            if (s->p < s->end && *s->p == '{') {
+                if (jscan_container(s, depth + 1, s->items->member_fn, NULL, s->items->arg) != 0) return -1;
+            } else if (jscan_value(s, depth + 1) != 0) {
+                return -1;
+            }
+            s->items->end_fn(v, (size_t)(s->p - v), s->notes, s->items->arg);
+            s->notes |= item_saved;
+        } else if (s->hk && is_obj && mfn == s->hk->obj_fn && s->hk->nest_fn && klen == s->nest_klen && s->p < s->end &&
             *s->p == '{' && memcmp(key, s->hk->nest_key, klen) == 0) {
             if (jscan_container(s, depth + 1, s->hk->nest_fn, NULL, s->hk->arg) != 0) return -1;
         } else if (s->hk && !is_obj && efn && efn == s->hk->end_fn && s->p < s->end && *s->p == '{') {
@@ -614,7 +632,7 @@ static int jscan_value(jscan *s, int depth) {
 
 static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, jscan_elem_fn efn, void *arg,
                      size_t *err_pos, unsigned notes_wanted, unsigned *notes, const jscan_hooks *hk,
-                     jscan_collect *col) {
+                     jscan_collect *col, const jscan_items *items) {
     jscan s;
     int rc;
     s.p = s.start = p;
@@ -631,6 +649,9 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
     s.nest_klen = hk && hk->nest_key ? strlen(hk->nest_key) : 0;
     s.col = col;
     s.node_next = col && want == '{' ? col->root : NULL; /* a lone object is the one item */
+    s.items = items;
+    s.items_klen = items && items->items_key ? strlen(items->items_key) : 0;
+    s.items_next = items && want == '['; /* a bare array holds the items */
     notes_wanted &= ~JSCAN_STRICT_BIT;
     sbuf_init(&s.tmp);
     jscan_ws(&s);
@@ -654,15 +675,15 @@ static int jscan_top(const char *p, size_t len, char want, jscan_member_fn mfn, 
 }
 
 int jscan_validate(const char *p, size_t len, size_t *err_pos) {
-    return jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, 0, NULL, NULL, NULL);
+    return jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, 0, NULL, NULL, NULL, NULL);
 }
 
 int jscan_object(const char *p, size_t len, jscan_member_fn fn, void *arg) {
-    return jscan_top(p, len, '{', fn, NULL, arg, NULL, 0, NULL, NULL, NULL);
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, 0, NULL, NULL, NULL, NULL);
 }
 
 int jscan_array(const char *p, size_t len, jscan_elem_fn fn, void *arg) {
-    return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL, NULL, NULL);
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, 0, NULL, NULL, NULL, NULL);
 }
 
 /* The trusted walk of one object or array (`open`): no notes, no checks
@@ -682,6 +703,9 @@ static int jscan_trusted(const char *p, size_t len, char open, jscan_member_fn m
     s.nest_klen = 0;
     s.col = NULL;
     s.node_next = NULL;
+    s.items = NULL;
+    s.items_klen = 0;
+    s.items_next = 0;
     jscan_ws(&s);
     if (s.p >= s.end || *s.p != open) return -1;
     return jscan_container(&s, 0, mfn, efn, arg);
@@ -692,20 +716,20 @@ int jscan_object_trusted(const char *p, size_t len, jscan_member_fn fn, void *ar
 }
 
 int jscan_check(const char *p, size_t len, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, notes, NULL, NULL);
+    return jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, notes, NULL, NULL, NULL);
 }
 
 int jscan_object_notes(const char *p, size_t len, jscan_member_fn fn, void *arg, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, '{', fn, NULL, arg, NULL, want, notes, NULL, NULL);
+    return jscan_top(p, len, '{', fn, NULL, arg, NULL, want, notes, NULL, NULL, NULL);
 }
 
 int jscan_array_notes(const char *p, size_t len, jscan_elem_fn fn, void *arg, unsigned want, unsigned *notes) {
-    return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes, NULL, NULL);
+    return jscan_top(p, len, '[', NULL, fn, arg, NULL, want, notes, NULL, NULL, NULL);
 }
 
 int jscan_strict(const char *p, size_t len, size_t *err_pos, const char **why) {
     jscan_last_why = NULL;
-    int rc = jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, JSCAN_STRICT_BIT, NULL, NULL, NULL);
+    int rc = jscan_top(p, len, 0, NULL, NULL, NULL, err_pos, JSCAN_STRICT_BIT, NULL, NULL, NULL, NULL);
     if (why) *why = rc ? jscan_last_why : NULL;
     return rc;
 }
@@ -717,9 +741,9 @@ int jscan_strict_objects(const char *p, size_t len, const jscan_hooks *h, size_t
     int rc;
     jscan_last_why = NULL;
     if (first == '[') {
-        rc = jscan_top(p, len, '[', NULL, h->end_fn, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h, NULL);
+        rc = jscan_top(p, len, '[', NULL, h->end_fn, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h, NULL, NULL);
     } else {
-        rc = jscan_top(p, len, '{', h->obj_fn, NULL, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h, NULL);
+        rc = jscan_top(p, len, '{', h->obj_fn, NULL, h->arg, err_pos, JSCAN_STRICT_BIT, NULL, h, NULL, NULL);
         if (rc == 0 && h->end_fn) h->end_fn(p, len, h->arg);
     }
     if (why) *why = rc ? jscan_last_why : NULL;
@@ -732,7 +756,7 @@ int jscan_collect_items(const char *p, size_t len, jscan_collect *c, unsigned wa
     memset(c->spans, 0, sizeof c->spans);
     if (first != '[' && first != '{') return -1;
     unsigned n = 0;
-    int rc = jscan_top(p, len, first, NULL, NULL, NULL, NULL, want, &n, NULL, c);
+    int rc = jscan_top(p, len, first, NULL, NULL, NULL, NULL, want, &n, NULL, c, NULL);
     if (notes) *notes = n;
     if (rc != 0 || first == '[') return rc;
     const char *b = p, *e = p + len; /* the lone object, without the whitespace around it */
@@ -740,6 +764,16 @@ int jscan_collect_items(const char *p, size_t len, jscan_collect *c, unsigned wa
     while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) e--;
     jscan_collect_emit(c, b, (size_t)(e - b), n);
     return 0;
+}
+
+int jscan_check_items(const char *p, size_t len, const jscan_items *h, unsigned want, unsigned *notes) {
+    char first = jscan_first(p, len);
+    unsigned n = 0;
+    int rc = first == '[' || first == '{' ? jscan_top(p, len, first, first == '{' ? h->top_fn : NULL, NULL, h->arg,
+                                                      NULL, want, &n, NULL, NULL, h)
+                                          : jscan_top(p, len, 0, NULL, NULL, NULL, NULL, want, &n, NULL, NULL, NULL);
+    if (notes) *notes = n;
+    return rc;
 }
 
 char jscan_first(const char *p, size_t len) {

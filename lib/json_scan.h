@@ -131,6 +131,26 @@ typedef struct jscan_collect {
 } jscan_collect;
 int jscan_collect_items(const char *p, size_t len, jscan_collect *c, unsigned want, unsigned *notes);
 
+/* One validating pass with notes over a batch body -- an array of items, or an
+ * object whose member items_key is that array -- that reports what a reader of
+ * the items needs, so no item is walked again (issue 15: data-storage reads
+ * each event once): top_fn each member of a top-level object (after its
+ * value was scanned), member_fn each member of each item that is an object
+ * (raw key, value span), end_fn each item once it ended (its span and the
+ * JSCAN_NOTE_* bits of `want` found inside it). A member callback returns 0
+ * (non-zero: no more members of that object are reported; the scan goes on).
+ * 0, or -1 when the text is not valid (callbacks may have run for
+ * what came before the problem: act after success); *notes gets the notes of
+ * the whole text. */
+typedef void (*jscan_item_end_fn)(const char *val, size_t vlen, unsigned notes, void *arg);
+typedef struct jscan_items {
+    const char *items_key;
+    jscan_member_fn top_fn, member_fn;
+    jscan_item_end_fn end_fn;
+    void *arg;
+} jscan_items;
+int jscan_check_items(const char *p, size_t len, const jscan_items *h, unsigned want, unsigned *notes);
+
 /* jscan_object for text that one of the calls above already validated (a
  * member's span, say): nested values are skipped, not checked, which makes
  * finding a few members of a large object cheap. Invalid text gives garbage

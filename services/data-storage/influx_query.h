@@ -18,8 +18,9 @@
  * event, and every reader reads both). The cursor is that sequence: below
  * 2^53, so a browser's JSON keeps it exact. The feed only answers up to the
  * *head*: the highest sequence below which every batch has finished (and the
- * last of them was acknowledged). Up to two batches are written at a time
- * (store_influx.c) but they finish in the order they reserved their
+ * last of them was acknowledged). Several batches are written at a time
+ * (INFLUXDB_WRITES_INFLIGHT, default 2, at most INFLUX_WRITES_MAX: every one
+ * of them is tracked open, store_influx.h) but they finish in the order they reserved their
  * sequences, so every point at or below the head is already visible and none
  * can appear there later: a reader resuming after any cursor sees no gap and
  * no repeat. On start the head is read back (the last point of homeiq_feed,
@@ -55,7 +56,7 @@ int influx_reads_new(struct event_base *evb, int ha_schema, const char *db, cons
 void influx_reads_free(influx_reads *r);
 
 /* Write-path hooks (store_influx.c), called for the batches in the order
- * they are written, one or two at a time:
+ * they are written, up to INFLUXDB_WRITES_INFLIGHT (default 2) at a time:
  *  - batch_open when a batch builds its first lines: reserves n sequences
  *    (one per event it may write; the unused rest is a gap) and returns the
  *    first. The batch is open until batch_done: the head stays below it.

@@ -16,6 +16,7 @@ struct influx_recent {
     int known;          /* horizon known (probed, or set by a failure) */
     int64_t horizon_ns; /* memory holds every stored point at or above it */
     int64_t top_ns;     /* newest time ever probed or sent; INT64_MIN when none */
+    unsigned long long epoch; /* bumped whenever facts are forgotten (influx_recent_epoch) */
 };
 
 static void ir_gen_clear(ir_gen *g) {
@@ -70,6 +71,8 @@ static int ir_has(const influx_set *s, uint64_t key, const char *id) {
     return s->cap ? influx_set_has(s, key, id) : 0;
 }
 
+unsigned long long influx_recent_epoch(const influx_recent *r) { return r ? r->epoch : 0; }
+
 int influx_recent_has_id(const influx_recent *r, uint64_t key, const char *id) {
     return r && (ir_has(&r->gen[0].ids, key, id) || ir_has(&r->gen[1].ids, key, id));
 }
@@ -85,6 +88,7 @@ void influx_recent_sending(influx_recent *r, uint64_t ns) {
 
 void influx_recent_failed(influx_recent *r) {
     if (!r) return;
+    r->epoch++;
     ir_gen_clear(&r->gen[0]);
     ir_gen_clear(&r->gen[1]);
     if (r->top_ns != INT64_MIN) ir_raise(r, r->top_ns);
@@ -92,6 +96,7 @@ void influx_recent_failed(influx_recent *r) {
 
 void influx_recent_reset(influx_recent *r) {
     if (!r) return;
+    r->epoch++;
     ir_gen_clear(&r->gen[0]);
     ir_gen_clear(&r->gen[1]);
     r->known = 0;
@@ -101,7 +106,10 @@ void influx_recent_reset(influx_recent *r) {
 int influx_recent_stored(influx_recent *r, uint64_t key, const char *id, uint64_t ns) {
     if (!r || !r->known) return 0;       /* nothing to add to before the horizon is known */
     if (r->gen[0].ids.n >= INFLUX_RECENT_GEN) {
-        if (r->gen[1].top_ns != INT64_MIN) ir_raise(r, r->gen[1].top_ns);
+        if (r->gen[1].top_ns != INT64_MIN) {
+            ir_raise(r, r->gen[1].top_ns);
+            r->epoch++; /* what it held is forgotten */
+        }
         ir_gen_clear(&r->gen[1]);
         r->gen[1] = r->gen[0];
         r->gen[0] = (ir_gen){.top_ns = INT64_MIN};

@@ -56,6 +56,12 @@ int influx_recent_has_id(const influx_recent *r, uint64_t key, const char *id);
 /* 1 when this process wrote a point at nanosecond time ns. */
 int influx_recent_has_time(const influx_recent *r, uint64_t ns);
 
+/* Changes whenever memory forgets what it held (a failed write, a reset, an evicted generation, out of
+ * memory). A duplicate check planned from memory at one epoch and answered at another plans again the
+ * items it left to memory (store_influx.c: influx_dup_plan): an id forgotten in between was neither asked
+ * nor is it remembered any more (review inflight-1 F5). */
+unsigned long long influx_recent_epoch(const influx_recent *r);
+
 /* A point about to be sent (before the request): keeps the top of every time sent. */
 void influx_recent_sending(influx_recent *r, uint64_t ns);
 /* A point InfluxDB acknowledged. 0, or -1 out of memory (memory was dropped, still exact). */

@@ -80,8 +80,9 @@ static void storage_post_run(storage_wait *p);
  * store_sqlite_writer.h) queues what it is
  * given: pieces of every request in flight would all be held at once. So at
  * most storage_pieces_out() pieces are with the backend -- a text backend
- * (ClickHouse, InfluxDB since session 7) two, one writing and one ready behind
- * it (SQLite four, store_ops.pieces, so the pieces waiting behind a commit
+ * (ClickHouse) two, one writing and one ready behind it (InfluxDB: one per
+ * write in flight, store.pieces = INFLUXDB_WRITES_INFLIGHT, default 2;
+ * SQLite four, store_ops.pieces, so the pieces waiting behind a commit
  * share the next one); a backend reading jansson trees one, as its piece is a
  * tree of 5-10x its text (InfluxDB's burst-batch5000 peaked at 67.5 MB with two
  * trees, docs/BENCHMARKS.md) -- and other POSTs wait
@@ -91,6 +92,7 @@ static void storage_post_run(storage_wait *p);
  * SQLite without its thread (tests, tools) calls back before write_batch
  * returns: it never waits here. */
 static int storage_pieces_out(const storage_api *a) {
+    if (a->st->pieces) return a->st->pieces; /* InfluxDB: one per write in flight (INFLUXDB_WRITES_INFLIGHT) */
     return a->st->ops->pieces ? a->st->ops->pieces : a->st->ops->text_batches ? 2 : 1;
 }
 

@@ -159,6 +159,9 @@ typedef struct store_ops {
 
 struct store {
     const store_ops *ops;
+    /* Pieces the API keeps with this backend at once when set by its open
+     * (InfluxDB: INFLUXDB_WRITES_INFLIGHT); 0: ops->pieces. */
+    int pieces;
 };
 
 /* STORAGE_BACKEND's default: main.c's table, and ha_config.c before the table is read. */

@@ -3,12 +3,20 @@
  * Why it looks like this:
  *  - Writes go out through httpc on the event loop and the caller is answered
  *    from the 204, so "200 only after the commit" holds. Batches are a FIFO
- *    with two written at a time (INFLUX_WRITES_INFLIGHT): the next batch
+ *    with INFLUXDB_WRITES_INFLIGHT (default 2, at most INFLUX_WRITES_MAX:
+ *    what the feed tracks open, store_influx.h) written at a time: the next batch
  *    starts once the one before has sent its last request, so influxd parses
  *    one while the other is on its way. The duplicate check stays honest: a
- *    batch also counts the ids and times of the batch being written before it
- *    (that one stores them, or fails and takes this one down with it), and
- *    batches finish -- statistics, the answer, the feed's head -- in order.
+ *    batch also counts the ids and times of every batch being written before
+ *    it (that one stores them, or fails and takes exactly the batches that
+ *    counted on it down with it: influx_job.relied), and batches finish --
+ *    statistics, the answer, the feed's head -- in order. Why 2 and not more
+ *    (session 10, docs/BENCHMARKS.md): a batch's statistics run when it is the
+ *    oldest; with more batches ahead already in InfluxDB, the statistics' slow
+ *    path finds raw states after the batch and never seeds its running state,
+ *    so every batch takes the slow path (~2.8 s instead of ~35 ms) and a burst
+ *    collapses. With INFLUXDB_STATISTICS=0 four were no faster than two on
+ *    a loaded machine (influxd's CPU was the limit there).
  *    A step of the statistics catch-up (stats_influx_catchup.h, on the purge
  *    timer) runs only when no batch is started: both compute statistics from
  *    the rows the other wrote.
@@ -97,13 +105,15 @@ typedef struct store_influx {
     int api_version;
     long timeout_ms, chunk_lines, ping_ms, linger_ms;
     influx_event_fields event_fields;   /* INFLUXDB_EVENT_FIELDS (influx_points.h) */
+    int inflight;                       /* INFLUXDB_WRITES_INFLIGHT: jobs started at a time (<= INFLUX_WRITES_MAX) */
+    unsigned long long next_seq;        /* the next started job's number (influx_job.seq) */
     int up, db_ready, ping_inflight, create_inflight, closing;
     char last_error[256];
     struct event *ping_timer;
     struct event *linger_timer;         /* INFLUXDB_WRITE_LINGER_MS: the next batch's start, when it waits */
     int64_t last_start_us;              /* monotonic: when the last batch started */
     unsigned long long linger_held;     /* batches whose start waited for it */
-    influx_job *queue, *queue_tail;     /* FIFO: the oldest unfinished job first; at most two started (INFLUX_WRITES_INFLIGHT) */
+    influx_job *queue, *queue_tail;     /* FIFO: the oldest unfinished job first; the started ones (at most inflight) lead */
     int64_t last_dead_ns;
     influx_ha *ha;                      /* INFLUXDB_SCHEMA=homeassistant, else NULL */
     stats_influx *stats;                /* long-term statistics (stats_influx.h), NULL when STATISTICS=0 */
@@ -115,6 +125,7 @@ typedef struct store_influx {
     influx_registry *registry;          /* GET /api/v1/registry's points (influx_registry.h; issue 11) */
     influx_recent *recent;              /* the duplicate check from memory (influx_recent.h; issue 15) */
     unsigned long long dup_queries, dup_memory; /* duplicate-check requests sent / batches answered by memory */
+    unsigned long long dup_replans;     /* checks planned again: memory forgot something meanwhile */
     unsigned long long started, started_behind; /* batches started / of them, while the one before was in flight */
 } store_influx;
 
@@ -210,6 +221,8 @@ struct influx_job {
     char stored_at[EVENT_TIME_LEN]; /* the batch's stored_at text, "" until the first chunk */
     influx_us_range *dup;       /* time ranges the duplicate check reads (influx_time.h) */
     size_t ndup, dup_next;      /* ranges, and the first not asked yet */
+    unsigned char *by_memory;   /* per item: its check was left to memory (influx_recent_covers) */
+    unsigned long long recent_epoch; /* influx_recent_epoch when the check was planned */
     int failed, stats_done, registry_done;
     int started;                /* its duplicate check (or probe) was sent: it counts as in flight */
     int assigned;               /* ids and times are in its sets: a later job's check reads them */
@@ -217,18 +230,18 @@ struct influx_job {
     int written;                /* every request answered (or failed): it finishes when it is the oldest */
     int finishing;              /* influx_job_finish runs (statistics, registry, then the answer) */
     int doomed;                 /* an earlier job it relied on failed: it fails too */
-    int relied;                 /* its duplicate check or a time counted on a job before it (influx_job_earlier_has) */
+    unsigned long long seq;     /* its number, given when started (consecutive: started jobs are a prefix of the queue) */
+    uint32_t relied;            /* bit d-1: its duplicate check or a time counted on the job started d before it
+                                 * (influx_job_earlier_has); d < INFLUX_WRITES_MAX */
     int seqs_built;             /* its unused sequences were given back (influx_reads_batch_built) */
     int64_t seq_base, seq_next; /* its feed sequences (influx_reads_batch_open), the next one to give */
     influx_feed_batch feed;     /* the feed points of the chunk being built (influx_feed.h) */
     char err[256];
 };
 
-/* Jobs started at a time: while InfluxDB parses one batch's request, the next
- * one's is already sent (issue 15: influxd, which could use both cores,
- * otherwise waits for each answer while the pipeline waits for it). They
- * finish in order: a batch is answered only after every earlier one. */
-#define INFLUX_WRITES_INFLIGHT 2
+/* INFLUXDB_WRITES_INFLIGHT's ceiling (INFLUX_WRITES_MAX, store_influx.h: what the feed tracks): a job's
+ * `relied` has a bit per job started before it. */
+_Static_assert(INFLUX_WRITES_MAX >= 1 && INFLUX_WRITES_MAX <= 32, "influx_job.relied: a bit per earlier job");
 /* influx_line.item of a feed point's line (influx_feed.h): no item of its own. */
 #define INFLUX_LINE_FEED INT_MIN
 
@@ -243,6 +256,7 @@ static void influx_job_free(influx_job *j) {
     free(j->lines);
     free(j->stack);
     free(j->dup);
+    free(j->by_memory);
     influx_feed_batch_free(&j->feed);
     free(j);
 }
@@ -282,9 +296,10 @@ static void influx_job_finish(influx_job *j) {
         b->dead_lettered = b->ndead;
     }
     influx_reads_batch_done(s->reads, b, rc, j->seq_base);
-    /* only a job whose check counted on an earlier one fails with it (review-feed 2) */
+    /* only a job whose check counted on this one fails with it (review-feed 2); one that counted on a job
+     * between them fails when that one does, if it does */
     for (influx_job *n = j->next; rc != 0 && n && n->started; n = n->next)
-        if (n->relied) n->doomed = 1;
+        if (n->relied >> (n->seq - j->seq - 1) & 1u) n->doomed = 1;
     s->queue = j->next;
     if (!s->queue) s->queue_tail = NULL;
     store_write_cb cb = j->cb;
@@ -543,11 +558,16 @@ static int influx_dup_row(const influx_answer_row *row, void *arg) {
 }
 
 /* 1 when a job before j, still being written, holds the id (or, times: the
- * point time key): the earlier batch stores it, or failed and dooms j. */
+ * point time key): the earlier batch stores it, or failed and dooms j (every
+ * such job is noted in j->relied: any of them failing dooms j). */
 static int influx_job_earlier_has(influx_job *j, uint64_t key, const char *id, int times) {
+    int has = 0;
     for (const influx_job *p = j->s->queue; p && p != j; p = p->next)
-        if (p->assigned && influx_set_has(times ? &p->times : &p->ids, key, id)) return j->relied = 1;
-    return 0;
+        if (p->assigned && influx_set_has(times ? &p->times : &p->ids, key, id)) {
+            j->relied |= 1u << (j->seq - p->seq - 1);
+            has = 1;
+        }
+    return has;
 }
 
 /* Marks duplicates (stored before, twice in this batch, or in the batch
@@ -592,7 +612,25 @@ static int influx_job_assign(influx_job *j) {
     return 0;
 }
 
+static int influx_dup_plan(influx_job *j, int again);
+
+/* The check answered: ids and times assigned, then the write. Memory answers for what the plan left to it;
+ * when it forgot something since (another write failed, a generation was evicted: influx_recent_epoch) the
+ * items left to it that it no longer covers are asked first (influx_dup_done comes back here). */
 static void influx_job_write(influx_job *j) {
+    if (j->recent_epoch != influx_recent_epoch(j->s->recent)) {
+        j->s->dup_replans++;
+        if (influx_dup_plan(j, 1) != 0) {
+            influx_job_fail(j, "out of memory");
+            return;
+        }
+        int rc = influx_dup_next(j);
+        if (rc == 0) return;
+        if (rc < 0) {
+            influx_job_fail(j, "cannot start a request to InfluxDB");
+            return;
+        }
+    }
     if (influx_job_assign(j) != 0) {
         influx_job_fail(j, "out of memory");
         return;
@@ -634,18 +672,27 @@ static void influx_dup_done(const httpc_response *r, void *arg) {
  * between the batch's first and last time (finding 8 of issue 14). */
 #define INFLUX_DUP_PER_QUERY 64
 
-static int influx_dup_plan(influx_job *j) {
+/* Plans the queries: the items memory does not cover (it knows what is above its horizon, influx_recent.h).
+ * again: the epoch moved since the last plan (influx_job_write): only the items left to memory then, and
+ * not covered now, are asked (review inflight-1 F5: a re-post left to memory and forgotten before the
+ * assign was neither asked nor remembered, so written twice and reported stored). */
+static int influx_dup_plan(influx_job *j, int again) {
     store_batch *b = j->b;
-    int64_t *t = malloc((b->nitems ? b->nitems : 1) * sizeof *t);
-    j->dup = malloc((b->nitems ? b->nitems : 1) * sizeof *j->dup);
-    if (!t || !j->dup) {
+    size_t cap = b->nitems ? b->nitems : 1;
+    int64_t *t = malloc(cap * sizeof *t);
+    if (!j->dup) j->dup = malloc(cap * sizeof *j->dup);
+    if (!j->by_memory) j->by_memory = calloc(cap, 1);
+    if (!t || !j->dup || !j->by_memory) {
         free(t);
         return -1;
     }
+    j->recent_epoch = influx_recent_epoch(j->s->recent);
     size_t n = 0;
-    for (size_t i = 0; i < b->nitems; i++) /* memory knows what is above its horizon (influx_recent.h) */
-        if (b->items[i].status == STORE_ITEM_PENDING && !influx_recent_covers(j->s->recent, b->items[i].time_us))
-            t[n++] = b->items[i].time_us;
+    for (size_t i = 0; i < b->nitems; i++) {
+        if (b->items[i].status != STORE_ITEM_PENDING || (again && !j->by_memory[i])) continue;
+        j->by_memory[i] = (unsigned char)influx_recent_covers(j->s->recent, b->items[i].time_us);
+        if (!j->by_memory[i]) t[n++] = b->items[i].time_us;
+    }
     j->ndup = influx_dup_ranges(t, n, j->dup);
     j->dup_next = 0;
     free(t);
@@ -671,7 +718,7 @@ static int influx_dup_next(influx_job *j) {
 
 /* The duplicate check proper: queries for what memory does not cover, then the write. */
 static void influx_job_check(influx_job *j) {
-    if (influx_dup_plan(j) != 0 || influx_set_grow(&j->ids, 1) != 0) {
+    if (influx_dup_plan(j, 0) != 0 || influx_set_grow(&j->ids, 1) != 0) {
         influx_job_fail(j, "out of memory");
         return;
     }
@@ -745,7 +792,7 @@ static void influx_linger_fire(evutil_socket_t fd, short what, void *arg) {
 }
 
 /* Starts the oldest job not started yet, when the one before it has sent its
- * last request and fewer than INFLUX_WRITES_INFLIGHT are started. A wanted
+ * last request and fewer than INFLUXDB_WRITES_INFLIGHT (default 2) are started. A wanted
  * catch-up step goes first, once no job is started (it and a batch compute
  * statistics from what the other wrote). */
 static void influx_job_start(store_influx *s) {
@@ -758,8 +805,9 @@ static void influx_job_start(store_influx *s) {
         if (s->catchup_busy || running) return;
     }
     /* not beside a failed job: its check would count on what is retried (started when that one finishes) */
-    if (!j || running >= INFLUX_WRITES_INFLIGHT || failing || (prev && !prev->all_built) || influx_job_linger(s)) return;
+    if (!j || running >= s->inflight || failing || (prev && !prev->all_built) || influx_job_linger(s)) return;
     j->started = 1;
+    j->seq = s->next_seq++;
     s->started++;
     if (running) s->started_behind++;
     if (!influx_recent_needs_probe(s->recent)) {
@@ -1128,11 +1176,12 @@ static json_t *store_influx_info(store *base) {
     if (o) json_object_set_new(o, "event_fields", json_string(influx_points_fields_name(s->event_fields)));
     if (o) json_object_set_new(o, "write_linger", json_pack("{s:I,s:I}", "ms", (json_int_t)s->linger_ms, "held",
                                                               (json_int_t)s->linger_held));
-    if (o) json_object_set_new(o, "writes", json_pack("{s:i,s:I,s:I}", "in_flight_max", INFLUX_WRITES_INFLIGHT,
+    if (o) json_object_set_new(o, "writes", json_pack("{s:i,s:I,s:I}", "in_flight_max", s->inflight,
                                                         "batches", (json_int_t)s->started, "started_behind_another",
                                                         (json_int_t)s->started_behind));
-    if (o) json_object_set_new(o, "duplicate_check", json_pack("{s:I,s:I}", "queries", (json_int_t)s->dup_queries,
-                                                                 "batches_from_memory", (json_int_t)s->dup_memory));
+    if (o) json_object_set_new(o, "duplicate_check", json_pack("{s:I,s:I,s:I}", "queries", (json_int_t)s->dup_queries,
+                                                                 "batches_from_memory", (json_int_t)s->dup_memory,
+                                                                 "planned_again", (json_int_t)s->dup_replans));
     if (o && s->reads) json_object_set_new(o, "entity_restore", influx_reads_info(s->reads));
     if (o && !s->up) json_object_set_new(o, "last_error", json_string(s->last_error));
     if (o) json_object_set_new(o, "statistics", stats_influx_info(s->stats));
@@ -1205,7 +1254,7 @@ static char *influx_text(const char *name) {
 }
 
 static int influx_config(store_influx *s) {
-    long long ver, timeout, chunk, ping, linger;
+    long long ver, timeout, chunk, ping, linger, inflight;
     s->url = influx_text("INFLUXDB_URL");
     if (s->url) s->url[url_trim_len(s->url, strlen(s->url))] = '\0';
     s->db = influx_text("INFLUXDB_DATABASE");
@@ -1218,7 +1267,8 @@ static int influx_config(store_influx *s) {
         config_int(influx_vars, "INFLUXDB_TIMEOUT_MS", &timeout) ||
         config_int(influx_vars, "INFLUXDB_CHUNK_LINES", &chunk) ||
         config_int(influx_vars, "INFLUXDB_PING_INTERVAL_MS", &ping) ||
-        config_int(influx_vars, "INFLUXDB_WRITE_LINGER_MS", &linger)) {
+        config_int(influx_vars, "INFLUXDB_WRITE_LINGER_MS", &linger) ||
+        config_int(influx_vars, "INFLUXDB_WRITES_INFLIGHT", &inflight)) {
         free(token);
         return -1;
     }
@@ -1233,6 +1283,8 @@ static int influx_config(store_influx *s) {
     s->chunk_lines = (long)chunk;
     s->ping_ms = (long)ping;
     s->linger_ms = (long)linger;
+    s->inflight = (int)inflight; /* the table's range: 1..INFLUX_WRITES_MAX */
+    s->base.pieces = s->inflight; /* storage_post.c: one POST's piece per write in flight */
     if (token) {
         size_t n = strlen(token) + 32;
         s->auth_header = malloc(n);

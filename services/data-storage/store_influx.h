@@ -6,6 +6,12 @@
 #include "influx_points.h"
 #include "store.h"
 
+/* INFLUXDB_WRITES_INFLIGHT's ceiling, and the batches the feed keeps open at a time (influx_query.c's
+ * IQ_OPEN_MAX is this): every batch being written holds the feed's head below it until it is done. A batch
+ * opened beyond what the feed tracks would not, and a reader at the head would skip what it writes after
+ * (review inflight-1 F1: the range went to 16 while the feed tracked 8). */
+#define INFLUX_WRITES_MAX 8
+
 /* The InfluxDB backend's variables, declared once: main.c's table includes
  * them (--help, README) and store_influx.c reads its values from them. */
 #define INFLUX_CONFIG_VARS                                                                                             \
@@ -29,7 +35,12 @@
                     "influxdb: fields of each home_assistant_events point: full (also old_state, old_value, "          \
                     "duration_in_state, context_id, context_parent_id, context_user_id, attributes: copies of the "    \
                     "record's members) | slim (only event_id, stored_at, record, state, value: what HomeIQ's reads "   \
-                    "use, about a third less InfluxDB CPU per event); switchable at any restart")
+                    "use, about a third less InfluxDB CPU per event); switchable at any restart"),                     \
+        CONFIG_INT("INFLUXDB_WRITES_INFLIGHT", "2", 1, INFLUX_WRITES_MAX,                                              \
+                   "influxdb: batches written at a time (they finish in order); each one more holds a POST's piece, "  \
+                   "its chunk's body and the HTTP copy of it, ~5-8 MB at FORWARD_BATCH_MAX=5000: over 2 is not "      \
+                   "measured within the 64 MB bound; not more than 2 with STATISTICS=1: a burst's statistics fall "  \
+                   "to their slow path (docs/INFLUXDB.md)")
 
 int store_influx_open(struct event_base *base, store **out);
 

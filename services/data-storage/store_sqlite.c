@@ -98,7 +98,7 @@ typedef struct store_sqlite {
     long busy_timeout_ms;
     long writer_stall_ms;      /* SQLITE_WRITER_STALL_MS: a transaction running longer makes /health 503 */
     json_t *info_last;         /* info's figures when it last got the lock: /health's answer while a commit hangs */
-    long long reads_merged, reads_by_time, reads_feed_spans; /* which way reads went: /health's "reads" */
+    long long reads_merged, reads_by_time, reads_feed_spans, reads_skipped; /* which way reads went: /health's "reads" */
     char last_error[160];
 } store_sqlite;
 
@@ -175,6 +175,9 @@ static const char *const store_sqlite_migrations[] = {
     /* 11 (issue 15): domain= reads the domain spans and the entity index, events_domain_time
      * only for entity-less rows (store_sqlite_domain.h). Keep it after migration 10. */
     STORE_SQLITE_DOMAIN_MIGRATION,
+    /* 12: spans of the rows with an entity and no domain (domain ''), so a deep offset= page
+     * of domain= counts the spans' ranges from the index (store_sqlite_domain.h). */
+    STORE_SQLITE_DOMAIN_NONE_MIGRATION,
 };
 #define STORE_SQLITE_VERSION ((int)(sizeof store_sqlite_migrations / sizeof *store_sqlite_migrations))
 
@@ -257,8 +260,9 @@ static int store_sqlite_migrate(store_sqlite *s) {
         const char *m = store_sqlite_migrations[v];
         int failed = strcmp(m, STORE_SQLITE_IDENTITY_MIGRATION) == 0 ? sqi_migrate(s->db)
                      : strcmp(m, STORE_SQLITE_LEAN_MIGRATION) == 0 ? sqc_room(s->db) || store_sqlite_exec(s, m)
-                     : strcmp(m, STORE_SQLITE_DOMAIN_MIGRATION) == 0 ? sqd_migrate(s->db)
-                                                                     : store_sqlite_exec(s, m);
+                     : strcmp(m, STORE_SQLITE_DOMAIN_MIGRATION) == 0      ? sqd_migrate(s->db)
+                     : strcmp(m, STORE_SQLITE_DOMAIN_NONE_MIGRATION) == 0 ? sqd_migrate_none(s->db)
+                                                                          : store_sqlite_exec(s, m);
         if (failed || store_sqlite_exec(s, sql) != 0) {
             store_sqlite_exec(s, "ROLLBACK");
             return -1;
@@ -659,6 +663,7 @@ static int store_sqlite_run_query(store_sqlite *s, const store_filter *f, store_
     int merge = sqx_applies(f);
     if (merge && !sqd_dense(s->db, f)) {
         s->reads_merged++;
+        if (sqx_skips(f)) s->reads_skipped++;
         int rc = sqx_query(s->db, f, rows, s->last_error, sizeof s->last_error);
         if (rc) log_error("sqlite %s", s->last_error);
         return rc;
@@ -770,9 +775,10 @@ static json_t *store_sqlite_info_locked(store_sqlite *s) {
     if (o && s->retention) json_object_set_new(o, "retention", retention_sqlite_info(s->retention));
     if (o && s->stats && s->stats_on) json_object_set_new(o, "statistics", stats_sqlite_info(s->stats));
     if (o)
-        json_object_set_new(o, "reads", json_pack("{s:I,s:I,s:I}", "merged", (json_int_t)s->reads_merged, "by_time",
+        json_object_set_new(o, "reads", json_pack("{s:I,s:I,s:I,s:I}", "merged", (json_int_t)s->reads_merged, "by_time",
                                                   (json_int_t)s->reads_by_time, "feed_spans",
-                                                  (json_int_t)s->reads_feed_spans));
+                                                  (json_int_t)s->reads_feed_spans, "skipped",
+                                                  (json_int_t)s->reads_skipped));
     return o;
 }
 

@@ -4,12 +4,15 @@
 #include "store_sqlite_identity.h"
 #include "log.h"
 
+#include "store_sqlite_merge.h"
+
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static int sqd_counts(const store_item *it) {
-    return it->status == STORE_ITEM_STORED && it->entity_id && it->entity_id[0] && it->domain[0];
+    return it->status == STORE_ITEM_STORED && it->entity_id && it->entity_id[0]; /* domain '': none (schema 12) */
 }
 
 static int sqd_cmp(const void *a, const void *b) {
@@ -64,7 +67,9 @@ int sqd_dense(sqlite3 *db, const store_filter *f) {
         double k = (double)sqlite3_column_int64(st, 0), in = (double)sqlite3_column_int64(st, 1),
                all = (double)sqlite3_column_int64(st, 2);
         double rows = (double)f->offset + (double)f->limit; /* what the page reads through */
-        dense = in > 0 && rows * all / in <= SQD_MERGE_ROW * (rows + k);
+        /* merged: r rows and k ranges, or with the offset counted (sqx_skips) k ranges per round */
+        double merged = sqx_skips(f) ? k * (2 + log10((double)f->offset / SQX_SKIP_ROWS)) : rows + k;
+        dense = in > 0 && rows * all / in <= SQD_MERGE_ROW * merged;
     }
     sqlite3_finalize(st);
     return dense;
@@ -83,6 +88,15 @@ static double sqd_now_s(void) {
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* A migration's statements; SQLite's error logged with the migration's number. */
+static int sqd_exec(sqlite3 *db, int migration, const char *sql) {
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK) return 0;
+    log_error("sqlite migration %d: %s", migration, msg ? msg : "?");
+    sqlite3_free(msg);
+    return -1;
+}
+
 /* Logged before and after: on 1.5M events (710 MB) it runs ~20 s before /health answers. The
  * GROUP BY's sort spills to SQLite's temp directory (SQLITE_TMPDIR, else TMPDIR, /var/tmp,
  * /usr/tmp, /tmp), which sqd_room does not check (it checks DATA_DIR's disk). */
@@ -93,16 +107,27 @@ int sqd_migrate(sqlite3 *db) {
              "temp directory (SQLITE_TMPDIR/TMPDIR, else /var/tmp or /tmp), about 60 bytes per event",
              events, sqi_file_bytes(db) >> 20);
     double t0 = sqd_now_s();
-    char *msg = NULL;
-    if (sqlite3_exec(db, STORE_SQLITE_DOMAIN_MIGRATION, NULL, NULL, &msg) != SQLITE_OK) {
-        log_error("sqlite migration 11: %s", msg ? msg : "?");
-        sqlite3_free(msg);
-        return -1;
-    }
+    if (sqd_exec(db, 11, STORE_SQLITE_DOMAIN_MIGRATION) != 0) return -1;
     log_info("sqlite migration 11: %lld domain spans over %lld entity-less rows with a domain, in %.1f s",
              sqi_scalar(db, "SELECT count(*) FROM event_domains"),
              sqi_scalar(db, "SELECT count(*) FROM events INDEXED BY events_domain_time WHERE domain IS NOT NULL"
                             " AND entity_id IS NULL"),
              sqd_now_s() - t0);
+    return 0;
+}
+
+/* Migration 12 reads every row once (no index has the rows without a domain): 15 s on an
+ * 855 MB store at load 13 (docs/BENCHMARKS.md, s10-domoff) before /health answers, so it
+ * is logged before and after like migration 11. It writes only a few spans (one per entity
+ * and home with such rows): no room check; a full disk fails the INSERT, and the caller
+ * rolls back and logs why. */
+int sqd_migrate_none(sqlite3 *db) {
+    log_info("sqlite migration 12: reading up to %lld events (%lld MB) once for the spans of the rows with an entity "
+             "and no domain",
+             sqi_scalar(db, "SELECT coalesce(max(id), 0) FROM events"), sqi_file_bytes(db) >> 20);
+    double t0 = sqd_now_s();
+    if (sqd_exec(db, 12, STORE_SQLITE_DOMAIN_NONE_MIGRATION) != 0) return -1;
+    log_info("sqlite migration 12: %lld spans of domain '' (entity and home with rows without a domain), in %.1f s",
+             sqi_scalar(db, "SELECT count(*) FROM event_domains WHERE domain = ''"), sqd_now_s() - t0);
     return 0;
 }

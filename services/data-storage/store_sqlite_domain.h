@@ -18,6 +18,14 @@
  * changes a row only when the batch widens its span (live: last_us, once per entity per
  * batch, in a table of a few pages).
  *
+ * Since schema 12 the rows with an entity and no domain (an entity id without a dot and
+ * no domain member, a record's "" domain) have spans too, under the domain '' (which no
+ * domain= can name: store_filter_string wants 1 to 255 characters): then the spans of an
+ * entity say every domain its rows can have at any time, and a range of the entity
+ * index where only one (domain, home) has a span holds that domain's rows only -- counted
+ * from the index alone when a deep offset= page skips them (store_sqlite_merge.c). Such
+ * rows are rare (enrichment always has a domain): no upsert more for an ordinary event.
+ *
  * Retention's domain rules (RETENTION_OVERRIDES) delete through the spans and the
  * entity index too (retention_sqlite.c, SQD_RULE_SELECT).
  *
@@ -40,6 +48,12 @@
     "  PRIMARY KEY (domain, entity_id, home_id)) WITHOUT ROWID;"                                             \
     "INSERT OR IGNORE INTO event_domains SELECT domain, entity_id, home_id, min(time_us), max(time_us)"     \
     "  FROM events WHERE entity_id IS NOT NULL AND domain IS NOT NULL GROUP BY 1, 2, 3;"
+
+/* Migration 12: the spans of the rows with an entity and no domain (domain ''), read
+ * once from the table (no index has them; a store has few or none). */
+#define STORE_SQLITE_DOMAIN_NONE_MIGRATION                                                                   \
+    "INSERT OR IGNORE INTO event_domains SELECT '', entity_id, home_id, min(time_us), max(time_us)"          \
+    "  FROM events WHERE entity_id IS NOT NULL AND domain IS NULL GROUP BY 2, 3;"
 
 /* ?1 domain ?2 entity ?3 home ?4 first ?5 last */
 #define STORE_SQLITE_DOMAIN_UPSERT                                                                           \
@@ -66,8 +80,8 @@
     " UNION ALL SELECT id FROM events INDEXED BY events_domain_time WHERE entity_id IS NULL AND domain = %Q"  \
     " AND time_us < ?1"
 
-/* The spans of the batch's STORED items with an entity and a domain, one upsert per
- * distinct (entity, domain). 0/-1. */
+/* The spans of the batch's STORED items with an entity (domain '' when they have none),
+ * one upsert per distinct (entity, domain). 0/-1. */
 int sqd_update(const store_batch *b, sqlite3_stmt *upsert);
 
 /* domain= alone (no registry filter): 1 when reading events by time and skipping the
@@ -80,10 +94,14 @@ int sqd_update(const store_batch *b, sqlite3_stmt *upsert);
  * per row (store_sqlite_merge.c's heap). By time when r / p <= SQD_MERGE_ROW * (r + k):
  * a domain with more than 1/7 of the events, or a rarer one's shallow pages. Measured
  * with bench/filter_reads.sh (1.5M events, 3,000 entities): a page at offset 100,000 of
- * binary_sensor (10 %) costs ~760 ms of CPU merged and would read 1M rows by time; a deep
- * offset costs more than main's index either way (no index has the domain any more,
- * docs/BENCHMARKS.md). Both ways give the same rows. 0 on any error (the merge is exact
- * too); 0 for an empty domain (no entity: the merge has only the entity-less rows). */
+ * binary_sensor (10 %) costs ~760 ms of CPU merged row by row and would read 1M rows by time
+ * (a deep offset now counts what it skips: below). Both ways give the same rows. 0 on any error (the merge is exact
+ * too); 0 for an empty domain (no entity: the merge has only the entity-less rows).
+ * A page that counts what it skips (sqx_skips, schema 12) costs instead a statement per
+ * range for each window (~10x fewer rows left per window) and for the merge's start, each
+ * about SQD_MERGE_ROW rows read by time (bench/filter_reads.sh: 1,800 ranges of sensor
+ * 4-5 us each, rows by time ~0.7 us): by time when r / p <= SQD_MERGE_ROW * k * (2 +
+ * log10(offset / SQX_SKIP_ROWS)) -- sensor's offset 5,000, not its offset 200,000. */
 #define SQD_MERGE_ROW 7
 int sqd_dense(sqlite3 *db, const store_filter *f);
 
@@ -94,5 +112,9 @@ int sqd_room(sqlite3 *db);
  * logged at its start (events, MB, where the sort spills) and end (spans, entity-less rows
  * with a domain, seconds). 0, or -1 with the reason logged. */
 int sqd_migrate(sqlite3 *db);
+
+/* Migration 12 in the caller's transaction: STORE_SQLITE_DOMAIN_NONE_MIGRATION, logged at
+ * its start (events, MB) and end (spans of domain '', seconds). 0, or -1 with the reason logged. */
+int sqd_migrate_none(sqlite3 *db);
 
 #endif

@@ -14,12 +14,14 @@ typedef struct sqx_src {
     int64_t next_t, next_id;   /* read on below (next_t, next_id), exclusive */
     int64_t *t, *id;
     int n, pos, chunk, cap, done;
+    int clean;                 /* only the filter's rows in [lo, hi]: index-only (sqx_mark_clean) */
 } sqx_src;
 
 typedef struct sqx {
     sqlite3 *db;
     const store_filter *f;
     sqlite3_stmt *range, *none, *row;
+    sqlite3_stmt *clean, *count_clean, *count_dirty, *count_none; /* offset= skipping (sqx_skip) */
     sqx_src *src;
     size_t n, cap;
     char *err;
@@ -142,7 +144,7 @@ static int sqx_sources(sqx *x, int64_t lo, int64_t hi) {
 
 /* The next chunk of s, newest first. 0/-1. */
 static int sqx_fill(sqx *x, sqx_src *s) {
-    sqlite3_stmt *st = s->entity ? x->range : x->none;
+    sqlite3_stmt *st = !s->entity ? x->none : s->clean ? x->clean : x->range;
     if (s->cap < s->chunk) { /* grows with the chunk: many ranges cost little each */
         int64_t *t = realloc(s->t, (size_t)s->chunk * sizeof *t);
         if (t) s->t = t;
@@ -230,21 +232,168 @@ static int sqx_row(sqx *x, int64_t id, store_rows *rows) {
     return out;
 }
 
+/* ---- deep offset= of domain= alone: whole ranges counted from the index --------------- */
+
+int sqx_skips(const store_filter *f) {
+    return sqx_applies(f) && !sqx_registry(f) && !f->event_type && f->offset > SQX_SKIP_ROWS;
+}
+
+static int sqx_prepare_skip(sqx *x) {
+    static const char *const sql[4] = {
+        SQX_RANGE_SELECT "entity_id = ?1" SQX_RANGE_TIME SQX_RANGE_ORDER,
+        "SELECT count(*) FROM events INDEXED BY events_entity_series WHERE entity_id = ?1 AND time_us > ?2"
+        " AND time_us <= ?3",
+        "SELECT count(*) FROM events INDEXED BY events_entity_series WHERE entity_id = ?1 AND time_us > ?2"
+        " AND time_us <= ?3 AND home_id = ?4 AND domain = ?5",
+        "SELECT count(*) FROM events INDEXED BY events_domain_time WHERE entity_id IS NULL AND domain = ?5"
+        " AND time_us > ?2 AND time_us <= ?3 AND (?4 IS NULL OR home_id = ?4)"};
+    sqlite3_stmt **st[4] = {&x->clean, &x->count_clean, &x->count_dirty, &x->count_none};
+    for (int i = 0; i < 4; i++) {
+        if (sqlite3_prepare_v2(x->db, sql[i], -1, st[i], NULL) != SQLITE_OK) return sqx_fail(x, "prepare");
+        if (i >= 2) sqlite3_bind_text(*st[i], 5, x->f->domain, -1, SQLITE_STATIC);
+    }
+    if (x->f->home_id) sqlite3_bind_text(x->count_none, 4, x->f->home_id, -1, SQLITE_STATIC);
+    return 0;
+}
+
+/* The entity sources (all but the last, the entity-less one) of entity e: [*a, *b). */
+static void sqx_of_entity(const sqx *x, const char *e, size_t *a, size_t *b) {
+    size_t lo = 0, hi = x->n - 1; /* sorted by entity_id (BINARY, as strcmp) */
+    while (lo < hi) {
+        size_t m = (lo + hi) / 2;
+        if (strcmp(x->src[m].entity, e) < 0) lo = m + 1;
+        else hi = m;
+    }
+    *a = lo;
+    while (hi < x->n - 1 && !strcmp(x->src[hi].entity, e)) hi++;
+    *b = hi;
+}
+
+/* A source (entity, home) is clean when no span of its entity but its own (domain, home)
+ * overlaps its range: every row of the entity there is one of the filter's (each row
+ * lies in the span of its own domain -- '' without one, schema 12 -- entity and home). */
+static int sqx_mark_clean(sqx *x) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(x->db, "SELECT entity_id, home_id, domain, first_us, last_us FROM event_domains", -1, &st,
+                           NULL) != SQLITE_OK)
+        return sqx_fail(x, "prepare");
+    for (size_t i = 0; i + 1 < x->n; i++) x->src[i].clean = 1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *e = (const char *)sqlite3_column_text(st, 0), *h = (const char *)sqlite3_column_text(st, 1),
+                   *d = (const char *)sqlite3_column_text(st, 2);
+        int64_t a = sqlite3_column_int64(st, 3), b = sqlite3_column_int64(st, 4);
+        size_t i, end;
+        sqx_of_entity(x, e, &i, &end);
+        for (; i < end; i++) {
+            sqx_src *s = &x->src[i];
+            if ((strcmp(d, x->f->domain) || strcmp(h, s->home)) && a <= s->hi && b >= s->lo) s->clean = 0;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : sqx_fail(x, "event_domains");
+}
+
+/* The filter's rows of s in (t, u]: index entries only when s is clean. */
+static int sqx_count(sqx *x, const sqx_src *s, int64_t t, int64_t u, int64_t *out) {
+    if (s->lo > INT64_MIN && t < s->lo - 1) t = s->lo - 1; /* the entity-less range may start at INT64_MIN */
+    if (u > s->hi) u = s->hi;
+    *out = 0;
+    if (u <= t) return 0;
+    sqlite3_stmt *st = !s->entity ? x->count_none : s->clean ? x->count_clean : x->count_dirty;
+    if (s->entity) sqlite3_bind_text(st, 1, s->entity, -1, SQLITE_STATIC);
+    if (s->entity && !s->clean) sqlite3_bind_text(st, 4, s->home, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, t);
+    sqlite3_bind_int64(st, 3, u);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) *out = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : sqx_fail(x, "count");
+}
+
+/* The filter's rows in (t, u] over every source, up to more than `cap`. */
+static int sqx_count_all(sqx *x, int64_t t, int64_t u, int64_t cap, int64_t *out) {
+    *out = 0;
+    for (size_t i = 0; i < x->n && *out <= cap; i++) {
+        int64_t c;
+        if (sqx_count(x, &x->src[i], t, u, &c) != 0) return -1;
+        *out += c;
+    }
+    return 0;
+}
+
+/* The estimate of the filter's rows (the entities table's counts), for the first window. */
+static double sqx_estimate(sqx *x) {
+    sqlite3_stmt *st;
+    double n = 0;
+    if (sqlite3_prepare_v2(x->db,
+                           "SELECT coalesce(sum(event_count), 0) FROM entities WHERE domain = ?1"
+                           " AND (?2 IS NULL OR home_id = ?2)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_text(st, 1, x->f->domain, -1, SQLITE_STATIC);
+    if (x->f->home_id) sqlite3_bind_text(st, 2, x->f->home_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) n = (double)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Skips the newest rows of the page's offset a time window at a time: the rows newer than
+ * *cut (*skipped of them, at most offset - SQX_SKIP_ROWS ... offset) are counted per
+ * source, not merged; each window aims at 9/10 of what is left to skip at the rate seen
+ * so far, and one that holds more is tried again a quarter as wide. A window's rows
+ * all have times above the next, so the merge goes on below *cut exactly where
+ * `skipped` rows were passed (rows of one time are never split). */
+static int sqx_skip(sqx *x, int64_t *skipped, int64_t *cut) {
+    int64_t first = INT64_MAX, last = INT64_MIN;
+    for (size_t i = 0; i + 1 < x->n; i++) {
+        if (x->src[i].lo < first) first = x->src[i].lo;
+        if (x->src[i].hi > last) last = x->src[i].hi;
+    }
+    *skipped = 0, *cut = INT64_MAX; /* the first window reaches up: entity-less rows may be newer than every span */
+    if (first > last) return 0;     /* no entity: the entity-less rows are few */
+    int64_t left = x->f->offset;
+    double span = (double)last - (double)first + 1, est = sqx_estimate(x);
+    double rate = (est > 0 ? est : (double)left) / span; /* rows per microsecond */
+    for (int round = 0; round < 64 && left > SQX_SKIP_ROWS && *cut >= first; round++) {
+        int64_t top = *cut < last ? *cut : last;
+        double w = 0.9 * (double)left / rate;
+        int64_t t = w >= (double)top - (double)first + 1 ? first - 1 : top - (w < 1 ? 1 : (int64_t)w);
+        int64_t c;
+        if (sqx_count_all(x, t, *cut, left, &c) != 0) return -1;
+        if (c > left) {
+            if (top - t <= 1) break; /* one time holds more: merged */
+            rate *= 4;
+            continue;
+        }
+        left -= c, *skipped += c, *cut = t;
+        rate = *skipped > 0 ? (double)*skipped / ((double)last - (double)t) : rate / 4;
+    }
+    return 0;
+}
+
 int sqx_query(sqlite3 *db, const store_filter *f, store_rows *rows, char *err, size_t errlen) {
     sqx x = {.db = db, .f = f, .err = err, .errlen = errlen};
     /* event times are far inside int64 (EVENT_* range): end - 1 cannot wrap */
     int64_t lo = f->has_start ? f->start_us : INT64_MIN, hi = f->has_end ? f->end_us - 1 : INT64_MAX;
     int rc = sqx_prepare(&x);
     if (rc == 0 && lo <= hi) rc = sqx_sources(&x, lo, hi);
+    int64_t skipped = 0, cut = INT64_MAX;
+    if (rc == 0 && lo <= hi && sqx_skips(f)) {
+        rc = sqx_prepare_skip(&x) || (x.n > 1 && sqx_mark_clean(&x)) || sqx_skip(&x, &skipped, &cut) ? -1 : 0;
+        for (size_t i = 0; rc == 0 && i < x.n; i++)
+            if (x.src[i].next_t > cut) x.src[i].next_t = cut; /* next_id stays: every row at cut is left */
+    }
+    long offset = f->offset - (long)skipped;
     /* first chunks: the page shared out over the ranges (then each range's doubles) */
-    long first = (f->offset + f->limit) / (long)(x.n ? x.n : 1) + 2;
+    long first = (offset + f->limit) / (long)(x.n ? x.n : 1) + 2;
     for (size_t i = 0; i < x.n; i++) x.src[i].chunk = first < 16 ? (int)first : 16;
     sqx_src **heap = NULL;
     size_t nheap = 0;
     if (rc == 0 && lo <= hi) rc = sqx_heap(&x, &heap, &nheap);
-    for (long i = 0; rc == 0 && nheap && i < f->offset + f->limit; i++) {
+    for (long i = 0; rc == 0 && nheap && i < offset + f->limit; i++) {
         int64_t id;
-        if ((rc = sqx_pop(&x, heap, &nheap, &id)) == 0 && i >= f->offset) rc = sqx_row(&x, id, rows);
+        if ((rc = sqx_pop(&x, heap, &nheap, &id)) == 0 && i >= offset) rc = sqx_row(&x, id, rows);
     }
     free(heap);
     for (size_t i = 0; i < x.n; i++) {
@@ -257,5 +406,9 @@ int sqx_query(sqlite3 *db, const store_filter *f, store_rows *rows, char *err, s
     sqlite3_finalize(x.range);
     sqlite3_finalize(x.none);
     sqlite3_finalize(x.row);
+    sqlite3_finalize(x.clean);
+    sqlite3_finalize(x.count_clean);
+    sqlite3_finalize(x.count_dirty);
+    sqlite3_finalize(x.count_none);
     return rc;
 }

@@ -26,6 +26,16 @@
  * type other than state_changed), and no entity or label. */
 int sqx_applies(const store_filter *f);
 
+/* domain= alone (home=, start=, end= allowed; no event_type) with offset > SQX_SKIP_ROWS:
+ * the newest rows the offset passes are mostly counted, not merged (issue 15: deep pages
+ * were 25-60x main's, docs/BENCHMARKS.md). Time windows, newest first, are counted over
+ * every range at once -- from events_entity_series alone for a range where the entity's
+ * spans (store_sqlite_domain.h, schema 12) prove every row is the filter's, with a check
+ * of each row's home and domain otherwise -- until at most SQX_SKIP_ROWS are left to skip;
+ * the merge goes on from there. The same rows as merging all of them. */
+#define SQX_SKIP_ROWS 512
+int sqx_skips(const store_filter *f);
+
 /* The page for f, newest first, into rows. 0, or -1 with the reason in err. */
 int sqx_query(sqlite3 *db, const store_filter *f, store_rows *rows, char *err, size_t errlen);
 

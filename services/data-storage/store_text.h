@@ -34,19 +34,30 @@ typedef struct store_text_span {
     size_t off, len;            /* in store_text_body.text */
 } store_text_span;
 
+/* What the body's one scan noted in an event (store_text.c): where the
+ * members storage reads are, and whether its text is its record as it is. */
+typedef struct store_text_note store_text_note;
+
 /* A validated body (borrowed text) and where its parts are. */
 typedef struct store_text_body {
     const char *text;
     size_t len;
     int canonical;              /* the text is already what json_text_dump() writes */
     store_text_span *ev;        /* each element of "events" (owned) */
-    size_t n;
+    store_text_note *note;      /* the first nnote events' (owned), beside ev: at most the body's
+                                   size in bytes and 8,192 events (store_text.c st_note_max) */
+    size_t n, nnote;
+    size_t nplain;              /* events whose text is their record (built from the scan's notes alone) */
     store_text_span dead;       /* the "dead_letters" array; len 0 = none */
     size_t ndead;
 } store_text_body;
 
-/* Validates text once and notes its events (at most max_batch) and dead
- * letters. 0: *t is ready (store_text_body_free); 1: declined, use the
+/* Validates text once and notes its events (at most max_batch), dead
+ * letters and each event's members storage reads (issue 15: no event is
+ * walked again unless its record differs from its text by more than the
+ * whitespace between tokens -- escapes, numbers written otherwise, event_id /
+ * stored_at / home_id members -- or it is past the notes' bound, see `note`
+ * above). 0: *t is ready (store_text_body_free); 1: declined, use the
  * general path for the whole body; -1: out of memory. *t is empty unless 0. */
 int store_text_scan(const char *text, size_t len, long max_batch, store_text_body *t);
 void store_text_body_free(store_text_body *t);

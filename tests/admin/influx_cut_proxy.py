@@ -15,7 +15,8 @@ the text in CUT_FILE is forwarded, applied by InfluxDB, and its answer lost.
 While CUT_FILE.block exists, a write whose body contains its text is not
 forwarded at all: 503. While CUT_FILE.hold exists, a write whose body contains
 its text waits (not yet forwarded: "held" is appended to CUT_FILE.log) until
-CUT_FILE.hold is removed, then goes on (answered 503 if CUT_FILE.block names it
+CUT_FILE.hold is removed or no longer names text in its body (replace it whole, e.g. by mv, to let some
+held writes go on and keep others: test_influx_feed_faults.sh), then goes on (answered 503 if CUT_FILE.block names it
 by then); every write's answer is logged once it
 was sent back ("answered <status> watched" when its body contains the text in
 CUT_FILE.watch, else "answered <status> -"), so a test can make a later batch
@@ -107,7 +108,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if not self._has(body, ".hold"):
             return False
         self._log("held")
-        while os.path.exists(CUT_FILE + ".hold"):
+        while self._has(body, ".hold"):
             time.sleep(0.02)
         return True
 

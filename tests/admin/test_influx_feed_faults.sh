@@ -10,7 +10,11 @@
 #  - a store written before the summary whose events name no entity restores (the legacy scan) without crashing;
 #  - a feed row with no entry (neither event_id nor e) does not end a scan early (a gap);
 #  - a feed page never answers a cursor below `after`, even when this process's first batch point is
-#    in InfluxDB while its batch is not finished.
+#    in InfluxDB while its batch is not finished;
+#  - four writes in flight (INFLUXDB_WRITES_INFLIGHT=4): a failed middle write fails exactly the batches whose
+#    duplicate check counted on it, answers keep their order, re-posts store nothing twice; more than the feed
+#    tracks open (8) is refused at start;
+#  - a duplicate check left to memory asks again when memory forgets (an earlier write fails) before its answer.
 # Usage: test_influx_feed_faults.sh /path/to/homeiq-data-storage
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/common.sh"
@@ -164,6 +168,91 @@ for i in 3 4 5 6; do check_eq "single-event batch $i" 200 "$(post "{\"events\":[
 PAGE=$(get '/api/v1/events/feed?after=0&limit=10')
 check_eq "a page after=0 past the row without entries holds all 6 events" 6 "$(jq '.events | length' <<<"$PAGE")"
 check_eq "... and its cursor is the head" "$(jq -r .head <<<"$PAGE")" "$(jq -r .cursor <<<"$PAGE")"
+stop_pid "$STORAGE_PID"
+
+# ---- 7. four writes in flight: a failed middle write fails exactly the batches that counted on it -----
+# (INFLUXDB_WRITES_INFLIGHT, session 10.) A, B, C, D written at once, held by the proxy; C repeats an event
+# of B and D one of A, so each one's duplicate check counts on that batch. B's answer is lost: B and C fail,
+# A and D are acknowledged; B and C re-posted (as ingestion does) store nothing twice. Answers keep order.
+DB=faults_four
+INFLUXDB_WRITES_INFLIGHT=4 INFLUXDB_TIMEOUT_MS=60000 start_storage # no held write times out
+check_eq "a first batch" 200 "$(post "{\"events\":[$(ev sensor.first 000701 n0)]}")"
+A="{\"events\":[$(ev sensor.na 000710 ctx-n-a1)]}"
+B="{\"events\":[$(ev sensor.nb 000720 ctx-n-b1),$(ev sensor.nb 000721 ctx-n-b2)]}"
+C="{\"events\":[$(ev sensor.nc 000730 ctx-n-c1),$(ev sensor.nb 000720 ctx-n-b1)]}"
+D="{\"events\":[$(ev sensor.nd 000740 ctx-n-d1),$(ev sensor.na 000710 ctx-n-a1)]}"
+post_to() { curl -s -o "$TEST_TMP/$1.body" -w '%{http_code}\n' -H 'Content-Type: application/json' --data-binary @- \
+  "$U/api/v1/events" <<<"$2" > "$TEST_TMP/$1.part"; mv "$TEST_TMP/$1.part" "$TEST_TMP/$1.code"; }
+hold() { echo "$1" > "$CUT.hold.new"; mv "$CUT.hold.new" "$CUT.hold"; } # whole: a held write never reads it empty
+held() { [ "$(grep -c '^held' "$CUT.log")" -ge "$1" ]; }
+rm -f "$TEST_TMP"/?.code "$CUT.hits"; : > "$CUT.log"
+hold "ctx-n-"; echo "ctx-n-b2" > "$CUT"; echo "ctx-n-" > "$CUT.watch"
+n=0
+for x in A B C D; do
+  n=$((n + 1))
+  (post_to "$x" "${!x}") &
+  wait_for 20 held $n || bail "$x's write is held beside the $((n - 1)) before it (4 writes in flight)"
+done
+hold "ctx-n-a1" # B, C and D go on to InfluxDB (B's answer lost), A still waits
+wait_for 20 bash -c "[ \$(grep -c '^answered 204 watched' '$CUT.log') -ge 2 ] && [ -s '$CUT.hits' ]" ||
+  bail "C and D written, B's answer lost"
+sleep 0.3 # a chance for a wrong early answer to arrive
+check_eq "B, C and D, written, are not answered before A" "" "$(ls "$TEST_TMP"/[BCD].code 2>/dev/null)"
+rm -f "$CUT.hold"
+wait_for 30 bash -c "ls '$TEST_TMP'/[ABCD].code >/dev/null 2>&1 && [ \$(ls '$TEST_TMP'/[ABCD].code | wc -l) = 4 ]" ||
+  bail "A, B, C and D are answered"
+check_eq "A 200, B 503 (its answer lost), C 503 (counted on B), D 200 (counted on A only)" "200 503 503 200" \
+  "$(cat "$TEST_TMP"/A.code "$TEST_TMP"/B.code "$TEST_TMP"/C.code "$TEST_TMP"/D.code | xargs)"
+check_eq "D: one stored, A's event a duplicate" "1 1" "$(jq -r '"\(.stored) \(.duplicates)"' "$TEST_TMP/D.body")"
+rm -f "$CUT" "$CUT.watch"
+post_to B "$B"; post_to C "$C"
+check_eq "B and C re-posted: acknowledged" "200 200" "$(cat "$TEST_TMP"/B.code "$TEST_TMP"/C.code | xargs)"
+check_eq "... each finding its events already stored (InfluxDB applied them)" "0 2 0 2" \
+  "$(jq -r '"\(.stored) \(.duplicates)"' "$TEST_TMP/B.body" "$TEST_TMP/C.body" | xargs)"
+check_eq "each event stored once" "1 2 1 1" \
+  "$(for e in na nb nc nd; do iql_n "SELECT count(event_id) FROM home_assistant_events WHERE entity_id = 'sensor.$e'"; done | xargs)"
+check_eq "/health: four writes in flight at most" 4 "$(curl -s "$U/health" | jq -r .backend.writes.in_flight_max)"
+stop_pid "$STORAGE_PID"
+# the feed keeps INFLUX_WRITES_MAX (8) batches open: one more in flight would not hold its head back, and a reader
+# at the head would skip the rest of that batch (review inflight-1 F1: the range went to 16)
+INFLUXDB_WRITES_INFLIGHT=9 DATA_STORAGE_PORT=$PORT DATA_DIR=$TEST_TMP/data-nine timeout 10 "$BIN" > "$TEST_TMP/nine.log" 2>&1
+check_eq "INFLUXDB_WRITES_INFLIGHT=9 (more than the feed tracks open): data-storage does not start" 1 "$?"
+check "... and says why" grep -q 'INFLUXDB_WRITES_INFLIGHT=9 is not an integer in \[1, 8\]' "$TEST_TMP/nine.log"
+check_eq "--help: INFLUXDB_WRITES_INFLIGHT's range is 1..8" 1 "$("$BIN" --help 2>&1 | grep -c 'INFLUXDB_WRITES_INFLIGHT .*; 1\.\.8)$')"
+
+# ---- 8. a duplicate check left to memory, memory forgetting before its answer: asked again ---------------
+# (review inflight-1 F5.) X is stored and remembered; C re-posts it beside an event below memory's horizon, so
+# C's check asks InfluxDB about that one only (X is left to memory). The query is held while A, written before
+# C, fails: memory forgets everything. Before: C found X neither asked nor remembered, wrote it again and
+# answered it stored (a second feed entry). Now C asks again about what it had left to memory.
+DB=faults_replan
+start_storage
+check_eq "a first batch" 200 "$(post "{\"events\":[$(ev sensor.first 000801 r0)]}")"
+echo "ctx-r-f" > "$CUT.block"
+check_eq "F refused by the proxy: memory's horizon rises above it" 503 "$(post "{\"events\":[$(ev sensor.f 000850 ctx-r-f)]}")"
+rm -f "$CUT.block"
+X=$(ev sensor.x 000860 ctx-r-x)
+check_eq "X stored (above the horizon: remembered)" 200 "$(post "{\"events\":[$X]}")"
+rm -f "$TEST_TMP"/r?.code "$CUT.hits"; : > "$CUT.log"
+hold "ctx-r-a"
+(post_to ra "{\"events\":[$(ev sensor.ra 000870 ctx-r-a)]}") &
+wait_for 20 held 1 || bail "A's write is held"
+echo "$(date -u -d "$T" +%s)000810000" > "$CUT.qhold" # C's query: the event at .000810, below the horizon
+(post_to rc "{\"events\":[$X,$(ev sensor.old 000810 ctx-r-old)]}") &
+wait_for 20 grep -q '^qheld' "$CUT.log" || bail "C's duplicate check (X left to memory) is held"
+echo "ctx-r-a" > "$CUT.block"; rm -f "$CUT.hold"
+wait_for 20 test -s "$TEST_TMP/ra.code" || bail "A is answered"
+check_eq "A fails while C's check waits (memory forgets)" 503 "$(cat "$TEST_TMP/ra.code")"
+rm -f "$CUT.qhold" "$CUT.block"
+wait_for 20 test -s "$TEST_TMP/rc.code" || bail "C is answered"
+check_eq "C is acknowledged" 200 "$(cat "$TEST_TMP/rc.code")"
+check_eq "C: the old event stored, X a duplicate (asked again, not written twice)" "1 1" \
+  "$(jq -r '"\(.stored) \(.duplicates)"' "$TEST_TMP/rc.body")"
+check_eq "X has one feed entry in InfluxDB (homeiq_feed)" 1 \
+  "$(iql 'SELECT e FROM homeiq_feed' | jq '[.results[0].series[0].values[] | (.[1] // "") | split("\n")[] | select(contains("\tsensor.x\t"))] | length')"
+wait_for 10 bash -c "[ \"\$(curl -s '$U/api/v1/stats' | jq -r .events_total)\" = 3 ]"
+check_eq "events_total counts first, X and the old event" 3 "$(stats .events_total)"
+check_eq "/health: C's check planned again" 1 "$(curl -s "$U/health" | jq -r .backend.duplicate_check.planned_again)"
 stop_pid "$STORAGE_PID"
 
 finish

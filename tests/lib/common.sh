@@ -210,6 +210,19 @@ check_eq() { # check_eq "description" EXPECTED ACTUAL
   else FAILS=$((FAILS + 1)); echo "not ok - $1: expected [$2], got [$3]"; fi
 }
 
+# post_home_batches URL FILE... : POSTs each JSON batch to URL/api/v1/events, a file named
+# *-cabin.json as home "cabin" (X-HomeIQ-Home), any other as the default home; prints the
+# total of the answers' "stored" (a failed POST counts 0, so the caller's check fails).
+post_home_batches() {
+  local url=$1 f n total=0; shift
+  for f in "$@"; do
+    local H=(); case $f in *-cabin.json) H=(-H 'X-HomeIQ-Home: cabin') ;; esac
+    n=$(curl -s -XPOST "$url/api/v1/events" -H 'Content-Type: application/json' "${H[@]}" --data-binary "@$f" | jq '.stored // 0')
+    total=$((total + ${n:-0}))
+  done
+  echo "$total"
+}
+
 # skip "what could not run, and why" : a check that cannot run here (a missing
 # tool). Never a pass: the script ends with 77 (ctest: skipped) unless a check
 # failed, and `make test` fails on any skip.

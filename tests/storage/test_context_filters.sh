@@ -69,12 +69,7 @@ for k in range(12):
         with open("%s/b%02d-%s.json" % (out, k, h or "default"), "w") as f:
             json.dump(body, f)
 PY
-stored=0
-for f in "$TEST_TMP"/batches/*.json; do
-  H=(); case $f in *-cabin.json) H=(-H 'X-HomeIQ-Home: cabin') ;; esac
-  n=$(curl -s -XPOST "$U/api/v1/events" -H 'Content-Type: application/json' "${H[@]}" --data-binary "@$f" | jq '.stored')
-  stored=$((stored + n))
-done
+stored=$(post_home_batches "$U" "$TEST_TMP"/batches/*.json)
 check "the events are stored (some share an identity)" test "$stored" -gt 650
 DB=$TEST_TMP/data/events.db
 

@@ -72,8 +72,12 @@ static void test_failed_write(void **state) {
     influx_recent *r = influx_recent_new();
     influx_recent_probed(r, 0, 0);
     stored(r, 1, 2000000);
+    unsigned long long e = influx_recent_epoch(r);
     influx_recent_sending(r, 9000500); /* sent, then the write failed */
+    assert_true(influx_recent_epoch(r) == e); /* learning and sending forget nothing */
     influx_recent_failed(r);
+    assert_true(influx_recent_epoch(r) != e); /* a check planned before it plans again (review inflight-1 F5) */
+    e = influx_recent_epoch(r);
     assert_false(has(r, 1));
     assert_false(influx_recent_covers(r, 2000));
     assert_false(influx_recent_covers(r, 9000)); /* the failed write's microsecond */
@@ -81,6 +85,7 @@ static void test_failed_write(void **state) {
     assert_false(influx_recent_needs_probe(r));
     /* the database is gone: probe again */
     influx_recent_reset(r);
+    assert_true(influx_recent_epoch(r) != e);
     assert_true(influx_recent_needs_probe(r));
     assert_false(influx_recent_covers(r, 9001));
     influx_recent_free(r);
@@ -92,7 +97,11 @@ static void test_eviction(void **state) {
     influx_recent *r = influx_recent_new();
     influx_recent_probed(r, 0, 0);
     int n = 2 * INFLUX_RECENT_GEN + 1;
-    for (int i = 0; i < n; i++) stored(r, i, (uint64_t)(i + 1) * 1000);
+    unsigned long long e = influx_recent_epoch(r);
+    for (int i = 0; i < 2 * INFLUX_RECENT_GEN; i++) stored(r, i, (uint64_t)(i + 1) * 1000);
+    assert_true(influx_recent_epoch(r) == e); /* two generations full, none dropped yet */
+    stored(r, n - 1, (uint64_t)n * 1000);
+    assert_true(influx_recent_epoch(r) != e); /* the first generation dropped: forgotten */
     assert_false(has(r, 0));                              /* first generation dropped */
     assert_false(has(r, INFLUX_RECENT_GEN - 1));
     assert_true(has(r, INFLUX_RECENT_GEN));               /* second kept */

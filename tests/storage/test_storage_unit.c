@@ -366,6 +366,55 @@ static void text_same_as_general(const char *body, int expect_fast) {
     json_decref(tree);
 }
 
+/* A spaced event with `runs` whitespace runs, all before the members the
+ * SQLite writer reads (so their noted offsets move by every run): st_squeeze
+ * maps up to 512 runs, more take the walk -- the same record either way. */
+static char *spaced_event_body(int runs) {
+    sbuf b;
+    sbuf_init(&b);
+    const char *head = "[{\"event_type\":\"state_changed\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"attributes\":{\"a\":[";
+    sbuf_add(&b, head, strlen(head));
+    for (int i = 0; i < runs; i++) sbuf_add(&b, i ? ", 1" : "1", i ? 3 : 1); /* runs - 1, one more after entity_id */
+    sbuf_printf(&b, "]},\"entity_id\": \"sensor.g%d\",\"state\":\"on\",\"area_id\":\"k\",\"labels\":[\"x\"]}]", runs);
+    assert_false(sbuf_failed(&b));
+    return b.data;
+}
+
+/* Review F1: the scan's notes are bounded -- at most the body's bytes (or 256
+ * events') and 8,192 events' -- and the events past the bound are walked,
+ * giving the same records; a spaced event past 512 whitespace runs (F2) too. */
+static void test_text_bounds(void **st) {
+    (void)st;
+    const int runs[] = {511, 512, 513, 600};
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        char *body = spaced_event_body(runs[i]);
+        store_text_body tb;
+        assert_int_equal(store_text_scan(body, strlen(body), 10000, &tb), 0);
+        assert_int_equal(tb.nplain, 1); /* noted as plain: squeezed when it fits, else walked */
+        store_text_body_free(&tb);
+        text_same_as_general(body, 1);
+        free(body);
+    }
+    /* 3,000 small events (~285 KB): notes for the first ~1,500 only; plain, spaced and walked events on both sides */
+    sbuf b;
+    sbuf_init(&b);
+    sbuf_addc(&b, '[');
+    for (int i = 0; i < 3000; i++)
+        sbuf_printf(&b, "%s{\"event_type\":\"e\",\"time_fired\":\"2025-06-14T08:%02d:%02dZ\",\"entity_id\":\"s.a%d\"%s}",
+                    i ? "," : "", i / 60 % 60, i % 60, i,
+                    i % 7 == 3 ? ",\"state\": \"x\",\"attributes\":{\"a\": [1, 2]}" : i % 11 == 5 ? ",\"event_id\":\"d\"" : ",\"area_id\":\"k\"");
+    sbuf_addc(&b, ']');
+    assert_false(sbuf_failed(&b));
+    store_text_body tb;
+    assert_int_equal(store_text_scan(b.data, b.len, 10000, &tb), 0);
+    assert_int_equal(tb.n, 3000);
+    assert_true(tb.nnote >= 256 && tb.nnote < tb.n && tb.nnote <= b.len / 100); /* notes are ~184 bytes each */
+    assert_true(tb.nplain > 0 && tb.nplain < tb.nnote);
+    store_text_body_free(&tb);
+    text_same_as_general(b.data, 1);
+    sbuf_free(&b);
+}
+
 /* Issue 15: a body taken in pieces (store_text_scan, then ranges) gives the
  * items the whole body gives, and notes its dead letters for the last piece. */
 static void test_text_pieces(void **st) {
@@ -421,6 +470,27 @@ static void test_text_prepare(void **st) {
                          "\"2025-06-14T08:33:20Z\",\"entity_id\":null,\"stored_at\":1} ] ",
                          1);
     text_same_as_general("{\"events\":[]}", 1);
+    /* issue 15: one body, each event its own way -- plain (built from the scan's notes), spaced, with a member
+     * storage drops, with an escaped key (walked); multibyte ids and strings; spaces between the events only */
+    const char *mixed = "{\"events\": [ {\"event_type\":\"state_changed\",\"entity_id\":\"sensor.k\xc3\xbc""che_\xf0\x9f\x8f\xa0\","
+                        "\"time_fired\":\"2025-06-14T08:33:20Z\",\"state\":\"\xc3\xa9t\xc3\xa9\",\"value\":1.5,\"area_id\":\"k\","
+                        "\"attributes\":{\"a\":[1,{\"state\":2}]},\"labels\":[\"x\"]} ,"
+                        "{\"event_type\":\"state_changed\",\"entity_id\":\"sensor.b\",\"time_fired\":\"2025-06-14T08:33:21Z\","
+                        "\"state\": \"2\"},"
+                        "{\"event_type\":\"e\",\"time_fired\":\"2025-06-14T08:33:22Z\",\"event_id\":\"x\",\"state_class\":\"total\"},"
+                        "{\"event_type\":\"e\",\"time_fired\":\"2025-06-14T08:33:23Z\",\"st\\u0061te\":\"3\"},"
+                        "{\"event_type\":\"call_service\",\"time_fired\":\"2025-06-14T08:33:24Z\",\"context_id\":\"c\\n\","
+                        "\"data\":{\"entity_id\":\"light.a\"},\"platform\":null}]}";
+    text_same_as_general(mixed, 1);
+    store_text_body tb;
+    assert_int_equal(store_text_scan(mixed, strlen(mixed), 10000, &tb), 0);
+    assert_int_equal(tb.n, 5);
+    assert_int_equal(tb.nplain, 3); /* the first, the spaced one (squeezed) and the last; the others walked */
+    store_text_body_free(&tb);
+    /* a wrong type in a plain-looking event, an overflowing real anywhere: declined as before */
+    text_same_as_general("[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\"},"
+                         "{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"state_class\":[]}]", 0);
+    text_same_as_general("[{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\",\"attributes\":{\"a\":1e400}}]", 0);
     /* declined: the general path owns these */
     const char *decline[] = {
         "", "{}", "{\"event_type\":\"x\",\"time_fired\":\"2025-06-14T08:33:20Z\"}", "[1]", "[{}]",
@@ -678,7 +748,7 @@ static void g_respace(sbuf *o, const char *in, size_t n) {
     }
 }
 
-static size_t g_ok, g_decline, g_reject, g_bad, g_bodies_text, g_bodies_declined, g_spaced_ok, g_multi_text;
+static size_t g_ok, g_decline, g_reject, g_bad, g_bodies_text, g_bodies_declined, g_spaced_ok, g_multi_text, g_plain;
 
 /* The body both ways, against the expectation: `want[i]` per event, `body_cat`
  * GEN_OK unless the body itself (dead letters) sends it to the general path. */
@@ -706,6 +776,10 @@ static void g_check(const char *body, size_t len, const int *want, size_t n, int
     if (all == GEN_OK) {
         if (trc != 0) fail_msg("the text path declined a plain body: %.*s", (int)len, body);
         g_bodies_text++;
+        store_text_body tb; /* how many were built from the scan's notes alone (the rest walked) */
+        assert_int_equal(store_text_scan(body, len, 10000, &tb), 0);
+        g_plain += tb.nplain;
+        store_text_body_free(&tb);
         if (n > 1) g_multi_text++;
         assert_int_equal(t.nitems, g.nitems);
         assert_int_equal(t.ndead, 0);
@@ -721,6 +795,12 @@ static void g_check(const char *body, size_t len, const int *want, size_t n, int
             assert_string_equal(a->domain, e->domain);
             if (e->entity_id) assert_string_equal(a->entity_id, e->entity_id);
             else assert_null(a->entity_id);
+            /* the writer's members, noted by the body's scan (plain events) or the walk = a walk of the stored text */
+            record_fields scanned;
+            assert_int_equal(record_fields_scan(&scanned, e->json, e->json_len), 0);
+            assert_true(a->fields.noted);
+            if (memcmp(a->fields.off, scanned.off, sizeof scanned.off) || memcmp(a->fields.len, scanned.len, sizeof scanned.len))
+                fail_msg("event %zu: record fields differ: %s", i, e->json);
         }
         store_batch_free(&t);
     } else {
@@ -802,6 +882,8 @@ static void test_text_generated(void **st) {
     print_message("generated records: %zu text path (%zu spaced), %zu declined but stored, %zu rejected, %zu not JSON; "
                   "bodies (single events included): %zu text path (%zu of several events), %zu general path\n",
                   g_ok, g_spaced_ok, g_decline, g_reject, g_bad, g_bodies_text, g_multi_text, g_bodies_declined);
+    print_message("events built from the body scan's notes alone: %zu\n", g_plain);
+    assert_true(g_plain >= 50); /* both ways compared: noted (compact, nothing dropped) and walked */
     assert_true(g_ok >= 2000);
     assert_true(g_spaced_ok >= 600);
     assert_true(g_decline >= 100);
@@ -933,7 +1015,7 @@ int main(void) {
         cmocka_unit_test(test_lineproto_field_string), cmocka_unit_test(test_influxql_string),
         cmocka_unit_test(test_json_exact),        cmocka_unit_test(test_filter_params),
         cmocka_unit_test(test_batch_prepare),     cmocka_unit_test(test_text_prepare),     cmocka_unit_test(test_text_generated),
-        cmocka_unit_test(test_text_pieces),       cmocka_unit_test(test_influx_point_text),
+        cmocka_unit_test(test_text_pieces),       cmocka_unit_test(test_text_bounds),       cmocka_unit_test(test_influx_point_text),
         cmocka_unit_test(test_influx_event_fields_parse),
         cmocka_unit_test(test_sqlite_store),        cmocka_unit_test(test_influx_feed),
     };

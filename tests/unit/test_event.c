@@ -171,6 +171,21 @@ static void test_event_id_known_answers_v2(void **state) {
         assert_string_equal(id, cases[i].event_id);
         json_decref(r);
     }
+    /* parts longer than the joined buffer (hashed part by part) and just within it; 487 and 488: exactly 512
+     * and 513 joined bytes (n + 25), the buffer's edge (review N1):
+     * printf '%s\x1f\x1f2025-06-14T08:33:20Z\x1fc\x1f' "$(printf 'x%.0s' $(seq 600))" | sha256sum */
+    static const struct {
+        size_t n;
+        const char *event_id;
+    } longs[] = {{600, "d7213369811e401404e3123fa543d54e"}, {480, "7ae4fa13145e16d30854f67181cac0b3"},
+                 {487, "90d6cb8f7327fce4a49881c2869e9d58"}, {488, "bbdf499cfef3616785a3490076347d24"}};
+    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
+        char type[601], id[EVENT_ID_LEN];
+        memset(type, 'x', longs[i].n);
+        type[longs[i].n] = '\0';
+        assert_int_equal(event_identity_parts(type, "", "2025-06-14T08:33:20Z", "c", id), 0);
+        assert_string_equal(id, longs[i].event_id);
+    }
 }
 
 static void test_record_check(void **state) {

@@ -281,6 +281,56 @@ static void test_collect_items(void **state) {
     }
 }
 
+/* jscan_check_items: each item's members and end (with its own notes) in the
+ * validating pass, the top-level members after them; only the items_key
+ * array of a top-level object (or a bare array) holds items. */
+typedef struct items_seen {
+    char log[512];
+    size_t n;
+} items_seen;
+
+static void items_add(items_seen *s, const char *tag, const char *k, size_t kl, const char *v, size_t vl) {
+    s->n += (size_t)snprintf(s->log + s->n, sizeof s->log - s->n, "%s%.*s=%.*s;", tag, (int)kl, k ? k : "", (int)vl, v);
+}
+static int items_top(const char *k, size_t kl, const char *v, size_t vl, void *arg) {
+    items_add(arg, "T:", k, kl, v, vl > 3 ? 3 : vl);
+    return 0;
+}
+static int items_member(const char *k, size_t kl, const char *v, size_t vl, void *arg) {
+    items_add(arg, "M:", k, kl, v, vl);
+    return 0;
+}
+static void items_end(const char *v, size_t vl, unsigned notes, void *arg) {
+    items_seen *s = arg;
+    s->n += (size_t)snprintf(s->log + s->n, sizeof s->log - s->n, "E%zu/%u;", vl, notes);
+    (void)v;
+}
+
+static void test_check_items(void **state) {
+    (void)state;
+    items_seen s;
+    jscan_items h = {"events", items_top, items_member, items_end, &s};
+    unsigned notes;
+    memset(&s, 0, sizeof s);
+    const char *t = "{\"x\":{\"events\":[{\"no\":1}]},\"events\": [{\"a\":1,\"b\":{\"c\":2}}, 5,{\"d\" : \"e\"}],\"y\":[{\"z\":0}]}";
+    assert_int_equal(jscan_check_items(t, strlen(t), &h, JSCAN_NOTE_CANONICAL, &notes), 0);
+    assert_string_equal(s.log, "T:x={\"e;M:a=1;M:b={\"c\":2};E19/0;E1/0;M:d=\"e\";E11/1;T:events=[{\";T:y=[{\";");
+    assert_true(notes & JSCAN_NOTE_WS);
+    memset(&s, 0, sizeof s);
+    const char *arr = " [{\"k\":1.50},[{\"j\":1}]] ";
+    assert_int_equal(jscan_check_items(arr, strlen(arr), &h, JSCAN_NOTE_CANONICAL, &notes), 0);
+    assert_string_equal(s.log, "M:k=1.50;E10/8;E9/0;");
+    /* not valid: -1, whatever ran before */
+    const char *bad[] = {"{\"events\":[{\"a\":1,}]}", "[{\"a\":01}]", "{\"events\":[]", "7 8"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        memset(&s, 0, sizeof s);
+        assert_int_equal(jscan_check_items(bad[i], strlen(bad[i]), &h, 0, &notes), -1);
+    }
+    memset(&s, 0, sizeof s);
+    assert_int_equal(jscan_check_items("\"events\"", 8, &h, 0, &notes), 0); /* a scalar: valid, no items */
+    assert_string_equal(s.log, "");
+}
+
 /* The repeated-key note against brute force: objects (and an object nested
  * in each) of random short keys, many of which collide in the scanner's key
  * filter (same length, first and last byte) without being equal. */
@@ -341,6 +391,7 @@ int main(void) {
         cmocka_unit_test(test_real_note_matches_printing),
         cmocka_unit_test(test_real_zero_text),
         cmocka_unit_test(test_collect_items),
+        cmocka_unit_test(test_check_items),
         cmocka_unit_test(test_dup_key_note),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
